@@ -1,0 +1,350 @@
+//! `airlock run`: bubblewrap-style flags turned into a spec, then the
+//! library's spawn. Mount flags apply in the order given, as in bwrap.
+
+use airlock::spec::{self, FileMode, Mount, Root, SandboxSpec};
+use airlock::{Error, FailureKind, Sandbox, SpawnOptions};
+use clap::{ArgMatches, Args};
+use std::process::ExitCode;
+
+/// Exit status when airlock itself refuses or fails.
+pub const EXIT_REFUSED: u8 = 125;
+
+/// Run a program in a sandbox.
+///
+/// With no --rootfs, the sandbox sees the host's system directories
+/// (/usr, /bin, /sbin, /lib*, /etc) read-only, a fresh /proc, a minimal /dev
+/// and a private /tmp, and nothing else of the host: no /home, /root, /var,
+/// /run, and not the current directory. Mount flags add to that view, in
+/// the order given.
+///
+/// Exit status: the program's own; 128+N when it dies of signal N; 125 when
+/// airlock refuses or fails; 126 when the program cannot be executed; 127
+/// when it is not found.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  airlock run -- sh -c 'id; hostname; ls /'\n  airlock run --bind ./out /out -- make -C /src\n  airlock run --print-spec -- true > spec.json && airlock run --spec spec.json"
+)]
+pub struct RunArgs {
+    /// Run a spec file (JSON or TOML); flags given with it override it.
+    #[arg(long, value_name = "FILE", help_heading = "Spec")]
+    spec: Option<String>,
+    /// Print the full resolved spec as JSON and exit without running.
+    #[arg(long, help_heading = "Spec")]
+    print_spec: bool,
+    /// Print a trace of the setup steps on stderr.
+    #[arg(short, long, help_heading = "Spec")]
+    verbose: bool,
+
+    /// Use DIR as the sandbox's root instead of a fresh tmpfs.
+    #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
+    rootfs: Option<String>,
+    /// Make the --rootfs read-only.
+    #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
+    rootfs_readonly: bool,
+    /// Start from an empty root: no default view of the host.
+    #[arg(long, help_heading = "Filesystem")]
+    no_default_view: bool,
+    /// Bind SRC to DST, writable.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    bind: Vec<String>,
+    /// Bind SRC to DST, read-only.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    ro_bind: Vec<String>,
+    /// Bind SRC to DST, writable, with device nodes usable.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    dev_bind: Vec<String>,
+    /// Mount a fresh tmpfs on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    tmpfs: Vec<String>,
+    /// Mount a fresh procfs on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    proc: Vec<String>,
+    /// Mount a minimal /dev on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    dev: Vec<String>,
+    /// Mount a POSIX message queue filesystem on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    mqueue: Vec<String>,
+    /// Create the directory DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    dir: Vec<String>,
+    /// Create the symlink DST pointing to TARGET.
+    #[arg(long, num_args = 2, value_names = ["TARGET", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    symlink: Vec<String>,
+
+    /// Set an environment variable.
+    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"], action = clap::ArgAction::Append, help_heading = "Process")]
+    setenv: Vec<String>,
+    /// Remove an environment variable.
+    #[arg(long, value_name = "KEY", action = clap::ArgAction::Append, help_heading = "Process")]
+    unsetenv: Vec<String>,
+    /// Start from an empty environment instead of the caller's.
+    #[arg(long, help_heading = "Process")]
+    clearenv: bool,
+    /// Working directory inside the sandbox (default /).
+    #[arg(long, value_name = "DIR", help_heading = "Process")]
+    chdir: Option<String>,
+    /// User id inside the sandbox.
+    #[arg(long, value_name = "N", help_heading = "Process")]
+    uid: Option<u32>,
+    /// Group id inside the sandbox.
+    #[arg(long, value_name = "N", help_heading = "Process")]
+    gid: Option<u32>,
+    /// Run the program as PID 1 instead of airlock's init.
+    #[arg(long, help_heading = "Process")]
+    as_pid1: bool,
+    /// Keep the caller's session (and terminal); allows TIOCSTI injection.
+    #[arg(long, help_heading = "Process")]
+    keep_session: bool,
+    /// Keep this capability (repeatable), e.g. CAP_NET_BIND_SERVICE.
+    #[arg(long, value_name = "CAP", action = clap::ArgAction::Append, help_heading = "Process")]
+    cap_add: Vec<String>,
+
+    /// Hostname inside the sandbox.
+    #[arg(long, value_name = "NAME", help_heading = "Namespaces")]
+    hostname: Option<String>,
+    /// Share the host's network namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    share_net: bool,
+    /// Share the host's PID namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    share_pid: bool,
+    /// Share the host's IPC namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    share_ipc: bool,
+    /// Share the host's UTS namespace (hostname).
+    #[arg(long, help_heading = "Namespaces")]
+    share_uts: bool,
+    /// Share the host's cgroup namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    share_cgroup: bool,
+    /// Share the host's time namespace (clocks).
+    #[arg(long, help_heading = "Namespaces")]
+    share_time: bool,
+    /// Share the host's user namespace (root only: the program runs with host ids).
+    #[arg(long, help_heading = "Namespaces")]
+    share_user: bool,
+
+    /// Acknowledge a guardrail finding by its code (see `airlock check --list`).
+    #[arg(long, value_name = "CODE", action = clap::ArgAction::Append, help_heading = "Guardrails")]
+    allow_unsafe: Vec<String>,
+
+    /// The program and its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<String>,
+}
+
+/// Mount flags with the position they were given at, so they apply in order.
+fn ordered_mounts(m: &ArgMatches) -> Vec<(usize, &'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    for id in [
+        "bind", "ro_bind", "dev_bind", "tmpfs", "proc", "dev", "mqueue", "dir", "symlink",
+    ] {
+        let (Some(occ), Some(idx)) = (m.get_occurrences::<String>(id), m.indices_of(id)) else {
+            continue;
+        };
+        let idx: Vec<usize> = idx.collect();
+        let mut i = 0;
+        for values in occ {
+            let values: Vec<String> = values.cloned().collect();
+            out.push((idx[i], id, values.clone()));
+            i += values.len();
+        }
+    }
+    out.sort_by_key(|(i, _, _)| *i);
+    out
+}
+
+/// Make a host path absolute against the current directory (as bwrap
+/// does); the guardrails later judge the canonical path.
+fn absolute_source(src: &str) -> String {
+    if src.starts_with('/') {
+        return src.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(src).to_string_lossy().into_owned(),
+        Err(_) => src.to_string(),
+    }
+}
+
+fn to_mount(kind: &str, v: &[String]) -> Mount {
+    let bind = |readonly, devices| Mount::Bind {
+        source: absolute_source(&v[0]),
+        destination: v[1].clone(),
+        readonly,
+        devices,
+    };
+    match kind {
+        "bind" => bind(false, false),
+        "ro_bind" => bind(true, false),
+        "dev_bind" => bind(false, true),
+        "tmpfs" => Mount::Tmpfs {
+            destination: v[0].clone(),
+            size: None,
+            mode: Some(FileMode(0o755)),
+        },
+        "proc" => Mount::Proc {
+            destination: v[0].clone(),
+        },
+        "dev" => Mount::Dev {
+            destination: v[0].clone(),
+        },
+        "mqueue" => Mount::Mqueue {
+            destination: v[0].clone(),
+        },
+        "dir" => Mount::Dir {
+            destination: v[0].clone(),
+            mode: None,
+        },
+        "symlink" => Mount::Symlink {
+            target: v[0].clone(),
+            destination: v[1].clone(),
+        },
+        _ => unreachable!("ordered_mounts only yields mount flags"),
+    }
+}
+
+fn read_spec_file(path: &str) -> Result<SandboxSpec, String> {
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("reading the spec from stdin: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("reading the spec {path}: {e}"))?
+    };
+    spec::from_str_auto(&text).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Turn the flags into the spec they describe.
+pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
+    let mut s = match &a.spec {
+        Some(path) => read_spec_file(path)?,
+        None => {
+            let mut s = SandboxSpec::default();
+            s.process.inherit_env = true;
+            s
+        }
+    };
+    if let Some(dir) = &a.rootfs {
+        s.filesystem.root = Root::Path {
+            path: absolute_source(dir),
+            readonly: a.rootfs_readonly,
+        };
+    } else if a.spec.is_none() && !a.no_default_view {
+        s.filesystem.mounts.extend(spec::default_view());
+    }
+    for (_, kind, values) in ordered_mounts(m) {
+        s.filesystem.mounts.push(to_mount(kind, &values));
+    }
+    if !a.command.is_empty() {
+        s.process.args = a.command.clone();
+    }
+    if a.clearenv {
+        s.process.inherit_env = false;
+        s.process.env.clear();
+    }
+    for kv in a.setenv.chunks(2) {
+        s.process.env.insert(kv[0].clone(), kv[1].clone());
+    }
+    for k in &a.unsetenv {
+        s.process.env.remove(k);
+        if !s.process.unset_env.contains(k) {
+            s.process.unset_env.push(k.clone());
+        }
+    }
+    if let Some(d) = &a.chdir {
+        s.process.cwd = d.clone();
+    }
+    if a.uid.is_some() {
+        s.process.uid = a.uid;
+    }
+    if a.gid.is_some() {
+        s.process.gid = a.gid;
+    }
+    if let Some(h) = &a.hostname {
+        s.hostname = h.clone();
+    }
+    if a.as_pid1 {
+        s.init = spec::InitMode::Workload;
+    }
+    if a.keep_session {
+        s.new_session = false;
+    }
+    let ns = &mut s.namespaces;
+    for (share, flag) in [
+        (&mut ns.net, a.share_net),
+        (&mut ns.pid, a.share_pid),
+        (&mut ns.ipc, a.share_ipc),
+        (&mut ns.uts, a.share_uts),
+        (&mut ns.cgroup, a.share_cgroup),
+        (&mut ns.time, a.share_time),
+        (&mut ns.user, a.share_user),
+    ] {
+        if flag {
+            *share = false;
+        }
+    }
+    for c in &a.cap_add {
+        // Canonical spelling in the spec; unknown names are reported by
+        // validation with the field they are in.
+        let name = spec::parse_capability(c)
+            .map(|cap| cap.to_string())
+            .unwrap_or_else(|_| c.clone());
+        if !s.capabilities.contains(&name) {
+            s.capabilities.push(name);
+        }
+    }
+    for code in &a.allow_unsafe {
+        if !s.allow_unsafe.contains(code) {
+            s.allow_unsafe.push(code.clone());
+        }
+    }
+    Ok(s)
+}
+
+fn refuse(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("airlock: error: {msg}");
+    ExitCode::from(EXIT_REFUSED)
+}
+
+pub fn main(a: RunArgs, m: &ArgMatches) -> ExitCode {
+    let spec = match build_spec(&a, m) {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
+    };
+    if a.print_spec {
+        println!("{}", spec.to_json_pretty());
+        return ExitCode::SUCCESS;
+    }
+    let opts = SpawnOptions {
+        runner: std::env::current_exe().ok(),
+        verbose: a.verbose,
+    };
+    let sandbox = match Sandbox::spawn_with(&spec, &opts) {
+        Ok(s) => s,
+        Err(Error::Setup(e)) => {
+            eprintln!("airlock: error: {e}");
+            return ExitCode::from(match e.kind {
+                FailureKind::NotFound => 127,
+                FailureKind::NotExecutable => 126,
+                FailureKind::Setup => EXIT_REFUSED,
+            });
+        }
+        Err(e) => return refuse(e),
+    };
+    if a.verbose {
+        for step in sandbox.trace() {
+            eprintln!("airlock: {step}");
+        }
+    }
+    airlock::runner::signals::forward_to(sandbox.pid() as i32, spec.new_session);
+    match sandbox.wait() {
+        Ok(r) => ExitCode::from(r.code.clamp(0, 255) as u8),
+        Err(e) => refuse(e),
+    }
+}

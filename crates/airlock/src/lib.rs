@@ -1,0 +1,31 @@
+//! airlock: a programmable Linux sandbox.
+//!
+//! The pipeline every surface shares:
+//! [`spec`] (pure data) → [`check`] (guardrails, pure) → [`plan`] (pure) →
+//! [`runner`] (the only place that makes setup syscalls, in an exec'd
+//! single-threaded helper) → [`Sandbox`] (the caller's handle).
+//!
+//! ```no_run
+//! use airlock::{Sandbox, SandboxSpec};
+//! let spec = SandboxSpec::builder()
+//!     .args(["sh", "-c", "id; hostname"])
+//!     .default_view()
+//!     .build();
+//! let sandbox = Sandbox::spawn(&spec)?;
+//! let status = sandbox.wait()?;
+//! assert_eq!(status.code, 0);
+//! # Ok::<(), airlock::Error>(())
+//! ```
+
+pub mod check;
+mod error;
+pub mod plan;
+pub mod runner;
+mod sandbox;
+pub mod spec;
+mod sys;
+
+pub use error::Error;
+pub use runner::report::{FailureKind, SetupError};
+pub use sandbox::{ExitReport, Sandbox, SpawnOptions};
+pub use spec::SandboxSpec;

@@ -1,0 +1,147 @@
+//! Inside the new namespaces: the setup sequence, top to bottom in the
+//! order the kernel needs it, then our init or the workload.
+//!
+//! This process is PID 1 of the sandbox. It runs as root of the new user
+//! namespace (all capabilities there, none on the host) until it forks the
+//! workload, then drops everything and only reaps and forwards signals.
+
+use super::report::{Reporter, SetupError, StepExt};
+use super::{exec, identity, mount, net, signals, time};
+use crate::plan::Plan;
+use crate::spec::InitMode;
+use std::os::fd::OwnedFd;
+
+/// Run the sandbox side. Never returns.
+pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
+    match setup(plan, go, report) {
+        Ok(()) => {}
+        Err(e) => {
+            report.failed(&e);
+            std::process::exit(125);
+        }
+    }
+    match plan.spec.init {
+        InitMode::Workload => {
+            let e = become_workload(plan, report);
+            report.failed(&e);
+            std::process::exit(exit_code(&e));
+        }
+        InitMode::Airlock => {
+            // SAFETY: single-threaded process; the child only runs
+            // become_workload, which execs or exits.
+            match unsafe { libc::fork() } {
+                -1 => {
+                    let e = SetupError::io("fork the workload", &std::io::Error::last_os_error());
+                    report.failed(&e);
+                    std::process::exit(125);
+                }
+                0 => {
+                    let e = become_workload(plan, report);
+                    report.failed(&e);
+                    // SAFETY: _exit skips atexit handlers that belong to the parent.
+                    unsafe { libc::_exit(exit_code(&e)) }
+                }
+                pid => super::init::run(pid, plan.spec.new_session),
+            }
+        }
+    }
+}
+
+fn exit_code(e: &SetupError) -> i32 {
+    match e.kind {
+        super::report::FailureKind::NotFound => 127,
+        super::report::FailureKind::NotExecutable => 126,
+        super::report::FailureKind::Setup => 125,
+    }
+}
+
+fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
+    let spec = &plan.spec;
+
+    // Die with the supervisor. It may already be gone: then the read below
+    // sees end-of-file instead of its go-ahead.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .step(|| "set parent-death signal".into())?;
+
+    // The supervisor writes our id maps from outside, then says go.
+    let mut byte = [0u8; 1];
+    match rustix::io::read(&go, &mut byte) {
+        Ok(1) => {}
+        _ => std::process::exit(125),
+    }
+    drop(go);
+
+    if spec.namespaces.user {
+        // Become root of the new user namespace if it is mapped (a root
+        // caller's sandbox), so what setup creates is owned by sandbox root.
+        report.progress(|| "become the namespace's root".into());
+        let zero = |m: &crate::spec::IdMap| m.inside == 0;
+        if plan.uid_map.iter().any(zero) && plan.gid_map.iter().any(zero) {
+            let root_g = rustix::process::Gid::from_raw(0);
+            let root_u = rustix::process::Uid::from_raw(0);
+            rustix::thread::set_thread_res_gid(root_g, root_g, root_g)
+                .step(|| "setresgid 0".into())?;
+            rustix::thread::set_thread_res_uid(root_u, root_u, root_u)
+                .step(|| "setresuid 0".into())?;
+        }
+    }
+
+    // Clocks before anything else of ours lives in the namespace: offsets
+    // can be set only while it is empty. Done while still dumpable, since
+    // /proc/self of a non-dumpable process belongs to the host's root.
+    if spec.namespaces.time {
+        report.progress(|| "time namespace: clocks start near the spec's values".into());
+        // The uid change above made us non-dumpable, which hands
+        // /proc/self to the host's root; take it back for this one write.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
+            .step(|| "make init dumpable for the clock offsets".into())?;
+        time::enter(&spec.time)?;
+    }
+
+    // From here on nothing in the sandbox may ptrace us or open our
+    // /proc/PID files (runc CVE-2016-9962, CVE-2019-5736 classes).
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .step(|| "make init non-dumpable".into())?;
+
+    let trees = mount::prepare(spec, report)?;
+    mount::apply_mounts(spec, &trees, report)?;
+    mount::protect(spec, &trees, report)?;
+    mount::enter(trees, report)?;
+
+    if spec.namespaces.uts {
+        report.progress(|| format!("hostname {}", spec.hostname));
+        rustix::system::sethostname(spec.hostname.as_bytes()).step(|| "hostname".into())?;
+    }
+    if spec.namespaces.net {
+        report.progress(|| "bring up lo".into());
+        net::loopback_up()?;
+    }
+    if spec.new_session {
+        // PID 1 gets its own session too: then nothing in the sandbox has
+        // the caller's terminal as its controlling terminal.
+        rustix::process::setsid().step(|| "setsid".into())?;
+    }
+    Ok(())
+}
+
+/// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.
+fn become_workload(plan: &Plan, report: Reporter) -> SetupError {
+    let p = &plan.spec.process;
+    let run = || -> Result<(), SetupError> {
+        if plan.spec.new_session && plan.spec.init == InitMode::Airlock {
+            rustix::process::setsid().step(|| "setsid".into())?;
+        }
+        identity::apply(plan)?;
+        rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
+        // Everything above 2 closes at exec, the report socket included,
+        // which is how the caller learns that exec succeeded.
+        crate::sys::cloexec_from(3).step(|| "close inherited fds".into())?;
+        signals::reset_for_exec();
+        report.progress(|| format!("exec {}", p.args[0]));
+        Ok(())
+    };
+    if let Err(e) = run() {
+        return e;
+    }
+    exec::exec(p)
+}

@@ -1,0 +1,72 @@
+//! A minimal /dev: a tmpfs holding binds of the host's harmless character
+//! devices, a private devpts instance, shm, and the usual links. No disk,
+//! no console, no /dev/mem: the workload meets only what it needs.
+
+use super::fs::{
+    attach, clone_tree, ensure_target, mkdir_all_in, mount_fs_at, path_in, TargetKind,
+};
+use super::report::{SetupError, StepExt};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+pub fn mount_dev(root: BorrowedFd, host: &OwnedFd, dest: &str) -> Result<(), SetupError> {
+    let step = || format!("mount {dest}");
+    mount_fs_at(
+        root,
+        dest,
+        "tmpfs",
+        &[("mode", Some("0755"))],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )
+    .step(step)?;
+    let dev = dest.trim_end_matches('/');
+    for name in DEVICES {
+        let step = || format!("mount {dev}/{name}");
+        let src = path_in(host.as_fd(), &format!("/dev/{name}")).step(step)?;
+        let st = rustix::fs::fstat(&src).step(step)?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::CharacterDevice
+        {
+            return Err(SetupError::new(
+                step(),
+                format!("the host's /dev/{name} is not a character device"),
+            ));
+        }
+        let target = ensure_target(root, &format!("{dev}/{name}"), TargetKind::File).step(step)?;
+        let tree = clone_tree(&src, false).step(step)?;
+        sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false).step(step)?;
+        attach(tree, target).step(step)?;
+    }
+    mount_fs_at(
+        root,
+        &format!("{dev}/pts"),
+        "devpts",
+        &[
+            ("newinstance", None),
+            ("ptmxmode", Some("0666")),
+            ("mode", Some("0620")),
+        ],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )
+    .step(|| format!("mount {dev}/pts"))?;
+    mount_fs_at(
+        root,
+        &format!("{dev}/shm"),
+        "tmpfs",
+        &[("mode", Some("1777"))],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
+    .step(|| format!("mount {dev}/shm"))?;
+    let dir = mkdir_all_in(root, dev).step(step)?;
+    for (name, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        rustix::fs::symlinkat(target, &dir, name).step(|| format!("symlink {dev}/{name}"))?;
+    }
+    Ok(())
+}

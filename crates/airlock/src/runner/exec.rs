@@ -1,0 +1,101 @@
+//! The last step: find the program in the sandbox's PATH and execve it
+//! with exactly the planned environment.
+
+use super::report::{describe, FailureKind, SetupError};
+use crate::spec::Process;
+use std::ffi::CString;
+use std::io;
+
+/// The search path when the workload's environment has no PATH.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The workload's environment: the caller's (if inherited), then `env`,
+/// then `unset_env`.
+pub fn environment(p: &Process) -> Vec<(String, String)> {
+    let mut env: std::collections::BTreeMap<String, String> = if p.inherit_env {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    } else {
+        Default::default()
+    };
+    for (k, v) in &p.env {
+        env.insert(k.clone(), v.clone());
+    }
+    for k in &p.unset_env {
+        env.remove(k);
+    }
+    env.into_iter().collect()
+}
+
+fn cstr(s: &str) -> CString {
+    // validate() refused NUL bytes in args and env.
+    CString::new(s).unwrap_or_default()
+}
+
+/// execve the workload; returns only on failure.
+pub fn exec(p: &Process) -> SetupError {
+    let env = environment(p);
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
+    let argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect();
+    let envp: Vec<CString> = env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect();
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+
+    let program = &p.args[0];
+    let try_exec = |path: &str| -> io::Error {
+        let c = cstr(path);
+        // SAFETY: c, argv_ptrs and envp_ptrs are NUL-terminated arrays of
+        // valid C strings that outlive the call; execve returns only on error.
+        unsafe { libc::execve(c.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+        io::Error::last_os_error()
+    };
+    let candidates: Vec<String> = if program.contains('/') {
+        vec![program.clone()]
+    } else {
+        path_var
+            .split(':')
+            .map(|d| if d.is_empty() { "." } else { d })
+            .map(|d| format!("{}/{program}", d.trim_end_matches('/')))
+            .collect()
+    };
+    let mut denied: Option<io::Error> = None;
+    let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+    for c in &candidates {
+        let e = try_exec(c);
+        match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => last = e,
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                denied.get_or_insert(e);
+            }
+            _ => {
+                denied = Some(e);
+                break;
+            }
+        }
+    }
+    match denied {
+        Some(e) => SetupError {
+            step: format!("exec {program}"),
+            reason: format!("cannot execute: {}", describe(&e)),
+            errno: e.raw_os_error(),
+            kind: FailureKind::NotExecutable,
+        },
+        None => SetupError {
+            step: format!("exec {program}"),
+            reason: if program.contains('/') {
+                format!("{program} not found in the sandbox")
+            } else {
+                format!("{program} not found in the sandbox's PATH ({path_var})")
+            },
+            errno: last.raw_os_error(),
+            kind: FailureKind::NotFound,
+        },
+    }
+}

@@ -1,0 +1,158 @@
+//! Path resolution and mount primitives that never follow a path outside
+//! the tree they belong to.
+//!
+//! Every target inside the new root is resolved with
+//! `openat2(root, path, RESOLVE_IN_ROOT)`, so a symlink planted in a rootfs
+//! (`/data -> /etc`) resolves inside the root, never on the host (runc
+//! CVE-2021-30465, CVE-2024-45310, crun#111). Every mount is made with the
+//! new mount API on file descriptors (`open_tree`, `fsmount`, `move_mount`),
+//! so what was opened and checked is what gets mounted.
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    open_tree, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Open `path` inside the tree rooted at `root`: absolute paths, `..` and
+/// symlinks all stay inside it. Magic links (/proc/PID/fd/N) are refused.
+pub fn open_in(root: impl AsFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// An O_PATH handle on `path` inside `root`.
+pub fn path_in(root: impl AsFd, path: &str) -> io::Result<OwnedFd> {
+    open_in(root, path, OFlags::PATH)
+}
+
+/// Split `/a/b/c` into (`/a/b`, `c`).
+fn split_parent(path: &str) -> (&str, &str) {
+    let p = path.trim_end_matches('/');
+    match p.rfind('/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => ("", p),
+    }
+}
+
+/// Create every missing directory of `dir` inside `root` (mode 0755) and
+/// return an O_PATH handle on it. Each component is created with mkdirat in
+/// a parent that was itself resolved inside the root.
+pub fn mkdir_all_in(root: impl AsFd + Copy, dir: &str) -> io::Result<OwnedFd> {
+    match open_in(root, dir, OFlags::PATH | OFlags::DIRECTORY) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let (parent, name) = split_parent(dir);
+    let parent_fd = mkdir_all_in(root, parent)?;
+    match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    open_in(root, dir, OFlags::PATH | OFlags::DIRECTORY)
+}
+
+/// What a mount target should be when it has to be created.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Dir,
+    File,
+}
+
+/// Make sure `path` exists inside `root` as a directory or a file, creating
+/// it and its parents if needed, and return an O_PATH handle on it.
+pub fn ensure_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Result<OwnedFd> {
+    if let Ok(fd) = path_in(root, path) {
+        return Ok(fd);
+    }
+    let (parent, name) = split_parent(path);
+    let parent_fd = mkdir_all_in(root, parent)?;
+    match kind {
+        TargetKind::Dir => {
+            match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        TargetKind::File => {
+            rustix::fs::openat(
+                &parent_fd,
+                name,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )?;
+        }
+    }
+    path_in(root, path)
+}
+
+/// Attach a detached mount (from `open_tree` or `fsmount`) on `target`.
+pub fn attach(mount: impl AsFd, target: impl AsFd) -> io::Result<()> {
+    Ok(move_mount(
+        mount,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?)
+}
+
+/// A detached copy of the mount tree at `source` (recursive, as a bind of a
+/// host path must take the submounts the kernel has locked to it).
+pub fn clone_tree(source: impl AsFd, recursive: bool) -> io::Result<OwnedFd> {
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    Ok(open_tree(source, "", flags)?)
+}
+
+/// A new detached filesystem mount (`tmpfs`, `proc`, `devpts`, `mqueue`).
+/// `options` are `fsconfig` keys, with a value or as flags.
+pub fn new_fs(fstype: &str, options: &[(&str, Option<&str>)], attrs: u64) -> io::Result<OwnedFd> {
+    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for (key, value) in options {
+        match value {
+            Some(v) => fsconfig_set_string(&fs, *key, *v)?,
+            None => fsconfig_set_flag(&fs, *key)?,
+        }
+    }
+    fsconfig_create(&fs)?;
+    Ok(fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::from_bits_retain(attrs as u32),
+    )?)
+}
+
+/// Mount a new filesystem on `path` inside `root`, creating the directory.
+pub fn mount_fs_at(
+    root: impl AsFd + Copy,
+    path: &str,
+    fstype: &str,
+    options: &[(&str, Option<&str>)],
+    attrs: u64,
+) -> io::Result<()> {
+    let target = ensure_target(root, path, TargetKind::Dir)?;
+    let mnt = new_fs(fstype, options, attrs)?;
+    attach(mnt, target)
+}
+
+/// Is this fd a directory?
+pub fn is_dir(fd: impl AsFd) -> io::Result<bool> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
+}

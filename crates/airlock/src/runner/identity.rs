@@ -1,0 +1,118 @@
+//! The workload's identity and privileges, applied in the order that keeps
+//! each step possible and none reversible (Styrolite learned this order the
+//! hard way: groups, then gid, then uid, with the capability sets last):
+//!
+//! 1. drop from the bounding set every capability not kept, while we still
+//!    hold CAP_SETPCAP; with an empty bounding set even a uid-0 workload
+//!    gets no capability from execve;
+//! 2. supplementary groups, gid, uid (keeping the permitted set across the
+//!    uid change only if capabilities are kept);
+//! 3. effective, permitted and inheritable set to exactly the kept ones,
+//!    and the ambient set too, so a non-root workload keeps them over exec;
+//! 4. rlimits and no_new_privs.
+
+use super::report::{SetupError, StepExt};
+use crate::plan::Plan;
+use crate::spec::validate::RLIMITS;
+use caps::{CapSet, CapsHashSet};
+
+fn kept(plan: &Plan) -> CapsHashSet {
+    caps::all()
+        .into_iter()
+        .filter(|c| plan.capabilities.contains(&c.index()))
+        .collect()
+}
+
+pub fn apply(plan: &Plan) -> Result<(), SetupError> {
+    let keep = kept(plan);
+    let caps_step = || "capabilities".to_string();
+    for cap in caps::all() {
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+                SetupError::new(
+                    caps_step(),
+                    format!("drop {cap} from the bounding set: {e}"),
+                )
+            })?;
+        }
+    }
+    if !keep.is_empty() {
+        rustix::thread::set_keep_capabilities(true).step(caps_step)?;
+    }
+    if plan.setgroups {
+        let groups: Vec<rustix::process::Gid> = plan
+            .spec
+            .process
+            .groups
+            .iter()
+            .map(|g| rustix::process::Gid::from_raw(*g))
+            .collect();
+        rustix::thread::set_thread_groups(&groups).step(|| "process.groups: setgroups".into())?;
+    }
+    let gid = rustix::process::Gid::from_raw(plan.gid);
+    let uid = rustix::process::Uid::from_raw(plan.uid);
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .step(|| format!("process.gid: setresgid {}", plan.gid))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .step(|| format!("process.uid: setresuid {}", plan.uid))?;
+    let set = |which: CapSet| {
+        caps::set(None, which, &keep)
+            .map_err(|e| SetupError::new(caps_step(), format!("set the {which:?} set: {e}")))
+    };
+    set(CapSet::Effective)?;
+    set(CapSet::Permitted)?;
+    set(CapSet::Inheritable)?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| SetupError::new(caps_step(), e.to_string()))?;
+    for cap in &keep {
+        caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
+            SetupError::new(caps_step(), format!("raise {cap} in the ambient set: {e}"))
+        })?;
+    }
+    if !keep.is_empty() {
+        rustix::thread::set_keep_capabilities(false).step(caps_step)?;
+    }
+    for (i, r) in plan.spec.process.rlimits.iter().enumerate() {
+        let resource = RLIMITS
+            .iter()
+            .find(|(n, _)| *n == r.resource)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| SetupError::new(format!("process.rlimits[{i}]"), "unknown resource"))?;
+        let lim = libc::rlimit {
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
+        };
+        // SAFETY: lim is a valid rlimit passed by pointer for the call only.
+        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+            let e = std::io::Error::last_os_error();
+            let reason = if e.raw_os_error() == Some(libc::EPERM) {
+                format!(
+                    "cannot raise {} above the hard limit this process inherited",
+                    r.resource
+                )
+            } else {
+                super::report::describe(&e)
+            };
+            return Err(SetupError::new(
+                format!("process.rlimits[{i}] ({})", r.resource),
+                reason,
+            ));
+        }
+    }
+    if plan.spec.process.no_new_privs {
+        rustix::thread::set_no_new_privs(true).step(|| "no_new_privs".into())?;
+    }
+    Ok(())
+}
+
+/// Drop every capability of the calling process (our init, once the
+/// workload is started: it only reaps and forwards signals).
+pub fn drop_all() {
+    for cap in caps::all() {
+        let _ = caps::drop(None, CapSet::Bounding, cap);
+    }
+    let none = CapsHashSet::new();
+    let _ = caps::clear(None, CapSet::Ambient);
+    let _ = caps::set(None, CapSet::Effective, &none);
+    let _ = caps::set(None, CapSet::Permitted, &none);
+    let _ = caps::set(None, CapSet::Inheritable, &none);
+}

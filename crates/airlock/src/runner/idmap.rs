@@ -1,0 +1,89 @@
+//! Writing the user namespace's id maps from outside, as the kernel
+//! requires: by the parent (or a setuid helper), before the child uses them.
+
+use super::report::{describe, SetupError};
+use crate::plan::Plan;
+use crate::spec::IdMap;
+use std::io::Write;
+
+fn lines(maps: &[IdMap]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+        .collect()
+}
+
+fn write_proc(pid: i32, file: &str, content: &str) -> Result<(), SetupError> {
+    let path = format!("/proc/{pid}/{file}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(content.as_bytes()))
+        .map_err(|e| {
+            let mut reason = format!(
+                "writing {:?} to {path}: {}",
+                content.trim_end(),
+                describe(&e)
+            );
+            if e.raw_os_error() == Some(libc::EPERM) {
+                reason.push_str(
+                    " (the host may forbid unprivileged user namespaces, e.g. AppArmor's \
+                     restrict_unprivileged_userns, or the range is not the caller's to map)",
+                );
+            }
+            SetupError {
+                errno: e.raw_os_error(),
+                ..SetupError::new(format!("identity.{}", file), reason)
+            }
+        })
+}
+
+fn newidmap(tool: &str, pid: i32, maps: &[IdMap]) -> Result<(), SetupError> {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.inside.to_string(),
+            m.outside.to_string(),
+            m.count.to_string(),
+        ]);
+    }
+    let field = if tool == "newuidmap" {
+        "identity.uid_map"
+    } else {
+        "identity.gid_map"
+    };
+    let out = cmd.output().map_err(|e| {
+        SetupError::new(
+            field,
+            format!(
+                "{tool} is needed to map several ranges rootless: {}",
+                describe(&e)
+            ),
+        )
+    })?;
+    if !out.status.success() {
+        return Err(SetupError::new(
+            field,
+            format!(
+                "{tool} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Write uid_map, setgroups and gid_map for the child `pid`.
+pub fn write_maps(plan: &Plan, pid: i32) -> Result<(), SetupError> {
+    if plan.use_newidmap {
+        newidmap("newuidmap", pid, &plan.uid_map)?;
+        newidmap("newgidmap", pid, &plan.gid_map)?;
+        return Ok(());
+    }
+    if !plan.setgroups {
+        write_proc(pid, "setgroups", "deny")?;
+    }
+    write_proc(pid, "uid_map", &lines(&plan.uid_map))?;
+    write_proc(pid, "gid_map", &lines(&plan.gid_map))?;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The sandbox's mount tree, built in the order the kernel needs it:
+//!
+//! 1. make every mount private, so nothing we do propagates to the host;
+//! 2. put a staging tmpfs on /tmp and pivot into it: the host's tree is now
+//!    at /oldroot and can be reached only through an fd we hold;
+//! 3. mount the sandbox's root at /newroot (a fresh tmpfs or a host dir);
+//! 4. apply the plan's mounts in order, resolving every target inside the
+//!    new root and every bind source inside the host's root;
+//! 5. mask and make read-only the OCI paths, then make the root read-only;
+//! 6. pivot into the new root and detach the staging tree, and the host's
+//!    tree with it.
+//!
+//! Steps 2 and 6 are bubblewrap's; the `pivot_root(".", ".")` trick in 6 is
+//! runc's, and leaves no /oldroot directory behind.
+
+use super::dev;
+use super::fs::{
+    attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, path_in, TargetKind,
+};
+use super::report::{Reporter, SetupError, StepExt};
+use crate::spec::{Mount, Root, SandboxSpec};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{mount_change, MountPropagationFlags};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+type Result<T> = std::result::Result<T, SetupError>;
+
+/// The two trees setup works between.
+pub struct Trees {
+    /// The host's root, as it was before the sandbox (at /oldroot).
+    pub host: OwnedFd,
+    /// The sandbox's root being assembled (at /newroot).
+    pub root: OwnedFd,
+}
+
+/// Steps 1 to 3: private propagation, staging root, the sandbox's root.
+pub fn prepare(spec: &SandboxSpec, report: Reporter) -> Result<Trees> {
+    report.progress(|| "make every mount private".into());
+    mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .step(|| "make mounts private".into())?;
+
+    report.progress(|| "staging tmpfs and pivot away from the host root".into());
+    let staging = new_fs(
+        "tmpfs",
+        &[("mode", Some("0755"))],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
+    .step(|| "mount staging tmpfs".into())?;
+    rustix::mount::move_mount(
+        &staging,
+        "",
+        rustix::fs::CWD,
+        "/tmp",
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .step(|| "mount staging tmpfs on /tmp".into())?;
+    drop(staging);
+    rustix::process::chdir("/tmp").step(|| "chdir staging".into())?;
+    for d in ["oldroot", "newroot"] {
+        rustix::fs::mkdir(d, Mode::from_raw_mode(0o755)).step(|| format!("mkdir staging {d}"))?;
+    }
+    rustix::process::pivot_root(".", "oldroot").step(|| "pivot_root into staging".into())?;
+    rustix::process::chdir("/").step(|| "chdir /".into())?;
+    let host = rustix::fs::open(
+        "/oldroot",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open host root".into())?;
+
+    match &spec.filesystem.root {
+        Root::Tmpfs { size, .. } => {
+            report.progress(|| "root: fresh tmpfs".into());
+            let size = size.map(|s| s.0.to_string());
+            let mut opts = vec![("mode", Some("0755"))];
+            if let Some(s) = &size {
+                opts.push(("size", Some(s.as_str())));
+            }
+            let mnt = new_fs("tmpfs", &opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+                .step(|| "root: mount tmpfs".into())?;
+            attach_at_newroot(mnt).step(|| "root: attach tmpfs".into())?;
+        }
+        Root::Path { path, .. } => {
+            let step = || format!("root {path}");
+            report.progress(step);
+            let src = super::fs::path_in(&host, path).map_err(|e| missing(step(), path, &e))?;
+            if !is_dir(&src).step(step)? {
+                return Err(SetupError::new(
+                    step(),
+                    format!("{path} is not a directory"),
+                ));
+            }
+            let tree = clone_tree(&src, true).step(step)?;
+            sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
+            attach_at_newroot(tree).step(step)?;
+        }
+    }
+    let root = rustix::fs::open(
+        "/newroot",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open new root".into())?;
+    Ok(Trees { host, root })
+}
+
+fn attach_at_newroot(mnt: OwnedFd) -> io::Result<()> {
+    Ok(rustix::mount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        "/newroot",
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?)
+}
+
+/// The error for a path that could not be opened, saying plainly when it
+/// does not exist.
+fn missing(step: String, path: &str, e: &io::Error) -> SetupError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => SetupError {
+            errno: Some(libc::ENOENT),
+            ..SetupError::new(step, format!("source {path} does not exist"))
+        },
+        Some(libc::ELOOP) | Some(libc::EXDEV) => SetupError {
+            errno: e.raw_os_error(),
+            ..SetupError::new(
+                step,
+                format!("source {path} goes through a /proc magic link"),
+            )
+        },
+        _ => SetupError::io(step, e),
+    }
+}
+
+/// Step 4: the plan's mounts, in order.
+pub fn apply_mounts(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()> {
+    let root = trees.root.as_fd();
+    for m in &spec.filesystem.mounts {
+        let dest = m.destination();
+        let step = || format!("mount {dest}");
+        match m {
+            Mount::Bind {
+                source,
+                readonly,
+                devices,
+                ..
+            } => {
+                report.progress(|| {
+                    format!(
+                        "mount {dest}: {} bind of {source}",
+                        if *readonly { "read-only" } else { "writable" }
+                    )
+                });
+                let src = path_in(&trees.host, source).map_err(|e| missing(step(), source, &e))?;
+                let kind = if is_dir(&src).step(step)? {
+                    TargetKind::Dir
+                } else {
+                    TargetKind::File
+                };
+                let target = ensure_target(root, dest, kind).step(step)?;
+                let tree = clone_tree(&src, true).step(step)?;
+                let mut attrs = MOUNT_ATTR_NOSUID;
+                if !devices {
+                    attrs |= MOUNT_ATTR_NODEV;
+                }
+                if *readonly {
+                    attrs |= MOUNT_ATTR_RDONLY;
+                }
+                sys::mount_setattr(&tree, attrs, true).step(step)?;
+                attach(tree, target).step(step)?;
+            }
+            Mount::Tmpfs { size, mode, .. } => {
+                report.progress(|| format!("mount {dest}: tmpfs"));
+                let mode = format!("{:o}", mode.map_or(0o755, |m| m.0));
+                let size = size.map(|s| s.0.to_string());
+                let mut opts = vec![("mode", Some(mode.as_str()))];
+                if let Some(s) = &size {
+                    opts.push(("size", Some(s.as_str())));
+                }
+                mount_fs_at(
+                    root,
+                    dest,
+                    "tmpfs",
+                    &opts,
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                )
+                .step(step)?;
+            }
+            Mount::Proc { .. } => {
+                report.progress(|| format!("mount {dest}: proc"));
+                mount_fs_at(
+                    root,
+                    dest,
+                    "proc",
+                    &[],
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                )
+                .step(step)?;
+            }
+            Mount::Dev { .. } => {
+                report.progress(|| format!("mount {dest}: minimal /dev"));
+                dev::mount_dev(root, &trees.host, dest)?;
+            }
+            Mount::Mqueue { .. } => {
+                report.progress(|| format!("mount {dest}: mqueue"));
+                mount_fs_at(
+                    root,
+                    dest,
+                    "mqueue",
+                    &[],
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                )
+                .step(step)?;
+            }
+            Mount::Dir { mode, .. } => {
+                report.progress(|| format!("dir {dest}"));
+                let d = super::fs::mkdir_all_in(root, dest).step(|| format!("dir {dest}"))?;
+                if let Some(m) = mode {
+                    chmod_path(&d, m.0).step(|| format!("dir {dest}"))?;
+                }
+            }
+            Mount::File { content, mode, .. } => {
+                report.progress(|| format!("file {dest}"));
+                write_file(root, dest, content.as_bytes(), mode.map_or(0o644, |m| m.0))
+                    .step(|| format!("file {dest}"))?;
+            }
+            Mount::Symlink { target, .. } => {
+                report.progress(|| format!("symlink {dest} -> {target}"));
+                let (parent, name) = dest
+                    .trim_end_matches('/')
+                    .rsplit_once('/')
+                    .unwrap_or(("", dest));
+                let pfd =
+                    super::fs::mkdir_all_in(root, parent).step(|| format!("symlink {dest}"))?;
+                match rustix::fs::symlinkat(target.as_str(), &pfd, name) {
+                    Ok(()) => {}
+                    Err(rustix::io::Errno::EXIST)
+                        if rustix::fs::readlinkat(&pfd, name, Vec::new())
+                            .map(|t| t.as_bytes() == target.as_bytes())
+                            .unwrap_or(false) => {}
+                    Err(e) => return Err(SetupError::io(format!("symlink {dest}"), &e.into())),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// chmod a directory we hold as an O_PATH handle: fchmod refuses O_PATH,
+/// so reopen the same inode through it with `openat(fd, ".")`.
+fn chmod_path(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    let d = rustix::fs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(rustix::fs::fchmod(d, Mode::from_raw_mode(mode))?)
+}
+
+fn write_file(root: impl AsFd + Copy, dest: &str, content: &[u8], mode: u32) -> io::Result<()> {
+    let (parent, name) = dest
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .unwrap_or(("", dest));
+    let pfd = super::fs::mkdir_all_in(root, parent)?;
+    let f = rustix::fs::openat(
+        &pfd,
+        name,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    let mut off = 0;
+    while off < content.len() {
+        off += rustix::io::write(&f, &content[off..])?;
+    }
+    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
+    Ok(())
+}
+
+/// Step 5: OCI masked and read-only paths, then the root itself.
+pub fn protect(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()> {
+    let root = trees.root.as_fd();
+    for path in &spec.filesystem.masked_paths {
+        let Ok(target) = path_in(root, path) else {
+            continue; // absent: nothing to hide
+        };
+        report.progress(|| format!("mask {path}"));
+        let step = || format!("mask {path}");
+        if is_dir(&target).step(step)? {
+            let empty = new_fs(
+                "tmpfs",
+                &[("mode", Some("0")), ("size", Some("4096"))],
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            )
+            .step(step)?;
+            attach(empty, target).step(step)?;
+        } else {
+            // The host's /dev/null, checked to be the null device: a rootfs's
+            // own /dev/null could be a symlink to something writable
+            // (runc CVE-2025-31133).
+            let null = path_in(&trees.host, "/dev/null").step(step)?;
+            let st = rustix::fs::fstat(&null).step(step)?;
+            let is_null = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::CharacterDevice
+                && rustix::fs::major(st.st_rdev) == 1
+                && rustix::fs::minor(st.st_rdev) == 3;
+            if !is_null {
+                return Err(SetupError::new(
+                    step(),
+                    "the host's /dev/null is not the null device",
+                ));
+            }
+            let tree = clone_tree(&null, false).step(step)?;
+            sys::mount_setattr(
+                &tree,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                false,
+            )
+            .step(step)?;
+            attach(tree, target).step(step)?;
+        }
+    }
+    for path in &spec.filesystem.readonly_paths {
+        let Ok(target) = path_in(root, path) else {
+            continue;
+        };
+        report.progress(|| format!("read-only {path}"));
+        let step = || format!("read-only {path}");
+        let tree = clone_tree(&target, true).step(step)?;
+        sys::mount_setattr(
+            &tree,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            true,
+        )
+        .step(step)?;
+        attach(tree, &target).step(step)?;
+    }
+    let readonly_root = match &spec.filesystem.root {
+        Root::Tmpfs { readonly, .. } | Root::Path { readonly, .. } => *readonly,
+    };
+    if readonly_root {
+        report.progress(|| "make / read-only".into());
+        // Non-recursive: only the root mount; binds keep what they asked for.
+        sys::mount_setattr(&trees.root, MOUNT_ATTR_RDONLY, false)
+            .step(|| "make / read-only".into())?;
+    }
+    Ok(())
+}
+
+/// Step 6: pivot into the new root and let go of the host's tree.
+pub fn enter(trees: Trees, report: Reporter) -> Result<()> {
+    report.progress(|| "pivot_root into the sandbox root".into());
+    let staging = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open staging root".into())?;
+    let Trees { host, root } = trees;
+    drop(host);
+    rustix::process::fchdir(&root).step(|| "chdir new root".into())?;
+    rustix::process::pivot_root(".", ".").step(|| "pivot_root".into())?;
+    // The staging root now sits on top of the new root; detach it (and the
+    // host tree under it) from where it is.
+    rustix::process::fchdir(&staging).step(|| "chdir staging".into())?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+        .step(|| "detach the host's mount tree".into())?;
+    rustix::process::chdir("/").step(|| "chdir /".into())?;
+    Ok(())
+}

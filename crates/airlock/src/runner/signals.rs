@@ -1,0 +1,83 @@
+//! Signal forwarding, shared by the supervisor (to PID 1) and our init (to
+//! the workload). The handler only calls kill(2), which is
+//! async-signal-safe.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+/// The signals passed on to the workload.
+pub const FORWARDED: &[i32] = &[
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+static TARGET: AtomicI32 = AtomicI32::new(0);
+static FORWARD_TERMINAL: AtomicBool = AtomicBool::new(true);
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // A signal the terminal sent (SI_KERNEL) has already reached the whole
+    // foreground process group, the workload included, unless the workload
+    // is in a session of its own: then it is ours to pass on.
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    let from_terminal = !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL;
+    if from_terminal && !FORWARD_TERMINAL.load(Ordering::Relaxed) {
+        return;
+    }
+    let pid = TARGET.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe and takes no pointers.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Forward the signals in [`FORWARDED`] to `pid` from now on.
+/// `own_session`: the workload is not in the caller's foreground process
+/// group, so terminal-generated signals must be passed on too.
+pub fn forward_to(pid: i32, own_session: bool) {
+    TARGET.store(pid, Ordering::Relaxed);
+    FORWARD_TERMINAL.store(own_session, Ordering::Relaxed);
+    for &sig in FORWARDED {
+        // SAFETY: sigaction with a zeroed struct, a handler of the
+        // SA_SIGINFO signature, and an empty mask is well-defined.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Give the workload a clean signal state: default dispositions for
+/// everything (Rust's runtime ignores SIGPIPE, and ignored signals survive
+/// exec) and an empty mask.
+pub fn reset_for_exec() {
+    for sig in 1..libc::SIGRTMIN() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_DFL is always valid for catchable signals.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised sigset passed by pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The shell's view of a wait status: the exit code, or 128+N for signal N.
+pub fn shell_status(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        125
+    }
+}

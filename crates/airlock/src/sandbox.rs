@@ -1,0 +1,223 @@
+//! The caller's side: start the runner with a plan and hold the sandbox.
+//!
+//! The plan travels in a sealed memfd (never a file in /tmp), progress and
+//! errors come back as typed messages over a SOCK_SEQPACKET socketpair.
+
+use crate::plan::{self, Caller, Plan};
+use crate::runner::report::{Report, SetupError, PLAN_FD, REPORT_FD};
+use crate::runner::RUNNER_ARG;
+use crate::spec::SandboxSpec;
+use crate::Error;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+
+/// How to start a sandbox (beyond what the spec says).
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    /// The `airlock` binary that serves as the runner. Default: `$AIRLOCK_RUNNER`,
+    /// else this program if it is `airlock`, else `airlock` beside this
+    /// program, else `airlock` on PATH.
+    pub runner: Option<PathBuf>,
+    /// Collect a trace of every setup step (see [`Sandbox::trace`]).
+    pub verbose: bool,
+}
+
+/// A started sandbox: its workload has been exec'd.
+#[derive(Debug)]
+pub struct Sandbox {
+    runner: Child,
+    trace: Vec<String>,
+}
+
+/// How a sandbox ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitReport {
+    /// The workload's exit code, or 128+N when it died of signal N (the
+    /// shell's convention).
+    pub code: i32,
+}
+
+impl ExitReport {
+    pub fn signal(&self) -> Option<i32> {
+        (self.code > 128 && self.code < 128 + 65).then_some(self.code - 128)
+    }
+}
+
+fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
+    if let Some(r) = &opts.runner {
+        return Ok(r.clone());
+    }
+    if let Some(r) = std::env::var_os("AIRLOCK_RUNNER") {
+        return Ok(r.into());
+    }
+    if let Ok(me) = std::env::current_exe() {
+        if me.file_name().is_some_and(|n| n == "airlock") {
+            return Ok(me);
+        }
+        if let Some(sibling) = me.parent().map(|d| d.join("airlock")) {
+            if sibling.is_file() {
+                return Ok(sibling);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let c = dir.join("airlock");
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+    }
+    Err(Error::RunnerNotFound)
+}
+
+fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "airlock-plan",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut off = 0;
+    while off < bytes.len() {
+        off += rustix::io::write(&fd, &bytes[off..])?;
+    }
+    rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+    )?;
+    Ok(fd)
+}
+
+impl Sandbox {
+    /// Validate, check the guardrails, plan, and start `spec`.
+    pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, Error> {
+        Self::spawn_with(spec, &SpawnOptions::default())
+    }
+
+    pub fn spawn_with(spec: &SandboxSpec, opts: &SpawnOptions) -> Result<Sandbox, Error> {
+        let mut plan = plan::plan(spec, Caller::current())?;
+        crate::check::enforce(spec, &crate::check::Host::current())?;
+        plan.verbose = opts.verbose;
+        Self::start(&plan, opts)
+    }
+
+    fn start(plan: &Plan, opts: &SpawnOptions) -> Result<Sandbox, Error> {
+        let runner = find_runner(opts)?;
+        let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
+        let bytes = serde_json::to_vec(plan).expect("plans serialize");
+        let memfd = sealed_memfd(&bytes).map_err(io("write the plan to a memfd"))?;
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| Error::Io {
+            what: "create the report socket",
+            source: e.into(),
+        })?;
+        let (plan_raw, sock_raw) = (memfd.as_raw_fd(), theirs.as_raw_fd());
+        let mut cmd = Command::new(&runner);
+        cmd.arg(RUNNER_ARG).arg(std::process::id().to_string());
+        // SAFETY: between fork and exec the closure calls only dup2 and
+        // fcntl, which are async-signal-safe; it touches no heap memory.
+        unsafe {
+            cmd.pre_exec(move || {
+                // dup2 onto a fixed number clears close-on-exec on the copy;
+                // when the fd already has that number, clear it by hand.
+                for (fd, want) in [(plan_raw, PLAN_FD), (sock_raw, REPORT_FD)] {
+                    if fd == want {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    } else if libc::dup2(fd, want) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        if plan_raw == REPORT_FD || sock_raw == PLAN_FD {
+            // The dup2 of one would clobber the other; move them first.
+            return Err(Error::Io {
+                what: "arrange the runner's fds",
+                source: std::io::Error::from_raw_os_error(libc::EBADF),
+            });
+        }
+        let child = cmd.spawn().map_err(|e| Error::Io {
+            what: "start the runner",
+            source: e,
+        })?;
+        drop(theirs);
+        drop(memfd);
+        let mut sandbox = Sandbox {
+            runner: child,
+            trace: Vec::new(),
+        };
+        match sandbox.read_reports(&ours) {
+            None => Ok(sandbox),
+            Some(err) => {
+                // Setup failed: the runner exits by itself and takes the
+                // namespaces, and so every mount, with it.
+                let _ = sandbox.runner.wait();
+                Err(Error::Setup(err))
+            }
+        }
+    }
+
+    /// Read reports until end-of-file (the workload was exec'd) or a failure.
+    fn read_reports(&mut self, sock: &OwnedFd) -> Option<SetupError> {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match rustix::net::recv(sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
+                Ok((0, _)) => return None,
+                Ok((n, _)) => match serde_json::from_slice::<Report>(&buf[..n]) {
+                    Ok(Report::Progress { step }) => self.trace.push(step),
+                    Ok(Report::Failed(e)) => return Some(e),
+                    Err(e) => {
+                        return Some(SetupError::new("runner", format!("garbled report: {e}")))
+                    }
+                },
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Some(SetupError::io("read the runner's reports", &e.into())),
+            }
+        }
+    }
+
+    /// The setup steps, in order (empty unless `verbose` was set).
+    pub fn trace(&self) -> &[String] {
+        &self.trace
+    }
+
+    /// The PID of the runner (the sandbox's supervisor) on the host.
+    pub fn pid(&self) -> u32 {
+        self.runner.id()
+    }
+
+    /// Send a signal to the sandbox; it is forwarded to the workload.
+    pub fn signal(&self, sig: i32) -> std::io::Result<()> {
+        // SAFETY: kill takes no pointers; the pid is our own child's, which
+        // we have not reaped yet, so it cannot have been reused.
+        if unsafe { libc::kill(self.runner.id() as i32, sig) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Wait for the sandbox to end.
+    pub fn wait(mut self) -> Result<ExitReport, Error> {
+        let status = self.runner.wait().map_err(|e| Error::Io {
+            what: "wait for the runner",
+            source: e,
+        })?;
+        let code = match (status.code(), status.signal()) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            _ => 125,
+        };
+        Ok(ExitReport { code })
+    }
+}

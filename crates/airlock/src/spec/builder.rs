@@ -1,0 +1,144 @@
+//! A builder for Rust callers: start from the least-privilege defaults and
+//! say only what differs.
+
+use super::{default_view, FileMode, IdMap, InitMode, Mount, Root, SandboxSpec, Size};
+
+#[derive(Debug, Clone, Default)]
+pub struct SpecBuilder {
+    spec: SandboxSpec,
+}
+
+impl SpecBuilder {
+    pub fn new() -> Self {
+        SpecBuilder {
+            spec: SandboxSpec::default(),
+        }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spec.process.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Add the least-privilege default view (system dirs read-only, fresh
+    /// /proc, /dev and /tmp).
+    pub fn default_view(mut self) -> Self {
+        self.spec.filesystem.mounts.extend(default_view());
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.spec.process.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn inherit_env(mut self, yes: bool) -> Self {
+        self.spec.process.inherit_env = yes;
+        self
+    }
+
+    pub fn cwd(mut self, dir: impl Into<String>) -> Self {
+        self.spec.process.cwd = dir.into();
+        self
+    }
+
+    pub fn uid(mut self, uid: u32) -> Self {
+        self.spec.process.uid = Some(uid);
+        self
+    }
+
+    pub fn gid(mut self, gid: u32) -> Self {
+        self.spec.process.gid = Some(gid);
+        self
+    }
+
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.spec.hostname = name.into();
+        self
+    }
+
+    pub fn rootfs(mut self, path: impl Into<String>, readonly: bool) -> Self {
+        self.spec.filesystem.root = Root::Path {
+            path: path.into(),
+            readonly,
+        };
+        self
+    }
+
+    pub fn mount(mut self, m: Mount) -> Self {
+        self.spec.filesystem.mounts.push(m);
+        self
+    }
+
+    pub fn ro_bind(self, source: impl Into<String>, destination: impl Into<String>) -> Self {
+        self.mount(Mount::Bind {
+            source: source.into(),
+            destination: destination.into(),
+            readonly: true,
+            devices: false,
+        })
+    }
+
+    pub fn bind(self, source: impl Into<String>, destination: impl Into<String>) -> Self {
+        self.mount(Mount::Bind {
+            source: source.into(),
+            destination: destination.into(),
+            readonly: false,
+            devices: false,
+        })
+    }
+
+    pub fn tmpfs(self, destination: impl Into<String>, size: Option<Size>) -> Self {
+        self.mount(Mount::Tmpfs {
+            destination: destination.into(),
+            size,
+            mode: Some(FileMode(0o755)),
+        })
+    }
+
+    pub fn uid_map(mut self, inside: u32, outside: u32, count: u32) -> Self {
+        self.spec.identity.uid_map.push(IdMap {
+            inside,
+            outside,
+            count,
+        });
+        self
+    }
+
+    pub fn gid_map(mut self, inside: u32, outside: u32, count: u32) -> Self {
+        self.spec.identity.gid_map.push(IdMap {
+            inside,
+            outside,
+            count,
+        });
+        self
+    }
+
+    pub fn share_net(mut self) -> Self {
+        self.spec.namespaces.net = false;
+        self
+    }
+
+    pub fn capability(mut self, name: impl Into<String>) -> Self {
+        self.spec.capabilities.push(name.into());
+        self
+    }
+
+    pub fn allow_unsafe(mut self, code: impl Into<String>) -> Self {
+        self.spec.allow_unsafe.push(code.into());
+        self
+    }
+
+    pub fn init(mut self, mode: InitMode) -> Self {
+        self.spec.init = mode;
+        self
+    }
+
+    pub fn build(self) -> SandboxSpec {
+        self.spec
+    }
+}

@@ -1,0 +1,403 @@
+//! The sandbox description: plain serde data, read from JSON or TOML, or
+//! built in Rust with [`SandboxSpec::builder`].
+//!
+//! Everything here is pure data. Defaults are the least-privilege choice:
+//! every namespace new, no capabilities, no_new_privs on, a new session,
+//! the sandbox's clocks starting near zero.
+
+mod builder;
+mod parse;
+pub mod size;
+pub mod validate;
+
+pub use builder::SpecBuilder;
+pub use parse::{from_json, from_str_auto, from_toml, ParseError};
+pub use size::{parse_mode, parse_size, FileMode, Size};
+pub use validate::{parse_capability, validate, SpecError};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The whole description of one sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSpec {
+    pub process: Process,
+    pub namespaces: Namespaces,
+    pub identity: Identity,
+    pub filesystem: Filesystem,
+    /// Hostname inside the UTS namespace.
+    pub hostname: String,
+    pub time: Clocks,
+    /// Kill the sandbox when the process that started it dies.
+    pub die_with_parent: bool,
+    /// Run the workload in a new session, away from the caller's terminal
+    /// (so TIOCSTI cannot push keystrokes into the caller's shell).
+    pub new_session: bool,
+    pub init: InitMode,
+    /// Capabilities kept for the workload (`CAP_NET_BIND_SERVICE`, ...).
+    /// Empty by default: the workload has no capabilities at all.
+    pub capabilities: Vec<String>,
+    /// Guardrail codes the caller acknowledges (see `airlock check --list`).
+    pub allow_unsafe: Vec<String>,
+}
+
+impl Default for SandboxSpec {
+    fn default() -> Self {
+        SandboxSpec {
+            process: Process::default(),
+            namespaces: Namespaces::default(),
+            identity: Identity::default(),
+            filesystem: Filesystem::default(),
+            hostname: "airlock".into(),
+            time: Clocks::default(),
+            die_with_parent: true,
+            new_session: true,
+            init: InitMode::Airlock,
+            capabilities: Vec::new(),
+            allow_unsafe: Vec::new(),
+        }
+    }
+}
+
+impl SandboxSpec {
+    pub fn builder() -> SpecBuilder {
+        SpecBuilder::new()
+    }
+
+    /// The spec as pretty JSON (what `airlock run --print-spec` prints).
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a spec always serializes")
+    }
+}
+
+/// The workload process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Process {
+    /// Program and arguments; the program is looked up in the sandbox's PATH.
+    pub args: Vec<String>,
+    /// Start from the caller's environment (then apply `env` and `unset_env`).
+    /// Off by default: the workload sees only `env`.
+    pub inherit_env: bool,
+    pub env: BTreeMap<String, String>,
+    pub unset_env: Vec<String>,
+    /// Working directory inside the sandbox.
+    pub cwd: String,
+    /// User and group inside; `None` picks automatically (0 for a root
+    /// caller, the caller's own ids for a rootless one).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Supplementary groups inside (ignored when rootless, where the kernel
+    /// forbids setgroups).
+    pub groups: Vec<u32>,
+    pub rlimits: Vec<Rlimit>,
+    pub no_new_privs: bool,
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Process {
+            args: Vec::new(),
+            inherit_env: false,
+            env: BTreeMap::new(),
+            unset_env: Vec::new(),
+            cwd: "/".into(),
+            uid: None,
+            gid: None,
+            groups: Vec::new(),
+            rlimits: Vec::new(),
+            no_new_privs: true,
+        }
+    }
+}
+
+/// One resource limit (`setrlimit`), applied to the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimit {
+    /// `nofile`, `nproc`, `core`, `cpu`, `data`, `fsize`, `memlock`, `stack`, `as`, ...
+    pub resource: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Which namespaces are new (`true`, the default) or shared with the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Namespaces {
+    pub mount: bool,
+    pub pid: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub net: bool,
+    pub user: bool,
+    pub cgroup: bool,
+    pub time: bool,
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Namespaces {
+            mount: true,
+            pid: true,
+            uts: true,
+            ipc: true,
+            net: true,
+            user: true,
+            cgroup: true,
+            time: true,
+        }
+    }
+}
+
+/// User-namespace id maps. Empty means automatic: a root caller maps the
+/// sandbox onto an unprivileged host range, a rootless caller maps its own
+/// uid and gid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Identity {
+    pub uid_map: Vec<IdMap>,
+    pub gid_map: Vec<IdMap>,
+}
+
+/// One line of `/proc/PID/uid_map`: `count` ids from `inside` map to `outside`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdMap {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// The sandbox's root and what is mounted in it, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Filesystem {
+    pub root: Root,
+    pub mounts: Vec<Mount>,
+    /// Paths hidden after the mounts are made (OCI maskedPaths): a file gets
+    /// `/dev/null` over it, a directory an empty read-only tmpfs.
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only after the mounts (OCI readonlyPaths).
+    pub readonly_paths: Vec<String>,
+}
+
+/// OCI's default masked paths (runtime-spec, config-linux.md).
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// OCI's default read-only paths.
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+impl Default for Filesystem {
+    fn default() -> Self {
+        Filesystem {
+            root: Root::default(),
+            mounts: Vec::new(),
+            masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// The sandbox's `/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Root {
+    /// A fresh tmpfs assembled from the mounts; made read-only once assembled
+    /// unless `readonly` is false.
+    Tmpfs {
+        #[serde(default = "yes")]
+        readonly: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+    },
+    /// A directory of the host (an unpacked image, a debootstrap tree).
+    Path {
+        path: String,
+        #[serde(default)]
+        readonly: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root::Tmpfs {
+            readonly: true,
+            size: None,
+        }
+    }
+}
+
+/// One entry of the mount plan, applied in order inside the new root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Mount {
+    /// A host path bound into the sandbox; read-only unless `readonly` is false.
+    /// `devices` keeps device nodes usable (bubblewrap's `--dev-bind`).
+    Bind {
+        source: String,
+        destination: String,
+        #[serde(default = "yes")]
+        readonly: bool,
+        #[serde(default)]
+        devices: bool,
+    },
+    Tmpfs {
+        destination: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<FileMode>,
+    },
+    /// A fresh procfs of the sandbox's PID namespace.
+    Proc {
+        destination: String,
+    },
+    /// A minimal /dev: null zero full random urandom tty, a private devpts,
+    /// shm, and the fd/stdin/stdout/stderr links.
+    Dev {
+        destination: String,
+    },
+    Mqueue {
+        destination: String,
+    },
+    Dir {
+        destination: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<FileMode>,
+    },
+    File {
+        destination: String,
+        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<FileMode>,
+    },
+    Symlink {
+        target: String,
+        destination: String,
+    },
+}
+
+impl Mount {
+    pub fn destination(&self) -> &str {
+        match self {
+            Mount::Bind { destination, .. }
+            | Mount::Tmpfs { destination, .. }
+            | Mount::Proc { destination }
+            | Mount::Dev { destination }
+            | Mount::Mqueue { destination }
+            | Mount::Dir { destination, .. }
+            | Mount::File { destination, .. }
+            | Mount::Symlink { destination, .. } => destination,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mount::Bind { .. } => "bind",
+            Mount::Tmpfs { .. } => "tmpfs",
+            Mount::Proc { .. } => "proc",
+            Mount::Dev { .. } => "dev",
+            Mount::Mqueue { .. } => "mqueue",
+            Mount::Dir { .. } => "dir",
+            Mount::File { .. } => "file",
+            Mount::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+/// What the sandbox's clocks read when it starts (time namespace). The
+/// defaults make `uptime` start near zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Clocks {
+    /// CLOCK_BOOTTIME at start, in seconds.
+    pub boottime: i64,
+    /// CLOCK_MONOTONIC at start, in seconds.
+    pub monotonic: i64,
+}
+
+/// Who is PID 1 in the sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitMode {
+    /// airlock's tiny init: reaps orphans, forwards signals, exits with the
+    /// workload's status.
+    #[default]
+    Airlock,
+    /// The workload itself is PID 1 (it must reap and handle signals).
+    Workload,
+}
+
+/// The host's system directories that the default view binds read-only.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// The least-privilege default view, as mounts: the host's system
+/// directories read-only (a merged-/usr symlink such as `/bin -> usr/bin`
+/// becomes the same symlink), a fresh /proc, a minimal /dev and a private
+/// /tmp. Nothing else of the host: no /home, /root, /var, /run or cwd.
+///
+/// Reads the host's `/` to see which system directories exist and which are
+/// symlinks; that is the only I/O in this module.
+pub fn default_view() -> Vec<Mount> {
+    let mut mounts = Vec::new();
+    for dir in SYSTEM_DIRS {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(dir) {
+                    mounts.push(Mount::Symlink {
+                        target: target.to_string_lossy().into_owned(),
+                        destination: dir.to_string(),
+                    });
+                }
+            }
+            Ok(m) if m.is_dir() => mounts.push(Mount::Bind {
+                source: dir.to_string(),
+                destination: dir.to_string(),
+                readonly: true,
+                devices: false,
+            }),
+            _ => {}
+        }
+    }
+    mounts.push(Mount::Proc {
+        destination: "/proc".into(),
+    });
+    mounts.push(Mount::Dev {
+        destination: "/dev".into(),
+    });
+    mounts.push(Mount::Tmpfs {
+        destination: "/tmp".into(),
+        size: None,
+        mode: Some(FileMode(0o1777)),
+    });
+    mounts
+}

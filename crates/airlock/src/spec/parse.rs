@@ -1,0 +1,137 @@
+//! Reading specs from JSON and TOML with errors that name the field, the
+//! line and the column.
+
+use super::SandboxSpec;
+use std::fmt;
+
+/// A spec that could not be read: where, which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub format: &'static str,
+    /// Dotted path of the field, such as `filesystem.mounts[2].destination`
+    /// (empty when the document itself is malformed).
+    pub field: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} spec, line {}, column {}",
+            self.format, self.line, self.column
+        )?;
+        if !self.field.is_empty() && self.field != "." {
+            write!(f, ", field `{}`", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+pub fn from_json(text: &str) -> Result<SandboxSpec, ParseError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let spec: SandboxSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        ParseError {
+            format: "JSON",
+            field: e.path().to_string(),
+            line: inner.line(),
+            column: inner.column(),
+            message: strip_position(&inner.to_string()),
+        }
+    })?;
+    de.end().map_err(|e| ParseError {
+        format: "JSON",
+        field: String::new(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
+    Ok(spec)
+}
+
+pub fn from_toml(text: &str) -> Result<SandboxSpec, ParseError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        let (line, column) = inner
+            .span()
+            .map(|s| line_column(text, s.start))
+            .unwrap_or((0, 0));
+        ParseError {
+            format: "TOML",
+            field: e.path().to_string(),
+            line,
+            column,
+            message: inner.message().to_string(),
+        }
+    })
+}
+
+/// Read a spec, choosing the format by its first non-blank character
+/// (`{` is JSON, anything else TOML).
+pub fn from_str_auto(text: &str) -> Result<SandboxSpec, ParseError> {
+    if text.trim_start().starts_with('{') {
+        from_json(text)
+    } else {
+        from_toml(text)
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// serde_json appends " at line L column C"; we report those separately.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_unknown_field_is_named() {
+        let e = from_json("{\n  \"process\": {\"argz\": []}\n}").unwrap_err();
+        assert_eq!(e.field, "process");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("argz"), "{e}");
+    }
+
+    #[test]
+    fn json_wrong_type_is_named() {
+        let e = from_json(r#"{"filesystem": {"mounts": [{"type": "tmpfs", "destination": 5}]}}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "filesystem.mounts[0].destination", "{e}");
+    }
+
+    #[test]
+    fn toml_position() {
+        let e = from_toml("hostname = \"x\"\n[process]\nuid = \"root\"\n").unwrap_err();
+        assert_eq!(e.field, "process.uid", "{e}");
+        assert_eq!(e.line, 3);
+    }
+
+    #[test]
+    fn empty_documents_are_defaults() {
+        assert_eq!(from_json("{}").unwrap(), SandboxSpec::default());
+        assert_eq!(from_toml("").unwrap(), SandboxSpec::default());
+    }
+
+    #[test]
+    fn auto_detects() {
+        assert!(from_str_auto("  {}").is_ok());
+        assert!(from_str_auto("hostname = \"a\"").is_ok());
+    }
+}

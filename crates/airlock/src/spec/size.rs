@@ -1,0 +1,172 @@
+//! Byte sizes and file modes as people write them (`64M`, `1.5G`, `0o1777`,
+//! `"1777"`), shared by the spec, the CLI and the guardrails.
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A size in bytes. Parsed from a plain number or a number with a binary
+/// suffix (`K`, `M`, `G`, `T`, optionally followed by `i`/`iB`/`B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+/// Parse `"256M"`, `"1G"`, `"4096"`, `"0.5G"`. Suffixes are binary (1K = 1024).
+pub fn parse_size(text: &str) -> Result<Size, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty size".into());
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, suffix) = t.split_at(split);
+    let mult: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kb" | "kib" => 1 << 10,
+        "m" | "mi" | "mb" | "mib" => 1 << 20,
+        "g" | "gi" | "gb" | "gib" => 1 << 30,
+        "t" | "ti" | "tb" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size suffix {other:?} in {text:?} (use K, M, G or T)"
+            ))
+        }
+    };
+    if num.is_empty() {
+        return Err(format!("{text:?} has no number"));
+    }
+    let bytes = if num.contains('.') {
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number"))?;
+        let b = v * mult as f64;
+        if !b.is_finite() || b >= u64::MAX as f64 {
+            return Err(format!("{text:?} is too large"));
+        }
+        b as u64
+    } else {
+        let v: u64 = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number"))?;
+        v.checked_mul(mult)
+            .ok_or_else(|| format!("{text:?} is too large"))?
+    };
+    Ok(Size(bytes))
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size in bytes, or a string such as \"64M\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                parse_size(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A file mode (permission bits, with setuid/setgid/sticky allowed only
+/// where the caller checks them). Written as a number or an octal string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileMode(pub u32);
+
+/// Parse `"1777"`, `"0o755"`, `"0755"` as octal.
+pub fn parse_mode(text: &str) -> Result<FileMode, String> {
+    let t = text.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    let v = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("{text:?} is not an octal file mode"))?;
+    if v > 0o7777 {
+        return Err(format!("{text:?} is larger than 7777"));
+    }
+    Ok(FileMode(v))
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:04o}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = FileMode;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an octal mode string such as \"0755\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileMode, E> {
+                if v > 0o7777 {
+                    return Err(E::custom("mode is larger than 0o7777"));
+                }
+                Ok(FileMode(v as u32))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileMode, E> {
+                if !(0..=0o7777).contains(&v) {
+                    return Err(E::custom("mode must be between 0 and 0o7777"));
+                }
+                Ok(FileMode(v as u32))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileMode, E> {
+                parse_mode(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap().0, 4096);
+        assert_eq!(parse_size("64M").unwrap().0, 64 << 20);
+        assert_eq!(parse_size("1GiB").unwrap().0, 1 << 30);
+        assert_eq!(parse_size("0.5G").unwrap().0, 1 << 29);
+        assert!(parse_size("").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("99999999999999999999T").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("1777").unwrap().0, 0o1777);
+        assert_eq!(parse_mode("0o755").unwrap().0, 0o755);
+        assert!(parse_mode("8").is_err());
+        assert!(parse_mode("17777").is_err());
+    }
+}

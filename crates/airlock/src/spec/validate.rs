@@ -1,0 +1,337 @@
+//! Structural validation: the spec is well formed on its own, before any
+//! guardrail judges whether it is wise. Pure; no syscalls.
+
+use super::{IdMap, Mount, Root, SandboxSpec};
+use std::fmt;
+use std::str::FromStr;
+
+/// A spec field that is malformed: which one and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl SpecError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        SpecError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// The rlimit names the spec accepts, with their `RLIMIT_*` numbers.
+pub const RLIMITS: &[(&str, u32)] = &[
+    ("as", libc::RLIMIT_AS as u32),
+    ("core", libc::RLIMIT_CORE as u32),
+    ("cpu", libc::RLIMIT_CPU as u32),
+    ("data", libc::RLIMIT_DATA as u32),
+    ("fsize", libc::RLIMIT_FSIZE as u32),
+    ("locks", libc::RLIMIT_LOCKS as u32),
+    ("memlock", libc::RLIMIT_MEMLOCK as u32),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE as u32),
+    ("nice", libc::RLIMIT_NICE as u32),
+    ("nofile", libc::RLIMIT_NOFILE as u32),
+    ("nproc", libc::RLIMIT_NPROC as u32),
+    ("rss", libc::RLIMIT_RSS as u32),
+    ("rtprio", libc::RLIMIT_RTPRIO as u32),
+    ("rttime", libc::RLIMIT_RTTIME as u32),
+    ("sigpending", libc::RLIMIT_SIGPENDING as u32),
+    ("stack", libc::RLIMIT_STACK as u32),
+];
+
+/// Parse a capability name as people write it (`net_bind_service`,
+/// `CAP_NET_BIND_SERVICE`) into the canonical `CAP_*` form.
+pub fn parse_capability(name: &str) -> Result<caps::Capability, String> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    caps::Capability::from_str(&full)
+        .map_err(|_| format!("unknown capability {name:?} (see capabilities(7) for the names)"))
+}
+
+fn absolute(field: &str, path: &str) -> Result<(), SpecError> {
+    if path.is_empty() {
+        return Err(SpecError::new(field, "must not be empty"));
+    }
+    if path.contains('\0') {
+        return Err(SpecError::new(field, "must not contain a NUL byte"));
+    }
+    if !path.starts_with('/') {
+        return Err(SpecError::new(
+            field,
+            format!("{path:?} is relative; it must be an absolute path"),
+        ));
+    }
+    Ok(())
+}
+
+/// A destination inside the sandbox: absolute, no `..`, not `/` itself.
+fn destination(field: &str, path: &str) -> Result<(), SpecError> {
+    absolute(field, path)?;
+    if path.split('/').any(|c| c == "..") {
+        return Err(SpecError::new(
+            field,
+            format!("{path:?} contains `..`; give the path inside the sandbox directly"),
+        ));
+    }
+    if path.trim_end_matches('/').is_empty() {
+        return Err(SpecError::new(
+            field,
+            "cannot be `/`; use filesystem.root to choose the sandbox's root",
+        ));
+    }
+    Ok(())
+}
+
+fn id_maps(field: &str, maps: &[IdMap]) -> Result<(), SpecError> {
+    for (i, m) in maps.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        if m.count == 0 {
+            return Err(SpecError::new(f, "count must be at least 1"));
+        }
+        if m.inside.checked_add(m.count).is_none() || m.outside.checked_add(m.count).is_none() {
+            return Err(SpecError::new(f, "the range runs past the largest id"));
+        }
+        for (j, o) in maps.iter().enumerate().take(i) {
+            let overlap = |a: u32, b: u32| a < b + o.count && b < a + m.count;
+            if overlap(m.inside, o.inside) {
+                return Err(SpecError::new(
+                    f,
+                    format!("inside range overlaps {field}[{j}]"),
+                ));
+            }
+            if overlap(m.outside, o.outside) {
+                return Err(SpecError::new(
+                    f,
+                    format!("outside range overlaps {field}[{j}]"),
+                ));
+            }
+        }
+    }
+    if maps.len() > 340 {
+        return Err(SpecError::new(
+            field,
+            "the kernel accepts at most 340 ranges",
+        ));
+    }
+    Ok(())
+}
+
+/// Check that the spec is well formed. Returns the first problem found.
+pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
+    let p = &spec.process;
+    if p.args.is_empty() {
+        return Err(SpecError::new("process.args", "no program given"));
+    }
+    if p.args[0].is_empty() {
+        return Err(SpecError::new(
+            "process.args[0]",
+            "the program name is empty",
+        ));
+    }
+    for (i, a) in p.args.iter().enumerate() {
+        if a.contains('\0') {
+            return Err(SpecError::new(
+                format!("process.args[{i}]"),
+                "contains a NUL byte",
+            ));
+        }
+    }
+    for (k, v) in &p.env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            return Err(SpecError::new(
+                format!("process.env.{k}"),
+                "a variable name must be non-empty without `=` or NUL, and its value without NUL",
+            ));
+        }
+    }
+    absolute("process.cwd", &p.cwd)?;
+    if p.cwd == "/proc" || p.cwd.starts_with("/proc/") {
+        // runc CVE-2024-21626: a cwd through /proc/self/fd/N reaches the host.
+        return Err(SpecError::new(
+            "process.cwd",
+            "must not be under /proc (a cwd through /proc/self/fd can reach outside the sandbox)",
+        ));
+    }
+    for (i, r) in p.rlimits.iter().enumerate() {
+        let f = format!("process.rlimits[{i}]");
+        if !RLIMITS.iter().any(|(n, _)| *n == r.resource) {
+            let names: Vec<&str> = RLIMITS.iter().map(|(n, _)| *n).collect();
+            return Err(SpecError::new(
+                format!("{f}.resource"),
+                format!(
+                    "unknown resource {:?} (known: {})",
+                    r.resource,
+                    names.join(", ")
+                ),
+            ));
+        }
+        if r.soft > r.hard {
+            return Err(SpecError::new(f, "soft limit is above the hard limit"));
+        }
+    }
+    if !spec.namespaces.mount {
+        return Err(SpecError::new(
+            "namespaces.mount",
+            "airlock builds the sandbox's root in its own mount namespace; it cannot be shared",
+        ));
+    }
+    if spec.hostname.is_empty()
+        || spec.hostname.len() > 64
+        || !spec
+            .hostname
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        return Err(SpecError::new(
+            "hostname",
+            format!(
+                "{:?} is not a hostname (1 to 64 letters, digits, `-`, `.` or `_`)",
+                spec.hostname
+            ),
+        ));
+    }
+    if spec.namespaces.user {
+        id_maps("identity.uid_map", &spec.identity.uid_map)?;
+        id_maps("identity.gid_map", &spec.identity.gid_map)?;
+    } else if !spec.identity.uid_map.is_empty() || !spec.identity.gid_map.is_empty() {
+        return Err(SpecError::new(
+            "identity",
+            "id maps need a user namespace (namespaces.user is false)",
+        ));
+    }
+    if spec.time.boottime < 0 || spec.time.monotonic < 0 {
+        return Err(SpecError::new("time", "clocks cannot start below zero"));
+    }
+    if spec.time.monotonic > spec.time.boottime {
+        return Err(SpecError::new(
+            "time.monotonic",
+            "cannot be ahead of time.boottime (boottime counts suspend, monotonic does not)",
+        ));
+    }
+    for (i, c) in spec.capabilities.iter().enumerate() {
+        parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
+    }
+    if let Root::Path { path, .. } = &spec.filesystem.root {
+        absolute("filesystem.root.path", path)?;
+    }
+    for (i, m) in spec.filesystem.mounts.iter().enumerate() {
+        let f = format!("filesystem.mounts[{i}]");
+        destination(&format!("{f}.destination"), m.destination())?;
+        match m {
+            Mount::Bind { source, .. } => absolute(&format!("{f}.source"), source)?,
+            Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => {
+                return Err(SpecError::new(
+                    format!("{f}.target"),
+                    "must be non-empty without NUL",
+                ))
+            }
+            Mount::Dir { mode: Some(m), .. } | Mount::Tmpfs { mode: Some(m), .. }
+                if m.0 & 0o6000 != 0 =>
+            {
+                return Err(SpecError::new(
+                    format!("{f}.mode"),
+                    "setuid and setgid bits are not allowed",
+                ))
+            }
+            Mount::File { mode: Some(m), .. } if m.0 & 0o6000 != 0 => {
+                return Err(SpecError::new(
+                    format!("{f}.mode"),
+                    "setuid and setgid bits are not allowed",
+                ))
+            }
+            _ => {}
+        }
+    }
+    for (i, path) in spec.filesystem.masked_paths.iter().enumerate() {
+        destination(&format!("filesystem.masked_paths[{i}]"), path)?;
+    }
+    for (i, path) in spec.filesystem.readonly_paths.iter().enumerate() {
+        destination(&format!("filesystem.readonly_paths[{i}]"), path)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SandboxSpec;
+
+    fn base() -> SandboxSpec {
+        SandboxSpec::builder().args(["true"]).build()
+    }
+
+    #[test]
+    fn minimal_spec_is_valid() {
+        validate(&base()).unwrap();
+    }
+
+    #[test]
+    fn relative_destination() {
+        let mut s = base();
+        s.filesystem.mounts.push(Mount::Tmpfs {
+            destination: "tmp".into(),
+            size: None,
+            mode: None,
+        });
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "filesystem.mounts[0].destination");
+        assert!(e.reason.contains("relative"));
+    }
+
+    #[test]
+    fn unknown_capability() {
+        let mut s = base();
+        s.capabilities.push("CAP_MAKE_COFFEE".into());
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "capabilities[0]");
+    }
+
+    #[test]
+    fn capability_spellings() {
+        assert_eq!(
+            parse_capability("net_bind_service").unwrap(),
+            caps::Capability::CAP_NET_BIND_SERVICE
+        );
+        assert!(parse_capability("CAP_SYS_ADMIN").is_ok());
+        assert!(parse_capability("").is_err());
+    }
+
+    #[test]
+    fn overlapping_maps() {
+        let mut s = base();
+        s.identity.uid_map = vec![
+            IdMap {
+                inside: 0,
+                outside: 1000,
+                count: 10,
+            },
+            IdMap {
+                inside: 5,
+                outside: 5000,
+                count: 10,
+            },
+        ];
+        assert_eq!(validate(&s).unwrap_err().field, "identity.uid_map[1]");
+    }
+
+    #[test]
+    fn cwd_under_proc_is_refused() {
+        let mut s = base();
+        s.process.cwd = "/proc/self/fd/7".into();
+        assert_eq!(validate(&s).unwrap_err().field, "process.cwd");
+    }
+}

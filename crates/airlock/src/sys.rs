@@ -1,0 +1,153 @@
+//! The few system calls that rustix does not wrap (clone3, mount_setattr,
+//! close_range with flags), each behind a small safe function.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `struct clone_args` from `<linux/sched.h>` (version 2, with cgroup).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// What `clone3` returned in the calling process.
+pub enum Forked {
+    Parent { pid: i32, pidfd: OwnedFd },
+    Child,
+}
+
+/// `clone3(flags | CLONE_PIDFD)` with fork semantics (no new stack): the
+/// child continues from here on a copy of the caller's memory.
+///
+/// Only sound in a single-threaded process (the runner is one): the child
+/// gets a copy of this thread alone, so no lock can be held by a thread that
+/// does not exist in the child.
+pub fn clone3(flags: u64, cgroup_fd: Option<i32>) -> io::Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: flags | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= 0x200000000; // CLONE_INTO_CGROUP
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: args is a valid clone_args of the size we pass; with stack 0
+    // the kernel gives the child a copy of our stack (fork semantics). The
+    // runner is single-threaded (checked by the caller at startup), so the
+    // child's copy of the heap and of libc's state is consistent.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: with CLONE_PIDFD the kernel stored a new, owned fd here.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+/// `struct mount_attr` from `<linux/mount.h>`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], ...)`: add the
+/// given attributes to the mount `fd` refers to (and, recursively, to its
+/// children) and make its propagation private. Attributes are only ever
+/// added, so flags the kernel has locked on a mount from a more privileged
+/// namespace stay as they are.
+pub fn mount_setattr(fd: impl AsFd, attr_set: u64, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= 0x8000; // AT_RECURSIVE
+    }
+    // SAFETY: the path is a valid NUL-terminated empty string, attr is a
+    // valid mount_attr of the size we pass, and fd is borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// Mark every fd from `first` up close-on-exec (`close_range` with
+/// `CLOSE_RANGE_CLOEXEC`), so nothing the runner holds reaches the workload,
+/// while fds it still needs until exec stay usable.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes fd flags; no memory is involved.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 1u32 << 2) };
+    check(ret).map(drop)
+}
+
+/// Close every fd from `first` up, except `keep`.
+pub fn close_from_except(first: i32, keep: &[i32]) -> io::Result<()> {
+    let mut keep: Vec<i32> = keep.iter().copied().filter(|fd| *fd >= first).collect();
+    keep.sort_unstable();
+    let mut lo = first as u32;
+    for k in keep {
+        if (k as u32) > lo {
+            // SAFETY: closes fds this process does not use (they were inherited
+            // from the caller); no memory is involved.
+            check(unsafe { libc::syscall(libc::SYS_close_range, lo, k as u32 - 1, 0u32) })?;
+        }
+        lo = k as u32 + 1;
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0u32) }).map(drop)
+}
+
+/// Is this process single-threaded? (`/proc/self/task` has one entry.)
+pub fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count() == 1)
+        .unwrap_or(false)
+}
