@@ -324,7 +324,10 @@ pub fn main(a: RunArgs, m: &ArgMatches) -> ExitCode {
     let opts = SpawnOptions {
         runner: std::env::current_exe().ok(),
         verbose: a.verbose,
+        progress: Some(|step| eprintln!("airlock: {step}")),
     };
+    // Signals that arrive while the sandbox starts wait, then are forwarded.
+    airlock::runner::signals::block();
     let sandbox = match Sandbox::spawn_with(&spec, &opts) {
         Ok(s) => s,
         Err(Error::Setup(e)) => {
@@ -337,11 +340,6 @@ pub fn main(a: RunArgs, m: &ArgMatches) -> ExitCode {
         }
         Err(e) => return refuse(e),
     };
-    if a.verbose {
-        for step in sandbox.trace() {
-            eprintln!("airlock: {step}");
-        }
-    }
     airlock::runner::signals::forward_to(sandbox.pid() as i32, spec.new_session);
     match sandbox.wait() {
         Ok(r) => ExitCode::from(r.code.clamp(0, 255) as u8),

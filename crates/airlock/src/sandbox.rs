@@ -22,6 +22,8 @@ pub struct SpawnOptions {
     pub runner: Option<PathBuf>,
     /// Collect a trace of every setup step (see [`Sandbox::trace`]).
     pub verbose: bool,
+    /// Called with each setup step as it starts (needs `verbose`).
+    pub progress: Option<fn(&str)>,
 }
 
 /// A started sandbox: its workload has been exec'd.
@@ -119,6 +121,18 @@ impl Sandbox {
             what: "create the report socket",
             source: e.into(),
         })?;
+        // Move both above the numbers they will get in the runner, so that
+        // the dup2 of one cannot clobber the other.
+        let high = |fd: OwnedFd| rustix::io::fcntl_dupfd_cloexec(&fd, 10);
+        let (memfd, theirs) = match (high(memfd), high(theirs)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(Error::Io {
+                    what: "arrange the runner's fds",
+                    source: e.into(),
+                })
+            }
+        };
         let (plan_raw, sock_raw) = (memfd.as_raw_fd(), theirs.as_raw_fd());
         let mut cmd = Command::new(&runner);
         cmd.arg(RUNNER_ARG).arg(std::process::id().to_string());
@@ -126,25 +140,14 @@ impl Sandbox {
         // fcntl, which are async-signal-safe; it touches no heap memory.
         unsafe {
             cmd.pre_exec(move || {
-                // dup2 onto a fixed number clears close-on-exec on the copy;
-                // when the fd already has that number, clear it by hand.
+                // dup2 onto the fixed numbers clears close-on-exec on the
+                // copies (both sources are >= 10, so neither is clobbered).
                 for (fd, want) in [(plan_raw, PLAN_FD), (sock_raw, REPORT_FD)] {
-                    if fd == want {
-                        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    } else if libc::dup2(fd, want) < 0 {
+                    if libc::dup2(fd, want) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
                 Ok(())
-            });
-        }
-        if plan_raw == REPORT_FD || sock_raw == PLAN_FD {
-            // The dup2 of one would clobber the other; move them first.
-            return Err(Error::Io {
-                what: "arrange the runner's fds",
-                source: std::io::Error::from_raw_os_error(libc::EBADF),
             });
         }
         let child = cmd.spawn().map_err(|e| Error::Io {
@@ -157,7 +160,7 @@ impl Sandbox {
             runner: child,
             trace: Vec::new(),
         };
-        match sandbox.read_reports(&ours) {
+        match sandbox.read_reports(&ours, opts.progress) {
             None => Ok(sandbox),
             Some(err) => {
                 // Setup failed: the runner exits by itself and takes the
@@ -169,13 +172,18 @@ impl Sandbox {
     }
 
     /// Read reports until end-of-file (the workload was exec'd) or a failure.
-    fn read_reports(&mut self, sock: &OwnedFd) -> Option<SetupError> {
+    fn read_reports(&mut self, sock: &OwnedFd, progress: Option<fn(&str)>) -> Option<SetupError> {
         let mut buf = vec![0u8; 1 << 16];
         loop {
             match rustix::net::recv(sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
                 Ok((0, _)) => return None,
                 Ok((n, _)) => match serde_json::from_slice::<Report>(&buf[..n]) {
-                    Ok(Report::Progress { step }) => self.trace.push(step),
+                    Ok(Report::Progress { step }) => {
+                        if let Some(f) = progress {
+                            f(&step);
+                        }
+                        self.trace.push(step)
+                    }
                     Ok(Report::Failed(e)) => return Some(e),
                     Err(e) => {
                         return Some(SetupError::new("runner", format!("garbled report: {e}")))

@@ -27,6 +27,9 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
             std::process::exit(exit_code(&e));
         }
         InitMode::Airlock => {
+            // Hold signals until init can forward them; the workload
+            // unblocks them for itself before exec.
+            signals::block();
             // SAFETY: single-threaded process; the child only runs
             // become_workload, which execs or exits.
             match unsafe { libc::fork() } {
@@ -41,7 +44,13 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
                     // SAFETY: _exit skips atexit handlers that belong to the parent.
                     unsafe { libc::_exit(exit_code(&e)) }
                 }
-                pid => super::init::run(pid, plan.spec.new_session),
+                pid => {
+                    // The workload holds the report socket until its exec;
+                    // our copy must go so the caller sees end-of-file then.
+                    // SAFETY: REPORT_FD is ours and not used after this.
+                    unsafe { libc::close(super::report::REPORT_FD) };
+                    super::init::run(pid, plan.spec.new_session)
+                }
             }
         }
     }
@@ -58,18 +67,13 @@ fn exit_code(e: &SetupError) -> i32 {
 fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
     let spec = &plan.spec;
 
-    // Die with the supervisor. It may already be gone: then the read below
-    // sees end-of-file instead of its go-ahead.
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .step(|| "set parent-death signal".into())?;
-
-    // The supervisor writes our id maps from outside, then says go.
+    // The supervisor writes our id maps from outside, then says go. It
+    // keeps its end of the pipe open for as long as it lives.
     let mut byte = [0u8; 1];
     match rustix::io::read(&go, &mut byte) {
         Ok(1) => {}
         _ => std::process::exit(125),
     }
-    drop(go);
 
     if spec.namespaces.user {
         // Become root of the new user namespace if it is mapped (a root
@@ -85,6 +89,26 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
                 .step(|| "setresuid 0".into())?;
         }
     }
+
+    // Die with the supervisor. Armed only now, because every change of
+    // our uid clears it. The supervisor may have died before it was armed:
+    // then its end of the pipe is closed.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .step(|| "set parent-death signal".into())?;
+    let mut pfd = [rustix::event::PollFd::new(
+        &go,
+        rustix::event::PollFlags::IN,
+    )];
+    let now = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut pfd, Some(&now)).step(|| "check the supervisor is alive".into())?;
+    if pfd[0].revents().contains(rustix::event::PollFlags::HUP) {
+        std::process::exit(125);
+    }
+    drop(pfd);
+    drop(go);
 
     // Clocks before anything else of ours lives in the namespace: offsets
     // can be set only while it is empty. Done while still dumpable, since

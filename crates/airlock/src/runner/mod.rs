@@ -38,6 +38,9 @@ pub fn main(parent_pid: i32) -> ! {
     // nothing else in this process uses that number.
     let sock = unsafe { BorrowedFd::borrow_raw(REPORT_FD) };
     let report = Reporter::new(sock, false);
+    // A caller may start us with its forwarded signals blocked; we
+    // install our own handlers before anything could need them.
+    signals::unblock();
     match supervise(parent_pid, sock) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -137,7 +140,8 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "make the supervisor non-dumpable".into())?;
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
-    drop(go_write);
+    // go_write stays open until we exit: PID 1 watches it to learn whether
+    // we died before its parent-death signal was armed.
 
     signals::forward_to(pid, plan.spec.new_session);
     // SAFETY: REPORT_FD is ours; PID 1 and the workload keep their own copies.

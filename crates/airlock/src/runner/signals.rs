@@ -33,7 +33,8 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     }
 }
 
-/// Forward the signals in [`FORWARDED`] to `pid` from now on.
+/// Forward the signals in [`FORWARDED`] to `pid` from now on, including
+/// any that arrived while they were blocked.
 /// `own_session`: the workload is not in the caller's foreground process
 /// group, so terminal-generated signals must be passed on too.
 pub fn forward_to(pid: i32, own_session: bool) {
@@ -50,6 +51,7 @@ pub fn forward_to(pid: i32, own_session: bool) {
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
+    unblock();
 }
 
 /// Give the workload a clean signal state: default dispositions for
@@ -79,5 +81,28 @@ pub fn shell_status(status: i32) -> i32 {
         128 + libc::WTERMSIG(status)
     } else {
         125
+    }
+}
+
+/// Block the forwarded signals (before a child exists to forward to); a
+/// signal that arrives meanwhile stays pending until [`forward_to`] and
+/// [`unblock`] deliver it.
+pub fn block() {
+    set_mask(libc::SIG_BLOCK);
+}
+
+pub fn unblock() {
+    set_mask(libc::SIG_UNBLOCK);
+}
+
+fn set_mask(how: libc::c_int) {
+    // SAFETY: an initialised sigset passed by pointer for the call only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &sig in FORWARDED {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::sigprocmask(how, &set, std::ptr::null_mut());
     }
 }

@@ -1,0 +1,242 @@
+//! What the workload sees from inside a default sandbox, as root.
+
+mod common;
+use common::*;
+
+#[test]
+fn host_secret_is_unreadable() {
+    require_root!();
+    let dir = tempdir();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "host-secret-4711").unwrap();
+    let r = sh(
+        &[],
+        &format!(
+            "cat {} 2>&1; ls /home /root /var 2>&1; echo done",
+            secret.display()
+        ),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("host-secret-4711"), "{}", r.stdout);
+    assert!(r.stdout.contains("No such file"), "{}", r.stdout);
+    // Control: the same path bound in is readable, so the probe can fail.
+    let flag = format!("{}", secret.display());
+    let r = sh(&["--ro-bind", &flag, "/secret"], "cat /secret");
+    assert_eq!(r.stdout, "host-secret-4711");
+}
+
+#[test]
+fn pid_namespace_shows_only_the_sandbox() {
+    require_root!();
+    let r = sh(&[], "echo ppid=$PPID; ls /proc | grep -E '^[0-9]+$' | tr '\\n' ' '; echo; tr '\\0' ' ' < /proc/1/cmdline");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "ppid=1", "the workload's parent is our PID 1");
+    let pids: Vec<i32> = lines[1]
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.contains(&1) && pids.len() <= 6, "pids seen: {pids:?}");
+    assert!(pids.iter().all(|p| *p < 10), "host pids visible: {pids:?}");
+    assert!(
+        lines[2].contains("__airlock-runner"),
+        "PID 1 is airlock's init: {}",
+        lines[2]
+    );
+    // The host sees many more processes than that.
+    assert!(std::fs::read_dir("/proc").unwrap().count() > 20);
+}
+
+#[test]
+fn hostname_is_the_sandboxes() {
+    require_root!();
+    assert_eq!(sh(&[], "hostname").stdout.trim(), "airlock");
+    assert_eq!(
+        sh(&["--hostname", "box-7"], "hostname").stdout.trim(),
+        "box-7"
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_ne!(host.trim(), "box-7");
+}
+
+#[test]
+fn uptime_starts_near_zero() {
+    require_root!();
+    let r = sh(&[], "cut -d' ' -f1 /proc/uptime");
+    let up: f64 = r.stdout.trim().parse().unwrap();
+    assert!(up < 5.0, "sandbox uptime {up}");
+    // Control: the host's uptime is what the sandbox would otherwise see.
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let shared = sh(&["--share-time"], "cut -d' ' -f1 /proc/uptime");
+    let shared: f64 = shared.stdout.trim().parse().unwrap();
+    assert!(shared >= host - 1.0, "shared-time sandbox sees host uptime");
+}
+
+#[test]
+fn only_loopback_exists() {
+    require_root!();
+    let r = sh(&[], "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
+    assert_eq!(r.stdout.trim(), "lo", "{}", r.stdout);
+    let r = sh(&[], "cat /sys/class/net/lo/operstate 2>/dev/null; grep -c . /proc/net/if_inet6 2>/dev/null || true");
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn no_capabilities_and_no_new_privs() {
+    require_root!();
+    let r = sh(
+        &[],
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; id -u",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            r.stdout.contains(&format!("{cap}:\t0000000000000000")),
+            "{cap} not empty:\n{}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("NoNewPrivs:\t1"));
+    assert!(
+        r.stdout.trim_end().ends_with('0'),
+        "runs as uid 0 of its namespace"
+    );
+    // A kept capability shows up, so the probe above can fail.
+    let r = sh(
+        &["--cap-add", "CAP_NET_BIND_SERVICE"],
+        "grep CapEff /proc/self/status",
+    );
+    assert!(r.stdout.contains("0000000000000400"), "{}", r.stdout);
+}
+
+#[test]
+fn root_inside_is_not_root_outside() {
+    require_root!();
+    let dir = tempdir();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let flag = dir.path().display().to_string();
+    let r = sh(
+        &["--bind", &flag, "/share"],
+        "touch /share/made-inside; cat /etc/shadow >/dev/null 2>&1 || echo shadow-denied",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("shadow-denied"));
+    let meta = std::fs::metadata(dir.path().join("made-inside")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        airlock::plan::ROOT_CALLER_BASE
+    );
+}
+
+#[test]
+fn read_only_bind_refuses_writes_and_writable_bind_writes_through() {
+    require_root!();
+    let dir = tempdir();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let flag = dir.path().display().to_string();
+    let r = sh(
+        &["--ro-bind", &flag, "/data"],
+        "echo x > /data/f || echo refused",
+    );
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
+    assert!(r.stdout.contains("refused"));
+    assert!(!dir.path().join("f").exists());
+    let r = sh(&["--bind", &flag, "/data"], "echo written-inside > /data/f");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("f")).unwrap(),
+        "written-inside\n"
+    );
+    // The root itself and the system dirs are read-only.
+    let r = sh(
+        &[],
+        "touch /x 2>&1; touch /usr/x 2>&1; touch /tmp/ok && echo tmp-writable",
+    );
+    assert!(
+        r.stdout.matches("Read-only file system").count() == 2,
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("tmp-writable"));
+}
+
+#[test]
+fn caller_fds_do_not_leak() {
+    require_root!();
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open("/etc/hostname").unwrap();
+    // Make it inheritable, as a careless caller would.
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFD, 0) };
+    let r = sh(&[], "ls /proc/self/fd | tr '\\n' ' '");
+    drop(f);
+    let fds: Vec<&str> = r.stdout.split_whitespace().collect();
+    // 0-2, plus the one ls opens to read the directory.
+    assert!(fds.len() <= 4, "fds inside: {fds:?}");
+    assert!(
+        fds.iter().all(|fd| ["0", "1", "2", "3"].contains(fd)),
+        "{fds:?}"
+    );
+}
+
+#[test]
+fn default_view_has_nothing_else_of_the_host() {
+    require_root!();
+    let r = sh(&[], "ls /");
+    let entries: Vec<&str> = r.stdout.split_whitespace().collect();
+    for e in &entries {
+        assert!(
+            [
+                "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp",
+                "usr"
+            ]
+            .contains(e),
+            "unexpected /{e} in the default view"
+        );
+    }
+    let cwd = std::env::current_dir().unwrap();
+    let r = sh(&[], &format!("ls {} 2>&1 || true; pwd", cwd.display()));
+    assert!(
+        r.stdout.contains("No such file"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.trim_end().ends_with('/'));
+}
+
+#[test]
+fn masked_and_readonly_proc_paths() {
+    require_root!();
+    let r = sh(&[], "echo 1 > /proc/sys/kernel/ns_last_pid; echo h > /proc/sysrq-trigger; cat /proc/keys 2>&1 | wc -c");
+    let expect = if std::path::Path::new("/proc/sysrq-trigger").exists() {
+        2
+    } else {
+        1
+    };
+    assert_eq!(
+        r.stderr.matches("Read-only file system").count(),
+        expect,
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.trim_end().ends_with('0'),
+        "/proc/keys is masked: {}",
+        r.stdout
+    );
+}

@@ -1,0 +1,237 @@
+//! Process lifetime: our PID 1, signals, exit statuses, terminal isolation.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+#[test]
+fn exit_status_rules() {
+    require_root!();
+    assert_eq!(sh(&[], "exit 3").code, 3);
+    assert_eq!(sh(&[], "exit 0").code, 0);
+    assert_eq!(sh(&[], "kill -9 $$").code, 128 + 9, "signal N is 128+N");
+    assert_eq!(sh(&[], "kill -TERM $$").code, 128 + 15);
+    let r = output(airlock(&["run", "--", "no-such-program-xyz"]));
+    assert_eq!(r.code, 127, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no-such-program-xyz not found"),
+        "{}",
+        r.stderr
+    );
+    // A file that exists but is not executable.
+    let dir = tempdir();
+    let f = dir.path().join("script");
+    std::fs::write(&f, "#!/bin/sh\necho hi\n").unwrap();
+    let src = f.display().to_string();
+    let r = output(airlock(&[
+        "run",
+        "--ro-bind",
+        &src,
+        "/script",
+        "--",
+        "/script",
+    ]));
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot execute"), "{}", r.stderr);
+    // airlock's own refusal.
+    let r = output(airlock(&["run", "--tmpfs", "relative", "--", "true"]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+}
+
+/// Makes an orphan that exits, then counts zombies in the sandbox.
+const ORPHAN_PROBE: &str = "import os, subprocess, time\n\
+subprocess.run(['sh', '-c', 'sleep 0.2 & exit 0'])\n\
+time.sleep(0.8)\n\
+z = 0\n\
+for p in os.listdir('/proc'):\n    \
+if p.isdigit():\n        \
+z += open('/proc/' + p + '/stat').read().rsplit(') ', 1)[1].startswith('Z')\n\
+print(z)\n";
+
+#[test]
+fn orphans_are_reaped() {
+    require_root!();
+    // The orphaned sleep is reparented to PID 1; once it exits, our init
+    // must reap it.
+    let r = output(airlock(&["run", "--", "python3", "-c", ORPHAN_PROBE]));
+    assert_eq!(
+        r.stdout.trim(),
+        "0",
+        "zombies left under our init: {}",
+        r.stderr
+    );
+    // Control: with python as PID 1 (it never reaps what is not its own),
+    // the zombie stays, so the probe can see one.
+    let r = output(airlock(&[
+        "run",
+        "--as-pid1",
+        "--",
+        "python3",
+        "-c",
+        ORPHAN_PROBE,
+    ]));
+    assert_eq!(
+        r.stdout.trim(),
+        "1",
+        "the probe can see a zombie: {}",
+        r.stderr
+    );
+}
+
+fn spawn_ready(
+    flags: &[&str],
+    script: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    let mut child = airlock(&args).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    (child, out)
+}
+
+#[test]
+fn sigterm_reaches_the_workload() {
+    require_root!();
+    for (sig, name) in [
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGHUP, "HUP"),
+    ] {
+        let script = format!(
+            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let (mut child, mut out) = spawn_ready(&[], &script);
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(rest.trim(), format!("got-{name}"));
+        assert_eq!(status.code(), Some(7));
+    }
+}
+
+#[test]
+fn killing_airlock_kills_the_workload() {
+    require_root!();
+    let (mut child, _out) = spawn_ready(&[], "echo ready; sleep 1000");
+    let pid = child.id() as i32;
+    let inside = descendants(pid);
+    assert!(inside.len() >= 3, "runner, init, sh, sleep: {inside:?}");
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(
+        wait_until(5, || inside.iter().all(|p| !alive(*p))),
+        "still alive after airlock died: {:?}",
+        inside.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
+}
+
+/// Open a pty pair; the slave becomes the controlling terminal of airlock.
+fn run_on_terminal(flags: &[&str], probe: &str) -> String {
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two fds into the given out-pointers.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0);
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "python3", "-c", probe]);
+    let mut cmd = airlock(&args);
+    // SAFETY: the fds are ours; dup keeps the slave open for Stdio.
+    let (stdin, stdout) = unsafe {
+        (
+            std::fs::File::from_raw_fd_checked(libc::dup(slave)),
+            std::fs::File::from_raw_fd_checked(libc::dup(slave)),
+        )
+    };
+    cmd.stdin(stdin).stdout(stdout).stderr(Stdio::inherit());
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // SAFETY: closing our copy of the slave fd.
+    unsafe { libc::close(slave) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // Read everything the terminal received (output and any injected input).
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: master,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: pfd is a valid pollfd, buf a valid buffer of its length.
+        unsafe {
+            if libc::poll(&mut pfd, 1, 200) <= 0 {
+                break;
+            }
+            let n = libc::read(master, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
+            if n <= 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+    }
+    // SAFETY: closing our master fd.
+    unsafe { libc::close(master) };
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+trait FromRawChecked {
+    unsafe fn from_raw_fd_checked(fd: i32) -> Self;
+}
+impl FromRawChecked for std::fs::File {
+    unsafe fn from_raw_fd_checked(fd: i32) -> Self {
+        assert!(fd >= 0);
+        // SAFETY: the caller passes a fresh fd it owns.
+        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+    }
+}
+
+const TIOCSTI_PROBE: &str = "import fcntl, termios\n\
+try:\n    fcntl.ioctl(0, termios.TIOCSTI, b'Z')\n    print('INJECTED')\n\
+except OSError as e:\n    print('blocked', e.errno)\n";
+
+#[test]
+fn tiocsti_cannot_reach_the_callers_terminal() {
+    require_root!();
+    let out = run_on_terminal(&[], TIOCSTI_PROBE);
+    assert!(out.contains("blocked"), "terminal saw: {out:?}");
+    assert!(!out.contains("INJECTED"));
+    // Control: in the caller's session the same probe injects (when the
+    // kernel still allows TIOCSTI at all).
+    let legacy = std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").unwrap_or_default();
+    if legacy.trim() == "1" {
+        let out = run_on_terminal(&["--keep-session"], TIOCSTI_PROBE);
+        assert!(
+            out.contains("INJECTED"),
+            "control probe did not inject: {out:?}"
+        );
+    } else {
+        eprintln!("control skipped: dev.tty.legacy_tiocsti is not 1 on this kernel");
+    }
+}
