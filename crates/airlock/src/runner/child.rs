@@ -95,19 +95,9 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
     // then its end of the pipe is closed.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .step(|| "set parent-death signal".into())?;
-    let mut pfd = [rustix::event::PollFd::new(
-        &go,
-        rustix::event::PollFlags::IN,
-    )];
-    let now = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    rustix::event::poll(&mut pfd, Some(&now)).step(|| "check the supervisor is alive".into())?;
-    if pfd[0].revents().contains(rustix::event::PollFlags::HUP) {
+    if supervisor_gone(&go)? {
         std::process::exit(125);
     }
-    drop(pfd);
     drop(go);
 
     // Clocks before anything else of ours lives in the namespace: offsets
@@ -168,4 +158,16 @@ fn become_workload(plan: &Plan, report: Reporter) -> SetupError {
         return e;
     }
     exec::exec(p)
+}
+
+/// Has the supervisor closed its end of the go pipe (that is, died)?
+fn supervisor_gone(go: &OwnedFd) -> Result<bool, SetupError> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut pfd = [PollFd::new(go, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut pfd, Some(&now)).step(|| "check the supervisor is alive".into())?;
+    Ok(pfd[0].revents().contains(PollFlags::HUP))
 }

@@ -29,7 +29,10 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-/// The rlimit names the spec accepts, with their `RLIMIT_*` numbers.
+/// The rlimit names the spec accepts, with their `RLIMIT_*` numbers (the
+/// casts are no-ops on glibc, where the constants are already u32, but
+/// not on musl).
+#[allow(clippy::unnecessary_cast)]
 pub const RLIMITS: &[(&str, u32)] = &[
     ("as", libc::RLIMIT_AS as u32),
     ("core", libc::RLIMIT_CORE as u32),

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Start-up cost of `airlock run -- /bin/true` against bubblewrap with the
+same isolation and against a bare /bin/true, measured in one interleaved
+run (each round runs every command once, in a shuffled order, so machine
+noise hits all of them alike).
+
+Reports the median and p90 wall time, the ratio to bubblewrap and to bare,
+and the peak RSS of each command's process tree, measured apart from the
+timing with GNU time (`/usr/bin/time -f %M`, the largest RSS among the
+processes it waited for; GNU time's own ~1 MiB is in every figure, bare
+/bin/true shows it).
+
+Usage: benches/spawn.py [--rounds N] [--airlock PATH]
+"""
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+
+def system_view_bwrap():
+    args = []
+    for d in ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]:
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    return args + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+
+
+def peak_rss(argv, tries=5):
+    if not os.path.exists("/usr/bin/time"):
+        return 0
+    best = 0
+    for _ in range(tries):
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, check=True, text=True)
+        best = max(best, int(r.stderr.strip().splitlines()[-1]))
+    return best
+
+
+def run_once(argv):
+    devnull = os.open(os.devnull, os.O_RDWR)
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        try:
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - start
+    os.close(devnull)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{argv[0]} failed with status {status}")
+    return elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--airlock", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "airlock"))
+    a = ap.parse_args()
+    commands = {
+        "bare": ["/bin/true"],
+        "airlock": [os.path.abspath(a.airlock), "run", "--", "/bin/true"],
+    }
+    if shutil.which("bwrap"):
+        commands["bwrap"] = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                             *system_view_bwrap(), "--", "/bin/true"]
+    else:
+        print("bwrap not installed: comparing with bare only", file=sys.stderr)
+    times = {k: [] for k in commands}
+    peak = {k: 0 for k in commands}
+    names = list(commands)
+    for name in names:  # warm the page cache
+        run_once(commands[name])
+    for _ in range(a.rounds):
+        random.shuffle(names)
+        for name in names:
+            times[name].append(run_once(commands[name]))
+    for name in names:
+        peak[name] = peak_rss(commands[name])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{a.rounds} interleaved rounds, uid {os.geteuid()}, {os.cpu_count()} cpus")
+    print(f"{'command':<10}{'median ms':>11}{'p90 ms':>9}{'peak RSS KiB':>14}{'x bare':>9}{'x bwrap':>9}")
+    for k in commands:
+        p90 = sorted(times[k])[int(len(times[k]) * 0.9) - 1]
+        vs_bwrap = f"{med[k] / med['bwrap']:.2f}" if "bwrap" in med else "-"
+        print(f"{k:<10}{med[k] * 1000:>11.2f}{p90 * 1000:>9.2f}{peak[k]:>14}{med[k] / med['bare']:>9.1f}{vs_bwrap:>9}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+//! Bad input gets a precise error, exit status 125, and leaves nothing
+//! behind: no mount on the host, no process.
+
+mod common;
+use common::*;
+
+/// Run airlock, expect 125, and check nothing is left.
+fn refused(args: &[&str], expect_in_error: &[&str]) -> String {
+    let before = host_mounts();
+    let child = airlock(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(125), "{args:?}: {stderr}");
+    for e in expect_in_error {
+        assert!(stderr.contains(e), "{args:?}: expected {e:?} in: {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "one-paragraph error: {stderr}");
+    assert_nothing_left(&before);
+    let runner = format!("__airlock-runner {pid}");
+    assert!(
+        processes_with(&runner).is_empty(),
+        "runner of {pid} still alive"
+    );
+    stderr
+}
+
+#[test]
+fn missing_bind_source() {
+    require_root!();
+    refused(
+        &["run", "--ro-bind", "/no/such/dir", "/data", "--", "true"],
+        &["mount /data", "source /no/such/dir does not exist"],
+    );
+}
+
+#[test]
+fn relative_destination() {
+    refused(
+        &["run", "--tmpfs", "scratch", "--", "true"],
+        &[
+            "filesystem.mounts",
+            "destination",
+            "\"scratch\" is relative",
+        ],
+    );
+}
+
+#[test]
+fn unknown_capability() {
+    refused(
+        &["run", "--cap-add", "CAP_TELEPORT", "--", "true"],
+        &["capabilities[0]", "unknown capability \"CAP_TELEPORT\""],
+    );
+}
+
+#[test]
+fn malformed_spec_names_line_column_and_field() {
+    let dir = tempdir();
+    let p = dir.path().join("bad.json");
+    std::fs::write(
+        &p,
+        "{\n  \"process\": {\n    \"args\": [\"true\"],\n    \"uid\": \"root\"\n  }\n}\n",
+    )
+    .unwrap();
+    let e = refused(
+        &["run", "--spec", &p.display().to_string()],
+        &["line 4", "process.uid"],
+    );
+    assert!(e.contains("column"), "{e}");
+    let t = dir.path().join("bad.toml");
+    std::fs::write(&t, "[process]\nargs = [\"true\"]\nfrobnicate = 1\n").unwrap();
+    refused(
+        &["run", "--spec", &t.display().to_string()],
+        &["line 3", "frobnicate"],
+    );
+}
+
+#[test]
+fn missing_spec_file() {
+    refused(
+        &["run", "--spec", "/no/such/spec.json"],
+        &["/no/such/spec.json"],
+    );
+}
+
+#[test]
+fn no_program() {
+    refused(&["run"], &["process.args", "no program"]);
+}
+
+#[test]
+fn missing_rootfs() {
+    require_root!();
+    refused(
+        &["run", "--rootfs", "/no/such/root", "--", "true"],
+        &["root /no/such/root", "does not exist"],
+    );
+}
+
+#[test]
+fn unmapped_uid() {
+    refused(
+        &["run", "--uid", "70000", "--", "true"],
+        &["process.uid", "not in identity.uid_map"],
+    );
+}
+
+#[test]
+fn cwd_missing_in_sandbox() {
+    require_root!();
+    refused(
+        &["run", "--chdir", "/nowhere", "--", "true"],
+        &["process.cwd", "/nowhere"],
+    );
+}
+
+#[test]
+fn rlimit_above_hard_limit() {
+    require_root!();
+    let dir = tempdir();
+    let p = dir.path().join("spec.json");
+    std::fs::write(
+        &p,
+        r#"{"process": {"args": ["true"], "rlimits": [{"resource": "nofile", "soft": 99999999, "hard": 99999999}]},
+            "filesystem": {"mounts": [{"type": "bind", "source": "/usr", "destination": "/usr"}]}}"#,
+    )
+    .unwrap();
+    refused(
+        &["run", "--spec", &p.display().to_string()],
+        &["process.rlimits[0]", "nofile"],
+    );
+}
