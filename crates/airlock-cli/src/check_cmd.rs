@@ -1,15 +1,113 @@
-//! `airlock check`: placeholder until the guardrails land.
+//! `airlock check`: judge a spec with the guardrails, like a linter.
 
-use clap::Args;
+use airlock::check::{self, Host, RULES};
+use airlock::spec;
+use clap::{Args, ValueEnum};
 use std::process::ExitCode;
 
 /// Judge a spec against the guardrails without running it.
+///
+/// Exit status: 0 when the spec would run (warnings allowed), 1 when it
+/// would be refused, 2 when it cannot be read, parsed or validated.
 #[derive(Args)]
 pub struct CheckArgs {
     /// The spec file (JSON or TOML), or `-` for stdin.
+    #[arg(required_unless_present = "list")]
     spec: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Print every rule: code, severity, what it catches.
+    #[arg(long)]
+    list: bool,
 }
 
-pub fn main(_args: CheckArgs) -> ExitCode {
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+fn list(format: Format) -> ExitCode {
+    match format {
+        Format::Json => {
+            let rules: Vec<_> = RULES
+                .iter()
+                .map(|r| serde_json::json!({"code": r.code, "severity": r.severity, "catches": r.catches}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rules).expect("rules serialize")
+            );
+        }
+        Format::Human => {
+            let width = RULES.iter().map(|r| r.code.len()).max().unwrap_or(0);
+            for r in RULES {
+                let sev = match r.severity {
+                    check::Severity::Deny => "deny",
+                    check::Severity::Warn => "warn",
+                };
+                println!("{:<width$}  {sev}  {}", r.code, r.catches);
+            }
+        }
+    }
     ExitCode::SUCCESS
+}
+
+fn unreadable(format: Format, msg: String) -> ExitCode {
+    match format {
+        Format::Json => println!("{}", serde_json::json!({"error": msg})),
+        Format::Human => eprintln!("airlock: error: {msg}"),
+    }
+    ExitCode::from(2)
+}
+
+pub fn main(args: CheckArgs) -> ExitCode {
+    if args.list {
+        return list(args.format);
+    }
+    let path = args.spec.expect("clap requires a spec without --list");
+    let text = if path == "-" {
+        let mut s = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            return unreadable(args.format, format!("reading the spec from stdin: {e}"));
+        }
+        s
+    } else {
+        match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) => return unreadable(args.format, format!("reading the spec {path}: {e}")),
+        }
+    };
+    let spec = match spec::from_str_auto(&text) {
+        Ok(s) => s,
+        Err(e) => return unreadable(args.format, format!("{path}: {e}")),
+    };
+    if let Err(e) = spec::validate(&spec).and_then(|_| check::validate_codes(&spec)) {
+        return unreadable(args.format, format!("{path}: invalid spec: {e}"));
+    }
+    let findings = check::check(&spec, &Host::probe(&spec));
+    let refused = check::refused(&findings);
+    match args.format {
+        Format::Json => {
+            let out = serde_json::json!({"refused": refused, "findings": findings.iter().map(|f| serde_json::json!({
+                "code": f.code, "severity": f.severity, "subject": f.subject, "message": f.message,
+                "acknowledged": f.acknowledged, "refuses": f.refuses(), "help": f.help(),
+            })).collect::<Vec<_>>()});
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("findings serialize")
+            );
+        }
+        Format::Human => {
+            print!("{}", check::render(&findings));
+            let denied = findings.iter().filter(|f| f.refuses()).count();
+            if refused {
+                println!("{path}: refused ({denied} error(s)): airlock would not run this spec");
+            } else {
+                println!("{path}: ok ({} warning(s))", findings.len());
+            }
+        }
+    }
+    ExitCode::from(if refused { 1 } else { 0 })
 }

@@ -321,6 +321,26 @@ pub fn main(a: RunArgs, m: &ArgMatches) -> ExitCode {
         println!("{}", spec.to_json_pretty());
         return ExitCode::SUCCESS;
     }
+    // The guardrails, before anything is created. Spawn checks again (it
+    // is the library's promise too); here the findings get printed.
+    if let Err(e) =
+        airlock::spec::validate(&spec).and_then(|_| airlock::check::validate_codes(&spec))
+    {
+        return refuse(Error::Spec(e));
+    }
+    let findings = airlock::check::check(&spec, &airlock::check::Host::probe(&spec));
+    eprint!("{}", airlock::check::render(&findings));
+    if airlock::check::refused(&findings) {
+        let codes: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.refuses())
+            .map(|f| f.code)
+            .collect();
+        return refuse(format!(
+            "refused by the guardrails ({}); nothing was started",
+            codes.join(", ")
+        ));
+    }
     let opts = SpawnOptions {
         runner: std::env::current_exe().ok(),
         verbose: a.verbose,

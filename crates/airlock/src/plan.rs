@@ -51,6 +51,9 @@ pub struct Plan {
     pub capabilities: Vec<u8>,
     /// Send a progress message for every setup step.
     pub verbose: bool,
+    /// The host facts the guardrails judged the spec on; the runner judges
+    /// each bind source again against them once it has opened it.
+    pub host: crate::check::Host,
 }
 
 fn mapped(maps: &[IdMap], id: u32) -> bool {
@@ -172,6 +175,7 @@ pub fn plan(spec: &SandboxSpec, caller: Caller) -> Result<Plan, SpecError> {
         gid,
         capabilities,
         verbose: false,
+        host: Default::default(),
     })
 }
 

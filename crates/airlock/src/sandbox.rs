@@ -101,9 +101,21 @@ impl Sandbox {
 
     pub fn spawn_with(spec: &SandboxSpec, opts: &SpawnOptions) -> Result<Sandbox, Error> {
         let mut plan = plan::plan(spec, Caller::current())?;
-        crate::check::enforce(spec, &crate::check::Host::current())?;
+        let host = crate::check::Host::probe(spec);
+        crate::check::enforce(spec, &host)?;
+        plan.host = host;
         plan.verbose = opts.verbose;
         Self::start(&plan, opts)
+    }
+
+    /// Start a plan as it is, without running the guardrails on its spec
+    /// first. The runner still judges every bind source it opens against
+    /// `plan.host`; everything else is the caller's responsibility. Meant
+    /// for surfaces that have already checked (and for tests that need to
+    /// change the host between check and start).
+    #[doc(hidden)]
+    pub fn spawn_plan_unchecked(plan: &Plan, opts: &SpawnOptions) -> Result<Sandbox, Error> {
+        Self::start(plan, opts)
     }
 
     fn start(plan: &Plan, opts: &SpawnOptions) -> Result<Sandbox, Error> {

@@ -117,7 +117,7 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "make init non-dumpable".into())?;
 
-    let trees = mount::prepare(spec, report)?;
+    let trees = mount::prepare(plan, report)?;
     mount::apply_mounts(spec, &trees, report)?;
     mount::protect(spec, &trees, report)?;
     mount::enter(trees, report)?;

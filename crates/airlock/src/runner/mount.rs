@@ -1,6 +1,9 @@
 //! The sandbox's mount tree, built in the order the kernel needs it:
 //!
 //! 1. make every mount private, so nothing we do propagates to the host;
+//!    open every bind source once and judge the opened object again with
+//!    the guardrails (what is mounted later is that fd, so a path swapped
+//!    after the caller's check cannot change what the sandbox gets);
 //! 2. put a staging tmpfs on /tmp and pivot into it: the host's tree is now
 //!    at /oldroot and can be reached only through an fd we hold;
 //! 3. mount the sandbox's root at /newroot (a fresh tmpfs or a host dir);
@@ -18,12 +21,13 @@ use super::fs::{
     attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, path_in, TargetKind,
 };
 use super::report::{Reporter, SetupError, StepExt};
+use crate::plan::Plan;
 use crate::spec::{Mount, Root, SandboxSpec};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount_change, MountPropagationFlags};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 type Result<T> = std::result::Result<T, SetupError>;
 
@@ -33,16 +37,69 @@ pub struct Trees {
     pub host: OwnedFd,
     /// The sandbox's root being assembled (at /newroot).
     pub root: OwnedFd,
+    /// The opened and re-judged source of each bind, by mount index.
+    sources: Vec<Option<OwnedFd>>,
 }
 
-/// Steps 1 to 3: private propagation, staging root, the sandbox's root.
-pub fn prepare(spec: &SandboxSpec, report: Reporter) -> Result<Trees> {
+/// Open a host path once, find where the opened object really is, and
+/// judge it again with the guardrails.
+fn open_source(plan: &Plan, step: &dyn Fn() -> String, path: &str) -> Result<OwnedFd> {
+    let slash = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open the host root".into())?;
+    let fd = path_in(&slash, path).map_err(|e| missing(step(), path, &e))?;
+    // /proc is still the host's here, and this is our own fd.
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let opened = rustix::fs::readlink(link.as_str(), Vec::new()).step(step)?;
+    let opened = opened.to_string_lossy().into_owned();
+    let refused = crate::check::recheck_source(&plan.spec, &plan.host, path, &opened);
+    if let Some(f) = refused.first() {
+        return Err(SetupError::new(
+            step(),
+            format!(
+                "source {path} now leads to {opened}, which the guardrails refuse ({}); it was checked as {}",
+                f.code,
+                plan.host.resolve(path)
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+/// Steps 1 to 3: private propagation and sources, staging root, the
+/// sandbox's root.
+pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
+    let spec = &plan.spec;
     report.progress(|| "make every mount private".into());
     mount_change(
         "/",
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .step(|| "make mounts private".into())?;
+
+    report.progress(|| "open and re-check the bind sources".into());
+    let mut sources = Vec::with_capacity(spec.filesystem.mounts.len());
+    for m in &spec.filesystem.mounts {
+        sources.push(match m {
+            Mount::Bind {
+                source,
+                destination,
+                ..
+            } => Some(open_source(
+                plan,
+                &|| format!("mount {destination}"),
+                source,
+            )?),
+            _ => None,
+        });
+    }
+    let rootfs = match &spec.filesystem.root {
+        Root::Path { path, .. } => Some(open_source(plan, &|| format!("root {path}"), path)?),
+        Root::Tmpfs { .. } => None,
+    };
 
     report.progress(|| "staging tmpfs and pivot away from the host root".into());
     let staging = new_fs(
@@ -88,7 +145,7 @@ pub fn prepare(spec: &SandboxSpec, report: Reporter) -> Result<Trees> {
         Root::Path { path, .. } => {
             let step = || format!("root {path}");
             report.progress(step);
-            let src = super::fs::path_in(&host, path).map_err(|e| missing(step(), path, &e))?;
+            let src = rootfs.expect("opened above for a path root");
             if !is_dir(&src).step(step)? {
                 return Err(SetupError::new(
                     step(),
@@ -106,7 +163,11 @@ pub fn prepare(spec: &SandboxSpec, report: Reporter) -> Result<Trees> {
         Mode::empty(),
     )
     .step(|| "open new root".into())?;
-    Ok(Trees { host, root })
+    Ok(Trees {
+        host,
+        root,
+        sources,
+    })
 }
 
 fn attach_at_newroot(mnt: OwnedFd) -> io::Result<()> {
@@ -141,7 +202,7 @@ fn missing(step: String, path: &str, e: &io::Error) -> SetupError {
 /// Step 4: the plan's mounts, in order.
 pub fn apply_mounts(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()> {
     let root = trees.root.as_fd();
-    for m in &spec.filesystem.mounts {
+    for (i, m) in spec.filesystem.mounts.iter().enumerate() {
         let dest = m.destination();
         let step = || format!("mount {dest}");
         match m {
@@ -157,14 +218,16 @@ pub fn apply_mounts(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Resu
                         if *readonly { "read-only" } else { "writable" }
                     )
                 });
-                let src = path_in(&trees.host, source).map_err(|e| missing(step(), source, &e))?;
-                let kind = if is_dir(&src).step(step)? {
+                let src = trees.sources[i]
+                    .as_ref()
+                    .expect("every bind source was opened");
+                let kind = if is_dir(src).step(step)? {
                     TargetKind::Dir
                 } else {
                     TargetKind::File
                 };
                 let target = ensure_target(root, dest, kind).step(step)?;
-                let tree = clone_tree(&src, true).step(step)?;
+                let tree = clone_tree(src, true).step(step)?;
                 let mut attrs = MOUNT_ATTR_NOSUID;
                 if !devices {
                     attrs |= MOUNT_ATTR_NODEV;
@@ -363,8 +426,13 @@ pub fn enter(trees: Trees, report: Reporter) -> Result<()> {
         Mode::empty(),
     )
     .step(|| "open staging root".into())?;
-    let Trees { host, root } = trees;
+    let Trees {
+        host,
+        root,
+        sources,
+    } = trees;
     drop(host);
+    drop(sources);
     rustix::process::fchdir(&root).step(|| "chdir new root".into())?;
     rustix::process::pivot_root(".", ".").step(|| "pivot_root".into())?;
     // The staging root now sits on top of the new root; detach it (and the

@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn json_unknown_field_is_named() {
         let e = from_json("{\n  \"process\": {\"argz\": []}\n}").unwrap_err();
-        assert_eq!(e.field, "process");
+        assert_eq!(e.field, "process.argz");
         assert_eq!(e.line, 2);
         assert!(e.message.contains("argz"), "{e}");
     }
@@ -113,7 +113,10 @@ mod tests {
     fn json_wrong_type_is_named() {
         let e = from_json(r#"{"filesystem": {"mounts": [{"type": "tmpfs", "destination": 5}]}}"#)
             .unwrap_err();
-        assert_eq!(e.field, "filesystem.mounts[0].destination", "{e}");
+        // Tagged enums are buffered by serde, so the path stops at the entry;
+        // the message names what was expected.
+        assert_eq!(e.field, "filesystem.mounts[0]", "{e}");
+        assert!(e.message.contains("expected a string"), "{e}");
     }
 
     #[test]

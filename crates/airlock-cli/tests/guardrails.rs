@@ -1,0 +1,318 @@
+//! The guardrails as a user meets them: `airlock run` refuses before
+//! anything starts, `airlock check` reports like a linter, and the runner
+//! mounts only what was judged.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::process::Stdio;
+
+fn run(args: &[&str]) -> Run {
+    let mut a = vec!["run"];
+    a.extend_from_slice(args);
+    output(airlock(&a))
+}
+
+#[test]
+fn sharing_a_folder_runs_but_binding_etc_does_not() {
+    require_root!();
+    let dir = tempdir();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let share = dir.path().display().to_string();
+    let r = run(&[
+        "--bind",
+        &share,
+        "/share",
+        "--",
+        "sh",
+        "-c",
+        "echo ok > /share/f",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.is_empty(),
+        "no findings for a plain share: {}",
+        r.stderr
+    );
+    let before = host_mounts();
+    let r = run(&[
+        "--bind",
+        "/etc",
+        "/etc",
+        "--",
+        "sh",
+        "-c",
+        "touch /etc/airlock-was-here",
+    ]);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("error[host-system-writable]"),
+        "{}",
+        r.stderr
+    );
+    assert!(r
+        .stderr
+        .contains("= help: if this is intended, pass `--allow-unsafe host-system-writable`"));
+    assert!(!std::path::Path::new("/etc/airlock-was-here").exists());
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn tricks_that_climb_to_root_or_etc() {
+    let dir = tempdir();
+    let base = dir.path().display().to_string();
+    std::os::unix::fs::symlink("/", dir.path().join("to-root")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("to-etc")).unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (format!("{base}/../.."), "host-root-writable"),
+        ("/usr/..".to_string(), "host-root-writable"),
+        (format!("{base}/to-root"), "host-root-writable"),
+        (format!("{base}/to-etc"), "host-system-writable"),
+        (format!("{base}/to-root/etc/.."), "host-root-writable"),
+    ];
+    for (src, code) in cases {
+        let r = run(&["--bind", &src, "/x", "--", "true"]);
+        assert_eq!(r.code, 125, "{src}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("error[{code}]")),
+            "{src}: {}",
+            r.stderr
+        );
+    }
+    // A read-only bind through a symlink to / still exposes /proc and /sys.
+    let r = run(&[
+        "--ro-bind",
+        &format!("{base}/to-root"),
+        "/host",
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("error[kernel-surface-bind]"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("warning[host-root-readonly]"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn relative_sources_are_judged_from_the_current_directory() {
+    let r = output({
+        let mut c = airlock(&["run", "--bind", "etc", "/x", "--", "true"]);
+        c.current_dir("/");
+        c
+    });
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("error[host-system-writable]"),
+        "{}",
+        r.stderr
+    );
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join("share")).unwrap();
+    let r = output({
+        let mut c = airlock(&[
+            "run",
+            "--print-spec",
+            "--bind",
+            "share",
+            "/share",
+            "--",
+            "true",
+        ]);
+        c.current_dir(dir.path());
+        c
+    });
+    assert!(
+        r.stdout
+            .contains(&format!("\"source\": \"{}/share\"", dir.path().display())),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn acknowledged_findings_run_and_unknown_codes_are_errors() {
+    require_root!();
+    let r = run(&[
+        "--ro-bind",
+        "/sys",
+        "/hostsys",
+        "--allow-unsafe",
+        "kernel-surface-bind",
+        "--",
+        "sh",
+        "-c",
+        "test -d /hostsys/kernel && echo visible",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "visible");
+    assert!(
+        r.stderr.contains("warning[kernel-surface-bind]") && r.stderr.contains("(acknowledged)"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["--allow-unsafe", "everything", "--", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr
+            .contains("allow_unsafe[0]: unknown guardrail code \"everything\""),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["--allow-unsafe", "cap-bpf", "--", "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning[unused-allow-unsafe]"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn capabilities_and_shared_namespaces() {
+    let r = run(&["--cap-add", "sys_admin", "--", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("error[cap-sys-admin]"), "{}", r.stderr);
+    let r = run(&["--share-net", "--cap-add", "CAP_NET_RAW", "--", "true"]);
+    assert!(
+        r.stderr.contains("error[cap-net-admin-host]"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["--share-user", "--", "true"]);
+    assert!(
+        r.stderr.contains("error[host-root-user]") || r.stderr.contains("namespaces.user"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 125);
+}
+
+#[test]
+fn the_runner_mounts_what_was_checked() {
+    require_root!();
+    // Check a harmless folder, then swap it for a symlink to /etc before
+    // the runner opens it: the runner judges what it opened and refuses.
+    let dir = tempdir();
+    let share = dir.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let spec = airlock::SandboxSpec::builder()
+        .args(["sh", "-c", "touch /share/airlock-toctou"])
+        .default_view()
+        .bind(share.display().to_string(), "/share")
+        .build();
+    let mut plan = airlock::plan::plan(&spec, airlock::plan::Caller::current()).unwrap();
+    plan.host = airlock::check::Host::probe(&spec);
+    assert!(airlock::check::check(&spec, &plan.host).is_empty());
+    std::fs::remove_dir(&share).unwrap();
+    std::os::unix::fs::symlink("/etc", &share).unwrap();
+    let opts = airlock::SpawnOptions {
+        runner: Some(airlock_bin().to_path_buf()),
+        ..Default::default()
+    };
+    match airlock::Sandbox::spawn_plan_unchecked(&plan, &opts) {
+        Err(airlock::Error::Setup(e)) => {
+            assert_eq!(e.step, "mount /share");
+            assert!(
+                e.reason.contains("now leads to /etc") && e.reason.contains("host-system-writable"),
+                "{e}"
+            );
+        }
+        other => panic!("the swapped source was mounted: {other:?}"),
+    }
+    assert!(!std::path::Path::new("/etc/airlock-toctou").exists());
+}
+
+fn check_cmd(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut a = vec!["check"];
+    a.extend_from_slice(args);
+    let mut c = airlock(&a);
+    if stdin.is_some() {
+        c.stdin(Stdio::piped());
+    }
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn check_command_exit_codes_and_formats() {
+    let ok = r#"{"process": {"args": ["true"]}, "filesystem": {"mounts": [{"type": "bind", "source": "/usr", "destination": "/usr"}]}}"#;
+    let r = check_cmd(&["-"], Some(ok));
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let bad = r#"{"process": {"args": ["true"]}, "filesystem": {"mounts": [{"type": "bind", "source": "/", "destination": "/host", "readonly": false}]}}"#;
+    let r = check_cmd(&["-"], Some(bad));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("error[host-root-writable]: filesystem.mounts[0]"),
+        "{}",
+        r.stdout
+    );
+    let r = check_cmd(&["--format", "json", "-"], Some(bad));
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["refused"], true);
+    assert_eq!(v["findings"][0]["code"], "host-root-writable");
+    let r = check_cmd(&["-"], Some("{\n \"hostname\": 5\n}"));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("line 2") && r.stderr.contains("hostname"),
+        "{}",
+        r.stderr
+    );
+    let r = check_cmd(&["/no/such/file.json"], None);
+    assert_eq!(r.code, 2);
+    let r = check_cmd(&["--list"], None);
+    assert_eq!(r.code, 0);
+    for rule in airlock::check::RULES {
+        assert!(r.stdout.contains(rule.code), "--list misses {}", rule.code);
+    }
+}
+
+#[test]
+fn print_spec_is_accepted_by_check_even_when_refused() {
+    let r = run(&["--print-spec", "--bind", "/etc", "/etc", "--", "true"]);
+    assert_eq!(r.code, 0, "--print-spec prints even a refused spec");
+    let c = check_cmd(&["-"], Some(&r.stdout));
+    assert_eq!(c.code, 1, "{}", c.stdout);
+    let r = run(&["--print-spec", "--", "true"]);
+    let c = check_cmd(&["-"], Some(&r.stdout));
+    assert_eq!(c.code, 0, "{} {}", c.stdout, c.stderr);
+}
+
+#[test]
+fn readme_lists_every_rule() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for rule in airlock::check::RULES {
+        assert!(
+            readme.contains(&format!("`{}`", rule.code)),
+            "README misses {}",
+            rule.code
+        );
+    }
+}

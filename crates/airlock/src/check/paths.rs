@@ -1,0 +1,93 @@
+//! Host paths as the kernel will see them, and how two paths relate.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Make `path` absolute and resolve `.` and `..` lexically (`/usr/..` is
+/// `/`). Symlinks are not followed here; see [`canonical`].
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The path the kernel will reach: symlinks followed and `..` resolved on
+/// the host, as realpath(3) does. A path that does not exist (yet) is
+/// judged by the canonical form of its longest existing prefix.
+pub fn canonical(path: &str) -> String {
+    let p = PathBuf::from(normalize(path));
+    if let Ok(c) = std::fs::canonicalize(&p) {
+        return c.to_string_lossy().into_owned();
+    }
+    let mut existing = p.clone();
+    let mut rest: Vec<String> = Vec::new();
+    while let Some(parent) = existing.parent().map(Path::to_path_buf) {
+        if let Some(name) = existing.file_name() {
+            rest.push(name.to_string_lossy().into_owned());
+        }
+        existing = parent;
+        if let Ok(c) = std::fs::canonicalize(&existing) {
+            rest.reverse();
+            let joined = c.join(rest.join("/"));
+            return normalize(&joined.to_string_lossy());
+        }
+    }
+    p.to_string_lossy().into_owned()
+}
+
+/// Is `a` the same path as `b` or inside it?
+pub fn within(a: &str, b: &str) -> bool {
+    b == "/" || a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')))
+}
+
+/// Does a bind of `source` expose `target`? It does when `target` is the
+/// source itself, inside it, or the source is one of its ancestors.
+pub fn exposes(source: &str, target: &str) -> bool {
+    within(target, source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes() {
+        assert_eq!(normalize("/usr/.."), "/");
+        assert_eq!(normalize("/home/me/share/../.."), "/home");
+        assert_eq!(normalize("/../../etc"), "/etc");
+        assert_eq!(normalize("/a/./b/"), "/a/b");
+    }
+
+    #[test]
+    fn relations() {
+        assert!(within("/etc/passwd", "/etc"));
+        assert!(!within("/etcetera", "/etc"));
+        assert!(within("/x", "/"));
+        assert!(exposes("/", "/etc"));
+        assert!(exposes("/etc", "/etc/ssh"));
+        assert!(!exposes("/home", "/etc"));
+    }
+
+    #[test]
+    fn canonical_follows_symlinks() {
+        let d = std::env::temp_dir().join(format!("airlock-canon-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let link = d.join("to-root");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        assert_eq!(canonical(&link.to_string_lossy()), "/");
+        assert_eq!(canonical(&format!("{}/etc", link.display())), "/etc");
+        assert_eq!(
+            canonical(&format!("{}/no/such", link.display())),
+            "/no/such"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,44 @@
+//! The rule table: every guardrail code, its severity and what it catches.
+//! The README's table is this one.
+
+use super::Severity::{self, Deny, Warn};
+
+pub struct Rule {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub catches: &'static str,
+}
+
+pub const RULES: &[Rule] = &[
+    Rule { code: "host-root-writable", severity: Deny, catches: "a writable bind of the host's / (however it is spelled: `..`, symlinks)" },
+    Rule { code: "host-system-writable", severity: Deny, catches: "a writable bind of /etc, /usr, /bin, /sbin, /lib*, /boot, /root, /var/lib, of something inside the first six, or of an ancestor of any" },
+    Rule { code: "host-rootfs", severity: Deny, catches: "filesystem.root is the host's / itself" },
+    Rule { code: "kernel-surface-bind", severity: Deny, catches: "a bind, even read-only, that exposes the host's /proc or /sys (and /sys/fs/cgroup)" },
+    Rule { code: "host-dev-bind", severity: Deny, catches: "a device bind (--dev-bind) of /dev, an ancestor of it, or a device node other than null, zero, full, random, urandom, tty" },
+    Rule { code: "runtime-socket-bind", severity: Deny, catches: "a bind, even read-only, that exposes a container runtime socket or state (Docker, containerd, CRI-O, podman, kubelet, the system D-Bus)" },
+    Rule { code: "host-root-user", severity: Deny, catches: "uid 0 without a user namespace: the workload is the host's real root" },
+    Rule { code: "no-new-privs-disabled", severity: Deny, catches: "process.no_new_privs = false: setuid binaries can raise privilege inside" },
+    Rule { code: "cap-sys-admin", severity: Deny, catches: "CAP_SYS_ADMIN: mount, namespaces, and most of the kernel's attack surface" },
+    Rule { code: "cap-sys-module", severity: Deny, catches: "CAP_SYS_MODULE: load kernel modules" },
+    Rule { code: "cap-sys-rawio", severity: Deny, catches: "CAP_SYS_RAWIO: raw I/O ports and devices" },
+    Rule { code: "cap-sys-ptrace", severity: Deny, catches: "CAP_SYS_PTRACE: trace and inspect other processes" },
+    Rule { code: "cap-dac-read-search", severity: Deny, catches: "CAP_DAC_READ_SEARCH: open_by_handle_at reads host files outside the mounts (the 'shocker' escape)" },
+    Rule { code: "cap-dac-override", severity: Deny, catches: "CAP_DAC_OVERRIDE together with host binds: file permissions on the bound host files stop applying" },
+    Rule { code: "cap-bpf", severity: Deny, catches: "CAP_BPF: load BPF programs" },
+    Rule { code: "cap-perfmon", severity: Deny, catches: "CAP_PERFMON: perf events on the whole system" },
+    Rule { code: "cap-sys-time", severity: Deny, catches: "CAP_SYS_TIME: set the host's clock" },
+    Rule { code: "cap-sys-boot", severity: Deny, catches: "CAP_SYS_BOOT: reboot, kexec" },
+    Rule { code: "cap-mac-admin", severity: Deny, catches: "CAP_MAC_ADMIN / CAP_MAC_OVERRIDE: change or bypass LSM policy" },
+    Rule { code: "cap-syslog", severity: Deny, catches: "CAP_SYSLOG: read kernel addresses and the kernel log" },
+    Rule { code: "cap-net-admin-host", severity: Deny, catches: "CAP_NET_ADMIN or CAP_NET_RAW with the host's network namespace shared" },
+    Rule { code: "cap-host-pid", severity: Deny, catches: "CAP_KILL or CAP_SYS_PTRACE with the host's PID namespace shared" },
+    Rule { code: "shared-network", severity: Warn, catches: "the host's network namespace is shared (every host interface and listener is reachable)" },
+    Rule { code: "shared-session", severity: Warn, catches: "new_session = false: the workload can push keystrokes into the caller's terminal (TIOCSTI)" },
+    Rule { code: "host-root-readonly", severity: Warn, catches: "a read-only bind of the host's /" },
+    Rule { code: "home-writable", severity: Warn, catches: "a writable bind of the caller's home directory or an ancestor of it" },
+    Rule { code: "unused-allow-unsafe", severity: Warn, catches: "allow_unsafe names a code this spec does not trigger" },
+];
+
+pub fn rule(code: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.code == code)
+}
