@@ -67,12 +67,35 @@ proptest! {
 fn arb_mount() -> impl Strategy<Value = Mount> {
     let path = "/[a-z]{1,8}(/[a-z]{1,8}){0,2}";
     prop_oneof![
-        (path, path, any::<bool>(), any::<bool>()).prop_map(|(source, destination, readonly, devices)| Mount::Bind { source, destination, readonly, devices }),
-        (path, prop::option::of(0u64..1 << 40), prop::option::of(0u32..=0o7777)).prop_map(|(destination, size, mode)| Mount::Tmpfs { destination, size: size.map(Size), mode: mode.map(FileMode) }),
+        (path, path, any::<bool>(), any::<bool>()).prop_map(
+            |(source, destination, readonly, devices)| Mount::Bind {
+                source,
+                destination,
+                readonly,
+                devices
+            }
+        ),
+        (
+            path,
+            prop::option::of(0u64..1 << 40),
+            prop::option::of(0u32..=0o7777)
+        )
+            .prop_map(|(destination, size, mode)| Mount::Tmpfs {
+                destination,
+                size: size.map(Size),
+                mode: mode.map(FileMode)
+            }),
         path.prop_map(|destination| Mount::Proc { destination }),
         path.prop_map(|destination| Mount::Dev { destination }),
-        (path, ".{0,40}").prop_map(|(destination, content)| Mount::File { destination, content, mode: None }),
-        (path, path).prop_map(|(target, destination)| Mount::Symlink { target, destination }),
+        (path, ".{0,40}").prop_map(|(destination, content)| Mount::File {
+            destination,
+            content,
+            mode: None
+        }),
+        (path, path).prop_map(|(target, destination)| Mount::Symlink {
+            target,
+            destination
+        }),
     ]
 }
 
@@ -89,9 +112,18 @@ fn arb_spec() -> impl Strategy<Value = SandboxSpec> {
             let mut s = SandboxSpec::builder().args(args).hostname(hostname).build();
             s.filesystem.mounts = mounts;
             let n = &mut s.namespaces;
-            (n.mount, n.pid, n.uts, n.ipc, n.net, n.user, n.cgroup, n.time) = (ns[0], ns[1], ns[2], ns[3], ns[4], ns[5], ns[6], ns[7]);
+            (
+                n.mount, n.pid, n.uts, n.ipc, n.net, n.user, n.cgroup, n.time,
+            ) = (ns[0], ns[1], ns[2], ns[3], ns[4], ns[5], ns[6], ns[7]);
             s.process.uid = uid;
-            s.identity.uid_map = maps.into_iter().map(|(inside, outside, count)| IdMap { inside, outside, count }).collect();
+            s.identity.uid_map = maps
+                .into_iter()
+                .map(|(inside, outside, count)| IdMap {
+                    inside,
+                    outside,
+                    count,
+                })
+                .collect();
             s
         })
 }
