@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// Keep the caller's session (and terminal); allows TIOCSTI injection.
     #[arg(long, help_heading = "Process")]
     keep_session: bool,
+    /// Syscall filter: `default`, `none`, or an OCI seccomp JSON file.
+    #[arg(long, value_name = "default|none|FILE", help_heading = "Process")]
+    seccomp_profile: Option<String>,
     /// Keep this capability (repeatable), e.g. CAP_NET_BIND_SERVICE.
     #[arg(long, value_name = "CAP", action = clap::ArgAction::Append, help_heading = "Process")]
     cap_add: Vec<String>,
@@ -288,6 +291,19 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
         if flag {
             *share = false;
         }
+    }
+    if let Some(p) = &a.seccomp_profile {
+        s.seccomp = match p.as_str() {
+            "default" => airlock::seccomp::Seccomp::Default,
+            "none" => airlock::seccomp::Seccomp::None,
+            file => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("--seccomp-profile {file}: {e}"))?;
+                let oci = serde_json::from_str(&text)
+                    .map_err(|e| format!("--seccomp-profile {file}: {e}"))?;
+                airlock::seccomp::Seccomp::Custom { oci }
+            }
+        };
     }
     for c in &a.cap_add {
         // Canonical spelling in the spec; unknown names are reported by

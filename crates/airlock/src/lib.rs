@@ -22,6 +22,7 @@ mod error;
 pub mod plan;
 pub mod runner;
 mod sandbox;
+pub mod seccomp;
 pub mod spec;
 mod sys;
 

@@ -359,6 +359,13 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
             "without no_new_privs a setuid or file-capability binary inside can raise the workload's privileges",
         );
     }
+    if spec.seccomp == crate::seccomp::Seccomp::None {
+        f.add(
+            "seccomp-disabled",
+            "seccomp",
+            "without a syscall filter the workload reaches every kernel interface (keyctl, bpf, io_uring, ...), the usual way out of a namespace",
+        );
+    }
     let caps = capability_names(spec);
     for (name, code) in CAPABILITY_CODES {
         if caps.iter().any(|c| c == name) {

@@ -18,6 +18,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "runtime-socket-bind", severity: Deny, catches: "a bind, even read-only, that exposes a container runtime socket or state (Docker, containerd, CRI-O, podman, kubelet, the system D-Bus)" },
     Rule { code: "host-root-user", severity: Deny, catches: "uid 0 without a user namespace: the workload is the host's real root" },
     Rule { code: "no-new-privs-disabled", severity: Deny, catches: "process.no_new_privs = false: setuid binaries can raise privilege inside" },
+    Rule { code: "seccomp-disabled", severity: Deny, catches: "seccomp.profile = \"none\": every syscall of the kernel is reachable" },
     Rule { code: "cap-sys-admin", severity: Deny, catches: "CAP_SYS_ADMIN: mount, namespaces, and most of the kernel's attack surface" },
     Rule { code: "cap-sys-module", severity: Deny, catches: "CAP_SYS_MODULE: load kernel modules" },
     Rule { code: "cap-sys-rawio", severity: Deny, catches: "CAP_SYS_RAWIO: raw I/O ports and devices" },

@@ -145,7 +145,17 @@ fn become_workload(plan: &Plan, report: Reporter) -> SetupError {
         if plan.spec.new_session && plan.spec.init == InitMode::Airlock {
             rustix::process::setsid().step(|| "setsid".into())?;
         }
+        let seccomp_step = |e: crate::seccomp::SeccompError| SetupError::new(e.field, e.reason);
+        if !p.no_new_privs {
+            // Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a
+            // filter, which only holds until identity::apply drops it.
+            crate::seccomp::load(&plan.spec.seccomp, false).map_err(seccomp_step)?;
+        }
         identity::apply(plan)?;
+        if p.no_new_privs {
+            // As late as possible, so the filter does not judge our setup.
+            crate::seccomp::load(&plan.spec.seccomp, false).map_err(seccomp_step)?;
+        }
         rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
         // Everything above 2 closes at exec, the report socket included,
         // which is how the caller learns that exec succeeded.

@@ -38,6 +38,8 @@ pub struct SandboxSpec {
     /// Capabilities kept for the workload (`CAP_NET_BIND_SERVICE`, ...).
     /// Empty by default: the workload has no capabilities at all.
     pub capabilities: Vec<String>,
+    /// The syscall filter (the default allow-list unless said otherwise).
+    pub seccomp: crate::seccomp::Seccomp,
     /// Guardrail codes the caller acknowledges (see `airlock check --list`).
     pub allow_unsafe: Vec<String>,
 }
@@ -55,6 +57,7 @@ impl Default for SandboxSpec {
             new_session: true,
             init: InitMode::Airlock,
             capabilities: Vec::new(),
+            seccomp: Default::default(),
             allow_unsafe: Vec::new(),
         }
     }

@@ -259,6 +259,7 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
             _ => {}
         }
     }
+    crate::seccomp::validate(&spec.seccomp)?;
     for (i, path) in spec.filesystem.masked_paths.iter().enumerate() {
         destination(&format!("filesystem.masked_paths[{i}]"), path)?;
     }
