@@ -103,6 +103,31 @@ pub struct RunArgs {
     #[arg(long, value_name = "CAP", action = clap::ArgAction::Append, help_heading = "Process")]
     cap_add: Vec<String>,
 
+    /// Memory limit, e.g. 256M (swap is 0 unless --swap is given).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
+    memory: Option<u64>,
+    /// Swap allowed on top of --memory.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
+    swap: Option<u64>,
+    /// Maximum number of processes and threads.
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pids: Option<u64>,
+    /// CPU quota as a number of CPUs, e.g. 0.5.
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    cpus: Option<f64>,
+    /// Relative CPU weight, 1..10000 (default share 100).
+    #[arg(long, value_name = "W", help_heading = "Resources")]
+    cpu_weight: Option<u32>,
+    /// Relative I/O weight, 1..10000 (where the io/blkio controller has one).
+    #[arg(long, value_name = "W", help_heading = "Resources")]
+    io_weight: Option<u32>,
+    /// Kill the whole sandbox after this long: 30, 30s, 500ms, 5m, 1h.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, help_heading = "Resources")]
+    timeout: Option<f64>,
+    /// Write the exit report (how it ended, peak memory, CPU time) as JSON.
+    #[arg(long, value_name = "FILE", help_heading = "Resources")]
+    report: Option<String>,
+
     /// Hostname inside the sandbox.
     #[arg(long, value_name = "NAME", help_heading = "Namespaces")]
     hostname: Option<String>,
@@ -139,6 +164,34 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     command: Vec<String>,
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    spec::parse_size(s).map(|x| x.0)
+}
+
+/// Seconds from `30`, `30s`, `500ms`, `5m`, `1h`.
+pub fn duration_arg(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (30, 30s, 500ms, 5m, 1h)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("{s:?} is not a positive duration"));
+    }
+    Ok(v * mult)
 }
 
 /// Mount flags with the position they were given at, so they apply in order.
@@ -292,6 +345,28 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
             *share = false;
         }
     }
+    let r = &mut s.resources;
+    if let Some(m) = a.memory {
+        r.memory = Some(spec::Size(m));
+    }
+    if let Some(m) = a.swap {
+        r.swap = Some(spec::Size(m));
+    }
+    if a.pids.is_some() {
+        r.pids = a.pids;
+    }
+    if a.cpus.is_some() {
+        r.cpus = a.cpus;
+    }
+    if a.cpu_weight.is_some() {
+        r.cpu_weight = a.cpu_weight;
+    }
+    if a.io_weight.is_some() {
+        r.io_weight = a.io_weight;
+    }
+    if a.timeout.is_some() {
+        s.timeout = a.timeout;
+    }
     if let Some(p) = &a.seccomp_profile {
         s.seccomp = match p.as_str() {
             "default" => airlock::seccomp::Seccomp::Default,
@@ -377,8 +452,29 @@ pub fn main(a: RunArgs, m: &ArgMatches) -> ExitCode {
         Err(e) => return refuse(e),
     };
     airlock::runner::signals::forward_to(sandbox.pid() as i32, spec.new_session);
-    match sandbox.wait() {
-        Ok(r) => ExitCode::from(r.code.clamp(0, 255) as u8),
-        Err(e) => refuse(e),
+    let r = match sandbox.wait() {
+        Ok(r) => r,
+        Err(e) => return refuse(e),
+    };
+    match r.ended {
+        airlock::Ended::TimedOut => eprintln!(
+            "airlock: the sandbox reached its {}s timeout and was killed",
+            spec.timeout.unwrap_or_default()
+        ),
+        airlock::Ended::OomKilled => {
+            eprintln!("airlock: the workload was killed for exceeding its memory limit")
+        }
+        _ => {}
     }
+    if r.pids_limit_hit {
+        eprintln!("airlock: the sandbox hit its pids limit (a fork failed)");
+    }
+    if let Some(path) = &a.report {
+        let text = serde_json::to_string_pretty(&r).expect("reports serialize");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("airlock: error: --report {path}: {e}");
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    }
+    ExitCode::from(r.code.clamp(0, 255) as u8)
 }

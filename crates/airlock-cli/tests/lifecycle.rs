@@ -219,14 +219,34 @@ except OSError as e:\n    print('blocked', e.errno)\n";
 #[test]
 fn tiocsti_cannot_reach_the_callers_terminal() {
     require_root!();
+    // Two walls: the new session (no controlling terminal) and the seccomp
+    // filter (TIOCSTI refused on the low 32 bits of the request).
     let out = run_on_terminal(&[], TIOCSTI_PROBE);
     assert!(out.contains("blocked"), "terminal saw: {out:?}");
     assert!(!out.contains("INJECTED"));
-    // Control: in the caller's session the same probe injects (when the
-    // kernel still allows TIOCSTI at all).
+    let no_filter = [
+        "--seccomp-profile",
+        "none",
+        "--allow-unsafe",
+        "seccomp-disabled",
+    ];
+    let out = run_on_terminal(&no_filter, TIOCSTI_PROBE);
+    assert!(
+        out.contains("blocked") && !out.contains("INJECTED"),
+        "session alone: {out:?}"
+    );
+    let out = run_on_terminal(&["--keep-session"], TIOCSTI_PROBE);
+    assert!(
+        out.contains("blocked") && !out.contains("INJECTED"),
+        "seccomp alone: {out:?}"
+    );
+    // Control: with both walls down the same probe injects (when the
+    // kernel still allows TIOCSTI at all), so the probe can fail.
     let legacy = std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").unwrap_or_default();
     if legacy.trim() == "1" {
-        let out = run_on_terminal(&["--keep-session"], TIOCSTI_PROBE);
+        let mut flags = vec!["--keep-session"];
+        flags.extend_from_slice(&no_filter);
+        let out = run_on_terminal(&flags, TIOCSTI_PROBE);
         assert!(
             out.contains("INJECTED"),
             "control probe did not inject: {out:?}"

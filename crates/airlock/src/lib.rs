@@ -17,6 +17,7 @@
 //! # Ok::<(), airlock::Error>(())
 //! ```
 
+pub mod cgroup;
 pub mod check;
 mod error;
 pub mod plan;
@@ -27,6 +28,6 @@ pub mod spec;
 mod sys;
 
 pub use error::Error;
-pub use runner::report::{FailureKind, SetupError};
-pub use sandbox::{ExitReport, Sandbox, SpawnOptions};
+pub use runner::report::{Ended, ExitReport, FailureKind, SetupError};
+pub use sandbox::{Sandbox, SpawnOptions};
 pub use spec::SandboxSpec;

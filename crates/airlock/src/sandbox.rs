@@ -4,7 +4,7 @@
 //! errors come back as typed messages over a SOCK_SEQPACKET socketpair.
 
 use crate::plan::{self, Caller, Plan};
-use crate::runner::report::{Report, SetupError, PLAN_FD, REPORT_FD};
+use crate::runner::report::{ExitReport, Report, SetupError, PLAN_FD, REPORT_FD};
 use crate::runner::RUNNER_ARG;
 use crate::spec::SandboxSpec;
 use crate::Error;
@@ -31,20 +31,10 @@ pub struct SpawnOptions {
 pub struct Sandbox {
     runner: Child,
     trace: Vec<String>,
-}
-
-/// How a sandbox ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitReport {
-    /// The workload's exit code, or 128+N when it died of signal N (the
-    /// shell's convention).
-    pub code: i32,
-}
-
-impl ExitReport {
-    pub fn signal(&self) -> Option<i32> {
-        (self.code > 128 && self.code < 128 + 65).then_some(self.code - 128)
-    }
+    /// Our end of the report socket: the exit report arrives on it.
+    sock: OwnedFd,
+    /// PID 1 of the sandbox, on the host.
+    init_pid: i32,
 }
 
 fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
@@ -171,8 +161,10 @@ impl Sandbox {
         let mut sandbox = Sandbox {
             runner: child,
             trace: Vec::new(),
+            sock: ours,
+            init_pid: 0,
         };
-        match sandbox.read_reports(&ours, opts.progress) {
+        match sandbox.read_reports(opts.progress) {
             None => Ok(sandbox),
             Some(err) => {
                 // Setup failed: the runner exits by itself and takes the
@@ -183,12 +175,17 @@ impl Sandbox {
         }
     }
 
-    /// Read reports until end-of-file (the workload was exec'd) or a failure.
-    fn read_reports(&mut self, sock: &OwnedFd, progress: Option<fn(&str)>) -> Option<SetupError> {
+    /// Read reports until the workload was exec'd or setup failed.
+    fn read_reports(&mut self, progress: Option<fn(&str)>) -> Option<SetupError> {
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match rustix::net::recv(sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
-                Ok((0, _)) => return None,
+            match rustix::net::recv(&self.sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
+                Ok((0, _)) => {
+                    return Some(SetupError::new(
+                        "runner",
+                        "the runner ended without starting the sandbox",
+                    ))
+                }
                 Ok((n, _)) => match serde_json::from_slice::<Report>(&buf[..n]) {
                     Ok(Report::Progress { step }) => {
                         if let Some(f) = progress {
@@ -197,6 +194,11 @@ impl Sandbox {
                         self.trace.push(step)
                     }
                     Ok(Report::Failed(e)) => return Some(e),
+                    Ok(Report::Started { pid }) => {
+                        self.init_pid = pid;
+                        return None;
+                    }
+                    Ok(Report::Exited(_)) => {}
                     Err(e) => {
                         return Some(SetupError::new("runner", format!("garbled report: {e}")))
                     }
@@ -227,8 +229,28 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Wait for the sandbox to end.
+    /// PID 1 of the sandbox, as the host sees it.
+    pub fn init_pid(&self) -> i32 {
+        self.init_pid
+    }
+
+    /// Wait for the sandbox to end; the report says how it ended and what
+    /// it used.
     pub fn wait(mut self) -> Result<ExitReport, Error> {
+        let mut report = None;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match rustix::net::recv(&self.sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
+                Ok((0, _)) => break,
+                Ok((n, _)) => {
+                    if let Ok(Report::Exited(r)) = serde_json::from_slice::<Report>(&buf[..n]) {
+                        report = Some(r);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+        }
         let status = self.runner.wait().map_err(|e| Error::Io {
             what: "wait for the runner",
             source: e,
@@ -238,6 +260,6 @@ impl Sandbox {
             (None, Some(s)) => 128 + s,
             _ => 125,
         };
-        Ok(ExitReport { code })
+        Ok(report.unwrap_or_else(|| ExitReport::from_code(code)))
     }
 }

@@ -21,10 +21,13 @@ pub mod report;
 pub mod signals;
 mod time;
 
+use crate::cgroup::Cgroup;
 use crate::plan::Plan;
 use crate::sys::{self, Forked};
-use report::{Reporter, SetupError, StepExt, PLAN_FD, REPORT_FD};
+use report::{Ended, ExitReport, Report, Reporter, SetupError, StepExt, PLAN_FD, REPORT_FD};
+use rustix::fs::OFlags;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The argument that turns the `airlock` binary into the runner.
@@ -105,13 +108,54 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
         rustix::process::setsid().step(|| "setsid".into())?;
     }
 
+    // cgroups first: a limit the host cannot apply stops us here, before
+    // any namespace exists. Dropping `cgroup` removes what was created.
+    let mut cgroup = if plan.spec.resources.any() {
+        report.progress(|| "create cgroups and write the limits".into());
+        let name = format!("airlock-{}", std::process::id());
+        Some(Cgroup::create(&plan.spec.resources, &name)?)
+    } else {
+        None
+    };
+    let cgroup_fd = match cgroup.as_ref().and_then(|c| c.v2.as_ref()) {
+        Some(dir) => Some(
+            rustix::fs::open(
+                dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .step(|| "open the sandbox's cgroup".into())?,
+        ),
+        None => None,
+    };
+
     let (go_read, go_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step(|| "pipe".into())?;
+    // PID 1 and the workload report to us; we relay to the caller.
+    let (inner, inner_child) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .step(|| "socketpair".into())?;
     report.progress(|| "clone3 into new namespaces".into());
     let flags = namespace_flags(&plan);
-    let (pid, pidfd) = match sys::clone3(flags, None) {
+    let (pid, pidfd) = match sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) {
         Ok(Forked::Child) => {
             drop(go_write);
+            drop(inner);
+            // Our report fd number now names the inner socket, close-on-exec,
+            // so the workload's exec is what closes it.
+            if let Err(e) = rustix::io::dup3(
+                &inner_child,
+                &mut unsafe_report_fd(),
+                rustix::io::DupFlags::CLOEXEC,
+            ) {
+                report.failed(&SetupError::io("runner: report socket", &e.into()));
+                std::process::exit(125);
+            }
+            drop(inner_child);
             child::main(&plan, go_read, report)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
@@ -126,14 +170,21 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
             return Err(err);
         }
     };
+    let started = std::time::Instant::now();
     drop(go_read);
+    drop(inner_child);
+    drop(cgroup_fd);
 
+    let early = |e: SetupError| {
+        kill_and_reap(&pidfd, pid);
+        e
+    };
     if plan.spec.namespaces.user {
         report.progress(|| "write id maps".into());
-        if let Err(e) = idmap::write_maps(&plan, pid) {
-            kill_and_reap(&pidfd, pid);
-            return Err(e);
-        }
+        idmap::write_maps(&plan, pid).map_err(early)?;
+    }
+    if let Some(cg) = &cgroup {
+        cg.add_v1(pid).map_err(early)?;
     }
     // Not before the maps are written: /proc/PID of a non-dumpable child
     // belongs to the host's root, and a rootless caller could not write them.
@@ -142,22 +193,143 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
-
     signals::forward_to(pid, plan.spec.new_session);
-    // SAFETY: REPORT_FD is ours; PID 1 and the workload keep their own copies.
-    unsafe { libc::close(REPORT_FD) };
 
+    // Relay setup reports until the workload's exec closes the socket.
+    let mut failed = false;
+    let mut buf = vec![0u8; 1 << 16];
     loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer for the call.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            return Ok(signals::shell_status(status));
+        match rustix::net::recv(&inner, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            Ok((0, _)) => break,
+            Ok((n, _)) => {
+                if let Ok(Report::Failed(_)) = serde_json::from_slice::<Report>(&buf[..n]) {
+                    failed = true;
+                }
+                let _ = rustix::net::send(sock, &buf[..n], rustix::net::SendFlags::NOSIGNAL);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
         }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(SetupError::io("wait for the sandbox", &err));
+    }
+    drop(inner);
+    if !failed {
+        report.send(&Report::Started { pid });
+    }
+
+    // Wait, with the wall-clock limit if there is one.
+    let deadline = plan
+        .spec
+        .timeout
+        .map(|t| started + std::time::Duration::from_secs_f64(t));
+    let mut timed_out = false;
+    loop {
+        let timeout = match deadline {
+            Some(d) if !timed_out => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    timed_out = true;
+                    kill_sandbox(cgroup.as_ref(), &pidfd);
+                    None
+                } else {
+                    Some(rustix::event::Timespec {
+                        tv_sec: left.as_secs() as i64,
+                        tv_nsec: left.subsec_nanos() as i64,
+                    })
+                }
+            }
+            _ => None,
+        };
+        let mut pfd = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut pfd, timeout.as_ref()) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => break,
+            Err(e) => return Err(SetupError::io("wait for the sandbox", &e.into())),
         }
+    }
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; both pointers are valid for the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; pid is our child, reaped exactly once here.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r != pid {
+        return Err(SetupError::io(
+            "wait for the sandbox",
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    let code = signals::shell_status(status);
+    let exit = exit_report(
+        code,
+        status,
+        timed_out,
+        cgroup.as_ref(),
+        &usage,
+        started.elapsed(),
+    );
+    if let Some(cg) = cgroup.as_mut() {
+        cg.remove();
+    }
+    if !failed {
+        report.send(&Report::Exited(exit));
+    }
+    Ok(code)
+}
+
+/// The report fd number, as an OwnedFd to dup onto. Never dropped: the
+/// number stays ours after the dup.
+fn unsafe_report_fd() -> std::mem::ManuallyDrop<OwnedFd> {
+    // SAFETY: REPORT_FD is open in this process (the caller's socket);
+    // ManuallyDrop makes sure this handle never closes it.
+    std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(REPORT_FD) })
+}
+
+/// Kill every process of the sandbox: through its cgroup when there is
+/// one (double-forked processes included), else PID 1, which takes the
+/// whole PID namespace with it.
+fn kill_sandbox(cgroup: Option<&Cgroup>, pidfd: &OwnedFd) {
+    if let Some(cg) = cgroup {
+        cg.kill();
+    }
+    let _ = rustix::process::pidfd_send_signal(pidfd.as_fd(), rustix::process::Signal::KILL);
+}
+
+fn exit_report(
+    code: i32,
+    status: i32,
+    timed_out: bool,
+    cgroup: Option<&Cgroup>,
+    usage: &libc::rusage,
+    wall: std::time::Duration,
+) -> ExitReport {
+    let signal = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+    let oom_kills = cgroup.map_or(0, Cgroup::oom_kills);
+    let ended = if timed_out {
+        Ended::TimedOut
+    } else if oom_kills > 0 && (signal == Some(libc::SIGKILL) || code == 128 + libc::SIGKILL) {
+        Ended::OomKilled
+    } else if code > 128 {
+        Ended::Signaled
+    } else {
+        Ended::Exited
+    };
+    let (peak, scope) = match cgroup.and_then(Cgroup::peak_memory) {
+        Some(p) => (p, "cgroup"),
+        None => (usage.ru_maxrss as u64 * 1024, "largest-process"),
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    ExitReport {
+        code,
+        ended,
+        signal: signal.or_else(|| (code > 128).then_some(code - 128)),
+        oom_kills,
+        pids_limit_hit: cgroup.is_some_and(Cgroup::pids_limit_hit),
+        peak_memory_bytes: peak,
+        peak_memory_scope: scope.into(),
+        cpu_seconds: secs(usage.ru_utime) + secs(usage.ru_stime),
+        wall_seconds: wall.as_secs_f64(),
     }
 }
 

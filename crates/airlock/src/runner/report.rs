@@ -1,7 +1,9 @@
 //! Messages from the runner to its caller over the inherited SOCK_SEQPACKET
 //! socket: one JSON document per packet, so a message is never split or
-//! merged. The caller reads until end-of-file, which comes when the last
-//! holder (the workload, at exec) closes its copy.
+//! merged. Inside, PID 1 and the workload report to the supervisor over a
+//! socket of its own; the supervisor learns that exec happened when the
+//! workload's copy closes, tells the caller `Started`, and at the end
+//! sends the `Exited` report.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -19,6 +21,66 @@ pub enum Report {
     Progress { step: String },
     /// Setup stopped here; nothing of the sandbox is left.
     Failed(SetupError),
+    /// The workload was exec'd; `pid` is PID 1's pid on the host.
+    Started { pid: i32 },
+    /// The sandbox ended.
+    Exited(ExitReport),
+}
+
+/// How a sandbox ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitReport {
+    /// The status a shell would show: the workload's exit code, or 128+N
+    /// when it died of signal N.
+    pub code: i32,
+    pub ended: Ended,
+    /// The signal that ended it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Processes the kernel OOM-killed in the sandbox's memory cgroup.
+    pub oom_kills: u64,
+    /// A fork failed because the pids limit was reached.
+    pub pids_limit_hit: bool,
+    /// Peak memory in bytes.
+    pub peak_memory_bytes: u64,
+    /// `cgroup` (the whole sandbox) or `largest-process` (without a memory
+    /// cgroup, the largest single process's peak RSS).
+    pub peak_memory_scope: String,
+    /// User plus system CPU time of every process of the sandbox.
+    pub cpu_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ended {
+    Exited,
+    Signaled,
+    OomKilled,
+    TimedOut,
+}
+
+impl ExitReport {
+    /// A report from the exit status alone (when the supervisor could not
+    /// send one).
+    pub fn from_code(code: i32) -> Self {
+        let signal = (code > 128 && code < 128 + 65).then_some(code - 128);
+        ExitReport {
+            code,
+            ended: if signal.is_some() {
+                Ended::Signaled
+            } else {
+                Ended::Exited
+            },
+            signal,
+            oom_kills: 0,
+            pids_limit_hit: false,
+            peak_memory_bytes: 0,
+            peak_memory_scope: "unknown".into(),
+            cpu_seconds: 0.0,
+            wall_seconds: 0.0,
+        }
+    }
 }
 
 /// Why a setup step failed, in words a person can act on.
@@ -118,7 +180,7 @@ impl<'a> Reporter<'a> {
         self.send(&Report::Failed(err.clone()));
     }
 
-    fn send(&self, r: &Report) {
+    pub fn send(&self, r: &Report) {
         let bytes = serde_json::to_vec(r).expect("reports serialize");
         // A caller that has gone away cannot be told anything; the runner
         // then dies with it (parent-death signal), so the error is ignored.

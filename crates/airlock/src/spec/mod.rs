@@ -38,6 +38,11 @@ pub struct SandboxSpec {
     /// Capabilities kept for the workload (`CAP_NET_BIND_SERVICE`, ...).
     /// Empty by default: the workload has no capabilities at all.
     pub capabilities: Vec<String>,
+    /// cgroup limits (none unless asked).
+    pub resources: Resources,
+    /// Wall-clock limit in seconds: the whole sandbox is killed after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
     /// The syscall filter (the default allow-list unless said otherwise).
     pub seccomp: crate::seccomp::Seccomp,
     /// Guardrail codes the caller acknowledges (see `airlock check --list`).
@@ -57,6 +62,8 @@ impl Default for SandboxSpec {
             new_session: true,
             init: InitMode::Airlock,
             capabilities: Vec::new(),
+            resources: Resources::default(),
+            timeout: None,
             seccomp: Default::default(),
             allow_unsafe: Vec::new(),
         }
@@ -71,6 +78,37 @@ impl SandboxSpec {
     /// The spec as pretty JSON (what `airlock run --print-spec` prints).
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).expect("a spec always serializes")
+    }
+}
+
+/// Resource limits, applied through cgroups (v2, or v1 controllers on
+/// hybrid and legacy hosts), nested under the caller's own cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Resources {
+    /// Memory limit (the workload is OOM-killed above it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Size>,
+    /// Swap the workload may use on top of `memory` (none by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap: Option<Size>,
+    /// Maximum number of processes and threads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// CPU quota as a number of CPUs (0.5 = half of one CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Relative CPU weight, 1..10000 (100 is the default share).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_weight: Option<u32>,
+    /// Relative I/O weight, 1..10000, where the io/blkio controller has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_weight: Option<u32>,
+}
+
+impl Resources {
+    pub fn any(&self) -> bool {
+        *self != Resources::default()
     }
 }
 

@@ -260,6 +260,37 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
         }
     }
     crate::seccomp::validate(&spec.seccomp)?;
+    let r = &spec.resources;
+    if r.memory.is_some_and(|m| m.0 < 1 << 20) {
+        return Err(SpecError::new("resources.memory", "must be at least 1M"));
+    }
+    if r.pids == Some(0) {
+        return Err(SpecError::new("resources.pids", "must be at least 1"));
+    }
+    if let Some(c) = r.cpus {
+        if !(c.is_finite() && c >= 0.01) {
+            return Err(SpecError::new(
+                "resources.cpus",
+                format!("{c} is not a CPU count (at least 0.01)"),
+            ));
+        }
+    }
+    for (field, w) in [
+        ("resources.cpu_weight", r.cpu_weight),
+        ("resources.io_weight", r.io_weight),
+    ] {
+        if w.is_some_and(|w| !(1..=10000).contains(&w)) {
+            return Err(SpecError::new(field, "must be between 1 and 10000"));
+        }
+    }
+    if let Some(t) = spec.timeout {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(SpecError::new(
+                "timeout",
+                format!("{t} is not a positive number of seconds"),
+            ));
+        }
+    }
     for (i, path) in spec.filesystem.masked_paths.iter().enumerate() {
         destination(&format!("filesystem.masked_paths[{i}]"), path)?;
     }

@@ -1,0 +1,415 @@
+//! cgroups for one sandbox: detected at run time (v2, v1, or the hybrid of
+//! both), created nested under the caller's own cgroup in each hierarchy
+//! (never elsewhere in the tree), and removed when the sandbox ends.
+//!
+//! A limit the host cannot apply (the controller is missing, or not
+//! delegated) is an error before the workload starts, naming the
+//! controller: nothing is silently skipped.
+
+pub mod plan;
+
+use crate::runner::report::{describe, SetupError};
+use crate::spec::Resources;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One mounted hierarchy and the caller's place in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount: PathBuf,
+    /// The caller's cgroup, relative to the mount (from /proc/self/cgroup).
+    pub own: String,
+}
+
+impl Hierarchy {
+    fn own_dir(&self) -> PathBuf {
+        self.mount.join(self.own.trim_start_matches('/'))
+    }
+}
+
+/// What this host has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub v2: Option<Hierarchy>,
+    /// v1 hierarchies by controller name (`memory`, `pids`, ...).
+    pub v1: BTreeMap<String, Hierarchy>,
+}
+
+/// Parse /proc/self/mountinfo and /proc/self/cgroup into a layout.
+pub fn parse_layout(mountinfo: &str, proc_cgroup: &str) -> Layout {
+    let mut own_v2 = None;
+    let mut own_v1: BTreeMap<String, String> = BTreeMap::new();
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if ctrls.is_empty() {
+            own_v2 = Some(path.to_string());
+        } else {
+            for c in ctrls.split(',') {
+                own_v1.insert(c.to_string(), path.to_string());
+            }
+        }
+    }
+    let mut layout = Layout::default();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mount = pre.split_whitespace().nth(4).unwrap_or("");
+        let mut post = post.split_whitespace();
+        let fstype = post.next().unwrap_or("");
+        let super_opts = post.nth(1).unwrap_or("");
+        match fstype {
+            "cgroup2" => {
+                if let Some(own) = &own_v2 {
+                    layout.v2 = Some(Hierarchy {
+                        mount: mount.into(),
+                        own: own.clone(),
+                    });
+                }
+            }
+            "cgroup" => {
+                for opt in super_opts.split(',') {
+                    if let Some(own) = own_v1.get(opt) {
+                        layout.v1.insert(
+                            opt.to_string(),
+                            Hierarchy {
+                                mount: mount.into(),
+                                own: own.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    layout
+}
+
+impl Layout {
+    pub fn detect() -> io::Result<Layout> {
+        Ok(parse_layout(
+            &std::fs::read_to_string("/proc/self/mountinfo")?,
+            &std::fs::read_to_string("/proc/self/cgroup")?,
+        ))
+    }
+
+    /// The controllers enabled for children of the caller's v2 cgroup
+    /// could be: those listed in its cgroup.controllers.
+    fn v2_available(&self) -> Vec<String> {
+        self.v2
+            .as_ref()
+            .and_then(|h| std::fs::read_to_string(h.own_dir().join("cgroup.controllers")).ok())
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The v1 name of a v2 controller.
+fn v1_name(controller: &str) -> &str {
+    if controller == "io" {
+        "blkio"
+    } else {
+        controller
+    }
+}
+
+/// The sandbox's cgroups; removed (after killing what is left) on drop.
+#[derive(Debug, Default)]
+pub struct Cgroup {
+    /// The v2 cgroup, when the host has a v2 hierarchy.
+    pub v2: Option<PathBuf>,
+    /// v1 cgroups by controller.
+    pub v1: BTreeMap<String, PathBuf>,
+    /// Which hierarchy holds memory accounting, for the exit report.
+    memory: Option<PathBuf>,
+    memory_v2: bool,
+    pids: Option<PathBuf>,
+    pids_v2: bool,
+}
+
+fn write_file(dir: &Path, file: &str, value: &str, controller: &str) -> Result<(), SetupError> {
+    if !dir.join(file).exists() {
+        return Err(SetupError::new(
+            format!("resources ({controller})"),
+            format!("the {controller} controller on this host has no {file}, so this limit cannot be applied"),
+        ));
+    }
+    std::fs::write(dir.join(file), value).map_err(|e| {
+        SetupError::new(
+            format!("resources ({controller})"),
+            format!(
+                "cannot write {value:?} to {}: {}",
+                dir.join(file).display(),
+                describe(&e)
+            ),
+        )
+    })
+}
+
+fn mkdir(dir: &Path, controller: &str) -> Result<(), SetupError> {
+    std::fs::create_dir(dir).map_err(|e| {
+        let mut reason = format!(
+            "cannot create the cgroup {}: {}",
+            dir.display(),
+            describe(&e)
+        );
+        if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
+            reason.push_str(" (the caller's cgroup is not delegated to it)");
+        }
+        SetupError::new(format!("resources ({controller})"), reason)
+    })
+}
+
+impl Cgroup {
+    /// Create the cgroups the limits need (and a v2 cgroup for membership
+    /// and kill where the host has v2), and write the limits.
+    pub fn create(res: &Resources, name: &str) -> Result<Cgroup, SetupError> {
+        let layout = Layout::detect()
+            .map_err(|e| SetupError::io("resources: read the cgroup layout", &e))?;
+        let v2_writes = plan::v2(res);
+        let v1_writes = plan::v1(res);
+        let v2_available = layout.v2_available();
+        let mut on_v2: Vec<&str> = Vec::new();
+        let mut on_v1: Vec<&str> = Vec::new();
+        for c in plan::controllers(&v2_writes) {
+            if layout.v1.contains_key(v1_name(c)) {
+                on_v1.push(v1_name(c));
+            } else if v2_available.iter().any(|a| a == c) {
+                on_v2.push(c);
+            } else {
+                let where_ = match &layout.v2 {
+                    Some(h) => format!(
+                        "{} lists only [{}]",
+                        h.own_dir().join("cgroup.controllers").display(),
+                        v2_available.join(" ")
+                    ),
+                    None => "no cgroup v2 hierarchy is mounted".into(),
+                };
+                return Err(SetupError::new(
+                    format!("resources ({c})"),
+                    format!("the {c} controller is not available: no cgroup v1 hierarchy has it and {where_}"),
+                ));
+            }
+        }
+        let mut cg = Cgroup::default();
+        if let Some(h) = &layout.v2 {
+            if !on_v2.is_empty() {
+                let parent = h.own_dir();
+                let enable: Vec<String> = on_v2.iter().map(|c| format!("+{c}")).collect();
+                std::fs::write(parent.join("cgroup.subtree_control"), enable.join(" ")).map_err(|e| {
+                    let mut reason = format!(
+                        "cannot enable {} for child cgroups of {}: {}",
+                        on_v2.join(" "),
+                        parent.display(),
+                        describe(&e)
+                    );
+                    if e.raw_os_error() == Some(libc::EBUSY) {
+                        reason.push_str(" (that cgroup holds processes; run airlock from a leaf of a delegated subtree)");
+                    }
+                    SetupError::new(format!("resources ({})", on_v2.join(", ")), reason)
+                })?;
+            }
+            let dir = h.own_dir().join(name);
+            mkdir(&dir, "cgroup2")?;
+            cg.v2 = Some(dir);
+        }
+        for c in &on_v1 {
+            let dir = layout.v1[*c].own_dir().join(name);
+            mkdir(&dir, c)?;
+            cg.v1.insert(c.to_string(), dir);
+        }
+        if cg.v2.is_none() {
+            // Without cgroup.kill, a frozen freezer cgroup is how every
+            // process is caught at once.
+            if let Some(h) = layout.v1.get("freezer") {
+                let dir = h.own_dir().join(name);
+                mkdir(&dir, "freezer")?;
+                cg.v1.insert("freezer".into(), dir);
+            }
+        }
+        for w in &v1_writes {
+            if let Some(dir) = cg.v1.get(w.controller) {
+                write_file(dir, w.file, &w.value, w.controller)?;
+            }
+        }
+        for w in &v2_writes {
+            if on_v2.contains(&w.controller) {
+                write_file(
+                    cg.v2.as_ref().expect("v2 exists"),
+                    w.file,
+                    &w.value,
+                    w.controller,
+                )?;
+            }
+        }
+        cg.memory_v2 = on_v2.contains(&"memory");
+        cg.memory = if cg.memory_v2 {
+            cg.v2.clone()
+        } else {
+            cg.v1.get("memory").cloned()
+        };
+        cg.pids_v2 = on_v2.contains(&"pids");
+        cg.pids = if cg.pids_v2 {
+            cg.v2.clone()
+        } else {
+            cg.v1.get("pids").cloned()
+        };
+        Ok(cg)
+    }
+
+    /// Put `pid` into every v1 cgroup (v2 membership comes from
+    /// CLONE_INTO_CGROUP at clone time).
+    pub fn add_v1(&self, pid: i32) -> Result<(), SetupError> {
+        for (c, dir) in &self.v1 {
+            write_file(dir, "cgroup.procs", &pid.to_string(), c)?;
+        }
+        Ok(())
+    }
+
+    /// Every process still in the sandbox's cgroups.
+    pub fn procs(&self) -> Vec<i32> {
+        let mut all = Vec::new();
+        for dir in self.v2.iter().chain(self.v1.values()) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                all.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Kill every process of the sandbox, double-forked ones included:
+    /// cgroup.kill on v2; freeze, SIGKILL each, thaw on v1.
+    pub fn kill(&self) {
+        if let Some(v2) = &self.v2 {
+            if std::fs::write(v2.join("cgroup.kill"), "1").is_ok() {
+                return;
+            }
+        }
+        let freezer = self.v1.get("freezer");
+        if let Some(f) = freezer {
+            let _ = std::fs::write(f.join("freezer.state"), "FROZEN");
+        }
+        for pid in self.procs() {
+            // SAFETY: kill takes no pointers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some(f) = freezer {
+            let _ = std::fs::write(f.join("freezer.state"), "THAWED");
+        }
+    }
+
+    fn counter(dir: &Option<PathBuf>, file: &str, key: &str) -> u64 {
+        dir.as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(key).map(|v| v.trim().parse().unwrap_or(0)))
+            })
+            .unwrap_or(0)
+    }
+
+    /// The peak memory of the whole sandbox, if a memory cgroup exists.
+    pub fn peak_memory(&self) -> Option<u64> {
+        let file = if self.memory_v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        self.memory
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    pub fn oom_kills(&self) -> u64 {
+        if self.memory_v2 {
+            Self::counter(&self.memory, "memory.events", "oom_kill ")
+        } else {
+            Self::counter(&self.memory, "memory.oom_control", "oom_kill ")
+        }
+    }
+
+    pub fn pids_limit_hit(&self) -> bool {
+        Self::counter(&self.pids, "pids.events", "max ") > 0
+    }
+
+    /// Kill what is left, wait for the cgroups to empty, remove them.
+    pub fn remove(&mut self) {
+        let dirs: Vec<PathBuf> = self.v2.iter().chain(self.v1.values()).cloned().collect();
+        if dirs.is_empty() {
+            return;
+        }
+        if !self.procs().is_empty() {
+            self.kill();
+        }
+        for _ in 0..200 {
+            if self.procs().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for d in dirs {
+            let _ = std::fs::remove_dir(&d);
+        }
+        self.v2 = None;
+        self.v1.clear();
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const HYBRID_CGROUP: &str = "8:pids:/\n4:memory:/process_api/x\n1:cpu,cpuacct:/\n0::/\n";
+
+    #[test]
+    fn hybrid_layout() {
+        let l = parse_layout(HYBRID_MOUNTINFO, HYBRID_CGROUP);
+        assert_eq!(
+            l.v2.as_ref().unwrap().mount,
+            PathBuf::from("/sys/fs/cgroup/unified")
+        );
+        assert_eq!(
+            l.v1["memory"].own_dir(),
+            PathBuf::from("/sys/fs/cgroup/memory/process_api/x")
+        );
+        assert_eq!(
+            l.v1["cpu"].mount,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
+        );
+        assert_eq!(l.v1["pids"].own, "/");
+    }
+
+    #[test]
+    fn pure_v2_layout() {
+        let l = parse_layout(
+            "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            "0::/user.slice/user-1000.slice/session-1.scope\n",
+        );
+        assert!(l.v1.is_empty());
+        assert_eq!(
+            l.v2.unwrap().own_dir(),
+            PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope")
+        );
+    }
+}
