@@ -255,6 +255,19 @@ pub fn apply_mounts(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Resu
                 )
                 .step(step)?;
             }
+            Mount::Proc { .. } if !spec.namespaces.pid => {
+                // In the host's PID namespace a new procfs needs privilege
+                // over that namespace, which a user namespace does not give;
+                // the host's /proc is what "share the PID namespace" means.
+                report
+                    .progress(|| format!("mount {dest}: the host's /proc (PID namespace shared)"));
+                let src = path_in(&trees.host, "/proc").step(step)?;
+                let target = ensure_target(root, dest, TargetKind::Dir).step(step)?;
+                let tree = clone_tree(&src, true).step(step)?;
+                let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+                sys::mount_setattr(&tree, attrs, true).step(step)?;
+                attach(tree, target).step(step)?;
+            }
             Mount::Proc { .. } => {
                 report.progress(|| format!("mount {dest}: proc"));
                 mount_fs_at(

@@ -1,0 +1,229 @@
+//! Resource control: cgroup limits seen from inside, the exit report, the
+//! timeout, whole-sandbox kill, and cleanup.
+
+mod common;
+use common::*;
+
+fn report(flags: &[&str], script: &str) -> (Run, serde_json::Value) {
+    let dir = tempdir();
+    let path = dir.path().join("report.json");
+    let p = path.display().to_string();
+    let mut f = vec!["--report", p.as_str()];
+    f.extend_from_slice(flags);
+    let r = sh(&f, script);
+    let v = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| "null".into()))
+        .unwrap();
+    (r, v)
+}
+
+/// Directories named airlock-* under the caller's cgroups, on every hierarchy.
+fn leftover_cgroups() -> Vec<String> {
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    let mut dirs: Vec<std::path::PathBuf> = layout
+        .v1
+        .values()
+        .map(|h| h.mount.join(h.own.trim_start_matches('/')))
+        .collect();
+    if let Some(h) = &layout.v2 {
+        dirs.push(h.mount.join(h.own.trim_start_matches('/')));
+    }
+    let mut found = Vec::new();
+    for d in dirs {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("airlock-") {
+                found.push(format!("{}/{name}", d.display()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn memory_limit_oom_kills_and_reports() {
+    require_root!();
+    let (r, v) = report(
+        &["--memory", "32M"],
+        "python3 -c 'x = bytearray(256 << 20); print(\"survived\")'",
+    );
+    assert_eq!(r.code, 137, "{}", r.stderr);
+    assert!(!r.stdout.contains("survived"));
+    assert_eq!(v["ended"], "oom-killed", "{v}");
+    assert!(v["oom_kills"].as_u64().unwrap() >= 1);
+    assert_eq!(v["peak_memory_scope"], "cgroup");
+    assert!(v["peak_memory_bytes"].as_u64().unwrap() <= 33 << 20, "{v}");
+    // Control: the same program fits without the limit.
+    let (r, v) = report(
+        &[],
+        "python3 -c 'x = bytearray(256 << 20); print(\"survived\")'",
+    );
+    assert_eq!(r.stdout.trim(), "survived", "{}", r.stderr);
+    assert_eq!(v["ended"], "exited");
+}
+
+#[test]
+fn pids_limit() {
+    require_root!();
+    let (r, v) = report(
+        &["--pids", "8"],
+        "for i in $(seq 20); do sleep 2 & done; wait",
+    );
+    assert!(
+        r.stderr.contains("Cannot fork") && r.stderr.contains("pids limit"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(v["pids_limit_hit"], true, "{v}");
+    let (_, v) = report(
+        &["--pids", "64"],
+        "for i in $(seq 20); do sleep 0.1 & done; wait",
+    );
+    assert_eq!(v["pids_limit_hit"], false, "{v}");
+}
+
+#[test]
+fn cpu_quota_limits_cpu_time() {
+    require_root!();
+    // One busy second of wall time: about 0.2 s of CPU under --cpus 0.2.
+    let busy = "python3 -c 'import time\nt=time.time()\nwhile time.time()-t<1: pass'";
+    let (_, limited) = report(&["--cpus", "0.2"], busy);
+    let (_, free) = report(&[], busy);
+    let l = limited["cpu_seconds"].as_f64().unwrap();
+    let f = free["cpu_seconds"].as_f64().unwrap();
+    assert!(l < 0.5, "limited sandbox used {l}s of CPU in 1s");
+    assert!(f > 0.7, "unlimited sandbox used only {f}s");
+}
+
+#[test]
+fn timeout_kills_the_whole_sandbox_even_double_forked() {
+    require_root!();
+    let marker = format!("airlock-timeout-{}", std::process::id());
+    // Shared PID namespace: killing PID 1 would not reach a daemonized
+    // grandchild; the cgroup kill must.
+    let script = format!("setsid sh -c 'exec -a {marker} sleep 300' & sleep 300");
+    let (r, v) = report(
+        &["--share-pid", "--memory", "256M", "--timeout", "1s"],
+        &script,
+    );
+    assert_eq!(r.code, 137, "{}", r.stderr);
+    assert_eq!(v["ended"], "timed-out");
+    assert!(r.stderr.contains("timeout"), "{}", r.stderr);
+    assert!(
+        wait_until(5, || processes_with(&marker).is_empty()),
+        "double-forked process survived"
+    );
+    let wall = v["wall_seconds"].as_f64().unwrap();
+    assert!(wall >= 1.0, "{v}");
+}
+
+#[test]
+fn cgroups_are_removed_and_hold_the_sandbox_while_it_runs() {
+    require_root!();
+    use std::io::BufRead;
+    let mut child = airlock(&[
+        "run",
+        "--memory",
+        "64M",
+        "--pids",
+        "32",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; read x; exit 0",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let inside = descendants(child.id() as i32);
+    // The sandbox's cgroups are named after its runner, the CLI's child.
+    let dirs: Vec<String> = leftover_cgroups()
+        .into_iter()
+        .filter(|d| inside.iter().any(|p| d.ends_with(&format!("/airlock-{p}"))))
+        .collect();
+    assert!(
+        dirs.len() >= 2,
+        "no sandbox cgroups while running: {dirs:?}"
+    );
+    for d in &dirs {
+        let procs = std::fs::read_to_string(format!("{d}/cgroup.procs")).unwrap();
+        let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
+        assert!(
+            !pids.is_empty() && pids.iter().all(|p| inside.contains(p)),
+            "{d}: {pids:?} vs {inside:?}"
+        );
+    }
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let mine: Vec<String> = leftover_cgroups()
+        .into_iter()
+        .filter(|d| dirs.contains(d))
+        .collect();
+    assert!(mine.is_empty(), "left behind: {mine:?}");
+}
+
+#[test]
+fn a_limit_the_host_cannot_apply_is_an_error() {
+    require_root!();
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    let blkio_weight = layout
+        .v1
+        .get("blkio")
+        .map(|h| {
+            h.mount
+                .join(h.own.trim_start_matches('/'))
+                .join("blkio.weight")
+                .exists()
+        })
+        .unwrap_or(false);
+    if blkio_weight {
+        eprintln!("SKIPPED: this host's blkio controller has a weight; nothing to refuse");
+        return;
+    }
+    let before = leftover_cgroups();
+    let r = sh(&["--io-weight", "100"], "echo should-not-run");
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("resources (") && r.stderr.contains("io"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    assert_eq!(leftover_cgroups(), before);
+}
+
+#[test]
+fn rootless_limits_without_delegation_are_refused() {
+    require_root!();
+    let r = sh_as_user(&["--memory", "64M"], "echo should-not-run");
+    if r.code == 0 {
+        eprintln!("SKIPPED: the test user has a delegated cgroup here");
+        return;
+    }
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("resources (memory)") || r.stderr.contains("resources (cgroup2)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn bad_resource_values() {
+    for (flags, field) in [
+        (vec!["--cpus", "0"], "resources.cpus"),
+        (vec!["--pids", "0"], "resources.pids"),
+        (vec!["--memory", "1K"], "resources.memory"),
+        (vec!["--cpu-weight", "0"], "resources.cpu_weight"),
+    ] {
+        let r = sh(&flags, "true");
+        assert_eq!(r.code, 125, "{flags:?}");
+        assert!(r.stderr.contains(field), "{flags:?}: {}", r.stderr);
+    }
+    let r = sh(&["--timeout", "soon"], "true");
+    assert_eq!(r.code, 2, "clap rejects it: {}", r.stderr);
+}
