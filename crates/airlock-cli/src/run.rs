@@ -121,6 +121,9 @@ pub struct RunArgs {
     /// Relative I/O weight, 1..10000 (where the io/blkio controller has one).
     #[arg(long, value_name = "W", help_heading = "Resources")]
     io_weight: Option<u32>,
+    /// Set an rlimit: RESOURCE=SOFT[:HARD], e.g. nofile=1024 or nproc=64:64.
+    #[arg(long, value_name = "RES=SOFT[:HARD]", value_parser = rlimit_arg, action = clap::ArgAction::Append, help_heading = "Resources")]
+    rlimit: Vec<spec::Rlimit>,
     /// Kill the whole sandbox after this long: 30, 30s, 500ms, 5m, 1h.
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, help_heading = "Resources")]
     timeout: Option<f64>,
@@ -164,6 +167,28 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     command: Vec<String>,
+}
+
+fn rlimit_arg(s: &str) -> Result<spec::Rlimit, String> {
+    let (res, vals) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected RESOURCE=SOFT[:HARD]"))?;
+    let num = |v: &str| -> Result<u64, String> {
+        if v == "unlimited" || v == "infinity" {
+            Ok(u64::MAX)
+        } else {
+            v.parse().map_err(|_| format!("{v:?} is not a number"))
+        }
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    Ok(spec::Rlimit {
+        resource: res.to_string(),
+        soft,
+        hard,
+    })
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -367,6 +392,7 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
     if a.timeout.is_some() {
         s.timeout = a.timeout;
     }
+    s.process.rlimits.extend(a.rlimit.iter().cloned());
     if let Some(p) = &a.seccomp_profile {
         s.seccomp = match p.as_str() {
             "default" => airlock::seccomp::Seccomp::Default,

@@ -1,0 +1,256 @@
+//! The escape suite: small probes (tests/escape/probes.py) run inside
+//! sandboxes and try what attackers try. Zero escapes, as sandbox root, as
+//! an unprivileged uid inside, and rootless.
+
+mod common;
+use common::*;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+
+const PROBES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/escape/probes.py");
+
+/// Every probe the suite must run (so a probe cannot vanish unnoticed).
+const EXPECTED: &[&str] = &[
+    "see_host_processes",
+    "signal_host_process",
+    "read_host_secret",
+    "write_outside_writable_binds",
+    "mount_tmpfs",
+    "remount_root_writable",
+    "chroot_escape",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "ptrace_init_and_host",
+    "tiocsti_injection",
+    "write_proc_sys",
+    "sysrq_trigger",
+    "write_sys",
+    "read_kcore",
+    "load_module",
+    "init_module",
+    "kexec",
+    "reboot",
+    "set_host_clock",
+    "keyctl",
+    "add_key",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring",
+    "new_user_namespace",
+    "setns_host",
+    "reach_host_tcp_listener",
+    "reach_host_abstract_socket",
+    "leaked_launcher_fd",
+    "overwrite_launcher",
+    "setuid_binary",
+    "personality",
+    "exotic_socket_families",
+    "mknod_device",
+    "host_devices",
+    "kernel_log",
+    "capabilities",
+    "fork_bomb",
+    "exhaust_memory",
+];
+
+struct HostBait {
+    _dir: tempfile::TempDir,
+    secret: String,
+    suid: String,
+    probes: String,
+    _tcp: std::net::TcpListener,
+    tcp_port: u16,
+    _abstract: std::os::unix::net::UnixListener,
+    abstract_name: String,
+    leaked: std::fs::File,
+}
+
+fn bait() -> HostBait {
+    use std::os::linux::net::SocketAddrExt;
+    let dir = tempdir();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "host-secret-for-the-escape-suite").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A setuid-root binary for the sandbox's root (the mapped host id), so
+    // only nosuid and no_new_privs stand between it and a uid change.
+    let suid = dir.path().join("suid-id");
+    std::fs::copy("/usr/bin/id", &suid).unwrap();
+    chown(
+        &suid,
+        airlock::plan::ROOT_CALLER_BASE,
+        airlock::plan::ROOT_CALLER_BASE,
+    );
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let probes = dir.path().join("probes.py");
+    std::fs::copy(PROBES, &probes).unwrap();
+    std::fs::set_permissions(&probes, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let abstract_name = format!("airlock-escape-{}-{n}", std::process::id());
+    let addr =
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+    let abs = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let leaked = std::fs::File::open(&secret).unwrap();
+    // SAFETY: fcntl on an fd we own: make it inheritable, as a careless launcher would.
+    unsafe { libc::fcntl(leaked.as_raw_fd(), libc::F_SETFD, 0) };
+    HostBait {
+        secret: secret.display().to_string(),
+        suid: suid.display().to_string(),
+        probes: probes.display().to_string(),
+        _dir: dir,
+        _tcp: tcp,
+        tcp_port,
+        _abstract: abs,
+        abstract_name,
+        leaked,
+    }
+}
+
+fn run_suite(as_user: bool, extra: &[&str]) -> String {
+    let b = bait();
+    let launcher = std::fs::read(airlock_bin()).unwrap();
+    let host_pid = std::process::id().to_string();
+    let port = b.tcp_port.to_string();
+    let leaked = b.leaked.as_raw_fd().to_string();
+    let mut args: Vec<&str> = vec![
+        "run",
+        "--ro-bind",
+        &b.probes,
+        "/probes.py",
+        "--ro-bind",
+        &b.suid,
+        "/suid-id",
+        "--setenv",
+        "HOST_PID",
+        &host_pid,
+        "--setenv",
+        "SECRET",
+        &b.secret,
+        "--setenv",
+        "TCP_PORT",
+        &port,
+        "--setenv",
+        "ABSTRACT",
+        &b.abstract_name,
+        "--setenv",
+        "LEAKED_FD",
+        &leaked,
+        "--setenv",
+        "SUID",
+        "/suid-id",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "python3", "/probes.py"]);
+    let r = if as_user {
+        output(airlock_as_user(&args))
+    } else {
+        output(airlock(&args))
+    };
+    eprintln!("{}", r.stdout);
+    for name in EXPECTED {
+        assert!(
+            r.stdout.contains(&format!("probe {name}: ")),
+            "probe {name} did not run:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    assert!(!r.stdout.contains("ESCAPED"), "escapes:\n{}", r.stdout);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(airlock_bin()).unwrap(),
+        launcher,
+        "the launcher binary changed"
+    );
+    r.stdout
+}
+
+#[test]
+fn escape_suite_as_sandbox_root() {
+    require_root!();
+    let out = run_suite(false, &["--memory", "256M", "--pids", "64"]);
+    assert!(
+        out.contains(&format!("{} probes, 0 escaped", EXPECTED.len())),
+        "{out}"
+    );
+}
+
+#[test]
+fn escape_suite_as_unprivileged_uid_inside() {
+    require_root!();
+    run_suite(
+        false,
+        &[
+            "--uid", "1000", "--gid", "1000", "--memory", "256M", "--pids", "64",
+        ],
+    );
+}
+
+#[test]
+fn escape_suite_rootless() {
+    require_root!(); // to become the test user
+                     // No delegated cgroup for the test user: rlimits bound forks and memory.
+    run_suite(true, &["--rlimit", "nproc=64", "--rlimit", "as=536870912"]);
+}
+
+#[test]
+fn the_probes_can_see_an_escape() {
+    require_root!();
+    // With the walls taken down on purpose, the same probes report escapes,
+    // so a zero above means something.
+    let b = bait();
+    let r = output(airlock(&[
+        "run",
+        "--ro-bind",
+        &b.probes,
+        "/probes.py",
+        "--ro-bind",
+        &b.secret,
+        &b.secret,
+        "--seccomp-profile",
+        "none",
+        "--allow-unsafe",
+        "seccomp-disabled",
+        "--setenv",
+        "HOST_PID",
+        "1",
+        "--setenv",
+        "SECRET",
+        &b.secret,
+        "--setenv",
+        "TCP_PORT",
+        "1",
+        "--setenv",
+        "ABSTRACT",
+        "x",
+        "--setenv",
+        "LEAKED_FD",
+        "-1",
+        "--setenv",
+        "SUID",
+        "/usr/bin/id",
+        "--",
+        "python3",
+        "/probes.py",
+    ]));
+    assert!(
+        r.stdout.contains("probe read_host_secret: ESCAPED"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("probe fork_bomb: ESCAPED"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("probe tiocsti_injection: ESCAPED")
+            || r.stdout.contains("probe personality: ESCAPED"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.code, 1);
+}
