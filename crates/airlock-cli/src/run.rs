@@ -99,6 +99,15 @@ pub struct RunArgs {
     /// Syscall filter: `default`, `none`, or an OCI seccomp JSON file.
     #[arg(long, value_name = "default|none|FILE", help_heading = "Process")]
     seccomp_profile: Option<String>,
+    /// Landlock: `auto` (where the kernel has it), `required`, or `off`.
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "required", "off"], help_heading = "Process")]
+    landlock: Option<String>,
+    /// Allow binding this TCP port (repeatable); any use restricts binding to the listed ports.
+    #[arg(long, value_name = "PORT", action = clap::ArgAction::Append, help_heading = "Process")]
+    tcp_bind: Vec<u16>,
+    /// Allow connecting to this TCP port (repeatable); any use restricts connecting to the listed ports.
+    #[arg(long, value_name = "PORT", action = clap::ArgAction::Append, help_heading = "Process")]
+    tcp_connect: Vec<u16>,
     /// Keep this capability (repeatable), e.g. CAP_NET_BIND_SERVICE.
     #[arg(long, value_name = "CAP", action = clap::ArgAction::Append, help_heading = "Process")]
     cap_add: Vec<String>,
@@ -393,6 +402,25 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
         s.timeout = a.timeout;
     }
     s.process.rlimits.extend(a.rlimit.iter().cloned());
+    if let Some(m) = &a.landlock {
+        s.landlock.mode = match m.as_str() {
+            "required" => spec::LandlockMode::Required,
+            "off" => spec::LandlockMode::Off,
+            _ => spec::LandlockMode::Auto,
+        };
+    }
+    if !a.tcp_bind.is_empty() {
+        s.landlock
+            .tcp_bind
+            .get_or_insert_with(Vec::new)
+            .extend(&a.tcp_bind);
+    }
+    if !a.tcp_connect.is_empty() {
+        s.landlock
+            .tcp_connect
+            .get_or_insert_with(Vec::new)
+            .extend(&a.tcp_connect);
+    }
     if let Some(p) = &a.seccomp_profile {
         s.seccomp = match p.as_str() {
             "default" => airlock::seccomp::Seccomp::Default,

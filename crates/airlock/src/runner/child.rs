@@ -147,13 +147,16 @@ fn become_workload(plan: &Plan, report: Reporter) -> SetupError {
         }
         let seccomp_step = |e: crate::seccomp::SeccompError| SetupError::new(e.field, e.reason);
         if !p.no_new_privs {
-            // Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a
-            // filter, which only holds until identity::apply drops it.
+            // Without no_new_privs the kernel wants CAP_SYS_ADMIN to apply
+            // Landlock or load a filter, which holds only until
+            // identity::apply drops it.
+            super::landlock::apply(&plan.spec, report)?;
             crate::seccomp::load(&plan.spec.seccomp, false).map_err(seccomp_step)?;
         }
         identity::apply(plan)?;
         if p.no_new_privs {
-            // As late as possible, so the filter does not judge our setup.
+            // As late as possible, so neither judges our own setup.
+            super::landlock::apply(&plan.spec, report)?;
             crate::seccomp::load(&plan.spec.seccomp, false).map_err(seccomp_step)?;
         }
         rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;

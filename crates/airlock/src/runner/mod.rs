@@ -15,6 +15,7 @@ pub mod fs;
 mod identity;
 mod idmap;
 mod init;
+mod landlock;
 mod mount;
 mod net;
 pub mod report;

@@ -43,6 +43,8 @@ pub struct SandboxSpec {
     /// Wall-clock limit in seconds: the whole sandbox is killed after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
+    /// Landlock rules derived from the mounts, plus optional TCP port rules.
+    pub landlock: Landlock,
     /// The syscall filter (the default allow-list unless said otherwise).
     pub seccomp: crate::seccomp::Seccomp,
     /// Guardrail codes the caller acknowledges (see `airlock check --list`).
@@ -64,6 +66,7 @@ impl Default for SandboxSpec {
             capabilities: Vec::new(),
             resources: Resources::default(),
             timeout: None,
+            landlock: Landlock::default(),
             seccomp: Default::default(),
             allow_unsafe: Vec::new(),
         }
@@ -110,6 +113,31 @@ impl Resources {
     pub fn any(&self) -> bool {
         *self != Resources::default()
     }
+}
+
+/// Landlock: a second wall behind the mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Landlock {
+    pub mode: LandlockMode,
+    /// TCP ports the workload may bind; `None` leaves binding unrestricted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_bind: Option<Vec<u16>>,
+    /// TCP ports the workload may connect to; `None` leaves it unrestricted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_connect: Option<Vec<u16>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandlockMode {
+    /// Apply it where the kernel has Landlock; skip it (in the trace) where
+    /// it has none.
+    #[default]
+    Auto,
+    /// Refuse to start on a kernel without Landlock.
+    Required,
+    Off,
 }
 
 /// The workload process.

@@ -1,0 +1,120 @@
+//! Landlock behind the mounts: enforced from inside, and its TCP rules.
+
+mod common;
+use common::*;
+
+fn kernel_has_landlock_net() -> bool {
+    // SAFETY: the VERSION query takes no memory.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    v >= 4
+}
+
+const CONNECT_PROBE: &str = "import socket\n\
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)\n\
+c = socket.socket()\n\
+try:\n    c.connect(l.getsockname()); print('connected')\n\
+except OSError as e:\n    print('refused', e.errno)\n";
+
+const BIND_PROBE: &str = "import socket\n\
+for port in (18080, 19090):\n    s = socket.socket()\n    try:\n        s.bind(('127.0.0.1', port)); print(port, 'bound')\n    except OSError as e:\n        print(port, 'refused', e.errno)\n";
+
+#[test]
+fn landlock_is_applied_where_the_kernel_has_it() {
+    require_root!();
+    let r = output(airlock(&["run", "-v", "--", "true"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    if kernel_has_landlock_net() {
+        assert!(r.stderr.contains("landlock ABI"), "{}", r.stderr);
+        let r = output(airlock(&["run", "--landlock", "required", "--", "true"]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = output(airlock(&["run", "-v", "--landlock", "off", "--", "true"]));
+    assert!(!r.stderr.contains("landlock ABI"), "{}", r.stderr);
+}
+
+#[test]
+fn tcp_connect_rules() {
+    require_root!();
+    if !kernel_has_landlock_net() {
+        eprintln!("SKIPPED: the kernel's Landlock has no network rules (ABI < 4)");
+        return;
+    }
+    let r = output(airlock(&["run", "--", "python3", "-c", CONNECT_PROBE]));
+    assert_eq!(r.stdout.trim(), "connected", "control: {}", r.stderr);
+    let r = output(airlock(&[
+        "run",
+        "--tcp-connect",
+        "1",
+        "--",
+        "python3",
+        "-c",
+        CONNECT_PROBE,
+    ]));
+    assert_eq!(
+        r.stdout.trim(),
+        format!("refused {}", libc::EACCES),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn tcp_bind_rules() {
+    require_root!();
+    if !kernel_has_landlock_net() {
+        eprintln!("SKIPPED: the kernel's Landlock has no network rules (ABI < 4)");
+        return;
+    }
+    let r = output(airlock(&[
+        "run",
+        "--tcp-bind",
+        "18080",
+        "--",
+        "python3",
+        "-c",
+        BIND_PROBE,
+    ]));
+    assert_eq!(
+        r.stdout,
+        format!("18080 bound\n19090 refused {}\n", libc::EACCES),
+        "{}",
+        r.stderr
+    );
+    let r = output(airlock(&["run", "--", "python3", "-c", BIND_PROBE]));
+    assert_eq!(
+        r.stdout, "18080 bound\n19090 bound\n",
+        "control: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn rootless_landlock() {
+    require_root!();
+    if !kernel_has_landlock_net() {
+        eprintln!("SKIPPED: the kernel's Landlock has no network rules (ABI < 4)");
+        return;
+    }
+    let r = output(airlock_as_user(&[
+        "run",
+        "--tcp-connect",
+        "1",
+        "--",
+        "python3",
+        "-c",
+        CONNECT_PROBE,
+    ]));
+    assert_eq!(
+        r.stdout.trim(),
+        format!("refused {}", libc::EACCES),
+        "{}",
+        r.stderr
+    );
+}
