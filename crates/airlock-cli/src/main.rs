@@ -1,8 +1,6 @@
 //! The `airlock` command: argument handling over the airlock library.
 
-mod check_cmd;
-mod run;
-
+use airlock_cli::{check_cmd, run};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

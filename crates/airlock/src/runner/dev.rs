@@ -6,7 +6,7 @@ use super::fs::{
     attach, clone_tree, ensure_target, mkdir_all_in, mount_fs_at, path_in, TargetKind,
 };
 use super::report::{SetupError, StepExt};
-use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -68,13 +68,5 @@ pub fn mount_dev(root: BorrowedFd, host: &OwnedFd, dest: &str) -> Result<(), Set
     ] {
         rustix::fs::symlinkat(target, &dir, name).step(|| format!("symlink {dev}/{name}"))?;
     }
-    // Nothing more is created in /dev: the tmpfs itself becomes read-only
-    // (the device binds, pts and shm are mounts of their own).
-    sys::mount_setattr(
-        &dir,
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-        false,
-    )
-    .step(step)?;
     Ok(())
 }

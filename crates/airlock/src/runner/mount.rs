@@ -418,6 +418,21 @@ pub fn protect(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()
         .step(step)?;
         attach(tree, &target).step(step)?;
     }
+    // Once every mount is made (an mqueue or a bind may have needed a
+    // mountpoint in it), each /dev tmpfs becomes read-only; its device
+    // binds, pts and shm are mounts of their own and keep their modes.
+    for m in &spec.filesystem.mounts {
+        if let Mount::Dev { destination } = m {
+            let step = || format!("make {destination} read-only");
+            let dev = path_in(root, destination).step(step)?;
+            sys::mount_setattr(
+                &dev,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                false,
+            )
+            .step(step)?;
+        }
+    }
     let readonly_root = match &spec.filesystem.root {
         Root::Tmpfs { readonly, .. } | Root::Path { readonly, .. } => *readonly,
     };

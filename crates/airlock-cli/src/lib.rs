@@ -1,0 +1,5 @@
+//! The `airlock` command's argument handling, as a library so that the
+//! fuzz targets can drive it; `main.rs` is the binary over it.
+
+pub mod check_cmd;
+pub mod run;

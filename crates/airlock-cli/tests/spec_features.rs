@@ -1,0 +1,182 @@
+//! The rest of the spec, seen from inside: a given rootfs, every mount
+//! kind, clock offsets, groups, rlimits, custom seccomp profiles, kept
+//! capabilities for a non-root workload, and the workload as PID 1.
+
+mod common;
+use common::*;
+
+fn run_spec(json: &str) -> Run {
+    let dir = tempdir();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, json).unwrap();
+    output(airlock(&["run", "--spec", &path.display().to_string()]))
+}
+
+/// The default view's mounts as JSON, for hand-written specs.
+fn system_view() -> String {
+    let mounts: Vec<airlock::spec::Mount> = airlock::spec::default_view();
+    serde_json::to_string(&mounts).unwrap()
+}
+
+#[test]
+fn given_rootfs_read_only_and_writable() {
+    require_root!();
+    let root = tempdir();
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    std::fs::write(root.path().join("marker"), "in-the-rootfs").unwrap();
+    let r = root.path().display().to_string();
+    let base = [
+        "--rootfs",
+        &r,
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+    ];
+    let mut ro = base.to_vec();
+    ro.push("--rootfs-readonly");
+    let r1 = sh(&ro, "cat /marker; touch /new 2>&1 || true");
+    assert!(
+        r1.stdout.starts_with("in-the-rootfs"),
+        "{} {}",
+        r1.stdout,
+        r1.stderr
+    );
+    assert!(r1.stdout.contains("Read-only file system"), "{}", r1.stdout);
+    let r2 = sh(&base, "touch /new && echo written");
+    assert_eq!(r2.stdout.trim(), "written", "{}", r2.stderr);
+    assert!(root.path().join("new").exists());
+    // The rootfs replaced the default view: no /etc from the host.
+    let r3 = sh(
+        &base,
+        "test -e /etc/hostname && echo host-etc || echo no-etc",
+    );
+    assert_eq!(r3.stdout.trim(), "no-etc");
+}
+
+#[test]
+fn every_mount_kind() {
+    require_root!();
+    let spec = format!(
+        r#"{{"process": {{"args": ["sh", "-c", "cat /config/app.conf; stat -c %a /data /config/app.conf; df -k /scratch | tail -1 | tr -s ' ' | cut -d' ' -f2; stat -c %a /scratch; readlink /latest; ls -d /dev/mqueue; test -c /dev/null && echo dev-ok"]}},
+            "filesystem": {{"mounts": {mounts}}}}}"#,
+        mounts = {
+            let mut m: Vec<serde_json::Value> = serde_json::from_str(&system_view()).unwrap();
+            m.push(serde_json::json!({"type": "file", "destination": "/config/app.conf", "content": "key = value\n", "mode": "0640"}));
+            m.push(serde_json::json!({"type": "dir", "destination": "/data", "mode": "0700"}));
+            m.push(serde_json::json!({"type": "tmpfs", "destination": "/scratch", "size": "8M", "mode": "0750"}));
+            m.push(
+                serde_json::json!({"type": "symlink", "target": "/data", "destination": "/latest"}),
+            );
+            m.push(serde_json::json!({"type": "mqueue", "destination": "/dev/mqueue"}));
+            serde_json::to_string(&m).unwrap()
+        }
+    );
+    let r = run_spec(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "key = value\n700\n640\n8192\n750\n/data\n/dev/mqueue\ndev-ok\n"
+    );
+}
+
+#[test]
+fn clock_offsets() {
+    require_root!();
+    let spec = format!(
+        r#"{{"process": {{"args": ["cut", "-d.", "-f1", "/proc/uptime"]}}, "time": {{"boottime": 86400, "monotonic": 3600}},
+            "filesystem": {{"mounts": {}}}}}"#,
+        system_view()
+    );
+    let r = run_spec(&spec);
+    let up: i64 = r
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{} {}", r.stdout, r.stderr));
+    assert!((86400..86405).contains(&up), "uptime {up}");
+}
+
+#[test]
+fn groups_rlimits_and_pid1() {
+    require_root!();
+    let spec = format!(
+        r#"{{"process": {{"args": ["sh", "-c", "id -G; ulimit -n; echo $$"], "uid": 1000, "gid": 1000, "groups": [10, 20],
+                          "rlimits": [{{"resource": "nofile", "soft": 64, "hard": 128}}]}},
+            "init": "workload", "filesystem": {{"mounts": {}}}}}"#,
+        system_view()
+    );
+    let r = run_spec(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "1000 10 20\n64\n1\n");
+}
+
+#[test]
+fn custom_seccomp_profile() {
+    require_root!();
+    let dir = tempdir();
+    let profile = dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let p = profile.display().to_string();
+    let r = sh(&["--seccomp-profile", &p], "mkdir /tmp/x 2>&1; echo done");
+    assert!(r.stdout.contains("Permission denied"), "{}", r.stdout);
+    // A profile that cannot be compiled is refused before anything runs.
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["nope_call"], "action": "SCMP_ACT_KILL"}]}"#).unwrap();
+    let r = sh(&["--seccomp-profile", &p], "echo ran");
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("seccomp.oci.syscalls[0].names") && r.stderr.contains("nope_call"),
+        "{}",
+        r.stderr
+    );
+    // The guardrail for turning it off.
+    let r = sh(&["--seccomp-profile", "none"], "echo ran");
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("error[seccomp-disabled]"), "{}", r.stderr);
+}
+
+#[test]
+fn kept_capability_survives_exec_for_a_non_root_workload() {
+    require_root!();
+    let probe = "grep -E '^Cap(Eff|Amb|Bnd)' /proc/self/status; python3 -c \"import socket; s=socket.socket(); s.bind(('127.0.0.1', 80)); print('bound 80')\"";
+    let r = sh(
+        &["--uid", "1000", "--cap-add", "CAP_NET_BIND_SERVICE"],
+        probe,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for set in ["CapEff", "CapAmb", "CapBnd"] {
+        assert!(
+            r.stdout.contains(&format!("{set}:\t0000000000000400")),
+            "{}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("bound 80"));
+    // Control: without it, port 80 is refused.
+    let r = sh(&["--uid", "1000"], probe);
+    assert!(
+        !r.stdout.contains("bound 80") && r.stderr.contains("Permission denied"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+}
