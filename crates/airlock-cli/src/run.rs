@@ -41,6 +41,21 @@ pub struct RunArgs {
     /// Make the --rootfs read-only.
     #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
     rootfs_readonly: bool,
+    /// Put a writable layer over the --rootfs on a tmpfs that vanishes with the sandbox.
+    #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
+    overlay: bool,
+    /// Put a persistent writable layer over the --rootfs, kept in DIR.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "rootfs",
+        conflicts_with = "overlay",
+        help_heading = "Filesystem"
+    )]
+    overlay_dir: Option<String>,
+    /// Size limit of the --overlay tmpfs layer.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, requires = "overlay", help_heading = "Filesystem")]
+    overlay_size: Option<u64>,
     /// Start from an empty root: no default view of the host.
     #[arg(long, help_heading = "Filesystem")]
     no_default_view: bool,
@@ -321,9 +336,17 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
         }
     };
     if let Some(dir) = &a.rootfs {
-        s.filesystem.root = Root::Path {
-            path: absolute_source(dir),
-            readonly: a.rootfs_readonly,
+        s.filesystem.root = if a.overlay || a.overlay_dir.is_some() {
+            Root::Overlay {
+                lower: vec![absolute_source(dir)],
+                upper: a.overlay_dir.as_deref().map(absolute_source),
+                size: a.overlay_size.map(spec::Size),
+            }
+        } else {
+            Root::Path {
+                path: absolute_source(dir),
+                readonly: a.rootfs_readonly,
+            }
         };
     } else if a.spec.is_none() && !a.no_default_view {
         s.filesystem.mounts.extend(spec::default_view());

@@ -128,8 +128,14 @@ impl Host {
                 add(source);
             }
         }
-        if let Root::Path { path, .. } = &spec.filesystem.root {
-            add(path);
+        match &spec.filesystem.root {
+            Root::Path { path, .. } => add(path),
+            Root::Overlay { lower, upper, .. } => {
+                for l in lower.iter().chain(upper) {
+                    add(l);
+                }
+            }
+            Root::Tmpfs { .. } => {}
         }
         let uid = rustix::process::geteuid().as_raw();
         let mut sockets: Vec<String> = RUNTIME_SOCKETS.iter().map(|s| s.to_string()).collect();
@@ -326,6 +332,32 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
                 host,
             );
         }
+    }
+    if let Root::Overlay { lower, upper, .. } = &spec.filesystem.root {
+        for (i, l) in lower.iter().enumerate() {
+            let real = host.resolve(l);
+            if real == "/" {
+                f.add(
+                    "host-rootfs",
+                    format!("filesystem.root.lower[{i}]"),
+                    "the host's / is a layer of the sandbox's root: nothing of the host is hidden",
+                );
+            } else {
+                judge_bind(
+                    &mut f,
+                    &format!("filesystem.root.lower[{i}]"),
+                    &real,
+                    true,
+                    false,
+                    host,
+                );
+            }
+        }
+        if let Some(u) = upper {
+            let real = host.resolve(u);
+            judge_bind(&mut f, "filesystem.root.upper", &real, false, false, host);
+        }
+        has_host_bind = true;
     }
     if let Root::Path { path, readonly } = &spec.filesystem.root {
         let real = host.resolve(path);

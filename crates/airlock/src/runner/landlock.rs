@@ -39,13 +39,11 @@ pub fn kernel_abi() -> i32 {
 /// The sandbox paths the workload may write beneath.
 pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
     let mut out = Vec::new();
-    if let Root::Path {
-        readonly: false, ..
-    }
-    | Root::Tmpfs {
-        readonly: false, ..
-    } = spec.filesystem.root
-    {
+    let writable_root = match spec.filesystem.root {
+        Root::Path { readonly, .. } | Root::Tmpfs { readonly, .. } => !readonly,
+        Root::Overlay { .. } => true,
+    };
+    if writable_root {
         out.push("/".to_string());
     }
     for m in &spec.filesystem.mounts {

@@ -18,6 +18,7 @@ mod init;
 mod landlock;
 mod mount;
 mod net;
+mod overlay;
 pub mod report;
 pub mod signals;
 mod time;
@@ -109,6 +110,7 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
         rustix::process::setsid().step(|| "setsid".into())?;
     }
 
+    overlay::prepare_upper(&plan)?;
     // cgroups first: a limit the host cannot apply stops us here, before
     // any namespace exists. Dropping `cgroup` removes what was created.
     let mut cgroup = if plan.spec.resources.any() {

@@ -16,11 +16,11 @@
 //! Steps 2 and 6 are bubblewrap's; the `pivot_root(".", ".")` trick in 6 is
 //! runc's, and leaves no /oldroot directory behind.
 
-use super::dev;
 use super::fs::{
     attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, path_in, TargetKind,
 };
 use super::report::{Reporter, SetupError, StepExt};
+use super::{dev, overlay};
 use crate::plan::Plan;
 use crate::spec::{Mount, Root, SandboxSpec};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
@@ -96,9 +96,23 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
             _ => None,
         });
     }
-    let rootfs = match &spec.filesystem.root {
-        Root::Path { path, .. } => Some(open_source(plan, &|| format!("root {path}"), path)?),
-        Root::Tmpfs { .. } => None,
+    let (rootfs, layers) = match &spec.filesystem.root {
+        Root::Path { path, .. } => (
+            Some(open_source(plan, &|| format!("root {path}"), path)?),
+            None,
+        ),
+        Root::Overlay { lower, upper, .. } => {
+            let mut fds = Vec::with_capacity(lower.len());
+            for l in lower {
+                fds.push(open_source(plan, &|| format!("root layer {l}"), l)?);
+            }
+            let upper = match upper {
+                Some(u) => Some(open_source(plan, &|| format!("root upper layer {u}"), u)?),
+                None => None,
+            };
+            (None, Some(overlay::Layers { lower: fds, upper }))
+        }
+        Root::Tmpfs { .. } => (None, None),
     };
 
     report.progress(|| "staging tmpfs and pivot away from the host root".into());
@@ -141,6 +155,12 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
             let mnt = new_fs("tmpfs", &opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
                 .step(|| "root: mount tmpfs".into())?;
             attach_at_newroot(mnt).step(|| "root: attach tmpfs".into())?;
+        }
+        Root::Overlay { size, .. } => {
+            report.progress(|| "root: overlay of the layers under a writable upper layer".into());
+            let layers = layers.expect("opened above for an overlay root");
+            let mnt = overlay::mount(&layers, *size, spec.namespaces.user)?;
+            attach_at_newroot(mnt).step(|| "root: attach overlay".into())?;
         }
         Root::Path { path, .. } => {
             let step = || format!("root {path}");
@@ -435,6 +455,7 @@ pub fn protect(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()
     }
     let readonly_root = match &spec.filesystem.root {
         Root::Tmpfs { readonly, .. } | Root::Path { readonly, .. } => *readonly,
+        Root::Overlay { .. } => false,
     };
     if readonly_root {
         report.progress(|| "make / read-only".into());

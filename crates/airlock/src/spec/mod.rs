@@ -308,6 +308,16 @@ pub enum Root {
         #[serde(default)]
         readonly: bool,
     },
+    /// Read-only host directories (topmost first) under a writable layer:
+    /// a tmpfs of at most `size` that vanishes with the sandbox, or the
+    /// persistent directory `upper` (its `upper/` and `work/` are used).
+    Overlay {
+        lower: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+    },
 }
 
 fn yes() -> bool {

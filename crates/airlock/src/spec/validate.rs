@@ -228,8 +228,29 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
     for (i, c) in spec.capabilities.iter().enumerate() {
         parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
     }
-    if let Root::Path { path, .. } = &spec.filesystem.root {
-        absolute("filesystem.root.path", path)?;
+    match &spec.filesystem.root {
+        Root::Path { path, .. } => absolute("filesystem.root.path", path)?,
+        Root::Overlay { lower, upper, .. } => {
+            if lower.is_empty() {
+                return Err(SpecError::new(
+                    "filesystem.root.lower",
+                    "an overlay needs at least one lower layer",
+                ));
+            }
+            if lower.len() > 128 {
+                return Err(SpecError::new(
+                    "filesystem.root.lower",
+                    "at most 128 layers",
+                ));
+            }
+            for (i, l) in lower.iter().enumerate() {
+                absolute(&format!("filesystem.root.lower[{i}]"), l)?;
+            }
+            if let Some(u) = upper {
+                absolute("filesystem.root.upper", u)?;
+            }
+        }
+        Root::Tmpfs { .. } => {}
     }
     for (i, m) in spec.filesystem.mounts.iter().enumerate() {
         let f = format!("filesystem.mounts[{i}]");
