@@ -2,4 +2,5 @@
 //! fuzz targets can drive it; `main.rs` is the binary over it.
 
 pub mod check_cmd;
+pub mod image_cmd;
 pub mod run;

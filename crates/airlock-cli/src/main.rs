@@ -1,6 +1,6 @@
 //! The `airlock` command: argument handling over the airlock library.
 
-use airlock_cli::{check_cmd, run};
+use airlock_cli::{check_cmd, image_cmd, run};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -20,6 +20,7 @@ struct Cli {
 enum Command {
     Run(Box<run::RunArgs>),
     Check(check_cmd::CheckArgs),
+    Image(image_cmd::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +46,6 @@ fn main() -> ExitCode {
             run::main(*args, sub)
         }
         Command::Check(args) => check_cmd::main(args),
+        Command::Image(args) => image_cmd::main(args),
     }
 }

@@ -35,6 +35,20 @@ pub struct RunArgs {
     #[arg(short, long, help_heading = "Spec")]
     verbose: bool,
 
+    /// Run an image: an OCI image layout dir, a docker-archive or OCI
+    /// archive (`podman save`); `PATH:TAG` or `PATH@sha256:...` picks one.
+    /// Its Entrypoint/Cmd, Env, WorkingDir and User are the defaults;
+    /// PROGRAM ARGS replace Cmd.
+    #[arg(
+        long,
+        value_name = "PATH[:TAG|@DIGEST]",
+        conflicts_with = "rootfs",
+        help_heading = "Filesystem"
+    )]
+    image: Option<String>,
+    /// The layer store (default /var/lib/airlock as root, ~/.local/share/airlock otherwise).
+    #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
+    store: Option<String>,
     /// Use DIR as the sandbox's root instead of a fresh tmpfs.
     #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
     rootfs: Option<String>,
@@ -53,8 +67,8 @@ pub struct RunArgs {
         help_heading = "Filesystem"
     )]
     overlay_dir: Option<String>,
-    /// Size limit of the --overlay tmpfs layer.
-    #[arg(long, value_name = "SIZE", value_parser = size_arg, requires = "overlay", help_heading = "Filesystem")]
+    /// Size limit of the writable tmpfs layer over --rootfs (with --overlay) or --image.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Filesystem")]
     overlay_size: Option<u64>,
     /// Start from an empty root: no default view of the host.
     #[arg(long, help_heading = "Filesystem")]
@@ -215,6 +229,23 @@ fn rlimit_arg(s: &str) -> Result<spec::Rlimit, String> {
     })
 }
 
+/// A root caller's image layers are owned by the host ids the sandbox's
+/// ids map to, so that a file of the image's root is the sandbox root's.
+fn image_id_base(s: &SandboxSpec) -> Option<u32> {
+    if !rustix_is_root() || !s.namespaces.user {
+        return None;
+    }
+    match s.identity.uid_map.iter().find(|m| m.inside == 0) {
+        Some(m) => Some(m.outside),
+        None if s.identity.uid_map.is_empty() => Some(airlock::plan::ROOT_CALLER_BASE),
+        None => None,
+    }
+}
+
+fn rustix_is_root() -> bool {
+    airlock::plan::Caller::current().is_root()
+}
+
 fn size_arg(s: &str) -> Result<u64, String> {
     spec::parse_size(s).map(|x| x.0)
 }
@@ -335,6 +366,29 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
             s
         }
     };
+    if let Some(reference) = &a.image {
+        let store = airlock::image::Store::open(
+            a.store
+                .clone()
+                .map(Into::into)
+                .unwrap_or_else(airlock::image::Store::default_root),
+        )
+        .map_err(|e| format!("image store: {e}"))?;
+        let prepared = airlock::image::pull(reference, &store, image_id_base(&s))
+            .map_err(|e| format!("image {reference}: {e}"))?;
+        for note in &prepared.notes {
+            eprintln!("airlock: image: {note}");
+        }
+        if let Some(size) = a.overlay_size {
+            s.filesystem.root = Root::Overlay {
+                lower: Vec::new(),
+                upper: None,
+                size: Some(spec::Size(size)),
+            };
+        }
+        airlock::image::apply(&mut s, &prepared, &a.command)
+            .map_err(|e| format!("image {reference}: {e}"))?;
+    }
     if let Some(dir) = &a.rootfs {
         s.filesystem.root = if a.overlay || a.overlay_dir.is_some() {
             Root::Overlay {
@@ -348,13 +402,13 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
                 readonly: a.rootfs_readonly,
             }
         };
-    } else if a.spec.is_none() && !a.no_default_view {
+    } else if a.spec.is_none() && a.image.is_none() && !a.no_default_view {
         s.filesystem.mounts.extend(spec::default_view());
     }
     for (_, kind, values) in ordered_mounts(m) {
         s.filesystem.mounts.push(to_mount(kind, &values));
     }
-    if !a.command.is_empty() {
+    if !a.command.is_empty() && a.image.is_none() {
         s.process.args = a.command.clone();
     }
     if a.clearenv {

@@ -20,6 +20,7 @@
 pub mod cgroup;
 pub mod check;
 mod error;
+pub mod image;
 pub mod plan;
 pub mod runner;
 mod sandbox;

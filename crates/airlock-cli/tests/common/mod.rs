@@ -2,6 +2,8 @@
 //! the real `airlock` binary, as root and as an unprivileged user.
 #![allow(dead_code)]
 
+pub mod images;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,550 @@
+//! Images: OCI layouts and archives built by the tests, run through the
+//! layer store and an overlay root; hostile layers refused or neutralised
+//! with nothing written outside the store.
+
+mod common;
+use common::images::{busybox_layer, docker_archive, layer, oci_layout, tar_dir, E};
+use common::*;
+use serde_json::json;
+use std::path::Path;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env { dir: tempdir() }
+    }
+    fn store(&self) -> String {
+        self.dir.path().join("store").display().to_string()
+    }
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+    fn run(&self, image: &str, extra: &[&str]) -> Run {
+        let store = self.store();
+        let mut args = vec!["run", "--store", store.as_str(), "--image", image];
+        args.extend_from_slice(extra);
+        output(airlock(&args))
+    }
+    fn layers(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("store/layers"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+fn default_run() -> serde_json::Value {
+    json!({"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo default; id -u; id -g; pwd; echo $GREETING"],
+           "Env": ["GREETING=hello", "PATH=/bin"], "WorkingDir": "/work", "User": "app"})
+}
+
+/// A listing of a tree (path, mode, size, content hash) to see it unchanged.
+fn tree_state(p: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(p: &Path, out: &mut Vec<String>) {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return;
+        };
+        use std::os::unix::fs::MetadataExt;
+        let content = if m.is_file() {
+            common::images::sha(&std::fs::read(p).unwrap_or_default())
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "{} {:o} {} {content}",
+            p.display(),
+            m.mode(),
+            m.len()
+        ));
+        if m.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out);
+            }
+        }
+    }
+    walk(p, &mut out);
+    out
+}
+
+#[test]
+fn image_config_defaults_and_overrides() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[("demo:1", vec![busybox_layer()], default_run())],
+    );
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "default\n1000\n1000\n/work\nhello\n");
+    // Flags override the image's defaults; arguments replace Cmd.
+    let r = env.run(
+        &img,
+        &[
+            "--setenv",
+            "GREETING",
+            "bye",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--chdir",
+            "/tmp",
+            "--",
+            "echo $GREETING; id -u; pwd",
+        ],
+    );
+    assert_eq!(r.stdout, "bye\n0\n/tmp\n", "{}", r.stderr);
+    // PATH:TAG picks the manifest.
+    let r = env.run(&format!("{img}:1"), &["--", "echo tagged"]);
+    assert_eq!(r.stdout, "tagged\n", "{}", r.stderr);
+    // The host's files are not there.
+    let r = env.run(&img, &["--", "ls /usr 2>&1; cat /etc/hostname 2>&1; true"]);
+    assert!(r.stdout.contains("No such file"), "{}", r.stdout);
+}
+
+#[test]
+fn whiteouts_and_opaque_directories() {
+    require_root!();
+    let env = Env::new();
+    let lower = layer(&[
+        E::Dir("data", 0o755),
+        E::File("data/a", b"a", 0o644),
+        E::File("data/b", b"b", 0o644),
+        E::Dir("opq", 0o755),
+        E::File("opq/old", b"old", 0o644),
+    ]);
+    let upper = layer(&[
+        E::File("data/.wh.a", b"", 0o644),
+        E::Dir("opq", 0o755),
+        E::File("opq/.wh..wh..opq", b"", 0o644),
+        E::File("opq/new", b"new", 0o644),
+    ]);
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "w",
+            vec![busybox_layer(), lower, upper],
+            json!({"Cmd": ["/bin/sh", "-c", "ls /data; ls /opq"]}),
+        )],
+    );
+    let r = env.run(&img, &[]);
+    assert_eq!(r.stdout, "b\nnew\n", "{}", r.stderr);
+}
+
+#[test]
+fn writes_land_in_the_overlay_and_layers_are_shared() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "s",
+            vec![
+                busybox_layer(),
+                layer(&[E::Dir("data", 0o777), E::File("data/f", b"original", 0o666)]),
+            ],
+            json!({"Entrypoint": ["/bin/sh"]}),
+        )],
+    );
+    let r = env.run(
+        &img,
+        &[
+            "--",
+            "-c",
+            "echo changed > /data/f; touch /new; rm /bin/ls; cat /data/f",
+        ],
+    );
+    assert_eq!(r.stdout.trim(), "changed", "{}", r.stderr);
+    assert_eq!(env.layers(), 2);
+    let layers_dir = env.dir.path().join("store/layers");
+    let before = tree_state(&layers_dir);
+    // Second start: nothing unpacked again, the first run's writes gone.
+    let r = env.run(
+        &img,
+        &[
+            "--",
+            "-c",
+            "cat /data/f; echo; test -e /new || echo no-new; test -e /bin/ls && echo ls-back",
+        ],
+    );
+    assert_eq!(r.stdout, "original\nno-new\nls-back\n", "{}", r.stderr);
+    assert_eq!(tree_state(&layers_dir), before, "the store changed");
+    // Two sandboxes at once share the one unpacked layer.
+    let store = env.store();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            airlock(&[
+                "run",
+                "--store",
+                &store,
+                "--image",
+                &img,
+                "--",
+                "-c",
+                "cat /data/f; sleep 0.3",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "original");
+    }
+    assert_eq!(tree_state(&layers_dir), before);
+    // The image's files belong to the sandbox's root, not the host's.
+    let owner_of = |layer: &Path| {
+        let bb = layer.join("rootfs/bin/busybox");
+        let file = if bb.exists() {
+            bb
+        } else {
+            layer.join("rootfs/data/f")
+        };
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(file).unwrap())
+    };
+    let owners: Vec<u32> = std::fs::read_dir(&layers_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| owner_of(&e.path()))
+        .collect();
+    assert!(
+        owners.iter().all(|u| *u == airlock::plan::ROOT_CALLER_BASE),
+        "{owners:?}"
+    );
+}
+
+#[test]
+fn archives_docker_and_oci() {
+    require_root!();
+    let env = Env::new();
+    let archive = env.path("saved.tar");
+    docker_archive(
+        Path::new(&archive),
+        "localhost/demo:latest",
+        &[busybox_layer()],
+        json!({"Cmd": ["/bin/echo", "from-docker-archive"]}),
+    );
+    let r = env.run(&archive, &[]);
+    assert_eq!(r.stdout.trim(), "from-docker-archive", "{}", r.stderr);
+    let r = env.run(&format!("{archive}:latest"), &[]);
+    assert_eq!(r.stdout.trim(), "from-docker-archive", "{}", r.stderr);
+    let layout = env.path("layout");
+    oci_layout(
+        Path::new(&layout),
+        &[(
+            "x",
+            vec![busybox_layer()],
+            json!({"Cmd": ["/bin/echo", "from-oci-archive"]}),
+        )],
+    );
+    let oci_tar = env.path("oci.tar");
+    tar_dir(Path::new(&layout), Path::new(&oci_tar));
+    let r = env.run(&oci_tar, &[]);
+    assert_eq!(r.stdout.trim(), "from-oci-archive", "{}", r.stderr);
+    // No scratch left in the store.
+    assert_eq!(
+        std::fs::read_dir(env.dir.path().join("store/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn manifest_selection_and_platform() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[
+            (
+                "v1",
+                vec![busybox_layer()],
+                json!({"Cmd": ["/bin/echo", "one"]}),
+            ),
+            (
+                "v2",
+                vec![busybox_layer()],
+                json!({"Cmd": ["/bin/echo", "two"]}),
+            ),
+        ],
+    );
+    assert_eq!(env.run(&format!("{img}:v2"), &[]).stdout.trim(), "two");
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("holds 2 manifests"), "{}", r.stderr);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{img}/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        env.run(&format!("{img}@{digest}"), &[]).stdout.trim(),
+        "one"
+    );
+    // An image for another architecture is refused.
+    let arm = env.path("arm");
+    oci_layout(
+        Path::new(&arm),
+        &[("a", vec![busybox_layer()], json!({"Cmd": ["/bin/true"]}))],
+    );
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{arm}/index.json")).unwrap()).unwrap();
+    let md = idx["manifests"][0]["digest"].as_str().unwrap()[7..].to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{arm}/blobs/sha256/{md}")).unwrap())
+            .unwrap();
+    let cd = manifest["config"]["digest"].as_str().unwrap()[7..].to_string();
+    let cfg_path = format!("{arm}/blobs/sha256/{cd}");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("\"amd64\"", "\"arm64\"");
+    // Rewrite the config and every digest that names it.
+    let new_cd = common::images::sha(cfg.as_bytes());
+    std::fs::write(format!("{arm}/blobs/sha256/{}", &new_cd[7..]), &cfg).unwrap();
+    let m = serde_json::to_vec(&{
+        let mut m = manifest.clone();
+        m["config"]["digest"] = json!(new_cd);
+        m["config"]["size"] = json!(cfg.len());
+        m
+    })
+    .unwrap();
+    let new_md = common::images::sha(&m);
+    std::fs::write(format!("{arm}/blobs/sha256/{}", &new_md[7..]), &m).unwrap();
+    let mut idx = idx;
+    idx["manifests"][0]["digest"] = json!(new_md);
+    idx["manifests"][0]["size"] = json!(m.len());
+    std::fs::write(
+        format!("{arm}/index.json"),
+        serde_json::to_vec(&idx).unwrap(),
+    )
+    .unwrap();
+    let r = env.run(&arm, &[]);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("linux/arm64") && r.stderr.contains("amd64"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn hostile(entries: &[E]) -> (Env, Run) {
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "h",
+            vec![busybox_layer(), layer(entries)],
+            json!({"Cmd": ["/bin/sh", "-c", "ls -l /x 2>&1; stat -c %a /x/suid 2>/dev/null; cat /abs 2>/dev/null"]}),
+        )],
+    );
+    let r = env.run(&img, &[]);
+    (env, r)
+}
+
+fn assert_refused(env: &Env, r: &Run, why: &str) {
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains(why), "expected {why:?} in: {}", r.stderr);
+    assert!(r.stdout.is_empty());
+    // Nothing half-unpacked stays in the store.
+    assert_eq!(
+        std::fs::read_dir(env.dir.path().join("store/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn hostile_layers() {
+    require_root!();
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    // `../` traversal: refused; nothing beside the store.
+    let (env, r) = hostile(&[E::File("../../escaped-by-dotdot", b"x", 0o644)]);
+    assert_refused(&env, &r, "contains `..`");
+    assert!(!env.dir.path().join("escaped-by-dotdot").exists());
+    assert!(!env.dir.path().join("store/escaped-by-dotdot").exists());
+    // Symlink, then a write through it.
+    let (env, r) = hostile(&[
+        E::Symlink("a", "/etc"),
+        E::File("a/passwd", b"owned", 0o644),
+    ]);
+    assert_refused(&env, &r, "goes through a symlink");
+    // Symlink with a relative climb, then a write.
+    let (env, r) = hostile(&[
+        E::Symlink("b", "../../../../../../tmp"),
+        E::File("b/airlock-escaped", b"x", 0o644),
+    ]);
+    assert_refused(&env, &r, "goes through a symlink");
+    assert!(!Path::new("/tmp/airlock-escaped").exists());
+    // A hard link to a host file.
+    let (env, r) = hostile(&[E::Hardlink("pw", "/etc/passwd")]);
+    assert_refused(&env, &r, "not a file of this layer");
+    assert_eq!(
+        std::fs::read("/etc/passwd").unwrap(),
+        passwd,
+        "the host's /etc/passwd changed"
+    );
+    // Absolute paths, device nodes, setuid bits: neutralised and reported.
+    let (_env, r) = hostile(&[
+        E::Dir("x", 0o755),
+        E::File("/abs", b"made-relative", 0o644),
+        E::CharDev("x/mem"),
+        E::File("x/suid", b"#!/bin/sh\n", 0o4755),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("made-relative"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("mem"),
+        "device node present: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\n755\n"),
+        "setuid bit kept: {}",
+        r.stdout
+    );
+    for note in [
+        "absolute path made relative",
+        "device node skipped",
+        "setuid/setgid bits cleared",
+    ] {
+        assert!(
+            r.stderr.contains(note),
+            "missing note {note:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn corrupt_truncated_and_wrong_digest() {
+    require_root!();
+    // A blob whose bytes no longer match its digest.
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "c",
+            vec![busybox_layer(), layer(&[E::File("f", b"data", 0o644)])],
+            json!({"Cmd": ["/bin/true"]}),
+        )],
+    );
+    let blobs: Vec<_> = std::fs::read_dir(format!("{img}/blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let small_layer = blobs.iter().find(|p| {
+        let b = std::fs::read(p).unwrap();
+        b.starts_with(&[0x1f, 0x8b]) && b.len() < 4096
+    });
+    let p = small_layer.unwrap();
+    let mut bytes = std::fs::read(p).unwrap();
+    let last = bytes.len() - 9;
+    bytes[last] ^= 0xff;
+    std::fs::write(p, &bytes).unwrap();
+    let r = env.run(&img, &[]);
+    assert_refused(&env, &r, "does not match its digest");
+    assert_eq!(
+        env.layers(),
+        0,
+        "no layer may be unpacked from a refused image"
+    );
+
+    // A truncated layer whose (truncated) blob digest is right: the tar
+    // reader or the diff_id check refuses it.
+    let env = Env::new();
+    let img = env.path("img");
+    let full = layer(&[E::File("big", &[7u8; 20000], 0o644)]);
+    let truncated = full[..10000].to_vec();
+    oci_layout(
+        Path::new(&img),
+        &[("t", vec![truncated], json!({"Cmd": ["/bin/true"]}))],
+    );
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("truncated or corrupt"), "{}", r.stderr);
+    assert_eq!(env.layers(), 0);
+}
+
+#[test]
+fn image_ls_rm_prune() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "listed:7",
+            vec![busybox_layer()],
+            json!({"Cmd": ["/bin/true"]}),
+        )],
+    );
+    assert_eq!(env.run(&img, &[]).code, 0);
+    let store = env.store();
+    let r = output(airlock(&["image", "--store", &store, "ls"]));
+    assert!(r.stdout.contains("listed:7"), "{}", r.stdout);
+    let r = output(airlock(&["image", "--store", &store, "prune"]));
+    assert!(
+        r.stdout.contains("pruned 0"),
+        "a used layer stays: {}",
+        r.stdout
+    );
+    assert_eq!(env.layers(), 1);
+    let r = output(airlock(&["image", "--store", &store, "rm", "listed:7"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = output(airlock(&["image", "--store", &store, "prune"]));
+    assert!(r.stdout.contains("pruned 1"), "{}", r.stdout);
+    assert_eq!(env.layers(), 0);
+}
+
+#[test]
+fn rootless_images() {
+    require_root!();
+    let env = Env::new();
+    chown(env.dir.path(), USER, USER);
+    let img = env.path("img");
+    let upper = layer(&[E::File("etc/.wh.group", b"", 0o644)]);
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "r",
+            vec![busybox_layer(), upper],
+            json!({"Cmd": ["/bin/sh", "-c", "id -u; ls /etc; echo hi > /tmp/x && cat /tmp/x"]}),
+        )],
+    );
+    for e in std::fs::read_dir(env.dir.path()).unwrap().flatten() {
+        let _ = std::process::Command::new("chown")
+            .args([
+                "-R",
+                &format!("{USER}:{USER}"),
+                &e.path().display().to_string(),
+            ])
+            .status();
+    }
+    let store = env.store();
+    let r = output(airlock_as_user(&[
+        "run", "--store", &store, "--image", &img,
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "0\npasswd\nhi\n");
+}

@@ -1,0 +1,336 @@
+//! Reading images without a daemon: an OCI image layout directory
+//! (`oci-layout`, `index.json`, `blobs/`), a docker-archive (what `podman
+//! save` and `docker save` write: `manifest.json` and layer tarballs), or
+//! either of those as a tar archive. Everything read here is untrusted:
+//! every blob is checked against its digest before it is used.
+
+use super::ImageError;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    #[serde(default)]
+    pub media_type: String,
+    pub digest: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Index {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifest {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// The parts of the image config that matter to running it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub config: Option<RunConfig>,
+    pub rootfs: RootfsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RunConfig {
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RootfsConfig {
+    #[serde(default)]
+    pub diff_ids: Vec<String>,
+}
+
+/// One layer to unpack: where its blob is, and the digests to check.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub blob: PathBuf,
+    /// Digest of the blob as stored (compressed), when the format gives one.
+    pub digest: Option<String>,
+    /// Digest of the uncompressed tar (the config's diff_id): the store key.
+    pub diff_id: String,
+}
+
+/// A resolved image: its identity, config and layers (bottom first).
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The manifest (OCI) or config (docker-archive) digest.
+    pub id: String,
+    pub name: String,
+    pub config: ImageConfig,
+    pub layers: Vec<Layer>,
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
+    let mut f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| ImageError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex(&h.finalize())))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `sha256:<64 hex>` → the hex part, refusing anything else (it becomes a
+/// file name).
+pub fn digest_hex(digest: &str) -> Result<&str, ImageError> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| ImageError::new(format!("unsupported digest {digest:?} (only sha256)")))?;
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return Err(ImageError::new(format!("malformed digest {digest:?}")));
+    }
+    Ok(hex)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImageError> {
+    let text = std::fs::read(path).map_err(|e| ImageError::io(path, e))?;
+    serde_json::from_slice(&text).map_err(|e| ImageError::new(format!("{}: {e}", path.display())))
+}
+
+/// Read and verify a blob of an OCI layout by descriptor.
+fn blob(dir: &Path, d: &Descriptor) -> Result<PathBuf, ImageError> {
+    let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
+    let actual = sha256_file(&path)?;
+    if actual != d.digest {
+        return Err(ImageError::new(format!(
+            "blob {} does not match its digest (it hashes to {actual}); refusing the image",
+            d.digest
+        )));
+    }
+    Ok(path)
+}
+
+/// Which manifest: by tag (`name:tag` or `tag`), by digest, or the only one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Only,
+    Tag(String),
+    Digest(String),
+}
+
+/// The host's platform in OCI words.
+pub fn host_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    (arch, "linux")
+}
+
+fn check_platform(config: &ImageConfig) -> Result<(), ImageError> {
+    let (arch, os) = host_platform();
+    if (!config.os.is_empty() && config.os != os)
+        || (!config.architecture.is_empty() && config.architecture != arch)
+    {
+        return Err(ImageError::new(format!(
+            "the image is for {}/{}, this host is {os}/{arch}",
+            config.os, config.architecture
+        )));
+    }
+    Ok(())
+}
+
+fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
+    let index: Index = read_json(&dir.join("index.json"))?;
+    let (arch, _) = host_platform();
+    let name_of = |d: &Descriptor| {
+        d.annotations
+            .get("org.opencontainers.image.ref.name")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let candidates: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| match sel {
+            Selector::Only => true,
+            Selector::Tag(t) => {
+                name_of(d) == *t || name_of(d).rsplit(':').next() == Some(t.as_str())
+            }
+            Selector::Digest(g) => d.digest == *g,
+        })
+        .filter(|d| d.platform.as_ref().is_none_or(|p| p.architecture == arch))
+        .collect();
+    let desc = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(ImageError::new(format!(
+                "no manifest in {} matches {sel:?} for this platform",
+                dir.display()
+            )))
+        }
+        _ => {
+            return Err(ImageError::new(format!(
+                "{} holds {} manifests; pick one with PATH:TAG or PATH@sha256:...",
+                dir.display(),
+                candidates.len()
+            )))
+        }
+    };
+    let manifest: Manifest = read_json(&blob(dir, desc)?)?;
+    let config: ImageConfig = read_json(&blob(dir, &manifest.config)?)?;
+    check_platform(&config)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(ImageError::new(
+            "the config's diff_ids do not match the manifest's layers".to_string(),
+        ));
+    }
+    let mut layers = Vec::new();
+    for (d, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+        digest_hex(diff_id)?;
+        // Verified now, so a corrupt blob is refused before anything is unpacked.
+        layers.push(Layer {
+            blob: blob(dir, d)?,
+            digest: Some(d.digest.clone()),
+            diff_id: diff_id.clone(),
+        });
+    }
+    Ok(Image {
+        id: desc.digest.clone(),
+        name: name_of(desc),
+        config,
+        layers,
+    })
+}
+
+fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
+    let manifests: Vec<DockerManifest> = read_json(&dir.join("manifest.json"))?;
+    let tags = |m: &DockerManifest| m.repo_tags.clone().unwrap_or_default();
+    let chosen: Vec<&DockerManifest> = manifests
+        .iter()
+        .filter(|m| match sel {
+            Selector::Only => true,
+            Selector::Tag(t) => tags(m)
+                .iter()
+                .any(|x| x == t || x.rsplit(':').next() == Some(t.as_str())),
+            Selector::Digest(g) => g
+                .strip_prefix("sha256:")
+                .is_some_and(|h| m.config.contains(h)),
+        })
+        .collect();
+    let m = match chosen.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(ImageError::new(format!(
+                "no image in {} matches {sel:?}",
+                dir.display()
+            )))
+        }
+        _ => {
+            return Err(ImageError::new(
+                "the archive holds several images; pick one with PATH:TAG".to_string(),
+            ))
+        }
+    };
+    let config_path = safe_join(dir, &m.config)?;
+    let id = sha256_file(&config_path)?;
+    let config: ImageConfig = read_json(&config_path)?;
+    check_platform(&config)?;
+    if config.rootfs.diff_ids.len() != m.layers.len() {
+        return Err(ImageError::new(
+            "the config's diff_ids do not match the archive's layers".to_string(),
+        ));
+    }
+    let mut layers = Vec::new();
+    for (l, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
+        digest_hex(diff_id)?;
+        layers.push(Layer {
+            blob: safe_join(dir, l)?,
+            digest: None,
+            diff_id: diff_id.clone(),
+        });
+    }
+    Ok(Image {
+        id,
+        name: tags(m).into_iter().next().unwrap_or_default(),
+        config,
+        layers,
+    })
+}
+
+/// Join a relative path from an untrusted manifest onto `dir`.
+fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, ImageError> {
+    let p = Path::new(rel);
+    if p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(ImageError::new(format!(
+            "the archive names {rel:?}, which is not a plain relative path"
+        )));
+    }
+    Ok(dir.join(p))
+}
+
+/// Resolve an image directory (already unpacked if it was an archive).
+pub fn resolve(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
+    if dir.join("index.json").exists() {
+        oci_layout(dir, sel)
+    } else if dir.join("manifest.json").exists() {
+        docker_archive(dir, sel)
+    } else {
+        Err(ImageError::new(format!(
+            "{} is neither an OCI image layout (index.json) nor a docker-archive (manifest.json)",
+            dir.display()
+        )))
+    }
+}

@@ -1,0 +1,308 @@
+//! The content-addressed layer store: each layer is verified against its
+//! digests, unpacked once into `layers/<diff_id>/rootfs`, and shared
+//! read-only (as an overlayfs lower layer) by every sandbox that uses it.
+//! A layer is unpacked into `tmp/` and renamed into place, so two sandboxes
+//! starting the same image at once never see half a layer.
+
+use super::oci::{digest_hex, hex, Image, Layer};
+use super::unpack::{self, Options};
+use super::ImageError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+/// What `image ls` shows: one image the store has run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub id: String,
+    pub name: String,
+    pub source: String,
+    /// diff_ids, bottom layer first.
+    pub layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerMeta {
+    diff_id: String,
+    digest: Option<String>,
+    notes: Vec<String>,
+}
+
+/// Hashes what passes through, to check the uncompressed layer's diff_id.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn decompressed(path: &Path) -> Result<Box<dyn Read>, ImageError> {
+    let mut f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic).map_err(|e| ImageError::io(path, e))?;
+    let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    Ok(match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
+        [0x28, 0xb5, 0x2f, 0xfd] => {
+            Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| ImageError::io(path, e))?)
+        }
+        _ => Box::new(f),
+    })
+}
+
+impl Store {
+    /// `/var/lib/airlock` for root, `$XDG_DATA_HOME/airlock` (or
+    /// `~/.local/share/airlock`) otherwise; `$AIRLOCK_STORE` overrides both.
+    pub fn default_root() -> PathBuf {
+        if let Some(p) = std::env::var_os("AIRLOCK_STORE") {
+            return p.into();
+        }
+        if rustix::process::geteuid().is_root() {
+            return "/var/lib/airlock".into();
+        }
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("airlock");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+        PathBuf::from(home).join(".local/share/airlock")
+    }
+
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store, ImageError> {
+        let root = root.into();
+        for d in ["", "layers", "images", "tmp"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| ImageError::io(&p, e))?;
+        }
+        // The sandbox's root (an unprivileged host id) must be able to walk
+        // to the layers: overlayfs opens them with its credentials.
+        use std::os::unix::fs::PermissionsExt;
+        for d in ["", "layers"] {
+            let p = root.join(d);
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711))
+                .map_err(|e| ImageError::io(&p, e))?;
+        }
+        Ok(Store { root })
+    }
+
+    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
+        Ok(self.root.join("layers").join(digest_hex(diff_id)?))
+    }
+
+    /// The unpacked root of a layer, unpacking it first if this store has
+    /// not seen it. Returns the directory and whether it was unpacked now.
+    pub fn layer(
+        &self,
+        layer: &Layer,
+        id_base: Option<u32>,
+    ) -> Result<(PathBuf, bool), ImageError> {
+        let dir = self.layer_dir(&layer.diff_id)?;
+        if dir.join("meta.json").exists() {
+            return Ok((dir.join("rootfs"), false));
+        }
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let tmp = self.root.join("tmp").join(format!(
+            "{}-{}-{nonce}",
+            digest_hex(&layer.diff_id)?,
+            std::process::id()
+        ));
+        let rootfs = tmp.join("rootfs");
+        std::fs::create_dir_all(&rootfs).map_err(|e| ImageError::io(&rootfs, e))?;
+        let result = (|| {
+            let mut reader = Hashing {
+                inner: decompressed(&layer.blob)?,
+                hash: Sha256::new(),
+            };
+            let notes = unpack::unpack(
+                &mut reader,
+                &rootfs,
+                Options {
+                    layer: true,
+                    id_base,
+                },
+            )?;
+            // Whatever the tar reader left (end-of-archive padding) is part
+            // of the diff_id too.
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| {
+                ImageError::new(format!(
+                    "reading layer {}: {e} (truncated or corrupt?)",
+                    layer.diff_id
+                ))
+            })?;
+            let actual = format!("sha256:{}", hex(&reader.hash.finalize()));
+            if actual != layer.diff_id {
+                return Err(ImageError::new(format!(
+                    "layer {} does not match its diff_id (it hashes to {actual}); refusing the image",
+                    layer.diff_id
+                )));
+            }
+            let meta = LayerMeta {
+                diff_id: layer.diff_id.clone(),
+                digest: layer.digest.clone(),
+                notes,
+            };
+            let p = tmp.join("meta.json");
+            std::fs::write(
+                &p,
+                serde_json::to_vec_pretty(&meta).expect("meta serializes"),
+            )
+            .map_err(|e| ImageError::io(&p, e))
+        })();
+        if let Err(e) = result {
+            remove_tree(&tmp);
+            return Err(e);
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755));
+        match std::fs::rename(&tmp, &dir) {
+            Ok(()) => Ok((dir.join("rootfs"), true)),
+            Err(_) if dir.join("meta.json").exists() => {
+                // Another sandbox unpacked it first; use theirs.
+                remove_tree(&tmp);
+                Ok((dir.join("rootfs"), false))
+            }
+            Err(e) => {
+                remove_tree(&tmp);
+                Err(ImageError::io(&dir, e))
+            }
+        }
+    }
+
+    /// The notes (neutralised entries) recorded when a layer was unpacked.
+    pub fn layer_notes(&self, diff_id: &str) -> Vec<String> {
+        self.layer_dir(diff_id)
+            .ok()
+            .and_then(|d| std::fs::read(d.join("meta.json")).ok())
+            .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
+            .map(|m| m.notes)
+            .unwrap_or_default()
+    }
+
+    pub fn record(&self, image: &Image, source: &str) -> Result<(), ImageError> {
+        let rec = ImageRecord {
+            id: image.id.clone(),
+            name: image.name.clone(),
+            source: source.to_string(),
+            layers: image.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        };
+        let p = self
+            .root
+            .join("images")
+            .join(format!("{}.json", digest_hex(&image.id)?));
+        std::fs::write(
+            &p,
+            serde_json::to_vec_pretty(&rec).expect("records serialize"),
+        )
+        .map_err(|e| ImageError::io(&p, e))
+    }
+
+    pub fn images(&self) -> Vec<ImageRecord> {
+        let mut out: Vec<ImageRecord> = std::fs::read_dir(self.root.join("images"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Forget the images whose id starts with, or whose name is, `what`.
+    pub fn remove(&self, what: &str) -> Result<usize, ImageError> {
+        let mut n = 0;
+        for rec in self.images() {
+            let hex = rec.id.trim_start_matches("sha256:");
+            if rec.name == what
+                || (what.len() >= 4 && (hex.starts_with(what.trim_start_matches("sha256:"))))
+            {
+                let p = self.root.join("images").join(format!("{hex}.json"));
+                std::fs::remove_file(&p).map_err(|e| ImageError::io(&p, e))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Remove layers no recorded image uses, and leftovers of interrupted
+    /// unpacks. Returns how many directories went.
+    pub fn prune(&self) -> Result<usize, ImageError> {
+        let used: std::collections::HashSet<String> = self
+            .images()
+            .into_iter()
+            .flat_map(|r| r.layers)
+            .filter_map(|d| digest_hex(&d).ok().map(String::from))
+            .collect();
+        let mut n = 0;
+        for e in std::fs::read_dir(self.root.join("layers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !used.contains(e.file_name().to_string_lossy().as_ref()) {
+                remove_tree(&e.path());
+                n += 1;
+            }
+        }
+        for e in std::fs::read_dir(self.root.join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            remove_tree(&e.path());
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Bytes used by a layer's unpacked tree (for `image ls`).
+    pub fn layer_size(&self, diff_id: &str) -> u64 {
+        self.layer_dir(diff_id).map(|d| tree_size(&d)).unwrap_or(0)
+    }
+}
+
+fn tree_size(p: &Path) -> u64 {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| tree_size(&e.path()))
+            .sum(),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+/// Remove a tree the store wrote, making read-only directories writable
+/// first (layers keep the image's modes).
+pub fn remove_tree(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::remove_dir_all(p).is_ok() {
+        return;
+    }
+    fn open_up(p: &Path) {
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            if m.is_dir() {
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    open_up(&e.path());
+                }
+            }
+        }
+    }
+    open_up(p);
+    let _ = std::fs::remove_dir_all(p);
+}
