@@ -215,6 +215,16 @@ fn missing(step: String, path: &str, e: &io::Error) -> SetupError {
                 format!("source {path} goes through a /proc magic link"),
             )
         },
+        Some(libc::EACCES) => SetupError {
+            errno: Some(libc::EACCES),
+            ..SetupError::new(
+                step,
+                format!(
+                    "{path}: permission denied to the sandbox's ids (setup runs as the sandbox's root, an \
+                     unprivileged host id: every directory above {path} must be searchable by others)"
+                ),
+            )
+        },
         _ => SetupError::io(step, e),
     }
 }
