@@ -50,6 +50,7 @@ const EXPECTED: &[&str] = &[
     "host_devices",
     "kernel_log",
     "capabilities",
+    "x32_abi",
     "fork_bomb",
     "exhaust_memory",
 ];

@@ -227,3 +227,67 @@ fn bad_resource_values() {
     let r = sh(&["--timeout", "soon"], "true");
     assert_eq!(r.code, 2, "clap rejects it: {}", r.stderr);
 }
+
+#[test]
+fn killing_airlock_removes_the_cgroups_too() {
+    require_root!();
+    use std::io::BufRead;
+    let mut child = airlock(&[
+        "run",
+        "--memory",
+        "64M",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; sleep 1000",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let inside = descendants(child.id() as i32);
+    let mine = |all: Vec<String>| -> Vec<String> {
+        all.into_iter()
+            .filter(|d| inside.iter().any(|p| d.ends_with(&format!("/airlock-{p}"))))
+            .collect()
+    };
+    assert!(!mine(leftover_cgroups()).is_empty());
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(
+        wait_until(5, || inside.iter().all(|p| !alive(*p))),
+        "processes survived"
+    );
+    assert!(
+        wait_until(5, || mine(leftover_cgroups()).is_empty()),
+        "cgroups left: {:?}",
+        mine(leftover_cgroups())
+    );
+}
+
+#[test]
+fn library_kill_ends_the_sandbox() {
+    require_root!();
+    let spec = airlock::SandboxSpec::builder()
+        .args(["sh", "-c", "sleep 1000 & sleep 1000"])
+        .default_view()
+        .build();
+    let mut spec = spec;
+    spec.resources.pids = Some(16);
+    let opts = airlock::SpawnOptions {
+        runner: Some(airlock_bin().to_path_buf()),
+        ..Default::default()
+    };
+    let sandbox = airlock::Sandbox::spawn_with(&spec, &opts).unwrap();
+    let runner = sandbox.pid() as i32;
+    sandbox.kill().unwrap();
+    let report = sandbox.wait().unwrap();
+    assert_eq!(report.code, 137, "{report:?}");
+    assert_eq!(report.ended, airlock::Ended::Signaled);
+    assert!(leftover_cgroups()
+        .iter()
+        .all(|d| !d.ends_with(&format!("/airlock-{runner}"))));
+}

@@ -229,6 +229,12 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Kill every process of the sandbox (through its cgroup when it has
+    /// one, so double-forked processes go too); `wait` then reports it.
+    pub fn kill(&self) -> std::io::Result<()> {
+        self.signal(crate::runner::signals::stop_signal())
+    }
+
     /// PID 1 of the sandbox, as the host sees it.
     pub fn init_pid(&self) -> i32 {
         self.init_pid

@@ -384,6 +384,20 @@ def capabilities():
 
 
 @probe
+def x32_abi():
+    # getpid through the x32 ABI (syscall number | 0x40000000): a filter
+    # that only matches x86_64 numbers would let every call through here.
+    pid = os.fork()
+    if pid == 0:
+        r = libc.syscall(ctypes.c_long(0x40000000 | 39))
+        os._exit(0 if r > 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    ran = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    how = "ran" if ran else ("killed by signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status) else "refused")
+    report("x32_abi", ran, how)
+
+
+@probe
 def fork_bomb():
     children, failed = [], None
     for _ in range(300):

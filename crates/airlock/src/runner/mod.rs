@@ -88,9 +88,21 @@ fn namespace_flags(plan: &Plan) -> u64 {
 fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     let plan = read_plan()?;
     let report = Reporter::new(sock, plan.verbose);
+    signals::catch_stop();
     if plan.spec.die_with_parent {
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-            .step(|| "set parent-death signal".into())?;
+        // SAFETY: prctl with an integer argument only.
+        if unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                signals::stop_signal() as libc::c_ulong,
+            )
+        } != 0
+        {
+            return Err(SetupError::io(
+                "set parent-death signal",
+                &std::io::Error::last_os_error(),
+            ));
+        }
         // The caller may have died before the line above took effect.
         if rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(parent_pid) {
             std::process::exit(125);
@@ -210,7 +222,12 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
                 }
                 let _ = rustix::net::send(sock, &buf[..n], rustix::net::SendFlags::NOSIGNAL);
             }
-            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::INTR) => {
+                if signals::stop_requested() {
+                    kill_sandbox(cgroup.as_ref(), &pidfd);
+                }
+                continue;
+            }
             Err(_) => break,
         }
     }
@@ -225,7 +242,12 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
         .timeout
         .map(|t| started + std::time::Duration::from_secs_f64(t));
     let mut timed_out = false;
+    let mut stopped = false;
     loop {
+        if signals::stop_requested() && !stopped {
+            stopped = true;
+            kill_sandbox(cgroup.as_ref(), &pidfd);
+        }
         let timeout = match deadline {
             Some(d) if !timed_out => {
                 let left = d.saturating_duration_since(std::time::Instant::now());

@@ -106,3 +106,33 @@ fn set_mask(how: libc::c_int) {
         libc::sigprocmask(how, &set, std::ptr::null_mut());
     }
 }
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The signal that tells the supervisor to kill the whole sandbox, clean
+/// up and exit: sent by `Sandbox::kill`, and the supervisor's parent-death
+/// signal (SIGKILL would leave its cgroups behind).
+pub fn stop_signal() -> i32 {
+    libc::SIGRTMIN() + 2
+}
+
+extern "C" fn on_stop(_sig: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Catch the stop signal. No SA_RESTART: a blocking call returns EINTR so
+/// the supervisor sees the request at once.
+pub fn catch_stop() {
+    // SAFETY: a zeroed sigaction with a plain handler and an empty mask.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_stop as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(stop_signal(), &sa, std::ptr::null_mut());
+    }
+}
+
+/// Has a stop been asked for?
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
