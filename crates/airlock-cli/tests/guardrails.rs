@@ -16,12 +16,7 @@ fn run(args: &[&str]) -> Run {
 #[test]
 fn sharing_a_folder_runs_but_binding_etc_does_not() {
     require_root!();
-    let dir = tempdir();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let dir = shared_dir();
     let share = dir.path().display().to_string();
     let r = run(&[
         "--bind",

@@ -118,12 +118,7 @@ fn no_capabilities_and_no_new_privs() {
 #[test]
 fn root_inside_is_not_root_outside() {
     require_root!();
-    let dir = tempdir();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let dir = shared_dir();
     let flag = dir.path().display().to_string();
     let r = sh(
         &["--bind", &flag, "/share"],
@@ -141,12 +136,7 @@ fn root_inside_is_not_root_outside() {
 #[test]
 fn read_only_bind_refuses_writes_and_writable_bind_writes_through() {
     require_root!();
-    let dir = tempdir();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let dir = shared_dir();
     let flag = dir.path().display().to_string();
     let r = sh(
         &["--ro-bind", &flag, "/data"],

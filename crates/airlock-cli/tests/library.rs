@@ -15,12 +15,7 @@ fn opts() -> SpawnOptions {
 #[test]
 fn spawn_and_wait() {
     require_root!();
-    let dir = tempdir();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let dir = shared_dir();
     let spec = SandboxSpec::builder()
         .args(["sh", "-c", "hostname > /out/h; exit 4"])
         .default_view()

@@ -21,12 +21,7 @@ fn system_view() -> String {
 #[test]
 fn given_rootfs_read_only_and_writable() {
     require_root!();
-    let root = tempdir();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let root = shared_dir();
     std::fs::write(root.path().join("marker"), "in-the-rootfs").unwrap();
     let r = root.path().display().to_string();
     let base = [

@@ -116,6 +116,14 @@ pub fn tempdir() -> tempfile::TempDir {
     d
 }
 
+/// A temporary directory anyone may write, so a sandbox's root (an
+/// unprivileged host id) can write through a bind of it.
+pub fn shared_dir() -> tempfile::TempDir {
+    let d = tempdir();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
 pub fn chown(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
 }

@@ -138,6 +138,22 @@ pub fn new_fs(fstype: &str, options: &[(&str, Option<&str>)], attrs: u64) -> io:
     )?)
 }
 
+/// A new detached tmpfs (nosuid, nodev) with the given mode and, if any,
+/// size limit.
+pub fn new_tmpfs(mode: u32, size: Option<crate::spec::Size>) -> io::Result<OwnedFd> {
+    let mode = format!("{mode:o}");
+    let size = size.map(|s| s.0.to_string());
+    let mut opts = vec![("mode", Some(mode.as_str()))];
+    if let Some(s) = &size {
+        opts.push(("size", Some(s.as_str())));
+    }
+    new_fs(
+        "tmpfs",
+        &opts,
+        crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV,
+    )
+}
+
 /// Mount a new filesystem on `path` inside `root`, creating the directory.
 pub fn mount_fs_at(
     root: impl AsFd + Copy,

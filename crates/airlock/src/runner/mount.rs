@@ -17,7 +17,7 @@
 //! runc's, and leaves no /oldroot directory behind.
 
 use super::fs::{
-    attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, path_in, TargetKind,
+    attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, new_tmpfs, path_in, TargetKind,
 };
 use super::report::{Reporter, SetupError, StepExt};
 use super::{dev, overlay};
@@ -147,13 +147,7 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
     match &spec.filesystem.root {
         Root::Tmpfs { size, .. } => {
             report.progress(|| "root: fresh tmpfs".into());
-            let size = size.map(|s| s.0.to_string());
-            let mut opts = vec![("mode", Some("0755"))];
-            if let Some(s) = &size {
-                opts.push(("size", Some(s.as_str())));
-            }
-            let mnt = new_fs("tmpfs", &opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
-                .step(|| "root: mount tmpfs".into())?;
+            let mnt = new_tmpfs(0o755, *size).step(|| "root: mount tmpfs".into())?;
             attach_at_newroot(mnt).step(|| "root: attach tmpfs".into())?;
         }
         Root::Overlay { size, .. } => {
@@ -270,20 +264,9 @@ pub fn apply_mounts(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Resu
             }
             Mount::Tmpfs { size, mode, .. } => {
                 report.progress(|| format!("mount {dest}: tmpfs"));
-                let mode = format!("{:o}", mode.map_or(0o755, |m| m.0));
-                let size = size.map(|s| s.0.to_string());
-                let mut opts = vec![("mode", Some(mode.as_str()))];
-                if let Some(s) = &size {
-                    opts.push(("size", Some(s.as_str())));
-                }
-                mount_fs_at(
-                    root,
-                    dest,
-                    "tmpfs",
-                    &opts,
-                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                )
-                .step(step)?;
+                let target = ensure_target(root, dest, TargetKind::Dir).step(step)?;
+                let mnt = new_tmpfs(mode.map_or(0o755, |m| m.0), *size).step(step)?;
+                attach(mnt, target).step(step)?;
             }
             Mount::Proc { .. } if !spec.namespaces.pid => {
                 // In the host's PID namespace a new procfs needs privilege

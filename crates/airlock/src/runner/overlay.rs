@@ -9,7 +9,7 @@
 //! in between is never what is mounted. In a user namespace overlayfs
 //! keeps its metadata in `user.overlay.*` xattrs (`userxattr`).
 
-use super::fs::new_fs;
+use super::fs::new_tmpfs;
 use super::report::{SetupError, StepExt};
 use crate::spec::Size;
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
@@ -54,12 +54,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, userns: bool) -> Result<OwnedF
         None => {
             // A tmpfs of our own under the staging root; overlayfs keeps it
             // alive after the staging tree is detached.
-            let size = size.map(|s| s.0.to_string());
-            let mut opts = vec![("mode", Some("0755"))];
-            if let Some(s) = &size {
-                opts.push(("size", Some(s.as_str())));
-            }
-            let tmp = new_fs("tmpfs", &opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV).step(step)?;
+            let tmp = new_tmpfs(0o755, size).step(step)?;
             rustix::fs::mkdir("/overlay-upper", Mode::from_raw_mode(0o755)).step(step)?;
             rustix::mount::move_mount(
                 &tmp,
