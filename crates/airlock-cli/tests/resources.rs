@@ -102,7 +102,15 @@ fn timeout_kills_the_whole_sandbox_even_double_forked() {
     // grandchild; the cgroup kill must.
     let script = format!("setsid sh -c 'exec -a {marker} sleep 300' & sleep 300");
     let (r, v) = report(
-        &["--share-pid", "--memory", "256M", "--timeout", "1s"],
+        &[
+            "--share-pid",
+            "--allow-unsafe",
+            "shared-pid",
+            "--memory",
+            "256M",
+            "--timeout",
+            "1s",
+        ],
         &script,
     );
     assert_eq!(r.code, 137, "{}", r.stderr);

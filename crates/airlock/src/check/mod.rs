@@ -71,6 +71,87 @@ pub struct Host {
     pub canonical: BTreeMap<String, String>,
     /// Runtime sockets that exist on this host (canonical paths).
     pub sockets: Vec<String>,
+    /// Runtime and orchestrator state directories that exist on this host.
+    #[serde(default)]
+    pub state: Vec<String>,
+    /// Mounts below each bind source (canonical path → mounts under it):
+    /// a recursive bind brings them along.
+    #[serde(default)]
+    pub nested: BTreeMap<String, Vec<NestedMount>>,
+}
+
+/// A mount found below a bind source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NestedMount {
+    pub mountpoint: String,
+    pub fstype: String,
+    /// The mountpoint is a socket (a bind-mounted runtime socket).
+    pub socket: bool,
+}
+
+/// Filesystems that are kernel control surfaces wherever they are mounted.
+const KERNEL_FS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "configfs",
+    "efivarfs",
+    "fusectl",
+    "pstore",
+];
+
+/// Undo mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The mounts strictly below `path`, from this process's mount table.
+pub fn nested_mounts(path: &str) -> Vec<NestedMount> {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in table.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mp) = pre.split_whitespace().nth(4).map(unescape) else {
+            continue;
+        };
+        if mp == path || !within(&mp, path) {
+            continue;
+        }
+        let fstype = post.split_whitespace().next().unwrap_or("").to_string();
+        let socket = std::fs::symlink_metadata(&mp)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            .unwrap_or(false);
+        out.push(NestedMount {
+            mountpoint: mp,
+            fstype,
+            socket,
+        });
+    }
+    out
 }
 
 /// Container runtime and system sockets: connectable even through a
@@ -139,12 +220,28 @@ impl Host {
         }
         let uid = rustix::process::geteuid().as_raw();
         let mut sockets: Vec<String> = RUNTIME_SOCKETS.iter().map(|s| s.to_string()).collect();
-        sockets.push(format!("/run/user/{uid}/docker.sock"));
-        sockets.push(format!("/run/user/{uid}/podman/podman.sock"));
-        let sockets = sockets
-            .into_iter()
-            .filter(|s| std::path::Path::new(s).exists())
-            .map(|s| canonical(&s))
+        // The user's own managers: a session bus or systemd --user socket
+        // starts host processes for whoever connects (systemd-run --user).
+        for s in [
+            "docker.sock",
+            "podman/podman.sock",
+            "bus",
+            "systemd/private",
+        ] {
+            sockets.push(format!("/run/user/{uid}/{s}"));
+        }
+        let existing = |list: Vec<String>| -> Vec<String> {
+            list.into_iter()
+                .filter(|s| std::path::Path::new(s).exists())
+                .map(|s| canonical(&s))
+                .collect()
+        };
+        let sockets = existing(sockets);
+        let state = existing(RUNTIME_STATE.iter().map(|s| s.to_string()).collect());
+        let nested = canonical_map
+            .values()
+            .map(|c| (c.clone(), nested_mounts(c)))
+            .filter(|(_, n)| !n.is_empty())
             .collect();
         let home = std::env::var("HOME")
             .ok()
@@ -154,6 +251,8 @@ impl Host {
             home,
             canonical: canonical_map,
             sockets,
+            state,
+            nested,
         }
     }
 
@@ -296,11 +395,36 @@ fn judge_bind(
         }
     }
     for state in RUNTIME_SOCKETS.iter().chain(RUNTIME_STATE) {
-        if within(real, state) {
+        let present = host.state.iter().any(|s| s == state);
+        if within(real, state) || (present && exposes(real, state)) {
             f.add(
                 "runtime-socket-bind",
                 subject,
                 format!("{what} reaches into {state}, container runtime or orchestrator state"),
+            );
+        }
+    }
+    judge_nested(f, subject, real, host);
+}
+
+/// Judge the mounts a recursive bind of `real` brings along.
+fn judge_nested(f: &mut Findings, subject: &str, real: &str, host: &Host) {
+    for n in host.nested.get(real).into_iter().flatten() {
+        if KERNEL_FS.contains(&n.fstype.as_str()) {
+            f.add(
+                "kernel-surface-bind",
+                subject,
+                format!(
+                    "the bind of {real} carries the {} mount at {} (a kernel control surface)",
+                    n.fstype, n.mountpoint
+                ),
+            );
+        }
+        if n.socket {
+            f.add(
+                "runtime-socket-bind",
+                subject,
+                format!("the bind of {real} carries a socket mounted at {}; sockets stay connectable through read-only mounts", n.mountpoint),
             );
         }
     }
@@ -377,11 +501,36 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     }
 
     let uid = spec.process.uid.unwrap_or(0);
+    let caps = capability_names(spec);
     if !spec.namespaces.user && uid == 0 {
         f.add(
             "host-root-user",
             "namespaces.user",
             "uid 0 without a user namespace is the host's real root: every capability kept and every file owned by root is the host's",
+        );
+    }
+    if !spec.namespaces.user && caps.iter().any(|c| c == "CAP_SETUID" || c == "CAP_SETGID") {
+        f.add(
+            "host-root-user",
+            "capabilities",
+            "CAP_SETUID/CAP_SETGID without a user namespace let the workload become the host's root",
+        );
+    }
+    if spec.namespaces.user {
+        let maps_root = |maps: &[crate::spec::IdMap]| maps.iter().any(|m| m.outside == 0);
+        if maps_root(&spec.identity.uid_map) || maps_root(&spec.identity.gid_map) {
+            f.add(
+                "host-root-mapped",
+                "identity",
+                "the host's id 0 is mapped into the sandbox: a file the workload makes setuid in a writable bind is a setuid-root binary on the host",
+            );
+        }
+    }
+    if !spec.namespaces.pid {
+        f.add(
+            "shared-pid",
+            "namespaces.pid",
+            "the host's PID namespace is shared: the workload sees every host process and can signal those of its host uid, which all of a root caller's sandboxes share",
         );
     }
     if !spec.process.no_new_privs {
@@ -398,7 +547,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
             "without a syscall filter the workload reaches every kernel interface (keyctl, bpf, io_uring, ...), the usual way out of a namespace",
         );
     }
-    let caps = capability_names(spec);
+
     for (name, code) in CAPABILITY_CODES {
         if caps.iter().any(|c| c == name) {
             let why = rule(code).map_or("", |r| r.catches);
@@ -494,12 +643,14 @@ pub fn enforce(spec: &SandboxSpec, host: &Host) -> Result<Vec<Finding>, crate::E
     Ok(findings)
 }
 
-/// Judge a bind source again on the path of the object the runner opened.
-/// Returns the findings that refuse it.
+/// Judge a bind source again on the path of the object the runner opened
+/// (and the mounts below it now). Returns the findings that refuse it.
 pub fn recheck_source(spec: &SandboxSpec, host: &Host, source: &str, opened: &str) -> Vec<Finding> {
     let mut host = host.clone();
     host.canonical
         .insert(source.to_string(), opened.to_string());
+    host.nested
+        .insert(opened.to_string(), nested_mounts(opened));
     check(spec, &host)
         .into_iter()
         .filter(Finding::refuses)

@@ -23,6 +23,7 @@ fn host() -> Host {
         home: Some("/home/me".into()),
         canonical: BTreeMap::new(),
         sockets: vec!["/run/docker.sock".into()],
+        ..Default::default()
     }
 }
 
@@ -172,6 +173,65 @@ fn host_root_user() {
 }
 
 #[test]
+fn shared_pid_and_host_root_mapped() {
+    let mut s = spec_with(vec![]);
+    s.namespaces.pid = false;
+    assert_eq!(denied(&s), ["shared-pid"]);
+    let mut s = spec_with(vec![]);
+    s.identity.uid_map = vec![crate::spec::IdMap {
+        inside: 0,
+        outside: 0,
+        count: 1,
+    }];
+    assert_eq!(denied(&s), ["host-root-mapped"]);
+    s.identity.uid_map = vec![crate::spec::IdMap {
+        inside: 0,
+        outside: 100000,
+        count: 65536,
+    }];
+    assert!(denied(&s).is_empty());
+    let mut s = spec_with(vec![]);
+    s.namespaces.user = false;
+    s.process.uid = Some(1000);
+    s.capabilities = vec!["CAP_SETUID".into()];
+    assert_eq!(denied(&s), ["host-root-user"]);
+}
+
+#[test]
+fn nested_mounts_are_judged() {
+    let mut h = host();
+    h.nested.insert(
+        "/srv/chroot".into(),
+        vec![
+            NestedMount {
+                mountpoint: "/srv/chroot/sys".into(),
+                fstype: "sysfs".into(),
+                socket: false,
+            },
+            NestedMount {
+                mountpoint: "/srv/chroot/run/docker.sock".into(),
+                fstype: "tmpfs".into(),
+                socket: true,
+            },
+        ],
+    );
+    let s = spec_with(vec![bind("/srv/chroot", "/c", true)]);
+    let codes: Vec<_> = check(&s, &h)
+        .iter()
+        .filter(|f| f.refuses())
+        .map(|f| f.code)
+        .collect();
+    assert_eq!(codes, ["kernel-surface-bind", "runtime-socket-bind"]);
+    // Runtime state that exists is exposed by an ancestor too.
+    let mut h = host();
+    h.state = vec!["/var/lib/kubelet".into()];
+    let s = spec_with(vec![bind("/var", "/v", true)]);
+    assert!(check(&s, &h)
+        .iter()
+        .any(|f| f.code == "runtime-socket-bind"));
+}
+
+#[test]
 fn no_new_privs_disabled() {
     let mut s = spec_with(vec![]);
     s.process.no_new_privs = false;
@@ -210,7 +270,7 @@ fn capabilities_with_shared_namespaces() {
     s.capabilities = vec!["CAP_KILL".into()];
     assert!(denied(&s).is_empty());
     s.namespaces.pid = false;
-    assert_eq!(denied(&s), ["cap-host-pid"]);
+    assert_eq!(denied(&s), ["shared-pid", "cap-host-pid"]);
 }
 
 #[test]

@@ -43,9 +43,10 @@ pub fn main(parent_pid: i32) -> ! {
     // nothing else in this process uses that number.
     let sock = unsafe { BorrowedFd::borrow_raw(REPORT_FD) };
     let report = Reporter::new(sock, false);
-    // A caller may start us with its forwarded signals blocked; we
-    // install our own handlers before anything could need them.
-    signals::unblock();
+    // Forwarded signals wait (blocked) until there is a PID 1 to forward
+    // them to: a Ctrl-C during setup must not kill us before we can clean
+    // up. forward_to() unblocks them.
+    signals::block();
     match supervise(parent_pid, sock) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -88,7 +89,6 @@ fn namespace_flags(plan: &Plan) -> u64 {
 fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     let plan = read_plan()?;
     let report = Reporter::new(sock, plan.verbose);
-    signals::catch_stop();
     if plan.spec.die_with_parent {
         // SAFETY: prctl with an integer argument only.
         if unsafe {
@@ -116,6 +116,8 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     }
     // Nothing of the caller's beyond stdio, the plan and the socket.
     sys::close_from_except(3, &[REPORT_FD]).step(|| "close inherited fds".into())?;
+    // After the close above, which would take its fds too.
+    let stop = signals::catch_stop().step(|| "stop signal pipe".into())?;
     if plan.spec.new_session {
         // Away from the caller's terminal: terminal signals reach only the
         // caller, which forwards them once.
@@ -125,7 +127,9 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     overlay::prepare_upper(&plan)?;
     // cgroups first: a limit the host cannot apply stops us here, before
     // any namespace exists. Dropping `cgroup` removes what was created.
-    let mut cgroup = if plan.spec.resources.any() {
+    // Without a PID namespace of its own, killing PID 1 does not end the
+    // sandbox: a cgroup is then what stop and timeout kill through.
+    let mut cgroup = if plan.spec.resources.any() || !plan.spec.namespaces.pid {
         report.progress(|| "create cgroups and write the limits".into());
         let name = format!("airlock-{}", std::process::id());
         Some(Cgroup::create(&plan.spec.resources, &name)?)
@@ -160,6 +164,8 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
         Ok(Forked::Child) => {
             drop(go_write);
             drop(inner);
+            drop(stop);
+            drop(cgroup_fd);
             // Our report fd number now names the inner socket, close-on-exec,
             // so the workload's exec is what closes it.
             if let Err(e) = rustix::io::dup3(
@@ -214,7 +220,26 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     let mut failed = false;
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        match rustix::net::recv(&inner, &mut buf[..], rustix::net::RecvFlags::empty()) {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let mut pfd = [
+            PollFd::new(&inner, PollFlags::IN),
+            PollFd::new(&stop, PollFlags::IN),
+        ];
+        match poll(&mut pfd, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(SetupError::io("wait for the sandbox's setup", &e.into())),
+        }
+        if !pfd[1].revents().is_empty() {
+            let mut b = [0u8; 16];
+            let _ = rustix::io::read(&stop, &mut b);
+        }
+        if signals::stop_requested() {
+            kill_sandbox(cgroup.as_ref(), &pidfd);
+        }
+        if pfd[0].revents().is_empty() {
+            continue;
+        }
+        match rustix::net::recv(&inner, &mut buf[..], rustix::net::RecvFlags::DONTWAIT) {
             Ok((0, _)) => break,
             Ok((n, _)) => {
                 if let Ok(Report::Failed(_)) = serde_json::from_slice::<Report>(&buf[..n]) {
@@ -222,12 +247,7 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
                 }
                 let _ = rustix::net::send(sock, &buf[..n], rustix::net::SendFlags::NOSIGNAL);
             }
-            Err(rustix::io::Errno::INTR) => {
-                if signals::stop_requested() {
-                    kill_sandbox(cgroup.as_ref(), &pidfd);
-                }
-                continue;
-            }
+            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => continue,
             Err(_) => break,
         }
     }
@@ -264,13 +284,19 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
             }
             _ => None,
         };
-        let mut pfd = [rustix::event::PollFd::new(
-            &pidfd,
-            rustix::event::PollFlags::IN,
-        )];
+        let mut pfd = [
+            rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&stop, rustix::event::PollFlags::IN),
+        ];
         match rustix::event::poll(&mut pfd, timeout.as_ref()) {
             Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-            Ok(_) => break,
+            Ok(_) if !pfd[0].revents().is_empty() => break,
+            Ok(_) => {
+                // The stop pipe: drain it; the flag says what to do.
+                let mut b = [0u8; 16];
+                let _ = rustix::io::read(&stop, &mut b);
+                continue;
+            }
             Err(e) => return Err(SetupError::io("wait for the sandbox", &e.into())),
         }
     }

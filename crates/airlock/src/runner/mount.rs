@@ -377,8 +377,10 @@ fn write_file(root: impl AsFd + Copy, dest: &str, content: &[u8], mode: u32) -> 
 pub fn protect(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()> {
     let root = trees.root.as_fd();
     for path in &spec.filesystem.masked_paths {
-        let Ok(target) = path_in(root, path) else {
-            continue; // absent: nothing to hide
+        let target = match path_in(root, path) {
+            Ok(t) => t,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue, // absent: nothing to hide
+            Err(e) => return Err(SetupError::io(format!("mask {path}"), &e)),
         };
         report.progress(|| format!("mask {path}"));
         let step = || format!("mask {path}");
@@ -417,8 +419,10 @@ pub fn protect(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()
         }
     }
     for path in &spec.filesystem.readonly_paths {
-        let Ok(target) = path_in(root, path) else {
-            continue;
+        let target = match path_in(root, path) {
+            Ok(t) => t,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(SetupError::io(format!("read-only {path}"), &e)),
         };
         report.progress(|| format!("read-only {path}"));
         let step = || format!("read-only {path}");

@@ -108,6 +108,9 @@ fn set_mask(how: libc::c_int) {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Write end of the self-pipe the stop handler writes to, so a stop that
+/// lands just before a poll still wakes it.
+static STOP_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// The signal that tells the supervisor to kill the whole sandbox, clean
 /// up and exit: sent by `Sandbox::kill`, and the supervisor's parent-death
@@ -118,11 +121,23 @@ pub fn stop_signal() -> i32 {
 
 extern "C" fn on_stop(_sig: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
+    let fd = STOP_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write is async-signal-safe; the buffer is a static byte.
+        unsafe { libc::write(fd, b"s".as_ptr() as *const libc::c_void, 1) };
+    }
 }
 
-/// Catch the stop signal. No SA_RESTART: a blocking call returns EINTR so
-/// the supervisor sees the request at once.
-pub fn catch_stop() {
+/// Catch the stop signal; the returned fd becomes readable when it comes
+/// (poll it beside whatever the caller waits for).
+pub fn catch_stop() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::IntoRawFd;
+    let (r, w) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )?;
+    // The write end lives as long as the process: the handler may run at
+    // any time.
+    STOP_PIPE.store(w.into_raw_fd(), Ordering::Relaxed);
     // SAFETY: a zeroed sigaction with a plain handler and an empty mask.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -130,6 +145,7 @@ pub fn catch_stop() {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(stop_signal(), &sa, std::ptr::null_mut());
     }
+    Ok(r)
 }
 
 /// Has a stop been asked for?
