@@ -6,6 +6,7 @@ use common::*;
 
 /// Run airlock, expect 125, and check nothing is left.
 fn refused(args: &[&str], expect_in_error: &[&str]) -> String {
+    let _lock = mount_lock();
     let before = host_mounts();
     let child = airlock(args)
         .stderr(std::process::Stdio::piped())

@@ -311,3 +311,112 @@ fn readme_lists_every_rule() {
         );
     }
 }
+
+/// Mounts a filesystem on the host for a test, and unmounts it after.
+struct HostMount(
+    std::path::PathBuf,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
+);
+
+impl HostMount {
+    fn new(fstype: &str, at: &std::path::Path) -> HostMount {
+        let lock = mount_lock();
+        std::fs::create_dir_all(at).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", fstype, fstype])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount {fstype} on {}", at.display());
+        HostMount(at.to_path_buf(), lock)
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn mounts_below_a_bind_come_along_and_are_judged() {
+    require_root!();
+    let dir = tempdir();
+    let root = dir.path().join("chroot");
+    let _proc = HostMount::new("proc", &root.join("proc"));
+    let src = root.display().to_string();
+    let r = run(&["--ro-bind", &src, "/chroot", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[kernel-surface-bind]")
+            && r.stderr.contains("carries the proc mount"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["--rootfs", &src, "--", "true"]);
+    assert!(
+        r.stderr.contains("error[kernel-surface-bind]"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn read_only_rootfs_is_read_only_below_too() {
+    require_root!();
+    let dir = tempdir();
+    let root = dir.path().join("root");
+    let _tmp = HostMount::new("tmpfs", &root.join("data"));
+    for d in [root.clone(), root.join("data")] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let src = root.display().to_string();
+    let base = [
+        "--rootfs",
+        &src,
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+    ];
+    let mut ro = base.to_vec();
+    ro.push("--rootfs-readonly");
+    let r = sh(&ro, "touch /data/x 2>&1 || true");
+    assert!(
+        r.stdout.contains("Read-only file system"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    // Control: without --rootfs-readonly the mount below is writable.
+    let r = sh(&base, "touch /data/x && echo wrote");
+    assert_eq!(r.stdout.trim(), "wrote", "{}", r.stderr);
+}
+
+#[test]
+fn shared_pid_and_host_root_maps_are_refused() {
+    let r = run(&["--share-pid", "--", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("error[shared-pid]"), "{}", r.stderr);
+    let dir = tempdir();
+    let p = dir.path().join("spec.json");
+    std::fs::write(
+        &p,
+        r#"{"process": {"args": ["true"]}, "identity": {"uid_map": [{"inside": 0, "outside": 0, "count": 1}], "gid_map": [{"inside": 0, "outside": 0, "count": 1}]}}"#,
+    )
+    .unwrap();
+    let r = run(&["--spec", &p.display().to_string()]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("error[host-root-mapped]"), "{}", r.stderr);
+}

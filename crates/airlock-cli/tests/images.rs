@@ -548,3 +548,28 @@ fn rootless_images() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "0\npasswd\nhi\n");
 }
+
+#[test]
+fn archives_with_links_are_refused() {
+    require_root!();
+    let env = Env::new();
+    let archive = env.path("evil.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("manifest.json").unwrap();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_link_name("/etc/shadow").unwrap();
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, std::io::empty()).unwrap();
+        b.finish().unwrap();
+    }
+    let r = env.run(&archive, &[]);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("only files and directories"),
+        "{}",
+        r.stderr
+    );
+}

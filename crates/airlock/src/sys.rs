@@ -94,9 +94,20 @@ pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 /// added, so flags the kernel has locked on a mount from a more privileged
 /// namespace stay as they are.
 pub fn mount_setattr(fd: impl AsFd, attr_set: u64, recursive: bool) -> io::Result<()> {
+    mount_setattr_clr(fd, attr_set, 0, recursive)
+}
+
+/// Like [`mount_setattr`], also clearing `attr_clr` (only ever used on
+/// mounts we created or cloned ourselves, whose flags are not locked).
+pub fn mount_setattr_clr(
+    fd: impl AsFd,
+    attr_set: u64,
+    attr_clr: u64,
+    recursive: bool,
+) -> io::Result<()> {
     let attr = MountAttr {
         attr_set,
-        attr_clr: 0,
+        attr_clr,
         propagation: libc::MS_PRIVATE,
         userns_fd: 0,
     };

@@ -128,6 +128,13 @@ pub fn chown(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
 }
 
+/// Held by a test while it compares the host's mount table, or while it
+/// has mounted something on the host itself, so the two never overlap.
+pub fn mount_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The host's mount table, to show a failed start left no mount behind.
 pub fn host_mounts() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap()

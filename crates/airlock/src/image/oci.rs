@@ -104,8 +104,27 @@ pub struct Image {
     pub layers: Vec<Layer>,
 }
 
+/// Open a file of an image for reading: a regular file, not through a
+/// final symlink, and never blocking on a FIFO.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| ImageError::io(path, e))?;
+    let m = f.metadata().map_err(|e| ImageError::io(path, e))?;
+    if !m.is_file() {
+        return Err(ImageError::new(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
 pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    let mut f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    let mut f = open_regular(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -139,7 +158,10 @@ pub fn digest_hex(digest: &str) -> Result<&str, ImageError> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImageError> {
-    let text = std::fs::read(path).map_err(|e| ImageError::io(path, e))?;
+    let mut text = Vec::new();
+    open_regular(path)?
+        .read_to_end(&mut text)
+        .map_err(|e| ImageError::io(path, e))?;
     serde_json::from_slice(&text).map_err(|e| ImageError::new(format!("{}: {e}", path.display())))
 }
 

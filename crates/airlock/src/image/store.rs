@@ -49,10 +49,10 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 fn decompressed(path: &Path) -> Result<Box<dyn Read>, ImageError> {
-    let mut f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    let mut f = super::oci::open_regular(path)?;
     let mut magic = [0u8; 4];
     let n = f.read(&mut magic).map_err(|e| ImageError::io(path, e))?;
-    let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    let f = super::oci::open_regular(path)?;
     Ok(match &magic[..n] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
         [0x28, 0xb5, 0x2f, 0xfd] => {

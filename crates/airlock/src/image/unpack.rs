@@ -201,6 +201,28 @@ pub fn unpack(tar: impl Read, dest: &Path, opts: Options) -> Result<Vec<String>,
             }
             continue;
         }
+        if !opts.layer
+            && !matches!(
+                kind,
+                tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
+            )
+        {
+            if matches!(
+                kind,
+                tar::EntryType::XGlobalHeader
+                    | tar::EntryType::XHeader
+                    | tar::EntryType::GNULongName
+                    | tar::EntryType::GNULongLink
+            ) {
+                continue;
+            }
+            // An image archive holds blobs and JSON: a link or a special
+            // file in it could only point our reads somewhere else.
+            return Err(err(
+                &raw,
+                "an image archive may hold only files and directories; refusing it",
+            ));
+        }
         match kind {
             tar::EntryType::Directory => {
                 match rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o755)) {

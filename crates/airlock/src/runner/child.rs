@@ -13,16 +13,16 @@ use std::os::fd::OwnedFd;
 
 /// Run the sandbox side. Never returns.
 pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
-    match setup(plan, go, report) {
-        Ok(()) => {}
+    let go = match setup(plan, go, report) {
+        Ok(go) => go,
         Err(e) => {
             report.failed(&e);
             std::process::exit(125);
         }
-    }
+    };
     match plan.spec.init {
         InitMode::Workload => {
-            let e = become_workload(plan, report);
+            let e = become_workload(plan, report, Some(&go));
             report.failed(&e);
             std::process::exit(exit_code(&e));
         }
@@ -39,7 +39,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
                     std::process::exit(125);
                 }
                 0 => {
-                    let e = become_workload(plan, report);
+                    let e = become_workload(plan, report, None);
                     report.failed(&e);
                     // SAFETY: _exit skips atexit handlers that belong to the parent.
                     unsafe { libc::_exit(exit_code(&e)) }
@@ -49,6 +49,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
                     // our copy must go so the caller sees end-of-file then.
                     // SAFETY: REPORT_FD is ours and not used after this.
                     unsafe { libc::close(super::report::REPORT_FD) };
+                    drop(go);
                     super::init::run(pid, plan.spec.new_session)
                 }
             }
@@ -64,7 +65,9 @@ fn exit_code(e: &SetupError) -> i32 {
     }
 }
 
-fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
+/// Returns the supervisor's pipe, still open: a workload that is PID 1
+/// re-arms its parent-death signal after its own uid change and checks it.
+fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<OwnedFd, SetupError> {
     let spec = &plan.spec;
 
     // The supervisor writes our id maps from outside, then says go. It
@@ -98,7 +101,6 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
     if supervisor_gone(&go)? {
         std::process::exit(125);
     }
-    drop(go);
 
     // Clocks before anything else of ours lives in the namespace: offsets
     // can be set only while it is empty. Done while still dumpable, since
@@ -135,11 +137,12 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<(), SetupError> {
         // the caller's terminal as its controlling terminal.
         rustix::process::setsid().step(|| "setsid".into())?;
     }
-    Ok(())
+    Ok(go)
 }
 
 /// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.
-fn become_workload(plan: &Plan, report: Reporter) -> SetupError {
+/// `go`: the supervisor's pipe when the workload is PID 1 itself.
+fn become_workload(plan: &Plan, report: Reporter, go: Option<&OwnedFd>) -> SetupError {
     let p = &plan.spec.process;
     let run = || -> Result<(), SetupError> {
         if plan.spec.new_session && plan.spec.init == InitMode::Airlock {
@@ -154,6 +157,15 @@ fn become_workload(plan: &Plan, report: Reporter) -> SetupError {
             crate::seccomp::load(&plan.spec.seccomp, false).map_err(seccomp_step)?;
         }
         identity::apply(plan)?;
+        if let Some(go) = go {
+            // The uid change cleared the parent-death signal; as PID 1 the
+            // workload must still die with the supervisor.
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .step(|| "set parent-death signal".into())?;
+            if supervisor_gone(go)? {
+                std::process::exit(125);
+            }
+        }
         if p.no_new_privs {
             // As late as possible, so neither judges our own setup.
             super::landlock::apply(&plan.spec, report)?;

@@ -27,13 +27,24 @@ pub fn apply(plan: &Plan) -> Result<(), SetupError> {
     let keep = kept(plan);
     let caps_step = || "capabilities".to_string();
     for cap in caps::all() {
-        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
-                SetupError::new(
+        if keep.contains(&cap) {
+            continue;
+        }
+        // Drop unconditionally; only a capability this kernel does not know
+        // (EINVAL) is not there to drop.
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) } != 0
+        {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(SetupError::new(
                     caps_step(),
-                    format!("drop {cap} from the bounding set: {e}"),
-                )
-            })?;
+                    format!(
+                        "drop {cap} from the bounding set: {}",
+                        super::report::describe(&e)
+                    ),
+                ));
+            }
         }
     }
     if !keep.is_empty() {

@@ -168,6 +168,19 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
             }
             let tree = clone_tree(&src, true).step(step)?;
             sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
+            if let Root::Path { readonly: true, .. } = &spec.filesystem.root {
+                // Everything mounted below the rootfs is read-only now; the
+                // top stays writable for our mountpoints until protect()
+                // makes it read-only too.
+                sys::mount_setattr(&tree, MOUNT_ATTR_RDONLY, true).step(step)?;
+                match sys::mount_setattr_clr(&tree, 0, MOUNT_ATTR_RDONLY, false) {
+                    Ok(()) => {}
+                    // A source the kernel keeps read-only stays so, which
+                    // is what was asked for anyway.
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                    Err(e) => return Err(SetupError::io(step(), &e)),
+                }
+            }
             attach_at_newroot(tree).step(step)?;
         }
     }

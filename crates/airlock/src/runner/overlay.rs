@@ -122,25 +122,37 @@ pub fn prepare_upper(plan: &crate::plan::Plan) -> Result<()> {
     } else {
         None
     };
-    let parent = rustix::fs::open(
+    // No symlink anywhere on the way: this runs with the caller's (maybe
+    // root's) privileges, before the runner re-judges the path.
+    let parent = rustix::fs::openat2(
+        rustix::fs::CWD,
         dir.as_str(),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
+        rustix::fs::ResolveFlags::NO_SYMLINKS | rustix::fs::ResolveFlags::NO_MAGICLINKS,
     )
     .map_err(|e| SetupError::io(step(), &e.into()))?;
     for name in ["upper", "work"] {
-        mkdir_in(&parent, name)?;
-        if let Some((uid, gid)) = owner {
-            if plan.caller.is_root() {
-                rustix::fs::chownat(
-                    &parent,
-                    name,
-                    Some(rustix::fs::Uid::from_raw(uid)),
-                    Some(rustix::fs::Gid::from_raw(gid)),
-                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .step(step)?;
-            }
+        let created = match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) => true,
+            Err(rustix::io::Errno::EXIST) => false,
+            Err(e) => return Err(SetupError::io(format!("overlay: mkdir {name}"), &e.into())),
+        };
+        // Only what we just made is handed to the sandbox's root.
+        if let (true, Some((uid, gid)), true) = (created, owner, plan.caller.is_root()) {
+            let d = rustix::fs::openat(
+                &parent,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .step(step)?;
+            rustix::fs::fchown(
+                &d,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .step(step)?;
         }
     }
     Ok(())

@@ -230,6 +230,13 @@ fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
             ctx.add_arch(a).map_err(lib(&field))?;
         }
     }
+    if !p.flags.is_empty() {
+        // Not applied means not silently ignored.
+        return Err(err(
+            format!("{base}.flags"),
+            format!("seccomp flags {:?} are not supported", p.flags),
+        ));
+    }
     let permissive_default = matches!(default, ScmpAction::Allow | ScmpAction::Log);
     for (i, rule) in p.syscalls.iter().enumerate() {
         let field = format!("{base}.syscalls[{i}]");
