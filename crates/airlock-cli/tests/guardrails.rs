@@ -33,6 +33,7 @@ fn sharing_a_folder_runs_but_binding_etc_does_not() {
         "no findings for a plain share: {}",
         r.stderr
     );
+    let _lock = mount_lock();
     let before = host_mounts();
     let r = run(&[
         "--bind",
