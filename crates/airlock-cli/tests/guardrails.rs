@@ -375,22 +375,8 @@ fn read_only_rootfs_is_read_only_below_too() {
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
     let src = root.display().to_string();
-    let base = [
-        "--rootfs",
-        &src,
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-    ];
+    let owned = rootfs_with_host_usr(&src);
+    let base: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut ro = base.to_vec();
     ro.push("--rootfs-readonly");
     let r = sh(&ro, "touch /data/x 2>&1 || true");

@@ -2,7 +2,6 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 #[test]
@@ -77,21 +76,6 @@ fn orphans_are_reaped() {
         "the probe can see a zombie: {}",
         r.stderr
     );
-}
-
-fn spawn_ready(
-    flags: &[&str],
-    script: &str,
-) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
-    let mut args = vec!["run"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["--", "sh", "-c", script]);
-    let mut child = airlock(&args).stdout(Stdio::piped()).spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    (child, out)
 }
 
 #[test]

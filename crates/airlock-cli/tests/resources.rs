@@ -241,22 +241,7 @@ fn bad_resource_values() {
 #[test]
 fn killing_airlock_removes_the_cgroups_too() {
     require_root!();
-    use std::io::BufRead;
-    let mut child = airlock(&[
-        "run",
-        "--memory",
-        "64M",
-        "--",
-        "sh",
-        "-c",
-        "echo ready; sleep 1000",
-    ])
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (mut child, _out) = spawn_ready(&["--memory", "64M"], "echo ready; sleep 1000");
     let inside = descendants(child.id() as i32);
     let mine = |all: Vec<String>| -> Vec<String> {
         all.into_iter()

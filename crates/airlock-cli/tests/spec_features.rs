@@ -24,24 +24,9 @@ fn given_rootfs_read_only_and_writable() {
     let root = shared_dir();
     std::fs::write(root.path().join("marker"), "in-the-rootfs").unwrap();
     let r = root.path().display().to_string();
-    let base = [
-        "--rootfs",
-        &r,
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--proc",
-        "/proc",
-    ];
+    let mut owned = rootfs_with_host_usr(&r);
+    owned.extend(["--proc".to_string(), "/proc".to_string()]);
+    let base: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut ro = base.to_vec();
     ro.push("--rootfs-readonly");
     let r1 = sh(&ro, "cat /marker; touch /new 2>&1 || true");

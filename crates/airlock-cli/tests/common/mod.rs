@@ -217,3 +217,47 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Start `airlock run FLAGS -- sh -c SCRIPT` and wait for the script to
+/// print `ready`: the sandbox is then fully up.
+pub fn spawn_ready(
+    flags: &[&str],
+    script: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::BufRead;
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    let mut child = airlock(&args).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    (child, out)
+}
+
+/// Flags for a --rootfs that borrows the host's /usr (merged-/usr layout).
+pub fn rootfs_with_host_usr(root: &str) -> Vec<String> {
+    [
+        "--rootfs",
+        root,
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}

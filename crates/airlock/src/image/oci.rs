@@ -211,6 +211,31 @@ fn check_platform(config: &ImageConfig) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// Check the config against this host and its layer list, and build the
+/// layers (one per manifest entry, paired with the config's diff_ids).
+fn checked_layers<T>(
+    config: &ImageConfig,
+    entries: &[T],
+    mut layer: impl FnMut(&T, &str) -> Result<Layer, ImageError>,
+) -> Result<Vec<Layer>, ImageError> {
+    check_platform(config)?;
+    if config.rootfs.diff_ids.len() != entries.len() {
+        return Err(ImageError::new(format!(
+            "the config lists {} diff_ids for {} layers",
+            config.rootfs.diff_ids.len(),
+            entries.len()
+        )));
+    }
+    entries
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(e, diff_id)| {
+            digest_hex(diff_id)?;
+            layer(e, diff_id)
+        })
+        .collect()
+}
+
 fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     let index: Index = read_json(&dir.join("index.json"))?;
     let (arch, _) = host_platform();
@@ -250,22 +275,15 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     };
     let manifest: Manifest = read_json(&blob(dir, desc)?)?;
     let config: ImageConfig = read_json(&blob(dir, &manifest.config)?)?;
-    check_platform(&config)?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(ImageError::new(
-            "the config's diff_ids do not match the manifest's layers".to_string(),
-        ));
-    }
-    let mut layers = Vec::new();
-    for (d, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-        digest_hex(diff_id)?;
-        // Verified now, so a corrupt blob is refused before anything is unpacked.
-        layers.push(Layer {
+    // Blobs are verified now, so a corrupt one is refused before anything
+    // is unpacked.
+    let layers = checked_layers(&config, &manifest.layers, |d, diff_id| {
+        Ok(Layer {
             blob: blob(dir, d)?,
             digest: Some(d.digest.clone()),
-            diff_id: diff_id.clone(),
-        });
-    }
+            diff_id: diff_id.to_string(),
+        })
+    })?;
     Ok(Image {
         id: desc.digest.clone(),
         name: name_of(desc),
@@ -306,21 +324,13 @@ fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     let config_path = safe_join(dir, &m.config)?;
     let id = sha256_file(&config_path)?;
     let config: ImageConfig = read_json(&config_path)?;
-    check_platform(&config)?;
-    if config.rootfs.diff_ids.len() != m.layers.len() {
-        return Err(ImageError::new(
-            "the config's diff_ids do not match the archive's layers".to_string(),
-        ));
-    }
-    let mut layers = Vec::new();
-    for (l, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
-        digest_hex(diff_id)?;
-        layers.push(Layer {
+    let layers = checked_layers(&config, &m.layers, |l, diff_id| {
+        Ok(Layer {
             blob: safe_join(dir, l)?,
             digest: None,
-            diff_id: diff_id.clone(),
-        });
-    }
+            diff_id: diff_id.to_string(),
+        })
+    })?;
     Ok(Image {
         id,
         name: tags(m).into_iter().next().unwrap_or_default(),
