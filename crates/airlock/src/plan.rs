@@ -74,14 +74,16 @@ pub fn plan(spec: &SandboxSpec, caller: Caller) -> Result<Plan, SpecError> {
             ));
         }
         uid = p.uid.unwrap_or(0);
-        gid = p.gid.unwrap_or(0);
+        // A uid given alone brings its own group, not root's.
+        gid = p.gid.unwrap_or(uid);
         uid_map = Vec::new();
         gid_map = Vec::new();
         setgroups = true;
         use_newidmap = false;
     } else if caller.is_root() {
         uid = p.uid.unwrap_or(0);
-        gid = p.gid.unwrap_or(0);
+        // A uid given alone brings its own group, not root's.
+        gid = p.gid.unwrap_or(uid);
         let auto = vec![IdMap {
             inside: 0,
             outside: ROOT_CALLER_BASE,
@@ -268,6 +270,17 @@ mod tests {
         )
         .unwrap();
         assert!(p.use_newidmap);
+    }
+
+    #[test]
+    fn a_uid_alone_gets_its_own_gid() {
+        let mut s = spec();
+        s.process.uid = Some(1000);
+        let p = plan(&s, Caller { uid: 0, gid: 0 }).unwrap();
+        assert_eq!((p.uid, p.gid), (1000, 1000));
+        s.namespaces.user = false;
+        let p = plan(&s, Caller { uid: 0, gid: 0 }).unwrap();
+        assert_eq!((p.uid, p.gid), (1000, 1000));
     }
 
     #[test]
