@@ -573,3 +573,39 @@ fn archives_with_links_are_refused() {
         r.stderr
     );
 }
+
+#[test]
+fn zstd_and_uncompressed_layers() {
+    require_root!();
+    let env = Env::new();
+    let zst = env.path("zstd");
+    common::images::oci_layout_with(
+        Path::new(&zst),
+        &[(
+            "z",
+            vec![
+                busybox_layer(),
+                layer(&[E::File("hello", b"from zstd\n", 0o644)]),
+            ],
+            json!({"Cmd": ["/bin/cat", "/hello"]}),
+        )],
+        |b| zstd::encode_all(b, 3).unwrap(),
+        "tar+zstd",
+    );
+    assert_eq!(env.run(&zst, &[]).stdout, "from zstd\n");
+    let plain = env.path("plain");
+    common::images::oci_layout_with(
+        Path::new(&plain),
+        &[(
+            "p",
+            vec![
+                busybox_layer(),
+                layer(&[E::File("hello", b"uncompressed\n", 0o644)]),
+            ],
+            json!({"Cmd": ["/bin/cat", "/hello"]}),
+        )],
+        |b| b.to_vec(),
+        "tar",
+    );
+    assert_eq!(env.run(&plain, &[]).stdout, "uncompressed\n");
+}

@@ -159,8 +159,19 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> (String, u64) {
     (d, bytes.len() as u64)
 }
 
-/// Write an OCI image layout with one manifest per (tag, layers, run config).
+/// Write an OCI image layout with one manifest per (tag, layers, run
+/// config), layers gzip-compressed.
 pub fn oci_layout(dir: &Path, images: &[(&str, Vec<Vec<u8>>, serde_json::Value)]) {
+    oci_layout_with(dir, images, gzip, "tar+gzip")
+}
+
+/// The same with another layer compression (`zstd`, or none).
+pub fn oci_layout_with(
+    dir: &Path,
+    images: &[(&str, Vec<Vec<u8>>, serde_json::Value)],
+    compress: fn(&[u8]) -> Vec<u8>,
+    media_suffix: &str,
+) {
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
     let mut manifests = Vec::new();
@@ -168,8 +179,9 @@ pub fn oci_layout(dir: &Path, images: &[(&str, Vec<Vec<u8>>, serde_json::Value)]
         let diff_ids: Vec<String> = layers.iter().map(|l| sha(l)).collect();
         let mut descs = Vec::new();
         for l in layers {
-            let (d, size) = write_blob(dir, &gzip(l));
-            descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": size}));
+            let (d, size) = write_blob(dir, &compress(l));
+            let media = format!("application/vnd.oci.image.layer.v1.{media_suffix}");
+            descs.push(serde_json::json!({"mediaType": media, "digest": d, "size": size}));
         }
         let cfg = serde_json::to_vec(&config(run.clone(), &diff_ids, "amd64")).unwrap();
         let (cd, cs) = write_blob(dir, &cfg);
