@@ -35,6 +35,8 @@ pub struct Sandbox {
     sock: OwnedFd,
     /// PID 1 of the sandbox, on the host.
     init_pid: i32,
+    /// The cgroup file that freezes it, when it has a cgroup.
+    freezer: Option<std::path::PathBuf>,
 }
 
 fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
@@ -163,6 +165,7 @@ impl Sandbox {
             trace: Vec::new(),
             sock: ours,
             init_pid: 0,
+            freezer: None,
         };
         match sandbox.read_reports(opts.progress) {
             None => Ok(sandbox),
@@ -194,8 +197,9 @@ impl Sandbox {
                         self.trace.push(step)
                     }
                     Ok(Report::Failed(e)) => return Some(e),
-                    Ok(Report::Started { pid }) => {
+                    Ok(Report::Started { pid, freezer }) => {
                         self.init_pid = pid;
+                        self.freezer = freezer;
                         return None;
                     }
                     Ok(Report::Exited(_)) => {}
@@ -233,6 +237,26 @@ impl Sandbox {
     /// one, so double-forked processes go too); `wait` then reports it.
     pub fn kill(&self) -> std::io::Result<()> {
         self.signal(crate::runner::signals::stop_signal())
+    }
+
+    /// Freeze every process of the sandbox (its cgroup's freezer), or thaw
+    /// it again. Only a sandbox with a cgroup (resource limits, or a shared
+    /// PID namespace) can be frozen.
+    pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {
+        let Some(file) = &self.freezer else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this sandbox has no cgroup to freeze (give it a resource limit)",
+            ));
+        };
+        let v2 = file.ends_with("cgroup.freeze");
+        let value = match (v2, frozen) {
+            (true, true) => "1",
+            (true, false) => "0",
+            (false, true) => "FROZEN",
+            (false, false) => "THAWED",
+        };
+        std::fs::write(file, value)
     }
 
     /// PID 1 of the sandbox, as the host sees it.

@@ -271,6 +271,16 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The file that freezes the sandbox: `cgroup.freeze` (v2, written 1/0)
+    /// or `freezer.state` (v1, FROZEN/THAWED).
+    pub fn freezer_file(&self) -> Option<PathBuf> {
+        match (&self.v2, self.v1.get("freezer")) {
+            (Some(v2), _) => Some(v2.join("cgroup.freeze")),
+            (None, Some(f)) => Some(f.join("freezer.state")),
+            (None, None) => None,
+        }
+    }
+
     /// Every process still in the sandbox's cgroups.
     pub fn procs(&self) -> Vec<i32> {
         let mut all = Vec::new();

@@ -253,7 +253,10 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     }
     drop(inner);
     if !failed {
-        report.send(&Report::Started { pid });
+        report.send(&Report::Started {
+            pid,
+            freezer: cgroup.as_ref().and_then(Cgroup::freezer_file),
+        });
     }
 
     // Wait, with the wall-clock limit if there is one.

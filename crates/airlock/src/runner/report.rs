@@ -21,8 +21,14 @@ pub enum Report {
     Progress { step: String },
     /// Setup stopped here; nothing of the sandbox is left.
     Failed(SetupError),
-    /// The workload was exec'd; `pid` is PID 1's pid on the host.
-    Started { pid: i32 },
+    /// The workload was exec'd; `pid` is PID 1's pid on the host;
+    /// `freezer` the cgroup file that freezes the sandbox, when it has one
+    /// (`cgroup.freeze` on v2, `freezer.state` on v1).
+    Started {
+        pid: i32,
+        #[serde(default)]
+        freezer: Option<std::path::PathBuf>,
+    },
     /// The sandbox ended.
     Exited(ExitReport),
 }
