@@ -101,6 +101,21 @@ fn sigterm_reaches_the_workload() {
 }
 
 #[test]
+fn signals_reach_a_workload_of_another_uid() {
+    require_root!();
+    // Our init forwards as root of the namespace; the workload runs as 1000.
+    let script = "trap 'echo got-TERM; exit 9' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, mut out) = spawn_ready(&["--uid", "1000"], script);
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest.trim(), "got-TERM");
+    assert_eq!(status.code(), Some(9));
+}
+
+#[test]
 fn killing_airlock_kills_the_workload() {
     require_root!();
     let (mut child, _out) = spawn_ready(&[], "echo ready; sleep 1000");

@@ -171,7 +171,9 @@ impl Sandbox {
             None => Ok(sandbox),
             Some(err) => {
                 // Setup failed: the runner exits by itself and takes the
-                // namespaces, and so every mount, with it.
+                // namespaces, and so every mount, with it. If the failure
+                // was ours (a garbled report), make sure it does.
+                let _ = sandbox.kill();
                 let _ = sandbox.runner.wait();
                 Err(Error::Setup(err))
             }
@@ -202,7 +204,7 @@ impl Sandbox {
                         self.freezer = freezer;
                         return None;
                     }
-                    Ok(Report::Exited(_)) => {}
+                    Ok(Report::Exited(_)) | Ok(Report::Exec) => {}
                     Err(e) => {
                         return Some(SetupError::new("runner", format!("garbled report: {e}")))
                     }

@@ -125,7 +125,7 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The mounts strictly below `path`, from this process's mount table.
+/// The mounts at or below `path`, from this process's mount table.
 pub fn nested_mounts(path: &str) -> Vec<NestedMount> {
     let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
@@ -138,7 +138,9 @@ pub fn nested_mounts(path: &str) -> Vec<NestedMount> {
         let Some(mp) = pre.split_whitespace().nth(4).map(unescape) else {
             continue;
         };
-        if mp == path || !within(&mp, path) {
+        // The source itself counts when it is a mountpoint (a socket or a
+        // procfs mounted exactly there).
+        if !within(&mp, path) {
             continue;
         }
         let fstype = post.split_whitespace().next().unwrap_or("").to_string();

@@ -182,6 +182,7 @@ fn become_workload(plan: &Plan, report: Reporter, go: Option<&OwnedFd>) -> Setup
     if let Err(e) = run() {
         return e;
     }
+    report.send(&super::report::Report::Exec);
     exec::exec(p)
 }
 

@@ -115,15 +115,20 @@ pub fn apply(plan: &Plan) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Drop every capability of the calling process (our init, once the
+/// Drop the capabilities of the calling process (our init, once the
 /// workload is started: it only reaps and forwards signals).
-pub fn drop_all() {
+/// It keeps CAP_KILL (in its own user namespace only): a workload running
+/// as another uid could not be sent the signals init forwards without it.
+pub fn drop_all_but_kill() {
+    let kill = caps::Capability::CAP_KILL;
     for cap in caps::all() {
-        let _ = caps::drop(None, CapSet::Bounding, cap);
+        if cap != kill {
+            let _ = caps::drop(None, CapSet::Bounding, cap);
+        }
     }
-    let none = CapsHashSet::new();
+    let only_kill: CapsHashSet = [kill].into_iter().collect();
     let _ = caps::clear(None, CapSet::Ambient);
-    let _ = caps::set(None, CapSet::Effective, &none);
-    let _ = caps::set(None, CapSet::Permitted, &none);
-    let _ = caps::set(None, CapSet::Inheritable, &none);
+    let _ = caps::set(None, CapSet::Effective, &only_kill);
+    let _ = caps::set(None, CapSet::Permitted, &only_kill);
+    let _ = caps::set(None, CapSet::Inheritable, &CapsHashSet::new());
 }

@@ -89,25 +89,6 @@ fn namespace_flags(plan: &Plan) -> u64 {
 fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     let plan = read_plan()?;
     let report = Reporter::new(sock, plan.verbose);
-    if plan.spec.die_with_parent {
-        // SAFETY: prctl with an integer argument only.
-        if unsafe {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                signals::stop_signal() as libc::c_ulong,
-            )
-        } != 0
-        {
-            return Err(SetupError::io(
-                "set parent-death signal",
-                &std::io::Error::last_os_error(),
-            ));
-        }
-        // The caller may have died before the line above took effect.
-        if rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(parent_pid) {
-            std::process::exit(125);
-        }
-    }
     if !sys::single_threaded() {
         return Err(SetupError::new(
             "runner",
@@ -118,6 +99,22 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     sys::close_from_except(3, &[REPORT_FD]).step(|| "close inherited fds".into())?;
     // After the close above, which would take its fds too.
     let stop = signals::catch_stop().step(|| "stop signal pipe".into())?;
+    // Die with the caller: its pidfd becomes readable when it exits. (The
+    // parent-death signal would fire when the *thread* that spawned us
+    // ends, and library callers are multi-threaded.)
+    let parent = if plan.spec.die_with_parent {
+        let fd = rustix::process::Pid::from_raw(parent_pid)
+            .map(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()))
+            .transpose()
+            .map_err(|e| SetupError::io("watch the caller", &e.into()))?;
+        // The caller may have died (and its pid been reused) before that.
+        if rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(parent_pid) {
+            std::process::exit(125);
+        }
+        fd
+    } else {
+        None
+    };
     if plan.spec.new_session {
         // Away from the caller's terminal: terminal signals reach only the
         // caller, which forwards them once.
@@ -166,6 +163,7 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
             drop(inner);
             drop(stop);
             drop(cgroup_fd);
+            signals::forget_stop();
             // Our report fd number now names the inner socket, close-on-exec,
             // so the workload's exec is what closes it.
             if let Err(e) = rustix::io::dup3(
@@ -216,34 +214,37 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
     // we died before its parent-death signal was armed.
     signals::forward_to(pid, plan.spec.new_session);
 
+    let deadline = plan
+        .spec
+        .timeout
+        .and_then(|t| std::time::Duration::try_from_secs_f64(t).ok())
+        .and_then(|d| started.checked_add(d));
+    let mut waiter = Waiter {
+        stop: &stop,
+        parent: parent.as_ref(),
+        pidfd: &pidfd,
+        cgroup: cgroup.as_ref(),
+        deadline,
+        timed_out: false,
+        killed: false,
+    };
+
     // Relay setup reports until the workload's exec closes the socket.
     let mut failed = false;
+    let mut exec_seen = false;
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        use rustix::event::{poll, PollFd, PollFlags};
-        let mut pfd = [
-            PollFd::new(&inner, PollFlags::IN),
-            PollFd::new(&stop, PollFlags::IN),
-        ];
-        match poll(&mut pfd, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(SetupError::io("wait for the sandbox's setup", &e.into())),
-        }
-        if !pfd[1].revents().is_empty() {
-            let mut b = [0u8; 16];
-            let _ = rustix::io::read(&stop, &mut b);
-        }
-        if signals::stop_requested() {
-            kill_sandbox(cgroup.as_ref(), &pidfd);
-        }
-        if pfd[0].revents().is_empty() {
+        let ready = waiter.wait(&inner)?;
+        if !ready {
             continue;
         }
         match rustix::net::recv(&inner, &mut buf[..], rustix::net::RecvFlags::DONTWAIT) {
             Ok((0, _)) => break,
             Ok((n, _)) => {
-                if let Ok(Report::Failed(_)) = serde_json::from_slice::<Report>(&buf[..n]) {
-                    failed = true;
+                match serde_json::from_slice::<Report>(&buf[..n]) {
+                    Ok(Report::Failed(_)) => failed = true,
+                    Ok(Report::Exec) => exec_seen = true,
+                    _ => {}
                 }
                 let _ = rustix::net::send(sock, &buf[..n], rustix::net::SendFlags::NOSIGNAL);
             }
@@ -252,6 +253,15 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
         }
     }
     drop(inner);
+    if !failed && !exec_seen {
+        // PID 1 went away without a word (killed, out of memory): setup
+        // did not finish, whatever its exit status will say.
+        failed = true;
+        report.failed(&SetupError::new(
+            "setup",
+            "the sandbox's PID 1 ended before starting the workload (killed, or out of memory?)",
+        ));
+    }
     if !failed {
         report.send(&Report::Started {
             pid,
@@ -259,50 +269,9 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
         });
     }
 
-    // Wait, with the wall-clock limit if there is one.
-    let deadline = plan
-        .spec
-        .timeout
-        .map(|t| started + std::time::Duration::from_secs_f64(t));
-    let mut timed_out = false;
-    let mut stopped = false;
-    loop {
-        if signals::stop_requested() && !stopped {
-            stopped = true;
-            kill_sandbox(cgroup.as_ref(), &pidfd);
-        }
-        let timeout = match deadline {
-            Some(d) if !timed_out => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    timed_out = true;
-                    kill_sandbox(cgroup.as_ref(), &pidfd);
-                    None
-                } else {
-                    Some(rustix::event::Timespec {
-                        tv_sec: left.as_secs() as i64,
-                        tv_nsec: left.subsec_nanos() as i64,
-                    })
-                }
-            }
-            _ => None,
-        };
-        let mut pfd = [
-            rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN),
-            rustix::event::PollFd::new(&stop, rustix::event::PollFlags::IN),
-        ];
-        match rustix::event::poll(&mut pfd, timeout.as_ref()) {
-            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-            Ok(_) if !pfd[0].revents().is_empty() => break,
-            Ok(_) => {
-                // The stop pipe: drain it; the flag says what to do.
-                let mut b = [0u8; 16];
-                let _ = rustix::io::read(&stop, &mut b);
-                continue;
-            }
-            Err(e) => return Err(SetupError::io("wait for the sandbox", &e.into())),
-        }
-    }
+    // Wait for PID 1, with the wall-clock limit if there is one.
+    while !waiter.wait(&pidfd)? {}
+    let timed_out = waiter.timed_out;
     let mut status = 0;
     // SAFETY: a zeroed rusage is valid; both pointers are valid for the call.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -338,6 +307,71 @@ fn unsafe_report_fd() -> std::mem::ManuallyDrop<OwnedFd> {
     // SAFETY: REPORT_FD is open in this process (the caller's socket);
     // ManuallyDrop makes sure this handle never closes it.
     std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(REPORT_FD) })
+}
+
+/// Waits for one fd while watching the stop pipe, the caller's pidfd and
+/// the deadline; any of those kills the whole sandbox (once).
+struct Waiter<'a> {
+    stop: &'a OwnedFd,
+    parent: Option<&'a OwnedFd>,
+    pidfd: &'a OwnedFd,
+    cgroup: Option<&'a Cgroup>,
+    deadline: Option<std::time::Instant>,
+    timed_out: bool,
+    killed: bool,
+}
+
+impl Waiter<'_> {
+    fn kill(&mut self) {
+        if !self.killed {
+            self.killed = true;
+            kill_sandbox(self.cgroup, self.pidfd);
+        }
+    }
+
+    /// Poll until `fd` is readable (true) or something else happened
+    /// (false: call again).
+    fn wait(&mut self, fd: &OwnedFd) -> Result<bool, SetupError> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut timeout = None;
+        if let (Some(d), false) = (self.deadline, self.timed_out) {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                self.timed_out = true;
+                self.kill();
+            } else {
+                timeout = Some(Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                });
+            }
+        }
+        let mut fds = vec![
+            PollFd::new(fd, PollFlags::IN),
+            PollFd::new(self.stop, PollFlags::IN),
+        ];
+        if let Some(p) = self.parent {
+            fds.push(PollFd::new(p, PollFlags::IN));
+        }
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(SetupError::io("wait for the sandbox", &e.into())),
+        }
+        if !fds[1].revents().is_empty() {
+            let mut b = [0u8; 16];
+            let _ = rustix::io::read(self.stop, &mut b);
+        }
+        let parent_gone = fds.get(2).is_some_and(|p| !p.revents().is_empty());
+        let ready = !fds[0].revents().is_empty();
+        if signals::stop_requested() || parent_gone {
+            self.kill();
+            if parent_gone {
+                // Stop watching it; it stays readable.
+                self.parent = None;
+            }
+        }
+        Ok(ready)
+    }
 }
 
 /// Kill every process of the sandbox: through its cgroup when there is

@@ -21,6 +21,9 @@ pub enum Report {
     Progress { step: String },
     /// Setup stopped here; nothing of the sandbox is left.
     Failed(SetupError),
+    /// Setup is done and the workload is about to exec (sent always, so
+    /// a setup that dies silently is not mistaken for a started workload).
+    Exec,
     /// The workload was exec'd; `pid` is PID 1's pid on the host;
     /// `freezer` the cgroup file that freezes the sandbox, when it has one
     /// (`cgroup.freeze` on v2, `freezer.state` on v1).

@@ -28,8 +28,13 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     }
     let pid = TARGET.load(Ordering::Relaxed);
     if pid > 0 {
-        // SAFETY: kill is async-signal-safe and takes no pointers.
-        unsafe { libc::kill(pid, sig) };
+        // SAFETY: kill is async-signal-safe and takes no pointers; errno is
+        // saved and restored around it for the code we interrupted.
+        unsafe {
+            let saved = *libc::__errno_location();
+            libc::kill(pid, sig);
+            *libc::__errno_location() = saved;
+        }
     }
 }
 
@@ -123,8 +128,13 @@ extern "C" fn on_stop(_sig: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
     let fd = STOP_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
-        // SAFETY: write is async-signal-safe; the buffer is a static byte.
-        unsafe { libc::write(fd, b"s".as_ptr() as *const libc::c_void, 1) };
+        // SAFETY: write is async-signal-safe; the buffer is a static byte;
+        // errno is saved and restored for the code we interrupted.
+        unsafe {
+            let saved = *libc::__errno_location();
+            libc::write(fd, b"s".as_ptr() as *const libc::c_void, 1);
+            *libc::__errno_location() = saved;
+        }
     }
 }
 
@@ -151,4 +161,19 @@ pub fn catch_stop() -> std::io::Result<std::os::fd::OwnedFd> {
 /// Has a stop been asked for?
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)
+}
+
+/// In PID 1 (a fork of the supervisor): no stop handler, no pipe to the
+/// supervisor's wake-up. A handled signal can be sent to a namespace's
+/// init from inside; a default one cannot.
+pub fn forget_stop() {
+    // SAFETY: restoring the default disposition, then closing the fd this
+    // process inherited (the handler is gone, nothing else uses it).
+    unsafe {
+        libc::signal(stop_signal(), libc::SIG_DFL);
+        let fd = STOP_PIPE.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            libc::close(fd);
+        }
+    }
 }

@@ -305,7 +305,7 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
         }
     }
     if let Some(t) = spec.timeout {
-        if !(t.is_finite() && t > 0.0) {
+        if !(t.is_finite() && t > 0.0 && t <= 10.0 * 365.0 * 86400.0) {
             return Err(SpecError::new(
                 "timeout",
                 format!("{t} is not a positive number of seconds"),
