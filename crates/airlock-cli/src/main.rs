@@ -29,11 +29,13 @@ fn main() -> ExitCode {
         .nth(1)
         .is_some_and(|a| a == airlock::runner::RUNNER_ARG)
     {
-        let parent = args
-            .next()
-            .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-            .unwrap_or(0);
-        airlock::runner::main(parent);
+        let mut num = || {
+            args.next()
+                .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(-1)
+        };
+        let (parent, plan_fd, report_fd) = (num(), num(), num());
+        airlock::runner::main(parent, plan_fd, report_fd);
     }
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {

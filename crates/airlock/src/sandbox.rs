@@ -4,7 +4,7 @@
 //! errors come back as typed messages over a SOCK_SEQPACKET socketpair.
 
 use crate::plan::{self, Caller, Plan};
-use crate::runner::report::{ExitReport, Report, SetupError, PLAN_FD, REPORT_FD};
+use crate::runner::report::{ExitReport, Report, SetupError};
 use crate::runner::RUNNER_ARG;
 use crate::spec::SandboxSpec;
 use crate::Error;
@@ -125,29 +125,21 @@ impl Sandbox {
             what: "create the report socket",
             source: e.into(),
         })?;
-        // Move both above the numbers they will get in the runner, so that
-        // the dup2 of one cannot clobber the other.
-        let high = |fd: OwnedFd| rustix::io::fcntl_dupfd_cloexec(&fd, 10);
-        let (memfd, theirs) = match (high(memfd), high(theirs)) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => {
-                return Err(Error::Io {
-                    what: "arrange the runner's fds",
-                    source: e.into(),
-                })
-            }
-        };
         let (plan_raw, sock_raw) = (memfd.as_raw_fd(), theirs.as_raw_fd());
         let mut cmd = Command::new(&runner);
-        cmd.arg(RUNNER_ARG).arg(std::process::id().to_string());
-        // SAFETY: between fork and exec the closure calls only dup2 and
-        // fcntl, which are async-signal-safe; it touches no heap memory.
+        cmd.arg(RUNNER_ARG)
+            .arg(std::process::id().to_string())
+            .arg(plan_raw.to_string())
+            .arg(sock_raw.to_string());
+        // SAFETY: between fork and exec the closure only calls fcntl, which
+        // is async-signal-safe, and touches no heap memory.
         unsafe {
             cmd.pre_exec(move || {
-                // dup2 onto the fixed numbers clears close-on-exec on the
-                // copies (both sources are >= 10, so neither is clobbered).
-                for (fd, want) in [(plan_raw, PLAN_FD), (sock_raw, REPORT_FD)] {
-                    if libc::dup2(fd, want) < 0 {
+                // Keep these two open across exec, at the numbers the runner
+                // is told; no dup2 onto fixed numbers, which could land on
+                // fds std's spawn itself uses.
+                for fd in [plan_raw, sock_raw] {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }

@@ -105,22 +105,32 @@ pub struct Image {
 }
 
 /// Open a file of an image for reading: a regular file, not through a
-/// final symlink, and never blocking on a FIFO.
+/// final symlink. It is looked at through an O_PATH handle first, so a
+/// device node or FIFO planted in an image directory is never opened.
 pub fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| ImageError::io(path, e))?;
-    let m = f.metadata().map_err(|e| ImageError::io(path, e))?;
-    if !m.is_file() {
+    use rustix::fs::{Mode, OFlags};
+    let handle = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ImageError::io(path, e.into()))?;
+    let st = rustix::fs::fstat(&handle).map_err(|e| ImageError::io(path, e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(ImageError::new(format!(
             "{} is not a regular file",
             path.display()
         )));
     }
-    Ok(f)
+    // Reopen the very inode we checked.
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&handle));
+    let f = rustix::fs::open(
+        link.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ImageError::io(path, e.into()))?;
+    Ok(std::fs::File::from(f))
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, ImageError> {

@@ -47,8 +47,8 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
                 pid => {
                     // The workload holds the report socket until its exec;
                     // our copy must go so the caller sees end-of-file then.
-                    // SAFETY: REPORT_FD is ours and not used after this.
-                    unsafe { libc::close(super::report::REPORT_FD) };
+                    // SAFETY: the report fd is ours and not used after this.
+                    unsafe { libc::close(super::report::report_fd()) };
                     drop(go);
                     super::init::run(pid, plan.spec.new_session)
                 }

@@ -26,7 +26,7 @@ mod time;
 use crate::cgroup::Cgroup;
 use crate::plan::Plan;
 use crate::sys::{self, Forked};
-use report::{Ended, ExitReport, Report, Reporter, SetupError, StepExt, PLAN_FD, REPORT_FD};
+use report::{report_fd, Ended, ExitReport, Report, Reporter, SetupError, StepExt};
 use rustix::fs::OFlags;
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -35,19 +35,25 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 /// The argument that turns the `airlock` binary into the runner.
 pub const RUNNER_ARG: &str = "__airlock-runner";
 
-/// Entry point of the runner process (`airlock __airlock-runner PARENT_PID`).
-/// Reads the plan from fd 3, reports on fd 4, and exits with the sandbox's
-/// status (125 when setup fails).
-pub fn main(parent_pid: i32) -> ! {
-    // SAFETY: the caller set up fd 4 as the report socket for us, and
-    // nothing else in this process uses that number.
-    let sock = unsafe { BorrowedFd::borrow_raw(REPORT_FD) };
+/// Entry point of the runner process
+/// (`airlock __airlock-runner PARENT_PID PLAN_FD REPORT_FD`): reads the
+/// plan from the sealed memfd, reports on the socket, and exits with the
+/// sandbox's status (125 when setup fails).
+pub fn main(parent_pid: i32, plan_fd: i32, report: i32) -> ! {
+    if plan_fd < 3 || report < 3 || plan_fd == report {
+        eprintln!("airlock: the runner is started by airlock itself, not by hand");
+        std::process::exit(125);
+    }
+    report::set_report_fd(report);
+    // SAFETY: the caller passed the report socket as this fd, inheritable,
+    // and nothing else in this process uses that number.
+    let sock = unsafe { BorrowedFd::borrow_raw(report_fd()) };
     let report = Reporter::new(sock, false);
     // Forwarded signals wait (blocked) until there is a PID 1 to forward
     // them to: a Ctrl-C during setup must not kill us before we can clean
     // up. forward_to() unblocks them.
     signals::block();
-    match supervise(parent_pid, sock) {
+    match supervise(parent_pid, plan_fd, sock) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             report.failed(&e);
@@ -56,10 +62,10 @@ pub fn main(parent_pid: i32) -> ! {
     }
 }
 
-fn read_plan() -> Result<Plan, SetupError> {
-    // SAFETY: the caller passed the sealed memfd as fd 3; we take ownership
-    // and it is closed after reading.
-    let mut f = unsafe { std::fs::File::from_raw_fd(PLAN_FD) };
+fn read_plan(plan_fd: i32) -> Result<Plan, SetupError> {
+    // SAFETY: the caller passed the sealed memfd as this fd; we take
+    // ownership and it is closed after reading.
+    let mut f = unsafe { std::fs::File::from_raw_fd(plan_fd) };
     let mut text = String::new();
     f.read_to_string(&mut text)
         .step(|| "read the plan".into())?;
@@ -86,8 +92,8 @@ fn namespace_flags(plan: &Plan) -> u64 {
     flags
 }
 
-fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
-    let plan = read_plan()?;
+fn supervise(parent_pid: i32, plan_fd: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
+    let plan = read_plan(plan_fd)?;
     let report = Reporter::new(sock, plan.verbose);
     if !sys::single_threaded() {
         return Err(SetupError::new(
@@ -96,7 +102,7 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
         ));
     }
     // Nothing of the caller's beyond stdio, the plan and the socket.
-    sys::close_from_except(3, &[REPORT_FD]).step(|| "close inherited fds".into())?;
+    sys::close_from_except(3, &[report_fd()]).step(|| "close inherited fds".into())?;
     // After the close above, which would take its fds too.
     let stop = signals::catch_stop().step(|| "stop signal pipe".into())?;
     // Die with the caller: its pidfd becomes readable when it exits. (The
@@ -304,9 +310,9 @@ fn supervise(parent_pid: i32, sock: BorrowedFd) -> Result<i32, SetupError> {
 /// The report fd number, as an OwnedFd to dup onto. Never dropped: the
 /// number stays ours after the dup.
 fn unsafe_report_fd() -> std::mem::ManuallyDrop<OwnedFd> {
-    // SAFETY: REPORT_FD is open in this process (the caller's socket);
+    // SAFETY: the report fd is open in this process (the caller's socket);
     // ManuallyDrop makes sure this handle never closes it.
-    std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(REPORT_FD) })
+    std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(report_fd()) })
 }
 
 /// Waits for one fd while watching the stop pipe, the caller's pidfd and

@@ -10,10 +10,18 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
-/// The fd number the report socket has in the runner.
-pub const REPORT_FD: i32 = 4;
-/// The fd number the sealed memfd holding the plan has in the runner.
-pub const PLAN_FD: i32 = 3;
+/// The fd number of the report socket in the runner (given on its command
+/// line; the caller passes its own fd numbers rather than dup2 onto fixed
+/// ones, which could clobber fds std's spawn uses).
+static REPORT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+pub fn set_report_fd(fd: i32) {
+    REPORT_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn report_fd() -> i32 {
+    REPORT_FD.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Report {
