@@ -4,16 +4,7 @@ mod common;
 use common::*;
 
 fn kernel_has_landlock_net() -> bool {
-    // SAFETY: the VERSION query takes no memory.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32,
-        )
-    };
-    v >= 4
+    airlock::runner::landlock::kernel_abi() >= 4
 }
 
 const CONNECT_PROBE: &str = "import socket\n\

@@ -246,6 +246,28 @@ fn checked_layers<T>(
         .collect()
 }
 
+/// Does a reference name (`name:tag`) answer to `tag`, given whole or as
+/// the part after its last colon?
+fn tag_matches(name: &str, tag: &str) -> bool {
+    name == tag || name.rsplit(':').next() == Some(tag)
+}
+
+/// The one manifest (or archive entry) the selector leaves, or why not.
+fn pick_one<'a, T>(candidates: &[&'a T], dir: &Path, sel: &Selector) -> Result<&'a T, ImageError> {
+    match candidates {
+        [one] => Ok(*one),
+        [] => Err(ImageError::new(format!(
+            "no image in {} matches {sel:?} for this platform",
+            dir.display()
+        ))),
+        _ => Err(ImageError::new(format!(
+            "{} holds {} manifests; pick one with PATH:TAG or PATH@sha256:...",
+            dir.display(),
+            candidates.len()
+        ))),
+    }
+}
+
 fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     let index: Index = read_json(&dir.join("index.json"))?;
     let (arch, _) = host_platform();
@@ -260,29 +282,12 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
         .iter()
         .filter(|d| match sel {
             Selector::Only => true,
-            Selector::Tag(t) => {
-                name_of(d) == *t || name_of(d).rsplit(':').next() == Some(t.as_str())
-            }
+            Selector::Tag(t) => tag_matches(&name_of(d), t),
             Selector::Digest(g) => d.digest == *g,
         })
         .filter(|d| d.platform.as_ref().is_none_or(|p| p.architecture == arch))
         .collect();
-    let desc = match candidates.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(ImageError::new(format!(
-                "no manifest in {} matches {sel:?} for this platform",
-                dir.display()
-            )))
-        }
-        _ => {
-            return Err(ImageError::new(format!(
-                "{} holds {} manifests; pick one with PATH:TAG or PATH@sha256:...",
-                dir.display(),
-                candidates.len()
-            )))
-        }
-    };
+    let desc = pick_one(&candidates, dir, sel)?;
     let manifest: Manifest = read_json(&blob(dir, desc)?)?;
     let config: ImageConfig = read_json(&blob(dir, &manifest.config)?)?;
     // Blobs are verified now, so a corrupt one is refused before anything
@@ -309,28 +314,13 @@ fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
         .iter()
         .filter(|m| match sel {
             Selector::Only => true,
-            Selector::Tag(t) => tags(m)
-                .iter()
-                .any(|x| x == t || x.rsplit(':').next() == Some(t.as_str())),
+            Selector::Tag(t) => tags(m).iter().any(|x| tag_matches(x, t)),
             Selector::Digest(g) => g
                 .strip_prefix("sha256:")
                 .is_some_and(|h| m.config.contains(h)),
         })
         .collect();
-    let m = match chosen.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(ImageError::new(format!(
-                "no image in {} matches {sel:?}",
-                dir.display()
-            )))
-        }
-        _ => {
-            return Err(ImageError::new(
-                "the archive holds several images; pick one with PATH:TAG".to_string(),
-            ))
-        }
-    };
+    let m = pick_one(&chosen, dir, sel)?;
     let config_path = safe_join(dir, &m.config)?;
     let id = sha256_file(&config_path)?;
     let config: ImageConfig = read_json(&config_path)?;

@@ -15,7 +15,7 @@ pub mod fs;
 mod identity;
 mod idmap;
 mod init;
-mod landlock;
+pub mod landlock;
 mod mount;
 mod net;
 mod overlay;
