@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(spec) = airlock::spec::from_str_auto(text) {
             let _ = airlock::check::check(&spec, &airlock::check::Host::default());
             let _ = airlock::check::validate_codes(&spec);
-            let _ = airlock::plan::plan(&spec, airlock::plan::Caller { uid: 1000, gid: 1000 });
+            let _ = airlock::plan::plan(&spec, &airlock::Context::for_ids(1000, 1000));
         }
     }
 });

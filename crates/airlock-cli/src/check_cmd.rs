@@ -86,7 +86,7 @@ pub fn main(args: CheckArgs) -> ExitCode {
     if let Err(e) = spec::validate(&spec).and_then(|_| check::validate_codes(&spec)) {
         return unreadable(args.format, format!("{path}: invalid spec: {e}"));
     }
-    let findings = check::check(&spec, &Host::probe(&spec));
+    let findings = check::check(&spec, &Host::probe(&spec, &airlock::Context::current()));
     let refused = check::refused(&findings);
     match args.format {
         Format::Json => {

@@ -3,4 +3,5 @@
 
 pub mod check_cmd;
 pub mod image_cmd;
+pub mod lifecycle_cmd;
 pub mod run;

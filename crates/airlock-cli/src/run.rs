@@ -2,7 +2,7 @@
 //! library's spawn. Mount flags apply in the order given, as in bwrap.
 
 use airlock::spec::{self, FileMode, Mount, Root, SandboxSpec};
-use airlock::{Error, FailureKind, Sandbox, SpawnOptions};
+use airlock::{Context, Error, LifecycleOptions, Sandbox, SpawnOptions};
 use clap::{ArgMatches, Args};
 use std::process::ExitCode;
 
@@ -34,6 +34,17 @@ pub struct RunArgs {
     /// Print a trace of the setup steps on stderr.
     #[arg(short, long, help_heading = "Spec")]
     verbose: bool,
+
+    /// Run in the background: print the sandbox's id and return at once;
+    /// its output goes to `airlock logs`.
+    #[arg(short, long, help_heading = "Lifecycle")]
+    pub detach: bool,
+    /// Name the sandbox (it then has state: `airlock ps`, `exec`, `stop` find it).
+    #[arg(long, value_name = "NAME", help_heading = "Lifecycle")]
+    pub name: Option<String>,
+    /// Remove the sandbox's state when it ends.
+    #[arg(long, help_heading = "Lifecycle")]
+    pub rm: bool,
 
     /// Run an image: an OCI image layout dir, a docker-archive or OCI
     /// archive (`podman save`); `PATH:TAG` or `PATH@sha256:...` picks one.
@@ -243,7 +254,7 @@ fn image_id_base(s: &SandboxSpec) -> Option<u32> {
 }
 
 fn rustix_is_root() -> bool {
-    airlock::plan::Caller::current().is_root()
+    Context::current().caller.is_root()
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -529,12 +540,20 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
     Ok(s)
 }
 
-fn refuse(msg: impl std::fmt::Display) -> ExitCode {
+pub fn refuse(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("airlock: error: {msg}");
     ExitCode::from(EXIT_REFUSED)
 }
 
-pub fn main(a: RunArgs, m: &ArgMatches) -> ExitCode {
+/// One line for an error of the library, with the exit status it gives.
+pub fn fail(e: Error) -> ExitCode {
+    eprintln!("airlock: error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// `airlock run` (and `airlock create`, which holds the workload until
+/// `airlock start`).
+pub fn main(a: RunArgs, m: &ArgMatches, ctx: Context, hold: bool) -> ExitCode {
     let spec = match build_spec(&a, m) {
         Ok(s) => s,
         Err(e) => return refuse(e),
@@ -543,49 +562,56 @@ pub fn main(a: RunArgs, m: &ArgMatches) -> ExitCode {
         println!("{}", spec.to_json_pretty());
         return ExitCode::SUCCESS;
     }
-    // The guardrails, before anything is created. Spawn checks again (it
-    // is the library's promise too); here the findings get printed.
-    if let Err(e) =
-        airlock::spec::validate(&spec).and_then(|_| airlock::check::validate_codes(&spec))
-    {
-        return refuse(Error::Spec(e));
-    }
-    let findings = airlock::check::check(&spec, &airlock::check::Host::probe(&spec));
-    eprint!("{}", airlock::check::render(&findings));
-    if airlock::check::refused(&findings) {
-        let codes: Vec<&str> = findings
-            .iter()
-            .filter(|f| f.refuses())
-            .map(|f| f.code)
-            .collect();
-        return refuse(format!(
-            "refused by the guardrails ({}); nothing was started",
-            codes.join(", ")
-        ));
-    }
+    // The one launch path: validate, guardrails, plan, each once; the
+    // findings are printed here, then the plan is started as it is.
+    let prepared = match airlock::launch::prepare(&spec, &ctx) {
+        Ok(p) => p,
+        Err(Error::Refused(findings)) => {
+            eprint!("{}", airlock::check::render(&findings));
+            let codes: Vec<&str> = findings
+                .iter()
+                .filter(|f| f.refuses())
+                .map(|f| f.code)
+                .collect();
+            return refuse(format!(
+                "refused by the guardrails ({}); nothing was started",
+                codes.join(", ")
+            ));
+        }
+        Err(e) => return fail(e),
+    };
+    eprint!("{}", airlock::check::render(&prepared.findings));
+    let detach = a.detach || hold;
+    let lifecycle = (detach || a.name.is_some() || a.rm).then(|| LifecycleOptions {
+        name: a.name.clone(),
+        detach,
+        hold,
+        remove_on_exit: a.rm,
+        log_limit: None,
+    });
     let opts = SpawnOptions {
         runner: std::env::current_exe().ok(),
         verbose: a.verbose,
         progress: Some(|step| eprintln!("airlock: {step}")),
+        context: None,
+        lifecycle,
     };
     // Signals that arrive while the sandbox starts wait, then are forwarded.
-    airlock::runner::signals::block();
-    let sandbox = match Sandbox::spawn_with(&spec, &opts) {
+    Sandbox::hold_signals();
+    let sandbox = match Sandbox::start_prepared(prepared.plan, &ctx, &opts) {
         Ok(s) => s,
-        Err(Error::Setup(e)) => {
-            eprintln!("airlock: error: {e}");
-            return ExitCode::from(match e.kind {
-                FailureKind::NotFound => 127,
-                FailureKind::NotExecutable => 126,
-                FailureKind::Setup => EXIT_REFUSED,
-            });
-        }
-        Err(e) => return refuse(e),
+        Err(e) => return fail(e),
     };
-    airlock::runner::signals::forward_to(sandbox.pid() as i32, spec.new_session);
+    if detach {
+        if let Some(sb) = sandbox.state() {
+            println!("{}", sb.id);
+        }
+        return ExitCode::SUCCESS;
+    }
+    sandbox.forward_signals(spec.new_session);
     let r = match sandbox.wait() {
         Ok(r) => r,
-        Err(e) => return refuse(e),
+        Err(e) => return fail(e),
     };
     match r.ended {
         airlock::Ended::TimedOut => eprintln!(

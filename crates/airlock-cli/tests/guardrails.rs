@@ -207,8 +207,9 @@ fn the_runner_mounts_what_was_checked() {
         .default_view()
         .bind(share.display().to_string(), "/share")
         .build();
-    let mut plan = airlock::plan::plan(&spec, airlock::plan::Caller::current()).unwrap();
-    plan.host = airlock::check::Host::probe(&spec);
+    let ctx = airlock::Context::current();
+    let mut plan = airlock::plan::plan(&spec, &ctx).unwrap();
+    plan.host = airlock::check::Host::probe(&spec, &ctx);
     assert!(airlock::check::check(&spec, &plan.host).is_empty());
     std::fs::remove_dir(&share).unwrap();
     std::os::unix::fs::symlink("/etc", &share).unwrap();

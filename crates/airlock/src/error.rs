@@ -1,9 +1,11 @@
 use crate::check::Finding;
-use crate::runner::report::SetupError;
+use crate::runner::report::{FailureKind, SetupError};
 use crate::spec::SpecError;
+use crate::state::StateError;
 use std::fmt;
 
-/// Everything that can stop a sandbox from starting.
+/// Everything that can stop a sandbox from starting, or a lifecycle verb
+/// from acting.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The spec is malformed: which field, and why.
@@ -15,8 +17,12 @@ pub enum Error {
     /// A setup step failed in the runner (or the program could not be run).
     #[error("{0}")]
     Setup(SetupError),
-    /// No `airlock` binary to serve as the runner.
-    #[error("cannot find the airlock runner: set AIRLOCK_RUNNER or put `airlock` on PATH")]
+    /// A sandbox in the state root: not found, in the wrong state, a name
+    /// taken, the root unusable.
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// No binary to serve as the runner.
+    #[error("cannot find the airlock runner: set AIRLOCK_RUNNER to the `airlock` binary, or put `airlock` on PATH (`cargo install --path crates/airlock-cli`)")]
     RunnerNotFound,
     #[error("{what}: {source}")]
     Io {
@@ -24,6 +30,60 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What kind of failure an [`Error`] is, so a front end can map it (to an
+/// exit status, a gRPC code) without reading its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong: a malformed spec, an unknown field value.
+    InvalidInput,
+    /// The guardrails refused it.
+    Refused,
+    /// The named sandbox does not exist.
+    NotFound,
+    /// It conflicts with what exists: a name in use, a sandbox in the
+    /// wrong state for the verb.
+    Conflict,
+    /// The host cannot do it (a setup step failed, a limit it cannot apply).
+    Host,
+    /// The program was not found in the sandbox.
+    ProgramNotFound,
+    /// The program exists but cannot be executed.
+    ProgramNotExecutable,
+    /// airlock's own machinery failed (no runner, an I/O error).
+    Internal,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Spec(_) => ErrorKind::InvalidInput,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Setup(e) => match e.kind {
+                FailureKind::NotFound => ErrorKind::ProgramNotFound,
+                FailureKind::NotExecutable => ErrorKind::ProgramNotExecutable,
+                FailureKind::Setup => ErrorKind::Host,
+            },
+            Error::State(StateError::NotFound(_)) => ErrorKind::NotFound,
+            Error::State(StateError::BadName(_)) => ErrorKind::InvalidInput,
+            Error::State(
+                StateError::NameInUse(_)
+                | StateError::WrongStatus { .. }
+                | StateError::Ambiguous(_),
+            ) => ErrorKind::Conflict,
+            Error::State(_) | Error::RunnerNotFound | Error::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The shell status a command line gives this error: 127 and 126 for
+    /// a program that is missing or not executable, 125 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Setup(e) => e.kind.exit_code() as u8,
+            _ => 125,
+        }
+    }
 }
 
 struct Codes<'a>(&'a [Finding]);

@@ -19,16 +19,20 @@
 
 pub mod cgroup;
 pub mod check;
+mod context;
 mod error;
 pub mod image;
+pub mod launch;
 pub mod plan;
 pub mod runner;
 mod sandbox;
 pub mod seccomp;
 pub mod spec;
+pub mod state;
 mod sys;
 
-pub use error::Error;
+pub use context::{default_state_root, Context};
+pub use error::{Error, ErrorKind};
 pub use runner::report::{Ended, ExitReport, FailureKind, SetupError};
-pub use sandbox::{Sandbox, SpawnOptions};
+pub use sandbox::{ExecOptions, LifecycleOptions, Sandbox, SpawnOptions};
 pub use spec::SandboxSpec;

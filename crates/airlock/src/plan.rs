@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const ROOT_CALLER_BASE: u32 = 0x7000_0000;
 pub const ROOT_CALLER_COUNT: u32 = 65536;
 
-/// The facts about the caller that planning depends on.
+/// The ids a sandbox is launched as (see [`crate::Context`] for the rest
+/// of what is known about the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     pub uid: u32,
@@ -20,13 +21,6 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn current() -> Self {
-        Caller {
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-        }
-    }
-
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
@@ -39,21 +33,84 @@ pub struct Plan {
     pub caller: Caller,
     pub uid_map: Vec<IdMap>,
     pub gid_map: Vec<IdMap>,
-    /// Whether the workload may call setgroups (false when a rootless caller
-    /// has to write "deny" to /proc/PID/setgroups).
-    pub setgroups: bool,
     /// Maps beyond the caller's own id need the setuid newuidmap/newgidmap.
     pub use_newidmap: bool,
-    /// The workload's ids inside the sandbox.
-    pub uid: u32,
-    pub gid: u32,
-    /// Capability numbers the workload keeps.
-    pub capabilities: Vec<u8>,
+    /// The workload, resolved: ids, capabilities, environment, limits.
+    pub process: ProcessPlan,
     /// Send a progress message for every setup step.
     pub verbose: bool,
     /// The host facts the guardrails judged the spec on; the runner judges
     /// each bind source again against them once it has opened it.
     pub host: crate::check::Host,
+    /// A sandbox with state: its directory, and how it lives.
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// What the runner is asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "kebab-case")]
+pub enum Job {
+    /// Set up a sandbox and run its workload.
+    Start(Box<Plan>),
+    /// Run a further process inside a running sandbox.
+    Exec(Box<ExecPlan>),
+}
+
+/// A process to run inside a running sandbox: it joins every namespace of
+/// the sandbox's PID 1 (through a pidfd), its cgroups, and gets the same
+/// seccomp filter, Landlock ruleset and capability bounds as the workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecPlan {
+    /// PID 1 of the sandbox on the host, and the supervisor whose child
+    /// it must be (so a reused pid is never joined).
+    pub pid: i32,
+    pub supervisor_pid: i32,
+    /// The sandbox's spec: its namespaces, seccomp profile and Landlock
+    /// rules.
+    pub spec: SandboxSpec,
+    #[serde(default)]
+    pub cgroup: Option<crate::state::CgroupPaths>,
+    pub process: ProcessPlan,
+    pub verbose: bool,
+}
+
+/// How a sandbox with state lives (see [`crate::state`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The sandbox's directory in the state root.
+    pub dir: std::path::PathBuf,
+    /// The supervisor outlives its caller: it writes the workload's
+    /// stdout and stderr to size-bounded logs in `dir`.
+    pub detached: bool,
+    /// Hold the workload before exec until a `start` request (create).
+    pub hold: bool,
+    /// Bytes of each log file before it is rotated (one old file is kept).
+    pub log_limit: u64,
+    /// Remove the sandbox's directory when it ends.
+    pub remove_on_exit: bool,
+}
+
+/// One process of a sandbox, resolved: the workload, or a process exec'd
+/// into a running sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessPlan {
+    pub args: Vec<String>,
+    /// The final environment (nothing is read from the runner's own).
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    /// Ids inside the sandbox.
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// Whether setgroups may be called (false when a rootless caller had to
+    /// write "deny" to /proc/PID/setgroups).
+    pub setgroups: bool,
+    /// Capability numbers the process keeps.
+    pub capabilities: Vec<u8>,
+    /// (resource number, soft, hard), in spec order.
+    pub rlimits: Vec<(i32, u64, u64)>,
+    pub no_new_privs: bool,
 }
 
 fn mapped(maps: &[IdMap], id: u32) -> bool {
@@ -61,9 +118,40 @@ fn mapped(maps: &[IdMap], id: u32) -> bool {
         .any(|m| id >= m.inside && id - m.inside < m.count)
 }
 
+/// The workload's environment: the caller's (if inherited), then `env`,
+/// then `unset_env`.
+pub fn environment(p: &spec::Process, caller_env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: std::collections::BTreeMap<String, String> = if p.inherit_env {
+        caller_env.iter().cloned().collect()
+    } else {
+        Default::default()
+    };
+    for (k, v) in &p.env {
+        env.insert(k.clone(), v.clone());
+    }
+    for k in &p.unset_env {
+        env.remove(k);
+    }
+    env.into_iter().collect()
+}
+
+/// Resource numbers of the rlimits; validate() has refused unknown names.
+fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
+    p.rlimits
+        .iter()
+        .filter_map(|r| {
+            let (_, n) = spec::validate::RLIMITS
+                .iter()
+                .find(|(n, _)| *n == r.resource)?;
+            Some((*n as i32, r.soft, r.hard))
+        })
+        .collect()
+}
+
 /// Resolve a valid spec into a plan for this caller.
-pub fn plan(spec: &SandboxSpec, caller: Caller) -> Result<Plan, SpecError> {
+pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, SpecError> {
     spec::validate(spec)?;
+    let caller = ctx.caller;
     let p = &spec.process;
     let (uid, gid, uid_map, gid_map, setgroups, use_newidmap);
     if !spec.namespaces.user {
@@ -171,13 +259,22 @@ pub fn plan(spec: &SandboxSpec, caller: Caller) -> Result<Plan, SpecError> {
         caller,
         uid_map,
         gid_map,
-        setgroups,
         use_newidmap,
-        uid,
-        gid,
-        capabilities,
+        process: ProcessPlan {
+            args: p.args.clone(),
+            env: environment(p, &ctx.env),
+            cwd: p.cwd.clone(),
+            uid,
+            gid,
+            groups: p.groups.clone(),
+            setgroups,
+            capabilities,
+            rlimits: rlimits(p),
+            no_new_privs: p.no_new_privs,
+        },
         verbose: false,
         host: Default::default(),
+        lifecycle: None,
     })
 }
 
@@ -191,24 +288,17 @@ mod tests {
 
     #[test]
     fn root_caller_maps_to_unprivileged_range() {
-        let p = plan(&spec(), Caller { uid: 0, gid: 0 }).unwrap();
-        assert_eq!(p.uid, 0);
+        let p = plan(&spec(), &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!(p.process.uid, 0);
         assert_eq!(p.uid_map[0].outside, ROOT_CALLER_BASE);
-        assert!(p.setgroups);
+        assert!(p.process.setgroups);
         assert!(!p.use_newidmap);
     }
 
     #[test]
     fn rootless_maps_own_id() {
-        let p = plan(
-            &spec(),
-            Caller {
-                uid: 1000,
-                gid: 1000,
-            },
-        )
-        .unwrap();
-        assert_eq!(p.uid, 1000);
+        let p = plan(&spec(), &crate::Context::for_ids(1000, 1000)).unwrap();
+        assert_eq!(p.process.uid, 1000);
         assert_eq!(
             p.uid_map,
             vec![IdMap {
@@ -217,7 +307,7 @@ mod tests {
                 count: 1
             }]
         );
-        assert!(!p.setgroups);
+        assert!(!p.process.setgroups);
         assert!(!p.use_newidmap);
     }
 
@@ -226,14 +316,7 @@ mod tests {
         let mut s = spec();
         s.process.uid = Some(0);
         s.process.gid = Some(0);
-        let p = plan(
-            &s,
-            Caller {
-                uid: 1000,
-                gid: 1000,
-            },
-        )
-        .unwrap();
+        let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
         assert_eq!(
             p.uid_map,
             vec![IdMap {
@@ -261,14 +344,7 @@ mod tests {
         ];
         s.process.uid = Some(0);
         s.process.gid = Some(1000);
-        let p = plan(
-            &s,
-            Caller {
-                uid: 1000,
-                gid: 1000,
-            },
-        )
-        .unwrap();
+        let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
         assert!(p.use_newidmap);
     }
 
@@ -276,11 +352,11 @@ mod tests {
     fn a_uid_alone_gets_its_own_gid() {
         let mut s = spec();
         s.process.uid = Some(1000);
-        let p = plan(&s, Caller { uid: 0, gid: 0 }).unwrap();
-        assert_eq!((p.uid, p.gid), (1000, 1000));
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!((p.process.uid, p.process.gid), (1000, 1000));
         s.namespaces.user = false;
-        let p = plan(&s, Caller { uid: 0, gid: 0 }).unwrap();
-        assert_eq!((p.uid, p.gid), (1000, 1000));
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!((p.process.uid, p.process.gid), (1000, 1000));
     }
 
     #[test]
@@ -292,7 +368,7 @@ mod tests {
             outside: 100000,
             count: 1,
         }];
-        let e = plan(&s, Caller { uid: 0, gid: 0 }).unwrap_err();
+        let e = plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err();
         assert_eq!(e.field, "process.uid");
     }
 
@@ -300,7 +376,7 @@ mod tests {
     fn capabilities_resolve_to_numbers() {
         let mut s = spec();
         s.capabilities = vec!["net_bind_service".into(), "CAP_NET_BIND_SERVICE".into()];
-        let p = plan(&s, Caller { uid: 0, gid: 0 }).unwrap();
-        assert_eq!(p.capabilities, vec![10]);
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!(p.process.capabilities, vec![10]);
     }
 }

@@ -3,11 +3,12 @@
 //! The plan travels in a sealed memfd (never a file in /tmp), progress and
 //! errors come back as typed messages over a SOCK_SEQPACKET socketpair.
 
-use crate::plan::{self, Caller, Plan};
+use crate::plan::{ExecPlan, Job, Lifecycle, Plan, ProcessPlan};
 use crate::runner::report::{ExitReport, Report, SetupError};
 use crate::runner::RUNNER_ARG;
 use crate::spec::SandboxSpec;
-use crate::Error;
+use crate::state::{SandboxDir, StateError, StateRoot, Status};
+use crate::{Context, Error};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -24,6 +25,40 @@ pub struct SpawnOptions {
     pub verbose: bool,
     /// Called with each setup step as it starts (needs `verbose`).
     pub progress: Option<fn(&str)>,
+    /// Who the sandbox is launched for (default: [`Context::current`]).
+    pub context: Option<Context>,
+    /// Give the sandbox state in the state root (a name, a directory that
+    /// other processes find it by), and say how it lives.
+    pub lifecycle: Option<LifecycleOptions>,
+}
+
+/// How a sandbox with state lives.
+#[derive(Debug, Clone, Default)]
+pub struct LifecycleOptions {
+    /// Its name (default: the first 12 digits of its id).
+    pub name: Option<String>,
+    /// The supervisor outlives the caller; the workload's output goes to
+    /// logs in the sandbox's directory, its stdin is /dev/null.
+    pub detach: bool,
+    /// Set the sandbox up and hold the workload before exec until
+    /// [`SandboxDir::request`] with `Start` (create, then start).
+    pub hold: bool,
+    /// Remove the sandbox's directory when it ends.
+    pub remove_on_exit: bool,
+    /// Bytes per log file before it is rotated (default 1 MiB).
+    pub log_limit: Option<u64>,
+}
+
+/// A process to run in a running sandbox ([`Sandbox::exec`]). Unset
+/// fields take the workload's.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    /// Set on top of the workload's environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// A started sandbox: its workload has been exec'd.
@@ -37,6 +72,8 @@ pub struct Sandbox {
     init_pid: i32,
     /// The cgroup file that freezes it, when it has a cgroup.
     freezer: Option<std::path::PathBuf>,
+    /// Its directory in the state root, when it has state.
+    state: Option<SandboxDir>,
 }
 
 fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
@@ -91,29 +128,128 @@ impl Sandbox {
         Self::spawn_with(spec, &SpawnOptions::default())
     }
 
+    /// The one launch path: validate, guardrails, host probe and plan,
+    /// each once ([`crate::launch::prepare`]), then start.
     pub fn spawn_with(spec: &SandboxSpec, opts: &SpawnOptions) -> Result<Sandbox, Error> {
-        let mut plan = plan::plan(spec, Caller::current())?;
-        let host = crate::check::Host::probe(spec);
-        crate::check::enforce(spec, &host)?;
-        plan.host = host;
+        let ctx = opts.context.clone().unwrap_or_else(Context::current);
+        let prepared = crate::launch::prepare(spec, &ctx)?;
+        Self::start_prepared(prepared.plan, &ctx, opts)
+    }
+
+    /// Start a plan made by [`crate::launch::prepare`] (whose findings the
+    /// caller has shown).
+    pub fn start_prepared(
+        mut plan: Plan,
+        ctx: &Context,
+        opts: &SpawnOptions,
+    ) -> Result<Sandbox, Error> {
         plan.verbose = opts.verbose;
-        Self::start(&plan, opts)
+        let Some(l) = &opts.lifecycle else {
+            return Self::start(&Job::Start(Box::new(plan)), opts, None);
+        };
+        let root = StateRoot::open(&ctx.state_root)?;
+        let (sb, alive) = root.create(l.name.as_deref(), &plan.spec, l.detach)?;
+        plan.lifecycle = Some(Lifecycle {
+            dir: sb.dir.clone(),
+            detached: l.detach,
+            hold: l.hold,
+            log_limit: l.log_limit.unwrap_or(1 << 20),
+            remove_on_exit: l.remove_on_exit,
+        });
+        match Self::start(&Job::Start(Box::new(plan)), opts, Some(&alive)) {
+            Ok(mut s) => {
+                if l.detach {
+                    // The runner's first process left at once; the
+                    // supervisor lives on without us.
+                    let _ = s.runner.wait();
+                }
+                s.state = Some(sb);
+                Ok(s)
+            }
+            Err(e) => {
+                // Nothing of a sandbox that did not start stays behind.
+                drop(alive);
+                let _ = sb.remove();
+                Err(e)
+            }
+        }
     }
 
     /// Start a plan as it is, without running the guardrails on its spec
     /// first. The runner still judges every bind source it opens against
     /// `plan.host`; everything else is the caller's responsibility. Meant
-    /// for surfaces that have already checked (and for tests that need to
-    /// change the host between check and start).
+    /// for tests that need to change the host between check and start.
     #[doc(hidden)]
     pub fn spawn_plan_unchecked(plan: &Plan, opts: &SpawnOptions) -> Result<Sandbox, Error> {
-        Self::start(plan, opts)
+        Self::start(&Job::Start(Box::new(plan.clone())), opts, None)
     }
 
-    fn start(plan: &Plan, opts: &SpawnOptions) -> Result<Sandbox, Error> {
+    /// Run a further process inside the running sandbox `sb`: it joins
+    /// every namespace and cgroup of the sandbox and gets the workload's
+    /// seccomp filter, Landlock rules, capability bounds and no_new_privs.
+    /// Its stdio is the caller's; [`Sandbox::wait`] gives its status.
+    pub fn exec(sb: &SandboxDir, e: &ExecOptions, opts: &SpawnOptions) -> Result<Sandbox, Error> {
+        let st = sb.state()?;
+        if st.status != Status::Running {
+            return Err(StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "only a running sandbox can be exec'd into".into(),
+            }
+            .into());
+        }
+        let plan = sb.plan()?;
+        let (Some(pid), Some(supervisor_pid)) = (st.pid, st.supervisor_pid) else {
+            return Err(StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "no PID 1 recorded".into(),
+            }
+            .into());
+        };
+        let mut process = ProcessPlan {
+            args: e.args.clone(),
+            cwd: e.cwd.clone().unwrap_or_else(|| plan.process.cwd.clone()),
+            ..plan.process.clone()
+        };
+        if e.args.is_empty() {
+            return Err(crate::spec::SpecError::new("args", "no program to exec").into());
+        }
+        for (k, v) in &e.env {
+            process.env.retain(|(x, _)| x != k);
+            process.env.push((k.clone(), v.clone()));
+        }
+        if let Some(uid) = e.uid {
+            process.uid = uid;
+            process.gid = e.gid.unwrap_or(uid);
+            process.groups.clear();
+        } else if let Some(gid) = e.gid {
+            process.gid = gid;
+        }
+        let job = Job::Exec(Box::new(ExecPlan {
+            pid,
+            supervisor_pid,
+            spec: plan.spec,
+            cgroup: st.cgroup,
+            process,
+            verbose: opts.verbose,
+        }));
+        Self::start(&job, opts, None)
+    }
+
+    /// The sandbox's directory in the state root, when it has state.
+    pub fn state(&self) -> Option<&SandboxDir> {
+        self.state.as_ref()
+    }
+
+    fn start(
+        job: &Job,
+        opts: &SpawnOptions,
+        alive: Option<&std::fs::File>,
+    ) -> Result<Sandbox, Error> {
         let runner = find_runner(opts)?;
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
-        let bytes = serde_json::to_vec(plan).expect("plans serialize");
+        let bytes = serde_json::to_vec(job).expect("plans serialize");
         let memfd = sealed_memfd(&bytes).map_err(io("write the plan to a memfd"))?;
         let (ours, theirs) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
@@ -126,19 +262,34 @@ impl Sandbox {
             source: e.into(),
         })?;
         let (plan_raw, sock_raw) = (memfd.as_raw_fd(), theirs.as_raw_fd());
+        let alive_raw = alive.map(|f| f.as_raw_fd());
         let mut cmd = Command::new(&runner);
         cmd.arg(RUNNER_ARG)
             .arg(std::process::id().to_string())
             .arg(plan_raw.to_string())
             .arg(sock_raw.to_string());
+        if let Some(fd) = alive_raw {
+            cmd.arg(fd.to_string());
+        }
+        let detached =
+            matches!(job, Job::Start(p) if p.lifecycle.as_ref().is_some_and(|l| l.detached));
+        if detached {
+            // Nothing of the caller's terminal: the supervisor outlives it.
+            cmd.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
         // SAFETY: between fork and exec the closure only calls fcntl, which
         // is async-signal-safe, and touches no heap memory.
         unsafe {
             cmd.pre_exec(move || {
-                // Keep these two open across exec, at the numbers the runner
+                // Keep these open across exec, at the numbers the runner
                 // is told; no dup2 onto fixed numbers, which could land on
                 // fds std's spawn itself uses.
-                for fd in [plan_raw, sock_raw] {
+                for fd in [Some(plan_raw), Some(sock_raw), alive_raw]
+                    .into_iter()
+                    .flatten()
+                {
                     if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -158,6 +309,7 @@ impl Sandbox {
             sock: ours,
             init_pid: 0,
             freezer: None,
+            state: None,
         };
         match sandbox.read_reports(opts.progress) {
             None => Ok(sandbox),
@@ -196,7 +348,7 @@ impl Sandbox {
                         self.freezer = freezer;
                         return None;
                     }
-                    Ok(Report::Exited(_)) | Ok(Report::Exec) => {}
+                    Ok(Report::Exited(_)) | Ok(Report::Exec) | Ok(Report::Held) => {}
                     Err(e) => {
                         return Some(SetupError::new("runner", format!("garbled report: {e}")))
                     }
@@ -205,6 +357,21 @@ impl Sandbox {
                 Err(e) => return Some(SetupError::io("read the runner's reports", &e.into())),
             }
         }
+    }
+
+    /// Hold the signals [`Sandbox::forward_signals`] passes on (call before
+    /// starting, from a single-threaded program such as a CLI): one that
+    /// arrives while the sandbox starts waits, then is forwarded.
+    pub fn hold_signals() {
+        crate::runner::signals::block();
+    }
+
+    /// Forward SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that
+    /// this process receives to the sandbox from now on (a CLI in front of
+    /// one sandbox). `own_session`: the workload is in a session of its
+    /// own, so terminal-generated signals must be passed on too.
+    pub fn forward_signals(&self, own_session: bool) {
+        crate::runner::signals::forward_to(self.runner.id() as i32, own_session);
     }
 
     /// The setup steps, in order (empty unless `verbose` was set).

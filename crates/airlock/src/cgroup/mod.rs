@@ -118,8 +118,10 @@ fn v1_name(controller: &str) -> &str {
     }
 }
 
-/// The sandbox's cgroups; removed (after killing what is left) on drop.
-#[derive(Debug, Default)]
+/// The sandbox's cgroups; removed (after killing what is left) on drop,
+/// so a clone is only for a process that exits without dropping it (the
+/// supervisor's guard).
+#[derive(Debug, Default, Clone)]
 pub struct Cgroup {
     /// The v2 cgroup, when the host has a v2 hierarchy.
     pub v2: Option<PathBuf>,
@@ -278,6 +280,14 @@ impl Cgroup {
             (Some(v2), _) => Some(v2.join("cgroup.freeze")),
             (None, Some(f)) => Some(f.join("freezer.state")),
             (None, None) => None,
+        }
+    }
+
+    /// The directories, for the state file (exec joins them).
+    pub fn paths(&self) -> crate::state::CgroupPaths {
+        crate::state::CgroupPaths {
+            v2: self.v2.clone(),
+            v1: self.v1.clone(),
         }
     }
 

@@ -201,7 +201,7 @@ const HARMLESS_DEVICES: &[&str] = &[
 impl Host {
     /// Gather the facts for `spec` from this host: where each bind source
     /// and rootfs really leads, the caller's home, which sockets exist.
-    pub fn probe(spec: &SandboxSpec) -> Host {
+    pub fn probe(spec: &SandboxSpec, ctx: &crate::Context) -> Host {
         let mut canonical_map = BTreeMap::new();
         let mut add = |p: &str| {
             canonical_map.insert(p.to_string(), canonical(p));
@@ -220,7 +220,7 @@ impl Host {
             }
             Root::Tmpfs { .. } => {}
         }
-        let uid = rustix::process::geteuid().as_raw();
+        let uid = ctx.caller.uid;
         let mut sockets: Vec<String> = RUNTIME_SOCKETS.iter().map(|s| s.to_string()).collect();
         // The user's own managers: a session bus or systemd --user socket
         // starts host processes for whoever connects (systemd-run --user).
@@ -245,10 +245,11 @@ impl Host {
             .map(|c| (c.clone(), nested_mounts(c)))
             .filter(|(_, n)| !n.is_empty())
             .collect();
-        let home = std::env::var("HOME")
-            .ok()
-            .filter(|h| h.starts_with('/') && h != "/")
-            .map(|h| canonical(&h));
+        let home = ctx
+            .home
+            .as_deref()
+            .filter(|h| h.starts_with('/') && *h != "/")
+            .map(canonical);
         Host {
             home,
             canonical: canonical_map,

@@ -43,9 +43,9 @@ fn denied(spec: &SandboxSpec) -> Vec<&'static str> {
 fn default_view_is_clean() {
     let s = SandboxSpec::builder().args(["true"]).default_view().build();
     assert!(
-        check(&s, &Host::probe(&s)).is_empty(),
+        check(&s, &Host::probe(&s, &crate::Context::current())).is_empty(),
         "{:?}",
-        check(&s, &Host::probe(&s))
+        check(&s, &Host::probe(&s, &crate::Context::current()))
     );
 }
 

@@ -11,8 +11,9 @@ use crate::plan::Plan;
 use crate::spec::InitMode;
 use std::os::fd::OwnedFd;
 
-/// Run the sandbox side. Never returns.
-pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
+/// Run the sandbox side. Never returns. `hold`: wait for a byte on it
+/// before the workload's exec (a created sandbox).
+pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -> ! {
     let go = match setup(plan, go, report) {
         Ok(go) => go,
         Err(e) => {
@@ -22,7 +23,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
     };
     match plan.spec.init {
         InitMode::Workload => {
-            let e = become_workload(plan, report, Some(&go));
+            let e = become_workload(plan, report, Some(&go), hold.as_ref());
             report.failed(&e);
             std::process::exit(exit_code(&e));
         }
@@ -39,7 +40,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
                     std::process::exit(125);
                 }
                 0 => {
-                    let e = become_workload(plan, report, None);
+                    let e = become_workload(plan, report, None, hold.as_ref());
                     report.failed(&e);
                     // SAFETY: _exit skips atexit handlers that belong to the parent.
                     unsafe { libc::_exit(exit_code(&e)) }
@@ -50,6 +51,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
                     // SAFETY: the report fd is ours and not used after this.
                     unsafe { libc::close(super::report::report_fd()) };
                     drop(go);
+                    drop(hold);
                     super::init::run(pid, plan.spec.new_session)
                 }
             }
@@ -58,11 +60,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter) -> ! {
 }
 
 fn exit_code(e: &SetupError) -> i32 {
-    match e.kind {
-        super::report::FailureKind::NotFound => 127,
-        super::report::FailureKind::NotExecutable => 126,
-        super::report::FailureKind::Setup => 125,
-    }
+    e.kind.exit_code()
 }
 
 /// Returns the supervisor's pipe, still open: a workload that is PID 1
@@ -142,40 +140,41 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<OwnedFd, SetupErr
 
 /// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.
 /// `go`: the supervisor's pipe when the workload is PID 1 itself.
-fn become_workload(plan: &Plan, report: Reporter, go: Option<&OwnedFd>) -> SetupError {
-    let p = &plan.spec.process;
+fn become_workload(
+    plan: &Plan,
+    report: Reporter,
+    go: Option<&OwnedFd>,
+    hold: Option<&OwnedFd>,
+) -> SetupError {
+    let p = &plan.process;
     let run = || -> Result<(), SetupError> {
         if plan.spec.new_session && plan.spec.init == InitMode::Airlock {
             rustix::process::setsid().step(|| "setsid".into())?;
         }
-        let seccomp_step = |e: crate::seccomp::SeccompError| SetupError::new(e.field, e.reason);
-        if !p.no_new_privs {
-            // Without no_new_privs the kernel wants CAP_SYS_ADMIN to apply
-            // Landlock or load a filter, which holds only until
-            // identity::apply drops it.
-            super::landlock::apply(&plan.spec, report)?;
-            crate::seccomp::load(&plan.spec.seccomp, false).map_err(seccomp_step)?;
-        }
-        identity::apply(plan)?;
-        if let Some(go) = go {
+        lock_down(&plan.spec, p, report, || match go {
             // The uid change cleared the parent-death signal; as PID 1 the
             // workload must still die with the supervisor.
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+            Some(go) => {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))
                 .step(|| "set parent-death signal".into())?;
-            if supervisor_gone(go)? {
-                std::process::exit(125);
+                if supervisor_gone(go)? {
+                    std::process::exit(125);
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        })?;
+        if let Some(h) = hold {
+            report.send(&super::report::Report::Held);
+            let mut b = [0u8; 1];
+            match rustix::io::read(h, &mut b) {
+                Ok(1) => {}
+                // The supervisor is gone: nothing will ever start us.
+                _ => std::process::exit(125),
             }
         }
-        if p.no_new_privs {
-            // As late as possible, so neither judges our own setup.
-            super::landlock::apply(&plan.spec, report)?;
-            crate::seccomp::load(&plan.spec.seccomp, false).map_err(seccomp_step)?;
-        }
-        rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
-        // Everything above 2 closes at exec, the report socket included,
-        // which is how the caller learns that exec succeeded.
-        crate::sys::cloexec_from(3).step(|| "close inherited fds".into())?;
-        signals::reset_for_exec();
         report.progress(|| format!("exec {}", p.args[0]));
         Ok(())
     };
@@ -184,6 +183,40 @@ fn become_workload(plan: &Plan, report: Reporter, go: Option<&OwnedFd>) -> Setup
     }
     report.send(&super::report::Report::Exec);
     exec::exec(p)
+}
+
+/// The last steps of every process that runs in a sandbox (the workload,
+/// or one exec'd into it), in an order that keeps each possible: Landlock
+/// and seccomp, the ids and capabilities (`after_identity` runs right
+/// after the uid change), the working directory, close-on-exec for every
+/// fd above 2, and a clean signal state.
+pub(super) fn lock_down(
+    spec: &crate::spec::SandboxSpec,
+    p: &crate::plan::ProcessPlan,
+    report: Reporter,
+    after_identity: impl FnOnce() -> Result<(), SetupError>,
+) -> Result<(), SetupError> {
+    let seccomp_step = |e: crate::seccomp::SeccompError| SetupError::new(e.field, e.reason);
+    if !p.no_new_privs {
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN to apply
+        // Landlock or load a filter, which holds only until
+        // identity::apply drops it.
+        super::landlock::apply(spec, report)?;
+        crate::seccomp::load(&spec.seccomp, false).map_err(seccomp_step)?;
+    }
+    identity::apply(p)?;
+    after_identity()?;
+    if p.no_new_privs {
+        // As late as possible, so neither judges our own setup.
+        super::landlock::apply(spec, report)?;
+        crate::seccomp::load(&spec.seccomp, false).map_err(seccomp_step)?;
+    }
+    rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
+    // Everything above 2 closes at exec, the report socket included,
+    // which is how the caller learns that exec succeeded.
+    crate::sys::cloexec_from(3).step(|| "close inherited fds".into())?;
+    signals::reset_for_exec();
+    Ok(())
 }
 
 /// Has the supervisor closed its end of the go pipe (that is, died)?

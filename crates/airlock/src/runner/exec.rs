@@ -2,31 +2,12 @@
 //! with exactly the planned environment.
 
 use super::report::{describe, FailureKind, SetupError};
-use crate::spec::Process;
+use crate::plan::ProcessPlan;
 use std::ffi::CString;
 use std::io;
 
 /// The search path when the workload's environment has no PATH.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The workload's environment: the caller's (if inherited), then `env`,
-/// then `unset_env`.
-pub fn environment(p: &Process) -> Vec<(String, String)> {
-    let mut env: std::collections::BTreeMap<String, String> = if p.inherit_env {
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect()
-    } else {
-        Default::default()
-    };
-    for (k, v) in &p.env {
-        env.insert(k.clone(), v.clone());
-    }
-    for k in &p.unset_env {
-        env.remove(k);
-    }
-    env.into_iter().collect()
-}
 
 fn cstr(s: &str) -> CString {
     // validate() refused NUL bytes in args and env.
@@ -34,8 +15,8 @@ fn cstr(s: &str) -> CString {
 }
 
 /// execve the workload; returns only on failure.
-pub fn exec(p: &Process) -> SetupError {
-    let env = environment(p);
+pub fn exec(p: &ProcessPlan) -> SetupError {
+    let env = &p.env;
     let path_var = env
         .iter()
         .find(|(k, _)| k == "PATH")

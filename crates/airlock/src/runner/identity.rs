@@ -12,18 +12,17 @@
 //! 4. rlimits and no_new_privs.
 
 use super::report::{SetupError, StepExt};
-use crate::plan::Plan;
-use crate::spec::validate::RLIMITS;
+use crate::plan::ProcessPlan;
 use caps::{CapSet, CapsHashSet};
 
-fn kept(plan: &Plan) -> CapsHashSet {
+fn kept(plan: &ProcessPlan) -> CapsHashSet {
     caps::all()
         .into_iter()
         .filter(|c| plan.capabilities.contains(&c.index()))
         .collect()
 }
 
-pub fn apply(plan: &Plan) -> Result<(), SetupError> {
+pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
     let keep = kept(plan);
     let caps_step = || "capabilities".to_string();
     for cap in caps::all() {
@@ -52,8 +51,6 @@ pub fn apply(plan: &Plan) -> Result<(), SetupError> {
     }
     if plan.setgroups {
         let groups: Vec<rustix::process::Gid> = plan
-            .spec
-            .process
             .groups
             .iter()
             .map(|g| rustix::process::Gid::from_raw(*g))
@@ -82,34 +79,32 @@ pub fn apply(plan: &Plan) -> Result<(), SetupError> {
     if !keep.is_empty() {
         rustix::thread::set_keep_capabilities(false).step(caps_step)?;
     }
-    for (i, r) in plan.spec.process.rlimits.iter().enumerate() {
-        let resource = RLIMITS
-            .iter()
-            .find(|(n, _)| *n == r.resource)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| SetupError::new(format!("process.rlimits[{i}]"), "unknown resource"))?;
-        let lim = libc::rlimit {
-            rlim_cur: r.soft,
-            rlim_max: r.hard,
+    for (i, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
+        let lim = rustix::process::Rlimit {
+            current: (soft != u64::MAX).then_some(soft),
+            maximum: (hard != u64::MAX).then_some(hard),
         };
-        // SAFETY: lim is a valid rlimit passed by pointer for the call only.
-        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
-            let e = std::io::Error::last_os_error();
-            let reason = if e.raw_os_error() == Some(libc::EPERM) {
-                format!(
-                    "cannot raise {} above the hard limit this process inherited",
-                    r.resource
-                )
+        // The numbers come from the spec's names (validated), so the
+        // conversion cannot fail for a plan this library made.
+        let res = rlimit_resource(resource)
+            .ok_or_else(|| SetupError::new(format!("process.rlimits[{i}]"), "unknown resource"))?;
+        if let Err(e) = rustix::process::setrlimit(res, lim) {
+            let name = crate::spec::validate::RLIMITS
+                .iter()
+                .find(|(_, v)| *v as i32 == resource)
+                .map_or("?", |(n, _)| n);
+            let reason = if e == rustix::io::Errno::PERM {
+                format!("cannot raise {name} above the hard limit this process inherited")
             } else {
-                super::report::describe(&e)
+                super::report::describe(&e.into())
             };
             return Err(SetupError::new(
-                format!("process.rlimits[{i}] ({})", r.resource),
+                format!("process.rlimits[{i}] ({name})"),
                 reason,
             ));
         }
     }
-    if plan.spec.process.no_new_privs {
+    if plan.no_new_privs {
         rustix::thread::set_no_new_privs(true).step(|| "no_new_privs".into())?;
     }
     Ok(())
@@ -131,4 +126,28 @@ pub fn drop_all_but_kill() {
     let _ = caps::set(None, CapSet::Effective, &only_kill);
     let _ = caps::set(None, CapSet::Permitted, &only_kill);
     let _ = caps::set(None, CapSet::Inheritable, &CapsHashSet::new());
+}
+
+fn rlimit_resource(n: i32) -> Option<rustix::process::Resource> {
+    use rustix::process::Resource as R;
+    [
+        R::Cpu,
+        R::Fsize,
+        R::Data,
+        R::Stack,
+        R::Core,
+        R::Rss,
+        R::Nproc,
+        R::Nofile,
+        R::Memlock,
+        R::As,
+        R::Locks,
+        R::Sigpending,
+        R::Msgqueue,
+        R::Nice,
+        R::Rtprio,
+        R::Rttime,
+    ]
+    .into_iter()
+    .find(|r| *r as i32 == n)
 }

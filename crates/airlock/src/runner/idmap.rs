@@ -80,7 +80,7 @@ pub fn write_maps(plan: &Plan, pid: i32) -> Result<(), SetupError> {
         newidmap("newgidmap", pid, &plan.gid_map)?;
         return Ok(());
     }
-    if !plan.setgroups {
+    if !plan.process.setgroups {
         write_proc(pid, "setgroups", "deny")?;
     }
     write_proc(pid, "uid_map", &lines(&plan.uid_map))?;

@@ -116,8 +116,8 @@ pub fn prepare_upper(plan: &crate::plan::Plan) -> Result<()> {
             .map(|m| m.outside + (id - m.inside))
     };
     let owner = if plan.spec.namespaces.user {
-        let uid = to_host(&plan.uid_map, 0).or_else(|| to_host(&plan.uid_map, plan.uid));
-        let gid = to_host(&plan.gid_map, 0).or_else(|| to_host(&plan.gid_map, plan.gid));
+        let uid = to_host(&plan.uid_map, 0).or_else(|| to_host(&plan.uid_map, plan.process.uid));
+        let gid = to_host(&plan.gid_map, 0).or_else(|| to_host(&plan.gid_map, plan.process.gid));
         uid.zip(gid)
     } else {
         None

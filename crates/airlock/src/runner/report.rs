@@ -29,6 +29,9 @@ pub enum Report {
     Progress { step: String },
     /// Setup stopped here; nothing of the sandbox is left.
     Failed(SetupError),
+    /// Setup is done and the workload waits for `start` before its exec
+    /// (a created sandbox).
+    Held,
     /// Setup is done and the workload is about to exec (sent always, so
     /// a setup that dies silently is not mistaken for a started workload).
     Exec,
@@ -121,6 +124,18 @@ pub enum FailureKind {
     NotExecutable,
 }
 
+impl FailureKind {
+    /// The shell's status for it: 127 not found, 126 not executable, 125
+    /// anything else of airlock's own.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            FailureKind::NotFound => 127,
+            FailureKind::NotExecutable => 126,
+            FailureKind::Setup => 125,
+        }
+    }
+}
+
 impl fmt::Display for SetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.step, self.reason)
@@ -185,6 +200,10 @@ pub struct Reporter<'a> {
 impl<'a> Reporter<'a> {
     pub fn new(fd: BorrowedFd<'a>, verbose: bool) -> Self {
         Reporter { fd, verbose }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'a> {
+        self.fd
     }
 
     pub fn progress(&self, step: impl FnOnce() -> String) {

@@ -1,0 +1,461 @@
+//! The lifecycle verbs, named as podman users expect: `ps`, `inspect`,
+//! `logs`, `start`, `stop`, `kill`, `wait`, `rm` and `exec`. Each is
+//! argument handling over the library's state root ([`airlock::state`])
+//! and [`Sandbox::exec`]. A sandbox is named by its name or a prefix of
+//! its id.
+
+use crate::run::{fail, refuse};
+use airlock::state::control::Request;
+use airlock::state::{SandboxDir, State, StateRoot, Status};
+use airlock::{Context, Error, ExecOptions, Sandbox, SpawnOptions};
+use clap::Args;
+use std::io::{Read, Seek, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show stopped sandboxes too.
+    #[arg(short, long)]
+    all: bool,
+    /// `table` (default) or `json` (one array of states).
+    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+    format: String,
+}
+
+#[derive(Args)]
+pub struct NameArgs {
+    /// The sandbox's name or a prefix of its id.
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until the sandbox ends.
+    #[arg(short, long)]
+    follow: bool,
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before the whole sandbox is killed.
+    #[arg(
+        short = 't',
+        long = "time",
+        value_name = "SECONDS",
+        default_value_t = 10
+    )]
+    time: u64,
+    #[arg(value_name = "NAME", required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// The signal (name or number); SIGKILL, the default, kills every
+    /// process of the sandbox.
+    #[arg(value_name = "SIGNAL")]
+    signal: Option<String>,
+    /// The signal, podman's spelling.
+    #[arg(
+        short,
+        long = "signal",
+        value_name = "SIGNAL",
+        conflicts_with = "signal"
+    )]
+    signal_flag: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Kill a running sandbox first.
+    #[arg(short, long)]
+    force: bool,
+    #[arg(value_name = "NAME", required = true)]
+    names: Vec<String>,
+}
+
+/// Run a further program inside a running sandbox: it joins every
+/// namespace and cgroup of the sandbox, and runs under the same seccomp
+/// filter, Landlock rules and capability bounds as the workload.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  airlock run -d --name web -- python3 -m http.server\n  airlock exec web -- ps -ef"
+)]
+pub struct ExecArgs {
+    /// Run as UID[:GID] inside the sandbox (default: the workload's).
+    #[arg(short, long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// Set an environment variable (on top of the workload's).
+    #[arg(short, long, value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    env: Vec<String>,
+    /// Working directory inside the sandbox (default: the workload's).
+    #[arg(short, long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Print a trace of the setup steps on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// The program and its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    command: Vec<String>,
+}
+
+fn open(ctx: &Context) -> Result<StateRoot, Error> {
+    Ok(StateRoot::open(&ctx.state_root)?)
+}
+
+fn find(ctx: &Context, name: &str) -> Result<(SandboxDir, State), Error> {
+    Ok(open(ctx)?.find(name)?)
+}
+
+fn status_text(st: &State) -> String {
+    match (st.status, &st.exit, &st.reason) {
+        (Status::Stopped, _, Some(r)) if st.exit.is_none() => format!("stopped ({r})"),
+        (Status::Stopped, Some(e), _) => format!("exited ({})", e.code),
+        (s, _, _) => s.to_string(),
+    }
+}
+
+fn ago(t: f64) -> String {
+    let s = (airlock::state::now() - t).max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
+pub fn ps(a: PsArgs, ctx: Context) -> ExitCode {
+    let root = match open(&ctx) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let list: Vec<State> = root
+        .list()
+        .into_iter()
+        .map(|(_, st)| st)
+        .filter(|st| a.all || st.status != Status::Stopped)
+        .collect();
+    if a.format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).expect("states serialize")
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}  COMMAND",
+        "ID", "NAME", "STATUS", "PID", "CREATED"
+    );
+    for st in list {
+        let pid = match (st.status, st.pid) {
+            (Status::Running | Status::Created, Some(p)) => p.to_string(),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}  {}",
+            &st.id[..12],
+            st.name,
+            status_text(&st),
+            pid,
+            ago(st.created),
+            st.spec.process.args.join(" ")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn inspect(a: NameArgs, ctx: Context) -> ExitCode {
+    match find(&ctx, &a.name) {
+        Ok((_, st)) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&st).expect("states serialize")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Copy what was added to `path` since `pos` to `out`.
+fn copy_from(path: &std::path::Path, pos: &mut u64, out: &mut dyn Write) {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    if len < *pos {
+        // Rotated: the new file starts over.
+        *pos = 0;
+    }
+    if f.seek(std::io::SeekFrom::Start(*pos)).is_ok() {
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_ok() {
+            *pos += buf.len() as u64;
+            let _ = out.write_all(&buf);
+            let _ = out.flush();
+        }
+    }
+}
+
+pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
+    let (sb, st) = match find(&ctx, &a.name) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    if !st.detached {
+        return refuse(format!(
+            "sandbox {} was not detached: its output went to the terminal that ran it",
+            st.name
+        ));
+    }
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let mut pos = [0u64; 2];
+    for (i, stream) in ["stdout", "stderr"].iter().enumerate() {
+        let w: &mut dyn Write = if i == 0 { &mut out } else { &mut err };
+        let mut old = 0;
+        copy_from(&sb.dir.join(format!("{stream}.log.1")), &mut old, w);
+        copy_from(&sb.log_path(stream), &mut pos[i], w);
+    }
+    if !a.follow {
+        return ExitCode::SUCCESS;
+    }
+    loop {
+        let ended = !sb.alive();
+        copy_from(&sb.log_path("stdout"), &mut pos[0], &mut out);
+        copy_from(&sb.log_path("stderr"), &mut pos[1], &mut err);
+        if ended {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn start(a: NameArgs, ctx: Context) -> ExitCode {
+    let (sb, st) = match find(&ctx, &a.name) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let _lock = match sb.lock() {
+        Ok(l) => l,
+        Err(e) => return fail(e.into()),
+    };
+    if st.status != Status::Created {
+        return refuse(format!(
+            "sandbox {} is {}: only a created sandbox can be started",
+            st.name,
+            status_text(&st)
+        ));
+    }
+    match sb.request(&Request::Start) {
+        Ok(()) => {
+            println!("{}", st.name);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.into()),
+    }
+}
+
+/// SIGTERM (forwarded to the workload), up to `grace` to end, then the
+/// whole sandbox is killed.
+fn stop_one(sb: &SandboxDir, grace: Duration) -> Result<(), Error> {
+    let st = sb.state()?;
+    if st.status == Status::Stopped {
+        return Ok(());
+    }
+    if st.status == Status::Running {
+        let _ = sb.request(&Request::Signal {
+            signal: libc::SIGTERM,
+        });
+        if sb.wait_ended(Some(grace)) {
+            return Ok(());
+        }
+    }
+    kill_all(sb)
+}
+
+fn kill_all(sb: &SandboxDir) -> Result<(), Error> {
+    if let Err(e) = sb.request(&Request::Kill) {
+        // It may have ended meanwhile.
+        if sb.alive() {
+            return Err(e.into());
+        }
+    }
+    sb.wait_ended(None);
+    Ok(())
+}
+
+pub fn stop(a: StopArgs, ctx: Context) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for name in &a.names {
+        let r = find(&ctx, name).and_then(|(sb, _)| {
+            let _lock = sb.lock()?;
+            stop_one(&sb, Duration::from_secs(a.time))
+        });
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(e) => code = fail(e),
+        }
+    }
+    code
+}
+
+/// A signal by name (`TERM`, `SIGTERM`) or number.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let table = [
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+        ("TERM", libc::SIGTERM),
+        ("ALRM", libc::SIGALRM),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("WINCH", libc::SIGWINCH),
+    ];
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+pub fn kill(a: KillArgs, ctx: Context) -> ExitCode {
+    let sig_text = a.signal.or(a.signal_flag).unwrap_or_else(|| "KILL".into());
+    let Some(sig) = parse_signal(&sig_text) else {
+        return refuse(format!("unknown signal {sig_text:?}"));
+    };
+    let r = find(&ctx, &a.name).and_then(|(sb, st)| {
+        if st.status == Status::Stopped {
+            return Err(airlock::state::StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "there is nothing to signal".into(),
+            }
+            .into());
+        }
+        if sig == libc::SIGKILL {
+            kill_all(&sb)
+        } else {
+            Ok(sb.request(&Request::Signal { signal: sig })?)
+        }
+    });
+    match r {
+        Ok(()) => {
+            println!("{}", a.name);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
+    let (sb, _) = match find(&ctx, &a.name) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    sb.wait_ended(None);
+    match sb.state() {
+        Ok(st) => match st.exit {
+            Some(e) => {
+                println!("{}", e.code);
+                ExitCode::from(e.code.clamp(0, 255) as u8)
+            }
+            None => refuse(format!("sandbox {} {}", st.name, status_text(&st))),
+        },
+        Err(e) => fail(e.into()),
+    }
+}
+
+pub fn rm(a: RmArgs, ctx: Context) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for name in &a.names {
+        let r = find(&ctx, name).and_then(|(sb, st)| {
+            let _lock = sb.lock()?;
+            let st = sb.state().unwrap_or(st);
+            if st.status != Status::Stopped {
+                if !a.force {
+                    return Err(airlock::state::StateError::WrongStatus {
+                        name: st.name,
+                        status: st.status,
+                        what: "stop it first, or use rm -f".into(),
+                    }
+                    .into());
+                }
+                kill_all(&sb)?;
+            }
+            Ok(sb.remove()?)
+        });
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(e) => code = fail(e),
+        }
+    }
+    code
+}
+
+fn parse_user(u: &str) -> Option<(u32, Option<u32>)> {
+    match u.split_once(':') {
+        Some((a, b)) => Some((a.parse().ok()?, Some(b.parse().ok()?))),
+        None => Some((u.parse().ok()?, None)),
+    }
+}
+
+pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
+    let (sb, _) = match find(&ctx, &a.name) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let mut opts = ExecOptions {
+        args: a.command.clone(),
+        cwd: a.workdir.clone(),
+        ..Default::default()
+    };
+    if let Some(u) = &a.user {
+        let Some((uid, gid)) = parse_user(u) else {
+            return refuse(format!("--user {u:?}: expected UID[:GID], numbers"));
+        };
+        opts.uid = Some(uid);
+        opts.gid = gid;
+    }
+    for kv in &a.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            return refuse(format!("--env {kv:?}: expected KEY=VALUE"));
+        };
+        opts.env.push((k.into(), v.into()));
+    }
+    let spawn = SpawnOptions {
+        runner: std::env::current_exe().ok(),
+        verbose: a.verbose,
+        progress: Some(|step| eprintln!("airlock: {step}")),
+        context: Some(ctx),
+        lifecycle: None,
+    };
+    Sandbox::hold_signals();
+    let process = match Sandbox::exec(&sb, &opts, &spawn) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    process.forward_signals(true);
+    match process.wait() {
+        Ok(r) => ExitCode::from(r.code.clamp(0, 255) as u8),
+        Err(e) => fail(e),
+    }
+}

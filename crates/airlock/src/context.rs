@@ -1,0 +1,67 @@
+//! Who a sandbox is launched for. Every fact about the caller that the
+//! launch path depends on — ids, home, environment, where sandbox state
+//! lives — is in a [`Context`], read from the current process in one place
+//! ([`Context::current`]). A service that launches on behalf of clients
+//! builds one per request instead, so the facts never silently become the
+//! service's own.
+
+use crate::plan::Caller;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// The ids the sandbox is launched as (and maps from).
+    pub caller: Caller,
+    /// The caller's home directory, which the guardrails protect.
+    pub home: Option<String>,
+    /// The environment a spec with `process.inherit_env` starts from.
+    pub env: Vec<(String, String)>,
+    /// Where sandboxes with state live (see [`crate::state`]).
+    pub state_root: PathBuf,
+}
+
+impl Context {
+    /// The facts of the current process: its effective ids, `$HOME`, its
+    /// environment, and the default state root for those ids.
+    pub fn current() -> Context {
+        let caller = Caller {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        };
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Context {
+            caller,
+            home: var("HOME"),
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            state_root: var("AIRLOCK_STATE_ROOT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| default_state_root(caller.uid, var("XDG_RUNTIME_DIR"))),
+        }
+    }
+
+    /// A context with only ids (for planning in tests and tools): no home,
+    /// an empty environment, the default state root.
+    pub fn for_ids(uid: u32, gid: u32) -> Context {
+        Context {
+            caller: Caller { uid, gid },
+            home: None,
+            env: Vec::new(),
+            state_root: default_state_root(uid, None),
+        }
+    }
+}
+
+/// `/run/airlock` for root; `$XDG_RUNTIME_DIR/airlock` for anyone else,
+/// or `/tmp/airlock-UID` when there is no runtime directory (the state
+/// module then insists that it is the user's own and private).
+pub fn default_state_root(uid: u32, xdg_runtime_dir: Option<String>) -> PathBuf {
+    if uid == 0 {
+        return "/run/airlock".into();
+    }
+    match xdg_runtime_dir.filter(|d| d.starts_with('/')) {
+        Some(d) => PathBuf::from(d).join("airlock"),
+        None => format!("/tmp/airlock-{uid}").into(),
+    }
+}

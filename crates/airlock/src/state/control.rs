@@ -1,0 +1,144 @@
+//! The supervisor's control socket: one SOCK_SEQPACKET request per
+//! connection, one JSON reply. Only the sandbox's owner (and root) may
+//! connect: the socket is 0600 in a 0700 directory, and the supervisor
+//! checks the peer's credentials too.
+//!
+//! Socket paths are limited to 108 bytes; both ends reach the socket
+//! through `/proc/self/fd/N/` of an fd on the sandbox's directory, so a
+//! deep state root works too.
+
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+pub const SOCKET: &str = "control.sock";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Send a signal to the workload (through PID 1, which forwards it).
+    Signal { signal: i32 },
+    /// Kill every process of the sandbox.
+    Kill,
+    /// Release a created sandbox's workload.
+    Start,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn socket() -> io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// The socket's address through an fd on `dir` (see the module doc).
+fn address(dir_fd: &OwnedFd) -> io::Result<SocketAddrUnix> {
+    Ok(SocketAddrUnix::new(format!(
+        "/proc/self/fd/{}/{SOCKET}",
+        dir_fd.as_raw_fd()
+    ))?)
+}
+
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?)
+}
+
+/// Ask the supervisor of the sandbox in `dir` to do `req`.
+pub fn request(dir: &Path, req: &Request) -> io::Result<()> {
+    let dir_fd = open_dir(dir)?;
+    let sock = socket()?;
+    rustix::net::connect(&sock, &address(&dir_fd)?).map_err(|e| {
+        if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::CONNREFUSED {
+            io::Error::new(io::ErrorKind::NotConnected, "its supervisor is not running")
+        } else {
+            e.into()
+        }
+    })?;
+    let bytes = serde_json::to_vec(req).expect("requests serialize");
+    rustix::net::send(&sock, &bytes, rustix::net::SendFlags::NOSIGNAL)?;
+    let mut buf = [0u8; 4096];
+    let n = loop {
+        match rustix::net::recv(&sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            Ok((n, _)) => break n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if n == 0 {
+        // The supervisor went away while answering (a kill that ended it).
+        return Ok(());
+    }
+    let reply: Reply = serde_json::from_slice(&buf[..n])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    match reply.error {
+        None => Ok(()),
+        Some(e) => Err(io::Error::other(e)),
+    }
+}
+
+/// The supervisor's listening socket in `dir`, 0600.
+pub fn listen(dir: &Path) -> io::Result<OwnedFd> {
+    let dir_fd = open_dir(dir)?;
+    let sock = socket()?;
+    // Created 0600 whatever the umask: the directory is 0700 already, this
+    // is the second lock on the door.
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = rustix::net::bind(&sock, &address(&dir_fd)?);
+    rustix::process::umask(old);
+    bound?;
+    rustix::net::listen(&sock, 16)?;
+    Ok(sock)
+}
+
+/// A connection the supervisor accepted, with its one request.
+pub struct Incoming {
+    conn: OwnedFd,
+    pub request: Request,
+}
+
+/// Accept one connection and read its request. Connections from anyone
+/// but the supervisor's own uid or root are closed unanswered.
+pub fn accept(listener: &OwnedFd) -> Option<Incoming> {
+    let conn = rustix::net::accept_with(listener, SocketFlags::CLOEXEC).ok()?;
+    let me = rustix::process::geteuid();
+    let peer = rustix::net::sockopt::socket_peercred(&conn).ok()?;
+    if peer.uid != me && !peer.uid.is_root() {
+        return None;
+    }
+    // A client sends right after connecting; do not let one that does not
+    // hold the supervisor up for long.
+    let _ = rustix::net::sockopt::set_socket_timeout(
+        &conn,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(std::time::Duration::from_secs(1)),
+    );
+    let mut buf = [0u8; 4096];
+    let (n, _) = rustix::net::recv(&conn, &mut buf[..], rustix::net::RecvFlags::empty()).ok()?;
+    let request = serde_json::from_slice(&buf[..n]).ok()?;
+    Some(Incoming { conn, request })
+}
+
+impl Incoming {
+    pub fn reply(self, result: Result<(), String>) {
+        let reply = Reply {
+            error: result.err(),
+        };
+        let bytes = serde_json::to_vec(&reply).expect("replies serialize");
+        let _ = rustix::net::send(self.conn.as_fd(), &bytes, rustix::net::SendFlags::NOSIGNAL);
+    }
+}

@@ -1,0 +1,513 @@
+//! The state root: one directory per sandbox that other processes can find,
+//! inspect and act on after the process that created it is gone. Every
+//! front end (the CLI's lifecycle verbs, later the OCI runtime and the
+//! daemon) goes through this one implementation.
+//!
+//! ```text
+//! <root>/                    0700, the caller's own
+//!   .lock                    flock'd while a sandbox is created: names stay unique
+//!   <id>/                    64 hex digits
+//!     state.json             written atomically (temporary file, then rename)
+//!     plan.json              the resolved plan; exec takes the sandbox's walls from it
+//!     lock                   flock'd by whoever acts on the sandbox (start, stop, rm)
+//!     alive                  flock'd by the supervisor (and its guard) while they live
+//!     control.sock           the supervisor's control socket (signal, kill, start)
+//!     stdout.log stderr.log  a detached workload's output (+ .1, the previous file)
+//! ```
+//!
+//! Liveness is a lock, not a pid: the kernel drops a dead supervisor's
+//! flock, so a sandbox whose supervisor was killed is seen as stopped even
+//! if nothing had time to write it down.
+
+pub mod control;
+
+use crate::runner::report::ExitReport;
+use crate::spec::SandboxSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where a sandbox is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Being set up; no workload yet.
+    Creating,
+    /// Set up, the workload held before exec until `start`.
+    Created,
+    Running,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// The sandbox's cgroup directories on the host (exec joins them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupPaths {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v2: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub v1: BTreeMap<String, PathBuf>,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub name: String,
+    pub status: Status,
+    /// PID 1 of the sandbox, on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pid: Option<i32>,
+    /// Seconds since the epoch.
+    pub created: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<f64>,
+    /// The supervisor outlives its caller and keeps the output in logs.
+    pub detached: bool,
+    /// Why it stopped, when it did not end by itself (killed, its
+    /// supervisor died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupPaths>,
+    /// How it ended, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitReport>,
+    pub spec: SandboxSpec,
+}
+
+/// Errors of the state root, each saying which sandbox and why.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no sandbox named or with an id starting {0:?}")]
+    NotFound(String),
+    #[error("{0:?} matches more than one sandbox id; give more of it")]
+    Ambiguous(String),
+    #[error("the name {0:?} is already in use")]
+    NameInUse(String),
+    #[error("invalid name {0:?}: use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)")]
+    BadName(String),
+    #[error("sandbox {name} is {status}: {what}")]
+    WrongStatus {
+        name: String,
+        status: Status,
+        what: String,
+    },
+    #[error("state root {path}: {reason}")]
+    Root { path: PathBuf, reason: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StateError + 'a {
+    move |source| StateError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The directory that holds every sandbox of one user.
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    dir: PathBuf,
+}
+
+impl StateRoot {
+    /// Open (creating it 0700 if missing) the state root. An existing root
+    /// must be a directory of the caller's own that nobody else may write:
+    /// the supervisor trusts what it finds there.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<StateRoot, StateError> {
+        let dir = dir.into();
+        let bad = |reason: String| StateError::Root {
+            path: dir.clone(),
+            reason,
+        };
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // The parent (/run/user/UID, say) must exist; /run/airlock's
+                // parent always does.
+                return Err(bad(format!("cannot create it: {e}")));
+            }
+            Err(e) => return Err(bad(format!("cannot create it: {e}"))),
+        }
+        let meta = std::fs::symlink_metadata(&dir).map_err(|e| bad(e.to_string()))?;
+        let me = rustix::process::geteuid().as_raw();
+        if !meta.is_dir() {
+            return Err(bad("not a directory".into()));
+        }
+        if meta.uid() != me {
+            return Err(bad(format!(
+                "owned by uid {}, not by uid {me} (set --state-root or AIRLOCK_STATE_ROOT)",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(bad(format!(
+                "writable by others (mode {:o})",
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(StateRoot { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every sandbox in the root, oldest first.
+    pub fn list(&self) -> Vec<(SandboxDir, State)> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !is_id(&id) {
+                continue;
+            }
+            let sb = SandboxDir { id, dir: e.path() };
+            if let Ok(st) = sb.state() {
+                out.push((sb, st));
+            }
+        }
+        out.sort_by(|a, b| a.1.created.total_cmp(&b.1.created));
+        out
+    }
+
+    /// The sandbox with this name, or whose id starts with `key`.
+    pub fn find(&self, key: &str) -> Result<(SandboxDir, State), StateError> {
+        let all = self.list();
+        if let Some(i) = all.iter().position(|(_, s)| s.name == key) {
+            return Ok(all.into_iter().nth(i).expect("index from position"));
+        }
+        let mut by_id: Vec<_> = all
+            .into_iter()
+            .filter(|(d, _)| !key.is_empty() && d.id.starts_with(key))
+            .collect();
+        match by_id.len() {
+            0 => Err(StateError::NotFound(key.into())),
+            1 => Ok(by_id.remove(0)),
+            _ => Err(StateError::Ambiguous(key.into())),
+        }
+    }
+
+    /// Reserve a new sandbox: a fresh id, a unique name (the id's first 12
+    /// digits when none is given), its directory and first state. The
+    /// returned lock on `alive` is what the supervisor inherits and holds.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        spec: &SandboxSpec,
+        detached: bool,
+    ) -> Result<(SandboxDir, File), StateError> {
+        if let Some(n) = name {
+            check_name(n)?;
+        }
+        let root_lock = lock_file(&self.dir.join(".lock"), true)?;
+        let id = new_id().map_err(io_err("read random bytes for an id", &self.dir))?;
+        let name = name.map_or_else(|| id[..12].to_string(), str::to_string);
+        if self.list().iter().any(|(_, s)| s.name == name) {
+            return Err(StateError::NameInUse(name));
+        }
+        let dir = self.dir.join(&id);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err("create", &dir))?;
+        let sb = SandboxDir {
+            id: id.clone(),
+            dir,
+        };
+        let made = (|| {
+            let alive = lock_file(&sb.dir.join("alive"), true)?;
+            sb.write_state(&State {
+                id,
+                name,
+                status: Status::Creating,
+                pid: None,
+                supervisor_pid: None,
+                created: now(),
+                started: None,
+                finished: None,
+                detached,
+                reason: None,
+                cgroup: None,
+                exit: None,
+                spec: spec.clone(),
+            })?;
+            Ok(alive)
+        })();
+        drop(root_lock);
+        match made {
+            Ok(alive) => Ok((sb, alive)),
+            Err(e) => {
+                let _ = sb.remove();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn check_name(n: &str) -> Result<(), StateError> {
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::BadName(n.into()))
+    }
+}
+
+fn new_id() -> io::Result<String> {
+    let mut bytes = [0u8; 32];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        filled +=
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Open (creating) `path` and take an flock on it: exclusive and waiting
+/// when `wait`, else shared and failing at once with EWOULDBLOCK.
+fn lock_file(path: &Path, exclusive: bool) -> Result<File, StateError> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_err("open the lock", path))?;
+    let op = if exclusive {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::LockShared
+    };
+    rustix::fs::flock(&f, op).map_err(|e| StateError::Io {
+        what: "lock",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    Ok(f)
+}
+
+/// One sandbox's directory.
+#[derive(Debug, Clone)]
+pub struct SandboxDir {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+impl SandboxDir {
+    /// Open a sandbox directory by path (the supervisor knows its own).
+    pub fn at(dir: &Path) -> SandboxDir {
+        SandboxDir {
+            id: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The state as recorded, corrected for a supervisor that died without
+    /// recording it: then the sandbox is stopped, and says why.
+    pub fn state(&self) -> Result<State, StateError> {
+        let mut st = self.recorded()?;
+        if st.status != Status::Stopped && !self.alive() {
+            st.status = Status::Stopped;
+            st.reason
+                .get_or_insert_with(|| "its supervisor ended without recording an exit".into());
+        }
+        Ok(st)
+    }
+
+    /// `state.json` as written.
+    pub fn recorded(&self) -> Result<State, StateError> {
+        let path = self.dir.join("state.json");
+        let text = std::fs::read(&path).map_err(io_err("read", &path))?;
+        serde_json::from_slice(&text).map_err(|e| StateError::Io {
+            what: "parse",
+            path,
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    /// Write `state.json` atomically: a reader sees the old or the new one.
+    pub fn write_state(&self, st: &State) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(st).expect("states serialize");
+        self.write_atomic("state.json", &bytes)
+    }
+
+    /// Read, change and write `state.json`.
+    pub fn update(&self, f: impl FnOnce(&mut State)) -> Result<(), StateError> {
+        let mut st = self.recorded()?;
+        f(&mut st);
+        self.write_state(&st)
+    }
+
+    pub fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let tmp = self.dir.join(format!(".{file}.tmp"));
+        let dst = self.dir.join(file);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .and_then(|mut f| io::Write::write_all(&mut f, bytes))
+            .map_err(io_err("write", &tmp))?;
+        std::fs::rename(&tmp, &dst).map_err(io_err("rename into place", &dst))
+    }
+
+    /// The resolved plan the sandbox was started with.
+    pub fn plan(&self) -> Result<crate::plan::Plan, StateError> {
+        let path = self.dir.join("plan.json");
+        let text = std::fs::read(&path).map_err(io_err("read", &path))?;
+        serde_json::from_slice(&text).map_err(|e| StateError::Io {
+            what: "parse",
+            path,
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    /// Is the supervisor (or its guard) still there?
+    pub fn alive(&self) -> bool {
+        let Ok(f) = File::open(self.dir.join("alive")) else {
+            return false;
+        };
+        matches!(
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared),
+            Err(rustix::io::Errno::WOULDBLOCK)
+        )
+    }
+
+    /// Wait until the supervisor and its guard are gone (`None`: forever).
+    /// Returns whether they are.
+    pub fn wait_ended(&self, timeout: Option<Duration>) -> bool {
+        let Ok(f) = File::open(self.dir.join("alive")) else {
+            return true;
+        };
+        if timeout.is_none() {
+            return rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok();
+        }
+        let end = std::time::Instant::now() + timeout.unwrap_or_default();
+        loop {
+            match rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::NonBlockingLockShared) {
+                Err(rustix::io::Errno::WOULDBLOCK) => {}
+                _ => return true,
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Take the sandbox's lock: no other airlock process acts on it until
+    /// the returned file is dropped.
+    pub fn lock(&self) -> Result<File, StateError> {
+        lock_file(&self.dir.join("lock"), true)
+    }
+
+    /// Send a request to the supervisor.
+    pub fn request(&self, req: &control::Request) -> Result<(), StateError> {
+        control::request(&self.dir, req).map_err(io_err("ask the supervisor through", &self.dir))
+    }
+
+    /// Remove the directory (the sandbox must be stopped).
+    pub fn remove(&self) -> Result<(), StateError> {
+        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove", &self.dir))
+    }
+
+    pub fn log_path(&self, stream: &str) -> PathBuf {
+        self.dir.join(format!("{stream}.log"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("web-1.a_b").is_ok());
+        for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_are_64_hex_and_differ() {
+        let (a, b) = (new_id().unwrap(), new_id().unwrap());
+        assert!(is_id(&a) && is_id(&b));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn create_find_and_remove() {
+        let tmp = std::env::temp_dir().join(format!("airlock-state-test-{}", std::process::id()));
+        let root = StateRoot::open(&tmp).unwrap();
+        let spec = SandboxSpec::default();
+        let (sb, alive) = root.create(Some("one"), &spec, true).unwrap();
+        assert!(sb.alive(), "the creator holds the alive lock");
+        assert!(matches!(
+            root.create(Some("one"), &spec, true),
+            Err(StateError::NameInUse(_))
+        ));
+        let (found, st) = root.find("one").unwrap();
+        assert_eq!(found.id, sb.id);
+        assert_eq!(st.status, Status::Creating);
+        assert_eq!(root.find(&sb.id[..8]).unwrap().0.id, sb.id);
+        assert!(matches!(root.find("nope"), Err(StateError::NotFound(_))));
+        drop(alive);
+        let st = sb.state().unwrap();
+        assert_eq!(st.status, Status::Stopped, "no supervisor: stopped");
+        assert!(st.reason.is_some());
+        sb.remove().unwrap();
+        assert!(root.list().is_empty());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
