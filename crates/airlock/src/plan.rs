@@ -58,14 +58,13 @@ pub enum Job {
 }
 
 /// A process to run inside a running sandbox: it joins every namespace of
-/// the sandbox's PID 1 (through a pidfd), its cgroups, and gets the same
+/// the sandbox's PID 1 (fds its supervisor hands out), its cgroups, and gets the same
 /// seccomp filter, Landlock ruleset and capability bounds as the workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecPlan {
-    /// PID 1 of the sandbox on the host, and the supervisor whose child
-    /// it must be (so a reused pid is never joined).
-    pub pid: i32,
-    pub supervisor_pid: i32,
+    /// The sandbox's directory: its supervisor hands out PID 1's
+    /// namespaces on the control socket there.
+    pub dir: std::path::PathBuf,
     /// The sandbox's spec: its namespaces, seccomp profile and Landlock
     /// rules.
     pub spec: SandboxSpec,

@@ -199,14 +199,6 @@ impl Sandbox {
             .into());
         }
         let plan = sb.plan()?;
-        let (Some(pid), Some(supervisor_pid)) = (st.pid, st.supervisor_pid) else {
-            return Err(StateError::WrongStatus {
-                name: st.name,
-                status: st.status,
-                what: "no PID 1 recorded".into(),
-            }
-            .into());
-        };
         let mut process = ProcessPlan {
             args: e.args.clone(),
             cwd: e.cwd.clone().unwrap_or_else(|| plan.process.cwd.clone()),
@@ -227,8 +219,7 @@ impl Sandbox {
             process.gid = gid;
         }
         let job = Job::Exec(Box::new(ExecPlan {
-            pid,
-            supervisor_pid,
+            dir: sb.dir.clone(),
             spec: plan.spec,
             cgroup: st.cgroup,
             process,
@@ -348,7 +339,10 @@ impl Sandbox {
                         self.freezer = freezer;
                         return None;
                     }
-                    Ok(Report::Exited(_)) | Ok(Report::Exec) | Ok(Report::Held) => {}
+                    Ok(Report::Exited(_))
+                    | Ok(Report::Exec)
+                    | Ok(Report::Held)
+                    | Ok(Report::Namespaces { .. }) => {}
                     Err(e) => {
                         return Some(SetupError::new("runner", format!("garbled report: {e}")))
                     }

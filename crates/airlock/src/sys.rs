@@ -162,3 +162,50 @@ pub fn single_threaded() -> bool {
         .map(|d| d.count() == 1)
         .unwrap_or(false)
 }
+
+/// Send `bytes` with `fds` attached (SCM_RIGHTS) on a unix socket.
+pub fn send_with_fds(
+    sock: impl AsFd,
+    bytes: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::mem::MaybeUninit;
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !anc.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("too many fds for one message"));
+    }
+    rustix::net::sendmsg(
+        sock,
+        &[io::IoSlice::new(bytes)],
+        &mut anc,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// Receive one message and the fds attached to it (close-on-exec).
+pub fn recv_with_fds(
+    sock: impl AsFd,
+    buf: &mut [u8],
+    flags: rustix::net::RecvFlags,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::mem::MaybeUninit;
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(16))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let msg = rustix::net::recvmsg(
+        sock,
+        &mut [io::IoSliceMut::new(buf)],
+        &mut anc,
+        flags | RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
+        }
+    }
+    Ok((msg.bytes, fds))
+}

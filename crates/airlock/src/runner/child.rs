@@ -9,7 +9,7 @@ use super::report::{Reporter, SetupError, StepExt};
 use super::{exec, identity, mount, net, signals, time};
 use crate::plan::Plan;
 use crate::spec::InitMode;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Run the sandbox side. Never returns. `hold`: wait for a byte on it
 /// before the workload's exec (a created sandbox).
@@ -117,6 +117,14 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<OwnedFd, SetupErr
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "make init non-dumpable".into())?;
 
+    if plan.lifecycle.is_some() {
+        // Every namespace is ours now (time included): hand them to the
+        // supervisor, which gives them to `exec`. Joining through these
+        // fds needs no ptrace access to us, which a rootless caller
+        // lacks now that we are not dumpable.
+        send_namespaces(spec, report)?;
+    }
+
     let trees = mount::prepare(plan, report)?;
     mount::apply_mounts(spec, &trees, report)?;
     mount::protect(spec, &trees, report)?;
@@ -217,6 +225,41 @@ pub(super) fn lock_down(
     crate::sys::cloexec_from(3).step(|| "close inherited fds".into())?;
     signals::reset_for_exec();
     Ok(())
+}
+
+/// The namespaces of this process that the spec made new, as fds, sent
+/// to the supervisor (SCM_RIGHTS) in one `Namespaces` report.
+fn send_namespaces(spec: &crate::spec::SandboxSpec, report: Reporter) -> Result<(), SetupError> {
+    let ns = &spec.namespaces;
+    let mut names = Vec::new();
+    let mut fds = Vec::new();
+    for (on, name) in [
+        (ns.user, "user"),
+        (ns.mount, "mnt"),
+        (ns.pid, "pid"),
+        (ns.uts, "uts"),
+        (ns.ipc, "ipc"),
+        (ns.net, "net"),
+        (ns.cgroup, "cgroup"),
+        (ns.time, "time"),
+    ] {
+        if on {
+            let path = format!("/proc/self/ns/{name}");
+            let fd = rustix::fs::open(
+                path.as_str(),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .step(|| format!("open {path}"))?;
+            names.push(name.to_string());
+            fds.push(fd);
+        }
+    }
+    let bytes = serde_json::to_vec(&super::report::Report::Namespaces { names })
+        .expect("reports serialize");
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    crate::sys::send_with_fds(report.fd(), &bytes, &borrowed)
+        .step(|| "send the namespaces to the supervisor".into())
 }
 
 /// Has the supervisor closed its end of the go pipe (that is, died)?

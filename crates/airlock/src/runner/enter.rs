@@ -1,51 +1,22 @@
-//! Exec into a running sandbox: the runner joins the sandbox's cgroups and,
-//! through a pidfd on its PID 1, every one of its namespaces at once
-//! (`setns(pidfd, flags)`), then forks — the PID and time namespaces apply
-//! to children — and the child takes the same walls as the workload
-//! (Landlock, seccomp, capability bounds, no_new_privs, its ids) before it
-//! execs. The runner stays outside as the process's parent: it forwards
-//! signals and exits with the process's status.
+//! Exec into a running sandbox: the runner joins the sandbox's cgroups
+//! and every one of its namespaces — fds on PID 1's namespaces that the
+//! supervisor hands out on its control socket, so no ptrace access to the
+//! non-dumpable PID 1 is needed, and a sandbox that has ended (no
+//! supervisor) is never joined — then forks, since the PID and time
+//! namespaces apply to children. The child takes the same walls as the
+//! workload (Landlock, seccomp, capability bounds, no_new_privs, its ids)
+//! before it execs. The runner stays outside as the process's parent: it
+//! forwards signals and exits with the process's status.
 //!
 //! Order matters: the cgroup files are written while the host's mount
 //! namespace is still ours (inside, /sys/fs/cgroup is not there), and the
-//! pidfd is checked to be the supervisor's child before anything is
-//! joined, so a pid reused after the sandbox ended is never entered.
+//! user namespace is joined first, since it grants the capabilities that
+//! joining the others needs.
 
 use super::report::{Report, Reporter, SetupError, StepExt};
 use super::{child, exec, signals};
 use crate::plan::ExecPlan;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-
-/// The parent pid of `pid`, from /proc/PID/stat.
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// A pidfd on the sandbox's PID 1, checked to be the supervisor's child.
-fn open_init(plan: &ExecPlan) -> Result<OwnedFd, SetupError> {
-    let step = || "exec: find the sandbox's PID 1".to_string();
-    let pid = rustix::process::Pid::from_raw(plan.pid)
-        .ok_or_else(|| SetupError::new(step(), "no PID 1 recorded"))?;
-    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-        .map_err(|_| SetupError::new(step(), "the sandbox is not running"))?;
-    // The pidfd holds the process it was opened on; while that has not
-    // exited (the pidfd is not readable), /proc/PID is that same process.
-    let mut pfd = [rustix::event::PollFd::new(
-        &fd,
-        rustix::event::PollFlags::IN,
-    )];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    let exited = rustix::event::poll(&mut pfd, Some(&zero)).step(step)? > 0;
-    if exited || parent_of(plan.pid) != Some(plan.supervisor_pid) {
-        return Err(SetupError::new(step(), "the sandbox is not running"));
-    }
-    Ok(fd)
-}
+use std::os::fd::{AsFd, BorrowedFd};
 
 fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
     let Some(cg) = &plan.cgroup else {
@@ -59,37 +30,19 @@ fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
     Ok(())
 }
 
-fn namespace_flags(plan: &ExecPlan) -> u32 {
-    let ns = &plan.spec.namespaces;
-    let mut flags = 0;
-    for (on, flag) in [
-        (ns.user, libc::CLONE_NEWUSER),
-        (ns.mount, libc::CLONE_NEWNS),
-        (ns.pid, libc::CLONE_NEWPID),
-        (ns.uts, libc::CLONE_NEWUTS),
-        (ns.ipc, libc::CLONE_NEWIPC),
-        (ns.net, libc::CLONE_NEWNET),
-        (ns.cgroup, libc::CLONE_NEWCGROUP),
-        (ns.time, libc::CLONE_NEWTIME),
-    ] {
-        if on {
-            flags |= flag as u32;
-        }
-    }
-    flags
-}
-
 pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     let report = Reporter::new(sock, plan.verbose);
-    let init = open_init(&plan)?;
+    let mut namespaces = crate::state::control::namespaces(&plan.dir)
+        .map_err(|e| SetupError::new("exec", format!("the sandbox is not running ({e})")))?;
     join_cgroups(&plan)?;
-    report.progress(|| format!("setns into PID {}'s namespaces", plan.pid));
-    rustix::thread::move_into_thread_name_spaces(
-        init.as_fd(),
-        rustix::thread::ThreadNameSpaceType::from_bits_retain(namespace_flags(&plan)),
-    )
-    .step(|| "exec: join the sandbox's namespaces".into())?;
-    drop(init);
+    // The user namespace first: it grants what joining the others needs.
+    namespaces.sort_by_key(|(name, _)| name != "user");
+    for (name, fd) in &namespaces {
+        report.progress(|| format!("setns {name}"));
+        rustix::thread::move_into_link_name_space(fd.as_fd(), None)
+            .step(|| format!("exec: join the sandbox's {name} namespace"))?;
+    }
+    drop(namespaces);
     let (inner, inner_child) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::SEQPACKET,

@@ -29,6 +29,9 @@ pub enum Report {
     Progress { step: String },
     /// Setup stopped here; nothing of the sandbox is left.
     Failed(SetupError),
+    /// PID 1's namespaces, attached as fds (SCM_RIGHTS) in this order:
+    /// the supervisor keeps them for `exec`.
+    Namespaces { names: Vec<String> },
     /// Setup is done and the workload waits for `start` before its exec
     /// (a created sandbox).
     Held,

@@ -254,6 +254,7 @@ pub(super) fn supervise(
         logs,
         hold: hold_write,
         state_dir: state_dir.as_ref(),
+        namespaces: Vec::new(),
         failed: false,
         exec_seen: false,
         announced: false,
@@ -361,6 +362,8 @@ struct Watch<'a> {
     /// Releases a created sandbox's workload.
     hold: Option<OwnedFd>,
     state_dir: Option<&'a SandboxDir>,
+    /// PID 1's namespaces, for `exec` (a sandbox with state).
+    namespaces: Vec<(String, OwnedFd)>,
     failed: bool,
     exec_seen: bool,
     /// The caller has been told the sandbox started (or is created).
@@ -488,14 +491,20 @@ impl Watch<'_> {
             return Ok(());
         };
         let mut buf = vec![0u8; 1 << 16];
-        match rustix::net::recv(inner, &mut buf[..], rustix::net::RecvFlags::DONTWAIT) {
-            Ok((0, _)) | Err(rustix::io::Errno::CONNRESET) => self.setup_ended(),
-            Ok((n, _)) => {
+        let got = sys::recv_with_fds(inner, &mut buf[..], rustix::net::RecvFlags::DONTWAIT)
+            .map_err(|e| rustix::io::Errno::from_io_error(&e));
+        match got {
+            Ok((0, _)) | Err(Some(rustix::io::Errno::CONNRESET)) => self.setup_ended(),
+            Ok((n, fds)) => {
                 match serde_json::from_slice::<Report>(&buf[..n]) {
                     Ok(Report::Failed(_)) => self.failed = true,
                     Ok(Report::Exec) => self.exec_seen = true,
                     Ok(Report::Held) => {
                         self.announce(Status::Created);
+                        return Ok(());
+                    }
+                    Ok(Report::Namespaces { names }) => {
+                        self.namespaces = names.into_iter().zip(fds).collect();
                         return Ok(());
                     }
                     _ => {}
@@ -506,7 +515,7 @@ impl Watch<'_> {
                     rustix::net::SendFlags::NOSIGNAL,
                 );
             }
-            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+            Err(Some(rustix::io::Errno::INTR)) | Err(Some(rustix::io::Errno::AGAIN)) => {}
             Err(_) => self.setup_ended(),
         }
         Ok(())
@@ -555,6 +564,10 @@ impl Watch<'_> {
         let Some(incoming) = control::accept(listener) else {
             return;
         };
+        if incoming.request == Request::Namespaces {
+            incoming.reply_namespaces(&self.namespaces);
+            return;
+        }
         let result = match incoming.request {
             Request::Signal { signal } => {
                 // SAFETY: kill takes no pointers; PID 1 is our unreaped child.
@@ -574,6 +587,7 @@ impl Watch<'_> {
                     .map_err(|e| e.to_string()),
                 None => Err("it was started already".into()),
             },
+            Request::Namespaces => unreachable!("answered above"),
         };
         incoming.reply(result);
     }

@@ -24,12 +24,17 @@ pub enum Request {
     Kill,
     /// Release a created sandbox's workload.
     Start,
+    /// PID 1's namespaces, as fds (for exec).
+    Namespaces,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The names of the namespace fds attached to the reply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
 }
 
 fn socket() -> io::Result<OwnedFd> {
@@ -60,6 +65,21 @@ fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
 
 /// Ask the supervisor of the sandbox in `dir` to do `req`.
 pub fn request(dir: &Path, req: &Request) -> io::Result<()> {
+    ask(dir, req).map(drop)
+}
+
+/// PID 1's namespaces, by name (`user`, `mnt`, ...), from the supervisor.
+pub fn namespaces(dir: &Path) -> io::Result<Vec<(String, OwnedFd)>> {
+    let (reply, fds) = ask(dir, &Request::Namespaces)?;
+    if reply.namespaces.len() != fds.len() || fds.is_empty() {
+        return Err(io::Error::other(
+            "the sandbox's namespaces are not available (it is not running)",
+        ));
+    }
+    Ok(reply.namespaces.into_iter().zip(fds).collect())
+}
+
+fn ask(dir: &Path, req: &Request) -> io::Result<(Reply, Vec<OwnedFd>)> {
     let dir_fd = open_dir(dir)?;
     let sock = socket()?;
     rustix::net::connect(&sock, &address(&dir_fd)?).map_err(|e| {
@@ -72,21 +92,20 @@ pub fn request(dir: &Path, req: &Request) -> io::Result<()> {
     let bytes = serde_json::to_vec(req).expect("requests serialize");
     rustix::net::send(&sock, &bytes, rustix::net::SendFlags::NOSIGNAL)?;
     let mut buf = [0u8; 4096];
-    let n = loop {
-        match rustix::net::recv(&sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
-            Ok((n, _)) => break n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+    let (n, fds) = loop {
+        match crate::sys::recv_with_fds(&sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
         }
     };
     if n == 0 {
         // The supervisor went away while answering (a kill that ended it).
-        return Ok(());
+        return Ok((Reply::default(), fds));
     }
     let reply: Reply = serde_json::from_slice(&buf[..n])
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     match reply.error {
-        None => Ok(()),
+        None => Ok((reply, fds)),
         Some(e) => Err(io::Error::other(e)),
     }
 }
@@ -137,8 +156,22 @@ impl Incoming {
     pub fn reply(self, result: Result<(), String>) {
         let reply = Reply {
             error: result.err(),
+            namespaces: Vec::new(),
         };
         let bytes = serde_json::to_vec(&reply).expect("replies serialize");
         let _ = rustix::net::send(self.conn.as_fd(), &bytes, rustix::net::SendFlags::NOSIGNAL);
+    }
+
+    /// Answer a `Namespaces` request with the fds attached.
+    pub fn reply_namespaces(self, namespaces: &[(String, OwnedFd)]) {
+        let reply = Reply {
+            error: namespaces
+                .is_empty()
+                .then(|| "the sandbox has no namespaces to join yet".into()),
+            namespaces: namespaces.iter().map(|(n, _)| n.clone()).collect(),
+        };
+        let bytes = serde_json::to_vec(&reply).expect("replies serialize");
+        let fds: Vec<_> = namespaces.iter().map(|(_, f)| f.as_fd()).collect();
+        let _ = crate::sys::send_with_fds(&self.conn, &bytes, &fds);
     }
 }
