@@ -138,6 +138,30 @@ impl SpecBuilder {
         self
     }
 
+    /// Memory limit in bytes (a cgroup; swap 0 unless set in the spec).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.spec.resources.memory = Some(Size(bytes));
+        self
+    }
+
+    /// Maximum number of processes and threads (a cgroup).
+    pub fn pids(mut self, max: u64) -> Self {
+        self.spec.resources.pids = Some(max);
+        self
+    }
+
+    /// CPU quota as a number of CPUs (a cgroup).
+    pub fn cpus(mut self, cpus: f64) -> Self {
+        self.spec.resources.cpus = Some(cpus);
+        self
+    }
+
+    /// Wall-clock limit in seconds; the whole sandbox is killed after it.
+    pub fn timeout(mut self, seconds: f64) -> Self {
+        self.spec.timeout = Some(seconds);
+        self
+    }
+
     pub fn build(self) -> SandboxSpec {
         self.spec
     }

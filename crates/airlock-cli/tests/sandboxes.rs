@@ -1,0 +1,488 @@
+//! Sandboxes with their own life: `run -d`, `create`/`start`, `ps`,
+//! `exec`, `logs`, `stop`, `kill`, `wait`, `rm`, from the CLI and the
+//! library, and what is left behind (nothing).
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// `airlock --state-root ROOT ARGS...`
+fn al(root: &Path, args: &[&str]) -> Run {
+    let mut a = vec!["--state-root", root.to_str().unwrap()];
+    a.extend_from_slice(args);
+    output(airlock(&a))
+}
+
+fn al_user(root: &Path, args: &[&str]) -> Run {
+    let mut a = vec!["--state-root", root.to_str().unwrap()];
+    a.extend_from_slice(args);
+    output(airlock_as_user(&a))
+}
+
+fn inspect(root: &Path, name: &str) -> serde_json::Value {
+    let r = al(root, &["inspect", name]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// One line on stderr, exit 125.
+fn refused_one_line(r: &Run, needle: &str) {
+    assert_eq!(r.code, 125, "stdout {} stderr {}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "{:?} not in {}",
+        needle,
+        r.stderr
+    );
+}
+
+fn sandbox_dirs(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn detached_sandbox_lifecycle() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo to-stdout; echo to-stderr >&2; trap '' TERM; while true; do sleep 0.1; done",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = r.stdout.trim().to_string();
+    assert_eq!(id.len(), 64, "run -d prints the id: {}", r.stdout);
+
+    let ps = al(root, &["ps"]);
+    assert!(
+        ps.stdout.contains("web") && ps.stdout.contains("running"),
+        "{}",
+        ps.stdout
+    );
+    assert!(ps.stdout.contains(&id[..12]), "{}", ps.stdout);
+    let js: serde_json::Value =
+        serde_json::from_str(&al(root, &["ps", "--format", "json"]).stdout).unwrap();
+    assert_eq!(js[0]["status"], "running");
+
+    assert!(wait_until(5, || al(root, &["logs", "web"])
+        .stdout
+        .contains("to-stdout")));
+    let logs = al(root, &["logs", "web"]);
+    assert!(logs.stderr.contains("to-stderr"), "{}", logs.stderr);
+
+    // exec sees the sandbox's processes, hostname and mounts, by id prefix too.
+    let e = al(
+        root,
+        &[
+            "exec", &id[..8], "--", "sh", "-c",
+            "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls /proc | grep -c '^[0-9]'; test -e /home && echo HOME-VISIBLE; cat /proc/uptime",
+        ],
+    );
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    let lines: Vec<&str> = e.stdout.lines().collect();
+    assert_eq!(lines[0], "airlock", "{}", e.stdout);
+    assert!(
+        lines[1].contains("__airlock-runner"),
+        "PID 1 is the sandbox's init: {}",
+        e.stdout
+    );
+    let procs: usize = lines[2].parse().unwrap();
+    assert!(
+        (3..20).contains(&procs),
+        "only the sandbox's processes: {}",
+        e.stdout
+    );
+    assert!(!e.stdout.contains("HOME-VISIBLE"), "{}", e.stdout);
+    let uptime: f64 = lines[3].split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uptime < 60.0, "the sandbox's clocks: {}", e.stdout);
+
+    // The same walls as the workload: EPERM from the same syscalls, no
+    // capabilities, no_new_privs, its seccomp filter.
+    let e = al(
+        root,
+        &[
+            "exec", "web", "--", "python3", "-c",
+            "import ctypes,os\nl=ctypes.CDLL(None,use_errno=True)\nr=l.unshare(0x10000000)\nprint(r, ctypes.get_errno())\ns=open('/proc/self/status').read()\nprint([x for x in s.splitlines() if x.startswith(('CapEff','NoNewPrivs','Seccomp:'))])",
+        ],
+    );
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    assert!(
+        e.stdout.starts_with("-1 1\n"),
+        "unshare gets EPERM: {}",
+        e.stdout
+    );
+    assert!(
+        e.stdout.contains("CapEff:\\t0000000000000000"),
+        "{}",
+        e.stdout
+    );
+    assert!(e.stdout.contains("NoNewPrivs:\\t1"), "{}", e.stdout);
+    assert!(e.stdout.contains("Seccomp:\\t2"), "{}", e.stdout);
+    // Its status comes back; -e, -w and -u apply.
+    let e = al(
+        root,
+        &[
+            "exec",
+            "-e",
+            "X=42",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u):$(id -g); exit 3",
+        ],
+    );
+    assert_eq!(e.code, 3, "{}", e.stderr);
+    assert_eq!(e.stdout.trim(), "42 /tmp 1000:1000");
+
+    // stop: SIGTERM is ignored, so after the grace period everything is killed.
+    let t = std::time::Instant::now();
+    let s = al(root, &["stop", "-t", "1", "web"]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    let took = t.elapsed().as_secs_f64();
+    assert!(took >= 0.9, "the grace period was honoured: {took}");
+    let st = inspect(root, "web");
+    assert_eq!(st["status"], "stopped");
+    assert_eq!(st["exit"]["code"], 137, "{st}");
+    let w = al(root, &["wait", "web"]);
+    assert_eq!((w.code, w.stdout.trim()), (137, "137"));
+    assert!(
+        al(root, &["ps"]).stdout.lines().count() == 1,
+        "ps without -a hides it"
+    );
+    assert!(al(root, &["ps", "-a"]).stdout.contains("exited (137)"));
+
+    let r = al(root, &["rm", "web"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        sandbox_dirs(root).is_empty(),
+        "rm removed the state directory"
+    );
+}
+
+#[test]
+fn kill_wait_and_signals() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "k",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let k = al(root, &["kill", "k", "USR1"]);
+    assert_eq!(k.code, 0, "{}", k.stderr);
+    let w = al(root, &["wait", "k"]);
+    assert_eq!(
+        w.code, 42,
+        "USR1 was forwarded to the workload: {}",
+        w.stderr
+    );
+
+    let r = al(root, &["run", "-d", "--name", "k2", "--", "sleep", "100"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let k = al(root, &["kill", "k2"]);
+    assert_eq!(k.code, 0, "{}", k.stderr);
+    assert_eq!(al(root, &["wait", "k2"]).code, 137);
+    assert_eq!(al(root, &["rm", "k", "k2"]).code, 0);
+}
+
+#[test]
+fn create_holds_the_workload_until_start() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "create",
+            "--name",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "echo started; exit 7",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(inspect(root, "c")["status"], "created");
+    assert_eq!(
+        al(root, &["logs", "c"]).stdout,
+        "",
+        "nothing ran before start"
+    );
+    refused_one_line(
+        &al(root, &["exec", "c", "--", "true"]),
+        "only a running sandbox",
+    );
+    let s = al(root, &["start", "c"]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert_eq!(al(root, &["wait", "c"]).code, 7);
+    assert_eq!(al(root, &["logs", "c"]).stdout, "started\n");
+    refused_one_line(&al(root, &["start", "c"]), "only a created sandbox");
+    assert_eq!(al(root, &["rm", "c"]).code, 0);
+}
+
+#[test]
+fn verbs_refuse_with_one_line_and_change_nothing() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    assert_eq!(
+        al(root, &["run", "-d", "--name", "a", "--", "sleep", "100"]).code,
+        0
+    );
+    assert_eq!(al(root, &["run", "--name", "b", "--", "true"]).code, 0);
+    let before = sandbox_dirs(root);
+
+    refused_one_line(
+        &al(root, &["run", "-d", "--name", "a", "--", "true"]),
+        "already in use",
+    );
+    refused_one_line(
+        &al(root, &["exec", "b", "--", "true"]),
+        "only a running sandbox",
+    );
+    refused_one_line(
+        &al(root, &["exec", "nope", "--", "true"]),
+        "no sandbox named",
+    );
+    refused_one_line(&al(root, &["stop", "nope"]), "no sandbox named");
+    refused_one_line(&al(root, &["rm", "a"]), "stop it first");
+    refused_one_line(
+        &al(root, &["run", "-d", "--name", "bad/name", "--", "true"]),
+        "invalid name",
+    );
+    refused_one_line(&al(root, &["kill", "a", "NOSUCHSIG"]), "unknown signal");
+
+    let mut after = sandbox_dirs(root);
+    after.sort();
+    let mut before = before;
+    before.sort();
+    assert_eq!(before, after, "no state directory was added or removed");
+    assert_eq!(
+        inspect(root, "a")["status"],
+        "running",
+        "rm without -f left it running"
+    );
+    assert_eq!(al(root, &["rm", "-f", "a", "b"]).code, 0);
+    assert!(sandbox_dirs(root).is_empty());
+}
+
+/// A workload that is PID 1 itself and clears its parent-death signal,
+/// with a cgroup (a pids limit): SIGKILL of the supervisor must still take
+/// every process with it and remove the cgroups.
+#[test]
+fn supervisor_sigkill_takes_the_whole_sandbox() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run", "-d", "--name", "orphan", "--as-pid1", "--pids", "64", "--", "python3", "-c",
+            "import ctypes,os,time\nctypes.CDLL(None).prctl(1, 0)\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(100)",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let st = inspect(root, "orphan");
+    let (sup, pid1) = (
+        st["supervisor_pid"].as_i64().unwrap() as i32,
+        st["pid"].as_i64().unwrap() as i32,
+    );
+    let cgroups: Vec<String> = st["cgroup"]["v1"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!cgroups.is_empty(), "{st}");
+    let sandbox = descendants(sup);
+    assert!(sandbox.len() >= 2 && alive(pid1), "{sandbox:?}");
+    // SAFETY: kill takes no pointers; sup is the supervisor this test started.
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    assert!(
+        wait_until(10, || sandbox.iter().all(|p| !alive(*p))),
+        "processes of the sandbox outlived its supervisor: {:?}",
+        sandbox.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
+    assert!(
+        wait_until(10, || cgroups.iter().all(|c| !Path::new(c).exists())),
+        "{cgroups:?}"
+    );
+    assert!(wait_until(5, || al(root, &["ps", "-a"])
+        .stdout
+        .contains("supervisor was killed")));
+    assert_eq!(inspect(root, "orphan")["status"], "stopped");
+    assert_eq!(al(root, &["rm", "orphan"]).code, 0);
+}
+
+/// 50 detached sandboxes created, exec'd into and removed through the
+/// library leave nothing: no process, cgroup, mount, state directory, or
+/// open fd in the caller.
+#[test]
+fn fifty_sandboxes_leave_nothing() {
+    require_root!();
+    use airlock::{ExecOptions, LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
+    let _mounts = mount_lock();
+    let root = tempdir();
+    let mut ctx = airlock::Context::current();
+    ctx.state_root = root.path().to_path_buf();
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let mounts_before = host_mounts();
+    let fds_before = fds();
+    let spawn = |detach: bool| SpawnOptions {
+        runner: Some(airlock_bin().to_path_buf()),
+        context: Some(ctx.clone()),
+        lifecycle: detach.then(|| LifecycleOptions {
+            detach: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = SandboxSpec::builder()
+        .args(["sleep", "100"])
+        .default_view()
+        .pids(32)
+        .build();
+    let mut dirs = Vec::new();
+    for i in 0..50 {
+        let s = Sandbox::spawn_with(&spec, &spawn(true)).unwrap();
+        let sb = s.state().unwrap().clone();
+        let e = ExecOptions {
+            args: vec!["sh".into(), "-c".into(), format!("exit {}", i % 7)],
+            ..Default::default()
+        };
+        let code = Sandbox::exec(&sb, &e, &spawn(false))
+            .unwrap()
+            .wait()
+            .unwrap()
+            .code;
+        assert_eq!(code, i % 7);
+        dirs.push(sb);
+    }
+    let states: Vec<_> = dirs.iter().map(|d| d.state().unwrap()).collect();
+    let sups: Vec<i32> = states.iter().map(|s| s.supervisor_pid.unwrap()).collect();
+    let cgroups: Vec<PathBuf> = states
+        .iter()
+        .flat_map(|s| {
+            let c = s.cgroup.clone().unwrap();
+            c.v2.into_iter().chain(c.v1.into_values())
+        })
+        .collect();
+    assert!(cgroups.len() >= 50, "{cgroups:?}");
+    for sb in &dirs {
+        sb.request(&airlock::state::control::Request::Kill).unwrap();
+        assert!(sb.wait_ended(Some(std::time::Duration::from_secs(10))));
+        assert_eq!(sb.state().unwrap().status, airlock::state::Status::Stopped);
+        sb.remove().unwrap();
+    }
+    assert!(
+        wait_until(5, || sups.iter().all(|p| !alive(*p))),
+        "a supervisor is left"
+    );
+    assert!(
+        sandbox_dirs(root.path()).is_empty(),
+        "a state directory is left"
+    );
+    let left: Vec<_> = cgroups.iter().filter(|c| c.exists()).collect();
+    assert!(left.is_empty(), "cgroups are left: {left:?}");
+    assert_eq!(host_mounts(), mounts_before, "a mount is left");
+    // Other tests run in this process at the same time, so the count is
+    // compared with slack: a leak per sandbox would be 50 or more.
+    let open: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        open.len() < fds_before + 10,
+        "fds are left open in the caller: {open:?}"
+    );
+    let root_str = root.path().display().to_string();
+    assert!(!open.iter().any(|p| p.starts_with(&root_str)), "{open:?}");
+}
+
+#[test]
+fn rootless_lifecycle() {
+    require_root!();
+    let shared = shared_dir();
+    let root = shared.path().join("state");
+    let r = al_user(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "u",
+            "--",
+            "sh",
+            "-c",
+            "echo up; sleep 100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let meta = std::fs::metadata(&root).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        (meta.uid(), meta.permissions().mode() & 0o777),
+        (USER, 0o700)
+    );
+    let e = al_user(
+        &root,
+        &[
+            "exec",
+            "u",
+            "--",
+            "sh",
+            "-c",
+            "id -u; hostname; unshare -U true 2>/dev/null || echo EPERM",
+        ],
+    );
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    assert_eq!(e.stdout, format!("{USER}\nairlock\nEPERM\n"));
+    assert!(wait_until(5, || al_user(&root, &["logs", "u"]).stdout == "up\n"));
+    // Another user (root here, through a state root it does not own) is
+    // refused the user's state root.
+    let r = al(&root, &["ps"]);
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    assert!(r.stderr.contains("owned by uid"), "{}", r.stderr);
+    assert_eq!(al_user(&root, &["rm", "-f", "u"]).code, 0);
+    assert!(sandbox_dirs(&root).is_empty());
+}
