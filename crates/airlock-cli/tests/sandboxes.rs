@@ -350,6 +350,40 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
         .contains("supervisor was killed")));
     assert_eq!(inspect(root, "orphan")["status"], "stopped");
     assert_eq!(al(root, &["rm", "orphan"]).code, 0);
+
+    // Our own init, no cgroup: no guard, PID 1's parent-death signal ends
+    // the PID namespace, and the released lock shows it stopped.
+    let r = al(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "plain",
+            "--",
+            "sh",
+            "-c",
+            "sleep 100 & sleep 100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sup = inspect(root, "plain")["supervisor_pid"].as_i64().unwrap() as i32;
+    let sandbox = descendants(sup);
+    assert!(sandbox.len() >= 3, "{sandbox:?}");
+    // SAFETY: kill takes no pointers; sup is the supervisor this test started.
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    assert!(
+        wait_until(10, || sandbox.iter().all(|p| !alive(*p))),
+        "{sandbox:?}"
+    );
+    let st = inspect(root, "plain");
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert!(
+        st["reason"].as_str().unwrap().contains("supervisor"),
+        "{st}"
+    );
+    assert_eq!(al(root, &["rm", "plain"]).code, 0);
 }
 
 /// 50 detached sandboxes created, exec'd into and removed through the

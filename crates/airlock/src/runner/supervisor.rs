@@ -205,11 +205,13 @@ pub(super) fn supervise(
         kill_and_reap(&pidfd, pid);
         e
     };
-    // Nothing of a sandbox may outlive its supervisor: where PID 1's
-    // parent-death signal is not enough, a guard kills what is left.
-    let needs_guard = cgroup.is_some()
-        || lifecycle.is_some()
-        || plan.spec.init == crate::spec::InitMode::Workload;
+    // Nothing of a sandbox may outlive its supervisor. Our init dies with
+    // it (parent-death signal, armed after its last uid change), which
+    // ends the PID namespace, and a dead supervisor's `alive` lock is
+    // released, so the state shows it stopped. Where that is not enough —
+    // cgroups to remove, or a workload as PID 1 that may clear its
+    // parent-death signal — a guard kills what is left.
+    let needs_guard = cgroup.is_some() || plan.spec.init == crate::spec::InitMode::Workload;
     let guard = if needs_guard {
         Some(guard::spawn(&pidfd, cgroup.as_ref(), state_dir.as_ref(), alive_fd).map_err(early)?)
     } else {
