@@ -209,3 +209,14 @@ pub fn recv_with_fds(
     }
     Ok((msg.bytes, fds))
 }
+
+/// A close-on-exec SOCK_SEQPACKET socket pair: one message per packet, for
+/// the reports between runner, supervisor and PID 1.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )?)
+}

@@ -16,6 +16,7 @@
 use super::report::{Report, Reporter, SetupError, StepExt};
 use super::{child, exec, signals};
 use crate::plan::ExecPlan;
+use crate::sys;
 use std::os::fd::{AsFd, BorrowedFd};
 
 fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
@@ -43,13 +44,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
     }
     drop(namespaces);
-    let (inner, inner_child) = rustix::net::socketpair(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .step(|| "socketpair".into())?;
+    let (inner, inner_child) = sys::seqpacket_pair().step(|| "socketpair".into())?;
     // SAFETY: the runner is single-threaded; the child only runs
     // `become_process`, which execs or exits.
     let pid = match unsafe { libc::fork() } {

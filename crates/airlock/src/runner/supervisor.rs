@@ -145,13 +145,7 @@ pub(super) fn supervise(
     let (go_read, go_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step(|| "pipe".into())?;
     // PID 1 and the workload report to us; we relay to the caller.
-    let (inner, inner_child) = rustix::net::socketpair(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .step(|| "socketpair".into())?;
+    let (inner, inner_child) = sys::seqpacket_pair().step(|| "socketpair".into())?;
     report.progress(|| "clone3 into new namespaces".into());
     let flags = namespace_flags(&plan);
     let (pid, pidfd) = match sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) {
