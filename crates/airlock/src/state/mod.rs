@@ -156,11 +156,7 @@ impl StateRoot {
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // The parent (/run/user/UID, say) must exist; /run/airlock's
-                // parent always does.
-                return Err(bad(format!("cannot create it: {e}")));
-            }
+            // Its parent (/run/user/UID, say) must exist already.
             Err(e) => return Err(bad(format!("cannot create it: {e}"))),
         }
         let meta = std::fs::symlink_metadata(&dir).map_err(|e| bad(e.to_string()))?;
@@ -308,8 +304,8 @@ fn new_id() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Open (creating) `path` and take an flock on it: exclusive and waiting
-/// when `wait`, else shared and failing at once with EWOULDBLOCK.
+/// Open (creating) `path` and take an flock on it, exclusive or shared,
+/// waiting until it is granted.
 fn lock_file(path: &Path, exclusive: bool) -> Result<File, StateError> {
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -365,7 +361,11 @@ impl SandboxDir {
 
     /// `state.json` as written.
     pub fn recorded(&self) -> Result<State, StateError> {
-        let path = self.dir.join("state.json");
+        self.read_json("state.json")
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, file: &str) -> Result<T, StateError> {
+        let path = self.dir.join(file);
         let text = std::fs::read(&path).map_err(io_err("read", &path))?;
         serde_json::from_slice(&text).map_err(|e| StateError::Io {
             what: "parse",
@@ -404,13 +404,7 @@ impl SandboxDir {
 
     /// The resolved plan the sandbox was started with.
     pub fn plan(&self) -> Result<crate::plan::Plan, StateError> {
-        let path = self.dir.join("plan.json");
-        let text = std::fs::read(&path).map_err(io_err("read", &path))?;
-        serde_json::from_slice(&text).map_err(|e| StateError::Io {
-            what: "parse",
-            path,
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })
+        self.read_json("plan.json")
     }
 
     /// Is the supervisor (or its guard) still there?
