@@ -442,7 +442,7 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         opts.env.push((k.into(), v.into()));
     }
     let spawn = SpawnOptions {
-        runner: std::env::current_exe().ok(),
+        runner: None,
         verbose: a.verbose,
         progress: Some(|step| eprintln!("airlock: {step}")),
         context: Some(ctx),

@@ -48,23 +48,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os();
-    if args
-        .nth(1)
-        .is_some_and(|a| a == airlock::runner::RUNNER_ARG)
-    {
-        let mut num = || {
-            args.next()
-                .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        };
-        let (parent, plan_fd, report_fd) = (
-            num().unwrap_or(-1),
-            num().unwrap_or(-1),
-            num().unwrap_or(-1),
-        );
-        let alive = num();
-        airlock::runner::main(parent, plan_fd, report_fd, alive);
-    }
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(c) => c,

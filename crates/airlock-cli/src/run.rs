@@ -590,7 +590,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, ctx: Context, hold: bool) -> ExitCode {
         log_limit: None,
     });
     let opts = SpawnOptions {
-        runner: std::env::current_exe().ok(),
+        runner: None,
         verbose: a.verbose,
         progress: Some(|step| eprintln!("airlock: {step}")),
         context: None,

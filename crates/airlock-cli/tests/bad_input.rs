@@ -21,7 +21,7 @@ fn refused(args: &[&str], expect_in_error: &[&str]) -> String {
     }
     assert_eq!(stderr.lines().count(), 1, "one-paragraph error: {stderr}");
     assert_nothing_left(&before);
-    let runner = format!("__airlock-runner {pid}");
+    let runner = format!("airlock-runner {pid} ");
     assert!(
         processes_with(&runner).is_empty(),
         "runner of {pid} still alive"

@@ -113,6 +113,7 @@ fn bait() -> HostBait {
 fn run_suite(as_user: bool, extra: &[&str]) -> String {
     let b = bait();
     let launcher = std::fs::read(airlock_bin()).unwrap();
+    let runner = std::fs::read(runner_bin()).unwrap();
     let host_pid = std::process::id().to_string();
     let port = b.tcp_port.to_string();
     let leaked = b.leaked.as_raw_fd().to_string();
@@ -165,6 +166,11 @@ fn run_suite(as_user: bool, extra: &[&str]) -> String {
         std::fs::read(airlock_bin()).unwrap(),
         launcher,
         "the launcher binary changed"
+    );
+    assert_eq!(
+        std::fs::read(runner_bin()).unwrap(),
+        runner,
+        "the runner binary (PID 1's executable) changed"
     );
     r.stdout
 }

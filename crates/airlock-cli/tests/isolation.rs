@@ -39,7 +39,7 @@ fn pid_namespace_shows_only_the_sandbox() {
     assert!(pids.contains(&1) && pids.len() <= 6, "pids seen: {pids:?}");
     assert!(pids.iter().all(|p| *p < 10), "host pids visible: {pids:?}");
     assert!(
-        lines[2].contains("__airlock-runner"),
+        lines[2].contains("airlock-runner"),
         "PID 1 is airlock's init: {}",
         lines[2]
     );

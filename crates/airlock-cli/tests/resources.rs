@@ -16,29 +16,6 @@ fn report(flags: &[&str], script: &str) -> (Run, serde_json::Value) {
     (r, v)
 }
 
-/// Directories named airlock-* under the caller's cgroups, on every hierarchy.
-fn leftover_cgroups() -> Vec<String> {
-    let layout = airlock::cgroup::Layout::detect().unwrap();
-    let mut dirs: Vec<std::path::PathBuf> = layout
-        .v1
-        .values()
-        .map(|h| h.mount.join(h.own.trim_start_matches('/')))
-        .collect();
-    if let Some(h) = &layout.v2 {
-        dirs.push(h.mount.join(h.own.trim_start_matches('/')));
-    }
-    let mut found = Vec::new();
-    for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("airlock-") {
-                found.push(format!("{}/{name}", d.display()));
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn memory_limit_oom_kills_and_reports() {
     require_root!();
@@ -261,82 +238,4 @@ fn killing_airlock_removes_the_cgroups_too() {
         "cgroups left: {:?}",
         mine(leftover_cgroups())
     );
-}
-
-#[test]
-fn library_kill_ends_the_sandbox() {
-    require_root!();
-    let spec = airlock::SandboxSpec::builder()
-        .args(["sh", "-c", "sleep 1000 & sleep 1000"])
-        .default_view()
-        .build();
-    let mut spec = spec;
-    spec.resources.pids = Some(16);
-    let opts = airlock::SpawnOptions {
-        runner: Some(airlock_bin().to_path_buf()),
-        ..Default::default()
-    };
-    let sandbox = airlock::Sandbox::spawn_with(&spec, &opts).unwrap();
-    let runner = sandbox.pid() as i32;
-    sandbox.kill().unwrap();
-    let report = sandbox.wait().unwrap();
-    assert_eq!(report.code, 137, "{report:?}");
-    assert_eq!(report.ended, airlock::Ended::Signaled);
-    assert!(leftover_cgroups()
-        .iter()
-        .all(|d| !d.ends_with(&format!("/airlock-{runner}"))));
-}
-
-#[test]
-fn freeze_and_thaw_through_the_cgroup() {
-    require_root!();
-    let dir = shared_dir();
-    let counter = dir.path().join("count");
-    let mut spec = airlock::SandboxSpec::builder()
-        .args([
-            "sh",
-            "-c",
-            "i=0; while :; do i=$((i+1)); echo $i > /out/count; sleep 0.02; done",
-        ])
-        .default_view()
-        .bind(dir.path().display().to_string(), "/out")
-        .build();
-    spec.resources.pids = Some(16);
-    let opts = airlock::SpawnOptions {
-        runner: Some(airlock_bin().to_path_buf()),
-        ..Default::default()
-    };
-    let sandbox = airlock::Sandbox::spawn_with(&spec, &opts).unwrap();
-    let read = || {
-        std::fs::read_to_string(&counter)
-            .unwrap_or_default()
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0)
-    };
-    assert!(wait_until(5, || read() > 3), "the counter never ran");
-    sandbox.freeze(true).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let frozen_at = read();
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    assert_eq!(read(), frozen_at, "the counter moved while frozen");
-    sandbox.freeze(false).unwrap();
-    assert!(
-        wait_until(5, || read() > frozen_at),
-        "the counter did not resume"
-    );
-    sandbox.kill().unwrap();
-    assert_eq!(sandbox.wait().unwrap().code, 137);
-    // Without a cgroup there is nothing to freeze, and it says so.
-    let plain = airlock::SandboxSpec::builder()
-        .args(["sleep", "5"])
-        .default_view()
-        .build();
-    let s = airlock::Sandbox::spawn_with(&plain, &opts).unwrap();
-    assert_eq!(
-        s.freeze(true).unwrap_err().kind(),
-        std::io::ErrorKind::Unsupported
-    );
-    s.kill().unwrap();
-    s.wait().unwrap();
 }

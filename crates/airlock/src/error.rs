@@ -22,7 +22,7 @@ pub enum Error {
     #[error("{0}")]
     State(#[from] StateError),
     /// No binary to serve as the runner.
-    #[error("cannot find the airlock runner: set AIRLOCK_RUNNER to the `airlock` binary, or put `airlock` on PATH (`cargo install --path crates/airlock-cli`)")]
+    #[error("cannot find `airlock-runner`: build it (`cargo build --workspace`) and keep it beside your program, install it in /usr/libexec/airlock or on PATH (`cargo install --path crates/airlock-runner`), or set AIRLOCK_RUNNER to it")]
     RunnerNotFound,
     #[error("{what}: {source}")]
     Io {

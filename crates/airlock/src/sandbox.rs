@@ -5,7 +5,7 @@
 
 use crate::plan::{ExecPlan, Job, Lifecycle, Plan, ProcessPlan};
 use crate::runner::report::{ExitReport, Report, SetupError};
-use crate::runner::RUNNER_ARG;
+use crate::runner::RUNNER_BIN;
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::{Context, Error};
@@ -17,9 +17,9 @@ use std::process::{Child, Command};
 /// How to start a sandbox (beyond what the spec says).
 #[derive(Debug, Clone, Default)]
 pub struct SpawnOptions {
-    /// The `airlock` binary that serves as the runner. Default: `$AIRLOCK_RUNNER`,
-    /// else this program if it is `airlock`, else `airlock` beside this
-    /// program, else `airlock` on PATH.
+    /// The `airlock-runner` binary. Default: `$AIRLOCK_RUNNER`, else
+    /// `airlock-runner` beside this program (or its parent directory),
+    /// in `/usr/libexec/airlock`, `/usr/local/libexec/airlock`, or on PATH.
     pub runner: Option<PathBuf>,
     /// Collect a trace of every setup step (see [`Sandbox::trace`]).
     pub verbose: bool,
@@ -76,6 +76,10 @@ pub struct Sandbox {
     state: Option<SandboxDir>,
 }
 
+/// Where the runner binary is looked for, after `$AIRLOCK_RUNNER` and
+/// beside the calling program: the install locations packagers use.
+const RUNNER_DIRS: &[&str] = &["/usr/libexec/airlock", "/usr/local/libexec/airlock"];
+
 fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
     if let Some(r) = &opts.runner {
         return Ok(r.clone());
@@ -83,25 +87,20 @@ fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
     if let Some(r) = std::env::var_os("AIRLOCK_RUNNER") {
         return Ok(r.into());
     }
+    let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(me) = std::env::current_exe() {
-        if me.file_name().is_some_and(|n| n == "airlock") {
-            return Ok(me);
-        }
-        if let Some(sibling) = me.parent().map(|d| d.join("airlock")) {
-            if sibling.is_file() {
-                return Ok(sibling);
-            }
-        }
+        // Beside the program, and one level up: a test binary of cargo's
+        // lives in target/<profile>/deps, the runner in target/<profile>.
+        dirs.extend(me.ancestors().skip(1).take(2).map(PathBuf::from));
     }
+    dirs.extend(RUNNER_DIRS.iter().map(PathBuf::from));
     if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let c = dir.join("airlock");
-            if c.is_file() {
-                return Ok(c);
-            }
-        }
+        dirs.extend(std::env::split_paths(&path));
     }
-    Err(Error::RunnerNotFound)
+    dirs.into_iter()
+        .map(|d| d.join(RUNNER_BIN))
+        .find(|c| c.is_file())
+        .ok_or(Error::RunnerNotFound)
 }
 
 fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
@@ -255,8 +254,7 @@ impl Sandbox {
         let (plan_raw, sock_raw) = (memfd.as_raw_fd(), theirs.as_raw_fd());
         let alive_raw = alive.map(|f| f.as_raw_fd());
         let mut cmd = Command::new(&runner);
-        cmd.arg(RUNNER_ARG)
-            .arg(std::process::id().to_string())
+        cmd.arg(std::process::id().to_string())
             .arg(plan_raw.to_string())
             .arg(sock_raw.to_string());
         if let Some(fd) = alive_raw {

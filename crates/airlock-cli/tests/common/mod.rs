@@ -2,7 +2,10 @@
 //! the real `airlock` binary, as root and as an unprivileged user.
 #![allow(dead_code)]
 
+#[path = "../../../airlock/tests/common/host.rs"]
+mod host;
 pub mod images;
+pub use host::*;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,39 +15,36 @@ use std::sync::OnceLock;
 /// The unprivileged user the rootless tests run as.
 pub const USER: u32 = 1000;
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Skip a test that needs root, saying so where the test output shows it.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::common::is_root() {
-            eprintln!("SKIPPED: this test needs root (CI runs it as root)");
-            return;
-        }
-    };
-}
-
-/// The airlock binary, copied once into a directory every user can reach
-/// (the checkout may sit under a directory an unprivileged user cannot
-/// enter).
+/// The airlock binary, copied once with the runner into a directory every
+/// user can reach (the checkout may sit under a directory an unprivileged
+/// user cannot enter). The runner is another package's binary: `cargo
+/// test --workspace` builds it beside this one.
 pub fn airlock_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let built = PathBuf::from(env!("CARGO_BIN_EXE_airlock"));
+        let runner = built.with_file_name("airlock-runner");
+        assert!(
+            runner.is_file(),
+            "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p airlock-runner` first)",
+            runner.display()
+        );
         let dir = std::env::temp_dir().join(format!("airlock-test-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let dst = dir.join("airlock");
-        let tmp = dir.join(format!("airlock.{:?}", std::thread::current().id()));
-        std::fs::copy(&built, &tmp).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, &dst).unwrap();
-        dst
+        for (from, name) in [(&runner, "airlock-runner"), (&built, "airlock")] {
+            let tmp = dir.join(format!("{name}.{:?}", std::thread::current().id()));
+            std::fs::copy(from, &tmp).unwrap();
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, dir.join(name)).unwrap();
+        }
+        dir.join("airlock")
     })
+}
+
+/// The runner binary, beside [`airlock_bin`].
+pub fn runner_bin() -> PathBuf {
+    airlock_bin().with_file_name("airlock-runner")
 }
 
 /// `airlock ARGS...` as the current user.
@@ -106,38 +106,8 @@ pub fn sh_as_user(flags: &[&str], script: &str) -> Run {
     output(airlock_as_user(&args))
 }
 
-/// A temporary directory the test user can use too.
-pub fn tempdir() -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("airlock-test-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    d
-}
-
-/// A temporary directory anyone may write, so a sandbox's root (an
-/// unprivileged host id) can write through a bind of it.
-pub fn shared_dir() -> tempfile::TempDir {
-    let d = tempdir();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    d
-}
-
 pub fn chown(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
-}
-
-/// Held by a test while it compares the host's mount table, or while it
-/// has mounted something on the host itself, so the two never overlap.
-pub fn mount_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The host's mount table, to show a failed start left no mount behind.
-pub fn host_mounts() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
 /// Processes whose command line mentions `needle`.
@@ -191,31 +161,10 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     found
 }
 
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 /// Check that a failed start left nothing behind: no mount on the host
 /// and no runner process of that airlock invocation.
 pub fn assert_nothing_left(mounts_before: &str) {
     assert_eq!(host_mounts(), mounts_before, "a mount was left on the host");
-}
-
-/// Wait until `f` holds, for up to `secs` seconds.
-pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    f()
 }
 
 /// Start `airlock run FLAGS -- sh -c SCRIPT` and wait for the script to

@@ -32,8 +32,8 @@ use report::{report_fd, Reporter, SetupError, StepExt};
 use std::io::Read;
 use std::os::fd::{BorrowedFd, FromRawFd};
 
-/// The argument that turns a binary into the runner.
-pub const RUNNER_ARG: &str = "__airlock-runner";
+/// The runner's program name (the `airlock-runner` crate's binary).
+pub const RUNNER_BIN: &str = "airlock-runner";
 
 /// Entry point of the runner process
 /// (`RUNNER PARENT_PID PLAN_FD REPORT_FD [ALIVE_FD]`): reads the job from

@@ -1,0 +1,282 @@
+//! The library API against real sandboxes: build a spec in Rust, spawn,
+//! wait, kill, freeze, give sandboxes state and exec into them. The runner
+//! is found the way the README documents (`airlock-runner` beside the
+//! program or one directory up: cargo's target/<profile>).
+
+mod common;
+use airlock::{Error, FailureKind, Sandbox, SandboxSpec, SpawnOptions};
+use common::*;
+use std::path::PathBuf;
+
+#[test]
+fn spawn_and_wait() {
+    require_root!();
+    let dir = shared_dir();
+    let spec = SandboxSpec::builder()
+        .args(["sh", "-c", "hostname > /out/h; exit 4"])
+        .default_view()
+        .hostname("lib-box")
+        .bind(dir.path().display().to_string(), "/out")
+        .build();
+    let sandbox = Sandbox::spawn_with(&spec, &SpawnOptions::default()).unwrap();
+    assert!(sandbox.pid() > 0);
+    assert_eq!(sandbox.wait().unwrap().code, 4);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("h")).unwrap(),
+        "lib-box\n"
+    );
+}
+
+#[test]
+fn typed_errors() {
+    require_root!();
+    let spec = SandboxSpec::builder()
+        .args(["definitely-not-here"])
+        .default_view()
+        .build();
+    match Sandbox::spawn_with(&spec, &SpawnOptions::default()) {
+        Err(Error::Setup(e)) => {
+            assert_eq!(e.kind, FailureKind::NotFound);
+            assert!(e.step.contains("exec"), "{e}");
+        }
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+    let spec = SandboxSpec::builder()
+        .args(["true"])
+        .ro_bind("/nonexistent-src", "/x")
+        .build();
+    match Sandbox::spawn_with(&spec, &SpawnOptions::default()) {
+        Err(Error::Setup(e)) => assert_eq!(
+            e.to_string(),
+            "mount /x: source /nonexistent-src does not exist"
+        ),
+        other => panic!("expected a setup error, got {other:?}"),
+    }
+    let spec = SandboxSpec::builder().args(Vec::<String>::new()).build();
+    assert!(matches!(
+        Sandbox::spawn_with(&spec, &SpawnOptions::default()),
+        Err(Error::Spec(_))
+    ));
+}
+
+#[test]
+fn verbose_trace_names_the_steps() {
+    require_root!();
+    let spec = SandboxSpec::builder().args(["true"]).default_view().build();
+    let sandbox = Sandbox::spawn_with(
+        &spec,
+        &SpawnOptions {
+            verbose: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let trace = sandbox.trace().join("\n");
+    for step in [
+        "clone3",
+        "write id maps",
+        "pivot_root",
+        "mount /proc",
+        "exec true",
+    ] {
+        assert!(trace.contains(step), "missing {step:?} in:\n{trace}");
+    }
+    assert_eq!(sandbox.wait().unwrap().code, 0);
+}
+
+#[test]
+fn library_kill_ends_the_sandbox() {
+    require_root!();
+    let spec = airlock::SandboxSpec::builder()
+        .args(["sh", "-c", "sleep 1000 & sleep 1000"])
+        .default_view()
+        .build();
+    let mut spec = spec;
+    spec.resources.pids = Some(16);
+    let opts = airlock::SpawnOptions {
+        ..Default::default()
+    };
+    let sandbox = airlock::Sandbox::spawn_with(&spec, &opts).unwrap();
+    let runner = sandbox.pid() as i32;
+    sandbox.kill().unwrap();
+    let report = sandbox.wait().unwrap();
+    assert_eq!(report.code, 137, "{report:?}");
+    assert_eq!(report.ended, airlock::Ended::Signaled);
+    assert!(leftover_cgroups()
+        .iter()
+        .all(|d| !d.ends_with(&format!("/airlock-{runner}"))));
+}
+
+#[test]
+fn freeze_and_thaw_through_the_cgroup() {
+    require_root!();
+    let dir = shared_dir();
+    let counter = dir.path().join("count");
+    let mut spec = airlock::SandboxSpec::builder()
+        .args([
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i > /out/count; sleep 0.02; done",
+        ])
+        .default_view()
+        .bind(dir.path().display().to_string(), "/out")
+        .build();
+    spec.resources.pids = Some(16);
+    let opts = airlock::SpawnOptions {
+        ..Default::default()
+    };
+    let sandbox = airlock::Sandbox::spawn_with(&spec, &opts).unwrap();
+    let read = || {
+        std::fs::read_to_string(&counter)
+            .unwrap_or_default()
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    assert!(wait_until(5, || read() > 3), "the counter never ran");
+    sandbox.freeze(true).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let frozen_at = read();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(read(), frozen_at, "the counter moved while frozen");
+    sandbox.freeze(false).unwrap();
+    assert!(
+        wait_until(5, || read() > frozen_at),
+        "the counter did not resume"
+    );
+    sandbox.kill().unwrap();
+    assert_eq!(sandbox.wait().unwrap().code, 137);
+    // Without a cgroup there is nothing to freeze, and it says so.
+    let plain = airlock::SandboxSpec::builder()
+        .args(["sleep", "5"])
+        .default_view()
+        .build();
+    let s = airlock::Sandbox::spawn_with(&plain, &opts).unwrap();
+    assert_eq!(
+        s.freeze(true).unwrap_err().kind(),
+        std::io::ErrorKind::Unsupported
+    );
+    s.kill().unwrap();
+    s.wait().unwrap();
+}
+
+/// 50 detached sandboxes created, exec'd into and removed through the
+/// library leave nothing: no process, cgroup, mount, state directory, or
+/// open fd in the caller.
+#[test]
+fn fifty_sandboxes_leave_nothing() {
+    require_root!();
+    use airlock::{ExecOptions, LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
+    let _mounts = mount_lock();
+    let root = tempdir();
+    let mut ctx = airlock::Context::current();
+    ctx.state_root = root.path().to_path_buf();
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let mounts_before = host_mounts();
+    let fds_before = fds();
+    let spawn = |detach: bool| SpawnOptions {
+        context: Some(ctx.clone()),
+        lifecycle: detach.then(|| LifecycleOptions {
+            detach: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = SandboxSpec::builder()
+        .args(["sleep", "100"])
+        .default_view()
+        .pids(32)
+        .build();
+    let mut dirs = Vec::new();
+    for i in 0..50 {
+        let s = Sandbox::spawn_with(&spec, &spawn(true)).unwrap();
+        let sb = s.state().unwrap().clone();
+        let e = ExecOptions {
+            args: vec!["sh".into(), "-c".into(), format!("exit {}", i % 7)],
+            ..Default::default()
+        };
+        let code = Sandbox::exec(&sb, &e, &spawn(false))
+            .unwrap()
+            .wait()
+            .unwrap()
+            .code;
+        assert_eq!(code, i % 7);
+        dirs.push(sb);
+    }
+    let states: Vec<_> = dirs.iter().map(|d| d.state().unwrap()).collect();
+    let sups: Vec<i32> = states.iter().map(|s| s.supervisor_pid.unwrap()).collect();
+    let cgroups: Vec<PathBuf> = states
+        .iter()
+        .flat_map(|s| {
+            let c = s.cgroup.clone().unwrap();
+            c.v2.into_iter().chain(c.v1.into_values())
+        })
+        .collect();
+    assert!(cgroups.len() >= 50, "{cgroups:?}");
+    for sb in &dirs {
+        sb.request(&airlock::state::control::Request::Kill).unwrap();
+        assert!(sb.wait_ended(Some(std::time::Duration::from_secs(10))));
+        assert_eq!(sb.state().unwrap().status, airlock::state::Status::Stopped);
+        sb.remove().unwrap();
+    }
+    assert!(
+        wait_until(5, || sups.iter().all(|p| !alive(*p))),
+        "a supervisor is left"
+    );
+    assert!(
+        sandbox_dirs(root.path()).is_empty(),
+        "a state directory is left"
+    );
+    let left: Vec<_> = cgroups.iter().filter(|c| c.exists()).collect();
+    assert!(left.is_empty(), "cgroups are left: {left:?}");
+    assert_eq!(host_mounts(), mounts_before, "a mount is left");
+    // Other tests run in this process at the same time, so the count is
+    // compared with slack: a leak per sandbox would be 50 or more.
+    let open: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        open.len() < fds_before + 10,
+        "fds are left open in the caller: {open:?}"
+    );
+    let root_str = root.path().display().to_string();
+    assert!(!open.iter().any(|p| p.starts_with(&root_str)), "{open:?}");
+}
+
+#[test]
+fn the_runner_mounts_what_was_checked() {
+    require_root!();
+    // Check a harmless folder, then swap it for a symlink to /etc before
+    // the runner opens it: the runner judges what it opened and refuses.
+    let dir = tempdir();
+    let share = dir.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let spec = airlock::SandboxSpec::builder()
+        .args(["sh", "-c", "touch /share/airlock-toctou"])
+        .default_view()
+        .bind(share.display().to_string(), "/share")
+        .build();
+    let ctx = airlock::Context::current();
+    let mut plan = airlock::plan::plan(&spec, &ctx).unwrap();
+    plan.host = airlock::check::Host::probe(&spec, &ctx);
+    assert!(airlock::check::check(&spec, &plan.host).is_empty());
+    std::fs::remove_dir(&share).unwrap();
+    std::os::unix::fs::symlink("/etc", &share).unwrap();
+    let opts = airlock::SpawnOptions {
+        ..Default::default()
+    };
+    match airlock::Sandbox::spawn_plan_unchecked(&plan, &opts) {
+        Err(airlock::Error::Setup(e)) => {
+            assert_eq!(e.step, "mount /share");
+            assert!(
+                e.reason.contains("now leads to /etc") && e.reason.contains("host-system-writable"),
+                "{e}"
+            );
+        }
+        other => panic!("the swapped source was mounted: {other:?}"),
+    }
+    assert!(!std::path::Path::new("/etc/airlock-toctou").exists());
+}
