@@ -109,3 +109,42 @@ fn rootless_landlock() {
         r.stderr
     );
 }
+
+/// A writable bind of one file gets the rights a file can have (the
+/// directory-only rights used to make Landlock refuse the ruleset), and
+/// Landlock still refuses writes next to it.
+#[test]
+fn writable_binds_of_single_files() {
+    require_root!();
+    let dir = shared_dir();
+    let file = dir.path().join("one");
+    std::fs::write(&file, "before\n").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let f = file.display().to_string();
+    let r = output(airlock(&[
+        "run", "--bind", &f, "/one", "--dev-bind", "/dev/null", "/dev/x", "--", "sh", "-c",
+        "echo after > /one && echo hi > /dev/x && echo ok; echo no > /other 2>/dev/null || echo refused",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "ok\nrefused\n", "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "after\n");
+    // As a rootless caller too.
+    let mine = tempdir();
+    chown(mine.path(), USER, USER);
+    let own = mine.path().join("own");
+    std::fs::write(&own, "x").unwrap();
+    chown(&own, USER, USER);
+    let o = own.display().to_string();
+    let r = output(airlock_as_user(&[
+        "run",
+        "--bind",
+        &o,
+        "/own",
+        "--",
+        "sh",
+        "-c",
+        "echo rootless > /own && echo ok",
+    ]));
+    assert_eq!(r.stdout, "ok\n", "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&own).unwrap(), "rootless\n");
+}

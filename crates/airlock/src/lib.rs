@@ -23,6 +23,7 @@ mod context;
 mod error;
 pub mod image;
 pub mod launch;
+pub mod namespace;
 pub mod plan;
 pub mod runner;
 mod sandbox;

@@ -1,8 +1,13 @@
 //! From a valid spec and a few facts about the caller to the exact plan the
-//! runner carries out: id maps, the workload's ids, capabilities, and the
-//! environment. Pure; the caller's facts are passed in.
+//! runner carries out: the namespaces and clone flags, id maps, the
+//! workload's ids, capabilities, environment and numeric rlimits, the
+//! Landlock rules and the compiled seccomp programs. The caller's facts are
+//! passed in; the only work beyond pure computation is compiling the
+//! seccomp profile, done here once per start.
 
-use crate::spec::{self, IdMap, SandboxSpec, SpecError};
+use crate::namespace::{self, Namespace};
+use crate::seccomp::Program;
+use crate::spec::{self, IdMap, LandlockMode, Mount, Root, SandboxSpec, SpecError};
 use serde::{Deserialize, Serialize};
 
 /// Where a root caller's sandbox lands on the host when no map is given:
@@ -35,8 +40,14 @@ pub struct Plan {
     pub gid_map: Vec<IdMap>,
     /// Maps beyond the caller's own id need the setuid newuidmap/newgidmap.
     pub use_newidmap: bool,
+    /// The namespaces the sandbox makes new, in join order.
+    pub namespaces: Vec<Namespace>,
+    /// The flags PID 1 is cloned with (all of `namespaces` but time).
+    pub clone_flags: u64,
     /// The workload, resolved: ids, capabilities, environment, limits.
     pub process: ProcessPlan,
+    /// Landlock and seccomp, shared by the workload and every exec.
+    pub walls: Walls,
     /// Send a progress message for every setup step.
     pub verbose: bool,
     /// The host facts the guardrails judged the spec on; the runner judges
@@ -65,9 +76,11 @@ pub struct ExecPlan {
     /// The sandbox's directory: its supervisor hands out PID 1's
     /// namespaces on the control socket there.
     pub dir: std::path::PathBuf,
-    /// The sandbox's spec: its namespaces, seccomp profile and Landlock
-    /// rules.
-    pub spec: SandboxSpec,
+    /// The sandbox's walls, from its recorded plan: the same filter and
+    /// ruleset as its workload.
+    pub walls: Walls,
+    /// Start a new session (the sandbox's `new_session`).
+    pub new_session: bool,
     #[serde(default)]
     pub cgroup: Option<crate::state::CgroupPaths>,
     pub process: ProcessPlan,
@@ -88,6 +101,73 @@ pub struct Lifecycle {
     pub log_limit: u64,
     /// Remove the sandbox's directory when it ends.
     pub remove_on_exit: bool,
+}
+
+/// What every process of a sandbox runs behind, installed last before
+/// exec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Walls {
+    /// Compiled seccomp programs, installed in order (none: no filter).
+    pub seccomp: Vec<Program>,
+    /// None when Landlock is off.
+    pub landlock: Option<LandlockRules>,
+}
+
+/// The Landlock ruleset: read and execute everywhere, write beneath
+/// `writable`, TCP ports when the spec lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LandlockRules {
+    /// A kernel without Landlock (or without the TCP rules) is an error,
+    /// not a skip: the spec said `required`, or listed ports explicitly.
+    pub required: bool,
+    /// Sandbox paths the workload may write beneath (a file gets only the
+    /// rights a file can have).
+    pub writable: Vec<String>,
+    pub tcp_bind: Option<Vec<u16>>,
+    pub tcp_connect: Option<Vec<u16>>,
+}
+
+/// The sandbox paths the workload may write beneath: writable binds,
+/// tmpfs, /dev, /proc, mqueue mounts, and `/` when the root is writable.
+pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let writable_root = match spec.filesystem.root {
+        Root::Path { readonly, .. } | Root::Tmpfs { readonly, .. } => !readonly,
+        Root::Overlay { .. } => true,
+    };
+    if writable_root {
+        out.push("/".to_string());
+    }
+    for m in &spec.filesystem.mounts {
+        match m {
+            Mount::Bind {
+                readonly: false,
+                destination,
+                ..
+            }
+            | Mount::Tmpfs { destination, .. }
+            | Mount::Dev { destination }
+            | Mount::Proc { destination }
+            | Mount::Mqueue { destination } => out.push(destination.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
+    let l = &spec.landlock;
+    if l.mode == LandlockMode::Off {
+        return None;
+    }
+    Some(LandlockRules {
+        required: l.mode == LandlockMode::Required
+            || l.tcp_bind.is_some()
+            || l.tcp_connect.is_some(),
+        writable: writable_paths(spec),
+        tcp_bind: l.tcp_bind.clone(),
+        tcp_connect: l.tcp_connect.clone(),
+    })
 }
 
 /// One process of a sandbox, resolved: the workload, or a process exec'd
@@ -149,7 +229,8 @@ fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
 
 /// Resolve a valid spec into a plan for this caller.
 pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, SpecError> {
-    spec::validate(spec)?;
+    spec::validate::validate_fields(spec)?;
+    let seccomp = crate::seccomp::compile(&spec.seccomp)?;
     let caller = ctx.caller;
     let p = &spec.process;
     let (uid, gid, uid_map, gid_map, setgroups, use_newidmap);
@@ -253,12 +334,19 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, SpecError>
     }
     capabilities.sort_unstable();
     capabilities.dedup();
+    let namespaces = Namespace::new_in(&spec.namespaces);
     Ok(Plan {
         spec: spec.clone(),
         caller,
         uid_map,
         gid_map,
         use_newidmap,
+        clone_flags: namespace::clone_flags(&namespaces),
+        namespaces,
+        walls: Walls {
+            seccomp,
+            landlock: landlock_rules(spec),
+        },
         process: ProcessPlan {
             args: p.args.clone(),
             env: environment(p, &ctx.env),
@@ -369,6 +457,46 @@ mod tests {
         }];
         let e = plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err();
         assert_eq!(e.field, "process.uid");
+    }
+
+    #[test]
+    fn the_plan_carries_the_walls() {
+        let p = plan(&spec(), &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!(p.walls.seccomp.len(), 2, "the default profile compiled");
+        assert_eq!(p.namespaces.len(), 8);
+        let l = p.walls.landlock.unwrap();
+        assert!(!l.required);
+        let mut s = spec();
+        s.landlock.tcp_connect = Some(vec![443]);
+        s.seccomp = crate::seccomp::Seccomp::None;
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        assert!(p.walls.seccomp.is_empty());
+        assert!(
+            p.walls.landlock.unwrap().required,
+            "a port rule the user asked for is never skipped"
+        );
+        s.landlock.mode = LandlockMode::Off;
+        assert!(plan(&s, &crate::Context::for_ids(0, 0))
+            .unwrap()
+            .walls
+            .landlock
+            .is_none());
+    }
+
+    #[test]
+    fn writable_paths_follow_the_mount_plan() {
+        let spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .default_view()
+            .ro_bind("/srv/ro", "/ro")
+            .bind("/srv/rw", "/rw")
+            .build();
+        assert_eq!(writable_paths(&spec), ["/proc", "/dev", "/tmp", "/rw"]);
+        let spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .rootfs("/srv/root", false)
+            .build();
+        assert_eq!(writable_paths(&spec), ["/"]);
     }
 
     #[test]

@@ -219,7 +219,8 @@ impl Sandbox {
         }
         let job = Job::Exec(Box::new(ExecPlan {
             dir: sb.dir.clone(),
-            spec: plan.spec,
+            walls: plan.walls,
+            new_session: plan.spec.new_session,
             cgroup: st.cgroup,
             process,
             verbose: opts.verbose,

@@ -122,7 +122,7 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<OwnedFd, SetupErr
         // supervisor, which gives them to `exec`. Joining through these
         // fds needs no ptrace access to us, which a rootless caller
         // lacks now that we are not dumpable.
-        send_namespaces(spec, report)?;
+        send_namespaces(&plan.namespaces, report)?;
     }
 
     let trees = mount::prepare(plan, report)?;
@@ -159,7 +159,7 @@ fn become_workload(
         if plan.spec.new_session && plan.spec.init == InitMode::Airlock {
             rustix::process::setsid().step(|| "setsid".into())?;
         }
-        lock_down(&plan.spec, p, report, || match go {
+        lock_down(&plan.walls, p, report, || match go {
             // The uid change cleared the parent-death signal; as PID 1 the
             // workload must still die with the supervisor.
             Some(go) => {
@@ -199,25 +199,27 @@ fn become_workload(
 /// after the uid change), the working directory, close-on-exec for every
 /// fd above 2, and a clean signal state.
 pub(super) fn lock_down(
-    spec: &crate::spec::SandboxSpec,
+    walls: &crate::plan::Walls,
     p: &crate::plan::ProcessPlan,
     report: Reporter,
     after_identity: impl FnOnce() -> Result<(), SetupError>,
 ) -> Result<(), SetupError> {
-    let seccomp_step = |e: crate::seccomp::SeccompError| SetupError::new(e.field, e.reason);
+    let put_up = || -> Result<(), SetupError> {
+        super::landlock::apply(walls.landlock.as_ref(), report)?;
+        report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
+        crate::seccomp::install(&walls.seccomp).step(|| "seccomp: install the filter".into())
+    };
     if !p.no_new_privs {
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN to apply
         // Landlock or load a filter, which holds only until
         // identity::apply drops it.
-        super::landlock::apply(spec, report)?;
-        crate::seccomp::load(&spec.seccomp, false).map_err(seccomp_step)?;
+        put_up()?;
     }
     identity::apply(p)?;
     after_identity()?;
     if p.no_new_privs {
         // As late as possible, so neither judges our own setup.
-        super::landlock::apply(spec, report)?;
-        crate::seccomp::load(&spec.seccomp, false).map_err(seccomp_step)?;
+        put_up()?;
     }
     rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
     // Everything above 2 closes at exec, the report socket included,
@@ -229,32 +231,22 @@ pub(super) fn lock_down(
 
 /// The namespaces of this process that the spec made new, as fds, sent
 /// to the supervisor (SCM_RIGHTS) in one `Namespaces` report.
-fn send_namespaces(spec: &crate::spec::SandboxSpec, report: Reporter) -> Result<(), SetupError> {
-    let ns = &spec.namespaces;
-    let mut names = Vec::new();
+fn send_namespaces(
+    namespaces: &[crate::namespace::Namespace],
+    report: Reporter,
+) -> Result<(), SetupError> {
     let mut fds = Vec::new();
-    for (on, name) in [
-        (ns.user, "user"),
-        (ns.mount, "mnt"),
-        (ns.pid, "pid"),
-        (ns.uts, "uts"),
-        (ns.ipc, "ipc"),
-        (ns.net, "net"),
-        (ns.cgroup, "cgroup"),
-        (ns.time, "time"),
-    ] {
-        if on {
-            let path = format!("/proc/self/ns/{name}");
-            let fd = rustix::fs::open(
-                path.as_str(),
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .step(|| format!("open {path}"))?;
-            names.push(name.to_string());
-            fds.push(fd);
-        }
+    for ns in namespaces {
+        let path = format!("/proc/self/ns/{}", ns.proc_name());
+        let fd = rustix::fs::open(
+            path.as_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .step(|| format!("open {path}"))?;
+        fds.push(fd);
     }
+    let names = namespaces.to_vec();
     let bytes = serde_json::to_vec(&super::report::Report::Namespaces { names })
         .expect("reports serialize");
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();

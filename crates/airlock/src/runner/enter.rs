@@ -36,9 +36,11 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     let mut namespaces = crate::state::control::namespaces(&plan.dir)
         .map_err(|e| SetupError::new("exec", format!("the sandbox is not running ({e})")))?;
     join_cgroups(&plan)?;
-    // The user namespace first: it grants what joining the others needs.
-    namespaces.sort_by_key(|(name, _)| name != "user");
-    for (name, fd) in &namespaces {
+    // In join order: the user namespace first, as it grants what joining
+    // the others needs.
+    namespaces.sort_by_key(|(ns, _)| *ns);
+    for (ns, fd) in &namespaces {
+        let name = ns.proc_name();
         report.progress(|| format!("setns {name}"));
         rustix::thread::move_into_link_name_space(fd.as_fd(), None)
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
@@ -110,10 +112,10 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
 fn become_process(plan: &ExecPlan, report: Reporter) -> SetupError {
     let p = &plan.process;
     let run = || -> Result<(), SetupError> {
-        if plan.spec.new_session {
+        if plan.new_session {
             rustix::process::setsid().step(|| "setsid".into())?;
         }
-        child::lock_down(&plan.spec, p, report, || {
+        child::lock_down(&plan.walls, p, report, || {
             // Dies with the runner that waits for it (the uid change above
             // cleared any earlier parent-death signal).
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))

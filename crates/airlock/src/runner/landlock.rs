@@ -1,16 +1,15 @@
-//! Landlock: a second wall behind the mount tree. Derived from the mount
-//! plan: the workload may read and execute everywhere in its root, and
-//! write only beneath the places that are writable by design (writable
-//! binds, tmpfs mounts, /dev, /proc, a writable rootfs). If a mount is
-//! ever wrong, Landlock still refuses the write. Network rules (TCP bind
-//! and connect ports) come from the spec.
+//! Landlock: a second wall behind the mount tree. The plan holds the rules
+//! (see [`crate::plan::LandlockRules`]): the workload may read and execute
+//! everywhere in its root, and write only beneath the places that are
+//! writable by design. If a mount is ever wrong, Landlock still refuses
+//! the write. A writable path that is a file (a bind of one file) gets the
+//! rights a file can have; the directory-only rights would be refused.
 //!
-//! The ABI is read from the kernel; `mode = "auto"` applies what the
-//! kernel has and skips Landlock (saying so in the trace) on a kernel
-//! without it; `required` makes that an error.
+//! The ABI is read from the kernel; rules that are not `required` are
+//! skipped (saying so in the trace) on a kernel without Landlock.
 
 use super::report::{Reporter, SetupError};
-use crate::spec::{LandlockMode, Mount, Root, SandboxSpec};
+use crate::plan::LandlockRules;
 use landlock::{
     Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
     RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
@@ -36,47 +35,19 @@ pub fn kernel_abi() -> i32 {
     }
 }
 
-/// The sandbox paths the workload may write beneath.
-pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    let writable_root = match spec.filesystem.root {
-        Root::Path { readonly, .. } | Root::Tmpfs { readonly, .. } => !readonly,
-        Root::Overlay { .. } => true,
-    };
-    if writable_root {
-        out.push("/".to_string());
-    }
-    for m in &spec.filesystem.mounts {
-        match m {
-            Mount::Bind {
-                readonly: false,
-                destination,
-                ..
-            }
-            | Mount::Tmpfs { destination, .. }
-            | Mount::Dev { destination }
-            | Mount::Proc { destination }
-            | Mount::Mqueue { destination } => out.push(destination.clone()),
-            _ => {}
-        }
-    }
-    out
-}
-
 fn err(e: impl std::fmt::Display) -> SetupError {
     SetupError::new("landlock", e.to_string())
 }
 
-pub fn apply(spec: &SandboxSpec, report: Reporter) -> Result<(), SetupError> {
-    let l = &spec.landlock;
-    if l.mode == LandlockMode::Off {
+pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), SetupError> {
+    let Some(l) = rules else {
         return Ok(());
-    }
+    };
     let version = kernel_abi();
     if version <= 0 {
-        if l.mode == LandlockMode::Required {
+        if l.required {
             return Err(err(
-                "the kernel has no Landlock (landlock.mode = \"required\")",
+                "the kernel has no Landlock, and the spec requires it (landlock.mode = \"required\", or TCP port rules)",
             ));
         }
         report.progress(|| {
@@ -91,12 +62,7 @@ pub fn apply(spec: &SandboxSpec, report: Reporter) -> Result<(), SetupError> {
             "landlock.tcp_bind/tcp_connect need Landlock ABI 4; this kernel has {version}"
         )));
     }
-    report.progress(|| {
-        format!(
-            "landlock ABI {version}: read-only except {:?}",
-            writable_paths(spec)
-        )
-    });
+    report.progress(|| format!("landlock ABI {version}: read-only except {:?}", l.writable));
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))
@@ -110,17 +76,26 @@ pub fn apply(spec: &SandboxSpec, report: Reporter) -> Result<(), SetupError> {
         ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(err)?;
     }
     let mut created = ruleset.create().map_err(err)?.no_new_privs(false);
-    let beneath = |path: &str, access| -> Result<PathBeneath<PathFd>, SetupError> {
-        let fd = PathFd::new(path)
-            .map_err(|e| SetupError::new(format!("landlock {path}"), e.to_string()))?;
-        Ok(PathBeneath::new(fd, access))
+    let opened = |path: &str| {
+        PathFd::new(path).map_err(|e| SetupError::new(format!("landlock {path}"), e.to_string()))
     };
     created = created
-        .add_rule(beneath("/", AccessFs::from_read(abi))?)
+        .add_rule(PathBeneath::new(opened("/")?, AccessFs::from_read(abi)))
         .map_err(err)?;
-    for p in writable_paths(spec) {
+    for p in &l.writable {
+        let fd = opened(p)?;
+        let is_dir = rustix::fs::fstat(&fd)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+            .map_err(|e| SetupError::io(format!("landlock {p}"), &e.into()))?;
+        let access = if is_dir {
+            AccessFs::from_all(abi)
+        } else {
+            AccessFs::from_file(abi)
+        };
         created = created
-            .add_rule(beneath(&p, AccessFs::from_all(abi))?)
+            .add_rule(PathBeneath::new(fd, access))
             .map_err(err)?;
     }
     for port in l.tcp_bind.iter().flatten() {
@@ -141,25 +116,4 @@ pub fn apply(spec: &SandboxSpec, report: Reporter) -> Result<(), SetupError> {
         )));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writable_paths_follow_the_mount_plan() {
-        let spec = crate::SandboxSpec::builder()
-            .args(["true"])
-            .default_view()
-            .ro_bind("/srv/ro", "/ro")
-            .bind("/srv/rw", "/rw")
-            .build();
-        assert_eq!(writable_paths(&spec), ["/proc", "/dev", "/tmp", "/rw"]);
-        let spec = crate::SandboxSpec::builder()
-            .args(["true"])
-            .rootfs("/srv/root", false)
-            .build();
-        assert_eq!(writable_paths(&spec), ["/"]);
-    }
 }

@@ -31,7 +31,9 @@ pub enum Report {
     Failed(SetupError),
     /// PID 1's namespaces, attached as fds (SCM_RIGHTS) in this order:
     /// the supervisor keeps them for `exec`.
-    Namespaces { names: Vec<String> },
+    Namespaces {
+        names: Vec<crate::namespace::Namespace>,
+    },
     /// Setup is done and the workload waits for `start` before its exec
     /// (a created sandbox).
     Held,

@@ -20,26 +20,6 @@ use rustix::fs::OFlags;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-fn namespace_flags(plan: &Plan) -> u64 {
-    let ns = &plan.spec.namespaces;
-    let mut flags = 0u64;
-    for (on, flag) in [
-        (ns.user, libc::CLONE_NEWUSER),
-        (ns.mount, libc::CLONE_NEWNS),
-        (ns.pid, libc::CLONE_NEWPID),
-        (ns.uts, libc::CLONE_NEWUTS),
-        (ns.ipc, libc::CLONE_NEWIPC),
-        (ns.net, libc::CLONE_NEWNET),
-        (ns.cgroup, libc::CLONE_NEWCGROUP),
-    ] {
-        if on {
-            flags |= flag as u64;
-        }
-    }
-    // The time namespace is entered later by PID 1 itself (see time.rs).
-    flags
-}
-
 /// Die with the caller: its pidfd becomes readable when it exits. (The
 /// parent-death signal would fire when the *thread* that spawned us ends,
 /// and library callers are multi-threaded.)
@@ -147,7 +127,7 @@ pub(super) fn supervise(
     // PID 1 and the workload report to us; we relay to the caller.
     let (inner, inner_child) = sys::seqpacket_pair().step(|| "socketpair".into())?;
     report.progress(|| "clone3 into new namespaces".into());
-    let flags = namespace_flags(&plan);
+    let flags = plan.clone_flags;
     let (pid, pidfd) = match sys::clone3(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) {
         Ok(Forked::Child) => {
             drop((go_write, inner, stop, cgroup_fd, control, hold_write));
@@ -359,7 +339,7 @@ struct Watch<'a> {
     hold: Option<OwnedFd>,
     state_dir: Option<&'a SandboxDir>,
     /// PID 1's namespaces, for `exec` (a sandbox with state).
-    namespaces: Vec<(String, OwnedFd)>,
+    namespaces: Vec<(crate::namespace::Namespace, OwnedFd)>,
     failed: bool,
     exec_seen: bool,
     /// The caller has been told the sandbox started (or is created).

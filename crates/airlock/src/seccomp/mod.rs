@@ -2,9 +2,11 @@
 //! seccomp JSON format, compiled with libseccomp (which handles the
 //! architecture checks, the x32 ABI and argument comparisons correctly).
 //!
-//! Filters are built in the caller first, so that a bad profile is an
-//! error naming the rule before anything starts, and again in the runner
-//! right before exec.
+//! A profile is compiled once, in the caller, when the plan is made: a bad
+//! profile is an error naming the rule before anything starts, and the
+//! plan carries the compiled BPF programs. The runner (and every process
+//! exec'd into the sandbox later) only installs them with seccomp(2), so
+//! neither compiles anything nor needs libseccomp at run time.
 
 mod default;
 pub use default::{ALLOWED, DENIED};
@@ -280,19 +282,119 @@ pub fn filters(profile: &Seccomp) -> Result<Vec<ScmpFilterContext>> {
     }
 }
 
-/// Check that a profile compiles (in the caller, before anything starts).
+/// Check that a profile compiles.
 pub fn validate(profile: &Seccomp) -> std::result::Result<(), crate::spec::SpecError> {
-    filters(profile)
-        .map(drop)
-        .map_err(|e| crate::spec::SpecError::new(e.field, e.reason))
+    compile(profile).map(drop)
 }
 
-/// Load the profile into the calling thread. `set_nnp`: let libseccomp set
-/// no_new_privs (otherwise the caller must hold CAP_SYS_ADMIN).
-pub fn load(profile: &Seccomp, set_nnp: bool) -> Result<()> {
-    for mut f in filters(profile)? {
-        f.set_ctl_nnp(set_nnp).map_err(lib("seccomp"))?;
-        f.load().map_err(lib("seccomp: load"))?;
+/// A compiled classic-BPF filter program, as the kernel takes it: 8-byte
+/// `sock_filter` instructions in native byte order. Serialized as hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program(Vec<u8>);
+
+impl Program {
+    /// Instructions in the program.
+    pub fn len(&self) -> usize {
+        self.0.len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn instructions(&self) -> Vec<libc::sock_filter> {
+        self.0
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect()
+    }
+}
+
+impl Serialize for Program {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        s.serialize_str(&hex)
+    }
+}
+
+impl<'de> Deserialize<'de> for Program {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let hex = String::deserialize(d)?;
+        if hex.len() % 16 != 0 || !hex.is_ascii() {
+            return Err(serde::de::Error::custom(
+                "a BPF program is hex of 8-byte instructions",
+            ));
+        }
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map(Program)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Compile a profile into the programs to install, in order (none for
+/// `Seccomp::None`). Errors name the rule.
+pub fn compile(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::spec::SpecError> {
+    let to_spec = |e: SeccompError| crate::spec::SpecError::new(e.field, e.reason);
+    let mut out = Vec::new();
+    for f in filters(profile).map_err(to_spec)? {
+        out.push(export(&f).map_err(|e| {
+            crate::spec::SpecError::new("seccomp", format!("export the compiled filter: {e}"))
+        })?);
+    }
+    Ok(out)
+}
+
+/// libseccomp 2.5 (Debian 12's) exports only to an fd: a memfd keeps it
+/// off the filesystem.
+fn export(f: &ScmpFilterContext) -> std::io::Result<Program> {
+    use std::io::{Read, Seek};
+    let fd = rustix::fs::memfd_create("airlock-bpf", rustix::fs::MemfdFlags::CLOEXEC)?;
+    f.export_bpf(&fd).map_err(std::io::Error::other)?;
+    let mut file = std::fs::File::from(fd);
+    file.rewind()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    if bytes.is_empty() || bytes.len() % 8 != 0 {
+        return Err(std::io::Error::other(format!(
+            "libseccomp exported {} bytes, not whole instructions",
+            bytes.len()
+        )));
+    }
+    Ok(Program(bytes))
+}
+
+/// Install the programs into the calling thread, in order. The caller has
+/// set no_new_privs or holds CAP_SYS_ADMIN (the kernel requires one).
+pub fn install(programs: &[Program]) -> std::io::Result<()> {
+    for p in programs {
+        let mut insns = p.instructions();
+        let len = u16::try_from(insns.len())
+            .map_err(|_| std::io::Error::other("a BPF program of over 65535 instructions"))?;
+        let prog = libc::sock_fprog {
+            len,
+            filter: insns.as_mut_ptr(),
+        };
+        // SAFETY: `prog` points at `len` initialized instructions that
+        // live until the call returns; the kernel copies the program.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     Ok(())
 }
@@ -345,6 +447,18 @@ mod tests {
             filters(&Seccomp::Custom { oci: p }).unwrap_err().field,
             "seccomp.oci.defaultAction"
         );
+    }
+
+    #[test]
+    fn programs_round_trip_through_the_plan() {
+        let progs = compile(&Seccomp::Default).unwrap();
+        assert_eq!(progs.len(), 2);
+        assert!(progs.iter().all(|p| p.len() > 2));
+        let json = serde_json::to_string(&progs).unwrap();
+        let back: Vec<Program> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, progs);
+        assert!(compile(&Seccomp::None).unwrap().is_empty());
+        assert!(serde_json::from_str::<Program>("\"abc\"").is_err());
     }
 
     #[test]

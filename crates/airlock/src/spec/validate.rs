@@ -133,8 +133,16 @@ fn id_maps(field: &str, maps: &[IdMap]) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// Check that the spec is well formed. Returns the first problem found.
+/// Check that the spec is well formed, its seccomp profile included.
+/// Returns the first problem found.
 pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
+    validate_fields(spec)?;
+    crate::seccomp::validate(&spec.seccomp)
+}
+
+/// Everything [`validate`] checks but compiling the seccomp profile, which
+/// the plan does once (and keeps).
+pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     let p = &spec.process;
     if p.args.is_empty() {
         return Err(SpecError::new("process.args", "no program given"));
@@ -280,7 +288,6 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
             _ => {}
         }
     }
-    crate::seccomp::validate(&spec.seccomp)?;
     let r = &spec.resources;
     if r.memory.is_some_and(|m| m.0 < 1 << 20) {
         return Err(SpecError::new("resources.memory", "must be at least 1M"));

@@ -7,6 +7,7 @@
 //! through `/proc/self/fd/N/` of an fd on the sandbox's directory, so a
 //! deep state root works too.
 
+use crate::namespace::Namespace;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -34,7 +35,7 @@ pub struct Reply {
     pub error: Option<String>,
     /// The names of the namespace fds attached to the reply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<Namespace>,
 }
 
 fn socket() -> io::Result<OwnedFd> {
@@ -68,8 +69,8 @@ pub fn request(dir: &Path, req: &Request) -> io::Result<()> {
     ask(dir, req).map(drop)
 }
 
-/// PID 1's namespaces, by name (`user`, `mnt`, ...), from the supervisor.
-pub fn namespaces(dir: &Path) -> io::Result<Vec<(String, OwnedFd)>> {
+/// PID 1's namespaces, from the supervisor.
+pub fn namespaces(dir: &Path) -> io::Result<Vec<(Namespace, OwnedFd)>> {
     let (reply, fds) = ask(dir, &Request::Namespaces)?;
     if reply.namespaces.len() != fds.len() || fds.is_empty() {
         return Err(io::Error::other(
@@ -163,12 +164,12 @@ impl Incoming {
     }
 
     /// Answer a `Namespaces` request with the fds attached.
-    pub fn reply_namespaces(self, namespaces: &[(String, OwnedFd)]) {
+    pub fn reply_namespaces(self, namespaces: &[(Namespace, OwnedFd)]) {
         let reply = Reply {
             error: namespaces
                 .is_empty()
                 .then(|| "the sandbox has no namespaces to join yet".into()),
-            namespaces: namespaces.iter().map(|(n, _)| n.clone()).collect(),
+            namespaces: namespaces.iter().map(|(n, _)| *n).collect(),
         };
         let bytes = serde_json::to_vec(&reply).expect("replies serialize");
         let fds: Vec<_> = namespaces.iter().map(|(_, f)| f.as_fd()).collect();

@@ -1,0 +1,105 @@
+//! The eight kernel namespace kinds, in one table: the clone flag that
+//! makes each, the name under /proc/PID/ns, and the order a process joins
+//! them (the user namespace first: it grants the capabilities that
+//! joining the others needs).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    User,
+    Mnt,
+    Pid,
+    Uts,
+    Ipc,
+    Net,
+    Cgroup,
+    Time,
+}
+
+impl Namespace {
+    /// Every kind, in the order setns(2) joins them.
+    pub const ALL: [Namespace; 8] = [
+        Namespace::User,
+        Namespace::Mnt,
+        Namespace::Pid,
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Net,
+        Namespace::Cgroup,
+        Namespace::Time,
+    ];
+
+    /// The CLONE_NEW* flag.
+    pub fn clone_flag(self) -> u64 {
+        (match self {
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Mnt => libc::CLONE_NEWNS,
+            Namespace::Pid => libc::CLONE_NEWPID,
+            Namespace::Uts => libc::CLONE_NEWUTS,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Net => libc::CLONE_NEWNET,
+            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+            Namespace::Time => libc::CLONE_NEWTIME,
+        }) as u64
+    }
+
+    /// Its name under /proc/PID/ns.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Mnt => "mnt",
+            Namespace::Pid => "pid",
+            Namespace::Uts => "uts",
+            Namespace::Ipc => "ipc",
+            Namespace::Net => "net",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
+        }
+    }
+
+    /// The kinds a spec makes new, in join order.
+    pub fn new_in(ns: &crate::spec::Namespaces) -> Vec<Namespace> {
+        Self::ALL
+            .into_iter()
+            .filter(|n| match n {
+                Namespace::User => ns.user,
+                Namespace::Mnt => ns.mount,
+                Namespace::Pid => ns.pid,
+                Namespace::Uts => ns.uts,
+                Namespace::Ipc => ns.ipc,
+                Namespace::Net => ns.net,
+                Namespace::Cgroup => ns.cgroup,
+                Namespace::Time => ns.time,
+            })
+            .collect()
+    }
+}
+
+/// The flags for clone3: every new namespace but time, which applies only
+/// to children and so is entered by PID 1 itself with unshare (time.rs).
+pub fn clone_flags(new: &[Namespace]) -> u64 {
+    new.iter()
+        .filter(|n| **n != Namespace::Time)
+        .fold(0, |f, n| f | n.clone_flag())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_spec_makes_all_eight_and_clones_seven() {
+        let all = Namespace::new_in(&Default::default());
+        assert_eq!(all, Namespace::ALL);
+        let flags = clone_flags(&all);
+        assert_eq!(flags & libc::CLONE_NEWTIME as u64, 0);
+        assert_eq!(flags.count_ones(), 7);
+        let shared = crate::spec::Namespaces {
+            net: false,
+            ..Default::default()
+        };
+        assert!(!Namespace::new_in(&shared).contains(&Namespace::Net));
+    }
+}
