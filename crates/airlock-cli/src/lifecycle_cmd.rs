@@ -97,6 +97,9 @@ pub struct ExecArgs {
     /// Working directory inside the sandbox (default: the workload's).
     #[arg(short, long, value_name = "DIR")]
     workdir: Option<String>,
+    /// Give the process a new pseudo-terminal, proxied to yours.
+    #[arg(short, long)]
+    tty: bool,
     /// Print a trace of the setup steps on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -426,6 +429,7 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
     let mut opts = ExecOptions {
         args: a.command.clone(),
         cwd: a.workdir.clone(),
+        tty: a.tty,
         ..Default::default()
     };
     if let Some(u) = &a.user {
@@ -454,7 +458,10 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         Err(e) => return fail(e),
     };
     process.forward_signals(true);
-    match process.wait() {
+    let raw = a.tty.then(airlock::terminal::RawMode::enter);
+    let r = process.wait();
+    drop(raw);
+    match r {
         Ok(r) => ExitCode::from(r.code.clamp(0, 255) as u8),
         Err(e) => fail(e),
     }

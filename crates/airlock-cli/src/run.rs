@@ -136,6 +136,10 @@ pub struct RunArgs {
     /// Keep the caller's session (and terminal); allows TIOCSTI injection.
     #[arg(long, help_heading = "Process")]
     keep_session: bool,
+    /// Give the program a new pseudo-terminal (job control, window size),
+    /// proxied to yours; it never holds your terminal itself.
+    #[arg(short = 't', long, help_heading = "Process")]
+    tty: bool,
     /// Syscall filter: `default`, `none`, or an OCI seccomp JSON file.
     #[arg(long, value_name = "default|none|FILE", help_heading = "Process")]
     seccomp_profile: Option<String>,
@@ -453,6 +457,9 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
     if a.keep_session {
         s.new_session = false;
     }
+    if a.tty {
+        s.process.terminal = true;
+    }
     let ns = &mut s.namespaces;
     for (share, flag) in [
         (&mut ns.net, a.share_net),
@@ -609,7 +616,13 @@ pub fn main(a: RunArgs, m: &ArgMatches, ctx: Context, hold: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     sandbox.forward_signals(spec.new_session);
-    let r = match sandbox.wait() {
+    let raw = spec
+        .process
+        .terminal
+        .then(airlock::terminal::RawMode::enter);
+    let r = sandbox.wait();
+    drop(raw);
+    let r = match r {
         Ok(r) => r,
         Err(e) => return fail(e),
     };

@@ -31,6 +31,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 mod sys;
+pub mod terminal;
 
 pub use context::{default_state_root, Context};
 pub use error::{Error, ErrorKind};

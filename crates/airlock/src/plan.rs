@@ -190,6 +190,9 @@ pub struct ProcessPlan {
     /// (resource number, soft, hard), in spec order.
     pub rlimits: Vec<(i32, u64, u64)>,
     pub no_new_privs: bool,
+    /// A new pseudo-terminal as stdio and controlling terminal.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 fn mapped(maps: &[IdMap], id: u32) -> bool {
@@ -358,6 +361,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, SpecError>
             capabilities,
             rlimits: rlimits(p),
             no_new_privs: p.no_new_privs,
+            terminal: p.terminal,
         },
         verbose: false,
         host: Default::default(),

@@ -59,6 +59,10 @@ pub struct ExecOptions {
     pub cwd: Option<String>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// A new pseudo-terminal for the process, proxied to the caller's
+    /// stdin and stdout (put the caller's terminal in raw mode with
+    /// [`crate::terminal::RawMode`]).
+    pub tty: bool,
 }
 
 /// A started sandbox: its workload has been exec'd.
@@ -146,6 +150,14 @@ impl Sandbox {
         let Some(l) = &opts.lifecycle else {
             return Self::start(&Job::Start(Box::new(plan)), opts, None);
         };
+        if l.detach && plan.process.terminal {
+            // Nothing would read the terminal: there is no attach yet.
+            return Err(crate::spec::SpecError::new(
+                "process.terminal",
+                "a terminal needs a caller that stays attached; it cannot be combined with detach",
+            )
+            .into());
+        }
         let root = StateRoot::open(&ctx.state_root)?;
         let (sb, alive) = root.create(l.name.as_deref(), &plan.spec, l.detach)?;
         plan.lifecycle = Some(Lifecycle {
@@ -201,6 +213,7 @@ impl Sandbox {
         let mut process = ProcessPlan {
             args: e.args.clone(),
             cwd: e.cwd.clone().unwrap_or_else(|| plan.process.cwd.clone()),
+            terminal: e.tty,
             ..plan.process.clone()
         };
         if e.args.is_empty() {
@@ -341,7 +354,8 @@ impl Sandbox {
                     Ok(Report::Exited(_))
                     | Ok(Report::Exec)
                     | Ok(Report::Held)
-                    | Ok(Report::Namespaces { .. }) => {}
+                    | Ok(Report::Namespaces { .. })
+                    | Ok(Report::Terminal) => {}
                     Err(e) => {
                         return Some(SetupError::new("runner", format!("garbled report: {e}")))
                     }

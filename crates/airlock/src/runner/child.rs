@@ -14,8 +14,8 @@ use std::os::fd::{AsFd, OwnedFd};
 /// Run the sandbox side. Never returns. `hold`: wait for a byte on it
 /// before the workload's exec (a created sandbox).
 pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -> ! {
-    let go = match setup(plan, go, report) {
-        Ok(go) => go,
+    let (go, slave) = match setup(plan, go, report) {
+        Ok(x) => x,
         Err(e) => {
             report.failed(&e);
             std::process::exit(125);
@@ -23,7 +23,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
     };
     match plan.spec.init {
         InitMode::Workload => {
-            let e = become_workload(plan, report, Some(&go), hold.as_ref());
+            let e = become_workload(plan, report, Some(&go), hold.as_ref(), slave.as_ref());
             report.failed(&e);
             std::process::exit(exit_code(&e));
         }
@@ -40,7 +40,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
                     std::process::exit(125);
                 }
                 0 => {
-                    let e = become_workload(plan, report, None, hold.as_ref());
+                    let e = become_workload(plan, report, None, hold.as_ref(), slave.as_ref());
                     report.failed(&e);
                     // SAFETY: _exit skips atexit handlers that belong to the parent.
                     unsafe { libc::_exit(exit_code(&e)) }
@@ -50,8 +50,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
                     // our copy must go so the caller sees end-of-file then.
                     // SAFETY: the report fd is ours and not used after this.
                     unsafe { libc::close(super::report::report_fd()) };
-                    drop(go);
-                    drop(hold);
+                    drop((go, hold, slave));
                     super::init::run(pid, plan.spec.new_session)
                 }
             }
@@ -63,9 +62,14 @@ fn exit_code(e: &SetupError) -> i32 {
     e.kind.exit_code()
 }
 
-/// Returns the supervisor's pipe, still open: a workload that is PID 1
-/// re-arms its parent-death signal after its own uid change and checks it.
-fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<OwnedFd, SetupError> {
+/// Returns the supervisor's pipe, still open (a workload that is PID 1
+/// re-arms its parent-death signal after its own uid change and checks
+/// it), and the workload's terminal when it has one.
+fn setup(
+    plan: &Plan,
+    go: OwnedFd,
+    report: Reporter,
+) -> Result<(OwnedFd, Option<OwnedFd>), SetupError> {
     let spec = &plan.spec;
 
     // The supervisor writes our id maps from outside, then says go. It
@@ -143,7 +147,20 @@ fn setup(plan: &Plan, go: OwnedFd, report: Reporter) -> Result<OwnedFd, SetupErr
         // the caller's terminal as its controlling terminal.
         rustix::process::setsid().step(|| "setsid".into())?;
     }
-    Ok(go)
+    let slave = if plan.process.terminal {
+        // From the sandbox's own devpts, now that it is mounted; the
+        // master goes to the supervisor, which proxies it.
+        report.progress(|| "open a pseudo-terminal".into());
+        let pty = super::tty::open()?;
+        let bytes =
+            serde_json::to_vec(&super::report::Report::Terminal).expect("reports serialize");
+        crate::sys::send_with_fds(report.fd(), &bytes, &[pty.master.as_fd()])
+            .step(|| "send the terminal to the supervisor".into())?;
+        Some(pty.slave)
+    } else {
+        None
+    };
+    Ok((go, slave))
 }
 
 /// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.
@@ -153,11 +170,15 @@ fn become_workload(
     report: Reporter,
     go: Option<&OwnedFd>,
     hold: Option<&OwnedFd>,
+    terminal: Option<&OwnedFd>,
 ) -> SetupError {
     let p = &plan.process;
     let run = || -> Result<(), SetupError> {
         if plan.spec.new_session && plan.spec.init == InitMode::Airlock {
             rustix::process::setsid().step(|| "setsid".into())?;
+        }
+        if let Some(t) = terminal {
+            super::tty::attach(t)?;
         }
         lock_down(&plan.walls, p, report, || match go {
             // The uid change cleared the parent-death signal; as PID 1 the

@@ -17,7 +17,7 @@ use super::report::{Report, Reporter, SetupError, StepExt};
 use super::{child, exec, signals};
 use crate::plan::ExecPlan;
 use crate::sys;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
     let Some(cg) = &plan.cgroup else {
@@ -46,6 +46,12 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
     }
     drop(namespaces);
+    // In the sandbox's mount namespace now: its /dev/ptmx.
+    let pty = if plan.process.terminal {
+        Some(super::tty::open()?)
+    } else {
+        None
+    };
     let (inner, inner_child) = sys::seqpacket_pair().step(|| "socketpair".into())?;
     // SAFETY: the runner is single-threaded; the child only runs
     // `become_process`, which execs or exits.
@@ -59,7 +65,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         0 => {
             drop(inner);
             let report = Reporter::new(inner_child.as_fd(), plan.verbose);
-            let e = become_process(&plan, report);
+            let e = become_process(&plan, report, pty.as_ref().map(|p| &p.slave));
             report.failed(&e);
             // SAFETY: _exit skips the runner's destructors in this copy.
             unsafe { libc::_exit(e.kind.exit_code()) }
@@ -67,6 +73,17 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         pid => pid,
     };
     drop(inner_child);
+    let mut proxy = match pty {
+        Some(super::tty::Pty { master, slave }) => {
+            drop(slave);
+            let pidfd = rustix::process::Pid::from_raw(pid)
+                .map(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()))
+                .transpose()
+                .step(|| "exec: pidfd_open".into())?;
+            Some((master, pidfd))
+        }
+        None => None,
+    };
     signals::forward_to(pid, true);
     // Relay until the exec closes the child's copy of the socket.
     let mut failed = false;
@@ -86,6 +103,11 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     }
     if !failed {
         report.send(&Report::Started { pid, freezer: None });
+    }
+    if let Some((master, Some(pidfd))) = proxy.take() {
+        // After forward_to: SIGWINCH now resizes the terminal instead.
+        let mut p = super::tty::Proxy::new(master)?;
+        super::tty::proxy_until_exit(&mut p, &pidfd)?;
     }
     let mut status = 0;
     loop {
@@ -109,11 +131,14 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
 }
 
 /// In the child, inside every namespace: the workload's walls, then exec.
-fn become_process(plan: &ExecPlan, report: Reporter) -> SetupError {
+fn become_process(plan: &ExecPlan, report: Reporter, terminal: Option<&OwnedFd>) -> SetupError {
     let p = &plan.process;
     let run = || -> Result<(), SetupError> {
         if plan.new_session {
             rustix::process::setsid().step(|| "setsid".into())?;
+        }
+        if let Some(t) = terminal {
+            super::tty::attach(t)?;
         }
         child::lock_down(&plan.walls, p, report, || {
             // Dies with the runner that waits for it (the uid change above

@@ -26,6 +26,7 @@ pub mod report;
 pub mod signals;
 mod supervisor;
 mod time;
+mod tty;
 
 use crate::plan::Job;
 use report::{report_fd, Reporter, SetupError, StepExt};

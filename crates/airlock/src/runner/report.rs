@@ -34,6 +34,9 @@ pub enum Report {
     Namespaces {
         names: Vec<crate::namespace::Namespace>,
     },
+    /// The master of the workload's pseudo-terminal, attached as an fd:
+    /// the supervisor proxies it.
+    Terminal,
     /// Setup is done and the workload waits for `start` before its exec
     /// (a created sandbox).
     Held,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The signals passed on to the workload.
 pub const FORWARDED: &[i32] = &[
+    libc::SIGWINCH,
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,
@@ -124,9 +125,8 @@ pub fn stop_signal() -> i32 {
     libc::SIGRTMIN() + 2
 }
 
-extern "C" fn on_stop(_sig: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-    let fd = STOP_PIPE.load(Ordering::Relaxed);
+/// Wake whoever polls the read end of the pipe `fd` (from a handler).
+fn poke(fd: i32) {
     if fd >= 0 {
         // SAFETY: write is async-signal-safe; the buffer is a static byte;
         // errno is saved and restored for the code we interrupted.
@@ -138,24 +138,53 @@ extern "C" fn on_stop(_sig: libc::c_int) {
     }
 }
 
-/// Catch the stop signal; the returned fd becomes readable when it comes
-/// (poll it beside whatever the caller waits for).
-pub fn catch_stop() -> std::io::Result<std::os::fd::OwnedFd> {
+extern "C" fn on_stop(_sig: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+    poke(STOP_PIPE.load(Ordering::Relaxed));
+}
+
+static WINCH_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_winch(_sig: libc::c_int) {
+    poke(WINCH_PIPE.load(Ordering::Relaxed));
+}
+
+/// Route `sig` to `handler`, which pokes the pipe in `slot`; the returned
+/// read end becomes readable when the signal comes (poll it beside
+/// whatever the caller waits for).
+fn catch_to_pipe(
+    sig: i32,
+    slot: &AtomicI32,
+    handler: extern "C" fn(libc::c_int),
+) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::IntoRawFd;
     let (r, w) = rustix::pipe::pipe_with(
         rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
     )?;
     // The write end lives as long as the process: the handler may run at
     // any time.
-    STOP_PIPE.store(w.into_raw_fd(), Ordering::Relaxed);
-    // SAFETY: a zeroed sigaction with a plain handler and an empty mask.
+    slot.store(w.into_raw_fd(), Ordering::Relaxed);
+    // SAFETY: a zeroed sigaction with a plain handler and an empty mask;
+    // SA_RESTART so that blocking reads and writes are not cut short.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_stop as *const () as usize;
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(stop_signal(), &sa, std::ptr::null_mut());
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
     }
     Ok(r)
+}
+
+/// Catch the stop signal (see [`catch_to_pipe`]).
+pub fn catch_stop() -> std::io::Result<std::os::fd::OwnedFd> {
+    catch_to_pipe(stop_signal(), &STOP_PIPE, on_stop)
+}
+
+/// Catch SIGWINCH, which the caller forwards when its terminal is resized
+/// (see [`catch_to_pipe`]).
+pub fn catch_winch() -> std::io::Result<std::os::fd::OwnedFd> {
+    catch_to_pipe(libc::SIGWINCH, &WINCH_PIPE, on_winch)
 }
 
 /// Has a stop been asked for?

@@ -9,7 +9,7 @@
 use super::guard;
 use super::logs::Logs;
 use super::report::{report_fd, Ended, ExitReport, Report, Reporter, SetupError, StepExt};
-use super::{child, idmap, overlay, signals};
+use super::{child, idmap, overlay, signals, tty};
 use crate::cgroup::Cgroup;
 use crate::plan::Plan;
 use crate::state::control::{self, Request};
@@ -231,6 +231,7 @@ pub(super) fn supervise(
         hold: hold_write,
         state_dir: state_dir.as_ref(),
         namespaces: Vec::new(),
+        tty: None,
         failed: false,
         exec_seen: false,
         announced: false,
@@ -340,6 +341,8 @@ struct Watch<'a> {
     state_dir: Option<&'a SandboxDir>,
     /// PID 1's namespaces, for `exec` (a sandbox with state).
     namespaces: Vec<(crate::namespace::Namespace, OwnedFd)>,
+    /// The workload's terminal, proxied to our stdin and stdout.
+    tty: Option<tty::Proxy>,
     failed: bool,
     exec_seen: bool,
     /// The caller has been told the sandbox started (or is created).
@@ -355,6 +358,7 @@ enum Src {
     Inner,
     Control,
     Log(usize),
+    Tty(tty::Ready),
 }
 
 impl Watch<'_> {
@@ -408,6 +412,12 @@ impl Watch<'_> {
                 fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             }
         }
+        if let Some(t) = &self.tty {
+            for (r, fd) in t.fds() {
+                srcs.push(Src::Tty(r));
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            }
+        }
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(SetupError::io("wait for the sandbox", &e.into())),
@@ -438,6 +448,11 @@ impl Watch<'_> {
                         l.drain(i);
                     }
                 }
+                Src::Tty(r) => {
+                    if let Some(t) = self.tty.as_mut() {
+                        t.handle(r);
+                    }
+                }
                 Src::Pid => ended = true,
             }
         }
@@ -446,6 +461,9 @@ impl Watch<'_> {
         }
         if ended {
             self.drain_logs();
+            if let Some(t) = self.tty.as_mut() {
+                t.drain();
+            }
         }
         Ok(ended)
     }
@@ -481,6 +499,14 @@ impl Watch<'_> {
                     }
                     Ok(Report::Namespaces { names }) => {
                         self.namespaces = names.into_iter().zip(fds).collect();
+                        return Ok(());
+                    }
+                    Ok(Report::Terminal) => {
+                        let master = fds
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| SetupError::new("tty", "PID 1 sent no terminal"))?;
+                        self.tty = Some(tty::Proxy::new(master)?);
                         return Ok(());
                     }
                     _ => {}

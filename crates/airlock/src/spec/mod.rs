@@ -162,6 +162,9 @@ pub struct Process {
     pub groups: Vec<u32>,
     pub rlimits: Vec<Rlimit>,
     pub no_new_privs: bool,
+    /// Give the workload a new pseudo-terminal, proxied to the caller's
+    /// stdin and stdout (`-t`; OCI's `process.terminal`).
+    pub terminal: bool,
 }
 
 impl Default for Process {
@@ -177,6 +180,7 @@ impl Default for Process {
             groups: Vec::new(),
             rlimits: Vec::new(),
             no_new_privs: true,
+            terminal: false,
         }
     }
 }

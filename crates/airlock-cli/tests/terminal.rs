@@ -1,0 +1,117 @@
+//! `-t`: the workload (or an exec'd process) gets a pseudo-terminal of the
+//! sandbox's own devpts, proxied to the caller's terminal: input, output,
+//! window size and job control work, and the process never holds the
+//! caller's terminal.
+
+mod common;
+use common::*;
+
+const DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/terminal/drive.py");
+
+/// In the sandbox: the terminal's name and size, job control (we are the
+/// terminal's foreground group), the size after the caller's resize, and
+/// a line typed by the caller.
+const SCRIPT: &str = "tty; stty size; \
+    python3 -c 'import os; print(\"foreground\", os.tcgetpgrp(0) == os.getpgrp())'; \
+    echo READY; read line; stty size; echo got=$line; exit 3";
+
+/// Run airlock (as root, or as the test user) under the driver's terminal;
+/// returns what the terminal showed and the exit status.
+fn drive(as_user: bool, args: &[&str]) -> (String, i32) {
+    let inner = if as_user {
+        airlock_as_user(args)
+    } else {
+        airlock(args)
+    };
+    let mut c = std::process::Command::new("python3");
+    c.arg(DRIVER)
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let r = output(c);
+    let mut lines = r.stdout.lines();
+    let screen = lines.next().unwrap_or_default().to_string();
+    let status = lines
+        .next()
+        .and_then(|l| l.strip_prefix("status "))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(-1);
+    (screen, status)
+}
+
+fn assert_terminal(screen: &str) {
+    for want in [
+        "/dev/pts/0\\r\\n",
+        "33 101\\r\\n",
+        "foreground True",
+        "40 120\\r\\n",
+        "got=hello",
+    ] {
+        assert!(screen.contains(want), "missing {want:?} in {screen}");
+    }
+}
+
+#[test]
+fn run_with_a_terminal() {
+    require_root!();
+    let (screen, status) = drive(false, &["run", "-t", "--", "sh", "-c", SCRIPT]);
+    assert_terminal(&screen);
+    assert_eq!(status, 3, "{screen}");
+    // As PID 1 too: the workload itself takes the terminal.
+    let (screen, status) = drive(false, &["run", "-t", "--as-pid1", "--", "sh", "-c", SCRIPT]);
+    assert_terminal(&screen);
+    assert_eq!(status, 3, "{screen}");
+}
+
+#[test]
+fn rootless_run_with_a_terminal() {
+    require_root!();
+    let (screen, status) = drive(true, &["run", "-t", "--", "sh", "-c", SCRIPT]);
+    assert_terminal(&screen);
+    assert_eq!(status, 3, "{screen}");
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    require_root!();
+    let root = tempdir();
+    let r = root.path().display().to_string();
+    let al = |args: &[&str]| {
+        let mut a = vec!["--state-root", r.as_str()];
+        a.extend_from_slice(args);
+        output(airlock(&a))
+    };
+    assert_eq!(
+        al(&["run", "-d", "--name", "tt", "--", "sleep", "100"]).code,
+        0
+    );
+    let (screen, status) = drive(
+        false,
+        &[
+            "--state-root",
+            &r,
+            "exec",
+            "-t",
+            "tt",
+            "--",
+            "sh",
+            "-c",
+            SCRIPT,
+        ],
+    );
+    assert_terminal(&screen);
+    assert_eq!(status, 3, "{screen}");
+    // A detached sandbox has nobody to read its terminal: refused, and
+    // nothing is left.
+    let d = al(&["run", "-d", "-t", "--name", "dt", "--", "true"]);
+    assert_eq!(d.code, 125);
+    assert!(d.stderr.contains("process.terminal"), "{}", d.stderr);
+    assert_eq!(d.stderr.lines().count(), 1, "{}", d.stderr);
+    assert_eq!(al(&["rm", "-f", "tt"]).code, 0);
+    assert_eq!(al(&["ps", "-a", "--format", "json"]).stdout.trim(), "[]");
+}

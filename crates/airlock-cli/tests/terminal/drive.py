@@ -1,0 +1,30 @@
+"""Drive a command on a new pseudo-terminal, as a person at a terminal:
+set the window to 33x101, and when the command prints READY, resize the
+window to 40x120 and type a line. Prints what the terminal showed (repr)
+and the command's exit status."""
+import fcntl, os, pty, select, struct, sys, termios, time
+
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+out, typed, end = b"", False, time.time() + 20
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if not r:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if b"READY" in out and not typed:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        time.sleep(0.5)
+        os.write(fd, b"hello\n")
+        typed = True
+_, status = os.waitpid(pid, 0)
+print(repr(out.decode(errors="replace")))
+print("status", os.waitstatus_to_exitcode(status))

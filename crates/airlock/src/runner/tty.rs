@@ -1,0 +1,184 @@
+//! A pseudo-terminal for the workload or an exec'd process (`-t`). It is
+//! made inside the sandbox, from the sandbox's own devpts instance, so the
+//! process sees `/dev/pts/0` as its controlling terminal and never holds
+//! the caller's terminal (no TIOCSTI into the caller's shell). The master
+//! goes to the process outside — the supervisor, or the exec runner —
+//! which proxies it: the caller's stdin to the master, the master to the
+//! caller's stdout, and the caller's window size on every SIGWINCH (the
+//! caller forwards it). The caller's terminal is put in raw mode by the
+//! caller ([`crate::terminal::RawMode`]).
+
+use super::report::{SetupError, StepExt};
+use super::signals;
+use rustix::pty::OpenptFlags;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Both ends of a new pseudo-terminal.
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+}
+
+/// Open a pseudo-terminal on /dev/ptmx of the current mount namespace.
+pub fn open() -> Result<Pty, SetupError> {
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+    let master = rustix::pty::openpt(flags).step(|| "tty: open /dev/ptmx".into())?;
+    rustix::pty::unlockpt(&master).step(|| "tty: unlock the terminal".into())?;
+    // The slave through the master, not by path: no lookup in a tree the
+    // sandbox could have changed.
+    let slave =
+        rustix::pty::ioctl_tiocgptpeer(&master, flags).step(|| "tty: open the terminal".into())?;
+    Ok(Pty { master, slave })
+}
+
+/// In the process about to exec: a session of its own, with the terminal
+/// as its controlling terminal and as stdin, stdout and stderr.
+pub fn attach(slave: &OwnedFd) -> Result<(), SetupError> {
+    let me = rustix::process::getpid();
+    if rustix::process::getsid(None).ok() != Some(me) {
+        rustix::process::setsid().step(|| "tty: setsid".into())?;
+    }
+    rustix::process::ioctl_tiocsctty(slave)
+        .step(|| "tty: make it the controlling terminal".into())?;
+    rustix::stdio::dup2_stdin(slave).step(|| "tty: stdin".into())?;
+    rustix::stdio::dup2_stdout(slave).step(|| "tty: stdout".into())?;
+    rustix::stdio::dup2_stderr(slave).step(|| "tty: stderr".into())?;
+    Ok(())
+}
+
+/// What one poll of the proxy watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// The caller typed something.
+    Input,
+    /// The process wrote something.
+    Output,
+    /// The caller's window changed size.
+    Resize,
+}
+
+/// Copies between the caller's stdio and the master.
+pub struct Proxy {
+    master: OwnedFd,
+    winch: OwnedFd,
+    input_open: bool,
+    output_open: bool,
+}
+
+impl Proxy {
+    pub fn new(master: OwnedFd) -> Result<Proxy, SetupError> {
+        let winch = signals::catch_winch().step(|| "tty: catch SIGWINCH".into())?;
+        let p = Proxy {
+            master,
+            winch,
+            input_open: true,
+            output_open: true,
+        };
+        p.resize();
+        Ok(p)
+    }
+
+    /// The fds to poll, with what each one being readable means.
+    pub fn fds(&self) -> Vec<(Ready, BorrowedFd<'_>)> {
+        let mut out = vec![(Ready::Resize, self.winch.as_fd())];
+        if self.input_open {
+            out.push((Ready::Input, rustix::stdio::stdin()));
+        }
+        if self.output_open {
+            out.push((Ready::Output, self.master.as_fd()));
+        }
+        out
+    }
+
+    pub fn handle(&mut self, ready: Ready) {
+        let mut buf = [0u8; 8192];
+        match ready {
+            Ready::Resize => {
+                let _ = rustix::io::read(&self.winch, &mut buf);
+                self.resize();
+            }
+            Ready::Input => match rustix::io::read(rustix::stdio::stdin(), &mut buf) {
+                Ok(0) | Err(_) => self.input_open = false,
+                Ok(n) => {
+                    if write_all(self.master.as_fd(), &buf[..n]).is_err() {
+                        self.input_open = false;
+                    }
+                }
+            },
+            Ready::Output => match rustix::io::read(&self.master, &mut buf) {
+                // EIO: every process holding the terminal has closed it.
+                Ok(0) | Err(_) => self.output_open = false,
+                Ok(n) => {
+                    let _ = write_all(rustix::stdio::stdout(), &buf[..n]);
+                }
+            },
+        }
+    }
+
+    /// After the process ended: what it wrote last, still in the master.
+    pub fn drain(&mut self) {
+        while self.output_open && readable_now(self.master.as_fd()) {
+            self.handle(Ready::Output);
+        }
+    }
+
+    fn resize(&self) {
+        // Not a terminal (input from a pipe): the terminal keeps its size.
+        if let Ok(size) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+            let _ = rustix::termios::tcsetwinsize(&self.master, size);
+        }
+    }
+}
+
+fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn readable_now(fd: BorrowedFd) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut p = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut p, Some(&zero)).is_ok_and(|n| n > 0) && p[0].revents().contains(PollFlags::IN)
+}
+
+/// Proxy until the process `pidfd` refers to has ended (an exec's runner).
+pub fn proxy_until_exit(proxy: &mut Proxy, pidfd: &OwnedFd) -> Result<(), SetupError> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    loop {
+        let watched = proxy.fds();
+        let mut fds: Vec<PollFd> = watched
+            .iter()
+            .map(|(_, fd)| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+            .collect();
+        fds.push(PollFd::new(pidfd, PollFlags::IN));
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(SetupError::io("tty: poll", &e.into())),
+        }
+        let ended = !fds[watched.len()].revents().is_empty();
+        let ready: Vec<Ready> = watched
+            .iter()
+            .zip(&fds)
+            .filter(|(_, f)| !f.revents().is_empty())
+            .map(|((r, _), _)| *r)
+            .collect();
+        drop(fds);
+        for r in ready {
+            proxy.handle(r);
+        }
+        if ended {
+            proxy.drain();
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The caller's side of `-t`: while a sandbox's terminal is proxied, the
+//! caller's own terminal passes every keystroke through untouched (raw
+//! mode), so the sandbox's line discipline does the echo, line editing and
+//! job-control keys. The mode is restored when the guard drops.
+
+use rustix::termios::{tcgetattr, tcsetattr, OptionalActions, Termios};
+
+/// The caller's terminal in raw mode until dropped.
+pub struct RawMode {
+    saved: Termios,
+}
+
+impl RawMode {
+    /// Put stdin in raw mode; `None` when stdin is not a terminal (input
+    /// from a pipe is passed on as it is).
+    pub fn enter() -> Option<RawMode> {
+        let stdin = rustix::stdio::stdin();
+        if !rustix::termios::isatty(stdin) {
+            return None;
+        }
+        let saved = tcgetattr(stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        tcsetattr(stdin, OptionalActions::Now, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &self.saved);
+    }
+}
