@@ -1,5 +1,5 @@
 use crate::check::Finding;
-use crate::runner::report::{FailureKind, SetupError};
+use crate::report::{FailureKind, SetupError};
 use crate::spec::SpecError;
 use crate::state::StateError;
 use std::fmt;

@@ -4,7 +4,7 @@
 //! errors come back as typed messages over a SOCK_SEQPACKET socketpair.
 
 use crate::plan::{ExecPlan, Job, Lifecycle, Plan, ProcessPlan};
-use crate::runner::report::{ExitReport, Report, SetupError};
+use crate::report::{ExitReport, Report, SetupError};
 use crate::runner::RUNNER_BIN;
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
@@ -370,7 +370,7 @@ impl Sandbox {
     /// starting, from a single-threaded program such as a CLI): one that
     /// arrives while the sandbox starts waits, then is forwarded.
     pub fn hold_signals() {
-        crate::runner::signals::block();
+        crate::signals::block();
     }
 
     /// Forward SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that
@@ -378,7 +378,7 @@ impl Sandbox {
     /// one sandbox). `own_session`: the workload is in a session of its
     /// own, so terminal-generated signals must be passed on too.
     pub fn forward_signals(&self, own_session: bool) {
-        crate::runner::signals::forward_to(self.runner.id() as i32, own_session);
+        crate::signals::forward_to(self.runner.id() as i32, own_session);
     }
 
     /// The setup steps, in order (empty unless `verbose` was set).
@@ -404,7 +404,7 @@ impl Sandbox {
     /// Kill every process of the sandbox (through its cgroup when it has
     /// one, so double-forked processes go too); `wait` then reports it.
     pub fn kill(&self) -> std::io::Result<()> {
-        self.signal(crate::runner::signals::stop_signal())
+        self.signal(crate::signals::stop_signal())
     }
 
     /// Freeze every process of the sandbox (its cgroup's freezer), or thaw

@@ -8,7 +8,7 @@
 
 pub mod plan;
 
-use crate::runner::report::{describe, SetupError};
+use crate::report::{describe, SetupError};
 use crate::spec::Resources;
 use std::collections::BTreeMap;
 use std::io;

@@ -31,7 +31,7 @@ impl ImageError {
         ImageError::new(format!(
             "{}: {}",
             path.display(),
-            crate::runner::report::describe(&e)
+            crate::report::describe(&e)
         ))
     }
 }
@@ -140,7 +140,7 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         ) else {
             continue;
         };
-        let Ok(fd) = crate::runner::fs::open_in(&root, file, rustix::fs::OFlags::RDONLY) else {
+        let Ok(fd) = crate::fs::open_in(&root, file, rustix::fs::OFlags::RDONLY) else {
             continue;
         };
         let mut text = String::new();

@@ -8,11 +8,13 @@
 //! forwards signals, and exits with PID 1's status. One module per kernel
 //! concern does the rest (`mount`, `dev`, `time`, `net`, `identity`, ...).
 
+// Shared with the caller's side, which must not import runner internals.
+use crate::{fs, report, signals};
+
 mod child;
 mod dev;
 mod enter;
 mod exec;
-pub mod fs;
 mod guard;
 mod identity;
 mod idmap;
@@ -22,8 +24,6 @@ mod logs;
 mod mount;
 mod net;
 mod overlay;
-pub mod report;
-pub mod signals;
 mod supervisor;
 mod time;
 mod tty;

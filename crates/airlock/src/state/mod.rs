@@ -21,7 +21,7 @@
 
 pub mod control;
 
-use crate::runner::report::ExitReport;
+use crate::report::ExitReport;
 use crate::spec::SandboxSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

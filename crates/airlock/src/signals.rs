@@ -1,5 +1,6 @@
-//! Signal forwarding, shared by the supervisor (to PID 1) and our init (to
-//! the workload). The handler only calls kill(2), which is
+//! Signals, shared by the caller (forwarding to the runner), the
+//! supervisor (to PID 1, plus the stop and SIGWINCH wake-up pipes) and our
+//! init (to the workload). The handler only calls kill(2), which is
 //! async-signal-safe.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
