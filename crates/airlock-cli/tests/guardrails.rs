@@ -3,6 +3,9 @@
 //! mounts only what was judged.
 
 mod common;
+// Who the workload is on the host: a shared user namespace, id maps.
+#[path = "guardrails/identity.rs"]
+mod identity;
 use common::*;
 use std::io::Write;
 use std::process::Stdio;

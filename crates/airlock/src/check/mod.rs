@@ -10,9 +10,12 @@
 //! again on the object it actually opened, so a path swapped between check
 //! and mount cannot slip through.
 
+pub mod hostids;
+mod identity;
 pub mod paths;
 mod rules;
 
+pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
 
 use crate::spec::{Mount, Root, SandboxSpec, SpecError};
@@ -78,6 +81,10 @@ pub struct Host {
     /// a recursive bind brings them along.
     #[serde(default)]
     pub nested: BTreeMap<String, Vec<NestedMount>>,
+    /// Which host ids are privileged (probed only when the spec shares the
+    /// user namespace or writes its own id maps).
+    #[serde(default)]
+    pub ids: HostIds,
 }
 
 /// A mount found below a bind source.
@@ -250,12 +257,21 @@ impl Host {
             .as_deref()
             .filter(|h| h.starts_with('/') && *h != "/")
             .map(canonical);
+        let ids = if !spec.namespaces.user
+            || !spec.identity.uid_map.is_empty()
+            || !spec.identity.gid_map.is_empty()
+        {
+            HostIds::probe()
+        } else {
+            HostIds::default()
+        };
         Host {
             home,
             canonical: canonical_map,
             sockets,
             state,
             nested,
+            ids,
         }
     }
 
@@ -503,32 +519,8 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
         has_host_bind = true;
     }
 
-    let uid = spec.process.uid.unwrap_or(0);
     let caps = capability_names(spec);
-    if !spec.namespaces.user && uid == 0 {
-        f.add(
-            "host-root-user",
-            "namespaces.user",
-            "uid 0 without a user namespace is the host's real root: every capability kept and every file owned by root is the host's",
-        );
-    }
-    if !spec.namespaces.user && caps.iter().any(|c| c == "CAP_SETUID" || c == "CAP_SETGID") {
-        f.add(
-            "host-root-user",
-            "capabilities",
-            "CAP_SETUID/CAP_SETGID without a user namespace let the workload become the host's root",
-        );
-    }
-    if spec.namespaces.user {
-        let maps_root = |maps: &[crate::spec::IdMap]| maps.iter().any(|m| m.outside == 0);
-        if maps_root(&spec.identity.uid_map) || maps_root(&spec.identity.gid_map) {
-            f.add(
-                "host-root-mapped",
-                "identity",
-                "the host's id 0 is mapped into the sandbox: a file the workload makes setuid in a writable bind is a setuid-root binary on the host",
-            );
-        }
-    }
+    identity::judge(&mut f, spec, host, &caps);
     if !spec.namespaces.pid {
         f.add(
             "shared-pid",

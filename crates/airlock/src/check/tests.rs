@@ -167,9 +167,13 @@ fn host_rootfs() {
 fn host_root_user() {
     let mut s = spec_with(vec![]);
     s.namespaces.user = false;
-    assert_eq!(denied(&s), ["host-root-user"]);
+    // Root's uid, and root's group with it, of the host's own namespace.
+    assert_eq!(
+        denied(&s),
+        ["host-root-user", "shared-user", "host-privileged-id"]
+    );
     s.process.uid = Some(1000);
-    assert!(denied(&s).is_empty());
+    assert_eq!(denied(&s), ["shared-user"]);
 }
 
 #[test]
@@ -194,7 +198,10 @@ fn shared_pid_and_host_root_mapped() {
     s.namespaces.user = false;
     s.process.uid = Some(1000);
     s.capabilities = vec!["CAP_SETUID".into()];
-    assert_eq!(denied(&s), ["host-root-user"]);
+    assert_eq!(
+        denied(&s),
+        ["host-root-user", "shared-user", "cap-host-user"]
+    );
 }
 
 #[test]
@@ -346,4 +353,232 @@ fn every_rule_code_is_kebab_case_and_unique() {
         );
         assert!(seen.insert(r.code), "duplicate {}", r.code);
     }
+}
+
+/// A host like Debian's: shadow owns /etc/shadow, a docker group made with
+/// an ordinary gid owns the socket, a service user owns its logs.
+fn host_with_ids() -> Host {
+    let mut h = host();
+    let ids = &mut h.ids;
+    for (gid, name) in [
+        (0, "root"),
+        (4, "adm"),
+        (6, "disk"),
+        (42, "shadow"),
+        (100, "users"),
+    ] {
+        ids.group_names.insert(gid, name);
+    }
+    ids.group_names.insert(1000, "me");
+    ids.group_keys.insert(42, "/etc/shadow");
+    ids.group_keys.insert(4242, "/run/docker.sock");
+    ids.owners.insert(1500, "/etc/app/secret.conf");
+    h
+}
+
+fn denied_on(s: &SandboxSpec, h: &Host) -> Vec<(&'static str, String)> {
+    check(s, h)
+        .into_iter()
+        .filter(|f| f.refuses())
+        .map(|f| (f.code, f.subject))
+        .collect()
+}
+
+fn shared_user(uid: u32) -> SandboxSpec {
+    let mut s = spec_with(vec![]);
+    s.namespaces.user = false;
+    s.process.uid = Some(uid);
+    s
+}
+
+#[test]
+fn shared_user_is_a_finding_of_its_own() {
+    let s = shared_user(1000);
+    let f = check(&s, &host_with_ids());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0].code, f[0].severity), ("shared-user", Severity::Deny));
+    assert!(
+        f[0].message.contains("uid 1000 and gid 1000"),
+        "{}",
+        f[0].message
+    );
+    let mut s = s;
+    s.allow_unsafe = vec!["shared-user".into()];
+    assert!(!refused(&check(&s, &host_with_ids())));
+}
+
+#[test]
+fn shared_user_with_any_capability() {
+    // The reported example and its neighbours, however they are spelled.
+    for caps in [
+        &["CAP_CHOWN", "CAP_FOWNER"][..],
+        &["cap_chown"],
+        &["fowner"],
+        &["CAP_SETFCAP"],
+        &["cap_mknod"],
+        &["CAP_NET_BIND_SERVICE"],
+        &["CAP_KILL"],
+    ] {
+        let mut s = shared_user(1000);
+        s.capabilities = caps.iter().map(|c| c.to_string()).collect();
+        let d = denied_on(&s, &host_with_ids());
+        assert!(
+            d.contains(&("cap-host-user", "capabilities".into())),
+            "{caps:?}: {d:?}"
+        );
+    }
+    // Near miss: the same capability in a user namespace of its own.
+    let mut s = spec_with(vec![]);
+    s.capabilities = vec!["CAP_CHOWN".into(), "CAP_MKNOD".into()];
+    assert!(denied(&s).is_empty());
+}
+
+#[test]
+fn shared_user_with_a_privileged_group() {
+    let h = host_with_ids();
+    let gid = |g: u32| {
+        let mut s = shared_user(1000);
+        s.process.gid = Some(g);
+        denied_on(&s, &h)
+    };
+    let privileged = ("host-privileged-id", "process.gid".to_string());
+    // gid 0; shadow by its file; adm and disk as system groups; a docker
+    // group with an ordinary gid, by the socket it owns.
+    for g in [0, 42, 4, 6, 100, 999, 4242] {
+        assert!(gid(g).contains(&privileged), "gid {g}: {:?}", gid(g));
+    }
+    // Near misses: an ordinary group, the overflow group, an unknown one.
+    for g in [1000, 65534, 5000] {
+        assert_eq!(
+            gid(g),
+            [("shared-user", "namespaces.user".into())],
+            "gid {g}"
+        );
+    }
+    // Supplementary groups, each named by its index.
+    let mut s = shared_user(1000);
+    s.process.groups = vec![1000, 42, 4242];
+    let d = denied_on(&s, &h);
+    assert!(
+        !d.iter().any(|(_, subj)| subj == "process.groups[0]"),
+        "{d:?}"
+    );
+    assert!(d.contains(&("host-privileged-id", "process.groups[1]".into())));
+    assert!(d.contains(&("host-privileged-id", "process.groups[2]".into())));
+    // The message says which group and why.
+    let f = check(&s, &h);
+    let m = &f
+        .iter()
+        .find(|f| f.subject == "process.groups[1]")
+        .unwrap()
+        .message;
+    assert!(
+        m.contains("gid 42 (shadow)") && m.contains("/etc/shadow"),
+        "{m}"
+    );
+    // A uid given alone brings its own group: uid 42 is a system account
+    // and gid 42 is shadow.
+    let d = denied_on(&shared_user(42), &h);
+    assert!(
+        d.contains(&("host-privileged-id", "process.uid".into())),
+        "{d:?}"
+    );
+    assert!(d.contains(&privileged), "{d:?}");
+    // A uid that owns a host system file is privileged too.
+    assert!(
+        denied_on(&shared_user(1500), &h).contains(&("host-privileged-id", "process.uid".into()))
+    );
+}
+
+#[test]
+fn login_defs_and_overflow_ids_move_the_line() {
+    let mut h = host_with_ids();
+    h.ids.gid_min = 500;
+    h.ids.uid_min = 500;
+    let mut s = shared_user(600);
+    s.process.gid = Some(600);
+    assert_eq!(
+        denied_on(&s, &h),
+        [("shared-user", "namespaces.user".into())]
+    );
+    h.ids.overflow_gid = 99;
+    s.process.gid = Some(99);
+    assert_eq!(
+        denied_on(&s, &h),
+        [("shared-user", "namespaces.user".into())]
+    );
+    // Unprobed, the usual line of 1000 holds: the default fails closed.
+    s.process.gid = Some(42);
+    assert!(!denied_on(&s, &host()).is_empty());
+    assert!(denied_on(&s, &host()).contains(&("host-privileged-id", "process.gid".into())));
+}
+
+fn map(inside: u32, outside: u32, count: u32) -> crate::spec::IdMap {
+    crate::spec::IdMap {
+        inside,
+        outside,
+        count,
+    }
+}
+
+#[test]
+fn maps_onto_privileged_host_ids() {
+    let h = host_with_ids();
+    let with = |uid_map: Vec<crate::spec::IdMap>, gid_map: Vec<crate::spec::IdMap>| {
+        let mut s = spec_with(vec![]);
+        s.identity.uid_map = uid_map;
+        s.identity.gid_map = gid_map;
+        denied_on(&s, &h)
+    };
+    let range = || vec![map(0, 100000, 65536)];
+    // The reported example: gid 0 inside is the host's shadow group.
+    assert_eq!(
+        with(range(), vec![map(0, 42, 1)]),
+        [("host-privileged-mapped", "identity.gid_map[0]".into())]
+    );
+    // Neighbours: adm and disk, a second line of a map, a range that
+    // covers system groups, a docker group with an ordinary gid.
+    for gid_map in [
+        vec![map(0, 4, 1)],
+        vec![map(0, 6, 1)],
+        vec![map(0, 100000, 65536), map(65536, 42, 1)],
+        vec![map(1, 1, 999)],
+        vec![map(0, 4000, 1000)],
+    ] {
+        let d = with(range(), gid_map.clone());
+        assert!(
+            d.iter().any(|(c, _)| *c == "host-privileged-mapped"),
+            "{gid_map:?}: {d:?}"
+        );
+    }
+    // uid maps onto system accounts or owners of host system files.
+    for uid_map in [
+        vec![map(0, 33, 1)],
+        vec![map(0, 1500, 1)],
+        vec![map(0, 1, 65535)],
+    ] {
+        assert_eq!(
+            with(uid_map.clone(), range()),
+            [("host-privileged-mapped", "identity.uid_map[0]".into())],
+            "{uid_map:?}"
+        );
+    }
+    // Host id 0 stays host-root-mapped's.
+    let d = with(vec![map(0, 0, 1)], range());
+    assert_eq!(d, [("host-root-mapped", "identity".into())]);
+    // Near misses: the usual subordinate range, one ordinary id, the
+    // overflow ids, a range that wraps past u32::MAX without panicking.
+    assert!(with(range(), range()).is_empty());
+    assert!(with(vec![map(0, 1000, 1)], vec![map(0, 1000, 1)]).is_empty());
+    assert!(with(vec![map(0, 65534, 1)], vec![map(0, 65534, 1)]).is_empty());
+    assert!(with(range(), vec![map(0, u32::MAX - 1, u32::MAX)]).is_empty());
+    // The message names the host id and why it matters.
+    let mut s = spec_with(vec![]);
+    s.identity.gid_map = vec![map(0, 42, 1)];
+    let f = check(&s, &h);
+    assert!(
+        f[0].message.contains("host gid 42") && f[0].message.contains("(shadow)"),
+        "{}",
+        f[0].message
+    );
 }

@@ -153,7 +153,7 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
         Root::Overlay { size, .. } => {
             report.progress(|| "root: overlay of the layers under a writable upper layer".into());
             let layers = layers.expect("opened above for an overlay root");
-            let mnt = overlay::mount(&layers, *size, spec.namespaces.user)?;
+            let mnt = overlay::mount(&layers, *size, plan)?;
             attach_at_newroot(mnt).step(|| "root: attach overlay".into())?;
         }
         Root::Path { path, .. } => {

@@ -8,12 +8,21 @@
 //! opened directories through /proc/self/fd magic links, so a path swapped
 //! in between is never what is mounted. In a user namespace overlayfs
 //! keeps its metadata in `user.overlay.*` xattrs (`userxattr`).
+//!
+//! A persistent layer's `upper/` and `work/` are opened beneath its
+//! directory without following any link, on the host side before the
+//! namespaces exist and again inside them, and refused unless each is a
+//! plain directory owned by the sandbox's root as the host sees it (or the
+//! caller) that no one else may write: a link planted there would send
+//! overlayfs's copy-up writes, made with the mounter's credentials,
+//! wherever it points.
 
 use super::fs::new_tmpfs;
-use super::report::{SetupError, StepExt};
-use crate::spec::Size;
+use super::report::{describe, SetupError, StepExt};
+use crate::plan::Plan;
+use crate::spec::{IdMap, Size};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use rustix::mount::{fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -40,16 +49,29 @@ fn mkdir_in(dir: &OwnedFd, name: &str) -> Result<()> {
 
 /// Mount the overlay (after the staging pivot) and return the detached
 /// mount, ready to be attached as the new root.
-pub fn mount(layers: &Layers, size: Option<Size>, userns: bool) -> Result<OwnedFd> {
+pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd> {
     let step = || "root: overlay".to_string();
+    let userns = plan.spec.namespaces.user;
+    // Held until the overlay is created: its paths are these fds' links.
+    let mut held = Vec::new();
     let (upper, work) = match &layers.upper {
         Some(dir) => {
-            mkdir_in(dir, "upper")?;
-            mkdir_in(dir, "work")?;
-            (
-                format!("{}/upper", fd_path(dir)),
-                format!("{}/work", fd_path(dir)),
-            )
+            let shown = upper_dir(plan).unwrap_or("the upper layer");
+            // Inside the user namespace: the expected owner as seen here.
+            let expected = expected_owner(plan).and_then(|o| {
+                if !userns {
+                    return Some(o);
+                }
+                Some(Owner {
+                    uid: to_inside(&plan.uid_map, o.uid)?,
+                    gid: to_inside(&plan.gid_map, o.gid)?,
+                })
+            });
+            for name in ["upper", "work"] {
+                mkdir_in(dir, name)?;
+                held.push(open_layer_dir(dir, shown, name, expected).step(step)?);
+            }
+            (fd_path(&held[0]), fd_path(&held[1]))
         }
         None => {
             // A tmpfs of our own under the staging root; overlayfs keeps it
@@ -102,7 +124,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, userns: bool) -> Result<OwnedF
 /// upper layer has its `upper/` and `work/` directories, owned by the
 /// sandbox's root (or its workload user) as the host sees that id, since
 /// overlayfs in the sandbox's user namespace writes them as that user.
-pub fn prepare_upper(plan: &crate::plan::Plan) -> Result<()> {
+pub fn prepare_upper(plan: &Plan) -> Result<()> {
     let crate::spec::Root::Overlay {
         upper: Some(dir), ..
     } = &plan.spec.filesystem.root
@@ -110,18 +132,7 @@ pub fn prepare_upper(plan: &crate::plan::Plan) -> Result<()> {
         return Ok(());
     };
     let step = || format!("root upper layer {dir}");
-    let to_host = |maps: &[crate::spec::IdMap], id: u32| {
-        maps.iter()
-            .find(|m| id >= m.inside && id - m.inside < m.count)
-            .map(|m| m.outside + (id - m.inside))
-    };
-    let owner = if plan.spec.namespaces.user {
-        let uid = to_host(&plan.uid_map, 0).or_else(|| to_host(&plan.uid_map, plan.process.uid));
-        let gid = to_host(&plan.gid_map, 0).or_else(|| to_host(&plan.gid_map, plan.process.gid));
-        uid.zip(gid)
-    } else {
-        None
-    };
+    let owner = expected_owner(plan);
     // No symlink anywhere on the way: this runs with the caller's (maybe
     // root's) privileges, before the runner re-judges the path.
     let parent = rustix::fs::openat2(
@@ -139,7 +150,8 @@ pub fn prepare_upper(plan: &crate::plan::Plan) -> Result<()> {
             Err(e) => return Err(SetupError::io(format!("overlay: mkdir {name}"), &e.into())),
         };
         // Only what we just made is handed to the sandbox's root.
-        if let (true, Some((uid, gid)), true) = (created, owner, plan.caller.is_root()) {
+        let hand_over = plan.spec.namespaces.user && plan.caller.is_root();
+        if let (true, Some(Owner { uid, gid }), true) = (created, owner, hand_over) {
             let d = rustix::fs::openat(
                 &parent,
                 name,
@@ -154,6 +166,210 @@ pub fn prepare_upper(plan: &crate::plan::Plan) -> Result<()> {
             )
             .step(step)?;
         }
+        // What was there already is judged before anything else uses it.
+        open_layer_dir(&parent, dir, name, owner).step(step)?;
     }
     Ok(())
+}
+
+/// Who owns a persistent layer's `upper/` and `work/`, as the host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+fn upper_dir(plan: &Plan) -> Option<&str> {
+    match &plan.spec.filesystem.root {
+        crate::spec::Root::Overlay {
+            upper: Some(dir), ..
+        } => Some(dir),
+        _ => None,
+    }
+}
+
+fn to_host(maps: &[IdMap], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.inside && id - m.inside < m.count)
+        .map(|m| m.outside + (id - m.inside))
+}
+
+fn to_inside(maps: &[IdMap], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.outside && id - m.outside < m.count)
+        .map(|m| m.inside + (id - m.outside))
+}
+
+/// The sandbox's root (or its workload user) on the host for a root caller
+/// with a user namespace (what [`prepare_upper`] hands new directories to),
+/// else the caller, who made them. `None` when the sandbox's ids do not
+/// reach the host, which no directory can then match.
+fn expected_owner(plan: &Plan) -> Option<Owner> {
+    if plan.spec.namespaces.user && plan.caller.is_root() {
+        let uid = to_host(&plan.uid_map, 0).or_else(|| to_host(&plan.uid_map, plan.process.uid));
+        let gid = to_host(&plan.gid_map, 0).or_else(|| to_host(&plan.gid_map, plan.process.gid));
+        return Some(Owner {
+            uid: uid?,
+            gid: gid?,
+        });
+    }
+    Some(Owner {
+        uid: plan.caller.uid,
+        gid: plan.caller.gid,
+    })
+}
+
+/// Open `dir`/`name` beneath the opened `parent` without following any
+/// link (the last component included: a symlink is opened as itself) and
+/// refuse anything that is not a plain directory owned by `owner` that no
+/// other user may write. The error names the path and the reason.
+fn open_layer_dir(
+    parent: &OwnedFd,
+    dir: &str,
+    name: &str,
+    owner: Option<Owner>,
+) -> std::result::Result<OwnedFd, std::io::Error> {
+    let path = format!("{}/{name}", dir.trim_end_matches('/'));
+    let refuse = |why: String| {
+        std::io::Error::other(format!(
+            "{path} {why}; overlay writes must stay inside {dir}, so it is refused"
+        ))
+    };
+    let fd = rustix::fs::openat2(
+        parent,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| refuse(format!("cannot be opened: {}", describe(&e.into()))))?;
+    let st = rustix::fs::fstat(&fd)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {}
+        FileType::Symlink => {
+            let to = rustix::fs::readlinkat(&fd, "", Vec::new())
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "?".into());
+            return Err(refuse(format!("is a symbolic link (to {to})")));
+        }
+        other => {
+            let kind = match other {
+                FileType::RegularFile => "a regular file",
+                FileType::Socket => "a socket",
+                FileType::Fifo => "a fifo",
+                FileType::CharacterDevice => "a character device",
+                FileType::BlockDevice => "a block device",
+                _ => "of an unknown kind",
+            };
+            return Err(refuse(format!("is not a directory but {kind}")));
+        }
+    }
+    let Some(want) = owner else {
+        return Err(refuse(
+            "cannot be owned by the sandbox: its root's ids are not mapped on the host".into(),
+        ));
+    };
+    if st.st_uid != want.uid {
+        return Err(refuse(format!(
+            "is owned by uid {}, not by uid {} (the sandbox's root on the host, or the caller)",
+            st.st_uid, want.uid
+        )));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o002 != 0 || (mode & 0o020 != 0 && st.st_gid != want.gid) {
+        return Err(refuse(format!(
+            "is writable by other users (mode {mode:04o}, group {})",
+            st.st_gid
+        )));
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A scratch directory of this test, removed at the end.
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn layer_dirs_are_plain_directories_of_the_expected_owner() {
+        let base = std::env::temp_dir().join(format!("airlock-layerdir-{}", std::process::id()));
+        let _cleanup = Scratch(base.clone());
+        let dir = base.join("dir");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let md = std::fs::metadata(&dir).unwrap();
+        let me = Some(Owner {
+            uid: md.uid(),
+            gid: md.gid(),
+        });
+        let shown = dir.to_str().unwrap();
+        let parent =
+            rustix::fs::open(&dir, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let err = |name: &str, owner| {
+            open_layer_dir(&parent, shown, name, owner)
+                .unwrap_err()
+                .to_string()
+        };
+        std::fs::create_dir(dir.join("upper")).unwrap();
+        std::fs::set_permissions(
+            dir.join("upper"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        assert!(open_layer_dir(&parent, shown, "upper", me).is_ok());
+        // Someone else's directory, or none mapped.
+        let other = me.map(|o| Owner {
+            uid: o.uid + 1,
+            ..o
+        });
+        assert!(
+            err("upper", other).contains("is owned by uid"),
+            "{}",
+            err("upper", other)
+        );
+        assert!(err("upper", None).contains("not mapped"));
+        // Writable by everyone.
+        std::fs::set_permissions(
+            dir.join("upper"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        assert!(err("upper", me).contains("writable by other users (mode 0777"));
+        // A symlink out of the directory, a dangling one, a file, a fifo.
+        std::os::unix::fs::symlink(&outside, dir.join("work")).unwrap();
+        let e = err("work", me);
+        assert!(
+            e.contains(&format!(
+                "{shown}/work is a symbolic link (to {})",
+                outside.display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_file(dir.join("work")).unwrap();
+        std::os::unix::fs::symlink("/no/such/dir", dir.join("work")).unwrap();
+        assert!(err("work", me).contains("symbolic link"));
+        std::fs::remove_file(dir.join("work")).unwrap();
+        std::fs::write(dir.join("work"), "x").unwrap();
+        assert!(err("work", me).contains("is not a directory but a regular file"));
+        std::fs::remove_file(dir.join("work")).unwrap();
+        rustix::fs::mknodat(
+            &parent,
+            "work",
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(err("work", me).contains("but a fifo"));
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
 }

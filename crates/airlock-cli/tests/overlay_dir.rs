@@ -1,0 +1,186 @@
+//! A persistent writable layer (`--overlay-dir DIR`): the workload's writes
+//! land in DIR/upper and nowhere else. An `upper` or `work` that is a link
+//! (which overlayfs would follow, copying up with the mounter's
+//! credentials wherever it points), not a directory, someone else's or
+//! writable by others is refused before anything is mounted, naming it.
+
+mod common;
+use common::*;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A rootfs, a layer directory and two directories outside both (for
+/// `upper` and `work` to point at).
+struct Case {
+    _dir: tempfile::TempDir,
+    root: String,
+    layer: PathBuf,
+    outside: [PathBuf; 2],
+}
+
+impl Case {
+    fn new() -> Case {
+        let dir = tempdir();
+        let (root, layer) = (dir.path().join("root"), dir.path().join("layer"));
+        let outside = [dir.path().join("outside"), dir.path().join("outside2")];
+        for d in [&root, &layer, &outside[0], &outside[1]] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::set_permissions(d, PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        // Anyone may write outside: a followed link would let the write
+        // through, so an empty directory after the run means something.
+        for d in &outside {
+            std::fs::set_permissions(d, PermissionsExt::from_mode(0o777)).unwrap();
+        }
+        Case {
+            root: root.display().to_string(),
+            layer,
+            outside,
+            _dir: dir,
+        }
+    }
+
+    fn flags(&self) -> Vec<String> {
+        let mut f = rootfs_with_host_usr(&self.root);
+        f.extend(["--overlay-dir".into(), self.layer.display().to_string()]);
+        f
+    }
+
+    fn write_newfile(&self, as_user: bool) -> Run {
+        let owned = self.flags();
+        let flags: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let script = "echo x > /newfile";
+        if as_user {
+            sh_as_user(&flags, script)
+        } else {
+            sh(&flags, script)
+        }
+    }
+
+    fn outside_is_empty(&self) -> bool {
+        self.outside
+            .iter()
+            .all(|d| std::fs::read_dir(d).unwrap().next().is_none())
+    }
+
+    fn refused(&self, r: &Run, name: &str, why: &str) {
+        let path = format!("{}/{name}", self.layer.display());
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{path} {why}")),
+            "names {path} and why ({why}): {}",
+            r.stderr
+        );
+        assert!(
+            self.outside_is_empty(),
+            "a write escaped to the link's target"
+        );
+        assert!(!self.root_has_newfile());
+    }
+
+    fn root_has_newfile(&self) -> bool {
+        Path::new(&self.root).join("newfile").exists()
+    }
+}
+
+#[test]
+fn writes_land_in_the_layer_and_persist() {
+    require_root!();
+    let c = Case::new();
+    let r = c.write_newfile(false);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let upper = c.layer.join("upper");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("newfile")).unwrap(),
+        "x\n"
+    );
+    // upper/ and work/ belong to the sandbox's root on the host, not root.
+    assert_ne!(std::fs::metadata(&upper).unwrap().uid(), 0);
+    assert!(!c.root_has_newfile(), "the lower layer is untouched");
+    let owned = c.flags();
+    let flags: Vec<&str> = owned.iter().map(String::as_str).collect();
+    assert_eq!(sh(&flags, "cat /newfile").stdout, "x\n");
+}
+
+#[test]
+fn symlinked_upper_or_work_is_refused_and_nothing_escapes() {
+    require_root!();
+    let _lock = mount_lock();
+    // Links that climb out of DIR: relative, and absolute as the runner
+    // sees the host (at /oldroot once it has pivoted away), and plain.
+    let styles: [fn(&Case, usize) -> String; 3] = [
+        |_, i| ["../outside", "../outside2"][i].to_string(),
+        |c, i| format!("/oldroot{}", c.outside[i].display()),
+        |c, i| c.outside[i].display().to_string(),
+    ];
+    for style in styles {
+        for links in [&["upper"][..], &["work"], &["upper", "work"]] {
+            let c = Case::new();
+            let mut targets = Vec::new();
+            for (i, name) in links.iter().enumerate() {
+                targets.push(style(&c, i));
+                symlink(&targets[i], c.layer.join(name)).unwrap();
+            }
+            let before = host_mounts();
+            let r = c.write_newfile(false);
+            c.refused(
+                &r,
+                links[0],
+                &format!("is a symbolic link (to {})", targets[0]),
+            );
+            assert_nothing_left(&before);
+        }
+    }
+    // A link that leads nowhere yet.
+    let c = Case::new();
+    symlink("/no/such/dir", c.layer.join("upper")).unwrap();
+    let r = c.write_newfile(false);
+    c.refused(&r, "upper", "is a symbolic link (to /no/such/dir)");
+}
+
+#[test]
+fn upper_that_is_not_a_plain_directory_of_the_sandbox_is_refused() {
+    require_root!();
+    let c = Case::new();
+    std::fs::write(c.layer.join("upper"), "not a dir").unwrap();
+    let r = c.write_newfile(false);
+    c.refused(&r, "upper", "is not a directory but a regular file");
+    assert_eq!(
+        std::fs::read_to_string(c.layer.join("upper")).unwrap(),
+        "not a dir"
+    );
+    // A directory of another host user, and one anyone may write.
+    let c = Case::new();
+    std::fs::create_dir(c.layer.join("upper")).unwrap();
+    chown(&c.layer.join("upper"), USER, USER);
+    let r = c.write_newfile(false);
+    c.refused(&r, "upper", &format!("is owned by uid {USER}"));
+    let c = Case::new();
+    let r = c.write_newfile(false);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let work = c.layer.join("work");
+    std::fs::set_permissions(&work, PermissionsExt::from_mode(0o777)).unwrap();
+    let r = c.write_newfile(false);
+    c.refused(&r, "work", "is writable by other users (mode 0777");
+}
+
+#[test]
+fn rootless_symlinked_upper_is_refused() {
+    require_root!(); // to become the test user
+    let c = Case::new();
+    for d in [&c.layer, &c.outside[0]] {
+        chown(d, USER, USER);
+    }
+    // The user's own layer works.
+    let r = c.write_newfile(true);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::metadata(c.layer.join("upper")).unwrap().uid(),
+        USER
+    );
+    // Their link out of it does not.
+    std::fs::remove_dir_all(c.layer.join("upper")).unwrap();
+    symlink("../outside", c.layer.join("upper")).unwrap();
+    let r = c.write_newfile(true);
+    c.refused(&r, "upper", "is a symbolic link (to ../outside)");
+}

@@ -1,0 +1,346 @@
+//! Which host ids are privileged: the facts the identity rules need,
+//! gathered by [`HostIds::probe`], and the pure rule that reads them.
+//!
+//! A host **group** is privileged when it is
+//!
+//! 1. gid 0, root's group;
+//! 2. in the host's system range, `1 ..< GID_MIN` (from `/etc/login.defs`,
+//!    1000 when unset), except the kernel's overflow gid (`nogroup`, which
+//!    owns nothing by design). System groups exist to gate system
+//!    facilities — `shadow`, `disk`, `adm`, `staff`, `docker`, `kvm` — and
+//!    what each one gates is open-ended (files anywhere, sockets made later,
+//!    sudoers and polkit rules naming it), so none is presumed harmless.
+//!    Membership lists do not tell them apart: `shadow` and `disk` usually
+//!    have no listed members at all; or
+//! 3. whatever its number, the group of a host object in a system location
+//!    (`/etc`, device nodes and sockets under `/dev`, `/run`, `/var/log`,
+//!    `/var/spool`, `/var/mail`, `/usr/local`, three levels deep) whose
+//!    group bits grant something the "other" bits do not: the group is a
+//!    key other users lack (`/etc/shadow` 0640 root:shadow, a 0660
+//!    root:docker socket, a 0660 root:disk block device).
+//!
+//! A host **uid** is privileged when it is 0, in `1 ..< UID_MIN` other than
+//! the overflow uid (a system account: it runs a service and owns its
+//! data), or owns an object in the same system locations. Per-session
+//! objects that logind and getty hand to whoever logged in — `/run/user`,
+//! `/dev/pts`, terminal devices — and anything inside a directory every
+//! user may write (`/dev/shm`) say nothing about privilege and are skipped.
+//!
+//! Names come from `/etc/passwd` and `/etc/group` and are only shown.
+//! Without a probe ([`HostIds::default`]) rules 1 and 2 still hold with the
+//! usual minimum of 1000, so an unprobed host fails closed.
+
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+/// Facts about who holds privilege on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostIds {
+    /// First uid and gid of ordinary accounts (`UID_MIN`, `GID_MIN`).
+    pub uid_min: u32,
+    pub gid_min: u32,
+    /// The kernel's overflow ids (`nobody`, `nogroup`).
+    pub overflow_uid: u32,
+    pub overflow_gid: u32,
+    /// Names from `/etc/passwd` and `/etc/group`, for messages.
+    pub user_names: IdNotes,
+    pub group_names: IdNotes,
+    /// Non-root owners of system objects: uid → one object it owns.
+    pub owners: IdNotes,
+    /// Groups that are a key to a system object: gid → one such object.
+    pub group_keys: IdNotes,
+}
+
+/// Ids with one note each (a name, a path), in id order. A list rather
+/// than a map: the plan carries it as JSON, whose keys are strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdNotes(Vec<(u32, String)>);
+
+impl IdNotes {
+    pub fn get(&self, id: u32) -> Option<&str> {
+        self.0
+            .binary_search_by_key(&id, |(i, _)| *i)
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Note `id` unless it has a note already.
+    pub fn insert(&mut self, id: u32, note: impl Into<String>) {
+        if let Err(i) = self.0.binary_search_by_key(&id, |(i, _)| *i) {
+            self.0.insert(i, (id, note.into()));
+        }
+    }
+
+    /// The first noted id in `start..end`.
+    fn first_in(&self, start: u64, end: u64) -> Option<u64> {
+        self.0
+            .iter()
+            .map(|(id, _)| u64::from(*id))
+            .find(|id| (start..end).contains(id))
+    }
+}
+
+impl Default for HostIds {
+    fn default() -> Self {
+        HostIds {
+            uid_min: 1000,
+            gid_min: 1000,
+            overflow_uid: 65534,
+            overflow_gid: 65534,
+            user_names: IdNotes::default(),
+            group_names: IdNotes::default(),
+            owners: IdNotes::default(),
+            group_keys: IdNotes::default(),
+        }
+    }
+}
+
+/// Where system objects live (each scanned three levels deep).
+const SYSTEM_LOCATIONS: &[&str] = &[
+    "/etc",
+    "/dev",
+    "/run",
+    "/var/run",
+    "/var/log",
+    "/var/spool",
+    "/var/mail",
+    "/usr/local",
+];
+/// Per-session places whose owners are whoever logged in.
+const SESSION_PLACES: &[&str] = &["/run/user", "/dev/pts"];
+const DEPTH: usize = 3;
+/// A bound on the scan, so a huge /etc cannot stall every start.
+const MAX_ENTRIES: usize = 50_000;
+
+/// `KEY value` from a login.defs-style text.
+fn login_def(text: &str, key: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some(key)).then(|| w.next()?.parse().ok())?
+    })
+}
+
+/// `name:x:id:...` lines (passwd or group) → id → name.
+pub fn parse_id_file(text: &str) -> IdNotes {
+    let mut out = IdNotes::default();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if let (Some(name), Some(id)) = (f.first(), f.get(2).and_then(|s| s.parse().ok())) {
+            out.insert(id, *name);
+        }
+    }
+    out
+}
+
+/// Does a mode's group triplet grant something the others triplet lacks?
+pub fn group_is_key(mode: u32) -> bool {
+    (mode >> 3) & 0o7 & !(mode & 0o7) != 0
+}
+
+/// Terminals (tty, console, vcs, pts majors) belong to whoever is logged
+/// in on them.
+fn is_terminal(ft: &std::fs::FileType, rdev: u64) -> bool {
+    let major = rustix::fs::major(rdev);
+    ft.is_char_device() && matches!(major, 4 | 5 | 7 | 136..=143)
+}
+
+impl HostIds {
+    /// Read the facts from this host.
+    pub fn probe() -> HostIds {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let defs = read("/etc/login.defs");
+        let overflow = |p: &str| read(p).trim().parse().unwrap_or(65534);
+        let mut ids = HostIds {
+            uid_min: login_def(&defs, "UID_MIN").unwrap_or(1000),
+            gid_min: login_def(&defs, "GID_MIN").unwrap_or(1000),
+            overflow_uid: overflow("/proc/sys/kernel/overflowuid"),
+            overflow_gid: overflow("/proc/sys/kernel/overflowgid"),
+            user_names: parse_id_file(&read("/etc/passwd")),
+            group_names: parse_id_file(&read("/etc/group")),
+            ..Default::default()
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut budget = MAX_ENTRIES;
+        for loc in SYSTEM_LOCATIONS {
+            // /var/run is usually /run: scan each place once.
+            let Ok(real) = std::fs::canonicalize(loc) else {
+                continue;
+            };
+            if seen.insert(real.clone()) {
+                ids.scan(&real, DEPTH, &mut budget);
+            }
+        }
+        ids
+    }
+
+    fn scan(&mut self, dir: &Path, depth: usize, budget: &mut usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let in_dev = dir.starts_with("/dev");
+        for e in entries.flatten() {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            let path = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = md.file_type();
+            if ft.is_symlink() || SESSION_PLACES.iter().any(|s| path == Path::new(s)) {
+                continue;
+            }
+            // In /dev only devices and sockets are objects of the host;
+            // its directories are walked.
+            let object = !in_dev || ft.is_block_device() || ft.is_char_device() || ft.is_socket();
+            let shown = path.to_string_lossy();
+            if object {
+                if md.uid() != 0 && !is_terminal(&ft, md.rdev()) {
+                    self.owners.insert(md.uid(), shown.as_ref());
+                }
+                if md.gid() != 0 && group_is_key(md.mode()) {
+                    self.group_keys.insert(md.gid(), shown.as_ref());
+                }
+            }
+            // A directory anyone may write holds anyone's files.
+            if ft.is_dir() && depth > 1 && md.mode() & 0o002 == 0 {
+                self.scan(&path, depth - 1, budget);
+            }
+        }
+    }
+
+    fn user(&self, uid: u32) -> String {
+        match self.user_names.get(uid) {
+            Some(n) => format!("uid {uid} ({n})"),
+            None => format!("uid {uid}"),
+        }
+    }
+
+    fn group(&self, gid: u32) -> String {
+        match self.group_names.get(gid) {
+            Some(n) => format!("gid {gid} ({n})"),
+            None => format!("gid {gid}"),
+        }
+    }
+
+    /// Why host gid `gid` is privileged, or `None` when it is not.
+    pub fn privileged_gid(&self, gid: u32) -> Option<String> {
+        let who = self.group(gid);
+        if gid == 0 {
+            return Some(format!("{who} is the host's root group"));
+        }
+        if let Some(path) = self.group_keys.get(gid) {
+            return Some(format!(
+                "{who} is the group of {path}, which grants it what other users lack"
+            ));
+        }
+        (gid < self.gid_min && gid != self.overflow_gid).then(|| {
+            format!(
+                "{who} is a system group of the host (below GID_MIN {})",
+                self.gid_min
+            )
+        })
+    }
+
+    /// Why host uid `uid` is privileged, or `None` when it is not.
+    pub fn privileged_uid(&self, uid: u32) -> Option<String> {
+        let who = self.user(uid);
+        if uid == 0 {
+            return Some(format!("{who} is the host's root"));
+        }
+        if let Some(path) = self.owners.get(uid) {
+            return Some(format!("{who} owns {path}"));
+        }
+        (uid < self.uid_min && uid != self.overflow_uid).then(|| {
+            format!(
+                "{who} is a system account of the host (below UID_MIN {})",
+                self.uid_min
+            )
+        })
+    }
+
+    /// The first privileged id other than 0 among `count` host ids from
+    /// `start`, with why.
+    pub fn privileged_in(&self, gids: bool, start: u32, count: u32) -> Option<(u32, String)> {
+        let end = u64::from(start) + u64::from(count);
+        let (min, overflow, keys) = if gids {
+            (self.gid_min, self.overflow_gid, &self.group_keys)
+        } else {
+            (self.uid_min, self.overflow_uid, &self.owners)
+        };
+        let in_range = (u64::from(start.max(1))..end.min(u64::from(min)))
+            .find(|&id| id != u64::from(overflow));
+        let keyed = keys.first_in(u64::from(start.max(1)), end);
+        let id = in_range.into_iter().chain(keyed).min()? as u32;
+        let why = if gids {
+            self.privileged_gid(id)
+        } else {
+            self.privileged_uid(id)
+        }?;
+        Some((id, why))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_host_files() {
+        let defs = "# comment\nUID_MIN\t\t\t 500\nGID_MIN 600\n#GID_MIN 7\n";
+        assert_eq!(login_def(defs, "UID_MIN"), Some(500));
+        assert_eq!(login_def(defs, "GID_MIN"), Some(600));
+        assert_eq!(login_def(defs, "SYS_UID_MAX"), None);
+        let group = "root:x:0:\nshadow:x:42:\nadm:x:4:syslog,me\nbroken\n";
+        let g = parse_id_file(group);
+        assert_eq!(g.get(42), Some("shadow"));
+        assert_eq!(g.get(4), Some("adm"));
+        assert_eq!(g.get(7), None);
+        assert_eq!(g.0.len(), 3);
+    }
+
+    #[test]
+    fn a_group_is_a_key_when_it_grants_more_than_others() {
+        assert!(group_is_key(0o640)); // /etc/shadow
+        assert!(group_is_key(0o660)); // a socket, a disk
+        assert!(group_is_key(0o2775)); // /usr/local: group may write
+        assert!(group_is_key(0o710)); // /etc/ssl/private
+        assert!(!group_is_key(0o644));
+        assert!(!group_is_key(0o2755)); // /var/log/journal: same as others
+        assert!(!group_is_key(0o600));
+    }
+
+    #[test]
+    fn travels_in_a_job_to_the_runner() {
+        // The runner reads the plan through serde's internally tagged
+        // `Job`, which buffers maps with string keys: the ids must survive.
+        let mut spec = crate::SandboxSpec::builder().args(["true"]).build();
+        spec.namespaces.user = false;
+        let ctx = crate::Context::current();
+        let mut plan = crate::plan::plan(&spec, &ctx).unwrap_or_else(|_| {
+            spec.namespaces.user = true;
+            crate::plan::plan(&spec, &ctx).unwrap()
+        });
+        plan.host.ids = HostIds::probe();
+        plan.host.ids.group_keys.insert(42, "/etc/shadow");
+        let job = crate::plan::Job::Start(Box::new(plan));
+        let back: crate::plan::Job =
+            serde_json::from_slice(&serde_json::to_vec(&job).unwrap()).unwrap();
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn probe_sees_this_hosts_shadow_group() {
+        let ids = HostIds::probe();
+        let shadow = std::fs::metadata("/etc/shadow").ok().map(|m| m.gid());
+        if let Some(gid) = shadow.filter(|g| *g != 0) {
+            assert!(ids.privileged_gid(gid).is_some(), "{ids:?}");
+        }
+        assert!(ids.privileged_gid(0).is_some());
+        assert!(ids.privileged_gid(ids.overflow_gid).is_none());
+    }
+}
