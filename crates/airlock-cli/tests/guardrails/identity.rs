@@ -58,6 +58,16 @@ fn refused_with(r: &Run, code: &str, subject: &str) -> bool {
     r.code == 125 && r.stderr.contains(&format!("error[{code}]: {subject}"))
 }
 
+/// Share the host's user namespace as uid 1000, the shared namespace
+/// itself acknowledged.
+const SHARED_AS_1000: [&str; 5] = [
+    "--share-user",
+    "--uid",
+    "1000",
+    "--allow-unsafe",
+    "shared-user",
+];
+
 #[test]
 fn sharing_the_host_user_namespace_is_a_finding_of_its_own() {
     require_root!();
@@ -69,13 +79,7 @@ fn sharing_the_host_user_namespace_is_a_finding_of_its_own() {
     );
     assert_eq!(r.stderr.matches("error[").count(), 1, "{}", r.stderr);
     // Acknowledged, it runs as the host's uid 1000 with its own group only.
-    let ack = [
-        "--share-user",
-        "--uid",
-        "1000",
-        "--allow-unsafe",
-        "shared-user",
-    ];
+    let ack = SHARED_AS_1000;
     let r = sh(&ack, "id -u; id -G; grep CapEff /proc/self/status");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "1000\n1000\nCapEff:\t0000000000000000\n");
@@ -139,13 +143,7 @@ fn capabilities_in_the_host_user_namespace_are_refused() {
 fn privileged_host_groups_in_the_host_user_namespace_are_refused() {
     require_root!();
     let socket = KeySocket::new();
-    let ack = [
-        "--share-user",
-        "--uid",
-        "1000",
-        "--allow-unsafe",
-        "shared-user",
-    ];
+    let ack = SHARED_AS_1000;
     let mut gids: Vec<(String, u32)> = vec![("root".into(), 0), ("docker-like".into(), socket.1)];
     gids.extend(gid_of("/etc/shadow").map(|g| ("shadow".into(), g)));
     for name in ["adm", "disk", "staff", "sudo", "docker"] {
