@@ -224,6 +224,15 @@ impl<'a> Reporter<'a> {
         self.send(&Report::Failed(err.clone()));
     }
 
+    /// Send a report with fds attached (SCM_RIGHTS). Unlike [`send`],
+    /// failure is an error: the fds are what the receiver needs.
+    ///
+    /// [`send`]: Reporter::send
+    pub fn send_with_fds(&self, r: &Report, fds: &[BorrowedFd]) -> io::Result<()> {
+        let bytes = serde_json::to_vec(r).expect("reports serialize");
+        crate::sys::send_with_fds(self.fd, &bytes, fds)
+    }
+
     pub fn send(&self, r: &Report) {
         let bytes = serde_json::to_vec(r).expect("reports serialize");
         // A caller that has gone away cannot be told anything; the runner

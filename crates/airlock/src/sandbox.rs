@@ -255,16 +255,8 @@ impl Sandbox {
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
         let bytes = serde_json::to_vec(job).expect("plans serialize");
         let memfd = sealed_memfd(&bytes).map_err(io("write the plan to a memfd"))?;
-        let (ours, theirs) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::SEQPACKET,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| Error::Io {
-            what: "create the report socket",
-            source: e.into(),
-        })?;
+        let (ours, theirs) =
+            crate::sys::seqpacket_pair().map_err(io("create the report socket"))?;
         let (plan_raw, sock_raw) = (memfd.as_raw_fd(), theirs.as_raw_fd());
         let alive_raw = alive.map(|f| f.as_raw_fd());
         let mut cmd = Command::new(&runner);

@@ -212,6 +212,18 @@ pub fn recv_with_fds(
 
 /// A close-on-exec SOCK_SEQPACKET socket pair: one message per packet, for
 /// the reports between runner, supervisor and PID 1.
+/// Is there something to read on `fd` right now (a poll that does not
+/// wait)?
+pub fn readable_now(fd: std::os::fd::BorrowedFd) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut pfd = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut pfd, Some(&zero)).is_ok_and(|n| n > 0) && pfd[0].revents().contains(PollFlags::IN)
+}
+
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,

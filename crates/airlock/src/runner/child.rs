@@ -152,9 +152,8 @@ fn setup(
         // master goes to the supervisor, which proxies it.
         report.progress(|| "open a pseudo-terminal".into());
         let pty = super::tty::open()?;
-        let bytes =
-            serde_json::to_vec(&super::report::Report::Terminal).expect("reports serialize");
-        crate::sys::send_with_fds(report.fd(), &bytes, &[pty.master.as_fd()])
+        report
+            .send_with_fds(&super::report::Report::Terminal, &[pty.master.as_fd()])
             .step(|| "send the terminal to the supervisor".into())?;
         Some(pty.slave)
     } else {
@@ -268,10 +267,9 @@ fn send_namespaces(
         fds.push(fd);
     }
     let names = namespaces.to_vec();
-    let bytes = serde_json::to_vec(&super::report::Report::Namespaces { names })
-        .expect("reports serialize");
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-    crate::sys::send_with_fds(report.fd(), &bytes, &borrowed)
+    report
+        .send_with_fds(&super::report::Report::Namespaces { names }, &borrowed)
         .step(|| "send the namespaces to the supervisor".into())
 }
 

@@ -73,12 +73,11 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         pid => pid,
     };
     drop(inner_child);
-    let mut proxy = match pty {
+    let proxy = match pty {
         Some(super::tty::Pty { master, slave }) => {
             drop(slave);
-            let pidfd = rustix::process::Pid::from_raw(pid)
-                .map(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()))
-                .transpose()
+            let child = rustix::process::Pid::from_raw(pid).expect("fork returned a pid");
+            let pidfd = rustix::process::pidfd_open(child, rustix::process::PidfdFlags::empty())
                 .step(|| "exec: pidfd_open".into())?;
             Some((master, pidfd))
         }
@@ -104,7 +103,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     if !failed {
         report.send(&Report::Started { pid, freezer: None });
     }
-    if let Some((master, Some(pidfd))) = proxy.take() {
+    if let Some((master, pidfd)) = proxy {
         // After forward_to: SIGWINCH now resizes the terminal instead.
         let mut p = super::tty::Proxy::new(master)?;
         super::tty::proxy_until_exit(&mut p, &pidfd)?;

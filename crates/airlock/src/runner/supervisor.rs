@@ -474,7 +474,7 @@ impl Watch<'_> {
                 if !l.streams[i].open {
                     continue;
                 }
-                while readable_now(&l.streams[i].read) && l.drain(i) {}
+                while sys::readable_now(l.streams[i].read.as_fd()) && l.drain(i) {}
             }
         }
     }
@@ -593,16 +593,6 @@ impl Watch<'_> {
         };
         incoming.reply(result);
     }
-}
-
-/// Is there something to read on `fd` right now?
-fn readable_now(fd: &OwnedFd) -> bool {
-    let mut pfd = [PollFd::new(fd, PollFlags::IN)];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    poll(&mut pfd, Some(&zero)).is_ok_and(|n| n > 0) && pfd[0].revents().contains(PollFlags::IN)
 }
 
 /// Kill every process of the sandbox: through its cgroup when there is

@@ -117,7 +117,7 @@ impl Proxy {
 
     /// After the process ended: what it wrote last, still in the master.
     pub fn drain(&mut self) {
-        while self.output_open && readable_now(self.master.as_fd()) {
+        while self.output_open && crate::sys::readable_now(self.master.as_fd()) {
             self.handle(Ready::Output);
         }
     }
@@ -139,16 +139,6 @@ fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn readable_now(fd: BorrowedFd) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let mut p = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    poll(&mut p, Some(&zero)).is_ok_and(|n| n > 0) && p[0].revents().contains(PollFlags::IN)
 }
 
 /// Proxy until the process `pidfd` refers to has ended (an exec's runner).
