@@ -126,10 +126,10 @@ fn cgroups_are_removed_and_hold_the_sandbox_while_it_runs() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     let inside = descendants(child.id() as i32);
-    // The sandbox's cgroups are named after its runner, the CLI's child.
+    let names = cgroup_names_of(&inside);
     let dirs: Vec<String> = leftover_cgroups()
         .into_iter()
-        .filter(|d| inside.iter().any(|p| d.ends_with(&format!("/airlock-{p}"))))
+        .filter(|d| names.iter().any(|n| d.ends_with(&format!("/{n}"))))
         .collect();
     assert!(
         dirs.len() >= 2,
@@ -220,9 +220,10 @@ fn killing_airlock_removes_the_cgroups_too() {
     require_root!();
     let (mut child, _out) = spawn_ready(&["--memory", "64M"], "echo ready; sleep 1000");
     let inside = descendants(child.id() as i32);
+    let names = cgroup_names_of(&inside);
     let mine = |all: Vec<String>| -> Vec<String> {
         all.into_iter()
-            .filter(|d| inside.iter().any(|p| d.ends_with(&format!("/airlock-{p}"))))
+            .filter(|d| names.iter().any(|n| d.ends_with(&format!("/{n}"))))
             .collect()
     };
     assert!(!mine(leftover_cgroups()).is_empty());

@@ -5,6 +5,7 @@
 //! builds one per request instead, so the facts never silently become the
 //! service's own.
 
+use crate::cgroup::Layout;
 use crate::plan::Caller;
 use std::path::PathBuf;
 
@@ -18,11 +19,14 @@ pub struct Context {
     pub env: Vec<(String, String)>,
     /// Where sandboxes with state live (see [`crate::state`]).
     pub state_root: PathBuf,
+    /// The cgroups a sandbox's own are made under: the caller's, in every
+    /// hierarchy the host has.
+    pub cgroup: Layout,
 }
 
 impl Context {
     /// The facts of the current process: its effective ids, `$HOME`, its
-    /// environment, and the default state root for those ids.
+    /// environment, its cgroups, and the default state root for those ids.
     pub fn current() -> Context {
         let caller = Caller {
             uid: rustix::process::geteuid().as_raw(),
@@ -38,17 +42,21 @@ impl Context {
             state_root: var("AIRLOCK_STATE_ROOT")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| default_state_root(caller.uid, var("XDG_RUNTIME_DIR"))),
+            // Unreadable, the layout is empty: a sandbox that needs a
+            // cgroup then fails naming the controller it lacks.
+            cgroup: Layout::detect().unwrap_or_default(),
         }
     }
 
     /// A context with only ids (for planning in tests and tools): no home,
-    /// an empty environment, the default state root.
+    /// an empty environment, no cgroups, the default state root.
     pub fn for_ids(uid: u32, gid: u32) -> Context {
         Context {
             caller: Caller { uid, gid },
             home: None,
             env: Vec::new(),
             state_root: default_state_root(uid, None),
+            cgroup: Layout::default(),
         }
     }
 }

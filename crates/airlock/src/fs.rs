@@ -36,7 +36,7 @@ pub fn path_in(root: impl AsFd, path: &str) -> io::Result<OwnedFd> {
 }
 
 /// Split `/a/b/c` into (`/a/b`, `c`).
-fn split_parent(path: &str) -> (&str, &str) {
+pub fn split_parent(path: &str) -> (&str, &str) {
     let p = path.trim_end_matches('/');
     match p.rfind('/') {
         Some(i) => (&p[..i], &p[i + 1..]),

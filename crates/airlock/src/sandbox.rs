@@ -76,6 +76,8 @@ pub struct Sandbox {
     init_pid: i32,
     /// The cgroup file that freezes it, when it has a cgroup.
     freezer: Option<std::path::PathBuf>,
+    /// Its cgroup directories (none for an exec, which joins the sandbox's).
+    cgroups: Vec<std::path::PathBuf>,
     /// Its directory in the state root, when it has state.
     state: Option<SandboxDir>,
 }
@@ -159,7 +161,7 @@ impl Sandbox {
             .into());
         }
         let root = StateRoot::open(&ctx.state_root)?;
-        let (sb, alive) = root.create(l.name.as_deref(), &plan.spec, l.detach)?;
+        let (sb, alive) = root.create(&plan.id, l.name.as_deref(), &plan.spec, l.detach)?;
         plan.lifecycle = Some(Lifecycle {
             dir: sb.dir.clone(),
             detached: l.detach,
@@ -233,7 +235,7 @@ impl Sandbox {
         let job = Job::Exec(Box::new(ExecPlan {
             dir: sb.dir.clone(),
             walls: plan.walls,
-            new_session: plan.spec.new_session,
+            new_session: plan.new_session,
             cgroup: st.cgroup,
             process,
             verbose: opts.verbose,
@@ -304,6 +306,15 @@ impl Sandbox {
             sock: ours,
             init_pid: 0,
             freezer: None,
+            cgroups: match job {
+                Job::Start(p) => p
+                    .cgroup
+                    .iter()
+                    .flat_map(|c| c.v2.iter().chain(c.v1.values()))
+                    .cloned()
+                    .collect(),
+                Job::Exec(_) => Vec::new(),
+            },
             state: None,
         };
         match sandbox.read_reports(opts.progress) {
@@ -379,6 +390,12 @@ impl Sandbox {
     }
 
     /// The PID of the runner (the sandbox's supervisor) on the host.
+    /// The directories of the sandbox's cgroups on the host (its limits
+    /// and counters are there), when it has any.
+    pub fn cgroups(&self) -> &[std::path::PathBuf] {
+        &self.cgroups
+    }
+
     pub fn pid(&self) -> u32 {
         self.runner.id()
     }

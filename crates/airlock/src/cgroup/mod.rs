@@ -8,8 +8,9 @@
 
 pub mod plan;
 
+pub use plan::CgroupPlan;
+
 use crate::report::{describe, SetupError};
-use crate::spec::Resources;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub struct Hierarchy {
 }
 
 impl Hierarchy {
-    fn own_dir(&self) -> PathBuf {
+    pub fn own_dir(&self) -> PathBuf {
         self.mount.join(self.own.trim_start_matches('/'))
     }
 }
@@ -34,6 +35,9 @@ pub struct Layout {
     pub v2: Option<Hierarchy>,
     /// v1 hierarchies by controller name (`memory`, `pids`, ...).
     pub v1: BTreeMap<String, Hierarchy>,
+    /// The controllers the caller's v2 cgroup can enable for its
+    /// children (its `cgroup.controllers`).
+    pub v2_controllers: Vec<String>,
 }
 
 /// Parse /proc/self/mountinfo and /proc/self/cgroup into a layout.
@@ -91,26 +95,24 @@ pub fn parse_layout(mountinfo: &str, proc_cgroup: &str) -> Layout {
 }
 
 impl Layout {
+    /// The caller's cgroups, from /proc/self.
     pub fn detect() -> io::Result<Layout> {
-        Ok(parse_layout(
+        let mut layout = parse_layout(
             &std::fs::read_to_string("/proc/self/mountinfo")?,
             &std::fs::read_to_string("/proc/self/cgroup")?,
-        ))
-    }
-
-    /// The controllers enabled for children of the caller's v2 cgroup
-    /// could be: those listed in its cgroup.controllers.
-    fn v2_available(&self) -> Vec<String> {
-        self.v2
+        );
+        layout.v2_controllers = layout
+            .v2
             .as_ref()
             .and_then(|h| std::fs::read_to_string(h.own_dir().join("cgroup.controllers")).ok())
             .map(|s| s.split_whitespace().map(String::from).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        Ok(layout)
     }
 }
 
 /// The v1 name of a v2 controller.
-fn v1_name(controller: &str) -> &str {
+pub(crate) fn v1_name(controller: &str) -> &str {
     if controller == "io" {
         "blkio"
     } else {
@@ -127,11 +129,9 @@ pub struct Cgroup {
     pub v2: Option<PathBuf>,
     /// v1 cgroups by controller.
     pub v1: BTreeMap<String, PathBuf>,
-    /// Which hierarchy holds memory accounting, for the exit report.
-    memory: Option<PathBuf>,
-    memory_v2: bool,
-    pids: Option<PathBuf>,
-    pids_v2: bool,
+    /// Where memory accounting and the pids counter are read (true: v2).
+    memory: Option<(PathBuf, bool)>,
+    pids: Option<(PathBuf, bool)>,
 }
 
 fn write_file(dir: &Path, file: &str, value: &str, controller: &str) -> Result<(), SetupError> {
@@ -168,99 +168,39 @@ fn mkdir(dir: &Path, controller: &str) -> Result<(), SetupError> {
 }
 
 impl Cgroup {
-    /// Create the cgroups the limits need (and a v2 cgroup for membership
-    /// and kill where the host has v2), and write the limits.
-    pub fn create(res: &Resources, name: &str) -> Result<Cgroup, SetupError> {
-        let layout = Layout::detect()
-            .map_err(|e| SetupError::io("resources: read the cgroup layout", &e))?;
-        let v2_writes = plan::v2(res);
-        let v1_writes = plan::v1(res);
-        let v2_available = layout.v2_available();
-        let mut on_v2: Vec<&str> = Vec::new();
-        let mut on_v1: Vec<&str> = Vec::new();
-        for c in plan::controllers(&v2_writes) {
-            if layout.v1.contains_key(v1_name(c)) {
-                on_v1.push(v1_name(c));
-            } else if v2_available.iter().any(|a| a == c) {
-                on_v2.push(c);
-            } else {
-                let where_ = match &layout.v2 {
-                    Some(h) => format!(
-                        "{} lists only [{}]",
-                        h.own_dir().join("cgroup.controllers").display(),
-                        v2_available.join(" ")
-                    ),
-                    None => "no cgroup v2 hierarchy is mounted".into(),
-                };
-                return Err(SetupError::new(
-                    format!("resources ({c})"),
-                    format!("the {c} controller is not available: no cgroup v1 hierarchy has it and {where_}"),
-                ));
-            }
+    /// Carry out a [`CgroupPlan`]: enable the v2 controllers, create every
+    /// cgroup, write the limits. What was created is removed again if a
+    /// later step fails (the returned error drops it).
+    pub fn create(plan: &CgroupPlan) -> Result<Cgroup, SetupError> {
+        if let Some((parent, enable)) = &plan.enable {
+            let line: Vec<String> = enable.iter().map(|c| format!("+{c}")).collect();
+            std::fs::write(parent.join("cgroup.subtree_control"), line.join(" ")).map_err(|e| {
+                let mut reason = format!(
+                    "cannot enable {} for child cgroups of {}: {}",
+                    enable.join(" "),
+                    parent.display(),
+                    describe(&e)
+                );
+                if e.raw_os_error() == Some(libc::EBUSY) {
+                    reason.push_str(" (that cgroup holds processes; run airlock from a leaf of a delegated subtree)");
+                }
+                SetupError::new(format!("resources ({})", enable.join(", ")), reason)
+            })?;
         }
         let mut cg = Cgroup::default();
-        if let Some(h) = &layout.v2 {
-            if !on_v2.is_empty() {
-                let parent = h.own_dir();
-                let enable: Vec<String> = on_v2.iter().map(|c| format!("+{c}")).collect();
-                std::fs::write(parent.join("cgroup.subtree_control"), enable.join(" ")).map_err(|e| {
-                    let mut reason = format!(
-                        "cannot enable {} for child cgroups of {}: {}",
-                        on_v2.join(" "),
-                        parent.display(),
-                        describe(&e)
-                    );
-                    if e.raw_os_error() == Some(libc::EBUSY) {
-                        reason.push_str(" (that cgroup holds processes; run airlock from a leaf of a delegated subtree)");
-                    }
-                    SetupError::new(format!("resources ({})", on_v2.join(", ")), reason)
-                })?;
-            }
-            let dir = h.own_dir().join(name);
-            mkdir(&dir, "cgroup2")?;
-            cg.v2 = Some(dir);
+        cg.memory.clone_from(&plan.memory);
+        cg.pids.clone_from(&plan.pids);
+        if let Some(dir) = &plan.v2 {
+            mkdir(dir, "cgroup2")?;
+            cg.v2 = Some(dir.clone());
         }
-        for c in &on_v1 {
-            let dir = layout.v1[*c].own_dir().join(name);
-            mkdir(&dir, c)?;
-            cg.v1.insert(c.to_string(), dir);
+        for (c, dir) in &plan.v1 {
+            mkdir(dir, c)?;
+            cg.v1.insert(c.clone(), dir.clone());
         }
-        if cg.v2.is_none() {
-            // Without cgroup.kill, a frozen freezer cgroup is how every
-            // process is caught at once.
-            if let Some(h) = layout.v1.get("freezer") {
-                let dir = h.own_dir().join(name);
-                mkdir(&dir, "freezer")?;
-                cg.v1.insert("freezer".into(), dir);
-            }
+        for w in &plan.writes {
+            write_file(&w.dir, &w.file, &w.value, &w.controller)?;
         }
-        for w in &v1_writes {
-            if let Some(dir) = cg.v1.get(w.controller) {
-                write_file(dir, w.file, &w.value, w.controller)?;
-            }
-        }
-        for w in &v2_writes {
-            if on_v2.contains(&w.controller) {
-                write_file(
-                    cg.v2.as_ref().expect("v2 exists"),
-                    w.file,
-                    &w.value,
-                    w.controller,
-                )?;
-            }
-        }
-        cg.memory_v2 = on_v2.contains(&"memory");
-        cg.memory = if cg.memory_v2 {
-            cg.v2.clone()
-        } else {
-            cg.v1.get("memory").cloned()
-        };
-        cg.pids_v2 = on_v2.contains(&"pids");
-        cg.pids = if cg.pids_v2 {
-            cg.v2.clone()
-        } else {
-            cg.v1.get("pids").cloned()
-        };
         Ok(cg)
     }
 
@@ -325,9 +265,9 @@ impl Cgroup {
         }
     }
 
-    fn counter(dir: &Option<PathBuf>, file: &str, key: &str) -> u64 {
+    fn counter(dir: &Option<(PathBuf, bool)>, file: &str, key: &str) -> u64 {
         dir.as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .and_then(|(d, _)| std::fs::read_to_string(d.join(file)).ok())
             .and_then(|s| {
                 s.lines()
                     .find_map(|l| l.strip_prefix(key).map(|v| v.trim().parse().unwrap_or(0)))
@@ -337,19 +277,23 @@ impl Cgroup {
 
     /// The peak memory of the whole sandbox, if a memory cgroup exists.
     pub fn peak_memory(&self) -> Option<u64> {
-        let file = if self.memory_v2 {
+        let (dir, v2) = self.memory.as_ref()?;
+        let file = if *v2 {
             "memory.peak"
         } else {
             "memory.max_usage_in_bytes"
         };
-        self.memory
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+        std::fs::read_to_string(dir.join(file))
+            .ok()
             .and_then(|s| s.trim().parse().ok())
     }
 
+    fn memory_v2(&self) -> bool {
+        self.memory.as_ref().is_some_and(|m| m.1)
+    }
+
     pub fn oom_kills(&self) -> u64 {
-        if self.memory_v2 {
+        if self.memory_v2() {
             Self::counter(&self.memory, "memory.events", "oom_kill ")
         } else {
             Self::counter(&self.memory, "memory.oom_control", "oom_kill ")

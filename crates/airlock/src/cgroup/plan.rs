@@ -1,8 +1,14 @@
-//! Which cgroup files to write for the spec's limits, on v2 and on v1.
-//! Pure, so the controller-file logic is unit-tested for both layouts
-//! whatever the test host has.
+//! Which cgroups a sandbox gets and which files to write in them, on v2
+//! and on v1, resolved in the caller from the host's [`Layout`] and
+//! carried out by the supervisor. Pure, so the controller-file logic is
+//! unit-tested for both layouts whatever the test host has.
 
+use super::{v1_name, Layout};
+use crate::report::SetupError;
 use crate::spec::Resources;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// One write: controller, file, value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +96,110 @@ pub fn controllers(writes: &[Write]) -> Vec<&'static str> {
     c
 }
 
+/// A sandbox's cgroups, resolved: what to enable, create and write, in
+/// that order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupPlan {
+    /// The caller's v2 cgroup and the controllers to enable for its
+    /// children (in its `cgroup.subtree_control`).
+    pub enable: Option<(PathBuf, Vec<String>)>,
+    /// The v2 cgroup, made wherever the host has a v2 hierarchy: it gives
+    /// membership at clone time (CLONE_INTO_CGROUP), freeze and kill.
+    pub v2: Option<PathBuf>,
+    /// v1 cgroups by controller.
+    pub v1: BTreeMap<String, PathBuf>,
+    /// The limits, written after every cgroup exists.
+    pub writes: Vec<FileWrite>,
+    /// Where memory accounting is read for the exit report (true: v2).
+    pub memory: Option<(PathBuf, bool)>,
+    /// Where the pids counter is read (true: v2).
+    pub pids: Option<(PathBuf, bool)>,
+}
+
+/// One limit to write into a cgroup that the plan creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileWrite {
+    pub dir: PathBuf,
+    pub file: String,
+    pub value: String,
+    /// For the error when the host cannot apply it.
+    pub controller: String,
+}
+
+/// The sandbox's cgroups, named `name`, under the caller's own cgroups of
+/// `layout`: one per v1 controller the limits need (v1 wins where a
+/// controller is mounted there, as on a hybrid host), a v2 cgroup where
+/// the host has v2, and a v1 freezer when there is no v2 to kill through.
+/// A controller the host has nowhere is an error naming it.
+pub fn resolve(res: &Resources, layout: &Layout, name: &str) -> Result<CgroupPlan, SetupError> {
+    let v2_writes = v2(res);
+    let mut on_v2: Vec<&str> = Vec::new();
+    let mut on_v1: Vec<&str> = Vec::new();
+    for c in controllers(&v2_writes) {
+        if layout.v1.contains_key(v1_name(c)) {
+            on_v1.push(v1_name(c));
+        } else if layout.v2_controllers.iter().any(|a| a == c) {
+            on_v2.push(c);
+        } else {
+            let where_ = match &layout.v2 {
+                Some(h) => format!(
+                    "{} lists only [{}]",
+                    h.own_dir().join("cgroup.controllers").display(),
+                    layout.v2_controllers.join(" ")
+                ),
+                None => "no cgroup v2 hierarchy is mounted".into(),
+            };
+            return Err(SetupError::new(
+                format!("resources ({c})"),
+                format!("the {c} controller is not available: no cgroup v1 hierarchy has it and {where_}"),
+            ));
+        }
+    }
+    let mut plan = CgroupPlan::default();
+    if let Some(h) = &layout.v2 {
+        if !on_v2.is_empty() {
+            let enable = on_v2.iter().map(|c| c.to_string()).collect();
+            plan.enable = Some((h.own_dir(), enable));
+        }
+        plan.v2 = Some(h.own_dir().join(name));
+    }
+    for c in &on_v1 {
+        plan.v1
+            .insert(c.to_string(), layout.v1[*c].own_dir().join(name));
+    }
+    if plan.v2.is_none() {
+        // Without cgroup.kill, a frozen freezer cgroup is how every
+        // process is caught at once.
+        if let Some(h) = layout.v1.get("freezer") {
+            plan.v1.insert("freezer".into(), h.own_dir().join(name));
+        }
+    }
+    let planned = |dir: &PathBuf, w: Write| FileWrite {
+        dir: dir.clone(),
+        file: w.file.into(),
+        value: w.value,
+        controller: w.controller.into(),
+    };
+    for w in v1(res) {
+        if let Some(dir) = plan.v1.get(w.controller) {
+            plan.writes.push(planned(dir, w));
+        }
+    }
+    for w in v2_writes {
+        if on_v2.contains(&w.controller) {
+            let dir = plan.v2.clone().expect("a controller on v2 means v2 exists");
+            plan.writes.push(planned(&dir, w));
+        }
+    }
+    let counter = |c: &str| match on_v2.contains(&c) {
+        true => plan.v2.clone().map(|d| (d, true)),
+        false => plan.v1.get(c).cloned().map(|d| (d, false)),
+    };
+    plan.memory = counter("memory");
+    plan.pids = counter("pids");
+    Ok(plan)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +264,106 @@ mod tests {
     fn nothing_asked_nothing_written() {
         assert!(v2(&Resources::default()).is_empty());
         assert!(v1(&Resources::default()).is_empty());
+    }
+
+    fn layout(mountinfo: &str, cgroup: &str, v2_controllers: &[&str]) -> Layout {
+        let mut l = super::super::parse_layout(mountinfo, cgroup);
+        l.v2_controllers = v2_controllers.iter().map(|c| c.to_string()).collect();
+        l
+    }
+
+    #[test]
+    fn pure_v2_host_gets_one_cgroup_with_every_limit() {
+        let l = layout(
+            "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            "0::/user.slice/session-1.scope\n",
+            &["cpu", "io", "memory", "pids"],
+        );
+        let p = resolve(&res(), &l, "airlock-x").unwrap();
+        let dir = PathBuf::from("/sys/fs/cgroup/user.slice/session-1.scope/airlock-x");
+        assert_eq!(p.v2.as_ref(), Some(&dir));
+        assert!(p.v1.is_empty());
+        let (parent, enable) = p.enable.clone().unwrap();
+        assert_eq!(parent, dir.parent().unwrap());
+        assert_eq!(enable, ["cpu", "memory", "pids"]);
+        assert!(p.writes.iter().all(|w| w.dir == dir));
+        let files: Vec<&str> = p.writes.iter().map(|w| w.file.as_str()).collect();
+        assert_eq!(
+            files,
+            ["memory.max", "memory.swap.max", "pids.max", "cpu.max", "cpu.weight"]
+        );
+        assert_eq!(p.memory, Some((dir.clone(), true)));
+        assert_eq!(p.pids, Some((dir, true)));
+    }
+
+    #[test]
+    fn a_v2_host_without_limits_still_gets_a_cgroup_to_kill_through() {
+        let l = layout(
+            "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            "0::/a\n",
+            &[],
+        );
+        let p = resolve(&Resources::default(), &l, "airlock-x").unwrap();
+        assert_eq!(p.v2, Some(PathBuf::from("/sys/fs/cgroup/a/airlock-x")));
+        assert!(p.enable.is_none() && p.writes.is_empty());
+    }
+
+    #[test]
+    fn hybrid_host_puts_limits_on_v1_and_membership_on_v2() {
+        let l = layout(
+            "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+             39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+             41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+            "8:pids:/\n4:memory:/m\n0::/u\n",
+            &["hugetlb"],
+        );
+        let r = Resources {
+            memory: Some(Size(1 << 20)),
+            pids: Some(8),
+            ..Default::default()
+        };
+        let p = resolve(&r, &l, "airlock-x").unwrap();
+        assert!(p.enable.is_none(), "nothing to enable on v2");
+        assert_eq!(p.v2, Some(PathBuf::from("/sys/fs/cgroup/unified/u/airlock-x")));
+        assert_eq!(
+            p.v1["memory"],
+            PathBuf::from("/sys/fs/cgroup/memory/m/airlock-x")
+        );
+        assert!(!p.v1.contains_key("freezer"), "v2 kills; no freezer needed");
+        assert_eq!(p.memory.as_ref().map(|m| m.1), Some(false));
+        assert!(p
+            .writes
+            .iter()
+            .any(|w| w.file == "memory.memsw.limit_in_bytes" && w.dir == p.v1["memory"]));
+    }
+
+    #[test]
+    fn a_v1_only_host_gets_a_freezer() {
+        let l = layout(
+            "35 31 0:32 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n",
+            "7:freezer:/f\n",
+            &[],
+        );
+        let p = resolve(&Resources::default(), &l, "airlock-x").unwrap();
+        assert_eq!(
+            p.v1["freezer"],
+            PathBuf::from("/sys/fs/cgroup/freezer/f/airlock-x")
+        );
+    }
+
+    #[test]
+    fn a_controller_the_host_lacks_is_named() {
+        let l = layout(
+            "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            "0::/a\n",
+            &["memory"],
+        );
+        let r = Resources {
+            io_weight: Some(100),
+            ..Default::default()
+        };
+        let e = resolve(&r, &l, "airlock-x").unwrap_err();
+        assert_eq!(e.step, "resources (io)");
+        assert!(e.reason.contains("lists only [memory]"), "{}", e.reason);
     }
 }

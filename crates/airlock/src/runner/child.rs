@@ -21,7 +21,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
             std::process::exit(125);
         }
     };
-    match plan.spec.init {
+    match plan.init {
         InitMode::Workload => {
             let e = become_workload(plan, report, Some(&go), hold.as_ref(), slave.as_ref());
             report.failed(&e);
@@ -51,7 +51,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
                     // SAFETY: the report fd is ours and not used after this.
                     unsafe { libc::close(super::report::report_fd()) };
                     drop((go, hold, slave));
-                    super::init::run(pid, plan.spec.new_session)
+                    super::init::run(pid, plan.new_session)
                 }
             }
         }
@@ -70,8 +70,6 @@ fn setup(
     go: OwnedFd,
     report: Reporter,
 ) -> Result<(OwnedFd, Option<OwnedFd>), SetupError> {
-    let spec = &plan.spec;
-
     // The supervisor writes our id maps from outside, then says go. It
     // keeps its end of the pipe open for as long as it lives.
     let mut byte = [0u8; 1];
@@ -80,7 +78,7 @@ fn setup(
         _ => std::process::exit(125),
     }
 
-    if spec.namespaces.user {
+    if plan.user_ns() {
         // Become root of the new user namespace if it is mapped (a root
         // caller's sandbox), so what setup creates is owned by sandbox root.
         report.progress(|| "become the namespace's root".into());
@@ -107,13 +105,13 @@ fn setup(
     // Clocks before anything else of ours lives in the namespace: offsets
     // can be set only while it is empty. Done while still dumpable, since
     // /proc/self of a non-dumpable process belongs to the host's root.
-    if spec.namespaces.time {
+    if let Some(clocks) = &plan.clocks {
         report.progress(|| "time namespace: clocks start near the spec's values".into());
         // The uid change above made us non-dumpable, which hands
         // /proc/self to the host's root; take it back for this one write.
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
             .step(|| "make init dumpable for the clock offsets".into())?;
-        time::enter(&spec.time)?;
+        time::enter(clocks)?;
     }
 
     // From here on nothing in the sandbox may ptrace us or open our
@@ -130,19 +128,18 @@ fn setup(
     }
 
     let trees = mount::prepare(plan, report)?;
-    mount::apply_mounts(spec, &trees, report)?;
-    mount::protect(spec, &trees, report)?;
+    mount::apply(plan, &trees, report)?;
     mount::enter(trees, report)?;
 
-    if spec.namespaces.uts {
-        report.progress(|| format!("hostname {}", spec.hostname));
-        rustix::system::sethostname(spec.hostname.as_bytes()).step(|| "hostname".into())?;
+    if let Some(name) = &plan.hostname {
+        report.progress(|| format!("hostname {name}"));
+        rustix::system::sethostname(name.as_bytes()).step(|| "hostname".into())?;
     }
-    if spec.namespaces.net {
+    if plan.loopback {
         report.progress(|| "bring up lo".into());
         net::loopback_up()?;
     }
-    if spec.new_session {
+    if plan.new_session {
         // PID 1 gets its own session too: then nothing in the sandbox has
         // the caller's terminal as its controlling terminal.
         rustix::process::setsid().step(|| "setsid".into())?;
@@ -173,7 +170,7 @@ fn become_workload(
 ) -> SetupError {
     let p = &plan.process;
     let run = || -> Result<(), SetupError> {
-        if plan.spec.new_session && plan.spec.init == InitMode::Airlock {
+        if plan.new_session && plan.init == InitMode::Airlock {
             rustix::process::setsid().step(|| "setsid".into())?;
         }
         if let Some(t) = terminal {

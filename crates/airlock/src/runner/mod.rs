@@ -24,6 +24,7 @@ mod logs;
 mod mount;
 mod net;
 mod overlay;
+mod protect;
 mod supervisor;
 mod time;
 mod tty;

@@ -7,9 +7,9 @@
 //! 2. put a staging tmpfs on /tmp and pivot into it: the host's tree is now
 //!    at /oldroot and can be reached only through an fd we hold;
 //! 3. mount the sandbox's root at /newroot (a fresh tmpfs or a host dir);
-//! 4. apply the plan's mounts in order, resolving every target inside the
-//!    new root and every bind source inside the host's root;
-//! 5. mask and make read-only the OCI paths, then make the root read-only;
+//! 4. carry out the plan's mount steps in order, resolving every target
+//!    inside the new root: the mounts, then (in `protect`) the OCI masked
+//!    and read-only paths, the sealed /dev and the read-only root;
 //! 6. pivot into the new root and detach the staging tree, and the host's
 //!    tree with it.
 //!
@@ -20,14 +20,14 @@ use super::fs::{
     attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, new_tmpfs, path_in, TargetKind,
 };
 use super::report::{Reporter, SetupError, StepExt};
-use super::{dev, overlay};
-use crate::plan::Plan;
-use crate::spec::{Mount, Root, SandboxSpec};
+use super::{dev, overlay, protect};
+use crate::plan::{MountStep, Plan};
+use crate::spec::{Root, Size};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount_change, MountPropagationFlags};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 type Result<T> = std::result::Result<T, SetupError>;
 
@@ -72,7 +72,6 @@ fn open_source(plan: &Plan, step: &dyn Fn() -> String, path: &str) -> Result<Own
 /// Steps 1 to 3: private propagation and sources, staging root, the
 /// sandbox's root.
 pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
-    let spec = &plan.spec;
     report.progress(|| "make every mount private".into());
     mount_change(
         "/",
@@ -81,10 +80,10 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
     .step(|| "make mounts private".into())?;
 
     report.progress(|| "open and re-check the bind sources".into());
-    let mut sources = Vec::with_capacity(spec.filesystem.mounts.len());
-    for m in &spec.filesystem.mounts {
+    let mut sources = Vec::with_capacity(plan.filesystem.steps.len());
+    for m in &plan.filesystem.steps {
         sources.push(match m {
-            Mount::Bind {
+            MountStep::Bind {
                 source,
                 destination,
                 ..
@@ -96,7 +95,7 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
             _ => None,
         });
     }
-    let (rootfs, layers) = match &spec.filesystem.root {
+    let (rootfs, layers) = match &plan.filesystem.root {
         Root::Path { path, .. } => (
             Some(open_source(plan, &|| format!("root {path}"), path)?),
             None,
@@ -144,7 +143,7 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
     )
     .step(|| "open host root".into())?;
 
-    match &spec.filesystem.root {
+    match &plan.filesystem.root {
         Root::Tmpfs { size, .. } => {
             report.progress(|| "root: fresh tmpfs".into());
             let mnt = new_tmpfs(0o755, *size).step(|| "root: mount tmpfs".into())?;
@@ -168,7 +167,7 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
             }
             let tree = clone_tree(&src, true).step(step)?;
             sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
-            if let Root::Path { readonly: true, .. } = &spec.filesystem.root {
+            if let Root::Path { readonly: true, .. } = &plan.filesystem.root {
                 // Everything mounted below the rootfs is read-only now; the
                 // top stays writable for our mountpoints until protect()
                 // makes it read-only too.
@@ -236,122 +235,138 @@ fn missing(step: String, path: &str, e: &io::Error) -> SetupError {
     }
 }
 
-/// Step 4: the plan's mounts, in order.
-pub fn apply_mounts(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()> {
-    let root = trees.root.as_fd();
-    for (i, m) in spec.filesystem.mounts.iter().enumerate() {
-        let dest = m.destination();
-        let step = || format!("mount {dest}");
+/// Step 4: the plan's mount steps, in order.
+pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
+    for (i, m) in plan.filesystem.steps.iter().enumerate() {
+        let step = || m.describe();
+        let root = trees.root.as_fd();
         match m {
-            Mount::Bind {
+            MountStep::Bind {
                 source,
+                destination,
                 readonly,
                 devices,
-                ..
             } => {
                 report.progress(|| {
-                    format!(
-                        "mount {dest}: {} bind of {source}",
-                        if *readonly { "read-only" } else { "writable" }
-                    )
+                    let how = if *readonly { "read-only" } else { "writable" };
+                    format!("mount {destination}: {how} bind of {source}")
                 });
-                let src = trees.sources[i]
-                    .as_ref()
-                    .expect("every bind source was opened");
-                let kind = if is_dir(src).step(step)? {
-                    TargetKind::Dir
-                } else {
-                    TargetKind::File
-                };
-                let target = ensure_target(root, dest, kind).step(step)?;
-                let tree = clone_tree(src, true).step(step)?;
-                let mut attrs = MOUNT_ATTR_NOSUID;
-                if !devices {
-                    attrs |= MOUNT_ATTR_NODEV;
-                }
-                if *readonly {
-                    attrs |= MOUNT_ATTR_RDONLY;
-                }
-                sys::mount_setattr(&tree, attrs, true).step(step)?;
-                attach(tree, target).step(step)?;
+                let src = trees.sources[i].as_ref().expect("every bind source was opened");
+                bind(root, src, destination, *readonly, *devices).step(step)?;
             }
-            Mount::Tmpfs { size, mode, .. } => {
-                report.progress(|| format!("mount {dest}: tmpfs"));
-                let target = ensure_target(root, dest, TargetKind::Dir).step(step)?;
-                let mnt = new_tmpfs(mode.map_or(0o755, |m| m.0), *size).step(step)?;
-                attach(mnt, target).step(step)?;
+            MountStep::Tmpfs {
+                destination,
+                size,
+                mode,
+            } => {
+                report.progress(|| format!("mount {destination}: tmpfs"));
+                tmpfs(root, destination, *size, *mode).step(step)?;
             }
-            Mount::Proc { .. } if !spec.namespaces.pid => {
-                // In the host's PID namespace a new procfs needs privilege
-                // over that namespace, which a user namespace does not give;
-                // the host's /proc is what "share the PID namespace" means.
-                report
-                    .progress(|| format!("mount {dest}: the host's /proc (PID namespace shared)"));
-                let src = path_in(&trees.host, "/proc").step(step)?;
-                let target = ensure_target(root, dest, TargetKind::Dir).step(step)?;
-                let tree = clone_tree(&src, true).step(step)?;
-                let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-                sys::mount_setattr(&tree, attrs, true).step(step)?;
-                attach(tree, target).step(step)?;
+            MountStep::HostProc { destination } => {
+                report.progress(|| {
+                    format!("mount {destination}: the host's /proc (PID namespace shared)")
+                });
+                host_proc(root, &trees.host, destination).step(step)?;
             }
-            Mount::Proc { .. } => {
-                report.progress(|| format!("mount {dest}: proc"));
-                mount_fs_at(
-                    root,
-                    dest,
-                    "proc",
-                    &[],
-                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                )
-                .step(step)?;
+            MountStep::Proc { destination } => {
+                report.progress(|| format!("mount {destination}: proc"));
+                mount_fs_at(root, destination, "proc", &[], NO_SUID_DEV_EXEC).step(step)?;
             }
-            Mount::Dev { .. } => {
-                report.progress(|| format!("mount {dest}: minimal /dev"));
-                dev::mount_dev(root, &trees.host, dest)?;
+            MountStep::Dev { destination } => {
+                report.progress(|| format!("mount {destination}: minimal /dev"));
+                dev::mount_dev(root, &trees.host, destination)?;
             }
-            Mount::Mqueue { .. } => {
-                report.progress(|| format!("mount {dest}: mqueue"));
-                mount_fs_at(
-                    root,
-                    dest,
-                    "mqueue",
-                    &[],
-                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                )
-                .step(step)?;
+            MountStep::Mqueue { destination } => {
+                report.progress(|| format!("mount {destination}: mqueue"));
+                mount_fs_at(root, destination, "mqueue", &[], NO_SUID_DEV_EXEC).step(step)?;
             }
-            Mount::Dir { mode, .. } => {
-                report.progress(|| format!("dir {dest}"));
-                let d = super::fs::mkdir_all_in(root, dest).step(|| format!("dir {dest}"))?;
+            MountStep::Dir { destination, mode } => {
+                report.progress(step);
+                let d = super::fs::mkdir_all_in(root, destination).step(step)?;
                 if let Some(m) = mode {
-                    chmod_path(&d, m.0).step(|| format!("dir {dest}"))?;
+                    chmod_path(&d, *m).step(step)?;
                 }
             }
-            Mount::File { content, mode, .. } => {
-                report.progress(|| format!("file {dest}"));
-                write_file(root, dest, content.as_bytes(), mode.map_or(0o644, |m| m.0))
-                    .step(|| format!("file {dest}"))?;
+            MountStep::File {
+                destination,
+                content,
+                mode,
+            } => {
+                report.progress(step);
+                write_file(root, destination, content.as_bytes(), *mode).step(step)?;
             }
-            Mount::Symlink { target, .. } => {
-                report.progress(|| format!("symlink {dest} -> {target}"));
-                let (parent, name) = dest
-                    .trim_end_matches('/')
-                    .rsplit_once('/')
-                    .unwrap_or(("", dest));
-                let pfd =
-                    super::fs::mkdir_all_in(root, parent).step(|| format!("symlink {dest}"))?;
-                match rustix::fs::symlinkat(target.as_str(), &pfd, name) {
-                    Ok(()) => {}
-                    Err(rustix::io::Errno::EXIST)
-                        if rustix::fs::readlinkat(&pfd, name, Vec::new())
-                            .map(|t| t.as_bytes() == target.as_bytes())
-                            .unwrap_or(false) => {}
-                    Err(e) => return Err(SetupError::io(format!("symlink {dest}"), &e.into())),
-                }
+            MountStep::Symlink {
+                destination,
+                target,
+            } => {
+                report.progress(|| format!("symlink {destination} -> {target}"));
+                symlink(root, destination, target).step(step)?;
             }
+            MountStep::Mask { .. }
+            | MountStep::ReadOnly { .. }
+            | MountStep::SealDev { .. }
+            | MountStep::ReadOnlyRoot => protect::apply(m, trees, report)?,
         }
     }
     Ok(())
+}
+
+const NO_SUID_DEV_EXEC: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+
+fn bind(
+    root: BorrowedFd,
+    src: &OwnedFd,
+    dest: &str,
+    readonly: bool,
+    devices: bool,
+) -> io::Result<()> {
+    let kind = if is_dir(src)? {
+        TargetKind::Dir
+    } else {
+        TargetKind::File
+    };
+    let target = ensure_target(root, dest, kind)?;
+    let tree = clone_tree(src, true)?;
+    let mut attrs = MOUNT_ATTR_NOSUID;
+    if !devices {
+        attrs |= MOUNT_ATTR_NODEV;
+    }
+    if readonly {
+        attrs |= MOUNT_ATTR_RDONLY;
+    }
+    sys::mount_setattr(&tree, attrs, true)?;
+    attach(tree, target)
+}
+
+fn tmpfs(root: BorrowedFd, dest: &str, size: Option<Size>, mode: u32) -> io::Result<()> {
+    let target = ensure_target(root, dest, TargetKind::Dir)?;
+    let mnt = new_tmpfs(mode, size)?;
+    attach(mnt, target)
+}
+
+fn host_proc(root: BorrowedFd, host: &OwnedFd, dest: &str) -> io::Result<()> {
+    let src = path_in(host, "/proc")?;
+    let target = ensure_target(root, dest, TargetKind::Dir)?;
+    let tree = clone_tree(&src, true)?;
+    sys::mount_setattr(&tree, NO_SUID_DEV_EXEC, true)?;
+    attach(tree, target)
+}
+
+/// A symlink; one that already points where asked is fine (an image may
+/// ship it).
+fn symlink(root: BorrowedFd, dest: &str, target: &str) -> io::Result<()> {
+    let (parent, name) = crate::fs::split_parent(dest);
+    let pfd = super::fs::mkdir_all_in(root, parent)?;
+    match rustix::fs::symlinkat(target, &pfd, name) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST)
+            if rustix::fs::readlinkat(&pfd, name, Vec::new())
+                .is_ok_and(|t| t.as_bytes() == target.as_bytes()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// chmod a directory we hold as an O_PATH handle: fchmod refuses O_PATH,
@@ -366,11 +381,8 @@ fn chmod_path(fd: &OwnedFd, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::fchmod(d, Mode::from_raw_mode(mode))?)
 }
 
-fn write_file(root: impl AsFd + Copy, dest: &str, content: &[u8], mode: u32) -> io::Result<()> {
-    let (parent, name) = dest
-        .trim_end_matches('/')
-        .rsplit_once('/')
-        .unwrap_or(("", dest));
+fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Result<()> {
+    let (parent, name) = crate::fs::split_parent(dest);
     let pfd = super::fs::mkdir_all_in(root, parent)?;
     let f = rustix::fs::openat(
         &pfd,
@@ -383,96 +395,6 @@ fn write_file(root: impl AsFd + Copy, dest: &str, content: &[u8], mode: u32) -> 
         off += rustix::io::write(&f, &content[off..])?;
     }
     rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
-    Ok(())
-}
-
-/// Step 5: OCI masked and read-only paths, then the root itself.
-pub fn protect(spec: &SandboxSpec, trees: &Trees, report: Reporter) -> Result<()> {
-    let root = trees.root.as_fd();
-    for path in &spec.filesystem.masked_paths {
-        let target = match path_in(root, path) {
-            Ok(t) => t,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue, // absent: nothing to hide
-            Err(e) => return Err(SetupError::io(format!("mask {path}"), &e)),
-        };
-        report.progress(|| format!("mask {path}"));
-        let step = || format!("mask {path}");
-        if is_dir(&target).step(step)? {
-            let empty = new_fs(
-                "tmpfs",
-                &[("mode", Some("0")), ("size", Some("4096"))],
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            )
-            .step(step)?;
-            attach(empty, target).step(step)?;
-        } else {
-            // The host's /dev/null, checked to be the null device: a rootfs's
-            // own /dev/null could be a symlink to something writable
-            // (runc CVE-2025-31133).
-            let null = path_in(&trees.host, "/dev/null").step(step)?;
-            let st = rustix::fs::fstat(&null).step(step)?;
-            let is_null = rustix::fs::FileType::from_raw_mode(st.st_mode)
-                == rustix::fs::FileType::CharacterDevice
-                && rustix::fs::major(st.st_rdev) == 1
-                && rustix::fs::minor(st.st_rdev) == 3;
-            if !is_null {
-                return Err(SetupError::new(
-                    step(),
-                    "the host's /dev/null is not the null device",
-                ));
-            }
-            let tree = clone_tree(&null, false).step(step)?;
-            sys::mount_setattr(
-                &tree,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-                false,
-            )
-            .step(step)?;
-            attach(tree, target).step(step)?;
-        }
-    }
-    for path in &spec.filesystem.readonly_paths {
-        let target = match path_in(root, path) {
-            Ok(t) => t,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(SetupError::io(format!("read-only {path}"), &e)),
-        };
-        report.progress(|| format!("read-only {path}"));
-        let step = || format!("read-only {path}");
-        let tree = clone_tree(&target, true).step(step)?;
-        sys::mount_setattr(
-            &tree,
-            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            true,
-        )
-        .step(step)?;
-        attach(tree, &target).step(step)?;
-    }
-    // Once every mount is made (an mqueue or a bind may have needed a
-    // mountpoint in it), each /dev tmpfs becomes read-only; its device
-    // binds, pts and shm are mounts of their own and keep their modes.
-    for m in &spec.filesystem.mounts {
-        if let Mount::Dev { destination } = m {
-            let step = || format!("make {destination} read-only");
-            let dev = path_in(root, destination).step(step)?;
-            sys::mount_setattr(
-                &dev,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-                false,
-            )
-            .step(step)?;
-        }
-    }
-    let readonly_root = match &spec.filesystem.root {
-        Root::Tmpfs { readonly, .. } | Root::Path { readonly, .. } => *readonly,
-        Root::Overlay { .. } => false,
-    };
-    if readonly_root {
-        report.progress(|| "make / read-only".into());
-        // Non-recursive: only the root mount; binds keep what they asked for.
-        sys::mount_setattr(&trees.root, MOUNT_ATTR_RDONLY, false)
-            .step(|| "make / read-only".into())?;
-    }
     Ok(())
 }
 

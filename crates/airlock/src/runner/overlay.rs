@@ -51,7 +51,7 @@ fn mkdir_in(dir: &OwnedFd, name: &str) -> Result<()> {
 /// mount, ready to be attached as the new root.
 pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd> {
     let step = || "root: overlay".to_string();
-    let userns = plan.spec.namespaces.user;
+    let userns = plan.user_ns();
     // Held until the overlay is created: its paths are these fds' links.
     let mut held = Vec::new();
     let (upper, work) = match &layers.upper {
@@ -127,7 +127,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
 pub fn prepare_upper(plan: &Plan) -> Result<()> {
     let crate::spec::Root::Overlay {
         upper: Some(dir), ..
-    } = &plan.spec.filesystem.root
+    } = &plan.filesystem.root
     else {
         return Ok(());
     };
@@ -150,7 +150,7 @@ pub fn prepare_upper(plan: &Plan) -> Result<()> {
             Err(e) => return Err(SetupError::io(format!("overlay: mkdir {name}"), &e.into())),
         };
         // Only what we just made is handed to the sandbox's root.
-        let hand_over = plan.spec.namespaces.user && plan.caller.is_root();
+        let hand_over = plan.user_ns() && plan.caller.is_root();
         if let (true, Some(Owner { uid, gid }), true) = (created, owner, hand_over) {
             let d = rustix::fs::openat(
                 &parent,
@@ -180,7 +180,7 @@ struct Owner {
 }
 
 fn upper_dir(plan: &Plan) -> Option<&str> {
-    match &plan.spec.filesystem.root {
+    match &plan.filesystem.root {
         crate::spec::Root::Overlay {
             upper: Some(dir), ..
         } => Some(dir),
@@ -205,7 +205,7 @@ fn to_inside(maps: &[IdMap], id: u32) -> Option<u32> {
 /// else the caller, who made them. `None` when the sandbox's ids do not
 /// reach the host, which no directory can then match.
 fn expected_owner(plan: &Plan) -> Option<Owner> {
-    if plan.spec.namespaces.user && plan.caller.is_root() {
+    if plan.user_ns() && plan.caller.is_root() {
         let uid = to_host(&plan.uid_map, 0).or_else(|| to_host(&plan.uid_map, plan.process.uid));
         let gid = to_host(&plan.gid_map, 0).or_else(|| to_host(&plan.gid_map, plan.process.gid));
         return Some(Owner {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// parent-death signal would fire when the *thread* that spawned us ends,
 /// and library callers are multi-threaded.)
 fn watch_caller(plan: &Plan, parent_pid: i32) -> Result<Option<OwnedFd>, SetupError> {
-    if !plan.spec.die_with_parent || plan.lifecycle.as_ref().is_some_and(|l| l.detached) {
+    if !plan.die_with_caller || plan.lifecycle.as_ref().is_some_and(|l| l.detached) {
         return Ok(None);
     }
     let fd = rustix::process::Pid::from_raw(parent_pid)
@@ -55,16 +55,13 @@ fn leave_caller() -> Result<(), SetupError> {
 }
 
 /// cgroups first: a limit the host cannot apply stops us here, before any
-/// namespace exists. Without a PID namespace of its own, killing PID 1
-/// does not end the sandbox: a cgroup is then what stop and timeout kill
-/// through. Dropping it removes what was created.
+/// namespace exists. Dropping the result removes what was created.
 fn create_cgroup(plan: &Plan, report: Reporter) -> Result<Option<Cgroup>, SetupError> {
-    if !plan.spec.resources.any() && plan.spec.namespaces.pid {
+    let Some(cg) = &plan.cgroup else {
         return Ok(None);
-    }
+    };
     report.progress(|| "create cgroups and write the limits".into());
-    let name = format!("airlock-{}", std::process::id());
-    Cgroup::create(&plan.spec.resources, &name).map(Some)
+    Cgroup::create(cg).map(Some)
 }
 
 pub(super) fn supervise(
@@ -83,7 +80,7 @@ pub(super) fn supervise(
     // After the close above, which would take its fds too.
     let stop = signals::catch_stop().step(|| "stop signal pipe".into())?;
     let parent = watch_caller(&plan, parent_pid)?;
-    if plan.spec.new_session || detached {
+    if plan.new_session || detached {
         // Away from the caller's terminal: terminal signals reach only the
         // caller, which forwards them once.
         rustix::process::setsid().step(|| "setsid".into())?;
@@ -185,13 +182,13 @@ pub(super) fn supervise(
     // released, so the state shows it stopped. Where that is not enough —
     // cgroups to remove, or a workload as PID 1 that may clear its
     // parent-death signal — a guard kills what is left.
-    let needs_guard = cgroup.is_some() || plan.spec.init == crate::spec::InitMode::Workload;
+    let needs_guard = cgroup.is_some() || plan.init == crate::spec::InitMode::Workload;
     let guard = if needs_guard {
         Some(guard::spawn(&pidfd, cgroup.as_ref(), state_dir.as_ref(), alive_fd).map_err(early)?)
     } else {
         None
     };
-    if plan.spec.namespaces.user {
+    if plan.user_ns() {
         report.progress(|| "write id maps".into());
         idmap::write_maps(&plan, pid).map_err(early)?;
     }
@@ -208,13 +205,11 @@ pub(super) fn supervise(
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
-    signals::forward_to(pid, plan.spec.new_session);
+    signals::forward_to(pid, plan.new_session);
 
     let deadline = plan
-        .spec
-        .timeout
-        .and_then(|t| Duration::try_from_secs_f64(t).ok())
-        .and_then(|d| started.checked_add(d));
+        .timeout_ms
+        .and_then(|t| started.checked_add(Duration::from_millis(t)));
     let mut w = Watch {
         report,
         pid,

@@ -220,11 +220,12 @@ impl StateRoot {
         }
     }
 
-    /// Reserve a new sandbox: a fresh id, a unique name (the id's first 12
+    /// Reserve a new sandbox with the plan's `id`: a unique name (the id's first 12
     /// digits when none is given), its directory and first state. The
     /// returned lock on `alive` is what the supervisor inherits and holds.
     pub fn create(
         &self,
+        id: &str,
         name: Option<&str>,
         spec: &SandboxSpec,
         detached: bool,
@@ -233,7 +234,7 @@ impl StateRoot {
             check_name(n)?;
         }
         let root_lock = lock_file(&self.dir.join(".lock"), true)?;
-        let id = new_id().map_err(io_err("read random bytes for an id", &self.dir))?;
+        let id = id.to_string();
         let name = name.map_or_else(|| id[..12].to_string(), str::to_string);
         if self.list().iter().any(|(_, s)| s.name == name) {
             return Err(StateError::NameInUse(name));
@@ -294,7 +295,7 @@ fn check_name(n: &str) -> Result<(), StateError> {
     }
 }
 
-fn new_id() -> io::Result<String> {
+pub(crate) fn new_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     let mut filled = 0;
     while filled < bytes.len() {
@@ -485,10 +486,10 @@ mod tests {
         let tmp = std::env::temp_dir().join(format!("airlock-state-test-{}", std::process::id()));
         let root = StateRoot::open(&tmp).unwrap();
         let spec = SandboxSpec::default();
-        let (sb, alive) = root.create(Some("one"), &spec, true).unwrap();
+        let (sb, alive) = root.create(&new_id().unwrap(), Some("one"), &spec, true).unwrap();
         assert!(sb.alive(), "the creator holds the alive lock");
         assert!(matches!(
-            root.create(Some("one"), &spec, true),
+            root.create(&new_id().unwrap(), Some("one"), &spec, true),
             Err(StateError::NameInUse(_))
         ));
         let (found, st) = root.find("one").unwrap();

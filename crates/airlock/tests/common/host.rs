@@ -74,6 +74,25 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// The names of the airlock cgroups (`airlock-<id>`) that any of `pids`
+/// is in, from their /proc/PID/cgroup.
+pub fn cgroup_names_of(pids: &[i32]) -> Vec<String> {
+    let mut names: Vec<String> = pids
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.rsplit('/').next())
+                .filter(|n| n.starts_with("airlock-"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Directories named airlock-* under the caller's cgroups, on every hierarchy.
 pub fn leftover_cgroups() -> Vec<String> {
     let layout = airlock::cgroup::Layout::detect().unwrap();

@@ -1,21 +1,23 @@
 //! From a valid spec and a few facts about the caller to the exact plan the
-//! runner carries out: the namespaces and clone flags, id maps, the
-//! workload's ids, capabilities, environment and numeric rlimits, the
-//! Landlock rules and the compiled seccomp programs. The caller's facts are
-//! passed in; the only work beyond pure computation is compiling the
-//! seccomp profile, done here once per start.
+//! runner carries out: the namespaces and clone flags, id maps, the mount
+//! steps in order, the cgroups and their limits, the workload's ids,
+//! capabilities, environment and numeric rlimits, the Landlock rules and
+//! the compiled seccomp programs. The caller's facts are passed in; the
+//! only work beyond computation is compiling the seccomp profile, done
+//! here once per start, and drawing the sandbox's random id.
 
+mod ids;
+pub mod mounts;
+
+pub use ids::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
+pub use mounts::{writable_paths, FsPlan, MountStep};
+
+use crate::cgroup::CgroupPlan;
 use crate::namespace::{self, Namespace};
 use crate::seccomp::Program;
-use crate::spec::{self, IdMap, LandlockMode, Mount, Root, SandboxSpec, SpecError};
+use crate::spec::{self, Clocks, IdMap, InitMode, LandlockMode, SandboxSpec};
+use crate::Error;
 use serde::{Deserialize, Serialize};
-
-/// Where a root caller's sandbox lands on the host when no map is given:
-/// 65536 ids starting here, far from login users (1000+) and the usual
-/// /etc/subuid allocations (100000+), so sandbox root owns nothing of the
-/// host's and no user's files.
-pub const ROOT_CALLER_BASE: u32 = 0x7000_0000;
-pub const ROOT_CALLER_COUNT: u32 = 65536;
 
 /// The ids a sandbox is launched as (see [`crate::Context`] for the rest
 /// of what is known about the caller).
@@ -31,9 +33,14 @@ impl Caller {
     }
 }
 
-/// Everything the runner needs, resolved.
+/// Everything the runner needs, resolved: it reads nothing else.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The sandbox's id (64 hex digits): its cgroups are `airlock-<id>`,
+    /// and a sandbox with state has its directory under it.
+    pub id: String,
+    /// The spec as given. The runner reads it for one thing only: to judge
+    /// each bind source again, by the same rules, once it has opened it.
     pub spec: SandboxSpec,
     pub caller: Caller,
     pub uid_map: Vec<IdMap>,
@@ -44,6 +51,25 @@ pub struct Plan {
     pub namespaces: Vec<Namespace>,
     /// The flags PID 1 is cloned with (all of `namespaces` but time).
     pub clone_flags: u64,
+    /// Set in a new UTS namespace.
+    pub hostname: Option<String>,
+    /// Where the clocks of a new time namespace start.
+    pub clocks: Option<Clocks>,
+    /// Bring up `lo` in a new network namespace.
+    pub loopback: bool,
+    /// Our init as PID 1, or the workload itself.
+    pub init: InitMode,
+    /// PID 1 and the workload each start a new session.
+    pub new_session: bool,
+    /// End the sandbox when its caller exits (never for a detached one).
+    pub die_with_caller: bool,
+    /// Kill the sandbox this long after its start.
+    pub timeout_ms: Option<u64>,
+    /// The root and the mount steps, in order.
+    pub filesystem: FsPlan,
+    /// The sandbox's cgroups; none when it needs none (no limits, and a
+    /// PID namespace to kill through).
+    pub cgroup: Option<CgroupPlan>,
     /// The workload, resolved: ids, capabilities, environment, limits.
     pub process: ProcessPlan,
     /// Landlock and seccomp, shared by the workload and every exec.
@@ -56,6 +82,13 @@ pub struct Plan {
     /// A sandbox with state: its directory, and how it lives.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
+}
+
+impl Plan {
+    /// Whether the sandbox has a user namespace of its own.
+    pub fn user_ns(&self) -> bool {
+        self.namespaces.contains(&Namespace::User)
+    }
 }
 
 /// What the runner is asked to do.
@@ -127,34 +160,6 @@ pub struct LandlockRules {
     pub tcp_connect: Option<Vec<u16>>,
 }
 
-/// The sandbox paths the workload may write beneath: writable binds,
-/// tmpfs, /dev, /proc, mqueue mounts, and `/` when the root is writable.
-pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    let writable_root = match spec.filesystem.root {
-        Root::Path { readonly, .. } | Root::Tmpfs { readonly, .. } => !readonly,
-        Root::Overlay { .. } => true,
-    };
-    if writable_root {
-        out.push("/".to_string());
-    }
-    for m in &spec.filesystem.mounts {
-        match m {
-            Mount::Bind {
-                readonly: false,
-                destination,
-                ..
-            }
-            | Mount::Tmpfs { destination, .. }
-            | Mount::Dev { destination }
-            | Mount::Proc { destination }
-            | Mount::Mqueue { destination } => out.push(destination.clone()),
-            _ => {}
-        }
-    }
-    out
-}
-
 fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
     let l = &spec.landlock;
     if l.mode == LandlockMode::Off {
@@ -195,11 +200,6 @@ pub struct ProcessPlan {
     pub terminal: bool,
 }
 
-fn mapped(maps: &[IdMap], id: u32) -> bool {
-    maps.iter()
-        .any(|m| id >= m.inside && id - m.inside < m.count)
-}
-
 /// The workload's environment: the caller's (if inherited), then `env`,
 /// then `unset_env`.
 pub fn environment(p: &spec::Process, caller_env: &[(String, String)]) -> Vec<(String, String)> {
@@ -231,121 +231,44 @@ fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
 }
 
 /// Resolve a valid spec into a plan for this caller.
-pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, SpecError> {
+pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     spec::validate::validate_fields(spec)?;
     let seccomp = crate::seccomp::compile(&spec.seccomp)?;
     let caller = ctx.caller;
     let p = &spec.process;
-    let (uid, gid, uid_map, gid_map, setgroups, use_newidmap);
-    if !spec.namespaces.user {
-        if !caller.is_root() {
-            return Err(SpecError::new(
-                "namespaces.user",
-                "only root can create namespaces without a user namespace",
-            ));
-        }
-        uid = p.uid.unwrap_or(0);
-        // A uid given alone brings its own group, not root's.
-        gid = p.gid.unwrap_or(uid);
-        uid_map = Vec::new();
-        gid_map = Vec::new();
-        setgroups = true;
-        use_newidmap = false;
-    } else if caller.is_root() {
-        uid = p.uid.unwrap_or(0);
-        // A uid given alone brings its own group, not root's.
-        gid = p.gid.unwrap_or(uid);
-        let auto = vec![IdMap {
-            inside: 0,
-            outside: ROOT_CALLER_BASE,
-            count: ROOT_CALLER_COUNT,
-        }];
-        uid_map = if spec.identity.uid_map.is_empty() {
-            auto.clone()
-        } else {
-            spec.identity.uid_map.clone()
-        };
-        gid_map = if spec.identity.gid_map.is_empty() {
-            auto
-        } else {
-            spec.identity.gid_map.clone()
-        };
-        setgroups = true;
-        use_newidmap = false;
+    let ids = ids::resolve(spec, caller)?;
+    let id = crate::state::new_id().map_err(|source| Error::Io {
+        what: "read random bytes for the sandbox's id",
+        source,
+    })?;
+    let ns = &spec.namespaces;
+    // Without a PID namespace of its own, killing PID 1 does not end the
+    // sandbox: a cgroup is then what stop and timeout kill through.
+    let cgroup = if spec.resources.any() || !ns.pid {
+        let name = format!("airlock-{id}");
+        Some(crate::cgroup::plan::resolve(&spec.resources, &ctx.cgroup, &name).map_err(Error::Setup)?)
     } else {
-        uid = p.uid.unwrap_or(caller.uid);
-        gid = p.gid.unwrap_or(caller.gid);
-        let own = |inside, outside| {
-            vec![IdMap {
-                inside,
-                outside,
-                count: 1,
-            }]
-        };
-        uid_map = if spec.identity.uid_map.is_empty() {
-            own(uid, caller.uid)
-        } else {
-            spec.identity.uid_map.clone()
-        };
-        gid_map = if spec.identity.gid_map.is_empty() {
-            own(gid, caller.gid)
-        } else {
-            spec.identity.gid_map.clone()
-        };
-        let only_own = |maps: &[IdMap], me: u32| {
-            maps.len() == 1 && maps[0].count == 1 && maps[0].outside == me
-        };
-        use_newidmap = !(only_own(&uid_map, caller.uid) && only_own(&gid_map, caller.gid));
-        // Without newgidmap the kernel lets an unprivileged writer map its
-        // gid only after setgroups is denied for the namespace.
-        setgroups = use_newidmap;
-    }
-    if spec.namespaces.user {
-        if !mapped(&uid_map, uid) {
-            return Err(SpecError::new(
-                "process.uid",
-                format!("uid {uid} is not in identity.uid_map"),
-            ));
-        }
-        if !mapped(&gid_map, gid) {
-            return Err(SpecError::new(
-                "process.gid",
-                format!("gid {gid} is not in identity.gid_map"),
-            ));
-        }
-        for (i, g) in p.groups.iter().enumerate() {
-            if !mapped(&gid_map, *g) {
-                return Err(SpecError::new(
-                    format!("process.groups[{i}]"),
-                    format!("gid {g} is not in identity.gid_map"),
-                ));
-            }
-        }
-    }
-    if !setgroups && !p.groups.is_empty() {
-        return Err(SpecError::new(
-            "process.groups",
-            "a rootless sandbox without newgidmap cannot set supplementary groups",
-        ));
-    }
-    let mut capabilities = Vec::new();
-    for c in &spec.capabilities {
-        // validate() has already rejected unknown names.
-        if let Ok(cap) = spec::parse_capability(c) {
-            capabilities.push(cap.index());
-        }
-    }
-    capabilities.sort_unstable();
-    capabilities.dedup();
-    let namespaces = Namespace::new_in(&spec.namespaces);
+        None
+    };
+    let namespaces = Namespace::new_in(ns);
     Ok(Plan {
+        id,
         spec: spec.clone(),
         caller,
-        uid_map,
-        gid_map,
-        use_newidmap,
+        uid_map: ids.uid_map,
+        gid_map: ids.gid_map,
+        use_newidmap: ids.use_newidmap,
         clone_flags: namespace::clone_flags(&namespaces),
         namespaces,
+        hostname: ns.uts.then(|| spec.hostname.clone()),
+        clocks: ns.time.then(|| spec.time.clone()),
+        loopback: ns.net,
+        init: spec.init,
+        new_session: spec.new_session,
+        die_with_caller: spec.die_with_parent,
+        timeout_ms: spec.timeout.map(|t| (t * 1000.0).round() as u64),
+        filesystem: mounts::resolve(spec, ns.pid),
+        cgroup,
         walls: Walls {
             seccomp,
             landlock: landlock_rules(spec),
@@ -354,11 +277,11 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, SpecError>
             args: p.args.clone(),
             env: environment(p, &ctx.env),
             cwd: p.cwd.clone(),
-            uid,
-            gid,
+            uid: ids.uid,
+            gid: ids.gid,
             groups: p.groups.clone(),
-            setgroups,
-            capabilities,
+            setgroups: ids.setgroups,
+            capabilities: capabilities(spec),
             rlimits: rlimits(p),
             no_new_privs: p.no_new_privs,
             terminal: p.terminal,
@@ -367,6 +290,19 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, SpecError>
         host: Default::default(),
         lifecycle: None,
     })
+}
+
+/// Capability numbers; validate() has already rejected unknown names.
+fn capabilities(spec: &SandboxSpec) -> Vec<u8> {
+    let mut out: Vec<u8> = spec
+        .capabilities
+        .iter()
+        .filter_map(|c| spec::parse_capability(c).ok())
+        .map(|c| c.index())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]
@@ -459,8 +395,10 @@ mod tests {
             outside: 100000,
             count: 1,
         }];
-        let e = plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err();
-        assert_eq!(e.field, "process.uid");
+        match plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err() {
+            Error::Spec(e) => assert_eq!(e.field, "process.uid"),
+            e => panic!("{e}"),
+        }
     }
 
     #[test]
@@ -485,22 +423,6 @@ mod tests {
             .walls
             .landlock
             .is_none());
-    }
-
-    #[test]
-    fn writable_paths_follow_the_mount_plan() {
-        let spec = crate::SandboxSpec::builder()
-            .args(["true"])
-            .default_view()
-            .ro_bind("/srv/ro", "/ro")
-            .bind("/srv/rw", "/rw")
-            .build();
-        assert_eq!(writable_paths(&spec), ["/proc", "/dev", "/tmp", "/rw"]);
-        let spec = crate::SandboxSpec::builder()
-            .args(["true"])
-            .rootfs("/srv/root", false)
-            .build();
-        assert_eq!(writable_paths(&spec), ["/"]);
     }
 
     #[test]

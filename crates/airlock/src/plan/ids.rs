@@ -1,0 +1,135 @@
+//! Who the workload is, resolved: its ids inside, the id maps from them to
+//! the host, and whether setgroups and the setuid map helpers come in.
+
+use super::Caller;
+use crate::spec::{IdMap, SandboxSpec, SpecError};
+
+/// Where a root caller's sandbox lands on the host when no map is given:
+/// 65536 ids starting here, far from login users (1000+) and the usual
+/// /etc/subuid allocations (100000+), so sandbox root owns nothing of the
+/// host's and no user's files.
+pub const ROOT_CALLER_BASE: u32 = 0x7000_0000;
+pub const ROOT_CALLER_COUNT: u32 = 65536;
+
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub uid_map: Vec<IdMap>,
+    pub gid_map: Vec<IdMap>,
+    /// Whether setgroups may be called (false when a rootless caller has
+    /// to deny it to map its own gid).
+    pub setgroups: bool,
+    pub use_newidmap: bool,
+}
+
+/// The spec's map, or `default` when it gives none.
+fn or_default(given: &[IdMap], default: Vec<IdMap>) -> Vec<IdMap> {
+    if given.is_empty() {
+        default
+    } else {
+        given.to_vec()
+    }
+}
+
+pub fn resolve(spec: &SandboxSpec, caller: Caller) -> Result<Ids, SpecError> {
+    let p = &spec.process;
+    let ids = if !spec.namespaces.user {
+        if !caller.is_root() {
+            return Err(SpecError::new(
+                "namespaces.user",
+                "only root can create namespaces without a user namespace",
+            ));
+        }
+        let uid = p.uid.unwrap_or(0);
+        Ids {
+            uid,
+            // A uid given alone brings its own group, not root's.
+            gid: p.gid.unwrap_or(uid),
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+            setgroups: true,
+            use_newidmap: false,
+        }
+    } else if caller.is_root() {
+        let uid = p.uid.unwrap_or(0);
+        let auto = vec![IdMap {
+            inside: 0,
+            outside: ROOT_CALLER_BASE,
+            count: ROOT_CALLER_COUNT,
+        }];
+        Ids {
+            uid,
+            gid: p.gid.unwrap_or(uid),
+            uid_map: or_default(&spec.identity.uid_map, auto.clone()),
+            gid_map: or_default(&spec.identity.gid_map, auto),
+            setgroups: true,
+            use_newidmap: false,
+        }
+    } else {
+        let uid = p.uid.unwrap_or(caller.uid);
+        let gid = p.gid.unwrap_or(caller.gid);
+        let own = |inside, outside| {
+            vec![IdMap {
+                inside,
+                outside,
+                count: 1,
+            }]
+        };
+        let uid_map = or_default(&spec.identity.uid_map, own(uid, caller.uid));
+        let gid_map = or_default(&spec.identity.gid_map, own(gid, caller.gid));
+        let only_own = |maps: &[IdMap], me: u32| {
+            maps.len() == 1 && maps[0].count == 1 && maps[0].outside == me
+        };
+        let use_newidmap = !(only_own(&uid_map, caller.uid) && only_own(&gid_map, caller.gid));
+        Ids {
+            uid,
+            gid,
+            uid_map,
+            gid_map,
+            // Without newgidmap the kernel lets an unprivileged writer map
+            // its gid only after setgroups is denied for the namespace.
+            setgroups: use_newidmap,
+            use_newidmap,
+        }
+    };
+    if spec.namespaces.user {
+        check_mapped(spec, &ids)?;
+    }
+    if !ids.setgroups && !p.groups.is_empty() {
+        return Err(SpecError::new(
+            "process.groups",
+            "a rootless sandbox without newgidmap cannot set supplementary groups",
+        ));
+    }
+    Ok(ids)
+}
+
+fn mapped(maps: &[IdMap], id: u32) -> bool {
+    maps.iter()
+        .any(|m| id >= m.inside && id - m.inside < m.count)
+}
+
+/// Every id the workload takes must exist in its namespace.
+fn check_mapped(spec: &SandboxSpec, ids: &Ids) -> Result<(), SpecError> {
+    if !mapped(&ids.uid_map, ids.uid) {
+        return Err(SpecError::new(
+            "process.uid",
+            format!("uid {} is not in identity.uid_map", ids.uid),
+        ));
+    }
+    if !mapped(&ids.gid_map, ids.gid) {
+        return Err(SpecError::new(
+            "process.gid",
+            format!("gid {} is not in identity.gid_map", ids.gid),
+        ));
+    }
+    for (i, g) in spec.process.groups.iter().enumerate() {
+        if !mapped(&ids.gid_map, *g) {
+            return Err(SpecError::new(
+                format!("process.groups[{i}]"),
+                format!("gid {g} is not in identity.gid_map"),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The sandbox's filesystem, resolved: its root and the ordered steps that
+//! build the tree on it. The runner walks the steps in order and decides
+//! nothing; the order is the one the kernel needs (every mount before the
+//! masks and read-only remounts that cover it, /dev sealed only once
+//! nothing more needs a mountpoint in it, the root made read-only last).
+
+use crate::spec::{Mount, Root, SandboxSpec, Size};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FsPlan {
+    pub root: Root,
+    pub steps: Vec<MountStep>,
+}
+
+/// One step of building the mount tree, in the sandbox's paths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum MountStep {
+    /// A host path, opened and judged again by the runner before setup.
+    Bind {
+        source: String,
+        destination: String,
+        readonly: bool,
+        /// Device nodes stay usable (no MOUNT_ATTR_NODEV).
+        devices: bool,
+    },
+    Tmpfs {
+        destination: String,
+        size: Option<Size>,
+        mode: u32,
+    },
+    /// A fresh procfs of the sandbox's PID namespace.
+    Proc { destination: String },
+    /// The host's /proc, bound: in the host's PID namespace a new procfs
+    /// needs privilege over that namespace, which a user namespace does
+    /// not give, and sharing the PID namespace means seeing its /proc.
+    HostProc { destination: String },
+    /// A minimal /dev (see `runner::dev`).
+    Dev { destination: String },
+    Mqueue { destination: String },
+    Dir {
+        destination: String,
+        mode: Option<u32>,
+    },
+    File {
+        destination: String,
+        content: String,
+        mode: u32,
+    },
+    Symlink {
+        destination: String,
+        target: String,
+    },
+    /// An OCI masked path: an empty read-only tmpfs over a directory, the
+    /// null device over a file; nothing when it does not exist.
+    Mask { path: String },
+    /// An OCI read-only path (nothing when it does not exist).
+    ReadOnly { path: String },
+    /// A /dev tmpfs made read-only; its device binds, pts and shm are
+    /// mounts of their own and keep their modes.
+    SealDev { destination: String },
+    /// The root mount made read-only (not recursively: binds keep what
+    /// they asked for).
+    ReadOnlyRoot,
+}
+
+impl MountStep {
+    /// The step's name in progress messages and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            MountStep::Bind { destination, .. }
+            | MountStep::Tmpfs { destination, .. }
+            | MountStep::Proc { destination }
+            | MountStep::HostProc { destination }
+            | MountStep::Dev { destination }
+            | MountStep::Mqueue { destination } => format!("mount {destination}"),
+            MountStep::Dir { destination, .. } => format!("dir {destination}"),
+            MountStep::File { destination, .. } => format!("file {destination}"),
+            MountStep::Symlink { destination, .. } => format!("symlink {destination}"),
+            MountStep::Mask { path } => format!("mask {path}"),
+            MountStep::ReadOnly { path } => format!("read-only {path}"),
+            MountStep::SealDev { destination } => format!("make {destination} read-only"),
+            MountStep::ReadOnlyRoot => "make / read-only".into(),
+        }
+    }
+}
+
+/// The filesystem of a valid spec, for a sandbox with (`own_pid`) or
+/// without a PID namespace of its own.
+pub fn resolve(spec: &SandboxSpec, own_pid: bool) -> FsPlan {
+    let fs = &spec.filesystem;
+    let mut steps: Vec<MountStep> = fs.mounts.iter().map(|m| step(m, own_pid)).collect();
+    steps.extend(fs.masked_paths.iter().map(|p| MountStep::Mask { path: p.clone() }));
+    steps.extend(
+        fs.readonly_paths
+            .iter()
+            .map(|p| MountStep::ReadOnly { path: p.clone() }),
+    );
+    // After every mount: an mqueue or a bind may have needed a mountpoint
+    // in a /dev.
+    steps.extend(fs.mounts.iter().filter_map(|m| match m {
+        Mount::Dev { destination } => Some(MountStep::SealDev {
+            destination: destination.clone(),
+        }),
+        _ => None,
+    }));
+    let readonly_root = match &fs.root {
+        Root::Tmpfs { readonly, .. } | Root::Path { readonly, .. } => *readonly,
+        Root::Overlay { .. } => false,
+    };
+    if readonly_root {
+        steps.push(MountStep::ReadOnlyRoot);
+    }
+    FsPlan {
+        root: fs.root.clone(),
+        steps,
+    }
+}
+
+fn step(m: &Mount, own_pid: bool) -> MountStep {
+    let destination = m.destination().to_string();
+    match m {
+        Mount::Bind {
+            source,
+            readonly,
+            devices,
+            ..
+        } => MountStep::Bind {
+            source: source.clone(),
+            destination,
+            readonly: *readonly,
+            devices: *devices,
+        },
+        Mount::Tmpfs { size, mode, .. } => MountStep::Tmpfs {
+            destination,
+            size: *size,
+            mode: mode.map_or(0o755, |m| m.0),
+        },
+        Mount::Proc { .. } if own_pid => MountStep::Proc { destination },
+        Mount::Proc { .. } => MountStep::HostProc { destination },
+        Mount::Dev { .. } => MountStep::Dev { destination },
+        Mount::Mqueue { .. } => MountStep::Mqueue { destination },
+        Mount::Dir { mode, .. } => MountStep::Dir {
+            destination,
+            mode: mode.map(|m| m.0),
+        },
+        Mount::File { content, mode, .. } => MountStep::File {
+            destination,
+            content: content.clone(),
+            mode: mode.map_or(0o644, |m| m.0),
+        },
+        Mount::Symlink { target, .. } => MountStep::Symlink {
+            destination,
+            target: target.clone(),
+        },
+    }
+}
+
+/// The sandbox paths the workload may write beneath: writable binds,
+/// tmpfs, /dev, /proc, mqueue mounts, and `/` when the root is writable.
+pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let writable_root = match spec.filesystem.root {
+        Root::Path { readonly, .. } | Root::Tmpfs { readonly, .. } => !readonly,
+        Root::Overlay { .. } => true,
+    };
+    if writable_root {
+        out.push("/".to_string());
+    }
+    for m in &spec.filesystem.mounts {
+        match m {
+            Mount::Bind {
+                readonly: false,
+                destination,
+                ..
+            }
+            | Mount::Tmpfs { destination, .. }
+            | Mount::Dev { destination }
+            | Mount::Proc { destination }
+            | Mount::Mqueue { destination } => out.push(destination.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_keep_the_spec_order_then_protect() {
+        let spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .default_view()
+            .ro_bind("/srv/ro", "/ro")
+            .build();
+        let fs = resolve(&spec, true);
+        let names: Vec<String> = fs.steps.iter().map(MountStep::describe).collect();
+        let at = |s: &str| names.iter().position(|n| n == s).unwrap_or_else(|| panic!("{s} in {names:?}"));
+        assert!(at("mount /proc") < at("mount /ro"));
+        assert!(at("mount /ro") < at("mask /proc/kcore"));
+        assert!(at("mask /proc/kcore") < at("make /dev read-only"));
+        assert_eq!(names.last().unwrap(), "make / read-only");
+        let proc = at("mount /proc");
+        assert!(matches!(fs.steps[proc], MountStep::Proc { .. }));
+        assert!(matches!(
+            resolve(&spec, false).steps[proc],
+            MountStep::HostProc { .. }
+        ));
+    }
+
+    #[test]
+    fn a_writable_root_is_not_made_read_only() {
+        let spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .rootfs("/srv/root", false)
+            .build();
+        assert!(!resolve(&spec, true).steps.contains(&MountStep::ReadOnlyRoot));
+    }
+
+    #[test]
+    fn writable_paths_follow_the_mount_plan() {
+        let spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .default_view()
+            .ro_bind("/srv/ro", "/ro")
+            .bind("/srv/rw", "/rw")
+            .build();
+        assert_eq!(writable_paths(&spec), ["/proc", "/dev", "/tmp", "/rw"]);
+        let spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .rootfs("/srv/root", false)
+            .build();
+        assert_eq!(writable_paths(&spec), ["/"]);
+    }
+}
