@@ -268,6 +268,11 @@ impl Sandbox {
         if let Some(fd) = alive_raw {
             cmd.arg(fd.to_string());
         }
+        // glibc's per-thread cache keeps freed chunks scattered over the
+        // heap, where malloc_trim cannot give their pages back; the
+        // runner's two long-lived processes trim after setup
+        // (sys::release_free_memory) and want nothing held back.
+        cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
         let detached =
             matches!(job, Job::Start(p) if p.lifecycle.as_ref().is_some_and(|l| l.detached));
         if detached {

@@ -156,6 +156,45 @@ pub fn close_from_except(first: i32, keep: &[i32]) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0u32) }).map(drop)
 }
 
+/// Give the memory setup no longer uses back to the kernel: a process
+/// that stays beside the workload for its whole life (the supervisor, our
+/// init) should not keep the memory of parsing and carrying out the plan.
+/// Call it from the main thread of a single-threaded process.
+pub fn release_free_memory() {
+    let stack = main_stack_low_end();
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe { libc::malloc_trim(0) };
+    if let Some(low) = stack {
+        release_stack_below_here(low);
+    }
+}
+
+/// The low end of the main thread's stack mapping, from /proc/self/maps.
+fn main_stack_low_end() -> Option<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
+    usize::from_str_radix(line.split('-').next()?, 16).ok()
+}
+
+/// Setup ran deep (serde, the mount steps) and left those stack pages
+/// resident; the watch loop that follows never goes as deep again.
+#[inline(never)]
+fn release_stack_below_here(low: usize) {
+    let page = rustix::param::page_size();
+    let marker = 0u8;
+    let here = std::hint::black_box(std::ptr::addr_of!(marker)) as usize;
+    // A page of margin below our frame covers the red zone and madvise's
+    // own call.
+    let high = (here & !(page - 1)).saturating_sub(page);
+    if high > low {
+        // SAFETY: [low, high) is the part of this (main) thread's stack
+        // below its current frame, which by the ABI holds nothing live;
+        // MADV_DONTNEED makes those pages read back as zeros when the
+        // stack grows into them again. No other thread runs on it.
+        unsafe { libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED) };
+    }
+}
+
 /// Is this process single-threaded? (`/proc/self/task` has one entry.)
 pub fn single_threaded() -> bool {
     std::fs::read_dir("/proc/self/task")

@@ -13,8 +13,8 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Run the sandbox side. Never returns. `hold`: wait for a byte on it
 /// before the workload's exec (a created sandbox).
-pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -> ! {
-    let (go, slave) = match setup(plan, go, report) {
+pub fn main(plan: Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -> ! {
+    let (go, slave) = match setup(&plan, go, report) {
         Ok(x) => x,
         Err(e) => {
             report.failed(&e);
@@ -23,7 +23,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
     };
     match plan.init {
         InitMode::Workload => {
-            let e = become_workload(plan, report, Some(&go), hold.as_ref(), slave.as_ref());
+            let e = become_workload(&plan, report, Some(&go), hold.as_ref(), slave.as_ref());
             report.failed(&e);
             std::process::exit(exit_code(&e));
         }
@@ -40,7 +40,7 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
                     std::process::exit(125);
                 }
                 0 => {
-                    let e = become_workload(plan, report, None, hold.as_ref(), slave.as_ref());
+                    let e = become_workload(&plan, report, None, hold.as_ref(), slave.as_ref());
                     report.failed(&e);
                     // SAFETY: _exit skips atexit handlers that belong to the parent.
                     unsafe { libc::_exit(exit_code(&e)) }
@@ -50,8 +50,11 @@ pub fn main(plan: &Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -
                     // our copy must go so the caller sees end-of-file then.
                     // SAFETY: the report fd is ours and not used after this.
                     unsafe { libc::close(super::report::report_fd()) };
-                    drop((go, hold, slave));
-                    super::init::run(pid, plan.new_session)
+                    let own_session = plan.new_session;
+                    // Init stays for the sandbox's whole life: it keeps
+                    // nothing of the plan (init::run gives the memory back).
+                    drop((go, hold, slave, plan));
+                    super::init::run(pid, own_session)
                 }
             }
         }

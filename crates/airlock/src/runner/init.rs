@@ -8,6 +8,7 @@ pub fn run(workload: i32, own_session: bool) -> ! {
     signals::forward_to(workload, own_session);
     // Init needs no privilege to reap, and only CAP_KILL to forward.
     identity::drop_all_but_kill();
+    crate::sys::release_free_memory();
     loop {
         let mut status = 0;
         // SAFETY: status is a valid out-pointer for the call.

@@ -152,7 +152,7 @@ pub(super) fn supervise(
                 std::process::exit(125);
             }
             drop(inner_child);
-            child::main(&plan, go_read, report, hold_read)
+            child::main(plan, go_read, report, hold_read)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
@@ -210,6 +210,8 @@ pub(super) fn supervise(
     let deadline = plan
         .timeout_ms
         .and_then(|t| started.checked_add(Duration::from_millis(t)));
+    // Recorded and carried out: the watch needs none of it.
+    drop(plan);
     let mut w = Watch {
         report,
         pid,
@@ -231,7 +233,15 @@ pub(super) fn supervise(
         exec_seen: false,
         announced: false,
     };
-    while !w.step()? {}
+    let mut watching = false;
+    while !w.step()? {
+        if w.inner.is_none() && !watching {
+            // Setup is over; from here on we only watch, maybe for the
+            // sandbox's whole life.
+            watching = true;
+            crate::sys::release_free_memory();
+        }
+    }
     let (failed, timed_out, killed) = (w.failed, w.timed_out, w.killed.take());
     drop(w);
 
