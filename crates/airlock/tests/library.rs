@@ -98,7 +98,10 @@ fn library_kill_ends_the_sandbox() {
     };
     let sandbox = airlock::Sandbox::spawn_with(&spec, &opts).unwrap();
     let dirs = sandbox.cgroups().to_vec();
-    assert!(!dirs.is_empty() && dirs.iter().all(|d| d.is_dir()), "{dirs:?}");
+    assert!(
+        !dirs.is_empty() && dirs.iter().all(|d| d.is_dir()),
+        "{dirs:?}"
+    );
     sandbox.kill().unwrap();
     let report = sandbox.wait().unwrap();
     assert_eq!(report.code, 137, "{report:?}");

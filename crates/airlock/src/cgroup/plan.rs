@@ -290,7 +290,13 @@ mod tests {
         let files: Vec<&str> = p.writes.iter().map(|w| w.file.as_str()).collect();
         assert_eq!(
             files,
-            ["memory.max", "memory.swap.max", "pids.max", "cpu.max", "cpu.weight"]
+            [
+                "memory.max",
+                "memory.swap.max",
+                "pids.max",
+                "cpu.max",
+                "cpu.weight"
+            ]
         );
         assert_eq!(p.memory, Some((dir.clone(), true)));
         assert_eq!(p.pids, Some((dir, true)));
@@ -324,7 +330,10 @@ mod tests {
         };
         let p = resolve(&r, &l, "airlock-x").unwrap();
         assert!(p.enable.is_none(), "nothing to enable on v2");
-        assert_eq!(p.v2, Some(PathBuf::from("/sys/fs/cgroup/unified/u/airlock-x")));
+        assert_eq!(
+            p.v2,
+            Some(PathBuf::from("/sys/fs/cgroup/unified/u/airlock-x"))
+        );
         assert_eq!(
             p.v1["memory"],
             PathBuf::from("/sys/fs/cgroup/memory/m/airlock-x")

@@ -246,7 +246,10 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     // sandbox: a cgroup is then what stop and timeout kill through.
     let cgroup = if spec.resources.any() || !ns.pid {
         let name = format!("airlock-{id}");
-        Some(crate::cgroup::plan::resolve(&spec.resources, &ctx.cgroup, &name).map_err(Error::Setup)?)
+        Some(
+            crate::cgroup::plan::resolve(&spec.resources, &ctx.cgroup, &name)
+                .map_err(Error::Setup)?,
+        )
     } else {
         None
     };

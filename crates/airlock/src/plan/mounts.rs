@@ -31,14 +31,22 @@ pub enum MountStep {
         mode: u32,
     },
     /// A fresh procfs of the sandbox's PID namespace.
-    Proc { destination: String },
+    Proc {
+        destination: String,
+    },
     /// The host's /proc, bound: in the host's PID namespace a new procfs
     /// needs privilege over that namespace, which a user namespace does
     /// not give, and sharing the PID namespace means seeing its /proc.
-    HostProc { destination: String },
+    HostProc {
+        destination: String,
+    },
     /// A minimal /dev (see `runner::dev`).
-    Dev { destination: String },
-    Mqueue { destination: String },
+    Dev {
+        destination: String,
+    },
+    Mqueue {
+        destination: String,
+    },
     Dir {
         destination: String,
         mode: Option<u32>,
@@ -54,12 +62,18 @@ pub enum MountStep {
     },
     /// An OCI masked path: an empty read-only tmpfs over a directory, the
     /// null device over a file; nothing when it does not exist.
-    Mask { path: String },
+    Mask {
+        path: String,
+    },
     /// An OCI read-only path (nothing when it does not exist).
-    ReadOnly { path: String },
+    ReadOnly {
+        path: String,
+    },
     /// A /dev tmpfs made read-only; its device binds, pts and shm are
     /// mounts of their own and keep their modes.
-    SealDev { destination: String },
+    SealDev {
+        destination: String,
+    },
     /// The root mount made read-only (not recursively: binds keep what
     /// they asked for).
     ReadOnlyRoot,
@@ -91,7 +105,11 @@ impl MountStep {
 pub fn resolve(spec: &SandboxSpec, own_pid: bool) -> FsPlan {
     let fs = &spec.filesystem;
     let mut steps: Vec<MountStep> = fs.mounts.iter().map(|m| step(m, own_pid)).collect();
-    steps.extend(fs.masked_paths.iter().map(|p| MountStep::Mask { path: p.clone() }));
+    steps.extend(
+        fs.masked_paths
+            .iter()
+            .map(|p| MountStep::Mask { path: p.clone() }),
+    );
     steps.extend(
         fs.readonly_paths
             .iter()
@@ -198,7 +216,12 @@ mod tests {
             .build();
         let fs = resolve(&spec, true);
         let names: Vec<String> = fs.steps.iter().map(MountStep::describe).collect();
-        let at = |s: &str| names.iter().position(|n| n == s).unwrap_or_else(|| panic!("{s} in {names:?}"));
+        let at = |s: &str| {
+            names
+                .iter()
+                .position(|n| n == s)
+                .unwrap_or_else(|| panic!("{s} in {names:?}"))
+        };
         assert!(at("mount /proc") < at("mount /ro"));
         assert!(at("mount /ro") < at("mask /proc/kcore"));
         assert!(at("mask /proc/kcore") < at("make /dev read-only"));
@@ -217,7 +240,9 @@ mod tests {
             .args(["true"])
             .rootfs("/srv/root", false)
             .build();
-        assert!(!resolve(&spec, true).steps.contains(&MountStep::ReadOnlyRoot));
+        assert!(!resolve(&spec, true)
+            .steps
+            .contains(&MountStep::ReadOnlyRoot));
     }
 
     #[test]

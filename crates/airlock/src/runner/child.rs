@@ -82,18 +82,7 @@ fn setup(
     }
 
     if plan.user_ns() {
-        // Become root of the new user namespace if it is mapped (a root
-        // caller's sandbox), so what setup creates is owned by sandbox root.
-        report.progress(|| "become the namespace's root".into());
-        let zero = |m: &crate::spec::IdMap| m.inside == 0;
-        if plan.uid_map.iter().any(zero) && plan.gid_map.iter().any(zero) {
-            let root_g = rustix::process::Gid::from_raw(0);
-            let root_u = rustix::process::Uid::from_raw(0);
-            rustix::thread::set_thread_res_gid(root_g, root_g, root_g)
-                .step(|| "setresgid 0".into())?;
-            rustix::thread::set_thread_res_uid(root_u, root_u, root_u)
-                .step(|| "setresuid 0".into())?;
-        }
+        become_namespace_root(plan, report)?;
     }
 
     // Die with the supervisor. Armed only now, because every change of
@@ -148,18 +137,36 @@ fn setup(
         rustix::process::setsid().step(|| "setsid".into())?;
     }
     let slave = if plan.process.terminal {
-        // From the sandbox's own devpts, now that it is mounted; the
-        // master goes to the supervisor, which proxies it.
-        report.progress(|| "open a pseudo-terminal".into());
-        let pty = super::tty::open()?;
-        report
-            .send_with_fds(&super::report::Report::Terminal, &[pty.master.as_fd()])
-            .step(|| "send the terminal to the supervisor".into())?;
-        Some(pty.slave)
+        Some(open_terminal(report)?)
     } else {
         None
     };
     Ok((go, slave))
+}
+
+/// Become root of the new user namespace if it is mapped (a root caller's
+/// sandbox), so what setup creates is owned by sandbox root.
+fn become_namespace_root(plan: &Plan, report: Reporter) -> Result<(), SetupError> {
+    report.progress(|| "become the namespace's root".into());
+    let zero = |m: &crate::spec::IdMap| m.inside == 0;
+    if plan.uid_map.iter().any(zero) && plan.gid_map.iter().any(zero) {
+        let root_g = rustix::process::Gid::from_raw(0);
+        let root_u = rustix::process::Uid::from_raw(0);
+        rustix::thread::set_thread_res_gid(root_g, root_g, root_g).step(|| "setresgid 0".into())?;
+        rustix::thread::set_thread_res_uid(root_u, root_u, root_u).step(|| "setresuid 0".into())?;
+    }
+    Ok(())
+}
+
+/// The workload's terminal, from the sandbox's own devpts now that it is
+/// mounted; the master goes to the supervisor, which proxies it.
+fn open_terminal(report: Reporter) -> Result<OwnedFd, SetupError> {
+    report.progress(|| "open a pseudo-terminal".into());
+    let pty = super::tty::open()?;
+    report
+        .send_with_fds(&super::report::Report::Terminal, &[pty.master.as_fd()])
+        .step(|| "send the terminal to the supervisor".into())?;
+    Ok(pty.slave)
 }
 
 /// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.

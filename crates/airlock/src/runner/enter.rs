@@ -33,19 +33,8 @@ fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
 
 pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     let report = Reporter::new(sock, plan.verbose);
-    let mut namespaces = crate::state::control::namespaces(&plan.dir)
-        .map_err(|e| SetupError::new("exec", format!("the sandbox is not running ({e})")))?;
     join_cgroups(&plan)?;
-    // In join order: the user namespace first, as it grants what joining
-    // the others needs.
-    namespaces.sort_by_key(|(ns, _)| *ns);
-    for (ns, fd) in &namespaces {
-        let name = ns.proc_name();
-        report.progress(|| format!("setns {name}"));
-        rustix::thread::move_into_link_name_space(fd.as_fd(), None)
-            .step(|| format!("exec: join the sandbox's {name} namespace"))?;
-    }
-    drop(namespaces);
+    join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
         Some(super::tty::open()?)
@@ -84,22 +73,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         None => None,
     };
     signals::forward_to(pid, true);
-    // Relay until the exec closes the child's copy of the socket.
-    let mut failed = false;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match rustix::net::recv(&inner, &mut buf[..], rustix::net::RecvFlags::empty()) {
-            Ok((0, _)) => break,
-            Ok((n, _)) => {
-                if let Ok(Report::Failed(_)) = serde_json::from_slice::<Report>(&buf[..n]) {
-                    failed = true;
-                }
-                let _ = rustix::net::send(sock, &buf[..n], rustix::net::SendFlags::NOSIGNAL);
-            }
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => break,
-        }
-    }
+    let failed = relay_until_exec(&inner, sock);
     if !failed {
         report.send(&Report::Started { pid, freezer: None });
     }
@@ -108,25 +82,63 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         let mut p = super::tty::Proxy::new(master)?;
         super::tty::proxy_until_exit(&mut p, &pidfd)?;
     }
+    let code = signals::shell_status(wait_for(pid)?);
+    if !failed {
+        report.send(&Report::Exited(super::report::ExitReport::from_code(code)));
+    }
+    Ok(code)
+}
+
+/// Every namespace of the sandbox, through the fds its supervisor hands
+/// out, in join order: the user namespace first, as it grants what joining
+/// the others needs.
+fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> {
+    let mut namespaces = crate::state::control::namespaces(&plan.dir)
+        .map_err(|e| SetupError::new("exec", format!("the sandbox is not running ({e})")))?;
+    namespaces.sort_by_key(|(ns, _)| *ns);
+    for (ns, fd) in &namespaces {
+        let name = ns.proc_name();
+        report.progress(|| format!("setns {name}"));
+        rustix::thread::move_into_link_name_space(fd.as_fd(), None)
+            .step(|| format!("exec: join the sandbox's {name} namespace"))?;
+    }
+    Ok(())
+}
+
+/// Pass the child's reports on to the caller until its exec closes its
+/// copy of the socket. True when setup failed.
+fn relay_until_exec(inner: &OwnedFd, sock: BorrowedFd) -> bool {
+    let mut failed = false;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match rustix::net::recv(inner, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            Ok((0, _)) => return failed,
+            Ok((n, _)) => {
+                if let Ok(Report::Failed(_)) = serde_json::from_slice::<Report>(&buf[..n]) {
+                    failed = true;
+                }
+                let _ = rustix::net::send(sock, &buf[..n], rustix::net::SendFlags::NOSIGNAL);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return failed,
+        }
+    }
+}
+
+/// The wait status of our child `pid`.
+fn wait_for(pid: i32) -> Result<i32, SetupError> {
     let mut status = 0;
     loop {
         // SAFETY: status is a valid out-pointer; pid is our child.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         if r == pid {
-            break;
+            return Ok(status);
         }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return Err(SetupError::io(
-                "exec: wait",
-                &std::io::Error::last_os_error(),
-            ));
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(SetupError::io("exec: wait", &err));
         }
     }
-    let code = signals::shell_status(status);
-    if !failed {
-        report.send(&Report::Exited(super::report::ExitReport::from_code(code)));
-    }
-    Ok(code)
 }
 
 /// In the child, inside every namespace: the workload's walls, then exec.

@@ -24,31 +24,53 @@ fn kept(plan: &ProcessPlan) -> CapsHashSet {
 
 pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
     let keep = kept(plan);
-    let caps_step = || "capabilities".to_string();
+    shrink_bounding_set(&keep)?;
+    if !keep.is_empty() {
+        rustix::thread::set_keep_capabilities(true).step(caps_step)?;
+    }
+    set_ids(plan)?;
+    set_capability_sets(&keep)?;
+    if !keep.is_empty() {
+        rustix::thread::set_keep_capabilities(false).step(caps_step)?;
+    }
+    set_rlimits(plan)?;
+    if plan.no_new_privs {
+        rustix::thread::set_no_new_privs(true).step(|| "no_new_privs".into())?;
+    }
+    Ok(())
+}
+
+fn caps_step() -> String {
+    "capabilities".into()
+}
+
+/// Step 1: every capability not kept leaves the bounding set.
+fn shrink_bounding_set(keep: &CapsHashSet) -> Result<(), SetupError> {
     for cap in caps::all() {
         if keep.contains(&cap) {
             continue;
         }
-        // Drop unconditionally; only a capability this kernel does not know
-        // (EINVAL) is not there to drop.
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) } != 0
-        {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINVAL) {
+        let one = rustix::thread::CapabilitySet::from_bits_retain(1 << cap.index());
+        match rustix::thread::remove_capability_from_bounding_set(one) {
+            // Only a capability this kernel does not know is not there to
+            // drop.
+            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => {
                 return Err(SetupError::new(
                     caps_step(),
                     format!(
                         "drop {cap} from the bounding set: {}",
-                        super::report::describe(&e)
+                        super::report::describe(&e.into())
                     ),
-                ));
+                ))
             }
         }
     }
-    if !keep.is_empty() {
-        rustix::thread::set_keep_capabilities(true).step(caps_step)?;
-    }
+    Ok(())
+}
+
+/// Step 2: groups, then gid, then uid.
+fn set_ids(plan: &ProcessPlan) -> Result<(), SetupError> {
     if plan.setgroups {
         let groups: Vec<rustix::process::Gid> = plan
             .groups
@@ -62,23 +84,29 @@ pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
     rustix::thread::set_thread_res_gid(gid, gid, gid)
         .step(|| format!("process.gid: setresgid {}", plan.gid))?;
     rustix::thread::set_thread_res_uid(uid, uid, uid)
-        .step(|| format!("process.uid: setresuid {}", plan.uid))?;
+        .step(|| format!("process.uid: setresuid {}", plan.uid))
+}
+
+/// Step 3: effective, permitted, inheritable and ambient: exactly `keep`.
+fn set_capability_sets(keep: &CapsHashSet) -> Result<(), SetupError> {
     let set = |which: CapSet| {
-        caps::set(None, which, &keep)
+        caps::set(None, which, keep)
             .map_err(|e| SetupError::new(caps_step(), format!("set the {which:?} set: {e}")))
     };
     set(CapSet::Effective)?;
     set(CapSet::Permitted)?;
     set(CapSet::Inheritable)?;
     caps::clear(None, CapSet::Ambient).map_err(|e| SetupError::new(caps_step(), e.to_string()))?;
-    for cap in &keep {
+    for cap in keep {
         caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
             SetupError::new(caps_step(), format!("raise {cap} in the ambient set: {e}"))
         })?;
     }
-    if !keep.is_empty() {
-        rustix::thread::set_keep_capabilities(false).step(caps_step)?;
-    }
+    Ok(())
+}
+
+/// Step 4: the rlimits, numeric already.
+fn set_rlimits(plan: &ProcessPlan) -> Result<(), SetupError> {
     for (i, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
         let lim = rustix::process::Rlimit {
             current: (soft != u64::MAX).then_some(soft),
@@ -103,9 +131,6 @@ pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
                 reason,
             ));
         }
-    }
-    if plan.no_new_privs {
-        rustix::thread::set_no_new_privs(true).step(|| "no_new_privs".into())?;
     }
     Ok(())
 }

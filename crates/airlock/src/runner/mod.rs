@@ -28,6 +28,7 @@ mod protect;
 mod supervisor;
 mod time;
 mod tty;
+mod watch;
 
 use crate::plan::Job;
 use report::{report_fd, Reporter, SetupError, StepExt};

@@ -78,8 +78,27 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .step(|| "make mounts private".into())?;
-
+    // Opened while the host's tree is still where the paths say.
     report.progress(|| "open and re-check the bind sources".into());
+    let sources = open_bind_sources(plan)?;
+    let root_source = open_root_source(plan)?;
+    let host = pivot_to_staging(report)?;
+    mount_root(plan, root_source, report)?;
+    let root = rustix::fs::open(
+        "/newroot",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open new root".into())?;
+    Ok(Trees {
+        host,
+        root,
+        sources,
+    })
+}
+
+/// The source of each bind step, by step index.
+fn open_bind_sources(plan: &Plan) -> Result<Vec<Option<OwnedFd>>> {
     let mut sources = Vec::with_capacity(plan.filesystem.steps.len());
     for m in &plan.filesystem.steps {
         sources.push(match m {
@@ -95,11 +114,21 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
             _ => None,
         });
     }
-    let (rootfs, layers) = match &plan.filesystem.root {
-        Root::Path { path, .. } => (
-            Some(open_source(plan, &|| format!("root {path}"), path)?),
-            None,
-        ),
+    Ok(sources)
+}
+
+/// What the root is made of on the host: a directory, or overlay layers.
+enum RootSource {
+    Tmpfs,
+    Path(OwnedFd),
+    Overlay(overlay::Layers),
+}
+
+fn open_root_source(plan: &Plan) -> Result<RootSource> {
+    Ok(match &plan.filesystem.root {
+        Root::Path { path, .. } => {
+            RootSource::Path(open_source(plan, &|| format!("root {path}"), path)?)
+        }
         Root::Overlay { lower, upper, .. } => {
             let mut fds = Vec::with_capacity(lower.len());
             for l in lower {
@@ -109,11 +138,15 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
                 Some(u) => Some(open_source(plan, &|| format!("root upper layer {u}"), u)?),
                 None => None,
             };
-            (None, Some(overlay::Layers { lower: fds, upper }))
+            RootSource::Overlay(overlay::Layers { lower: fds, upper })
         }
-        Root::Tmpfs { .. } => (None, None),
-    };
+        Root::Tmpfs { .. } => RootSource::Tmpfs,
+    })
+}
 
+/// Step 2: a staging tmpfs on /tmp, pivoted into; the host's tree is at
+/// /oldroot, and the returned fd is how it is reached from now on.
+fn pivot_to_staging(report: Reporter) -> Result<OwnedFd> {
     report.progress(|| "staging tmpfs and pivot away from the host root".into());
     let staging = new_fs(
         "tmpfs",
@@ -136,29 +169,30 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
     }
     rustix::process::pivot_root(".", "oldroot").step(|| "pivot_root into staging".into())?;
     rustix::process::chdir("/").step(|| "chdir /".into())?;
-    let host = rustix::fs::open(
+    rustix::fs::open(
         "/oldroot",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .step(|| "open host root".into())?;
+    .step(|| "open host root".into())
+}
 
-    match &plan.filesystem.root {
-        Root::Tmpfs { size, .. } => {
+/// Step 3: the sandbox's root at /newroot.
+fn mount_root(plan: &Plan, source: RootSource, report: Reporter) -> Result<()> {
+    match (&plan.filesystem.root, source) {
+        (Root::Tmpfs { size, .. }, _) => {
             report.progress(|| "root: fresh tmpfs".into());
             let mnt = new_tmpfs(0o755, *size).step(|| "root: mount tmpfs".into())?;
-            attach_at_newroot(mnt).step(|| "root: attach tmpfs".into())?;
+            attach_at_newroot(mnt).step(|| "root: attach tmpfs".into())
         }
-        Root::Overlay { size, .. } => {
+        (Root::Overlay { size, .. }, RootSource::Overlay(layers)) => {
             report.progress(|| "root: overlay of the layers under a writable upper layer".into());
-            let layers = layers.expect("opened above for an overlay root");
             let mnt = overlay::mount(&layers, *size, plan)?;
-            attach_at_newroot(mnt).step(|| "root: attach overlay".into())?;
+            attach_at_newroot(mnt).step(|| "root: attach overlay".into())
         }
-        Root::Path { path, .. } => {
+        (Root::Path { path, readonly }, RootSource::Path(src)) => {
             let step = || format!("root {path}");
             report.progress(step);
-            let src = rootfs.expect("opened above for a path root");
             if !is_dir(&src).step(step)? {
                 return Err(SetupError::new(
                     step(),
@@ -167,10 +201,10 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
             }
             let tree = clone_tree(&src, true).step(step)?;
             sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
-            if let Root::Path { readonly: true, .. } = &plan.filesystem.root {
+            if *readonly {
                 // Everything mounted below the rootfs is read-only now; the
-                // top stays writable for our mountpoints until protect()
-                // makes it read-only too.
+                // top stays writable for our mountpoints until the plan's
+                // last step makes it read-only too.
                 sys::mount_setattr(&tree, MOUNT_ATTR_RDONLY, true).step(step)?;
                 match sys::mount_setattr_clr(&tree, 0, MOUNT_ATTR_RDONLY, false) {
                     Ok(()) => {}
@@ -180,20 +214,10 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
                     Err(e) => return Err(SetupError::io(step(), &e)),
                 }
             }
-            attach_at_newroot(tree).step(step)?;
+            attach_at_newroot(tree).step(step)
         }
+        _ => unreachable!("open_root_source opened what the root needs"),
     }
-    let root = rustix::fs::open(
-        "/newroot",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .step(|| "open new root".into())?;
-    Ok(Trees {
-        host,
-        root,
-        sources,
-    })
 }
 
 fn attach_at_newroot(mnt: OwnedFd) -> io::Result<()> {
@@ -251,7 +275,9 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                     let how = if *readonly { "read-only" } else { "writable" };
                     format!("mount {destination}: {how} bind of {source}")
                 });
-                let src = trees.sources[i].as_ref().expect("every bind source was opened");
+                let src = trees.sources[i]
+                    .as_ref()
+                    .expect("every bind source was opened");
                 bind(root, src, destination, *readonly, *devices).step(step)?;
             }
             MountStep::Tmpfs {

@@ -486,7 +486,9 @@ mod tests {
         let tmp = std::env::temp_dir().join(format!("airlock-state-test-{}", std::process::id()));
         let root = StateRoot::open(&tmp).unwrap();
         let spec = SandboxSpec::default();
-        let (sb, alive) = root.create(&new_id().unwrap(), Some("one"), &spec, true).unwrap();
+        let (sb, alive) = root
+            .create(&new_id().unwrap(), Some("one"), &spec, true)
+            .unwrap();
         assert!(sb.alive(), "the creator holds the alive lock");
         assert!(matches!(
             root.create(&new_id().unwrap(), Some("one"), &spec, true),

@@ -1,0 +1,320 @@
+//! The supervisor's watch over a running sandbox: one poll over PID 1's
+//! pidfd, the stop signal, the caller (unless detached), the timeout, the
+//! setup reports until the workload's exec, the control socket, a
+//! detached workload's output and a proxied terminal, until PID 1 ends.
+
+use super::logs::Logs;
+use super::report::{Report, Reporter, SetupError};
+use super::supervisor::kill_sandbox;
+use super::{signals, tty};
+use crate::cgroup::Cgroup;
+use crate::state::control::{self, Request};
+use crate::state::{SandboxDir, Status};
+use crate::sys;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+/// Everything the supervisor watches while the sandbox lives. Each
+/// `step` polls once and handles what is ready; it returns true once PID 1
+/// has ended (and the setup reports are all relayed).
+pub(super) struct Watch<'a> {
+    pub(super) report: Reporter<'a>,
+    pub(super) pid: i32,
+    pub(super) pidfd: &'a OwnedFd,
+    pub(super) stop: &'a OwnedFd,
+    pub(super) parent: Option<OwnedFd>,
+    pub(super) cgroup: Option<&'a Cgroup>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) timed_out: bool,
+    /// Why the sandbox was killed, once it was.
+    pub(super) killed: Option<String>,
+    /// PID 1's and the workload's reports, until the workload's exec.
+    pub(super) inner: Option<OwnedFd>,
+    pub(super) control: Option<OwnedFd>,
+    pub(super) logs: Option<Logs>,
+    /// Releases a created sandbox's workload.
+    pub(super) hold: Option<OwnedFd>,
+    pub(super) state_dir: Option<&'a SandboxDir>,
+    /// PID 1's namespaces, for `exec` (a sandbox with state).
+    pub(super) namespaces: Vec<(crate::namespace::Namespace, OwnedFd)>,
+    /// The workload's terminal, proxied to our stdin and stdout.
+    pub(super) tty: Option<tty::Proxy>,
+    pub(super) failed: bool,
+    pub(super) exec_seen: bool,
+    /// The caller has been told the sandbox started (or is created).
+    pub(super) announced: bool,
+}
+
+/// Tokens for the fds of one poll.
+#[derive(Clone, Copy, PartialEq)]
+enum Src {
+    Pid,
+    Stop,
+    Parent,
+    Inner,
+    Control,
+    Log(usize),
+    Tty(tty::Ready),
+}
+
+/// How the watch ended.
+pub(super) struct Outcome {
+    /// Setup failed (the caller was told why).
+    pub failed: bool,
+    pub timed_out: bool,
+    /// Why the sandbox was killed, if it was.
+    pub killed: Option<String>,
+}
+
+impl Watch<'_> {
+    /// Watch until PID 1 has ended.
+    pub(super) fn run(mut self) -> Result<Outcome, SetupError> {
+        let mut watching = false;
+        while !self.step()? {
+            if self.inner.is_none() && !watching {
+                // Setup is over; from here on we only watch, maybe for
+                // the sandbox's whole life.
+                watching = true;
+                sys::release_free_memory();
+            }
+        }
+        Ok(Outcome {
+            failed: self.failed,
+            timed_out: self.timed_out,
+            killed: self.killed.take(),
+        })
+    }
+
+    fn kill(&mut self, why: &str) {
+        if self.killed.is_none() {
+            self.killed = Some(why.to_string());
+            kill_sandbox(self.cgroup, self.pidfd);
+        }
+    }
+
+    fn timeout(&mut self) -> Option<Timespec> {
+        let d = self.deadline?;
+        if self.timed_out {
+            return None;
+        }
+        let left = d.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            self.timed_out = true;
+            self.kill("it reached its timeout");
+            return None;
+        }
+        Some(Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        })
+    }
+
+    fn step(&mut self) -> Result<bool, SetupError> {
+        let timeout = self.timeout();
+        let mut srcs = vec![Src::Stop];
+        let mut fds = vec![PollFd::new(self.stop, PollFlags::IN)];
+        // The setup reports first: PID 1 may end right after the last one.
+        if let Some(i) = &self.inner {
+            srcs.push(Src::Inner);
+            fds.push(PollFd::new(i, PollFlags::IN));
+        } else {
+            srcs.push(Src::Pid);
+            fds.push(PollFd::new(self.pidfd, PollFlags::IN));
+        }
+        if let Some(p) = &self.parent {
+            srcs.push(Src::Parent);
+            fds.push(PollFd::new(p, PollFlags::IN));
+        }
+        if let Some(c) = &self.control {
+            srcs.push(Src::Control);
+            fds.push(PollFd::new(c, PollFlags::IN));
+        }
+        if let Some(l) = &self.logs {
+            for (i, fd) in l.open_fds() {
+                srcs.push(Src::Log(i));
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            }
+        }
+        if let Some(t) = &self.tty {
+            for (r, fd) in t.fds() {
+                srcs.push(Src::Tty(r));
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            }
+        }
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(SetupError::io("wait for the sandbox", &e.into())),
+        }
+        let ready: Vec<Src> = srcs
+            .iter()
+            .zip(&fds)
+            .filter(|(_, f)| !f.revents().is_empty())
+            .map(|(s, _)| *s)
+            .collect();
+        drop(fds);
+        let mut ended = false;
+        for src in ready {
+            match src {
+                Src::Stop => {
+                    let mut b = [0u8; 16];
+                    let _ = rustix::io::read(self.stop, &mut b);
+                }
+                Src::Parent => {
+                    // Stop watching it; it stays readable.
+                    self.parent = None;
+                    self.kill("its caller ended");
+                }
+                Src::Inner => self.relay()?,
+                Src::Control => self.serve(),
+                Src::Log(i) => {
+                    if let Some(l) = self.logs.as_mut() {
+                        l.drain(i);
+                    }
+                }
+                Src::Tty(r) => {
+                    if let Some(t) = self.tty.as_mut() {
+                        t.handle(r);
+                    }
+                }
+                Src::Pid => ended = true,
+            }
+        }
+        if signals::stop_requested() {
+            self.kill("it was stopped");
+        }
+        if ended {
+            self.drain_logs();
+            if let Some(t) = self.tty.as_mut() {
+                t.drain();
+            }
+        }
+        Ok(ended)
+    }
+
+    fn drain_logs(&mut self) {
+        if let Some(l) = self.logs.as_mut() {
+            for i in 0..l.streams.len() {
+                if !l.streams[i].open {
+                    continue;
+                }
+                while sys::readable_now(l.streams[i].read.as_fd()) && l.drain(i) {}
+            }
+        }
+    }
+
+    /// One setup report from PID 1 or the workload, passed on to the caller.
+    fn relay(&mut self) -> Result<(), SetupError> {
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; 1 << 16];
+        let got = sys::recv_with_fds(inner, &mut buf[..], rustix::net::RecvFlags::DONTWAIT)
+            .map_err(|e| rustix::io::Errno::from_io_error(&e));
+        match got {
+            Ok((0, _)) | Err(Some(rustix::io::Errno::CONNRESET)) => self.setup_ended(),
+            Ok((n, fds)) => {
+                match serde_json::from_slice::<Report>(&buf[..n]) {
+                    Ok(Report::Failed(_)) => self.failed = true,
+                    Ok(Report::Exec) => self.exec_seen = true,
+                    Ok(Report::Held) => {
+                        self.announce(Status::Created);
+                        return Ok(());
+                    }
+                    Ok(Report::Namespaces { names }) => {
+                        self.namespaces = names.into_iter().zip(fds).collect();
+                        return Ok(());
+                    }
+                    Ok(Report::Terminal) => {
+                        let master = fds
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| SetupError::new("tty", "PID 1 sent no terminal"))?;
+                        self.tty = Some(tty::Proxy::new(master)?);
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                let _ = rustix::net::send(
+                    self.report.fd(),
+                    &buf[..n],
+                    rustix::net::SendFlags::NOSIGNAL,
+                );
+            }
+            Err(Some(rustix::io::Errno::INTR)) | Err(Some(rustix::io::Errno::AGAIN)) => {}
+            Err(_) => self.setup_ended(),
+        }
+        Ok(())
+    }
+
+    /// The workload's exec closed the report socket (or setup died).
+    fn setup_ended(&mut self) {
+        self.inner = None;
+        if !self.failed && !self.exec_seen {
+            // PID 1 went away without a word (killed, out of memory): setup
+            // did not finish, whatever its exit status will say.
+            self.failed = true;
+            self.report.failed(&SetupError::new(
+                "setup",
+                "the sandbox's PID 1 ended before starting the workload (killed, or out of memory?)",
+            ));
+        }
+        if !self.failed {
+            self.announce(Status::Running);
+        }
+    }
+
+    /// Tell the caller (and the state file) the sandbox is up.
+    fn announce(&mut self, status: Status) {
+        if let Some(sb) = self.state_dir {
+            let _ = sb.update(|st| {
+                st.status = status;
+                if status == Status::Running {
+                    st.started = Some(crate::state::now());
+                }
+            });
+        }
+        if !self.announced {
+            self.announced = true;
+            self.report.send(&Report::Started {
+                pid: self.pid,
+                freezer: self.cgroup.and_then(Cgroup::freezer_file),
+            });
+        }
+    }
+
+    fn serve(&mut self) {
+        let Some(listener) = &self.control else {
+            return;
+        };
+        let Some(incoming) = control::accept(listener) else {
+            return;
+        };
+        if incoming.request == Request::Namespaces {
+            incoming.reply_namespaces(&self.namespaces);
+            return;
+        }
+        let result = match incoming.request {
+            Request::Signal { signal } => {
+                // SAFETY: kill takes no pointers; PID 1 is our unreaped child.
+                if unsafe { libc::kill(self.pid, signal) } == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error().to_string())
+                }
+            }
+            Request::Kill => {
+                self.kill("it was killed");
+                Ok(())
+            }
+            Request::Start => match self.hold.take() {
+                Some(w) => rustix::io::write(&w, b"s")
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                None => Err("it was started already".into()),
+            },
+            Request::Namespaces => unreachable!("answered above"),
+        };
+        incoming.reply(result);
+    }
+}
