@@ -67,21 +67,9 @@ pub fn main(args: CheckArgs) -> ExitCode {
         return list(args.format);
     }
     let path = args.spec.expect("clap requires a spec without --list");
-    let text = if path == "-" {
-        let mut s = String::new();
-        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-            return unreadable(args.format, format!("reading the spec from stdin: {e}"));
-        }
-        s
-    } else {
-        match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) => return unreadable(args.format, format!("reading the spec {path}: {e}")),
-        }
-    };
-    let spec = match spec::from_str_auto(&text) {
+    let spec = match crate::spec_file::read(&path) {
         Ok(s) => s,
-        Err(e) => return unreadable(args.format, format!("{path}: {e}")),
+        Err(e) => return unreadable(args.format, e),
     };
     if let Err(e) = spec::validate(&spec).and_then(|_| check::validate_codes(&spec)) {
         return unreadable(args.format, format!("{path}: invalid spec: {e}"));

@@ -1,13 +1,16 @@
 //! `airlock image ls|rm|prune`: manage the layer store.
 
+use crate::run::{fail, refuse};
 use airlock::image::Store;
+use airlock::Context;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 
 /// Manage the image layer store.
 #[derive(Args)]
 pub struct ImageArgs {
-    /// The store (default /var/lib/airlock as root, ~/.local/share/airlock otherwise).
+    /// The store (default /var/lib/airlock as root, ~/.local/share/airlock
+    /// otherwise; or $AIRLOCK_STORE).
     #[arg(long, value_name = "DIR", global = true)]
     store: Option<String>,
     #[command(subcommand)]
@@ -24,14 +27,11 @@ enum ImageCommand {
     Prune,
 }
 
-pub fn main(a: ImageArgs) -> ExitCode {
-    let root = a.store.map(Into::into).unwrap_or_else(Store::default_root);
+pub fn main(a: ImageArgs, ctx: &Context) -> ExitCode {
+    let root = a.store.map_or_else(|| ctx.store.clone(), Into::into);
     let store = match Store::open(root) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("airlock: error: image store: {e}");
-            return ExitCode::from(125);
-        }
+        Err(e) => return refuse(format!("image store: {e}")),
     };
     match a.command {
         ImageCommand::Ls => {
@@ -62,10 +62,7 @@ pub fn main(a: ImageArgs) -> ExitCode {
                         code = ExitCode::from(1);
                     }
                     Ok(n) => println!("removed {n} image(s) matching {w}"),
-                    Err(e) => {
-                        eprintln!("airlock: error: {e}");
-                        code = ExitCode::from(125);
-                    }
+                    Err(e) => code = fail(e.into()),
                 }
             }
             code
@@ -75,10 +72,7 @@ pub fn main(a: ImageArgs) -> ExitCode {
                 println!("pruned {n} layer(s)");
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("airlock: error: {e}");
-                ExitCode::from(125)
-            }
+            Err(e) => fail(e.into()),
         },
     }
 }

@@ -5,3 +5,4 @@ pub mod check_cmd;
 pub mod image_cmd;
 pub mod lifecycle_cmd;
 pub mod run;
+pub mod spec_file;

@@ -78,6 +78,6 @@ fn main() -> ExitCode {
         Command::Wait(a) => life::wait(a, ctx),
         Command::Rm(a) => life::rm(a, ctx),
         Command::Check(args) => check_cmd::main(args),
-        Command::Image(args) => image_cmd::main(args),
+        Command::Image(args) => image_cmd::main(args, &ctx),
     }
 }

@@ -609,3 +609,35 @@ fn zstd_and_uncompressed_layers() {
     );
     assert_eq!(env.run(&plain, &[]).stdout, "uncompressed\n");
 }
+
+#[test]
+fn print_spec_shows_the_image_applied_and_a_missing_image_is_one_line() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[("p", vec![busybox_layer()], default_run())],
+    );
+    let r = env.run(
+        &img,
+        &["--print-spec", "--chdir", "/tmp", "--", "echo mine"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let spec = airlock::spec::from_json(&r.stdout).expect("print-spec output parses");
+    assert_eq!(spec.process.args, ["/bin/sh", "-c", "echo mine"]);
+    assert_eq!(spec.process.cwd, "/tmp");
+    assert_eq!(spec.process.env["GREETING"], "hello");
+    assert!(
+        matches!(&spec.filesystem.root, airlock::spec::Root::Overlay { lower, .. } if lower.len() == 1),
+        "{:?}",
+        spec.filesystem.root
+    );
+    let missing = env.path("missing");
+    let r = env.run(&format!("{missing}:v1"), &["--", "true"]);
+    assert_eq!(r.code, 125);
+    assert_eq!(
+        r.stderr,
+        format!("airlock: error: image {missing}:v1: {missing}: no such file or directory\n")
+    );
+}

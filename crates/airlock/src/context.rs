@@ -1,11 +1,12 @@
 //! Who a sandbox is launched for. Every fact about the caller that the
-//! launch path depends on — ids, home, environment, where sandbox state
-//! lives — is in a [`Context`], read from the current process in one place
-//! ([`Context::current`]). A service that launches on behalf of clients
-//! builds one per request instead, so the facts never silently become the
-//! service's own.
+//! launch path depends on — ids, home, environment, cgroups, where sandbox
+//! state and image layers live — is in a [`Context`], read from the
+//! current process in one place ([`Context::current`]). A service that
+//! launches on behalf of clients builds one per request instead, so the
+//! facts never silently become the service's own.
 
 use crate::cgroup::Layout;
+use crate::image::store;
 use crate::plan::Caller;
 use std::path::PathBuf;
 
@@ -22,11 +23,15 @@ pub struct Context {
     /// The cgroups a sandbox's own are made under: the caller's, in every
     /// hierarchy the host has.
     pub cgroup: Layout,
+    /// The image layer store (see [`crate::image::Store`]).
+    pub store: PathBuf,
 }
 
 impl Context {
     /// The facts of the current process: its effective ids, `$HOME`, its
-    /// environment, its cgroups, and the default state root for those ids.
+    /// environment, its cgroups, and the default state root and image
+    /// store for those ids (`$AIRLOCK_STATE_ROOT` and `$AIRLOCK_STORE`
+    /// override them).
     pub fn current() -> Context {
         let caller = Caller {
             uid: rustix::process::geteuid().as_raw(),
@@ -36,6 +41,9 @@ impl Context {
         Context {
             caller,
             home: var("HOME"),
+            store: var("AIRLOCK_STORE").map(PathBuf::from).unwrap_or_else(|| {
+                store::default_root(caller.uid, var("XDG_DATA_HOME"), var("HOME"))
+            }),
             env: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
@@ -49,7 +57,7 @@ impl Context {
     }
 
     /// A context with only ids (for planning in tests and tools): no home,
-    /// an empty environment, no cgroups, the default state root.
+    /// an empty environment, no cgroups, the default state root and store.
     pub fn for_ids(uid: u32, gid: u32) -> Context {
         Context {
             caller: Caller { uid, gid },
@@ -57,6 +65,7 @@ impl Context {
             env: Vec::new(),
             state_root: default_state_root(uid, None),
             cgroup: Layout::default(),
+            store: store::default_root(uid, None, None),
         }
     }
 }

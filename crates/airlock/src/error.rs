@@ -1,4 +1,5 @@
 use crate::check::Finding;
+use crate::image::ImageError;
 use crate::report::{FailureKind, SetupError};
 use crate::spec::SpecError;
 use crate::state::StateError;
@@ -21,6 +22,10 @@ pub enum Error {
     /// taken, the root unusable.
     #[error("{0}")]
     State(#[from] StateError),
+    /// The image cannot be used: not found, malformed, or refused as
+    /// unsafe (see [`ImageError::kind`]).
+    #[error("{0}")]
+    Image(#[from] ImageError),
     /// No binary to serve as the runner.
     #[error("cannot find `airlock-runner`: build it (`cargo build --workspace`) and keep it beside your program, install it in /usr/libexec/airlock or on PATH (`cargo install --path crates/airlock-runner`), or set AIRLOCK_RUNNER to it")]
     RunnerNotFound,
@@ -36,11 +41,13 @@ pub enum Error {
 /// exit status, a gRPC code) without reading its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The request is wrong: a malformed spec, an unknown field value.
+    /// The request is wrong: a malformed spec, an unknown field value, an
+    /// image airlock cannot read.
     InvalidInput,
-    /// The guardrails refused it.
+    /// Refused as unsafe: by the guardrails, or an image that does not
+    /// verify or reaches outside itself.
     Refused,
-    /// The named sandbox does not exist.
+    /// What the request names does not exist: a sandbox, an image.
     NotFound,
     /// It conflicts with what exists: a name in use, a sandbox in the
     /// wrong state for the verb.
@@ -65,6 +72,7 @@ impl Error {
                 FailureKind::NotExecutable => ErrorKind::ProgramNotExecutable,
                 FailureKind::Setup => ErrorKind::Host,
             },
+            Error::Image(e) => e.kind(),
             Error::State(StateError::NotFound(_)) => ErrorKind::NotFound,
             Error::State(StateError::BadName(_)) => ErrorKind::InvalidInput,
             Error::State(

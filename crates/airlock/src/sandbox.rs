@@ -9,9 +9,9 @@ use crate::runner::RUNNER_BIN;
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::{Context, Error};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 /// How to start a sandbox (beyond what the spec says).
@@ -125,6 +125,71 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
         SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
     )?;
     Ok(fd)
+}
+
+/// The fds the runner inherits, by number: the plan's memfd, its end of
+/// the report socket, and the sandbox's liveness lock when it has state.
+#[derive(Clone, Copy)]
+struct RunnerFds {
+    plan: RawFd,
+    sock: RawFd,
+    alive: Option<RawFd>,
+}
+
+/// The cgroup directories a job makes (none for an exec, which joins the
+/// sandbox's).
+fn cgroup_dirs(job: &Job) -> Vec<PathBuf> {
+    match job {
+        Job::Start(p) => p
+            .cgroup
+            .iter()
+            .flat_map(|c| c.v2.iter().chain(c.v1.values()))
+            .cloned()
+            .collect(),
+        Job::Exec(_) => Vec::new(),
+    }
+}
+
+/// The runner's command line: our pid and the fds it inherits. A detached
+/// runner gets none of the caller's terminal, since its supervisor
+/// outlives the caller.
+fn runner_command(runner: &Path, fds: RunnerFds, detached: bool) -> Command {
+    let mut cmd = Command::new(runner);
+    cmd.arg(std::process::id().to_string())
+        .arg(fds.plan.to_string())
+        .arg(fds.sock.to_string());
+    if let Some(fd) = fds.alive {
+        cmd.arg(fd.to_string());
+    }
+    // glibc's per-thread cache keeps freed chunks scattered over the
+    // heap, where malloc_trim cannot give their pages back; the runner's
+    // two long-lived processes trim after setup
+    // (sys::release_free_memory) and want nothing held back.
+    cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
+    if detached {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+    }
+    // SAFETY: between fork and exec the closure only makes the fcntl
+    // syscall, which is async-signal-safe, and touches no heap memory; the
+    // fds it borrows stay open in the caller until the child has exec'd.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Keep these open across exec, at the numbers the runner
+            // is told; no dup2 onto fixed numbers, which could land on
+            // fds std's spawn itself uses.
+            for fd in [Some(fds.plan), Some(fds.sock), fds.alive]
+                .into_iter()
+                .flatten()
+            {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    cmd
 }
 
 impl Sandbox {
@@ -248,6 +313,8 @@ impl Sandbox {
         self.state.as_ref()
     }
 
+    /// Exec the runner with `job` and read its reports until the workload
+    /// runs (or setup failed, when nothing of the sandbox is left).
     fn start(
         job: &Job,
         opts: &SpawnOptions,
@@ -259,50 +326,16 @@ impl Sandbox {
         let memfd = sealed_memfd(&bytes).map_err(io("write the plan to a memfd"))?;
         let (ours, theirs) =
             crate::sys::seqpacket_pair().map_err(io("create the report socket"))?;
-        let (plan_raw, sock_raw) = (memfd.as_raw_fd(), theirs.as_raw_fd());
-        let alive_raw = alive.map(|f| f.as_raw_fd());
-        let mut cmd = Command::new(&runner);
-        cmd.arg(std::process::id().to_string())
-            .arg(plan_raw.to_string())
-            .arg(sock_raw.to_string());
-        if let Some(fd) = alive_raw {
-            cmd.arg(fd.to_string());
-        }
-        // glibc's per-thread cache keeps freed chunks scattered over the
-        // heap, where malloc_trim cannot give their pages back; the
-        // runner's two long-lived processes trim after setup
-        // (sys::release_free_memory) and want nothing held back.
-        cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
         let detached =
             matches!(job, Job::Start(p) if p.lifecycle.as_ref().is_some_and(|l| l.detached));
-        if detached {
-            // Nothing of the caller's terminal: the supervisor outlives it.
-            cmd.stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-        }
-        // SAFETY: between fork and exec the closure only calls fcntl, which
-        // is async-signal-safe, and touches no heap memory.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Keep these open across exec, at the numbers the runner
-                // is told; no dup2 onto fixed numbers, which could land on
-                // fds std's spawn itself uses.
-                for fd in [Some(plan_raw), Some(sock_raw), alive_raw]
-                    .into_iter()
-                    .flatten()
-                {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| Error::Io {
-            what: "start the runner",
-            source: e,
-        })?;
+        let fds = RunnerFds {
+            plan: memfd.as_raw_fd(),
+            sock: theirs.as_raw_fd(),
+            alive: alive.map(|f| f.as_raw_fd()),
+        };
+        let child = runner_command(&runner, fds, detached)
+            .spawn()
+            .map_err(io("start the runner"))?;
         drop(theirs);
         drop(memfd);
         let mut sandbox = Sandbox {
@@ -311,15 +344,7 @@ impl Sandbox {
             sock: ours,
             init_pid: 0,
             freezer: None,
-            cgroups: match job {
-                Job::Start(p) => p
-                    .cgroup
-                    .iter()
-                    .flat_map(|c| c.v2.iter().chain(c.v1.values()))
-                    .cloned()
-                    .collect(),
-                Job::Exec(_) => Vec::new(),
-            },
+            cgroups: cgroup_dirs(job),
             state: None,
         };
         match sandbox.read_reports(opts.progress) {
@@ -394,13 +419,13 @@ impl Sandbox {
         &self.trace
     }
 
-    /// The PID of the runner (the sandbox's supervisor) on the host.
     /// The directories of the sandbox's cgroups on the host (its limits
     /// and counters are there), when it has any.
     pub fn cgroups(&self) -> &[std::path::PathBuf] {
         &self.cgroups
     }
 
+    /// The PID of the runner (the sandbox's supervisor) on the host.
     pub fn pid(&self) -> u32 {
         self.runner.id()
     }

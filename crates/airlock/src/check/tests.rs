@@ -1,7 +1,8 @@
 //! One test per rule that triggers it, and the near miss that does not.
 
 use super::*;
-use crate::spec::{Mount, SandboxSpec};
+use crate::spec::{Mount, Root, SandboxSpec};
+use std::collections::BTreeMap;
 
 fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
     Mount::Bind {

@@ -2,47 +2,25 @@
 //! or an OCI archive, verify and unpack its layers into the store once,
 //! and turn it into a sandbox root (an overlay of the layers under a
 //! writable tmpfs layer) plus the image config's defaults.
+//!
+//! [`crate::launch::prepare_image`] is the one place that does this for a
+//! launch; the pieces are public for tools that manage the store.
 
+mod apply;
+mod error;
 pub mod oci;
 pub mod store;
 pub mod unpack;
 
+pub use apply::apply;
+pub(crate) use apply::upper_size;
+pub use error::ImageError;
 pub use oci::{Image, Selector};
 pub use store::Store;
 
-use crate::spec::{Mount, Root, SandboxSpec};
-use std::fmt;
+use crate::plan::{Caller, ROOT_CALLER_BASE};
+use crate::spec::{self, SandboxSpec};
 use std::path::{Path, PathBuf};
-
-/// An image that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageError {
-    pub message: String,
-}
-
-impl ImageError {
-    pub fn new(message: impl Into<String>) -> Self {
-        ImageError {
-            message: message.into(),
-        }
-    }
-
-    pub fn io(path: &Path, e: std::io::Error) -> Self {
-        ImageError::new(format!(
-            "{}: {}",
-            path.display(),
-            crate::report::describe(&e)
-        ))
-    }
-}
-
-impl fmt::Display for ImageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ImageError {}
 
 /// Split `PATH`, `PATH:TAG` or `PATH@sha256:...` (a PATH that exists as
 /// given wins over a tag reading).
@@ -61,64 +39,80 @@ pub fn parse_ref(s: &str) -> (PathBuf, Selector) {
     }
 }
 
-/// What `prepare` did: the image, its unpacked layers, and what was
+/// What [`pull`] did: the image, its unpacked layers, and what was
 /// neutralised while unpacking.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub struct Pulled {
     pub image: Image,
+    /// The unpacked layers, bottom first.
     pub layer_dirs: Vec<PathBuf>,
+    /// How many of them were unpacked by this pull.
     pub unpacked_now: usize,
     pub notes: Vec<String>,
 }
 
-/// Resolve the image at `reference`, make sure its layers are in `store`,
-/// and record it there.
-pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Prepared, ImageError> {
+/// The host id that owns an image's files in the store: the id the
+/// sandbox's root maps to, for a root caller with a user namespace, so a
+/// file of the image's root is the sandbox root's. `None` keeps the ids
+/// as the image has them (a rootless caller owns what it unpacks).
+pub fn id_base(spec: &SandboxSpec, caller: Caller) -> Option<u32> {
+    if !caller.is_root() || !spec.namespaces.user {
+        return None;
+    }
+    let map = &spec.identity.uid_map;
+    if map.is_empty() {
+        // The plan's automatic map for a root caller.
+        return Some(ROOT_CALLER_BASE);
+    }
+    spec::host_id(map, 0)
+}
+
+/// Resolve the image at `reference`, make sure its layers are in `store`
+/// (owned from `id_base` up, see [`id_base`]), and record it there.
+pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pulled, ImageError> {
     let (path, sel) = parse_ref(reference);
-    let meta = std::fs::metadata(&path).map_err(|e| ImageError::io(&path, e))?;
-    // An archive is unpacked (as plain files, through the same confined
-    // unpacker) into the store's tmp/ and read from there.
-    let mut scratch = None;
-    let dir = if meta.is_dir() {
-        path.clone()
-    } else {
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let d = store
-            .root
-            .join("tmp")
-            .join(format!("archive-{}-{nonce}", std::process::id()));
-        std::fs::create_dir_all(&d).map_err(|e| ImageError::io(&d, e))?;
-        scratch = Some(Scratch(d.clone()));
-        let f = std::fs::File::open(&path).map_err(|e| ImageError::io(&path, e))?;
-        unpack::unpack(f, &d, unpack::Options::default())
-            .map_err(|e| ImageError::new(format!("{}: {e}", path.display())))?;
-        d
-    };
+    let (dir, scratch) = image_dir(&path, store)?;
     let image = oci::resolve(&dir, &sel)?;
-    let mut layer_dirs = Vec::new();
-    let mut unpacked_now = 0;
-    let mut notes = Vec::new();
-    for l in &image.layers {
+    let mut pulled = Pulled {
+        image,
+        layer_dirs: Vec::new(),
+        unpacked_now: 0,
+        notes: Vec::new(),
+    };
+    for l in &pulled.image.layers {
         let (d, fresh) = store.layer(l, id_base)?;
-        unpacked_now += fresh as usize;
-        notes.extend(
+        pulled.unpacked_now += fresh as usize;
+        pulled.notes.extend(
             store
                 .layer_notes(&l.diff_id)
                 .into_iter()
                 .map(|n| format!("layer {}: {n}", &l.diff_id[7..19])),
         );
-        layer_dirs.push(d);
+        pulled.layer_dirs.push(d);
     }
-    store.record(&image, &path.display().to_string())?;
+    store.record(&pulled.image, &path.display().to_string())?;
     drop(scratch);
-    Ok(Prepared {
-        image,
-        layer_dirs,
-        unpacked_now,
-        notes,
-    })
+    Ok(pulled)
+}
+
+/// The image directory at `path`: the path itself, or, for an archive,
+/// its contents unpacked (as plain files, through the same confined
+/// unpacker) into the store's tmp/, removed when the scratch is dropped.
+fn image_dir(path: &Path, store: &Store) -> Result<(PathBuf, Option<Scratch>), ImageError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ImageError::NotFound(format!("{}: no such file or directory", path.display()))
+        }
+        _ => ImageError::io(path, e),
+    })?;
+    if meta.is_dir() {
+        return Ok((path.to_path_buf(), None));
+    }
+    let scratch = Scratch(store.scratch("archive")?);
+    let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    unpack::unpack(f, &scratch.0, unpack::Options::default())
+        .map_err(|e| e.context(path.display().to_string()))?;
+    Ok((scratch.0.clone(), Some(scratch)))
 }
 
 struct Scratch(PathBuf);
@@ -127,122 +121,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         store::remove_tree(&self.0);
     }
-}
-
-/// Look a user or group name up in the image's /etc/passwd or /etc/group
-/// (the topmost layer that has the file), resolving inside each layer.
-fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, Option<u32>)> {
-    for dir in layers_top_first {
-        let Ok(root) = rustix::fs::open(
-            dir,
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) else {
-            continue;
-        };
-        let Ok(fd) = crate::fs::open_in(&root, file, rustix::fs::OFlags::RDONLY) else {
-            continue;
-        };
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text);
-        for line in text.lines() {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() >= 4 && f[0] == name {
-                return Some((f[2].parse().ok()?, f[3].parse().ok()));
-            }
-        }
-        return None;
-    }
-    None
-}
-
-/// Turn the image into the sandbox's root and defaults: the layers as an
-/// overlay (topmost first) with a tmpfs upper layer, a fresh /proc and
-/// /dev, and Entrypoint+Cmd, Env, WorkingDir and User from its config.
-/// `command` replaces Cmd (as `podman run IMAGE ARGS...` does).
-pub fn apply(spec: &mut SandboxSpec, p: &Prepared, command: &[String]) -> Result<(), ImageError> {
-    let mut lower: Vec<String> = p
-        .layer_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    lower.reverse();
-    let size = match &spec.filesystem.root {
-        Root::Overlay { size, .. } => *size,
-        _ => None,
-    };
-    spec.filesystem.root = Root::Overlay {
-        lower,
-        upper: None,
-        size,
-    };
-    spec.filesystem.mounts.insert(
-        0,
-        Mount::Proc {
-            destination: "/proc".into(),
-        },
-    );
-    spec.filesystem.mounts.insert(
-        1,
-        Mount::Dev {
-            destination: "/dev".into(),
-        },
-    );
-    let c = p.image.config.config.clone().unwrap_or_default();
-    let entry = c.entrypoint.unwrap_or_default();
-    let rest = if command.is_empty() {
-        c.cmd.unwrap_or_default()
-    } else {
-        command.to_vec()
-    };
-    spec.process.args = entry.into_iter().chain(rest).collect();
-    if spec.process.args.is_empty() {
-        return Err(ImageError::new(
-            "the image has no Entrypoint or Cmd, and no command was given",
-        ));
-    }
-    spec.process.inherit_env = false;
-    for kv in c.env.unwrap_or_default() {
-        if let Some((k, v)) = kv.split_once('=') {
-            spec.process
-                .env
-                .entry(k.to_string())
-                .or_insert_with(|| v.to_string());
-        }
-    }
-    if let Some(wd) = c.working_dir.filter(|w| !w.is_empty()) {
-        spec.process.cwd = wd;
-    }
-    // An image without User runs as its root, rootless too (as podman does).
-    spec.process.uid = Some(0);
-    spec.process.gid = Some(0);
-    if let Some(user) = c.user.filter(|u| !u.is_empty()) {
-        let mut top_first = p.layer_dirs.clone();
-        top_first.reverse();
-        let (u, g) = user
-            .split_once(':')
-            .map_or((user.as_str(), None), |(u, g)| (u, Some(g)));
-        let (uid, passwd_gid) = match u.parse::<u32>() {
-            Ok(n) => (n, None),
-            Err(_) => lookup(&top_first, "/etc/passwd", u).ok_or_else(|| {
-                ImageError::new(format!("the image's User {u:?} is not in its /etc/passwd"))
-            })?,
-        };
-        let gid = match g {
-            Some(g) => match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => lookup(&top_first, "/etc/group", g)
-                    .map(|(n, _)| n)
-                    .ok_or_else(|| {
-                        ImageError::new(format!("the image's group {g:?} is not in its /etc/group"))
-                    })?,
-            },
-            None => passwd_gid.unwrap_or(uid),
-        };
-        spec.process.uid = Some(uid);
-        spec.process.gid = Some(gid);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -263,5 +141,32 @@ mod tests {
             parse_ref("/no/such/img"),
             ("/no/such/img".into(), Selector::Only)
         );
+    }
+
+    #[test]
+    fn layers_belong_to_the_sandbox_root_of_a_root_caller() {
+        let root = Caller { uid: 0, gid: 0 };
+        let mut s = SandboxSpec::default();
+        assert_eq!(id_base(&s, root), Some(ROOT_CALLER_BASE));
+        assert_eq!(
+            id_base(
+                &s,
+                Caller {
+                    uid: 1000,
+                    gid: 1000
+                }
+            ),
+            None
+        );
+        s.identity.uid_map = vec![spec::IdMap {
+            inside: 0,
+            outside: 200000,
+            count: 65536,
+        }];
+        assert_eq!(id_base(&s, root), Some(200000));
+        s.identity.uid_map[0].inside = 1;
+        assert_eq!(id_base(&s, root), None, "the sandbox's root is not mapped");
+        s.namespaces.user = false;
+        assert_eq!(id_base(&s, root), None);
     }
 }

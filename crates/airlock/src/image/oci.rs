@@ -5,6 +5,7 @@
 //! every blob is checked against its digest before it is used.
 
 use super::ImageError;
+use crate::spec::validate::MAX_LAYERS;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -114,10 +115,16 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| ImageError::io(path, e.into()))?;
+    .map_err(|e| match e {
+        // Everything opened here was named by the image itself.
+        rustix::io::Errno::NOENT => {
+            ImageError::Invalid(format!("{}: missing from the image", path.display()))
+        }
+        e => ImageError::io(path, e.into()),
+    })?;
     let st = rustix::fs::fstat(&handle).map_err(|e| ImageError::io(path, e.into()))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(ImageError::new(format!(
+        return Err(ImageError::Refused(format!(
             "{} is not a regular file",
             path.display()
         )));
@@ -154,25 +161,39 @@ pub fn hex(bytes: &[u8]) -> String {
 /// `sha256:<64 hex>` → the hex part, refusing anything else (it becomes a
 /// file name).
 pub fn digest_hex(digest: &str) -> Result<&str, ImageError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| ImageError::new(format!("unsupported digest {digest:?} (only sha256)")))?;
+    let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+        ImageError::Invalid(format!("unsupported digest {digest:?} (only sha256)"))
+    })?;
     if hex.len() != 64
         || !hex
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     {
-        return Err(ImageError::new(format!("malformed digest {digest:?}")));
+        return Err(ImageError::Invalid(format!("malformed digest {digest:?}")));
     }
     Ok(hex)
 }
 
+/// The largest JSON document of an image that is read (an index, a
+/// manifest, a config): far above what real images carry, and it keeps a
+/// hostile image from making us read gigabytes into memory.
+pub const MAX_JSON: u64 = 16 << 20;
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImageError> {
     let mut text = Vec::new();
     open_regular(path)?
+        .take(MAX_JSON + 1)
         .read_to_end(&mut text)
         .map_err(|e| ImageError::io(path, e))?;
-    serde_json::from_slice(&text).map_err(|e| ImageError::new(format!("{}: {e}", path.display())))
+    if text.len() as u64 > MAX_JSON {
+        return Err(ImageError::Refused(format!(
+            "{} is larger than {} MiB; refusing the image",
+            path.display(),
+            MAX_JSON >> 20
+        )));
+    }
+    serde_json::from_slice(&text)
+        .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// Read and verify a blob of an OCI layout by descriptor.
@@ -180,10 +201,12 @@ fn blob(dir: &Path, d: &Descriptor) -> Result<PathBuf, ImageError> {
     let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
     let actual = sha256_file(&path)?;
     if actual != d.digest {
-        return Err(ImageError::new(format!(
-            "blob {} does not match its digest (it hashes to {actual}); refusing the image",
-            d.digest
-        )));
+        return Err(ImageError::Mismatch {
+            what: "blob",
+            digest: d.digest.clone(),
+            field: "digest",
+            actual,
+        });
     }
     Ok(path)
 }
@@ -213,7 +236,7 @@ fn check_platform(config: &ImageConfig) -> Result<(), ImageError> {
     if (!config.os.is_empty() && config.os != os)
         || (!config.architecture.is_empty() && config.architecture != arch)
     {
-        return Err(ImageError::new(format!(
+        return Err(ImageError::Invalid(format!(
             "the image is for {}/{}, this host is {os}/{arch}",
             config.os, config.architecture
         )));
@@ -229,8 +252,15 @@ fn checked_layers<T>(
     mut layer: impl FnMut(&T, &str) -> Result<Layer, ImageError>,
 ) -> Result<Vec<Layer>, ImageError> {
     check_platform(config)?;
+    if entries.len() > MAX_LAYERS {
+        // Refused before anything is unpacked: overlayfs could not stack them.
+        return Err(ImageError::Refused(format!(
+            "the image has {} layers; a sandbox's root stacks at most {MAX_LAYERS}",
+            entries.len()
+        )));
+    }
     if config.rootfs.diff_ids.len() != entries.len() {
-        return Err(ImageError::new(format!(
+        return Err(ImageError::Invalid(format!(
             "the config lists {} diff_ids for {} layers",
             config.rootfs.diff_ids.len(),
             entries.len()
@@ -256,11 +286,11 @@ fn tag_matches(name: &str, tag: &str) -> bool {
 fn pick_one<'a, T>(candidates: &[&'a T], dir: &Path, sel: &Selector) -> Result<&'a T, ImageError> {
     match candidates {
         [one] => Ok(*one),
-        [] => Err(ImageError::new(format!(
+        [] => Err(ImageError::NotFound(format!(
             "no image in {} matches {sel:?} for this platform",
             dir.display()
         ))),
-        _ => Err(ImageError::new(format!(
+        _ => Err(ImageError::Invalid(format!(
             "{} holds {} manifests; pick one with PATH:TAG or PATH@sha256:...",
             dir.display(),
             candidates.len()
@@ -346,7 +376,7 @@ fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, ImageError> {
         || p.components()
             .any(|c| !matches!(c, std::path::Component::Normal(_)))
     {
-        return Err(ImageError::new(format!(
+        return Err(ImageError::Refused(format!(
             "the archive names {rel:?}, which is not a plain relative path"
         )));
     }
@@ -360,7 +390,7 @@ pub fn resolve(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     } else if dir.join("manifest.json").exists() {
         docker_archive(dir, sel)
     } else {
-        Err(ImageError::new(format!(
+        Err(ImageError::Invalid(format!(
             "{} is neither an OCI image layout (index.json) nor a docker-archive (manifest.json)",
             dir.display()
         )))

@@ -62,34 +62,105 @@ fn decompressed(path: &Path) -> Result<Box<dyn Read>, ImageError> {
     })
 }
 
-impl Store {
-    /// `/var/lib/airlock` for root, `$XDG_DATA_HOME/airlock` (or
-    /// `~/.local/share/airlock`) otherwise; `$AIRLOCK_STORE` overrides both.
-    pub fn default_root() -> PathBuf {
-        if let Some(p) = std::env::var_os("AIRLOCK_STORE") {
-            return p.into();
-        }
-        if rustix::process::geteuid().is_root() {
-            return "/var/lib/airlock".into();
-        }
-        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
-            return PathBuf::from(x).join("airlock");
-        }
-        let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
-        PathBuf::from(home).join(".local/share/airlock")
+/// Unpack `layer` into `tmp/rootfs` and record it in `tmp/meta.json`,
+/// refusing it unless what was unpacked hashes to its diff_id.
+fn unpack_verified(layer: &Layer, tmp: &Path, id_base: Option<u32>) -> Result<(), ImageError> {
+    let rootfs = tmp.join("rootfs");
+    std::fs::create_dir_all(&rootfs).map_err(|e| ImageError::io(&rootfs, e))?;
+    let mut reader = Hashing {
+        inner: decompressed(&layer.blob)?,
+        hash: Sha256::new(),
+    };
+    let notes = unpack::unpack(
+        &mut reader,
+        &rootfs,
+        Options {
+            layer: true,
+            id_base,
+        },
+    )?;
+    // Whatever the tar reader left (end-of-archive padding) is part of the
+    // diff_id too.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| {
+        ImageError::Invalid(format!(
+            "reading layer {}: {e} (truncated or corrupt?)",
+            layer.diff_id
+        ))
+    })?;
+    let actual = format!("sha256:{}", hex(&reader.hash.finalize()));
+    if actual != layer.diff_id {
+        return Err(ImageError::Mismatch {
+            what: "layer",
+            digest: layer.diff_id.clone(),
+            field: "diff_id",
+            actual,
+        });
     }
+    let meta = LayerMeta {
+        diff_id: layer.diff_id.clone(),
+        digest: layer.digest.clone(),
+        notes,
+    };
+    let p = tmp.join("meta.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec_pretty(&meta).expect("meta serializes"),
+    )
+    .map_err(|e| ImageError::io(&p, e))
+}
 
+/// Move an unpacked layer from `tmp` to its place `dir` in one rename, so
+/// no sandbox sees half of it. Returns false when another process put the
+/// same layer there first (theirs is used, ours removed).
+fn install(tmp: &Path, dir: &Path) -> Result<bool, ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755));
+    match std::fs::rename(tmp, dir) {
+        Ok(()) => Ok(true),
+        Err(_) if dir.join("meta.json").exists() => {
+            remove_tree(tmp);
+            Ok(false)
+        }
+        Err(e) => {
+            remove_tree(tmp);
+            Err(ImageError::io(dir, e))
+        }
+    }
+}
+
+/// Where the store is unless the caller says otherwise (see
+/// [`crate::Context::current`], which also honours `$AIRLOCK_STORE`):
+/// `/var/lib/airlock` for root, `$XDG_DATA_HOME/airlock`, else
+/// `~/.local/share/airlock`, for anyone else.
+pub fn default_root(uid: u32, xdg_data_home: Option<String>, home: Option<String>) -> PathBuf {
+    if uid == 0 {
+        return "/var/lib/airlock".into();
+    }
+    if let Some(x) = xdg_data_home {
+        return PathBuf::from(x).join("airlock");
+    }
+    PathBuf::from(home.as_deref().unwrap_or("/")).join(".local/share/airlock")
+}
+
+impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, ImageError> {
         let root = root.into();
+        let sub = |d: &str| {
+            if d.is_empty() {
+                root.clone()
+            } else {
+                root.join(d)
+            }
+        };
         for d in ["", "layers", "images", "tmp"] {
-            let p = root.join(d);
+            let p = sub(d);
             std::fs::create_dir_all(&p).map_err(|e| ImageError::io(&p, e))?;
         }
         // The sandbox's root (an unprivileged host id) must be able to walk
         // to the layers: overlayfs opens them with its credentials.
         use std::os::unix::fs::PermissionsExt;
         for d in ["", "layers"] {
-            let p = root.join(d);
+            let p = sub(d);
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711))
                 .map_err(|e| ImageError::io(&p, e))?;
         }
@@ -98,6 +169,20 @@ impl Store {
 
     fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
         Ok(self.root.join("layers").join(digest_hex(diff_id)?))
+    }
+
+    /// A fresh directory under the store's `tmp/` (unique to this process
+    /// and moment), for work that is renamed into place or removed.
+    pub fn scratch(&self, prefix: &str) -> Result<PathBuf, ImageError> {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = self
+            .root
+            .join("tmp")
+            .join(format!("{prefix}-{}-{nonce}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| ImageError::io(&dir, e))?;
+        Ok(dir)
     }
 
     /// The unpacked root of a layer, unpacking it first if this store has
@@ -111,74 +196,13 @@ impl Store {
         if dir.join("meta.json").exists() {
             return Ok((dir.join("rootfs"), false));
         }
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let tmp = self.root.join("tmp").join(format!(
-            "{}-{}-{nonce}",
-            digest_hex(&layer.diff_id)?,
-            std::process::id()
-        ));
-        let rootfs = tmp.join("rootfs");
-        std::fs::create_dir_all(&rootfs).map_err(|e| ImageError::io(&rootfs, e))?;
-        let result = (|| {
-            let mut reader = Hashing {
-                inner: decompressed(&layer.blob)?,
-                hash: Sha256::new(),
-            };
-            let notes = unpack::unpack(
-                &mut reader,
-                &rootfs,
-                Options {
-                    layer: true,
-                    id_base,
-                },
-            )?;
-            // Whatever the tar reader left (end-of-archive padding) is part
-            // of the diff_id too.
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| {
-                ImageError::new(format!(
-                    "reading layer {}: {e} (truncated or corrupt?)",
-                    layer.diff_id
-                ))
-            })?;
-            let actual = format!("sha256:{}", hex(&reader.hash.finalize()));
-            if actual != layer.diff_id {
-                return Err(ImageError::new(format!(
-                    "layer {} does not match its diff_id (it hashes to {actual}); refusing the image",
-                    layer.diff_id
-                )));
-            }
-            let meta = LayerMeta {
-                diff_id: layer.diff_id.clone(),
-                digest: layer.digest.clone(),
-                notes,
-            };
-            let p = tmp.join("meta.json");
-            std::fs::write(
-                &p,
-                serde_json::to_vec_pretty(&meta).expect("meta serializes"),
-            )
-            .map_err(|e| ImageError::io(&p, e))
-        })();
-        if let Err(e) = result {
+        let tmp = self.scratch(digest_hex(&layer.diff_id)?)?;
+        if let Err(e) = unpack_verified(layer, &tmp, id_base) {
             remove_tree(&tmp);
             return Err(e);
         }
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755));
-        match std::fs::rename(&tmp, &dir) {
-            Ok(()) => Ok((dir.join("rootfs"), true)),
-            Err(_) if dir.join("meta.json").exists() => {
-                // Another sandbox unpacked it first; use theirs.
-                remove_tree(&tmp);
-                Ok((dir.join("rootfs"), false))
-            }
-            Err(e) => {
-                remove_tree(&tmp);
-                Err(ImageError::io(&dir, e))
-            }
-        }
+        let fresh = install(&tmp, &dir)?;
+        Ok((dir.join("rootfs"), fresh))
     }
 
     /// The notes (neutralised entries) recorded when a layer was unpacked.

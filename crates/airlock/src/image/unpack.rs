@@ -36,8 +36,24 @@ const CONFINED: ResolveFlags = ResolveFlags::IN_ROOT
     .union(ResolveFlags::NO_SYMLINKS)
     .union(ResolveFlags::NO_MAGICLINKS);
 
-fn err(path: &str, what: impl std::fmt::Display) -> ImageError {
-    ImageError::new(format!("layer entry {path:?}: {what}"))
+/// An entry that would reach outside the layer or is not what an image
+/// may hold: the whole layer is refused.
+fn refused(entry: &str, why: impl std::fmt::Display) -> ImageError {
+    ImageError::Refused(format!("layer entry {entry:?}: {why}"))
+}
+
+/// An entry that makes no sense (a broken or truncated archive).
+fn invalid(entry: &str, why: impl std::fmt::Display) -> ImageError {
+    ImageError::Invalid(format!("layer entry {entry:?}: {why}"))
+}
+
+/// Writing an entry failed on the host, at `step`.
+fn failed(entry: &str, step: impl Into<String>, e: rustix::io::Errno) -> ImageError {
+    ImageError::Entry {
+        entry: entry.to_string(),
+        step: step.into(),
+        source: e.into(),
+    }
 }
 
 /// Clean a tar path: relative, no `.`; `..` is refused; an absolute path
@@ -48,9 +64,9 @@ fn clean(raw: &str, notes: &mut Vec<String>) -> Result<Vec<String>, ImageError> 
         match c {
             Component::RootDir => {}
             Component::CurDir => {}
-            Component::ParentDir => return Err(err(raw, "contains `..`; refusing the layer")),
+            Component::ParentDir => return Err(refused(raw, "contains `..`; refusing the layer")),
             Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-            Component::Prefix(_) => return Err(err(raw, "is not a Unix path")),
+            Component::Prefix(_) => return Err(invalid(raw, "is not a Unix path")),
         }
     }
     if raw.starts_with('/') {
@@ -69,12 +85,12 @@ fn open_dir(root: &OwnedFd, rel: &str, raw: &str) -> Result<OwnedFd, ImageError>
         CONFINED,
     )
     .map_err(|e| match e {
-        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => err(
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => refused(
             raw,
             format!("goes through a symlink ({rel}); refusing the layer"),
         ),
-        rustix::io::Errno::NOTDIR => err(raw, format!("{rel} is not a directory")),
-        other => err(raw, format!("{rel}: {other}")),
+        rustix::io::Errno::NOTDIR => invalid(raw, format!("{rel} is not a directory")),
+        other => failed(raw, rel, other),
     })
 }
 
@@ -89,7 +105,7 @@ fn parent_dir(root: &OwnedFd, parts: &[String], raw: &str) -> Result<OwnedFd, Im
         cur.push_str(p);
         match rustix::fs::mkdirat(&fd, p.as_str(), Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(err(raw, format!("mkdir {cur}: {e}"))),
+            Err(e) => return Err(failed(raw, format!("mkdir {cur}"), e)),
         }
         fd = open_dir(root, &cur, raw)?;
     }
@@ -115,9 +131,9 @@ fn set_xattr(
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| err(raw, format!("open for xattr: {e}")))?;
+    .map_err(|e| failed(raw, "open for xattr", e))?;
     rustix::fs::fsetxattr(&fd, key, value, rustix::fs::XattrFlags::empty())
-        .map_err(|e| err(raw, format!("set {key}: {e}")))
+        .map_err(|e| failed(raw, format!("set {key}"), e))
 }
 
 fn owner(h: &tar::Header, opts: Options) -> Option<(u32, u32)> {
@@ -126,201 +142,283 @@ fn owner(h: &tar::Header, opts: Options) -> Option<(u32, u32)> {
     Some((shift(h.uid().unwrap_or(0)), shift(h.gid().unwrap_or(0))))
 }
 
-fn chown(dir: &OwnedFd, name: &str, ids: Option<(u32, u32)>, raw: &str) -> Result<(), ImageError> {
-    if let Some((u, g)) = ids {
-        rustix::fs::chownat(
-            dir,
-            name,
-            Some(rustix::fs::Uid::from_raw(u)),
-            Some(rustix::fs::Gid::from_raw(g)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| err(raw, format!("chown: {e}")))?;
+/// One entry's place in the layer, resolved beneath its root.
+struct Target {
+    /// The path as the archive gave it (for notes and errors).
+    raw: String,
+    /// The cleaned path, as components.
+    parts: Vec<String>,
+    /// The entry's parent directory, opened beneath the root.
+    dir: OwnedFd,
+    /// The entry's own name in `dir`.
+    name: String,
+    /// Its permission bits, setuid/setgid cleared.
+    mode: u32,
+    /// Its owner on the host, when ids are shifted.
+    ids: Option<(u32, u32)>,
+}
+
+impl Target {
+    fn chown(&self) -> Result<(), ImageError> {
+        if let Some((u, g)) = self.ids {
+            rustix::fs::chownat(
+                &self.dir,
+                self.name.as_str(),
+                Some(rustix::fs::Uid::from_raw(u)),
+                Some(rustix::fs::Gid::from_raw(g)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| failed(&self.raw, "chown", e))?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn link_name(&self, entry: &tar::Entry<impl Read>, what: &str) -> Result<String, ImageError> {
+        entry
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .ok_or_else(|| invalid(&self.raw, format!("{what} without a target")))
+    }
+}
+
+/// An unpack in progress: the layer's root, held open, and what is
+/// collected on the way.
+struct Unpacker {
+    root: OwnedFd,
+    opts: Options,
+    /// Neutralised entries, for the caller to report.
+    notes: Vec<String>,
+    /// Directory modes, set last (see [`Unpacker::finish`]).
+    dir_modes: Vec<(String, u32)>,
 }
 
 /// Unpack `tar` (uncompressed) into `dest`, which must exist. Returns the
 /// notes about neutralised entries.
 pub fn unpack(tar: impl Read, dest: &Path, opts: Options) -> Result<Vec<String>, ImageError> {
-    let root = rustix::fs::open(
-        dest,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| ImageError::new(format!("{}: {e}", dest.display())))?;
-    let mut notes = Vec::new();
-    let mut dir_modes: Vec<(String, u32)> = Vec::new();
+    let mut u = Unpacker::open(dest, opts)?;
     let mut archive = tar::Archive::new(tar);
     let entries = archive
         .entries()
-        .map_err(|e| ImageError::new(format!("reading the layer: {e}")))?;
+        .map_err(|e| ImageError::Invalid(format!("reading the layer: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| {
-            ImageError::new(format!("reading the layer: {e} (truncated or corrupt?)"))
+            ImageError::Invalid(format!("reading the layer: {e} (truncated or corrupt?)"))
         })?;
+        u.entry(&mut entry)?;
+    }
+    u.finish()
+}
+
+impl Unpacker {
+    fn open(dest: &Path, opts: Options) -> Result<Unpacker, ImageError> {
+        let root = rustix::fs::open(
+            dest,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ImageError::io(dest, e.into()))?;
+        Ok(Unpacker {
+            root,
+            opts,
+            notes: Vec::new(),
+            dir_modes: Vec::new(),
+        })
+    }
+
+    /// Write one entry, or neutralise or refuse it.
+    fn entry(&mut self, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let parts = clean(&raw, &mut notes)?;
+        let parts = clean(&raw, &mut self.notes)?;
         let Some(name) = parts.last().cloned() else {
-            continue; // the layer's root itself
+            return Ok(()); // the layer's root itself
         };
         let header = entry.header().clone();
-        let kind = header.entry_type();
-        let dir = parent_dir(&root, &parts, &raw)?;
-        let ids = owner(&header, opts);
         let mut mode = header.mode().unwrap_or(0o644);
         if mode & 0o6000 != 0 {
-            notes.push(format!("{raw}: setuid/setgid bits cleared"));
+            self.notes
+                .push(format!("{raw}: setuid/setgid bits cleared"));
             mode &= !0o6000;
         }
-        mode &= 0o1777;
-
-        if opts.layer && name == ".wh..wh..opq" {
-            set_xattr(&dir, None, "user.overlay.opaque", b"y", &raw)?;
-            continue;
+        let t = Target {
+            dir: parent_dir(&self.root, &parts, &raw)?,
+            ids: owner(&header, self.opts),
+            mode: mode & 0o1777,
+            raw,
+            parts,
+            name,
+        };
+        if self.opts.layer && self.whiteout(&t)? {
+            return Ok(());
         }
-        if let Some(hidden) = name.strip_prefix(".wh.").filter(|_| opts.layer) {
-            remove_existing(&dir, hidden);
-            let dev = rustix::fs::FileType::CharacterDevice;
-            match rustix::fs::mknodat(&dir, hidden, dev, Mode::empty(), 0) {
-                Ok(()) => {}
-                Err(rustix::io::Errno::PERM) => {
-                    // Not allowed to mknod (rootless): overlayfs's xattr
-                    // whiteout, an empty file marked so, in a marked directory.
-                    rustix::fs::openat(
-                        &dir,
-                        hidden,
-                        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| err(&raw, format!("whiteout: {e}")))?;
-                    set_xattr(&dir, Some(hidden), "user.overlay.whiteout", b"y", &raw)?;
-                    set_xattr(&dir, None, "user.overlay.whiteouts", b"y", &raw)?;
-                }
-                Err(e) => return Err(err(&raw, format!("whiteout: {e}"))),
-            }
-            continue;
-        }
-        if !opts.layer
-            && !matches!(
-                kind,
-                tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous
-            )
-        {
-            if matches!(
-                kind,
-                tar::EntryType::XGlobalHeader
-                    | tar::EntryType::XHeader
-                    | tar::EntryType::GNULongName
-                    | tar::EntryType::GNULongLink
-            ) {
-                continue;
-            }
-            // An image archive holds blobs and JSON: a link or a special
-            // file in it could only point our reads somewhere else.
-            return Err(err(
-                &raw,
-                "an image archive may hold only files and directories; refusing it",
-            ));
+        let kind = header.entry_type();
+        if !self.opts.layer && !archive_may_hold(kind, &t.raw)? {
+            return Ok(());
         }
         match kind {
-            tar::EntryType::Directory => {
-                match rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(err(&raw, e)),
-                }
-                // Refuse a directory entry that is really a symlink here.
-                open_dir(&root, &parts.join("/"), &raw)?;
-                chown(&dir, &name, ids, &raw)?;
-                dir_modes.push((parts.join("/"), mode));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_existing(&dir, &name);
-                let f = rustix::fs::openat(
-                    &dir,
-                    name.as_str(),
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| err(&raw, e))?;
-                let mut file = std::fs::File::from(f);
-                std::io::copy(&mut entry, &mut file)
-                    .map_err(|e| err(&raw, format!("{e} (truncated or corrupt?)")))?;
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| err(&raw, e))?;
-                chown(&dir, &name, ids, &raw)?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .ok_or_else(|| err(&raw, "symlink without a target"))?;
-                remove_existing(&dir, &name);
-                rustix::fs::symlinkat(target.as_str(), &dir, name.as_str())
-                    .map_err(|e| err(&raw, e))?;
-                chown(&dir, &name, ids, &raw)?;
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .ok_or_else(|| err(&raw, "hard link without a target"))?;
-                let tparts = clean(&target, &mut Vec::new())?;
-                let src = rustix::fs::openat2(&root, tparts.join("/").as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), CONFINED)
-                    .map_err(|_| err(&raw, format!("hard link to {target:?}, which is not a file of this layer; refusing the layer")))?;
-                let st = rustix::fs::fstat(&src).map_err(|e| err(&raw, e))?;
-                if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                    == rustix::fs::FileType::Directory
-                {
-                    return Err(err(&raw, "hard link to a directory"));
-                }
-                remove_existing(&dir, &name);
-                let link = format!("/proc/self/fd/{}", src.as_raw_fd());
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    link.as_str(),
-                    &dir,
-                    name.as_str(),
-                    AtFlags::SYMLINK_FOLLOW,
-                )
-                .map_err(|e| err(&raw, format!("link: {e}")))?;
-            }
-            tar::EntryType::Fifo => {
-                remove_existing(&dir, &name);
-                rustix::fs::mknodat(
-                    &dir,
-                    name.as_str(),
-                    rustix::fs::FileType::Fifo,
-                    Mode::from_raw_mode(mode),
-                    0,
-                )
-                .map_err(|e| err(&raw, e))?;
-                chown(&dir, &name, ids, &raw)?;
-            }
+            tar::EntryType::Directory => self.directory(&t),
+            tar::EntryType::Regular | tar::EntryType::Continuous => regular(&t, entry),
+            tar::EntryType::Symlink => symlink(&t, entry),
+            tar::EntryType::Link => self.hard_link(&t, entry),
+            tar::EntryType::Fifo => fifo(&t),
             tar::EntryType::Char | tar::EntryType::Block => {
-                notes.push(format!("{raw}: device node skipped"));
+                self.notes.push(format!("{}: device node skipped", t.raw));
+                Ok(())
             }
-            _ => {} // pax and GNU headers are handled by the reader
+            _ => Ok(()), // pax and GNU headers are handled by the reader
         }
-        drop(dir);
     }
-    // Directory modes last, so a read-only directory did not stop its own
-    // entries from being written.
-    for (path, mode) in dir_modes.iter().rev() {
-        let fd = rustix::fs::openat2(
-            &root,
-            path.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+
+    /// Turn a whiteout (`.wh.NAME`) or opaque marker into overlayfs's
+    /// form. Returns whether the entry was one.
+    fn whiteout(&self, t: &Target) -> Result<bool, ImageError> {
+        if t.name == ".wh..wh..opq" {
+            set_xattr(&t.dir, None, "user.overlay.opaque", b"y", &t.raw)?;
+            return Ok(true);
+        }
+        let Some(hidden) = t.name.strip_prefix(".wh.") else {
+            return Ok(false);
+        };
+        remove_existing(&t.dir, hidden);
+        let dev = rustix::fs::FileType::CharacterDevice;
+        match rustix::fs::mknodat(&t.dir, hidden, dev, Mode::empty(), 0) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::PERM) => {
+                // Not allowed to mknod (rootless): overlayfs's xattr
+                // whiteout, an empty file marked so, in a marked directory.
+                rustix::fs::openat(
+                    &t.dir,
+                    hidden,
+                    OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| failed(&t.raw, "whiteout", e))?;
+                set_xattr(&t.dir, Some(hidden), "user.overlay.whiteout", b"y", &t.raw)?;
+                set_xattr(&t.dir, None, "user.overlay.whiteouts", b"y", &t.raw)?;
+            }
+            Err(e) => return Err(failed(&t.raw, "whiteout", e)),
+        }
+        Ok(true)
+    }
+
+    fn directory(&mut self, t: &Target) -> Result<(), ImageError> {
+        match rustix::fs::mkdirat(&t.dir, t.name.as_str(), Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(failed(&t.raw, "mkdir", e)),
+        }
+        // Refuse a directory entry that is really a symlink here.
+        let path = t.parts.join("/");
+        open_dir(&self.root, &path, &t.raw)?;
+        t.chown()?;
+        self.dir_modes.push((path, t.mode));
+        Ok(())
+    }
+
+    /// A hard link, only to a file this layer already holds.
+    fn hard_link(&self, t: &Target, entry: &tar::Entry<impl Read>) -> Result<(), ImageError> {
+        let target = t.link_name(entry, "hard link")?;
+        let tparts = clean(&target, &mut Vec::new())?;
+        let src = rustix::fs::openat2(
+            &self.root,
+            tparts.join("/").as_str(),
+            OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             CONFINED,
         )
-        .map_err(|e| err(path, e))?;
-        rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(*mode)).map_err(|e| err(path, e))?;
+        .map_err(|_| {
+            refused(
+                &t.raw,
+                format!("hard link to {target:?}, which is not a file of this layer; refusing the layer"),
+            )
+        })?;
+        let st =
+            rustix::fs::fstat(&src).map_err(|e| failed(&t.raw, "stat the link's target", e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+            return Err(refused(&t.raw, "hard link to a directory"));
+        }
+        remove_existing(&t.dir, &t.name);
+        // Link the very inode we opened beneath the root, not a path that
+        // could have changed since.
+        let link = format!("/proc/self/fd/{}", src.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            link.as_str(),
+            &t.dir,
+            t.name.as_str(),
+            AtFlags::SYMLINK_FOLLOW,
+        )
+        .map_err(|e| failed(&t.raw, "link", e))
     }
-    Ok(notes)
+
+    /// Directory modes last, so a read-only directory did not stop its
+    /// own entries from being written. Returns the notes.
+    fn finish(self) -> Result<Vec<String>, ImageError> {
+        for (path, mode) in self.dir_modes.iter().rev() {
+            let fd = rustix::fs::openat2(
+                &self.root,
+                path.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                CONFINED,
+            )
+            .map_err(|e| failed(path, "open to set its mode", e))?;
+            rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(*mode))
+                .map_err(|e| failed(path, "chmod", e))?;
+        }
+        Ok(self.notes)
+    }
+}
+
+/// An outer image archive holds blobs and JSON: a link or a special file
+/// in it could only point our reads somewhere else. Returns whether to
+/// write the entry (headers the reader consumed are skipped).
+fn archive_may_hold(kind: tar::EntryType, raw: &str) -> Result<bool, ImageError> {
+    use tar::EntryType as T;
+    match kind {
+        T::Directory | T::Regular | T::Continuous => Ok(true),
+        T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => Ok(false),
+        _ => Err(refused(
+            raw,
+            "an image archive may hold only files and directories; refusing it",
+        )),
+    }
+}
+
+fn regular(t: &Target, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
+    remove_existing(&t.dir, &t.name);
+    let f = rustix::fs::openat(
+        &t.dir,
+        t.name.as_str(),
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| failed(&t.raw, "create", e))?;
+    let mut file = std::fs::File::from(f);
+    std::io::copy(entry, &mut file)
+        .map_err(|e| invalid(&t.raw, format!("{e} (truncated or corrupt?)")))?;
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(t.mode))
+        .map_err(|e| failed(&t.raw, "chmod", e))?;
+    t.chown()
+}
+
+fn symlink(t: &Target, entry: &tar::Entry<impl Read>) -> Result<(), ImageError> {
+    let target = t.link_name(entry, "symlink")?;
+    remove_existing(&t.dir, &t.name);
+    rustix::fs::symlinkat(target.as_str(), &t.dir, t.name.as_str())
+        .map_err(|e| failed(&t.raw, "symlink", e))?;
+    t.chown()
+}
+
+fn fifo(t: &Target) -> Result<(), ImageError> {
+    remove_existing(&t.dir, &t.name);
+    rustix::fs::mknodat(
+        &t.dir,
+        t.name.as_str(),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(t.mode),
+        0,
+    )
+    .map_err(|e| failed(&t.raw, "mkfifo", e))?;
+    t.chown()
 }
 
 #[cfg(test)]

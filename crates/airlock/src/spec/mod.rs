@@ -243,6 +243,14 @@ pub struct IdMap {
     pub count: u32,
 }
 
+/// The host id that `id` inside maps to through `maps`, if any range
+/// holds it.
+pub fn host_id(maps: &[IdMap], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.inside && id - m.inside < m.count)
+        .map(|m| m.outside + (id - m.inside))
+}
+
 /// The sandbox's root and what is mounted in it, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,7 +1,7 @@
 //! Structural validation: the spec is well formed on its own, before any
 //! guardrail judges whether it is wise. Pure; no syscalls.
 
-use super::{IdMap, Mount, Root, SandboxSpec};
+use super::{Clocks, IdMap, Mount, Process, Resources, Root, SandboxSpec};
 use std::fmt;
 use std::str::FromStr;
 
@@ -141,9 +141,39 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
 }
 
 /// Everything [`validate`] checks but compiling the seccomp profile, which
-/// the plan does once (and keeps).
+/// the plan does once (and keeps). Section by section, in the order the
+/// spec lists them.
 pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
-    let p = &spec.process;
+    process(&spec.process)?;
+    namespaces(spec)?;
+    clocks(&spec.time)?;
+    for (i, c) in spec.capabilities.iter().enumerate() {
+        parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
+    }
+    root(&spec.filesystem.root)?;
+    for (i, m) in spec.filesystem.mounts.iter().enumerate() {
+        mount(&format!("filesystem.mounts[{i}]"), m)?;
+    }
+    resources(&spec.resources)?;
+    if let Some(t) = spec.timeout {
+        if !(t.is_finite() && t > 0.0 && t <= 10.0 * 365.0 * 86400.0) {
+            return Err(SpecError::new(
+                "timeout",
+                format!("{t} is not a positive number of seconds"),
+            ));
+        }
+    }
+    for (i, path) in spec.filesystem.masked_paths.iter().enumerate() {
+        destination(&format!("filesystem.masked_paths[{i}]"), path)?;
+    }
+    for (i, path) in spec.filesystem.readonly_paths.iter().enumerate() {
+        destination(&format!("filesystem.readonly_paths[{i}]"), path)?;
+    }
+    Ok(())
+}
+
+/// `process`: the program, its environment, directory and rlimits.
+fn process(p: &Process) -> Result<(), SpecError> {
     if p.args.is_empty() {
         return Err(SpecError::new("process.args", "no program given"));
     }
@@ -194,6 +224,11 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
             return Err(SpecError::new(f, "soft limit is above the hard limit"));
         }
     }
+    Ok(())
+}
+
+/// `namespaces`, `hostname` and `identity`: what the new namespaces need.
+fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
     if !spec.namespaces.mount {
         return Err(SpecError::new(
             "namespaces.mount",
@@ -224,20 +259,29 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
             "id maps need a user namespace (namespaces.user is false)",
         ));
     }
-    if spec.time.boottime < 0 || spec.time.monotonic < 0 {
+    Ok(())
+}
+
+fn clocks(time: &Clocks) -> Result<(), SpecError> {
+    if time.boottime < 0 || time.monotonic < 0 {
         return Err(SpecError::new("time", "clocks cannot start below zero"));
     }
-    if spec.time.monotonic > spec.time.boottime {
+    if time.monotonic > time.boottime {
         return Err(SpecError::new(
             "time.monotonic",
             "cannot be ahead of time.boottime (boottime counts suspend, monotonic does not)",
         ));
     }
-    for (i, c) in spec.capabilities.iter().enumerate() {
-        parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
-    }
-    match &spec.filesystem.root {
-        Root::Path { path, .. } => absolute("filesystem.root.path", path)?,
+    Ok(())
+}
+
+/// The most layers a sandbox's overlay root stacks (overlayfs's own limit
+/// is not much higher, and every layer is a path in one mount option).
+pub const MAX_LAYERS: usize = 128;
+
+fn root(root: &Root) -> Result<(), SpecError> {
+    match root {
+        Root::Path { path, .. } => absolute("filesystem.root.path", path),
         Root::Overlay { lower, upper, .. } => {
             if lower.is_empty() {
                 return Err(SpecError::new(
@@ -245,50 +289,47 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
                     "an overlay needs at least one lower layer",
                 ));
             }
-            if lower.len() > 128 {
+            if lower.len() > MAX_LAYERS {
                 return Err(SpecError::new(
                     "filesystem.root.lower",
-                    "at most 128 layers",
+                    format!("at most {MAX_LAYERS} layers"),
                 ));
             }
             for (i, l) in lower.iter().enumerate() {
                 absolute(&format!("filesystem.root.lower[{i}]"), l)?;
             }
-            if let Some(u) = upper {
-                absolute("filesystem.root.upper", u)?;
+            match upper {
+                Some(u) => absolute("filesystem.root.upper", u),
+                None => Ok(()),
             }
         }
-        Root::Tmpfs { .. } => {}
+        Root::Tmpfs { .. } => Ok(()),
     }
-    for (i, m) in spec.filesystem.mounts.iter().enumerate() {
-        let f = format!("filesystem.mounts[{i}]");
-        destination(&format!("{f}.destination"), m.destination())?;
-        match m {
-            Mount::Bind { source, .. } => absolute(&format!("{f}.source"), source)?,
-            Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => {
-                return Err(SpecError::new(
-                    format!("{f}.target"),
-                    "must be non-empty without NUL",
-                ))
-            }
-            Mount::Dir { mode: Some(m), .. } | Mount::Tmpfs { mode: Some(m), .. }
-                if m.0 & 0o6000 != 0 =>
-            {
-                return Err(SpecError::new(
-                    format!("{f}.mode"),
-                    "setuid and setgid bits are not allowed",
-                ))
-            }
-            Mount::File { mode: Some(m), .. } if m.0 & 0o6000 != 0 => {
-                return Err(SpecError::new(
-                    format!("{f}.mode"),
-                    "setuid and setgid bits are not allowed",
-                ))
-            }
-            _ => {}
+}
+
+/// One entry of `filesystem.mounts`, called `f`.
+fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
+    destination(&format!("{f}.destination"), m.destination())?;
+    match m {
+        Mount::Bind { source, .. } => absolute(&format!("{f}.source"), source),
+        Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => Err(
+            SpecError::new(format!("{f}.target"), "must be non-empty without NUL"),
+        ),
+        Mount::Dir { mode: Some(m), .. }
+        | Mount::Tmpfs { mode: Some(m), .. }
+        | Mount::File { mode: Some(m), .. }
+            if m.0 & 0o6000 != 0 =>
+        {
+            Err(SpecError::new(
+                format!("{f}.mode"),
+                "setuid and setgid bits are not allowed",
+            ))
         }
+        _ => Ok(()),
     }
-    let r = &spec.resources;
+}
+
+fn resources(r: &Resources) -> Result<(), SpecError> {
     if r.memory.is_some_and(|m| m.0 < 1 << 20) {
         return Err(SpecError::new("resources.memory", "must be at least 1M"));
     }
@@ -310,20 +351,6 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
         if w.is_some_and(|w| !(1..=10000).contains(&w)) {
             return Err(SpecError::new(field, "must be between 1 and 10000"));
         }
-    }
-    if let Some(t) = spec.timeout {
-        if !(t.is_finite() && t > 0.0 && t <= 10.0 * 365.0 * 86400.0) {
-            return Err(SpecError::new(
-                "timeout",
-                format!("{t} is not a positive number of seconds"),
-            ));
-        }
-    }
-    for (i, path) in spec.filesystem.masked_paths.iter().enumerate() {
-        destination(&format!("filesystem.masked_paths[{i}]"), path)?;
-    }
-    for (i, path) in spec.filesystem.readonly_paths.iter().enumerate() {
-        destination(&format!("filesystem.readonly_paths[{i}]"), path)?;
     }
     Ok(())
 }

@@ -1,0 +1,268 @@
+//! `airlock run`'s flags, and the parsers of their values.
+
+use airlock::spec;
+use clap::Args;
+
+/// Run a program in a sandbox.
+///
+/// With no --rootfs, the sandbox sees the host's system directories
+/// (/usr, /bin, /sbin, /lib*, /etc) read-only, a fresh /proc, a minimal /dev
+/// and a private /tmp, and nothing else of the host: no /home, /root, /var,
+/// /run, and not the current directory. Mount flags add to that view, in
+/// the order given.
+///
+/// Exit status: the program's own; 128+N when it dies of signal N; 125 when
+/// airlock refuses or fails; 126 when the program cannot be executed; 127
+/// when it is not found.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  airlock run -- sh -c 'id; hostname; ls /'\n  airlock run --bind ./out /out -- make -C /src\n  airlock run --print-spec -- true > spec.json && airlock run --spec spec.json"
+)]
+pub struct RunArgs {
+    /// Run a spec file (JSON or TOML); flags given with it override it.
+    #[arg(long, value_name = "FILE", help_heading = "Spec")]
+    pub(crate) spec: Option<String>,
+    /// Print the full resolved spec as JSON and exit without running.
+    #[arg(long, help_heading = "Spec")]
+    pub(crate) print_spec: bool,
+    /// Print a trace of the setup steps on stderr.
+    #[arg(short, long, help_heading = "Spec")]
+    pub(crate) verbose: bool,
+
+    /// Run in the background: print the sandbox's id and return at once;
+    /// its output goes to `airlock logs`.
+    #[arg(short, long, help_heading = "Lifecycle")]
+    pub detach: bool,
+    /// Name the sandbox (it then has state: `airlock ps`, `exec`, `stop` find it).
+    #[arg(long, value_name = "NAME", help_heading = "Lifecycle")]
+    pub name: Option<String>,
+    /// Remove the sandbox's state when it ends.
+    #[arg(long, help_heading = "Lifecycle")]
+    pub rm: bool,
+
+    /// Run an image: an OCI image layout dir, a docker-archive or OCI
+    /// archive (`podman save`); `PATH:TAG` or `PATH@sha256:...` picks one.
+    /// Its Entrypoint/Cmd, Env, WorkingDir and User are the defaults;
+    /// PROGRAM ARGS replace Cmd.
+    #[arg(
+        long,
+        value_name = "PATH[:TAG|@DIGEST]",
+        conflicts_with = "rootfs",
+        help_heading = "Filesystem"
+    )]
+    pub(crate) image: Option<String>,
+    /// The layer store (default /var/lib/airlock as root,
+    /// ~/.local/share/airlock otherwise; or $AIRLOCK_STORE).
+    #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
+    pub(crate) store: Option<String>,
+    /// Use DIR as the sandbox's root instead of a fresh tmpfs.
+    #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
+    pub(crate) rootfs: Option<String>,
+    /// Make the --rootfs read-only.
+    #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
+    pub(crate) rootfs_readonly: bool,
+    /// Put a writable layer over the --rootfs on a tmpfs that vanishes with the sandbox.
+    #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
+    pub(crate) overlay: bool,
+    /// Put a persistent writable layer over the --rootfs, kept in DIR.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "rootfs",
+        conflicts_with = "overlay",
+        help_heading = "Filesystem"
+    )]
+    pub(crate) overlay_dir: Option<String>,
+    /// Size limit of the writable tmpfs layer over --rootfs (with --overlay) or --image.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Filesystem")]
+    pub(crate) overlay_size: Option<u64>,
+    /// Start from an empty root: no default view of the host.
+    #[arg(long, help_heading = "Filesystem")]
+    pub(crate) no_default_view: bool,
+    /// Bind SRC to DST, writable.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) bind: Vec<String>,
+    /// Bind SRC to DST, read-only.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) ro_bind: Vec<String>,
+    /// Bind SRC to DST, writable, with device nodes usable.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) dev_bind: Vec<String>,
+    /// Mount a fresh tmpfs on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) tmpfs: Vec<String>,
+    /// Mount a fresh procfs on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) proc: Vec<String>,
+    /// Mount a minimal /dev on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) dev: Vec<String>,
+    /// Mount a POSIX message queue filesystem on DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) mqueue: Vec<String>,
+    /// Create the directory DST.
+    #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) dir: Vec<String>,
+    /// Create the symlink DST pointing to TARGET.
+    #[arg(long, num_args = 2, value_names = ["TARGET", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
+    pub(crate) symlink: Vec<String>,
+
+    /// Set an environment variable.
+    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"], action = clap::ArgAction::Append, help_heading = "Process")]
+    pub(crate) setenv: Vec<String>,
+    /// Remove an environment variable.
+    #[arg(long, value_name = "KEY", action = clap::ArgAction::Append, help_heading = "Process")]
+    pub(crate) unsetenv: Vec<String>,
+    /// Start from an empty environment instead of the caller's.
+    #[arg(long, help_heading = "Process")]
+    pub(crate) clearenv: bool,
+    /// Working directory inside the sandbox (default /).
+    #[arg(long, value_name = "DIR", help_heading = "Process")]
+    pub(crate) chdir: Option<String>,
+    /// User id inside the sandbox.
+    #[arg(long, value_name = "N", help_heading = "Process")]
+    pub(crate) uid: Option<u32>,
+    /// Group id inside the sandbox.
+    #[arg(long, value_name = "N", help_heading = "Process")]
+    pub(crate) gid: Option<u32>,
+    /// Run the program as PID 1 instead of airlock's init.
+    #[arg(long, help_heading = "Process")]
+    pub(crate) as_pid1: bool,
+    /// Keep the caller's session (and terminal); allows TIOCSTI injection.
+    #[arg(long, help_heading = "Process")]
+    pub(crate) keep_session: bool,
+    /// Give the program a new pseudo-terminal (job control, window size),
+    /// proxied to yours; it never holds your terminal itself.
+    #[arg(short = 't', long, help_heading = "Process")]
+    pub(crate) tty: bool,
+    /// Syscall filter: `default`, `none`, or an OCI seccomp JSON file.
+    #[arg(long, value_name = "default|none|FILE", help_heading = "Process")]
+    pub(crate) seccomp_profile: Option<String>,
+    /// Landlock: `auto` (where the kernel has it), `required`, or `off`.
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "required", "off"], help_heading = "Process")]
+    pub(crate) landlock: Option<String>,
+    /// Allow binding this TCP port (repeatable); any use restricts binding to the listed ports.
+    #[arg(long, value_name = "PORT", action = clap::ArgAction::Append, help_heading = "Process")]
+    pub(crate) tcp_bind: Vec<u16>,
+    /// Allow connecting to this TCP port (repeatable); any use restricts connecting to the listed ports.
+    #[arg(long, value_name = "PORT", action = clap::ArgAction::Append, help_heading = "Process")]
+    pub(crate) tcp_connect: Vec<u16>,
+    /// Keep this capability (repeatable), e.g. CAP_NET_BIND_SERVICE.
+    #[arg(long, value_name = "CAP", action = clap::ArgAction::Append, help_heading = "Process")]
+    pub(crate) cap_add: Vec<String>,
+
+    /// Memory limit, e.g. 256M (swap is 0 unless --swap is given).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
+    pub(crate) memory: Option<u64>,
+    /// Swap allowed on top of --memory.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
+    pub(crate) swap: Option<u64>,
+    /// Maximum number of processes and threads.
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pub(crate) pids: Option<u64>,
+    /// CPU quota as a number of CPUs, e.g. 0.5.
+    #[arg(long, value_name = "N", help_heading = "Resources")]
+    pub(crate) cpus: Option<f64>,
+    /// Relative CPU weight, 1..10000 (default share 100).
+    #[arg(long, value_name = "W", help_heading = "Resources")]
+    pub(crate) cpu_weight: Option<u32>,
+    /// Relative I/O weight, 1..10000 (where the io/blkio controller has one).
+    #[arg(long, value_name = "W", help_heading = "Resources")]
+    pub(crate) io_weight: Option<u32>,
+    /// Set an rlimit: RESOURCE=SOFT[:HARD], e.g. nofile=1024 or nproc=64:64.
+    #[arg(long, value_name = "RES=SOFT[:HARD]", value_parser = rlimit_arg, action = clap::ArgAction::Append, help_heading = "Resources")]
+    pub(crate) rlimit: Vec<spec::Rlimit>,
+    /// Kill the whole sandbox after this long: 30, 30s, 500ms, 5m, 1h.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, help_heading = "Resources")]
+    pub(crate) timeout: Option<f64>,
+    /// Write the exit report (how it ended, peak memory, CPU time) as JSON.
+    #[arg(long, value_name = "FILE", help_heading = "Resources")]
+    pub(crate) report: Option<String>,
+
+    /// Hostname inside the sandbox.
+    #[arg(long, value_name = "NAME", help_heading = "Namespaces")]
+    pub(crate) hostname: Option<String>,
+    /// Share the host's network namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) share_net: bool,
+    /// Share the host's PID namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) share_pid: bool,
+    /// Share the host's IPC namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) share_ipc: bool,
+    /// Share the host's UTS namespace (hostname).
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) share_uts: bool,
+    /// Share the host's cgroup namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) share_cgroup: bool,
+    /// Share the host's time namespace (clocks).
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) share_time: bool,
+    /// Share the host's user namespace (root only: the program runs with host ids).
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) share_user: bool,
+
+    /// Acknowledge a guardrail finding by its code (see `airlock check --list`).
+    #[arg(long, value_name = "CODE", action = clap::ArgAction::Append, help_heading = "Guardrails")]
+    pub(crate) allow_unsafe: Vec<String>,
+
+    /// The program and its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) command: Vec<String>,
+}
+
+fn rlimit_arg(s: &str) -> Result<spec::Rlimit, String> {
+    let (res, vals) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected RESOURCE=SOFT[:HARD]"))?;
+    let num = |v: &str| -> Result<u64, String> {
+        if v == "unlimited" || v == "infinity" {
+            Ok(u64::MAX)
+        } else {
+            v.parse().map_err(|_| format!("{v:?} is not a number"))
+        }
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    Ok(spec::Rlimit {
+        resource: res.to_string(),
+        soft,
+        hard,
+    })
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    spec::parse_size(s).map(|x| x.0)
+}
+
+/// Seconds from `30`, `30s`, `500ms`, `5m`, `1h`.
+pub fn duration_arg(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (30, 30s, 500ms, 5m, 1h)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("{s:?} is not a positive duration"));
+    }
+    Ok(v * mult)
+}

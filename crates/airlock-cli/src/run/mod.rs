@@ -1,0 +1,166 @@
+//! `airlock run`: bubblewrap-style flags turned into a spec ([`spec`]),
+//! then the library's one launch path, start and wait. Mount flags apply
+//! in the order given, as in bwrap.
+
+mod args;
+mod spec;
+
+pub use args::{duration_arg, RunArgs};
+pub use spec::build_spec;
+
+use airlock::launch::{self, Prepared};
+use airlock::spec::SandboxSpec;
+use airlock::{Context, Error, LifecycleOptions, Sandbox, SpawnOptions};
+use clap::ArgMatches;
+use std::process::ExitCode;
+
+/// Exit status when airlock itself refuses or fails.
+pub const EXIT_REFUSED: u8 = 125;
+
+pub fn refuse(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("airlock: error: {msg}");
+    ExitCode::from(EXIT_REFUSED)
+}
+
+/// One line for an error of the library, with the exit status it gives.
+pub fn fail(e: Error) -> ExitCode {
+    eprintln!("airlock: error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// `airlock run` (and `airlock create`, which holds the workload until
+/// `airlock start`).
+pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCode {
+    if let Some(store) = &a.store {
+        ctx.store = store.into();
+    }
+    let spec = match build_spec(&a, m) {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
+    };
+    if a.print_spec {
+        return print_spec(spec, a.image.as_deref(), &ctx);
+    }
+    let prepared = match prepare(&spec, a.image.as_deref(), &ctx) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let detach = a.detach || hold;
+    let lifecycle = (detach || a.name.is_some() || a.rm).then(|| LifecycleOptions {
+        name: a.name.clone(),
+        detach,
+        hold,
+        remove_on_exit: a.rm,
+        log_limit: None,
+    });
+    let opts = SpawnOptions {
+        runner: None,
+        verbose: a.verbose,
+        progress: Some(|step| eprintln!("airlock: {step}")),
+        context: None,
+        lifecycle,
+    };
+    // Signals that arrive while the sandbox starts wait, then are forwarded.
+    Sandbox::hold_signals();
+    let sandbox = match Sandbox::start_prepared(prepared.plan, &ctx, &opts) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if detach {
+        if let Some(sb) = sandbox.state() {
+            println!("{}", sb.id);
+        }
+        return ExitCode::SUCCESS;
+    }
+    attend(sandbox, &spec, a.report.as_deref())
+}
+
+/// `--print-spec`: the spec as it would run (with the image applied),
+/// printed even when the guardrails would refuse it.
+fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context) -> ExitCode {
+    let spec = match image {
+        None => spec,
+        Some(reference) => match launch::resolve_image(&spec, reference, ctx) {
+            Ok(r) => {
+                print_notes(&r.notes);
+                r.spec
+            }
+            Err(e) => return fail(e),
+        },
+    };
+    println!("{}", spec.to_json_pretty());
+    ExitCode::SUCCESS
+}
+
+fn print_notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("airlock: image: {note}");
+    }
+}
+
+/// The one launch path (image, validate, guardrails, plan, each once);
+/// the findings and image notes are printed here, and a refusal lists
+/// the codes that refused.
+fn prepare(spec: &SandboxSpec, image: Option<&str>, ctx: &Context) -> Result<Prepared, ExitCode> {
+    let prepared = match image {
+        Some(reference) => launch::prepare_image(spec, reference, ctx),
+        None => launch::prepare(spec, ctx),
+    };
+    match prepared {
+        Ok(p) => {
+            print_notes(&p.notes);
+            eprint!("{}", airlock::check::render(&p.findings));
+            Ok(p)
+        }
+        Err(Error::Refused(findings)) => {
+            eprint!("{}", airlock::check::render(&findings));
+            let codes: Vec<&str> = findings
+                .iter()
+                .filter(|f| f.refuses())
+                .map(|f| f.code)
+                .collect();
+            Err(refuse(format!(
+                "refused by the guardrails ({}); nothing was started",
+                codes.join(", ")
+            )))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Stay with a started sandbox: forward signals, hold the terminal in raw
+/// mode for a `-t` workload, wait, say how it ended, and exit with its
+/// status.
+fn attend(sandbox: Sandbox, spec: &SandboxSpec, report: Option<&str>) -> ExitCode {
+    sandbox.forward_signals(spec.new_session);
+    let raw = spec
+        .process
+        .terminal
+        .then(airlock::terminal::RawMode::enter);
+    let r = sandbox.wait();
+    drop(raw);
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    match r.ended {
+        airlock::Ended::TimedOut => eprintln!(
+            "airlock: the sandbox reached its {}s timeout and was killed",
+            spec.timeout.unwrap_or_default()
+        ),
+        airlock::Ended::OomKilled => {
+            eprintln!("airlock: the workload was killed for exceeding its memory limit")
+        }
+        _ => {}
+    }
+    if r.pids_limit_hit {
+        eprintln!("airlock: the sandbox hit its pids limit (a fork failed)");
+    }
+    if let Some(path) = report {
+        let text = serde_json::to_string_pretty(&r).expect("reports serialize");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            return refuse(format!("--report {path}: {e}"));
+        }
+    }
+    ExitCode::from(r.code.clamp(0, 255) as u8)
+}

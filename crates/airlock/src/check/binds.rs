@@ -1,0 +1,260 @@
+//! The rules about what of the host the sandbox's filesystem reaches: each
+//! bind, and a root made of host directories, judged on the path the
+//! kernel will really reach (see [`super::Host::resolve`]).
+
+use super::paths::{exposes, within};
+use super::{Findings, Host, RUNTIME_SOCKETS, RUNTIME_STATE};
+use crate::spec::{Mount, Root, SandboxSpec};
+
+/// Filesystems that are kernel control surfaces wherever they are mounted.
+const KERNEL_FS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "configfs",
+    "efivarfs",
+    "fusectl",
+    "pstore",
+];
+
+/// Directories whose writable exposure rewrites the host.
+const SYSTEM_DIRS: &[&str] = &[
+    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+];
+/// Directories that are dangerous to expose writably as a whole (their
+/// contents are ordinary data dirs).
+const SYSTEM_DATA_DIRS: &[&str] = &["/root", "/var/lib"];
+/// Device nodes a device bind may expose.
+const HARMLESS_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
+/// Judge every bind and the root. Returns whether the sandbox reaches
+/// any host path (a capability that overrides permissions matters then).
+pub(super) fn judge_filesystem(f: &mut Findings, spec: &SandboxSpec, host: &Host) -> bool {
+    let mut has_host_bind = false;
+    for (i, m) in spec.filesystem.mounts.iter().enumerate() {
+        if let Mount::Bind {
+            source,
+            readonly,
+            devices,
+            ..
+        } = m
+        {
+            has_host_bind = true;
+            let bind = Bind {
+                subject: &format!("filesystem.mounts[{i}]"),
+                real: &host.resolve(source),
+                readonly: *readonly,
+                devices: *devices,
+            };
+            bind.judge(f, host);
+        }
+    }
+    judge_root(f, &spec.filesystem.root, host) || has_host_bind
+}
+
+/// A root of host directories is a bind of each of them; the host's own
+/// `/` as the root hides nothing at all. Returns whether the root is made
+/// of host directories.
+fn judge_root(f: &mut Findings, root: &Root, host: &Host) -> bool {
+    match root {
+        Root::Overlay { lower, upper, .. } => {
+            for (i, l) in lower.iter().enumerate() {
+                let subject = format!("filesystem.root.lower[{i}]");
+                let real = host.resolve(l);
+                if real == "/" {
+                    f.add(
+                        "host-rootfs",
+                        subject,
+                        "the host's / is a layer of the sandbox's root: nothing of the host is hidden",
+                    );
+                } else {
+                    Bind::new(&subject, &real, true).judge(f, host);
+                }
+            }
+            if let Some(u) = upper {
+                Bind::new("filesystem.root.upper", &host.resolve(u), false).judge(f, host);
+            }
+            true
+        }
+        Root::Path { path, readonly } => {
+            let real = host.resolve(path);
+            if real == "/" {
+                f.add(
+                    "host-rootfs",
+                    "filesystem.root",
+                    format!(
+                        "the sandbox's root is the host's / ({}): nothing of the host is hidden",
+                        if *readonly { "read-only" } else { "writable" }
+                    ),
+                );
+            } else {
+                Bind::new("filesystem.root", &real, *readonly).judge(f, host);
+            }
+            true
+        }
+        Root::Tmpfs { .. } => false,
+    }
+}
+
+/// One bind (or root layer) whose source leads to `real` on the host.
+struct Bind<'a> {
+    /// The spec field it comes from.
+    subject: &'a str,
+    real: &'a str,
+    readonly: bool,
+    /// Device nodes stay usable (`--dev-bind`).
+    devices: bool,
+}
+
+impl<'a> Bind<'a> {
+    fn new(subject: &'a str, real: &'a str, readonly: bool) -> Self {
+        Bind {
+            subject,
+            real,
+            readonly,
+            devices: false,
+        }
+    }
+
+    /// How the findings name it: `writable bind of /srv`.
+    fn what(&self) -> String {
+        let access = if self.readonly {
+            "read-only"
+        } else {
+            "writable"
+        };
+        format!("{access} bind of {}", self.real)
+    }
+
+    fn judge(&self, f: &mut Findings, host: &Host) {
+        if !self.readonly {
+            self.judge_writable(f, host);
+        }
+        self.judge_kernel(f);
+        self.judge_runtime(f, host);
+        judge_nested(f, self.subject, self.real, host);
+    }
+
+    /// What a writable bind lets the workload rewrite: the whole host,
+    /// what the host runs or trusts, the caller's home.
+    fn judge_writable(&self, f: &mut Findings, host: &Host) {
+        let (what, real) = (self.what(), self.real);
+        if real == "/" {
+            f.add(
+                "host-root-writable",
+                self.subject,
+                format!("{what} hands the workload the whole host filesystem to rewrite"),
+            );
+        } else if let Some(dir) = SYSTEM_DIRS
+            .iter()
+            .find(|d| exposes(real, d) || within(real, d))
+            .or_else(|| SYSTEM_DATA_DIRS.iter().find(|d| exposes(real, d)))
+        {
+            f.add(
+                "host-system-writable",
+                self.subject,
+                format!("{what} exposes the host's {dir} writable: the workload could change what the host runs or trusts"),
+            );
+        }
+        if let Some(home) = &host.home {
+            if real != "/" && exposes(real, home) {
+                f.add(
+                    "home-writable",
+                    self.subject,
+                    format!("{what} lets the workload change files in your home ({home}), such as shell start-up files"),
+                );
+            }
+        }
+    }
+
+    /// Reading the whole host, and the kernel's and devices' control
+    /// surfaces, which even a read-only bind hands over.
+    fn judge_kernel(&self, f: &mut Findings) {
+        let (what, real) = (self.what(), self.real);
+        if real == "/" && self.readonly {
+            f.add(
+                "host-root-readonly",
+                self.subject,
+                format!("{what}: the workload can read every file of the host its ids may read"),
+            );
+        }
+        for surface in ["/proc", "/sys"] {
+            if exposes(real, surface) || within(real, surface) {
+                f.add(
+                    "kernel-surface-bind",
+                    self.subject,
+                    format!("{what} exposes the host's {surface}: host processes, kernel tunables and cgroups, even read-only"),
+                );
+            }
+        }
+        if self.devices
+            && !HARMLESS_DEVICES.contains(&real)
+            && (within(real, "/dev") || exposes(real, "/dev"))
+        {
+            f.add(
+                "host-dev-bind",
+                self.subject,
+                format!("device bind of {real} gives the workload the host's devices (disks, memory, consoles)"),
+            );
+        }
+    }
+
+    /// Container runtime sockets and state, each root on the host.
+    fn judge_runtime(&self, f: &mut Findings, host: &Host) {
+        let (what, real) = (self.what(), self.real);
+        for socket in &host.sockets {
+            if exposes(real, socket) {
+                f.add(
+                    "runtime-socket-bind",
+                    self.subject,
+                    format!("{what} exposes {socket}; a socket stays connectable through a read-only mount, and this one is root on the host"),
+                );
+            }
+        }
+        for state in RUNTIME_SOCKETS.iter().chain(RUNTIME_STATE) {
+            let present = host.state.iter().any(|s| s == state);
+            if within(real, state) || (present && exposes(real, state)) {
+                f.add(
+                    "runtime-socket-bind",
+                    self.subject,
+                    format!("{what} reaches into {state}, container runtime or orchestrator state"),
+                );
+            }
+        }
+    }
+}
+
+/// Judge the mounts a recursive bind of `real` brings along.
+fn judge_nested(f: &mut Findings, subject: &str, real: &str, host: &Host) {
+    for n in host.nested.get(real).into_iter().flatten() {
+        if KERNEL_FS.contains(&n.fstype.as_str()) {
+            f.add(
+                "kernel-surface-bind",
+                subject,
+                format!(
+                    "the bind of {real} carries the {} mount at {} (a kernel control surface)",
+                    n.fstype, n.mountpoint
+                ),
+            );
+        }
+        if n.socket {
+            f.add(
+                "runtime-socket-bind",
+                subject,
+                format!("the bind of {real} carries a socket mounted at {}; sockets stay connectable through read-only mounts", n.mountpoint),
+            );
+        }
+    }
+}

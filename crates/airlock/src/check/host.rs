@@ -1,0 +1,202 @@
+//! The facts about the host the rules judge a spec against, gathered
+//! once before [`super::check`] (which does no I/O): where each bind
+//! source really leads, the mounts below it, the caller's home, which
+//! runtime sockets and state directories exist.
+
+use super::hostids::HostIds;
+use super::paths::{canonical, normalize, within};
+use crate::spec::{Mount, Root, SandboxSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Facts about the host that the rules need, gathered once by [`Host::probe`]
+/// so that [`super::check`] itself does no I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// The caller's home directory (canonical), if known.
+    pub home: Option<String>,
+    /// Host path as written in the spec → the path the kernel will reach.
+    pub canonical: BTreeMap<String, String>,
+    /// Runtime sockets that exist on this host (canonical paths).
+    pub sockets: Vec<String>,
+    /// Runtime and orchestrator state directories that exist on this host.
+    #[serde(default)]
+    pub state: Vec<String>,
+    /// Mounts below each bind source (canonical path → mounts under it):
+    /// a recursive bind brings them along.
+    #[serde(default)]
+    pub nested: BTreeMap<String, Vec<NestedMount>>,
+    /// Which host ids are privileged (probed only when the spec shares the
+    /// user namespace or writes its own id maps).
+    #[serde(default)]
+    pub ids: HostIds,
+}
+
+/// A mount found below a bind source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NestedMount {
+    pub mountpoint: String,
+    pub fstype: String,
+    /// The mountpoint is a socket (a bind-mounted runtime socket).
+    pub socket: bool,
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The mounts at or below `path`, from this process's mount table.
+pub fn nested_mounts(path: &str) -> Vec<NestedMount> {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in table.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mp) = pre.split_whitespace().nth(4).map(unescape) else {
+            continue;
+        };
+        // The source itself counts when it is a mountpoint (a socket or a
+        // procfs mounted exactly there).
+        if !within(&mp, path) {
+            continue;
+        }
+        let fstype = post.split_whitespace().next().unwrap_or("").to_string();
+        let socket = std::fs::symlink_metadata(&mp)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            .unwrap_or(false);
+        out.push(NestedMount {
+            mountpoint: mp,
+            fstype,
+            socket,
+        });
+    }
+    out
+}
+
+/// Container runtime and system sockets: connectable even through a
+/// read-only mount, and each one is root on the host.
+pub const RUNTIME_SOCKETS: &[&str] = &[
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+    "/run/dbus/system_bus_socket",
+    "/run/systemd/private",
+];
+
+/// Runtime and orchestrator state that a bind must not reach into.
+pub const RUNTIME_STATE: &[&str] = &[
+    "/run/containerd",
+    "/run/crio",
+    "/run/podman",
+    "/run/docker",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/kubelet",
+    "/var/lib/containers",
+    "/etc/kubernetes",
+];
+
+impl Host {
+    /// Gather the facts for `spec` from this host: where each bind source
+    /// and rootfs really leads, the caller's home, which sockets exist.
+    pub fn probe(spec: &SandboxSpec, ctx: &crate::Context) -> Host {
+        let resolved: BTreeMap<String, String> = host_paths(spec)
+            .map(|p| (p.to_string(), canonical(p)))
+            .collect();
+        let nested = resolved
+            .values()
+            .map(|c| (c.clone(), nested_mounts(c)))
+            .filter(|(_, n)| !n.is_empty())
+            .collect();
+        let home = ctx
+            .home
+            .as_deref()
+            .filter(|h| h.starts_with('/') && *h != "/")
+            .map(canonical);
+        let ids = if !spec.namespaces.user
+            || !spec.identity.uid_map.is_empty()
+            || !spec.identity.gid_map.is_empty()
+        {
+            HostIds::probe()
+        } else {
+            HostIds::default()
+        };
+        Host {
+            home,
+            canonical: resolved,
+            sockets: existing(runtime_sockets(ctx.caller.uid)),
+            state: existing(RUNTIME_STATE.iter().map(|s| s.to_string())),
+            nested,
+            ids,
+        }
+    }
+
+    /// Where `path` leads on the host (lexically normalized if not probed).
+    pub fn resolve(&self, path: &str) -> String {
+        self.canonical
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| normalize(path))
+    }
+}
+
+/// The host paths a spec reaches: bind sources and a root of host
+/// directories.
+fn host_paths(spec: &SandboxSpec) -> impl Iterator<Item = &str> {
+    let binds = spec.filesystem.mounts.iter().filter_map(|m| match m {
+        Mount::Bind { source, .. } => Some(source.as_str()),
+        _ => None,
+    });
+    let root: Vec<&str> = match &spec.filesystem.root {
+        Root::Path { path, .. } => vec![path],
+        Root::Overlay { lower, upper, .. } => {
+            lower.iter().chain(upper).map(String::as_str).collect()
+        }
+        Root::Tmpfs { .. } => Vec::new(),
+    };
+    binds.chain(root)
+}
+
+/// The runtime sockets a caller with `uid` could be handed: the system's,
+/// and the user's own managers (a session bus or systemd --user socket
+/// starts host processes for whoever connects, as systemd-run --user does).
+fn runtime_sockets(uid: u32) -> impl Iterator<Item = String> {
+    let own = [
+        "docker.sock",
+        "podman/podman.sock",
+        "bus",
+        "systemd/private",
+    ]
+    .into_iter()
+    .map(move |s| format!("/run/user/{uid}/{s}"));
+    RUNTIME_SOCKETS.iter().map(|s| s.to_string()).chain(own)
+}
+
+/// Those of `paths` that exist on this host, canonical.
+fn existing(paths: impl Iterator<Item = String>) -> Vec<String> {
+    paths
+        .filter(|s| std::path::Path::new(s).exists())
+        .map(|s| canonical(&s))
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! An image's root and config, made into a spec. The image gives the
+//! defaults; what the spec says itself wins, as flags do over an image in
+//! `podman run`.
+
+use super::{ImageError, Pulled};
+use crate::spec::{Mount, Root, SandboxSpec, Size};
+use std::path::PathBuf;
+
+/// Make the image the sandbox's root and defaults:
+/// - the root: the layers as an overlay (topmost first) under a writable
+///   tmpfs of `filesystem.root`'s size, with a fresh /proc and /dev first
+///   among the mounts; the spec's root must be the default tmpfs;
+/// - the program: Entrypoint followed by `process.args`, or by Cmd when
+///   the spec gives no args (as `podman run IMAGE ARGS...`);
+/// - the environment: the image's Env under the spec's `env`, never the
+///   caller's;
+/// - WorkingDir, unless `process.cwd` is other than `/`;
+/// - User (looked up in the image's /etc/passwd and /etc/group), unless
+///   the spec sets `process.uid` and `process.gid`; an image without User
+///   runs as its root, rootless too (as podman does).
+pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
+    let size = upper_size(spec)?;
+    spec.filesystem.root = Root::Overlay {
+        lower: p
+            .layer_dirs
+            .iter()
+            .rev()
+            .map(|d| d.display().to_string())
+            .collect(),
+        upper: None,
+        size,
+    };
+    spec.filesystem.mounts.splice(
+        0..0,
+        [
+            Mount::Proc {
+                destination: "/proc".into(),
+            },
+            Mount::Dev {
+                destination: "/dev".into(),
+            },
+        ],
+    );
+    let c = p.image.config.config.clone().unwrap_or_default();
+    let entry = c.entrypoint.unwrap_or_default();
+    let rest = if spec.process.args.is_empty() {
+        c.cmd.unwrap_or_default()
+    } else {
+        std::mem::take(&mut spec.process.args)
+    };
+    spec.process.args = entry.into_iter().chain(rest).collect();
+    if spec.process.args.is_empty() {
+        return Err(ImageError::Invalid(
+            "the image has no Entrypoint or Cmd, and no command was given".into(),
+        ));
+    }
+    spec.process.inherit_env = false;
+    for kv in c.env.unwrap_or_default() {
+        if let Some((k, v)) = kv.split_once('=') {
+            spec.process
+                .env
+                .entry(k.to_string())
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    if spec.process.cwd == "/" {
+        if let Some(wd) = c.working_dir.filter(|w| !w.is_empty()) {
+            spec.process.cwd = wd;
+        }
+    }
+    if spec.process.uid.is_none() || spec.process.gid.is_none() {
+        let (uid, gid) = match c.user.filter(|u| !u.is_empty()) {
+            Some(user) => user_ids(&user, &p.layer_dirs)?,
+            None => (0, 0),
+        };
+        spec.process.uid.get_or_insert(uid);
+        spec.process.gid.get_or_insert(gid);
+    }
+    Ok(())
+}
+
+/// The size of the writable layer over an image: the spec's root must be
+/// a tmpfs (the default), whose size it takes, since the image brings the
+/// rest of the root.
+pub(crate) fn upper_size(spec: &SandboxSpec) -> Result<Option<Size>, ImageError> {
+    match &spec.filesystem.root {
+        Root::Tmpfs { size, .. } => Ok(*size),
+        Root::Path { .. } | Root::Overlay { .. } => Err(ImageError::Invalid(
+            "filesystem.root: an image brings the sandbox's root; leave it a tmpfs (its size limits the image's writable layer)".into(),
+        )),
+    }
+}
+
+/// The ids of the image's `User` (`NAME`, `UID`, `NAME:GROUP`, `UID:GID`),
+/// names looked up in the image's own files.
+fn user_ids(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), ImageError> {
+    let top_first: Vec<PathBuf> = layers.iter().rev().cloned().collect();
+    let (u, g) = user
+        .split_once(':')
+        .map_or((user, None), |(u, g)| (u, Some(g)));
+    let (uid, passwd_gid) = match u.parse::<u32>() {
+        Ok(n) => (n, None),
+        Err(_) => lookup(&top_first, "/etc/passwd", u).ok_or_else(|| {
+            ImageError::Invalid(format!("the image's User {u:?} is not in its /etc/passwd"))
+        })?,
+    };
+    let gid = match g {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup(&top_first, "/etc/group", g)
+                .map(|(n, _)| n)
+                .ok_or_else(|| {
+                    ImageError::Invalid(format!("the image's group {g:?} is not in its /etc/group"))
+                })?,
+        },
+        None => passwd_gid.unwrap_or(uid),
+    };
+    Ok((uid, gid))
+}
+
+/// Look a user or group name up in the image's /etc/passwd or /etc/group
+/// (the topmost layer that has the file), resolving inside each layer.
+fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+    for dir in layers_top_first {
+        let Ok(root) = rustix::fs::open(
+            dir,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) else {
+            continue;
+        };
+        let Ok(fd) = crate::fs::open_in(&root, file, rustix::fs::OFlags::RDONLY) else {
+            continue;
+        };
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text);
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 4 && f[0] == name {
+                return Some((f[2].parse().ok()?, f[3].parse().ok()));
+            }
+        }
+        return None;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::oci::{Image, ImageConfig, RunConfig};
+    use crate::ErrorKind;
+
+    fn pulled(run: RunConfig) -> Pulled {
+        Pulled {
+            image: Image {
+                id: String::new(),
+                name: String::new(),
+                config: ImageConfig {
+                    config: Some(run),
+                    ..Default::default()
+                },
+                layers: Vec::new(),
+            },
+            layer_dirs: vec!["/store/bottom".into(), "/store/top".into()],
+            unpacked_now: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    fn run_config() -> RunConfig {
+        RunConfig {
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: Some(vec!["echo default".into()]),
+            env: Some(vec!["PATH=/bin".into(), "GREETING=hello".into()]),
+            working_dir: Some("/work".into()),
+            user: Some("5:6".into()),
+        }
+    }
+
+    #[test]
+    fn the_image_gives_the_defaults() {
+        let mut s = SandboxSpec::default();
+        s.process.inherit_env = true;
+        apply(&mut s, &pulled(run_config())).unwrap();
+        assert_eq!(s.process.args, ["/bin/sh", "-c", "echo default"]);
+        assert_eq!(s.process.env["GREETING"], "hello");
+        assert!(!s.process.inherit_env, "never the caller's environment");
+        assert_eq!(s.process.cwd, "/work");
+        assert_eq!((s.process.uid, s.process.gid), (Some(5), Some(6)));
+        assert_eq!(
+            s.filesystem.root,
+            Root::Overlay {
+                lower: vec!["/store/top".into(), "/store/bottom".into()],
+                upper: None,
+                size: None,
+            }
+        );
+        assert_eq!(s.filesystem.mounts[0].kind(), "proc");
+        assert_eq!(s.filesystem.mounts[1].kind(), "dev");
+    }
+
+    #[test]
+    fn what_the_spec_says_wins() {
+        let mut s = SandboxSpec::default();
+        s.process.args = vec!["echo mine".into()];
+        s.process.env.insert("GREETING".into(), "bye".into());
+        s.process.cwd = "/tmp".into();
+        s.process.uid = Some(0);
+        s.filesystem.root = Root::Tmpfs {
+            readonly: true,
+            size: Some(Size(1 << 20)),
+        };
+        apply(&mut s, &pulled(run_config())).unwrap();
+        assert_eq!(s.process.args, ["/bin/sh", "-c", "echo mine"]);
+        assert_eq!(s.process.env["GREETING"], "bye");
+        assert_eq!(s.process.env["PATH"], "/bin");
+        assert_eq!(s.process.cwd, "/tmp");
+        assert_eq!((s.process.uid, s.process.gid), (Some(0), Some(6)));
+        assert!(matches!(
+            s.filesystem.root,
+            Root::Overlay {
+                size: Some(Size(0x100000)),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_image_without_user_runs_as_its_root() {
+        let mut s = SandboxSpec::default();
+        let run = RunConfig {
+            user: None,
+            ..run_config()
+        };
+        apply(&mut s, &pulled(run)).unwrap();
+        assert_eq!((s.process.uid, s.process.gid), (Some(0), Some(0)));
+    }
+
+    #[test]
+    fn refused_specs_and_images() {
+        let mut s = SandboxSpec::default();
+        s.filesystem.root = Root::Path {
+            path: "/srv/root".into(),
+            readonly: true,
+        };
+        let e = apply(&mut s, &pulled(run_config())).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().starts_with("filesystem.root: "), "{e}");
+        let mut s = SandboxSpec::default();
+        let e = apply(&mut s, &pulled(RunConfig::default())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the image has no Entrypoint or Cmd, and no command was given"
+        );
+        let mut s = SandboxSpec::default();
+        let run = RunConfig {
+            user: Some("app".into()),
+            ..run_config()
+        };
+        let e = apply(&mut s, &pulled(run)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the image's User \"app\" is not in its /etc/passwd"
+        );
+    }
+}
