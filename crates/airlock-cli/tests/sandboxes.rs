@@ -422,3 +422,40 @@ fn rootless_lifecycle() {
     assert_eq!(al_user(&root, &["rm", "-f", "u"]).code, 0);
     assert!(sandbox_dirs(&root).is_empty());
 }
+
+#[test]
+fn exec_as_another_user_is_judged_like_the_workload() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    // The host's user namespace shared (acknowledged), as uid 1000.
+    let r = al(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "shared",
+            "--share-user",
+            "--uid",
+            "1000",
+            "--allow-unsafe",
+            "shared-user",
+            "--",
+            "sleep",
+            "1000",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = al(root, &["exec", "shared", "--", "id", "-u"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "1000\n"), "{}", r.stderr);
+    // As uid 0 it would be the host's real root: refused, nothing ran.
+    let r = al(root, &["exec", "-u", "0", "shared", "--", "id", "-u"]);
+    assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("host-root-user"), "{}", r.stderr);
+    // Another unprivileged id is judged the same way and allowed.
+    let r = al(root, &["exec", "-u", "1001", "shared", "--", "id", "-u"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "1001\n"), "{}", r.stderr);
+    assert_eq!(al(root, &["rm", "-f", "shared"]).code, 0);
+}

@@ -192,6 +192,22 @@ fn runner_command(runner: &Path, fds: RunnerFds, detached: bool) -> Command {
     cmd
 }
 
+/// An exec as other ids is judged as if the workload had them, against
+/// the host facts and acknowledgements the sandbox was created with: in a
+/// sandbox sharing the host's user namespace, `exec -u 0` is the host's
+/// root, which the guardrails refuse unless the spec acknowledged it.
+fn judge_exec_identity(plan: &Plan, p: &ProcessPlan) -> Result<(), Error> {
+    let mut spec = plan.spec.clone();
+    spec.process.uid = Some(p.uid);
+    spec.process.gid = Some(p.gid);
+    spec.process.groups.clone_from(&p.groups);
+    let findings = crate::check::check(&spec, &plan.host);
+    if crate::check::refused(&findings) {
+        return Err(Error::Refused(findings));
+    }
+    Ok(())
+}
+
 impl Sandbox {
     /// Validate, check the guardrails, plan, and start `spec`.
     pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, Error> {
@@ -296,6 +312,9 @@ impl Sandbox {
             process.groups.clear();
         } else if let Some(gid) = e.gid {
             process.gid = gid;
+        }
+        if e.uid.is_some() || e.gid.is_some() {
+            judge_exec_identity(&plan, &process)?;
         }
         let job = Job::Exec(Box::new(ExecPlan {
             dir: sb.dir.clone(),

@@ -156,6 +156,21 @@ pub fn close_from_except(first: i32, keep: &[i32]) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0u32) }).map(drop)
 }
 
+/// Wait for our child `pid` to end (retrying when a signal interrupts)
+/// and return its raw wait status.
+pub fn reap(pid: i32) -> io::Result<i32> {
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => return Ok(status.as_raw()),
+            Ok(None) => return Err(io::Error::from_raw_os_error(libc::ECHILD)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Give the memory setup no longer uses back to the kernel: a process
 /// that stays beside the workload for its whole life (the supervisor, our
 /// init) should not keep the memory of parsing and carrying out the plan.

@@ -256,9 +256,12 @@ impl Cgroup {
         if let Some(f) = freezer {
             let _ = std::fs::write(f.join("freezer.state"), "FROZEN");
         }
-        for pid in self.procs() {
-            // SAFETY: kill takes no pointers.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        for pid in self
+            .procs()
+            .into_iter()
+            .filter_map(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
         if let Some(f) = freezer {
             let _ = std::fs::write(f.join("freezer.state"), "THAWED");

@@ -61,11 +61,14 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The mounts at or below `path`, from this process's mount table.
-pub fn nested_mounts(path: &str) -> Vec<NestedMount> {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
+/// This process's mount table (/proc/self/mountinfo), read once for every
+/// path that is judged against it.
+pub fn mount_table() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+}
+
+/// The mounts at or below `path`, from a [`mount_table`].
+pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
     let mut out = Vec::new();
     for line in table.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
@@ -124,9 +127,10 @@ impl Host {
         let resolved: BTreeMap<String, String> = host_paths(spec)
             .map(|p| (p.to_string(), canonical(p)))
             .collect();
+        let table = mount_table();
         let nested = resolved
             .values()
-            .map(|c| (c.clone(), nested_mounts(c)))
+            .map(|c| (c.clone(), nested_mounts(&table, c)))
             .filter(|(_, n)| !n.is_empty())
             .collect();
         let home = ctx

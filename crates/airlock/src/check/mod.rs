@@ -17,7 +17,7 @@ mod identity;
 pub mod paths;
 mod rules;
 
-pub use host::{nested_mounts, Host, NestedMount, RUNTIME_SOCKETS, RUNTIME_STATE};
+pub use host::{mount_table, nested_mounts, Host, NestedMount, RUNTIME_SOCKETS, RUNTIME_STATE};
 pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
 
@@ -268,17 +268,27 @@ pub fn enforce(spec: &SandboxSpec, host: &Host) -> Result<Vec<Finding>, crate::E
 }
 
 /// Judge a bind source again on the path of the object the runner opened
-/// (and the mounts below it now). Returns the findings that refuse it.
-pub fn recheck_source(spec: &SandboxSpec, host: &Host, source: &str, opened: &str) -> Vec<Finding> {
+/// and the mounts below it in `table` (a [`mount_table`] read once
+/// for all sources). Only the filesystem rules run: nothing else depends
+/// on where a source leads. Returns the findings that refuse it.
+pub fn recheck_source(
+    spec: &SandboxSpec,
+    host: &Host,
+    table: &str,
+    source: &str,
+    opened: &str,
+) -> Vec<Finding> {
     let mut host = host.clone();
     host.canonical
         .insert(source.to_string(), opened.to_string());
     host.nested
-        .insert(opened.to_string(), nested_mounts(opened));
-    check(spec, &host)
-        .into_iter()
-        .filter(Finding::refuses)
-        .collect()
+        .insert(opened.to_string(), nested_mounts(table, opened));
+    let mut f = Findings {
+        spec,
+        list: Vec::new(),
+    };
+    binds::judge_filesystem(&mut f, spec, &host);
+    f.list.into_iter().filter(Finding::refuses).collect()
 }
 
 /// Findings the way a compiler prints diagnostics.

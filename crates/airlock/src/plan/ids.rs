@@ -105,8 +105,7 @@ pub fn resolve(spec: &SandboxSpec, caller: Caller) -> Result<Ids, SpecError> {
 }
 
 fn mapped(maps: &[IdMap], id: u32) -> bool {
-    maps.iter()
-        .any(|m| id >= m.inside && id - m.inside < m.count)
+    crate::spec::host_id(maps, id).is_some()
 }
 
 /// Every id the workload takes must exist in its namespace.

@@ -82,7 +82,8 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         let mut p = super::tty::Proxy::new(master)?;
         super::tty::proxy_until_exit(&mut p, &pidfd)?;
     }
-    let code = signals::shell_status(wait_for(pid)?);
+    let status = sys::reap(pid).step(|| "exec: wait".into())?;
+    let code = signals::shell_status(status);
     if !failed {
         report.send(&Report::Exited(super::report::ExitReport::from_code(code)));
     }
@@ -121,22 +122,6 @@ fn relay_until_exec(inner: &OwnedFd, sock: BorrowedFd) -> bool {
             }
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => return failed,
-        }
-    }
-}
-
-/// The wait status of our child `pid`.
-fn wait_for(pid: i32) -> Result<i32, SetupError> {
-    let mut status = 0;
-    loop {
-        // SAFETY: status is a valid out-pointer; pid is our child.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            return Ok(status);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(SetupError::io("exec: wait", &err));
         }
     }
 }

@@ -109,8 +109,6 @@ impl Guard {
     pub fn release(self) {
         let _ = rustix::io::write(&self.done, b"d");
         drop(self.done);
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer; the guard is our child.
-        unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        let _ = crate::sys::reap(self.pid);
     }
 }

@@ -43,7 +43,7 @@ pub struct Trees {
 
 /// Open a host path once, find where the opened object really is, and
 /// judge it again with the guardrails.
-fn open_source(plan: &Plan, step: &dyn Fn() -> String, path: &str) -> Result<OwnedFd> {
+fn open_source(plan: &Plan, table: &str, step: &dyn Fn() -> String, path: &str) -> Result<OwnedFd> {
     let slash = rustix::fs::open(
         "/",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -55,7 +55,7 @@ fn open_source(plan: &Plan, step: &dyn Fn() -> String, path: &str) -> Result<Own
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let opened = rustix::fs::readlink(link.as_str(), Vec::new()).step(step)?;
     let opened = opened.to_string_lossy().into_owned();
-    let refused = crate::check::recheck_source(&plan.spec, &plan.host, path, &opened);
+    let refused = crate::check::recheck_source(&plan.spec, &plan.host, table, path, &opened);
     if let Some(f) = refused.first() {
         return Err(SetupError::new(
             step(),
@@ -80,8 +80,11 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
     .step(|| "make mounts private".into())?;
     // Opened while the host's tree is still where the paths say.
     report.progress(|| "open and re-check the bind sources".into());
-    let sources = open_bind_sources(plan)?;
-    let root_source = open_root_source(plan)?;
+    // Our mount namespace is private now: its table cannot change under
+    // us, so one read serves every source.
+    let table = crate::check::mount_table();
+    let sources = open_bind_sources(plan, &table)?;
+    let root_source = open_root_source(plan, &table)?;
     let host = pivot_to_staging(report)?;
     mount_root(plan, root_source, report)?;
     let root = rustix::fs::open(
@@ -98,7 +101,7 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
 }
 
 /// The source of each bind step, by step index.
-fn open_bind_sources(plan: &Plan) -> Result<Vec<Option<OwnedFd>>> {
+fn open_bind_sources(plan: &Plan, table: &str) -> Result<Vec<Option<OwnedFd>>> {
     let mut sources = Vec::with_capacity(plan.filesystem.steps.len());
     for m in &plan.filesystem.steps {
         sources.push(match m {
@@ -108,6 +111,7 @@ fn open_bind_sources(plan: &Plan) -> Result<Vec<Option<OwnedFd>>> {
                 ..
             } => Some(open_source(
                 plan,
+                table,
                 &|| format!("mount {destination}"),
                 source,
             )?),
@@ -124,18 +128,23 @@ enum RootSource {
     Overlay(overlay::Layers),
 }
 
-fn open_root_source(plan: &Plan) -> Result<RootSource> {
+fn open_root_source(plan: &Plan, table: &str) -> Result<RootSource> {
     Ok(match &plan.filesystem.root {
         Root::Path { path, .. } => {
-            RootSource::Path(open_source(plan, &|| format!("root {path}"), path)?)
+            RootSource::Path(open_source(plan, table, &|| format!("root {path}"), path)?)
         }
         Root::Overlay { lower, upper, .. } => {
             let mut fds = Vec::with_capacity(lower.len());
             for l in lower {
-                fds.push(open_source(plan, &|| format!("root layer {l}"), l)?);
+                fds.push(open_source(plan, table, &|| format!("root layer {l}"), l)?);
             }
             let upper = match upper {
-                Some(u) => Some(open_source(plan, &|| format!("root upper layer {u}"), u)?),
+                Some(u) => Some(open_source(
+                    plan,
+                    table,
+                    &|| format!("root upper layer {u}"),
+                    u,
+                )?),
                 None => None,
             };
             RootSource::Overlay(overlay::Layers { lower: fds, upper })

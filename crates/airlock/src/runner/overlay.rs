@@ -20,7 +20,7 @@
 use super::fs::new_tmpfs;
 use super::report::{describe, SetupError, StepExt};
 use crate::plan::Plan;
-use crate::spec::{IdMap, Size};
+use crate::spec::{host_id, inside_id, Size};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use rustix::mount::{fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen};
@@ -63,8 +63,8 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
                     return Some(o);
                 }
                 Some(Owner {
-                    uid: to_inside(&plan.uid_map, o.uid)?,
-                    gid: to_inside(&plan.gid_map, o.gid)?,
+                    uid: inside_id(&plan.uid_map, o.uid)?,
+                    gid: inside_id(&plan.gid_map, o.gid)?,
                 })
             });
             for name in ["upper", "work"] {
@@ -188,26 +188,14 @@ fn upper_dir(plan: &Plan) -> Option<&str> {
     }
 }
 
-fn to_host(maps: &[IdMap], id: u32) -> Option<u32> {
-    maps.iter()
-        .find(|m| id >= m.inside && id - m.inside < m.count)
-        .map(|m| m.outside + (id - m.inside))
-}
-
-fn to_inside(maps: &[IdMap], id: u32) -> Option<u32> {
-    maps.iter()
-        .find(|m| id >= m.outside && id - m.outside < m.count)
-        .map(|m| m.inside + (id - m.outside))
-}
-
 /// The sandbox's root (or its workload user) on the host for a root caller
 /// with a user namespace (what [`prepare_upper`] hands new directories to),
 /// else the caller, who made them. `None` when the sandbox's ids do not
 /// reach the host, which no directory can then match.
 fn expected_owner(plan: &Plan) -> Option<Owner> {
     if plan.user_ns() && plan.caller.is_root() {
-        let uid = to_host(&plan.uid_map, 0).or_else(|| to_host(&plan.uid_map, plan.process.uid));
-        let gid = to_host(&plan.gid_map, 0).or_else(|| to_host(&plan.gid_map, plan.process.gid));
+        let uid = host_id(&plan.uid_map, 0).or_else(|| host_id(&plan.uid_map, plan.process.uid));
+        let gid = host_id(&plan.gid_map, 0).or_else(|| host_id(&plan.gid_map, plan.process.gid));
         return Some(Owner {
             uid: uid?,
             gid: gid?,

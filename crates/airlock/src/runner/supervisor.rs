@@ -9,7 +9,7 @@
 use super::guard;
 use super::logs::Logs;
 use super::report::{report_fd, Ended, ExitReport, Report, Reporter, SetupError, StepExt};
-use super::watch::Watch;
+use super::watch::{Outcome, Watch};
 use super::{child, idmap, overlay, signals};
 use crate::cgroup::Cgroup;
 use crate::plan::Plan;
@@ -97,7 +97,7 @@ pub(super) fn supervise(
     let HostSide {
         stop,
         parent,
-        mut cgroup,
+        cgroup,
         cgroup_fd,
         mut logs,
         control,
@@ -152,29 +152,42 @@ pub(super) fn supervise(
     drop(plan);
 
     let outcome = Watch {
-        report,
-        pid,
-        pidfd: &pidfd,
-        stop: &stop,
         parent,
-        cgroup: cgroup.as_ref(),
         deadline,
-        timed_out: false,
-        killed: None,
         inner: Some(inner),
         control,
         logs,
         hold: hold_write,
-        state_dir: state_dir.as_ref(),
-        namespaces: Vec::new(),
-        tty: None,
-        failed: false,
-        exec_seen: false,
-        announced: false,
+        ..Watch::new(
+            report,
+            pid,
+            &pidfd,
+            &stop,
+            cgroup.as_ref(),
+            state_dir.as_ref(),
+        )
     }
     .run()?;
 
     let (code, exit) = reap(pid, outcome.timed_out, cgroup.as_ref(), started.elapsed())?;
+    finish(cgroup, state_dir, lifecycle, guard, &outcome, &exit);
+    if !outcome.failed {
+        report.send(&Report::Exited(exit));
+    }
+    Ok(code)
+}
+
+/// After PID 1 is reaped: remove the cgroups, record how the sandbox
+/// ended, stand the guard down, and remove the sandbox's directory if it
+/// asked for that.
+fn finish(
+    mut cgroup: Option<Cgroup>,
+    state_dir: Option<SandboxDir>,
+    lifecycle: Option<crate::plan::Lifecycle>,
+    guard: Option<guard::Guard>,
+    outcome: &Outcome,
+    exit: &ExitReport,
+) {
     if let Some(cg) = cgroup.as_mut() {
         cg.remove();
     }
@@ -182,7 +195,7 @@ pub(super) fn supervise(
         let _ = sb.update(|st| {
             st.status = Status::Stopped;
             st.finished = Some(crate::state::now());
-            st.reason = outcome.killed.or(st.reason.take());
+            st.reason = outcome.killed.clone().or(st.reason.take());
             st.exit = (!outcome.failed).then(|| exit.clone());
         });
     }
@@ -194,10 +207,6 @@ pub(super) fn supervise(
             let _ = sb.remove();
         }
     }
-    if !outcome.failed {
-        report.send(&Report::Exited(exit));
-    }
-    Ok(code)
 }
 
 /// Everything on the host side before the clone, in order: leave a
@@ -458,7 +467,5 @@ fn exit_report(
 
 fn kill_and_reap(pidfd: &OwnedFd, pid: i32) {
     let _ = rustix::process::pidfd_send_signal(pidfd.as_fd(), rustix::process::Signal::KILL);
-    let mut status = 0;
-    // SAFETY: status is a valid out-pointer for the call.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let _ = sys::reap(pid);
 }

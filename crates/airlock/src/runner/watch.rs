@@ -67,7 +67,40 @@ pub(super) struct Outcome {
     pub killed: Option<String>,
 }
 
-impl Watch<'_> {
+impl<'a> Watch<'a> {
+    /// A watch over PID 1 and the stop signal only; the caller fills in
+    /// what else this sandbox has.
+    pub(super) fn new(
+        report: Reporter<'a>,
+        pid: i32,
+        pidfd: &'a OwnedFd,
+        stop: &'a OwnedFd,
+        cgroup: Option<&'a Cgroup>,
+        state_dir: Option<&'a SandboxDir>,
+    ) -> Self {
+        Watch {
+            report,
+            pid,
+            pidfd,
+            stop,
+            parent: None,
+            cgroup,
+            deadline: None,
+            timed_out: false,
+            killed: None,
+            inner: None,
+            control: None,
+            logs: None,
+            hold: None,
+            state_dir,
+            namespaces: Vec::new(),
+            tty: None,
+            failed: false,
+            exec_seen: false,
+            announced: false,
+        }
+    }
+
     /// Watch until PID 1 has ended.
     pub(super) fn run(mut self) -> Result<Outcome, SetupError> {
         let mut watching = false;

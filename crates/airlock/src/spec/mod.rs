@@ -251,6 +251,13 @@ pub fn host_id(maps: &[IdMap], id: u32) -> Option<u32> {
         .map(|m| m.outside + (id - m.inside))
 }
 
+/// The id inside that host id `id` maps to through `maps`, if any.
+pub fn inside_id(maps: &[IdMap], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.outside && id - m.outside < m.count)
+        .map(|m| m.inside + (id - m.outside))
+}
+
 /// The sandbox's root and what is mounted in it, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
