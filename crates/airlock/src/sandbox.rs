@@ -47,6 +47,13 @@ pub struct LifecycleOptions {
     pub remove_on_exit: bool,
     /// Bytes per log file before it is rotated (default 1 MiB).
     pub log_limit: Option<u64>,
+    /// A detached workload keeps the caller's stdin, stdout and stderr
+    /// instead of logs (an OCI runtime's caller hands it the container's
+    /// stdio this way).
+    pub keep_stdio: bool,
+    /// With a terminal: send its master over this unix socket
+    /// (SCM_RIGHTS) instead of proxying it (OCI's `--console-socket`).
+    pub console_socket: Option<PathBuf>,
 }
 
 /// A process to run in a running sandbox ([`Sandbox::exec`]). Unset
@@ -233,7 +240,7 @@ impl Sandbox {
         let Some(l) = &opts.lifecycle else {
             return Self::start(&Job::Start(Box::new(plan)), opts, None);
         };
-        if l.detach && plan.process.terminal {
+        if l.detach && plan.process.terminal && l.console_socket.is_none() {
             // Nothing would read the terminal: there is no attach yet.
             return Err(crate::spec::SpecError::new(
                 "process.terminal",
@@ -249,6 +256,8 @@ impl Sandbox {
             hold: l.hold,
             log_limit: l.log_limit.unwrap_or(1 << 20),
             remove_on_exit: l.remove_on_exit,
+            keep_stdio: l.keep_stdio,
+            console_socket: l.console_socket.clone(),
         });
         match Self::start(&Job::Start(Box::new(plan)), opts, Some(&alive)) {
             Ok(mut s) => {
@@ -345,8 +354,10 @@ impl Sandbox {
         let memfd = sealed_memfd(&bytes).map_err(io("write the plan to a memfd"))?;
         let (ours, theirs) =
             crate::sys::seqpacket_pair().map_err(io("create the report socket"))?;
-        let detached =
-            matches!(job, Job::Start(p) if p.lifecycle.as_ref().is_some_and(|l| l.detached));
+        // A detached runner gets none of the caller's terminal, unless the
+        // workload is to keep the caller's stdio.
+        let detached = matches!(job, Job::Start(p)
+            if p.lifecycle.as_ref().is_some_and(|l| l.detached && !l.keep_stdio));
         let fds = RunnerFds {
             plan: memfd.as_raw_fd(),
             sock: theirs.as_raw_fd(),

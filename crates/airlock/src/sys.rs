@@ -87,6 +87,7 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], ...)`: add the
 /// given attributes to the mount `fd` refers to (and, recursively, to its
@@ -95,6 +96,33 @@ pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 /// namespace stay as they are.
 pub fn mount_setattr(fd: impl AsFd, attr_set: u64, recursive: bool) -> io::Result<()> {
     mount_setattr_clr(fd, attr_set, 0, recursive)
+}
+
+/// Make a detached tree an idmapped mount through the user namespace
+/// `userns` (recursively).
+pub fn mount_setattr_idmap(fd: impl AsFd, userns: impl AsFd) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_fd().as_raw_fd() as u64,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | 0x8000; // AT_RECURSIVE
+                                                              // SAFETY: as in mount_setattr_clr; both fds are borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Like [`mount_setattr`], also clearing `attr_clr` (only ever used on
@@ -154,6 +182,27 @@ pub fn close_from_except(first: i32, keep: &[i32]) -> io::Result<()> {
     }
     // SAFETY: as above.
     check(unsafe { libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0u32) }).map(drop)
+}
+
+/// Point stdin, stdout and stderr at /dev/null.
+pub fn stdio_to_null() -> io::Result<()> {
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    for fd in [
+        rustix::stdio::stdin(),
+        rustix::stdio::stdout(),
+        rustix::stdio::stderr(),
+    ] {
+        // SAFETY: the std fds are open for the whole life of the process;
+        // dup2 onto them replaces what they refer to without closing them.
+        let mut target =
+            std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(fd.as_raw_fd()) });
+        rustix::io::dup2(&null, &mut target)?;
+    }
+    Ok(())
 }
 
 /// Wait for our child `pid` to end (retrying when a signal interrupts)

@@ -51,7 +51,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         detach,
         hold,
         remove_on_exit: a.rm,
-        log_limit: None,
+        ..LifecycleOptions::default()
     });
     let opts = SpawnOptions {
         runner: None,

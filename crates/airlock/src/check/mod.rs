@@ -130,8 +130,29 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     judge_protections(&mut f, spec);
     judge_capabilities(&mut f, spec, &caps, has_host_bind);
     judge_shared(&mut f, spec);
+    judge_idmap(&mut f, spec);
     judge_acknowledgements(&mut f, spec);
     f.list
+}
+
+/// An idmapped mount that can be written gives sandbox root the host
+/// owners' rights over its files.
+fn judge_idmap(f: &mut Findings, spec: &SandboxSpec) {
+    for d in &spec.filesystem.idmap {
+        let writable = match (d.as_str(), &spec.filesystem.root) {
+            ("/", crate::spec::Root::Path { readonly, .. }) => !readonly,
+            _ => spec.filesystem.mounts.iter().any(|m| {
+                matches!(m, crate::spec::Mount::Bind { destination, readonly: false, .. } if destination == d)
+            }),
+        };
+        if writable {
+            f.add(
+                "idmapped-writable",
+                "filesystem.idmap",
+                format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
+            );
+        }
+    }
 }
 
 /// Protections that are on unless the spec turns them off: the PID
@@ -173,7 +194,14 @@ fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has
             );
         }
     }
-    if has_host_bind && caps.iter().any(|c| c == "CAP_DAC_OVERRIDE") {
+    // In a user namespace the capability overrides only the permissions of
+    // files whose owner and group are mapped into it: with airlock's own
+    // maps (an unused host range for a root caller, the caller's own ids
+    // otherwise) no host file but the caller's is among them.
+    let maps_reach_host_files = !spec.namespaces.user
+        || !spec.identity.uid_map.is_empty()
+        || !spec.identity.gid_map.is_empty();
+    if has_host_bind && maps_reach_host_files && caps.iter().any(|c| c == "CAP_DAC_OVERRIDE") {
         f.add(
             "cap-dac-override",
             "capabilities",

@@ -1,7 +1,7 @@
 //! One test per rule that triggers it, and the near miss that does not.
 
 use super::*;
-use crate::spec::{Mount, Root, SandboxSpec};
+use crate::spec::{IdMap, Mount, Root, SandboxSpec};
 use std::collections::BTreeMap;
 
 fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
@@ -264,6 +264,13 @@ fn dac_override_needs_host_binds() {
     s.capabilities = vec!["CAP_DAC_OVERRIDE".into()];
     assert!(denied(&s).is_empty());
     s.filesystem.mounts.push(bind("/srv/data", "/data", true));
+    // airlock's own maps reach no host file's owner.
+    assert!(denied(&s).is_empty());
+    s.identity.uid_map = vec![IdMap {
+        inside: 0,
+        outside: 1000,
+        count: 1,
+    }];
     assert_eq!(denied(&s), ["cap-dac-override"]);
 }
 

@@ -15,7 +15,7 @@ pub use mounts::{writable_paths, FsPlan, MountStep};
 use crate::cgroup::CgroupPlan;
 use crate::namespace::{self, Namespace};
 use crate::seccomp::Program;
-use crate::spec::{self, Clocks, IdMap, InitMode, LandlockMode, SandboxSpec};
+use crate::spec::{self, Clocks, IdMap, InitMode, LandlockMode, SandboxSpec, SpecError};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,9 @@ pub struct Plan {
     pub clocks: Option<Clocks>,
     /// Bring up `lo` in a new network namespace.
     pub loopback: bool,
+    /// Namespaced kernel parameters, written by PID 1 in its namespaces.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
     /// Our init as PID 1, or the workload itself.
     pub init: InitMode,
     /// PID 1 and the workload each start a new session.
@@ -134,6 +137,12 @@ pub struct Lifecycle {
     pub log_limit: u64,
     /// Remove the sandbox's directory when it ends.
     pub remove_on_exit: bool,
+    /// Detached, the workload still gets the caller's stdio (no logs).
+    #[serde(default)]
+    pub keep_stdio: bool,
+    /// Where the terminal's master goes, instead of being proxied.
+    #[serde(default)]
+    pub console_socket: Option<std::path::PathBuf>,
 }
 
 /// What every process of a sandbox runs behind, installed last before
@@ -253,6 +262,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     } else {
         None
     };
+    check_idmap(spec, ctx)?;
     let namespaces = Namespace::new_in(ns);
     Ok(Plan {
         id,
@@ -266,6 +276,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         hostname: ns.uts.then(|| spec.hostname.clone()),
         clocks: ns.time.then(|| spec.time.clone()),
         loopback: ns.net,
+        sysctls: spec.sysctls.clone().into_iter().collect(),
         init: spec.init,
         new_session: spec.new_session,
         die_with_caller: spec.die_with_parent,
@@ -293,6 +304,39 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         host: Default::default(),
         lifecycle: None,
     })
+}
+
+/// Idmapped mounts: of a directory root or a bind, in a user namespace,
+/// made by root (the kernel asks for CAP_SYS_ADMIN over the filesystem).
+fn check_idmap(spec: &SandboxSpec, ctx: &crate::Context) -> Result<(), SpecError> {
+    for (i, d) in spec.filesystem.idmap.iter().enumerate() {
+        let field = format!("filesystem.idmap[{i}]");
+        let is_root = d == "/" && matches!(spec.filesystem.root, spec::Root::Path { .. });
+        let is_bind = spec
+            .filesystem
+            .mounts
+            .iter()
+            .any(|m| matches!(m, spec::Mount::Bind { destination, .. } if destination == d));
+        if !is_root && !is_bind {
+            return Err(SpecError::new(
+                field,
+                format!("{d} is neither a directory root (\"/\") nor a bind's destination"),
+            ));
+        }
+        if !spec.namespaces.user {
+            return Err(SpecError::new(
+                field,
+                "an idmapped mount needs a user namespace",
+            ));
+        }
+        if !ctx.caller.is_root() {
+            return Err(SpecError::new(
+                field,
+                "only root can make idmapped mounts (the kernel asks for CAP_SYS_ADMIN over the filesystem)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Capability numbers; validate() has already rejected unknown names.

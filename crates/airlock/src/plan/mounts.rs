@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct FsPlan {
     pub root: Root,
     pub steps: Vec<MountStep>,
+    /// A directory root shown with host ownership (idmapped).
+    #[serde(default)]
+    pub idmap_root: bool,
 }
 
 /// One step of building the mount tree, in the sandbox's paths.
@@ -24,6 +27,9 @@ pub enum MountStep {
         readonly: bool,
         /// Device nodes stay usable (no MOUNT_ATTR_NODEV).
         devices: bool,
+        /// Shown with host ownership through the sandbox's user namespace.
+        #[serde(default)]
+        idmap: bool,
     },
     Tmpfs {
         destination: String,
@@ -45,6 +51,10 @@ pub enum MountStep {
         destination: String,
     },
     Mqueue {
+        destination: String,
+    },
+    /// Read-only, of the sandbox's own network namespace.
+    Sysfs {
         destination: String,
     },
     Dir {
@@ -88,7 +98,8 @@ impl MountStep {
             | MountStep::Proc { destination }
             | MountStep::HostProc { destination }
             | MountStep::Dev { destination }
-            | MountStep::Mqueue { destination } => format!("mount {destination}"),
+            | MountStep::Mqueue { destination }
+            | MountStep::Sysfs { destination } => format!("mount {destination}"),
             MountStep::Dir { destination, .. } => format!("dir {destination}"),
             MountStep::File { destination, .. } => format!("file {destination}"),
             MountStep::Symlink { destination, .. } => format!("symlink {destination}"),
@@ -104,7 +115,11 @@ impl MountStep {
 /// without a PID namespace of its own.
 pub fn resolve(spec: &SandboxSpec, own_pid: bool) -> FsPlan {
     let fs = &spec.filesystem;
-    let mut steps: Vec<MountStep> = fs.mounts.iter().map(|m| step(m, own_pid)).collect();
+    let mut steps: Vec<MountStep> = fs
+        .mounts
+        .iter()
+        .map(|m| step(m, own_pid, &fs.idmap))
+        .collect();
     steps.extend(
         fs.masked_paths
             .iter()
@@ -133,11 +148,13 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool) -> FsPlan {
     FsPlan {
         root: fs.root.clone(),
         steps,
+        idmap_root: fs.idmap.iter().any(|d| d == "/"),
     }
 }
 
-fn step(m: &Mount, own_pid: bool) -> MountStep {
+fn step(m: &Mount, own_pid: bool, idmap: &[String]) -> MountStep {
     let destination = m.destination().to_string();
+    let idmapped = idmap.contains(&destination);
     match m {
         Mount::Bind {
             source,
@@ -149,6 +166,7 @@ fn step(m: &Mount, own_pid: bool) -> MountStep {
             destination,
             readonly: *readonly,
             devices: *devices,
+            idmap: idmapped,
         },
         Mount::Tmpfs { size, mode, .. } => MountStep::Tmpfs {
             destination,
@@ -159,6 +177,7 @@ fn step(m: &Mount, own_pid: bool) -> MountStep {
         Mount::Proc { .. } => MountStep::HostProc { destination },
         Mount::Dev { .. } => MountStep::Dev { destination },
         Mount::Mqueue { .. } => MountStep::Mqueue { destination },
+        Mount::Sysfs { .. } => MountStep::Sysfs { destination },
         Mount::Dir { mode, .. } => MountStep::Dir {
             destination,
             mode: mode.map(|m| m.0),

@@ -6,6 +6,7 @@
 //! workload, then drops everything and only reaps and forwards signals.
 
 use super::report::{Reporter, SetupError, StepExt};
+use super::sources::HostTrees;
 use super::{exec, identity, mount, net, signals, time};
 use crate::plan::Plan;
 use crate::spec::InitMode;
@@ -13,8 +14,14 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Run the sandbox side. Never returns. `hold`: wait for a byte on it
 /// before the workload's exec (a created sandbox).
-pub fn main(plan: Plan, go: OwnedFd, report: Reporter, hold: Option<OwnedFd>) -> ! {
-    let (go, slave) = match setup(&plan, go, report) {
+pub fn main(
+    plan: Plan,
+    go: OwnedFd,
+    report: Reporter,
+    hold: Option<OwnedFd>,
+    cloned: HostTrees,
+) -> ! {
+    let (go, slave) = match setup(&plan, go, report, cloned) {
         Ok(x) => x,
         Err(e) => {
             report.failed(&e);
@@ -72,6 +79,7 @@ fn setup(
     plan: &Plan,
     go: OwnedFd,
     report: Reporter,
+    cloned: HostTrees,
 ) -> Result<(OwnedFd, Option<OwnedFd>), SetupError> {
     // The supervisor writes our id maps from outside, then says go. It
     // keeps its end of the pipe open for as long as it lives.
@@ -119,7 +127,15 @@ fn setup(
         send_namespaces(&plan.namespaces, report)?;
     }
 
-    let trees = mount::prepare(plan, report)?;
+    // Through /proc/sys, which shows the namespaces of whoever opens it:
+    // ours, while the host's /proc is still mounted.
+    for (k, v) in &plan.sysctls {
+        report.progress(|| format!("sysctl {k}={v}"));
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).step(|| format!("sysctl {k}"))?;
+    }
+
+    let trees = mount::prepare(plan, cloned, report)?;
     mount::apply(plan, &trees, report)?;
     mount::enter(trees, report)?;
 

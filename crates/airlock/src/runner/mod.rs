@@ -25,6 +25,7 @@ mod mount;
 mod net;
 mod overlay;
 mod protect;
+mod sources;
 mod supervisor;
 mod time;
 mod tty;

@@ -20,6 +20,7 @@ use super::fs::{
     attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, new_tmpfs, path_in, TargetKind,
 };
 use super::report::{Reporter, SetupError, StepExt};
+use super::sources::{self, HostTrees};
 use super::{dev, overlay, protect};
 use crate::plan::{MountStep, Plan};
 use crate::spec::{Root, Size};
@@ -27,7 +28,7 @@ use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, M
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::{mount_change, MountPropagationFlags};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 type Result<T> = std::result::Result<T, SetupError>;
 
@@ -41,37 +42,9 @@ pub struct Trees {
     sources: Vec<Option<OwnedFd>>,
 }
 
-/// Open a host path once, find where the opened object really is, and
-/// judge it again with the guardrails.
-fn open_source(plan: &Plan, table: &str, step: &dyn Fn() -> String, path: &str) -> Result<OwnedFd> {
-    let slash = rustix::fs::open(
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .step(|| "open the host root".into())?;
-    let fd = path_in(&slash, path).map_err(|e| missing(step(), path, &e))?;
-    // /proc is still the host's here, and this is our own fd.
-    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let opened = rustix::fs::readlink(link.as_str(), Vec::new()).step(step)?;
-    let opened = opened.to_string_lossy().into_owned();
-    let refused = crate::check::recheck_source(&plan.spec, &plan.host, table, path, &opened);
-    if let Some(f) = refused.first() {
-        return Err(SetupError::new(
-            step(),
-            format!(
-                "source {path} now leads to {opened}, which the guardrails refuse ({}); it was checked as {}",
-                f.code,
-                plan.host.resolve(path)
-            ),
-        ));
-    }
-    Ok(fd)
-}
-
 /// Steps 1 to 3: private propagation and sources, staging root, the
 /// sandbox's root.
-pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
+pub fn prepare(plan: &Plan, cloned: HostTrees, report: Reporter) -> Result<Trees> {
     report.progress(|| "make every mount private".into());
     mount_change(
         "/",
@@ -81,10 +54,10 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
     // Opened while the host's tree is still where the paths say.
     report.progress(|| "open and re-check the bind sources".into());
     // Our mount namespace is private now: its table cannot change under
-    // us, so one read serves every source.
+    // us, so one read serves every overlay layer.
     let table = crate::check::mount_table();
-    let sources = open_bind_sources(plan, &table)?;
-    let root_source = open_root_source(plan, &table)?;
+    let sources = cloned.binds;
+    let root_source = open_root_source(plan, &table, cloned.root)?;
     let host = pivot_to_staging(report)?;
     mount_root(plan, root_source, report)?;
     let root = rustix::fs::open(
@@ -100,46 +73,29 @@ pub fn prepare(plan: &Plan, report: Reporter) -> Result<Trees> {
     })
 }
 
-/// The source of each bind step, by step index.
-fn open_bind_sources(plan: &Plan, table: &str) -> Result<Vec<Option<OwnedFd>>> {
-    let mut sources = Vec::with_capacity(plan.filesystem.steps.len());
-    for m in &plan.filesystem.steps {
-        sources.push(match m {
-            MountStep::Bind {
-                source,
-                destination,
-                ..
-            } => Some(open_source(
-                plan,
-                table,
-                &|| format!("mount {destination}"),
-                source,
-            )?),
-            _ => None,
-        });
-    }
-    Ok(sources)
-}
-
-/// What the root is made of on the host: a directory, or overlay layers.
+/// What the root is made of on the host: a directory (cloned there), or
+/// overlay layers.
 enum RootSource {
     Tmpfs,
     Path(OwnedFd),
     Overlay(overlay::Layers),
 }
 
-fn open_root_source(plan: &Plan, table: &str) -> Result<RootSource> {
+fn open_root_source(plan: &Plan, table: &str, host_root: Option<OwnedFd>) -> Result<RootSource> {
     Ok(match &plan.filesystem.root {
-        Root::Path { path, .. } => {
-            RootSource::Path(open_source(plan, table, &|| format!("root {path}"), path)?)
-        }
+        Root::Path { .. } => RootSource::Path(host_root.expect("cloned on the host side")),
         Root::Overlay { lower, upper, .. } => {
             let mut fds = Vec::with_capacity(lower.len());
             for l in lower {
-                fds.push(open_source(plan, table, &|| format!("root layer {l}"), l)?);
+                fds.push(sources::open_source(
+                    plan,
+                    table,
+                    &|| format!("root layer {l}"),
+                    l,
+                )?);
             }
             let upper = match upper {
-                Some(u) => Some(open_source(
+                Some(u) => Some(sources::open_source(
                     plan,
                     table,
                     &|| format!("root upper layer {u}"),
@@ -199,31 +155,9 @@ fn mount_root(plan: &Plan, source: RootSource, report: Reporter) -> Result<()> {
             let mnt = overlay::mount(&layers, *size, plan)?;
             attach_at_newroot(mnt).step(|| "root: attach overlay".into())
         }
-        (Root::Path { path, readonly }, RootSource::Path(src)) => {
-            let step = || format!("root {path}");
-            report.progress(step);
-            if !is_dir(&src).step(step)? {
-                return Err(SetupError::new(
-                    step(),
-                    format!("{path} is not a directory"),
-                ));
-            }
-            let tree = clone_tree(&src, true).step(step)?;
-            sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
-            if *readonly {
-                // Everything mounted below the rootfs is read-only now; the
-                // top stays writable for our mountpoints until the plan's
-                // last step makes it read-only too.
-                sys::mount_setattr(&tree, MOUNT_ATTR_RDONLY, true).step(step)?;
-                match sys::mount_setattr_clr(&tree, 0, MOUNT_ATTR_RDONLY, false) {
-                    Ok(()) => {}
-                    // A source the kernel keeps read-only stays so, which
-                    // is what was asked for anyway.
-                    Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
-                    Err(e) => return Err(SetupError::io(step(), &e)),
-                }
-            }
-            attach_at_newroot(tree).step(step)
+        (Root::Path { path, .. }, RootSource::Path(tree)) => {
+            report.progress(|| format!("root {path}"));
+            attach_at_newroot(tree).step(|| format!("root {path}"))
         }
         _ => unreachable!("open_root_source opened what the root needs"),
     }
@@ -239,35 +173,6 @@ fn attach_at_newroot(mnt: OwnedFd) -> io::Result<()> {
     )?)
 }
 
-/// The error for a path that could not be opened, saying plainly when it
-/// does not exist.
-fn missing(step: String, path: &str, e: &io::Error) -> SetupError {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => SetupError {
-            errno: Some(libc::ENOENT),
-            ..SetupError::new(step, format!("source {path} does not exist"))
-        },
-        Some(libc::ELOOP) | Some(libc::EXDEV) => SetupError {
-            errno: e.raw_os_error(),
-            ..SetupError::new(
-                step,
-                format!("source {path} goes through a /proc magic link"),
-            )
-        },
-        Some(libc::EACCES) => SetupError {
-            errno: Some(libc::EACCES),
-            ..SetupError::new(
-                step,
-                format!(
-                    "{path}: permission denied to the sandbox's ids (setup runs as the sandbox's root, an \
-                     unprivileged host id: every directory above {path} must be searchable by others)"
-                ),
-            )
-        },
-        _ => SetupError::io(step, e),
-    }
-}
-
 /// Step 4: the plan's mount steps, in order.
 pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
@@ -278,16 +183,16 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 source,
                 destination,
                 readonly,
-                devices,
+                ..
             } => {
                 report.progress(|| {
                     let how = if *readonly { "read-only" } else { "writable" };
                     format!("mount {destination}: {how} bind of {source}")
                 });
-                let src = trees.sources[i]
+                let tree = trees.sources[i]
                     .as_ref()
-                    .expect("every bind source was opened");
-                bind(root, src, destination, *readonly, *devices).step(step)?;
+                    .expect("every bind source was cloned");
+                bind(root, tree, destination).step(step)?;
             }
             MountStep::Tmpfs {
                 destination,
@@ -314,6 +219,11 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             MountStep::Mqueue { destination } => {
                 report.progress(|| format!("mount {destination}: mqueue"));
                 mount_fs_at(root, destination, "mqueue", &[], NO_SUID_DEV_EXEC).step(step)?;
+            }
+            MountStep::Sysfs { destination } => {
+                report.progress(|| format!("mount {destination}: sysfs (read-only)"));
+                let attrs = NO_SUID_DEV_EXEC | MOUNT_ATTR_RDONLY;
+                mount_fs_at(root, destination, "sysfs", &[], attrs).step(step)?;
             }
             MountStep::Dir { destination, mode } => {
                 report.progress(step);
@@ -348,28 +258,14 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
 
 const NO_SUID_DEV_EXEC: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 
-fn bind(
-    root: BorrowedFd,
-    src: &OwnedFd,
-    dest: &str,
-    readonly: bool,
-    devices: bool,
-) -> io::Result<()> {
-    let kind = if is_dir(src)? {
+/// Attach a bind tree cloned on the host side (its attributes set there).
+fn bind(root: BorrowedFd, tree: &OwnedFd, dest: &str) -> io::Result<()> {
+    let kind = if is_dir(tree)? {
         TargetKind::Dir
     } else {
         TargetKind::File
     };
     let target = ensure_target(root, dest, kind)?;
-    let tree = clone_tree(src, true)?;
-    let mut attrs = MOUNT_ATTR_NOSUID;
-    if !devices {
-        attrs |= MOUNT_ATTR_NODEV;
-    }
-    if readonly {
-        attrs |= MOUNT_ATTR_RDONLY;
-    }
-    sys::mount_setattr(&tree, attrs, true)?;
     attach(tree, target)
 }
 

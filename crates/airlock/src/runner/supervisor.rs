@@ -10,7 +10,7 @@ use super::guard;
 use super::logs::Logs;
 use super::report::{report_fd, Ended, ExitReport, Report, Reporter, SetupError, StepExt};
 use super::watch::{Outcome, Watch};
-use super::{child, idmap, overlay, signals};
+use super::{child, idmap, overlay, signals, sources};
 use crate::cgroup::Cgroup;
 use crate::plan::Plan;
 use crate::state::control;
@@ -109,26 +109,34 @@ pub(super) fn supervise(
     let (go_read, go_write) = go;
     let (inner, inner_child) = inner;
 
+    // With the caller's privileges, before any namespace exists.
+    let cloned = sources::clone_on_host(&plan, report)?;
     report.progress(|| "clone3 into new namespaces".into());
     let (pid, pidfd) =
         match sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) {
             Ok(Forked::Child) => {
                 drop((go_write, inner, stop, cgroup_fd, control, hold_write));
-                become_pid1(
-                    plan,
-                    alive_fd,
-                    logs,
-                    inner_child,
-                    go_read,
-                    hold_read,
-                    report,
-                )
+                let ends = Pid1Ends {
+                    go: go_read,
+                    inner: inner_child,
+                    hold: hold_read,
+                    cloned,
+                };
+                become_pid1(plan, alive_fd, logs, ends, report)
             }
             Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
             Err(e) => return Err(clone_failed(&e)),
         };
     let started = Instant::now();
     drop((go_read, inner_child, cgroup_fd, hold_read));
+    if lifecycle
+        .as_ref()
+        .is_some_and(|l| l.detached && l.keep_stdio)
+    {
+        // The workload has the caller's stdio; a copy held here would keep
+        // the caller's pipes open after the workload closed them.
+        sys::stdio_to_null().step(|| "let go of the caller's stdio".into())?;
+    }
     if let Some(l) = logs.as_mut() {
         l.close_writers();
     }
@@ -141,6 +149,12 @@ pub(super) fn supervise(
         alive_fd,
         report,
     )?;
+    // Idmapped only now: the user namespace needs its maps first.
+    if let Err(e) = cloned.idmap(&plan, pid) {
+        kill_and_reap(&pidfd, pid);
+        return Err(e);
+    }
+    drop(cloned);
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
@@ -158,6 +172,7 @@ pub(super) fn supervise(
         control,
         logs,
         hold: hold_write,
+        console_socket: lifecycle.as_ref().and_then(|l| l.console_socket.clone()),
         ..Watch::new(
             report,
             pid,
@@ -246,7 +261,7 @@ fn prepare_host_side(
         None => None,
     };
     let logs = match lifecycle {
-        Some(l) if l.detached => Some(Logs::create(&l.dir, l.log_limit)?),
+        Some(l) if l.detached && !l.keep_stdio => Some(Logs::create(&l.dir, l.log_limit)?),
         _ => None,
     };
     let control = match lifecycle {
@@ -273,15 +288,22 @@ fn prepare_host_side(
     })
 }
 
+/// PID 1's ends of what it shares with the supervisor, and the trees
+/// cloned for it on the host side.
+struct Pid1Ends {
+    go: OwnedFd,
+    inner: OwnedFd,
+    hold: Option<OwnedFd>,
+    cloned: sources::HostTrees,
+}
+
 /// In the clone: let go of what is the supervisor's, put the log pipes on
 /// stdio and the inner socket on the report fd, and become PID 1.
 fn become_pid1(
     plan: Plan,
     alive_fd: Option<i32>,
     logs: Option<Logs>,
-    inner_child: OwnedFd,
-    go_read: OwnedFd,
-    hold_read: Option<OwnedFd>,
+    ends: Pid1Ends,
     report: Reporter,
 ) -> ! {
     if let Some(fd) = alive_fd {
@@ -300,15 +322,15 @@ fn become_pid1(
     // Our report fd number now names the inner socket, close-on-exec, so
     // the workload's exec is what closes it.
     if let Err(e) = rustix::io::dup3(
-        &inner_child,
+        &ends.inner,
         &mut unsafe_report_fd(),
         rustix::io::DupFlags::CLOEXEC,
     ) {
         report.failed(&SetupError::io("runner: report socket", &e.into()));
         std::process::exit(125);
     }
-    drop(inner_child);
-    child::main(plan, go_read, report, hold_read)
+    drop(ends.inner);
+    child::main(plan, ends.go, report, ends.hold, ends.cloned)
 }
 
 fn clone_failed(e: &std::io::Error) -> SetupError {

@@ -172,3 +172,19 @@ pub fn proxy_until_exit(proxy: &mut Proxy, pidfd: &OwnedFd) -> Result<(), SetupE
         }
     }
 }
+
+/// Hand the terminal's master to whoever listens on `path` (OCI's
+/// `--console-socket`): one message carrying the fd, as runc sends it.
+pub fn send_to_console_socket(path: &std::path::Path, master: OwnedFd) -> Result<(), SetupError> {
+    let step = || format!("console socket {}", path.display());
+    let sock = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .step(step)?;
+    let addr = rustix::net::SocketAddrUnix::new(path).step(step)?;
+    rustix::net::connect(&sock, &addr).step(step)?;
+    crate::sys::send_with_fds(&sock, b"/dev/pts/0", &[master.as_fd()]).step(step)
+}

@@ -40,6 +40,8 @@ pub(super) struct Watch<'a> {
     pub(super) namespaces: Vec<(crate::namespace::Namespace, OwnedFd)>,
     /// The workload's terminal, proxied to our stdin and stdout.
     pub(super) tty: Option<tty::Proxy>,
+    /// Where a terminal's master goes instead of being proxied.
+    pub(super) console_socket: Option<std::path::PathBuf>,
     pub(super) failed: bool,
     pub(super) exec_seen: bool,
     /// The caller has been told the sandbox started (or is created).
@@ -95,6 +97,7 @@ impl<'a> Watch<'a> {
             state_dir,
             namespaces: Vec::new(),
             tty: None,
+            console_socket: None,
             failed: false,
             exec_seen: false,
             announced: false,
@@ -263,7 +266,10 @@ impl<'a> Watch<'a> {
                             .into_iter()
                             .next()
                             .ok_or_else(|| SetupError::new("tty", "PID 1 sent no terminal"))?;
-                        self.tty = Some(tty::Proxy::new(master)?);
+                        match &self.console_socket {
+                            Some(path) => tty::send_to_console_socket(path, master)?,
+                            None => self.tty = Some(tty::Proxy::new(master)?),
+                        }
                         return Ok(());
                     }
                     _ => {}

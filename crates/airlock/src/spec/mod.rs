@@ -49,6 +49,11 @@ pub struct SandboxSpec {
     pub seccomp: crate::seccomp::Seccomp,
     /// Guardrail codes the caller acknowledges (see `airlock check --list`).
     pub allow_unsafe: Vec<String>,
+    /// Kernel parameters of the sandbox's own namespaces (`net.*` with a
+    /// network namespace, `kernel.shm*`, `kernel.msg*`, `kernel.sem` and
+    /// `fs.mqueue.*` with an IPC namespace), written before the mounts.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
 }
 
 impl Default for SandboxSpec {
@@ -69,6 +74,7 @@ impl Default for SandboxSpec {
             landlock: Landlock::default(),
             seccomp: Default::default(),
             allow_unsafe: Vec::new(),
+            sysctls: BTreeMap::new(),
         }
     }
 }
@@ -269,6 +275,13 @@ pub struct Filesystem {
     pub masked_paths: Vec<String>,
     /// Paths made read-only after the mounts (OCI readonlyPaths).
     pub readonly_paths: Vec<String>,
+    /// Destinations (`/` for a directory root, or a bind's destination)
+    /// shown with their host ownership through the sandbox's user
+    /// namespace (an idmapped mount): the host's root-owned files are
+    /// sandbox root's there, and what sandbox root writes is the host
+    /// root's. Needs a root caller and a user namespace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub idmap: Vec<String>,
 }
 
 /// OCI's default masked paths (runtime-spec, config-linux.md).
@@ -305,6 +318,7 @@ impl Default for Filesystem {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            idmap: Vec::new(),
         }
     }
 }
@@ -385,6 +399,11 @@ pub enum Mount {
     Mqueue {
         destination: String,
     },
+    /// A read-only sysfs of the sandbox's network namespace (it needs one
+    /// of its own).
+    Sysfs {
+        destination: String,
+    },
     Dir {
         destination: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,6 +429,7 @@ impl Mount {
             | Mount::Proc { destination }
             | Mount::Dev { destination }
             | Mount::Mqueue { destination }
+            | Mount::Sysfs { destination }
             | Mount::Dir { destination, .. }
             | Mount::File { destination, .. }
             | Mount::Symlink { destination, .. } => destination,
@@ -423,6 +443,7 @@ impl Mount {
             Mount::Proc { .. } => "proc",
             Mount::Dev { .. } => "dev",
             Mount::Mqueue { .. } => "mqueue",
+            Mount::Sysfs { .. } => "sysfs",
             Mount::Dir { .. } => "dir",
             Mount::File { .. } => "file",
             Mount::Symlink { .. } => "symlink",

@@ -152,7 +152,16 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     }
     root(&spec.filesystem.root)?;
     for (i, m) in spec.filesystem.mounts.iter().enumerate() {
-        mount(&format!("filesystem.mounts[{i}]"), m)?;
+        let f = format!("filesystem.mounts[{i}]");
+        mount(&f, m)?;
+        if matches!(m, Mount::Sysfs { .. }) && !spec.namespaces.net {
+            // sysfs shows the network namespace it is mounted in: the
+            // host's, unless the sandbox has its own.
+            return Err(SpecError::new(
+                f,
+                "sysfs needs a network namespace of the sandbox's own (namespaces.net)",
+            ));
+        }
     }
     resources(&spec.resources)?;
     if let Some(t) = spec.timeout {
@@ -163,11 +172,49 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
             ));
         }
     }
+    sysctls(spec)?;
     for (i, path) in spec.filesystem.masked_paths.iter().enumerate() {
         destination(&format!("filesystem.masked_paths[{i}]"), path)?;
     }
     for (i, path) in spec.filesystem.readonly_paths.iter().enumerate() {
         destination(&format!("filesystem.readonly_paths[{i}]"), path)?;
+    }
+    Ok(())
+}
+
+/// Only the kernel parameters of a namespace the sandbox has of its own:
+/// any other sysctl would change the host.
+fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
+    for (k, v) in &spec.sysctls {
+        let field = format!("sysctls.{k}");
+        let ns = &spec.namespaces;
+        let ipc = k.starts_with("kernel.shm")
+            || k.starts_with("kernel.msg")
+            || k == "kernel.sem"
+            || k.starts_with("fs.mqueue.");
+        let own = if k.starts_with("net.") {
+            ns.net
+        } else if ipc {
+            ns.ipc
+        } else {
+            return Err(SpecError::new(
+                field,
+                "not a sysctl of a namespace the sandbox can have (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)",
+            ));
+        };
+        if !own {
+            return Err(SpecError::new(
+                field,
+                "the sandbox shares that namespace with the host, so this would change the host",
+            ));
+        }
+        let bad = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if k.contains("..") || k.contains(bad) || v.contains('\n') {
+            return Err(SpecError::new(
+                field,
+                "not a sysctl name and one-line value",
+            ));
+        }
     }
     Ok(())
 }

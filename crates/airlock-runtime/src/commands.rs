@@ -1,0 +1,472 @@
+//! The OCI verbs over airlock's state root. A container is a sandbox with
+//! state whose name is the container id; its supervisor outlives the
+//! runtime call that made it (`create` holds the workload before exec,
+//! `start` releases it) and the workload keeps the stdio the client gave
+//! the runtime. `oci.json` beside the sandbox's state records the bundle
+//! and annotations for `state`.
+
+use crate::config::{self, Bundle};
+use crate::log::Log;
+use airlock::state::control::Request;
+use airlock::state::{SandboxDir, State, StateRoot, Status};
+use airlock::{Context, ExecOptions, LifecycleOptions, Sandbox, SpawnOptions};
+use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+type Result<T> = std::result::Result<T, String>;
+
+/// What every verb needs: where containers live, and the call's flags.
+pub struct Ctx {
+    root: PathBuf,
+    allow_unsafe: Vec<String>,
+    log: Log,
+}
+
+impl Ctx {
+    pub fn new(g: &GlobalOpts, allow_unsafe: Vec<String>, log: Log) -> Ctx {
+        let root = g.root.clone().unwrap_or_else(default_root);
+        Ctx {
+            root,
+            allow_unsafe,
+            log,
+        }
+    }
+
+    fn state_root(&self) -> Result<StateRoot> {
+        StateRoot::open(&self.root).map_err(|e| e.to_string())
+    }
+
+    fn find(&self, id: &str) -> Result<(SandboxDir, State)> {
+        let root = self.state_root()?;
+        let (sb, st) = root
+            .find(id)
+            .map_err(|_| format!("container {id:?} does not exist"))?;
+        // The runtime names containers exactly; a prefix is the CLI's
+        // convenience, not the OCI interface's.
+        if st.name != id {
+            return Err(format!("container {id:?} does not exist"));
+        }
+        Ok((sb, st))
+    }
+}
+
+/// `/run/airlock-runtime` as root, `$XDG_RUNTIME_DIR/airlock-runtime`
+/// otherwise (runc's `/run/runc` convention).
+fn default_root() -> PathBuf {
+    let ctx = Context::current();
+    let base = ctx.state_root;
+    base.with_file_name(format!(
+        "{}-runtime",
+        base.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("airlock")
+    ))
+}
+
+/// The runtime's own record beside a container's state.
+#[derive(Debug, Serialize, Deserialize)]
+struct OciRecord {
+    bundle: PathBuf,
+    annotations: BTreeMap<String, String>,
+}
+
+pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
+    match cmd {
+        StandardCmd::Create(c) => {
+            if c.preserve_fds > 0 {
+                return Err("--preserve-fds is not supported".into());
+            }
+            if c.no_pivot {
+                return Err("--no-pivot: airlock always pivots into the container's root (a rootfs on ramfs is not supported)".into());
+            }
+            create(
+                ctx,
+                &c.container_id,
+                &c.bundle,
+                c.console_socket,
+                c.pid_file.as_deref(),
+            )?;
+            Ok(0)
+        }
+        StandardCmd::Start(s) => start(ctx, &s.container_id).map(|_| 0),
+        StandardCmd::State(s) => {
+            let (sb, st) = ctx.find(&s.container_id)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&oci_state(&sb, &st)).expect("serializes")
+            );
+            Ok(0)
+        }
+        StandardCmd::Kill(k) => kill(ctx, &k.container_id, &k.signal, k.all).map(|_| 0),
+        StandardCmd::Delete(d) => delete(ctx, &d.container_id, d.force).map(|_| 0),
+    }
+}
+
+pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
+    match cmd {
+        CommonCmd::Run(r) => {
+            if r.preserve_fds > 0 {
+                return Err("--preserve-fds is not supported".into());
+            }
+            create(
+                ctx,
+                &r.container_id,
+                &r.bundle,
+                r.console_socket,
+                r.pid_file.as_deref(),
+            )?;
+            start(ctx, &r.container_id)?;
+            if r.detach {
+                return Ok(0);
+            }
+            let (sb, _) = ctx.find(&r.container_id)?;
+            sb.wait_ended(None);
+            let code = sb.state().ok().and_then(|s| s.exit).map_or(255, |e| e.code);
+            if !r.keep {
+                let _ = sb.remove();
+            }
+            Ok(code)
+        }
+        CommonCmd::List(l) => list(ctx, &l.format, l.quiet).map(|_| 0),
+        CommonCmd::Ps(p) => ps(ctx, &p.container_id, &p.format).map(|_| 0),
+        CommonCmd::Pause(p) => freeze(ctx, &p.container_id, true).map(|_| 0),
+        CommonCmd::Resume(p) => freeze(ctx, &p.container_id, false).map(|_| 0),
+        CommonCmd::Exec(e) => exec(ctx, e),
+        CommonCmd::Features(_) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&features()).expect("serializes")
+            );
+            Ok(0)
+        }
+        CommonCmd::Spec(_) => {
+            Err("`spec` is not supported yet: write config.json with runc spec or by hand".into())
+        }
+        CommonCmd::Update(_) => Err(
+            "`update` is not supported: a container's limits are fixed when it is created".into(),
+        ),
+        CommonCmd::Events(_) => Err("`events` is not supported".into()),
+        CommonCmd::Checkpointt(_) => Err("`checkpoint` is not supported".into()),
+    }
+}
+
+fn create(
+    ctx: &Ctx,
+    id: &str,
+    bundle_dir: &Path,
+    console_socket: Option<PathBuf>,
+    pid_file: Option<&Path>,
+) -> Result<()> {
+    let bundle = Bundle::load(bundle_dir)?;
+    let opts = config::Options {
+        allow_unsafe: ctx.allow_unsafe.clone(),
+        // SAFETY: geteuid has no arguments and cannot fail.
+        root_caller: unsafe { libc::geteuid() } == 0,
+        id: id.to_string(),
+    };
+    let spec = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
+    if spec.process.terminal && console_socket.is_none() {
+        return Err("process.terminal is true but no --console-socket was given".into());
+    }
+    let mut actx = Context::current();
+    actx.state_root.clone_from(&ctx.root);
+    let prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
+        airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
+        e => e.to_string(),
+    })?;
+    for f in &prepared.findings {
+        ctx.log
+            .warn(&format!("[{}] {}: {}", f.code, f.subject, f.message));
+    }
+    let spawn = SpawnOptions {
+        lifecycle: Some(LifecycleOptions {
+            name: Some(id.to_string()),
+            detach: true,
+            hold: true,
+            keep_stdio: true,
+            console_socket,
+            ..LifecycleOptions::default()
+        }),
+        context: Some(actx.clone()),
+        ..SpawnOptions::default()
+    };
+    let sandbox =
+        Sandbox::start_prepared(prepared.plan, &actx, &spawn).map_err(|e| e.to_string())?;
+    let sb = sandbox.state().expect("a sandbox with state").clone();
+    let record = OciRecord {
+        bundle: bundle.dir.clone(),
+        annotations: bundle.annotations(),
+    };
+    sb.write_atomic(
+        "oci.json",
+        &serde_json::to_vec(&record).expect("serializes"),
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(p) = pid_file {
+        // The supervisor, not the container process: clients such as
+        // conmon are the subreaper the runtime's processes leave behind
+        // and reap the pid they are given for the container's exit
+        // status. The container process is the supervisor's child, and the
+        // supervisor exits with its status (128+N for signal N, as conmon
+        // reports it). `state` gives the container process.
+        let st = sb.state().map_err(|e| e.to_string())?;
+        write_pid_file(p, st.supervisor_pid.unwrap_or_else(|| sandbox.init_pid()))?;
+    }
+    ctx.log
+        .debug(&format!("created {id} (pid {})", sandbox.init_pid()));
+    Ok(())
+}
+
+/// Written to a temporary name and renamed, so a reader never sees half.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("airlock-tmp");
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("--pid-file {}: {e}", path.display()))
+}
+
+fn start(ctx: &Ctx, id: &str) -> Result<()> {
+    let (sb, st) = ctx.find(id)?;
+    if st.status != Status::Created {
+        return Err(format!(
+            "cannot start container {id}: it is {}, not created",
+            oci_status(st.status)
+        ));
+    }
+    sb.request(&Request::Start).map_err(|e| e.to_string())
+}
+
+fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
+    let (sb, st) = ctx.find(id)?;
+    if st.status == Status::Stopped {
+        return Err(format!("cannot kill container {id}: it is stopped"));
+    }
+    let sig = parse_signal(signal)?;
+    let req = if all && sig == libc::SIGKILL {
+        Request::Kill
+    } else {
+        Request::Signal { signal: sig }
+    };
+    sb.request(&req).map_err(|e| e.to_string())
+}
+
+fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
+    let n = match name.as_str() {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        _ => return Err(format!("unknown signal {s:?}")),
+    };
+    Ok(n)
+}
+
+fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
+    let (sb, st) = match ctx.find(id) {
+        Ok(x) => x,
+        // runc: deleting what is not there with --force is not an error.
+        Err(_) if force => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if st.status != Status::Stopped && st.status != Status::Created && !force {
+        return Err(format!(
+            "cannot delete container {id}: it is {}; stop it first or use --force",
+            oci_status(st.status)
+        ));
+    }
+    if st.status != Status::Stopped {
+        let _ = sb.request(&Request::Kill);
+        if !sb.wait_ended(Some(Duration::from_secs(10))) {
+            return Err(format!("container {id} did not stop after SIGKILL"));
+        }
+    }
+    sb.remove().map_err(|e| e.to_string())
+}
+
+fn list(ctx: &Ctx, format: &str, quiet: bool) -> Result<()> {
+    let root = ctx.state_root()?;
+    let states: Vec<serde_json::Value> = root
+        .list()
+        .into_iter()
+        .map(|(sb, st)| oci_state(&sb, &st))
+        .collect();
+    if quiet {
+        for s in &states {
+            println!("{}", s["id"].as_str().unwrap_or(""));
+        }
+    } else if format == "json" {
+        println!("{}", serde_json::to_string(&states).expect("serializes"));
+    } else {
+        println!("{:<64}  {:<8}  {:<8}  BUNDLE", "ID", "PID", "STATUS");
+        for s in &states {
+            println!(
+                "{:<64}  {:<8}  {:<8}  {}",
+                s["id"].as_str().unwrap_or(""),
+                s["pid"].to_string(),
+                s["status"].as_str().unwrap_or(""),
+                s["bundle"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ps(ctx: &Ctx, id: &str, format: &str) -> Result<()> {
+    let (_, st) = ctx.find(id)?;
+    let mut pids: Vec<i32> = Vec::new();
+    if let Some(cg) = &st.cgroup {
+        for dir in cg.v2.iter().chain(cg.v1.values()) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                pids.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+    } else if let Some(pid) = st.pid.filter(|_| st.status != Status::Stopped) {
+        pids.push(pid);
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    if format == "json" {
+        println!("{}", serde_json::to_string(&pids).expect("serializes"));
+    } else {
+        println!("PID");
+        for p in pids {
+            println!("{p}");
+        }
+    }
+    Ok(())
+}
+
+fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
+    let (_, st) = ctx.find(id)?;
+    if st.status != Status::Running {
+        return Err(format!(
+            "container {id} is {}, not running",
+            oci_status(st.status)
+        ));
+    }
+    let cg = st.cgroup.ok_or_else(|| {
+        format!("container {id} has no cgroup to freeze (give it a resource limit)")
+    })?;
+    let (file, value) = match (&cg.v2, cg.v1.get("freezer")) {
+        (Some(v2), _) => (v2.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
+        (None, Some(f)) => (
+            f.join("freezer.state"),
+            if frozen { "FROZEN" } else { "THAWED" },
+        ),
+        (None, None) => return Err(format!("container {id}'s cgroups have no freezer")),
+    };
+    std::fs::write(&file, value).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
+    let (sb, _) = ctx.find(&e.container_id)?;
+    if e.tty || e.console_socket.is_some() {
+        return Err("exec --tty is not supported yet".into());
+    }
+    if e.preserve_fds > 0 {
+        return Err("--preserve-fds is not supported".into());
+    }
+    if !e.cap.is_empty() {
+        return Err("exec --cap: an exec gets exactly the container's capabilities".into());
+    }
+    let mut opts = ExecOptions {
+        args: e.command.clone(),
+        env: e.env.clone(),
+        cwd: e.cwd.as_ref().map(|c| c.display().to_string()),
+        uid: e.user.map(|u| u.0),
+        gid: e.user.and_then(|u| u.1),
+        tty: false,
+    };
+    if let Some(path) = &e.process {
+        process_file(path, &mut opts)?;
+    }
+    let spawn = SpawnOptions::default();
+    let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| e.to_string())?;
+    if let Some(p) = &e.pid_file {
+        write_pid_file(p, process.init_pid())?;
+    }
+    if e.detach {
+        return Ok(0);
+    }
+    let report = process.wait().map_err(|e| e.to_string())?;
+    Ok(report.code)
+}
+
+/// `exec --process FILE`: an OCI process object.
+fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let p: oci_spec::runtime::Process =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if p.terminal().unwrap_or(false) {
+        return Err(format!(
+            "{}: a terminal for exec is not supported yet",
+            path.display()
+        ));
+    }
+    opts.args = p.args().clone().unwrap_or_default();
+    opts.cwd = Some(p.cwd().display().to_string());
+    opts.uid = Some(p.user().uid());
+    opts.gid = Some(p.user().gid());
+    for kv in p.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            opts.env.push((k.to_string(), v.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn oci_status(s: Status) -> &'static str {
+    match s {
+        Status::Creating => "creating",
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Stopped => "stopped",
+    }
+}
+
+/// The state JSON of the runtime spec.
+fn oci_state(sb: &SandboxDir, st: &State) -> serde_json::Value {
+    let record: Option<OciRecord> = std::fs::read(sb.dir.join("oci.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let running = matches!(st.status, Status::Created | Status::Running);
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "id": st.name,
+        "status": oci_status(st.status),
+        "pid": if running { st.pid.unwrap_or(0) } else { 0 },
+        "bundle": record.as_ref().map(|r| r.bundle.display().to_string()).unwrap_or_default(),
+        "annotations": record.map(|r| r.annotations).unwrap_or_default(),
+    })
+}
+
+fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.1.0",
+        "hooks": [],
+        "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "dev", "size", "mode"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": true, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_LOG"]},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+        },
+        "annotations": {"run.airlock.allow-unsafe": "guardrail codes to acknowledge, comma-separated"},
+    })
+}

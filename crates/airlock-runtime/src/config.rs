@@ -1,0 +1,576 @@
+//! An OCI bundle's `config.json` as an airlock [`SandboxSpec`].
+//!
+//! Each field is either carried over, or refused with an error that names
+//! it: nothing the bundle asks for is dropped silently. What differs from
+//! runc on purpose:
+//!
+//! - A bundle without a user namespace (what podman and containerd send
+//!   unless told otherwise) still gets one: the container's root is mapped
+//!   onto an unprivileged host id range, so root in the container is never
+//!   the host's root. Keeping the host's ids takes the `shared-user`
+//!   acknowledgement (`--allow-unsafe` or the annotation).
+//! - The workload is PID 1 itself, as with runc (`init = workload`).
+//! - The guardrails judge the result like any spec. Under that user
+//!   namespace, the platform default `noNewPrivileges: false` only lets a
+//!   setuid binary become the container's unprivileged root, so it is
+//!   acknowledged for the bundle (and logged); without one it is refused.
+//! - `/dev` is airlock's minimal /dev (null, zero, full, random, urandom,
+//!   tty, a private devpts, shm); the bundle's own `/dev/pts`, `/dev/shm`
+//!   and `/dev/mqueue` mounts are covered by it, and `linux.devices`
+//!   beyond those standard nodes is refused.
+
+use airlock::seccomp::{OciSeccomp, Seccomp};
+use airlock::spec::{
+    FileMode, IdMap, InitMode, LandlockMode, Mount, Namespaces, Rlimit, Root, SandboxSpec, Size,
+    SpecError,
+};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Annotations that configure airlock itself (`run.airlock.*`).
+pub const ANNOTATION_PREFIX: &str = "run.airlock.";
+
+/// What the runtime was asked beyond the bundle.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Guardrail codes acknowledged on the command line.
+    pub allow_unsafe: Vec<String>,
+    /// The runtime runs as root (idmapped mounts need it).
+    pub root_caller: bool,
+    /// The container's id.
+    pub id: String,
+}
+
+/// The bundle's config, and where it came from.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: Spec,
+    /// The raw JSON, for the parts airlock reads in its own types
+    /// (seccomp).
+    pub raw: serde_json::Value,
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle, String> {
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| format!("bundle {}: {e}", dir.display()))?;
+        let path = dir.join("config.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let raw: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Spec =
+            serde_json::from_value(raw.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !config.version().starts_with("1.") {
+            return Err(format!(
+                "{}: ociVersion {:?} is not supported (1.x is)",
+                path.display(),
+                config.version()
+            ));
+        }
+        Ok(Bundle { dir, config, raw })
+    }
+
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        self.config
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+}
+
+fn err(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
+    SpecError::new(field, reason)
+}
+
+/// The spec for `bundle`.
+pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<SandboxSpec, SpecError> {
+    let c = &bundle.config;
+    let mut s = SandboxSpec {
+        init: InitMode::Workload,
+        // The OCI client owns the container's life; a runtime command that
+        // exits must not take the container with it.
+        die_with_parent: false,
+        // A container's stdio is what its client gave it, terminal or pipe.
+        new_session: true,
+        ..SandboxSpec::default()
+    };
+    root(bundle, &mut s)?;
+    process(c, &mut s)?;
+    if let Some(h) = c.hostname() {
+        s.hostname = h.clone();
+    }
+    if c.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
+        return Err(err(
+            "domainname",
+            "setting the NIS domain name is not supported",
+        ));
+    }
+    if c.hooks().is_some() {
+        hooks(c)?;
+    }
+    let own_user = linux(bundle, &mut s)?;
+    mounts(bundle, &mut s)?;
+    annotations(bundle, &mut s)?;
+    s.allow_unsafe.extend(opts.allow_unsafe.iter().cloned());
+    if !own_user && s.allow_unsafe.iter().any(|c| c == "shared-user") {
+        // Keeping the host's ids was acknowledged by name.
+        s.namespaces.user = false;
+    }
+    platform_defaults(&mut s);
+    if s.namespaces.user && !own_user && opts.root_caller {
+        idmap_own_files(bundle, &opts.id, &mut s);
+    }
+    Ok(s)
+}
+
+fn root(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
+    let Some(r) = bundle.config.root() else {
+        return Err(err("root", "the bundle has no root"));
+    };
+    let path = bundle.dir.join(r.path());
+    if !path.is_dir() {
+        return Err(err(
+            "root.path",
+            format!("{} is not a directory", path.display()),
+        ));
+    }
+    s.filesystem.root = Root::Path {
+        path: path.display().to_string(),
+        readonly: r.readonly().unwrap_or(false),
+    };
+    Ok(())
+}
+
+fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
+    let Some(p) = c.process() else {
+        return Err(err("process", "the bundle has no process"));
+    };
+    s.process.args = p.args().clone().unwrap_or_default();
+    if s.process.args.is_empty() {
+        return Err(err("process.args", "no program to run"));
+    }
+    for (i, kv) in p.env().iter().flatten().enumerate() {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(err(format!("process.env[{i}]"), "not KEY=VALUE"));
+        };
+        s.process.env.insert(k.to_string(), v.to_string());
+    }
+    s.process.cwd = p.cwd().display().to_string();
+    let u = p.user();
+    s.process.uid = Some(u.uid());
+    s.process.gid = Some(u.gid());
+    s.process.groups = u.additional_gids().clone().unwrap_or_default();
+    if let Some(m) = u.umask() {
+        if m != 0o022 {
+            return Err(err(
+                "process.user.umask",
+                "only the default umask 0022 is supported",
+            ));
+        }
+    }
+    s.process.terminal = p.terminal().unwrap_or(false);
+    s.process.no_new_privs = p.no_new_privileges().unwrap_or(false);
+    if let Some(caps) = p.capabilities() {
+        let mut kept: Vec<String> = Vec::new();
+        for set in [caps.bounding(), caps.effective(), caps.permitted()]
+            .into_iter()
+            .flatten()
+        {
+            kept.extend(set.iter().map(|c| c.to_string()));
+        }
+        kept.sort();
+        kept.dedup();
+        s.capabilities = kept;
+    }
+    for r in p.rlimits().iter().flatten() {
+        let name = r.typ().to_string().to_ascii_lowercase();
+        let name = name.trim_start_matches("rlimit_").to_string();
+        s.process.rlimits.push(Rlimit {
+            resource: name,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(err(
+            "process.apparmorProfile",
+            "AppArmor profiles are not supported by airlock; its seccomp filter and Landlock rules apply instead",
+        ));
+    }
+    if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err(err(
+            "process.selinuxLabel",
+            "SELinux labels are not supported by airlock",
+        ));
+    }
+    if p.oom_score_adj().is_some() {
+        return Err(err(
+            "process.oomScoreAdj",
+            "setting the OOM score is not supported",
+        ));
+    }
+    if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
+        return Err(err(
+            "process",
+            "ioPriority, scheduler and execCPUAffinity are not supported",
+        ));
+    }
+    Ok(())
+}
+
+fn hooks(c: &Spec) -> Result<(), SpecError> {
+    let h = c.hooks().as_ref().expect("checked by the caller");
+    #[allow(deprecated)]
+    let any = [
+        h.prestart(),
+        h.create_runtime(),
+        h.create_container(),
+        h.start_container(),
+        h.poststart(),
+        h.poststop(),
+    ]
+    .iter()
+    .any(|x| x.as_ref().is_some_and(|v| !v.is_empty()));
+    if any {
+        return Err(err("hooks", "OCI hooks are not supported yet"));
+    }
+    Ok(())
+}
+
+/// The `linux` section; true when the bundle asked for a user namespace.
+fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
+    let Some(l) = bundle.config.linux() else {
+        return Err(err("linux", "the bundle has no linux section"));
+    };
+    let own_user = namespaces(l.namespaces().as_deref().unwrap_or_default(), s)?;
+    let map = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
+        m.iter()
+            .flatten()
+            .map(|m| IdMap {
+                inside: m.container_id(),
+                outside: m.host_id(),
+                count: m.size(),
+            })
+            .collect()
+    };
+    s.identity.uid_map = map(l.uid_mappings());
+    s.identity.gid_map = map(l.gid_mappings());
+    s.filesystem.masked_paths = l.masked_paths().clone().unwrap_or_default();
+    s.filesystem.readonly_paths = l.readonly_paths().clone().unwrap_or_default();
+    s.sysctls = l.sysctl().clone().unwrap_or_default().into_iter().collect();
+    if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(err(
+            "linux.devices",
+            "extra device nodes are not supported: the sandbox's /dev has null, zero, full, random, urandom and tty",
+        ));
+    }
+    if let Some(r) = l.resources() {
+        resources(r, s)?;
+    }
+    if l.personality().is_some() {
+        return Err(err(
+            "linux.personality",
+            "setting the personality is not supported",
+        ));
+    }
+    if l.intel_rdt().is_some() {
+        return Err(err("linux.intelRdt", "Intel RDT is not supported"));
+    }
+    if l.mount_label().as_deref().is_some_and(|m| !m.is_empty()) {
+        return Err(err(
+            "linux.mountLabel",
+            "SELinux mount labels are not supported by airlock",
+        ));
+    }
+    if l.rootfs_propagation()
+        .as_deref()
+        .is_some_and(|p| !matches!(p, "private" | "rprivate" | ""))
+    {
+        return Err(err(
+            "linux.rootfsPropagation",
+            "only private propagation is supported: nothing of the sandbox propagates to the host",
+        ));
+    }
+    match bundle.raw.pointer("/linux/seccomp") {
+        Some(v) if !v.is_null() => {
+            let oci: OciSeccomp = serde_json::from_value(v.clone())
+                .map_err(|e| err("linux.seccomp", e.to_string()))?;
+            s.seccomp = Seccomp::Custom { oci };
+        }
+        // runc runs without a filter when the bundle has none; airlock's
+        // default filter stays on unless acknowledged otherwise.
+        _ => s.seccomp = Seccomp::Default,
+    }
+    Ok(own_user)
+}
+
+/// The namespaces; true when the bundle listed a user namespace.
+fn namespaces(
+    list: &[oci_spec::runtime::LinuxNamespace],
+    s: &mut SandboxSpec,
+) -> Result<bool, SpecError> {
+    let mut ns = Namespaces {
+        mount: false,
+        pid: false,
+        uts: false,
+        ipc: false,
+        net: false,
+        user: false,
+        cgroup: false,
+        time: false,
+    };
+    for (i, n) in list.iter().enumerate() {
+        if let Some(p) = n.path() {
+            return Err(err(
+                format!("linux.namespaces[{i}].path"),
+                format!(
+                    "joining an existing namespace ({}) is not supported yet",
+                    p.display()
+                ),
+            ));
+        }
+        match n.typ() {
+            LinuxNamespaceType::Mount => ns.mount = true,
+            LinuxNamespaceType::Pid => ns.pid = true,
+            LinuxNamespaceType::Uts => ns.uts = true,
+            LinuxNamespaceType::Ipc => ns.ipc = true,
+            LinuxNamespaceType::Network => ns.net = true,
+            LinuxNamespaceType::User => ns.user = true,
+            LinuxNamespaceType::Cgroup => ns.cgroup = true,
+            LinuxNamespaceType::Time => ns.time = true,
+        }
+    }
+    if !ns.mount {
+        return Err(err(
+            "linux.namespaces",
+            "a container needs a mount namespace",
+        ));
+    }
+    // Root in the container is never the host's root: a user namespace of
+    // the container's own unless keeping the host's ids is acknowledged.
+    let own_user = ns.user;
+    ns.user = true;
+    s.namespaces = ns;
+    Ok(own_user)
+}
+
+fn resources(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result<(), SpecError> {
+    if let Some(m) = r.memory() {
+        if let Some(limit) = m.limit().filter(|l| *l > 0) {
+            s.resources.memory = Some(Size(limit as u64));
+            if let Some(swap) = m.swap().filter(|w| *w > 0) {
+                // OCI's swap is memory+swap, as on cgroup v1.
+                s.resources.swap = Some(Size((swap as u64).saturating_sub(limit as u64)));
+            }
+        }
+        if m.reservation().is_some() || m.kernel().is_some() || m.swappiness().is_some() {
+            return Err(err(
+                "linux.resources.memory",
+                "only limit and swap are supported",
+            ));
+        }
+    }
+    if let Some(p) = r.pids() {
+        if p.limit() > 0 {
+            s.resources.pids = Some(p.limit() as u64);
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let (Some(q), Some(p)) = (c.quota().filter(|q| *q > 0), c.period().filter(|p| *p > 0)) {
+            s.resources.cpus = Some(q as f64 / p as f64);
+        }
+        if let Some(shares) = c.shares().filter(|x| *x > 0) {
+            // runc's conversion of v1 shares onto a v2 weight.
+            let weight = 1 + ((shares.clamp(2, 262_144) - 2) * 9_999) / 262_142;
+            s.resources.cpu_weight = Some(weight as u32);
+        }
+        if c.cpus().as_deref().is_some_and(|x| !x.is_empty())
+            || c.mems().as_deref().is_some_and(|x| !x.is_empty())
+            || c.realtime_runtime().is_some()
+        {
+            return Err(err(
+                "linux.resources.cpu",
+                "cpusets and realtime limits are not supported",
+            ));
+        }
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(err("linux.resources.hugepageLimits", "not supported"));
+    }
+    if r.block_io().as_ref().is_some_and(|b| b.weight().is_some()) {
+        let w = r.block_io().as_ref().and_then(|b| b.weight()).unwrap_or(0);
+        // blkio weight (10..1000) onto airlock's io weight (1..10000).
+        s.resources.io_weight = Some((w as u32).clamp(1, 1000) * 10);
+    }
+    // linux.resources.devices is the device cgroup: airlock's /dev holds
+    // only the standard nodes, whatever the allow-list says.
+    Ok(())
+}
+
+/// Where the bundle's mounts land in airlock's terms.
+fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
+    let has_dev = bundle
+        .config
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev"));
+    for (i, m) in bundle.config.mounts().iter().flatten().enumerate() {
+        let field = format!("mounts[{i}]");
+        let dest = m.destination().display().to_string();
+        let opts: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
+        let typ = m.typ().as_deref().unwrap_or("");
+        let is_bind = typ == "bind" || opts.iter().any(|o| *o == "bind" || *o == "rbind");
+        if is_bind {
+            let Some(src) = m.source() else {
+                return Err(err(format!("{field}.source"), "a bind needs a source"));
+            };
+            let src = if src.is_absolute() {
+                src.clone()
+            } else {
+                bundle.dir.join(src)
+            };
+            s.filesystem.mounts.push(Mount::Bind {
+                source: src.display().to_string(),
+                destination: dest,
+                readonly: opts.contains(&"ro"),
+                devices: !opts.contains(&"nodev") && opts.contains(&"dev"),
+            });
+            continue;
+        }
+        let covered_by_dev =
+            has_dev && matches!(dest.as_str(), "/dev/pts" | "/dev/shm" | "/dev/mqueue");
+        match typ {
+            _ if covered_by_dev => {}
+            "proc" => s.filesystem.mounts.push(Mount::Proc { destination: dest }),
+            "tmpfs" if dest == "/dev" => s.filesystem.mounts.push(Mount::Dev { destination: dest }),
+            "tmpfs" => s.filesystem.mounts.push(tmpfs(&field, dest, &opts)?),
+            "mqueue" => s
+                .filesystem
+                .mounts
+                .push(Mount::Mqueue { destination: dest }),
+            "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
+            // The host's cgroup tree is not the container's to see; an
+            // empty read-only directory stands where it was asked for.
+            "cgroup" | "cgroup2" => s.filesystem.mounts.push(Mount::Tmpfs {
+                destination: dest.clone(),
+                size: Some(Size(4096)),
+                mode: Some(FileMode(0o555)),
+            }),
+            other => {
+                return Err(err(
+                    format!("{field}.type"),
+                    format!("mounts of type {other:?} are not supported"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tmpfs(field: &str, destination: String, opts: &[&str]) -> Result<Mount, SpecError> {
+    let mut size = None;
+    let mut mode = None;
+    for o in opts {
+        if let Some(v) = o.strip_prefix("size=") {
+            size =
+                Some(airlock::spec::parse_size(v).map_err(|e| err(format!("{field}.options"), e))?);
+        } else if let Some(v) = o.strip_prefix("mode=") {
+            let m = u32::from_str_radix(v, 8)
+                .map_err(|_| err(format!("{field}.options"), format!("mode={v} is not octal")))?;
+            mode = Some(FileMode(m));
+        }
+    }
+    Ok(Mount::Tmpfs {
+        destination,
+        size,
+        mode,
+    })
+}
+
+/// `run.airlock.*` annotations: airlock's own settings per container.
+fn annotations(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
+    for (k, v) in bundle.annotations() {
+        let Some(key) = k.strip_prefix(ANNOTATION_PREFIX) else {
+            continue;
+        };
+        let field = format!("annotations.{k}");
+        match key {
+            "allow-unsafe" => s
+                .allow_unsafe
+                .extend(v.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty())),
+            "landlock" => {
+                s.landlock.mode = match v.as_str() {
+                    "off" => LandlockMode::Off,
+                    "auto" => LandlockMode::Auto,
+                    "required" => LandlockMode::Required,
+                    _ => return Err(err(field, "one of off, auto, required")),
+                }
+            }
+            "seccomp" => {
+                s.seccomp = match v.as_str() {
+                    "default" => Seccomp::Default,
+                    "none" => Seccomp::None,
+                    "bundle" => s.seccomp.clone(),
+                    _ => return Err(err(field, "one of default, none, bundle")),
+                }
+            }
+            _ => {
+                return Err(err(
+                    field,
+                    "unknown airlock annotation (known: run.airlock.allow-unsafe, run.airlock.landlock, run.airlock.seccomp)",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The platform's defaults that are safe under airlock's user namespace.
+fn platform_defaults(s: &mut SandboxSpec) {
+    let root_unprivileged = s.namespaces.user && s.identity.uid_map.iter().all(|m| m.outside != 0);
+    if !s.process.no_new_privs && root_unprivileged {
+        s.allow_unsafe.push("no-new-privs-disabled".into());
+    }
+    s.allow_unsafe.sort();
+    s.allow_unsafe.dedup();
+}
+
+/// Under the user namespace airlock adds, the container's own files — its
+/// root, and what the client keeps for it in the bundle directory or a
+/// directory named by the container's id (podman's hosts, resolv.conf,
+/// .containerenv under its run root) — are shown with their ownership as
+/// on disk, so root-owned files are the container root's as the image
+/// expects. Writing them as that owner is what the container is for; the
+/// acknowledgement says so in the log. Other binds (volumes) keep the host
+/// view: their files' owners are not the container's.
+fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) {
+    if matches!(s.filesystem.root, Root::Path { .. }) {
+        s.filesystem.idmap.push("/".into());
+    }
+    for m in &s.filesystem.mounts {
+        if let Mount::Bind {
+            source,
+            destination,
+            ..
+        } = m
+        {
+            let src = Path::new(source);
+            let per_container = src.components().any(|c| c.as_os_str() == id);
+            if src.starts_with(&bundle.dir) || per_container {
+                s.filesystem.idmap.push(destination.clone());
+            }
+        }
+    }
+    if !s.filesystem.idmap.is_empty() {
+        s.allow_unsafe.push("idmapped-writable".into());
+    }
+}

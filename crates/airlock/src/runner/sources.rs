@@ -1,0 +1,195 @@
+//! Bind sources and a directory root, opened and cloned on the host side.
+//!
+//! The supervisor does this before PID 1 exists, with the caller's own
+//! privileges: a root caller's sandbox can then bind what only root may
+//! open (an OCI client's per-container files under a 0700 directory),
+//! while its setup runs as an unprivileged id. Each path is opened once,
+//! the object it really leads to is judged again by the guardrails (a
+//! path swapped after the caller's check cannot change what the sandbox
+//! gets), and cloned with `open_tree` into a detached mount with its
+//! attributes (read-only, nosuid, nodev) set. PID 1 inherits the fds over
+//! clone3 and attaches them in its own tree; a detached mount is not in
+//! any mount namespace, so moving it into PID 1's is allowed.
+
+use super::fs::{clone_tree, is_dir, path_in};
+use super::report::{Reporter, SetupError, StepExt};
+use crate::plan::{MountStep, Plan};
+use crate::spec::Root;
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use rustix::fs::{Mode, OFlags};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+type Result<T> = std::result::Result<T, SetupError>;
+
+/// Detached mounts for PID 1 to attach.
+pub struct HostTrees {
+    /// The tree of each bind step, by step index.
+    pub binds: Vec<Option<OwnedFd>>,
+    /// The root, when it is a host directory.
+    pub root: Option<OwnedFd>,
+}
+
+/// Open, re-judge and clone every bind source and a directory root.
+pub fn clone_on_host(plan: &Plan, report: Reporter) -> Result<HostTrees> {
+    report.progress(|| "open, re-check and clone the bind sources".into());
+    let table = crate::check::mount_table();
+    let mut binds = Vec::with_capacity(plan.filesystem.steps.len());
+    for m in &plan.filesystem.steps {
+        binds.push(match m {
+            MountStep::Bind {
+                source,
+                destination,
+                readonly,
+                devices,
+                ..
+            } => {
+                let step = || format!("mount {destination}");
+                let src = open_source(plan, &table, &step, source)?;
+                let tree = clone_tree(&src, true).step(step)?;
+                let mut attrs = MOUNT_ATTR_NOSUID;
+                if !devices {
+                    attrs |= MOUNT_ATTR_NODEV;
+                }
+                if *readonly {
+                    attrs |= MOUNT_ATTR_RDONLY;
+                }
+                sys::mount_setattr(&tree, attrs, true).step(step)?;
+                Some(tree)
+            }
+            _ => None,
+        });
+    }
+    let root = match &plan.filesystem.root {
+        Root::Path { path, readonly } => Some(root_tree(plan, &table, path, *readonly)?),
+        _ => None,
+    };
+    Ok(HostTrees { binds, root })
+}
+
+impl HostTrees {
+    /// Once PID 1's id maps are written: make the trees the plan shows
+    /// with host ownership idmapped through its user namespace.
+    pub fn idmap(&self, plan: &Plan, pid: i32) -> Result<()> {
+        let wanted = plan
+            .filesystem
+            .steps
+            .iter()
+            .zip(&self.binds)
+            .filter_map(|(m, t)| match m {
+                MountStep::Bind {
+                    idmap: true,
+                    destination,
+                    ..
+                } => Some((destination.as_str(), t.as_ref())),
+                _ => None,
+            });
+        let root = plan
+            .filesystem
+            .idmap_root
+            .then_some(("/", self.root.as_ref()));
+        let mut userns = None;
+        for (dest, tree) in wanted.chain(root) {
+            let step = || format!("idmap {dest}");
+            let tree = tree.ok_or_else(|| SetupError::new(step(), "no tree was cloned for it"))?;
+            if userns.is_none() {
+                let path = format!("/proc/{pid}/ns/user");
+                userns = Some(
+                    rustix::fs::open(
+                        path.as_str(),
+                        OFlags::RDONLY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .step(|| "idmap: open the sandbox's user namespace".into())?,
+                );
+            }
+            let ns = userns.as_ref().expect("opened above");
+            sys::mount_setattr_idmap(tree, ns).step(step)?;
+        }
+        Ok(())
+    }
+}
+
+/// A host directory as the sandbox's root: nosuid and nodev throughout,
+/// and with `readonly` everything below it read-only now, while its top
+/// stays writable for the mountpoints setup makes until the plan's last
+/// step makes it read-only too.
+fn root_tree(plan: &Plan, table: &str, path: &str, readonly: bool) -> Result<OwnedFd> {
+    let step = || format!("root {path}");
+    let src = open_source(plan, table, &step, path)?;
+    if !is_dir(&src).step(step)? {
+        return Err(SetupError::new(
+            step(),
+            format!("{path} is not a directory"),
+        ));
+    }
+    let tree = clone_tree(&src, true).step(step)?;
+    sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
+    if readonly {
+        sys::mount_setattr(&tree, MOUNT_ATTR_RDONLY, true).step(step)?;
+        match sys::mount_setattr_clr(&tree, 0, MOUNT_ATTR_RDONLY, false) {
+            Ok(()) => {}
+            // A source the kernel keeps read-only stays so, which is what
+            // was asked for anyway.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) => return Err(SetupError::io(step(), &e)),
+        }
+    }
+    Ok(tree)
+}
+
+/// Open a host path once, find where the opened object really is, and
+/// judge it again with the guardrails.
+pub(super) fn open_source(
+    plan: &Plan,
+    table: &str,
+    step: &dyn Fn() -> String,
+    path: &str,
+) -> Result<OwnedFd> {
+    let slash = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open the host root".into())?;
+    let fd = path_in(&slash, path).map_err(|e| missing(step(), path, &e))?;
+    // /proc is still the host's here, and this is our own fd.
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let opened = rustix::fs::readlink(link.as_str(), Vec::new()).step(step)?;
+    let opened = opened.to_string_lossy().into_owned();
+    let refused = crate::check::recheck_source(&plan.spec, &plan.host, table, path, &opened);
+    if let Some(f) = refused.first() {
+        return Err(SetupError::new(
+            step(),
+            format!(
+                "source {path} now leads to {opened}, which the guardrails refuse ({}); it was checked as {}",
+                f.code,
+                plan.host.resolve(path)
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+/// The error for a path that could not be opened, saying plainly when it
+/// does not exist.
+fn missing(step: String, path: &str, e: &io::Error) -> SetupError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => SetupError {
+            errno: Some(libc::ENOENT),
+            ..SetupError::new(step, format!("source {path} does not exist"))
+        },
+        Some(libc::ELOOP) | Some(libc::EXDEV) => SetupError {
+            errno: e.raw_os_error(),
+            ..SetupError::new(
+                step,
+                format!("source {path} goes through a /proc magic link"),
+            )
+        },
+        Some(libc::EACCES) => SetupError {
+            errno: Some(libc::EACCES),
+            ..SetupError::new(step, format!("{path}: permission denied"))
+        },
+        _ => SetupError::io(step, e),
+    }
+}
