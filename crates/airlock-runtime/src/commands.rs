@@ -397,7 +397,9 @@ fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     let spawn = SpawnOptions::default();
     let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| e.to_string())?;
     if let Some(p) = &e.pid_file {
-        write_pid_file(p, process.init_pid())?;
+        // The runner that waits for the process and exits with its
+        // status, for the same reason as in `create`.
+        write_pid_file(p, process.pid() as i32)?;
     }
     if e.detach {
         return Ok(0);

@@ -1,0 +1,203 @@
+//! podman drives airlock-runtime as it drives runc (`--runtime`), with its
+//! own storage (vfs) and run root in a temporary directory and a busybox
+//! image imported from a tarball made here from Debian's busybox-static.
+
+use std::process::{Command, Output, Stdio};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// podman with storage, run root and runtime of this test only. On this
+/// machine root lacks CAP_SYS_RESOURCE: podman's default rlimits are too
+/// high to set, so every run lowers them.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Option<Podman> {
+        if !is_root() {
+            eprintln!("SKIPPED: this test needs root (CI runs it as root)");
+            return None;
+        }
+        if Command::new("podman").arg("--version").output().is_err() {
+            eprintln!(
+                "SKIPPED: podman is not installed (.ci/run installs it: apt-get install podman)"
+            );
+            return None;
+        }
+        let p = Podman {
+            dir: tempfile::Builder::new()
+                .prefix("airlock-podman")
+                .tempdir()
+                .unwrap(),
+        };
+        p.import_busybox();
+        Some(p)
+    }
+
+    fn cmd(&self) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file", "--runtime"])
+            .arg(env!("CARGO_BIN_EXE_airlock-runtime"));
+        c
+    }
+
+    fn import_busybox(&self) {
+        let rootfs = self.dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        for d in ["proc", "dev", "sys", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for c in [
+            "sh", "echo", "id", "pwd", "touch", "cat", "sleep", "ls", "stat",
+        ] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
+        }
+        let tar = self.dir.path().join("busybox.tar");
+        let ok = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let o = self
+            .cmd()
+            .args(["import"])
+            .arg(&tar)
+            .arg("localhost/busybox:test")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// `podman run --rm` of the test image with `args` before it and
+    /// `command` after.
+    fn run(&self, args: &[&str], command: &[&str]) -> Output {
+        self.cmd()
+            .args(["run", "--rm", "--network", "none"])
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ])
+            .args(args)
+            .arg("localhost/busybox:test")
+            .args(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn podman_runs_containers_through_airlock() {
+    let Some(p) = Podman::new() else { return };
+    // Output and exit status.
+    let o = p.run(&[], &["sh", "-c", "echo hello; exit 5"]);
+    assert_eq!(o.status.code(), Some(5), "{}", err(&o));
+    assert_eq!(out(&o), "hello\n");
+    // --env, --workdir, --user.
+    let o = p.run(
+        &["-e", "FOO=bar", "-w", "/tmp", "--user", "1000:1000"],
+        &["sh", "-c", "echo $FOO; pwd; id -u; id -g"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "bar\n/tmp\n1000\n1000\n");
+    // Root in the container is not the host's root, yet the image's files
+    // are root's as the image has them (idmapped root).
+    let o = p.run(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; stat -c %u /bin/busybox",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let mut lines = text.lines();
+    let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(map[0], "0");
+    assert_ne!(map[1], "0", "{text}");
+    assert_eq!(lines.next(), Some("0"), "{text}");
+    // --read-only: the root cannot be written.
+    let o = p.run(&["--read-only"], &["sh", "-c", "touch /x"]);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    // The default seccomp profile podman sends is applied.
+    let o = p.run(&[], &["sh", "-c", "grep Seccomp: /proc/self/status"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o).split_whitespace().last(), Some("2"));
+}
+
+#[test]
+fn podman_detached_container_lifecycle() {
+    let Some(p) = Podman::new() else { return };
+    let o = p
+        .cmd()
+        .args(["run", "-d", "--name", "lc", "--network", "none"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["localhost/busybox:test", "sh", "-c"])
+        .arg("echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let logs = |p: &Podman| out(&p.cmd().args(["logs", "lc"]).output().unwrap());
+    for _ in 0..100 {
+        if logs(&p).contains("started") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(logs(&p), "started\n");
+    let o = p
+        .cmd()
+        .args(["exec", "lc", "sh", "-c", "echo in-exec; exit 4"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", err(&o));
+    assert_eq!(out(&o), "in-exec\n");
+    let o = p
+        .cmd()
+        .args(["ps", "--format", "{{.Names}} {{.Status}}"])
+        .output()
+        .unwrap();
+    assert!(out(&o).starts_with("lc Up"), "{}", out(&o));
+    let o = p.cmd().args(["stop", "-t", "5", "lc"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let o = p
+        .cmd()
+        .args(["inspect", "--format", "{{.State.ExitCode}}", "lc"])
+        .output()
+        .unwrap();
+    assert_eq!(out(&o).trim(), "0", "{}", err(&o));
+    let o = p.cmd().args(["rm", "lc"]).output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+}

@@ -1,0 +1,381 @@
+//! airlock-runtime driven the way an OCI client drives runc: bundles on
+//! disk, one call per verb, the state root given with --root. Every
+//! container is a real sandbox; the properties are checked from inside.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIPPED: this test needs root (CI runs it as root)");
+            return;
+        }
+    };
+}
+
+/// A state root and a bundle directory for one test.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-runtime-test")
+            .tempdir()
+            .unwrap();
+        Env { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `airlock-runtime --root STATE ARGS`. Its stdout and stderr are
+    /// files, not pipes: a created container keeps the stdio it was given
+    /// (as with runc), so a pipe would stay open for its whole life.
+    fn rt(&self, args: &[&str]) -> Output {
+        let out = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
+        let err = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(out.path()).unwrap(),
+            stderr: std::fs::read(err.path()).unwrap(),
+        }
+    }
+
+    /// A busybox bundle running `args`, `edit` applied to its config.
+    fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let b = self.dir.path().join(name);
+        let rootfs = b.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        for d in ["proc", "dev", "sys", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for c in [
+            "sh", "echo", "cat", "id", "ls", "sleep", "stat", "touch", "ps",
+        ] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
+        }
+        let mut config = base_config(args);
+        edit(&mut config);
+        std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+        b
+    }
+}
+
+fn base_config(args: &[&str]) -> Value {
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "oci-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts"},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm"},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
+        ],
+        "linux": {
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}
+            ],
+            "maskedPaths": ["/proc/kcore"],
+            "readonlyPaths": ["/proc/sys"]
+        }
+    })
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn state(env: &Env, id: &str) -> Value {
+    let o = env.rt(&["state", id]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn wait_status(env: &Env, id: &str, want: &str) -> Value {
+    for _ in 0..200 {
+        let s = state(env, id);
+        if s["status"] == want {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{id} never became {want}: {}", state(env, id));
+}
+
+fn alive(pid: i64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn create_start_state_kill_delete() {
+    require_root!();
+    let env = Env::new();
+    // A volume keeps the host's view of ownership: container root is an
+    // unprivileged host id there, so the directory is open to everyone.
+    let shared = env.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let marker = shared.join("started");
+    let m = marker.display().to_string();
+    let b = env.bundle("b", &["sh", "-c", "touch /out/started; exec sleep 1000"], |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/out", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
+    });
+    let pid_file = env.dir.path().join("pid");
+    let o = env.rt(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "c1",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    // Created: set up, the workload held before exec.
+    let s = state(&env, "c1");
+    assert_eq!(s["status"], "created", "{s}");
+    assert_eq!(s["id"], "c1");
+    assert_eq!(s["bundle"], b.canonicalize().unwrap().display().to_string());
+    let pid = s["pid"].as_i64().unwrap();
+    assert!(pid > 0 && alive(pid));
+    assert!(
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .parse::<i32>()
+            .unwrap()
+            > 0
+    );
+    assert!(!marker.exists(), "{m}: the workload ran before start");
+    // A second create with the same id is refused, nothing changes.
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "c1"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("c1"), "{:?}", text(&o));
+    // Start releases it.
+    let o = env.rt(&["start", "c1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_status(&env, "c1", "running");
+    for _ in 0..200 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(marker.exists(), "the workload did not run after start");
+    // A second start is an error.
+    assert!(!env.rt(&["start", "c1"]).status.success());
+    // Delete without --force refuses a running container.
+    let o = env.rt(&["delete", "c1"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("running"), "{:?}", text(&o));
+    // kill, then it is stopped and its processes are gone.
+    let o = env.rt(&["kill", "c1", "KILL"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let s = wait_status(&env, "c1", "stopped");
+    assert_eq!(s["pid"], 0);
+    assert!(!alive(pid));
+    let o = env.rt(&["delete", "c1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = env.rt(&["state", "c1"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("does not exist"), "{:?}", text(&o));
+    // delete --force of what is not there is fine, as with runc.
+    assert!(env.rt(&["delete", "--force", "c1"]).status.success());
+}
+
+#[test]
+fn run_gives_the_exit_status_and_stdio() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["sh", "-c", "echo out; echo err >&2; exit 7"], |_| {});
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "r1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(7), "{out} {err}");
+    assert_eq!(out, "out\n");
+    assert!(err.contains("err"), "{err}");
+    // run without --keep removes the container.
+    assert!(!env.rt(&["state", "r1"]).status.success());
+}
+
+#[test]
+fn inside_a_container() {
+    require_root!();
+    let env = Env::new();
+    let script = "cat /proc/self/uid_map; stat -c %u /bin/busybox; \
+                  touch /made-inside && stat -c %u /made-inside; hostname; \
+                  cat /proc/sys/net/ipv4/ping_group_range; grep -c . /proc/1/cmdline; \
+                  grep NoNewPrivs /proc/self/status";
+    let b = env.bundle("b", &["sh", "-c", script], |c| {
+        c["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0"});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "in1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // No user namespace in the bundle, yet root inside is an unprivileged
+    // host range.
+    let map: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(map[0], "0");
+    assert_ne!(map[1], "0", "container root is not the host's root: {out}");
+    // The rootfs is idmapped: host root's files are container root's, and
+    // what container root makes is host root's on disk.
+    assert_eq!(lines[1], "0", "{out}");
+    assert_eq!(lines[2], "0", "{out}");
+    let made = b.join("rootfs/made-inside");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&made.metadata().unwrap()),
+        0
+    );
+    assert_eq!(lines[3], "oci-test");
+    assert_eq!(lines[4].split_whitespace().collect::<Vec<_>>(), ["0", "0"]);
+    assert!(lines[6].ends_with('1'), "no_new_privs: {out}");
+}
+
+#[test]
+fn exec_joins_a_running_container() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "e1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = env.rt(&[
+        "exec",
+        "e1",
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/comm; exit 3",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{out} {err}");
+    assert_eq!(out, "oci-test\nsleep\n");
+    assert!(env.rt(&["delete", "--force", "e1"]).status.success());
+    assert!(!env.rt(&["state", "e1"]).status.success());
+}
+
+#[test]
+fn bad_bundles_are_refused_and_leave_nothing() {
+    require_root!();
+    let env = Env::new();
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+        (
+            "missing config",
+            Box::new(|b: &Path| std::fs::remove_file(b.join("config.json")).unwrap()),
+            "config.json",
+        ),
+        (
+            "invalid json",
+            Box::new(|b: &Path| std::fs::write(b.join("config.json"), "{").unwrap()),
+            "config.json",
+        ),
+        (
+            "old version",
+            Box::new(|b: &Path| edit_config(b, |c| c["ociVersion"] = json!("0.9.0"))),
+            "ociVersion",
+        ),
+        (
+            "no rootfs",
+            Box::new(|b: &Path| std::fs::remove_dir_all(b.join("rootfs")).unwrap()),
+            "root.path",
+        ),
+        (
+            "unknown annotation",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| c["annotations"] = json!({"run.airlock.nope": "1"}))
+            }),
+            "run.airlock.nope",
+        ),
+        (
+            "host sysctl",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["sysctl"] = json!({"vm.overcommit_memory": "1"})
+                })
+            }),
+            "vm.overcommit_memory",
+        ),
+        (
+            "extra device",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["devices"] =
+                        json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}])
+                })
+            }),
+            "linux.devices",
+        ),
+        (
+            "host pid namespace",
+            Box::new(|b: &Path| {
+                edit_config(
+                    b,
+                    |c| c["linux"]["namespaces"] = json!([{"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]),
+                )
+            }),
+            "shared-pid",
+        ),
+    ];
+    for (i, (what, spoil, needle)) in cases.iter().enumerate() {
+        let b = env.bundle(&format!("b{i}"), &["true"], |_| {});
+        spoil(&b);
+        let id = format!("bad{i}");
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{what}: {out} {err}");
+        assert!(err.contains(needle), "{what}: {needle:?} not in {err}");
+        assert!(
+            !env.rt(&["state", &id]).status.success(),
+            "{what}: left a container"
+        );
+    }
+    let o = env.rt(&["list", "--format", "json"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+}
+
+fn edit_config(b: &Path, f: impl FnOnce(&mut Value)) {
+    let mut c: Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    f(&mut c);
+    std::fs::write(b.join("config.json"), c.to_string()).unwrap();
+}
