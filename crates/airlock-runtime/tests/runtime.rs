@@ -294,11 +294,14 @@ fn exec_joins_a_running_container() {
     assert!(!env.rt(&["state", "e1"]).status.success());
 }
 
+/// What a bad-bundle case does to a good bundle.
+type Spoil = Box<dyn Fn(&Path)>;
+
 #[test]
 fn bad_bundles_are_refused_and_leave_nothing() {
     require_root!();
     let env = Env::new();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<(&str, Spoil, &str)> = vec![
         (
             "missing config",
             Box::new(|b: &Path| std::fs::remove_file(b.join("config.json")).unwrap()),

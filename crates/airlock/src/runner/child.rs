@@ -19,7 +19,7 @@ pub fn main(
     go: OwnedFd,
     report: Reporter,
     hold: Option<OwnedFd>,
-    cloned: HostTrees,
+    cloned: Option<HostTrees>,
 ) -> ! {
     let (go, slave) = match setup(&plan, go, report, cloned) {
         Ok(x) => x,
@@ -79,7 +79,7 @@ fn setup(
     plan: &Plan,
     go: OwnedFd,
     report: Reporter,
-    cloned: HostTrees,
+    cloned: Option<HostTrees>,
 ) -> Result<(OwnedFd, Option<OwnedFd>), SetupError> {
     // The supervisor writes our id maps from outside, then says go. It
     // keeps its end of the pipe open for as long as it lives.

@@ -44,7 +44,7 @@ pub struct Trees {
 
 /// Steps 1 to 3: private propagation and sources, staging root, the
 /// sandbox's root.
-pub fn prepare(plan: &Plan, cloned: HostTrees, report: Reporter) -> Result<Trees> {
+pub fn prepare(plan: &Plan, cloned: Option<HostTrees>, report: Reporter) -> Result<Trees> {
     report.progress(|| "make every mount private".into());
     mount_change(
         "/",
@@ -56,6 +56,11 @@ pub fn prepare(plan: &Plan, cloned: HostTrees, report: Reporter) -> Result<Trees
     // Our mount namespace is private now: its table cannot change under
     // us, so one read serves every overlay layer.
     let table = crate::check::mount_table();
+    // Cloned by the supervisor for a root caller; here otherwise.
+    let cloned = match cloned {
+        Some(c) => c,
+        None => sources::clone_trees(plan, report)?,
+    };
     let sources = cloned.binds;
     let root_source = open_root_source(plan, &table, cloned.root)?;
     let host = pivot_to_staging(report)?;

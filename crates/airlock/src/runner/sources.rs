@@ -1,9 +1,11 @@
-//! Bind sources and a directory root, opened and cloned on the host side.
+//! Bind sources and a directory root, opened and cloned.
 //!
-//! The supervisor does this before PID 1 exists, with the caller's own
-//! privileges: a root caller's sandbox can then bind what only root may
-//! open (an OCI client's per-container files under a 0700 directory),
-//! while its setup runs as an unprivileged id. Each path is opened once,
+//! For a root caller the supervisor does this on the host side before
+//! PID 1 exists, with root's privileges: the sandbox can then bind what
+//! only root may open (an OCI client's per-container files under a 0700
+//! directory) while its setup runs as an unprivileged id, and the trees
+//! can be idmapped. A rootless caller may not clone mounts of the host's
+//! mount namespace, so there PID 1 does the same in its own copy of it. Each path is opened once,
 //! the object it really leads to is judged again by the guardrails (a
 //! path swapped after the caller's check cannot change what the sandbox
 //! gets), and cloned with `open_tree` into a detached mount with its
@@ -31,7 +33,7 @@ pub struct HostTrees {
 }
 
 /// Open, re-judge and clone every bind source and a directory root.
-pub fn clone_on_host(plan: &Plan, report: Reporter) -> Result<HostTrees> {
+pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
     report.progress(|| "open, re-check and clone the bind sources".into());
     let table = crate::check::mount_table();
     let mut binds = Vec::with_capacity(plan.filesystem.steps.len());

@@ -109,8 +109,12 @@ pub(super) fn supervise(
     let (go_read, go_write) = go;
     let (inner, inner_child) = inner;
 
-    // With the caller's privileges, before any namespace exists.
-    let cloned = sources::clone_on_host(&plan, report)?;
+    // With root's privileges, before any namespace exists; a rootless
+    // caller's PID 1 does it in its own mount namespace instead.
+    let cloned = match plan.caller.is_root() {
+        true => Some(sources::clone_trees(&plan, report)?),
+        false => None,
+    };
     report.progress(|| "clone3 into new namespaces".into());
     let (pid, pidfd) =
         match sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) {
@@ -150,7 +154,7 @@ pub(super) fn supervise(
         report,
     )?;
     // Idmapped only now: the user namespace needs its maps first.
-    if let Err(e) = cloned.idmap(&plan, pid) {
+    if let Err(e) = cloned.as_ref().map_or(Ok(()), |c| c.idmap(&plan, pid)) {
         kill_and_reap(&pidfd, pid);
         return Err(e);
     }
@@ -294,7 +298,7 @@ struct Pid1Ends {
     go: OwnedFd,
     inner: OwnedFd,
     hold: Option<OwnedFd>,
-    cloned: sources::HostTrees,
+    cloned: Option<sources::HostTrees>,
 }
 
 /// In the clone: let go of what is the supervisor's, put the log pipes on
