@@ -13,6 +13,7 @@ use airlock::{Context, ExecOptions, LifecycleOptions, Sandbox, SpawnOptions};
 use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +37,15 @@ impl Ctx {
     }
 
     fn state_root(&self) -> Result<StateRoot> {
+        // Clients name a root below directories that may not exist yet
+        // (containerd: /run/containerd/runc/NAMESPACE); runc makes them.
+        if let Some(parent) = self.root.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(parent)
+                .map_err(|e| format!("--root {}: {e}", self.root.display()))?;
+        }
         StateRoot::open(&self.root).map_err(|e| e.to_string())
     }
 
@@ -161,13 +171,17 @@ fn create(
     pid_file: Option<&Path>,
 ) -> Result<()> {
     let bundle = Bundle::load(bundle_dir)?;
+    ctx.state_root()?;
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
         // SAFETY: geteuid has no arguments and cannot fail.
         root_caller: unsafe { libc::geteuid() } == 0,
         id: id.to_string(),
     };
-    let spec = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
+    let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
+    for n in &notes {
+        ctx.log.warn(n);
+    }
     if spec.process.terminal && console_socket.is_none() {
         return Err("process.terminal is true but no --console-socket was given".into());
     }

@@ -87,8 +87,9 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
     SpecError::new(field, reason)
 }
 
-/// The spec for `bundle`.
-pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<SandboxSpec, SpecError> {
+/// The spec for `bundle`, and notes for the log about what it presents
+/// differently from runc.
+pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<String>), SpecError> {
     let c = &bundle.config;
     let mut s = SandboxSpec {
         init: InitMode::Workload,
@@ -122,10 +123,11 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<SandboxSpec, SpecError
         s.namespaces.user = false;
     }
     platform_defaults(&mut s);
+    let mut notes = Vec::new();
     if s.namespaces.user && !own_user && opts.root_caller {
-        idmap_own_files(bundle, &opts.id, &mut s);
+        notes = idmap_own_files(bundle, &opts.id, &mut s);
     }
-    Ok(s)
+    Ok((s, notes))
 }
 
 fn root(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
@@ -552,9 +554,18 @@ fn platform_defaults(s: &mut SandboxSpec) {
 /// expects. Writing them as that owner is what the container is for; the
 /// acknowledgement says so in the log. Other binds (volumes) keep the host
 /// view: their files' owners are not the container's.
-fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) {
-    if matches!(s.filesystem.root, Root::Path { .. }) {
-        s.filesystem.idmap.push("/".into());
+fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Root::Path { path, .. } = &s.filesystem.root {
+        // overlayfs cannot be idmapped (the kernel refuses with EINVAL);
+        // such a root keeps the host's view of ownership.
+        if is_overlayfs(Path::new(path)) {
+            notes.push(format!(
+                "the root {path} is an overlayfs mount, which cannot be idmapped: files the host's root owns appear as nobody (65534) in the container"
+            ));
+        } else {
+            s.filesystem.idmap.push("/".into());
+        }
     }
     for m in &s.filesystem.mounts {
         if let Mount::Bind {
@@ -572,5 +583,19 @@ fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) {
     }
     if !s.filesystem.idmap.is_empty() {
         s.allow_unsafe.push("idmapped-writable".into());
+    }
+    notes
+}
+
+fn is_overlayfs(path: &Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct we own; c is a valid
+    // NUL-terminated path for the call.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == OVERLAYFS_SUPER_MAGIC
     }
 }

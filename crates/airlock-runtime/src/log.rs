@@ -27,7 +27,7 @@ impl Log {
             return;
         };
         let line = if self.json {
-            let time = airlock::state::now();
+            let time = rfc3339(airlock::state::now());
             serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         } else {
             format!("{level}: {msg}")
@@ -57,5 +57,37 @@ impl Log {
         self.write("error", msg);
         eprintln!("airlock-runtime: {msg}");
         std::process::exit(1)
+    }
+}
+
+/// Seconds since the epoch as RFC 3339 in UTC, which runc's clients parse
+/// (the civil-from-days conversion of Howard Hinnant's date algorithms).
+fn rfc3339(epoch: f64) -> String {
+    let secs = epoch.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_796_216_481.5), "2026-12-02T13:01:21Z");
+        assert_eq!(super::rfc3339(951_782_400.0), "2000-02-29T00:00:00Z");
     }
 }

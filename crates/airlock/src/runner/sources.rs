@@ -13,7 +13,7 @@
 //! clone3 and attaches them in its own tree; a detached mount is not in
 //! any mount namespace, so moving it into PID 1's is allowed.
 
-use super::fs::{clone_tree, is_dir, path_in};
+use super::fs::{clone_tree, ensure_target, is_dir, path_in, TargetKind};
 use super::report::{Reporter, SetupError, StepExt};
 use crate::plan::{MountStep, Plan};
 use crate::spec::Root;
@@ -66,7 +66,44 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
         Root::Path { path, readonly } => Some(root_tree(plan, &table, path, *readonly)?),
         _ => None,
     };
+    if let (Some(root), true) = (&root, plan.caller.is_root()) {
+        make_mountpoints(plan, root, &binds);
+    }
     Ok(HostTrees { binds, root })
+}
+
+/// On the host side, as root, the mountpoints a directory root lacks are
+/// made before the sandbox's root (an unprivileged id) would need to: as
+/// runc does, so an image without /run or /sys still takes those mounts.
+/// Best effort: whatever fails here is tried again, and reported, by
+/// PID 1. A mountpoint inside an earlier mount is made in that mount
+/// later, not in the image.
+fn make_mountpoints(plan: &Plan, root: &OwnedFd, binds: &[Option<OwnedFd>]) {
+    let mut mounted: Vec<&str> = Vec::new();
+    for (m, tree) in plan.filesystem.steps.iter().zip(binds) {
+        let dest = match m {
+            MountStep::Bind { destination, .. }
+            | MountStep::Tmpfs { destination, .. }
+            | MountStep::Proc { destination }
+            | MountStep::HostProc { destination }
+            | MountStep::Dev { destination }
+            | MountStep::Mqueue { destination }
+            | MountStep::Sysfs { destination } => destination.as_str(),
+            _ => continue,
+        };
+        let inside_earlier = mounted
+            .iter()
+            .any(|d| crate::check::paths::within(dest, d) && dest != *d);
+        mounted.push(dest);
+        if inside_earlier {
+            continue;
+        }
+        let kind = match tree.as_ref().map(is_dir) {
+            Some(Ok(false)) => TargetKind::File,
+            _ => TargetKind::Dir,
+        };
+        let _ = ensure_target(root, dest, kind);
+    }
 }
 
 impl HostTrees {
