@@ -2,7 +2,7 @@
 //! close_range with flags), each behind a small safe function.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -107,22 +107,28 @@ pub fn mount_setattr_idmap(fd: impl AsFd, userns: impl AsFd) -> io::Result<()> {
         propagation: 0,
         userns_fd: userns.as_fd().as_raw_fd() as u64,
     };
-    let flags = libc::AT_EMPTY_PATH as libc::c_uint | 0x8000; // AT_RECURSIVE
-                                                              // SAFETY: as in mount_setattr_clr; both fds are borrowed for the call.
+    raw_mount_setattr(fd.as_fd(), &attr, true)
+}
+
+fn raw_mount_setattr(fd: BorrowedFd, attr: &MountAttr, recursive: bool) -> io::Result<()> {
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= 0x8000; // AT_RECURSIVE
+    }
+    // SAFETY: the path is a valid NUL-terminated empty string, attr is a
+    // valid mount_attr of the size we pass, and fd (and any userns fd in
+    // attr) is borrowed for the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            fd.as_fd().as_raw_fd(),
+            fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    check(ret).map(drop)
 }
 
 /// Like [`mount_setattr`], also clearing `attr_clr` (only ever used on
@@ -139,23 +145,7 @@ pub fn mount_setattr_clr(
         propagation: libc::MS_PRIVATE,
         userns_fd: 0,
     };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= 0x8000; // AT_RECURSIVE
-    }
-    // SAFETY: the path is a valid NUL-terminated empty string, attr is a
-    // valid mount_attr of the size we pass, and fd is borrowed for the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_fd().as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check(ret).map(drop)
+    raw_mount_setattr(fd.as_fd(), &attr, recursive)
 }
 
 /// Mark every fd from `first` up close-on-exec (`close_range` with

@@ -90,8 +90,8 @@ pub enum MountStep {
 }
 
 impl MountStep {
-    /// The step's name in progress messages and errors.
-    pub fn describe(&self) -> String {
+    /// Where a step that mounts something mounts it.
+    pub fn mountpoint(&self) -> Option<&str> {
         match self {
             MountStep::Bind { destination, .. }
             | MountStep::Tmpfs { destination, .. }
@@ -99,7 +99,17 @@ impl MountStep {
             | MountStep::HostProc { destination }
             | MountStep::Dev { destination }
             | MountStep::Mqueue { destination }
-            | MountStep::Sysfs { destination } => format!("mount {destination}"),
+            | MountStep::Sysfs { destination } => Some(destination),
+            _ => None,
+        }
+    }
+
+    /// The step's name in progress messages and errors.
+    pub fn describe(&self) -> String {
+        if let Some(d) = self.mountpoint() {
+            return format!("mount {d}");
+        }
+        match self {
             MountStep::Dir { destination, .. } => format!("dir {destination}"),
             MountStep::File { destination, .. } => format!("file {destination}"),
             MountStep::Symlink { destination, .. } => format!("symlink {destination}"),
@@ -107,6 +117,7 @@ impl MountStep {
             MountStep::ReadOnly { path } => format!("read-only {path}"),
             MountStep::SealDev { destination } => format!("make {destination} read-only"),
             MountStep::ReadOnlyRoot => "make / read-only".into(),
+            _ => unreachable!("mounts are named above"),
         }
     }
 }

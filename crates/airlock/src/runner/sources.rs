@@ -81,15 +81,8 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
 fn make_mountpoints(plan: &Plan, root: &OwnedFd, binds: &[Option<OwnedFd>]) {
     let mut mounted: Vec<&str> = Vec::new();
     for (m, tree) in plan.filesystem.steps.iter().zip(binds) {
-        let dest = match m {
-            MountStep::Bind { destination, .. }
-            | MountStep::Tmpfs { destination, .. }
-            | MountStep::Proc { destination }
-            | MountStep::HostProc { destination }
-            | MountStep::Dev { destination }
-            | MountStep::Mqueue { destination }
-            | MountStep::Sysfs { destination } => destination.as_str(),
-            _ => continue,
+        let Some(dest) = m.mountpoint() else {
+            continue;
         };
         let inside_earlier = mounted
             .iter()
