@@ -250,7 +250,18 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
             oci_status(st.status)
         ));
     }
-    sb.request(&Request::Start).map_err(|e| e.to_string())
+    sb.request(&Request::Start).map_err(|e| e.to_string())?;
+    // As runc's start: return once the user process has been exec'd (a
+    // client may exec into it at once), or has already ended.
+    for _ in 0..1000 {
+        match sb.state().map(|s| s.status) {
+            Ok(Status::Created) | Ok(Status::Creating) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            _ => return Ok(()),
+        }
+    }
+    Err(format!("container {id} did not start within 5 seconds"))
 }
 
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {

@@ -328,13 +328,21 @@ fn namespaces(
         user: false,
         cgroup: false,
         time: false,
+        join: BTreeMap::new(),
     };
     for (i, n) in list.iter().enumerate() {
         if let Some(p) = n.path() {
+            // A network namespace the platform prepared (podman's netavark,
+            // a pod's sandbox): joined by the supervisor before the clone.
+            if n.typ() == LinuxNamespaceType::Network {
+                ns.join.insert("net".into(), p.display().to_string());
+                continue;
+            }
             return Err(err(
                 format!("linux.namespaces[{i}].path"),
                 format!(
-                    "joining an existing namespace ({}) is not supported yet",
+                    "joining an existing {} namespace ({}) is not supported yet (only network)",
+                    n.typ(),
                     p.display()
                 ),
             ));
@@ -459,6 +467,16 @@ fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
                 .filesystem
                 .mounts
                 .push(Mount::Mqueue { destination: dest }),
+            // sysfs shows the network namespace it is mounted in, and a
+            // joined one is not the container's to mount: an empty
+            // read-only directory stands there instead.
+            "sysfs" if s.namespaces.join.contains_key("net") => {
+                s.filesystem.mounts.push(Mount::Tmpfs {
+                    destination: dest,
+                    size: Some(Size(4096)),
+                    mode: Some(FileMode(0o555)),
+                })
+            }
             "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
             // The host's cgroup tree is not the container's to see; an
             // empty read-only directory stands where it was asked for.

@@ -142,6 +142,24 @@ fn podman_runs_containers_through_airlock() {
     assert_eq!(map[0], "0");
     assert_ne!(map[1], "0", "{text}");
     assert_eq!(lines.next(), Some("0"), "{text}");
+    // podman's default networking: a network namespace netavark prepared,
+    // joined by path.
+    let o = p
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["localhost/busybox:test", "cat", "/proc/net/dev"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("eth0:"), "{}", out(&o));
     // --read-only: the root cannot be written.
     let o = p.run(&["--read-only"], &["sh", "-c", "touch /x"]);
     assert_ne!(o.status.code(), Some(0), "{}", out(&o));

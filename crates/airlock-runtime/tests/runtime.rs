@@ -382,3 +382,53 @@ fn edit_config(b: &Path, f: impl FnOnce(&mut Value)) {
     f(&mut c);
     std::fs::write(b.join("config.json"), c.to_string()).unwrap();
 }
+
+#[test]
+fn a_network_namespace_is_joined_by_path() {
+    require_root!();
+    let env = Env::new();
+    // A network namespace prepared the way a platform does, bound to a file.
+    let nsfile = env.dir.path().join("netns");
+    std::fs::write(&nsfile, "").unwrap();
+    let ok = Command::new("unshare")
+        .arg(format!("--net={}", nsfile.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(nsfile.clone());
+    let inode = std::os::unix::fs::MetadataExt::ino(&nsfile.metadata().unwrap());
+    let b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "stat -L -c %i /proc/self/ns/net; cat /proc/sys/net/ipv4/ip_default_ttl; ls /sys",
+        ],
+        |c| {
+            c["linux"]["namespaces"] = json!([
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+                {"type": "network", "path": nsfile}
+            ]);
+            c["linux"]["sysctl"] = json!({"net.ipv4.ip_default_ttl": "33"});
+        },
+    );
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "n1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], inode.to_string(), "the joined namespace: {out}");
+    assert_eq!(lines[1], "33", "its sysctl was written: {out}");
+    // The host's namespace was not touched.
+    let ttl = std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl").unwrap();
+    assert_ne!(ttl.trim(), "33");
+    // Its sysfs is not the container's to mount: /sys holds only the
+    // mountpoint of the cgroup stand-in.
+    assert_eq!(lines[2..], ["fs"], "{out}");
+}

@@ -329,6 +329,7 @@ impl Sandbox {
             dir: sb.dir.clone(),
             walls: plan.walls,
             new_session: plan.new_session,
+            join: plan.join.clone(),
             cgroup: st.cgroup,
             process,
             verbose: opts.verbose,

@@ -174,6 +174,21 @@ pub fn close_from_except(first: i32, keep: &[i32]) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_close_range, lo, u32::MAX, 0u32) }).map(drop)
 }
 
+/// Write kernel parameters through /proc/sys, which shows the namespaces
+/// of whoever opens it.
+pub fn write_sysctls(
+    sysctls: &[(String, String)],
+    report: crate::report::Reporter,
+) -> Result<(), crate::report::SetupError> {
+    use crate::report::StepExt;
+    for (k, v) in sysctls {
+        report.progress(|| format!("sysctl {k}={v}"));
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).step(|| format!("sysctl {k}"))?;
+    }
+    Ok(())
+}
+
 /// Point stdin, stdout and stderr at /dev/null.
 pub fn stdio_to_null() -> io::Result<()> {
     let null = rustix::fs::open(

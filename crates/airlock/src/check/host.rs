@@ -30,6 +30,10 @@ pub struct Host {
     /// user namespace or writes its own id maps).
     #[serde(default)]
     pub ids: HostIds,
+    /// The network namespace the spec joins by path is the caller's own
+    /// (the host's, for a caller on the host).
+    #[serde(default)]
+    pub joins_own_net: bool,
 }
 
 /// A mount found below a bind source.
@@ -59,6 +63,16 @@ fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Do both paths lead to the same object (device and inode)? A path that
+/// cannot be read is not the same: the runner's open of it fails later.
+fn same_file(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// This process's mount table (/proc/self/mountinfo), read once for every
@@ -153,6 +167,11 @@ impl Host {
             state: existing(RUNTIME_STATE.iter().map(|s| s.to_string())),
             nested,
             ids,
+            joins_own_net: spec
+                .namespaces
+                .join
+                .get("net")
+                .is_some_and(|p| same_file(p, "/proc/self/ns/net")),
         }
     }
 

@@ -129,7 +129,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     identity::judge(&mut f, spec, host, &caps);
     judge_protections(&mut f, spec);
     judge_capabilities(&mut f, spec, &caps, has_host_bind);
-    judge_shared(&mut f, spec);
+    judge_shared(&mut f, spec, host);
     judge_idmap(&mut f, spec);
     judge_acknowledgements(&mut f, spec);
     f.list
@@ -234,8 +234,9 @@ fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has
 
 /// What the workload shares with the host: its network, the caller's
 /// session.
-fn judge_shared(f: &mut Findings, spec: &SandboxSpec) {
-    if !spec.namespaces.net {
+fn judge_shared(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
+    let joined = spec.namespaces.join.contains_key("net");
+    if (!spec.namespaces.net && !joined) || (joined && host.joins_own_net) {
         f.add(
             "shared-network",
             "namespaces.net",

@@ -57,9 +57,17 @@ pub struct Plan {
     pub clocks: Option<Clocks>,
     /// Bring up `lo` in a new network namespace.
     pub loopback: bool,
+    /// Namespaces joined by path (by the supervisor before the clone, and
+    /// by every exec before it joins the user namespace).
+    #[serde(default)]
+    pub join: Vec<(Namespace, String)>,
     /// Namespaced kernel parameters, written by PID 1 in its namespaces.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
+    /// Those of a joined network namespace, written by the supervisor once
+    /// it has joined it (PID 1's user namespace has no say there).
+    #[serde(default)]
+    pub join_sysctls: Vec<(String, String)>,
     /// Our init as PID 1, or the workload itself.
     pub init: InitMode,
     /// PID 1 and the workload each start a new session.
@@ -117,6 +125,9 @@ pub struct ExecPlan {
     pub walls: Walls,
     /// Start a new session (the sandbox's `new_session`).
     pub new_session: bool,
+    /// The namespaces the sandbox joined by path, joined first.
+    #[serde(default)]
+    pub join: Vec<(Namespace, String)>,
     #[serde(default)]
     pub cgroup: Option<crate::state::CgroupPaths>,
     pub process: ProcessPlan,
@@ -276,7 +287,14 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         hostname: ns.uts.then(|| spec.hostname.clone()),
         clocks: ns.time.then(|| spec.time.clone()),
         loopback: ns.net,
-        sysctls: spec.sysctls.clone().into_iter().collect(),
+        join: ns
+            .join
+            .get("net")
+            .map(|p| (Namespace::Net, p.clone()))
+            .into_iter()
+            .collect(),
+        sysctls: sysctls(spec, false),
+        join_sysctls: sysctls(spec, true),
         init: spec.init,
         new_session: spec.new_session,
         die_with_caller: spec.die_with_parent,
@@ -337,6 +355,17 @@ fn check_idmap(spec: &SandboxSpec, ctx: &crate::Context) -> Result<(), SpecError
         }
     }
     Ok(())
+}
+
+/// The sysctls PID 1 writes (`joined` false) or the supervisor writes in
+/// a joined network namespace (`joined` true).
+fn sysctls(spec: &SandboxSpec, joined: bool) -> Vec<(String, String)> {
+    let net_joined = spec.namespaces.join.contains_key("net");
+    spec.sysctls
+        .iter()
+        .filter(|(k, _)| (net_joined && k.starts_with("net.")) == joined)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Capability numbers; validate() has already rejected unknown names.

@@ -129,11 +129,7 @@ fn setup(
 
     // Through /proc/sys, which shows the namespaces of whoever opens it:
     // ours, while the host's /proc is still mounted.
-    for (k, v) in &plan.sysctls {
-        report.progress(|| format!("sysctl {k}={v}"));
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, v).step(|| format!("sysctl {k}"))?;
-    }
+    crate::sys::write_sysctls(&plan.sysctls, report)?;
 
     let trees = mount::prepare(plan, cloned, report)?;
     mount::apply(plan, &trees, report)?;

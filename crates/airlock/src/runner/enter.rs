@@ -34,6 +34,7 @@ fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
 pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     let report = Reporter::new(sock, plan.verbose);
     join_cgroups(&plan)?;
+    super::supervisor::join_by_path(&plan.join)?;
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {

@@ -252,6 +252,9 @@ fn prepare_host_side(
         rustix::process::setsid().step(|| "setsid".into())?;
     }
     overlay::prepare_upper(plan)?;
+    // PID 1 is cloned into what we are in, for what it does not make new.
+    join_by_path(&plan.join)?;
+    crate::sys::write_sysctls(&plan.join_sysctls, report)?;
     let cgroup = create_cgroup(plan, report)?;
     let cgroup_fd = match cgroup.as_ref().and_then(|c| c.v2.as_ref()) {
         Some(dir) => Some(
@@ -299,6 +302,24 @@ struct Pid1Ends {
     inner: OwnedFd,
     hold: Option<OwnedFd>,
     cloned: Option<sources::HostTrees>,
+}
+
+/// Join the namespaces at `paths` (before the clone, and, for an exec,
+/// before the user namespace, whose capabilities do not reach them).
+pub(super) fn join_by_path(
+    paths: &[(crate::namespace::Namespace, String)],
+) -> Result<(), SetupError> {
+    for (ns, path) in paths {
+        let step = || format!("join the {} namespace {path}", ns.proc_name());
+        let fd = rustix::fs::open(
+            path.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .step(step)?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), None).step(step)?;
+    }
+    Ok(())
 }
 
 /// In the clone: let go of what is the supervisor's, put the log pipes on

@@ -213,6 +213,11 @@ pub struct Namespaces {
     pub user: bool,
     pub cgroup: bool,
     pub time: bool,
+    /// Namespaces joined by path instead of made (`net` only for now:
+    /// `{"net": "/run/netns/x"}`, with `net = false`), as a platform that
+    /// prepares networking hands them over.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub join: BTreeMap<String, String>,
 }
 
 impl Default for Namespaces {
@@ -226,6 +231,7 @@ impl Default for Namespaces {
             user: true,
             cgroup: true,
             time: true,
+            join: BTreeMap::new(),
         }
     }
 }

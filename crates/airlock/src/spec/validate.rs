@@ -193,7 +193,7 @@ fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
             || k == "kernel.sem"
             || k.starts_with("fs.mqueue.");
         let own = if k.starts_with("net.") {
-            ns.net
+            ns.net || ns.join.contains_key("net")
         } else if ipc {
             ns.ipc
         } else {
@@ -296,6 +296,22 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
                 spec.hostname
             ),
         ));
+    }
+    for (k, path) in &spec.namespaces.join {
+        let field = format!("namespaces.join.{k}");
+        if k != "net" {
+            return Err(SpecError::new(
+                field,
+                "only the network namespace can be joined by path",
+            ));
+        }
+        if spec.namespaces.net {
+            return Err(SpecError::new(
+                field,
+                "the sandbox cannot both make a network namespace and join one (set namespaces.net = false)",
+            ));
+        }
+        absolute(&field, path)?;
     }
     if spec.namespaces.user {
         id_maps("identity.uid_map", &spec.identity.uid_map)?;
