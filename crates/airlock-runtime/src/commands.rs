@@ -399,8 +399,8 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
 
 fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     let (sb, _) = ctx.find(&e.container_id)?;
-    if e.tty || e.console_socket.is_some() {
-        return Err("exec --tty is not supported yet".into());
+    if e.tty && e.console_socket.is_none() {
+        return Err("exec --tty needs --console-socket".into());
     }
     if e.preserve_fds > 0 {
         return Err("--preserve-fds is not supported".into());
@@ -414,7 +414,8 @@ fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         cwd: e.cwd.as_ref().map(|c| c.display().to_string()),
         uid: e.user.map(|u| u.0),
         gid: e.user.and_then(|u| u.1),
-        tty: false,
+        tty: e.tty,
+        console_socket: e.console_socket.clone(),
     };
     if let Some(path) = &e.process {
         process_file(path, &mut opts)?;
@@ -439,10 +440,13 @@ fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
     let p: oci_spec::runtime::Process =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if p.terminal().unwrap_or(false) {
-        return Err(format!(
-            "{}: a terminal for exec is not supported yet",
-            path.display()
-        ));
+        if opts.console_socket.is_none() {
+            return Err(format!(
+                "{}: a terminal needs --console-socket",
+                path.display()
+            ));
+        }
+        opts.tty = true;
     }
     opts.args = p.args().clone().unwrap_or_default();
     opts.cwd = Some(p.cwd().display().to_string());

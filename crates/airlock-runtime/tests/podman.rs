@@ -160,6 +160,19 @@ fn podman_runs_containers_through_airlock() {
         .unwrap();
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).contains("eth0:"), "{}", out(&o));
+    // run -it: the container's terminal goes to conmon's console socket.
+    let mut podman = p.cmd();
+    podman
+        .args(["run", "--rm", "-it", "--network", "none"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["localhost/busybox:test", "sh", "-c", "tty; exit 2"]);
+    let o = on_a_terminal(&podman);
+    assert_eq!(out(&o), "'/dev/pts/0\\r\\n' 2\n", "{}", err(&o));
     // --read-only: the root cannot be written.
     let o = p.run(&["--read-only"], &["sh", "-c", "touch /x"]);
     assert_ne!(o.status.code(), Some(0), "{}", out(&o));
@@ -167,6 +180,42 @@ fn podman_runs_containers_through_airlock() {
     let o = p.run(&[], &["sh", "-c", "grep Seccomp: /proc/self/status"]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o).split_whitespace().last(), Some("2"));
+}
+
+/// Runs argv on a new pseudo-terminal; prints what it showed (repr) and
+/// its exit status.
+const PTY_DRIVER: &str = "
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out, end = b'', time.time() + 20
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            c = os.read(fd, 4096)
+        except OSError:
+            break
+        if not c:
+            break
+        out += c
+_, st = os.waitpid(pid, 0)
+print(repr(out.decode()), os.waitstatus_to_exitcode(st))
+";
+
+/// Run `cmd` on a new pseudo-terminal (see [`PTY_DRIVER`]).
+fn on_a_terminal(cmd: &Command) -> Output {
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Command::new("python3")
+        .arg("-c")
+        .arg(PTY_DRIVER)
+        .args(&argv)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -202,6 +251,12 @@ fn podman_detached_container_lifecycle() {
         .unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", err(&o));
     assert_eq!(out(&o), "in-exec\n");
+    // exec -it: a terminal of the container's own, over conmon's console
+    // socket (driven from a pseudo-terminal, as a person at one).
+    let mut podman = p.cmd();
+    podman.args(["exec", "-it", "lc", "sh", "-c", "tty; exit 6"]);
+    let o = on_a_terminal(&podman);
+    assert_eq!(out(&o), "'/dev/pts/0\\r\\n' 6\n", "{}", err(&o));
     let o = p
         .cmd()
         .args(["ps", "--format", "{{.Names}} {{.Status}}"])

@@ -70,6 +70,9 @@ pub struct ExecOptions {
     /// stdin and stdout (put the caller's terminal in raw mode with
     /// [`crate::terminal::RawMode`]).
     pub tty: bool,
+    /// With `tty`: send the terminal's master over this unix socket
+    /// instead of proxying it (OCI's `exec --console-socket`).
+    pub console_socket: Option<PathBuf>,
 }
 
 /// A started sandbox: its workload has been exec'd.
@@ -330,6 +333,7 @@ impl Sandbox {
             walls: plan.walls,
             new_session: plan.new_session,
             join: plan.join.clone(),
+            console_socket: e.console_socket.clone(),
             cgroup: st.cgroup,
             process,
             verbose: opts.verbose,

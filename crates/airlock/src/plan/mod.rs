@@ -128,6 +128,9 @@ pub struct ExecPlan {
     /// The namespaces the sandbox joined by path, joined first.
     #[serde(default)]
     pub join: Vec<(Namespace, String)>,
+    /// With a terminal: send its master here instead of proxying it.
+    #[serde(default)]
+    pub console_socket: Option<std::path::PathBuf>,
     #[serde(default)]
     pub cgroup: Option<crate::state::CgroupPaths>,
     pub process: ProcessPlan,

@@ -34,6 +34,11 @@ fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
 pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     let report = Reporter::new(sock, plan.verbose);
     join_cgroups(&plan)?;
+    // Its path is in the caller's mount namespace, which we leave next.
+    let console = match (&plan.console_socket, plan.process.terminal) {
+        (Some(path), true) => Some(super::tty::connect_console_socket(path)?),
+        _ => None,
+    };
     super::supervisor::join_by_path(&plan.join)?;
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
@@ -64,6 +69,12 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     };
     drop(inner_child);
     let proxy = match pty {
+        Some(super::tty::Pty { master, slave }) if console.is_some() => {
+            // The client proxies it (OCI's --console-socket).
+            drop(slave);
+            super::tty::send_terminal(console.as_ref().expect("matched above"), master)?;
+            None
+        }
         Some(super::tty::Pty { master, slave }) => {
             drop(slave);
             let child = rustix::process::Pid::from_raw(pid).expect("fork returned a pid");

@@ -176,6 +176,13 @@ pub fn proxy_until_exit(proxy: &mut Proxy, pidfd: &OwnedFd) -> Result<(), SetupE
 /// Hand the terminal's master to whoever listens on `path` (OCI's
 /// `--console-socket`): one message carrying the fd, as runc sends it.
 pub fn send_to_console_socket(path: &std::path::Path, master: OwnedFd) -> Result<(), SetupError> {
+    let sock = connect_console_socket(path)?;
+    send_terminal(&sock, master)
+}
+
+/// Connect to a console socket (before leaving the mount namespace its
+/// path is in).
+pub fn connect_console_socket(path: &std::path::Path) -> Result<OwnedFd, SetupError> {
     let step = || format!("console socket {}", path.display());
     let sock = rustix::net::socket_with(
         rustix::net::AddressFamily::UNIX,
@@ -186,5 +193,11 @@ pub fn send_to_console_socket(path: &std::path::Path, master: OwnedFd) -> Result
     .step(step)?;
     let addr = rustix::net::SocketAddrUnix::new(path).step(step)?;
     rustix::net::connect(&sock, &addr).step(step)?;
-    crate::sys::send_with_fds(&sock, b"/dev/pts/0", &[master.as_fd()]).step(step)
+    Ok(sock)
+}
+
+/// Send the terminal's master on a connected console socket.
+pub fn send_terminal(sock: &OwnedFd, master: OwnedFd) -> Result<(), SetupError> {
+    crate::sys::send_with_fds(sock, b"/dev/pts/0", &[master.as_fd()])
+        .step(|| "send the terminal on the console socket".into())
 }
