@@ -173,6 +173,14 @@ fn podman_runs_containers_through_airlock() {
         .args(["localhost/busybox:test", "sh", "-c", "tty; exit 2"]);
     let o = on_a_terminal(&podman);
     assert_eq!(out(&o), "'/dev/pts/0\\r\\n' 2\n", "{}", err(&o));
+    // --memory and --pids-limit: the container's own cgroups, nested under
+    // its caller's.
+    let o = p.run(
+        &["--memory", "64m", "--pids-limit", "50"],
+        &["sh", "-c", "grep -c airlock- /proc/self/cgroup"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).trim().parse::<u32>().unwrap() >= 2, "{}", out(&o));
     // --read-only: the root cannot be written.
     let o = p.run(&["--read-only"], &["sh", "-c", "touch /x"]);
     assert_ne!(o.status.code(), Some(0), "{}", out(&o));
@@ -263,6 +271,20 @@ fn podman_detached_container_lifecycle() {
         .output()
         .unwrap();
     assert!(out(&o).starts_with("lc Up"), "{}", out(&o));
+    // pause/unpause freeze its cgroup (podman's default pids limit gives
+    // it one).
+    let status = |p: &Podman| {
+        let o = p
+            .cmd()
+            .args(["inspect", "--format", "{{.State.Status}}", "lc"])
+            .output()
+            .unwrap();
+        out(&o).trim().to_string()
+    };
+    assert!(p.cmd().args(["pause", "lc"]).status().unwrap().success());
+    assert_eq!(status(&p), "paused");
+    assert!(p.cmd().args(["unpause", "lc"]).status().unwrap().success());
+    assert_eq!(status(&p), "running");
     let o = p.cmd().args(["stop", "-t", "5", "lc"]).output().unwrap();
     assert!(o.status.success(), "{}", err(&o));
     let o = p
