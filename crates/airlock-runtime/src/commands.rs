@@ -152,8 +152,9 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
             );
             Ok(0)
         }
-        CommonCmd::Spec(_) => {
-            Err("`spec` is not supported yet: write config.json with runc spec or by hand".into())
+        CommonCmd::Spec(s) => {
+            spec_template(&s.bundle.unwrap_or_else(|| ".".into()), s.rootless)?;
+            Ok(0)
         }
         CommonCmd::Update(_) => Err(
             "`update` is not supported: a container's limits are fixed when it is created".into(),
@@ -458,6 +459,24 @@ fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `spec`: a starting config.json in the bundle directory (oci-spec's
+/// default, which is runc's), never over an existing one.
+fn spec_template(bundle: &Path, rootless: bool) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        return Err(format!("{}: already exists", path.display()));
+    }
+    let spec = if rootless {
+        // SAFETY: getuid and getgid have no arguments and cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        oci_spec::runtime::Spec::rootless(uid, gid)
+    } else {
+        oci_spec::runtime::Spec::default()
+    };
+    let text = serde_json::to_string_pretty(&spec).expect("serializes");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn oci_status(s: Status) -> &'static str {

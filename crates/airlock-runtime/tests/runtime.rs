@@ -376,6 +376,31 @@ fn bad_bundles_are_refused_and_leave_nothing() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
 }
 
+#[test]
+fn spec_writes_a_config_that_runs() {
+    require_root!();
+    let env = Env::new();
+    // A bundle whose config.json is the runtime's own template.
+    let b = env.bundle("b", &["true"], |_| {});
+    std::fs::remove_file(b.join("config.json")).unwrap();
+    let o = env.rt(&["spec", "--bundle", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        !env.rt(&["spec", "--bundle", b.to_str().unwrap()])
+            .status
+            .success(),
+        "never over an existing one"
+    );
+    edit_config(&b, |c| {
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(["sh", "-c", "echo from-template"]);
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "s1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out, "from-template\n");
+}
+
 fn edit_config(b: &Path, f: impl FnOnce(&mut Value)) {
     let mut c: Value =
         serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
