@@ -127,6 +127,13 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
     if s.namespaces.user && !own_user && opts.root_caller {
         notes = idmap_own_files(bundle, &opts.id, &mut s);
     }
+    let cgroups_path = c.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    if let Some(p) = cgroups_path {
+        notes.push(format!(
+            "linux.cgroupsPath {}: airlock nests the container's cgroups (airlock-<id>) under the cgroups of the process that runs it, not at that path",
+            p.display()
+        ));
+    }
     Ok((s, notes))
 }
 
