@@ -3,8 +3,9 @@
 //! steps in order, the cgroups and their limits, the workload's ids,
 //! capabilities, environment and numeric rlimits, the Landlock rules and
 //! the compiled seccomp programs. The caller's facts are passed in; the
-//! only work beyond computation is compiling the seccomp profile, done
-//! here once per start, and drawing the sandbox's random id.
+//! only work beyond computation is getting the seccomp programs (the
+//! default profile's were compiled at build time, see [`crate::seccomp`])
+//! and drawing the sandbox's random id.
 
 mod ids;
 pub mod mounts;

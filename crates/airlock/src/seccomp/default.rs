@@ -6,6 +6,13 @@
 //! `ALLOWED` is every x86_64 syscall of the Linux 6.1 UAPI headers
 //! (`asm/unistd_64.h`) minus `DENIED`; names are resolved per architecture
 //! by libseccomp, and a name it does not know is left out (deny).
+//!
+//! This file stands alone (libseccomp and libc only): the crate's build
+//! script includes it too, to compile the profile once at build time (see
+//! the module doc of `seccomp`).
+
+use libseccomp::error::SeccompError;
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
 /// Syscalls allowed unconditionally.
 pub const ALLOWED: &[&str] = &[
@@ -301,7 +308,7 @@ pub const ALLOWED: &[&str] = &[
 
 /// Syscalls the default profile leaves out on purpose (they return EPERM).
 /// `clone`, `socket`, `ioctl` and `personality` are allowed only with the
-/// arguments in `mod.rs`; `clone3` returns ENOSYS so libc falls back to
+/// arguments below; `clone3` returns ENOSYS so libc falls back to
 /// `clone`, whose flags can be inspected.
 pub const DENIED: &[&str] = &[
     "_sysctl",
@@ -379,3 +386,72 @@ pub const DENIED: &[&str] = &[
     "ustat",
     "vhangup",
 ];
+
+const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP) as u64;
+
+/// Socket families the default profile allows.
+const SOCKET_FAMILIES: &[i32] = &[
+    libc::AF_UNIX,
+    libc::AF_INET,
+    libc::AF_INET6,
+    libc::AF_NETLINK,
+    libc::AF_PACKET,
+];
+
+/// personality(2) values that do not weaken the address space (Docker's list).
+const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+/// ioctl requests that push input into a terminal (CVE-2017-5226 class).
+const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
+
+/// A syscall of the native architecture by name; `None` when libseccomp
+/// does not know it.
+pub fn syscall(name: &str) -> Option<ScmpSyscall> {
+    ScmpSyscall::from_name(name).ok()
+}
+
+/// The default profile as two filters. The kernel runs every filter and
+/// the most restrictive answer wins, which lets the second one refuse what
+/// the first allows: ioctl requests compared on their low 32 bits only (the
+/// kernel ignores the rest, CVE-2019-10063), and clone3 with ENOSYS.
+pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
+    let mut allow = ScmpFilterContext::new(ScmpAction::Errno(libc::EPERM))?;
+    for name in ALLOWED.iter().chain(["ioctl", "clone3"].iter()) {
+        if let Some(s) = syscall(name) {
+            allow.add_rule(ScmpAction::Allow, s)?;
+        }
+    }
+    if let Some(clone) = syscall("clone") {
+        let cmp = ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
+        allow.add_rule_conditional(ScmpAction::Allow, clone, &[cmp])?;
+    }
+    if let Some(socket) = syscall("socket") {
+        for family in SOCKET_FAMILIES {
+            let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *family as u64);
+            allow.add_rule_conditional(ScmpAction::Allow, socket, &[cmp])?;
+        }
+    }
+    if let Some(p) = syscall("personality") {
+        for value in PERSONALITIES {
+            let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *value);
+            allow.add_rule_conditional(ScmpAction::Allow, p, &[cmp])?;
+        }
+    }
+    let mut refuse = ScmpFilterContext::new(ScmpAction::Allow)?;
+    if let Some(ioctl) = syscall("ioctl") {
+        for req in TERMINAL_INJECTION {
+            let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *req);
+            refuse.add_rule_conditional(ScmpAction::Errno(libc::EPERM), ioctl, &[cmp])?;
+        }
+    }
+    if let Some(clone3) = syscall("clone3") {
+        refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)?;
+    }
+    Ok(vec![allow, refuse])
+}

@@ -2,18 +2,38 @@
 //! seccomp JSON format, compiled with libseccomp (which handles the
 //! architecture checks, the x32 ABI and argument comparisons correctly).
 //!
-//! A profile is compiled once, in the caller, when the plan is made: a bad
+//! A profile is compiled in the caller, when the plan is made: a bad
 //! profile is an error naming the rule before anything starts, and the
 //! plan carries the compiled BPF programs. The runner (and every process
 //! exec'd into the sandbox later) only installs them with seccomp(2), so
 //! neither compiles anything nor needs libseccomp at run time.
+//!
+//! Compiling is done once where it can be, because it was the largest
+//! single cost of a start (about 5 million instructions for the default
+//! profile, more than half of the CLI's work):
+//!
+//! - The default profile never changes, so the build script compiles it
+//!   (`build.rs` runs `default.rs`, this module's own code, with the
+//!   libseccomp the crate links) and the programs are part of the binary.
+//!   They are used only while the facts they depend on hold at run time:
+//!   the libseccomp version and the native architecture they were compiled
+//!   with (the airlock version is the binary's own). Otherwise, and in a
+//!   cross build, the profile is compiled as before. A test checks that
+//!   they are byte for byte what compiling gives.
+//! - Other profiles are kept in memory by content (the whole profile is
+//!   the key, compared for equality rather than by a hash), for a library
+//!   caller or a daemon that starts many sandboxes with the same profile.
+//! - Nothing is cached on disk: a program read back from a file is the
+//!   filter itself, so whoever can write that file (or swap it between
+//!   the ownership check and the read) removes the workload's seccomp
+//!   wall. The build-time programs are as fast and are as trusted as the
+//!   binary that carries them.
 
 mod default;
 pub use default::{ALLOWED, DENIED};
 
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
+use default::syscall;
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
 use serde::{Deserialize, Serialize};
 
 /// Which syscall filter the workload runs under.
@@ -83,84 +103,6 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> SeccompError {
 
 fn lib(field: &str) -> impl Fn(libseccomp::error::SeccompError) -> SeccompError + '_ {
     move |e| err(field, e.to_string())
-}
-
-const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP) as u64;
-
-/// Socket families the default profile allows.
-const SOCKET_FAMILIES: &[i32] = &[
-    libc::AF_UNIX,
-    libc::AF_INET,
-    libc::AF_INET6,
-    libc::AF_NETLINK,
-    libc::AF_PACKET,
-];
-
-/// personality(2) values that do not weaken the address space (Docker's list).
-const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
-
-/// ioctl requests that push input into a terminal (CVE-2017-5226 class).
-const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
-
-fn syscall(name: &str) -> Option<ScmpSyscall> {
-    ScmpSyscall::from_name(name).ok()
-}
-
-/// The default profile as two filters. The kernel runs every filter and
-/// the most restrictive answer wins, which lets the second one refuse what
-/// the first allows: ioctl requests compared on their low 32 bits only (the
-/// kernel ignores the rest, CVE-2019-10063), and clone3 with ENOSYS.
-fn default_filters() -> Result<Vec<ScmpFilterContext>> {
-    let f = "seccomp";
-    let mut allow = ScmpFilterContext::new(ScmpAction::Errno(libc::EPERM)).map_err(lib(f))?;
-    for name in ALLOWED.iter().chain(["ioctl", "clone3"].iter()) {
-        if let Some(s) = syscall(name) {
-            allow.add_rule(ScmpAction::Allow, s).map_err(lib(f))?;
-        }
-    }
-    if let Some(clone) = syscall("clone") {
-        let cmp = ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
-        allow
-            .add_rule_conditional(ScmpAction::Allow, clone, &[cmp])
-            .map_err(lib(f))?;
-    }
-    if let Some(socket) = syscall("socket") {
-        for family in SOCKET_FAMILIES {
-            let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *family as u64);
-            allow
-                .add_rule_conditional(ScmpAction::Allow, socket, &[cmp])
-                .map_err(lib(f))?;
-        }
-    }
-    if let Some(p) = syscall("personality") {
-        for value in PERSONALITIES {
-            let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *value);
-            allow
-                .add_rule_conditional(ScmpAction::Allow, p, &[cmp])
-                .map_err(lib(f))?;
-        }
-    }
-    let mut refuse = ScmpFilterContext::new(ScmpAction::Allow).map_err(lib(f))?;
-    if let Some(ioctl) = syscall("ioctl") {
-        for req in TERMINAL_INJECTION {
-            let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *req);
-            refuse
-                .add_rule_conditional(ScmpAction::Errno(libc::EPERM), ioctl, &[cmp])
-                .map_err(lib(f))?;
-        }
-    }
-    if let Some(clone3) = syscall("clone3") {
-        refuse
-            .add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)
-            .map_err(lib(f))?;
-    }
-    Ok(vec![allow, refuse])
 }
 
 fn action(field: &str, name: &str, errno: Option<u32>) -> Result<ScmpAction> {
@@ -277,7 +219,7 @@ fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
 pub fn filters(profile: &Seccomp) -> Result<Vec<ScmpFilterContext>> {
     match profile {
         Seccomp::None => Ok(Vec::new()),
-        Seccomp::Default => default_filters(),
+        Seccomp::Default => default::filters().map_err(lib("seccomp")),
         Seccomp::Custom { oci } => custom_filters(oci),
     }
 }
@@ -315,9 +257,17 @@ impl Program {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+// By hand rather than with format!: the plan's programs are several KiB,
+// and a formatter call per byte cost a fifth of the CLI's instructions.
 impl Serialize for Program {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
+        let mut hex = String::with_capacity(self.0.len() * 2);
+        for b in &self.0 {
+            hex.push(HEX[usize::from(b >> 4)] as char);
+            hex.push(HEX[usize::from(b & 0xf)] as char);
+        }
         s.serialize_str(&hex)
     }
 }
@@ -325,23 +275,40 @@ impl Serialize for Program {
 impl<'de> Deserialize<'de> for Program {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let hex = String::deserialize(d)?;
-        if hex.len() % 16 != 0 || !hex.is_ascii() {
+        if hex.len() % 16 != 0 {
             return Err(serde::de::Error::custom(
                 "a BPF program is hex of 8-byte instructions",
             ));
         }
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-            .collect::<std::result::Result<Vec<u8>, _>>()
+        let nibble = |c: u8| (c as char).to_digit(16).map(|n| n as u8);
+        hex.as_bytes()
+            .chunks_exact(2)
+            .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+            .collect::<Option<Vec<u8>>>()
             .map(Program)
-            .map_err(serde::de::Error::custom)
+            .ok_or_else(|| serde::de::Error::custom("a BPF program is hex digits only"))
     }
 }
 
 /// Compile a profile into the programs to install, in order (none for
-/// `Seccomp::None`). Errors name the rule.
+/// `Seccomp::None`). Errors name the rule. The default profile comes
+/// precompiled when it can, other profiles from memory when this process
+/// has compiled them before (see the module doc).
 pub fn compile(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::spec::SpecError> {
+    match profile {
+        Seccomp::None => return Ok(Vec::new()),
+        Seccomp::Default => {
+            if let Some(programs) = precompiled::usable() {
+                return Ok(programs);
+            }
+        }
+        Seccomp::Custom { .. } => {}
+    }
+    cache::get_or_insert(profile, || compile_now(profile))
+}
+
+/// Compile with libseccomp, here and now.
+fn compile_now(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::spec::SpecError> {
     let to_spec = |e: SeccompError| crate::spec::SpecError::new(e.field, e.reason);
     let mut out = Vec::new();
     for f in filters(profile).map_err(to_spec)? {
@@ -350,6 +317,102 @@ pub fn compile(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::sp
         })?);
     }
     Ok(out)
+}
+
+/// The default profile's programs as the build script compiled them.
+mod precompiled {
+    use super::Program;
+
+    pub struct Precompiled {
+        pub programs: &'static [&'static [u8]],
+        /// libseccomp's (major, minor, micro) at build time.
+        pub libseccomp: (u32, u32, u32),
+        /// `ScmpArch::native()` at build time, as Debug prints it.
+        pub arch: &'static str,
+    }
+
+    include!(concat!(env!("OUT_DIR"), "/seccomp_default.rs"));
+
+    /// The programs, if compiling now would give the same: the same
+    /// libseccomp (its syscall table and code generator) for the same
+    /// architecture.
+    pub fn usable() -> Option<Vec<Program>> {
+        let p = PRECOMPILED.as_ref()?;
+        let v = libseccomp::ScmpVersion::current().ok()?;
+        if (v.major, v.minor, v.micro) != p.libseccomp
+            || format!("{:?}", libseccomp::ScmpArch::native()) != p.arch
+        {
+            return None;
+        }
+        Some(p.programs.iter().map(|b| Program(b.to_vec())).collect())
+    }
+}
+
+/// Profiles this process has compiled, by content.
+mod cache {
+    use super::{Program, Seccomp};
+    use std::sync::Mutex;
+
+    /// A daemon sees a handful of distinct profiles; past that, the
+    /// oldest goes.
+    const ENTRIES: usize = 8;
+
+    static COMPILED: Mutex<Vec<(Seccomp, Vec<Program>)>> = Mutex::new(Vec::new());
+
+    /// Errors are not kept: they are cheap to find again and name the rule.
+    pub fn get_or_insert<E>(
+        profile: &Seccomp,
+        compile: impl FnOnce() -> Result<Vec<Program>, E>,
+    ) -> Result<Vec<Program>, E> {
+        let lock = || COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = lock().iter().find(|(k, _)| k == profile) {
+            return Ok(p.clone());
+        }
+        // Compiled without the lock held: other threads' profiles need not wait.
+        let programs = compile()?;
+        let mut entries = lock();
+        if !entries.iter().any(|(k, _)| k == profile) {
+            if entries.len() == ENTRIES {
+                entries.remove(0);
+            }
+            entries.push((profile.clone(), programs.clone()));
+        }
+        Ok(programs)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_profile_is_compiled_once_and_its_errors_every_time() {
+            let oci = serde_json::from_str(
+                r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+                    "syscalls": [{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            )
+            .unwrap();
+            let profile = Seccomp::Custom { oci };
+            let mut compiled = 0;
+            for _ in 0..3 {
+                let p = get_or_insert(&profile, || {
+                    compiled += 1;
+                    super::super::compile_now(&profile)
+                })
+                .unwrap();
+                assert_eq!(p, super::super::compile_now(&profile).unwrap());
+            }
+            assert_eq!(compiled, 1);
+            let mut failed = 0;
+            for _ in 0..2 {
+                let r: Result<Vec<Program>, ()> = get_or_insert(&Seccomp::None, || {
+                    failed += 1;
+                    Err(())
+                });
+                assert!(r.is_err());
+            }
+            assert_eq!(failed, 2);
+        }
+    }
 }
 
 /// libseccomp 2.5 (Debian 12's) exports only to an fd: a memfd keeps it
@@ -459,6 +522,36 @@ mod tests {
         assert_eq!(back, progs);
         assert!(compile(&Seccomp::None).unwrap().is_empty());
         assert!(serde_json::from_str::<Program>("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn the_precompiled_default_is_byte_for_byte_a_fresh_compile() {
+        let fresh = compile_now(&Seccomp::Default).unwrap();
+        match &precompiled::PRECOMPILED {
+            Some(p) => {
+                let built: Vec<&[u8]> = p.programs.to_vec();
+                let now: Vec<&[u8]> = fresh.iter().map(|p| p.0.as_slice()).collect();
+                assert_eq!(built, now);
+                assert_eq!(precompiled::usable(), Some(fresh.clone()));
+            }
+            None if precompiled::WHY_NOT.starts_with("a cross build") => {
+                eprintln!("not precompiled: {}", precompiled::WHY_NOT)
+            }
+            None => panic!("not precompiled: {}", precompiled::WHY_NOT),
+        }
+        // Whichever way it came, the plan gets what compiling gives.
+        assert_eq!(compile(&Seccomp::Default).unwrap(), fresh);
+    }
+
+    #[test]
+    fn hex_round_trip_and_refusals() {
+        let p = Program((0..=255).chain(0..8).collect());
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.starts_with("\"000102"), "{json}");
+        assert_eq!(serde_json::from_str::<Program>(&json).unwrap(), p);
+        for bad in ["\"0011223344556g77\"", "\"0011223344556é\""] {
+            assert!(serde_json::from_str::<Program>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
