@@ -6,7 +6,8 @@ smaps_rollup, where pages that two of those processes still share after a
 fork count once). Reports each case against bubblewrap in the same run.
 
 Cases:
-  airlock run       the CLI, the supervisor and our PID 1
+  airlock run       the supervisor (the CLI execs it in its own place) and
+                    our PID 1
   airlock run -d    detached: the supervisor and our PID 1 (the CLI is gone)
   bwrap             bubblewrap with --unshare-all --die-with-parent: its
                     outer process and its PID 1

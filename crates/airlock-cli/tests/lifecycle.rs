@@ -120,8 +120,14 @@ fn killing_airlock_kills_the_workload() {
     require_root!();
     let (mut child, _out) = spawn_ready(&[], "echo ready; sleep 1000");
     let pid = child.id() as i32;
+    // airlock became the supervisor: its descendants are init, sh and
+    // (once sh has forked it) sleep.
+    assert!(
+        wait_until(5, || descendants(pid).len() >= 3),
+        "init, sh, sleep: {:?}",
+        descendants(pid)
+    );
     let inside = descendants(pid);
-    assert!(inside.len() >= 3, "runner, init, sh, sleep: {inside:?}");
     // SAFETY: kill on our own child's pid.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     child.wait().unwrap();
@@ -130,6 +136,26 @@ fn killing_airlock_kills_the_workload() {
         "still alive after airlock died: {:?}",
         inside.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn an_attached_run_keeps_no_process_of_its_own() {
+    require_root!();
+    // `airlock run` execs the runner in its place: the process its caller
+    // waits for is the supervisor, and beside the workload there are only
+    // the supervisor and our init.
+    let (mut child, _out) = spawn_ready(&[], "echo ready; exec sleep 1000");
+    let pid = child.id() as i32;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("airlock-runner"), "{exe:?}");
+    assert!(
+        wait_until(5, || descendants(pid).len() == 2),
+        "init and sleep: {:?}",
+        descendants(pid)
+    );
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(128 + libc::SIGTERM));
 }
 
 /// Open a pty pair; the slave becomes the controlling terminal of airlock.

@@ -4,11 +4,17 @@
 //! socket of its own; the supervisor learns that exec happened when the
 //! workload's copy closes, tells the caller `Started`, and at the end
 //! sends the `Exited` report.
+//!
+//! A one-shot `airlock run` has no caller beside the runner: the CLI
+//! execs the runner in its own place ([`crate::Sandbox::exec_supervisor`]),
+//! and the runner shows a person what the CLI would have ([`Attended`]).
 
 use serde::{Deserialize, Serialize};
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
 
 /// The fd number of the report socket in the runner (given on its command
 /// line; the caller passes its own fd numbers rather than dup2 onto fixed
@@ -89,6 +95,32 @@ pub enum Ended {
 }
 
 impl ExitReport {
+    /// What a person is told about how the sandbox ended beyond its exit
+    /// status; `timeout` is the spec's, in seconds.
+    pub fn notes(&self, timeout: Option<f64>) -> Vec<String> {
+        let mut notes = Vec::new();
+        match self.ended {
+            Ended::TimedOut => notes.push(format!(
+                "the sandbox reached its {}s timeout and was killed",
+                timeout.unwrap_or_default()
+            )),
+            Ended::OomKilled => {
+                notes.push("the workload was killed for exceeding its memory limit".into())
+            }
+            Ended::Exited | Ended::Signaled => {}
+        }
+        if self.pids_limit_hit {
+            notes.push("the sandbox hit its pids limit (a fork failed)".into());
+        }
+        notes
+    }
+
+    /// Write the report as `--report` does: pretty JSON and a newline.
+    pub fn write_json(&self, path: &Path) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("reports serialize");
+        std::fs::write(path, text + "\n")
+    }
+
     /// A report from the exit status alone (when the supervisor could not
     /// send one).
     pub fn from_code(code: i32) -> Self {
@@ -198,20 +230,49 @@ impl<T> StepExt<T> for rustix::io::Result<T> {
     }
 }
 
-/// The runner's end of the report socket.
+/// Where the runner's reports go.
+#[derive(Clone, Copy)]
+enum Sink<'a> {
+    /// The caller's end of the report socket.
+    Caller(BorrowedFd<'a>),
+    /// No caller: the runner took its place.
+    Person(&'a Attended),
+}
+
+/// The runner's end of the report socket, or of an attended runner, the
+/// person at the terminal.
 #[derive(Clone, Copy)]
 pub struct Reporter<'a> {
-    fd: BorrowedFd<'a>,
+    sink: Sink<'a>,
     verbose: bool,
 }
 
 impl<'a> Reporter<'a> {
     pub fn new(fd: BorrowedFd<'a>, verbose: bool) -> Self {
-        Reporter { fd, verbose }
+        Reporter {
+            sink: Sink::Caller(fd),
+            verbose,
+        }
     }
 
-    pub fn fd(&self) -> BorrowedFd<'a> {
-        self.fd
+    /// Reports for a person: the runner took its caller's place.
+    pub fn attended(to: &'a Attended, verbose: bool) -> Self {
+        Reporter {
+            sink: Sink::Person(to),
+            verbose,
+        }
+    }
+
+    pub fn with_verbose(self, verbose: bool) -> Self {
+        Reporter { verbose, ..self }
+    }
+
+    /// The caller's socket; `None` when the runner took the caller's place.
+    pub fn caller(&self) -> Option<BorrowedFd<'a>> {
+        match self.sink {
+            Sink::Caller(fd) => Some(fd),
+            Sink::Person(_) => None,
+        }
     }
 
     pub fn progress(&self, step: impl FnOnce() -> String) {
@@ -229,14 +290,119 @@ impl<'a> Reporter<'a> {
     ///
     /// [`send`]: Reporter::send
     pub fn send_with_fds(&self, r: &Report, fds: &[BorrowedFd]) -> io::Result<()> {
+        let Some(fd) = self.caller() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "fds go to a process, not to a person",
+            ));
+        };
         let bytes = serde_json::to_vec(r).expect("reports serialize");
-        crate::sys::send_with_fds(self.fd, &bytes, fds)
+        crate::sys::send_with_fds(fd, &bytes, fds)
     }
 
     pub fn send(&self, r: &Report) {
-        let bytes = serde_json::to_vec(r).expect("reports serialize");
-        // A caller that has gone away cannot be told anything; the runner
-        // then dies with it (parent-death signal), so the error is ignored.
-        let _ = rustix::net::send(self.fd.as_fd(), &bytes, rustix::net::SendFlags::NOSIGNAL);
+        match self.sink {
+            Sink::Caller(_) => self.relay(&serde_json::to_vec(r).expect("reports serialize")),
+            Sink::Person(to) => to.show(r),
+        }
     }
+
+    /// Pass on a report as it came (one packet from PID 1 or the workload).
+    pub fn relay(&self, packet: &[u8]) {
+        match self.sink {
+            // A caller that has gone away cannot be told anything; the
+            // runner then dies with it (parent-death signal), so the error
+            // is ignored.
+            Sink::Caller(fd) => {
+                let _ = rustix::net::send(fd.as_fd(), packet, rustix::net::SendFlags::NOSIGNAL);
+            }
+            Sink::Person(to) => {
+                if let Ok(r) = serde_json::from_slice(packet) {
+                    to.show(&r);
+                }
+            }
+        }
+    }
+
+    /// The runner's exit status: the supervisor's `code`, unless a person
+    /// was told of a failure, whose status wins (as the caller's would).
+    pub fn exit_code(&self, code: i32) -> i32 {
+        match self.sink {
+            Sink::Caller(_) => code,
+            Sink::Person(to) => to.finish(code),
+        }
+    }
+}
+
+/// What an attended runner tells the person at the terminal, as `airlock
+/// run` would have: the trace (`-v`), the first failure, how the sandbox
+/// ended, and the exit report file (`--report`); and while the workload's
+/// terminal is proxied (`-t`), the person's terminal in raw mode. The
+/// runner is single-threaded, hence the cells.
+pub struct Attended {
+    report_file: Option<PathBuf>,
+    /// The spec's timeout, for the message when it is reached.
+    timeout: Cell<Option<f64>>,
+    terminal: Cell<bool>,
+    raw: RefCell<Option<crate::terminal::RawMode>>,
+    /// The exit status once something decided it (a failure).
+    code: Cell<Option<i32>>,
+}
+
+impl Attended {
+    pub fn new(report_file: Option<PathBuf>) -> Self {
+        Attended {
+            report_file,
+            timeout: Cell::new(None),
+            terminal: Cell::new(false),
+            raw: RefCell::new(None),
+            code: Cell::new(None),
+        }
+    }
+
+    /// What the plan says about the messages and the terminal.
+    pub fn plan(&self, timeout: Option<f64>, terminal: bool) {
+        self.timeout.set(timeout);
+        self.terminal.set(terminal);
+    }
+
+    fn show(&self, r: &Report) {
+        match r {
+            Report::Progress { step } => say(format_args!("{step}")),
+            // The first failure is the one that stopped setup.
+            Report::Failed(e) if self.code.get().is_none() => {
+                self.raw.take();
+                say(format_args!("error: {e}"));
+                self.code.set(Some(e.kind.exit_code()));
+            }
+            Report::Started { .. } if self.terminal.get() => {
+                *self.raw.borrow_mut() = crate::terminal::RawMode::enter();
+            }
+            Report::Exited(report) => {
+                self.raw.take();
+                for note in report.notes(self.timeout.get()) {
+                    say(format_args!("{note}"));
+                }
+                if let Some(path) = &self.report_file {
+                    if let Err(e) = report.write_json(path) {
+                        say(format_args!("error: --report {}: {e}", path.display()));
+                        self.code.set(Some(125));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self, code: i32) -> i32 {
+        self.raw.take();
+        self.code.get().unwrap_or(code)
+    }
+}
+
+/// One line on stderr. A closed stderr must not panic the supervisor
+/// (Rust's eprintln would): the sandbox would go down with it.
+fn say(line: fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "airlock: {line}");
 }

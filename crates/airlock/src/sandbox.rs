@@ -9,6 +9,7 @@ use crate::runner::RUNNER_BIN;
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::{Context, Error};
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -137,6 +138,15 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// The job for the runner, in a sealed memfd.
+fn job_memfd(job: &Job) -> Result<OwnedFd, Error> {
+    let bytes = serde_json::to_vec(job).expect("plans serialize");
+    sealed_memfd(&bytes).map_err(|source| Error::Io {
+        what: "write the plan to a memfd",
+        source,
+    })
+}
+
 /// The fds the runner inherits, by number: the plan's memfd, its end of
 /// the report socket, and the sandbox's liveness lock when it has state.
 #[derive(Clone, Copy)]
@@ -164,23 +174,31 @@ fn cgroup_dirs(job: &Job) -> Vec<PathBuf> {
 /// runner gets none of the caller's terminal, since its supervisor
 /// outlives the caller.
 fn runner_command(runner: &Path, fds: RunnerFds, detached: bool) -> Command {
-    let mut cmd = Command::new(runner);
-    cmd.arg(std::process::id().to_string())
-        .arg(fds.plan.to_string())
-        .arg(fds.sock.to_string());
-    if let Some(fd) = fds.alive {
-        cmd.arg(fd.to_string());
-    }
-    // glibc's per-thread cache keeps freed chunks scattered over the
-    // heap, where malloc_trim cannot give their pages back; the runner's
-    // two long-lived processes trim after setup
-    // (sys::release_free_memory) and want nothing held back.
-    cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
+    let mut args = vec![
+        std::process::id().to_string().into(),
+        fds.plan.to_string().into(),
+        fds.sock.to_string().into(),
+    ];
+    args.extend(fds.alive.map(|fd| fd.to_string().into()));
+    let inherit = [Some(fds.plan), Some(fds.sock), fds.alive];
+    let mut cmd = runner_with(runner, args, inherit);
     if detached {
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
     }
+    cmd
+}
+
+/// The runner with `args`, keeping the fds in `inherit` open across exec.
+fn runner_with(runner: &Path, args: Vec<OsString>, inherit: [Option<RawFd>; 3]) -> Command {
+    let mut cmd = Command::new(runner);
+    cmd.args(args);
+    // glibc's per-thread cache keeps freed chunks scattered over the
+    // heap, where malloc_trim cannot give their pages back; the runner's
+    // two long-lived processes trim after setup
+    // (sys::release_free_memory) and want nothing held back.
+    cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
     // SAFETY: between fork and exec the closure only makes the fcntl
     // syscall, which is async-signal-safe, and touches no heap memory; the
     // fds it borrows stay open in the caller until the child has exec'd.
@@ -189,10 +207,7 @@ fn runner_command(runner: &Path, fds: RunnerFds, detached: bool) -> Command {
             // Keep these open across exec, at the numbers the runner
             // is told; no dup2 onto fixed numbers, which could land on
             // fds std's spawn itself uses.
-            for fd in [Some(fds.plan), Some(fds.sock), fds.alive]
-                .into_iter()
-                .flatten()
-            {
+            for fd in inherit.into_iter().flatten() {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             }
@@ -281,6 +296,51 @@ impl Sandbox {
         }
     }
 
+    /// Start `plan` with this process becoming its supervisor: the runner
+    /// is exec'd in this process's place, so nothing of the caller stays
+    /// beside the sandbox (`airlock run` in front of one sandbox). The
+    /// process keeps its pid, stdio, terminal, session and parent, which
+    /// gets the sandbox's exit status as [`ExitReport::code`] says (126 or
+    /// 127 for a program that is missing or not executable, 125 when
+    /// setup fails), and signals sent to it reach the sandbox as
+    /// [`Sandbox::forward_signals`] would pass them on. What a caller of
+    /// [`Sandbox::wait`] would learn, the runner prints to stderr: the
+    /// trace (`airlock: STEP`, with `opts.verbose`), a failure (`airlock:
+    /// error: ...`) and how the sandbox ended; it writes the exit report
+    /// as JSON to `report_file`. With a terminal (`process.terminal`) it
+    /// holds stdin's terminal in raw mode while the workload's is proxied.
+    ///
+    /// Returns only when the runner could not be exec'd. A sandbox with
+    /// state (`opts.lifecycle`) starts beside its caller instead
+    /// ([`Sandbox::start_prepared`]).
+    pub fn exec_supervisor(
+        mut plan: Plan,
+        opts: &SpawnOptions,
+        report_file: Option<&Path>,
+    ) -> Error {
+        let io = |what: &'static str| move |source: std::io::Error| Error::Io { what, source };
+        if opts.lifecycle.is_some() {
+            return io("exec the runner in place")(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "a sandbox with state starts beside its caller",
+            ));
+        }
+        plan.verbose = opts.verbose;
+        let runner = match find_runner(opts) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let memfd = match job_memfd(&Job::Start(Box::new(plan))) {
+            Ok(fd) => fd,
+            Err(e) => return e,
+        };
+        let mut args: Vec<OsString> =
+            vec!["--attended".into(), memfd.as_raw_fd().to_string().into()];
+        args.extend(report_file.map(|p| p.as_os_str().to_owned()));
+        let inherit = [Some(memfd.as_raw_fd()), None, None];
+        io("exec the runner")(runner_with(&runner, args, inherit).exec())
+    }
+
     /// Start a plan as it is, without running the guardrails on its spec
     /// first. The runner still judges every bind source it opens against
     /// `plan.host`; everything else is the caller's responsibility. Meant
@@ -355,8 +415,7 @@ impl Sandbox {
     ) -> Result<Sandbox, Error> {
         let runner = find_runner(opts)?;
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
-        let bytes = serde_json::to_vec(job).expect("plans serialize");
-        let memfd = sealed_memfd(&bytes).map_err(io("write the plan to a memfd"))?;
+        let memfd = job_memfd(job)?;
         let (ours, theirs) =
             crate::sys::seqpacket_pair().map_err(io("create the report socket"))?;
         // A detached runner gets none of the caller's terminal, unless the

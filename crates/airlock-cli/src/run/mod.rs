@@ -60,6 +60,13 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         context: None,
         lifecycle,
     };
+    if opts.lifecycle.is_none() {
+        // Nothing for this process to do beside the sandbox but wait: it
+        // becomes the supervisor, and the supervisor does what attend()
+        // would (signals, terminal, messages, report, exit status).
+        let report = a.report.as_deref().map(std::path::Path::new);
+        return fail(Sandbox::exec_supervisor(prepared.plan, &opts, report));
+    }
     // Signals that arrive while the sandbox starts wait, then are forwarded.
     Sandbox::hold_signals();
     let sandbox = match Sandbox::start_prepared(prepared.plan, &ctx, &opts) {
@@ -128,9 +135,10 @@ fn prepare(spec: &SandboxSpec, image: Option<&str>, ctx: &Context) -> Result<Pre
     }
 }
 
-/// Stay with a started sandbox: forward signals, hold the terminal in raw
-/// mode for a `-t` workload, wait, say how it ended, and exit with its
-/// status.
+/// Stay with a started sandbox with state (`--name`, `--rm`): forward
+/// signals, hold the terminal in raw mode for a `-t` workload, wait, say
+/// how it ended, and exit with its status. (Without state, the runner
+/// does all this in our place: `Sandbox::exec_supervisor`.)
 fn attend(sandbox: Sandbox, spec: &SandboxSpec, report: Option<&str>) -> ExitCode {
     sandbox.forward_signals(spec.new_session);
     let raw = spec
@@ -143,22 +151,11 @@ fn attend(sandbox: Sandbox, spec: &SandboxSpec, report: Option<&str>) -> ExitCod
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    match r.ended {
-        airlock::Ended::TimedOut => eprintln!(
-            "airlock: the sandbox reached its {}s timeout and was killed",
-            spec.timeout.unwrap_or_default()
-        ),
-        airlock::Ended::OomKilled => {
-            eprintln!("airlock: the workload was killed for exceeding its memory limit")
-        }
-        _ => {}
-    }
-    if r.pids_limit_hit {
-        eprintln!("airlock: the sandbox hit its pids limit (a fork failed)");
+    for note in r.notes(spec.timeout) {
+        eprintln!("airlock: {note}");
     }
     if let Some(path) = report {
-        let text = serde_json::to_string_pretty(&r).expect("reports serialize");
-        if let Err(e) = std::fs::write(path, text + "\n") {
+        if let Err(e) = r.write_json(std::path::Path::new(path)) {
             return refuse(format!("--report {path}: {e}"));
         }
     }

@@ -34,7 +34,7 @@ mod watch;
 use crate::plan::Job;
 use report::{report_fd, Reporter, SetupError, StepExt};
 use std::io::Read;
-use std::os::fd::{BorrowedFd, FromRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 
 /// The runner's program name (the `airlock-runner` crate's binary).
 pub const RUNNER_BIN: &str = "airlock-runner";
@@ -47,14 +47,53 @@ pub const RUNNER_BIN: &str = "airlock-runner";
 /// the supervisor lives.
 pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -> ! {
     if plan_fd < 3 || report < 3 || plan_fd == report {
-        eprintln!("airlock: the runner is started by airlock itself, not by hand");
-        std::process::exit(125);
+        by_hand()
     }
     report::set_report_fd(report);
     // SAFETY: the caller passed the report socket as this fd, inheritable,
     // and nothing else in this process uses that number.
     let sock = unsafe { BorrowedFd::borrow_raw(report_fd()) };
-    let reporter = Reporter::new(sock, false);
+    run(
+        Reporter::new(sock, false),
+        parent_pid,
+        plan_fd,
+        alive_fd,
+        None,
+    )
+}
+
+/// Entry point of a runner that took its caller's place
+/// (`RUNNER --attended PLAN_FD [REPORT_FILE]`, exec'd by `airlock run`
+/// in its own process; see [`crate::Sandbox::exec_supervisor`]): the same
+/// sandbox, with what the caller would have shown shown here
+/// ([`report::Attended`]) and the same exit status.
+pub fn main_attended(plan_fd: i32, report_file: Option<std::path::PathBuf>) -> ! {
+    if plan_fd < 3 {
+        by_hand()
+    }
+    let attended = report::Attended::new(report_file);
+    // Parent pid 0: there is no caller to watch; we are it.
+    run(
+        Reporter::attended(&attended, false),
+        0,
+        plan_fd,
+        None,
+        Some(&attended),
+    )
+}
+
+fn by_hand() -> ! {
+    eprintln!("airlock: the runner is started by airlock itself, not by hand");
+    std::process::exit(125);
+}
+
+fn run(
+    reporter: Reporter,
+    parent_pid: i32,
+    plan_fd: i32,
+    alive_fd: Option<i32>,
+    attended: Option<&report::Attended>,
+) -> ! {
     // Forwarded signals wait (blocked) until there is a process to forward
     // them to: a Ctrl-C during setup must not kill us before we can clean
     // up. forward_to() unblocks them.
@@ -68,19 +107,33 @@ pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -
             ));
         }
         // Nothing of the caller's beyond stdio, the socket and the lock.
-        let mut keep = vec![report_fd()];
+        let mut keep: Vec<i32> = reporter
+            .caller()
+            .map(|fd| fd.as_raw_fd())
+            .into_iter()
+            .collect();
         keep.extend(alive_fd);
         crate::sys::close_from_except(3, &keep).step(|| "close inherited fds".into())?;
-        match job {
-            Job::Start(plan) => supervisor::supervise(parent_pid, *plan, sock, alive_fd),
-            Job::Exec(plan) => enter::run(*plan, sock),
+        match (job, reporter.caller()) {
+            (Job::Start(plan), _) => {
+                if let Some(a) = attended {
+                    a.plan(plan.spec.timeout, plan.process.terminal);
+                }
+                supervisor::supervise(parent_pid, *plan, reporter, alive_fd)
+            }
+            (Job::Exec(plan), Some(sock)) => enter::run(*plan, sock),
+            (Job::Exec(_), None) => Err(SetupError::new(
+                "runner",
+                "an exec into a sandbox is started beside its caller",
+            )),
         }
     };
     match run() {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => std::process::exit(reporter.exit_code(code)),
         Err(e) => {
+            // Attended, the failure's own status (126, 127) wins.
             reporter.failed(&e);
-            std::process::exit(125)
+            std::process::exit(reporter.exit_code(125))
         }
     }
 }

@@ -17,14 +17,19 @@ use crate::state::control;
 use crate::state::{SandboxDir, Status};
 use crate::sys::{self, Forked};
 use rustix::fs::OFlags;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Die with the caller: its pidfd becomes readable when it exits. (The
 /// parent-death signal would fire when the *thread* that spawned us ends,
 /// and library callers are multi-threaded.)
 fn watch_caller(plan: &Plan, parent_pid: i32) -> Result<Option<OwnedFd>, SetupError> {
-    if !plan.die_with_caller || plan.lifecycle.as_ref().is_some_and(|l| l.detached) {
+    // Parent pid 0: the caller exec'd us in its place, so the sandbox
+    // dies with its caller by dying with us.
+    if !plan.die_with_caller
+        || plan.lifecycle.as_ref().is_some_and(|l| l.detached)
+        || parent_pid == 0
+    {
         return Ok(None);
     }
     let fd = rustix::process::Pid::from_raw(parent_pid)
@@ -87,10 +92,10 @@ struct HostSide {
 pub(super) fn supervise(
     parent_pid: i32,
     plan: Plan,
-    sock: std::os::fd::BorrowedFd,
+    report: Reporter,
     alive_fd: Option<i32>,
 ) -> Result<i32, SetupError> {
-    let report = Reporter::new(sock, plan.verbose);
+    let report = report.with_verbose(plan.verbose);
     let lifecycle = plan.lifecycle.clone();
     let state_dir = lifecycle.as_ref().map(|l| SandboxDir::at(&l.dir));
     let host = prepare_host_side(&plan, parent_pid, report)?;
@@ -246,9 +251,10 @@ fn prepare_host_side(
     // After the fork above, whose parent would take the pipe's fds along.
     let stop = signals::catch_stop().step(|| "stop signal pipe".into())?;
     let parent = watch_caller(plan, parent_pid)?;
-    if plan.new_session || detached {
-        // Away from the caller's terminal: terminal signals reach only the
-        // caller, which forwards them once.
+    // Away from the caller's terminal: terminal signals reach only the
+    // caller, which forwards them once. In the caller's place we stay
+    // where it was, and forward them ourselves.
+    if (plan.new_session && report.caller().is_some()) || detached {
         rustix::process::setsid().step(|| "setsid".into())?;
     }
     overlay::prepare_upper(plan)?;
@@ -345,16 +351,24 @@ fn become_pid1(
     }
     drop(logs);
     // Our report fd number now names the inner socket, close-on-exec, so
-    // the workload's exec is what closes it.
-    if let Err(e) = rustix::io::dup3(
-        &ends.inner,
-        &mut unsafe_report_fd(),
-        rustix::io::DupFlags::CLOEXEC,
-    ) {
-        report.failed(&SetupError::io("runner: report socket", &e.into()));
-        std::process::exit(125);
+    // the workload's exec is what closes it. In the caller's place there
+    // is no caller's socket: the inner one keeps its own number.
+    if report.caller().is_none() {
+        super::report::set_report_fd(ends.inner.into_raw_fd());
+    } else {
+        if let Err(e) = rustix::io::dup3(
+            &ends.inner,
+            &mut unsafe_report_fd(),
+            rustix::io::DupFlags::CLOEXEC,
+        ) {
+            report.failed(&SetupError::io("runner: report socket", &e.into()));
+            std::process::exit(125);
+        }
+        drop(ends.inner);
     }
-    drop(ends.inner);
+    // SAFETY: the report fd is the inner socket now, open until the exec
+    // that ends this process image.
+    let report = Reporter::new(unsafe { BorrowedFd::borrow_raw(report_fd()) }, plan.verbose);
     child::main(plan, ends.go, report, ends.hold, ends.cloned)
 }
 

@@ -274,11 +274,7 @@ impl<'a> Watch<'a> {
                     }
                     _ => {}
                 }
-                let _ = rustix::net::send(
-                    self.report.fd(),
-                    &buf[..n],
-                    rustix::net::SendFlags::NOSIGNAL,
-                );
+                self.report.relay(&buf[..n]);
             }
             Err(Some(rustix::io::Errno::INTR)) | Err(Some(rustix::io::Errno::AGAIN)) => {}
             Err(_) => self.setup_ended(),
