@@ -10,7 +10,10 @@ timing with GNU time (`/usr/bin/time -f %M`, the largest RSS among the
 processes it waited for; GNU time's own ~1 MiB is in every figure, bare
 /bin/true shows it).
 
-Usage: benches/spawn.py [--rounds N] [--airlock PATH]
+`--baseline PATH` adds another airlock build (say, one from before a
+change) to the same interleaved run, as `baseline`.
+
+Usage: benches/spawn.py [--rounds N] [--airlock PATH] [--baseline PATH]
 """
 import argparse
 import os
@@ -20,6 +23,13 @@ import statistics
 import subprocess
 import sys
 import time
+
+
+def find_airlock(given):
+    if given:
+        return given
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
+    return os.path.join(target, "release", "airlock")
 
 
 def system_view_bwrap():
@@ -65,12 +75,15 @@ def run_once(argv):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
-    ap.add_argument("--airlock", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "airlock"))
+    ap.add_argument("--airlock")
+    ap.add_argument("--baseline")
     a = ap.parse_args()
     commands = {
         "bare": ["/bin/true"],
-        "airlock": [os.path.abspath(a.airlock), "run", "--", "/bin/true"],
+        "airlock": [os.path.abspath(find_airlock(a.airlock)), "run", "--", "/bin/true"],
     }
+    if a.baseline:
+        commands["baseline"] = [os.path.abspath(a.baseline), "run", "--", "/bin/true"]
     if shutil.which("bwrap"):
         commands["bwrap"] = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
                              *system_view_bwrap(), "--", "/bin/true"]
