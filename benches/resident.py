@@ -27,15 +27,8 @@ import sys
 import tempfile
 import time
 
-
-def find_airlock(given):
-    if given:
-        return given
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
-    built = os.path.join(target, "release", "airlock")
-    if os.path.exists(built):
-        return built
-    sys.exit("benches/resident.py: build first (cargo build --release) or pass --airlock PATH")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from built import find_airlock  # noqa: E402
 
 
 def children(pid):
@@ -121,7 +114,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--airlock")
     a = ap.parse_args()
-    airlock = find_airlock(a.airlock)
+    airlock = find_airlock(a.airlock, "resident.py")
     bwrap = shutil.which("bwrap")
     state_root = tempfile.mkdtemp(prefix="airlock-resident-")
     os.chmod(state_root, 0o700)

@@ -24,12 +24,8 @@ import subprocess
 import sys
 import time
 
-
-def find_airlock(given):
-    if given:
-        return given
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
-    return os.path.join(target, "release", "airlock")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from built import find_airlock  # noqa: E402
 
 
 def system_view_bwrap():
@@ -80,7 +76,7 @@ def main():
     a = ap.parse_args()
     commands = {
         "bare": ["/bin/true"],
-        "airlock": [os.path.abspath(find_airlock(a.airlock)), "run", "--", "/bin/true"],
+        "airlock": [os.path.abspath(find_airlock(a.airlock, "spawn.py")), "run", "--", "/bin/true"],
     }
     if a.baseline:
         commands["baseline"] = [os.path.abspath(a.baseline), "run", "--", "/bin/true"]

@@ -21,18 +21,8 @@ import subprocess
 import sys
 import time
 
-
-def find_airlock(given):
-    if given:
-        return given
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
-    built = os.path.join(target, "release", "airlock")
-    if os.path.exists(built):
-        return built
-    found = shutil.which("airlock")
-    if not found:
-        sys.exit("benches/stages.py: build first (cargo build --release) or pass --airlock PATH")
-    return found
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from built import find_airlock  # noqa: E402
 
 
 def one_round(airlock, extra):
@@ -61,7 +51,7 @@ def main():
     ap.add_argument("--airlock")
     ap.add_argument("extra", nargs="*")
     a = ap.parse_args()
-    airlock = find_airlock(a.airlock)
+    airlock = find_airlock(a.airlock, "stages.py")
     per_stage = {}
     order = []
     totals = []
