@@ -6,6 +6,7 @@
 //! and annotations for `state`.
 
 use crate::config::{self, Bundle};
+use crate::hooks::{self, Hooks};
 use crate::log::Log;
 use airlock::state::control::Request;
 use airlock::state::{SandboxDir, State, StateRoot, Status};
@@ -81,6 +82,14 @@ fn default_root() -> PathBuf {
 struct OciRecord {
     bundle: PathBuf,
     annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    hooks: Hooks,
+}
+
+fn record(sb: &SandboxDir) -> Option<OciRecord> {
+    std::fs::read(sb.dir.join("oci.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
@@ -134,9 +143,10 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
             }
             let (sb, _) = ctx.find(&r.container_id)?;
             sb.wait_ended(None);
-            let code = sb.state().ok().and_then(|s| s.exit).map_or(255, |e| e.code);
+            let st = sb.state().map_err(|e| e.to_string())?;
+            let code = st.exit.as_ref().map_or(255, |e| e.code);
             if !r.keep {
-                let _ = sb.remove();
+                remove(ctx, &sb, &st)?;
             }
             Ok(code)
         }
@@ -172,6 +182,7 @@ fn create(
     pid_file: Option<&Path>,
 ) -> Result<()> {
     let bundle = Bundle::load(bundle_dir)?;
+    let hooks = Hooks::of(&bundle.config)?;
     ctx.state_root()?;
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
@@ -214,12 +225,22 @@ fn create(
     let record = OciRecord {
         bundle: bundle.dir.clone(),
         annotations: bundle.annotations(),
+        hooks,
     };
     sb.write_atomic(
         "oci.json",
         &serde_json::to_vec(&record).expect("serializes"),
     )
     .map_err(|e| e.to_string())?;
+    // createRuntime and prestart: the container exists, its workload is
+    // held. A failing hook fails the create and leaves nothing.
+    let st = sb.state().map_err(|e| e.to_string())?;
+    if let Err(e) = hooks::run("createRuntime", &record.hooks.created, &oci_state(&sb, &st)) {
+        let _ = sb.request(&Request::Kill);
+        sb.wait_ended(Some(Duration::from_secs(10)));
+        let _ = sb.remove();
+        return Err(e);
+    }
     if let Some(p) = pid_file {
         // The supervisor, not the container process: clients such as
         // conmon are the subreaper the runtime's processes leave behind
@@ -255,14 +276,35 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
     // As runc's start: return once the user process has been exec'd (a
     // client may exec into it at once), or has already ended.
     for _ in 0..1000 {
-        match sb.state().map(|s| s.status) {
-            Ok(Status::Created) | Ok(Status::Creating) => {
+        match sb.state() {
+            Ok(s) if matches!(s.status, Status::Created | Status::Creating) => {
                 std::thread::sleep(Duration::from_millis(5))
             }
-            _ => return Ok(()),
+            Ok(s) => {
+                // poststart: a failure is a warning, as the spec says.
+                let post = record(&sb).map(|r| r.hooks.poststart).unwrap_or_default();
+                if let Err(e) = hooks::run("poststart", &post, &oci_state(&sb, &s)) {
+                    ctx.log.warn(&e);
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
         }
     }
     Err(format!("container {id} did not start within 5 seconds"))
+}
+
+/// Remove a stopped container's state, after its poststop hooks (whose
+/// failures are warnings).
+fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
+    let post = record(sb).map(|r| r.hooks.poststop).unwrap_or_default();
+    let mut state = oci_state(sb, st);
+    state["status"] = "stopped".into();
+    state["pid"] = 0.into();
+    if let Err(e) = hooks::run("poststop", &post, &state) {
+        ctx.log.warn(&e);
+    }
+    sb.remove().map_err(|e| e.to_string())
 }
 
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
@@ -320,7 +362,7 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
             return Err(format!("container {id} did not stop after SIGKILL"));
         }
     }
-    sb.remove().map_err(|e| e.to_string())
+    remove(ctx, &sb, &st)
 }
 
 fn list(ctx: &Ctx, format: &str, quiet: bool) -> Result<()> {
@@ -490,9 +532,7 @@ fn oci_status(s: Status) -> &'static str {
 
 /// The state JSON of the runtime spec.
 fn oci_state(sb: &SandboxDir, st: &State) -> serde_json::Value {
-    let record: Option<OciRecord> = std::fs::read(sb.dir.join("oci.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let record = record(sb);
     let running = matches!(st.status, Status::Created | Status::Running);
     serde_json::json!({
         "ociVersion": "1.0.2",

@@ -111,9 +111,6 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
             "setting the NIS domain name is not supported",
         ));
     }
-    if c.hooks().is_some() {
-        hooks(c)?;
-    }
     let own_user = linux(bundle, &mut s)?;
     mounts(bundle, &mut s)?;
     annotations(bundle, &mut s)?;
@@ -231,25 +228,6 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
             "process",
             "ioPriority, scheduler and execCPUAffinity are not supported",
         ));
-    }
-    Ok(())
-}
-
-fn hooks(c: &Spec) -> Result<(), SpecError> {
-    let h = c.hooks().as_ref().expect("checked by the caller");
-    #[allow(deprecated)]
-    let any = [
-        h.prestart(),
-        h.create_runtime(),
-        h.create_container(),
-        h.start_container(),
-        h.poststart(),
-        h.poststop(),
-    ]
-    .iter()
-    .any(|x| x.as_ref().is_some_and(|v| !v.is_empty()));
-    if any {
-        return Err(err("hooks", "OCI hooks are not supported yet"));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod commands;
 mod config;
+mod hooks;
 mod log;
 
 use clap::{Parser, Subcommand};

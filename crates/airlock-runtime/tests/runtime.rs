@@ -457,3 +457,64 @@ fn a_network_namespace_is_joined_by_path() {
     // mountpoint of the cgroup stand-in.
     assert_eq!(lines[2..], ["fs"], "{out}");
 }
+
+#[test]
+fn hooks_run_at_their_points_with_the_state() {
+    require_root!();
+    let env = Env::new();
+    let d = env.dir.path().display().to_string();
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{name}.json")], "timeout": 5});
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": [hook("createRuntime")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+    });
+    let read = |name: &str| -> Option<Value> {
+        let text = std::fs::read(env.dir.path().join(format!("{name}.json"))).ok()?;
+        serde_json::from_slice(&text).ok()
+    };
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "h1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let created = read("createRuntime").expect("createRuntime ran during create");
+    assert_eq!(created["id"], "h1");
+    assert_eq!(created["status"], "created");
+    assert!(created["pid"].as_i64().unwrap() > 0);
+    assert!(read("poststart").is_none(), "poststart before start");
+    assert!(env.rt(&["start", "h1"]).status.success());
+    assert_eq!(
+        read("poststart").expect("poststart ran")["status"],
+        "running"
+    );
+    assert!(read("poststop").is_none());
+    assert!(env.rt(&["delete", "--force", "h1"]).status.success());
+    assert_eq!(
+        read("poststop").expect("poststop ran on delete")["status"],
+        "stopped"
+    );
+
+    // A failing createRuntime hook fails the create and leaves nothing.
+    let b = env.bundle("b2", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "h2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("hooks.createRuntime[0] /bin/false"),
+        "{:?}",
+        text(&o)
+    );
+    assert!(!env.rt(&["state", "h2"]).status.success());
+    // Hooks inside the container's namespaces are refused.
+    let b = env.bundle("b3", &["true"], |c| {
+        c["hooks"] = json!({"createContainer": [{"path": "/bin/true"}]});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "h3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("hooks.createContainer"),
+        "{:?}",
+        text(&o)
+    );
+}
