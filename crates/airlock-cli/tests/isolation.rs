@@ -230,3 +230,25 @@ fn masked_and_readonly_proc_paths() {
         r.stdout
     );
 }
+
+#[test]
+fn every_proc_mount_is_masked_and_read_only_like_proc() {
+    require_root!();
+    // A second procfs: the OCI masked and read-only paths apply there too.
+    // Without that, timer_list has content there and the sandbox's root
+    // can write its own UTS namespace's domainname through /p/sys.
+    let r = sh(
+        &["--proc", "/p"],
+        "wc -c < /p/timer_list; grep -c . /p/self/status; \
+         (echo x > /p/sys/kernel/domainname) 2>/dev/null && echo WROTE || echo read-only",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "masked: {}", r.stdout);
+    assert!(
+        lines[1].parse::<u32>().unwrap() > 5,
+        "a real procfs: {}",
+        r.stdout
+    );
+    assert_eq!(lines[2], "read-only", "{}", r.stdout);
+}

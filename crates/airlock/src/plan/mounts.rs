@@ -131,15 +131,38 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool) -> FsPlan {
         .iter()
         .map(|m| step(m, own_pid, &fs.idmap))
         .collect();
+    // The OCI paths name /proc; every other procfs in the sandbox hides
+    // and protects the same files.
+    let procs: Vec<&str> = fs
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Proc { destination } if destination != "/proc" => Some(destination.as_str()),
+            _ => None,
+        })
+        .collect();
+    let everywhere = |paths: &[String]| -> Vec<String> {
+        let mut out = paths.to_vec();
+        for p in paths {
+            if let Some(rest) = p.strip_prefix("/proc/") {
+                out.extend(
+                    procs
+                        .iter()
+                        .map(|d| format!("{}/{rest}", d.trim_end_matches('/'))),
+                );
+            }
+        }
+        out
+    };
     steps.extend(
-        fs.masked_paths
-            .iter()
-            .map(|p| MountStep::Mask { path: p.clone() }),
+        everywhere(&fs.masked_paths)
+            .into_iter()
+            .map(|path| MountStep::Mask { path }),
     );
     steps.extend(
-        fs.readonly_paths
-            .iter()
-            .map(|p| MountStep::ReadOnly { path: p.clone() }),
+        everywhere(&fs.readonly_paths)
+            .into_iter()
+            .map(|path| MountStep::ReadOnly { path }),
     );
     // After every mount: an mqueue or a bind may have needed a mountpoint
     // in a /dev.
@@ -262,6 +285,25 @@ mod tests {
             resolve(&spec, false).steps[proc],
             MountStep::HostProc { .. }
         ));
+    }
+
+    #[test]
+    fn every_proc_mount_is_masked_like_proc() {
+        let mut spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .default_view()
+            .build();
+        spec.filesystem.mounts.push(Mount::Proc {
+            destination: "/p".into(),
+        });
+        let names: Vec<String> = resolve(&spec, true)
+            .steps
+            .iter()
+            .map(MountStep::describe)
+            .collect();
+        for want in ["mask /proc/kcore", "mask /p/kcore", "read-only /p/sys"] {
+            assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+        }
     }
 
     #[test]
