@@ -135,3 +135,21 @@ fn rlimit_above_hard_limit() {
         &["process.rlimits[0]", "nofile"],
     );
 }
+
+#[test]
+fn a_directory_as_stdin_is_refused() {
+    require_root!();
+    // A directory fd would lead the workload back into the host's tree
+    // through openat("..."), past every mount.
+    let dir = std::fs::File::open("/etc").unwrap();
+    let mut c = airlock(&["run", "--", "sh", "-c", "echo ran"]);
+    c.stdin(std::process::Stdio::from(dir));
+    let r = output(c);
+    assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("stdin (fd 0) is a directory"),
+        "{}",
+        r.stderr
+    );
+}

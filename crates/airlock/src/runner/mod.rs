@@ -87,6 +87,33 @@ fn by_hand() -> ! {
     std::process::exit(125);
 }
 
+/// The workload inherits our stdin, stdout and stderr. A directory (or an
+/// O_PATH handle) among them would be a way back into the host's tree
+/// through openat, whatever the mounts say: refuse it.
+fn vet_stdio() -> Result<(), SetupError> {
+    let names = ["stdin", "stdout", "stderr"];
+    for (fd, name) in names.iter().enumerate() {
+        // SAFETY: fds 0 to 2 are borrowed only for these calls; a closed
+        // one makes them fail with EBADF, which is fine here.
+        let f = unsafe { BorrowedFd::borrow_raw(fd as i32) };
+        let Ok(flags) = rustix::fs::fcntl_getfl(f) else {
+            continue;
+        };
+        let is_dir = rustix::fs::fstat(f)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+            .unwrap_or(false);
+        if flags.contains(rustix::fs::OFlags::PATH) || is_dir {
+            return Err(SetupError::new(
+                "stdio",
+                format!("{name} (fd {fd}) is a directory or a path handle: refused, since the workload could reach the host's files through it with openat"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn run(
     reporter: Reporter,
     parent_pid: i32,
@@ -114,6 +141,7 @@ fn run(
             .collect();
         keep.extend(alive_fd);
         crate::sys::close_from_except(3, &keep).step(|| "close inherited fds".into())?;
+        vet_stdio()?;
         match (job, reporter.caller()) {
             (Job::Start(plan), _) => {
                 if let Some(a) = attended {
