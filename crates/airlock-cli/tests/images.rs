@@ -641,3 +641,26 @@ fn print_spec_shows_the_image_applied_and_a_missing_image_is_one_line() {
         format!("airlock: error: image {missing}:v1: {missing}: no such file or directory\n")
     );
 }
+
+#[test]
+fn an_existing_store_keeps_its_mode() {
+    // Looking up an image that is not there must not open the store up.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let s = store.display().to_string();
+    let r = output(airlock(&[
+        "run",
+        "--store",
+        &s,
+        "--image",
+        "/no/such/image",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    let mode = store.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the store's mode changed");
+}

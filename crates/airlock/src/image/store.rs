@@ -152,17 +152,29 @@ impl Store {
                 root.join(d)
             }
         };
-        for d in ["", "layers", "images", "tmp"] {
+        // What is missing is made with its mode; what exists keeps the
+        // mode its owner gave it (a store opened to look up an image that
+        // is not there must not have opened anything up). The sandbox's
+        // root, an unprivileged host id, walks to the layers (overlayfs
+        // opens them with its credentials): the root and layers/ are 0711.
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        for (d, mode) in [
+            ("", 0o711),
+            ("layers", 0o711),
+            ("images", 0o700),
+            ("tmp", 0o700),
+        ] {
             let p = sub(d);
-            std::fs::create_dir_all(&p).map_err(|e| ImageError::io(&p, e))?;
-        }
-        // The sandbox's root (an unprivileged host id) must be able to walk
-        // to the layers: overlayfs opens them with its credentials.
-        use std::os::unix::fs::PermissionsExt;
-        for d in ["", "layers"] {
-            let p = sub(d);
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711))
-                .map_err(|e| ImageError::io(&p, e))?;
+            if let Some(parent) = p.parent().filter(|_| d.is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| ImageError::io(parent, e))?;
+            }
+            match std::fs::DirBuilder::new().mode(mode).create(&p) {
+                // Exactly `mode`, whatever the umask: we just made it.
+                Ok(()) => std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| ImageError::io(&p, e))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(ImageError::io(&p, e)),
+            }
         }
         Ok(Store { root })
     }
