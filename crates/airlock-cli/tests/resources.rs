@@ -240,3 +240,18 @@ fn killing_airlock_removes_the_cgroups_too() {
         mine(leftover_cgroups())
     );
 }
+
+#[test]
+fn a_timeout_during_setup_says_so() {
+    require_root!();
+    // A deadline that passes before PID 1 can have set anything up.
+    let r = sh(&["--timeout", "0.0001"], "echo ran");
+    assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("the timeout expired before the workload started"),
+        "{}",
+        r.stderr
+    );
+}

@@ -289,10 +289,12 @@ impl<'a> Watch<'a> {
             // PID 1 went away without a word (killed, out of memory): setup
             // did not finish, whatever its exit status will say.
             self.failed = true;
-            self.report.failed(&SetupError::new(
-                "setup",
-                "the sandbox's PID 1 ended before starting the workload (killed, or out of memory?)",
-            ));
+            let why = if self.timed_out {
+                "the timeout expired before the workload started (setup took longer than `timeout`)"
+            } else {
+                "the sandbox's PID 1 ended before starting the workload (killed, or out of memory?)"
+            };
+            self.report.failed(&SetupError::new("setup", why));
         }
         if !self.failed {
             self.announce(Status::Running);

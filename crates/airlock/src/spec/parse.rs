@@ -75,10 +75,26 @@ pub fn from_toml(text: &str) -> Result<SandboxSpec, ParseError> {
 /// Read a spec, choosing the format by its first non-blank character
 /// (`{` is JSON, anything else TOML).
 pub fn from_str_auto(text: &str) -> Result<SandboxSpec, ParseError> {
-    if text.trim_start().starts_with('{') {
+    if looks_like_json(text) {
         from_json(text)
     } else {
         from_toml(text)
+    }
+}
+
+/// JSON starts with `{`, or with `[` followed by what a TOML table header
+/// never has (`{`, `[`, `"`, `]`, a digit): `[process]` is TOML, `[{` and
+/// `[1` are JSON (an array, which the JSON parser then rejects by name).
+fn looks_like_json(text: &str) -> bool {
+    let t = text.trim_start();
+    if t.starts_with('{') {
+        return true;
+    }
+    match t.strip_prefix('[').map(str::trim_start) {
+        Some(rest) => {
+            rest.starts_with(['{', '[', '"', ']']) || rest.starts_with(|c: char| c.is_ascii_digit())
+        }
+        None => false,
     }
 }
 
@@ -100,6 +116,17 @@ fn strip_position(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_array_is_judged_as_json_and_a_toml_table_as_toml() {
+        assert_eq!(
+            from_str_auto("[{\"process\": {}}]").unwrap_err().format,
+            "JSON"
+        );
+        assert_eq!(from_str_auto("  [ 1 ]").unwrap_err().format, "JSON");
+        let toml = "[process]\nargs = [\"true\"]\n";
+        assert_eq!(from_str_auto(toml).unwrap().process.args, ["true"]);
+    }
 
     #[test]
     fn json_unknown_field_is_named() {
