@@ -83,8 +83,9 @@ pub fn from_str_auto(text: &str) -> Result<SandboxSpec, ParseError> {
 }
 
 /// JSON starts with `{`, or with `[` followed by what a TOML table header
-/// never has (`{`, `[`, `"`, `]`, a digit): `[process]` is TOML, `[{` and
-/// `[1` are JSON (an array, which the JSON parser then rejects by name).
+/// never has (`{`, `"`, `]`, a digit, or a second `[` not followed by a
+/// key): `[process]` and `[[filesystem.mounts]]` are TOML, `[{`, `[1` and
+/// `[[1` are JSON (an array, which the JSON parser then rejects by name).
 fn looks_like_json(text: &str) -> bool {
     let t = text.trim_start();
     if t.starts_with('{') {
@@ -92,7 +93,10 @@ fn looks_like_json(text: &str) -> bool {
     }
     match t.strip_prefix('[').map(str::trim_start) {
         Some(rest) => {
-            rest.starts_with(['{', '[', '"', ']']) || rest.starts_with(|c: char| c.is_ascii_digit())
+            let key = |r: &str| r.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+            rest.starts_with(['{', '"', ']'])
+                || rest.starts_with(|c: char| c.is_ascii_digit())
+                || rest.strip_prefix('[').is_some_and(|r| !key(r.trim_start()))
         }
         None => false,
     }
@@ -126,6 +130,9 @@ mod tests {
         assert_eq!(from_str_auto("  [ 1 ]").unwrap_err().format, "JSON");
         let toml = "[process]\nargs = [\"true\"]\n";
         assert_eq!(from_str_auto(toml).unwrap().process.args, ["true"]);
+        let toml = "[[filesystem.mounts]]\ntype = \"tmpfs\"\ndestination = \"/t\"\n";
+        assert_eq!(from_str_auto(toml).unwrap().filesystem.mounts.len(), 1);
+        assert_eq!(from_str_auto("[[1]]").unwrap_err().format, "JSON");
     }
 
     #[test]
