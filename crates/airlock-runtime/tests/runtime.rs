@@ -359,6 +359,21 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "shared-pid",
         ),
     ];
+    let own_mnt = format!("/proc/{}/ns/mnt", std::process::id());
+    let mut cases = cases;
+    cases.push((
+        "a mount namespace given as the network one",
+        Box::new(move |b: &Path| {
+            let p = own_mnt.clone();
+            edit_config(b, |c| {
+                c["linux"]["namespaces"] = json!([
+                    {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+                    {"type": "network", "path": p}
+                ])
+            })
+        }),
+        "is not a net namespace",
+    ));
     for (i, (what, spoil, needle)) in cases.iter().enumerate() {
         let b = env.bundle(&format!("b{i}"), &["true"], |_| {});
         spoil(&b);

@@ -45,6 +45,21 @@ impl Namespace {
         }) as u64
     }
 
+    /// Its type for setns(2), which then refuses an fd of another type.
+    pub fn link_type(self) -> rustix::thread::LinkNameSpaceType {
+        use rustix::thread::LinkNameSpaceType as T;
+        match self {
+            Namespace::User => T::User,
+            Namespace::Mnt => T::Mount,
+            Namespace::Pid => T::ProcessID,
+            Namespace::Uts => T::HostNameAndNISDomainName,
+            Namespace::Ipc => T::InterProcessCommunication,
+            Namespace::Net => T::Network,
+            Namespace::Cgroup => T::ControlGroup,
+            Namespace::Time => T::Time,
+        }
+    }
+
     /// Its name under /proc/PID/ns.
     pub fn proc_name(self) -> &'static str {
         match self {

@@ -112,7 +112,7 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
     for (ns, fd) in &namespaces {
         let name = ns.proc_name();
         report.progress(|| format!("setns {name}"));
-        rustix::thread::move_into_link_name_space(fd.as_fd(), None)
+        rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type()))
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
     }
     Ok(())

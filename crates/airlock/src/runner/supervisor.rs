@@ -323,7 +323,18 @@ pub(super) fn join_by_path(
             rustix::fs::Mode::empty(),
         )
         .step(step)?;
-        rustix::thread::move_into_link_name_space(fd.as_fd(), None).step(step)?;
+        // Typed: a path to another kind of namespace (a mount or user
+        // namespace given as "net") is refused, not joined.
+        match rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type())) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::INVAL) => {
+                return Err(SetupError::new(
+                    step(),
+                    format!("{path} is not a {} namespace", ns.proc_name()),
+                ))
+            }
+            Err(e) => return Err(SetupError::io(step(), &e.into())),
+        }
     }
     Ok(())
 }
