@@ -188,7 +188,6 @@ fn create(
         allow_unsafe: ctx.allow_unsafe.clone(),
         // SAFETY: geteuid has no arguments and cannot fail.
         root_caller: unsafe { libc::geteuid() } == 0,
-        id: id.to_string(),
     };
     let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
     for n in &notes {
@@ -548,7 +547,7 @@ fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.1.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
         "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "dev", "size", "mode"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],

@@ -38,8 +38,6 @@ pub struct Options {
     pub allow_unsafe: Vec<String>,
     /// The runtime runs as root (idmapped mounts need it).
     pub root_caller: bool,
-    /// The container's id.
-    pub id: String,
 }
 
 /// The bundle's config, and where it came from.
@@ -122,7 +120,7 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
     platform_defaults(&mut s);
     let mut notes = Vec::new();
     if s.namespaces.user && !own_user && opts.root_caller {
-        notes = idmap_own_files(bundle, &opts.id, &mut s);
+        notes = idmap_own_files(bundle, &mut s);
     }
     let cgroups_path = c.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     if let Some(p) = cgroups_path {
@@ -550,14 +548,13 @@ fn platform_defaults(s: &mut SandboxSpec) {
 }
 
 /// Under the user namespace airlock adds, the container's own files — its
-/// root, and what the client keeps for it in the bundle directory or a
-/// directory named by the container's id (podman's hosts, resolv.conf,
-/// .containerenv under its run root) — are shown with their ownership as
+/// root, and what the client keeps for it in the bundle directory — are
+/// shown with their ownership as
 /// on disk, so root-owned files are the container root's as the image
 /// expects. Writing them as that owner is what the container is for; the
 /// acknowledgement says so in the log. Other binds (volumes) keep the host
 /// view: their files' owners are not the container's.
-fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) -> Vec<String> {
+fn idmap_own_files(bundle: &Bundle, s: &mut SandboxSpec) -> Vec<String> {
     let mut notes = Vec::new();
     if let Root::Path { path, .. } = &s.filesystem.root {
         // overlayfs cannot be idmapped (the kernel refuses with EINVAL);
@@ -577,9 +574,11 @@ fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) -> Vec<String
             ..
         } = m
         {
-            let src = Path::new(source);
-            let per_container = src.components().any(|c| c.as_os_str() == id);
-            if src.starts_with(&bundle.dir) || per_container {
+            // Where the source really leads (`..` and links resolved),
+            // inside the bundle directory the client made for this
+            // container: its own files.
+            let real = std::fs::canonicalize(source);
+            if real.is_ok_and(|r| r.starts_with(&bundle.dir)) {
                 s.filesystem.idmap.push(destination.clone());
             }
         }

@@ -42,7 +42,7 @@ fn main() {
     let log = log::Log::open(&cli.global);
     let ctx = commands::Ctx::new(&cli.global, cli.allow_unsafe.clone(), log.clone());
     if let Some(r) = cli.rootless.as_deref() {
-        if r == "true" && rustix_is_root() {
+        if r == "true" && is_root() {
             log.fail(
                 "--rootless=true as root: airlock decides rootless mode from the caller's ids",
             );
@@ -61,7 +61,7 @@ fn main() {
     }
 }
 
-fn rustix_is_root() -> bool {
+fn is_root() -> bool {
     // SAFETY: geteuid has no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }

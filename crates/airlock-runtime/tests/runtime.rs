@@ -471,6 +471,18 @@ fn a_network_namespace_is_joined_by_path() {
     // Its sysfs is not the container's to mount: /sys holds only the
     // mountpoint of the cgroup stand-in.
     assert_eq!(lines[2..], ["fs"], "{out}");
+    // An exec joins the same namespace.
+    let b = env.bundle("b2", &["sleep", "1000"], |c| {
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+            {"type": "network", "path": nsfile}
+        ]);
+    });
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "n2"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = env.rt(&["exec", "n2", "stat", "-L", "-c", "%i", "/proc/self/ns/net"]);
+    assert_eq!(text(&o).0.trim(), inode.to_string(), "{:?}", text(&o));
+    assert!(env.rt(&["delete", "--force", "n2"]).status.success());
 }
 
 #[test]

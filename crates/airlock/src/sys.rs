@@ -207,6 +207,10 @@ pub fn stdio_to_null() -> io::Result<()> {
             std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(fd.as_raw_fd()) });
         rustix::io::dup2(&null, &mut target)?;
     }
+    if null.as_raw_fd() <= 2 {
+        // It landed on a closed std fd, which must stay open.
+        std::mem::forget(null);
+    }
     Ok(())
 }
 

@@ -236,6 +236,13 @@ fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has
 /// session.
 fn judge_shared(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
     let joined = spec.namespaces.join.contains_key("net");
+    if joined && host.joins_own_net && spec.sysctls.keys().any(|k| k.starts_with("net.")) {
+        f.add(
+            "host-sysctl",
+            "sysctls",
+            "the network namespace joined is the caller's own: its net.* sysctls are the host's",
+        );
+    }
     if (!spec.namespaces.net && !joined) || (joined && host.joins_own_net) {
         f.add(
             "shared-network",

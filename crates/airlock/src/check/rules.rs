@@ -40,6 +40,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "cap-syslog", severity: Deny, catches: "CAP_SYSLOG: read kernel addresses and the kernel log" },
     Rule { code: "cap-net-admin-host", severity: Deny, catches: "CAP_NET_ADMIN or CAP_NET_RAW with the host's network namespace shared" },
     Rule { code: "cap-host-pid", severity: Deny, catches: "CAP_KILL or CAP_SYS_PTRACE with the host's PID namespace shared" },
+    Rule { code: "host-sysctl", severity: Deny, catches: "a sysctl written into a namespace the sandbox shares with the host (a joined network namespace that is the caller's own): it would change the host" },
     Rule { code: "shared-network", severity: Warn, catches: "the host's network namespace is shared (every host interface and listener is reachable)" },
     Rule { code: "shared-session", severity: Warn, catches: "new_session = false: the workload can push keystrokes into the caller's terminal (TIOCSTI)" },
     Rule { code: "host-root-readonly", severity: Warn, catches: "a read-only bind of the host's /" },

@@ -590,3 +590,26 @@ fn maps_onto_privileged_host_ids() {
         f[0].message
     );
 }
+
+#[test]
+fn sysctls_of_a_joined_host_network_namespace_are_refused() {
+    let mut s = spec_with(vec![]);
+    s.namespaces.net = false;
+    s.namespaces
+        .join
+        .insert("net".into(), "/run/netns/x".into());
+    s.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+    // Another namespace: its own sysctls are its business.
+    assert!(denied(&s).is_empty(), "{:?}", denied(&s));
+    // The caller's own: they would be the host's.
+    let h = Host {
+        joins_own_net: true,
+        ..host()
+    };
+    let codes: Vec<_> = check(&s, &h)
+        .iter()
+        .filter(|f| f.refuses())
+        .map(|f| f.code)
+        .collect();
+    assert_eq!(codes, ["host-sysctl"]);
+}

@@ -126,7 +126,8 @@ pub struct ExecPlan {
     pub walls: Walls,
     /// Start a new session (the sandbox's `new_session`).
     pub new_session: bool,
-    /// The namespaces the sandbox joined by path, joined first.
+    /// The kinds of namespace the sandbox joined by path: exec joins those
+    /// (through the fds its supervisor hands out) before the others.
     #[serde(default)]
     pub join: Vec<(Namespace, String)>,
     /// With a terminal: send its master here instead of proxying it.

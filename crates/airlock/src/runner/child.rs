@@ -124,7 +124,11 @@ fn setup(
         // supervisor, which gives them to `exec`. Joining through these
         // fds needs no ptrace access to us, which a rootless caller
         // lacks now that we are not dumpable.
-        send_namespaces(&plan.namespaces, report)?;
+        // The joined ones too: exec takes them from here, not from their
+        // paths again, which may lead elsewhere by then.
+        let mut all = plan.namespaces.clone();
+        all.extend(plan.join.iter().map(|(ns, _)| *ns));
+        send_namespaces(&all, report)?;
     }
 
     // Through /proc/sys, which shows the namespaces of whoever opens it:

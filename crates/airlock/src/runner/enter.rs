@@ -39,7 +39,6 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         (Some(path), true) => Some(super::tty::connect_console_socket(path)?),
         _ => None,
     };
-    super::supervisor::join_by_path(&plan.join)?;
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
@@ -108,7 +107,11 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
 fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> {
     let mut namespaces = crate::state::control::namespaces(&plan.dir)
         .map_err(|e| SetupError::new("exec", format!("the sandbox is not running ({e})")))?;
-    namespaces.sort_by_key(|(ns, _)| *ns);
+    // A namespace the sandbox joined belongs to a user namespace above
+    // its own: it is joined first, while we still have our capabilities
+    // there.
+    let joined = |ns: &crate::namespace::Namespace| plan.join.iter().any(|(j, _)| j == ns);
+    namespaces.sort_by_key(|(ns, _)| (!joined(ns), *ns));
     for (ns, fd) in &namespaces {
         let name = ns.proc_name();
         report.progress(|| format!("setns {name}"));

@@ -317,9 +317,11 @@ pub(super) fn join_by_path(
 ) -> Result<(), SetupError> {
     for (ns, path) in paths {
         let step = || format!("join the {} namespace {path}", ns.proc_name());
+        // Non-blocking and no controlling tty: a FIFO or a device given as
+        // a namespace must not stall or affect the supervisor.
         let fd = rustix::fs::open(
             path.as_str(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             rustix::fs::Mode::empty(),
         )
         .step(step)?;
