@@ -41,9 +41,15 @@ impl Log {
         }
     }
 
+    /// A warning (an acknowledged finding, a note) goes to the `--log`
+    /// file, and to stderr only with `--debug`: a runtime that succeeded
+    /// says nothing there, since a client's stderr can be the container's
+    /// terminal (podman run -it). Errors always go to stderr.
     pub fn warn(&self, msg: &str) {
         self.write("warning", msg);
-        eprintln!("airlock-runtime: warning: {msg}");
+        if self.debug {
+            eprintln!("airlock-runtime: warning: {msg}");
+        }
     }
 
     pub fn debug(&self, msg: &str) {

@@ -545,3 +545,50 @@ fn hooks_run_at_their_points_with_the_state() {
         text(&o)
     );
 }
+
+#[test]
+fn findings_go_to_the_log_file_not_to_stderr() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["true"], |c| {
+        c["process"]["noNewPrivileges"] = json!(false)
+    });
+    let log = env.dir.path().join("log.json");
+    let o = env.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        b.to_str().unwrap(),
+        "l1",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(
+        err.is_empty(),
+        "a successful call says nothing on stderr: {err}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finding = lines
+        .iter()
+        .find(|l| {
+            l["msg"]
+                .as_str()
+                .unwrap_or("")
+                .contains("[no-new-privs-disabled]")
+        })
+        .unwrap_or_else(|| panic!("no finding in {text}"));
+    assert_eq!(finding["level"], "warning");
+    // RFC 3339, which containerd parses.
+    let time = finding["time"].as_str().unwrap();
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
+}
