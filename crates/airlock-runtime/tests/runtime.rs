@@ -550,7 +550,7 @@ fn hooks_run_at_their_points_with_the_state() {
 fn findings_go_to_the_log_file_not_to_stderr() {
     require_root!();
     let env = Env::new();
-    let b = env.bundle("b", &["true"], |c| {
+    let b = env.bundle("b", &["sh", "-c", "exit 0"], |c| {
         c["process"]["noNewPrivileges"] = json!(false)
     });
     let log = env.dir.path().join("log.json");
@@ -565,7 +565,12 @@ fn findings_go_to_the_log_file_not_to_stderr() {
         "l1",
     ]);
     let (out, err) = text(&o);
-    assert!(o.status.success(), "{out} {err}");
+    assert!(
+        o.status.success(),
+        "{:?} {out} {err} {:?}",
+        o.status,
+        std::fs::read_to_string(&log)
+    );
     assert!(
         err.is_empty(),
         "a successful call says nothing on stderr: {err}"
