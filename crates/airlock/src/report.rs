@@ -364,19 +364,25 @@ impl Attended {
     pub fn plan(&self, timeout: Option<f64>, terminal: bool) {
         self.timeout.set(timeout);
         self.terminal.set(terminal);
+        if terminal {
+            // Raw before the workload can write anything: its first lines
+            // must not go through the caller's line discipline.
+            *self.raw.borrow_mut() = crate::terminal::RawMode::enter();
+        }
     }
 
     fn show(&self, r: &Report) {
         match r {
+            // In raw mode a line needs its carriage return.
+            Report::Progress { step } if self.raw.borrow().is_some() => {
+                eprint!("airlock: {step}\r\n")
+            }
             Report::Progress { step } => say(format_args!("{step}")),
             // The first failure is the one that stopped setup.
             Report::Failed(e) if self.code.get().is_none() => {
                 self.raw.take();
                 say(format_args!("error: {e}"));
                 self.code.set(Some(e.kind.exit_code()));
-            }
-            Report::Started { .. } if self.terminal.get() => {
-                *self.raw.borrow_mut() = crate::terminal::RawMode::enter();
             }
             Report::Exited(report) => {
                 self.raw.take();

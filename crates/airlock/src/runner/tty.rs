@@ -28,6 +28,12 @@ pub fn open() -> Result<Pty, SetupError> {
     // sandbox could have changed.
     let slave =
         rustix::pty::ioctl_tiocgptpeer(&master, flags).step(|| "tty: open the terminal".into())?;
+    // The caller's window size from the start (our stdin is the caller's
+    // terminal when there is one): the proxy copies it too, but only once
+    // it runs, which may be after the workload first asked.
+    if let Ok(size) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+        let _ = rustix::termios::tcsetwinsize(&master, size);
+    }
     Ok(Pty { master, slave })
 }
 
