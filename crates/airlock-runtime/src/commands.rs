@@ -186,8 +186,7 @@ fn create(
     ctx.state_root()?;
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
-        // SAFETY: geteuid has no arguments and cannot fail.
-        root_caller: unsafe { libc::geteuid() } == 0,
+        root_caller: crate::is_root(),
     };
     let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
     for n in &notes {

@@ -139,13 +139,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
 /// owners' rights over its files.
 fn judge_idmap(f: &mut Findings, spec: &SandboxSpec) {
     for d in &spec.filesystem.idmap {
-        let writable = match (d.as_str(), &spec.filesystem.root) {
-            ("/", crate::spec::Root::Path { readonly, .. }) => !readonly,
-            _ => spec.filesystem.mounts.iter().any(|m| {
-                matches!(m, crate::spec::Mount::Bind { destination, readonly: false, .. } if destination == d)
-            }),
-        };
-        if writable {
+        if spec.filesystem.idmap_target(d) == Some(true) {
             f.add(
                 "idmapped-writable",
                 "filesystem.idmap",

@@ -334,13 +334,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
 fn check_idmap(spec: &SandboxSpec, ctx: &crate::Context) -> Result<(), SpecError> {
     for (i, d) in spec.filesystem.idmap.iter().enumerate() {
         let field = format!("filesystem.idmap[{i}]");
-        let is_root = d == "/" && matches!(spec.filesystem.root, spec::Root::Path { .. });
-        let is_bind = spec
-            .filesystem
-            .mounts
-            .iter()
-            .any(|m| matches!(m, spec::Mount::Bind { destination, .. } if destination == d));
-        if !is_root && !is_bind {
+        if spec.filesystem.idmap_target(d).is_none() {
             return Err(SpecError::new(
                 field,
                 format!("{d} is neither a directory root (\"/\") nor a bind's destination"),

@@ -290,6 +290,24 @@ pub struct Filesystem {
     pub idmap: Vec<String>,
 }
 
+impl Filesystem {
+    /// What an `idmap` entry names: `Some(writable)` for a directory root
+    /// (`/`) or a bind's destination, `None` for anything else.
+    pub fn idmap_target(&self, d: &str) -> Option<bool> {
+        if let (Root::Path { readonly, .. }, "/") = (&self.root, d) {
+            return Some(!readonly);
+        }
+        self.mounts.iter().find_map(|m| match m {
+            Mount::Bind {
+                destination,
+                readonly,
+                ..
+            } if destination == d => Some(!readonly),
+            _ => None,
+        })
+    }
+}
+
 /// OCI's default masked paths (runtime-spec, config-linux.md).
 pub const DEFAULT_MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
