@@ -5,7 +5,6 @@
 //! its id.
 
 use crate::run::{fail, refuse};
-use airlock::state::control::Request;
 use airlock::state::{SandboxDir, State, StateRoot, Status};
 use airlock::{Context, Error, ExecOptions, Sandbox, SpawnOptions};
 use clap::Args;
@@ -249,118 +248,33 @@ pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
 }
 
 pub fn start(a: NameArgs, ctx: Context) -> ExitCode {
-    let (sb, st) = match find(&ctx, &a.name) {
-        Ok(x) => x,
-        Err(e) => return fail(e),
-    };
-    let _lock = match sb.lock() {
-        Ok(l) => l,
-        Err(e) => return fail(e.into()),
-    };
-    if st.status != Status::Created {
-        return refuse(format!(
-            "sandbox {} is {}: only a created sandbox can be started",
-            st.name,
-            status_text(&st)
-        ));
-    }
-    match sb.request(&Request::Start) {
-        Ok(()) => {
-            println!("{}", st.name);
+    match find(&ctx, &a.name).and_then(|(sb, st)| Ok(sb.start().map(|()| st.name)?)) {
+        Ok(name) => {
+            println!("{name}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e.into()),
+        Err(e) => fail(e),
     }
-}
-
-/// SIGTERM (forwarded to the workload), up to `grace` to end, then the
-/// whole sandbox is killed.
-fn stop_one(sb: &SandboxDir, grace: Duration) -> Result<(), Error> {
-    let st = sb.state()?;
-    if st.status == Status::Stopped {
-        return Ok(());
-    }
-    if st.status == Status::Running {
-        let _ = sb.request(&Request::Signal {
-            signal: libc::SIGTERM,
-        });
-        if sb.wait_ended(Some(grace)) {
-            return Ok(());
-        }
-    }
-    kill_all(sb)
-}
-
-fn kill_all(sb: &SandboxDir) -> Result<(), Error> {
-    if let Err(e) = sb.request(&Request::Kill) {
-        // It may have ended meanwhile.
-        if sb.alive() {
-            return Err(e.into());
-        }
-    }
-    sb.wait_ended(None);
-    Ok(())
 }
 
 pub fn stop(a: StopArgs, ctx: Context) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for name in &a.names {
-        let r = find(&ctx, name).and_then(|(sb, _)| {
-            let _lock = sb.lock()?;
-            stop_one(&sb, Duration::from_secs(a.time))
-        });
+        let r = find(&ctx, name).and_then(|(sb, _)| Ok(sb.stop(Duration::from_secs(a.time))?));
         match r {
-            Ok(()) => println!("{name}"),
+            Ok(_) => println!("{name}"),
             Err(e) => code = fail(e),
         }
     }
     code
 }
 
-/// A signal by name (`TERM`, `SIGTERM`) or number.
-pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    let table = [
-        ("HUP", libc::SIGHUP),
-        ("INT", libc::SIGINT),
-        ("QUIT", libc::SIGQUIT),
-        ("KILL", libc::SIGKILL),
-        ("USR1", libc::SIGUSR1),
-        ("USR2", libc::SIGUSR2),
-        ("TERM", libc::SIGTERM),
-        ("ALRM", libc::SIGALRM),
-        ("CONT", libc::SIGCONT),
-        ("STOP", libc::SIGSTOP),
-        ("WINCH", libc::SIGWINCH),
-    ];
-    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
-}
-
 pub fn kill(a: KillArgs, ctx: Context) -> ExitCode {
     let sig_text = a.signal.or(a.signal_flag).unwrap_or_else(|| "KILL".into());
-    let Some(sig) = parse_signal(&sig_text) else {
+    let Some(sig) = airlock::state::parse_signal(&sig_text) else {
         return refuse(format!("unknown signal {sig_text:?}"));
     };
-    let r = find(&ctx, &a.name).and_then(|(sb, st)| {
-        if st.status == Status::Stopped {
-            return Err(airlock::state::StateError::WrongStatus {
-                name: st.name,
-                status: st.status,
-                what: "there is nothing to signal".into(),
-            }
-            .into());
-        }
-        if sig == libc::SIGKILL {
-            kill_all(&sb)
-        } else {
-            Ok(sb.request(&Request::Signal { signal: sig })?)
-        }
-    });
-    match r {
+    match find(&ctx, &a.name).and_then(|(sb, _)| Ok(sb.signal(sig)?)) {
         Ok(()) => {
             println!("{}", a.name);
             ExitCode::SUCCESS
@@ -390,24 +304,8 @@ pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
 pub fn rm(a: RmArgs, ctx: Context) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for name in &a.names {
-        let r = find(&ctx, name).and_then(|(sb, st)| {
-            let _lock = sb.lock()?;
-            let st = sb.state().unwrap_or(st);
-            if st.status != Status::Stopped {
-                if !a.force {
-                    return Err(airlock::state::StateError::WrongStatus {
-                        name: st.name,
-                        status: st.status,
-                        what: "stop it first, or use rm -f".into(),
-                    }
-                    .into());
-                }
-                kill_all(&sb)?;
-            }
-            Ok(sb.remove()?)
-        });
-        match r {
-            Ok(()) => println!("{name}"),
+        match find(&ctx, name).and_then(|(sb, _)| Ok(sb.delete(a.force)?)) {
+            Ok(_) => println!("{name}"),
             Err(e) => code = fail(e),
         }
     }
@@ -451,6 +349,7 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         progress: Some(|step| eprintln!("airlock: {step}")),
         context: Some(ctx),
         lifecycle: None,
+        stdio: None,
     };
     Sandbox::hold_signals();
     let process = match Sandbox::exec(&sb, &opts, &spawn) {

@@ -320,25 +320,7 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
 }
 
 fn parse_signal(s: &str) -> Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Ok(n);
-    }
-    let name = s.trim_start_matches("SIG").to_ascii_uppercase();
-    let n = match name.as_str() {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "WINCH" => libc::SIGWINCH,
-        "PWR" => libc::SIGPWR,
-        _ => return Err(format!("unknown signal {s:?}")),
-    };
-    Ok(n)
+    airlock::state::parse_signal(s).ok_or_else(|| format!("unknown signal {s:?}"))
 }
 
 fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {

@@ -31,6 +31,10 @@ pub struct SpawnOptions {
     /// Give the sandbox state in the state root (a name, a directory that
     /// other processes find it by), and say how it lives.
     pub lifecycle: Option<LifecycleOptions>,
+    /// The runner's stdin, stdout and stderr, which an exec'd process or an
+    /// attended workload uses (default: the caller's). A service that
+    /// relays a process's output over its API hands it pipes this way.
+    pub stdio: Option<std::sync::Arc<[OwnedFd; 3]>>,
 }
 
 /// How a sandbox with state lives.
@@ -173,7 +177,12 @@ fn cgroup_dirs(job: &Job) -> Vec<PathBuf> {
 /// The runner's command line: our pid and the fds it inherits. A detached
 /// runner gets none of the caller's terminal, since its supervisor
 /// outlives the caller.
-fn runner_command(runner: &Path, fds: RunnerFds, detached: bool) -> Command {
+fn runner_command(
+    runner: &Path,
+    fds: RunnerFds,
+    detached: bool,
+    stdio: Option<&[OwnedFd; 3]>,
+) -> Result<Command, Error> {
     let mut args = vec![
         std::process::id().to_string().into(),
         fds.plan.to_string().into(),
@@ -186,8 +195,16 @@ fn runner_command(runner: &Path, fds: RunnerFds, detached: bool) -> Command {
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
+    } else if let Some([i, o, e]) = stdio {
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone().map_err(|source| Error::Io {
+                what: "duplicate the runner's stdio",
+                source,
+            })
+        };
+        cmd.stdin(dup(i)?).stdout(dup(o)?).stderr(dup(e)?);
     }
-    cmd
+    Ok(cmd)
 }
 
 /// The runner with `args`, keeping the fds in `inherit` open across exec.
@@ -427,7 +444,7 @@ impl Sandbox {
             sock: theirs.as_raw_fd(),
             alive: alive.map(|f| f.as_raw_fd()),
         };
-        let child = runner_command(&runner, fds, detached)
+        let child = runner_command(&runner, fds, detached, opts.stdio.as_deref())?
             .spawn()
             .map_err(io("start the runner"))?;
         drop(theirs);

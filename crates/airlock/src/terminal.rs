@@ -31,3 +31,17 @@ impl Drop for RawMode {
         let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &self.saved);
     }
 }
+
+/// The receiving end of a console socket (OCI's `--console-socket`, or
+/// [`crate::ExecOptions::console_socket`]): read the one message on the
+/// accepted connection `conn` and return the terminal master it carries.
+pub fn receive_terminal(conn: impl std::os::fd::AsFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    let mut buf = [0u8; 256];
+    let (_, fds) = crate::sys::recv_with_fds(conn, &mut buf, rustix::net::RecvFlags::empty())?;
+    fds.into_iter().next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the console socket's message carried no terminal",
+        )
+    })
+}

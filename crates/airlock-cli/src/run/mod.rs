@@ -59,6 +59,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         progress: Some(|step| eprintln!("airlock: {step}")),
         context: None,
         lifecycle,
+        stdio: None,
     };
     if opts.lifecycle.is_none() {
         // Nothing for this process to do beside the sandbox but wait: it

@@ -7,6 +7,9 @@
 //! controller: nothing is silently skipped.
 
 pub mod plan;
+mod stats;
+
+pub use stats::{read_stats, Stats};
 
 pub use plan::CgroupPlan;
 
@@ -233,15 +236,7 @@ impl Cgroup {
 
     /// Every process still in the sandbox's cgroups.
     pub fn procs(&self) -> Vec<i32> {
-        let mut all = Vec::new();
-        for dir in self.v2.iter().chain(self.v1.values()) {
-            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                all.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            }
-        }
-        all.sort_unstable();
-        all.dedup();
-        all
+        self.paths().procs()
     }
 
     /// Kill every process of the sandbox, double-forked ones included:

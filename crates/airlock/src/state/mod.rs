@@ -20,6 +20,9 @@
 //! if nothing had time to write it down.
 
 pub mod control;
+mod verbs;
+
+pub use verbs::parse_signal;
 
 use crate::report::ExitReport;
 use crate::spec::SandboxSpec;
@@ -62,6 +65,21 @@ pub struct CgroupPaths {
     pub v2: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub v1: BTreeMap<String, PathBuf>,
+}
+
+impl CgroupPaths {
+    /// Every process in these cgroups, each once.
+    pub fn procs(&self) -> Vec<i32> {
+        let mut all = Vec::new();
+        for dir in self.v2.iter().chain(self.v1.values()) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                all.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
 }
 
 /// `state.json`.

@@ -1,0 +1,251 @@
+//! The Rust client of `airlockd`, airlock's daemon, and the API types
+//! the daemon serves (generated from `proto/airlock/v1/airlock.proto`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), airlock_client::ClientError> {
+//! use airlock_client::{proto, Client};
+//! let mut c = Client::connect("unix:///run/airlock/airlockd.sock").await?;
+//! let made = c
+//!     .create(proto::CreateRequest {
+//!         args: vec!["sleep".into(), "60".into()],
+//!         start: true,
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! let id = made.sandbox.unwrap_or_default().id;
+//! c.stop(&id, Some(5)).await?;
+//! c.delete(&id, false).await?;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// The generated messages and the service's client and server halves.
+pub mod proto {
+    tonic::include_proto!("airlock.v1");
+}
+
+pub use proto::sandboxes_client::SandboxesClient;
+
+/// The daemon's default socket.
+pub const DEFAULT_SOCKET: &str = "/run/airlock/airlockd.sock";
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}: expected unix:///PATH or an absolute path")]
+    BadHost(String),
+    #[error("cannot connect to airlockd at {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The daemon answered with an error status; `details` says which
+    /// field, why, and every guardrail finding of a refusal.
+    #[error("{}", status_text(.status))]
+    Status {
+        status: tonic::Status,
+        details: Option<proto::ErrorDetails>,
+    },
+}
+
+fn status_text(s: &tonic::Status) -> String {
+    if s.message().is_empty() {
+        format!("{:?}", s.code())
+    } else {
+        s.message().to_string()
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        let details = error_details(&status);
+        ClientError::Status { status, details }
+    }
+}
+
+impl ClientError {
+    /// The gRPC code of a status error.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Status { status, .. } => Some(status.code()),
+            _ => None,
+        }
+    }
+}
+
+/// The [`proto::ErrorDetails`] an error status carries, if any.
+pub fn error_details(status: &tonic::Status) -> Option<proto::ErrorDetails> {
+    if status.details().is_empty() {
+        return None;
+    }
+    prost::Message::decode(status.details()).ok()
+}
+
+/// The socket path of `host`: `unix:///PATH` or `/PATH`.
+pub fn socket_path(host: &str) -> Result<PathBuf> {
+    let path = host.strip_prefix("unix://").unwrap_or(host);
+    if path.starts_with('/') {
+        Ok(PathBuf::from(path))
+    } else {
+        Err(ClientError::BadHost(host.into()))
+    }
+}
+
+/// A connection to one daemon. Cheap to clone: clones share it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: SandboxesClient<Channel>,
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+impl Client {
+    /// Connect to the daemon at `host` (`unix:///PATH` or a path).
+    pub async fn connect(host: &str) -> Result<Client> {
+        let path = socket_path(host)?;
+        Self::connect_path(&path).await
+    }
+
+    pub async fn connect_path(path: &Path) -> Result<Client> {
+        let p = path.to_path_buf();
+        // The URI is a placeholder that tonic requires: the connector
+        // below dials the socket whatever it says.
+        let channel = Endpoint::from_static("http://airlockd")
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let p = p.clone();
+                async move {
+                    let s = tokio::net::UnixStream::connect(p).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                }
+            }))
+            .await
+            .map_err(|source| ClientError::Connect {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Client {
+            inner: SandboxesClient::new(channel),
+        })
+    }
+
+    /// The generated client, for the streaming calls and anything this
+    /// wrapper does not cover.
+    pub fn raw(&mut self) -> &mut SandboxesClient<Channel> {
+        &mut self.inner
+    }
+
+    pub async fn create(&mut self, req: proto::CreateRequest) -> Result<proto::CreateResponse> {
+        Ok(self.inner.create(req).await?.into_inner())
+    }
+
+    pub async fn start(&mut self, sandbox: &str) -> Result<proto::SandboxInfo> {
+        Ok(self.inner.start(sandbox_ref(sandbox)).await?.into_inner())
+    }
+
+    pub async fn inspect(&mut self, sandbox: &str) -> Result<proto::SandboxInfo> {
+        Ok(self.inner.inspect(sandbox_ref(sandbox)).await?.into_inner())
+    }
+
+    pub async fn wait(&mut self, sandbox: &str) -> Result<proto::SandboxInfo> {
+        Ok(self.inner.wait(sandbox_ref(sandbox)).await?.into_inner())
+    }
+
+    pub async fn stats(&mut self, sandbox: &str) -> Result<proto::StatsResponse> {
+        Ok(self.inner.stats(sandbox_ref(sandbox)).await?.into_inner())
+    }
+
+    pub async fn signal(&mut self, sandbox: &str, signal: &str) -> Result<proto::SandboxInfo> {
+        let req = proto::SignalRequest {
+            sandbox: sandbox.into(),
+            signal: signal.into(),
+        };
+        Ok(self.inner.signal(req).await?.into_inner())
+    }
+
+    /// SIGTERM, `grace_seconds` (default 10), then kill.
+    pub async fn stop(
+        &mut self,
+        sandbox: &str,
+        grace_seconds: Option<u32>,
+    ) -> Result<proto::SandboxInfo> {
+        let req = proto::StopRequest {
+            sandbox: sandbox.into(),
+            grace_seconds,
+        };
+        Ok(self.inner.stop(req).await?.into_inner())
+    }
+
+    pub async fn delete(&mut self, sandbox: &str, force: bool) -> Result<proto::DeleteResponse> {
+        let req = proto::DeleteRequest {
+            sandbox: sandbox.into(),
+            force,
+        };
+        Ok(self.inner.delete(req).await?.into_inner())
+    }
+
+    pub async fn list(&mut self, req: proto::ListRequest) -> Result<Vec<proto::SandboxInfo>> {
+        Ok(self.inner.list(req).await?.into_inner().sandboxes)
+    }
+
+    /// Run `args` in a running sandbox with no input; collect its output.
+    pub async fn exec_output(&mut self, sandbox: &str, args: &[&str]) -> Result<ExecOutput> {
+        let start = proto::ExecStart {
+            sandbox: sandbox.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        };
+        self.exec_with_input(start, Vec::new()).await
+    }
+
+    /// Run a process with `stdin` as its whole input; collect its output.
+    pub async fn exec_with_input(
+        &mut self,
+        start: proto::ExecStart,
+        stdin: Vec<u8>,
+    ) -> Result<ExecOutput> {
+        use proto::exec_input::Input;
+        let mut msgs = vec![Input::Start(start)];
+        if !stdin.is_empty() {
+            msgs.push(Input::Stdin(stdin));
+        }
+        msgs.push(Input::CloseStdin(true));
+        let input = tokio_stream_iter(
+            msgs.into_iter()
+                .map(|i| proto::ExecInput { input: Some(i) }),
+        );
+        let mut out = self.inner.exec(input).await?.into_inner();
+        let mut collected = ExecOutput::default();
+        while let Some(msg) = out.message().await? {
+            use proto::exec_output::Output;
+            match msg.output {
+                Some(Output::Stdout(b)) => collected.stdout.extend(b),
+                Some(Output::Stderr(b)) => collected.stderr.extend(b),
+                Some(Output::Exit(e)) => collected.exit = Some(e),
+                None => {}
+            }
+        }
+        Ok(collected)
+    }
+}
+
+/// What [`Client::exec_output`] collected.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit: Option<proto::ExitStatus>,
+}
+
+fn sandbox_ref(s: &str) -> proto::SandboxRef {
+    proto::SandboxRef { sandbox: s.into() }
+}
+
+/// A finished stream of `items` (what a client-streaming call takes).
+pub fn tokio_stream_iter<T: Send + 'static>(
+    items: impl IntoIterator<Item = T>,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = T> + Send + 'static {
+    tonic::codegen::tokio_stream::iter(items.into_iter().collect::<Vec<_>>())
+}

@@ -1,0 +1,150 @@
+//! What every front end does to a sandbox with state, once: signal, stop
+//! (SIGTERM, a grace period, then kill everything), kill and delete. The
+//! CLI's lifecycle verbs and the daemon's calls are argument handling
+//! over these.
+
+use super::control::Request;
+use super::{SandboxDir, State, StateError, Status};
+use std::time::Duration;
+
+impl SandboxDir {
+    /// Release a created sandbox's workload, and wait (a few seconds at
+    /// most) until its supervisor records that it runs, so the caller's
+    /// next look sees it running. Takes the sandbox's lock.
+    pub fn start(&self) -> Result<(), StateError> {
+        let _lock = self.lock()?;
+        let st = self.state()?;
+        if st.status != Status::Created {
+            return Err(StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "only a created sandbox can be started".into(),
+            });
+        }
+        self.request(&Request::Start)?;
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < end {
+            if self.state()?.status != Status::Created {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
+    /// Send `signal` to the workload; SIGKILL kills every process of the
+    /// sandbox. A sandbox that is not running has nothing to signal.
+    pub fn signal(&self, signal: i32) -> Result<(), StateError> {
+        let st = self.state()?;
+        if st.status == Status::Stopped {
+            return Err(StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "there is nothing to signal".into(),
+            });
+        }
+        if signal == libc::SIGKILL {
+            self.kill_all()
+        } else {
+            self.request(&Request::Signal { signal })
+        }
+    }
+
+    /// SIGTERM (forwarded to the workload), up to `grace` for it to end,
+    /// then the whole sandbox is killed. A created sandbox, whose workload
+    /// never ran, is killed at once. Takes the sandbox's lock.
+    pub fn stop(&self, grace: Duration) -> Result<State, StateError> {
+        let _lock = self.lock()?;
+        let st = self.state()?;
+        if st.status == Status::Stopped {
+            return Ok(st);
+        }
+        if st.status == Status::Running {
+            let _ = self.request(&Request::Signal {
+                signal: libc::SIGTERM,
+            });
+            if self.wait_ended(Some(grace)) {
+                return self.state();
+            }
+        }
+        self.kill_all()?;
+        self.state()
+    }
+
+    /// Kill every process of the sandbox and wait for its supervisor to
+    /// record the end.
+    pub fn kill_all(&self) -> Result<(), StateError> {
+        if let Err(e) = self.request(&Request::Kill) {
+            // It may have ended meanwhile.
+            if self.alive() {
+                return Err(e);
+            }
+        }
+        self.wait_ended(None);
+        Ok(())
+    }
+
+    /// Remove a stopped sandbox; with `force`, kill a running one first.
+    /// Takes the sandbox's lock. Returns its last state.
+    pub fn delete(&self, force: bool) -> Result<State, StateError> {
+        let _lock = self.lock()?;
+        let mut st = self.state()?;
+        if st.status != Status::Stopped {
+            if !force {
+                return Err(StateError::WrongStatus {
+                    name: st.name,
+                    status: st.status,
+                    what: "stop it first, or force the removal".into(),
+                });
+            }
+            self.kill_all()?;
+            st = self.state()?;
+        }
+        self.remove()?;
+        Ok(st)
+    }
+}
+
+/// A signal by name (`TERM`, `SIGTERM`, case-insensitive) or number (1-64).
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let table = [
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+        ("TERM", libc::SIGTERM),
+        ("ALRM", libc::SIGALRM),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("WINCH", libc::SIGWINCH),
+        ("PIPE", libc::SIGPIPE),
+        ("CHLD", libc::SIGCHLD),
+        ("TSTP", libc::SIGTSTP),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("PWR", libc::SIGPWR),
+        ("SYS", libc::SIGSYS),
+    ];
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signals_by_name_and_number() {
+        use super::parse_signal;
+        assert_eq!(parse_signal("TERM"), Some(libc::SIGTERM));
+        assert_eq!(parse_signal("sigkill"), Some(libc::SIGKILL));
+        assert_eq!(parse_signal("10"), Some(10));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("65"), None);
+        assert_eq!(parse_signal("BOGUS"), None);
+    }
+}

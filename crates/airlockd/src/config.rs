@@ -1,0 +1,92 @@
+//! The daemon's configuration: a TOML file (`--config`, default
+//! `/etc/airlock/airlockd.toml` when it exists), every key optional.
+//! `dist/airlockd.toml` documents each key with its default.
+
+use airlock::spec::Size;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The socket the API listens on.
+    pub listen: PathBuf,
+    /// The group whose members may connect besides root; the socket is
+    /// made root:GROUP. Empty: root only.
+    pub group: String,
+    /// The socket's mode.
+    pub socket_mode: u32,
+    /// Where the daemon's sandboxes keep their state.
+    pub state_root: PathBuf,
+    /// The image layer store.
+    pub store: PathBuf,
+    /// The cgroup, relative to each hierarchy's root, under which
+    /// sandboxes get theirs. Default: the daemon's own.
+    pub cgroup_parent: Option<String>,
+    /// Uids besides root that may acknowledge a guardrail's deny finding
+    /// (`allow_unsafe` in a spec).
+    pub acknowledge_uids: Vec<u32>,
+    /// At most this many sandboxes (any state) at once.
+    pub max_sandboxes: usize,
+    /// Each sandbox's memory limit at most; a spec without one gets it.
+    pub max_memory: Option<Size>,
+    /// Each sandbox's pids limit at most; a spec without one gets it.
+    pub max_pids: Option<u64>,
+    /// Bytes per log file before it rotates (two files per stream kept).
+    pub log_limit: u64,
+    /// Seconds between SIGTERM and the kill when Stop gives none.
+    pub stop_grace: u32,
+    /// Events kept for `Events { since }`.
+    pub events_kept: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: airlock_client::DEFAULT_SOCKET.into(),
+            group: "airlock".into(),
+            socket_mode: 0o660,
+            state_root: "/run/airlockd".into(),
+            store: "/var/lib/airlock".into(),
+            cgroup_parent: None,
+            acknowledge_uids: Vec::new(),
+            max_sandboxes: 1000,
+            max_memory: None,
+            max_pids: Some(4096),
+            log_limit: 1 << 20,
+            stop_grace: 10,
+            events_kept: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Read `path`; an unknown key or a bad value is an error naming it.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_config_parses_and_holds_the_defaults() {
+        let sample = include_str!("../dist/airlockd.toml");
+        let c: Config = toml::from_str(sample).unwrap();
+        let d = Config::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.socket_mode, 0o660);
+        assert_eq!(c.max_sandboxes, d.max_sandboxes);
+        assert_eq!(c.max_pids, d.max_pids);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = toml::from_str::<Config>("max_sandbox = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_sandbox"), "{e}");
+    }
+}

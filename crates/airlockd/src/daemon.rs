@@ -1,0 +1,239 @@
+//! The daemon's shared state and what every call needs from it: who the
+//! caller is and may be, the [`Context`] a sandbox is launched for, the
+//! sandboxes a caller may see, and their description in the API's terms.
+
+use crate::config::Config;
+use crate::events::Bus;
+use crate::meta::{self, Meta};
+use crate::peer::{Peer, PeerInfo};
+use crate::status;
+use airlock::cgroup::Layout;
+use airlock::plan::Caller;
+use airlock::state::{SandboxDir, State, StateRoot, Status};
+use airlock::Context;
+use airlock_client::proto;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub struct Daemon {
+    pub config: Config,
+    pub root: StateRoot,
+    /// The cgroups sandboxes are made under (the configured parent, or the
+    /// daemon's own).
+    pub layout: Layout,
+    /// The group besides root that may connect.
+    pub group: Option<(String, u32)>,
+    pub bus: Bus,
+    /// The sandboxes the daemon watches, by id: their last status and OOM
+    /// count, for the events.
+    pub known: Mutex<HashMap<String, Seen>>,
+    /// Creates under way, which count against `max_sandboxes`.
+    pending: Mutex<usize>,
+    /// The runner binary (default: found as the library finds it).
+    pub runner: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub owner: u32,
+    pub name: String,
+    pub status: Status,
+    pub oom_kills: u64,
+    pub exit_reported: bool,
+}
+
+/// A reserved place under `max_sandboxes`, freed when dropped.
+pub struct Slot<'a>(&'a Daemon);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.pending.lock().expect("pending lock") -= 1;
+    }
+}
+
+impl Daemon {
+    pub fn new(
+        config: Config,
+        root: StateRoot,
+        layout: Layout,
+        group: Option<(String, u32)>,
+    ) -> Daemon {
+        let bus = Bus::new(config.events_kept);
+        Daemon {
+            config,
+            root,
+            layout,
+            group,
+            bus,
+            known: Mutex::new(HashMap::new()),
+            pending: Mutex::new(0),
+            runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
+        }
+    }
+
+    /// The caller of `req`, if it may use the daemon at all: root, or a
+    /// member of the configured group.
+    pub fn peer<T>(&self, req: &tonic::Request<T>) -> Result<Peer, tonic::Status> {
+        let Some(PeerInfo(Some(peer))) = req.extensions().get::<PeerInfo>().cloned() else {
+            return Err(status::denied(
+                "the caller's credentials could not be read from the socket",
+                Vec::new(),
+            ));
+        };
+        if peer.is_root() {
+            return Ok(peer);
+        }
+        match &self.group {
+            Some((_, gid)) if peer.in_group(*gid) => Ok(peer),
+            Some((name, gid)) => Err(status::denied(
+                format!(
+                    "uid {} is neither root nor a member of group {name} (gid {gid})",
+                    peer.uid
+                ),
+                Vec::new(),
+            )),
+            None => Err(status::denied(
+                format!(
+                    "uid {} is not root, and no group may use this daemon",
+                    peer.uid
+                ),
+                Vec::new(),
+            )),
+        }
+    }
+
+    /// May `peer` acknowledge a deny finding?
+    pub fn may_acknowledge(&self, peer: &Peer) -> bool {
+        peer.is_root() || self.config.acknowledge_uids.contains(&peer.uid)
+    }
+
+    /// Who a sandbox is launched for: the caller's ids, and the daemon's
+    /// configuration for everything else, never the daemon's own process
+    /// (its home, environment or ids).
+    pub fn context(&self, peer: &Peer) -> Context {
+        Context {
+            caller: Caller {
+                uid: peer.uid,
+                gid: peer.gid,
+            },
+            home: None,
+            env: Vec::new(),
+            state_root: self.root.path().to_path_buf(),
+            cgroup: self.layout.clone(),
+            store: self.config.store.clone(),
+        }
+    }
+
+    /// Reserve a place for one more sandbox, or say which limit is reached.
+    pub fn reserve(&self) -> Result<Slot<'_>, tonic::Status> {
+        let mut pending = self.pending.lock().expect("pending lock");
+        let have = self.root.list().len() + *pending;
+        if have >= self.config.max_sandboxes {
+            return Err(status::limit(
+                "max_sandboxes",
+                format!(
+                    "this daemon holds {have} sandboxes, its limit (delete stopped ones to make room)"
+                ),
+            ));
+        }
+        *pending += 1;
+        Ok(Slot(self))
+    }
+
+    /// The sandbox `key` names, if `peer` may see it: its own, or any for root.
+    pub fn find(&self, peer: &Peer, key: &str) -> Result<(SandboxDir, State, Meta), tonic::Status> {
+        if key.is_empty() {
+            return Err(status::invalid(
+                "sandbox",
+                "name a sandbox (its name or id)",
+            ));
+        }
+        let (sb, st) = self.root.find(key).map_err(status::from_state)?;
+        let m = meta::read(&sb);
+        if !peer.is_root() && m.owner != peer.uid {
+            return Err(status::from_state(airlock::state::StateError::NotFound(
+                key.into(),
+            )));
+        }
+        Ok((sb, st, m))
+    }
+
+    /// Every sandbox `peer` may see, with its meta.
+    pub fn visible(&self, peer: &Peer) -> Vec<(SandboxDir, State, Meta)> {
+        self.root
+            .list()
+            .into_iter()
+            .map(|(sb, st)| {
+                let m = meta::read(&sb);
+                (sb, st, m)
+            })
+            .filter(|(_, _, m)| peer.is_root() || m.owner == peer.uid)
+            .collect()
+    }
+}
+
+pub fn state_of(s: Status) -> proto::State {
+    match s {
+        Status::Creating => proto::State::Creating,
+        Status::Created => proto::State::Created,
+        Status::Running => proto::State::Running,
+        Status::Stopped => proto::State::Stopped,
+    }
+}
+
+pub fn exit_of(st: &State) -> Option<proto::ExitStatus> {
+    if st.status != Status::Stopped {
+        return None;
+    }
+    let reason = st.reason.clone().unwrap_or_default();
+    Some(match &st.exit {
+        Some(e) => proto::ExitStatus {
+            code: e.code,
+            signal: e.signal.unwrap_or(0),
+            oom_killed: e.ended == airlock::Ended::OomKilled || e.oom_kills > 0,
+            timed_out: e.ended == airlock::Ended::TimedOut,
+            reason,
+            report_json: serde_json::to_string(e).unwrap_or_default(),
+        },
+        // Ended without a report (its supervisor was killed).
+        None => proto::ExitStatus {
+            code: 137,
+            signal: libc::SIGKILL,
+            reason,
+            ..Default::default()
+        },
+    })
+}
+
+/// A sandbox in the API's terms; `detailed` adds the spec and the pids.
+pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::SandboxInfo {
+    let running = matches!(st.status, Status::Running | Status::Created);
+    let pids = match &st.cgroup {
+        Some(c) if detailed && running => c.procs(),
+        _ => Vec::new(),
+    };
+    proto::SandboxInfo {
+        id: sb.id.clone(),
+        name: st.name.clone(),
+        state: state_of(st.status) as i32,
+        labels: m.labels.clone().into_iter().collect(),
+        pid: st.pid.filter(|_| running).unwrap_or(0),
+        supervisor_pid: st.supervisor_pid.filter(|_| running).unwrap_or(0),
+        created: st.created,
+        started: st.started.unwrap_or(0.0),
+        finished: st.finished.unwrap_or(0.0),
+        exit: exit_of(st),
+        owner: m.owner,
+        spec_json: if detailed {
+            serde_json::to_string_pretty(&st.spec).unwrap_or_default()
+        } else {
+            String::new()
+        },
+        pids,
+        tty: m.tty,
+        stdin: m.stdin,
+    }
+}
+
+pub type Shared = Arc<Daemon>;

@@ -1,0 +1,218 @@
+//! Lifecycle events: a bus that keeps the last few (for `Events { since }`)
+//! and broadcasts new ones, and the watch that notices what the daemon did
+//! not do itself — a workload that started or ended, an OOM kill, a
+//! sandbox removed by another front end — by polling the state of the
+//! sandboxes it knows.
+//!
+//! Re-adoption is the first pass of that watch: every sandbox in the state
+//! root becomes known, and one that ended while no daemon was running (its
+//! exit not yet reported, as its `daemon.json` says) gets its `exited`
+//! event then.
+
+use crate::daemon::{exit_of, Daemon, Seen};
+use crate::meta;
+use airlock::state::{now, SandboxDir, State, Status};
+use airlock_client::proto::{self, EventKind};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// How often the watch looks.
+const TICK: Duration = Duration::from_millis(200);
+
+pub struct Bus {
+    inner: Mutex<Kept>,
+    tx: broadcast::Sender<Arc<Published>>,
+}
+
+/// An event and the uid that owns its sandbox (who may see it).
+#[derive(Debug)]
+pub struct Published {
+    pub owner: u32,
+    pub event: proto::Event,
+}
+
+struct Kept {
+    events: VecDeque<Arc<Published>>,
+    limit: usize,
+}
+
+impl Bus {
+    pub fn new(limit: usize) -> Bus {
+        Bus {
+            inner: Mutex::new(Kept {
+                events: VecDeque::new(),
+                limit,
+            }),
+            tx: broadcast::channel(1024).0,
+        }
+    }
+
+    pub fn publish(
+        &self,
+        owner: u32,
+        kind: EventKind,
+        id: &str,
+        name: &str,
+        exit: Option<proto::ExitStatus>,
+    ) {
+        let event = Arc::new(Published {
+            owner,
+            event: proto::Event {
+                kind: kind as i32,
+                id: id.into(),
+                name: name.into(),
+                time: now(),
+                exit,
+            },
+        });
+        tracing::info!(event = kind.as_str_name(), id, name, "sandbox event");
+        // Kept and sent under one lock, which `subscribe` takes too: a
+        // subscriber gets each event exactly once, from the kept ones or
+        // from the channel.
+        let mut k = self.inner.lock().expect("events lock");
+        if k.events.len() >= k.limit.max(1) {
+            k.events.pop_front();
+        }
+        k.events.push_back(event.clone());
+        let _ = self.tx.send(event);
+    }
+
+    /// The kept events since `since`, and a receiver of every later one.
+    pub fn subscribe(
+        &self,
+        since: f64,
+    ) -> (Vec<Arc<Published>>, broadcast::Receiver<Arc<Published>>) {
+        let k = self.inner.lock().expect("events lock");
+        let rx = self.tx.subscribe();
+        let kept = if since > 0.0 {
+            k.events
+                .iter()
+                .filter(|e| e.event.time >= since)
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (kept, rx)
+    }
+}
+
+/// Start knowing a sandbox (just created, or found at start-up).
+pub fn know(d: &Daemon, m: &meta::Meta, id: &str, name: &str, status: Status) {
+    d.known.lock().expect("known lock").insert(
+        id.into(),
+        Seen {
+            owner: m.owner,
+            name: name.into(),
+            status,
+            oom_kills: 0,
+            exit_reported: m.exit_reported,
+        },
+    );
+}
+
+pub fn forget(d: &Daemon, id: &str) -> bool {
+    d.known.lock().expect("known lock").remove(id).is_some()
+}
+
+/// Re-adopt every sandbox in the state root, reporting the exits that
+/// happened while no daemon was watching.
+pub fn adopt(d: &Daemon) -> usize {
+    let all = d.root.list();
+    for (sb, st) in &all {
+        know(d, &meta::read(sb), &sb.id, &st.name, st.status);
+        observe(d, sb, st);
+    }
+    all.len()
+}
+
+/// Bring the daemon's view of a sandbox up to `st`, publishing what
+/// changed: `started` when a created sandbox ran, `exited` once when it
+/// ended. Whoever sees a change first (the watch, Start, Stop, Delete)
+/// publishes it, exactly once; `daemon.json` remembers a reported exit
+/// across restarts.
+pub fn observe(d: &Daemon, sb: &SandboxDir, st: &State) {
+    let (owner, started, exited) = {
+        let mut known = d.known.lock().expect("known lock");
+        let Some(seen) = known.get_mut(&sb.id) else {
+            return;
+        };
+        let ran = st.status == Status::Running || st.started.is_some();
+        let started = seen.status == Status::Created && ran;
+        let exited = st.status == Status::Stopped && !seen.exit_reported;
+        if seen.status != Status::Stopped {
+            seen.status = st.status;
+        }
+        seen.exit_reported |= exited;
+        (seen.owner, started, exited)
+    };
+    if started {
+        d.bus
+            .publish(owner, EventKind::Started, &sb.id, &st.name, None);
+    }
+    if !exited {
+        return;
+    }
+    d.bus
+        .publish(owner, EventKind::Exited, &sb.id, &st.name, exit_of(st));
+    if !sb.dir.exists() {
+        return; // deleted: nothing left to remember it in
+    }
+    let mut m = meta::read(sb);
+    m.exit_reported = true;
+    if let Err(e) = meta::write(sb, &m) {
+        tracing::warn!(id = sb.id, "cannot record the reported exit: {e}");
+    }
+}
+
+/// One look at every known sandbox that has not ended.
+fn look(d: &Daemon) {
+    let ids: Vec<(String, Seen)> = d
+        .known
+        .lock()
+        .expect("known lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (id, seen) in ids {
+        let sb = SandboxDir::at(&d.root.path().join(&id));
+        if !sb.dir.exists() {
+            if forget(d, &id) {
+                d.bus
+                    .publish(seen.owner, EventKind::Deleted, &id, &seen.name, None);
+            }
+            continue;
+        }
+        if seen.status == Status::Stopped {
+            continue;
+        }
+        let Ok(st) = sb.state() else { continue };
+        if st.status == Status::Running {
+            let oom = match &st.cgroup {
+                Some(c) => airlock::cgroup::read_stats(c).oom_kills,
+                None => 0,
+            };
+            if oom > seen.oom_kills {
+                d.bus
+                    .publish(seen.owner, EventKind::Oom, &id, &st.name, None);
+                if let Some(s) = d.known.lock().expect("known lock").get_mut(&id) {
+                    s.oom_kills = oom;
+                }
+            }
+        }
+        observe(d, &sb, &st);
+    }
+}
+
+/// Watch until the daemon ends.
+pub async fn watch(d: Arc<Daemon>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let d = d.clone();
+        let _ = tokio::task::spawn_blocking(move || look(&d)).await;
+    }
+}

@@ -1,0 +1,167 @@
+//! `airlockd`: airlock's daemon. Sandbox lifecycle as a gRPC service
+//! (`proto/airlock/v1/airlock.proto`) on a unix socket, for many clients
+//! at once. Each sandbox has its own supervisor, so sandboxes outlive the
+//! daemon; a new daemon re-adopts them from the state root.
+
+mod config;
+mod daemon;
+mod events;
+mod meta;
+mod peer;
+mod service;
+mod status;
+mod stdio;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_stream::StreamExt;
+
+/// airlock's daemon: create, start, exec into, attach to, stop and delete
+/// sandboxes through a gRPC API on a unix socket.
+///
+/// Only root and members of the configured group may connect; the peer's
+/// credentials (SO_PEERCRED) decide, and a sandbox is launched for the
+/// caller's ids, never as the daemon. Sandboxes keep running when the
+/// daemon stops; a restarted daemon re-adopts them.
+#[derive(Parser)]
+#[command(name = "airlockd", version, max_term_width = 100)]
+#[command(
+    after_help = "Examples:\n  airlockd\n  airlockd --listen /tmp/a.sock --state-root /tmp/a-state --group ''\n  AIRLOCK_HOST=unix:///tmp/a.sock airlock run -d -- sleep 100"
+)]
+struct Args {
+    /// The configuration file (TOML; every key is documented in
+    /// dist/airlockd.toml). Default: /etc/airlock/airlockd.toml if it exists.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The socket to listen on (overrides `listen`).
+    #[arg(long, value_name = "PATH")]
+    listen: Option<PathBuf>,
+    /// Where sandboxes keep their state (overrides `state_root`).
+    #[arg(long, value_name = "DIR")]
+    state_root: Option<PathBuf>,
+    /// The group that may connect besides root; '' for root only
+    /// (overrides `group`).
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/airlock/airlockd.toml";
+
+fn load(args: &Args) -> anyhow::Result<config::Config> {
+    let mut c = match &args.config {
+        Some(p) => config::Config::load(p)?,
+        None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
+            config::Config::load(DEFAULT_CONFIG.as_ref())?
+        }
+        None => config::Config::default(),
+    };
+    if let Some(l) = &args.listen {
+        c.listen = l.clone();
+    }
+    if let Some(s) = &args.state_root {
+        c.state_root = s.clone();
+    }
+    if let Some(g) = &args.group {
+        c.group = g.clone();
+    }
+    Ok(c)
+}
+
+/// The cgroups sandboxes are made under: the daemon's own, or
+/// `cgroup_parent` in every hierarchy.
+fn layout(c: &config::Config) -> airlock::cgroup::Layout {
+    let mut l = airlock::cgroup::Layout::detect().unwrap_or_default();
+    if let Some(parent) = &c.cgroup_parent {
+        for h in l.v2.iter_mut().chain(l.v1.values_mut()) {
+            h.own = parent.clone();
+        }
+        if let Some(h) = &l.v2 {
+            l.v2_controllers = std::fs::read_to_string(h.own_dir().join("cgroup.controllers"))
+                .map(|s| s.split_whitespace().map(String::from).collect())
+                .unwrap_or_default();
+        }
+    }
+    l
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCKD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(256)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match rt.block_on(serve(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("airlockd: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let c = load(&args)?;
+    let group = match c.group.as_str() {
+        "" => None,
+        name => {
+            let gid = peer::group_id(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "group {name:?} does not exist (create it, or set group = \"\" for root only)"
+                )
+            })?;
+            Some((name.to_string(), gid))
+        }
+    };
+    let root = airlock::state::StateRoot::open(&c.state_root)?;
+    let listener = peer::bind(&c.listen, c.socket_mode, group.as_ref().map(|g| g.1))?;
+    let layout = layout(&c);
+    let listen = c.listen.clone();
+    let d = Arc::new(daemon::Daemon::new(c, root, layout, group));
+    let adopted = {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || events::adopt(&d)).await?
+    };
+    tracing::info!(
+        socket = %listen.display(),
+        state_root = %d.root.path().display(),
+        adopted,
+        "airlockd listening"
+    );
+    tokio::spawn(events::watch(d.clone()));
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+        .map(|s| s.map(peer::PeerStream::new));
+    let svc = airlock_client::proto::sandboxes_server::SandboxesServer::new(service::Service(d));
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stopping; the sandboxes keep running");
+    };
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    let _ = std::fs::remove_file(&listen);
+    Ok(())
+}

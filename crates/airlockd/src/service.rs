@@ -1,0 +1,386 @@
+//! The `airlock.v1.Sandboxes` service: each call checks who is asking,
+//! then is argument handling over the airlock library (the launch path,
+//! the state root's verbs) run on the blocking pool, since every library
+//! call waits on a runner or a supervisor.
+
+use crate::daemon::{info, Shared};
+use crate::events;
+use crate::meta::{self, Meta};
+use crate::peer::Peer;
+use crate::status::{self, finding, from_error, from_state, invalid};
+use crate::stdio;
+use airlock::check::Severity;
+use airlock::spec::{self, SandboxSpec};
+use airlock::state::Status;
+use airlock::{LifecycleOptions, Sandbox, SpawnOptions};
+use airlock_client::proto::{self, sandboxes_server::Sandboxes, EventKind};
+use std::time::Duration;
+use tonic::{Request, Response, Status as RpcStatus, Streaming};
+
+type Reply<T> = Result<Response<T>, RpcStatus>;
+
+#[derive(Clone)]
+pub struct Service(pub Shared);
+
+/// Run `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RpcStatus> + Send + 'static,
+) -> Result<T, RpcStatus> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RpcStatus::internal(format!("the call's task failed: {e}")))?
+}
+
+/// The spec a request gives, or the default, least-privilege one.
+fn request_spec(r: &proto::CreateRequest) -> Result<SandboxSpec, RpcStatus> {
+    if r.spec.trim().is_empty() {
+        return Ok(SandboxSpec::builder().default_view().build());
+    }
+    let parsed = match proto::SpecFormat::try_from(r.format) {
+        Ok(proto::SpecFormat::Json) => spec::from_json(&r.spec),
+        Ok(proto::SpecFormat::Toml) => spec::from_toml(&r.spec),
+        Ok(proto::SpecFormat::Auto) => spec::from_str_auto(&r.spec),
+        Err(_) => return Err(invalid("format", format!("unknown format {}", r.format))),
+    };
+    parsed.map_err(|e| invalid("spec", e.to_string()))
+}
+
+fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<(), RpcStatus> {
+    for (k, v) in labels {
+        let ok = !k.is_empty()
+            && k.len() <= 253
+            && v.len() <= 4096
+            && !k.chars().chain(v.chars()).any(char::is_control);
+        if !ok {
+            return Err(invalid(
+                &format!("labels[{k:?}]"),
+                "a label's key must be 1 to 253 characters and its value at most 4096, with no control characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The daemon's per-sandbox limits: a spec beyond one is refused, a spec
+/// without one gets it.
+fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(), RpcStatus> {
+    if let Some(max) = c.max_memory {
+        match spec.resources.memory {
+            Some(m) if m.bytes() > max.bytes() => {
+                return Err(status::limit(
+                    "resources.memory",
+                    format!("{m} is more than this daemon allows per sandbox ({max})"),
+                ))
+            }
+            Some(_) => {}
+            None => spec.resources.memory = Some(max),
+        }
+    }
+    if let Some(max) = c.max_pids {
+        match spec.resources.pids {
+            Some(p) if p > max => {
+                return Err(status::limit(
+                    "resources.pids",
+                    format!("{p} is more than this daemon allows per sandbox ({max})"),
+                ))
+            }
+            Some(_) => {}
+            None => spec.resources.pids = Some(max),
+        }
+    }
+    Ok(())
+}
+
+fn create(
+    d: &Shared,
+    peer: &Peer,
+    r: proto::CreateRequest,
+) -> Result<proto::CreateResponse, RpcStatus> {
+    check_labels(&r.labels)?;
+    let mut spec = request_spec(&r)?;
+    if !r.args.is_empty() {
+        spec.process.args = r.args.clone();
+    }
+    if r.tty {
+        spec.process.terminal = true;
+    }
+    apply_limits(&d.config, &mut spec)?;
+    let _slot = d.reserve()?;
+    let ctx = d.context(peer);
+    let prepared = if r.image.is_empty() {
+        airlock::launch::prepare(&spec, &ctx)
+    } else {
+        airlock::launch::prepare_image(&spec, &r.image, &ctx)
+    }
+    .map_err(from_error)?;
+    let findings: Vec<proto::Finding> = prepared.findings.iter().map(finding).collect();
+    let acknowledged: Vec<&str> = prepared
+        .findings
+        .iter()
+        .filter(|f| f.acknowledged && f.severity == Severity::Deny)
+        .map(|f| f.code)
+        .collect();
+    if !acknowledged.is_empty() && !d.may_acknowledge(peer) {
+        return Err(status::denied(
+            format!(
+                "uid {} may not acknowledge {}: only root and the uids in acknowledge_uids may",
+                peer.uid,
+                acknowledged.join(", ")
+            ),
+            findings,
+        ));
+    }
+    let name = (!r.name.is_empty()).then(|| r.name.clone());
+    let log_limit = if r.log_limit > 0 {
+        r.log_limit
+    } else {
+        d.config.log_limit
+    };
+    let opts = SpawnOptions {
+        runner: d.runner.clone(),
+        context: Some(ctx.clone()),
+        lifecycle: Some(LifecycleOptions {
+            name,
+            detach: true,
+            hold: !r.start,
+            log_limit: Some(log_limit),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let notes = prepared.notes.clone();
+    let sandbox = Sandbox::start_prepared(prepared.plan, &ctx, &opts).map_err(from_error)?;
+    let sb = sandbox.state().expect("a sandbox with state").clone();
+    let m = Meta {
+        owner: peer.uid,
+        labels: r.labels.into_iter().collect(),
+        tty: r.tty,
+        stdin: r.stdin,
+        exit_reported: false,
+    };
+    let st = match meta::write(&sb, &m).and_then(|()| sb.state()) {
+        Ok(st) => st,
+        Err(e) => {
+            // Nothing half-created: a sandbox the daemon cannot describe goes.
+            let _ = sb.delete(true);
+            return Err(from_state(e));
+        }
+    };
+    let expected = if r.start {
+        Status::Running
+    } else {
+        Status::Created
+    };
+    events::know(d, &m, &sb.id, &st.name, expected);
+    d.bus
+        .publish(peer.uid, EventKind::Created, &sb.id, &st.name, None);
+    if r.start {
+        d.bus
+            .publish(peer.uid, EventKind::Started, &sb.id, &st.name, None);
+    }
+    tracing::info!(id = sb.id, name = st.name, uid = peer.uid, "created");
+    Ok(proto::CreateResponse {
+        sandbox: Some(info(&sb, &st, &m, false)),
+        findings,
+        notes,
+    })
+}
+
+#[tonic::async_trait]
+impl Sandboxes for Service {
+    async fn create(&self, req: Request<proto::CreateRequest>) -> Reply<proto::CreateResponse> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let r = req.into_inner();
+        Ok(Response::new(blocking(move || create(&d, &peer, r)).await?))
+    }
+
+    async fn start(&self, req: Request<proto::SandboxRef>) -> Reply<proto::SandboxInfo> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let key = req.into_inner().sandbox;
+        blocking(move || {
+            let (sb, _, m) = d.find(&peer, &key)?;
+            sb.start().map_err(from_state)?;
+            let st = sb.state().map_err(from_state)?;
+            events::observe(&d, &sb, &st);
+            Ok(Response::new(info(&sb, &st, &m, false)))
+        })
+        .await
+    }
+
+    type ExecStream = stdio::OutputStream;
+
+    async fn exec(&self, req: Request<Streaming<proto::ExecInput>>) -> Reply<Self::ExecStream> {
+        let peer = self.0.peer(&req)?;
+        stdio::exec(self.0.clone(), peer, req.into_inner()).await
+    }
+
+    type AttachStream = stdio::OutputStream;
+
+    async fn attach(
+        &self,
+        req: Request<Streaming<proto::AttachInput>>,
+    ) -> Reply<Self::AttachStream> {
+        let peer = self.0.peer(&req)?;
+        stdio::attach(self.0.clone(), peer, req.into_inner()).await
+    }
+
+    async fn signal(&self, req: Request<proto::SignalRequest>) -> Reply<proto::SandboxInfo> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let r = req.into_inner();
+        let sig = airlock::state::parse_signal(&r.signal)
+            .ok_or_else(|| invalid("signal", format!("unknown signal {:?}", r.signal)))?;
+        blocking(move || {
+            let (sb, _, m) = d.find(&peer, &r.sandbox)?;
+            sb.signal(sig).map_err(from_state)?;
+            let st = sb.state().map_err(from_state)?;
+            Ok(Response::new(info(&sb, &st, &m, false)))
+        })
+        .await
+    }
+
+    async fn stop(&self, req: Request<proto::StopRequest>) -> Reply<proto::SandboxInfo> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let r = req.into_inner();
+        let grace = Duration::from_secs(r.grace_seconds.unwrap_or(d.config.stop_grace).into());
+        blocking(move || {
+            let (sb, _, m) = d.find(&peer, &r.sandbox)?;
+            let st = sb.stop(grace).map_err(from_state)?;
+            events::observe(&d, &sb, &st);
+            Ok(Response::new(info(&sb, &st, &m, false)))
+        })
+        .await
+    }
+
+    async fn delete(&self, req: Request<proto::DeleteRequest>) -> Reply<proto::DeleteResponse> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let r = req.into_inner();
+        blocking(move || {
+            let (sb, _, m) = d.find(&peer, &r.sandbox)?;
+            let st = sb.delete(r.force).map_err(from_state)?;
+            // Ended here or not yet seen ended: `exited` comes before `deleted`.
+            events::observe(&d, &sb, &st);
+            if events::forget(&d, &sb.id) {
+                d.bus
+                    .publish(m.owner, EventKind::Deleted, &sb.id, &st.name, None);
+            }
+            Ok(Response::new(proto::DeleteResponse {
+                id: sb.id,
+                name: st.name,
+            }))
+        })
+        .await
+    }
+
+    async fn list(&self, req: Request<proto::ListRequest>) -> Reply<proto::ListResponse> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let r = req.into_inner();
+        blocking(move || {
+            let sandboxes = d
+                .visible(&peer)
+                .iter()
+                .map(|(sb, st, m)| info(sb, st, m, false))
+                .filter(|i| r.states.is_empty() || r.states.contains(&i.state))
+                .filter(|i| r.labels.iter().all(|(k, v)| i.labels.get(k) == Some(v)))
+                .collect();
+            Ok(Response::new(proto::ListResponse { sandboxes }))
+        })
+        .await
+    }
+
+    async fn inspect(&self, req: Request<proto::SandboxRef>) -> Reply<proto::SandboxInfo> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let key = req.into_inner().sandbox;
+        blocking(move || {
+            let (sb, st, m) = d.find(&peer, &key)?;
+            Ok(Response::new(info(&sb, &st, &m, true)))
+        })
+        .await
+    }
+
+    async fn wait(&self, req: Request<proto::SandboxRef>) -> Reply<proto::SandboxInfo> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let key = req.into_inner().sandbox;
+        blocking(move || {
+            let (sb, _, m) = d.find(&peer, &key)?;
+            sb.wait_ended(None);
+            let st = sb.state().map_err(from_state)?;
+            Ok(Response::new(info(&sb, &st, &m, false)))
+        })
+        .await
+    }
+
+    async fn stats(&self, req: Request<proto::SandboxRef>) -> Reply<proto::StatsResponse> {
+        let peer = self.0.peer(&req)?;
+        let d = self.0.clone();
+        let key = req.into_inner().sandbox;
+        blocking(move || {
+            let (sb, st, _) = d.find(&peer, &key)?;
+            let s = match &st.cgroup {
+                Some(c) if st.status != Status::Stopped => airlock::cgroup::read_stats(c),
+                _ => airlock::cgroup::Stats::default(),
+            };
+            Ok(Response::new(proto::StatsResponse {
+                id: sb.id,
+                memory_bytes: s.memory_bytes,
+                memory_limit: s.memory_limit,
+                memory_peak: s.memory_peak,
+                cpu_usec: s.cpu_usec,
+                pids: s.pids,
+                pids_limit: s.pids_limit,
+                io_read_bytes: s.io_read_bytes,
+                io_write_bytes: s.io_write_bytes,
+                oom_kills: s.oom_kills,
+                timestamp: airlock::state::now(),
+            }))
+        })
+        .await
+    }
+
+    type LogsStream = stdio::LogStream;
+
+    async fn logs(&self, req: Request<proto::LogsRequest>) -> Reply<Self::LogsStream> {
+        let peer = self.0.peer(&req)?;
+        stdio::logs(self.0.clone(), peer, req.into_inner()).await
+    }
+
+    type EventsStream = stdio::EventStream;
+
+    async fn events(&self, req: Request<proto::EventsRequest>) -> Reply<Self::EventsStream> {
+        let peer = self.0.peer(&req)?;
+        stdio::events(self.0.clone(), peer, req.into_inner()).await
+    }
+
+    async fn version(&self, req: Request<proto::Empty>) -> Reply<proto::VersionResponse> {
+        self.0.peer(&req)?;
+        Ok(Response::new(proto::VersionResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            api: "airlock.v1".into(),
+        }))
+    }
+
+    async fn health(&self, req: Request<proto::Empty>) -> Reply<proto::HealthResponse> {
+        self.0.peer(&req)?;
+        let d = self.0.clone();
+        blocking(move || {
+            let all = d.root.list();
+            let running = all
+                .iter()
+                .filter(|(_, s)| s.status == Status::Running)
+                .count();
+            Ok(Response::new(proto::HealthResponse {
+                serving: true,
+                sandboxes: all.len() as u32,
+                running: running as u32,
+            }))
+        })
+        .await
+    }
+}

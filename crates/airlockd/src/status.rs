@@ -1,0 +1,140 @@
+//! airlock's errors as gRPC statuses: a code from the error's kind, its
+//! Display text as the message, and an `ErrorDetails` (kind, field,
+//! reason, findings) in the status's details.
+
+use airlock::check::{Finding, Severity};
+use airlock::state::StateError;
+use airlock::{Error, ErrorKind};
+use airlock_client::proto;
+use tonic::{Code, Status};
+
+pub fn finding(f: &Finding) -> proto::Finding {
+    proto::Finding {
+        code: f.code.to_string(),
+        severity: match f.severity {
+            Severity::Deny => proto::Severity::Deny,
+            Severity::Warn => proto::Severity::Warn,
+        } as i32,
+        subject: f.subject.clone(),
+        message: f.message.clone(),
+        acknowledged: f.acknowledged,
+        help: f.help(),
+    }
+}
+
+/// A status with details.
+pub fn status(code: Code, message: impl Into<String>, details: proto::ErrorDetails) -> Status {
+    let bytes = prost::Message::encode_to_vec(&details);
+    Status::with_details(code, message, bytes.into())
+}
+
+/// A request field that is wrong.
+pub fn invalid(field: &str, reason: impl Into<String>) -> Status {
+    let reason = reason.into();
+    status(
+        Code::InvalidArgument,
+        format!("{field}: {reason}"),
+        proto::ErrorDetails {
+            kind: "invalid-input".into(),
+            field: field.into(),
+            reason,
+            findings: Vec::new(),
+        },
+    )
+}
+
+/// A daemon limit the request would pass.
+pub fn limit(field: &str, reason: impl Into<String>) -> Status {
+    let reason = reason.into();
+    status(
+        Code::ResourceExhausted,
+        format!("{field}: {reason}"),
+        proto::ErrorDetails {
+            kind: "limit".into(),
+            field: field.into(),
+            reason,
+            findings: Vec::new(),
+        },
+    )
+}
+
+pub fn denied(reason: impl Into<String>, findings: Vec<proto::Finding>) -> Status {
+    let reason = reason.into();
+    status(
+        Code::PermissionDenied,
+        reason.clone(),
+        proto::ErrorDetails {
+            kind: "permission".into(),
+            field: String::new(),
+            reason,
+            findings,
+        },
+    )
+}
+
+pub fn from_state(e: StateError) -> Status {
+    from_error(Error::State(e))
+}
+
+pub fn from_error(e: Error) -> Status {
+    let (code, kind) = match e.kind() {
+        ErrorKind::InvalidInput => (Code::InvalidArgument, "invalid-input"),
+        ErrorKind::Refused => (Code::FailedPrecondition, "refused"),
+        ErrorKind::NotFound => (Code::NotFound, "not-found"),
+        ErrorKind::Conflict => match &e {
+            Error::State(StateError::NameInUse(_)) => (Code::AlreadyExists, "conflict"),
+            _ => (Code::FailedPrecondition, "conflict"),
+        },
+        ErrorKind::Host => (Code::FailedPrecondition, "host"),
+        ErrorKind::ProgramNotFound => (Code::InvalidArgument, "program-not-found"),
+        ErrorKind::ProgramNotExecutable => (Code::InvalidArgument, "program-not-executable"),
+        ErrorKind::Internal => (Code::Internal, "internal"),
+    };
+    let (field, reason, findings) = match &e {
+        Error::Spec(s) => (s.field.clone(), s.reason.clone(), Vec::new()),
+        Error::Setup(s) => (s.step.clone(), s.reason.clone(), Vec::new()),
+        Error::Refused(fs) => (
+            fs.iter()
+                .find(|f| f.refuses())
+                .map(|f| f.subject.clone())
+                .unwrap_or_default(),
+            e.to_string(),
+            fs.iter().map(finding).collect(),
+        ),
+        _ => (String::new(), e.to_string(), Vec::new()),
+    };
+    status(
+        code,
+        e.to_string(),
+        proto::ErrorDetails {
+            kind: kind.into(),
+            field,
+            reason,
+            findings,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_error_names_its_field_in_the_details() {
+        let s = from_error(airlock::spec::SpecError::new("process.args", "empty").into());
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let d = airlock_client::error_details(&s).unwrap();
+        assert_eq!(
+            (d.kind.as_str(), d.field.as_str()),
+            ("invalid-input", "process.args")
+        );
+        assert_eq!(d.reason, "empty");
+    }
+
+    #[test]
+    fn a_missing_sandbox_is_not_found() {
+        let s = from_state(StateError::NotFound("x".into()));
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(airlock_client::error_details(&s).unwrap().kind, "not-found");
+    }
+}

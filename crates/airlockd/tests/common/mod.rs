@@ -1,0 +1,165 @@
+//! A real airlockd for the tests: started on a socket and state root of
+//! its own, driven through the client library, and cleaned up after
+//! (every sandbox it left is killed and removed).
+#![allow(dead_code)]
+
+use airlock_client::{proto, Client};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Tests that start sandboxes as root say why they do nothing otherwise.
+pub fn root_or_skip(test: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipped {test}: airlockd runs as root (run the suite as root to include it)");
+    false
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Daemon {
+    /// airlockd with `extra` appended to a config that puts its socket
+    /// and state root in a temporary directory.
+    pub fn start(extra: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("airlockd-test")
+            .tempdir()
+            .unwrap();
+        // Reachable by the unprivileged client of the tests.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let config = dir.path().join("airlockd.toml");
+        let text = format!(
+            "listen = {:?}\nstate_root = {:?}\ngroup = \"\"\nmax_memory = \"256M\"\n{extra}\n",
+            dir.path().join("airlockd.sock"),
+            dir.path().join("state"),
+        );
+        std::fs::write(&config, text).unwrap();
+        let child = spawn(&config, dir.path());
+        let d = Daemon { child, dir, config };
+        d.wait_ready();
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("airlockd.sock")
+    }
+
+    pub fn state_root(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn wait_ready(&self) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < end,
+                "airlockd did not listen: {}",
+                std::fs::read_to_string(self.dir.path().join("airlockd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.host()).await.unwrap()
+    }
+
+    /// SIGKILL the daemon (its sandboxes live on) and start a new one on
+    /// the same configuration.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = spawn(&self.config, self.dir.path());
+        self.wait_ready();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("airlockd.log")).unwrap_or_default()
+    }
+
+    /// The sandbox directories left in the state root.
+    pub fn sandbox_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.state_root())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != ".lock")
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn spawn(config: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("airlockd.log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_airlockd"))
+        .arg("--config")
+        .arg(config)
+        .env("AIRLOCKD_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Ok(root) = airlock::state::StateRoot::open(self.state_root()) {
+            for (sb, _) in root.list() {
+                let _ = sb.delete(true);
+            }
+        }
+    }
+}
+
+pub fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// Create and start `argv` with the default spec.
+pub async fn run(c: &mut Client, name: &str, argv: &[&str]) -> proto::SandboxInfo {
+    c.create(proto::CreateRequest {
+        name: name.into(),
+        args: args(argv),
+        start: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .sandbox
+    .unwrap()
+}
+
+pub fn state(i: &proto::SandboxInfo) -> proto::State {
+    proto::State::try_from(i.state).unwrap()
+}
+
+/// Is a process with this pid alive?
+pub fn alive(pid: i32) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}

@@ -1,0 +1,406 @@
+//! airlockd end to end: a real daemon on a socket of its own, driven
+//! through the client library, starting real sandboxes.
+
+mod common;
+
+use airlock_client::proto::{self, EventKind};
+use common::*;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+/// Collect the daemon's events from now on, in the background.
+async fn record_events(
+    c: &mut airlock_client::Client,
+) -> tokio::sync::mpsc::UnboundedReceiver<proto::Event> {
+    let mut stream = c
+        .raw()
+        .events(proto::EventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(e)) = stream.message().await {
+            if tx.send(e).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The kinds of the events of sandbox `id` received within `wait`, until `last`.
+async fn kinds_until(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<proto::Event>,
+    id: &str,
+    last: EventKind,
+) -> Vec<EventKind> {
+    let mut kinds = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await else {
+            break;
+        };
+        if e.id != id {
+            continue;
+        }
+        let k = EventKind::try_from(e.kind).unwrap();
+        kinds.push(k);
+        if k == last {
+            break;
+        }
+    }
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_lifecycle_through_the_client() {
+    if !root_or_skip("the_whole_lifecycle_through_the_client") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let mut events = record_events(&mut c).await;
+    let made = c
+        .create(proto::CreateRequest {
+            name: "web".into(),
+            labels: [("app".to_string(), "t".to_string())].into(),
+            args: args(&[
+                "sh",
+                "-c",
+                "echo out; echo err >&2; trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done",
+            ]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let sb = made.sandbox.unwrap();
+    assert_eq!(state(&sb), proto::State::Created);
+    assert_eq!(sb.labels.get("app").map(String::as_str), Some("t"));
+    assert_eq!(sb.owner, 0);
+
+    // A second Start is refused; the first releases the workload.
+    let started = c.start("web").await.unwrap();
+    assert_eq!(state(&started), proto::State::Running);
+    let again = c.start("web").await.unwrap_err();
+    assert_eq!(again.code(), Some(Code::FailedPrecondition), "{again}");
+    assert!(
+        again.to_string().contains("only a created sandbox"),
+        "{again}"
+    );
+
+    // Inside: PID 1 is the sandbox's own init, the hostname its own, and
+    // the caller's stdin reaches the process.
+    let ran = c
+        .exec_with_input(
+            proto::ExecStart {
+                sandbox: "web".into(),
+                args: args(&[
+                    "sh",
+                    "-c",
+                    "cat; echo pid1=$(cat /proc/1/comm) host=$(hostname); echo e >&2; exit 3",
+                ]),
+                ..Default::default()
+            },
+            b"hello\n".to_vec(),
+        )
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(stdout.starts_with("hello\n"), "{stdout}");
+    assert!(stdout.contains("host=airlock"), "{stdout}");
+    assert!(
+        !stdout.contains("pid1=systemd") && !stdout.contains("pid1=init\n"),
+        "{stdout}"
+    );
+    assert_eq!(String::from_utf8_lossy(&ran.stderr), "e\n");
+    assert_eq!(ran.exit.unwrap().code, 3);
+
+    // Inspect and stats from the cgroups.
+    let inspected = c.inspect("web").await.unwrap();
+    assert!(inspected.pid > 0 && alive(inspected.pid));
+    assert!(
+        inspected.pids.contains(&inspected.pid),
+        "{:?}",
+        inspected.pids
+    );
+    assert!(inspected.spec_json.contains("\"args\""));
+    let stats = c.stats("web").await.unwrap();
+    assert!(stats.pids >= 2, "{stats:?}");
+    assert_eq!(stats.pids_limit, 4096, "the daemon's max_pids applies");
+    assert_eq!(
+        stats.memory_limit,
+        256 << 20,
+        "the daemon's max_memory applies"
+    );
+    assert!(stats.memory_bytes > 0, "{stats:?}");
+
+    // List filters by label and state.
+    let by = |k: &str, v: &str| proto::ListRequest {
+        labels: [(k.to_string(), v.to_string())].into(),
+        ..Default::default()
+    };
+    assert_eq!(c.list(by("app", "t")).await.unwrap().len(), 1);
+    assert_eq!(c.list(by("app", "x")).await.unwrap().len(), 0);
+    let stopped_only = proto::ListRequest {
+        states: vec![proto::State::Stopped as i32],
+        ..Default::default()
+    };
+    assert!(c.list(stopped_only.clone()).await.unwrap().is_empty());
+
+    // Stop: SIGTERM reaches the workload, which ends by itself.
+    let stopped = c.stop("web", Some(10)).await.unwrap();
+    assert_eq!(state(&stopped), proto::State::Stopped);
+    assert_eq!(stopped.exit.as_ref().unwrap().code, 0, "{stopped:?}");
+    assert!(!alive(inspected.pid));
+    assert_eq!(c.list(stopped_only).await.unwrap().len(), 1);
+
+    let deleted = c.delete("web", false).await.unwrap();
+    assert_eq!(deleted.name, "web");
+    assert!(d.sandbox_dirs().is_empty(), "{:?}", d.sandbox_dirs());
+    assert_eq!(
+        kinds_until(&mut events, &sb.id, EventKind::Deleted).await,
+        [
+            EventKind::Created,
+            EventKind::Started,
+            EventKind::Exited,
+            EventKind::Deleted
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_kills_everything_after_the_grace_period() {
+    if !root_or_skip("stop_kills_everything_after_the_grace_period") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let sb = run(
+        &mut c,
+        "stubborn",
+        &["sh", "-c", "trap '' TERM; sleep 100 & wait; sleep 100"],
+    )
+    .await;
+    let t = Instant::now();
+    let stopped = c.stop("stubborn", Some(1)).await.unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(1),
+        "the grace period was not given: {took:?}"
+    );
+    let exit = stopped.exit.unwrap();
+    assert_eq!(exit.signal, libc::SIGKILL, "{exit:?}");
+    assert!(!alive(sb.pid));
+    // Signal on a stopped sandbox has nothing to signal.
+    let e = c.signal("stubborn", "TERM").await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_with_a_terminal_sees_its_size() {
+    if !root_or_skip("exec_with_a_terminal_sees_its_size") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    run(&mut c, "t", &["sleep", "100"]).await;
+    let ran = c
+        .exec_with_input(
+            proto::ExecStart {
+                sandbox: "t".into(),
+                args: args(&["sh", "-c", "tty; stty size"]),
+                tty: true,
+                size: Some(proto::Resize {
+                    rows: 40,
+                    cols: 100,
+                }),
+                ..Default::default()
+            },
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&ran.stdout);
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("40 100"), "{out}");
+    assert_eq!(ran.exit.unwrap().code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandboxes_outlive_a_killed_daemon() {
+    if !root_or_skip("sandboxes_outlive_a_killed_daemon") {
+        return;
+    }
+    let mut d = Daemon::start("");
+    let t0 = airlock::state::now();
+    let (long, short) = {
+        let mut c = d.client().await;
+        let long = run(&mut c, "long", &["sleep", "100"]).await;
+        let short = run(&mut c, "short", &["sh", "-c", "sleep 1; exit 7"]).await;
+        (long, short)
+    };
+    d.kill_and_restart();
+    // `short` ends while the new daemon may or may not be up yet.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut c = d.client().await;
+    let all = c.list(Default::default()).await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let l = c.inspect("long").await.unwrap();
+    assert_eq!(state(&l), proto::State::Running);
+    assert_eq!(l.pid, long.pid, "the same workload, still running");
+    let s = c.wait("short").await.unwrap();
+    assert_eq!(s.exit.unwrap().code, 7);
+    let ran = c
+        .exec_output("long", &["echo", "still here"])
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "still here\n");
+    // The exit that happened while no daemon watched is reported.
+    let mut kept = c
+        .raw()
+        .events(proto::EventsRequest {
+            since: t0,
+            no_follow: false,
+            sandbox: "short".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let exited = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(e)) = kept.message().await {
+            if e.kind == EventKind::Exited as i32 {
+                return Some(e);
+            }
+        }
+        None
+    })
+    .await
+    .unwrap()
+    .expect("an exited event for short");
+    assert_eq!(exited.id, short.id);
+    assert_eq!(exited.exit.unwrap().code, 7);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_precise_statuses_and_leave_nothing() {
+    if !root_or_skip("bad_requests_get_precise_statuses_and_leave_nothing") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let create = |spec: &str| proto::CreateRequest {
+        spec: spec.into(),
+        start: true,
+        ..Default::default()
+    };
+    let details = |e: &airlock_client::ClientError| match e {
+        airlock_client::ClientError::Status { details, .. } => details.clone().unwrap(),
+        other => panic!("not a status: {other}"),
+    };
+
+    let e = c.create(create("{ not json")).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert_eq!(details(&e).field, "spec");
+
+    let e = c
+        .create(create(r#"{"process": {"args": ["true"]}, "bogus": 1}"#))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert!(e.to_string().contains("bogus"), "{e}");
+
+    // The guardrails: a writable bind of the host's root is refused, with
+    // every finding in the details.
+    let e = c
+        .create(create(
+            r#"{"process": {"args": ["true"]},
+                "filesystem": {"mounts": [{"type": "bind", "source": "/", "destination": "/host", "readonly": false}]}}"#,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+    let det = details(&e);
+    assert_eq!(det.kind, "refused");
+    assert!(
+        det.findings
+            .iter()
+            .any(|f| f.severity == proto::Severity::Deny as i32 && !f.acknowledged),
+        "{det:?}"
+    );
+    assert!(!det.field.is_empty(), "{det:?}");
+
+    // The daemon's limits.
+    let e = c
+        .create(create(
+            r#"{"process": {"args": ["true"]}, "resources": {"memory": "2G"}}"#,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");
+    assert_eq!(details(&e).field, "resources.memory");
+
+    // A program that is not there.
+    let e = c
+        .create(proto::CreateRequest {
+            args: args(&["/no/such/program"]),
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert_eq!(details(&e).kind, "program-not-found");
+
+    // Unknown sandboxes.
+    for e in [
+        c.start("nope").await.unwrap_err(),
+        c.inspect("nope").await.unwrap_err(),
+        c.stop("nope", None).await.unwrap_err(),
+    ] {
+        assert_eq!(e.code(), Some(Code::NotFound), "{e}");
+        assert!(e.to_string().contains("\"nope\""), "{e}");
+    }
+
+    // Exec into a stopped sandbox, and an Exec that does not start with `start`.
+    run(&mut c, "gone", &["true"]).await;
+    c.wait("gone").await.unwrap();
+    let e = c.exec_output("gone", &["true"]).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+    assert!(e.to_string().contains("only a running sandbox"), "{e}");
+    let input = airlock_client::tokio_stream_iter([proto::ExecInput {
+        input: Some(proto::exec_input::Input::Stdin(b"x".to_vec())),
+    }]);
+    let e = c.raw().exec(input).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+
+    // A name in use.
+    let e = c
+        .create(proto::CreateRequest {
+            name: "gone".into(),
+            args: args(&["true"]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::AlreadyExists), "{e}");
+
+    // Nothing but `gone` was left behind.
+    assert_eq!(d.sandbox_dirs().len(), 1, "{:?}", d.sandbox_dirs());
+    assert_eq!(c.list(Default::default()).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_and_health() {
+    if !root_or_skip("version_and_health") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let v = c.raw().version(proto::Empty {}).await.unwrap().into_inner();
+    assert_eq!(v.api, "airlock.v1");
+    run(&mut c, "h", &["sleep", "100"]).await;
+    let h = c.raw().health(proto::Empty {}).await.unwrap().into_inner();
+    assert!(h.serving);
+    assert_eq!((h.sandboxes, h.running), (1, 1));
+}
