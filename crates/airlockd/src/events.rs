@@ -163,7 +163,9 @@ pub fn observe(d: &Daemon, sb: &SandboxDir, st: &State) {
     let mut m = meta::read(sb);
     m.exit_reported = true;
     if let Err(e) = meta::write(sb, &m) {
-        tracing::warn!(id = sb.id, "cannot record the reported exit: {e}");
+        if sb.dir.exists() {
+            tracing::warn!(id = sb.id, "cannot record the reported exit: {e}");
+        }
     }
 }
 

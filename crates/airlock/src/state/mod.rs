@@ -470,9 +470,22 @@ impl SandboxDir {
         control::request(&self.dir, req).map_err(io_err("ask the supervisor through", &self.dir))
     }
 
-    /// Remove the directory (the sandbox must be stopped).
+    /// Remove the directory (the sandbox must be stopped). It is renamed
+    /// out of the way first, so that nobody finds it half-removed and a
+    /// late writer (a service recording what it saw) gets "not found"
+    /// instead of putting a file back into a directory being emptied.
     pub fn remove(&self) -> Result<(), StateError> {
-        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove", &self.dir))
+        let gone = self.dir.with_file_name(format!(".{}.removed", self.id));
+        std::fs::rename(&self.dir, &gone).map_err(io_err("remove", &self.dir))?;
+        let mut tries = 0;
+        loop {
+            match std::fs::remove_dir_all(&gone) {
+                // A writer that had resolved the old path just before the
+                // rename may add one last file.
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && tries < 3 => tries += 1,
+                r => return r.map_err(io_err("remove", &gone)),
+            }
+        }
     }
 
     pub fn log_path(&self, stream: &str) -> PathBuf {

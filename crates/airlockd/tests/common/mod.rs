@@ -159,7 +159,13 @@ pub fn state(i: &proto::SandboxInfo) -> proto::State {
     proto::State::try_from(i.state).unwrap()
 }
 
-/// Is a process with this pid alive?
+/// Is a process with this pid alive? A zombie is not: a detached
+/// supervisor is reaped by whatever init the machine has, in its own time.
 pub fn alive(pid: i32) -> bool {
-    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command's closing parenthesis.
+    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+    pid > 0 && state != Some(Some('Z'))
 }
