@@ -39,8 +39,17 @@ pub struct LifecycleOptions {
     /// Its name (default: the first 12 digits of its id).
     pub name: Option<String>,
     /// The supervisor outlives the caller; the workload's output goes to
-    /// logs in the sandbox's directory, its stdin is /dev/null.
+    /// logs in the sandbox's directory (`stdout.log`, `stderr.log`), its
+    /// stdin is /dev/null (see `stdin`). With a terminal
+    /// (`process.terminal`) and no `console_socket`, the terminal's
+    /// output goes to `stdout.log` and [`SandboxDir::attach`] writes to it.
     pub detach: bool,
+    /// Detached: the workload's stdin is a pipe that stays open for as
+    /// long as the supervisor lives, written through
+    /// [`SandboxDir::attach`] (podman's `-i`). Attended, or with
+    /// `keep_stdio`, the workload has the caller's stdin already, and a
+    /// terminal is its own stdin: then this changes nothing.
+    pub stdin: bool,
     /// Set the sandbox up and hold the workload before exec until
     /// [`SandboxDir::request`] with `Start` (create, then start).
     pub hold: bool,
@@ -258,11 +267,12 @@ impl Sandbox {
         let Some(l) = &opts.lifecycle else {
             return Self::start(&Job::Start(Box::new(plan)), opts, None);
         };
-        if l.detach && plan.process.terminal && l.console_socket.is_none() {
-            // Nothing would read the terminal: there is no attach yet.
+        if l.detach && l.keep_stdio && plan.process.terminal && l.console_socket.is_none() {
+            // Nothing would read the terminal: its output goes neither to
+            // the logs (there are none) nor to a caller.
             return Err(crate::spec::SpecError::new(
                 "process.terminal",
-                "a terminal needs a caller that stays attached; it cannot be combined with detach",
+                "a detached terminal that keeps the caller's stdio needs a console socket",
             )
             .into());
         }
@@ -276,6 +286,7 @@ impl Sandbox {
             remove_on_exit: l.remove_on_exit,
             keep_stdio: l.keep_stdio,
             console_socket: l.console_socket.clone(),
+            stdin: l.stdin,
         });
         match Self::start(&Job::Start(Box::new(plan)), opts, Some(&alive)) {
             Ok(mut s) => {
