@@ -39,7 +39,7 @@ pub struct LifecycleOptions {
     /// Its name (default: the first 12 digits of its id).
     pub name: Option<String>,
     /// The supervisor outlives the caller; the workload's output goes to
-    /// logs in the sandbox's directory (`stdout.log`, `stderr.log`), its
+    /// logs in the sandbox's directory ([`SandboxDir::log_reader`]), its
     /// stdin is /dev/null (see `stdin`). With a terminal
     /// (`process.terminal`) and no `console_socket`, the terminal's
     /// output goes to `stdout.log` and [`SandboxDir::attach`] writes to it.

@@ -2,7 +2,7 @@
 //! out what the workload's input is written to — the master of its
 //! terminal (`process.terminal`), or the write end of its stdin pipe
 //! ([`crate::LifecycleOptions::stdin`]). Its output is read from the logs
-//! (`stdout.log`, `stderr.log`), where the supervisor keeps writing it
+//! ([`SandboxDir::log_reader`]), where the supervisor keeps writing it
 //! whether anyone is attached or not.
 
 use super::{control, SandboxDir, StateError, Status};

@@ -22,8 +22,10 @@
 
 mod attach;
 pub mod control;
+mod logs;
 
 pub use attach::Attached;
+pub use logs::{LogChunk, LogReader, LogStream};
 
 use crate::report::ExitReport;
 use crate::spec::SandboxSpec;
