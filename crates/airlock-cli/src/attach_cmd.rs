@@ -30,7 +30,8 @@ use std::time::Duration;
 /// As with podman, attach returns when the workload ends, with its exit
 /// status (128+N for signal N); 0 after Ctrl-P Ctrl-Q; 125 when there is
 /// nothing to attach to (the sandbox is stopped, or was started with
-/// neither -t nor -i).
+/// neither -t nor -i), or when the sandbox was removed as it ended
+/// (`run --rm`), its status with it.
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  airlock run -d -t --name box -- bash\n  airlock attach box                  # Ctrl-P Ctrl-Q to detach\n  airlock run -d -i --name job -- sh -c 'read x; echo got $x'\n  echo hi | airlock attach job        # prints 'got hi', exits 0"
@@ -109,6 +110,11 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
             Some(e) => ExitCode::from(e.code.clamp(0, 255) as u8),
             None => refuse(format!("sandbox {} {}", st.name, status_text(&st))),
         },
+        // `rm -f` (or `run --rm`) took it away as it ended.
+        Err(_) if !sb.dir.exists() => refuse(format!(
+            "sandbox {} ended and was removed: its exit status is gone",
+            st.name
+        )),
         Err(e) => fail(e.into()),
     }
 }

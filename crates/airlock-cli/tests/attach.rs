@@ -278,3 +278,39 @@ fn logs_tail() {
     );
     assert_eq!(al(root, false, &["rm", "l"]).code, 0);
 }
+
+/// `run -d --rm`: the sandbox's directory (logs included) is gone the
+/// moment the workload ends; attach still prints the last of its output.
+#[test]
+fn attach_to_a_sandbox_that_removes_itself() {
+    require_root!();
+    let (_keep, root) = state_root();
+    let root = &root;
+    let r = al(
+        root,
+        false,
+        &[
+            "run",
+            "-d",
+            "-i",
+            "--rm",
+            "--name",
+            "r",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got $x",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut a = attach(root, false, "r");
+    a.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let r = a.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "got hi\n");
+    assert_eq!(r.status.code(), Some(125));
+    assert_eq!(
+        String::from_utf8_lossy(&r.stderr),
+        "airlock: error: sandbox r ended and was removed: its exit status is gone\n"
+    );
+    assert!(sandbox_dirs(root).is_empty());
+}

@@ -39,16 +39,12 @@ pub struct LifecycleOptions {
     /// Its name (default: the first 12 digits of its id).
     pub name: Option<String>,
     /// The supervisor outlives the caller; the workload's output goes to
-    /// logs in the sandbox's directory ([`SandboxDir::log_reader`]), its
-    /// stdin is /dev/null (see `stdin`). With a terminal
-    /// (`process.terminal`) and no `console_socket`, the terminal's
-    /// output goes to `stdout.log` and [`SandboxDir::attach`] writes to it.
+    /// logs ([`SandboxDir::log_reader`]), a terminal's too (then
+    /// [`SandboxDir::attach`] writes to it), its stdin is /dev/null.
     pub detach: bool,
-    /// Detached: the workload's stdin is a pipe that stays open for as
-    /// long as the supervisor lives, written through
-    /// [`SandboxDir::attach`] (podman's `-i`). Attended, or with
-    /// `keep_stdio`, the workload has the caller's stdin already, and a
-    /// terminal is its own stdin: then this changes nothing.
+    /// Detached with logs, without a terminal: stdin is a pipe the
+    /// supervisor keeps open, written through [`SandboxDir::attach`]
+    /// (podman's `-i`). Otherwise the workload has a stdin already.
     pub stdin: bool,
     /// Set the sandbox up and hold the workload before exec until
     /// [`SandboxDir::request`] with `Start` (create, then start).
@@ -268,8 +264,7 @@ impl Sandbox {
             return Self::start(&Job::Start(Box::new(plan)), opts, None);
         };
         if l.detach && l.keep_stdio && plan.process.terminal && l.console_socket.is_none() {
-            // Nothing would read the terminal: its output goes neither to
-            // the logs (there are none) nor to a caller.
+            // Its output would go nowhere: no logs, no caller.
             return Err(crate::spec::SpecError::new(
                 "process.terminal",
                 "a detached terminal that keeps the caller's stdio needs a console socket",

@@ -3,6 +3,8 @@
 //! `NAME.log` becomes `NAME.log.1` and a new `NAME.log` starts). A
 //! [`LogReader`] returns what was added since its last look, across
 //! rotations, so `logs -f`, `attach` and the daemon follow it the same way.
+//! It holds the file it reads open: what was written before a rotation,
+//! or before the directory was removed (`--rm`), is still read.
 
 use super::SandboxDir;
 use std::fs::File;
@@ -35,12 +37,13 @@ pub struct LogChunk {
     pub data: Vec<u8>,
 }
 
-/// Where a reader is in one stream's current file.
+/// The file a reader is in, for one stream: kept open, so what was
+/// written to it before a rotation, or before the sandbox's directory was
+/// removed (`--rm`), is still read to its end.
 #[derive(Debug, Default)]
 struct Position {
-    /// The inode of the file `offset` is in (0: none read yet).
+    file: Option<File>,
     inode: u64,
-    offset: u64,
 }
 
 /// Follows a sandbox's logs (see [`SandboxDir::log_reader`]).
@@ -79,8 +82,8 @@ impl LogReader {
             let mut data = Vec::new();
             if first {
                 // All of the rotated file: it is complete.
-                if let Ok(f) = File::open(&rotated) {
-                    read_rest(f, 0, &mut data);
+                if let Ok(mut f) = File::open(&rotated) {
+                    read_rest(&mut f, &mut data);
                 }
             }
             follow(&current, &rotated, &mut self.pos[i], &mut data);
@@ -97,39 +100,47 @@ impl LogReader {
     }
 }
 
-/// Append what `current` gained since `pos` to `data`. When it was
-/// rotated since (another inode now), the rest of the old file is read
-/// from `rotated` first, then the new file from its start; a file shorter
-/// than `pos` started over.
+/// Append what `current` gained since the last look to `data`. When it
+/// was rotated since (another file at its path now), the rest of the old
+/// one comes first (through the fd we hold), then the file rotated in
+/// after it if we never saw it (rotated twice), then the new one.
 fn follow(current: &Path, rotated: &Path, pos: &mut Position, data: &mut Vec<u8>) {
-    let Ok(f) = File::open(current) else {
+    if let Some(f) = pos.file.as_mut() {
+        read_rest(f, data);
+    }
+    let Ok(mut f) = File::open(current) else {
+        // Gone with the sandbox's directory: what we hold was all.
         return;
     };
-    let Ok(meta) = f.metadata() else {
+    let Ok(inode) = f.metadata().map(|m| m.ino()) else {
         return;
     };
-    if pos.inode != 0 && meta.ino() != pos.inode {
+    if pos.file.is_some() && inode == pos.inode {
+        return;
+    }
+    if pos.file.is_some() {
         match File::open(rotated) {
-            Ok(old) if old.metadata().is_ok_and(|m| m.ino() == pos.inode) => {
-                read_rest(old, pos.offset, data);
+            Ok(mut between) if between.metadata().is_ok_and(|m| m.ino() != pos.inode) => {
+                read_rest(&mut between, data);
             }
-            // Rotated twice since: what was between is gone.
             _ => {}
         }
-        pos.offset = 0;
-    } else if meta.len() < pos.offset {
-        pos.offset = 0;
     }
-    pos.inode = meta.ino();
-    pos.offset += read_rest(f, pos.offset, data);
+    read_rest(&mut f, data);
+    *pos = Position {
+        file: Some(f),
+        inode,
+    };
 }
 
-/// Append the file from `offset` to its end to `data`; returns how much.
-fn read_rest(mut f: File, offset: u64, data: &mut Vec<u8>) -> u64 {
-    if f.seek(SeekFrom::Start(offset)).is_err() {
-        return 0;
+/// Append the file from its offset to its end to `data`. A file shorter
+/// than the offset started over: it is read from its start.
+fn read_rest(f: &mut File, data: &mut Vec<u8>) {
+    let len = f.metadata().map_or(0, |m| m.len());
+    if f.stream_position().is_ok_and(|at| at > len) {
+        let _ = f.seek(SeekFrom::Start(0));
     }
-    f.read_to_end(data).map_or(0, |n| n as u64)
+    let _ = f.read_to_end(data);
 }
 
 /// The last `n` lines of `data` (a last line without its newline counts).
@@ -220,6 +231,17 @@ mod tests {
         std::fs::write(&out, "").unwrap();
         append("x\n");
         assert_eq!(text(&all.read_new(), LogStream::Stdout), "x\n");
+        // Rotated twice between two reads: the file between comes too.
+        append("y\n");
+        rotate();
+        append("z\n");
+        rotate();
+        append("w\n");
+        assert_eq!(text(&all.read_new(), LogStream::Stdout), "y\nz\nw\n");
+        // Written, then the directory removed (`--rm`) before the read.
+        append("last\n");
         std::fs::remove_dir_all(&tmp).unwrap();
+        assert_eq!(text(&all.read_new(), LogStream::Stdout), "last\n");
+        assert!(all.read_new().is_empty());
     }
 }
