@@ -26,6 +26,18 @@ fn al(root: &Path, as_user: bool, args: &[&str]) -> Run {
     output(cmd(root, as_user, args))
 }
 
+/// Kills and removes a test's sandboxes when the test ends, passed or
+/// not, so a failure leaves no workload behind.
+struct Remove<'a>(&'a Path, bool, &'static [&'static str]);
+
+impl Drop for Remove<'_> {
+    fn drop(&mut self) {
+        let mut args = vec!["rm", "-f"];
+        args.extend_from_slice(self.2);
+        let _ = cmd(self.0, self.1, &args).stderr(Stdio::null()).output();
+    }
+}
+
 /// A state root the test user may use too (it creates it, 0700).
 fn state_root() -> (tempfile::TempDir, std::path::PathBuf) {
     let shared = shared_dir();
@@ -65,6 +77,7 @@ fn next(lines: &std::sync::mpsc::Receiver<String>) -> Option<String> {
 fn attach_to_stdin(as_user: bool) {
     let (_keep, root) = state_root();
     let root = &root;
+    let _cleanup = Remove(root, as_user, &["x"]);
     let r = al(
         root,
         as_user,
@@ -114,6 +127,7 @@ fn attach_to_stdin_rootless() {
 fn attach_to_a_terminal(as_user: bool) {
     let (_keep, root) = state_root();
     let root = &root;
+    let _cleanup = Remove(root, as_user, &["t"]);
     let r = al(
         root,
         as_user,
@@ -166,6 +180,7 @@ fn attach_follows_our_window_size() {
     require_root!();
     let (_keep, root) = state_root();
     let root = &root;
+    let _cleanup = Remove(root, false, &["w"]);
     // It waits for a size: a detached terminal starts at 0x0.
     let script = "while [ \"$(stty size)\" = '0 0' ]; do sleep 0.05; done; \
         stty size; echo READY; read line; stty size; echo got=$line; exit 3";
@@ -201,6 +216,7 @@ fn refused(r: &Run, want: &str) {
 fn nothing_to_attach_to(as_user: bool) {
     let (_keep, root) = state_root();
     let root = &root;
+    let _cleanup = Remove(root, as_user, &["n", "s"]);
     let r = al(
         root,
         as_user,
@@ -246,6 +262,7 @@ fn logs_tail() {
     require_root!();
     let (_keep, root) = state_root();
     let root = &root;
+    let _cleanup = Remove(root, false, &["l"]);
     let r = al(
         root,
         false,
@@ -286,6 +303,7 @@ fn attach_to_a_sandbox_that_removes_itself() {
     require_root!();
     let (_keep, root) = state_root();
     let root = &root;
+    let _cleanup = Remove(root, false, &["r"]);
     let r = al(
         root,
         false,
@@ -313,4 +331,71 @@ fn attach_to_a_sandbox_that_removes_itself() {
         "airlock: error: sandbox r ended and was removed: its exit status is gone\n"
     );
     assert!(sandbox_dirs(root).is_empty());
+}
+
+/// Typed on a terminal, until the workload answers, then Ctrl-P Ctrl-Q.
+const DETACH_DRIVER: &str = r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out, end = b"", time.time() + 10
+os.write(fd, b"ping\n")
+while b"pong" not in out and time.time() < end:
+    if select.select([fd], [], [], 0.2)[0]:
+        out += os.read(fd, 4096)
+os.write(fd, b"\x10\x11")
+end = time.time() + 10
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    if time.time() > end:
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+        break
+    if select.select([fd], [], [], 0.1)[0]:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            pass
+print(repr(out.decode(errors="replace")))
+print("status", os.waitstatus_to_exitcode(status))
+"#;
+
+/// Ctrl-P Ctrl-Q ends the attach (status 0) and leaves the workload
+/// running; a Ctrl-P on its own would have been passed on.
+#[test]
+fn detach_keys_leave_the_workload_running() {
+    require_root!();
+    let (_keep, root) = state_root();
+    let root = &root;
+    let _cleanup = Remove(root, false, &["k"]);
+    let r = al(
+        root,
+        false,
+        &[
+            "run",
+            "-d",
+            "-t",
+            "--name",
+            "k",
+            "--",
+            "sh",
+            "-c",
+            "while read l; do echo ${l%ing}ong; done",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let inner = cmd(root, false, &["attach", "k"]);
+    let mut c = Command::new("python3");
+    c.args(["-c", DETACH_DRIVER])
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    let r = output(c);
+    assert!(r.stdout.contains("ping\\r\\npong\\r\\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("status 0\n"), "{}", r.stdout);
+    let st = al(root, false, &["inspect", "k"]);
+    assert!(st.stdout.contains("\"running\""), "{}", st.stdout);
+    assert_eq!(al(root, false, &["rm", "-f", "k"]).code, 0);
 }

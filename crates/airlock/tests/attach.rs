@@ -24,6 +24,17 @@ fn start(root: &std::path::Path, spec: &SandboxSpec, stdin: bool) -> SandboxDir 
     s.state().unwrap().clone()
 }
 
+/// Kills and removes a sandbox when a test ends, passed or not.
+struct Remove(SandboxDir);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = self.0.request(&airlock::state::control::Request::Kill);
+        self.0.wait_ended(Some(Duration::from_secs(10)));
+        let _ = self.0.remove();
+    }
+}
+
 /// Read stdout from `reader` until it holds `needle` (up to 10 s).
 fn stdout_until(reader: &mut LogReader, seen: &mut String, needle: &str) -> bool {
     wait_until(10, || {
@@ -54,6 +65,7 @@ fn a_terminal_is_written_to_and_resized() {
         .terminal(true)
         .build();
     let sb = start(root.path(), &spec, false);
+    let _cleanup = Remove(sb.clone());
     let mut reader = sb.log_reader(None);
     let mut seen = String::new();
     assert!(stdout_until(&mut reader, &mut seen, "READY"), "{seen:?}");
@@ -80,6 +92,7 @@ fn stdin_stays_open_between_attaches() {
     let root = tempdir();
     let spec = SandboxSpec::builder().args(["cat"]).default_view().build();
     let sb = start(root.path(), &spec, true);
+    let _cleanup = Remove(sb.clone());
     let mut reader = sb.log_reader(Some(0));
     let mut seen = String::new();
     for word in ["one\n", "two\n"] {
@@ -115,6 +128,7 @@ fn nothing_to_attach_to() {
         .default_view()
         .build();
     let sb = start(root.path(), &spec, false);
+    let _cleanup = Remove(sb.clone());
     let name = sb.state().unwrap().name;
     let e = sb.attach().unwrap_err();
     assert_eq!(
