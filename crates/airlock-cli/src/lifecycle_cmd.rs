@@ -1,14 +1,16 @@
 //! The lifecycle verbs, named as podman users expect: `ps`, `inspect`,
-//! `logs`, `start`, `stop`, `kill`, `wait`, `rm` and `exec`. Each is
+//! `logs`, `start`, `stop`, `kill`, `wait`, `rm` and `exec` (and `attach`,
+//! in [`crate::attach_cmd`]). Each is
 //! argument handling over the library's state root ([`airlock::state`])
 //! and [`Sandbox::exec`]. A sandbox is named by its name or a prefix of
 //! its id.
 
 use crate::run::{fail, refuse};
+use airlock::state::{LogChunk, LogStream};
 use airlock::state::{SandboxDir, State, StateRoot, Status};
 use airlock::{Context, Error, ExecOptions, Sandbox, SpawnOptions};
 use clap::Args;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,11 +31,21 @@ pub struct NameArgs {
     name: String,
 }
 
+/// Print a detached sandbox's output.
+///
+/// What it wrote to stdout goes to stdout, to stderr to stderr (with a
+/// terminal, all of it is on stdout). The logs keep the last 1 to 2 MiB
+/// of each stream.
 #[derive(Args)]
+#[command(after_help = "Examples:\n  airlock logs web\n  airlock logs -f --tail 20 web")]
 pub struct LogsArgs {
     /// Keep printing new output until the sandbox ends.
     #[arg(short, long)]
     follow: bool,
+    /// Only the last N lines of each stream (stdout, stderr) first.
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+    /// The sandbox's name or a prefix of its id.
     #[arg(value_name = "NAME")]
     name: String,
 }
@@ -118,11 +130,11 @@ fn open(ctx: &Context) -> Result<StateRoot, Error> {
     Ok(StateRoot::open(&ctx.state_root)?)
 }
 
-fn find(ctx: &Context, name: &str) -> Result<(SandboxDir, State), Error> {
+pub(crate) fn find(ctx: &Context, name: &str) -> Result<(SandboxDir, State), Error> {
     Ok(open(ctx)?.find(name)?)
 }
 
-fn status_text(st: &State) -> String {
+pub(crate) fn status_text(st: &State) -> String {
     match (st.status, &st.exit, &st.reason) {
         (Status::Stopped, _, Some(r)) if st.exit.is_none() => format!("stopped ({r})"),
         (Status::Stopped, Some(e), _) => format!("exited ({})", e.code),
@@ -193,24 +205,19 @@ pub fn inspect(a: NameArgs, ctx: Context) -> ExitCode {
     }
 }
 
-/// Copy what was added to `path` since `pos` to `out`.
-fn copy_from(path: &std::path::Path, pos: &mut u64, out: &mut dyn Write) {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return;
-    };
-    let len = f.metadata().map_or(0, |m| m.len());
-    if len < *pos {
-        // Rotated: the new file starts over.
-        *pos = 0;
-    }
-    if f.seek(std::io::SeekFrom::Start(*pos)).is_ok() {
-        let mut buf = Vec::new();
-        if f.read_to_end(&mut buf).is_ok() {
-            *pos += buf.len() as u64;
-            let _ = out.write_all(&buf);
-            let _ = out.flush();
+/// Write log chunks to our stdout and stderr, as they came.
+pub(crate) fn print_chunks(chunks: Vec<LogChunk>) -> std::io::Result<()> {
+    for c in chunks {
+        match c.stream {
+            LogStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&c.data)?;
+                out.flush()?;
+            }
+            LogStream::Stderr => std::io::stderr().lock().write_all(&c.data)?,
         }
     }
+    Ok(())
 }
 
 pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
@@ -224,27 +231,18 @@ pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
             st.name
         ));
     }
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let mut pos = [0u64; 2];
-    for (i, stream) in ["stdout", "stderr"].iter().enumerate() {
-        let w: &mut dyn Write = if i == 0 { &mut out } else { &mut err };
-        let mut old = 0;
-        copy_from(&sb.dir.join(format!("{stream}.log.1")), &mut old, w);
-        copy_from(&sb.log_path(stream), &mut pos[i], w);
-    }
-    if !a.follow {
-        return ExitCode::SUCCESS;
-    }
+    let mut reader = sb.log_reader(a.tail);
     loop {
-        let ended = !sb.alive();
-        copy_from(&sb.log_path("stdout"), &mut pos[0], &mut out);
-        copy_from(&sb.log_path("stderr"), &mut pos[1], &mut err);
+        let ended = !a.follow || !sb.alive();
+        if print_chunks(reader.read_new()).is_err() {
+            // Our reader went away (`logs -f | head`).
+            return ExitCode::SUCCESS;
+        }
         if ended {
-            break;
+            return ExitCode::SUCCESS;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    ExitCode::SUCCESS
 }
 
 pub fn start(a: NameArgs, ctx: Context) -> ExitCode {

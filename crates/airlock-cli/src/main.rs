@@ -1,7 +1,7 @@
 //! The `airlock` command: argument handling over the airlock library.
 
 use airlock_cli::lifecycle_cmd as life;
-use airlock_cli::{check_cmd, image_cmd, run};
+use airlock_cli::{attach_cmd, check_cmd, image_cmd, run};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -29,11 +29,11 @@ enum Command {
     /// Release a created sandbox's workload.
     Start(life::NameArgs),
     Exec(life::ExecArgs),
+    Attach(attach_cmd::AttachArgs),
     /// List sandboxes with state.
     Ps(life::PsArgs),
     /// Print a sandbox's state as JSON.
     Inspect(life::NameArgs),
-    /// Print a detached sandbox's output.
     Logs(life::LogsArgs),
     /// Stop sandboxes: SIGTERM, a grace period, then kill every process.
     Stop(life::StopArgs),
@@ -70,6 +70,7 @@ fn main() -> ExitCode {
         }
         Command::Start(a) => life::start(a, ctx),
         Command::Exec(a) => life::exec(a, ctx),
+        Command::Attach(a) => attach_cmd::attach(a, ctx),
         Command::Ps(a) => life::ps(a, ctx),
         Command::Inspect(a) => life::inspect(a, ctx),
         Command::Logs(a) => life::logs(a, ctx),

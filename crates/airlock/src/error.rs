@@ -78,6 +78,7 @@ impl Error {
             Error::State(
                 StateError::NameInUse(_)
                 | StateError::WrongStatus { .. }
+                | StateError::NotAttachable(_)
                 | StateError::Ambiguous(_),
             ) => ErrorKind::Conflict,
             Error::State(_) | Error::RunnerNotFound | Error::Io { .. } => ErrorKind::Internal,

@@ -43,8 +43,13 @@ pub struct LifecycleOptions {
     /// Its name (default: the first 12 digits of its id).
     pub name: Option<String>,
     /// The supervisor outlives the caller; the workload's output goes to
-    /// logs in the sandbox's directory, its stdin is /dev/null.
+    /// logs ([`SandboxDir::log_reader`]), a terminal's too (then
+    /// [`SandboxDir::attach`] writes to it), its stdin is /dev/null.
     pub detach: bool,
+    /// Detached with logs, without a terminal: stdin is a pipe the
+    /// supervisor keeps open, written through [`SandboxDir::attach`]
+    /// (podman's `-i`). Otherwise the workload has a stdin already.
+    pub stdin: bool,
     /// Set the sandbox up and hold the workload before exec until
     /// [`SandboxDir::request`] with `Start` (create, then start).
     pub hold: bool,
@@ -275,11 +280,11 @@ impl Sandbox {
         let Some(l) = &opts.lifecycle else {
             return Self::start(&Job::Start(Box::new(plan)), opts, None);
         };
-        if l.detach && plan.process.terminal && l.console_socket.is_none() {
-            // Nothing would read the terminal: there is no attach yet.
+        if l.detach && l.keep_stdio && plan.process.terminal && l.console_socket.is_none() {
+            // Its output would go nowhere: no logs, no caller.
             return Err(crate::spec::SpecError::new(
                 "process.terminal",
-                "a terminal needs a caller that stays attached; it cannot be combined with detach",
+                "a detached terminal that keeps the caller's stdio needs a console socket",
             )
             .into());
         }
@@ -293,6 +298,7 @@ impl Sandbox {
             remove_on_exit: l.remove_on_exit,
             keep_stdio: l.keep_stdio,
             console_socket: l.console_socket.clone(),
+            stdin: l.stdin,
         });
         match Self::start(&Job::Start(Box::new(plan)), opts, Some(&alive)) {
             Ok(mut s) => {

@@ -45,3 +45,11 @@ pub fn receive_terminal(conn: impl std::os::fd::AsFd) -> std::io::Result<std::os
         )
     })
 }
+
+/// The window size (rows, columns) of the caller's terminal on stdin;
+/// `None` when stdin is not a terminal. (`airlock attach` copies it to an
+/// attached workload's terminal with [`crate::state::Attached::resize`].)
+pub fn size() -> Option<(u16, u16)> {
+    let ws = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).ok()?;
+    Some((ws.ws_row, ws.ws_col))
+}

@@ -143,6 +143,8 @@ fn create(
             name,
             detach: true,
             hold: !r.start,
+            remove_on_exit: r.remove_on_exit,
+            stdin: r.stdin,
             log_limit: Some(log_limit),
             ..Default::default()
         }),

@@ -6,9 +6,10 @@
 //! client slows the process's output rather than growing the daemon's
 //! memory.
 
-use crate::daemon::Shared;
+use crate::daemon::{exit_of, Shared};
 use crate::peer::Peer;
-use crate::status::{from_error, invalid};
+use crate::status::{from_error, from_state, invalid};
+use airlock::state::{LogStream as Which, Status};
 use airlock::{ExecOptions, Sandbox, SpawnOptions};
 use airlock_client::proto::{self, exec_input::Input, exec_output::Output};
 use std::io::{Read, Write};
@@ -64,8 +65,11 @@ enum ClientInput {
 }
 
 /// Write the client's input to `input` (a pipe or a terminal master) on
-/// a thread of its own; a resize applies to `terminal`.
-fn feed(input: OwnedFd, terminal: Option<Arc<OwnedFd>>) -> std::sync::mpsc::Sender<ClientInput> {
+/// a thread of its own; a resize goes to `on_resize`.
+fn feed(
+    input: OwnedFd,
+    on_resize: impl Fn(u32, u32) + Send + 'static,
+) -> std::sync::mpsc::Sender<ClientInput> {
     let (tx, rx) = std::sync::mpsc::channel::<ClientInput>();
     std::thread::spawn(move || {
         let mut f = std::fs::File::from(input);
@@ -76,11 +80,7 @@ fn feed(input: OwnedFd, terminal: Option<Arc<OwnedFd>>) -> std::sync::mpsc::Send
                         break;
                     }
                 }
-                ClientInput::Resize(rows, cols) => {
-                    if let Some(t) = &terminal {
-                        resize(t, rows, cols);
-                    }
-                }
+                ClientInput::Resize(rows, cols) => on_resize(rows, cols),
                 ClientInput::Close => break,
             }
         }
@@ -240,7 +240,11 @@ fn start_exec(
             .try_clone()
             .map_err(|e| RpcStatus::internal(format!("dup the terminal: {e}")))?;
         let pumps = vec![pump(reader, tx.clone(), Output::Stdout)];
-        (process, feed(writer, Some(master)), pumps)
+        (
+            process,
+            feed(writer, move |r, c| resize(&master, r, c)),
+            pumps,
+        )
     } else {
         let (in_r, in_w) = pipe()?;
         let (out_r, out_w) = pipe()?;
@@ -253,7 +257,7 @@ fn start_exec(
             pump(out_r, tx.clone(), Output::Stdout),
             pump(err_r, tx.clone(), Output::Stderr),
         ];
-        (process, feed(in_w, None), pumps)
+        (process, feed(in_w, |_, _| {}), pumps)
     };
     std::thread::spawn(move || {
         let report = process.wait();
@@ -274,20 +278,148 @@ fn start_exec(
     Ok(feed_to)
 }
 
-pub async fn attach(
-    _d: Shared,
-    _peer: Peer,
-    _input: Streaming<proto::AttachInput>,
-) -> Result<Response<OutputStream>, RpcStatus> {
-    Err(RpcStatus::unimplemented("attach: not yet"))
+/// Follow a sandbox's logs into the stream: what the logs hold (or their
+/// last `tail` lines) first, then, with `follow`, new output until the
+/// sandbox ends; `until_end` adds the exit status at the end.
+fn follow_logs(
+    sb: airlock::state::SandboxDir,
+    tail: Option<usize>,
+    follow: bool,
+    send: impl Fn(Which, Vec<u8>) -> bool + Send + 'static,
+    at_end: impl FnOnce() + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        let mut reader = sb.log_reader(tail);
+        loop {
+            // Read once more after the end: what it wrote last.
+            let ended = !sb.alive();
+            for c in reader.read_new() {
+                if !send(c.stream, c.data) {
+                    return;
+                }
+            }
+            if ended || !follow {
+                break;
+            }
+            std::thread::sleep(LOG_POLL);
+        }
+        at_end();
+    });
 }
 
+/// How often a followed log is read again.
+const LOG_POLL: Duration = Duration::from_millis(50);
+
 pub async fn logs(
-    _d: Shared,
-    _peer: Peer,
-    _r: proto::LogsRequest,
+    d: Shared,
+    peer: Peer,
+    r: proto::LogsRequest,
 ) -> Result<Response<LogStream>, RpcStatus> {
-    Err(RpcStatus::unimplemented("logs: not yet"))
+    let key = r.sandbox.clone();
+    let (sb, _, _) = tokio::task::spawn_blocking(move || d.find(&peer, &key))
+        .await
+        .map_err(|e| RpcStatus::internal(e.to_string()))??;
+    let (tx, rx) = mpsc::channel(16);
+    let tail = (r.tail > 0).then_some(r.tail as usize);
+    follow_logs(
+        sb,
+        tail,
+        r.follow,
+        move |stream, data| {
+            let stream = match stream {
+                Which::Stdout => proto::Stream::Stdout,
+                Which::Stderr => proto::Stream::Stderr,
+            };
+            tx.blocking_send(Ok(proto::LogChunk {
+                stream: stream as i32,
+                data,
+            }))
+            .is_ok()
+        },
+        || {},
+    );
+    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+}
+
+pub async fn attach(
+    d: Shared,
+    peer: Peer,
+    mut input: Streaming<proto::AttachInput>,
+) -> Result<Response<OutputStream>, RpcStatus> {
+    use proto::attach_input::Input as AttachIn;
+    let first = input.message().await?;
+    let Some(proto::AttachInput {
+        input: Some(AttachIn::Attach(which)),
+    }) = first
+    else {
+        return Err(invalid(
+            "attach",
+            "the first message of Attach must be `attach`",
+        ));
+    };
+    let (sb, attached) = tokio::task::spawn_blocking(move || {
+        let (sb, st, _) = d.find(&peer, &which.sandbox)?;
+        if st.status != Status::Running {
+            return Err(from_state(airlock::state::StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "only a running sandbox can be attached to".into(),
+            }));
+        }
+        let attached = sb.attach().map_err(from_state)?;
+        Ok((sb, attached))
+    })
+    .await
+    .map_err(|e| RpcStatus::internal(e.to_string()))??;
+    let (tx, rx) = mpsc::channel(16);
+    let end_tx = tx.clone();
+    let sb2 = sb.clone();
+    // From the point of attach on: what the logs held before is `Logs`'.
+    follow_logs(
+        sb,
+        Some(0),
+        true,
+        move |stream, data| {
+            let o = match stream {
+                Which::Stdout => Output::Stdout(data),
+                Which::Stderr => Output::Stderr(data),
+            };
+            tx.blocking_send(out(o)).is_ok()
+        },
+        move || {
+            let msg = sb2
+                .state()
+                .map_err(from_state)
+                .and_then(|st| exit_of(&st).ok_or_else(|| RpcStatus::internal("no exit recorded")))
+                .map(|e| proto::ExecOutput {
+                    output: Some(Output::Exit(e)),
+                });
+            let _ = end_tx.blocking_send(msg);
+        },
+    );
+    let terminal = attached.terminal;
+    let writer = attached
+        .input
+        .try_clone()
+        .map_err(|e| RpcStatus::internal(format!("dup the input: {e}")))?;
+    let feed_to = feed(writer, move |rows, cols| {
+        if terminal {
+            let _ = attached.resize(rows.min(65535) as u16, cols.min(65535) as u16);
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok(Some(msg)) = input.message().await {
+            let m = match msg.input {
+                Some(AttachIn::Stdin(b)) => ClientInput::Data(b),
+                Some(AttachIn::Resize(r)) => ClientInput::Resize(r.rows, r.cols),
+                _ => continue,
+            };
+            if feed_to.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
 }
 
 pub async fn events(

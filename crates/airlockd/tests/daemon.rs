@@ -404,3 +404,125 @@ async fn version_and_health() {
     assert!(h.serving);
     assert_eq!((h.sandboxes, h.running), (1, 1));
 }
+
+/// Attach to a workload's stdin, then to a terminal, with a resize; the
+/// logs keep what was said.
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_and_logs() {
+    if !root_or_skip("attach_and_logs") {
+        return;
+    }
+    use proto::attach_input::Input;
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let attach = |name: &str, msgs: Vec<Input>| {
+        let mut all = vec![Input::Attach(proto::SandboxRef {
+            sandbox: name.into(),
+        })];
+        all.extend(msgs);
+        airlock_client::tokio_stream_iter(
+            all.into_iter()
+                .map(|i| proto::AttachInput { input: Some(i) }),
+        )
+    };
+    async fn read_until(s: &mut tonic::Streaming<proto::ExecOutput>, want: &str) -> String {
+        let mut got = String::new();
+        let r = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(m)) = s.message().await {
+                if let Some(proto::exec_output::Output::Stdout(b)) = m.output {
+                    got.push_str(&String::from_utf8_lossy(&b));
+                    if got.contains(want) {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(r.is_ok(), "{want:?} never came; got {got:?}");
+        got
+    }
+
+    // stdin: a `cat` that answers what the attacher writes.
+    c.create(proto::CreateRequest {
+        name: "cat".into(),
+        args: args(&["cat"]),
+        stdin: true,
+        start: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut s = c
+        .raw()
+        .attach(attach("cat", vec![Input::Stdin(b"hello\n".to_vec())]))
+        .await
+        .unwrap()
+        .into_inner();
+    read_until(&mut s, "hello\n").await;
+    // Nothing was attachable on a sandbox without stdin or terminal.
+    run(&mut c, "plain", &["sleep", "100"]).await;
+    let e = c.raw().attach(attach("plain", vec![])).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.message().contains("nothing to attach to"), "{e}");
+
+    // A terminal, resized by the attacher.
+    c.create(proto::CreateRequest {
+        name: "tty".into(),
+        args: args(&[
+            "sh",
+            "-c",
+            "tty; read line; stty size; echo got:$line; exit 4",
+        ]),
+        tty: true,
+        start: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut s = c
+        .raw()
+        .attach(attach(
+            "tty",
+            vec![
+                Input::Resize(proto::Resize {
+                    rows: 33,
+                    cols: 101,
+                }),
+                Input::Stdin(b"hi\n".to_vec()),
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let got = read_until(&mut s, "got:hi").await;
+    assert!(got.contains("33 101"), "{got:?}");
+    let mut exit = None;
+    while let Ok(Some(m)) = s.message().await {
+        if let Some(proto::exec_output::Output::Exit(e)) = m.output {
+            exit = Some(e.code);
+        }
+    }
+    assert_eq!(exit, Some(4));
+
+    // The logs hold all of it; tail gives the last line.
+    let logs = |tail: u32| proto::LogsRequest {
+        sandbox: "tty".into(),
+        tail,
+        follow: false,
+    };
+    let mut all = String::new();
+    let mut l = c.raw().logs(logs(0)).await.unwrap().into_inner();
+    while let Ok(Some(chunk)) = l.message().await {
+        all.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    assert!(
+        all.contains("/dev/pts/0") && all.contains("got:hi"),
+        "{all:?}"
+    );
+    let mut last = String::new();
+    let mut l = c.raw().logs(logs(1)).await.unwrap().into_inner();
+    while let Ok(Some(chunk)) = l.message().await {
+        last.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    assert_eq!(last.trim_end(), "got:hi");
+}

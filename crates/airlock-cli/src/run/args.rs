@@ -16,7 +16,7 @@ use clap::Args;
 /// when it is not found.
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  airlock run -- sh -c 'id; hostname; ls /'\n  airlock run --bind ./out /out -- make -C /src\n  airlock run --print-spec -- true > spec.json && airlock run --spec spec.json"
+    after_help = "Examples:\n  airlock run -- sh -c 'id; hostname; ls /'\n  airlock run --bind ./out /out -- make -C /src\n  airlock run --print-spec -- true > spec.json && airlock run --spec spec.json\n  airlock run -d -t --name box -- bash && airlock attach box"
 )]
 pub struct RunArgs {
     /// Run a spec file (JSON or TOML); flags given with it override it.
@@ -30,9 +30,15 @@ pub struct RunArgs {
     pub(crate) verbose: bool,
 
     /// Run in the background: print the sandbox's id and return at once;
-    /// its output goes to `airlock logs`.
+    /// its output goes to `airlock logs`. With -i or -t, `airlock attach`
+    /// writes to its input.
     #[arg(short, long, help_heading = "Lifecycle")]
     pub detach: bool,
+    /// Keep the program's stdin open: with -d, a pipe that `airlock
+    /// attach` writes to (else /dev/null). Without -d the program has
+    /// your stdin anyway.
+    #[arg(short, long, help_heading = "Lifecycle")]
+    pub interactive: bool,
     /// Name the sandbox (it then has state: `airlock ps`, `exec`, `stop` find it).
     #[arg(long, value_name = "NAME", help_heading = "Lifecycle")]
     pub name: Option<String>,
@@ -132,7 +138,8 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Process")]
     pub(crate) keep_session: bool,
     /// Give the program a new pseudo-terminal (job control, window size),
-    /// proxied to yours; it never holds your terminal itself.
+    /// proxied to yours; it never holds your terminal itself. With -d, its
+    /// output goes to `airlock logs` and `airlock attach` connects to it.
     #[arg(short = 't', long, help_heading = "Process")]
     pub(crate) tty: bool,
     /// Syscall filter: `default`, `none`, or an OCI seccomp JSON file.

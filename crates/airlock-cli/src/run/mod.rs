@@ -49,6 +49,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     let lifecycle = (detach || a.name.is_some() || a.rm).then(|| LifecycleOptions {
         name: a.name.clone(),
         detach,
+        stdin: a.interactive,
         hold,
         remove_on_exit: a.rm,
         ..LifecycleOptions::default()

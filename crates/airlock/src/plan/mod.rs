@@ -159,6 +159,10 @@ pub struct Lifecycle {
     /// Where the terminal's master goes, instead of being proxied.
     #[serde(default)]
     pub console_socket: Option<std::path::PathBuf>,
+    /// Detached with logs: the workload's stdin is a pipe the supervisor
+    /// keeps open, for `attach` to write to (else /dev/null).
+    #[serde(default)]
+    pub stdin: bool,
 }
 
 /// What every process of a sandbox runs behind, installed last before

@@ -1,29 +1,83 @@
-//! A detached workload's stdout and stderr: two pipes the supervisor
-//! drains into `stdout.log` and `stderr.log` in the sandbox's directory.
-//! Each file is bounded: when it reaches the limit it becomes `NAME.log.1`
-//! (replacing the previous one) and a new file starts, so a chatty
-//! workload costs at most twice the limit per stream.
+//! A detached workload's stdio, on the supervisor's side. Its stdout and
+//! stderr are two pipes the supervisor drains into `stdout.log` and
+//! `stderr.log` in the sandbox's directory; with a terminal, the
+//! terminal's master is drained into `stdout.log` too. Each file is
+//! bounded: when it reaches the limit it becomes `NAME.log.1` (replacing
+//! the previous one) and a new file starts, so a chatty workload costs at
+//! most twice the limit per stream.
+//!
+//! What `attach` writes to is kept here as well: the terminal's master,
+//! or else the write end of the workload's stdin pipe (`stdin`), which
+//! stays open for as long as the supervisor lives, so the workload never
+//! sees end-of-file on stdin while it could still be attached to.
 
 use super::report::{SetupError, StepExt};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-pub struct Stream {
-    pub read: OwnedFd,
-    /// Still has a writer: polled.
-    pub open: bool,
+/// One bounded log file.
+struct LogFile {
     path: PathBuf,
     file: File,
     written: u64,
 }
 
+impl LogFile {
+    fn create(path: PathBuf) -> Result<LogFile, SetupError> {
+        let file = open_log(&path).step(|| format!("create {}", path.display()))?;
+        Ok(LogFile {
+            path,
+            file,
+            written: 0,
+        })
+    }
+
+    /// Append `bytes`, first rotating the file if they would take it
+    /// past `limit`.
+    fn write(&mut self, bytes: &[u8], limit: u64) {
+        if self.written + bytes.len() as u64 > limit {
+            let old = self.path.with_extension("log.1");
+            let _ = std::fs::rename(&self.path, old);
+            if let Ok(f) = open_log(&self.path) {
+                self.file = f;
+            }
+            self.written = 0;
+        }
+        // A full disk loses log lines, never the workload.
+        let _ = self.file.write_all(bytes);
+        self.written += bytes.len() as u64;
+    }
+}
+
+/// Something the supervisor reads and logs: one of the two pipes, or the
+/// terminal's master.
+struct Input {
+    fd: OwnedFd,
+    /// Still has a writer: polled.
+    open: bool,
+}
+
+/// Which of the logged fds is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// PID 1's stdout (0) or stderr (1).
+    Pipe(usize),
+    /// The workload's terminal: its output goes to `stdout.log`.
+    Terminal,
+}
+
 pub struct Logs {
-    pub streams: Vec<Stream>,
-    /// The workload's ends, until they are handed to PID 1.
-    writers: Vec<OwnedFd>,
+    pipes: Vec<Input>,
+    files: Vec<LogFile>,
+    terminal: Option<Input>,
+    /// PID 1's ends (stdout, stderr, then stdin's read end), until they
+    /// are handed to it.
+    pid1_ends: Vec<OwnedFd>,
+    /// The write end of the workload's stdin, when it has one.
+    stdin: Option<OwnedFd>,
     limit: u64,
 }
 
@@ -36,92 +90,154 @@ fn open_log(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd), SetupError> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step(|| format!("pipe for {what}"))
+}
+
 impl Logs {
-    pub fn create(dir: &Path, limit: u64) -> Result<Logs, SetupError> {
-        let mut streams = Vec::new();
-        let mut writers = Vec::new();
+    /// The log files in `dir` and the pipes to them; with `stdin`, a pipe
+    /// for the workload's stdin too.
+    pub fn create(dir: &Path, limit: u64, stdin: bool) -> Result<Logs, SetupError> {
+        let mut pipes = Vec::new();
+        let mut files = Vec::new();
+        let mut pid1_ends = Vec::new();
         for name in ["stdout", "stderr"] {
-            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-                .step(|| format!("pipe for {name}"))?;
-            let path = dir.join(format!("{name}.log"));
-            let file = open_log(&path).step(|| format!("create {}", path.display()))?;
-            streams.push(Stream {
-                read: r,
-                open: true,
-                path,
-                file,
-                written: 0,
-            });
-            writers.push(w);
+            let (r, w) = pipe(name)?;
+            files.push(LogFile::create(dir.join(format!("{name}.log")))?);
+            pipes.push(Input { fd: r, open: true });
+            pid1_ends.push(w);
         }
+        let stdin = match stdin {
+            true => {
+                let (r, w) = pipe("stdin")?;
+                pid1_ends.push(r);
+                Some(w)
+            }
+            false => None,
+        };
         Ok(Logs {
-            streams,
-            writers,
+            pipes,
+            files,
+            terminal: None,
+            pid1_ends,
+            stdin,
             limit: limit.max(4096),
         })
     }
 
-    /// In PID 1: the pipes become stdout and stderr, /dev/null stdin.
+    /// In PID 1: the pipes become stdout and stderr, and stdin the stdin
+    /// pipe or /dev/null. (Dropping `self` afterwards lets go of the
+    /// supervisor's end of stdin.)
     pub fn attach_stdio(&self) -> std::io::Result<()> {
-        let null = rustix::fs::open(
-            "/dev/null",
-            rustix::fs::OFlags::RDWR,
-            rustix::fs::Mode::empty(),
-        )?;
-        let mut stdin = unsafe_stdio(0);
-        rustix::io::dup2(&null, &mut stdin)?;
-        for (i, w) in self.writers.iter().enumerate() {
-            let mut target = unsafe_stdio(i as i32 + 1);
-            rustix::io::dup2(w, &mut target)?;
+        let null;
+        let stdin = match self.pid1_ends.get(2) {
+            Some(r) => r.as_fd(),
+            None => {
+                null = rustix::fs::open(
+                    "/dev/null",
+                    rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )?;
+                null.as_fd()
+            }
+        };
+        rustix::io::dup2(stdin, &mut unsafe_stdio(0))?;
+        for (i, w) in self.pid1_ends.iter().take(2).enumerate() {
+            rustix::io::dup2(w, &mut unsafe_stdio(i as i32 + 1))?;
         }
         Ok(())
     }
 
-    /// In the supervisor, once PID 1 holds the write ends.
-    pub fn close_writers(&mut self) {
-        self.writers.clear();
+    /// In the supervisor, once PID 1 holds its ends.
+    pub fn close_pid1_ends(&mut self) {
+        self.pid1_ends.clear();
     }
 
-    /// Copy what is waiting on stream `i` into its file. Returns false at
-    /// end-of-file (every writer is gone).
-    pub fn drain(&mut self, i: usize) -> bool {
-        let limit = self.limit;
-        let s = &mut self.streams[i];
-        let mut buf = [0u8; 16384];
-        match rustix::io::read(&s.read, &mut buf) {
-            Ok(0) => {
-                s.open = false;
-                false
-            }
-            Ok(n) => {
-                if s.written + n as u64 > limit {
-                    let old = s.path.with_extension("log.1");
-                    let _ = std::fs::rename(&s.path, old);
-                    if let Ok(f) = open_log(&s.path) {
-                        s.file = f;
-                    }
-                    s.written = 0;
-                }
-                // A full disk loses log lines, never the workload.
-                let _ = s.file.write_all(&buf[..n]);
-                s.written += n as u64;
-                true
-            }
-            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => true,
-            Err(_) => {
-                s.open = false;
-                false
-            }
+    /// The workload's terminal (detached, without a console socket): its
+    /// output is logged, and `attach` writes to it.
+    pub fn set_terminal(&mut self, master: OwnedFd) {
+        self.terminal = Some(Input {
+            fd: master,
+            open: true,
+        });
+    }
+
+    /// What `attach` writes to, and whether it is a terminal.
+    pub fn attach_fd(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        match (&self.terminal, &self.stdin) {
+            (Some(t), _) => Some((t.fd.as_fd(), true)),
+            (None, Some(w)) => Some((w.as_fd(), false)),
+            (None, None) => None,
         }
     }
 
-    /// The streams that still have a writer, with their index.
-    pub fn open_fds(&self) -> impl Iterator<Item = (usize, std::os::fd::BorrowedFd<'_>)> {
-        self.streams
+    fn input(&mut self, src: Source) -> Option<&mut Input> {
+        match src {
+            Source::Pipe(i) => self.pipes.get_mut(i),
+            Source::Terminal => self.terminal.as_mut(),
+        }
+    }
+
+    /// Copy what is waiting on `src` into its file. Returns false at
+    /// end-of-file (every writer is gone; for a terminal, EIO: every
+    /// process holding it has closed it).
+    pub fn drain(&mut self, src: Source) -> bool {
+        let limit = self.limit;
+        let Some(input) = self.input(src) else {
+            return false;
+        };
+        let mut buf = [0u8; 16384];
+        let n = match rustix::io::read(&input.fd, &mut buf) {
+            Ok(0) => {
+                input.open = false;
+                return false;
+            }
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => return true,
+            Err(_) => {
+                input.open = false;
+                return false;
+            }
+        };
+        let file = match src {
+            Source::Pipe(i) => i,
+            Source::Terminal => 0,
+        };
+        self.files[file].write(&buf[..n], limit);
+        true
+    }
+
+    /// After PID 1 ended: what is still waiting in the pipes and the
+    /// terminal.
+    pub fn drain_all(&mut self) {
+        for src in self.sources() {
+            while self
+                .input(src)
+                .is_some_and(|i| i.open && crate::sys::readable_now(i.fd.as_fd()))
+                && self.drain(src)
+            {}
+        }
+    }
+
+    fn sources(&self) -> Vec<Source> {
+        let mut all: Vec<Source> = (0..self.pipes.len()).map(Source::Pipe).collect();
+        all.extend(self.terminal.as_ref().map(|_| Source::Terminal));
+        all
+    }
+
+    /// The fds that still have a writer, with what each one is.
+    pub fn open_fds(&self) -> Vec<(Source, BorrowedFd<'_>)> {
+        let pipes = self
+            .pipes
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.open)
-            .map(|(i, s)| (i, s.read.as_fd()))
+            .map(|(i, p)| (Source::Pipe(i), p));
+        let terminal = self.terminal.iter().map(|t| (Source::Terminal, t));
+        pipes
+            .chain(terminal)
+            .filter(|(_, input)| input.open)
+            .map(|(s, input)| (s, input.fd.as_fd()))
+            .collect()
     }
 }
 

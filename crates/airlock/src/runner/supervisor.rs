@@ -2,7 +2,7 @@
 //! the cgroups, clones PID 1 into the new namespaces, writes the id maps
 //! from outside, relays setup reports, and then watches the sandbox until
 //! it ends: the caller (unless detached), the stop signal, the timeout, the
-//! control socket and a detached workload's output. At the end it reaps
+//! control socket and a detached workload's output and terminal. At the end it reaps
 //! PID 1, writes the exit report, removes the cgroups and, for a sandbox
 //! with state, records how it ended.
 
@@ -147,7 +147,7 @@ pub(super) fn supervise(
         sys::stdio_to_null().step(|| "let go of the caller's stdio".into())?;
     }
     if let Some(l) = logs.as_mut() {
-        l.close_writers();
+        l.close_pid1_ends();
     }
     let guard = start_pid1(
         &plan,
@@ -274,7 +274,13 @@ fn prepare_host_side(
         None => None,
     };
     let logs = match lifecycle {
-        Some(l) if l.detached && !l.keep_stdio => Some(Logs::create(&l.dir, l.log_limit)?),
+        // A terminal is the workload's stdin (and its output is logged
+        // once PID 1 sends it): no stdin pipe then.
+        Some(l) if l.detached && !l.keep_stdio => Some(Logs::create(
+            &l.dir,
+            l.log_limit,
+            l.stdin && !plan.process.terminal,
+        )?),
         _ => None,
     };
     let control = match lifecycle {

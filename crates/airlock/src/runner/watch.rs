@@ -1,9 +1,10 @@
 //! The supervisor's watch over a running sandbox: one poll over PID 1's
 //! pidfd, the stop signal, the caller (unless detached), the timeout, the
 //! setup reports until the workload's exec, the control socket, a
-//! detached workload's output and a proxied terminal, until PID 1 ends.
+//! detached workload's output (and terminal) and a proxied terminal,
+//! until PID 1 ends.
 
-use super::logs::Logs;
+use super::logs::{self, Logs};
 use super::report::{Report, Reporter, SetupError};
 use super::supervisor::kill_sandbox;
 use super::{signals, tty};
@@ -12,7 +13,7 @@ use crate::state::control::{self, Request};
 use crate::state::{SandboxDir, Status};
 use crate::sys;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 /// Everything the supervisor watches while the sandbox lives. Each
@@ -56,7 +57,7 @@ enum Src {
     Parent,
     Inner,
     Control,
-    Log(usize),
+    Log(logs::Source),
     Tty(tty::Ready),
 }
 
@@ -167,8 +168,8 @@ impl<'a> Watch<'a> {
             fds.push(PollFd::new(c, PollFlags::IN));
         }
         if let Some(l) = &self.logs {
-            for (i, fd) in l.open_fds() {
-                srcs.push(Src::Log(i));
+            for (s, fd) in l.open_fds() {
+                srcs.push(Src::Log(s));
                 fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
             }
         }
@@ -203,9 +204,9 @@ impl<'a> Watch<'a> {
                 }
                 Src::Inner => self.relay()?,
                 Src::Control => self.serve(),
-                Src::Log(i) => {
+                Src::Log(s) => {
                     if let Some(l) = self.logs.as_mut() {
-                        l.drain(i);
+                        l.drain(s);
                     }
                 }
                 Src::Tty(r) => {
@@ -220,23 +221,14 @@ impl<'a> Watch<'a> {
             self.kill("it was stopped");
         }
         if ended {
-            self.drain_logs();
+            if let Some(l) = self.logs.as_mut() {
+                l.drain_all();
+            }
             if let Some(t) = self.tty.as_mut() {
                 t.drain();
             }
         }
         Ok(ended)
-    }
-
-    fn drain_logs(&mut self) {
-        if let Some(l) = self.logs.as_mut() {
-            for i in 0..l.streams.len() {
-                if !l.streams[i].open {
-                    continue;
-                }
-                while sys::readable_now(l.streams[i].read.as_fd()) && l.drain(i) {}
-            }
-        }
     }
 
     /// One setup report from PID 1 or the workload, passed on to the caller.
@@ -266,9 +258,12 @@ impl<'a> Watch<'a> {
                             .into_iter()
                             .next()
                             .ok_or_else(|| SetupError::new("tty", "PID 1 sent no terminal"))?;
-                        match &self.console_socket {
-                            Some(path) => tty::send_to_console_socket(path, master)?,
-                            None => self.tty = Some(tty::Proxy::new(master)?),
+                        // Detached, it is logged and attached to; attended,
+                        // proxied to the caller.
+                        match (&self.console_socket, self.logs.as_mut()) {
+                            (Some(path), _) => tty::send_to_console_socket(path, master)?,
+                            (None, Some(logs)) => logs.set_terminal(master),
+                            (None, None) => self.tty = Some(tty::Proxy::new(master)?),
                         }
                         return Ok(());
                     }
@@ -327,9 +322,12 @@ impl<'a> Watch<'a> {
         let Some(incoming) = control::accept(listener) else {
             return;
         };
-        if incoming.request == Request::Namespaces {
-            incoming.reply_namespaces(&self.namespaces);
-            return;
+        match incoming.request {
+            Request::Namespaces => return incoming.reply_namespaces(&self.namespaces),
+            Request::Attach => {
+                return incoming.reply_attach(self.logs.as_ref().and_then(Logs::attach_fd))
+            }
+            _ => {}
         }
         let result = match incoming.request {
             Request::Signal { signal } => {
@@ -350,7 +348,7 @@ impl<'a> Watch<'a> {
                     .map_err(|e| e.to_string()),
                 None => Err("it was started already".into()),
             },
-            Request::Namespaces => unreachable!("answered above"),
+            Request::Namespaces | Request::Attach => unreachable!("answered above"),
         };
         incoming.reply(result);
     }

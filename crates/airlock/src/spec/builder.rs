@@ -46,6 +46,12 @@ impl SpecBuilder {
         self
     }
 
+    /// A new pseudo-terminal as the workload's stdio (`process.terminal`).
+    pub fn terminal(mut self, yes: bool) -> Self {
+        self.spec.process.terminal = yes;
+        self
+    }
+
     pub fn uid(mut self, uid: u32) -> Self {
         self.spec.process.uid = Some(uid);
         self

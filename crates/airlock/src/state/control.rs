@@ -11,7 +11,7 @@ use crate::namespace::Namespace;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 pub const SOCKET: &str = "control.sock";
@@ -27,6 +27,21 @@ pub enum Request {
     Start,
     /// PID 1's namespaces, as fds (for exec).
     Namespaces,
+    /// What to write the workload's input to, as an fd: its terminal's
+    /// master, or its stdin pipe (see [`super::SandboxDir::attach`]).
+    Attach,
+}
+
+/// What the fd of an `Attach` reply is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachTo {
+    /// The workload's terminal's master.
+    Terminal,
+    /// The write end of the workload's stdin pipe.
+    Stdin,
+    /// Neither: the sandbox was started without a terminal or stdin (no fd).
+    Nothing,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +51,9 @@ pub struct Reply {
     /// The names of the namespace fds attached to the reply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<Namespace>,
+    /// The answer to `Attach`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<AttachTo>,
 }
 
 fn socket() -> io::Result<OwnedFd> {
@@ -78,6 +96,31 @@ pub fn namespaces(dir: &Path) -> io::Result<Vec<(Namespace, OwnedFd)>> {
         ));
     }
     Ok(reply.namespaces.into_iter().zip(fds).collect())
+}
+
+/// The fd to write the workload's input to, and whether it is a
+/// terminal; `None` when the sandbox has neither a terminal nor stdin.
+pub fn attach(dir: &Path) -> io::Result<Option<(OwnedFd, bool)>> {
+    let (reply, mut fds) = ask(dir, &Request::Attach)?;
+    let terminal = match reply.attach {
+        Some(AttachTo::Nothing) => return Ok(None),
+        Some(AttachTo::Terminal) => true,
+        Some(AttachTo::Stdin) => false,
+        // An empty reply: it went away meanwhile.
+        None => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "its supervisor ended (the sandbox stopped)",
+            ))
+        }
+    };
+    match (fds.pop(), fds.is_empty()) {
+        (Some(fd), true) => Ok(Some((fd, terminal))),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the supervisor's answer did not carry one fd",
+        )),
+    }
 }
 
 fn ask(dir: &Path, req: &Request) -> io::Result<(Reply, Vec<OwnedFd>)> {
@@ -157,7 +200,7 @@ impl Incoming {
     pub fn reply(self, result: Result<(), String>) {
         let reply = Reply {
             error: result.err(),
-            namespaces: Vec::new(),
+            ..Reply::default()
         };
         let bytes = serde_json::to_vec(&reply).expect("replies serialize");
         let _ = rustix::net::send(self.conn.as_fd(), &bytes, rustix::net::SendFlags::NOSIGNAL);
@@ -170,9 +213,27 @@ impl Incoming {
                 .is_empty()
                 .then(|| "the sandbox has no namespaces to join yet".into()),
             namespaces: namespaces.iter().map(|(n, _)| *n).collect(),
+            ..Reply::default()
         };
         let bytes = serde_json::to_vec(&reply).expect("replies serialize");
         let fds: Vec<_> = namespaces.iter().map(|(_, f)| f.as_fd()).collect();
+        let _ = crate::sys::send_with_fds(&self.conn, &bytes, &fds);
+    }
+
+    /// Answer an `Attach` request: the fd (and whether it is a terminal's
+    /// master) attached, or that there is nothing to attach to.
+    pub fn reply_attach(self, fd: Option<(BorrowedFd<'_>, bool)>) {
+        let attach = match fd {
+            Some((_, true)) => AttachTo::Terminal,
+            Some((_, false)) => AttachTo::Stdin,
+            None => AttachTo::Nothing,
+        };
+        let reply = Reply {
+            attach: Some(attach),
+            ..Reply::default()
+        };
+        let bytes = serde_json::to_vec(&reply).expect("replies serialize");
+        let fds: Vec<BorrowedFd> = fd.map(|(f, _)| f).into_iter().collect();
         let _ = crate::sys::send_with_fds(&self.conn, &bytes, &fds);
     }
 }

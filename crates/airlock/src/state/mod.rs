@@ -11,7 +11,8 @@
 //!     plan.json              the resolved plan; exec takes the sandbox's walls from it
 //!     lock                   flock'd by whoever acts on the sandbox (start, stop, rm)
 //!     alive                  flock'd by the supervisor (and its guard) while they live
-//!     control.sock           the supervisor's control socket (signal, kill, start)
+//!     control.sock           the supervisor's control socket (signal, kill, start,
+//!                            namespaces, attach)
 //!     stdout.log stderr.log  a detached workload's output (+ .1, the previous file)
 //! ```
 //!
@@ -19,9 +20,13 @@
 //! flock, so a sandbox whose supervisor was killed is seen as stopped even
 //! if nothing had time to write it down.
 
+mod attach;
 pub mod control;
+mod logs;
 mod verbs;
 
+pub use attach::Attached;
+pub use logs::{LogChunk, LogReader, LogStream};
 pub use verbs::parse_signal;
 
 use crate::report::ExitReport;
@@ -130,6 +135,8 @@ pub enum StateError {
         status: Status,
         what: String,
     },
+    #[error("sandbox {0} was started without a terminal or open stdin: nothing to attach to")]
+    NotAttachable(String),
     #[error("state root {path}: {reason}")]
     Root { path: PathBuf, reason: String },
     #[error("{what} {path}: {source}")]
