@@ -39,7 +39,7 @@ use std::time::Duration;
 pub struct AttachArgs {
     /// The sandbox's name or a prefix of its id.
     #[arg(value_name = "NAME")]
-    name: String,
+    pub(crate) name: String,
 }
 
 /// Set by the input thread when the detach keys were typed.

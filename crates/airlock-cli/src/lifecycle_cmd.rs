@@ -18,17 +18,17 @@ use std::time::Duration;
 pub struct PsArgs {
     /// Show stopped sandboxes too.
     #[arg(short, long)]
-    all: bool,
+    pub(crate) all: bool,
     /// `table` (default) or `json` (one array of states).
     #[arg(long, value_parser = ["table", "json"], default_value = "table")]
-    format: String,
+    pub(crate) format: String,
 }
 
 #[derive(Args)]
 pub struct NameArgs {
     /// The sandbox's name or a prefix of its id.
     #[arg(value_name = "NAME")]
-    name: String,
+    pub(crate) name: String,
 }
 
 /// Print a detached sandbox's output.
@@ -41,13 +41,13 @@ pub struct NameArgs {
 pub struct LogsArgs {
     /// Keep printing new output until the sandbox ends.
     #[arg(short, long)]
-    follow: bool,
+    pub(crate) follow: bool,
     /// Only the last N lines of each stream (stdout, stderr) first.
     #[arg(long, value_name = "N")]
-    tail: Option<usize>,
+    pub(crate) tail: Option<usize>,
     /// The sandbox's name or a prefix of its id.
     #[arg(value_name = "NAME")]
-    name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Args)]
@@ -59,19 +59,19 @@ pub struct StopArgs {
         value_name = "SECONDS",
         default_value_t = 10
     )]
-    time: u64,
+    pub(crate) time: u64,
     #[arg(value_name = "NAME", required = true)]
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
 }
 
 #[derive(Args)]
 pub struct KillArgs {
     #[arg(value_name = "NAME")]
-    name: String,
+    pub(crate) name: String,
     /// The signal (name or number); SIGKILL, the default, kills every
     /// process of the sandbox.
     #[arg(value_name = "SIGNAL")]
-    signal: Option<String>,
+    pub(crate) signal: Option<String>,
     /// The signal, podman's spelling.
     #[arg(
         short,
@@ -79,16 +79,16 @@ pub struct KillArgs {
         value_name = "SIGNAL",
         conflicts_with = "signal"
     )]
-    signal_flag: Option<String>,
+    pub(crate) signal_flag: Option<String>,
 }
 
 #[derive(Args)]
 pub struct RmArgs {
     /// Kill a running sandbox first.
     #[arg(short, long)]
-    force: bool,
+    pub(crate) force: bool,
     #[arg(value_name = "NAME", required = true)]
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
 }
 
 /// Run a further program inside a running sandbox: it joins every
@@ -101,21 +101,21 @@ pub struct RmArgs {
 pub struct ExecArgs {
     /// Run as UID[:GID] inside the sandbox (default: the workload's).
     #[arg(short, long, value_name = "UID[:GID]")]
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Set an environment variable (on top of the workload's).
     #[arg(short, long, value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
-    env: Vec<String>,
+    pub(crate) env: Vec<String>,
     /// Working directory inside the sandbox (default: the workload's).
     #[arg(short, long, value_name = "DIR")]
-    workdir: Option<String>,
+    pub(crate) workdir: Option<String>,
     /// Give the process a new pseudo-terminal, proxied to yours.
     #[arg(short, long)]
-    tty: bool,
+    pub(crate) tty: bool,
     /// Print a trace of the setup steps on stderr.
     #[arg(short, long)]
-    verbose: bool,
+    pub(crate) verbose: bool,
     #[arg(value_name = "NAME")]
-    name: String,
+    pub(crate) name: String,
     /// The program and its arguments.
     #[arg(
         value_name = "PROGRAM",
@@ -123,7 +123,7 @@ pub struct ExecArgs {
         allow_hyphen_values = true,
         required = true
     )]
-    command: Vec<String>,
+    pub(crate) command: Vec<String>,
 }
 
 fn open(ctx: &Context) -> Result<StateRoot, Error> {
@@ -142,7 +142,7 @@ pub(crate) fn status_text(st: &State) -> String {
     }
 }
 
-fn ago(t: f64) -> String {
+pub(crate) fn ago(t: f64) -> String {
     let s = (airlock::state::now() - t).max(0.0) as u64;
     match s {
         0..=59 => format!("{s}s ago"),
@@ -310,7 +310,7 @@ pub fn rm(a: RmArgs, ctx: Context) -> ExitCode {
     code
 }
 
-fn parse_user(u: &str) -> Option<(u32, Option<u32>)> {
+pub(crate) fn parse_user(u: &str) -> Option<(u32, Option<u32>)> {
     match u.split_once(':') {
         Some((a, b)) => Some((a.parse().ok()?, Some(b.parse().ok()?))),
         None => Some((u.parse().ok()?, None)),
@@ -362,4 +362,19 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         Ok(r) => ExitCode::from(r.code.clamp(0, 255) as u8),
         Err(e) => fail(e),
     }
+}
+
+/// `airlock stats` on this machine: the sandbox's cgroup counters.
+pub fn stats(a: crate::remote::StatsArgs, ctx: Context) -> ExitCode {
+    let (_, st) = match find(&ctx, &a.name) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let s = match &st.cgroup {
+        Some(c) if st.status != Status::Stopped => airlock::cgroup::read_stats(c),
+        _ => airlock::cgroup::Stats::default(),
+    };
+    let v = serde_json::to_value(&s).expect("stats serialize");
+    crate::remote::print_stats(&a.format, &v);
+    ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
 //! The `airlock` command: argument handling over the airlock library.
 
 use airlock_cli::lifecycle_cmd as life;
+use airlock_cli::remote::{self, Verb};
 use airlock_cli::{attach_cmd, check_cmd, image_cmd, run};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -17,6 +18,11 @@ struct Cli {
     /// $XDG_RUNTIME_DIR/airlock otherwise; or $AIRLOCK_STATE_ROOT).
     #[arg(long, global = true, value_name = "DIR")]
     state_root: Option<std::path::PathBuf>,
+    /// Work through the airlockd at this socket (unix:///PATH) instead
+    /// of on this machine's state root: run -d, create, start, exec,
+    /// attach, ps, inspect, logs, stop, kill, wait, rm, events, stats.
+    #[arg(long, global = true, value_name = "URL", env = "AIRLOCK_HOST")]
+    host: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +49,10 @@ enum Command {
     Wait(life::NameArgs),
     /// Remove stopped sandboxes (-f: running ones too).
     Rm(life::RmArgs),
+    /// A daemon's lifecycle events as they happen (needs --host).
+    Events(remote::EventsArgs),
+    /// A sandbox's memory, CPU, pids and I/O counters, now.
+    Stats(remote::StatsArgs),
     Check(check_cmd::CheckArgs),
     Image(image_cmd::ImageArgs),
 }
@@ -53,6 +63,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if let Some(host) = cli.host.as_deref().filter(|h| !h.is_empty()) {
+        return remote_main(host, cli.command, &matches);
+    }
     let mut ctx = airlock::Context::current();
     if let Some(dir) = cli.state_root {
         ctx.state_root = dir;
@@ -78,7 +91,42 @@ fn main() -> ExitCode {
         Command::Kill(a) => life::kill(a, ctx),
         Command::Wait(a) => life::wait(a, ctx),
         Command::Rm(a) => life::rm(a, ctx),
+        Command::Events(_) => run::refuse(
+            "airlock events reports a daemon's events: give --host unix:///PATH or set AIRLOCK_HOST",
+        ),
+        Command::Stats(a) => life::stats(a, ctx),
         Command::Check(args) => check_cmd::main(args),
         Command::Image(args) => image_cmd::main(args, &ctx),
     }
+}
+
+/// The same verbs, carried out by the daemon at `host`.
+fn remote_main(host: &str, command: Command, matches: &clap::ArgMatches) -> ExitCode {
+    let verb = match command {
+        Command::Run(a) => Verb::Run(a, matches.subcommand_matches("run").expect("run"), false),
+        Command::Create(a) => Verb::Run(
+            a,
+            matches.subcommand_matches("create").expect("create"),
+            true,
+        ),
+        Command::Start(a) => Verb::Start(a),
+        Command::Exec(a) => Verb::Exec(a),
+        Command::Attach(a) => Verb::Attach(a),
+        Command::Ps(a) => Verb::Ps(a),
+        Command::Inspect(a) => Verb::Inspect(a),
+        Command::Logs(a) => Verb::Logs(a),
+        Command::Stop(a) => Verb::Stop(a),
+        Command::Kill(a) => Verb::Kill(a),
+        Command::Wait(a) => Verb::Wait(a),
+        Command::Rm(a) => Verb::Rm(a),
+        Command::Events(a) => Verb::Events(a),
+        Command::Stats(a) => Verb::Stats(a),
+        Command::Check(args) => return check_cmd::main(args),
+        Command::Image(_) => {
+            return run::refuse(
+                "airlock image works on this machine's store; with --host the daemon pulls an image when a sandbox is created (run -d --image)",
+            )
+        }
+    };
+    remote::main(host, verb)
 }

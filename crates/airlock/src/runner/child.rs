@@ -161,16 +161,35 @@ fn setup(
 }
 
 /// Become root of the new user namespace if it is mapped (a root caller's
-/// sandbox), so what setup creates is owned by sandbox root.
+/// sandbox), so what setup creates is owned by sandbox root. Host root
+/// launching for an unprivileged caller (a service acting for a client)
+/// is not mapped in that caller's namespace at all (the kernel shows it
+/// as the overflow id): it becomes the caller's own id there, which is
+/// what the caller's own runner would be. Either way the capabilities the
+/// namespace's creator holds stay: the kernel drops them only when a
+/// process leaves the namespace's root, which an unmapped one never was.
 fn become_namespace_root(plan: &Plan, report: Reporter) -> Result<(), SetupError> {
-    report.progress(|| "become the namespace's root".into());
     let zero = |m: &crate::spec::IdMap| m.inside == 0;
-    if plan.uid_map.iter().any(zero) && plan.gid_map.iter().any(zero) {
-        let root_g = rustix::process::Gid::from_raw(0);
-        let root_u = rustix::process::Uid::from_raw(0);
-        rustix::thread::set_thread_res_gid(root_g, root_g, root_g).step(|| "setresgid 0".into())?;
-        rustix::thread::set_thread_res_uid(root_u, root_u, root_u).step(|| "setresuid 0".into())?;
-    }
+    let mapped = |maps: &[crate::spec::IdMap], id: u32| {
+        maps.iter()
+            .any(|m| (m.inside..m.inside.saturating_add(m.count)).contains(&id))
+    };
+    let (uid, gid) = if plan.uid_map.iter().any(zero) && plan.gid_map.iter().any(zero) {
+        (0, 0)
+    } else {
+        let me = rustix::process::geteuid().as_raw();
+        match (plan.uid_map.first(), plan.gid_map.first()) {
+            (Some(u), Some(g)) if !plan.caller.is_root() && !mapped(&plan.uid_map, me) => {
+                (u.inside, g.inside)
+            }
+            _ => return Ok(()),
+        }
+    };
+    report.progress(|| format!("become {uid}:{gid} of the namespace"));
+    let g = rustix::process::Gid::from_raw(gid);
+    let u = rustix::process::Uid::from_raw(uid);
+    rustix::thread::set_thread_res_gid(g, g, g).step(|| format!("setresgid {gid}"))?;
+    rustix::thread::set_thread_res_uid(u, u, u).step(|| format!("setresuid {uid}"))?;
     Ok(())
 }
 

@@ -38,14 +38,19 @@ impl Daemon {
         )
         .unwrap();
         let config = dir.path().join("airlockd.toml");
+        let group = if extra.contains("group =") {
+            ""
+        } else {
+            "group = \"\"\n"
+        };
         let text = format!(
-            "listen = {:?}\nstate_root = {:?}\ngroup = \"\"\nmax_memory = \"256M\"\n{extra}\n",
+            "listen = {:?}\nstate_root = {:?}\n{group}max_memory = \"256M\"\n{extra}\n",
             dir.path().join("airlockd.sock"),
             dir.path().join("state"),
         );
         std::fs::write(&config, text).unwrap();
         let child = spawn(&config, dir.path());
-        let d = Daemon { child, dir, config };
+        let mut d = Daemon { child, dir, config };
         d.wait_ready();
         d
     }
@@ -62,13 +67,14 @@ impl Daemon {
         format!("unix://{}", self.socket().display())
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let end = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            let exited = self.child.try_wait().unwrap().is_some();
             assert!(
-                Instant::now() < end,
+                Instant::now() < end && !exited,
                 "airlockd did not listen: {}",
-                std::fs::read_to_string(self.dir.path().join("airlockd.log")).unwrap_or_default()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

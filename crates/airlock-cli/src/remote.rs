@@ -1,0 +1,586 @@
+//! The CLI against a daemon (`--host unix:///PATH` or `AIRLOCK_HOST`), as
+//! `podman --remote` is: the same verbs and flags, carried out by
+//! `airlockd` through the client library instead of on this machine's
+//! state root.
+
+use crate::lifecycle_cmd::{ExecArgs, KillArgs, LogsArgs, NameArgs, PsArgs, RmArgs, StopArgs};
+use crate::run::{build_spec, RunArgs, EXIT_REFUSED};
+use airlock_client::{proto, Client, ClientError};
+use clap::{ArgMatches, Args};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// `airlock events`: the daemon's lifecycle events as they happen.
+#[derive(Args)]
+pub struct EventsArgs {
+    /// Also the kept events since then: seconds since the epoch, or an
+    /// age such as 30s, 10m, 2h.
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only this sandbox's events.
+    #[arg(long, value_name = "NAME")]
+    sandbox: Option<String>,
+    /// Stop after the kept events instead of waiting for new ones.
+    #[arg(long)]
+    no_follow: bool,
+    /// `text` (default) or `json` (one object per line).
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    format: String,
+}
+
+/// `airlock stats`: a sandbox's cgroup counters, now.
+#[derive(Args)]
+pub struct StatsArgs {
+    /// `text` (default) or `json`.
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    pub(crate) format: String,
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+}
+
+/// What the remote verbs are handed.
+pub enum Verb<'a> {
+    Run(Box<RunArgs>, &'a ArgMatches, bool),
+    Start(NameArgs),
+    Exec(ExecArgs),
+    Attach(crate::attach_cmd::AttachArgs),
+    Ps(PsArgs),
+    Inspect(NameArgs),
+    Logs(LogsArgs),
+    Stop(StopArgs),
+    Kill(KillArgs),
+    Wait(NameArgs),
+    Rm(RmArgs),
+    Events(EventsArgs),
+    Stats(StatsArgs),
+}
+
+fn fail(e: ClientError) -> ExitCode {
+    eprintln!("airlock: error: {e}");
+    if let ClientError::Status {
+        details: Some(d), ..
+    } = &e
+    {
+        for f in &d.findings {
+            print_finding(f);
+        }
+        match d.kind.as_str() {
+            "program-not-found" => return ExitCode::from(127),
+            "program-not-executable" => return ExitCode::from(126),
+            _ => {}
+        }
+    }
+    ExitCode::from(EXIT_REFUSED)
+}
+
+fn print_finding(f: &proto::Finding) {
+    let refuses = f.severity == proto::Severity::Deny as i32 && !f.acknowledged;
+    let level = if refuses { "error" } else { "warning" };
+    let ack = if f.acknowledged {
+        " (acknowledged)"
+    } else {
+        ""
+    };
+    eprintln!("{level}[{}]: {}: {}{ack}", f.code, f.subject, f.message);
+    eprintln!("  = help: {}", f.help);
+}
+
+/// Carry out `verb` on the daemon at `host`.
+pub fn main(host: &str, verb: Verb) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("airlock: error: start the client's runtime: {e}");
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    };
+    rt.block_on(async {
+        let mut c = match Client::connect(host).await {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let r = match verb {
+            Verb::Run(a, m, hold) => run(&mut c, *a, m, hold).await,
+            Verb::Start(a) => c.start(&a.name).await.map(|i| say(&i.name)),
+            Verb::Exec(a) => return exec(&mut c, a).await,
+            Verb::Attach(a) => return attach(&mut c, &a.name).await,
+            Verb::Ps(a) => ps(&mut c, a).await,
+            Verb::Inspect(a) => c.inspect(&a.name).await.map(|i| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&info_json(&i)).expect("json")
+                );
+                ExitCode::SUCCESS
+            }),
+            Verb::Logs(a) => logs(&mut c, a).await,
+            Verb::Stop(a) => {
+                for n in &a.names {
+                    if let Err(e) = c.stop(n, Some(a.time.min(u32::MAX.into()) as u32)).await {
+                        return fail(e);
+                    }
+                    println!("{n}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Verb::Kill(a) => {
+                let sig = a.signal.or(a.signal_flag).unwrap_or_else(|| "KILL".into());
+                c.signal(&a.name, &sig).await.map(|_| say(&a.name))
+            }
+            Verb::Wait(a) => c.wait(&a.name).await.map(|i| {
+                let code = i.exit.map_or(0, |e| e.code);
+                println!("{code}");
+                ExitCode::from(code.clamp(0, 255) as u8)
+            }),
+            Verb::Rm(a) => {
+                for n in &a.names {
+                    if let Err(e) = c.delete(n, a.force).await {
+                        return fail(e);
+                    }
+                    println!("{n}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Verb::Events(a) => events(&mut c, a).await,
+            Verb::Stats(a) => c.stats(&a.name).await.map(|s| {
+                print_stats(&a.format, &stats_json(&s));
+                ExitCode::SUCCESS
+            }),
+        };
+        r.unwrap_or_else(fail)
+    })
+}
+
+fn say(s: &str) -> ExitCode {
+    println!("{s}");
+    ExitCode::SUCCESS
+}
+
+async fn run(
+    c: &mut Client,
+    a: RunArgs,
+    m: &ArgMatches,
+    hold: bool,
+) -> Result<ExitCode, ClientError> {
+    if !a.detach && !hold {
+        eprintln!(
+            "airlock: error: with --host, run needs -d (the daemon keeps the sandbox; `airlock attach` or `airlock logs -f` follow it)"
+        );
+        return Ok(ExitCode::from(EXIT_REFUSED));
+    }
+    let spec = match build_spec(&a, m) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("airlock: error: {e}");
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+    };
+    let made = c
+        .create(proto::CreateRequest {
+            name: a.name.clone().unwrap_or_default(),
+            spec: spec.to_json_pretty(),
+            format: proto::SpecFormat::Json as i32,
+            image: a.image.clone().unwrap_or_default(),
+            start: !hold,
+            stdin: a.interactive,
+            tty: a.tty,
+            remove_on_exit: a.rm,
+            ..Default::default()
+        })
+        .await?;
+    for note in &made.notes {
+        eprintln!("airlock: image: {note}");
+    }
+    for f in &made.findings {
+        print_finding(f);
+    }
+    Ok(say(&made.sandbox.unwrap_or_default().id))
+}
+
+fn state_name(s: i32) -> &'static str {
+    match proto::State::try_from(s) {
+        Ok(proto::State::Creating) => "creating",
+        Ok(proto::State::Created) => "created",
+        Ok(proto::State::Running) => "running",
+        Ok(proto::State::Stopped) => "stopped",
+        _ => "unknown",
+    }
+}
+
+fn exit_json(e: &proto::ExitStatus) -> serde_json::Value {
+    serde_json::json!({
+        "code": e.code,
+        "signal": e.signal,
+        "oom_killed": e.oom_killed,
+        "timed_out": e.timed_out,
+        "reason": e.reason,
+        "report": serde_json::from_str::<serde_json::Value>(&e.report_json).unwrap_or_default(),
+    })
+}
+
+fn info_json(i: &proto::SandboxInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": i.id,
+        "name": i.name,
+        "status": state_name(i.state),
+        "labels": i.labels,
+        "pid": i.pid,
+        "supervisor_pid": i.supervisor_pid,
+        "owner": i.owner,
+        "created": i.created,
+        "started": i.started,
+        "finished": i.finished,
+        "pids": i.pids,
+        "tty": i.tty,
+        "stdin": i.stdin,
+        "exit": i.exit.as_ref().map(exit_json),
+        "spec": serde_json::from_str::<serde_json::Value>(&i.spec_json).ok(),
+    })
+}
+
+async fn ps(c: &mut Client, a: PsArgs) -> Result<ExitCode, ClientError> {
+    let mut req = proto::ListRequest::default();
+    if !a.all {
+        req.states = vec![
+            proto::State::Creating as i32,
+            proto::State::Created as i32,
+            proto::State::Running as i32,
+        ];
+    }
+    let list = c.list(req).await?;
+    if a.format == "json" {
+        let all: Vec<_> = list.iter().map(info_json).collect();
+        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}",
+        "ID", "NAME", "STATUS", "PID", "CREATED"
+    );
+    for i in list {
+        let status = match &i.exit {
+            Some(e) if !e.reason.is_empty() && e.report_json.is_empty() => {
+                format!("stopped ({})", e.reason)
+            }
+            Some(e) => format!("exited ({})", e.code),
+            None => state_name(i.state).to_string(),
+        };
+        let pid = if i.pid > 0 {
+            i.pid.to_string()
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}",
+            &i.id[..12.min(i.id.len())],
+            i.name,
+            status,
+            pid,
+            crate::lifecycle_cmd::ago(i.created),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(c: &mut Client, a: LogsArgs) -> Result<ExitCode, ClientError> {
+    let req = proto::LogsRequest {
+        sandbox: a.name.clone(),
+        tail: a.tail.unwrap_or(0).min(u32::MAX as usize) as u32,
+        follow: a.follow,
+    };
+    let mut s = c.raw().logs(req).await?.into_inner();
+    while let Some(chunk) = s.message().await? {
+        if chunk.stream == proto::Stream::Stderr as i32 {
+            let _ = std::io::stderr().write_all(&chunk.data);
+        } else {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(&chunk.data);
+            let _ = out.flush();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An age (`30s`, `10m`, `2h`, `1d`) or seconds since the epoch.
+fn since(s: &str) -> Option<f64> {
+    let unit = |u: char| match u {
+        's' => Some(1.0),
+        'm' => Some(60.0),
+        'h' => Some(3600.0),
+        'd' => Some(86400.0),
+        _ => None,
+    };
+    let last = s.chars().last()?;
+    match unit(last) {
+        Some(mult) => {
+            let n: f64 = s[..s.len() - 1].parse().ok()?;
+            Some(airlock::state::now() - n * mult)
+        }
+        None => s.parse().ok(),
+    }
+}
+
+fn kind_name(k: i32) -> &'static str {
+    match proto::EventKind::try_from(k) {
+        Ok(proto::EventKind::Created) => "created",
+        Ok(proto::EventKind::Started) => "started",
+        Ok(proto::EventKind::Exited) => "exited",
+        Ok(proto::EventKind::Oom) => "oom",
+        Ok(proto::EventKind::Deleted) => "deleted",
+        _ => "unknown",
+    }
+}
+
+async fn events(c: &mut Client, a: EventsArgs) -> Result<ExitCode, ClientError> {
+    let since = match a.since.as_deref().map(|s| (s, since(s))) {
+        Some((_, Some(t))) => t,
+        Some((s, None)) => {
+            eprintln!("airlock: error: --since {s:?}: expected an age such as 10m, or seconds since the epoch");
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+        None => 0.0,
+    };
+    let req = proto::EventsRequest {
+        since,
+        sandbox: a.sandbox.unwrap_or_default(),
+        no_follow: a.no_follow,
+    };
+    let mut s = c.raw().events(req).await?.into_inner();
+    while let Some(e) = s.message().await? {
+        let kind = kind_name(e.kind);
+        if a.format == "json" {
+            let v = serde_json::json!({
+                "time": e.time, "kind": kind, "id": e.id, "name": e.name,
+                "exit": e.exit.as_ref().map(exit_json),
+            });
+            println!("{v}");
+        } else {
+            let code = e
+                .exit
+                .map(|x| format!(" (exit {})", x.code))
+                .unwrap_or_default();
+            println!(
+                "{:.3}  {kind:<8} {}  {}{code}",
+                e.time,
+                &e.id[..12.min(e.id.len())],
+                e.name
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats_json(s: &proto::StatsResponse) -> serde_json::Value {
+    serde_json::json!({
+        "memory_bytes": s.memory_bytes, "memory_limit": s.memory_limit,
+        "memory_peak": s.memory_peak, "cpu_usec": s.cpu_usec,
+        "pids": s.pids, "pids_limit": s.pids_limit,
+        "io_read_bytes": s.io_read_bytes, "io_write_bytes": s.io_write_bytes,
+        "oom_kills": s.oom_kills,
+    })
+}
+
+/// Print stats (from the daemon, or read locally) as text or JSON.
+pub fn print_stats(format: &str, v: &serde_json::Value) {
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(v).expect("json"));
+        return;
+    }
+    if let Some(map) = v.as_object() {
+        for (k, val) in map {
+            println!("{k:<16} {val}");
+        }
+    }
+}
+
+/// Our stdin to the stream, on a thread (stdin is a blocking fd), ending
+/// with `close` at end of file.
+fn stdin_messages<T: Send + 'static>(
+    data: fn(Vec<u8>) -> T,
+    close: Option<T>,
+) -> tokio::sync::mpsc::Receiver<T> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 << 10];
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            match std::io::Read::read(&mut stdin, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(data(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(c) = close {
+            let _ = tx.blocking_send(c);
+        }
+    });
+    rx
+}
+
+fn our_size() -> Option<proto::Resize> {
+    rustix::termios::tcgetwinsize(rustix::stdio::stdin())
+        .ok()
+        .map(|w| proto::Resize {
+            rows: w.ws_row.into(),
+            cols: w.ws_col.into(),
+        })
+}
+
+/// Print output messages until the exit; the exit code.
+async fn print_output(mut s: tonic::Streaming<proto::ExecOutput>) -> Result<i32, ClientError> {
+    use proto::exec_output::Output;
+    let mut code = 0;
+    while let Some(m) = s.message().await? {
+        match m.output {
+            Some(Output::Stdout(b)) => {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(&b);
+                let _ = out.flush();
+            }
+            Some(Output::Stderr(b)) => {
+                let _ = std::io::stderr().write_all(&b);
+            }
+            Some(Output::Exit(e)) => code = e.code,
+            None => {}
+        }
+    }
+    Ok(code)
+}
+
+/// Window changes of our terminal, as resize messages.
+fn resizes<T: Send + 'static>(wrap: fn(proto::Resize) -> T, tx: tokio::sync::mpsc::Sender<T>) {
+    tokio::spawn(async move {
+        let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            if let Some(size) = our_size() {
+                if tx.send(wrap(size)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+fn exec_in(i: proto::exec_input::Input) -> proto::ExecInput {
+    proto::ExecInput { input: Some(i) }
+}
+
+fn attach_in(i: proto::attach_input::Input) -> proto::AttachInput {
+    proto::AttachInput { input: Some(i) }
+}
+
+async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
+    use proto::exec_input::Input;
+    let (uid, gid) = match a.user.as_deref().map(crate::lifecycle_cmd::parse_user) {
+        None => (None, None),
+        Some(Some((u, g))) => (Some(u), g),
+        Some(None) => {
+            eprintln!("airlock: error: --user: expected UID[:GID], numbers");
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    };
+    let mut env = std::collections::HashMap::new();
+    for kv in &a.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("airlock: error: --env {kv:?}: expected KEY=VALUE");
+            return ExitCode::from(EXIT_REFUSED);
+        };
+        env.insert(k.to_string(), v.to_string());
+    }
+    let start = proto::ExecStart {
+        sandbox: a.name.clone(),
+        args: a.command.clone(),
+        env,
+        cwd: a.workdir.clone().unwrap_or_default(),
+        uid,
+        gid,
+        tty: a.tty,
+        size: if a.tty { our_size() } else { None },
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let _ = tx.send(exec_in(Input::Start(start))).await;
+    let mut input = stdin_messages(
+        |b| exec_in(Input::Stdin(b)),
+        Some(exec_in(Input::CloseStdin(true))),
+    );
+    let fwd = tx.clone();
+    tokio::spawn(async move {
+        while let Some(m) = input.recv().await {
+            if fwd.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+    if a.tty {
+        resizes(|r| exec_in(Input::Resize(r)), tx.clone());
+    }
+    drop(tx);
+    let raw = a.tty.then(airlock::terminal::RawMode::enter);
+    let r = match c
+        .raw()
+        .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Ok(s) => print_output(s.into_inner()).await,
+        Err(e) => Err(e.into()),
+    };
+    drop(raw);
+    match r {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => fail(e),
+    }
+}
+
+async fn attach(c: &mut Client, name: &str) -> ExitCode {
+    use proto::attach_input::Input;
+    let info = match c.inspect(name).await {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let _ = tx
+        .send(attach_in(Input::Attach(proto::SandboxRef {
+            sandbox: name.into(),
+        })))
+        .await;
+    if info.tty {
+        if let Some(size) = our_size() {
+            let _ = tx.send(attach_in(Input::Resize(size))).await;
+        }
+        resizes(|r| attach_in(Input::Resize(r)), tx.clone());
+    }
+    let mut input = stdin_messages(|b| attach_in(Input::Stdin(b)), None);
+    let fwd = tx.clone();
+    tokio::spawn(async move {
+        while let Some(m) = input.recv().await {
+            if fwd.send(m).await.is_err() {
+                return;
+            }
+        }
+    });
+    drop(tx);
+    let raw = info.tty.then(airlock::terminal::RawMode::enter);
+    let r = match c
+        .raw()
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Ok(s) => print_output(s.into_inner()).await,
+        Err(e) => Err(e.into()),
+    };
+    drop(raw);
+    match r {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,278 @@
+//! The CLI against a daemon (`--host`, `AIRLOCK_HOST`): the lifecycle
+//! verbs, and who may do what — an unprivileged caller in the daemon's
+//! group gets sandboxes mapped to its own uid, sees only its own, and may
+//! not acknowledge a deny finding; a caller outside the group is refused.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The unprivileged user of the tests, and a second one outside the group.
+const USER: u32 = 1000;
+const OUTSIDER: u32 = 65534;
+
+/// The `airlock` binary, copied where every user can run it (the
+/// checkout may sit under a directory they cannot enter).
+fn airlock_bin(d: &Daemon) -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_airlockd")).with_file_name("airlock");
+    assert!(
+        built.is_file(),
+        "{} is missing: run `cargo test --workspace`",
+        built.display()
+    );
+    let copy = d.dir.path().join("airlock");
+    if !copy.exists() {
+        std::fs::copy(&built, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    copy
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// `airlock ARGS` against the daemon, as `uid` (None: as we are).
+fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
+    let bin = airlock_bin(d);
+    let mut c = match uid {
+        None => Command::new(&bin),
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={u}"),
+                format!("--regid={u}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ])
+            .arg(&bin);
+            c
+        }
+    };
+    c.env("AIRLOCK_HOST", d.host())
+        .args(args)
+        .stdin(Stdio::null())
+        .current_dir("/");
+    let o = c.output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn ok(o: Out) -> String {
+    assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
+    o.stdout
+}
+
+#[test]
+fn the_lifecycle_verbs_through_a_daemon() {
+    if !root_or_skip("the_lifecycle_verbs_through_a_daemon") {
+        return;
+    }
+    let d = Daemon::start("");
+    let id = ok(airlock(
+        &d,
+        None,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; echo oops >&2; sleep 100",
+        ],
+    ));
+    assert_eq!(id.trim().len(), 64, "{id}");
+    let ps = ok(airlock(&d, None, &["ps"]));
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("web") && l.contains("running")),
+        "{ps}"
+    );
+    assert_eq!(
+        ok(airlock(&d, None, &["exec", "web", "--", "hostname"])),
+        "airlock\n"
+    );
+    let code = airlock(&d, None, &["exec", "web", "--", "sh", "-c", "exit 5"]).code;
+    assert_eq!(code, 5);
+    // Output arrives in the logs once the workload has written it.
+    let mut logs = Out {
+        code: 1,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    for _ in 0..100 {
+        logs = airlock(&d, None, &["logs", "web"]);
+        if logs.stdout.contains("hi") && logs.stderr.contains("oops") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        (logs.stdout.as_str(), logs.stderr.as_str()),
+        ("hi\n", "oops\n")
+    );
+    let stats = ok(airlock(&d, None, &["stats", "--format", "json", "web"]));
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(v["pids"].as_u64().unwrap() >= 2, "{stats}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(airlock(&d, None, &["inspect", "web"]))).unwrap();
+    assert_eq!(inspect["status"], "running");
+    assert_eq!(inspect["owner"], 0);
+    ok(airlock(&d, None, &["stop", "-t", "1", "web"]));
+    assert_eq!(airlock(&d, None, &["wait", "web"]).stdout.trim(), "143");
+    ok(airlock(&d, None, &["rm", "web"]));
+    let events = ok(airlock(
+        &d,
+        None,
+        &["events", "--since", "1m", "--no-follow"],
+    ));
+    let kinds: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["created", "started", "exited", "deleted"],
+        "{events}"
+    );
+
+    // Errors: one line, exit 125; a missing program 127.
+    let e = airlock(&d, None, &["stop", "nope"]);
+    assert_eq!(e.code, 125);
+    assert!(
+        e.stderr
+            .contains("no sandbox named or with an id starting \"nope\""),
+        "{}",
+        e.stderr
+    );
+    let e = airlock(&d, None, &["run", "-d", "--", "/no/such/program"]);
+    assert_eq!(e.code, 127, "{}", e.stderr);
+    let e = airlock(&d, None, &["run", "--", "true"]);
+    assert_eq!(e.code, 125);
+    assert!(e.stderr.contains("needs -d"), "{}", e.stderr);
+}
+
+#[test]
+fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
+    if !root_or_skip("an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\""));
+    // Root's sandbox, which the user must not see or touch.
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", "roots", "--", "sleep", "100"],
+    ));
+
+    ok(airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--name", "mine", "--", "sleep", "100"],
+    ));
+    // As with the caller's own `airlock run`: itself inside, its own uid on
+    // the host, not root's range nor the daemon's.
+    assert_eq!(
+        ok(airlock(&d, Some(USER), &["exec", "mine", "--", "id", "-u"])),
+        format!("{USER}\n")
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(airlock(&d, Some(USER), &["inspect", "mine"]))).unwrap();
+    assert_eq!(info["owner"], USER);
+    let pid = info["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == USER.to_string()),
+        "{uid_line}"
+    );
+
+    let ps = ok(airlock(&d, Some(USER), &["ps", "-a"]));
+    assert!(ps.contains("mine") && !ps.contains("roots"), "{ps}");
+    for verb in [
+        &["stop", "roots"][..],
+        &["rm", "-f", "roots"],
+        &["exec", "roots", "--", "true"],
+        &["logs", "roots"],
+    ] {
+        let e = airlock(&d, Some(USER), verb);
+        assert_eq!(e.code, 125, "{verb:?}: {}", e.stdout);
+        assert!(
+            e.stderr.contains("no sandbox named"),
+            "{verb:?}: {}",
+            e.stderr
+        );
+    }
+    let root_ps = ok(airlock(&d, None, &["ps"]));
+    assert!(
+        root_ps.contains("roots") && root_ps.contains("mine"),
+        "{root_ps}"
+    );
+
+    // Only root (and acknowledge_uids) may acknowledge a deny finding.
+    let unsafe_run = [
+        "run",
+        "-d",
+        "--seccomp-profile",
+        "none",
+        "--allow-unsafe",
+        "seccomp-disabled",
+        "--",
+        "true",
+    ];
+    let e = airlock(&d, Some(USER), &unsafe_run);
+    assert_eq!(e.code, 125);
+    assert!(
+        e.stderr.contains("may not acknowledge seccomp-disabled"),
+        "{}",
+        e.stderr
+    );
+    ok(airlock(&d, None, &unsafe_run));
+
+    // Outside the group: the socket itself refuses the connection.
+    let e = airlock(&d, Some(OUTSIDER), &["ps"]);
+    assert_eq!(e.code, 125);
+    assert!(
+        e.stderr.contains("cannot connect to airlockd"),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn a_caller_outside_the_group_gets_a_status_saying_so() {
+    if !root_or_skip("a_caller_outside_the_group_gets_a_status_saying_so") {
+        return;
+    }
+    // A socket anyone may open: the peer's credentials still decide.
+    let d = Daemon::start(&format!("group = \"{USER}\"\nsocket_mode = 0o666"));
+    let e = airlock(&d, Some(OUTSIDER), &["ps"]);
+    assert_eq!(e.code, 125);
+    assert!(
+        e.stderr.contains(&format!(
+            "uid {OUTSIDER} is neither root nor a member of group {USER}"
+        )),
+        "{}",
+        e.stderr
+    );
+    let e = airlock(&d, Some(OUTSIDER), &["run", "-d", "--", "true"]);
+    assert!(
+        e.stderr.contains("neither root nor a member"),
+        "{}",
+        e.stderr
+    );
+    assert!(d.sandbox_dirs().is_empty());
+}
