@@ -31,9 +31,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| RpcStatus::internal(format!("the call's task failed: {e}")))?
 }
 
-/// The spec a request gives, or the default, least-privilege one.
+/// The spec a request gives, or the default, least-privilege one: the
+/// host's read-only system directories as the view, or, with an image,
+/// nothing but the image.
 fn request_spec(r: &proto::CreateRequest) -> Result<SandboxSpec, RpcStatus> {
     if r.spec.trim().is_empty() {
+        if !r.image.is_empty() {
+            return Ok(SandboxSpec::default());
+        }
         return Ok(SandboxSpec::builder().default_view().build());
     }
     let parsed = match proto::SpecFormat::try_from(r.format) {

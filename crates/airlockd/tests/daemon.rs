@@ -526,3 +526,123 @@ async fn attach_and_logs() {
     }
     assert_eq!(last.trim_end(), "got:hi");
 }
+
+#[path = "../../airlock-cli/tests/common/images.rs"]
+mod images;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_takes_an_image_reference() {
+    if !root_or_skip("create_takes_an_image_reference") {
+        return;
+    }
+    let d = Daemon::start("");
+    let img = d.dir.path().join("img");
+    images::oci_layout(
+        &img,
+        &[(
+            "demo:1",
+            vec![images::busybox_layer()],
+            serde_json::json!({"Cmd": ["/bin/sh", "-c", "echo from-image; cat /etc/passwd | head -1"]}),
+        )],
+    );
+    let mut c = d.client().await;
+    let made = c
+        .create(proto::CreateRequest {
+            name: "img".into(),
+            image: img.display().to_string(),
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let spec = c.inspect("img").await.unwrap().spec_json;
+    assert!(
+        spec.contains("/bin/sh"),
+        "the image's Cmd is in the resolved spec: {spec}"
+    );
+    assert_eq!(c.wait("img").await.unwrap().exit.unwrap().code, 0);
+    let mut out = String::new();
+    let mut l = c
+        .raw()
+        .logs(proto::LogsRequest {
+            sandbox: "img".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Ok(Some(chunk)) = l.message().await {
+        out.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    assert_eq!(
+        out, "from-image\nroot:x:0:0:root:/root:/bin/sh\n",
+        "{made:?}"
+    );
+    // A reference that is not there: NotFound, nothing created.
+    let e = c
+        .create(proto::CreateRequest {
+            image: "/no/such/image".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
+    assert_eq!(d.sandbox_dirs().len(), 1);
+}
+
+/// An OOM kill inside a sandbox is an event; `logs --follow` streams
+/// until the sandbox ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn oom_events_and_followed_logs() {
+    if !root_or_skip("oom_events_and_followed_logs") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let mut events = record_events(&mut c).await;
+    let sb = c
+        .create(proto::CreateRequest {
+            spec: {
+                let mut spec = airlock::SandboxSpec::builder().default_view().build();
+                spec.resources.memory = Some(airlock::spec::Size(32 << 20));
+                spec.resources.swap = Some(airlock::spec::Size(0));
+                spec.to_json_pretty()
+            },
+            args: args(&[
+                "sh",
+                "-c",
+                "echo before; python3 -c 'b = bytearray(512 << 20); b[::4096] = b\"x\" * len(b[::4096])'; echo after; sleep 1",
+            ]),
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .sandbox
+        .unwrap();
+    let mut followed = String::new();
+    let mut l = c
+        .raw()
+        .logs(proto::LogsRequest {
+            sandbox: sb.id.clone(),
+            follow: true,
+            tail: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let r = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(chunk)) = l.message().await {
+            followed.push_str(&String::from_utf8_lossy(&chunk.data));
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok(),
+        "the followed logs did not end with the sandbox: {followed:?}"
+    );
+    // stdout and stderr (the shell's "Killed") in one stream here.
+    assert!(followed.contains("before\nafter\n"), "{followed:?}");
+    let kinds = kinds_until(&mut events, &sb.id, EventKind::Exited).await;
+    assert!(kinds.contains(&EventKind::Oom), "{kinds:?}");
+}

@@ -44,9 +44,10 @@ impl Daemon {
             "group = \"\"\n"
         };
         let text = format!(
-            "listen = {:?}\nstate_root = {:?}\n{group}max_memory = \"256M\"\n{extra}\n",
+            "listen = {:?}\nstate_root = {:?}\nstore = {:?}\n{group}max_memory = \"256M\"\n{extra}\n",
             dir.path().join("airlockd.sock"),
             dir.path().join("state"),
+            dir.path().join("store"),
         );
         std::fs::write(&config, text).unwrap();
         let child = spawn(&config, dir.path());
