@@ -646,3 +646,29 @@ async fn oom_events_and_followed_logs() {
     let kinds = kinds_until(&mut events, &sb.id, EventKind::Exited).await;
     assert!(kinds.contains(&EventKind::Oom), "{kinds:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemons_total_limit_refuses_one_more() {
+    if !root_or_skip("the_daemons_total_limit_refuses_one_more") {
+        return;
+    }
+    let d = Daemon::start("max_sandboxes = 2");
+    let mut c = d.client().await;
+    run(&mut c, "a", &["sleep", "100"]).await;
+    run(&mut c, "b", &["true"]).await;
+    let e = c
+        .create(proto::CreateRequest {
+            name: "c".into(),
+            args: args(&["true"]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");
+    assert!(e.to_string().contains("max_sandboxes"), "{e}");
+    assert_eq!(d.sandbox_dirs().len(), 2);
+    // A stopped one still counts until it is deleted.
+    c.wait("b").await.unwrap();
+    c.delete("b", false).await.unwrap();
+    run(&mut c, "c", &["true"]).await;
+}
