@@ -287,7 +287,7 @@ async fn ps(c: &mut Client, a: PsArgs) -> Result<ExitCode, ClientError> {
 async fn logs(c: &mut Client, a: LogsArgs) -> Result<ExitCode, ClientError> {
     let req = proto::LogsRequest {
         sandbox: a.name.clone(),
-        tail: a.tail.unwrap_or(0).min(u32::MAX as usize) as u32,
+        tail: a.tail.map(|t| t.min(u32::MAX as usize) as u32),
         follow: a.follow,
     };
     let mut s = c.raw().logs(req).await?.into_inner();

@@ -39,5 +39,5 @@ pub mod terminal;
 pub use context::{default_state_root, Context};
 pub use error::{Error, ErrorKind};
 pub use report::{Ended, ExitReport, FailureKind, SetupError};
-pub use sandbox::{ExecOptions, LifecycleOptions, Sandbox, SpawnOptions};
+pub use sandbox::{ExecOptions, LifecycleOptions, Sandbox, SpawnOptions, Stopper};
 pub use spec::SandboxSpec;

@@ -85,6 +85,32 @@ pub struct ExecOptions {
     pub console_socket: Option<PathBuf>,
 }
 
+/// Kills a sandbox ([`Sandbox::stopper`]): a pidfd on its runner, so it
+/// never reaches another process that took the runner's pid.
+#[derive(Debug)]
+pub struct Stopper(OwnedFd);
+
+impl Stopper {
+    pub fn stop(&self) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal takes the pidfd we own, a signal
+        // number, a null siginfo (the kernel fills in a default) and no
+        // flags; nothing is read from or written to our memory.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                crate::signals::stop_signal(),
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 /// A started sandbox: its workload has been exec'd.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -555,6 +581,17 @@ impl Sandbox {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    /// A handle that kills the sandbox from another thread while this one
+    /// waits for it (a service whose client went away).
+    pub fn stopper(&self) -> std::io::Result<Stopper> {
+        let pid = rustix::process::Pid::from_raw(self.runner.id() as i32)
+            .ok_or_else(|| std::io::Error::other("the runner has no pid"))?;
+        Ok(Stopper(rustix::process::pidfd_open(
+            pid,
+            rustix::process::PidfdFlags::empty(),
+        )?))
     }
 
     /// Kill every process of the sandbox (through its cgroup when it has

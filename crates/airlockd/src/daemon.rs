@@ -117,7 +117,7 @@ impl Daemon {
                 uid: peer.uid,
                 gid: peer.gid,
             },
-            home: None,
+            home: home_of(peer.uid),
             env: Vec::new(),
             state_root: self.root.path().to_path_buf(),
             cgroup: self.layout.clone(),
@@ -141,7 +141,9 @@ impl Daemon {
         Ok(Slot(self))
     }
 
-    /// The sandbox `key` names, if `peer` may see it: its own, or any for root.
+    /// The sandbox `key` names among those `peer` may see (its own, or
+    /// any for root): another user's sandbox never shadows or reveals
+    /// itself through a name or an id prefix.
     pub fn find(&self, peer: &Peer, key: &str) -> Result<(SandboxDir, State, Meta), tonic::Status> {
         if key.is_empty() {
             return Err(status::invalid(
@@ -149,14 +151,7 @@ impl Daemon {
                 "name a sandbox (its name or id)",
             ));
         }
-        let (sb, st) = self.root.find(key).map_err(status::from_state)?;
-        let m = meta::read(&sb);
-        if !peer.is_root() && m.owner != peer.uid {
-            return Err(status::from_state(airlock::state::StateError::NotFound(
-                key.into(),
-            )));
-        }
-        Ok((sb, st, m))
+        airlock::state::find_in(self.visible(peer), key).map_err(status::from_state)
     }
 
     /// Every sandbox `peer` may see, with its meta.
@@ -171,6 +166,16 @@ impl Daemon {
             .filter(|(_, _, m)| peer.is_root() || m.owner == peer.uid)
             .collect()
     }
+}
+
+/// The caller's home directory (from /etc/passwd), which the guardrails
+/// protect as they protect the home of a CLI user.
+fn home_of(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
 }
 
 pub fn state_of(s: Status) -> proto::State {

@@ -100,21 +100,22 @@ impl Bus {
 }
 
 /// Start knowing a sandbox (just created, or found at start-up).
-pub fn know(d: &Daemon, m: &meta::Meta, id: &str, name: &str, status: Status) {
+pub fn know(d: &Daemon, m: &meta::Meta, st: &State, status: Status) {
+    // OOM kills from before (a re-adopted sandbox's) are not news.
+    let oom_kills = match (&st.cgroup, st.status) {
+        (Some(c), Status::Running) => airlock::cgroup::read_stats(c).oom_kills,
+        _ => 0,
+    };
     d.known.lock().expect("known lock").insert(
-        id.into(),
+        st.id.clone(),
         Seen {
             owner: m.owner,
-            name: name.into(),
+            name: st.name.clone(),
             status,
-            oom_kills: 0,
+            oom_kills,
             exit_reported: m.exit_reported,
         },
     );
-}
-
-pub fn forget(d: &Daemon, id: &str) -> bool {
-    d.known.lock().expect("known lock").remove(id).is_some()
 }
 
 /// Re-adopt every sandbox in the state root, reporting the exits that
@@ -122,7 +123,7 @@ pub fn forget(d: &Daemon, id: &str) -> bool {
 pub fn adopt(d: &Daemon) -> usize {
     let all = d.root.list();
     for (sb, st) in &all {
-        know(d, &meta::read(sb), &sb.id, &st.name, st.status);
+        know(d, &meta::read(sb), st, st.status);
         observe(d, sb, st);
     }
     all.len()
@@ -134,30 +135,30 @@ pub fn adopt(d: &Daemon) -> usize {
 /// publishes it, exactly once; `daemon.json` remembers a reported exit
 /// across restarts.
 pub fn observe(d: &Daemon, sb: &SandboxDir, st: &State) {
-    let (owner, started, exited) = {
+    let exited = {
+        // Decided and published under one lock: whoever sees a change
+        // second finds it published already, and events keep their order.
         let mut known = d.known.lock().expect("known lock");
         let Some(seen) = known.get_mut(&sb.id) else {
             return;
         };
         let ran = st.status == Status::Running || st.started.is_some();
-        let started = seen.status == Status::Created && ran;
+        if seen.status == Status::Created && ran {
+            d.bus
+                .publish(seen.owner, EventKind::Started, &sb.id, &st.name, None);
+        }
         let exited = st.status == Status::Stopped && !seen.exit_reported;
         if seen.status != Status::Stopped {
             seen.status = st.status;
         }
-        seen.exit_reported |= exited;
-        (seen.owner, started, exited)
+        if exited {
+            seen.exit_reported = true;
+            d.bus
+                .publish(seen.owner, EventKind::Exited, &sb.id, &st.name, exit_of(st));
+        }
+        exited
     };
-    if started {
-        d.bus
-            .publish(owner, EventKind::Started, &sb.id, &st.name, None);
-    }
-    if !exited {
-        return;
-    }
-    d.bus
-        .publish(owner, EventKind::Exited, &sb.id, &st.name, exit_of(st));
-    if !sb.dir.exists() {
+    if !exited || !sb.dir.exists() {
         return; // deleted: nothing left to remember it in
     }
     let mut m = meta::read(sb);
@@ -167,6 +168,23 @@ pub fn observe(d: &Daemon, sb: &SandboxDir, st: &State) {
             tracing::warn!(id = sb.id, "cannot record the reported exit: {e}");
         }
     }
+}
+
+/// A known sandbox is gone (deleted, or removed by its supervisor when
+/// it ended): `exited` if nobody reported the end yet (its status went
+/// with it), then `deleted`, once.
+pub fn gone(d: &Daemon, id: &str, last: Option<&State>) {
+    let mut known = d.known.lock().expect("known lock");
+    let Some(seen) = known.remove(id) else {
+        return;
+    };
+    if !seen.exit_reported {
+        let exit = last.and_then(exit_of);
+        d.bus
+            .publish(seen.owner, EventKind::Exited, id, &seen.name, exit);
+    }
+    d.bus
+        .publish(seen.owner, EventKind::Deleted, id, &seen.name, None);
 }
 
 /// One look at every known sandbox that has not ended.
@@ -181,10 +199,7 @@ fn look(d: &Daemon) {
     for (id, seen) in ids {
         let sb = SandboxDir::at(&d.root.path().join(&id));
         if !sb.dir.exists() {
-            if forget(d, &id) {
-                d.bus
-                    .publish(seen.owner, EventKind::Deleted, &id, &seen.name, None);
-            }
+            gone(d, &id, None);
             continue;
         }
         if seen.status == Status::Stopped {

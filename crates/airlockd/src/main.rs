@@ -78,6 +78,10 @@ fn layout(c: &config::Config) -> airlock::cgroup::Layout {
     if let Some(parent) = &c.cgroup_parent {
         for h in l.v2.iter_mut().chain(l.v1.values_mut()) {
             h.own = parent.clone();
+            // The parent of the sandboxes' cgroups, made if it is missing.
+            if let Err(e) = std::fs::create_dir_all(h.own_dir()) {
+                tracing::warn!("cgroup_parent {}: {e}", h.own_dir().display());
+            }
         }
         if let Some(h) = &l.v2 {
             l.v2_controllers = std::fs::read_to_string(h.own_dir().join("cgroup.controllers"))
@@ -158,10 +162,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("stopping; the sandboxes keep running");
     };
-    tonic::transport::Server::builder()
+    // Streams that follow (events, logs -f, attach, wait) would hold a
+    // graceful shutdown open forever: they get a moment, then the daemon
+    // goes (its sandboxes stay).
+    let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = stopping.clone();
+    let server = tonic::transport::Server::builder()
         .add_service(svc)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            notify.notify_one();
+        });
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        } => {}
+    }
     let _ = std::fs::remove_file(&listen);
     Ok(())
 }

@@ -9,7 +9,6 @@ use crate::meta::{self, Meta};
 use crate::peer::Peer;
 use crate::status::{self, finding, from_error, from_state, invalid};
 use crate::stdio;
-use airlock::check::Severity;
 use airlock::spec::{self, SandboxSpec};
 use airlock::state::Status;
 use airlock::{LifecycleOptions, Sandbox, SpawnOptions};
@@ -18,6 +17,9 @@ use std::time::Duration;
 use tonic::{Request, Response, Status as RpcStatus, Streaming};
 
 type Reply<T> = Result<Response<T>, RpcStatus>;
+
+/// The longest grace period a Stop may ask for, in seconds.
+const MAX_GRACE: u32 = 600;
 
 #[derive(Clone)]
 pub struct Service(pub Shared);
@@ -50,7 +52,16 @@ fn request_spec(r: &proto::CreateRequest) -> Result<SandboxSpec, RpcStatus> {
     parsed.map_err(|e| invalid("spec", e.to_string()))
 }
 
+/// Most labels a sandbox may carry.
+const MAX_LABELS: usize = 64;
+
 fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<(), RpcStatus> {
+    if labels.len() > MAX_LABELS {
+        return Err(invalid(
+            "labels",
+            format!("{} labels; at most {MAX_LABELS}", labels.len()),
+        ));
+    }
     for (k, v) in labels {
         let ok = !k.is_empty()
             && k.len() <= 253
@@ -66,10 +77,63 @@ fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<()
     Ok(())
 }
 
+/// What a caller that is not root may not ask of the daemon, which sets
+/// sandboxes up with root's credentials on the host side: to join a
+/// namespace by path (the kernel would not let the caller itself), id
+/// maps beyond its own id (root's subordinate ranges would apply, not
+/// the caller's), an image from a path the caller could not read, or any
+/// acknowledgement when it may not acknowledge.
+fn check_unprivileged(
+    d: &Shared,
+    peer: &Peer,
+    r: &proto::CreateRequest,
+    spec: &SandboxSpec,
+) -> Result<(), RpcStatus> {
+    if peer.is_root() {
+        return Ok(());
+    }
+    let refuse = |field: &str, what: &str| {
+        status::denied(
+            format!(
+                "{field}: uid {} may not {what} through the daemon",
+                peer.uid
+            ),
+            Vec::new(),
+        )
+    };
+    if !spec.namespaces.join.is_empty() {
+        return Err(refuse("namespaces.join", "join namespaces by path"));
+    }
+    if !spec.identity.uid_map.is_empty() || !spec.identity.gid_map.is_empty() {
+        return Err(refuse("identity", "give id maps (its own id is mapped)"));
+    }
+    if !spec.allow_unsafe.is_empty() && !d.may_acknowledge(peer) {
+        return Err(status::denied(
+            format!(
+                "uid {} may not acknowledge {}: only root and the uids in acknowledge_uids may",
+                peer.uid,
+                spec.allow_unsafe.join(", ")
+            ),
+            Vec::new(),
+        ));
+    }
+    if !r.image.is_empty() && !crate::peer::may_read(peer, &r.image) {
+        return Err(refuse("image", &format!("read {:?}", r.image)));
+    }
+    Ok(())
+}
+
 /// The daemon's per-sandbox limits: a spec beyond one is refused, a spec
 /// without one gets it.
 fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(), RpcStatus> {
     if let Some(max) = c.max_memory {
+        // Swap beyond memory would carry a workload past the memory limit.
+        if let Some(sw) = spec.resources.swap.filter(|sw| sw.bytes() > max.bytes()) {
+            return Err(status::limit(
+                "resources.swap",
+                format!("{sw} is more than this daemon allows per sandbox ({max})"),
+            ));
+        }
         match spec.resources.memory {
             Some(m) if m.bytes() > max.bytes() => {
                 return Err(status::limit(
@@ -109,6 +173,7 @@ fn create(
     if r.tty {
         spec.process.terminal = true;
     }
+    check_unprivileged(d, peer, &r, &spec)?;
     apply_limits(&d.config, &mut spec)?;
     let _slot = d.reserve()?;
     let ctx = d.context(peer);
@@ -119,27 +184,11 @@ fn create(
     }
     .map_err(from_error)?;
     let findings: Vec<proto::Finding> = prepared.findings.iter().map(finding).collect();
-    let acknowledged: Vec<&str> = prepared
-        .findings
-        .iter()
-        .filter(|f| f.acknowledged && f.severity == Severity::Deny)
-        .map(|f| f.code)
-        .collect();
-    if !acknowledged.is_empty() && !d.may_acknowledge(peer) {
-        return Err(status::denied(
-            format!(
-                "uid {} may not acknowledge {}: only root and the uids in acknowledge_uids may",
-                peer.uid,
-                acknowledged.join(", ")
-            ),
-            findings,
-        ));
-    }
     let name = (!r.name.is_empty()).then(|| r.name.clone());
-    let log_limit = if r.log_limit > 0 {
-        r.log_limit
-    } else {
-        d.config.log_limit
+    // The client may ask for smaller logs, never larger: they live in RAM.
+    let log_limit = match r.log_limit {
+        0 => d.config.log_limit,
+        n => n.min(d.config.log_limit),
     };
     let opts = SpawnOptions {
         runner: d.runner.clone(),
@@ -167,6 +216,21 @@ fn create(
     };
     let st = match meta::write(&sb, &m).and_then(|()| sb.state()) {
         Ok(st) => st,
+        // A `remove_on_exit` workload that already ended and took its
+        // directory along: it ran, which is what was asked.
+        Err(_) if r.remove_on_exit && !sb.dir.exists() => {
+            return Ok(proto::CreateResponse {
+                sandbox: Some(proto::SandboxInfo {
+                    id: sb.id.clone(),
+                    name: r.name.clone(),
+                    state: proto::State::Stopped as i32,
+                    owner: peer.uid,
+                    ..Default::default()
+                }),
+                findings,
+                notes,
+            });
+        }
         Err(e) => {
             // Nothing half-created: a sandbox the daemon cannot describe goes.
             let _ = sb.delete(true);
@@ -178,13 +242,15 @@ fn create(
     } else {
         Status::Created
     };
-    events::know(d, &m, &sb.id, &st.name, expected);
+    // Announced before the watch knows it, so `created` (and `started`)
+    // come before anything the watch sees.
     d.bus
         .publish(peer.uid, EventKind::Created, &sb.id, &st.name, None);
     if r.start {
         d.bus
             .publish(peer.uid, EventKind::Started, &sb.id, &st.name, None);
     }
+    events::know(d, &m, &st, expected);
     tracing::info!(id = sb.id, name = st.name, uid = peer.uid, "created");
     Ok(proto::CreateResponse {
         sandbox: Some(info(&sb, &st, &m, false)),
@@ -252,7 +318,12 @@ impl Sandboxes for Service {
         let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         let r = req.into_inner();
-        let grace = Duration::from_secs(r.grace_seconds.unwrap_or(d.config.stop_grace).into());
+        // Bounded: a stop holds the sandbox's lock for its grace period.
+        let grace = r
+            .grace_seconds
+            .unwrap_or(d.config.stop_grace)
+            .min(MAX_GRACE);
+        let grace = Duration::from_secs(grace.into());
         blocking(move || {
             let (sb, _, m) = d.find(&peer, &r.sandbox)?;
             let st = sb.stop(grace).map_err(from_state)?;
@@ -267,14 +338,11 @@ impl Sandboxes for Service {
         let d = self.0.clone();
         let r = req.into_inner();
         blocking(move || {
-            let (sb, _, m) = d.find(&peer, &r.sandbox)?;
+            let (sb, _, _) = d.find(&peer, &r.sandbox)?;
             let st = sb.delete(r.force).map_err(from_state)?;
-            // Ended here or not yet seen ended: `exited` comes before `deleted`.
-            events::observe(&d, &sb, &st);
-            if events::forget(&d, &sb.id) {
-                d.bus
-                    .publish(m.owner, EventKind::Deleted, &sb.id, &st.name, None);
-            }
+            // `exited` (if nobody reported it yet), then `deleted`.
+            events::gone(&d, &sb.id, Some(&st));
+
             Ok(Response::new(proto::DeleteResponse {
                 id: sb.id,
                 name: st.name,
@@ -315,13 +383,13 @@ impl Sandboxes for Service {
         let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
-        blocking(move || {
-            let (sb, _, m) = d.find(&peer, &key)?;
-            sb.wait_ended(None);
-            let st = sb.state().map_err(from_state)?;
-            Ok(Response::new(info(&sb, &st, &m, false)))
-        })
-        .await
+        let (sb, _, m) = blocking(move || d.find(&peer, &key)).await?;
+        // Polled, not a blocked thread: a client that goes away ends it.
+        while sb.alive() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let st = sb.state().map_err(from_state)?;
+        Ok(Response::new(info(&sb, &st, &m, false)))
     }
 
     async fn stats(&self, req: Request<proto::SandboxRef>) -> Reply<proto::StatsResponse> {

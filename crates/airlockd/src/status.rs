@@ -83,6 +83,7 @@ pub fn from_error(e: Error) -> Status {
         ErrorKind::NotFound => (Code::NotFound, "not-found"),
         ErrorKind::Conflict => match &e {
             Error::State(StateError::NameInUse(_)) => (Code::AlreadyExists, "conflict"),
+            Error::State(StateError::Ambiguous(_)) => (Code::InvalidArgument, "invalid-input"),
             _ => (Code::FailedPrecondition, "conflict"),
         },
         ErrorKind::Host => (Code::FailedPrecondition, "host"),

@@ -15,6 +15,7 @@ use airlock_client::proto::{self, exec_input::Input, exec_output::Output};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -64,16 +65,18 @@ enum ClientInput {
     Close,
 }
 
+/// Where the client's input goes: a bounded channel, so a client that
+/// sends faster than the process reads is held back by the stream's flow
+/// control instead of growing the daemon's memory.
+type Feed = mpsc::Sender<ClientInput>;
+
 /// Write the client's input to `input` (a pipe or a terminal master) on
 /// a thread of its own; a resize goes to `on_resize`.
-fn feed(
-    input: OwnedFd,
-    on_resize: impl Fn(u32, u32) + Send + 'static,
-) -> std::sync::mpsc::Sender<ClientInput> {
-    let (tx, rx) = std::sync::mpsc::channel::<ClientInput>();
+fn feed(input: OwnedFd, on_resize: impl Fn(u32, u32) + Send + 'static) -> Feed {
+    let (tx, mut rx) = mpsc::channel::<ClientInput>(4);
     std::thread::spawn(move || {
         let mut f = std::fs::File::from(input);
-        for msg in rx {
+        while let Some(msg) = rx.blocking_recv() {
             match msg {
                 ClientInput::Data(b) => {
                     if f.write_all(&b).is_err() {
@@ -138,10 +141,7 @@ impl Drop for Console {
 }
 
 /// Forward the client's stream to `feed` until it ends or asks to close.
-async fn forward_exec_input(
-    mut input: Streaming<proto::ExecInput>,
-    to: std::sync::mpsc::Sender<ClientInput>,
-) {
+async fn forward_exec_input(mut input: Streaming<proto::ExecInput>, to: Feed) {
     while let Ok(Some(msg)) = input.message().await {
         let m = match msg.input {
             Some(Input::Stdin(b)) => ClientInput::Data(b),
@@ -150,11 +150,11 @@ async fn forward_exec_input(
             Some(Input::Start(_)) | None => continue,
         };
         let close = matches!(m, ClientInput::Close);
-        if to.send(m).is_err() || close {
+        if to.send(m).await.is_err() || close {
             return;
         }
     }
-    let _ = to.send(ClientInput::Close);
+    let _ = to.send(ClientInput::Close).await;
 }
 
 fn exit_status(r: &airlock::ExitReport) -> proto::ExitStatus {
@@ -196,12 +196,48 @@ pub async fn exec(
         console_socket: None,
     };
     let (tx, rx) = mpsc::channel(16);
+    let (out_tx, out_rx) = mpsc::channel(16);
+    let gone = Arc::new(AtomicBool::new(false));
+    tokio::spawn(relay(rx, out_tx, gone.clone()));
     let d2 = d.clone();
-    let feed_to = tokio::task::spawn_blocking(move || start_exec(&d2, &peer, start, opts, tx))
-        .await
-        .map_err(|e| RpcStatus::internal(format!("exec task: {e}")))??;
+    let feed_to =
+        tokio::task::spawn_blocking(move || start_exec(&d2, &peer, start, opts, tx, gone))
+            .await
+            .map_err(|e| RpcStatus::internal(format!("exec task: {e}")))??;
     tokio::spawn(forward_exec_input(input, feed_to));
-    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+}
+
+/// Pass a process's output on to the client's stream until the exit (or
+/// an error), which ends the stream even if a child the process left
+/// behind still holds its stdout; note when the client went away.
+async fn relay(
+    mut from: mpsc::Receiver<Result<proto::ExecOutput, RpcStatus>>,
+    to: Tx,
+    gone: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::select! {
+            m = from.recv() => {
+                let Some(m) = m else { return };
+                let last = match &m {
+                    Ok(o) => matches!(o.output, Some(Output::Exit(_))),
+                    Err(_) => true,
+                };
+                if to.send(m).await.is_err() {
+                    gone.store(true, Ordering::SeqCst);
+                    return;
+                }
+                if last {
+                    return;
+                }
+            }
+            _ = to.closed() => {
+                gone.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
 }
 
 /// Start the process (its output already flowing to `tx`) and return
@@ -212,7 +248,8 @@ fn start_exec(
     start: proto::ExecStart,
     mut opts: ExecOptions,
     tx: Tx,
-) -> Result<std::sync::mpsc::Sender<ClientInput>, RpcStatus> {
+    gone: Arc<AtomicBool>,
+) -> Result<Feed, RpcStatus> {
     let (sb, _, _) = d.find(peer, &start.sandbox)?;
     let spawn = |stdio| SpawnOptions {
         runner: d.runner.clone(),
@@ -229,7 +266,15 @@ fn start_exec(
         };
         let stdio = Arc::new([null()?, null()?, null()?]);
         let process = Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(from_error)?;
-        let master = Arc::new(console.receive()?);
+        let master = match console.receive() {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                // Nothing of an exec whose terminal never came stays.
+                let _ = process.kill();
+                let _ = process.wait();
+                return Err(e);
+            }
+        };
         if let Some(s) = &start.size {
             resize(&master, s.rows, s.cols);
         }
@@ -259,8 +304,23 @@ fn start_exec(
         ];
         (process, feed(in_w, |_, _| {}), pumps)
     };
+    // A client that goes away takes its process with it.
+    let done = Arc::new(AtomicBool::new(false));
+    if let Ok(stopper) = process.stopper() {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if gone.load(Ordering::SeqCst) {
+                    let _ = stopper.stop();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+    }
     std::thread::spawn(move || {
         let report = process.wait();
+        done.store(true, Ordering::SeqCst);
         // Output first, then the status; a process that left a child
         // holding its stdout open does not hold the status back for long.
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -278,34 +338,43 @@ fn start_exec(
     Ok(feed_to)
 }
 
-/// Follow a sandbox's logs into the stream: what the logs hold (or their
-/// last `tail` lines) first, then, with `follow`, new output until the
-/// sandbox ends; `until_end` adds the exit status at the end.
+/// Follow a sandbox's logs into the stream with `reader`: what it has
+/// first, then, with `follow`, new output until the sandbox ends, then
+/// `at_end`. It stops as soon as the client is gone (`closed`), even if
+/// the sandbox is quiet, and sends at most [`CHUNK`] bytes a message.
 fn follow_logs(
     sb: airlock::state::SandboxDir,
-    tail: Option<usize>,
+    mut reader: airlock::state::LogReader,
     follow: bool,
+    closed: impl Fn() -> bool + Send + 'static,
     send: impl Fn(Which, Vec<u8>) -> bool + Send + 'static,
     at_end: impl FnOnce() + Send + 'static,
 ) {
     std::thread::spawn(move || {
-        let mut reader = sb.log_reader(tail);
         loop {
             // Read once more after the end: what it wrote last.
             let ended = !sb.alive();
             for c in reader.read_new() {
-                if !send(c.stream, c.data) {
-                    return;
+                for part in c.data.chunks(CHUNK) {
+                    if !send(c.stream, part.to_vec()) {
+                        return;
+                    }
                 }
             }
             if ended || !follow {
                 break;
+            }
+            if closed() {
+                return;
             }
             std::thread::sleep(LOG_POLL);
         }
         at_end();
     });
 }
+
+/// The most output one message carries (well under gRPC's 4 MiB).
+const CHUNK: usize = 64 << 10;
 
 /// How often a followed log is read again.
 const LOG_POLL: Duration = Duration::from_millis(50);
@@ -320,11 +389,13 @@ pub async fn logs(
         .await
         .map_err(|e| RpcStatus::internal(e.to_string()))??;
     let (tx, rx) = mpsc::channel(16);
-    let tail = (r.tail > 0).then_some(r.tail as usize);
+    let reader = sb.log_reader(r.tail.map(|t| t as usize));
+    let watch = tx.clone();
     follow_logs(
         sb,
-        tail,
+        reader,
         r.follow,
+        move || watch.is_closed(),
         move |stream, data| {
             let stream = match stream {
                 Which::Stdout => proto::Stream::Stdout,
@@ -357,7 +428,7 @@ pub async fn attach(
             "the first message of Attach must be `attach`",
         ));
     };
-    let (sb, attached) = tokio::task::spawn_blocking(move || {
+    let (sb, attached, reader) = tokio::task::spawn_blocking(move || {
         let (sb, st, _) = d.find(&peer, &which.sandbox)?;
         if st.status != Status::Running {
             return Err(from_state(airlock::state::StateError::WrongStatus {
@@ -366,19 +437,24 @@ pub async fn attach(
                 what: "only a running sandbox can be attached to".into(),
             }));
         }
+        // From the point of attach on (what came before is `Logs`'): the
+        // reader takes its place before the client's input can flow.
+        let mut reader = sb.log_reader(Some(0));
+        reader.read_new();
         let attached = sb.attach().map_err(from_state)?;
-        Ok((sb, attached))
+        Ok((sb, attached, reader))
     })
     .await
     .map_err(|e| RpcStatus::internal(e.to_string()))??;
     let (tx, rx) = mpsc::channel(16);
     let end_tx = tx.clone();
     let sb2 = sb.clone();
-    // From the point of attach on: what the logs held before is `Logs`'.
+    let watch = tx.clone();
     follow_logs(
         sb,
-        Some(0),
+        reader,
         true,
+        move || watch.is_closed(),
         move |stream, data| {
             let o = match stream {
                 Which::Stdout => Output::Stdout(data),
@@ -414,7 +490,7 @@ pub async fn attach(
                 Some(AttachIn::Resize(r)) => ClientInput::Resize(r.rows, r.cols),
                 _ => continue,
             };
-            if feed_to.send(m).is_err() {
+            if feed_to.send(m).await.is_err() {
                 return;
             }
         }
@@ -457,7 +533,12 @@ pub async fn events(
             return;
         }
         loop {
-            match rx.recv().await {
+            let got = tokio::select! {
+                got = rx.recv() => got,
+                // A client that went away while nothing happened.
+                _ = tx.closed() => return,
+            };
+            match got {
                 Ok(e) => {
                     if visible(&e) && tx.send(Ok(e.event.clone())).await.is_err() {
                         return;

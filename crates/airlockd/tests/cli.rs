@@ -242,6 +242,40 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     );
     ok(airlock(&d, None, &unsafe_run));
 
+    // What the kernel would not let the caller do itself, the daemon
+    // does not do for it: join a namespace by path, read a private image.
+    let spec = d.dir.path().join("join.json");
+    std::fs::write(
+        &spec,
+        r#"{"process": {"args": ["true"]}, "namespaces": {"net": false, "join": {"net": "/proc/1/ns/net"}}}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&spec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--spec", spec.to_str().unwrap()],
+    );
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(
+        e.stderr
+            .contains("namespaces.join: uid 1000 may not join namespaces by path"),
+        "{}",
+        e.stderr
+    );
+    let private = d.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let img = private.join("img");
+    std::fs::create_dir(&img).unwrap();
+    let e = airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--image", img.to_str().unwrap(), "--", "true"],
+    );
+    assert_eq!(e.code, 125);
+    assert!(e.stderr.contains("may not read"), "{}", e.stderr);
+
     // Outside the group: the socket itself refuses the connection.
     let e = airlock(&d, Some(OUTSIDER), &["ps"]);
     assert_eq!(e.code, 125);

@@ -238,6 +238,15 @@ async fn sandboxes_outlive_a_killed_daemon() {
         let mut c = d.client().await;
         let long = run(&mut c, "long", &["sleep", "100"]).await;
         let short = run(&mut c, "short", &["sh", "-c", "sleep 1; exit 7"]).await;
+        c.create(proto::CreateRequest {
+            name: "cat".into(),
+            args: args(&["cat"]),
+            stdin: true,
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         (long, short)
     };
     d.kill_and_restart();
@@ -245,7 +254,7 @@ async fn sandboxes_outlive_a_killed_daemon() {
     std::thread::sleep(Duration::from_millis(1500));
     let mut c = d.client().await;
     let all = c.list(Default::default()).await.unwrap();
-    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
     let l = c.inspect("long").await.unwrap();
     assert_eq!(state(&l), proto::State::Running);
     assert_eq!(l.pid, long.pid, "the same workload, still running");
@@ -256,6 +265,33 @@ async fn sandboxes_outlive_a_killed_daemon() {
         .await
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "still here\n");
+    // Still attachable: the supervisor kept the workload's stdin.
+    let input = airlock_client::tokio_stream_iter(
+        [
+            proto::attach_input::Input::Attach(proto::SandboxRef {
+                sandbox: "cat".into(),
+            }),
+            proto::attach_input::Input::Stdin(b"again\n".to_vec()),
+        ]
+        .into_iter()
+        .map(|i| proto::AttachInput { input: Some(i) }),
+    );
+    let mut s = c.raw().attach(input).await.unwrap().into_inner();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut got = Vec::new();
+        while let Ok(Some(m)) = s.message().await {
+            if let Some(proto::exec_output::Output::Stdout(b)) = m.output {
+                got.extend(b);
+                if got.ends_with(b"again\n") {
+                    return got;
+                }
+            }
+        }
+        got
+    })
+    .await
+    .unwrap();
+    assert_eq!(echoed, b"again\n");
     // The exit that happened while no daemon watched is reported.
     let mut kept = c
         .raw()
@@ -505,13 +541,13 @@ async fn attach_and_logs() {
     assert_eq!(exit, Some(4));
 
     // The logs hold all of it; tail gives the last line.
-    let logs = |tail: u32| proto::LogsRequest {
+    let logs = |tail: Option<u32>| proto::LogsRequest {
         sandbox: "tty".into(),
         tail,
         follow: false,
     };
     let mut all = String::new();
-    let mut l = c.raw().logs(logs(0)).await.unwrap().into_inner();
+    let mut l = c.raw().logs(logs(None)).await.unwrap().into_inner();
     while let Ok(Some(chunk)) = l.message().await {
         all.push_str(&String::from_utf8_lossy(&chunk.data));
     }
@@ -520,7 +556,7 @@ async fn attach_and_logs() {
         "{all:?}"
     );
     let mut last = String::new();
-    let mut l = c.raw().logs(logs(1)).await.unwrap().into_inner();
+    let mut l = c.raw().logs(logs(Some(1))).await.unwrap().into_inner();
     while let Ok(Some(chunk)) = l.message().await {
         last.push_str(&String::from_utf8_lossy(&chunk.data));
     }
@@ -626,7 +662,7 @@ async fn oom_events_and_followed_logs() {
         .logs(proto::LogsRequest {
             sandbox: sb.id.clone(),
             follow: true,
-            tail: 0,
+            tail: None,
         })
         .await
         .unwrap()
@@ -671,4 +707,51 @@ async fn the_daemons_total_limit_refuses_one_more() {
     c.wait("b").await.unwrap();
     c.delete("b", false).await.unwrap();
     run(&mut c, "c", &["true"]).await;
+}
+
+/// An exec whose client goes away mid-stream does not outlive it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_exec_is_killed() {
+    if !root_or_skip("an_abandoned_exec_is_killed") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    run(&mut c, "s", &["sleep", "100"]).await;
+    let before = c.inspect("s").await.unwrap().pids.len();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(proto::ExecInput {
+        input: Some(proto::exec_input::Input::Start(proto::ExecStart {
+            sandbox: "s".into(),
+            args: args(&["sleep", "1000"]),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let stream = c
+        .raw()
+        .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    let mut during = 0;
+    for _ in 0..100 {
+        during = c.inspect("s").await.unwrap().pids.len();
+        if during > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(during > before, "the exec never ran");
+    drop(stream);
+    drop(tx);
+    let mut after = during;
+    for _ in 0..100 {
+        after = c.inspect("s").await.unwrap().pids.len();
+        if after == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(after, before, "the abandoned exec is still running");
 }

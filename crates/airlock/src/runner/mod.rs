@@ -45,6 +45,19 @@ pub const RUNNER_BIN: &str = "airlock-runner";
 /// (or the exec'd process's) status, 125 when setup fails. `ALIVE_FD` is
 /// the flock'd `alive` file of a sandbox with state, held for as long as
 /// the supervisor lives.
+/// A workload that may not call setgroups (its namespace denies it, as a
+/// rootless caller's must) keeps the supplementary groups of whoever
+/// started the runner. For its own caller those are its own; host root
+/// launching on behalf of another (a service acting for a client) must
+/// not hand the workload the service's groups, so it drops them all
+/// before any namespace exists.
+fn drop_service_groups(process: &crate::plan::ProcessPlan) -> Result<(), SetupError> {
+    if process.setgroups || !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    rustix::thread::set_thread_groups(&[]).step(|| "drop the supplementary groups".into())
+}
+
 pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -> ! {
     if plan_fd < 3 || report < 3 || plan_fd == report {
         by_hand()
@@ -142,6 +155,11 @@ fn run(
         keep.extend(alive_fd);
         crate::sys::close_from_except(3, &keep).step(|| "close inherited fds".into())?;
         vet_stdio()?;
+        let process = match &job {
+            Job::Start(p) => &p.process,
+            Job::Exec(p) => &p.process,
+        };
+        drop_service_groups(process)?;
         match (job, reporter.caller()) {
             (Job::Start(plan), _) => {
                 if let Some(a) = attended {

@@ -230,19 +230,8 @@ impl StateRoot {
 
     /// The sandbox with this name, or whose id starts with `key`.
     pub fn find(&self, key: &str) -> Result<(SandboxDir, State), StateError> {
-        let all = self.list();
-        if let Some(i) = all.iter().position(|(_, s)| s.name == key) {
-            return Ok(all.into_iter().nth(i).expect("index from position"));
-        }
-        let mut by_id: Vec<_> = all
-            .into_iter()
-            .filter(|(d, _)| !key.is_empty() && d.id.starts_with(key))
-            .collect();
-        match by_id.len() {
-            0 => Err(StateError::NotFound(key.into())),
-            1 => Ok(by_id.remove(0)),
-            _ => Err(StateError::Ambiguous(key.into())),
-        }
+        let all = self.list().into_iter().map(|(d, s)| (d, s, ())).collect();
+        find_in(all, key).map(|(d, s, ())| (d, s))
     }
 
     /// Reserve a new sandbox with the plan's `id`: a unique name (the id's first 12
@@ -300,6 +289,26 @@ impl StateRoot {
                 Err(e)
             }
         }
+    }
+}
+
+/// Among `all`: the sandbox named `key`, or the one whose id starts with
+/// it (a service resolves among the sandboxes its caller may see).
+pub fn find_in<T>(
+    all: Vec<(SandboxDir, State, T)>,
+    key: &str,
+) -> Result<(SandboxDir, State, T), StateError> {
+    if let Some(i) = all.iter().position(|(_, s, _)| s.name == key) {
+        return Ok(all.into_iter().nth(i).expect("index from position"));
+    }
+    let mut by_id: Vec<_> = all
+        .into_iter()
+        .filter(|(d, _, _)| !key.is_empty() && d.id.starts_with(key))
+        .collect();
+    match by_id.len() {
+        0 => Err(StateError::NotFound(key.into())),
+        1 => Ok(by_id.remove(0)),
+        _ => Err(StateError::Ambiguous(key.into())),
     }
 }
 
