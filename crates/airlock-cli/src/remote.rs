@@ -509,28 +509,39 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
     };
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let _ = tx.send(exec_in(Input::Start(start))).await;
-    let mut input = stdin_messages(
+    let input = stdin_messages(
         |b| exec_in(Input::Stdin(b)),
         Some(exec_in(Input::CloseStdin(true))),
     );
-    let fwd = tx.clone();
+    if a.tty {
+        resizes(|r| exec_in(Input::Resize(r)), tx.clone());
+    }
+    let call = c
+        .raw()
+        .exec(tokio_stream::wrappers::ReceiverStream::new(rx));
+    converse(input, tx, a.tty, call).await
+}
+
+/// Our stdin to the stream (through `tx`), the stream's output to our
+/// stdout and stderr, our terminal raw meanwhile with `tty`; the exit
+/// status the stream ends with.
+async fn converse<I: Send + 'static>(
+    mut input: tokio::sync::mpsc::Receiver<I>,
+    tx: tokio::sync::mpsc::Sender<I>,
+    tty: bool,
+    call: impl std::future::Future<
+        Output = Result<tonic::Response<tonic::Streaming<proto::ExecOutput>>, tonic::Status>,
+    >,
+) -> ExitCode {
     tokio::spawn(async move {
         while let Some(m) = input.recv().await {
-            if fwd.send(m).await.is_err() {
+            if tx.send(m).await.is_err() {
                 return;
             }
         }
     });
-    if a.tty {
-        resizes(|r| exec_in(Input::Resize(r)), tx.clone());
-    }
-    drop(tx);
-    let raw = a.tty.then(airlock::terminal::RawMode::enter);
-    let r = match c
-        .raw()
-        .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-    {
+    let raw = tty.then(airlock::terminal::RawMode::enter);
+    let r = match call.await {
         Ok(s) => print_output(s.into_inner()).await,
         Err(e) => Err(e.into()),
     };
@@ -559,28 +570,9 @@ async fn attach(c: &mut Client, name: &str) -> ExitCode {
         }
         resizes(|r| attach_in(Input::Resize(r)), tx.clone());
     }
-    let mut input = stdin_messages(|b| attach_in(Input::Stdin(b)), None);
-    let fwd = tx.clone();
-    tokio::spawn(async move {
-        while let Some(m) = input.recv().await {
-            if fwd.send(m).await.is_err() {
-                return;
-            }
-        }
-    });
-    drop(tx);
-    let raw = info.tty.then(airlock::terminal::RawMode::enter);
-    let r = match c
+    let input = stdin_messages(|b| attach_in(Input::Stdin(b)), None);
+    let call = c
         .raw()
-        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-    {
-        Ok(s) => print_output(s.into_inner()).await,
-        Err(e) => Err(e.into()),
-    };
-    drop(raw);
-    match r {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(e) => fail(e),
-    }
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx));
+    converse(input, tx, info.tty, call).await
 }

@@ -128,8 +128,10 @@ fn the_lifecycle_verbs_through_a_daemon() {
         serde_json::from_str(&ok(airlock(&d, None, &["inspect", "web"]))).unwrap();
     assert_eq!(inspect["status"], "running");
     assert_eq!(inspect["owner"], 0);
-    ok(airlock(&d, None, &["stop", "-t", "1", "web"]));
+    // A signal reaches the workload (sh dies of SIGTERM: 128+15).
+    ok(airlock(&d, None, &["kill", "web", "TERM"]));
     assert_eq!(airlock(&d, None, &["wait", "web"]).stdout.trim(), "143");
+    ok(airlock(&d, None, &["stop", "-t", "1", "web"]));
     ok(airlock(&d, None, &["rm", "web"]));
     let events = ok(airlock(
         &d,
