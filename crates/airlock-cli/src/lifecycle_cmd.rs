@@ -370,11 +370,7 @@ pub fn stats(a: crate::remote::StatsArgs, ctx: Context) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let s = match &st.cgroup {
-        Some(c) if st.status != Status::Stopped => airlock::cgroup::read_stats(c),
-        _ => airlock::cgroup::Stats::default(),
-    };
-    let v = serde_json::to_value(&s).expect("stats serialize");
+    let v = serde_json::to_value(st.stats()).expect("stats serialize");
     crate::remote::print_stats(&a.format, &v);
     ExitCode::SUCCESS
 }

@@ -424,12 +424,10 @@ fn stdin_messages<T: Send + 'static>(
 }
 
 fn our_size() -> Option<proto::Resize> {
-    rustix::termios::tcgetwinsize(rustix::stdio::stdin())
-        .ok()
-        .map(|w| proto::Resize {
-            rows: w.ws_row.into(),
-            cols: w.ws_col.into(),
-        })
+    airlock::terminal::size().map(|(rows, cols)| proto::Resize {
+        rows: rows.into(),
+        cols: cols.into(),
+    })
 }
 
 /// Print output messages until the exit; the exit code.

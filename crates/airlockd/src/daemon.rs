@@ -194,12 +194,8 @@ pub fn exit_of(st: &State) -> Option<proto::ExitStatus> {
     let reason = st.reason.clone().unwrap_or_default();
     Some(match &st.exit {
         Some(e) => proto::ExitStatus {
-            code: e.code,
-            signal: e.signal.unwrap_or(0),
-            oom_killed: e.ended == airlock::Ended::OomKilled || e.oom_kills > 0,
-            timed_out: e.ended == airlock::Ended::TimedOut,
             reason,
-            report_json: serde_json::to_string(e).unwrap_or_default(),
+            ..exit_status(e)
         },
         // Ended without a report (its supervisor was killed).
         None => proto::ExitStatus {
@@ -209,6 +205,18 @@ pub fn exit_of(st: &State) -> Option<proto::ExitStatus> {
             ..Default::default()
         },
     })
+}
+
+/// How a workload or an exec'd process ended, in the API's terms.
+pub fn exit_status(e: &airlock::ExitReport) -> proto::ExitStatus {
+    proto::ExitStatus {
+        code: e.code,
+        signal: e.signal.unwrap_or(0),
+        oom_killed: e.ended == airlock::Ended::OomKilled || e.oom_kills > 0,
+        timed_out: e.ended == airlock::Ended::TimedOut,
+        reason: String::new(),
+        report_json: serde_json::to_string(e).unwrap_or_default(),
+    }
 }
 
 /// A sandbox in the API's terms; `detailed` adds the spec and the pids.
@@ -242,3 +250,13 @@ pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::San
 }
 
 pub type Shared = Arc<Daemon>;
+
+/// Run `f` on the blocking pool (every library call waits on a runner,
+/// a supervisor or the filesystem).
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, tonic::Status> + Send + 'static,
+) -> Result<T, tonic::Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| tonic::Status::internal(format!("the call's task failed: {e}")))?
+}

@@ -102,10 +102,7 @@ impl Bus {
 /// Start knowing a sandbox (just created, or found at start-up).
 pub fn know(d: &Daemon, m: &meta::Meta, st: &State, status: Status) {
     // OOM kills from before (a re-adopted sandbox's) are not news.
-    let oom_kills = match (&st.cgroup, st.status) {
-        (Some(c), Status::Running) => airlock::cgroup::read_stats(c).oom_kills,
-        _ => 0,
-    };
+    let oom_kills = st.oom_kills();
     d.known.lock().expect("known lock").insert(
         st.id.clone(),
         Seen {
@@ -207,10 +204,7 @@ fn look(d: &Daemon) {
         }
         let Ok(st) = sb.state() else { continue };
         if st.status == Status::Running {
-            let oom = match &st.cgroup {
-                Some(c) => airlock::cgroup::read_stats(c).oom_kills,
-                None => 0,
-            };
+            let oom = st.oom_kills();
             if oom > seen.oom_kills {
                 d.bus
                     .publish(seen.owner, EventKind::Oom, &id, &st.name, None);

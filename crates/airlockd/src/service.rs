@@ -3,7 +3,7 @@
 //! the state root's verbs) run on the blocking pool, since every library
 //! call waits on a runner or a supervisor.
 
-use crate::daemon::{info, Shared};
+use crate::daemon::{blocking, info, Shared};
 use crate::events;
 use crate::meta::{self, Meta};
 use crate::peer::Peer;
@@ -23,15 +23,6 @@ const MAX_GRACE: u32 = 600;
 
 #[derive(Clone)]
 pub struct Service(pub Shared);
-
-/// Run `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RpcStatus> + Send + 'static,
-) -> Result<T, RpcStatus> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RpcStatus::internal(format!("the call's task failed: {e}")))?
-}
 
 /// The spec a request gives, or the default, least-privilege one: the
 /// host's read-only system directories as the view, or, with an image,
@@ -398,10 +389,7 @@ impl Sandboxes for Service {
         let key = req.into_inner().sandbox;
         blocking(move || {
             let (sb, st, _) = d.find(&peer, &key)?;
-            let s = match &st.cgroup {
-                Some(c) if st.status != Status::Stopped => airlock::cgroup::read_stats(c),
-                _ => airlock::cgroup::Stats::default(),
-            };
+            let s = st.stats();
             Ok(Response::new(proto::StatsResponse {
                 id: sb.id,
                 memory_bytes: s.memory_bytes,

@@ -28,14 +28,13 @@ pub fn status(code: Code, message: impl Into<String>, details: proto::ErrorDetai
     Status::with_details(code, message, bytes.into())
 }
 
-/// A request field that is wrong.
-pub fn invalid(field: &str, reason: impl Into<String>) -> Status {
-    let reason = reason.into();
+/// An error about one request field: "FIELD: REASON".
+fn about_field(code: Code, kind: &str, field: &str, reason: String) -> Status {
     status(
-        Code::InvalidArgument,
+        code,
         format!("{field}: {reason}"),
         proto::ErrorDetails {
-            kind: "invalid-input".into(),
+            kind: kind.into(),
             field: field.into(),
             reason,
             findings: Vec::new(),
@@ -43,19 +42,14 @@ pub fn invalid(field: &str, reason: impl Into<String>) -> Status {
     )
 }
 
+/// A request field that is wrong.
+pub fn invalid(field: &str, reason: impl Into<String>) -> Status {
+    about_field(Code::InvalidArgument, "invalid-input", field, reason.into())
+}
+
 /// A daemon limit the request would pass.
 pub fn limit(field: &str, reason: impl Into<String>) -> Status {
-    let reason = reason.into();
-    status(
-        Code::ResourceExhausted,
-        format!("{field}: {reason}"),
-        proto::ErrorDetails {
-            kind: "limit".into(),
-            field: field.into(),
-            reason,
-            findings: Vec::new(),
-        },
-    )
+    about_field(Code::ResourceExhausted, "limit", field, reason.into())
 }
 
 pub fn denied(reason: impl Into<String>, findings: Vec<proto::Finding>) -> Status {

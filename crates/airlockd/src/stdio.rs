@@ -6,7 +6,7 @@
 //! client slows the process's output rather than growing the daemon's
 //! memory.
 
-use crate::daemon::{exit_of, Shared};
+use crate::daemon::{blocking, exit_of, exit_status, Shared};
 use crate::peer::Peer;
 use crate::status::{from_error, from_state, invalid};
 use airlock::state::{LogStream as Which, Status};
@@ -91,10 +91,15 @@ fn feed(input: OwnedFd, on_resize: impl Fn(u32, u32) + Send + 'static) -> Feed {
     tx
 }
 
+/// A window dimension from the API (u32) as the kernel takes it (u16).
+fn dim(v: u32) -> u16 {
+    v.min(u16::MAX.into()) as u16
+}
+
 fn resize(t: &OwnedFd, rows: u32, cols: u32) {
     let size = rustix::termios::Winsize {
-        ws_row: rows.min(u16::MAX.into()) as u16,
-        ws_col: cols.min(u16::MAX.into()) as u16,
+        ws_row: dim(rows),
+        ws_col: dim(cols),
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
@@ -140,31 +145,20 @@ impl Drop for Console {
     }
 }
 
-/// Forward the client's stream to `feed` until it ends or asks to close.
-async fn forward_exec_input(mut input: Streaming<proto::ExecInput>, to: Feed) {
-    while let Ok(Some(msg)) = input.message().await {
-        let m = match msg.input {
-            Some(Input::Stdin(b)) => ClientInput::Data(b),
-            Some(Input::Resize(r)) => ClientInput::Resize(r.rows, r.cols),
-            Some(Input::CloseStdin(_)) => ClientInput::Close,
-            Some(Input::Start(_)) | None => continue,
-        };
+/// Forward the client's stream to `feed` (what `input` makes of each
+/// message) until it ends or asks to close. Returning drops the feed: an
+/// exec's stdin then reaches end of file; an attached workload's stays
+/// open, since its supervisor holds the other write end.
+async fn forward<M>(mut stream: Streaming<M>, to: Feed, input: fn(M) -> Option<ClientInput>)
+where
+    M: Send + Default + 'static,
+{
+    while let Ok(Some(msg)) = stream.message().await {
+        let Some(m) = input(msg) else { continue };
         let close = matches!(m, ClientInput::Close);
-        if to.send(m).await.is_err() || close {
+        if close || to.send(m).await.is_err() {
             return;
         }
-    }
-    let _ = to.send(ClientInput::Close).await;
-}
-
-fn exit_status(r: &airlock::ExitReport) -> proto::ExitStatus {
-    proto::ExitStatus {
-        code: r.code,
-        signal: r.signal.unwrap_or(0),
-        oom_killed: r.ended == airlock::Ended::OomKilled,
-        timed_out: r.ended == airlock::Ended::TimedOut,
-        reason: String::new(),
-        report_json: serde_json::to_string(r).unwrap_or_default(),
     }
 }
 
@@ -200,11 +194,13 @@ pub async fn exec(
     let gone = Arc::new(AtomicBool::new(false));
     tokio::spawn(relay(rx, out_tx, gone.clone()));
     let d2 = d.clone();
-    let feed_to =
-        tokio::task::spawn_blocking(move || start_exec(&d2, &peer, start, opts, tx, gone))
-            .await
-            .map_err(|e| RpcStatus::internal(format!("exec task: {e}")))??;
-    tokio::spawn(forward_exec_input(input, feed_to));
+    let feed_to = blocking(move || start_exec(&d2, &peer, start, opts, tx, gone)).await?;
+    tokio::spawn(forward(input, feed_to, |msg| match msg.input {
+        Some(Input::Stdin(b)) => Some(ClientInput::Data(b)),
+        Some(Input::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
+        Some(Input::CloseStdin(_)) => Some(ClientInput::Close),
+        Some(Input::Start(_)) | None => None,
+    }));
     Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
 }
 
@@ -385,9 +381,7 @@ pub async fn logs(
     r: proto::LogsRequest,
 ) -> Result<Response<LogStream>, RpcStatus> {
     let key = r.sandbox.clone();
-    let (sb, _, _) = tokio::task::spawn_blocking(move || d.find(&peer, &key))
-        .await
-        .map_err(|e| RpcStatus::internal(e.to_string()))??;
+    let (sb, _, _) = blocking(move || d.find(&peer, &key)).await?;
     let (tx, rx) = mpsc::channel(16);
     let reader = sb.log_reader(r.tail.map(|t| t as usize));
     let watch = tx.clone();
@@ -428,7 +422,7 @@ pub async fn attach(
             "the first message of Attach must be `attach`",
         ));
     };
-    let (sb, attached, reader) = tokio::task::spawn_blocking(move || {
+    let (sb, attached, reader) = blocking(move || {
         let (sb, st, _) = d.find(&peer, &which.sandbox)?;
         if st.status != Status::Running {
             return Err(from_state(airlock::state::StateError::WrongStatus {
@@ -444,8 +438,7 @@ pub async fn attach(
         let attached = sb.attach().map_err(from_state)?;
         Ok((sb, attached, reader))
     })
-    .await
-    .map_err(|e| RpcStatus::internal(e.to_string()))??;
+    .await?;
     let (tx, rx) = mpsc::channel(16);
     let end_tx = tx.clone();
     let sb2 = sb.clone();
@@ -480,21 +473,14 @@ pub async fn attach(
         .map_err(|e| RpcStatus::internal(format!("dup the input: {e}")))?;
     let feed_to = feed(writer, move |rows, cols| {
         if terminal {
-            let _ = attached.resize(rows.min(65535) as u16, cols.min(65535) as u16);
+            let _ = attached.resize(dim(rows), dim(cols));
         }
     });
-    tokio::spawn(async move {
-        while let Ok(Some(msg)) = input.message().await {
-            let m = match msg.input {
-                Some(AttachIn::Stdin(b)) => ClientInput::Data(b),
-                Some(AttachIn::Resize(r)) => ClientInput::Resize(r.rows, r.cols),
-                _ => continue,
-            };
-            if feed_to.send(m).await.is_err() {
-                return;
-            }
-        }
-    });
+    tokio::spawn(forward(input, feed_to, |msg| match msg.input {
+        Some(AttachIn::Stdin(b)) => Some(ClientInput::Data(b)),
+        Some(AttachIn::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
+        _ => None,
+    }));
     Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
 }
 
@@ -510,9 +496,7 @@ pub async fn events(
         let d2 = d.clone();
         let p2 = peer.clone();
         let key = r.sandbox.clone();
-        let id = tokio::task::spawn_blocking(move || d2.find(&p2, &key).map(|(sb, _, _)| sb.id))
-            .await
-            .map_err(|e| RpcStatus::internal(e.to_string()))??;
+        let id = blocking(move || d2.find(&p2, &key).map(|(sb, _, _)| sb.id)).await?;
         Some(id)
     };
     let (kept, mut rx) = d.bus.subscribe(r.since);

@@ -9,7 +9,7 @@
 pub mod plan;
 mod stats;
 
-pub use stats::{read_stats, Stats};
+pub use stats::{oom_kills, read_stats, Stats};
 
 pub use plan::CgroupPlan;
 

@@ -56,16 +56,15 @@ pub fn read_stats(paths: &CgroupPaths) -> Stats {
             s.memory_bytes = number(&d, "memory.usage_in_bytes");
             s.memory_limit = number(&d, "memory.limit_in_bytes");
             s.memory_peak = number(&d, "memory.max_usage_in_bytes");
-            s.oom_kills = keyed(&d, "memory.oom_control", "oom_kill");
         }
         (None, Some(d)) => {
             s.memory_bytes = number(d, "memory.current");
             s.memory_limit = number(d, "memory.max");
             s.memory_peak = number(d, "memory.peak");
-            s.oom_kills = keyed(d, "memory.events", "oom_kill");
         }
         _ => {}
     }
+    s.oom_kills = oom_kills(paths);
     // v1 mounts cpuacct with cpu on most distributions; either name holds it.
     match (v1("cpuacct").or_else(|| v1("cpu")), &paths.v2) {
         (Some(d), _) if read(&d, "cpuacct.usage").is_some() => {
@@ -90,6 +89,16 @@ pub fn read_stats(paths: &CgroupPaths) -> Stats {
         _ => {}
     }
     s
+}
+
+/// Processes the kernel OOM-killed in these cgroups: one file, for a
+/// watch that looks often.
+pub fn oom_kills(paths: &CgroupPaths) -> u64 {
+    match (paths.v1.get("memory"), &paths.v2) {
+        (Some(d), _) => keyed(d, "memory.oom_control", "oom_kill"),
+        (None, Some(d)) => keyed(d, "memory.events", "oom_kill"),
+        _ => 0,
+    }
 }
 
 /// v2 `io.stat`: `MAJ:MIN rbytes=N wbytes=N ...` per device, summed.

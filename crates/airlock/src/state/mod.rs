@@ -118,6 +118,25 @@ pub struct State {
     pub spec: SandboxSpec,
 }
 
+impl State {
+    /// Its cgroups' counters now; zero once it has stopped (its cgroups
+    /// are gone) or when it has none.
+    pub fn stats(&self) -> crate::cgroup::Stats {
+        match &self.cgroup {
+            Some(c) if self.status != Status::Stopped => crate::cgroup::read_stats(c),
+            _ => crate::cgroup::Stats::default(),
+        }
+    }
+
+    /// Processes OOM-killed in it so far, while it runs.
+    pub fn oom_kills(&self) -> u64 {
+        match &self.cgroup {
+            Some(c) if self.status == Status::Running => crate::cgroup::oom_kills(c),
+            _ => 0,
+        }
+    }
+}
+
 /// Errors of the state root, each saying which sandbox and why.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
