@@ -58,7 +58,19 @@ fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
         .args(args)
         .stdin(Stdio::null())
         .current_dir("/");
-    let o = c.output().unwrap();
+    // Another test thread may fork while this one's copy of the binary
+    // is still open for writing: that child holds the write fd until it
+    // execs, and exec'ing the copy meanwhile fails with ETXTBSY.
+    let mut tries = 0;
+    let o = loop {
+        match c.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => break r.unwrap(),
+        }
+    };
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
