@@ -98,6 +98,9 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         new_session: true,
         ..SandboxSpec::default()
     };
+    // A bundle's mounts keep the ids its config gives, as runc's do; the
+    // bundle's own files are idmapped below when that is what fits.
+    s.filesystem.bind_owner = airlock::spec::BindOwner::AsIs;
     root(bundle, &mut s)?;
     process(c, &mut s)?;
     if let Some(h) = c.hostname() {

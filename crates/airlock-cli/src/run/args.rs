@@ -94,6 +94,12 @@ pub struct RunArgs {
     /// Bind SRC to DST, writable, with device nodes usable.
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
     pub(crate) dev_bind: Vec<String>,
+    /// Whose files a root caller's writable binds show and write: `caller`
+    /// (yours, shown as the sandbox's root through an idmapped mount) or
+    /// `as-is` (the host's ids, which the sandbox's unprivileged root
+    /// usually may not write).
+    #[arg(long, value_name = "OWNER", value_parser = ["caller", "as-is"], help_heading = "Filesystem")]
+    pub(crate) bind_owner: Option<String>,
     /// Mount a fresh tmpfs on DST.
     #[arg(long, value_name = "DST", action = clap::ArgAction::Append, help_heading = "Filesystem")]
     pub(crate) tmpfs: Vec<String>,

@@ -59,6 +59,12 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
     for (_, kind, values) in ordered_mounts(m) {
         s.filesystem.mounts.push(to_mount(kind, &values));
     }
+    if let Some(owner) = &a.bind_owner {
+        s.filesystem.bind_owner = match owner.as_str() {
+            "as-is" => spec::BindOwner::AsIs,
+            _ => spec::BindOwner::Caller,
+        };
+    }
 }
 
 /// Mount flags with the position they were given at, so they apply in order.

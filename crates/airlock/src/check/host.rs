@@ -34,6 +34,10 @@ pub struct Host {
     /// (the host's, for a caller on the host).
     #[serde(default)]
     pub joins_own_net: bool,
+    /// The caller is root: its writable binds are shown as its own through
+    /// an idmapped mount (`spec::BindOwner::Caller`).
+    #[serde(default)]
+    pub root_caller: bool,
 }
 
 /// A mount found below a bind source.
@@ -172,6 +176,7 @@ impl Host {
                 .join
                 .get("net")
                 .is_some_and(|p| same_file(p, "/proc/self/ns/net")),
+            root_caller: ctx.caller.is_root(),
         }
     }
 

@@ -131,6 +131,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     judge_capabilities(&mut f, spec, &caps, has_host_bind);
     judge_shared(&mut f, spec, host);
     judge_idmap(&mut f, spec);
+    judge_caller_binds(&mut f, spec, host, &caps);
     judge_acknowledgements(&mut f, spec);
     f.list
 }
@@ -146,6 +147,42 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec) {
                 format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
             );
         }
+    }
+}
+
+/// A root caller's writable binds are written as host root (see
+/// `spec::BindOwner`). The default seccomp profile keeps setuid and setgid
+/// modes out of them; a file capability needs CAP_SETFCAP. Either one set
+/// there would be host root's, good for any host user who runs the file.
+fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[String]) {
+    let fs = &spec.filesystem;
+    if !host.root_caller || !spec.namespaces.user || fs.bind_owner != crate::spec::BindOwner::Caller
+    {
+        return;
+    }
+    let Some(d) = fs.mounts.iter().find_map(|m| match m {
+        crate::spec::Mount::Bind {
+            destination,
+            readonly: false,
+            ..
+        } if !fs.idmap.contains(destination) => Some(destination),
+        _ => None,
+    }) else {
+        return;
+    };
+    if caps.iter().any(|c| c == "CAP_SETFCAP") {
+        f.add(
+            "caller-bind-setfcap",
+            "capabilities",
+            format!("CAP_SETFCAP with a writable bind ({d}) written as the root caller: a file capability set there is host root's, and raises any host user who runs the file"),
+        );
+    }
+    if spec.seccomp == crate::seccomp::Seccomp::None {
+        f.add(
+            "caller-bind-unfiltered",
+            "seccomp",
+            format!("no syscall filter with a writable bind ({d}) written as the root caller: nothing stops the workload from making a setuid-root program there for any host user"),
+        );
     }
 }
 

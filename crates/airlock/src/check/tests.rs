@@ -613,3 +613,40 @@ fn sysctls_of_a_joined_host_network_namespace_are_refused() {
         .collect();
     assert_eq!(codes, ["host-sysctl"]);
 }
+
+#[test]
+fn caller_bind_setfcap_and_unfiltered() {
+    let root = Host {
+        root_caller: true,
+        ..host()
+    };
+    let mut s = spec_with(vec![bind("/srv/out", "/out", false)]);
+    s.capabilities = vec!["CAP_SETFCAP".into()];
+    assert!(codes(&s, &root).contains(&"caller-bind-setfcap"));
+    s.capabilities.clear();
+    s.seccomp = crate::seccomp::Seccomp::None;
+    assert!(codes(&s, &root).contains(&"caller-bind-unfiltered"));
+    // Near misses: a rootless caller (its binds are its own already), a
+    // read-only bind, ids kept as they are, the host's ownership view.
+    let near = |edit: &dyn Fn(&mut SandboxSpec), h: &Host| {
+        let mut s = spec_with(vec![bind("/srv/out", "/out", false)]);
+        s.capabilities = vec!["CAP_SETFCAP".into()];
+        s.seccomp = crate::seccomp::Seccomp::None;
+        edit(&mut s);
+        let c = codes(&s, h);
+        assert!(
+            !c.contains(&"caller-bind-setfcap") && !c.contains(&"caller-bind-unfiltered"),
+            "{c:?}"
+        );
+    };
+    near(&|_| {}, &host());
+    near(
+        &|s| s.filesystem.mounts = vec![bind("/srv/out", "/out", true)],
+        &root,
+    );
+    near(
+        &|s| s.filesystem.bind_owner = crate::spec::BindOwner::AsIs,
+        &root,
+    );
+    near(&|s| s.filesystem.idmap = vec!["/out".into()], &root);
+}

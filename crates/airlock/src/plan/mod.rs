@@ -283,6 +283,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         None
     };
     check_idmap(spec, ctx)?;
+    let caller_maps = mounts::caller_maps(spec, caller, &ids);
     let namespaces = Namespace::new_in(ns);
     Ok(Plan {
         id,
@@ -308,7 +309,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         new_session: spec.new_session,
         die_with_caller: spec.die_with_parent,
         timeout_ms: spec.timeout.map(|t| (t * 1000.0).round() as u64),
-        filesystem: mounts::resolve(spec, ns.pid),
+        filesystem: mounts::resolve(spec, ns.pid, caller_maps),
         cgroup,
         walls: Walls {
             seccomp,
@@ -399,6 +400,62 @@ mod tests {
         assert_eq!(p.uid_map[0].outside, ROOT_CALLER_BASE);
         assert!(p.process.setgroups);
         assert!(!p.use_newidmap);
+    }
+
+    #[test]
+    fn a_root_callers_writable_binds_are_idmapped_to_the_workload() {
+        use mounts::Idmap;
+        let bind = |dst: &str, readonly| spec::Mount::Bind {
+            source: "/srv".into(),
+            destination: dst.into(),
+            readonly,
+            devices: false,
+        };
+        let mut s = spec();
+        s.process.uid = Some(5);
+        s.filesystem.mounts = vec![bind("/rw", false), bind("/ro", true)];
+        let idmaps = |p: &Plan| -> Vec<Idmap> {
+            p.filesystem
+                .steps
+                .iter()
+                .filter_map(|m| match m {
+                    MountStep::Bind { idmap, .. } => Some(*idmap),
+                    _ => None,
+                })
+                .collect()
+        };
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!(idmaps(&p), [Idmap::Caller, Idmap::None]);
+        let maps = p.filesystem.caller_maps.unwrap();
+        // On disk the caller's id; in use the workload's host id.
+        assert_eq!(
+            (maps.uid.inside, maps.uid.outside),
+            (0, ROOT_CALLER_BASE + 5)
+        );
+        assert_eq!(
+            (maps.gid.inside, maps.gid.outside),
+            (0, ROOT_CALLER_BASE + 5)
+        );
+        assert_eq!((maps.uid.count, maps.gid.count), (1, 1));
+        // Not for a rootless caller, nor with the ids as they are, nor
+        // without a user namespace: no maps, no idmapped binds.
+        let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
+        assert_eq!(idmaps(&p), [Idmap::None, Idmap::None]);
+        assert!(p.filesystem.caller_maps.is_none());
+        let mut as_is = s.clone();
+        as_is.filesystem.bind_owner = spec::BindOwner::AsIs;
+        let p = plan(&as_is, &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!(idmaps(&p), [Idmap::None, Idmap::None]);
+        let mut shared = s.clone();
+        shared.namespaces.user = false;
+        let p = plan(&shared, &crate::Context::for_ids(0, 0)).unwrap();
+        assert!(p.filesystem.caller_maps.is_none());
+        // The host's own view (filesystem.idmap) wins over the caller's.
+        let mut host = s.clone();
+        host.filesystem.idmap = vec!["/rw".into()];
+        let p = plan(&host, &crate::Context::for_ids(0, 0)).unwrap();
+        assert_eq!(idmaps(&p), [Idmap::Host, Idmap::None]);
+        assert!(p.filesystem.caller_maps.is_none());
     }
 
     #[test]

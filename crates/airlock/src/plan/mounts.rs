@@ -4,7 +4,7 @@
 //! masks and read-only remounts that cover it, /dev sealed only once
 //! nothing more needs a mountpoint in it, the root made read-only last).
 
-use crate::spec::{Mount, Root, SandboxSpec, Size};
+use crate::spec::{BindOwner, IdMap, Mount, Root, SandboxSpec, Size};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,33 @@ pub struct FsPlan {
     /// A directory root shown with host ownership (idmapped).
     #[serde(default)]
     pub idmap_root: bool,
+    /// The maps of the binds idmapped for the caller (`Idmap::Caller`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_maps: Option<CallerMaps>,
+}
+
+/// The id maps of a bind that shows the caller's files as the workload's:
+/// one uid and one gid, each from the caller's host id (on disk) to the
+/// host id the workload runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerMaps {
+    pub uid: IdMap,
+    pub gid: IdMap,
+}
+
+/// How a bind's ids meet the sandbox's user namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Idmap {
+    /// As they are on disk.
+    #[default]
+    None,
+    /// Through the sandbox's own user namespace: every host id is shown
+    /// as the sandbox id it maps from (`filesystem.idmap`).
+    Host,
+    /// Through `FsPlan::caller_maps`: the caller's files are the
+    /// workload's, nothing else is mapped.
+    Caller,
 }
 
 /// One step of building the mount tree, in the sandbox's paths.
@@ -27,9 +54,8 @@ pub enum MountStep {
         readonly: bool,
         /// Device nodes stay usable (no MOUNT_ATTR_NODEV).
         devices: bool,
-        /// Shown with host ownership through the sandbox's user namespace.
         #[serde(default)]
-        idmap: bool,
+        idmap: Idmap,
     },
     Tmpfs {
         destination: String,
@@ -123,13 +149,14 @@ impl MountStep {
 }
 
 /// The filesystem of a valid spec, for a sandbox with (`own_pid`) or
-/// without a PID namespace of its own.
-pub fn resolve(spec: &SandboxSpec, own_pid: bool) -> FsPlan {
+/// without a PID namespace of its own. `caller_maps`: the maps of a root
+/// caller's writable binds, when they need one (see `caller_maps`).
+pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps>) -> FsPlan {
     let fs = &spec.filesystem;
     let mut steps: Vec<MountStep> = fs
         .mounts
         .iter()
-        .map(|m| step(m, own_pid, &fs.idmap))
+        .map(|m| step(m, own_pid, &fs.idmap, caller_maps.is_some()))
         .collect();
     // The OCI paths name /proc; every other procfs in the sandbox hides
     // and protects the same files.
@@ -179,16 +206,55 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool) -> FsPlan {
     if readonly_root {
         steps.push(MountStep::ReadOnlyRoot);
     }
+    let for_caller = steps.iter().any(|s| {
+        matches!(
+            s,
+            MountStep::Bind {
+                idmap: Idmap::Caller,
+                ..
+            }
+        )
+    });
     FsPlan {
         root: fs.root.clone(),
         steps,
         idmap_root: fs.idmap.iter().any(|d| d == "/"),
+        caller_maps: caller_maps.filter(|_| for_caller),
     }
 }
 
-fn step(m: &Mount, own_pid: bool, idmap: &[String]) -> MountStep {
+/// The maps that show a root caller's files as the workload's in its
+/// writable binds: needed when the caller asked for it (the default), is
+/// root (only root may idmap a mount), and the workload is another host
+/// id (in a user namespace of its own whose maps do not make the workload
+/// the caller).
+pub fn caller_maps(
+    spec: &SandboxSpec,
+    caller: super::Caller,
+    ids: &super::ids::Ids,
+) -> Option<CallerMaps> {
+    if spec.filesystem.bind_owner != BindOwner::Caller || !caller.is_root() || !spec.namespaces.user
+    {
+        return None;
+    }
+    let uid = crate::spec::host_id(&ids.uid_map, ids.uid)?;
+    let gid = crate::spec::host_id(&ids.gid_map, ids.gid)?;
+    if (uid, gid) == (caller.uid, caller.gid) {
+        return None;
+    }
+    let one = |inside, outside| IdMap {
+        inside,
+        outside,
+        count: 1,
+    };
+    Some(CallerMaps {
+        uid: one(caller.uid, uid),
+        gid: one(caller.gid, gid),
+    })
+}
+
+fn step(m: &Mount, own_pid: bool, host_idmap: &[String], for_caller: bool) -> MountStep {
     let destination = m.destination().to_string();
-    let idmapped = idmap.contains(&destination);
     match m {
         Mount::Bind {
             source,
@@ -197,10 +263,16 @@ fn step(m: &Mount, own_pid: bool, idmap: &[String]) -> MountStep {
             ..
         } => MountStep::Bind {
             source: source.clone(),
+            idmap: if host_idmap.contains(&destination) {
+                Idmap::Host
+            } else if for_caller && !readonly {
+                Idmap::Caller
+            } else {
+                Idmap::None
+            },
             destination,
             readonly: *readonly,
             devices: *devices,
-            idmap: idmapped,
         },
         Mount::Tmpfs { size, mode, .. } => MountStep::Tmpfs {
             destination,
@@ -267,7 +339,7 @@ mod tests {
             .default_view()
             .ro_bind("/srv/ro", "/ro")
             .build();
-        let fs = resolve(&spec, true);
+        let fs = resolve(&spec, true, None);
         let names: Vec<String> = fs.steps.iter().map(MountStep::describe).collect();
         let at = |s: &str| {
             names
@@ -282,7 +354,7 @@ mod tests {
         let proc = at("mount /proc");
         assert!(matches!(fs.steps[proc], MountStep::Proc { .. }));
         assert!(matches!(
-            resolve(&spec, false).steps[proc],
+            resolve(&spec, false, None).steps[proc],
             MountStep::HostProc { .. }
         ));
     }
@@ -296,7 +368,7 @@ mod tests {
         spec.filesystem.mounts.push(Mount::Proc {
             destination: "/p".into(),
         });
-        let names: Vec<String> = resolve(&spec, true)
+        let names: Vec<String> = resolve(&spec, true, None)
             .steps
             .iter()
             .map(MountStep::describe)
@@ -312,7 +384,7 @@ mod tests {
             .args(["true"])
             .rootfs("/srv/root", false)
             .build();
-        assert!(!resolve(&spec, true)
+        assert!(!resolve(&spec, true, None)
             .steps
             .contains(&MountStep::ReadOnlyRoot));
     }

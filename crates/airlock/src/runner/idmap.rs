@@ -1,10 +1,14 @@
 //! Writing the user namespace's id maps from outside, as the kernel
 //! requires: by the parent (or a setuid helper), before the child uses them.
 
-use super::report::{describe, SetupError};
+use super::report::{describe, SetupError, StepExt};
+use crate::plan::mounts::CallerMaps;
 use crate::plan::Plan;
 use crate::spec::IdMap;
+use crate::sys;
+use rustix::fs::{Mode, OFlags};
 use std::io::Write;
+use std::os::fd::OwnedFd;
 
 fn lines(maps: &[IdMap]) -> String {
     maps.iter()
@@ -86,4 +90,46 @@ pub fn write_maps(plan: &Plan, pid: i32) -> Result<(), SetupError> {
     write_proc(pid, "uid_map", &lines(&plan.uid_map))?;
     write_proc(pid, "gid_map", &lines(&plan.gid_map))?;
     Ok(())
+}
+
+/// A user namespace with exactly `maps`, to idmap mounts through, held by
+/// its fd alone.
+///
+/// A namespace's maps can only be written while a process is in it, so a
+/// child is cloned into a new one and waits on a pipe; its maps are
+/// written from here (root over the host's ids needs no helper), the
+/// namespace opened, and the child let go. The child only reads and exits:
+/// nothing it does can need a lock the fork did not copy.
+pub fn userns_with(maps: &CallerMaps) -> Result<OwnedFd, SetupError> {
+    let step = || "idmap: a user namespace for the caller's binds".to_string();
+    let (hold, held) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step(step)?;
+    let (pid, pidfd) = match sys::clone3(libc::CLONE_NEWUSER as u64, None).step(step)? {
+        sys::Forked::Child => {
+            drop(held);
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(&hold, &mut b);
+            // SAFETY: _exit takes no pointers and never returns; the child
+            // must not run the parent's destructors or atexit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(hold);
+    let opened = write_proc(pid, "uid_map", &lines(&[maps.uid]))
+        .and_then(|()| write_proc(pid, "gid_map", &lines(&[maps.gid])))
+        .and_then(|()| {
+            let path = format!("/proc/{pid}/ns/user");
+            rustix::fs::open(
+                path.as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .step(step)
+        });
+    // Let go of the child whatever happened, and reap it: the namespace
+    // lives on through its fd.
+    drop(held);
+    let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+    let _ = sys::reap(pid);
+    opened
 }

@@ -15,6 +15,7 @@
 
 use super::fs::{clone_tree, ensure_target, is_dir, path_in, TargetKind};
 use super::report::{Reporter, SetupError, StepExt};
+use crate::plan::mounts::Idmap;
 use crate::plan::{MountStep, Plan};
 use crate::spec::Root;
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
@@ -36,6 +37,10 @@ pub struct HostTrees {
 pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
     report.progress(|| "open, re-check and clone the bind sources".into());
     let table = crate::check::mount_table();
+    let caller_userns = match &plan.filesystem.caller_maps {
+        Some(maps) => Some(super::idmap::userns_with(maps)?),
+        None => None,
+    };
     let mut binds = Vec::with_capacity(plan.filesystem.steps.len());
     for m in &plan.filesystem.steps {
         binds.push(match m {
@@ -44,7 +49,7 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
                 destination,
                 readonly,
                 devices,
-                ..
+                idmap,
             } => {
                 let step = || format!("mount {destination}");
                 let src = open_source(plan, &table, &step, source)?;
@@ -57,6 +62,15 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
                     attrs |= MOUNT_ATTR_RDONLY;
                 }
                 sys::mount_setattr(&tree, attrs, true).step(step)?;
+                // A device node, fifo or socket holds no files to create or
+                // own: its mode alone decides, as in bubblewrap, and a
+                // devtmpfs cannot be idmapped anyway.
+                if let (Idmap::Caller, Some(ns), true) =
+                    (idmap, &caller_userns, holds_files(&src).step(step)?)
+                {
+                    sys::mount_setattr_idmap(&tree, ns)
+                        .map_err(|e| not_idmappable(destination, source, &e))?;
+                }
                 Some(tree)
             }
             _ => None,
@@ -99,6 +113,39 @@ fn make_mountpoints(plan: &Plan, root: &OwnedFd, binds: &[Option<OwnedFd>]) {
     }
 }
 
+/// A directory or a regular file, where ownership decides who may write.
+fn holds_files(fd: &OwnedFd) -> io::Result<bool> {
+    use rustix::fs::FileType;
+    let st = rustix::fs::fstat(fd)?;
+    Ok(matches!(
+        FileType::from_raw_mode(st.st_mode),
+        FileType::Directory | FileType::RegularFile
+    ))
+}
+
+/// Why a writable bind could not be shown as the caller's, and the ways out.
+fn not_idmappable(destination: &str, source: &str, e: &io::Error) -> SetupError {
+    let fs = rustix::fs::statfs(source)
+        .map(|s| format!(" (filesystem type {:#x})", s.f_type))
+        .unwrap_or_default();
+    let why = match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => {
+            format!("the filesystem of {source}{fs} cannot be idmapped")
+        }
+        _ => super::report::describe(e),
+    };
+    SetupError {
+        errno: e.raw_os_error(),
+        ..SetupError::new(
+            format!("mount {destination}"),
+            format!(
+                "a writable bind of {source} is shown as the caller's through an idmapped mount, and {why}; \
+                 bind it read-only, or set filesystem.bind_owner = \"as-is\" (--bind-owner as-is) to keep the host's ids"
+            ),
+        )
+    }
+}
+
 impl HostTrees {
     /// Once PID 1's id maps are written: make the trees the plan shows
     /// with host ownership idmapped through its user namespace.
@@ -110,7 +157,7 @@ impl HostTrees {
             .zip(&self.binds)
             .filter_map(|(m, t)| match m {
                 MountStep::Bind {
-                    idmap: true,
+                    idmap: Idmap::Host,
                     destination,
                     ..
                 } => Some((destination.as_str(), t.as_ref())),

@@ -410,6 +410,30 @@ const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 /// ioctl requests that push input into a terminal (CVE-2017-5226 class).
 const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
 
+/// Mode bits that make a program run as its file's owner or group. In a
+/// bind written as the caller (`spec::BindOwner::Caller`) a root caller's
+/// sandbox creates host root's files: one of these bits set there would be
+/// a setuid-root program for every host user.
+const SET_ID_BITS: &[u64] = &[libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// Calls that set a mode: (name, index of the mode argument, index of the
+/// flags argument when the mode counts only with O_CREAT or O_TMPFILE).
+const MODE_SETTERS: &[(&str, u32, Option<u32>)] = &[
+    ("chmod", 1, None),
+    ("fchmod", 1, None),
+    ("fchmodat", 2, None),
+    ("fchmodat2", 2, None),
+    ("mknod", 1, None),
+    ("mknodat", 2, None),
+    ("creat", 1, None),
+    ("open", 2, Some(1)),
+    ("openat", 3, Some(2)),
+];
+
+/// The open flags under which the mode argument is used (`__O_TMPFILE` is
+/// the bit of O_TMPFILE that is not O_DIRECTORY).
+const CREATING: &[u64] = &[libc::O_CREAT as u64, 0o20000000];
+
 /// A syscall of the native architecture by name; `None` when libseccomp
 /// does not know it.
 pub fn syscall(name: &str) -> Option<ScmpSyscall> {
@@ -419,7 +443,8 @@ pub fn syscall(name: &str) -> Option<ScmpSyscall> {
 /// The default profile as two filters. The kernel runs every filter and
 /// the most restrictive answer wins, which lets the second one refuse what
 /// the first allows: ioctl requests compared on their low 32 bits only (the
-/// kernel ignores the rest, CVE-2019-10063), and clone3 with ENOSYS.
+/// kernel ignores the rest, CVE-2019-10063), clone3 and openat2 with
+/// ENOSYS, and setuid or setgid modes (see `SET_ID_BITS`).
 pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     let mut allow = ScmpFilterContext::new(ScmpAction::Errno(libc::EPERM))?;
     for name in ALLOWED.iter().chain(["ioctl", "clone3"].iter()) {
@@ -452,6 +477,32 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     }
     if let Some(clone3) = syscall("clone3") {
         refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)?;
+    }
+    for (name, mode, flags) in MODE_SETTERS {
+        let Some(call) = syscall(name) else { continue };
+        for bit in SET_ID_BITS {
+            let set = ScmpArgCompare::new(*mode, ScmpCompareOp::MaskedEqual(*bit), *bit);
+            match flags {
+                None => {
+                    refuse.add_rule_conditional(ScmpAction::Errno(libc::EPERM), call, &[set])?;
+                }
+                Some(f) => {
+                    for c in CREATING {
+                        let creating = ScmpArgCompare::new(*f, ScmpCompareOp::MaskedEqual(*c), *c);
+                        refuse.add_rule_conditional(
+                            ScmpAction::Errno(libc::EPERM),
+                            call,
+                            &[creating, set],
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    // Its mode is behind a pointer, out of a filter's reach: ENOSYS, so
+    // that callers fall back to openat, whose mode is checked above.
+    if let Some(openat2) = syscall("openat2") {
+        refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), openat2)?;
     }
     Ok(vec![allow, refuse])
 }

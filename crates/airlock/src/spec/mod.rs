@@ -288,6 +288,34 @@ pub struct Filesystem {
     /// root's. Needs a root caller and a user namespace.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub idmap: Vec<String>,
+    /// Whose files a root caller's writable binds show and write.
+    #[serde(skip_serializing_if = "BindOwner::is_caller")]
+    pub bind_owner: BindOwner,
+}
+
+/// How a root caller's writable binds meet the sandbox's user namespace.
+///
+/// Sandbox root is an unprivileged host id, so without help it could not
+/// write the caller's own root-owned directory it was given. With `caller`
+/// each writable bind is an idmapped mount that maps only the caller's uid
+/// and gid onto the workload's: the caller's files are the workload's, what
+/// the workload creates is the caller's on the host, and every other host
+/// id stays unmapped (nobody, not writable). Rootless callers need none of
+/// this: their own id already is the workload's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindOwner {
+    #[default]
+    Caller,
+    /// Ids pass unchanged, as runc does: the host's permission bits judge
+    /// the sandbox's (unprivileged) ids.
+    AsIs,
+}
+
+impl BindOwner {
+    pub fn is_caller(&self) -> bool {
+        *self == BindOwner::Caller
+    }
 }
 
 impl Filesystem {
@@ -343,6 +371,7 @@ impl Default for Filesystem {
                 .map(|s| s.to_string())
                 .collect(),
             idmap: Vec::new(),
+            bind_owner: BindOwner::Caller,
         }
     }
 }
