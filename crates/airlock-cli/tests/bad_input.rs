@@ -153,3 +153,39 @@ fn a_directory_as_stdin_is_refused() {
         r.stderr
     );
 }
+
+/// A program that exists but whose loader or `#!` interpreter the
+/// sandbox lacks is named with what is missing, exit 126, not "not found".
+#[test]
+fn a_missing_loader_or_interpreter_is_named() {
+    // /usr but no /lib64 (nor /lib): the dynamic loader is missing.
+    let usr_only = ["run", "--no-default-view", "--ro-bind", "/usr", "/usr"];
+    let mut args = usr_only.to_vec();
+    args.extend(["--", "/usr/bin/env", "true"]);
+    let r = output(airlock(&args));
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/usr/bin/env exists")
+            && r.stderr.contains("its interpreter /")
+            && r.stderr.contains("ld-linux"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("not found"), "{}", r.stderr);
+    // A script whose #! names a program the sandbox does not have.
+    let dir = tempdir();
+    let script = dir.path().join("job");
+    std::fs::write(&script, "#!/opt/no-such-shell -e\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let s = script.display().to_string();
+    let r = output(airlock(&["run", "--ro-bind", &s, "/job", "--", "/job"]));
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/job exists") && r.stderr.contains("/opt/no-such-shell"),
+        "{}",
+        r.stderr
+    );
+    // A program that is really not there is still "not found", 127.
+    let r = output(airlock(&["run", "--", "/usr/bin/no-such-program"]));
+    assert_eq!(r.code, 127, "{}", r.stderr);
+}

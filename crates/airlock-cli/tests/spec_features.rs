@@ -49,6 +49,44 @@ fn given_rootfs_read_only_and_writable() {
 }
 
 #[test]
+fn a_rootfs_gets_a_fresh_proc_dev_and_tmp_like_an_image() {
+    require_root!();
+    let probe = "cat /proc/1/comm; test -c /dev/null && echo dev; \
+                 touch /tmp/x && stat -f -c %T /tmp";
+    let run = |as_user: bool, extra: &[&str]| {
+        // The sandbox makes /bin and the other links in it: a directory
+        // its root may write.
+        let root = shared_dir();
+        if as_user {
+            chown(root.path(), USER, USER);
+        }
+        let r = root.path().display().to_string();
+        let mut flags = rootfs_with_host_usr(&r);
+        flags.push("--rootfs-readonly".into());
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        if as_user {
+            sh_as_user(&flags, probe)
+        } else {
+            sh(&flags, probe)
+        }
+    };
+    for as_user in [false, true] {
+        let r = run(as_user, &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.ends_with("dev\ntmpfs\n"), "{}", r.stdout);
+        assert!(!r.stdout.starts_with("sh\n"), "PID 1 is ours: {}", r.stdout);
+    }
+    // Told otherwise: none of the three.
+    let r = run(false, &["--no-default-view"]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stdout.contains("dev"), "{}", r.stdout);
+    // A flag that mounts its own /tmp keeps it (one tmpfs, sized as asked).
+    let r = run(false, &["--tmpfs", "/tmp"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
 fn every_mount_kind() {
     require_root!();
     let spec = format!(

@@ -61,7 +61,9 @@ pub struct RunArgs {
     /// ~/.local/share/airlock otherwise; or $AIRLOCK_STORE).
     #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
     pub(crate) store: Option<String>,
-    /// Use DIR as the sandbox's root instead of a fresh tmpfs.
+    /// Use DIR as the sandbox's root instead of a fresh tmpfs; it gets a
+    /// fresh /proc, /dev and /tmp, as an image does (not with
+    /// --no-default-view).
     #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
     pub(crate) rootfs: Option<String>,
     /// Make the --rootfs read-only.
@@ -82,7 +84,8 @@ pub struct RunArgs {
     /// Size limit of the writable tmpfs layer over --rootfs (with --overlay) or --image.
     #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Filesystem")]
     pub(crate) overlay_size: Option<u64>,
-    /// Start from an empty root: no default view of the host.
+    /// Start from an empty root: no default view of the host (nor the
+    /// fresh /proc, /dev and /tmp of a --rootfs).
     #[arg(long, help_heading = "Filesystem")]
     pub(crate) no_default_view: bool,
     /// Bind SRC to DST, writable.

@@ -56,9 +56,25 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
     } else if a.spec.is_none() && !a.no_default_view {
         s.filesystem.mounts.extend(spec::default_view());
     }
-    for (_, kind, values) in ordered_mounts(m) {
-        s.filesystem.mounts.push(to_mount(kind, &values));
+    let given: Vec<Mount> = ordered_mounts(m)
+        .into_iter()
+        .map(|(_, kind, values)| to_mount(kind, &values))
+        .collect();
+    if a.rootfs.is_some() && a.spec.is_none() && !a.no_default_view {
+        // As an image gets: a root directory is a system's files, not a
+        // running system's; what a program expects to find there is fresh.
+        let fresh = spec::default_view()
+            .into_iter()
+            .filter(|d| {
+                matches!(
+                    d,
+                    Mount::Proc { .. } | Mount::Dev { .. } | Mount::Tmpfs { .. }
+                )
+            })
+            .filter(|d| given.iter().all(|g| g.destination() != d.destination()));
+        s.filesystem.mounts.extend(fresh.collect::<Vec<_>>());
     }
+    s.filesystem.mounts.extend(given);
     if let Some(owner) = &a.bind_owner {
         s.filesystem.bind_owner = match owner.as_str() {
             "as-is" => spec::BindOwner::AsIs,

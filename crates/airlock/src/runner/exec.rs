@@ -51,6 +51,10 @@ pub fn exec(p: &ProcessPlan) -> SetupError {
     for c in &candidates {
         let e = try_exec(c);
         match e.raw_os_error() {
+            // The program is there: what is missing is its interpreter.
+            Some(libc::ENOENT) if std::fs::metadata(c).is_ok() => {
+                return no_interpreter(program, c, e);
+            }
             Some(libc::ENOENT) | Some(libc::ENOTDIR) => last = e,
             Some(libc::EACCES) | Some(libc::EPERM) => {
                 denied.get_or_insert(e);
@@ -78,5 +82,22 @@ pub fn exec(p: &ProcessPlan) -> SetupError {
             errno: last.raw_os_error(),
             kind: FailureKind::NotFound,
         },
+    }
+}
+
+/// `found` exists but execve said ENOENT: name the interpreter or loader
+/// the sandbox lacks, not the program it has.
+fn no_interpreter(program: &str, found: &str, e: io::Error) -> SetupError {
+    let reason = match super::interp::interpreter(found) {
+        Some(interp) => format!(
+            "{found} exists, but its interpreter {interp} is not in the sandbox (bind it, or the directory that holds it)"
+        ),
+        None => format!("{found} exists, but the kernel could not find what it needs to run it"),
+    };
+    SetupError {
+        step: format!("exec {program}"),
+        reason,
+        errno: e.raw_os_error(),
+        kind: FailureKind::NotExecutable,
     }
 }

@@ -19,6 +19,7 @@ mod guard;
 mod identity;
 mod idmap;
 mod init;
+mod interp;
 pub mod landlock;
 mod logs;
 mod mount;

@@ -1,0 +1,94 @@
+//! Why an existing program "does not exist": execve answers ENOENT when the
+//! file is there but the interpreter it names is not — a script's `#!`
+//! line, or an ELF program's loader (PT_INTERP, such as
+//! `/lib64/ld-linux-x86-64.so.2`) that the sandbox's view left out.
+//!
+//! Only the interpreter's path is read: one program header table walk,
+//! by hand, because an ELF crate would be the runner's largest dependency
+//! for a dozen lines on an error path.
+
+use std::io::Read;
+
+/// The interpreter `path` names, if it is a script or a dynamically
+/// linked ELF program.
+pub fn interpreter(path: &str) -> Option<String> {
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|b| *b == b'\n').next()?;
+        let line = String::from_utf8_lossy(line);
+        return line.split_whitespace().next().map(str::to_string);
+    }
+    elf_interp(&head)
+}
+
+fn elf_interp(b: &[u8]) -> Option<String> {
+    if b.get(..4)? != b"\x7fELF" {
+        return None;
+    }
+    let wide = match b.get(4)? {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    let little = *b.get(5)? == 1;
+    let num = |at: usize, len: usize| -> Option<u64> {
+        let s = b.get(at..at + len)?;
+        let mut v = 0u64;
+        for i in 0..len {
+            let byte = if little { s[len - 1 - i] } else { s[i] };
+            v = (v << 8) | byte as u64;
+        }
+        Some(v)
+    };
+    let word = if wide { 8 } else { 4 };
+    // e_phoff follows e_entry; e_phentsize and e_phnum follow e_flags and
+    // e_ehsize.
+    let phoff = num(0x18 + word, word)? as usize;
+    let fields = 0x18 + 3 * word + 6;
+    let phentsize = num(fields, 2)? as usize;
+    let phnum = num(fields + 2, 2)? as usize;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if num(ph, 4)? != 3 {
+            continue; // not PT_INTERP
+        }
+        let (offset, size) = if wide {
+            (num(ph + 8, 8)?, num(ph + 32, 8)?)
+        } else {
+            (num(ph + 4, 4)?, num(ph + 16, 4)?)
+        };
+        let s = b.get(offset as usize..(offset + size) as usize)?;
+        let s = s.split(|c| *c == 0).next()?;
+        return Some(String::from_utf8_lossy(s).into_owned());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_loader_of_a_dynamic_program_and_a_scripts_interpreter() {
+        // This test's own binary is dynamically linked (std links libc).
+        let me = std::env::current_exe().unwrap();
+        let loader = interpreter(me.to_str().unwrap()).expect("a PT_INTERP");
+        assert!(loader.starts_with('/') && loader.contains("ld"), "{loader}");
+        assert!(std::path::Path::new(&loader).exists());
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s");
+        std::fs::write(&script, "#!/no/such/sh -e\necho\n").unwrap();
+        assert_eq!(
+            interpreter(script.to_str().unwrap()).as_deref(),
+            Some("/no/such/sh")
+        );
+        let data = dir.path().join("d");
+        std::fs::write(&data, "plain text").unwrap();
+        assert_eq!(interpreter(data.to_str().unwrap()), None);
+    }
+}
