@@ -41,3 +41,27 @@ fn print_spec_round_trips() {
     let run = output(airlock(&["run", "--spec", &tpath.display().to_string()]));
     assert_eq!(run.stdout.trim(), "from-toml", "{}", run.stderr);
 }
+
+/// `--print-spec | head` is a normal thing to type: a reader that stops
+/// early is no panic and no error.
+#[test]
+fn print_spec_into_a_closed_pipe_is_quiet() {
+    use std::io::Read;
+    let mut child = airlock(&["run", "--print-spec", "--", "true"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, before airlock writes.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

@@ -7,7 +7,11 @@ use std::fmt;
 
 /// Everything that can stop a sandbox from starting, or a lifecycle verb
 /// from acting.
-#[derive(Debug, thiserror::Error)]
+///
+/// Debug prints the message too (see below): `fn main() -> Result<..>`
+/// shows an error with Debug, and a user reading `RunnerNotFound` learns
+/// nothing of how to fix it.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The spec is malformed: which field, and why.
     #[error("invalid spec: {0}")]
@@ -35,6 +39,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let variant = match self {
+            Error::Spec(_) => "Spec",
+            Error::Refused(_) => "Refused",
+            Error::Setup(_) => "Setup",
+            Error::State(_) => "State",
+            Error::Image(_) => "Image",
+            Error::RunnerNotFound => "RunnerNotFound",
+            Error::Io { .. } => "Io",
+        };
+        write!(f, "{variant}: {self}")?;
+        if let Error::Refused(findings) = self {
+            for finding in findings.iter().filter(|x| x.refuses()) {
+                write!(
+                    f,
+                    "\n  {}: {}: {}",
+                    finding.code, finding.subject, finding.message
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What kind of failure an [`Error`] is, so a front end can map it (to an
@@ -101,5 +130,28 @@ impl fmt::Display for Codes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let codes: Vec<&str> = self.0.iter().map(|x| x.code).collect();
         f.write_str(&codes.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    /// `fn main() -> Result<(), Box<dyn std::error::Error>>` prints Debug:
+    /// it must say how to fix the problem, not only its name.
+    #[test]
+    fn debug_carries_the_message() {
+        let shown = format!("{:?}", Error::RunnerNotFound);
+        assert!(
+            shown.starts_with("RunnerNotFound: cannot find `airlock-runner`"),
+            "{shown}"
+        );
+        assert!(shown.contains("AIRLOCK_RUNNER"), "{shown}");
+        let spec = Error::Spec(SpecError::new("process.args", "must not be empty"));
+        let shown = format!("{spec:?}");
+        assert!(
+            shown.contains("process.args") && shown.contains("must not be empty"),
+            "{shown}"
+        );
     }
 }

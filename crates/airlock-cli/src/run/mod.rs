@@ -97,7 +97,9 @@ fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context) -> ExitCode
             Err(e) => return fail(e),
         },
     };
-    println!("{}", spec.to_json_pretty());
+    // A reader that stops early (`| head`) is not an error of ours.
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{}", spec.to_json_pretty());
     ExitCode::SUCCESS
 }
 
