@@ -6,6 +6,9 @@ mod common;
 // Who the workload is on the host: a shared user namespace, id maps.
 #[path = "guardrails/identity.rs"]
 mod identity;
+// The object a bind reaches, shared directories, sockets.
+#[path = "guardrails/objects.rs"]
+mod objects;
 use common::*;
 use std::io::Write;
 use std::process::Stdio;

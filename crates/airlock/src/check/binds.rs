@@ -29,6 +29,10 @@ const SYSTEM_DIRS: &[&str] = &[
 /// Directories that are dangerous to expose writably as a whole (their
 /// contents are ordinary data dirs).
 const SYSTEM_DATA_DIRS: &[&str] = &["/root", "/var/lib"];
+/// Directories every host user or service shares: a writable bind of one
+/// lets the workload plant files, sockets and links where others (and
+/// root) will use them, or read and replace what they leave there.
+const SHARED_DIRS: &[&str] = &["/tmp", "/var/tmp", "/dev/shm", "/run", "/home"];
 /// Device nodes a device bind may expose.
 const HARMLESS_DEVICES: &[&str] = &[
     "/dev/null",
@@ -168,6 +172,13 @@ impl<'a> Bind<'a> {
                 format!("{what} exposes the host's {dir} writable: the workload could change what the host runs or trusts"),
             );
         }
+        if let Some(dir) = SHARED_DIRS.iter().find(|d| real != "/" && exposes(real, d)) {
+            f.add(
+                "host-shared-writable",
+                self.subject,
+                format!("{what} exposes the host's {dir}, which every user and service shares: the workload could plant files, sockets or links that others (root included) then use"),
+            );
+        }
         if let Some(home) = &host.home {
             if real != "/" && exposes(real, home) {
                 f.add(
@@ -222,6 +233,17 @@ impl<'a> Bind<'a> {
                     format!("{what} exposes {socket}; a socket stays connectable through a read-only mount, and this one is root on the host"),
                 );
             }
+        }
+        for socket in host.sockets_at.get(real).into_iter().flatten() {
+            if host.sockets.contains(socket) {
+                continue; // named above
+            }
+            f.add(
+                "socket-bind",
+                self.subject,
+                format!("{what} exposes the unix socket {socket}; whoever listens there acts for the workload (an ssh agent signs, an X server takes keystrokes, a manager starts processes), and a read-only mount does not stop connect"),
+            );
+            break;
         }
         for state in RUNTIME_SOCKETS.iter().chain(RUNTIME_STATE) {
             let present = host.state.iter().any(|s| s == state);

@@ -4,7 +4,7 @@
 //! runtime sockets and state directories exist.
 
 use super::hostids::HostIds;
-use super::paths::{canonical, normalize, within};
+use super::paths::{by_object, canonical, normalize, within};
 use crate::spec::{Mount, Root, SandboxSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,6 +26,10 @@ pub struct Host {
     /// a recursive bind brings them along.
     #[serde(default)]
     pub nested: BTreeMap<String, Vec<NestedMount>>,
+    /// Unix sockets a bind source is, or holds at its top (canonical path
+    /// → the sockets): whoever listens there acts for the workload.
+    #[serde(default)]
+    pub sockets_at: BTreeMap<String, Vec<String>>,
     /// Which host ids are privileged (probed only when the spec shares the
     /// user namespace or writes its own id maps).
     #[serde(default)]
@@ -142,20 +146,25 @@ impl Host {
     /// Gather the facts for `spec` from this host: where each bind source
     /// and rootfs really leads, the caller's home, which sockets exist.
     pub fn probe(spec: &SandboxSpec, ctx: &crate::Context) -> Host {
-        let resolved: BTreeMap<String, String> = host_paths(spec)
-            .map(|p| (p.to_string(), canonical(p)))
-            .collect();
-        let table = mount_table();
-        let nested = resolved
-            .values()
-            .map(|c| (c.clone(), nested_mounts(&table, c)))
-            .filter(|(_, n)| !n.is_empty())
-            .collect();
         let home = ctx
             .home
             .as_deref()
             .filter(|h| h.starts_with('/') && *h != "/")
             .map(canonical);
+        let table = mount_table();
+        let mut resolved = BTreeMap::new();
+        let mut nested = BTreeMap::new();
+        let mut sockets_at = BTreeMap::new();
+        for p in host_paths(spec) {
+            let (named, below, socks) = look_at(&table, &canonical(p), home.as_deref());
+            if !below.is_empty() {
+                nested.insert(named.clone(), below);
+            }
+            if !socks.is_empty() {
+                sockets_at.insert(named.clone(), socks);
+            }
+            resolved.insert(p.to_string(), named);
+        }
         let ids = if !spec.namespaces.user
             || !spec.identity.uid_map.is_empty()
             || !spec.identity.gid_map.is_empty()
@@ -170,6 +179,7 @@ impl Host {
             sockets: existing(runtime_sockets(ctx.caller.uid)),
             state: existing(RUNTIME_STATE.iter().map(|s| s.to_string())),
             nested,
+            sockets_at,
             ids,
             joins_own_net: spec
                 .namespaces
@@ -187,6 +197,44 @@ impl Host {
             .cloned()
             .unwrap_or_else(|| normalize(path))
     }
+}
+
+/// What a host path (canonical) is: its name by the object it reaches
+/// (see [`by_object`]), the mounts a recursive bind of it carries (found
+/// by the path itself: a bind mount of `/` elsewhere carries none of /'s
+/// submounts), and the sockets it is or holds.
+pub fn look_at(
+    table: &str,
+    canonical: &str,
+    home: Option<&str>,
+) -> (String, Vec<NestedMount>, Vec<String>) {
+    let named = by_object(canonical, home.as_slice());
+    (
+        named,
+        nested_mounts(table, canonical),
+        sockets_at(canonical),
+    )
+}
+
+/// The unix sockets `path` is, or holds as direct entries (a bounded look:
+/// a bind of /tmp/.X11-unix or /run/user/N, not a walk of a tree).
+fn sockets_at(path: &str) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket =
+        |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket(std::path::Path::new(path)) {
+        return vec![path.to_string()];
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Vec::new();
+    };
+    entries
+        .take(4096)
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| is_socket(p))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// The host paths a spec reaches: bind sources and a root of host

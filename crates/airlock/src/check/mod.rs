@@ -17,7 +17,9 @@ mod identity;
 pub mod paths;
 mod rules;
 
-pub use host::{mount_table, nested_mounts, Host, NestedMount, RUNTIME_SOCKETS, RUNTIME_STATE};
+pub use host::{
+    look_at, mount_table, nested_mounts, Host, NestedMount, RUNTIME_SOCKETS, RUNTIME_STATE,
+};
 pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
 
@@ -346,10 +348,10 @@ pub fn recheck_source(
     opened: &str,
 ) -> Vec<Finding> {
     let mut host = host.clone();
-    host.canonical
-        .insert(source.to_string(), opened.to_string());
-    host.nested
-        .insert(opened.to_string(), nested_mounts(table, opened));
+    let (named, nested, sockets) = host::look_at(table, opened, host.home.as_deref());
+    host.canonical.insert(source.to_string(), named.clone());
+    host.nested.insert(named.clone(), nested);
+    host.sockets_at.insert(named, sockets);
     let mut f = Findings {
         spec,
         list: Vec::new(),

@@ -42,6 +42,55 @@ pub fn canonical(path: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// Directories the rules name, which another mount of the same object
+/// must not hide: a bind mount of `/` at /srv/alias is the host's `/`.
+pub const LANDMARKS: &[&str] = &[
+    "/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/root",
+    "/var", "/var/lib", "/var/tmp", "/proc", "/sys", "/dev", "/dev/shm", "/run", "/home", "/tmp",
+];
+
+/// `path` (canonical) by the name of the object it reaches: when it, or
+/// a directory above it, is the same directory (device and inode) as one
+/// of the `LANDMARKS` or `extra` by another name, that name takes its
+/// place. Symlinked landmarks (a merged-/usr `/bin`) are left to their
+/// targets, which have names of their own.
+pub fn by_object(path: &str, extra: &[&str]) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let marks: Vec<(u64, u64, &str)> = LANDMARKS
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .filter_map(|l| {
+            let m = std::fs::symlink_metadata(l).ok().filter(|m| m.is_dir())?;
+            Some((m.dev(), m.ino(), l))
+        })
+        .collect();
+    let mut at = Path::new(path);
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    loop {
+        if let Ok(m) = std::fs::metadata(at) {
+            if let Some((_, _, mark)) = marks
+                .iter()
+                .find(|(dev, ino, _)| (*dev, *ino) == (m.dev(), m.ino()))
+            {
+                if Path::new(mark) == at {
+                    return path.to_string();
+                }
+                let mut named = PathBuf::from(mark);
+                named.extend(rest.iter().rev());
+                return named.to_string_lossy().into_owned();
+            }
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                at = parent;
+            }
+            _ => return path.to_string(),
+        }
+    }
+}
+
 /// Is `a` the same path as `b` or inside it?
 pub fn within(a: &str, b: &str) -> bool {
     b == "/" || a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')))
@@ -73,6 +122,23 @@ mod tests {
         assert!(exposes("/", "/etc"));
         assert!(exposes("/etc", "/etc/ssh"));
         assert!(!exposes("/home", "/etc"));
+    }
+
+    #[test]
+    fn another_mount_of_a_landmark_goes_by_its_name() {
+        // A plain directory is itself; so is a landmark.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().to_string_lossy().into_owned();
+        assert_eq!(by_object(&p, &[]), p);
+        assert_eq!(by_object("/etc/ssh", &[]), "/etc/ssh");
+        // An extra landmark found by another name (here: itself, named
+        // through the extra list, then a directory inside it).
+        std::fs::create_dir(d.path().join("inner")).unwrap();
+        let inner = format!("{p}/inner");
+        assert_eq!(
+            by_object(&format!("{inner}/x"), &[&inner]),
+            format!("{inner}/x")
+        );
     }
 
     #[test]

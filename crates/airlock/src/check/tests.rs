@@ -121,7 +121,11 @@ fn host_dev_bind() {
         readonly: false,
         devices: true,
     };
-    assert_eq!(denied(&spec_with(vec![dev("/dev")])), ["host-dev-bind"]);
+    // A writable /dev brings the host's shared /dev/shm along.
+    assert_eq!(
+        denied(&spec_with(vec![dev("/dev")])),
+        ["host-shared-writable", "host-dev-bind"]
+    );
     assert_eq!(denied(&spec_with(vec![dev("/dev/sda")])), ["host-dev-bind"]);
     assert!(denied(&spec_with(vec![dev("/dev/null")])).is_empty());
     // A plain read-only bind of /dev/null is fine too.
@@ -298,7 +302,7 @@ fn warnings() {
     let s = spec_with(vec![bind("/home/me", "/home/me", false)]);
     assert_eq!(codes(&s, &host()), ["home-writable"]);
     let s = spec_with(vec![bind("/home", "/home", false)]);
-    assert_eq!(codes(&s, &host()), ["home-writable"]);
+    assert_eq!(codes(&s, &host()), ["host-shared-writable", "home-writable"]);
     let s = spec_with(vec![bind("/home/me/project", "/p", false)]);
     assert!(
         codes(&s, &host()).is_empty(),
@@ -649,4 +653,22 @@ fn caller_bind_setfcap_and_unfiltered() {
         &root,
     );
     near(&|s| s.filesystem.idmap = vec!["/out".into()], &root);
+}
+
+#[test]
+fn host_shared_writable_and_socket_bind() {
+    for d in ["/tmp", "/var/tmp", "/dev/shm", "/run", "/home", "/var"] {
+        let s = spec_with(vec![bind(d, "/x", false)]);
+        assert!(denied(&s).contains(&"host-shared-writable"), "{d}");
+        let s = spec_with(vec![bind(d, "/x", true)]);
+        assert!(!codes(&s, &host()).contains(&"host-shared-writable"), "{d}");
+    }
+    let s = spec_with(vec![bind("/tmp/mine", "/x", false)]);
+    assert!(!codes(&s, &host()).contains(&"host-shared-writable"));
+    let mut h = host();
+    h.sockets_at
+        .insert("/srv/agent".into(), vec!["/srv/agent/s.sock".into()]);
+    let s = spec_with(vec![bind("/srv/agent", "/x", true)]);
+    assert!(codes(&s, &h).contains(&"socket-bind"));
+    assert!(!codes(&s, &host()).contains(&"socket-bind"));
 }

@@ -1,0 +1,163 @@
+//! The guardrails judge the object a bind reaches, not the path it is
+//! spelled with: another mount of `/` or `/etc` is what it mounts; and
+//! the directories every host user shares, and unix sockets, are judged
+//! as such.
+
+use super::run;
+use crate::common::*;
+use crate::require_root;
+use std::path::Path;
+use std::process::Command;
+
+/// `mount --bind SRC AT` on the host, undone on drop.
+struct BindMount(
+    std::path::PathBuf,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
+);
+
+impl BindMount {
+    fn new(src: &str, at: &Path) -> BindMount {
+        let lock = mount_lock();
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["--bind", src])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount --bind {src} {}", at.display());
+        BindMount(at.to_path_buf(), lock)
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn refused_with(args: &[&str], code: &str) {
+    let r = run(args);
+    assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("error[{code}]")),
+        "{args:?}: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn another_mount_of_a_landmark_is_judged_as_it() {
+    require_root!();
+    let dir = tempdir();
+    let alias = dir.path().join("alias");
+    let a = alias.display().to_string();
+    {
+        let _root = BindMount::new("/", &alias);
+        refused_with(&["--bind", &a, "/x", "--", "true"], "host-root-writable");
+        refused_with(
+            &["--ro-bind", &a, "/x", "--", "true"],
+            "kernel-surface-bind",
+        );
+        refused_with(
+            &["--bind", &format!("{a}/etc"), "/x", "--", "true"],
+            "host-system-writable",
+        );
+        refused_with(
+            &["--bind", &format!("{a}/usr/lib"), "/x", "--", "true"],
+            "host-system-writable",
+        );
+        // As a root of its own too.
+        refused_with(&["--rootfs", &a, "--", "true"], "host-rootfs");
+    }
+    {
+        let _etc = BindMount::new("/etc", &alias);
+        refused_with(&["--bind", &a, "/x", "--", "true"], "host-system-writable");
+    }
+    {
+        let _proc = BindMount::new("/proc", &alias);
+        refused_with(
+            &["--ro-bind", &a, "/x", "--", "true"],
+            "kernel-surface-bind",
+        );
+    }
+    // A plain directory of the same filesystem is itself.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let r = run(&[
+        "--ro-bind",
+        &plain.display().to_string(),
+        "/x",
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn writable_binds_of_shared_directories_are_refused() {
+    require_root!();
+    for d in ["/tmp", "/var/tmp", "/dev/shm", "/run", "/home"] {
+        if !Path::new(d).is_dir() {
+            continue;
+        }
+        let r = run(&["--bind", d, "/x", "--", "true"]);
+        assert_eq!(r.code, 125, "{d}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("error[host-shared-writable]"),
+            "{d}: {}",
+            r.stderr
+        );
+        // Read-only, the shared directory is no finding of this kind.
+        let r = run(&["--ro-bind", d, "/x", "--", "true"]);
+        assert!(
+            !r.stderr.contains("host-shared-writable"),
+            "{d}: {}",
+            r.stderr
+        );
+    }
+    // A directory of one's own inside /tmp is not the shared /tmp.
+    let mine = shared_dir();
+    let r = run(&[
+        "--bind",
+        &mine.path().display().to_string(),
+        "/x",
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn unix_sockets_are_refused_even_read_only() {
+    require_root!();
+    let dir = tempdir();
+    let holder = dir.path().join("agent");
+    std::fs::create_dir(&holder).unwrap();
+    let sock = holder.join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // Anyone may connect, as to an agent's or a session's socket.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let s = sock.display().to_string();
+    let h = holder.display().to_string();
+    // The socket itself, and a directory holding it (ssh-agent's, X11's).
+    refused_with(&["--ro-bind", &s, "/s", "--", "true"], "socket-bind");
+    refused_with(&["--ro-bind", &h, "/s", "--", "true"], "socket-bind");
+    refused_with(&["--bind", &h, "/s", "--", "true"], "socket-bind");
+    // Acknowledged by name, it connects: the finding was about something real.
+    let r = run(&[
+        "--allow-unsafe", "socket-bind", "--ro-bind", &s, "/s.sock", "--", "python3", "-c",
+        "import socket; c = socket.socket(socket.AF_UNIX); c.connect('/s.sock'); print('connected')",
+    ]);
+    assert_eq!(r.stdout, "connected\n", "{}", r.stderr);
+    // A directory without a socket at its top is fine.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let r = run(&[
+        "--ro-bind",
+        &empty.display().to_string(),
+        "/s",
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
