@@ -44,6 +44,7 @@ const EXPECTED: &[&str] = &[
     "leaked_launcher_fd",
     "overwrite_launcher",
     "setuid_binary",
+    "plant_setid_in_bind",
     "personality",
     "exotic_socket_families",
     "mknod_device",
@@ -65,9 +66,16 @@ struct HostBait {
     _abstract: std::os::unix::net::UnixListener,
     abstract_name: String,
     leaked: std::fs::File,
+    /// A writable directory to bind at /out (the caller's, below a 0700
+    /// directory of its own).
+    out: String,
 }
 
 fn bait() -> HostBait {
+    bait_for(0)
+}
+
+fn bait_for(owner: u32) -> HostBait {
     use std::os::linux::net::SocketAddrExt;
     let dir = tempdir();
     let secret = dir.path().join("secret");
@@ -95,6 +103,15 @@ fn bait() -> HostBait {
         std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
     let abs = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
     let leaked = std::fs::File::open(&secret).unwrap();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = private.join("out");
+    std::fs::create_dir(&out).unwrap();
+    if owner != 0 {
+        chown(&private, owner, owner);
+        chown(&out, owner, owner);
+    }
     // SAFETY: fcntl on an fd we own: make it inheritable, as a careless launcher would.
     unsafe { libc::fcntl(leaked.as_raw_fd(), libc::F_SETFD, 0) };
     HostBait {
@@ -107,11 +124,12 @@ fn bait() -> HostBait {
         _abstract: abs,
         abstract_name,
         leaked,
+        out: out.display().to_string(),
     }
 }
 
 fn run_suite(as_user: bool, extra: &[&str]) -> String {
-    let b = bait();
+    let b = bait_for(if as_user { USER } else { 0 });
     let launcher = std::fs::read(airlock_bin()).unwrap();
     let runner = std::fs::read(runner_bin()).unwrap();
     let host_pid = std::process::id().to_string();
@@ -125,6 +143,12 @@ fn run_suite(as_user: bool, extra: &[&str]) -> String {
         "--ro-bind",
         &b.suid,
         "/suid-id",
+        "--bind",
+        &b.out,
+        "/out",
+        "--setenv",
+        "OUT",
+        "/out",
         "--setenv",
         "HOST_PID",
         &host_pid,
@@ -217,10 +241,18 @@ fn the_probes_can_see_an_escape() {
         "--ro-bind",
         &b.secret,
         &b.secret,
+        "--bind",
+        &b.out,
+        "/out",
+        "--setenv",
+        "OUT",
+        "/out",
         "--seccomp-profile",
         "none",
         "--allow-unsafe",
         "seccomp-disabled",
+        "--allow-unsafe",
+        "caller-bind-unfiltered",
         "--setenv",
         "HOST_PID",
         "1",
@@ -245,6 +277,11 @@ fn the_probes_can_see_an_escape() {
     ]));
     assert!(
         r.stdout.contains("probe read_host_secret: ESCAPED"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("probe plant_setid_in_bind: ESCAPED"),
         "{}",
         r.stdout
     );

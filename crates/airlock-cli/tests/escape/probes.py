@@ -341,6 +341,39 @@ def setuid_binary():
 
 
 @probe
+def plant_setid_in_bind():
+    # A writable bind is written as the caller (host root, for a root
+    # caller): a setuid or setgid file made there would be the host's.
+    import stat
+    out = ENV["OUT"]
+    planted = []
+
+    def by_chmod(p):
+        open(p, "w").close()
+        os.chmod(p, 0o4755)
+
+    def by_open(p):
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o4755))
+
+    def by_mknod(p):
+        os.mknod(p, stat.S_IFREG | 0o2755)
+
+    for name, make in (("chmod", by_chmod), ("open", by_open), ("mknod", by_mknod)):
+        path = os.path.join(out, f"setid-{name}-{os.getpid()}")
+        try:
+            make(path)
+        except OSError:
+            pass
+        try:
+            if os.stat(path).st_mode & 0o6000:
+                planted.append(name)
+            os.unlink(path)
+        except OSError:
+            pass
+    report("plant_setid_in_bind", bool(planted), f"set-id files made by: {planted or 'none'}")
+
+
+@probe
 def personality():
     expect_fail("personality", 135, 0x0040000)  # ADDR_NO_RANDOMIZE
 

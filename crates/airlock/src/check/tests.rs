@@ -302,7 +302,10 @@ fn warnings() {
     let s = spec_with(vec![bind("/home/me", "/home/me", false)]);
     assert_eq!(codes(&s, &host()), ["home-writable"]);
     let s = spec_with(vec![bind("/home", "/home", false)]);
-    assert_eq!(codes(&s, &host()), ["host-shared-writable", "home-writable"]);
+    assert_eq!(
+        codes(&s, &host()),
+        ["host-shared-writable", "home-writable"]
+    );
     let s = spec_with(vec![bind("/home/me/project", "/p", false)]);
     assert!(
         codes(&s, &host()).is_empty(),
