@@ -132,7 +132,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub(crate) gid: Option<u32>,
     /// Run the program as PID 1 instead of airlock's init.
-    #[arg(long, help_heading = "Process")]
+    #[arg(long, visible_alias = "as-pid-1", help_heading = "Process")]
     pub(crate) as_pid1: bool,
     /// Keep the caller's session (and terminal); allows TIOCSTI injection.
     #[arg(long, help_heading = "Process")]
@@ -215,12 +215,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "CODE", action = clap::ArgAction::Append, help_heading = "Guardrails")]
     pub(crate) allow_unsafe: Vec<String>,
 
-    /// The program and its arguments.
-    #[arg(
-        value_name = "PROGRAM",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// Silence warnings (findings that do not refuse, image notes).
+    #[arg(short, long, help_heading = "Guardrails")]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub bwrap: super::bwrap::BwrapArgs,
+
+    /// The program and its arguments. An option-like word before it is an
+    /// airlock option (a typo is an error, not the program); after `--`
+    /// or after the program, words are the program's.
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
     pub(crate) command: Vec<String>,
 }
 
