@@ -60,9 +60,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) built from these definitions.
+    /// Print the man page (roff) built from these definitions, or write
+    /// one per verb into DIR.
     #[command(hide = true)]
-    Man,
+    Man {
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,7 +102,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "airlock", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
-        Command::Man => return man(),
+        Command::Man { dir } => return man(dir),
         _ => {}
     }
     if let Some(host) = cli.host.as_deref().filter(|h| !h.is_empty()) {
@@ -136,7 +139,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => life::stats(a, ctx),
         Command::Check(args) => check_cmd::main(args),
         Command::Image(args) => image_cmd::main(args, &ctx),
-        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     }
 }
 
@@ -179,14 +182,20 @@ fn args_fd_count(m: &clap::ArgMatches) -> usize {
         .map_or(0, |v| v.count())
 }
 
-/// `airlock man`: the man page, as `man/airlock.1` in the repository holds it.
-fn man() -> ExitCode {
-    let cmd = command(false);
-    let mut out = std::io::stdout();
-    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
-        return run::refuse(format!("man: {e}"));
+/// `airlock man [DIR]`: the man page on stdout, or, with DIR, a page for
+/// airlock and each of its verbs written there (as `man/` holds them).
+/// Without the commit, so that the shipped pages change only with the
+/// definitions.
+fn man(dir: Option<std::path::PathBuf>) -> ExitCode {
+    let cmd = command(false).version(env!("CARGO_PKG_VERSION"));
+    let r = match dir {
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
+        Some(d) => clap_mangen::generate_to(cmd, &d),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => run::refuse(format!("man: {e}")),
     }
-    ExitCode::SUCCESS
 }
 
 /// The same verbs, carried out by the daemon at `host`.
@@ -211,7 +220,7 @@ fn remote_main(host: &str, command: Command, matches: &clap::ArgMatches) -> Exit
         Command::Events(a) => Verb::Events(a),
         Command::Stats(a) => Verb::Stats(a),
         Command::Check(args) => return check_cmd::main(args),
-        Command::Completions { .. } | Command::Man => unreachable!("handled in main"),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled in main"),
         Command::Image(_) => {
             return run::refuse(
                 "airlock image works on this machine's store; with --host the daemon pulls an image when a sandbox is created (run -d --image)",
