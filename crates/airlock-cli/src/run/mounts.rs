@@ -113,7 +113,7 @@ pub fn root_bind(m: &ArgMatches) -> Result<Option<(Root, String)>, String> {
             *id,
             "bind" | "ro_bind" | "dev_bind" | "bind_try" | "ro_bind_try" | "dev_bind_try"
         );
-        if !is_bind || v[1].trim_end_matches('/') != "" {
+        if !is_bind || !v[1].trim_end_matches('/').is_empty() {
             continue;
         }
         if n != 0 {

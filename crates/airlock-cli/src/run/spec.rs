@@ -215,7 +215,7 @@ fn walls(s: &mut SandboxSpec, a: &RunArgs) -> Result<(), String> {
         }
         let name = spec::parse_capability(c).map_err(|e| format!("--cap-drop {c}: {e}"))?;
         s.capabilities
-            .retain(|kept| spec::parse_capability(kept).map_or(true, |k| k != name));
+            .retain(|kept| spec::parse_capability(kept) != Ok(name));
     }
     Ok(())
 }
