@@ -187,7 +187,9 @@ fn args_fd_count(m: &clap::ArgMatches) -> usize {
 /// Without the commit, so that the shipped pages change only with the
 /// definitions.
 fn man(dir: Option<std::path::PathBuf>) -> ExitCode {
-    let cmd = command(false).version(env!("CARGO_PKG_VERSION"));
+    let cmd = command(false)
+        .version(env!("CARGO_PKG_VERSION"))
+        .long_version(env!("CARGO_PKG_VERSION"));
     let r = match dir {
         None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
         Some(d) => clap_mangen::generate_to(cmd, &d),

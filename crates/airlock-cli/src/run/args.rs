@@ -113,8 +113,8 @@ pub struct RunArgs {
     #[arg(long, num_args = 2, value_names = ["TARGET", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
     pub(crate) symlink: Vec<String>,
 
-    /// Set an environment variable.
-    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"], action = clap::ArgAction::Append, help_heading = "Process")]
+    /// Set an environment variable (VALUE is taken as it is, `-1` or `--x` too).
+    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"], allow_hyphen_values = true, action = clap::ArgAction::Append, help_heading = "Process")]
     pub(crate) setenv: Vec<String>,
     /// Remove an environment variable.
     #[arg(long, value_name = "KEY", action = clap::ArgAction::Append, help_heading = "Process")]

@@ -133,10 +133,14 @@ pub fn root_bind(m: &ArgMatches) -> Result<Option<(Root, String)>, String> {
 
 /// Append the mount flags' mounts to `s` (skipping a leading bind onto
 /// `/`, which [`root_bind`] made the root), recording their labels.
-pub fn apply(s: &mut SandboxSpec, m: &ArgMatches, labels: &mut Labels) -> Result<(), String> {
+pub fn apply(
+    s: &mut SandboxSpec,
+    m: &ArgMatches,
+    labels: &mut Labels,
+    skip_root: bool,
+) -> Result<(), String> {
     let mut perms: Option<(u32, String)> = None;
     let mut size: Option<(u64, String)> = None;
-    let skip_root = labels.root.is_some();
     for (n, (id, v)) in ordered(m).into_iter().enumerate() {
         let here = label(id, &v);
         if n == 0 && skip_root {

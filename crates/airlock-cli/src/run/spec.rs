@@ -47,6 +47,7 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
 fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels, String> {
     let mut labels = Labels::default();
     let bind_root = mounts::root_bind(m)?;
+    let root_from_bind = bind_root.is_some() && a.rootfs.is_none();
     if let Some(dir) = &a.rootfs {
         if let Some((_, flag)) = &bind_root {
             return Err(format!("{flag}: the root is given twice (--rootfs {dir})"));
@@ -78,7 +79,7 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
     } else if a.spec.is_none() && !a.no_default_view {
         s.filesystem.mounts.extend(spec::default_view());
     }
-    mounts::apply(s, m, &mut labels)?;
+    mounts::apply(s, m, &mut labels, root_from_bind)?;
     Ok(labels)
 }
 
