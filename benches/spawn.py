@@ -58,13 +58,19 @@ def run_once(argv):
         os.dup2(devnull, 1)
         try:
             os.execvp(argv[0], argv)
+        except OSError as e:
+            os.write(2, f"benches/spawn.py: cannot execute {argv[0]}: {e}\n".encode())
         finally:
             os._exit(127)
     _, status = os.waitpid(pid, 0)
     elapsed = time.perf_counter() - start
     os.close(devnull)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{argv[0]} failed with status {status}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        # Run it once more with its stderr shown: the reason, not a number.
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        sys.exit(f"{' '.join(argv)} failed with exit status {code}:\n{r.stderr.strip()}")
     return elapsed
 
 

@@ -1,9 +1,9 @@
 //! `airlock image ls|rm|prune`: manage the layer store.
 
-use crate::run::{fail, refuse};
-use airlock::image::Store;
+use crate::run::{fail, refuse, EXIT_REFUSED};
+use airlock::image::{human_size, Store};
 use airlock::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 /// Manage the image layer store.
@@ -20,37 +20,37 @@ pub struct ImageArgs {
 #[derive(Subcommand)]
 enum ImageCommand {
     /// List the images the store has run, with their layers' size.
-    Ls,
+    Ls {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Forget images by name or id prefix (their layers go with `prune`).
-    Rm { what: Vec<String> },
+    Rm {
+        #[arg(required = true, value_name = "NAME|ID")]
+        what: Vec<String>,
+    },
     /// Remove layers no image uses, and leftovers of interrupted unpacks.
     Prune,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
 pub fn main(a: ImageArgs, ctx: &Context) -> ExitCode {
     let root = a.store.map_or_else(|| ctx.store.clone(), Into::into);
+    // Absolute, so that what ls prints leads somewhere from any directory.
+    let root = std::path::absolute(&root).unwrap_or(root);
     let store = match Store::open(root) {
         Ok(s) => s,
         Err(e) => return refuse(format!("image store: {e}")),
     };
     match a.command {
-        ImageCommand::Ls => {
-            println!(
-                "{:<14} {:<30} {:>6} {:>10}  SOURCE",
-                "ID", "NAME", "LAYERS", "SIZE"
-            );
-            for r in store.images() {
-                let size: u64 = r.layers.iter().map(|l| store.layer_size(l)).sum();
-                let id = r.id.trim_start_matches("sha256:");
-                println!(
-                    "{:<14} {:<30} {:>6} {:>9}K  {}",
-                    &id[..12.min(id.len())],
-                    r.name,
-                    r.layers.len(),
-                    size / 1024,
-                    r.source
-                );
-            }
+        ImageCommand::Ls { format } => {
+            ls(&store, format);
             ExitCode::SUCCESS
         }
         ImageCommand::Rm { what } => {
@@ -59,7 +59,7 @@ pub fn main(a: ImageArgs, ctx: &Context) -> ExitCode {
                 match store.remove(&w) {
                     Ok(0) => {
                         eprintln!("airlock: error: no image {w:?} in the store");
-                        code = ExitCode::from(1);
+                        code = ExitCode::from(EXIT_REFUSED);
                     }
                     Ok(n) => println!("removed {n} image(s) matching {w}"),
                     Err(e) => code = fail(e.into()),
@@ -74,5 +74,52 @@ pub fn main(a: ImageArgs, ctx: &Context) -> ExitCode {
             }
             Err(e) => fail(e.into()),
         },
+    }
+}
+
+fn ls(store: &Store, format: Format) {
+    let images: Vec<_> = store
+        .images()
+        .into_iter()
+        .map(|r| {
+            let size: u64 = r.layers.iter().map(|l| store.layer_size(l)).sum();
+            (r, size)
+        })
+        .collect();
+    match format {
+        Format::Json => {
+            let out: Vec<_> = images
+                .iter()
+                .map(|(r, size)| {
+                    serde_json::json!({
+                        "id": r.id, "name": r.name, "source": r.source,
+                        "layers": r.layers, "size_bytes": size,
+                        "store": store.root,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("records serialize")
+            );
+        }
+        Format::Table => {
+            println!(
+                "{:<14} {:<30} {:>6} {:>8}  SOURCE",
+                "ID", "NAME", "LAYERS", "SIZE"
+            );
+            for (r, size) in &images {
+                let id = r.id.trim_start_matches("sha256:");
+                println!(
+                    "{:<14} {:<30} {:>6} {:>8}  {}",
+                    &id[..12.min(id.len())],
+                    r.name,
+                    r.layers.len(),
+                    human_size(*size),
+                    r.source
+                );
+            }
+            eprintln!("(store: {})", store.root.display());
+        }
     }
 }

@@ -8,3 +8,4 @@ pub mod lifecycle_cmd;
 pub mod remote;
 pub mod run;
 pub mod spec_file;
+pub mod version;

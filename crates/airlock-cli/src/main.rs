@@ -2,7 +2,7 @@
 
 use airlock_cli::lifecycle_cmd as life;
 use airlock_cli::remote::{self, Verb};
-use airlock_cli::{attach_cmd, check_cmd, image_cmd, run};
+use airlock_cli::{attach_cmd, check_cmd, image_cmd, run, version};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -55,14 +55,56 @@ enum Command {
     Stats(remote::StatsArgs),
     Check(check_cmd::CheckArgs),
     Image(image_cmd::ImageArgs),
+    /// Print a shell completion script: `airlock completions bash > /etc/bash_completion.d/airlock`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) built from these definitions, or write
+    /// one per verb into DIR.
+    #[command(hide = true)]
+    Man {
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
-    let matches = <Cli as clap::CommandFactory>::command().get_matches();
-    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `--version` also says what this kernel offers; probed only when asked.
+    let wants_version = argv.iter().skip(1).any(|a| a == "--version");
+    let mut expansions = 0;
+    let (cli, matches) = loop {
+        let matches = match command(wants_version).try_get_matches_from(&argv) {
+            Ok(m) => m,
+            Err(e) => return usage_error(e),
+        };
+        // bwrap's `--args FD`: its arguments go where it stood, and the
+        // whole line is parsed again (they may hold another --args).
+        match args_fd_count(&matches) {
+            0 => match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+                Ok(c) => break (c, matches),
+                Err(e) => return usage_error(e),
+            },
+            _ if expansions == 16 => return run::refuse("--args: nested more than 16 deep"),
+            n => match run::bwrap::expand_args(&argv, n) {
+                Ok(expanded) => {
+                    argv = expanded;
+                    expansions += 1;
+                }
+                Err(e) => return run::refuse(e),
+            },
+        }
     };
+    // Completions and the man page describe this binary: no daemon, no state.
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = command(false);
+            clap_complete::generate(shell, &mut cmd, "airlock", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => return man(dir),
+        _ => {}
+    }
     if let Some(host) = cli.host.as_deref().filter(|h| !h.is_empty()) {
         return remote_main(host, cli.command, &matches);
     }
@@ -97,6 +139,64 @@ fn main() -> ExitCode {
         Command::Stats(a) => life::stats(a, ctx),
         Command::Check(args) => check_cmd::main(args),
         Command::Image(args) => image_cmd::main(args, &ctx),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
+    }
+}
+
+/// The command line, with `--version` saying the commit and, when it is
+/// asked for, the kernel features found now.
+fn command(probe: bool) -> clap::Command {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    const SHORT: &str = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("AIRLOCK_GIT_COMMIT"),
+        ")"
+    );
+    if !probe {
+        return cmd.version(SHORT).long_version(SHORT);
+    }
+    // clap keeps &'static text; this process prints it and exits.
+    let long: &'static str =
+        Box::leak(format!("{SHORT}\n{}", version::features()).into_boxed_str());
+    cmd.version(SHORT).long_version(long)
+}
+
+/// A usage error exits 125 like every error of airlock's own (as podman
+/// does), so that 126, 127 and the rest stay the workload's; help and
+/// version are not errors.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(run::EXIT_REFUSED),
+    }
+}
+
+/// How many `--args FD` run or create was given.
+fn args_fd_count(m: &clap::ArgMatches) -> usize {
+    m.subcommand()
+        .filter(|(n, _)| *n == "run" || *n == "create")
+        .and_then(|(_, sub)| sub.get_many::<i32>("args"))
+        .map_or(0, |v| v.count())
+}
+
+/// `airlock man [DIR]`: the man page on stdout, or, with DIR, a page for
+/// airlock and each of its verbs written there (as `man/` holds them).
+/// Without the commit, so that the shipped pages change only with the
+/// definitions.
+fn man(dir: Option<std::path::PathBuf>) -> ExitCode {
+    let cmd = command(false)
+        .version(env!("CARGO_PKG_VERSION"))
+        .long_version(env!("CARGO_PKG_VERSION"));
+    let r = match dir {
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
+        Some(d) => clap_mangen::generate_to(cmd, &d),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => run::refuse(format!("man: {e}")),
     }
 }
 
@@ -122,6 +222,7 @@ fn remote_main(host: &str, command: Command, matches: &clap::ArgMatches) -> Exit
         Command::Events(a) => Verb::Events(a),
         Command::Stats(a) => Verb::Stats(a),
         Command::Check(args) => return check_cmd::main(args),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled in main"),
         Command::Image(_) => {
             return run::refuse(
                 "airlock image works on this machine's store; with --host the daemon pulls an image when a sandbox is created (run -d --image)",

@@ -43,8 +43,8 @@ fn relative_destination() {
     refused(
         &["run", "--tmpfs", "scratch", "--", "true"],
         &[
-            "filesystem.mounts",
-            "destination",
+            // The flag as typed, not a spec index counting the default view.
+            "--tmpfs scratch: ",
             "\"scratch\" is relative",
         ],
     );

@@ -212,7 +212,7 @@ fn bad_resource_values() {
         assert!(r.stderr.contains(field), "{flags:?}: {}", r.stderr);
     }
     let r = sh(&["--timeout", "soon"], "true");
-    assert_eq!(r.code, 2, "clap rejects it: {}", r.stderr);
+    assert_eq!(r.code, 125, "clap rejects it: {}", r.stderr);
 }
 
 #[test]

@@ -122,8 +122,8 @@ pub struct RunArgs {
     #[arg(long, num_args = 2, value_names = ["TARGET", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
     pub(crate) symlink: Vec<String>,
 
-    /// Set an environment variable.
-    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"], action = clap::ArgAction::Append, help_heading = "Process")]
+    /// Set an environment variable (VALUE is taken as it is, `-1` or `--x` too).
+    #[arg(long, num_args = 2, value_names = ["KEY", "VALUE"], allow_hyphen_values = true, action = clap::ArgAction::Append, help_heading = "Process")]
     pub(crate) setenv: Vec<String>,
     /// Remove an environment variable.
     #[arg(long, value_name = "KEY", action = clap::ArgAction::Append, help_heading = "Process")]
@@ -141,7 +141,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub(crate) gid: Option<u32>,
     /// Run the program as PID 1 instead of airlock's init.
-    #[arg(long, help_heading = "Process")]
+    #[arg(long, visible_alias = "as-pid-1", help_heading = "Process")]
     pub(crate) as_pid1: bool,
     /// Keep the caller's session (and terminal); allows TIOCSTI injection.
     #[arg(long, help_heading = "Process")]
@@ -224,12 +224,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "CODE", action = clap::ArgAction::Append, help_heading = "Guardrails")]
     pub(crate) allow_unsafe: Vec<String>,
 
-    /// The program and its arguments.
-    #[arg(
-        value_name = "PROGRAM",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// Silence warnings (findings that do not refuse, image notes).
+    #[arg(short, long, help_heading = "Guardrails")]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub bwrap: super::bwrap::BwrapArgs,
+
+    /// The program and its arguments. An option-like word before it is an
+    /// airlock option (a typo is an error, not the program); after `--`
+    /// or after the program, words are the program's.
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
     pub(crate) command: Vec<String>,
 }
 

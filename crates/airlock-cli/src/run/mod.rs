@@ -3,11 +3,15 @@
 //! in the order given, as in bwrap.
 
 mod args;
+pub mod bwrap;
+mod mounts;
 mod spec;
 
 pub use args::{duration_arg, RunArgs};
-pub use spec::build_spec;
+pub use mounts::Labels;
+pub use spec::{build_spec, build_spec_labeled};
 
+use airlock::check::Finding;
 use airlock::launch::{self, Prepared};
 use airlock::spec::SandboxSpec;
 use airlock::{Context, Error, LifecycleOptions, Sandbox, SpawnOptions};
@@ -34,17 +38,31 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     if let Some(store) = &a.store {
         ctx.store = store.into();
     }
-    let spec = match build_spec(&a, m) {
+    let (spec, labels) = match build_spec_labeled(&a, m) {
         Ok(s) => s,
         Err(e) => return refuse(e),
     };
-    if a.print_spec {
-        return print_spec(spec, a.image.as_deref(), &ctx);
+    // A large layer takes seconds to verify and unpack: say so where
+    // someone is watching (a terminal) or asked (-v).
+    if a.verbose || (!a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())) {
+        airlock::image::set_progress(|m| eprintln!("airlock: image: {m}"));
     }
-    let prepared = match prepare(&spec, a.image.as_deref(), &ctx) {
+    let out = Output {
+        quiet: a.quiet,
+        labels,
+    };
+    if a.print_spec {
+        return print_spec(spec, a.image.as_deref(), &ctx, &out);
+    }
+    let prepared = match prepare(&spec, a.image.as_deref(), &ctx, &out) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if a.bwrap.die_with_parent {
+        if let Err(e) = die_with_parent() {
+            return refuse(format!("--die-with-parent: {e}"));
+        }
+    }
     let detach = a.detach || hold;
     let lifecycle = (detach || a.name.is_some() || a.rm).then(|| LifecycleOptions {
         name: a.name.clone(),
@@ -84,17 +102,66 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     attend(sandbox, &spec, a.report.as_deref())
 }
 
+/// How this run reports: quietly or not, and what the user typed for
+/// each mount (errors and findings name the flag, not a spec index).
+pub struct Output {
+    pub quiet: bool,
+    pub labels: Labels,
+}
+
+impl Output {
+    /// Findings: one that refuses is an error with its help line; a
+    /// warning, or a finding the user acknowledged, is one line, and
+    /// none with -q.
+    fn findings(&self, findings: &[Finding], offset: usize) {
+        for f in findings {
+            let subject = self.labels.rewrite(&f.subject, offset);
+            if f.refuses() {
+                eprintln!("error[{}]: {subject}: {}", f.code, f.message);
+                eprintln!("  = help: {}", f.help());
+            } else if !self.quiet {
+                let ack = if f.acknowledged {
+                    " (acknowledged)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "airlock: warning[{}]: {subject}: {}{ack}",
+                    f.code, f.message
+                );
+            }
+        }
+    }
+
+    fn notes(&self, notes: &[String]) {
+        if !self.quiet {
+            for note in notes {
+                eprintln!("airlock: image: {note}");
+            }
+        }
+    }
+
+    /// A library error, with the flags named where it names a spec field.
+    fn fail(&self, e: Error, offset: usize) -> ExitCode {
+        eprintln!(
+            "airlock: error: {}",
+            self.labels.rewrite(&e.to_string(), offset)
+        );
+        ExitCode::from(e.exit_code())
+    }
+}
+
 /// `--print-spec`: the spec as it would run (with the image applied),
 /// printed even when the guardrails would refuse it.
-fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context) -> ExitCode {
+fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context, out: &Output) -> ExitCode {
     let spec = match image {
         None => spec,
         Some(reference) => match launch::resolve_image(&spec, reference, ctx) {
             Ok(r) => {
-                print_notes(&r.notes);
+                out.notes(&r.notes);
                 r.spec
             }
-            Err(e) => return fail(e),
+            Err(e) => return out.fail(e, 0),
         },
     };
     // A reader that stops early (`| head`) is not an error of ours.
@@ -103,28 +170,34 @@ fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context) -> ExitCode
     ExitCode::SUCCESS
 }
 
-fn print_notes(notes: &[String]) {
-    for note in notes {
-        eprintln!("airlock: image: {note}");
-    }
-}
-
 /// The one launch path (image, validate, guardrails, plan, each once);
 /// the findings and image notes are printed here, and a refusal lists
 /// the codes that refused.
-fn prepare(spec: &SandboxSpec, image: Option<&str>, ctx: &Context) -> Result<Prepared, ExitCode> {
-    let prepared = match image {
-        Some(reference) => launch::prepare_image(spec, reference, ctx),
-        None => launch::prepare(spec, ctx),
+fn prepare(
+    spec: &SandboxSpec,
+    image: Option<&str>,
+    ctx: &Context,
+    out: &Output,
+) -> Result<Prepared, ExitCode> {
+    // With an image, the library puts the image's mounts before the
+    // flags' ones: the offset keeps the flags' labels on their mounts.
+    let (resolved, notes) = match image {
+        Some(reference) => match launch::resolve_image(spec, reference, ctx) {
+            Ok(r) => (r.spec, r.notes),
+            Err(e) => return Err(out.fail(e, 0)),
+        },
+        None => (spec.clone(), Vec::new()),
     };
-    match prepared {
-        Ok(p) => {
-            print_notes(&p.notes);
-            eprint!("{}", airlock::check::render(&p.findings));
+    let offset = resolved.filesystem.mounts.len() - spec.filesystem.mounts.len();
+    out.notes(&notes);
+    match launch::prepare(&resolved, ctx) {
+        Ok(mut p) => {
+            out.findings(&p.findings, offset);
+            p.notes = notes;
             Ok(p)
         }
         Err(Error::Refused(findings)) => {
-            eprint!("{}", airlock::check::render(&findings));
+            out.findings(&findings, offset);
             let codes: Vec<&str> = findings
                 .iter()
                 .filter(|f| f.refuses())
@@ -135,8 +208,23 @@ fn prepare(spec: &SandboxSpec, image: Option<&str>, ctx: &Context) -> Result<Pre
                 codes.join(", ")
             )))
         }
-        Err(e) => Err(fail(e)),
+        Err(e) => Err(out.fail(e, offset)),
     }
+}
+
+/// bwrap's `--die-with-parent`: the supervisor (this process, after it
+/// execs the runner, which keeps the setting) is killed when our parent
+/// dies, and nothing of a sandbox outlives its supervisor.
+fn die_with_parent() -> std::io::Result<()> {
+    let parent = rustix::process::getppid();
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    // The parent may have died before the setting took: then it never fires.
+    if rustix::process::getppid() != parent {
+        return Err(std::io::Error::other(
+            "the parent process has already exited",
+        ));
+    }
+    Ok(())
 }
 
 /// Stay with a started sandbox with state (`--name`, `--rm`): forward

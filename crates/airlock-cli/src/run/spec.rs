@@ -3,14 +3,24 @@
 //! (`--spec`, `--seccomp-profile`) and the host's `/` for the default
 //! view; an `--image` is left to the library's launch path.
 
+use super::mounts::{self, absolute_source, Labels};
 use super::RunArgs;
 use airlock::seccomp::Seccomp;
-use airlock::spec::{self, FileMode, Mount, Root, SandboxSpec};
+use airlock::spec::{self, Mount, Root, SandboxSpec};
 use clap::ArgMatches;
 
 /// Turn the flags into the spec they describe: the `--spec` file (or the
 /// defaults), with the flags over it.
 pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
+    build_spec_labeled(a, m).map(|(s, _)| s)
+}
+
+/// [`build_spec`], with what the user typed for each mount the flags made,
+/// so that errors can name the flag instead of a spec index.
+pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, Labels), String> {
+    if let Some(e) = a.bwrap.refused.error() {
+        return Err(e);
+    }
     let mut s = match &a.spec {
         Some(path) => crate::spec_file::read(path)?,
         None => {
@@ -19,7 +29,7 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
             s
         }
     };
-    filesystem(&mut s, a, m);
+    let labels = filesystem(&mut s, a, m)?;
     process(&mut s, a);
     namespaces(&mut s, a);
     resources(&mut s, a);
@@ -29,13 +39,20 @@ pub fn build_spec(a: &RunArgs, m: &ArgMatches) -> Result<SandboxSpec, String> {
             s.allow_unsafe.push(code.clone());
         }
     }
-    Ok(s)
+    Ok((s, labels))
 }
 
-/// The root (`--rootfs`, the default view, or an image's writable layer)
-/// and the mount flags, in the order given.
-fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
+/// The root (`--rootfs`, a bind onto `/`, the default view, or an image's
+/// writable layer) and the mount flags, in the order given.
+fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels, String> {
+    let mut labels = Labels::default();
+    let bind_root = mounts::root_bind(m)?;
+    let root_from_bind = bind_root.is_some() && a.rootfs.is_none();
     if let Some(dir) = &a.rootfs {
+        if let Some((_, flag)) = &bind_root {
+            return Err(format!("{flag}: the root is given twice (--rootfs {dir})"));
+        }
+        labels.root = Some(format!("--rootfs {dir}"));
         s.filesystem.root = if a.overlay || a.overlay_dir.is_some() {
             Root::Overlay {
                 lower: vec![absolute_source(dir)],
@@ -48,6 +65,12 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
                 readonly: a.rootfs_readonly,
             }
         };
+    } else if let Some((root, flag)) = bind_root {
+        if a.image.is_some() {
+            return Err(format!("{flag}: the root is given twice (--image)"));
+        }
+        labels.root = Some(flag);
+        s.filesystem.root = root;
     } else if a.image.is_some() {
         // The image's layers go under the root's tmpfs, which this sizes.
         if let (Root::Tmpfs { size, .. }, Some(limit)) = (&mut s.filesystem.root, a.overlay_size) {
@@ -56,14 +79,14 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
     } else if a.spec.is_none() && !a.no_default_view {
         s.filesystem.mounts.extend(spec::default_view());
     }
-    let given: Vec<Mount> = ordered_mounts(m)
-        .into_iter()
-        .map(|(_, kind, values)| to_mount(kind, &values))
-        .collect();
+    let first = s.filesystem.mounts.len();
+    mounts::apply(s, m, &mut labels, root_from_bind)?;
     if a.rootfs.is_some() && a.spec.is_none() && !a.no_default_view {
         // As an image gets: a root directory is a system's files, not a
         // running system's; what a program expects to find there is fresh.
-        let fresh = spec::default_view()
+        // Before the flags' mounts, which may go inside them.
+        let given = &s.filesystem.mounts[first..];
+        let fresh: Vec<Mount> = spec::default_view()
             .into_iter()
             .filter(|d| {
                 matches!(
@@ -71,86 +94,22 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
                     Mount::Proc { .. } | Mount::Dev { .. } | Mount::Tmpfs { .. }
                 )
             })
-            .filter(|d| given.iter().all(|g| g.destination() != d.destination()));
-        s.filesystem.mounts.extend(fresh.collect::<Vec<_>>());
+            .filter(|d| given.iter().all(|g| g.destination() != d.destination()))
+            .collect();
+        for (i, _) in labels.mounts.iter_mut() {
+            if *i >= first {
+                *i += fresh.len();
+            }
+        }
+        s.filesystem.mounts.splice(first..first, fresh);
     }
-    s.filesystem.mounts.extend(given);
     if let Some(owner) = &a.bind_owner {
         s.filesystem.bind_owner = match owner.as_str() {
             "as-is" => spec::BindOwner::AsIs,
             _ => spec::BindOwner::Caller,
         };
     }
-}
-
-/// Mount flags with the position they were given at, so they apply in order.
-fn ordered_mounts(m: &ArgMatches) -> Vec<(usize, &'static str, Vec<String>)> {
-    let mut out = Vec::new();
-    for id in [
-        "bind", "ro_bind", "dev_bind", "tmpfs", "proc", "dev", "mqueue", "dir", "symlink",
-    ] {
-        let (Some(occ), Some(idx)) = (m.get_occurrences::<String>(id), m.indices_of(id)) else {
-            continue;
-        };
-        let idx: Vec<usize> = idx.collect();
-        let mut i = 0;
-        for values in occ {
-            let values: Vec<String> = values.cloned().collect();
-            out.push((idx[i], id, values.clone()));
-            i += values.len();
-        }
-    }
-    out.sort_by_key(|(i, _, _)| *i);
-    out
-}
-
-/// Make a host path absolute against the current directory (as bwrap
-/// does); the guardrails later judge the canonical path.
-fn absolute_source(src: &str) -> String {
-    if src.starts_with('/') {
-        return src.to_string();
-    }
-    match std::env::current_dir() {
-        Ok(cwd) => cwd.join(src).to_string_lossy().into_owned(),
-        Err(_) => src.to_string(),
-    }
-}
-
-fn to_mount(kind: &str, v: &[String]) -> Mount {
-    let bind = |readonly, devices| Mount::Bind {
-        source: absolute_source(&v[0]),
-        destination: v[1].clone(),
-        readonly,
-        devices,
-    };
-    match kind {
-        "bind" => bind(false, false),
-        "ro_bind" => bind(true, false),
-        "dev_bind" => bind(false, true),
-        "tmpfs" => Mount::Tmpfs {
-            destination: v[0].clone(),
-            size: None,
-            mode: Some(FileMode(0o755)),
-        },
-        "proc" => Mount::Proc {
-            destination: v[0].clone(),
-        },
-        "dev" => Mount::Dev {
-            destination: v[0].clone(),
-        },
-        "mqueue" => Mount::Mqueue {
-            destination: v[0].clone(),
-        },
-        "dir" => Mount::Dir {
-            destination: v[0].clone(),
-            mode: None,
-        },
-        "symlink" => Mount::Symlink {
-            target: v[0].clone(),
-            destination: v[1].clone(),
-        },
-        _ => unreachable!("ordered_mounts only yields mount flags"),
-    }
+    Ok(labels)
 }
 
 /// The program, its environment, directory, ids, session and terminal.
@@ -276,6 +235,17 @@ fn walls(s: &mut SandboxSpec, a: &RunArgs) -> Result<(), String> {
         if !s.capabilities.contains(&name) {
             s.capabilities.push(name);
         }
+    }
+    // bwrap's --cap-drop: airlock keeps no capability unless asked, so
+    // this only takes back what --cap-add (or the spec) kept.
+    for c in &a.bwrap.cap_drop {
+        if c.eq_ignore_ascii_case("ALL") {
+            s.capabilities.clear();
+            continue;
+        }
+        let name = spec::parse_capability(c).map_err(|e| format!("--cap-drop {c}: {e}"))?;
+        s.capabilities
+            .retain(|kept| spec::parse_capability(kept) != Ok(name));
     }
     Ok(())
 }

@@ -67,6 +67,43 @@ pub fn id_base(spec: &SandboxSpec, caller: Caller) -> Option<u32> {
     spec::host_id(map, 0)
 }
 
+/// Where the slow steps of a pull (reading an archive, verifying and
+/// unpacking a layer) are announced before they start, for a front end
+/// that shows progress; set once per process (the CLI, on a terminal or
+/// with -v). Nothing is announced without it.
+static PROGRESS: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Announce the slow steps of every pull of this process to `hook`.
+pub fn set_progress(hook: fn(&str)) {
+    let _ = PROGRESS.set(hook);
+}
+
+fn progress(msg: impl FnOnce() -> String) {
+    if let Some(hook) = PROGRESS.get() {
+        hook(&msg());
+    }
+}
+
+/// A size for people: 1.2 GB, 120 MB, 12 kB (powers of 1000, as podman).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 || v >= 10.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
 /// Resolve the image at `reference`, make sure its layers are in `store`
 /// (owned from `id_base` up, see [`id_base`]), and record it there.
 pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pulled, ImageError> {
@@ -79,7 +116,18 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
         unpacked_now: 0,
         notes: Vec::new(),
     };
-    for l in &pulled.image.layers {
+    let count = pulled.image.layers.len();
+    for (i, l) in pulled.image.layers.iter().enumerate() {
+        if !store.has_layer(&l.diff_id) {
+            progress(|| {
+                format!(
+                    "verifying and unpacking layer {}/{count} {} ({})",
+                    i + 1,
+                    &l.diff_id[..l.diff_id.len().min(19)],
+                    human_size(file_size(&l.blob))
+                )
+            });
+        }
         let (d, fresh) = store.layer(l, id_base)?;
         pulled.unpacked_now += fresh as usize;
         pulled.notes.extend(
@@ -90,7 +138,10 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
         );
         pulled.layer_dirs.push(d);
     }
-    store.record(&pulled.image, &path.display().to_string())?;
+    // Absolute, so that `image ls` says where it came from whatever the
+    // directory it is run in.
+    let source = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    store.record(&pulled.image, &source.display().to_string())?;
     drop(scratch);
     Ok(pulled)
 }
@@ -108,6 +159,13 @@ fn image_dir(path: &Path, store: &Store) -> Result<(PathBuf, Option<Scratch>), I
     if meta.is_dir() {
         return Ok((path.to_path_buf(), None));
     }
+    progress(|| {
+        format!(
+            "reading archive {} ({})",
+            path.display(),
+            human_size(meta.len())
+        )
+    });
     let scratch = Scratch(store.scratch("archive")?);
     let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
     unpack::unpack(f, &scratch.0, unpack::Options::default())

@@ -217,6 +217,13 @@ impl Store {
         Ok((dir.join("rootfs"), fresh))
     }
 
+    /// Is this layer unpacked in the store already? (A pull announces
+    /// the ones it is about to unpack.)
+    pub fn has_layer(&self, diff_id: &str) -> bool {
+        self.layer_dir(diff_id)
+            .is_ok_and(|d| d.join("meta.json").exists())
+    }
+
     /// The notes (neutralised entries) recorded when a layer was unpacked.
     pub fn layer_notes(&self, diff_id: &str) -> Vec<String> {
         self.layer_dir(diff_id)

@@ -1,0 +1,218 @@
+//! bubblewrap's spellings, so that a bwrap command line ports by renaming
+//! the program: the ones that mean what airlock can do are accepted (some
+//! are no-ops because airlock already does it by default), and the ones
+//! airlock has no feature for are refused by name with the reason,
+//! instead of being taken for the program.
+
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
+
+const HEADING: &str = "bubblewrap spellings";
+
+/// Flags bubblewrap has that map onto airlock's spec.
+#[derive(Args, Default)]
+pub struct BwrapArgs {
+    /// Like --bind, but nothing happens when SRC does not exist.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) bind_try: Vec<String>,
+    /// Like --ro-bind, but nothing happens when SRC does not exist.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) ro_bind_try: Vec<String>,
+    /// Like --dev-bind, but nothing happens when SRC does not exist.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) dev_bind_try: Vec<String>,
+    /// Create the file DST with the text read from file descriptor FD.
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) file: Vec<String>,
+    /// Like --file (a file of the sandbox's own, not a bind).
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) bind_data: Vec<String>,
+    /// Like --file, and DST is read-only in the sandbox.
+    #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) ro_bind_data: Vec<String>,
+    /// The mode of the next --tmpfs, --dir, --file, --bind-data or --ro-bind-data.
+    #[arg(long, value_name = "OCTAL", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) perms: Vec<String>,
+    /// The size limit of the next --tmpfs.
+    #[arg(long, value_name = "SIZE", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) size: Vec<String>,
+    /// Set the mode of PATH, which an earlier --dir, --tmpfs or --file made.
+    #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) chmod: Vec<String>,
+    /// Read more arguments from FD, separated by NUL bytes (they go where
+    /// --args stood).
+    #[arg(long, value_name = "FD", action = ArgAction::Append, help_heading = HEADING)]
+    pub args: Vec<i32>,
+    /// Kill the sandbox when the process that started airlock dies (not
+    /// with -d, --name or --rm, whose sandboxes are meant to be managed).
+    #[arg(long, conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
+    pub(crate) die_with_parent: bool,
+    /// Drop a capability --cap-add kept (all others are dropped already).
+    #[arg(long, value_name = "CAP", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) cap_drop: Vec<String>,
+    /// What airlock does by default: accepted and ignored (--unshare-all,
+    /// --unshare-{user,ipc,pid,net,uts,cgroup}[-try], --new-session).
+    #[arg(long = "unshare-all", action = ArgAction::Count, help_heading = HEADING)]
+    pub(crate) default_on: u8,
+    #[arg(long = "unshare-user", action = ArgAction::Count, hide = true)]
+    unshare_user: u8,
+    #[arg(long = "unshare-user-try", action = ArgAction::Count, hide = true)]
+    unshare_user_try: u8,
+    #[arg(long = "unshare-ipc", action = ArgAction::Count, hide = true)]
+    unshare_ipc: u8,
+    #[arg(long = "unshare-pid", action = ArgAction::Count, hide = true)]
+    unshare_pid: u8,
+    #[arg(long = "unshare-net", action = ArgAction::Count, hide = true)]
+    unshare_net: u8,
+    #[arg(long = "unshare-uts", action = ArgAction::Count, hide = true)]
+    unshare_uts: u8,
+    #[arg(long = "unshare-cgroup", action = ArgAction::Count, hide = true)]
+    unshare_cgroup: u8,
+    #[arg(long = "unshare-cgroup-try", action = ArgAction::Count, hide = true)]
+    unshare_cgroup_try: u8,
+    #[arg(long = "new-session", action = ArgAction::Count, hide = true)]
+    new_session: u8,
+    #[command(flatten)]
+    pub(crate) refused: Refused,
+}
+
+/// bubblewrap flags airlock has no feature for: (flag, number of values,
+/// why it is refused and what to use instead).
+pub const REFUSED: &[(&str, usize, &str)] = &[
+    ("argv0", 1, "airlock runs the program with its own name as argv[0]"),
+    ("level-prefix", 0, "airlock's messages have no syslog level prefix"),
+    ("userns", 1, "joining a user namespace by file descriptor is not supported (a spec can join namespaces by path: namespaces.join)"),
+    ("userns2", 1, "switching user namespace after setup is not supported"),
+    ("pidns", 1, "joining a PID namespace by file descriptor is not supported (a spec can join namespaces by path: namespaces.join)"),
+    ("disable-userns", 0, "not supported: airlock's default seccomp profile already refuses creating namespaces inside the sandbox"),
+    ("assert-userns-disabled", 0, "not supported: airlock's default seccomp profile already refuses creating namespaces inside the sandbox"),
+    ("lock-file", 1, "lock files held for the sandbox's life are not supported"),
+    ("sync-fd", 1, "a sync fd is not supported: `airlock run -d --name N` and `airlock wait N` track a sandbox's life"),
+    ("remount-ro", 1, "remounting a path read-only is not a flag: bind it with --ro-bind, or list it in a spec's filesystem.readonly_paths"),
+    ("exec-label", 1, "SELinux labels are not supported"),
+    ("file-label", 1, "SELinux labels are not supported"),
+    ("seccomp", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),
+    ("add-seccomp-fd", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),
+    ("block-fd", 1, "waiting on a file descriptor before exec is not supported: use `airlock create` and `airlock start`"),
+    ("userns-block-fd", 1, "waiting on a file descriptor before exec is not supported: use `airlock create` and `airlock start`"),
+    ("info-fd", 1, "the info fd is not supported: `airlock run -d` prints the sandbox's id and `airlock inspect` its state as JSON"),
+    ("json-status-fd", 1, "the JSON status fd is not supported: `--report FILE` writes how the sandbox ended, `airlock inspect` its state"),
+    ("overlay-src", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay or --overlay-dir DIR"),
+    ("tmp-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay"),
+    ("ro-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR --rootfs-readonly"),
+];
+
+/// Which refused flags were given.
+#[derive(Default)]
+pub struct Refused(pub Vec<&'static str>);
+
+impl FromArgMatches for Refused {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let given = REFUSED
+            .iter()
+            .filter(|(flag, _, _)| m.value_source(flag) == Some(ValueSource::CommandLine))
+            .map(|(flag, _, _)| *flag)
+            .collect();
+        Ok(Refused(given))
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for Refused {
+    fn augment_args(mut cmd: Command) -> Command {
+        // Hidden: they are in the README's "Coming from bubblewrap"
+        // section; parsing them only serves to refuse them by name.
+        for (flag, n, _) in REFUSED {
+            let arg = Arg::new(*flag).long(*flag).hide(true);
+            cmd = cmd.arg(if *n == 0 {
+                arg.action(ArgAction::Count)
+            } else {
+                arg.num_args(*n).action(ArgAction::Append)
+            });
+        }
+        cmd
+    }
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl Refused {
+    /// The first refused flag given, as the error airlock reports.
+    pub fn error(&self) -> Option<String> {
+        let flag = self.0.first()?;
+        let (_, _, why) = REFUSED.iter().find(|(f, _, _)| f == flag)?;
+        Some(format!("--{flag} (bubblewrap) is not supported: {why}"))
+    }
+}
+
+/// The mode bwrap's --perms and --chmod take (octal, as bwrap reads it).
+pub fn octal_mode(flag: &str, s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{flag} {s}: not an octal file mode (such as 0755)"))
+}
+
+/// The text a bwrap-style `--file FD DST` reads from FD.
+pub fn read_fd(flag: &str, fd: &str, dst: &str) -> Result<String, String> {
+    let n: u32 = fd
+        .parse()
+        .map_err(|_| format!("{flag} {fd} {dst}: {fd:?} is not a file descriptor number"))?;
+    // Through /proc: this works for a pipe and a file alike, and needs no
+    // claim on who owns the descriptor.
+    let bytes = std::fs::read(format!("/proc/self/fd/{n}"))
+        .map_err(|e| format!("{flag} {fd} {dst}: cannot read file descriptor {n}: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| {
+        format!(
+            "{flag} {fd} {dst}: the content is not UTF-8 text (airlock's file mounts hold text)"
+        )
+    })
+}
+
+/// The arguments in `argv` with the first `count` `--args FD` (the ones
+/// the parser took as airlock's: they all come before the program)
+/// replaced by the NUL-separated arguments FD holds, as bwrap does.
+pub fn expand_args(
+    argv: &[std::ffi::OsString],
+    count: usize,
+) -> Result<Vec<std::ffi::OsString>, String> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::with_capacity(argv.len());
+    let mut left = count;
+    let mut i = 0;
+    while i < argv.len() {
+        let arg = argv[i].to_string_lossy();
+        let fd = match arg.strip_prefix("--args") {
+            Some("") if left > 0 && i + 1 < argv.len() => {
+                i += 1;
+                argv[i].to_string_lossy().into_owned()
+            }
+            Some(v) if left > 0 && v.starts_with('=') => v[1..].to_string(),
+            _ => {
+                out.push(argv[i].clone());
+                i += 1;
+                continue;
+            }
+        };
+        left -= 1;
+        i += 1;
+        let bytes = std::fs::read(format!("/proc/self/fd/{fd}"))
+            .map_err(|e| format!("--args {fd}: cannot read file descriptor {fd}: {e}"))?;
+        // Each argument ends with a NUL; an empty one is an argument too.
+        let body = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+        if !body.is_empty() {
+            out.extend(
+                body.split(|b| *b == 0)
+                    .map(|a| std::ffi::OsString::from_vec(a.to_vec())),
+            );
+        }
+    }
+    if left > 0 {
+        return Err("--args: cannot find the --args given in the command line".into());
+    }
+    Ok(out)
+}

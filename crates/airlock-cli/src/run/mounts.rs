@@ -1,0 +1,276 @@
+//! The mount flags, in the order given (as in bwrap: a later mount goes
+//! over an earlier one), turned into spec mounts; each remembers the flag
+//! it came from, so that an error names what the user typed
+//! (`--tmpfs scratch`) rather than a spec index that counts the default
+//! view's mounts the user never wrote.
+
+use super::bwrap::{octal_mode, read_fd};
+use airlock::spec::{self, FileMode, Mount, Root, SandboxSpec};
+use clap::ArgMatches;
+
+/// What the user typed for each spec mount (by index) and for the root.
+#[derive(Debug, Default, Clone)]
+pub struct Labels {
+    pub mounts: Vec<(usize, String)>,
+    pub root: Option<String>,
+}
+
+impl Labels {
+    /// `text` with each `filesystem.mounts[i]` (and `filesystem.root`)
+    /// that a flag made replaced by the flag; `offset` is how many mounts
+    /// an image put before the flags' ones.
+    pub fn rewrite(&self, text: &str, offset: usize) -> String {
+        let mut out = text.to_string();
+        // Longest index first so that mounts[1] does not match in mounts[12].
+        let mut by_len: Vec<&(usize, String)> = self.mounts.iter().collect();
+        by_len.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+        for (i, label) in by_len {
+            let field = format!("filesystem.mounts[{}]", i + offset);
+            for (from, to) in [
+                (format!("{field}.destination"), label.clone()),
+                (format!("{field}.source"), label.clone()),
+                (format!("{field}.target"), label.clone()),
+                (field.clone(), label.clone()),
+            ] {
+                out = out.replace(&from, &to);
+            }
+        }
+        if let Some(root) = &self.root {
+            out = out.replace("filesystem.root", root);
+        }
+        out
+    }
+}
+
+/// The mount flags, by their clap ids, in the order they were given.
+const MOUNT_FLAGS: &[&str] = &[
+    "bind",
+    "ro_bind",
+    "dev_bind",
+    "tmpfs",
+    "proc",
+    "dev",
+    "mqueue",
+    "dir",
+    "symlink",
+    "bind_try",
+    "ro_bind_try",
+    "dev_bind_try",
+    "file",
+    "bind_data",
+    "ro_bind_data",
+    "perms",
+    "size",
+    "chmod",
+];
+
+fn ordered(m: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    for id in MOUNT_FLAGS {
+        let (Some(occ), Some(idx)) = (m.get_occurrences::<String>(id), m.indices_of(id)) else {
+            continue;
+        };
+        let idx: Vec<usize> = idx.collect();
+        let mut i = 0;
+        for values in occ {
+            let values: Vec<String> = values.cloned().collect();
+            out.push((idx[i], *id, values.clone()));
+            i += values.len();
+        }
+    }
+    out.sort_by_key(|(i, _, _)| *i);
+    out.into_iter().map(|(_, id, v)| (id, v)).collect()
+}
+
+fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
+
+fn label(id: &str, v: &[String]) -> String {
+    format!("{} {}", flag(id), v.join(" "))
+}
+
+/// Make a host path absolute against the current directory (as bwrap
+/// does); the guardrails later judge the canonical path.
+pub fn absolute_source(src: &str) -> String {
+    if src.starts_with('/') {
+        return src.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(src).to_string_lossy().into_owned(),
+        Err(_) => src.to_string(),
+    }
+}
+
+/// A bind onto `/` (bwrap's `--ro-bind / /`, `--bind DIR /`): the given
+/// directory is the sandbox's root, judged like `--rootfs`. Only as the
+/// first mount flag, where bwrap users write it; later, it would hide
+/// every mount before it.
+pub fn root_bind(m: &ArgMatches) -> Result<Option<(Root, String)>, String> {
+    let flags = ordered(m);
+    for (n, (id, v)) in flags.iter().enumerate() {
+        let is_bind = matches!(
+            *id,
+            "bind" | "ro_bind" | "dev_bind" | "bind_try" | "ro_bind_try" | "dev_bind_try"
+        );
+        if !is_bind || !v[1].trim_end_matches('/').is_empty() {
+            continue;
+        }
+        if n != 0 {
+            return Err(format!(
+                "{}: a bind onto / makes the sandbox's root: give it before the other mount flags",
+                label(id, v)
+            ));
+        }
+        let root = Root::Path {
+            path: absolute_source(&v[0]),
+            readonly: id.starts_with("ro_"),
+        };
+        return Ok(Some((root, label(id, v))));
+    }
+    Ok(None)
+}
+
+/// Append the mount flags' mounts to `s` (skipping a leading bind onto
+/// `/`, which [`root_bind`] made the root), recording their labels.
+pub fn apply(
+    s: &mut SandboxSpec,
+    m: &ArgMatches,
+    labels: &mut Labels,
+    skip_root: bool,
+) -> Result<(), String> {
+    let mut perms: Option<(u32, String)> = None;
+    let mut size: Option<(u64, String)> = None;
+    for (n, (id, v)) in ordered(m).into_iter().enumerate() {
+        let here = label(id, &v);
+        if n == 0 && skip_root {
+            continue;
+        }
+        match id {
+            "perms" => {
+                perms = Some((octal_mode("--perms", &v[0])?, here));
+                continue;
+            }
+            "size" => {
+                let bytes = spec::parse_size(&v[0]).map_err(|e| format!("{here}: {e}"))?;
+                size = Some((bytes.0, here));
+                continue;
+            }
+            "chmod" => {
+                chmod(s, &v, &here)?;
+                continue;
+            }
+            _ => {}
+        }
+        let takes_perms = matches!(id, "tmpfs" | "dir" | "file" | "bind_data" | "ro_bind_data");
+        let mode = match perms.take() {
+            Some((p, _)) if takes_perms => Some(FileMode(p)),
+            Some((_, p)) => return Err(format!("{p}: applies to the next --tmpfs, --dir, --file, --bind-data or --ro-bind-data, not to {here}")),
+            None => None,
+        };
+        let tmpfs_size = match size.take() {
+            Some((b, _)) if id == "tmpfs" => Some(spec::Size(b)),
+            Some((_, p)) => return Err(format!("{p}: applies to the next --tmpfs, not to {here}")),
+            None => None,
+        };
+        let Some(mount) = to_mount(id, &v, mode, tmpfs_size)? else {
+            continue;
+        };
+        if id == "ro_bind_data" {
+            s.filesystem.readonly_paths.push(v[1].clone());
+        }
+        labels.mounts.push((s.filesystem.mounts.len(), here));
+        s.filesystem.mounts.push(mount);
+    }
+    if let Some(p) = perms.map(|(_, p)| p).or(size.map(|(_, p)| p)) {
+        return Err(format!("{p}: no mount flag follows it to apply to"));
+    }
+    Ok(())
+}
+
+/// bwrap's `--chmod MODE PATH`: airlock sets the mode of what it creates,
+/// so this sets the mode of the --dir, --tmpfs or --file that made PATH.
+fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<(), String> {
+    let new = FileMode(octal_mode("--chmod", &v[0])?);
+    let target = v[1].trim_end_matches('/');
+    for mount in s.filesystem.mounts.iter_mut().rev() {
+        match mount {
+            Mount::Dir { destination, mode }
+            | Mount::Tmpfs {
+                destination, mode, ..
+            }
+            | Mount::File {
+                destination, mode, ..
+            } if destination.trim_end_matches('/') == target => {
+                *mode = Some(new);
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    Err(format!(
+        "{here}: airlock sets the mode only of what it creates (--dir, --tmpfs, --file) and no such flag made {}; put --perms MODE before that flag",
+        v[1]
+    ))
+}
+
+fn exists(path: &str) -> bool {
+    std::fs::symlink_metadata(absolute_source(path)).is_ok()
+}
+
+fn to_mount(
+    id: &str,
+    v: &[String],
+    mode: Option<FileMode>,
+    size: Option<spec::Size>,
+) -> Result<Option<Mount>, String> {
+    let bind = |readonly, devices| Mount::Bind {
+        source: absolute_source(&v[0]),
+        destination: v[1].clone(),
+        readonly,
+        devices,
+    };
+    let file = |flag: &str, default: u32| -> Result<Mount, String> {
+        Ok(Mount::File {
+            content: read_fd(flag, &v[0], &v[1])?,
+            destination: v[1].clone(),
+            mode: mode.or(Some(FileMode(default))),
+        })
+    };
+    Ok(Some(match id {
+        "bind" => bind(false, false),
+        "ro_bind" => bind(true, false),
+        "dev_bind" => bind(false, true),
+        // bwrap's -try forms: a source that does not exist is no mount.
+        "bind_try" | "ro_bind_try" | "dev_bind_try" if !exists(&v[0]) => return Ok(None),
+        "bind_try" => bind(false, false),
+        "ro_bind_try" => bind(true, false),
+        "dev_bind_try" => bind(false, true),
+        "tmpfs" => Mount::Tmpfs {
+            destination: v[0].clone(),
+            size,
+            mode: mode.or(Some(FileMode(0o755))),
+        },
+        "proc" => Mount::Proc {
+            destination: v[0].clone(),
+        },
+        "dev" => Mount::Dev {
+            destination: v[0].clone(),
+        },
+        "mqueue" => Mount::Mqueue {
+            destination: v[0].clone(),
+        },
+        "dir" => Mount::Dir {
+            destination: v[0].clone(),
+            mode,
+        },
+        "symlink" => Mount::Symlink {
+            target: v[0].clone(),
+            destination: v[1].clone(),
+        },
+        "file" => file("--file", 0o644)?,
+        "bind_data" => file("--bind-data", 0o600)?,
+        "ro_bind_data" => file("--ro-bind-data", 0o600)?,
+        _ => unreachable!("ordered only yields mount flags"),
+    }))
+}

@@ -1,0 +1,271 @@
+//! A bubblewrap command line ports by renaming the program: bwrap's
+//! spellings run real sandboxes and the property they name holds inside;
+//! what airlock has no feature for is refused by name (125); a typo is an
+//! error with a suggestion, never the program.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// `airlock ARGS` run by sh, so that a test can hand it a file descriptor
+/// (`5<FILE`), as a bwrap user would.
+fn airlock_sh(args: &str) -> Run {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("exec {} {args}", airlock_bin().display()))
+        .stdin(std::process::Stdio::null());
+    output(c)
+}
+
+#[test]
+fn a_typo_is_an_error_with_a_suggestion_not_the_program() {
+    let r = output(airlock(&["run", "--ro-bnd", "/", "/", "--", "true"]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("'--ro-bnd'"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("similar argument exists: '--ro-bind'"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("PATH"), "{}", r.stderr);
+    // After `--`, an option-like word is the program's, as before.
+    let r = output(airlock(&[
+        "run", "--", "sh", "-c", "echo $1", "x", "--ro-bnd",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "--ro-bnd");
+}
+
+#[test]
+fn unshare_flags_are_accepted_and_the_network_is_the_sandboxs_own() {
+    let r = sh(
+        &[
+            "--unshare-all",
+            "--unshare-user",
+            "--unshare-user-try",
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--unshare-cgroup-try",
+            "--new-session",
+            "--die-with-parent",
+            "--as-pid-1",
+        ],
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; echo pid=$$",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "lo\npid=1\n", "{}", r.stderr);
+}
+
+#[test]
+fn try_binds_skip_a_missing_source_and_bind_an_existing_one() {
+    let dir = shared_dir();
+    std::fs::write(dir.path().join("f"), "here\n").unwrap();
+    let src = dir.path().display().to_string();
+    let r = sh(
+        &[
+            "--ro-bind-try",
+            "/nonexistent/airlock",
+            "/x",
+            "--bind-try",
+            "/nonexistent/airlock",
+            "/y",
+            "--dev-bind-try",
+            "/nonexistent/airlock",
+            "/z",
+            "--ro-bind-try",
+            &src,
+            "/data",
+        ],
+        "cat /data/f; test -e /x || echo no-x; test -e /y || echo no-y; test -e /z || echo no-z; touch /data/g 2>/dev/null || echo ro",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "here\nno-x\nno-y\nno-z\nro\n");
+    assert!(!dir.path().join("g").exists());
+}
+
+#[test]
+fn perms_size_and_chmod_set_what_they_name() {
+    let r = sh(
+        &[
+            "--perms", "0700", "--dir", "/d", "--size", "1048576", "--tmpfs", "/t", "--dir", "/e",
+            "--chmod", "0750", "/e", "--perms", "01777", "--tmpfs", "/u",
+        ],
+        "stat -c %a /d /e /u; df -k /t | tail -1 | awk '{print $2}'",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "700\n750\n1777\n1024\n");
+    // --perms before something it cannot apply to is an error naming it.
+    let r = sh(&["--perms", "0700", "--proc", "/p"], "true");
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("--perms 0700") && r.stderr.contains("--proc /p"),
+        "{}",
+        r.stderr
+    );
+    // --chmod of a path airlock did not create: refused, with the way out.
+    let r = sh(&["--chmod", "0700", "/usr"], "true");
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("--chmod 0700 /usr"), "{}", r.stderr);
+}
+
+#[test]
+fn file_data_and_args_come_from_file_descriptors() {
+    let dir = shared_dir();
+    let content = dir.path().join("content");
+    std::fs::write(&content, "from fd\n").unwrap();
+    let args = dir.path().join("args");
+    std::fs::write(&args, b"--setenv\0GREETING\0hello there\0").unwrap();
+    let c = content.display();
+    let r = airlock_sh(&format!(
+        "run --file 5 /f --ro-bind-data 6 /tmp/ro --bind-data 7 /tmp/rw -- sh -c 'cat /f /tmp/ro /tmp/rw; stat -c %a /tmp/ro; echo x >> /tmp/rw && echo rw-ok; echo x >> /tmp/ro 2>/dev/null || echo ro-refused' 5<{c} 6<{c} 7<{c}"
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "from fd\nfrom fd\nfrom fd\n600\nrw-ok\nro-refused\n",
+        "{}",
+        r.stderr
+    );
+    let r = airlock_sh(&format!(
+        "run --args 5 -- sh -c 'echo \"$GREETING\"' 5<{}",
+        args.display()
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "hello there\n");
+    // A descriptor that is not open is an error naming the flag.
+    let r = airlock_sh("run --file 9 /f -- true");
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("--file 9 /f"), "{}", r.stderr);
+}
+
+#[test]
+fn a_bind_onto_root_is_judged_like_rootfs() {
+    for flag in ["--ro-bind", "--bind"] {
+        let r = output(airlock(&["run", flag, "/", "/", "--", "true"]));
+        assert_eq!(r.code, 125, "{flag}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("error[host-rootfs]: {flag} / /")),
+            "{flag}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("nothing was started"), "{}", r.stderr);
+    }
+    let r = output(airlock(&["run", "--rootfs", "/", "--", "true"]));
+    assert!(
+        r.stderr.contains("error[host-rootfs]: --rootfs /"),
+        "{}",
+        r.stderr
+    );
+    // Not first: it would hide the mounts before it.
+    let r = output(airlock(&[
+        "run",
+        "--tmpfs",
+        "/t",
+        "--ro-bind",
+        "/",
+        "/",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("before the other mount flags"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_bubblewrap_readme_example_runs_renamed() {
+    // bubblewrap's README example, with `bwrap` renamed, bar what airlock
+    // refuses on purpose: relative destinations (`var/tmp`, below), and
+    // the default view, which --no-default-view turns off. (fds 8 and 9,
+    // not 11 and 12: dash redirects only 0-9.)
+    let dir = shared_dir();
+    let passwd = dir.path().join("passwd");
+    std::fs::write(&passwd, "me:x:1000:1000::/:/bin/sh\n").unwrap();
+    let group = dir.path().join("group");
+    std::fs::write(&group, "me:x:1000:\n").unwrap();
+    let mut links = String::new();
+    for d in ["lib", "lib64", "bin", "sbin"] {
+        if std::fs::symlink_metadata(format!("/usr/{d}")).is_ok() {
+            links += &format!(" --symlink usr/{d} /{d}");
+        }
+    }
+    let r = airlock_sh(&format!(
+        "run --ro-bind /usr /usr --dir /tmp --dir /var --symlink ../tmp /var/tmp --proc /proc --dev /dev \
+         --ro-bind-try /etc/resolv.conf /etc/resolv.conf{links} --chdir / --unshare-all --share-net --die-with-parent \
+         --dir /run/user/1000 --setenv XDG_RUNTIME_DIR /run/user/1000 --setenv PS1 'bwrap-demo$ ' \
+         --file 8 /etc/passwd --file 9 /etc/group --no-default-view --allow-unsafe shared-network \
+         /bin/sh -c 'cat /etc/passwd; echo $XDG_RUNTIME_DIR; readlink /var/tmp' 8<{} 9<{}",
+        passwd.display(),
+        group.display()
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "me:x:1000:1000::/:/bin/sh\n/run/user/1000\n../tmp\n",
+        "{}",
+        r.stderr
+    );
+    let r = output(airlock(&[
+        "run",
+        "--symlink",
+        "../tmp",
+        "var/tmp",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("--symlink ../tmp var/tmp") && r.stderr.contains("absolute"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn flags_airlock_has_no_feature_for_are_refused_by_name() {
+    for (args, says) in [
+        (vec!["--seccomp", "3"], "--seccomp-profile"),
+        (vec!["--userns", "3"], "namespaces.join"),
+        (vec!["--info-fd", "3"], "airlock inspect"),
+        (vec!["--level-prefix"], "level prefix"),
+        (vec!["--overlay-src", "/usr"], "--overlay"),
+    ] {
+        let mut a = vec!["run"];
+        a.extend_from_slice(&args);
+        a.extend_from_slice(&["--", "true"]);
+        let r = output(airlock(&a));
+        assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("{} (bubblewrap) is not supported", args[0]))
+                && r.stderr.contains(says),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn cap_drop_takes_back_a_kept_capability() {
+    let r = sh(
+        &[
+            "--cap-add",
+            "CAP_NET_BIND_SERVICE",
+            "--cap-drop",
+            "cap_net_bind_service",
+        ],
+        "grep CapEff /proc/self/status",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("0000000000000000"), "{}", r.stdout);
+    let r = sh(
+        &["--cap-add", "CAP_NET_BIND_SERVICE"],
+        "grep CapEff /proc/self/status",
+    );
+    assert!(!r.stdout.contains("0000000000000000"), "{}", r.stdout);
+}
