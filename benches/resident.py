@@ -113,6 +113,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--airlock")
+    ap.add_argument("--json", help="also write the figures here, machine-readable")
     a = ap.parse_args()
     airlock = find_airlock(a.airlock, "resident.py")
     bwrap = shutil.which("bwrap")
@@ -132,6 +133,7 @@ def main():
             results[name].append(run())
     shutil.rmtree(state_root)
     base = statistics.median(r[0] for r in results["bwrap"]) if bwrap else None
+    summary = {}
     print(f"| case | processes | RssAnon | Pss_Anon | RssAnon × bwrap |")
     print(f"| --- | --- | --- | --- | --- |")
     for name, rs in results.items():
@@ -140,6 +142,11 @@ def main():
         n = rs[0][2]
         ratio = f"{rss / base:.2f}" if base else "-"
         print(f"| {name} | {n} | {rss:.0f} KiB | {pss:.0f} KiB | {ratio} |")
+        summary[name] = {"processes": n, "rss_anon_kib": rss, "pss_anon_kib": pss}
+    if a.json:
+        import json
+        with open(a.json, "w") as f:
+            json.dump({"bench": "resident", "rounds": a.rounds, "results": summary}, f, indent=1)
 
 
 if __name__ == "__main__":

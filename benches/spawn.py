@@ -79,6 +79,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--airlock")
     ap.add_argument("--baseline")
+    ap.add_argument("--json", help="also write the figures here, machine-readable")
     a = ap.parse_args()
     commands = {
         "bare": ["/bin/true"],
@@ -105,10 +106,19 @@ def main():
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{a.rounds} interleaved rounds, uid {os.geteuid()}, {os.cpu_count()} cpus")
     print(f"{'command':<10}{'median ms':>11}{'p90 ms':>9}{'peak RSS KiB':>14}{'x bare':>9}{'x bwrap':>9}")
+    summary = {}
     for k in commands:
         p90 = sorted(times[k])[int(len(times[k]) * 0.9) - 1]
         vs_bwrap = f"{med[k] / med['bwrap']:.2f}" if "bwrap" in med else "-"
         print(f"{k:<10}{med[k] * 1000:>11.2f}{p90 * 1000:>9.2f}{peak[k]:>14}{med[k] / med['bare']:>9.1f}{vs_bwrap:>9}")
+        summary[k] = {"median_ms": med[k] * 1000, "p90_ms": p90 * 1000, "peak_rss_kib": peak[k],
+                      "x_bare": med[k] / med["bare"]}
+        if "bwrap" in med:
+            summary[k]["x_bwrap"] = med[k] / med["bwrap"]
+    if a.json:
+        import json
+        with open(a.json, "w") as f:
+            json.dump({"bench": "spawn", "rounds": a.rounds, "results": summary}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Sandboxes per second through airlockd against a sequential bubblewrap
+loop, on the same machine in the same run: the daemon with 16 concurrent
+clients (the `throughput` example of airlock-client: create with start,
+wait, delete, of `/bin/true`), then bubblewrap with the same isolation and
+mounts as benches/spawn.py, one after another for as many sandboxes.
+
+Also reports the daemon's RSS before and after, so a leak shows as growth
+over many sandboxes (`--count 10000` for the issue's figure).
+
+Usage: benches/daemon.py [--count N] [--clients C] [--json FILE]
+Needs root (the daemon launches for its callers) and a release build
+(cargo build --release --workspace --examples).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from built import check_runner, target_directory  # noqa: E402
+from spawn import system_view_bwrap  # noqa: E402
+
+
+def built(name, where, profile):
+    path = os.path.join(target_directory(), profile, *where, name)
+    if not os.access(path, os.X_OK):
+        sys.exit(f"benches/daemon.py: no {path}: "
+                 "cargo build --release --workspace --examples")
+    return path
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def bwrap_loop(count):
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            *system_view_bwrap(), "--", "/bin/true"]
+    start = time.perf_counter()
+    for _ in range(count):
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=500)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--json")
+    ap.add_argument("--profile", default="release", help="cargo profile directory to measure")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("benches/daemon.py: needs root")
+    daemon = built("airlockd", [], a.profile)
+    check_runner(daemon, "daemon.py")
+    client = built("throughput", ["examples"], a.profile)
+    work = tempfile.mkdtemp(prefix="airlock-bench-daemon-")
+    sock = os.path.join(work, "airlockd.sock")
+    with open(os.path.join(work, "airlockd.toml"), "w") as f:
+        f.write(f'listen = "{sock}"\nstate_root = "{work}/state"\nstore = "{work}/store"\n'
+                f'group = ""\nmax_sandboxes = {max(64, a.clients * 2)}\n')
+    log = open(os.path.join(work, "airlockd.log"), "w")
+    d = subprocess.Popen([daemon, "--config", os.path.join(work, "airlockd.toml")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        # Warm up: the page cache, the daemon's first allocations.
+        subprocess.run([client, sock, str(a.clients), str(a.clients)], check=True,
+                       stdout=subprocess.DEVNULL)
+        rss0 = rss_kib(d.pid)
+        out = subprocess.run([client, sock, str(a.count), str(a.clients)], check=True,
+                             capture_output=True, text=True).stdout
+        result = json.loads(out)
+        rss1 = rss_kib(d.pid)
+    finally:
+        d.terminate()
+        d.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    summary = {"airlockd": result, "daemon_rss_kib": {"before": rss0, "after": rss1}}
+    print(f"airlockd: {a.count} sandboxes from {a.clients} clients in {result['seconds']:.2f} s: "
+          f"{result['per_second']:.1f}/s; daemon RSS {rss0} KiB before, {rss1} KiB after")
+    if shutil.which("bwrap"):
+        secs = bwrap_loop(a.count)
+        per = a.count / secs
+        ratio = result["per_second"] / per
+        summary["bwrap_sequential"] = {"seconds": secs, "per_second": per}
+        summary["x_bwrap"] = ratio
+        print(f"bwrap, one after another: {a.count} in {secs:.2f} s: {per:.1f}/s")
+        print(f"airlockd / bwrap: {ratio:.2f} (target at least 1.5)")
+    else:
+        print("bwrap is not installed: no ratio (benches/peers.py installs it)", file=sys.stderr)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"bench": "daemon", **summary}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

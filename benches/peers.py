@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Every benchmark, side by side with the peers, in one command: installs
+what is missing from Debian's packages (bubblewrap, runc, crun,
+busybox-static, GNU time; as root), builds the release binaries, runs
+spawn.py, resident.py, oci.py and daemon.py, prints each ratio, and
+writes them all to one JSON file.
+
+Usage: benches/peers.py [--quick] [--out FILE]   (default target/bench-summary.json)
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from built import ROOT, target_directory  # noqa: E402
+
+PACKAGES = {"bwrap": "bubblewrap", "runc": "runc", "crun": "crun",
+            "busybox": "busybox-static", "/usr/bin/time": "time"}
+
+
+def install_peers():
+    missing = [pkg for tool, pkg in PACKAGES.items()
+               if not (os.path.exists(tool) if tool.startswith("/") else shutil.which(tool))]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"benches/peers.py: install {' '.join(missing)} first (apt-get, as root)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer rounds: a smoke run")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    install_peers()
+    subprocess.run(["cargo", "build", "--release", "--workspace", "--examples"],
+                   cwd=ROOT, check=True)
+    out = a.out or os.path.join(target_directory(), "bench-summary.json")
+    parts = os.path.join(target_directory(), "bench-parts")
+    os.makedirs(parts, exist_ok=True)
+    rounds = {"spawn.py": 30 if a.quick else 300, "resident.py": 3 if a.quick else 10,
+              "oci.py": 20 if a.quick else 100, "daemon.py": None}
+    summary = {}
+    for script, n in rounds.items():
+        part = os.path.join(parts, script.replace(".py", ".json"))
+        argv = [sys.executable, os.path.join(HERE, script), "--json", part]
+        if n is not None:
+            argv += ["--rounds", str(n)]
+        elif a.quick:
+            argv += ["--count", "100"]
+        print(f"== {script}", flush=True)
+        if script in ("oci.py", "daemon.py") and os.geteuid() != 0:
+            print(f"{script} needs root: skipped")
+            continue
+        subprocess.run(argv, check=True)
+        with open(part) as f:
+            summary[script.replace(".py", "")] = json.load(f)
+    with open(out, "w") as f:
+        json.dump(summary, f, indent=1)
+    print(f"== summary written to {out}")
+
+
+if __name__ == "__main__":
+    main()
