@@ -267,14 +267,23 @@ struct HostMount(
 
 impl HostMount {
     fn new(fstype: &str, at: &std::path::Path) -> HostMount {
+        Self::mount(&["-t", fstype, fstype], at)
+    }
+
+    /// `mount --bind SRC AT`: the same directory under another name.
+    fn bind(src: &str, at: &std::path::Path) -> HostMount {
+        Self::mount(&["--bind", src], at)
+    }
+
+    fn mount(args: &[&str], at: &std::path::Path) -> HostMount {
         let lock = mount_lock();
         std::fs::create_dir_all(at).unwrap();
         let st = std::process::Command::new("mount")
-            .args(["-t", fstype, fstype])
+            .args(args)
             .arg(at)
             .status()
             .unwrap();
-        assert!(st.success(), "mount {fstype} on {}", at.display());
+        assert!(st.success(), "mount {args:?} on {}", at.display());
         HostMount(at.to_path_buf(), lock)
     }
 }

@@ -3,37 +3,10 @@
 //! the directories every host user shares, and unix sockets, are judged
 //! as such.
 
-use super::run;
+use super::{run, HostMount};
 use crate::common::*;
 use crate::require_root;
 use std::path::Path;
-use std::process::Command;
-
-/// `mount --bind SRC AT` on the host, undone on drop.
-struct BindMount(
-    std::path::PathBuf,
-    #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
-);
-
-impl BindMount {
-    fn new(src: &str, at: &Path) -> BindMount {
-        let lock = mount_lock();
-        std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
-            .args(["--bind", src])
-            .arg(at)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mount --bind {src} {}", at.display());
-        BindMount(at.to_path_buf(), lock)
-    }
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn refused_with(args: &[&str], code: &str) {
     let r = run(args);
@@ -52,7 +25,7 @@ fn another_mount_of_a_landmark_is_judged_as_it() {
     let alias = dir.path().join("alias");
     let a = alias.display().to_string();
     {
-        let _root = BindMount::new("/", &alias);
+        let _root = HostMount::bind("/", &alias);
         refused_with(&["--bind", &a, "/x", "--", "true"], "host-root-writable");
         refused_with(
             &["--ro-bind", &a, "/x", "--", "true"],
@@ -70,11 +43,11 @@ fn another_mount_of_a_landmark_is_judged_as_it() {
         refused_with(&["--rootfs", &a, "--", "true"], "host-rootfs");
     }
     {
-        let _etc = BindMount::new("/etc", &alias);
+        let _etc = HostMount::bind("/etc", &alias);
         refused_with(&["--bind", &a, "/x", "--", "true"], "host-system-writable");
     }
     {
-        let _proc = BindMount::new("/proc", &alias);
+        let _proc = HostMount::bind("/proc", &alias);
         refused_with(
             &["--ro-bind", &a, "/x", "--", "true"],
             "kernel-surface-bind",
