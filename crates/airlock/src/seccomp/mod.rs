@@ -30,7 +30,7 @@
 //!   binary that carries them.
 
 mod default;
-pub use default::{ALLOWED, DENIED};
+pub use default::{ALLOWED, DENIED, NAMESPACE_FLAGS, PERSONALITIES, SOCKET_FAMILIES};
 
 use default::syscall;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
@@ -45,8 +45,35 @@ pub enum Seccomp {
     Default,
     /// No filter at all (a guardrail finding: `seccomp-disabled`).
     None,
-    /// A profile in the OCI runtime-spec format.
-    Custom { oci: OciSeccomp },
+    /// A profile in the OCI runtime-spec format. The default profile's
+    /// second filter (refusals by argument: terminal-injection ioctls and
+    /// the like, see `default::refuse`) is installed after it unless
+    /// `argument_filters` is false, which is a guardrail finding
+    /// (`seccomp-argument-filters-off`): a profile written for another
+    /// runtime does not know what airlock refuses.
+    Custom {
+        oci: OciSeccomp,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        argument_filters: bool,
+    },
+}
+
+impl Seccomp {
+    /// A custom profile, with airlock's argument filters kept.
+    pub fn custom(oci: OciSeccomp) -> Seccomp {
+        Seccomp::Custom {
+            oci,
+            argument_filters: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `linux.seccomp` of the OCI runtime spec.
@@ -159,7 +186,7 @@ fn arch(field: &str, name: &str) -> Result<ScmpArch> {
         .map_err(|_| err(field, format!("unknown architecture {name:?}")))
 }
 
-fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
+fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilterContext>> {
     let base = "seccomp.oci";
     let default = action(
         &format!("{base}.defaultAction"),
@@ -167,13 +194,24 @@ fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
         p.default_errno_ret,
     )?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib(base))?;
+    let mut arches = Vec::new();
     for (i, a) in p.architectures.iter().enumerate() {
         let field = format!("{base}.architectures[{i}]");
         let a = arch(&field, a)?;
         if a != ScmpArch::native() {
             ctx.add_arch(a).map_err(lib(&field))?;
+            arches.push(a);
         }
     }
+    // The refusals come second (the kernel runs every filter and the
+    // strictest answer wins), for the same architectures as the profile:
+    // otherwise a syscall of another architecture that the profile allows
+    // would meet the refusals' bad-arch action.
+    let refuse = if argument_filters {
+        Some(default::refuse(&arches).map_err(lib("seccomp.oci.architectures"))?)
+    } else {
+        None
+    };
     if !p.flags.is_empty() {
         // Not applied means not silently ignored.
         return Err(err(
@@ -212,7 +250,7 @@ fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
                 .map_err(|e| err(format!("{field} ({name})"), e.to_string()))?;
         }
     }
-    Ok(vec![ctx])
+    Ok(std::iter::once(ctx).chain(refuse).collect())
 }
 
 /// Compile a profile into the filters to load, in order.
@@ -220,7 +258,10 @@ pub fn filters(profile: &Seccomp) -> Result<Vec<ScmpFilterContext>> {
     match profile {
         Seccomp::None => Ok(Vec::new()),
         Seccomp::Default => default::filters().map_err(lib("seccomp")),
-        Seccomp::Custom { oci } => custom_filters(oci),
+        Seccomp::Custom {
+            oci,
+            argument_filters,
+        } => custom_filters(oci, *argument_filters),
     }
 }
 
@@ -391,7 +432,7 @@ mod cache {
                     "syscalls": [{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
             )
             .unwrap();
-            let profile = Seccomp::Custom { oci };
+            let profile = Seccomp::custom(oci);
             let mut compiled = 0;
             for _ in 0..3 {
                 let p = get_or_insert(&profile, || {
@@ -503,11 +544,11 @@ mod tests {
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["no_such_call"], "action": "SCMP_ACT_ERRNO"}]}"#,
         )
         .unwrap();
-        let e = filters(&Seccomp::Custom { oci: p }).unwrap_err();
+        let e = filters(&Seccomp::custom(p)).unwrap_err();
         assert_eq!(e.field, "seccomp.oci.syscalls[0].names");
         let p: OciSeccomp = serde_json::from_str(r#"{"defaultAction": "SCMP_ACT_DANCE"}"#).unwrap();
         assert_eq!(
-            filters(&Seccomp::Custom { oci: p }).unwrap_err().field,
+            filters(&Seccomp::custom(p)).unwrap_err().field,
             "seccomp.oci.defaultAction"
         );
     }
@@ -555,6 +596,51 @@ mod tests {
     }
 
     #[test]
+    fn custom_profiles_get_the_refusals_for_each_of_their_architectures() {
+        let p: OciSeccomp = serde_json::from_str(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["read", "ioctl", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        )
+        .unwrap();
+        let refusals = compile_now(&Seccomp::Default).unwrap().pop().unwrap();
+        let progs = compile_now(&Seccomp::custom(p.clone())).unwrap();
+        assert_eq!(progs.len(), 2);
+        assert_eq!(progs[1], refusals);
+        let bare = Seccomp::Custom {
+            oci: p.clone(),
+            argument_filters: false,
+        };
+        assert_eq!(compile_now(&bare).unwrap().len(), 1);
+        // Spelled without the field, a custom profile keeps them.
+        let spec: Seccomp = serde_json::from_str(
+            r#"{"profile": "custom", "oci": {"defaultAction": "SCMP_ACT_ERRNO"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec,
+            Seccomp::custom(
+                serde_json::from_str(r#"{"defaultAction": "SCMP_ACT_ERRNO"}"#).unwrap()
+            )
+        );
+        // With i386 added, the refusals compare the i386 ioctl number (54)
+        // too: added after their rules, the architecture got them.
+        let jeq = |prog: &Program, k: u32| {
+            prog.instructions()
+                .iter()
+                .any(|i| i.code == (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16 && i.k == k)
+        };
+        assert!(!jeq(&refusals, 54));
+        let mut x86 = p;
+        x86.architectures = vec!["SCMP_ARCH_X86_64".into(), "SCMP_ARCH_X86".into()];
+        let progs = compile_now(&Seccomp::custom(x86)).unwrap();
+        assert!(jeq(&progs[1], 54), "the i386 ioctl is not in the refusals");
+        assert!(
+            jeq(&progs[1], 16),
+            "the x86_64 ioctl is not in the refusals"
+        );
+    }
+
+    #[test]
     fn oci_profile_compiles() {
         let p: OciSeccomp = serde_json::from_str(
             r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
@@ -563,6 +649,6 @@ mod tests {
                               "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}"#,
         )
         .unwrap();
-        filters(&Seccomp::Custom { oci: p }).unwrap();
+        filters(&Seccomp::custom(p)).unwrap();
     }
 }
