@@ -48,11 +48,17 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-fn decompressed(path: &Path) -> Result<Box<dyn Read>, ImageError> {
-    let mut f = super::oci::open_regular(path)?;
+/// The layer's tar stream, from the blob opened (and hashed) when the
+/// image was resolved.
+fn decompressed(layer: &Layer) -> Result<Box<dyn Read>, ImageError> {
+    let path = &layer.blob;
     let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).map_err(|e| ImageError::io(path, e))?;
-    let f = super::oci::open_regular(path)?;
+    let n = layer
+        .reader()
+        .take(4)
+        .read(&mut magic)
+        .map_err(|e| ImageError::io(path, e))?;
+    let f = layer.reader();
     Ok(match &magic[..n] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
         [0x28, 0xb5, 0x2f, 0xfd] => {
@@ -68,7 +74,7 @@ fn unpack_verified(layer: &Layer, tmp: &Path, id_base: Option<u32>) -> Result<()
     let rootfs = tmp.join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(|e| ImageError::io(&rootfs, e))?;
     let mut reader = Hashing {
-        inner: decompressed(&layer.blob)?,
+        inner: decompressed(layer)?,
         hash: Sha256::new(),
     };
     let notes = unpack::unpack(
