@@ -25,6 +25,10 @@ pub struct Context {
     pub cgroup: Layout,
     /// The image layer store (see [`crate::image::Store`]).
     pub store: PathBuf,
+    /// The pids limit of a sandbox whose spec sets none
+    /// ([`crate::spec::DEFAULT_PIDS`] unless changed; `None` for none, as
+    /// the OCI runtime does: a bundle gets only the limits it asks for).
+    pub default_pids: Option<u64>,
 }
 
 impl Context {
@@ -53,6 +57,7 @@ impl Context {
             // Unreadable, the layout is empty: a sandbox that needs a
             // cgroup then fails naming the controller it lacks.
             cgroup: Layout::detect().unwrap_or_default(),
+            default_pids: Some(crate::spec::DEFAULT_PIDS),
         }
     }
 
@@ -66,6 +71,7 @@ impl Context {
             state_root: default_state_root(uid, None),
             cgroup: Layout::default(),
             store: store::default_root(uid, None, None),
+            default_pids: Some(crate::spec::DEFAULT_PIDS),
         }
     }
 }
