@@ -190,6 +190,10 @@ struct Unpacker {
     notes: Vec<String>,
     /// Directory modes, set last (see [`Unpacker::finish`]).
     dir_modes: Vec<(String, u32)>,
+    /// Symlinks of an outer archive between two of its own entries
+    /// (podman and skopeo write `<id>/layer.tar -> ../<digest>.tar`):
+    /// (the link's path, its target's path), both beneath the root.
+    links: Vec<(String, String)>,
 }
 
 /// Unpack `tar` (uncompressed) into `dest`, which must exist. Returns the
@@ -222,6 +226,7 @@ impl Unpacker {
             opts,
             notes: Vec::new(),
             dir_modes: Vec::new(),
+            links: Vec::new(),
         })
     }
 
@@ -251,6 +256,12 @@ impl Unpacker {
             return Ok(());
         }
         let kind = header.entry_type();
+        if !self.opts.layer && kind == tar::EntryType::Symlink {
+            let target = t.link_name(entry, "symlink")?;
+            let to = archive_link_target(&t, &target)?;
+            self.links.push((t.parts.join("/"), to));
+            return Ok(());
+        }
         if !self.opts.layer && !archive_may_hold(kind, &t.raw)? {
             return Ok(());
         }
@@ -352,6 +363,13 @@ impl Unpacker {
     /// Directory modes last, so a read-only directory did not stop its
     /// own entries from being written. Returns the notes.
     fn finish(self) -> Result<Vec<String>, ImageError> {
+        // An archive's links become hard links to the file they name, so
+        // a manifest that names the link reads that file (never through
+        // a symlink); one to something else is left out: nothing can use
+        // it, and a manifest naming it finds it missing.
+        for (link, to) in &self.links {
+            self.link_archive_file(link, to)?;
+        }
         for (path, mode) in self.dir_modes.iter().rev() {
             let fd = rustix::fs::openat2(
                 &self.root,
@@ -365,6 +383,70 @@ impl Unpacker {
                 .map_err(|e| failed(path, "chmod", e))?;
         }
         Ok(self.notes)
+    }
+}
+
+/// Where a symlink of an outer archive leads, as a path beneath the
+/// archive's root: relative, resolved from the link's directory, and not
+/// above the root; anything else is refused.
+fn archive_link_target(t: &Target, target: &str) -> Result<String, ImageError> {
+    let outside = || {
+        refused(
+            &t.raw,
+            format!("an image archive may hold only files and directories (and relative links between its own entries); this link to {target:?} leads outside it; refusing it"),
+        )
+    };
+    if target.starts_with('/') {
+        return Err(outside());
+    }
+    let mut parts: Vec<&str> = t.parts[..t.parts.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    for c in Path::new(target).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop().ok_or_else(outside)?;
+            }
+            Component::Normal(p) => parts.push(p.to_str().ok_or_else(outside)?),
+            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(".".into()); // the archive's root: a directory
+    }
+    Ok(parts.join("/"))
+}
+
+impl Unpacker {
+    fn link_archive_file(&self, link: &str, to: &str) -> Result<(), ImageError> {
+        let Ok(src) = rustix::fs::openat2(
+            &self.root,
+            to,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            CONFINED,
+        ) else {
+            return Ok(());
+        };
+        let st = rustix::fs::fstat(&src).map_err(|e| failed(link, "stat the link's target", e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Ok(());
+        }
+        let parts: Vec<String> = link.split('/').map(String::from).collect();
+        let dir = parent_dir(&self.root, &parts, link)?;
+        let name = parts.last().expect("a link has a name");
+        remove_existing(&dir, name);
+        let fd = format!("/proc/self/fd/{}", src.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            fd.as_str(),
+            &dir,
+            name.as_str(),
+            AtFlags::SYMLINK_FOLLOW,
+        )
+        .map_err(|e| failed(link, "link", e))
     }
 }
 
