@@ -29,6 +29,9 @@ pub struct Context {
     /// ([`crate::spec::DEFAULT_PIDS`] unless changed; `None` for none, as
     /// the OCI runtime does: a bundle gets only the limits it asks for).
     pub default_pids: Option<u64>,
+    /// What one image may unpack into the store
+    /// ([`crate::image::unpack::DEFAULT_LIMITS`] unless changed).
+    pub image_limits: crate::image::unpack::Limits,
 }
 
 impl Context {
@@ -58,6 +61,7 @@ impl Context {
             // cgroup then fails naming the controller it lacks.
             cgroup: Layout::detect().unwrap_or_default(),
             default_pids: Some(crate::spec::DEFAULT_PIDS),
+            image_limits: Default::default(),
         }
     }
 
@@ -72,6 +76,7 @@ impl Context {
             cgroup: Layout::default(),
             store: store::default_root(uid, None, None),
             default_pids: Some(crate::spec::DEFAULT_PIDS),
+            image_limits: Default::default(),
         }
     }
 }

@@ -124,6 +124,7 @@ impl Daemon {
             store: self.config.store.clone(),
             // The daemon gives a spec without a limit its own (max_pids).
             default_pids: Some(airlock::spec::DEFAULT_PIDS),
+            image_limits: Default::default(),
         }
     }
 

@@ -79,8 +79,10 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
         unpacked_now: 0,
         notes: Vec::new(),
     };
+    // The layers of one image share one budget.
+    let mut budget = unpack::Budget::new(store.limits);
     for l in &pulled.image.layers {
-        let (d, fresh) = store.layer(l, id_base)?;
+        let (d, fresh) = store.layer(l, id_base, &mut budget)?;
         pulled.unpacked_now += fresh as usize;
         pulled.notes.extend(
             store
@@ -110,7 +112,8 @@ fn image_dir(path: &Path, store: &Store) -> Result<(PathBuf, Option<Scratch>), I
     }
     let scratch = Scratch(store.scratch("archive")?);
     let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
-    unpack::unpack(f, &scratch.0, unpack::Options::default())
+    let mut budget = unpack::Budget::new(store.limits);
+    unpack::unpack(f, &scratch.0, unpack::Options::default(), &mut budget)
         .map_err(|e| e.context(path.display().to_string()))?;
     Ok((scratch.0.clone(), Some(scratch)))
 }

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Store {
     pub root: PathBuf,
+    /// What one pull may unpack (see [`unpack::DEFAULT_LIMITS`]).
+    pub limits: unpack::Limits,
 }
 
 /// What `image ls` shows: one image the store has run.
@@ -33,6 +35,10 @@ struct LayerMeta {
     digest: Option<String>,
     notes: Vec<String>,
 }
+
+/// What a layer may carry after its tar end-of-archive marker (padding
+/// to the writer's record size, 10 KiB for most).
+const MAX_TRAILING: u64 = 1 << 20;
 
 /// Hashes what passes through, to check the uncompressed layer's diff_id.
 struct Hashing<R> {
@@ -70,9 +76,20 @@ fn decompressed(layer: &Layer) -> Result<Box<dyn Read>, ImageError> {
 
 /// Unpack `layer` into `tmp/rootfs` and record it in `tmp/meta.json`,
 /// refusing it unless what was unpacked hashes to its diff_id.
-fn unpack_verified(layer: &Layer, tmp: &Path, id_base: Option<u32>) -> Result<(), ImageError> {
+fn unpack_verified(
+    layer: &Layer,
+    tmp: &Path,
+    id_base: Option<u32>,
+    budget: &mut unpack::Budget,
+) -> Result<(), ImageError> {
     let rootfs = tmp.join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(|e| ImageError::io(&rootfs, e))?;
+    let compressed = layer
+        .file
+        .metadata()
+        .map_err(|e| ImageError::io(&layer.blob, e))?
+        .len();
+    budget.layer(compressed);
     let mut reader = Hashing {
         inner: decompressed(layer)?,
         hash: Sha256::new(),
@@ -84,15 +101,28 @@ fn unpack_verified(layer: &Layer, tmp: &Path, id_base: Option<u32>) -> Result<()
             layer: true,
             id_base,
         },
+        budget,
     )?;
     // Whatever the tar reader left (end-of-archive padding) is part of the
-    // diff_id too.
-    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| {
+    // diff_id too; it is a few KiB, and more is refused rather than read
+    // (it would be gigabytes of zeros to decompress for nothing).
+    let trailing = std::io::copy(
+        &mut (&mut reader).take(MAX_TRAILING + 1),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| {
         ImageError::Invalid(format!(
             "reading layer {}: {e} (truncated or corrupt?)",
             layer.diff_id
         ))
     })?;
+    if trailing > MAX_TRAILING {
+        return Err(ImageError::Refused(format!(
+            "layer {}: more than {} KiB after the end of its tar archive; refusing the image",
+            layer.diff_id,
+            MAX_TRAILING >> 10
+        )));
+    }
     let actual = format!("sha256:{}", hex(&reader.hash.finalize()));
     if actual != layer.diff_id {
         return Err(ImageError::Mismatch {
@@ -182,7 +212,10 @@ impl Store {
                 Err(e) => return Err(ImageError::io(&p, e)),
             }
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            limits: unpack::Limits::default(),
+        })
     }
 
     fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
@@ -203,19 +236,22 @@ impl Store {
         Ok(dir)
     }
 
-    /// The unpacked root of a layer, unpacking it first if this store has
-    /// not seen it. Returns the directory and whether it was unpacked now.
+    /// The unpacked root of a layer, unpacking it first (within `budget`,
+    /// what is left of the image's limits) if this store has not seen it.
+    /// Returns the directory and whether it was unpacked now; a layer that
+    /// fails leaves nothing behind.
     pub fn layer(
         &self,
         layer: &Layer,
         id_base: Option<u32>,
+        budget: &mut unpack::Budget,
     ) -> Result<(PathBuf, bool), ImageError> {
         let dir = self.layer_dir(&layer.diff_id)?;
         if dir.join("meta.json").exists() {
             return Ok((dir.join("rootfs"), false));
         }
         let tmp = self.scratch(digest_hex(&layer.diff_id)?)?;
-        if let Err(e) = unpack_verified(layer, &tmp, id_base) {
+        if let Err(e) = unpack_verified(layer, &tmp, id_base, budget) {
             remove_tree(&tmp);
             return Err(e);
         }

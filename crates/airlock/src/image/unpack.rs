@@ -32,6 +32,110 @@ pub struct Options {
     pub id_base: Option<u32>,
 }
 
+/// How much unpacking may write: bytes of file content and entries. A
+/// layer is a compressed stream, so its size on the wire says nothing of
+/// what it unpacks to (a 4 MB gzip layer of zeros is 4 GiB on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of file content, all the layers of one image together.
+    pub bytes: u64,
+    /// Entries, all the layers of one image together.
+    pub entries: u64,
+    /// A layer may unpack to at most this many times its compressed size
+    /// (or `ratio_floor` bytes, whichever is more): real layers compress 2
+    /// to 10 times, a decompression bomb a thousand.
+    pub ratio: u64,
+    pub ratio_floor: u64,
+}
+
+/// The store's default bounds for one image (all the layers one pull
+/// unpacks together): 8 GiB of content, 1,048,576 entries, and 100 times
+/// each layer's compressed size past the first GiB; far above usual
+/// images (a full Debian with a toolchain is under 2 GiB and 100,000
+/// entries) and well below what fills a disk by surprise.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    bytes: 8 << 30,
+    entries: 1 << 20,
+    ratio: 100,
+    ratio_floor: 1 << 30,
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        DEFAULT_LIMITS
+    }
+}
+
+/// What is left of the [`Limits`] while unpacking, shared by the layers
+/// of one image.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    limits: Limits,
+    bytes: u64,
+    entries: u64,
+    /// The current layer's own cap (from its compressed size), and what
+    /// it has written so far.
+    layer_cap: u64,
+    layer_bytes: u64,
+}
+
+impl Budget {
+    pub fn new(limits: Limits) -> Budget {
+        Budget {
+            limits,
+            bytes: 0,
+            entries: 0,
+            layer_cap: u64::MAX,
+            layer_bytes: 0,
+        }
+    }
+
+    /// Start a layer whose blob is `compressed` bytes.
+    pub fn layer(&mut self, compressed: u64) {
+        self.layer_cap = compressed
+            .saturating_mul(self.limits.ratio)
+            .max(self.limits.ratio_floor);
+        self.layer_bytes = 0;
+    }
+
+    fn over(&self, raw: &str, what: &str, limit: u64) -> ImageError {
+        ImageError::Refused(format!(
+            "layer entry {raw:?}: the image unpacks to more than {limit} {what} (the store's limit; Store::limits / Context::image_limits change it); refusing the image"
+        ))
+    }
+
+    fn entry(&mut self, raw: &str) -> Result<(), ImageError> {
+        self.entries += 1;
+        if self.entries > self.limits.entries {
+            return Err(self.over(raw, "entries", self.limits.entries));
+        }
+        Ok(())
+    }
+
+    /// Bytes that may still be written.
+    fn room(&self) -> u64 {
+        self.limits
+            .bytes
+            .saturating_sub(self.bytes)
+            .min(self.layer_cap.saturating_sub(self.layer_bytes))
+    }
+
+    fn add_bytes(&mut self, raw: &str, n: u64) -> Result<(), ImageError> {
+        self.bytes = self.bytes.saturating_add(n);
+        self.layer_bytes = self.layer_bytes.saturating_add(n);
+        if self.bytes > self.limits.bytes {
+            return Err(self.over(raw, "bytes", self.limits.bytes));
+        }
+        if self.layer_bytes > self.layer_cap {
+            return Err(ImageError::Refused(format!(
+                "layer entry {raw:?}: the layer unpacks to more than {} bytes, {} times its compressed size (a decompression bomb? the store's ratio limit; Store::limits / Context::image_limits change it); refusing the image",
+                self.layer_cap, self.limits.ratio
+            )));
+        }
+        Ok(())
+    }
+}
+
 const CONFINED: ResolveFlags = ResolveFlags::IN_ROOT
     .union(ResolveFlags::NO_SYMLINKS)
     .union(ResolveFlags::NO_MAGICLINKS);
@@ -194,12 +298,19 @@ struct Unpacker {
     /// (podman and skopeo write `<id>/layer.tar -> ../<digest>.tar`):
     /// (the link's path, its target's path), both beneath the root.
     links: Vec<(String, String)>,
+    budget: Budget,
 }
 
-/// Unpack `tar` (uncompressed) into `dest`, which must exist. Returns the
-/// notes about neutralised entries.
-pub fn unpack(tar: impl Read, dest: &Path, opts: Options) -> Result<Vec<String>, ImageError> {
-    let mut u = Unpacker::open(dest, opts)?;
+/// Unpack `tar` (uncompressed) into `dest`, which must exist, within
+/// what is left of `budget`. Returns the notes about neutralised entries.
+/// On an error, `dest` holds part of the layer: the caller removes it.
+pub fn unpack(
+    tar: impl Read,
+    dest: &Path,
+    opts: Options,
+    budget: &mut Budget,
+) -> Result<Vec<String>, ImageError> {
+    let mut u = Unpacker::open(dest, opts, *budget)?;
     let mut archive = tar::Archive::new(tar);
     let entries = archive
         .entries()
@@ -210,11 +321,12 @@ pub fn unpack(tar: impl Read, dest: &Path, opts: Options) -> Result<Vec<String>,
         })?;
         u.entry(&mut entry)?;
     }
+    *budget = u.budget;
     u.finish()
 }
 
 impl Unpacker {
-    fn open(dest: &Path, opts: Options) -> Result<Unpacker, ImageError> {
+    fn open(dest: &Path, opts: Options, budget: Budget) -> Result<Unpacker, ImageError> {
         let root = rustix::fs::open(
             dest,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -227,12 +339,14 @@ impl Unpacker {
             notes: Vec::new(),
             dir_modes: Vec::new(),
             links: Vec::new(),
+            budget,
         })
     }
 
     /// Write one entry, or neutralise or refuse it.
     fn entry(&mut self, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        self.budget.entry(&raw)?;
         let parts = clean(&raw, &mut self.notes)?;
         let Some(name) = parts.last().cloned() else {
             return Ok(()); // the layer's root itself
@@ -267,7 +381,9 @@ impl Unpacker {
         }
         match kind {
             tar::EntryType::Directory => self.directory(&t),
-            tar::EntryType::Regular | tar::EntryType::Continuous => regular(&t, entry),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                regular(&t, entry, &mut self.budget)
+            }
             tar::EntryType::Symlink => symlink(&t, entry),
             tar::EntryType::Link => self.hard_link(&t, entry),
             tar::EntryType::Fifo => fifo(&t),
@@ -465,7 +581,15 @@ fn archive_may_hold(kind: tar::EntryType, raw: &str) -> Result<bool, ImageError>
     }
 }
 
-fn regular(t: &Target, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
+fn regular(
+    t: &Target,
+    entry: &mut tar::Entry<impl Read>,
+    budget: &mut Budget,
+) -> Result<(), ImageError> {
+    // Refused on the header's word before anything is written, and held
+    // to it while writing (a sparse entry expands beyond its header size).
+    budget.add_bytes(&t.raw, entry.size())?;
+    let room = budget.room();
     remove_existing(&t.dir, &t.name);
     let f = rustix::fs::openat(
         &t.dir,
@@ -475,8 +599,10 @@ fn regular(t: &Target, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageErr
     )
     .map_err(|e| failed(&t.raw, "create", e))?;
     let mut file = std::fs::File::from(f);
-    std::io::copy(entry, &mut file)
+    let declared = entry.size();
+    let written = std::io::copy(&mut entry.take(declared + room + 1), &mut file)
         .map_err(|e| invalid(&t.raw, format!("{e} (truncated or corrupt?)")))?;
+    budget.add_bytes(&t.raw, written.saturating_sub(declared))?;
     rustix::fs::fchmod(&file, Mode::from_raw_mode(t.mode))
         .map_err(|e| failed(&t.raw, "chmod", e))?;
     t.chown()
