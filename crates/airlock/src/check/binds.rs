@@ -168,6 +168,18 @@ impl<'a> Bind<'a> {
                 format!("{what} exposes the host's {dir} writable: the workload could change what the host runs or trusts"),
             );
         }
+        if let Some(store) = &host.store {
+            // The store, a layer in it, or a directory above it: the
+            // workload could plant or change the layers every later
+            // sandbox runs (and a root caller's layers run as its root).
+            if exposes(real, store) || within(real, store) {
+                f.add(
+                    "image-store-writable",
+                    self.subject,
+                    format!("{what} reaches the image store {store}: the workload could change the layers later sandboxes run"),
+                );
+            }
+        }
         if let Some(home) = &host.home {
             if real != "/" && exposes(real, home) {
                 f.add(

@@ -34,6 +34,10 @@ pub struct Host {
     /// (the host's, for a caller on the host).
     #[serde(default)]
     pub joins_own_net: bool,
+    /// The caller's image store (canonical): its layers are what later
+    /// sandboxes run.
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 /// A mount found below a bind source.
@@ -172,6 +176,11 @@ impl Host {
                 .join
                 .get("net")
                 .is_some_and(|p| same_file(p, "/proc/self/ns/net")),
+            store: ctx
+                .store
+                .to_str()
+                .filter(|s| s.starts_with('/'))
+                .map(canonical),
         }
     }
 

@@ -16,6 +16,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "kernel-surface-bind", severity: Deny, catches: "a bind, even read-only, that exposes the host's /proc or /sys (and /sys/fs/cgroup)" },
     Rule { code: "host-dev-bind", severity: Deny, catches: "a device bind (--dev-bind) of /dev, an ancestor of it, or a device node other than null, zero, full, random, urandom, tty" },
     Rule { code: "runtime-socket-bind", severity: Deny, catches: "a bind, even read-only, that exposes a container runtime socket or state (Docker, containerd, CRI-O, podman, kubelet, the system D-Bus)" },
+    Rule { code: "image-store-writable", severity: Deny, catches: "a writable bind of the caller's image store, of a layer in it, or of a directory above it: the workload could change the layers later sandboxes run" },
     Rule { code: "host-root-user", severity: Deny, catches: "uid 0, or CAP_SETUID/CAP_SETGID, without a user namespace: the workload is (or can become) the host's real root" },
     Rule { code: "host-root-mapped", severity: Deny, catches: "an id map that maps the host's uid or gid 0 into the sandbox" },
     Rule { code: "idmapped-writable", severity: Deny, catches: "a writable bind or root shown with host ownership (filesystem.idmap): sandbox root writes there as the host's owner of each file, host root for root's files, setuid bits included" },

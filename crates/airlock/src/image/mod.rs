@@ -86,7 +86,7 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
         pulled.unpacked_now += fresh as usize;
         pulled.notes.extend(
             store
-                .layer_notes(&l.diff_id)
+                .layer_notes(&d)
                 .into_iter()
                 .map(|n| format!("layer {}: {n}", &l.diff_id[7..19])),
         );

@@ -1,8 +1,16 @@
 //! The content-addressed layer store: each layer is verified against its
-//! digests, unpacked once into `layers/<diff_id>/rootfs`, and shared
+//! digests, unpacked once into `layers/<key>/rootfs`, and shared
 //! read-only (as an overlayfs lower layer) by every sandbox that uses it.
 //! A layer is unpacked into `tmp/` and renamed into place, so two sandboxes
 //! starting the same image at once never see half a layer.
+//!
+//! The store is airlock's trusted state. The key is everything that shaped
+//! the tree on disk (the diff_id, the owner ids it was unpacked for, the
+//! unpacker's form), so a layer unpacked for one id mapping is never used
+//! for another. The tree keeps the image's modes (a world-writable `/tmp`
+//! included), so `layers/<key>` is closed to everyone but the caller and
+//! the sandbox's root (mode 0710, group the sandbox's root's host gid, for
+//! a root caller; 0700 otherwise): nobody else can reach what is inside.
 
 use super::oci::{digest_hex, hex, Image, Layer};
 use super::unpack::{self, Options};
@@ -149,8 +157,6 @@ fn unpack_verified(
 /// no sandbox sees half of it. Returns false when another process put the
 /// same layer there first (theirs is used, ours removed).
 fn install(tmp: &Path, dir: &Path) -> Result<bool, ImageError> {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755));
     match std::fs::rename(tmp, dir) {
         Ok(()) => Ok(true),
         Err(_) if dir.join("meta.json").exists() => {
@@ -176,6 +182,34 @@ pub fn default_root(uid: u32, xdg_data_home: Option<String>, home: Option<String
         return PathBuf::from(x).join("airlock");
     }
     PathBuf::from(home.as_deref().unwrap_or("/")).join(".local/share/airlock")
+}
+
+/// Bumped whenever the unpacker writes a layer differently, so a tree of
+/// an older form is unpacked again rather than used.
+const UNPACK_FORM: &str = "airlock-unpack-2";
+
+/// The store's name for a layer as unpacked for `id_base`:
+/// `<diff_id hex>-<16 hex of what else shaped it>`.
+pub fn layer_key(diff_id: &str, id_base: Option<u32>) -> Result<String, ImageError> {
+    let hex = digest_hex(diff_id)?;
+    let ids = id_base.map_or("as-in-the-image".to_string(), |b| format!("from-{b}"));
+    let shape = Sha256::digest(format!("{UNPACK_FORM};owners={ids};whiteouts=overlay"));
+    Ok(format!("{hex}-{}", &super::oci::hex(&shape)[..16]))
+}
+
+/// Close an unpacked layer's directory (see the module doc) before it is
+/// put in place.
+fn close_up(tmp: &Path, id_base: Option<u32>) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match id_base {
+        Some(gid) => {
+            std::os::unix::fs::chown(tmp, None, Some(gid)).map_err(|e| ImageError::io(tmp, e))?;
+            0o710
+        }
+        None => 0o700,
+    };
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| ImageError::io(tmp, e))
 }
 
 impl Store {
@@ -218,8 +252,23 @@ impl Store {
         })
     }
 
-    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
-        Ok(self.root.join("layers").join(digest_hex(diff_id)?))
+    fn layer_dir(&self, diff_id: &str, id_base: Option<u32>) -> Result<PathBuf, ImageError> {
+        Ok(self.root.join("layers").join(layer_key(diff_id, id_base)?))
+    }
+
+    /// The store's directories of a layer, whatever ids they were unpacked
+    /// for.
+    fn layer_dirs(&self, diff_id: &str) -> Vec<PathBuf> {
+        let Ok(hex) = digest_hex(diff_id) else {
+            return Vec::new();
+        };
+        std::fs::read_dir(self.root.join("layers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().split('-').next() == Some(hex))
+            .map(|e| e.path())
+            .collect()
     }
 
     /// A fresh directory under the store's `tmp/` (unique to this process
@@ -246,12 +295,14 @@ impl Store {
         id_base: Option<u32>,
         budget: &mut unpack::Budget,
     ) -> Result<(PathBuf, bool), ImageError> {
-        let dir = self.layer_dir(&layer.diff_id)?;
+        let dir = self.layer_dir(&layer.diff_id, id_base)?;
         if dir.join("meta.json").exists() {
             return Ok((dir.join("rootfs"), false));
         }
         let tmp = self.scratch(digest_hex(&layer.diff_id)?)?;
-        if let Err(e) = unpack_verified(layer, &tmp, id_base, budget) {
+        if let Err(e) =
+            unpack_verified(layer, &tmp, id_base, budget).and_then(|()| close_up(&tmp, id_base))
+        {
             remove_tree(&tmp);
             return Err(e);
         }
@@ -259,10 +310,11 @@ impl Store {
         Ok((dir.join("rootfs"), fresh))
     }
 
-    /// The notes (neutralised entries) recorded when a layer was unpacked.
-    pub fn layer_notes(&self, diff_id: &str) -> Vec<String> {
-        self.layer_dir(diff_id)
-            .ok()
+    /// The notes (neutralised entries) recorded when the layer whose root
+    /// [`Store::layer`] gave was unpacked.
+    pub fn layer_notes(&self, layer_root: &Path) -> Vec<String> {
+        layer_root
+            .parent()
             .and_then(|d| std::fs::read(d.join("meta.json")).ok())
             .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
             .map(|m| m.notes)
@@ -323,13 +375,15 @@ impl Store {
             .flat_map(|r| r.layers)
             .filter_map(|d| digest_hex(&d).ok().map(String::from))
             .collect();
+        // A layer's directories are `<diff_id hex>-<shape>`.
+        let diff_of = |name: &str| name.split('-').next().unwrap_or_default().to_string();
         let mut n = 0;
         for e in std::fs::read_dir(self.root.join("layers"))
             .into_iter()
             .flatten()
             .flatten()
         {
-            if !used.contains(e.file_name().to_string_lossy().as_ref()) {
+            if !used.contains(&diff_of(&e.file_name().to_string_lossy())) {
                 remove_tree(&e.path());
                 n += 1;
             }
@@ -347,7 +401,7 @@ impl Store {
 
     /// Bytes used by a layer's unpacked tree (for `image ls`).
     pub fn layer_size(&self, diff_id: &str) -> u64 {
-        self.layer_dir(diff_id).map(|d| tree_size(&d)).unwrap_or(0)
+        self.layer_dirs(diff_id).iter().map(|d| tree_size(d)).sum()
     }
 }
 
