@@ -166,3 +166,28 @@ fn binding_the_store_writable_is_refused() {
     ]));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn directories_a_layer_implies_belong_to_its_root() {
+    require_root!();
+    use common::images::{layer, E};
+    let dir = tempdir();
+    let img = dir.path().join("img");
+    // No entries for srv/ and srv/data/: the unpacker makes them.
+    let implied = layer(&[E::File("srv/data/f", b"x", 0o644)]);
+    oci_layout(
+        &img,
+        &[(
+            "v",
+            vec![busybox_layer(), implied],
+            json!({"Cmd": ["/bin/sh", "-c", "stat -c %u:%g /srv /srv/data /srv/data/f"]}),
+        )],
+    );
+    let r = run_image(
+        &dir.path().join("store"),
+        &img.display().to_string(),
+        &[],
+        false,
+    );
+    assert_eq!(r.stdout, "0:0\n0:0\n0:0\n", "{}", r.stderr);
+}

@@ -198,8 +198,16 @@ fn open_dir(root: &OwnedFd, rel: &str, raw: &str) -> Result<OwnedFd, ImageError>
     })
 }
 
-/// The parent directory of an entry, created (0755) as needed.
-fn parent_dir(root: &OwnedFd, parts: &[String], raw: &str) -> Result<OwnedFd, ImageError> {
+/// The parent directory of an entry, created (0755) as needed, owned by
+/// `owner` (the layer's root as the sandbox will see it: its files' owner
+/// for uid and gid 0) when ids are shifted; otherwise a directory the
+/// layer never named would be the host's root's, nobody inside.
+fn parent_dir(
+    root: &OwnedFd,
+    parts: &[String],
+    raw: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<OwnedFd, ImageError> {
     let mut cur = String::new();
     let mut fd = open_dir(root, "", raw)?;
     for p in &parts[..parts.len() - 1] {
@@ -208,7 +216,19 @@ fn parent_dir(root: &OwnedFd, parts: &[String], raw: &str) -> Result<OwnedFd, Im
         }
         cur.push_str(p);
         match rustix::fs::mkdirat(&fd, p.as_str(), Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Ok(()) => {
+                if let Some((u, g)) = owner {
+                    rustix::fs::chownat(
+                        &fd,
+                        p.as_str(),
+                        Some(rustix::fs::Uid::from_raw(u)),
+                        Some(rustix::fs::Gid::from_raw(g)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| failed(raw, format!("chown {cur}"), e))?;
+                }
+            }
+            Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(failed(raw, format!("mkdir {cur}"), e)),
         }
         fd = open_dir(root, &cur, raw)?;
@@ -359,7 +379,7 @@ impl Unpacker {
             mode &= !0o6000;
         }
         let t = Target {
-            dir: parent_dir(&self.root, &parts, &raw)?,
+            dir: parent_dir(&self.root, &parts, &raw, self.opts.id_base.map(|b| (b, b)))?,
             ids: owner(&header, self.opts),
             mode: mode & 0o1777,
             raw,
@@ -551,7 +571,7 @@ impl Unpacker {
             return Ok(());
         }
         let parts: Vec<String> = link.split('/').map(String::from).collect();
-        let dir = parent_dir(&self.root, &parts, link)?;
+        let dir = parent_dir(&self.root, &parts, link, None)?;
         let name = parts.last().expect("a link has a name");
         remove_existing(&dir, name);
         let fd = format!("/proc/self/fd/{}", src.as_raw_fd());
