@@ -97,7 +97,7 @@ fn a_decompression_bomb_is_refused_before_it_is_written() {
 
 #[test]
 fn bytes_and_entries_are_bounded_per_image() {
-    let mib = |n: usize| -> Vec<u8> { (0..n << 20).map(|j| (j * 7919 >> 9) as u8).collect() };
+    let mib = |n: usize| -> Vec<u8> { (0..n << 20).map(|j| ((j * 7919) >> 9) as u8).collect() };
     let limits = Limits {
         bytes: 4 << 20,
         entries: 50,

@@ -127,7 +127,7 @@ fn swapper(target: std::path::PathBuf, good: Vec<u8>, evil: Vec<u8>, stop: &Atom
     let tmp = target.with_extension("swap");
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let bytes = if i % 2 == 0 { &evil } else { &good };
+        let bytes = if i.is_multiple_of(2) { &evil } else { &good };
         std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, &target).unwrap();
         i += 1;
