@@ -187,7 +187,11 @@ fn a_limit_the_host_cannot_apply_is_an_error() {
             .filter(|c| !before.contains(c))
             .collect()
     };
-    assert!(wait_until(10, || new().is_empty()), "left behind: {:?}", new());
+    assert!(
+        wait_until(10, || new().is_empty()),
+        "left behind: {:?}",
+        new()
+    );
 }
 
 #[test]

@@ -270,3 +270,54 @@ fn judge_nested(f: &mut Findings, subject: &str, real: &str, host: &Host) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{check, Host};
+    use crate::spec::{Mount, SandboxSpec};
+
+    fn codes(mounts: Vec<Mount>, h: &Host) -> Vec<&'static str> {
+        let mut s = SandboxSpec::builder().args(["true"]).build();
+        s.filesystem.mounts = mounts;
+        check(&s, h).iter().map(|f| f.code).collect()
+    }
+
+    fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
+        Mount::Bind {
+            source: src.into(),
+            destination: dst.into(),
+            readonly,
+            devices: false,
+        }
+    }
+
+    #[test]
+    fn image_store_writable() {
+        let mut h = Host {
+            store: Some("/home/me/.local/share/airlock".into()),
+            ..Default::default()
+        };
+        for (src, ro, want) in [
+            // The store, a layer in it, and every ancestor: denied writable.
+            ("/home/me/.local/share/airlock", false, true),
+            (
+                "/home/me/.local/share/airlock/layers/ab/rootfs",
+                false,
+                true,
+            ),
+            ("/home/me/.local", false, true),
+            ("/home/me", false, true),
+            // Read-only, or beside it: not this finding.
+            ("/home/me/.local/share/airlock", true, false),
+            ("/home/me/.local/share/other", false, false),
+            ("/home/me/project", false, false),
+        ] {
+            let found = codes(vec![bind(src, "/x", ro)], &h).contains(&"image-store-writable");
+            assert_eq!(found, want, "{src} readonly={ro}");
+        }
+        // The default view, and a root caller's store under /var/lib.
+        h.store = Some("/var/lib/airlock".into());
+        let f = codes(vec![bind("/var/lib/airlock", "/s", false)], &h);
+        assert!(f.contains(&"image-store-writable"), "{f:?}");
+    }
+}

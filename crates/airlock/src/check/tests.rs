@@ -289,35 +289,6 @@ fn capabilities_with_shared_namespaces() {
 }
 
 #[test]
-fn image_store_writable() {
-    let mut h = host();
-    h.store = Some("/home/me/.local/share/airlock".into());
-    for (src, ro, want) in [
-        // The store, a layer in it, and every ancestor: denied writable.
-        ("/home/me/.local/share/airlock", false, true),
-        (
-            "/home/me/.local/share/airlock/layers/ab/rootfs",
-            false,
-            true,
-        ),
-        ("/home/me/.local", false, true),
-        ("/home/me", false, true),
-        // Read-only, or beside it: not this finding.
-        ("/home/me/.local/share/airlock", true, false),
-        ("/home/me/.local/share/other", false, false),
-        ("/home/me/project", false, false),
-    ] {
-        let found =
-            codes(&spec_with(vec![bind(src, "/x", ro)]), &h).contains(&"image-store-writable");
-        assert_eq!(found, want, "{src} readonly={ro}");
-    }
-    // The default view, and a root caller's store under /var/lib.
-    h.store = Some("/var/lib/airlock".into());
-    let f = codes(&spec_with(vec![bind("/var/lib/airlock", "/s", false)]), &h);
-    assert!(f.contains(&"image-store-writable"), "{f:?}");
-}
-
-#[test]
 fn warnings() {
     let mut s = spec_with(vec![]);
     s.namespaces.net = false;

@@ -8,6 +8,7 @@
 
 mod apply;
 mod error;
+mod limits;
 pub mod oci;
 pub mod store;
 pub mod unpack;
