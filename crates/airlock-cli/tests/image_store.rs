@@ -77,10 +77,14 @@ fn no_other_user_writes_into_a_layer_of_root() {
     assert!(!o.status.success(), "a user wrote into root's layer");
     assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
     let m = std::fs::metadata(&layers[0]).unwrap();
-    assert_eq!(m.mode() & 0o777, 0o710, "{:o}", m.mode());
-    assert_eq!(m.uid(), 0);
-    // The sandbox's root (its group) still reaches it: the next run works
-    // and sees no planted file.
+    let root_inside = std::fs::metadata(layers[0].join("rootfs/bin/busybox"))
+        .unwrap()
+        .uid();
+    assert_eq!(m.mode() & 0o777, 0o700, "{:o}", m.mode());
+    assert_eq!(m.uid(), root_inside, "owned by the sandbox's root");
+    assert_ne!(m.uid(), 0);
+    // The sandbox's root still reaches it: the next run works and sees no
+    // planted file.
     let r = run_image(&store, &img, &[], false);
     assert_eq!(r.stdout, "ran\n", "{}", r.stderr);
 }

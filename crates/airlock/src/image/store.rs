@@ -9,8 +9,10 @@
 //! unpacker's form), so a layer unpacked for one id mapping is never used
 //! for another. The tree keeps the image's modes (a world-writable `/tmp`
 //! included), so `layers/<key>` is closed to everyone but the caller and
-//! the sandbox's root (mode 0710, group the sandbox's root's host gid, for
-//! a root caller; 0700 otherwise): nobody else can reach what is inside.
+//! the sandbox's root: mode 0700, owned by the sandbox root's host id for
+//! a root caller (overlayfs opens the layers with the sandbox root's
+//! credentials; it owns every file inside already), by the caller
+//! otherwise. Nobody else can reach what is inside.
 
 use super::oci::{digest_hex, hex, Image, Layer};
 use super::unpack::{self, Options};
@@ -201,14 +203,10 @@ pub fn layer_key(diff_id: &str, id_base: Option<u32>) -> Result<String, ImageErr
 /// put in place.
 fn close_up(tmp: &Path, id_base: Option<u32>) -> Result<(), ImageError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = match id_base {
-        Some(gid) => {
-            std::os::unix::fs::chown(tmp, None, Some(gid)).map_err(|e| ImageError::io(tmp, e))?;
-            0o710
-        }
-        None => 0o700,
-    };
-    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))
+    if let Some(id) = id_base {
+        std::os::unix::fs::chown(tmp, Some(id), Some(id)).map_err(|e| ImageError::io(tmp, e))?;
+    }
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| ImageError::io(tmp, e))
 }
 
