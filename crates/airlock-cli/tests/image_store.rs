@@ -127,9 +127,24 @@ fn a_layer_is_keyed_by_the_ids_it_was_unpacked_for() {
     assert_ne!(roots[0], roots[1]);
     assert_ne!(roots[0], roots[2]);
     assert_eq!(roots[0], roots[3]);
-    // `image ls` sizes and `prune` see every form of a recorded layer.
-    assert_eq!(store.prune().unwrap(), 0);
+    // `image ls` sizes and `prune` see every form of a recorded layer,
+    // and prune removes one of the old form (named by its diff_id alone).
+    let old = store.root.join("layers").join(&p0_hex(&roots[0]));
+    std::fs::create_dir(&old).unwrap();
+    assert_eq!(store.prune().unwrap(), 1);
+    assert!(!old.exists());
     assert_eq!(layer_dirs(&store.root).len(), 3);
+}
+
+/// The diff_id hex of a layer root `layers/<hex>-<shape>/rootfs`.
+fn p0_hex(root: &Path) -> String {
+    let key = root
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
+    key.split('-').next().unwrap().to_string()
 }
 
 #[test]

@@ -381,7 +381,10 @@ impl Store {
             .flatten()
             .flatten()
         {
-            if !used.contains(&diff_of(&e.file_name().to_string_lossy())) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // A layer of the old form (`<diff_id hex>` alone: keyed by its
+            // diff_id only, and open to every user) is never used again.
+            if !name.contains('-') || !used.contains(&diff_of(&name)) {
                 remove_tree(&e.path());
                 n += 1;
             }
