@@ -129,7 +129,7 @@ fn a_layer_is_keyed_by_the_ids_it_was_unpacked_for() {
     assert_eq!(roots[0], roots[3]);
     // `image ls` sizes and `prune` see every form of a recorded layer,
     // and prune removes one of the old form (named by its diff_id alone).
-    let old = store.root.join("layers").join(&p0_hex(&roots[0]));
+    let old = store.root.join("layers").join(p0_hex(&roots[0]));
     std::fs::create_dir(&old).unwrap();
     assert_eq!(store.prune().unwrap(), 1);
     assert!(!old.exists());
