@@ -59,11 +59,16 @@ fn precompile(out: &Path) -> Result<String, Box<dyn std::error::Error>> {
             "include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")), "
         ));
     }
+    let set_id = default::set_id_refusals(&[])?;
+    let mut file = std::fs::File::create(out.join("seccomp_set_id.bpf"))?;
+    set_id.export_bpf(&file)?;
+    file.flush()?;
     let v = libseccomp::ScmpVersion::current()?;
     let arch = libseccomp::ScmpArch::native();
     Ok(format!(
         "pub const PRECOMPILED: Option<Precompiled> = Some(Precompiled {{\n    \
          programs: &[{includes}],\n    \
+         set_id: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/seccomp_set_id.bpf\")),\n    \
          libseccomp: ({}, {}, {}),\n    \
          arch: {:?},\n}});\n\
          {WHY_NOT} = \"\";\n",

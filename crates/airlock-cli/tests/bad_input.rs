@@ -189,3 +189,32 @@ fn a_missing_loader_or_interpreter_is_named() {
     let r = output(airlock(&["run", "--", "/usr/bin/no-such-program"]));
     assert_eq!(r.code, 127, "{}", r.stderr);
 }
+
+#[test]
+fn an_error_longer_than_a_report_packet_arrives_cut_and_marked() {
+    // A 100 KB program name: the error names it, and is longer than the
+    // 64 KiB a report packet may be. It used to arrive as "garbled
+    // report", or not at all.
+    let name = "a".repeat(100_000);
+    let r = output(airlock(&["run", "--", &name]));
+    assert!(r.code == 126 || r.code == 127, "{}", r.code);
+    assert!(
+        r.stderr.contains("aaaaaaaaaa"),
+        "no error at all: {:?}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("more bytes cut"),
+        "{}",
+        &r.stderr[r.stderr.len().saturating_sub(300)..]
+    );
+    assert!(r.stderr.len() < 64 << 10, "{}", r.stderr.len());
+    // Its neighbour just under the limit arrives whole.
+    let name = "b".repeat(50_000);
+    let r = output(airlock(&["run", "--", &name]));
+    assert!(
+        r.stderr.contains(&name) && !r.stderr.contains("more bytes cut"),
+        "{}",
+        r.stderr.len()
+    );
+}

@@ -151,9 +151,36 @@ fn no_setuid_setgid_or_file_capability_comes_out_of_a_writable_bind() {
             e.path()
         );
     }
-    // Without a writable bind nothing changes: the same calls in the
-    // sandbox's own tmpfs are refused too (one profile for all).
+    // The filter is there only with such a bind: in a sandbox without one,
+    // a set-id file is the sandbox's own ids' on a nosuid mount, and
+    // refusing it would only break installing packages.
     let r = sh(&[], "touch /tmp/x && chmod u+s /tmp/x; echo $?");
+    assert_eq!(r.stdout.trim(), "0", "{}", r.stderr);
+    let r = sh(
+        &["--ro-bind", &o, "/ro"],
+        "touch /tmp/x && chmod u+s /tmp/x; echo $?",
+    );
+    assert_eq!(r.stdout.trim(), "0", "{}", r.stderr);
+    // A custom profile gets it too, even one that allows everything.
+    let profile = out.parent().unwrap().join("allow-all.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}"#,
+    )
+    .unwrap();
+    let p = profile.display().to_string();
+    let r = sh(
+        &[
+            "--seccomp-profile",
+            &p,
+            "--allow-unsafe",
+            "seccomp-permissive",
+            "--bind",
+            &o,
+            "/out",
+        ],
+        "touch /out/c; chmod u+s /out/c; echo $?",
+    );
     assert_eq!(r.stdout.trim(), "1", "{}", r.stderr);
 }
 

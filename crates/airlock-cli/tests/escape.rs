@@ -168,6 +168,9 @@ fn run_suite(as_user: bool, extra: &[&str]) -> String {
         "SUID",
         "/suid-id",
     ];
+    if !as_user {
+        args.extend_from_slice(&["--setenv", "CALLER_IS_ROOT", "1"]);
+    }
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", "python3", "/probes.py"]);
     let r = if as_user {
@@ -228,6 +231,41 @@ fn escape_suite_rootless() {
 }
 
 #[test]
+fn escape_suite_under_a_custom_seccomp_profile() {
+    require_root!();
+    // The default's allow-list written as a custom profile, with ioctl
+    // and clone3 allowed outright: airlock's refusals by argument, added
+    // after any custom profile, keep TIOCSTI and the rest refused.
+    let ns = airlock::seccomp::NAMESPACE_FLAGS;
+    let mut names: Vec<&str> = airlock::seccomp::ALLOWED.to_vec();
+    names.extend(["ioctl", "clone3"]);
+    let families: Vec<serde_json::Value> = [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK, libc::AF_PACKET]
+        .iter()
+        .map(|f| serde_json::json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": f, "op": "SCMP_CMP_EQ"}]}))
+        .collect();
+    let mut rules = vec![
+        serde_json::json!({"names": names, "action": "SCMP_ACT_ALLOW"}),
+        serde_json::json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                           "args": [{"index": 0, "value": ns, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}),
+        serde_json::json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                           "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}),
+    ];
+    rules.extend(families);
+    let dir = tempdir();
+    let profile = dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules}).to_string(),
+    )
+    .unwrap();
+    let p = profile.display().to_string();
+    run_suite(
+        false,
+        &["--seccomp-profile", &p, "--memory", "256M", "--pids", "64"],
+    );
+}
+
+#[test]
 fn the_probes_can_see_an_escape() {
     require_root!();
     // With the walls taken down on purpose, the same probes report escapes,
@@ -253,6 +291,9 @@ fn the_probes_can_see_an_escape() {
         "seccomp-disabled",
         "--allow-unsafe",
         "caller-bind-unfiltered",
+        "--setenv",
+        "CALLER_IS_ROOT",
+        "1",
         "--setenv",
         "HOST_PID",
         "1",

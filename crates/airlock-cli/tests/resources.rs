@@ -179,7 +179,19 @@ fn a_limit_the_host_cannot_apply_is_an_error() {
         r.stderr
     );
     assert!(r.stdout.is_empty());
-    assert_eq!(leftover_cgroups(), before);
+    // Other tests' sandboxes (each has a cgroup for its pids limit) come
+    // and go meanwhile; a cgroup the refused start left would stay.
+    let new = || -> Vec<String> {
+        leftover_cgroups()
+            .into_iter()
+            .filter(|c| !before.contains(c))
+            .collect()
+    };
+    assert!(
+        wait_until(10, || new().is_empty()),
+        "left behind: {:?}",
+        new()
+    );
 }
 
 #[test]
@@ -252,6 +264,69 @@ fn a_timeout_during_setup_says_so() {
         r.stderr
             .contains("the timeout expired before the workload started"),
         "{}",
+        r.stderr
+    );
+}
+
+/// The pids.max of the running sandbox's pids cgroup, read on the host.
+fn running_pids_max(flags: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "sh", "-c", "echo ready; read x; exit 0"]);
+    let mut child = airlock(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let names = cgroup_names_of(&descendants(child.id() as i32));
+    let max: Vec<String> = leftover_cgroups()
+        .into_iter()
+        .filter(|d| names.iter().any(|n| d.ends_with(&format!("/{n}"))))
+        .filter_map(|d| std::fs::read_to_string(format!("{d}/pids.max")).ok())
+        .collect();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(max.len(), 1, "one pids cgroup: {max:?} of {names:?}");
+    max[0].trim().to_string()
+}
+
+#[test]
+fn every_sandbox_has_a_pids_limit() {
+    require_root!();
+    // No --pids: the documented default, in the sandbox's own cgroup.
+    assert_eq!(
+        running_pids_max(&[]),
+        airlock::spec::DEFAULT_PIDS.to_string()
+    );
+    assert_eq!(running_pids_max(&["--pids", "40"]), "40");
+    // Rootless (no delegated cgroup here): RLIMIT_NPROC in the sandbox's
+    // user namespace, where the kernel counts the sandbox's processes.
+    let probe = "grep 'Max processes' /proc/self/limits";
+    let r = sh_as_user(&[], probe);
+    let words: Vec<&str> = r.stdout.split_whitespace().collect();
+    let n = airlock::spec::DEFAULT_PIDS.to_string();
+    assert_eq!(words[2..4], [n.as_str(), n.as_str()], "{}", r.stderr);
+    // The spec's own nproc rlimit wins.
+    let r = sh_as_user(&["--rlimit", "nproc=30:40"], probe);
+    assert!(
+        r.stdout.contains(" 30 ") && r.stdout.contains(" 40 "),
+        "{}",
+        r.stdout
+    );
+    // And it holds: with a small one, forking stops there.
+    let r = sh_as_user(
+        &["--rlimit", "nproc=10"],
+        "for i in $(seq 20); do sleep 1 & done 2>&1; wait",
+    );
+    assert!(
+        r.stdout.contains("fork") || r.stderr.contains("fork"),
+        "{} {}",
+        r.stdout,
         r.stderr
     );
 }

@@ -155,7 +155,23 @@ fn custom_seccomp_profile() {
     )
     .unwrap();
     let p = profile.display().to_string();
-    let r = sh(&["--seccomp-profile", &p], "mkdir /tmp/x 2>&1; echo done");
+    // A permissive default action is judged by what it lets through.
+    let r = sh(&["--seccomp-profile", &p], "echo ran");
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("error[seccomp-permissive]") && !r.stdout.contains("ran"),
+        "{}",
+        r.stderr
+    );
+    let r = sh(
+        &[
+            "--seccomp-profile",
+            &p,
+            "--allow-unsafe",
+            "seccomp-permissive",
+        ],
+        "mkdir /tmp/x 2>&1; echo done",
+    );
     assert!(r.stdout.contains("Permission denied"), "{}", r.stdout);
     // A profile that cannot be compiled is refused before anything runs.
     std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["nope_call"], "action": "SCMP_ACT_KILL"}]}"#).unwrap();
@@ -170,6 +186,76 @@ fn custom_seccomp_profile() {
     let r = sh(&["--seccomp-profile", "none"], "echo ran");
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("error[seccomp-disabled]"), "{}", r.stderr);
+}
+
+/// Probes terminal injection on a non-terminal stdin: refused by seccomp
+/// gives EPERM (1), let through to the driver ENOTTY (25); 0x541C is
+/// TIOCLINUX, which Python does not name. The request
+/// with high bits set is the CVE-2019-10063 spelling of TIOCSTI.
+const INJECTION_PROBE: &str = "import fcntl, termios\n\
+for req in (termios.TIOCSTI, 0x541C, 0x1_0000_0000 | termios.TIOCSTI):\n    \
+try:\n        fcntl.ioctl(0, req, b'Z')\n        print('allowed')\n    \
+except OSError as e:\n        print(e.errno)\n";
+
+/// A strict custom profile: the default's own allow-list and an
+/// unrestricted ioctl. airlock's refusals by argument come after it.
+fn strict_profile(dir: &std::path::Path) -> String {
+    let mut names: Vec<&str> = airlock::seccomp::ALLOWED.to_vec();
+    names.extend(["ioctl", "clone3"]);
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": names, "action": "SCMP_ACT_ALLOW"},
+            // clone with the namespace flags masked off, as the default.
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": airlock::seccomp::NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+        ]
+    });
+    let path = dir.join("strict.json");
+    std::fs::write(&path, profile.to_string()).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn custom_seccomp_profile_keeps_the_argument_filters() {
+    let dir = tempdir();
+    let p = strict_profile(dir.path());
+    let flags = ["--seccomp-profile", p.as_str()];
+    let probe = |flags: &[&str]| {
+        let script = format!("python3 -c \"{INJECTION_PROBE}\"; echo end");
+        let r = if is_root() {
+            let r = sh(flags, &script);
+            let u = sh_as_user(flags, &script);
+            assert_eq!(r.stdout, u.stdout, "root and rootless differ: {}", u.stderr);
+            r
+        } else {
+            sh(flags, &script)
+        };
+        assert!(r.stdout.ends_with("end\n"), "{} {}", r.stdout, r.stderr);
+        r.stdout
+    };
+    // TIOCSTI, TIOCLINUX, and TIOCSTI with high bits: all refused.
+    assert_eq!(probe(&flags), "1\n1\n1\nend\n");
+    // The same profile without them (a finding of its own): the ioctls
+    // reach the driver, so the probe can tell the two apart.
+    let spec = serde_json::json!({
+        "process": {"args": ["python3", "-c", INJECTION_PROBE]},
+        "filesystem": {"mounts": serde_json::from_str::<serde_json::Value>(&system_view()).unwrap()},
+        "seccomp": {"profile": "custom", "argument_filters": false,
+                    "oci": serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&p).unwrap()).unwrap()},
+    });
+    let r = run_spec(&spec.to_string());
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    // Both findings: the filters are off, and so an unrestricted ioctl
+    // (and clone3) is escape surface again.
+    for code in ["seccomp-argument-filters-off", "seccomp-permissive"] {
+        assert!(r.stderr.contains(&format!("error[{code}]")), "{}", r.stderr);
+    }
+    let mut acked = spec.clone();
+    acked["allow_unsafe"] =
+        serde_json::json!(["seccomp-argument-filters-off", "seccomp-permissive"]);
+    let r = run_spec(&acked.to_string());
+    assert_eq!(r.stdout, "25\n25\n25\n", "{}", r.stderr);
 }
 
 #[test]

@@ -197,6 +197,8 @@ fn create(
     }
     let mut actx = Context::current();
     actx.state_root.clone_from(&ctx.root);
+    // runc imposes no pids limit the bundle does not ask for.
+    actx.default_pids = None;
     let prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
         airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
         e => e.to_string(),

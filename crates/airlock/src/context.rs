@@ -25,6 +25,13 @@ pub struct Context {
     pub cgroup: Layout,
     /// The image layer store (see [`crate::image::Store`]).
     pub store: PathBuf,
+    /// The pids limit of a sandbox whose spec sets none
+    /// ([`crate::spec::DEFAULT_PIDS`] unless changed; `None` for none, as
+    /// the OCI runtime does: a bundle gets only the limits it asks for).
+    pub default_pids: Option<u64>,
+    /// What one image may unpack into the store
+    /// ([`crate::image::unpack::DEFAULT_LIMITS`] unless changed).
+    pub image_limits: crate::image::unpack::Limits,
 }
 
 impl Context {
@@ -53,6 +60,8 @@ impl Context {
             // Unreadable, the layout is empty: a sandbox that needs a
             // cgroup then fails naming the controller it lacks.
             cgroup: Layout::detect().unwrap_or_default(),
+            default_pids: Some(crate::spec::DEFAULT_PIDS),
+            image_limits: Default::default(),
         }
     }
 
@@ -66,6 +75,8 @@ impl Context {
             state_root: default_state_root(uid, None),
             cgroup: Layout::default(),
             store: store::default_root(uid, None, None),
+            default_pids: Some(crate::spec::DEFAULT_PIDS),
+            image_limits: Default::default(),
         }
     }
 }

@@ -61,6 +61,59 @@ pub enum Report {
     Exited(ExitReport),
 }
 
+/// The largest report sent. Every receiver reads a packet into 64 KiB,
+/// and SOCK_SEQPACKET cuts a longer one short (it arrived as a "garbled
+/// report", or not at all); this leaves room to spare.
+pub const MAX_REPORT: usize = 60 << 10;
+
+impl Report {
+    /// The report as sent: its JSON, at most [`MAX_REPORT`] bytes. A
+    /// longer one (an error naming a 100 KB argument) has its texts cut,
+    /// with a marker saying so, rather than the packet.
+    pub fn encode(&self) -> Vec<u8> {
+        let bytes = serde_json::to_vec(self).expect("reports serialize");
+        if bytes.len() <= MAX_REPORT {
+            return bytes;
+        }
+        // JSON escapes can make a text up to six times longer than its
+        // bytes: halve until it fits.
+        let mut keep = MAX_REPORT / 2;
+        loop {
+            let mut r = self.clone();
+            match &mut r {
+                Report::Progress { step } => cut(step, keep),
+                Report::Failed(e) => {
+                    cut(&mut e.step, keep / 4);
+                    cut(&mut e.reason, keep);
+                }
+                _ => {}
+            }
+            let bytes = serde_json::to_vec(&r).expect("reports serialize");
+            if bytes.len() <= MAX_REPORT || keep == 0 {
+                return bytes;
+            }
+            keep /= 2;
+        }
+    }
+}
+
+/// Cut `s` to about `keep` bytes (on a character boundary), saying so.
+fn cut(s: &mut String, keep: usize) {
+    if s.len() <= keep {
+        return;
+    }
+    let mut end = keep;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = s.len() - end;
+    s.truncate(end);
+    s.push_str(&format!(
+        " [... {more} more bytes cut: a report is at most {} KiB]",
+        MAX_REPORT >> 10
+    ));
+}
+
 /// How a sandbox ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExitReport {
@@ -296,13 +349,12 @@ impl<'a> Reporter<'a> {
                 "fds go to a process, not to a person",
             ));
         };
-        let bytes = serde_json::to_vec(r).expect("reports serialize");
-        crate::sys::send_with_fds(fd, &bytes, fds)
+        crate::sys::send_with_fds(fd, &r.encode(), fds)
     }
 
     pub fn send(&self, r: &Report) {
         match self.sink {
-            Sink::Caller(_) => self.relay(&serde_json::to_vec(r).expect("reports serialize")),
+            Sink::Caller(_) => self.relay(&r.encode()),
             Sink::Person(to) => to.show(r),
         }
     }
@@ -411,4 +463,33 @@ impl Attended {
 fn say(line: fmt::Arguments) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "airlock: {line}");
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn a_report_too_long_for_a_packet_is_cut_with_a_marker() {
+        // Plain text, and text that JSON escapes six times over.
+        for reason in [
+            "a".repeat(200_000),
+            "\u{1}".repeat(100_000),
+            "é".repeat(70_000),
+        ] {
+            let r = Report::Failed(SetupError::new("exec", reason.clone()));
+            let bytes = r.encode();
+            assert!(bytes.len() <= MAX_REPORT, "{}", bytes.len());
+            let Ok(Report::Failed(e)) = serde_json::from_slice::<Report>(&bytes) else {
+                panic!("does not parse back");
+            };
+            let (kept, marker) = e.reason.split_once(" [... ").unwrap();
+            assert!(reason.starts_with(kept) && !kept.is_empty());
+            assert!(marker.contains("more bytes cut"), "{marker}");
+            assert_eq!(e.step, "exec");
+        }
+        // A report that fits is sent as it is.
+        let r = Report::Failed(SetupError::new("exec", "x".repeat(1000)));
+        assert_eq!(r.encode(), serde_json::to_vec(&r).unwrap());
+    }
 }

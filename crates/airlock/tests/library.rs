@@ -148,12 +148,20 @@ fn freeze_and_thaw_through_the_cgroup() {
     );
     sandbox.kill().unwrap();
     assert_eq!(sandbox.wait().unwrap().code, 137);
-    // Without a cgroup there is nothing to freeze, and it says so.
+    // Without a cgroup there is nothing to freeze, and it says so (every
+    // sandbox has one for its default pids limit, unless the context
+    // gives none, as the OCI runtime's does).
     let plain = airlock::SandboxSpec::builder()
         .args(["sleep", "5"])
         .default_view()
         .build();
-    let s = airlock::Sandbox::spawn_with(&plain, &opts).unwrap();
+    let mut ctx = airlock::Context::current();
+    ctx.default_pids = None;
+    let no_cgroup = airlock::SpawnOptions {
+        context: Some(ctx),
+        ..Default::default()
+    };
+    let s = airlock::Sandbox::spawn_with(&plain, &no_cgroup).unwrap();
     assert_eq!(
         s.freeze(true).unwrap_err().kind(),
         std::io::ErrorKind::Unsupported

@@ -260,7 +260,7 @@ fn seccomp_profile(p: &str) -> Result<Seccomp, String> {
                 .map_err(|e| format!("--seccomp-profile {file}: {e}"))?;
             let oci = serde_json::from_str(&text)
                 .map_err(|e| format!("--seccomp-profile {file}: {e}"))?;
-            Seccomp::Custom { oci }
+            Seccomp::custom(oci)
         }
     })
 }

@@ -179,6 +179,18 @@ impl<'a> Bind<'a> {
                 format!("{what} exposes the host's {dir}, which every user and service shares: the workload could plant files, sockets or links that others (root included) then use"),
             );
         }
+        if let Some(store) = &host.store {
+            // The store, a layer in it, or a directory above it: the
+            // workload could plant or change the layers every later
+            // sandbox runs (and a root caller's layers run as its root).
+            if exposes(real, store) || within(real, store) {
+                f.add(
+                    "image-store-writable",
+                    self.subject,
+                    format!("{what} reaches the image store {store}: the workload could change the layers later sandboxes run"),
+                );
+            }
+        }
         if let Some(home) = &host.home {
             if real != "/" && exposes(real, home) {
                 f.add(
@@ -278,5 +290,56 @@ fn judge_nested(f: &mut Findings, subject: &str, real: &str, host: &Host) {
                 format!("the bind of {real} carries a socket mounted at {}; sockets stay connectable through read-only mounts", n.mountpoint),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{check, Host};
+    use crate::spec::{Mount, SandboxSpec};
+
+    fn codes(mounts: Vec<Mount>, h: &Host) -> Vec<&'static str> {
+        let mut s = SandboxSpec::builder().args(["true"]).build();
+        s.filesystem.mounts = mounts;
+        check(&s, h).iter().map(|f| f.code).collect()
+    }
+
+    fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
+        Mount::Bind {
+            source: src.into(),
+            destination: dst.into(),
+            readonly,
+            devices: false,
+        }
+    }
+
+    #[test]
+    fn image_store_writable() {
+        let mut h = Host {
+            store: Some("/home/me/.local/share/airlock".into()),
+            ..Default::default()
+        };
+        for (src, ro, want) in [
+            // The store, a layer in it, and every ancestor: denied writable.
+            ("/home/me/.local/share/airlock", false, true),
+            (
+                "/home/me/.local/share/airlock/layers/ab/rootfs",
+                false,
+                true,
+            ),
+            ("/home/me/.local", false, true),
+            ("/home/me", false, true),
+            // Read-only, or beside it: not this finding.
+            ("/home/me/.local/share/airlock", true, false),
+            ("/home/me/.local/share/other", false, false),
+            ("/home/me/project", false, false),
+        ] {
+            let found = codes(vec![bind(src, "/x", ro)], &h).contains(&"image-store-writable");
+            assert_eq!(found, want, "{src} readonly={ro}");
+        }
+        // The default view, and a root caller's store under /var/lib.
+        h.store = Some("/var/lib/airlock".into());
+        let f = codes(vec![bind("/var/lib/airlock", "/s", false)], &h);
+        assert!(f.contains(&"image-store-writable"), "{f:?}");
     }
 }

@@ -42,6 +42,10 @@ pub struct Host {
     /// an idmapped mount (`spec::BindOwner::Caller`).
     #[serde(default)]
     pub root_caller: bool,
+    /// The caller's image store (canonical): its layers are what later
+    /// sandboxes run.
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 /// A mount found below a bind source.
@@ -187,6 +191,11 @@ impl Host {
                 .get("net")
                 .is_some_and(|p| same_file(p, "/proc/self/ns/net")),
             root_caller: ctx.caller.is_root(),
+            store: ctx
+                .store
+                .to_str()
+                .filter(|s| s.starts_with('/'))
+                .map(canonical),
         }
     }
 

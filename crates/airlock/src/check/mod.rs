@@ -16,12 +16,14 @@ pub mod hostids;
 mod identity;
 pub mod paths;
 mod rules;
+mod seccomp;
 
 pub use host::{
     look_at, mount_table, nested_mounts, Host, NestedMount, RUNTIME_SOCKETS, RUNTIME_STATE,
 };
 pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
+pub use seccomp::is_permissive as seccomp_is_permissive;
 
 use crate::spec::{SandboxSpec, SpecError};
 use serde::{Deserialize, Serialize};
@@ -130,6 +132,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     let caps = capability_names(spec);
     identity::judge(&mut f, spec, host, &caps);
     judge_protections(&mut f, spec);
+    seccomp::judge(&mut f, spec);
     judge_capabilities(&mut f, spec, &caps, has_host_bind);
     judge_shared(&mut f, spec, host);
     judge_idmap(&mut f, spec);

@@ -8,6 +8,7 @@
 
 mod apply;
 mod error;
+mod limits;
 pub mod oci;
 pub mod store;
 pub mod unpack;
@@ -116,9 +117,11 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
         unpacked_now: 0,
         notes: Vec::new(),
     };
+    // The layers of one image share one budget.
+    let mut budget = unpack::Budget::new(store.limits);
     let count = pulled.image.layers.len();
     for (i, l) in pulled.image.layers.iter().enumerate() {
-        if !store.has_layer(&l.diff_id) {
+        if !store.has_layer(&l.diff_id, id_base) {
             progress(|| {
                 format!(
                     "verifying and unpacking layer {}/{count} {} ({})",
@@ -128,11 +131,11 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
                 )
             });
         }
-        let (d, fresh) = store.layer(l, id_base)?;
+        let (d, fresh) = store.layer(l, id_base, &mut budget)?;
         pulled.unpacked_now += fresh as usize;
         pulled.notes.extend(
             store
-                .layer_notes(&l.diff_id)
+                .layer_notes(&d)
                 .into_iter()
                 .map(|n| format!("layer {}: {n}", &l.diff_id[7..19])),
         );
@@ -168,7 +171,8 @@ fn image_dir(path: &Path, store: &Store) -> Result<(PathBuf, Option<Scratch>), I
     });
     let scratch = Scratch(store.scratch("archive")?);
     let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
-    unpack::unpack(f, &scratch.0, unpack::Options::default())
+    let mut budget = unpack::Budget::new(store.limits);
+    unpack::unpack(f, &scratch.0, unpack::Options::default(), &mut budget)
         .map_err(|e| e.context(path.display().to_string()))?;
     Ok((scratch.0.clone(), Some(scratch)))
 }

@@ -88,7 +88,12 @@ pub struct RootfsConfig {
 /// One layer to unpack: where its blob is, and the digests to check.
 #[derive(Debug, Clone)]
 pub struct Layer {
+    /// Where the blob was found (for messages).
     pub blob: PathBuf,
+    /// The blob, opened once: what was hashed is what gets unpacked, even
+    /// if the path is swapped meanwhile. Read with positioned reads
+    /// ([`Layer::reader`]), so every reader starts at the beginning.
+    pub file: std::sync::Arc<std::fs::File>,
     /// Digest of the blob as stored (compressed), when the format gives one.
     pub digest: Option<String>,
     /// Digest of the uncompressed tar (the config's diff_id): the store key.
@@ -140,18 +145,57 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
     Ok(std::fs::File::from(f))
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    let mut f = open_regular(path)?;
+/// Reads an open file from the start with positioned reads, leaving the
+/// file's own offset alone (several readers share one open blob).
+pub struct AtReader {
+    file: std::sync::Arc<std::fs::File>,
+    pos: u64,
+}
+
+impl Read for AtReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Layer {
+    /// The blob's bytes from the beginning, from the file opened once.
+    pub fn reader(&self) -> AtReader {
+        AtReader {
+            file: self.file.clone(),
+            pos: 0,
+        }
+    }
+}
+
+/// The sha256 of everything `r` gives.
+fn sha256_of(mut r: impl Read, path: &Path) -> Result<String, ImageError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf).map_err(|e| ImageError::io(path, e))?;
+        let n = r.read(&mut buf).map_err(|e| ImageError::io(path, e))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
     }
     Ok(format!("sha256:{}", hex(&h.finalize())))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, ImageError> {
+    sha256_of(open_regular(path)?, path)
+}
+
+/// A pin (`PATH@sha256:...`) is the full digest of the content it names.
+pub fn check_pin(pin: &str) -> Result<(), ImageError> {
+    digest_hex(pin).map(drop).map_err(|_| {
+        ImageError::Invalid(format!(
+            "image pin @{pin}: a pin is the full digest of the image's content, sha256: and 64 lowercase hex digits"
+        ))
+    })
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -180,6 +224,17 @@ pub fn digest_hex(digest: &str) -> Result<&str, ImageError> {
 pub const MAX_JSON: u64 = 16 << 20;
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImageError> {
+    parse_json(path, &read_bounded(path)?)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &[u8]) -> Result<T, ImageError> {
+    serde_json::from_slice(text)
+        .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// A JSON document of the image, read once (at most [`MAX_JSON`]): what
+/// is hashed and what is parsed are the same bytes.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ImageError> {
     let mut text = Vec::new();
     open_regular(path)?
         .take(MAX_JSON + 1)
@@ -192,23 +247,50 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImageErro
             MAX_JSON >> 20
         )));
     }
-    serde_json::from_slice(&text)
-        .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))
+    Ok(text)
 }
 
-/// Read and verify a blob of an OCI layout by descriptor.
-fn blob(dir: &Path, d: &Descriptor) -> Result<PathBuf, ImageError> {
-    let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
-    let actual = sha256_file(&path)?;
-    if actual != d.digest {
-        return Err(ImageError::Mismatch {
-            what: "blob",
-            digest: d.digest.clone(),
-            field: "digest",
-            actual,
-        });
+fn mismatch(d: &Descriptor, actual: String) -> ImageError {
+    ImageError::Mismatch {
+        what: "blob",
+        digest: d.digest.clone(),
+        field: "digest",
+        actual,
     }
-    Ok(path)
+}
+
+/// A JSON blob of an OCI layout (manifest, config) by descriptor, parsed
+/// from the very bytes that were verified.
+fn json_blob<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) -> Result<T, ImageError> {
+    let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
+    let text = read_bounded(&path)?;
+    let actual = format!("sha256:{}", hex(&Sha256::digest(&text)));
+    if actual != d.digest {
+        return Err(mismatch(d, actual));
+    }
+    parse_json(&path, &text)
+}
+
+/// Open a layer blob once and verify it by descriptor, before anything is
+/// unpacked. The unpack reads the same open file (and checks the diff_id
+/// of what it reads).
+fn layer_blob(dir: &Path, d: &Descriptor, diff_id: &str) -> Result<Layer, ImageError> {
+    let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
+    let layer = open_layer(path, Some(d.digest.clone()), diff_id)?;
+    let actual = sha256_of(layer.reader(), &layer.blob)?;
+    if actual != d.digest {
+        return Err(mismatch(d, actual));
+    }
+    Ok(layer)
+}
+
+fn open_layer(blob: PathBuf, digest: Option<String>, diff_id: &str) -> Result<Layer, ImageError> {
+    Ok(Layer {
+        file: std::sync::Arc::new(open_regular(&blob)?),
+        blob,
+        digest,
+        diff_id: diff_id.to_string(),
+    })
 }
 
 /// Which manifest: by tag (`name:tag` or `tag`), by digest, or the only one.
@@ -299,6 +381,8 @@ fn pick_one<'a, T>(candidates: &[&'a T], dir: &Path, sel: &Selector) -> Result<&
 }
 
 fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
+    // A pin matches the manifest's descriptor, and the manifest is then
+    // read once and verified against it: the pin holds for the content.
     let index: Index = read_json(&dir.join("index.json"))?;
     let (arch, _) = host_platform();
     let name_of = |d: &Descriptor| {
@@ -318,16 +402,12 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
         .filter(|d| d.platform.as_ref().is_none_or(|p| p.architecture == arch))
         .collect();
     let desc = pick_one(&candidates, dir, sel)?;
-    let manifest: Manifest = read_json(&blob(dir, desc)?)?;
-    let config: ImageConfig = read_json(&blob(dir, &manifest.config)?)?;
+    let manifest: Manifest = json_blob(dir, desc)?;
+    let config: ImageConfig = json_blob(dir, &manifest.config)?;
     // Blobs are verified now, so a corrupt one is refused before anything
     // is unpacked.
     let layers = checked_layers(&config, &manifest.layers, |d, diff_id| {
-        Ok(Layer {
-            blob: blob(dir, d)?,
-            digest: Some(d.digest.clone()),
-            diff_id: diff_id.to_string(),
-        })
+        layer_blob(dir, d, diff_id)
     })?;
     Ok(Image {
         id: desc.digest.clone(),
@@ -340,26 +420,36 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
 fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     let manifests: Vec<DockerManifest> = read_json(&dir.join("manifest.json"))?;
     let tags = |m: &DockerManifest| m.repo_tags.clone().unwrap_or_default();
-    let chosen: Vec<&DockerManifest> = manifests
-        .iter()
-        .filter(|m| match sel {
-            Selector::Only => true,
-            Selector::Tag(t) => tags(m).iter().any(|x| tag_matches(x, t)),
-            Selector::Digest(g) => g
-                .strip_prefix("sha256:")
-                .is_some_and(|h| m.config.contains(h)),
-        })
-        .collect();
-    let m = pick_one(&chosen, dir, sel)?;
-    let config_path = safe_join(dir, &m.config)?;
-    let id = sha256_file(&config_path)?;
-    let config: ImageConfig = read_json(&config_path)?;
+    // The image id is the digest of the config's content, read once: a
+    // pin is compared with it (never with the config's file name), and
+    // the config parsed is the one hashed.
+    struct Entry<'a> {
+        m: &'a DockerManifest,
+        path: PathBuf,
+        text: Vec<u8>,
+        id: String,
+    }
+    let mut chosen: Vec<Entry> = Vec::new();
+    for m in &manifests {
+        if let Selector::Tag(t) = sel {
+            if !tags(m).iter().any(|x| tag_matches(x, t)) {
+                continue;
+            }
+        }
+        let path = safe_join(dir, &m.config)?;
+        let text = read_bounded(&path)?;
+        let id = format!("sha256:{}", hex(&Sha256::digest(&text)));
+        if matches!(sel, Selector::Digest(g) if *g != id) {
+            continue;
+        }
+        chosen.push(Entry { m, path, text, id });
+    }
+    let candidates: Vec<&Entry> = chosen.iter().collect();
+    let Entry { m, path, text, id } = pick_one(&candidates, dir, sel)?;
+    let config: ImageConfig = parse_json(path, text)?;
+    let id = id.clone();
     let layers = checked_layers(&config, &m.layers, |l, diff_id| {
-        Ok(Layer {
-            blob: safe_join(dir, l)?,
-            digest: None,
-            diff_id: diff_id.to_string(),
-        })
+        open_layer(safe_join(dir, l)?, None, diff_id)
     })?;
     Ok(Image {
         id,
@@ -385,6 +475,9 @@ fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf, ImageError> {
 
 /// Resolve an image directory (already unpacked if it was an archive).
 pub fn resolve(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
+    if let Selector::Digest(pin) = sel {
+        check_pin(pin)?;
+    }
     if dir.join("index.json").exists() {
         oci_layout(dir, sel)
     } else if dir.join("manifest.json").exists() {

@@ -1,8 +1,18 @@
 //! The content-addressed layer store: each layer is verified against its
-//! digests, unpacked once into `layers/<diff_id>/rootfs`, and shared
+//! digests, unpacked once into `layers/<key>/rootfs`, and shared
 //! read-only (as an overlayfs lower layer) by every sandbox that uses it.
 //! A layer is unpacked into `tmp/` and renamed into place, so two sandboxes
 //! starting the same image at once never see half a layer.
+//!
+//! The store is airlock's trusted state. The key is everything that shaped
+//! the tree on disk (the diff_id, the owner ids it was unpacked for, the
+//! unpacker's form), so a layer unpacked for one id mapping is never used
+//! for another. The tree keeps the image's modes (a world-writable `/tmp`
+//! included), so `layers/<key>` is closed to everyone but the caller and
+//! the sandbox's root: mode 0700, owned by the sandbox root's host id for
+//! a root caller (overlayfs opens the layers with the sandbox root's
+//! credentials; it owns every file inside already), by the caller
+//! otherwise. Nobody else can reach what is inside.
 
 use super::oci::{digest_hex, hex, Image, Layer};
 use super::unpack::{self, Options};
@@ -15,6 +25,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Store {
     pub root: PathBuf,
+    /// What one pull may unpack (see [`unpack::DEFAULT_LIMITS`]).
+    pub limits: unpack::Limits,
 }
 
 /// What `image ls` shows: one image the store has run.
@@ -34,6 +46,10 @@ struct LayerMeta {
     notes: Vec<String>,
 }
 
+/// What a layer may carry after its tar end-of-archive marker (padding
+/// to the writer's record size, 10 KiB for most).
+const MAX_TRAILING: u64 = 1 << 20;
+
 /// Hashes what passes through, to check the uncompressed layer's diff_id.
 struct Hashing<R> {
     inner: R,
@@ -48,11 +64,17 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-fn decompressed(path: &Path) -> Result<Box<dyn Read>, ImageError> {
-    let mut f = super::oci::open_regular(path)?;
+/// The layer's tar stream, from the blob opened (and hashed) when the
+/// image was resolved.
+fn decompressed(layer: &Layer) -> Result<Box<dyn Read>, ImageError> {
+    let path = &layer.blob;
     let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).map_err(|e| ImageError::io(path, e))?;
-    let f = super::oci::open_regular(path)?;
+    let n = layer
+        .reader()
+        .take(4)
+        .read(&mut magic)
+        .map_err(|e| ImageError::io(path, e))?;
+    let f = layer.reader();
     Ok(match &magic[..n] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
         [0x28, 0xb5, 0x2f, 0xfd] => {
@@ -64,11 +86,22 @@ fn decompressed(path: &Path) -> Result<Box<dyn Read>, ImageError> {
 
 /// Unpack `layer` into `tmp/rootfs` and record it in `tmp/meta.json`,
 /// refusing it unless what was unpacked hashes to its diff_id.
-fn unpack_verified(layer: &Layer, tmp: &Path, id_base: Option<u32>) -> Result<(), ImageError> {
+fn unpack_verified(
+    layer: &Layer,
+    tmp: &Path,
+    id_base: Option<u32>,
+    budget: &mut unpack::Budget,
+) -> Result<(), ImageError> {
     let rootfs = tmp.join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(|e| ImageError::io(&rootfs, e))?;
+    let compressed = layer
+        .file
+        .metadata()
+        .map_err(|e| ImageError::io(&layer.blob, e))?
+        .len();
+    budget.layer(compressed);
     let mut reader = Hashing {
-        inner: decompressed(&layer.blob)?,
+        inner: decompressed(layer)?,
         hash: Sha256::new(),
     };
     let notes = unpack::unpack(
@@ -78,15 +111,28 @@ fn unpack_verified(layer: &Layer, tmp: &Path, id_base: Option<u32>) -> Result<()
             layer: true,
             id_base,
         },
+        budget,
     )?;
     // Whatever the tar reader left (end-of-archive padding) is part of the
-    // diff_id too.
-    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| {
+    // diff_id too; it is a few KiB, and more is refused rather than read
+    // (it would be gigabytes of zeros to decompress for nothing).
+    let trailing = std::io::copy(
+        &mut (&mut reader).take(MAX_TRAILING + 1),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| {
         ImageError::Invalid(format!(
             "reading layer {}: {e} (truncated or corrupt?)",
             layer.diff_id
         ))
     })?;
+    if trailing > MAX_TRAILING {
+        return Err(ImageError::Refused(format!(
+            "layer {}: more than {} KiB after the end of its tar archive; refusing the image",
+            layer.diff_id,
+            MAX_TRAILING >> 10
+        )));
+    }
     let actual = format!("sha256:{}", hex(&reader.hash.finalize()));
     if actual != layer.diff_id {
         return Err(ImageError::Mismatch {
@@ -113,8 +159,6 @@ fn unpack_verified(layer: &Layer, tmp: &Path, id_base: Option<u32>) -> Result<()
 /// no sandbox sees half of it. Returns false when another process put the
 /// same layer there first (theirs is used, ours removed).
 fn install(tmp: &Path, dir: &Path) -> Result<bool, ImageError> {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755));
     match std::fs::rename(tmp, dir) {
         Ok(()) => Ok(true),
         Err(_) if dir.join("meta.json").exists() => {
@@ -140,6 +184,30 @@ pub fn default_root(uid: u32, xdg_data_home: Option<String>, home: Option<String
         return PathBuf::from(x).join("airlock");
     }
     PathBuf::from(home.as_deref().unwrap_or("/")).join(".local/share/airlock")
+}
+
+/// Bumped whenever the unpacker writes a layer differently, so a tree of
+/// an older form is unpacked again rather than used.
+const UNPACK_FORM: &str = "airlock-unpack-2";
+
+/// The store's name for a layer as unpacked for `id_base`:
+/// `<diff_id hex>-<16 hex of what else shaped it>`.
+pub fn layer_key(diff_id: &str, id_base: Option<u32>) -> Result<String, ImageError> {
+    let hex = digest_hex(diff_id)?;
+    let ids = id_base.map_or("as-in-the-image".to_string(), |b| format!("from-{b}"));
+    let shape = Sha256::digest(format!("{UNPACK_FORM};owners={ids};whiteouts=overlay"));
+    Ok(format!("{hex}-{}", &super::oci::hex(&shape)[..16]))
+}
+
+/// Close an unpacked layer's directory (see the module doc) before it is
+/// put in place.
+fn close_up(tmp: &Path, id_base: Option<u32>) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(id) = id_base {
+        std::os::unix::fs::chown(tmp, Some(id), Some(id)).map_err(|e| ImageError::io(tmp, e))?;
+    }
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| ImageError::io(tmp, e))
 }
 
 impl Store {
@@ -176,11 +244,29 @@ impl Store {
                 Err(e) => return Err(ImageError::io(&p, e)),
             }
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            limits: unpack::Limits::default(),
+        })
     }
 
-    fn layer_dir(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
-        Ok(self.root.join("layers").join(digest_hex(diff_id)?))
+    fn layer_dir(&self, diff_id: &str, id_base: Option<u32>) -> Result<PathBuf, ImageError> {
+        Ok(self.root.join("layers").join(layer_key(diff_id, id_base)?))
+    }
+
+    /// The store's directories of a layer, whatever ids they were unpacked
+    /// for.
+    fn layer_dirs(&self, diff_id: &str) -> Vec<PathBuf> {
+        let Ok(hex) = digest_hex(diff_id) else {
+            return Vec::new();
+        };
+        std::fs::read_dir(self.root.join("layers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().split('-').next() == Some(hex))
+            .map(|e| e.path())
+            .collect()
     }
 
     /// A fresh directory under the store's `tmp/` (unique to this process
@@ -197,19 +283,24 @@ impl Store {
         Ok(dir)
     }
 
-    /// The unpacked root of a layer, unpacking it first if this store has
-    /// not seen it. Returns the directory and whether it was unpacked now.
+    /// The unpacked root of a layer, unpacking it first (within `budget`,
+    /// what is left of the image's limits) if this store has not seen it.
+    /// Returns the directory and whether it was unpacked now; a layer that
+    /// fails leaves nothing behind.
     pub fn layer(
         &self,
         layer: &Layer,
         id_base: Option<u32>,
+        budget: &mut unpack::Budget,
     ) -> Result<(PathBuf, bool), ImageError> {
-        let dir = self.layer_dir(&layer.diff_id)?;
+        let dir = self.layer_dir(&layer.diff_id, id_base)?;
         if dir.join("meta.json").exists() {
             return Ok((dir.join("rootfs"), false));
         }
         let tmp = self.scratch(digest_hex(&layer.diff_id)?)?;
-        if let Err(e) = unpack_verified(layer, &tmp, id_base) {
+        if let Err(e) =
+            unpack_verified(layer, &tmp, id_base, budget).and_then(|()| close_up(&tmp, id_base))
+        {
             remove_tree(&tmp);
             return Err(e);
         }
@@ -217,17 +308,18 @@ impl Store {
         Ok((dir.join("rootfs"), fresh))
     }
 
-    /// Is this layer unpacked in the store already? (A pull announces
-    /// the ones it is about to unpack.)
-    pub fn has_layer(&self, diff_id: &str) -> bool {
-        self.layer_dir(diff_id)
+    /// Is this layer unpacked in the store already, for `id_base`? (A
+    /// pull announces the ones it is about to unpack.)
+    pub fn has_layer(&self, diff_id: &str, id_base: Option<u32>) -> bool {
+        self.layer_dir(diff_id, id_base)
             .is_ok_and(|d| d.join("meta.json").exists())
     }
 
-    /// The notes (neutralised entries) recorded when a layer was unpacked.
-    pub fn layer_notes(&self, diff_id: &str) -> Vec<String> {
-        self.layer_dir(diff_id)
-            .ok()
+    /// The notes (neutralised entries) recorded when the layer whose root
+    /// [`Store::layer`] gave was unpacked.
+    pub fn layer_notes(&self, layer_root: &Path) -> Vec<String> {
+        layer_root
+            .parent()
             .and_then(|d| std::fs::read(d.join("meta.json")).ok())
             .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
             .map(|m| m.notes)
@@ -288,13 +380,18 @@ impl Store {
             .flat_map(|r| r.layers)
             .filter_map(|d| digest_hex(&d).ok().map(String::from))
             .collect();
+        // A layer's directories are `<diff_id hex>-<shape>`.
+        let diff_of = |name: &str| name.split('-').next().unwrap_or_default().to_string();
         let mut n = 0;
         for e in std::fs::read_dir(self.root.join("layers"))
             .into_iter()
             .flatten()
             .flatten()
         {
-            if !used.contains(e.file_name().to_string_lossy().as_ref()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // A layer of the old form (`<diff_id hex>` alone: keyed by its
+            // diff_id only, and open to every user) is never used again.
+            if !name.contains('-') || !used.contains(&diff_of(&name)) {
                 remove_tree(&e.path());
                 n += 1;
             }
@@ -312,7 +409,7 @@ impl Store {
 
     /// Bytes used by a layer's unpacked tree (for `image ls`).
     pub fn layer_size(&self, diff_id: &str) -> u64 {
-        self.layer_dir(diff_id).map(|d| tree_size(&d)).unwrap_or(0)
+        self.layer_dirs(diff_id).iter().map(|d| tree_size(d)).sum()
     }
 }
 

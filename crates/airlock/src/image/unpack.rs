@@ -32,6 +32,8 @@ pub struct Options {
     pub id_base: Option<u32>,
 }
 
+pub use super::limits::{Budget, Limits, DEFAULT_LIMITS};
+
 const CONFINED: ResolveFlags = ResolveFlags::IN_ROOT
     .union(ResolveFlags::NO_SYMLINKS)
     .union(ResolveFlags::NO_MAGICLINKS);
@@ -94,8 +96,16 @@ fn open_dir(root: &OwnedFd, rel: &str, raw: &str) -> Result<OwnedFd, ImageError>
     })
 }
 
-/// The parent directory of an entry, created (0755) as needed.
-fn parent_dir(root: &OwnedFd, parts: &[String], raw: &str) -> Result<OwnedFd, ImageError> {
+/// The parent directory of an entry, created (0755) as needed, owned by
+/// `owner` (the layer's root as the sandbox will see it: its files' owner
+/// for uid and gid 0) when ids are shifted; otherwise a directory the
+/// layer never named would be the host's root's, nobody inside.
+fn parent_dir(
+    root: &OwnedFd,
+    parts: &[String],
+    raw: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<OwnedFd, ImageError> {
     let mut cur = String::new();
     let mut fd = open_dir(root, "", raw)?;
     for p in &parts[..parts.len() - 1] {
@@ -104,7 +114,19 @@ fn parent_dir(root: &OwnedFd, parts: &[String], raw: &str) -> Result<OwnedFd, Im
         }
         cur.push_str(p);
         match rustix::fs::mkdirat(&fd, p.as_str(), Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Ok(()) => {
+                if let Some((u, g)) = owner {
+                    rustix::fs::chownat(
+                        &fd,
+                        p.as_str(),
+                        Some(rustix::fs::Uid::from_raw(u)),
+                        Some(rustix::fs::Gid::from_raw(g)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| failed(raw, format!("chown {cur}"), e))?;
+                }
+            }
+            Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(failed(raw, format!("mkdir {cur}"), e)),
         }
         fd = open_dir(root, &cur, raw)?;
@@ -190,12 +212,23 @@ struct Unpacker {
     notes: Vec<String>,
     /// Directory modes, set last (see [`Unpacker::finish`]).
     dir_modes: Vec<(String, u32)>,
+    /// Symlinks of an outer archive between two of its own entries
+    /// (podman and skopeo write `<id>/layer.tar -> ../<digest>.tar`):
+    /// (the link's path, its target's path), both beneath the root.
+    links: Vec<(String, String)>,
+    budget: Budget,
 }
 
-/// Unpack `tar` (uncompressed) into `dest`, which must exist. Returns the
-/// notes about neutralised entries.
-pub fn unpack(tar: impl Read, dest: &Path, opts: Options) -> Result<Vec<String>, ImageError> {
-    let mut u = Unpacker::open(dest, opts)?;
+/// Unpack `tar` (uncompressed) into `dest`, which must exist, within
+/// what is left of `budget`. Returns the notes about neutralised entries.
+/// On an error, `dest` holds part of the layer: the caller removes it.
+pub fn unpack(
+    tar: impl Read,
+    dest: &Path,
+    opts: Options,
+    budget: &mut Budget,
+) -> Result<Vec<String>, ImageError> {
+    let mut u = Unpacker::open(dest, opts, *budget)?;
     let mut archive = tar::Archive::new(tar);
     let entries = archive
         .entries()
@@ -206,11 +239,12 @@ pub fn unpack(tar: impl Read, dest: &Path, opts: Options) -> Result<Vec<String>,
         })?;
         u.entry(&mut entry)?;
     }
+    *budget = u.budget;
     u.finish()
 }
 
 impl Unpacker {
-    fn open(dest: &Path, opts: Options) -> Result<Unpacker, ImageError> {
+    fn open(dest: &Path, opts: Options, budget: Budget) -> Result<Unpacker, ImageError> {
         let root = rustix::fs::open(
             dest,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -222,12 +256,15 @@ impl Unpacker {
             opts,
             notes: Vec::new(),
             dir_modes: Vec::new(),
+            links: Vec::new(),
+            budget,
         })
     }
 
     /// Write one entry, or neutralise or refuse it.
     fn entry(&mut self, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        self.budget.entry(&raw)?;
         let parts = clean(&raw, &mut self.notes)?;
         let Some(name) = parts.last().cloned() else {
             return Ok(()); // the layer's root itself
@@ -240,7 +277,7 @@ impl Unpacker {
             mode &= !0o6000;
         }
         let t = Target {
-            dir: parent_dir(&self.root, &parts, &raw)?,
+            dir: parent_dir(&self.root, &parts, &raw, self.opts.id_base.map(|b| (b, b)))?,
             ids: owner(&header, self.opts),
             mode: mode & 0o1777,
             raw,
@@ -251,12 +288,20 @@ impl Unpacker {
             return Ok(());
         }
         let kind = header.entry_type();
+        if !self.opts.layer && kind == tar::EntryType::Symlink {
+            let target = t.link_name(entry, "symlink")?;
+            let to = archive_link_target(&t, &target)?;
+            self.links.push((t.parts.join("/"), to));
+            return Ok(());
+        }
         if !self.opts.layer && !archive_may_hold(kind, &t.raw)? {
             return Ok(());
         }
         match kind {
             tar::EntryType::Directory => self.directory(&t),
-            tar::EntryType::Regular | tar::EntryType::Continuous => regular(&t, entry),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                regular(&t, entry, &mut self.budget)
+            }
             tar::EntryType::Symlink => symlink(&t, entry),
             tar::EntryType::Link => self.hard_link(&t, entry),
             tar::EntryType::Fifo => fifo(&t),
@@ -352,6 +397,13 @@ impl Unpacker {
     /// Directory modes last, so a read-only directory did not stop its
     /// own entries from being written. Returns the notes.
     fn finish(self) -> Result<Vec<String>, ImageError> {
+        // An archive's links become hard links to the file they name, so
+        // a manifest that names the link reads that file (never through
+        // a symlink); one to something else is left out: nothing can use
+        // it, and a manifest naming it finds it missing.
+        for (link, to) in &self.links {
+            self.link_archive_file(link, to)?;
+        }
         for (path, mode) in self.dir_modes.iter().rev() {
             let fd = rustix::fs::openat2(
                 &self.root,
@@ -365,6 +417,70 @@ impl Unpacker {
                 .map_err(|e| failed(path, "chmod", e))?;
         }
         Ok(self.notes)
+    }
+}
+
+/// Where a symlink of an outer archive leads, as a path beneath the
+/// archive's root: relative, resolved from the link's directory, and not
+/// above the root; anything else is refused.
+fn archive_link_target(t: &Target, target: &str) -> Result<String, ImageError> {
+    let outside = || {
+        refused(
+            &t.raw,
+            format!("an image archive may hold only files and directories (and relative links between its own entries); this link to {target:?} leads outside it; refusing it"),
+        )
+    };
+    if target.starts_with('/') {
+        return Err(outside());
+    }
+    let mut parts: Vec<&str> = t.parts[..t.parts.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    for c in Path::new(target).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop().ok_or_else(outside)?;
+            }
+            Component::Normal(p) => parts.push(p.to_str().ok_or_else(outside)?),
+            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(".".into()); // the archive's root: a directory
+    }
+    Ok(parts.join("/"))
+}
+
+impl Unpacker {
+    fn link_archive_file(&self, link: &str, to: &str) -> Result<(), ImageError> {
+        let Ok(src) = rustix::fs::openat2(
+            &self.root,
+            to,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            CONFINED,
+        ) else {
+            return Ok(());
+        };
+        let st = rustix::fs::fstat(&src).map_err(|e| failed(link, "stat the link's target", e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Ok(());
+        }
+        let parts: Vec<String> = link.split('/').map(String::from).collect();
+        let dir = parent_dir(&self.root, &parts, link, None)?;
+        let name = parts.last().expect("a link has a name");
+        remove_existing(&dir, name);
+        let fd = format!("/proc/self/fd/{}", src.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            fd.as_str(),
+            &dir,
+            name.as_str(),
+            AtFlags::SYMLINK_FOLLOW,
+        )
+        .map_err(|e| failed(link, "link", e))
     }
 }
 
@@ -383,7 +499,15 @@ fn archive_may_hold(kind: tar::EntryType, raw: &str) -> Result<bool, ImageError>
     }
 }
 
-fn regular(t: &Target, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
+fn regular(
+    t: &Target,
+    entry: &mut tar::Entry<impl Read>,
+    budget: &mut Budget,
+) -> Result<(), ImageError> {
+    // Refused on the header's word before anything is written, and held
+    // to it while writing (a sparse entry expands beyond its header size).
+    budget.add_bytes(&t.raw, entry.size())?;
+    let room = budget.room();
     remove_existing(&t.dir, &t.name);
     let f = rustix::fs::openat(
         &t.dir,
@@ -393,8 +517,10 @@ fn regular(t: &Target, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageErr
     )
     .map_err(|e| failed(&t.raw, "create", e))?;
     let mut file = std::fs::File::from(f);
-    std::io::copy(entry, &mut file)
+    let declared = entry.size();
+    let written = std::io::copy(&mut entry.take(declared + room + 1), &mut file)
         .map_err(|e| invalid(&t.raw, format!("{e} (truncated or corrupt?)")))?;
+    budget.add_bytes(&t.raw, written.saturating_sub(declared))?;
     rustix::fs::fchmod(&file, Mode::from_raw_mode(t.mode))
         .map_err(|e| failed(&t.raw, "chmod", e))?;
     t.chown()

@@ -9,6 +9,7 @@
 
 mod ids;
 pub mod mounts;
+mod pids;
 
 pub use ids::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
 pub use mounts::{writable_paths, FsPlan, MountStep};
@@ -262,7 +263,7 @@ fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
 /// Resolve a valid spec into a plan for this caller.
 pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     spec::validate::validate_fields(spec)?;
-    let seccomp = crate::seccomp::compile(&spec.seccomp)?;
+    let mut seccomp = crate::seccomp::compile(&spec.seccomp)?;
     let caller = ctx.caller;
     let p = &spec.process;
     let ids = ids::resolve(spec, caller)?;
@@ -271,19 +272,22 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         source,
     })?;
     let ns = &spec.namespaces;
+    let (resources, rlimits) = pids::default_pids(spec, ctx, rlimits(&spec.process));
     // Without a PID namespace of its own, killing PID 1 does not end the
     // sandbox: a cgroup is then what stop and timeout kill through.
-    let cgroup = if spec.resources.any() || !ns.pid {
+    let cgroup = if resources.any() || !ns.pid {
         let name = format!("airlock-{id}");
-        Some(
-            crate::cgroup::plan::resolve(&spec.resources, &ctx.cgroup, &name)
-                .map_err(Error::Setup)?,
-        )
+        Some(crate::cgroup::plan::resolve(&resources, &ctx.cgroup, &name).map_err(Error::Setup)?)
     } else {
         None
     };
     check_idmap(spec, ctx)?;
-    let caller_maps = mounts::caller_maps(spec, caller, &ids);
+    let filesystem = mounts::resolve(spec, ns.pid, mounts::caller_maps(spec, caller, &ids));
+    if filesystem.caller_maps.is_some() {
+        // What the workload makes in those binds is the caller's on the
+        // host: no setuid or setgid mode may come out of them.
+        seccomp.extend(crate::seccomp::set_id_program(&spec.seccomp)?);
+    }
     let namespaces = Namespace::new_in(ns);
     Ok(Plan {
         id,
@@ -309,7 +313,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         new_session: spec.new_session,
         die_with_caller: spec.die_with_parent,
         timeout_ms: spec.timeout.map(|t| (t * 1000.0).round() as u64),
-        filesystem: mounts::resolve(spec, ns.pid, caller_maps),
+        filesystem,
         cgroup,
         walls: Walls {
             seccomp,
@@ -324,7 +328,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             groups: p.groups.clone(),
             setgroups: ids.setgroups,
             capabilities: capabilities(spec),
-            rlimits: rlimits(p),
+            rlimits,
             no_new_privs: p.no_new_privs,
             terminal: p.terminal,
         },

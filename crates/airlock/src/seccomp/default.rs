@@ -12,7 +12,9 @@
 //! the module doc of `seccomp`).
 
 use libseccomp::error::SeccompError;
-use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 
 /// Syscalls allowed unconditionally.
 pub const ALLOWED: &[&str] = &[
@@ -387,7 +389,7 @@ pub const DENIED: &[&str] = &[
     "vhangup",
 ];
 
-const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+pub const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUSER
@@ -396,7 +398,7 @@ const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP) as u64;
 
 /// Socket families the default profile allows.
-const SOCKET_FAMILIES: &[i32] = &[
+pub const SOCKET_FAMILIES: &[i32] = &[
     libc::AF_UNIX,
     libc::AF_INET,
     libc::AF_INET6,
@@ -405,7 +407,7 @@ const SOCKET_FAMILIES: &[i32] = &[
 ];
 
 /// personality(2) values that do not weaken the address space (Docker's list).
-const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+pub const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
 /// ioctl requests that push input into a terminal (CVE-2017-5226 class).
 const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
@@ -443,8 +445,7 @@ pub fn syscall(name: &str) -> Option<ScmpSyscall> {
 /// The default profile as two filters. The kernel runs every filter and
 /// the most restrictive answer wins, which lets the second one refuse what
 /// the first allows: ioctl requests compared on their low 32 bits only (the
-/// kernel ignores the rest, CVE-2019-10063), clone3 and openat2 with
-/// ENOSYS, and setuid or setgid modes (see `SET_ID_BITS`).
+/// kernel ignores the rest, CVE-2019-10063), and clone3 with ENOSYS.
 pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     let mut allow = ScmpFilterContext::new(ScmpAction::Errno(libc::EPERM))?;
     for name in ALLOWED.iter().chain(["ioctl", "clone3"].iter()) {
@@ -468,7 +469,22 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
             allow.add_rule_conditional(ScmpAction::Allow, p, &[cmp])?;
         }
     }
+    Ok(vec![allow, refuse(&[])?])
+}
+
+/// The second filter: refusals by argument, on top of whatever the first
+/// allows, for the native architecture and `arches`. Custom profiles get
+/// it too (see `custom_filters` in the module), so every rule added here
+/// applies to them as well.
+pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
     let mut refuse = ScmpFilterContext::new(ScmpAction::Allow)?;
+    // Architectures before rules: libseccomp gives an architecture added
+    // later none of the rules already there.
+    for a in arches {
+        if *a != ScmpArch::native() {
+            refuse.add_arch(*a)?;
+        }
+    }
     if let Some(ioctl) = syscall("ioctl") {
         for req in TERMINAL_INJECTION {
             let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *req);
@@ -477,6 +493,22 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     }
     if let Some(clone3) = syscall("clone3") {
         refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)?;
+    }
+    Ok(refuse)
+}
+
+/// A third filter, for sandboxes whose writable binds are written as a
+/// root caller (`spec::BindOwner::Caller`): what the workload makes there
+/// is host root's, so no call may give a file a setuid or setgid mode
+/// (`SET_ID_BITS`). Only there: elsewhere such a file is the sandbox's own
+/// ids' and nosuid, and refusing it everywhere would break installing
+/// packages in a container.
+pub fn set_id_refusals(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
+    let mut refuse = ScmpFilterContext::new(ScmpAction::Allow)?;
+    for a in arches {
+        if *a != ScmpArch::native() {
+            refuse.add_arch(*a)?;
+        }
     }
     for (name, mode, flags) in MODE_SETTERS {
         let Some(call) = syscall(name) else { continue };
@@ -504,5 +536,5 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     if let Some(openat2) = syscall("openat2") {
         refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), openat2)?;
     }
-    Ok(vec![allow, refuse])
+    Ok(refuse)
 }

@@ -30,7 +30,7 @@
 //!   binary that carries them.
 
 mod default;
-pub use default::{ALLOWED, DENIED};
+pub use default::{ALLOWED, DENIED, NAMESPACE_FLAGS, PERSONALITIES, SOCKET_FAMILIES};
 
 use default::syscall;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
@@ -45,8 +45,35 @@ pub enum Seccomp {
     Default,
     /// No filter at all (a guardrail finding: `seccomp-disabled`).
     None,
-    /// A profile in the OCI runtime-spec format.
-    Custom { oci: OciSeccomp },
+    /// A profile in the OCI runtime-spec format. The default profile's
+    /// second filter (refusals by argument: terminal-injection ioctls and
+    /// the like, see `default::refuse`) is installed after it unless
+    /// `argument_filters` is false, which is a guardrail finding
+    /// (`seccomp-argument-filters-off`): a profile written for another
+    /// runtime does not know what airlock refuses.
+    Custom {
+        oci: OciSeccomp,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        argument_filters: bool,
+    },
+}
+
+impl Seccomp {
+    /// A custom profile, with airlock's argument filters kept.
+    pub fn custom(oci: OciSeccomp) -> Seccomp {
+        Seccomp::Custom {
+            oci,
+            argument_filters: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `linux.seccomp` of the OCI runtime spec.
@@ -159,7 +186,7 @@ fn arch(field: &str, name: &str) -> Result<ScmpArch> {
         .map_err(|_| err(field, format!("unknown architecture {name:?}")))
 }
 
-fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
+fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilterContext>> {
     let base = "seccomp.oci";
     let default = action(
         &format!("{base}.defaultAction"),
@@ -167,13 +194,24 @@ fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
         p.default_errno_ret,
     )?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib(base))?;
+    let mut arches = Vec::new();
     for (i, a) in p.architectures.iter().enumerate() {
         let field = format!("{base}.architectures[{i}]");
         let a = arch(&field, a)?;
         if a != ScmpArch::native() {
             ctx.add_arch(a).map_err(lib(&field))?;
+            arches.push(a);
         }
     }
+    // The refusals come second (the kernel runs every filter and the
+    // strictest answer wins), for the same architectures as the profile:
+    // otherwise a syscall of another architecture that the profile allows
+    // would meet the refusals' bad-arch action.
+    let refuse = if argument_filters {
+        Some(default::refuse(&arches).map_err(lib("seccomp.oci.architectures"))?)
+    } else {
+        None
+    };
     if !p.flags.is_empty() {
         // Not applied means not silently ignored.
         return Err(err(
@@ -212,7 +250,7 @@ fn custom_filters(p: &OciSeccomp) -> Result<Vec<ScmpFilterContext>> {
                 .map_err(|e| err(format!("{field} ({name})"), e.to_string()))?;
         }
     }
-    Ok(vec![ctx])
+    Ok(std::iter::once(ctx).chain(refuse).collect())
 }
 
 /// Compile a profile into the filters to load, in order.
@@ -220,7 +258,10 @@ pub fn filters(profile: &Seccomp) -> Result<Vec<ScmpFilterContext>> {
     match profile {
         Seccomp::None => Ok(Vec::new()),
         Seccomp::Default => default::filters().map_err(lib("seccomp")),
-        Seccomp::Custom { oci } => custom_filters(oci),
+        Seccomp::Custom {
+            oci,
+            argument_filters,
+        } => custom_filters(oci, *argument_filters),
     }
 }
 
@@ -307,6 +348,37 @@ pub fn compile(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::sp
     cache::get_or_insert(profile, || compile_now(profile))
 }
 
+/// The program that keeps setuid and setgid modes out of binds written as
+/// a root caller (see `default::set_id_refusals`), for the architectures
+/// `profile` allows; `None` without a filter at all (a guardrail finding
+/// of its own, `caller-bind-unfiltered`).
+pub fn set_id_program(
+    profile: &Seccomp,
+) -> std::result::Result<Option<Program>, crate::spec::SpecError> {
+    let arches: Vec<ScmpArch> = match profile {
+        Seccomp::None => return Ok(None),
+        Seccomp::Default => Vec::new(),
+        Seccomp::Custom { oci, .. } => oci
+            .architectures
+            .iter()
+            .filter_map(|a| arch("seccomp.oci.architectures", a).ok())
+            .filter(|a| *a != ScmpArch::native())
+            .collect(),
+    };
+    if arches.is_empty() {
+        if let Some(p) = precompiled::set_id() {
+            return Ok(Some(p));
+        }
+    }
+    let to_spec = |e: libseccomp::error::SeccompError| {
+        crate::spec::SpecError::new("seccomp", format!("the set-id refusals: {e}"))
+    };
+    let f = default::set_id_refusals(&arches).map_err(to_spec)?;
+    export(&f).map(Some).map_err(|e| {
+        crate::spec::SpecError::new("seccomp", format!("export the compiled filter: {e}"))
+    })
+}
+
 /// Compile with libseccomp, here and now.
 fn compile_now(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::spec::SpecError> {
     let to_spec = |e: SeccompError| crate::spec::SpecError::new(e.field, e.reason);
@@ -325,6 +397,8 @@ mod precompiled {
 
     pub struct Precompiled {
         pub programs: &'static [&'static [u8]],
+        /// `default::set_id_refusals` for the native architecture.
+        pub set_id: &'static [u8],
         /// libseccomp's (major, minor, micro) at build time.
         pub libseccomp: (u32, u32, u32),
         /// `ScmpArch::native()` at build time, as Debug prints it.
@@ -337,6 +411,16 @@ mod precompiled {
     /// libseccomp (its syscall table and code generator) for the same
     /// architecture.
     pub fn usable() -> Option<Vec<Program>> {
+        let p = current()?;
+        Some(p.programs.iter().map(|b| Program(b.to_vec())).collect())
+    }
+
+    /// The set-id refusals, on the same terms as [`usable`].
+    pub fn set_id() -> Option<Program> {
+        current().map(|p| Program(p.set_id.to_vec()))
+    }
+
+    fn current() -> Option<&'static Precompiled> {
         let p = PRECOMPILED.as_ref()?;
         let v = libseccomp::ScmpVersion::current().ok()?;
         if (v.major, v.minor, v.micro) != p.libseccomp
@@ -344,7 +428,7 @@ mod precompiled {
         {
             return None;
         }
-        Some(p.programs.iter().map(|b| Program(b.to_vec())).collect())
+        Some(p)
     }
 }
 
@@ -391,7 +475,7 @@ mod cache {
                     "syscalls": [{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
             )
             .unwrap();
-            let profile = Seccomp::Custom { oci };
+            let profile = Seccomp::custom(oci);
             let mut compiled = 0;
             for _ in 0..3 {
                 let p = get_or_insert(&profile, || {
@@ -463,106 +547,4 @@ pub fn install(programs: &[Program]) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_profile_compiles_and_leaves_out_the_escapes() {
-        assert_eq!(filters(&Seccomp::Default).unwrap().len(), 2);
-        for bad in [
-            "keyctl",
-            "bpf",
-            "mount",
-            "ptrace",
-            "open_by_handle_at",
-            "unshare",
-            "setns",
-            "kexec_load",
-            "userfaultfd",
-            "perf_event_open",
-            "io_uring_setup",
-        ] {
-            assert!(!ALLOWED.contains(&bad), "{bad}");
-        }
-        for good in [
-            "read",
-            "write",
-            "openat",
-            "execve",
-            "wait4",
-            "futex",
-            "epoll_wait",
-        ] {
-            assert!(ALLOWED.contains(&good), "{good}");
-        }
-    }
-
-    #[test]
-    fn oci_profile_errors_name_the_rule() {
-        let p: OciSeccomp = serde_json::from_str(
-            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["no_such_call"], "action": "SCMP_ACT_ERRNO"}]}"#,
-        )
-        .unwrap();
-        let e = filters(&Seccomp::Custom { oci: p }).unwrap_err();
-        assert_eq!(e.field, "seccomp.oci.syscalls[0].names");
-        let p: OciSeccomp = serde_json::from_str(r#"{"defaultAction": "SCMP_ACT_DANCE"}"#).unwrap();
-        assert_eq!(
-            filters(&Seccomp::Custom { oci: p }).unwrap_err().field,
-            "seccomp.oci.defaultAction"
-        );
-    }
-
-    #[test]
-    fn programs_round_trip_through_the_plan() {
-        let progs = compile(&Seccomp::Default).unwrap();
-        assert_eq!(progs.len(), 2);
-        assert!(progs.iter().all(|p| p.len() > 2));
-        let json = serde_json::to_string(&progs).unwrap();
-        let back: Vec<Program> = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, progs);
-        assert!(compile(&Seccomp::None).unwrap().is_empty());
-        assert!(serde_json::from_str::<Program>("\"abc\"").is_err());
-    }
-
-    #[test]
-    fn the_precompiled_default_is_byte_for_byte_a_fresh_compile() {
-        let fresh = compile_now(&Seccomp::Default).unwrap();
-        match &precompiled::PRECOMPILED {
-            Some(p) => {
-                let built: Vec<&[u8]> = p.programs.to_vec();
-                let now: Vec<&[u8]> = fresh.iter().map(|p| p.0.as_slice()).collect();
-                assert_eq!(built, now);
-                assert_eq!(precompiled::usable(), Some(fresh.clone()));
-            }
-            None if precompiled::WHY_NOT.starts_with("a cross build") => {
-                eprintln!("not precompiled: {}", precompiled::WHY_NOT)
-            }
-            None => panic!("not precompiled: {}", precompiled::WHY_NOT),
-        }
-        // Whichever way it came, the plan gets what compiling gives.
-        assert_eq!(compile(&Seccomp::Default).unwrap(), fresh);
-    }
-
-    #[test]
-    fn hex_round_trip_and_refusals() {
-        let p = Program((0..=255).chain(0..8).collect());
-        let json = serde_json::to_string(&p).unwrap();
-        assert!(json.starts_with("\"000102"), "{json}");
-        assert_eq!(serde_json::from_str::<Program>(&json).unwrap(), p);
-        for bad in ["\"0011223344556g77\"", "\"0011223344556é\""] {
-            assert!(serde_json::from_str::<Program>(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn oci_profile_compiles() {
-        let p: OciSeccomp = serde_json::from_str(
-            r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
-                "syscalls": [{"names": ["read", "write", "exit_group", "no_such_call"], "action": "SCMP_ACT_ALLOW"},
-                             {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                              "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}"#,
-        )
-        .unwrap();
-        filters(&Seccomp::Custom { oci: p }).unwrap();
-    }
-}
+mod tests;

@@ -90,6 +90,14 @@ impl SandboxSpec {
     }
 }
 
+/// The pids limit of a sandbox whose spec sets none (podman's default):
+/// a fork bomb inside stops there rather than at the host's
+/// RLIMIT_NPROC. A root caller gets it as the cgroup's `pids.max`; a
+/// rootless one, whose cgroups are rarely delegated, as RLIMIT_NPROC
+/// inside the sandbox's user namespace (counted per sandbox there). See
+/// [`crate::Context::default_pids`].
+pub const DEFAULT_PIDS: u64 = 2048;
+
 /// Resource limits, applied through cgroups (v2, or v1 controllers on
 /// hybrid and legacy hosts), nested under the caller's own cgroup.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -101,7 +109,8 @@ pub struct Resources {
     /// Swap the workload may use on top of `memory` (none by default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<Size>,
-    /// Maximum number of processes and threads.
+    /// Maximum number of processes and threads ([`DEFAULT_PIDS`] when
+    /// unset, unless the launch context says otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
     /// CPU quota as a number of CPUs (0.5 = half of one CPU).

@@ -1,0 +1,212 @@
+//! The image store is airlock's trusted state: no other host user can
+//! write into a layer (whatever its modes: a world-writable `/tmp`), a
+//! sandbox cannot be given it writable, and a layer unpacked for one id
+//! mapping is never used for another.
+
+mod common;
+use common::images::{busybox_layer, oci_layout};
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+fn image(dir: &Path) -> String {
+    let img = dir.join("img");
+    oci_layout(
+        &img,
+        &[(
+            "v",
+            vec![busybox_layer()],
+            json!({"Cmd": ["/bin/sh", "-c", "ls /tmp; echo ran"]}),
+        )],
+    );
+    img.display().to_string()
+}
+
+fn run_image(store: &Path, img: &str, extra: &[&str], as_user: bool) -> Run {
+    let store = store.display().to_string();
+    let mut args = vec!["run", "--store", store.as_str()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--image", img]);
+    output(if as_user {
+        airlock_as_user(&args)
+    } else {
+        airlock(&args)
+    })
+}
+
+fn layer_dirs(store: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(store.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Try, as `uid`, to create a file in the layer's world-writable /tmp.
+fn plant_as(uid: u32, layer: &Path) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+            "--".into(),
+            "touch".into(),
+        ])
+        .arg(layer.join("rootfs/tmp/planted"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn no_other_user_writes_into_a_layer_of_root() {
+    require_root!();
+    let dir = tempdir();
+    let img = image(dir.path());
+    let store = dir.path().join("store");
+    let r = run_image(&store, &img, &[], false);
+    assert_eq!(r.stdout, "ran\n", "{}", r.stderr);
+    let layers = layer_dirs(&store);
+    assert_eq!(layers.len(), 1);
+    let tmp = std::fs::metadata(layers[0].join("rootfs/tmp")).unwrap();
+    assert_eq!(tmp.mode() & 0o7777, 0o1777, "the image's own mode is kept");
+    // Another host user cannot reach it (before: it planted a file that
+    // root's next run saw).
+    let o = plant_as(1000, &layers[0]);
+    assert!(!o.status.success(), "a user wrote into root's layer");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    let m = std::fs::metadata(&layers[0]).unwrap();
+    let root_inside = std::fs::metadata(layers[0].join("rootfs/bin/busybox"))
+        .unwrap()
+        .uid();
+    assert_eq!(m.mode() & 0o777, 0o700, "{:o}", m.mode());
+    assert_eq!(m.uid(), root_inside, "owned by the sandbox's root");
+    assert_ne!(m.uid(), 0);
+    // The sandbox's root still reaches it: the next run works and sees no
+    // planted file.
+    let r = run_image(&store, &img, &[], false);
+    assert_eq!(r.stdout, "ran\n", "{}", r.stderr);
+}
+
+#[test]
+fn no_other_user_writes_into_a_layer_of_a_rootless_caller() {
+    require_root!();
+    let dir = tempdir();
+    let img = image(dir.path());
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    chown(&home, 1000, 1000);
+    let store = home.join("store");
+    let r = run_image(&store, &img, &[], true);
+    assert_eq!(r.stdout, "ran\n", "{}", r.stderr);
+    let layers = layer_dirs(&store);
+    let m = std::fs::metadata(&layers[0]).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (1000, 0o700));
+    assert!(!plant_as(1001, &layers[0]).status.success());
+    // Control: the owner can, so the probe can tell.
+    assert!(plant_as(1000, &layers[0]).status.success());
+}
+
+#[test]
+fn a_layer_is_keyed_by_the_ids_it_was_unpacked_for() {
+    require_root!();
+    let dir = tempdir();
+    let img = image(dir.path());
+    let store = airlock::image::Store::open(dir.path().join("store")).unwrap();
+    let mut roots = Vec::new();
+    for base in [Some(200_000), Some(300_000), None, Some(200_000)] {
+        let p = airlock::image::pull(&img, &store, base).unwrap();
+        let root = p.layer_dirs[0].clone();
+        let owner = std::fs::metadata(root.join("bin/busybox")).unwrap().uid();
+        assert_eq!(owner, base.unwrap_or(0), "{base:?}");
+        roots.push(root);
+    }
+    // Three forms, one per mapping; the same mapping finds its own again.
+    assert_eq!(layer_dirs(&store.root).len(), 3);
+    assert_ne!(roots[0], roots[1]);
+    assert_ne!(roots[0], roots[2]);
+    assert_eq!(roots[0], roots[3]);
+    // `image ls` sizes and `prune` see every form of a recorded layer,
+    // and prune removes one of the old form (named by its diff_id alone).
+    let old = store.root.join("layers").join(p0_hex(&roots[0]));
+    std::fs::create_dir(&old).unwrap();
+    assert_eq!(store.prune().unwrap(), 1);
+    assert!(!old.exists());
+    assert_eq!(layer_dirs(&store.root).len(), 3);
+}
+
+/// The diff_id hex of a layer root `layers/<hex>-<shape>/rootfs`.
+fn p0_hex(root: &Path) -> String {
+    let key = root
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
+    key.split('-').next().unwrap().to_string()
+}
+
+#[test]
+fn binding_the_store_writable_is_refused() {
+    require_root!();
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("layers")).unwrap();
+    let s = store.display().to_string();
+    let parent = dir.path().display().to_string();
+    let layers = store.join("layers").display().to_string();
+    for src in [&s, &parent, &layers] {
+        let r = output(airlock(&[
+            "run", "--store", &s, "--bind", src, "/x", "--", "true",
+        ]));
+        assert_eq!(r.code, 125, "{src}");
+        assert!(
+            r.stderr.contains("error[image-store-writable]"),
+            "{src}: {}",
+            r.stderr
+        );
+    }
+    // Read-only it is no finding; the store is the one --store names.
+    let r = output(airlock(&[
+        "run",
+        "--store",
+        &s,
+        "--ro-bind",
+        &s,
+        "/x",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let other = dir.path().join("other").display().to_string();
+    let r = output(airlock(&[
+        "run", "--store", &other, "--bind", &s, "/x", "--", "true",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn directories_a_layer_implies_belong_to_its_root() {
+    require_root!();
+    use common::images::{layer, E};
+    let dir = tempdir();
+    let img = dir.path().join("img");
+    // No entries for srv/ and srv/data/: the unpacker makes them.
+    let implied = layer(&[E::File("srv/data/f", b"x", 0o644)]);
+    oci_layout(
+        &img,
+        &[(
+            "v",
+            vec![busybox_layer(), implied],
+            json!({"Cmd": ["/bin/sh", "-c", "stat -c %u:%g /srv /srv/data /srv/data/f"]}),
+        )],
+    );
+    let r = run_image(
+        &dir.path().join("store"),
+        &img.display().to_string(),
+        &[],
+        false,
+    );
+    assert_eq!(r.stdout, "0:0\n0:0\n0:0\n", "{}", r.stderr);
+}

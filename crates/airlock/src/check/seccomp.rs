@@ -1,0 +1,246 @@
+//! A custom seccomp profile is judged by what it lets through, not by its
+//! being there: one that allows what the default profile leaves out as
+//! escape surface (`DENIED`) is as open as no filter for that call.
+
+use super::Findings;
+use crate::seccomp::{
+    OciArg, OciSeccomp, OciSyscall, Seccomp, DENIED, NAMESPACE_FLAGS, PERSONALITIES,
+    SOCKET_FAMILIES,
+};
+
+/// Calls the appended argument filters answer for whatever the profile
+/// says: terminal-injection ioctls are refused, clone3 returns ENOSYS.
+const COVERED_BY_REFUSALS: &[&str] = &["ioctl", "clone3"];
+
+pub(super) fn judge(f: &mut Findings, spec: &crate::spec::SandboxSpec) {
+    let Seccomp::Custom {
+        oci,
+        argument_filters,
+    } = &spec.seccomp
+    else {
+        return;
+    };
+    if !argument_filters {
+        f.add(
+            "seccomp-argument-filters-off",
+            "seccomp.argument_filters",
+            "the custom profile runs without airlock's refusals by argument: TIOCSTI/TIOCLINUX push keystrokes into a terminal, and the other refusals of the default profile's second filter are gone",
+        );
+    }
+    let open = let_through(oci, *argument_filters);
+    if permissive(&oci.default_action) {
+        f.add(
+            "seccomp-permissive",
+            "seccomp.oci.defaultAction",
+            format!(
+                "defaultAction {} lets every syscall the profile does not name through, those of future kernels included{}",
+                oci.default_action,
+                listed(&open)
+            ),
+        );
+    } else if !open.is_empty() {
+        f.add(
+            "seccomp-permissive",
+            "seccomp.oci.syscalls",
+            format!(
+                "the profile allows what the default profile leaves out as escape surface: {}",
+                open.join(", ")
+            ),
+        );
+    }
+}
+
+fn listed(open: &[&str]) -> String {
+    if open.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} among them)", open.join(", "))
+    }
+}
+
+/// Actions under which the call runs (TRACE too: a tracer can let it).
+fn permissive(action: &str) -> bool {
+    matches!(action, "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG" | "SCMP_ACT_TRACE")
+}
+
+/// The calls of `DENIED` that the profile lets through, in whole or with
+/// arguments the default profile refuses.
+fn let_through(p: &OciSeccomp, argument_filters: bool) -> Vec<&'static str> {
+    DENIED
+        .iter()
+        .copied()
+        .filter(|name| !(argument_filters && COVERED_BY_REFUSALS.contains(name)))
+        .filter(|name| {
+            let rules: Vec<&OciSyscall> = p
+                .syscalls
+                .iter()
+                .filter(|r| r.names.iter().any(|n| n == name))
+                .collect();
+            if rules.is_empty() {
+                return permissive(&p.default_action);
+            }
+            rules
+                .iter()
+                .any(|r| permissive(&r.action) && !narrowed(name, &r.args))
+        })
+        .collect()
+}
+
+/// Do these conditions keep the call to what the default profile allows
+/// of it? Only the calls the default profile allows with arguments can
+/// be narrowed; the rest are escape surface whatever their arguments.
+fn narrowed(name: &str, args: &[OciArg]) -> bool {
+    let arg0 = |op: &'static str| args.iter().filter(move |a| a.index == 0 && a.op == op);
+    match name {
+        // No namespace flag may be set: a masked compare over all of them
+        // that wants none.
+        "clone" => arg0("SCMP_CMP_MASKED_EQ").any(|a| {
+            a.value & NAMESPACE_FLAGS == NAMESPACE_FLAGS && a.value_two & NAMESPACE_FLAGS == 0
+        }),
+        "socket" => {
+            arg0("SCMP_CMP_EQ").any(|a| SOCKET_FAMILIES.iter().any(|f| *f as u64 == a.value))
+        }
+        "personality" => arg0("SCMP_CMP_EQ").any(|a| PERSONALITIES.contains(&a.value)),
+        _ => false,
+    }
+}
+
+/// Would `judge` find this profile permissive? (The OCI runtime
+/// acknowledges the orchestrator's profile only when it is.)
+pub fn is_permissive(profile: &Seccomp) -> bool {
+    match profile {
+        Seccomp::Custom {
+            oci,
+            argument_filters,
+        } => permissive(&oci.default_action) || !let_through(oci, *argument_filters).is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{check, Host};
+    use crate::seccomp::Seccomp;
+    use crate::spec::SandboxSpec;
+
+    fn findings(profile: &str, argument_filters: bool) -> Vec<(String, String)> {
+        let mut s = SandboxSpec::builder().args(["true"]).build();
+        s.seccomp = Seccomp::Custom {
+            oci: serde_json::from_str(profile).unwrap(),
+            argument_filters,
+        };
+        check(&s, &Host::default())
+            .into_iter()
+            .filter(|f| f.code.starts_with("seccomp"))
+            .map(|f| (f.code.to_string(), f.message))
+            .collect()
+    }
+
+    /// The default's own allow-list, as a custom profile.
+    fn allow_list(extra: &str) -> String {
+        let names = serde_json::to_string(crate::seccomp::ALLOWED).unwrap();
+        format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": {names}, "action": "SCMP_ACT_ALLOW"}}{extra}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_permissive_default_action_is_a_finding() {
+        for action in ["SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"] {
+            let f = findings(&format!(r#"{{"defaultAction": "{action}"}}"#), true);
+            assert_eq!(f.len(), 1, "{action}: {f:?}");
+            assert_eq!(f[0].0, "seccomp-permissive");
+            assert!(f[0].1.contains(action) && f[0].1.contains("mount"), "{f:?}");
+        }
+        // Denying the escapes by name does not make an ALLOW default safe:
+        // what the profile does not name (future syscalls) gets through.
+        let names = serde_json::to_string(crate::seccomp::DENIED).unwrap();
+        let p = format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": {names}, "action": "SCMP_ACT_ERRNO"}}]}}"#
+        );
+        let f = findings(&p, true);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(!f[0].1.contains("among them"), "{f:?}");
+    }
+
+    #[test]
+    fn allowing_an_escape_call_is_a_finding_and_its_neighbours_too() {
+        assert!(findings(&allow_list(""), true).is_empty());
+        for (rule, named) in [
+            (
+                r#"{"names": ["mount"], "action": "SCMP_ACT_ALLOW"}"#,
+                "mount",
+            ),
+            (
+                r#"{"names": ["unshare", "setns"], "action": "SCMP_ACT_LOG"}"#,
+                "setns, unshare",
+            ),
+            // An argument condition does not narrow a call that is
+            // escape surface whatever its arguments.
+            (
+                r#"{"names": ["keyctl"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}"#,
+                "keyctl",
+            ),
+            // clone without the namespace flags masked off.
+            (
+                r#"{"names": ["clone"], "action": "SCMP_ACT_ALLOW"}"#,
+                "clone",
+            ),
+            (
+                r#"{"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 268435456, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}"#,
+                "clone",
+            ),
+            // socket of any family (AF_ALG, AF_VSOCK, ...), personality
+            // values that weaken the address space.
+            (
+                r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW"}"#,
+                "socket",
+            ),
+            (
+                r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 38, "op": "SCMP_CMP_EQ"}]}"#,
+                "socket",
+            ),
+            (
+                r#"{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4194304, "op": "SCMP_CMP_EQ"}]}"#,
+                "personality",
+            ),
+        ] {
+            let f = findings(&allow_list(&format!(", {rule}")), true);
+            assert_eq!(f.len(), 1, "{rule}: {f:?}");
+            assert_eq!(f[0].0, "seccomp-permissive");
+            assert!(f[0].1.ends_with(named), "{rule}: {f:?}");
+        }
+        // The near misses: the default's own argument rules.
+        let ns = crate::seccomp::NAMESPACE_FLAGS;
+        for rule in [
+            format!(
+                r#"{{"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{{"index": 0, "value": {ns}, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}}]}}"#
+            ),
+            r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}"#.into(),
+            r#"{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}"#.into(),
+            // ioctl and clone3 are answered by the refusals appended.
+            r#"{"names": ["ioctl", "clone3"], "action": "SCMP_ACT_ALLOW"}"#.into(),
+            r#"{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}"#.into(),
+        ] {
+            assert!(findings(&allow_list(&format!(", {rule}")), true).is_empty(), "{rule}");
+        }
+    }
+
+    #[test]
+    fn dropping_the_argument_filters_is_a_finding_of_its_own() {
+        let f = findings(&allow_list(""), false);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, "seccomp-argument-filters-off");
+        // Without them, an unrestricted ioctl is escape surface again.
+        let f = findings(
+            &allow_list(r#", {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW"}"#),
+            false,
+        );
+        let codes: Vec<&str> = f.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["seccomp-argument-filters-off", "seccomp-permissive"]
+        );
+        assert!(f[1].1.ends_with("ioctl"), "{f:?}");
+    }
+}
