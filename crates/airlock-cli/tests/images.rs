@@ -664,3 +664,40 @@ fn an_existing_store_keeps_its_mode() {
     let mode = store.metadata().unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the store's mode changed");
 }
+
+/// A store below a directory only root may enter cannot serve the
+/// sandbox's root (overlayfs opens the layers with its credentials): that
+/// is said before anything is unpacked, naming the directory.
+#[test]
+fn a_store_the_sandbox_cannot_reach_is_named_before_unpacking() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let archive = env.path("saved.tar");
+    docker_archive(
+        Path::new(&archive),
+        "localhost/demo:latest",
+        &[busybox_layer()],
+        json!({"Cmd": ["/bin/echo", "reached"]}),
+    );
+    let private = env.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let store = private.join("store").display().to_string();
+    let r = output(airlock(&["run", "--store", &store, "--image", &archive]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("may not enter {}", private.display()))
+            && r.stderr.contains("mode 700"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "named once: {}", r.stderr);
+    let unpacked = std::fs::read_dir(private.join("store/layers")).map_or(0, |d| d.count());
+    assert_eq!(unpacked, 0, "nothing unpacked");
+    // Opened up (o+x), the same store serves.
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let r = output(airlock(&["run", "--store", &store, "--image", &archive]));
+    assert_eq!(r.stdout.trim(), "reached", "{}", r.stderr);
+}

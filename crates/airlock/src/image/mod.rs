@@ -108,6 +108,9 @@ fn file_size(p: &Path) -> u64 {
 /// Resolve the image at `reference`, make sure its layers are in `store`
 /// (owned from `id_base` up, see [`id_base`]), and record it there.
 pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pulled, ImageError> {
+    if let Some(uid) = id_base {
+        store.check_reachable_by(uid)?;
+    }
     let (path, sel) = parse_ref(reference);
     let (dir, scratch) = image_dir(&path, store)?;
     let image = oci::resolve(&dir, &sel)?;

@@ -250,6 +250,41 @@ impl Store {
         })
     }
 
+    /// Can the host id `uid` (with group `uid`) walk from `/` to the
+    /// store's layers? overlayfs opens them with the credentials of the
+    /// sandbox's root, so a store below a directory only root may enter
+    /// (a `--store` in /root) would fail at mount time, after the
+    /// unpacking; this says so first, naming the directory.
+    pub fn check_reachable_by(&self, uid: u32) -> Result<(), ImageError> {
+        use std::os::unix::fs::MetadataExt;
+        if !self.root.is_absolute() {
+            return Ok(());
+        }
+        let layers = self.root.join("layers");
+        let mut walked = PathBuf::from("/");
+        for part in layers.components().skip(1) {
+            let meta = std::fs::metadata(&walked).map_err(|e| ImageError::io(&walked, e))?;
+            let mode = meta.mode();
+            let bit = if meta.uid() == uid {
+                0o100
+            } else if meta.gid() == uid {
+                0o010
+            } else {
+                0o001
+            };
+            if mode & bit == 0 {
+                return Err(ImageError::Refused(format!(
+                    "the store's layers are opened by the sandbox's root (host uid {uid}), which may not enter {} (mode {:o}, owner {}): put the store where others may pass (--store DIR), or give that directory o+x",
+                    walked.display(),
+                    mode & 0o7777,
+                    meta.uid()
+                )));
+            }
+            walked.push(part);
+        }
+        Ok(())
+    }
+
     fn layer_dir(&self, diff_id: &str, id_base: Option<u32>) -> Result<PathBuf, ImageError> {
         Ok(self.root.join("layers").join(layer_key(diff_id, id_base)?))
     }
