@@ -10,7 +10,17 @@ use std::process::Command;
 /// `airlock ARGS` run by sh, so that a test can hand it a file descriptor
 /// (`5<FILE`), as a bwrap user would.
 fn airlock_sh(args: &str) -> Run {
-    let mut c = Command::new("sh");
+    airlock_in("sh", args)
+}
+
+/// Through bash, whose redirections reach fds past 9 (bubblewrap's
+/// examples use 11 and 12).
+fn airlock_bash(args: &str) -> Run {
+    airlock_in("bash", args)
+}
+
+fn airlock_in(shell: &str, args: &str) -> Run {
+    let mut c = Command::new(shell);
     c.arg("-c")
         .arg(format!("exec {} {args}", airlock_bin().display()))
         .stdin(std::process::Stdio::null());
@@ -180,10 +190,9 @@ fn a_bind_onto_root_is_judged_like_rootfs() {
 
 #[test]
 fn the_bubblewrap_readme_example_runs_renamed() {
-    // bubblewrap's README example, with `bwrap` renamed, bar what airlock
-    // refuses on purpose: relative destinations (`var/tmp`, below), and
-    // the default view, which --no-default-view turns off. (fds 8 and 9,
-    // not 11 and 12: dash redirects only 0-9.)
+    // bubblewrap's README example, with `bwrap` renamed and nothing else
+    // (bar the relative `var/tmp`, which airlock refuses on purpose, below).
+    // It mounts its own /usr, so it starts empty as it would in bubblewrap.
     let dir = shared_dir();
     let passwd = dir.path().join("passwd");
     std::fs::write(&passwd, "me:x:1000:1000::/:/bin/sh\n").unwrap();
@@ -195,18 +204,18 @@ fn the_bubblewrap_readme_example_runs_renamed() {
             links += &format!(" --symlink usr/{d} /{d}");
         }
     }
-    let r = airlock_sh(&format!(
+    let r = airlock_bash(&format!(
         "run --ro-bind /usr /usr --dir /tmp --dir /var --symlink ../tmp /var/tmp --proc /proc --dev /dev \
          --ro-bind-try /etc/resolv.conf /etc/resolv.conf{links} --chdir / --unshare-all --share-net --die-with-parent \
          --dir /run/user/1000 --setenv XDG_RUNTIME_DIR /run/user/1000 --setenv PS1 'bwrap-demo$ ' \
-         --file 8 /etc/passwd --file 9 /etc/group --no-default-view --allow-unsafe shared-network \
-         /bin/sh -c 'cat /etc/passwd; echo $XDG_RUNTIME_DIR; readlink /var/tmp' 8<{} 9<{}",
+         --file 11 /etc/passwd --file 12 /etc/group \
+         /bin/sh -c 'cat /etc/passwd; echo $XDG_RUNTIME_DIR; readlink /var/tmp; test -e /etc/hostname || echo no-host-etc' 11<{} 12<{}",
         passwd.display(),
         group.display()
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
-        r.stdout, "me:x:1000:1000::/:/bin/sh\n/run/user/1000\n../tmp\n",
+        r.stdout, "me:x:1000:1000::/:/bin/sh\n/run/user/1000\n../tmp\nno-host-etc\n",
         "{}",
         r.stderr
     );

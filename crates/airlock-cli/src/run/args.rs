@@ -85,7 +85,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Filesystem")]
     pub(crate) overlay_size: Option<u64>,
     /// Start from an empty root: no default view of the host (nor the
-    /// fresh /proc, /dev and /tmp of a --rootfs).
+    /// fresh /proc, /dev and /tmp of a --rootfs). A command line that
+    /// mounts its own /usr starts empty anyway, as bubblewrap's do.
     #[arg(long, help_heading = "Filesystem")]
     pub(crate) no_default_view: bool,
     /// Bind SRC to DST, writable.

@@ -76,17 +76,16 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
         if let (Root::Tmpfs { size, .. }, Some(limit)) = (&mut s.filesystem.root, a.overlay_size) {
             *size = Some(spec::Size(limit));
         }
-    } else if a.spec.is_none() && !a.no_default_view {
-        s.filesystem.mounts.extend(spec::default_view());
     }
     let first = s.filesystem.mounts.len();
     mounts::apply(s, m, &mut labels, root_from_bind)?;
-    if a.rootfs.is_some() && a.spec.is_none() && !a.no_default_view {
+    let given = &s.filesystem.mounts[first..];
+    let defaults: Vec<Mount> = if a.spec.is_some() || a.no_default_view || root_from_bind {
+        Vec::new()
+    } else if a.rootfs.is_some() {
         // As an image gets: a root directory is a system's files, not a
         // running system's; what a program expects to find there is fresh.
-        // Before the flags' mounts, which may go inside them.
-        let given = &s.filesystem.mounts[first..];
-        let fresh: Vec<Mount> = spec::default_view()
+        spec::default_view()
             .into_iter()
             .filter(|d| {
                 matches!(
@@ -95,14 +94,21 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
                 )
             })
             .filter(|d| given.iter().all(|g| g.destination() != d.destination()))
-            .collect();
-        for (i, _) in labels.mounts.iter_mut() {
-            if *i >= first {
-                *i += fresh.len();
-            }
+            .collect()
+    } else if a.image.is_some() || given.iter().any(|g| g.destination() == "/usr") {
+        // A command line that mounts its own /usr builds its own view, as
+        // a bubblewrap one does: it starts empty, as bubblewrap does.
+        Vec::new()
+    } else {
+        spec::default_view()
+    };
+    // Before the flags' mounts, which may go inside them.
+    for (i, _) in labels.mounts.iter_mut() {
+        if *i >= first {
+            *i += defaults.len();
         }
-        s.filesystem.mounts.splice(first..first, fresh);
     }
+    s.filesystem.mounts.splice(first..first, defaults);
     if let Some(owner) = &a.bind_owner {
         s.filesystem.bind_owner = match owner.as_str() {
             "as-is" => spec::BindOwner::AsIs,
