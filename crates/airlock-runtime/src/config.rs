@@ -218,12 +218,8 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
             "SELinux labels are not supported by airlock",
         ));
     }
-    if p.oom_score_adj().is_some() {
-        return Err(err(
-            "process.oomScoreAdj",
-            "setting the OOM score is not supported",
-        ));
-    }
+    // process.oomScoreAdj is applied by `create` to the held container
+    // process (a host-side write, not part of the sandbox spec).
     if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
         return Err(err(
             "process",
@@ -453,16 +449,15 @@ fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
                 .filesystem
                 .mounts
                 .push(Mount::Mqueue { destination: dest }),
-            // sysfs shows the network namespace it is mounted in, and a
-            // joined one is not the container's to mount: an empty
-            // read-only directory stands there instead.
-            "sysfs" if s.namespaces.join.contains_key("net") => {
-                s.filesystem.mounts.push(Mount::Tmpfs {
-                    destination: dest,
-                    size: Some(Size(4096)),
-                    mode: Some(FileMode(0o555)),
-                })
-            }
+            // sysfs shows the network namespace it is mounted in, and one
+            // not of the container's own (joined, or the host's for a
+            // hostNetwork pod) is not its user namespace's to mount: an
+            // empty read-only directory stands there instead.
+            "sysfs" if !s.namespaces.net => s.filesystem.mounts.push(Mount::Tmpfs {
+                destination: dest,
+                size: Some(Size(4096)),
+                mode: Some(FileMode(0o555)),
+            }),
             "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
             // The host's cgroup tree is not the container's to see; an
             // empty read-only directory stands where it was asked for.
