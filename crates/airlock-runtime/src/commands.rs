@@ -333,7 +333,11 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
     let (sb, st) = ctx.find(id)?;
     if st.status == Status::Stopped {
-        return Err(format!("cannot kill container {id}: it is stopped"));
+        // runc's words: the shims (go-runc's checkKillError) take
+        // "container not running" as "already finished", which is what
+        // containerd's CRI meets when it kills an exited container before
+        // deleting it; other words fail the exit's handling.
+        return Err(format!("cannot kill container {id}: container not running"));
     }
     let sig = parse_signal(signal)?;
     let req = if all && sig == libc::SIGKILL {

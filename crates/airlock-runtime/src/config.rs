@@ -315,15 +315,22 @@ fn namespaces(
     for (i, n) in list.iter().enumerate() {
         if let Some(p) = n.path() {
             // A network namespace the platform prepared (podman's netavark,
-            // a pod's sandbox): joined by the supervisor before the clone.
-            if n.typ() == LinuxNamespaceType::Network {
-                ns.join.insert("net".into(), p.display().to_string());
+            // a pod's sandbox) or a pod's IPC and UTS namespaces (the CRI's
+            // default pod): joined by the supervisor before the clone.
+            let kind = match n.typ() {
+                LinuxNamespaceType::Network => Some("net"),
+                LinuxNamespaceType::Ipc => Some("ipc"),
+                LinuxNamespaceType::Uts => Some("uts"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                ns.join.insert(kind.into(), p.display().to_string());
                 continue;
             }
             return Err(err(
                 format!("linux.namespaces[{i}].path"),
                 format!(
-                    "joining an existing {} namespace ({}) is not supported yet (only network)",
+                    "joining an existing {} namespace ({}) is not supported yet (only network, IPC and UTS)",
                     n.typ(),
                     p.display()
                 ),
