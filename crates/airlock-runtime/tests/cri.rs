@@ -219,12 +219,16 @@ impl Drop for Leftovers {
         // directory cannot be removed while they are mounted).
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
         for m in mounts.lines().rev() {
-            let Some(target) = m.split(' ').nth(1) else { continue };
+            let Some(target) = m.split(' ').nth(1) else {
+                continue;
+            };
             if target.starts_with(&self.0) {
                 let _ = Command::new("umount").args(["-l", target]).status();
             }
         }
-        let Ok(procs) = std::fs::read_dir("/proc") else { return };
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
         for p in procs.flatten() {
             let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
                 continue;

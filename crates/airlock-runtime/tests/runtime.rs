@@ -218,7 +218,11 @@ fn create_start_state_kill_delete() {
     assert!(!alive(pid));
     // Killing it again fails in runc's words, which the shims match.
     let o = env.rt(&["kill", "--all", "c1", "KILL"]);
-    assert!(text(&o).1.contains("container not running"), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains("container not running"),
+        "{:?}",
+        text(&o)
+    );
     let o = env.rt(&["delete", "c1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let o = env.rt(&["state", "c1"]);

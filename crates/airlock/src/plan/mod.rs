@@ -299,10 +299,14 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         loopback: ns.net,
         // A pod's: its network, IPC (SysV objects, POSIX queues) and
         // hostname.
-        join: [("net", Namespace::Net), ("ipc", Namespace::Ipc), ("uts", Namespace::Uts)]
-            .into_iter()
-            .filter_map(|(k, n)| ns.join.get(k).map(|p| (n, p.clone())))
-            .collect(),
+        join: [
+            ("net", Namespace::Net),
+            ("ipc", Namespace::Ipc),
+            ("uts", Namespace::Uts),
+        ]
+        .into_iter()
+        .filter_map(|(k, n)| ns.join.get(k).map(|p| (n, p.clone())))
+        .collect(),
         sysctls: sysctls(spec, false),
         join_sysctls: sysctls(spec, true),
         init: spec.init,
