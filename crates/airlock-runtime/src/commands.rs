@@ -232,10 +232,19 @@ fn create(
         &serde_json::to_vec(&record).expect("serializes"),
     )
     .map_err(|e| e.to_string())?;
-    // createRuntime and prestart: the container exists, its workload is
-    // held. A failing hook fails the create and leaves nothing.
+    // The OOM score, then createRuntime and prestart: the container
+    // exists, its workload is held, so what it execs inherits the score. A
+    // failure fails the create and leaves nothing.
     let st = sb.state().map_err(|e| e.to_string())?;
-    if let Err(e) = hooks::run("createRuntime", &record.hooks.created, &oci_state(&sb, &st)) {
+    let oom = bundle
+        .config
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj());
+    let set_up = oom
+        .map_or(Ok(()), |v| oom_score_adj(sandbox.init_pid(), v))
+        .and_then(|()| hooks::run("createRuntime", &record.hooks.created, &oci_state(&sb, &st)));
+    if let Err(e) = set_up {
         let _ = sb.request(&Request::Kill);
         sb.wait_ended(Some(Duration::from_secs(10)));
         let _ = sb.remove();
@@ -254,6 +263,22 @@ fn create(
     ctx.log
         .debug(&format!("created {id} (pid {})", sandbox.init_pid()));
     Ok(())
+}
+
+/// `process.oomScoreAdj`, written from the host to the held container
+/// process as runc does. Lowering a score below the writer's own takes
+/// CAP_SYS_RESOURCE, which a host may not give root (containerd's
+/// `restrict_oom_score_adj` keeps its requests within what it may set).
+fn oom_score_adj(pid: i32, value: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, value.to_string()).map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (a score below the runtime's own needs CAP_SYS_RESOURCE)"
+        } else {
+            ""
+        };
+        format!("process.oomScoreAdj: writing {value} to {path}: {e}{why}")
+    })
 }
 
 /// Written to a temporary name and renamed, so a reader never sees half.
@@ -310,7 +335,11 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
     let (sb, st) = ctx.find(id)?;
     if st.status == Status::Stopped {
-        return Err(format!("cannot kill container {id}: it is stopped"));
+        // runc's words: the shims (go-runc's checkKillError) take
+        // "container not running" as "already finished", which is what
+        // containerd's CRI meets when it kills an exited container before
+        // deleting it; other words fail the exit's handling.
+        return Err(format!("cannot kill container {id}: container not running"));
     }
     let sig = parse_signal(signal)?;
     let req = if all && sig == libc::SIGKILL {

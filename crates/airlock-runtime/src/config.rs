@@ -218,12 +218,8 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
             "SELinux labels are not supported by airlock",
         ));
     }
-    if p.oom_score_adj().is_some() {
-        return Err(err(
-            "process.oomScoreAdj",
-            "setting the OOM score is not supported",
-        ));
-    }
+    // process.oomScoreAdj is applied by `create` to the held container
+    // process (a host-side write, not part of the sandbox spec).
     if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
         return Err(err(
             "process",
@@ -319,15 +315,22 @@ fn namespaces(
     for (i, n) in list.iter().enumerate() {
         if let Some(p) = n.path() {
             // A network namespace the platform prepared (podman's netavark,
-            // a pod's sandbox): joined by the supervisor before the clone.
-            if n.typ() == LinuxNamespaceType::Network {
-                ns.join.insert("net".into(), p.display().to_string());
+            // a pod's sandbox) or a pod's IPC and UTS namespaces (the CRI's
+            // default pod): joined by the supervisor before the clone.
+            let kind = match n.typ() {
+                LinuxNamespaceType::Network => Some("net"),
+                LinuxNamespaceType::Ipc => Some("ipc"),
+                LinuxNamespaceType::Uts => Some("uts"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                ns.join.insert(kind.into(), p.display().to_string());
                 continue;
             }
             return Err(err(
                 format!("linux.namespaces[{i}].path"),
                 format!(
-                    "joining an existing {} namespace ({}) is not supported yet (only network)",
+                    "joining an existing {} namespace ({}) is not supported yet (only network, IPC and UTS)",
                     n.typ(),
                     p.display()
                 ),
@@ -453,16 +456,15 @@ fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
                 .filesystem
                 .mounts
                 .push(Mount::Mqueue { destination: dest }),
-            // sysfs shows the network namespace it is mounted in, and a
-            // joined one is not the container's to mount: an empty
-            // read-only directory stands there instead.
-            "sysfs" if s.namespaces.join.contains_key("net") => {
-                s.filesystem.mounts.push(Mount::Tmpfs {
-                    destination: dest,
-                    size: Some(Size(4096)),
-                    mode: Some(FileMode(0o555)),
-                })
-            }
+            // sysfs shows the network namespace it is mounted in, and one
+            // not of the container's own (joined, or the host's for a
+            // hostNetwork pod) is not its user namespace's to mount: an
+            // empty read-only directory stands there instead.
+            "sysfs" if !s.namespaces.net => s.filesystem.mounts.push(Mount::Tmpfs {
+                destination: dest,
+                size: Some(Size(4096)),
+                mode: Some(FileMode(0o555)),
+            }),
             "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
             // The host's cgroup tree is not the container's to see; an
             // empty read-only directory stands where it was asked for.

@@ -78,6 +78,13 @@ fn create_start_state_kill_delete() {
     let s = wait_status(&env, "c1", "stopped");
     assert_eq!(s["pid"], 0);
     assert!(!alive(pid));
+    // Killing it again fails in runc's words, which the shims match.
+    let o = env.rt(&["kill", "--all", "c1", "KILL"]);
+    assert!(
+        text(&o).1.contains("container not running"),
+        "{:?}",
+        text(&o)
+    );
     let o = env.rt(&["delete", "c1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let o = env.rt(&["state", "c1"]);

@@ -1,16 +1,21 @@
 //! What the runtime's tests share: a state root and bundles per test,
-//! one airlock-runtime call per verb.
-#![allow(dead_code)]
+//! one airlock-runtime call per verb; and, for the containerd and CRI
+//! tests, a private containerd (root, state, socket and config in a
+//! temporary directory) and busybox-based images built here from Debian's
+//! busybox-static, saved by podman as a docker-archive and imported with
+//! ctr (no registry is reachable).
+#![allow(dead_code)] // each test binary uses its own part
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no arguments and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
+#[allow(unused_macros)] // the containerd tests skip by hand
 macro_rules! require_root {
     () => {
         if !is_root() {
@@ -145,4 +150,161 @@ pub fn wait_status(env: &Env, id: &str, want: &str) -> Value {
 
 pub fn alive(pid: i64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+pub fn run(c: &mut Command) {
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+pub fn runtime() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_airlock-runtime"))
+}
+
+pub struct Containerd {
+    pub dir: tempfile::TempDir,
+    daemon: Child,
+    /// The containerd namespace: the runc shim keeps runtime state under
+    /// /run/containerd/runc/NAMESPACE.
+    pub ns: String,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        if self.ns != "k8s.io" {
+            let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.ns));
+        }
+    }
+}
+
+impl Containerd {
+    /// Skips (None, with the reason on stderr) unless root with
+    /// containerd, ctr and podman. `config` is the rest of containerd's
+    /// config.toml (top-level keys, then tables; the socket's `[grpc]` table
+    /// comes last), given the temporary directory.
+    pub fn start(ns: &str, config: impl Fn(&Path) -> String) -> Option<Containerd> {
+        if !is_root() {
+            eprintln!("SKIPPED: this test needs root (CI runs it as root)");
+            return None;
+        }
+        for tool in ["containerd", "ctr", "podman"] {
+            if !have(tool) {
+                eprintln!(
+                    "SKIPPED: {tool} is not installed (.ci/run installs containerd and podman)"
+                );
+                return None;
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-ctd")
+            .tempdir()
+            .unwrap();
+        let d = dir.path().display().to_string();
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{}\n\
+             [grpc]\n  address = \"{d}/containerd.sock\"\n",
+            config(dir.path())
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.path().join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            dir,
+            daemon,
+            ns: ns.to_string(),
+        };
+        for _ in 0..200 {
+            if c.ctr(&["version"]).status.success() {
+                return Some(c);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("containerd did not come up: {}", c.log());
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.socket())
+            .args(["--namespace", &self.ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Imports a busybox image named `name`; `changes` are podman import's
+    /// `--change` instructions (an entrypoint for a pause image).
+    pub fn import_busybox(&self, name: &str, changes: &[&str]) {
+        // podman refuses a runroot longer than 50 characters: a short
+        // directory per image.
+        let n = std::fs::read_dir(self.dir.path()).unwrap().count();
+        let d = self.dir.path().join(format!("i{n}"));
+        let rootfs = d.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for c in ["sh", "echo", "id", "cat", "sleep", "hostname"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(c)).unwrap();
+        }
+        let tar = d.join("rootfs.tar");
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        let podman = |args: &[&str]| {
+            let mut c = Command::new("podman");
+            c.arg("--root")
+                .arg(d.join("podman"))
+                .arg("--runroot")
+                .arg(d.join("podman-run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args);
+            c
+        };
+        let mut import = podman(&["import"]);
+        for c in changes {
+            import.args(["--change", c]);
+        }
+        run(import.arg(&tar).arg(name));
+        let archive = d.join("archive.tar");
+        run(podman(&["save", "--format", "docker-archive", "-o"])
+            .arg(&archive)
+            .arg(name));
+        let o = self.ctr(&["images", "import", archive.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // podman's storage is root-owned files the tempdir removes anyway;
+        // remove it now so that a failed test leaves less behind.
+        let _ = std::fs::remove_dir_all(d.join("podman"));
+    }
 }

@@ -301,12 +301,16 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         hostname: ns.uts.then(|| spec.hostname.clone()),
         clocks: ns.time.then(|| spec.time.clone()),
         loopback: ns.net,
-        join: ns
-            .join
-            .get("net")
-            .map(|p| (Namespace::Net, p.clone()))
-            .into_iter()
-            .collect(),
+        // A pod's: its network, IPC (SysV objects, POSIX queues) and
+        // hostname.
+        join: [
+            ("net", Namespace::Net),
+            ("ipc", Namespace::Ipc),
+            ("uts", Namespace::Uts),
+        ]
+        .into_iter()
+        .filter_map(|(k, n)| ns.join.get(k).map(|p| (n, p.clone())))
+        .collect(),
         sysctls: sysctls(spec, false),
         join_sysctls: sysctls(spec, true),
         init: spec.init,

@@ -222,9 +222,9 @@ pub struct Namespaces {
     pub user: bool,
     pub cgroup: bool,
     pub time: bool,
-    /// Namespaces joined by path instead of made (`net` only for now:
+    /// Namespaces joined by path instead of made (`net`, `ipc` and `uts` for now:
     /// `{"net": "/run/netns/x"}`, with `net = false`), as a platform that
-    /// prepares networking hands them over.
+    /// prepares networking or a pod's shared IPC and hostname hands them over.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub join: BTreeMap<String, String>,
 }

@@ -299,16 +299,21 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
     }
     for (k, path) in &spec.namespaces.join {
         let field = format!("namespaces.join.{k}");
-        if k != "net" {
+        let made = match k.as_str() {
+            "net" => spec.namespaces.net,
+            "ipc" => spec.namespaces.ipc,
+            "uts" => spec.namespaces.uts,
+            _ => {
+                return Err(SpecError::new(
+                    field,
+                    "only the network, IPC and UTS namespaces can be joined by path",
+                ))
+            }
+        };
+        if made {
             return Err(SpecError::new(
                 field,
-                "only the network namespace can be joined by path",
-            ));
-        }
-        if spec.namespaces.net {
-            return Err(SpecError::new(
-                field,
-                "the sandbox cannot both make a network namespace and join one (set namespaces.net = false)",
+                format!("the sandbox cannot both make a {k} namespace and join one (set namespaces.{k} = false)"),
             ));
         }
         absolute(&field, path)?;

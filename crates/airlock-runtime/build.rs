@@ -1,0 +1,15 @@
+//! Compiles Kubernetes' CRI (proto/cri/runtime/v1/api.proto) into a gRPC
+//! client for the CRI test (tests/cri.rs), with protox so that the build
+//! needs no system `protoc`. The binary does not use it.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let file = root.join("cri/runtime/v1/api.proto");
+    println!("cargo:rerun-if-changed={}", file.display());
+    let fds = protox::compile([&file], [&root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(false)
+        .compile_fds(fds)?;
+    Ok(())
+}
