@@ -10,7 +10,7 @@ over many sandboxes (`--count 10000` for the issue's figure).
 
 Usage: benches/daemon.py [--count N] [--clients C] [--json FILE]
 Needs root (the daemon launches for its callers) and a release build
-(cargo build --release --workspace --examples).
+(cargo build --release --workspace --bins --examples).
 """
 import argparse
 import json
@@ -30,7 +30,7 @@ def built(name, where, profile):
     path = os.path.join(target_directory(), profile, *where, name)
     if not os.access(path, os.X_OK):
         sys.exit(f"benches/daemon.py: no {path}: "
-                 "cargo build --release --workspace --examples")
+                 "cargo build --release --workspace --bins --examples")
     return path
 
 

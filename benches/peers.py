@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
     install_peers()
-    subprocess.run(["cargo", "build", "--release", "--workspace", "--examples"],
+    subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--examples"],
                    cwd=ROOT, check=True)
     out = a.out or os.path.join(target_directory(), "bench-summary.json")
     parts = os.path.join(target_directory(), "bench-parts")

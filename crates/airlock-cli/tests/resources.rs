@@ -298,19 +298,27 @@ fn running_pids_max(flags: &[&str]) -> String {
 #[test]
 fn every_sandbox_has_a_pids_limit() {
     require_root!();
-    // No --pids: the documented default, in the sandbox's own cgroup.
-    assert_eq!(
-        running_pids_max(&[]),
-        airlock::spec::DEFAULT_PIDS.to_string()
-    );
+    // No --pids: the documented default as RLIMIT_NPROC in the sandbox's
+    // own user namespace, where the kernel counts the sandbox's processes,
+    // as root and rootless; --pids is the cgroup's pids.max.
     assert_eq!(running_pids_max(&["--pids", "40"]), "40");
-    // Rootless (no delegated cgroup here): RLIMIT_NPROC in the sandbox's
-    // user namespace, where the kernel counts the sandbox's processes.
     let probe = "grep 'Max processes' /proc/self/limits";
-    let r = sh_as_user(&[], probe);
-    let words: Vec<&str> = r.stdout.split_whitespace().collect();
     let n = airlock::spec::DEFAULT_PIDS.to_string();
-    assert_eq!(words[2..4], [n.as_str(), n.as_str()], "{}", r.stderr);
+    for r in [sh(&[], probe), sh_as_user(&[], probe)] {
+        let words: Vec<&str> = r.stdout.split_whitespace().collect();
+        assert_eq!(words[2..4], [n.as_str(), n.as_str()], "{}", r.stderr);
+    }
+    // As root it holds too: with a small one, forking stops there.
+    let r = sh(
+        &["--rlimit", "nproc=10"],
+        "for i in $(seq 20); do sleep 1 & done 2>&1; wait",
+    );
+    assert!(
+        r.stdout.contains("fork") || r.stderr.contains("fork"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
     // The spec's own nproc rlimit wins.
     let r = sh_as_user(&["--rlimit", "nproc=30:40"], probe);
     assert!(

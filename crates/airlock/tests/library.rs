@@ -148,9 +148,9 @@ fn freeze_and_thaw_through_the_cgroup() {
     );
     sandbox.kill().unwrap();
     assert_eq!(sandbox.wait().unwrap().code, 137);
-    // Without a cgroup there is nothing to freeze, and it says so (every
-    // sandbox has one for its default pids limit, unless the context
-    // gives none, as the OCI runtime's does).
+    // Without a cgroup there is nothing to freeze, and it says so (the
+    // default pids limit is an rlimit, which needs none; the context's
+    // default is left out here all the same).
     let plain = airlock::SandboxSpec::builder()
         .args(["sleep", "5"])
         .default_view()

@@ -3,12 +3,14 @@
 use crate::spec::{self, SandboxSpec};
 
 /// The resources and rlimits with the context's default pids limit
-/// applied where the spec sets none: the cgroup's `pids.max` for a root
-/// caller on a host with a pids controller; RLIMIT_NPROC otherwise
-/// (rootless callers' cgroups are rarely delegated), only in a user
-/// namespace of the sandbox's own, where the kernel counts it per sandbox
-/// (in the caller's it would count every process of the caller's uid on
-/// the host), and not over an nproc rlimit the spec sets.
+/// applied where the spec sets none. In a user namespace of the sandbox's
+/// own, RLIMIT_NPROC: the kernel counts it per user namespace and uid, so
+/// per sandbox, and it costs nothing at start (a cgroup would cost its
+/// creation, its removal and a guard process beside every sandbox). The
+/// spec's own nproc rlimit wins. Without a user namespace of its own
+/// (the host's uids, where RLIMIT_NPROC would count every process of the
+/// uid on the host), a root caller's cgroup takes `pids.max` instead,
+/// where the host has a pids controller.
 pub(super) fn default_pids(
     spec: &SandboxSpec,
     ctx: &crate::Context,
@@ -21,10 +23,12 @@ pub(super) fn default_pids(
     let nproc = libc::RLIMIT_NPROC as i32;
     let pids_controller =
         ctx.cgroup.v1.contains_key("pids") || ctx.cgroup.v2_controllers.iter().any(|c| c == "pids");
-    if ctx.caller.is_root() && pids_controller {
+    if spec.namespaces.user {
+        if !limits.iter().any(|l| l.0 == nproc) {
+            limits.push((nproc, n, n));
+        }
+    } else if ctx.caller.is_root() && pids_controller {
         resources.pids = Some(n);
-    } else if spec.namespaces.user && !limits.iter().any(|l| l.0 == nproc) {
-        limits.push((nproc, n, n));
     }
     (resources, limits)
 }
@@ -70,32 +74,28 @@ mod tests {
 
     #[test]
     fn every_sandbox_gets_the_default_pids_limit_unless_it_sets_one() {
-        let default = spec::DEFAULT_PIDS.to_string();
-        // Root: the cgroup's pids.max, the spec's own value first.
-        let p = plan(&spec(), &with_pids(0)).unwrap();
-        assert_eq!(pids_max(&p), Some(default.clone()));
-        assert!(nproc(&p).is_empty());
-        let mut s = spec();
-        s.resources.pids = Some(64);
-        assert_eq!(
-            pids_max(&plan(&s, &with_pids(0)).unwrap()),
-            Some("64".into())
-        );
-        // A context without a default (the OCI runtime's): no cgroup at all.
-        let mut ctx = with_pids(0);
-        ctx.default_pids = None;
-        assert!(plan(&spec(), &ctx).unwrap().cgroup.is_none());
-        ctx.default_pids = Some(100);
-        assert_eq!(pids_max(&plan(&spec(), &ctx).unwrap()), Some("100".into()));
-        // Rootless, or a host without a pids controller: RLIMIT_NPROC in
-        // the sandbox's user namespace, and no cgroup to make.
-        for ctx in [with_pids(1000), crate::Context::for_ids(0, 0)] {
+        let default = spec::DEFAULT_PIDS;
+        // In the sandbox's own user namespace, root or rootless, with a
+        // pids controller or without: RLIMIT_NPROC, and no cgroup to make.
+        for ctx in [with_pids(0), with_pids(1000), crate::Context::for_ids(0, 0)] {
             let p = plan(&spec(), &ctx).unwrap();
             assert!(p.cgroup.is_none(), "{:?}", ctx.caller);
-            assert_eq!(nproc(&p), [(spec::DEFAULT_PIDS, spec::DEFAULT_PIDS)]);
+            assert_eq!(nproc(&p), [(default, default)]);
         }
-        // ... never over the spec's own nproc rlimit, nor in the caller's
-        // user namespace, where it would count the caller's processes.
+        // The spec's own pids limit is a cgroup's, and wins.
+        let mut s = spec();
+        s.resources.pids = Some(64);
+        let p = plan(&s, &with_pids(0)).unwrap();
+        assert_eq!(pids_max(&p), Some("64".into()));
+        assert!(nproc(&p).is_empty());
+        // A context without a default (the OCI runtime's): nothing.
+        let mut ctx = with_pids(0);
+        ctx.default_pids = None;
+        let p = plan(&spec(), &ctx).unwrap();
+        assert!(p.cgroup.is_none() && nproc(&p).is_empty());
+        ctx.default_pids = Some(100);
+        assert_eq!(nproc(&plan(&spec(), &ctx).unwrap()), [(100, 100)]);
+        // Never over the spec's own nproc rlimit.
         let mut s = spec();
         s.process.rlimits.push(spec::Rlimit {
             resource: "nproc".into(),
@@ -103,8 +103,13 @@ mod tests {
             hard: 20,
         });
         assert_eq!(nproc(&plan(&s, &with_pids(1000)).unwrap()), [(10, 20)]);
+        // With the host's user namespace, where RLIMIT_NPROC would count
+        // every process of the uid on the host: a root caller's cgroup.
         let mut s = spec();
         s.namespaces.user = false;
+        let p = plan(&s, &with_pids(0)).unwrap();
+        assert!(nproc(&p).is_empty());
+        assert_eq!(pids_max(&p), Some(default.to_string()));
         let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
         assert!(nproc(&p).is_empty() && p.cgroup.is_none());
     }
