@@ -3,6 +3,7 @@ the release build in cargo's target directory (asked of `cargo metadata`,
 so CARGO_TARGET_DIR and .cargo/config.toml are honoured), else PATH. The
 runner must sit beside the binary (or be named by AIRLOCK_RUNNER); a
 missing piece is named, not found out later as an exit status."""
+import functools
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
+@functools.lru_cache(maxsize=None)
 def target_directory():
     """cargo's target directory for this workspace, or None without cargo."""
     try:
@@ -49,3 +51,16 @@ def find_airlock(given, script):
     print(f"benches/{script}: no {built}; measuring {found} from PATH", file=sys.stderr)
     check_runner(found, script)
     return found
+
+
+def find_built(name, script, given=None, profile="release", where=()):
+    """A binary of the workspace's build (`given` if set), with the runner
+    beside it; exits naming what is missing."""
+    path = given or os.path.join(target_directory(), profile, *where, name)
+    if not os.access(path, os.X_OK):
+        sys.exit(f"benches/{script}: no {path}: build first "
+                 "(cargo build --release --workspace --bins --examples)")
+    path = os.path.abspath(path)
+    if not where:
+        check_runner(path, script)
+    return path

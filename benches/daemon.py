@@ -22,16 +22,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from built import check_runner, target_directory  # noqa: E402
-from spawn import system_view_bwrap  # noqa: E402
-
-
-def built(name, where, profile):
-    path = os.path.join(target_directory(), profile, *where, name)
-    if not os.access(path, os.X_OK):
-        sys.exit(f"benches/daemon.py: no {path}: "
-                 "cargo build --release --workspace --bins --examples")
-    return path
+from built import find_built  # noqa: E402
+from spawn import bwrap_true  # noqa: E402
 
 
 def rss_kib(pid):
@@ -43,8 +35,7 @@ def rss_kib(pid):
 
 
 def bwrap_loop(count):
-    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            *system_view_bwrap(), "--", "/bin/true"]
+    argv = bwrap_true()
     start = time.perf_counter()
     for _ in range(count):
         subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -60,9 +51,8 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benches/daemon.py: needs root")
-    daemon = built("airlockd", [], a.profile)
-    check_runner(daemon, "daemon.py")
-    client = built("throughput", ["examples"], a.profile)
+    daemon = find_built("airlockd", "daemon.py", profile=a.profile)
+    client = find_built("throughput", "daemon.py", profile=a.profile, where=("examples",))
     work = tempfile.mkdtemp(prefix="airlock-bench-daemon-")
     sock = os.path.join(work, "airlockd.sock")
     with open(os.path.join(work, "airlockd.toml"), "w") as f:

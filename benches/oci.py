@@ -28,16 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from built import check_runner, target_directory  # noqa: E402
-
-
-def find_runtime(given):
-    path = given or os.path.join(target_directory(), "release", "airlock-runtime")
-    if not os.access(path, os.X_OK):
-        sys.exit(f"benches/oci.py: no {path}: build first (cargo build --release --workspace) "
-                 "or pass --runtime PATH")
-    check_runner(os.path.abspath(path), "oci.py")
-    return os.path.abspath(path)
+from built import find_built  # noqa: E402
 
 
 def bundle(dir):
@@ -149,7 +140,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benches/oci.py: runc and crun need root here")
-    a.runtime = find_runtime(a.runtime)
+    a.runtime = find_built("airlock-runtime", "oci.py", a.runtime)
     if a.inner:
         return inner(a)
     argv = ["unshare", "-m", "--propagation", "private", sys.executable,

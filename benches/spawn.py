@@ -38,6 +38,12 @@ def system_view_bwrap():
     return args + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
 
 
+def bwrap_true():
+    """bubblewrap running /bin/true with airlock's default isolation and view."""
+    return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            *system_view_bwrap(), "--", "/bin/true"]
+
+
 def peak_rss(argv, tries=5):
     if not os.path.exists("/usr/bin/time"):
         return 0
@@ -88,8 +94,7 @@ def main():
     if a.baseline:
         commands["baseline"] = [os.path.abspath(a.baseline), "run", "--", "/bin/true"]
     if shutil.which("bwrap"):
-        commands["bwrap"] = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-                             *system_view_bwrap(), "--", "/bin/true"]
+        commands["bwrap"] = bwrap_true()
     else:
         print("bwrap not installed: comparing with bare only", file=sys.stderr)
     times = {k: [] for k in commands}

@@ -4,47 +4,36 @@
 
 use std::process::Command;
 
-fn main() {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+/// What `git ARGS` printed, if git ran and succeeded.
+fn git(args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
         .output()
         .ok()
         .filter(|o| o.status.success())
         .and_then(|o| String::from_utf8(o.stdout).ok())
+}
+
+fn main() {
+    let commit = git(&["rev-parse", "--short=12", "HEAD"])
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into());
-    let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .is_some_and(|o| !o.stdout.is_empty());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     let suffix = if dirty && commit != "unknown" {
         "-dirty"
     } else {
         ""
     };
     println!("cargo:rustc-env=AIRLOCK_GIT_COMMIT={commit}{suffix}");
-    // Rebuild when HEAD moves (a commit, a checkout); in a worktree .git
-    // is a file, so ask git where HEAD lives.
-    if let Some(head) = Command::new("git")
-        .args(["rev-parse", "--git-path", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
+    // Rebuild when HEAD moves (a commit, a checkout) or the index changes;
+    // in a worktree .git is a file, so ask git where they live.
+    for path in git(&["rev-parse", "--git-path", "HEAD", "--git-path", "index"])
+        .unwrap_or_default()
+        .lines()
     {
-        println!("cargo:rerun-if-changed={}", head.trim());
-    }
-    if let Some(index) = Command::new("git")
-        .args(["rev-parse", "--git-path", "index"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-    {
-        println!("cargo:rerun-if-changed={}", index.trim());
+        println!("cargo:rerun-if-changed={}", path.trim());
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -42,27 +42,34 @@ fn none(why: &str) -> String {
     format!("pub const PRECOMPILED: Option<Precompiled> = None;\n{WHY_NOT} = {why:?};\n")
 }
 
+/// One filter's program written to `out/name`, whole instructions only.
+fn export(
+    out: &Path,
+    name: &str,
+    f: &libseccomp::ScmpFilterContext,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut file = std::fs::File::create(out.join(name))?;
+    f.export_bpf(&file)?;
+    file.flush()?;
+    let len = std::fs::metadata(out.join(name))?.len();
+    if len == 0 || len % 8 != 0 {
+        return Err(format!("libseccomp exported {len} bytes, not whole instructions").into());
+    }
+    Ok(())
+}
+
 /// The programs, one file each, and the Rust that includes them with the
 /// facts they depend on.
 fn precompile(out: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let mut includes = String::new();
     for (i, f) in default::filters()?.iter().enumerate() {
         let name = format!("seccomp_default_{i}.bpf");
-        let mut file = std::fs::File::create(out.join(&name))?;
-        f.export_bpf(&file)?;
-        file.flush()?;
-        let len = std::fs::metadata(out.join(&name))?.len();
-        if len == 0 || len % 8 != 0 {
-            return Err(format!("libseccomp exported {len} bytes, not whole instructions").into());
-        }
+        export(out, &name, f)?;
         includes.push_str(&format!(
             "include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")), "
         ));
     }
-    let set_id = default::set_id_refusals(&[])?;
-    let mut file = std::fs::File::create(out.join("seccomp_set_id.bpf"))?;
-    set_id.export_bpf(&file)?;
-    file.flush()?;
+    export(out, "seccomp_set_id.bpf", &default::set_id_refusals(&[])?)?;
     let v = libseccomp::ScmpVersion::current()?;
     let arch = libseccomp::ScmpArch::native();
     Ok(format!(

@@ -70,20 +70,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // `--version` also says what this kernel offers; probed only when asked.
-    let wants_version = argv.iter().skip(1).any(|a| a == "--version");
     let mut expansions = 0;
     let (cli, matches) = loop {
-        let matches = match command(wants_version).try_get_matches_from(&argv) {
+        let matches = match command(false).try_get_matches_from(&argv) {
             Ok(m) => m,
-            Err(e) => return usage_error(e),
+            Err(e) => return usage_error(e, &argv),
         };
         // bwrap's `--args FD`: its arguments go where it stood, and the
         // whole line is parsed again (they may hold another --args).
         match args_fd_count(&matches) {
             0 => match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
                 Ok(c) => break (c, matches),
-                Err(e) => return usage_error(e),
+                Err(e) => return usage_error(e, &argv),
             },
             _ if expansions == 16 => return run::refuse("--args: nested more than 16 deep"),
             n => match run::bwrap::expand_args(&argv, n) {
@@ -164,9 +162,15 @@ fn command(probe: bool) -> clap::Command {
 
 /// A usage error exits 125 like every error of airlock's own (as podman
 /// does), so that 126, 127 and the rest stay the workload's; help and
-/// version are not errors.
-fn usage_error(e: clap::Error) -> ExitCode {
+/// version are not errors. `--version` also says what this kernel offers:
+/// probed only once clap has found that airlock's own version was asked
+/// for (not a workload's `--version`), by parsing `argv` again with it.
+fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
     use clap::error::ErrorKind;
+    let e = match e.kind() {
+        ErrorKind::DisplayVersion => command(true).try_get_matches_from(argv).err().unwrap_or(e),
+        _ => e,
+    };
     let _ = e.print();
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,

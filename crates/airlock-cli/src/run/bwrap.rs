@@ -52,26 +52,16 @@ pub struct BwrapArgs {
     pub(crate) cap_drop: Vec<String>,
     /// What airlock does by default: accepted and ignored (--unshare-all,
     /// --unshare-{user,ipc,pid,net,uts,cgroup}[-try], --new-session).
-    #[arg(long = "unshare-all", action = ArgAction::Count, help_heading = HEADING)]
-    pub(crate) default_on: u8,
-    #[arg(long = "unshare-user", action = ArgAction::Count, hide = true)]
-    unshare_user: u8,
-    #[arg(long = "unshare-user-try", action = ArgAction::Count, hide = true)]
-    unshare_user_try: u8,
-    #[arg(long = "unshare-ipc", action = ArgAction::Count, hide = true)]
-    unshare_ipc: u8,
-    #[arg(long = "unshare-pid", action = ArgAction::Count, hide = true)]
-    unshare_pid: u8,
-    #[arg(long = "unshare-net", action = ArgAction::Count, hide = true)]
-    unshare_net: u8,
-    #[arg(long = "unshare-uts", action = ArgAction::Count, hide = true)]
-    unshare_uts: u8,
-    #[arg(long = "unshare-cgroup", action = ArgAction::Count, hide = true)]
-    unshare_cgroup: u8,
-    #[arg(long = "unshare-cgroup-try", action = ArgAction::Count, hide = true)]
-    unshare_cgroup_try: u8,
-    #[arg(long = "new-session", action = ArgAction::Count, hide = true)]
-    new_session: u8,
+    #[arg(
+        long = "unshare-all",
+        aliases = [
+            "unshare-user", "unshare-user-try", "unshare-ipc", "unshare-pid", "unshare-net",
+            "unshare-uts", "unshare-cgroup", "unshare-cgroup-try", "new-session",
+        ],
+        action = ArgAction::Count,
+        help_heading = HEADING
+    )]
+    default_on: u8,
     #[command(flatten)]
     pub(crate) refused: Refused,
 }

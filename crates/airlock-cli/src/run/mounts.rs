@@ -64,7 +64,7 @@ const MOUNT_FLAGS: &[&str] = &[
     "chmod",
 ];
 
-fn ordered(m: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
+pub fn ordered(m: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
     let mut out = Vec::new();
     for id in MOUNT_FLAGS {
         let (Some(occ), Some(idx)) = (m.get_occurrences::<String>(id), m.indices_of(id)) else {
@@ -106,8 +106,7 @@ pub fn absolute_source(src: &str) -> String {
 /// directory is the sandbox's root, judged like `--rootfs`. Only as the
 /// first mount flag, where bwrap users write it; later, it would hide
 /// every mount before it.
-pub fn root_bind(m: &ArgMatches) -> Result<Option<(Root, String)>, String> {
-    let flags = ordered(m);
+pub fn root_bind(flags: &[(&'static str, Vec<String>)]) -> Result<Option<(Root, String)>, String> {
     for (n, (id, v)) in flags.iter().enumerate() {
         let is_bind = matches!(
             *id,
@@ -135,14 +134,14 @@ pub fn root_bind(m: &ArgMatches) -> Result<Option<(Root, String)>, String> {
 /// `/`, which [`root_bind`] made the root), recording their labels.
 pub fn apply(
     s: &mut SandboxSpec,
-    m: &ArgMatches,
+    flags: &[(&'static str, Vec<String>)],
     labels: &mut Labels,
     skip_root: bool,
 ) -> Result<(), String> {
     let mut perms: Option<(u32, String)> = None;
     let mut size: Option<(u64, String)> = None;
-    for (n, (id, v)) in ordered(m).into_iter().enumerate() {
-        let here = label(id, &v);
+    for (n, &(id, ref v)) in flags.iter().enumerate() {
+        let here = label(id, v);
         if n == 0 && skip_root {
             continue;
         }
@@ -157,7 +156,7 @@ pub fn apply(
                 continue;
             }
             "chmod" => {
-                chmod(s, &v, &here)?;
+                chmod(s, v, &here)?;
                 continue;
             }
             _ => {}
@@ -173,7 +172,7 @@ pub fn apply(
             Some((_, p)) => return Err(format!("{p}: applies to the next --tmpfs, not to {here}")),
             None => None,
         };
-        let Some(mount) = to_mount(id, &v, mode, tmpfs_size)? else {
+        let Some(mount) = to_mount(id, v, mode, tmpfs_size)? else {
             continue;
         };
         if id == "ro_bind_data" {

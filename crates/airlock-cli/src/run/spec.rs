@@ -46,8 +46,10 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
 /// writable layer) and the mount flags, in the order given.
 fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels, String> {
     let mut labels = Labels::default();
-    let bind_root = mounts::root_bind(m)?;
-    let root_from_bind = bind_root.is_some() && a.rootfs.is_none();
+    let flags = mounts::ordered(m);
+    let bind_root = mounts::root_bind(&flags)?;
+    // Both given is refused just below.
+    let root_from_bind = bind_root.is_some();
     if let Some(dir) = &a.rootfs {
         if let Some((_, flag)) = &bind_root {
             return Err(format!("{flag}: the root is given twice (--rootfs {dir})"));
@@ -78,7 +80,7 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
         }
     }
     let first = s.filesystem.mounts.len();
-    mounts::apply(s, m, &mut labels, root_from_bind)?;
+    mounts::apply(s, &flags, &mut labels, root_from_bind)?;
     let given = &s.filesystem.mounts[first..];
     let defaults: Vec<Mount> = if a.spec.is_some() || a.no_default_view || root_from_bind {
         Vec::new()

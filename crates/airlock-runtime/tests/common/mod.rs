@@ -10,20 +10,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-#[allow(unused_macros)] // the containerd tests skip by hand
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: this test needs root (CI runs it as root)");
-            return;
-        }
-    };
-}
+#[path = "../../../airlock/tests/common/host.rs"]
+mod host;
+pub use host::*;
 
 /// A state root and a bundle directory for one test.
 pub struct Env {

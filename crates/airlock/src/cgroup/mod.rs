@@ -98,6 +98,14 @@ pub fn parse_layout(mountinfo: &str, proc_cgroup: &str) -> Layout {
 }
 
 impl Layout {
+    /// Does the host have `controller` (v2's name) for the caller's
+    /// cgroups, as a v1 hierarchy or among its v2 controllers? (Which of
+    /// the two serves it is `plan::resolve`'s choice.)
+    pub fn has_controller(&self, controller: &str) -> bool {
+        self.v1.contains_key(v1_name(controller))
+            || self.v2_controllers.iter().any(|c| c == controller)
+    }
+
     /// The caller's cgroups, from /proc/self.
     pub fn detect() -> io::Result<Layout> {
         let mut layout = parse_layout(

@@ -246,16 +246,14 @@ impl<'a> Bind<'a> {
                 );
             }
         }
-        for socket in host.sockets_at.get(real).into_iter().flatten() {
-            if host.sockets.contains(socket) {
-                continue; // named above
-            }
+        // The first socket not already named as a runtime's above.
+        let other = host.sockets_at.get(real).into_iter().flatten();
+        if let Some(socket) = other.into_iter().find(|s| !host.sockets.contains(*s)) {
             f.add(
                 "socket-bind",
                 self.subject,
                 format!("{what} exposes the unix socket {socket}; whoever listens there acts for the workload (an ssh agent signs, an X server takes keystrokes, a manager starts processes), and a read-only mount does not stop connect"),
             );
-            break;
         }
         for state in RUNTIME_SOCKETS.iter().chain(RUNTIME_STATE) {
             let present = host.state.iter().any(|s| s == state);

@@ -4,7 +4,7 @@
 //! runtime sockets and state directories exist.
 
 use super::hostids::HostIds;
-use super::paths::{by_object, canonical, normalize, within};
+use super::paths::{canonical, normalize, within, Landmarks};
 use crate::spec::{Mount, Root, SandboxSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -155,12 +155,12 @@ impl Host {
             .as_deref()
             .filter(|h| h.starts_with('/') && *h != "/")
             .map(canonical);
-        let table = mount_table();
+        let seen = Snapshot::take(home.as_deref());
         let mut resolved = BTreeMap::new();
         let mut nested = BTreeMap::new();
         let mut sockets_at = BTreeMap::new();
         for p in host_paths(spec) {
-            let (named, below, socks) = look_at(&table, &canonical(p), home.as_deref());
+            let (named, below, socks) = seen.look_at(&canonical(p));
             if !below.is_empty() {
                 nested.insert(named.clone(), below);
             }
@@ -208,21 +208,33 @@ impl Host {
     }
 }
 
-/// What a host path (canonical) is: its name by the object it reaches
-/// (see [`by_object`]), the mounts a recursive bind of it carries (found
-/// by the path itself: a bind mount of `/` elsewhere carries none of /'s
-/// submounts), and the sockets it is or holds.
-pub fn look_at(
-    table: &str,
-    canonical: &str,
-    home: Option<&str>,
-) -> (String, Vec<NestedMount>, Vec<String>) {
-    let named = by_object(canonical, home.as_slice());
-    (
-        named,
-        nested_mounts(table, canonical),
-        sockets_at(canonical),
-    )
+/// What judging host paths reads of the host once: its mount table and
+/// the identities of the directories the rules name (the caller's home
+/// among them).
+pub struct Snapshot {
+    pub table: String,
+    pub marks: Landmarks,
+}
+
+impl Snapshot {
+    pub fn take(home: Option<&str>) -> Snapshot {
+        Snapshot {
+            table: mount_table(),
+            marks: Landmarks::probe(home),
+        }
+    }
+
+    /// What a host path (canonical) is: its name by the object it reaches
+    /// (see [`Landmarks::name`]), the mounts a recursive bind of it carries
+    /// (found by the path itself: a bind mount of `/` elsewhere carries
+    /// none of /'s submounts), and the sockets it is or holds.
+    pub fn look_at(&self, canonical: &str) -> (String, Vec<NestedMount>, Vec<String>) {
+        (
+            self.marks.name(canonical),
+            nested_mounts(&self.table, canonical),
+            sockets_at(canonical),
+        )
+    }
 }
 
 /// The unix sockets `path` is, or holds as direct entries (a bounded look:
@@ -237,12 +249,12 @@ fn sockets_at(path: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(path) else {
         return Vec::new();
     };
+    // The entry's type comes with it (d_type): no stat per entry.
     entries
         .take(4096)
         .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| is_socket(p))
-        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+        .map(|e| e.path().to_string_lossy().into_owned())
         .collect()
 }
 

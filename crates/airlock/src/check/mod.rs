@@ -19,7 +19,7 @@ mod rules;
 mod seccomp;
 
 pub use host::{
-    look_at, mount_table, nested_mounts, Host, NestedMount, RUNTIME_SOCKETS, RUNTIME_STATE,
+    mount_table, nested_mounts, Host, NestedMount, Snapshot, RUNTIME_SOCKETS, RUNTIME_STATE,
 };
 pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
@@ -161,18 +161,10 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec) {
 /// there would be host root's, good for any host user who runs the file.
 fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[String]) {
     let fs = &spec.filesystem;
-    if !host.root_caller || !spec.namespaces.user || fs.bind_owner != crate::spec::BindOwner::Caller
-    {
+    if !spec.binds_written_as_caller(host.root_caller) {
         return;
     }
-    let Some(d) = fs.mounts.iter().find_map(|m| match m {
-        crate::spec::Mount::Bind {
-            destination,
-            readonly: false,
-            ..
-        } if !fs.idmap.contains(destination) => Some(destination),
-        _ => None,
-    }) else {
+    let Some(d) = fs.mounts.iter().find_map(|m| fs.caller_bind(m)) else {
         return;
     };
     if caps.iter().any(|c| c == "CAP_SETFCAP") {
@@ -340,18 +332,18 @@ pub fn enforce(spec: &SandboxSpec, host: &Host) -> Result<Vec<Finding>, crate::E
 }
 
 /// Judge a bind source again on the path of the object the runner opened
-/// and the mounts below it in `table` (a [`mount_table`] read once
-/// for all sources). Only the filesystem rules run: nothing else depends
-/// on where a source leads. Returns the findings that refuse it.
+/// and what `seen` (a [`Snapshot`] taken once for all sources) says of it.
+/// Only the filesystem rules run: nothing else depends on where a source
+/// leads. Returns the findings that refuse it.
 pub fn recheck_source(
     spec: &SandboxSpec,
     host: &Host,
-    table: &str,
+    seen: &Snapshot,
     source: &str,
     opened: &str,
 ) -> Vec<Finding> {
     let mut host = host.clone();
-    let (named, nested, sockets) = host::look_at(table, opened, host.home.as_deref());
+    let (named, nested, sockets) = seen.look_at(opened);
     host.canonical.insert(source.to_string(), named.clone());
     host.nested.insert(named.clone(), nested);
     host.sockets_at.insert(named, sockets);

@@ -44,49 +44,62 @@ pub fn canonical(path: &str) -> String {
 
 /// Directories the rules name, which another mount of the same object
 /// must not hide: a bind mount of `/` at /srv/alias is the host's `/`.
-pub const LANDMARKS: &[&str] = &[
+const LANDMARKS: &[&str] = &[
     "/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/root",
     "/var", "/var/lib", "/var/tmp", "/proc", "/sys", "/dev", "/dev/shm", "/run", "/home", "/tmp",
 ];
 
-/// `path` (canonical) by the name of the object it reaches: when it, or
-/// a directory above it, is the same directory (device and inode) as one
-/// of the `LANDMARKS` or `extra` by another name, that name takes its
-/// place. Symlinked landmarks (a merged-/usr `/bin`) are left to their
-/// targets, which have names of their own.
-pub fn by_object(path: &str, extra: &[&str]) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let marks: Vec<(u64, u64, &str)> = LANDMARKS
-        .iter()
-        .copied()
-        .chain(extra.iter().copied())
-        .filter_map(|l| {
-            let m = std::fs::symlink_metadata(l).ok().filter(|m| m.is_dir())?;
-            Some((m.dev(), m.ino(), l))
-        })
-        .collect();
-    let mut at = Path::new(path);
-    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
-    loop {
-        if let Ok(m) = std::fs::metadata(at) {
-            if let Some((_, _, mark)) = marks
+/// The identities (device and inode) of the `LANDMARKS` and of `extra`
+/// on this host, read once for every path judged against them.
+/// Symlinked landmarks (a merged-/usr `/bin`) are left to their targets,
+/// which have names of their own.
+pub struct Landmarks(Vec<(u64, u64, String)>);
+
+impl Landmarks {
+    pub fn probe(extra: Option<&str>) -> Landmarks {
+        use std::os::unix::fs::MetadataExt;
+        Landmarks(
+            LANDMARKS
                 .iter()
-                .find(|(dev, ino, _)| (*dev, *ino) == (m.dev(), m.ino()))
-            {
-                if Path::new(mark) == at {
-                    return path.to_string();
+                .copied()
+                .chain(extra)
+                .filter_map(|l| {
+                    let m = std::fs::symlink_metadata(l).ok().filter(|m| m.is_dir())?;
+                    Some((m.dev(), m.ino(), l.to_string()))
+                })
+                .collect(),
+        )
+    }
+
+    /// `path` (canonical) by the name of the object it reaches: when it,
+    /// or a directory above it, is the same directory as a landmark by
+    /// another name, that name takes its place.
+    pub fn name(&self, path: &str) -> String {
+        use std::os::unix::fs::MetadataExt;
+        let mut at = Path::new(path);
+        let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+        loop {
+            if let Ok(m) = std::fs::metadata(at) {
+                if let Some((_, _, mark)) = self
+                    .0
+                    .iter()
+                    .find(|(dev, ino, _)| (*dev, *ino) == (m.dev(), m.ino()))
+                {
+                    if Path::new(mark) == at {
+                        return path.to_string();
+                    }
+                    let mut named = PathBuf::from(mark);
+                    named.extend(rest.iter().rev());
+                    return named.to_string_lossy().into_owned();
                 }
-                let mut named = PathBuf::from(mark);
-                named.extend(rest.iter().rev());
-                return named.to_string_lossy().into_owned();
             }
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name);
-                at = parent;
+            match (at.parent(), at.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name);
+                    at = parent;
+                }
+                _ => return path.to_string(),
             }
-            _ => return path.to_string(),
         }
     }
 }
@@ -129,14 +142,15 @@ mod tests {
         // A plain directory is itself; so is a landmark.
         let d = tempfile::tempdir().unwrap();
         let p = d.path().to_string_lossy().into_owned();
-        assert_eq!(by_object(&p, &[]), p);
-        assert_eq!(by_object("/etc/ssh", &[]), "/etc/ssh");
+        let marks = Landmarks::probe(None);
+        assert_eq!(marks.name(&p), p);
+        assert_eq!(marks.name("/etc/ssh"), "/etc/ssh");
         // An extra landmark found by another name (here: itself, named
         // through the extra list, then a directory inside it).
         std::fs::create_dir(d.path().join("inner")).unwrap();
         let inner = format!("{p}/inner");
         assert_eq!(
-            by_object(&format!("{inner}/x"), &[&inner]),
+            Landmarks::probe(Some(&inner)).name(&format!("{inner}/x")),
             format!("{inner}/x")
         );
     }

@@ -353,7 +353,7 @@ fn recheck_sees_the_opened_object() {
     let s = spec_with(vec![bind("/tmp/share", "/share", false)]);
     assert!(check(&s, &host()).is_empty());
     // The path was swapped for a symlink to /etc after the check.
-    let f = recheck_source(&s, &host(), &mount_table(), "/tmp/share", "/etc");
+    let f = recheck_source(&s, &host(), &Snapshot::take(None), "/tmp/share", "/etc");
     assert_eq!(f[0].code, "host-system-writable");
 }
 

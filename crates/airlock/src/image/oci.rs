@@ -172,6 +172,11 @@ impl Layer {
 }
 
 /// The sha256 of everything `r` gives.
+/// The digest of bytes already read, as a descriptor writes it.
+fn sha256_bytes(b: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(b)))
+}
+
 fn sha256_of(mut r: impl Read, path: &Path) -> Result<String, ImageError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -264,7 +269,7 @@ fn mismatch(d: &Descriptor, actual: String) -> ImageError {
 fn json_blob<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) -> Result<T, ImageError> {
     let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
     let text = read_bounded(&path)?;
-    let actual = format!("sha256:{}", hex(&Sha256::digest(&text)));
+    let actual = sha256_bytes(&text);
     if actual != d.digest {
         return Err(mismatch(d, actual));
     }
@@ -438,7 +443,7 @@ fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
         }
         let path = safe_join(dir, &m.config)?;
         let text = read_bounded(&path)?;
-        let id = format!("sha256:{}", hex(&Sha256::digest(&text)));
+        let id = sha256_bytes(&text);
         if matches!(sel, Selector::Digest(g) if *g != id) {
             continue;
         }

@@ -192,7 +192,7 @@ const UNPACK_FORM: &str = "airlock-unpack-2";
 
 /// The store's name for a layer as unpacked for `id_base`:
 /// `<diff_id hex>-<16 hex of what else shaped it>`.
-pub fn layer_key(diff_id: &str, id_base: Option<u32>) -> Result<String, ImageError> {
+fn layer_key(diff_id: &str, id_base: Option<u32>) -> Result<String, ImageError> {
     let hex = digest_hex(diff_id)?;
     let ids = id_base.map_or("as-in-the-image".to_string(), |b| format!("from-{b}"));
     let shape = Sha256::digest(format!("{UNPACK_FORM};owners={ids};whiteouts=overlay"));

@@ -4,7 +4,7 @@
 //! masks and read-only remounts that cover it, /dev sealed only once
 //! nothing more needs a mountpoint in it, the root made read-only last).
 
-use crate::spec::{BindOwner, IdMap, Mount, Root, SandboxSpec, Size};
+use crate::spec::{Filesystem, IdMap, Mount, Root, SandboxSpec, Size};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,7 +156,7 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
     let mut steps: Vec<MountStep> = fs
         .mounts
         .iter()
-        .map(|m| step(m, own_pid, &fs.idmap, caller_maps.is_some()))
+        .map(|m| step(m, own_pid, fs, caller_maps.is_some()))
         .collect();
     // The OCI paths name /proc; every other procfs in the sandbox hides
     // and protects the same files.
@@ -233,8 +233,7 @@ pub fn caller_maps(
     caller: super::Caller,
     ids: &super::ids::Ids,
 ) -> Option<CallerMaps> {
-    if spec.filesystem.bind_owner != BindOwner::Caller || !caller.is_root() || !spec.namespaces.user
-    {
+    if !spec.binds_written_as_caller(caller.is_root()) {
         return None;
     }
     let uid = crate::spec::host_id(&ids.uid_map, ids.uid)?;
@@ -253,7 +252,7 @@ pub fn caller_maps(
     })
 }
 
-fn step(m: &Mount, own_pid: bool, host_idmap: &[String], for_caller: bool) -> MountStep {
+fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountStep {
     let destination = m.destination().to_string();
     match m {
         Mount::Bind {
@@ -263,9 +262,9 @@ fn step(m: &Mount, own_pid: bool, host_idmap: &[String], for_caller: bool) -> Mo
             ..
         } => MountStep::Bind {
             source: source.clone(),
-            idmap: if host_idmap.contains(&destination) {
+            idmap: if fs.idmap.contains(&destination) {
                 Idmap::Host
-            } else if for_caller && !readonly {
+            } else if for_caller && fs.caller_bind(m).is_some() {
                 Idmap::Caller
             } else {
                 Idmap::None

@@ -21,13 +21,11 @@ pub(super) fn default_pids(
         return (resources, limits);
     };
     let nproc = libc::RLIMIT_NPROC as i32;
-    let pids_controller =
-        ctx.cgroup.v1.contains_key("pids") || ctx.cgroup.v2_controllers.iter().any(|c| c == "pids");
     if spec.namespaces.user {
         if !limits.iter().any(|l| l.0 == nproc) {
             limits.push((nproc, n, n));
         }
-    } else if ctx.caller.is_root() && pids_controller {
+    } else if ctx.caller.is_root() && ctx.cgroup.has_controller("pids") {
         resources.pids = Some(n);
     }
     (resources, limits)

@@ -55,14 +55,14 @@ pub fn prepare(plan: &Plan, cloned: Option<HostTrees>, report: Reporter) -> Resu
     report.progress(|| "open and re-check the bind sources".into());
     // Our mount namespace is private now: its table cannot change under
     // us, so one read serves every overlay layer.
-    let table = crate::check::mount_table();
+    let seen = crate::check::Snapshot::take(plan.host.home.as_deref());
     // Cloned by the supervisor for a root caller; here otherwise.
     let cloned = match cloned {
         Some(c) => c,
         None => sources::clone_trees(plan, report)?,
     };
     let sources = cloned.binds;
-    let root_source = open_root_source(plan, &table, cloned.root)?;
+    let root_source = open_root_source(plan, &seen, cloned.root)?;
     let host = pivot_to_staging(report)?;
     mount_root(plan, root_source, report)?;
     let root = rustix::fs::open(
@@ -86,7 +86,11 @@ enum RootSource {
     Overlay(overlay::Layers),
 }
 
-fn open_root_source(plan: &Plan, table: &str, host_root: Option<OwnedFd>) -> Result<RootSource> {
+fn open_root_source(
+    plan: &Plan,
+    seen: &crate::check::Snapshot,
+    host_root: Option<OwnedFd>,
+) -> Result<RootSource> {
     Ok(match &plan.filesystem.root {
         Root::Path { .. } => RootSource::Path(host_root.expect("cloned on the host side")),
         Root::Overlay { lower, upper, .. } => {
@@ -94,7 +98,7 @@ fn open_root_source(plan: &Plan, table: &str, host_root: Option<OwnedFd>) -> Res
             for l in lower {
                 fds.push(sources::open_source(
                     plan,
-                    table,
+                    seen,
                     &|| format!("root layer {l}"),
                     l,
                 )?);
@@ -102,7 +106,7 @@ fn open_root_source(plan: &Plan, table: &str, host_root: Option<OwnedFd>) -> Res
             let upper = match upper {
                 Some(u) => Some(sources::open_source(
                     plan,
-                    table,
+                    seen,
                     &|| format!("root upper layer {u}"),
                     u,
                 )?),

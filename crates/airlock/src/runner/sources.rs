@@ -15,6 +15,7 @@
 
 use super::fs::{clone_tree, ensure_target, is_dir, path_in, TargetKind};
 use super::report::{Reporter, SetupError, StepExt};
+use crate::check::Snapshot;
 use crate::plan::mounts::Idmap;
 use crate::plan::{MountStep, Plan};
 use crate::spec::Root;
@@ -36,7 +37,7 @@ pub struct HostTrees {
 /// Open, re-judge and clone every bind source and a directory root.
 pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
     report.progress(|| "open, re-check and clone the bind sources".into());
-    let table = crate::check::mount_table();
+    let seen = crate::check::Snapshot::take(plan.host.home.as_deref());
     let caller_userns = match &plan.filesystem.caller_maps {
         Some(maps) => Some(super::idmap::userns_with(maps)?),
         None => None,
@@ -52,7 +53,7 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
                 idmap,
             } => {
                 let step = || format!("mount {destination}");
-                let src = open_source(plan, &table, &step, source)?;
+                let src = open_source(plan, &seen, &step, source)?;
                 let tree = clone_tree(&src, true).step(step)?;
                 let mut attrs = MOUNT_ATTR_NOSUID;
                 if !devices {
@@ -65,11 +66,11 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
                 // A device node, fifo or socket holds no files to create or
                 // own: its mode alone decides, as in bubblewrap, and a
                 // devtmpfs cannot be idmapped anyway.
-                if let (Idmap::Caller, Some(ns), true) =
-                    (idmap, &caller_userns, holds_files(&src).step(step)?)
-                {
-                    sys::mount_setattr_idmap(&tree, ns)
-                        .map_err(|e| not_idmappable(destination, source, &e))?;
+                if let (Idmap::Caller, Some(ns)) = (idmap, &caller_userns) {
+                    if holds_files(&src).step(step)? {
+                        sys::mount_setattr_idmap(&tree, ns)
+                            .map_err(|e| not_idmappable(destination, source, &e))?;
+                    }
                 }
                 Some(tree)
             }
@@ -77,7 +78,7 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
         });
     }
     let root = match &plan.filesystem.root {
-        Root::Path { path, readonly } => Some(root_tree(plan, &table, path, *readonly)?),
+        Root::Path { path, readonly } => Some(root_tree(plan, &seen, path, *readonly)?),
         _ => None,
     };
     if let (Some(root), true) = (&root, plan.caller.is_root()) {
@@ -193,9 +194,9 @@ impl HostTrees {
 /// and with `readonly` everything below it read-only now, while its top
 /// stays writable for the mountpoints setup makes until the plan's last
 /// step makes it read-only too.
-fn root_tree(plan: &Plan, table: &str, path: &str, readonly: bool) -> Result<OwnedFd> {
+fn root_tree(plan: &Plan, seen: &Snapshot, path: &str, readonly: bool) -> Result<OwnedFd> {
     let step = || format!("root {path}");
-    let src = open_source(plan, table, &step, path)?;
+    let src = open_source(plan, seen, &step, path)?;
     if !is_dir(&src).step(step)? {
         return Err(SetupError::new(
             step(),
@@ -221,7 +222,7 @@ fn root_tree(plan: &Plan, table: &str, path: &str, readonly: bool) -> Result<Own
 /// judge it again with the guardrails.
 pub(super) fn open_source(
     plan: &Plan,
-    table: &str,
+    seen: &Snapshot,
     step: &dyn Fn() -> String,
     path: &str,
 ) -> Result<OwnedFd> {
@@ -236,7 +237,7 @@ pub(super) fn open_source(
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let opened = rustix::fs::readlink(link.as_str(), Vec::new()).step(step)?;
     let opened = opened.to_string_lossy().into_owned();
-    let refused = crate::check::recheck_source(&plan.spec, &plan.host, table, path, &opened);
+    let refused = crate::check::recheck_source(&plan.spec, &plan.host, seen, path, &opened);
     if let Some(f) = refused.first() {
         return Err(SetupError::new(
             step(),

@@ -472,19 +472,26 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     Ok(vec![allow, refuse(&[])?])
 }
 
+/// A filter that allows what it has no rule for, on the native
+/// architecture and `arches`: the base of the refusals. Architectures
+/// before rules: libseccomp gives an architecture added later none of the
+/// rules already there.
+fn allowing_on(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
+    let mut f = ScmpFilterContext::new(ScmpAction::Allow)?;
+    for a in arches {
+        if *a != ScmpArch::native() {
+            f.add_arch(*a)?;
+        }
+    }
+    Ok(f)
+}
+
 /// The second filter: refusals by argument, on top of whatever the first
 /// allows, for the native architecture and `arches`. Custom profiles get
 /// it too (see `custom_filters` in the module), so every rule added here
 /// applies to them as well.
 pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
-    let mut refuse = ScmpFilterContext::new(ScmpAction::Allow)?;
-    // Architectures before rules: libseccomp gives an architecture added
-    // later none of the rules already there.
-    for a in arches {
-        if *a != ScmpArch::native() {
-            refuse.add_arch(*a)?;
-        }
-    }
+    let mut refuse = allowing_on(arches)?;
     if let Some(ioctl) = syscall("ioctl") {
         for req in TERMINAL_INJECTION {
             let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *req);
@@ -504,12 +511,7 @@ pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
 /// ids' and nosuid, and refusing it everywhere would break installing
 /// packages in a container.
 pub fn set_id_refusals(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
-    let mut refuse = ScmpFilterContext::new(ScmpAction::Allow)?;
-    for a in arches {
-        if *a != ScmpArch::native() {
-            refuse.add_arch(*a)?;
-        }
-    }
+    let mut refuse = allowing_on(arches)?;
     for (name, mode, flags) in MODE_SETTERS {
         let Some(call) = syscall(name) else { continue };
         for bit in SET_ID_BITS {

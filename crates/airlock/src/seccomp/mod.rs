@@ -186,6 +186,18 @@ fn arch(field: &str, name: &str) -> Result<ScmpArch> {
         .map_err(|_| err(field, format!("unknown architecture {name:?}")))
 }
 
+/// The architectures a profile lists besides the native one.
+fn extra_arches(p: &OciSeccomp) -> Result<Vec<ScmpArch>> {
+    let mut out = Vec::new();
+    for (i, a) in p.architectures.iter().enumerate() {
+        let a = arch(&format!("seccomp.oci.architectures[{i}]"), a)?;
+        if a != ScmpArch::native() {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
 fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilterContext>> {
     let base = "seccomp.oci";
     let default = action(
@@ -194,14 +206,10 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
         p.default_errno_ret,
     )?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib(base))?;
-    let mut arches = Vec::new();
-    for (i, a) in p.architectures.iter().enumerate() {
-        let field = format!("{base}.architectures[{i}]");
-        let a = arch(&field, a)?;
-        if a != ScmpArch::native() {
-            ctx.add_arch(a).map_err(lib(&field))?;
-            arches.push(a);
-        }
+    let arches = extra_arches(p)?;
+    for a in &arches {
+        ctx.add_arch(*a)
+            .map_err(lib(&format!("{base}.architectures")))?;
     }
     // The refusals come second (the kernel runs every filter and the
     // strictest answer wins), for the same architectures as the profile:
@@ -345,7 +353,7 @@ pub fn compile(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::sp
         }
         Seccomp::Custom { .. } => {}
     }
-    cache::get_or_insert(profile, || compile_now(profile))
+    cache::get_or_insert(profile, cache::Part::Profile, || compile_now(profile))
 }
 
 /// The program that keeps setuid and setgid modes out of binds written as
@@ -355,28 +363,27 @@ pub fn compile(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::sp
 pub fn set_id_program(
     profile: &Seccomp,
 ) -> std::result::Result<Option<Program>, crate::spec::SpecError> {
+    let to_spec = |e: SeccompError| crate::spec::SpecError::new(e.field, e.reason);
     let arches: Vec<ScmpArch> = match profile {
         Seccomp::None => return Ok(None),
         Seccomp::Default => Vec::new(),
-        Seccomp::Custom { oci, .. } => oci
-            .architectures
-            .iter()
-            .filter_map(|a| arch("seccomp.oci.architectures", a).ok())
-            .filter(|a| *a != ScmpArch::native())
-            .collect(),
+        Seccomp::Custom { oci, .. } => extra_arches(oci).map_err(to_spec)?,
     };
     if arches.is_empty() {
         if let Some(p) = precompiled::set_id() {
             return Ok(Some(p));
         }
     }
-    let to_spec = |e: libseccomp::error::SeccompError| {
-        crate::spec::SpecError::new("seccomp", format!("the set-id refusals: {e}"))
-    };
-    let f = default::set_id_refusals(&arches).map_err(to_spec)?;
-    export(&f).map(Some).map_err(|e| {
-        crate::spec::SpecError::new("seccomp", format!("export the compiled filter: {e}"))
-    })
+    let compiled = cache::get_or_insert(profile, cache::Part::SetId, || {
+        let f = default::set_id_refusals(&arches).map_err(|e| {
+            crate::spec::SpecError::new("seccomp", format!("the set-id refusals: {e}"))
+        })?;
+        let program = export(&f).map_err(|e| {
+            crate::spec::SpecError::new("seccomp", format!("export the compiled filter: {e}"))
+        })?;
+        Ok(vec![program])
+    })?;
+    Ok(compiled.into_iter().next())
 }
 
 /// Compile with libseccomp, here and now.
@@ -437,29 +444,42 @@ mod cache {
     use super::{Program, Seccomp};
     use std::sync::Mutex;
 
+    /// Which programs of a profile an entry holds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Part {
+        /// The profile's own filters.
+        Profile,
+        /// The set-id refusals for the profile's architectures.
+        SetId,
+    }
+
     /// A daemon sees a handful of distinct profiles; past that, the
     /// oldest goes.
     const ENTRIES: usize = 8;
 
-    static COMPILED: Mutex<Vec<(Seccomp, Vec<Program>)>> = Mutex::new(Vec::new());
+    type Entry = ((Seccomp, Part), Vec<Program>);
+
+    static COMPILED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
     /// Errors are not kept: they are cheap to find again and name the rule.
     pub fn get_or_insert<E>(
         profile: &Seccomp,
+        part: Part,
         compile: impl FnOnce() -> Result<Vec<Program>, E>,
     ) -> Result<Vec<Program>, E> {
         let lock = || COMPILED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, p)) = lock().iter().find(|(k, _)| k == profile) {
+        let hit = |e: &Entry| e.0 .0 == *profile && e.0 .1 == part;
+        if let Some((_, p)) = lock().iter().find(|e| hit(e)) {
             return Ok(p.clone());
         }
         // Compiled without the lock held: other threads' profiles need not wait.
         let programs = compile()?;
         let mut entries = lock();
-        if !entries.iter().any(|(k, _)| k == profile) {
+        if !entries.iter().any(hit) {
             if entries.len() == ENTRIES {
                 entries.remove(0);
             }
-            entries.push((profile.clone(), programs.clone()));
+            entries.push(((profile.clone(), part), programs.clone()));
         }
         Ok(programs)
     }
@@ -478,7 +498,7 @@ mod cache {
             let profile = Seccomp::custom(oci);
             let mut compiled = 0;
             for _ in 0..3 {
-                let p = get_or_insert(&profile, || {
+                let p = get_or_insert(&profile, Part::Profile, || {
                     compiled += 1;
                     super::super::compile_now(&profile)
                 })
@@ -488,10 +508,11 @@ mod cache {
             assert_eq!(compiled, 1);
             let mut failed = 0;
             for _ in 0..2 {
-                let r: Result<Vec<Program>, ()> = get_or_insert(&Seccomp::None, || {
-                    failed += 1;
-                    Err(())
-                });
+                let r: Result<Vec<Program>, ()> =
+                    get_or_insert(&Seccomp::None, Part::Profile, || {
+                        failed += 1;
+                        Err(())
+                    });
                 assert!(r.is_err());
             }
             assert_eq!(failed, 2);

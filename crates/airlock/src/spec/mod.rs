@@ -327,7 +327,30 @@ impl BindOwner {
     }
 }
 
+impl SandboxSpec {
+    /// Are a root caller's writable binds written as the caller (see
+    /// [`BindOwner`])? Only root may idmap a mount, and only in a user
+    /// namespace of the sandbox's own is the workload another host id.
+    pub fn binds_written_as_caller(&self, root_caller: bool) -> bool {
+        root_caller && self.namespaces.user && self.filesystem.bind_owner == BindOwner::Caller
+    }
+}
+
 impl Filesystem {
+    /// The destination of `m` if it is a bind written as the caller (when
+    /// [`SandboxSpec::binds_written_as_caller`]): writable, and not one
+    /// shown with host ownership (`idmap`).
+    pub fn caller_bind<'a>(&self, m: &'a Mount) -> Option<&'a str> {
+        match m {
+            Mount::Bind {
+                destination,
+                readonly: false,
+                ..
+            } if !self.idmap.contains(destination) => Some(destination),
+            _ => None,
+        }
+    }
+
     /// What an `idmap` entry names: `Some(writable)` for a directory root
     /// (`/`) or a bind's destination, `None` for anything else.
     pub fn idmap_target(&self, d: &str) -> Option<bool> {
