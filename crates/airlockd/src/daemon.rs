@@ -122,8 +122,9 @@ impl Daemon {
             state_root: self.root.path().to_path_buf(),
             cgroup: self.layout.clone(),
             store: self.config.store.clone(),
-            // The daemon gives a spec without a limit its own (max_pids).
-            default_pids: Some(airlock::spec::DEFAULT_PIDS),
+            // A spec without a pids limit gets the daemon's max_pids (the
+            // library's default when the daemon sets none).
+            default_pids: self.config.max_pids.or(Some(airlock::spec::DEFAULT_PIDS)),
             image_limits: Default::default(),
         }
     }

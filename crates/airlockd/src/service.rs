@@ -144,8 +144,12 @@ fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(),
                     format!("{p} is more than this daemon allows per sandbox ({max})"),
                 ))
             }
-            Some(_) => {}
-            None => spec.resources.pids = Some(max),
+            // A spec without one gets max_pids as its default limit
+            // (`Context::default_pids`, see Shared::context): RLIMIT_NPROC
+            // in the sandbox's own user namespace, which costs nothing at
+            // start, where a cgroup would cost its creation, its removal
+            // and a guard process beside every sandbox.
+            _ => {}
         }
     }
     Ok(())
@@ -374,10 +378,25 @@ impl Sandboxes for Service {
         let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
-        let (sb, _, m) = blocking(move || d.find(&peer, &key)).await?;
-        // Polled, not a blocked thread: a client that goes away ends it.
+        let (sb, st, m) = blocking(move || d.find(&peer, &key)).await?;
+        // Awaited, not a blocked thread: a client that goes away ends it.
+        // The supervisor's pidfd wakes us as it exits, which is when most
+        // sandboxes end; the `alive` lock (the supervisor's and its
+        // guard's) is what says so, checked at growing intervals in case
+        // the guard outlives the supervisor for a moment or the pid was
+        // already someone else's.
+        let mut exited = st.supervisor_pid.and_then(supervisor_exit);
+        let mut pause = Duration::from_millis(1);
         while sb.alive() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            match &exited {
+                Some(fd) => {
+                    if tokio::time::timeout(pause, fd.readable()).await.is_ok() {
+                        exited = None;
+                    }
+                }
+                None => tokio::time::sleep(pause).await,
+            }
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
         let st = sb.state().map_err(from_state)?;
         Ok(Response::new(info(&sb, &st, &m, false)))
@@ -390,6 +409,18 @@ impl Sandboxes for Service {
         blocking(move || {
             let (sb, st, _) = d.find(&peer, &key)?;
             let s = st.stats();
+            // Without a cgroup pids limit, the default one is the
+            // workload's RLIMIT_NPROC in its own user namespace.
+            let pids_limit = match s.pids_limit {
+                0 => sb.plan().ok().map_or(0, |p| {
+                    p.process
+                        .rlimits
+                        .iter()
+                        .find(|r| r.0 == libc::RLIMIT_NPROC as i32)
+                        .map_or(0, |r| r.1)
+                }),
+                n => n,
+            };
             Ok(Response::new(proto::StatsResponse {
                 id: sb.id,
                 memory_bytes: s.memory_bytes,
@@ -397,7 +428,7 @@ impl Sandboxes for Service {
                 memory_peak: s.memory_peak,
                 cpu_usec: s.cpu_usec,
                 pids: s.pids,
-                pids_limit: s.pids_limit,
+                pids_limit,
                 io_read_bytes: s.io_read_bytes,
                 io_write_bytes: s.io_write_bytes,
                 oom_kills: s.oom_kills,
@@ -446,4 +477,14 @@ impl Sandboxes for Service {
         })
         .await
     }
+}
+
+/// A pidfd of the sandbox's supervisor that becomes readable when it
+/// exits, if it is still there.
+fn supervisor_exit(pid: i32) -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    let pid = rustix::process::Pid::from_raw(pid)?;
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK).ok()?;
+    // SAFETY: the AsyncFd owns the OwnedFd, whose raw fd never changes and
+    // is closed only when the AsyncFd drops it, after deregistering it.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.ok()
 }

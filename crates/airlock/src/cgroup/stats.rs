@@ -47,6 +47,17 @@ fn keyed(dir: &Path, file: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The threads in the sandbox's cgroup, from any hierarchy it is in.
+fn task_count(paths: &CgroupPaths) -> u64 {
+    let listed = paths
+        .v1
+        .values()
+        .map(|d| d.join("tasks"))
+        .chain(paths.v2.iter().map(|d| d.join("cgroup.threads")))
+        .find_map(|f| std::fs::read_to_string(f).ok());
+    listed.map_or(0, |t| t.lines().count() as u64)
+}
+
 /// Read every counter of the cgroups at `paths`.
 pub fn read_stats(paths: &CgroupPaths) -> Stats {
     let v1 = |c: &str| paths.v1.get(c).cloned();
@@ -73,9 +84,17 @@ pub fn read_stats(paths: &CgroupPaths) -> Stats {
         (_, Some(d)) => s.cpu_usec = keyed(d, "cpu.stat", "usage_usec"),
         _ => {}
     }
-    if let Some(d) = v1("pids").or_else(|| paths.v2.clone()) {
-        s.pids = number(&d, "pids.current");
-        s.pids_limit = number(&d, "pids.max");
+    match v1("pids").or_else(|| paths.v2.clone()) {
+        Some(d) if read(&d, "pids.current").is_some() => {
+            s.pids = number(&d, "pids.current");
+            s.pids_limit = number(&d, "pids.max");
+        }
+        // No pids controller here (a sandbox whose pids limit is an
+        // rlimit, or a v2 cgroup without the controller enabled): count
+        // its tasks, as pids.current would.
+        _ => {
+            s.pids = task_count(paths);
+        }
     }
     match (v1("blkio"), &paths.v2) {
         (Some(d), _) => {
