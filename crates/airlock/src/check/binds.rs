@@ -46,6 +46,17 @@ const HARMLESS_DEVICES: &[&str] = &[
 /// Judge every bind and the root. Returns whether the sandbox reaches
 /// any host path (a capability that overrides permissions matters then).
 pub(super) fn judge_filesystem(f: &mut Findings, spec: &SandboxSpec, host: &Host) -> bool {
+    judge_filesystem_of(f, spec, host, None)
+}
+
+/// [`judge_filesystem`], of the binds and root layers whose source is
+/// `only` when it is given (the runner's recheck of one opened source).
+pub(super) fn judge_filesystem_of(
+    f: &mut Findings,
+    spec: &SandboxSpec,
+    host: &Host,
+    only: Option<&str>,
+) -> bool {
     let mut has_host_bind = false;
     for (i, m) in spec.filesystem.mounts.iter().enumerate() {
         if let Mount::Bind {
@@ -56,6 +67,9 @@ pub(super) fn judge_filesystem(f: &mut Findings, spec: &SandboxSpec, host: &Host
         } = m
         {
             has_host_bind = true;
+            if only.is_some_and(|o| o != source.as_str()) {
+                continue;
+            }
             let bind = Bind {
                 subject: &format!("filesystem.mounts[{i}]"),
                 real: &host.resolve(source),
@@ -65,16 +79,20 @@ pub(super) fn judge_filesystem(f: &mut Findings, spec: &SandboxSpec, host: &Host
             bind.judge(f, host);
         }
     }
-    judge_root(f, &spec.filesystem.root, host) || has_host_bind
+    judge_root(f, &spec.filesystem.root, host, only) || has_host_bind
 }
 
 /// A root of host directories is a bind of each of them; the host's own
 /// `/` as the root hides nothing at all. Returns whether the root is made
 /// of host directories.
-fn judge_root(f: &mut Findings, root: &Root, host: &Host) -> bool {
+fn judge_root(f: &mut Findings, root: &Root, host: &Host, only: Option<&str>) -> bool {
+    let skip = |p: &str| only.is_some_and(|o| o != p);
     match root {
         Root::Overlay { lower, upper, .. } => {
             for (i, l) in lower.iter().enumerate() {
+                if skip(l) {
+                    continue;
+                }
                 let subject = format!("filesystem.root.lower[{i}]");
                 let real = host.resolve(l);
                 if real == "/" {
@@ -87,11 +105,12 @@ fn judge_root(f: &mut Findings, root: &Root, host: &Host) -> bool {
                     Bind::new(&subject, &real, true).judge(f, host);
                 }
             }
-            if let Some(u) = upper {
+            if let Some(u) = upper.as_deref().filter(|u| !skip(u)) {
                 Bind::new("filesystem.root.upper", &host.resolve(u), false).judge(f, host);
             }
             true
         }
+        Root::Path { path, .. } if skip(path) => true,
         Root::Path { path, readonly } => {
             let real = host.resolve(path);
             if real == "/" {
