@@ -41,6 +41,11 @@ pub struct Seen {
     pub status: Status,
     pub oom_kills: u64,
     pub exit_reported: bool,
+    /// `state.json` as the watch last read it (inode, size, mtime), and
+    /// the cgroups it named: an unchanged file of a living sandbox needs
+    /// no reading, only its OOM count does.
+    pub stamp: Option<(u64, u64, i64, i64)>,
+    pub cgroup: Option<airlock::state::CgroupPaths>,
 }
 
 /// A reserved place under `max_sandboxes`, freed when dropped.
@@ -132,7 +137,7 @@ impl Daemon {
     /// Reserve a place for one more sandbox, or say which limit is reached.
     pub fn reserve(&self) -> Result<Slot<'_>, tonic::Status> {
         let mut pending = self.pending.lock().expect("pending lock");
-        let have = self.root.list().len() + *pending;
+        let have = self.root.count() + *pending;
         if have >= self.config.max_sandboxes {
             return Err(status::limit(
                 "max_sandboxes",
@@ -154,6 +159,14 @@ impl Daemon {
                 "sandbox",
                 "name a sandbox (its name or id)",
             ));
+        }
+        // By name or whole id without reading every state; an id prefix,
+        // or a name this peer may not see, is resolved among what it may.
+        if let Some((sb, st)) = self.root.lookup(key) {
+            let m = meta::read(&sb);
+            if peer.is_root() || m.owner == peer.uid {
+                return Ok((sb, st, m));
+            }
         }
         airlock::state::find_in(self.visible(peer), key).map_err(status::from_state)
     }

@@ -143,6 +143,11 @@ async fn two_hundred_sandboxes_from_sixteen_clients_leak_nothing() {
         "state left: {:?}",
         d.sandbox_dirs()
     );
+    assert!(
+        d.indexed_names().is_empty(),
+        "names left: {:?}",
+        d.indexed_names()
+    );
     let living: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
     assert!(living.is_empty(), "sandbox processes left: {living:?}");
     assert_eq!(cgroups_of(&ids), Vec::<String>::new(), "cgroups left");

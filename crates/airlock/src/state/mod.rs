@@ -23,6 +23,7 @@
 mod attach;
 pub mod control;
 mod logs;
+mod names;
 mod verbs;
 
 pub use attach::Attached;
@@ -249,8 +250,40 @@ impl StateRoot {
 
     /// The sandbox with this name, or whose id starts with `key`.
     pub fn find(&self, key: &str) -> Result<(SandboxDir, State), StateError> {
+        if let Some(hit) = self.lookup(key) {
+            return Ok(hit);
+        }
         let all = self.list().into_iter().map(|(d, s)| (d, s, ())).collect();
         find_in(all, key).map(|(d, s, ())| (d, s))
+    }
+
+    /// The sandbox named `key`, or whose whole id it is, found without
+    /// reading every sandbox's state (see `names.rs`); `None` leaves the
+    /// question (an id prefix, say) to [`find_in`] over [`Self::list`].
+    pub fn lookup(&self, key: &str) -> Option<(SandboxDir, State)> {
+        let read = |id: String| {
+            let sb = SandboxDir {
+                dir: self.dir.join(&id),
+                id,
+            };
+            sb.state().ok().map(|st| (sb, st))
+        };
+        if let Some(hit) = names::lookup(&self.dir, key)
+            .and_then(read)
+            .filter(|(_, st)| st.name == key)
+        {
+            return Some(hit);
+        }
+        is_id(key).then(|| read(key.to_string())).flatten()
+    }
+
+    /// How many sandboxes the root holds, without reading their states.
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(&self.dir).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| is_id(&e.file_name().to_string_lossy()))
+                .count()
+        })
     }
 
     /// Reserve a new sandbox with the plan's `id`: a unique name (the id's first 12
@@ -269,14 +302,14 @@ impl StateRoot {
         let root_lock = lock_file(&self.dir.join(".lock"), true)?;
         let id = id.to_string();
         let name = name.map_or_else(|| id[..12].to_string(), str::to_string);
-        if self.list().iter().any(|(_, s)| s.name == name) {
-            return Err(StateError::NameInUse(name));
-        }
+        names::claim(&self.dir, &name, &id, || {
+            self.list().into_iter().map(|(_, st)| st).collect()
+        })?;
         let dir = self.dir.join(&id);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err("create", &dir))?;
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            names::release(&self.dir, &name, &id);
+            return Err(io_err("create", &dir)(e));
+        }
         let sb = SandboxDir {
             id: id.clone(),
             dir,
@@ -510,8 +543,12 @@ impl SandboxDir {
     /// late writer (a service recording what it saw) gets "not found"
     /// instead of putting a file back into a directory being emptied.
     pub fn remove(&self) -> Result<(), StateError> {
+        let name = self.state().ok().map(|st| st.name);
         let gone = self.dir.with_file_name(format!(".{}.removed", self.id));
         std::fs::rename(&self.dir, &gone).map_err(io_err("remove", &self.dir))?;
+        if let (Some(name), Some(root)) = (name, self.dir.parent()) {
+            names::release(root, &name, &self.id);
+        }
         let mut tries = 0;
         loop {
             match std::fs::remove_dir_all(&gone) {
@@ -571,6 +608,53 @@ mod tests {
         assert!(st.reason.is_some());
         sb.remove().unwrap();
         assert!(root.list().is_empty());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
+        let tmp = std::env::temp_dir().join(format!("airlock-names-test-{}", std::process::id()));
+        let root = StateRoot::open(&tmp).unwrap();
+        let spec = SandboxSpec::default();
+        let (a, _alive) = root
+            .create(&new_id().unwrap(), Some("web"), &spec, true)
+            .unwrap();
+        assert_eq!(root.lookup("web").unwrap().0.id, a.id, "by name");
+        assert_eq!(root.lookup(&a.id).unwrap().0.id, a.id, "by whole id");
+        assert!(root.lookup(&a.id[..8]).is_none(), "a prefix is find's");
+        assert_eq!(root.count(), 1);
+        // A link whose sandbox is gone (a crash between the two) frees
+        // the name; one that leads to another name's state is not trusted.
+        std::os::unix::fs::symlink("f".repeat(64), tmp.join(".names/old")).unwrap();
+        std::os::unix::fs::symlink(&a.id, tmp.join(".names/liar")).unwrap();
+        assert!(root.lookup("liar").is_none());
+        let (b, _b_alive) = root
+            .create(&new_id().unwrap(), Some("old"), &spec, true)
+            .unwrap();
+        assert_eq!(root.find("old").unwrap().0.id, b.id);
+        a.remove().unwrap();
+        assert!(root.lookup("web").is_none(), "freed with its sandbox");
+        let (c, _c_alive) = root
+            .create(&new_id().unwrap(), Some("web"), &spec, true)
+            .unwrap();
+        assert_eq!(root.find("web").unwrap().0.id, c.id);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_root_made_before_the_index_gets_it_from_the_states() {
+        let tmp = std::env::temp_dir().join(format!("airlock-names-old-{}", std::process::id()));
+        let root = StateRoot::open(&tmp).unwrap();
+        let spec = SandboxSpec::default();
+        let (a, _alive) = root
+            .create(&new_id().unwrap(), Some("web"), &spec, true)
+            .unwrap();
+        std::fs::remove_dir_all(tmp.join(".names")).unwrap();
+        assert!(matches!(
+            root.create(&new_id().unwrap(), Some("web"), &spec, true),
+            Err(StateError::NameInUse(_))
+        ));
+        assert_eq!(root.lookup("web").unwrap().0.id, a.id);
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

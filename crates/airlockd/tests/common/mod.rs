@@ -108,7 +108,18 @@ impl Daemon {
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != ".lock")
+                    .filter(|n| n != ".lock" && n != ".names")
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The names the state root's index holds (`.names`).
+    pub fn indexed_names(&self) -> Vec<String> {
+        std::fs::read_dir(self.state_root().join(".names"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect()
             })
             .unwrap_or_default()

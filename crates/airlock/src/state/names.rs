@@ -1,0 +1,83 @@
+//! The state root's index of names: `.names/NAME` is a symlink to the id
+//! of the sandbox that holds the name. Creating it (under the root's
+//! lock) is what claims a name, and looking a name up reads one link
+//! instead of every sandbox's state: with a thousand sandboxes, finding
+//! one by name went from reading a thousand files to reading one.
+//!
+//! The index is a cache of what the states say: a link is trusted only
+//! when the state it leads to carries the same name, and a link left by
+//! a sandbox that is gone is replaced. A root made before the index
+//! existed gets it filled from the states once, on the first claim.
+
+use super::{io_err, is_id, State, StateError};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+fn dir(root: &Path) -> PathBuf {
+    root.join(".names")
+}
+
+/// The id that holds `name`, if the index says one does.
+pub(super) fn lookup(root: &Path, name: &str) -> Option<String> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let id = std::fs::read_link(dir(root).join(name)).ok()?;
+    let id = id.to_str()?.to_string();
+    is_id(&id).then_some(id)
+}
+
+/// Claim `name` for `id`. Call with the root's lock held. `states` lists
+/// the root's sandboxes, read only when the index must be made.
+pub(super) fn claim(
+    root: &Path,
+    name: &str,
+    id: &str,
+    states: impl FnOnce() -> Vec<State>,
+) -> Result<(), StateError> {
+    let names = dir(root);
+    match std::fs::DirBuilder::new().mode(0o700).create(&names) {
+        Ok(()) => {
+            for st in states() {
+                let _ = std::os::unix::fs::symlink(&st.id, names.join(&st.name));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err("create", &names)(e)),
+    }
+    let link = names.join(name);
+    for _ in 0..2 {
+        match std::os::unix::fs::symlink(id, &link) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if held_by_another(root, name) {
+                    return Err(StateError::NameInUse(name.into()));
+                }
+                // A sandbox that is gone left it: the name is free.
+                let _ = std::fs::remove_file(&link);
+            }
+            Err(e) => return Err(io_err("create", &link)(e)),
+        }
+    }
+    Err(StateError::NameInUse(name.into()))
+}
+
+/// The link says a sandbox holds `name`, and its state agrees.
+fn held_by_another(root: &Path, name: &str) -> bool {
+    let Some(id) = lookup(root, name) else {
+        return false;
+    };
+    let sb = super::SandboxDir {
+        dir: root.join(&id),
+        id,
+    };
+    sb.state().is_ok_and(|st| st.name == name)
+}
+
+/// Let go of `name` if `id` holds it.
+pub(super) fn release(root: &Path, name: &str, id: &str) {
+    if lookup(root, name).as_deref() == Some(id) {
+        let _ = std::fs::remove_file(dir(root).join(name));
+    }
+}
