@@ -122,8 +122,17 @@ pub fn sandbox_dirs(root: &Path) -> Vec<PathBuf> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.is_dir())
+                .filter(|p| p.is_dir() && !p.ends_with(".names"))
+                .chain(indexed_names(root))
                 .collect()
         })
+        .unwrap_or_default()
+}
+
+/// The state root's name index entries (`.names/NAME`): a sandbox that
+/// is gone must have taken its name with it.
+fn indexed_names(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join(".names"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
 }
