@@ -83,6 +83,19 @@ pub struct ExecOptions {
     /// With `tty`: send the terminal's master over this unix socket
     /// instead of proxying it (OCI's `exec --console-socket`).
     pub console_socket: Option<PathBuf>,
+    /// Supplementary groups (with `uid`, else none).
+    pub groups: Option<Vec<u32>>,
+    /// Capabilities the process keeps (names, as in the spec); judged by
+    /// the guardrails like the workload's.
+    pub capabilities: Option<Vec<String>>,
+    pub rlimits: Option<Vec<crate::spec::Rlimit>>,
+    pub no_new_privs: Option<bool>,
+    /// Guardrail codes acknowledged for this process, beyond the
+    /// sandbox's own.
+    pub allow_unsafe: Vec<String>,
+    /// `env` is the process's whole environment (OCI's `exec --process`),
+    /// not set on top of the workload's.
+    pub replace_env: bool,
 }
 
 /// Kills a sandbox ([`Sandbox::stopper`]): a pidfd on its runner, so it
@@ -269,11 +282,21 @@ fn runner_with(runner: &Path, args: Vec<OsString>, inherit: [Option<RawFd>; 3]) 
 /// the host facts and acknowledgements the sandbox was created with: in a
 /// sandbox sharing the host's user namespace, `exec -u 0` is the host's
 /// root, which the guardrails refuse unless the spec acknowledged it.
-fn judge_exec_identity(plan: &Plan, p: &ProcessPlan) -> Result<(), Error> {
+/// An exec's identity and privileges, judged as the workload's would be:
+/// the sandbox's spec with them in its process's place.
+fn judge_exec(plan: &Plan, p: &ProcessPlan, e: &ExecOptions) -> Result<(), Error> {
     let mut spec = plan.spec.clone();
     spec.process.uid = Some(p.uid);
     spec.process.gid = Some(p.gid);
     spec.process.groups.clone_from(&p.groups);
+    if let Some(c) = &e.capabilities {
+        spec.capabilities.clone_from(c);
+    }
+    if let Some(n) = e.no_new_privs {
+        spec.process.no_new_privs = n;
+    }
+    spec.allow_unsafe.extend(e.allow_unsafe.iter().cloned());
+    crate::spec::validate::validate_fields(&spec)?;
     let findings = crate::check::check(&spec, &plan.host);
     if crate::check::refused(&findings) {
         return Err(Error::Refused(findings));
@@ -423,6 +446,9 @@ impl Sandbox {
         if e.args.is_empty() {
             return Err(crate::spec::SpecError::new("args", "no program to exec").into());
         }
+        if e.replace_env {
+            process.env.clear();
+        }
         for (k, v) in &e.env {
             process.env.retain(|(x, _)| x != k);
             process.env.push((k.clone(), v.clone()));
@@ -434,8 +460,26 @@ impl Sandbox {
         } else if let Some(gid) = e.gid {
             process.gid = gid;
         }
-        if e.uid.is_some() || e.gid.is_some() {
-            judge_exec_identity(&plan, &process)?;
+        if let Some(g) = &e.groups {
+            process.groups.clone_from(g);
+        }
+        let privileges = e.capabilities.is_some() || e.no_new_privs.is_some();
+        if e.uid.is_some() || e.gid.is_some() || e.groups.is_some() || privileges {
+            judge_exec(&plan, &process, e)?;
+        }
+        if let Some(caps) = &e.capabilities {
+            let mut spec = plan.spec.clone();
+            spec.capabilities.clone_from(caps);
+            process.capabilities = crate::plan::capability_numbers(&spec);
+        }
+        if let Some(nnp) = e.no_new_privs {
+            process.no_new_privs = nnp;
+        }
+        if let Some(r) = &e.rlimits {
+            let mut spec = plan.spec.clone();
+            spec.process.rlimits.clone_from(r);
+            crate::spec::validate::validate_fields(&spec)?;
+            process.rlimits = crate::plan::rlimit_numbers(&spec.process);
         }
         let job = Job::Exec(Box::new(ExecPlan {
             dir: sb.dir.clone(),

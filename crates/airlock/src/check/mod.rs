@@ -129,6 +129,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
         list: Vec::new(),
     };
     let has_host_bind = binds::judge_filesystem(&mut f, spec, host);
+    judge_devices(&mut f, spec);
     let caps = capability_names(spec);
     identity::judge(&mut f, spec, host, &caps);
     judge_protections(&mut f, spec);
@@ -139,6 +140,29 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     judge_caller_binds(&mut f, spec, host, &caps);
     judge_acknowledgements(&mut f, spec);
     f.list
+}
+
+/// A device node reaches the host's hardware or kernel (a disk, memory,
+/// the kernel log, a console) unless it is one of the harmless few.
+fn judge_devices(f: &mut Findings, spec: &SandboxSpec) {
+    use crate::spec::{DeviceKind, HARMLESS_DEVICES};
+    for (i, d) in spec.filesystem.devices.iter().enumerate() {
+        let harmless = d.kind == DeviceKind::Char && HARMLESS_DEVICES.contains(&(d.major, d.minor));
+        if !harmless {
+            let kind = match d.kind {
+                DeviceKind::Char => "character",
+                DeviceKind::Block => "block",
+            };
+            f.add(
+                "host-dev-bind",
+                format!("filesystem.devices[{i}]"),
+                format!(
+                    "{} is the host's {kind} device {}:{}, which reaches the host's hardware or kernel (disks, memory, consoles)",
+                    d.path, d.major, d.minor
+                ),
+            );
+        }
+    }
 }
 
 /// An idmapped mount that can be written gives sandbox root the host

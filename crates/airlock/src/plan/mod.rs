@@ -7,10 +7,12 @@
 //! default profile's were compiled at build time, see [`crate::seccomp`])
 //! and drawing the sandbox's random id.
 
+mod hooks;
 mod ids;
 pub mod mounts;
 mod pids;
 
+pub use hooks::{Hook, InsideHooks};
 pub use ids::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
 pub use mounts::{writable_paths, FsPlan, MountStep};
 
@@ -95,6 +97,10 @@ pub struct Plan {
     /// A sandbox with state: its directory, and how it lives.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
+    /// Programs run inside the sandbox at two points of its setup (OCI's
+    /// createContainer and startContainer hooks).
+    #[serde(default, skip_serializing_if = "InsideHooks::is_empty")]
+    pub hooks: InsideHooks,
 }
 
 impl Plan {
@@ -247,6 +253,16 @@ pub fn environment(p: &spec::Process, caller_env: &[(String, String)]) -> Vec<(S
     env.into_iter().collect()
 }
 
+/// Resource numbers of the rlimits of a valid spec.
+pub fn rlimit_numbers(p: &spec::Process) -> Vec<(i32, u64, u64)> {
+    rlimits(p)
+}
+
+/// Capability numbers of a valid spec.
+pub fn capability_numbers(spec: &SandboxSpec) -> Vec<u8> {
+    capabilities(spec)
+}
+
 /// Resource numbers of the rlimits; validate() has refused unknown names.
 fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
     p.rlimits
@@ -339,6 +355,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         verbose: false,
         host: Default::default(),
         lifecycle: None,
+        hooks: InsideHooks::default(),
     })
 }
 
@@ -418,6 +435,8 @@ mod tests {
             destination: dst.into(),
             readonly,
             devices: false,
+            noexec: false,
+            recursive: true,
         };
         let mut s = spec();
         s.process.uid = Some(5);

@@ -16,6 +16,7 @@ mod dev;
 mod enter;
 mod exec;
 mod guard;
+mod hooks;
 mod identity;
 mod idmap;
 mod init;

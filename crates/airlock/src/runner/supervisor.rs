@@ -219,8 +219,13 @@ fn finish(
         let _ = sb.update(|st| {
             st.status = Status::Stopped;
             st.finished = Some(crate::state::now());
-            st.reason = outcome.killed.clone().or(st.reason.take());
-            st.exit = (!outcome.failed).then(|| exit.clone());
+            st.reason = outcome
+                .killed
+                .clone()
+                .or(outcome.failed_after_create.clone())
+                .or(st.reason.take());
+            st.exit =
+                (!outcome.failed || outcome.failed_after_create.is_some()).then(|| exit.clone());
         });
     }
     if let Some(g) = guard {
