@@ -343,11 +343,15 @@ fn namespaces(
         if let Some(p) = n.path() {
             // A network namespace the platform prepared (podman's netavark,
             // a pod's sandbox) or a pod's IPC and UTS namespaces (the CRI's
-            // default pod): joined by the supervisor before the clone.
+            // default pod): joined by the supervisor before the clone. A
+            // pod's PID namespace (shareProcessNamespace) is joined
+            // through the user namespace that owns it (see the runner's
+            // `pidns`), which must have this container's id maps.
             let kind = match n.typ() {
                 LinuxNamespaceType::Network => Some("net"),
                 LinuxNamespaceType::Ipc => Some("ipc"),
                 LinuxNamespaceType::Uts => Some("uts"),
+                LinuxNamespaceType::Pid => Some("pid"),
                 _ => None,
             };
             if let Some(kind) = kind {
@@ -357,7 +361,7 @@ fn namespaces(
             return Err(err(
                 format!("linux.namespaces[{i}].path"),
                 format!(
-                    "joining an existing {} namespace ({}) is not supported yet (only network, IPC and UTS)",
+                    "joining an existing {} namespace ({}) is not supported (only network, IPC, UTS and PID)",
                     n.typ(),
                     p.display()
                 ),

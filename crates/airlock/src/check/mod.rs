@@ -210,7 +210,11 @@ fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &
 /// Protections that are on unless the spec turns them off: the PID
 /// namespace, no_new_privs, the syscall filter.
 fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
-    if !spec.namespaces.pid {
+    // A PID namespace joined by path is another sandbox's (a pod's), not
+    // the host's: the runner joins it only through that sandbox's user
+    // namespace.
+    let pid_shared = !spec.namespaces.pid && !spec.namespaces.join.contains_key("pid");
+    if pid_shared {
         f.add(
             "shared-pid",
             "namespaces.pid",
@@ -272,6 +276,7 @@ fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has
         );
     }
     if !spec.namespaces.pid
+        && !spec.namespaces.join.contains_key("pid")
         && caps
             .iter()
             .any(|c| c == "CAP_KILL" || c == "CAP_SYS_PTRACE")

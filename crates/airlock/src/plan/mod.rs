@@ -65,6 +65,11 @@ pub struct Plan {
     /// by every exec before it joins the user namespace).
     #[serde(default)]
     pub join: Vec<(Namespace, String)>,
+    /// The sandbox's user namespace is the one that owns the joined PID
+    /// namespace, not a new one: PID 1 is cloned with no new namespace,
+    /// joins it, and makes the others there (see `runner::pidns`).
+    #[serde(default)]
+    pub userns_of_pid: bool,
     /// Namespaced kernel parameters, written by PID 1 in its namespaces.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
@@ -298,13 +303,17 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         None
     };
     check_idmap(spec, ctx)?;
-    let filesystem = mounts::resolve(spec, ns.pid, mounts::caller_maps(spec, caller, &ids));
+    // A joined PID namespace gets a /proc of its own too, mounted by PID 1
+    // from inside it.
+    let own_proc = ns.pid || ns.join.contains_key("pid");
+    let filesystem = mounts::resolve(spec, own_proc, mounts::caller_maps(spec, caller, &ids));
     if filesystem.caller_maps.is_some() {
         // What the workload makes in those binds is the caller's on the
         // host: no setuid or setgid mode may come out of them.
         seccomp.extend(crate::seccomp::set_id_program(&spec.seccomp)?);
     }
     let namespaces = Namespace::new_in(ns);
+    let userns_of_pid = ns.user && ns.join.contains_key("pid");
     Ok(Plan {
         id,
         spec: spec.clone(),
@@ -312,7 +321,12 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         uid_map: ids.uid_map,
         gid_map: ids.gid_map,
         use_newidmap: ids.use_newidmap,
-        clone_flags: namespace::clone_flags(&namespaces),
+        clone_flags: if userns_of_pid {
+            0
+        } else {
+            namespace::clone_flags(&namespaces)
+        },
+        userns_of_pid,
         namespaces,
         hostname: ns.uts.then(|| spec.hostname.clone()),
         clocks: ns.time.then(|| spec.time.clone()),
@@ -323,6 +337,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             ("net", Namespace::Net),
             ("ipc", Namespace::Ipc),
             ("uts", Namespace::Uts),
+            ("pid", Namespace::Pid),
         ]
         .into_iter()
         .filter_map(|(k, n)| ns.join.get(k).map(|p| (n, p.clone())))

@@ -20,8 +20,9 @@ pub fn main(
     report: Reporter,
     hold: Option<OwnedFd>,
     cloned: Option<HostTrees>,
+    userns: Option<OwnedFd>,
 ) -> ! {
-    let (go, slave) = match setup(&plan, go, report, cloned) {
+    let (go, slave) = match setup(&plan, go, report, cloned, userns) {
         Ok(x) => x,
         Err(e) => {
             report.failed(&e);
@@ -80,6 +81,7 @@ fn setup(
     go: OwnedFd,
     report: Reporter,
     cloned: Option<HostTrees>,
+    userns: Option<OwnedFd>,
 ) -> Result<(OwnedFd, Option<OwnedFd>), SetupError> {
     // The supervisor writes our id maps from outside, then says go. It
     // keeps its end of the pipe open for as long as it lives.
@@ -89,6 +91,12 @@ fn setup(
         _ => std::process::exit(125),
     }
 
+    if let Some(owner) = userns {
+        // Cloned into a joined PID namespace with nothing new: its owner
+        // is our user namespace, where we make the rest.
+        report.progress(|| "join the pid namespace's user namespace".into());
+        super::pidns::join_owner(plan, &owner)?;
+    }
     if plan.user_ns() {
         become_namespace_root(plan, report)?;
     }

@@ -26,6 +26,7 @@ mod logs;
 mod mount;
 mod net;
 mod overlay;
+mod pidns;
 mod protect;
 mod sources;
 mod supervisor;

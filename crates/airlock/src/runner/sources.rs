@@ -268,7 +268,8 @@ fn not_idmappable(destination: &str, source: &str, e: &io::Error) -> SetupError 
 impl HostTrees {
     /// Once PID 1's id maps are written: make the trees the plan shows
     /// with host ownership idmapped through its user namespace.
-    pub fn idmap(&self, plan: &Plan, pid: i32) -> Result<()> {
+    /// `owner`: the user namespace PID 1 will join, when it is not its own.
+    pub fn idmap(&self, plan: &Plan, pid: i32, owner: Option<&OwnedFd>) -> Result<()> {
         let wanted = plan
             .filesystem
             .steps
@@ -290,7 +291,7 @@ impl HostTrees {
         for (dest, tree) in wanted.chain(root) {
             let step = || format!("idmap {dest}");
             let tree = tree.ok_or_else(|| SetupError::new(step(), "no tree was cloned for it"))?;
-            if userns.is_none() {
+            if userns.is_none() && owner.is_none() {
                 let path = format!("/proc/{pid}/ns/user");
                 userns = Some(
                     rustix::fs::open(
@@ -301,7 +302,7 @@ impl HostTrees {
                     .step(|| "idmap: open the sandbox's user namespace".into())?,
                 );
             }
-            let ns = userns.as_ref().expect("opened above");
+            let ns = owner.unwrap_or_else(|| userns.as_ref().expect("opened above"));
             sys::mount_setattr_idmap(tree, ns).step(step)?;
         }
         Ok(())

@@ -224,9 +224,13 @@ pub struct Namespaces {
     pub user: bool,
     pub cgroup: bool,
     pub time: bool,
-    /// Namespaces joined by path instead of made (`net`, `ipc` and `uts` for now:
-    /// `{"net": "/run/netns/x"}`, with `net = false`), as a platform that
-    /// prepares networking or a pod's shared IPC and hostname hands them over.
+    /// Namespaces joined by path instead of made (`net`, `ipc`, `uts` and
+    /// `pid`: `{"net": "/run/netns/x"}`, with `net = false`), as a platform
+    /// that prepares networking or a pod's shared IPC, hostname and
+    /// processes hands them over. A PID namespace owned by a user namespace
+    /// other than the caller's is joined through that user namespace
+    /// (the sandbox's own, which must have the sandbox's id maps): only
+    /// there can the sandbox mount its /proc.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub join: BTreeMap<String, String>,
 }

@@ -319,10 +319,11 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
             "net" => spec.namespaces.net,
             "ipc" => spec.namespaces.ipc,
             "uts" => spec.namespaces.uts,
+            "pid" => spec.namespaces.pid,
             _ => {
                 return Err(SpecError::new(
                     field,
-                    "only the network, IPC and UTS namespaces can be joined by path",
+                    "only the network, IPC, UTS and PID namespaces can be joined by path",
                 ))
             }
         };
