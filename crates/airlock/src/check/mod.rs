@@ -418,3 +418,5 @@ pub fn render(findings: &[Finding]) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pod;

@@ -604,6 +604,30 @@ mod tests {
     }
 
     #[test]
+    fn a_joined_pid_namespace_is_entered_through_its_owner() {
+        let mut s = spec();
+        s.namespaces.pid = false;
+        s.namespaces
+            .join
+            .insert("pid".into(), "/proc/42/ns/pid".into());
+        s.filesystem.mounts = vec![spec::Mount::Proc {
+            destination: "/proc".into(),
+        }];
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        // PID 1 is cloned with nothing new and makes the rest in the
+        // owner's user namespace; its /proc is its own.
+        assert!(p.userns_of_pid);
+        assert_eq!(p.clone_flags, 0);
+        assert!(p.join.contains(&(Namespace::Pid, "/proc/42/ns/pid".into())));
+        assert!(matches!(p.filesystem.steps[0], MountStep::Proc { .. }));
+        // Without a user namespace there is no owner to join.
+        s.namespaces.user = false;
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        assert!(!p.userns_of_pid);
+        assert_ne!(p.clone_flags, 0);
+    }
+
+    #[test]
     fn capabilities_resolve_to_numbers() {
         let mut s = spec();
         s.capabilities = vec!["net_bind_service".into(), "CAP_NET_BIND_SERVICE".into()];

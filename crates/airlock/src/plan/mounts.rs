@@ -432,6 +432,37 @@ mod tests {
     }
 
     #[test]
+    fn device_nodes_come_after_the_mounts_and_before_dev_is_sealed() {
+        let mut spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .default_view()
+            .build();
+        spec.filesystem.devices.push(crate::spec::Device {
+            path: "/dev/fuse".into(),
+            kind: crate::spec::DeviceKind::Char,
+            major: 10,
+            minor: 229,
+            mode: None,
+            uid: None,
+            gid: None,
+        });
+        let fs = resolve(&spec, true, None);
+        let names: Vec<String> = fs.steps.iter().map(MountStep::describe).collect();
+        let at = |s: &str| names.iter().position(|n| n == s).unwrap();
+        assert!(at("mount /tmp") < at("mount /dev/fuse"));
+        assert!(at("mount /dev/fuse") < at("make /dev read-only"));
+        assert!(matches!(
+            fs.steps[at("mount /dev/fuse")],
+            MountStep::Device {
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn a_writable_root_is_not_made_read_only() {
         let spec = crate::SandboxSpec::builder()
             .args(["true"])
