@@ -30,7 +30,9 @@ fn hooks_run_inside_at_their_points() {
     // startContainer: a script only the container has.
     let start = json!({"path": "/hook-start.sh", "timeout": 10});
     let b = env.bundle("b", &["sleep", "1000"], |c| {
-        c["hooks"] = json!({"createContainer": [create], "startContainer": [start]});
+        // One that reads no state: not an error, whenever it exits.
+        let quick = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 0"]});
+        c["hooks"] = json!({"createContainer": [create], "startContainer": [quick, start]});
     });
     let rootfs = b.join("rootfs");
     std::fs::write(

@@ -90,8 +90,14 @@ fn run_one(h: &Hook, state: &[u8], place: &Place) -> Result<(), String> {
     }
     drop((stdin_r, out_w));
     // The state is far smaller than a pipe's buffer; a hook that does not
-    // read it is not an error.
+    // read it (or has already exited) is not an error. Before the
+    // workload's exec its signals are back to their defaults, and a
+    // SIGPIPE must not end it here.
+    // SAFETY: setting a disposition and putting the old one back.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let _ = rustix::io::write(&stdin_w, state);
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGPIPE, old) };
     drop(stdin_w);
     wait(pid, h.timeout, &out_r)
 }
