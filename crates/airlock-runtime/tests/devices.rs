@@ -16,14 +16,17 @@ fn dev(path: &str, typ: &str, major: i64, minor: i64) -> serde_json::Value {
 fn host_devices_appear_and_open() {
     require_root!();
     let env = Env::new();
-    let script = "stat -c '%n %F %t:%T %a %u' /dev/fuse /dev/net/tun; \
+    let script = "stat -c '%n %F %t:%T %a %u %g' /dev/fuse /dev/net/tun; \
                   (exec 3<>/dev/fuse) && echo fuse-opens; \
                   (exec 3<>/dev/net/tun) && echo tun-opens";
     let b = env.bundle("b", &["sh", "-c", script], |c| {
-        c["linux"]["devices"] = json!([
-            dev("/dev/fuse", "c", 10, 229),
-            dev("/dev/net/tun", "c", 10, 200)
-        ]);
+        // The mode and owner asked, not the host node's (0600, root).
+        let mut fuse = dev("/dev/fuse", "c", 10, 229);
+        fuse["fileMode"] = json!(0o646);
+        let mut tun = dev("/dev/net/tun", "c", 10, 200);
+        tun["uid"] = json!(5);
+        tun["gid"] = json!(6);
+        c["linux"]["devices"] = json!([fuse, tun]);
         // podman's and containerd's device cgroup: deny all, then allow.
         c["linux"]["resources"] = json!({"devices": [
             {"allow": false, "access": "rwm"},
@@ -38,8 +41,8 @@ fn host_devices_appear_and_open() {
     assert_eq!(
         lines,
         [
-            "/dev/fuse character special file a:e5 666 0",
-            "/dev/net/tun character special file a:c8 666 0",
+            "/dev/fuse character special file a:e5 646 0 0",
+            "/dev/net/tun character special file a:c8 666 5 6",
             "fuse-opens",
             "tun-opens"
         ],
