@@ -183,10 +183,19 @@ fn create(
 ) -> Result<()> {
     let bundle = Bundle::load(bundle_dir)?;
     let hooks = Hooks::of(&bundle.config)?;
-    ctx.state_root()?;
+    let root = ctx.state_root()?;
+    // The pid a client was given for a container is its supervisor's
+    // (--pid-file): its namespaces are the host's, not the container's.
+    let supervisors = root
+        .list()
+        .into_iter()
+        .filter(|(_, st)| matches!(st.status, Status::Created | Status::Running))
+        .filter_map(|(_, st)| Some((st.supervisor_pid?, st.pid?)))
+        .collect();
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
         root_caller: crate::is_root(),
+        supervisors,
     };
     let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
     for n in &notes {

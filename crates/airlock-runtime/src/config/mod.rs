@@ -45,6 +45,10 @@ pub struct Options {
     pub allow_unsafe: Vec<String>,
     /// The runtime runs as root (idmapped mounts need it).
     pub root_caller: bool,
+    /// The supervisor of each container of the state root, and the
+    /// container's process: clients name a container's namespaces by the
+    /// pid they were given (`/proc/PID/ns/ipc`), which is the supervisor's.
+    pub supervisors: BTreeMap<i32, i32>,
 }
 
 /// The bundle's config, and where it came from.
@@ -120,7 +124,7 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
             "setting the NIS domain name is not supported",
         ));
     }
-    let own_user = linux(bundle, &mut s)?;
+    let own_user = linux(bundle, &mut s, opts, &mut notes)?;
     mounts::mounts(bundle, &mut s, &mut notes)?;
     if let Some(l) = c.linux() {
         // After the mounts: the nodes go into their /dev.
@@ -263,11 +267,17 @@ pub fn rlimits(p: &oci_spec::runtime::Process) -> Vec<Rlimit> {
 }
 
 /// The `linux` section; true when the bundle asked for a user namespace.
-fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
+fn linux(
+    bundle: &Bundle,
+    s: &mut SandboxSpec,
+    opts: &Options,
+    notes: &mut Vec<String>,
+) -> Result<bool, SpecError> {
     let Some(l) = bundle.config.linux() else {
         return Err(err("linux", "the bundle has no linux section"));
     };
-    let own_user = namespaces(l.namespaces().as_deref().unwrap_or_default(), s)?;
+    let list = l.namespaces().as_deref().unwrap_or_default();
+    let own_user = namespaces(list, s, &opts.supervisors, notes)?;
     let map = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
         m.iter()
             .flatten()
@@ -327,6 +337,8 @@ fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
 fn namespaces(
     list: &[oci_spec::runtime::LinuxNamespace],
     s: &mut SandboxSpec,
+    supervisors: &BTreeMap<i32, i32>,
+    notes: &mut Vec<String>,
 ) -> Result<bool, SpecError> {
     let mut ns = Namespaces {
         mount: false,
@@ -355,7 +367,17 @@ fn namespaces(
                 _ => None,
             };
             if let Some(kind) = kind {
-                ns.join.insert(kind.into(), p.display().to_string());
+                let path = p.display().to_string();
+                let path = match container_ns(&path, supervisors) {
+                    Some(theirs) => {
+                        notes.push(format!(
+                            "linux.namespaces[{i}].path {path} names a container's supervisor: {theirs}, the container's own, is joined"
+                        ));
+                        theirs
+                    }
+                    None => path,
+                };
+                ns.join.insert(kind.into(), path);
                 continue;
             }
             return Err(err(
@@ -390,6 +412,19 @@ fn namespaces(
     ns.user = true;
     s.namespaces = ns;
     Ok(own_user)
+}
+
+/// `/proc/PID/ns/KIND` of a container's supervisor, as the same file of
+/// the container's process.
+fn container_ns(path: &str, supervisors: &BTreeMap<i32, i32>) -> Option<String> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (pid, kind) = rest.split_once("/ns/")?;
+    let pid: i32 = pid.parse().ok()?;
+    if kind.contains('/') {
+        return None;
+    }
+    let theirs = supervisors.get(&pid)?;
+    Some(format!("/proc/{theirs}/ns/{kind}"))
 }
 
 fn resources(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result<(), SpecError> {
