@@ -10,7 +10,7 @@ use crate::hooks::{self, Hooks};
 use crate::log::Log;
 use airlock::state::control::Request;
 use airlock::state::{SandboxDir, State, StateRoot, Status};
-use airlock::{Context, ExecOptions, LifecycleOptions, Sandbox, SpawnOptions};
+use airlock::{Context, LifecycleOptions, Sandbox, SpawnOptions};
 use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,12 +18,12 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-type Result<T> = std::result::Result<T, String>;
+pub(crate) type Result<T> = std::result::Result<T, String>;
 
 /// What every verb needs: where containers live, and the call's flags.
 pub struct Ctx {
     root: PathBuf,
-    allow_unsafe: Vec<String>,
+    pub(crate) allow_unsafe: Vec<String>,
     log: Log,
 }
 
@@ -50,7 +50,7 @@ impl Ctx {
         StateRoot::open(&self.root).map_err(|e| e.to_string())
     }
 
-    fn find(&self, id: &str) -> Result<(SandboxDir, State)> {
+    pub(crate) fn find(&self, id: &str) -> Result<(SandboxDir, State)> {
         let root = self.state_root()?;
         let (sb, st) = root
             .find(id)
@@ -154,7 +154,7 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
         CommonCmd::Ps(p) => ps(ctx, &p.container_id, &p.format).map(|_| 0),
         CommonCmd::Pause(p) => freeze(ctx, &p.container_id, true).map(|_| 0),
         CommonCmd::Resume(p) => freeze(ctx, &p.container_id, false).map(|_| 0),
-        CommonCmd::Exec(e) => exec(ctx, e),
+        CommonCmd::Exec(e) => crate::exec::exec(ctx, e),
         CommonCmd::Features(_) => {
             println!(
                 "{}",
@@ -183,10 +183,19 @@ fn create(
 ) -> Result<()> {
     let bundle = Bundle::load(bundle_dir)?;
     let hooks = Hooks::of(&bundle.config)?;
-    ctx.state_root()?;
+    let root = ctx.state_root()?;
+    // The pid a client was given for a container is its supervisor's
+    // (--pid-file): its namespaces are the host's, not the container's.
+    let supervisors = root
+        .list()
+        .into_iter()
+        .filter(|(_, st)| matches!(st.status, Status::Created | Status::Running))
+        .filter_map(|(_, st)| Some((st.supervisor_pid?, st.pid?)))
+        .collect();
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
         root_caller: crate::is_root(),
+        supervisors,
     };
     let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
     for n in &notes {
@@ -199,7 +208,7 @@ fn create(
     actx.state_root.clone_from(&ctx.root);
     // runc imposes no pids limit the bundle does not ask for.
     actx.default_pids = None;
-    let prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
+    let mut prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
         airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
         e => e.to_string(),
     })?;
@@ -207,6 +216,14 @@ fn create(
         ctx.log
             .warn(&format!("[{}] {}: {}", f.code, f.subject, f.message));
     }
+    prepared.plan.hooks = hooks.inside(&serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "id": id,
+        "status": "creating",
+        "pid": 0,
+        "bundle": bundle.dir.display().to_string(),
+        "annotations": bundle.annotations(),
+    }));
     let spawn = SpawnOptions {
         lifecycle: Some(LifecycleOptions {
             name: Some(id.to_string()),
@@ -269,7 +286,7 @@ fn create(
 /// process as runc does. Lowering a score below the writer's own takes
 /// CAP_SYS_RESOURCE, which a host may not give root (containerd's
 /// `restrict_oom_score_adj` keeps its requests within what it may set).
-fn oom_score_adj(pid: i32, value: i32) -> Result<()> {
+pub(crate) fn oom_score_adj(pid: i32, value: i32) -> Result<()> {
     let path = format!("/proc/{pid}/oom_score_adj");
     std::fs::write(&path, value.to_string()).map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -282,7 +299,7 @@ fn oom_score_adj(pid: i32, value: i32) -> Result<()> {
 }
 
 /// Written to a temporary name and renamed, so a reader never sees half.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("airlock-tmp");
     std::fs::write(&tmp, pid.to_string())
         .and_then(|_| std::fs::rename(&tmp, path))
@@ -299,11 +316,30 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
     }
     sb.request(&Request::Start).map_err(|e| e.to_string())?;
     // As runc's start: return once the user process has been exec'd (a
-    // client may exec into it at once), or has already ended.
-    for _ in 0..1000 {
+    // client may exec into it at once), or has already ended; after the
+    // startContainer hooks, which may take their timeouts.
+    let hooks = record(&sb)
+        .map(|r| r.hooks.start_container)
+        .unwrap_or_default();
+    let mut wait = Duration::from_secs(5);
+    for h in &hooks {
+        // A hook without a timeout may run as long as it likes.
+        wait += Duration::from_secs(h.timeout().filter(|t| *t > 0).map_or(3600, |t| t as u64));
+    }
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
         match sb.state() {
             Ok(s) if matches!(s.status, Status::Created | Status::Creating) => {
                 std::thread::sleep(Duration::from_millis(5))
+            }
+            // What start released failed before its exec (the program
+            // vanished since create, a startContainer hook failed): the
+            // container is stopped with that exit, and start says why.
+            Ok(s) if s.status == Status::Stopped && s.started.is_none() => {
+                let why = s
+                    .reason
+                    .unwrap_or_else(|| "it ended before its exec".into());
+                return Err(format!("cannot start container {id}: {why}"));
             }
             Ok(s) => {
                 // poststart: a failure is a warning, as the spec says.
@@ -316,7 +352,10 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
             Err(e) => return Err(e.to_string()),
         }
     }
-    Err(format!("container {id} did not start within 5 seconds"))
+    Err(format!(
+        "container {id} did not start within {} seconds",
+        wait.as_secs()
+    ))
 }
 
 /// Remove a stopped container's state, after its poststop hooks (whose
@@ -451,69 +490,6 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
     std::fs::write(&file, value).map_err(|e| format!("{}: {e}", file.display()))
 }
 
-fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
-    let (sb, _) = ctx.find(&e.container_id)?;
-    if e.tty && e.console_socket.is_none() {
-        return Err("exec --tty needs --console-socket".into());
-    }
-    if e.preserve_fds > 0 {
-        return Err("--preserve-fds is not supported".into());
-    }
-    if !e.cap.is_empty() {
-        return Err("exec --cap: an exec gets exactly the container's capabilities".into());
-    }
-    let mut opts = ExecOptions {
-        args: e.command.clone(),
-        env: e.env.clone(),
-        cwd: e.cwd.as_ref().map(|c| c.display().to_string()),
-        uid: e.user.map(|u| u.0),
-        gid: e.user.and_then(|u| u.1),
-        tty: e.tty,
-        console_socket: e.console_socket.clone(),
-    };
-    if let Some(path) = &e.process {
-        process_file(path, &mut opts)?;
-    }
-    let spawn = SpawnOptions::default();
-    let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| e.to_string())?;
-    if let Some(p) = &e.pid_file {
-        // The runner that waits for the process and exits with its
-        // status, for the same reason as in `create`.
-        write_pid_file(p, process.pid() as i32)?;
-    }
-    if e.detach {
-        return Ok(0);
-    }
-    let report = process.wait().map_err(|e| e.to_string())?;
-    Ok(report.code)
-}
-
-/// `exec --process FILE`: an OCI process object.
-fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let p: oci_spec::runtime::Process =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    if p.terminal().unwrap_or(false) {
-        if opts.console_socket.is_none() {
-            return Err(format!(
-                "{}: a terminal needs --console-socket",
-                path.display()
-            ));
-        }
-        opts.tty = true;
-    }
-    opts.args = p.args().clone().unwrap_or_default();
-    opts.cwd = Some(p.cwd().display().to_string());
-    opts.uid = Some(p.user().uid());
-    opts.gid = Some(p.user().gid());
-    for kv in p.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            opts.env.push((k.to_string(), v.to_string()));
-        }
-    }
-    Ok(())
-}
-
 /// `spec`: a starting config.json in the bundle directory (oci-spec's
 /// default, which is runc's), never over an existing one.
 fn spec_template(bundle: &Path, rootless: bool) -> Result<()> {
@@ -541,12 +517,15 @@ fn oci_status(s: Status) -> &'static str {
     }
 }
 
+/// The runtime spec's version of the state JSON airlock writes.
+const OCI_VERSION: &str = "1.0.2";
+
 /// The state JSON of the runtime spec.
 fn oci_state(sb: &SandboxDir, st: &State) -> serde_json::Value {
     let record = record(sb);
     let running = matches!(st.status, Status::Created | Status::Running);
     serde_json::json!({
-        "ociVersion": "1.0.2",
+        "ociVersion": OCI_VERSION,
         "id": st.name,
         "status": oci_status(st.status),
         "pid": if running { st.pid.unwrap_or(0) } else { 0 },
@@ -559,8 +538,8 @@ fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.1.0",
-        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
-        "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "dev", "size", "mode"],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "dev", "noexec", "exec", "private", "rprivate", "atime", "noatime", "relatime", "norelatime", "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime", "nolazytime", "tmpcopyup", "size", "mode"],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},

@@ -1,9 +1,13 @@
-//! OCI hooks that run in the runtime's own namespaces: `prestart` and
-//! `createRuntime` once the container is created (its workload held),
-//! `poststart` after `start`, `poststop` on `delete`. Each gets the
-//! container's state JSON on stdin and is killed after its `timeout`.
-//! `createContainer` and `startContainer` run inside the container's
-//! namespaces and are refused until airlock runs them there.
+//! OCI hooks. Those that run in the runtime's own namespaces: `prestart`
+//! and `createRuntime` once the container is created (its workload held),
+//! `poststart` after `start`, `poststop` on `delete`. Those that run
+//! inside the container's namespaces are handed to the runner in the
+//! plan: `createContainer` during `create`, by the container's PID 1 once
+//! its mounts are made and before pivot_root (its path and the paths it
+//! uses are the host's; its working directory is the container's root),
+//! and `startContainer` during `start`, in the container as its process,
+//! before the exec. Each gets the container's state JSON on stdin and is
+//! killed after its `timeout`; a failure fails the verb, naming the hook.
 
 use oci_spec::runtime::Hook;
 use serde::{Deserialize, Serialize};
@@ -19,6 +23,12 @@ pub struct Hooks {
     pub created: Vec<Hook>,
     pub poststart: Vec<Hook>,
     pub poststop: Vec<Hook>,
+    /// Run inside by the runner (the plan carries them; kept here for how
+    /// long `start` waits).
+    #[serde(skip)]
+    pub create_container: Vec<Hook>,
+    #[serde(default)]
+    pub start_container: Vec<Hook>,
 }
 
 impl Hooks {
@@ -27,10 +37,6 @@ impl Hooks {
         let Some(h) = config.hooks() else {
             return Ok(Hooks::default());
         };
-        let some = |x: &Option<Vec<Hook>>| x.as_ref().is_some_and(|v| !v.is_empty());
-        if some(h.create_container()) || some(h.start_container()) {
-            return Err("hooks.createContainer, hooks.startContainer: hooks inside the container's namespaces are not supported yet".into());
-        }
         let list = |x: &Option<Vec<Hook>>| x.clone().unwrap_or_default();
         #[allow(deprecated)]
         let prestart = list(h.prestart());
@@ -40,7 +46,32 @@ impl Hooks {
             created,
             poststart: list(h.poststart()),
             poststop: list(h.poststop()),
+            create_container: list(h.create_container()),
+            start_container: list(h.start_container()),
         })
+    }
+
+    /// The hooks the runner runs inside, `state` on their stdin (the
+    /// runner sets its pid and status).
+    pub fn inside(&self, state: &serde_json::Value) -> airlock::plan::InsideHooks {
+        let convert = |kind: &str, hooks: &[Hook]| -> Vec<airlock::plan::Hook> {
+            hooks
+                .iter()
+                .enumerate()
+                .map(|(i, h)| airlock::plan::Hook {
+                    name: format!("hooks.{kind}[{i}]"),
+                    path: h.path().display().to_string(),
+                    args: h.args().clone().unwrap_or_default(),
+                    env: h.env().clone().unwrap_or_default(),
+                    timeout: h.timeout().filter(|t| *t > 0).map(|t| t as u32),
+                })
+                .collect()
+        };
+        airlock::plan::InsideHooks {
+            create: convert("createContainer", &self.create_container),
+            start: convert("startContainer", &self.start_container),
+            state: state.to_string(),
+        }
     }
 }
 

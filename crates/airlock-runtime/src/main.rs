@@ -5,6 +5,7 @@
 
 mod commands;
 mod config;
+mod exec;
 mod hooks;
 mod log;
 

@@ -291,6 +291,7 @@ fn kubelet_calls_run_a_pod_through_the_airlock_handler() {
         .build()
         .unwrap();
     rt.block_on(pod_flow(&c, &logs));
+    rt.block_on(shared_pid_flow(&c, &logs));
 }
 
 async fn pod_flow(c: &Containerd, logs: &Path) {
@@ -371,6 +372,11 @@ async fn pod_flow(c: &Containerd, logs: &Path) {
     pids.push(pid.expect("the verbose status names the supervisor's pid"));
     let pid = state_pid(&sleeper);
     pids.push(pid);
+    // The pod's IPC namespace is the pause container's, which containerd
+    // names by the pid it was given (the supervisor's): not the host's.
+    let ipc = |p: String| std::fs::read_link(format!("/proc/{p}/ns/ipc")).unwrap();
+    assert_eq!(ipc(pid.to_string()), ipc(pause_pid.to_string()));
+    assert_ne!(ipc(pid.to_string()), ipc("self".into()));
 
     // Root inside, never the host's root outside; the node's hostname
     // (hostNetwork pods share the node's UTS namespace too).
@@ -457,4 +463,92 @@ async fn pod_flow(c: &Containerd, logs: &Path) {
     }
     let o = c.ctr(&["containers", "ls", "-q"]);
     assert_eq!(text(&o).0.trim(), "", "containerd still has containers");
+}
+
+/// `shareProcessNamespace: true`: the kubelet asks for the pod's PID
+/// namespace, containerd hands each container the pause container's by
+/// path, and a container sees the pod's processes.
+async fn shared_pid_flow(c: &Containerd, logs: &Path) {
+    let mut rt = RuntimeServiceClient::new(connect(&c.socket()).await);
+    let shared = |mut ns: cri::NamespaceOption| {
+        ns.pid = cri::NamespaceMode::Pod as i32;
+        ns
+    };
+    let mut pod = pod_config(logs);
+    if let Some(m) = pod.metadata.as_mut() {
+        m.name = "airlock-shared-pid".into();
+        m.uid = format!("uid-shared-{}", std::process::id());
+    }
+    if let Some(sc) = pod.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+        sc.namespace_options = Some(shared(namespaces()));
+    }
+    let pod_id = match rt
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: "airlock".into(),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner().pod_sandbox_id,
+        Err(e) => panic!("RunPodSandbox: {e}\n{}", c.log()),
+    };
+    let mut config = container_config("sharer", &["sleep", "1000"]);
+    if let Some(sc) = config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+    {
+        sc.namespace_options = Some(shared(namespaces()));
+    }
+    let id = match rt
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod_id.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod.clone()),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner().container_id,
+        Err(e) => panic!("CreateContainer: {e}\n{}", c.log()),
+    };
+    if let Err(e) = rt
+        .start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+    {
+        panic!("StartContainer: {e}\n{}", c.log());
+    }
+    let r = rt
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["cat".into(), "/proc/1/cmdline".into()],
+            timeout: 10,
+        })
+        .await
+        .expect("ExecSync")
+        .into_inner();
+    let out = String::from_utf8_lossy(&r.stdout).replace('\0', " ");
+    // PID 1 of the pod's namespace is the pause container's process.
+    assert_eq!(
+        out.trim(),
+        "/bin/sleep 1000000",
+        "{out} {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let pause_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state_pid(&pod_id))).unwrap();
+    let app_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state_pid(&id))).unwrap();
+    assert_eq!(app_ns, pause_ns);
+    rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id.clone(),
+    })
+    .await
+    .expect("RemovePodSandbox");
+    let left = runtime_ids();
+    assert!(!left.contains(&id) && !left.contains(&pod_id), "{left:?}");
 }

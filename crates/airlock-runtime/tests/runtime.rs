@@ -402,17 +402,7 @@ fn hooks_run_at_their_points_with_the_state() {
         text(&o)
     );
     assert!(!env.rt(&["state", "h2"]).status.success());
-    // Hooks inside the container's namespaces are refused.
-    let b = env.bundle("b3", &["true"], |c| {
-        c["hooks"] = json!({"createContainer": [{"path": "/bin/true"}]});
-    });
-    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "h3"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o).1.contains("hooks.createContainer"),
-        "{:?}",
-        text(&o)
-    );
+    // Hooks inside the container: tests/hooks_inside.rs.
 }
 
 #[test]

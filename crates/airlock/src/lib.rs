@@ -21,6 +21,7 @@ pub mod cgroup;
 pub mod check;
 mod context;
 mod error;
+mod exec;
 pub mod fs;
 pub mod image;
 pub mod launch;
@@ -38,6 +39,7 @@ pub mod terminal;
 
 pub use context::{default_state_root, Context};
 pub use error::{Error, ErrorKind};
+pub use exec::ExecOptions;
 pub use report::{Ended, ExitReport, FailureKind, SetupError};
-pub use sandbox::{ExecOptions, LifecycleOptions, Sandbox, SpawnOptions, Stopper};
+pub use sandbox::{LifecycleOptions, Sandbox, SpawnOptions, Stopper};
 pub use spec::SandboxSpec;

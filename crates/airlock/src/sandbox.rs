@@ -3,11 +3,12 @@
 //! The plan travels in a sealed memfd (never a file in /tmp), progress and
 //! errors come back as typed messages over a SOCK_SEQPACKET socketpair.
 
-use crate::plan::{ExecPlan, Job, Lifecycle, Plan, ProcessPlan};
+use crate::plan::{ExecPlan, Job, Lifecycle, Plan};
 use crate::report::{ExitReport, Report, SetupError};
 use crate::runner::RUNNER_BIN;
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
+use crate::ExecOptions;
 use crate::{Context, Error};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -63,25 +64,6 @@ pub struct LifecycleOptions {
     pub keep_stdio: bool,
     /// With a terminal: send its master over this unix socket
     /// (SCM_RIGHTS) instead of proxying it (OCI's `--console-socket`).
-    pub console_socket: Option<PathBuf>,
-}
-
-/// A process to run in a running sandbox ([`Sandbox::exec`]). Unset
-/// fields take the workload's.
-#[derive(Debug, Clone, Default)]
-pub struct ExecOptions {
-    pub args: Vec<String>,
-    /// Set on top of the workload's environment.
-    pub env: Vec<(String, String)>,
-    pub cwd: Option<String>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    /// A new pseudo-terminal for the process, proxied to the caller's
-    /// stdin and stdout (put the caller's terminal in raw mode with
-    /// [`crate::terminal::RawMode`]).
-    pub tty: bool,
-    /// With `tty`: send the terminal's master over this unix socket
-    /// instead of proxying it (OCI's `exec --console-socket`).
     pub console_socket: Option<PathBuf>,
 }
 
@@ -265,22 +247,6 @@ fn runner_with(runner: &Path, args: Vec<OsString>, inherit: [Option<RawFd>; 3]) 
     cmd
 }
 
-/// An exec as other ids is judged as if the workload had them, against
-/// the host facts and acknowledgements the sandbox was created with: in a
-/// sandbox sharing the host's user namespace, `exec -u 0` is the host's
-/// root, which the guardrails refuse unless the spec acknowledged it.
-fn judge_exec_identity(plan: &Plan, p: &ProcessPlan) -> Result<(), Error> {
-    let mut spec = plan.spec.clone();
-    spec.process.uid = Some(p.uid);
-    spec.process.gid = Some(p.gid);
-    spec.process.groups.clone_from(&p.groups);
-    let findings = crate::check::check(&spec, &plan.host);
-    if crate::check::refused(&findings) {
-        return Err(Error::Refused(findings));
-    }
-    Ok(())
-}
-
 impl Sandbox {
     /// Validate, check the guardrails, plan, and start `spec`.
     pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, Error> {
@@ -414,29 +380,7 @@ impl Sandbox {
             .into());
         }
         let plan = sb.plan()?;
-        let mut process = ProcessPlan {
-            args: e.args.clone(),
-            cwd: e.cwd.clone().unwrap_or_else(|| plan.process.cwd.clone()),
-            terminal: e.tty,
-            ..plan.process.clone()
-        };
-        if e.args.is_empty() {
-            return Err(crate::spec::SpecError::new("args", "no program to exec").into());
-        }
-        for (k, v) in &e.env {
-            process.env.retain(|(x, _)| x != k);
-            process.env.push((k.clone(), v.clone()));
-        }
-        if let Some(uid) = e.uid {
-            process.uid = uid;
-            process.gid = e.gid.unwrap_or(uid);
-            process.groups.clear();
-        } else if let Some(gid) = e.gid {
-            process.gid = gid;
-        }
-        if e.uid.is_some() || e.gid.is_some() {
-            judge_exec_identity(&plan, &process)?;
-        }
+        let process = crate::exec::process(&plan, e)?;
         let job = Job::Exec(Box::new(ExecPlan {
             dir: sb.dir.clone(),
             walls: plan.walls,

@@ -52,7 +52,7 @@ proptest! {
     #[test]
     fn check_never_panics(src in "[a-z./]{0,20}", readonly: bool, devices: bool, caps in prop::collection::vec("[A-Za-z_]{0,16}", 0..3)) {
         let mut s = SandboxSpec::builder().args(["true"]).build();
-        s.filesystem.mounts.push(Mount::Bind { source: format!("/{src}"), destination: "/x".into(), readonly, devices });
+        s.filesystem.mounts.push(Mount::Bind { source: format!("/{src}"), destination: "/x".into(), readonly, devices, noexec: false, recursive: true });
         s.capabilities = caps;
         let _ = check::check(&s, &Host::default());
     }
@@ -72,7 +72,9 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
                 source,
                 destination,
                 readonly,
-                devices
+                devices,
+                noexec: false,
+                recursive: true,
             }
         ),
         (
@@ -83,7 +85,9 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
             .prop_map(|(destination, size, mode)| Mount::Tmpfs {
                 destination,
                 size: size.map(Size),
-                mode: mode.map(FileMode)
+                mode: mode.map(FileMode),
+                readonly: false,
+                noexec: false,
             }),
         path.prop_map(|destination| Mount::Proc { destination }),
         path.prop_map(|destination| Mount::Dev { destination }),

@@ -187,7 +187,7 @@ pub async fn exec(
         uid: start.uid,
         gid: start.gid,
         tty: start.tty,
-        console_socket: None,
+        ..Default::default()
     };
     let (tx, rx) = mpsc::channel(16);
     let (out_tx, out_rx) = mpsc::channel(16);

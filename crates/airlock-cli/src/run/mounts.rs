@@ -228,6 +228,8 @@ fn to_mount(
         destination: v[1].clone(),
         readonly,
         devices,
+        noexec: false,
+        recursive: true,
     };
     let file = |flag: &str, default: u32| -> Result<Mount, String> {
         Ok(Mount::File {
@@ -249,6 +251,8 @@ fn to_mount(
             destination: v[0].clone(),
             size,
             mode: mode.or(Some(FileMode(0o755))),
+            readonly: false,
+            noexec: false,
         },
         "proc" => Mount::Proc {
             destination: v[0].clone(),

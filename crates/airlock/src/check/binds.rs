@@ -327,6 +327,8 @@ mod tests {
             destination: dst.into(),
             readonly,
             devices: false,
+            noexec: false,
+            recursive: true,
         }
     }
 

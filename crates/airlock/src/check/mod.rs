@@ -129,6 +129,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
         list: Vec::new(),
     };
     let has_host_bind = binds::judge_filesystem(&mut f, spec, host);
+    judge_devices(&mut f, spec);
     let caps = capability_names(spec);
     identity::judge(&mut f, spec, host, &caps);
     judge_protections(&mut f, spec);
@@ -139,6 +140,29 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     judge_caller_binds(&mut f, spec, host, &caps);
     judge_acknowledgements(&mut f, spec);
     f.list
+}
+
+/// A device node reaches the host's hardware or kernel (a disk, memory,
+/// the kernel log, a console) unless it is one of the harmless few.
+fn judge_devices(f: &mut Findings, spec: &SandboxSpec) {
+    use crate::spec::{DeviceKind, HARMLESS_DEVICES};
+    for (i, d) in spec.filesystem.devices.iter().enumerate() {
+        let harmless = d.kind == DeviceKind::Char && HARMLESS_DEVICES.contains(&(d.major, d.minor));
+        if !harmless {
+            let kind = match d.kind {
+                DeviceKind::Char => "character",
+                DeviceKind::Block => "block",
+            };
+            f.add(
+                "host-dev-bind",
+                format!("filesystem.devices[{i}]"),
+                format!(
+                    "{} is the host's {kind} device {}:{}, which reaches the host's hardware or kernel (disks, memory, consoles)",
+                    d.path, d.major, d.minor
+                ),
+            );
+        }
+    }
 }
 
 /// An idmapped mount that can be written gives sandbox root the host
@@ -186,7 +210,11 @@ fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &
 /// Protections that are on unless the spec turns them off: the PID
 /// namespace, no_new_privs, the syscall filter.
 fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
-    if !spec.namespaces.pid {
+    // A PID namespace joined by path is another sandbox's (a pod's), not
+    // the host's: the runner joins it only through that sandbox's user
+    // namespace.
+    let pid_shared = !spec.namespaces.pid && !spec.namespaces.join.contains_key("pid");
+    if pid_shared {
         f.add(
             "shared-pid",
             "namespaces.pid",
@@ -248,6 +276,7 @@ fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has
         );
     }
     if !spec.namespaces.pid
+        && !spec.namespaces.join.contains_key("pid")
         && caps
             .iter()
             .any(|c| c == "CAP_KILL" || c == "CAP_SYS_PTRACE")
@@ -389,3 +418,5 @@ pub fn render(findings: &[Finding]) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pod;

@@ -10,6 +10,8 @@ fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
         destination: dst.into(),
         readonly,
         devices: false,
+        noexec: false,
+        recursive: true,
     }
 }
 
@@ -120,6 +122,8 @@ fn host_dev_bind() {
         destination: "/dev".into(),
         readonly: false,
         devices: true,
+        noexec: false,
+        recursive: true,
     };
     // A writable /dev brings the host's shared /dev/shm along.
     assert_eq!(

@@ -7,10 +7,12 @@
 //! default profile's were compiled at build time, see [`crate::seccomp`])
 //! and drawing the sandbox's random id.
 
+mod hooks;
 mod ids;
 pub mod mounts;
 mod pids;
 
+pub use hooks::{Hook, InsideHooks};
 pub use ids::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
 pub use mounts::{writable_paths, FsPlan, MountStep};
 
@@ -63,6 +65,11 @@ pub struct Plan {
     /// by every exec before it joins the user namespace).
     #[serde(default)]
     pub join: Vec<(Namespace, String)>,
+    /// The sandbox's user namespace is the one that owns the joined PID
+    /// namespace, not a new one: PID 1 is cloned with no new namespace,
+    /// joins it, and makes the others there (see `runner::pidns`).
+    #[serde(default)]
+    pub userns_of_pid: bool,
     /// Namespaced kernel parameters, written by PID 1 in its namespaces.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
@@ -95,6 +102,10 @@ pub struct Plan {
     /// A sandbox with state: its directory, and how it lives.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
+    /// Programs run inside the sandbox at two points of its setup (OCI's
+    /// createContainer and startContainer hooks).
+    #[serde(default, skip_serializing_if = "InsideHooks::is_empty")]
+    pub hooks: InsideHooks,
 }
 
 impl Plan {
@@ -247,6 +258,16 @@ pub fn environment(p: &spec::Process, caller_env: &[(String, String)]) -> Vec<(S
     env.into_iter().collect()
 }
 
+/// Resource numbers of the rlimits of a valid spec.
+pub fn rlimit_numbers(p: &spec::Process) -> Vec<(i32, u64, u64)> {
+    rlimits(p)
+}
+
+/// Capability numbers of a valid spec.
+pub fn capability_numbers(spec: &SandboxSpec) -> Vec<u8> {
+    capabilities(spec)
+}
+
 /// Resource numbers of the rlimits; validate() has refused unknown names.
 fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
     p.rlimits
@@ -282,13 +303,17 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         None
     };
     check_idmap(spec, ctx)?;
-    let filesystem = mounts::resolve(spec, ns.pid, mounts::caller_maps(spec, caller, &ids));
+    // A joined PID namespace gets a /proc of its own too, mounted by PID 1
+    // from inside it.
+    let own_proc = ns.pid || ns.join.contains_key("pid");
+    let filesystem = mounts::resolve(spec, own_proc, mounts::caller_maps(spec, caller, &ids));
     if filesystem.caller_maps.is_some() {
         // What the workload makes in those binds is the caller's on the
         // host: no setuid or setgid mode may come out of them.
         seccomp.extend(crate::seccomp::set_id_program(&spec.seccomp)?);
     }
     let namespaces = Namespace::new_in(ns);
+    let userns_of_pid = ns.user && ns.join.contains_key("pid");
     Ok(Plan {
         id,
         spec: spec.clone(),
@@ -296,7 +321,12 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         uid_map: ids.uid_map,
         gid_map: ids.gid_map,
         use_newidmap: ids.use_newidmap,
-        clone_flags: namespace::clone_flags(&namespaces),
+        clone_flags: if userns_of_pid {
+            0
+        } else {
+            namespace::clone_flags(&namespaces)
+        },
+        userns_of_pid,
         namespaces,
         hostname: ns.uts.then(|| spec.hostname.clone()),
         clocks: ns.time.then(|| spec.time.clone()),
@@ -307,6 +337,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             ("net", Namespace::Net),
             ("ipc", Namespace::Ipc),
             ("uts", Namespace::Uts),
+            ("pid", Namespace::Pid),
         ]
         .into_iter()
         .filter_map(|(k, n)| ns.join.get(k).map(|p| (n, p.clone())))
@@ -339,6 +370,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         verbose: false,
         host: Default::default(),
         lifecycle: None,
+        hooks: InsideHooks::default(),
     })
 }
 
@@ -418,6 +450,8 @@ mod tests {
             destination: dst.into(),
             readonly,
             devices: false,
+            noexec: false,
+            recursive: true,
         };
         let mut s = spec();
         s.process.uid = Some(5);
@@ -567,6 +601,30 @@ mod tests {
             .walls
             .landlock
             .is_none());
+    }
+
+    #[test]
+    fn a_joined_pid_namespace_is_entered_through_its_owner() {
+        let mut s = spec();
+        s.namespaces.pid = false;
+        s.namespaces
+            .join
+            .insert("pid".into(), "/proc/42/ns/pid".into());
+        s.filesystem.mounts = vec![spec::Mount::Proc {
+            destination: "/proc".into(),
+        }];
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        // PID 1 is cloned with nothing new and makes the rest in the
+        // owner's user namespace; its /proc is its own.
+        assert!(p.userns_of_pid);
+        assert_eq!(p.clone_flags, 0);
+        assert!(p.join.contains(&(Namespace::Pid, "/proc/42/ns/pid".into())));
+        assert!(matches!(p.filesystem.steps[0], MountStep::Proc { .. }));
+        // Without a user namespace there is no owner to join.
+        s.namespaces.user = false;
+        let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+        assert!(!p.userns_of_pid);
+        assert_ne!(p.clone_flags, 0);
     }
 
     #[test]

@@ -56,11 +56,21 @@ pub enum MountStep {
         devices: bool,
         #[serde(default)]
         idmap: Idmap,
+        /// MOUNT_ATTR_NOEXEC.
+        #[serde(default)]
+        noexec: bool,
+        /// The mounts below the source come along (`rbind`).
+        #[serde(default = "yes")]
+        recursive: bool,
     },
     Tmpfs {
         destination: String,
         size: Option<Size>,
         mode: u32,
+        #[serde(default)]
+        readonly: bool,
+        #[serde(default)]
+        noexec: bool,
     },
     /// A fresh procfs of the sandbox's PID namespace.
     Proc {
@@ -75,6 +85,19 @@ pub enum MountStep {
     /// A minimal /dev (see `runner::dev`).
     Dev {
         destination: String,
+    },
+    /// A device node: a root caller's is made on the host side (on a
+    /// private tmpfs, mode and owner as asked, the owner's ids those
+    /// inside), a rootless caller's is the host's node at `destination`;
+    /// either is bound in.
+    Device {
+        destination: String,
+        kind: crate::spec::DeviceKind,
+        major: u32,
+        minor: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
     },
     Mqueue {
         destination: String,
@@ -115,6 +138,10 @@ pub enum MountStep {
     ReadOnlyRoot,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl MountStep {
     /// Where a step that mounts something mounts it.
     pub fn mountpoint(&self) -> Option<&str> {
@@ -124,6 +151,7 @@ impl MountStep {
             | MountStep::Proc { destination }
             | MountStep::HostProc { destination }
             | MountStep::Dev { destination }
+            | MountStep::Device { destination, .. }
             | MountStep::Mqueue { destination }
             | MountStep::Sysfs { destination } => Some(destination),
             _ => None,
@@ -158,6 +186,16 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
         .iter()
         .map(|m| step(m, own_pid, fs, caller_maps.is_some()))
         .collect();
+    // After the mounts: their /dev is where the nodes go.
+    steps.extend(fs.devices.iter().map(|d| MountStep::Device {
+        destination: d.path.clone(),
+        kind: d.kind,
+        major: d.major,
+        minor: d.minor,
+        mode: d.mode.map_or(0o666, |m| m.0),
+        uid: d.uid.unwrap_or(0),
+        gid: d.gid.unwrap_or(0),
+    }));
     // The OCI paths name /proc; every other procfs in the sandbox hides
     // and protects the same files.
     let procs: Vec<&str> = fs
@@ -259,6 +297,8 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             source,
             readonly,
             devices,
+            noexec,
+            recursive,
             ..
         } => MountStep::Bind {
             source: source.clone(),
@@ -272,11 +312,21 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             destination,
             readonly: *readonly,
             devices: *devices,
+            noexec: *noexec,
+            recursive: *recursive,
         },
-        Mount::Tmpfs { size, mode, .. } => MountStep::Tmpfs {
+        Mount::Tmpfs {
+            size,
+            mode,
+            readonly,
+            noexec,
+            ..
+        } => MountStep::Tmpfs {
             destination,
             size: *size,
             mode: mode.map_or(0o755, |m| m.0),
+            readonly: *readonly,
+            noexec: *noexec,
         },
         Mount::Proc { .. } if own_pid => MountStep::Proc { destination },
         Mount::Proc { .. } => MountStep::HostProc { destination },
@@ -317,7 +367,11 @@ pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
                 destination,
                 ..
             }
-            | Mount::Tmpfs { destination, .. }
+            | Mount::Tmpfs {
+                destination,
+                readonly: false,
+                ..
+            }
             | Mount::Dev { destination }
             | Mount::Proc { destination }
             | Mount::Mqueue { destination } => out.push(destination.clone()),
@@ -375,6 +429,37 @@ mod tests {
         for want in ["mask /proc/kcore", "mask /p/kcore", "read-only /p/sys"] {
             assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
         }
+    }
+
+    #[test]
+    fn device_nodes_come_after_the_mounts_and_before_dev_is_sealed() {
+        let mut spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .default_view()
+            .build();
+        spec.filesystem.devices.push(crate::spec::Device {
+            path: "/dev/fuse".into(),
+            kind: crate::spec::DeviceKind::Char,
+            major: 10,
+            minor: 229,
+            mode: None,
+            uid: None,
+            gid: None,
+        });
+        let fs = resolve(&spec, true, None);
+        let names: Vec<String> = fs.steps.iter().map(MountStep::describe).collect();
+        let at = |s: &str| names.iter().position(|n| n == s).unwrap();
+        assert!(at("mount /tmp") < at("mount /dev/fuse"));
+        assert!(at("mount /dev/fuse") < at("make /dev read-only"));
+        assert!(matches!(
+            fs.steps[at("mount /dev/fuse")],
+            MountStep::Device {
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+                ..
+            }
+        ));
     }
 
     #[test]

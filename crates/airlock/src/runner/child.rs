@@ -7,7 +7,7 @@
 
 use super::report::{Reporter, SetupError, StepExt};
 use super::sources::HostTrees;
-use super::{exec, identity, mount, net, signals, time};
+use super::{exec, hooks, identity, mount, net, signals, time};
 use crate::plan::Plan;
 use crate::spec::InitMode;
 use std::os::fd::{AsFd, OwnedFd};
@@ -20,8 +20,9 @@ pub fn main(
     report: Reporter,
     hold: Option<OwnedFd>,
     cloned: Option<HostTrees>,
+    userns: Option<OwnedFd>,
 ) -> ! {
-    let (go, slave) = match setup(&plan, go, report, cloned) {
+    let (go, slave) = match setup(&plan, go, report, cloned, userns) {
         Ok(x) => x,
         Err(e) => {
             report.failed(&e);
@@ -80,6 +81,7 @@ fn setup(
     go: OwnedFd,
     report: Reporter,
     cloned: Option<HostTrees>,
+    userns: Option<OwnedFd>,
 ) -> Result<(OwnedFd, Option<OwnedFd>), SetupError> {
     // The supervisor writes our id maps from outside, then says go. It
     // keeps its end of the pipe open for as long as it lives.
@@ -89,6 +91,12 @@ fn setup(
         _ => std::process::exit(125),
     }
 
+    if let Some(owner) = userns {
+        // Cloned into a joined PID namespace with nothing new: its owner
+        // is our user namespace, where we make the rest.
+        report.progress(|| "join the pid namespace's user namespace".into());
+        super::pidns::join_owner(plan, &owner)?;
+    }
     if plan.user_ns() {
         become_namespace_root(plan, report)?;
     }
@@ -135,8 +143,19 @@ fn setup(
     // ours, while the host's /proc is still mounted.
     crate::sys::write_sysctls(&plan.sysctls, report)?;
 
+    if !plan.hooks.is_empty() {
+        hooks::note_host_pid();
+    }
     let trees = mount::prepare(plan, cloned, report)?;
     mount::apply(plan, &trees, report)?;
+    if !plan.hooks.create.is_empty() {
+        report.progress(|| "run the hooks inside, before pivot_root".into());
+        let place = hooks::Place::BeforePivot {
+            host: trees.host.as_fd(),
+            root: trees.root.as_fd(),
+        };
+        hooks::run(&plan.hooks.create, &plan.hooks.state, "creating", &place)?;
+    }
     mount::enter(trees, report)?;
 
     if let Some(name) = &plan.hostname {
@@ -237,6 +256,9 @@ fn become_workload(
             None => Ok(()),
         })?;
         if let Some(h) = hold {
+            // What start would exec must be there now: a create that
+            // succeeds promises a start that can.
+            exec::look_up(p)?;
             report.send(&super::report::Report::Held);
             let mut b = [0u8; 1];
             match rustix::io::read(h, &mut b) {
@@ -244,6 +266,15 @@ fn become_workload(
                 // The supervisor is gone: nothing will ever start us.
                 _ => std::process::exit(125),
             }
+        }
+        if !plan.hooks.start.is_empty() {
+            report.progress(|| "run the hooks inside, before the exec".into());
+            hooks::run(
+                &plan.hooks.start,
+                &plan.hooks.state,
+                "created",
+                &hooks::Place::Inside,
+            )?;
         }
         report.progress(|| format!("exec {}", p.args[0]));
         Ok(())

@@ -85,6 +85,58 @@ pub fn exec(p: &ProcessPlan) -> SetupError {
     }
 }
 
+/// Find the program as execve will, without running it: an executable
+/// regular file at its path, or in one of the PATH directories. A created
+/// sandbox checks this before it waits for `start`, so a program that is
+/// not there fails the create (as runc's does) rather than the start.
+/// The words are the ones clients match to give a shell's status
+/// ("executable file not found in $PATH" or "no such file or directory"
+/// is 127, "permission denied" 126).
+pub fn look_up(p: &ProcessPlan) -> Result<(), SetupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let program = &p.args[0];
+    let path_var = p
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+    let executable = |c: &str| {
+        std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return match std::fs::metadata(program) {
+            Ok(_) if executable(program) => Ok(()),
+            Ok(_) => Err(SetupError {
+                step: format!("exec {program}"),
+                reason: format!("{program}: permission denied (not an executable file)"),
+                errno: Some(libc::EACCES),
+                kind: FailureKind::NotExecutable,
+            }),
+            Err(e) => Err(SetupError {
+                step: format!("exec {program}"),
+                reason: format!("{program}: no such file or directory in the sandbox"),
+                errno: e.raw_os_error(),
+                kind: FailureKind::NotFound,
+            }),
+        };
+    }
+    let found = path_var
+        .split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .any(|d| executable(&format!("{}/{program}", d.trim_end_matches('/'))));
+    if found {
+        return Ok(());
+    }
+    Err(SetupError {
+        step: format!("exec {program}"),
+        reason: format!(
+            "exec: \"{program}\": executable file not found in $PATH (the sandbox's PATH is {path_var})"
+        ),
+        errno: Some(libc::ENOENT),
+        kind: FailureKind::NotFound,
+    })
+}
+
 /// `found` exists but execve said ENOENT: name the interpreter or loader
 /// the sandbox lacks, not the program it has.
 fn no_interpreter(program: &str, found: &str, e: io::Error) -> SetupError {

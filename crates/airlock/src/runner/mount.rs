@@ -207,9 +207,18 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 destination,
                 size,
                 mode,
+                readonly,
+                noexec,
             } => {
                 report.progress(|| format!("mount {destination}: tmpfs"));
-                tmpfs(root, destination, *size, *mode).step(step)?;
+                let mut attrs = 0;
+                if *readonly {
+                    attrs |= MOUNT_ATTR_RDONLY;
+                }
+                if *noexec {
+                    attrs |= MOUNT_ATTR_NOEXEC;
+                }
+                tmpfs(root, destination, *size, *mode, attrs).step(step)?;
             }
             MountStep::HostProc { destination } => {
                 report.progress(|| {
@@ -220,6 +229,18 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             MountStep::Proc { destination } => {
                 report.progress(|| format!("mount {destination}: proc"));
                 mount_fs_at(root, destination, "proc", &[], NO_SUID_DEV_EXEC).step(step)?;
+            }
+            MountStep::Device {
+                destination,
+                major,
+                minor,
+                ..
+            } => {
+                report.progress(|| format!("mount {destination}: device {major}:{minor}"));
+                let tree = trees.sources[i]
+                    .as_ref()
+                    .expect("every device node was made or cloned");
+                bind(root, tree, destination).step(step)?;
             }
             MountStep::Dev { destination } => {
                 report.progress(|| format!("mount {destination}: minimal /dev"));
@@ -278,9 +299,19 @@ fn bind(root: BorrowedFd, tree: &OwnedFd, dest: &str) -> io::Result<()> {
     attach(tree, target)
 }
 
-fn tmpfs(root: BorrowedFd, dest: &str, size: Option<Size>, mode: u32) -> io::Result<()> {
+/// `attrs` beyond nosuid and nodev (read-only, noexec).
+fn tmpfs(
+    root: BorrowedFd,
+    dest: &str,
+    size: Option<Size>,
+    mode: u32,
+    attrs: u64,
+) -> io::Result<()> {
     let target = ensure_target(root, dest, TargetKind::Dir)?;
     let mnt = new_tmpfs(mode, size)?;
+    if attrs != 0 {
+        sys::mount_setattr(&mnt, attrs, false)?;
+    }
     attach(mnt, target)
 }
 

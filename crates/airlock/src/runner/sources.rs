@@ -19,7 +19,7 @@ use crate::check::Snapshot;
 use crate::plan::mounts::Idmap;
 use crate::plan::{MountStep, Plan};
 use crate::spec::Root;
-use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use rustix::fs::{Mode, OFlags};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -43,24 +43,50 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
         None => None,
     };
     let mut binds = Vec::with_capacity(plan.filesystem.steps.len());
-    for m in &plan.filesystem.steps {
+    // Where a root caller's device nodes are made.
+    let mut nodes: Option<OwnedFd> = None;
+    for (i, m) in plan.filesystem.steps.iter().enumerate() {
         binds.push(match m {
+            MountStep::Device { destination, .. } => {
+                let step = || format!("mount {destination}");
+                Some(if plan.caller.is_root() {
+                    if nodes.is_none() {
+                        // Made by host root: no SB_I_NODEV, so the nodes
+                        // open; nosuid like every mount.
+                        let fs = super::fs::new_fs(
+                            "tmpfs",
+                            &[("mode", Some("0755"))],
+                            MOUNT_ATTR_NOSUID,
+                        )
+                        .step(|| "a tmpfs for the device nodes".into())?;
+                        nodes = Some(fs);
+                    }
+                    make_node(plan, nodes.as_ref().expect("made above"), i, m).step(step)?
+                } else {
+                    host_node(plan, &seen, m)?
+                })
+            }
             MountStep::Bind {
                 source,
                 destination,
                 readonly,
                 devices,
                 idmap,
+                noexec,
+                recursive,
             } => {
                 let step = || format!("mount {destination}");
                 let src = open_source(plan, &seen, &step, source)?;
-                let tree = clone_tree(&src, true).step(step)?;
+                let tree = clone_tree(&src, *recursive).step(step)?;
                 let mut attrs = MOUNT_ATTR_NOSUID;
                 if !devices {
                     attrs |= MOUNT_ATTR_NODEV;
                 }
                 if *readonly {
                     attrs |= MOUNT_ATTR_RDONLY;
+                }
+                if *noexec {
+                    attrs |= MOUNT_ATTR_NOEXEC;
                 }
                 sys::mount_setattr(&tree, attrs, true).step(step)?;
                 // A device node, fifo or socket holds no files to create or
@@ -114,6 +140,98 @@ fn make_mountpoints(plan: &Plan, root: &OwnedFd, binds: &[Option<OwnedFd>]) {
     }
 }
 
+/// A device node of the sandbox's own on `fs`, with the mode and owner
+/// the step asks for (its ids inside, mapped to the host's), cloned as a
+/// bind of that one file.
+fn make_node(plan: &Plan, fs: &OwnedFd, i: usize, m: &MountStep) -> io::Result<OwnedFd> {
+    use rustix::fs::{AtFlags, FileType};
+    let MountStep::Device {
+        kind,
+        major,
+        minor,
+        mode,
+        uid,
+        gid,
+        ..
+    } = m
+    else {
+        unreachable!("a device step")
+    };
+    let (host_uid, host_gid) = if plan.user_ns() {
+        let unmapped = |what: &str, id: u32| {
+            io::Error::other(format!(
+                "{what} {id} is not mapped in the sandbox's user namespace"
+            ))
+        };
+        (
+            crate::spec::host_id(&plan.uid_map, *uid).ok_or_else(|| unmapped("uid", *uid))?,
+            crate::spec::host_id(&plan.gid_map, *gid).ok_or_else(|| unmapped("gid", *gid))?,
+        )
+    } else {
+        (*uid, *gid)
+    };
+    let name = format!("{i}");
+    let ft = match kind {
+        crate::spec::DeviceKind::Char => FileType::CharacterDevice,
+        crate::spec::DeviceKind::Block => FileType::BlockDevice,
+    };
+    let dev = rustix::fs::makedev(*major, *minor);
+    rustix::fs::mknodat(fs, name.as_str(), ft, Mode::from_raw_mode(*mode), dev)?;
+    rustix::fs::chownat(
+        fs,
+        name.as_str(),
+        Some(rustix::process::Uid::from_raw(host_uid)),
+        Some(rustix::process::Gid::from_raw(host_gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    // mknod applied our umask.
+    rustix::fs::chmodat(
+        fs,
+        name.as_str(),
+        Mode::from_raw_mode(*mode),
+        AtFlags::empty(),
+    )?;
+    Ok(rustix::mount::open_tree(
+        fs,
+        name.as_str(),
+        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )?)
+}
+
+/// A rootless caller cannot make a node: the host's at the same path,
+/// if it is the device asked for, bound as it is.
+fn host_node(plan: &Plan, seen: &Snapshot, m: &MountStep) -> Result<OwnedFd> {
+    let MountStep::Device {
+        destination,
+        kind,
+        major,
+        minor,
+        ..
+    } = m
+    else {
+        unreachable!("a device step")
+    };
+    let step = || format!("mount {destination}");
+    let src = open_source(plan, seen, &step, destination)?;
+    let st = rustix::fs::fstat(&src).step(step)?;
+    let want = match kind {
+        crate::spec::DeviceKind::Char => rustix::fs::FileType::CharacterDevice,
+        crate::spec::DeviceKind::Block => rustix::fs::FileType::BlockDevice,
+    };
+    let same = rustix::fs::FileType::from_raw_mode(st.st_mode) == want
+        && (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (*major, *minor);
+    if !same {
+        return Err(SetupError::new(
+            step(),
+            format!("the host's {destination} is not device {major}:{minor} of that kind"),
+        ));
+    }
+    let tree = clone_tree(&src, false).step(step)?;
+    sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID, false).step(step)?;
+    Ok(tree)
+}
+
 /// A directory or a regular file, where ownership decides who may write.
 fn holds_files(fd: &OwnedFd) -> io::Result<bool> {
     use rustix::fs::FileType;
@@ -150,7 +268,8 @@ fn not_idmappable(destination: &str, source: &str, e: &io::Error) -> SetupError 
 impl HostTrees {
     /// Once PID 1's id maps are written: make the trees the plan shows
     /// with host ownership idmapped through its user namespace.
-    pub fn idmap(&self, plan: &Plan, pid: i32) -> Result<()> {
+    /// `owner`: the user namespace PID 1 will join, when it is not its own.
+    pub fn idmap(&self, plan: &Plan, pid: i32, owner: Option<&OwnedFd>) -> Result<()> {
         let wanted = plan
             .filesystem
             .steps
@@ -172,7 +291,7 @@ impl HostTrees {
         for (dest, tree) in wanted.chain(root) {
             let step = || format!("idmap {dest}");
             let tree = tree.ok_or_else(|| SetupError::new(step(), "no tree was cloned for it"))?;
-            if userns.is_none() {
+            if userns.is_none() && owner.is_none() {
                 let path = format!("/proc/{pid}/ns/user");
                 userns = Some(
                     rustix::fs::open(
@@ -183,7 +302,7 @@ impl HostTrees {
                     .step(|| "idmap: open the sandbox's user namespace".into())?,
                 );
             }
-            let ns = userns.as_ref().expect("opened above");
+            let ns = owner.unwrap_or_else(|| userns.as_ref().expect("opened above"));
             sys::mount_setattr_idmap(tree, ns).step(step)?;
         }
         Ok(())

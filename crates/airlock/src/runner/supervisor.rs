@@ -120,6 +120,8 @@ pub(super) fn supervise(
         true => Some(sources::clone_trees(&plan, report)?),
         false => None,
     };
+    // Only for the clone: PID 1 is born in it, our other children not.
+    let pid_join = super::pidns::enter_for_clone(&plan)?;
     report.progress(|| "clone3 into new namespaces".into());
     let (pid, pidfd) =
         match sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) {
@@ -130,12 +132,19 @@ pub(super) fn supervise(
                     inner: inner_child,
                     hold: hold_read,
                     cloned,
+                    userns: pid_join.and_then(|j| j.userns),
                 };
                 become_pid1(plan, alive_fd, logs, ends, report)
             }
             Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
             Err(e) => return Err(clone_failed(&e)),
         };
+    if let Some(j) = &pid_join {
+        if let Err(e) = j.leave() {
+            kill_and_reap(&pidfd, pid);
+            return Err(e);
+        }
+    }
     let started = Instant::now();
     drop((go_read, inner_child, cgroup_fd, hold_read));
     if lifecycle
@@ -159,11 +168,15 @@ pub(super) fn supervise(
         report,
     )?;
     // Idmapped only now: the user namespace needs its maps first.
-    if let Err(e) = cloned.as_ref().map_or(Ok(()), |c| c.idmap(&plan, pid)) {
+    let owner = pid_join.as_ref().and_then(|j| j.userns.as_ref());
+    if let Err(e) = cloned
+        .as_ref()
+        .map_or(Ok(()), |c| c.idmap(&plan, pid, owner))
+    {
         kill_and_reap(&pidfd, pid);
         return Err(e);
     }
-    drop(cloned);
+    drop((cloned, pid_join));
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
@@ -219,8 +232,13 @@ fn finish(
         let _ = sb.update(|st| {
             st.status = Status::Stopped;
             st.finished = Some(crate::state::now());
-            st.reason = outcome.killed.clone().or(st.reason.take());
-            st.exit = (!outcome.failed).then(|| exit.clone());
+            st.reason = outcome
+                .killed
+                .clone()
+                .or(outcome.failed_after_create.clone())
+                .or(st.reason.take());
+            st.exit =
+                (!outcome.failed || outcome.failed_after_create.is_some()).then(|| exit.clone());
         });
     }
     if let Some(g) = guard {
@@ -259,7 +277,14 @@ fn prepare_host_side(
     }
     overlay::prepare_upper(plan)?;
     // PID 1 is cloned into what we are in, for what it does not make new.
-    join_by_path(&plan.join)?;
+    // Not the PID namespace: that one only for the clone (`pidns`).
+    let join: Vec<_> = plan
+        .join
+        .iter()
+        .filter(|(n, _)| *n != crate::namespace::Namespace::Pid)
+        .cloned()
+        .collect();
+    join_by_path(&join)?;
     crate::sys::write_sysctls(&plan.join_sysctls, report)?;
     let cgroup = create_cgroup(plan, report)?;
     let cgroup_fd = match cgroup.as_ref().and_then(|c| c.v2.as_ref()) {
@@ -314,6 +339,8 @@ struct Pid1Ends {
     inner: OwnedFd,
     hold: Option<OwnedFd>,
     cloned: Option<sources::HostTrees>,
+    /// The user namespace to join first (see `pidns`).
+    userns: Option<OwnedFd>,
 }
 
 /// Join the namespaces at `paths` (before the clone, and, for an exec,
@@ -388,7 +415,7 @@ fn become_pid1(
     // SAFETY: the report fd is the inner socket now, open until the exec
     // that ends this process image.
     let report = Reporter::new(unsafe { BorrowedFd::borrow_raw(report_fd()) }, plan.verbose);
-    child::main(plan, ends.go, report, ends.hold, ends.cloned)
+    child::main(plan, ends.go, report, ends.hold, ends.cloned, ends.userns)
 }
 
 fn clone_failed(e: &std::io::Error) -> SetupError {
@@ -429,7 +456,8 @@ fn start_pid1(
     } else {
         None
     };
-    if plan.user_ns() {
+    // A joined user namespace has its maps (checked to be ours).
+    if plan.user_ns() && !plan.userns_of_pid {
         report.progress(|| "write id maps".into());
         idmap::write_maps(plan, pid).map_err(early)?;
     }

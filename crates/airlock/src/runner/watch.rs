@@ -44,6 +44,8 @@ pub(super) struct Watch<'a> {
     /// Where a terminal's master goes instead of being proxied.
     pub(super) console_socket: Option<std::path::PathBuf>,
     pub(super) failed: bool,
+    /// Why the workload of a created sandbox failed after `start`.
+    pub(super) failed_after_create: Option<String>,
     pub(super) exec_seen: bool,
     /// The caller has been told the sandbox started (or is created).
     pub(super) announced: bool,
@@ -66,6 +68,9 @@ pub(super) struct Outcome {
     /// Setup failed (the caller was told why).
     pub failed: bool,
     pub timed_out: bool,
+    /// Setup had finished (the sandbox was created) and what `start`
+    /// released failed: why. The sandbox ran, so its exit is recorded.
+    pub failed_after_create: Option<String>,
     /// Why the sandbox was killed, if it was.
     pub killed: Option<String>,
 }
@@ -100,6 +105,7 @@ impl<'a> Watch<'a> {
             tty: None,
             console_socket: None,
             failed: false,
+            failed_after_create: None,
             exec_seen: false,
             announced: false,
         }
@@ -119,6 +125,7 @@ impl<'a> Watch<'a> {
         Ok(Outcome {
             failed: self.failed,
             timed_out: self.timed_out,
+            failed_after_create: self.failed_after_create.take(),
             killed: self.killed.take(),
         })
     }
@@ -243,7 +250,12 @@ impl<'a> Watch<'a> {
             Ok((0, _)) | Err(Some(rustix::io::Errno::CONNRESET)) => self.setup_ended(),
             Ok((n, fds)) => {
                 match serde_json::from_slice::<Report>(&buf[..n]) {
-                    Ok(Report::Failed(_)) => self.failed = true,
+                    Ok(Report::Failed(e)) => {
+                        self.failed = true;
+                        if self.announced {
+                            self.failed_after_create = Some(e.to_string());
+                        }
+                    }
                     Ok(Report::Exec) => self.exec_seen = true,
                     Ok(Report::Held) => {
                         self.announce(Status::Created);

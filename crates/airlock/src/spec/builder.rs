@@ -86,6 +86,8 @@ impl SpecBuilder {
             destination: destination.into(),
             readonly: true,
             devices: false,
+            noexec: false,
+            recursive: true,
         })
     }
 
@@ -95,6 +97,8 @@ impl SpecBuilder {
             destination: destination.into(),
             readonly: false,
             devices: false,
+            noexec: false,
+            recursive: true,
         })
     }
 
@@ -103,6 +107,8 @@ impl SpecBuilder {
             destination: destination.into(),
             size,
             mode: Some(FileMode(0o755)),
+            readonly: false,
+            noexec: false,
         })
     }
 

@@ -6,11 +6,13 @@
 //! the sandbox's clocks starting near zero.
 
 mod builder;
+mod devices;
 mod parse;
 pub mod size;
 pub mod validate;
 
 pub use builder::SpecBuilder;
+pub use devices::{Device, DeviceKind, HARMLESS_DEVICES};
 pub use parse::{from_json, from_str_auto, from_toml, ParseError};
 pub use size::{parse_mode, parse_size, FileMode, Size};
 pub use validate::{parse_capability, validate, SpecError};
@@ -222,9 +224,13 @@ pub struct Namespaces {
     pub user: bool,
     pub cgroup: bool,
     pub time: bool,
-    /// Namespaces joined by path instead of made (`net`, `ipc` and `uts` for now:
-    /// `{"net": "/run/netns/x"}`, with `net = false`), as a platform that
-    /// prepares networking or a pod's shared IPC and hostname hands them over.
+    /// Namespaces joined by path instead of made (`net`, `ipc`, `uts` and
+    /// `pid`: `{"net": "/run/netns/x"}`, with `net = false`), as a platform
+    /// that prepares networking or a pod's shared IPC, hostname and
+    /// processes hands them over. A PID namespace owned by a user namespace
+    /// other than the caller's is joined through that user namespace
+    /// (the sandbox's own, which must have the sandbox's id maps): only
+    /// there can the sandbox mount its /proc.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub join: BTreeMap<String, String>,
 }
@@ -300,6 +306,14 @@ pub struct Filesystem {
     /// Whose files a root caller's writable binds show and write.
     #[serde(skip_serializing_if = "BindOwner::is_caller")]
     pub bind_owner: BindOwner,
+    /// Device nodes made in the sandbox after the mounts (OCI's
+    /// `linux.devices`). A root caller gets a node of the sandbox's own,
+    /// with the mode and owner asked (made by host root on a private
+    /// tmpfs and bound in: mknod is not allowed in a user namespace); a
+    /// rootless caller gets the host's node of that number at `path`,
+    /// bound as it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
 }
 
 /// How a root caller's writable binds meet the sandbox's user namespace.
@@ -404,6 +418,7 @@ impl Default for Filesystem {
                 .collect(),
             idmap: Vec::new(),
             bind_owner: BindOwner::Caller,
+            devices: Vec::new(),
         }
     }
 }
@@ -442,6 +457,10 @@ fn yes() -> bool {
     true
 }
 
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
 impl Default for Root {
     fn default() -> Self {
         Root::Tmpfs {
@@ -456,7 +475,10 @@ impl Default for Root {
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Mount {
     /// A host path bound into the sandbox; read-only unless `readonly` is false.
-    /// `devices` keeps device nodes usable (bubblewrap's `--dev-bind`).
+    /// `devices` keeps device nodes usable (bubblewrap's `--dev-bind`);
+    /// `noexec` forbids executing its files; `recursive` (the default)
+    /// takes the mounts below the source along, as `rbind` does, while a
+    /// plain `bind` shows the source's own filesystem only.
     Bind {
         source: String,
         destination: String,
@@ -464,13 +486,23 @@ pub enum Mount {
         readonly: bool,
         #[serde(default)]
         devices: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        noexec: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
+        recursive: bool,
     },
+    /// A fresh tmpfs (nosuid, nodev); `readonly` once made (empty unless
+    /// something is mounted on it), `noexec` forbids executing its files.
     Tmpfs {
         destination: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<Size>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<FileMode>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        readonly: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        noexec: bool,
     },
     /// A fresh procfs of the sandbox's PID namespace.
     Proc {
@@ -588,6 +620,8 @@ pub fn default_view() -> Vec<Mount> {
                 destination: dir.to_string(),
                 readonly: true,
                 devices: false,
+                noexec: false,
+                recursive: true,
             }),
             _ => {}
         }
@@ -602,6 +636,8 @@ pub fn default_view() -> Vec<Mount> {
         destination: "/tmp".into(),
         size: None,
         mode: Some(FileMode(0o1777)),
+        readonly: false,
+        noexec: false,
     });
     mounts
 }

@@ -151,6 +151,22 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
         parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
     }
     root(&spec.filesystem.root)?;
+    for (i, d) in spec.filesystem.devices.iter().enumerate() {
+        let f = format!("filesystem.devices[{i}]");
+        absolute(&format!("{f}.path"), &d.path)?;
+        if !d.path.starts_with("/dev/") || d.path.split('/').any(|c| c == "..") {
+            return Err(SpecError::new(
+                format!("{f}.path"),
+                format!("{} is not a path below /dev", d.path),
+            ));
+        }
+        if d.mode.is_some_and(|m| m.0 & !0o777 != 0) {
+            return Err(SpecError::new(
+                format!("{f}.mode"),
+                "only permission bits (0777) are allowed",
+            ));
+        }
+    }
     for (i, m) in spec.filesystem.mounts.iter().enumerate() {
         let f = format!("filesystem.mounts[{i}]");
         mount(&f, m)?;
@@ -303,10 +319,11 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
             "net" => spec.namespaces.net,
             "ipc" => spec.namespaces.ipc,
             "uts" => spec.namespaces.uts,
+            "pid" => spec.namespaces.pid,
             _ => {
                 return Err(SpecError::new(
                     field,
-                    "only the network, IPC and UTS namespaces can be joined by path",
+                    "only the network, IPC, UTS and PID namespaces can be joined by path",
                 ))
             }
         };
@@ -444,6 +461,8 @@ mod tests {
             destination: "tmp".into(),
             size: None,
             mode: None,
+            readonly: false,
+            noexec: false,
         });
         let e = validate(&s).unwrap_err();
         assert_eq!(e.field, "filesystem.mounts[0].destination");

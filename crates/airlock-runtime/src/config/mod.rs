@@ -16,17 +16,24 @@
 //!   acknowledged for the bundle (and logged); without one it is refused.
 //! - `/dev` is airlock's minimal /dev (null, zero, full, random, urandom,
 //!   tty, a private devpts, shm); the bundle's own `/dev/pts`, `/dev/shm`
-//!   and `/dev/mqueue` mounts are covered by it, and `linux.devices`
-//!   beyond those standard nodes is refused.
+//!   and `/dev/mqueue` mounts are covered by it. `linux.devices` beyond
+//!   those standard nodes are nodes of the container's own, each a device
+//!   the host has, judged by the guardrails (see `devices`).
+//! - The device cgroup (`linux.resources.devices`) is informational: the
+//!   container's /dev holds only what airlock made there, so an allow-list
+//!   has nothing more to deny; a listed device those rules deny is not
+//!   made at all.
 
 use airlock::seccomp::{OciSeccomp, Seccomp};
 use airlock::spec::{
-    FileMode, IdMap, InitMode, LandlockMode, Mount, Namespaces, Rlimit, Root, SandboxSpec, Size,
-    SpecError,
+    IdMap, InitMode, LandlockMode, Mount, Namespaces, Rlimit, Root, SandboxSpec, Size, SpecError,
 };
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod devices;
+mod mounts;
 
 /// Annotations that configure airlock itself (`run.airlock.*`).
 pub const ANNOTATION_PREFIX: &str = "run.airlock.";
@@ -38,6 +45,10 @@ pub struct Options {
     pub allow_unsafe: Vec<String>,
     /// The runtime runs as root (idmapped mounts need it).
     pub root_caller: bool,
+    /// The supervisor of each container of the state root, and the
+    /// container's process: clients name a container's namespaces by the
+    /// pid they were given (`/proc/PID/ns/ipc`), which is the supervisor's.
+    pub supervisors: BTreeMap<i32, i32>,
 }
 
 /// The bundle's config, and where it came from.
@@ -89,6 +100,7 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
 /// differently from runc.
 pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<String>), SpecError> {
     let c = &bundle.config;
+    let mut notes = Vec::new();
     let mut s = SandboxSpec {
         init: InitMode::Workload,
         // The OCI client owns the container's life; a runtime command that
@@ -112,8 +124,12 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
             "setting the NIS domain name is not supported",
         ));
     }
-    let own_user = linux(bundle, &mut s)?;
-    mounts(bundle, &mut s)?;
+    let own_user = linux(bundle, &mut s, opts, &mut notes)?;
+    mounts::mounts(bundle, &mut s, &mut notes)?;
+    if let Some(l) = c.linux() {
+        // After the mounts: the nodes go into their /dev.
+        devices::devices(l, &mut s, &mut notes)?;
+    }
     annotations(bundle, &mut s)?;
     s.allow_unsafe.extend(opts.allow_unsafe.iter().cloned());
     if !own_user && s.allow_unsafe.iter().any(|c| c == "shared-user") {
@@ -121,9 +137,8 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         s.namespaces.user = false;
     }
     platform_defaults(&mut s);
-    let mut notes = Vec::new();
     if s.namespaces.user && !own_user && opts.root_caller {
-        notes = idmap_own_files(bundle, &mut s);
+        notes.extend(idmap_own_files(bundle, &mut s));
     }
     let cgroups_path = c.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     if let Some(p) = cgroups_path {
@@ -183,26 +198,9 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     s.process.terminal = p.terminal().unwrap_or(false);
     s.process.no_new_privs = p.no_new_privileges().unwrap_or(false);
     if let Some(caps) = p.capabilities() {
-        let mut kept: Vec<String> = Vec::new();
-        for set in [caps.bounding(), caps.effective(), caps.permitted()]
-            .into_iter()
-            .flatten()
-        {
-            kept.extend(set.iter().map(|c| c.to_string()));
-        }
-        kept.sort();
-        kept.dedup();
-        s.capabilities = kept;
+        s.capabilities = capabilities(caps);
     }
-    for r in p.rlimits().iter().flatten() {
-        let name = r.typ().to_string().to_ascii_lowercase();
-        let name = name.trim_start_matches("rlimit_").to_string();
-        s.process.rlimits.push(Rlimit {
-            resource: name,
-            soft: r.soft(),
-            hard: r.hard(),
-        });
-    }
+    s.process.rlimits = rlimits(p);
     if p.apparmor_profile()
         .as_deref()
         .is_some_and(|a| !a.is_empty())
@@ -229,12 +227,57 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// The capabilities a process keeps. airlock gives a process one set: what
+/// it keeps is in its bounding, permitted, effective, inheritable and
+/// ambient sets alike (so it keeps them over exec as a non-root user), and
+/// what any of the five OCI sets names is kept; the guardrails judge that.
+pub fn capabilities(caps: &oci_spec::runtime::LinuxCapabilities) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for set in [
+        caps.bounding(),
+        caps.effective(),
+        caps.permitted(),
+        caps.inheritable(),
+        caps.ambient(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        kept.extend(set.iter().map(|c| c.to_string()));
+    }
+    kept.sort();
+    kept.dedup();
+    kept
+}
+
+/// A process's rlimits in airlock's names.
+pub fn rlimits(p: &oci_spec::runtime::Process) -> Vec<Rlimit> {
+    p.rlimits()
+        .iter()
+        .flatten()
+        .map(|r| {
+            let name = r.typ().to_string().to_ascii_lowercase();
+            Rlimit {
+                resource: name.trim_start_matches("rlimit_").to_string(),
+                soft: r.soft(),
+                hard: r.hard(),
+            }
+        })
+        .collect()
+}
+
 /// The `linux` section; true when the bundle asked for a user namespace.
-fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
+fn linux(
+    bundle: &Bundle,
+    s: &mut SandboxSpec,
+    opts: &Options,
+    notes: &mut Vec<String>,
+) -> Result<bool, SpecError> {
     let Some(l) = bundle.config.linux() else {
         return Err(err("linux", "the bundle has no linux section"));
     };
-    let own_user = namespaces(l.namespaces().as_deref().unwrap_or_default(), s)?;
+    let list = l.namespaces().as_deref().unwrap_or_default();
+    let own_user = namespaces(list, s, &opts.supervisors, notes)?;
     let map = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
         m.iter()
             .flatten()
@@ -250,12 +293,6 @@ fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
     s.filesystem.masked_paths = l.masked_paths().clone().unwrap_or_default();
     s.filesystem.readonly_paths = l.readonly_paths().clone().unwrap_or_default();
     s.sysctls = l.sysctl().clone().unwrap_or_default().into_iter().collect();
-    if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(err(
-            "linux.devices",
-            "extra device nodes are not supported: the sandbox's /dev has null, zero, full, random, urandom and tty",
-        ));
-    }
     if let Some(r) = l.resources() {
         resources(r, s)?;
     }
@@ -300,6 +337,8 @@ fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
 fn namespaces(
     list: &[oci_spec::runtime::LinuxNamespace],
     s: &mut SandboxSpec,
+    supervisors: &BTreeMap<i32, i32>,
+    notes: &mut Vec<String>,
 ) -> Result<bool, SpecError> {
     let mut ns = Namespaces {
         mount: false,
@@ -316,21 +355,35 @@ fn namespaces(
         if let Some(p) = n.path() {
             // A network namespace the platform prepared (podman's netavark,
             // a pod's sandbox) or a pod's IPC and UTS namespaces (the CRI's
-            // default pod): joined by the supervisor before the clone.
+            // default pod): joined by the supervisor before the clone. A
+            // pod's PID namespace (shareProcessNamespace) is joined
+            // through the user namespace that owns it (see the runner's
+            // `pidns`), which must have this container's id maps.
             let kind = match n.typ() {
                 LinuxNamespaceType::Network => Some("net"),
                 LinuxNamespaceType::Ipc => Some("ipc"),
                 LinuxNamespaceType::Uts => Some("uts"),
+                LinuxNamespaceType::Pid => Some("pid"),
                 _ => None,
             };
             if let Some(kind) = kind {
-                ns.join.insert(kind.into(), p.display().to_string());
+                let path = p.display().to_string();
+                let path = match container_ns(&path, supervisors) {
+                    Some(theirs) => {
+                        notes.push(format!(
+                            "linux.namespaces[{i}].path {path} names a container's supervisor: {theirs}, the container's own, is joined"
+                        ));
+                        theirs
+                    }
+                    None => path,
+                };
+                ns.join.insert(kind.into(), path);
                 continue;
             }
             return Err(err(
                 format!("linux.namespaces[{i}].path"),
                 format!(
-                    "joining an existing {} namespace ({}) is not supported yet (only network, IPC and UTS)",
+                    "joining an existing {} namespace ({}) is not supported (only network, IPC, UTS and PID)",
                     n.typ(),
                     p.display()
                 ),
@@ -359,6 +412,19 @@ fn namespaces(
     ns.user = true;
     s.namespaces = ns;
     Ok(own_user)
+}
+
+/// `/proc/PID/ns/KIND` of a container's supervisor, as the same file of
+/// the container's process.
+fn container_ns(path: &str, supervisors: &BTreeMap<i32, i32>) -> Option<String> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (pid, kind) = rest.split_once("/ns/")?;
+    let pid: i32 = pid.parse().ok()?;
+    if kind.contains('/') {
+        return None;
+    }
+    let theirs = supervisors.get(&pid)?;
+    Some(format!("/proc/{theirs}/ns/{kind}"))
 }
 
 fn resources(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result<(), SpecError> {
@@ -409,99 +475,9 @@ fn resources(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Resu
         // blkio weight (10..1000) onto airlock's io weight (1..10000).
         s.resources.io_weight = Some((w as u32).clamp(1, 1000) * 10);
     }
-    // linux.resources.devices is the device cgroup: airlock's /dev holds
-    // only the standard nodes, whatever the allow-list says.
+    // linux.resources.devices is the device cgroup: informational, see
+    // `devices`.
     Ok(())
-}
-
-/// Where the bundle's mounts land in airlock's terms.
-fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
-    let has_dev = bundle
-        .config
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.destination() == Path::new("/dev"));
-    for (i, m) in bundle.config.mounts().iter().flatten().enumerate() {
-        let field = format!("mounts[{i}]");
-        let dest = m.destination().display().to_string();
-        let opts: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
-        let typ = m.typ().as_deref().unwrap_or("");
-        let is_bind = typ == "bind" || opts.iter().any(|o| *o == "bind" || *o == "rbind");
-        if is_bind {
-            let Some(src) = m.source() else {
-                return Err(err(format!("{field}.source"), "a bind needs a source"));
-            };
-            let src = if src.is_absolute() {
-                src.clone()
-            } else {
-                bundle.dir.join(src)
-            };
-            s.filesystem.mounts.push(Mount::Bind {
-                source: src.display().to_string(),
-                destination: dest,
-                readonly: opts.contains(&"ro"),
-                devices: !opts.contains(&"nodev") && opts.contains(&"dev"),
-            });
-            continue;
-        }
-        let covered_by_dev =
-            has_dev && matches!(dest.as_str(), "/dev/pts" | "/dev/shm" | "/dev/mqueue");
-        match typ {
-            _ if covered_by_dev => {}
-            "proc" => s.filesystem.mounts.push(Mount::Proc { destination: dest }),
-            "tmpfs" if dest == "/dev" => s.filesystem.mounts.push(Mount::Dev { destination: dest }),
-            "tmpfs" => s.filesystem.mounts.push(tmpfs(&field, dest, &opts)?),
-            "mqueue" => s
-                .filesystem
-                .mounts
-                .push(Mount::Mqueue { destination: dest }),
-            // sysfs shows the network namespace it is mounted in, and one
-            // not of the container's own (joined, or the host's for a
-            // hostNetwork pod) is not its user namespace's to mount: an
-            // empty read-only directory stands there instead.
-            "sysfs" if !s.namespaces.net => s.filesystem.mounts.push(Mount::Tmpfs {
-                destination: dest,
-                size: Some(Size(4096)),
-                mode: Some(FileMode(0o555)),
-            }),
-            "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
-            // The host's cgroup tree is not the container's to see; an
-            // empty read-only directory stands where it was asked for.
-            "cgroup" | "cgroup2" => s.filesystem.mounts.push(Mount::Tmpfs {
-                destination: dest.clone(),
-                size: Some(Size(4096)),
-                mode: Some(FileMode(0o555)),
-            }),
-            other => {
-                return Err(err(
-                    format!("{field}.type"),
-                    format!("mounts of type {other:?} are not supported"),
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-fn tmpfs(field: &str, destination: String, opts: &[&str]) -> Result<Mount, SpecError> {
-    let mut size = None;
-    let mut mode = None;
-    for o in opts {
-        if let Some(v) = o.strip_prefix("size=") {
-            size =
-                Some(airlock::spec::parse_size(v).map_err(|e| err(format!("{field}.options"), e))?);
-        } else if let Some(v) = o.strip_prefix("mode=") {
-            let m = u32::from_str_radix(v, 8)
-                .map_err(|_| err(format!("{field}.options"), format!("mode={v} is not octal")))?;
-            mode = Some(FileMode(m));
-        }
-    }
-    Ok(Mount::Tmpfs {
-        destination,
-        size,
-        mode,
-    })
 }
 
 /// `run.airlock.*` annotations: airlock's own settings per container.

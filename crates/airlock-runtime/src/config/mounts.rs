@@ -1,0 +1,199 @@
+//! The bundle's `mounts`, in airlock's terms, with their options judged
+//! one by one.
+//!
+//! On binds and tmpfs every option is honoured or refused: `ro`/`rw`,
+//! `nodev`/`dev`, `noexec`/`exec`, `bind` (the source's own filesystem)
+//! or `rbind` (the mounts below it too), tmpfs `size=` and `mode=`.
+//! `nosuid` is what airlock does anyway; `suid` is refused. Propagation:
+//! every mount of the container is private (nothing propagates between it
+//! and the host), so `private`/`rprivate` are honoured and `shared`,
+//! `slave` and `unbindable` (and their `r` forms) are refused. The
+//! access-time options (`relatime`, `noatime`, `strictatime`, ...) change
+//! no one's access and are accepted as the filesystem's default. podman's
+//! `tmpcopyup` is not honoured (the tmpfs starts empty) and says so in the
+//! log. Any other option is an error naming `mounts[i].options`.
+//!
+//! Filesystems airlock makes itself (proc, sysfs, mqueue, the /dev tmpfs
+//! and its devpts and shm, the cgroup stand-in) are always nosuid, nodev
+//! and noexec (sysfs read-only) whatever their options say.
+
+use super::{err, Bundle};
+use airlock::spec::{FileMode, Mount, SandboxSpec, Size, SpecError};
+use std::path::Path;
+
+/// What the options of a bind or a tmpfs ask for.
+#[derive(Default)]
+struct Options {
+    readonly: bool,
+    devices: bool,
+    noexec: bool,
+    recursive: bool,
+    size: Option<Size>,
+    mode: Option<FileMode>,
+    copy_up: bool,
+}
+
+const ATIME: &[&str] = &[
+    "atime",
+    "noatime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "diratime",
+    "nodiratime",
+    "lazytime",
+    "nolazytime",
+];
+
+/// The options of mount `field` (a bind when `bind`, else a tmpfs).
+fn options(field: &str, opts: &[&str], bind: bool) -> Result<Options, SpecError> {
+    let field = format!("{field}.options");
+    let mut o = Options::default();
+    for opt in opts {
+        match *opt {
+            "ro" => o.readonly = true,
+            "rw" => o.readonly = false,
+            "nosuid" => {}
+            "suid" => {
+                return Err(err(
+                    field,
+                    "suid is not supported: airlock mounts everything nosuid",
+                ))
+            }
+            "nodev" => o.devices = false,
+            "dev" => o.devices = true,
+            "noexec" => o.noexec = true,
+            "exec" => o.noexec = false,
+            "bind" if bind => o.recursive = false,
+            "rbind" if bind => o.recursive = true,
+            "private" | "rprivate" => {}
+            "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                return Err(err(
+                    field,
+                    format!(
+                        "{opt} propagation is not supported: every mount of an airlock container is private, so nothing propagates between it and the host"
+                    ),
+                ))
+            }
+            a if ATIME.contains(&a) => {}
+            "tmpcopyup" if !bind => o.copy_up = true,
+            _ if !bind && opt.starts_with("size=") => {
+                let v = &opt["size=".len()..];
+                o.size = Some(airlock::spec::parse_size(v).map_err(|e| err(&field, e))?);
+            }
+            _ if !bind && opt.starts_with("mode=") => {
+                let v = &opt["mode=".len()..];
+                let m = u32::from_str_radix(v, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| err(&field, format!("mode={v} is not an octal mode")))?;
+                o.mode = Some(FileMode(m));
+            }
+            _ => {
+                let what = if bind { "a bind" } else { "a tmpfs" };
+                return Err(err(
+                    field,
+                    format!("{opt:?} is not an option airlock supports on {what}"),
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// Where the bundle's mounts land in airlock's terms; `notes` for the
+/// log say what is not quite as asked.
+pub(super) fn mounts(
+    bundle: &Bundle,
+    s: &mut SandboxSpec,
+    notes: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    let has_dev = bundle
+        .config
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev"));
+    for (i, m) in bundle.config.mounts().iter().flatten().enumerate() {
+        let field = format!("mounts[{i}]");
+        let dest = m.destination().display().to_string();
+        let opts: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
+        let typ = m.typ().as_deref().unwrap_or("");
+        let is_bind = typ == "bind" || opts.iter().any(|o| *o == "bind" || *o == "rbind");
+        if is_bind {
+            let Some(src) = m.source() else {
+                return Err(err(format!("{field}.source"), "a bind needs a source"));
+            };
+            let src = if src.is_absolute() {
+                src.clone()
+            } else {
+                bundle.dir.join(src)
+            };
+            let o = options(&field, &opts, true)?;
+            s.filesystem.mounts.push(Mount::Bind {
+                source: src.display().to_string(),
+                destination: dest,
+                readonly: o.readonly,
+                devices: o.devices,
+                noexec: o.noexec,
+                recursive: o.recursive,
+            });
+            continue;
+        }
+        let covered_by_dev =
+            has_dev && matches!(dest.as_str(), "/dev/pts" | "/dev/shm" | "/dev/mqueue");
+        match typ {
+            _ if covered_by_dev => {}
+            "proc" => s.filesystem.mounts.push(Mount::Proc { destination: dest }),
+            "tmpfs" if dest == "/dev" => s.filesystem.mounts.push(Mount::Dev { destination: dest }),
+            "tmpfs" => {
+                let o = options(&field, &opts, false)?;
+                if o.copy_up {
+                    notes.push(format!(
+                        "{field} ({dest}): tmpcopyup is not honoured: the tmpfs starts empty"
+                    ));
+                }
+                s.filesystem.mounts.push(Mount::Tmpfs {
+                    destination: dest,
+                    size: o.size,
+                    mode: o.mode,
+                    readonly: o.readonly,
+                    noexec: o.noexec,
+                })
+            }
+            "mqueue" => s
+                .filesystem
+                .mounts
+                .push(Mount::Mqueue { destination: dest }),
+            // sysfs shows the network namespace it is mounted in, and one
+            // not of the container's own (joined, or the host's for a
+            // hostNetwork pod) is not its user namespace's to mount: an
+            // empty read-only directory stands there instead.
+            "sysfs" if !s.namespaces.net => s.filesystem.mounts.push(stand_in(dest)),
+            "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
+            // The host's cgroup tree is not the container's to see; an
+            // empty read-only directory stands where it was asked for.
+            "cgroup" | "cgroup2" => s.filesystem.mounts.push(stand_in(dest)),
+            other => {
+                return Err(err(
+                    format!("{field}.type"),
+                    format!("mounts of type {other:?} are not supported"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An empty directory no one can write, where a filesystem the container
+/// may not see was asked for.
+fn stand_in(destination: String) -> Mount {
+    Mount::Tmpfs {
+        destination,
+        size: Some(Size(4096)),
+        mode: Some(FileMode(0o555)),
+        readonly: false,
+        noexec: true,
+    }
+}

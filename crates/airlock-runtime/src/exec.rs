@@ -1,0 +1,127 @@
+//! `exec`: a further process in a running container, from the command
+//! line's flags or an OCI process object (`--process`), with what it asks
+//! for honoured or refused naming the field: its args, env (its whole
+//! environment), cwd, user and groups, terminal, capabilities (judged by
+//! the guardrails as the container's are), rlimits, noNewPrivileges and
+//! OOM score.
+
+use crate::commands::{oom_score_adj, write_pid_file, Ctx, Result};
+use crate::config;
+use airlock::{ExecOptions, Sandbox, SpawnOptions};
+use std::path::Path;
+
+pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
+    let (sb, _) = ctx.find(&e.container_id)?;
+    if e.tty && e.console_socket.is_none() {
+        return Err("exec --tty needs --console-socket".into());
+    }
+    if e.preserve_fds > 0 {
+        return Err("--preserve-fds is not supported".into());
+    }
+    let mut opts = ExecOptions {
+        args: e.command.clone(),
+        env: e.env.clone(),
+        cwd: e.cwd.as_ref().map(|c| c.display().to_string()),
+        uid: e.user.map(|u| u.0),
+        gid: e.user.and_then(|u| u.1),
+        tty: e.tty,
+        console_socket: e.console_socket.clone(),
+        allow_unsafe: ctx.allow_unsafe.clone(),
+        ..ExecOptions::default()
+    };
+    if let Some(path) = &e.process {
+        process_file(path, &mut opts)
+            .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
+    }
+    if !e.cap.is_empty() {
+        // runc's --cap: on top of what the process has.
+        let mut caps = match opts.capabilities.take() {
+            Some(c) => c,
+            None => sb.plan().map_err(|e| e.to_string())?.spec.capabilities,
+        };
+        caps.extend(e.cap.iter().cloned());
+        caps.sort();
+        caps.dedup();
+        opts.capabilities = Some(caps);
+    }
+    let spawn = SpawnOptions::default();
+    let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| match e {
+        airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
+        e => e.to_string(),
+    })?;
+    if let Some(p) = &e.pid_file {
+        // The runner that waits for the process and exits with its
+        // status, for the same reason as in `create`.
+        write_pid_file(p, process.pid() as i32)?;
+    }
+    if e.detach {
+        return Ok(0);
+    }
+    let report = process.wait().map_err(|e| e.to_string())?;
+    Ok(report.code)
+}
+
+/// `exec --process FILE`: an OCI process object.
+fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let p: oci_spec::runtime::Process = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if p.terminal().unwrap_or(false) {
+        if opts.console_socket.is_none() {
+            return Err("terminal: a terminal needs --console-socket".into());
+        }
+        opts.tty = true;
+    }
+    opts.args = p.args().clone().unwrap_or_default();
+    if opts.args.is_empty() {
+        return Err("args: no program to run".into());
+    }
+    if p.command_line().is_some() {
+        return Err("commandLine: Windows only".into());
+    }
+    opts.cwd = Some(p.cwd().display().to_string());
+    let u = p.user();
+    opts.uid = Some(u.uid());
+    opts.gid = Some(u.gid());
+    opts.groups = Some(u.additional_gids().clone().unwrap_or_default());
+    if u.umask().is_some_and(|m| m != 0o022) {
+        return Err("user.umask: only the default umask 0022 is supported".into());
+    }
+    if u.username().as_deref().is_some_and(|n| !n.is_empty()) {
+        return Err("user.username: Windows only; give uid and gid".into());
+    }
+    // Its whole environment, as runc gives it.
+    opts.replace_env = true;
+    opts.env.clear();
+    for (i, kv) in p.env().iter().flatten().enumerate() {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("env[{i}]: not KEY=VALUE"))?;
+        opts.env.push((k.to_string(), v.to_string()));
+    }
+    // None: no capabilities at all, as runc gives.
+    opts.capabilities = Some(
+        p.capabilities()
+            .as_ref()
+            .map(config::capabilities)
+            .unwrap_or_default(),
+    );
+    opts.rlimits = Some(config::rlimits(&p));
+    opts.no_new_privs = Some(p.no_new_privileges().unwrap_or(false));
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err("apparmorProfile: AppArmor profiles are not supported by airlock".into());
+    }
+    if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err("selinuxLabel: SELinux labels are not supported by airlock".into());
+    }
+    if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
+        return Err("ioPriority, scheduler and execCPUAffinity are not supported".into());
+    }
+    if let Some(v) = p.oom_score_adj() {
+        // The runner and the process it starts inherit ours.
+        oom_score_adj(std::process::id() as i32, v).map_err(|e| e.replace("process.", ""))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! createContainer and startContainer hooks: they run inside the
+//! container's namespaces at their points of the lifecycle, each with the
+//! state on stdin; a failure or a timeout fails the verb, naming the hook.
+
+#[macro_use]
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn mnt_ns(pid: i64) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn hooks_run_inside_at_their_points() {
+    require_root!();
+    let env = Env::new();
+    // createContainer: /usr/bin/env is the host's (the rootfs has none);
+    // its working directory is the container's root, its mounts made.
+    let create = json!({
+        "path": "/usr/bin/env",
+        "args": ["env", "sh", "-c", "readlink /proc/self/ns/mnt > create-mnt; cat > create-state.json; test -d proc/self && echo mounted > create-proc"],
+        "env": ["PATH=/usr/bin:/bin"],
+        "timeout": 10
+    });
+    // startContainer: a script only the container has.
+    let start = json!({"path": "/hook-start.sh", "timeout": 10});
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        // One that reads no state: not an error, whenever it exits.
+        let quick = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 0"]});
+        c["hooks"] = json!({"createContainer": [create], "startContainer": [quick, start]});
+    });
+    let rootfs = b.join("rootfs");
+    std::fs::write(
+        rootfs.join("hook-start.sh"),
+        "#!/bin/sh\nreadlink /proc/self/ns/mnt > /tmp/start-mnt\ncat > /tmp/start-state.json\nid -u > /tmp/start-uid\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        rootfs.join("hook-start.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "h1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pid = state(&env, "h1")["pid"].as_i64().unwrap();
+    let container_mnt = mnt_ns(pid);
+    assert_ne!(container_mnt, mnt_ns(std::process::id().into()));
+    let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+    assert_eq!(
+        read("create-mnt").trim(),
+        container_mnt,
+        "createContainer ran in the container's mount namespace"
+    );
+    assert_eq!(read("create-proc").trim(), "mounted", "after the mounts");
+    let st: Value = serde_json::from_str(&read("create-state.json")).unwrap();
+    assert_eq!(
+        (st["id"].as_str(), st["status"].as_str()),
+        (Some("h1"), Some("creating")),
+        "{st}"
+    );
+    assert_eq!(st["pid"].as_i64(), Some(pid), "{st}");
+    assert!(
+        read("tmp/start-mnt").is_empty(),
+        "startContainer ran before start"
+    );
+    let o = env.rt(&["start", "h1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        read("tmp/start-mnt").trim(),
+        container_mnt,
+        "startContainer ran inside"
+    );
+    let st: Value = serde_json::from_str(&read("tmp/start-state.json")).unwrap();
+    assert_eq!(st["id"], "h1");
+    assert_eq!(st["pid"].as_i64(), Some(pid), "{st}");
+    // As the container's process: its user, root of its user namespace.
+    assert_eq!(read("tmp/start-uid").trim(), "0");
+    wait_status(&env, "h1", "running");
+    assert!(env.rt(&["delete", "--force", "h1"]).status.success());
+}
+
+#[test]
+fn a_failing_hook_inside_fails_its_verb() {
+    require_root!();
+    let env = Env::new();
+    // createContainer: create fails, nothing is left.
+    let b = env.bundle("b1", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({"createContainer": [{"path": "/bin/true"}, {"path": "/bin/sh", "args": ["sh", "-c", "echo broken >&2; exit 3"]}]});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("hooks.createContainer[1] /bin/sh"), "{err}");
+    assert!(
+        err.contains("exited with status 3") && err.contains("broken"),
+        "{err}"
+    );
+    assert!(
+        !env.rt(&["state", "f1"]).status.success(),
+        "left a container"
+    );
+    // Killed at its timeout.
+    let b = env.bundle("b2", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({"createContainer": [{"path": "/bin/sleep", "args": ["sleep", "60"], "timeout": 1}]});
+    });
+    let t = Instant::now();
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f2"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(err.contains("hooks.createContainer[0] /bin/sleep"), "{err}");
+    assert!(err.contains("timeout of 1s"), "{err}");
+    assert!(
+        !env.rt(&["state", "f2"]).status.success(),
+        "left a container"
+    );
+    // startContainer: start fails naming it, the container is stopped
+    // and never ran its program.
+    let b = env.bundle("b3", &["sh", "-c", "touch /ran; sleep 1000"], |c| {
+        c["hooks"] = json!({"startContainer": [{"path": "/bin/false"}]});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f3"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pid = state(&env, "f3")["pid"].as_i64().unwrap();
+    let o = env.rt(&["start", "f3"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("hooks.startContainer[0] /bin/false"), "{err}");
+    wait_status(&env, "f3", "stopped");
+    assert!(!alive(pid));
+    assert!(!b.join("rootfs/ran").exists());
+    assert!(env.rt(&["delete", "f3"]).status.success());
+}

@@ -1,0 +1,182 @@
+//! The container's process as runc treats it: a program that is not in
+//! the rootfs fails `create` and leaves nothing; one that vanishes before
+//! `start` leaves a stopped container with its exit recorded; and what
+//! `exec --process` and `exec --cap` ask for, checked from inside.
+
+#[macro_use]
+mod common;
+use common::*;
+use serde_json::{json, Value};
+
+/// The airlock state of container `id` under the test's root.
+fn airlock_state(env: &Env, id: &str) -> Value {
+    for e in std::fs::read_dir(env.root()).unwrap().flatten() {
+        let Ok(text) = std::fs::read(e.path().join("state.json")) else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&text).unwrap();
+        if v["name"] == id {
+            return v;
+        }
+    }
+    panic!("no state for {id}");
+}
+
+#[test]
+fn a_missing_program_fails_create_and_leaves_nothing() {
+    require_root!();
+    let env = Env::new();
+    for (i, (args, needle)) in [
+        (
+            vec!["nope"],
+            "exec: \"nope\": executable file not found in $PATH",
+        ),
+        (vec!["/bin/nope"], "/bin/nope: no such file or directory"),
+        (vec!["/etc"], "/etc: permission denied"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let b = env.bundle(&format!("b{i}"), &args, |c| {
+            c["linux"]["resources"] = json!({"pids": {"limit": 50}});
+        });
+        let id = format!("m{i}");
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {out} {err}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert!(
+            !env.rt(&["state", &id]).status.success(),
+            "left a container"
+        );
+    }
+    // The root's own lock stays; no container directory does.
+    let left: Vec<_> = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "state left behind: {left:?}");
+}
+
+#[test]
+fn a_program_that_vanishes_after_create_stops_the_container() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["/bin/gone"], |_| {});
+    std::fs::copy("/bin/busybox", b.join("rootfs/bin/gone")).unwrap();
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "v1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(state(&env, "v1")["status"], "created");
+    std::fs::remove_file(b.join("rootfs/bin/gone")).unwrap();
+    let o = env.rt(&["start", "v1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("/bin/gone"), "{err}");
+    let s = wait_status(&env, "v1", "stopped");
+    assert_eq!(s["pid"], 0);
+    let st = airlock_state(&env, "v1");
+    assert_eq!(st["exit"]["code"], 127, "{st}");
+    assert!(
+        st["reason"].as_str().unwrap_or("").contains("/bin/gone"),
+        "{st}"
+    );
+    assert!(env.rt(&["delete", "v1"]).status.success());
+}
+
+#[test]
+fn exec_honours_the_process_object_and_cap() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "x1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let write = |name: &str, v: Value| {
+        let p = env.dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let script = "busybox grep -E 'CapEff|CapBnd|NoNewPrivs' /proc/self/status; ulimit -n; pwd; echo $FOO; echo ${TERM:-no-term}";
+    let p = write(
+        "p1.json",
+        json!({
+            "args": ["sh", "-c", script],
+            "env": ["PATH=/bin", "FOO=bar"],
+            "cwd": "/tmp",
+            "user": {"uid": 0, "gid": 0},
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
+            "noNewPrivileges": true
+        }),
+    );
+    let o = env.rt(&["exec", "--process", &p, "x1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let v: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap_or(""))
+        .collect();
+    // CAP_KILL is bit 5; the container's CAP_NET_BIND_SERVICE is gone.
+    assert_eq!(
+        v,
+        [
+            "0000000000000020",
+            "0000000000000020",
+            "1",
+            "100",
+            "/tmp",
+            "bar",
+            "no-term"
+        ],
+        "{out}"
+    );
+
+    // Another user and its groups.
+    let p = write(
+        "p2.json",
+        json!({
+            "args": ["id"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 1000, "gid": 1001, "additionalGids": [5, 7]},
+            "noNewPrivileges": true
+        }),
+    );
+    let o = env.rt(&["exec", "--process", &p, "x1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.starts_with("uid=1000 gid=1001 groups="), "{out}");
+    assert!(out.contains("5") && out.contains("7"), "{out}");
+
+    // --cap adds to the container's.
+    let o = env.rt(&[
+        "exec",
+        "--cap",
+        "CAP_CHOWN",
+        "x1",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    // CHOWN 0, KILL 5, NET_BIND_SERVICE 10.
+    assert!(out.trim().ends_with("0000000000000421"), "{out}");
+
+    // What the guardrails refuse for the container, they refuse here.
+    let o = env.rt(&["exec", "--cap", "CAP_SYS_ADMIN", "x1", "true"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    // And what airlock cannot honour is named.
+    let p = write(
+        "p3.json",
+        json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "apparmorProfile": "unconfined", "noNewPrivileges": true}),
+    );
+    let o = env.rt(&["exec", "--process", &p, "x1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("apparmorProfile"), "{err}");
+    assert!(env.rt(&["delete", "--force", "x1"]).status.success());
+}

@@ -1,0 +1,113 @@
+//! What a process exec'd into a running sandbox is: the workload's
+//! process with what the caller changes ([`ExecOptions`]), judged by the
+//! guardrails as the workload would be.
+
+use crate::plan::{Plan, ProcessPlan};
+use crate::Error;
+use std::path::PathBuf;
+
+/// A process to run in a running sandbox ([`Sandbox::exec`]). Unset
+/// fields take the workload's.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    /// Set on top of the workload's environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// A new pseudo-terminal for the process, proxied to the caller's
+    /// stdin and stdout (put the caller's terminal in raw mode with
+    /// [`crate::terminal::RawMode`]).
+    pub tty: bool,
+    /// With `tty`: send the terminal's master over this unix socket
+    /// instead of proxying it (OCI's `exec --console-socket`).
+    pub console_socket: Option<PathBuf>,
+    /// Supplementary groups (with `uid`, else none).
+    pub groups: Option<Vec<u32>>,
+    /// Capabilities the process keeps (names, as in the spec); judged by
+    /// the guardrails like the workload's.
+    pub capabilities: Option<Vec<String>>,
+    pub rlimits: Option<Vec<crate::spec::Rlimit>>,
+    pub no_new_privs: Option<bool>,
+    /// Guardrail codes acknowledged for this process, beyond the
+    /// sandbox's own.
+    pub allow_unsafe: Vec<String>,
+    /// `env` is the process's whole environment (OCI's `exec --process`),
+    /// not set on top of the workload's.
+    pub replace_env: bool,
+}
+
+/// The process `e` asks for in the sandbox of `plan`.
+pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error> {
+    let mut process = ProcessPlan {
+        args: e.args.clone(),
+        cwd: e.cwd.clone().unwrap_or_else(|| plan.process.cwd.clone()),
+        terminal: e.tty,
+        ..plan.process.clone()
+    };
+    if e.args.is_empty() {
+        return Err(crate::spec::SpecError::new("args", "no program to exec").into());
+    }
+    if e.replace_env {
+        process.env.clear();
+    }
+    for (k, v) in &e.env {
+        process.env.retain(|(x, _)| x != k);
+        process.env.push((k.clone(), v.clone()));
+    }
+    if let Some(uid) = e.uid {
+        process.uid = uid;
+        process.gid = e.gid.unwrap_or(uid);
+        process.groups.clear();
+    } else if let Some(gid) = e.gid {
+        process.gid = gid;
+    }
+    if let Some(g) = &e.groups {
+        process.groups.clone_from(g);
+    }
+    let privileges = e.capabilities.is_some() || e.no_new_privs.is_some();
+    if e.uid.is_some() || e.gid.is_some() || e.groups.is_some() || privileges {
+        judge(plan, &process, e)?;
+    }
+    if let Some(caps) = &e.capabilities {
+        let mut spec = plan.spec.clone();
+        spec.capabilities.clone_from(caps);
+        process.capabilities = crate::plan::capability_numbers(&spec);
+    }
+    if let Some(nnp) = e.no_new_privs {
+        process.no_new_privs = nnp;
+    }
+    if let Some(r) = &e.rlimits {
+        let mut spec = plan.spec.clone();
+        spec.process.rlimits.clone_from(r);
+        crate::spec::validate::validate_fields(&spec)?;
+        process.rlimits = crate::plan::rlimit_numbers(&spec.process);
+    }
+    Ok(process)
+}
+
+/// An exec's identity and privileges are judged as if the workload had
+/// them, against the host facts and acknowledgements the sandbox was
+/// created with (and the exec's own): in a sandbox sharing the host's
+/// user namespace, `exec -u 0` is the host's root, and a capability the
+/// workload was not given is refused as it would have been for it.
+fn judge(plan: &Plan, p: &ProcessPlan, e: &ExecOptions) -> Result<(), Error> {
+    let mut spec = plan.spec.clone();
+    spec.process.uid = Some(p.uid);
+    spec.process.gid = Some(p.gid);
+    spec.process.groups.clone_from(&p.groups);
+    if let Some(c) = &e.capabilities {
+        spec.capabilities.clone_from(c);
+    }
+    if let Some(n) = e.no_new_privs {
+        spec.process.no_new_privs = n;
+    }
+    spec.allow_unsafe.extend(e.allow_unsafe.iter().cloned());
+    crate::spec::validate::validate_fields(&spec)?;
+    let findings = crate::check::check(&spec, &plan.host);
+    if crate::check::refused(&findings) {
+        return Err(Error::Refused(findings));
+    }
+    Ok(())
+}

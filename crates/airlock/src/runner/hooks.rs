@@ -1,0 +1,240 @@
+//! Hooks run inside the sandbox (OCI's createContainer and
+//! startContainer): each a child of the process that reached the hook's
+//! point, so it is in every namespace of the sandbox, with the state JSON
+//! on its stdin, its stdout and stderr kept for the error, killed after
+//! its timeout. runc runs them at the same two points.
+
+use super::report::{describe, SetupError};
+use crate::plan::Hook;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// PID 1's pid on the host, for the state the hooks are given: read
+/// while the host's /proc is still this process's /proc.
+static HOST_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Note PID 1's pid on the host (before the sandbox's own /proc hides it).
+pub fn note_host_pid() {
+    if let Ok(link) = std::fs::read_link("/proc/self") {
+        if let Some(pid) = link.to_str().and_then(|s| s.parse().ok()) {
+            HOST_PID.store(pid, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where a hook runs, beyond the namespaces it inherits.
+pub enum Place<'a> {
+    /// createContainer: the host's tree as root, the new root as cwd.
+    BeforePivot {
+        host: BorrowedFd<'a>,
+        root: BorrowedFd<'a>,
+    },
+    /// startContainer: where the workload is.
+    Inside,
+}
+
+/// Run `hooks` in order; the first failure is the error, naming the hook.
+pub fn run(hooks: &[Hook], state: &str, status: &str, place: &Place) -> Result<(), SetupError> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_str(state).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(o) = value.as_object_mut() {
+        o.insert("status".into(), status.into());
+        o.insert("pid".into(), HOST_PID.load(Ordering::Relaxed).into());
+    }
+    let state = value.to_string();
+    for h in hooks {
+        run_one(h, state.as_bytes(), place)
+            .map_err(|reason| SetupError::new(format!("{} {}", h.name, h.path), reason))?;
+    }
+    Ok(())
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{s:?} holds a NUL byte"))
+}
+
+fn run_one(h: &Hook, state: &[u8], place: &Place) -> Result<(), String> {
+    let path = cstr(&h.path)?;
+    let args: Vec<CString> = if h.args.is_empty() {
+        vec![path.clone()]
+    } else {
+        h.args.iter().map(|a| cstr(a)).collect::<Result<_, _>>()?
+    };
+    let env: Vec<CString> = h.env.iter().map(|e| cstr(e)).collect::<Result<_, _>>()?;
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let flags = rustix::pipe::PipeFlags::CLOEXEC;
+    let (stdin_r, stdin_w) = rustix::pipe::pipe_with(flags).map_err(|e| e.to_string())?;
+    let (out_r, out_w) = rustix::pipe::pipe_with(flags).map_err(|e| e.to_string())?;
+    // SAFETY: the runner is single-threaded; the child only calls
+    // async-signal-safe functions before execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!(
+            "fork: {}",
+            describe(&std::io::Error::last_os_error())
+        ));
+    }
+    if pid == 0 {
+        // SAFETY: in the forked child; everything it touches was made
+        // before the fork, and it ends in execve or _exit.
+        unsafe { child(&path, &argv, &envp, &stdin_r, &out_w, place) }
+    }
+    drop((stdin_r, out_w));
+    // The state is far smaller than a pipe's buffer; a hook that does not
+    // read it (or has already exited) is not an error. Before the
+    // workload's exec its signals are back to their defaults, and a
+    // SIGPIPE must not end it here.
+    // SAFETY: setting a disposition and putting the old one back.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let _ = rustix::io::write(&stdin_w, state);
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGPIPE, old) };
+    drop(stdin_w);
+    wait(pid, h.timeout, &out_r)
+}
+
+/// The hook's side of the fork: its stdio, its place, then execve.
+///
+/// # Safety
+/// Only in the child of a fork of a single-threaded process.
+unsafe fn child(
+    path: &CString,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    stdin: &OwnedFd,
+    out: &OwnedFd,
+    place: &Place,
+) -> ! {
+    // SAFETY: plain syscalls on fds this process holds; pointers are to
+    // NUL-terminated strings and arrays that outlive the execve.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::dup2(stdin.as_raw_fd(), 0) < 0
+            || libc::dup2(out.as_raw_fd(), 1) < 0
+            || libc::dup2(out.as_raw_fd(), 2) < 0
+        {
+            libc::_exit(126);
+        }
+        if let Place::BeforePivot { host, root } = place {
+            if libc::fchdir(host.as_raw_fd()) != 0
+                || libc::chroot(c".".as_ptr()) != 0
+                || libc::fchdir(root.as_raw_fd()) != 0
+            {
+                libc::_exit(126);
+            }
+        }
+        // Nothing of the sandbox's setup goes with the hook.
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 1u32 << 2);
+        crate::signals::reset_for_exec();
+        libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        let errno = *libc::__errno_location();
+        let msg: &[u8] = match errno {
+            libc::ENOENT => b"cannot execute it: no such file or directory\n",
+            libc::EACCES => b"cannot execute it: permission denied\n",
+            _ => b"cannot execute it\n",
+        };
+        let _ = libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::_exit(if errno == libc::ENOENT { 127 } else { 126 });
+    }
+}
+
+/// Wait for the hook, keeping the end of what it wrote; kill it at its
+/// timeout.
+fn wait(pid: i32, timeout: Option<u32>, out: &OwnedFd) -> Result<(), String> {
+    let deadline = timeout
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t.into()));
+    let mut output = Vec::new();
+    let mut open = true;
+    loop {
+        let mut status = 0;
+        // SAFETY: pid is our child; status is a valid pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            drain(out, &mut output);
+            return verdict(status, &output);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // SAFETY: pid is our unreaped child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return Err(format!(
+                "did not finish within its timeout of {}s and was killed",
+                timeout.unwrap_or(0)
+            ));
+        }
+        let tick = Timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
+        if open {
+            let mut fds = [PollFd::new(out, PollFlags::IN)];
+            let _ = poll(&mut fds, Some(&tick));
+            if fds[0].revents().contains(PollFlags::HUP) && !read_some(out, &mut output) {
+                open = false;
+            } else if fds[0].revents().contains(PollFlags::IN) {
+                read_some(out, &mut output);
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Read what is there; false at end of file.
+fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    match rustix::io::read(fd.as_fd(), &mut buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            // The end of what it said is what explains a failure.
+            into.extend_from_slice(&buf[..n]);
+            if into.len() > 8192 {
+                into.drain(..into.len() - 4096);
+            }
+            true
+        }
+    }
+}
+
+fn drain(fd: &OwnedFd, into: &mut Vec<u8>) {
+    let _ = rustix::io::ioctl_fionbio(fd, true);
+    while read_some(fd, into) {}
+}
+
+fn verdict(status: i32, output: &[u8]) -> Result<(), String> {
+    let said = String::from_utf8_lossy(output);
+    let said = said.trim();
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        let tail: String = said
+            .chars()
+            .rev()
+            .take(400)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!(": {tail}")
+    };
+    if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            code => Err(format!("exited with status {code}{said}")),
+        }
+    } else {
+        Err(format!("killed by signal {}{said}", libc::WTERMSIG(status)))
+    }
+}

@@ -1,0 +1,44 @@
+//! Device nodes a sandbox asks for beyond its /dev's standard ones.
+
+use super::FileMode;
+use serde::{Deserialize, Serialize};
+
+/// A device node in the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Where, in the sandbox (under /dev).
+    pub path: String,
+    pub kind: DeviceKind,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits (0666 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FileMode>,
+    /// Owner inside the sandbox (root of the sandbox when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    Char,
+    Block,
+}
+
+/// Character devices a sandbox may have without an acknowledgement
+/// (major, minor): the standard nodes of its /dev, FUSE and TUN/TAP. Each
+/// reaches only what the sandbox's own namespaces and mounts give it.
+pub const HARMLESS_DEVICES: &[(u32, u32)] = &[
+    (1, 3),    // null
+    (1, 5),    // zero
+    (1, 7),    // full
+    (1, 8),    // random
+    (1, 9),    // urandom
+    (5, 0),    // tty
+    (10, 229), // fuse
+    (10, 200), // net/tun
+];
