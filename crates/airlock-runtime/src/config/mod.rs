@@ -70,8 +70,14 @@ impl Bundle {
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let raw: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        // oci-spec types linux.timeOffsets as strings where the runtime
+        // spec has objects ({"secs", "nanosecs"}): read from `raw` instead.
+        let mut typed = raw.clone();
+        if let Some(l) = typed.get_mut("linux").and_then(|l| l.as_object_mut()) {
+            l.remove("timeOffsets");
+        }
         let config: Spec =
-            serde_json::from_value(raw.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_value(typed).map_err(|e| format!("{}: {e}", path.display()))?;
         if !config.version().starts_with("1.") {
             return Err(format!(
                 "{}: ociVersion {:?} is not supported (1.x is)",
@@ -118,13 +124,9 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
     if let Some(h) = c.hostname() {
         s.hostname = h.clone();
     }
-    if c.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
-        return Err(err(
-            "domainname",
-            "setting the NIS domain name is not supported",
-        ));
-    }
+    s.domainname = c.domainname().clone().filter(|d| !d.is_empty());
     let own_user = linux(bundle, &mut s, opts, &mut notes)?;
+    time_offsets(bundle, &mut s)?;
     mounts::mounts(bundle, &mut s, &mut notes)?;
     if let Some(l) = c.linux() {
         // After the mounts: the nodes go into their /dev.
@@ -588,4 +590,52 @@ fn is_overlayfs(path: &Path) -> bool {
         let mut st: libc::statfs = std::mem::zeroed();
         libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == OVERLAYFS_SUPER_MAGIC
     }
+}
+
+/// `linux.timeOffsets`: the container's CLOCK_MONOTONIC and CLOCK_BOOTTIME
+/// moved by whole seconds from the host's, in its own time namespace.
+fn time_offsets(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
+    // As runc: a time namespace without offsets reads the host's clocks.
+    s.time = airlock::spec::Clocks {
+        offsets: true,
+        ..Default::default()
+    };
+    let Some(offsets) = bundle.raw.pointer("/linux/timeOffsets") else {
+        return Ok(());
+    };
+    let Some(offsets) = offsets.as_object() else {
+        return Err(err(
+            "linux.timeOffsets",
+            "not an object of clocks (monotonic, boottime)",
+        ));
+    };
+    if !offsets.is_empty() && !s.namespaces.time {
+        return Err(err(
+            "linux.timeOffsets",
+            "needs a time namespace of the container's own in linux.namespaces",
+        ));
+    }
+    for (clock, v) in offsets {
+        let field = format!("linux.timeOffsets.{clock}");
+        let secs = v.get("secs").map_or(Some(0), |x| x.as_i64());
+        let nanos = v.get("nanosecs").map_or(Some(0), |x| x.as_u64());
+        let (Some(secs), Some(nanos)) = (secs, nanos) else {
+            return Err(err(
+                field,
+                "secs must be an integer and nanosecs a non-negative one",
+            ));
+        };
+        if nanos != 0 {
+            return Err(err(
+                field,
+                "airlock moves the clocks by whole seconds: nanosecs must be 0",
+            ));
+        }
+        match clock.as_str() {
+            "monotonic" => s.time.monotonic = secs,
+            "boottime" => s.time.boottime = secs,
+            _ => return Err(err(field, "only monotonic and boottime have offsets")),
+        }
+    }
+    Ok(())
 }

@@ -57,6 +57,8 @@ pub struct Plan {
     pub clone_flags: u64,
     /// Set in a new UTS namespace.
     pub hostname: Option<String>,
+    #[serde(default)]
+    pub domainname: Option<String>,
     /// Where the clocks of a new time namespace start.
     pub clocks: Option<Clocks>,
     /// Bring up `lo` in a new network namespace.
@@ -329,6 +331,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         userns_of_pid,
         namespaces,
         hostname: ns.uts.then(|| spec.hostname.clone()),
+        domainname: spec.domainname.clone().filter(|_| ns.uts),
         clocks: ns.time.then(|| spec.time.clone()),
         loopback: ns.net,
         // A pod's: its network, IPC (SysV objects, POSIX queues) and

@@ -162,6 +162,10 @@ fn setup(
         report.progress(|| format!("hostname {name}"));
         rustix::system::sethostname(name.as_bytes()).step(|| "hostname".into())?;
     }
+    if let Some(name) = &plan.domainname {
+        report.progress(|| format!("domain name {name}"));
+        rustix::system::setdomainname(name.as_bytes()).step(|| "domain name".into())?;
+    }
     if plan.loopback {
         report.progress(|| "bring up lo".into());
         net::loopback_up()?;

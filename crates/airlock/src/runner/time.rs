@@ -21,12 +21,18 @@ pub fn enter(clocks: &Clocks) -> Result<(), SetupError> {
     let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
     // Whole seconds only: the sandbox's clocks start between `start` and
     // `start + 1s`, never below zero (the kernel refuses a negative clock).
+    // Offsets asked as such (OCI's) are written as they are.
+    let (mono_off, boot_off) = match clocks.offsets {
+        true => (clocks.monotonic, clocks.boottime),
+        false => (
+            clocks.monotonic - mono.tv_sec,
+            clocks.boottime - boot.tv_sec,
+        ),
+    };
     let offsets = format!(
-        "{} {} 0\n{} {} 0\n",
+        "{} {mono_off} 0\n{} {boot_off} 0\n",
         libc::CLOCK_MONOTONIC,
-        clocks.monotonic - mono.tv_sec,
         libc::CLOCK_BOOTTIME,
-        clocks.boottime - boot.tv_sec,
     );
     let f = rustix::fs::open(
         "/proc/self/timens_offsets",

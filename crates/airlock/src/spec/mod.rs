@@ -30,6 +30,10 @@ pub struct SandboxSpec {
     pub filesystem: Filesystem,
     /// Hostname inside the UTS namespace.
     pub hostname: String,
+    /// NIS domain name inside the UTS namespace (the kernel's `(none)`
+    /// when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
     pub time: Clocks,
     /// Kill the sandbox when the process that started it dies.
     pub die_with_parent: bool,
@@ -66,6 +70,7 @@ impl Default for SandboxSpec {
             identity: Identity::default(),
             filesystem: Filesystem::default(),
             hostname: "airlock".into(),
+            domainname: None,
             time: Clocks::default(),
             die_with_parent: true,
             new_session: true,
@@ -577,6 +582,11 @@ pub struct Clocks {
     pub boottime: i64,
     /// CLOCK_MONOTONIC at start, in seconds.
     pub monotonic: i64,
+    /// The two values are offsets from the host's clocks (OCI's
+    /// `linux.timeOffsets`) rather than what the sandbox's clocks read
+    /// when it starts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub offsets: bool,
 }
 
 /// Who is PID 1 in the sandbox.

@@ -313,6 +313,20 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
             ),
         ));
     }
+    if let Some(d) = &spec.domainname {
+        if !spec.namespaces.uts {
+            return Err(SpecError::new(
+                "domainname",
+                "needs a UTS namespace of the sandbox's own (namespaces.uts)",
+            ));
+        }
+        if d.is_empty() || d.len() > 64 || !d.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(SpecError::new(
+                "domainname",
+                format!("{d:?} is not a domain name (1 to 64 printable characters)"),
+            ));
+        }
+    }
     for (k, path) in &spec.namespaces.join {
         let field = format!("namespaces.join.{k}");
         let made = match k.as_str() {

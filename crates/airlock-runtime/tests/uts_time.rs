@@ -1,0 +1,110 @@
+//! A bundle's `domainname` and `linux.timeOffsets`, checked from inside
+//! the container; what airlock cannot honour is an error naming the field
+//! and leaves no container behind.
+
+#[macro_use]
+mod common;
+use common::*;
+use serde_json::json;
+
+/// The host's CLOCK_BOOTTIME, in whole seconds (what /proc/uptime shows).
+fn host_uptime() -> u64 {
+    let t = std::fs::read_to_string("/proc/uptime").unwrap();
+    t.split('.').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn domainname_and_time_offsets_are_what_the_container_sees() {
+    require_root!();
+    let env = Env::new();
+    const FIVE_DAYS: u64 = 5 * 86_400;
+    let b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/domainname; cat /proc/uptime",
+        ],
+        |c| {
+            c["domainname"] = json!("pods.example");
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(json!({"type": "time"}));
+            c["linux"]["timeOffsets"] = json!({
+                "boottime": {"secs": FIVE_DAYS, "nanosecs": 0},
+                "monotonic": {"secs": 3 * 86_400}
+            });
+        },
+    );
+    let before = host_uptime();
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "t1"]);
+    let after = host_uptime();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("pods.example"), "{out}");
+    let inside: u64 = lines
+        .next()
+        .and_then(|l| l.split('.').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no uptime in {out:?}"));
+    assert!(
+        (before + FIVE_DAYS..=after + FIVE_DAYS + 1).contains(&inside),
+        "uptime inside {inside}, host {before}..{after}: not moved by five days"
+    );
+
+    // A time namespace without offsets reads the host's clocks (runc's
+    // behaviour), not airlock's start-near-zero default.
+    let b = env.bundle("plain", &["cat", "/proc/uptime"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "time"}));
+    });
+    let before = host_uptime();
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "t2"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let inside: u64 = out.split('.').next().unwrap().parse().unwrap();
+    assert!(inside >= before, "uptime inside {inside} < host {before}");
+}
+
+#[test]
+fn time_offsets_airlock_cannot_honour_are_named() {
+    require_root!();
+    let env = Env::new();
+    let cases = [
+        (
+            json!({"monotonic": {"secs": 10, "nanosecs": 5}}),
+            true,
+            "linux.timeOffsets.monotonic",
+        ),
+        (
+            json!({"realtime": {"secs": 10}}),
+            true,
+            "linux.timeOffsets.realtime",
+        ),
+        (
+            json!({"boottime": {"secs": 10}}),
+            false,
+            "needs a time namespace",
+        ),
+    ];
+    for (i, (offsets, time_ns, want)) in cases.into_iter().enumerate() {
+        let b = env.bundle(&format!("b{i}"), &["true"], |c| {
+            if time_ns {
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.push(json!({"type": "time"}));
+            }
+            c["linux"]["timeOffsets"] = offsets;
+        });
+        let id = format!("bad{i}");
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert!(!o.status.success(), "case {i} ran: {out}");
+        assert!(err.contains(want), "case {i}: {err}");
+        let listed = env.rt(&["list", "-q"]);
+        assert!(
+            !text(&listed).0.contains(&id),
+            "case {i} left {id}: {:?}",
+            text(&listed)
+        );
+    }
+}
