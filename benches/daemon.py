@@ -34,6 +34,25 @@ def rss_kib(pid):
     return 0
 
 
+def start_daemon(airlockd, max_sandboxes):
+    """airlockd on a socket of its own in a new temporary directory, with
+    its state and store there; returns the process, the socket and the
+    directory (the caller terminates the one and removes the other)."""
+    work = tempfile.mkdtemp(prefix="airlock-bench-daemon-")
+    sock = os.path.join(work, "airlockd.sock")
+    with open(os.path.join(work, "airlockd.toml"), "w") as f:
+        f.write(f'listen = "{sock}"\nstate_root = "{work}/state"\nstore = "{work}/store"\n'
+                f'group = ""\nmax_sandboxes = {max_sandboxes}\n')
+    log = open(os.path.join(work, "airlockd.log"), "w")
+    d = subprocess.Popen([airlockd, "--config", os.path.join(work, "airlockd.toml")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    for _ in range(200):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    return d, sock, work
+
+
 def bwrap_loop(count):
     argv = bwrap_true()
     start = time.perf_counter()
@@ -53,19 +72,8 @@ def main():
         sys.exit("benches/daemon.py: needs root")
     daemon = find_built("airlockd", "daemon.py", profile=a.profile)
     client = find_built("throughput", "daemon.py", profile=a.profile, where=("examples",))
-    work = tempfile.mkdtemp(prefix="airlock-bench-daemon-")
-    sock = os.path.join(work, "airlockd.sock")
-    with open(os.path.join(work, "airlockd.toml"), "w") as f:
-        f.write(f'listen = "{sock}"\nstate_root = "{work}/state"\nstore = "{work}/store"\n'
-                f'group = ""\nmax_sandboxes = {max(64, a.clients * 2)}\n')
-    log = open(os.path.join(work, "airlockd.log"), "w")
-    d = subprocess.Popen([daemon, "--config", os.path.join(work, "airlockd.toml")],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    d, sock, work = start_daemon(daemon, max(64, a.clients * 2))
     try:
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
         # Warm up: the page cache, the daemon's first allocations.
         subprocess.run([client, sock, str(a.clients), str(a.clients)], check=True,
                        stdout=subprocess.DEVNULL)

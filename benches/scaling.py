@@ -32,6 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from built import find_airlock, find_built  # noqa: E402
+from daemon import start_daemon  # noqa: E402
 from spawn import run_once, system_view_bwrap  # noqa: E402
 
 
@@ -83,14 +84,7 @@ def mounts(airlock, counts, rounds):
 
 def daemon(airlock, levels, rounds):
     airlockd = find_built("airlockd", "scaling.py")
-    work = tempfile.mkdtemp(prefix="airlock-bench-scaling-")
-    sock = os.path.join(work, "airlockd.sock")
-    with open(os.path.join(work, "airlockd.toml"), "w") as f:
-        f.write(f'listen = "{sock}"\nstate_root = "{work}/state"\nstore = "{work}/store"\n'
-                f'group = ""\nmax_sandboxes = {max(levels) + rounds + 16}\n')
-    log = open(os.path.join(work, "airlockd.log"), "w")
-    d = subprocess.Popen([airlockd, "--config", os.path.join(work, "airlockd.toml")],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    d, sock, work = start_daemon(airlockd, max(levels) + rounds + 16)
     host = ["--host", f"unix://{sock}"]
 
     def cli(*args):
@@ -109,10 +103,6 @@ def daemon(airlock, levels, rounds):
     rows = []
     held = []
     try:
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
         for level in levels:
             t0 = time.perf_counter()
             while len(held) < level:

@@ -159,6 +159,20 @@ async fn status(
     (s.state(), s.exit_code, pid)
 }
 
+/// The kubelet's last two calls for a pod.
+async fn stop_and_remove_pod(rt: &mut RuntimeServiceClient<Channel>, pod_id: &str) {
+    rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod_id.into(),
+    })
+    .await
+    .expect("StopPodSandbox");
+    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod_id.into(),
+    })
+    .await
+    .expect("RemovePodSandbox");
+}
+
 fn info_pid(info: &HashMap<String, String>) -> Option<u32> {
     let v: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
     v["pid"].as_u64().map(|p| p as u32).filter(|p| *p != 0)
@@ -442,16 +456,7 @@ async fn pod_flow(c: &Containerd, logs: &Path) {
     assert_eq!(wait_exited(c, &mut rt, &sleeper).await, 137);
     assert!(!alive(pid), "the stopped container's process {pid} is gone");
 
-    rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-        pod_sandbox_id: pod_id.clone(),
-    })
-    .await
-    .expect("StopPodSandbox");
-    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-        pod_sandbox_id: pod_id.clone(),
-    })
-    .await
-    .expect("RemovePodSandbox");
+    stop_and_remove_pod(&mut rt, &pod_id).await;
     // Nothing is left: no container in the runtime's state, no state
     // directory, no process.
     let left = runtime_ids();
@@ -539,16 +544,7 @@ async fn shared_pid_flow(c: &Containerd, logs: &Path) {
     let pause_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state_pid(&pod_id))).unwrap();
     let app_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state_pid(&id))).unwrap();
     assert_eq!(app_ns, pause_ns);
-    rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-        pod_sandbox_id: pod_id.clone(),
-    })
-    .await
-    .expect("StopPodSandbox");
-    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-        pod_sandbox_id: pod_id.clone(),
-    })
-    .await
-    .expect("RemovePodSandbox");
+    stop_and_remove_pod(&mut rt, &pod_id).await;
     let left = runtime_ids();
     assert!(!left.contains(&id) && !left.contains(&pod_id), "{left:?}");
 }
