@@ -114,7 +114,14 @@ fn expand_slice(slice: &str) -> Result<Vec<String>, String> {
 
 /// `update`: new limits for a created or running container.
 pub fn update(ctx: &Ctx, u: &liboci_cli::Update) -> Result<(), String> {
-    let (sb, _) = ctx.find(&u.container_id)?;
+    let (sb, st) = ctx.find(&u.container_id)?;
+    if st.status == airlock::state::Status::Stopped {
+        // runc's words (libcontainer's ErrNotRunning).
+        return Err(format!(
+            "cannot update container {}: container not running",
+            u.container_id
+        ));
+    }
     let (res, flag_of) = match &u.resources {
         Some(file) => {
             let flags_too = u.memory.is_some()
