@@ -178,7 +178,11 @@ fn podman_runs_containers_through_airlock() {
     // beneath its caller's.
     let o = p.run(
         &["--memory", "64m", "--pids-limit", "50"],
-        &["sh", "-c", "grep -c /libpod_parent/libpod- /proc/self/cgroup"],
+        &[
+            "sh",
+            "-c",
+            "grep -c /libpod_parent/libpod- /proc/self/cgroup",
+        ],
     );
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).trim().parse::<u32>().unwrap() >= 2, "{}", out(&o));
