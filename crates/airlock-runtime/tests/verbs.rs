@@ -239,6 +239,15 @@ fn personality_sets_the_execution_domain() {
         assert!(o.status.success(), "{out} {err}");
         assert_eq!(out.trim(), want);
     }
+    // Flags beyond what the default seccomp filter lets the workload set
+    // itself: set before the filter.
+    let b = env.bundle("flags", &["cat", "/proc/self/personality"], |c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "flags"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "00040008");
     for (p, field) in [
         (json!({"domain": "LINUX64"}), "linux.personality.domain"),
         (

@@ -301,6 +301,18 @@ pub(super) fn lock_down(
     report: Reporter,
     after_identity: impl FnOnce() -> Result<(), SetupError>,
 ) -> Result<(), SetupError> {
+    if let Some(persona) = p.personality {
+        // Before the filter, which allows the workload only the common
+        // values: the domain and flags are the bundle's to choose.
+        // SAFETY: personality takes a plain value and touches no memory.
+        let r = unsafe { libc::personality(persona as libc::c_ulong) };
+        if r == -1 {
+            return Err(SetupError::io(
+                "linux.personality",
+                &std::io::Error::last_os_error(),
+            ));
+        }
+    }
     let put_up = || -> Result<(), SetupError> {
         super::landlock::apply(walls.landlock.as_ref(), report)?;
         report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
@@ -319,16 +331,6 @@ pub(super) fn lock_down(
         put_up()?;
     }
     rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
-    if let Some(persona) = p.personality {
-        // SAFETY: personality takes a plain value and touches no memory.
-        let r = unsafe { libc::personality(persona as libc::c_ulong) };
-        if r == -1 {
-            return Err(SetupError::io(
-                "linux.personality",
-                &std::io::Error::last_os_error(),
-            ));
-        }
-    }
     // Everything above 2 closes at exec, the report socket included,
     // which is how the caller learns that exec succeeded; the caller's
     // preserved fds (3 to 3+N-1, never ours: they were open before any
