@@ -210,9 +210,17 @@ fn create(
     actx.state_root.clone_from(&ctx.root);
     // runc imposes no pids limit the bundle does not ask for.
     actx.default_pids = None;
-    // runc's containers always have cgroups, which `update` changes.
-    actx.cgroup_path = cgroup_path;
-    actx.cgroup_prepare = crate::cgroups::PREPARE.map(String::from).to_vec();
+    if crate::is_root() {
+        // runc's containers always have cgroups, which `update` changes.
+        actx.cgroup_path = cgroup_path;
+        actx.cgroup_prepare = crate::cgroups::PREPARE.map(String::from).to_vec();
+    } else if let Some(p) = cgroup_path {
+        // A rootless runtime's cgroups exist only for the limits a bundle
+        // asks, where its cgroup is delegated, as before.
+        ctx.log.warn(&format!(
+            "linux.cgroupsPath {p}: a rootless runtime nests the container's cgroups (airlock-<id>) under its own, not at that path"
+        ));
+    }
     let mut prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
         airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
         e => e.to_string(),

@@ -209,9 +209,23 @@ impl Cgroup {
         cg.memory.clone_from(&plan.memory);
         cg.pids.clone_from(&plan.pids);
         let enable = |dir: &Path| -> Result<(), SetupError> {
-            match plan.enable.iter().find(|(d, _)| d == dir) {
-                Some((_, c)) => enable_controllers(dir, c),
-                None => Ok(()),
+            let Some((_, all)) = plan.enable.iter().find(|(d, _)| d == dir) else {
+                return Ok(());
+            };
+            let e = match enable_controllers(dir, all) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            // Without the controllers nothing asked a limit of.
+            let required: Vec<String> = all
+                .iter()
+                .filter(|c| !plan.optional.contains(c))
+                .cloned()
+                .collect();
+            match required.len() {
+                n if n == all.len() => Err(e),
+                0 => Ok(()),
+                _ => enable_controllers(dir, &required),
             }
         };
         if let Some((own, _)) = plan.enable.first() {
@@ -229,7 +243,11 @@ impl Cgroup {
             cg.v2 = Some(dir.clone());
         }
         for (c, dir) in &plan.v1 {
-            mkdir(dir, c)?;
+            match mkdir(dir, c) {
+                Ok(()) => {}
+                Err(_) if plan.optional.contains(c) => continue,
+                Err(e) => return Err(e),
+            }
             cg.v1.insert(c.clone(), dir.clone());
         }
         for w in &plan.writes {

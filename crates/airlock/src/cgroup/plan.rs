@@ -131,6 +131,11 @@ pub struct CgroupPlan {
     pub memory: Option<(PathBuf, bool)>,
     /// Where the pids counter is read (true: v2).
     pub pids: Option<(PathBuf, bool)>,
+    /// Controllers made ready without a limit (`prepare`): a host that
+    /// will not enable or create them (a v2 parent that holds processes,
+    /// a hierarchy not delegated) leaves them out instead of failing.
+    #[serde(default)]
+    pub optional: Vec<String>,
 }
 
 /// One limit to write into a cgroup that the plan creates.
@@ -213,6 +218,12 @@ pub fn resolve(
         }
     }
     let mut plan = CgroupPlan::default();
+    plan.optional = prepare
+        .iter()
+        .filter(|c| !needed.contains(c))
+        .flat_map(|c| [c.to_string(), v1_name(c).to_string()])
+        .collect();
+    plan.optional.dedup();
     if let Some(h) = &layout.v2 {
         let nested = between(&h.own_dir(), path);
         if !on_v2.is_empty() {

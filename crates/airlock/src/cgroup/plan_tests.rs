@@ -197,6 +197,7 @@ fn a_nested_path_makes_and_enables_each_level_on_pure_v2() {
     );
     let enabled: Vec<&PathBuf> = p.enable.iter().map(|(d, _)| d).collect();
     assert_eq!(enabled, [&base, &p.nested[0], &p.nested[1]]);
+    assert_eq!(p.optional, ["memory"], "pids has a limit: required");
     // A prepared controller is enabled without a limit written.
     assert!(p.enable.iter().all(|(_, c)| c == &["pids", "memory"]));
     assert_eq!(p.v2, Some(base.join("machine.slice/m-x.slice/c.scope")));
@@ -214,6 +215,9 @@ fn prepared_controllers_get_v1_cgroups_and_missing_ones_are_skipped() {
     let p = resolve(&Resources::default(), &l, "x/y", &["memory", "pids"]).unwrap();
     assert_eq!(p.v1["memory"], PathBuf::from("/sys/fs/cgroup/memory/m/x/y"));
     assert!(!p.v1.contains_key("pids"));
+    // Nothing asked a limit of them: a host that will not make them
+    // leaves them out.
+    assert_eq!(p.optional, ["memory", "pids"]);
     assert_eq!(
         p.nested,
         [
