@@ -217,13 +217,16 @@ pub fn resolve(
             ));
         }
     }
-    let mut plan = CgroupPlan::default();
-    plan.optional = prepare
+    let mut optional: Vec<String> = prepare
         .iter()
         .filter(|c| !needed.contains(c))
         .flat_map(|c| [c.to_string(), v1_name(c).to_string()])
         .collect();
-    plan.optional.dedup();
+    optional.dedup();
+    let mut plan = CgroupPlan {
+        optional,
+        ..CgroupPlan::default()
+    };
     if let Some(h) = &layout.v2 {
         let nested = between(&h.own_dir(), path);
         if !on_v2.is_empty() {
