@@ -348,6 +348,7 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         context: Some(ctx),
         lifecycle: None,
         stdio: None,
+        preserve_fds: 0,
     };
     Sandbox::hold_signals();
     let process = match Sandbox::exec(&sb, &opts, &spawn) {

@@ -163,7 +163,13 @@ fn race(
         for _ in 0..n {
             match airlock::image::pull(reference, &store, None) {
                 Ok(p) => {
-                    let cmd = p.image.config.config.and_then(|c| c.cmd).unwrap();
+                    let cmd = p
+                        .image
+                        .config
+                        .config()
+                        .clone()
+                        .and_then(|c| c.cmd().clone())
+                        .unwrap();
                     assert_eq!(cmd, ["/bin/echo", "good"], "a swapped blob was used");
                     ok += 1;
                 }

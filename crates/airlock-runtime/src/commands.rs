@@ -25,6 +25,8 @@ pub struct Ctx {
     root: PathBuf,
     pub(crate) allow_unsafe: Vec<String>,
     log: Log,
+    /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name`.
+    systemd_cgroup: bool,
 }
 
 impl Ctx {
@@ -34,6 +36,7 @@ impl Ctx {
             root,
             allow_unsafe,
             log,
+            systemd_cgroup: g.systemd_cgroup,
         }
     }
 
@@ -95,9 +98,6 @@ fn record(sb: &SandboxDir) -> Option<OciRecord> {
 pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
     match cmd {
         StandardCmd::Create(c) => {
-            if c.preserve_fds > 0 {
-                return Err("--preserve-fds is not supported".into());
-            }
             if c.no_pivot {
                 return Err("--no-pivot: airlock always pivots into the container's root (a rootfs on ramfs is not supported)".into());
             }
@@ -107,6 +107,7 @@ pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
                 &c.bundle,
                 c.console_socket,
                 c.pid_file.as_deref(),
+                preserve_fds(c.preserve_fds)?,
             )?;
             Ok(0)
         }
@@ -127,15 +128,13 @@ pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
 pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
     match cmd {
         CommonCmd::Run(r) => {
-            if r.preserve_fds > 0 {
-                return Err("--preserve-fds is not supported".into());
-            }
             create(
                 ctx,
                 &r.container_id,
                 &r.bundle,
                 r.console_socket,
                 r.pid_file.as_deref(),
+                preserve_fds(r.preserve_fds)?,
             )?;
             start(ctx, &r.container_id)?;
             if r.detach {
@@ -166,9 +165,7 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
             spec_template(&s.bundle.unwrap_or_else(|| ".".into()), s.rootless)?;
             Ok(0)
         }
-        CommonCmd::Update(_) => Err(
-            "`update` is not supported: a container's limits are fixed when it is created".into(),
-        ),
+        CommonCmd::Update(u) => crate::cgroups::update(ctx, &u).map(|_| 0),
         CommonCmd::Events(_) => Err("`events` is not supported".into()),
         CommonCmd::Checkpointt(_) => Err("`checkpoint` is not supported".into()),
     }
@@ -180,8 +177,13 @@ fn create(
     bundle_dir: &Path,
     console_socket: Option<PathBuf>,
     pid_file: Option<&Path>,
+    preserve_fds: u32,
 ) -> Result<()> {
     let bundle = Bundle::load(bundle_dir)?;
+    if ctx.systemd_cgroup {
+        crate::cgroups::check_systemd_host()?;
+    }
+    let cgroup_path = crate::cgroups::path(&bundle.config, ctx.systemd_cgroup)?;
     let hooks = Hooks::of(&bundle.config)?;
     let root = ctx.state_root()?;
     // The pid a client was given for a container is its supervisor's
@@ -208,6 +210,17 @@ fn create(
     actx.state_root.clone_from(&ctx.root);
     // runc imposes no pids limit the bundle does not ask for.
     actx.default_pids = None;
+    if crate::is_root() {
+        // runc's containers always have cgroups, which `update` changes.
+        actx.cgroup_path = cgroup_path;
+        actx.cgroup_prepare = crate::cgroups::PREPARE.map(String::from).to_vec();
+    } else if let Some(p) = cgroup_path {
+        // A rootless runtime's cgroups exist only for the limits a bundle
+        // asks, where its cgroup is delegated, as before.
+        ctx.log.warn(&format!(
+            "linux.cgroupsPath {p}: a rootless runtime nests the container's cgroups (airlock-<id>) under its own, not at that path"
+        ));
+    }
     let mut prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
         airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
         e => e.to_string(),
@@ -234,6 +247,7 @@ fn create(
             ..LifecycleOptions::default()
         }),
         context: Some(actx.clone()),
+        preserve_fds,
         ..SpawnOptions::default()
     };
     let sandbox =
@@ -280,6 +294,20 @@ fn create(
     ctx.log
         .debug(&format!("created {id} (pid {})", sandbox.init_pid()));
     Ok(())
+}
+
+/// `--preserve-fds N`: the runtime's fds 3 to 3+N-1 go to the container
+/// at the same numbers; each must be open (the library refuses a
+/// directory among them).
+pub(crate) fn preserve_fds(n: i32) -> Result<u32> {
+    let n = u32::try_from(n).map_err(|_| format!("--preserve-fds {n}: not a count"))?;
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD reads the flags of an fd number; nothing else.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(format!("--preserve-fds {n}: fd {fd} is not open"));
+        }
+    }
+    Ok(n)
 }
 
 /// `process.oomScoreAdj`, written from the host to the held container

@@ -15,9 +15,6 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     if e.tty && e.console_socket.is_none() {
         return Err("exec --tty needs --console-socket".into());
     }
-    if e.preserve_fds > 0 {
-        return Err("--preserve-fds is not supported".into());
-    }
     let mut opts = ExecOptions {
         args: e.command.clone(),
         env: e.env.clone(),
@@ -27,6 +24,7 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         tty: e.tty,
         console_socket: e.console_socket.clone(),
         allow_unsafe: ctx.allow_unsafe.clone(),
+        preserve_fds: crate::commands::preserve_fds(e.preserve_fds)?,
         ..ExecOptions::default()
     };
     if let Some(path) = &e.process {

@@ -3,11 +3,13 @@
 //! argument handling lives here; the bundle conversion is in `config`, the
 //! verbs in `commands`, both over the airlock library.
 
+mod cgroups;
 mod commands;
 mod config;
 mod exec;
 mod hooks;
 mod log;
+mod personality;
 
 use clap::{Parser, Subcommand};
 use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
@@ -48,9 +50,6 @@ fn main() {
                 "--rootless=true as root: airlock decides rootless mode from the caller's ids",
             );
         }
-    }
-    if cli.global.systemd_cgroup {
-        log.fail("--systemd-cgroup: airlock manages cgroupfs directly (nested under the caller's cgroup); the systemd cgroup manager is not supported");
     }
     let result = match cli.command {
         Command::Standard(c) => commands::standard(&ctx, c),

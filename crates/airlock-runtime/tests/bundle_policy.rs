@@ -19,10 +19,23 @@ fn no_pids_limit_unless_the_bundle_asks() {
     let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "p1"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
-    // No cgroup of the container's own, and the rlimit is the host's.
-    assert!(!out.contains("airlock-"), "{out}");
+    // The rlimit is the host's.
     let default = airlock::spec::DEFAULT_PIDS.to_string();
     assert!(!out.contains(&format!(" {default} ")), "{out}");
+    // A pids cgroup of the container's own (which `update` may limit),
+    // with no limit in it.
+    assert!(out.contains("airlock-"), "{out}");
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "p0"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pid = state(&env, "p0")["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = cg
+        .lines()
+        .find_map(|l| l.split_once(":pids:").map(|(_, p)| p.to_string()))
+        .unwrap();
+    let max = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{rel}/pids.max")).unwrap();
+    assert_eq!(max.trim(), "max");
+    assert!(env.rt(&["delete", "--force", "p0"]).status.success());
     let b = env.bundle("limited", &["sh", "-c", PROBE], |c| {
         c["linux"]["resources"] = json!({"pids": {"limit": 50}});
     });

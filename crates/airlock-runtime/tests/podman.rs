@@ -173,11 +173,16 @@ fn podman_runs_containers_through_airlock() {
         .args(["localhost/busybox:test", "sh", "-c", "tty; exit 2"]);
     let o = on_a_terminal(&podman);
     assert_eq!(out(&o), "'/dev/pts/0\\r\\n' 2\n", "{}", err(&o));
-    // --memory and --pids-limit: the container's own cgroups, nested under
-    // its caller's.
+    // --memory and --pids-limit: the container's own cgroups, at the
+    // path podman gives (linux.cgroupsPath, libpod_parent/libpod-ID)
+    // beneath its caller's.
     let o = p.run(
         &["--memory", "64m", "--pids-limit", "50"],
-        &["sh", "-c", "grep -c airlock- /proc/self/cgroup"],
+        &[
+            "sh",
+            "-c",
+            "grep -c /libpod_parent/libpod- /proc/self/cgroup",
+        ],
     );
     assert!(o.status.success(), "{}", err(&o));
     assert!(out(&o).trim().parse::<u32>().unwrap() >= 2, "{}", out(&o));

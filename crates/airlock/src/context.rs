@@ -29,6 +29,17 @@ pub struct Context {
     /// ([`crate::spec::DEFAULT_PIDS`] unless changed; `None` for none, as
     /// the OCI runtime does: a bundle gets only the limits it asks for).
     pub default_pids: Option<u64>,
+    /// Where the sandbox's cgroups are made, relative to the caller's own
+    /// in each hierarchy (default `airlock-<id>`); several components
+    /// make the directories between, as an OCI bundle's
+    /// `linux.cgroupsPath` asks. Never `..`: the caller's subtree is the
+    /// limit.
+    pub cgroup_path: Option<String>,
+    /// Controllers (v2 names) a sandbox gets cgroups for even without a
+    /// limit, where the host has them, so that its limits can be set
+    /// while it runs (the OCI runtime's `update`). Such a sandbox always
+    /// gets cgroups.
+    pub cgroup_prepare: Vec<String>,
     /// What one image may unpack into the store
     /// ([`crate::image::unpack::DEFAULT_LIMITS`] unless changed).
     pub image_limits: crate::image::unpack::Limits,
@@ -61,6 +72,8 @@ impl Context {
             // cgroup then fails naming the controller it lacks.
             cgroup: Layout::detect().unwrap_or_default(),
             default_pids: Some(crate::spec::DEFAULT_PIDS),
+            cgroup_path: None,
+            cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
         }
     }
@@ -76,6 +89,8 @@ impl Context {
             cgroup: Layout::default(),
             store: store::default_root(uid, None, None),
             default_pids: Some(crate::spec::DEFAULT_PIDS),
+            cgroup_path: None,
+            cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
         }
     }

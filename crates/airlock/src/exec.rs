@@ -36,6 +36,9 @@ pub struct ExecOptions {
     /// `env` is the process's whole environment (OCI's `exec --process`),
     /// not set on top of the workload's.
     pub replace_env: bool,
+    /// The caller's fds 3 to 3+N-1 reach the process at the same numbers,
+    /// as [`crate::SpawnOptions::preserve_fds`].
+    pub preserve_fds: u32,
 }
 
 /// The process `e` asks for in the sandbox of `plan`.
@@ -44,6 +47,7 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         args: e.args.clone(),
         cwd: e.cwd.clone().unwrap_or_else(|| plan.process.cwd.clone()),
         terminal: e.tty,
+        preserve_fds: e.preserve_fds,
         ..plan.process.clone()
     };
     if e.args.is_empty() {

@@ -36,6 +36,11 @@ pub struct SpawnOptions {
     /// attended workload uses (default: the caller's). A service that
     /// relays a process's output over its API hands it pipes this way.
     pub stdio: Option<std::sync::Arc<[OwnedFd; 3]>>,
+    /// The caller's fds 3 to 3+N-1 reach the workload at the same numbers
+    /// (OCI's `--preserve-fds`; a `create` carries them until `start`).
+    /// A directory or O_PATH fd among them is refused: it would lead back
+    /// into the host's tree.
+    pub preserve_fds: u32,
 }
 
 /// How a sandbox with state lives.
@@ -171,6 +176,8 @@ struct RunnerFds {
     plan: RawFd,
     sock: RawFd,
     alive: Option<RawFd>,
+    /// The caller's fds 3 to 3+N-1, for the sandbox's process.
+    preserve: u32,
 }
 
 /// The cgroup directories a job makes (none for an exec, which joins the
@@ -203,7 +210,7 @@ fn runner_command(
     ];
     args.extend(fds.alive.map(|fd| fd.to_string().into()));
     let inherit = [Some(fds.plan), Some(fds.sock), fds.alive];
-    let mut cmd = runner_with(runner, args, inherit);
+    let mut cmd = runner_with(runner, args, inherit, fds.preserve);
     if detached {
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -220,8 +227,14 @@ fn runner_command(
     Ok(cmd)
 }
 
-/// The runner with `args`, keeping the fds in `inherit` open across exec.
-fn runner_with(runner: &Path, args: Vec<OsString>, inherit: [Option<RawFd>; 3]) -> Command {
+/// The runner with `args`, keeping the fds in `inherit` open across exec,
+/// and the caller's fds 3 to 3+`preserve`-1 (OCI's `--preserve-fds`).
+fn runner_with(
+    runner: &Path,
+    args: Vec<OsString>,
+    inherit: [Option<RawFd>; 3],
+    preserve: u32,
+) -> Command {
     let mut cmd = Command::new(runner);
     cmd.args(args);
     // glibc's per-thread cache keeps freed chunks scattered over the
@@ -237,7 +250,8 @@ fn runner_with(runner: &Path, args: Vec<OsString>, inherit: [Option<RawFd>; 3]) 
             // Keep these open across exec, at the numbers the runner
             // is told; no dup2 onto fixed numbers, which could land on
             // fds std's spawn itself uses.
-            for fd in inherit.into_iter().flatten() {
+            let preserved = 3..3 + preserve as RawFd;
+            for fd in inherit.into_iter().flatten().chain(preserved) {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             }
@@ -269,6 +283,7 @@ impl Sandbox {
         opts: &SpawnOptions,
     ) -> Result<Sandbox, Error> {
         plan.verbose = opts.verbose;
+        plan.process.preserve_fds = opts.preserve_fds;
         let Some(l) = &opts.lifecycle else {
             return Self::start(&Job::Start(Box::new(plan)), opts, None);
         };
@@ -341,6 +356,8 @@ impl Sandbox {
             ));
         }
         plan.verbose = opts.verbose;
+        plan.process.preserve_fds = opts.preserve_fds;
+        let plan_preserve = opts.preserve_fds;
         let runner = match find_runner(opts) {
             Ok(r) => r,
             Err(e) => return e,
@@ -353,7 +370,7 @@ impl Sandbox {
             vec!["--attended".into(), memfd.as_raw_fd().to_string().into()];
         args.extend(report_file.map(|p| p.as_os_str().to_owned()));
         let inherit = [Some(memfd.as_raw_fd()), None, None];
-        io("exec the runner")(runner_with(&runner, args, inherit).exec())
+        io("exec the runner")(runner_with(&runner, args, inherit, plan_preserve).exec())
     }
 
     /// Start a plan as it is, without running the guardrails on its spec
@@ -419,6 +436,10 @@ impl Sandbox {
             plan: memfd.as_raw_fd(),
             sock: theirs.as_raw_fd(),
             alive: alive.map(|f| f.as_raw_fd()),
+            preserve: match job {
+                Job::Start(p) => p.process.preserve_fds,
+                Job::Exec(p) => p.process.preserve_fds,
+            },
         };
         let child = runner_command(&runner, fds, detached, opts.stdio.as_deref())?
             .spawn()

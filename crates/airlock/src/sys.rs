@@ -157,6 +157,18 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     check(ret).map(drop)
 }
 
+/// Let go of the fds preserved for a sandbox's process (3 to 3+`count`-1)
+/// once it has its copies: held here, a pipe's write end would keep its
+/// reader from seeing the end.
+pub fn close_preserved(count: u32) -> io::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    // SAFETY: close_range closes fds this process keeps only for the
+    // process it made; no memory is involved.
+    check(unsafe { libc::syscall(libc::SYS_close_range, 3u32, 2 + count, 0u32) }).map(drop)
+}
+
 /// Close every fd from `first` up, except `keep`.
 pub fn close_from_except(first: i32, keep: &[i32]) -> io::Result<()> {
     let mut keep: Vec<i32> = keep.iter().copied().filter(|fd| *fd >= first).collect();

@@ -130,6 +130,8 @@ impl Daemon {
             // A spec without a pids limit gets the daemon's max_pids (the
             // library's default when the daemon sets none).
             default_pids: self.config.max_pids.or(Some(airlock::spec::DEFAULT_PIDS)),
+            cgroup_path: None,
+            cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
         }
     }

@@ -79,6 +79,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         context: None,
         lifecycle,
         stdio: None,
+        preserve_fds: 0,
     };
     if opts.lifecycle.is_none() {
         // Nothing for this process to do beside the sandbox but wait: it

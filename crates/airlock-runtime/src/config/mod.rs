@@ -70,6 +70,7 @@ impl Bundle {
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let raw: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::personality::check_raw(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
         // oci-spec types linux.timeOffsets as strings where the runtime
         // spec has objects ({"secs", "nanosecs"}): read from `raw` instead.
         let mut typed = raw.clone();
@@ -141,13 +142,6 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
     platform_defaults(&mut s);
     if s.namespaces.user && !own_user && opts.root_caller {
         notes.extend(idmap_own_files(bundle, &mut s));
-    }
-    let cgroups_path = c.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-    if let Some(p) = cgroups_path {
-        notes.push(format!(
-            "linux.cgroupsPath {}: airlock nests the container's cgroups (airlock-<id>) under the cgroups of the process that runs it, not at that path",
-            p.display()
-        ));
     }
     Ok((s, notes))
 }
@@ -298,11 +292,8 @@ fn linux(
     if let Some(r) = l.resources() {
         resources(r, s)?;
     }
-    if l.personality().is_some() {
-        return Err(err(
-            "linux.personality",
-            "setting the personality is not supported",
-        ));
+    if let Some(p) = l.personality() {
+        s.process.personality = Some(crate::personality::of(p)?);
     }
     if l.intel_rdt().is_some() {
         return Err(err("linux.intelRdt", "Intel RDT is not supported"));
@@ -429,6 +420,20 @@ fn container_ns(path: &str, supervisors: &BTreeMap<i32, i32>) -> Option<String> 
     Some(format!("/proc/{theirs}/ns/{kind}"))
 }
 
+/// runc's conversion of v1 CPU shares onto a v2 weight.
+pub fn shares_to_weight(shares: u64) -> u32 {
+    (1 + ((shares.clamp(2, 262_144) - 2) * 9_999) / 262_142) as u32
+}
+
+/// `linux.resources` as airlock's limits (for `update --resources`).
+pub fn resources_of(
+    r: &oci_spec::runtime::LinuxResources,
+) -> Result<airlock::spec::Resources, SpecError> {
+    let mut s = SandboxSpec::default();
+    resources(r, &mut s)?;
+    Ok(s.resources)
+}
+
 fn resources(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result<(), SpecError> {
     if let Some(m) = r.memory() {
         if let Some(limit) = m.limit().filter(|l| *l > 0) {
@@ -455,9 +460,7 @@ fn resources(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Resu
             s.resources.cpus = Some(q as f64 / p as f64);
         }
         if let Some(shares) = c.shares().filter(|x| *x > 0) {
-            // runc's conversion of v1 shares onto a v2 weight.
-            let weight = 1 + ((shares.clamp(2, 262_144) - 2) * 9_999) / 262_142;
-            s.resources.cpu_weight = Some(weight as u32);
+            s.resources.cpu_weight = Some(shares_to_weight(shares));
         }
         if c.cpus().as_deref().is_some_and(|x| !x.is_empty())
             || c.mems().as_deref().is_some_and(|x| !x.is_empty())

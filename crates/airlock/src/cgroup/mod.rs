@@ -143,6 +143,9 @@ pub struct Cgroup {
     /// Where memory accounting and the pids counter are read (true: v2).
     memory: Option<(PathBuf, bool)>,
     pids: Option<(PathBuf, bool)>,
+    /// The directories above the sandbox's own that creating it made
+    /// (parents first): removed after them, when empty.
+    made: Vec<PathBuf>,
 }
 
 fn write_file(dir: &Path, file: &str, value: &str, controller: &str) -> Result<(), SetupError> {
@@ -178,35 +181,73 @@ fn mkdir(dir: &Path, controller: &str) -> Result<(), SetupError> {
     })
 }
 
+/// Let the children of `dir` use `controllers` (its subtree_control).
+fn enable_controllers(dir: &Path, controllers: &[String]) -> Result<(), SetupError> {
+    let line: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+    std::fs::write(dir.join("cgroup.subtree_control"), line.join(" ")).map_err(|e| {
+        let mut reason = format!(
+            "cannot enable {} for child cgroups of {}: {}",
+            controllers.join(" "),
+            dir.display(),
+            describe(&e)
+        );
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            reason.push_str(
+                " (that cgroup holds processes; run airlock from a leaf of a delegated subtree)",
+            );
+        }
+        SetupError::new(format!("resources ({})", controllers.join(", ")), reason)
+    })
+}
+
 impl Cgroup {
     /// Carry out a [`CgroupPlan`]: enable the v2 controllers, create every
     /// cgroup, write the limits. What was created is removed again if a
     /// later step fails (the returned error drops it).
     pub fn create(plan: &CgroupPlan) -> Result<Cgroup, SetupError> {
-        if let Some((parent, enable)) = &plan.enable {
-            let line: Vec<String> = enable.iter().map(|c| format!("+{c}")).collect();
-            std::fs::write(parent.join("cgroup.subtree_control"), line.join(" ")).map_err(|e| {
-                let mut reason = format!(
-                    "cannot enable {} for child cgroups of {}: {}",
-                    enable.join(" "),
-                    parent.display(),
-                    describe(&e)
-                );
-                if e.raw_os_error() == Some(libc::EBUSY) {
-                    reason.push_str(" (that cgroup holds processes; run airlock from a leaf of a delegated subtree)");
-                }
-                SetupError::new(format!("resources ({})", enable.join(", ")), reason)
-            })?;
-        }
         let mut cg = Cgroup::default();
         cg.memory.clone_from(&plan.memory);
         cg.pids.clone_from(&plan.pids);
+        let enable = |dir: &Path| -> Result<(), SetupError> {
+            let Some((_, all)) = plan.enable.iter().find(|(d, _)| d == dir) else {
+                return Ok(());
+            };
+            let e = match enable_controllers(dir, all) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            // Without the controllers nothing asked a limit of.
+            let required: Vec<String> = all
+                .iter()
+                .filter(|c| !plan.optional.contains(c))
+                .cloned()
+                .collect();
+            match required.len() {
+                n if n == all.len() => Err(e),
+                0 => Ok(()),
+                _ => enable_controllers(dir, &required),
+            }
+        };
+        if let Some((own, _)) = plan.enable.first() {
+            enable(own)?;
+        }
+        for dir in &plan.nested {
+            if !dir.exists() {
+                mkdir(dir, "cgroup path")?;
+                cg.made.push(dir.clone());
+            }
+            enable(dir)?;
+        }
         if let Some(dir) = &plan.v2 {
             mkdir(dir, "cgroup2")?;
             cg.v2 = Some(dir.clone());
         }
         for (c, dir) in &plan.v1 {
-            mkdir(dir, c)?;
+            match mkdir(dir, c) {
+                Ok(()) => {}
+                Err(_) if plan.optional.contains(c) => continue,
+                Err(e) => return Err(e),
+            }
             cg.v1.insert(c.clone(), dir.clone());
         }
         for w in &plan.writes {
@@ -313,7 +354,7 @@ impl Cgroup {
     /// Kill what is left, wait for the cgroups to empty, remove them.
     pub fn remove(&mut self) {
         let dirs: Vec<PathBuf> = self.v2.iter().chain(self.v1.values()).cloned().collect();
-        if dirs.is_empty() {
+        if dirs.is_empty() && self.made.is_empty() {
             return;
         }
         if !self.procs().is_empty() {
@@ -326,6 +367,10 @@ impl Cgroup {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         for d in dirs {
+            let _ = std::fs::remove_dir(&d);
+        }
+        // Another sandbox beneath one of them keeps it (EBUSY).
+        for d in self.made.drain(..).rev() {
             let _ = std::fs::remove_dir(&d);
         }
         self.v2 = None;

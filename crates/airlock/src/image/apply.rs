@@ -41,10 +41,10 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
             },
         ],
     );
-    let c = p.image.config.config.clone().unwrap_or_default();
-    let entry = c.entrypoint.unwrap_or_default();
+    let c = p.image.config.config().clone().unwrap_or_default();
+    let entry = c.entrypoint().clone().unwrap_or_default();
     let rest = if spec.process.args.is_empty() {
-        c.cmd.unwrap_or_default()
+        c.cmd().clone().unwrap_or_default()
     } else {
         std::mem::take(&mut spec.process.args)
     };
@@ -55,7 +55,7 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
         ));
     }
     spec.process.inherit_env = false;
-    for kv in c.env.unwrap_or_default() {
+    for kv in c.env().clone().unwrap_or_default() {
         if let Some((k, v)) = kv.split_once('=') {
             spec.process
                 .env
@@ -64,12 +64,12 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
         }
     }
     if spec.process.cwd == "/" {
-        if let Some(wd) = c.working_dir.filter(|w| !w.is_empty()) {
+        if let Some(wd) = c.working_dir().clone().filter(|w| !w.is_empty()) {
             spec.process.cwd = wd;
         }
     }
     if spec.process.uid.is_none() || spec.process.gid.is_none() {
-        let (uid, gid) = match c.user.filter(|u| !u.is_empty()) {
+        let (uid, gid) = match c.user().clone().filter(|u| !u.is_empty()) {
             Some(user) => user_ids(&user, &p.layer_dirs)?,
             None => (0, 0),
         };
@@ -152,14 +152,13 @@ mod tests {
     use crate::ErrorKind;
 
     fn pulled(run: RunConfig) -> Pulled {
+        let mut config = ImageConfig::default();
+        config.set_config(Some(run));
         Pulled {
             image: Image {
                 id: String::new(),
                 name: String::new(),
-                config: ImageConfig {
-                    config: Some(run),
-                    ..Default::default()
-                },
+                config,
                 layers: Vec::new(),
             },
             layer_dirs: vec!["/store/bottom".into(), "/store/top".into()],
@@ -169,13 +168,19 @@ mod tests {
     }
 
     fn run_config() -> RunConfig {
-        RunConfig {
-            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
-            cmd: Some(vec!["echo default".into()]),
-            env: Some(vec!["PATH=/bin".into(), "GREETING=hello".into()]),
-            working_dir: Some("/work".into()),
-            user: Some("5:6".into()),
-        }
+        let mut c = RunConfig::default();
+        c.set_entrypoint(Some(vec!["/bin/sh".into(), "-c".into()]))
+            .set_cmd(Some(vec!["echo default".into()]))
+            .set_env(Some(vec!["PATH=/bin".into(), "GREETING=hello".into()]))
+            .set_working_dir(Some("/work".into()))
+            .set_user(Some("5:6".into()));
+        c
+    }
+
+    fn with_user(user: Option<&str>) -> RunConfig {
+        let mut c = run_config();
+        c.set_user(user.map(String::from));
+        c
     }
 
     #[test]
@@ -229,11 +234,7 @@ mod tests {
     #[test]
     fn an_image_without_user_runs_as_its_root() {
         let mut s = SandboxSpec::default();
-        let run = RunConfig {
-            user: None,
-            ..run_config()
-        };
-        apply(&mut s, &pulled(run)).unwrap();
+        apply(&mut s, &pulled(with_user(None))).unwrap();
         assert_eq!((s.process.uid, s.process.gid), (Some(0), Some(0)));
     }
 
@@ -254,11 +255,7 @@ mod tests {
             "the image has no Entrypoint or Cmd, and no command was given"
         );
         let mut s = SandboxSpec::default();
-        let run = RunConfig {
-            user: Some("app".into()),
-            ..run_config()
-        };
-        let e = apply(&mut s, &pulled(run)).unwrap_err();
+        let e = apply(&mut s, &pulled(with_user(Some("app")))).unwrap_err();
         assert_eq!(
             e.to_string(),
             "the image's User \"app\" is not in its /etc/passwd"

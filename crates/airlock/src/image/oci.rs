@@ -8,41 +8,13 @@ use super::ImageError;
 use crate::spec::validate::MAX_LAYERS;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    #[serde(default)]
-    pub media_type: String,
-    pub digest: String,
-    #[serde(default)]
-    pub size: u64,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(default)]
-    pub platform: Option<Platform>,
-}
+pub use oci_spec::image::{Config as RunConfig, Descriptor, ImageConfiguration as ImageConfig};
+use oci_spec::image::{ImageIndex, ImageManifest};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Platform {
-    pub architecture: String,
-    pub os: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Index {
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
+/// A docker-archive's `manifest.json` entry (not an OCI type).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct DockerManifest {
@@ -52,37 +24,62 @@ struct DockerManifest {
     layers: Vec<String>,
 }
 
-/// The parts of the image config that matter to running it.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ImageConfig {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default)]
-    pub config: Option<RunConfig>,
-    pub rootfs: RootfsConfig,
+/// The fields the OCI types require that images in the wild (and the
+/// hand-written layouts of tools) leave out, and that airlock never
+/// needed: filled with what their absence meant, so the typed parse
+/// accepts what airlock always accepted.
+fn fill_defaults(kind: &str, v: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let fill = |o: &mut Value, key: &str, default: Value| {
+        if let Some(m) = o.as_object_mut() {
+            m.entry(key).or_insert(default);
+        }
+    };
+    let descriptor = |d: &mut Value| {
+        fill(d, "mediaType", json!(""));
+        fill(d, "size", json!(0));
+    };
+    match kind {
+        "index" => {
+            fill(v, "schemaVersion", json!(2));
+            for d in v
+                .get_mut("manifests")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                descriptor(d);
+            }
+        }
+        "manifest" => {
+            fill(v, "schemaVersion", json!(2));
+            if let Some(c) = v.get_mut("config") {
+                descriptor(c);
+            }
+            for d in v
+                .get_mut("layers")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                descriptor(d);
+            }
+        }
+        "config" => {
+            fill(v, "architecture", json!(""));
+            fill(v, "os", json!(""));
+            fill(v, "history", json!([]));
+            if let Some(r) = v.get_mut("rootfs") {
+                fill(r, "type", json!("layers"));
+            }
+        }
+        _ => {}
+    }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct RunConfig {
-    #[serde(default)]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(default)]
-    pub cmd: Option<Vec<String>>,
-    #[serde(default)]
-    pub env: Option<Vec<String>>,
-    #[serde(default)]
-    pub working_dir: Option<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct RootfsConfig {
-    #[serde(default)]
-    pub diff_ids: Vec<String>,
+/// The architecture and OS an image config names ("" when it names none).
+fn platform_of(c: &ImageConfig) -> (String, String) {
+    (c.architecture().to_string(), c.os().to_string())
 }
 
 /// One layer to unpack: where its blob is, and the digests to check.
@@ -228,13 +225,22 @@ pub fn digest_hex(digest: &str) -> Result<&str, ImageError> {
 /// hostile image from making us read gigabytes into memory.
 pub const MAX_JSON: u64 = 16 << 20;
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ImageError> {
-    parse_json(path, &read_bounded(path)?)
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, kind: &str) -> Result<T, ImageError> {
+    parse_json(path, &read_bounded(path)?, kind)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &[u8]) -> Result<T, ImageError> {
-    serde_json::from_slice(text)
-        .map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))
+/// Parse `text` (the bytes that were read, and hashed where they are
+/// verified) as an image document of `kind` (`index`, `manifest`,
+/// `config`, or `docker` for a docker-archive's manifest.json).
+fn parse_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &[u8],
+    kind: &str,
+) -> Result<T, ImageError> {
+    let invalid = |e: serde_json::Error| ImageError::Invalid(format!("{}: {e}", path.display()));
+    let mut v: serde_json::Value = serde_json::from_slice(text).map_err(invalid)?;
+    fill_defaults(kind, &mut v);
+    serde_json::from_value(v).map_err(invalid)
 }
 
 /// A JSON document of the image, read once (at most [`MAX_JSON`]): what
@@ -258,7 +264,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, ImageError> {
 fn mismatch(d: &Descriptor, actual: String) -> ImageError {
     ImageError::Mismatch {
         what: "blob",
-        digest: d.digest.clone(),
+        digest: d.digest().to_string(),
         field: "digest",
         actual,
     }
@@ -266,24 +272,30 @@ fn mismatch(d: &Descriptor, actual: String) -> ImageError {
 
 /// A JSON blob of an OCI layout (manifest, config) by descriptor, parsed
 /// from the very bytes that were verified.
-fn json_blob<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) -> Result<T, ImageError> {
-    let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
+fn json_blob<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    d: &Descriptor,
+    kind: &str,
+) -> Result<T, ImageError> {
+    let digest = d.digest().to_string();
+    let path = dir.join("blobs/sha256").join(digest_hex(&digest)?);
     let text = read_bounded(&path)?;
     let actual = sha256_bytes(&text);
-    if actual != d.digest {
+    if actual != digest {
         return Err(mismatch(d, actual));
     }
-    parse_json(&path, &text)
+    parse_json(&path, &text, kind)
 }
 
 /// Open a layer blob once and verify it by descriptor, before anything is
 /// unpacked. The unpack reads the same open file (and checks the diff_id
 /// of what it reads).
 fn layer_blob(dir: &Path, d: &Descriptor, diff_id: &str) -> Result<Layer, ImageError> {
-    let path = dir.join("blobs/sha256").join(digest_hex(&d.digest)?);
-    let layer = open_layer(path, Some(d.digest.clone()), diff_id)?;
+    let digest = d.digest().to_string();
+    let path = dir.join("blobs/sha256").join(digest_hex(&digest)?);
+    let layer = open_layer(path, Some(digest.clone()), diff_id)?;
     let actual = sha256_of(layer.reader(), &layer.blob)?;
-    if actual != d.digest {
+    if actual != digest {
         return Err(mismatch(d, actual));
     }
     Ok(layer)
@@ -320,12 +332,10 @@ pub fn host_platform() -> (&'static str, &'static str) {
 
 fn check_platform(config: &ImageConfig) -> Result<(), ImageError> {
     let (arch, os) = host_platform();
-    if (!config.os.is_empty() && config.os != os)
-        || (!config.architecture.is_empty() && config.architecture != arch)
-    {
+    let (c_arch, c_os) = platform_of(config);
+    if (!c_os.is_empty() && c_os != os) || (!c_arch.is_empty() && c_arch != arch) {
         return Err(ImageError::Invalid(format!(
-            "the image is for {}/{}, this host is {os}/{arch}",
-            config.os, config.architecture
+            "the image is for {c_os}/{c_arch}, this host is {os}/{arch}"
         )));
     }
     Ok(())
@@ -346,16 +356,17 @@ fn checked_layers<T>(
             entries.len()
         )));
     }
-    if config.rootfs.diff_ids.len() != entries.len() {
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != entries.len() {
         return Err(ImageError::Invalid(format!(
             "the config lists {} diff_ids for {} layers",
-            config.rootfs.diff_ids.len(),
+            diff_ids.len(),
             entries.len()
         )));
     }
     entries
         .iter()
-        .zip(&config.rootfs.diff_ids)
+        .zip(diff_ids)
         .map(|(e, diff_id)| {
             digest_hex(diff_id)?;
             layer(e, diff_id)
@@ -388,34 +399,38 @@ fn pick_one<'a, T>(candidates: &[&'a T], dir: &Path, sel: &Selector) -> Result<&
 fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     // A pin matches the manifest's descriptor, and the manifest is then
     // read once and verified against it: the pin holds for the content.
-    let index: Index = read_json(&dir.join("index.json"))?;
+    let index: ImageIndex = read_json(&dir.join("index.json"), "index")?;
     let (arch, _) = host_platform();
     let name_of = |d: &Descriptor| {
-        d.annotations
-            .get("org.opencontainers.image.ref.name")
-            .cloned()
+        d.annotations()
+            .as_ref()
+            .and_then(|a| a.get("org.opencontainers.image.ref.name").cloned())
             .unwrap_or_default()
     };
     let candidates: Vec<&Descriptor> = index
-        .manifests
+        .manifests()
         .iter()
         .filter(|d| match sel {
             Selector::Only => true,
             Selector::Tag(t) => tag_matches(&name_of(d), t),
-            Selector::Digest(g) => d.digest == *g,
+            Selector::Digest(g) => d.digest().to_string() == *g,
         })
-        .filter(|d| d.platform.as_ref().is_none_or(|p| p.architecture == arch))
+        .filter(|d| {
+            d.platform()
+                .as_ref()
+                .is_none_or(|p| p.architecture().to_string() == arch)
+        })
         .collect();
     let desc = pick_one(&candidates, dir, sel)?;
-    let manifest: Manifest = json_blob(dir, desc)?;
-    let config: ImageConfig = json_blob(dir, &manifest.config)?;
+    let manifest: ImageManifest = json_blob(dir, desc, "manifest")?;
+    let config: ImageConfig = json_blob(dir, manifest.config(), "config")?;
     // Blobs are verified now, so a corrupt one is refused before anything
     // is unpacked.
-    let layers = checked_layers(&config, &manifest.layers, |d, diff_id| {
+    let layers = checked_layers(&config, manifest.layers(), |d, diff_id| {
         layer_blob(dir, d, diff_id)
     })?;
     Ok(Image {
-        id: desc.digest.clone(),
+        id: desc.digest().to_string(),
         name: name_of(desc),
         config,
         layers,
@@ -423,7 +438,7 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
 }
 
 fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
-    let manifests: Vec<DockerManifest> = read_json(&dir.join("manifest.json"))?;
+    let manifests: Vec<DockerManifest> = read_json(&dir.join("manifest.json"), "docker")?;
     let tags = |m: &DockerManifest| m.repo_tags.clone().unwrap_or_default();
     // The image id is the digest of the config's content, read once: a
     // pin is compared with it (never with the config's file name), and
@@ -451,7 +466,7 @@ fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     }
     let candidates: Vec<&Entry> = chosen.iter().collect();
     let Entry { m, path, text, id } = pick_one(&candidates, dir, sel)?;
-    let config: ImageConfig = parse_json(path, text)?;
+    let config: ImageConfig = parse_json(path, text, "config")?;
     let id = id.clone();
     let layers = checked_layers(&config, &m.layers, |l, diff_id| {
         open_layer(safe_join(dir, l)?, None, diff_id)
@@ -492,5 +507,43 @@ pub fn resolve(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
             "{} is neither an OCI image layout (index.json) nor a docker-archive (manifest.json)",
             dir.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_airlock_always_accepted_still_parses() {
+        let p = Path::new("x");
+        // A config without architecture, os, history or rootfs.type.
+        let c: ImageConfig = parse_json(
+            p,
+            br#"{"config": {"Cmd": ["/bin/true"]}, "rootfs": {"diff_ids": []}}"#,
+            "config",
+        )
+        .unwrap();
+        assert_eq!(platform_of(&c), (String::new(), String::new()));
+        assert!(check_platform(&c).is_ok());
+        assert_eq!(
+            c.config().as_ref().unwrap().cmd().as_ref().unwrap()[0],
+            "/bin/true"
+        );
+        // An index without schemaVersion, a descriptor without mediaType
+        // or size.
+        let d = format!("sha256:{}", "a".repeat(64));
+        let i: ImageIndex = parse_json(
+            p,
+            format!(r#"{{"manifests": [{{"digest": "{d}"}}]}}"#).as_bytes(),
+            "index",
+        )
+        .unwrap();
+        assert_eq!(i.manifests()[0].digest().to_string(), d);
+        // A malformed digest is still refused as invalid.
+        let e =
+            parse_json::<ImageIndex>(p, br#"{"manifests": [{"digest": "sha256:xyz"}]}"#, "index")
+                .unwrap_err();
+        assert!(matches!(e, ImageError::Invalid(_)), "{e}");
     }
 }

@@ -241,6 +241,13 @@ pub struct ProcessPlan {
     /// A new pseudo-terminal as stdio and controlling terminal.
     #[serde(default)]
     pub terminal: bool,
+    /// personality(2), set before exec.
+    #[serde(default)]
+    pub personality: Option<u64>,
+    /// The caller's fds 3 to 3+N-1 reach the process at the same numbers
+    /// (OCI's `--preserve-fds`); every other fd above 2 closes at exec.
+    #[serde(default)]
+    pub preserve_fds: u32,
 }
 
 /// The workload's environment: the caller's (if inherited), then `env`,
@@ -298,9 +305,20 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     let (resources, rlimits) = pids::default_pids(spec, ctx, rlimits(&spec.process));
     // Without a PID namespace of its own, killing PID 1 does not end the
     // sandbox: a cgroup is then what stop and timeout kill through.
-    let cgroup = if resources.any() || !ns.pid {
-        let name = format!("airlock-{id}");
-        Some(crate::cgroup::plan::resolve(&resources, &ctx.cgroup, &name).map_err(Error::Setup)?)
+    let cgroup = if resources.any()
+        || !ns.pid
+        || ctx.cgroup_path.is_some()
+        || !ctx.cgroup_prepare.is_empty()
+    {
+        let name = ctx
+            .cgroup_path
+            .clone()
+            .unwrap_or_else(|| format!("airlock-{id}"));
+        let prepare: Vec<&str> = ctx.cgroup_prepare.iter().map(String::as_str).collect();
+        Some(
+            crate::cgroup::plan::resolve(&resources, &ctx.cgroup, &name, &prepare)
+                .map_err(Error::Setup)?,
+        )
     } else {
         None
     };
@@ -369,6 +387,8 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             rlimits,
             no_new_privs: p.no_new_privs,
             terminal: p.terminal,
+            personality: p.personality,
+            preserve_fds: 0,
         },
         verbose: false,
         host: Default::default(),

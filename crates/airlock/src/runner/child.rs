@@ -10,7 +10,7 @@ use super::sources::HostTrees;
 use super::{exec, hooks, identity, mount, net, signals, time};
 use crate::plan::Plan;
 use crate::spec::InitMode;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Run the sandbox side. Never returns. `hold`: wait for a byte on it
 /// before the workload's exec (a created sandbox).
@@ -301,6 +301,18 @@ pub(super) fn lock_down(
     report: Reporter,
     after_identity: impl FnOnce() -> Result<(), SetupError>,
 ) -> Result<(), SetupError> {
+    if let Some(persona) = p.personality {
+        // Before the filter, which allows the workload only the common
+        // values: the domain and flags are the bundle's to choose.
+        // SAFETY: personality takes a plain value and touches no memory.
+        let r = unsafe { libc::personality(persona as libc::c_ulong) };
+        if r == -1 {
+            return Err(SetupError::io(
+                "linux.personality",
+                &std::io::Error::last_os_error(),
+            ));
+        }
+    }
     let put_up = || -> Result<(), SetupError> {
         super::landlock::apply(walls.landlock.as_ref(), report)?;
         report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
@@ -320,8 +332,18 @@ pub(super) fn lock_down(
     }
     rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
     // Everything above 2 closes at exec, the report socket included,
-    // which is how the caller learns that exec succeeded.
-    crate::sys::cloexec_from(3).step(|| "close inherited fds".into())?;
+    // which is how the caller learns that exec succeeded; the caller's
+    // preserved fds (3 to 3+N-1, never ours: they were open before any
+    // of ours) stay.
+    let first = 3 + p.preserve_fds;
+    crate::sys::cloexec_from(first).step(|| "close inherited fds".into())?;
+    for fd in 3..first {
+        // SAFETY: fds 3..first were open in the caller and kept at these
+        // numbers by every process since; only their flags change.
+        let f = unsafe { BorrowedFd::borrow_raw(fd as i32) };
+        rustix::io::fcntl_setfd(f, rustix::io::FdFlags::empty())
+            .step(|| format!("--preserve-fds: fd {fd}"))?;
+    }
     signals::reset_for_exec();
     Ok(())
 }

@@ -67,6 +67,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         pid => pid,
     };
     drop(inner_child);
+    sys::close_preserved(plan.process.preserve_fds).step(|| "--preserve-fds: close".into())?;
     let proxy = match pty {
         Some(super::tty::Pty { master, slave }) if console.is_some() => {
             // The client proxies it (OCI's --console-socket).

@@ -103,17 +103,29 @@ fn by_hand() -> ! {
     std::process::exit(125);
 }
 
-/// The workload inherits our stdin, stdout and stderr. A directory (or an
+/// The workload inherits our stdin, stdout and stderr, and the fds the
+/// caller preserves for it (3 to 3+`preserved`-1). A directory (or an
 /// O_PATH handle) among them would be a way back into the host's tree
-/// through openat, whatever the mounts say: refuse it.
-fn vet_stdio() -> Result<(), SetupError> {
+/// through openat, whatever the mounts say (runc's CVE-2024-21626 leaked
+/// one): refuse it.
+fn vet_inherited(preserved: u32) -> Result<(), SetupError> {
     let names = ["stdin", "stdout", "stderr"];
-    for (fd, name) in names.iter().enumerate() {
-        // SAFETY: fds 0 to 2 are borrowed only for these calls; a closed
-        // one makes them fail with EBADF, which is fine here.
-        let f = unsafe { BorrowedFd::borrow_raw(fd as i32) };
-        let Ok(flags) = rustix::fs::fcntl_getfl(f) else {
-            continue;
+    for fd in 0..3 + preserved as i32 {
+        // SAFETY: the fds are borrowed only for these calls; a closed
+        // one makes them fail with EBADF.
+        let f = unsafe { BorrowedFd::borrow_raw(fd) };
+        let name = names
+            .get(fd as usize)
+            .map_or_else(|| "a preserved fd".to_string(), |n| n.to_string());
+        let flags = match rustix::fs::fcntl_getfl(f) {
+            Ok(flags) => flags,
+            Err(_) if fd < 3 => continue,
+            Err(e) => {
+                return Err(SetupError::new(
+                    "--preserve-fds",
+                    format!("fd {fd} is not open: {e}"),
+                ))
+            }
         };
         let is_dir = rustix::fs::fstat(f)
             .map(|st| {
@@ -121,8 +133,9 @@ fn vet_stdio() -> Result<(), SetupError> {
             })
             .unwrap_or(false);
         if flags.contains(rustix::fs::OFlags::PATH) || is_dir {
+            let step = if fd < 3 { "stdio" } else { "--preserve-fds" };
             return Err(SetupError::new(
-                "stdio",
+                step,
                 format!("{name} (fd {fd}) is a directory or a path handle: refused, since the workload could reach the host's files through it with openat"),
             ));
         }
@@ -150,18 +163,19 @@ fn run(
             ));
         }
         // Nothing of the caller's beyond stdio, the socket and the lock.
+        let process = match &job {
+            Job::Start(p) => &p.process,
+            Job::Exec(p) => &p.process,
+        };
         let mut keep: Vec<i32> = reporter
             .caller()
             .map(|fd| fd.as_raw_fd())
             .into_iter()
             .collect();
         keep.extend(alive_fd);
+        keep.extend(3..3 + process.preserve_fds as i32);
         crate::sys::close_from_except(3, &keep).step(|| "close inherited fds".into())?;
-        vet_stdio()?;
-        let process = match &job {
-            Job::Start(p) => &p.process,
-            Job::Exec(p) => &p.process,
-        };
+        vet_inherited(process.preserve_fds)?;
         drop_service_groups(process)?;
         match (job, reporter.caller()) {
             (Job::Start(plan), _) => {

@@ -147,6 +147,7 @@ pub(super) fn supervise(
     }
     let started = Instant::now();
     drop((go_read, inner_child, cgroup_fd, hold_read));
+    sys::close_preserved(plan.process.preserve_fds).step(|| "--preserve-fds: close".into())?;
     if lifecycle
         .as_ref()
         .is_some_and(|l| l.detached && l.keep_stdio)

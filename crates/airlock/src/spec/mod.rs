@@ -187,6 +187,10 @@ pub struct Process {
     /// Give the workload a new pseudo-terminal, proxied to the caller's
     /// stdin and stdout (`-t`; OCI's `process.terminal`).
     pub terminal: bool,
+    /// The execution domain and flags, as personality(2) takes them (OCI's
+    /// `linux.personality`), set before exec; `None` keeps the caller's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personality: Option<u64>,
 }
 
 impl Default for Process {
@@ -203,6 +207,7 @@ impl Default for Process {
             rlimits: Vec::new(),
             no_new_privs: true,
             terminal: false,
+            personality: None,
         }
     }
 }

@@ -428,7 +428,7 @@ fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
     }
 }
 
-fn resources(r: &Resources) -> Result<(), SpecError> {
+pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     if r.memory.is_some_and(|m| m.0 < 1 << 20) {
         return Err(SpecError::new("resources.memory", "must be at least 1M"));
     }

@@ -24,6 +24,7 @@ mod attach;
 pub mod control;
 mod logs;
 mod names;
+mod resources;
 mod verbs;
 
 pub use attach::Attached;

@@ -1,0 +1,321 @@
+//! Where a container's cgroups go (`linux.cgroupsPath`, both forms) and
+//! `update`, which changes their limits while the container lives.
+//!
+//! airlock makes cgroups only beneath the cgroup its caller is in (see
+//! [`airlock::cgroup`]), so both forms of `linux.cgroupsPath` are resolved
+//! there: when the runtime runs in a hierarchy's root this is exactly
+//! runc's meaning.
+//!
+//! - The cgroupfs form (`/a/b` or `a/b`): the path beneath the runtime's
+//!   own cgroup.
+//! - The systemd form (`slice:prefix:name`, only with `--systemd-cgroup`),
+//!   laid out as runc's cgroupfs fallback lays out what systemd would
+//!   make: `machine-foo.slice` expands to `machine.slice/machine-foo.slice`
+//!   (an empty slice is `system.slice`), then `<prefix>-<name>.scope`.
+//!   Where systemd is the host's init, its units are the only way to own
+//!   cgroups beside it, which takes D-Bus: `--systemd-cgroup` is refused
+//!   there rather than making cgroups systemd does not know about.
+//!
+//! A path with `..` (or empty components) is an error naming the field;
+//! directories airlock makes for the path are removed with the container,
+//! those that were there before are not.
+
+use crate::commands::Ctx;
+use airlock::spec::{Resources, Size};
+use oci_spec::runtime::{LinuxResources, Spec};
+use std::io::Read;
+use std::path::Path;
+
+const FIELD: &str = "linux.cgroupsPath";
+
+/// The controllers a container gets cgroups for whatever its limits, so
+/// that `update` can set them later (where the host has them).
+pub const PREPARE: [&str; 4] = ["memory", "pids", "cpu", "io"];
+
+/// The container's cgroup path relative to the runtime's own cgroups
+/// (`None`: airlock's default, `airlock-<id>`).
+pub fn path(config: &Spec, systemd: bool) -> Result<Option<String>, String> {
+    let raw = config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty());
+    let systemd_form = |p: &str| p.split(':').count() == 3 && !p.contains('/');
+    let rel = match (raw, systemd) {
+        (None, _) => return Ok(None),
+        (Some(p), true) if !systemd_form(&p) => {
+            return Err(format!(
+                "{FIELD}: expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {p:?} instead"
+            ))
+        }
+        (Some(p), true) => systemd_path(&p)?,
+        (Some(p), false) if systemd_form(&p) => {
+            return Err(format!(
+                "{FIELD}: {p:?} is the systemd form (slice:prefix:name), which needs --systemd-cgroup"
+            ))
+        }
+        (Some(p), false) => p.trim_start_matches('/').to_string(),
+    };
+    airlock::cgroup::plan::check_path(&rel).map_err(|e| format!("{FIELD}: {e}"))?;
+    Ok(Some(rel))
+}
+
+/// `--systemd-cgroup` needs a host whose cgroups systemd does not own.
+pub fn check_systemd_host() -> Result<(), String> {
+    if Path::new("/run/systemd/system").exists() {
+        return Err("--systemd-cgroup: systemd runs this host, and a cgroup it should know of is made as a transient unit over D-Bus, which airlock does not do; run without --systemd-cgroup (cgroupfs, beneath the caller's cgroup)".into());
+    }
+    Ok(())
+}
+
+/// `slice:prefix:name` as the directories systemd would give it.
+fn systemd_path(p: &str) -> Result<String, String> {
+    let mut parts = p.splitn(3, ':');
+    let (slice, prefix, name) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    if name.is_empty() {
+        return Err(format!("{FIELD}: {p:?} has no name (slice:prefix:name)"));
+    }
+    let mut dirs = expand_slice(if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    })
+    .map_err(|e| format!("{FIELD}: {e}"))?;
+    dirs.push(match (name.ends_with(".slice"), prefix.is_empty()) {
+        (true, _) => name.to_string(),
+        (false, true) => format!("{name}.scope"),
+        (false, false) => format!("{prefix}-{name}.scope"),
+    });
+    Ok(dirs.join("/"))
+}
+
+/// `a-b-c.slice` is `a.slice/a-b.slice/a-b-c.slice`; `-.slice` is the
+/// root.
+fn expand_slice(slice: &str) -> Result<Vec<String>, String> {
+    let Some(stem) = slice.strip_suffix(".slice") else {
+        return Err(format!("slice {slice:?} does not end in .slice"));
+    };
+    if stem == "-" {
+        return Ok(Vec::new());
+    }
+    if stem.is_empty() || stem.contains('/') || stem.split('-').any(str::is_empty) {
+        return Err(format!("{slice:?} is not a valid slice name"));
+    }
+    let words: Vec<&str> = stem.split('-').collect();
+    Ok((1..=words.len())
+        .map(|n| format!("{}.slice", words[..n].join("-")))
+        .collect())
+}
+
+/// `update`: new limits for a created or running container.
+pub fn update(ctx: &Ctx, u: &liboci_cli::Update) -> Result<(), String> {
+    let (sb, st) = ctx.find(&u.container_id)?;
+    if st.status == airlock::state::Status::Stopped {
+        // runc's words (libcontainer's ErrNotRunning).
+        return Err(format!(
+            "cannot update container {}: container not running",
+            u.container_id
+        ));
+    }
+    let (res, flag_of) = match &u.resources {
+        Some(file) => {
+            let flags_too = u.memory.is_some()
+                || u.memory_swap.is_some()
+                || u.memory_reservation.is_some()
+                || u.pids_limit.is_some()
+                || u.cpu_quota.is_some()
+                || u.cpu_period.is_some()
+                || u.cpu_share.is_some()
+                || u.blkio_weight.is_some();
+            if flags_too {
+                return Err(
+                    "--resources: give the limits either in the file or as flags, not both".into(),
+                );
+            }
+            (from_file(file)?, FieldNames::Json)
+        }
+        None => (from_flags(u, &sb)?, FieldNames::Flags),
+    };
+    sb.update_resources(&res)
+        .map_err(|e| flag_of.rename(&e.to_string()))?;
+    Ok(())
+}
+
+/// What an error from the library calls a limit, in the caller's terms.
+enum FieldNames {
+    Flags,
+    Json,
+}
+
+impl FieldNames {
+    fn rename(&self, msg: &str) -> String {
+        let table: &[(&str, &str, &str)] = &[
+            ("resources.memory", "--memory", "memory.limit"),
+            ("resources.swap", "--memory-swap", "memory.swap"),
+            ("resources.pids", "--pids-limit", "pids.limit"),
+            ("resources.cpus", "--cpu-quota/--cpu-period", "cpu.quota"),
+            ("resources.cpu_weight", "--cpu-share", "cpu.shares"),
+            ("resources.io_weight", "--blkio-weight", "blockIO.weight"),
+        ];
+        for (lib, flag, json) in table {
+            if msg.contains(lib) {
+                let name = match self {
+                    FieldNames::Flags => flag.to_string(),
+                    FieldNames::Json => format!("linux.resources.{json}"),
+                };
+                return msg.replacen(lib, &name, 1);
+            }
+        }
+        msg.to_string()
+    }
+}
+
+fn from_file(file: &Path) -> Result<Resources, String> {
+    let mut text = String::new();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("--resources -: {e}"))?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--resources {}: {e}", file.display()))?;
+    }
+    let r: LinuxResources =
+        serde_json::from_str(&text).map_err(|e| format!("--resources {}: {e}", file.display()))?;
+    crate::config::resources_of(&r).map_err(|e| e.to_string())
+}
+
+fn from_flags(
+    u: &liboci_cli::Update,
+    sb: &airlock::state::SandboxDir,
+) -> Result<Resources, String> {
+    let refuse = |flag: &str, why: &str| Err(format!("{flag}: {why}"));
+    if u.memory_reservation.is_some() {
+        return refuse(
+            "--memory-reservation",
+            "airlock sets no memory reservation (soft limit): only --memory and --memory-swap",
+        );
+    }
+    if u.cpu_rt_period.is_some() || u.cpu_rt_runtime.is_some() {
+        return refuse(
+            "--cpu-rt-period/--cpu-rt-runtime",
+            "realtime limits are not supported",
+        );
+    }
+    if u.cpuset_cpus.is_some() || u.cpuset_mems.is_some() {
+        return refuse("--cpuset-cpus/--cpuset-mems", "cpusets are not supported");
+    }
+    if u.l3_cache_schema.is_some() || u.mem_bw_schema.is_some() {
+        return refuse(
+            "--l3-cache-schema/--mem-bw-schema",
+            "Intel RDT is not supported",
+        );
+    }
+    let mut r = Resources {
+        memory: u.memory.map(Size),
+        ..Resources::default()
+    };
+    if let Some(total) = u.memory_swap {
+        // runc's --memory-swap is memory and swap together, as on v1.
+        let memory = match r.memory {
+            Some(m) => m.0,
+            None => sb
+                .state()
+                .ok()
+                .and_then(|s| s.spec.resources.memory)
+                .map(|m| m.0)
+                .ok_or("--memory-swap: the container has no memory limit to add swap to; give --memory too")?,
+        };
+        if total < 0 || (total as u64) < memory {
+            return refuse("--memory-swap", &format!("{total} is below the memory limit {memory} (it counts memory and swap together; unlimited swap is not supported)"));
+        }
+        r.memory = Some(Size(memory));
+        r.swap = Some(Size(total as u64 - memory));
+    }
+    if let Some(p) = u.pids_limit {
+        if p <= 0 {
+            return refuse(
+                "--pids-limit",
+                &format!("{p}: at least 1 (removing the limit is not supported)"),
+            );
+        }
+        r.pids = Some(p as u64);
+    }
+    match (u.cpu_quota, u.cpu_period) {
+        (None, None) => {}
+        (Some(q), Some(p)) if q > 0 && p > 0 => r.cpus = Some(q as f64 / p as f64),
+        (Some(q), None) if q > 0 => {
+            r.cpus = Some(q as f64 / airlock::cgroup::plan::CPU_PERIOD_US as f64)
+        }
+        _ => {
+            return refuse(
+                "--cpu-quota/--cpu-period",
+                "a quota (with a period or not) above 0: airlock keeps the quota's ratio over a 100ms period",
+            )
+        }
+    }
+    r.cpu_weight = u.cpu_share.map(crate::config::shares_to_weight);
+    if let Some(w) = u.blkio_weight {
+        if !(10..=1000).contains(&w) {
+            return refuse("--blkio-weight", &format!("{w} is not between 10 and 1000"));
+        }
+        r.io_weight = Some(w as u32 * 10);
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &str) -> Spec {
+        let mut s = Spec::default();
+        let mut l = s.linux().clone().unwrap();
+        l.set_cgroups_path(Some(path.into()));
+        s.set_linux(Some(l));
+        s
+    }
+
+    #[test]
+    fn cgroupfs_form_is_beneath_the_runtimes_cgroup() {
+        assert_eq!(path(&spec("/a/b"), false).unwrap().unwrap(), "a/b");
+        assert_eq!(path(&spec("a"), false).unwrap().unwrap(), "a");
+        assert!(path(&spec("/a/../../b"), false)
+            .unwrap_err()
+            .contains(FIELD));
+        assert!(path(&spec("m.slice:p:n"), false)
+            .unwrap_err()
+            .contains("--systemd-cgroup"));
+    }
+
+    #[test]
+    fn systemd_form_is_laid_out_as_systemd_would() {
+        assert_eq!(
+            path(&spec("machine-foo.slice:libpod:abc"), true)
+                .unwrap()
+                .unwrap(),
+            "machine.slice/machine-foo.slice/libpod-abc.scope"
+        );
+        assert_eq!(
+            path(&spec(":cri:x"), true).unwrap().unwrap(),
+            "system.slice/cri-x.scope"
+        );
+        assert_eq!(
+            path(&spec("-.slice:p:n"), true).unwrap().unwrap(),
+            "p-n.scope"
+        );
+        let e = path(&spec("/a/b"), true).unwrap_err();
+        assert!(e.contains("slice:prefix:name"), "{e}");
+        assert!(path(&spec("a--b.slice:p:n"), true)
+            .unwrap_err()
+            .contains(FIELD));
+        assert!(path(&spec("a.slice:p:"), true)
+            .unwrap_err()
+            .contains("no name"));
+    }
+}

@@ -1,0 +1,417 @@
+//! `update`, `linux.cgroupsPath` (and `--systemd-cgroup`) and
+//! `linux.personality`, driven as an OCI client drives runc; each checked
+//! on the host's cgroup files and from inside the container.
+
+#[macro_use]
+mod common;
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// A container's cgroup in `controller`'s v1 hierarchy, from its
+/// process's /proc/PID/cgroup.
+fn cgroup_of(pid: i64, controller: &str) -> String {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    cg.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == controller)
+                .then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} line in {cg}"))
+}
+
+fn v1_dir(controller: &str, rel: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(rel.trim_start_matches('/'))
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// Skips (true) unless the host has v1 memory and pids hierarchies, as
+/// this machine's hybrid layout does.
+fn no_v1_memory_and_pids() -> bool {
+    let missing = ["memory", "pids"].iter().any(|c| {
+        !Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join("cgroup.procs")
+            .exists()
+    });
+    if missing {
+        eprintln!("SKIPPED: the host has no v1 memory and pids hierarchies");
+    }
+    missing
+}
+
+fn sleeper(env: &Env, id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> i64 {
+    let b = env.bundle(id, &["sleep", "1000"], edit);
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), id]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    state(env, id)["pid"].as_i64().unwrap()
+}
+
+#[test]
+fn update_changes_limits_live() {
+    require_root!();
+    if no_v1_memory_and_pids() {
+        return;
+    }
+    let env = Env::new();
+    let pid = sleeper(&env, "u1", |_| {});
+    let o = env.rt(&["start", "u1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_status(&env, "u1", "running");
+    let memory = v1_dir("memory", &cgroup_of(pid, "memory"));
+    let pids = v1_dir("pids", &cgroup_of(pid, "pids"));
+    assert_eq!(read(&pids.join("pids.max")), "max");
+    let o = env.rt(&["update", "--memory", "67108864", "--pids-limit", "4", "u1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");
+    assert_eq!(read(&pids.join("pids.max")), "4");
+    // From inside: sleep and the exec'd shell are two of the four; the
+    // shell cannot fork past the rest.
+    let script = "i=0; while [ $i -lt 6 ]; do sleep 100 & i=$((i+1)); done; echo forked $i";
+    let o = env.rt(&["exec", "u1", "sh", "-c", script]);
+    let (out, err) = text(&o);
+    assert!(
+        err.contains("fork"),
+        "forking past the new limit: {out} {err}"
+    );
+    // The new limits are the sandbox's recorded ones.
+    let recorded: serde_json::Value = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .find_map(|e| std::fs::read(e.path().join("state.json")).ok())
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap();
+    assert_eq!(recorded["spec"]["resources"]["pids"], 4, "{recorded}");
+    // --resources: an OCI LinuxResources document.
+    let file = env.dir.path().join("r.json");
+    std::fs::write(&file, json!({"pids": {"limit": 9}}).to_string()).unwrap();
+    let o = env.rt(&["update", "-r", file.to_str().unwrap(), "u1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&pids.join("pids.max")), "9");
+    // What airlock cannot set is an error naming the flag, and nothing
+    // changes.
+    let o = env.rt(&[
+        "update",
+        "--pids-limit",
+        "20",
+        "--memory-reservation",
+        "1048576",
+        "u1",
+    ]);
+    assert!(
+        text(&o).1.contains("--memory-reservation"),
+        "{:?}",
+        text(&o)
+    );
+    assert_eq!(read(&pids.join("pids.max")), "9");
+    let o = env.rt(&["update", "--memory", "1000", "u1"]);
+    assert!(text(&o).1.contains("--memory"), "{:?}", text(&o));
+    assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");
+    assert!(env.rt(&["delete", "--force", "u1"]).status.success());
+    assert!(!pids.exists() && !memory.exists());
+    // A stopped or missing container: runc's errors.
+    let b = env.bundle("u2", &["sh", "-c", "exit 0"], |_| {});
+    assert!(env
+        .rt(&["run", "--keep", "--bundle", b.to_str().unwrap(), "u2"])
+        .status
+        .success());
+    let o = env.rt(&["update", "--pids-limit", "5", "u2"]);
+    assert!(
+        text(&o).1.contains("container not running"),
+        "{:?}",
+        text(&o)
+    );
+    let o = env.rt(&["update", "--pids-limit", "5", "nope"]);
+    assert!(text(&o).1.contains("does not exist"), "{:?}", text(&o));
+}
+
+#[test]
+fn cgroups_path_both_forms() {
+    require_root!();
+    if no_v1_memory_and_pids() {
+        return;
+    }
+    let env = Env::new();
+    // No dash: systemd reads one in a slice's name as a level.
+    let tag = format!("airlocktest{}", std::process::id());
+    let own = cgroup_of(std::process::id() as i64, "pids");
+    let own_dir = v1_dir("pids", &own);
+    // A directory that was there before stays after delete.
+    let pre = own_dir.join(format!("{tag}-pre"));
+    std::fs::create_dir(&pre).unwrap();
+    let cases = [
+        (
+            false,
+            format!("/{tag}/a/c1"),
+            format!("{tag}/a/c1"),
+            own_dir.join(&tag),
+        ),
+        (
+            false,
+            format!("{tag}-pre/c2"),
+            format!("{tag}-pre/c2"),
+            own_dir.join(format!("{tag}-pre/c2")),
+        ),
+        (
+            true,
+            format!("{tag}-x.slice:pfx:c3"),
+            format!("{tag}.slice/{tag}-x.slice/pfx-c3.scope"),
+            own_dir.join(format!("{tag}.slice")),
+        ),
+    ];
+    let systemd_host = Path::new("/run/systemd/system").exists();
+    for (i, (systemd, path, rel, made)) in cases.iter().enumerate() {
+        let id = format!("p{i}");
+        let b = env.bundle(&id, &["sleep", "1000"], |c| {
+            c["linux"]["cgroupsPath"] = json!(path);
+        });
+        let mut args = vec!["create", "--bundle", b.to_str().unwrap(), &id];
+        if *systemd {
+            args.insert(0, "--systemd-cgroup");
+        }
+        let o = env.rt(&args);
+        if *systemd && systemd_host {
+            assert!(text(&o).1.contains("D-Bus"), "{:?}", text(&o));
+            continue;
+        }
+        assert!(o.status.success(), "{path}: {:?}", text(&o));
+        let pid = state(&env, &id)["pid"].as_i64().unwrap();
+        let want = format!("{}/{rel}", own.trim_end_matches('/'));
+        assert_eq!(cgroup_of(pid, "pids"), want, "{path}");
+        assert!(made.is_dir());
+        assert!(env.rt(&["delete", "--force", &id]).status.success());
+        assert!(!made.exists(), "{} is left after delete", made.display());
+    }
+    assert!(pre.is_dir(), "a directory airlock did not make was removed");
+    std::fs::remove_dir(&pre).unwrap();
+    // Bad forms: errors naming the field or flag, nothing left behind.
+    let bad = [
+        (false, "/../../x", "linux.cgroupsPath"),
+        (false, "a.slice:p:n", "--systemd-cgroup"),
+        (true, "/a/b", "slice:prefix:name"),
+        (true, "nodot:p:n", "linux.cgroupsPath"),
+    ];
+    for (systemd, path, want) in bad {
+        let b = env.bundle(&format!("bad{}", path.len()), &["true"], |c| {
+            c["linux"]["cgroupsPath"] = json!(path);
+        });
+        let mut args = vec!["create", "--bundle", b.to_str().unwrap(), "bad"];
+        if systemd {
+            args.insert(0, "--systemd-cgroup");
+        }
+        let o = env.rt(&args);
+        assert!(!o.status.success());
+        if !(systemd && systemd_host) {
+            assert!(text(&o).1.contains(want), "{path}: {:?}", text(&o));
+        }
+        assert!(!env.rt(&["state", "bad"]).status.success());
+    }
+}
+
+#[test]
+fn personality_sets_the_execution_domain() {
+    require_root!();
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("SKIPPED: LINUX32 is checked on x86_64 (uname -m says i686)");
+        return;
+    }
+    let env = Env::new();
+    for (domain, want) in [("LINUX32", "i686"), ("LINUX", "x86_64")] {
+        let id = domain.to_ascii_lowercase();
+        let b = env.bundle(&id, &["uname", "-m"], |c| {
+            c["linux"]["personality"] = json!({"domain": domain});
+        });
+        std::os::unix::fs::symlink("busybox", b.join("rootfs/bin/uname")).unwrap();
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out} {err}");
+        assert_eq!(out.trim(), want);
+    }
+    // Flags beyond what the default seccomp filter lets the workload set
+    // itself: set before the filter.
+    let b = env.bundle("flags", &["cat", "/proc/self/personality"], |c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "flags"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "00040008");
+    for (p, field) in [
+        (json!({"domain": "LINUX64"}), "linux.personality.domain"),
+        (
+            json!({"domain": "LINUX", "flags": ["BOGUS"]}),
+            "linux.personality.flags[0]",
+        ),
+    ] {
+        let b = env.bundle(&format!("bad-{field}"), &["true"], |c| {
+            c["linux"]["personality"] = p;
+        });
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "bad"]);
+        assert!(!o.status.success());
+        assert!(text(&o).1.contains(field), "{:?}", text(&o));
+        assert!(!env.rt(&["state", "bad"]).status.success());
+    }
+}
+
+/// `airlock-runtime --root STATE ARGS` with `fds` at 3, 4, ... (as a
+/// client passes them with --preserve-fds).
+fn rt_fds(env: &Env, args: &[&str], fds: &[std::os::fd::RawFd]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let fds = fds.to_vec();
+    // Files, not pipes, as in Env::rt: a container keeps its stdio.
+    let out = tempfile::NamedTempFile::new_in(env.dir.path()).unwrap();
+    let err = tempfile::NamedTempFile::new_in(env.dir.path()).unwrap();
+    let mut c = std::process::Command::new(runtime());
+    c.arg("--root").arg(env.root()).args(args);
+    c.stdin(std::process::Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap());
+    // SAFETY: between fork and exec the closure only calls dup2, which is
+    // async-signal-safe; it allocates nothing.
+    unsafe {
+        c.pre_exec(move || {
+            // Out of the way first, so that no source is overwritten.
+            for (i, fd) in fds.iter().enumerate() {
+                if libc::dup2(*fd, 100 + i as i32) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for i in 0..fds.len() as i32 {
+                if libc::dup2(100 + i, 3 + i) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(100 + i);
+            }
+            Ok(())
+        });
+    }
+    let status = c.status().unwrap();
+    std::process::Output {
+        status,
+        stdout: std::fs::read(out.path()).unwrap(),
+        stderr: std::fs::read(err.path()).unwrap(),
+    }
+}
+
+#[test]
+fn preserve_fds_reach_the_container() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    require_root!();
+    let env = Env::new();
+    // A file the container reads and appends to, and a pipe it writes to
+    // and then closes: the reader sees the end while the container still
+    // runs, so nothing else (the supervisor) holds the write end.
+    let path = env.dir.path().join("shared.txt");
+    std::fs::write(&path, "from-host\n").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let (mut r, w) = std::io::pipe().unwrap();
+    let script = "cat <&3 >/tmp/seen; echo from-container >&3; echo piped >&4; \
+                  exec 3>&- 4>&-; exec sleep 1000";
+    let b = env.bundle("f1", &["sh", "-c", script], |_| {});
+    let o = rt_fds(
+        &env,
+        &[
+            "create",
+            "--preserve-fds",
+            "2",
+            "--bundle",
+            b.to_str().unwrap(),
+            "f1",
+        ],
+        &[file.as_raw_fd(), w.as_raw_fd()],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    drop(w);
+    assert!(env.rt(&["start", "f1"]).status.success());
+    let mut got = String::new();
+    r.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "piped\n");
+    assert_eq!(state(&env, "f1")["status"], "running");
+    let o = env.rt(&["exec", "f1", "cat", "/tmp/seen"]);
+    assert_eq!(text(&o).0, "from-host\n", "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "from-host\nfrom-container\n"
+    );
+    // exec --preserve-fds: the same for a process run in it.
+    let o = rt_fds(
+        &env,
+        &[
+            "exec",
+            "--preserve-fds",
+            "1",
+            "f1",
+            "sh",
+            "-c",
+            "echo via-exec >&3",
+        ],
+        &[file.as_raw_fd()],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .ends_with("via-exec\n"));
+    // Without --preserve-fds the process gets nothing past stderr (3 is
+    // ls's own handle on the directory it lists).
+    let o = rt_fds(
+        &env,
+        &["exec", "f1", "ls", "/proc/self/fd"],
+        &[file.as_raw_fd()],
+    );
+    let fds: Vec<&str> = std::str::from_utf8(&o.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fds, ["0", "1", "2", "3"]);
+    assert!(env.rt(&["delete", "--force", "f1"]).status.success());
+    // A directory fd is a way back into the host's tree: refused, and
+    // nothing is left.
+    let dir = std::fs::File::open("/").unwrap();
+    let b = env.bundle("f2", &["sh", "-c", "ls /proc/self/fd/3/"], |_| {});
+    let o = rt_fds(
+        &env,
+        &[
+            "run",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.to_str().unwrap(),
+            "f2",
+        ],
+        &[dir.as_raw_fd()],
+    );
+    assert!(!o.status.success());
+    let err = text(&o).1;
+    assert!(
+        err.contains("--preserve-fds") && err.contains("directory"),
+        "{err}"
+    );
+    assert!(!env.rt(&["state", "f2"]).status.success());
+    // More fds than were given: an error before anything is made.
+    let o = env.rt(&[
+        "run",
+        "--preserve-fds",
+        "3",
+        "--bundle",
+        b.to_str().unwrap(),
+        "f2",
+    ]);
+    assert!(text(&o).1.contains("fd 3 is not open"), "{:?}", text(&o));
+}

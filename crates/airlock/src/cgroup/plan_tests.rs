@@ -1,0 +1,307 @@
+//! The cgroup plan on each host layout, and the writes of `update`.
+
+use super::*;
+use crate::spec::Size;
+
+fn res() -> Resources {
+    Resources {
+        memory: Some(Size(256 << 20)),
+        swap: None,
+        pids: Some(64),
+        cpus: Some(0.5),
+        cpu_weight: Some(100),
+        io_weight: None,
+    }
+}
+
+#[test]
+fn v2_files() {
+    let w = v2(&res());
+    let get = |f: &str| w.iter().find(|x| x.file == f).map(|x| x.value.clone());
+    assert_eq!(get("memory.max").unwrap(), (256u64 << 20).to_string());
+    assert_eq!(get("memory.swap.max").unwrap(), "0");
+    assert_eq!(get("pids.max").unwrap(), "64");
+    assert_eq!(get("cpu.max").unwrap(), "50000 100000");
+    assert_eq!(get("cpu.weight").unwrap(), "100");
+    assert_eq!(controllers(&w), ["cpu", "memory", "pids"]);
+}
+
+#[test]
+fn v1_files() {
+    let mut r = res();
+    r.swap = Some(Size(1 << 20));
+    r.io_weight = Some(500);
+    let w = v1(&r);
+    let get = |f: &str| w.iter().find(|x| x.file == f).map(|x| x.value.clone());
+    assert_eq!(
+        get("memory.limit_in_bytes").unwrap(),
+        (256u64 << 20).to_string()
+    );
+    assert_eq!(
+        get("memory.memsw.limit_in_bytes").unwrap(),
+        ((256u64 << 20) + (1 << 20)).to_string()
+    );
+    assert_eq!(get("cpu.cfs_quota_us").unwrap(), "50000");
+    assert_eq!(get("cpu.shares").unwrap(), "2597");
+    assert_eq!(get("blkio.weight").unwrap(), "50");
+    assert_eq!(controllers(&w), ["blkio", "cpu", "memory", "pids"]);
+}
+
+#[test]
+fn weights_map_to_the_ends_of_v1_ranges() {
+    let mut r = Resources {
+        cpu_weight: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(v1(&r)[0].value, "2");
+    r.cpu_weight = Some(10000);
+    assert_eq!(v1(&r)[0].value, "262144");
+}
+
+#[test]
+fn nothing_asked_nothing_written() {
+    assert!(v2(&Resources::default()).is_empty());
+    assert!(v1(&Resources::default()).is_empty());
+}
+
+fn layout(mountinfo: &str, cgroup: &str, v2_controllers: &[&str]) -> Layout {
+    let mut l = super::super::parse_layout(mountinfo, cgroup);
+    l.v2_controllers = v2_controllers.iter().map(|c| c.to_string()).collect();
+    l
+}
+
+#[test]
+fn pure_v2_host_gets_one_cgroup_with_every_limit() {
+    let l = layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+        "0::/user.slice/session-1.scope\n",
+        &["cpu", "io", "memory", "pids"],
+    );
+    let p = resolve(&res(), &l, "airlock-x", &[]).unwrap();
+    let dir = PathBuf::from("/sys/fs/cgroup/user.slice/session-1.scope/airlock-x");
+    assert_eq!(p.v2.as_ref(), Some(&dir));
+    assert!(p.v1.is_empty());
+    let (parent, enable) = p.enable[0].clone();
+    assert_eq!(p.enable.len(), 1);
+    assert_eq!(parent, dir.parent().unwrap());
+    assert_eq!(enable, ["cpu", "memory", "pids"]);
+    assert!(p.writes.iter().all(|w| w.dir == dir));
+    let files: Vec<&str> = p.writes.iter().map(|w| w.file.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "memory.max",
+            "memory.swap.max",
+            "pids.max",
+            "cpu.max",
+            "cpu.weight"
+        ]
+    );
+    assert_eq!(p.memory, Some((dir.clone(), true)));
+    assert_eq!(p.pids, Some((dir, true)));
+}
+
+#[test]
+fn a_v2_host_without_limits_still_gets_a_cgroup_to_kill_through() {
+    let l = layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        "0::/a\n",
+        &[],
+    );
+    let p = resolve(&Resources::default(), &l, "airlock-x", &[]).unwrap();
+    assert_eq!(p.v2, Some(PathBuf::from("/sys/fs/cgroup/a/airlock-x")));
+    assert!(p.enable.is_empty() && p.writes.is_empty());
+}
+
+#[test]
+fn hybrid_host_puts_limits_on_v1_and_membership_on_v2() {
+    let l = layout(
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+         39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        "8:pids:/\n4:memory:/m\n0::/u\n",
+        &["hugetlb"],
+    );
+    let r = Resources {
+        memory: Some(Size(1 << 20)),
+        pids: Some(8),
+        ..Default::default()
+    };
+    let p = resolve(&r, &l, "airlock-x", &[]).unwrap();
+    assert!(p.enable.is_empty(), "nothing to enable on v2");
+    assert_eq!(
+        p.v2,
+        Some(PathBuf::from("/sys/fs/cgroup/unified/u/airlock-x"))
+    );
+    assert_eq!(
+        p.v1["memory"],
+        PathBuf::from("/sys/fs/cgroup/memory/m/airlock-x")
+    );
+    assert!(!p.v1.contains_key("freezer"), "v2 kills; no freezer needed");
+    assert_eq!(p.memory.as_ref().map(|m| m.1), Some(false));
+    assert!(p
+        .writes
+        .iter()
+        .any(|w| w.file == "memory.memsw.limit_in_bytes" && w.dir == p.v1["memory"]));
+}
+
+#[test]
+fn a_v1_only_host_gets_a_freezer() {
+    let l = layout(
+        "35 31 0:32 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n",
+        "7:freezer:/f\n",
+        &[],
+    );
+    let p = resolve(&Resources::default(), &l, "airlock-x", &[]).unwrap();
+    assert_eq!(
+        p.v1["freezer"],
+        PathBuf::from("/sys/fs/cgroup/freezer/f/airlock-x")
+    );
+}
+
+#[test]
+fn a_controller_the_host_lacks_is_named() {
+    let l = layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        "0::/a\n",
+        &["memory"],
+    );
+    let r = Resources {
+        io_weight: Some(100),
+        ..Default::default()
+    };
+    let e = resolve(&r, &l, "airlock-x", &[]).unwrap_err();
+    assert_eq!(e.step, "resources (io)");
+    assert!(e.reason.contains("lists only [memory]"), "{}", e.reason);
+}
+
+#[test]
+fn a_nested_path_makes_and_enables_each_level_on_pure_v2() {
+    let l = layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        "0::/a\n",
+        &["memory", "pids"],
+    );
+    let r = Resources {
+        pids: Some(8),
+        ..Default::default()
+    };
+    let p = resolve(&r, &l, "machine.slice/m-x.slice/c.scope", &["memory"]).unwrap();
+    let base = PathBuf::from("/sys/fs/cgroup/a");
+    assert_eq!(
+        p.nested,
+        [
+            base.join("machine.slice"),
+            base.join("machine.slice/m-x.slice")
+        ]
+    );
+    let enabled: Vec<&PathBuf> = p.enable.iter().map(|(d, _)| d).collect();
+    assert_eq!(enabled, [&base, &p.nested[0], &p.nested[1]]);
+    assert_eq!(p.optional, ["memory"], "pids has a limit: required");
+    // A prepared controller is enabled without a limit written.
+    assert!(p.enable.iter().all(|(_, c)| c == &["pids", "memory"]));
+    assert_eq!(p.v2, Some(base.join("machine.slice/m-x.slice/c.scope")));
+    assert_eq!(p.writes.len(), 1);
+}
+
+#[test]
+fn prepared_controllers_get_v1_cgroups_and_missing_ones_are_skipped() {
+    let l = layout(
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        "4:memory:/m\n0::/u\n",
+        &["hugetlb"],
+    );
+    let p = resolve(&Resources::default(), &l, "x/y", &["memory", "pids"]).unwrap();
+    assert_eq!(p.v1["memory"], PathBuf::from("/sys/fs/cgroup/memory/m/x/y"));
+    assert!(!p.v1.contains_key("pids"));
+    // Nothing asked a limit of them: a host that will not make them
+    // leaves them out.
+    assert_eq!(p.optional, ["memory", "pids"]);
+    assert_eq!(
+        p.nested,
+        [
+            PathBuf::from("/sys/fs/cgroup/unified/u/x"),
+            PathBuf::from("/sys/fs/cgroup/memory/m/x")
+        ]
+    );
+}
+
+#[test]
+fn paths_that_leave_the_callers_cgroup_are_refused() {
+    let l = Layout::default();
+    for bad in ["", "/abs", "a/../b", "..", "a//b", "./a"] {
+        let e = resolve(&Resources::default(), &l, bad, &[]).unwrap_err();
+        assert_eq!(e.step, "cgroup path", "{bad}");
+    }
+}
+
+#[test]
+fn update_on_pure_v2_writes_the_v2_files() {
+    let paths = crate::state::CgroupPaths {
+        v2: Some("/sys/fs/cgroup/a/c".into()),
+        v1: BTreeMap::new(),
+    };
+    let r = Resources {
+        memory: Some(Size(64 << 20)),
+        pids: Some(5),
+        ..Default::default()
+    };
+    let enabled = ["memory".to_string(), "pids".to_string()];
+    let w = update_writes(&r, &paths, &enabled).unwrap();
+    let files: Vec<(&str, &str)> = w
+        .iter()
+        .map(|(d, w)| {
+            assert_eq!(d, paths.v2.as_ref().unwrap());
+            (w.file, w.value.as_str())
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("memory.max", "67108864"),
+            ("memory.swap.max", "0"),
+            ("pids.max", "5")
+        ]
+    );
+    // A controller not enabled in the sandbox's cgroup is named.
+    let e = update_writes(&r, &paths, &enabled[1..]).unwrap_err();
+    assert_eq!(e.step, "resources.memory");
+}
+
+#[test]
+fn update_on_hybrid_writes_v1_files_once() {
+    let mut v1 = BTreeMap::new();
+    v1.insert("memory".to_string(), PathBuf::from("/m/c"));
+    v1.insert("blkio".to_string(), PathBuf::from("/b/c"));
+    let paths = crate::state::CgroupPaths {
+        v2: Some("/u/c".into()),
+        v1,
+    };
+    let r = Resources {
+        memory: Some(Size(1 << 20)),
+        io_weight: Some(5000),
+        ..Default::default()
+    };
+    let w = update_writes(&r, &paths, &[]).unwrap();
+    let files: Vec<(&str, &str)> = w
+        .iter()
+        .map(|(d, w)| (d.to_str().unwrap(), w.file))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("/m/c", "memory.limit_in_bytes"),
+            ("/m/c", "memory.memsw.limit_in_bytes"),
+            ("/b/c", "blkio.weight")
+        ]
+    );
+    let pids = Resources {
+        pids: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        update_writes(&pids, &paths, &[]).unwrap_err().step,
+        "resources.pids"
+    );
+}

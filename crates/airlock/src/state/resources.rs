@@ -1,0 +1,113 @@
+//! Changing a created or running sandbox's limits (the OCI runtime's
+//! `update`): the same limit files as at creation ([`crate::cgroup::plan`]),
+//! in the cgroups the sandbox already has, and the new limits recorded in
+//! its state.
+
+use super::{SandboxDir, State, Status};
+use crate::cgroup::plan::{update_writes, Write};
+use crate::report::{describe, SetupError};
+use crate::spec::Resources;
+use crate::Error;
+use std::path::PathBuf;
+
+impl SandboxDir {
+    /// Set the limits that `new` gives (its `None` fields stay as they
+    /// are) on the sandbox's cgroups, and record them in its state. Every
+    /// file is checked before any is written, so a limit the host cannot
+    /// apply is an error (naming its `resources.*` field) that changes
+    /// nothing. Takes the sandbox's lock; returns the new state.
+    pub fn update_resources(&self, new: &Resources) -> Result<State, Error> {
+        let _lock = self.lock()?;
+        let st = self.state()?;
+        if !matches!(st.status, Status::Created | Status::Running) {
+            return Err(super::StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "only a created or running sandbox's limits can be changed".into(),
+            }
+            .into());
+        }
+        let old = &st.spec.resources;
+        let merged = Resources {
+            memory: new.memory.or(old.memory),
+            swap: new.swap.or(old.swap),
+            pids: new.pids.or(old.pids),
+            cpus: new.cpus.or(old.cpus),
+            cpu_weight: new.cpu_weight.or(old.cpu_weight),
+            io_weight: new.io_weight.or(old.io_weight),
+        };
+        crate::spec::validate::resources(&merged)?;
+        // Only what changes is written; memory and swap go together, as
+        // v1 limits them together.
+        let memory_changed = new.memory.is_some() || new.swap.is_some();
+        let changed = Resources {
+            memory: merged.memory.filter(|_| memory_changed),
+            swap: merged.swap.filter(|_| memory_changed),
+            ..new.clone()
+        };
+        let Some(paths) = st.cgroup.clone() else {
+            return Err(Error::Setup(SetupError::new(
+                "resources",
+                format!("sandbox {} has no cgroups to set limits in", st.name),
+            )));
+        };
+        let enabled: Vec<String> = paths
+            .v2
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("cgroup.controllers")).ok())
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        let mut writes = update_writes(&changed, &paths, &enabled).map_err(Error::Setup)?;
+        for (dir, w) in &writes {
+            if !dir.join(w.file).exists() {
+                return Err(Error::Setup(SetupError::new(
+                    w.field,
+                    format!(
+                        "{} has no {}: the host's {} controller cannot apply this limit",
+                        dir.display(),
+                        w.file,
+                        w.controller
+                    ),
+                )));
+            }
+        }
+        order_v1_memory(&mut writes);
+        for (dir, w) in &writes {
+            let path = dir.join(w.file);
+            std::fs::write(&path, &w.value).map_err(|e| {
+                Error::Setup(SetupError::new(
+                    w.field,
+                    format!(
+                        "cannot write {:?} to {}: {}",
+                        w.value,
+                        path.display(),
+                        describe(&e)
+                    ),
+                ))
+            })?;
+        }
+        self.update(|s| s.spec.resources = merged)?;
+        Ok(self.state()?)
+    }
+}
+
+/// v1 keeps memory.limit_in_bytes at or below memory.memsw.limit_in_bytes
+/// at every moment: raising the total goes first, lowering it last.
+fn order_v1_memory(writes: &mut [(PathBuf, Write)]) {
+    let pos = |f: &str| writes.iter().position(|(_, w)| w.file == f);
+    let (Some(limit), Some(memsw)) = (
+        pos("memory.limit_in_bytes"),
+        pos("memory.memsw.limit_in_bytes"),
+    ) else {
+        return;
+    };
+    let (dir, w) = &writes[memsw];
+    let current: u64 = std::fs::read_to_string(dir.join(w.file))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    let new: u64 = w.value.parse().unwrap_or(0);
+    if (new >= current) == (memsw > limit) {
+        writes.swap(limit, memsw);
+    }
+}
