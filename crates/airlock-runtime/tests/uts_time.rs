@@ -1,6 +1,6 @@
 //! A bundle's `domainname` and `linux.timeOffsets`, checked from inside
-//! the container; what airlock cannot honour is an error naming the field
-//! and leaves no container behind.
+//! the container; what airlock cannot honour (here, also a mount's own id
+//! maps) is an error naming the field and leaves no container behind.
 
 #[macro_use]
 mod common;
@@ -107,4 +107,26 @@ fn time_offsets_airlock_cannot_honour_are_named() {
             text(&listed)
         );
     }
+}
+
+#[test]
+fn a_mounts_own_id_maps_are_refused_by_name() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["true"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": "/tmp",
+            "options": ["rbind", "ro"],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        }));
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "idm"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "ran: {out}");
+    assert!(
+        err.contains("mounts[") && err.contains(".uidMappings"),
+        "{err}"
+    );
+    assert!(!text(&env.rt(&["list", "-q"])).0.contains("idm"));
 }

@@ -117,6 +117,21 @@ pub(super) fn mounts(
         .any(|m| m.destination() == Path::new("/dev"));
     for (i, m) in bundle.config.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}]");
+        // A mount's own id maps (an idmapped bind the bundle asks for):
+        // airlock decides which binds are idmapped (the rootfs and the
+        // client's per-container files, see the module doc).
+        for key in ["uidMappings", "gidMappings"] {
+            let raw = bundle.raw.pointer(&format!("/mounts/{i}/{key}"));
+            if raw
+                .and_then(|v| v.as_array())
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Err(err(
+                    format!("{field}.{key}"),
+                    "a mount's own id maps are not supported: airlock idmaps the root filesystem and the client's per-container files itself",
+                ));
+            }
+        }
         let dest = m.destination().display().to_string();
         let opts: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
         let typ = m.typ().as_deref().unwrap_or("");
