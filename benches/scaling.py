@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from built import find_airlock, find_built  # noqa: E402
-from daemon import start_daemon  # noqa: E402
+from daemon import rss_kib, start_daemon  # noqa: E402
 from spawn import run_once, system_view_bwrap  # noqa: E402
 
 
@@ -133,14 +133,6 @@ def daemon(airlock, levels, rounds):
         d.wait()
         shutil.rmtree(work, ignore_errors=True)
     return rows
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def main():
