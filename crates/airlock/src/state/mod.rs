@@ -262,20 +262,17 @@ impl StateRoot {
     /// reading every sandbox's state (see `names.rs`); `None` leaves the
     /// question (an id prefix, say) to [`find_in`] over [`Self::list`].
     pub fn lookup(&self, key: &str) -> Option<(SandboxDir, State)> {
-        let read = |id: String| {
-            let sb = SandboxDir {
-                dir: self.dir.join(&id),
-                id,
-            };
-            sb.state().ok().map(|st| (sb, st))
-        };
-        if let Some(hit) = names::lookup(&self.dir, key)
-            .and_then(read)
-            .filter(|(_, st)| st.name == key)
-        {
+        if let Some(hit) = names::holder(&self.dir, key) {
             return Some(hit);
         }
-        is_id(key).then(|| read(key.to_string())).flatten()
+        if !is_id(key) {
+            return None;
+        }
+        let sb = SandboxDir {
+            dir: self.dir.join(key),
+            id: key.to_string(),
+        };
+        sb.state().ok().map(|st| (sb, st))
     }
 
     /// How many sandboxes the root holds, without reading their states.

@@ -51,7 +51,7 @@ pub(super) fn claim(
         match std::os::unix::fs::symlink(id, &link) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if held_by_another(root, name) {
+                if holder(root, name).is_some() {
                     return Err(StateError::NameInUse(name.into()));
                 }
                 // A sandbox that is gone left it: the name is free.
@@ -63,16 +63,15 @@ pub(super) fn claim(
     Err(StateError::NameInUse(name.into()))
 }
 
-/// The link says a sandbox holds `name`, and its state agrees.
-fn held_by_another(root: &Path, name: &str) -> bool {
-    let Some(id) = lookup(root, name) else {
-        return false;
-    };
+/// The sandbox the index says holds `name`, if its state agrees.
+pub(super) fn holder(root: &Path, name: &str) -> Option<(super::SandboxDir, State)> {
+    let id = lookup(root, name)?;
     let sb = super::SandboxDir {
         dir: root.join(&id),
         id,
     };
-    sb.state().is_ok_and(|st| st.name == name)
+    let st = sb.state().ok().filter(|st| st.name == name)?;
+    Some((sb, st))
 }
 
 /// Let go of `name` if `id` holds it.
