@@ -11,5 +11,10 @@
 //! from its own PID 1 and requests from the sandbox's owner, and that
 //! copies the workload's output as bytes.
 fn main() {
-    println!("cargo:rustc-link-arg-bins=-no-pie");
+    // A static musl build is made position-dependent by its rustflags
+    // (`-C relocation-model=static`); `-no-pie` beside rustc's own
+    // `-static-pie` would link a binary that crashes before main.
+    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
 }

@@ -247,8 +247,13 @@ pub fn reap(pid: i32) -> io::Result<i32> {
 /// Call it from the main thread of a single-threaded process.
 pub fn release_free_memory() {
     let stack = main_stack_low_end();
+    // musl's allocator returns freed pages by itself; glibc's keeps them
+    // in its arena until asked.
+    #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe { libc::malloc_trim(0) };
+    unsafe {
+        libc::malloc_trim(0)
+    };
     if let Some(low) = stack {
         release_stack_below_here(low);
     }

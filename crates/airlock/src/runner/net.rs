@@ -19,11 +19,11 @@ pub fn loopback_up() -> Result<(), SetupError> {
     // SAFETY: sock is a valid socket and ifr a valid ifreq for both ioctls,
     // which read and write only within it.
     let result = unsafe {
-        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &mut ifr) < 0 {
             Err(io::Error::last_os_error())
         } else {
             ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            if libc::ioctl(sock, libc::SIOCSIFFLAGS, &ifr) < 0 {
+            if libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &ifr) < 0 {
                 Err(io::Error::last_os_error())
             } else {
                 Ok(())

@@ -48,7 +48,7 @@ pub fn enter_for_clone(plan: &Plan) -> Result<Option<PidJoin>, SetupError> {
     let step = || format!("join the pid namespace {path}");
     let ns = open(path).step(step)?;
     // SAFETY: NS_GET_USERNS takes no argument and returns a new fd (or -1).
-    let owner = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS) };
+    let owner = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS as _) };
     if owner < 0 {
         let e = std::io::Error::last_os_error();
         return Err(SetupError::new(

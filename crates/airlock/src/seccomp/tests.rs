@@ -1,4 +1,5 @@
 //! The profiles compile, round-trip through the plan and keep their refusals.
+use super::super::*;
 use super::*;
 
 #[test]

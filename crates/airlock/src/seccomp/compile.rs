@@ -1,0 +1,371 @@
+//! Compiling profiles with libseccomp: the default profile (`default.rs`,
+//! precompiled by the build script where it can be) and custom OCI
+//! profiles, each rule's errors named by its field. Only the caller that
+//! makes a plan compiles; see the module doc of `seccomp`.
+
+use super::default::{self, syscall};
+use super::{OciArg, OciSeccomp, Program, Seccomp, SeccompError};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
+
+type Result<T> = std::result::Result<T, SeccompError>;
+
+fn err(field: impl Into<String>, reason: impl Into<String>) -> SeccompError {
+    SeccompError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn lib(field: &str) -> impl Fn(libseccomp::error::SeccompError) -> SeccompError + '_ {
+    move |e| err(field, e.to_string())
+}
+
+fn action(field: &str, name: &str, errno: Option<u32>) -> Result<ScmpAction> {
+    Ok(match name {
+        "SCMP_ACT_ALLOW" => ScmpAction::Allow,
+        "SCMP_ACT_LOG" => ScmpAction::Log,
+        "SCMP_ACT_ERRNO" => ScmpAction::Errno(errno.unwrap_or(libc::EPERM as u32) as i32),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
+        "SCMP_ACT_TRAP" => ScmpAction::Trap,
+        "SCMP_ACT_TRACE" => ScmpAction::Trace(errno.unwrap_or(0) as u16),
+        other => {
+            return Err(err(
+                field,
+                format!("unsupported action {other:?} (SCMP_ACT_ALLOW, _ERRNO, _KILL, _KILL_PROCESS, _TRAP, _TRACE, _LOG)"),
+            ))
+        }
+    })
+}
+
+fn compare(field: &str, a: &OciArg) -> Result<ScmpArgCompare> {
+    let op = match a.op.as_str() {
+        "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
+        "SCMP_CMP_LT" => ScmpCompareOp::Less,
+        "SCMP_CMP_LE" => ScmpCompareOp::LessOrEqual,
+        "SCMP_CMP_EQ" => ScmpCompareOp::Equal,
+        "SCMP_CMP_GE" => ScmpCompareOp::GreaterEqual,
+        "SCMP_CMP_GT" => ScmpCompareOp::Greater,
+        "SCMP_CMP_MASKED_EQ" => {
+            return Ok(ScmpArgCompare::new(
+                a.index,
+                ScmpCompareOp::MaskedEqual(a.value),
+                a.value_two,
+            ))
+        }
+        other => {
+            return Err(err(
+                format!("{field}.op"),
+                format!("unknown comparison {other:?}"),
+            ))
+        }
+    };
+    if a.index > 5 {
+        return Err(err(
+            format!("{field}.index"),
+            "syscalls have six arguments (0 to 5)",
+        ));
+    }
+    Ok(ScmpArgCompare::new(a.index, op, a.value))
+}
+
+fn arch(field: &str, name: &str) -> Result<ScmpArch> {
+    name.parse::<ScmpArch>()
+        .map_err(|_| err(field, format!("unknown architecture {name:?}")))
+}
+
+/// The architectures a profile lists besides the native one.
+fn extra_arches(p: &OciSeccomp) -> Result<Vec<ScmpArch>> {
+    let mut out = Vec::new();
+    for (i, a) in p.architectures.iter().enumerate() {
+        let a = arch(&format!("seccomp.oci.architectures[{i}]"), a)?;
+        if a != ScmpArch::native() {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilterContext>> {
+    let base = "seccomp.oci";
+    let default = action(
+        &format!("{base}.defaultAction"),
+        &p.default_action,
+        p.default_errno_ret,
+    )?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(lib(base))?;
+    let arches = extra_arches(p)?;
+    for a in &arches {
+        ctx.add_arch(*a)
+            .map_err(lib(&format!("{base}.architectures")))?;
+    }
+    // The refusals come second (the kernel runs every filter and the
+    // strictest answer wins), for the same architectures as the profile:
+    // otherwise a syscall of another architecture that the profile allows
+    // would meet the refusals' bad-arch action.
+    let refuse = if argument_filters {
+        Some(default::refuse(&arches).map_err(lib("seccomp.oci.architectures"))?)
+    } else {
+        None
+    };
+    if !p.flags.is_empty() {
+        // Not applied means not silently ignored.
+        return Err(err(
+            format!("{base}.flags"),
+            format!("seccomp flags {:?} are not supported", p.flags),
+        ));
+    }
+    let permissive_default = matches!(default, ScmpAction::Allow | ScmpAction::Log);
+    for (i, rule) in p.syscalls.iter().enumerate() {
+        let field = format!("{base}.syscalls[{i}]");
+        let act = action(&format!("{field}.action"), &rule.action, rule.errno_ret)?;
+        if act == default {
+            continue; // libseccomp refuses rules that repeat the default
+        }
+        let conds = rule
+            .args
+            .iter()
+            .enumerate()
+            .map(|(j, a)| compare(&format!("{field}.args[{j}]"), a))
+            .collect::<Result<Vec<_>>>()?;
+        for name in &rule.names {
+            let Some(s) = syscall(name) else {
+                // An unknown name in a rule that only allows can be left
+                // out: the syscall then gets the default, which is stricter.
+                // Where the default is permissive, leaving it out would
+                // weaken the profile, so that is an error.
+                if permissive_default {
+                    return Err(err(
+                        format!("{field}.names"),
+                        format!("unknown syscall {name:?}"),
+                    ));
+                }
+                continue;
+            };
+            ctx.add_rule_conditional(act, s, &conds)
+                .map_err(|e| err(format!("{field} ({name})"), e.to_string()))?;
+        }
+    }
+    Ok(std::iter::once(ctx).chain(refuse).collect())
+}
+
+/// Compile a profile into the filters to load, in order.
+pub fn filters(profile: &Seccomp) -> Result<Vec<ScmpFilterContext>> {
+    match profile {
+        Seccomp::None => Ok(Vec::new()),
+        Seccomp::Default => default::filters().map_err(lib("seccomp")),
+        Seccomp::Custom {
+            oci,
+            argument_filters,
+        } => custom_filters(oci, *argument_filters),
+    }
+}
+
+/// Check that a profile compiles.
+pub fn validate(profile: &Seccomp) -> std::result::Result<(), crate::spec::SpecError> {
+    compile(profile).map(drop)
+}
+
+/// Compile a profile into the programs to install, in order (none for
+/// `Seccomp::None`). Errors name the rule. The default profile comes
+/// precompiled when it can, other profiles from memory when this process
+/// has compiled them before (see the module doc).
+pub fn compile(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::spec::SpecError> {
+    match profile {
+        Seccomp::None => return Ok(Vec::new()),
+        Seccomp::Default => {
+            if let Some(programs) = precompiled::usable() {
+                return Ok(programs);
+            }
+        }
+        Seccomp::Custom { .. } => {}
+    }
+    cache::get_or_insert(profile, cache::Part::Profile, || compile_now(profile))
+}
+
+/// The program that keeps setuid and setgid modes out of binds written as
+/// a root caller (see `default::set_id_refusals`), for the architectures
+/// `profile` allows; `None` without a filter at all (a guardrail finding
+/// of its own, `caller-bind-unfiltered`).
+pub fn set_id_program(
+    profile: &Seccomp,
+) -> std::result::Result<Option<Program>, crate::spec::SpecError> {
+    let to_spec = |e: SeccompError| crate::spec::SpecError::new(e.field, e.reason);
+    let arches: Vec<ScmpArch> = match profile {
+        Seccomp::None => return Ok(None),
+        Seccomp::Default => Vec::new(),
+        Seccomp::Custom { oci, .. } => extra_arches(oci).map_err(to_spec)?,
+    };
+    if arches.is_empty() {
+        if let Some(p) = precompiled::set_id() {
+            return Ok(Some(p));
+        }
+    }
+    let compiled = cache::get_or_insert(profile, cache::Part::SetId, || {
+        let f = default::set_id_refusals(&arches).map_err(|e| {
+            crate::spec::SpecError::new("seccomp", format!("the set-id refusals: {e}"))
+        })?;
+        let program = export(&f).map_err(|e| {
+            crate::spec::SpecError::new("seccomp", format!("export the compiled filter: {e}"))
+        })?;
+        Ok(vec![program])
+    })?;
+    Ok(compiled.into_iter().next())
+}
+
+/// Compile with libseccomp, here and now.
+fn compile_now(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::spec::SpecError> {
+    let to_spec = |e: SeccompError| crate::spec::SpecError::new(e.field, e.reason);
+    let mut out = Vec::new();
+    for f in filters(profile).map_err(to_spec)? {
+        out.push(export(&f).map_err(|e| {
+            crate::spec::SpecError::new("seccomp", format!("export the compiled filter: {e}"))
+        })?);
+    }
+    Ok(out)
+}
+
+/// The default profile's programs as the build script compiled them.
+mod precompiled {
+    use super::Program;
+
+    pub struct Precompiled {
+        pub programs: &'static [&'static [u8]],
+        /// `default::set_id_refusals` for the native architecture.
+        pub set_id: &'static [u8],
+        /// libseccomp's (major, minor, micro) at build time.
+        pub libseccomp: (u32, u32, u32),
+        /// `ScmpArch::native()` at build time, as Debug prints it.
+        pub arch: &'static str,
+    }
+
+    include!(concat!(env!("OUT_DIR"), "/seccomp_default.rs"));
+
+    /// The programs, if compiling now would give the same: the same
+    /// libseccomp (its syscall table and code generator) for the same
+    /// architecture.
+    pub fn usable() -> Option<Vec<Program>> {
+        let p = current()?;
+        Some(p.programs.iter().map(|b| Program(b.to_vec())).collect())
+    }
+
+    /// The set-id refusals, on the same terms as [`usable`].
+    pub fn set_id() -> Option<Program> {
+        current().map(|p| Program(p.set_id.to_vec()))
+    }
+
+    fn current() -> Option<&'static Precompiled> {
+        let p = PRECOMPILED.as_ref()?;
+        let v = libseccomp::ScmpVersion::current().ok()?;
+        if (v.major, v.minor, v.micro) != p.libseccomp
+            || format!("{:?}", libseccomp::ScmpArch::native()) != p.arch
+        {
+            return None;
+        }
+        Some(p)
+    }
+}
+
+/// Profiles this process has compiled, by content.
+mod cache {
+    use super::{Program, Seccomp};
+    use std::sync::Mutex;
+
+    /// Which programs of a profile an entry holds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Part {
+        /// The profile's own filters.
+        Profile,
+        /// The set-id refusals for the profile's architectures.
+        SetId,
+    }
+
+    /// A daemon sees a handful of distinct profiles; past that, the
+    /// oldest goes.
+    const ENTRIES: usize = 8;
+
+    type Entry = ((Seccomp, Part), Vec<Program>);
+
+    static COMPILED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    /// Errors are not kept: they are cheap to find again and name the rule.
+    pub fn get_or_insert<E>(
+        profile: &Seccomp,
+        part: Part,
+        compile: impl FnOnce() -> Result<Vec<Program>, E>,
+    ) -> Result<Vec<Program>, E> {
+        let lock = || COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = |e: &Entry| e.0 .0 == *profile && e.0 .1 == part;
+        if let Some((_, p)) = lock().iter().find(|e| hit(e)) {
+            return Ok(p.clone());
+        }
+        // Compiled without the lock held: other threads' profiles need not wait.
+        let programs = compile()?;
+        let mut entries = lock();
+        if !entries.iter().any(hit) {
+            if entries.len() == ENTRIES {
+                entries.remove(0);
+            }
+            entries.push(((profile.clone(), part), programs.clone()));
+        }
+        Ok(programs)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_profile_is_compiled_once_and_its_errors_every_time() {
+            let oci = serde_json::from_str(
+                r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+                    "syscalls": [{"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            )
+            .unwrap();
+            let profile = Seccomp::custom(oci);
+            let mut compiled = 0;
+            for _ in 0..3 {
+                let p = get_or_insert(&profile, Part::Profile, || {
+                    compiled += 1;
+                    super::super::compile_now(&profile)
+                })
+                .unwrap();
+                assert_eq!(p, super::super::compile_now(&profile).unwrap());
+            }
+            assert_eq!(compiled, 1);
+            let mut failed = 0;
+            for _ in 0..2 {
+                let r: Result<Vec<Program>, ()> =
+                    get_or_insert(&Seccomp::None, Part::Profile, || {
+                        failed += 1;
+                        Err(())
+                    });
+                assert!(r.is_err());
+            }
+            assert_eq!(failed, 2);
+        }
+    }
+}
+
+/// libseccomp 2.5 (Debian 12's) exports only to an fd: a memfd keeps it
+/// off the filesystem.
+fn export(f: &ScmpFilterContext) -> std::io::Result<Program> {
+    use std::io::{Read, Seek};
+    let fd = rustix::fs::memfd_create("airlock-bpf", rustix::fs::MemfdFlags::CLOEXEC)?;
+    f.export_bpf(&fd).map_err(std::io::Error::other)?;
+    let mut file = std::fs::File::from(fd);
+    file.rewind()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    if bytes.is_empty() || bytes.len() % 8 != 0 {
+        return Err(std::io::Error::other(format!(
+            "libseccomp exported {} bytes, not whole instructions",
+            bytes.len()
+        )));
+    }
+    Ok(Program(bytes))
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
