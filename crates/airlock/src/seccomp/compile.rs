@@ -161,11 +161,6 @@ pub fn filters(profile: &Seccomp) -> Result<Vec<ScmpFilterContext>> {
     }
 }
 
-/// Check that a profile compiles.
-pub fn validate(profile: &Seccomp) -> std::result::Result<(), crate::spec::SpecError> {
-    compile(profile).map(drop)
-}
-
 /// Compile a profile into the programs to install, in order (none for
 /// `Seccomp::None`). Errors name the rule. The default profile comes
 /// precompiled when it can, other profiles from memory when this process

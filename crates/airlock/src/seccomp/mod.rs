@@ -35,10 +35,10 @@ mod compile;
 mod default;
 mod lists;
 #[cfg(feature = "libseccomp")]
-pub use compile::{compile, filters, set_id_program, validate};
+pub use compile::{compile, filters, set_id_program};
 pub use lists::{ALLOWED, DENIED, NAMESPACE_FLAGS, PERSONALITIES, SOCKET_FAMILIES};
 #[cfg(not(feature = "libseccomp"))]
-pub use without_libseccomp::{compile, set_id_program, validate};
+pub use without_libseccomp::{compile, set_id_program};
 
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +123,12 @@ pub struct OciArg {
 pub struct SeccompError {
     pub field: String,
     pub reason: String,
+}
+
+/// Check that a profile compiles (in a build without libseccomp, that it
+/// is `none`).
+pub fn validate(profile: &Seccomp) -> std::result::Result<(), crate::spec::SpecError> {
+    compile(profile).map(drop)
 }
 
 /// A compiled classic-BPF filter program, as the kernel takes it: 8-byte
@@ -234,10 +240,6 @@ mod without_libseccomp {
             Seccomp::None => Ok(Vec::new()),
             _ => Err(refused()),
         }
-    }
-
-    pub fn validate(profile: &Seccomp) -> Result<(), SpecError> {
-        compile(profile).map(drop)
     }
 
     pub fn set_id_program(profile: &Seccomp) -> Result<Option<Program>, SpecError> {
