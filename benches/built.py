@@ -26,8 +26,13 @@ def target_directory():
 
 
 def check_runner(airlock, script):
-    runner = os.path.join(os.path.dirname(airlock), "airlock-runner")
-    if os.environ.get("AIRLOCK_RUNNER") or os.path.exists(runner) or shutil.which("airlock-runner"):
+    """The runner airlock will find: its static copy or the glibc one beside
+    it (airlock prefers the static one), else one on PATH."""
+    here = os.path.dirname(airlock)
+    runner = os.path.join(here, "airlock-runner")
+    static = os.path.join(here, "airlock-runner-static")
+    if (os.environ.get("AIRLOCK_RUNNER") or os.path.exists(static) or os.path.exists(runner)
+            or shutil.which("airlock-runner")):
         return
     sys.exit(f"benches/{script}: {airlock} is there but {runner} is not: "
              "build the workspace (cargo build --release --workspace) or set AIRLOCK_RUNNER")

@@ -1,20 +1,143 @@
-//! Link the runner as a position-dependent executable.
+//! Links the runner as a position-dependent executable, and builds a
+//! static (musl) copy of it beside the binaries: `airlock-runner-static`,
+//! which the runner lookup prefers.
 //!
-//! Two runner processes stay beside a sandbox for its whole life (the
-//! supervisor and our PID 1). In a PIE every pointer in `.data.rel.ro`
-//! (vtables, static tables, panic locations: about 32 KiB here) is patched
-//! at start-up, which turns those pages into private memory in each
-//! process; linked at a fixed address they stay clean pages of the file,
-//! shared with every other runner. The cost is that the runner's own code
-//! is not address-randomized (its libraries, heap and stack still are):
-//! acceptable for a process that parses only its caller's plan, reports
-//! from its own PID 1 and requests from the sandbox's owner, and that
-//! copies the workload's output as bytes.
+//! Position-dependent: two runner processes stay beside a sandbox for its
+//! whole life (the supervisor and our PID 1). In a PIE every pointer in
+//! `.data.rel.ro` (vtables, static tables, panic locations: about 32 KiB
+//! here) is patched at start-up, which turns those pages into private
+//! memory in each process; linked at a fixed address they stay clean pages
+//! of the file, shared with every other runner. The cost is that the
+//! runner's own code is not address-randomized (its heap and stack still
+//! are): acceptable for a process that parses only its caller's plan,
+//! reports from its own PID 1 and requests from the sandbox's owner, and
+//! that copies the workload's output as bytes.
+//!
+//! Static: every glibc program on a virtual machine spends about 1 ms of
+//! CPU before `main` (its loader sizes the caches with `cpuid`, which traps
+//! to the hypervisor), and `airlock run` execs the runner once per
+//! sandbox. A musl static binary starts in a tenth of that. Cargo cannot
+//! build one package of a workspace for another target, so this script
+//! runs a second cargo for `<arch>-unknown-linux-musl` into its own target
+//! directory (`<target>/airlock-static`) and copies the result beside the
+//! binaries of this build. The nested cargo shares this build's jobserver.
+//!
+//! Without the musl target (`rustup target add x86_64-unknown-linux-musl`)
+//! it says so in a warning and removes a stale copy, so the glibc runner of
+//! this very build is the one found; `AIRLOCK_REQUIRE_STATIC_RUNNER=1` (CI)
+//! makes that an error. `AIRLOCK_STATIC_RUNNER=0` skips the static build.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Set for the nested cargo, whose own run of this script must not recurse.
+const NESTED: &str = "AIRLOCK_RUNNER_NESTED_BUILD";
+
 fn main() {
+    let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     // A static musl build is made position-dependent by its rustflags
     // (`-C relocation-model=static`); `-no-pie` beside rustc's own
     // `-static-pie` would link a binary that crashes before main.
-    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") {
+    if target_env == "gnu" {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=AIRLOCK_STATIC_RUNNER");
+    println!("cargo:rerun-if-env-changed=AIRLOCK_REQUIRE_STATIC_RUNNER");
+    if env::var_os(NESTED).is_some()
+        || target_env != "gnu"
+        || env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
+    {
+        return;
+    }
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // OUT_DIR is <target>/[<triple>/]<profile>/build/airlock-runner-<hash>/out.
+    let bin_dir = out_dir.ancestors().nth(3).expect("OUT_DIR's layout");
+    let dest = bin_dir.join("airlock-runner-static");
+    if env::var("AIRLOCK_STATIC_RUNNER").as_deref() == Ok("0") {
+        remove_stale(&dest);
+        return;
+    }
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest.parent().and_then(Path::parent).unwrap();
+    // The nested cargo's own fingerprints decide what it rebuilds; this
+    // script only has to run again when anything the runner is built from
+    // changed.
+    for p in ["crates/airlock", "crates/airlock-runner/src", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(p).display());
+    }
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();
+    let triple = format!("{arch}-unknown-linux-musl");
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if !target_installed(&rustc, &triple) {
+        unavailable(&dest, &format!(
+            "the {triple} target is not installed (`rustup target add {triple}`), so the runner beside `airlock` is the glibc one, which starts about 1 ms slower"
+        ));
+        return;
+    }
+    let profile_dir = bin_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let profile = if profile_dir == "debug" {
+        "dev".to_string()
+    } else {
+        profile_dir
+    };
+    // Beside the profile directories: <target>/[<triple>/]airlock-static.
+    let nested_target = bin_dir.parent().unwrap().join("airlock-static");
+    let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .current_dir(workspace)
+        .args(["build", "-p", "airlock-runner", "--bin", "airlock-runner"])
+        .args(["--profile", &profile, "--target", &triple])
+        .arg("--target-dir")
+        .arg(&nested_target)
+        .env(NESTED, "1")
+        // Position-dependent, as the glibc runner is linked with -no-pie.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Crelocation-model=static")
+        // What the outer build passes to its own rustc is not for this one.
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET");
+    let status = cargo.status().expect("run the nested cargo");
+    if !status.success() {
+        remove_stale(&dest);
+        panic!("the static runner's build ({triple}) failed: see its output above");
+    }
+    let built = nested_target
+        .join(&triple)
+        .join(bin_dir.file_name().unwrap())
+        .join("airlock-runner");
+    // Copy then rename, so a runner started meanwhile never sees half a file.
+    let tmp = dest.with_extension("tmp");
+    std::fs::copy(&built, &tmp).expect("copy the static runner");
+    std::fs::rename(&tmp, &dest).expect("put the static runner in place");
+}
+
+/// Whether rustup (or the toolchain) has the standard library for `triple`.
+fn target_installed(rustc: &str, triple: &str) -> bool {
+    Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", triple])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|dir| std::fs::read_dir(dir.trim()).ok())
+        .is_some_and(|mut entries| {
+            entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+        })
+}
+
+fn unavailable(dest: &Path, why: &str) {
+    remove_stale(dest);
+    if env::var("AIRLOCK_REQUIRE_STATIC_RUNNER").as_deref() == Ok("1") {
+        panic!("AIRLOCK_REQUIRE_STATIC_RUNNER=1, but {why}");
+    }
+    println!("cargo:warning=no static airlock-runner: {why}");
+}
+
+/// A static runner left from an earlier build would speak an older plan.
+fn remove_stale(dest: &Path) {
+    let _ = std::fs::remove_file(dest);
 }

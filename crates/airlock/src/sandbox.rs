@@ -5,7 +5,7 @@
 
 use crate::plan::{ExecPlan, Job, Lifecycle, Plan};
 use crate::report::{ExitReport, Report, SetupError};
-use crate::runner::RUNNER_BIN;
+use crate::runner::{RUNNER_BIN, RUNNER_STATIC_BIN};
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::ExecOptions;
@@ -20,8 +20,9 @@ use std::process::{Child, Command};
 #[derive(Debug, Clone, Default)]
 pub struct SpawnOptions {
     /// The `airlock-runner` binary. Default: `$AIRLOCK_RUNNER`, else
-    /// `airlock-runner` beside this program (or its parent directory),
-    /// in `/usr/libexec/airlock`, `/usr/local/libexec/airlock`, or on PATH.
+    /// `airlock-runner-static` or `airlock-runner` (in that order, in each
+    /// directory) beside this program (or in its parent directory), in
+    /// `/usr/libexec/airlock`, `/usr/local/libexec/airlock`, or on PATH.
     pub runner: Option<PathBuf>,
     /// Collect a trace of every setup step (see [`Sandbox::trace`]).
     pub verbose: bool,
@@ -137,7 +138,7 @@ fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
         dirs.extend(std::env::split_paths(&path));
     }
     dirs.into_iter()
-        .map(|d| d.join(RUNNER_BIN))
+        .flat_map(|d| [d.join(RUNNER_STATIC_BIN), d.join(RUNNER_BIN)])
         .find(|c| c.is_file())
         .ok_or(Error::RunnerNotFound)
 }

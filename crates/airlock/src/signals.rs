@@ -122,8 +122,13 @@ static STOP_PIPE: AtomicI32 = AtomicI32::new(-1);
 /// The signal that tells the supervisor to kill the whole sandbox, clean
 /// up and exit: sent by `Sandbox::kill`, and the supervisor's parent-death
 /// signal (SIGKILL would leave its cgroups behind).
+///
+/// A fixed kernel number, not `SIGRTMIN() + n`: the caller may be linked
+/// against glibc (SIGRTMIN 34) and the runner against musl (SIGRTMIN 35),
+/// and both must mean the same signal. 36 is a real-time signal neither
+/// libc keeps for itself, and the number airlock has always sent.
 pub fn stop_signal() -> i32 {
-    libc::SIGRTMIN() + 2
+    36
 }
 
 /// Wake whoever polls the read end of the pipe `fd` (from a handler).
@@ -205,5 +210,19 @@ pub fn forget_stop() {
         if fd >= 0 {
             libc::close(fd);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stop_signal_is_an_application_real_time_signal() {
+        // glibc keeps 32 and 33 for itself, musl 32 to 34: a number below
+        // this libc's SIGRTMIN would be one of its own.
+        let sig = super::stop_signal();
+        assert!(
+            (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) && sig >= 35,
+            "{sig}"
+        );
     }
 }

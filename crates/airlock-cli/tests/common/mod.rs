@@ -18,12 +18,19 @@ pub const USER: u32 = 1000;
 /// The airlock binary, copied once with the runner into a directory every
 /// user can reach (the checkout may sit under a directory an unprivileged
 /// user cannot enter). The runner is another package's binary: `cargo
-/// test --workspace` builds it beside this one.
+/// test --workspace` builds it beside this one, and its static (musl) copy
+/// when the build has the target; the copy is the one airlock would pick,
+/// so the tests run what a user runs.
 pub fn airlock_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let built = PathBuf::from(env!("CARGO_BIN_EXE_airlock"));
-        let runner = built.with_file_name("airlock-runner");
+        let static_runner = built.with_file_name("airlock-runner-static");
+        let runner = if static_runner.is_file() {
+            static_runner
+        } else {
+            built.with_file_name("airlock-runner")
+        };
         assert!(
             runner.is_file(),
             "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p airlock-runner` first)",
