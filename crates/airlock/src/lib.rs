@@ -32,6 +32,7 @@ pub mod runner;
 mod sandbox;
 pub mod seccomp;
 pub mod signals;
+mod spawn;
 pub mod spec;
 pub mod state;
 mod sys;

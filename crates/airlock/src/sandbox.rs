@@ -6,6 +6,7 @@
 use crate::plan::{ExecPlan, Job, Lifecycle, Plan};
 use crate::report::{ExitReport, Report, SetupError};
 use crate::runner::{RUNNER_BIN, RUNNER_STATIC_BIN};
+use crate::spawn::Spawned;
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::ExecOptions;
@@ -14,7 +15,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 
 /// How to start a sandbox (beyond what the spec says).
 #[derive(Debug, Clone, Default)]
@@ -102,7 +103,7 @@ impl Stopper {
 /// A started sandbox: its workload has been exec'd.
 #[derive(Debug)]
 pub struct Sandbox {
-    runner: Child,
+    runner: Spawned,
     trace: Vec<String>,
     /// Our end of the report socket: the exit report arrives on it.
     sock: OwnedFd,
@@ -195,62 +196,56 @@ fn cgroup_dirs(job: &Job) -> Vec<PathBuf> {
     }
 }
 
-/// The runner's command line: our pid and the fds it inherits. A detached
-/// runner gets none of the caller's terminal, since its supervisor
-/// outlives the caller.
-fn runner_command(
+/// Start the runner beside us: its command line is our pid and the fds
+/// it inherits. A detached runner gets none of the caller's terminal,
+/// since its supervisor outlives the caller. Spawned, not forked (see
+/// [`crate::spawn`]).
+fn spawn_runner(
     runner: &Path,
     fds: RunnerFds,
     detached: bool,
     stdio: Option<&[OwnedFd; 3]>,
-) -> Result<Command, Error> {
+) -> std::io::Result<Spawned> {
     let mut args = vec![
         std::process::id().to_string().into(),
         fds.plan.to_string().into(),
         fds.sock.to_string().into(),
     ];
     args.extend(fds.alive.map(|fd| fd.to_string().into()));
-    let inherit = [Some(fds.plan), Some(fds.sock), fds.alive];
-    let mut cmd = runner_with(runner, args, inherit, fds.preserve);
-    if detached {
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-    } else if let Some([i, o, e]) = stdio {
-        let dup = |fd: &OwnedFd| {
-            fd.try_clone().map_err(|source| Error::Io {
-                what: "duplicate the runner's stdio",
-                source,
-            })
-        };
-        cmd.stdin(dup(i)?).stdout(dup(o)?).stderr(dup(e)?);
-    }
-    Ok(cmd)
+    let keep: Vec<RawFd> = [Some(fds.plan), Some(fds.sock), fds.alive]
+        .into_iter()
+        .flatten()
+        .chain(3..3 + fds.preserve as RawFd)
+        .collect();
+    let stdio = match (detached, stdio) {
+        (true, _) => crate::spawn::Stdio::Null,
+        (false, Some(s)) => crate::spawn::Stdio::Fds(s.each_ref().map(|fd| fd.as_raw_fd())),
+        (false, None) => crate::spawn::Stdio::Inherit,
+    };
+    crate::spawn::spawn(runner, &args, &[RUNNER_ENV], &keep, stdio)
 }
 
-/// The runner with `args`, keeping the fds in `inherit` open across exec,
-/// and the caller's fds 3 to 3+`preserve`-1 (OCI's `--preserve-fds`).
-fn runner_with(
+/// glibc's per-thread cache keeps freed chunks scattered over the heap,
+/// where malloc_trim cannot give their pages back; a glibc runner's two
+/// long-lived processes trim after setup (sys::release_free_memory) and
+/// want nothing held back. (A static musl runner ignores it.)
+const RUNNER_ENV: (&str, &str) = ("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
+
+/// The runner exec'd in place of this process with `args`, keeping the fds
+/// in `inherit` open across exec, and the caller's fds 3 to 3+`preserve`-1
+/// (OCI's `--preserve-fds`).
+fn runner_in_place(
     runner: &Path,
     args: Vec<OsString>,
     inherit: [Option<RawFd>; 3],
     preserve: u32,
 ) -> Command {
     let mut cmd = Command::new(runner);
-    cmd.args(args);
-    // glibc's per-thread cache keeps freed chunks scattered over the
-    // heap, where malloc_trim cannot give their pages back; the runner's
-    // two long-lived processes trim after setup
-    // (sys::release_free_memory) and want nothing held back.
-    cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
-    // SAFETY: between fork and exec the closure only makes the fcntl
-    // syscall, which is async-signal-safe, and touches no heap memory; the
-    // fds it borrows stay open in the caller until the child has exec'd.
+    cmd.args(args).env(RUNNER_ENV.0, RUNNER_ENV.1);
+    // SAFETY: the closure runs in this very process just before exec (no
+    // fork: the caller execs), and only makes the fcntl syscall.
     unsafe {
         cmd.pre_exec(move || {
-            // Keep these open across exec, at the numbers the runner
-            // is told; no dup2 onto fixed numbers, which could land on
-            // fds std's spawn itself uses.
             let preserved = 3..3 + preserve as RawFd;
             for fd in inherit.into_iter().flatten().chain(preserved) {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
@@ -371,7 +366,7 @@ impl Sandbox {
             vec!["--attended".into(), memfd.as_raw_fd().to_string().into()];
         args.extend(report_file.map(|p| p.as_os_str().to_owned()));
         let inherit = [Some(memfd.as_raw_fd()), None, None];
-        io("exec the runner")(runner_with(&runner, args, inherit, plan_preserve).exec())
+        io("exec the runner")(runner_in_place(&runner, args, inherit, plan_preserve).exec())
     }
 
     /// Start a plan as it is, without running the guardrails on its spec
@@ -442,8 +437,7 @@ impl Sandbox {
                 Job::Exec(p) => p.process.preserve_fds,
             },
         };
-        let child = runner_command(&runner, fds, detached, opts.stdio.as_deref())?
-            .spawn()
+        let child = spawn_runner(&runner, fds, detached, opts.stdio.as_deref())
             .map_err(io("start the runner"))?;
         drop(theirs);
         drop(memfd);
