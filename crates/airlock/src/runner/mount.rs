@@ -53,16 +53,13 @@ pub fn prepare(plan: &Plan, cloned: Option<HostTrees>, report: Reporter) -> Resu
     .step(|| "make mounts private".into())?;
     // Opened while the host's tree is still where the paths say.
     report.progress(|| "open and re-check the bind sources".into());
-    // Our mount namespace is private now: its table cannot change under
-    // us, so one read serves every overlay layer.
-    let seen = crate::check::Snapshot::take(plan.host.home.as_deref());
     // Cloned by the supervisor for a root caller; here otherwise.
     let cloned = match cloned {
         Some(c) => c,
         None => sources::clone_trees(plan, report)?,
     };
     let sources = cloned.binds;
-    let root_source = open_root_source(plan, &seen, cloned.root)?;
+    let root_source = open_root_source(plan, cloned.root)?;
     let host = pivot_to_staging(report)?;
     mount_root(plan, root_source, report)?;
     let root = rustix::fs::open(
@@ -86,14 +83,14 @@ enum RootSource {
     Overlay(overlay::Layers),
 }
 
-fn open_root_source(
-    plan: &Plan,
-    seen: &crate::check::Snapshot,
-    host_root: Option<OwnedFd>,
-) -> Result<RootSource> {
+fn open_root_source(plan: &Plan, host_root: Option<OwnedFd>) -> Result<RootSource> {
     Ok(match &plan.filesystem.root {
         Root::Path { .. } => RootSource::Path(host_root.expect("cloned on the host side")),
         Root::Overlay { lower, upper, .. } => {
+            // Our mount namespace is private now: its table cannot change
+            // under us, so one read serves every layer. (Only layers need
+            // it here: the binds were judged in clone_trees.)
+            let seen = &crate::check::Snapshot::take(plan.host.home.as_deref());
             let mut fds = Vec::with_capacity(lower.len());
             for l in lower {
                 fds.push(sources::open_source(
