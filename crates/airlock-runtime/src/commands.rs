@@ -355,10 +355,11 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
         wait += Duration::from_secs(h.timeout().filter(|t| *t > 0).map_or(3600, |t| t as u64));
     }
     let deadline = std::time::Instant::now() + wait;
+    let mut pause = airlock::state::Backoff::new(Duration::from_millis(5));
     while std::time::Instant::now() < deadline {
         match sb.state() {
             Ok(s) if matches!(s.status, Status::Created | Status::Creating) => {
-                std::thread::sleep(Duration::from_millis(5))
+                pause.pause_until(deadline)
             }
             // What start released failed before its exec (the program
             // vanished since create, a startContainer hook failed): the

@@ -109,6 +109,7 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut pause = airlock::state::Backoff::new(Duration::from_millis(5));
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return if status.success() {
@@ -125,6 +126,6 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
                 h.timeout().unwrap_or(0)
             ));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        pause.pause();
     }
 }

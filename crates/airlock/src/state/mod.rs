@@ -21,6 +21,7 @@
 //! if nothing had time to write it down.
 
 mod attach;
+mod backoff;
 pub mod control;
 mod logs;
 mod names;
@@ -28,6 +29,7 @@ mod resources;
 mod verbs;
 
 pub use attach::Attached;
+pub use backoff::Backoff;
 pub use logs::{LogChunk, LogReader, LogStream};
 pub use verbs::parse_signal;
 
@@ -513,6 +515,7 @@ impl SandboxDir {
             return rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok();
         }
         let end = std::time::Instant::now() + timeout.unwrap_or_default();
+        let mut pause = Backoff::new(Duration::from_millis(10));
         loop {
             match rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::NonBlockingLockShared) {
                 Err(rustix::io::Errno::WOULDBLOCK) => {}
@@ -521,7 +524,7 @@ impl SandboxDir {
             if std::time::Instant::now() >= end {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            pause.pause_until(end);
         }
     }
 

@@ -23,11 +23,12 @@ impl SandboxDir {
         }
         self.request(&Request::Start)?;
         let end = std::time::Instant::now() + Duration::from_secs(5);
+        let mut pause = super::Backoff::new(Duration::from_millis(2));
         while std::time::Instant::now() < end {
             if self.state()?.status != Status::Created {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            pause.pause_until(end);
         }
         Ok(())
     }
