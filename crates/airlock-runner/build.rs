@@ -22,10 +22,17 @@
 //! directory (`<target>/airlock-static`) and copies the result beside the
 //! binaries of this build. The nested cargo shares this build's jobserver.
 //!
-//! Without the musl target (`rustup target add x86_64-unknown-linux-musl`)
-//! it says so in a warning and removes a stale copy, so the glibc runner of
-//! this very build is the one found; `AIRLOCK_REQUIRE_STATIC_RUNNER=1` (CI)
-//! makes that an error. `AIRLOCK_STATIC_RUNNER=0` skips the static build.
+//! Without the musl target (`rustup target add x86_64-unknown-linux-musl`),
+//! in a cross build, or when the nested build fails, it says so in a
+//! warning and removes a stale copy, so the glibc runner of this very
+//! build is the one found; `AIRLOCK_REQUIRE_STATIC_RUNNER=1` (CI) makes
+//! that an error. `AIRLOCK_STATIC_RUNNER=0` skips the static build.
+//!
+//! The copy's place is derived from OUT_DIR's layout, which is the
+//! artifact directory's unless `build.build-dir` moves the intermediate
+//! files elsewhere; there, set `AIRLOCK_RUNNER` to the static runner (or
+//! use the glibc one). Either way the caller and the runner check that
+//! they were built from the same sources (`plan::BUILD_ID`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -64,11 +71,25 @@ fn main() {
     // The nested cargo's own fingerprints decide what it rebuilds; this
     // script only has to run again when anything the runner is built from
     // changed.
-    for p in ["crates/airlock", "crates/airlock-runner/src", "Cargo.lock"] {
+    for p in [
+        "crates/airlock",
+        "crates/airlock-runner/src",
+        "crates/airlock-runner/Cargo.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(p).display());
     }
-    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();
-    let triple = format!("{arch}-unknown-linux-musl");
+    let target = env::var("TARGET").unwrap();
+    if env::var("HOST").as_deref() != Ok(&target) {
+        // A cross build: its musl toolchain is the cross-builder's choice.
+        unavailable(&dest, "this is a cross build");
+        return;
+    }
+    // x86_64-unknown-linux-gnu -> x86_64-unknown-linux-musl, and
+    // armv7-unknown-linux-gnueabihf -> armv7-unknown-linux-musleabihf.
+    let triple = target.replacen("-gnu", "-musl", 1);
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     if !target_installed(&rustc, &triple) {
         unavailable(&dest, &format!(
@@ -99,18 +120,27 @@ fn main() {
         .env_remove("RUSTC_WRAPPER")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET");
+        .env_remove("CARGO_BUILD_TARGET")
+        // Its intermediate files in its own directory too: a build-dir
+        // shared with the outer cargo would be locked by it.
+        .env("CARGO_BUILD_BUILD_DIR", &nested_target);
     let status = cargo.status().expect("run the nested cargo");
     if !status.success() {
-        remove_stale(&dest);
-        panic!("the static runner's build ({triple}) failed: see its output above");
+        // The glibc runner of this build still works: only CI insists.
+        unavailable(
+            &dest,
+            &format!(
+                "its build for {triple} failed (`cargo build -vv` shows the nested cargo's output)"
+            ),
+        );
+        return;
     }
     let built = nested_target
         .join(&triple)
         .join(bin_dir.file_name().unwrap())
         .join("airlock-runner");
     // Copy then rename, so a runner started meanwhile never sees half a file.
-    let tmp = dest.with_extension("tmp");
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
     std::fs::copy(&built, &tmp).expect("copy the static runner");
     std::fs::rename(&tmp, &dest).expect("put the static runner in place");
 }

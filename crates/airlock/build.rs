@@ -18,6 +18,7 @@ mod default;
 mod lists;
 
 fn main() {
+    build_id();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/seccomp/default.rs");
     println!("cargo:rerun-if-changed=src/seccomp/lists.rs");
@@ -36,6 +37,47 @@ fn main() {
         none("a cross build (libseccomp compiles for the build machine's architecture)")
     };
     std::fs::write(out.join("seccomp_default.rs"), generated).expect("write OUT_DIR");
+}
+
+/// `AIRLOCK_BUILD_ID`: a hash of everything the plan's format and its
+/// meaning come from (this crate's sources and manifest, the workspace's
+/// lock file). The caller writes it before the plan and the runner refuses
+/// a plan of another build: the static runner is built by a cargo of its
+/// own (see the runner's build.rs) and found beside the binaries, so a
+/// stale one must not be run, nor a runner of another installation.
+/// Features do not enter it: they change what a build can do, not what a
+/// plan says. FNV-1a, since only equality matters and no dependency needs
+/// to come into a build script for it.
+fn build_id() {
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir)
+            .expect("read the crate's sources")
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, files);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(Path::new("src"), &mut files);
+    files.sort();
+    files.extend(["Cargo.toml", "build.rs", "../../Cargo.lock"].map(std::path::PathBuf::from));
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in &files {
+        let name = f.to_string_lossy();
+        let text = std::fs::read(f).unwrap_or_default();
+        for b in name.bytes().chain([0]).chain(text).chain([0]) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    println!("cargo:rustc-env=AIRLOCK_BUILD_ID={hash:016x}");
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    println!("cargo:rerun-if-changed=../../Cargo.lock");
 }
 
 /// Why there are no programs (read by the crate's tests).

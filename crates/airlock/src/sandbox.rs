@@ -164,7 +164,9 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
 
 /// The job for the runner, in a sealed memfd.
 fn job_memfd(job: &Job) -> Result<OwnedFd, Error> {
-    let bytes = serde_json::to_vec(job).expect("plans serialize");
+    // The build's id on the first line: the runner refuses another's.
+    let mut bytes = format!("{}\n", crate::plan::BUILD_ID).into_bytes();
+    serde_json::to_writer(&mut bytes, job).expect("plans serialize");
     sealed_memfd(&bytes).map_err(|source| Error::Io {
         what: "write the plan to a memfd",
         source,
@@ -219,7 +221,7 @@ fn spawn_runner(
         .collect();
     let stdio = match (detached, stdio) {
         (true, _) => crate::spawn::Stdio::Null,
-        (false, Some(s)) => crate::spawn::Stdio::Fds(s.each_ref().map(|fd| fd.as_raw_fd())),
+        (false, Some(s)) => crate::spawn::Stdio::Fds(s.each_ref().map(std::os::fd::AsFd::as_fd)),
         (false, None) => crate::spawn::Stdio::Inherit,
     };
     crate::spawn::spawn(runner, &args, &[RUNNER_ENV], &keep, stdio)

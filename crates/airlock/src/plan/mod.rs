@@ -117,6 +117,10 @@ impl Plan {
     }
 }
 
+/// The build's id (see the crate's build.rs): a caller and a runner only
+/// work together when theirs are the same.
+pub const BUILD_ID: &str = env!("AIRLOCK_BUILD_ID");
+
 /// What the runner is asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "kebab-case")]

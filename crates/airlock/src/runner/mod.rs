@@ -213,5 +213,16 @@ fn read_job(plan_fd: i32) -> Result<Job, SetupError> {
     let mut text = String::new();
     f.read_to_string(&mut text)
         .step(|| "read the plan".into())?;
-    serde_json::from_str(&text).map_err(|e| SetupError::new("read the plan", e.to_string()))
+    let (build, json) = text.split_once('\n').unwrap_or(("", &text));
+    if build != crate::plan::BUILD_ID {
+        return Err(SetupError::new(
+            "read the plan",
+            format!(
+                "this runner ({}, build {}) was built from other sources than its caller (build {build:?}): rebuild both from one checkout (`cargo build --workspace`) or install them together",
+                std::env::current_exe().map_or_else(|_| "?".into(), |p| p.display().to_string()),
+                crate::plan::BUILD_ID
+            ),
+        ));
+    }
+    serde_json::from_str(json).map_err(|e| SetupError::new("read the plan", e.to_string()))
 }
