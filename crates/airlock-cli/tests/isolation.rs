@@ -186,6 +186,44 @@ fn caller_fds_do_not_leak() {
 }
 
 #[test]
+fn signals_the_caller_ignored_reach_the_workload_at_their_default() {
+    // Ignored dispositions survive exec. A caller that ignores SIGUSR1 and
+    // a real-time signal (39: SIGRTMIN+5 under glibc, +4 under musl) must
+    // not pass that on, whatever libc the runner was linked with.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' USR1 39; exec {} run -- grep -E '^Sig(Ign|Blk)' /proc/self/status",
+            airlock_bin().display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("SigIgn:\t0000000000000000"), "{text}");
+    assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");
+    // Control: the shell's own ignores are what the test says they are.
+    let own = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' USR1 39; exec grep '^SigIgn' /proc/self/status")
+        .output()
+        .unwrap();
+    let own = String::from_utf8_lossy(&own.stdout);
+    let mask = own
+        .trim()
+        .strip_prefix("SigIgn:\t")
+        .and_then(|m| u64::from_str_radix(m, 16).ok())
+        .unwrap_or_else(|| panic!("{own}"));
+    // Bits 9 (SIGUSR1) and 38 (signal 39).
+    assert_eq!(mask & (1 << 9 | 1 << 38), 1 << 9 | 1 << 38, "{own}");
+}
+
+#[test]
 fn default_view_has_nothing_else_of_the_host() {
     require_root!();
     let r = sh(&[], "ls /");

@@ -65,12 +65,28 @@ pub fn forward_to(pid: i32, own_session: bool) {
 /// everything (Rust's runtime ignores SIGPIPE, and ignored signals survive
 /// exec) and an empty mask.
 pub fn reset_for_exec() {
-    for sig in 1..libc::SIGRTMIN() {
+    // Every signal the kernel has, real-time ones included, and by the
+    // raw call: libc refuses the numbers it keeps for itself (32 and 33 in
+    // glibc, 32 to 34 in musl), and which those are depends on the libc
+    // the runner was linked with, not on the workload's.
+    // A zeroed kernel sigaction is SIG_DFL with no flags and an empty
+    // mask, whichever of its layouts the architecture has.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: setting SIG_DFL is always valid for catchable signals.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // SAFETY: rt_sigaction reads a zeroed struct at least as large as
+        // the kernel's and writes nothing (no old action asked for).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
     }
     // SAFETY: an empty, initialised sigset passed by pointer.
     unsafe {

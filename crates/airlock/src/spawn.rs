@@ -17,7 +17,7 @@
 //! posix_spawn's file actions with an owned, waitable child.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -32,20 +32,21 @@ pub struct Spawned {
 }
 
 /// Where the new process's fds 0, 1 and 2 come from.
-pub enum Stdio {
+pub enum Stdio<'a> {
     /// The caller's own.
     Inherit,
     /// `/dev/null` for all three.
     Null,
     /// These fds (the caller keeps its copies).
-    Fds([RawFd; 3]),
+    Fds([BorrowedFd<'a>; 3]),
 }
 
-/// Start `program` with `args` (after argv\[0\], which is `program`), the
-/// caller's environment plus `env`, the fds in `keep` open at their numbers,
-/// and `stdio`. Signal dispositions and the signal mask start as
-/// `std::process::Command` leaves them: SIGPIPE at its default (Rust
-/// ignores it in the caller), nothing blocked.
+/// Start `program` (searched on PATH when it has no slash, as
+/// `std::process::Command` does) with `args` (after argv\[0\], which is
+/// `program`), the caller's environment plus `env`, the fds in `keep` open
+/// at their numbers, and `stdio`. Signal dispositions and the signal mask
+/// start as `Command` leaves them: SIGPIPE at its default (Rust ignores it
+/// in the caller), nothing blocked.
 pub fn spawn(
     program: &Path,
     args: &[OsString],
@@ -53,6 +54,7 @@ pub fn spawn(
     keep: &[RawFd],
     stdio: Stdio,
 ) -> std::io::Result<Spawned> {
+    keeping_fds_works()?;
     let cstr = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| {
             std::io::Error::new(
@@ -82,35 +84,39 @@ pub fn spawn(
     let argv_ptrs = nul_terminated(&argv);
     let envp_ptrs = nul_terminated(&envp);
 
-    let null;
+    // What stands in for stdio is placed above every kept fd: on a number
+    // in `keep` (a gap among the preserved ones) it would be handed on as
+    // if the caller had kept it. Above 2 as well, since dup2 onto 0, 1 and
+    // 2 one after another would clobber a source that is one of them.
+    let floor = keep.iter().map(|fd| fd + 1).max().unwrap_or(3).max(3);
+    let mut placed: Vec<OwnedFd> = Vec::new();
+    let mut place = |fd: BorrowedFd<'_>| -> std::io::Result<RawFd> {
+        let copy = rustix::io::fcntl_dupfd_cloexec(fd, floor)?;
+        let raw = copy.as_raw_fd();
+        placed.push(copy);
+        Ok(raw)
+    };
     let sources = match stdio {
         Stdio::Inherit => None,
         Stdio::Null => {
-            null = std::fs::OpenOptions::new()
+            let null = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open("/dev/null")?;
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+            let fd = place(null.as_fd())?;
             Some([fd; 3])
         }
-        Stdio::Fds(fds) => Some(fds),
-    };
-    // dup2 onto 0, 1 and 2 one after another would clobber a source that
-    // is itself one of them: move such a source above 2 first.
-    let mut moved = Vec::new();
-    let sources = match sources {
-        Some(fds) => {
-            let mut out = fds;
-            for fd in out.iter_mut().filter(|fd| **fd < 3) {
-                // SAFETY: the caller's open fd is borrowed only for the call.
-                let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
-                let copy = rustix::io::fcntl_dupfd_cloexec(b, 3)?;
-                *fd = std::os::fd::AsRawFd::as_raw_fd(&copy);
-                moved.push(copy);
+        Stdio::Fds(fds) => {
+            let mut out = [0; 3];
+            for (slot, fd) in out.iter_mut().zip(fds) {
+                *slot = if fd.as_raw_fd() < 3 || keep.contains(&fd.as_raw_fd()) {
+                    place(fd)?
+                } else {
+                    fd.as_raw_fd()
+                };
             }
             Some(out)
         }
-        None => None,
     };
 
     let mut actions = FileActions::new()?;
@@ -128,7 +134,7 @@ pub fn spawn(
     // and envp arrays (NUL-terminated arrays of pointers into CStrings that
     // outlive the call), and the initialised file actions and attributes.
     let rc = unsafe {
-        libc::posix_spawn(
+        libc::posix_spawnp(
             &mut pid,
             path.as_ptr(),
             &actions.0,
@@ -137,7 +143,7 @@ pub fn spawn(
             envp_ptrs.as_ptr(),
         )
     };
-    drop(moved);
+    drop(placed);
     if rc != 0 {
         return Err(std::io::Error::from_raw_os_error(rc));
     }
@@ -171,6 +177,32 @@ impl Spawned {
         self.status = Some(s);
         Ok(s)
     }
+}
+
+/// `adddup2(fd, fd)` clears `FD_CLOEXEC` in the child only from glibc
+/// 2.29 on; an older glibc would start the runner without its plan. Refuse
+/// there, by name, rather than fail later with a missing fd.
+fn keeping_fds_works() -> std::io::Result<()> {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
+        let v = unsafe { std::ffi::CStr::from_ptr(gnu_get_libc_version()) };
+        let v = v.to_string_lossy();
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) < (2, 29) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("glibc {v} cannot keep an fd open across posix_spawn (2.29 or later can)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(target_env = "gnu")]
+extern "C" {
+    fn gnu_get_libc_version() -> *const libc::c_char;
 }
 
 fn nul_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
@@ -250,7 +282,6 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn kept_fds_stay_open_and_others_close() {
@@ -278,7 +309,11 @@ mod tests {
             &args,
             &[("AIRLOCK_SPAWN_TEST", "yes")],
             &[],
-            Stdio::Fds([0, w.as_raw_fd(), 2]),
+            Stdio::Fds([
+                std::io::stdin().as_fd(),
+                w.as_fd(),
+                std::io::stderr().as_fd(),
+            ]),
         )
         .unwrap();
         drop(w);

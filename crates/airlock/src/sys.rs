@@ -53,6 +53,15 @@ pub fn clone3(flags: u64, cgroup_fd: Option<i32>) -> io::Result<Forked> {
         args.flags |= 0x200000000; // CLONE_INTO_CGROUP
         args.cgroup = fd as u64;
     }
+    // libc does not know of a raw clone3 child: musl keeps the thread id
+    // it cached for us, and its raise (abort's first step) sends to that
+    // id, which is ours. A child that aborts (a double panic, no memory)
+    // would kill its parent with SIGABRT. Ignored here, that stray signal
+    // is lost; abort in either process still ends it (both libcs reset
+    // SIGABRT to its default and raise again), and the child resets every
+    // disposition before it execs anything (signals::reset_for_exec).
+    // SAFETY: setting SIG_IGN for a catchable signal takes no pointers.
+    unsafe { libc::signal(libc::SIGABRT, libc::SIG_IGN) };
     // SAFETY: args is a valid clone_args of the size we pass; with stack 0
     // the kernel gives the child a copy of our stack (fork semantics). The
     // runner is single-threaded (checked by the caller at startup), so the
