@@ -413,5 +413,6 @@ fn preserve_fds_reach_the_container() {
         b.to_str().unwrap(),
         "f2",
     ]);
-    assert!(text(&o).1.contains("fd 3 is not open"), "{:?}", text(&o));
+    // (fd 3 unless the test itself inherited one, as under `flock CMD`.)
+    assert!(text(&o).1.contains("is not open"), "{:?}", text(&o));
 }
