@@ -36,17 +36,57 @@ pub fn airlock_bin() -> &'static Path {
             "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p airlock-runner` first)",
             runner.display()
         );
-        let dir = std::env::temp_dir().join(format!("airlock-test-bin-{}", std::process::id()));
+        sweep_bin_dirs();
+        let dir = std::env::temp_dir().join(format!("{BIN_DIR}{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         for (from, name) in [(&runner, "airlock-runner"), (&built, "airlock")] {
             let tmp = dir.join(format!("{name}.{:?}", std::thread::current().id()));
-            std::fs::copy(from, &tmp).unwrap();
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            // A hard link costs no space (a debug build's two binaries are
+            // about 170 MB, and every test binary makes its directory); a
+            // copy where the link cannot be made or would not be runnable
+            // by everyone.
+            let everyone = from
+                .metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o755 == 0o755);
+            if !everyone || std::fs::hard_link(from, &tmp).is_err() {
+                std::fs::copy(from, &tmp).unwrap();
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
             std::fs::rename(&tmp, dir.join(name)).unwrap();
         }
+        // SAFETY: registers a plain function, run once at exit.
+        unsafe { libc::atexit(remove_bin_dir) };
         dir.join("airlock")
     })
+}
+
+const BIN_DIR: &str = "airlock-test-bin-";
+
+/// At the test binary's exit: its directory of binaries goes.
+extern "C" fn remove_bin_dir() {
+    let dir = std::env::temp_dir().join(format!("{BIN_DIR}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The directories of test binaries that ended without their exit
+/// handler (killed, aborted): whose process is gone.
+fn sweep_bin_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(BIN_DIR)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The runner binary, beside [`airlock_bin`].
