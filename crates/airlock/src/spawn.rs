@@ -10,7 +10,7 @@
 //! copy-on-write fault and a TLB shootdown across the CPUs; profiled under
 //! airlockd's 16-client benchmark, that was about a fifth of the daemon's
 //! CPU. `posix_spawn_file_actions_adddup2(fd, fd)` clears `FD_CLOEXEC` on
-//! `fd` in the child (POSIX 2024; glibc since 2.29, musl since 1.1.24),
+//! `fd` in the child (POSIX 2024; glibc since 2.29, and musl),
 //! which is exactly "keep this fd", with no code of ours in the child.
 //!
 //! Written by hand over `libc` because no maintained crate exposes
@@ -137,8 +137,8 @@ pub fn spawn(
         libc::posix_spawnp(
             &mut pid,
             path.as_ptr(),
-            &actions.0,
-            &attr.0,
+            &*actions.0,
+            &*attr.0,
             argv_ptrs.as_ptr(),
             envp_ptrs.as_ptr(),
         )
@@ -213,52 +213,55 @@ fn nul_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
         .collect()
 }
 
-/// `posix_spawn_file_actions_t`, destroyed when dropped.
-struct FileActions(libc::posix_spawn_file_actions_t);
+/// `posix_spawn_file_actions_t`, destroyed when dropped. Boxed: POSIX
+/// does not promise that an initialised one may be moved.
+struct FileActions(Box<libc::posix_spawn_file_actions_t>);
 
 impl FileActions {
     fn new() -> std::io::Result<Self> {
         // SAFETY: the zeroed struct is only an out-parameter for init.
-        let mut a: libc::posix_spawn_file_actions_t = unsafe { std::mem::zeroed() };
-        // SAFETY: init on a struct we own.
-        check(unsafe { libc::posix_spawn_file_actions_init(&mut a) })?;
+        let mut a = Box::new(unsafe { std::mem::zeroed::<libc::posix_spawn_file_actions_t>() });
+        // SAFETY: init on a struct we own, at the address it keeps.
+        check(unsafe { libc::posix_spawn_file_actions_init(&mut *a) })?;
         Ok(Self(a))
     }
 
     fn dup2(&mut self, from: RawFd, to: RawFd) -> std::io::Result<()> {
         // SAFETY: an initialised actions struct; the fds are plain numbers.
-        check(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.0, from, to) })
+        check(unsafe { libc::posix_spawn_file_actions_adddup2(&mut *self.0, from, to) })
     }
 }
 
 impl Drop for FileActions {
     fn drop(&mut self) {
         // SAFETY: initialised in new, destroyed once.
-        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut *self.0) };
     }
 }
 
 /// `posix_spawnattr_t` that resets SIGPIPE and the signal mask, as
-/// `std::process::Command` does; destroyed when dropped.
-struct Attr(libc::posix_spawnattr_t);
+/// `std::process::Command` does; destroyed when dropped. Boxed, as above.
+struct Attr(Box<libc::posix_spawnattr_t>);
 
 impl Attr {
     fn new() -> std::io::Result<Self> {
-        // SAFETY: the zeroed structs are out-parameters for their inits; the
-        // sigset calls take pointers to initialised local sets.
+        // SAFETY: the zeroed structs are out-parameters for their inits
+        // (the attributes' at the address they keep); the sigset calls take
+        // pointers to initialised local sets. A failed init leaves nothing
+        // to destroy; after it, Drop destroys.
         unsafe {
-            let mut a: libc::posix_spawnattr_t = std::mem::zeroed();
-            check(libc::posix_spawnattr_init(&mut a))?;
+            let mut a = Box::new(std::mem::zeroed::<libc::posix_spawnattr_t>());
+            check(libc::posix_spawnattr_init(&mut *a))?;
             let mut attr = Self(a);
             let mut default: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut default);
             libc::sigaddset(&mut default, libc::SIGPIPE);
-            check(libc::posix_spawnattr_setsigdefault(&mut attr.0, &default))?;
+            check(libc::posix_spawnattr_setsigdefault(&mut *attr.0, &default))?;
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
-            check(libc::posix_spawnattr_setsigmask(&mut attr.0, &empty))?;
+            check(libc::posix_spawnattr_setsigmask(&mut *attr.0, &empty))?;
             let flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
-            check(libc::posix_spawnattr_setflags(&mut attr.0, flags as _))?;
+            check(libc::posix_spawnattr_setflags(&mut *attr.0, flags as _))?;
             Ok(attr)
         }
     }
@@ -267,7 +270,7 @@ impl Attr {
 impl Drop for Attr {
     fn drop(&mut self) {
         // SAFETY: initialised in new, destroyed once.
-        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+        unsafe { libc::posix_spawnattr_destroy(&mut *self.0) };
     }
 }
 
