@@ -214,17 +214,24 @@ fn spawn_runner(
         fds.sock.to_string().into(),
     ];
     args.extend(fds.alive.map(|fd| fd.to_string().into()));
-    let keep: Vec<RawFd> = [Some(fds.plan), Some(fds.sock), fds.alive]
-        .into_iter()
-        .flatten()
-        .chain(3..3 + fds.preserve as RawFd)
-        .collect();
+    let keep: Vec<RawFd> =
+        runner_keeps([Some(fds.plan), Some(fds.sock), fds.alive], fds.preserve).collect();
     let stdio = match (detached, stdio) {
         (true, _) => crate::spawn::Stdio::Null,
         (false, Some(s)) => crate::spawn::Stdio::Fds(s.each_ref().map(std::os::fd::AsFd::as_fd)),
         (false, None) => crate::spawn::Stdio::Inherit,
     };
     crate::spawn::spawn(runner, &args, &[RUNNER_ENV], &keep, stdio)
+}
+
+/// The fds a runner keeps across its exec: `inherit` (its plan, report
+/// socket, liveness lock), and the caller's fds 3 to 3+`preserve`-1 (OCI's
+/// `--preserve-fds`).
+fn runner_keeps(inherit: [Option<RawFd>; 3], preserve: u32) -> impl Iterator<Item = RawFd> {
+    inherit
+        .into_iter()
+        .flatten()
+        .chain(3..3 + preserve as RawFd)
 }
 
 /// glibc's per-thread cache keeps freed chunks scattered over the heap,
@@ -234,8 +241,7 @@ fn spawn_runner(
 const RUNNER_ENV: (&str, &str) = ("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
 
 /// The runner exec'd in place of this process with `args`, keeping the fds
-/// in `inherit` open across exec, and the caller's fds 3 to 3+`preserve`-1
-/// (OCI's `--preserve-fds`).
+/// of [`runner_keeps`] open across exec.
 fn runner_in_place(
     runner: &Path,
     args: Vec<OsString>,
@@ -248,8 +254,7 @@ fn runner_in_place(
     // fork: the caller execs), and only makes the fcntl syscall.
     unsafe {
         cmd.pre_exec(move || {
-            let preserved = 3..3 + preserve as RawFd;
-            for fd in inherit.into_iter().flatten().chain(preserved) {
+            for fd in runner_keeps(inherit, preserve) {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             }

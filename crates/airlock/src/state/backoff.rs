@@ -23,14 +23,16 @@ impl Backoff {
 
     /// Sleep for the next pause, never past `deadline`.
     pub fn pause_until(&mut self, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        std::thread::sleep(self.next.min(left));
-        self.next = (self.next * 2).min(self.max);
+        self.sleep(deadline.saturating_duration_since(Instant::now()));
     }
 
     /// Sleep for the next pause.
     pub fn pause(&mut self) {
-        std::thread::sleep(self.next);
+        self.sleep(Duration::MAX);
+    }
+
+    fn sleep(&mut self, at_most: Duration) {
+        std::thread::sleep(self.next.min(at_most));
         self.next = (self.next * 2).min(self.max);
     }
 }
