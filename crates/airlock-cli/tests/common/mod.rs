@@ -7,6 +7,7 @@ mod host;
 pub mod images;
 pub use host::*;
 
+use airlock::runner::{RUNNER_BIN, RUNNER_STATIC_BIN};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -25,11 +26,11 @@ pub fn airlock_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let built = PathBuf::from(env!("CARGO_BIN_EXE_airlock"));
-        let static_runner = built.with_file_name("airlock-runner-static");
+        let static_runner = built.with_file_name(RUNNER_STATIC_BIN);
         let runner = if static_runner.is_file() {
             static_runner
         } else {
-            built.with_file_name("airlock-runner")
+            built.with_file_name(RUNNER_BIN)
         };
         assert!(
             runner.is_file(),
@@ -37,10 +38,10 @@ pub fn airlock_bin() -> &'static Path {
             runner.display()
         );
         sweep_bin_dirs();
-        let dir = std::env::temp_dir().join(format!("{BIN_DIR}{}", std::process::id()));
+        let dir = bin_dir(std::process::id());
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for (from, name) in [(&runner, "airlock-runner"), (&built, "airlock")] {
+        for (from, name) in [(&runner, RUNNER_BIN), (&built, "airlock")] {
             let tmp = dir.join(format!("{name}.{:?}", std::thread::current().id()));
             // A hard link costs no space (a debug build's two binaries are
             // about 170 MB, and every test binary makes its directory); a
@@ -63,10 +64,14 @@ pub fn airlock_bin() -> &'static Path {
 
 const BIN_DIR: &str = "airlock-test-bin-";
 
+/// The directory of binaries of the test process `pid`.
+fn bin_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("{BIN_DIR}{pid}"))
+}
+
 /// At the test binary's exit: its directory of binaries goes.
 extern "C" fn remove_bin_dir() {
-    let dir = std::env::temp_dir().join(format!("{BIN_DIR}{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(bin_dir(std::process::id()));
 }
 
 /// The directories of test binaries that ended without their exit
@@ -91,7 +96,7 @@ fn sweep_bin_dirs() {
 
 /// The runner binary, beside [`airlock_bin`].
 pub fn runner_bin() -> PathBuf {
-    airlock_bin().with_file_name("airlock-runner")
+    airlock_bin().with_file_name(RUNNER_BIN)
 }
 
 /// `airlock ARGS...` as the current user.
