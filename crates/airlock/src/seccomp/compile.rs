@@ -93,7 +93,7 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
         &p.default_action,
         p.default_errno_ret,
     )?;
-    let mut ctx = ScmpFilterContext::new(default).map_err(lib(base))?;
+    let mut ctx = default::context(default).map_err(lib(base))?;
     let arches = extra_arches(p)?;
     for a in &arches {
         ctx.add_arch(*a)

@@ -23,12 +23,27 @@ pub fn syscall(name: &str) -> Option<ScmpSyscall> {
     ScmpSyscall::from_name(name).ok()
 }
 
+/// A filter context whose programs are binary trees on the syscall number
+/// (libseccomp's optimization level 2) rather than the default chain of
+/// comparisons. The program means the same; what changes is its cost when
+/// installed: the kernel fills its action cache by running the filter for
+/// every syscall number of every architecture (`seccomp_cache_prepare`),
+/// with interrupts off, and down a chain of 300 comparisons that took
+/// 0.43 ms for the default allow-list against 0.10 ms as a tree — paid by
+/// every start and every exec into a sandbox. The calls the cache cannot
+/// serve (those compared by argument) are found in a few jumps too.
+pub fn context(default: ScmpAction) -> Result<ScmpFilterContext, SeccompError> {
+    let mut f = ScmpFilterContext::new(default)?;
+    f.set_ctl_optimize(2)?;
+    Ok(f)
+}
+
 /// The default profile as two filters. The kernel runs every filter and
 /// the most restrictive answer wins, which lets the second one refuse what
 /// the first allows: ioctl requests compared on their low 32 bits only (the
 /// kernel ignores the rest, CVE-2019-10063), and clone3 with ENOSYS.
 pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
-    let mut allow = ScmpFilterContext::new(ScmpAction::Errno(libc::EPERM))?;
+    let mut allow = context(ScmpAction::Errno(libc::EPERM))?;
     for name in ALLOWED.iter().chain(["ioctl", "clone3"].iter()) {
         if let Some(s) = syscall(name) {
             allow.add_rule(ScmpAction::Allow, s)?;
@@ -58,7 +73,7 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
 /// before rules: libseccomp gives an architecture added later none of the
 /// rules already there.
 fn allowing_on(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
-    let mut f = ScmpFilterContext::new(ScmpAction::Allow)?;
+    let mut f = context(ScmpAction::Allow)?;
     for a in arches {
         if *a != ScmpArch::native() {
             f.add_arch(*a)?;

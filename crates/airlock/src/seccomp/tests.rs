@@ -144,3 +144,64 @@ fn oci_profile_compiles() {
     .unwrap();
     filters(&Seccomp::custom(p)).unwrap();
 }
+
+/// How many instructions the kernel runs to find `nr`'s verdict, when it
+/// fills its action cache at install (`seccomp_is_const_allow`): the walk
+/// stops at a return, or at a load of anything but the number and the
+/// architecture (an argument comparison, which the cache leaves alone).
+fn steps_to_verdict(prog: &Program, arch: u32, nr: u32) -> usize {
+    use libc::*;
+    let insns = prog.instructions();
+    let (mut pc, mut a, mut steps) = (0usize, 0u32, 0);
+    while let Some(i) = insns.get(pc) {
+        steps += 1;
+        let code = u32::from(i.code);
+        pc += 1;
+        match code {
+            c if c == BPF_LD | BPF_W | BPF_ABS => match i.k {
+                0 => a = nr,
+                4 => a = arch,
+                _ => break,
+            },
+            c if c == BPF_ALU | BPF_AND | BPF_K => a &= i.k,
+            c if c == BPF_JMP | BPF_JA => pc += i.k as usize,
+            c if c & 0x07 == BPF_JMP && c & 0x08 == BPF_K => {
+                let taken = match c & 0xf0 {
+                    BPF_JEQ => a == i.k,
+                    BPF_JGT => a > i.k,
+                    BPF_JGE => a >= i.k,
+                    BPF_JSET => a & i.k != 0,
+                    _ => break,
+                };
+                pc += usize::from(if taken { i.jt } else { i.jf });
+            }
+            _ => break,
+        }
+    }
+    steps
+}
+
+#[test]
+fn every_syscall_finds_its_verdict_in_a_few_jumps() {
+    // Installing a filter costs the kernel one walk per syscall number and
+    // architecture, with interrupts off: a chain of 300 comparisons made
+    // that 0.4 ms of every start. As a tree, a verdict is a few jumps away.
+    let progs = compile_now(&Seccomp::Default).unwrap();
+    let code = |c: u32| c as u16;
+    let arch = progs[0]
+        .instructions()
+        .windows(2)
+        .find(|w| w[0].code == code(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) && w[0].k == 4)
+        .map(|w| w[1].k)
+        .expect("the program checks the architecture");
+    for prog in &progs {
+        let worst = (0..512).map(|nr| steps_to_verdict(prog, arch, nr)).max();
+        assert!(
+            worst.unwrap() <= 40,
+            "a syscall takes {worst:?} instructions of {} to reach its verdict",
+            prog.len()
+        );
+    }
+    let read = steps_to_verdict(&progs[0], arch, libc::SYS_read as u32);
+    assert!(read > 1, "the walk did not reach the syscall comparisons");
+}
