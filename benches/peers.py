@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Every benchmark, side by side with the peers, in one command: installs
 what is missing from Debian's packages (bubblewrap, runc, crun,
-busybox-static, GNU time, gcc; as root), builds the release binaries,
-runs spawn.py, resident.py, inside.py, oci.py, daemon.py and scaling.py,
+busybox-static, GNU time, gcc, perf; as root), builds the release
+binaries, runs spawn.py, phases.py, resident.py, inside.py, oci.py,
+daemon.py and scaling.py,
 prints each ratio, and writes them all to one JSON file.
 
 Usage: benches/peers.py [--quick] [--out FILE]   (default target/bench-summary.json)
@@ -19,7 +20,8 @@ sys.path.insert(0, HERE)
 from built import ROOT, target_directory  # noqa: E402
 
 PACKAGES = {"bwrap": "bubblewrap", "runc": "runc", "crun": "crun",
-            "busybox": "busybox-static", "/usr/bin/time": "time", "gcc": "gcc"}
+            "busybox": "busybox-static", "/usr/bin/time": "time", "gcc": "gcc",
+            "perf": "linux-perf"}
 
 
 def install_peers():
@@ -45,7 +47,8 @@ def main():
     out = a.out or os.path.join(target_directory(), "bench-summary.json")
     parts = os.path.join(target_directory(), "bench-parts")
     os.makedirs(parts, exist_ok=True)
-    rounds = {"spawn.py": 30 if a.quick else 300, "resident.py": 3 if a.quick else 10,
+    rounds = {"spawn.py": 30 if a.quick else 300, "phases.py": 20 if a.quick else 100,
+              "resident.py": 3 if a.quick else 10,
               "inside.py": 3 if a.quick else 10, "oci.py": 20 if a.quick else 100,
               "daemon.py": None, "scaling.py": 5 if a.quick else 20}
     summary = {}
@@ -59,7 +62,7 @@ def main():
         if script == "scaling.py" and a.quick:
             argv += ["--held", "1,100"]
         print(f"== {script}", flush=True)
-        if script in ("oci.py", "daemon.py", "scaling.py") and os.geteuid() != 0:
+        if script in ("phases.py", "oci.py", "daemon.py", "scaling.py") and os.geteuid() != 0:
             print(f"{script} needs root: skipped")
             continue
         subprocess.run(argv, check=True)
