@@ -25,15 +25,19 @@
 //!   made at all.
 
 use airlock::seccomp::{OciSeccomp, Seccomp};
-use airlock::spec::{
-    IdMap, InitMode, LandlockMode, Mount, Namespaces, Rlimit, Root, SandboxSpec, Size, SpecError,
-};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use airlock::spec::{IdMap, InitMode, LandlockMode, Mount, Rlimit, Root, SandboxSpec, SpecError};
+use oci_spec::runtime::Spec;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod devices;
 mod mounts;
+mod namespaces;
+mod resources;
+
+use namespaces::namespaces;
+use resources::resources;
+pub use resources::{resources_of, shares_to_weight};
 
 /// Annotations that configure airlock itself (`run.airlock.*`).
 pub const ANNOTATION_PREFIX: &str = "run.airlock.";
@@ -324,165 +328,6 @@ fn linux(
         _ => s.seccomp = Seccomp::Default,
     }
     Ok(own_user)
-}
-
-/// The namespaces; true when the bundle listed a user namespace.
-fn namespaces(
-    list: &[oci_spec::runtime::LinuxNamespace],
-    s: &mut SandboxSpec,
-    supervisors: &BTreeMap<i32, i32>,
-    notes: &mut Vec<String>,
-) -> Result<bool, SpecError> {
-    let mut ns = Namespaces {
-        mount: false,
-        pid: false,
-        uts: false,
-        ipc: false,
-        net: false,
-        user: false,
-        cgroup: false,
-        time: false,
-        join: BTreeMap::new(),
-    };
-    for (i, n) in list.iter().enumerate() {
-        if let Some(p) = n.path() {
-            // A network namespace the platform prepared (podman's netavark,
-            // a pod's sandbox) or a pod's IPC and UTS namespaces (the CRI's
-            // default pod): joined by the supervisor before the clone. A
-            // pod's PID namespace (shareProcessNamespace) is joined
-            // through the user namespace that owns it (see the runner's
-            // `pidns`), which must have this container's id maps.
-            let kind = match n.typ() {
-                LinuxNamespaceType::Network => Some("net"),
-                LinuxNamespaceType::Ipc => Some("ipc"),
-                LinuxNamespaceType::Uts => Some("uts"),
-                LinuxNamespaceType::Pid => Some("pid"),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                let path = p.display().to_string();
-                let path = match container_ns(&path, supervisors) {
-                    Some(theirs) => {
-                        notes.push(format!(
-                            "linux.namespaces[{i}].path {path} names a container's supervisor: {theirs}, the container's own, is joined"
-                        ));
-                        theirs
-                    }
-                    None => path,
-                };
-                ns.join.insert(kind.into(), path);
-                continue;
-            }
-            return Err(err(
-                format!("linux.namespaces[{i}].path"),
-                format!(
-                    "joining an existing {} namespace ({}) is not supported (only network, IPC, UTS and PID)",
-                    n.typ(),
-                    p.display()
-                ),
-            ));
-        }
-        match n.typ() {
-            LinuxNamespaceType::Mount => ns.mount = true,
-            LinuxNamespaceType::Pid => ns.pid = true,
-            LinuxNamespaceType::Uts => ns.uts = true,
-            LinuxNamespaceType::Ipc => ns.ipc = true,
-            LinuxNamespaceType::Network => ns.net = true,
-            LinuxNamespaceType::User => ns.user = true,
-            LinuxNamespaceType::Cgroup => ns.cgroup = true,
-            LinuxNamespaceType::Time => ns.time = true,
-        }
-    }
-    if !ns.mount {
-        return Err(err(
-            "linux.namespaces",
-            "a container needs a mount namespace",
-        ));
-    }
-    // Root in the container is never the host's root: a user namespace of
-    // the container's own unless keeping the host's ids is acknowledged.
-    let own_user = ns.user;
-    ns.user = true;
-    s.namespaces = ns;
-    Ok(own_user)
-}
-
-/// `/proc/PID/ns/KIND` of a container's supervisor, as the same file of
-/// the container's process.
-fn container_ns(path: &str, supervisors: &BTreeMap<i32, i32>) -> Option<String> {
-    let rest = path.strip_prefix("/proc/")?;
-    let (pid, kind) = rest.split_once("/ns/")?;
-    let pid: i32 = pid.parse().ok()?;
-    if kind.contains('/') {
-        return None;
-    }
-    let theirs = supervisors.get(&pid)?;
-    Some(format!("/proc/{theirs}/ns/{kind}"))
-}
-
-/// runc's conversion of v1 CPU shares onto a v2 weight.
-pub fn shares_to_weight(shares: u64) -> u32 {
-    (1 + ((shares.clamp(2, 262_144) - 2) * 9_999) / 262_142) as u32
-}
-
-/// `linux.resources` as airlock's limits (for `update --resources`).
-pub fn resources_of(
-    r: &oci_spec::runtime::LinuxResources,
-) -> Result<airlock::spec::Resources, SpecError> {
-    let mut s = SandboxSpec::default();
-    resources(r, &mut s)?;
-    Ok(s.resources)
-}
-
-fn resources(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result<(), SpecError> {
-    if let Some(m) = r.memory() {
-        if let Some(limit) = m.limit().filter(|l| *l > 0) {
-            s.resources.memory = Some(Size(limit as u64));
-            if let Some(swap) = m.swap().filter(|w| *w > 0) {
-                // OCI's swap is memory+swap, as on cgroup v1.
-                s.resources.swap = Some(Size((swap as u64).saturating_sub(limit as u64)));
-            }
-        }
-        if m.reservation().is_some() || m.kernel().is_some() || m.swappiness().is_some() {
-            return Err(err(
-                "linux.resources.memory",
-                "only limit and swap are supported",
-            ));
-        }
-    }
-    if let Some(p) = r.pids() {
-        if p.limit() > 0 {
-            s.resources.pids = Some(p.limit() as u64);
-        }
-    }
-    if let Some(c) = r.cpu() {
-        if let (Some(q), Some(p)) = (c.quota().filter(|q| *q > 0), c.period().filter(|p| *p > 0)) {
-            s.resources.cpus = Some(q as f64 / p as f64);
-        }
-        if let Some(shares) = c.shares().filter(|x| *x > 0) {
-            s.resources.cpu_weight = Some(shares_to_weight(shares));
-        }
-        if c.cpus().as_deref().is_some_and(|x| !x.is_empty())
-            || c.mems().as_deref().is_some_and(|x| !x.is_empty())
-            || c.realtime_runtime().is_some()
-        {
-            return Err(err(
-                "linux.resources.cpu",
-                "cpusets and realtime limits are not supported",
-            ));
-        }
-    }
-    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return Err(err("linux.resources.hugepageLimits", "not supported"));
-    }
-    if r.block_io().as_ref().is_some_and(|b| b.weight().is_some()) {
-        let w = r.block_io().as_ref().and_then(|b| b.weight()).unwrap_or(0);
-        // blkio weight (10..1000) onto airlock's io weight (1..10000).
-        s.resources.io_weight = Some((w as u32).clamp(1, 1000) * 10);
-    }
-    // linux.resources.devices is the device cgroup: informational, see
-    // `devices`.
-    Ok(())
 }
 
 /// `run.airlock.*` annotations: airlock's own settings per container.

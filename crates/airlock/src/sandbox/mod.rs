@@ -3,19 +3,21 @@
 //! The plan travels in a sealed memfd (never a file in /tmp), progress and
 //! errors come back as typed messages over a SOCK_SEQPACKET socketpair.
 
+mod runner;
+
+use runner::{find_runner, job_memfd, runner_in_place, spawn_runner, RunnerFds};
+
 use crate::plan::{ExecPlan, Job, Lifecycle, Plan};
 use crate::report::{ExitReport, Report, SetupError};
-use crate::runner::{RUNNER_BIN, RUNNER_STATIC_BIN};
 use crate::spawn::Spawned;
 use crate::spec::SandboxSpec;
 use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::ExecOptions;
 use crate::{Context, Error};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// How to start a sandbox (beyond what the spec says).
 #[derive(Debug, Clone, Default)]
@@ -117,73 +119,6 @@ pub struct Sandbox {
     state: Option<SandboxDir>,
 }
 
-/// Where the runner binary is looked for, after `$AIRLOCK_RUNNER` and
-/// beside the calling program: the install locations packagers use.
-const RUNNER_DIRS: &[&str] = &["/usr/libexec/airlock", "/usr/local/libexec/airlock"];
-
-fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
-    if let Some(r) = &opts.runner {
-        return Ok(r.clone());
-    }
-    if let Some(r) = std::env::var_os("AIRLOCK_RUNNER") {
-        return Ok(r.into());
-    }
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Ok(me) = std::env::current_exe() {
-        // Beside the program, and one level up: a test binary of cargo's
-        // lives in target/<profile>/deps, the runner in target/<profile>.
-        dirs.extend(me.ancestors().skip(1).take(2).map(PathBuf::from));
-    }
-    dirs.extend(RUNNER_DIRS.iter().map(PathBuf::from));
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    dirs.into_iter()
-        .flat_map(|d| [d.join(RUNNER_STATIC_BIN), d.join(RUNNER_BIN)])
-        .find(|c| c.is_file())
-        .ok_or(Error::RunnerNotFound)
-}
-
-fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create(
-        "airlock-plan",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )?;
-    let mut off = 0;
-    while off < bytes.len() {
-        off += rustix::io::write(&fd, &bytes[off..])?;
-    }
-    rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
-    rustix::fs::fcntl_add_seals(
-        &fd,
-        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
-    )?;
-    Ok(fd)
-}
-
-/// The job for the runner, in a sealed memfd.
-fn job_memfd(job: &Job) -> Result<OwnedFd, Error> {
-    // The build's id on the first line: the runner refuses another's.
-    let mut bytes = format!("{}\n", crate::plan::BUILD_ID).into_bytes();
-    serde_json::to_writer(&mut bytes, job).expect("plans serialize");
-    sealed_memfd(&bytes).map_err(|source| Error::Io {
-        what: "write the plan to a memfd",
-        source,
-    })
-}
-
-/// The fds the runner inherits, by number: the plan's memfd, its end of
-/// the report socket, and the sandbox's liveness lock when it has state.
-#[derive(Clone, Copy)]
-struct RunnerFds {
-    plan: RawFd,
-    sock: RawFd,
-    alive: Option<RawFd>,
-    /// The caller's fds 3 to 3+N-1, for the sandbox's process.
-    preserve: u32,
-}
-
 /// The cgroup directories a job makes (none for an exec, which joins the
 /// sandbox's).
 fn cgroup_dirs(job: &Job) -> Vec<PathBuf> {
@@ -196,72 +131,6 @@ fn cgroup_dirs(job: &Job) -> Vec<PathBuf> {
             .collect(),
         Job::Exec(_) => Vec::new(),
     }
-}
-
-/// Start the runner beside us: its command line is our pid and the fds
-/// it inherits. A detached runner gets none of the caller's terminal,
-/// since its supervisor outlives the caller. Spawned, not forked (see
-/// [`crate::spawn`]).
-fn spawn_runner(
-    runner: &Path,
-    fds: RunnerFds,
-    detached: bool,
-    stdio: Option<&[OwnedFd; 3]>,
-) -> std::io::Result<Spawned> {
-    let mut args = vec![
-        std::process::id().to_string().into(),
-        fds.plan.to_string().into(),
-        fds.sock.to_string().into(),
-    ];
-    args.extend(fds.alive.map(|fd| fd.to_string().into()));
-    let keep: Vec<RawFd> =
-        runner_keeps([Some(fds.plan), Some(fds.sock), fds.alive], fds.preserve).collect();
-    let stdio = match (detached, stdio) {
-        (true, _) => crate::spawn::Stdio::Null,
-        (false, Some(s)) => crate::spawn::Stdio::Fds(s.each_ref().map(std::os::fd::AsFd::as_fd)),
-        (false, None) => crate::spawn::Stdio::Inherit,
-    };
-    crate::spawn::spawn(runner, &args, &[RUNNER_ENV], &keep, stdio)
-}
-
-/// The fds a runner keeps across its exec: `inherit` (its plan, report
-/// socket, liveness lock), and the caller's fds 3 to 3+`preserve`-1 (OCI's
-/// `--preserve-fds`).
-fn runner_keeps(inherit: [Option<RawFd>; 3], preserve: u32) -> impl Iterator<Item = RawFd> {
-    inherit
-        .into_iter()
-        .flatten()
-        .chain(3..3 + preserve as RawFd)
-}
-
-/// glibc's per-thread cache keeps freed chunks scattered over the heap,
-/// where malloc_trim cannot give their pages back; a glibc runner's two
-/// long-lived processes trim after setup (sys::release_free_memory) and
-/// want nothing held back. (A static musl runner ignores it.)
-const RUNNER_ENV: (&str, &str) = ("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
-
-/// The runner exec'd in place of this process with `args`, keeping the fds
-/// of [`runner_keeps`] open across exec.
-fn runner_in_place(
-    runner: &Path,
-    args: Vec<OsString>,
-    inherit: [Option<RawFd>; 3],
-    preserve: u32,
-) -> Command {
-    let mut cmd = Command::new(runner);
-    cmd.args(args).env(RUNNER_ENV.0, RUNNER_ENV.1);
-    // SAFETY: the closure runs in this very process just before exec (no
-    // fork: the caller execs), and only makes the fcntl syscall.
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in runner_keeps(inherit, preserve) {
-                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
-                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-            }
-            Ok(())
-        });
-    }
-    cmd
 }
 
 impl Sandbox {

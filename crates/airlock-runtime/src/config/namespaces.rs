@@ -1,0 +1,101 @@
+//! `linux.namespaces`: which namespaces a container gets, and which it
+//! joins (a path, or another container of this runtime by its process).
+
+use super::err;
+use airlock::spec::{Namespaces, SandboxSpec, SpecError};
+use oci_spec::runtime::LinuxNamespaceType;
+use std::collections::BTreeMap;
+
+/// The namespaces; true when the bundle listed a user namespace.
+pub(super) fn namespaces(
+    list: &[oci_spec::runtime::LinuxNamespace],
+    s: &mut SandboxSpec,
+    supervisors: &BTreeMap<i32, i32>,
+    notes: &mut Vec<String>,
+) -> Result<bool, SpecError> {
+    let mut ns = Namespaces {
+        mount: false,
+        pid: false,
+        uts: false,
+        ipc: false,
+        net: false,
+        user: false,
+        cgroup: false,
+        time: false,
+        join: BTreeMap::new(),
+    };
+    for (i, n) in list.iter().enumerate() {
+        if let Some(p) = n.path() {
+            // A network namespace the platform prepared (podman's netavark,
+            // a pod's sandbox) or a pod's IPC and UTS namespaces (the CRI's
+            // default pod): joined by the supervisor before the clone. A
+            // pod's PID namespace (shareProcessNamespace) is joined
+            // through the user namespace that owns it (see the runner's
+            // `pidns`), which must have this container's id maps.
+            let kind = match n.typ() {
+                LinuxNamespaceType::Network => Some("net"),
+                LinuxNamespaceType::Ipc => Some("ipc"),
+                LinuxNamespaceType::Uts => Some("uts"),
+                LinuxNamespaceType::Pid => Some("pid"),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let path = p.display().to_string();
+                let path = match container_ns(&path, supervisors) {
+                    Some(theirs) => {
+                        notes.push(format!(
+                            "linux.namespaces[{i}].path {path} names a container's supervisor: {theirs}, the container's own, is joined"
+                        ));
+                        theirs
+                    }
+                    None => path,
+                };
+                ns.join.insert(kind.into(), path);
+                continue;
+            }
+            return Err(err(
+                format!("linux.namespaces[{i}].path"),
+                format!(
+                    "joining an existing {} namespace ({}) is not supported (only network, IPC, UTS and PID)",
+                    n.typ(),
+                    p.display()
+                ),
+            ));
+        }
+        match n.typ() {
+            LinuxNamespaceType::Mount => ns.mount = true,
+            LinuxNamespaceType::Pid => ns.pid = true,
+            LinuxNamespaceType::Uts => ns.uts = true,
+            LinuxNamespaceType::Ipc => ns.ipc = true,
+            LinuxNamespaceType::Network => ns.net = true,
+            LinuxNamespaceType::User => ns.user = true,
+            LinuxNamespaceType::Cgroup => ns.cgroup = true,
+            LinuxNamespaceType::Time => ns.time = true,
+        }
+    }
+    if !ns.mount {
+        return Err(err(
+            "linux.namespaces",
+            "a container needs a mount namespace",
+        ));
+    }
+    // Root in the container is never the host's root: a user namespace of
+    // the container's own unless keeping the host's ids is acknowledged.
+    let own_user = ns.user;
+    ns.user = true;
+    s.namespaces = ns;
+    Ok(own_user)
+}
+
+/// `/proc/PID/ns/KIND` of a container's supervisor, as the same file of
+/// the container's process.
+fn container_ns(path: &str, supervisors: &BTreeMap<i32, i32>) -> Option<String> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (pid, kind) = rest.split_once("/ns/")?;
+    let pid: i32 = pid.parse().ok()?;
+    if kind.contains('/') {
+        return None;
+    }
+    let theirs = supervisors.get(&pid)?;
+    Some(format!("/proc/{theirs}/ns/{kind}"))
+}

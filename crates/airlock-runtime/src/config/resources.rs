@@ -1,0 +1,72 @@
+//! `linux.resources` as airlock's limits.
+
+use super::err;
+use airlock::spec::{SandboxSpec, Size, SpecError};
+
+/// runc's conversion of v1 CPU shares onto a v2 weight.
+pub fn shares_to_weight(shares: u64) -> u32 {
+    (1 + ((shares.clamp(2, 262_144) - 2) * 9_999) / 262_142) as u32
+}
+
+/// `linux.resources` as airlock's limits (for `update --resources`).
+pub fn resources_of(
+    r: &oci_spec::runtime::LinuxResources,
+) -> Result<airlock::spec::Resources, SpecError> {
+    let mut s = SandboxSpec::default();
+    resources(r, &mut s)?;
+    Ok(s.resources)
+}
+
+pub(super) fn resources(
+    r: &oci_spec::runtime::LinuxResources,
+    s: &mut SandboxSpec,
+) -> Result<(), SpecError> {
+    if let Some(m) = r.memory() {
+        if let Some(limit) = m.limit().filter(|l| *l > 0) {
+            s.resources.memory = Some(Size(limit as u64));
+            if let Some(swap) = m.swap().filter(|w| *w > 0) {
+                // OCI's swap is memory+swap, as on cgroup v1.
+                s.resources.swap = Some(Size((swap as u64).saturating_sub(limit as u64)));
+            }
+        }
+        if m.reservation().is_some() || m.kernel().is_some() || m.swappiness().is_some() {
+            return Err(err(
+                "linux.resources.memory",
+                "only limit and swap are supported",
+            ));
+        }
+    }
+    if let Some(p) = r.pids() {
+        if p.limit() > 0 {
+            s.resources.pids = Some(p.limit() as u64);
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let (Some(q), Some(p)) = (c.quota().filter(|q| *q > 0), c.period().filter(|p| *p > 0)) {
+            s.resources.cpus = Some(q as f64 / p as f64);
+        }
+        if let Some(shares) = c.shares().filter(|x| *x > 0) {
+            s.resources.cpu_weight = Some(shares_to_weight(shares));
+        }
+        if c.cpus().as_deref().is_some_and(|x| !x.is_empty())
+            || c.mems().as_deref().is_some_and(|x| !x.is_empty())
+            || c.realtime_runtime().is_some()
+        {
+            return Err(err(
+                "linux.resources.cpu",
+                "cpusets and realtime limits are not supported",
+            ));
+        }
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        return Err(err("linux.resources.hugepageLimits", "not supported"));
+    }
+    if r.block_io().as_ref().is_some_and(|b| b.weight().is_some()) {
+        let w = r.block_io().as_ref().and_then(|b| b.weight()).unwrap_or(0);
+        // blkio weight (10..1000) onto airlock's io weight (1..10000).
+        s.resources.io_weight = Some((w as u32).clamp(1, 1000) * 10);
+    }
+    // linux.resources.devices is the device cgroup: informational, see
+    // `devices`.
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Planning a spec: the ids, capabilities, mounts and limits a plan resolves to.
+use super::*;
+
+fn spec() -> SandboxSpec {
+    SandboxSpec::builder().args(["true"]).build()
+}
+
+#[test]
+fn root_caller_maps_to_unprivileged_range() {
+    let p = plan(&spec(), &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!(p.process.uid, 0);
+    assert_eq!(p.uid_map[0].outside, ROOT_CALLER_BASE);
+    assert!(p.process.setgroups);
+    assert!(!p.use_newidmap);
+}
+
+#[test]
+fn a_root_callers_writable_binds_are_idmapped_to_the_workload() {
+    use mounts::Idmap;
+    let bind = |dst: &str, readonly| spec::Mount::Bind {
+        source: "/srv".into(),
+        destination: dst.into(),
+        readonly,
+        devices: false,
+        noexec: false,
+        recursive: true,
+    };
+    let mut s = spec();
+    s.process.uid = Some(5);
+    s.filesystem.mounts = vec![bind("/rw", false), bind("/ro", true)];
+    let idmaps = |p: &Plan| -> Vec<Idmap> {
+        p.filesystem
+            .steps
+            .iter()
+            .filter_map(|m| match m {
+                MountStep::Bind { idmap, .. } => Some(*idmap),
+                _ => None,
+            })
+            .collect()
+    };
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!(idmaps(&p), [Idmap::Caller, Idmap::None]);
+    let maps = p.filesystem.caller_maps.unwrap();
+    // On disk the caller's id; in use the workload's host id.
+    assert_eq!(
+        (maps.uid.inside, maps.uid.outside),
+        (0, ROOT_CALLER_BASE + 5)
+    );
+    assert_eq!(
+        (maps.gid.inside, maps.gid.outside),
+        (0, ROOT_CALLER_BASE + 5)
+    );
+    assert_eq!((maps.uid.count, maps.gid.count), (1, 1));
+    // Not for a rootless caller, nor with the ids as they are, nor
+    // without a user namespace: no maps, no idmapped binds.
+    let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
+    assert_eq!(idmaps(&p), [Idmap::None, Idmap::None]);
+    assert!(p.filesystem.caller_maps.is_none());
+    let mut as_is = s.clone();
+    as_is.filesystem.bind_owner = spec::BindOwner::AsIs;
+    let p = plan(&as_is, &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!(idmaps(&p), [Idmap::None, Idmap::None]);
+    let mut shared = s.clone();
+    shared.namespaces.user = false;
+    let p = plan(&shared, &crate::Context::for_ids(0, 0)).unwrap();
+    assert!(p.filesystem.caller_maps.is_none());
+    // The host's own view (filesystem.idmap) wins over the caller's.
+    let mut host = s.clone();
+    host.filesystem.idmap = vec!["/rw".into()];
+    let p = plan(&host, &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!(idmaps(&p), [Idmap::Host, Idmap::None]);
+    assert!(p.filesystem.caller_maps.is_none());
+}
+
+#[test]
+fn rootless_maps_own_id() {
+    let p = plan(&spec(), &crate::Context::for_ids(1000, 1000)).unwrap();
+    assert_eq!(p.process.uid, 1000);
+    assert_eq!(
+        p.uid_map,
+        vec![IdMap {
+            inside: 1000,
+            outside: 1000,
+            count: 1
+        }]
+    );
+    assert!(!p.process.setgroups);
+    assert!(!p.use_newidmap);
+}
+
+#[test]
+fn rootless_as_root_inside() {
+    let mut s = spec();
+    s.process.uid = Some(0);
+    s.process.gid = Some(0);
+    let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
+    assert_eq!(
+        p.uid_map,
+        vec![IdMap {
+            inside: 0,
+            outside: 1000,
+            count: 1
+        }]
+    );
+}
+
+#[test]
+fn rootless_ranges_need_newuidmap() {
+    let mut s = spec();
+    s.identity.uid_map = vec![
+        IdMap {
+            inside: 0,
+            outside: 1000,
+            count: 1,
+        },
+        IdMap {
+            inside: 1,
+            outside: 100000,
+            count: 65536,
+        },
+    ];
+    s.process.uid = Some(0);
+    s.process.gid = Some(1000);
+    let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
+    assert!(p.use_newidmap);
+}
+
+#[test]
+fn a_uid_alone_gets_its_own_gid() {
+    let mut s = spec();
+    s.process.uid = Some(1000);
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!((p.process.uid, p.process.gid), (1000, 1000));
+    s.namespaces.user = false;
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!((p.process.uid, p.process.gid), (1000, 1000));
+}
+
+#[test]
+fn unmapped_uid_is_refused() {
+    let mut s = spec();
+    s.process.uid = Some(5);
+    s.identity.uid_map = vec![IdMap {
+        inside: 0,
+        outside: 100000,
+        count: 1,
+    }];
+    match plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err() {
+        Error::Spec(e) => assert_eq!(e.field, "process.uid"),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn the_plan_carries_the_walls() {
+    let p = plan(&spec(), &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!(p.walls.seccomp.len(), 2, "the default profile compiled");
+    assert_eq!(p.namespaces.len(), 8);
+    let l = p.walls.landlock.unwrap();
+    assert!(!l.required);
+    let mut s = spec();
+    s.landlock.tcp_connect = Some(vec![443]);
+    s.seccomp = crate::seccomp::Seccomp::None;
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    assert!(p.walls.seccomp.is_empty());
+    assert!(
+        p.walls.landlock.unwrap().required,
+        "a port rule the user asked for is never skipped"
+    );
+    s.landlock.mode = LandlockMode::Off;
+    assert!(plan(&s, &crate::Context::for_ids(0, 0))
+        .unwrap()
+        .walls
+        .landlock
+        .is_none());
+}
+
+#[test]
+fn a_joined_pid_namespace_is_entered_through_its_owner() {
+    let mut s = spec();
+    s.namespaces.pid = false;
+    s.namespaces
+        .join
+        .insert("pid".into(), "/proc/42/ns/pid".into());
+    s.filesystem.mounts = vec![spec::Mount::Proc {
+        destination: "/proc".into(),
+    }];
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    // PID 1 is cloned with nothing new and makes the rest in the
+    // owner's user namespace; its /proc is its own.
+    assert!(p.userns_of_pid);
+    assert_eq!(p.clone_flags, 0);
+    assert!(p.join.contains(&(Namespace::Pid, "/proc/42/ns/pid".into())));
+    assert!(matches!(p.filesystem.steps[0], MountStep::Proc { .. }));
+    // Without a user namespace there is no owner to join.
+    s.namespaces.user = false;
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    assert!(!p.userns_of_pid);
+    assert_ne!(p.clone_flags, 0);
+}
+
+#[test]
+fn capabilities_resolve_to_numbers() {
+    let mut s = spec();
+    s.capabilities = vec!["net_bind_service".into(), "CAP_NET_BIND_SERVICE".into()];
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    assert_eq!(p.process.capabilities, vec![10]);
+}

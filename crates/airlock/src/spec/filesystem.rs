@@ -1,0 +1,340 @@
+//! The filesystem part of a spec: the sandbox's root, its mounts in
+//! order, the paths masked or made read-only after them, and the default
+//! least-privilege view of the host.
+
+use super::{Device, FileMode, SandboxSpec, Size};
+use serde::{Deserialize, Serialize};
+
+/// The sandbox's root and what is mounted in it, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Filesystem {
+    pub root: Root,
+    pub mounts: Vec<Mount>,
+    /// Paths hidden after the mounts are made (OCI maskedPaths): a file gets
+    /// `/dev/null` over it, a directory an empty read-only tmpfs.
+    pub masked_paths: Vec<String>,
+    /// Paths made read-only after the mounts (OCI readonlyPaths).
+    pub readonly_paths: Vec<String>,
+    /// Destinations (`/` for a directory root, or a bind's destination)
+    /// shown with their host ownership through the sandbox's user
+    /// namespace (an idmapped mount): the host's root-owned files are
+    /// sandbox root's there, and what sandbox root writes is the host
+    /// root's. Needs a root caller and a user namespace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub idmap: Vec<String>,
+    /// Whose files a root caller's writable binds show and write.
+    #[serde(skip_serializing_if = "BindOwner::is_caller")]
+    pub bind_owner: BindOwner,
+    /// Device nodes made in the sandbox after the mounts (OCI's
+    /// `linux.devices`). A root caller gets a node of the sandbox's own,
+    /// with the mode and owner asked (made by host root on a private
+    /// tmpfs and bound in: mknod is not allowed in a user namespace); a
+    /// rootless caller gets the host's node of that number at `path`,
+    /// bound as it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+}
+
+/// How a root caller's writable binds meet the sandbox's user namespace.
+///
+/// Sandbox root is an unprivileged host id, so without help it could not
+/// write the caller's own root-owned directory it was given. With `caller`
+/// each writable bind is an idmapped mount that maps only the caller's uid
+/// and gid onto the workload's: the caller's files are the workload's, what
+/// the workload creates is the caller's on the host, and every other host
+/// id stays unmapped (nobody, not writable). Rootless callers need none of
+/// this: their own id already is the workload's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindOwner {
+    #[default]
+    Caller,
+    /// Ids pass unchanged, as runc does: the host's permission bits judge
+    /// the sandbox's (unprivileged) ids.
+    AsIs,
+}
+
+impl BindOwner {
+    pub fn is_caller(&self) -> bool {
+        *self == BindOwner::Caller
+    }
+}
+
+impl SandboxSpec {
+    /// Are a root caller's writable binds written as the caller (see
+    /// [`BindOwner`])? Only root may idmap a mount, and only in a user
+    /// namespace of the sandbox's own is the workload another host id.
+    pub fn binds_written_as_caller(&self, root_caller: bool) -> bool {
+        root_caller && self.namespaces.user && self.filesystem.bind_owner == BindOwner::Caller
+    }
+}
+
+impl Filesystem {
+    /// The destination of `m` if it is a bind written as the caller (when
+    /// [`SandboxSpec::binds_written_as_caller`]): writable, and not one
+    /// shown with host ownership (`idmap`).
+    pub fn caller_bind<'a>(&self, m: &'a Mount) -> Option<&'a str> {
+        match m {
+            Mount::Bind {
+                destination,
+                readonly: false,
+                ..
+            } if !self.idmap.contains(destination) => Some(destination),
+            _ => None,
+        }
+    }
+
+    /// What an `idmap` entry names: `Some(writable)` for a directory root
+    /// (`/`) or a bind's destination, `None` for anything else.
+    pub fn idmap_target(&self, d: &str) -> Option<bool> {
+        if let (Root::Path { readonly, .. }, "/") = (&self.root, d) {
+            return Some(!readonly);
+        }
+        self.mounts.iter().find_map(|m| match m {
+            Mount::Bind {
+                destination,
+                readonly,
+                ..
+            } if destination == d => Some(!readonly),
+            _ => None,
+        })
+    }
+}
+
+/// OCI's default masked paths (runtime-spec, config-linux.md).
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// OCI's default read-only paths.
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+impl Default for Filesystem {
+    fn default() -> Self {
+        Filesystem {
+            root: Root::default(),
+            mounts: Vec::new(),
+            masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            idmap: Vec::new(),
+            bind_owner: BindOwner::Caller,
+            devices: Vec::new(),
+        }
+    }
+}
+
+/// The sandbox's `/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Root {
+    /// A fresh tmpfs assembled from the mounts; made read-only once assembled
+    /// unless `readonly` is false.
+    Tmpfs {
+        #[serde(default = "yes")]
+        readonly: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+    },
+    /// A directory of the host (an unpacked image, a debootstrap tree).
+    Path {
+        path: String,
+        #[serde(default)]
+        readonly: bool,
+    },
+    /// Read-only host directories (topmost first) under a writable layer:
+    /// a tmpfs of at most `size` that vanishes with the sandbox, or the
+    /// persistent directory `upper` (its `upper/` and `work/` are used).
+    Overlay {
+        lower: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root::Tmpfs {
+            readonly: true,
+            size: None,
+        }
+    }
+}
+
+/// One entry of the mount plan, applied in order inside the new root.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Mount {
+    /// A host path bound into the sandbox; read-only unless `readonly` is false.
+    /// `devices` keeps device nodes usable (bubblewrap's `--dev-bind`);
+    /// `noexec` forbids executing its files; `recursive` (the default)
+    /// takes the mounts below the source along, as `rbind` does, while a
+    /// plain `bind` shows the source's own filesystem only.
+    Bind {
+        source: String,
+        destination: String,
+        #[serde(default = "yes")]
+        readonly: bool,
+        #[serde(default)]
+        devices: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        noexec: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
+        recursive: bool,
+    },
+    /// A fresh tmpfs (nosuid, nodev); `readonly` once made (empty unless
+    /// something is mounted on it), `noexec` forbids executing its files.
+    Tmpfs {
+        destination: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<FileMode>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        readonly: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        noexec: bool,
+    },
+    /// A fresh procfs of the sandbox's PID namespace.
+    Proc {
+        destination: String,
+    },
+    /// A minimal /dev: null zero full random urandom tty, a private devpts,
+    /// shm, and the fd/stdin/stdout/stderr links.
+    Dev {
+        destination: String,
+    },
+    Mqueue {
+        destination: String,
+    },
+    /// A read-only sysfs of the sandbox's network namespace (it needs one
+    /// of its own).
+    Sysfs {
+        destination: String,
+    },
+    Dir {
+        destination: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<FileMode>,
+    },
+    File {
+        destination: String,
+        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<FileMode>,
+    },
+    Symlink {
+        target: String,
+        destination: String,
+    },
+}
+
+impl Mount {
+    pub fn destination(&self) -> &str {
+        match self {
+            Mount::Bind { destination, .. }
+            | Mount::Tmpfs { destination, .. }
+            | Mount::Proc { destination }
+            | Mount::Dev { destination }
+            | Mount::Mqueue { destination }
+            | Mount::Sysfs { destination }
+            | Mount::Dir { destination, .. }
+            | Mount::File { destination, .. }
+            | Mount::Symlink { destination, .. } => destination,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mount::Bind { .. } => "bind",
+            Mount::Tmpfs { .. } => "tmpfs",
+            Mount::Proc { .. } => "proc",
+            Mount::Dev { .. } => "dev",
+            Mount::Mqueue { .. } => "mqueue",
+            Mount::Sysfs { .. } => "sysfs",
+            Mount::Dir { .. } => "dir",
+            Mount::File { .. } => "file",
+            Mount::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+/// The host's system directories that the default view binds read-only.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// The least-privilege default view, as mounts: the host's system
+/// directories read-only (a merged-/usr symlink such as `/bin -> usr/bin`
+/// becomes the same symlink), a fresh /proc, a minimal /dev and a private
+/// /tmp. Nothing else of the host: no /home, /root, /var, /run or cwd.
+///
+/// Reads the host's `/` to see which system directories exist and which are
+/// symlinks; that is the only I/O in this module.
+pub fn default_view() -> Vec<Mount> {
+    let mut mounts = Vec::new();
+    for dir in SYSTEM_DIRS {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(dir) {
+                    mounts.push(Mount::Symlink {
+                        target: target.to_string_lossy().into_owned(),
+                        destination: dir.to_string(),
+                    });
+                }
+            }
+            Ok(m) if m.is_dir() => mounts.push(Mount::Bind {
+                source: dir.to_string(),
+                destination: dir.to_string(),
+                readonly: true,
+                devices: false,
+                noexec: false,
+                recursive: true,
+            }),
+            _ => {}
+        }
+    }
+    mounts.push(Mount::Proc {
+        destination: "/proc".into(),
+    });
+    mounts.push(Mount::Dev {
+        destination: "/dev".into(),
+    });
+    mounts.push(Mount::Tmpfs {
+        destination: "/tmp".into(),
+        size: None,
+        mode: Some(FileMode(0o1777)),
+        readonly: false,
+        noexec: false,
+    });
+    mounts
+}

@@ -1,0 +1,91 @@
+//! The state root: names, creation, lookup and removal of sandbox directories.
+use super::*;
+
+#[test]
+fn names() {
+    assert!(check_name("web-1.a_b").is_ok());
+    for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(65)] {
+        assert!(check_name(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn ids_are_64_hex_and_differ() {
+    let (a, b) = (new_id().unwrap(), new_id().unwrap());
+    assert!(is_id(&a) && is_id(&b));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn create_find_and_remove() {
+    let tmp = std::env::temp_dir().join(format!("airlock-state-test-{}", std::process::id()));
+    let root = StateRoot::open(&tmp).unwrap();
+    let spec = SandboxSpec::default();
+    let (sb, alive) = root
+        .create(&new_id().unwrap(), Some("one"), &spec, true)
+        .unwrap();
+    assert!(sb.alive(), "the creator holds the alive lock");
+    assert!(matches!(
+        root.create(&new_id().unwrap(), Some("one"), &spec, true),
+        Err(StateError::NameInUse(_))
+    ));
+    let (found, st) = root.find("one").unwrap();
+    assert_eq!(found.id, sb.id);
+    assert_eq!(st.status, Status::Creating);
+    assert_eq!(root.find(&sb.id[..8]).unwrap().0.id, sb.id);
+    assert!(matches!(root.find("nope"), Err(StateError::NotFound(_))));
+    drop(alive);
+    let st = sb.state().unwrap();
+    assert_eq!(st.status, Status::Stopped, "no supervisor: stopped");
+    assert!(st.reason.is_some());
+    sb.remove().unwrap();
+    assert!(root.list().is_empty());
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
+    let tmp = std::env::temp_dir().join(format!("airlock-names-test-{}", std::process::id()));
+    let root = StateRoot::open(&tmp).unwrap();
+    let spec = SandboxSpec::default();
+    let (a, _alive) = root
+        .create(&new_id().unwrap(), Some("web"), &spec, true)
+        .unwrap();
+    assert_eq!(root.lookup("web").unwrap().0.id, a.id, "by name");
+    assert_eq!(root.lookup(&a.id).unwrap().0.id, a.id, "by whole id");
+    assert!(root.lookup(&a.id[..8]).is_none(), "a prefix is find's");
+    assert_eq!(root.count(), 1);
+    // A link whose sandbox is gone (a crash between the two) frees
+    // the name; one that leads to another name's state is not trusted.
+    std::os::unix::fs::symlink("f".repeat(64), tmp.join(".names/old")).unwrap();
+    std::os::unix::fs::symlink(&a.id, tmp.join(".names/liar")).unwrap();
+    assert!(root.lookup("liar").is_none());
+    let (b, _b_alive) = root
+        .create(&new_id().unwrap(), Some("old"), &spec, true)
+        .unwrap();
+    assert_eq!(root.find("old").unwrap().0.id, b.id);
+    a.remove().unwrap();
+    assert!(root.lookup("web").is_none(), "freed with its sandbox");
+    let (c, _c_alive) = root
+        .create(&new_id().unwrap(), Some("web"), &spec, true)
+        .unwrap();
+    assert_eq!(root.find("web").unwrap().0.id, c.id);
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn a_root_made_before_the_index_gets_it_from_the_states() {
+    let tmp = std::env::temp_dir().join(format!("airlock-names-old-{}", std::process::id()));
+    let root = StateRoot::open(&tmp).unwrap();
+    let spec = SandboxSpec::default();
+    let (a, _alive) = root
+        .create(&new_id().unwrap(), Some("web"), &spec, true)
+        .unwrap();
+    std::fs::remove_dir_all(tmp.join(".names")).unwrap();
+    assert!(matches!(
+        root.create(&new_id().unwrap(), Some("web"), &spec, true),
+        Err(StateError::NameInUse(_))
+    ));
+    assert_eq!(root.lookup("web").unwrap().0.id, a.id);
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
