@@ -116,6 +116,32 @@ fn no_capabilities_and_no_new_privs() {
 }
 
 #[test]
+fn our_init_keeps_only_cap_kill_and_gains_nothing_at_exec() {
+    require_root!();
+    // Init drops its privileges once the workload has exec'd, beside it:
+    // look until it has (a few milliseconds), for at most five seconds.
+    let r = sh(
+        &[],
+        "for i in $(seq 500); do grep -q '^CapPrm:.0000000000000020' /proc/1/status && break; \
+         sleep 0.01; done; grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs)' /proc/1/status",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (set, value) in [
+        ("CapPrm", "0000000000000020"),
+        ("CapEff", "0000000000000020"),
+        ("CapInh", "0000000000000000"),
+        ("CapAmb", "0000000000000000"),
+    ] {
+        assert!(
+            r.stdout.contains(&format!("{set}:\t{value}")),
+            "PID 1's {set} is not {value}:\n{}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("NoNewPrivs:\t1"), "{}", r.stdout);
+}
+
+#[test]
 fn root_inside_is_not_root_outside() {
     require_root!();
     let dir = shared_dir();

@@ -31,7 +31,14 @@ pub fn main(
     };
     match plan.init {
         InitMode::Workload => {
-            let e = become_workload(&plan, report, Some(&go), hold.as_ref(), slave.as_ref());
+            let e = become_workload(
+                &plan,
+                report,
+                Some(&go),
+                hold.as_ref(),
+                slave.as_ref(),
+                None,
+            );
             report.failed(&e);
             std::process::exit(exit_code(&e));
         }
@@ -39,6 +46,13 @@ pub fn main(
             // Hold signals until init can forward them; the workload
             // unblocks them for itself before exec.
             signals::block();
+            let stand_by = match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
+                Ok(p) => p,
+                Err(e) => {
+                    report.failed(&SetupError::io("create a pipe", &e.into()));
+                    std::process::exit(125);
+                }
+            };
             // SAFETY: single-threaded process; the child only runs
             // become_workload, which execs or exits.
             match unsafe { libc::fork() } {
@@ -48,12 +62,29 @@ pub fn main(
                     std::process::exit(125);
                 }
                 0 => {
-                    let e = become_workload(&plan, report, None, hold.as_ref(), slave.as_ref());
+                    drop(stand_by.0);
+                    let e = become_workload(
+                        &plan,
+                        report,
+                        None,
+                        hold.as_ref(),
+                        slave.as_ref(),
+                        Some(stand_by.1),
+                    );
                     report.failed(&e);
                     // SAFETY: _exit skips atexit handlers that belong to the parent.
                     unsafe { libc::_exit(exit_code(&e)) }
                 }
                 pid => {
+                    // Stand by until the workload has exec'd (or waits to
+                    // be started, or died): the fork leaves it on this
+                    // CPU, queued behind us, and what we do next (drop our
+                    // capabilities, give memory back) took a third of a
+                    // millisecond it spent waiting. Signals are held until
+                    // init runs, so none is lost meanwhile.
+                    drop(stand_by.1);
+                    wait_for_close(&stand_by.0);
+                    drop(stand_by.0);
                     // The workload holds the report socket until its exec;
                     // our copy must go so the caller sees end-of-file then.
                     // SAFETY: the report fd is ours and not used after this.
@@ -229,15 +260,30 @@ fn open_terminal(report: Reporter) -> Result<OwnedFd, SetupError> {
 
 /// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.
 /// `go`: the supervisor's pipe when the workload is PID 1 itself.
+/// Read `fd` until its writers are gone (end of file, or an error).
+fn wait_for_close(fd: &OwnedFd) {
+    let mut b = [0u8; 1];
+    loop {
+        match rustix::io::read(fd, &mut b) {
+            Ok(0) => return,
+            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// `stand_by`: PID 1 waits until this is closed: at the exec (it is
+/// close-on-exec), or here before waiting to be started.
 fn become_workload(
     plan: &Plan,
     report: Reporter,
     go: Option<&OwnedFd>,
     hold: Option<&OwnedFd>,
     terminal: Option<&OwnedFd>,
+    mut stand_by: Option<OwnedFd>,
 ) -> SetupError {
     let p = &plan.process;
-    let run = || -> Result<(), SetupError> {
+    let mut run = || -> Result<(), SetupError> {
         if plan.new_session && plan.init == InitMode::Airlock {
             rustix::process::setsid().step(|| "setsid".into())?;
         }
@@ -263,6 +309,8 @@ fn become_workload(
             // What start would exec must be there now: a create that
             // succeeds promises a start that can.
             exec::look_up(p)?;
+            // Waiting to be started can take any time: PID 1 goes on.
+            drop(stand_by.take());
             report.send(&super::report::Report::Held);
             let mut b = [0u8; 1];
             match rustix::io::read(h, &mut b) {

@@ -6,15 +6,37 @@ use super::{identity, signals};
 
 pub fn run(workload: i32, own_session: bool) -> ! {
     signals::forward_to(workload, own_session);
+    // The workload has just exec'd, and its exec woke us (child.rs): let
+    // it run first. Dropping our privileges and giving memory back is
+    // work the workload need not wait for, and a workload that is done by
+    // the time we run again leaves none of it to do.
+    std::thread::yield_now();
+    if let Some(status) = reap(workload, libc::WNOHANG) {
+        std::process::exit(status);
+    }
     // Init needs no privilege to reap, and only CAP_KILL to forward.
     identity::drop_all_but_kill();
     crate::sys::release_free_memory();
     loop {
+        if let Some(status) = reap(workload, 0) {
+            std::process::exit(status);
+        }
+    }
+}
+
+/// Reap what has ended (with `WNOHANG`, only what already has; without,
+/// waiting for the next); the workload's exit status once it is among
+/// them.
+fn reap(workload: i32, flags: i32) -> Option<i32> {
+    loop {
         let mut status = 0;
         // SAFETY: status is a valid out-pointer for the call.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
         if pid == workload {
-            std::process::exit(signals::shell_status(status));
+            return Some(signals::shell_status(status));
+        }
+        if pid == 0 {
+            return None; // WNOHANG: nothing more has ended yet
         }
         if pid < 0 {
             let err = std::io::Error::last_os_error();
@@ -22,6 +44,9 @@ pub fn run(workload: i32, own_session: bool) -> ! {
                 // No children left without having seen the workload's
                 // status: cannot happen, but do not spin.
                 std::process::exit(125);
+            }
+            if flags & libc::WNOHANG != 0 {
+                return None;
             }
         }
     }
