@@ -250,6 +250,18 @@ pub fn reap(pid: i32) -> io::Result<i32> {
     }
 }
 
+/// Read a file of /proc (or /sys) whole, in as few reads as it takes.
+/// Such a file says its size is 0, so `std::fs::read_to_string` probes
+/// with a 32-byte read and doubles from there: eight reads for a short
+/// mountinfo, and the kernel formats the table again from the start of
+/// each (`seq_read_iter`). A buffer of 16 KiB takes most in one.
+pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 << 10);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Give the memory setup no longer uses back to the kernel: a process
 /// that stays beside the workload for its whole life (the supervisor, our
 /// init) should not keep the memory of parsing and carrying out the plan.
@@ -270,7 +282,7 @@ pub fn release_free_memory() {
 
 /// The low end of the main thread's stack mapping, from /proc/self/maps.
 fn main_stack_low_end() -> Option<usize> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let maps = read_proc("/proc/self/maps").ok()?;
     let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
     usize::from_str_radix(line.split('-').next()?, 16).ok()
 }

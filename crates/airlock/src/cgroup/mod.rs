@@ -109,8 +109,8 @@ impl Layout {
     /// The caller's cgroups, from /proc/self.
     pub fn detect() -> io::Result<Layout> {
         let mut layout = parse_layout(
-            &std::fs::read_to_string("/proc/self/mountinfo")?,
-            &std::fs::read_to_string("/proc/self/cgroup")?,
+            &crate::sys::read_proc("/proc/self/mountinfo")?,
+            &crate::sys::read_proc("/proc/self/cgroup")?,
         );
         layout.v2_controllers = layout
             .v2

@@ -90,7 +90,7 @@ fn same_file(a: &str, b: &str) -> bool {
 /// This process's mount table (/proc/self/mountinfo), read once for every
 /// path that is judged against it.
 pub fn mount_table() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+    crate::sys::read_proc("/proc/self/mountinfo").unwrap_or_default()
 }
 
 /// The mounts at or below `path`, from a [`mount_table`].
