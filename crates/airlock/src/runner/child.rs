@@ -77,11 +77,12 @@ pub fn main(
                 }
                 pid => {
                     // Stand by until the workload has exec'd (or waits to
-                    // be started, or died): the fork leaves it on this
-                    // CPU, queued behind us, and what we do next (drop our
-                    // capabilities, give memory back) took a third of a
-                    // millisecond it spent waiting. Signals are held until
-                    // init runs, so none is lost meanwhile.
+                    // be started, or died). The kernel may leave a new
+                    // task queued behind its parent on the parent's CPU,
+                    // and what init does first (drop its capabilities,
+                    // give memory back) then held the workload's setup up
+                    // by a third of a millisecond on this 2-CPU machine.
+                    // Signals stay held until init runs: none is lost.
                     drop(stand_by.1);
                     wait_for_close(&stand_by.0);
                     drop(stand_by.0);
@@ -258,8 +259,6 @@ fn open_terminal(report: Reporter) -> Result<OwnedFd, SetupError> {
     Ok(pty.slave)
 }
 
-/// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.
-/// `go`: the supervisor's pipe when the workload is PID 1 itself.
 /// Read `fd` until its writers are gone (end of file, or an error).
 fn wait_for_close(fd: &OwnedFd) {
     let mut b = [0u8; 1];
@@ -272,8 +271,10 @@ fn wait_for_close(fd: &OwnedFd) {
     }
 }
 
-/// `stand_by`: PID 1 waits until this is closed: at the exec (it is
-/// close-on-exec), or here before waiting to be started.
+/// The workload's own steps: identity, capabilities, limits, cwd, fds, exec.
+/// `go`: the supervisor's pipe when the workload is PID 1 itself.
+/// `stand_by`: what our init waits on (it forked us); closed at the exec
+/// (it is close-on-exec), or here before waiting to be started.
 fn become_workload(
     plan: &Plan,
     report: Reporter,
