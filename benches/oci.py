@@ -13,7 +13,10 @@ runtime's default behaviour is measured: airlock-runtime adds a user
 namespace, the guardrails, Landlock and its own seccomp default where the
 bundle has none; runc and crun run the bundle as it is.
 
-Usage: benches/oci.py [--rounds N] [--runtime PATH] [--json FILE]
+`--baseline PATH` adds another airlock-runtime build (one from before a
+change) to the same interleaved run.
+
+Usage: benches/oci.py [--rounds N] [--runtime PATH] [--baseline PATH] [--json FILE]
 Needs root; installs nothing (benches/peers.py does).
 """
 import argparse
@@ -88,8 +91,11 @@ def inner(a):
     work = tempfile.mkdtemp(prefix="airlock-bench-oci-")
     try:
         bundle(work)
-        roots = {n: os.path.join(work, f"state-{n}") for n in ["airlock", "runc", "crun"]}
+        roots = {n: os.path.join(work, f"state-{n}")
+                 for n in ["airlock", "baseline", "runc", "crun"]}
         commands = {"airlock": [a.runtime, "--root", roots["airlock"]]}
+        if a.baseline:
+            commands["baseline"] = [a.baseline, "--root", roots["baseline"]]
         for peer in ["runc", "crun"]:
             if shutil.which(peer):
                 commands[peer] = [peer, "--root", roots[peer]]
@@ -135,17 +141,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--runtime")
+    ap.add_argument("--baseline", help="another airlock-runtime build, in the same run")
     ap.add_argument("--json")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benches/oci.py: runc and crun need root here")
     a.runtime = find_built("airlock-runtime", "oci.py", a.runtime)
+    if a.baseline:
+        a.baseline = find_built("airlock-runtime", "oci.py", a.baseline)
     if a.inner:
         return inner(a)
     argv = ["unshare", "-m", "--propagation", "private", sys.executable,
             os.path.abspath(__file__), "--inner", "--rounds", str(a.rounds),
             "--runtime", a.runtime]
+    if a.baseline:
+        argv += ["--baseline", a.baseline]
     if a.json:
         argv += ["--json", os.path.abspath(a.json)]
     sys.exit(subprocess.run(argv).returncode)
