@@ -253,8 +253,8 @@ pub fn reap(pid: i32) -> io::Result<i32> {
 /// Read a file of /proc (or /sys) whole, in as few reads as it takes.
 /// Such a file says its size is 0, so `std::fs::read_to_string` probes
 /// with a 32-byte read and doubles from there: eight reads for a short
-/// mountinfo, and the kernel formats the table again from the start of
-/// each (`seq_read_iter`). A buffer of 16 KiB takes most in one.
+/// mountinfo, each of which walks the table again to where the last one
+/// stopped (`seq_read_iter`). A buffer of 16 KiB takes most in one.
 pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::with_capacity(16 << 10);

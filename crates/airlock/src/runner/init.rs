@@ -6,10 +6,10 @@ use super::{identity, signals};
 
 pub fn run(workload: i32, own_session: bool) -> ! {
     signals::forward_to(workload, own_session);
-    // The workload has just exec'd, and its exec woke us (child.rs): let
-    // it run first. Dropping our privileges and giving memory back is
-    // work the workload need not wait for, and a workload that is done by
-    // the time we run again leaves none of it to do.
+    // The workload has just exec'd (or waits to be started), and that
+    // woke us (child.rs): let it run first. Dropping our privileges and
+    // giving memory back is work the workload need not wait for, and a
+    // workload that is done by the time we run again leaves none of it.
     std::thread::yield_now();
     if let Some(status) = reap(workload, libc::WNOHANG) {
         std::process::exit(status);
