@@ -164,10 +164,7 @@ pub fn ps(a: PsArgs, ctx: Context) -> ExitCode {
         .filter(|st| a.all || st.status != Status::Stopped)
         .collect();
     if a.format == "json" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).expect("states serialize")
-        );
+        println!("{}", shown(serde_json::to_value(&list)));
         return ExitCode::SUCCESS;
     }
     println!(
@@ -186,19 +183,25 @@ pub fn ps(a: PsArgs, ctx: Context) -> ExitCode {
             status_text(&st),
             pid,
             ago(st.created),
-            st.spec.process.args.join(" ")
+            st.spec
+                .get()
+                .map(|s| s.process.args.join(" "))
+                .unwrap_or_else(|e| e.to_string())
         );
     }
     ExitCode::SUCCESS
 }
 
+/// States as indented JSON, their recorded specs too (a recorded spec
+/// is written as it was kept, on one line, unless parsed first).
+fn shown(states: serde_json::Result<serde_json::Value>) -> String {
+    serde_json::to_string_pretty(&states.expect("states serialize")).expect("values serialize")
+}
+
 pub fn inspect(a: NameArgs, ctx: Context) -> ExitCode {
     match find(&ctx, &a.name) {
         Ok((_, st)) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&st).expect("states serialize")
-            );
+            println!("{}", shown(serde_json::to_value(&st)));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

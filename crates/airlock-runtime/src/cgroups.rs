@@ -227,7 +227,7 @@ fn from_flags(
             None => sb
                 .state()
                 .ok()
-                .and_then(|s| s.spec.resources.memory)
+                .and_then(|s| s.spec.get().ok()?.resources.memory)
                 .map(|m| m.0)
                 .ok_or("--memory-swap: the container has no memory limit to add swap to; give --memory too")?,
         };

@@ -258,7 +258,9 @@ pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::San
         exit: exit_of(st),
         owner: m.owner,
         spec_json: if detailed {
-            serde_json::to_string_pretty(&st.spec).unwrap_or_default()
+            serde_json::to_value(&st.spec)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_default()
         } else {
             String::new()
         },

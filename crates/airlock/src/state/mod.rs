@@ -119,7 +119,35 @@ pub struct State {
     /// How it ended, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitReport>,
-    pub spec: SandboxSpec,
+    pub spec: RecordedSpec,
+}
+
+/// The spec a sandbox was created with, kept as the JSON text it was
+/// recorded as and built only when asked for ([`RecordedSpec::get`]).
+/// Most readers of a state never look at it (its status and pids, a
+/// list of many sandboxes, each update the supervisor makes), and
+/// building a spec's mounts and strings was most of the cost of reading
+/// `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecordedSpec(Box<serde_json::value::RawValue>);
+
+impl RecordedSpec {
+    pub fn new(spec: &SandboxSpec) -> RecordedSpec {
+        RecordedSpec(serde_json::value::to_raw_value(spec).expect("a spec always serializes"))
+    }
+
+    /// The spec itself. It was valid when recorded; a state file written
+    /// by another version of airlock may hold one this version cannot read.
+    pub fn get(&self) -> Result<SandboxSpec, StateError> {
+        serde_json::from_str(self.0.get()).map_err(|e| StateError::RecordedSpec(e.to_string()))
+    }
+}
+
+impl PartialEq for RecordedSpec {
+    fn eq(&self, other: &RecordedSpec) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 impl State {
@@ -160,6 +188,8 @@ pub enum StateError {
     },
     #[error("sandbox {0} was started without a terminal or open stdin: nothing to attach to")]
     NotAttachable(String),
+    #[error("the spec recorded in state.json cannot be read by this airlock: {0}")]
+    RecordedSpec(String),
     #[error("state root {path}: {reason}")]
     Root { path: PathBuf, reason: String },
     #[error("{what} {path}: {source}")]
@@ -329,7 +359,7 @@ impl StateRoot {
                 reason: None,
                 cgroup: None,
                 exit: None,
-                spec: spec.clone(),
+                spec: RecordedSpec::new(spec),
             })?;
             Ok(alive)
         })();

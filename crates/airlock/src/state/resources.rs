@@ -27,7 +27,8 @@ impl SandboxDir {
             }
             .into());
         }
-        let old = &st.spec.resources;
+        let mut spec = st.spec.get()?;
+        let old = &spec.resources;
         let merged = Resources {
             memory: new.memory.or(old.memory),
             swap: new.swap.or(old.swap),
@@ -86,7 +87,9 @@ impl SandboxDir {
                 ))
             })?;
         }
-        self.update(|s| s.spec.resources = merged)?;
+        spec.resources = merged;
+        let recorded = crate::state::RecordedSpec::new(&spec);
+        self.update(|s| s.spec = recorded)?;
         Ok(self.state()?)
     }
 }

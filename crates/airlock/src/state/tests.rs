@@ -89,3 +89,33 @@ fn a_root_made_before_the_index_gets_it_from_the_states() {
     assert_eq!(root.lookup("web").unwrap().0.id, a.id);
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[test]
+fn the_recorded_spec_is_read_only_when_asked_for() {
+    let tmp = std::env::temp_dir().join(format!("airlock-spec-test-{}", std::process::id()));
+    let root = StateRoot::open(&tmp).unwrap();
+    let spec = SandboxSpec::builder()
+        .default_view()
+        .args(["/bin/echo", "hi"])
+        .build();
+    let (sb, _alive) = root
+        .create(&new_id().unwrap(), Some("kept"), &spec, true)
+        .unwrap();
+    assert_eq!(sb.state().unwrap().spec.get().unwrap(), spec);
+    // A spec this version cannot build (another version's field) leaves
+    // the rest of the state readable, and says so when it is asked for.
+    let text = std::fs::read_to_string(sb.dir.join("state.json")).unwrap();
+    let text = text.replacen("\"process\":{", "\"process\":{\"from_the_future\":1,", 1);
+    sb.write_atomic("state.json", text.as_bytes()).unwrap();
+    let st = sb.state().unwrap();
+    assert_eq!((st.name.as_str(), st.status), ("kept", Status::Creating));
+    let err = st.spec.get().unwrap_err().to_string();
+    assert!(err.contains("from_the_future"), "{err}");
+    // Written back as it was recorded.
+    sb.update(|s| s.reason = Some("kept as text".into()))
+        .unwrap();
+    assert!(std::fs::read_to_string(sb.dir.join("state.json"))
+        .unwrap()
+        .contains("\"process\":{\"from_the_future\":1,"));
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
