@@ -239,7 +239,7 @@ impl Snapshot {
 
 /// The unix sockets `path` is, or holds as direct entries (a bounded look:
 /// a bind of /tmp/.X11-unix or /run/user/N, not a walk of a tree).
-fn sockets_at(path: &str) -> Vec<String> {
+pub(super) fn sockets_at(path: &str) -> Vec<String> {
     use std::os::unix::fs::FileTypeExt;
     let is_socket =
         |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket());

@@ -362,6 +362,35 @@ fn recheck_sees_the_opened_object() {
 }
 
 #[test]
+fn recheck_keeps_the_probed_sockets_of_the_object_it_judged() {
+    let dir = std::env::temp_dir().join(format!("airlock-recheck-{}", std::process::id()));
+    let (plain, with_socket) = (dir.join("plain"), dir.join("agent"));
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::create_dir_all(&with_socket).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(with_socket.join("s.sock")).unwrap();
+    let (plain, with_socket) = (
+        plain.to_str().unwrap().to_string(),
+        with_socket.to_str().unwrap().to_string(),
+    );
+    let s = spec_with(vec![bind(&plain, "/x", true)]);
+    let seen = Snapshot::take(None);
+    // Still the object the probe judged: the probe's sockets stand (a
+    // bind shows the live entries, so reading them again guards nothing).
+    let mut h = host();
+    h.canonical.insert(plain.clone(), plain.clone());
+    h.sockets_at
+        .insert(plain.clone(), vec![format!("{plain}/s.sock")]);
+    let f = recheck_source(&s, &h, &seen, &plain, &plain);
+    assert_eq!(f.first().map(|f| f.code), Some("socket-bind"), "{f:?}");
+    h.sockets_at.clear();
+    assert!(recheck_source(&s, &h, &seen, &plain, &plain).is_empty());
+    // Swapped for another directory: that one's sockets are read.
+    let f = recheck_source(&s, &h, &seen, &plain, &with_socket);
+    assert_eq!(f.first().map(|f| f.code), Some("socket-bind"), "{f:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn every_rule_code_is_kebab_case_and_unique() {
     let mut seen = std::collections::HashSet::new();
     for r in RULES {
