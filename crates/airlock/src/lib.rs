@@ -25,6 +25,7 @@ mod exec;
 pub mod fs;
 pub mod image;
 pub mod launch;
+mod mountinfo;
 pub mod namespace;
 pub mod plan;
 pub mod report;

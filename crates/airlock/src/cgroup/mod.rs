@@ -109,7 +109,7 @@ impl Layout {
     /// The caller's cgroups, from /proc/self.
     pub fn detect() -> io::Result<Layout> {
         let mut layout = parse_layout(
-            &crate::sys::read_proc("/proc/self/mountinfo")?,
+            &crate::mountinfo::read()?,
             &crate::sys::read_proc("/proc/self/cgroup")?,
         );
         layout.v2_controllers = layout

@@ -391,6 +391,20 @@ fn recheck_keeps_the_probed_sockets_of_the_object_it_judged() {
 }
 
 #[test]
+fn a_kept_listing_of_sockets_goes_when_the_directory_changes() {
+    let dir = std::env::temp_dir().join(format!("airlock-listed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.to_str().unwrap().to_string();
+    // Kept only once the directory's ctime is over a second old.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(host::sockets_at(&path).is_empty());
+    assert!(host::sockets_at(&path).is_empty());
+    let _listener = std::os::unix::net::UnixListener::bind(dir.join("s.sock")).unwrap();
+    assert_eq!(host::sockets_at(&path), vec![format!("{path}/s.sock")]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn every_rule_code_is_kebab_case_and_unique() {
     let mut seen = std::collections::HashSet::new();
     for r in RULES {

@@ -1,0 +1,132 @@
+//! The calling thread's mount table (`/proc/thread-self/mountinfo`), read
+//! again only when it may have changed.
+//!
+//! The kernel renders the whole table on every read, which cost airlockd
+//! about 3 % of its CPU per sandbox (the guardrails' probe reads it for
+//! each one) and `airlock run` a second read (the cgroup layout, then the
+//! probe). A mountinfo fd polls `POLLPRI` after any mount or unmount in
+//! its mount namespace (proc(5)), so the text is kept with the fd it was
+//! read from and read again when the fd says so. Three things the event
+//! does not cover make it read again too: another mount namespace (a
+//! thread or a child cloned into a new one), another process (a forked
+//! child shares the open file, and with it the event, with its parent),
+//! and time: renaming a directory above a mountpoint changes the table's
+//! paths without an event, so a copy is kept for at most a second. The
+//! runner, which opens and clones what the guardrails judged, is a new
+//! process: it always reads the table afresh.
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use std::io::{self, Read};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const PATH: &str = "/proc/thread-self/mountinfo";
+
+/// How long a copy may be used without an event saying it changed.
+const AT_MOST: Duration = Duration::from_secs(1);
+
+struct Copy {
+    file: std::fs::File,
+    /// The mount namespace (device, inode) and the process it was read in.
+    ns: (u64, u64),
+    pid: u32,
+    read_at: Instant,
+    text: String,
+}
+
+static KEPT: Mutex<Option<Copy>> = Mutex::new(None);
+
+/// The mount table as the calling thread sees it.
+pub fn read() -> io::Result<String> {
+    let st = rustix::fs::stat("/proc/thread-self/ns/mnt")?;
+    let ns = (st.st_dev, st.st_ino);
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = kept.as_ref() {
+        if c.ns == ns
+            && c.pid == std::process::id()
+            && c.read_at.elapsed() < AT_MOST
+            && !changed(&c.file)?
+        {
+            return Ok(c.text.clone());
+        }
+    }
+    // Opened before it is read: a change after the open shows as an
+    // event, one before it is in the text.
+    let mut file = std::fs::File::open(PATH)?;
+    let mut text = String::with_capacity(16 << 10);
+    file.read_to_string(&mut text)?;
+    *kept = Some(Copy {
+        file,
+        ns,
+        pid: std::process::id(),
+        read_at: Instant::now(),
+        text: text.clone(),
+    });
+    Ok(text)
+}
+
+/// Has the table changed since the last poll of this open file (or its
+/// open)? Polling consumes the event.
+fn changed(file: &std::fs::File) -> io::Result<bool> {
+    let mut pfd = [PollFd::new(file, PollFlags::PRI)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut pfd, Some(&now))?;
+    Ok(pfd[0].revents().intersects(PollFlags::PRI | PollFlags::ERR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a thread of its own mount namespace: a mount and an unmount
+    /// there show at once, and nothing else is read again.
+    #[test]
+    fn a_mount_shows_at_once() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root to make a mount namespace and mount in it");
+            return;
+        }
+        std::thread::spawn(|| {
+            // SAFETY: a new mount namespace for this thread alone (it
+            // takes a copy of the process's fs_struct); the test touches
+            // nothing that assumes the old one, and the thread ends here.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
+            rustix::mount::mount_change(
+                "/",
+                rustix::mount::MountPropagationFlags::REC
+                    | rustix::mount::MountPropagationFlags::PRIVATE,
+            )
+            .unwrap();
+            let dir =
+                std::env::temp_dir().join(format!("airlock-mountinfo-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let name = dir.to_str().unwrap().to_string();
+            let before = read().unwrap();
+            assert!(!before.contains(&name));
+            assert_eq!(read().unwrap(), before, "nothing changed");
+            rustix::mount::mount(
+                "tmpfs",
+                &dir,
+                "tmpfs",
+                rustix::mount::MountFlags::empty(),
+                None,
+            )
+            .unwrap();
+            assert!(read().unwrap().contains(&name), "the mount shows");
+            rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::empty()).unwrap();
+            assert_eq!(read().unwrap(), before, "the unmount shows");
+            std::fs::remove_dir(&dir).unwrap();
+        })
+        .join()
+        .unwrap();
+        // Back on a thread of the test process's own namespace: its table.
+        assert_eq!(
+            read().unwrap(),
+            std::fs::read_to_string(PATH).unwrap(),
+            "another namespace's copy is not used"
+        );
+    }
+}
