@@ -32,6 +32,10 @@ pub(super) struct Watch<'a> {
     pub(super) killed: Option<String>,
     /// PID 1's and the workload's reports, until the workload's exec.
     pub(super) inner: Option<OwnedFd>,
+    /// Where those reports are received, made at the first: one buffer
+    /// for all of them (each of their own was a 64 KiB mapping made,
+    /// faulted in and unmapped), and gone with `inner`.
+    pub(super) inbox: Vec<u8>,
     pub(super) control: Option<OwnedFd>,
     pub(super) logs: Option<Logs>,
     /// Releases a created sandbox's workload.
@@ -108,6 +112,7 @@ impl<'a> Watch<'a> {
             failed_after_create: None,
             exec_seen: false,
             announced: false,
+            inbox: Vec::new(),
         }
     }
 
@@ -240,10 +245,21 @@ impl<'a> Watch<'a> {
 
     /// One setup report from PID 1 or the workload, passed on to the caller.
     fn relay(&mut self) -> Result<(), SetupError> {
+        let mut buf = std::mem::take(&mut self.inbox);
+        if buf.is_empty() {
+            buf = vec![0u8; 1 << 16];
+        }
+        let relayed = self.relay_from(&mut buf);
+        if self.inner.is_some() {
+            self.inbox = buf;
+        }
+        relayed
+    }
+
+    fn relay_from(&mut self, buf: &mut [u8]) -> Result<(), SetupError> {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
-        let mut buf = vec![0u8; 1 << 16];
         let got = sys::recv_with_fds(inner, &mut buf[..], rustix::net::RecvFlags::DONTWAIT)
             .map_err(|e| rustix::io::Errno::from_io_error(&e));
         match got {
