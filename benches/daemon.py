@@ -119,6 +119,7 @@ def main():
         print("bwrap is not installed: no ratio (benches/peers.py installs it)", file=sys.stderr)
     chunk = max(a.clients, a.count // a.chunks)
     ours, theirs = [], []  # (sandboxes, seconds, machine CPU ms) per chunk
+    rss = []  # the daemon's RSS after each chunk, in KiB
     d, sock, work = start_daemon(daemon, max(64, a.clients * 2))
     try:
         # Warm up: the page cache, the daemon's first allocations.
@@ -134,6 +135,7 @@ def main():
             out = subprocess.run([client, sock, str(chunk), str(a.clients)], check=True,
                                  capture_output=True, text=True).stdout
             ours.append((chunk, json.loads(out)["seconds"], busy_ms() - busy0 + settle()))
+            rss.append(rss_kib(d.pid))
             if has_bwrap:
                 busy0 = busy_ms()
                 secs = bwrap_loop(chunk)
@@ -153,11 +155,13 @@ def main():
 
     result = totals(ours)
     summary = {"airlockd": result, "clients": a.clients, "chunks": a.chunks,
-               "daemon_rss_kib": {"before": rss0, "after": rss1},
+               "daemon_rss_kib": {"before": rss0, "after": rss1, "after_each_chunk": rss},
                "daemon_cpu_ms_per_sandbox": own}
     print(f"airlockd: {result['sandboxes']} sandboxes from {a.clients} clients in "
           f"{result['seconds']:.2f} s: {result['per_second']:.1f}/s; "
           f"daemon RSS {rss0} KiB before, {rss1} KiB after")
+    print(f"daemon RSS after each chunk of {chunk}: {', '.join(str(r) for r in rss)} KiB; "
+          f"sandboxes/s in each: {', '.join(f'{o[0] / o[1]:.0f}' for o in ours)}")
     print(f"machine CPU per sandbox (daemon, client, sandboxes, kernel threads, and the "
           f"kernel's deferred teardown): {result['machine_cpu_ms_per_sandbox']:.2f} ms, "
           f"of which the daemon's own {own:.2f} ms")
