@@ -157,6 +157,24 @@ fn mount_errors_name_the_flag_and_spec_errors_the_field() {
 }
 
 #[test]
+fn sharing_the_host_ipc_namespace_is_warned_about_and_is_the_hosts() {
+    let ours = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    let r = sh(&["--share-ipc"], "readlink /proc/self/ns/ipc");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("warning[shared-ipc]"), "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        ours.to_str().unwrap(),
+        "the host's namespace"
+    );
+    // Not shared: a namespace of its own, and nothing to warn about.
+    let r = sh(&[], "readlink /proc/self/ns/ipc");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("shared-ipc"), "{}", r.stderr);
+    assert_ne!(r.stdout.trim(), ours.to_str().unwrap());
+}
+
+#[test]
 fn an_acknowledged_warning_is_one_line_and_quiet_silences_it() {
     let r = sh(&["--share-net"], "true");
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -38,6 +38,9 @@ pub struct Host {
     /// (the host's, for a caller on the host).
     #[serde(default)]
     pub joins_own_net: bool,
+    /// The IPC namespace the spec joins by path is the caller's own.
+    #[serde(default)]
+    pub joins_own_ipc: bool,
     /// The caller is root: its writable binds are shown as its own through
     /// an idmapped mount (`spec::BindOwner::Caller`).
     #[serde(default)]
@@ -190,6 +193,11 @@ impl Host {
                 .join
                 .get("net")
                 .is_some_and(|p| same_file(p, "/proc/self/ns/net")),
+            joins_own_ipc: spec
+                .namespaces
+                .join
+                .get("ipc")
+                .is_some_and(|p| same_file(p, "/proc/self/ns/ipc")),
             root_caller: ctx.caller.is_root(),
             store: ctx
                 .store

@@ -289,8 +289,8 @@ fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has
     }
 }
 
-/// What the workload shares with the host: its network, the caller's
-/// session.
+/// What the workload shares with the host: its network, its IPC
+/// objects, the caller's session.
 fn judge_shared(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
     let joined = spec.namespaces.join.contains_key("net");
     if joined && host.joins_own_net && spec.sysctls.keys().any(|k| k.starts_with("net.")) {
@@ -305,6 +305,14 @@ fn judge_shared(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
             "shared-network",
             "namespaces.net",
             "the host's network namespace is shared: every interface and local listener of the host is reachable",
+        );
+    }
+    let joined_ipc = spec.namespaces.join.contains_key("ipc");
+    if (!spec.namespaces.ipc && !joined_ipc) || (joined_ipc && host.joins_own_ipc) {
+        f.add(
+            "shared-ipc",
+            "namespaces.ipc",
+            "the host's IPC namespace is shared: its System V shared memory, semaphores and message queues, and its POSIX message queues, are reachable by their permissions",
         );
     }
     if !spec.new_session {
@@ -398,6 +406,7 @@ pub fn recheck_source(
         state: host.state.clone(),
         ids: host.ids.clone(),
         joins_own_net: host.joins_own_net,
+        joins_own_ipc: host.joins_own_ipc,
         root_caller: host.root_caller,
         store: host.store.clone(),
     };

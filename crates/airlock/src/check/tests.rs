@@ -669,6 +669,29 @@ fn sysctls_of_a_joined_host_network_namespace_are_refused() {
 }
 
 #[test]
+fn a_shared_or_joined_host_ipc_namespace_is_a_warning() {
+    let warned = |s: &SandboxSpec, h: &Host| {
+        let f = check(s, h);
+        let ipc: Vec<_> = f.iter().filter(|f| f.code == "shared-ipc").collect();
+        assert!(ipc.iter().all(|f| !f.refuses()), "a warning: {ipc:?}");
+        !ipc.is_empty()
+    };
+    let mut s = spec_with(vec![]);
+    assert!(!warned(&s, &host()), "a new IPC namespace");
+    s.namespaces.ipc = false;
+    assert!(warned(&s, &host()), "the caller's, shared");
+    s.namespaces
+        .join
+        .insert("ipc".into(), "/proc/4242/ns/ipc".into());
+    assert!(!warned(&s, &host()), "another's, joined");
+    let h = Host {
+        joins_own_ipc: true,
+        ..host()
+    };
+    assert!(warned(&s, &h), "the caller's own, joined by path");
+}
+
+#[test]
 fn caller_bind_setfcap_and_unfiltered() {
     let root = Host {
         root_caller: true,
