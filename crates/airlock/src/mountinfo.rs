@@ -8,12 +8,13 @@
 //! its mount namespace (proc(5)), so the text is kept with the fd it was
 //! read from and read again when the fd says so. Three things the event
 //! does not cover make it read again too: another mount namespace (a
-//! thread or a child cloned into a new one), another process (a forked
+//! thread or a child cloned into a new one); another process (a forked
 //! child shares the open file, and with it the event, with its parent),
-//! and time: renaming a directory above a mountpoint changes the table's
-//! paths without an event, so a copy is kept for at most a second. The
-//! runner, which opens and clones what the guardrails judged, is a new
-//! process: it always reads the table afresh.
+//! told apart by its pid and PID namespace; and time: renaming a directory
+//! above a mountpoint changes the table's paths without an event, so a
+//! copy is kept for at most a second. The runner, which opens and clones
+//! what the guardrails judged, starts with nothing kept (it is exec'd):
+//! it reads the table afresh.
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use std::io::{self, Read};
@@ -27,26 +28,43 @@ const AT_MOST: Duration = Duration::from_secs(1);
 
 struct Copy {
     file: std::fs::File,
-    /// The mount namespace (device, inode) and the process it was read in.
-    ns: (u64, u64),
-    pid: u32,
+    /// Where it was read: the mount namespace, and the process, by its pid
+    /// and its PID namespace (a child cloned into a new one is PID 1 there,
+    /// as its parent may be in its own).
+    whose: Whose,
     read_at: Instant,
     text: String,
 }
 
 static KEPT: Mutex<Option<Copy>> = Mutex::new(None);
 
+#[derive(PartialEq)]
+struct Whose {
+    mnt_ns: (u64, u64),
+    pid_ns: (u64, u64),
+    pid: u32,
+}
+
+impl Whose {
+    fn now() -> io::Result<Whose> {
+        let ns = |name: &str| {
+            rustix::fs::stat(format!("/proc/thread-self/ns/{name}").as_str())
+                .map(|st| (st.st_dev, st.st_ino))
+        };
+        Ok(Whose {
+            mnt_ns: ns("mnt")?,
+            pid_ns: ns("pid")?,
+            pid: std::process::id(),
+        })
+    }
+}
+
 /// The mount table as the calling thread sees it.
 pub fn read() -> io::Result<String> {
-    let st = rustix::fs::stat("/proc/thread-self/ns/mnt")?;
-    let ns = (st.st_dev, st.st_ino);
+    let whose = Whose::now()?;
     let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = kept.as_ref() {
-        if c.ns == ns
-            && c.pid == std::process::id()
-            && c.read_at.elapsed() < AT_MOST
-            && !changed(&c.file)?
-        {
+        if c.whose == whose && c.read_at.elapsed() < AT_MOST && !changed(&c.file)? {
             return Ok(c.text.clone());
         }
     }
@@ -57,8 +75,7 @@ pub fn read() -> io::Result<String> {
     file.read_to_string(&mut text)?;
     *kept = Some(Copy {
         file,
-        ns,
-        pid: std::process::id(),
+        whose,
         read_at: Instant::now(),
         text: text.clone(),
     });
