@@ -26,7 +26,7 @@ const PATH: &str = "/proc/thread-self/mountinfo";
 /// How long a copy may be used without an event saying it changed.
 const AT_MOST: Duration = Duration::from_secs(1);
 
-struct Copy {
+struct Kept {
     file: std::fs::File,
     /// Where it was read: the mount namespace, and the process, by its pid
     /// and its PID namespace (a child cloned into a new one is PID 1 there,
@@ -36,7 +36,7 @@ struct Copy {
     text: String,
 }
 
-static KEPT: Mutex<Option<Copy>> = Mutex::new(None);
+static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
 
 #[derive(PartialEq)]
 struct Whose {
@@ -73,7 +73,7 @@ pub fn read() -> io::Result<String> {
     let mut file = std::fs::File::open(PATH)?;
     let mut text = String::with_capacity(16 << 10);
     file.read_to_string(&mut text)?;
-    *kept = Some(Copy {
+    *kept = Some(Kept {
         file,
         whose,
         read_at: Instant::now(),

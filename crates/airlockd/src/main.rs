@@ -95,9 +95,9 @@ fn layout(c: &config::Config) -> airlock::cgroup::Layout {
 /// glibc gives every thread that allocates an arena of its own, up to
 /// eight per CPU, and the blocking pool's threads take turns at the
 /// calls: free memory scattered over many arenas kept the RSS growing
-/// over 10,000 sandboxes (15.3 to 18.7 MiB, benches/daemon.py). With one
-/// arena per CPU it levels off (15.3 MiB from the 7,000th on), and the
-/// sandboxes per second did not drop.
+/// over 10,000 sandboxes (15.3 to 18.7 MiB after the first and the last
+/// thousand, benches/daemon.py). With one arena per CPU it went from 14.0
+/// to 15.6 MiB, and the sandboxes per second did not drop.
 #[cfg(target_env = "gnu")]
 fn one_malloc_arena_per_cpu() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
