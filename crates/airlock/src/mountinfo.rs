@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn a_mount_shows_at_once() {
         if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root to make a mount namespace and mount in it");
+            eprintln!("SKIPPED: this test needs root (CI runs it as root): it mounts in a mount namespace of its own");
             return;
         }
         std::thread::spawn(|| {
