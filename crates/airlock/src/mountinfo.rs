@@ -17,7 +17,7 @@
 //! it reads the table afresh.
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use std::io::{self, Read};
+use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -71,8 +71,7 @@ pub fn read() -> io::Result<String> {
     // Opened before it is read: a change after the open shows as an
     // event, one before it is in the text.
     let mut file = std::fs::File::open(PATH)?;
-    let mut text = String::with_capacity(16 << 10);
-    file.read_to_string(&mut text)?;
+    let text = crate::sys::read_proc_file(&mut file)?;
     *kept = Some(Kept {
         file,
         whose,

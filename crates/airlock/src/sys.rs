@@ -256,9 +256,14 @@ pub fn reap(pid: i32) -> io::Result<i32> {
 /// mountinfo, each of which walks the table again to where the last one
 /// stopped (`seq_read_iter`). A buffer of 16 KiB takes most in one.
 pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    read_proc_file(&mut std::fs::File::open(path)?)
+}
+
+/// [`read_proc`] of a file already open (from where it stands).
+pub fn read_proc_file(file: &mut std::fs::File) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::with_capacity(16 << 10);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    file.read_to_string(&mut text)?;
     Ok(text)
 }
 
