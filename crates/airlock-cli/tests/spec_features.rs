@@ -284,3 +284,47 @@ fn kept_capability_survives_exec_for_a_non_root_workload() {
         r.stderr
     );
 }
+
+/// `copy_up` (podman's tmpcopyup): the tmpfs starts with a copy of what it
+/// covers (here a bind), writable in memory, its links copied as links;
+/// as root and as an unprivileged caller.
+#[test]
+fn a_tmpfs_can_start_with_a_copy_of_what_it_covers() {
+    require_root!();
+    for as_user in [false, true] {
+        let dir = tempdir();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        std::fs::write(data.join("sub/file"), "from-the-host").unwrap();
+        std::os::unix::fs::symlink("/nowhere", data.join("link")).unwrap();
+        if as_user {
+            for p in [data.clone(), data.join("sub"), data.join("sub/file")] {
+                chown(&p, USER, USER);
+            }
+        }
+        let mut mounts: Vec<serde_json::Value> = serde_json::from_str(&system_view()).unwrap();
+        mounts.push(serde_json::json!({"type": "bind", "source": data, "destination": "/data"}));
+        mounts.push(serde_json::json!({"type": "tmpfs", "destination": "/data", "copy_up": true}));
+        let script = "cat /data/sub/file; echo; readlink /data/link; \
+                      touch /data/new && echo written; grep -c ' /data tmpfs ' /proc/mounts";
+        let spec = serde_json::json!({
+            "process": {"args": ["sh", "-c", script]},
+            "filesystem": {"mounts": mounts},
+        });
+        let path = dir.path().join("spec.json");
+        std::fs::write(&path, spec.to_string()).unwrap();
+        let args = ["run", "--spec", path.to_str().unwrap()];
+        let r = output(if as_user {
+            airlock_as_user(&args)
+        } else {
+            airlock(&args)
+        });
+        assert_eq!(r.code, 0, "as_user={as_user}: {}", r.stderr);
+        assert_eq!(
+            r.stdout, "from-the-host\n/nowhere\nwritten\n1\n",
+            "as_user={as_user}: {}",
+            r.stderr
+        );
+        assert!(!data.join("new").exists(), "written through to the host");
+    }
+}

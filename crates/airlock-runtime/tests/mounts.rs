@@ -125,3 +125,97 @@ fn options_airlock_cannot_honour_are_refused() {
         assert!(!env.rt(&["state", &id]).status.success());
     }
 }
+
+/// podman adds `tmpcopyup` to every `--tmpfs`: the tmpfs starts with a copy
+/// of what the image had there, written to in memory, and an image's link
+/// to a host path is copied as a link, not read through.
+#[test]
+fn tmpcopyup_fills_the_tmpfs_with_the_image_content_and_follows_no_link() {
+    require_root!();
+    let env = Env::new();
+    let secret = env.dir.path().join("host-secret");
+    std::fs::write(&secret, "HOST-SECRET").unwrap();
+    let script = "\
+        cat /data/file; echo; stat -c '%a %Y' /data/file; \
+        cat /data/sub/nested; echo; \
+        busybox readlink /data/out-link; \
+        cat /data/out-link 2>/dev/null || echo out-link-dangles; \
+        cat /data/in-link; echo; \
+        test -p /data/fifo && echo fifo-copied; \
+        busybox grep -c ' /data tmpfs ' /proc/mounts; \
+        echo changed > /data/file && echo written; \
+        ls -A /empty | busybox wc -l";
+    let b = env.bundle("b", &["sh", "-c", script], |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        let opts = json!(["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]);
+        m.push(
+            json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+        m.push(
+            json!({"destination": "/empty", "type": "tmpfs", "source": "tmpfs", "options": opts}),
+        );
+    });
+    let data = b.join("rootfs/data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("file"), "image-content").unwrap();
+    run(Command::new("chmod").arg("640").arg(data.join("file")));
+    run(Command::new("touch")
+        .args(["-d", "@978307200"])
+        .arg(data.join("file")));
+    std::fs::write(data.join("sub/nested"), "nested").unwrap();
+    std::os::unix::fs::symlink(&secret, data.join("out-link")).unwrap();
+    std::os::unix::fs::symlink("file", data.join("in-link")).unwrap();
+    run(Command::new("mkfifo").arg(data.join("fifo")));
+
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "c1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "image-content",
+            "640 978307200",
+            "nested",
+            secret.to_str().unwrap(),
+            "out-link-dangles",
+            "image-content",
+            "fifo-copied",
+            "1",
+            "written",
+            "0",
+        ],
+        "{out} {err}"
+    );
+    assert!(!out.contains("HOST-SECRET") && !err.contains("HOST-SECRET"));
+    // Written in the tmpfs, not in the image.
+    assert_eq!(
+        std::fs::read_to_string(data.join("file")).unwrap(),
+        "image-content"
+    );
+}
+
+/// What cannot be copied fails the create by its path and leaves nothing.
+#[test]
+fn tmpcopyup_of_a_socket_fails_by_its_path_and_leaves_nothing() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["true"], |c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.push(json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
+    });
+    std::fs::create_dir_all(b.join("rootfs/run/app")).unwrap();
+    let _l = std::os::unix::net::UnixListener::bind(b.join("rootfs/run/app/sock")).unwrap();
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "c1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(
+        err.contains("/run")
+            && err.contains("copying /app/sock into the tmpfs: a socket is not copied"),
+        "{err}"
+    );
+    assert!(
+        !env.rt(&["state", "c1"]).status.success(),
+        "left a container"
+    );
+}

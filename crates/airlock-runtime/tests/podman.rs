@@ -58,6 +58,8 @@ impl Podman {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        std::fs::create_dir_all(rootfs.join("srv")).unwrap();
+        std::fs::write(rootfs.join("srv/motd"), "from the image\n").unwrap();
         for c in [
             "sh", "echo", "id", "pwd", "touch", "cat", "sleep", "ls", "stat",
         ] {
@@ -189,6 +191,14 @@ fn podman_runs_containers_through_airlock() {
     // --read-only: the root cannot be written.
     let o = p.run(&["--read-only"], &["sh", "-c", "touch /x"]);
     assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    // --tmpfs: podman asks for tmpcopyup, and the tmpfs starts with what
+    // the image has there.
+    let o = p.run(
+        &["--tmpfs", "/srv"],
+        &["sh", "-c", "cat /srv/motd; touch /srv/new && echo writable"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "from the image\nwritable\n", "{}", err(&o));
     // The default seccomp profile podman sends is applied.
     let o = p.run(&[], &["sh", "-c", "grep Seccomp: /proc/self/status"]);
     assert!(o.status.success(), "{}", err(&o));

@@ -88,6 +88,7 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
                 mode: mode.map(FileMode),
                 readonly: false,
                 noexec: false,
+                copy_up: false,
             }),
         path.prop_map(|destination| Mount::Proc { destination }),
         path.prop_map(|destination| Mount::Dev { destination }),

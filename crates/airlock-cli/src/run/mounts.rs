@@ -253,6 +253,7 @@ fn to_mount(
             mode: mode.or(Some(FileMode(0o755))),
             readonly: false,
             noexec: false,
+            copy_up: false,
         },
         "proc" => Mount::Proc {
             destination: v[0].clone(),

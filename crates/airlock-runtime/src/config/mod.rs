@@ -132,7 +132,7 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
     s.domainname = c.domainname().clone().filter(|d| !d.is_empty());
     let own_user = linux(bundle, &mut s, opts, &mut notes)?;
     time_offsets(bundle, &mut s)?;
-    mounts::mounts(bundle, &mut s, &mut notes)?;
+    mounts::mounts(bundle, &mut s)?;
     if let Some(l) = c.linux() {
         // After the mounts: the nodes go into their /dev.
         devices::devices(l, &mut s, &mut notes)?;

@@ -10,8 +10,9 @@
 //! `slave` and `unbindable` (and their `r` forms) are refused. The
 //! access-time options (`relatime`, `noatime`, `strictatime`, ...) change
 //! no one's access and are accepted as the filesystem's default. podman's
-//! `tmpcopyup` is not honoured (the tmpfs starts empty) and says so in the
-//! log. Any other option is an error naming `mounts[i].options`.
+//! `tmpcopyup` (which it adds to every `--tmpfs`) fills the tmpfs with a
+//! copy of what the destination held. Any other option is an error naming
+//! `mounts[i].options`.
 //!
 //! Filesystems airlock makes itself (proc, sysfs, mqueue, the /dev tmpfs
 //! and its devpts and shm, the cgroup stand-in) are always nosuid, nodev
@@ -102,13 +103,8 @@ fn options(field: &str, opts: &[&str], bind: bool) -> Result<Options, SpecError>
     Ok(o)
 }
 
-/// Where the bundle's mounts land in airlock's terms; `notes` for the
-/// log say what is not quite as asked.
-pub(super) fn mounts(
-    bundle: &Bundle,
-    s: &mut SandboxSpec,
-    notes: &mut Vec<String>,
-) -> Result<(), SpecError> {
+/// Where the bundle's mounts land in airlock's terms.
+pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
     let has_dev = bundle
         .config
         .mounts()
@@ -164,17 +160,13 @@ pub(super) fn mounts(
             "tmpfs" if dest == "/dev" => s.filesystem.mounts.push(Mount::Dev { destination: dest }),
             "tmpfs" => {
                 let o = options(&field, &opts, false)?;
-                if o.copy_up {
-                    notes.push(format!(
-                        "{field} ({dest}): tmpcopyup is not honoured: the tmpfs starts empty"
-                    ));
-                }
                 s.filesystem.mounts.push(Mount::Tmpfs {
                     destination: dest,
                     size: o.size,
                     mode: o.mode,
                     readonly: o.readonly,
                     noexec: o.noexec,
+                    copy_up: o.copy_up,
                 })
             }
             "mqueue" => s
@@ -210,5 +202,6 @@ fn stand_in(destination: String) -> Mount {
         mode: Some(FileMode(0o555)),
         readonly: false,
         noexec: true,
+        copy_up: false,
     }
 }

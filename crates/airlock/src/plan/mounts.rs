@@ -71,6 +71,9 @@ pub enum MountStep {
         readonly: bool,
         #[serde(default)]
         noexec: bool,
+        /// Filled with a copy of what the destination held (tmpcopyup).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        copy_up: bool,
     },
     /// A fresh procfs of the sandbox's PID namespace.
     Proc {
@@ -320,6 +323,7 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             mode,
             readonly,
             noexec,
+            copy_up,
             ..
         } => MountStep::Tmpfs {
             destination,
@@ -327,6 +331,7 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             mode: mode.map_or(0o755, |m| m.0),
             readonly: *readonly,
             noexec: *noexec,
+            copy_up: *copy_up,
         },
         Mount::Proc { .. } if own_pid => MountStep::Proc { destination },
         Mount::Proc { .. } => MountStep::HostProc { destination },

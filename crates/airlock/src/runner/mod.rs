@@ -12,6 +12,7 @@
 use crate::{fs, report, signals};
 
 mod child;
+mod copy_up;
 mod dev;
 mod enter;
 mod exec;

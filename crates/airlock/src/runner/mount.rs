@@ -206,8 +206,12 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 mode,
                 readonly,
                 noexec,
+                copy_up,
             } => {
-                report.progress(|| format!("mount {destination}: tmpfs"));
+                report.progress(|| match copy_up {
+                    true => format!("mount {destination}: tmpfs, with a copy of what it covers"),
+                    false => format!("mount {destination}: tmpfs"),
+                });
                 let mut attrs = 0;
                 if *readonly {
                     attrs |= MOUNT_ATTR_RDONLY;
@@ -215,7 +219,7 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 if *noexec {
                     attrs |= MOUNT_ATTR_NOEXEC;
                 }
-                tmpfs(root, destination, *size, *mode, attrs).step(step)?;
+                tmpfs(root, destination, *size, *mode, attrs, *copy_up).step(step)?;
             }
             MountStep::HostProc { destination } => {
                 report.progress(|| {
@@ -303,9 +307,15 @@ fn tmpfs(
     size: Option<Size>,
     mode: u32,
     attrs: u64,
+    copy_up: bool,
 ) -> io::Result<()> {
     let target = ensure_target(root, dest, TargetKind::Dir)?;
     let mnt = new_tmpfs(mode, size)?;
+    if copy_up {
+        // While the tmpfs is detached (nothing else can reach it) and
+        // before it is made read-only.
+        super::copy_up::copy_tree(&target, &mnt)?;
+    }
     if attrs != 0 {
         sys::mount_setattr(&mnt, attrs, false)?;
     }

@@ -109,6 +109,7 @@ impl SpecBuilder {
             mode: Some(FileMode(0o755)),
             readonly: false,
             noexec: false,
+            copy_up: false,
         })
     }
 

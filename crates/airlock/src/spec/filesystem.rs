@@ -213,6 +213,10 @@ pub enum Mount {
     },
     /// A fresh tmpfs (nosuid, nodev); `readonly` once made (empty unless
     /// something is mounted on it), `noexec` forbids executing its files.
+    /// `copy_up` (podman's `tmpcopyup`) starts it with a copy of what the
+    /// destination held before it: directories, files and symlinks with
+    /// their modes, owners and times, a symlink copied as a link and never
+    /// followed.
     Tmpfs {
         destination: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +227,8 @@ pub enum Mount {
         readonly: bool,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         noexec: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        copy_up: bool,
     },
     /// A fresh procfs of the sandbox's PID namespace.
     Proc {
@@ -335,6 +341,7 @@ pub fn default_view() -> Vec<Mount> {
         mode: Some(FileMode(0o1777)),
         readonly: false,
         noexec: false,
+        copy_up: false,
     });
     mounts
 }

@@ -477,6 +477,7 @@ mod tests {
             mode: None,
             readonly: false,
             noexec: false,
+            copy_up: false,
         });
         let e = validate(&s).unwrap_err();
         assert_eq!(e.field, "filesystem.mounts[0].destination");

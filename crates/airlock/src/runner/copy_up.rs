@@ -1,0 +1,273 @@
+//! podman's `tmpcopyup` (which it adds to every `--tmpfs`): a tmpfs that
+//! starts with a copy of what its destination held, as runc and crun give
+//! it. PID 1 copies into the detached tmpfs before it covers the
+//! destination and before it is made read-only, from the destination as
+//! the sandbox's earlier mounts left it (an image's files, usually).
+//!
+//! Every name is reached from a directory fd with O_NOFOLLOW: a symlink
+//! in the tree (an image's, whose target means something only inside the
+//! sandbox) is copied as a link and never followed, so the copy reads
+//! nothing outside the tree whatever its links say; a source opened as a
+//! regular file is checked to be one (O_NONBLOCK, so a FIFO swapped in
+//! cannot hang us). Copied: directories, regular files, symlinks and
+//! FIFOs, with their modes, owners and times. An owner the sandbox's user
+//! namespace does not map (shown as the overflow id) cannot be given to
+//! the copy, which stays the sandbox root's. Not copied: extended
+//! attributes, and hard links (each name becomes a file of its own). A
+//! device node or a socket is an error naming it: a user namespace cannot
+//! make the first, and the second would be a name with nothing behind it.
+//!
+//! By hand: it works on the directory fds the mount code holds, with the
+//! `*at` calls; the copying crates take paths, which is what a copy out
+//! of an untrusted tree must not resolve.
+
+use rustix::fs::{self, AtFlags, Dir, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid};
+use rustix::io::Errno;
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Deeper trees are refused rather than recursed into without end.
+const MAX_DEPTH: usize = 128;
+
+/// Copy the contents of the directory `from` into the directory `to`.
+pub fn copy_tree(from: impl AsFd, to: impl AsFd) -> io::Result<()> {
+    let from = open_dir(from, c".")?;
+    let to = open_dir(to, c".")?;
+    copy_dir(&from, &to, "", 0)
+}
+
+fn open_dir(at: impl AsFd, name: &CStr) -> io::Result<OwnedFd> {
+    Ok(fs::openat(
+        at,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn copy_dir(from: &OwnedFd, to: &OwnedFd, at: &str, depth: usize) -> io::Result<()> {
+    let mut entries = Dir::read_from(from)?;
+    while let Some(entry) = entries.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let path = format!("{at}/{}", name.to_string_lossy());
+        copy_entry(from, to, name, &path, depth)
+            .map_err(|e| io::Error::new(e.kind(), format!("copying {path} into the tmpfs: {e}")))?;
+    }
+    Ok(())
+}
+
+fn copy_entry(
+    from: &OwnedFd,
+    to: &OwnedFd,
+    name: &CStr,
+    path: &str,
+    depth: usize,
+) -> io::Result<()> {
+    let st = fs::statat(from, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {
+            if depth == MAX_DEPTH {
+                return Err(io::Error::other(format!(
+                    "more than {MAX_DEPTH} directories deep"
+                )));
+            }
+            fs::mkdirat(to, name, Mode::from_raw_mode(0o700))?;
+            let (src, dst) = (open_dir(from, name)?, open_dir(to, name)?);
+            copy_dir(&src, &dst, path, depth + 1)?;
+            // Last: adding the entries changed the directory's times.
+            keep_metadata(&dst, &st)
+        }
+        FileType::RegularFile => {
+            let src = fs::openat(
+                from,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            if FileType::from_raw_mode(fs::fstat(&src)?.st_mode) != FileType::RegularFile {
+                return Err(io::Error::other("changed while it was copied"));
+            }
+            let dst = fs::openat(
+                to,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            let (mut src, mut dst) = (std::fs::File::from(src), std::fs::File::from(dst));
+            // std copies between files with copy_file_range.
+            io::copy(&mut src, &mut dst)?;
+            keep_metadata(&dst, &st)
+        }
+        FileType::Symlink => {
+            let target = fs::readlinkat(from, name, Vec::new())?;
+            fs::symlinkat(&target, to, name)?;
+            keep_metadata_at(to, name, &st, false)
+        }
+        FileType::Fifo => {
+            fs::mknodat(to, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
+            keep_metadata_at(to, name, &st, true)
+        }
+        other => Err(io::Error::other(format!(
+            "a {} is not copied into a tmpfs",
+            match other {
+                FileType::Socket => "socket",
+                _ => "device node",
+            }
+        ))),
+    }
+}
+
+fn owner(st: &Stat) -> (Option<Uid>, Option<Gid>) {
+    (
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    )
+}
+
+fn times(st: &Stat) -> Timestamps {
+    Timestamps {
+        last_access: fs::Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
+/// An owner the user namespace does not map is EINVAL: the copy stays ours.
+fn unmapped_is_fine(r: rustix::io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(Errno::INVAL) => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// Owner, then mode (a chown clears the set-id bits), then times.
+fn keep_metadata(fd: impl AsFd, st: &Stat) -> io::Result<()> {
+    let (uid, gid) = owner(st);
+    unmapped_is_fine(fs::fchown(&fd, uid, gid))?;
+    fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+    Ok(fs::futimens(&fd, &times(st))?)
+}
+
+/// The same by name, for what cannot be opened (a symlink, a FIFO). A
+/// symlink's mode is always 0777 and not set.
+fn keep_metadata_at(dir: &OwnedFd, name: &CStr, st: &Stat, mode: bool) -> io::Result<()> {
+    let (uid, gid) = owner(st);
+    unmapped_is_fine(fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW))?;
+    if mode {
+        fs::chmodat(
+            dir,
+            name,
+            Mode::from_raw_mode(st.st_mode & 0o7777),
+            AtFlags::empty(),
+        )?;
+    }
+    Ok(fs::utimensat(
+        dir,
+        name,
+        &times(st),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    use std::path::Path;
+
+    fn copy(from: &Path, to: &Path) -> io::Result<()> {
+        copy_tree(std::fs::File::open(from)?, std::fs::File::open(to)?)
+    }
+
+    #[test]
+    fn files_directories_links_and_fifos_are_copied_and_no_link_is_followed() {
+        let (from, to, elsewhere) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (f, t) = (from.path(), to.path());
+        let secret = elsewhere.path().join("secret");
+        std::fs::write(&secret, "not to be copied").unwrap();
+        std::fs::create_dir_all(f.join("sub/deeper")).unwrap();
+        std::fs::write(f.join("file"), "content").unwrap();
+        std::fs::set_permissions(f.join("file"), PermissionsExt::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(f.join("sub"), PermissionsExt::from_mode(0o750)).unwrap();
+        std::fs::write(f.join("sub/deeper/nested"), "nested").unwrap();
+        std::os::unix::fs::symlink(&secret, f.join("out")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), f.join("out-dir")).unwrap();
+        std::os::unix::fs::symlink("file", f.join("in")).unwrap();
+        fs::mknodat(
+            fs::CWD,
+            f.join("fifo").as_path(),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o620),
+            0,
+        )
+        .unwrap();
+        // Past the umask.
+        std::fs::set_permissions(f.join("fifo"), PermissionsExt::from_mode(0o620)).unwrap();
+        let old = fs::Timespec {
+            tv_sec: 978_307_200,
+            tv_nsec: 0,
+        };
+        let stamp = Timestamps {
+            last_access: old,
+            last_modification: old,
+        };
+        for name in ["file", "sub"] {
+            fs::utimensat(fs::CWD, f.join(name).as_path(), &stamp, AtFlags::empty()).unwrap();
+        }
+
+        copy(f, t).unwrap();
+
+        assert_eq!(std::fs::read_to_string(t.join("file")).unwrap(), "content");
+        let meta = |p: &str| std::fs::symlink_metadata(t.join(p)).unwrap();
+        assert_eq!(meta("file").mode() & 0o7777, 0o640);
+        assert_eq!(meta("file").mtime(), 978_307_200);
+        assert_eq!(meta("sub").mode() & 0o7777, 0o750);
+        assert_eq!(meta("sub").mtime(), 978_307_200, "set after its entries");
+        assert_eq!(
+            std::fs::read_to_string(t.join("sub/deeper/nested")).unwrap(),
+            "nested"
+        );
+        // Links are links, pointing where they pointed; what is outside
+        // the tree was not read.
+        assert_eq!(std::fs::read_link(t.join("out")).unwrap(), secret);
+        assert!(meta("out").file_type().is_symlink());
+        assert!(meta("out-dir").file_type().is_symlink());
+        assert_eq!(std::fs::read_link(t.join("in")).unwrap(), Path::new("file"));
+        assert!(meta("fifo").file_type().is_fifo());
+        assert_eq!(meta("fifo").mode() & 0o7777, 0o620);
+        assert_eq!(std::fs::read_dir(t).unwrap().count(), 6);
+    }
+
+    #[test]
+    fn a_socket_is_refused_by_its_path() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir(from.path().join("run")).unwrap();
+        let _l = std::os::unix::net::UnixListener::bind(from.path().join("run/sock")).unwrap();
+        let e = copy(from.path(), to.path()).unwrap_err().to_string();
+        assert!(e.contains("copying /run/sock into the tmpfs"), "{e}");
+        assert!(e.contains("a socket is not copied"), "{e}");
+    }
+
+    #[test]
+    fn a_tree_too_deep_is_refused() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let deep: std::path::PathBuf = std::iter::repeat_n("d", MAX_DEPTH + 2).collect();
+        std::fs::create_dir_all(from.path().join(&deep)).unwrap();
+        let e = copy(from.path(), to.path()).unwrap_err().to_string();
+        assert!(e.contains("more than 128 directories deep"), "{e}");
+    }
+}
