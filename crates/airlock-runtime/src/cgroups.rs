@@ -154,7 +154,13 @@ enum FieldNames {
 
 impl FieldNames {
     fn rename(&self, msg: &str) -> String {
+        // Longest first: "resources.memory" begins the reservation's name.
         let table: &[(&str, &str, &str)] = &[
+            (
+                "resources.memory_reservation",
+                "--memory-reservation",
+                "memory.reservation",
+            ),
             ("resources.memory", "--memory", "memory.limit"),
             ("resources.swap", "--memory-swap", "memory.swap"),
             ("resources.pids", "--pids-limit", "pids.limit"),
@@ -195,12 +201,6 @@ fn from_flags(
     sb: &airlock::state::SandboxDir,
 ) -> Result<Resources, String> {
     let refuse = |flag: &str, why: &str| Err(format!("{flag}: {why}"));
-    if u.memory_reservation.is_some() {
-        return refuse(
-            "--memory-reservation",
-            "airlock sets no memory reservation (soft limit): only --memory and --memory-swap",
-        );
-    }
     if u.cpu_rt_period.is_some() || u.cpu_rt_runtime.is_some() {
         return refuse(
             "--cpu-rt-period/--cpu-rt-runtime",
@@ -220,6 +220,15 @@ fn from_flags(
         memory: u.memory.map(Size),
         ..Resources::default()
     };
+    match u.memory_reservation {
+        Some(0) => {
+            return refuse(
+                "--memory-reservation",
+                "0: at least 1 byte (removing it is not supported)",
+            )
+        }
+        v => r.memory_reservation = v.map(Size),
+    }
     if let Some(total) = u.memory_swap {
         // runc's --memory-swap is memory and swap together, as on v1.
         let memory = match r.memory {

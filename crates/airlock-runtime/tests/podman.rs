@@ -175,11 +175,18 @@ fn podman_runs_containers_through_airlock() {
         .args(["localhost/busybox:test", "sh", "-c", "tty; exit 2"]);
     let o = on_a_terminal(&podman);
     assert_eq!(out(&o), "'/dev/pts/0\\r\\n' 2\n", "{}", err(&o));
-    // --memory and --pids-limit: the container's own cgroups, at the
-    // path podman gives (linux.cgroupsPath, libpod_parent/libpod-ID)
-    // beneath its caller's.
+    // --memory, --memory-reservation and --pids-limit: the container's
+    // own cgroups, at the path podman gives (linux.cgroupsPath,
+    // libpod_parent/libpod-ID) beneath its caller's.
     let o = p.run(
-        &["--memory", "64m", "--pids-limit", "50"],
+        &[
+            "--memory",
+            "64m",
+            "--memory-reservation",
+            "32m",
+            "--pids-limit",
+            "50",
+        ],
         &[
             "sh",
             "-c",

@@ -66,16 +66,30 @@ fn update_changes_limits_live() {
         return;
     }
     let env = Env::new();
-    let pid = sleeper(&env, "u1", |_| {});
+    // podman's --memory-reservation at create: v1's soft limit.
+    let pid = sleeper(&env, "u1", |c| {
+        c["linux"]["resources"] = json!({"memory": {"reservation": 33554432}});
+    });
     let o = env.rt(&["start", "u1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     wait_status(&env, "u1", "running");
     let memory = v1_dir("memory", &cgroup_of(pid, "memory"));
     let pids = v1_dir("pids", &cgroup_of(pid, "pids"));
     assert_eq!(read(&pids.join("pids.max")), "max");
-    let o = env.rt(&["update", "--memory", "67108864", "--pids-limit", "4", "u1"]);
+    assert_eq!(read(&memory.join("memory.soft_limit_in_bytes")), "33554432");
+    let o = env.rt(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--memory-reservation",
+        "16777216",
+        "--pids-limit",
+        "4",
+        "u1",
+    ]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");
+    assert_eq!(read(&memory.join("memory.soft_limit_in_bytes")), "16777216");
     assert_eq!(read(&pids.join("pids.max")), "4");
     // From inside: sleep and the exec'd shell are two of the four; the
     // shell cannot fork past the rest.
@@ -102,20 +116,17 @@ fn update_changes_limits_live() {
     assert_eq!(read(&pids.join("pids.max")), "9");
     // What airlock cannot set is an error naming the flag, and nothing
     // changes.
-    let o = env.rt(&[
-        "update",
-        "--pids-limit",
-        "20",
-        "--memory-reservation",
-        "1048576",
-        "u1",
-    ]);
-    assert!(
-        text(&o).1.contains("--memory-reservation"),
-        "{:?}",
-        text(&o)
-    );
+    let o = env.rt(&["update", "--pids-limit", "20", "--cpuset-cpus", "0", "u1"]);
+    assert!(text(&o).1.contains("--cpuset-cpus"), "{:?}", text(&o));
     assert_eq!(read(&pids.join("pids.max")), "9");
+    // A reservation above the memory limit, by the flag's name.
+    let o = env.rt(&["update", "--memory-reservation", "134217728", "u1"]);
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("--memory-reservation") && err.contains("above the memory limit 67108864"),
+        "{err}"
+    );
+    assert_eq!(read(&memory.join("memory.soft_limit_in_bytes")), "16777216");
     let o = env.rt(&["update", "--memory", "1000", "u1"]);
     assert!(text(&o).1.contains("--memory"), "{:?}", text(&o));
     assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");

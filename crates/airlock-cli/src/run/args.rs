@@ -174,6 +174,10 @@ pub struct RunArgs {
     /// Swap allowed on top of --memory.
     #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
     pub(crate) swap: Option<u64>,
+    /// Memory kept for the workload when the host runs short (cgroup v2
+    /// memory.low, v1's soft limit), at most --memory.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
+    pub(crate) memory_reservation: Option<u64>,
     /// Maximum number of processes and threads.
     #[arg(long, value_name = "N", help_heading = "Resources")]
     pub(crate) pids: Option<u64>,

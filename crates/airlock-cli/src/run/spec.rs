@@ -191,6 +191,9 @@ fn resources(s: &mut SandboxSpec, a: &RunArgs) {
     if let Some(m) = a.swap {
         r.swap = Some(spec::Size(m));
     }
+    if let Some(m) = a.memory_reservation {
+        r.memory_reservation = Some(spec::Size(m));
+    }
     if a.pids.is_some() {
         r.pids = a.pids;
     }

@@ -29,10 +29,13 @@ pub(super) fn resources(
                 s.resources.swap = Some(Size((swap as u64).saturating_sub(limit as u64)));
             }
         }
-        if m.reservation().is_some() || m.kernel().is_some() || m.swappiness().is_some() {
+        if let Some(low) = m.reservation().filter(|r| *r > 0) {
+            s.resources.memory_reservation = Some(Size(low as u64));
+        }
+        if m.kernel().is_some() || m.swappiness().is_some() {
             return Err(err(
                 "linux.resources.memory",
-                "only limit and swap are supported",
+                "only limit, swap and reservation are supported",
             ));
         }
     }

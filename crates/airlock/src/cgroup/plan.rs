@@ -24,6 +24,7 @@ fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Writ
     let field = match file {
         "memory.max" | "memory.limit_in_bytes" => "resources.memory",
         "memory.swap.max" | "memory.memsw.limit_in_bytes" => "resources.swap",
+        "memory.low" | "memory.soft_limit_in_bytes" => "resources.memory_reservation",
         "pids.max" => "resources.pids",
         "cpu.max" | "cpu.cfs_period_us" | "cpu.cfs_quota_us" => "resources.cpus",
         "cpu.weight" | "cpu.shares" => "resources.cpu_weight",
@@ -51,6 +52,9 @@ pub fn v2(r: &Resources) -> Vec<Write> {
     } else if let Some(s) = r.swap {
         out.push(w("memory", "memory.swap.max", s.0));
     }
+    if let Some(low) = r.memory_reservation {
+        out.push(w("memory", "memory.low", low.0));
+    }
     if let Some(p) = r.pids {
         out.push(w("pids", "pids.max", p));
     }
@@ -76,6 +80,9 @@ pub fn v1(r: &Resources) -> Vec<Write> {
         // swap allowance (none unless asked).
         let total = m.0.saturating_add(r.swap.map_or(0, |s| s.0));
         out.push(w("memory", "memory.memsw.limit_in_bytes", total));
+    }
+    if let Some(soft) = r.memory_reservation {
+        out.push(w("memory", "memory.soft_limit_in_bytes", soft.0));
     }
     if let Some(p) = r.pids {
         out.push(w("pids", "pids.max", p));

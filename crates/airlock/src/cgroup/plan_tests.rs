@@ -7,6 +7,7 @@ fn res() -> Resources {
     Resources {
         memory: Some(Size(256 << 20)),
         swap: None,
+        memory_reservation: Some(Size(128 << 20)),
         pids: Some(64),
         cpus: Some(0.5),
         cpu_weight: Some(100),
@@ -20,6 +21,7 @@ fn v2_files() {
     let get = |f: &str| w.iter().find(|x| x.file == f).map(|x| x.value.clone());
     assert_eq!(get("memory.max").unwrap(), (256u64 << 20).to_string());
     assert_eq!(get("memory.swap.max").unwrap(), "0");
+    assert_eq!(get("memory.low").unwrap(), (128u64 << 20).to_string());
     assert_eq!(get("pids.max").unwrap(), "64");
     assert_eq!(get("cpu.max").unwrap(), "50000 100000");
     assert_eq!(get("cpu.weight").unwrap(), "100");
@@ -40,6 +42,10 @@ fn v1_files() {
     assert_eq!(
         get("memory.memsw.limit_in_bytes").unwrap(),
         ((256u64 << 20) + (1 << 20)).to_string()
+    );
+    assert_eq!(
+        get("memory.soft_limit_in_bytes").unwrap(),
+        (128u64 << 20).to_string()
     );
     assert_eq!(get("cpu.cfs_quota_us").unwrap(), "50000");
     assert_eq!(get("cpu.shares").unwrap(), "2597");
@@ -92,6 +98,7 @@ fn pure_v2_host_gets_one_cgroup_with_every_limit() {
         [
             "memory.max",
             "memory.swap.max",
+            "memory.low",
             "pids.max",
             "cpu.max",
             "cpu.weight"

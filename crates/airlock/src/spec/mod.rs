@@ -121,6 +121,12 @@ pub struct Resources {
     /// Swap the workload may use on top of `memory` (none by default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<Size>,
+    /// Memory kept for the workload when the host is short of it
+    /// (podman's `--memory-reservation`): v2's `memory.low`, below which
+    /// it is reclaimed only when nothing else can be; v1's soft limit,
+    /// down to which it is reclaimed first. At most `memory`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<Size>,
     /// Maximum number of processes and threads ([`DEFAULT_PIDS`] when
     /// unset, unless the launch context says otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]

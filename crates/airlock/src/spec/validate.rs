@@ -432,6 +432,14 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     if r.memory.is_some_and(|m| m.0 < 1 << 20) {
         return Err(SpecError::new("resources.memory", "must be at least 1M"));
     }
+    if let (Some(low), Some(max)) = (r.memory_reservation, r.memory) {
+        if low.0 > max.0 {
+            return Err(SpecError::new(
+                "resources.memory_reservation",
+                format!("{} is above the memory limit {}", low.0, max.0),
+            ));
+        }
+    }
     if r.pids == Some(0) {
         return Err(SpecError::new("resources.pids", "must be at least 1"));
     }
@@ -457,10 +465,22 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::SandboxSpec;
+    use crate::spec::{SandboxSpec, Size};
 
     fn base() -> SandboxSpec {
         SandboxSpec::builder().args(["true"]).build()
+    }
+
+    #[test]
+    fn a_memory_reservation_above_the_limit_is_refused() {
+        let mut s = base();
+        s.resources.memory = Some(Size(64 << 20));
+        s.resources.memory_reservation = Some(Size(32 << 20));
+        validate(&s).unwrap();
+        s.resources.memory_reservation = Some(Size(65 << 20));
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "resources.memory_reservation");
+        assert!(e.reason.contains("above the memory limit 67108864"), "{e}");
     }
 
     #[test]

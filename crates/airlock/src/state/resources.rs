@@ -32,6 +32,7 @@ impl SandboxDir {
         let merged = Resources {
             memory: new.memory.or(old.memory),
             swap: new.swap.or(old.swap),
+            memory_reservation: new.memory_reservation.or(old.memory_reservation),
             pids: new.pids.or(old.pids),
             cpus: new.cpus.or(old.cpus),
             cpu_weight: new.cpu_weight.or(old.cpu_weight),
