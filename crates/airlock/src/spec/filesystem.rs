@@ -211,12 +211,12 @@ pub enum Mount {
         #[serde(default = "yes", skip_serializing_if = "is_yes")]
         recursive: bool,
     },
-    /// A fresh tmpfs (nosuid, nodev); `readonly` once made (empty unless
-    /// something is mounted on it), `noexec` forbids executing its files.
-    /// `copy_up` (podman's `tmpcopyup`) starts it with a copy of what the
-    /// destination held before it: directories, files and symlinks with
-    /// their modes, owners and times, a symlink copied as a link and never
-    /// followed.
+    /// A fresh tmpfs (nosuid, nodev); `readonly` once made and filled,
+    /// `noexec` forbids executing its files. It starts empty, unless
+    /// `copy_up` (podman's `tmpcopyup`) fills it with a copy of what the
+    /// destination held before it: directories, files, symlinks and FIFOs
+    /// with their modes, owners and times, a symlink copied as a link and
+    /// never followed.
     Tmpfs {
         destination: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
