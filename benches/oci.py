@@ -16,7 +16,8 @@ bundle has none; runc and crun run the bundle as it is.
 `--baseline PATH` adds another airlock-runtime build (one from before a
 change) to the same interleaved run.
 
-Usage: benches/oci.py [--rounds N] [--runtime PATH] [--baseline PATH] [--json FILE]
+Usage: benches/oci.py [--rounds N] [--runtime PATH] [--baseline PATH] [--state-dir DIR]
+                      [--json FILE]
 Needs root; installs nothing (benches/peers.py does).
 """
 import argparse
@@ -89,9 +90,21 @@ def inner(a):
     if os.path.ismount("/sys/fs/cgroup/unified"):
         subprocess.run(["umount", "/sys/fs/cgroup/unified"], check=True)
     work = tempfile.mkdtemp(prefix="airlock-bench-oci-")
+    # The runtimes keep their state in /run by default, a tmpfs on a usual
+    # host; on this kind of machine /run and /tmp are the root's ext4,
+    # where creating, replacing and removing small files costs ten times
+    # as much and the state directory's churn hits ext4's inode allocator.
+    # So, by default, the state roots go on a tmpfs of this mount
+    # namespace's own; --state-dir puts them elsewhere (e.g. /tmp, to
+    # measure a disk).
+    state = a.state_dir or os.path.join(work, "state")
+    roots = {}
     try:
         bundle(work)
-        roots = {n: os.path.join(work, f"state-{n}")
+        if not a.state_dir:
+            os.mkdir(state)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", state], check=True)
+        roots = {n: tempfile.mkdtemp(prefix=f"state-{n}-", dir=state)
                  for n in ["airlock", "baseline", "runc", "crun"]}
         commands = {"airlock": [a.runtime, "--root", roots["airlock"]]}
         if a.baseline:
@@ -117,8 +130,9 @@ def inner(a):
                 times[name].append(run_once(commands[name] + ["run", "--bundle", work, f"c{n}"]))
                 cpu[name] += cpu_of_children() - before
         med = {k: statistics.median(v) for k, v in times.items()}
+        where = a.state_dir or "a tmpfs"
         print(f"{a.rounds} interleaved rounds of `RUNTIME run --bundle B ID` (create, start, "
-              f"wait, delete), busybox true, {os.cpu_count()} cpus")
+              f"wait, delete), busybox true, {os.cpu_count()} cpus, state roots on {where}")
         print(f"{'runtime':<10}{'median ms':>11}{'p90 ms':>9}{'cpu ms':>9}{'x runc':>9}{'x crun':>9}")
         summary = {}
         for k in commands:
@@ -132,8 +146,14 @@ def inner(a):
                           **{f"x_{p}": r for p, r in ratio.items()}}
         if a.json:
             with open(a.json, "w") as f:
-                json.dump({"bench": "oci", "rounds": a.rounds, "results": summary}, f, indent=1)
+                json.dump({"bench": "oci", "rounds": a.rounds, "state_roots": where,
+                           "results": summary}, f, indent=1)
     finally:
+        if a.state_dir:
+            for r in roots.values():
+                shutil.rmtree(r, ignore_errors=True)
+        elif os.path.ismount(state):
+            subprocess.run(["umount", state])
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -142,6 +162,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--runtime")
     ap.add_argument("--baseline", help="another airlock-runtime build, in the same run")
+    ap.add_argument("--state-dir", help="where the runtimes' state roots go (default: a tmpfs)")
     ap.add_argument("--json")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -157,6 +178,8 @@ def main():
             "--runtime", a.runtime]
     if a.baseline:
         argv += ["--baseline", a.baseline]
+    if a.state_dir:
+        argv += ["--state-dir", os.path.abspath(a.state_dir)]
     if a.json:
         argv += ["--json", os.path.abspath(a.json)]
     sys.exit(subprocess.run(argv).returncode)

@@ -127,6 +127,14 @@ fn update_changes_limits_live() {
         "{err}"
     );
     assert_eq!(read(&memory.join("memory.soft_limit_in_bytes")), "16777216");
+    // A limit under the reservation already set, by the flag given.
+    let o = env.rt(&["update", "--memory", "8388608", "u1"]);
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("--memory: 8388608 is below the memory reservation 16777216"),
+        "{err}"
+    );
+    assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");
     let o = env.rt(&["update", "--memory", "1000", "u1"]);
     assert!(text(&o).1.contains("--memory"), "{:?}", text(&o));
     assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");

@@ -467,13 +467,50 @@ impl SandboxDir {
     /// The state as recorded, corrected for a supervisor that died without
     /// recording it: then the sandbox is stopped, and says why.
     pub fn state(&self) -> Result<State, StateError> {
-        let mut st = self.recorded()?;
+        let mut st = match self.recorded() {
+            Ok(st) => st,
+            // A state file is only ever replaced whole (see `replace`), so
+            // one that does not parse, with no supervisor left, is what a
+            // crash of the machine while it was replaced leaves (or a
+            // hand's edit): listed as stopped, so that it can be removed.
+            Err(StateError::Io {
+                what: "parse",
+                source,
+                ..
+            }) if !self.alive() => return Ok(self.unreadable(&source)),
+            Err(e) => return Err(e),
+        };
         if st.status != Status::Stopped && !self.alive() {
             st.status = Status::Stopped;
             st.reason
                 .get_or_insert_with(|| "its supervisor ended without recording an exit".into());
         }
         Ok(st)
+    }
+
+    /// The state of a stopped sandbox whose `state.json` cannot be read:
+    /// only its id and its directory's time are known.
+    fn unreadable(&self, why: &io::Error) -> State {
+        let created = std::fs::metadata(&self.dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        State {
+            id: self.id.clone(),
+            name: self.id[..12].to_string(),
+            status: Status::Stopped,
+            pid: None,
+            supervisor_pid: None,
+            created,
+            started: None,
+            finished: None,
+            detached: false,
+            reason: Some(format!("its state.json cannot be read ({why})")),
+            cgroup: None,
+            exit: None,
+            spec: RecordedSpec::new(&SandboxSpec::default()),
+        }
     }
 
     /// `state.json` as written.
@@ -516,7 +553,7 @@ impl SandboxDir {
             .open(&tmp)
             .and_then(|mut f| io::Write::write_all(&mut f, bytes))
             .map_err(io_err("write", &tmp))?;
-        std::fs::rename(&tmp, &dst).map_err(io_err("rename into place", &dst))
+        replace(&tmp, &dst).map_err(io_err("rename into place", &dst))
     }
 
     /// The resolved plan the sandbox was started with.
@@ -593,6 +630,31 @@ impl SandboxDir {
 
     pub fn log_path(&self, stream: &str) -> PathBuf {
         self.dir.join(format!("{stream}.log"))
+    }
+}
+
+/// Put `tmp` in `dst`'s place, atomically for a reader: an exchange of
+/// the two names, then the old content (now at `tmp`) unlinked. A rename
+/// over an existing file would do the same, but ext4 (`auto_da_alloc`)
+/// starts writing the new file's data out when a rename replaces one, to
+/// spare a crash a zero-length file: 0.3 ms on every state change on
+/// this machine's ext4 /run, against 0.03 ms for the exchange and the
+/// unlink. A state root is for sandboxes that are running, which a crash
+/// ends anyway. The first write (nothing to exchange with) and a
+/// filesystem that cannot exchange take the plain rename.
+fn replace(tmp: &Path, dst: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, tmp, CWD, dst, RenameFlags::EXCHANGE) {
+        // The new content is in place: an old one left at `tmp` (if the
+        // unlink failed) is truncated by the next write.
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+            Ok(())
+        }
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            std::fs::rename(tmp, dst)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

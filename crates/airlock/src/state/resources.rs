@@ -38,6 +38,19 @@ impl SandboxDir {
             cpu_weight: new.cpu_weight.or(old.cpu_weight),
             io_weight: new.io_weight.or(old.io_weight),
         };
+        // A new limit under the reservation already set is the limit's
+        // fault, not the reservation's: name the field the caller gave.
+        if let (Some(max), None, Some(low)) =
+            (new.memory, new.memory_reservation, old.memory_reservation)
+        {
+            if max.0 < low.0 {
+                return Err(crate::spec::SpecError::new(
+                    "resources.memory",
+                    format!("{} is below the memory reservation {}", max.0, low.0),
+                )
+                .into());
+            }
+        }
         crate::spec::validate::resources(&merged)?;
         // Only what changes is written; memory and swap go together, as
         // v1 limits them together.

@@ -119,3 +119,70 @@ fn the_recorded_spec_is_read_only_when_asked_for() {
         .contains("\"process\":{\"from_the_future\":1,"));
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[test]
+fn a_state_file_is_replaced_whole_and_leaves_no_temporary() {
+    let tmp = std::env::temp_dir().join(format!("airlock-state-replace-{}", std::process::id()));
+    let root = StateRoot::open(&tmp).unwrap();
+    let (sb, _alive) = root
+        .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
+        .unwrap();
+    sb.write_atomic("x.json", b"first").unwrap();
+    // A reader that opened the old file keeps reading all of it; the
+    // next one reads all of the new.
+    let mut before = File::open(sb.dir.join("x.json")).unwrap();
+    sb.write_atomic("x.json", b"second, longer").unwrap();
+    let mut old = String::new();
+    io::Read::read_to_string(&mut before, &mut old).unwrap();
+    assert_eq!(old, "first");
+    assert_eq!(
+        std::fs::read_to_string(sb.dir.join("x.json")).unwrap(),
+        "second, longer"
+    );
+    let left: Vec<String> = std::fs::read_dir(&sb.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    sb.remove().unwrap();
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn a_state_file_that_does_not_parse_is_listed_stopped_once_its_supervisor_is_gone() {
+    let tmp = std::env::temp_dir().join(format!("airlock-state-unreadable-{}", std::process::id()));
+    let root = StateRoot::open(&tmp).unwrap();
+    let (sb, alive) = root
+        .create(
+            &new_id().unwrap(),
+            Some("torn"),
+            &SandboxSpec::default(),
+            true,
+        )
+        .unwrap();
+    std::fs::write(sb.dir.join("state.json"), b"").unwrap();
+    // Its supervisor still there: an error, not a guess.
+    assert!(sb.state().is_err());
+    assert!(root.list().is_empty());
+    drop(alive);
+    let listed = root.list();
+    assert_eq!(listed.len(), 1);
+    let st = &listed[0].1;
+    assert_eq!(
+        (st.status, st.id.as_str()),
+        (Status::Stopped, sb.id.as_str())
+    );
+    assert!(
+        st.reason
+            .as_deref()
+            .unwrap()
+            .contains("state.json cannot be read"),
+        "{st:?}"
+    );
+    let (found, _) = root.find(&sb.id[..10]).unwrap();
+    found.remove().unwrap();
+    assert!(!sb.dir.exists());
+    assert!(root.list().is_empty());
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
