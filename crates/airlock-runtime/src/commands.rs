@@ -188,12 +188,17 @@ fn create(
     let root = ctx.state_root()?;
     // The pid a client was given for a container is its supervisor's
     // (--pid-file): its namespaces are the host's, not the container's.
-    let supervisors = root
-        .list()
-        .into_iter()
-        .filter(|(_, st)| matches!(st.status, Status::Created | Status::Running))
-        .filter_map(|(_, st)| Some((st.supervisor_pid?, st.pid?)))
-        .collect();
+    // Listing them reads every container's state, so only a bundle that
+    // joins a namespace by a /proc path pays for it.
+    let supervisors = if joins_by_proc_path(&bundle.config) {
+        root.list()
+            .into_iter()
+            .filter(|(_, st)| matches!(st.status, Status::Created | Status::Running))
+            .filter_map(|(_, st)| Some((st.supervisor_pid?, st.pid?)))
+            .collect()
+    } else {
+        Default::default()
+    };
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
         root_caller: crate::is_root(),
@@ -294,6 +299,18 @@ fn create(
     ctx.log
         .debug(&format!("created {id} (pid {})", sandbox.init_pid()));
     Ok(())
+}
+
+/// Does the bundle join a namespace through `/proc/PID/ns/...`?
+fn joins_by_proc_path(config: &oci_spec::runtime::Spec) -> bool {
+    config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|list| {
+            list.iter()
+                .any(|n| n.path().as_ref().is_some_and(|p| p.starts_with("/proc/")))
+        })
 }
 
 /// `--preserve-fds N`: the runtime's fds 3 to 3+N-1 go to the container

@@ -21,7 +21,16 @@ fn a_container_joins_another_ones_pid_namespace() {
     require_root!();
     let env = Env::new();
     let pause = env.bundle("pause", &["sleep", "1000"], |_| {});
-    let o = env.rt(&["run", "-d", "--bundle", pause.to_str().unwrap(), "pause1"]);
+    let pid_file = env.dir.path().join("pause1.pid");
+    let o = env.rt(&[
+        "run",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--bundle",
+        pause.to_str().unwrap(),
+        "pause1",
+    ]);
     assert!(o.status.success(), "{:?}", text(&o));
     let pause_pid = state(&env, "pause1")["pid"].as_i64().unwrap();
     let ns = format!("/proc/{pause_pid}/ns/pid");
@@ -47,6 +56,22 @@ fn a_container_joins_another_ones_pid_namespace() {
         lines[2..].iter().any(|l| l.trim() == "1 sleep 1000"),
         "{out}"
     );
+    // By the pid a client was given (--pid-file: the supervisor's, whose
+    // namespaces are the host's), the container's own is joined.
+    let given: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(given, pause_pid);
+    let by_given = format!("/proc/{given}/ns/pid");
+    let app3 = env.bundle("app3", &["sh", "-c", "readlink /proc/self/ns/pid"], |c| {
+        c["linux"]["namespaces"] = joining(&by_given)
+    });
+    let o = env.rt(&["run", "--bundle", app3.to_str().unwrap(), "app3"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), pause_ns, "{err}");
     // An exec into a joined container is in the same namespace.
     let app2 = env.bundle("app2", &["sleep", "1000"], |c| {
         c["linux"]["namespaces"] = joining(&ns)
