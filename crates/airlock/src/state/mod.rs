@@ -536,6 +536,13 @@ impl SandboxDir {
 
     /// Read, change and write `state.json`.
     pub fn update(&self, f: impl FnOnce(&mut State)) -> Result<(), StateError> {
+        // Read, changed and written under a lock of its own: the
+        // supervisor records what happens while a caller may change the
+        // limits, and neither may undo the other's change or truncate the
+        // other's temporary file. Not the sandbox's `lock`, which a stop
+        // holds through its grace period, waiting for the very exit the
+        // supervisor is recording.
+        let _writing = lock_file(&self.dir.join("state.lock"), true)?;
         let mut st = self.recorded()?;
         f(&mut st);
         self.write_state(&st)

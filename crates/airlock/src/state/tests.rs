@@ -186,3 +186,34 @@ fn a_state_file_that_does_not_parse_is_listed_stopped_once_its_supervisor_is_gon
     assert!(root.list().is_empty());
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[test]
+fn updates_from_two_writers_at_once_lose_nothing() {
+    // The supervisor records what happens while a caller changes the
+    // limits: each reads, changes and writes state.json, and neither may
+    // undo the other's change or find its temporary file gone.
+    let tmp = std::env::temp_dir().join(format!("airlock-state-writers-{}", std::process::id()));
+    let root = StateRoot::open(&tmp).unwrap();
+    let (sb, _alive) = root
+        .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
+        .unwrap();
+    const N: i32 = 300;
+    std::thread::scope(|s| {
+        let one = s.spawn(|| {
+            for _ in 0..N {
+                sb.update(|st| st.pid = Some(st.pid.unwrap_or(0) + 1))
+                    .unwrap();
+            }
+        });
+        for _ in 0..N {
+            sb.update(|st| st.supervisor_pid = Some(st.supervisor_pid.unwrap_or(0) + 1))
+                .unwrap();
+        }
+        one.join().unwrap();
+    });
+    let st = sb.recorded().unwrap();
+    assert_eq!((st.pid, st.supervisor_pid), (Some(N), Some(N)));
+    drop(_alive);
+    sb.remove().unwrap();
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
