@@ -1,6 +1,22 @@
 //! The state root: names, creation, lookup and removal of sandbox directories.
 use super::*;
 
+/// A state root of the test's own under the temporary directory, removed
+/// when the guard is dropped (when the test fails too).
+struct TempRoot(std::path::PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_root(tag: &str) -> (TempRoot, StateRoot) {
+    let dir = std::env::temp_dir().join(format!("airlock-{tag}-{}", std::process::id()));
+    let root = StateRoot::open(&dir).unwrap();
+    (TempRoot(dir), root)
+}
+
 #[test]
 fn names() {
     assert!(check_name("web-1.a_b").is_ok());
@@ -18,8 +34,7 @@ fn ids_are_64_hex_and_differ() {
 
 #[test]
 fn create_find_and_remove() {
-    let tmp = std::env::temp_dir().join(format!("airlock-state-test-{}", std::process::id()));
-    let root = StateRoot::open(&tmp).unwrap();
+    let (_tmp, root) = temp_root("state-test");
     let spec = SandboxSpec::default();
     let (sb, alive) = root
         .create(&new_id().unwrap(), Some("one"), &spec, true)
@@ -40,13 +55,11 @@ fn create_find_and_remove() {
     assert!(st.reason.is_some());
     sb.remove().unwrap();
     assert!(root.list().is_empty());
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
 fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
-    let tmp = std::env::temp_dir().join(format!("airlock-names-test-{}", std::process::id()));
-    let root = StateRoot::open(&tmp).unwrap();
+    let (tmp, root) = temp_root("names-test");
     let spec = SandboxSpec::default();
     let (a, _alive) = root
         .create(&new_id().unwrap(), Some("web"), &spec, true)
@@ -57,8 +70,8 @@ fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
     assert_eq!(root.count(), 1);
     // A link whose sandbox is gone (a crash between the two) frees
     // the name; one that leads to another name's state is not trusted.
-    std::os::unix::fs::symlink("f".repeat(64), tmp.join(".names/old")).unwrap();
-    std::os::unix::fs::symlink(&a.id, tmp.join(".names/liar")).unwrap();
+    std::os::unix::fs::symlink("f".repeat(64), tmp.0.join(".names/old")).unwrap();
+    std::os::unix::fs::symlink(&a.id, tmp.0.join(".names/liar")).unwrap();
     assert!(root.lookup("liar").is_none());
     let (b, _b_alive) = root
         .create(&new_id().unwrap(), Some("old"), &spec, true)
@@ -70,30 +83,26 @@ fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
         .create(&new_id().unwrap(), Some("web"), &spec, true)
         .unwrap();
     assert_eq!(root.find("web").unwrap().0.id, c.id);
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
 fn a_root_made_before_the_index_gets_it_from_the_states() {
-    let tmp = std::env::temp_dir().join(format!("airlock-names-old-{}", std::process::id()));
-    let root = StateRoot::open(&tmp).unwrap();
+    let (tmp, root) = temp_root("names-old");
     let spec = SandboxSpec::default();
     let (a, _alive) = root
         .create(&new_id().unwrap(), Some("web"), &spec, true)
         .unwrap();
-    std::fs::remove_dir_all(tmp.join(".names")).unwrap();
+    std::fs::remove_dir_all(tmp.0.join(".names")).unwrap();
     assert!(matches!(
         root.create(&new_id().unwrap(), Some("web"), &spec, true),
         Err(StateError::NameInUse(_))
     ));
     assert_eq!(root.lookup("web").unwrap().0.id, a.id);
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
 fn the_recorded_spec_is_read_only_when_asked_for() {
-    let tmp = std::env::temp_dir().join(format!("airlock-spec-test-{}", std::process::id()));
-    let root = StateRoot::open(&tmp).unwrap();
+    let (_tmp, root) = temp_root("spec-test");
     let spec = SandboxSpec::builder()
         .default_view()
         .args(["/bin/echo", "hi"])
@@ -117,13 +126,11 @@ fn the_recorded_spec_is_read_only_when_asked_for() {
     assert!(std::fs::read_to_string(sb.dir.join("state.json"))
         .unwrap()
         .contains("\"process\":{\"from_the_future\":1,"));
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
 fn a_state_file_is_replaced_whole_and_leaves_no_temporary() {
-    let tmp = std::env::temp_dir().join(format!("airlock-state-replace-{}", std::process::id()));
-    let root = StateRoot::open(&tmp).unwrap();
+    let (_tmp, root) = temp_root("state-replace");
     let (sb, _alive) = root
         .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
         .unwrap();
@@ -146,13 +153,11 @@ fn a_state_file_is_replaced_whole_and_leaves_no_temporary() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     sb.remove().unwrap();
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
 fn a_state_file_that_does_not_parse_is_listed_stopped_once_its_supervisor_is_gone() {
-    let tmp = std::env::temp_dir().join(format!("airlock-state-unreadable-{}", std::process::id()));
-    let root = StateRoot::open(&tmp).unwrap();
+    let (_tmp, root) = temp_root("state-unreadable");
     let (sb, alive) = root
         .create(
             &new_id().unwrap(),
@@ -184,7 +189,6 @@ fn a_state_file_that_does_not_parse_is_listed_stopped_once_its_supervisor_is_gon
     found.remove().unwrap();
     assert!(!sb.dir.exists());
     assert!(root.list().is_empty());
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
@@ -192,9 +196,8 @@ fn updates_from_two_writers_at_once_lose_nothing() {
     // The supervisor records what happens while a caller changes the
     // limits: each reads, changes and writes state.json, and neither may
     // undo the other's change or find its temporary file gone.
-    let tmp = std::env::temp_dir().join(format!("airlock-state-writers-{}", std::process::id()));
-    let root = StateRoot::open(&tmp).unwrap();
-    let (sb, _alive) = root
+    let (_tmp, root) = temp_root("state-writers");
+    let (sb, alive) = root
         .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
         .unwrap();
     const N: i32 = 300;
@@ -213,7 +216,6 @@ fn updates_from_two_writers_at_once_lose_nothing() {
     });
     let st = sb.recorded().unwrap();
     assert_eq!((st.pid, st.supervisor_pid), (Some(N), Some(N)));
-    drop(_alive);
+    drop(alive);
     sb.remove().unwrap();
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
