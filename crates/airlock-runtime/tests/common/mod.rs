@@ -75,6 +75,20 @@ impl Env {
     }
 }
 
+/// A failing test leaves no container running behind it: whatever is
+/// still in its state root is deleted by force.
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !self.root().exists() {
+            return;
+        }
+        let listed = self.rt(&["list", "-q"]);
+        for id in String::from_utf8_lossy(&listed.stdout).lines() {
+            let _ = self.rt(&["delete", "--force", id.trim()]);
+        }
+    }
+}
+
 pub fn base_config(args: &[&str]) -> Value {
     json!({
         "ociVersion": "1.0.2",
