@@ -8,7 +8,9 @@ crun refuses a hybrid cgroup layout (this project's CI host: v1
 controllers beside a v2 hierarchy with only hugetlb). So that all three
 meet the same host, the measurement runs in a mount namespace of its own
 where /sys/fs/cgroup/unified is unmounted (the script re-executes itself
-under `unshare -m`); on a pure v1 or v2 host nothing is unmounted. Each
+under `unshare -m`); on a pure v1 or v2 host nothing is unmounted. The
+runtimes' state roots go on a tmpfs mounted in that namespace, as /run
+is on a usual host (`--state-dir DIR` puts them elsewhere). Each
 runtime's default behaviour is measured: airlock-runtime adds a user
 namespace, the guardrails, Landlock and its own seccomp default where the
 bundle has none; runc and crun run the bundle as it is.
