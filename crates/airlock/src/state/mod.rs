@@ -7,7 +7,8 @@
 //! <root>/                    0700, the caller's own
 //!   .lock                    flock'd while a sandbox is created: names stay unique
 //!   <id>/                    64 hex digits
-//!     state.json             written atomically (temporary file, then rename)
+//!     state.json             replaced whole (a temporary file, exchanged into place)
+//!     state.lock             flock'd while state.json is read, changed and written
 //!     plan.json              the resolved plan; exec takes the sandbox's walls from it
 //!     lock                   flock'd by whoever acts on the sandbox (start, stop, rm)
 //!     alive                  flock'd by the supervisor (and its guard) while they live
@@ -23,6 +24,7 @@
 mod attach;
 mod backoff;
 pub mod control;
+mod dir;
 mod logs;
 mod names;
 mod resources;
@@ -30,6 +32,8 @@ mod verbs;
 
 pub use attach::Attached;
 pub use backoff::Backoff;
+use dir::lock_file;
+pub use dir::SandboxDir;
 pub use logs::{LogChunk, LogReader, LogStream};
 pub use verbs::parse_signal;
 
@@ -39,10 +43,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where a sandbox is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -419,250 +422,6 @@ pub(crate) fn new_id() -> io::Result<String> {
             rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())?;
     }
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Open (creating) `path` and take an flock on it, exclusive or shared,
-/// waiting until it is granted.
-fn lock_file(path: &Path, exclusive: bool) -> Result<File, StateError> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(io_err("open the lock", path))?;
-    let op = if exclusive {
-        rustix::fs::FlockOperation::LockExclusive
-    } else {
-        rustix::fs::FlockOperation::LockShared
-    };
-    rustix::fs::flock(&f, op).map_err(|e| StateError::Io {
-        what: "lock",
-        path: path.to_path_buf(),
-        source: e.into(),
-    })?;
-    Ok(f)
-}
-
-/// One sandbox's directory.
-#[derive(Debug, Clone)]
-pub struct SandboxDir {
-    pub id: String,
-    pub dir: PathBuf,
-}
-
-impl SandboxDir {
-    /// Open a sandbox directory by path (the supervisor knows its own).
-    pub fn at(dir: &Path) -> SandboxDir {
-        SandboxDir {
-            id: dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// The state as recorded, corrected for a supervisor that died without
-    /// recording it: then the sandbox is stopped, and says why.
-    pub fn state(&self) -> Result<State, StateError> {
-        let mut st = match self.recorded() {
-            Ok(st) => st,
-            // A state file is only ever replaced whole (see `replace`), so
-            // one that does not parse, with no supervisor left, is what a
-            // crash of the machine while it was replaced leaves (or a
-            // hand's edit): listed as stopped, so that it can be removed.
-            Err(StateError::Io {
-                what: "parse",
-                source,
-                ..
-            }) if !self.alive() => return Ok(self.unreadable(&source)),
-            Err(e) => return Err(e),
-        };
-        if st.status != Status::Stopped && !self.alive() {
-            st.status = Status::Stopped;
-            st.reason
-                .get_or_insert_with(|| "its supervisor ended without recording an exit".into());
-        }
-        Ok(st)
-    }
-
-    /// The state of a stopped sandbox whose `state.json` cannot be read:
-    /// only its id and its directory's time are known.
-    fn unreadable(&self, why: &io::Error) -> State {
-        let created = std::fs::metadata(&self.dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0.0, |d| d.as_secs_f64());
-        State {
-            id: self.id.clone(),
-            name: self.id[..12].to_string(),
-            status: Status::Stopped,
-            pid: None,
-            supervisor_pid: None,
-            created,
-            started: None,
-            finished: None,
-            detached: false,
-            reason: Some(format!("its state.json cannot be read ({why})")),
-            cgroup: None,
-            exit: None,
-            spec: RecordedSpec::new(&SandboxSpec::default()),
-        }
-    }
-
-    /// `state.json` as written.
-    pub fn recorded(&self) -> Result<State, StateError> {
-        self.read_json("state.json")
-    }
-
-    fn read_json<T: serde::de::DeserializeOwned>(&self, file: &str) -> Result<T, StateError> {
-        let path = self.dir.join(file);
-        let text = std::fs::read(&path).map_err(io_err("read", &path))?;
-        serde_json::from_slice(&text).map_err(|e| StateError::Io {
-            what: "parse",
-            path,
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })
-    }
-
-    /// Write `state.json` atomically: a reader sees the old or the new one.
-    pub fn write_state(&self, st: &State) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec_pretty(st).expect("states serialize");
-        self.write_atomic("state.json", &bytes)
-    }
-
-    /// Read, change and write `state.json`.
-    pub fn update(&self, f: impl FnOnce(&mut State)) -> Result<(), StateError> {
-        // Read, changed and written under a lock of its own: the
-        // supervisor records what happens while a caller may change the
-        // limits, and neither may undo the other's change or truncate the
-        // other's temporary file. Not the sandbox's `lock`, which a stop
-        // holds through its grace period, waiting for the very exit the
-        // supervisor is recording.
-        let _writing = lock_file(&self.dir.join("state.lock"), true)?;
-        let mut st = self.recorded()?;
-        f(&mut st);
-        self.write_state(&st)
-    }
-
-    pub fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<(), StateError> {
-        let tmp = self.dir.join(format!(".{file}.tmp"));
-        let dst = self.dir.join(file);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .and_then(|mut f| io::Write::write_all(&mut f, bytes))
-            .map_err(io_err("write", &tmp))?;
-        replace(&tmp, &dst).map_err(io_err("rename into place", &dst))
-    }
-
-    /// The resolved plan the sandbox was started with.
-    pub fn plan(&self) -> Result<crate::plan::Plan, StateError> {
-        self.read_json("plan.json")
-    }
-
-    /// Is the supervisor (or its guard) still there?
-    pub fn alive(&self) -> bool {
-        let Ok(f) = File::open(self.dir.join("alive")) else {
-            return false;
-        };
-        matches!(
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared),
-            Err(rustix::io::Errno::WOULDBLOCK)
-        )
-    }
-
-    /// Wait until the supervisor and its guard are gone (`None`: forever).
-    /// Returns whether they are.
-    pub fn wait_ended(&self, timeout: Option<Duration>) -> bool {
-        let Ok(f) = File::open(self.dir.join("alive")) else {
-            return true;
-        };
-        if timeout.is_none() {
-            return rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok();
-        }
-        let end = std::time::Instant::now() + timeout.unwrap_or_default();
-        let mut pause = Backoff::new(Duration::from_millis(10));
-        loop {
-            match rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::NonBlockingLockShared) {
-                Err(rustix::io::Errno::WOULDBLOCK) => {}
-                _ => return true,
-            }
-            if std::time::Instant::now() >= end {
-                return false;
-            }
-            pause.pause_until(end);
-        }
-    }
-
-    /// Take the sandbox's lock: no other airlock process acts on it until
-    /// the returned file is dropped.
-    pub fn lock(&self) -> Result<File, StateError> {
-        lock_file(&self.dir.join("lock"), true)
-    }
-
-    /// Send a request to the supervisor.
-    pub fn request(&self, req: &control::Request) -> Result<(), StateError> {
-        control::request(&self.dir, req).map_err(io_err("ask the supervisor through", &self.dir))
-    }
-
-    /// Remove the directory (the sandbox must be stopped). It is renamed
-    /// out of the way first, so that nobody finds it half-removed and a
-    /// late writer (a service recording what it saw) gets "not found"
-    /// instead of putting a file back into a directory being emptied.
-    pub fn remove(&self) -> Result<(), StateError> {
-        let name = self.state().ok().map(|st| st.name);
-        let gone = self.dir.with_file_name(format!(".{}.removed", self.id));
-        std::fs::rename(&self.dir, &gone).map_err(io_err("remove", &self.dir))?;
-        if let (Some(name), Some(root)) = (name, self.dir.parent()) {
-            names::release(root, &name, &self.id);
-        }
-        let mut tries = 0;
-        loop {
-            match std::fs::remove_dir_all(&gone) {
-                // A writer that had resolved the old path just before the
-                // rename may add one last file.
-                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && tries < 3 => tries += 1,
-                r => return r.map_err(io_err("remove", &gone)),
-            }
-        }
-    }
-
-    pub fn log_path(&self, stream: &str) -> PathBuf {
-        self.dir.join(format!("{stream}.log"))
-    }
-}
-
-/// Put `tmp` in `dst`'s place, atomically for a reader: an exchange of
-/// the two names, then the old content (now at `tmp`) unlinked. A rename
-/// over an existing file would do the same, but ext4 (`auto_da_alloc`)
-/// starts writing the new file's data out when a rename replaces one, to
-/// spare a crash a zero-length file: 0.3 ms on every state change on
-/// this machine's ext4 /run, against 0.03 ms for the exchange and the
-/// unlink. A state root is for sandboxes that are running, which a crash
-/// ends anyway. The first write (nothing to exchange with) and a
-/// filesystem that cannot exchange take the plain rename.
-fn replace(tmp: &Path, dst: &Path) -> io::Result<()> {
-    use rustix::fs::{renameat_with, RenameFlags, CWD};
-    match renameat_with(CWD, tmp, CWD, dst, RenameFlags::EXCHANGE) {
-        // The new content is in place: an old one left at `tmp` (if the
-        // unlink failed) is truncated by the next write.
-        Ok(()) => {
-            let _ = std::fs::remove_file(tmp);
-            Ok(())
-        }
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-            std::fs::rename(tmp, dst)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]
