@@ -74,21 +74,40 @@ impl Namespace {
         }
     }
 
+    /// The kinds a sandbox can join by path instead of making
+    /// (`namespaces.join`, keyed by [`Namespace::proc_name`]): a pod's
+    /// network, IPC (SysV objects, POSIX queues) and UTS namespaces, and
+    /// its PID namespace. The others would hand the workload the host's
+    /// mounts, ids, cgroups or clocks, or need more than a setns.
+    pub const JOINABLE: [Namespace; 4] = [
+        Namespace::Net,
+        Namespace::Ipc,
+        Namespace::Uts,
+        Namespace::Pid,
+    ];
+
+    /// The joinable kind named `key` in `namespaces.join`.
+    pub fn joinable(key: &str) -> Option<Namespace> {
+        Self::JOINABLE.into_iter().find(|n| n.proc_name() == key)
+    }
+
+    /// Does the spec make a namespace of this kind?
+    pub fn made_by(self, ns: &crate::spec::Namespaces) -> bool {
+        match self {
+            Namespace::User => ns.user,
+            Namespace::Mnt => ns.mount,
+            Namespace::Pid => ns.pid,
+            Namespace::Uts => ns.uts,
+            Namespace::Ipc => ns.ipc,
+            Namespace::Net => ns.net,
+            Namespace::Cgroup => ns.cgroup,
+            Namespace::Time => ns.time,
+        }
+    }
+
     /// The kinds a spec makes new, in join order.
     pub fn new_in(ns: &crate::spec::Namespaces) -> Vec<Namespace> {
-        Self::ALL
-            .into_iter()
-            .filter(|n| match n {
-                Namespace::User => ns.user,
-                Namespace::Mnt => ns.mount,
-                Namespace::Pid => ns.pid,
-                Namespace::Uts => ns.uts,
-                Namespace::Ipc => ns.ipc,
-                Namespace::Net => ns.net,
-                Namespace::Cgroup => ns.cgroup,
-                Namespace::Time => ns.time,
-            })
-            .collect()
+        Self::ALL.into_iter().filter(|n| n.made_by(ns)).collect()
     }
 }
 
@@ -116,5 +135,47 @@ mod tests {
             ..Default::default()
         };
         assert!(!Namespace::new_in(&shared).contains(&Namespace::Net));
+    }
+
+    #[test]
+    fn only_the_four_joinable_kinds_are_joined_and_never_also_made() {
+        use crate::spec::{validate, SandboxSpec};
+        let joining = |key: &str, make: bool| {
+            let mut spec = SandboxSpec::default();
+            spec.process.args = vec!["/bin/true".into()];
+            spec.namespaces.net = make;
+            spec.namespaces.ipc = make;
+            spec.namespaces.uts = make;
+            spec.namespaces.pid = make;
+            spec.namespaces
+                .join
+                .insert(key.into(), "/proc/1/ns/x".into());
+            validate(&spec).err().map(|e| (e.field, e.reason))
+        };
+        for n in Namespace::ALL {
+            let key = n.proc_name();
+            let field = format!("namespaces.join.{key}");
+            match Namespace::joinable(key) {
+                Some(j) => {
+                    assert_eq!(j, n);
+                    assert_eq!(joining(key, false), None, "{key}");
+                    let (f, why) = joining(key, true).expect(key);
+                    assert_eq!(f, field);
+                    assert!(why.contains("cannot both make"), "{why}");
+                }
+                None => {
+                    let (f, why) = joining(key, false).expect(key);
+                    assert_eq!(f, field);
+                    assert!(
+                        why.starts_with("only the network, IPC, UTS and PID"),
+                        "{why}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            Namespace::JOINABLE.map(Namespace::proc_name),
+            ["net", "ipc", "uts", "pid"]
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! joins (a path, or another container of this runtime by its process).
 
 use super::err;
+use airlock::namespace::Namespace;
 use airlock::spec::{Namespaces, SandboxSpec, SpecError};
 use oci_spec::runtime::LinuxNamespaceType;
 use std::collections::BTreeMap;
@@ -32,14 +33,8 @@ pub(super) fn namespaces(
             // pod's PID namespace (shareProcessNamespace) is joined
             // through the user namespace that owns it (see the runner's
             // `pidns`), which must have this container's id maps.
-            let kind = match n.typ() {
-                LinuxNamespaceType::Network => Some("net"),
-                LinuxNamespaceType::Ipc => Some("ipc"),
-                LinuxNamespaceType::Uts => Some("uts"),
-                LinuxNamespaceType::Pid => Some("pid"),
-                _ => None,
-            };
-            if let Some(kind) = kind {
+            let kind = kernel_kind(n.typ());
+            if Namespace::JOINABLE.contains(&kind) {
                 let path = p.display().to_string();
                 let path = match container_ns(&path, supervisors) {
                     Some(theirs) => {
@@ -50,7 +45,7 @@ pub(super) fn namespaces(
                     }
                     None => path,
                 };
-                ns.join.insert(kind.into(), path);
+                ns.join.insert(kind.proc_name().into(), path);
                 continue;
             }
             return Err(err(
@@ -62,16 +57,16 @@ pub(super) fn namespaces(
                 ),
             ));
         }
-        match n.typ() {
-            LinuxNamespaceType::Mount => ns.mount = true,
-            LinuxNamespaceType::Pid => ns.pid = true,
-            LinuxNamespaceType::Uts => ns.uts = true,
-            LinuxNamespaceType::Ipc => ns.ipc = true,
-            LinuxNamespaceType::Network => ns.net = true,
-            LinuxNamespaceType::User => ns.user = true,
-            LinuxNamespaceType::Cgroup => ns.cgroup = true,
-            LinuxNamespaceType::Time => ns.time = true,
-        }
+        *match kernel_kind(n.typ()) {
+            Namespace::Mnt => &mut ns.mount,
+            Namespace::Pid => &mut ns.pid,
+            Namespace::Uts => &mut ns.uts,
+            Namespace::Ipc => &mut ns.ipc,
+            Namespace::Net => &mut ns.net,
+            Namespace::User => &mut ns.user,
+            Namespace::Cgroup => &mut ns.cgroup,
+            Namespace::Time => &mut ns.time,
+        } = true;
     }
     if !ns.mount {
         return Err(err(
@@ -85,6 +80,20 @@ pub(super) fn namespaces(
     ns.user = true;
     s.namespaces = ns;
     Ok(own_user)
+}
+
+/// The kernel's kind for an OCI namespace type.
+fn kernel_kind(t: LinuxNamespaceType) -> Namespace {
+    match t {
+        LinuxNamespaceType::Mount => Namespace::Mnt,
+        LinuxNamespaceType::Pid => Namespace::Pid,
+        LinuxNamespaceType::Uts => Namespace::Uts,
+        LinuxNamespaceType::Ipc => Namespace::Ipc,
+        LinuxNamespaceType::Network => Namespace::Net,
+        LinuxNamespaceType::User => Namespace::User,
+        LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+        LinuxNamespaceType::Time => Namespace::Time,
+    }
 }
 
 /// `/proc/PID/ns/KIND` of a container's supervisor, as the same file of

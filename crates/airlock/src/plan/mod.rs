@@ -356,17 +356,10 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         domainname: spec.domainname.clone().filter(|_| ns.uts),
         clocks: ns.time.then(|| spec.time.clone()),
         loopback: ns.net,
-        // A pod's: its network, IPC (SysV objects, POSIX queues) and
-        // hostname.
-        join: [
-            ("net", Namespace::Net),
-            ("ipc", Namespace::Ipc),
-            ("uts", Namespace::Uts),
-            ("pid", Namespace::Pid),
-        ]
-        .into_iter()
-        .filter_map(|(k, n)| ns.join.get(k).map(|p| (n, p.clone())))
-        .collect(),
+        join: Namespace::JOINABLE
+            .into_iter()
+            .filter_map(|n| ns.join.get(n.proc_name()).map(|p| (n, p.clone())))
+            .collect(),
         sysctls: sysctls(spec, false),
         join_sysctls: sysctls(spec, true),
         init: spec.init,

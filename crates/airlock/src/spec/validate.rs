@@ -329,19 +329,13 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
     }
     for (k, path) in &spec.namespaces.join {
         let field = format!("namespaces.join.{k}");
-        let made = match k.as_str() {
-            "net" => spec.namespaces.net,
-            "ipc" => spec.namespaces.ipc,
-            "uts" => spec.namespaces.uts,
-            "pid" => spec.namespaces.pid,
-            _ => {
-                return Err(SpecError::new(
-                    field,
-                    "only the network, IPC, UTS and PID namespaces can be joined by path",
-                ))
-            }
+        let Some(kind) = crate::namespace::Namespace::joinable(k) else {
+            return Err(SpecError::new(
+                field,
+                "only the network, IPC, UTS and PID namespaces can be joined by path",
+            ));
         };
-        if made {
+        if kind.made_by(&spec.namespaces) {
             return Err(SpecError::new(
                 field,
                 format!("the sandbox cannot both make a {k} namespace and join one (set namespaces.{k} = false)"),
