@@ -124,7 +124,7 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
     let mut budget = unpack::Budget::new(store.limits);
     let count = pulled.image.layers.len();
     for (i, l) in pulled.image.layers.iter().enumerate() {
-        if !store.has_layer(&l.diff_id, id_base) {
+        let (d, fresh) = store.layer(l, id_base, &mut budget, || {
             progress(|| {
                 format!(
                     "verifying and unpacking layer {}/{count} {} ({})",
@@ -132,9 +132,8 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
                     &l.diff_id[..l.diff_id.len().min(19)],
                     human_size(file_size(&l.blob))
                 )
-            });
-        }
-        let (d, fresh) = store.layer(l, id_base, &mut budget)?;
+            })
+        })?;
         pulled.unpacked_now += fresh as usize;
         pulled.notes.extend(
             store

@@ -320,18 +320,21 @@ impl Store {
 
     /// The unpacked root of a layer, unpacking it first (within `budget`,
     /// what is left of the image's limits) if this store has not seen it.
-    /// Returns the directory and whether it was unpacked now; a layer that
-    /// fails leaves nothing behind.
+    /// `unpacking` is called just before, to announce it. Returns the
+    /// directory and whether it was unpacked now; a layer that fails
+    /// leaves nothing behind.
     pub fn layer(
         &self,
         layer: &Layer,
         id_base: Option<u32>,
         budget: &mut unpack::Budget,
+        unpacking: impl FnOnce(),
     ) -> Result<(PathBuf, bool), ImageError> {
         let dir = self.layer_dir(&layer.diff_id, id_base)?;
         if dir.join("meta.json").exists() {
             return Ok((dir.join("rootfs"), false));
         }
+        unpacking();
         let tmp = self.scratch(digest_hex(&layer.diff_id)?)?;
         if let Err(e) =
             unpack_verified(layer, &tmp, id_base, budget).and_then(|()| close_up(&tmp, id_base))
@@ -341,13 +344,6 @@ impl Store {
         }
         let fresh = install(&tmp, &dir)?;
         Ok((dir.join("rootfs"), fresh))
-    }
-
-    /// Is this layer unpacked in the store already, for `id_base`? (A
-    /// pull announces the ones it is about to unpack.)
-    pub fn has_layer(&self, diff_id: &str, id_base: Option<u32>) -> bool {
-        self.layer_dir(diff_id, id_base)
-            .is_ok_and(|d| d.join("meta.json").exists())
     }
 
     /// The notes (neutralised entries) recorded when the layer whose root
