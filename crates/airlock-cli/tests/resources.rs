@@ -79,7 +79,9 @@ fn timeout_kills_the_whole_sandbox_even_double_forked() {
     let marker = format!("airlock-timeout-{}", std::process::id());
     // Shared PID namespace: killing PID 1 would not reach a daemonized
     // grandchild; the cgroup kill must.
-    let script = format!("setsid sh -c 'exec -a {marker} sleep 300' & sleep 300");
+    // (dash has no `exec -a`: the marker is in the grandchild shell's own
+    // command line, which waits for its sleep.)
+    let script = format!("setsid sh -c 'sleep 300; : {marker}' & sleep 300");
     let (r, v) = report(
         &[
             "--share-pid",
@@ -101,6 +103,31 @@ fn timeout_kills_the_whole_sandbox_even_double_forked() {
     );
     let wall = v["wall_seconds"].as_f64().unwrap();
     assert!(wall >= 1.0, "{v}");
+    // Not a speed bound: a sandbox that waited for its grandchild's
+    // 300-second sleep instead of killing it would take that long.
+    assert!(wall < 200.0, "the sandbox outlived its timeout: {v}");
+}
+
+#[test]
+fn a_process_left_in_the_hosts_pid_namespace_is_killed_when_the_sandbox_ends() {
+    require_root!();
+    let marker = format!("airlock-leftover-{}", std::process::id());
+    // Without a PID namespace of its own, PID 1's exit does not end a
+    // daemonized grandchild: removing the cgroups must kill it first.
+    // The script prints the grandchild's command line once it runs, so
+    // that a grandchild that never started cannot pass for a killed one.
+    let script = format!(
+        "setsid sh -c 'sleep 300; : {marker}' </dev/null >/dev/null 2>&1 & \
+         for i in 1 2 3 4 5 6 7 8 9 10; do grep -q {marker} /proc/$!/cmdline && break; sleep 0.1; done; \
+         tr '\\0' ' ' < /proc/$!/cmdline"
+    );
+    let r = sh(&["--share-pid", "--allow-unsafe", "shared-pid"], &script);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&marker), "{:?}", r.stdout);
+    assert!(
+        wait_until(5, || processes_with(&marker).is_empty()),
+        "the daemonized process outlived its sandbox"
+    );
 }
 
 #[test]

@@ -357,17 +357,21 @@ impl Cgroup {
         if dirs.is_empty() && self.made.is_empty() {
             return;
         }
-        if !self.procs().is_empty() {
+        // The usual cgroup is empty by now (PID 1 reaped, the rest gone
+        // with its PID namespace) and goes at the first rmdir; one that
+        // still holds processes refuses it (EBUSY) until they are killed
+        // and gone, for at most a second.
+        let busy = |d: &PathBuf| matches!(std::fs::remove_dir(d), Err(e) if e.raw_os_error() == Some(libc::EBUSY));
+        let mut left: Vec<PathBuf> = dirs.into_iter().filter(busy).collect();
+        if !left.is_empty() && !self.procs().is_empty() {
             self.kill();
         }
         for _ in 0..200 {
-            if self.procs().is_empty() {
+            if left.is_empty() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        for d in dirs {
-            let _ = std::fs::remove_dir(&d);
+            left.retain(busy);
         }
         // Another sandbox beneath one of them keeps it (EBUSY).
         for d in self.made.drain(..).rev() {
