@@ -283,6 +283,33 @@ fn kept_capability_survives_exec_for_a_non_root_workload() {
         r.stdout,
         r.stderr
     );
+    // Kept in the bounding set but not ambient (what an OCI bundle's user
+    // 1000 gets from the usual capability sets): gone at the exec.
+    let spec = serde_json::json!({
+        "process": {"args": ["sh", "-c", probe], "uid": 1000, "gid": 1000},
+        "filesystem": {"mounts": serde_json::from_str::<serde_json::Value>(&system_view()).unwrap()},
+        "capabilities": ["CAP_NET_BIND_SERVICE"],
+        "ambient_capabilities": [],
+    });
+    let r = run_spec(&spec.to_string());
+    assert!(
+        r.stdout.contains("CapBnd:\t0000000000000400"),
+        "{}",
+        r.stdout
+    );
+    for set in ["CapEff", "CapAmb"] {
+        assert!(
+            r.stdout.contains(&format!("{set}:\t0000000000000000")),
+            "{}",
+            r.stdout
+        );
+    }
+    assert!(
+        !r.stdout.contains("bound 80") && r.stderr.contains("Permission denied"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
 }
 
 /// `copy_up` (podman's tmpcopyup): the tmpfs starts with a copy of what it

@@ -32,15 +32,24 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
     }
     if !e.cap.is_empty() {
-        // runc's --cap: on top of what the process has.
-        let mut caps = match opts.capabilities.take() {
-            Some(c) => c,
-            None => sb.plan().map_err(|e| e.to_string())?.spec.capabilities,
+        // runc's --cap: on top of what the process has, ambient too.
+        let (mut caps, mut ambient) = match opts.capabilities.take() {
+            Some(c) => (c, opts.ambient_capabilities.take().unwrap_or_default()),
+            None => {
+                let spec = sb.plan().map_err(|e| e.to_string())?.spec;
+                (
+                    spec.capabilities,
+                    spec.ambient_capabilities.unwrap_or_default(),
+                )
+            }
         };
-        caps.extend(e.cap.iter().cloned());
-        caps.sort();
-        caps.dedup();
+        for list in [&mut caps, &mut ambient] {
+            list.extend(e.cap.iter().cloned());
+            list.sort();
+            list.dedup();
+        }
         opts.capabilities = Some(caps);
+        opts.ambient_capabilities = Some(ambient);
     }
     let spawn = SpawnOptions::default();
     let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| match e {
@@ -97,12 +106,13 @@ fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
         opts.env.push((k.to_string(), v.to_string()));
     }
     // None: no capabilities at all, as runc gives.
-    opts.capabilities = Some(
-        p.capabilities()
-            .as_ref()
-            .map(config::capabilities)
-            .unwrap_or_default(),
-    );
+    let (kept, ambient) = p
+        .capabilities()
+        .as_ref()
+        .map(config::capabilities)
+        .unwrap_or_default();
+    opts.capabilities = Some(kept);
+    opts.ambient_capabilities = Some(ambient);
     opts.rlimits = Some(config::rlimits(&p));
     opts.no_new_privs = Some(p.no_new_privileges().unwrap_or(false));
     if p.apparmor_profile()

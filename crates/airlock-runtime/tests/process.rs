@@ -180,3 +180,61 @@ fn exec_honours_the_process_object_and_cap() {
     assert!(err.contains("apparmorProfile"), "{err}");
     assert!(env.rt(&["delete", "--force", "x1"]).status.success());
 }
+
+/// A non-root container user keeps over its exec only the bundle's
+/// ambient capabilities, as under runc: with the usual bounding,
+/// effective and permitted sets and no ambient one, it has none (it kept
+/// them all before, through the ambient set, CVE-2022-29162's class).
+#[test]
+fn a_non_root_user_keeps_only_the_ambient_capabilities() {
+    require_root!();
+    let env = Env::new();
+    let caps = "busybox grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status";
+    let sets = |out: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| l.split_whitespace().last().unwrap_or("").to_string())
+            .collect()
+    };
+    let b = env.bundle("b", &["sh", "-c", caps], |c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "n1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    // Inh, Prm, Eff, Bnd (KILL 5, NET_BIND_SERVICE 10), Amb.
+    let none = "0000000000000000";
+    assert_eq!(
+        sets(&out),
+        [none, none, none, "0000000000000420", none],
+        "{out}"
+    );
+
+    let b = env.bundle("b2", &["sh", "-c", caps], |c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"]["inheritable"] = json!(["CAP_NET_BIND_SERVICE"]);
+        c["process"]["capabilities"]["ambient"] = json!(["CAP_NET_BIND_SERVICE"]);
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "n2"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let amb = "0000000000000400";
+    assert_eq!(
+        sets(&out),
+        [amb, amb, amb, "0000000000000420", amb],
+        "{out}"
+    );
+
+    // And exec as a non-root user into a root container: none either.
+    let b = env.bundle("b3", &["sleep", "1000"], |_| {});
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "n3"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = env.rt(&["exec", "--user", "1000:1000", "n3", "sh", "-c", caps]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(
+        sets(&out),
+        [none, none, none, "0000000000000420", none],
+        "{out}"
+    );
+    assert!(env.rt(&["delete", "--force", "n3"]).status.success());
+}

@@ -28,6 +28,10 @@ pub struct ExecOptions {
     /// Capabilities the process keeps (names, as in the spec); judged by
     /// the guardrails like the workload's.
     pub capabilities: Option<Vec<String>>,
+    /// Those of its capabilities the process keeps over exec when it is
+    /// not root ([`crate::SandboxSpec::ambient_capabilities`]); unset: the
+    /// workload's, as far as the process keeps them.
+    pub ambient_capabilities: Option<Vec<String>>,
     pub rlimits: Option<Vec<crate::spec::Rlimit>>,
     pub no_new_privs: Option<bool>,
     /// Guardrail codes acknowledged for this process, beyond the
@@ -70,14 +74,14 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     if let Some(g) = &e.groups {
         process.groups.clone_from(g);
     }
-    let privileges = e.capabilities.is_some() || e.no_new_privs.is_some();
+    let caps = capabilities(plan, e);
+    let privileges = caps.is_some() || e.no_new_privs.is_some();
     if e.uid.is_some() || e.gid.is_some() || e.groups.is_some() || privileges {
-        judge(plan, &process, e)?;
+        judge(plan, &process, caps.as_ref(), e)?;
     }
-    if let Some(caps) = &e.capabilities {
-        let mut spec = plan.spec.clone();
-        spec.capabilities.clone_from(caps);
-        process.capabilities = crate::plan::capability_numbers(&spec);
+    if let Some(spec) = &caps {
+        process.capabilities = crate::plan::capability_numbers(spec);
+        process.ambient = crate::plan::ambient_capabilities(spec);
     }
     if let Some(nnp) = e.no_new_privs {
         process.no_new_privs = nnp;
@@ -91,19 +95,42 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     Ok(process)
 }
 
+/// The sandbox's spec with the exec's capabilities, if it changes them:
+/// the workload's ambient ones that the exec still keeps, unless it names
+/// its own.
+fn capabilities(plan: &Plan, e: &ExecOptions) -> Option<crate::SandboxSpec> {
+    if e.capabilities.is_none() && e.ambient_capabilities.is_none() {
+        return None;
+    }
+    let mut spec = plan.spec.clone();
+    if let Some(c) = &e.capabilities {
+        spec.capabilities.clone_from(c);
+        let kept = crate::plan::capability_numbers(&spec);
+        if let Some(a) = &mut spec.ambient_capabilities {
+            a.retain(|n| crate::spec::parse_capability(n).is_ok_and(|n| kept.contains(&n.index())));
+        }
+    }
+    if let Some(a) = &e.ambient_capabilities {
+        spec.ambient_capabilities = Some(a.clone());
+    }
+    Some(spec)
+}
+
 /// An exec's identity and privileges are judged as if the workload had
 /// them, against the host facts and acknowledgements the sandbox was
 /// created with (and the exec's own): in a sandbox sharing the host's
 /// user namespace, `exec -u 0` is the host's root, and a capability the
 /// workload was not given is refused as it would have been for it.
-fn judge(plan: &Plan, p: &ProcessPlan, e: &ExecOptions) -> Result<(), Error> {
-    let mut spec = plan.spec.clone();
+fn judge(
+    plan: &Plan,
+    p: &ProcessPlan,
+    caps: Option<&crate::SandboxSpec>,
+    e: &ExecOptions,
+) -> Result<(), Error> {
+    let mut spec = caps.unwrap_or(&plan.spec).clone();
     spec.process.uid = Some(p.uid);
     spec.process.gid = Some(p.gid);
     spec.process.groups.clone_from(&p.groups);
-    if let Some(c) = &e.capabilities {
-        spec.capabilities.clone_from(c);
-    }
     if let Some(n) = e.no_new_privs {
         spec.process.no_new_privs = n;
     }

@@ -197,9 +197,17 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     }
     s.process.terminal = p.terminal().unwrap_or(false);
     s.process.no_new_privs = p.no_new_privileges().unwrap_or(false);
-    if let Some(caps) = p.capabilities() {
-        s.capabilities = capabilities(caps);
-    }
+    // What a non-root user keeps over its exec is the bundle's ambient
+    // set, none if it lists none: a container's `user.uid` 1000 with the
+    // usual bounding, effective and permitted sets has no capability, as
+    // under runc (the kernel clears the others at a non-root exec).
+    let (kept, ambient) = p
+        .capabilities()
+        .as_ref()
+        .map(capabilities)
+        .unwrap_or_default();
+    s.capabilities = kept;
+    s.ambient_capabilities = Some(ambient);
     s.process.rlimits = rlimits(p);
     if p.apparmor_profile()
         .as_deref()
@@ -227,11 +235,12 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// The capabilities a process keeps. airlock gives a process one set: what
-/// it keeps is in its bounding, permitted, effective, inheritable and
-/// ambient sets alike (so it keeps them over exec as a non-root user), and
-/// what any of the five OCI sets names is kept; the guardrails judge that.
-pub fn capabilities(caps: &oci_spec::runtime::LinuxCapabilities) -> Vec<String> {
+/// The capabilities a process keeps, and those of them it keeps over exec
+/// as a non-root user (the ambient set). airlock keeps what any of the
+/// five OCI sets names in its bounding, effective and permitted sets (the
+/// guardrails judge that); its inheritable set is the ambient one, so a
+/// file's inheritable capabilities give a non-root process nothing more.
+pub fn capabilities(caps: &oci_spec::runtime::LinuxCapabilities) -> (Vec<String>, Vec<String>) {
     let mut kept: Vec<String> = Vec::new();
     for set in [
         caps.bounding(),
@@ -247,7 +256,15 @@ pub fn capabilities(caps: &oci_spec::runtime::LinuxCapabilities) -> Vec<String> 
     }
     kept.sort();
     kept.dedup();
-    kept
+    let mut ambient: Vec<String> = caps
+        .ambient()
+        .iter()
+        .flatten()
+        .map(|c| c.to_string())
+        .collect();
+    ambient.sort();
+    ambient.dedup();
+    (kept, ambient)
 }
 
 /// A process's rlimits in airlock's names.

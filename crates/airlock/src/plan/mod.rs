@@ -239,6 +239,10 @@ pub struct ProcessPlan {
     pub setgroups: bool,
     /// Capability numbers the process keeps.
     pub capabilities: Vec<u8>,
+    /// Those a non-root process keeps over exec (ambient and inheritable);
+    /// `None`: all of `capabilities`.
+    #[serde(default)]
+    pub ambient: Option<Vec<u8>>,
     /// (resource number, soft, hard), in spec order.
     pub rlimits: Vec<(i32, u64, u64)>,
     pub no_new_privs: bool,
@@ -381,6 +385,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             groups: p.groups.clone(),
             setgroups: ids.setgroups,
             capabilities: capabilities(spec),
+            ambient: ambient_capabilities(spec),
             rlimits,
             no_new_privs: p.no_new_privs,
             terminal: p.terminal,
@@ -434,8 +439,16 @@ fn sysctls(spec: &SandboxSpec, joined: bool) -> Vec<(String, String)> {
 
 /// Capability numbers; validate() has already rejected unknown names.
 fn capabilities(spec: &SandboxSpec) -> Vec<u8> {
-    let mut out: Vec<u8> = spec
-        .capabilities
+    numbers(&spec.capabilities)
+}
+
+/// The ambient capabilities' numbers of a valid spec.
+pub fn ambient_capabilities(spec: &SandboxSpec) -> Option<Vec<u8>> {
+    spec.ambient_capabilities.as_deref().map(numbers)
+}
+
+fn numbers(names: &[String]) -> Vec<u8> {
+    let mut out: Vec<u8> = names
         .iter()
         .filter_map(|c| spec::parse_capability(c).ok())
         .map(|c| c.index())

@@ -7,29 +7,31 @@
 //!    gets no capability from execve;
 //! 2. supplementary groups, gid, uid (keeping the permitted set across the
 //!    uid change only if capabilities are kept);
-//! 3. effective, permitted and inheritable set to exactly the kept ones,
-//!    and the ambient set too, so a non-root workload keeps them over exec;
+//! 3. effective and permitted set to exactly the kept ones, inheritable
+//!    and ambient to those the plan makes ambient (all kept ones unless it
+//!    says), which are what a non-root workload keeps over exec;
 //! 4. rlimits and no_new_privs.
 
 use super::report::{SetupError, StepExt};
 use crate::plan::ProcessPlan;
 use caps::{CapSet, CapsHashSet};
 
-fn kept(plan: &ProcessPlan) -> CapsHashSet {
+fn set_of(numbers: &[u8]) -> CapsHashSet {
     caps::all()
         .into_iter()
-        .filter(|c| plan.capabilities.contains(&c.index()))
+        .filter(|c| numbers.contains(&c.index()))
         .collect()
 }
 
 pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
-    let keep = kept(plan);
+    let keep = set_of(&plan.capabilities);
+    let ambient = plan.ambient.as_deref().map_or_else(|| keep.clone(), set_of);
     shrink_bounding_set(&keep)?;
     if !keep.is_empty() {
         rustix::thread::set_keep_capabilities(true).step(caps_step)?;
     }
     set_ids(plan)?;
-    set_capability_sets(&keep)?;
+    set_capability_sets(&keep, &ambient)?;
     if !keep.is_empty() {
         rustix::thread::set_keep_capabilities(false).step(caps_step)?;
     }
@@ -87,17 +89,20 @@ fn set_ids(plan: &ProcessPlan) -> Result<(), SetupError> {
         .step(|| format!("process.uid: setresuid {}", plan.uid))
 }
 
-/// Step 3: effective, permitted, inheritable and ambient: exactly `keep`.
-fn set_capability_sets(keep: &CapsHashSet) -> Result<(), SetupError> {
+/// Step 3: effective and permitted exactly `keep`, inheritable and ambient
+/// exactly `ambient` (a part of `keep`: the kernel raises an ambient
+/// capability only if it is permitted and inheritable).
+fn set_capability_sets(keep: &CapsHashSet, ambient: &CapsHashSet) -> Result<(), SetupError> {
     let set = |which: CapSet| {
         caps::set(None, which, keep)
             .map_err(|e| SetupError::new(caps_step(), format!("set the {which:?} set: {e}")))
     };
     set(CapSet::Effective)?;
     set(CapSet::Permitted)?;
-    set(CapSet::Inheritable)?;
+    caps::set(None, CapSet::Inheritable, ambient)
+        .map_err(|e| SetupError::new(caps_step(), format!("set the Inheritable set: {e}")))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| SetupError::new(caps_step(), e.to_string()))?;
-    for cap in keep {
+    for cap in ambient {
         caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
             SetupError::new(caps_step(), format!("raise {cap} in the ambient set: {e}"))
         })?;

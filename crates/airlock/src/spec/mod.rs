@@ -49,6 +49,13 @@ pub struct SandboxSpec {
     /// Capabilities kept for the workload (`CAP_NET_BIND_SERVICE`, ...).
     /// Empty by default: the workload has no capabilities at all.
     pub capabilities: Vec<String>,
+    /// Those of `capabilities` a workload that is not root inside keeps
+    /// over its exec (its ambient and inheritable sets). Unset: all of
+    /// them, as bubblewrap's `--cap-add` gives. The OCI runtime sets the
+    /// bundle's ambient set, so that a container's non-root user has none
+    /// unless the bundle says so, as runc gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ambient_capabilities: Option<Vec<String>>,
     /// cgroup limits (none unless asked).
     pub resources: Resources,
     /// Wall-clock limit in seconds: the whole sandbox is killed after it.
@@ -81,6 +88,7 @@ impl Default for SandboxSpec {
             new_session: true,
             init: InitMode::Airlock,
             capabilities: Vec::new(),
+            ambient_capabilities: None,
             resources: Resources::default(),
             timeout: None,
             landlock: Landlock::default(),

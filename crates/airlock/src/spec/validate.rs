@@ -150,6 +150,21 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     for (i, c) in spec.capabilities.iter().enumerate() {
         parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
     }
+    for (i, c) in spec.ambient_capabilities.iter().flatten().enumerate() {
+        let field = format!("ambient_capabilities[{i}]");
+        let cap = parse_capability(c).map_err(|r| SpecError::new(&field, r))?;
+        // The kernel raises an ambient capability only if it is permitted.
+        if !spec
+            .capabilities
+            .iter()
+            .any(|k| parse_capability(k).is_ok_and(|k| k == cap))
+        {
+            return Err(SpecError::new(
+                field,
+                format!("{cap} is not in capabilities: only a kept capability can be ambient"),
+            ));
+        }
+    }
     root(&spec.filesystem.root)?;
     for (i, d) in spec.filesystem.devices.iter().enumerate() {
         let f = format!("filesystem.devices[{i}]");
@@ -504,6 +519,20 @@ mod tests {
         s.capabilities.push("CAP_MAKE_COFFEE".into());
         let e = validate(&s).unwrap_err();
         assert_eq!(e.field, "capabilities[0]");
+    }
+
+    #[test]
+    fn ambient_capabilities_are_kept_ones() {
+        let mut s = base();
+        s.capabilities = vec!["net_bind_service".into()];
+        s.ambient_capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into()]);
+        validate(&s).unwrap();
+        s.ambient_capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into(), "CAP_KILL".into()]);
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "ambient_capabilities[1]");
+        assert!(e.reason.contains("CAP_KILL is not in capabilities"), "{e}");
+        s.ambient_capabilities = Some(vec!["CAP_MAKE_COFFEE".into()]);
+        assert_eq!(validate(&s).unwrap_err().field, "ambient_capabilities[0]");
     }
 
     #[test]
