@@ -219,3 +219,28 @@ fn tmpcopyup_of_a_socket_fails_by_its_path_and_leaves_nothing() {
         "left a container"
     );
 }
+
+/// An image whose /proc, /sys or /dev is a symlink (`/proc -> /`) would
+/// have the kernel filesystem stacked where the link leads, and the masked
+/// and read-only paths, found by path, would all miss it (runc
+/// CVE-2019-19921, CVE-2023-27561): refused, naming the path, as runc does.
+#[test]
+fn a_kernel_filesystem_is_never_mounted_through_a_symlink() {
+    require_root!();
+    let env = Env::new();
+    for (i, dir) in ["proc", "sys", "dev"].into_iter().enumerate() {
+        let b = env.bundle(&format!("b{i}"), &["true"], |_| {});
+        let at = b.join("rootfs").join(dir);
+        std::fs::remove_dir(&at).unwrap();
+        std::os::unix::fs::symlink("/", &at).unwrap();
+        let id = format!("k{i}");
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{dir}: {out} {err}");
+        assert!(
+            err.contains(&format!("/{dir} is a symlink or is reached through one")),
+            "{dir}: {err}"
+        );
+        assert!(!env.rt(&["state", &id]).status.success(), "left {id}");
+    }
+}

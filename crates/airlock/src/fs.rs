@@ -154,7 +154,42 @@ pub fn new_tmpfs(mode: u32, size: Option<crate::spec::Size>) -> io::Result<Owned
     )
 }
 
-/// Mount a new filesystem on `path` inside `root`, creating the directory.
+/// The directory inside `root` a kernel filesystem (proc, sysfs, a /dev
+/// and what goes in it) is mounted on, created if missing, and reached
+/// without any symlink. What protects such a filesystem afterwards (the
+/// masked and read-only paths under /proc and /sys, /dev's seal) finds it
+/// by path: an image's `/proc -> /` would stack proc on the rootfs's root,
+/// where every mask would miss it (runc CVE-2019-19921, CVE-2023-27561;
+/// runc refuses such a destination too).
+pub fn plain_dir_in(root: impl AsFd + Copy, path: &str) -> io::Result<OwnedFd> {
+    let open = || {
+        let rel = path.trim_start_matches('/');
+        rustix::fs::openat2(
+            root,
+            if rel.is_empty() { "." } else { rel },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    let opened = match open() {
+        Err(rustix::io::Errno::NOENT) => {
+            ensure_target(root, path, TargetKind::Dir)?;
+            open()
+        }
+        r => r,
+    };
+    opened.map_err(|e| match e {
+        rustix::io::Errno::LOOP => io::Error::other(format!(
+            "{path} is a symlink or is reached through one in this root: \
+             a kernel filesystem is mounted only on a plain directory"
+        )),
+        e => e.into(),
+    })
+}
+
+/// Mount a new kernel filesystem on `path` inside `root`, creating the
+/// directory ([`plain_dir_in`]).
 pub fn mount_fs_at(
     root: impl AsFd + Copy,
     path: &str,
@@ -162,7 +197,7 @@ pub fn mount_fs_at(
     options: &[(&str, Option<&str>)],
     attrs: u64,
 ) -> io::Result<()> {
-    let target = ensure_target(root, path, TargetKind::Dir)?;
+    let target = plain_dir_in(root, path)?;
     let mnt = new_fs(fstype, options, attrs)?;
     attach(mnt, target)
 }

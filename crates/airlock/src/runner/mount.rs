@@ -324,7 +324,7 @@ fn tmpfs(
 
 fn host_proc(root: BorrowedFd, host: &OwnedFd, dest: &str) -> io::Result<()> {
     let src = path_in(host, "/proc")?;
-    let target = ensure_target(root, dest, TargetKind::Dir)?;
+    let target = super::fs::plain_dir_in(root, dest)?;
     let tree = clone_tree(&src, true)?;
     sys::mount_setattr(&tree, NO_SUID_DEV_EXEC, true)?;
     attach(tree, target)

@@ -44,7 +44,7 @@ pub fn apply(m: &MountStep, trees: &Trees, report: Reporter) -> Result<()> {
             attach(tree, &target).step(step)
         }
         MountStep::SealDev { destination } => {
-            let dev = path_in(root, destination).step(step)?;
+            let dev = super::fs::plain_dir_in(root, destination).step(step)?;
             let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
             sys::mount_setattr(&dev, attrs, false).step(step)
         }
