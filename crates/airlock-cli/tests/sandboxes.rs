@@ -423,6 +423,76 @@ fn rootless_lifecycle() {
     assert!(sandbox_dirs(&root).is_empty());
 }
 
+/// The runner that execs into a sandbox is not dumpable from its start,
+/// so that the workload, of the same host uid for a rootless caller,
+/// cannot ptrace it or write its memory before the new process's walls
+/// are up (runc CVE-2016-9962's class). The kernel shows it: a
+/// non-dumpable process's /proc files belong to root, not to its uid.
+#[test]
+fn the_exec_runner_is_not_dumpable() {
+    require_root!();
+    let shared = shared_dir();
+    let root = shared.path().join("state");
+    let r = al_user(&root, &["run", "-d", "--name", "d", "--", "sleep", "100"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut exec = airlock_as_user(&[
+        "--state-root",
+        root.to_str().unwrap(),
+        "exec",
+        "d",
+        "--",
+        "sleep",
+        "30",
+    ])
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let parent_of = |pid: i32| -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    // The exec'd sleep, and the runner waiting for it: its parent.
+    let mut runner = None;
+    for _ in 0..200 {
+        runner = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x0030\x00")
+            })
+            .find_map(|p| {
+                let r = parent_of(p)?;
+                let exe = std::fs::read_link(format!("/proc/{r}/exe")).ok()?;
+                exe.to_string_lossy()
+                    .contains("airlock-runner")
+                    .then_some(r)
+            });
+        if runner.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let runner = runner.expect("the exec runner and its sleep");
+    let status = std::fs::read_to_string(format!("/proc/{runner}/status")).unwrap();
+    assert!(
+        status.contains(&format!("\nUid:\t{USER}\t")),
+        "the runner runs as the user: {status}"
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(format!("/proc/{runner}/environ")).unwrap(),
+    );
+    let _ = exec.kill();
+    let _ = exec.wait();
+    assert_eq!(al_user(&root, &["rm", "-f", "d"]).code, 0);
+    assert_eq!(owner, 0, "the exec runner {runner} is dumpable");
+}
+
 #[test]
 fn exec_as_another_user_is_judged_like_the_workload() {
     require_root!();

@@ -33,6 +33,13 @@ fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
 
 pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     let report = Reporter::new(sock, plan.verbose);
+    // Before anything of the sandbox's: a workload of the same host uid
+    // (a rootless caller's, or one whose Landlock is off) could otherwise
+    // ptrace this runner or its child, or write their /proc/PID/mem, in
+    // the window before the child's walls are up (runc CVE-2016-9962 and
+    // CVE-2019-5736's class). The child inherits it; its exec resets it.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .step(|| "exec: make the runner non-dumpable".into())?;
     join_cgroups(&plan)?;
     // Its path is in the caller's mount namespace, which we leave next.
     let console = match (&plan.console_socket, plan.process.terminal) {
