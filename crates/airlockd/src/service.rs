@@ -151,6 +151,22 @@ fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(),
             // and a guard process beside every sandbox.
             _ => {}
         }
+        // The spec's own nproc rlimit takes that default's place, so it
+        // is bounded the same way (its hard limit: the soft one can be
+        // raised up to it from inside).
+        for (i, r) in spec.process.rlimits.iter().enumerate() {
+            if r.resource == "nproc" && r.hard > max {
+                let hard = if r.hard == u64::MAX {
+                    "unlimited".to_string()
+                } else {
+                    r.hard.to_string()
+                };
+                return Err(status::limit(
+                    &format!("process.rlimits[{i}] (nproc)"),
+                    format!("a hard limit of {hard} is more than this daemon allows per sandbox ({max} processes)"),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -487,4 +503,62 @@ fn supervisor_exit(pid: i32) -> Option<tokio::io::unix::AsyncFd<std::os::fd::Own
     // SAFETY: the AsyncFd owns the OwnedFd, whose raw fd never changes and
     // is closed only when the AsyncFd drops it, after deregistering it.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock::spec::Rlimit;
+
+    fn limits(spec: &mut SandboxSpec) -> Result<(), String> {
+        let c = crate::config::Config {
+            max_pids: Some(100),
+            max_memory: Some(spec::Size(64 << 20)),
+            ..Default::default()
+        };
+        apply_limits(&c, spec).map_err(|e| e.message().to_string())
+    }
+
+    fn nproc(hard: u64) -> SandboxSpec {
+        let mut s = SandboxSpec::default();
+        s.process.rlimits = vec![
+            Rlimit {
+                resource: "nofile".into(),
+                soft: 1 << 20,
+                hard: 1 << 20,
+            },
+            Rlimit {
+                resource: "nproc".into(),
+                soft: 10,
+                hard,
+            },
+        ];
+        s
+    }
+
+    #[test]
+    fn the_daemons_limits_bound_the_spec_and_fill_what_it_leaves_out() {
+        let mut s = SandboxSpec::default();
+        limits(&mut s).unwrap();
+        assert_eq!(s.resources.memory, Some(spec::Size(64 << 20)));
+        s.resources.memory = Some(spec::Size(1 << 30));
+        assert!(limits(&mut s).unwrap_err().contains("resources.memory"));
+        let mut s = SandboxSpec::default();
+        s.resources.pids = Some(101);
+        assert!(limits(&mut s).unwrap_err().contains("resources.pids"));
+    }
+
+    #[test]
+    fn an_nproc_rlimit_is_bounded_like_the_pids_limit_it_replaces() {
+        limits(&mut nproc(100)).unwrap();
+        let e = limits(&mut nproc(90_000)).unwrap_err();
+        assert!(
+            e.contains("process.rlimits[1] (nproc)")
+                && e.contains("90000")
+                && e.contains("(100 processes)"),
+            "{e}"
+        );
+        let e = limits(&mut nproc(u64::MAX)).unwrap_err();
+        assert!(e.contains("unlimited"), "{e}");
+    }
 }
