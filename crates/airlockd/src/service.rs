@@ -283,9 +283,12 @@ impl Sandboxes for Service {
         let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
+        let found = d.clone();
+        let (sb, _, m) = blocking(move || found.find(&peer, &key)).await?;
+        let lock = locked(&sb).await?;
         blocking(move || {
-            let (sb, _, m) = d.find(&peer, &key)?;
-            sb.start().map_err(from_state)?;
+            sb.start_holding(&lock).map_err(from_state)?;
+            drop(lock);
             let st = sb.state().map_err(from_state)?;
             events::observe(&d, &sb, &st);
             Ok(Response::new(info(&sb, &st, &m, false)))
@@ -335,9 +338,21 @@ impl Sandboxes for Service {
             .unwrap_or(d.config.stop_grace)
             .min(MAX_GRACE);
         let grace = Duration::from_secs(grace.into());
+        let found = d.clone();
+        let (sb, st, m) = blocking(move || found.find(&peer, &r.sandbox)).await?;
+        // SandboxDir::stop, with its lock, grace period and wait for the
+        // end awaited rather than held on a pool thread (see `locked`).
+        let lock = locked(&sb).await?;
+        let term = sb.clone();
+        let terminated = blocking(move || term.terminate().map_err(from_state)).await?;
+        let deadline = tokio::time::Instant::now() + grace;
+        if !(terminated && ended(&sb, st.supervisor_pid, Some(deadline)).await) {
+            let kill = sb.clone();
+            blocking(move || kill.kill_all().map_err(from_state)).await?;
+        }
+        drop(lock);
         blocking(move || {
-            let (sb, _, m) = d.find(&peer, &r.sandbox)?;
-            let st = sb.stop(grace).map_err(from_state)?;
+            let st = sb.state().map_err(from_state)?;
             events::observe(&d, &sb, &st);
             Ok(Response::new(info(&sb, &st, &m, false)))
         })
@@ -348,9 +363,11 @@ impl Sandboxes for Service {
         let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         let r = req.into_inner();
+        let (found, key) = (d.clone(), r.sandbox.clone());
+        let (sb, _, _) = blocking(move || found.find(&peer, &key)).await?;
+        let lock = locked(&sb).await?;
         blocking(move || {
-            let (sb, _, _) = d.find(&peer, &r.sandbox)?;
-            let st = sb.delete(r.force).map_err(from_state)?;
+            let st = sb.delete_holding(&lock, r.force).map_err(from_state)?;
             // `exited` (if nobody reported it yet), then `deleted`.
             events::gone(&d, &sb.id, Some(&st));
 
@@ -395,25 +412,7 @@ impl Sandboxes for Service {
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
         let (sb, st, m) = blocking(move || d.find(&peer, &key)).await?;
-        // Awaited, not a blocked thread: a client that goes away ends it.
-        // The supervisor's pidfd wakes us as it exits, which is when most
-        // sandboxes end; the `alive` lock (the supervisor's and its
-        // guard's) is what says so, checked at growing intervals in case
-        // the guard outlives the supervisor for a moment or the pid was
-        // already someone else's.
-        let mut exited = st.supervisor_pid.and_then(supervisor_exit);
-        let mut pause = Duration::from_millis(1);
-        while sb.alive() {
-            match &exited {
-                Some(fd) => {
-                    if tokio::time::timeout(pause, fd.readable()).await.is_ok() {
-                        exited = None;
-                    }
-                }
-                None => tokio::time::sleep(pause).await,
-            }
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        ended(&sb, st.supervisor_pid, None).await;
         let st = sb.state().map_err(from_state)?;
         Ok(Response::new(info(&sb, &st, &m, false)))
     }
@@ -497,6 +496,54 @@ impl Sandboxes for Service {
 
 /// A pidfd of the sandbox's supervisor that becomes readable when it
 /// exits, if it is still there.
+/// The sandbox's lock, awaited. A stop holds it through its grace period
+/// (up to MAX_GRACE): a call that waited for it on one of the blocking
+/// pool's threads would keep that thread, and a caller asking again and
+/// again could take every one of them, stalling every other caller's
+/// calls (root's included) until the grace ran out.
+async fn locked(sb: &airlock::state::SandboxDir) -> Result<std::fs::File, RpcStatus> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(lock) = sb.try_lock().map_err(from_state)? {
+            return Ok(lock);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Wait until the sandbox has ended or `deadline` has passed; true if it
+/// has. Awaited, not a blocked thread: a client that goes away ends it.
+/// The supervisor's pidfd wakes us as it exits, which is when most
+/// sandboxes end; the `alive` lock (the supervisor's and its guard's) is
+/// what says so, checked at growing intervals in case the guard outlives
+/// the supervisor for a moment or the pid was already someone else's.
+async fn ended(
+    sb: &airlock::state::SandboxDir,
+    supervisor_pid: Option<i32>,
+    deadline: Option<tokio::time::Instant>,
+) -> bool {
+    let mut exited = supervisor_pid.and_then(supervisor_exit);
+    let mut pause = Duration::from_millis(1);
+    while sb.alive() {
+        let now = tokio::time::Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        let step = deadline.map_or(pause, |d| pause.min(d - now));
+        match &exited {
+            Some(fd) => {
+                if tokio::time::timeout(step, fd.readable()).await.is_ok() {
+                    exited = None;
+                }
+            }
+            None => tokio::time::sleep(step).await,
+        }
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    true
+}
+
 fn supervisor_exit(pid: i32) -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
     let pid = rustix::process::Pid::from_raw(pid)?;
     let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK).ok()?;

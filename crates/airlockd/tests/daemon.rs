@@ -197,6 +197,52 @@ async fn stop_kills_everything_after_the_grace_period() {
     assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
 }
 
+/// Stops waiting on a sandbox that ignores SIGTERM (one in its grace
+/// period, the rest for its lock) hold none of the daemon's threads: more
+/// of them than its blocking pool has threads (256) leave other calls
+/// answered. Before, each held a thread until the grace ran out, and a
+/// List waited behind them.
+#[tokio::test(flavor = "multi_thread")]
+async fn stops_in_their_grace_period_hold_no_thread() {
+    if !root_or_skip("stops_in_their_grace_period_hold_no_thread") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let sb = run(
+        &mut c,
+        "stubborn",
+        &["sh", "-c", "trap '' TERM; sleep 100 & wait; sleep 100"],
+    )
+    .await;
+    let mut stops = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let client = d.client().await;
+        for _ in 0..30 {
+            let mut client = client.clone();
+            stops.spawn(async move { client.stop("stubborn", Some(100)).await });
+        }
+    }
+    // Time for the 300 calls to arrive (they take a few milliseconds).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut probe = d.client().await;
+    let listed = probe.list(Default::default()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    // Answered within the grace period: the stops still wait.
+    assert!(alive(sb.pid), "the stops did not wait");
+    assert_eq!(stops.len(), 300);
+    // The workload's end ends them all.
+    // SAFETY: kill(2) on the sandbox's workload, which this test started;
+    // it touches no memory of ours.
+    unsafe { libc::kill(sb.pid, libc::SIGKILL) };
+    let mut ok = 0;
+    while let Some(r) = stops.join_next().await {
+        r.unwrap().unwrap();
+        ok += 1;
+    }
+    assert_eq!(ok, 300);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_with_a_terminal_sees_its_size() {
     if !root_or_skip("exec_with_a_terminal_sees_its_size") {

@@ -4,6 +4,7 @@
 
 use super::{control, io_err, names, Backoff, RecordedSpec, State, StateError, Status};
 use crate::spec::SandboxSpec;
+use rustix::fs::FlockOperation;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
@@ -14,6 +15,17 @@ use std::time::Duration;
 /// Open (creating) `path` and take an flock on it, exclusive or shared,
 /// waiting until it is granted.
 pub(super) fn lock_file(path: &Path, exclusive: bool) -> Result<File, StateError> {
+    let op = if exclusive {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::LockShared
+    };
+    Ok(flock_file(path, op)?.expect("a blocking flock waits until it is granted"))
+}
+
+/// Open (creating) `path` and flock it with `op`; `None` when a
+/// non-blocking `op` finds it held.
+fn flock_file(path: &Path, op: FlockOperation) -> Result<Option<File>, StateError> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -22,17 +34,15 @@ pub(super) fn lock_file(path: &Path, exclusive: bool) -> Result<File, StateError
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
         .map_err(io_err("open the lock", path))?;
-    let op = if exclusive {
-        rustix::fs::FlockOperation::LockExclusive
-    } else {
-        rustix::fs::FlockOperation::LockShared
-    };
-    rustix::fs::flock(&f, op).map_err(|e| StateError::Io {
-        what: "lock",
-        path: path.to_path_buf(),
-        source: e.into(),
-    })?;
-    Ok(f)
+    match rustix::fs::flock(&f, op) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(StateError::Io {
+            what: "lock",
+            path: path.to_path_buf(),
+            source: e.into(),
+        }),
+    }
 }
 
 /// One sandbox's directory.
@@ -196,6 +206,17 @@ impl SandboxDir {
     /// the returned file is dropped.
     pub fn lock(&self) -> Result<File, StateError> {
         lock_file(&self.dir.join("lock"), true)
+    }
+
+    /// The sandbox's lock if nobody holds it now (`None` if someone
+    /// does): for a caller that waits its own way, as the daemon, which
+    /// must not block a thread while a stop holds the lock through its
+    /// grace period.
+    pub fn try_lock(&self) -> Result<Option<File>, StateError> {
+        flock_file(
+            &self.dir.join("lock"),
+            FlockOperation::NonBlockingLockExclusive,
+        )
     }
 
     /// Send a request to the supervisor.

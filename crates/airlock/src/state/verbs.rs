@@ -12,7 +12,13 @@ impl SandboxDir {
     /// most) until its supervisor records that it runs, so the caller's
     /// next look sees it running. Takes the sandbox's lock.
     pub fn start(&self) -> Result<(), StateError> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.start_holding(&lock)
+    }
+
+    /// [`SandboxDir::start`] by a caller that holds the sandbox's lock
+    /// already (from [`SandboxDir::try_lock`]).
+    pub fn start_holding(&self, _lock: &std::fs::File) -> Result<(), StateError> {
         let st = self.state()?;
         if st.status != Status::Created {
             return Err(StateError::WrongStatus {
@@ -56,20 +62,25 @@ impl SandboxDir {
     /// never ran, is killed at once. Takes the sandbox's lock.
     pub fn stop(&self, grace: Duration) -> Result<State, StateError> {
         let _lock = self.lock()?;
-        let st = self.state()?;
-        if st.status == Status::Stopped {
-            return Ok(st);
-        }
-        if st.status == Status::Running {
-            let _ = self.request(&Request::Signal {
-                signal: libc::SIGTERM,
-            });
-            if self.wait_ended(Some(grace)) {
-                return self.state();
-            }
+        if self.terminate()? && self.wait_ended(Some(grace)) {
+            return self.state();
         }
         self.kill_all()?;
         self.state()
+    }
+
+    /// A stop's first step, under the sandbox's lock: SIGTERM to a
+    /// running workload. True when the caller should give it its grace
+    /// period before [`SandboxDir::kill_all`] (which a stopped sandbox
+    /// needs no more than a created one needs the grace).
+    pub fn terminate(&self) -> Result<bool, StateError> {
+        if self.state()?.status != Status::Running {
+            return Ok(false);
+        }
+        let _ = self.request(&Request::Signal {
+            signal: libc::SIGTERM,
+        });
+        Ok(true)
     }
 
     /// Kill every process of the sandbox and wait for its supervisor to
@@ -88,7 +99,13 @@ impl SandboxDir {
     /// Remove a stopped sandbox; with `force`, kill a running one first.
     /// Takes the sandbox's lock. Returns its last state.
     pub fn delete(&self, force: bool) -> Result<State, StateError> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.delete_holding(&lock, force)
+    }
+
+    /// [`SandboxDir::delete`] by a caller that holds the sandbox's lock
+    /// already (from [`SandboxDir::try_lock`]).
+    pub fn delete_holding(&self, _lock: &std::fs::File, force: bool) -> Result<State, StateError> {
         let mut st = self.state()?;
         if st.status != Status::Stopped {
             if !force {
