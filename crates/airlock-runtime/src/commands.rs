@@ -258,43 +258,46 @@ fn create(
     let sandbox =
         Sandbox::start_prepared(prepared.plan, &actx, &spawn).map_err(|e| e.to_string())?;
     let sb = sandbox.state().expect("a sandbox with state").clone();
-    let record = OciRecord {
-        bundle: bundle.dir.clone(),
-        annotations: bundle.annotations(),
-        hooks,
+    // The container exists from here: whatever fails now fails the create
+    // and leaves nothing (no container, no process).
+    let finish = || -> Result<()> {
+        let record = OciRecord {
+            bundle: bundle.dir.clone(),
+            annotations: bundle.annotations(),
+            hooks,
+        };
+        sb.write_atomic(
+            "oci.json",
+            &serde_json::to_vec(&record).expect("serializes"),
+        )
+        .map_err(|e| e.to_string())?;
+        // The OOM score, then createRuntime and prestart: its workload is
+        // held, so what it execs inherits the score.
+        let st = sb.state().map_err(|e| e.to_string())?;
+        let oom = bundle
+            .config
+            .process()
+            .as_ref()
+            .and_then(|p| p.oom_score_adj());
+        oom.map_or(Ok(()), |v| oom_score_adj(sandbox.init_pid(), v))?;
+        hooks::run("createRuntime", &record.hooks.created, &oci_state(&sb, &st))?;
+        if let Some(p) = pid_file {
+            // The supervisor, not the container process: clients such as
+            // conmon are the subreaper the runtime's processes leave
+            // behind and reap the pid they are given for the container's
+            // exit status. The container process is the supervisor's
+            // child, and the supervisor exits with its status (128+N for
+            // signal N, as conmon reports it). `state` gives the
+            // container process.
+            write_pid_file(p, st.supervisor_pid.unwrap_or_else(|| sandbox.init_pid()))?;
+        }
+        Ok(())
     };
-    sb.write_atomic(
-        "oci.json",
-        &serde_json::to_vec(&record).expect("serializes"),
-    )
-    .map_err(|e| e.to_string())?;
-    // The OOM score, then createRuntime and prestart: the container
-    // exists, its workload is held, so what it execs inherits the score. A
-    // failure fails the create and leaves nothing.
-    let st = sb.state().map_err(|e| e.to_string())?;
-    let oom = bundle
-        .config
-        .process()
-        .as_ref()
-        .and_then(|p| p.oom_score_adj());
-    let set_up = oom
-        .map_or(Ok(()), |v| oom_score_adj(sandbox.init_pid(), v))
-        .and_then(|()| hooks::run("createRuntime", &record.hooks.created, &oci_state(&sb, &st)));
-    if let Err(e) = set_up {
+    if let Err(e) = finish() {
         let _ = sb.request(&Request::Kill);
         sb.wait_ended(Some(Duration::from_secs(10)));
         let _ = sb.remove();
         return Err(e);
-    }
-    if let Some(p) = pid_file {
-        // The supervisor, not the container process: clients such as
-        // conmon are the subreaper the runtime's processes leave behind
-        // and reap the pid they are given for the container's exit
-        // status. The container process is the supervisor's child, and the
-        // supervisor exits with its status (128+N for signal N, as conmon
-        // reports it). `state` gives the container process.
-        let st = sb.state().map_err(|e| e.to_string())?;
-        write_pid_file(p, st.supervisor_pid.unwrap_or_else(|| sandbox.init_pid()))?;
     }
     ctx.log
         .debug(&format!("created {id} (pid {})", sandbox.init_pid()));

@@ -108,6 +108,34 @@ fn run_gives_the_exit_status_and_stdio() {
     assert!(!env.rt(&["state", "r1"]).status.success());
 }
 
+/// A create that fails after the container exists (here its pid file
+/// cannot be written) leaves neither the container nor its processes.
+#[test]
+fn a_pid_file_that_cannot_be_written_fails_create_and_leaves_nothing() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    let bad = env.dir.path().join("no/such/dir/pid");
+    let o = env.rt(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        bad.to_str().unwrap(),
+        "pf1",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("no/such/dir/pid"), "{err}");
+    assert!(!env.rt(&["state", "pf1"]).status.success(), "left pf1");
+    let listed = env.rt(&["list", "-q"]);
+    assert_eq!(text(&listed).0, "", "left a container");
+    // The name is free again.
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "pf1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(env.rt(&["delete", "--force", "pf1"]).status.success());
+}
+
 #[test]
 fn inside_a_container() {
     require_root!();
