@@ -289,6 +289,33 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     );
     assert_eq!(e.code, 125);
     assert!(e.stderr.contains("may not read"), "{}", e.stderr);
+    // A bind of a file the caller cannot read is opened as the caller,
+    // whatever id it asks for inside: 65534 too, which is the id a
+    // process unmapped in the sandbox (the daemon's root) sees itself as.
+    let secret = private.join("secret");
+    std::fs::write(&secret, "host secret").unwrap();
+    for uid in [None, Some("65534")] {
+        let mut args = vec!["run", "-d"];
+        if let Some(u) = uid {
+            args.extend(["--uid", u, "--gid", u]);
+        }
+        args.extend([
+            "--ro-bind",
+            secret.to_str().unwrap(),
+            "/s",
+            "--",
+            "cat",
+            "/s",
+        ]);
+        let e = airlock(&d, Some(USER), &args);
+        assert_ne!(e.code, 0, "{uid:?}: {}", e.stdout);
+        assert!(!e.stdout.contains("host secret"), "{uid:?}");
+        assert!(
+            e.stderr.contains(secret.to_str().unwrap()) && e.stderr.contains("ermission denied"),
+            "{uid:?}: {}",
+            e.stderr
+        );
+    }
 
     // Outside the group: the socket itself refuses the connection.
     let e = airlock(&d, Some(OUTSIDER), &["ps"]);

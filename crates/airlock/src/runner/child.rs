@@ -225,18 +225,19 @@ fn setup(
 /// process leaves the namespace's root, which an unmapped one never was.
 fn become_namespace_root(plan: &Plan, report: Reporter) -> Result<(), SetupError> {
     let zero = |m: &crate::spec::IdMap| m.inside == 0;
-    let mapped = |maps: &[crate::spec::IdMap], id: u32| {
-        maps.iter()
-            .any(|m| (m.inside..m.inside.saturating_add(m.count)).contains(&id))
-    };
+    // Judged by the host uid, not by geteuid() in here: an unmapped
+    // process sees itself as the overflow uid (65534), which a caller's
+    // map may well hold (`--uid 65534`), and setup would then run as the
+    // host's root.
+    let mapped_here = plan
+        .uid_map
+        .iter()
+        .any(|m| (m.outside..m.outside.saturating_add(m.count)).contains(&host_euid()));
     let (uid, gid) = if plan.uid_map.iter().any(zero) && plan.gid_map.iter().any(zero) {
         (0, 0)
     } else {
-        let me = rustix::process::geteuid().as_raw();
         match (plan.uid_map.first(), plan.gid_map.first()) {
-            (Some(u), Some(g)) if !plan.caller.is_root() && !mapped(&plan.uid_map, me) => {
-                (u.inside, g.inside)
-            }
+            (Some(u), Some(g)) if !plan.caller.is_root() && !mapped_here => (u.inside, g.inside),
             _ => return Ok(()),
         }
     };
@@ -246,6 +247,23 @@ fn become_namespace_root(plan: &Plan, report: Reporter) -> Result<(), SetupError
     rustix::thread::set_thread_res_gid(g, g, g).step(|| format!("setresgid {gid}"))?;
     rustix::thread::set_thread_res_uid(u, u, u).step(|| format!("setresuid {uid}"))?;
     Ok(())
+}
+
+static HOST_EUID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Note the runner's effective uid on the host, before any user
+/// namespace of the sandbox's hides it.
+pub(super) fn remember_host_euid() {
+    HOST_EUID.store(
+        rustix::process::geteuid().as_raw(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The runner's effective uid on the host (u32::MAX, which no map holds,
+/// if it was never noted).
+fn host_euid() -> u32 {
+    HOST_EUID.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The workload's terminal, from the sandbox's own devpts now that it is

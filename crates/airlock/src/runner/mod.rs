@@ -160,6 +160,7 @@ fn run(
     // them to: a Ctrl-C during setup must not kill us before we can clean
     // up. forward_to() unblocks them.
     signals::block();
+    child::remember_host_euid();
     let run = || -> Result<i32, SetupError> {
         let job = read_job(plan_fd)?;
         if !crate::sys::single_threaded() {
