@@ -142,44 +142,6 @@ impl AsyncWrite for PeerStream {
     }
 }
 
-/// Could `peer` read `path` (search every directory on the way, read the
-/// file or directory itself)? The daemon reads an image as root; a caller
-/// may only name one it could read itself.
-pub fn may_read(peer: &Peer, path: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // `PATH:TAG` and `PATH@DIGEST`: the path is what exists.
-    let mut p = std::path::PathBuf::from(path);
-    while !p.exists() {
-        let s = p.to_string_lossy().into_owned();
-        match s.rfind([':', '@']) {
-            Some(i) => p = s[..i].into(),
-            None => return true, // nothing to read: "not found" says so
-        }
-    }
-    let Ok(real) = std::fs::canonicalize(&p) else {
-        return false;
-    };
-    let allowed = |m: &std::fs::Metadata, bit: u32| {
-        let mode = m.mode();
-        if m.uid() == peer.uid {
-            mode & (bit << 6) != 0
-        } else if peer.in_group(m.gid()) {
-            mode & (bit << 3) != 0
-        } else {
-            mode & bit != 0
-        }
-    };
-    let mut walked = std::path::PathBuf::from("/");
-    for part in real.iter().skip(1) {
-        match std::fs::metadata(&walked) {
-            Ok(m) if allowed(&m, 0o1) => {}
-            _ => return false,
-        }
-        walked.push(part);
-    }
-    std::fs::metadata(&real).is_ok_and(|m| allowed(&m, 0o4))
-}
-
 /// The gid of group `name` (a name in /etc/group, or a number).
 pub fn group_id(name: &str) -> Option<u32> {
     if let Ok(gid) = name.parse() {

@@ -257,7 +257,8 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     ok(airlock(&d, None, &unsafe_run));
 
     // What the kernel would not let the caller do itself, the daemon
-    // does not do for it: join a namespace by path, read a private image.
+    // does not do for it (join a namespace by path), nor run an image,
+    // whose layers it would read and unpack as root.
     let spec = d.dir.path().join("join.json");
     std::fs::write(
         &spec,
@@ -288,7 +289,11 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         &["run", "-d", "--image", img.to_str().unwrap(), "--", "true"],
     );
     assert_eq!(e.code, 125);
-    assert!(e.stderr.contains("may not read"), "{}", e.stderr);
+    assert!(
+        e.stderr.contains("image: uid 1000 may not run an image"),
+        "{}",
+        e.stderr
+    );
     // A bind of a file the caller cannot read is opened as the caller,
     // whatever id it asks for inside: 65534 too, which is the id a
     // process unmapped in the sandbox (the daemon's root) sees itself as.
