@@ -72,7 +72,7 @@ fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<()
 /// sandboxes up with root's credentials on the host side: to join a
 /// namespace by path (the kernel would not let the caller itself), id
 /// maps beyond its own id (root's subordinate ranges would apply, not
-/// the caller's), an image from a path the caller could not read, or any
+/// the caller's), an image (its layers would be read and unpacked as root), or any
 /// acknowledgement when it may not acknowledge.
 fn check_unprivileged(
     d: &Shared,
