@@ -170,6 +170,35 @@ async fn run(
         );
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
+    // What only a local run can do is refused, not dropped: a flag that
+    // silently did nothing (or, for --print-spec, created a sandbox) would
+    // mislead the caller.
+    let local_only = [
+        (
+            a.print_spec,
+            "--print-spec",
+            "the daemon resolves the spec; run without --host to print it",
+        ),
+        (
+            a.report.is_some(),
+            "--report",
+            "the daemon keeps the exit; `airlock wait` and `airlock inspect` give it",
+        ),
+        (
+            a.store.is_some(),
+            "--store",
+            "the daemon uses the store of its configuration",
+        ),
+        (
+            a.verbose,
+            "--verbose",
+            "the setup trace is the runner's, beside the daemon",
+        ),
+    ];
+    if let Some((_, flag, why)) = local_only.iter().find(|(given, ..)| *given) {
+        eprintln!("airlock: error: {flag} is not available with --host: {why}");
+        return Ok(ExitCode::from(EXIT_REFUSED));
+    }
     let spec = match build_spec(&a, m) {
         Ok(s) => s,
         Err(e) => {
@@ -190,10 +219,13 @@ async fn run(
             ..Default::default()
         })
         .await?;
-    for note in &made.notes {
-        eprintln!("airlock: image: {note}");
+    if !a.quiet {
+        for note in &made.notes {
+            eprintln!("airlock: image: {note}");
+        }
     }
-    for f in &made.findings {
+    // A finding that refuses comes back as an error status instead.
+    for f in made.findings.iter().filter(|_| !a.quiet) {
         print_finding(f);
     }
     Ok(say(&made.sandbox.unwrap_or_default().id))

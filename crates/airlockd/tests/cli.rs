@@ -174,6 +174,36 @@ fn the_lifecycle_verbs_through_a_daemon() {
     let e = airlock(&d, None, &["run", "--", "true"]);
     assert_eq!(e.code, 125);
     assert!(e.stderr.contains("needs -d"), "{}", e.stderr);
+    // What only a local run can do is refused, and creates nothing
+    // (--print-spec used to create a sandbox; --report was ignored).
+    let before = ok(airlock(&d, None, &["ps", "-a"]));
+    for flags in [
+        &["--print-spec"][..],
+        &["--report", "/tmp/airlock-remote-report.json"],
+        &["--store", "/tmp"],
+        &["-v"],
+    ] {
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.extend(["--", "true"]);
+        let e = airlock(&d, None, &args);
+        assert_eq!(e.code, 125, "{flags:?}: {}", e.stdout);
+        let flag = flags[0].replace("-v", "--verbose");
+        assert!(
+            e.stderr
+                .contains(&format!("{flag} is not available with --host")),
+            "{flags:?}: {}",
+            e.stderr
+        );
+    }
+    assert_eq!(ok(airlock(&d, None, &["ps", "-a"])), before);
+    // -q silences the warnings a local run's -q silences.
+    let share = ["run", "-d", "--rm", "--share-ipc", "--", "true"];
+    let loud = airlock(&d, None, &share);
+    assert!(loud.stderr.contains("warning["), "{}", loud.stderr);
+    let quiet = airlock(&d, None, &[&share[..2], &["-q"], &share[2..]].concat());
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "");
 }
 
 #[test]
