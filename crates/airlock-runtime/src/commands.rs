@@ -430,6 +430,22 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         return Err(format!("cannot kill container {id}: container not running"));
     }
     let sig = parse_signal(signal)?;
+    if all && sig != libc::SIGKILL {
+        // runc's --all: every process of the container, found in its
+        // cgroup. (SIGKILL goes through the supervisor, which freezes the
+        // cgroup first so that nothing forks away.) A rootless container
+        // without a cgroup of its own has only its PID 1 to signal.
+        let procs = st.cgroup.as_ref().map(|c| c.procs()).unwrap_or_default();
+        if !procs.is_empty() {
+            for pid in procs {
+                // SAFETY: kill(2) takes plain integers and touches no
+                // memory of ours; a process that exited meanwhile (ESRCH)
+                // needs no signal.
+                unsafe { libc::kill(pid, sig) };
+            }
+            return Ok(());
+        }
+    }
     let req = if all && sig == libc::SIGKILL {
         Request::Kill
     } else {

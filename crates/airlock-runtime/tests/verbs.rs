@@ -435,3 +435,33 @@ fn preserve_fds_reach_the_container() {
     // (fd 3 unless the test itself inherited one, as under `flock CMD`.)
     assert!(text(&o).1.contains("is not open"), "{:?}", text(&o));
 }
+
+/// `kill --all SIGNAL` reaches every process of the container, as runc's
+/// does, not only its PID 1: a background process dies of SIGUSR1 while
+/// the shell that started it ignores it, and the container then ends.
+/// Without --all the container goes on.
+#[test]
+fn kill_all_signals_every_process() {
+    require_root!();
+    let env = Env::new();
+    // The trap comes after the fork: the sleep keeps USR1's default.
+    let script = "sleep 1000 & trap '' USR1; touch /tmp/ready; wait";
+    let b = env.bundle("b", &["sh", "-c", script], |_| {});
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "k1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let ready = b.join("rootfs/tmp/ready");
+    for _ in 0..200 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(ready.exists(), "the script did not start");
+    assert!(env.rt(&["kill", "k1", "USR1"]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(state(&env, "k1")["status"], "running");
+    let o = env.rt(&["kill", "--all", "k1", "USR1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_status(&env, "k1", "stopped");
+    assert!(env.rt(&["delete", "k1"]).status.success());
+}
