@@ -38,6 +38,9 @@ pub struct Config {
     pub stop_grace: u32,
     /// Events kept for `Events { since }`.
     pub events_kept: usize,
+    /// Exec, Attach and Logs streams open at once per caller besides root:
+    /// each holds threads of the daemon's own while it lasts.
+    pub max_streams_per_caller: usize,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             log_limit: 1 << 20,
             stop_grace: 10,
             events_kept: 1000,
+            max_streams_per_caller: 64,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Daemon {
     pub known: Mutex<HashMap<String, Seen>>,
     /// Creates under way, which count against `max_sandboxes`.
     pending: Mutex<usize>,
+    /// Exec, Attach and Logs streams open, by caller uid (root's are not
+    /// counted), against `max_streams_per_caller`.
+    streams: Mutex<HashMap<u32, usize>>,
     /// The runner binary (default: found as the library finds it).
     pub runner: Option<PathBuf>,
 }
@@ -46,6 +49,51 @@ pub struct Seen {
     /// no reading, only its OOM count does.
     pub stamp: Option<(u64, u64, i64, i64)>,
     pub cgroup: Option<airlock::state::CgroupPaths>,
+}
+
+/// One of a caller's places under `max_streams_per_caller`, held by its
+/// stream and freed when the stream is dropped (the call's end, or the
+/// client's going away).
+pub struct StreamSlot {
+    daemon: Shared,
+    uid: u32,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.daemon.streams.lock().expect("streams lock");
+        if let Some(n) = open.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// Reserve a stream for `peer` (root: no limit), or say the limit is
+/// reached: a caller opening streams without end would otherwise have
+/// the daemon start threads without end.
+pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic::Status> {
+    if peer.is_root() {
+        return Ok(None);
+    }
+    let mut open = d.streams.lock().expect("streams lock");
+    let n = open.entry(peer.uid).or_default();
+    if *n >= d.config.max_streams_per_caller {
+        return Err(status::limit(
+            "max_streams_per_caller",
+            format!(
+                "uid {} has {n} Exec, Attach and Logs streams open, the most this daemon allows a caller",
+                peer.uid
+            ),
+        ));
+    }
+    *n += 1;
+    Ok(Some(StreamSlot {
+        daemon: d.clone(),
+        uid: peer.uid,
+    }))
 }
 
 /// A reserved place under `max_sandboxes`, freed when dropped.
@@ -73,6 +121,7 @@ impl Daemon {
             bus,
             known: Mutex::new(HashMap::new()),
             pending: Mutex::new(0),
+            streams: Mutex::new(HashMap::new()),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
         }
     }

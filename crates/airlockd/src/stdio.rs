@@ -6,7 +6,7 @@
 //! client slows the process's output rather than growing the daemon's
 //! memory.
 
-use crate::daemon::{blocking, exit_of, exit_status, Shared};
+use crate::daemon::{blocking, exit_of, exit_status, stream_slot, Shared, StreamSlot};
 use crate::peer::Peer;
 use crate::status::{from_error, from_state, invalid};
 use airlock::state::{LogStream as Which, Status};
@@ -36,6 +36,31 @@ fn out(o: Output) -> Result<proto::ExecOutput, RpcStatus> {
 fn pipe() -> Result<(OwnedFd, OwnedFd), RpcStatus> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| RpcStatus::internal(format!("create a pipe: {e}")))
+}
+
+/// A response stream that holds its caller's [`StreamSlot`] for as long
+/// as tonic keeps it.
+struct Held<S> {
+    inner: S,
+    _slot: Option<StreamSlot>,
+}
+
+impl<S: Stream + Unpin> Stream for Held<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+fn held<T>(rx: mpsc::Receiver<T>, slot: Option<StreamSlot>) -> Pin<Box<Held<ReceiverStream<T>>>> {
+    Box::pin(Held {
+        inner: ReceiverStream::new(rx),
+        _slot: slot,
+    })
 }
 
 /// Copy what `fd` yields into the stream until end of file (a terminal
@@ -180,6 +205,7 @@ pub async fn exec(
     if start.args.is_empty() {
         return Err(invalid("start.args", "no program to run"));
     }
+    let slot = stream_slot(&d, &peer)?;
     let opts = ExecOptions {
         args: start.args.clone(),
         env: start.env.clone().into_iter().collect(),
@@ -201,7 +227,7 @@ pub async fn exec(
         Some(Input::CloseStdin(_)) => Some(ClientInput::Close),
         Some(Input::Start(_)) | None => None,
     }));
-    Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    Ok(Response::new(held(out_rx, slot)))
 }
 
 /// Pass a process's output on to the client's stream until the exit (or
@@ -381,6 +407,7 @@ pub async fn logs(
     r: proto::LogsRequest,
 ) -> Result<Response<LogStream>, RpcStatus> {
     let key = r.sandbox.clone();
+    let slot = stream_slot(&d, &peer)?;
     let (sb, _, _) = blocking(move || d.find(&peer, &key)).await?;
     let (tx, rx) = mpsc::channel(16);
     let reader = sb.log_reader(r.tail.map(|t| t as usize));
@@ -403,7 +430,7 @@ pub async fn logs(
         },
         || {},
     );
-    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    Ok(Response::new(held(rx, slot)))
 }
 
 pub async fn attach(
@@ -422,6 +449,7 @@ pub async fn attach(
             "the first message of Attach must be `attach`",
         ));
     };
+    let slot = stream_slot(&d, &peer)?;
     let (sb, attached, reader) = blocking(move || {
         let (sb, st, _) = d.find(&peer, &which.sandbox)?;
         if st.status != Status::Running {
@@ -481,7 +509,7 @@ pub async fn attach(
         Some(AttachIn::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
         _ => None,
     }));
-    Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    Ok(Response::new(held(rx, slot)))
 }
 
 pub async fn events(

@@ -362,6 +362,75 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     );
 }
 
+/// A caller other than root has at most `max_streams_per_caller` Exec,
+/// Attach and Logs streams open at once (each holds daemon threads);
+/// a stream's end gives its place back.
+#[test]
+fn a_callers_open_streams_are_bounded() {
+    if !root_or_skip("a_callers_open_streams_are_bounded") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\"\nmax_streams_per_caller = 2"));
+    ok(airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--name", "talker", "--", "sleep", "100"],
+    ));
+    let follow = || {
+        Command::new("setpriv")
+            .args([
+                format!("--reuid={USER}"),
+                format!("--regid={USER}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ])
+            .arg(airlock_bin(&d))
+            .args(["logs", "-f", "talker"])
+            .env("AIRLOCK_HOST", d.host())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut followers = vec![follow(), follow()];
+    // Once both follows are open, a third stream is refused.
+    let mut third = airlock(&d, Some(USER), &["logs", "talker"]);
+    for _ in 0..200 {
+        if third.code != 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        third = airlock(&d, Some(USER), &["logs", "talker"]);
+    }
+    assert_eq!(third.code, 125, "{}", third.stderr);
+    assert!(
+        third.stderr.contains("max_streams_per_caller") && third.stderr.contains("uid 1000 has 2"),
+        "{}",
+        third.stderr
+    );
+    // Root is not counted.
+    ok(airlock(&d, None, &["logs", "talker"]));
+    let mut one = followers.pop().unwrap();
+    one.kill().unwrap();
+    one.wait().unwrap();
+    let mut again = airlock(&d, Some(USER), &["logs", "talker"]);
+    for _ in 0..200 {
+        if again.code == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        again = airlock(&d, Some(USER), &["logs", "talker"]);
+    }
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    for mut f in followers {
+        let _ = f.kill();
+        let _ = f.wait();
+    }
+    ok(airlock(&d, Some(USER), &["rm", "-f", "talker"]));
+}
+
 #[test]
 fn a_caller_outside_the_group_gets_a_status_saying_so() {
     if !root_or_skip("a_caller_outside_the_group_gets_a_status_saying_so") {
