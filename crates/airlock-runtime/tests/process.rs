@@ -178,6 +178,14 @@ fn exec_honours_the_process_object_and_cap() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
     assert!(err.contains("apparmorProfile"), "{err}");
+    // A cwd under /proc, however spelled, as create refuses it (runc
+    // CVE-2024-21626).
+    for cwd in ["/proc/self/fd/3", "//proc/self/cwd"] {
+        let o = env.rt(&["exec", "--cwd", cwd, "x1", "true"]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{cwd}: {out} {err}");
+        assert!(err.contains("cwd: must not be under /proc"), "{cwd}: {err}");
+    }
     assert!(env.rt(&["delete", "--force", "x1"]).status.success());
 }
 

@@ -57,6 +57,9 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     if e.args.is_empty() {
         return Err(crate::spec::SpecError::new("args", "no program to exec").into());
     }
+    if let Some(cwd) = &e.cwd {
+        crate::spec::validate::cwd("cwd", cwd)?;
+    }
     if e.replace_env {
         process.env.clear();
     }

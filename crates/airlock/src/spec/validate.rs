@@ -277,14 +277,7 @@ fn process(p: &Process) -> Result<(), SpecError> {
             ));
         }
     }
-    absolute("process.cwd", &p.cwd)?;
-    if p.cwd == "/proc" || p.cwd.starts_with("/proc/") {
-        // runc CVE-2024-21626: a cwd through /proc/self/fd/N reaches the host.
-        return Err(SpecError::new(
-            "process.cwd",
-            "must not be under /proc (a cwd through /proc/self/fd can reach outside the sandbox)",
-        ));
-    }
+    cwd("process.cwd", &p.cwd)?;
     for (i, r) in p.rlimits.iter().enumerate() {
         let f = format!("process.rlimits[{i}]");
         if !RLIMITS.iter().any(|(n, _)| *n == r.resource) {
@@ -471,6 +464,29 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// A working directory: absolute, and not under /proc however it is
+/// spelled (`//proc`, `/tmp/../proc`): runc CVE-2024-21626, where a cwd
+/// through /proc/self/fd/N reached the host.
+pub(crate) fn cwd(field: &str, path: &str) -> Result<(), SpecError> {
+    absolute(field, path)?;
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.first() == Some(&"proc") {
+        return Err(SpecError::new(
+            field,
+            "must not be under /proc (a cwd through /proc/self/fd can reach outside the sandbox)",
+        ));
+    }
+    Ok(())
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,8 +581,21 @@ mod tests {
 
     #[test]
     fn cwd_under_proc_is_refused() {
-        let mut s = base();
-        s.process.cwd = "/proc/self/fd/7".into();
-        assert_eq!(validate(&s).unwrap_err().field, "process.cwd");
+        for cwd in [
+            "/proc/self/fd/7",
+            "/proc",
+            "//proc/self/fd/7",
+            "/./proc/self/cwd",
+            "/tmp/../proc/1/root",
+        ] {
+            let mut s = base();
+            s.process.cwd = cwd.into();
+            assert_eq!(validate(&s).unwrap_err().field, "process.cwd", "{cwd}");
+        }
+        for cwd in ["/", "/procedures", "/tmp/proc", "/proc-x/.."] {
+            let mut s = base();
+            s.process.cwd = cwd.into();
+            validate(&s).unwrap_or_else(|e| panic!("{cwd}: {e}"));
+        }
     }
 }
