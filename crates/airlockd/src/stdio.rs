@@ -12,7 +12,7 @@ use crate::status::{from_error, from_state, invalid};
 use airlock::state::{LogStream as Which, Status};
 use airlock::{ExecOptions, Sandbox, SpawnOptions};
 use airlock_client::proto::{self, exec_input::Input, exec_output::Output};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,23 +97,88 @@ type Feed = mpsc::Sender<ClientInput>;
 
 /// Write the client's input to `input` (a pipe or a terminal master) on
 /// a thread of its own; a resize goes to `on_resize`.
-fn feed(input: OwnedFd, on_resize: impl Fn(u32, u32) + Send + 'static) -> Feed {
+///
+/// A pipe is written through a non-blocking file of its own (reopened
+/// through /proc, so the supervisor's copy keeps its flags), waiting for
+/// room only while `client_there()`: a workload that stops reading its
+/// stdin would otherwise keep the thread in write(2) after the client has
+/// gone, one thread more for each attach that wrote more than the pipe
+/// holds. (A client that only closed its input is still there, and what
+/// it sent is still written.) A terminal cannot be reopened that way (it
+/// would be a new one) and is written as before.
+fn feed(
+    input: OwnedFd,
+    on_resize: impl Fn(u32, u32) + Send + 'static,
+    client_there: impl Fn() -> bool + Send + 'static,
+) -> Feed {
     let (tx, mut rx) = mpsc::channel::<ClientInput>(4);
-    std::thread::spawn(move || {
-        let mut f = std::fs::File::from(input);
-        while let Some(msg) = rx.blocking_recv() {
-            match msg {
-                ClientInput::Data(b) => {
-                    if f.write_all(&b).is_err() {
-                        break;
+    let input = nonblocking_pipe(&input).unwrap_or(input);
+    // Without its thread the feed's receiver is gone, and the client's
+    // input ends there.
+    let _ = std::thread::Builder::new()
+        .name("stdin-feed".into())
+        .spawn(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    ClientInput::Data(b) => {
+                        if !write_while(&input, &b, &client_there) {
+                            break;
+                        }
                     }
+                    ClientInput::Resize(rows, cols) => on_resize(rows, cols),
+                    ClientInput::Close => break,
                 }
-                ClientInput::Resize(rows, cols) => on_resize(rows, cols),
-                ClientInput::Close => break,
             }
-        }
-    });
+        });
     tx
+}
+
+/// Whether an exec's client is still there, for [`feed`].
+fn there(gone: &Arc<AtomicBool>) -> impl Fn() -> bool + Send + 'static {
+    let gone = gone.clone();
+    move || !gone.load(Ordering::SeqCst)
+}
+
+/// A non-blocking file of its own on `fd`'s pipe (None: not a pipe).
+fn nonblocking_pipe(fd: &OwnedFd) -> Option<OwnedFd> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Fifo {
+        return None;
+    }
+    rustix::fs::open(
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)),
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+}
+
+/// Write all of `b` to `fd`, waiting for room (a fifth of a second at a
+/// time, for a non-blocking one) only while `wanted()`. False when the
+/// write failed or is no longer wanted.
+fn write_while(fd: &OwnedFd, mut b: &[u8], wanted: impl Fn() -> bool) -> bool {
+    while !b.is_empty() {
+        match rustix::io::write(fd, b) {
+            Ok(n) => b = &b[n..],
+            Err(rustix::io::Errno::AGAIN) => {
+                if !wanted() {
+                    return false;
+                }
+                let mut room = [rustix::event::PollFd::new(
+                    fd,
+                    rustix::event::PollFlags::OUT,
+                )];
+                let fifth = rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 200_000_000,
+                };
+                let _ = rustix::event::poll(&mut room, Some(&fifth));
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// A window dimension from the API (u32) as the kernel takes it (u16).
@@ -309,7 +374,7 @@ fn start_exec(
         let pumps = vec![pump(reader, tx.clone(), Output::Stdout)];
         (
             process,
-            feed(writer, move |r, c| resize(&master, r, c)),
+            feed(writer, move |r, c| resize(&master, r, c), there(&gone)),
             pumps,
         )
     } else {
@@ -324,7 +389,7 @@ fn start_exec(
             pump(out_r, tx.clone(), Output::Stdout),
             pump(err_r, tx.clone(), Output::Stderr),
         ];
-        (process, feed(in_w, |_, _| {}), pumps)
+        (process, feed(in_w, |_, _| {}, there(&gone)), pumps)
     };
     // A client that goes away takes its process with it.
     let done = Arc::new(AtomicBool::new(false));
@@ -471,6 +536,8 @@ pub async fn attach(
     let end_tx = tx.clone();
     let sb2 = sb.clone();
     let watch = tx.clone();
+    // Weak: the feed must not hold the response stream open.
+    let feed_watch = tx.downgrade();
     follow_logs(
         sb,
         reader,
@@ -499,11 +566,16 @@ pub async fn attach(
         .input
         .try_clone()
         .map_err(|e| RpcStatus::internal(format!("dup the input: {e}")))?;
-    let feed_to = feed(writer, move |rows, cols| {
-        if terminal {
-            let _ = attached.resize(dim(rows), dim(cols));
-        }
-    });
+    let client = feed_watch;
+    let feed_to = feed(
+        writer,
+        move |rows, cols| {
+            if terminal {
+                let _ = attached.resize(dim(rows), dim(cols));
+            }
+        },
+        move || client.upgrade().is_some_and(|tx| !tx.is_closed()),
+    );
     tokio::spawn(forward(input, feed_to, |msg| match msg.input {
         Some(AttachIn::Stdin(b)) => Some(ClientInput::Data(b)),
         Some(AttachIn::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),

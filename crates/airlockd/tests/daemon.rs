@@ -487,6 +487,71 @@ async fn version_and_health() {
     assert_eq!((h.sandboxes, h.running), (1, 1));
 }
 
+/// An attacher that wrote more than the workload reads, then went away,
+/// leaves no daemon thread behind: the write waited for room only while
+/// the client was there.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attacher_that_went_away_leaves_no_thread_writing() {
+    if !root_or_skip("an_attacher_that_went_away_leaves_no_thread_writing") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    c.create(proto::CreateRequest {
+        name: "deaf".into(),
+        args: args(&["sleep", "100"]),
+        stdin: true,
+        start: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let daemon = d.child.id();
+    let feeds = || {
+        std::fs::read_dir(format!("/proc/{daemon}/task"))
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "stdin-feed")
+            })
+            .count()
+    };
+    let until = |want: usize| async move {
+        for _ in 0..200 {
+            if feeds() == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    };
+    assert!(until(0).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    use proto::attach_input::Input;
+    for i in [
+        Input::Attach(proto::SandboxRef {
+            sandbox: "deaf".into(),
+        }),
+        // Far more than a pipe holds (64 KiB): the write waits.
+        Input::Stdin(vec![b'x'; 1 << 20]),
+    ] {
+        tx.send(proto::AttachInput { input: Some(i) })
+            .await
+            .unwrap();
+    }
+    let stream = c
+        .raw()
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    assert!(until(1).await, "no feed thread");
+    drop(stream);
+    drop(tx);
+    assert!(until(0).await, "the feed thread outlived its client");
+    c.delete("deaf", true).await.unwrap();
+}
+
 /// Attach to a workload's stdin, then to a terminal, with a resize; the
 /// logs keep what was said.
 #[tokio::test(flavor = "multi_thread")]
