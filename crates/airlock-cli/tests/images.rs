@@ -143,6 +143,34 @@ fn whiteouts_and_opaque_directories() {
     assert_eq!(r.stdout, "b\nnew\n", "{}", r.stderr);
 }
 
+/// Forty layers (images of more than ten are common): each adds a file,
+/// and the topmost's wins where two write the same one.
+#[test]
+fn an_image_of_many_layers_runs() {
+    require_root!();
+    let env = Env::new();
+    let names: Vec<String> = (0..39).map(|i| format!("f{i:02}")).collect();
+    let mut layers = vec![busybox_layer()];
+    for n in &names {
+        layers.push(layer(&[
+            E::File(&format!("layers/{n}"), b"x", 0o644),
+            E::File("layers/top", n.as_bytes(), 0o644),
+        ]));
+    }
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "many",
+            layers,
+            json!({"Cmd": ["/bin/sh", "-c", "ls /layers | wc -l; cat /layers/top"]}),
+        )],
+    );
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "40\nf38", "{}", r.stderr);
+}
+
 #[test]
 fn writes_land_in_the_overlay_and_layers_are_shared() {
     require_root!();

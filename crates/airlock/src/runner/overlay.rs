@@ -103,7 +103,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
         fsconfig_set_string(&fs, k, v)
             .map_err(|e| SetupError::io(format!("root: overlay {k}={v}"), &e.into()))
     };
-    set("lowerdir", &lower.join(":"))?;
+    set_lower_layers(&fs, &lower)?;
     set("upperdir", &upper)?;
     set("workdir", &work)?;
     if userns {
@@ -118,6 +118,43 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
         ),
     )
     .step(step)
+}
+
+/// The lower layers, topmost first. fsconfig takes a string value of at
+/// most 256 bytes, which one `lowerdir=A:B:...` of fd paths (about 24
+/// bytes each) outgrows at eleven layers: `lowerdir+` (Linux 6.8) adds
+/// one layer a call. A kernel without it takes the joined list, as far
+/// as it fits.
+fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String]) -> Result<()> {
+    let mut added = 0;
+    for layer in lower {
+        match fsconfig_set_string(fs, "lowerdir+", layer.as_str()) {
+            Ok(()) => added += 1,
+            // Not a key this kernel knows: only before any was added.
+            Err(rustix::io::Errno::INVAL) if added == 0 => break,
+            Err(e) => {
+                return Err(SetupError::io(
+                    format!("root: overlay lowerdir+={layer}"),
+                    &e.into(),
+                ))
+            }
+        }
+    }
+    if added == lower.len() {
+        return Ok(());
+    }
+    let joined = lower.join(":");
+    if joined.len() > 255 {
+        return Err(SetupError::new(
+            "root",
+            format!(
+                "{} image layers are more than this kernel's overlay takes in one lowerdir (Linux 6.8 adds them one at a time)",
+                lower.len()
+            ),
+        ));
+    }
+    fsconfig_set_string(fs, "lowerdir", joined.as_str())
+        .map_err(|e| SetupError::io(format!("root: overlay lowerdir={joined}"), &e.into()))
 }
 
 /// On the host side, before the namespaces exist: make sure a persistent
