@@ -670,6 +670,110 @@ fn print_spec_shows_the_image_applied_and_a_missing_image_is_one_line() {
     );
 }
 
+/// An image whose /etc/passwd is a FIFO, run as a user it names: the
+/// lookup neither hangs nor reads it; the user is not found.
+#[test]
+fn a_fifo_for_etc_passwd_does_not_hang_the_user_lookup() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "fifo",
+            vec![
+                busybox_layer(),
+                layer(&[E::Dir("etc", 0o755), E::Fifo("etc/passwd")]),
+            ],
+            json!({"Cmd": ["/bin/true"], "User": "app"}),
+        )],
+    );
+    let store = env.store();
+    let mut child = airlock(&["run", "--store", &store, "--image", &img])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..400 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the run hangs on the FIFO");
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.unwrap().code(), Some(125), "{err}");
+    assert!(err.contains("app"), "{err}");
+}
+
+/// A store another user could change is refused before anything is
+/// unpacked in it: one that is not the caller's, one writable by others,
+/// one below a directory where another user could swap it.
+#[test]
+fn a_store_another_user_could_change_is_refused() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[("s", vec![busybox_layer()], json!({"Cmd": ["/bin/true"]}))],
+    );
+    let run = |store: &Path| {
+        output(airlock(&[
+            "run",
+            "--store",
+            store.to_str().unwrap(),
+            "--image",
+            &img,
+        ]))
+    };
+    let theirs = env.dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    chown(&theirs, USER, USER);
+    let r = run(&theirs);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("belongs to uid {USER}")),
+        "{}",
+        r.stderr
+    );
+    let open = env.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = run(&open);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is writable by others (mode 777)"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&open.join("store"));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("where another user could replace it"),
+        "{}",
+        r.stderr
+    );
+    for d in [&theirs, &open] {
+        assert_eq!(
+            std::fs::read_dir(d.join("layers")).map_or(0, |d| d.count()),
+            0
+        );
+    }
+    // Sticky, as /tmp is: the store below it is the caller's alone.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let r = run(&open.join("store"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
 #[test]
 fn an_existing_store_keeps_its_mode() {
     // Looking up an image that is not there must not open the store up.

@@ -13,6 +13,7 @@ pub enum E<'a> {
     Symlink(&'a str, &'a str),
     Hardlink(&'a str, &'a str),
     CharDev(&'a str),
+    Fifo(&'a str),
     /// A file with an owner, to see the store shift ids.
     Owned(&'a str, &'a [u8], u64),
 }
@@ -62,6 +63,11 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
                 let mut h = header(p, kind, 0o777, 0);
                 let t = target.as_bytes();
                 h.as_old_mut().linkname[..t.len()].copy_from_slice(t);
+                h.set_cksum();
+                b.append(&h, std::io::empty()).unwrap();
+            }
+            E::Fifo(p) => {
+                let mut h = header(p, tar::EntryType::Fifo, 0o644, 0);
                 h.set_cksum();
                 b.append(&h, std::io::empty()).unwrap();
             }

@@ -129,11 +129,27 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         ) else {
             continue;
         };
-        let Ok(fd) = crate::fs::open_in(&root, file, rustix::fs::OFlags::RDONLY) else {
+        // Non-blocking, and only a regular file, read up to a bound: an
+        // image's /etc/passwd may be a FIFO (which would hang the open or
+        // the read) or a device.
+        let Ok(fd) = crate::fs::open_in(
+            &root,
+            file,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+        ) else {
             continue;
         };
+        let regular = rustix::fs::fstat(&fd).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        });
+        if !regular {
+            return None;
+        }
         let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text);
+        let _ = std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::fs::File::from(fd), 1 << 20),
+            &mut text,
+        );
         for line in text.lines() {
             let f: Vec<&str> = line.split(':').collect();
             if f.len() >= 4 && f[0] == name {

@@ -210,6 +210,50 @@ fn close_up(tmp: &Path, id_base: Option<u32>) -> Result<(), ImageError> {
         .map_err(|e| ImageError::io(tmp, e))
 }
 
+/// A store directory must be the caller's and writable by nobody else:
+/// this process (root, maybe) writes, chowns and renames in it by path,
+/// and another user's store could hold links planted to turn those onto
+/// files outside it.
+fn owned_by_caller(p: &Path) -> Result<(), ImageError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).map_err(|e| ImageError::io(p, e))?;
+    let me = rustix::process::geteuid().as_raw();
+    let why = if !m.file_type().is_dir() {
+        "is not a directory".to_string()
+    } else if m.uid() != me {
+        format!("belongs to uid {}, not to this caller (uid {me})", m.uid())
+    } else if m.mode() & 0o022 != 0 {
+        format!("is writable by others (mode {:o})", m.mode() & 0o7777)
+    } else {
+        return Ok(());
+    };
+    Err(ImageError::Refused(format!(
+        "the layer store {} {why}: a store must be the caller's alone",
+        p.display()
+    )))
+}
+
+/// A directory above the store must not let another user swap the store
+/// out: root's or the caller's, and sticky where others may write.
+fn unswappable(dir: &Path) -> Result<(), ImageError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(dir) else {
+        return Ok(()); // made just now by create_dir_all, or not ours to judge
+    };
+    let me = rustix::process::geteuid().as_raw();
+    let owner_ok = m.uid() == 0 || m.uid() == me;
+    let sticky_or_closed = m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0;
+    if owner_ok && sticky_or_closed {
+        return Ok(());
+    }
+    Err(ImageError::Refused(format!(
+        "the layer store is below {} (uid {}, mode {:o}), where another user could replace it",
+        dir.display(),
+        m.uid(),
+        m.mode() & 0o7777
+    )))
+}
+
 impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, ImageError> {
         let root = root.into();
@@ -243,6 +287,12 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(ImageError::io(&p, e)),
             }
+        }
+        for d in ["", "layers", "images", "tmp"] {
+            owned_by_caller(&sub(d))?;
+        }
+        for dir in root.ancestors().skip(1) {
+            unswappable(dir)?;
         }
         Ok(Store {
             root,
