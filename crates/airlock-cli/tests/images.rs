@@ -372,6 +372,41 @@ fn manifest_selection_and_platform() {
     );
 }
 
+/// A GNU long name of 64 MiB (a few hundred KB gzipped) is refused as it
+/// arrives, before the tar reader would hold it in memory whole, and
+/// nothing of the layer is kept.
+#[test]
+fn a_huge_long_name_header_is_refused() {
+    require_root!();
+    let env = Env::new();
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(tar::EntryType::GNULongName);
+    h.set_size(64 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut bomb = h.as_bytes().to_vec();
+    bomb.resize(512 + (64 << 20), b'a');
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "bomb",
+            vec![busybox_layer(), bomb],
+            json!({"Cmd": ["/bin/true"]}),
+        )],
+    );
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("'L' header with a 67108864-byte body"),
+        "{}",
+        r.stderr
+    );
+    // Only the busybox layer made it into the store.
+    assert_eq!(env.layers(), 1);
+}
+
 fn hostile(entries: &[E]) -> (Env, Run) {
     let env = Env::new();
     let img = env.path("img");

@@ -11,6 +11,7 @@ mod error;
 mod limits;
 pub mod oci;
 pub mod store;
+mod tar_meta;
 pub mod unpack;
 
 pub use apply::apply;

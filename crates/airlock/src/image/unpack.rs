@@ -229,7 +229,7 @@ pub fn unpack(
     budget: &mut Budget,
 ) -> Result<Vec<String>, ImageError> {
     let mut u = Unpacker::open(dest, opts, *budget)?;
-    let mut archive = tar::Archive::new(tar);
+    let mut archive = tar::Archive::new(super::tar_meta::MetaBound::new(tar));
     let entries = archive
         .entries()
         .map_err(|e| ImageError::Invalid(format!("reading the layer: {e}")))?;
