@@ -575,9 +575,28 @@ fn image_ls_rm_prune() {
     assert_eq!(env.layers(), 1);
     let r = output(airlock(&["image", "--store", &store, "rm", "listed:7"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Work in tmp/ of a process still there (this test) stays; that of
+    // one that is gone is removed.
+    let tmp = env.dir.path().join("store/tmp");
+    let live = tmp.join(format!("layer-{}-1", std::process::id()));
+    let dead = tmp.join("layer-999999999-1");
+    for d in [&live, &dead] {
+        std::fs::create_dir(d).unwrap();
+    }
     let r = output(airlock(&["image", "--store", &store, "prune"]));
-    assert!(r.stdout.contains("pruned 1"), "{}", r.stdout);
+    assert!(r.stdout.contains("pruned 2"), "{}", r.stdout);
     assert_eq!(env.layers(), 0);
+    assert!(live.exists() && !dead.exists());
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left.len(),
+        1,
+        "the pruned layer went through tmp/ and is gone: {left:?}"
+    );
 }
 
 #[test]

@@ -113,6 +113,8 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
         store.check_reachable_by(uid)?;
     }
     let (path, sel) = parse_ref(reference);
+    // Until the image is recorded: a prune would take its fresh layers.
+    let _pulling = store.lock(false)?;
     let (dir, scratch) = image_dir(&path, store)?;
     let image = oci::resolve(&dir, &sel)?;
     let mut pulled = Pulled {

@@ -455,6 +455,9 @@ impl Store {
     /// Remove layers no recorded image uses, and leftovers of interrupted
     /// unpacks. Returns how many directories went.
     pub fn prune(&self) -> Result<usize, ImageError> {
+        // No pull is under way while we look (its layers are not recorded
+        // yet), nor starts until we are done.
+        let _pruning = self.lock(true)?;
         let used: std::collections::HashSet<String> = self
             .images()
             .into_iter()
@@ -473,8 +476,17 @@ impl Store {
             // A layer of the old form (`<diff_id hex>` alone: keyed by its
             // diff_id only, and open to every user) is never used again.
             if !name.contains('-') || !used.contains(&diff_of(&name)) {
-                remove_tree(&e.path());
-                n += 1;
+                // Out of layers/ first, in one rename: a prune cut short
+                // must not leave part of a layer where a later run would
+                // take it (meta.json) for a whole one.
+                let gone = self
+                    .root
+                    .join("tmp")
+                    .join(format!("pruned-{}-{name}", std::process::id()));
+                if std::fs::rename(e.path(), &gone).is_ok() {
+                    remove_tree(&gone);
+                    n += 1;
+                }
             }
         }
         for e in std::fs::read_dir(self.root.join("tmp"))
@@ -482,16 +494,67 @@ impl Store {
             .flatten()
             .flatten()
         {
+            // Another process's work in progress stays (`scratch` names
+            // hold the pid after the prefix).
+            let name = e.file_name().to_string_lossy().into_owned();
+            if owner_alive(&name) {
+                continue;
+            }
             remove_tree(&e.path());
             n += 1;
         }
         Ok(n)
     }
 
+    /// The store's lock: shared while a pull unpacks and records, so that
+    /// a prune (exclusive) never takes a layer a pull has installed but
+    /// not yet recorded.
+    pub fn lock(&self, exclusive: bool) -> Result<std::fs::File, ImageError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.root.join("lock");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| ImageError::io(&path, e))?;
+        let op = if exclusive {
+            rustix::fs::FlockOperation::LockExclusive
+        } else {
+            rustix::fs::FlockOperation::LockShared
+        };
+        rustix::fs::flock(&f, op).map_err(|e| ImageError::io(&path, e.into()))?;
+        Ok(f)
+    }
+
     /// Bytes used by a layer's unpacked tree (for `image ls`).
     pub fn layer_size(&self, diff_id: &str) -> u64 {
         self.layer_dirs(diff_id).iter().map(|d| tree_size(d)).sum()
     }
+}
+
+/// Is the process that made the `tmp/` entry `name` (`PREFIX-PID-NONCE`)
+/// still there? Another process's entry with a pid that is gone, or a
+/// name of another form, is left to be removed.
+fn owner_alive(name: &str) -> bool {
+    let mut parts = name.rsplitn(3, '-');
+    let (Some(_nonce), Some(pid), Some(_prefix)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    if pid == rustix::process::getpid() {
+        return false;
+    }
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 fn tree_size(p: &Path) -> u64 {
