@@ -47,6 +47,7 @@ const EXPECTED: &[&str] = &[
     "plant_setid_in_bind",
     "personality",
     "exotic_socket_families",
+    "exotic_socketpair_families",
     "mknod_device",
     "host_devices",
     "kernel_log",
@@ -249,6 +250,8 @@ fn escape_suite_under_a_custom_seccomp_profile() {
                            "args": [{"index": 0, "value": ns, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}),
         serde_json::json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                            "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}),
+        serde_json::json!({"names": ["socketpair"], "action": "SCMP_ACT_ALLOW",
+                           "args": [{"index": 0, "value": libc::AF_UNIX, "op": "SCMP_CMP_EQ"}]}),
     ];
     rules.extend(families);
     let dir = tempdir();

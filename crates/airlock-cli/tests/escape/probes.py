@@ -396,6 +396,21 @@ def exotic_socket_families():
 
 
 @probe
+def exotic_socketpair_families():
+    # socketpair(2) of a family socket(2) refuses: the family's code (and
+    # the loading of its module) runs before it says it has no pairs,
+    # and TIPC has pairs. Only the filter's EPERM counts as blocked.
+    outs = []
+    pair = (ctypes.c_int * 2)()
+    for fam in (40, 38, 30, 17):  # AF_VSOCK, AF_ALG, AF_TIPC, AF_PACKET
+        ctypes.set_errno(0)
+        r = libc.syscall(ctypes.c_long(53), fam, socket.SOCK_STREAM, 0, pair)
+        e = ctypes.get_errno()
+        outs.append((fam, "ok" if r >= 0 else errno.errorcode.get(e, e)))
+    report("exotic_socketpair_families", any(o != "EPERM" for _, o in outs), f"{outs}")
+
+
+@probe
 def mknod_device():
     try:
         os.mknod("/tmp/sda", 0o600 | 0o060000, os.makedev(8, 0))

@@ -9,8 +9,8 @@
 //! build time (see the module doc of `seccomp`).
 
 use super::lists::{
-    ALLOWED, CREATING, MODE_SETTERS, NAMESPACE_FLAGS, PERSONALITIES, SET_ID_BITS, SOCKET_FAMILIES,
-    TERMINAL_INJECTION,
+    ALLOWED, CREATING, MODE_SETTERS, NAMESPACE_FLAGS, PERSONALITIES, SET_ID_BITS,
+    SOCKETPAIR_FAMILIES, SOCKET_FAMILIES, TERMINAL_INJECTION,
 };
 use libseccomp::error::SeccompError;
 use libseccomp::{
@@ -53,10 +53,15 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
         let cmp = ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
         allow.add_rule_conditional(ScmpAction::Allow, clone, &[cmp])?;
     }
-    if let Some(socket) = syscall("socket") {
-        for family in SOCKET_FAMILIES {
-            let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *family as u64);
-            allow.add_rule_conditional(ScmpAction::Allow, socket, &[cmp])?;
+    for (name, families) in [
+        ("socket", SOCKET_FAMILIES),
+        ("socketpair", SOCKETPAIR_FAMILIES),
+    ] {
+        if let Some(call) = syscall(name) {
+            for family in families {
+                let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *family as u64);
+                allow.add_rule_conditional(ScmpAction::Allow, call, &[cmp])?;
+            }
         }
     }
     if let Some(p) = syscall("personality") {

@@ -61,7 +61,6 @@ pub const ALLOWED: &[&str] = &[
     "listen",
     "getsockname",
     "getpeername",
-    "socketpair",
     "setsockopt",
     "getsockopt",
     "fork",
@@ -301,7 +300,7 @@ pub const ALLOWED: &[&str] = &[
 ];
 
 /// Syscalls the default profile leaves out on purpose (they return EPERM).
-/// `clone`, `socket`, `ioctl` and `personality` are allowed only with the
+/// `clone`, `socket`, `socketpair`, `ioctl` and `personality` are allowed only with the
 /// arguments below; `clone3` returns ENOSYS so libc falls back to
 /// `clone`, whose flags can be inspected.
 pub const DENIED: &[&str] = &[
@@ -388,6 +387,11 @@ pub const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWCGROUP) as u64;
+
+/// socketpair(2) families the default profile allows: only AF_UNIX has a
+/// pair. Any other family's create function runs before it says so (and
+/// its module loads), which `socket` keeps out; TIPC has pairs of its own.
+pub const SOCKETPAIR_FAMILIES: &[i32] = &[libc::AF_UNIX];
 
 /// Socket families the default profile allows.
 pub const SOCKET_FAMILIES: &[i32] = &[
