@@ -22,9 +22,23 @@ const KERNEL_FS: &[&str] = &[
     "pstore",
 ];
 
-/// Directories whose writable exposure rewrites the host.
+/// Directories whose writable exposure rewrites the host: what it runs,
+/// and what root's services take orders from (cron's and at's spools,
+/// systemd's and udev's runtime units and rules).
 const SYSTEM_DIRS: &[&str] = &[
-    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/boot",
+    "/var/spool",
+    "/run/systemd",
+    "/run/udev",
+    "/run/tmpfiles.d",
 ];
 /// Directories that are dangerous to expose writably as a whole (their
 /// contents are ordinary data dirs).

@@ -76,6 +76,11 @@ fn host_system_writable() {
         "/var/lib",
         "/var",
         "/etc/cron.d",
+        "/var/spool",
+        "/var/spool/cron/crontabs",
+        "/run/systemd",
+        "/run/systemd/system",
+        "/run/udev/rules.d",
     ] {
         assert!(
             denied(&spec_with(vec![bind(p, "/x", false)])).contains(&"host-system-writable"),
