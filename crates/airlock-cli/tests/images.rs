@@ -407,6 +407,51 @@ fn a_huge_long_name_header_is_refused() {
     assert_eq!(env.layers(), 1);
 }
 
+/// Deep entries cost their depth, not its square, and one deeper than
+/// any real image (512 directories) is refused.
+#[test]
+fn deep_entries_unpack_and_too_deep_ones_are_refused() {
+    require_root!();
+    let deep = |depth: usize| {
+        let mut b = tar::Builder::new(Vec::new());
+        let path = "d/".repeat(depth) + "f";
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(4);
+        b.append_data(&mut h, &path, &b"deep"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let env = Env::new();
+    let img = env.path("img");
+    let cat = format!("/{}f", "d/".repeat(300));
+    oci_layout(
+        Path::new(&img),
+        &[
+            (
+                "ok",
+                vec![busybox_layer(), deep(300)],
+                json!({"Cmd": ["/bin/cat", cat]}),
+            ),
+            (
+                "too",
+                vec![busybox_layer(), deep(600)],
+                json!({"Cmd": ["/bin/true"]}),
+            ),
+        ],
+    );
+    let r = env.run(&format!("{img}:ok"), &[]);
+    assert_eq!(r.stdout, "deep", "{}", r.stderr);
+    let r = env.run(&format!("{img}:too"), &[]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("is 1201 bytes and 601 directories deep (at most 4096 and 512)"),
+        "{}",
+        r.stderr
+    );
+}
+
 fn hostile(entries: &[E]) -> (Env, Run) {
     let env = Env::new();
     let img = env.path("img");

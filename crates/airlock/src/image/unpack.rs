@@ -58,6 +58,11 @@ fn failed(entry: &str, step: impl Into<String>, e: rustix::io::Errno) -> ImageEr
     }
 }
 
+/// The longest entry path (PATH_MAX) and the deepest, which no real
+/// image nears and which bound what one entry costs to resolve.
+const MAX_PATH: usize = 4096;
+const MAX_DEPTH: usize = 512;
+
 /// Clean a tar path: relative, no `.`; `..` is refused; an absolute path
 /// is made relative and reported.
 fn clean(raw: &str, notes: &mut Vec<String>) -> Result<Vec<String>, ImageError> {
@@ -71,6 +76,16 @@ fn clean(raw: &str, notes: &mut Vec<String>) -> Result<Vec<String>, ImageError> 
             Component::Prefix(_) => return Err(invalid(raw, "is not a Unix path")),
         }
     }
+    if raw.len() > MAX_PATH || parts.len() > MAX_DEPTH {
+        return Err(refused(
+            raw,
+            format!(
+                "is {} bytes and {} directories deep (at most {MAX_PATH} and {MAX_DEPTH}); refusing the layer",
+                raw.len(),
+                parts.len()
+            ),
+        ));
+    }
     if raw.starts_with('/') {
         notes.push(format!("{raw}: absolute path made relative to the layer"));
     }
@@ -78,9 +93,15 @@ fn clean(raw: &str, notes: &mut Vec<String>) -> Result<Vec<String>, ImageError> 
 }
 
 fn open_dir(root: &OwnedFd, rel: &str, raw: &str) -> Result<OwnedFd, ImageError> {
+    open_dir_at(root, rel, rel, raw)
+}
+
+/// `rel` under `at` (a directory of the layer, the root or one below),
+/// shown as `shown` in errors.
+fn open_dir_at(at: &OwnedFd, rel: &str, shown: &str, raw: &str) -> Result<OwnedFd, ImageError> {
     let rel = if rel.is_empty() { "." } else { rel };
     rustix::fs::openat2(
-        root,
+        at,
         rel,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
@@ -89,10 +110,10 @@ fn open_dir(root: &OwnedFd, rel: &str, raw: &str) -> Result<OwnedFd, ImageError>
     .map_err(|e| match e {
         rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => refused(
             raw,
-            format!("goes through a symlink ({rel}); refusing the layer"),
+            format!("goes through a symlink ({shown}); refusing the layer"),
         ),
-        rustix::io::Errno::NOTDIR => invalid(raw, format!("{rel} is not a directory")),
-        other => failed(raw, rel, other),
+        rustix::io::Errno::NOTDIR => invalid(raw, format!("{shown} is not a directory")),
+        other => failed(raw, shown, other),
     })
 }
 
@@ -129,7 +150,9 @@ fn parent_dir(
             Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(failed(raw, format!("mkdir {cur}"), e)),
         }
-        fd = open_dir(root, &cur, raw)?;
+        // One step down from the last directory, not the whole path from
+        // the root again: a deep entry would cost its depth squared.
+        fd = open_dir_at(&fd, p, &cur, raw)?;
     }
     Ok(fd)
 }
