@@ -452,6 +452,31 @@ fn deep_entries_unpack_and_too_deep_ones_are_refused() {
     );
 }
 
+/// A docker-archive whose manifest.json lists more images than any save
+/// writes is refused before its configs are read.
+#[test]
+fn a_docker_manifest_of_too_many_images_is_refused() {
+    let env = Env::new();
+    let dir = env.dir.path().join("saved");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("c.json"), "{}").unwrap();
+    let entries: Vec<serde_json::Value> = (0..1025)
+        .map(|i| json!({"Config": "c.json", "RepoTags": [format!("x:{i}")], "Layers": []}))
+        .collect();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&entries).unwrap(),
+    )
+    .unwrap();
+    let r = env.run(dir.to_str().unwrap(), &[]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("lists 1025 images (at most 1024)"),
+        "{}",
+        r.stderr
+    );
+}
+
 fn hostile(entries: &[E]) -> (Env, Run) {
     let env = Env::new();
     let img = env.path("img");
@@ -735,6 +760,27 @@ fn zstd_and_uncompressed_layers() {
         "tar",
     );
     assert_eq!(env.run(&plain, &[]).stdout, "uncompressed\n");
+    // gzip of several members (pigz and some registries write them): the
+    // layer is all of them, not the first.
+    let multi = env.path("multi");
+    common::images::oci_layout_with(
+        Path::new(&multi),
+        &[(
+            "m",
+            vec![
+                busybox_layer(),
+                layer(&[E::File("hello", b"two members\n", 0o644)]),
+            ],
+            json!({"Cmd": ["/bin/cat", "/hello"]}),
+        )],
+        |b| {
+            let (a, rest) = b.split_at(b.len() / 2);
+            [common::images::gzip(a), common::images::gzip(rest)].concat()
+        },
+        "tar+gzip",
+    );
+    let r = env.run(&multi, &[]);
+    assert_eq!(r.stdout, "two members\n", "{}", r.stderr);
 }
 
 #[test]

@@ -437,18 +437,31 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     })
 }
 
+/// The most images a docker-archive's manifest.json may list (podman save
+/// writes one per image saved).
+const MAX_DOCKER_IMAGES: usize = 1024;
+
 fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     let manifests: Vec<DockerManifest> = read_json(&dir.join("manifest.json"), "docker")?;
+    if manifests.len() > MAX_DOCKER_IMAGES {
+        return Err(ImageError::Refused(format!(
+            "{}/manifest.json lists {} images (at most {MAX_DOCKER_IMAGES}); refusing the archive",
+            dir.display(),
+            manifests.len()
+        )));
+    }
     let tags = |m: &DockerManifest| m.repo_tags.clone().unwrap_or_default();
-    // The image id is the digest of the config's content, read once: a
-    // pin is compared with it (never with the config's file name), and
-    // the config parsed is the one hashed.
+    // The image id is the digest of the config's content: a pin is
+    // compared with it (never with the config's file name). Each config
+    // file is hashed once and not kept (a manifest.json naming one 16 MiB
+    // config eighty times held 1.3 GB); the chosen one is read again and
+    // must hash the same, so the config parsed is the one hashed.
     struct Entry<'a> {
         m: &'a DockerManifest,
         path: PathBuf,
-        text: Vec<u8>,
         id: String,
     }
+    let mut hashed: std::collections::HashMap<PathBuf, String> = Default::default();
     let mut chosen: Vec<Entry> = Vec::new();
     for m in &manifests {
         if let Selector::Tag(t) = sel {
@@ -457,16 +470,32 @@ fn docker_archive(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
             }
         }
         let path = safe_join(dir, &m.config)?;
-        let text = read_bounded(&path)?;
-        let id = sha256_bytes(&text);
+        let id = match hashed.get(&path) {
+            Some(id) => id.clone(),
+            None => {
+                let id = sha256_bytes(&read_bounded(&path)?);
+                hashed.insert(path.clone(), id.clone());
+                id
+            }
+        };
         if matches!(sel, Selector::Digest(g) if *g != id) {
             continue;
         }
-        chosen.push(Entry { m, path, text, id });
+        chosen.push(Entry { m, path, id });
     }
     let candidates: Vec<&Entry> = chosen.iter().collect();
-    let Entry { m, path, text, id } = pick_one(&candidates, dir, sel)?;
-    let config: ImageConfig = parse_json(path, text, "config")?;
+    let Entry { m, path, id } = pick_one(&candidates, dir, sel)?;
+    let text = read_bounded(path)?;
+    let actual = sha256_bytes(&text);
+    if actual != *id {
+        return Err(ImageError::Mismatch {
+            what: "blob",
+            digest: id.clone(),
+            field: "digest",
+            actual,
+        });
+    }
+    let config: ImageConfig = parse_json(path, &text, "config")?;
     let id = id.clone();
     let layers = checked_layers(&config, &m.layers, |l, diff_id| {
         open_layer(safe_join(dir, l)?, None, diff_id)

@@ -76,7 +76,7 @@ fn decompressed(layer: &Layer) -> Result<Box<dyn Read>, ImageError> {
         .map_err(|e| ImageError::io(path, e))?;
     let f = layer.reader();
     Ok(match &magic[..n] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(f)),
         [0x28, 0xb5, 0x2f, 0xfd] => {
             Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| ImageError::io(path, e))?)
         }
