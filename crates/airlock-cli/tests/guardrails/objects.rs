@@ -116,6 +116,10 @@ fn unix_sockets_are_refused_even_read_only() {
     refused_with(&["--ro-bind", &s, "/s", "--", "true"], "socket-bind");
     refused_with(&["--ro-bind", &h, "/s", "--", "true"], "socket-bind");
     refused_with(&["--bind", &h, "/s", "--", "true"], "socket-bind");
+    // And a directory that holds it deeper down (`--ro-bind /tmp` holds
+    // /tmp/ssh-XXXX/agent.N): the sockets bound on the host are listed.
+    let top = dir.path().display().to_string();
+    refused_with(&["--ro-bind", &top, "/s", "--", "true"], "socket-bind");
     // Acknowledged by name, it connects: the finding was about something real.
     let r = run(&[
         "--allow-unsafe", "socket-bind", "--ro-bind", &s, "/s.sock", "--", "python3", "-c",

@@ -222,6 +222,9 @@ impl Host {
 pub struct Snapshot {
     pub table: String,
     pub marks: Landmarks,
+    /// The unix sockets bound in this network namespace, read on first
+    /// use (see [`bound_unix_sockets`]).
+    bound: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Snapshot {
@@ -229,7 +232,22 @@ impl Snapshot {
         Snapshot {
             table: mount_table(),
             marks: Landmarks::probe(home),
+            bound: Default::default(),
         }
+    }
+
+    /// The unix sockets `canonical` is or holds: its direct entries, and
+    /// any socket bound in this network namespace below it, however deep
+    /// (`--ro-bind /tmp` holds /tmp/ssh-XXXX/agent.N).
+    pub fn sockets(&self, canonical: &str) -> Vec<String> {
+        let mut found = sockets_at(canonical);
+        let bound = self.bound.get_or_init(bound_unix_sockets);
+        for s in bound.iter().filter(|s| within(s, canonical)) {
+            if !found.contains(s) {
+                found.push(s.clone());
+            }
+        }
+        found
     }
 
     /// What a host path (canonical) is: its name by the object it reaches
@@ -240,9 +258,46 @@ impl Snapshot {
         (
             self.marks.name(canonical),
             nested_mounts(&self.table, canonical),
-            sockets_at(canonical),
+            self.sockets(canonical),
         )
     }
+}
+
+/// The filesystem unix sockets bound in this network namespace, by their
+/// canonical paths: what `/proc/net/unix` lists with a path (abstract
+/// ones begin with `@`), still a socket there. A path bound in another
+/// mount namespace, or gone, is not one here and is dropped.
+fn bound_unix_sockets() -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
+        return Vec::new();
+    };
+    let mut parents: std::collections::HashMap<&str, Option<std::path::PathBuf>> =
+        Default::default();
+    let mut found = Vec::new();
+    for line in text.lines().skip(1) {
+        // Seven fields, then the path, which may hold spaces.
+        let Some(inode) = line.split_ascii_whitespace().nth(6) else {
+            continue;
+        };
+        let end = inode.as_ptr() as usize - line.as_ptr() as usize + inode.len();
+        let path = line[end..].trim_start();
+        let Some((parent, name)) = path.rsplit_once('/').filter(|_| path.starts_with('/')) else {
+            continue;
+        };
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let real = parents
+            .entry(parent)
+            .or_insert_with(|| std::fs::canonicalize(parent).ok());
+        let Some(real) = real else { continue };
+        let socket = real.join(name);
+        if std::fs::symlink_metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
+            found.push(socket.to_string_lossy().into_owned());
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// The unix sockets `path` is, or holds as direct entries (a bounded look:

@@ -395,7 +395,7 @@ pub fn recheck_source(
         Some(checked) if *checked == named => {
             host.sockets_at.get(&named).cloned().unwrap_or_default()
         }
-        _ => host::sockets_at(opened),
+        _ => seen.sockets(opened),
     };
     let host = Host {
         canonical: [(source.to_string(), named.clone())].into(),
