@@ -12,6 +12,19 @@ use crate::seccomp::{
 /// says: terminal-injection ioctls are refused, clone3 returns ENOSYS.
 const COVERED_BY_REFUSALS: &[&str] = &["ioctl", "clone3"];
 
+/// The 32-bit ABIs' socket multiplexer: its arguments are in memory, where
+/// no filter can read them, so allowed for a foreign architecture it lets
+/// every socket family through whatever `socket`'s rules say (AF_VSOCK
+/// answered a review's `int 0x80`).
+const MULTIPLEXERS: &[&str] = &["socketcall"];
+
+/// The native architecture's name in a profile.
+const NATIVE_ARCH: &str = if cfg!(target_arch = "aarch64") {
+    "SCMP_ARCH_AARCH64"
+} else {
+    "SCMP_ARCH_X86_64"
+};
+
 pub(super) fn judge(f: &mut Findings, spec: &crate::spec::SandboxSpec) {
     let Seccomp::Custom {
         oci,
@@ -66,8 +79,10 @@ fn permissive(action: &str) -> bool {
 /// The calls of `DENIED` that the profile lets through, in whole or with
 /// arguments the default profile refuses.
 fn let_through(p: &OciSeccomp, argument_filters: bool) -> Vec<&'static str> {
+    let foreign = p.architectures.iter().any(|a| a != NATIVE_ARCH);
     DENIED
         .iter()
+        .chain(MULTIPLEXERS.iter().filter(|_| foreign))
         .copied()
         .filter(|name| !(argument_filters && COVERED_BY_REFUSALS.contains(name)))
         .filter(|name| {
@@ -142,6 +157,29 @@ mod tests {
         format!(
             r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": {names}, "action": "SCMP_ACT_ALLOW"}}{extra}]}}"#
         )
+    }
+
+    #[test]
+    fn socketcall_for_a_foreign_architecture_is_a_finding() {
+        let socketcall = r#", {"names": ["socketcall"], "action": "SCMP_ACT_ALLOW"}"#;
+        // Native only: the 32-bit ABI is refused whole, its multiplexer too.
+        assert!(findings(&allow_list(socketcall), true).is_empty());
+        let with_x86 = allow_list(socketcall).replacen(
+            r#"{"defaultAction""#,
+            r#"{"architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "defaultAction""#,
+            1,
+        );
+        let f = findings(&with_x86, true);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, "seccomp-permissive");
+        assert!(f[0].1.contains("socketcall"), "{f:?}");
+        // Without socketcall allowed, the same architectures are fine.
+        let plain = allow_list("").replacen(
+            r#"{"defaultAction""#,
+            r#"{"architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "defaultAction""#,
+            1,
+        );
+        assert!(findings(&plain, true).is_empty());
     }
 
     #[test]
