@@ -181,7 +181,7 @@ impl<'a> Bind<'a> {
         }
         self.judge_kernel(f);
         self.judge_runtime(f, host);
-        judge_nested(f, self.subject, self.real, host);
+        judge_nested(f, self.subject, self.real, self.devices, host);
     }
 
     /// What a writable bind lets the workload rewrite: the whole host,
@@ -302,8 +302,20 @@ impl<'a> Bind<'a> {
 }
 
 /// Judge the mounts a recursive bind of `real` brings along.
-fn judge_nested(f: &mut Findings, subject: &str, real: &str, host: &Host) {
+fn judge_nested(f: &mut Findings, subject: &str, real: &str, devices: bool, host: &Host) {
     for n in host.nested.get(real).into_iter().flatten() {
+        // A chroot's /dev (sbuild's, pbuilder's) is the host's devtmpfs
+        // bound there: through a device bind, the host's devices.
+        if devices && matches!(n.fstype.as_str(), "devtmpfs" | "devpts") {
+            f.add(
+                "host-dev-bind",
+                subject,
+                format!(
+                    "the device bind of {real} carries the host's {} at {}: its device nodes (disks, memory, consoles) work there",
+                    n.fstype, n.mountpoint
+                ),
+            );
+        }
         if KERNEL_FS.contains(&n.fstype.as_str()) {
             f.add(
                 "kernel-surface-bind",

@@ -14,7 +14,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "host-system-writable", severity: Deny, catches: "a writable bind of /etc, /usr, /bin, /sbin, /lib*, /boot, /var/spool, /run/systemd, /run/udev, /run/tmpfiles.d or something inside one, of /root or /var/lib, or of an ancestor of any" },
     Rule { code: "host-rootfs", severity: Deny, catches: "filesystem.root is the host's / itself" },
     Rule { code: "kernel-surface-bind", severity: Deny, catches: "a bind, even read-only, that exposes the host's /proc or /sys (and /sys/fs/cgroup)" },
-    Rule { code: "host-dev-bind", severity: Deny, catches: "a device bind (--dev-bind) of /dev, an ancestor of it, or a device node other than null, zero, full, random, urandom, tty; a device node (filesystem.devices) other than those, fuse and net/tun" },
+    Rule { code: "host-dev-bind", severity: Deny, catches: "a device bind (--dev-bind) of /dev, an ancestor of it, a directory carrying a devtmpfs or devpts mount (a chroot's /dev), or a device node other than null, zero, full, random, urandom, tty; a device node (filesystem.devices) other than those, fuse and net/tun" },
     Rule { code: "runtime-socket-bind", severity: Deny, catches: "a bind, even read-only, that exposes a container runtime socket or state (Docker, containerd, CRI-O, podman, kubelet, the system D-Bus)" },
     Rule { code: "host-shared-writable", severity: Deny, catches: "a writable bind of a directory every host user or service shares (/tmp, /var/tmp, /dev/shm, /run, /home) or an ancestor of one" },
     Rule { code: "socket-bind", severity: Deny, catches: "a bind, even read-only, of a unix socket or of a directory that holds one (an ssh agent, X11, tmux, libvirt, a session bus): whoever listens there acts for the workload" },

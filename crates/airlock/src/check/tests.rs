@@ -243,6 +243,25 @@ fn nested_mounts_are_judged() {
         .map(|f| f.code)
         .collect();
     assert_eq!(codes, ["kernel-surface-bind", "runtime-socket-bind"]);
+    // A chroot's /dev, the host's devtmpfs, through a device bind.
+    let mut h = host();
+    h.nested.insert(
+        "/srv/chroot".into(),
+        vec![NestedMount {
+            mountpoint: "/srv/chroot/dev".into(),
+            fstype: "devtmpfs".into(),
+            socket: false,
+        }],
+    );
+    let mut s = spec_with(vec![bind("/srv/chroot", "/c", true)]);
+    // (Without device access, its nodes do not open: no finding.)
+    assert!(!check(&s, &h).iter().any(|f| f.code == "host-dev-bind"));
+    if let Mount::Bind { devices, .. } = &mut s.filesystem.mounts[0] {
+        *devices = true;
+    }
+    assert!(check(&s, &h)
+        .iter()
+        .any(|f| f.code == "host-dev-bind" && f.refuses()));
     // Runtime state that exists is exposed by an ancestor too.
     let mut h = host();
     h.state = vec!["/var/lib/kubelet".into()];
