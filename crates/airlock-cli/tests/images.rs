@@ -141,6 +141,21 @@ fn whiteouts_and_opaque_directories() {
     );
     let r = env.run(&img, &[]);
     assert_eq!(r.stdout, "b\nnew\n", "{}", r.stderr);
+    // Root's overlay without a user namespace reads the trusted xattrs:
+    // the opaque directory hides the lower layer's file there too.
+    let r = env.run(
+        &img,
+        &[
+            "--share-user",
+            "--allow-unsafe",
+            "shared-user",
+            "--allow-unsafe",
+            "host-root-user",
+            "--allow-unsafe",
+            "host-privileged-id",
+        ],
+    );
+    assert_eq!(r.stdout, "b\nnew\n", "{}", r.stderr);
 }
 
 /// Forty layers (images of more than ten are common): each adds a file,

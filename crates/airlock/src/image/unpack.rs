@@ -13,7 +13,9 @@
 //! Whiteouts (`.wh.NAME`) become overlayfs whiteouts (a 0/0 character
 //! device, or the `user.overlay.whiteout` xattr where mknod is not
 //! allowed), opaque markers (`.wh..wh..opq`) the `user.overlay.opaque`
-//! xattr, as overlayfs reads them with `userxattr` in a user namespace.
+//! xattr, as overlayfs reads them with `userxattr` in a user namespace
+//! (and, unpacked by root, `trusted.overlay.opaque` too, which root's
+//! overlay without a user namespace reads).
 
 use super::ImageError;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
@@ -341,6 +343,12 @@ impl Unpacker {
     fn whiteout(&self, t: &Target) -> Result<bool, ImageError> {
         if t.name == ".wh..wh..opq" {
             set_xattr(&t.dir, None, "user.overlay.opaque", b"y", &t.raw)?;
+            // Root's overlay without a user namespace (no `userxattr`)
+            // reads the trusted namespace instead; only root may write it,
+            // and a rootless store never serves such an overlay.
+            if rustix::process::geteuid().is_root() {
+                set_xattr(&t.dir, None, "trusted.overlay.opaque", b"y", &t.raw)?;
+            }
             return Ok(true);
         }
         let Some(hidden) = t.name.strip_prefix(".wh.") else {
