@@ -84,6 +84,7 @@ pub fn resolve_image(
     let in_image = |e: image::ImageError| e.context(format!("image {reference}"));
     // A root the image would replace is refused before anything is unpacked.
     image::upper_size(spec).map_err(in_image)?;
+    image::check_id_bases(spec, ctx.caller).map_err(in_image)?;
     let mut store = Store::open(&ctx.store).map_err(|e| e.context("image store"))?;
     store.limits = ctx.image_limits;
     let pulled =

@@ -69,6 +69,29 @@ pub fn id_base(spec: &SandboxSpec, caller: Caller) -> Option<u32> {
     spec::host_id(map, 0)
 }
 
+/// Layers are unpacked for one id base, groups shifted as users are: a
+/// spec whose gid map sends the sandbox's gid 0 elsewhere than its uid
+/// map sends uid 0 would see every file's group as nobody. Refused before
+/// anything is unpacked, naming both.
+pub fn check_id_bases(spec: &SandboxSpec, caller: Caller) -> Result<(), ImageError> {
+    let Some(uid_base) = id_base(spec, caller) else {
+        return Ok(());
+    };
+    let map = &spec.identity.gid_map;
+    let gid_base = if map.is_empty() {
+        Some(ROOT_CALLER_BASE)
+    } else {
+        spec::host_id(map, 0)
+    };
+    if gid_base == Some(uid_base) {
+        return Ok(());
+    }
+    let gid = gid_base.map_or("nothing".to_string(), |g| g.to_string());
+    Err(ImageError::Invalid(format!(
+        "identity.gid_map: with an image, gid 0 must map to the host id uid 0 maps to ({uid_base}), not {gid}: its layers are unpacked for one base"
+    )))
+}
+
 /// Where the slow steps of a pull (reading an archive, verifying and
 /// unpacking a layer) are announced before they start, for a front end
 /// that shows progress; set once per process (the CLI, on a terminal or
@@ -235,5 +258,28 @@ mod tests {
         assert_eq!(id_base(&s, root), None, "the sandbox's root is not mapped");
         s.namespaces.user = false;
         assert_eq!(id_base(&s, root), None);
+    }
+
+    #[test]
+    fn an_image_needs_one_id_base_for_uids_and_gids() {
+        let root = Caller { uid: 0, gid: 0 };
+        let map = |outside| {
+            vec![spec::IdMap {
+                inside: 0,
+                outside,
+                count: 65536,
+            }]
+        };
+        let mut s = SandboxSpec::default();
+        check_id_bases(&s, root).unwrap();
+        s.identity.uid_map = map(300000);
+        s.identity.gid_map = map(300000);
+        check_id_bases(&s, root).unwrap();
+        s.identity.gid_map = map(400000);
+        let e = check_id_bases(&s, root).unwrap_err().to_string();
+        assert!(
+            e.starts_with("identity.gid_map: ") && e.contains("(300000), not 400000"),
+            "{e}"
+        );
     }
 }
