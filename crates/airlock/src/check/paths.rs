@@ -19,27 +19,35 @@ pub fn normalize(path: &str) -> String {
 }
 
 /// The path the kernel will reach: symlinks followed and `..` resolved on
-/// the host, as realpath(3) does. A path that does not exist (yet) is
-/// judged by the canonical form of its longest existing prefix.
+/// the host, as realpath(3) does, in that order (`link/..` is the parent
+/// of the link's target, not the link's own directory). A path that does
+/// not exist (yet) is judged by the canonical form of its longest
+/// existing prefix, the rest taken as written.
 pub fn canonical(path: &str) -> String {
-    let p = PathBuf::from(normalize(path));
-    if let Ok(c) = std::fs::canonicalize(&p) {
+    let abs = Path::new("/").join(path);
+    if let Ok(c) = std::fs::canonicalize(&abs) {
         return c.to_string_lossy().into_owned();
     }
-    let mut existing = p.clone();
-    let mut rest: Vec<String> = Vec::new();
-    while let Some(parent) = existing.parent().map(Path::to_path_buf) {
-        if let Some(name) = existing.file_name() {
-            rest.push(name.to_string_lossy().into_owned());
-        }
-        existing = parent;
-        if let Ok(c) = std::fs::canonicalize(&existing) {
-            rest.reverse();
-            let joined = c.join(rest.join("/"));
-            return normalize(&joined.to_string_lossy());
+    let mut cur = PathBuf::from("/");
+    let mut missing: Vec<String> = Vec::new();
+    for c in abs.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                if missing.pop().is_none() {
+                    cur.pop();
+                }
+            }
+            Component::Normal(name) if missing.is_empty() => {
+                match std::fs::canonicalize(cur.join(name)) {
+                    Ok(real) => cur = real,
+                    Err(_) => missing.push(name.to_string_lossy().into_owned()),
+                }
+            }
+            Component::Normal(name) => missing.push(name.to_string_lossy().into_owned()),
         }
     }
-    p.to_string_lossy().into_owned()
+    normalize(&cur.join(missing.join("/")).to_string_lossy())
 }
 
 /// Directories the rules name, which another mount of the same object
@@ -118,6 +126,28 @@ pub fn exposes(source: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parent_after_a_link_is_the_targets_parent() {
+        let dir = std::env::temp_dir().join(format!("airlock-canonical-{}", std::process::id()));
+        let target = dir.join("target/sub");
+        std::fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("link")).unwrap();
+        let d = std::fs::canonicalize(&dir).unwrap();
+        let d = d.to_str().unwrap();
+        // `..` after the link: the target's parent, as the kernel goes.
+        assert_eq!(canonical(&format!("{d}/link/..")), format!("{d}/target"));
+        // And past a part that does not exist yet, as written.
+        assert_eq!(
+            canonical(&format!("{d}/link/new/../x")),
+            format!("{d}/target/sub/x")
+        );
+        assert_eq!(
+            canonical(&format!("{d}/missing/../link")),
+            format!("{d}/target/sub")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn normalizes() {
