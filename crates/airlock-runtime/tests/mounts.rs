@@ -205,7 +205,10 @@ fn tmpcopyup_of_a_socket_fails_by_its_path_and_leaves_nothing() {
         m.push(json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
     });
     std::fs::create_dir_all(b.join("rootfs/run/app")).unwrap();
-    let _l = std::os::unix::net::UnixListener::bind(b.join("rootfs/run/app/sock")).unwrap();
+    // A socket file left in the image, nobody listening: a live one would
+    // be refused before (socket-bind: the container could reach its
+    // listener).
+    drop(std::os::unix::net::UnixListener::bind(b.join("rootfs/run/app/sock")).unwrap());
     let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "c1"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out} {err}");

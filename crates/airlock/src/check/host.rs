@@ -240,11 +240,22 @@ impl Snapshot {
     /// any socket bound in this network namespace below it, however deep
     /// (`--ro-bind /tmp` holds /tmp/ssh-XXXX/agent.N).
     pub fn sockets(&self, canonical: &str) -> Vec<String> {
+        use std::os::unix::fs::FileTypeExt;
         let mut found = sockets_at(canonical);
         let bound = self.bound.get_or_init(bound_unix_sockets);
+        // By the path it was bound at, then checked where it leads: a
+        // socket is bound at its real path almost always, and resolving
+        // every listed one (a daemon's host lists one per sandbox) would
+        // cost each start as many lookups.
         for s in bound.iter().filter(|s| within(s, canonical)) {
-            if !found.contains(s) {
-                found.push(s.clone());
+            let Ok(real) = std::fs::canonicalize(s) else {
+                continue;
+            };
+            let is_socket =
+                std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_socket());
+            let real = real.to_string_lossy().into_owned();
+            if is_socket && within(&real, canonical) && !found.contains(&real) {
+                found.push(real);
             }
         }
         found
@@ -263,38 +274,25 @@ impl Snapshot {
     }
 }
 
-/// The filesystem unix sockets bound in this network namespace, by their
-/// canonical paths: what `/proc/net/unix` lists with a path (abstract
-/// ones begin with `@`), still a socket there. A path bound in another
-/// mount namespace, or gone, is not one here and is dropped.
+/// The paths filesystem unix sockets were bound at in this network
+/// namespace: what `/proc/net/unix` lists with an absolute path (abstract
+/// ones begin with `@`). One bound in another mount namespace, or gone
+/// since, is no socket here and is dropped when looked at.
 fn bound_unix_sockets() -> Vec<String> {
-    use std::os::unix::fs::FileTypeExt;
     let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
         return Vec::new();
     };
-    let mut parents: std::collections::HashMap<&str, Option<std::path::PathBuf>> =
-        Default::default();
-    let mut found = Vec::new();
-    for line in text.lines().skip(1) {
-        // Seven fields, then the path, which may hold spaces.
-        let Some(inode) = line.split_ascii_whitespace().nth(6) else {
-            continue;
-        };
-        let end = inode.as_ptr() as usize - line.as_ptr() as usize + inode.len();
-        let path = line[end..].trim_start();
-        let Some((parent, name)) = path.rsplit_once('/').filter(|_| path.starts_with('/')) else {
-            continue;
-        };
-        let parent = if parent.is_empty() { "/" } else { parent };
-        let real = parents
-            .entry(parent)
-            .or_insert_with(|| std::fs::canonicalize(parent).ok());
-        let Some(real) = real else { continue };
-        let socket = real.join(name);
-        if std::fs::symlink_metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
-            found.push(socket.to_string_lossy().into_owned());
-        }
-    }
+    let mut found: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // Seven fields, then the path, which may hold spaces.
+            let inode = line.split_ascii_whitespace().nth(6)?;
+            let end = inode.as_ptr() as usize - line.as_ptr() as usize + inode.len();
+            let path = line[end..].trim_start();
+            path.starts_with('/').then(|| normalize(path))
+        })
+        .collect();
     found.sort();
     found.dedup();
     found
