@@ -745,57 +745,43 @@ fn archives_with_links_are_refused() {
 fn zstd_and_uncompressed_layers() {
     require_root!();
     let env = Env::new();
-    let zst = env.path("zstd");
-    common::images::oci_layout_with(
-        Path::new(&zst),
-        &[(
-            "z",
-            vec![
-                busybox_layer(),
-                layer(&[E::File("hello", b"from zstd\n", 0o644)]),
-            ],
-            json!({"Cmd": ["/bin/cat", "/hello"]}),
-        )],
+    // An image whose second layer holds /hello saying `text`, compressed
+    // with `compress`, as what its Cmd prints.
+    let hello = |name: &str, text: &[u8], compress: fn(&[u8]) -> Vec<u8>, media: &str| {
+        let dir = env.path(name);
+        common::images::oci_layout_with(
+            Path::new(&dir),
+            &[(
+                name,
+                vec![busybox_layer(), layer(&[E::File("hello", text, 0o644)])],
+                json!({"Cmd": ["/bin/cat", "/hello"]}),
+            )],
+            compress,
+            media,
+        );
+        let r = env.run(&dir, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        r.stdout
+    };
+    let zstd = hello(
+        "zstd",
+        b"from zstd\n",
         |b| zstd::encode_all(b, 3).unwrap(),
         "tar+zstd",
     );
-    assert_eq!(env.run(&zst, &[]).stdout, "from zstd\n");
-    let plain = env.path("plain");
-    common::images::oci_layout_with(
-        Path::new(&plain),
-        &[(
-            "p",
-            vec![
-                busybox_layer(),
-                layer(&[E::File("hello", b"uncompressed\n", 0o644)]),
-            ],
-            json!({"Cmd": ["/bin/cat", "/hello"]}),
-        )],
-        |b| b.to_vec(),
-        "tar",
-    );
-    assert_eq!(env.run(&plain, &[]).stdout, "uncompressed\n");
+    assert_eq!(zstd, "from zstd\n");
+    let plain = hello("plain", b"uncompressed\n", |b| b.to_vec(), "tar");
+    assert_eq!(plain, "uncompressed\n");
     // gzip of several members (pigz and some registries write them): the
     // layer is all of them, not the first.
-    let multi = env.path("multi");
-    common::images::oci_layout_with(
-        Path::new(&multi),
-        &[(
-            "m",
-            vec![
-                busybox_layer(),
-                layer(&[E::File("hello", b"two members\n", 0o644)]),
-            ],
-            json!({"Cmd": ["/bin/cat", "/hello"]}),
-        )],
-        |b| {
-            let (a, rest) = b.split_at(b.len() / 2);
-            [common::images::gzip(a), common::images::gzip(rest)].concat()
-        },
-        "tar+gzip",
+    let two = |b: &[u8]| {
+        let (a, rest) = b.split_at(b.len() / 2);
+        [common::images::gzip(a), common::images::gzip(rest)].concat()
+    };
+    assert_eq!(
+        hello("multi", b"two members\n", two, "tar+gzip"),
+        "two members\n"
     );
-    let r = env.run(&multi, &[]);
-    assert_eq!(r.stdout, "two members\n", "{}", r.stderr);
 }
 
 #[test]

@@ -169,6 +169,16 @@ async fn the_whole_lifecycle_through_the_client() {
     );
 }
 
+/// A running sandbox named `stubborn` whose workload ignores SIGTERM.
+async fn stubborn(c: &mut airlock_client::Client) -> proto::SandboxInfo {
+    run(
+        c,
+        "stubborn",
+        &["sh", "-c", "trap '' TERM; sleep 100 & wait; sleep 100"],
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_kills_everything_after_the_grace_period() {
     if !root_or_skip("stop_kills_everything_after_the_grace_period") {
@@ -176,12 +186,7 @@ async fn stop_kills_everything_after_the_grace_period() {
     }
     let d = Daemon::start("");
     let mut c = d.client().await;
-    let sb = run(
-        &mut c,
-        "stubborn",
-        &["sh", "-c", "trap '' TERM; sleep 100 & wait; sleep 100"],
-    )
-    .await;
+    let sb = stubborn(&mut c).await;
     let t = Instant::now();
     let stopped = c.stop("stubborn", Some(1)).await.unwrap();
     let took = t.elapsed();
@@ -209,12 +214,7 @@ async fn stops_in_their_grace_period_hold_no_thread() {
     }
     let d = Daemon::start("");
     let mut c = d.client().await;
-    let sb = run(
-        &mut c,
-        "stubborn",
-        &["sh", "-c", "trap '' TERM; sleep 100 & wait; sleep 100"],
-    )
-    .await;
+    let sb = stubborn(&mut c).await;
     let mut stops = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let client = d.client().await;
