@@ -45,47 +45,65 @@ impl<R: Read> MetaBound<R> {
     }
 
     /// A whole header has arrived: check it and learn where the next one
-    /// starts.
+    /// starts, exactly as the `tar` crate (0.4) will: its own size
+    /// parsing; a pending pax size for any header but an extension one;
+    /// L, K and x headers consumed (and their bodies read whole) only
+    /// with ustar or GNU magic; every other header an entry returned to
+    /// the unpacker, which ends the pending pax size.
     fn header_done(&mut self) -> io::Result<()> {
         self.filled = 0;
         if self.header.iter().all(|b| *b == 0) {
             return Ok(()); // the end-of-archive blocks
         }
-        let field = header_size(&self.header)?;
+        let h = tar::Header::from_byte_slice(&self.header);
         let kind = self.header[156];
-        let meta = matches!(kind, b'L' | b'K' | b'x' | b'g');
-        // A pax size applies to the entry after the pax header, not to
-        // another metadata header before it.
-        let size = if meta {
-            field
-        } else {
-            self.next_size.take().unwrap_or(field)
-        };
-        if meta && size > MAX_META {
+        let extension = matches!(kind, b'L' | b'K' | b'x' | b'g');
+        let mut size = h.entry_size()?;
+        if !extension {
+            if let Some(pax) = self.next_size {
+                size = pax;
+            }
+        }
+        if extension && size > MAX_META {
             return Err(invalid(format!(
                 "a tar '{}' header with a {size}-byte body (at most {MAX_META}); refusing the layer",
                 kind as char
             )));
         }
-        if kind == b'x' {
+        let consumed =
+            matches!(kind, b'L' | b'K' | b'x') && (h.as_gnu().is_some() || h.as_ustar().is_some());
+        if !consumed {
+            self.next_size = None;
+        }
+        if kind == b'S' {
+            // Its extension blocks follow the header uncounted by its size.
+            return Err(invalid(
+                "a GNU sparse tar entry (not used by image layers); refusing the layer".into(),
+            ));
+        }
+        if consumed && kind == b'x' {
             self.pax = Some((Vec::with_capacity(size as usize), size as usize));
         }
         self.skip = size.div_ceil(BLOCK as u64) * BLOCK as u64;
+        if self.skip == 0 {
+            self.body(&[]);
+        }
         Ok(())
     }
 
-    /// Body bytes passing: gather a pax body, and read it once whole.
-    fn body(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Body bytes passing: gather a pax body, and read its size once
+    /// whole, as the crate does (the first `size` record; none once a
+    /// record does not parse).
+    fn body(&mut self, bytes: &[u8]) {
         let Some((body, len)) = &mut self.pax else {
-            return Ok(());
+            return;
         };
         let want = (*len - body.len()).min(bytes.len());
         body.extend_from_slice(&bytes[..want]);
         if body.len() == *len {
-            self.next_size = pax_size(body)?;
+            self.next_size = pax_size(body);
             self.pax = None;
         }
-        Ok(())
     }
 }
 
@@ -96,7 +114,7 @@ impl<R: Read> Read for MetaBound<R> {
         while i < n {
             if self.skip > 0 {
                 let take = self.skip.min((n - i) as u64) as usize;
-                self.body(&buf[i..i + take])?;
+                self.body(&buf[i..i + take]);
                 self.skip -= take as u64;
                 i += take;
                 continue;
@@ -117,58 +135,17 @@ fn invalid(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
-/// The header's size field: octal digits, or base-256 when its first byte
-/// has the high bit set (GNU, for sizes past 8 GiB).
-fn header_size(h: &[u8; BLOCK]) -> io::Result<u64> {
-    let field = &h[124..136];
-    if field[0] & 0x80 != 0 {
-        let mut v: u64 = u64::from(field[0] & 0x7f);
-        for b in &field[1..] {
-            v = v
-                .checked_mul(256)
-                .and_then(|v| v.checked_add(u64::from(*b)))
-                .ok_or_else(|| invalid("a tar header's size overflows".into()))?;
+/// The `size` record of a pax body as the crate reads it: the first one,
+/// and none once a record before it does not parse.
+fn pax_size(body: &[u8]) -> Option<u64> {
+    for ext in tar::PaxExtensions::new(body) {
+        let ext = ext.ok()?;
+        if ext.key() != Ok("size") {
+            continue;
         }
-        return Ok(v);
+        return ext.value().ok()?.parse().ok();
     }
-    let digits: Vec<u8> = field
-        .iter()
-        .copied()
-        .skip_while(|b| *b == b' ')
-        .take_while(|b| (b'0'..=b'7').contains(b))
-        .collect();
-    if digits.is_empty() {
-        return Ok(0);
-    }
-    u64::from_str_radix(std::str::from_utf8(&digits).expect("octal digits"), 8)
-        .map_err(|e| invalid(format!("a tar header's size: {e}")))
-}
-
-/// The `size` record of a pax body (`LEN size=N\n` records), if any.
-fn pax_size(body: &[u8]) -> io::Result<Option<u64>> {
-    let mut size = None;
-    let mut rest = body;
-    while !rest.is_empty() && rest[0] != 0 {
-        let space = rest
-            .iter()
-            .position(|b| *b == b' ')
-            .ok_or_else(|| invalid("a pax record without a length".into()))?;
-        let len: usize = std::str::from_utf8(&rest[..space])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|l| *l > space && *l <= rest.len())
-            .ok_or_else(|| invalid("a pax record's length is wrong".into()))?;
-        let record = &rest[space + 1..len];
-        if let Some(v) = record.strip_prefix(b"size=") {
-            let v = v.strip_suffix(b"\n").unwrap_or(v);
-            size = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
-            if size.is_none() {
-                return Err(invalid("a pax size record is not a number".into()));
-            }
-        }
-        rest = &rest[len..];
-    }
-    Ok(size)
+    None
 }
 
 #[cfg(test)]
@@ -243,5 +220,61 @@ mod tests {
         t.extend_from_slice(&bomb);
         let e = pass(&t).unwrap_err();
         assert!(e.to_string().contains("'L' header"), "{e}");
+    }
+
+    /// The bomb after a file whose content starts with a decoy header of
+    /// a 10 GiB file: a filter out of step would skip over the bomb.
+    fn decoy_then_bomb(file: tar::Header, content_len: usize) -> Vec<u8> {
+        let mut t = file.as_bytes().to_vec();
+        let mut content = header("decoy", tar::EntryType::Regular, 10 << 30)
+            .as_bytes()
+            .to_vec();
+        content.resize(content_len, b'a');
+        content.resize(content_len.div_ceil(512) * 512, 0);
+        t.extend_from_slice(&content);
+        t.extend_from_slice(
+            header("././@LongLink", tar::EntryType::GNULongName, MAX_META * 4).as_bytes(),
+        );
+        t.extend(std::iter::repeat_n(b'a', 1024));
+        t
+    }
+
+    #[test]
+    fn a_size_field_is_read_as_the_tar_crate_reads_it() {
+        // A tab before the octal digits: the crate trims it.
+        let mut h = header("f", tar::EntryType::Regular, 0);
+        h.as_old_mut().size.copy_from_slice(b"\t0000001000\0");
+        h.set_cksum();
+        assert_eq!(h.entry_size().unwrap(), 512);
+        let e = pass(&decoy_then_bomb(h, 512)).unwrap_err();
+        assert!(e.to_string().contains("'L' header"), "{e}");
+    }
+
+    #[test]
+    fn a_global_header_ends_a_pending_pax_size() {
+        // x gives the next entry 2048 bytes; a g header comes next, which
+        // the crate returns as an entry, dropping that size: the file
+        // after it has its own 512.
+        let record = "size=2048\n";
+        let pax = format!("{} {record}", record.len() + 3);
+        let mut t = header("pax", tar::EntryType::XHeader, pax.len() as u64)
+            .as_bytes()
+            .to_vec();
+        t.extend_from_slice(pax.as_bytes());
+        t.resize(t.len().div_ceil(512) * 512, 0);
+        t.extend_from_slice(header("g", tar::EntryType::XGlobalHeader, 0).as_bytes());
+        t.extend_from_slice(&decoy_then_bomb(
+            header("f", tar::EntryType::Regular, 512),
+            512,
+        ));
+        let e = pass(&t).unwrap_err();
+        assert!(e.to_string().contains("'L' header"), "{e}");
+    }
+
+    #[test]
+    fn a_sparse_entry_is_refused() {
+        let h = header("s", tar::EntryType::GNUSparse, 0);
+        let e = pass(h.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("sparse"), "{e}");
     }
 }
