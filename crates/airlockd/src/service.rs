@@ -352,14 +352,23 @@ impl Sandboxes for Service {
         // SandboxDir::stop, with its lock, grace period and wait for the
         // end awaited rather than held on a pool thread (see `locked`).
         let lock = locked(&sb).await?;
-        let term = sb.clone();
-        let terminated = blocking(move || term.terminate().map_err(from_state)).await?;
-        let deadline = tokio::time::Instant::now() + grace;
-        if !(terminated && ended(&sb, st.supervisor_pid, Some(deadline)).await) {
-            let kill = sb.clone();
-            blocking(move || kill.kill_all().map_err(from_state)).await?;
-        }
-        drop(lock);
+        // Once SIGTERM is sent the stop goes on to its end in a task of its
+        // own: a client that goes away during the grace period must not
+        // leave the workload terminated but never killed.
+        let stopping = sb.clone();
+        let stop = tokio::spawn(async move {
+            let sb = stopping;
+            let term = sb.clone();
+            let terminated = blocking(move || term.terminate().map_err(from_state)).await?;
+            let deadline = tokio::time::Instant::now() + grace;
+            if !(terminated && ended(&sb, st.supervisor_pid, Some(deadline)).await) {
+                blocking(move || sb.kill_all().map_err(from_state)).await?;
+            }
+            drop(lock);
+            Ok::<(), RpcStatus>(())
+        });
+        stop.await
+            .map_err(|e| RpcStatus::internal(format!("the stop's task failed: {e}")))??;
         blocking(move || {
             let st = sb.state().map_err(from_state)?;
             events::observe(&d, &sb, &st);
@@ -503,8 +512,6 @@ impl Sandboxes for Service {
     }
 }
 
-/// A pidfd of the sandbox's supervisor that becomes readable when it
-/// exits, if it is still there.
 /// The sandbox's lock, awaited. A stop holds it through its grace period
 /// (up to MAX_GRACE): a call that waited for it on one of the blocking
 /// pool's threads would keep that thread, and a caller asking again and
@@ -553,6 +560,8 @@ async fn ended(
     true
 }
 
+/// A pidfd of the sandbox's supervisor that becomes readable when it
+/// exits, if it is still there.
 fn supervisor_exit(pid: i32) -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
     let pid = rustix::process::Pid::from_raw(pid)?;
     let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK).ok()?;
