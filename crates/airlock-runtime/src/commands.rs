@@ -437,7 +437,9 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         // without a cgroup of its own has only its PID 1 to signal.
         let procs = st.cgroup.as_ref().map(|c| c.procs()).unwrap_or_default();
         if !procs.is_empty() {
-            for pid in procs {
+            // 0 stands for a task outside our PID namespace, and kill(0)
+            // would signal our own process group.
+            for pid in procs.into_iter().filter(|p| *p > 0) {
                 // SAFETY: kill(2) takes plain integers and touches no
                 // memory of ours; a process that exited meanwhile (ESRCH)
                 // needs no signal.
