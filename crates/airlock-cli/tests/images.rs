@@ -914,6 +914,24 @@ fn a_store_another_user_could_change_is_refused() {
             0
         );
     }
+    // A link on the way that another user owns (it could be pointed
+    // elsewhere later), though it leads to a directory of the caller's.
+    let ours = env.dir.path().join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    let link = env.dir.path().join("link");
+    std::os::unix::fs::symlink(&ours, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(USER), Some(USER)).unwrap();
+    let r = run(&link.join("store"));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("where another user could replace it"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !ours.join("store").exists(),
+        "nothing made before the check"
+    );
     // Sticky, as /tmp is: the store below it is the caller's alone.
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let r = run(&open.join("store"));

@@ -235,14 +235,36 @@ fn owned_by_caller(p: &Path) -> Result<(), ImageError> {
 
 /// A directory above the store must not let another user swap the store
 /// out: root's or the caller's, and sticky where others may write.
+/// Judged before anything is made, on the path as written (a link there
+/// must be root's or the caller's, or its owner could point it elsewhere)
+/// and on where its existing part leads.
+fn unswappable_above(root: &Path) -> Result<(), ImageError> {
+    let Some(parent) = root.parent() else {
+        return Ok(());
+    };
+    for dir in parent.ancestors() {
+        unswappable(dir)?;
+    }
+    if let Some(real) = parent
+        .ancestors()
+        .find_map(|a| std::fs::canonicalize(a).ok())
+    {
+        for dir in real.ancestors() {
+            unswappable(dir)?;
+        }
+    }
+    Ok(())
+}
+
 fn unswappable(dir: &Path) -> Result<(), ImageError> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(m) = std::fs::metadata(dir) else {
-        return Ok(()); // made just now by create_dir_all, or not ours to judge
+    let Ok(m) = std::fs::symlink_metadata(dir) else {
+        return Ok(()); // not there yet: made by us below
     };
     let me = rustix::process::geteuid().as_raw();
     let owner_ok = m.uid() == 0 || m.uid() == me;
-    let sticky_or_closed = m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0;
+    let sticky_or_closed =
+        m.file_type().is_symlink() || m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0;
     if owner_ok && sticky_or_closed {
         return Ok(());
     }
@@ -257,6 +279,8 @@ fn unswappable(dir: &Path) -> Result<(), ImageError> {
 impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, ImageError> {
         let root = root.into();
+        let root = std::path::absolute(&root).map_err(|e| ImageError::io(&root, e))?;
+        unswappable_above(&root)?;
         let sub = |d: &str| {
             if d.is_empty() {
                 root.clone()
@@ -290,9 +314,6 @@ impl Store {
         }
         for d in ["", "layers", "images", "tmp"] {
             owned_by_caller(&sub(d))?;
-        }
-        for dir in root.ancestors().skip(1) {
-            unswappable(dir)?;
         }
         Ok(Store {
             root,
