@@ -374,10 +374,21 @@ fn a_callers_open_streams_are_bounded() {
     ok(airlock(
         &d,
         Some(USER),
-        &["run", "-d", "--name", "talker", "--", "sleep", "100"],
+        &[
+            "run",
+            "-d",
+            "--name",
+            "talker",
+            "--",
+            "sh",
+            "-c",
+            "echo up; sleep 100",
+        ],
     ));
+    // A follower's stream is open once the workload's line reaches it.
     let follow = || {
-        Command::new("setpriv")
+        use std::io::BufRead;
+        let mut f = Command::new("setpriv")
             .args([
                 format!("--reuid={USER}"),
                 format!("--regid={USER}"),
@@ -389,21 +400,21 @@ fn a_callers_open_streams_are_bounded() {
             .env("AIRLOCK_HOST", d.host())
             .current_dir("/")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap()
+            .unwrap();
+        // Kept open with the child: a follower that wrote into a closed
+        // pipe would die and give its place back.
+        let mut out = std::io::BufReader::new(f.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "up\n", "the follower did not open its stream");
+        (f, out)
     };
     let mut followers = vec![follow(), follow()];
-    // Once both follows are open, a third stream is refused.
-    let mut third = airlock(&d, Some(USER), &["logs", "talker"]);
-    for _ in 0..200 {
-        if third.code != 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        third = airlock(&d, Some(USER), &["logs", "talker"]);
-    }
+    // Both follows are open: a third stream is refused.
+    let third = airlock(&d, Some(USER), &["logs", "talker"]);
     assert_eq!(third.code, 125, "{}", third.stderr);
     assert!(
         third.stderr.contains("max_streams_per_caller") && third.stderr.contains("uid 1000 has 2"),
@@ -412,7 +423,7 @@ fn a_callers_open_streams_are_bounded() {
     );
     // Root is not counted.
     ok(airlock(&d, None, &["logs", "talker"]));
-    let mut one = followers.pop().unwrap();
+    let (mut one, _) = followers.pop().unwrap();
     one.kill().unwrap();
     one.wait().unwrap();
     let mut again = airlock(&d, Some(USER), &["logs", "talker"]);
@@ -424,7 +435,7 @@ fn a_callers_open_streams_are_bounded() {
         again = airlock(&d, Some(USER), &["logs", "talker"]);
     }
     assert_eq!(again.code, 0, "{}", again.stderr);
-    for mut f in followers {
+    for (mut f, _) in followers {
         let _ = f.kill();
         let _ = f.wait();
     }
