@@ -36,7 +36,9 @@ mod default;
 mod lists;
 #[cfg(feature = "libseccomp")]
 pub use compile::{compile, filters, set_id_program};
-pub use lists::{ALLOWED, DENIED, NAMESPACE_FLAGS, PERSONALITIES, SOCKET_FAMILIES};
+pub use lists::{
+    ALLOWED, DENIED, NAMESPACE_FLAGS, PERSONALITIES, SOCKETPAIR_FAMILIES, SOCKET_FAMILIES,
+};
 #[cfg(not(feature = "libseccomp"))]
 pub use without_libseccomp::{compile, set_id_program};
 

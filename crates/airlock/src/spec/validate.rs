@@ -469,17 +469,8 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
 /// through /proc/self/fd/N reached the host.
 pub(crate) fn cwd(field: &str, path: &str) -> Result<(), SpecError> {
     absolute(field, path)?;
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    if parts.first() == Some(&"proc") {
+    use crate::check::paths::{normalize, within};
+    if within(&normalize(path), "/proc") {
         return Err(SpecError::new(
             field,
             "must not be under /proc (a cwd through /proc/self/fd can reach outside the sandbox)",
@@ -487,6 +478,7 @@ pub(crate) fn cwd(field: &str, path: &str) -> Result<(), SpecError> {
     }
     Ok(())
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
