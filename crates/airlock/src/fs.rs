@@ -207,3 +207,17 @@ pub fn is_dir(fd: impl AsFd) -> io::Result<bool> {
     let st = rustix::fs::fstat(fd)?;
     Ok(rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
 }
+
+/// Open (creating, 0600) a lock file to flock: never through a symlink
+/// at its name, and not inherited by what the caller later execs.
+pub fn open_lock_file(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+}

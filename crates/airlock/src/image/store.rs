@@ -531,17 +531,8 @@ impl Store {
     /// a prune (exclusive) never takes a layer a pull has installed but
     /// not yet recorded.
     pub fn lock(&self, exclusive: bool) -> Result<std::fs::File, ImageError> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.root.join("lock");
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| ImageError::io(&path, e))?;
+        let f = crate::fs::open_lock_file(&path).map_err(|e| ImageError::io(&path, e))?;
         let op = if exclusive {
             rustix::fs::FlockOperation::LockExclusive
         } else {

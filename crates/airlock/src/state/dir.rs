@@ -26,14 +26,7 @@ pub(super) fn lock_file(path: &Path, exclusive: bool) -> Result<File, StateError
 /// Open (creating) `path` and flock it with `op`; `None` when a
 /// non-blocking `op` finds it held.
 fn flock_file(path: &Path, op: FlockOperation) -> Result<Option<File>, StateError> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(io_err("open the lock", path))?;
+    let f = crate::fs::open_lock_file(path).map_err(io_err("open the lock", path))?;
     match rustix::fs::flock(&f, op) {
         Ok(()) => Ok(Some(f)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
