@@ -8,8 +8,8 @@ use crate::run::{fail, refuse};
 use airlock::state::Attached;
 use airlock::Context;
 use clap::Args;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -132,7 +132,6 @@ fn copy_size(attached: &Attached) {
 /// Our stdin to the workload until our end-of-file, an error (the
 /// workload closed its stdin), or the detach keys.
 fn copy_input(input: OwnedFd, detach_keys: bool) {
-    let mut to = std::fs::File::from(input);
     let mut keys = detach_keys.then(DetachKeys::default);
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 8192];
@@ -151,7 +150,7 @@ fn copy_input(input: OwnedFd, detach_keys: bool) {
                 false
             }
         };
-        if to.write_all(&pass).is_err() {
+        if airlock::state::write_while(input.as_fd(), &pass, || true).is_err() {
             return;
         }
         if detach {

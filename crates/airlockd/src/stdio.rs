@@ -13,7 +13,7 @@ use airlock::state::{LogStream as Which, Status};
 use airlock::{ExecOptions, Sandbox, SpawnOptions};
 use airlock_client::proto::{self, exec_input::Input, exec_output::Output};
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -64,13 +64,19 @@ fn held<T>(rx: mpsc::Receiver<T>, slot: Option<StreamSlot>) -> Pin<Box<Held<Rece
 }
 
 /// Copy what `fd` yields into the stream until end of file (a terminal
-/// master reports EIO once its last process is gone: the same end).
+/// master reports EIO once its last process is gone: the same end). A
+/// non-blocking `fd` is waited on.
 fn pump(fd: OwnedFd, tx: Tx, wrap: fn(Vec<u8>) -> Output) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut f = std::fs::File::from(fd);
         let mut buf = vec![0u8; 32 << 10];
         loop {
             match f.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut ready = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
+                    let _ = rustix::event::poll(&mut ready, None);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if tx.blocking_send(out(wrap(buf[..n].to_vec()))).is_err() {
@@ -98,14 +104,16 @@ type Feed = mpsc::Sender<ClientInput>;
 /// Write the client's input to `input` (a pipe or a terminal master) on
 /// a thread of its own; a resize goes to `on_resize`.
 ///
-/// A pipe is written through a non-blocking file of its own (reopened
-/// through /proc, so the supervisor's copy keeps its flags), waiting for
-/// room only while `client_there()`: a workload that stops reading its
-/// stdin would otherwise keep the thread in write(2) after the client has
-/// gone, one thread more for each attach that wrote more than the pipe
+/// The input is written without blocking, waiting for room only while
+/// `client_there()`: a workload that stops reading its stdin would
+/// otherwise keep the thread in write(2) after the client has gone, one
+/// thread more for each attach that wrote more than the pipe or terminal
 /// holds. (A client that only closed its input is still there, and what
-/// it sent is still written.) A terminal cannot be reopened that way (it
-/// would be a new one) and is written as before.
+/// it sent is still written.) A pipe is written through a non-blocking
+/// file of its own, reopened through /proc so the supervisor's copy keeps
+/// its flags; a terminal's master cannot be reopened (that would make a
+/// new terminal) and is non-blocking already (the supervisor's for
+/// `attach`, [`nonblocking`] for an exec's).
 fn feed(
     input: OwnedFd,
     on_resize: impl Fn(u32, u32) + Send + 'static,
@@ -121,7 +129,10 @@ fn feed(
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
                     ClientInput::Data(b) => {
-                        if !write_while(&input, &b, &client_there) {
+                        if !matches!(
+                            airlock::state::write_while(input.as_fd(), &b, &client_there),
+                            Ok(true)
+                        ) {
                             break;
                         }
                     }
@@ -153,32 +164,12 @@ fn nonblocking_pipe(fd: &OwnedFd) -> Option<OwnedFd> {
     .ok()
 }
 
-/// Write all of `b` to `fd`, waiting for room (a fifth of a second at a
-/// time, for a non-blocking one) only while `wanted()`. False when the
-/// write failed or is no longer wanted.
-fn write_while(fd: &OwnedFd, mut b: &[u8], wanted: impl Fn() -> bool) -> bool {
-    while !b.is_empty() {
-        match rustix::io::write(fd, b) {
-            Ok(n) => b = &b[n..],
-            Err(rustix::io::Errno::AGAIN) => {
-                if !wanted() {
-                    return false;
-                }
-                let mut room = [rustix::event::PollFd::new(
-                    fd,
-                    rustix::event::PollFlags::OUT,
-                )];
-                let fifth = rustix::event::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: 200_000_000,
-                };
-                let _ = rustix::event::poll(&mut room, Some(&fifth));
-            }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return false,
-        }
-    }
-    true
+/// `fd` made non-blocking, for [`feed`].
+fn nonblocking(fd: OwnedFd) -> Result<OwnedFd, RpcStatus> {
+    let set = rustix::fs::fcntl_getfl(&fd)
+        .and_then(|f| rustix::fs::fcntl_setfl(&fd, f | rustix::fs::OFlags::NONBLOCK));
+    set.map_err(|e| RpcStatus::internal(format!("make the terminal non-blocking: {e}")))?;
+    Ok(fd)
 }
 
 /// A window dimension from the API (u32) as the kernel takes it (u16).
@@ -353,7 +344,7 @@ fn start_exec(
         };
         let stdio = Arc::new([null()?, null()?, null()?]);
         let process = Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(from_error)?;
-        let master = match console.receive() {
+        let master = match console.receive().and_then(nonblocking) {
             Ok(m) => Arc::new(m),
             Err(e) => {
                 // Nothing of an exec whose terminal never came stays.

@@ -488,8 +488,8 @@ async fn version_and_health() {
 }
 
 /// An attacher that wrote more than the workload reads, then went away,
-/// leaves no daemon thread behind: the write waited for room only while
-/// the client was there.
+/// leaves no daemon thread behind, whether it wrote to a stdin pipe or to
+/// a terminal: the write waited for room only while the client was there.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_attacher_that_went_away_leaves_no_thread_writing() {
     if !root_or_skip("an_attacher_that_went_away_leaves_no_thread_writing") {
@@ -497,15 +497,6 @@ async fn an_attacher_that_went_away_leaves_no_thread_writing() {
     }
     let d = Daemon::start("");
     let mut c = d.client().await;
-    c.create(proto::CreateRequest {
-        name: "deaf".into(),
-        args: args(&["sleep", "100"]),
-        stdin: true,
-        start: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let daemon = d.child.id();
     let feeds = || {
         std::fs::read_dir(format!("/proc/{daemon}/task"))
@@ -526,30 +517,48 @@ async fn an_attacher_that_went_away_leaves_no_thread_writing() {
         }
         false
     };
-    assert!(until(0).await);
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    use proto::attach_input::Input;
-    for i in [
-        Input::Attach(proto::SandboxRef {
-            sandbox: "deaf".into(),
-        }),
-        // Far more than a pipe holds (64 KiB): the write waits.
-        Input::Stdin(vec![b'x'; 1 << 20]),
-    ] {
-        tx.send(proto::AttachInput { input: Some(i) })
-            .await
-            .unwrap();
-    }
-    let stream = c
-        .raw()
-        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+    for tty in [false, true] {
+        let name = if tty { "deaf-tty" } else { "deaf" };
+        c.create(proto::CreateRequest {
+            name: name.into(),
+            args: args(&["sleep", "100"]),
+            stdin: !tty,
+            tty,
+            start: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert!(until(1).await, "no feed thread");
-    drop(stream);
-    drop(tx);
-    assert!(until(0).await, "the feed thread outlived its client");
-    c.delete("deaf", true).await.unwrap();
+        assert!(until(0).await);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        use proto::attach_input::Input;
+        for i in [
+            Input::Attach(proto::SandboxRef {
+                sandbox: name.into(),
+            }),
+            // Far more than a pipe (64 KiB) or a terminal holds: the
+            // write waits. Whole lines, since a terminal drops the
+            // characters of a line too long to keep.
+            Input::Stdin(b"x\n".repeat(1 << 19)),
+        ] {
+            tx.send(proto::AttachInput { input: Some(i) })
+                .await
+                .unwrap();
+        }
+        let stream = c
+            .raw()
+            .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap();
+        assert!(until(1).await, "no feed thread (tty: {tty})");
+        drop(stream);
+        drop(tx);
+        assert!(
+            until(0).await,
+            "the feed thread outlived its client (tty: {tty})"
+        );
+        c.delete(name, true).await.unwrap();
+    }
 }
 
 /// Attach to a workload's stdin, then to a terminal, with a resize; the

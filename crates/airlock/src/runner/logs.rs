@@ -156,6 +156,13 @@ impl Logs {
     /// The workload's terminal (detached, without a console socket): its
     /// output is logged, and `attach` writes to it.
     pub fn set_terminal(&mut self, master: OwnedFd) {
+        // Attachers write to this same file: non-blocking, so that one
+        // whose workload reads nothing can give up instead of waiting in
+        // write(2) for good (`state::write_while`). Reads here already
+        // take EAGAIN as "nothing yet".
+        if let Ok(flags) = rustix::fs::fcntl_getfl(&master) {
+            let _ = rustix::fs::fcntl_setfl(&master, flags | rustix::fs::OFlags::NONBLOCK);
+        }
         self.terminal = Some(Input {
             fd: master,
             open: true,

@@ -6,11 +6,15 @@
 //! whether anyone is attached or not.
 
 use super::{control, SandboxDir, StateError, Status};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The workload's input, from [`SandboxDir::attach`]. Any number of
 /// callers may be attached at once; what each one writes reaches the
 /// workload as it is written.
+///
+/// A terminal's master is non-blocking (its file is the supervisor's
+/// too, and one writer waiting for a workload that reads nothing must not
+/// hold the others): write with [`Attached::write_while`].
 #[derive(Debug)]
 pub struct Attached {
     /// Write the workload's input here: the terminal's master (`terminal`)
@@ -40,6 +44,42 @@ impl Attached {
         };
         Ok(rustix::termios::tcsetwinsize(&self.input, size)?)
     }
+
+    /// Write all of `bytes` to the workload's input; see [`write_while`].
+    pub fn write_while(&self, bytes: &[u8], wanted: impl Fn() -> bool) -> std::io::Result<bool> {
+        write_while(self.input.as_fd(), bytes, wanted)
+    }
+}
+
+/// Write all of `bytes` to `fd`, blocking or not: while a non-blocking
+/// `fd` has no room, wait for it a fifth of a second at a time, and only
+/// while `wanted()`. Ok(false) when it stopped being wanted first; an
+/// error when the write failed (the workload closed its input).
+pub fn write_while(
+    fd: BorrowedFd,
+    mut bytes: &[u8],
+    wanted: impl Fn() -> bool,
+) -> std::io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::AGAIN) => {
+                if !wanted() {
+                    return Ok(false);
+                }
+                let mut room = [PollFd::from_borrowed_fd(fd, PollFlags::OUT)];
+                let fifth = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 200_000_000,
+                };
+                let _ = poll(&mut room, Some(&fifth));
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
 }
 
 impl SandboxDir {

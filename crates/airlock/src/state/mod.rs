@@ -30,7 +30,7 @@ mod names;
 mod resources;
 mod verbs;
 
-pub use attach::Attached;
+pub use attach::{write_while, Attached};
 pub use backoff::Backoff;
 use dir::lock_file;
 pub use dir::SandboxDir;
