@@ -255,6 +255,18 @@ fn create(
         preserve_fds,
         ..SpawnOptions::default()
     };
+    // The OOM score is ours before the sandbox starts, so its supervisor
+    // and PID 1 inherit it: written from here to the held PID 1 instead,
+    // a rootless runtime was refused (PID 1 is not dumpable, so its
+    // /proc files are not the caller's).
+    if let Some(v) = bundle
+        .config
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj())
+    {
+        oom_score_adj(v)?;
+    }
     let sandbox =
         Sandbox::start_prepared(prepared.plan, &actx, &spawn).map_err(|e| e.to_string())?;
     let sb = sandbox.state().expect("a sandbox with state").clone();
@@ -271,15 +283,7 @@ fn create(
             &serde_json::to_vec(&record).expect("serializes"),
         )
         .map_err(|e| e.to_string())?;
-        // The OOM score, then createRuntime and prestart: its workload is
-        // held, so what it execs inherits the score.
         let st = sb.state().map_err(|e| e.to_string())?;
-        let oom = bundle
-            .config
-            .process()
-            .as_ref()
-            .and_then(|p| p.oom_score_adj());
-        oom.map_or(Ok(()), |v| oom_score_adj(sandbox.init_pid(), v))?;
         hooks::run("createRuntime", &record.hooks.created, &oci_state(&sb, &st))?;
         if let Some(p) = pid_file {
             // The supervisor, not the container process: clients such as
@@ -330,15 +334,17 @@ pub(crate) fn preserve_fds(n: i32) -> Result<u32> {
     Ok(n)
 }
 
-/// `process.oomScoreAdj`, written from the host to the held container
-/// process as runc does. Lowering a score below the writer's own takes
-/// CAP_SYS_RESOURCE, which a host may not give root (containerd's
-/// `restrict_oom_score_adj` keeps its requests within what it may set).
-pub(crate) fn oom_score_adj(pid: i32, value: i32) -> Result<()> {
-    let path = format!("/proc/{pid}/oom_score_adj");
-    std::fs::write(&path, value.to_string()).map_err(|e| {
+/// `process.oomScoreAdj`, made the runtime's own score, which the
+/// processes it starts inherit (runc and crun have the container's init
+/// write its own). Lowering a score below the lowest one the process has
+/// had takes CAP_SYS_RESOURCE, which a host may not give root
+/// (containerd's `restrict_oom_score_adj` keeps its requests within what
+/// it may set).
+pub(crate) fn oom_score_adj(value: i32) -> Result<()> {
+    let path = "/proc/self/oom_score_adj";
+    std::fs::write(path, value.to_string()).map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::PermissionDenied {
-            " (a score below the runtime's own needs CAP_SYS_RESOURCE)"
+            " (lowering the score needs CAP_SYS_RESOURCE)"
         } else {
             ""
         };

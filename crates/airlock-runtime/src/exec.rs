@@ -129,7 +129,7 @@ fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
     }
     if let Some(v) = p.oom_score_adj() {
         // The runner and the process it starts inherit ours.
-        oom_score_adj(std::process::id() as i32, v).map_err(|e| e.replace("process.", ""))?;
+        oom_score_adj(v).map_err(|e| e.replace("process.", ""))?;
     }
     Ok(())
 }

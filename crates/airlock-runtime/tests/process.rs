@@ -7,6 +7,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
+use std::process::Command;
 
 /// The airlock state of container `id` under the test's root.
 fn airlock_state(env: &Env, id: &str) -> Value {
@@ -245,4 +246,78 @@ fn a_non_root_user_keeps_only_the_ambient_capabilities() {
         "{out}"
     );
     assert!(env.rt(&["delete", "--force", "n3"]).status.success());
+}
+
+/// `process.oomScoreAdj` is the container process's score, as root and
+/// as a rootless runtime (which was refused: the score was written from
+/// outside to a PID 1 whose /proc files are not the caller's). A score
+/// below the runtime's own needs CAP_SYS_RESOURCE and fails create by
+/// name.
+#[test]
+fn the_oom_score_is_the_bundles_as_root_and_rootless() {
+    require_root!();
+    let env = Env::new();
+    let cat = ["cat", "/proc/self/oom_score_adj"];
+    let b = env.bundle("b", &cat, |c| c["process"]["oomScoreAdj"] = json!(500));
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "r1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "500");
+
+    // Rootless: the bundle and state root are nobody's, and the container
+    // maps its root to nobody.
+    let rootless = |c: &mut Value, adj: i32| {
+        c["process"]["oomScoreAdj"] = json!(adj);
+        let map = json!([{"containerID": 0, "hostID": 65534, "size": 1}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    };
+    let up = env.bundle("up", &cat, |c| rootless(c, 600));
+    let down = env.bundle("down", &cat, |c| rootless(c, -5));
+    run(Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.dir.path()));
+    let as_nobody = |bundle: &std::path::Path, id: &str| {
+        Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_airlock-runtime"))
+            .arg("--root")
+            .arg(env.dir.path().join("nobody-state"))
+            .args(["run", "--bundle", bundle.to_str().unwrap(), id])
+            .env("XDG_RUNTIME_DIR", env.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = as_nobody(&up, "u1");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "600");
+    let o = as_nobody(&down, "u2");
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        err.contains("process.oomScoreAdj") && err.contains("CAP_SYS_RESOURCE"),
+        "{err}"
+    );
+    // Refused before the container existed (and `run` deleted u1's).
+    let states = std::fs::read_dir(env.dir.path().join("nobody-state"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("state.json").exists())
+        .count();
+    assert_eq!(states, 0);
 }
