@@ -121,11 +121,20 @@ fn whiteouts_and_opaque_directories() {
         E::Dir("data", 0o755),
         E::File("data/a", b"a", 0o644),
         E::File("data/b", b"b", 0o644),
+        E::File("data/e", b"old-e ", 0o644),
         E::Dir("opq", 0o755),
         E::File("opq/old", b"old", 0o644),
     ]);
+    // A whiteout hides only what the layers below hold, never an entry of
+    // its own layer, before it (c) or after it (d, e).
     let upper = layer(&[
         E::File("data/.wh.a", b"", 0o644),
+        E::File("data/c", b"c ", 0o644),
+        E::File("data/.wh.c", b"", 0o644),
+        E::File("data/.wh.d", b"", 0o644),
+        E::Dir("data/d", 0o755),
+        E::File("data/.wh.e", b"", 0o644),
+        E::File("data/e", b"new-e", 0o644),
         E::Dir("opq", 0o755),
         E::File("opq/.wh..wh..opq", b"", 0o644),
         E::File("opq/new", b"new", 0o644),
@@ -136,11 +145,12 @@ fn whiteouts_and_opaque_directories() {
         &[(
             "w",
             vec![busybox_layer(), lower, upper],
-            json!({"Cmd": ["/bin/sh", "-c", "ls /data; ls /opq"]}),
+            json!({"Cmd": ["/bin/sh", "-c", "ls /data; ls /opq; cat /data/c /data/e"]}),
         )],
     );
+    let want = "b\nc\nd\ne\nnew\nc new-e";
     let r = env.run(&img, &[]);
-    assert_eq!(r.stdout, "b\nnew\n", "{}", r.stderr);
+    assert_eq!(r.stdout, want, "{}", r.stderr);
     // Root's overlay without a user namespace reads the trusted xattrs:
     // the opaque directory hides the lower layer's file there too.
     let r = env.run(
@@ -155,7 +165,7 @@ fn whiteouts_and_opaque_directories() {
             "host-privileged-id",
         ],
     );
-    assert_eq!(r.stdout, "b\nnew\n", "{}", r.stderr);
+    assert_eq!(r.stdout, want, "{}", r.stderr);
 }
 
 /// Forty layers (images of more than ten are common): each adds a file,

@@ -354,7 +354,12 @@ impl Unpacker {
         let Some(hidden) = t.name.strip_prefix(".wh.") else {
             return Ok(false);
         };
-        remove_existing(&t.dir, hidden);
+        // A whiteout hides what the layers below hold, never what its own
+        // layer does (the OCI image spec): an entry this layer already
+        // wrote stays, and hides the layers below by itself.
+        if rustix::fs::statat(&t.dir, hidden, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            return Ok(true);
+        }
         let dev = rustix::fs::FileType::CharacterDevice;
         match rustix::fs::mknodat(&t.dir, hidden, dev, Mode::empty(), 0) {
             Ok(()) => {}
@@ -377,8 +382,21 @@ impl Unpacker {
     }
 
     fn directory(&mut self, t: &Target) -> Result<(), ImageError> {
-        match rustix::fs::mkdirat(&t.dir, t.name.as_str(), Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        let mkdir = || rustix::fs::mkdirat(&t.dir, t.name.as_str(), Mode::from_raw_mode(0o755));
+        match mkdir() {
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) => {
+                // What this layer wrote there before (a whiteout, a file)
+                // gives way, as it does to a later file of the same name.
+                let st = rustix::fs::statat(&t.dir, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| failed(&t.raw, "mkdir", e))?;
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    != rustix::fs::FileType::Directory
+                {
+                    remove_existing(&t.dir, &t.name);
+                    mkdir().map_err(|e| failed(&t.raw, "mkdir", e))?;
+                }
+            }
             Err(e) => return Err(failed(&t.raw, "mkdir", e)),
         }
         // Refuse a directory entry that is really a symlink here.
