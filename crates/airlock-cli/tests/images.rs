@@ -397,6 +397,74 @@ fn manifest_selection_and_platform() {
     );
 }
 
+/// A multi-platform image (an index of platforms under `index.json`, as
+/// `skopeo copy --all` and `docker buildx` write it, nested twice here)
+/// runs this host's manifest; one that lists none for it is refused by
+/// name.
+#[test]
+fn a_multi_platform_index_runs_this_hosts_manifest() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    let dir = Path::new(&img);
+    oci_layout(
+        dir,
+        &[(
+            "x",
+            vec![busybox_layer()],
+            json!({"Cmd": ["/bin/echo", "picked"]}),
+        )],
+    );
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let amd64 = read(&dir.join("index.json"))["manifests"][0].clone();
+    let blob = |v: &serde_json::Value| {
+        let b = serde_json::to_vec(v).unwrap();
+        let d = common::images::sha(&b);
+        std::fs::write(dir.join("blobs/sha256").join(&d[7..]), &b).unwrap();
+        json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": b.len()})
+    };
+    let on = |arch: &str, d: &serde_json::Value| {
+        let mut d = d.clone();
+        d["platform"] = json!({"architecture": arch, "os": "linux"});
+        d
+    };
+    // The other platforms' manifests are never read: a digest of nothing.
+    let mut arm64 = amd64.clone();
+    arm64["digest"] = json!(common::images::sha(b"not here"));
+    let platforms = blob(&json!({"schemaVersion": 2, "manifests": [
+        on("arm64", &arm64),
+        on("amd64", &amd64),
+        on("unknown", &amd64),
+    ]}));
+    let outer = blob(&json!({"schemaVersion": 2, "manifests": [platforms]}));
+    let only_arm = blob(&json!({"schemaVersion": 2, "manifests": [on("arm64", &arm64)]}));
+    let named = |d: &serde_json::Value, name: &str| {
+        let mut d = d.clone();
+        d["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+        d
+    };
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [
+            named(&outer, "multi"),
+            named(&only_arm, "arm"),
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let r = env.run(&format!("{img}:multi"), &[]);
+    assert_eq!(r.stdout.trim(), "picked", "{}", r.stderr);
+    let r = env.run(&format!("{img}:arm"), &[]);
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("lists no manifest for linux/amd64"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A GNU long name of 64 MiB (a few hundred KB gzipped) is refused as it
 /// arrives, before the tar reader would hold it in memory whole, and
 /// nothing of the layer is kept.

@@ -396,6 +396,67 @@ fn pick_one<'a, T>(candidates: &[&'a T], dir: &Path, sel: &Selector) -> Result<&
     }
 }
 
+/// How deep indexes may nest below `index.json` (one level, an index of
+/// platforms, is what `skopeo copy --all` and `docker buildx` write).
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// The manifest `desc` leads to on this host: `desc` itself, or, for an
+/// index (OCI's, or Docker's manifest list), the one manifest it lists
+/// for this host's platform. Each index is read from bytes verified
+/// against the descriptor that named it, so a pin on the outer one holds
+/// for the manifest picked.
+fn for_this_platform(dir: &Path, desc: &Descriptor) -> Result<Descriptor, ImageError> {
+    const INDEXES: [&str; 2] = [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ];
+    let (arch, os) = host_platform();
+    let mut desc = desc.clone();
+    for _ in 0..=MAX_INDEX_DEPTH {
+        if !INDEXES.contains(&desc.media_type().to_string().as_str()) {
+            return Ok(desc);
+        }
+        let index: ImageIndex = json_blob(dir, &desc, "index")?;
+        // Those for this platform; failing any, those that name none (an
+        // index nested in an index usually does not).
+        let on = |d: &&Descriptor, want: Option<(&str, &str)>| {
+            let p = d.platform().as_ref();
+            let named = p.map(|p| (p.architecture().to_string(), p.os().to_string()));
+            named.as_ref().map(|(a, o)| (a.as_str(), o.as_str())) == want
+        };
+        let mut here: Vec<&Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|d| on(d, Some((arch, os))))
+            .collect();
+        if here.is_empty() {
+            here = index.manifests().iter().filter(|d| on(d, None)).collect();
+        }
+        desc = match here.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Err(ImageError::NotFound(format!(
+                    "the index {} in {} lists no manifest for {os}/{arch}",
+                    desc.digest(),
+                    dir.display()
+                )))
+            }
+            _ => {
+                return Err(ImageError::Invalid(format!(
+                    "the index {} in {} lists {} manifests for {os}/{arch}",
+                    desc.digest(),
+                    dir.display(),
+                    here.len()
+                )))
+            }
+        };
+    }
+    Err(ImageError::Invalid(format!(
+        "{} nests indexes more than {MAX_INDEX_DEPTH} deep",
+        dir.display()
+    )))
+}
+
 fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     // A pin matches the manifest's descriptor, and the manifest is then
     // read once and verified against it: the pin holds for the content.
@@ -422,7 +483,7 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
         })
         .collect();
     let desc = pick_one(&candidates, dir, sel)?;
-    let manifest: ImageManifest = json_blob(dir, desc, "manifest")?;
+    let manifest: ImageManifest = json_blob(dir, &for_this_platform(dir, desc)?, "manifest")?;
     let config: ImageConfig = json_blob(dir, manifest.config(), "config")?;
     // Blobs are verified now, so a corrupt one is refused before anything
     // is unpacked.
