@@ -355,3 +355,49 @@ fn every_sandbox_has_a_pids_limit() {
         );
     }
 }
+
+/// A sandbox's per-user kernel counts are charged to the uid it runs as
+/// on the host, not to host root's: one that takes every inotify
+/// instance it may leaves host root its own. (Its user namespace was
+/// created as host root, which the kernel charged at every level up, so
+/// while it ran the host's root services could not watch a file.)
+#[test]
+fn a_sandbox_cannot_spend_host_roots_inotify_instances() {
+    require_root!();
+    use std::io::BufRead;
+    let host_root_can = || {
+        let r = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import ctypes; print(ctypes.CDLL(None).inotify_init())",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&r.stdout)
+            .trim()
+            .parse::<i32>()
+            .unwrap()
+            >= 0
+    };
+    assert!(
+        host_root_can(),
+        "host root has no inotify instance to spare"
+    );
+    // Takes all it can, says how many, and holds them.
+    let take_all = "import ctypes, time\nl = ctypes.CDLL(None)\nn = 0\n\
+                    while l.inotify_init() >= 0: n += 1\n\
+                    print(n, flush=True)\ntime.sleep(60)";
+    let mut child = airlock(&["run", "--", "python3", "-c", take_all])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut taken = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut taken)
+        .unwrap();
+    let spared = host_root_can();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(taken.trim().parse::<u32>().unwrap() > 0, "{taken:?}");
+    assert!(spared, "the sandbox took host root's inotify instances");
+}

@@ -29,6 +29,30 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// Set this process's effective uid alone, with the effective
+/// capabilities it had: the real and saved uids stay, and so does the
+/// permitted set, from which the kernel's fixup for leaving uid 0
+/// (effective set emptied) is undone. With `uid` 0 again, the kernel
+/// itself copies the permitted set back to the effective one.
+///
+/// Only sound in a single-threaded process (the runner is one): the raw
+/// syscall changes the calling thread's credentials, where libc's wrapper
+/// would signal every thread.
+pub fn set_effective_uid(uid: u32) -> io::Result<()> {
+    // SAFETY: setresuid with -1 (unchanged) for the real and saved uids
+    // touches only this thread's credentials, which is all of this
+    // process's (see above).
+    let r = unsafe { libc::syscall(libc::SYS_setresuid, -1i32, uid as libc::c_int, -1i32) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if uid != 0 {
+        let permitted = caps::read(None, caps::CapSet::Permitted).map_err(io::Error::other)?;
+        caps::set(None, caps::CapSet::Effective, &permitted).map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
 /// What `clone3` returned in the calling process.
 pub enum Forked {
     Parent { pid: i32, pidfd: OwnedFd },

@@ -224,7 +224,30 @@ fn setup(
 /// namespace's creator holds stay: the kernel drops them only when a
 /// process leaves the namespace's root, which an unmapped one never was.
 fn become_namespace_root(plan: &Plan, report: Reporter) -> Result<(), SetupError> {
-    let zero = |m: &crate::spec::IdMap| m.inside == 0;
+    let Some(NamespaceRoot { uid, gid, .. }) = namespace_root(plan) else {
+        return Ok(());
+    };
+    report.progress(|| format!("become {uid}:{gid} of the namespace"));
+    let g = rustix::process::Gid::from_raw(gid);
+    let u = rustix::process::Uid::from_raw(uid);
+    rustix::thread::set_thread_res_gid(g, g, g).step(|| format!("setresgid {gid}"))?;
+    rustix::thread::set_thread_res_uid(u, u, u).step(|| format!("setresuid {uid}"))?;
+    Ok(())
+}
+
+/// Who PID 1 becomes in its new user namespace ([`become_namespace_root`]).
+pub(super) struct NamespaceRoot {
+    pub uid: u32,
+    pub gid: u32,
+    /// `uid` as the host sees it.
+    pub host_uid: u32,
+}
+
+/// Who PID 1 becomes in its new user namespace, if anyone: root there if
+/// both maps hold 0, else, for a caller that is not root and a runner not
+/// mapped there (a service acting for a client), the first ids mapped.
+pub(super) fn namespace_root(plan: &Plan) -> Option<NamespaceRoot> {
+    let zero = |m: &&crate::spec::IdMap| m.inside == 0;
     // Judged by the host uid, not by geteuid() in here: an unmapped
     // process sees itself as the overflow uid (65534), which a caller's
     // map may well hold (`--uid 65534`), and setup would then run as the
@@ -233,20 +256,21 @@ fn become_namespace_root(plan: &Plan, report: Reporter) -> Result<(), SetupError
         .uid_map
         .iter()
         .any(|m| (m.outside..m.outside.saturating_add(m.count)).contains(&host_euid()));
-    let (uid, gid) = if plan.uid_map.iter().any(zero) && plan.gid_map.iter().any(zero) {
-        (0, 0)
-    } else {
-        match (plan.uid_map.first(), plan.gid_map.first()) {
-            (Some(u), Some(g)) if !plan.caller.is_root() && !mapped_here => (u.inside, g.inside),
-            _ => return Ok(()),
-        }
+    let (u, g) = match (
+        plan.uid_map.iter().find(zero),
+        plan.gid_map.iter().find(zero),
+    ) {
+        (Some(u), Some(g)) => (u, g),
+        _ => match (plan.uid_map.first(), plan.gid_map.first()) {
+            (Some(u), Some(g)) if !plan.caller.is_root() && !mapped_here => (u, g),
+            _ => return None,
+        },
     };
-    report.progress(|| format!("become {uid}:{gid} of the namespace"));
-    let g = rustix::process::Gid::from_raw(gid);
-    let u = rustix::process::Uid::from_raw(uid);
-    rustix::thread::set_thread_res_gid(g, g, g).step(|| format!("setresgid {gid}"))?;
-    rustix::thread::set_thread_res_uid(u, u, u).step(|| format!("setresuid {uid}"))?;
-    Ok(())
+    Some(NamespaceRoot {
+        uid: u.inside,
+        gid: g.inside,
+        host_uid: u.outside,
+    })
 }
 
 static HOST_EUID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);

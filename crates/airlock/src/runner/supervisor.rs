@@ -43,6 +43,25 @@ fn watch_caller(plan: &Plan, parent_pid: i32) -> Result<Option<OwnedFd>, SetupEr
     Ok(fd)
 }
 
+/// The host uid to create the sandbox's user namespace as, when it is
+/// not ours: the uid its root (or, for a client, its workload) is on the
+/// host. The kernel charges a user namespace's per-user counts
+/// (inotify instances and watches, message queue bytes, nested
+/// namespaces) to its creator's uid on the host as well, at every level
+/// up; created as host root, a sandbox could take all of root's (128
+/// inotify instances by default) and starve the host's own services.
+/// Created as the uid its processes run as, it is charged what a rootless
+/// caller's sandbox is, and that uid owns the namespace, as a rootless
+/// caller does its own.
+fn creator_uid(plan: &Plan) -> Option<u32> {
+    if plan.clone_flags & libc::CLONE_NEWUSER as u64 == 0 || !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    super::child::namespace_root(plan)
+        .map(|r| r.host_uid)
+        .filter(|&uid| uid != 0)
+}
+
 /// A detached supervisor leaves its caller's process tree: the caller
 /// reaps the intermediate process at once and never holds a zombie, and
 /// the supervisor lives on under the host's init (or a subreaper).
@@ -123,22 +142,35 @@ pub(super) fn supervise(
     // Only for the clone: PID 1 is born in it, our other children not.
     let pid_join = super::pidns::enter_for_clone(&plan)?;
     report.progress(|| "clone3 into new namespaces".into());
-    let (pid, pidfd) =
-        match sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) {
-            Ok(Forked::Child) => {
-                drop((go_write, inner, stop, cgroup_fd, control, hold_write));
-                let ends = Pid1Ends {
-                    go: go_read,
-                    inner: inner_child,
-                    hold: hold_read,
-                    cloned,
-                    userns: pid_join.and_then(|j| j.userns),
-                };
-                become_pid1(plan, alive_fd, logs, ends, report)
+    let creator = creator_uid(&plan);
+    if let Some(uid) = creator {
+        sys::set_effective_uid(uid)
+            .step(|| format!("become uid {uid} to create the user namespace"))?;
+    }
+    let forked = sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    if creator.is_some() && !matches!(forked, Ok(Forked::Child)) {
+        if let Err(e) = sys::set_effective_uid(0) {
+            if let Ok(Forked::Parent { pid, pidfd }) = &forked {
+                kill_and_reap(pidfd, *pid);
             }
-            Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
-            Err(e) => return Err(clone_failed(&e)),
-        };
+            return Err(SetupError::io("become root again after the clone", &e));
+        }
+    }
+    let (pid, pidfd) = match forked {
+        Ok(Forked::Child) => {
+            drop((go_write, inner, stop, cgroup_fd, control, hold_write));
+            let ends = Pid1Ends {
+                go: go_read,
+                inner: inner_child,
+                hold: hold_read,
+                cloned,
+                userns: pid_join.and_then(|j| j.userns),
+            };
+            become_pid1(plan, alive_fd, logs, ends, report)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => return Err(clone_failed(&e)),
+    };
     if let Some(j) = &pid_join {
         if let Err(e) = j.leave() {
             kill_and_reap(&pidfd, pid);
