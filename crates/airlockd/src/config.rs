@@ -49,7 +49,7 @@ impl Default for Config {
             listen: airlock_client::DEFAULT_SOCKET.into(),
             group: "airlock".into(),
             socket_mode: 0o660,
-            state_root: "/run/airlockd".into(),
+            state_root: airlock::check::DAEMON_STATE_ROOT.into(),
             store: "/var/lib/airlock".into(),
             cgroup_parent: None,
             acknowledge_uids: Vec::new(),

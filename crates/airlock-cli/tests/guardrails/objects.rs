@@ -138,3 +138,85 @@ fn unix_sockets_are_refused_even_read_only() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// A sandbox state root, something in it, or a directory above it is
+/// refused even read-only (its control sockets connect, its plans hold
+/// the callers' environments, and `exec` trusts what is written there),
+/// as root and rootless; acknowledged by name, it runs.
+#[test]
+fn a_state_root_is_refused_even_read_only() {
+    require_root!();
+    let dir = shared_dir();
+    let root = dir.path().join("state");
+    let (r, above, inside) = (
+        root.display().to_string(),
+        dir.path().display().to_string(),
+        root.join("some-sandbox").display().to_string(),
+    );
+    std::fs::create_dir_all(&inside).unwrap();
+    for (bind, path) in [
+        ("--ro-bind", &r),
+        ("--ro-bind", &above),
+        ("--bind", &inside),
+    ] {
+        let out = output(airlock(&[
+            "--state-root",
+            &r,
+            "run",
+            bind,
+            path,
+            "/x",
+            "--",
+            "true",
+        ]));
+        assert_eq!(out.code, 125, "{bind} {path}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("error[state-root-bind]") && out.stderr.contains(&r),
+            "{bind} {path}: {}",
+            out.stderr
+        );
+    }
+    let out = output(airlock(&[
+        "--state-root",
+        &r,
+        "run",
+        "--allow-unsafe",
+        "state-root-bind",
+        "--ro-bind",
+        &above,
+        "/x",
+        "--",
+        "true",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Root's own, wherever the caller's is.
+    let out = output(airlock(&[
+        "--state-root",
+        &r,
+        "run",
+        "--ro-bind",
+        "/run",
+        "/x",
+        "--",
+        "true",
+    ]));
+    assert!(
+        out.stderr.contains("error[state-root-bind]") && out.stderr.contains("/run/airlock"),
+        "{}",
+        out.stderr
+    );
+    // Rootless: the runtime directory that holds the caller's.
+    chown(dir.path(), USER, USER);
+    let out = output({
+        let mut c = airlock_as_user(&["run", "--ro-bind", &above, "/x", "--", "true"]);
+        c.env("XDG_RUNTIME_DIR", &above)
+            .env_remove("AIRLOCK_STATE_ROOT");
+        c
+    });
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("state root {above}/airlock")),
+        "{}",
+        out.stderr
+    );
+}

@@ -179,6 +179,7 @@ impl<'a> Bind<'a> {
         if !self.readonly {
             self.judge_writable(f, host);
         }
+        self.judge_state_roots(f, host);
         self.judge_kernel(f);
         self.judge_runtime(f, host);
         judge_nested(f, self.subject, self.real, self.devices, host);
@@ -232,6 +233,25 @@ impl<'a> Bind<'a> {
                     format!("{what} lets the workload change files in your home ({home}), such as shell start-up files"),
                 );
             }
+        }
+    }
+
+    /// Sandbox state, even read-only: every sandbox's environment is
+    /// there to read and its control socket to connect to (attach to its
+    /// input), and, written, it is what `exec` trusts to put a process
+    /// into a sandbox (its walls, its namespaces, its cgroups).
+    fn judge_state_roots(&self, f: &mut Findings, host: &Host) {
+        let (what, real) = (self.what(), self.real);
+        if let Some(root) = host
+            .state_roots
+            .iter()
+            .find(|r| exposes(real, r) || within(real, r))
+        {
+            f.add(
+                "state-root-bind",
+                self.subject,
+                format!("{what} reaches the sandbox state root {root}: the workload could read every sandbox's environment, attach to their input and, where it can write, change what `exec` puts into a sandbox"),
+            );
         }
     }
 

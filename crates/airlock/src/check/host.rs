@@ -49,6 +49,11 @@ pub struct Host {
     /// sandboxes run.
     #[serde(default)]
     pub store: Option<String>,
+    /// Sandbox state roots (canonical): the caller's, root's and
+    /// airlockd's defaults. What is in them is what `exec`, `attach` and
+    /// `rm` act on.
+    #[serde(default)]
+    pub state_roots: Vec<String>,
 }
 
 /// A mount found below a bind source.
@@ -204,6 +209,7 @@ impl Host {
                 .to_str()
                 .filter(|s| s.starts_with('/'))
                 .map(canonical),
+            state_roots: state_roots(ctx),
         }
     }
 
@@ -215,6 +221,29 @@ impl Host {
             .unwrap_or_else(|| normalize(path))
     }
 }
+
+/// The state roots a bind must not reach: the caller's (whether it
+/// exists yet or not: the sandbox being judged makes it), root's, and
+/// airlockd's.
+fn state_roots(ctx: &crate::Context) -> Vec<String> {
+    let mut roots: Vec<String> = [
+        ctx.state_root.to_string_lossy().into_owned(),
+        crate::context::default_state_root(0, None)
+            .to_string_lossy()
+            .into_owned(),
+        DAEMON_STATE_ROOT.to_string(),
+    ]
+    .into_iter()
+    .filter(|r| r.starts_with('/'))
+    .map(|r| canonical(&r))
+    .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// airlockd's default state root (its `state_root` setting).
+pub const DAEMON_STATE_ROOT: &str = "/run/airlockd";
 
 /// What judging host paths reads of the host once: its mount table and
 /// the identities of the directories the rules name (the caller's home

@@ -19,7 +19,8 @@ mod rules;
 mod seccomp;
 
 pub use host::{
-    mount_table, nested_mounts, Host, NestedMount, Snapshot, RUNTIME_SOCKETS, RUNTIME_STATE,
+    mount_table, nested_mounts, Host, NestedMount, Snapshot, DAEMON_STATE_ROOT, RUNTIME_SOCKETS,
+    RUNTIME_STATE,
 };
 pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
@@ -409,6 +410,7 @@ pub fn recheck_source(
         joins_own_ipc: host.joins_own_ipc,
         root_caller: host.root_caller,
         store: host.store.clone(),
+        state_roots: host.state_roots.clone(),
     };
     let mut f = Findings {
         spec,

@@ -18,6 +18,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "runtime-socket-bind", severity: Deny, catches: "a bind, even read-only, that exposes a container runtime socket or state (Docker, containerd, CRI-O, podman, kubelet, the system D-Bus)" },
     Rule { code: "host-shared-writable", severity: Deny, catches: "a writable bind of a directory every host user or service shares (/tmp, /var/tmp, /dev/shm, /run, /home) or an ancestor of one" },
     Rule { code: "socket-bind", severity: Deny, catches: "a bind, even read-only, of a unix socket or of a directory that holds one (an ssh agent, X11, tmux, libvirt, a session bus): whoever listens there acts for the workload" },
+    Rule { code: "state-root-bind", severity: Deny, catches: "a bind, even read-only, of a sandbox state root (the caller's, /run/airlock, airlockd's /run/airlockd), of something in it, or of a directory above it: the workload could read every sandbox's environment, attach to their input, and change what `exec` puts into a sandbox" },
     Rule { code: "image-store-writable", severity: Deny, catches: "a writable bind of the caller's image store, of a layer in it, or of a directory above it: the workload could change the layers later sandboxes run" },
     Rule { code: "host-root-user", severity: Deny, catches: "uid 0, or CAP_SETUID/CAP_SETGID, without a user namespace: the workload is (or can become) the host's real root" },
     Rule { code: "host-root-mapped", severity: Deny, catches: "an id map that maps the host's uid or gid 0 into the sandbox" },
