@@ -529,3 +529,96 @@ fn exec_as_another_user_is_judged_like_the_workload() {
     assert_eq!((r.code, r.stdout.as_str()), (0, "1001\n"), "{}", r.stderr);
     assert_eq!(al(root, &["rm", "-f", "shared"]).code, 0);
 }
+
+/// exec trusts what answers on a sandbox's control socket no further than
+/// to hand out the sandbox's own namespaces: a stand-in there (what a
+/// workload given the state directory could be) that hands out the
+/// caller's mount namespace, or leaves a kind out, is refused, and
+/// nothing runs.
+#[test]
+fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
+    require_root!();
+    use airlock::namespace::Namespace;
+    use airlock::state::control;
+    use std::os::fd::OwnedFd;
+    let root = tempdir();
+    let root = root.path();
+    let r = al(root, &["run", "-d", "--name", "v", "--", "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dir = root.join(r.stdout.trim());
+    let ns = |kind: &str| -> OwnedFd {
+        std::fs::File::open(format!("/proc/self/ns/{kind}"))
+            .unwrap()
+            .into()
+    };
+    let answers: Vec<(Vec<(Namespace, OwnedFd)>, &str)> = vec![
+        (
+            // Every kind, each the caller's own.
+            Namespace::ALL
+                .iter()
+                .map(|k| (*k, ns(k.proc_name())))
+                .collect(),
+            "the mount namespace handed out is the caller's own",
+        ),
+        (vec![(Namespace::Uts, ns("uts"))], "did not hand out its"),
+    ];
+    std::fs::remove_file(dir.join(control::SOCKET)).unwrap();
+    let stand_in = control::listen(&dir).unwrap();
+    for (answer, refusal) in answers {
+        let answering = std::thread::spawn({
+            let stand_in = stand_in.try_clone().unwrap();
+            move || {
+                let incoming = control::accept(&stand_in).unwrap();
+                assert_eq!(incoming.request, control::Request::Namespaces);
+                incoming.reply_namespaces(&answer);
+            }
+        });
+        let r = al(root, &["exec", "v", "--", "sh", "-c", "echo ran"]);
+        answering.join().unwrap();
+        assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+        assert!(r.stderr.contains(refusal), "{}", r.stderr);
+    }
+    drop(stand_in);
+    // The real supervisor is gone from its socket: end it by its pid.
+    let st = inspect(root, "v");
+    let supervisor = st["supervisor_pid"].as_i64().unwrap() as i32;
+    // SAFETY: a signal to the supervisor this test started.
+    assert_eq!(unsafe { libc::kill(supervisor, libc::SIGKILL) }, 0);
+    for _ in 0..200 {
+        if inspect(root, "v")["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(al(root, &["rm", "-f", "v"]).code, 0);
+
+    // Nor are the cgroups the state names trusted to be cgroups.
+    let r = al(
+        root,
+        &[
+            "run", "-d", "--name", "c", "--memory", "64M", "--", "sleep", "1000",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let state = root.join(r.stdout.trim()).join("state.json");
+    let decoy = root.join("decoy");
+    std::fs::create_dir(&decoy).unwrap();
+    std::fs::write(decoy.join("cgroup.procs"), "").unwrap();
+    let mut st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    st["cgroup"]["v2"] = serde_json::json!(decoy);
+    std::fs::write(&state, serde_json::to_vec(&st).unwrap()).unwrap();
+    let r = al(root, &["exec", "c", "--", "sh", "-c", "echo ran"]);
+    assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("not a cgroup file system"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(decoy.join("cgroup.procs")).unwrap(),
+        ""
+    );
+    assert_eq!(al(root, &["rm", "-f", "c"]).code, 0);
+}

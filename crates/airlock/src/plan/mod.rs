@@ -148,6 +148,10 @@ pub struct ExecPlan {
     /// (through the fds its supervisor hands out) before the others.
     #[serde(default)]
     pub join: Vec<(Namespace, String)>,
+    /// The kinds of namespace the sandbox made: exec refuses to go on
+    /// without any of them.
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
     /// With a terminal: send its master here instead of proxying it.
     #[serde(default)]
     pub console_socket: Option<std::path::PathBuf>,

@@ -19,14 +19,30 @@ use crate::plan::ExecPlan;
 use crate::sys;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
 fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
     let Some(cg) = &plan.cgroup else {
         return Ok(());
     };
     let me = std::process::id().to_string();
     for dir in cg.v2.iter().chain(cg.v1.values()) {
-        std::fs::write(dir.join("cgroup.procs"), &me)
-            .step(|| format!("exec: join the cgroup {}", dir.display()))?;
+        let step = || format!("exec: join the cgroup {}", dir.display());
+        let procs = rustix::fs::open(
+            dir.join("cgroup.procs"),
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .step(step)?;
+        // The paths come from the sandbox's state: written as root, they
+        // are only ever a cgroup's file, never one a path was made to
+        // lead to elsewhere.
+        let fs = rustix::fs::fstatfs(&procs).step(step)?;
+        if ![CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&(fs.f_type as i64)) {
+            return Err(SetupError::new(step(), "refused: not a cgroup file system"));
+        }
+        rustix::io::write(&procs, me.as_bytes()).step(step)?;
     }
     Ok(())
 }
@@ -118,6 +134,7 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
     // A namespace the sandbox joined belongs to a user namespace above
     // its own: it is joined first, while we still have our capabilities
     // there.
+    check_handed_out(plan, &namespaces)?;
     let joined = |ns: &crate::namespace::Namespace| plan.join.iter().any(|(j, _)| j == ns);
     namespaces.sort_by_key(|(ns, _)| (!joined(ns), *ns));
     for (ns, fd) in &namespaces {
@@ -125,6 +142,40 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
         report.progress(|| format!("setns {name}"));
         rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type()))
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
+    }
+    Ok(())
+}
+
+/// What the control socket handed out must be the sandbox's: every kind
+/// it made, and a mount namespace other than ours (every sandbox has its
+/// own; the spec cannot share it). Whatever answers on the socket is
+/// trusted no further than that: a process that could take the socket's
+/// place (a workload given the state directory) would otherwise leave
+/// exec in the caller's mount namespace, or as root of the caller's user
+/// namespace, where its walls hold nothing in.
+fn check_handed_out(
+    plan: &ExecPlan,
+    got: &[(crate::namespace::Namespace, OwnedFd)],
+) -> Result<(), SetupError> {
+    use crate::namespace::Namespace;
+    let refuse = |why: String| SetupError::new("exec", format!("refused: {why}"));
+    for kind in plan.namespaces.iter().chain([&Namespace::Mnt]) {
+        if !got.iter().any(|(n, _)| n == kind) {
+            return Err(refuse(format!(
+                "the sandbox's supervisor did not hand out its {} namespace",
+                kind.proc_name()
+            )));
+        }
+    }
+    let ours =
+        rustix::fs::stat("/proc/thread-self/ns/mnt").step(|| "exec: our mount namespace".into())?;
+    for (kind, fd) in got {
+        let theirs = rustix::fs::fstat(fd).step(|| "exec: the sandbox's namespace".into())?;
+        if *kind == Namespace::Mnt && (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) {
+            return Err(refuse(
+                "the mount namespace handed out is the caller's own".into(),
+            ));
+        }
     }
     Ok(())
 }

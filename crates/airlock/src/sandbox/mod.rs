@@ -275,6 +275,7 @@ impl Sandbox {
             walls: plan.walls,
             new_session: plan.new_session,
             join: plan.join.clone(),
+            namespaces: plan.namespaces.clone(),
             console_socket: e.console_socket.clone(),
             cgroup: st.cgroup,
             process,
