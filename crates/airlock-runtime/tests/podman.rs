@@ -14,10 +14,18 @@ fn is_root() -> bool {
 /// high to set, so every run lowers them.
 struct Podman {
     dir: tempfile::TempDir,
+    /// podman's own storage and run root (`/var/lib/containers`, where
+    /// the runtime-state guardrail looks), not the test's.
+    default_storage: bool,
+    image: String,
 }
 
 impl Podman {
     fn new() -> Option<Podman> {
+        Podman::with(false)
+    }
+
+    fn with(default_storage: bool) -> Option<Podman> {
         if !is_root() {
             eprintln!("SKIPPED: this test needs root (CI runs it as root)");
             return None;
@@ -33,6 +41,12 @@ impl Podman {
                 .prefix("airlock-podman")
                 .tempdir()
                 .unwrap(),
+            default_storage,
+            image: match default_storage {
+                // Its own name in the shared store, removed at the end.
+                true => format!("localhost/airlock-test-busybox:{}", std::process::id()),
+                false => "localhost/busybox:test".into(),
+            },
         };
         p.import_busybox();
         Some(p)
@@ -41,11 +55,14 @@ impl Podman {
     fn cmd(&self) -> Command {
         let d = self.dir.path();
         let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+        if !self.default_storage {
+            c.arg("--root")
+                .arg(d.join("root"))
+                .arg("--runroot")
+                .arg(d.join("runroot"))
+                .args(["--storage-driver", "vfs"]);
+        }
+        c.args(["--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file", "--runtime"])
             .arg(env!("CARGO_BIN_EXE_airlock-runtime"));
         c
@@ -79,7 +96,7 @@ impl Podman {
             .cmd()
             .args(["import"])
             .arg(&tar)
-            .arg("localhost/busybox:test")
+            .arg(&self.image)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -97,11 +114,19 @@ impl Podman {
                 "nproc=1024:1024",
             ])
             .args(args)
-            .arg("localhost/busybox:test")
+            .arg(&self.image)
             .args(command)
             .stdin(Stdio::null())
             .output()
             .unwrap()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        if self.default_storage {
+            let _ = self.cmd().args(["rmi", "-f", &self.image]).output();
+        }
     }
 }
 
@@ -210,6 +235,19 @@ fn podman_runs_containers_through_airlock() {
     let o = p.run(&[], &["sh", "-c", "grep Seccomp: /proc/self/status"]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o).split_whitespace().last(), Some("2"));
+}
+
+/// The README's example as it is: podman with its own storage, whose
+/// container roots and per-container files live in /var/lib/containers,
+/// runtime state a bind must not otherwise reach. (The guardrail refused
+/// every such container before it told one container's directory from
+/// the state around it.)
+#[test]
+fn podman_with_its_default_storage() {
+    let Some(p) = Podman::with(true) else { return };
+    let o = p.run(&[], &["sh", "-c", "echo hello"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "hello\n");
 }
 
 /// Runs argv on a new pseudo-terminal; prints what it showed (repr) and

@@ -2,6 +2,7 @@
 //! bind, and a root made of host directories, judged on the path the
 //! kernel will really reach (see [`super::Host::resolve`]).
 
+use super::host::RUNTIME_OBJECT_DEPTH;
 use super::paths::{exposes, within};
 use super::{Findings, Host, RUNTIME_SOCKETS, RUNTIME_STATE};
 use crate::spec::{Mount, Root, SandboxSpec};
@@ -310,7 +311,8 @@ impl<'a> Bind<'a> {
         }
         for state in RUNTIME_SOCKETS.iter().chain(RUNTIME_STATE) {
             let present = host.state.iter().any(|s| s == state);
-            if within(real, state) || (present && exposes(real, state)) {
+            let inside = within(real, state) && !one_runtime_object(real, state);
+            if inside || (present && exposes(real, state)) {
                 f.add(
                     "runtime-socket-bind",
                     self.subject,
@@ -319,6 +321,17 @@ impl<'a> Bind<'a> {
             }
         }
     }
+}
+
+/// Is `real`, inside the runtime state directory `state`, deep enough to
+/// be one container's, layer's or pod's own (see [`RUNTIME_OBJECT_DEPTH`])?
+fn one_runtime_object(real: &str, state: &str) -> bool {
+    let below = real
+        .strip_prefix(state)
+        .map_or(0, |rest| rest.split('/').filter(|c| !c.is_empty()).count());
+    RUNTIME_OBJECT_DEPTH
+        .iter()
+        .any(|(dir, depth)| *dir == state && below >= *depth)
 }
 
 /// Judge the mounts a recursive bind of `real` brings along.
@@ -406,5 +419,45 @@ mod tests {
         h.store = Some("/var/lib/airlock".into());
         let f = codes(vec![bind("/var/lib/airlock", "/s", false)], &h);
         assert!(f.contains(&"image-store-writable"), "{f:?}");
+    }
+
+    /// A runtime's state is refused as a whole and above one object's
+    /// level; one container's root, layer or pod's volume (what an engine
+    /// hands airlock-runtime) is that object alone.
+    #[test]
+    fn runtime_state_and_one_object_in_it() {
+        let h = Host {
+            state: vec!["/var/lib/containers".into(), "/var/lib/kubelet".into()],
+            ..Default::default()
+        };
+        for (src, want) in [
+            ("/var/lib/containers", true),
+            ("/var/lib/containers/storage", true),
+            ("/var/lib/containers/storage/overlay", true),
+            ("/var/lib/containers/storage/overlay/abc/merged", false),
+            (
+                "/var/lib/containers/storage/overlay-containers/id/userdata/shm",
+                false,
+            ),
+            ("/var/lib/kubelet/pods", true),
+            (
+                "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~empty-dir/x",
+                false,
+            ),
+            (
+                "/run/containerd/io.containerd.runtime.v2.task/default",
+                true,
+            ),
+            (
+                "/run/containerd/io.containerd.runtime.v2.task/default/t1/rootfs",
+                false,
+            ),
+            ("/run/containerd/containerd.sock", true),
+            ("/etc/kubernetes/pki", true),
+            ("/var/lib", true),
+        ] {
+            let found = codes(vec![bind(src, "/x", true)], &h).contains(&"runtime-socket-bind");
+            assert_eq!(found, want, "{src}");
+        }
     }
 }

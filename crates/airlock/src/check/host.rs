@@ -141,7 +141,24 @@ pub const RUNTIME_SOCKETS: &[&str] = &[
     "/run/systemd/private",
 ];
 
-/// Runtime and orchestrator state that a bind must not reach into.
+/// How many levels below a runtime's state directory one container's,
+/// image layer's, volume's or pod's own directory begins: what an engine
+/// hands its runtime as a container's root and binds (podman's
+/// `storage/overlay/LAYER/merged` and `overlay-containers/ID/userdata`,
+/// containerd's `io.containerd.runtime.v2.task/NS/ID/rootfs`, kubelet's
+/// `pods/UID/volumes/...`). A bind there reaches that one object, not
+/// the runtime's state; one shallower (the layer store, every pod)
+/// reaches them all. Directories not listed have no such objects.
+pub const RUNTIME_OBJECT_DEPTH: &[(&str, usize)] = &[
+    ("/run/containerd", 3),
+    ("/var/lib/containerd", 3),
+    ("/var/lib/containers", 3),
+    ("/var/lib/docker", 2),
+    ("/var/lib/kubelet", 2),
+];
+
+/// Runtime and orchestrator state that a bind must not reach into
+/// (except one object's own directory, see [`RUNTIME_OBJECT_DEPTH`]).
 pub const RUNTIME_STATE: &[&str] = &[
     "/run/containerd",
     "/run/crio",
