@@ -211,6 +211,31 @@ fn caller_fds_do_not_leak() {
     );
 }
 
+/// The sandbox's PID 1 holds nothing of the host's but its stdio: no
+/// file of the host's /proc (the guardrails' mount table, which kept a
+/// hold on the host's tree for the sandbox's whole life).
+#[test]
+fn pid1_holds_no_host_file() {
+    require_root!();
+    let (mut child, _out) = spawn_ready(&[], "echo ready; sleep 30");
+    let pid1 = descendants(child.id() as i32).into_iter().find(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("NSpid:") && l.ends_with("\t1"))
+        })
+    });
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", pid1.expect("PID 1")))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut fds = fds;
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2"]);
+}
+
 #[test]
 fn signals_the_caller_ignored_reach_the_workload_at_their_default() {
     // Ignored dispositions survive exec. A caller that ignores SIGUSR1 and

@@ -81,6 +81,13 @@ pub fn read() -> io::Result<String> {
     Ok(text)
 }
 
+/// Close the kept copy's file: PID 1 calls it before it leaves the host's
+/// tree, which an open file of the host's /proc would otherwise keep a
+/// hold on for the sandbox's whole life.
+pub fn forget() {
+    *KEPT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 /// Has the table changed since the last poll of this open file (or its
 /// open)? Polling consumes the event.
 fn changed(file: &std::fs::File) -> io::Result<bool> {

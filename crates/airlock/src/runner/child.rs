@@ -188,6 +188,7 @@ fn setup(
         };
         hooks::run(&plan.hooks.create, &plan.hooks.state, "creating", &place)?;
     }
+    crate::mountinfo::forget();
     mount::enter(trees, report)?;
 
     if let Some(name) = &plan.hostname {
