@@ -72,7 +72,8 @@ fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<()
 /// sandboxes up with root's credentials on the host side: to join a
 /// namespace by path (the kernel would not let the caller itself), id
 /// maps beyond its own id (root's subordinate ranges would apply, not
-/// the caller's), an image (its layers would be read and unpacked as root), or any
+/// the caller's), an image (its layers would be read and unpacked as root),
+/// an overlay's upper layer on the host (made as root), or any
 /// acknowledgement when it may not acknowledge.
 fn check_unprivileged(
     d: &Shared,
@@ -118,6 +119,17 @@ fn check_unprivileged(
         return Err(refuse(
             "image",
             "run an image (the daemon unpacks layers as root; `airlock run --image` as the caller does it as the caller)",
+        ));
+    }
+    // The daemon's supervisor would make `upper/` and `work/` there as
+    // root, in a directory the caller may not be able to write.
+    if matches!(
+        spec.filesystem.root,
+        airlock::spec::Root::Overlay { upper: Some(_), .. }
+    ) {
+        return Err(refuse(
+            "filesystem.root.upper",
+            "keep an overlay's upper layer on the host (the daemon would make its directories as root; `airlock run --overlay-dir` as the caller does it as the caller)",
         ));
     }
     Ok(())

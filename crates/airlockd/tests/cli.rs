@@ -324,6 +324,31 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         "{}",
         e.stderr
     );
+    // Nor an overlay's upper layer on the host, whose directories the
+    // daemon would make as root: in another user's private directory
+    // too, before.
+    let e = airlock(
+        &d,
+        Some(USER),
+        &[
+            "run",
+            "-d",
+            "--rootfs",
+            "/",
+            "--overlay-dir",
+            private.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(
+        e.stderr
+            .contains("filesystem.root.upper: uid 1000 may not keep an overlay's upper layer"),
+        "{}",
+        e.stderr
+    );
+    assert!(!private.join("upper").exists());
     // A bind of a file the caller cannot read is opened as the caller,
     // whatever id it asks for inside: 65534 too, which is the id a
     // process unmapped in the sandbox (the daemon's root) sees itself as.
