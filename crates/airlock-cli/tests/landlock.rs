@@ -148,3 +148,42 @@ fn writable_binds_of_single_files() {
     assert_eq!(r.stdout, "ok\n", "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&own).unwrap(), "rootless\n");
 }
+
+/// With the host's network namespace shared, a host listener on an
+/// abstract unix socket (containerd-shim's kind, CVE-2020-15257) cannot be
+/// connected to: Landlock scopes them (ABI 6). Without Landlock it can,
+/// which is what the refusal is measured against.
+#[test]
+fn host_abstract_sockets_are_out_of_reach_with_a_shared_network() {
+    require_root!();
+    if airlock::runner::landlock::kernel_abi() < 6 {
+        eprintln!("SKIPPED: the kernel's Landlock cannot scope abstract unix sockets (ABI < 6)");
+        return;
+    }
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("airlock-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let probe = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\n\
+         try:\n    s.connect('\\0{name}'); print('connected')\n\
+         except OSError as e:\n    print('refused', e.errno)\n"
+    );
+    let run = |landlock: &str| {
+        let r = output(airlock(&[
+            "run",
+            "--share-net",
+            "--landlock",
+            landlock,
+            "--",
+            "python3",
+            "-c",
+            &probe,
+        ]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.trim().to_string()
+    };
+    assert_eq!(run("off"), "connected");
+    assert_eq!(run("auto"), format!("refused {}", libc::EPERM));
+    drop(listener);
+}

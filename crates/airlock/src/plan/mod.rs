@@ -209,6 +209,14 @@ pub struct LandlockRules {
     pub writable: Vec<String>,
     pub tcp_bind: Option<Vec<u16>>,
     pub tcp_connect: Option<Vec<u16>>,
+    /// The host's network namespace is shared: abstract unix sockets made
+    /// outside the workload's Landlock domain (the host's, a session
+    /// bus's, an X server's) cannot be connected to (Landlock ABI 6). In
+    /// a network namespace of its own or a pod's, the namespace already
+    /// keeps the host's out, and the scope would only part the workload
+    /// from what `exec` starts beside it.
+    #[serde(default)]
+    pub scope_abstract_unix: bool,
 }
 
 fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
@@ -223,6 +231,7 @@ fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
         writable: writable_paths(spec),
         tcp_bind: l.tcp_bind.clone(),
         tcp_connect: l.tcp_connect.clone(),
+        scope_abstract_unix: !spec.namespaces.net && !spec.namespaces.join.contains_key("net"),
     })
 }
 

@@ -6,13 +6,16 @@
 //! rights a file can have; the directory-only rights would be refused.
 //!
 //! The ABI is read from the kernel; rules that are not `required` are
-//! skipped (saying so in the trace) on a kernel without Landlock.
+//! skipped (saying so in the trace) on a kernel without Landlock. With the
+//! host's network namespace shared, the ruleset also scopes abstract unix
+//! sockets (ABI 6): the host's listeners there (a session bus, an X
+//! server, containerd-shim's, CVE-2020-15257) are out of reach.
 
 use super::report::{Reporter, SetupError};
 use crate::plan::LandlockRules;
 use landlock::{
     Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 /// The kernel's Landlock ABI version (0 when it has none).
@@ -74,6 +77,17 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
     }
     if l.tcp_connect.is_some() {
         ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(err)?;
+    }
+    if l.scope_abstract_unix {
+        if version >= 6 {
+            report
+                .progress(|| "landlock: the host's abstract unix sockets are out of reach".into());
+            ruleset = ruleset.scope(Scope::AbstractUnixSocket).map_err(err)?;
+        } else {
+            report.progress(|| {
+                format!("landlock: ABI {version} cannot scope abstract unix sockets (6 can)")
+            });
+        }
     }
     let mut created = ruleset.create().map_err(err)?.no_new_privs(false);
     let opened = |path: &str| {
