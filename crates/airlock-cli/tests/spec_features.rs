@@ -186,6 +186,38 @@ fn custom_seccomp_profile() {
     let r = sh(&["--seccomp-profile", "none"], "echo ran");
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("error[seccomp-disabled]"), "{}", r.stderr);
+    // A profile that denies everything, exit included, fails the start and
+    // ends: a process that cannot exit retried it for good, at 100 % CPU,
+    // and not even SIGTERM ended the sandbox.
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}"#).unwrap();
+    let mut c = airlock(&["run", "--seccomp-profile", &p, "--", "true"]);
+    c.stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut ended = None;
+    for _ in 0..400 {
+        if let Some(st) = child.try_wait().unwrap() {
+            ended = Some(st);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    if ended.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(ended.and_then(|s| s.code()), Some(125), "{err}");
+    assert!(err.contains("denies execve"), "{err}");
+    // Denying exit outright is refused by its rule's name.
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_KILL"}]}"#).unwrap();
+    let r = sh(&["--seccomp-profile", &p], "echo ran");
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr
+            .contains("seccomp.oci.syscalls[0].names: exit_group must be allowed"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// Probes terminal injection on a non-terminal stdin: refused by seccomp

@@ -315,7 +315,7 @@ impl<'a> Watch<'a> {
             let why = if self.timed_out {
                 "the timeout expired before the workload started (setup took longer than `timeout`)"
             } else {
-                "the sandbox's PID 1 ended before starting the workload (killed, or out of memory?)"
+                "the sandbox's PID 1 ended before starting the workload (killed, out of memory, or a custom seccomp profile that denies execve?)"
             };
             self.report.failed(&SetupError::new("setup", why));
         }

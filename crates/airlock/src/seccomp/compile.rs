@@ -86,6 +86,9 @@ fn extra_arches(p: &OciSeccomp) -> Result<Vec<ScmpArch>> {
     Ok(out)
 }
 
+/// What every profile allows, whatever it says (see [`custom_filters`]).
+const EXITS: [&str; 2] = ["exit", "exit_group"];
+
 fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilterContext>> {
     let base = "seccomp.oci";
     let default = action(
@@ -116,6 +119,26 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
         ));
     }
     let permissive_default = matches!(default, ScmpAction::Allow | ScmpAction::Log);
+    let mut exits_named = false;
+    for (i, rule) in p.syscalls.iter().enumerate() {
+        for name in rule.names.iter().filter(|n| EXITS.contains(&n.as_str())) {
+            if rule.action != "SCMP_ACT_ALLOW" || !rule.args.is_empty() {
+                return Err(err(
+                    format!("{base}.syscalls[{i}].names"),
+                    format!("{name} must be allowed: a process that cannot exit retries it for good, out of reach of a stop"),
+                ));
+            }
+            exits_named = true;
+        }
+    }
+    if !exits_named && default != ScmpAction::Allow {
+        // libc retries a failed exit forever: a profile that forgot them
+        // left a spinning process that not even SIGTERM ended.
+        for name in EXITS {
+            let s = syscall(name).expect("exit and exit_group are known");
+            ctx.add_rule(ScmpAction::Allow, s).map_err(lib(base))?;
+        }
+    }
     for (i, rule) in p.syscalls.iter().enumerate() {
         let field = format!("{base}.syscalls[{i}]");
         let act = action(&format!("{field}.action"), &rule.action, rule.errno_ret)?;
