@@ -577,7 +577,27 @@ fn spec_template(bundle: &Path, rootless: bool) -> Result<()> {
     } else {
         oci_spec::runtime::Spec::default()
     };
-    let text = serde_json::to_string_pretty(&spec).expect("serializes");
+    let mut v = serde_json::to_value(&spec).expect("serializes");
+    v["hostname"] = "airlock".into();
+    if rootless {
+        // runc's rootless template binds the host's /sys and shares the
+        // host's network, which the guardrails refuse (kernel-surface-bind)
+        // and warn of: a network namespace of its own lets the container
+        // mount a sysfs of its own, as the root template does.
+        if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
+            ns.push(serde_json::json!({"type": "network"}));
+        }
+        if let Some(mounts) = v["mounts"].as_array_mut() {
+            mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+            for m in mounts.iter_mut().filter(|m| m["destination"] == "/sys") {
+                *m = serde_json::json!({
+                    "destination": "/sys", "type": "sysfs", "source": "sysfs",
+                    "options": ["nosuid", "noexec", "nodev", "ro"],
+                });
+            }
+        }
+    }
+    let text = serde_json::to_string_pretty(&v).expect("serializes");
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -12,6 +12,7 @@ mod log;
 mod personality;
 
 use clap::{Parser, Subcommand};
+
 use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
 
 /// Run OCI bundles in airlock sandboxes (runc's command line).
@@ -40,8 +41,67 @@ enum Command {
     Common(Box<CommonCmd>),
 }
 
+/// The command line, with the words liboci-cli's (youki's) types carry
+/// made airlock's: one line per verb, the verbs airlock refuses hidden,
+/// and no youki in the options.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let about = [
+        (
+            "create",
+            "Create a container from a bundle; its process waits for `start`",
+        ),
+        ("start", "Start a created container's process"),
+        (
+            "state",
+            "Print a container's state (the runtime spec's JSON)",
+        ),
+        (
+            "kill",
+            "Send a signal to a container's process (--all: to every process in it)",
+        ),
+        (
+            "delete",
+            "Delete a stopped container (--force: kill it first)",
+        ),
+        ("exec", "Run another process in a running container"),
+        (
+            "features",
+            "Print what this runtime supports (the runtime spec's features JSON)",
+        ),
+        ("list", "List the containers in the state root"),
+        ("pause", "Freeze every process of a container"),
+        ("ps", "List the processes of a container"),
+        ("resume", "Thaw a paused container"),
+        ("run", "Create a container and start it"),
+        ("update", "Change a running container's resource limits"),
+        (
+            "spec",
+            "Write a config.json template that airlock runs (--rootless: for a rootless runtime)",
+        ),
+    ];
+    let mut cmd = Cli::command();
+    for (name, text) in about {
+        cmd = cmd.mut_subcommand(name, |c| c.about(text).long_about(None));
+    }
+    for unsupported in ["checkpointt", "events"] {
+        cmd = cmd.mut_subcommand(unsupported, |c| c.hide(true));
+    }
+    cmd.mut_arg("log", |a| a.help("Write the runtime's log to this file (default: stderr)"))
+        .mut_arg("debug", |a| {
+            a.help("Log debug messages too, and copy findings and notes to stderr")
+        })
+        .mut_arg("root", |a| {
+            a.help("Where container state is kept (default /run/airlock-runtime; $XDG_RUNTIME_DIR/airlock-runtime rootless)")
+        })
+        .mut_arg("systemd_cgroup", |a| {
+            a.help("Take linux.cgroupsPath as systemd's slice:prefix:name (refused where systemd runs the host)")
+        })
+}
+
 fn main() {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let log = log::Log::open(&cli.global);
     let ctx = commands::Ctx::new(&cli.global, cli.allow_unsafe.clone(), log.clone());
     if let Some(r) = cli.rootless.as_deref() {

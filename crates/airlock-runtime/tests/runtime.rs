@@ -311,6 +311,48 @@ fn spec_writes_a_config_that_runs() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
     assert_eq!(out, "from-template\n");
+
+    // The rootless template runs rootless as it is written (runc's bound
+    // the host's /sys and shared its network, which the guardrails
+    // refuse), under airlock's hostname.
+    let r = env.bundle("r", &["true"], |_| {});
+    std::fs::remove_file(r.join("config.json")).unwrap();
+    run(std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.dir.path()));
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(runtime())
+            .arg("--root")
+            .arg(env.dir.path().join("nobody-state"))
+            .args(args)
+            .env("XDG_RUNTIME_DIR", env.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = as_nobody(&["spec", "--rootless", "--bundle", r.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    edit_config(&r, |c| {
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "hostname; ls /sys/kernel >/dev/null && echo sysfs"
+        ]);
+    });
+    let o = as_nobody(&["run", "--bundle", r.to_str().unwrap(), "r1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out, "airlock\nsysfs\n");
 }
 
 fn edit_config(b: &Path, f: impl FnOnce(&mut Value)) {

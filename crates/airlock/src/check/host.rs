@@ -240,14 +240,15 @@ impl Host {
 }
 
 /// The state roots a bind must not reach: the caller's (whether it
-/// exists yet or not: the sandbox being judged makes it), root's, and
-/// airlockd's.
+/// exists yet or not: the sandbox being judged makes it), root's,
+/// airlock-runtime's and airlockd's.
 fn state_roots(ctx: &crate::Context) -> Vec<String> {
     let mut roots: Vec<String> = [
         ctx.state_root.to_string_lossy().into_owned(),
         crate::context::default_state_root(0, None)
             .to_string_lossy()
             .into_owned(),
+        RUNTIME_STATE_ROOT.to_string(),
         DAEMON_STATE_ROOT.to_string(),
     ]
     .into_iter()
@@ -261,6 +262,9 @@ fn state_roots(ctx: &crate::Context) -> Vec<String> {
 
 /// airlockd's default state root (its `state_root` setting).
 pub const DAEMON_STATE_ROOT: &str = "/run/airlockd";
+
+/// airlock-runtime's default state root as root (its `--root`).
+pub const RUNTIME_STATE_ROOT: &str = "/run/airlock-runtime";
 
 /// What judging host paths reads of the host once: its mount table and
 /// the identities of the directories the rules name (the caller's home
