@@ -480,6 +480,11 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
         ));
     }
     if st.status != Status::Stopped {
+        // A frozen process takes no signal, SIGKILL included, until it
+        // is thawed (the v1 freezer): thawed first, as runc does.
+        if paused(&st) {
+            freeze(ctx, id, false)?;
+        }
         let _ = sb.request(&Request::Kill);
         if !sb.wait_ended(Some(Duration::from_secs(10))) {
             return Err(format!("container {id} did not stop after SIGKILL"));
@@ -541,6 +546,38 @@ fn ps(ctx: &Ctx, id: &str, format: &str) -> Result<()> {
     Ok(())
 }
 
+/// The freezer file of a container's cgroups and the value it reads (and
+/// is written) frozen and thawed.
+fn freezer(st: &State) -> Option<(PathBuf, &'static str, &'static str)> {
+    let cg = st.cgroup.as_ref()?;
+    match (&cg.v2, cg.v1.get("freezer")) {
+        (Some(v2), _) => Some((v2.join("cgroup.freeze"), "1", "0")),
+        (None, Some(f)) => Some((f.join("freezer.state"), "FROZEN", "THAWED")),
+        (None, None) => None,
+    }
+}
+
+/// Is a running container paused (its cgroup frozen, or freezing)?
+fn paused(st: &State) -> bool {
+    st.status == Status::Running
+        && freezer(st).is_some_and(|(file, frozen, _)| {
+            std::fs::read_to_string(file).is_ok_and(|v| {
+                let v = v.trim();
+                v == frozen || v == "FREEZING"
+            })
+        })
+}
+
+/// A container's status as the runtime spec words it: `paused` is a
+/// running container whose cgroup is frozen.
+fn oci_status_of(st: &State) -> &'static str {
+    if paused(st) {
+        "paused"
+    } else {
+        oci_status(st.status)
+    }
+}
+
 fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
     let (_, st) = ctx.find(id)?;
     if st.status != Status::Running {
@@ -549,17 +586,14 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
             oci_status(st.status)
         ));
     }
-    let cg = st.cgroup.ok_or_else(|| {
-        format!("container {id} has no cgroup to freeze (give it a resource limit)")
-    })?;
-    let (file, value) = match (&cg.v2, cg.v1.get("freezer")) {
-        (Some(v2), _) => (v2.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
-        (None, Some(f)) => (
-            f.join("freezer.state"),
-            if frozen { "FROZEN" } else { "THAWED" },
-        ),
-        (None, None) => return Err(format!("container {id}'s cgroups have no freezer")),
-    };
+    if st.cgroup.is_none() {
+        return Err(format!(
+            "container {id} has no cgroup to freeze (give it a resource limit)"
+        ));
+    }
+    let (file, on, off) =
+        freezer(&st).ok_or_else(|| format!("container {id}'s cgroups have no freezer"))?;
+    let value = if frozen { on } else { off };
     std::fs::write(&file, value).map_err(|e| format!("{}: {e}", file.display()))
 }
 
@@ -620,7 +654,7 @@ fn oci_state(sb: &SandboxDir, st: &State) -> serde_json::Value {
     serde_json::json!({
         "ociVersion": OCI_VERSION,
         "id": st.name,
-        "status": oci_status(st.status),
+        "status": oci_status_of(st),
         "pid": if running { st.pid.unwrap_or(0) } else { 0 },
         "bundle": record.as_ref().map(|r| r.bundle.display().to_string()).unwrap_or_default(),
         "annotations": record.map(|r| r.annotations).unwrap_or_default(),

@@ -465,3 +465,27 @@ fn kill_all_signals_every_process() {
     wait_status(&env, "k1", "stopped");
     assert!(env.rt(&["delete", "k1"]).status.success());
 }
+
+/// `pause` freezes the container's cgroup and `state` says `paused`, as
+/// runc's does (it said `running`); `resume` thaws it; a paused container
+/// is thawed before `delete --force` kills it (a frozen process takes no
+/// SIGKILL under the v1 freezer).
+#[test]
+fn pause_shows_in_state_and_delete_force_thaws() {
+    require_root!();
+    let env = Env::new();
+    sleeper(&env, "p", |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}});
+    });
+    assert!(env.rt(&["start", "p"]).status.success());
+    let status = || state(&env, "p")["status"].as_str().unwrap().to_string();
+    assert_eq!(status(), "running");
+    assert!(env.rt(&["pause", "p"]).status.success());
+    assert_eq!(status(), "paused");
+    assert!(env.rt(&["resume", "p"]).status.success());
+    assert_eq!(status(), "running");
+    assert!(env.rt(&["pause", "p"]).status.success());
+    let o = env.rt(&["delete", "--force", "p"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!env.rt(&["state", "p"]).status.success());
+}
