@@ -163,7 +163,7 @@ fn copy_input(input: OwnedFd, detach_keys: bool) {
 /// Spots podman's detach keys, Ctrl-P Ctrl-Q, in what is typed. A Ctrl-P
 /// is held back until the next key shows whether it starts the sequence.
 #[derive(Default)]
-struct DetachKeys {
+pub(crate) struct DetachKeys {
     matched: usize,
 }
 
@@ -172,7 +172,7 @@ const DETACH_KEYS: &[u8] = &[0x10, 0x11];
 impl DetachKeys {
     /// Append to `out` what `input` passes on to the workload; true once
     /// the whole sequence was typed (what follows it is dropped).
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+    pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
         for &b in input {
             if b == DETACH_KEYS[self.matched] {
                 self.matched += 1;

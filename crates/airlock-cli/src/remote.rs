@@ -430,19 +430,40 @@ pub fn print_stats(format: &str, v: &serde_json::Value) {
 
 /// Our stdin to the stream, on a thread (stdin is a blocking fd), ending
 /// with `close` at end of file.
+/// Our stdin as messages, then `close` at its end. With `detach`, what is
+/// typed goes through the detach keys (Ctrl-P Ctrl-Q), whose sequence
+/// ends the input and is told on `detach` instead of being sent.
 fn stdin_messages<T: Send + 'static>(
     data: fn(Vec<u8>) -> T,
     close: Option<T>,
+    detach: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> tokio::sync::mpsc::Receiver<T> {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     std::thread::spawn(move || {
+        let mut keys = detach
+            .is_some()
+            .then(crate::attach_cmd::DetachKeys::default);
         let mut buf = vec![0u8; 32 << 10];
         let mut stdin = std::io::stdin().lock();
         loop {
             match std::io::Read::read(&mut stdin, &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.blocking_send(data(buf[..n].to_vec())).is_err() {
+                    let mut pass = Vec::with_capacity(n);
+                    let detached = match keys.as_mut() {
+                        Some(k) => k.feed(&buf[..n], &mut pass),
+                        None => {
+                            pass.extend_from_slice(&buf[..n]);
+                            false
+                        }
+                    };
+                    if !pass.is_empty() && tx.blocking_send(data(pass)).is_err() {
+                        return;
+                    }
+                    if detached {
+                        if let Some(d) = detach {
+                            let _ = d.send(());
+                        }
                         return;
                     }
                 }
@@ -542,6 +563,7 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
     let input = stdin_messages(
         |b| exec_in(Input::Stdin(b)),
         Some(exec_in(Input::CloseStdin(true))),
+        None,
     );
     if a.tty {
         resizes(|r| exec_in(Input::Resize(r)), tx.clone());
@@ -549,12 +571,13 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
     let call = c
         .raw()
         .exec(tokio_stream::wrappers::ReceiverStream::new(rx));
-    converse(input, tx, a.tty, call).await
+    converse(input, tx, a.tty, call, None).await
 }
 
 /// Our stdin to the stream (through `tx`), the stream's output to our
 /// stdout and stderr, our terminal raw meanwhile with `tty`; the exit
-/// status the stream ends with.
+/// status the stream ends with, or 0 once `detached` says the detach keys
+/// were typed.
 async fn converse<I: Send + 'static>(
     mut input: tokio::sync::mpsc::Receiver<I>,
     tx: tokio::sync::mpsc::Sender<I>,
@@ -562,6 +585,7 @@ async fn converse<I: Send + 'static>(
     call: impl std::future::Future<
         Output = Result<tonic::Response<tonic::Streaming<proto::ExecOutput>>, tonic::Status>,
     >,
+    detached: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> ExitCode {
     tokio::spawn(async move {
         while let Some(m) = input.recv().await {
@@ -571,8 +595,21 @@ async fn converse<I: Send + 'static>(
         }
     });
     let raw = tty.then(airlock::terminal::RawMode::enter);
+    let detached = async move {
+        // A sender dropped without a word (stdin ended) is no detach.
+        let said = match detached {
+            Some(d) => d.await.is_ok(),
+            None => false,
+        };
+        if !said {
+            std::future::pending::<()>().await;
+        }
+    };
     let r = match call.await {
-        Ok(s) => print_output(s.into_inner()).await,
+        Ok(s) => tokio::select! {
+            r = print_output(s.into_inner()) => r,
+            () = detached => Ok(0),
+        },
         Err(e) => Err(e.into()),
     };
     drop(raw);
@@ -600,9 +637,17 @@ async fn attach(c: &mut Client, name: &str) -> ExitCode {
         }
         resizes(|r| attach_in(Input::Resize(r)), tx.clone());
     }
-    let input = stdin_messages(|b| attach_in(Input::Stdin(b)), None);
+    // With a terminal, Ctrl-P Ctrl-Q detaches, as it does locally.
+    let (detach, detached) = match info.tty {
+        true => {
+            let (d, r) = tokio::sync::oneshot::channel();
+            (Some(d), Some(r))
+        }
+        false => (None, None),
+    };
+    let input = stdin_messages(|b| attach_in(Input::Stdin(b)), None, detach);
     let call = c
         .raw()
         .attach(tokio_stream::wrappers::ReceiverStream::new(rx));
-    converse(input, tx, info.tty, call).await
+    converse(input, tx, info.tty, call, detached).await
 }

@@ -491,3 +491,46 @@ fn a_caller_outside_the_group_gets_a_status_saying_so() {
     );
     assert!(d.sandbox_dirs().is_empty());
 }
+
+/// Through the daemon too, Ctrl-P Ctrl-Q on a terminal ends the attach
+/// (status 0) and leaves the workload running (it reached the workload
+/// before, and the attach went on).
+#[test]
+fn detach_keys_detach_through_the_daemon() {
+    if !root_or_skip("detach_keys_detach_through_the_daemon") {
+        return;
+    }
+    let d = Daemon::start("");
+    ok(airlock(
+        &d,
+        None,
+        &[
+            "run",
+            "-d",
+            "-t",
+            "--name",
+            "k",
+            "--",
+            "sh",
+            "-c",
+            "while read l; do echo ${l%ing}ong; done",
+        ],
+    ));
+    let r = Command::new("python3")
+        .args([
+            "-c",
+            include_str!("../../airlock-cli/tests/detach_driver.py"),
+        ])
+        .arg(airlock_bin(&d))
+        .args(["attach", "k"])
+        .env("AIRLOCK_HOST", d.host())
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(out.contains("ping\\r\\npong\\r\\n"), "{out}");
+    assert!(out.ends_with("status 0\n"), "{out}");
+    let st = airlock(&d, None, &["inspect", "k"]);
+    assert!(st.stdout.contains("\"running\""), "{}", st.stdout);
+    ok(airlock(&d, None, &["rm", "-f", "k"]));
+}
