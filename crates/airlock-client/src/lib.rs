@@ -36,7 +36,7 @@ pub const DEFAULT_SOCKET: &str = "/run/airlock/airlockd.sock";
 pub enum ClientError {
     #[error("{0}: expected unix:///PATH or an absolute path")]
     BadHost(String),
-    #[error("cannot connect to airlockd at {path}: {source}")]
+    #[error("cannot connect to airlockd at {path}: {}", why_not_connected(.source))]
     Connect {
         path: PathBuf,
         #[source]
@@ -49,6 +49,25 @@ pub enum ClientError {
         status: tonic::Status,
         details: Option<proto::ErrorDetails>,
     },
+}
+
+/// What tonic's "transport error" wraps: the socket's own error, with
+/// what it usually means here.
+fn why_not_connected(e: &tonic::transport::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let io = cause.downcast_ref::<std::io::Error>().map(|e| e.kind());
+    let hint = match io {
+        Some(std::io::ErrorKind::NotFound) => " (is airlockd running, listening there?)",
+        Some(std::io::ErrorKind::PermissionDenied) => {
+            " (the socket is for root and the daemon's group: is this user in it?)"
+        }
+        Some(std::io::ErrorKind::ConnectionRefused) => " (no airlockd is listening there)",
+        _ => "",
+    };
+    format!("{cause}{hint}")
 }
 
 fn status_text(s: &tonic::Status) -> String {

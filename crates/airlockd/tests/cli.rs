@@ -377,11 +377,14 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         );
     }
 
-    // Outside the group: the socket itself refuses the connection.
+    // Outside the group: the socket itself refuses the connection, and
+    // the error says why (it said only "transport error").
     let e = airlock(&d, Some(OUTSIDER), &["ps"]);
     assert_eq!(e.code, 125);
     assert!(
-        e.stderr.contains("cannot connect to airlockd"),
+        e.stderr.contains("cannot connect to airlockd")
+            && e.stderr.contains("Permission denied")
+            && e.stderr.contains("the daemon's group"),
         "{}",
         e.stderr
     );

@@ -65,6 +65,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
                 Some(Owner {
                     uid: inside_id(&plan.uid_map, o.uid)?,
                     gid: inside_id(&plan.gid_map, o.gid)?,
+                    ..o
                 })
             });
             for name in ["upper", "work"] {
@@ -188,7 +189,7 @@ pub fn prepare_upper(plan: &Plan) -> Result<()> {
         };
         // Only what we just made is handed to the sandbox's root.
         let hand_over = plan.user_ns() && plan.caller.is_root();
-        if let (true, Some(Owner { uid, gid }), true) = (created, owner, hand_over) {
+        if let (true, Some(Owner { uid, gid, .. }), true) = (created, owner, hand_over) {
             let d = rustix::fs::openat(
                 &parent,
                 name,
@@ -214,6 +215,8 @@ pub fn prepare_upper(plan: &Plan) -> Result<()> {
 struct Owner {
     uid: u32,
     gid: u32,
+    /// The sandbox's root (a root caller's sandbox), not the caller.
+    sandbox_root: bool,
 }
 
 fn upper_dir(plan: &Plan) -> Option<&str> {
@@ -236,11 +239,13 @@ fn expected_owner(plan: &Plan) -> Option<Owner> {
         return Some(Owner {
             uid: uid?,
             gid: gid?,
+            sandbox_root: true,
         });
     }
     Some(Owner {
         uid: plan.caller.uid,
         gid: plan.caller.gid,
+        sandbox_root: false,
     })
 }
 
@@ -295,8 +300,13 @@ fn open_layer_dir(
         ));
     };
     if st.st_uid != want.uid {
+        let whose = if want.sandbox_root {
+            "the sandbox's root on the host, whose airlock makes the directories it creates; remove it to have it made again"
+        } else {
+            "the caller"
+        };
         return Err(refuse(format!(
-            "is owned by uid {}, not by uid {} (the sandbox's root on the host, or the caller)",
+            "is owned by uid {}, not by uid {} ({whose})",
             st.st_uid, want.uid
         )));
     }
@@ -335,6 +345,7 @@ mod tests {
         let me = Some(Owner {
             uid: md.uid(),
             gid: md.gid(),
+            sandbox_root: false,
         });
         let shown = dir.to_str().unwrap();
         let parent =
