@@ -374,7 +374,8 @@ pub fn stats(a: crate::remote::StatsArgs, ctx: Context) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    let v = serde_json::to_value(st.stats()).expect("stats serialize");
+    let mut v = serde_json::to_value(st.stats()).expect("stats serialize");
+    v["cgroup"] = st.cgroup.is_some().into();
     crate::remote::print_stats(&a.format, &v);
     ExitCode::SUCCESS
 }

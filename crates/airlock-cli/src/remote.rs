@@ -411,14 +411,22 @@ fn stats_json(s: &proto::StatsResponse) -> serde_json::Value {
         "memory_peak": s.memory_peak, "cpu_usec": s.cpu_usec,
         "pids": s.pids, "pids_limit": s.pids_limit,
         "io_read_bytes": s.io_read_bytes, "io_write_bytes": s.io_write_bytes,
-        "oom_kills": s.oom_kills,
+        "oom_kills": s.oom_kills, "cgroup": s.cgroup,
     })
 }
 
-/// Print stats (from the daemon, or read locally) as text or JSON.
+/// Print stats (from the daemon, or read locally) as text or JSON. A
+/// sandbox without cgroups has nothing measured: the text says so
+/// instead of showing zeros.
 pub fn print_stats(format: &str, v: &serde_json::Value) {
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(v).expect("json"));
+        return;
+    }
+    if v["cgroup"] == false {
+        println!(
+            "no cgroup, so nothing is measured (start it with a limit: --memory, --pids, --cpus)"
+        );
         return;
     }
     if let Some(map) = v.as_object() {
@@ -428,8 +436,6 @@ pub fn print_stats(format: &str, v: &serde_json::Value) {
     }
 }
 
-/// Our stdin to the stream, on a thread (stdin is a blocking fd), ending
-/// with `close` at end of file.
 /// Our stdin as messages, then `close` at its end. With `detach`, what is
 /// typed goes through the detach keys (Ctrl-P Ctrl-Q), whose sequence
 /// ends the input and is told on `detach` instead of being sent.

@@ -622,3 +622,33 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
     );
     assert_eq!(al(root, &["rm", "-f", "c"]).code, 0);
 }
+
+/// `stats` reads a sandbox's cgroups; one without (no limit given) says
+/// nothing was measured instead of showing zeros.
+#[test]
+fn stats_of_a_sandbox_with_and_without_cgroups() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    for (name, flags) in [("plain", vec![]), ("limited", vec!["--pids", "50"])] {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend(flags);
+        args.extend(["--", "sh", "-c", "sleep 1000 & wait"]);
+        assert_eq!(al(root, &args).code, 0);
+    }
+    let r = al(root, &["stats", "plain"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("no cgroup, so nothing is measured"),
+        "{}",
+        r.stdout
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&al(root, &["stats", "--format", "json", "limited"]).stdout).unwrap();
+    assert_eq!(v["cgroup"], true, "{v}");
+    assert_eq!(v["pids_limit"], 50, "{v}");
+    assert!(v["pids"].as_u64().unwrap() >= 2, "{v}");
+    for name in ["plain", "limited"] {
+        assert_eq!(al(root, &["rm", "-f", name]).code, 0);
+    }
+}

@@ -37,7 +37,11 @@ async fn main() -> Result<(), ClientError> {
     print!("{}", String::from_utf8_lossy(&ran.stdout));
 
     let stats = c.stats(&id).await?;
-    println!("memory {} bytes, {} pids", stats.memory_bytes, stats.pids);
+    if stats.cgroup {
+        println!("memory {} bytes, {} pids", stats.memory_bytes, stats.pids);
+    } else {
+        println!("no cgroup, so nothing measured (the daemon's config sets no limit)");
+    }
 
     let stopped = c.stop(&id, Some(2)).await?;
     println!("exit {:?}", stopped.exit.map(|e| e.code));

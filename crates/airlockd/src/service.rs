@@ -478,6 +478,7 @@ impl Sandboxes for Service {
                 io_write_bytes: s.io_write_bytes,
                 oom_kills: s.oom_kills,
                 timestamp: airlock::state::now(),
+                cgroup: st.cgroup.is_some(),
             }))
         })
         .await

@@ -136,6 +136,7 @@ fn the_lifecycle_verbs_through_a_daemon() {
     let stats = ok(airlock(&d, None, &["stats", "--format", "json", "web"]));
     let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert!(v["pids"].as_u64().unwrap() >= 2, "{stats}");
+    assert_eq!(v["cgroup"], true, "{stats}");
     let inspect: serde_json::Value =
         serde_json::from_str(&ok(airlock(&d, None, &["inspect", "web"]))).unwrap();
     assert_eq!(inspect["status"], "running");
