@@ -60,6 +60,13 @@ impl SandboxDir {
     /// The state as recorded, corrected for a supervisor that died without
     /// recording it: then the sandbox is stopped, and says why.
     pub fn state(&self) -> Result<State, StateError> {
+        self.state_seeing(|| self.alive())
+    }
+
+    /// [`SandboxDir::state`], with `alive` telling whether the supervisor
+    /// lives (a test makes the supervisor record its end and go right
+    /// before that look).
+    pub(super) fn state_seeing(&self, alive: impl FnOnce() -> bool) -> Result<State, StateError> {
         let mut st = match self.recorded() {
             Ok(st) => st,
             // A state file is only ever replaced whole (see `replace`), so
@@ -73,10 +80,18 @@ impl SandboxDir {
             }) if !self.alive() => return Ok(self.unreadable(&source)),
             Err(e) => return Err(e),
         };
-        if st.status != Status::Stopped && !self.alive() {
-            st.status = Status::Stopped;
-            st.reason
-                .get_or_insert_with(|| "its supervisor ended without recording an exit".into());
+        if st.status != Status::Stopped && !alive() {
+            // The supervisor records the end before it lets go of `alive`:
+            // what was read before the look at `alive` may be older than
+            // that record (a workload that ran and ended in between), so
+            // it is read again, and only a record still not stopped now
+            // was left by a supervisor that died without recording.
+            st = self.recorded()?;
+            if st.status != Status::Stopped {
+                st.status = Status::Stopped;
+                st.reason
+                    .get_or_insert_with(|| "its supervisor ended without recording an exit".into());
+            }
         }
         Ok(st)
     }

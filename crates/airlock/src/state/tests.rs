@@ -219,3 +219,37 @@ fn updates_from_two_writers_at_once_lose_nothing() {
     drop(alive);
     sb.remove().unwrap();
 }
+
+/// A supervisor that records the end and goes between the read of a
+/// sandbox's state and the look at its `alive` lock (a workload that ran
+/// and ended at once): the state is its record, not "ended without
+/// recording an exit" (which `airlock-runtime start` then reported under
+/// podman, for a container that had run).
+#[test]
+fn a_supervisor_that_recorded_and_went_meanwhile_is_read_as_recorded() {
+    let (_tmp, root) = temp_root("state-race");
+    let spec = SandboxSpec::default();
+    let (sb, alive) = root
+        .create(&new_id().unwrap(), Some("quick"), &spec, true)
+        .unwrap();
+    sb.update(|st| st.status = Status::Created).unwrap();
+    let st = sb
+        .state_seeing(|| {
+            sb.update(|st| {
+                st.status = Status::Stopped;
+                st.started = Some(1.0);
+            })
+            .unwrap();
+            false
+        })
+        .unwrap();
+    assert_eq!(st.status, Status::Stopped);
+    assert_eq!(st.started, Some(1.0));
+    assert_eq!(st.reason, None, "{:?}", st.reason);
+    // One that did die without a record is still told as such.
+    sb.update(|st| st.status = Status::Running).unwrap();
+    let st = sb.state_seeing(|| false).unwrap();
+    assert_eq!(st.status, Status::Stopped);
+    assert!(st.reason.is_some_and(|r| r.contains("without recording")));
+    drop(alive);
+}
