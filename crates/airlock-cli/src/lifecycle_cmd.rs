@@ -344,13 +344,20 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         };
         opts.env.push((k.into(), v.into()));
     }
+    let relay = match a.tty {
+        true => None,
+        false => match TerminalRelay::new() {
+            Ok(r) => r,
+            Err(e) => return refuse(format!("exec: pipes for the terminal: {e}")),
+        },
+    };
     let spawn = SpawnOptions {
         runner: None,
         verbose: a.verbose,
         progress: Some(|step| eprintln!("airlock: {step}")),
         context: Some(ctx),
         lifecycle: None,
-        stdio: None,
+        stdio: relay.as_ref().map(|r| r.child.clone()),
         preserve_fds: 0,
     };
     Sandbox::hold_signals();
@@ -358,13 +365,107 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    drop(spawn);
+    let copying = relay.map(TerminalRelay::start);
     process.forward_signals(true);
     let raw = a.tty.then(airlock::terminal::RawMode::enter);
     let r = process.wait();
     drop(raw);
+    if let Some(c) = copying {
+        c.finish();
+    }
     match r {
         Ok(r) => ExitCode::from(r.code.clamp(0, 255) as u8),
         Err(e) => fail(e),
+    }
+}
+
+/// Pipes in place of the caller's terminal for an exec without `-t`.
+///
+/// The exec'd process runs as the workload's uid; once its own exec has
+/// made it traceable again, a workload outside Landlock's walls (off, or
+/// a kernel without it) could open `/proc/PID/fd/0` and keep the caller's
+/// terminal after the exec ended: read what is typed into the caller's
+/// shell, write into it. Given pipes, it holds nothing of the terminal;
+/// this process copies between them and the terminal until the exec
+/// ends, as podman's conmon does.
+struct TerminalRelay {
+    /// The exec's stdin, stdout and stderr: a pipe end where ours is a
+    /// terminal, a copy of ours otherwise.
+    child: std::sync::Arc<[std::os::fd::OwnedFd; 3]>,
+    /// Our ends of the pipes: what we copy to stdin, and what we copy
+    /// from to stdout and stderr.
+    ours: [Option<std::os::fd::OwnedFd>; 3],
+}
+
+/// The copies a [`TerminalRelay`] runs.
+struct Copying {
+    output: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl TerminalRelay {
+    /// None when none of our stdio is a terminal.
+    fn new() -> std::io::Result<Option<TerminalRelay>> {
+        use std::os::fd::BorrowedFd;
+        // SAFETY: fds 0-2 are open for the whole life of this process.
+        let stdio = |n| unsafe { BorrowedFd::borrow_raw(n) };
+        if !(0..3).any(|n| rustix::termios::isatty(stdio(n))) {
+            return Ok(None);
+        }
+        let mut child = Vec::new();
+        let mut ours = [None, None, None];
+        for n in 0..3 {
+            let fd = stdio(n);
+            if !rustix::termios::isatty(fd) {
+                child.push(fd.try_clone_to_owned()?);
+                continue;
+            }
+            let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+            let (theirs, mine) = if n == 0 { (r, w) } else { (w, r) };
+            child.push(theirs);
+            ours[n as usize] = Some(mine);
+        }
+        let child: [std::os::fd::OwnedFd; 3] = child.try_into().expect("three");
+        Ok(Some(TerminalRelay {
+            child: std::sync::Arc::new(child),
+            ours,
+        }))
+    }
+
+    /// Copy until the pipes end (the exec's end of stdin needs no wait).
+    fn start(self) -> Copying {
+        let [input, out, err] = self.ours;
+        drop(self.child);
+        if let Some(w) = input {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::fs::File::from(w));
+            });
+        }
+        let mut output = Vec::new();
+        for (r, to_stderr) in [(out, false), (err, true)] {
+            let Some(r) = r else { continue };
+            output.push(std::thread::spawn(move || {
+                let mut from = std::fs::File::from(r);
+                let _ = match to_stderr {
+                    true => std::io::copy(&mut from, &mut std::io::stderr()),
+                    false => std::io::copy(&mut from, &mut std::io::stdout()),
+                };
+            }));
+        }
+        Copying { output }
+    }
+}
+
+impl Copying {
+    /// After the exec ended: what it wrote is passed on; a child it left
+    /// holding the pipe open does not hold us for more than a moment.
+    fn finish(self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        for t in self.output {
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
     }
 }
 

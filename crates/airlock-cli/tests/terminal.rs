@@ -109,3 +109,43 @@ fn exec_with_a_terminal() {
     assert_eq!(al(&["rm", "-f", "tt"]).code, 0);
     assert_eq!(al(&["ps", "-a", "--format", "json"]).stdout.trim(), "[]");
 }
+
+/// Without `-t`, an exec from a terminal gets pipes, not the caller's
+/// terminal: a workload outside Landlock's walls could otherwise open
+/// the exec'd process's /proc/PID/fd/0 and keep the caller's terminal
+/// after the exec ended. What it writes still reaches the terminal, what
+/// is typed still reaches it, and its status is the exec's.
+#[test]
+fn exec_without_a_terminal_never_holds_the_callers() {
+    require_root!();
+    let root = tempdir();
+    let r = root.path().display().to_string();
+    let al = |args: &[&str]| {
+        let mut a = vec!["--state-root", r.as_str()];
+        a.extend_from_slice(args);
+        output(airlock(&a))
+    };
+    let started = al(&[
+        "run",
+        "-d",
+        "--landlock",
+        "off",
+        "--name",
+        "nt",
+        "--",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let script = "for n in 0 1 2; do readlink /proc/self/fd/$n; done; \
+                  echo READY; read line; echo got=$line; exit 4";
+    let (screen, status) = drive(
+        false,
+        &["--state-root", &r, "exec", "nt", "--", "sh", "-c", script],
+    );
+    assert_eq!(screen.matches("pipe:[").count(), 3, "{screen}");
+    assert!(!screen.contains("/dev/pts"), "{screen}");
+    assert!(screen.contains("got=hello"), "{screen}");
+    assert_eq!(status, 4, "{screen}");
+    assert_eq!(al(&["rm", "-f", "nt"]).code, 0);
+}
