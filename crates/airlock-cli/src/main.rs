@@ -233,13 +233,14 @@ fn man(dir: Option<std::path::PathBuf>) -> ExitCode {
     let cmd = command(false)
         .version(env!("CARGO_PKG_VERSION"))
         .long_version(env!("CARGO_PKG_VERSION"));
-    let r = match dir {
+    let r = match &dir {
         None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
-        Some(d) => clap_mangen::generate_to(cmd, &d),
+        Some(d) => clap_mangen::generate_to(cmd, d),
     };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => run::refuse(format!("man: {e}")),
+    match (r, dir) {
+        (Ok(()), _) => ExitCode::SUCCESS,
+        (Err(e), Some(d)) => run::refuse(format!("man {}: {e}", d.display())),
+        (Err(e), None) => run::refuse(format!("man: {e}")),
     }
 }
 

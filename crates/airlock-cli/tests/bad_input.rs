@@ -54,7 +54,51 @@ fn relative_destination() {
 fn unknown_capability() {
     refused(
         &["run", "--cap-add", "CAP_TELEPORT", "--", "true"],
-        &["capabilities[0]", "unknown capability \"CAP_TELEPORT\""],
+        &[
+            "--cap-add CAP_TELEPORT",
+            "unknown capability \"CAP_TELEPORT\"",
+        ],
+    );
+}
+
+/// A flag that would go unapplied, an image tag that is not there, a
+/// truncated spec: each error names what it is about, in words.
+#[test]
+fn errors_say_what_they_are_about() {
+    refused(
+        &["run", "--overlay-size", "10M", "--", "true"],
+        &["--overlay-size", "neither is given"],
+    );
+    refused(
+        &["run", "--cap-add", "ALL", "--", "true"],
+        &["--cap-add ALL: name each capability"],
+    );
+    let dir = tempdir();
+    let layout = dir.path().join("lay");
+    std::fs::create_dir(&layout).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let tagged = format!("{}:v2", layout.display());
+    refused(
+        &["run", "--image", &tagged, "--", "true"],
+        &["is tagged \"v2\""],
+    );
+    let spec = dir.path().join("cut.json");
+    std::fs::write(&spec, r#"{"process": {"args": ["true"]"#).unwrap();
+    let r = output(airlock(&["run", "--spec", spec.to_str().unwrap()]));
+    assert_eq!(r.code, 125);
+    assert!(
+        r.stderr.contains("line 1, column") && !r.stderr.contains('?'),
+        "{}",
+        r.stderr
     );
 }
 

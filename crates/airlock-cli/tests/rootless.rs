@@ -89,7 +89,7 @@ fn rootless_exit_statuses() {
         "true",
     ]));
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("capabilities[0]"), "{}", r.stderr);
+    assert!(r.stderr.contains("--cap-add CAP_FLY"), "{}", r.stderr);
 }
 
 #[test]

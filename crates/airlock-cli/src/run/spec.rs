@@ -46,6 +46,13 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
 /// writable layer) and the mount flags, in the order given.
 fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels, String> {
     let mut labels = Labels::default();
+    // A size for a layer that is not there would go unapplied.
+    if a.overlay_size.is_some() && !a.overlay && a.image.is_none() {
+        return Err(
+            "--overlay-size: sizes the writable layer of --overlay or --image; neither is given"
+                .into(),
+        );
+    }
     let flags = mounts::ordered(m);
     let bind_root = mounts::root_bind(&flags)?;
     // Both given is refused just below.
@@ -238,11 +245,16 @@ fn walls(s: &mut SandboxSpec, a: &RunArgs) -> Result<(), String> {
         s.seccomp = seccomp_profile(p)?;
     }
     for c in &a.cap_add {
-        // Canonical spelling in the spec; unknown names are reported by
-        // validation with the field they are in.
+        if c.eq_ignore_ascii_case("ALL") {
+            return Err(
+                "--cap-add ALL: name each capability to keep (each is judged by the guardrails)"
+                    .into(),
+            );
+        }
+        // Canonical spelling in the spec, an unknown name by its flag.
         let name = spec::parse_capability(c)
             .map(|cap| cap.to_string())
-            .unwrap_or_else(|_| c.clone());
+            .map_err(|e| format!("--cap-add {c}: {e}"))?;
         if !s.capabilities.contains(&name) {
             s.capabilities.push(name);
         }

@@ -385,8 +385,13 @@ fn pick_one<'a, T>(candidates: &[&'a T], dir: &Path, sel: &Selector) -> Result<&
     match candidates {
         [one] => Ok(*one),
         [] => Err(ImageError::NotFound(format!(
-            "no image in {} matches {sel:?} for this platform",
-            dir.display()
+            "no image in {} {} for this platform",
+            dir.display(),
+            match sel {
+                Selector::Only => "at all".to_string(),
+                Selector::Tag(t) => format!("is tagged {t:?}"),
+                Selector::Digest(d) => format!("has the digest {d}"),
+            }
         ))),
         _ => Err(ImageError::Invalid(format!(
             "{} holds {} manifests; pick one with PATH:TAG or PATH@sha256:...",

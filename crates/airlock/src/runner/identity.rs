@@ -127,7 +127,10 @@ fn set_rlimits(plan: &ProcessPlan) -> Result<(), SetupError> {
                 .find(|(_, v)| *v as i32 == resource)
                 .map_or("?", |(n, _)| n);
             let reason = if e == rustix::io::Errno::PERM {
-                format!("cannot raise {name} above the hard limit this process inherited")
+                let inherited = rustix::process::getrlimit(res)
+                    .maximum
+                    .map_or("unlimited".to_string(), |m| m.to_string());
+                format!("cannot raise {name} above the hard limit this process inherited ({inherited}; raising it takes CAP_SYS_RESOURCE)")
             } else {
                 super::report::describe(&e.into())
             };

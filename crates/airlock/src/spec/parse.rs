@@ -23,7 +23,9 @@ impl fmt::Display for ParseError {
             "{} spec, line {}, column {}",
             self.format, self.line, self.column
         )?;
-        if !self.field.is_empty() && self.field != "." {
+        // serde_path_to_error writes `?` for a place it could not name
+        // (the document ended inside it): the line and column say where.
+        if !self.field.is_empty() && self.field != "." && !self.field.ends_with('?') {
             write!(f, ", field `{}`", self.field)?;
         }
         write!(f, ": {}", self.message)
