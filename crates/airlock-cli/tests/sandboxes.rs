@@ -373,6 +373,34 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
         "{st}"
     );
     assert_eq!(al(root, &["rm", "plain"]).code, 0);
+
+    // The supervisor and its guard killed together (their process group):
+    // nothing recorded the end or removed the cgroups, and `rm` does.
+    let r = al(
+        root,
+        &[
+            "run", "-d", "--name", "both", "--memory", "64M", "--", "sleep", "100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let st = inspect(root, "both");
+    let sup = st["supervisor_pid"].as_i64().unwrap() as i32;
+    let mut cgroups: Vec<String> = st["cgroup"]["v1"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values().map(|v| v.as_str().unwrap().to_string()))
+        .collect();
+    cgroups.extend(st["cgroup"]["v2"].as_str().map(String::from));
+    assert!(!cgroups.is_empty(), "{st}");
+    // SAFETY: kill takes no pointers; -sup is the process group of the
+    // supervisor this test started (a session leader) and its guard.
+    unsafe { libc::kill(-sup, libc::SIGKILL) };
+    assert!(wait_until(10, || !alive(sup)));
+    assert!(wait_until(5, || inspect(root, "both")["status"] == "stopped"));
+    assert_eq!(al(root, &["rm", "both"]).code, 0);
+    let left: Vec<&String> = cgroups.iter().filter(|c| Path::new(c).exists()).collect();
+    assert!(left.is_empty(), "rm left the cgroups {left:?}");
 }
 
 #[test]

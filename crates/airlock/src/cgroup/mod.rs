@@ -201,6 +201,29 @@ fn enable_controllers(dir: &Path, controllers: &[String]) -> Result<(), SetupErr
 }
 
 impl Cgroup {
+    /// The cgroups a sandbox's state records, to kill what is in them and
+    /// remove them when its supervisor (and guard) died without doing so.
+    /// Only directories of a cgroup file system are taken: the paths come
+    /// from a file, and nothing else is ever written or removed.
+    pub fn adopt(paths: &crate::state::CgroupPaths) -> Cgroup {
+        const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+        let is_cgroup = |d: &PathBuf| {
+            rustix::fs::statfs(d).is_ok_and(|fs| {
+                [CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&(fs.f_type as i64))
+            })
+        };
+        let mut cg = Cgroup::default();
+        cg.v2 = paths.v2.clone().filter(is_cgroup);
+        cg.v1 = paths
+            .v1
+            .iter()
+            .filter(|(_, d)| is_cgroup(d))
+            .map(|(c, d)| (c.clone(), d.clone()))
+            .collect();
+        cg
+    }
+
     /// Carry out a [`CgroupPlan`]: enable the v2 controllers, create every
     /// cgroup, write the limits. What was created is removed again if a
     /// later step fails (the returned error drops it).

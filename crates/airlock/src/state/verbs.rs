@@ -118,6 +118,14 @@ impl SandboxDir {
             self.kill_all()?;
             st = self.state()?;
         }
+        // Stopped by no one's record: its supervisor and guard were killed
+        // together (SIGKILL to their process group), and nothing removed
+        // its cgroups or killed what was left in them.
+        if self.recorded().is_ok_and(|r| r.status != Status::Stopped) {
+            if let Some(paths) = &st.cgroup {
+                crate::cgroup::Cgroup::adopt(paths).remove();
+            }
+        }
         self.remove()?;
         Ok(st)
     }
