@@ -181,6 +181,14 @@ fn mkdir(dir: &Path, controller: &str) -> Result<(), SetupError> {
     })
 }
 
+/// Is this a cgroup file system (v1 or v2)?
+pub(crate) fn is_cgroup_fs(fs: &rustix::fs::StatFs) -> bool {
+    const CGROUP_SUPER_MAGIC: u64 = 0x27e0eb;
+    const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+    // f_type's width and sign differ between architectures.
+    [CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&(fs.f_type as u64))
+}
+
 /// Let the children of `dir` use `controllers` (its subtree_control).
 fn enable_controllers(dir: &Path, controllers: &[String]) -> Result<(), SetupError> {
     let line: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
@@ -206,13 +214,7 @@ impl Cgroup {
     /// Only directories of a cgroup file system are taken: the paths come
     /// from a file, and nothing else is ever written or removed.
     pub fn adopt(paths: &crate::state::CgroupPaths) -> Cgroup {
-        const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
-        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-        let is_cgroup = |d: &PathBuf| {
-            rustix::fs::statfs(d).is_ok_and(|fs| {
-                [CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&(fs.f_type as i64))
-            })
-        };
+        let is_cgroup = |d: &PathBuf| rustix::fs::statfs(d).is_ok_and(|fs| is_cgroup_fs(&fs));
         let mut cg = Cgroup::default();
         cg.v2 = paths.v2.clone().filter(is_cgroup);
         cg.v1 = paths

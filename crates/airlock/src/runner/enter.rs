@@ -19,9 +19,6 @@ use crate::plan::ExecPlan;
 use crate::sys;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
     let Some(cg) = &plan.cgroup else {
         return Ok(());
@@ -39,7 +36,7 @@ fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
         // are only ever a cgroup's file, never one a path was made to
         // lead to elsewhere.
         let fs = rustix::fs::fstatfs(&procs).step(step)?;
-        if ![CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&(fs.f_type as i64)) {
+        if !crate::cgroup::is_cgroup_fs(&fs) {
             return Err(SetupError::new(step(), "refused: not a cgroup file system"));
         }
         rustix::io::write(&procs, me.as_bytes()).step(step)?;
