@@ -246,8 +246,14 @@ impl StateRoot {
             return Err(bad("not a directory".into()));
         }
         if meta.uid() != me {
+            // Without a runtime directory the default is in /tmp, where
+            // any user can take the name first.
+            let why = match dir.parent() == Some(Path::new("/tmp")) {
+                true => "; another user made it first in /tmp: set XDG_RUNTIME_DIR (your own runtime directory), --state-root or AIRLOCK_STATE_ROOT",
+                false => " (set --state-root or AIRLOCK_STATE_ROOT)",
+            };
             return Err(bad(format!(
-                "owned by uid {}, not by uid {me} (set --state-root or AIRLOCK_STATE_ROOT)",
+                "owned by uid {}, not by uid {me}{why}",
                 meta.uid()
             )));
         }

@@ -253,3 +253,23 @@ fn a_supervisor_that_recorded_and_went_meanwhile_is_read_as_recorded() {
     assert!(st.reason.is_some_and(|r| r.contains("without recording")));
     drop(alive);
 }
+
+/// A state root in /tmp that another user made first (what the default is
+/// without XDG_RUNTIME_DIR) is refused, and the error says how to get one
+/// of one's own.
+#[test]
+fn a_state_root_another_user_made_in_tmp_says_what_to_do() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: this test needs root (CI runs it as root): it gives a directory away");
+        return;
+    }
+    let dir = std::path::PathBuf::from(format!("/tmp/airlock-taken-{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    let _gone = TempRoot(dir.clone());
+    rustix::fs::chown(&dir, Some(rustix::fs::Uid::from_raw(65533)), None).unwrap();
+    let e = StateRoot::open(&dir).err().expect("refused").to_string();
+    assert!(
+        e.contains("owned by uid 65533") && e.contains("XDG_RUNTIME_DIR"),
+        "{e}"
+    );
+}
