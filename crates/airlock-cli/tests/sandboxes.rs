@@ -680,3 +680,41 @@ fn stats_of_a_sandbox_with_and_without_cgroups() {
         assert_eq!(al(root, &["rm", "-f", name]).code, 0);
     }
 }
+
+/// A sandbox's processes without cgroups (no limit given), as airlockd's
+/// Inspect lists them: PID 1 and everything below it (it listed none).
+#[test]
+fn the_processes_of_a_sandbox_without_cgroups() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "bare",
+            "--",
+            "sh",
+            "-c",
+            "sleep 100 & sleep 100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let states = airlock::state::StateRoot::open(root).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let (_, st) = states.find("bare").unwrap();
+        assert!(st.cgroup.is_none(), "{st:?}");
+        seen = st.processes();
+        if st.pid.is_some_and(|p| seen.contains(&p)) && seen.len() >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    // PID 1 (our init), sh, and its two sleeps.
+    assert!(seen.len() >= 4, "{seen:?}");
+    assert_eq!(al(root, &["rm", "-f", "bare"]).code, 0);
+    assert!(states.list().is_empty());
+}

@@ -290,9 +290,9 @@ pub fn exit_status(e: &airlock::ExitReport) -> proto::ExitStatus {
 /// A sandbox in the API's terms; `detailed` adds the spec and the pids.
 pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::SandboxInfo {
     let running = matches!(st.status, Status::Running | Status::Created);
-    let pids = match &st.cgroup {
-        Some(c) if detailed && running => c.procs(),
-        _ => Vec::new(),
+    let pids = match detailed {
+        true => st.processes(),
+        false => Vec::new(),
     };
     proto::SandboxInfo {
         id: sb.id.clone(),

@@ -163,6 +163,21 @@ impl State {
         }
     }
 
+    /// The sandbox's processes on the host while it runs: its cgroups'
+    /// members, or, without cgroups, PID 1 and its descendants (the PID
+    /// namespace's orphans are PID 1's). PID 1 is the supervisor's child
+    /// until reaped, so its pid is not another process's meanwhile.
+    pub fn processes(&self) -> Vec<i32> {
+        if !matches!(self.status, Status::Running | Status::Created) {
+            return Vec::new();
+        }
+        match (&self.cgroup, self.pid) {
+            (Some(c), _) => c.procs(),
+            (None, Some(pid1)) => descendants_and(pid1),
+            (None, None) => Vec::new(),
+        }
+    }
+
     /// Processes OOM-killed in it so far, while it runs.
     pub fn oom_kills(&self) -> u64 {
         match &self.cgroup {
@@ -170,6 +185,43 @@ impl State {
             _ => 0,
         }
     }
+}
+
+/// `pid` and every process below it, from each process's parent in
+/// /proc (readable by anyone, unlike a non-dumpable process's links).
+fn descendants_and(pid: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // The parent is the second field after the command's closing paren.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|f| f.parse::<i32>().ok());
+        if let Some(pp) = ppid {
+            parent_of.push((p, pp));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let cur = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == cur)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.sort_unstable();
+    found.dedup();
+    found
 }
 
 /// Errors of the state root, each saying which sandbox and why.
