@@ -267,7 +267,10 @@ fn a_state_root_another_user_made_in_tmp_says_what_to_do() {
     std::fs::create_dir(&dir).unwrap();
     let _gone = TempRoot(dir.clone());
     rustix::fs::chown(&dir, Some(rustix::fs::Uid::from_raw(65533)), None).unwrap();
-    let e = StateRoot::open(&dir).err().expect("refused").to_string();
+    let Err(e) = StateRoot::open(&dir) else {
+        panic!("a root another user owns was accepted");
+    };
+    let e = e.to_string();
     assert!(
         e.contains("owned by uid 65533") && e.contains("XDG_RUNTIME_DIR"),
         "{e}"
