@@ -718,3 +718,30 @@ fn the_processes_of_a_sandbox_without_cgroups() {
     assert_eq!(al(root, &["rm", "-f", "bare"]).code, 0);
     assert!(states.list().is_empty());
 }
+
+/// `rm -f` of a sandbox whose supervisor does not answer (stopped with
+/// SIGSTOP) fails after a bounded wait, saying why, instead of waiting
+/// for ever; once the supervisor runs again, `rm -f` removes it.
+#[test]
+fn rm_of_a_stopped_supervisor_gives_up_in_time() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    let r = al(
+        root,
+        &["run", "-d", "--name", "frozen", "--", "sleep", "100"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sup = inspect(root, "frozen")["supervisor_pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill takes no pointers; sup is the supervisor this test started.
+    unsafe { libc::kill(sup, libc::SIGSTOP) };
+    let started = std::time::Instant::now();
+    let r = al(root, &["rm", "-f", "frozen"]);
+    let took = started.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(sup, libc::SIGCONT) };
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("did not answer within"), "{}", r.stderr);
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+    assert_eq!(al(root, &["rm", "-f", "frozen"]).code, 0);
+}

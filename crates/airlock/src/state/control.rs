@@ -133,12 +133,28 @@ fn ask(dir: &Path, req: &Request) -> io::Result<(Reply, Vec<OwnedFd>)> {
             e.into()
         }
     })?;
+    // A supervisor that does not answer (stopped with SIGSTOP) is an
+    // error after a while, not a wait without end.
+    rustix::net::sockopt::set_socket_timeout(
+        &sock,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(crate::state::KILL_WAIT),
+    )?;
     let bytes = serde_json::to_vec(req).expect("requests serialize");
     rustix::net::send(&sock, &bytes, rustix::net::SendFlags::NOSIGNAL)?;
     let mut buf = [0u8; 4096];
     let (n, fds) = loop {
         match crate::sys::recv_with_fds(&sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "its supervisor did not answer within {} s (is it stopped?)",
+                        crate::state::KILL_WAIT.as_secs()
+                    ),
+                ))
+            }
             other => break other?,
         }
     };

@@ -35,7 +35,7 @@ pub use backoff::Backoff;
 use dir::lock_file;
 pub use dir::SandboxDir;
 pub use logs::{LogChunk, LogReader, LogStream};
-pub use verbs::parse_signal;
+pub use verbs::{parse_signal, KILL_WAIT};
 
 use crate::report::ExitReport;
 use crate::spec::SandboxSpec;

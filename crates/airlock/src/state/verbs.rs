@@ -84,7 +84,9 @@ impl SandboxDir {
     }
 
     /// Kill every process of the sandbox and wait for its supervisor to
-    /// record the end.
+    /// record the end, for at most [`KILL_WAIT`]: a supervisor that does
+    /// not answer (stopped with SIGSTOP, say) is an error, not a wait
+    /// without end.
     pub fn kill_all(&self) -> Result<(), StateError> {
         if let Err(e) = self.request(&Request::Kill) {
             // It may have ended meanwhile.
@@ -92,7 +94,19 @@ impl SandboxDir {
                 return Err(e);
             }
         }
-        self.wait_ended(None);
+        if !self.wait_ended(Some(KILL_WAIT)) {
+            return Err(StateError::Io {
+                what: "wait for the end of",
+                path: self.dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "its supervisor did not end within {} s of the kill (is it stopped?)",
+                        KILL_WAIT.as_secs()
+                    ),
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -130,6 +144,9 @@ impl SandboxDir {
         Ok(st)
     }
 }
+
+/// How long [`SandboxDir::kill_all`] waits for the supervisor to end.
+pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A signal by name (`TERM`, `SIGTERM`, case-insensitive) or number (1-64).
 pub fn parse_signal(s: &str) -> Option<i32> {
