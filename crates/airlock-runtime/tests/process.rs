@@ -284,23 +284,7 @@ fn the_oom_score_is_the_bundles_as_root_and_rootless() {
         .args(["-R", "65534:65534"])
         .arg(env.dir.path()));
     let as_nobody = |bundle: &std::path::Path, id: &str| {
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                "--",
-            ])
-            .arg(env!("CARGO_BIN_EXE_airlock-runtime"))
-            .arg("--root")
-            .arg(env.dir.path().join("nobody-state"))
-            .args(["run", "--bundle", bundle.to_str().unwrap(), id])
-            .env("XDG_RUNTIME_DIR", env.dir.path())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
+        env.rt_as_nobody(&["run", "--bundle", bundle.to_str().unwrap(), id])
     };
     let o = as_nobody(&up, "u1");
     let (out, err) = text(&o);

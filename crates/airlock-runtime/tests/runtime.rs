@@ -320,25 +320,7 @@ fn spec_writes_a_config_that_runs() {
     run(std::process::Command::new("chown")
         .args(["-R", "65534:65534"])
         .arg(env.dir.path()));
-    let as_nobody = |args: &[&str]| {
-        std::process::Command::new("setpriv")
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                "--",
-            ])
-            .arg(runtime())
-            .arg("--root")
-            .arg(env.dir.path().join("nobody-state"))
-            .args(args)
-            .env("XDG_RUNTIME_DIR", env.dir.path())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let as_nobody = |args: &[&str]| env.rt_as_nobody(args);
     let o = as_nobody(&["spec", "--rootless", "--bundle", r.to_str().unwrap()]);
     assert!(o.status.success(), "{:?}", text(&o));
     edit_config(&r, |c| {

@@ -54,6 +54,28 @@ impl Env {
         }
     }
 
+    /// `airlock-runtime ARGS` as nobody, a rootless runtime, with its own
+    /// state root in the test's directory (which the test gives nobody).
+    pub fn rt_as_nobody(&self, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(runtime())
+            .arg("--root")
+            .arg(self.dir.path().join("nobody-state"))
+            .args(args)
+            .env("XDG_RUNTIME_DIR", self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
     /// A busybox bundle running `args`, `edit` applied to its config.
     pub fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
         let b = self.dir.path().join(name);
