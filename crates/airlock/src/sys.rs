@@ -47,8 +47,15 @@ pub fn set_effective_uid(uid: u32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     if uid != 0 {
-        let permitted = caps::read(None, caps::CapSet::Permitted).map_err(io::Error::other)?;
-        caps::set(None, caps::CapSet::Effective, &permitted).map_err(io::Error::other)?;
+        let raised = caps::read(None, caps::CapSet::Permitted)
+            .and_then(|permitted| caps::set(None, caps::CapSet::Effective, &permitted));
+        if let Err(e) = raised {
+            // Not left half-way: root again (the kernel gives the
+            // effective set back), and the caller is told.
+            // SAFETY: as above.
+            unsafe { libc::syscall(libc::SYS_setresuid, -1i32, 0, -1i32) };
+            return Err(io::Error::other(e));
+        }
     }
     Ok(())
 }
