@@ -76,16 +76,19 @@ fn rootless_run_with_a_terminal() {
     assert_eq!(status, 3, "{screen}");
 }
 
+/// `airlock --state-root ROOT ARGS...`
+fn al(root: &str, args: &[&str]) -> Run {
+    let mut a = vec!["--state-root", root];
+    a.extend_from_slice(args);
+    output(airlock(&a))
+}
+
 #[test]
 fn exec_with_a_terminal() {
     require_root!();
     let root = tempdir();
     let r = root.path().display().to_string();
-    let al = |args: &[&str]| {
-        let mut a = vec!["--state-root", r.as_str()];
-        a.extend_from_slice(args);
-        output(airlock(&a))
-    };
+    let al = |args: &[&str]| al(&r, args);
     assert_eq!(
         al(&["run", "-d", "--name", "tt", "--", "sleep", "100"]).code,
         0
@@ -120,11 +123,7 @@ fn exec_without_a_terminal_never_holds_the_callers() {
     require_root!();
     let root = tempdir();
     let r = root.path().display().to_string();
-    let al = |args: &[&str]| {
-        let mut a = vec!["--state-root", r.as_str()];
-        a.extend_from_slice(args);
-        output(airlock(&a))
-    };
+    let al = |args: &[&str]| al(&r, args);
     let started = al(&[
         "run",
         "-d",
