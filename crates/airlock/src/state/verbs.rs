@@ -89,8 +89,9 @@ impl SandboxDir {
     /// without end.
     pub fn kill_all(&self) -> Result<(), StateError> {
         if let Err(e) = self.request(&Request::Kill) {
-            // It may have ended meanwhile.
-            if self.alive() {
+            // It may be ending meanwhile (its socket gone, its guard still
+            // cleaning up): an error only if it does not end.
+            if !self.wait_ended(Some(KILL_WAIT)) {
                 return Err(e);
             }
         }
