@@ -71,7 +71,8 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
 /// `exec --process FILE`: an OCI process object.
 fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let p: oci_spec::runtime::Process = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let p: oci_spec::runtime::Process = crate::config::typed_json(value)?;
     if p.terminal().unwrap_or(false) {
         if opts.console_socket.is_none() {
             return Err("terminal: a terminal needs --console-socket".into());

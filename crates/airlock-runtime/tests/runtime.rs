@@ -215,6 +215,15 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "ociVersion",
         ),
         (
+            "a field of the wrong type",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] = json!({"memory": {"limit": "lots"}})
+                })
+            }),
+            "field `linux.resources.memory.limit`: invalid type",
+        ),
+        (
             "no rootfs",
             Box::new(|b: &Path| std::fs::remove_dir_all(b.join("rootfs")).unwrap()),
             "root.path",

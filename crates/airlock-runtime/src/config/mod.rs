@@ -81,8 +81,7 @@ impl Bundle {
         if let Some(l) = typed.get_mut("linux").and_then(|l| l.as_object_mut()) {
             l.remove("timeOffsets");
         }
-        let config: Spec =
-            serde_json::from_value(typed).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Spec = typed_json(typed).map_err(|e| format!("{}: {e}", path.display()))?;
         if !config.version().starts_with("1.") {
             return Err(format!(
                 "{}: ociVersion {:?} is not supported (1.x is)",
@@ -101,6 +100,19 @@ impl Bundle {
             .into_iter()
             .collect()
     }
+}
+
+/// `value` as a `T`, an error naming the field that does not fit
+/// ("field `linux.resources.memory.limit`: invalid type: ...").
+pub fn typed_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        if field.is_empty() || field == "." {
+            e.inner().to_string()
+        } else {
+            format!("field `{field}`: {}", e.inner())
+        }
+    })
 }
 
 fn err(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
