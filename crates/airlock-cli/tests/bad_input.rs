@@ -262,3 +262,44 @@ fn an_error_longer_than_a_report_packet_arrives_cut_and_marked() {
         r.stderr.len()
     );
 }
+
+#[test]
+fn a_report_that_cannot_be_written_is_refused_before_the_workload_runs() {
+    require_root!();
+    let dir = tempdir();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    refused(
+        &[
+            "run",
+            "--bind",
+            dir.path().to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+            "--report",
+            "/no/such/dir/report.json",
+            "--",
+            "sh",
+            "-c",
+            &touch,
+        ],
+        &["--report /no/such/dir/report.json", "No such file"],
+    );
+    assert!(!marker.exists(), "the workload ran before the refusal");
+    // A report path that can be written, in a run refused later: the file
+    // made to find that out does not stay.
+    let report = dir.path().join("report.json");
+    refused(
+        &[
+            "run",
+            "--report",
+            report.to_str().unwrap(),
+            "--ro-bind",
+            "/no/such/dir",
+            "/data",
+            "--",
+            "true",
+        ],
+        &["source /no/such/dir does not exist"],
+    );
+    assert!(!report.exists(), "the refused run left its report file");
+}

@@ -54,6 +54,11 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     if a.print_spec {
         return print_spec(spec, a.image.as_deref(), &ctx, &out);
     }
+    if let Some(path) = &a.report {
+        if let Err(e) = check_report(std::path::Path::new(path)) {
+            return refuse(format!("--report {path}: {e}"));
+        }
+    }
     let prepared = match prepare(&spec, a.image.as_deref(), &ctx, &out) {
         Ok(p) => p,
         Err(code) => return code,
@@ -101,6 +106,29 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         return ExitCode::SUCCESS;
     }
     attend(sandbox, &spec, a.report.as_deref())
+}
+
+/// The report is written when the sandbox has ended: a path that cannot
+/// be written is refused before anything runs, or the workload's work
+/// would be done and how it ended lost. A file made to find out is
+/// removed again; an existing one is opened without truncating it (and
+/// without blocking, should it be a FIFO with no reader yet).
+fn check_report(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true);
+    match open.clone().create_new(true).open(path) {
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => open
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map(drop)
+            .or_else(|e| match e.raw_os_error() {
+                Some(libc::ENXIO) => Ok(()), // a FIFO: its reader comes later
+                _ => Err(e),
+            }),
+        Err(e) => Err(e),
+    }
 }
 
 /// How this run reports: quietly or not, and what the user typed for
