@@ -210,3 +210,45 @@ fn directories_a_layer_implies_belong_to_its_root() {
     );
     assert_eq!(r.stdout, "0:0\n0:0\n0:0\n", "{}", r.stderr);
 }
+
+#[test]
+fn a_store_the_sandboxs_root_cannot_reach_is_refused_and_leaves_nothing() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let img = image(dir.path());
+    // Below a directory only root may enter: refused before anything is
+    // made (it used to make the store's directories first).
+    let closed = dir.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let r = run_image(&closed.join("a/b/store"), &img, &[], false);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("may not enter {}", closed.display())),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&closed).unwrap().collect();
+    assert!(left.is_empty(), "left {left:?}");
+    // Directories it makes itself with a umask that closes them: refused
+    // once made, and removed again.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    let store = open.join("a/b/store");
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", "umask 077; exec \"$0\" \"$@\""])
+        .arg(airlock_bin())
+        .args(["run", "--store", store.to_str().unwrap(), "--image", &img]);
+    let r = output(c);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("may not enter {}", open.join("a").display())),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&open).unwrap().collect();
+    assert!(left.is_empty(), "left {left:?}");
+}

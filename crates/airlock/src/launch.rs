@@ -85,10 +85,10 @@ pub fn resolve_image(
     // A root the image would replace is refused before anything is unpacked.
     image::upper_size(spec).map_err(in_image)?;
     image::check_id_bases(spec, ctx.caller).map_err(in_image)?;
-    let mut store = Store::open(&ctx.store).map_err(|e| e.context("image store"))?;
+    let id_base = image::id_base(spec, ctx.caller);
+    let mut store = Store::open_for(&ctx.store, id_base).map_err(|e| e.context("image store"))?;
     store.limits = ctx.image_limits;
-    let pulled =
-        image::pull(reference, &store, image::id_base(spec, ctx.caller)).map_err(in_image)?;
+    let pulled = image::pull(reference, &store, id_base).map_err(in_image)?;
     let mut spec = spec.clone();
     image::apply(&mut spec, &pulled).map_err(in_image)?;
     Ok(Resolved {

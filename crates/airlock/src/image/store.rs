@@ -256,6 +256,42 @@ fn unswappable_above(root: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// [`Store::check_reachable_by`] for a store at `root`, which need not
+/// exist yet: the walk ends at the first directory still to be made.
+fn check_reachable(root: &Path, uid: u32) -> Result<(), ImageError> {
+    use std::os::unix::fs::MetadataExt;
+    if !root.is_absolute() {
+        return Ok(());
+    }
+    let layers = root.join("layers");
+    let mut walked = PathBuf::from("/");
+    for part in layers.components().skip(1) {
+        let meta = match std::fs::metadata(&walked) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ImageError::io(&walked, e)),
+        };
+        let mode = meta.mode();
+        let bit = if meta.uid() == uid {
+            0o100
+        } else if meta.gid() == uid {
+            0o010
+        } else {
+            0o001
+        };
+        if mode & bit == 0 {
+            return Err(ImageError::Refused(format!(
+                "the store's layers are opened by the sandbox's root (host uid {uid}), which may not enter {} (mode {:o}, owner {}): put the store where others may pass (--store DIR), or give that directory o+x",
+                walked.display(),
+                mode & 0o7777,
+                meta.uid()
+            )));
+        }
+        walked.push(part);
+    }
+    Ok(())
+}
+
 fn unswappable(dir: &Path) -> Result<(), ImageError> {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = std::fs::symlink_metadata(dir) else {
@@ -278,12 +314,42 @@ fn unswappable(dir: &Path) -> Result<(), ImageError> {
 
 impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, ImageError> {
+        Store::open_for(root, None)
+    }
+
+    /// Open the store at `root`, making what is missing; with `reach`,
+    /// one whose layers that host uid can walk to (see
+    /// [`Store::check_reachable_by`]). Refused, it leaves nothing behind:
+    /// the directories made for it are removed again.
+    pub fn open_for(root: impl Into<PathBuf>, reach: Option<u32>) -> Result<Store, ImageError> {
         let root = root.into();
         let root = std::path::absolute(&root).map_err(|e| ImageError::io(&root, e))?;
         unswappable_above(&root)?;
+        // What exists is judged before anything is made.
+        if let Some(uid) = reach {
+            check_reachable(&root, uid)?;
+        }
+        let mut made = Vec::new();
+        let opened = Store::make(&root, &mut made).and_then(|store| {
+            // Again, now that the parents made (with the umask) exist.
+            match reach {
+                Some(uid) => check_reachable(&root, uid).map(|()| store),
+                None => Ok(store),
+            }
+        });
+        if opened.is_err() {
+            for dir in made.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        opened
+    }
+
+    /// Make the store's missing directories, recording each in `made`.
+    fn make(root: &Path, made: &mut Vec<PathBuf>) -> Result<Store, ImageError> {
         let sub = |d: &str| {
             if d.is_empty() {
-                root.clone()
+                root.to_path_buf()
             } else {
                 root.join(d)
             }
@@ -294,6 +360,15 @@ impl Store {
         // root, an unprivileged host id, walks to the layers (overlayfs
         // opens them with its credentials): the root and layers/ are 0711.
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if let Some(parent) = root.parent() {
+            let missing: Vec<PathBuf> = parent
+                .ancestors()
+                .take_while(|a| std::fs::symlink_metadata(a).is_err())
+                .map(Path::to_path_buf)
+                .collect();
+            std::fs::create_dir_all(parent).map_err(|e| ImageError::io(parent, e))?;
+            made.extend(missing.into_iter().rev());
+        }
         for (d, mode) in [
             ("", 0o711),
             ("layers", 0o711),
@@ -301,13 +376,13 @@ impl Store {
             ("tmp", 0o700),
         ] {
             let p = sub(d);
-            if let Some(parent) = p.parent().filter(|_| d.is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| ImageError::io(parent, e))?;
-            }
             match std::fs::DirBuilder::new().mode(mode).create(&p) {
                 // Exactly `mode`, whatever the umask: we just made it.
-                Ok(()) => std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| ImageError::io(&p, e))?,
+                Ok(()) => {
+                    made.push(p.clone());
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                        .map_err(|e| ImageError::io(&p, e))?
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(ImageError::io(&p, e)),
             }
@@ -316,7 +391,7 @@ impl Store {
             owned_by_caller(&sub(d))?;
         }
         Ok(Store {
-            root,
+            root: root.to_path_buf(),
             limits: unpack::Limits::default(),
         })
     }
@@ -327,33 +402,7 @@ impl Store {
     /// (a `--store` in /root) would fail at mount time, after the
     /// unpacking; this says so first, naming the directory.
     pub fn check_reachable_by(&self, uid: u32) -> Result<(), ImageError> {
-        use std::os::unix::fs::MetadataExt;
-        if !self.root.is_absolute() {
-            return Ok(());
-        }
-        let layers = self.root.join("layers");
-        let mut walked = PathBuf::from("/");
-        for part in layers.components().skip(1) {
-            let meta = std::fs::metadata(&walked).map_err(|e| ImageError::io(&walked, e))?;
-            let mode = meta.mode();
-            let bit = if meta.uid() == uid {
-                0o100
-            } else if meta.gid() == uid {
-                0o010
-            } else {
-                0o001
-            };
-            if mode & bit == 0 {
-                return Err(ImageError::Refused(format!(
-                    "the store's layers are opened by the sandbox's root (host uid {uid}), which may not enter {} (mode {:o}, owner {}): put the store where others may pass (--store DIR), or give that directory o+x",
-                    walked.display(),
-                    mode & 0o7777,
-                    meta.uid()
-                )));
-            }
-            walked.push(part);
-        }
-        Ok(())
+        check_reachable(&self.root, uid)
     }
 
     fn layer_dir(&self, diff_id: &str, id_base: Option<u32>) -> Result<PathBuf, ImageError> {
