@@ -200,7 +200,7 @@ fn command(probe: bool) -> clap::Command {
 }
 
 /// A usage error exits 125 like every error of airlock's own (as podman
-/// does), so that 126, 127 and the rest stay the workload's; help and
+/// does; `check`'s 2, as for a spec it cannot read), so that 126, 127 and the rest stay the workload's; help and
 /// version are not errors. `--version` also says what this kernel offers:
 /// probed only once clap has found that airlock's own version was asked
 /// for (not a workload's `--version`), by parsing `argv` again with it.
@@ -213,6 +213,9 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
     let _ = e.print();
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        // `airlock check` is a linter: 1 says refused, 2 that it could
+        // not judge (no spec given among them), as its help says.
+        _ if argv.get(1).is_some_and(|verb| verb == "check") => ExitCode::from(2),
         _ => ExitCode::from(run::EXIT_REFUSED),
     }
 }

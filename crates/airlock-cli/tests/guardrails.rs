@@ -228,6 +228,10 @@ fn check_command_exit_codes_and_formats() {
     );
     let r = check_cmd(&["/no/such/file.json"], None);
     assert_eq!(r.code, 2);
+    // A command line it cannot use is "could not judge" too, not 1.
+    let r = check_cmd(&[], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("<SPEC>"), "{}", r.stderr);
     let r = check_cmd(&["--list"], None);
     assert_eq!(r.code, 0);
     for rule in airlock::check::RULES {
