@@ -167,29 +167,59 @@ pub fn ps(a: PsArgs, ctx: Context) -> ExitCode {
         println!("{}", shown(serde_json::to_value(&list)));
         return ExitCode::SUCCESS;
     }
-    println!(
-        "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}  COMMAND",
-        "ID", "NAME", "STATUS", "PID", "CREATED"
-    );
-    for st in list {
-        let pid = match (st.status, st.pid) {
-            (Status::Running | Status::Created, Some(p)) => p.to_string(),
-            _ => "-".into(),
-        };
-        println!(
-            "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}  {}",
-            &st.id[..12],
-            st.name,
-            status_text(&st),
-            pid,
-            ago(st.created),
-            st.spec
-                .get()
-                .map(|s| s.process.args.join(" "))
-                .unwrap_or_else(|e| e.to_string())
-        );
-    }
+    let rows = list
+        .iter()
+        .map(|st| {
+            let pid = match (st.status, st.pid) {
+                (Status::Running | Status::Created, Some(p)) => p.to_string(),
+                _ => "-".into(),
+            };
+            let command = st
+                .spec
+                .args()
+                .map(|a| a.join(" "))
+                .unwrap_or_else(|e| e.to_string());
+            [
+                st.id[..12].to_string(),
+                st.name.clone(),
+                status_text(st),
+                pid,
+                ago(st.created),
+                command,
+            ]
+        })
+        .collect();
+    print_ps_table(rows);
     ExitCode::SUCCESS
+}
+
+/// `ps`'s table, local or through a daemon: each column as wide as its
+/// widest cell (a long name or a stopped sandbox's reason would push the
+/// rest out of line), the last one (the command) as it is.
+pub(crate) fn print_ps_table(rows: Vec<[String; 6]>) {
+    const HEAD: [&str; 6] = ["ID", "NAME", "STATUS", "PID", "CREATED", "COMMAND"];
+    let mut width = HEAD.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let print = |cells: [&str; 6]| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let w = width[i];
+            match i {
+                5 => line.push_str(cell),
+                3 => line.push_str(&format!("{cell:>w$}  ")),
+                _ => line.push_str(&format!("{cell:<w$}  ")),
+            }
+        }
+        println!("{}", line.trim_end());
+    };
+    print(HEAD);
+    for row in &rows {
+        print(row.each_ref().map(String::as_str));
+    }
 }
 
 /// States as indented JSON, their recorded specs too (a recorded spec

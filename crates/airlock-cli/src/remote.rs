@@ -4,7 +4,7 @@
 //! state root.
 
 use crate::lifecycle_cmd::{ExecArgs, KillArgs, LogsArgs, NameArgs, PsArgs, RmArgs, StopArgs};
-use crate::run::{build_spec, RunArgs, EXIT_REFUSED};
+use crate::run::{build_spec_labeled, Labels, RunArgs, EXIT_REFUSED};
 use airlock_client::{proto, Client, ClientError};
 use clap::{ArgMatches, Args};
 use std::io::Write;
@@ -56,13 +56,19 @@ pub enum Verb<'a> {
 }
 
 fn fail(e: ClientError) -> ExitCode {
-    eprintln!("airlock: error: {e}");
+    fail_labeled(e, &Labels::default())
+}
+
+/// [`fail`] for a run: errors and findings name the flags the user typed
+/// (`--bind /etc /etc`), not the spec's mount indices.
+fn fail_labeled(e: ClientError, labels: &Labels) -> ExitCode {
+    eprintln!("airlock: error: {}", labels.rewrite(&e.to_string(), 0));
     if let ClientError::Status {
         details: Some(d), ..
     } = &e
     {
         for f in &d.findings {
-            print_finding(f);
+            print_finding(f, labels);
         }
         match d.kind.as_str() {
             "program-not-found" => return ExitCode::from(127),
@@ -73,7 +79,7 @@ fn fail(e: ClientError) -> ExitCode {
     ExitCode::from(EXIT_REFUSED)
 }
 
-fn print_finding(f: &proto::Finding) {
+fn print_finding(f: &proto::Finding, labels: &Labels) {
     let refuses = f.severity == proto::Severity::Deny as i32 && !f.acknowledged;
     let level = if refuses { "error" } else { "warning" };
     let ack = if f.acknowledged {
@@ -81,7 +87,8 @@ fn print_finding(f: &proto::Finding) {
     } else {
         ""
     };
-    eprintln!("{level}[{}]: {}: {}{ack}", f.code, f.subject, f.message);
+    let subject = labels.rewrite(&f.subject, 0);
+    eprintln!("{level}[{}]: {subject}: {}{ack}", f.code, f.message);
     eprintln!("  = help: {}", f.help);
 }
 
@@ -199,8 +206,12 @@ async fn run(
         eprintln!("airlock: error: {flag} is not available with --host: {why}");
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
-    let spec = match build_spec(&a, m) {
-        Ok(s) => s,
+    let (spec, labels) = match build_spec_labeled(&a, m) {
+        // An image's mounts go before the flags' ones where the daemon
+        // applies it, by a count only the daemon knows: its findings then
+        // keep the spec's indices.
+        Ok((s, labels)) if a.image.is_none() => (s, labels),
+        Ok((s, _)) => (s, Labels::default()),
         Err(e) => {
             eprintln!("airlock: error: {e}");
             return Ok(ExitCode::from(EXIT_REFUSED));
@@ -218,7 +229,11 @@ async fn run(
             remove_on_exit: a.rm,
             ..Default::default()
         })
-        .await?;
+        .await;
+    let made = match made {
+        Ok(made) => made,
+        Err(e) => return Ok(fail_labeled(e, &labels)),
+    };
     if !a.quiet {
         for note in &made.notes {
             eprintln!("airlock: image: {note}");
@@ -226,7 +241,7 @@ async fn run(
     }
     // A finding that refuses comes back as an error status instead.
     for f in made.findings.iter().filter(|_| !a.quiet) {
-        print_finding(f);
+        print_finding(f, &labels);
     }
     Ok(say(&made.sandbox.unwrap_or_default().id))
 }
@@ -287,32 +302,32 @@ async fn ps(c: &mut Client, a: PsArgs) -> Result<ExitCode, ClientError> {
         println!("{}", serde_json::to_string_pretty(&all).expect("json"));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}",
-        "ID", "NAME", "STATUS", "PID", "CREATED"
-    );
-    for i in list {
-        let status = match &i.exit {
-            Some(e) if !e.reason.is_empty() && e.report_json.is_empty() => {
-                format!("stopped ({})", e.reason)
-            }
-            Some(e) => format!("exited ({})", e.code),
-            None => state_name(i.state).to_string(),
-        };
-        let pid = if i.pid > 0 {
-            i.pid.to_string()
-        } else {
-            "-".into()
-        };
-        println!(
-            "{:<12}  {:<16}  {:<24}  {:>7}  {:<10}",
-            &i.id[..12.min(i.id.len())],
-            i.name,
-            status,
-            pid,
-            crate::lifecycle_cmd::ago(i.created),
-        );
-    }
+    let rows = list
+        .into_iter()
+        .map(|i| {
+            let status = match &i.exit {
+                Some(e) if !e.reason.is_empty() && e.report_json.is_empty() => {
+                    format!("stopped ({})", e.reason)
+                }
+                Some(e) => format!("exited ({})", e.code),
+                None => state_name(i.state).to_string(),
+            };
+            let pid = if i.pid > 0 {
+                i.pid.to_string()
+            } else {
+                "-".into()
+            };
+            [
+                i.id[..12.min(i.id.len())].to_string(),
+                i.name,
+                status,
+                pid,
+                crate::lifecycle_cmd::ago(i.created),
+                i.args.join(" "),
+            ]
+        })
+        .collect();
+    crate::lifecycle_cmd::print_ps_table(rows);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -745,3 +745,41 @@ fn rm_of_a_stopped_supervisor_gives_up_in_time() {
     assert!(took < std::time::Duration::from_secs(60), "{took:?}");
     assert_eq!(al(root, &["rm", "-f", "frozen"]).code, 0);
 }
+
+#[test]
+fn ps_keeps_its_columns_in_line() {
+    require_root!();
+    let root = tempdir();
+    let root = root.path();
+    let long = "a-name-longer-than-sixteen-characters";
+    assert_eq!(
+        al(root, &["run", "-d", "--name", long, "--", "sleep", "100"]).code,
+        0
+    );
+    assert_eq!(al(root, &["run", "--name", "short", "--", "true"]).code, 0);
+    let ps = al(root, &["ps", "-a"]).stdout;
+    let mut lines = ps.lines();
+    let header = lines.next().unwrap();
+    for row in lines.clone() {
+        let bytes = row.as_bytes();
+        // Left-aligned cells start where their heading does, after a gap.
+        for column in ["NAME", "STATUS", "CREATED", "COMMAND"] {
+            let at = header.find(column).unwrap();
+            assert!(
+                bytes[at - 2..at] == *b"  " && bytes[at] != b' ',
+                "{column} out of line:\n{ps}"
+            );
+        }
+        // The pid is right-aligned: it ends where its heading does.
+        let end = header.find("PID").unwrap() + 3;
+        assert!(
+            bytes[end - 1] != b' ' && bytes[end..end + 2] == *b"  ",
+            "PID out of line:\n{ps}"
+        );
+    }
+    let at = header.find("COMMAND").unwrap();
+    let commands: Vec<_> = lines.map(|l| &l[at..]).collect();
+    assert!(commands.contains(&"sleep 100"), "{ps}");
+    assert!(commands.contains(&"true"), "{ps}");
+    assert_eq!(al(root, &["rm", "-f", long, "short"]).code, 0);
+}

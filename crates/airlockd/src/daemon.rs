@@ -316,6 +316,7 @@ pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::San
         pids,
         tty: m.tty,
         stdin: m.stdin,
+        args: st.spec.args().unwrap_or_default(),
     }
 }
 

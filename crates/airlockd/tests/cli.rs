@@ -110,6 +110,15 @@ fn the_lifecycle_verbs_through_a_daemon() {
             .any(|l| l.contains("web") && l.contains("running")),
         "{ps}"
     );
+    // The command column, as a local ps has it.
+    let header = ps.lines().next().unwrap();
+    let row = ps.lines().find(|l| l.contains("web")).unwrap();
+    let at = header.find("COMMAND").unwrap();
+    assert_eq!(
+        row.get(at..),
+        Some("sh -c echo hi; echo oops >&2; sleep 100"),
+        "{ps}"
+    );
     assert_eq!(
         ok(airlock(&d, None, &["exec", "web", "--", "hostname"])),
         "airlock\n"
@@ -197,6 +206,22 @@ fn the_lifecycle_verbs_through_a_daemon() {
             e.stderr
         );
     }
+    assert_eq!(ok(airlock(&d, None, &["ps", "-a"])), before);
+    // The guardrails' findings name the flag typed, as a local run's do,
+    // not the spec's index (which counts mounts the user never wrote).
+    let e = airlock(
+        &d,
+        None,
+        &["run", "-d", "--bind", "/", "/host", "--", "true"],
+    );
+    assert_eq!(e.code, 125, "{}", e.stderr);
+    assert!(
+        e.stderr
+            .contains("error[host-root-writable]: --bind / /host:"),
+        "{}",
+        e.stderr
+    );
+    assert!(!e.stderr.contains("filesystem.mounts["), "{}", e.stderr);
     assert_eq!(ok(airlock(&d, None, &["ps", "-a"])), before);
     // -q silences the warnings a local run's -q silences.
     let share = ["run", "-d", "--rm", "--share-ipc", "--", "true"];

@@ -35,8 +35,20 @@ impl Labels {
                 out = out.replace(&from, &to);
             }
         }
+        // The root itself, not one of its fields (`filesystem.root.upper`
+        // came from --overlay-dir, not from the flag that set the root).
         if let Some(root) = &self.root {
-            out = out.replace("filesystem.root", root);
+            let field = "filesystem.root";
+            let mut rest = out.as_str();
+            let mut done = String::new();
+            while let Some(at) = rest.find(field) {
+                let after = &rest[at + field.len()..];
+                done.push_str(&rest[..at]);
+                done.push_str(if after.starts_with('.') { field } else { root });
+                rest = after;
+            }
+            done.push_str(rest);
+            out = done;
         }
         out
     }
@@ -277,4 +289,24 @@ fn to_mount(
         "ro_bind_data" => file("--ro-bind-data", 0o600)?,
         _ => unreachable!("ordered only yields mount flags"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Labels;
+
+    #[test]
+    fn a_label_replaces_its_field_and_not_the_roots_fields() {
+        let l = Labels {
+            mounts: vec![(1, "--bind / /host".into())],
+            root: Some("--rootfs /".into()),
+        };
+        assert_eq!(
+            l.rewrite(
+                "filesystem.root: a; filesystem.root.upper: b; filesystem.mounts[1].source: c; filesystem.mounts[11]: d",
+                0
+            ),
+            "--rootfs /: a; filesystem.root.upper: b; --bind / /host: c; filesystem.mounts[11]: d"
+        );
+    }
 }

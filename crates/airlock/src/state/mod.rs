@@ -145,6 +145,23 @@ impl RecordedSpec {
     pub fn get(&self) -> Result<SandboxSpec, StateError> {
         serde_json::from_str(self.0.get()).map_err(|e| StateError::RecordedSpec(e.to_string()))
     }
+
+    /// Only its `process.args`, for a list of many sandboxes (the rest of
+    /// the text is skipped over, not built).
+    pub fn args(&self) -> Result<Vec<String>, StateError> {
+        #[derive(Deserialize)]
+        struct Spec {
+            process: Process,
+        }
+        #[derive(Deserialize)]
+        struct Process {
+            #[serde(default)]
+            args: Vec<String>,
+        }
+        serde_json::from_str::<Spec>(self.0.get())
+            .map(|s| s.process.args)
+            .map_err(|e| StateError::RecordedSpec(e.to_string()))
+    }
 }
 
 impl PartialEq for RecordedSpec {
