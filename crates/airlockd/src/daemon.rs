@@ -213,7 +213,11 @@ impl Daemon {
         }
         // By name or whole id without reading every state; an id prefix,
         // or a name this peer may not see, is resolved among what it may.
-        if let Some((sb, st)) = self.root.lookup(key) {
+        let name = match peer.is_root() {
+            true => key.to_string(),
+            false => meta::stored_name(peer.uid, key),
+        };
+        if let Some((sb, st)) = self.root.lookup(&name) {
             let m = meta::read(&sb);
             if peer.is_root() || m.owner == peer.uid {
                 return Ok((sb, st, m));
@@ -296,7 +300,7 @@ pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::San
     };
     proto::SandboxInfo {
         id: sb.id.clone(),
-        name: st.name.clone(),
+        name: meta::shown_name(m.owner, &st.name).to_string(),
         state: state_of(st.status) as i32,
         labels: m.labels.clone().into_iter().collect(),
         pid: st.pid.filter(|_| running).unwrap_or(0),

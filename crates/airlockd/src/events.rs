@@ -62,7 +62,7 @@ impl Bus {
             event: proto::Event {
                 kind: kind as i32,
                 id: id.into(),
-                name: name.into(),
+                name: crate::meta::shown_name(owner, name).into(),
                 time: now(),
                 exit,
             },

@@ -21,6 +21,27 @@ pub struct Meta {
     pub exit_reported: bool,
 }
 
+/// Sandbox names are each client's own, as a rootless caller's state root
+/// is: two users may both call a sandbox `web`, and one learns nothing of
+/// the other's names. A client's name is kept in the state root with its
+/// uid before it (`u1000-web`), root's as it is; the daemon shows and
+/// looks names up without the prefix. (Root, who sees every sandbox, names
+/// another client's by its id or its stored name.)
+pub fn stored_name(owner: u32, name: &str) -> String {
+    match owner {
+        0 => name.to_string(),
+        uid => format!("u{uid}-{name}"),
+    }
+}
+
+/// The name `owner` gave, from the one kept (see [`stored_name`]).
+pub fn shown_name(owner: u32, stored: &str) -> &str {
+    match owner {
+        0 => stored,
+        uid => stored.strip_prefix(&format!("u{uid}-")).unwrap_or(stored),
+    }
+}
+
 /// The sandbox's meta; one made by another front end (no file) is root's.
 pub fn read(sb: &SandboxDir) -> Meta {
     std::fs::read(sb.dir.join(FILE))

@@ -192,12 +192,41 @@ fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(),
     Ok(())
 }
 
+/// The name a client asked for, as the state root keeps it (see
+/// [`meta::stored_name`]); none for none.
+fn stored_name(d: &Shared, peer: &Peer, name: &str) -> Result<Option<String>, RpcStatus> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    airlock::state::check_name(name).map_err(|e| status::invalid("name", e.to_string()))?;
+    let stored = meta::stored_name(peer.uid, name);
+    if stored.len() > 64 {
+        return Err(status::invalid(
+            "name",
+            format!(
+                "at most {} characters for uid {} (the daemon keeps it as {stored:?})",
+                64 - (stored.len() - name.len()),
+                peer.uid
+            ),
+        ));
+    }
+    // Said here with the name as the client gave it; the library's own
+    // check, which also settles a race, would name the stored one.
+    if d.root.lookup(&stored).is_some() {
+        return Err(status::from_state(airlock::state::StateError::NameInUse(
+            name.to_string(),
+        )));
+    }
+    Ok(Some(stored))
+}
+
 fn create(
     d: &Shared,
     peer: &Peer,
     r: proto::CreateRequest,
 ) -> Result<proto::CreateResponse, RpcStatus> {
     check_labels(&r.labels)?;
+    let name = stored_name(d, peer, &r.name)?;
     let mut spec = request_spec(&r)?;
     if !r.args.is_empty() {
         spec.process.args = r.args.clone();
@@ -216,7 +245,6 @@ fn create(
     }
     .map_err(from_error)?;
     let findings: Vec<proto::Finding> = prepared.findings.iter().map(finding).collect();
-    let name = (!r.name.is_empty()).then(|| r.name.clone());
     // The client may ask for smaller logs, never larger: they live in RAM.
     let log_limit = match r.log_limit {
         0 => d.config.log_limit,
@@ -394,7 +422,7 @@ impl Sandboxes for Service {
         let d = self.0.clone();
         let r = req.into_inner();
         let (found, key) = (d.clone(), r.sandbox.clone());
-        let (sb, _, _) = blocking(move || found.find(&peer, &key)).await?;
+        let (sb, _, m) = blocking(move || found.find(&peer, &key)).await?;
         let lock = locked(&sb).await?;
         blocking(move || {
             let st = sb.delete_holding(&lock, r.force).map_err(from_state)?;
@@ -403,7 +431,7 @@ impl Sandboxes for Service {
 
             Ok(Response::new(proto::DeleteResponse {
                 id: sb.id,
-                name: st.name,
+                name: meta::shown_name(m.owner, &st.name).to_string(),
             }))
         })
         .await

@@ -507,10 +507,10 @@ pub async fn attach(
     };
     let slot = stream_slot(&d, &peer)?;
     let (sb, attached, reader) = blocking(move || {
-        let (sb, st, _) = d.find(&peer, &which.sandbox)?;
+        let (sb, st, m) = d.find(&peer, &which.sandbox)?;
         if st.status != Status::Running {
             return Err(from_state(airlock::state::StateError::WrongStatus {
-                name: st.name,
+                name: crate::meta::shown_name(m.owner, &st.name).to_string(),
                 status: st.status,
                 what: "only a running sandbox can be attached to".into(),
             }));

@@ -250,6 +250,24 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         Some(USER),
         &["run", "-d", "--name", "mine", "--", "sleep", "100"],
     ));
+    // Names are each caller's own: root may call one `mine` too, and the
+    // user's second `mine` is refused by the name the user gave.
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", "mine", "--", "sleep", "100"],
+    ));
+    let e = airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--name", "mine", "--", "true"],
+    );
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(
+        e.stderr.contains("the name \"mine\" is already in use"),
+        "{}",
+        e.stderr
+    );
     // As with the caller's own `airlock run`: itself inside, its own uid on
     // the host, not root's range nor the daemon's.
     assert_eq!(
@@ -288,9 +306,24 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     }
     let root_ps = ok(airlock(&d, None, &["ps"]));
     assert!(
-        root_ps.contains("roots") && root_ps.contains("mine"),
+        root_ps.contains("roots") && root_ps.lines().filter(|l| l.contains("mine")).count() == 2,
         "{root_ps}"
     );
+    // A name root uses is free for the user (it used to be "in use",
+    // which also told the user that root had one), and each finds its own.
+    ok(airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--name", "roots", "--", "sleep", "100"],
+    ));
+    for (uid, owner) in [(None, 0), (Some(USER), USER)] {
+        for name in ["mine", "roots"] {
+            let info: serde_json::Value =
+                serde_json::from_str(&ok(airlock(&d, uid, &["inspect", name]))).unwrap();
+            assert_eq!(info["owner"], owner, "{name} for {uid:?}");
+            assert_eq!(info["name"], name);
+        }
+    }
 
     // Only root (and acknowledge_uids) may acknowledge a deny finding.
     let unsafe_run = [
@@ -425,7 +458,7 @@ fn a_callers_open_streams_are_bounded() {
         return;
     }
     let d = Daemon::start(&format!("group = \"{USER}\"\nmax_streams_per_caller = 2"));
-    ok(airlock(
+    let id = ok(airlock(
         &d,
         Some(USER),
         &[
@@ -475,8 +508,8 @@ fn a_callers_open_streams_are_bounded() {
         "{}",
         third.stderr
     );
-    // Root is not counted.
-    ok(airlock(&d, None, &["logs", "talker"]));
+    // Root is not counted (and names another's sandbox by its id).
+    ok(airlock(&d, None, &["logs", id.trim()]));
     let (mut one, _) = followers.pop().unwrap();
     one.kill().unwrap();
     one.wait().unwrap();

@@ -476,7 +476,8 @@ fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn check_name(n: &str) -> Result<(), StateError> {
+/// Is `n` a name a sandbox may have (the rule [`StateError::BadName`] says)?
+pub fn check_name(n: &str) -> Result<(), StateError> {
     let ok = !n.is_empty()
         && n.len() <= 64
         && n.as_bytes()[0].is_ascii_alphanumeric()
