@@ -39,6 +39,10 @@ enum Command {
     Standard(StandardCmd),
     #[command(flatten)]
     Common(Box<CommonCmd>),
+    /// Write the man pages (airlock-runtime.1 and one per verb) into DIR,
+    /// as man/ holds them.
+    #[command(hide = true)]
+    Man { dir: std::path::PathBuf },
 }
 
 /// The command line, with the words liboci-cli's (youki's) types carry
@@ -102,6 +106,16 @@ fn command() -> clap::Command {
 fn main() {
     use clap::FromArgMatches;
     let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    if let Command::Man { dir } = &cli.command {
+        // Without the hidden verbs, and without the commit, so that the
+        // shipped pages change only with the definitions.
+        let cmd = command().mut_subcommand("man", |c| c.hide(true));
+        if let Err(e) = clap_mangen::generate_to(cmd, dir) {
+            eprintln!("airlock-runtime: man {}: {e}", dir.display());
+            std::process::exit(1);
+        }
+        return;
+    }
     let log = log::Log::open(&cli.global);
     let ctx = commands::Ctx::new(&cli.global, cli.allow_unsafe.clone(), log.clone());
     if let Some(r) = cli.rootless.as_deref() {
@@ -114,6 +128,7 @@ fn main() {
     let result = match cli.command {
         Command::Standard(c) => commands::standard(&ctx, c),
         Command::Common(c) => commands::common(&ctx, *c),
+        Command::Man { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -47,6 +47,9 @@ struct Args {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Write the man page (airlockd.8) into DIR and exit, as man/ holds it.
+    #[arg(long, value_name = "DIR", hide = true)]
+    man: Option<PathBuf>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/airlock/airlockd.toml";
@@ -110,6 +113,9 @@ fn main() -> std::process::ExitCode {
     #[cfg(target_env = "gnu")]
     one_malloc_arena_per_cpu();
     let args = Args::parse();
+    if let Some(dir) = &args.man {
+        return man(dir);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCKD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()
@@ -132,6 +138,23 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("airlockd: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// The man page, section 8 (a system daemon's), without the commit in
+/// its version so that the shipped page changes only with the definitions.
+fn man(dir: &std::path::Path) -> std::process::ExitCode {
+    use clap::CommandFactory;
+    let page = dir.join("airlockd.8");
+    let cmd = Args::command().version(env!("CARGO_PKG_VERSION"));
+    let r = std::fs::File::create(&page)
+        .and_then(|mut f| clap_mangen::Man::new(cmd).section("8").render(&mut f));
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("airlockd: --man {}: {e}", page.display());
             std::process::ExitCode::from(1)
         }
     }
