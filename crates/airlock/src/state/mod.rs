@@ -250,7 +250,7 @@ pub enum StateError {
     Ambiguous(String),
     #[error("the name {0:?} is already in use")]
     NameInUse(String),
-    #[error("invalid name {0:?}: use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)")]
+    #[error("invalid name {0:?}: use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit, and not 64 hex digits, which is an id)")]
     BadName(String),
     #[error("sandbox {name} is {status}: {what}")]
     WrongStatus {
@@ -372,17 +372,18 @@ impl StateRoot {
     /// reading every sandbox's state (see `names.rs`); `None` leaves the
     /// question (an id prefix, say) to [`find_in`] over [`Self::list`].
     pub fn lookup(&self, key: &str) -> Option<(SandboxDir, State)> {
-        if let Some(hit) = names::holder(&self.dir, key) {
-            return Some(hit);
+        // A whole id first: a name never stands for another sandbox's id
+        // (names that look like one are refused, see check_name).
+        if is_id(key) {
+            let sb = SandboxDir {
+                dir: self.dir.join(key),
+                id: key.to_string(),
+            };
+            if let Ok(st) = sb.state() {
+                return Some((sb, st));
+            }
         }
-        if !is_id(key) {
-            return None;
-        }
-        let sb = SandboxDir {
-            dir: self.dir.join(key),
-            id: key.to_string(),
-        };
-        sb.state().ok().map(|st| (sb, st))
+        names::holder(&self.dir, key)
     }
 
     /// How many sandboxes the root holds, without reading their states.
@@ -458,6 +459,9 @@ pub fn find_in<T>(
     all: Vec<(SandboxDir, State, T)>,
     key: &str,
 ) -> Result<(SandboxDir, State, T), StateError> {
+    if let Some(i) = all.iter().position(|(d, _, _)| d.id == key) {
+        return Ok(all.into_iter().nth(i).expect("index from position"));
+    }
     if let Some(i) = all.iter().position(|(_, s, _)| s.name == key) {
         return Ok(all.into_iter().nth(i).expect("index from position"));
     }
@@ -479,6 +483,7 @@ fn is_id(s: &str) -> bool {
 /// Is `n` a name a sandbox may have (the rule [`StateError::BadName`] says)?
 pub fn check_name(n: &str) -> Result<(), StateError> {
     let ok = !n.is_empty()
+        && !is_id(n)
         && n.len() <= 64
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes()

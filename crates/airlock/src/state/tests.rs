@@ -20,7 +20,9 @@ fn temp_root(tag: &str) -> (TempRoot, StateRoot) {
 #[test]
 fn names() {
     assert!(check_name("web-1.a_b").is_ok());
-    for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(65)] {
+    // An id is not a name: one would stand for another sandbox's id.
+    let id_like = new_id().unwrap();
+    for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(65), &id_like] {
         assert!(check_name(bad).is_err(), "{bad:?}");
     }
 }
@@ -73,6 +75,21 @@ fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
     std::os::unix::fs::symlink("f".repeat(64), tmp.0.join(".names/old")).unwrap();
     std::os::unix::fs::symlink(&a.id, tmp.0.join(".names/liar")).unwrap();
     assert!(root.lookup("liar").is_none());
+    // A name that is another sandbox's whole id (refused now, but a
+    // state root may hold one from before): the id still finds its own.
+    let (c, _c_alive) = root
+        .create(&new_id().unwrap(), Some("c"), &spec, true)
+        .unwrap();
+    let file = c.dir.join("state.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    st["name"] = a.id.clone().into();
+    std::fs::write(&file, st.to_string()).unwrap();
+    std::os::unix::fs::symlink(&c.id, tmp.0.join(".names").join(&a.id)).unwrap();
+    assert_eq!(root.lookup(&a.id).unwrap().0.id, a.id);
+    let mut all: Vec<_> = root.list().into_iter().map(|(d, s)| (d, s, ())).collect();
+    all.sort_by_key(|(d, _, _)| d.id != c.id); // the impostor first
+    assert_eq!(all[0].1.name, a.id);
+    assert_eq!(find_in(all, &a.id).unwrap().0.id, a.id);
     let (b, _b_alive) = root
         .create(&new_id().unwrap(), Some("old"), &spec, true)
         .unwrap();
