@@ -315,3 +315,63 @@ fn the_library_example_is_the_readme_and_runs() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "hi from airlock: Exited\n", "{}", r.stderr);
 }
+
+/// docs/spec.md names every field a resolved spec has (walked from
+/// `--print-spec` of a command line that sets many of them).
+#[test]
+fn the_spec_reference_names_every_field() {
+    fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let p = match path {
+                        "" => k.clone(),
+                        _ => format!("{path}.{k}"),
+                    };
+                    walk(x, &p, out);
+                    out.push(p);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for x in a {
+                    walk(x, &format!("{path}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let r = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--size",
+        "1M",
+        "--tmpfs",
+        "/t",
+        "--memory",
+        "64M",
+        "--pids",
+        "10",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--cap-add",
+        "CAP_NET_RAW",
+        "--rlimit",
+        "nofile=10",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let spec: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let mut fields = Vec::new();
+    walk(&spec, "", &mut fields);
+    assert!(fields.len() > 40, "{fields:?}");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/spec.md"))
+        .unwrap();
+    let missing: Vec<_> = fields
+        .iter()
+        .filter(|f| !doc.contains(&format!("`{f}`")))
+        .collect();
+    assert!(missing.is_empty(), "docs/spec.md misses {missing:?}");
+}
