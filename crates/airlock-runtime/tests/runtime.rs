@@ -224,6 +224,15 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "field `linux.resources.memory.limit`: invalid type",
         ),
         (
+            "swap without a memory limit (runc refuses it too)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] = json!({"memory": {"swap": 268435456}})
+                })
+            }),
+            "linux.resources.memory.swap: needs linux.resources.memory.limit",
+        ),
+        (
             "no rootfs",
             Box::new(|b: &Path| std::fs::remove_dir_all(b.join("rootfs")).unwrap()),
             "root.path",

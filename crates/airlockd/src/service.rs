@@ -139,13 +139,6 @@ fn check_unprivileged(
 /// without one gets it.
 fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(), RpcStatus> {
     if let Some(max) = c.max_memory {
-        // Swap beyond memory would carry a workload past the memory limit.
-        if let Some(sw) = spec.resources.swap.filter(|sw| sw.bytes() > max.bytes()) {
-            return Err(status::limit(
-                "resources.swap",
-                format!("{sw} is more than this daemon allows per sandbox ({max})"),
-            ));
-        }
         match spec.resources.memory {
             Some(m) if m.bytes() > max.bytes() => {
                 return Err(status::limit(
@@ -155,6 +148,18 @@ fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(),
             }
             Some(_) => {}
             None => spec.resources.memory = Some(max),
+        }
+        // max_memory counts swap: the sandbox's memory and its swap
+        // allowance together (each alone within it could be twice it).
+        if let (Some(m), Some(sw)) = (spec.resources.memory, spec.resources.swap) {
+            if m.bytes().saturating_add(sw.bytes()) > max.bytes() {
+                return Err(status::limit(
+                    "resources.swap",
+                    format!(
+                        "memory ({m}) and swap ({sw}) together are more than this daemon allows per sandbox ({max}, swap included)"
+                    ),
+                ));
+            }
         }
     }
     if let Some(max) = c.max_pids {

@@ -421,6 +421,17 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");
     assert_eq!(details(&e).field, "resources.memory");
+    // Swap counts: memory and swap each within max_memory (256M) but
+    // together past it (a reviewer had 256M of each).
+    let e = c
+        .create(create(
+            r#"{"process": {"args": ["true"]}, "resources": {"memory": "200M", "swap": "100M"}}"#,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");
+    assert_eq!(details(&e).field, "resources.swap");
+    assert!(e.to_string().contains("swap included"), "{e}");
 
     // A program that is not there.
     let e = c

@@ -22,6 +22,13 @@ pub(super) fn resources(
     s: &mut SandboxSpec,
 ) -> Result<(), SpecError> {
     if let Some(m) = r.memory() {
+        // As runc: a swap limit needs a memory limit to be added to.
+        if m.swap().is_some_and(|w| w > 0) && !m.limit().is_some_and(|l| l > 0) {
+            return Err(err(
+                "linux.resources.memory.swap",
+                "needs linux.resources.memory.limit (swap counts memory and swap together)",
+            ));
+        }
         if let Some(limit) = m.limit().filter(|l| *l > 0) {
             s.resources.memory = Some(Size(limit as u64));
             if let Some(swap) = m.swap().filter(|w| *w > 0) {

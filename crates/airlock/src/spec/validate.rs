@@ -434,6 +434,14 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     if r.memory.is_some_and(|m| m.0 < 1 << 20) {
         return Err(SpecError::new("resources.memory", "must be at least 1M"));
     }
+    // As docker's --memory-swap: cgroup v1 has one limit for memory and
+    // swap together, and a swap allowance alone would be no limit there.
+    if r.swap.is_some() && r.memory.is_none() {
+        return Err(SpecError::new(
+            "resources.swap",
+            "needs resources.memory: the swap allowance is on top of a memory limit",
+        ));
+    }
     if let (Some(low), Some(max)) = (r.memory_reservation, r.memory) {
         if low.0 > max.0 {
             return Err(SpecError::new(
@@ -486,6 +494,17 @@ mod tests {
 
     fn base() -> SandboxSpec {
         SandboxSpec::builder().args(["true"]).build()
+    }
+
+    #[test]
+    fn swap_without_a_memory_limit_is_refused() {
+        let mut s = base();
+        s.resources.swap = Some(Size(64 << 20));
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "resources.swap");
+        assert!(e.reason.contains("needs resources.memory"), "{e}");
+        s.resources.memory = Some(Size(64 << 20));
+        validate(&s).unwrap();
     }
 
     #[test]
