@@ -23,7 +23,7 @@ pub(super) fn resources(
 ) -> Result<(), SpecError> {
     if let Some(m) = r.memory() {
         // As runc: a swap limit needs a memory limit to be added to.
-        if m.swap().is_some_and(|w| w > 0) && !m.limit().is_some_and(|l| l > 0) {
+        if m.swap().is_some_and(|w| w > 0) && m.limit().is_none_or(|l| l <= 0) {
             return Err(err(
                 "linux.resources.memory.swap",
                 "needs linux.resources.memory.limit (swap counts memory and swap together)",
