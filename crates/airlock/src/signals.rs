@@ -61,6 +61,40 @@ pub fn forward_to(pid: i32, own_session: bool) {
     unblock();
 }
 
+static GROUP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn kill_group(_sig: libc::c_int) {
+    let pid = GROUP.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe and takes no pointers; errno is
+        // saved and restored around it for the code we interrupted.
+        unsafe {
+            let saved = *libc::__errno_location();
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+            *libc::__errno_location() = saved;
+        }
+    }
+}
+
+/// From now on, the stop signal (see [`stop_signal`]) kills `pid`'s whole
+/// process group, which an exec'd process leads (its runner made it a
+/// session of its own): what it started in the background goes with it,
+/// where the parent-death signal of a runner that died of the stop signal
+/// reached only `pid`. The runner then reaps `pid` and reports it killed.
+pub fn stop_kills_group(pid: i32) {
+    GROUP.store(pid, Ordering::Relaxed);
+    // SAFETY: sigaction with a zeroed struct, a plain handler and an
+    // empty mask is well-defined.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = kill_group as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(stop_signal(), &sa, std::ptr::null_mut());
+    }
+}
+
 /// Give the workload a clean signal state: default dispositions for
 /// everything (Rust's runtime ignores SIGPIPE, and ignored signals survive
 /// exec) and an empty mask.

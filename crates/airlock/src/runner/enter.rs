@@ -105,6 +105,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         None => None,
     };
     signals::forward_to(pid, true);
+    signals::stop_kills_group(pid);
     let failed = relay_until_exec(&inner, sock);
     if !failed {
         report.send(&Report::Started { pid, freezer: None });
