@@ -197,6 +197,29 @@ fn an_image_of_many_layers_runs() {
 }
 
 #[test]
+fn an_image_that_lists_a_layer_twice_runs() {
+    require_root!();
+    let env = Env::new();
+    // The same layer below and above another that deletes its file: the
+    // upper copy brings it back, as it would in a runtime that stacks
+    // both (overlayfs refused the directory twice: "Symbolic link loop").
+    let again = layer(&[E::File("again", b"here", 0o644)]);
+    let gone = layer(&[E::File(".wh.again", b"", 0o644)]);
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "twice",
+            vec![busybox_layer(), again.clone(), gone, again],
+            json!({"Cmd": ["/bin/cat", "/again"]}),
+        )],
+    );
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "here", "{}", r.stderr);
+}
+
+#[test]
 fn writes_land_in_the_overlay_and_layers_are_shared() {
     require_root!();
     let env = Env::new();

@@ -20,13 +20,18 @@ use std::path::PathBuf;
 ///   runs as its root, rootless too (as podman does).
 pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
     let size = upper_size(spec)?;
+    // Topmost first, each layer once: overlayfs refuses a directory twice
+    // among its lower layers (ELOOP), and an image may list one layer
+    // twice. The lower copy adds nothing the upper one does not give.
+    let mut lower: Vec<String> = Vec::new();
+    for d in p.layer_dirs.iter().rev() {
+        let d = d.display().to_string();
+        if !lower.contains(&d) {
+            lower.push(d);
+        }
+    }
     spec.filesystem.root = Root::Overlay {
-        lower: p
-            .layer_dirs
-            .iter()
-            .rev()
-            .map(|d| d.display().to_string())
-            .collect(),
+        lower,
         upper: None,
         size,
     };
