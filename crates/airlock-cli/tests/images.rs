@@ -651,6 +651,13 @@ fn hostile_layers() {
         passwd,
         "the host's /etc/passwd changed"
     );
+    // A hard link to a whiteout of the layer: one more whiteout, under a
+    // name the layer never whited out.
+    let (env, r) = hostile(&[
+        E::File(".wh.gone", b"", 0o644),
+        E::Hardlink("hidden-too", "gone"),
+    ]);
+    assert_refused(&env, &r, "not a file of this layer");
     // Absolute paths, device nodes, setuid bits: neutralised and reported.
     let (_env, r) = hostile(&[
         E::Dir("x", 0o755),

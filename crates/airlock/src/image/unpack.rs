@@ -429,6 +429,24 @@ impl Unpacker {
         if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
             return Err(refused(&t.raw, "hard link to a directory"));
         }
+        // Nor to a whiteout this layer made (a 0/0 device, or a file
+        // marked by xattr): the link would be one more whiteout, hiding
+        // what the layers below hold under a name the layer never
+        // whited out.
+        let marked = rustix::fs::getxattr(
+            format!("/proc/self/fd/{}", src.as_raw_fd()).as_str(),
+            "user.overlay.whiteout",
+            &mut [0u8; 8],
+        )
+        .is_ok();
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+            || marked
+        {
+            return Err(refused(
+                &t.raw,
+                format!("hard link to {target:?}, which is not a file of this layer; refusing the layer"),
+            ));
+        }
         remove_existing(&t.dir, &t.name);
         // Link the very inode we opened beneath the root, not a path that
         // could have changed since.
