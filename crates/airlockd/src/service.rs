@@ -540,13 +540,15 @@ impl Sandboxes for Service {
     }
 
     async fn health(&self, req: Request<proto::Empty>) -> Reply<proto::HealthResponse> {
-        self.0.peer(&req)?;
+        let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         blocking(move || {
-            let all = d.root.list();
+            // What the caller may see: another user's sandboxes are not
+            // counted for it, as List does not show them.
+            let all = d.visible(&peer);
             let running = all
                 .iter()
-                .filter(|(_, s)| s.status == Status::Running)
+                .filter(|(_, s, _)| s.status == Status::Running)
                 .count();
             Ok(Response::new(proto::HealthResponse {
                 serving: true,
