@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which syscall filter the workload runs under.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "profile", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "profile", rename_all = "kebab-case", try_from = "SeccompFields")]
 pub enum Seccomp {
     /// airlock's default allow-list (see `default.rs`).
     #[default]
@@ -61,9 +61,63 @@ pub enum Seccomp {
     /// runtime does not know what airlock refuses.
     Custom {
         oci: OciSeccomp,
-        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        #[serde(skip_serializing_if = "is_true")]
         argument_filters: bool,
     },
+}
+
+/// What a `seccomp` object may hold, read before it becomes a [`Seccomp`]:
+/// serde's internally tagged enums ignore `deny_unknown_fields` for unit
+/// variants, so `{"profile": "default", "oci": {...}}` was accepted and its
+/// profile silently not applied.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeccompFields {
+    profile: ProfileName,
+    #[serde(default)]
+    oci: Option<OciSeccomp>,
+    #[serde(default)]
+    argument_filters: Option<bool>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum ProfileName {
+    Default,
+    None,
+    Custom,
+}
+
+impl TryFrom<SeccompFields> for Seccomp {
+    type Error = String;
+
+    fn try_from(f: SeccompFields) -> std::result::Result<Seccomp, String> {
+        let named = match f.profile {
+            ProfileName::Default => Seccomp::Default,
+            ProfileName::None => Seccomp::None,
+            ProfileName::Custom => {
+                return match f.oci {
+                    Some(oci) => Ok(Seccomp::Custom {
+                        oci,
+                        argument_filters: f.argument_filters.unwrap_or(true),
+                    }),
+                    None => Err("profile \"custom\" needs `oci`, the profile itself".into()),
+                }
+            }
+        };
+        let given = match (&f.oci, &f.argument_filters) {
+            (Some(_), _) => "oci",
+            (None, Some(_)) => "argument_filters",
+            (None, None) => return Ok(named),
+        };
+        let profile = match named {
+            Seccomp::None => "none",
+            _ => "default",
+        };
+        Err(format!(
+            "`{given}` is read only with profile \"custom\", not with \"{profile}\""
+        ))
+    }
 }
 
 impl Seccomp {
@@ -74,10 +128,6 @@ impl Seccomp {
             argument_filters: true,
         }
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn is_true(b: &bool) -> bool {

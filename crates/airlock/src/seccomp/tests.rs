@@ -205,3 +205,46 @@ fn every_syscall_finds_its_verdict_in_a_few_jumps() {
     let read = steps_to_verdict(&progs[0], arch, libc::SYS_read as u32);
     assert!(read > 1, "the walk did not reach the syscall comparisons");
 }
+
+#[test]
+fn a_seccomp_object_holds_only_what_its_profile_reads() {
+    let read = |text: &str| serde_json::from_str::<Seccomp>(text);
+    assert_eq!(read(r#"{"profile": "default"}"#).unwrap(), Seccomp::Default);
+    assert_eq!(read(r#"{"profile": "none"}"#).unwrap(), Seccomp::None);
+    // An OCI profile given with the default one was silently not applied.
+    let e = read(r#"{"profile": "default", "oci": {"defaultAction": "SCMP_ACT_ERRNO"}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`oci` is read only with profile \"custom\""),
+        "{e}"
+    );
+    let e = read(r#"{"profile": "none", "argument_filters": false}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`argument_filters`") && e.contains("\"none\""),
+        "{e}"
+    );
+    let e = read(r#"{"profile": "default", "bogus": 1}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field `bogus`"), "{e}");
+    let e = read(r#"{"profile": "custom"}"#).unwrap_err().to_string();
+    assert!(e.contains("needs `oci`"), "{e}");
+    // What is written reads back the same.
+    for s in [
+        Seccomp::Default,
+        Seccomp::None,
+        Seccomp::Custom {
+            oci: serde_json::from_str(r#"{"defaultAction": "SCMP_ACT_ERRNO"}"#).unwrap(),
+            argument_filters: false,
+        },
+    ] {
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(read(&text).unwrap(), s, "{text}");
+        let toml_text = toml::to_string(&std::collections::BTreeMap::from([("s", &s)])).unwrap();
+        let back: std::collections::BTreeMap<String, Seccomp> = toml::from_str(&toml_text).unwrap();
+        assert_eq!(back["s"], s, "{toml_text}");
+    }
+}
