@@ -69,6 +69,22 @@ fn errors_say_what_they_are_about() {
         &["run", "--overlay-size", "10M", "--", "true"],
         &["--overlay-size", "neither is given"],
     );
+    // Its writes go to the directory: the size would go unapplied.
+    refused(
+        &[
+            "run",
+            "--rootfs",
+            "/",
+            "--overlay-dir",
+            "/var/tmp/airlock-never-made",
+            "--overlay-size",
+            "10M",
+            "--",
+            "true",
+        ],
+        &["--overlay-size: sizes the tmpfs", "--overlay-dir"],
+    );
+    assert!(!std::path::Path::new("/var/tmp/airlock-never-made").exists());
     refused(
         &["run", "--cap-add", "ALL", "--", "true"],
         &["--cap-add ALL: name each capability"],

@@ -47,6 +47,12 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
 fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels, String> {
     let mut labels = Labels::default();
     // A size for a layer that is not there would go unapplied.
+    if a.overlay_size.is_some() && a.overlay_dir.is_some() {
+        return Err(
+            "--overlay-size: sizes the tmpfs that holds the writes; with --overlay-dir they go to that directory"
+                .into(),
+        );
+    }
     if a.overlay_size.is_some() && !a.overlay && a.image.is_none() {
         return Err(
             "--overlay-size: sizes the writable layer of --overlay or --image; neither is given"

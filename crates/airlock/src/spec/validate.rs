@@ -383,7 +383,7 @@ pub const MAX_LAYERS: usize = 128;
 fn root(root: &Root) -> Result<(), SpecError> {
     match root {
         Root::Path { path, .. } => absolute("filesystem.root.path", path),
-        Root::Overlay { lower, upper, .. } => {
+        Root::Overlay { lower, upper, size } => {
             if lower.is_empty() {
                 return Err(SpecError::new(
                     "filesystem.root.lower",
@@ -399,9 +399,15 @@ fn root(root: &Root) -> Result<(), SpecError> {
             for (i, l) in lower.iter().enumerate() {
                 absolute(&format!("filesystem.root.lower[{i}]"), l)?;
             }
-            match upper {
-                Some(u) => absolute("filesystem.root.upper", u),
-                None => Ok(()),
+            match (upper, size) {
+                // The writes go to the host's directory: no tmpfs to size,
+                // and a limit asked for must not go unapplied.
+                (Some(_), Some(_)) => Err(SpecError::new(
+                    "filesystem.root.size",
+                    "sizes the tmpfs that holds an overlay's writes; with `upper` they go to that directory instead",
+                )),
+                (Some(u), None) => absolute("filesystem.root.upper", u),
+                (None, _) => Ok(()),
             }
         }
         Root::Tmpfs { .. } => Ok(()),
@@ -494,6 +500,22 @@ mod tests {
 
     fn base() -> SandboxSpec {
         SandboxSpec::builder().args(["true"]).build()
+    }
+
+    #[test]
+    fn an_overlay_upper_directory_has_no_size() {
+        let mut s = base();
+        s.filesystem.root = crate::spec::Root::Overlay {
+            lower: vec!["/usr".into()],
+            upper: Some("/var/tmp/x".into()),
+            size: Some(Size(64 << 20)),
+        };
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "filesystem.root.size");
+        if let crate::spec::Root::Overlay { size, .. } = &mut s.filesystem.root {
+            *size = None;
+        }
+        validate(&s).unwrap();
     }
 
     #[test]
