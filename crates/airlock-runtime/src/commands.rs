@@ -476,7 +476,7 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
     if st.status != Status::Stopped && st.status != Status::Created && !force {
         return Err(format!(
             "cannot delete container {id}: it is {}; stop it first or use --force",
-            oci_status(st.status)
+            oci_status_of(&st)
         ));
     }
     if st.status != Status::Stopped {
@@ -593,8 +593,21 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
     }
     let (file, on, off) =
         freezer(&st).ok_or_else(|| format!("container {id}'s cgroups have no freezer"))?;
+    // As runc: pausing what is paused, or resuming what is not, is an
+    // error a caller can see (it would otherwise think it changed).
+    match (frozen, paused(&st)) {
+        (true, true) => return Err(format!("container {id} is already paused")),
+        (false, false) => return Err(format!("container {id} is not paused")),
+        _ => {}
+    }
     let value = if frozen { on } else { off };
     std::fs::write(&file, value).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Is the container `st` describes paused (for `exec`, which would wait in
+/// the frozen cgroup until it is resumed)?
+pub(crate) fn is_paused(st: &State) -> bool {
+    paused(st)
 }
 
 /// `spec`: a starting config.json in the bundle directory (oci-spec's

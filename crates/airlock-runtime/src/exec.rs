@@ -11,9 +11,32 @@ use airlock::{ExecOptions, Sandbox, SpawnOptions};
 use std::path::Path;
 
 pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
-    let (sb, _) = ctx.find(&e.container_id)?;
+    let (sb, st) = ctx.find(&e.container_id)?;
     if e.tty && e.console_socket.is_none() {
         return Err("exec --tty needs --console-socket".into());
+    }
+    // As runc: the process would join a frozen cgroup and wait there.
+    if !e.ignore_paused && crate::commands::is_paused(&st) {
+        return Err("cannot exec in a paused container (use --ignore-paused to override)".into());
+    }
+    // What runc's flags ask that airlock cannot do is refused, not dropped.
+    for (given, why) in [
+        (
+            e.apparmor.is_some(),
+            "--apparmor: AppArmor profiles are not supported by airlock",
+        ),
+        (
+            e.process_label.is_some(),
+            "--process-label: SELinux labels are not supported by airlock",
+        ),
+        (
+            e.cgroup.is_some(),
+            "--cgroup: an exec joins the container's own cgroups, not a sub-cgroup",
+        ),
+    ] {
+        if given {
+            return Err(why.into());
+        }
     }
     let mut opts = ExecOptions {
         args: e.command.clone(),
@@ -30,6 +53,19 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     if let Some(path) = &e.process {
         process_file(path, &mut opts)
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
+    }
+    // On top of what --process says, as runc's flags are.
+    if e.no_new_privs {
+        opts.no_new_privs = Some(true);
+    }
+    if !e.additional_gids.is_empty() {
+        if opts.uid.is_none() {
+            return Err("--additional-gids: give --user too (the groups are that user's)".into());
+        }
+        let groups = opts.groups.get_or_insert_with(Vec::new);
+        groups.extend(&e.additional_gids);
+        groups.sort_unstable();
+        groups.dedup();
     }
     if !e.cap.is_empty() {
         // runc's --cap: on top of what the process has, ambient too.

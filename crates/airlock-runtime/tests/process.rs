@@ -89,7 +89,10 @@ fn a_program_that_vanishes_after_create_stops_the_container() {
 fn exec_honours_the_process_object_and_cap() {
     require_root!();
     let env = Env::new();
-    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    // Without no_new_privs, so that exec's --no-new-privs shows.
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["process"]["noNewPrivileges"] = json!(false)
+    });
     let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "x1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let write = |name: &str, v: Value| {
@@ -179,6 +182,41 @@ fn exec_honours_the_process_object_and_cap() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
     assert!(err.contains("apparmorProfile"), "{err}");
+    // runc's flags likewise: honoured (nnp, extra groups) or refused by
+    // name, never dropped (they were all dropped before).
+    let o = env.rt(&[
+        "exec",
+        "--no-new-privs",
+        "x1",
+        "busybox",
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.trim().ends_with('1'), "{out}");
+    let o = env.rt(&["exec", "-u", "5:6", "-g", "10", "x1", "id"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(
+        out.starts_with("uid=5 gid=6 groups=") && out.contains("10"),
+        "{out}"
+    );
+    for (flags, named) in [
+        (&["--apparmor", "x"][..], "--apparmor"),
+        (&["--process-label", "x"], "--process-label"),
+        (&["--cgroup", "x"], "--cgroup"),
+        (&["-g", "10"], "--additional-gids"),
+    ] {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend(["x1", "true"]);
+        let o = env.rt(&args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{flags:?}: {out} {err}");
+        assert!(err.contains(named), "{flags:?}: {err}");
+    }
     // A cwd under /proc, however spelled, as create refuses it (runc
     // CVE-2024-21626).
     for cwd in ["/proc/self/fd/3", "//proc/self/cwd"] {

@@ -480,8 +480,25 @@ fn pause_shows_in_state_and_delete_force_thaws() {
     assert!(env.rt(&["start", "p"]).status.success());
     let status = || state(&env, "p")["status"].as_str().unwrap().to_string();
     assert_eq!(status(), "running");
+    let o = env.rt(&["resume", "p"]);
+    assert_eq!(o.status.code(), Some(1), "resume of a running one");
+    assert!(text(&o).1.contains("is not paused"), "{:?}", text(&o));
     assert!(env.rt(&["pause", "p"]).status.success());
     assert_eq!(status(), "paused");
+    let o = env.rt(&["pause", "p"]);
+    assert_eq!(o.status.code(), Some(1), "pause of a paused one");
+    assert!(text(&o).1.contains("already paused"), "{:?}", text(&o));
+    // An exec would wait in the frozen cgroup: refused, as runc does (it
+    // hung before).
+    let o = env.rt(&["exec", "p", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains("cannot exec in a paused container"),
+        "{:?}",
+        text(&o)
+    );
+    let o = env.rt(&["delete", "p"]);
+    assert!(text(&o).1.contains("it is paused"), "{:?}", text(&o));
     assert!(env.rt(&["resume", "p"]).status.success());
     assert_eq!(status(), "running");
     assert!(env.rt(&["pause", "p"]).status.success());
