@@ -268,6 +268,18 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         "{}",
         e.stderr
     );
+    // Nor a name that is an id (which would stand for another's id).
+    let e = airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", &"a".repeat(64), "--", "true"],
+    );
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(
+        e.stderr.contains("64 hex digits are a sandbox id"),
+        "{}",
+        e.stderr
+    );
     // As with the caller's own `airlock run`: itself inside, its own uid on
     // the host, not root's range nor the daemon's.
     assert_eq!(

@@ -250,7 +250,7 @@ pub enum StateError {
     Ambiguous(String),
     #[error("the name {0:?} is already in use")]
     NameInUse(String),
-    #[error("invalid name {0:?}: use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit, and not 64 hex digits, which is an id)")]
+    #[error("invalid name {0:?}: use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)")]
     BadName(String),
     #[error("sandbox {name} is {status}: {what}")]
     WrongStatus {
@@ -372,8 +372,9 @@ impl StateRoot {
     /// reading every sandbox's state (see `names.rs`); `None` leaves the
     /// question (an id prefix, say) to [`find_in`] over [`Self::list`].
     pub fn lookup(&self, key: &str) -> Option<(SandboxDir, State)> {
-        // A whole id first: a name never stands for another sandbox's id
-        // (names that look like one are refused, see check_name).
+        // A whole id first: a name never stands for another sandbox's id.
+        // (A name may look like one: the OCI runtime names each sandbox
+        // after its container's id, 64 hex digits for podman's.)
         if is_id(key) {
             let sb = SandboxDir {
                 dir: self.dir.join(key),
@@ -481,9 +482,10 @@ fn is_id(s: &str) -> bool {
 }
 
 /// Is `n` a name a sandbox may have (the rule [`StateError::BadName`] says)?
+/// 64 hex digits are a name too (an OCI container's id); lookups try them
+/// as an id first.
 pub fn check_name(n: &str) -> Result<(), StateError> {
     let ok = !n.is_empty()
-        && !is_id(n)
         && n.len() <= 64
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes()
