@@ -175,6 +175,22 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         ("TTOU", libc::SIGTTOU),
         ("PWR", libc::SIGPWR),
         ("SYS", libc::SIGSYS),
+        // The rest of what runc's table (Go's unix.SignalNum) names.
+        ("ABRT", libc::SIGABRT),
+        ("IOT", libc::SIGIOT),
+        ("BUS", libc::SIGBUS),
+        ("FPE", libc::SIGFPE),
+        ("ILL", libc::SIGILL),
+        ("SEGV", libc::SIGSEGV),
+        ("TRAP", libc::SIGTRAP),
+        ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU),
+        ("XFSZ", libc::SIGXFSZ),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PROF", libc::SIGPROF),
+        ("IO", libc::SIGIO),
+        ("POLL", libc::SIGPOLL),
+        ("STKFLT", libc::SIGSTKFLT),
     ];
     table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
@@ -187,6 +203,9 @@ mod tests {
         assert_eq!(parse_signal("TERM"), Some(libc::SIGTERM));
         assert_eq!(parse_signal("sigkill"), Some(libc::SIGKILL));
         assert_eq!(parse_signal("10"), Some(10));
+        assert_eq!(parse_signal("ABRT"), Some(libc::SIGABRT));
+        assert_eq!(parse_signal("SIGSEGV"), Some(libc::SIGSEGV));
+        assert_eq!(parse_signal("xcpu"), Some(libc::SIGXCPU));
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("65"), None);
         assert_eq!(parse_signal("BOGUS"), None);
