@@ -214,6 +214,22 @@ fn cgroups_path_both_forms() {
         assert!(!made.exists(), "{} is left after delete", made.display());
     }
     assert!(pre.is_dir(), "a directory airlock did not make was removed");
+    // A cgroup already there (here in the pids hierarchy only) is neither
+    // taken nor passed over: the container was made without a pids
+    // cgroup before, and `update` then blamed the host.
+    let b = env.bundle("taken", &["true"], |c| {
+        c["linux"]["cgroupsPath"] = json!(format!("{tag}-pre"));
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "taken"]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(text(&o).1.contains("already exists"), "{:?}", text(&o));
+    assert!(pre.is_dir());
+    let mem = v1_dir("memory", &cgroup_of(std::process::id() as i64, "memory"));
+    assert!(
+        !mem.join(format!("{tag}-pre")).exists(),
+        "left a memory cgroup"
+    );
+    assert!(!env.rt(&["state", "taken"]).status.success());
     std::fs::remove_dir(&pre).unwrap();
     // Bad forms: errors naming the field or flag, nothing left behind.
     let bad = [

@@ -270,6 +270,16 @@ impl Cgroup {
         for (c, dir) in &plan.v1 {
             match mkdir(dir, c) {
                 Ok(()) => {}
+                // A cgroup already there is another's, taken or not: never
+                // passed over as "the host cannot", which would leave the
+                // sandbox without the controller and `update` blaming the
+                // host (a bundle's cgroupsPath named a host cgroup).
+                Err(_) if dir.exists() => {
+                    return Err(SetupError::new(
+                        format!("resources ({c})"),
+                        format!("the cgroup {} already exists", dir.display()),
+                    ))
+                }
                 Err(_) if plan.optional.contains(c) => continue,
                 Err(e) => return Err(e),
             }
