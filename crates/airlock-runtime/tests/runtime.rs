@@ -233,6 +233,54 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "linux.resources.memory.swap: needs linux.resources.memory.limit",
         ),
         (
+            "a raw cgroup v2 file",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] = json!({"unified": {"pids.max": "5"}})
+                })
+            }),
+            "linux.resources.unified.pids.max",
+        ),
+        (
+            "a per-device I/O limit",
+            Box::new(|b: &Path| {
+                edit_config(
+                    b,
+                    |c| c["linux"]["resources"] = json!({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]}}),
+                )
+            }),
+            "linux.resources.blockIO.throttleReadBpsDevice",
+        ),
+        (
+            "the OOM killer off",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] =
+                        json!({"memory": {"limit": 67108864, "disableOOMKiller": true}})
+                })
+            }),
+            "linux.resources.memory.disableOOMKiller",
+        ),
+        (
+            "a field oci-spec does not know",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"})
+                })
+            }),
+            "field `linux.memoryPolicy`: not supported",
+        ),
+        (
+            "a hostname with the host's UTS namespace",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["hostname"] = json!("not-the-host");
+                    c["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "mount"}]);
+                })
+            }),
+            "hostname: needs a UTS namespace",
+        ),
+        (
             "no rootfs",
             Box::new(|b: &Path| std::fs::remove_dir_all(b.join("rootfs")).unwrap()),
             "root.path",

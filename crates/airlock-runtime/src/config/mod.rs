@@ -81,7 +81,18 @@ impl Bundle {
         if let Some(l) = typed.get_mut("linux").and_then(|l| l.as_object_mut()) {
             l.remove("timeOffsets");
         }
-        let config: Spec = typed_json(typed).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Spec =
+            typed_json(typed.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+        // oci-spec drops, without a word, any field it does not know
+        // (linux.memoryPolicy, newer than it): what it dropped is refused,
+        // as everything airlock cannot honour is.
+        let parsed = serde_json::to_value(&config).expect("a parsed spec serializes");
+        if let Some(field) = dropped(&typed, &parsed, "") {
+            return Err(format!(
+                "{}: field `{field}`: not supported by airlock-runtime",
+                path.display()
+            ));
+        }
         if !config.version().starts_with("1.") {
             return Err(format!(
                 "{}: ociVersion {:?} is not supported (1.x is)",
@@ -99,6 +110,29 @@ impl Bundle {
             .unwrap_or_default()
             .into_iter()
             .collect()
+    }
+}
+
+/// The first field (a dotted path) `raw` sets that `parsed`, the same
+/// document read into oci-spec's types and written out again, lacks.
+fn dropped(raw: &serde_json::Value, parsed: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    let path = |k: &str| match at {
+        "" => k.to_string(),
+        _ => format!("{at}.{k}"),
+    };
+    match (raw, parsed) {
+        (Value::Object(r), Value::Object(p)) => r.iter().find_map(|(k, v)| match p.get(k) {
+            _ if v.is_null() => None,
+            None => Some(path(k)),
+            Some(pv) => dropped(v, pv, &path(k)),
+        }),
+        (Value::Array(r), Value::Array(p)) => r
+            .iter()
+            .zip(p)
+            .enumerate()
+            .find_map(|(i, (rv, pv))| dropped(rv, pv, &format!("{at}[{i}]"))),
+        _ => None,
     }
 }
 
@@ -143,6 +177,17 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
     }
     s.domainname = c.domainname().clone().filter(|d| !d.is_empty());
     let own_user = linux(bundle, &mut s, opts, &mut notes)?;
+    // With the host's UTS namespace the hostname would go unset without a
+    // word (runc refuses it too; domainname is refused by the spec's rules).
+    if c.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !s.namespaces.uts
+        && !s.namespaces.join.contains_key("uts")
+    {
+        return Err(err(
+            "hostname",
+            "needs a UTS namespace of the container's own (linux.namespaces)",
+        ));
+    }
     time_offsets(bundle, &mut s)?;
     mounts::mounts(bundle, &mut s)?;
     if let Some(l) = c.linux() {
