@@ -146,7 +146,7 @@ fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
     let (kept, ambient) = p
         .capabilities()
         .as_ref()
-        .map(config::capabilities)
+        .map(|c| config::capabilities(c, p.no_new_privileges().unwrap_or(false)))
         .unwrap_or_default();
     opts.capabilities = Some(kept);
     opts.ambient_capabilities = Some(ambient);

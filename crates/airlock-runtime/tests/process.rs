@@ -228,6 +228,37 @@ fn exec_honours_the_process_object_and_cap() {
     assert!(env.rt(&["delete", "--force", "x1"]).status.success());
 }
 
+/// A root process with no_new_privs gets its effective and permitted
+/// sets, not what is only in bounding (every set was merged before, so a
+/// bundle asking CHOWN effective and NET_RAW, KILL in bounding got all
+/// three effective); without no_new_privs, root's exec gains bounding
+/// anyway (under runc too), and it is kept.
+#[test]
+fn only_bounding_capabilities_are_not_effective_with_no_new_privs() {
+    require_root!();
+    let env = Env::new();
+    let caps = "busybox grep -E '^Cap(Prm|Eff)' /proc/self/status";
+    for (nnp, want) in [(true, "0000000000000001"), (false, "0000000000002021")] {
+        let id = format!("c{}", nnp as u8);
+        let b = env.bundle(&id, &["sh", "-c", caps], |c| {
+            c["process"]["noNewPrivileges"] = json!(nnp);
+            c["process"]["capabilities"] = json!({
+                "bounding": ["CAP_NET_RAW", "CAP_CHOWN", "CAP_KILL"],
+                "effective": ["CAP_CHOWN"],
+                "permitted": ["CAP_CHOWN"],
+            });
+        });
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out} {err}");
+        let sets: Vec<&str> = out
+            .lines()
+            .map(|l| l.split_whitespace().last().unwrap_or(""))
+            .collect();
+        assert_eq!(sets, [want, want], "no_new_privs {nnp}: {out}");
+    }
+}
+
 /// A non-root container user keeps over its exec only the bundle's
 /// ambient capabilities, as under runc: with the usual bounding,
 /// effective and permitted sets and no ambient one, it has none (it kept

@@ -261,7 +261,7 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     let (kept, ambient) = p
         .capabilities()
         .as_ref()
-        .map(capabilities)
+        .map(|c| capabilities(c, s.process.no_new_privs))
         .unwrap_or_default();
     s.capabilities = kept;
     s.ambient_capabilities = Some(ambient);
@@ -293,32 +293,50 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
 }
 
 /// The capabilities a process keeps, and those of them it keeps over exec
-/// as a non-root user (the ambient set). airlock keeps what any of the
-/// five OCI sets names in its bounding, effective and permitted sets (the
-/// guardrails judge that); its inheritable set is the ambient one, so a
-/// file's inheritable capabilities give a non-root process nothing more.
-pub fn capabilities(caps: &oci_spec::runtime::LinuxCapabilities) -> (Vec<String>, Vec<String>) {
-    let mut kept: Vec<String> = Vec::new();
-    for set in [
-        caps.bounding(),
-        caps.effective(),
-        caps.permitted(),
-        caps.inheritable(),
-        caps.ambient(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        kept.extend(set.iter().map(|c| c.to_string()));
-    }
+/// as a non-root user (the ambient set). airlock gives one set as the
+/// bounding, effective and permitted ones (the guardrails judge it); its
+/// inheritable set is the ambient one, so a file's inheritable
+/// capabilities give a non-root process nothing more.
+///
+/// With `no_new_privs`, that set is what the process may use: its
+/// effective and permitted sets (within bounding), as runc's process has
+/// them; what is only in bounding could never be gained, by setuid-root or
+/// file capabilities alike. Without it, a process running as root gets
+/// its whole bounding set at its exec whatever its effective set (under
+/// runc too), so every set named is kept. (All five sets were merged
+/// before: a bundle that asked for CHOWN effective and KILL only in
+/// bounding got KILL effective.)
+pub fn capabilities(
+    caps: &oci_spec::runtime::LinuxCapabilities,
+    no_new_privs: bool,
+) -> (Vec<String>, Vec<String>) {
+    let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+        set.iter().flatten().map(|c| c.to_string()).collect()
+    };
+    let mut ambient = names(caps.ambient());
+    let mut kept: Vec<String> = if no_new_privs {
+        let bounding = caps.bounding().as_ref().map(|_| names(caps.bounding()));
+        let mut usable = names(caps.effective());
+        usable.extend(names(caps.permitted()));
+        usable.extend(ambient.iter().cloned());
+        usable.retain(|c| bounding.as_ref().is_none_or(|b| b.contains(c)));
+        usable
+    } else {
+        [
+            caps.bounding(),
+            caps.effective(),
+            caps.permitted(),
+            caps.inheritable(),
+            caps.ambient(),
+        ]
+        .into_iter()
+        .flat_map(names)
+        .collect()
+    };
     kept.sort();
     kept.dedup();
-    let mut ambient: Vec<String> = caps
-        .ambient()
-        .iter()
-        .flatten()
-        .map(|c| c.to_string())
-        .collect();
+    // The kernel keeps an ambient capability only while it is permitted.
+    ambient.retain(|c| kept.contains(c));
     ambient.sort();
     ambient.dedup();
     (kept, ambient)
