@@ -284,7 +284,11 @@ fn create(
         )
         .map_err(|e| e.to_string())?;
         let st = sb.state().map_err(|e| e.to_string())?;
-        hooks::run("createRuntime", &record.hooks.created, &oci_state(&sb, &st))?;
+        let mut state = oci_state(&sb, &st);
+        // The create is not done until they are (runc passes the same).
+        state["status"] = "creating".into();
+        hooks::run("prestart", &record.hooks.prestart, &state)?;
+        hooks::run("createRuntime", &record.hooks.created, &state)?;
         if let Some(p) = pid_file {
             // The supervisor, not the container process: clients such as
             // conmon are the subreaper the runtime's processes leave
@@ -300,7 +304,16 @@ fn create(
     if let Err(e) = finish() {
         let _ = sb.request(&Request::Kill);
         sb.wait_ended(Some(Duration::from_secs(10)));
-        let _ = sb.remove();
+        // Its poststop hooks too, as runc's destroy runs them: what a
+        // createRuntime hook set up (a network) is theirs to take down.
+        match sb.state() {
+            Ok(st) => {
+                let _ = remove(ctx, &sb, &st);
+            }
+            Err(_) => {
+                let _ = sb.remove();
+            }
+        }
         return Err(e);
     }
     ctx.log

@@ -1,5 +1,7 @@
 //! OCI hooks. Those that run in the runtime's own namespaces: `prestart`
-//! and `createRuntime` once the container is created (its workload held),
+//! and `createRuntime` once the container is created (its workload held;
+//! the state they get says `creating`, as runc's, and when one fails the
+//! container is removed after its `poststop` hooks, as runc destroys it),
 //! `poststart` after `start`, `poststop` on `delete`. Those that run
 //! inside the container's namespaces are handed to the runner in the
 //! plan: `createContainer` during `create`, by the container's PID 1 once
@@ -19,7 +21,10 @@ use std::time::{Duration, Instant};
 /// The hooks the runtime runs, kept beside the container's state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Hooks {
-    /// `createRuntime`, then the deprecated `prestart`.
+    /// The deprecated `prestart`, run before `createRuntime` (runc's order).
+    #[serde(default)]
+    pub prestart: Vec<Hook>,
+    /// `createRuntime`.
     pub created: Vec<Hook>,
     pub poststart: Vec<Hook>,
     pub poststop: Vec<Hook>,
@@ -39,11 +44,9 @@ impl Hooks {
         };
         let list = |x: &Option<Vec<Hook>>| x.clone().unwrap_or_default();
         #[allow(deprecated)]
-        let prestart = list(h.prestart());
-        let mut created = list(h.create_runtime());
-        created.extend(prestart);
         Ok(Hooks {
-            created,
+            prestart: list(h.prestart()),
+            created: list(h.create_runtime()),
             poststart: list(h.poststart()),
             poststop: list(h.poststop()),
             create_container: list(h.create_container()),

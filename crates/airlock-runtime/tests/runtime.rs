@@ -493,7 +493,7 @@ fn hooks_run_at_their_points_with_the_state() {
     assert!(o.status.success(), "{:?}", text(&o));
     let created = read("createRuntime").expect("createRuntime ran during create");
     assert_eq!(created["id"], "h1");
-    assert_eq!(created["status"], "created");
+    assert_eq!(created["status"], "creating", "as runc passes it");
     assert!(created["pid"].as_i64().unwrap() > 0);
     assert!(read("poststart").is_none(), "poststart before start");
     assert!(env.rt(&["start", "h1"]).status.success());
@@ -508,9 +508,16 @@ fn hooks_run_at_their_points_with_the_state() {
         "stopped"
     );
 
-    // A failing createRuntime hook fails the create and leaves nothing.
+    // A failing createRuntime hook fails the create and leaves nothing,
+    // after the poststop hooks (runc runs them; they undo what the first
+    // hooks did). prestart runs before createRuntime, as in runc.
+    std::fs::remove_file(env.dir.path().join("poststop.json")).unwrap();
     let b = env.bundle("b2", &["sleep", "1000"], |c| {
-        c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+        c["hooks"] = json!({
+            "createRuntime": [{"path": "/bin/false"}],
+            "prestart": [hook("prestart")],
+            "poststop": [hook("poststop")],
+        });
     });
     let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "h2"]);
     assert_eq!(o.status.code(), Some(1));
@@ -520,6 +527,11 @@ fn hooks_run_at_their_points_with_the_state() {
         text(&o)
     );
     assert!(!env.rt(&["state", "h2"]).status.success());
+    assert_eq!(read("prestart").expect("prestart ran first")["id"], "h2");
+    assert_eq!(
+        read("poststop").expect("poststop ran after the failed create")["status"],
+        "stopped"
+    );
     // Hooks inside the container: tests/hooks_inside.rs.
 }
 
