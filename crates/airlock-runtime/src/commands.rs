@@ -226,11 +226,21 @@ fn create(
             "linux.cgroupsPath {p}: a rootless runtime nests the container's cgroups (airlock-<id>) under its own, not at that path"
         ));
     }
+    // Errors and findings name config.json's fields, and leave out the
+    // acknowledgement the runtime gave itself for the bundle's own files.
+    let own_acks = ["idmapped-writable"]
+        .into_iter()
+        .filter(|a| !ctx.allow_unsafe.iter().any(|c| c == a))
+        .map(String::from)
+        .collect();
+    let fields = config::ConfigFields::new(&spec, &bundle, own_acks);
     let mut prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
-        airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
-        e => e.to_string(),
+        airlock::Error::Refused(f) => airlock::check::render(&fields.findings(&f))
+            .trim_end()
+            .replace('\n', "; "),
+        e => fields.rewrite(&e.to_string()),
     })?;
-    for f in &prepared.findings {
+    for f in &fields.findings(&prepared.findings) {
         ctx.log
             .warn(&format!("[{}] {}: {}", f.code, f.subject, f.message));
     }

@@ -586,3 +586,33 @@ fn findings_go_to_the_log_file_not_to_stderr() {
         "{time}"
     );
 }
+
+/// A refusal names config.json's field (`mounts[N]`, `linux.sysctl.X`),
+/// not airlock's spec index (which counted mounts the bundle never
+/// wrote), and carries no note about an acknowledgement the runtime
+/// gave itself.
+#[test]
+fn refusals_name_the_config_fields() {
+    require_root!();
+    let env = Env::new();
+    let mut index = 0;
+    let b = env.bundle("b", &["true"], |c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        index = mounts.len();
+        mounts.push(json!({"destination": "/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind", "dev"]}));
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains(&format!("mounts[{index}]")), "{err}");
+    assert!(!err.contains("filesystem.mounts"), "{err}");
+    assert!(!err.contains("unused-allow-unsafe"), "{err}");
+    let b = env.bundle("b2", &["true"], |c| {
+        c["linux"]["sysctl"] = json!({"kernel.panic": "1"});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f2"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("linux.sysctl.kernel.panic"), "{err}");
+    assert!(!err.contains("sysctls."), "{err}");
+}

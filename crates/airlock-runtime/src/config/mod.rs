@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod devices;
+mod fields;
 mod mounts;
 mod namespaces;
 mod resources;
@@ -54,6 +55,8 @@ pub struct Options {
     /// pid they were given (`/proc/PID/ns/ipc`), which is the supervisor's.
     pub supervisors: BTreeMap<i32, i32>,
 }
+
+pub use fields::ConfigFields;
 
 /// The bundle's config, and where it came from.
 pub struct Bundle {

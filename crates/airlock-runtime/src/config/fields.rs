@@ -1,0 +1,149 @@
+//! The names a bundle's author knows. airlock's errors and guardrail
+//! findings name the fields of its own spec (`filesystem.mounts[4]`,
+//! `sysctls.kernel.panic`); the runtime says which field of config.json
+//! that came from (`mounts[7]`, `linux.sysctl.kernel.panic`), as the
+//! CLI names the flag a user typed.
+
+use airlock::check::Finding;
+use airlock::spec::SandboxSpec;
+
+/// config.json's name for each part of the spec it made.
+pub struct ConfigFields {
+    /// Spec mount index, config mount index.
+    mounts: Vec<(usize, usize)>,
+    /// Acknowledgements the runtime made itself (not the caller's).
+    own_acks: Vec<String>,
+}
+
+/// Spec field prefixes and the config.json fields they come from.
+const PREFIXES: &[(&str, &str)] = &[
+    ("sysctls.", "linux.sysctl."),
+    ("namespaces.join.", "linux.namespaces: the path of "),
+    ("process.uid", "process.user.uid"),
+    ("process.gid", "process.user.gid"),
+    ("process.groups", "process.user.additionalGids"),
+    ("ambient_capabilities", "process.capabilities.ambient"),
+    ("capabilities", "process.capabilities"),
+    ("identity.uid_map", "linux.uidMappings"),
+    ("identity.gid_map", "linux.gidMappings"),
+    ("filesystem.root", "root.path"),
+    ("resources.", "linux.resources."),
+    ("seccomp", "linux.seccomp"),
+];
+
+impl ConfigFields {
+    /// Each spec mount is matched to the config mount of its destination,
+    /// in order (mounts the runtime adds itself keep the spec's name).
+    pub fn new(spec: &SandboxSpec, bundle: &super::Bundle, own_acks: Vec<String>) -> Self {
+        let config: Vec<String> = bundle
+            .config
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        let mut taken = vec![false; config.len()];
+        let mut mounts = Vec::new();
+        for (j, m) in spec.filesystem.mounts.iter().enumerate() {
+            let found = config
+                .iter()
+                .enumerate()
+                .position(|(i, d)| !taken[i] && d == m.destination());
+            if let Some(i) = found {
+                taken[i] = true;
+                mounts.push((j, i));
+            }
+        }
+        ConfigFields { mounts, own_acks }
+    }
+
+    /// `text` with the spec's field names made config.json's.
+    pub fn rewrite(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        // Longest index first, so that mounts[1] does not match in mounts[12].
+        let mut by_index = self.mounts.clone();
+        by_index.sort_by_key(|(j, _)| std::cmp::Reverse(*j));
+        for (j, i) in by_index {
+            out = out.replace(&format!("filesystem.mounts[{j}]"), &format!("mounts[{i}]"));
+        }
+        for (ours, theirs) in PREFIXES {
+            out = replace_field(&out, ours, theirs);
+        }
+        out
+    }
+
+    /// The findings worth the bundle's author's time: not the runtime's
+    /// own acknowledgements that this bundle happens not to need.
+    pub fn findings(&self, findings: &[Finding]) -> Vec<Finding> {
+        findings
+            .iter()
+            .filter(|f| {
+                !(f.code == "unused-allow-unsafe"
+                    && self.own_acks.iter().any(|a| f.message.contains(a.as_str())))
+            })
+            .map(|f| Finding {
+                subject: self.rewrite(&f.subject),
+                message: self.rewrite(&f.message),
+                ..f.clone()
+            })
+            .collect()
+    }
+}
+
+/// `text` with each field that starts with `ours` starting with `theirs`
+/// instead: where `ours` starts a word and is followed by what follows a
+/// field's name (`.`, `[`, `:`, `` ` ``, `,`, `)` or the end), so that
+/// prose ("no capabilities at all") stays as it is.
+fn replace_field(text: &str, ours: &str, theirs: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(ours) {
+        let starts_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        let after = &rest[at + ours.len()..];
+        let ends_field =
+            ours.ends_with('.') || after.chars().next().is_none_or(|c| ".[:`,)".contains(c));
+        out.push_str(&rest[..at]);
+        out.push_str(if starts_word && ends_field {
+            theirs
+        } else {
+            ours
+        });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_fields_become_config_fields() {
+        let f = ConfigFields {
+            mounts: vec![(4, 7), (1, 2)],
+            own_acks: vec!["idmapped-writable".into()],
+        };
+        assert_eq!(
+            f.rewrite("filesystem.mounts[4].source: x; filesystem.mounts[14]: y"),
+            "mounts[7].source: x; filesystem.mounts[14]: y"
+        );
+        assert_eq!(
+            f.rewrite("sysctls.kernel.panic: no; process.uid: uid 7 is not in identity.uid_map"),
+            "linux.sysctl.kernel.panic: no; process.user.uid: uid 7 is not in linux.uidMappings"
+        );
+        // Only at a field's start: ambient_capabilities is not capabilities.
+        assert_eq!(
+            f.rewrite("ambient_capabilities[0]; capabilities[1]"),
+            "process.capabilities.ambient[0]; process.capabilities[1]"
+        );
+        // Prose stays prose.
+        assert_eq!(
+            f.rewrite("no capabilities at all under the seccomp filter"),
+            "no capabilities at all under the seccomp filter"
+        );
+    }
+}
