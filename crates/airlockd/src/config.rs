@@ -41,6 +41,10 @@ pub struct Config {
     /// Exec, Attach and Logs streams open at once per caller besides root:
     /// each holds threads of the daemon's own while it lasts.
     pub max_streams_per_caller: usize,
+    /// Sandboxes a caller other than root may hold at once (stopped ones
+    /// count until deleted): one user cannot take every `max_sandboxes`
+    /// place from the others.
+    pub max_sandboxes_per_caller: usize,
 }
 
 impl Default for Config {
@@ -60,6 +64,7 @@ impl Default for Config {
             stop_grace: 10,
             events_kept: 1000,
             max_streams_per_caller: 64,
+            max_sandboxes_per_caller: 250,
         }
     }
 }

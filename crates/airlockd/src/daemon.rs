@@ -29,7 +29,8 @@ pub struct Daemon {
     /// count, for the events.
     pub known: Mutex<HashMap<String, Seen>>,
     /// Creates under way, which count against `max_sandboxes`.
-    pending: Mutex<usize>,
+    /// The uid of each create in flight, holding a place.
+    pending: Mutex<Vec<u32>>,
     /// Exec, Attach and Logs streams open, by caller uid (root's are not
     /// counted), against `max_streams_per_caller`.
     streams: Mutex<HashMap<u32, usize>>,
@@ -97,11 +98,14 @@ pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic:
 }
 
 /// A reserved place under `max_sandboxes`, freed when dropped.
-pub struct Slot<'a>(&'a Daemon);
+pub struct Slot<'a>(&'a Daemon, u32);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        *self.0.pending.lock().expect("pending lock") -= 1;
+        let mut pending = self.0.pending.lock().expect("pending lock");
+        if let Some(i) = pending.iter().position(|uid| *uid == self.1) {
+            pending.swap_remove(i);
+        }
     }
 }
 
@@ -120,7 +124,7 @@ impl Daemon {
             group,
             bus,
             known: Mutex::new(HashMap::new()),
-            pending: Mutex::new(0),
+            pending: Mutex::new(Vec::new()),
             streams: Mutex::new(HashMap::new()),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
         }
@@ -186,9 +190,9 @@ impl Daemon {
     }
 
     /// Reserve a place for one more sandbox, or say which limit is reached.
-    pub fn reserve(&self) -> Result<Slot<'_>, tonic::Status> {
+    pub fn reserve(&self, peer: &Peer) -> Result<Slot<'_>, tonic::Status> {
         let mut pending = self.pending.lock().expect("pending lock");
-        let have = self.root.count() + *pending;
+        let have = self.root.count() + pending.len();
         if have >= self.config.max_sandboxes {
             return Err(status::limit(
                 "max_sandboxes",
@@ -197,8 +201,30 @@ impl Daemon {
                 ),
             ));
         }
-        *pending += 1;
-        Ok(Slot(self))
+        if !peer.is_root() {
+            // The daemon's index of what it knows (with each owner), not
+            // every state read again.
+            let known = self
+                .known
+                .lock()
+                .expect("known lock")
+                .values()
+                .filter(|s| s.owner == peer.uid)
+                .count();
+            let mine = known + pending.iter().filter(|uid| **uid == peer.uid).count();
+            let max = self.config.max_sandboxes_per_caller;
+            if mine >= max {
+                return Err(status::limit(
+                    "max_sandboxes_per_caller",
+                    format!(
+                        "uid {} holds {mine} sandboxes, the limit for a caller ({max}; delete stopped ones to make room)",
+                        peer.uid
+                    ),
+                ));
+            }
+        }
+        pending.push(peer.uid);
+        Ok(Slot(self, peer.uid))
     }
 
     /// The sandbox `key` names among those `peer` may see (its own, or

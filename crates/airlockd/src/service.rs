@@ -249,7 +249,7 @@ fn create(
     }
     check_unprivileged(d, peer, &r, &spec)?;
     apply_limits(&d.config, &mut spec)?;
-    let _slot = d.reserve()?;
+    let _slot = d.reserve(peer)?;
     let ctx = d.context(peer);
     let prepared = if r.image.is_empty() {
         airlock::launch::prepare(&spec, &ctx)

@@ -608,3 +608,37 @@ fn detach_keys_detach_through_the_daemon() {
     assert!(st.stdout.contains("\"running\""), "{}", st.stdout);
     ok(airlock(&d, None, &["rm", "-f", "k"]));
 }
+
+/// A caller other than root holds at most `max_sandboxes_per_caller`
+/// sandboxes (stopped ones until deleted), so that one user cannot take
+/// every place of `max_sandboxes`; root is not counted.
+#[test]
+fn a_callers_sandboxes_are_bounded() {
+    if !root_or_skip("a_callers_sandboxes_are_bounded") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\"\nmax_sandboxes_per_caller = 2"));
+    let run = |uid: Option<u32>, name: &str| {
+        airlock(
+            &d,
+            uid,
+            &["run", "-d", "--name", name, "--", "sleep", "100"],
+        )
+    };
+    ok(run(Some(USER), "one"));
+    ok(run(Some(USER), "two"));
+    let e = run(Some(USER), "three");
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(
+        e.stderr.contains("max_sandboxes_per_caller") && e.stderr.contains("uid 1000 holds 2"),
+        "{}",
+        e.stderr
+    );
+    // Root is not counted, nor held back by the user's.
+    ok(run(None, "roots"));
+    // A place is given back by deleting, not by stopping.
+    ok(airlock(&d, Some(USER), &["stop", "-t", "0", "one"]));
+    assert_eq!(run(Some(USER), "three").code, 125);
+    ok(airlock(&d, Some(USER), &["rm", "one"]));
+    ok(run(Some(USER), "three"));
+}
