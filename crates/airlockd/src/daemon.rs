@@ -318,7 +318,13 @@ pub fn exit_status(e: &airlock::ExitReport) -> proto::ExitStatus {
 }
 
 /// A sandbox in the API's terms; `detailed` adds the spec and the pids.
-pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::SandboxInfo {
+pub fn info(
+    viewer: &Peer,
+    sb: &SandboxDir,
+    st: &State,
+    m: &Meta,
+    detailed: bool,
+) -> proto::SandboxInfo {
     let running = matches!(st.status, Status::Running | Status::Created);
     let pids = match detailed {
         true => st.processes(),
@@ -326,7 +332,7 @@ pub fn info(sb: &SandboxDir, st: &State, m: &Meta, detailed: bool) -> proto::San
     };
     proto::SandboxInfo {
         id: sb.id.clone(),
-        name: meta::shown_name(m.owner, &st.name).to_string(),
+        name: meta::name_for(viewer, m.owner, &st.name).to_string(),
         state: state_of(st.status) as i32,
         labels: m.labels.clone().into_iter().collect(),
         pid: st.pid.filter(|_| running).unwrap_or(0),

@@ -62,7 +62,8 @@ impl Bus {
             event: proto::Event {
                 kind: kind as i32,
                 id: id.into(),
-                name: crate::meta::shown_name(owner, name).into(),
+                // As kept: each subscriber sees it as meta::name_for says.
+                name: name.into(),
                 time: now(),
                 exit,
             },

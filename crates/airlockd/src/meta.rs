@@ -24,9 +24,12 @@ pub struct Meta {
 /// Sandbox names are each client's own, as a rootless caller's state root
 /// is: two users may both call a sandbox `web`, and one learns nothing of
 /// the other's names. A client's name is kept in the state root with its
-/// uid before it (`u1000-web`), root's as it is; the daemon shows and
-/// looks names up without the prefix. (Root, who sees every sandbox, names
-/// another client's by its id or its stored name.)
+/// uid before it (`u1000-web`), root's as it is; a client's names are
+/// shown to it and looked up for it without the prefix. Root, who sees
+/// every sandbox, sees and names them as kept (`u1000-web`): shown bare,
+/// two clients' `web` would look alike to root, and a bare name root typed
+/// would be taken for an id prefix (a client could name its sandbox after
+/// a prefix of root's ids to have root's stop reach root's own).
 pub fn stored_name(owner: u32, name: &str) -> String {
     match owner {
         0 => name.to_string(),
@@ -40,6 +43,23 @@ pub fn shown_name(owner: u32, stored: &str) -> &str {
         0 => stored,
         uid => stored.strip_prefix(&format!("u{uid}-")).unwrap_or(stored),
     }
+}
+
+/// The name as `viewer` sees it: its own without the prefix, every one as
+/// kept for root.
+pub fn name_for<'a>(viewer: &crate::peer::Peer, owner: u32, stored: &'a str) -> &'a str {
+    match viewer.is_root() {
+        true => stored,
+        false => shown_name(owner, stored),
+    }
+}
+
+/// Is `name` one a client's names are kept as (`u<digits>-...`)? Root may
+/// not take one: it would be refused to that client as "in use".
+pub fn is_a_clients(name: &str) -> bool {
+    name.strip_prefix('u')
+        .and_then(|r| r.split_once('-'))
+        .is_some_and(|(uid, _)| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The sandbox's meta; one made by another front end (no file) is root's.

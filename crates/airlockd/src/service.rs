@@ -212,6 +212,12 @@ fn stored_name(d: &Shared, peer: &Peer, name: &str) -> Result<Option<String>, Rp
             "64 hex digits are a sandbox id, not a name",
         ));
     }
+    if peer.is_root() && meta::is_a_clients(name) {
+        return Err(status::invalid(
+            "name",
+            "names that begin u<uid>- are how the daemon keeps its clients' names",
+        ));
+    }
     let stored = meta::stored_name(peer.uid, name);
     if stored.len() > 64 {
         return Err(status::invalid(
@@ -326,7 +332,7 @@ fn create(
     events::know(d, &m, &st, expected);
     tracing::info!(id = sb.id, name = st.name, uid = peer.uid, "created");
     Ok(proto::CreateResponse {
-        sandbox: Some(info(&sb, &st, &m, false)),
+        sandbox: Some(info(peer, &sb, &st, &m, false)),
         findings,
         notes,
     })
@@ -346,14 +352,18 @@ impl Sandboxes for Service {
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
         let found = d.clone();
-        let (sb, _, m) = blocking(move || found.find(&peer, &key)).await?;
+        let (sb, _, m) = blocking({
+            let p = peer.clone();
+            move || found.find(&p, &key)
+        })
+        .await?;
         let lock = locked(&sb).await?;
         blocking(move || {
             sb.start_holding(&lock).map_err(from_state)?;
             drop(lock);
             let st = sb.state().map_err(from_state)?;
             events::observe(&d, &sb, &st);
-            Ok(Response::new(info(&sb, &st, &m, false)))
+            Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
         .await
     }
@@ -385,7 +395,7 @@ impl Sandboxes for Service {
             let (sb, _, m) = d.find(&peer, &r.sandbox)?;
             sb.signal(sig).map_err(from_state)?;
             let st = sb.state().map_err(from_state)?;
-            Ok(Response::new(info(&sb, &st, &m, false)))
+            Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
         .await
     }
@@ -401,7 +411,11 @@ impl Sandboxes for Service {
             .min(MAX_GRACE);
         let grace = Duration::from_secs(grace.into());
         let found = d.clone();
-        let (sb, st, m) = blocking(move || found.find(&peer, &r.sandbox)).await?;
+        let (sb, st, m) = blocking({
+            let p = peer.clone();
+            move || found.find(&p, &r.sandbox)
+        })
+        .await?;
         // SandboxDir::stop, with its lock, grace period and wait for the
         // end awaited rather than held on a pool thread (see `locked`).
         let lock = locked(&sb).await?;
@@ -425,7 +439,7 @@ impl Sandboxes for Service {
         blocking(move || {
             let st = sb.state().map_err(from_state)?;
             events::observe(&d, &sb, &st);
-            Ok(Response::new(info(&sb, &st, &m, false)))
+            Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
         .await
     }
@@ -435,7 +449,11 @@ impl Sandboxes for Service {
         let d = self.0.clone();
         let r = req.into_inner();
         let (found, key) = (d.clone(), r.sandbox.clone());
-        let (sb, _, m) = blocking(move || found.find(&peer, &key)).await?;
+        let (sb, _, m) = blocking({
+            let p = peer.clone();
+            move || found.find(&p, &key)
+        })
+        .await?;
         let lock = locked(&sb).await?;
         blocking(move || {
             let st = sb.delete_holding(&lock, r.force).map_err(from_state)?;
@@ -444,7 +462,7 @@ impl Sandboxes for Service {
 
             Ok(Response::new(proto::DeleteResponse {
                 id: sb.id,
-                name: meta::shown_name(m.owner, &st.name).to_string(),
+                name: meta::name_for(&peer, m.owner, &st.name).to_string(),
             }))
         })
         .await
@@ -458,7 +476,7 @@ impl Sandboxes for Service {
             let sandboxes = d
                 .visible(&peer)
                 .iter()
-                .map(|(sb, st, m)| info(sb, st, m, false))
+                .map(|(sb, st, m)| info(&peer, sb, st, m, false))
                 .filter(|i| r.states.is_empty() || r.states.contains(&i.state))
                 .filter(|i| r.labels.iter().all(|(k, v)| i.labels.get(k) == Some(v)))
                 .collect();
@@ -473,7 +491,7 @@ impl Sandboxes for Service {
         let key = req.into_inner().sandbox;
         blocking(move || {
             let (sb, st, m) = d.find(&peer, &key)?;
-            Ok(Response::new(info(&sb, &st, &m, true)))
+            Ok(Response::new(info(&peer, &sb, &st, &m, true)))
         })
         .await
     }
@@ -482,10 +500,14 @@ impl Sandboxes for Service {
         let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
-        let (sb, st, m) = blocking(move || d.find(&peer, &key)).await?;
+        let (sb, st, m) = blocking({
+            let p = peer.clone();
+            move || d.find(&p, &key)
+        })
+        .await?;
         ended(&sb, st.supervisor_pid, None).await;
         let st = sb.state().map_err(from_state)?;
-        Ok(Response::new(info(&sb, &st, &m, false)))
+        Ok(Response::new(info(&peer, &sb, &st, &m, false)))
     }
 
     async fn stats(&self, req: Request<proto::SandboxRef>) -> Reply<proto::StatsResponse> {

@@ -510,7 +510,7 @@ pub async fn attach(
         let (sb, st, m) = d.find(&peer, &which.sandbox)?;
         if st.status != Status::Running {
             return Err(from_state(airlock::state::StateError::WrongStatus {
-                name: crate::meta::shown_name(m.owner, &st.name).to_string(),
+                name: crate::meta::name_for(&peer, m.owner, &st.name).to_string(),
                 status: st.status,
                 what: "only a running sandbox can be attached to".into(),
             }));
@@ -592,16 +592,24 @@ pub async fn events(
     };
     let (kept, mut rx) = d.bus.subscribe(r.since);
     let (tx, out_rx) = mpsc::channel(64);
-    let visible = move |e: &crate::events::Published| -> bool {
-        match &only {
+    // Each event as this subscriber may see it, or none.
+    let visible = move |e: &crate::events::Published| -> Option<proto::Event> {
+        let mine = match &only {
             Some(id) => &e.event.id == id,
             None => peer.is_root() || e.owner == peer.uid,
-        }
+        };
+        mine.then(|| {
+            let mut event = e.event.clone();
+            event.name = crate::meta::name_for(&peer, e.owner, &event.name).to_string();
+            event
+        })
     };
     tokio::spawn(async move {
         for e in kept {
-            if visible(&e) && tx.send(Ok(e.event.clone())).await.is_err() {
-                return;
+            if let Some(event) = visible(&e) {
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
             }
         }
         if r.no_follow {
@@ -615,8 +623,10 @@ pub async fn events(
             };
             match got {
                 Ok(e) => {
-                    if visible(&e) && tx.send(Ok(e.event.clone())).await.is_err() {
-                        return;
+                    if let Some(event) = visible(&e) {
+                        if tx.send(Ok(event)).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

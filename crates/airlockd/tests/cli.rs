@@ -336,6 +336,27 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
             assert_eq!(info["name"], name);
         }
     }
+    // Root sees and names a user's sandbox as the daemon keeps it: shown
+    // bare, the user's `mine` looked like root's own, and a bare name root
+    // typed was taken for an id prefix, which a user could make one of
+    // root's (a reviewer had root's stop reach root's own sandbox).
+    let root_ps = ok(airlock(&d, None, &["ps"]));
+    assert!(root_ps.contains(&format!("u{USER}-mine")), "{root_ps}");
+    let info: serde_json::Value = serde_json::from_str(&ok(airlock(
+        &d,
+        None,
+        &["inspect", &format!("u{USER}-mine")],
+    )))
+    .unwrap();
+    assert_eq!(info["owner"], USER);
+    // Nor may root take a name the daemon keeps a user's as.
+    let e = airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", &format!("u{USER}-web"), "--", "true"],
+    );
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(e.stderr.contains("u<uid>-"), "{}", e.stderr);
 
     // Only root (and acknowledge_uids) may acknowledge a deny finding.
     let unsafe_run = [
@@ -634,8 +655,11 @@ fn a_callers_sandboxes_are_bounded() {
         "{}",
         e.stderr
     );
-    // Root is not counted, nor held back by the user's.
-    ok(run(None, "roots"));
+    // Root is not counted, nor held back by the user's: three, past the
+    // limit of two.
+    for name in ["root1", "root2", "root3"] {
+        ok(run(None, name));
+    }
     // A place is given back by deleting, not by stopping.
     ok(airlock(&d, Some(USER), &["stop", "-t", "0", "one"]));
     assert_eq!(run(Some(USER), "three").code, 125);
