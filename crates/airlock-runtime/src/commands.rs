@@ -87,6 +87,16 @@ struct OciRecord {
     annotations: BTreeMap<String, String>,
     #[serde(default)]
     hooks: Hooks,
+    /// The process's capabilities (kept, ambient) as they are with
+    /// no_new_privs, for `exec --no-new-privs` into a container made
+    /// without it (see config::capabilities).
+    #[serde(default)]
+    nnp_capabilities: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// [`OciRecord::nnp_capabilities`] of the container `sb`.
+pub(crate) fn nnp_capabilities(sb: &SandboxDir) -> Option<(Vec<String>, Vec<String>)> {
+    record(sb)?.nnp_capabilities
 }
 
 fn record(sb: &SandboxDir) -> Option<OciRecord> {
@@ -142,6 +152,15 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
             }
             let (sb, _) = ctx.find(&r.container_id)?;
             sb.wait_ended(None);
+            if !sb.dir.exists() {
+                // `delete --force` from another caller took it, state and
+                // all: there is no exit to report (it said "remove ...: No
+                // such file or directory").
+                return Err(format!(
+                    "container {} was deleted by another caller while it ran",
+                    r.container_id
+                ));
+            }
             let st = sb.state().map_err(|e| e.to_string())?;
             let code = st.exit.as_ref().map_or(255, |e| e.code);
             if !r.keep {
@@ -287,6 +306,12 @@ fn create(
             bundle: bundle.dir.clone(),
             annotations: bundle.annotations(),
             hooks,
+            nnp_capabilities: bundle
+                .config
+                .process()
+                .as_ref()
+                .and_then(|p| p.capabilities().as_ref())
+                .map(|c| config::capabilities(c, true)),
         };
         sb.write_atomic(
             "oci.json",
@@ -446,7 +471,12 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     if let Err(e) = hooks::run("poststop", &post, &state) {
         ctx.log.warn(&e);
     }
-    sb.remove().map_err(|e| e.to_string())
+    match sb.remove() {
+        // Another caller's delete (a `run` in the foreground and a
+        // `delete --force` meet here) removed it first: it is gone.
+        Err(_) if !sb.dir.exists() => Ok(()),
+        r => r.map_err(|e| e.to_string()),
+    }
 }
 
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {

@@ -51,12 +51,20 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         ..ExecOptions::default()
     };
     if let Some(path) = &e.process {
-        process_file(path, &mut opts)
+        process_file(path, &mut opts, e.no_new_privs)
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
     }
-    // On top of what --process says, as runc's flags are.
+    // On top of what --process says, as runc's flags are. The
+    // capabilities follow: with no_new_privs only the effective ones (a
+    // container made without it keeps its bounding set effective).
     if e.no_new_privs {
         opts.no_new_privs = Some(true);
+        if opts.capabilities.is_none() {
+            if let Some((kept, ambient)) = crate::commands::nnp_capabilities(&sb) {
+                opts.capabilities = Some(kept);
+                opts.ambient_capabilities = Some(ambient);
+            }
+        }
     }
     if !e.additional_gids.is_empty() {
         if opts.uid.is_none() {
@@ -105,10 +113,15 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
 }
 
 /// `exec --process FILE`: an OCI process object.
-fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
+fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let p: oci_spec::runtime::Process = crate::config::typed_json(value)?;
+    let p: oci_spec::runtime::Process = crate::config::typed_json(value.clone())?;
+    // What oci-spec does not know it drops: refused, as in config.json.
+    let parsed = serde_json::to_value(&p).expect("a parsed process serializes");
+    if let Some(field) = crate::config::dropped(&value, &parsed, "") {
+        return Err(format!("{field}: not supported by airlock-runtime"));
+    }
     if p.terminal().unwrap_or(false) {
         if opts.console_socket.is_none() {
             return Err("terminal: a terminal needs --console-socket".into());
@@ -146,7 +159,7 @@ fn process_file(path: &Path, opts: &mut ExecOptions) -> Result<()> {
     let (kept, ambient) = p
         .capabilities()
         .as_ref()
-        .map(|c| config::capabilities(c, p.no_new_privileges().unwrap_or(false)))
+        .map(|c| config::capabilities(c, no_new_privs || p.no_new_privileges().unwrap_or(false)))
         .unwrap_or_default();
     opts.capabilities = Some(kept);
     opts.ambient_capabilities = Some(ambient);

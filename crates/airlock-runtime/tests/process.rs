@@ -257,6 +257,53 @@ fn only_bounding_capabilities_are_not_effective_with_no_new_privs() {
             .collect();
         assert_eq!(sets, [want, want], "no_new_privs {nnp}: {out}");
     }
+    // exec --no-new-privs into the container made without it: the
+    // effective set, from the flag alone or over a process file that
+    // says false (the container's merged set was kept before).
+    let split = json!({
+        "bounding": ["CAP_NET_RAW", "CAP_CHOWN", "CAP_KILL"],
+        "effective": ["CAP_CHOWN"],
+        "permitted": ["CAP_CHOWN"],
+    });
+    let b = env.bundle("d", &["sleep", "1000"], |c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["capabilities"] = split.clone();
+    });
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "d"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let p = env.dir.path().join("p.json");
+    std::fs::write(
+        &p,
+        json!({"args": ["busybox", "grep", "CapEff", "/proc/self/status"], "cwd": "/",
+               "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"],
+               "capabilities": split, "noNewPrivileges": false})
+        .to_string(),
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "exec",
+            "--no-new-privs",
+            "d",
+            "busybox",
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ],
+        vec![
+            "exec",
+            "--no-new-privs",
+            "--process",
+            p.to_str().unwrap(),
+            "d",
+        ],
+    ] {
+        let o = env.rt(&args);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{args:?}: {out} {err}");
+        assert!(out.trim().ends_with("0000000000000001"), "{args:?}: {out}");
+    }
+    assert!(env.rt(&["delete", "--force", "d"]).status.success());
 }
 
 /// A non-root container user keeps over its exec only the bundle's

@@ -522,3 +522,46 @@ fn pause_shows_in_state_and_delete_force_thaws() {
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(!env.rt(&["state", "p"]).status.success());
 }
+
+/// `run` in the foreground whose container another caller deleted says
+/// so (it failed with "remove ...: No such file or directory").
+#[test]
+fn a_foreground_run_whose_container_is_deleted_says_so() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("fg", &["sleep", "1000"], |_| {});
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["run", "--bundle", b.to_str().unwrap(), "fg"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the run has made and started it.
+    let started = (0..200).any(|_| {
+        let o = env.rt(&["state", "fg"]);
+        let up = o.status.success() && text(&o).0.contains("\"running\"");
+        if !up {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        up
+    });
+    assert!(started, "the run never started its container");
+    let o = env.rt(&["delete", "--force", "fg"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    // Whichever removes the state first, neither fails on the other's
+    // having done it: the run reports the kill, or that it was deleted.
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(137) => assert!(err.is_empty(), "{err}"),
+        Some(1) => assert!(
+            err.contains("container fg was deleted by another caller while it ran"),
+            "{err}"
+        ),
+        other => panic!("{other:?}: {err}"),
+    }
+    assert!(!err.contains("No such file"), "{err}");
+}

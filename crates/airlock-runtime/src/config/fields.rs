@@ -26,8 +26,19 @@ const PREFIXES: &[(&str, &str)] = &[
     ("capabilities", "process.capabilities"),
     ("identity.uid_map", "linux.uidMappings"),
     ("identity.gid_map", "linux.gidMappings"),
-    ("filesystem.root", "root.path"),
-    ("resources.", "linux.resources."),
+    ("filesystem.root.path", "root.path"),
+    ("filesystem.root", "root"),
+    // Each limit by its own name: airlock's fields are not config.json's.
+    (
+        "resources.memory_reservation",
+        "linux.resources.memory.reservation",
+    ),
+    ("resources.memory", "linux.resources.memory.limit"),
+    ("resources.swap", "linux.resources.memory.swap"),
+    ("resources.pids", "linux.resources.pids.limit"),
+    ("resources.cpus", "linux.resources.cpu.quota"),
+    ("resources.cpu_weight", "linux.resources.cpu.shares"),
+    ("resources.io_weight", "linux.resources.blockIO.weight"),
     ("seccomp", "linux.seccomp"),
 ];
 
@@ -139,6 +150,10 @@ mod tests {
         assert_eq!(
             f.rewrite("ambient_capabilities[0]; capabilities[1]"),
             "process.capabilities.ambient[0]; process.capabilities[1]"
+        );
+        assert_eq!(
+            f.rewrite("resources.cpus: 0.005 is not a CPU count; filesystem.root.path: x"),
+            "linux.resources.cpu.quota: 0.005 is not a CPU count; root.path: x"
         );
         // Prose stays prose.
         assert_eq!(

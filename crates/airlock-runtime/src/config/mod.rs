@@ -84,6 +84,19 @@ impl Bundle {
         if let Some(l) = typed.get_mut("linux").and_then(|l| l.as_object_mut()) {
             l.remove("timeOffsets");
         }
+        // A mount's own id maps (newer than oci-spec's Mount) are read from
+        // `raw` too, and refused there by name when given.
+        for m in typed
+            .get_mut("mounts")
+            .and_then(|m| m.as_array_mut())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(m) = m.as_object_mut() {
+                m.remove("uidMappings");
+                m.remove("gidMappings");
+            }
+        }
         let config: Spec =
             typed_json(typed.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
         // oci-spec drops, without a word, any field it does not know
@@ -118,7 +131,11 @@ impl Bundle {
 
 /// The first field (a dotted path) `raw` sets that `parsed`, the same
 /// document read into oci-spec's types and written out again, lacks.
-fn dropped(raw: &serde_json::Value, parsed: &serde_json::Value, at: &str) -> Option<String> {
+pub(crate) fn dropped(
+    raw: &serde_json::Value,
+    parsed: &serde_json::Value,
+    at: &str,
+) -> Option<String> {
     use serde_json::Value;
     let path = |k: &str| match at {
         "" => k.to_string(),
