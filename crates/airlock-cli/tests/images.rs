@@ -658,6 +658,10 @@ fn hostile_layers() {
         E::Hardlink("hidden-too", "gone"),
     ]);
     assert_refused(&env, &r, "not a file of this layer");
+    // A hard link to a FIFO of the layer is one.
+    let (_env, r) = hostile(&[E::Fifo("pipe"), E::Hardlink("pipe2", "pipe")]);
+    assert_ne!(r.code, 125, "{}", r.stderr);
+    assert!(!r.stderr.contains("hard link"), "{}", r.stderr);
     // Absolute paths, device nodes, setuid bits: neutralised and reported.
     let (_env, r) = hostile(&[
         E::Dir("x", 0o755),

@@ -82,6 +82,9 @@ extern "C" fn kill_group(_sig: libc::c_int) {
 /// session of its own): what it started in the background goes with it,
 /// where the parent-death signal of a runner that died of the stop signal
 /// reached only `pid`. The runner then reaps `pid` and reports it killed.
+/// (An exec without a new session, which a spec may ask, has no group of
+/// its own: only `pid` is killed then.) `0` stops it, before `pid` is
+/// reaped and could be reused.
 pub fn stop_kills_group(pid: i32) {
     GROUP.store(pid, Ordering::Relaxed);
     // SAFETY: sigaction with a zeroed struct, a plain handler and an

@@ -268,6 +268,24 @@ pub fn stdio_to_null() -> io::Result<()> {
 
 /// Wait for our child `pid` to end (retrying when a signal interrupts)
 /// and return its raw wait status.
+/// Wait until the child `pid` has ended, without reaping it: its pid
+/// stays taken (a zombie's is never given to another process) until
+/// [`reap`].
+pub fn wait_ended(pid: i32) -> io::Result<()> {
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;
+    loop {
+        match rustix::process::waitid(
+            rustix::process::WaitId::Pid(pid),
+            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 pub fn reap(pid: i32) -> io::Result<i32> {
     let pid = rustix::process::Pid::from_raw(pid)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;

@@ -268,6 +268,11 @@ impl Cgroup {
             cg.v2 = Some(dir.clone());
         }
         for (c, dir) in &plan.v1 {
+            // Controllers mounted together share one directory, made once.
+            if cg.v1.values().any(|d| d == dir) {
+                cg.v1.insert(c.clone(), dir.clone());
+                continue;
+            }
             match mkdir(dir, c) {
                 Ok(()) => {}
                 // A cgroup already there is another's, taken or not: never

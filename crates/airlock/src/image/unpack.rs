@@ -439,9 +439,14 @@ impl Unpacker {
             &mut [0u8; 8],
         )
         .is_ok();
-        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
-            || marked
-        {
+        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        // Files and FIFOs (which a layer may hold and link); devices are
+        // skipped when unpacked, so a 0/0 device here is a whiteout.
+        let linkable = matches!(
+            kind,
+            rustix::fs::FileType::RegularFile | rustix::fs::FileType::Fifo
+        );
+        if !linkable || marked {
             return Err(refused(
                 &t.raw,
                 format!("hard link to {target:?}, which is not a file of this layer; refusing the layer"),

@@ -115,6 +115,10 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         let mut p = super::tty::Proxy::new(master)?;
         super::tty::proxy_until_exit(&mut p, &pidfd)?;
     }
+    // Ended but not reaped, its pid still its own: the stop signal stops
+    // naming it before the pid can be another process's.
+    sys::wait_ended(pid).step(|| "exec: wait".into())?;
+    signals::stop_kills_group(0);
     let status = sys::reap(pid).step(|| "exec: wait".into())?;
     let code = signals::shell_status(status);
     if !failed {
