@@ -215,9 +215,26 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
         // `airlock check` is a linter: 1 says refused, 2 that it could
         // not judge (no spec given among them), as its help says.
-        _ if argv.get(1).is_some_and(|verb| verb == "check") => ExitCode::from(2),
+        _ if verb(argv).is_some_and(|v| v == "check") => ExitCode::from(2),
         _ => ExitCode::from(run::EXIT_REFUSED),
     }
+}
+
+/// The verb of a command line clap could not parse: its first word that
+/// is neither an option nor the value of a global one (`airlock
+/// --state-root DIR check`).
+fn verb(argv: &[std::ffi::OsString]) -> Option<&std::ffi::OsStr> {
+    let mut words = argv.iter().skip(1);
+    while let Some(w) = words.next() {
+        match w.to_str() {
+            Some("--state-root" | "--host") => {
+                words.next();
+            }
+            Some(s) if s.starts_with('-') => {}
+            _ => return Some(w),
+        }
+    }
+    None
 }
 
 /// How many `--args FD` run or create was given.

@@ -318,4 +318,16 @@ fn a_report_that_cannot_be_written_is_refused_before_the_workload_runs() {
         &["source /no/such/dir does not exist"],
     );
     assert!(!report.exists(), "the refused run left its report file");
+    // With -d nothing would ever write it: refused, nothing started.
+    refused(
+        &[
+            "run",
+            "-d",
+            "--report",
+            report.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+        &["--report", "with -d use `airlock wait`"],
+    );
 }

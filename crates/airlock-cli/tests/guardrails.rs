@@ -232,6 +232,8 @@ fn check_command_exit_codes_and_formats() {
     let r = check_cmd(&[], None);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("<SPEC>"), "{}", r.stderr);
+    let r = output(airlock(&["--state-root", "/tmp", "check", "--bogus"]));
+    assert_eq!(r.code, 2, "after a global option too: {}", r.stderr);
     let r = check_cmd(&["--list"], None);
     assert_eq!(r.code, 0);
     for rule in airlock::check::RULES {

@@ -196,7 +196,8 @@ pub struct RunArgs {
     /// Kill the whole sandbox after this long: 30, 30s, 500ms, 5m, 1h.
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, help_heading = "Resources")]
     pub(crate) timeout: Option<f64>,
-    /// Write the exit report (how it ended, peak memory, CPU time) as JSON.
+    /// Write the exit report (how it ended, peak memory, CPU time) as JSON
+    /// when the sandbox ends (its directory must exist; not with -d).
     #[arg(long, value_name = "FILE", help_heading = "Resources")]
     pub(crate) report: Option<String>,
 

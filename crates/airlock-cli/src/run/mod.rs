@@ -55,6 +55,14 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         return print_spec(spec, a.image.as_deref(), &ctx, &out);
     }
     if let Some(path) = &a.report {
+        // Only a run that waits for the end writes it; it was silently
+        // never written with -d or by create.
+        if a.detach || hold {
+            return refuse(format!(
+                "--report {path}: written by a run that waits for the sandbox's end; with {} use `airlock wait` or `airlock inspect`",
+                if hold { "create" } else { "-d" }
+            ));
+        }
         if let Err(e) = check_report(std::path::Path::new(path)) {
             return refuse(format!("--report {path}: {e}"));
         }
