@@ -69,6 +69,11 @@ fn errors_say_what_they_are_about() {
         &["run", "--overlay-size", "10M", "--", "true"],
         &["--overlay-size", "neither is given"],
     );
+    // A limit's error names its flag, and the one it needs.
+    refused(
+        &["run", "--swap", "10M", "--", "true"],
+        &["--swap: needs --memory"],
+    );
     // Its writes go to the directory: the size would go unapplied.
     refused(
         &[

@@ -13,6 +13,8 @@ use clap::ArgMatches;
 pub struct Labels {
     pub mounts: Vec<(usize, String)>,
     pub root: Option<String>,
+    /// Spec fields a flag set (`resources.swap` by `--swap`).
+    pub fields: Vec<(&'static str, &'static str)>,
 }
 
 impl Labels {
@@ -34,6 +36,23 @@ impl Labels {
             ] {
                 out = out.replace(&from, &to);
             }
+        }
+        // Longest first (resources.memory_reservation before
+        // resources.memory), and only whole fields.
+        let mut fields = self.fields.clone();
+        fields.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        for (field, flag) in fields {
+            let mut done = String::new();
+            let mut rest = out.as_str();
+            while let Some(at) = rest.find(field) {
+                let after = &rest[at + field.len()..];
+                let whole = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+                done.push_str(&rest[..at]);
+                done.push_str(if whole { flag } else { field });
+                rest = after;
+            }
+            done.push_str(rest);
+            out = done;
         }
         // The root itself, not one of its fields (`filesystem.root.upper`
         // came from --overlay-dir, not from the flag that set the root).
@@ -300,7 +319,18 @@ mod tests {
         let l = Labels {
             mounts: vec![(1, "--bind / /host".into())],
             root: Some("--rootfs /".into()),
+            fields: vec![
+                ("resources.memory", "--memory"),
+                ("resources.swap", "--swap"),
+            ],
         };
+        assert_eq!(
+            l.rewrite(
+                "resources.swap: needs resources.memory; resources.memory_reservation",
+                0
+            ),
+            "--swap: needs --memory; resources.memory_reservation"
+        );
         assert_eq!(
             l.rewrite(
                 "filesystem.root: a; filesystem.root.upper: b; filesystem.mounts[1].source: c; filesystem.mounts[11]: d",

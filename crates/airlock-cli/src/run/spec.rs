@@ -29,10 +29,28 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             s
         }
     };
-    let labels = filesystem(&mut s, a, m)?;
+    let mut labels = filesystem(&mut s, a, m)?;
     process(&mut s, a);
     namespaces(&mut s, a);
     resources(&mut s, a);
+    // Errors about a limit name the flag that set it, or (without a spec
+    // file, where every limit is a flag's) the flag that would.
+    let flags_only = a.spec.is_none();
+    for (given, field, flag) in [
+        (a.memory.is_some(), "resources.memory", "--memory"),
+        (a.swap.is_some(), "resources.swap", "--swap"),
+        (
+            a.memory_reservation.is_some(),
+            "resources.memory_reservation",
+            "--memory-reservation",
+        ),
+        (a.pids.is_some(), "resources.pids", "--pids"),
+        (a.cpus.is_some(), "resources.cpus", "--cpus"),
+    ] {
+        if given || flags_only {
+            labels.fields.push((field, flag));
+        }
+    }
     walls(&mut s, a)?;
     for code in &a.allow_unsafe {
         if !s.allow_unsafe.contains(code) {
