@@ -240,11 +240,12 @@ fn rootless_limits_without_delegation_are_refused() {
 
 #[test]
 fn bad_resource_values() {
+    // Named by the flag that set it (they named spec fields before).
     for (flags, field) in [
-        (vec!["--cpus", "0"], "resources.cpus"),
-        (vec!["--pids", "0"], "resources.pids"),
-        (vec!["--memory", "1K"], "resources.memory"),
-        (vec!["--cpu-weight", "0"], "resources.cpu_weight"),
+        (vec!["--cpus", "0"], "--cpus: "),
+        (vec!["--pids", "0"], "--pids: "),
+        (vec!["--memory", "1K"], "--memory: "),
+        (vec!["--cpu-weight", "0"], "--cpu-weight: "),
     ] {
         let r = sh(&flags, "true");
         assert_eq!(r.code, 125, "{flags:?}");

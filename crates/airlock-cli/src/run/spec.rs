@@ -46,6 +46,12 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         ),
         (a.pids.is_some(), "resources.pids", "--pids"),
         (a.cpus.is_some(), "resources.cpus", "--cpus"),
+        (
+            a.cpu_weight.is_some(),
+            "resources.cpu_weight",
+            "--cpu-weight",
+        ),
+        (a.io_weight.is_some(), "resources.io_weight", "--io-weight"),
     ] {
         if given || flags_only {
             labels.fields.push((field, flag));
