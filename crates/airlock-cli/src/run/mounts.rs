@@ -42,35 +42,34 @@ impl Labels {
         let mut fields = self.fields.clone();
         fields.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
         for (field, flag) in fields {
-            let mut done = String::new();
-            let mut rest = out.as_str();
-            while let Some(at) = rest.find(field) {
-                let after = &rest[at + field.len()..];
-                let whole = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
-                done.push_str(&rest[..at]);
-                done.push_str(if whole { flag } else { field });
-                rest = after;
-            }
-            done.push_str(rest);
-            out = done;
+            out = replace_where(&out, field, flag, |after| {
+                !after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+            });
         }
         // The root itself, not one of its fields (`filesystem.root.upper`
         // came from --overlay-dir, not from the flag that set the root).
         if let Some(root) = &self.root {
-            let field = "filesystem.root";
-            let mut rest = out.as_str();
-            let mut done = String::new();
-            while let Some(at) = rest.find(field) {
-                let after = &rest[at + field.len()..];
-                done.push_str(&rest[..at]);
-                done.push_str(if after.starts_with('.') { field } else { root });
-                rest = after;
-            }
-            done.push_str(rest);
-            out = done;
+            out = replace_where(&out, "filesystem.root", root, |after| {
+                !after.starts_with('.')
+            });
         }
         out
     }
+}
+
+/// `text` with each `from` that `whole` accepts (given what follows it)
+/// made `to`.
+fn replace_where(text: &str, from: &str, to: &str, whole: impl Fn(&str) -> bool) -> String {
+    let mut done = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        done.push_str(&rest[..at]);
+        done.push_str(if whole(after) { to } else { from });
+        rest = after;
+    }
+    done.push_str(rest);
+    done
 }
 
 /// The mount flags, by their clap ids, in the order they were given.
