@@ -611,7 +611,7 @@ fn freezer(st: &State) -> Option<(PathBuf, &'static str, &'static str)> {
 }
 
 /// Is a running container paused (its cgroup frozen, or freezing)?
-fn paused(st: &State) -> bool {
+pub(crate) fn paused(st: &State) -> bool {
     st.status == Status::Running
         && freezer(st).is_some_and(|(file, frozen, _)| {
             std::fs::read_to_string(file).is_ok_and(|v| {
@@ -655,12 +655,6 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
     }
     let value = if frozen { on } else { off };
     std::fs::write(&file, value).map_err(|e| format!("{}: {e}", file.display()))
-}
-
-/// Is the container `st` describes paused (for `exec`, which would wait in
-/// the frozen cgroup until it is resumed)?
-pub(crate) fn is_paused(st: &State) -> bool {
-    paused(st)
 }
 
 /// `spec`: a starting config.json in the bundle directory (oci-spec's

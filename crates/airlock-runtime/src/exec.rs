@@ -16,7 +16,7 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         return Err("exec --tty needs --console-socket".into());
     }
     // As runc: the process would join a frozen cgroup and wait there.
-    if !e.ignore_paused && crate::commands::is_paused(&st) {
+    if !e.ignore_paused && crate::commands::paused(&st) {
         return Err("cannot exec in a paused container (use --ignore-paused to override)".into());
     }
     // What runc's flags ask that airlock cannot do is refused, not dropped.

@@ -206,7 +206,7 @@ fn stored_name(d: &Shared, peer: &Peer, name: &str) -> Result<Option<String>, Rp
     airlock::state::check_name(name).map_err(|e| status::invalid("name", e.to_string()))?;
     // Lookups try 64 hex digits as an id first: such a name could never
     // be used, and would look like another sandbox's id in a list.
-    if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if airlock::state::is_id(name) {
         return Err(status::invalid(
             "name",
             "64 hex digits are a sandbox id, not a name",

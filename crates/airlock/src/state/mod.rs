@@ -477,7 +477,8 @@ pub fn find_in<T>(
     }
 }
 
-fn is_id(s: &str) -> bool {
+/// Is `s` a whole sandbox id (64 hex digits)?
+pub fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
