@@ -4,7 +4,7 @@
 //! mapping is never used for another.
 
 mod common;
-use common::images::{busybox_layer, oci_layout};
+use common::images::{busybox_layer, layer, oci_layout, E};
 use common::*;
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
@@ -251,4 +251,39 @@ fn a_store_the_sandboxs_root_cannot_reach_is_refused_and_leaves_nothing() {
     );
     let left: Vec<_> = std::fs::read_dir(&open).unwrap().collect();
     assert!(left.is_empty(), "left {left:?}");
+}
+
+/// A rootless caller's hard link to a whiteout of its layer is refused as
+/// root's is. (This kernel lets the unprivileged unpacker make the 0/0
+/// device, so the file-marked-by-xattr form, for kernels that do not, is
+/// not what this reaches.)
+#[test]
+fn a_rootless_hard_link_to_a_whiteout_is_refused() {
+    require_root!();
+    let dir = tempdir();
+    let img = dir.path().join("img");
+    oci_layout(
+        &img,
+        &[(
+            "v",
+            vec![
+                busybox_layer(),
+                layer(&[
+                    E::File(".wh.gone", b"", 0o644),
+                    E::Hardlink("hidden-too", "gone"),
+                ]),
+            ],
+            json!({"Cmd": ["/bin/true"]}),
+        )],
+    );
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    chown(&home, 1000, 1000);
+    let r = run_image(&home.join("store"), img.to_str().unwrap(), &[], true);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a file of this layer"),
+        "{}",
+        r.stderr
+    );
 }
