@@ -204,24 +204,11 @@ fn create(
     }
     let cgroup_path = crate::cgroups::path(&bundle.config, ctx.systemd_cgroup)?;
     let hooks = Hooks::of(&bundle.config)?;
-    let root = ctx.state_root()?;
-    // The pid a client was given for a container is its supervisor's
-    // (--pid-file): its namespaces are the host's, not the container's.
-    // Listing them reads every container's state, so only a bundle that
-    // joins a namespace by a /proc path pays for it.
-    let supervisors = if joins_by_proc_path(&bundle.config) {
-        root.list()
-            .into_iter()
-            .filter(|(_, st)| matches!(st.status, Status::Created | Status::Running))
-            .filter_map(|(_, st)| Some((st.supervisor_pid?, st.pid?)))
-            .collect()
-    } else {
-        Default::default()
-    };
+    // Its parents too, before the library opens it.
+    ctx.state_root()?;
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
         root_caller: crate::is_root(),
-        supervisors,
     };
     let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
     for n in &notes {
@@ -278,6 +265,7 @@ fn create(
             hold: true,
             keep_stdio: true,
             console_socket,
+            leave_pid1_to_reaper: true,
             ..LifecycleOptions::default()
         }),
         context: Some(actx.clone()),
@@ -325,14 +313,12 @@ fn create(
         hooks::run("prestart", &record.hooks.prestart, &state)?;
         hooks::run("createRuntime", &record.hooks.created, &state)?;
         if let Some(p) = pid_file {
-            // The supervisor, not the container process: clients such as
-            // conmon are the subreaper the runtime's processes leave
-            // behind and reap the pid they are given for the container's
-            // exit status. The container process is the supervisor's
-            // child, and the supervisor exits with its status (128+N for
-            // signal N, as conmon reports it). `state` gives the
-            // container process.
-            write_pid_file(p, st.supervisor_pid.unwrap_or_else(|| sandbox.init_pid()))?;
+            // The container process, as runc gives: clients such as
+            // conmon and containerd's shims are the subreaper the
+            // runtime's processes leave behind, and reap it for its exit
+            // status (the supervisor leaves it to them), and read its
+            // namespaces and cgroups (`podman top`, stats).
+            write_pid_file(p, sandbox.init_pid())?;
         }
         Ok(())
     };
@@ -354,18 +340,6 @@ fn create(
     ctx.log
         .debug(&format!("created {id} (pid {})", sandbox.init_pid()));
     Ok(())
-}
-
-/// Does the bundle join a namespace through `/proc/PID/ns/...`?
-fn joins_by_proc_path(config: &oci_spec::runtime::Spec) -> bool {
-    config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|list| {
-            list.iter()
-                .any(|n| n.path().as_ref().is_some_and(|p| p.starts_with("/proc/")))
-        })
 }
 
 /// `--preserve-fds N`: the runtime's fds 3 to 3+N-1 go to the container

@@ -344,10 +344,11 @@ async fn pod_flow(c: &Containerd, logs: &Path) {
         .into_inner();
     let state = r.status.as_ref().map(|s| s.state());
     assert_eq!(state, Some(cri::PodSandboxState::SandboxReady), "{r:?}");
-    // The shim's pid is airlock's supervisor (the --pid-file), host root
-    // by design; the container process is what `state` names.
-    let supervisor = info_pid(&r.info).expect("the verbose status names the pod's pid");
+    // The shim's pid (the --pid-file) is the container process, as
+    // `state` names it.
+    let given = info_pid(&r.info).expect("the verbose status names the pod's pid");
     let pause_pid = state_pid(&pod_id);
+    assert_eq!(given, pause_pid);
     assert_ne!(
         host_uid(pause_pid),
         0,
@@ -355,7 +356,7 @@ async fn pod_flow(c: &Containerd, logs: &Path) {
     );
 
     let mut ids = vec![pod_id.clone()];
-    let mut pids = vec![supervisor, pause_pid];
+    let mut pids = vec![pause_pid];
     let create = |name: &str, cmd: &[&str]| cri::CreateContainerRequest {
         pod_sandbox_id: pod_id.clone(),
         config: Some(container_config(name, cmd)),
@@ -383,11 +384,12 @@ async fn pod_flow(c: &Containerd, logs: &Path) {
     }
     let (state, _, pid) = status(&mut rt, &sleeper).await;
     assert_eq!(state, cri::ContainerState::ContainerRunning);
-    pids.push(pid.expect("the verbose status names the supervisor's pid"));
+    let given = pid.expect("the verbose status names the container's pid");
     let pid = state_pid(&sleeper);
+    assert_eq!(given, pid);
     pids.push(pid);
     // The pod's IPC namespace is the pause container's, which containerd
-    // names by the pid it was given (the supervisor's): not the host's.
+    // names by the pid it was given: not the host's.
     let ipc = |p: String| std::fs::read_link(format!("/proc/{p}/ns/ipc")).unwrap();
     assert_eq!(ipc(pid.to_string()), ipc(pause_pid.to_string()));
     assert_ne!(ipc(pid.to_string()), ipc("self".into()));

@@ -56,14 +56,14 @@ fn a_container_joins_another_ones_pid_namespace() {
         lines[2..].iter().any(|l| l.trim() == "1 sleep 1000"),
         "{out}"
     );
-    // By the pid a client was given (--pid-file: the supervisor's, whose
-    // namespaces are the host's), the container's own is joined.
+    // The pid a client was given (--pid-file) is the container process,
+    // as `state` says, and names its namespaces.
     let given: i64 = std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert_ne!(given, pause_pid);
+    assert_eq!(given, pause_pid);
     let by_given = format!("/proc/{given}/ns/pid");
     let app3 = env.bundle("app3", &["sh", "-c", "readlink /proc/self/ns/pid"], |c| {
         c["linux"]["namespaces"] = joining(&by_given)

@@ -289,9 +289,12 @@ fn on_a_terminal(cmd: &Command) -> Output {
 #[test]
 fn podman_detached_container_lifecycle() {
     let Some(p) = Podman::new() else { return };
+    let vol = p.dir.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
     let o = p
         .cmd()
-        .args(["run", "-d", "--name", "lc", "--network", "none"])
+        .args(["run", "-d", "--name", "lc", "--network", "none", "-v"])
+        .arg(format!("{}:/vol", vol.display()))
         .args([
             "--ulimit",
             "nofile=1024:1024",
@@ -299,7 +302,7 @@ fn podman_detached_container_lifecycle() {
             "nproc=1024:1024",
         ])
         .args(["localhost/busybox:test", "sh", "-c"])
-        .arg("echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done")
+        .arg("echo started; echo made > /tmp/made; trap 'exit 0' TERM; while true; do sleep 0.1; done")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -331,6 +334,55 @@ fn podman_detached_container_lifecycle() {
         .output()
         .unwrap();
     assert!(out(&o).starts_with("lc Up"), "{}", out(&o));
+    // The pid podman was given (the runtime's --pid-file) is the
+    // container's process, as runc gives it: `top` lists what runs in the
+    // container and nothing of the host, and `cp` reaches its volumes.
+    let o = p.cmd().args(["top", "lc", "pid", "args"]).output().unwrap();
+    let top = out(&o);
+    assert!(o.status.success(), "{}", err(&o));
+    let rows: Vec<&str> = top.lines().skip(1).collect();
+    assert!(
+        rows[0].starts_with("1 ") && rows[0].contains("trap 'exit 0' TERM"),
+        "{top}"
+    );
+    assert!(
+        rows[1..].iter().all(|r| r.contains("sleep 0.1")),
+        "only the container's processes: {top}"
+    );
+    let o = p
+        .cmd()
+        .args(["inspect", "--format", "{{.State.Pid}}", "lc"])
+        .output()
+        .unwrap();
+    let pid = out(&o).trim().to_string();
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+    assert_ne!(ns(&pid), ns("self"), "pid {pid} is not the container's");
+    let file = p.dir.path().join("file");
+    std::fs::write(&file, "copied\n").unwrap();
+    let o = p
+        .cmd()
+        .arg("cp")
+        .arg(&file)
+        .arg("lc:/vol/file")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string(vol.join("file")).unwrap(),
+        "copied\n"
+    );
+    let o = p
+        .cmd()
+        .arg("cp")
+        .arg("lc:/tmp/made")
+        .arg(p.dir.path().join("made"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string(p.dir.path().join("made")).unwrap(),
+        "made\n"
+    );
     // pause/unpause freeze its cgroup (podman's default pids limit gives
     // it one).
     let status = |p: &Podman| {

@@ -43,12 +43,14 @@ fn create_start_state_kill_delete() {
     assert_eq!(s["bundle"], b.canonicalize().unwrap().display().to_string());
     let pid = s["pid"].as_i64().unwrap();
     assert!(pid > 0 && alive(pid));
-    assert!(
+    // The pid file names the container process, as `state` does (a
+    // client reaps it and reads its namespaces and cgroups).
+    assert_eq!(
         std::fs::read_to_string(&pid_file)
             .unwrap()
-            .parse::<i32>()
-            .unwrap()
-            > 0
+            .parse::<i64>()
+            .unwrap(),
+        pid
     );
     assert!(!marker.exists(), "{m}: the workload ran before start");
     // A second create with the same id is refused, nothing changes.

@@ -266,8 +266,6 @@ pub fn stdio_to_null() -> io::Result<()> {
     Ok(())
 }
 
-/// Wait for our child `pid` to end (retrying when a signal interrupts)
-/// and return its raw wait status.
 /// Wait until the child `pid` has ended, without reaping it: its pid
 /// stays taken (a zombie's is never given to another process) until
 /// [`reap`].
@@ -286,6 +284,8 @@ pub fn wait_ended(pid: i32) -> io::Result<()> {
     }
 }
 
+/// Wait for our child `pid` to end (retrying when a signal interrupts)
+/// and return its raw wait status.
 pub fn reap(pid: i32) -> io::Result<i32> {
     let pid = rustix::process::Pid::from_raw(pid)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;

@@ -50,10 +50,6 @@ pub struct Options {
     pub allow_unsafe: Vec<String>,
     /// The runtime runs as root (idmapped mounts need it).
     pub root_caller: bool,
-    /// The supervisor of each container of the state root, and the
-    /// container's process: clients name a container's namespaces by the
-    /// pid they were given (`/proc/PID/ns/ipc`), which is the supervisor's.
-    pub supervisors: BTreeMap<i32, i32>,
 }
 
 pub use fields::ConfigFields;
@@ -196,7 +192,7 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         s.hostname = h.clone();
     }
     s.domainname = c.domainname().clone().filter(|d| !d.is_empty());
-    let own_user = linux(bundle, &mut s, opts, &mut notes)?;
+    let own_user = linux(bundle, &mut s)?;
     // With the host's UTS namespace the hostname would go unset without a
     // word (runc refuses it too; domainname is refused by the spec's rules).
     if c.hostname().as_deref().is_some_and(|h| !h.is_empty())
@@ -379,17 +375,12 @@ pub fn rlimits(p: &oci_spec::runtime::Process) -> Vec<Rlimit> {
 }
 
 /// The `linux` section; true when the bundle asked for a user namespace.
-fn linux(
-    bundle: &Bundle,
-    s: &mut SandboxSpec,
-    opts: &Options,
-    notes: &mut Vec<String>,
-) -> Result<bool, SpecError> {
+fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
     let Some(l) = bundle.config.linux() else {
         return Err(err("linux", "the bundle has no linux section"));
     };
     let list = l.namespaces().as_deref().unwrap_or_default();
-    let own_user = namespaces(list, s, &opts.supervisors, notes)?;
+    let own_user = namespaces(list, s)?;
     let map = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMap> {
         m.iter()
             .flatten()

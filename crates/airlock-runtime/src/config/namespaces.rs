@@ -1,5 +1,5 @@
 //! `linux.namespaces`: which namespaces a container gets, and which it
-//! joins (a path, or another container of this runtime by its process).
+//! joins (a path: a pod's, or another container's by its process).
 
 use super::err;
 use airlock::namespace::Namespace;
@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 pub(super) fn namespaces(
     list: &[oci_spec::runtime::LinuxNamespace],
     s: &mut SandboxSpec,
-    supervisors: &BTreeMap<i32, i32>,
-    notes: &mut Vec<String>,
 ) -> Result<bool, SpecError> {
     let mut ns = Namespaces {
         mount: false,
@@ -36,15 +34,6 @@ pub(super) fn namespaces(
             let kind = kernel_kind(n.typ());
             if Namespace::JOINABLE.contains(&kind) {
                 let path = p.display().to_string();
-                let path = match container_ns(&path, supervisors) {
-                    Some(theirs) => {
-                        notes.push(format!(
-                            "linux.namespaces[{i}].path {path} names a container's supervisor: {theirs}, the container's own, is joined"
-                        ));
-                        theirs
-                    }
-                    None => path,
-                };
                 ns.join.insert(kind.proc_name().into(), path);
                 continue;
             }
@@ -94,17 +83,4 @@ fn kernel_kind(t: LinuxNamespaceType) -> Namespace {
         LinuxNamespaceType::Cgroup => Namespace::Cgroup,
         LinuxNamespaceType::Time => Namespace::Time,
     }
-}
-
-/// `/proc/PID/ns/KIND` of a container's supervisor, as the same file of
-/// the container's process.
-fn container_ns(path: &str, supervisors: &BTreeMap<i32, i32>) -> Option<String> {
-    let rest = path.strip_prefix("/proc/")?;
-    let (pid, kind) = rest.split_once("/ns/")?;
-    let pid: i32 = pid.parse().ok()?;
-    if kind.contains('/') {
-        return None;
-    }
-    let theirs = supervisors.get(&pid)?;
-    Some(format!("/proc/{theirs}/ns/{kind}"))
 }

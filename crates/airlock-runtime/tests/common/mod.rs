@@ -173,8 +173,14 @@ pub fn wait_status(env: &Env, id: &str, want: &str) -> Value {
     panic!("{id} never became {want}: {}", state(env, id));
 }
 
+/// Running, not a zombie: the runtime leaves a container
+/// process's zombie to its caller's subreaper (here the host's init).
 pub fn alive(pid: i64) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    // "PID (COMM) STATE ...": the state follows the last parenthesis.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with(['Z', 'X'])))
+        .is_some_and(|zombie| !zombie)
 }
 
 pub fn have(tool: &str) -> bool {

@@ -185,6 +185,10 @@ pub struct Lifecycle {
     /// keeps open, for `attach` to write to (else /dev/null).
     #[serde(default)]
     pub stdin: bool,
+    /// PID 1's exit is read without reaping it; the supervisor's own
+    /// exit hands the zombie to the caller's subreaper.
+    #[serde(default)]
+    pub leave_pid1_to_reaper: bool,
 }
 
 /// What every process of a sandbox runs behind, installed last before

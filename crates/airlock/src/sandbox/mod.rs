@@ -74,6 +74,11 @@ pub struct LifecycleOptions {
     /// With a terminal: send its master over this unix socket
     /// (SCM_RIGHTS) instead of proxying it (OCI's `--console-socket`).
     pub console_socket: Option<PathBuf>,
+    /// PID 1's exit is for the caller's subreaper to reap, as runc's
+    /// clients (conmon, containerd's shims) reap the container process
+    /// they were given: the supervisor reads the exit without reaping,
+    /// records it and exits, and the kernel hands PID 1's zombie on.
+    pub leave_pid1_to_reaper: bool,
 }
 
 /// Kills a sandbox ([`Sandbox::stopper`]): a pidfd on its runner, so it
@@ -178,6 +183,7 @@ impl Sandbox {
             keep_stdio: l.keep_stdio,
             console_socket: l.console_socket.clone(),
             stdin: l.stdin,
+            leave_pid1_to_reaper: l.leave_pid1_to_reaper,
         });
         match Self::start(&Job::Start(Box::new(plan)), opts, Some(&alive)) {
             Ok(mut s) => {
