@@ -22,7 +22,8 @@
 //! directory (`<target>/airlock-static`) and copies the result beside the
 //! binaries of this build. The nested cargo shares this build's jobserver.
 //!
-//! Without the musl target (`rustup target add x86_64-unknown-linux-musl`),
+//! Without the musl target (`rustup target add x86_64-unknown-linux-musl`)
+//! or a musl C compiler for zstd's C code (`apt-get install musl-tools`),
 //! in a cross build, or when the nested build fails, it says so in a
 //! warning and removes a stale copy, so the glibc runner of this very
 //! build is the one found; `AIRLOCK_REQUIRE_STATIC_RUNNER=1` (CI) makes
@@ -97,6 +98,13 @@ fn main() {
         ));
         return;
     }
+    if !musl_cc(&triple) {
+        unavailable(&dest, &format!(
+            "no C compiler for {triple} (the runner's zstd is C): `apt-get install musl-tools`, or name one in CC_{}",
+            triple.replace('-', "_")
+        ));
+        return;
+    }
     let profile_dir = bin_dir.file_name().unwrap().to_string_lossy().into_owned();
     let profile = if profile_dir == "debug" {
         "dev".to_string()
@@ -157,6 +165,27 @@ fn target_installed(rustc: &str, triple: &str) -> bool {
         .is_some_and(|mut entries| {
             entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
         })
+}
+
+/// Whether cc-rs will find a C compiler for `triple`: one named in its
+/// environment variables, or musl-tools' `<arch>-linux-musl-gcc` or
+/// `musl-gcc` on PATH.
+fn musl_cc(triple: &str) -> bool {
+    let underscored = triple.replace('-', "_");
+    for var in [
+        format!("CC_{triple}"),
+        format!("CC_{underscored}"),
+        "TARGET_CC".into(),
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+        if env::var_os(&var).is_some() {
+            return true;
+        }
+    }
+    let arch = triple.split('-').next().unwrap_or_default();
+    let names = [format!("{arch}-linux-musl-gcc"), "musl-gcc".to_string()];
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path).any(|dir| names.iter().any(|n| dir.join(n).is_file()))
 }
 
 fn unavailable(dest: &Path, why: &str) {
