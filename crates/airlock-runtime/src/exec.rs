@@ -48,6 +48,9 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         console_socket: e.console_socket.clone(),
         allow_unsafe: ctx.allow_unsafe.clone(),
         preserve_fds: crate::commands::preserve_fds(e.preserve_fds)?,
+        // The client waits for the pid it is given, as runc's: the
+        // process itself, whose zombie reaches it when the runner exits.
+        leave_to_reaper: e.pid_file.is_some(),
         ..ExecOptions::default()
     };
     if let Some(path) = &e.process {
@@ -101,9 +104,7 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         e => e.to_string(),
     })?;
     if let Some(p) = &e.pid_file {
-        // The runner that waits for the process and exits with its
-        // status, for the same reason as in `create`.
-        write_pid_file(p, process.pid() as i32)?;
+        write_pid_file(p, process.init_pid())?;
     }
     if e.detach {
         return Ok(0);

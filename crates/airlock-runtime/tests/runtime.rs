@@ -172,6 +172,27 @@ fn inside_a_container() {
     assert!(lines[6].ends_with('1'), "no_new_privs: {out}");
 }
 
+/// As a subreaper, runs `RUNTIME --root ROOT exec -d --pid-file FILE e1
+/// sleep 9999`; prints the named process's cmdline and PID namespace, ends it, and
+/// prints how it ended as the subreaper reaped it.
+const SUBREAPER: &str = r#"
+import ctypes, os, signal, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+rt, root, pid_file = sys.argv[1:4]
+r = subprocess.run([rt, "--root", root, "exec", "-d", "--pid-file", pid_file, "e1", "sleep", "9999"])
+assert r.returncode == 0, r
+pid = int(open(pid_file).read())
+print(open(f"/proc/{pid}/cmdline").read().replace("\0", " ").strip())
+print(os.readlink(f"/proc/{pid}/ns/pid"), flush=True)
+os.kill(pid, signal.SIGTERM)
+signal.alarm(20)
+while True:
+    got, status = os.waitpid(-1, 0)
+    if got == pid:
+        break
+print("signal", os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
+"#;
+
 #[test]
 fn exec_joins_a_running_container() {
     require_root!();
@@ -189,6 +210,24 @@ fn exec_joins_a_running_container() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out} {err}");
     assert_eq!(out, "oci-test\nsleep\n");
+    // `exec -d --pid-file` under a subreaper, as conmon and containerd's
+    // shim run it: the pid is the exec'd process's own (in the
+    // container's PID namespace), and its exit reaches the subreaper.
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    let container = state(&env, "e1")["pid"].to_string();
+    let pid_file = env.dir.path().join("exec.pid");
+    let o = Command::new("python3")
+        .args(["-c", SUBREAPER, env!("CARGO_BIN_EXE_airlock-runtime")])
+        .arg(env.root())
+        .arg(&pid_file)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out} {err}");
+    assert_eq!(lines[0], "sleep 9999", "{err}");
+    assert_eq!(lines[1], ns(&container).to_str().unwrap());
+    assert_eq!(lines[2], "signal 15", "{err}");
     assert!(env.rt(&["delete", "--force", "e1"]).status.success());
     assert!(!env.rt(&["state", "e1"]).status.success());
 }

@@ -43,6 +43,10 @@ pub struct ExecOptions {
     /// The caller's fds 3 to 3+N-1 reach the process at the same numbers,
     /// as [`crate::SpawnOptions::preserve_fds`].
     pub preserve_fds: u32,
+    /// The process's exit is for the caller's subreaper to reap, as an
+    /// OCI runtime's clients reap the exec'd process whose pid they were
+    /// given ([`crate::LifecycleOptions::leave_pid1_to_reaper`] for PID 1).
+    pub leave_to_reaper: bool,
 }
 
 /// The process `e` asks for in the sandbox of `plan`.

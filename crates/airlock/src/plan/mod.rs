@@ -159,6 +159,10 @@ pub struct ExecPlan {
     pub cgroup: Option<crate::state::CgroupPaths>,
     pub process: ProcessPlan,
     pub verbose: bool,
+    /// The process's exit is read without reaping it; the runner's own
+    /// exit hands the zombie to the caller's subreaper.
+    #[serde(default)]
+    pub leave_to_reaper: bool,
 }
 
 /// How a sandbox with state lives (see [`crate::state`]).

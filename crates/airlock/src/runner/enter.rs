@@ -119,7 +119,9 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     // naming it before the pid can be another process's.
     sys::wait_ended(pid).step(|| "exec: wait".into())?;
     signals::stop_kills_group(0);
-    let status = sys::reap(pid).step(|| "exec: wait".into())?;
+    // Left unreaped when the caller's subreaper is to reap it (OCI's
+    // `exec --pid-file`): it gets the zombie when we exit.
+    let (status, _) = sys::wait_status(pid, !plan.leave_to_reaper).step(|| "exec: wait".into())?;
     let code = signals::shell_status(status);
     if !failed {
         report.send(&Report::Exited(super::report::ExitReport::from_code(code)));

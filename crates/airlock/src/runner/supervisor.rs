@@ -543,69 +543,12 @@ fn reap(
     wall: Duration,
 ) -> Result<(i32, ExitReport), SetupError> {
     let (status, usage) =
-        wait_pid1(pid, reaped).map_err(|e| SetupError::io("wait for the sandbox", &e))?;
+        sys::wait_status(pid, reaped).map_err(|e| SetupError::io("wait for the sandbox", &e))?;
     let code = signals::shell_status(status);
     Ok((
         code,
         exit_report(code, status, timed_out, cgroup, &usage, wall),
     ))
-}
-
-/// PID 1's raw wait status and resource usage. Left unreaped, its zombie
-/// goes to our parent or subreaper when we exit, and keeps its pid until
-/// then: the pid a client was given still names it.
-fn wait_pid1(pid: i32, reap: bool) -> std::io::Result<(i32, libc::rusage)> {
-    // SAFETY: a zeroed rusage is valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if reap {
-        let mut status = 0;
-        loop {
-            // SAFETY: both pointers are valid for the call; pid is our
-            // child, reaped exactly once here.
-            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            if r == pid {
-                return Ok((status, usage));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        }
-    }
-    // SAFETY: a zeroed siginfo_t is valid; the kernel fills it in.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: waitid's system call (libc's wrapper has no rusage
-        // argument, which WNOWAIT fills as well) with pointers valid for
-        // the call; WNOWAIT leaves the child as it is.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_waitid,
-                libc::P_PID,
-                pid,
-                &mut info as *mut libc::siginfo_t,
-                libc::WEXITED | libc::WNOWAIT,
-                &mut usage as *mut libc::rusage,
-            )
-        };
-        if r == 0 {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
-    // SAFETY: the kernel filled in a SIGCHLD siginfo, whose status field
-    // this reads.
-    let code = unsafe { info.si_status() };
-    // As wait4 would have encoded it.
-    let status = match info.si_code {
-        libc::CLD_EXITED => (code & 0xff) << 8,
-        libc::CLD_DUMPED => code | 0x80,
-        _ => code,
-    };
-    Ok((status, usage))
 }
 
 /// The report fd number, as an OwnedFd to dup onto. Never dropped: the

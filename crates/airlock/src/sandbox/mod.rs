@@ -286,6 +286,7 @@ impl Sandbox {
             cgroup: st.cgroup,
             process,
             verbose: opts.verbose,
+            leave_to_reaper: e.leave_to_reaper,
         }));
         Self::start(&job, opts, None)
     }
@@ -463,7 +464,8 @@ impl Sandbox {
         std::fs::write(file, value)
     }
 
-    /// PID 1 of the sandbox, as the host sees it.
+    /// PID 1 of the sandbox (of an exec, the exec'd process), as the
+    /// host sees it.
     pub fn init_pid(&self) -> i32 {
         self.init_pid
     }
