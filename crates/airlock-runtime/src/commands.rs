@@ -84,6 +84,9 @@ fn default_root() -> PathBuf {
 #[derive(Debug, Serialize, Deserialize)]
 struct OciRecord {
     bundle: PathBuf,
+    /// The container's root filesystem on the host, as `state` gives it.
+    #[serde(default)]
+    rootfs: PathBuf,
     annotations: BTreeMap<String, String>,
     #[serde(default)]
     hooks: Hooks,
@@ -292,6 +295,7 @@ fn create(
     let finish = || -> Result<()> {
         let record = OciRecord {
             bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs(),
             annotations: bundle.annotations(),
             hooks,
             nnp_capabilities: bundle
@@ -534,14 +538,18 @@ fn list(ctx: &Ctx, format: &str, quiet: bool) -> Result<()> {
     } else if format == "json" {
         println!("{}", serde_json::to_string(&states).expect("serializes"));
     } else {
-        println!("{:<64}  {:<8}  {:<8}  BUNDLE", "ID", "PID", "STATUS");
+        println!(
+            "{:<64}  {:<8}  {:<8}  {:<40}  CREATED",
+            "ID", "PID", "STATUS", "BUNDLE"
+        );
         for s in &states {
             println!(
-                "{:<64}  {:<8}  {:<8}  {}",
+                "{:<64}  {:<8}  {:<8}  {:<40}  {}",
                 s["id"].as_str().unwrap_or(""),
                 s["pid"].to_string(),
                 s["status"].as_str().unwrap_or(""),
-                s["bundle"].as_str().unwrap_or("")
+                s["bundle"].as_str().unwrap_or(""),
+                s["created"].as_str().unwrap_or("")
             );
         }
     }
@@ -691,6 +699,10 @@ fn oci_state(sb: &SandboxDir, st: &State) -> serde_json::Value {
         "status": oci_status_of(st),
         "pid": if running { st.pid.unwrap_or(0) } else { 0 },
         "bundle": record.as_ref().map(|r| r.bundle.display().to_string()).unwrap_or_default(),
+        // Beyond the spec's state, as runc gives them (go-runc reads both).
+        "rootfs": record.as_ref().map(|r| r.rootfs.display().to_string()).unwrap_or_default(),
+        "created": crate::log::rfc3339(st.created),
+        "owner": "",
         "annotations": record.map(|r| r.annotations).unwrap_or_default(),
     })
 }

@@ -68,7 +68,7 @@ impl Log {
 
 /// Seconds since the epoch as RFC 3339 in UTC, which runc's clients parse
 /// (the civil-from-days conversion of Howard Hinnant's date algorithms).
-fn rfc3339(epoch: f64) -> String {
+pub(crate) fn rfc3339(epoch: f64) -> String {
     let secs = epoch.max(0.0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;

@@ -41,6 +41,22 @@ fn create_start_state_kill_delete() {
     assert_eq!(s["status"], "created", "{s}");
     assert_eq!(s["id"], "c1");
     assert_eq!(s["bundle"], b.canonicalize().unwrap().display().to_string());
+    // What runc gives beyond the spec's state: the rootfs, and when the
+    // container was created (RFC 3339, as `date` reads it back).
+    let rootfs = b.canonicalize().unwrap().join("rootfs");
+    assert_eq!(s["rootfs"], rootfs.display().to_string());
+    let created = s["created"].as_str().unwrap();
+    let o = Command::new("date")
+        .args(["-u", "+%s", "-d", created])
+        .output()
+        .unwrap();
+    let created: u64 = text(&o).0.trim().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(created <= now && now - created < 120, "{s}");
+    assert_eq!(s["owner"], "");
     let pid = s["pid"].as_i64().unwrap();
     assert!(pid > 0 && alive(pid));
     // The pid file names the container process, as `state` does (a

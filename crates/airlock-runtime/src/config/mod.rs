@@ -115,6 +115,12 @@ impl Bundle {
         Ok(Bundle { dir, config, raw })
     }
 
+    /// The root filesystem `root.path` names (relative to the bundle).
+    pub fn rootfs(&self) -> PathBuf {
+        let path = self.config.root().as_ref().map(|r| r.path().clone());
+        self.dir.join(path.unwrap_or_default())
+    }
+
     pub fn annotations(&self) -> BTreeMap<String, String> {
         self.config
             .annotations()
@@ -227,7 +233,7 @@ fn root(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
     let Some(r) = bundle.config.root() else {
         return Err(err("root", "the bundle has no root"));
     };
-    let path = bundle.dir.join(r.path());
+    let path = bundle.rootfs();
     if !path.is_dir() {
         return Err(err(
             "root.path",
