@@ -322,6 +322,10 @@ fn podman_detached_container_lifecycle() {
         .unwrap();
     assert_eq!(o.status.code(), Some(4), "{}", err(&o));
     assert_eq!(out(&o), "in-exec\n");
+    // A program the container lacks: 127, as podman gives it with runc
+    // (it reads the runtime's words).
+    let o = p.cmd().args(["exec", "lc", "nope"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(127), "{}", err(&o));
     // exec -it: a terminal of the container's own, over conmon's console
     // socket (driven from a pseudo-terminal, as a person at one).
     let mut podman = p.cmd();

@@ -60,6 +60,32 @@ fn a_missing_program_fails_create_and_leaves_nothing() {
     assert!(left.is_empty(), "state left behind: {left:?}");
 }
 
+/// An exec of a program the container lacks fails in the words runc's
+/// clients read for a shell's status (podman: 127 and 126).
+#[test]
+fn a_missing_program_fails_exec_in_runcs_words() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "x1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    for (program, needle) in [
+        ("nope", "exec: \"nope\": executable file not found in $PATH"),
+        ("/bin/nope", "/bin/nope: no such file or directory"),
+        ("/etc", "permission denied"),
+    ] {
+        let o = env.rt(&["exec", "x1", program]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{program}: {out} {err}");
+        assert!(
+            err.to_lowercase().contains(&needle.to_lowercase()),
+            "{needle:?} not in {err}"
+        );
+    }
+    assert_eq!(state(&env, "x1")["status"], "running");
+    assert!(env.rt(&["delete", "--force", "x1"]).status.success());
+}
+
 #[test]
 fn a_program_that_vanishes_after_create_stops_the_container() {
     require_root!();

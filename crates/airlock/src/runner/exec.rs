@@ -72,16 +72,7 @@ pub fn exec(p: &ProcessPlan) -> SetupError {
             errno: e.raw_os_error(),
             kind: FailureKind::NotExecutable,
         },
-        None => SetupError {
-            step: format!("exec {program}"),
-            reason: if program.contains('/') {
-                format!("{program} not found in the sandbox")
-            } else {
-                format!("{program} not found in the sandbox's PATH ({path_var})")
-            },
-            errno: last.raw_os_error(),
-            kind: FailureKind::NotFound,
-        },
+        None => not_found(program, &path_var, last.raw_os_error()),
     }
 }
 
@@ -112,12 +103,7 @@ pub fn look_up(p: &ProcessPlan) -> Result<(), SetupError> {
                 errno: Some(libc::EACCES),
                 kind: FailureKind::NotExecutable,
             }),
-            Err(e) => Err(SetupError {
-                step: format!("exec {program}"),
-                reason: format!("{program}: no such file or directory in the sandbox"),
-                errno: e.raw_os_error(),
-                kind: FailureKind::NotFound,
-            }),
+            Err(e) => Err(not_found(program, path_var, e.raw_os_error())),
         };
     }
     let found = path_var
@@ -127,14 +113,26 @@ pub fn look_up(p: &ProcessPlan) -> Result<(), SetupError> {
     if found {
         return Ok(());
     }
-    Err(SetupError {
-        step: format!("exec {program}"),
-        reason: format!(
+    Err(not_found(program, path_var, Some(libc::ENOENT)))
+}
+
+/// `program` is not in the sandbox, in the words clients read for a
+/// shell's 127 ("executable file not found in $PATH", "no such file or
+/// directory"), whether found missing before execve or by it.
+fn not_found(program: &str, path_var: &str, errno: Option<i32>) -> SetupError {
+    let reason = if program.contains('/') {
+        format!("{program}: no such file or directory in the sandbox")
+    } else {
+        format!(
             "exec: \"{program}\": executable file not found in $PATH (the sandbox's PATH is {path_var})"
-        ),
-        errno: Some(libc::ENOENT),
+        )
+    };
+    SetupError {
+        step: format!("exec {program}"),
+        reason,
+        errno,
         kind: FailureKind::NotFound,
-    })
+    }
 }
 
 /// `found` exists but execve said ENOENT: name the interpreter or loader
