@@ -185,6 +185,17 @@ fn cwd_missing_in_sandbox() {
 }
 
 #[test]
+fn a_umask_beyond_the_permission_bits() {
+    let dir = tempdir();
+    let p = dir.path().join("spec.json");
+    std::fs::write(&p, r#"{"process": {"args": ["true"], "umask": 4095}}"#).unwrap();
+    refused(
+        &["run", "--spec", &p.display().to_string()],
+        &["process.umask", "0o777"],
+    );
+}
+
+#[test]
 fn rlimit_above_hard_limit() {
     require_root!();
     let dir = tempdir();

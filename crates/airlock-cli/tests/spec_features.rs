@@ -112,6 +112,20 @@ fn every_mount_kind() {
     );
 }
 
+/// `process.umask` is the workload's, whatever the caller's; the mode
+/// of what it makes shows it. Any caller: it needs no privilege.
+#[test]
+fn the_umask_is_the_specs() {
+    let spec = format!(
+        r#"{{"process": {{"args": ["sh", "-c", "umask; touch /tmp/f; stat -c %a /tmp/f"], "umask": 63}},
+            "filesystem": {{"mounts": {}}}}}"#,
+        system_view()
+    );
+    let r = run_spec(&spec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "0077\n600\n");
+}
+
 #[test]
 fn clock_offsets() {
     require_root!();

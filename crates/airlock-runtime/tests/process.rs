@@ -126,14 +126,14 @@ fn exec_honours_the_process_object_and_cap() {
         std::fs::write(&p, v.to_string()).unwrap();
         p.display().to_string()
     };
-    let script = "busybox grep -E 'CapEff|CapBnd|NoNewPrivs' /proc/self/status; ulimit -n; pwd; echo $FOO; echo ${TERM:-no-term}";
+    let script = "busybox grep -E 'CapEff|CapBnd|NoNewPrivs' /proc/self/status; ulimit -n; pwd; echo $FOO; echo ${TERM:-no-term}; umask";
     let p = write(
         "p1.json",
         json!({
             "args": ["sh", "-c", script],
             "env": ["PATH=/bin", "FOO=bar"],
             "cwd": "/tmp",
-            "user": {"uid": 0, "gid": 0},
+            "user": {"uid": 0, "gid": 0, "umask": 0o027},
             "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
             "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
             "noNewPrivileges": true
@@ -156,7 +156,8 @@ fn exec_honours_the_process_object_and_cap() {
             "100",
             "/tmp",
             "bar",
-            "no-term"
+            "no-term",
+            "0027"
         ],
         "{out}"
     );

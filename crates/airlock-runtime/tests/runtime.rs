@@ -161,9 +161,10 @@ fn inside_a_container() {
     let script = "cat /proc/self/uid_map; stat -c %u /bin/busybox; \
                   touch /made-inside && stat -c %u /made-inside; hostname; \
                   cat /proc/sys/net/ipv4/ping_group_range; grep -c . /proc/1/cmdline; \
-                  grep NoNewPrivs /proc/self/status";
+                  grep NoNewPrivs /proc/self/status; umask";
     let b = env.bundle("b", &["sh", "-c", script], |c| {
         c["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0"});
+        c["process"]["user"]["umask"] = json!(0o077);
     });
     let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "in1"]);
     let (out, err) = text(&o);
@@ -182,6 +183,12 @@ fn inside_a_container() {
     assert_eq!(
         std::os::unix::fs::MetadataExt::uid(&made.metadata().unwrap()),
         0
+    );
+    // The bundle's umask: what the workload makes is its own alone.
+    assert_eq!(lines[7], "0077", "{out}");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::mode(&made.metadata().unwrap()) & 0o777,
+        0o600
     );
     assert_eq!(lines[3], "oci-test");
     assert_eq!(lines[4].split_whitespace().collect::<Vec<_>>(), ["0", "0"]);

@@ -34,6 +34,8 @@ pub struct ExecOptions {
     pub ambient_capabilities: Option<Vec<String>>,
     pub rlimits: Option<Vec<crate::spec::Rlimit>>,
     pub no_new_privs: Option<bool>,
+    /// The process's umask; unset: the workload's.
+    pub umask: Option<u32>,
     /// Guardrail codes acknowledged for this process, beyond the
     /// sandbox's own.
     pub allow_unsafe: Vec<String>,
@@ -92,6 +94,16 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     }
     if let Some(nnp) = e.no_new_privs {
         process.no_new_privs = nnp;
+    }
+    if let Some(mask) = e.umask {
+        if mask > 0o777 {
+            return Err(crate::spec::SpecError::new(
+                "umask",
+                "a umask has only permission bits (at most 0o777)",
+            )
+            .into());
+        }
+        process.umask = Some(mask);
     }
     if let Some(r) = &e.rlimits {
         let mut spec = plan.spec.clone();

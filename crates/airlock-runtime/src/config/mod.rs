@@ -266,14 +266,14 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     s.process.uid = Some(u.uid());
     s.process.gid = Some(u.gid());
     s.process.groups = u.additional_gids().clone().unwrap_or_default();
-    if let Some(m) = u.umask() {
-        if m != 0o022 {
-            return Err(err(
-                "process.user.umask",
-                "only the default umask 0022 is supported",
-            ));
-        }
+    if u.umask().is_some_and(|m| m > 0o777) {
+        return Err(err(
+            "process.user.umask",
+            "a umask has only permission bits (at most 0777)",
+        ));
     }
+    // runc's default too, whatever the caller's.
+    s.process.umask = Some(u.umask().unwrap_or(0o022));
     s.process.terminal = p.terminal().unwrap_or(false);
     s.process.no_new_privs = p.no_new_privileges().unwrap_or(false);
     // What a non-root user keeps over its exec is the bundle's ambient

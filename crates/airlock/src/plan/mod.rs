@@ -273,6 +273,9 @@ pub struct ProcessPlan {
     /// personality(2), set before exec.
     #[serde(default)]
     pub personality: Option<u64>,
+    /// umask(2), set before exec.
+    #[serde(default)]
+    pub umask: Option<u32>,
     /// The caller's fds 3 to 3+N-1 reach the process at the same numbers
     /// (OCI's `--preserve-fds`); every other fd above 2 closes at exec.
     #[serde(default)]
@@ -411,6 +414,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             no_new_privs: p.no_new_privs,
             terminal: p.terminal,
             personality: p.personality,
+            umask: p.umask,
             preserve_fds: 0,
         },
         verbose: false,

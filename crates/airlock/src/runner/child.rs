@@ -405,6 +405,9 @@ pub(super) fn lock_down(
             ));
         }
     }
+    if let Some(mask) = p.umask {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
+    }
     let put_up = || -> Result<(), SetupError> {
         super::landlock::apply(walls.landlock.as_ref(), report)?;
         report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));

@@ -210,6 +210,10 @@ pub struct Process {
     /// `linux.personality`), set before exec; `None` keeps the caller's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personality: Option<u64>,
+    /// The file mode creation mask, as umask(2) takes it (OCI's
+    /// `process.user.umask`), set before exec; `None` keeps the caller's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umask: Option<u32>,
 }
 
 impl Default for Process {
@@ -227,6 +231,7 @@ impl Default for Process {
             no_new_privs: true,
             terminal: false,
             personality: None,
+            umask: None,
         }
     }
 }

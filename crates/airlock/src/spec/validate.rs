@@ -250,7 +250,7 @@ fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `process`: the program, its environment, directory and rlimits.
+/// `process`: the program, its environment, directory, umask and rlimits.
 fn process(p: &Process) -> Result<(), SpecError> {
     if p.args.is_empty() {
         return Err(SpecError::new("process.args", "no program given"));
@@ -278,6 +278,12 @@ fn process(p: &Process) -> Result<(), SpecError> {
         }
     }
     cwd("process.cwd", &p.cwd)?;
+    if p.umask.is_some_and(|m| m > 0o777) {
+        return Err(SpecError::new(
+            "process.umask",
+            "a umask has only permission bits (at most 0o777)",
+        ));
+    }
     for (i, r) in p.rlimits.iter().enumerate() {
         let f = format!("process.rlimits[{i}]");
         if !RLIMITS.iter().any(|(n, _)| *n == r.resource) {
