@@ -86,6 +86,60 @@ fn a_missing_program_fails_exec_in_runcs_words() {
     assert!(env.rt(&["delete", "--force", "x1"]).status.success());
 }
 
+/// HOME, when the process's environment has none, is its user's home in
+/// the container's /etc/passwd, else `/`, as runc sets it; for the
+/// workload and an exec. A FIFO standing as /etc/passwd neither hangs
+/// the create nor gives a home.
+#[test]
+fn home_comes_from_the_containers_passwd() {
+    require_root!();
+    let env = Env::new();
+    let workload = "echo $HOME > /tmp/home; exec sleep 1000";
+    let b = env.bundle("b", &["sh", "-c", workload], |_| {});
+    std::fs::write(
+        b.join("rootfs/etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n",
+    )
+    .unwrap();
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "h1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let written = "while [ ! -s /tmp/home ]; do sleep 0.05; done; cat /tmp/home";
+    let o = env.rt(&["exec", "h1", "sh", "-c", written]);
+    assert_eq!(text(&o).0, "/root\n", "{:?}", text(&o));
+    let o = env.rt(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "h1",
+        "sh",
+        "-c",
+        "echo $HOME",
+    ]);
+    assert_eq!(text(&o).0, "/home/u\n", "{:?}", text(&o));
+    let o = env.rt(&[
+        "exec",
+        "--user",
+        "1001:1001",
+        "h1",
+        "sh",
+        "-c",
+        "echo $HOME",
+    ]);
+    assert_eq!(text(&o).0, "/\n", "{:?}", text(&o));
+    let o = env.rt(&["exec", "--env", "HOME=/x", "h1", "sh", "-c", "echo $HOME"]);
+    assert_eq!(text(&o).0, "/x\n", "{:?}", text(&o));
+    assert!(env.rt(&["delete", "--force", "h1"]).status.success());
+
+    let b = env.bundle("f", &["sh", "-c", "echo $HOME"], |_| {});
+    let fifo = std::ffi::CString::new(b.join("rootfs/etc/passwd").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "h2"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out, "/\n");
+}
+
 #[test]
 fn a_program_that_vanishes_after_create_stops_the_container() {
     require_root!();

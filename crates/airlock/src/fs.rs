@@ -221,3 +221,17 @@ pub fn open_lock_file(path: &std::path::Path) -> io::Result<std::fs::File> {
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
 }
+
+/// Read `fd` (opened non-blocking) to a string of at most `limit` bytes
+/// if it is a regular file: a sandbox's or an image's /etc/passwd may be
+/// a FIFO, whose open and read would otherwise hang, or a device.
+pub fn read_regular(fd: OwnedFd, limit: u64) -> Option<String> {
+    let st = rustix::fs::fstat(&fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
+    let mut text = String::new();
+    let file = std::fs::File::from(fd);
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, limit), &mut text).ok()?;
+    Some(text)
+}

@@ -274,6 +274,7 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     }
     // runc's default too, whatever the caller's.
     s.process.umask = Some(u.umask().unwrap_or(0o022));
+    s.process.home_from_passwd = true;
     s.process.terminal = p.terminal().unwrap_or(false);
     s.process.no_new_privs = p.no_new_privileges().unwrap_or(false);
     // What a non-root user keeps over its exec is the bundle's ambient

@@ -134,9 +134,7 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         ) else {
             continue;
         };
-        // Non-blocking, and only a regular file, read up to a bound: an
-        // image's /etc/passwd may be a FIFO (which would hang the open or
-        // the read) or a device.
+        // Non-blocking, and only a regular file, read up to a bound.
         let Ok(fd) = crate::fs::open_in(
             &root,
             file,
@@ -144,17 +142,7 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         ) else {
             continue;
         };
-        let regular = rustix::fs::fstat(&fd).is_ok_and(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
-        });
-        if !regular {
-            return None;
-        }
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(
-            &mut std::io::Read::take(std::fs::File::from(fd), 1 << 20),
-            &mut text,
-        );
+        let text = crate::fs::read_regular(fd, 1 << 20)?;
         for line in text.lines() {
             let f: Vec<&str> = line.split(':').collect();
             if f.len() >= 4 && f[0] == name {

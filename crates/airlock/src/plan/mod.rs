@@ -276,6 +276,9 @@ pub struct ProcessPlan {
     /// umask(2), set before exec.
     #[serde(default)]
     pub umask: Option<u32>,
+    /// Set HOME from the sandbox's /etc/passwd when `env` has none.
+    #[serde(default)]
+    pub home_from_passwd: bool,
     /// The caller's fds 3 to 3+N-1 reach the process at the same numbers
     /// (OCI's `--preserve-fds`); every other fd above 2 closes at exec.
     #[serde(default)]
@@ -415,6 +418,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             terminal: p.terminal,
             personality: p.personality,
             umask: p.umask,
+            home_from_passwd: p.home_from_passwd,
             preserve_fds: 0,
         },
         verbose: false,

@@ -326,7 +326,7 @@ fn become_workload(
     terminal: Option<&OwnedFd>,
     mut stand_by: Option<OwnedFd>,
 ) -> SetupError {
-    let p = &plan.process;
+    let p = &*exec::with_home(&plan.process);
     let mut run = || -> Result<(), SetupError> {
         if plan.new_session && plan.init == InitMode::Airlock {
             rustix::process::setsid().step(|| "setsid".into())?;

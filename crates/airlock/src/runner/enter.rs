@@ -206,7 +206,7 @@ fn relay_until_exec(inner: &OwnedFd, sock: BorrowedFd) -> bool {
 
 /// In the child, inside every namespace: the workload's walls, then exec.
 fn become_process(plan: &ExecPlan, report: Reporter, terminal: Option<&OwnedFd>) -> SetupError {
-    let p = &plan.process;
+    let p = &*exec::with_home(&plan.process);
     let run = || -> Result<(), SetupError> {
         if plan.new_session {
             rustix::process::setsid().step(|| "setsid".into())?;

@@ -14,6 +14,33 @@ fn cstr(s: &str) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
+/// `p` with HOME set, when it asks for it and its environment has none:
+/// the user's home in the sandbox's /etc/passwd, else `/`. Read inside
+/// the sandbox (its /etc, its symlinks), before Landlock and the id
+/// change could deny it.
+pub fn with_home(p: &ProcessPlan) -> std::borrow::Cow<'_, ProcessPlan> {
+    if !p.home_from_passwd || p.env.iter().any(|(k, _)| k == "HOME") {
+        return std::borrow::Cow::Borrowed(p);
+    }
+    let mut p = p.clone();
+    let home = home_of(p.uid).unwrap_or_else(|| "/".into());
+    p.env.push(("HOME".into(), home));
+    std::borrow::Cow::Owned(p)
+}
+
+/// The home directory of `uid` in /etc/passwd (name:pw:uid:gid:gecos:home:shell).
+fn home_of(uid: u32) -> Option<String> {
+    use rustix::fs::OFlags;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open("/etc/passwd", flags, rustix::fs::Mode::empty()).ok()?;
+    let text = crate::fs::read_regular(fd, 1 << 20)?;
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .filter(|home| !home.is_empty())
+}
+
 /// execve the workload; returns only on failure.
 pub fn exec(p: &ProcessPlan) -> SetupError {
     let env = &p.env;

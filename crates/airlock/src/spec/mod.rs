@@ -214,6 +214,11 @@ pub struct Process {
     /// `process.user.umask`), set before exec; `None` keeps the caller's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub umask: Option<u32>,
+    /// When the environment has no HOME, set it to the user's home in the
+    /// sandbox's /etc/passwd, or `/` (runc's rule; airlock-runtime asks
+    /// for it). Off: the environment is exactly `env`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub home_from_passwd: bool,
 }
 
 impl Default for Process {
@@ -232,6 +237,7 @@ impl Default for Process {
             terminal: false,
             personality: None,
             umask: None,
+            home_from_passwd: false,
         }
     }
 }
