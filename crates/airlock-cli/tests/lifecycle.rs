@@ -14,7 +14,8 @@ fn exit_status_rules() {
     let r = output(airlock(&["run", "--", "no-such-program-xyz"]));
     assert_eq!(r.code, 127, "{}", r.stderr);
     assert!(
-        r.stderr.contains("no-such-program-xyz not found"),
+        r.stderr
+            .contains("\"no-such-program-xyz\": executable file not found in $PATH"),
         "{}",
         r.stderr
     );
