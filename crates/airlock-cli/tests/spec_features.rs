@@ -126,6 +126,37 @@ fn the_umask_is_the_specs() {
     assert_eq!(r.stdout, "0077\n600\n");
 }
 
+/// A cgroup mount shows the sandbox's own cgroups read-only (its memory
+/// limit, where v2 or v1 puts it); without cgroups, an empty directory.
+#[test]
+fn the_cgroup_mount_shows_the_sandboxs_own_limit() {
+    require_root!();
+    let mut mounts: Vec<serde_json::Value> = serde_json::from_str(&system_view()).unwrap();
+    mounts.push(serde_json::json!({"type": "cgroup", "destination": "/sys/fs/cgroup"}));
+    let probe = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+                 touch /sys/fs/cgroup/x 2>&1; ls -A /sys/fs/cgroup | wc -l";
+    let spec = |resources: &str| {
+        format!(
+            r#"{{"process": {{"args": ["sh", "-c", "{probe}"]}}, "resources": {resources},
+                "filesystem": {{"mounts": {}}}}}"#,
+            serde_json::to_string(&mounts).unwrap()
+        )
+    };
+    let r = run_spec(&spec(r#"{"memory": "32M", "pids": 64}"#));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "33554432", "{}", r.stdout);
+    assert!(lines[1].contains("Read-only file system"), "{}", r.stdout);
+    assert_ne!(lines[2], "0", "{}", r.stdout);
+    // No limit, no cgroup (the pids default is an rlimit here).
+    let r = run_spec(&spec("{}"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    assert!(lines[0].contains("Read-only file system"), "{}", r.stdout);
+    assert_eq!(lines[1], "0", "{}", r.stdout);
+}
+
 #[test]
 fn clock_offsets() {
     require_root!();

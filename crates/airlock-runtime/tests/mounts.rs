@@ -81,6 +81,35 @@ fn bind_and_tmpfs_options_are_honoured() {
     );
 }
 
+/// The bundle's cgroup mount (every bundle here has one) shows the
+/// container's own cgroups, read-only, as runc mounts them: its limits
+/// read where a v2 host (or a v1 one) puts them, and nothing is written.
+#[test]
+fn the_cgroup_mount_shows_the_containers_own_limits_read_only() {
+    require_root!();
+    let env = Env::new();
+    let cg = "/sys/fs/cgroup";
+    let script = format!(
+        "cat {cg}/memory.max 2>/dev/null || cat {cg}/memory/memory.limit_in_bytes; \
+         cat {cg}/pids.max 2>/dev/null || cat {cg}/pids/pids.max; \
+         for f in {cg}/pids.max {cg}/pids/pids.max; do test -e $f && (echo 5 > $f) 2>&1; done; \
+         mkdir {cg}/x 2>&1; \
+         busybox grep -c ' {cg}' /proc/self/mountinfo"
+    );
+    let b = env.bundle("b", &["sh", "-c", &script], |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 7}});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "cg1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["67108864", "7"], "{out} {err}");
+    assert!(lines[2].contains("Read-only file system"), "{out}");
+    assert!(lines[3].contains("Read-only file system"), "{out}");
+    // Mounted: a v2 directory alone, or a tmpfs with each hierarchy.
+    assert!(lines[4].parse::<u32>().unwrap() >= 1, "{out}");
+}
+
 #[test]
 fn options_airlock_cannot_honour_are_refused() {
     require_root!();

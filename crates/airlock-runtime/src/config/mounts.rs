@@ -179,9 +179,12 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
             // empty read-only directory stands there instead.
             "sysfs" if !s.namespaces.net => s.filesystem.mounts.push(stand_in(dest)),
             "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
-            // The host's cgroup tree is not the container's to see; an
-            // empty read-only directory stands where it was asked for.
-            "cgroup" | "cgroup2" => s.filesystem.mounts.push(stand_in(dest)),
+            // The container's own cgroups, read-only, as runc mounts them
+            // (nothing above them: the host's tree is not its to see).
+            "cgroup" | "cgroup2" => s
+                .filesystem
+                .mounts
+                .push(Mount::Cgroup { destination: dest }),
             other => {
                 return Err(err(
                     format!("{field}.type"),

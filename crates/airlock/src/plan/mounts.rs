@@ -109,6 +109,11 @@ pub enum MountStep {
     Sysfs {
         destination: String,
     },
+    /// The sandbox's own cgroup directories, cloned read-only by whoever
+    /// clones the bind sources (`runner::sources`).
+    Cgroup {
+        destination: String,
+    },
     Dir {
         destination: String,
         mode: Option<u32>,
@@ -156,7 +161,8 @@ impl MountStep {
             | MountStep::Dev { destination }
             | MountStep::Device { destination, .. }
             | MountStep::Mqueue { destination }
-            | MountStep::Sysfs { destination } => Some(destination),
+            | MountStep::Sysfs { destination }
+            | MountStep::Cgroup { destination } => Some(destination),
             _ => None,
         }
     }
@@ -338,6 +344,7 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
         Mount::Dev { .. } => MountStep::Dev { destination },
         Mount::Mqueue { .. } => MountStep::Mqueue { destination },
         Mount::Sysfs { .. } => MountStep::Sysfs { destination },
+        Mount::Cgroup { .. } => MountStep::Cgroup { destination },
         Mount::Dir { mode, .. } => MountStep::Dir {
             destination,
             mode: mode.map(|m| m.0),

@@ -6,7 +6,7 @@
 //! workload, then drops everything and only reaps and forwards signals.
 
 use super::report::{Reporter, SetupError, StepExt};
-use super::sources::HostTrees;
+use super::sources::Sources;
 use super::{exec, hooks, identity, mount, net, signals, time};
 use crate::plan::Plan;
 use crate::spec::InitMode;
@@ -19,10 +19,10 @@ pub fn main(
     go: OwnedFd,
     report: Reporter,
     hold: Option<OwnedFd>,
-    cloned: Option<HostTrees>,
+    sources: Sources,
     userns: Option<OwnedFd>,
 ) -> ! {
-    let (go, slave) = match setup(&plan, go, report, cloned, userns) {
+    let (go, slave) = match setup(&plan, go, report, sources, userns) {
         Ok(x) => x,
         Err(e) => {
             report.failed(&e);
@@ -112,7 +112,7 @@ fn setup(
     plan: &Plan,
     go: OwnedFd,
     report: Reporter,
-    cloned: Option<HostTrees>,
+    sources: Sources,
     userns: Option<OwnedFd>,
 ) -> Result<(OwnedFd, Option<OwnedFd>), SetupError> {
     // The supervisor writes our id maps from outside, then says go. It
@@ -178,7 +178,7 @@ fn setup(
     if !plan.hooks.is_empty() {
         hooks::note_host_pid();
     }
-    let trees = mount::prepare(plan, cloned, report)?;
+    let trees = mount::prepare(plan, sources, report)?;
     mount::apply(plan, &trees, report)?;
     if !plan.hooks.create.is_empty() {
         report.progress(|| "run the hooks inside, before pivot_root".into());

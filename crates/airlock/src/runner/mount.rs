@@ -20,7 +20,7 @@ use super::fs::{
     attach, clone_tree, ensure_target, is_dir, mount_fs_at, new_fs, new_tmpfs, path_in, TargetKind,
 };
 use super::report::{Reporter, SetupError, StepExt};
-use super::sources::{self, HostTrees};
+use super::sources::{self, Sources};
 use super::{dev, overlay, protect};
 use crate::plan::{MountStep, Plan};
 use crate::spec::{Root, Size};
@@ -40,11 +40,13 @@ pub struct Trees {
     pub root: OwnedFd,
     /// The opened and re-judged source of each bind, by mount index.
     sources: Vec<Option<OwnedFd>>,
+    /// The sandbox's cgroup directories, read-only, for a cgroup mount.
+    cgroups: Vec<(String, OwnedFd)>,
 }
 
 /// Steps 1 to 3: private propagation and sources, staging root, the
 /// sandbox's root.
-pub fn prepare(plan: &Plan, cloned: Option<HostTrees>, report: Reporter) -> Result<Trees> {
+pub fn prepare(plan: &Plan, sources: Sources, report: Reporter) -> Result<Trees> {
     report.progress(|| "make every mount private".into());
     mount_change(
         "/",
@@ -54,10 +56,11 @@ pub fn prepare(plan: &Plan, cloned: Option<HostTrees>, report: Reporter) -> Resu
     // Opened while the host's tree is still where the paths say.
     report.progress(|| "open and re-check the bind sources".into());
     // Cloned by the supervisor for a root caller; here otherwise.
-    let cloned = match cloned {
-        Some(c) => c,
-        None => sources::clone_trees(plan, report)?,
+    let cloned = match sources {
+        Sources::Cloned(c) => c,
+        Sources::ToClone(cgroup) => sources::clone_trees(plan, cgroup.as_ref(), report)?,
     };
+    let cgroups = cloned.cgroups;
     let sources = cloned.binds;
     let root_source = open_root_source(plan, cloned.root)?;
     let host = pivot_to_staging(report)?;
@@ -72,6 +75,7 @@ pub fn prepare(plan: &Plan, cloned: Option<HostTrees>, report: Reporter) -> Resu
         host,
         root,
         sources,
+        cgroups,
     })
 }
 
@@ -256,6 +260,11 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 let attrs = NO_SUID_DEV_EXEC | MOUNT_ATTR_RDONLY;
                 mount_fs_at(root, destination, "sysfs", &[], attrs).step(step)?;
             }
+            MountStep::Cgroup { destination } => {
+                report
+                    .progress(|| format!("mount {destination}: the sandbox's cgroups (read-only)"));
+                cgroup_view(root, &trees.cgroups, destination).step(step)?;
+            }
             MountStep::Dir { destination, mode } => {
                 report.progress(step);
                 let d = super::fs::mkdir_all_in(root, destination).step(step)?;
@@ -320,6 +329,25 @@ fn tmpfs(
         sys::mount_setattr(&mnt, attrs, false)?;
     }
     attach(mnt, target)
+}
+
+/// The sandbox's cgroup directories at `dest`: a v2 one alone there, or
+/// each under its name on a tmpfs made read-only once they are attached.
+/// None (a sandbox without cgroups): the tmpfs stays empty.
+fn cgroup_view(root: BorrowedFd, cgroups: &[(String, OwnedFd)], dest: &str) -> io::Result<()> {
+    if let [(name, tree)] = cgroups {
+        if name.is_empty() {
+            return attach(tree, ensure_target(root, dest, TargetKind::Dir)?);
+        }
+    }
+    let target = ensure_target(root, dest, TargetKind::Dir)?;
+    attach(new_tmpfs(0o755, Some(Size(4096)))?, target)?;
+    // The tmpfs now, where each directory is made and attached.
+    let view = super::fs::path_in(root, dest)?;
+    for (name, tree) in cgroups {
+        attach(tree, ensure_target(&view, name, TargetKind::Dir)?)?;
+    }
+    sys::mount_setattr(&view, MOUNT_ATTR_RDONLY | NO_SUID_DEV_EXEC, false)
 }
 
 fn host_proc(root: BorrowedFd, host: &OwnedFd, dest: &str) -> io::Result<()> {
@@ -389,9 +417,9 @@ pub fn enter(trees: Trees, report: Reporter) -> Result<()> {
         host,
         root,
         sources,
+        cgroups,
     } = trees;
-    drop(host);
-    drop(sources);
+    drop((host, sources, cgroups));
     rustix::process::fchdir(&root).step(|| "chdir new root".into())?;
     rustix::process::pivot_root(".", ".").step(|| "pivot_root".into())?;
     // The staging root now sits on top of the new root; detach it (and the

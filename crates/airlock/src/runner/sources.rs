@@ -19,6 +19,7 @@ use crate::check::Snapshot;
 use crate::plan::mounts::Idmap;
 use crate::plan::{MountStep, Plan};
 use crate::spec::Root;
+use crate::state::CgroupPaths;
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use rustix::fs::{Mode, OFlags};
 use std::io;
@@ -32,10 +33,26 @@ pub struct HostTrees {
     pub binds: Vec<Option<OwnedFd>>,
     /// The root, when it is a host directory.
     pub root: Option<OwnedFd>,
+    /// The sandbox's own cgroup directories, read-only, by the name they
+    /// take under a cgroup mount ("" for a v2 directory alone).
+    pub cgroups: Vec<(String, OwnedFd)>,
 }
 
-/// Open, re-judge and clone every bind source and a directory root.
-pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
+/// What PID 1 attaches: trees the supervisor cloned on the host side (a
+/// root caller's), or those PID 1 is to clone in its own mount namespace
+/// (a rootless caller's), with the paths of the sandbox's cgroups.
+pub enum Sources {
+    Cloned(HostTrees),
+    ToClone(Option<CgroupPaths>),
+}
+
+/// Open, re-judge and clone every bind source and a directory root, and
+/// the sandbox's cgroup directories (`cgroup`) for a cgroup mount.
+pub fn clone_trees(
+    plan: &Plan,
+    cgroup: Option<&CgroupPaths>,
+    report: Reporter,
+) -> Result<HostTrees> {
     report.progress(|| "open, re-check and clone the bind sources".into());
     let seen = crate::check::Snapshot::take(plan.host.home.as_deref());
     let caller_userns = match &plan.filesystem.caller_maps {
@@ -110,7 +127,48 @@ pub fn clone_trees(plan: &Plan, report: Reporter) -> Result<HostTrees> {
     if let (Some(root), true) = (&root, plan.caller.is_root()) {
         make_mountpoints(plan, root, &binds);
     }
-    Ok(HostTrees { binds, root })
+    let wanted = plan
+        .filesystem
+        .steps
+        .iter()
+        .any(|m| matches!(m, MountStep::Cgroup { .. }));
+    let cgroups = match cgroup {
+        Some(paths) if wanted => clone_cgroups(paths)?,
+        _ => Vec::new(),
+    };
+    Ok(HostTrees {
+        binds,
+        root,
+        cgroups,
+    })
+}
+
+/// The sandbox's own cgroup directories as read-only trees, each alone
+/// (not what is mounted below it), named as a cgroup mount shows them:
+/// v1 controllers by name and v2 as `unified` beside them, or v2 alone.
+/// These are directories airlock made, not caller paths to judge.
+fn clone_cgroups(paths: &CgroupPaths) -> Result<Vec<(String, OwnedFd)>> {
+    let v2_name = if paths.v1.is_empty() { "" } else { "unified" };
+    let all = paths
+        .v1
+        .iter()
+        .map(|(n, p)| (n.as_str(), p))
+        .chain(paths.v2.iter().map(|p| (v2_name, p)));
+    let mut trees = Vec::new();
+    for (name, path) in all {
+        let step = || format!("clone the cgroup {}", path.display());
+        let dir = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .step(step)?;
+        let tree = clone_tree(&dir, false).step(step)?;
+        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+        sys::mount_setattr(&tree, attrs, false).step(step)?;
+        trees.push((name.to_string(), tree));
+    }
+    Ok(trees)
 }
 
 /// On the host side, as root, the mountpoints a directory root lacks are

@@ -135,9 +135,12 @@ pub(super) fn supervise(
 
     // With root's privileges, before any namespace exists; a rootless
     // caller's PID 1 does it in its own mount namespace instead.
-    let cloned = match plan.caller.is_root() {
-        true => Some(sources::clone_trees(&plan, report)?),
-        false => None,
+    let cgroup_paths = cgroup.as_ref().map(Cgroup::paths);
+    let sources = match plan.caller.is_root() {
+        true => {
+            sources::Sources::Cloned(sources::clone_trees(&plan, cgroup_paths.as_ref(), report)?)
+        }
+        false => sources::Sources::ToClone(cgroup_paths),
     };
     // Only for the clone: PID 1 is born in it, our other children not.
     let pid_join = super::pidns::enter_for_clone(&plan)?;
@@ -163,7 +166,7 @@ pub(super) fn supervise(
                 go: go_read,
                 inner: inner_child,
                 hold: hold_read,
-                cloned,
+                sources,
                 userns: pid_join.and_then(|j| j.userns),
             };
             become_pid1(plan, alive_fd, logs, ends, report)
@@ -202,14 +205,13 @@ pub(super) fn supervise(
     )?;
     // Idmapped only now: the user namespace needs its maps first.
     let owner = pid_join.as_ref().and_then(|j| j.userns.as_ref());
-    if let Err(e) = cloned
-        .as_ref()
-        .map_or(Ok(()), |c| c.idmap(&plan, pid, owner))
-    {
-        kill_and_reap(&pidfd, pid);
-        return Err(e);
+    if let sources::Sources::Cloned(c) = &sources {
+        if let Err(e) = c.idmap(&plan, pid, owner) {
+            kill_and_reap(&pidfd, pid);
+            return Err(e);
+        }
     }
-    drop((cloned, pid_join));
+    drop((sources, pid_join));
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
@@ -378,7 +380,7 @@ struct Pid1Ends {
     go: OwnedFd,
     inner: OwnedFd,
     hold: Option<OwnedFd>,
-    cloned: Option<sources::HostTrees>,
+    sources: sources::Sources,
     /// The user namespace to join first (see `pidns`).
     userns: Option<OwnedFd>,
 }
@@ -455,7 +457,7 @@ fn become_pid1(
     // SAFETY: the report fd is the inner socket now, open until the exec
     // that ends this process image.
     let report = Reporter::new(unsafe { BorrowedFd::borrow_raw(report_fd()) }, plan.verbose);
-    child::main(plan, ends.go, report, ends.hold, ends.cloned, ends.userns)
+    child::main(plan, ends.go, report, ends.hold, ends.sources, ends.userns)
 }
 
 fn clone_failed(e: &std::io::Error) -> SetupError {

@@ -247,6 +247,16 @@ pub enum Mount {
     Sysfs {
         destination: String,
     },
+    /// The sandbox's own cgroups, read-only (OCI's `cgroup` mount), so the
+    /// workload can read its limits and usage: its cgroup v2 directory at
+    /// `destination`, or where the host has v1 hierarchies a read-only
+    /// tmpfs holding each of its v1 cgroups at `destination/<controller>`
+    /// (its v2 one at `destination/unified`). Nothing above the sandbox's
+    /// own cgroups is shown; a sandbox without cgroups gets an empty
+    /// read-only directory.
+    Cgroup {
+        destination: String,
+    },
     Dir {
         destination: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,6 +283,7 @@ impl Mount {
             | Mount::Dev { destination }
             | Mount::Mqueue { destination }
             | Mount::Sysfs { destination }
+            | Mount::Cgroup { destination }
             | Mount::Dir { destination, .. }
             | Mount::File { destination, .. }
             | Mount::Symlink { destination, .. } => destination,
@@ -287,6 +298,7 @@ impl Mount {
             Mount::Dev { .. } => "dev",
             Mount::Mqueue { .. } => "mqueue",
             Mount::Sysfs { .. } => "sysfs",
+            Mount::Cgroup { .. } => "cgroup",
             Mount::Dir { .. } => "dir",
             Mount::File { .. } => "file",
             Mount::Symlink { .. } => "symlink",
