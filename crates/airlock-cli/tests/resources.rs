@@ -73,6 +73,28 @@ fn cpu_quota_limits_cpu_time() {
     assert!(f > 2.0 * l, "unlimited sandbox used {f}s, limited {l}s");
 }
 
+/// --cpuset-cpus pins the workload (seen from inside); one the host's
+/// cgroup does not have is an error naming the limit, leaving nothing.
+#[test]
+fn cpuset_pins_the_workload() {
+    require_root!();
+    let r = sh(
+        &["--cpuset-cpus", "0"],
+        "grep Cpus_allowed_list /proc/self/status",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.split_whitespace().last(),
+        Some("0"),
+        "{}",
+        r.stdout
+    );
+    let r = sh(&["--cpuset-cpus", "4095"], "echo should-not-run");
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("cpuset"), "{}", r.stderr);
+    assert!(!r.stdout.contains("should-not-run"));
+}
+
 #[test]
 fn timeout_kills_the_whole_sandbox_even_double_forked() {
     require_root!();
@@ -246,6 +268,8 @@ fn bad_resource_values() {
         (vec!["--pids", "0"], "--pids: "),
         (vec!["--memory", "1K"], "--memory: "),
         (vec!["--cpu-weight", "0"], "--cpu-weight: "),
+        (vec!["--cpuset-cpus", "3-1"], "--cpuset-cpus: "),
+        (vec!["--cpuset-mems", "x"], "--cpuset-mems: "),
     ] {
         let r = sh(&flags, "true");
         assert_eq!(r.code, 125, "{flags:?}");

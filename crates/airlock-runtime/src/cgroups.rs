@@ -30,7 +30,7 @@ const FIELD: &str = "linux.cgroupsPath";
 
 /// The controllers a container gets cgroups for whatever its limits, so
 /// that `update` can set them later (where the host has them).
-pub const PREPARE: [&str; 4] = ["memory", "pids", "cpu", "io"];
+pub const PREPARE: [&str; 5] = ["memory", "pids", "cpu", "io", "cpuset"];
 
 /// The container's cgroup path relative to the runtime's own cgroups
 /// (`None`: airlock's default, `airlock-<id>`).
@@ -131,7 +131,9 @@ pub fn update(ctx: &Ctx, u: &liboci_cli::Update) -> Result<(), String> {
                 || u.cpu_quota.is_some()
                 || u.cpu_period.is_some()
                 || u.cpu_share.is_some()
-                || u.blkio_weight.is_some();
+                || u.blkio_weight.is_some()
+                || u.cpuset_cpus.is_some()
+                || u.cpuset_mems.is_some();
             if flags_too {
                 return Err(
                     "--resources: give the limits either in the file or as flags, not both".into(),
@@ -164,6 +166,8 @@ impl FieldNames {
             ("resources.memory", "--memory", "memory.limit"),
             ("resources.swap", "--memory-swap", "memory.swap"),
             ("resources.pids", "--pids-limit", "pids.limit"),
+            ("resources.cpuset_cpus", "--cpuset-cpus", "cpu.cpus"),
+            ("resources.cpuset_mems", "--cpuset-mems", "cpu.mems"),
             ("resources.cpus", "--cpu-quota/--cpu-period", "cpu.quota"),
             ("resources.cpu_weight", "--cpu-share", "cpu.shares"),
             ("resources.io_weight", "--blkio-weight", "blockIO.weight"),
@@ -207,9 +211,6 @@ fn from_flags(
             "realtime limits are not supported",
         );
     }
-    if u.cpuset_cpus.is_some() || u.cpuset_mems.is_some() {
-        return refuse("--cpuset-cpus/--cpuset-mems", "cpusets are not supported");
-    }
     if u.l3_cache_schema.is_some() || u.mem_bw_schema.is_some() {
         return refuse(
             "--l3-cache-schema/--mem-bw-schema",
@@ -218,6 +219,8 @@ fn from_flags(
     }
     let mut r = Resources {
         memory: u.memory.map(Size),
+        cpuset_cpus: u.cpuset_cpus.clone(),
+        cpuset_mems: u.cpuset_mems.clone(),
         ..Resources::default()
     };
     match u.memory_reservation {

@@ -94,10 +94,13 @@ fn the_cgroup_mount_shows_the_containers_own_limits_read_only() {
          cat {cg}/pids.max 2>/dev/null || cat {cg}/pids/pids.max; \
          for f in {cg}/pids.max {cg}/pids/pids.max; do test -e $f && (echo 5 > $f) 2>&1; done; \
          mkdir {cg}/x 2>&1; \
-         busybox grep -c ' {cg}' /proc/self/mountinfo"
+         busybox grep -c ' {cg}' /proc/self/mountinfo; \
+         cat {cg}/cpuset.cpus 2>/dev/null || cat {cg}/cpuset/cpuset.cpus; \
+         busybox grep Cpus_allowed_list /proc/self/status"
     );
     let b = env.bundle("b", &["sh", "-c", &script], |c| {
-        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 7}});
+        c["linux"]["resources"] =
+            json!({"memory": {"limit": 67108864}, "pids": {"limit": 7}, "cpu": {"cpus": "1"}});
     });
     let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "cg1"]);
     let (out, err) = text(&o);
@@ -108,6 +111,9 @@ fn the_cgroup_mount_shows_the_containers_own_limits_read_only() {
     assert!(lines[3].contains("Read-only file system"), "{out}");
     // Mounted: a v2 directory alone, or a tmpfs with each hierarchy.
     assert!(lines[4].parse::<u32>().unwrap() >= 1, "{out}");
+    // linux.resources.cpu.cpus, in the cgroup and as the kernel applies it.
+    assert_eq!(lines[5], "1", "{out}");
+    assert!(lines[6].ends_with("\t1"), "{out}");
 }
 
 #[test]

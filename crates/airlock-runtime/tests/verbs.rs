@@ -116,9 +116,37 @@ fn update_changes_limits_live() {
     assert_eq!(read(&pids.join("pids.max")), "9");
     // What airlock cannot set is an error naming the flag, and nothing
     // changes.
-    let o = env.rt(&["update", "--pids-limit", "20", "--cpuset-cpus", "0", "u1"]);
+    let o = env.rt(&[
+        "update",
+        "--pids-limit",
+        "20",
+        "--cpu-rt-period",
+        "1000",
+        "u1",
+    ]);
+    assert!(text(&o).1.contains("--cpu-rt-period"), "{:?}", text(&o));
+    assert_eq!(read(&pids.join("pids.max")), "9");
+    let o = env.rt(&["update", "--pids-limit", "20", "--cpuset-cpus", "0-x", "u1"]);
     assert!(text(&o).1.contains("--cpuset-cpus"), "{:?}", text(&o));
     assert_eq!(read(&pids.join("pids.max")), "9");
+    // A cpuset, as the kubelet's CPU manager pins a container after
+    // create: the process sees only that CPU from then on.
+    let o = env.rt(&["update", "--cpuset-cpus", "0", "u1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = env.rt(&[
+        "exec",
+        "u1",
+        "busybox",
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/1/status",
+    ]);
+    assert_eq!(
+        text(&o).0.split_whitespace().last(),
+        Some("0"),
+        "{:?}",
+        text(&o)
+    );
     // A reservation above the memory limit, by the flag's name.
     let o = env.rt(&["update", "--memory-reservation", "134217728", "u1"]);
     let (_, err) = text(&o);

@@ -190,6 +190,12 @@ pub struct RunArgs {
     /// Relative I/O weight, 1..10000 (where the io/blkio controller has one).
     #[arg(long, value_name = "W", help_heading = "Resources")]
     pub(crate) io_weight: Option<u32>,
+    /// The CPUs the workload may run on, e.g. 0-3,6 (cgroup cpuset.cpus).
+    #[arg(long, value_name = "LIST", help_heading = "Resources")]
+    pub(crate) cpuset_cpus: Option<String>,
+    /// The memory nodes it may allocate from, e.g. 0 (cpuset.mems).
+    #[arg(long, value_name = "LIST", help_heading = "Resources")]
+    pub(crate) cpuset_mems: Option<String>,
     /// Set an rlimit: RESOURCE=SOFT[:HARD], e.g. nofile=1024 or nproc=64:64.
     #[arg(long, value_name = "RES=SOFT[:HARD]", value_parser = rlimit_arg, action = clap::ArgAction::Append, help_heading = "Resources")]
     pub(crate) rlimit: Vec<spec::Rlimit>,

@@ -52,6 +52,16 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             "--cpu-weight",
         ),
         (a.io_weight.is_some(), "resources.io_weight", "--io-weight"),
+        (
+            a.cpuset_cpus.is_some(),
+            "resources.cpuset_cpus",
+            "--cpuset-cpus",
+        ),
+        (
+            a.cpuset_mems.is_some(),
+            "resources.cpuset_mems",
+            "--cpuset-mems",
+        ),
     ] {
         if given || flags_only {
             labels.fields.push((field, flag));
@@ -242,6 +252,12 @@ fn resources(s: &mut SandboxSpec, a: &RunArgs) {
     }
     if a.io_weight.is_some() {
         r.io_weight = a.io_weight;
+    }
+    if a.cpuset_cpus.is_some() {
+        r.cpuset_cpus.clone_from(&a.cpuset_cpus);
+    }
+    if a.cpuset_mems.is_some() {
+        r.cpuset_mems.clone_from(&a.cpuset_mems);
     }
     if a.timeout.is_some() {
         s.timeout = a.timeout;

@@ -36,6 +36,8 @@ const PREFIXES: &[(&str, &str)] = &[
     ("resources.memory", "linux.resources.memory.limit"),
     ("resources.swap", "linux.resources.memory.swap"),
     ("resources.pids", "linux.resources.pids.limit"),
+    ("resources.cpuset_cpus", "linux.resources.cpu.cpus"),
+    ("resources.cpuset_mems", "linux.resources.cpu.mems"),
     ("resources.cpus", "linux.resources.cpu.quota"),
     ("resources.cpu_weight", "linux.resources.cpu.shares"),
     ("resources.io_weight", "linux.resources.blockIO.weight"),

@@ -67,14 +67,12 @@ pub(super) fn resources(
         if let Some(shares) = c.shares().filter(|x| *x > 0) {
             s.resources.cpu_weight = Some(shares_to_weight(shares));
         }
-        if c.cpus().as_deref().is_some_and(|x| !x.is_empty())
-            || c.mems().as_deref().is_some_and(|x| !x.is_empty())
-            || c.realtime_runtime().is_some()
-            || c.realtime_period().is_some_and(|p| p > 0)
-        {
+        s.resources.cpuset_cpus = c.cpus().clone().filter(|x| !x.is_empty());
+        s.resources.cpuset_mems = c.mems().clone().filter(|x| !x.is_empty());
+        if c.realtime_runtime().is_some() || c.realtime_period().is_some_and(|p| p > 0) {
             return Err(err(
                 "linux.resources.cpu",
-                "cpusets and realtime limits are not supported",
+                "realtime limits are not supported",
             ));
         }
         if c.idle().is_some_and(|i| i != 0) {

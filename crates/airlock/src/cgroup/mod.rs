@@ -156,15 +156,48 @@ fn write_file(dir: &Path, file: &str, value: &str, controller: &str) -> Result<(
         ));
     }
     std::fs::write(dir.join(file), value).map_err(|e| {
-        SetupError::new(
-            format!("resources ({controller})"),
-            format!(
-                "cannot write {value:?} to {}: {}",
-                dir.join(file).display(),
-                describe(&e)
-            ),
-        )
+        let mut reason = format!(
+            "cannot write {value:?} to {}: {}",
+            dir.join(file).display(),
+            describe(&e)
+        );
+        // A cpuset must lie within the parent's: say what that is.
+        if file.starts_with("cpuset.") {
+            // v2's own file may be empty ("the parent's"): its effective one.
+            let read = |p: &Path| {
+                std::fs::read_to_string(p.join(format!("{file}.effective")))
+                    .or_else(|_| std::fs::read_to_string(p.join(file)))
+                    .ok()
+            };
+            if let Some(theirs) = dir.parent().and_then(read) {
+                reason.push_str(&format!(" (the caller's cgroup has {:?})", theirs.trim()));
+            }
+        }
+        SetupError::new(format!("resources ({controller})"), reason)
     })
+}
+
+/// A new v1 cpuset cgroup has no CPUs and no memory nodes, and takes no
+/// process until it has both: it starts with its parent's, which the
+/// plan's writes may narrow. Any other directory (v2, where empty means
+/// "the parent's", or another controller's) is left as it is.
+fn inherit_cpuset(dir: &Path) -> Result<(), SetupError> {
+    if !dir.join("cgroup.clone_children").exists() {
+        return Ok(());
+    }
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let Ok(now) = std::fs::read_to_string(dir.join(file)) else {
+            continue;
+        };
+        if now.trim().is_empty() {
+            let theirs = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+            write_file(dir, file, theirs.trim(), "cpuset")?;
+        }
+    }
+    Ok(())
 }
 
 fn mkdir(dir: &Path, controller: &str) -> Result<(), SetupError> {
@@ -261,6 +294,7 @@ impl Cgroup {
                 mkdir(dir, "cgroup path")?;
                 cg.made.push(dir.clone());
             }
+            inherit_cpuset(dir)?;
             enable(dir)?;
         }
         if let Some(dir) = &plan.v2 {
@@ -289,6 +323,7 @@ impl Cgroup {
                 Err(e) => return Err(e),
             }
             cg.v1.insert(c.clone(), dir.clone());
+            inherit_cpuset(dir)?;
         }
         for w in &plan.writes {
             write_file(&w.dir, &w.file, &w.value, &w.controller)?;

@@ -28,6 +28,8 @@ fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Writ
         "pids.max" => "resources.pids",
         "cpu.max" | "cpu.cfs_period_us" | "cpu.cfs_quota_us" => "resources.cpus",
         "cpu.weight" | "cpu.shares" => "resources.cpu_weight",
+        "cpuset.cpus" => "resources.cpuset_cpus",
+        "cpuset.mems" => "resources.cpuset_mems",
         _ => "resources.io_weight",
     };
     Write {
@@ -68,7 +70,20 @@ pub fn v2(r: &Resources) -> Vec<Write> {
     if let Some(weight) = r.io_weight {
         out.push(w("io", "io.weight", format!("default {weight}")));
     }
+    cpuset(r, &mut out);
     out
+}
+
+/// `cpuset.cpus` and `cpuset.mems`, the same files on v2 and v1 (a new
+/// v1 cpuset cgroup starts with both empty: `Cgroup::create` copies its
+/// parent's first, so one left unset is inherited).
+fn cpuset(r: &Resources, out: &mut Vec<Write>) {
+    if let Some(cpus) = &r.cpuset_cpus {
+        out.push(w("cpuset", "cpuset.cpus", cpus));
+    }
+    if let Some(mems) = &r.cpuset_mems {
+        out.push(w("cpuset", "cpuset.mems", mems));
+    }
 }
 
 /// The writes for the v1 controllers (`memory.limit_in_bytes`, ...).
@@ -103,6 +118,7 @@ pub fn v1(r: &Resources) -> Vec<Write> {
         let v = (weight as u64 / 10).clamp(10, 1000);
         out.push(w("blkio", "blkio.weight", v));
     }
+    cpuset(r, &mut out);
     out
 }
 

@@ -12,6 +12,8 @@ fn res() -> Resources {
         cpus: Some(0.5),
         cpu_weight: Some(100),
         io_weight: None,
+        cpuset_cpus: None,
+        cpuset_mems: None,
     }
 }
 
@@ -150,6 +152,52 @@ fn hybrid_host_puts_limits_on_v1_and_membership_on_v2() {
         .writes
         .iter()
         .any(|w| w.file == "memory.memsw.limit_in_bytes" && w.dir == p.v1["memory"]));
+}
+
+/// A cpuset is the same two files on either layout, each named by its
+/// field; on v2 the parent enables the controller, on a hybrid host the
+/// v1 cpuset hierarchy gets a cgroup (which `Cgroup::create` starts with
+/// its parent's CPUs and nodes).
+#[test]
+fn cpusets_on_pure_v2_and_on_v1() {
+    let r = Resources {
+        cpuset_cpus: Some("0-1,3".into()),
+        cpuset_mems: Some("0".into()),
+        ..Default::default()
+    };
+    for w in [v2(&r), v1(&r)] {
+        let got: Vec<(&str, &str, &str)> = w
+            .iter()
+            .map(|x| (x.file, x.value.as_str(), x.field))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cpuset.cpus", "0-1,3", "resources.cpuset_cpus"),
+                ("cpuset.mems", "0", "resources.cpuset_mems")
+            ]
+        );
+    }
+    let v2_host = layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        "0::/a\n",
+        &["cpuset", "memory"],
+    );
+    let p = resolve(&r, &v2_host, "airlock-x", &[]).unwrap();
+    assert_eq!(p.enable[0].1, ["cpuset"]);
+    assert!(p.writes.iter().all(|w| w.dir == p.v2.clone().unwrap()));
+    let hybrid = layout(
+        "36 31 0:33 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n\
+         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        "3:cpuset:/\n0::/u\n",
+        &[],
+    );
+    let p = resolve(&r, &hybrid, "airlock-x", &[]).unwrap();
+    let dir = PathBuf::from("/sys/fs/cgroup/cpuset/airlock-x");
+    assert_eq!(p.v1["cpuset"], dir);
+    let files: Vec<&str> = p.writes.iter().map(|w| w.file.as_str()).collect();
+    assert_eq!(files, ["cpuset.cpus", "cpuset.mems"]);
+    assert!(p.writes.iter().all(|w| w.dir == dir));
 }
 
 #[test]

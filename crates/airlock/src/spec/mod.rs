@@ -148,6 +148,13 @@ pub struct Resources {
     /// Relative I/O weight, 1..10000, where the io/blkio controller has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub io_weight: Option<u32>,
+    /// The CPUs the workload may run on, as the kernel lists them
+    /// (`0-3,6`): the cpuset controller's `cpuset.cpus`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    /// The memory nodes it may allocate from (`cpuset.mems`), the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
 }
 
 impl Resources {

@@ -481,6 +481,42 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
             return Err(SpecError::new(field, "must be between 1 and 10000"));
         }
     }
+    for (field, list) in [
+        ("resources.cpuset_cpus", &r.cpuset_cpus),
+        ("resources.cpuset_mems", &r.cpuset_mems),
+    ] {
+        if let Some(list) = list {
+            cpu_list(field, list)?;
+        }
+    }
+    Ok(())
+}
+
+/// A list as the kernel writes CPUs and memory nodes: numbers and
+/// ascending ranges, comma-separated (`0-3,6`).
+fn cpu_list(field: &str, list: &str) -> Result<(), SpecError> {
+    let bad = |why: &str| {
+        Err(SpecError::new(
+            field,
+            format!("{list:?} is not a list such as \"0-3,6\": {why}"),
+        ))
+    };
+    if list.is_empty() {
+        return bad("it is empty");
+    }
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let number = |s: &str| {
+            (!s.is_empty() && s.len() <= 5 && s.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        match (number(a), number(b)) {
+            (Some(x), Some(y)) if x <= y => {}
+            (Some(_), Some(_)) => return bad(&format!("the range {part:?} runs backwards")),
+            _ => return bad(&format!("{part:?} is not a number or a range")),
+        }
+    }
     Ok(())
 }
 

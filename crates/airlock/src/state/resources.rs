@@ -37,6 +37,8 @@ impl SandboxDir {
             cpus: new.cpus.or(old.cpus),
             cpu_weight: new.cpu_weight.or(old.cpu_weight),
             io_weight: new.io_weight.or(old.io_weight),
+            cpuset_cpus: new.cpuset_cpus.clone().or(old.cpuset_cpus.clone()),
+            cpuset_mems: new.cpuset_mems.clone().or(old.cpuset_mems.clone()),
         };
         // A new limit under the reservation already set is the limit's
         // fault, not the reservation's: name the field the caller gave.
