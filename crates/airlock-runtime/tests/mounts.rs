@@ -5,7 +5,7 @@
 #[macro_use]
 mod common;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -114,6 +114,37 @@ fn the_cgroup_mount_shows_the_containers_own_limits_read_only() {
     // linux.resources.cpu.cpus, in the cgroup and as the kernel applies it.
     assert_eq!(lines[5], "1", "{out}");
     assert!(lines[6].ends_with("\t1"), "{out}");
+}
+
+/// podman's /dev/mqueue below its /dev tmpfs is an mqueue of the
+/// container's IPC namespace; with the host's IPC namespace shared
+/// (acknowledged), an empty directory no one can write stands there.
+#[test]
+fn dev_mqueue_is_the_containers_own() {
+    require_root!();
+    let env = Env::new();
+    let script =
+        "busybox grep -c ' /dev/mqueue mqueue' /proc/mounts; touch /dev/mqueue/q 2>&1; true";
+    let with_mqueue = |c: &mut Value| {
+        c["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        );
+    };
+    let b = env.bundle("own", &["sh", "-c", script], with_mqueue);
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "mq1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out, "1\n", "{err}");
+    let b = env.bundle("shared", &["sh", "-c", script], |c| {
+        with_mqueue(c);
+        c["linux"]["namespaces"] =
+            json!([{"type": "pid"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}]);
+        c["annotations"] = json!({"run.airlock.allow-unsafe": "shared-ipc"});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "mq2"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.starts_with("0\ntouch: /dev/mqueue/q: "), "{out} {err}");
 }
 
 #[test]

@@ -152,8 +152,7 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
             });
             continue;
         }
-        let covered_by_dev =
-            has_dev && matches!(dest.as_str(), "/dev/pts" | "/dev/shm" | "/dev/mqueue");
+        let covered_by_dev = has_dev && matches!(dest.as_str(), "/dev/pts" | "/dev/shm");
         match typ {
             _ if covered_by_dev => {}
             "proc" => s.filesystem.mounts.push(Mount::Proc { destination: dest }),
@@ -169,6 +168,9 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
                     copy_up: o.copy_up,
                 })
             }
+            // An mqueue shows the IPC namespace it is mounted in, which a
+            // shared one's owner, not the container's, may mount.
+            "mqueue" if !s.namespaces.ipc => s.filesystem.mounts.push(stand_in(dest)),
             "mqueue" => s
                 .filesystem
                 .mounts
