@@ -255,6 +255,25 @@ fn exec_joins_a_running_container() {
     assert!(!env.rt(&["state", "e1"]).status.success());
 }
 
+/// Container ids as runc takes them (`+` too) and as long as containerd
+/// makes them (76); `/` or `..` never.
+#[test]
+fn ids_runc_and_containerd_give_are_taken() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["echo", "ran"], |_| {});
+    let long = format!("k8s.io-{}", "a".repeat(69));
+    for id in ["c++1", long.as_str()] {
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), id]);
+        assert!(o.status.success(), "{id}: {:?}", text(&o));
+    }
+    for id in ["a/b", "..", "a b"] {
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), id]);
+        assert!(!o.status.success(), "{id}");
+        assert!(text(&o).1.contains("invalid name"), "{id}: {:?}", text(&o));
+    }
+}
+
 /// What a bad-bundle case does to a good bundle.
 type Spoil = Box<dyn Fn(&Path)>;
 

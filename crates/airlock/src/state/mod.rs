@@ -250,7 +250,7 @@ pub enum StateError {
     Ambiguous(String),
     #[error("the name {0:?} is already in use")]
     NameInUse(String),
-    #[error("invalid name {0:?}: use letters, digits, '_', '.' and '-' (at most 64, starting with a letter or digit)")]
+    #[error("invalid name {0:?}: use letters, digits, '_', '.', '-' and '+' (at most 128, starting with a letter or digit)")]
     BadName(String),
     #[error("sandbox {name} is {status}: {what}")]
     WrongStatus {
@@ -484,13 +484,14 @@ pub fn is_id(s: &str) -> bool {
 
 /// Is `n` a name a sandbox may have (the rule [`StateError::BadName`] says)?
 /// 64 hex digits are a name too (an OCI container's id); lookups try them
-/// as an id first.
+/// as an id first. What runc takes as an id (`+` too) and containerd's
+/// longest (76) fit.
 pub fn check_name(n: &str) -> Result<(), StateError> {
     let ok = !n.is_empty()
-        && n.len() <= 64
+        && n.len() <= 128
         && n.as_bytes()[0].is_ascii_alphanumeric()
         && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-+".contains(&b));
     if ok {
         Ok(())
     } else {
