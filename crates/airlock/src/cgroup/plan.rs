@@ -337,6 +337,11 @@ pub fn update_writes(
             .filter(|_| v2_enabled.iter().any(|c| c == w.controller))
         {
             out.push((dir.clone(), w));
+        } else if w.controller == "cpuset" {
+            return Err(SetupError::new(
+                w.field,
+                "the sandbox was created without a cpuset: give it one when it is created",
+            ));
         } else {
             return Err(SetupError::new(
                 w.field,
