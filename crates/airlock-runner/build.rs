@@ -176,6 +176,7 @@ fn musl_cc(triple: &str) -> bool {
         format!("CC_{triple}"),
         format!("CC_{underscored}"),
         "TARGET_CC".into(),
+        "CC".into(),
     ] {
         println!("cargo:rerun-if-env-changed={var}");
         if env::var_os(&var).is_some() {
@@ -185,7 +186,15 @@ fn musl_cc(triple: &str) -> bool {
     let arch = triple.split('-').next().unwrap_or_default();
     let names = [format!("{arch}-linux-musl-gcc"), "musl-gcc".to_string()];
     let path = env::var_os("PATH").unwrap_or_default();
-    env::split_paths(&path).any(|dir| names.iter().any(|n| dir.join(n).is_file()))
+    let found = env::split_paths(&path).any(|dir| names.iter().any(|n| dir.join(n).is_file()));
+    if !found {
+        // Missing files count as changed: this script runs again at the
+        // next build (a cheap look), and builds once the compiler is there.
+        for dir in env::split_paths(&path) {
+            println!("cargo:rerun-if-changed={}", dir.join(&names[0]).display());
+        }
+    }
+    found
 }
 
 fn unavailable(dest: &Path, why: &str) {

@@ -196,6 +196,19 @@ fn a_umask_beyond_the_permission_bits() {
 }
 
 #[test]
+fn a_second_cgroup_mount() {
+    let dir = tempdir();
+    let p = dir.path().join("spec.json");
+    let m = r#"{"type": "cgroup", "destination": "/a"}, {"type": "cgroup", "destination": "/b"}"#;
+    let spec = format!(r#"{{"process": {{"args": ["true"]}}, "filesystem": {{"mounts": [{m}]}}}}"#);
+    std::fs::write(&p, spec).unwrap();
+    refused(
+        &["run", "--spec", &p.display().to_string()],
+        &["filesystem.mounts[1]", "only one cgroup mount"],
+    );
+}
+
+#[test]
 fn rlimit_above_hard_limit() {
     require_root!();
     let dir = tempdir();

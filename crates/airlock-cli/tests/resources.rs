@@ -73,8 +73,9 @@ fn cpu_quota_limits_cpu_time() {
     assert!(f > 2.0 * l, "unlimited sandbox used {f}s, limited {l}s");
 }
 
-/// --cpuset-cpus pins the workload (seen from inside); one the host's
-/// cgroup does not have is an error naming the limit, leaving nothing.
+/// --cpuset-cpus pins the workload (seen from inside); a CPU the caller's
+/// cgroup does not have is an error naming the field (the runner's, as
+/// the sandbox starts) before anything runs.
 #[test]
 fn cpuset_pins_the_workload() {
     require_root!();
@@ -91,7 +92,12 @@ fn cpuset_pins_the_workload() {
     );
     let r = sh(&["--cpuset-cpus", "4095"], "echo should-not-run");
     assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(r.stderr.contains("cpuset"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("resources.cpuset_cpus: \"4095\" is not within the caller's cgroup's"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stdout.contains("should-not-run"));
 }
 

@@ -268,7 +268,9 @@ fn create(
             hold: true,
             keep_stdio: true,
             console_socket,
-            leave_pid1_to_reaper: true,
+            // The client that asks for the pid reaps it, as runc's do;
+            // without one (a foreground `run`) the supervisor does.
+            leave_pid1_to_reaper: pid_file.is_some(),
             ..LifecycleOptions::default()
         }),
         context: Some(actx.clone()),

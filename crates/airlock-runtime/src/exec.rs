@@ -141,9 +141,7 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
     opts.uid = Some(u.uid());
     opts.gid = Some(u.gid());
     opts.groups = Some(u.additional_gids().clone().unwrap_or_default());
-    if u.umask().is_some_and(|m| m > 0o777) {
-        return Err("user.umask: a umask has only permission bits (at most 0777)".into());
-    }
+    // Checked by the library, as `umask`.
     opts.umask = u.umask();
     if u.username().as_deref().is_some_and(|n| !n.is_empty()) {
         return Err("user.username: Windows only; give uid and gid".into());

@@ -96,7 +96,11 @@ fn the_cgroup_mount_shows_the_containers_own_limits_read_only() {
          mkdir {cg}/x 2>&1; \
          busybox grep -c ' {cg}' /proc/self/mountinfo; \
          cat {cg}/cpuset.cpus 2>/dev/null || cat {cg}/cpuset/cpuset.cpus; \
-         busybox grep Cpus_allowed_list /proc/self/status"
+         busybox grep Cpus_allowed_list /proc/self/status; \
+         if [ -d {cg}/pids ]; then m={cg}/pids; c=$(busybox grep :pids: /proc/self/cgroup); \
+         else m={cg}; c=$(busybox grep ^0:: /proc/self/cgroup); fi; \
+         r=$(busybox awk -v m=$m '$5==m {{print $4}}' /proc/self/mountinfo); \
+         [ \"$r\" = \"${{c##*:}}\" ] && echo own-cgroup || echo \"mounted $r, in ${{c##*:}}\""
     );
     let b = env.bundle("b", &["sh", "-c", &script], |c| {
         c["linux"]["resources"] =
@@ -114,6 +118,8 @@ fn the_cgroup_mount_shows_the_containers_own_limits_read_only() {
     // linux.resources.cpu.cpus, in the cgroup and as the kernel applies it.
     assert_eq!(lines[5], "1", "{out}");
     assert!(lines[6].ends_with("\t1"), "{out}");
+    // What is mounted is the container's own cgroup, not one above it.
+    assert_eq!(lines[7], "own-cgroup", "{out}");
 }
 
 /// podman's /dev/mqueue below its /dev tmpfs is an mqueue of the

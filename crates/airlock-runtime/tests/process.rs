@@ -128,6 +128,9 @@ fn home_comes_from_the_containers_passwd() {
     assert_eq!(text(&o).0, "/\n", "{:?}", text(&o));
     let o = env.rt(&["exec", "--env", "HOME=/x", "h1", "sh", "-c", "echo $HOME"]);
     assert_eq!(text(&o).0, "/x\n", "{:?}", text(&o));
+    // An empty HOME counts as none, as runc counts it.
+    let o = env.rt(&["exec", "--env", "HOME=", "h1", "sh", "-c", "echo $HOME"]);
+    assert_eq!(text(&o).0, "/root\n", "{:?}", text(&o));
     assert!(env.rt(&["delete", "--force", "h1"]).status.success());
 
     let b = env.bundle("f", &["sh", "-c", "echo $HOME"], |_| {});

@@ -97,6 +97,25 @@ fn a_cpuset_from_create_and_update() {
     let o = env.rt(&["update", "--cpuset-cpus", &all, "p1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(allowed(), all);
+    // A CPU the runtime's cgroup lacks is refused before any limit is
+    // written: the pids limit given with it is not applied either.
+    let o = env.rt(&[
+        "update",
+        "--pids-limit",
+        "20",
+        "--cpuset-cpus",
+        "4095",
+        "p1",
+    ]);
+    let err = text(&o).1;
+    assert!(
+        err.contains("--cpuset-cpus: \"4095\" is not within the caller's cgroup's"),
+        "{err}"
+    );
+    let pids_max = "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max";
+    let o = env.rt(&["exec", "p1", "sh", "-c", pids_max]);
+    assert_eq!(text(&o).0, "max\n", "{:?}", text(&o));
+    assert_eq!(allowed(), all);
 }
 
 #[test]

@@ -96,13 +96,7 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         process.no_new_privs = nnp;
     }
     if let Some(mask) = e.umask {
-        if mask > 0o777 {
-            return Err(crate::spec::SpecError::new(
-                "umask",
-                "a umask has only permission bits (at most 0o777)",
-            )
-            .into());
-        }
+        crate::spec::validate::umask("umask", mask)?;
         process.umask = Some(mask);
     }
     if let Some(r) = &e.rlimits {

@@ -270,33 +270,13 @@ pub fn stdio_to_null() -> io::Result<()> {
 /// stays taken (a zombie's is never given to another process) until
 /// [`reap`].
 pub fn wait_ended(pid: i32) -> io::Result<()> {
-    let pid = rustix::process::Pid::from_raw(pid)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;
-    loop {
-        match rustix::process::waitid(
-            rustix::process::WaitId::Pid(pid),
-            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT,
-        ) {
-            Ok(_) => return Ok(()),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    wait_status(pid, false).map(|_| ())
 }
 
 /// Wait for our child `pid` to end (retrying when a signal interrupts)
 /// and return its raw wait status.
 pub fn reap(pid: i32) -> io::Result<i32> {
-    let pid = rustix::process::Pid::from_raw(pid)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;
-    loop {
-        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
-            Ok(Some((_, status))) => return Ok(status.as_raw()),
-            Ok(None) => return Err(io::Error::from_raw_os_error(libc::ECHILD)),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    wait_status(pid, true).map(|(status, _)| status)
 }
 
 /// Our child `pid`'s raw wait status and resource usage once it has
@@ -304,6 +284,10 @@ pub fn reap(pid: i32) -> io::Result<i32> {
 /// parent or subreaper when we exit and keeps its pid until then: the pid
 /// a client was given still names it, for the client to reap.
 pub fn wait_status(pid: i32, reap: bool) -> io::Result<(i32, libc::rusage)> {
+    // 0 and -1 would wait for any child.
+    if pid <= 0 {
+        return Err(io::Error::from_raw_os_error(libc::ECHILD));
+    }
     // SAFETY: a zeroed rusage is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if reap {

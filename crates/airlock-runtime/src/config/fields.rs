@@ -22,6 +22,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("process.uid", "process.user.uid"),
     ("process.gid", "process.user.gid"),
     ("process.groups", "process.user.additionalGids"),
+    ("process.umask", "process.user.umask"),
     ("ambient_capabilities", "process.capabilities.ambient"),
     ("capabilities", "process.capabilities"),
     ("identity.uid_map", "linux.uidMappings"),

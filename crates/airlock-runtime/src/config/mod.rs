@@ -266,13 +266,7 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     s.process.uid = Some(u.uid());
     s.process.gid = Some(u.gid());
     s.process.groups = u.additional_gids().clone().unwrap_or_default();
-    if u.umask().is_some_and(|m| m > 0o777) {
-        return Err(err(
-            "process.user.umask",
-            "a umask has only permission bits (at most 0777)",
-        ));
-    }
-    // runc's default too, whatever the caller's.
+    // runc's default too, whatever the caller's (the library checks it).
     s.process.umask = Some(u.umask().unwrap_or(0o022));
     s.process.home_from_passwd = true;
     s.process.terminal = p.terminal().unwrap_or(false);

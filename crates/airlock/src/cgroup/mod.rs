@@ -156,25 +156,46 @@ fn write_file(dir: &Path, file: &str, value: &str, controller: &str) -> Result<(
         ));
     }
     std::fs::write(dir.join(file), value).map_err(|e| {
-        let mut reason = format!(
-            "cannot write {value:?} to {}: {}",
-            dir.join(file).display(),
-            describe(&e)
-        );
-        // A cpuset must lie within the parent's: say what that is.
-        if file.starts_with("cpuset.") {
-            // v2's own file may be empty ("the parent's"): its effective one.
-            let read = |p: &Path| {
-                std::fs::read_to_string(p.join(format!("{file}.effective")))
-                    .or_else(|_| std::fs::read_to_string(p.join(file)))
-                    .ok()
-            };
-            if let Some(theirs) = dir.parent().and_then(read) {
-                reason.push_str(&format!(" (the caller's cgroup has {:?})", theirs.trim()));
-            }
-        }
-        SetupError::new(format!("resources ({controller})"), reason)
+        SetupError::new(
+            format!("resources ({controller})"),
+            format!(
+                "cannot write {value:?} to {}: {}",
+                dir.join(file).display(),
+                describe(&e)
+            ),
+        )
     })
+}
+
+/// A cpuset (`cpuset.cpus` or `cpuset.mems` = `value`) for the cgroup
+/// `dir` must lie within what its parent may use: v1 refuses any other
+/// (with EINVAL), v2 quietly takes the overlap, or the parent's whole set
+/// when there is none, so the workload would run where it did not ask.
+/// Checked before anything is written; a parent whose set cannot be read
+/// leaves it to the kernel.
+pub(crate) fn cpuset_fits(dir: &Path, file: &str, value: &str) -> Result<(), String> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    // v2's own file may be empty ("the parent's"): its effective one.
+    let Some(theirs) = [format!("{file}.effective"), file.to_string()]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(parent.join(f)).ok())
+        .map(|s| s.trim().to_string())
+    else {
+        return Ok(());
+    };
+    let expand = |list: &str| -> Option<std::collections::BTreeSet<u32>> {
+        let ranges = crate::spec::validate::parse_cpu_list(list).ok()?;
+        Some(ranges.into_iter().flat_map(|(a, b)| a..=b).collect())
+    };
+    match (expand(value), expand(&theirs)) {
+        (Some(ours), Some(allowed)) if !ours.is_subset(&allowed) => Err(format!(
+            "{value:?} is not within the caller's cgroup's {theirs:?} ({})",
+            parent.join(file).display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A new v1 cpuset cgroup has no CPUs and no memory nodes, and takes no
@@ -324,6 +345,10 @@ impl Cgroup {
             }
             cg.v1.insert(c.clone(), dir.clone());
             inherit_cpuset(dir)?;
+        }
+        for w in plan.writes.iter().filter(|w| w.controller == "cpuset") {
+            cpuset_fits(&w.dir, &w.file, &w.value)
+                .map_err(|why| SetupError::new(plan::field_of(&w.file), why))?;
         }
         for w in &plan.writes {
             write_file(&w.dir, &w.file, &w.value, &w.controller)?;

@@ -21,7 +21,17 @@ pub struct Write {
 }
 
 fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Write {
-    let field = match file {
+    Write {
+        controller,
+        file,
+        value: value.to_string(),
+        field: field_of(file),
+    }
+}
+
+/// The spec field a cgroup file carries out.
+pub(crate) fn field_of(file: &str) -> &'static str {
+    match file {
         "memory.max" | "memory.limit_in_bytes" => "resources.memory",
         "memory.swap.max" | "memory.memsw.limit_in_bytes" => "resources.swap",
         "memory.low" | "memory.soft_limit_in_bytes" => "resources.memory_reservation",
@@ -31,12 +41,6 @@ fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Writ
         "cpuset.cpus" => "resources.cpuset_cpus",
         "cpuset.mems" => "resources.cpuset_mems",
         _ => "resources.io_weight",
-    };
-    Write {
-        controller,
-        file,
-        value: value.to_string(),
-        field,
     }
 }
 
@@ -337,11 +341,6 @@ pub fn update_writes(
             .filter(|_| v2_enabled.iter().any(|c| c == w.controller))
         {
             out.push((dir.clone(), w));
-        } else if w.controller == "cpuset" {
-            return Err(SetupError::new(
-                w.field,
-                "the sandbox was created without a cpuset: give it one when it is created",
-            ));
         } else {
             return Err(SetupError::new(
                 w.field,

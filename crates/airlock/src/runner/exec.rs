@@ -14,25 +14,47 @@ fn cstr(s: &str) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
-/// `p` with HOME set, when it asks for it and its environment has none:
-/// the user's home in the sandbox's /etc/passwd, else `/`. Read inside
-/// the sandbox (its /etc, its symlinks), before Landlock and the id
-/// change could deny it.
+/// `p` with HOME set, when it asks for it and its environment has none
+/// (or an empty one, as runc counts it): the user's home in the sandbox's
+/// /etc/passwd, else `/`. Read inside the sandbox (its /etc, its
+/// symlinks), before Landlock and the id change could deny it.
 pub fn with_home(p: &ProcessPlan) -> std::borrow::Cow<'_, ProcessPlan> {
-    if !p.home_from_passwd || p.env.iter().any(|(k, _)| k == "HOME") {
+    if !p.home_from_passwd || p.env.iter().any(|(k, v)| k == "HOME" && !v.is_empty()) {
         return std::borrow::Cow::Borrowed(p);
     }
     let mut p = p.clone();
+    p.env.retain(|(k, _)| k != "HOME");
     let home = home_of(p.uid).unwrap_or_else(|| "/".into());
     p.env.push(("HOME".into(), home));
     std::borrow::Cow::Owned(p)
 }
 
 /// The home directory of `uid` in /etc/passwd (name:pw:uid:gid:gecos:home:shell).
+/// Resolved inside our root without magic links (a sandbox sharing the
+/// host's /proc could point a link through /proc/N/root at a host file),
+/// and opened for reading only once it was seen to be a regular file
+/// (and found to be that same file once open): a device or FIFO the
+/// workload put there is not read.
 fn home_of(uid: u32) -> Option<String> {
     use rustix::fs::OFlags;
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open("/etc/passwd", flags, rustix::fs::Mode::empty()).ok()?;
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let seen = crate::fs::path_in(&root, "/etc/passwd").ok()?;
+    let st = rustix::fs::fstat(&seen).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = crate::fs::open_in(&root, "/etc/passwd", flags).ok()?;
+    // The same file as checked (not one swapped in since), and regular.
+    let now = rustix::fs::fstat(&fd).ok()?;
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+        return None;
+    }
     let text = crate::fs::read_regular(fd, 1 << 20)?;
     text.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())

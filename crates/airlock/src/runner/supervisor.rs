@@ -2,9 +2,10 @@
 //! the cgroups, clones PID 1 into the new namespaces, writes the id maps
 //! from outside, relays setup reports, and then watches the sandbox until
 //! it ends: the caller (unless detached), the stop signal, the timeout, the
-//! control socket and a detached workload's output and terminal. At the end it reaps
-//! PID 1, writes the exit report, removes the cgroups and, for a sandbox
-//! with state, records how it ended.
+//! control socket and a detached workload's output and terminal. At the
+//! end it reaps PID 1 (or, for an OCI client that reaps the pid it was
+//! given, reads its exit and leaves it), writes the exit report, removes
+//! the cgroups and, for a sandbox with state, records how it ended.
 
 use super::guard;
 use super::logs::Logs;

@@ -249,11 +249,11 @@ pub enum Mount {
     },
     /// The sandbox's own cgroups, read-only (OCI's `cgroup` mount), so the
     /// workload can read its limits and usage: its cgroup v2 directory at
-    /// `destination`, or where the host has v1 hierarchies a read-only
-    /// tmpfs holding each of its v1 cgroups at `destination/<controller>`
-    /// (its v2 one at `destination/unified`). Nothing above the sandbox's
-    /// own cgroups is shown; a sandbox without cgroups gets an empty
-    /// read-only directory.
+    /// `destination` when that is its only one, or with v1 cgroups a
+    /// read-only tmpfs holding each at `destination/<controller>` (its v2
+    /// one at `destination/unified`). Nothing above the sandbox's own
+    /// cgroups is shown; a sandbox without cgroups gets an empty
+    /// read-only directory. At most one per spec.
     Cgroup {
         destination: String,
     },

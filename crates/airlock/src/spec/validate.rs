@@ -182,9 +182,17 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
             ));
         }
     }
+    let mut cgroup_mounts = 0;
     for (i, m) in spec.filesystem.mounts.iter().enumerate() {
         let f = format!("filesystem.mounts[{i}]");
         mount(&f, m)?;
+        if matches!(m, Mount::Cgroup { .. }) {
+            cgroup_mounts += 1;
+            if cgroup_mounts > 1 {
+                // Its directories are cloned once, for one mount.
+                return Err(SpecError::new(f, "only one cgroup mount is allowed"));
+            }
+        }
         if matches!(m, Mount::Sysfs { .. }) && !spec.namespaces.net {
             // sysfs shows the network namespace it is mounted in: the
             // host's, unless the sandbox has its own.
@@ -278,11 +286,8 @@ fn process(p: &Process) -> Result<(), SpecError> {
         }
     }
     cwd("process.cwd", &p.cwd)?;
-    if p.umask.is_some_and(|m| m > 0o777) {
-        return Err(SpecError::new(
-            "process.umask",
-            "a umask has only permission bits (at most 0o777)",
-        ));
+    if let Some(mask) = p.umask {
+        umask("process.umask", mask)?;
     }
     for (i, r) in p.rlimits.iter().enumerate() {
         let f = format!("process.rlimits[{i}]");
@@ -492,30 +497,45 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// A list as the kernel writes CPUs and memory nodes: numbers and
-/// ascending ranges, comma-separated (`0-3,6`).
 fn cpu_list(field: &str, list: &str) -> Result<(), SpecError> {
-    let bad = |why: &str| {
-        Err(SpecError::new(
+    parse_cpu_list(list).map(|_| ()).map_err(|why| {
+        SpecError::new(
             field,
             format!("{list:?} is not a list such as \"0-3,6\": {why}"),
-        ))
-    };
+        )
+    })
+}
+
+/// A list as the kernel writes CPUs and memory nodes: numbers (of at
+/// most five digits) and ascending ranges, comma-separated (`0-3,6`).
+pub(crate) fn parse_cpu_list(list: &str) -> Result<Vec<(u32, u32)>, String> {
     if list.is_empty() {
-        return bad("it is empty");
+        return Err("it is empty".into());
     }
-    for part in list.split(',') {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let number = |s: &str| {
-            (!s.is_empty() && s.len() <= 5 && s.bytes().all(|c| c.is_ascii_digit()))
-                .then(|| s.parse::<u32>().ok())
-                .flatten()
-        };
-        match (number(a), number(b)) {
-            (Some(x), Some(y)) if x <= y => {}
-            (Some(_), Some(_)) => return bad(&format!("the range {part:?} runs backwards")),
-            _ => return bad(&format!("{part:?} is not a number or a range")),
-        }
+    let number = |s: &str| {
+        (!s.is_empty() && s.len() <= 5 && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    list.split(',')
+        .map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            match (number(a), number(b)) {
+                (Some(x), Some(y)) if x <= y => Ok((x, y)),
+                (Some(_), Some(_)) => Err(format!("the range {part:?} runs backwards")),
+                _ => Err(format!("{part:?} is not a number or a range")),
+            }
+        })
+        .collect()
+}
+
+/// A umask: permission bits only.
+pub(crate) fn umask(field: &str, mask: u32) -> Result<(), SpecError> {
+    if mask > 0o777 {
+        return Err(SpecError::new(
+            field,
+            "a umask has only permission bits (at most 0o777)",
+        ));
     }
     Ok(())
 }

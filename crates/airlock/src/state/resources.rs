@@ -54,6 +54,22 @@ impl SandboxDir {
             }
         }
         crate::spec::validate::resources(&merged)?;
+        // Only a sandbox made with a cpuset is sure of a cpuset cgroup (v1)
+        // or of the controller (v2, where another sandbox may have enabled
+        // it in their parent): the same answer on every host.
+        if old.cpuset_cpus.is_none() && old.cpuset_mems.is_none() {
+            let given = [
+                ("resources.cpuset_cpus", &new.cpuset_cpus),
+                ("resources.cpuset_mems", &new.cpuset_mems),
+            ];
+            if let Some((field, _)) = given.iter().find(|(_, v)| v.is_some()) {
+                return Err(crate::spec::SpecError::new(
+                    *field,
+                    "the sandbox was created without a cpuset: give it one when it is created",
+                )
+                .into());
+            }
+        }
         // Only what changes is written; memory and swap go together, as
         // v1 limits them together.
         let memory_changed = new.memory.is_some() || new.swap.is_some();
@@ -76,6 +92,10 @@ impl SandboxDir {
             .unwrap_or_default();
         let mut writes = update_writes(&changed, &paths, &enabled).map_err(Error::Setup)?;
         for (dir, w) in &writes {
+            if w.controller == "cpuset" {
+                crate::cgroup::cpuset_fits(dir, w.file, &w.value)
+                    .map_err(|why| Error::Setup(SetupError::new(w.field, why)))?;
+            }
             if !dir.join(w.file).exists() {
                 return Err(Error::Setup(SetupError::new(
                     w.field,
