@@ -50,6 +50,9 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         preserve_fds: crate::commands::preserve_fds(e.preserve_fds)?,
         // The client waits for the pid it is given, as runc's: the
         // process itself, whose zombie reaches it when the runner exits.
+        // Until the client reaps it, that zombie (in the container's PID
+        // namespace) holds up the end of the container's PID 1, as under
+        // runc; conmon and containerd's shims reap at once.
         leave_to_reaper: e.pid_file.is_some(),
         ..ExecOptions::default()
     };
