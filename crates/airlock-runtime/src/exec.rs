@@ -54,6 +54,8 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         // namespace) holds up the end of the container's PID 1, as under
         // runc; conmon and containerd's shims reap at once.
         leave_to_reaper: e.pid_file.is_some(),
+        // As runc: a created container's namespaces are there to join.
+        allow_created: true,
         ..ExecOptions::default()
     };
     if let Some(path) = &e.process {

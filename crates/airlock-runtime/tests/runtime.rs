@@ -69,6 +69,13 @@ fn create_start_state_kill_delete() {
         pid
     );
     assert!(!marker.exists(), "{m}: the workload ran before start");
+    // As runc: a created container can be exec'd into (its namespaces are
+    // there), and its workload still waits for start.
+    let o = env.rt(&["exec", "c1", "sh", "-c", "hostname; exit 5"]);
+    assert_eq!(o.status.code(), Some(5), "{:?}", text(&o));
+    assert_eq!(text(&o).0, "oci-test\n");
+    assert_eq!(state(&env, "c1")["status"], "created");
+    assert!(!marker.exists(), "{m}: the workload ran before start");
     // A second create with the same id is refused, nothing changes.
     let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "c1"]);
     assert!(!o.status.success());

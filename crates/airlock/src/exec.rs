@@ -36,6 +36,10 @@ pub struct ExecOptions {
     pub no_new_privs: Option<bool>,
     /// The process's umask; unset: the workload's.
     pub umask: Option<u32>,
+    /// A created sandbox (set up, its workload held until start) may be
+    /// exec'd into too, as runc allows; otherwise only a running one, as
+    /// podman allows.
+    pub allow_created: bool,
     /// Guardrail codes acknowledged for this process, beyond the
     /// sandbox's own.
     pub allow_unsafe: Vec<String>,

@@ -266,11 +266,16 @@ impl Sandbox {
     /// Its stdio is the caller's; [`Sandbox::wait`] gives its status.
     pub fn exec(sb: &SandboxDir, e: &ExecOptions, opts: &SpawnOptions) -> Result<Sandbox, Error> {
         let st = sb.state()?;
-        if st.status != Status::Running {
+        let created = e.allow_created && st.status == Status::Created;
+        if st.status != Status::Running && !created {
+            let what = match e.allow_created {
+                true => "only a created or running sandbox can be exec'd into",
+                false => "only a running sandbox can be exec'd into",
+            };
             return Err(StateError::WrongStatus {
                 name: st.name,
                 status: st.status,
-                what: "only a running sandbox can be exec'd into".into(),
+                what: what.into(),
             }
             .into());
         }
