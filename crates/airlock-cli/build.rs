@@ -6,10 +6,12 @@
 //! (see its build.rs): a PIE patches about 9,500 pointers in 140 KiB of
 //! `.data.rel.ro` at every start, which is about 50 of the 530 page faults
 //! of a whole `airlock run -- /bin/true` (`perf stat -e page-faults`), and
-//! page faults are most of a start's CPU time on a virtual machine. The
-//! CLI's own code is then not address-randomized (its libraries, heap and
-//! stack still are): it is not setuid, and it parses only its own command
-//! line and spec before it execs the runner.
+//! page faults are most of a start's CPU time on a virtual machine. It is
+//! also linked statically against glibc where the archives are there
+//! (`airlock_build::link_glibc_statically`, which says why). The CLI's
+//! code and its libc are then not address-randomized (its heap and stack
+//! still are): it is not setuid, and it parses only its own command line
+//! and spec before it execs the runner.
 
 use std::process::Command;
 
@@ -46,4 +48,5 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-link-arg-bins=-no-pie");
+    airlock_build::link_glibc_statically();
 }

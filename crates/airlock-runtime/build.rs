@@ -6,13 +6,16 @@
 //! runner (see their build.rs): a container's life is several runtime
 //! execs (create, start, state, kill, delete), and a PIE patches about
 //! 14,000 relocations at each. Its own code is then not address-randomized
-//! (its libraries, heap and stack still are).
+//! (its heap and stack still are), and it is linked statically against
+//! glibc where the archives are there
+//! (`airlock_build::link_glibc_statically`, which says why).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let file = root.join("cri/runtime/v1/api.proto");
     println!("cargo:rerun-if-changed={}", file.display());
     println!("cargo:rustc-link-arg-bins=-no-pie");
+    airlock_build::link_glibc_statically();
     let fds = protox::compile([&file], [&root])?;
     tonic_prost_build::configure()
         .build_client(true)

@@ -142,16 +142,18 @@ fn a_process_left_in_the_hosts_pid_namespace_is_killed_when_the_sandbox_ends() {
     let marker = format!("airlock-leftover-{}", std::process::id());
     // Without a PID namespace of its own, PID 1's exit does not end a
     // daemonized grandchild: removing the cgroups must kill it first.
-    // The script prints the grandchild's command line once it runs, so
-    // that a grandchild that never started cannot pass for a killed one.
+    // The grandchild says it runs in a file the script waits for, so that
+    // one that never started cannot pass for a killed one. (Its command
+    // line would not tell: until it execs, it is the script's, which holds
+    // the marker too, and a read during the exec comes back empty.)
     let script = format!(
-        "setsid sh -c 'sleep 300; : {marker}' </dev/null >/dev/null 2>&1 & \
-         for i in 1 2 3 4 5 6 7 8 9 10; do grep -q {marker} /proc/$!/cmdline && break; sleep 0.1; done; \
-         tr '\\0' ' ' < /proc/$!/cmdline"
+        "setsid sh -c 'echo started > /tmp/started; sleep 300; : {marker}' </dev/null >/dev/null 2>&1 & \
+         i=0; while [ $i -lt 100 ] && ! [ -s /tmp/started ]; do sleep 0.1; i=$((i+1)); done; \
+         cat /tmp/started"
     );
     let r = sh(&["--share-pid", "--allow-unsafe", "shared-pid"], &script);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains(&marker), "{:?}", r.stdout);
+    assert_eq!(r.stdout.trim(), "started", "the grandchild did not start");
     assert!(
         wait_until(5, || processes_with(&marker).is_empty()),
         "the daemonized process outlived its sandbox"

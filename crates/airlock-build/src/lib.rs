@@ -1,0 +1,137 @@
+//! Build-script helpers for the binaries whose start-up is on every
+//! sandbox's path: `airlock` (each `airlock run` is one exec of it) and
+//! `airlock-runtime` (each container is several execs of it).
+//!
+//! [`link_glibc_statically`] links such a binary statically against glibc
+//! (and libseccomp). A dynamically linked Rust program here spends about
+//! 0.3 ms of CPU more before `main` than the same program linked
+//! statically: the loader maps and relocates four libraries, and
+//! libgcc_s's constructor runs `cpuid` a dozen times, each a trap to the
+//! hypervisor on a virtual machine (about 7 µs each on the project's CI
+//! machine). Measured on that machine in one interleaved run:
+//! `airlock run -- /bin/true` 5.49 against 5.82 ms, airlock-runtime's
+//! whole container life 6.63 against 6.92 ms (5.80 against 6.60 ms of
+//! CPU); see docs/benchmarks.md. glibc's own `cpuid` probing of the caches
+//! stays: static glibc runs it too. musl would skip it, but the same code
+//! ran slower over musl's string and allocation routines (measured and
+//! not kept, docs/benchmarks.md), and Debian ships no musl libseccomp.
+//!
+//! Why by hand: rustc's way, `-C target-feature=+crt-static`, can only be
+//! given for a whole build, and cargo then applies it to the workspace's
+//! proc macros too when it builds for the host, which glibc cannot link
+//! statically (rustc refuses: "cannot produce proc-macro ... does not
+//! support these crate types"). So the build script adds, for the binary
+//! alone, `-static` (the C compiler then picks the static start files and
+//! leaves out the dynamic loader) and a search directory of linker scripts
+//! named after the shared libraries rustc asks for (`libc.so` holding
+//! `INPUT(/usr/lib/x86_64-linux-gnu/libc.a)`): rustc puts
+//! `-Bdynamic -lgcc_s -lc` after every argument a build script can add,
+//! and a linker searches a `-L` directory given anywhere before its own.
+//! `libgcc_s` becomes `libgcc_eh.a`, the static unwinder that
+//! crt-static uses.
+//!
+//! The binary is then position-dependent in full: its libc is not
+//! address-randomized either (its heap, stack and mmaps still are). Both
+//! binaries were already linked `-no-pie`; neither is setuid, and each
+//! parses only input its own caller gives it (a command line and spec, an
+//! OCI bundle) before it execs the runner or hands the work to it.
+//!
+//! Where an archive is missing (`libc6-dev` ships `libc.a`,
+//! `libseccomp-dev` `libseccomp.a`) the binary is linked dynamically, with
+//! a build warning; `AIRLOCK_REQUIRE_STATIC_GLIBC=1` (CI) makes that an
+//! error and `AIRLOCK_STATIC_GLIBC=0` skips static linking.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The shared libraries rustc and the `-sys` crates ask for with `-l`, and
+/// the archive each stands for. glibc's others (`-lutil -lrt -lpthread
+/// -ldl`) have no development `.so` since glibc 2.34: the linker finds
+/// their (empty) archives by itself.
+const SHARED_TO_STATIC: &[(&str, &str)] = &[
+    ("gcc_s", "libgcc_eh.a"),
+    ("c", "libc.a"),
+    ("m", "libm.a"),
+    ("seccomp", "libseccomp.a"),
+];
+
+/// Links the package's binaries statically against glibc, when the target
+/// is linux-gnu and every archive is there; else says why in a warning
+/// (or fails, under `AIRLOCK_REQUIRE_STATIC_GLIBC=1`). Tests and examples
+/// stay dynamic: only `-bins` link arguments are given.
+pub fn link_glibc_statically() {
+    println!("cargo:rerun-if-env-changed=AIRLOCK_STATIC_GLIBC");
+    println!("cargo:rerun-if-env-changed=AIRLOCK_REQUIRE_STATIC_GLIBC");
+    let linux_gnu = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if !linux_gnu || env::var("AIRLOCK_STATIC_GLIBC").as_deref() == Ok("0") {
+        return;
+    }
+    match shim_dir() {
+        Ok(dir) => {
+            println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
+            println!("cargo:rustc-link-arg-bins=-static");
+        }
+        Err(why) => {
+            if env::var("AIRLOCK_REQUIRE_STATIC_GLIBC").as_deref() == Ok("1") {
+                panic!("cannot link {} statically: {why}", package());
+            }
+            println!(
+                "cargo:warning={} is linked dynamically, which starts slower: {why}",
+                package()
+            );
+        }
+    }
+}
+
+fn package() -> String {
+    env::var("CARGO_PKG_NAME").unwrap_or_default()
+}
+
+/// Writes the linker scripts into `OUT_DIR/static-glibc` and returns it,
+/// or names the archive that is missing.
+fn shim_dir() -> Result<PathBuf, String> {
+    let dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?)
+        .join("static-glibc");
+    fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    for (shared, archive) in SHARED_TO_STATIC {
+        let path = find_archive(archive)?;
+        // A space or a parenthesis would end the script's INPUT early; the
+        // C compiler's own directories have neither.
+        if path.to_str().is_none_or(|p| p.contains([' ', '(', ')'])) {
+            return Err(format!(
+                "{} is not a path a linker script can name",
+                path.display()
+            ));
+        }
+        let script = dir.join(format!("lib{shared}.so"));
+        fs::write(&script, format!("INPUT({})\n", path.display()))
+            .map_err(|e| format!("write {}: {e}", script.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Where the C compiler that links the binary finds `archive`: it prints
+/// the bare name back when it has none.
+fn find_archive(archive: &str) -> Result<PathBuf, String> {
+    let cc = env::var("RUSTC_LINKER").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .arg(format!("-print-file-name={archive}"))
+        .output()
+        .map_err(|e| format!("run {cc}: {e}"))?;
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let path = PathBuf::from(&printed);
+    if !out.status.success() || !path.is_absolute() || !path.is_file() {
+        let package = match archive {
+            "libseccomp.a" => "libseccomp-dev",
+            "libgcc_eh.a" => "gcc",
+            _ => "libc6-dev",
+        };
+        return Err(format!(
+            "{cc} finds no {archive} (Debian: `apt-get install {package}`)"
+        ));
+    }
+    Ok(path)
+}
