@@ -39,11 +39,15 @@
 //! Where an archive is missing (`libc6-dev` ships `libc.a`,
 //! `libseccomp-dev` `libseccomp.a`) the binary is linked dynamically, with
 //! a build warning; `AIRLOCK_REQUIRE_STATIC_GLIBC=1` (CI) makes that an
-//! error and `AIRLOCK_STATIC_GLIBC=0` skips static linking.
+//! error and `AIRLOCK_STATIC_GLIBC=0` skips static linking. The package is
+//! compiled with `AIRLOCK_GLIBC_STATIC` set to `1` or `0` accordingly, so
+//! that its tests can check with [`dynamic_loader`] that the binary came
+//! out as the build meant.
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The shared libraries rustc and the `-sys` crates ask for with `-l`, and
@@ -66,24 +70,30 @@ pub fn link_glibc_statically() {
     println!("cargo:rerun-if-env-changed=AIRLOCK_REQUIRE_STATIC_GLIBC");
     let linux_gnu = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
-    if !linux_gnu || env::var("AIRLOCK_STATIC_GLIBC").as_deref() == Ok("0") {
-        return;
-    }
-    match shim_dir() {
-        Ok(dir) => {
-            println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
-            println!("cargo:rustc-link-arg-bins=-static");
-        }
-        Err(why) => {
-            if env::var("AIRLOCK_REQUIRE_STATIC_GLIBC").as_deref() == Ok("1") {
-                panic!("cannot link {} statically: {why}", package());
+    let linked = linux_gnu && env::var("AIRLOCK_STATIC_GLIBC").as_deref() != Ok("0") && {
+        match shim_dir() {
+            Ok(dir) => {
+                println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
+                println!("cargo:rustc-link-arg-bins=-static");
+                true
             }
-            println!(
-                "cargo:warning={} is linked dynamically, which starts slower: {why}",
-                package()
-            );
+            Err(why) => {
+                refuse_or_warn(&why);
+                false
+            }
         }
+    };
+    println!("cargo:rustc-env=AIRLOCK_GLIBC_STATIC={}", u8::from(linked));
+}
+
+fn refuse_or_warn(why: &str) {
+    if env::var("AIRLOCK_REQUIRE_STATIC_GLIBC").as_deref() == Ok("1") {
+        panic!("cannot link {} statically: {why}", package());
     }
+    println!(
+        "cargo:warning={} is linked dynamically, which starts slower: {why}",
+        package()
+    );
 }
 
 fn package() -> String {
@@ -134,4 +144,73 @@ fn find_archive(archive: &str) -> Result<PathBuf, String> {
         ));
     }
     Ok(path)
+}
+
+/// The dynamic loader an ELF executable names (its `PT_INTERP`), or `None`
+/// for a static one. 64-bit little-endian ELF only, as this crate's
+/// binaries are.
+pub fn dynamic_loader(path: &Path) -> io::Result<Option<PathBuf>> {
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
+    let mut f = fs::File::open(path)?;
+    let mut header = [0u8; 64];
+    f.read_exact(&mut header)?;
+    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return Err(bad("not a 64-bit little-endian ELF file"));
+    }
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (
+        u64_at(&header, 32),
+        u16_at(&header, 54),
+        u16_at(&header, 56),
+    );
+    if phentsize < 56 {
+        return Err(bad("program headers too small"));
+    }
+    for i in 0..u64::from(phnum) {
+        let mut ph = vec![0u8; usize::from(phentsize)];
+        f.seek(SeekFrom::Start(phoff + i * u64::from(phentsize)))?;
+        f.read_exact(&mut ph)?;
+        const PT_INTERP: u32 = 3;
+        if u32::from_le_bytes(ph[..4].try_into().unwrap()) != PT_INTERP {
+            continue;
+        }
+        let (offset, size) = (u64_at(&ph, 8), u64_at(&ph, 32));
+        let mut name = vec![0u8; usize::try_from(size).map_err(|_| bad("PT_INTERP too large"))?];
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(&mut name)?;
+        let name = name.split(|&b| b == 0).next().unwrap_or_default();
+        return Ok(Some(PathBuf::from(
+            String::from_utf8_lossy(name).into_owned(),
+        )));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamic_program_names_its_loader_and_a_static_one_none() {
+        // Debian's /bin/true is dynamic; busybox-static (which CI
+        // installs for the image tests) is not.
+        let loader = dynamic_loader(Path::new("/bin/true")).unwrap();
+        assert!(
+            loader
+                .as_deref()
+                .is_some_and(|l| l.to_string_lossy().contains("/ld-")),
+            "{loader:?}"
+        );
+        let busybox = Path::new("/bin/busybox");
+        if busybox.exists() {
+            assert_eq!(dynamic_loader(busybox).unwrap(), None);
+        }
+        assert!(dynamic_loader(Path::new("/etc/passwd")).is_err());
+    }
 }
