@@ -24,7 +24,7 @@
 //! alone, `-static` (the C compiler then picks the static start files and
 //! leaves out the dynamic loader) and a search directory of linker scripts
 //! named after the shared libraries rustc asks for (`libc.so` holding
-//! `INPUT(/usr/lib/x86_64-linux-gnu/libc.a)`): rustc puts
+//! `GROUP(/usr/lib/x86_64-linux-gnu/libc.a ...)`): rustc puts
 //! `-Bdynamic -lgcc_s -lc` after every argument a build script can add,
 //! and a linker searches a `-L` directory given anywhere before its own.
 //! `libgcc_s` becomes `libgcc_eh.a`, the static unwinder that
@@ -51,14 +51,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The shared libraries rustc and the `-sys` crates ask for with `-l`, and
-/// the archive each stands for. glibc's others (`-lutil -lrt -lpthread
+/// the archives each stands for. glibc's others (`-lutil -lrt -lpthread
 /// -ldl`) have no development `.so` since glibc 2.34: the linker finds
-/// their (empty) archives by itself.
-const SHARED_TO_STATIC: &[(&str, &str)] = &[
-    ("gcc_s", "libgcc_eh.a"),
-    ("c", "libc.a"),
-    ("m", "libm.a"),
-    ("seccomp", "libseccomp.a"),
+/// their (empty) archives by itself. libc's and libgcc's archives need
+/// each other (`__gcc_personality_v0`, `__multf3`, `dl_iterate_phdr`), and
+/// GNU ld, unlike lld, searches an archive only where it stands on the
+/// line: so `libc.so` is a GROUP of the three, searched until nothing more
+/// resolves.
+const SHARED_TO_STATIC: &[(&str, &[&str])] = &[
+    ("gcc_s", &["libgcc_eh.a", "libgcc.a"]),
+    ("c", &["libc.a", "libgcc.a", "libgcc_eh.a"]),
+    ("m", &["libm.a"]),
+    ("seccomp", &["libseccomp.a"]),
 ];
 
 /// Links the package's binaries statically against glibc, when the target
@@ -106,18 +110,22 @@ fn shim_dir() -> Result<PathBuf, String> {
     let dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?)
         .join("static-glibc");
     fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    for (shared, archive) in SHARED_TO_STATIC {
-        let path = find_archive(archive)?;
-        // A space or a parenthesis would end the script's INPUT early; the
-        // C compiler's own directories have neither.
-        if path.to_str().is_none_or(|p| p.contains([' ', '(', ')'])) {
-            return Err(format!(
-                "{} is not a path a linker script can name",
-                path.display()
-            ));
+    for (shared, archives) in SHARED_TO_STATIC {
+        let mut paths = Vec::new();
+        for archive in *archives {
+            let path = find_archive(archive)?;
+            // A space or a parenthesis would end the script's GROUP
+            // early; the C compiler's own directories have neither.
+            match path.to_str() {
+                Some(p) if !p.contains([' ', '(', ')']) => paths.push(p.to_string()),
+                _ => {
+                    let name = path.display();
+                    return Err(format!("{name} is not a path a linker script can name"));
+                }
+            }
         }
         let script = dir.join(format!("lib{shared}.so"));
-        fs::write(&script, format!("INPUT({})\n", path.display()))
+        fs::write(&script, format!("GROUP({})\n", paths.join(" ")))
             .map_err(|e| format!("write {}: {e}", script.display()))?;
     }
     Ok(dir)
