@@ -3,18 +3,17 @@
 //! `airlock-runtime` (each container is several execs of it).
 //!
 //! [`link_glibc_statically`] links such a binary statically against glibc
-//! (and libseccomp). A dynamically linked Rust program here spends about
-//! 0.3 ms of CPU more before `main` than the same program linked
-//! statically: the loader maps and relocates four libraries, and
-//! libgcc_s's constructor runs `cpuid` a dozen times, each a trap to the
-//! hypervisor on a virtual machine (about 7 µs each on the project's CI
-//! machine). Measured on that machine in one interleaved run:
-//! `airlock run -- /bin/true` 5.49 against 5.82 ms, airlock-runtime's
-//! whole container life 6.63 against 6.92 ms (5.80 against 6.60 ms of
-//! CPU); see docs/benchmarks.md. glibc's own `cpuid` probing of the caches
-//! stays: static glibc runs it too. musl would skip it, but the same code
-//! ran slower over musl's string and allocation routines (measured and
-//! not kept, docs/benchmarks.md), and Debian ships no musl libseccomp.
+//! (and libseccomp). A dynamically linked program spends CPU before `main`
+//! that a static one does not: the loader maps and relocates its
+//! libraries, and libgcc_s's constructor runs `cpuid` a dozen times, each
+//! a trap to the hypervisor on a virtual machine (about 7 µs each on the
+//! project's CI machine). There, each exec of either binary got about
+//! 0.2 ms faster and 0.3 ms cheaper in CPU; the figures are in
+//! docs/benchmarks.md (2026-12-04). glibc's own `cpuid` probing of the
+//! caches stays: static glibc runs it too. musl would skip it, but the
+//! same code ran slower over musl's string and allocation routines
+//! (measured and not kept, docs/benchmarks.md), and Debian ships no musl
+//! libseccomp.
 //!
 //! Why by hand: rustc's way, `-C target-feature=+crt-static`, can only be
 //! given for a whole build, and cargo then applies it to the workspace's
@@ -34,15 +33,20 @@
 //! address-randomized either (its heap, stack and mmaps still are). Both
 //! binaries were already linked `-no-pie`; neither is setuid, and each
 //! parses only input its own caller gives it (a command line and spec, an
-//! OCI bundle) before it execs the runner or hands the work to it.
+//! OCI bundle) before it execs the runner or hands the work to it. A
+//! static glibc cannot load NSS modules other than its built-in `files`
+//! and `dns`: neither binary looks up users, groups or hosts through NSS
+//! (a container's users come from its own /etc/passwd, read as a file).
 //!
-//! Where an archive is missing (`libc6-dev` ships `libc.a`,
-//! `libseccomp-dev` `libseccomp.a`) the binary is linked dynamically, with
-//! a build warning; `AIRLOCK_REQUIRE_STATIC_GLIBC=1` (CI) makes that an
-//! error and `AIRLOCK_STATIC_GLIBC=0` skips static linking. The package is
-//! compiled with `AIRLOCK_GLIBC_STATIC` set to `1` or `0` accordingly, so
-//! that its tests can check with [`dynamic_loader`] that the binary came
-//! out as the build meant.
+//! Only a native linux-gnu build is linked statically (the archives are
+//! found by asking the C compiler, which knows the host's). Where an
+//! archive is missing (`libc6-dev` ships `libc.a`, `libseccomp-dev`
+//! `libseccomp.a`) the binary is linked dynamically, with a build warning;
+//! `AIRLOCK_STATIC_GLIBC=0` asks for that. `AIRLOCK_REQUIRE_STATIC_GLIBC=1`
+//! (CI) makes a dynamic link of any linux-gnu build an error. The
+//! package is compiled with `AIRLOCK_BUILT_STATIC` set to `1` or `0`
+//! accordingly, so that its tests can check with [`dynamic_loader`] that
+//! the binary came out as the build meant.
 
 use std::env;
 use std::fs;
@@ -51,62 +55,65 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The shared libraries rustc and the `-sys` crates ask for with `-l`, and
-/// the archives each stands for. glibc's others (`-lutil -lrt -lpthread
-/// -ldl`) have no development `.so` since glibc 2.34: the linker finds
-/// their (empty) archives by itself. libc's and libgcc's archives need
-/// each other (`__gcc_personality_v0`, `__multf3`, `dl_iterate_phdr`), and
-/// GNU ld, unlike lld, searches an archive only where it stands on the
-/// line: so `libc.so` is a GROUP of the three, searched until nothing more
-/// resolves.
+/// the archives each stands for. libc's and libgcc's archives need each
+/// other (`__gcc_personality_v0`, `__multf3`, `dl_iterate_phdr`), and GNU
+/// ld, unlike lld, searches an archive only where it stands on the line:
+/// so `libc.so` is a GROUP of the three, searched until nothing more
+/// resolves. `-lpthread -ldl -lrt -lutil` are empty archives since glibc
+/// 2.34, but before it they had development `.so` files of their own.
 const SHARED_TO_STATIC: &[(&str, &[&str])] = &[
     ("gcc_s", &["libgcc_eh.a", "libgcc.a"]),
     ("c", &["libc.a", "libgcc.a", "libgcc_eh.a"]),
     ("m", &["libm.a"]),
+    ("pthread", &["libpthread.a"]),
+    ("dl", &["libdl.a"]),
+    ("rt", &["librt.a"]),
+    ("util", &["libutil.a"]),
     ("seccomp", &["libseccomp.a"]),
 ];
 
-/// Links the package's binaries statically against glibc, when the target
-/// is linux-gnu and every archive is there; else says why in a warning
-/// (or fails, under `AIRLOCK_REQUIRE_STATIC_GLIBC=1`). Tests and examples
-/// stay dynamic: only `-bins` link arguments are given.
+/// Links the package's binaries statically against glibc when the build
+/// is a native linux-gnu one and every archive is there; else links them
+/// dynamically, saying why in a warning (or failing, under
+/// `AIRLOCK_REQUIRE_STATIC_GLIBC=1`). Tests and examples stay dynamic:
+/// only `-bins` link arguments are given.
 pub fn link_glibc_statically() {
     println!("cargo:rerun-if-env-changed=AIRLOCK_STATIC_GLIBC");
     println!("cargo:rerun-if-env-changed=AIRLOCK_REQUIRE_STATIC_GLIBC");
     let linux_gnu = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
-    let linked = linux_gnu && env::var("AIRLOCK_STATIC_GLIBC").as_deref() != Ok("0") && {
-        match shim_dir() {
+    let linked = linux_gnu
+        && match static_link_dir() {
             Ok(dir) => {
                 println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
                 println!("cargo:rustc-link-arg-bins=-static");
                 true
             }
             Err(why) => {
-                refuse_or_warn(&why);
+                let package = env::var("CARGO_PKG_NAME").unwrap_or_default();
+                if env::var("AIRLOCK_REQUIRE_STATIC_GLIBC").as_deref() == Ok("1") {
+                    panic!("cannot link {package} statically: {why}");
+                }
+                println!(
+                    "cargo:warning={package} is linked dynamically, which starts slower: {why}"
+                );
                 false
             }
-        }
-    };
-    println!("cargo:rustc-env=AIRLOCK_GLIBC_STATIC={}", u8::from(linked));
-}
-
-fn refuse_or_warn(why: &str) {
-    if env::var("AIRLOCK_REQUIRE_STATIC_GLIBC").as_deref() == Ok("1") {
-        panic!("cannot link {} statically: {why}", package());
-    }
-    println!(
-        "cargo:warning={} is linked dynamically, which starts slower: {why}",
-        package()
-    );
-}
-
-fn package() -> String {
-    env::var("CARGO_PKG_NAME").unwrap_or_default()
+        };
+    println!("cargo:rustc-env=AIRLOCK_BUILT_STATIC={}", u8::from(linked));
 }
 
 /// Writes the linker scripts into `OUT_DIR/static-glibc` and returns it,
-/// or names the archive that is missing.
-fn shim_dir() -> Result<PathBuf, String> {
+/// or says why the build cannot link statically.
+fn static_link_dir() -> Result<PathBuf, String> {
+    if env::var("AIRLOCK_STATIC_GLIBC").as_deref() == Ok("0") {
+        return Err("AIRLOCK_STATIC_GLIBC=0".into());
+    }
+    // The archives are found through the C compiler, which answers for the
+    // machine it runs on: a cross build would get the host's.
+    if env::var("TARGET").ok() != env::var("HOST").ok() {
+        return Err("a cross build (TARGET is not HOST)".into());
+    }
     let dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?)
         .join("static-glibc");
     fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
@@ -123,6 +130,9 @@ fn shim_dir() -> Result<PathBuf, String> {
                     return Err(format!("{name} is not a path a linker script can name"));
                 }
             }
+            // The scripts name the archives by path (gcc's has its version
+            // in it): an upgrade or a removed package must write them again.
+            println!("cargo:rerun-if-changed={}", path.display());
         }
         let script = dir.join(format!("lib{shared}.so"));
         fs::write(&script, format!("GROUP({})\n", paths.join(" ")))
@@ -144,11 +154,13 @@ fn find_archive(archive: &str) -> Result<PathBuf, String> {
     if !out.status.success() || !path.is_absolute() || !path.is_file() {
         let package = match archive {
             "libseccomp.a" => "libseccomp-dev",
-            "libgcc_eh.a" => "gcc",
+            "libgcc.a" | "libgcc_eh.a" => "gcc",
             _ => "libc6-dev",
         };
+        // Cargo runs this script again when the package is installed only
+        // if something it watches changed.
         return Err(format!(
-            "{cc} finds no {archive} (Debian: `apt-get install {package}`)"
+            "{cc} finds no {archive} (Debian: `apt-get install {package}`, then `touch build.rs` of this package)"
         ));
     }
     Ok(path)
@@ -164,9 +176,10 @@ pub fn dynamic_loader(path: &Path) -> io::Result<Option<PathBuf>> {
             format!("{}: {what}", path.display()),
         )
     };
-    let mut f = fs::File::open(path)?;
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut f = fs::File::open(path).map_err(with_path)?;
     let mut header = [0u8; 64];
-    f.read_exact(&mut header)?;
+    f.read_exact(&mut header).map_err(with_path)?;
     if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
         return Err(bad("not a 64-bit little-endian ELF file"));
     }
@@ -180,18 +193,26 @@ pub fn dynamic_loader(path: &Path) -> io::Result<Option<PathBuf>> {
     if phentsize < 56 {
         return Err(bad("program headers too small"));
     }
+    let mut ph = vec![0u8; usize::from(phentsize)];
     for i in 0..u64::from(phnum) {
-        let mut ph = vec![0u8; usize::from(phentsize)];
-        f.seek(SeekFrom::Start(phoff + i * u64::from(phentsize)))?;
-        f.read_exact(&mut ph)?;
+        let at = i
+            .checked_mul(u64::from(phentsize))
+            .and_then(|o| o.checked_add(phoff))
+            .ok_or_else(|| bad("program headers beyond any file"))?;
+        f.seek(SeekFrom::Start(at)).map_err(with_path)?;
+        f.read_exact(&mut ph).map_err(with_path)?;
         const PT_INTERP: u32 = 3;
         if u32::from_le_bytes(ph[..4].try_into().unwrap()) != PT_INTERP {
             continue;
         }
+        // A loader's path is a path: PATH_MAX bounds it.
         let (offset, size) = (u64_at(&ph, 8), u64_at(&ph, 32));
-        let mut name = vec![0u8; usize::try_from(size).map_err(|_| bad("PT_INTERP too large"))?];
-        f.seek(SeekFrom::Start(offset))?;
-        f.read_exact(&mut name)?;
+        if size > 4096 {
+            return Err(bad("PT_INTERP longer than a path"));
+        }
+        let mut name = vec![0u8; size as usize];
+        f.seek(SeekFrom::Start(offset)).map_err(with_path)?;
+        f.read_exact(&mut name).map_err(with_path)?;
         let name = name.split(|&b| b == 0).next().unwrap_or_default();
         return Ok(Some(PathBuf::from(
             String::from_utf8_lossy(name).into_owned(),
@@ -219,6 +240,7 @@ mod tests {
         if busybox.exists() {
             assert_eq!(dynamic_loader(busybox).unwrap(), None);
         }
-        assert!(dynamic_loader(Path::new("/etc/passwd")).is_err());
+        let err = dynamic_loader(Path::new("/etc/passwd")).unwrap_err();
+        assert!(err.to_string().contains("/etc/passwd"), "{err}");
     }
 }

@@ -62,17 +62,6 @@ fn sleeper(env: &Env, id: &str, edit: impl FnOnce(&mut serde_json::Value)) -> i6
 /// The CPUs a container may use, from its bundle and then by `update`,
 /// as the kubelet's static CPU manager pins containers: seen from inside.
 #[test]
-fn the_binary_is_linked_the_way_its_build_meant() {
-    // As for `airlock` (airlock-build): a container is several execs of
-    // the runtime, each of which a dynamic link would make slower.
-    let runtime = Path::new(env!("CARGO_BIN_EXE_airlock-runtime"));
-    let loader = airlock_build::dynamic_loader(runtime).unwrap();
-    if env!("AIRLOCK_GLIBC_STATIC") == "1" {
-        assert_eq!(loader, None, "built to be static, but it names a loader");
-    }
-}
-
-#[test]
 fn a_cpuset_from_create_and_update() {
     require_root!();
     let env = Env::new();
