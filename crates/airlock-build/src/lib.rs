@@ -221,6 +221,28 @@ pub fn dynamic_loader(path: &Path) -> io::Result<Option<PathBuf>> {
     Ok(None)
 }
 
+/// For a binary's test: panics unless `binary` is linked the way its
+/// build said (`built_static`, the package's `AIRLOCK_BUILT_STATIC`):
+/// static means no loader, and a linux-gnu build's dynamic fallback names
+/// one. A linker that quietly made it dynamic again fails the test.
+pub fn assert_linked_as_built(binary: &Path, built_static: &str) {
+    let loader = dynamic_loader(binary).unwrap();
+    if built_static == "1" {
+        assert_eq!(
+            loader,
+            None,
+            "{}: built to be static, but it names a loader",
+            binary.display()
+        );
+    } else if cfg!(target_env = "gnu") {
+        assert!(
+            loader.is_some(),
+            "{}: linked dynamically, but it names no loader",
+            binary.display()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
