@@ -8,7 +8,15 @@
 //! Nobody runs it by hand: the library finds it (`$AIRLOCK_RUNNER`, beside
 //! the calling program, `/usr/libexec/airlock/`, or `PATH`).
 
+mod arena;
+
+/// musl's allocator in the static runner maps and unmaps pages as it goes;
+/// see the module for what this one does instead.
+#[global_allocator]
+static ALLOCATOR: arena::Arena<{ arena::RUNNER_ARENA }> = arena::Arena::new();
+
 fn main() {
+    airlock::runner::on_release_free_memory(|| ALLOCATOR.release());
     let mut args = std::env::args_os().skip(1).peekable();
     let attended = args.next_if(|a| a == "--attended").is_some();
     let mut num = || {

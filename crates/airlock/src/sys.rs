@@ -358,6 +358,17 @@ pub fn read_proc_file(file: &mut std::fs::File) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// How the program's own global allocator gives its free pages back, if
+/// it has one that keeps them (the runner's arena): set once, at start.
+static HEAP_RELEASE: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Have [`release_free_memory`] call `release` too: a program whose global
+/// allocator keeps freed memory for reuse names here how it gives it back.
+pub fn on_release_free_memory(release: fn()) {
+    // A second call names the same allocator: the first stays.
+    let _ = HEAP_RELEASE.set(release);
+}
+
 /// Give the memory setup no longer uses back to the kernel: a process
 /// that stays beside the workload for its whole life (the supervisor, our
 /// init) should not keep the memory of parsing and carrying out the plan.
@@ -371,6 +382,9 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0)
     };
+    if let Some(release) = HEAP_RELEASE.get() {
+        release();
+    }
     if let Some(low) = stack {
         release_stack_below_here(low);
     }

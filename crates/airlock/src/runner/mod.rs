@@ -67,6 +67,10 @@ fn drop_service_groups(process: &crate::plan::ProcessPlan) -> Result<(), SetupEr
     rustix::thread::set_thread_groups(&[]).step(|| "drop the supplementary groups".into())
 }
 
+/// The runner binary's global allocator keeps freed blocks for reuse; this
+/// names how it gives their pages back once setup is over.
+pub use crate::sys::on_release_free_memory;
+
 pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -> ! {
     if plan_fd < 3 || report < 3 || plan_fd == report {
         by_hand()
