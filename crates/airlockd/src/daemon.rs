@@ -237,19 +237,28 @@ impl Daemon {
                 "name a sandbox (its name or id)",
             ));
         }
-        // By name or whole id without reading every state; an id prefix,
-        // or a name this peer may not see, is resolved among what it may.
+        // An id prefix, or a name this peer may not see, is resolved among
+        // what it may.
+        if let Some(found) = self.lookup(peer, key) {
+            return Ok(found);
+        }
+        airlock::state::find_in(self.visible(peer), key).map_err(status::from_state)
+    }
+
+    /// [`Daemon::find`] by a name or a whole id alone: a few small reads,
+    /// not every sandbox's state, so a call may make it without the
+    /// blocking pool. `None` leaves the rest to `find`.
+    pub fn lookup(&self, peer: &Peer, key: &str) -> Option<(SandboxDir, State, Meta)> {
+        if key.is_empty() {
+            return None;
+        }
         let name = match peer.is_root() {
             true => key.to_string(),
             false => meta::stored_name(peer.uid, key),
         };
-        if let Some((sb, st)) = self.root.lookup(&name) {
-            let m = meta::read(&sb);
-            if peer.is_root() || m.owner == peer.uid {
-                return Ok((sb, st, m));
-            }
-        }
-        airlock::state::find_in(self.visible(peer), key).map_err(status::from_state)
+        let (sb, st) = self.root.lookup(&name)?;
+        let m = meta::read(&sb);
+        (peer.is_root() || m.owner == peer.uid).then_some((sb, st, m))
     }
 
     /// Every sandbox `peer` may see, with its meta.

@@ -243,6 +243,48 @@ async fn stops_in_their_grace_period_hold_no_thread() {
     assert_eq!(ok, 300);
 }
 
+/// A delete that finds the sandbox's lock held (a stop in its grace
+/// period) waits for the lock and then deletes, and a wait by an id
+/// prefix (which only a look through every sandbox resolves) sees the
+/// end: the paths those calls take when they cannot be answered in one
+/// trip to the blocking pool, or none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_waits_out_a_stop_holding_the_lock() {
+    if !root_or_skip("a_delete_waits_out_a_stop_holding_the_lock") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let sb = stubborn(&mut c).await;
+    let mut stopper = d.client().await;
+    let stop = tokio::spawn(async move { stopper.stop("stubborn", Some(100)).await });
+    // The stop has sent SIGTERM, which the workload ignores, and holds the
+    // lock through its grace period.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut deleter = d.client().await;
+    let delete = tokio::spawn(async move { deleter.delete("stubborn", false).await });
+    let mut waiter = d.client().await;
+    let prefix = sb.id[..6].to_string();
+    let wait = tokio::spawn(async move { waiter.wait(&prefix).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !delete.is_finished(),
+        "the delete did not wait for the lock"
+    );
+    assert!(!wait.is_finished(), "the wait ended before the sandbox");
+    assert!(alive(sb.pid));
+    // SAFETY: kill(2) on the sandbox's workload, which this test started;
+    // it touches no memory of ours.
+    unsafe { libc::kill(sb.pid, libc::SIGKILL) };
+    stop.await.unwrap().unwrap();
+    let deleted = delete.await.unwrap().unwrap();
+    assert_eq!(deleted.id, sb.id);
+    let ended = wait.await.unwrap().unwrap();
+    assert_eq!(ended.id, sb.id);
+    assert!(ended.exit.is_some(), "{ended:?}");
+    assert!(c.list(Default::default()).await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_with_a_terminal_sees_its_size() {
     if !root_or_skip("exec_with_a_terminal_sees_its_size") {
