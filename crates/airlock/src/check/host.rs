@@ -324,28 +324,37 @@ impl Snapshot {
     }
 }
 
-/// The paths filesystem unix sockets were bound at in this network
-/// namespace: what `/proc/net/unix` lists with an absolute path (abstract
-/// ones begin with `@`). One bound in another mount namespace, or gone
-/// since, is no socket here and is dropped when looked at.
+/// The paths unix sockets are bound at in this network namespace that a
+/// process could connect or send to ([`super::unix_diag`]; what
+/// `/proc/net/unix` lists with an absolute path where the kernel has no
+/// `unix_diag`). One bound in another mount namespace, or gone since, is
+/// no socket here and is dropped when looked at.
 fn bound_unix_sockets() -> Vec<String> {
+    let mut found = super::unix_diag::reachable_socket_paths().unwrap_or_else(|_| listed_in_proc());
+    for p in &mut found {
+        *p = normalize(p);
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Every socket `/proc/net/unix` lists with an absolute path (abstract
+/// ones begin with `@`).
+fn listed_in_proc() -> Vec<String> {
     let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
         return Vec::new();
     };
-    let mut found: Vec<String> = text
-        .lines()
+    text.lines()
         .skip(1)
         .filter_map(|line| {
             // Seven fields, then the path, which may hold spaces.
             let inode = line.split_ascii_whitespace().nth(6)?;
             let end = inode.as_ptr() as usize - line.as_ptr() as usize + inode.len();
             let path = line[end..].trim_start();
-            path.starts_with('/').then(|| normalize(path))
+            path.starts_with('/').then(|| path.to_string())
         })
-        .collect();
-    found.sort();
-    found.dedup();
-    found
+        .collect()
 }
 
 /// The unix sockets `path` is, or holds as direct entries (a bounded look:

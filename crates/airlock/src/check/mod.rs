@@ -17,6 +17,7 @@ mod identity;
 pub mod paths;
 mod rules;
 mod seccomp;
+mod unix_diag;
 
 pub use host::{
     mount_table, nested_mounts, Host, NestedMount, Snapshot, DAEMON_STATE_ROOT, RUNTIME_SOCKETS,
