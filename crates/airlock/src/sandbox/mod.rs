@@ -354,9 +354,12 @@ impl Sandbox {
 
     /// Read reports until the workload was exec'd or setup failed.
     fn read_reports(&mut self, progress: Option<fn(&str)>) -> Option<SetupError> {
-        let mut buf = vec![0u8; 1 << 16];
+        // Not zeroed: a report is one datagram, read into the spare room.
+        let mut buf = Vec::with_capacity(1 << 16);
         loop {
-            match rustix::net::recv(&self.sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            buf.clear();
+            let room = rustix::buffer::spare_capacity(&mut buf);
+            match rustix::net::recv(&self.sock, room, rustix::net::RecvFlags::empty()) {
                 Ok((0, _)) => {
                     return Some(SetupError::new(
                         "runner",
@@ -479,9 +482,11 @@ impl Sandbox {
     /// it used.
     pub fn wait(mut self) -> Result<ExitReport, Error> {
         let mut report = None;
-        let mut buf = vec![0u8; 1 << 16];
+        let mut buf = Vec::with_capacity(1 << 16);
         loop {
-            match rustix::net::recv(&self.sock, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            buf.clear();
+            let room = rustix::buffer::spare_capacity(&mut buf);
+            match rustix::net::recv(&self.sock, room, rustix::net::RecvFlags::empty()) {
                 Ok((0, _)) => break,
                 Ok((n, _)) => {
                     if let Ok(Report::Exited(r)) = serde_json::from_slice::<Report>(&buf[..n]) {
