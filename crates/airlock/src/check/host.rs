@@ -342,10 +342,12 @@ fn bound_unix_sockets() -> Vec<String> {
 /// Every socket `/proc/net/unix` lists with an absolute path (abstract
 /// ones begin with `@`).
 fn listed_in_proc() -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
+    // Lossy: one path that is not UTF-8 must not empty the whole list.
+    let Ok(bytes) = std::fs::read("/proc/net/unix") else {
         return Vec::new();
     };
-    text.lines()
+    String::from_utf8_lossy(&bytes)
+        .lines()
         .skip(1)
         .filter_map(|line| {
             // Seven fields, then the path, which may hold spaces.

@@ -1,20 +1,22 @@
 //! The paths of the unix sockets in this network namespace that a process
 //! could still reach, from the kernel's sock_diag netlink interface
-//! (`sock_diag(7)`, `UNIX_DIAG`): the listening ones and the unconnected
-//! ones (a datagram socket anyone may send to, a stream socket bound but
-//! not yet listening).
+//! (`sock_diag(7)`, `UNIX_DIAG`): every listening or unconnected socket,
+//! and every datagram socket whatever its state.
 //!
 //! Why not `/proc/net/unix` alone: it lists every socket, and every
 //! connection a listener accepted carries the listener's path, so a host
 //! with many connections (a daemon and its clients: airlockd under load
 //! listed 48 sockets for one listener) paid the kernel's formatting of
 //! each line at every sandbox's start, about 1 % of the CPU a sandbox
-//! costs through airlockd. The kernel filters by state here and sends
-//! only what can be connected to. A connected socket cannot take a new
-//! peer (a stream socket never listens once connected; a connected
-//! datagram socket takes datagrams from its peer only); one that
-//! disconnects later is, for the guardrails, like a socket bound later.
-//! `/proc/net/unix` stays the fallback for a kernel without `unix_diag`.
+//! costs through airlockd. A connected stream socket can take no new peer
+//! (it never listens once connected), so those are dropped. A datagram
+//! socket is kept in any state: one that clients have `connect()`ed to is
+//! ESTABLISHED too (since Linux 5.15) and takes datagrams from anyone, as
+//! the journal's `/dev/log` does. Reading each entry's name on its own
+//! also means one socket bound at a path that is not UTF-8 no longer
+//! empties the whole list, as it did `read_to_string` of
+//! `/proc/net/unix`, which stays the fallback for a kernel without
+//! `unix_diag`.
 //!
 //! Why by hand: the request is one fixed 40-byte message and the answer a
 //! walk over message headers to one attribute each; the netlink-packet
@@ -31,15 +33,17 @@ const NLMSG_DONE: u16 = 3;
 const UDIAG_SHOW_NAME: u32 = 0x1;
 const UNIX_DIAG_NAME: u16 = 0;
 /// The kernel's TCP states, which unix sockets reuse.
-const TCP_CLOSE: u32 = 7;
-const TCP_LISTEN: u32 = 10;
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE: u8 = 7;
+const TCP_LISTEN: u8 = 10;
 /// `struct nlmsghdr`.
 const HEADER: usize = 16;
 /// `struct unix_diag_msg`.
 const DIAG_MSG: usize = 16;
 
-/// The filesystem paths (as bound, absolute ones only) of the listening
-/// and unconnected unix sockets of this network namespace.
+/// The filesystem paths (as bound, absolute ones only) of the unix sockets
+/// of this network namespace that can take a new peer or datagram (see
+/// the module doc).
 pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
     let sock = rustix::net::socket_with(
         AddressFamily::NETLINK,
@@ -63,8 +67,8 @@ pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
     }
 }
 
-/// A dump request for every unix socket in state LISTEN or CLOSE, with
-/// its name.
+/// A dump request for every unix socket in state LISTEN, CLOSE or
+/// ESTABLISHED, with its name.
 fn request() -> [u8; HEADER + 24] {
     let mut m = [0u8; HEADER + 24];
     m[0..4].copy_from_slice(&((HEADER + 24) as u32).to_ne_bytes());
@@ -73,7 +77,9 @@ fn request() -> [u8; HEADER + 24] {
     // struct unix_diag_req: family, protocol, pad, states, ino, show,
     // cookie.
     m[HEADER] = libc::AF_UNIX as u8;
-    let states = (1u32 << TCP_LISTEN) | (1u32 << TCP_CLOSE);
+    let states = [TCP_LISTEN, TCP_CLOSE, TCP_ESTABLISHED]
+        .iter()
+        .fold(0u32, |all, s| all | 1 << s);
     m[HEADER + 4..HEADER + 8].copy_from_slice(&states.to_ne_bytes());
     m[HEADER + 12..HEADER + 16].copy_from_slice(&UDIAG_SHOW_NAME.to_ne_bytes());
     m
@@ -110,6 +116,15 @@ fn parse(datagram: &[u8], found: &mut Vec<String>) -> io::Result<bool> {
                 return Err(io::Error::from_raw_os_error(code.saturating_neg()));
             }
             _ => {
+                if len < HEADER + DIAG_MSG {
+                    return Err(malformed());
+                }
+                // struct unix_diag_msg: family, type, state, ...
+                let (kind, state) = (datagram[at + HEADER + 1], datagram[at + HEADER + 2]);
+                if state == TCP_ESTABLISHED && i32::from(kind) != libc::SOCK_DGRAM {
+                    at += align4(len);
+                    continue;
+                }
                 let mut attr = at + HEADER + DIAG_MSG;
                 while attr + 4 <= end {
                     let alen = u16_at(datagram, attr).ok_or_else(malformed)? as usize;
@@ -141,31 +156,35 @@ mod tests {
     use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 
     #[test]
-    fn listeners_and_unconnected_sockets_are_listed_and_connections_are_not() {
+    fn sockets_that_take_peers_are_listed_and_stream_connections_are_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
         let listener = UnixListener::bind(path("listening")).unwrap();
-        let _open = UnixDatagram::bind(path("datagrams")).unwrap();
-        // A datagram socket bound and connected takes its peer's only.
-        let peer = UnixDatagram::bind(path("peer")).unwrap();
-        let connected = UnixDatagram::bind(path("connected")).unwrap();
-        connected.connect(path("peer")).unwrap();
-        peer.connect(path("connected")).unwrap();
-        // The accepted end carries the listener's path; neither end of a
-        // connection is listed for it.
-        let _client = UnixStream::connect(path("listening")).unwrap();
-        let _accepted = listener.accept().unwrap();
+        // A datagram server a client has connected to is ESTABLISHED and
+        // still takes anyone's datagrams.
+        let _server = UnixDatagram::bind(path("datagrams")).unwrap();
+        let client = UnixDatagram::unbound().unwrap();
+        client.connect(path("datagrams")).unwrap();
+        // A stream connection outlives its listener and still carries the
+        // path, where nobody can connect any more.
+        let gone = UnixListener::bind(path("gone")).unwrap();
+        let _client = UnixStream::connect(path("gone")).unwrap();
+        let _accepted = gone.accept().unwrap();
+        drop(gone);
+        let _open = UnixStream::connect(path("listening")).unwrap();
+        let _accepted_too = listener.accept().unwrap();
         let all = reachable_socket_paths().unwrap();
-        let mine: Vec<_> = all
+        let mut mine: Vec<_> = all
             .iter()
             .filter(|p| p.starts_with(dir.path().to_str().unwrap()))
             .cloned()
             .collect();
-        let mut want = vec![path("datagrams"), path("listening")];
-        want.sort();
-        let mut got = mine.clone();
-        got.sort();
-        assert_eq!(got, want, "listed: {all:?}");
+        mine.sort();
+        assert_eq!(
+            mine,
+            [path("datagrams"), path("listening")],
+            "listed: {all:?}"
+        );
     }
 
     #[test]
