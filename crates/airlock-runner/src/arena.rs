@@ -104,6 +104,11 @@ impl<const SIZE: usize> Arena<SIZE> {
         Some((shift - SMALLEST_SHIFT) as usize)
     }
 
+    /// The size of a block of `class`: the inverse of [`Self::class`].
+    fn block_size(class: usize) -> usize {
+        1 << (class as u32 + SMALLEST_SHIFT)
+    }
+
     /// Give back to the kernel every page that holds only free blocks
     /// (a free block of a page or more, or a page whose small blocks are
     /// all free), and forget those blocks: a supervisor that only watches
@@ -124,7 +129,7 @@ impl<const SIZE: usize> Arena<SIZE> {
         // How many bytes of each page its free small blocks cover.
         let mut free_in = [0u32; PAGES_AT_MOST];
         for (class, head) in st.free.iter().enumerate() {
-            let size = 1usize << (class as u32 + SMALLEST_SHIFT);
+            let size = Self::block_size(class);
             let mut block = *head;
             while size < page && !block.is_null() {
                 free_in[(block as usize - base) / page] += size as u32;
@@ -134,7 +139,7 @@ impl<const SIZE: usize> Arena<SIZE> {
         }
         let all_free = |block: *mut u8| free_in[(block as usize - base) / page] as usize == page;
         for (class, head) in st.free.iter_mut().enumerate() {
-            let size = 1usize << (class as u32 + SMALLEST_SHIFT);
+            let size = Self::block_size(class);
             let mut link: *mut *mut u8 = head;
             // SAFETY: `link` is the list's head or a kept free block's
             // first word, each the address of the next block; a block
@@ -225,7 +230,7 @@ unsafe impl<const SIZE: usize> GlobalAlloc for Arena<SIZE> {
             if st.used == 0 {
                 self.no_huge_pages();
             }
-            let size = 1usize << (class as u32 + SMALLEST_SHIFT);
+            let size = Self::block_size(class);
             let start = st.used.next_multiple_of(size);
             if start + size <= SIZE {
                 st.used = start + size;
