@@ -271,6 +271,10 @@ fn create(
             // The client that asks for the pid reaps it, as runc's do;
             // without one (a foreground `run`) the supervisor does.
             leave_pid1_to_reaper: pid_file.is_some(),
+            // The runtime exits once the container is created; the
+            // supervisor goes to the client's subreaper, as runc's init
+            // does.
+            supervisor_stays_child: true,
             ..LifecycleOptions::default()
         }),
         context: Some(actx.clone()),

@@ -43,5 +43,5 @@ pub use context::{default_state_root, Context};
 pub use error::{Error, ErrorKind};
 pub use exec::ExecOptions;
 pub use report::{Ended, ExitReport, FailureKind, SetupError};
-pub use sandbox::{LifecycleOptions, Sandbox, SpawnOptions, Stopper};
+pub use sandbox::{LifecycleOptions, Sandbox, SpawnOptions, Stopper, Supervisor};
 pub use spec::SandboxSpec;

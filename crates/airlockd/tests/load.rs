@@ -110,6 +110,13 @@ async fn two_hundred_sandboxes_from_sixteen_clients_leak_nothing() {
                     .unwrap()
                     .sandbox
                     .unwrap();
+                // The supervisor stays the daemon's child (no fork to
+                // leave it), and the daemon reaps it (below).
+                assert_eq!(
+                    state_and_parent(sb.supervisor_pid).map(|(_, ppid)| ppid),
+                    Some(pid as i32),
+                    "the supervisor's parent"
+                );
                 let ran = c.exec_output(&sb.id, &["echo", "hi"]).await.unwrap();
                 assert_eq!(ran.stdout, b"hi\n");
                 {
@@ -150,6 +157,16 @@ async fn two_hundred_sandboxes_from_sixteen_clients_leak_nothing() {
     );
     let living: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
     assert!(living.is_empty(), "sandbox processes left: {living:?}");
+    // Reaped as each one's pidfd woke the daemon: give a slow machine time.
+    let mut zombies = zombie_children(d.pid());
+    for _ in 0..50 {
+        if zombies.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        zombies = zombie_children(d.pid());
+    }
+    assert!(zombies.is_empty(), "supervisors not reaped: {zombies:?}");
     assert_eq!(cgroups_of(&ids), Vec::<String>::new(), "cgroups left");
     assert_eq!(mounts(), mounts0, "host mounts changed");
     let fds1 = fds(d.pid());

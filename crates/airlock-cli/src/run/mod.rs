@@ -83,6 +83,9 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         stdin: a.interactive,
         hold,
         remove_on_exit: a.rm,
+        // Detached, this process exits at once and leaves the supervisor
+        // to its own reaper.
+        supervisor_stays_child: true,
         ..LifecycleOptions::default()
     });
     let opts = SpawnOptions {

@@ -193,6 +193,10 @@ pub struct Lifecycle {
     /// exit hands the zombie to the caller's subreaper.
     #[serde(default)]
     pub leave_pid1_to_reaper: bool,
+    /// Detached, the supervisor stays its caller's child (the caller
+    /// reaps it) instead of forking away from it.
+    #[serde(default)]
+    pub stay_child: bool,
 }
 
 /// What every process of a sandbox runs behind, installed last before

@@ -65,7 +65,9 @@ fn creator_uid(plan: &Plan) -> Option<u32> {
 
 /// A detached supervisor leaves its caller's process tree: the caller
 /// reaps the intermediate process at once and never holds a zombie, and
-/// the supervisor lives on under the host's init (or a subreaper).
+/// the supervisor lives on under the host's init (or a subreaper). A
+/// caller that reaps the supervisor itself (`stay_child`: the daemon, or
+/// a CLI about to exit) is spared this fork.
 fn leave_caller() -> Result<(), SetupError> {
     // SAFETY: single-threaded (checked before); the parent only exits.
     match unsafe { libc::fork() } {
@@ -306,7 +308,7 @@ fn prepare_host_side(
 ) -> Result<HostSide, SetupError> {
     let lifecycle = plan.lifecycle.as_ref();
     let detached = lifecycle.is_some_and(|l| l.detached);
-    if detached {
+    if lifecycle.is_some_and(|l| l.detached && !l.stay_child) {
         leave_caller()?;
     }
     // After the fork above, whose parent would take the pipe's fds along.

@@ -15,7 +15,7 @@ use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::ExecOptions;
 use crate::{Context, Error};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 
@@ -79,6 +79,12 @@ pub struct LifecycleOptions {
     /// they were given: the supervisor reads the exit without reaping,
     /// records it and exits, and the kernel hands PID 1's zombie on.
     pub leave_pid1_to_reaper: bool,
+    /// A detached supervisor stays this process's child instead of
+    /// forking once more to leave it: the caller reaps it
+    /// ([`Sandbox::supervisor`]) or exits soon and leaves it to its
+    /// own reaper, as a CLI does. That spares a fork and an exit per
+    /// sandbox; without it, a long-lived caller never holds a zombie.
+    pub supervisor_stays_child: bool,
 }
 
 /// Kills a sandbox ([`Sandbox::stopper`]): a pidfd on its runner, so it
@@ -104,6 +110,32 @@ impl Stopper {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+/// A detached sandbox's supervisor that stayed the caller's child
+/// ([`LifecycleOptions::supervisor_stays_child`]), for the caller to reap:
+/// its pidfd becomes readable when it exits, and then [`Supervisor::reap`]
+/// collects it.
+#[derive(Debug)]
+pub struct Supervisor(OwnedFd);
+
+impl Supervisor {
+    /// Collect the supervisor's exit status if it has exited; `None` while
+    /// it runs. Never blocks.
+    pub fn reap(&self) -> std::io::Result<Option<i32>> {
+        use rustix::process::{waitid, WaitId, WaitIdOptions};
+        let st = waitid(
+            WaitId::PidFd(self.0.as_fd()),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        )?;
+        Ok(st.and_then(|s| s.exit_status().or(s.terminating_signal())))
+    }
+}
+
+impl std::os::fd::AsRawFd for Supervisor {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 
@@ -184,10 +216,11 @@ impl Sandbox {
             console_socket: l.console_socket.clone(),
             stdin: l.stdin,
             leave_pid1_to_reaper: l.leave_pid1_to_reaper,
+            stay_child: l.supervisor_stays_child,
         });
         match Self::start(&Job::Start(Box::new(plan)), opts, Some(&alive)) {
             Ok(mut s) => {
-                if l.detach {
+                if l.detach && !l.supervisor_stays_child {
                     // The runner's first process left at once; the
                     // supervisor lives on without us.
                     let _ = s.runner.wait();
@@ -476,6 +509,17 @@ impl Sandbox {
     /// host sees it.
     pub fn init_pid(&self) -> i32 {
         self.init_pid
+    }
+
+    /// A handle to reap the supervisor of a detached sandbox that stayed
+    /// this process's child by. Dropping the [`Sandbox`] without reaping
+    /// it leaves a zombie until this process exits.
+    pub fn supervisor(&self) -> std::io::Result<Supervisor> {
+        let pid = rustix::process::Pid::from_raw(self.runner.id() as i32)
+            .ok_or_else(|| std::io::Error::other("the runner has no pid"))?;
+        // Our own child, not reaped yet: the pid cannot name another.
+        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK)?;
+        Ok(Supervisor(fd))
     }
 
     /// Wait for the sandbox to end; the report says how it ended and what

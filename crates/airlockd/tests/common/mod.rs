@@ -177,13 +177,27 @@ pub fn state(i: &proto::SandboxInfo) -> proto::State {
     proto::State::try_from(i.state).unwrap()
 }
 
+/// A process's state letter and parent pid, from /proc.
+pub fn state_and_parent(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state and the parent follow the command's closing parenthesis.
+    let mut rest = stat.rsplit_once(") ")?.1.split(' ');
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.next()?.parse().ok()?))
+}
+
 /// Is a process with this pid alive? A zombie is not: a detached
 /// supervisor is reaped by whatever init the machine has, in its own time.
 pub fn alive(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state follows the command's closing parenthesis.
-    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
-    pid > 0 && state != Some(Some('Z'))
+    pid > 0 && state_and_parent(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// The zombies among a process's children: exited, never reaped.
+pub fn zombie_children(parent: u32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| state_and_parent(p) == Some(('Z', parent as i32)))
+        .collect()
 }
