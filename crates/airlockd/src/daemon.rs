@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::events::Bus;
 use crate::meta::{self, Meta};
 use crate::peer::{Peer, PeerInfo};
+use crate::reap::Reaper;
 use crate::status;
 use airlock::cgroup::Layout;
 use airlock::plan::Caller;
@@ -36,6 +37,8 @@ pub struct Daemon {
     streams: Mutex<HashMap<u32, usize>>,
     /// The runner binary (default: found as the library finds it).
     pub runner: Option<PathBuf>,
+    /// The supervisors the daemon reaps itself.
+    pub reaper: Reaper,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +130,7 @@ impl Daemon {
             pending: Mutex::new(Vec::new()),
             streams: Mutex::new(HashMap::new()),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
+            reaper: Reaper::new(),
         }
     }
 

@@ -8,6 +8,7 @@ mod daemon;
 mod events;
 mod meta;
 mod peer;
+mod reap;
 mod service;
 mod status;
 mod stdio;

@@ -269,6 +269,9 @@ fn create(
         0 => d.config.log_limit,
         n => n.min(d.config.log_limit),
     };
+    // The supervisor stays our child, for us to reap (crate::reap), while
+    // there are fds to spare for it.
+    let place = d.reaper.reserve();
     let opts = SpawnOptions {
         runner: d.runner.clone(),
         context: Some(ctx.clone()),
@@ -279,7 +282,7 @@ fn create(
             remove_on_exit: r.remove_on_exit,
             stdin: r.stdin,
             log_limit: Some(log_limit),
-            supervisor_stays_child: true,
+            supervisor_stays_child: place.is_some(),
             ..Default::default()
         }),
         ..Default::default()
@@ -287,7 +290,11 @@ fn create(
     let notes = prepared.notes.clone();
     let sandbox = Sandbox::start_prepared(prepared.plan, &ctx, &opts).map_err(from_error)?;
     let sb = sandbox.state().expect("a sandbox with state").clone();
-    reap_when_it_exits(sandbox);
+    match place {
+        Some(p) => p.reap(sandbox),
+        // It forked away: the library reaped what it left behind.
+        None => drop(sandbox),
+    }
     let m = Meta {
         owner: peer.uid,
         labels: r.labels.into_iter().collect(),
@@ -659,32 +666,6 @@ async fn ended(
         pause = (pause * 2).min(Duration::from_millis(50));
     }
     true
-}
-
-/// The supervisor stays the daemon's child (spared the fork that would
-/// take it out of our tree: `supervisor_stays_child`), so the daemon
-/// reaps it, when its pidfd says it has exited. Without a pidfd (out of
-/// fds), a pool thread waits for it instead.
-fn reap_when_it_exits(sandbox: Sandbox) {
-    let watch = sandbox.supervisor().ok().and_then(|s| {
-        // SAFETY: the Supervisor owns its pidfd, whose number never
-        // changes, and closes it only when the AsyncFd drops it, after
-        // deregistering it.
-        unsafe { tokio::io::unix::AsyncFd::register(s) }.ok()
-    });
-    let Some(exited) = watch else {
-        tokio::task::spawn_blocking(move || sandbox.wait());
-        return;
-    };
-    drop(sandbox);
-    tokio::spawn(async move {
-        while let Ok(mut ready) = exited.readable().await {
-            match exited.get_ref().reap() {
-                Ok(None) => ready.clear_ready(),
-                _ => break,
-            }
-        }
-    });
 }
 
 /// A pidfd of the sandbox's supervisor that becomes readable when it
