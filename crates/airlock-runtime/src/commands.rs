@@ -271,9 +271,10 @@ fn create(
             // The client that asks for the pid reaps it, as runc's do;
             // without one (a foreground `run`) the supervisor does.
             leave_pid1_to_reaper: pid_file.is_some(),
-            // The runtime exits once the container is created; the
+            // `create` exits once the container is created, and the
             // supervisor goes to the client's subreaper, as runc's init
-            // does.
+            // does; a foreground `run` outlives it, and its zombie goes
+            // when `run` exits. Either way, a fork spared.
             supervisor_stays_child: true,
             ..LifecycleOptions::default()
         }),

@@ -256,6 +256,70 @@ fn fifty_sandboxes_leave_nothing() {
     assert!(!open.iter().any(|p| p.starts_with(&root_str)), "{open:?}");
 }
 
+/// A detached supervisor forks away from its caller unless the caller
+/// says it reaps it: then it stays our child, `into_supervisor` hands it
+/// over and `reap` collects it once it has ended. A sandbox whose
+/// supervisor forked away has none of ours to reap.
+#[test]
+fn a_supervisor_that_stays_our_child_is_ours_to_reap() {
+    require_root!();
+    use airlock::{LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
+    let root = tempdir();
+    let mut ctx = airlock::Context::current();
+    ctx.state_root = root.path().to_path_buf();
+    let spawn = |stays: bool| SpawnOptions {
+        context: Some(ctx.clone()),
+        lifecycle: Some(LifecycleOptions {
+            detach: true,
+            supervisor_stays_child: stays,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = SandboxSpec::builder()
+        .args(["sleep", "100"])
+        .default_view()
+        .build();
+    let parent_of = |pid: i32| -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = stat.rsplit_once(") ").unwrap().1;
+        rest.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    let me = std::process::id() as i32;
+
+    let forked = Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
+    let away = forked.state().unwrap().clone();
+    let sup = away.state().unwrap().supervisor_pid.unwrap();
+    assert_ne!(parent_of(sup), me, "a supervisor that forked away");
+    assert!(forked.into_supervisor().is_err());
+
+    let s = Sandbox::spawn_with(&spec, &spawn(true)).unwrap();
+    let sb = s.state().unwrap().clone();
+    let sup = s.into_supervisor().unwrap();
+    assert_eq!(sb.state().unwrap().supervisor_pid, Some(sup.pid()));
+    assert_eq!(parent_of(sup.pid()), me, "the supervisor is our child");
+    assert!(sup.pidfd().is_some());
+    assert!(sup.reap().unwrap().is_none(), "reaped while it runs");
+    for d in [&away, &sb] {
+        d.request(&airlock::state::control::Request::Kill).unwrap();
+        assert!(d.wait_ended(Some(std::time::Duration::from_secs(10))));
+    }
+    let mut status = None;
+    assert!(wait_until(5, || {
+        status = sup.reap().unwrap();
+        status.is_some()
+    }));
+    // The supervisor exits with its sandbox's status: killed, 128 + 9.
+    assert_eq!(status.unwrap().code(), Some(137), "{status:?}");
+    assert!(
+        std::fs::metadata(format!("/proc/{}", sup.pid())).is_err(),
+        "the supervisor is gone once reaped"
+    );
+    for d in [&away, &sb] {
+        d.remove().unwrap();
+    }
+}
+
 #[test]
 fn the_runner_mounts_what_was_checked() {
     require_root!();

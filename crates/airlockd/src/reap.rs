@@ -10,12 +10,16 @@
 //! its supervisor away as before, and the daemon holds nothing for it.
 
 use airlock::Sandbox;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
 
 pub struct Reaper {
-    /// Supervisors waited for (or about to be), and the most there may be.
+    /// Supervisors waited for, or about to be.
     held: Arc<AtomicUsize>,
+    /// The most there may be.
     most: usize,
 }
 
@@ -59,29 +63,42 @@ impl Reaper {
 
 impl Place {
     /// Reap `sandbox`'s supervisor, which stayed our child, once it has
-    /// exited. Without a pidfd for it, a pool thread waits instead.
+    /// exited: when its pidfd says so, or, without one (out of fds), by
+    /// asking once a second. No thread waits for it: a thread per
+    /// sandbox would take the blocking pool every call needs.
     pub fn reap(self, sandbox: Sandbox) {
-        let watch = sandbox.supervisor().ok().and_then(|s| {
-            // SAFETY: the Supervisor owns its pidfd, whose number never
-            // changes, and closes it only when the AsyncFd drops it, after
-            // deregistering it.
-            unsafe { tokio::io::unix::AsyncFd::register(s) }.ok()
-        });
-        let Some(exited) = watch else {
-            tokio::task::spawn_blocking(move || {
-                let _ = sandbox.wait();
-                drop(self);
-            });
-            return;
+        let sup = match sandbox.into_supervisor() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "a supervisor to reap");
+                return;
+            }
         };
-        drop(sandbox);
+        // SAFETY: the pidfd belongs to `sup`, which this task owns and
+        // drops only after the AsyncFd (deregistered as it drops).
+        let watch = sup
+            .pidfd()
+            .and_then(|fd| unsafe { AsyncFd::register(fd.as_raw_fd()) }.ok());
         tokio::spawn(async move {
-            while let Ok(mut ready) = exited.readable().await {
-                match exited.get_ref().reap() {
-                    Ok(None) => ready.clear_ready(),
-                    _ => break,
+            match watch {
+                Some(exited) => {
+                    while let Ok(mut ready) = exited.readable().await {
+                        match sup.reap() {
+                            Ok(None) => ready.clear_ready(),
+                            _ => break,
+                        }
+                    }
+                    drop(exited);
+                }
+                None => {
+                    tracing::warn!(pid = sup.pid(), "no pidfd for a supervisor: polling it");
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    while matches!(sup.reap(), Ok(None)) {
+                        tick.tick().await;
+                    }
                 }
             }
+            drop(sup);
             drop(self);
         });
     }

@@ -84,8 +84,8 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         hold,
         remove_on_exit: a.rm,
         // Detached, this process exits at once and leaves the supervisor
-        // to its own reaper.
-        supervisor_stays_child: true,
+        // to its own reaper: the fork that would leave us buys nothing.
+        supervisor_stays_child: detach,
         ..LifecycleOptions::default()
     });
     let opts = SpawnOptions {

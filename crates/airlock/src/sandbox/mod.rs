@@ -15,7 +15,7 @@ use crate::state::{SandboxDir, StateError, StateRoot, Status};
 use crate::ExecOptions;
 use crate::{Context, Error};
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 
@@ -81,7 +81,7 @@ pub struct LifecycleOptions {
     pub leave_pid1_to_reaper: bool,
     /// A detached supervisor stays this process's child instead of
     /// forking once more to leave it: the caller reaps it
-    /// ([`Sandbox::supervisor`]) or exits soon and leaves it to its
+    /// ([`Sandbox::into_supervisor`]) or exits soon and leaves it to its
     /// own reaper, as a CLI does. That spares a fork and an exit per
     /// sandbox; without it, a long-lived caller never holds a zombie.
     pub supervisor_stays_child: bool,
@@ -114,28 +114,49 @@ impl Stopper {
 }
 
 /// A detached sandbox's supervisor that stayed the caller's child
-/// ([`LifecycleOptions::supervisor_stays_child`]), for the caller to reap:
-/// its pidfd becomes readable when it exits, and then [`Supervisor::reap`]
-/// collects it.
+/// ([`LifecycleOptions::supervisor_stays_child`]), for the caller to reap
+/// ([`Sandbox::into_supervisor`]). Its pidfd, when one could be opened,
+/// becomes readable when it exits; [`Supervisor::reap`] then collects it.
 #[derive(Debug)]
-pub struct Supervisor(OwnedFd);
-
-impl Supervisor {
-    /// Collect the supervisor's exit status if it has exited; `None` while
-    /// it runs. Never blocks.
-    pub fn reap(&self) -> std::io::Result<Option<i32>> {
-        use rustix::process::{waitid, WaitId, WaitIdOptions};
-        let st = waitid(
-            WaitId::PidFd(self.0.as_fd()),
-            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-        )?;
-        Ok(st.and_then(|s| s.exit_status().or(s.terminating_signal())))
-    }
+pub struct Supervisor {
+    /// Our child, unreaped until `reap` says it has exited: its pid
+    /// cannot be another process's meanwhile.
+    pid: rustix::process::Pid,
+    pidfd: Option<OwnedFd>,
 }
 
-impl std::os::fd::AsRawFd for Supervisor {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
+impl Supervisor {
+    /// The supervisor's pid on the host.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw_nonzero().get()
+    }
+
+    /// A pidfd that becomes readable when the supervisor exits; `None`
+    /// when none could be opened (out of fds), when only polling
+    /// [`Supervisor::reap`] tells.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Collect the supervisor's exit status if it has exited; `None` while
+    /// it runs. Never blocks.
+    pub fn reap(&self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        use rustix::process::{waitid, WaitId, WaitIdOptions};
+        let id = match &self.pidfd {
+            Some(fd) => WaitId::PidFd(fd.as_fd()),
+            None => WaitId::Pid(self.pid),
+        };
+        let Some(st) = waitid(id, WaitIdOptions::EXITED | WaitIdOptions::NOHANG)? else {
+            return Ok(None);
+        };
+        // As waitpid would have put it: the code in the second byte, or
+        // the signal in the first.
+        let raw = match (st.exit_status(), st.terminating_signal()) {
+            (Some(code), _) => (code & 0xff) << 8,
+            (None, Some(sig)) => sig & 0x7f,
+            (None, None) => 0,
+        };
+        Ok(Some(std::process::ExitStatus::from_raw(raw)))
     }
 }
 
@@ -154,6 +175,9 @@ pub struct Sandbox {
     cgroups: Vec<std::path::PathBuf>,
     /// Its directory in the state root, when it has state.
     state: Option<SandboxDir>,
+    /// The runner is a detached supervisor that stayed our child, for
+    /// [`Sandbox::into_supervisor`].
+    stays_child: bool,
 }
 
 /// The cgroup directories a job makes (none for an exec, which joins the
@@ -225,6 +249,7 @@ impl Sandbox {
                     // supervisor lives on without us.
                     let _ = s.runner.wait();
                 }
+                s.stays_child = l.detach && l.supervisor_stays_child;
                 s.state = Some(sb);
                 Ok(s)
             }
@@ -371,6 +396,7 @@ impl Sandbox {
             freezer: None,
             cgroups: cgroup_dirs(job),
             state: None,
+            stays_child: false,
         };
         match sandbox.read_reports(opts.progress) {
             None => Ok(sandbox),
@@ -511,15 +537,26 @@ impl Sandbox {
         self.init_pid
     }
 
-    /// A handle to reap the supervisor of a detached sandbox that stayed
-    /// this process's child by. Dropping the [`Sandbox`] without reaping
-    /// it leaves a zombie until this process exits.
-    pub fn supervisor(&self) -> std::io::Result<Supervisor> {
-        let pid = rustix::process::Pid::from_raw(self.runner.id() as i32)
-            .ok_or_else(|| std::io::Error::other("the runner has no pid"))?;
-        // Our own child, not reaped yet: the pid cannot name another.
-        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK)?;
-        Ok(Supervisor(fd))
+    /// The supervisor of a detached sandbox started with
+    /// [`LifecycleOptions::supervisor_stays_child`], which stayed this
+    /// process's child and is this process's to reap; refused for any
+    /// other sandbox, whose runner is not ours to reap (a forked-away
+    /// supervisor's intermediate was reaped at start, and an attended
+    /// runner is [`Sandbox::wait`]'s).
+    pub fn into_supervisor(self) -> Result<Supervisor, Error> {
+        let pid = rustix::process::Pid::from_raw(self.runner.id() as i32);
+        let (true, Some(pid)) = (self.stays_child, pid) else {
+            return Err(Error::Io {
+                what: "take the supervisor",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "only a detached sandbox started with supervisor_stays_child has a supervisor to reap",
+                ),
+            });
+        };
+        // Best effort: without a pidfd, polling `reap` still works.
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK).ok();
+        Ok(Supervisor { pid, pidfd })
     }
 
     /// Wait for the sandbox to end; the report says how it ended and what
