@@ -117,6 +117,7 @@ impl Stopper {
 /// ([`LifecycleOptions::supervisor_stays_child`]), for the caller to reap
 /// ([`Sandbox::into_supervisor`]). Its pidfd, when one could be opened,
 /// becomes readable when it exits; [`Supervisor::reap`] then collects it.
+/// Dropped unreaped, it leaves a zombie until this process exits.
 #[derive(Debug)]
 pub struct Supervisor {
     /// Our child, unreaped until `reap` says it has exited: its pid
