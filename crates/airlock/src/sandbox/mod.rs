@@ -231,6 +231,7 @@ impl Sandbox {
         }
         let root = StateRoot::open(&ctx.state_root)?;
         let (sb, alive) = root.create(&plan.id, l.name.as_deref(), &plan.spec, l.detach)?;
+        let stays_child = l.detach && l.supervisor_stays_child;
         plan.lifecycle = Some(Lifecycle {
             dir: sb.dir.clone(),
             detached: l.detach,
@@ -241,16 +242,16 @@ impl Sandbox {
             console_socket: l.console_socket.clone(),
             stdin: l.stdin,
             leave_pid1_to_reaper: l.leave_pid1_to_reaper,
-            stay_child: l.supervisor_stays_child,
+            stay_child: stays_child,
         });
         match Self::start(&Job::Start(Box::new(plan)), opts, Some(&alive)) {
             Ok(mut s) => {
-                if l.detach && !l.supervisor_stays_child {
+                if l.detach && !stays_child {
                     // The runner's first process left at once; the
                     // supervisor lives on without us.
                     let _ = s.runner.wait();
                 }
-                s.stays_child = l.detach && l.supervisor_stays_child;
+                s.stays_child = stays_child;
                 s.state = Some(sb);
                 Ok(s)
             }
