@@ -12,6 +12,9 @@
 //! code and its libc are then not address-randomized (its heap and stack
 //! still are): it is not setuid, and it parses only its own command line
 //! and spec before it execs the runner.
+//!
+//! The functions `airlock run` runs are linked first, together
+//! (`airlock_build::order_hot_text`, from `hot-text.ld`).
 
 use std::process::Command;
 
@@ -49,4 +52,5 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-link-arg-bins=-no-pie");
     airlock_build::link_glibc_statically();
+    airlock_build::order_hot_text();
 }

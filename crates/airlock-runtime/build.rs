@@ -8,7 +8,9 @@
 //! 14,000 relocations at each. Its own code is then not address-randomized
 //! (its heap and stack still are), and it is linked statically against
 //! glibc where the archives are there
-//! (`airlock_build::link_glibc_statically`, which says why).
+//! (`airlock_build::link_glibc_statically`, which says why). The functions
+//! a container's verbs run are linked first, together
+//! (`airlock_build::order_hot_text`, from `hot-text.ld`).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
@@ -16,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", file.display());
     println!("cargo:rustc-link-arg-bins=-no-pie");
     airlock_build::link_glibc_statically();
+    airlock_build::order_hot_text();
     let fds = protox::compile([&file], [&root])?;
     tonic_prost_build::configure()
         .build_client(true)

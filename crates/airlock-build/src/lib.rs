@@ -48,6 +48,10 @@
 //! accordingly, so that its tests can check with [`dynamic_loader`] that
 //! the binary came out as the build meant.
 
+mod hot_text;
+
+pub use hot_text::{assert_hot_text_as_built, order_hot_text, section_size};
+
 use std::env;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};

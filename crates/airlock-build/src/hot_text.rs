@@ -1,0 +1,193 @@
+//! Puts the functions a binary runs on its main path first in its text.
+//!
+//! Why: a page fault on a file mapping maps the neighbouring pages of the
+//! page cache too (fault-around: 64 KiB by default, 128 KiB where ext4
+//! caches the file in large folios, as on the project's CI machine), and
+//! the process's exit or exec unmaps every one of them again. The code an
+//! `airlock run -- /bin/true` runs lay spread over the whole 6.6 MiB of
+//! the CLI's text, and the CLI mapped 4.1 MiB of it; the runner, whose
+//! supervisor, PID 1 and pre-exec workload each fault their code in again
+//! (a fork copies no page table entries of a file mapping), mapped 2.0 and
+//! 1.6 MiB of its 1.8 MiB in the first two. Gathered in the order they
+//! first run, the functions take 1.6 MiB of the CLI's mappings and 1.2
+//! and 1.0 MiB of the runner's, and `airlock run -- /bin/true` got about
+//! 15 % cheaper (docs/benchmarks.md, 2026-12-04, fourteenth session).
+//!
+//! How: `benches/hot_text.py` counts which functions run (a BPF program on
+//! a uprobe at every function's entry) and writes `hot-text.ld` into the
+//! package: a linker script that gathers their sections into an output
+//! section `.text.hot`, `INSERT`ed before `.text`. rustc gives every
+//! function a section of its own (`.text.<symbol>`), as musl's archive
+//! does, so the script names those; glibc's and libseccomp's archives do
+//! not, so their functions are named by archive member.
+//!
+//! Why by hand: no crate orders a binary's functions. GNU ld before 2.43
+//! (Debian 12 has 2.40) has no section-ordering file; lld's symbol
+//! ordering file wants exact symbol names, which carry hashes that differ
+//! between profiles, feature sets and toolchains (the scripts' patterns
+//! leave them out, and so take every instance of a generic function that
+//! goes by the name of one that ran); and profile-guided optimization
+//! would need a profiling build and run inside every build. An `INSERT`ed
+//! section is understood by GNU ld and lld alike, but not by mold or gold:
+//! a build that picks a linker with `-fuse-ld=` other than those two goes
+//! without, as does one with `AIRLOCK_HOT_TEXT=0`.
+//!
+//! A stale script costs speed, never correctness: a pattern that matches
+//! nothing is ignored, and a function it misses stays in `.text`.
+
+use std::env;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// The output section the scripts gather the functions into.
+pub const SECTION: &str = ".text.hot";
+
+/// Links the package's binaries with its `hot-text.ld` when the linker
+/// takes it, and compiles the package with `AIRLOCK_BUILT_HOT_TEXT` set to
+/// `1` or `0` accordingly, for [`assert_hot_text_as_built`].
+pub fn order_hot_text() {
+    println!("cargo:rerun-if-env-changed=AIRLOCK_HOT_TEXT");
+    let script = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"))
+        .join("hot-text.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    let ordered = match why_not(&script) {
+        None => {
+            println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+            true
+        }
+        Some(why) => {
+            if !why.is_empty() {
+                let package = env::var("CARGO_PKG_NAME").unwrap_or_default();
+                println!("cargo:warning={package} is linked without its hot-text order: {why}");
+            }
+            false
+        }
+    };
+    println!(
+        "cargo:rustc-env=AIRLOCK_BUILT_HOT_TEXT={}",
+        u8::from(ordered)
+    );
+}
+
+/// Why the script cannot be used (empty: asked not to, nothing to say).
+fn why_not(script: &Path) -> Option<String> {
+    if env::var("AIRLOCK_HOT_TEXT").as_deref() == Ok("0") {
+        return Some(String::new());
+    }
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return Some("not a Linux build".into());
+    }
+    if !script.is_file() {
+        return Some(format!("no {}", script.display()));
+    }
+    // `-Wl,` splits its argument at commas.
+    if script.to_string_lossy().contains(',') {
+        return Some(format!("{} has a comma in its path", script.display()));
+    }
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    for flag in flags.split('\x1f') {
+        if let Some((_, linker)) = flag.split_once("fuse-ld=") {
+            if !matches!(linker, "bfd" | "lld" | "ld.bfd" | "ld.lld") {
+                return Some(format!(
+                    "the {linker} linker (-fuse-ld) takes no INSERT linker script"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The size of the ELF section `name` of `path`, or `None` when it has
+/// none. 64-bit little-endian ELF only, as this crate's binaries are.
+pub fn section_size(path: &Path, name: &str) -> io::Result<Option<u64>> {
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
+    let mut f = fs::File::open(path)?;
+    let mut header = [0u8; 64];
+    f.read_exact(&mut header)?;
+    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return Err(bad("not a 64-bit little-endian ELF file"));
+    }
+    let u16_at = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&header, 40),
+        u16_at(&header, 58),
+        u16_at(&header, 60),
+        u16_at(&header, 62),
+    );
+    if shentsize < 64 || shstrndx >= shnum {
+        return Err(bad("no usable section headers"));
+    }
+    // Section headers are small (64 bytes) and few: read them all.
+    let mut headers = vec![0u8; shentsize * shnum];
+    f.seek(SeekFrom::Start(shoff))?;
+    f.read_exact(&mut headers)?;
+    let at = |i: usize| &headers[i * shentsize..(i + 1) * shentsize];
+    let names_header = at(shstrndx);
+    let names_size = u64_at(names_header, 32);
+    if names_size > 1 << 24 {
+        return Err(bad("section names larger than any binary's"));
+    }
+    let mut names = vec![0u8; names_size as usize];
+    f.seek(SeekFrom::Start(u64_at(names_header, 24)))?;
+    f.read_exact(&mut names)?;
+    for i in 0..shnum {
+        let h = at(i);
+        let start = u32_at(h, 0) as usize;
+        let this = names.get(start..).unwrap_or_default();
+        let this = this.split(|&b| b == 0).next().unwrap_or_default();
+        if this == name.as_bytes() {
+            return Ok(Some(u64_at(h, 32)));
+        }
+    }
+    Ok(None)
+}
+
+/// For a binary's test: panics unless `binary` has the hot-text section
+/// its build said (`built`, the package's `AIRLOCK_BUILT_HOT_TEXT`), and
+/// the section holds at least `at_least` bytes: a script none of whose
+/// patterns match any more (a change of rustc's section names) fails it.
+pub fn assert_hot_text_as_built(binary: &Path, built: &str, at_least: u64) {
+    let size = section_size(binary, SECTION).unwrap();
+    if built == "1" {
+        let size = size.unwrap_or_else(|| {
+            panic!(
+                "{}: built with its hot-text.ld, but it has no {SECTION}",
+                binary.display()
+            )
+        });
+        assert!(
+            size >= at_least,
+            "{}: {SECTION} holds {size} bytes, under {at_least}: its hot-text.ld no longer names \
+             the functions (run `sudo benches/hot_text.py` again)",
+            binary.display()
+        );
+    } else {
+        assert_eq!(size, None, "{}: built without hot-text", binary.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_sizes_are_read_from_the_section_headers() {
+        // Every ELF executable has a .text; none has a section of this name.
+        let text = section_size(Path::new("/bin/true"), ".text").unwrap();
+        assert!(text.is_some_and(|s| s > 1024), "{text:?}");
+        assert_eq!(
+            section_size(Path::new("/bin/true"), ".no-such-section").unwrap(),
+            None
+        );
+        let err = section_size(Path::new("/etc/passwd"), ".text").unwrap_err();
+        assert!(err.to_string().contains("/etc/passwd"), "{err}");
+    }
+}
