@@ -16,10 +16,11 @@ grace period, not one each), while it runs:
 - `airlock-runtime`: a busybox bundle's `create`, `start`, `state`,
   `delete` and `run`, what podman and containerd call.
 
-A Rust function is named without the hash rustc appends (`17h…E`),
-which differs between profiles, feature sets and toolchains. The scripts go stale as the code changes, which costs only
-speed: run this again after a change to what a start does, and commit
-the scripts.
+A Rust function is named without the hashes rustc puts in its symbol
+(`17h…E`, and std's crate hashes `Cs…_`), which differ between profiles,
+feature sets and toolchains. The scripts go stale as the code changes,
+which costs only speed: run this again after a change to what a start
+does, and commit the scripts.
 
 Usage: sudo benches/hot_text.py    (needs root, Linux 6.6 or later for
 `uprobe_multi`, busybox and runc for the bundle; builds nothing: build
@@ -29,8 +30,8 @@ import argparse
 import collections
 import ctypes
 import os
+import platform
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -158,15 +159,19 @@ def probe_offsets(binary, offsets, segments):
             continue
         vaddr = next(low + offset - off for low, high, off in segments
                      if off <= offset < off + high - low)
-        listing = subprocess.run(["objdump", "-d", f"--start-address={vaddr:#x}",
+        listing = subprocess.run(["objdump", "-d", "--insn-width=16",
+                                  f"--start-address={vaddr:#x}",
                                   f"--stop-address={vaddr + 64:#x}", binary],
                                  capture_output=True, text=True).stdout
-        later = offset
+        later = None
         for line in listing.splitlines():
-            m = re.match(r"^\s*([0-9a-f]+):\s+([0-9a-f]{2}) ", line)
+            # address: bytes <tab> mnemonic (a line without one continues
+            # the instruction above).
+            m = re.match(r"^\s*([0-9a-f]+):\s+([0-9a-f]{2})[0-9a-f ]*\t\S", line)
             if m and m.group(2) not in ("62", "c4", "c5"):
                 later = offset + int(m.group(1), 16) - vaddr
                 break
+        # None: not probed (counted as not run).
         out.append(later)
     return out
 
@@ -175,10 +180,11 @@ def probe_offsets(binary, offsets, segments):
 # function it made local.
 RUST_HASH = re.compile(r"^(_ZN.*17h)[0-9a-f]{16}E")
 LLVM_SUFFIX = re.compile(r"\.llvm\.\d+$")
+V0_CRATE_HASH = re.compile(r"Cs[0-9A-Za-z]+_")
 # A glibc archive member holding one of a function's CPU-specific
 # variants (memmove-evex-unaligned-erms.o): the build machine's CPU picks
 # another one than this machine's, so all of them go.
-VARIANT = re.compile(r"^([a-z]+)-(avx|avx2|avx512|evex|evex512|sse2|sse4|ssse3)")
+VARIANT = re.compile(r"^([a-z_]+)-(avx|avx2|avx512|evex|evex512|sse2|sse4|ssse3)")
 
 
 def archive_members(archives):
@@ -220,7 +226,9 @@ def script(binary, ran_names, members, command):
             # one missed would fault a whole fault-around window in).
             p = m.group(1) + "*"
         elif name.startswith("_R"):
-            p = LLVM_SUFFIX.sub("", name) + "*"
+            # A v0 name (std's) holds each crate's hash (`Cs<hash>_`),
+            # another for each toolchain and target's std.
+            p = V0_CRATE_HASH.sub("Cs*_", LLVM_SUFFIX.sub("", name)) + "*"
         elif name in members or name.split(".")[0] in members:
             archive, member = members.get(name) or members[name.split(".")[0]]
             v = VARIANT.match(member)
@@ -253,7 +261,10 @@ def script(binary, ran_names, members, command):
 def profile(binary, commands, members, out_path):
     offsets, segments = symbols(binary)
     order = sorted(offsets)
-    ran = functions_ran(binary, probe_offsets(binary, order, segments), commands)
+    probes = probe_offsets(binary, order, segments)
+    kept = [i for i, p in enumerate(probes) if p is not None]
+    ran = functions_ran(binary, [probes[i] for i in kept], commands)
+    ran = {kept[i]: t for i, t in ran.items()}
     ran_names = [name for i in sorted(ran, key=ran.get) for name in offsets[order[i]]]
     text = script(binary, ran_names, members, "sudo benches/hot_text.py")
     with open(out_path, "w") as f:
@@ -267,6 +278,8 @@ def main():
     ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benches/hot_text.py: needs root (BPF uprobes, and sandboxes that run as root)")
+    if platform.machine() != "x86_64":
+        sys.exit("benches/hot_text.py: x86_64 only (the bpf system call's number, the VEX check)")
     airlock = find_built("airlock", "hot_text.py")
     runtime = find_built("airlock-runtime", "hot_text.py")
     here = os.path.dirname(airlock)
@@ -299,7 +312,6 @@ def main():
             rt + ["run", "--bundle", b, "hot2"],
         ]
         profile(runtime, oci, members, os.path.join(ROOT, "crates/airlock-runtime/hot-text.ld"))
-    shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

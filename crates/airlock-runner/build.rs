@@ -55,7 +55,7 @@ fn main() {
     }
     // Both runners, the nested static one too: its three processes per
     // sandbox each fault the code they run in again.
-    airlock_build::order_hot_text();
+    let hot_text = airlock_build::order_hot_text();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=AIRLOCK_STATIC_RUNNER");
     println!("cargo:rerun-if-env-changed=AIRLOCK_REQUIRE_STATIC_RUNNER");
@@ -127,6 +127,8 @@ fn main() {
         .arg("--target-dir")
         .arg(&nested_target)
         .env(NESTED, "1")
+        // The same choice for both runners (its own RUSTFLAGS differ).
+        .env("AIRLOCK_HOT_TEXT", if hot_text { "1" } else { "0" })
         // Position-dependent, as the glibc runner is linked with -no-pie.
         .env("CARGO_ENCODED_RUSTFLAGS", "-Crelocation-model=static")
         // What the outer build passes to its own rustc is not for this one.

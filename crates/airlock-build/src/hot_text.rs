@@ -28,16 +28,19 @@
 //! leave them out, and so take every instance of a generic function that
 //! goes by the name of one that ran); and profile-guided optimization
 //! would need a profiling build and run inside every build. An `INSERT`ed
-//! section is understood by GNU ld and lld alike, but not by mold or gold:
-//! a build that picks a linker with `-fuse-ld=` other than those two goes
-//! without, as does one with `AIRLOCK_HOT_TEXT=0`.
+//! section is understood by GNU ld and lld alike (rust-lld, rustc's default
+//! linker on x86_64 Linux since Rust 1.90, links `airlock` here; the musl
+//! runner goes through the C compiler's ld), but not by mold or gold: a build
+//! that picks a linker with `-fuse-ld=` other than those two goes without,
+//! as does one with `AIRLOCK_HOT_TEXT=0` (a linker picked another way,
+//! `-C linker=` to a wrapper around mold, is not seen: set that).
 //!
 //! A stale script costs speed, never correctness: a pattern that matches
 //! nothing is ignored, and a function it misses stays in `.text`.
 
+use crate::elf::Elf;
 use std::env;
-use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The output section the scripts gather the functions into.
@@ -45,8 +48,8 @@ pub const SECTION: &str = ".text.hot";
 
 /// Links the package's binaries with its `hot-text.ld` when the linker
 /// takes it, and compiles the package with `AIRLOCK_BUILT_HOT_TEXT` set to
-/// `1` or `0` accordingly, for [`assert_hot_text_as_built`].
-pub fn order_hot_text() {
+/// `1` or `0` accordingly, for [`assert_hot_text_as_built`]. Returns which.
+pub fn order_hot_text() -> bool {
     println!("cargo:rerun-if-env-changed=AIRLOCK_HOT_TEXT");
     let script = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"))
         .join("hot-text.ld");
@@ -68,6 +71,7 @@ pub fn order_hot_text() {
         "cargo:rustc-env=AIRLOCK_BUILT_HOT_TEXT={}",
         u8::from(ordered)
     );
+    ordered
 }
 
 /// Why the script cannot be used (empty: asked not to, nothing to say).
@@ -85,92 +89,68 @@ fn why_not(script: &Path) -> Option<String> {
     if script.to_string_lossy().contains(',') {
         return Some(format!("{} has a comma in its path", script.display()));
     }
+    // A linker picked with -fuse-ld (how mold and gold are usually
+    // picked); one behind `-C linker=` or a wrapper is not seen.
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    for flag in flags.split('\x1f') {
-        if let Some((_, linker)) = flag.split_once("fuse-ld=") {
-            if !matches!(linker, "bfd" | "lld" | "ld.bfd" | "ld.lld") {
-                return Some(format!(
-                    "the {linker} linker (-fuse-ld) takes no INSERT linker script"
-                ));
-            }
+    for (_, rest) in flags
+        .match_indices("fuse-ld=")
+        .map(|(i, _)| flags.split_at(i + 8))
+    {
+        let linker = rest
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '\x1f')
+            .next()
+            .unwrap_or_default();
+        if !matches!(linker, "bfd" | "lld" | "ld.bfd" | "ld.lld") {
+            return Some(format!(
+                "the {linker} linker (-fuse-ld) takes no INSERT linker script"
+            ));
         }
     }
     None
 }
 
 /// The size of the ELF section `name` of `path`, or `None` when it has
-/// none. 64-bit little-endian ELF only, as this crate's binaries are.
+/// none.
 pub fn section_size(path: &Path, name: &str) -> io::Result<Option<u64>> {
-    let bad = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {what}", path.display()),
-        )
-    };
-    let mut f = fs::File::open(path)?;
-    let mut header = [0u8; 64];
-    f.read_exact(&mut header)?;
-    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
-        return Err(bad("not a 64-bit little-endian ELF file"));
-    }
-    let u16_at = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
-    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
-    let (shoff, shentsize, shnum, shstrndx) = (
-        u64_at(&header, 40),
-        u16_at(&header, 58),
-        u16_at(&header, 60),
-        u16_at(&header, 62),
-    );
-    if shentsize < 64 || shstrndx >= shnum {
-        return Err(bad("no usable section headers"));
-    }
-    // Section headers are small (64 bytes) and few: read them all.
-    let mut headers = vec![0u8; shentsize * shnum];
-    f.seek(SeekFrom::Start(shoff))?;
-    f.read_exact(&mut headers)?;
-    let at = |i: usize| &headers[i * shentsize..(i + 1) * shentsize];
-    let names_header = at(shstrndx);
-    let names_size = u64_at(names_header, 32);
-    if names_size > 1 << 24 {
-        return Err(bad("section names larger than any binary's"));
-    }
-    let mut names = vec![0u8; names_size as usize];
-    f.seek(SeekFrom::Start(u64_at(names_header, 24)))?;
-    f.read_exact(&mut names)?;
-    for i in 0..shnum {
-        let h = at(i);
-        let start = u32_at(h, 0) as usize;
-        let this = names.get(start..).unwrap_or_default();
-        let this = this.split(|&b| b == 0).next().unwrap_or_default();
-        if this == name.as_bytes() {
-            return Ok(Some(u64_at(h, 32)));
-        }
-    }
-    Ok(None)
+    let sections = Elf::open(path)?.sections()?;
+    Ok(sections
+        .iter()
+        .find(|s| s.name == name.as_bytes())
+        .map(|s| s.size))
 }
 
 /// For a binary's test: panics unless `binary` has the hot-text section
-/// its build said (`built`, the package's `AIRLOCK_BUILT_HOT_TEXT`), and
-/// the section holds at least `at_least` bytes: a script none of whose
-/// patterns match any more (a change of rustc's section names) fails it.
-pub fn assert_hot_text_as_built(binary: &Path, built: &str, at_least: u64) {
-    let size = section_size(binary, SECTION).unwrap();
-    if built == "1" {
-        let size = size.unwrap_or_else(|| {
-            panic!(
-                "{}: built with its hot-text.ld, but it has no {SECTION}",
-                binary.display()
-            )
-        });
-        assert!(
-            size >= at_least,
-            "{}: {SECTION} holds {size} bytes, under {at_least}: its hot-text.ld no longer names \
-             the functions (run `sudo benches/hot_text.py` again)",
+/// its build said (`built`, the package's `AIRLOCK_BUILT_HOT_TEXT`), and,
+/// if it does, a function whose symbol contains each of `functions` lies
+/// in it. So a script whose patterns no longer match (a toolchain that
+/// names std's functions or their sections otherwise) fails it, not only
+/// one that was left out of the link.
+pub fn assert_hot_text_as_built(binary: &Path, built: &str, functions: &[&str]) {
+    if built != "1" {
+        // Where the ELF reader does not apply (a 32-bit target), the build
+        // did not order anything either.
+        if let Ok(size) = section_size(binary, SECTION) {
+            assert_eq!(size, None, "{}: built without hot-text", binary.display());
+        }
+        return;
+    }
+    let mut elf = Elf::open(binary).unwrap();
+    let sections = elf.sections().unwrap();
+    let Some(index) = sections.iter().position(|s| s.name == SECTION.as_bytes()) else {
+        panic!(
+            "{}: built with its hot-text.ld, but it has no {SECTION}",
             binary.display()
         );
-    } else {
-        assert_eq!(size, None, "{}: built without hot-text", binary.display());
+    };
+    let inside = elf.functions_in(&sections, index).unwrap();
+    for wanted in functions {
+        assert!(
+            inside.iter().any(|f| f.contains(wanted)),
+            "{}: no function named like {wanted} in {SECTION} (of {} there): its hot-text.ld no \
+             longer names it (run `sudo benches/hot_text.py` again)",
+            binary.display(),
+            inside.len()
+        );
     }
 }
 

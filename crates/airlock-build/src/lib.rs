@@ -1,6 +1,7 @@
 //! Build-script helpers for the binaries whose start-up is on every
-//! sandbox's path: `airlock` (each `airlock run` is one exec of it) and
-//! `airlock-runtime` (each container is several execs of it).
+//! sandbox's path: `airlock` (each `airlock run` is one exec of it),
+//! `airlock-runtime` (each container is several execs of it) and, for
+//! [`order_hot_text`] (see its module), the runner.
 //!
 //! [`link_glibc_statically`] links such a binary statically against glibc
 //! (and libseccomp). A dynamically linked program spends CPU before `main`
@@ -48,13 +49,14 @@
 //! accordingly, so that its tests can check with [`dynamic_loader`] that
 //! the binary came out as the build meant.
 
+mod elf;
 mod hot_text;
 
 pub use hot_text::{assert_hot_text_as_built, order_hot_text, section_size};
 
 use std::env;
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -174,49 +176,27 @@ fn find_archive(archive: &str) -> Result<PathBuf, String> {
 /// for a static one. 64-bit little-endian ELF only, as this crate's
 /// binaries are.
 pub fn dynamic_loader(path: &Path) -> io::Result<Option<PathBuf>> {
-    let bad = |what: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {what}", path.display()),
-        )
-    };
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut f = fs::File::open(path).map_err(with_path)?;
-    let mut header = [0u8; 64];
-    f.read_exact(&mut header).map_err(with_path)?;
-    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
-        return Err(bad("not a 64-bit little-endian ELF file"));
-    }
-    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let mut elf = elf::Elf::open(path)?;
     let (phoff, phentsize, phnum) = (
-        u64_at(&header, 32),
-        u16_at(&header, 54),
-        u16_at(&header, 56),
+        elf::u64_at(&elf.header, 32),
+        u64::from(elf::u16_at(&elf.header, 54)),
+        u64::from(elf::u16_at(&elf.header, 56)),
     );
     if phentsize < 56 {
-        return Err(bad("program headers too small"));
+        return Err(elf.bad("program headers too small"));
     }
-    let mut ph = vec![0u8; usize::from(phentsize)];
-    for i in 0..u64::from(phnum) {
-        let at = i
-            .checked_mul(u64::from(phentsize))
-            .and_then(|o| o.checked_add(phoff))
-            .ok_or_else(|| bad("program headers beyond any file"))?;
-        f.seek(SeekFrom::Start(at)).map_err(with_path)?;
-        f.read_exact(&mut ph).map_err(with_path)?;
+    let table = elf.read_at(phoff, phentsize * phnum)?;
+    for ph in table.chunks_exact(phentsize as usize) {
         const PT_INTERP: u32 = 3;
-        if u32::from_le_bytes(ph[..4].try_into().unwrap()) != PT_INTERP {
+        if elf::u32_at(ph, 0) != PT_INTERP {
             continue;
         }
         // A loader's path is a path: PATH_MAX bounds it.
-        let (offset, size) = (u64_at(&ph, 8), u64_at(&ph, 32));
+        let (offset, size) = (elf::u64_at(ph, 8), elf::u64_at(ph, 32));
         if size > 4096 {
-            return Err(bad("PT_INTERP longer than a path"));
+            return Err(elf.bad("PT_INTERP longer than a path"));
         }
-        let mut name = vec![0u8; size as usize];
-        f.seek(SeekFrom::Start(offset)).map_err(with_path)?;
-        f.read_exact(&mut name).map_err(with_path)?;
+        let name = elf.read_at(offset, size)?;
         let name = name.split(|&b| b == 0).next().unwrap_or_default();
         return Ok(Some(PathBuf::from(
             String::from_utf8_lossy(name).into_owned(),
