@@ -16,9 +16,10 @@ grace period, not one each), while it runs:
 - `airlock-runtime`: a busybox bundle's `create`, `start`, `state`,
   `delete` and `run`, what podman and containerd call.
 
-A Rust function is named without the hashes rustc puts in its symbol
-(`17h…E`, and std's crate hashes `Cs…_`), which differ between profiles,
-feature sets and toolchains. The scripts go stale as the code changes,
+A Rust function is named exactly, and again without the hashes rustc
+puts in its symbol (`17h…E`, std's crate hashes `Cs…_`) in a tail, for
+builds whose hashes differ (another profile, feature set or toolchain);
+see `script`. The scripts go stale as the code changes,
 which costs only speed: run this again after a change to what a start
 does, and commit the scripts.
 
@@ -215,33 +216,36 @@ def script(binary, ran_names, members, command):
     """The linker script's text for the functions `ran_names`, in the order
     they first ran: what runs together then lies together, and what only
     some processes run (the supervisor's watch loop, PID 1's setup) lies
-    apart from what every one runs."""
-    patterns, whole_members, variants = {}, {}, {}
+    apart from what every one runs.
+
+    A Rust function is named twice: exactly, where it goes in that order,
+    and without the hashes rustc puts in its symbol (`17h…E`, and std's
+    crate hashes `Cs…_`), in a tail after everything else. The hashes
+    differ between profiles, feature sets and toolchains; a build whose
+    hashes are not these finds its functions in the tail, and there every
+    instance of a generic function by that name (a few KiB too many, and
+    out of the way of those that ran)."""
+    exact, tail, whole_members, variants = {}, {}, {}, {}
     for name in ran_names:
         m = RUST_HASH.match(name)
         if m:
-            # Without the hash: it differs between profiles, feature sets
-            # and toolchains. Every instance of a generic function by that
-            # name goes, whether or not it ran (a few KiB too many, where
-            # one missed would fault a whole fault-around window in).
-            p = m.group(1) + "*"
+            exact.setdefault(LLVM_SUFFIX.sub("", name) + "*", None)
+            tail.setdefault(m.group(1) + "*", None)
         elif name.startswith("_R"):
-            # A v0 name (std's) holds each crate's hash (`Cs<hash>_`),
-            # another for each toolchain and target's std.
-            p = V0_CRATE_HASH.sub("Cs*_", LLVM_SUFFIX.sub("", name)) + "*"
+            v0 = LLVM_SUFFIX.sub("", name)
+            exact.setdefault(v0 + "*", None)
+            tail.setdefault(V0_CRATE_HASH.sub("Cs*_", v0) + "*", None)
         elif name in members or name.split(".")[0] in members:
             archive, member = members.get(name) or members[name.split(".")[0]]
             v = VARIANT.match(member)
             if v:
-                variants.setdefault((archive, v.group(1)), len(variants))
+                variants.setdefault((archive, v.group(1)), None)
             else:
-                whole_members.setdefault((archive, member), len(whole_members))
-            continue
+                whole_members.setdefault((archive, member), None)
         else:
             # A C function compiled with a section of its own (musl's), or
             # rustc's `main` shim.
-            p = name
-        patterns.setdefault(p, len(patterns))
+            exact.setdefault(name, None)
     lines = [
         f"/* The functions {os.path.basename(binary)} runs on its main path, first",
         f"   in its text: written by `{command}`, read by",
@@ -253,7 +257,8 @@ def script(binary, ran_names, members, command):
     # libc's functions first: every process runs them, from its start on.
     lines += [f"    *{a}:{m}(.text .text.*)" for a, m in whole_members]
     lines += [f"    *{a}:{v}-*.o(.text .text.*)" for a, v in variants]
-    lines += [f"    *(.text.{p} .text.unlikely.{p})" for p in patterns]
+    for p in list(exact) + [p for p in tail if p not in exact]:
+        lines.append(f"    *(.text.{p} .text.unlikely.{p})")
     lines += ["  }", "}", "INSERT BEFORE .text;", ""]
     return "\n".join(lines)
 
