@@ -9,9 +9,9 @@
 //! supervisor, PID 1 and pre-exec workload each fault their code in again
 //! (a fork copies no page table entries of a file mapping), mapped 2.0 and
 //! 1.6 MiB of its 1.8 MiB in the first two. Gathered in the order they
-//! first run, the functions take 1.6 MiB of the CLI's mappings and 1.2
-//! and 1.0 MiB of the runner's, and `airlock run -- /bin/true` got about
-//! 15 % cheaper (docs/benchmarks.md, 2026-12-04, fourteenth session).
+//! first run, the functions take 1.4 MiB of the CLI's mappings and 1.0
+//! and 0.8 MiB of the runner's, and `airlock run -- /bin/true` got about
+//! a fifth cheaper (docs/benchmarks.md, 2026-12-04, fourteenth session).
 //!
 //! How: `benches/hot_text.py` counts which functions run (a BPF program on
 //! a uprobe at every function's entry) and writes `hot-text.ld` into the
@@ -24,9 +24,9 @@
 //! Why by hand: no crate orders a binary's functions. GNU ld before 2.43
 //! (Debian 12 has 2.40) has no section-ordering file; lld's symbol
 //! ordering file wants exact symbol names, which carry hashes that differ
-//! between profiles, feature sets and toolchains (the scripts' patterns
-//! leave them out, and so take every instance of a generic function that
-//! goes by the name of one that ran); and profile-guided optimization
+//! between profiles, feature sets and toolchains (the scripts name each
+//! function exactly, and again without the hashes in a tail that a build
+//! with other hashes finds it in); and profile-guided optimization
 //! would need a profiling build and run inside every build. An `INSERT`ed
 //! section is understood by GNU ld and lld alike (rust-lld, rustc's default
 //! linker on x86_64 Linux since Rust 1.90, links `airlock` here; the musl
