@@ -123,7 +123,8 @@ def functions_ran(binary, offsets, commands):
 
 
 def symbols(binary):
-    """{file offset: [names]} of the binary's functions."""
+    """{file offset: [names]} of the binary's functions, and {file offset:
+    address} of each."""
     segments = []
     for line in subprocess.run(["readelf", "-lW", binary], capture_output=True, text=True,
                                check=True).stdout.splitlines():
@@ -131,7 +132,7 @@ def symbols(binary):
         if f and f[0] == "LOAD":
             offset, vaddr, filesz = int(f[1], 16), int(f[2], 16), int(f[4], 16)
             segments.append((vaddr, vaddr + filesz, offset))
-    out = collections.defaultdict(list)
+    out, addresses = collections.defaultdict(list), {}
     for line in subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True,
                                text=True, check=True).stdout.splitlines():
         f = line.split()
@@ -141,11 +142,12 @@ def symbols(binary):
         for low, high, offset in segments:
             if low <= address < high:
                 out[address - low + offset].append(f[3])
+                addresses[address - low + offset] = address
                 break
-    return out, segments
+    return out, addresses
 
 
-def probe_offsets(binary, offsets, segments):
+def probe_offsets(binary, offsets, addresses):
     """Where to probe each function: its entry, except past a first
     instruction in VEX or EVEX form. A uprobe runs the instruction it
     replaced out of line, and this machine's kernel got that wrong for
@@ -158,8 +160,7 @@ def probe_offsets(binary, offsets, segments):
         if data[offset] not in (0x62, 0xc4, 0xc5):
             out.append(offset)
             continue
-        vaddr = next(low + offset - off for low, high, off in segments
-                     if off <= offset < off + high - low)
+        vaddr = addresses[offset]
         listing = subprocess.run(["objdump", "-d", "--insn-width=16",
                                   f"--start-address={vaddr:#x}",
                                   f"--stop-address={vaddr + 64:#x}", binary],
@@ -264,9 +265,9 @@ def script(binary, ran_names, members, command):
 
 
 def profile(binary, commands, members, out_path):
-    offsets, segments = symbols(binary)
+    offsets, addresses = symbols(binary)
     order = sorted(offsets)
-    probes = probe_offsets(binary, order, segments)
+    probes = probe_offsets(binary, order, addresses)
     kept = [i for i, p in enumerate(probes) if p is not None]
     ran = functions_ran(binary, [probes[i] for i in kept], commands)
     ran = {kept[i]: t for i, t in ran.items()}
