@@ -3,7 +3,9 @@
 //!
 //! The profile's code is `src/seccomp/default.rs` itself, included below,
 //! run with the same libseccomp the crate links, so the programs are what
-//! a start would compile. Only when the build machine is the target
+//! a start would compile. Only when the build machine has the target's
+//! architecture and system (its C library may differ: a musl build on a
+//! glibc host gets the same programs)
 //! (libseccomp compiles for its native architecture, and the syscall
 //! numbers are the architecture's); a cross build, or a libseccomp that
 //! fails here, writes no programs and the crate compiles at run time.
@@ -24,7 +26,18 @@ fn main() {
     println!("cargo:rerun-if-changed=src/seccomp/lists.rs");
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let out = Path::new(&out);
-    let native = std::env::var("HOST").ok() == std::env::var("TARGET").ok();
+    // The C library does not enter the program: a musl build on a glibc
+    // host of the same architecture gets the same program.
+    let arch_os = |triple: Option<String>| {
+        triple.map(|t| {
+            let parts: Vec<&str> = t.split('-').collect();
+            (
+                parts.first().map(|s| s.to_string()),
+                parts.get(2).map(|s| s.to_string()),
+            )
+        })
+    };
+    let native = arch_os(std::env::var("HOST").ok()) == arch_os(std::env::var("TARGET").ok());
     let generated = if native {
         match precompile(out) {
             Ok(code) => code,
@@ -46,8 +59,7 @@ fn main() {
 /// own (see the runner's build.rs) and found beside the binaries, so a
 /// stale one must not be run, nor a runner of another installation.
 /// Features do not enter it: they change what a build can do, not what a
-/// plan says. FNV-1a, since only equality matters and no dependency needs
-/// to come into a build script for it.
+/// plan says.
 fn build_id() {
     fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(dir)
@@ -66,13 +78,11 @@ fn build_id() {
     walk(Path::new("src"), &mut files);
     files.sort();
     files.extend(["Cargo.toml", "build.rs", "../../Cargo.lock"].map(std::path::PathBuf::from));
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = FNV_START;
     for f in &files {
         let name = f.to_string_lossy();
         let text = std::fs::read(f).unwrap_or_default();
-        for b in name.bytes().chain([0]).chain(text).chain([0]) {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        hash = fnv(hash, name.bytes().chain([0]).chain(text).chain([0]));
     }
     println!("cargo:rustc-env=AIRLOCK_BUILD_ID={hash:016x}");
     println!("cargo:rerun-if-changed=src");
@@ -103,24 +113,45 @@ fn export(
     Ok(())
 }
 
+/// FNV-1a, for the build id and for what a plan names a built-in program
+/// by (`seccomp/builtin.rs`): only equality matters, and a build script
+/// needs no dependency for it.
+fn fnv(start: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(start, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// The programs, one file each, and the Rust that includes them with the
 /// facts they depend on.
 fn precompile(out: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let mut includes = String::new();
+    let mut hashes = String::new();
     for (i, f) in default::filters()?.iter().enumerate() {
         let name = format!("seccomp_default_{i}.bpf");
         export(out, &name, f)?;
         includes.push_str(&format!(
             "include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")), "
         ));
+        hashes.push_str(&format!(
+            "{:#x}, ",
+            fnv(FNV_START, std::fs::read(out.join(&name))?)
+        ));
     }
     export(out, "seccomp_set_id.bpf", &default::set_id_refusals(&[])?)?;
+    hashes.push_str(&format!(
+        "{:#x}",
+        fnv(FNV_START, std::fs::read(out.join("seccomp_set_id.bpf"))?)
+    ));
     let v = libseccomp::ScmpVersion::current()?;
     let arch = libseccomp::ScmpArch::native();
     Ok(format!(
         "pub const PRECOMPILED: Option<Precompiled> = Some(Precompiled {{\n    \
          programs: &[{includes}],\n    \
          set_id: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/seccomp_set_id.bpf\")),\n    \
+         hashes: &[{hashes}],\n    \
          libseccomp: ({}, {}, {}),\n    \
          arch: {:?},\n}});\n\
          {WHY_NOT} = \"\";\n",

@@ -243,33 +243,21 @@ fn compile_now(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::sp
     Ok(out)
 }
 
-/// The default profile's programs as the build script compiled them.
+/// The default profile's programs as the build script compiled them, if
+/// compiling now would give the same: the same libseccomp (its syscall
+/// table and code generator) for the same architecture.
 mod precompiled {
+    use super::super::builtin::{self, Precompiled, PRECOMPILED};
     use super::Program;
 
-    pub struct Precompiled {
-        pub programs: &'static [&'static [u8]],
-        /// `default::set_id_refusals` for the native architecture.
-        pub set_id: &'static [u8],
-        /// libseccomp's (major, minor, micro) at build time.
-        pub libseccomp: (u32, u32, u32),
-        /// `ScmpArch::native()` at build time, as Debug prints it.
-        pub arch: &'static str,
-    }
-
-    include!(concat!(env!("OUT_DIR"), "/seccomp_default.rs"));
-
-    /// The programs, if compiling now would give the same: the same
-    /// libseccomp (its syscall table and code generator) for the same
-    /// architecture.
     pub fn usable() -> Option<Vec<Program>> {
-        let p = current()?;
-        Some(p.programs.iter().map(|b| Program(b.to_vec())).collect())
+        current()?;
+        Some(builtin::programs()?.into_iter().map(Program).collect())
     }
 
     /// The set-id refusals, on the same terms as [`usable`].
     pub fn set_id() -> Option<Program> {
-        current().map(|p| Program(p.set_id.to_vec()))
+        current().map(|p| Program(p.set_id.into()))
     }
 
     fn current() -> Option<&'static Precompiled> {
@@ -381,7 +369,7 @@ fn export(f: &ScmpFilterContext) -> std::io::Result<Program> {
             bytes.len()
         )));
     }
-    Ok(Program(bytes))
+    Ok(Program(bytes.into()))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@
 //!   wall. The build-time programs are as fast and are as trusted as the
 //!   binary that carries them.
 
+mod builtin;
 #[cfg(feature = "libseccomp")]
 mod compile;
 #[cfg(feature = "libseccomp")]
@@ -184,9 +185,11 @@ pub fn validate(profile: &Seccomp) -> std::result::Result<(), crate::spec::SpecE
 }
 
 /// A compiled classic-BPF filter program, as the kernel takes it: 8-byte
-/// `sock_filter` instructions in native byte order. Serialized as hex.
+/// `sock_filter` instructions in native byte order. Serialized as hex, or,
+/// for one of the build's precompiled default programs, by its name (see
+/// `builtin`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Program(Vec<u8>);
+pub struct Program(std::borrow::Cow<'static, [u8]>);
 
 impl Program {
     /// Instructions in the program.
@@ -213,12 +216,18 @@ impl Program {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-// By hand rather than with format!: the plan's programs are several KiB,
-// and a formatter call per byte cost a fifth of the CLI's instructions.
+// By hand rather than with format!: a custom profile's programs are
+// several KiB, and a formatter call per byte cost a fifth of the CLI's
+// instructions.
 impl Serialize for Program {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if let std::borrow::Cow::Borrowed(bytes) = self.0 {
+            if let Some(name) = builtin::name_of(bytes) {
+                return s.serialize_str(&name);
+            }
+        }
         let mut hex = String::with_capacity(self.0.len() * 2);
-        for b in &self.0 {
+        for b in self.0.iter() {
             hex.push(HEX[usize::from(b >> 4)] as char);
             hex.push(HEX[usize::from(b & 0xf)] as char);
         }
@@ -228,19 +237,37 @@ impl Serialize for Program {
 
 impl<'de> Deserialize<'de> for Program {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let hex = String::deserialize(d)?;
-        if hex.len() % 16 != 0 {
-            return Err(serde::de::Error::custom(
-                "a BPF program is hex of 8-byte instructions",
-            ));
+        // A visitor rather than `String`: the plan's text is borrowed, not
+        // copied, when it has no escapes (hex and names have none).
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Program;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a BPF program in hex, or a built-in program's name")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Program, E> {
+                Program::from_text(text).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
+impl Program {
+    fn from_text(text: &str) -> std::result::Result<Program, String> {
+        if let Some(resolved) = builtin::resolve(text) {
+            return resolved.map(|bytes| Program(std::borrow::Cow::Borrowed(bytes)));
+        }
+        if !text.len().is_multiple_of(16) {
+            return Err("a BPF program is hex of 8-byte instructions".into());
         }
         let nibble = |c: u8| (c as char).to_digit(16).map(|n| n as u8);
-        hex.as_bytes()
+        text.as_bytes()
             .chunks_exact(2)
             .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
             .collect::<Option<Vec<u8>>>()
-            .map(Program)
-            .ok_or_else(|| serde::de::Error::custom("a BPF program is hex digits only"))
+            .map(|bytes| Program(bytes.into()))
+            .ok_or_else(|| "a BPF program is hex digits only".into())
     }
 }
 

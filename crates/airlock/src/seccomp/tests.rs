@@ -63,25 +63,84 @@ fn programs_round_trip_through_the_plan() {
 #[test]
 fn the_precompiled_default_is_byte_for_byte_a_fresh_compile() {
     let fresh = compile_now(&Seccomp::Default).unwrap();
-    match &precompiled::PRECOMPILED {
+    match &builtin::PRECOMPILED {
         Some(p) => {
             let built: Vec<&[u8]> = p.programs.to_vec();
-            let now: Vec<&[u8]> = fresh.iter().map(|p| p.0.as_slice()).collect();
+            let now: Vec<&[u8]> = fresh.iter().map(|p| &*p.0).collect();
             assert_eq!(built, now);
             assert_eq!(precompiled::usable(), Some(fresh.clone()));
         }
-        None if precompiled::WHY_NOT.starts_with("a cross build") => {
-            eprintln!("not precompiled: {}", precompiled::WHY_NOT)
+        None if builtin::WHY_NOT.starts_with("a cross build") => {
+            eprintln!("not precompiled: {}", builtin::WHY_NOT)
         }
-        None => panic!("not precompiled: {}", precompiled::WHY_NOT),
+        None => panic!("not precompiled: {}", builtin::WHY_NOT),
     }
     // Whichever way it came, the plan gets what compiling gives.
     assert_eq!(compile(&Seccomp::Default).unwrap(), fresh);
 }
 
 #[test]
+fn a_plan_names_the_precompiled_programs_and_gets_them_back() {
+    if builtin::PRECOMPILED.is_none() {
+        eprintln!("not precompiled: {}", builtin::WHY_NOT);
+        return;
+    }
+    let mut progs = compile(&Seccomp::Default).unwrap();
+    progs.extend(set_id_program(&Seccomp::Default).unwrap());
+    let json = serde_json::to_string(&progs).unwrap();
+    // Names, not the programs' several KiB of hex.
+    assert!(json.len() < 40 * progs.len(), "{json}");
+    for (i, p) in progs.iter().enumerate() {
+        let name = serde_json::to_string(p).unwrap();
+        assert!(name.starts_with(&format!("\"builtin:{i}:")), "{name}");
+    }
+    let back: Vec<Program> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, progs);
+    assert_eq!(
+        back,
+        compile_now(&Seccomp::Default)
+            .unwrap()
+            .into_iter()
+            .chain(set_id_program(&Seccomp::Default).unwrap())
+            .collect::<Vec<_>>()
+    );
+    // A copy of the same bytes is not the build's own: it goes as hex.
+    let copy = Program(progs[0].0.to_vec().into());
+    assert!(!serde_json::to_string(&copy).unwrap().contains("builtin"));
+    assert_eq!(
+        serde_json::from_str::<Program>(&serde_json::to_string(&copy).unwrap()).unwrap(),
+        progs[0]
+    );
+    // Only the very program is honoured.
+    let first = serde_json::to_string(&progs[0]).unwrap();
+    let hash = first.trim_matches('"').rsplit(':').next().unwrap();
+    let flipped = format!("{:016x}", u64::from_str_radix(hash, 16).unwrap() ^ 1);
+    let refusals = [
+        (first.replace(hash, &flipped), "differs from this binary's"),
+        (
+            format!("\"builtin:{}:{hash}\"", progs.len() + 5),
+            "this binary has",
+        ),
+        (
+            "\"builtin:zero:1\"".to_string(),
+            "is not a built-in program's name",
+        ),
+        (
+            "\"builtin:0\"".to_string(),
+            "is not a built-in program's name",
+        ),
+    ];
+    for (bad, why) in refusals {
+        let e = serde_json::from_str::<Program>(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn hex_round_trip_and_refusals() {
-    let p = Program((0..=255).chain(0..8).collect());
+    let p = Program((0..=255).chain(0..8).collect::<Vec<u8>>().into());
     let json = serde_json::to_string(&p).unwrap();
     assert!(json.starts_with("\"000102"), "{json}");
     assert_eq!(serde_json::from_str::<Program>(&json).unwrap(), p);
