@@ -124,6 +124,20 @@ fn detached_sandbox_lifecycle() {
     );
     assert!(e.stdout.contains("NoNewPrivs:\\t1"), "{}", e.stdout);
     assert!(e.stdout.contains("Seccomp:\\t2"), "{}", e.stdout);
+    // The recorded plan, which a later build's exec may read, holds the
+    // filter's programs themselves: no names of this build's built-in ones.
+    let plan = std::fs::read_to_string(root.join(&id).join("plan.json")).unwrap();
+    let walls: serde_json::Value =
+        serde_json::from_str::<serde_json::Value>(&plan).unwrap()["walls"].clone();
+    let programs = walls["seccomp"].as_array().unwrap();
+    assert_eq!(programs.len(), 2, "{walls}");
+    for p in programs {
+        let hex = p.as_str().unwrap();
+        assert!(
+            hex.len() > 100 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{hex:.80}"
+        );
+    }
     // Its status comes back; -e, -w and -u apply.
     let e = al(
         root,

@@ -528,7 +528,14 @@ fn record_start(
     cgroup: Option<&Cgroup>,
 ) -> Result<(), SetupError> {
     let state_err = |e: crate::state::StateError| SetupError::new("state", e.to_string());
-    let bytes = serde_json::to_vec(plan).expect("plans serialize");
+    // A record outlives the binaries that wrote it (an `exec` after an
+    // upgrade reads it): it holds the seccomp programs themselves, not
+    // the names only this build's binaries resolve.
+    let mut recorded = plan.clone();
+    for p in &mut recorded.walls.seccomp {
+        *p = p.to_owned_bytes();
+    }
+    let bytes = serde_json::to_vec(&recorded).expect("plans serialize");
     sb.write_atomic("plan.json", &bytes).map_err(state_err)?;
     sb.update(|st| {
         st.pid = Some(pid);

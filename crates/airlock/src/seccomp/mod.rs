@@ -201,6 +201,13 @@ impl Program {
         self.0.is_empty()
     }
 
+    /// The same program as bytes of its own, which serialize as hex even
+    /// when this is one of the build's precompiled programs: for records
+    /// that other builds may read.
+    pub fn to_owned_bytes(&self) -> Program {
+        Program(std::borrow::Cow::Owned(self.0.to_vec()))
+    }
+
     fn instructions(&self) -> Vec<libc::sock_filter> {
         self.0
             .chunks_exact(8)
