@@ -4,11 +4,12 @@
 //! The profile's code is `src/seccomp/default.rs` itself, included below,
 //! run with the same libseccomp the crate links, so the programs are what
 //! a start would compile. Only when the build machine has the target's
-//! architecture and system (its C library may differ: a musl build on a
-//! glibc host gets the same programs)
-//! (libseccomp compiles for its native architecture, and the syscall
-//! numbers are the architecture's); a cross build, or a libseccomp that
-//! fails here, writes no programs and the crate compiles at run time.
+//! architecture and system (libseccomp compiles for its native
+//! architecture, and the syscall numbers are the architecture's); the C
+//! library may differ, so the static runner's musl build carries the same
+//! programs as the glibc CLI, and a plan can name them
+//! (`src/seccomp/builtin.rs`). A cross build, or a libseccomp that fails
+//! here, writes no programs and the crate compiles at run time.
 
 use std::io::Write;
 use std::path::Path;

@@ -14,7 +14,9 @@
 //!
 //! - The default profile never changes, so the build script compiles it
 //!   (`build.rs` runs `default.rs`, this module's own code, with the
-//!   libseccomp the crate links) and the programs are part of the binary.
+//!   libseccomp the crate links) and the programs are part of the binary,
+//!   the runner's too: a plan names them instead of carrying them
+//!   (`builtin`).
 //!   They are used only while the facts they depend on hold at run time:
 //!   the libseccomp version and the native architecture they were compiled
 //!   with (the airlock version is the binary's own). Otherwise, and in a
