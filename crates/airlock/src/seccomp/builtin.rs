@@ -40,12 +40,14 @@ fn table() -> impl Iterator<Item = &'static [u8]> {
 }
 
 /// How a plan names `bytes`, if they are one of this binary's built-in
-/// programs (the very slice, not an equal copy: only programs taken from
-/// the table are named, so the check is a pointer comparison).
+/// programs: the very slice, not an equal copy (only programs taken from
+/// the table are named, so the check is a pointer comparison; the table is
+/// a `static`, not a `const`, so that each program has one address, where
+/// each use of a constant may get a copy of its own).
 pub(super) fn name_of(bytes: &[u8]) -> Option<String> {
     let p = PRECOMPILED.as_ref()?;
     let i = table().position(|b| std::ptr::eq(b, bytes))?;
-    Some(format!("{PREFIX}{i}:{:016x}", p.hashes[i]))
+    Some(format!("{PREFIX}{i}:{:016x}", p.hashes.get(i)?))
 }
 
 /// The program a plan names, if `text` is such a name (`None`: it is hex).
@@ -65,7 +67,7 @@ fn resolve_name(rest: &str) -> Result<&'static [u8], String> {
         ));
     };
     match table().nth(index) {
-        Some(bytes) if p.hashes[index] == hash => Ok(bytes),
+        Some(bytes) if p.hashes.get(index) == Some(&hash) => Ok(bytes),
         Some(_) => Err(format!(
             "the caller's precompiled seccomp program {index} differs from this binary's (built against another libseccomp): build airlock's binaries together on one machine"
         )),
@@ -81,4 +83,38 @@ fn resolve_name(rest: &str) -> Result<&'static [u8], String> {
 pub(super) fn programs() -> Option<Vec<Cow<'static, [u8]>>> {
     let p = PRECOMPILED.as_ref()?;
     Some(p.programs.iter().map(|b| Cow::Borrowed(*b)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FNV-1a again, here, so that a wrong or misplaced hash from the
+    /// build script shows.
+    fn fnv(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    #[test]
+    fn each_name_carries_its_programs_hash_and_resolves_to_it() {
+        let Some(p) = PRECOMPILED.as_ref() else {
+            eprintln!("not precompiled: {WHY_NOT}");
+            return;
+        };
+        let all: Vec<&'static [u8]> = table().collect();
+        assert_eq!(all.len(), p.programs.len() + 1);
+        assert_eq!(p.hashes.len(), all.len());
+        for (i, bytes) in all.iter().enumerate() {
+            assert_eq!(p.hashes[i], fnv(bytes), "program {i}");
+            let name = name_of(bytes).unwrap();
+            assert_eq!(name, format!("builtin:{i}:{:016x}", fnv(bytes)));
+            let back = resolve(&name).unwrap().unwrap();
+            assert!(std::ptr::eq(back, *bytes), "program {i}");
+        }
+        let copy: Vec<u8> = all[0].to_vec();
+        assert_eq!(name_of(copy.as_slice()), None, "an equal copy");
+        assert!(resolve("0011223344556677").is_none(), "hex is not a name");
+    }
 }

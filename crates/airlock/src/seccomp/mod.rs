@@ -4,9 +4,10 @@
 //!
 //! A profile is compiled in the caller, when the plan is made: a bad
 //! profile is an error naming the rule before anything starts, and the
-//! plan carries the compiled BPF programs. The runner (and every process
-//! exec'd into the sandbox later) only installs them with seccomp(2), so
-//! neither compiles anything nor needs libseccomp at run time.
+//! plan carries the compiled BPF programs (or names the build's own copy
+//! of the default ones, `builtin`). The runner (and every process exec'd
+//! into the sandbox later) only installs them with seccomp(2), so neither
+//! compiles anything nor needs libseccomp at run time.
 //!
 //! Compiling is done once where it can be, because it was the largest
 //! single cost of a start (about 5 million instructions for the default
@@ -309,7 +310,7 @@ pub fn install(programs: &[Program]) -> std::io::Result<()> {
 }
 
 /// A build without libseccomp (the static runner's: it only installs
-/// programs a plan carries) compiles no profile: asked to, it refuses,
+/// programs a plan carries or names) compiles no profile: asked to, it refuses,
 /// so a caller built this way cannot start a sandbox without its filter.
 #[cfg(not(feature = "libseccomp"))]
 mod without_libseccomp {

@@ -69,6 +69,8 @@ fn the_precompiled_default_is_byte_for_byte_a_fresh_compile() {
             let now: Vec<&[u8]> = fresh.iter().map(|p| &*p.0).collect();
             assert_eq!(built, now);
             assert_eq!(precompiled::usable(), Some(fresh.clone()));
+            let set_id = export(&default::set_id_refusals(&[]).unwrap()).unwrap();
+            assert_eq!(p.set_id, &*set_id.0, "the set-id refusals");
         }
         None if builtin::WHY_NOT.starts_with("a cross build") => {
             eprintln!("not precompiled: {}", builtin::WHY_NOT)
