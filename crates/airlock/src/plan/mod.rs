@@ -122,8 +122,14 @@ impl Plan {
 pub const BUILD_ID: &str = env!("AIRLOCK_BUILD_ID");
 
 /// What the runner is asked to do.
+///
+/// Tagged externally (`{"start": {...}}`), as `MountStep` is: an
+/// internally tagged enum (`"job": "start"` among the fields) makes serde
+/// read the whole plan into a buffer of its own first, to find the tag,
+/// and then read the buffer; that was more than half of the runner's
+/// instructions before its first system call of setup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "job", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Job {
     /// Set up a sandbox and run its workload.
     Start(Box<Plan>),

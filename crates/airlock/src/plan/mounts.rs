@@ -43,9 +43,10 @@ pub enum Idmap {
     Caller,
 }
 
-/// One step of building the mount tree, in the sandbox's paths.
+/// One step of building the mount tree, in the sandbox's paths. Tagged
+/// externally, for the reason `Job` says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum MountStep {
     /// A host path, opened and judged again by the runner before setup.
     Bind {
