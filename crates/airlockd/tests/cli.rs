@@ -60,16 +60,22 @@ fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
         .current_dir("/");
     // Another test thread may fork while this one's copy of the binary
     // is still open for writing: that child holds the write fd until it
-    // execs, and exec'ing the copy meanwhile fails with ETXTBSY.
+    // execs, and exec'ing the copy meanwhile fails with ETXTBSY, here or,
+    // as another user, in setpriv (which then exits 126 and says so).
+    let busy = |o: &std::process::Output| {
+        uid.is_some()
+            && o.status.code() == Some(126)
+            && String::from_utf8_lossy(&o.stderr).contains("Text file busy")
+    };
     let mut tries = 0;
     let o = loop {
         match c.output() {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {}
+            Ok(o) if busy(&o) && tries < 100 => {}
             r => break r.unwrap(),
         }
+        tries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
     };
     Out {
         code: o.status.code().unwrap_or(-1),

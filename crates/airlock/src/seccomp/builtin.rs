@@ -3,8 +3,8 @@
 //! (which has no libseccomp): a plan names such a program by its place
 //! and content hash instead of carrying its bytes, and the runner installs
 //! its own copy. The hex of the default programs was most of a plan (10 of
-//! its 12.6 KiB): writing and escaping it, and parsing it back in the
-//! runner, was about a seventh of the CLI's instructions for a start.
+//! its 12.6 KiB): writing and escaping it was about a ninth of the CLI's
+//! instructions for a start, and the runner parsed it back.
 //!
 //! A name is honoured only for the very program: the runner refuses a
 //! plan whose hash differs from its own copy's (binaries built against
