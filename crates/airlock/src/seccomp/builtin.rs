@@ -11,6 +11,7 @@
 //! another libseccomp) or that names a program it was built without (a
 //! cross build), rather than install something else.
 
+use super::Program;
 use std::borrow::Cow;
 
 pub struct Precompiled {
@@ -80,9 +81,14 @@ fn resolve_name(rest: &str) -> Result<&'static [u8], String> {
 
 /// The default profile's programs, borrowed from the table.
 #[cfg_attr(not(feature = "libseccomp"), allow(dead_code))]
-pub(super) fn programs() -> Option<Vec<Cow<'static, [u8]>>> {
+pub(super) fn programs() -> Option<Vec<Program>> {
     let p = PRECOMPILED.as_ref()?;
-    Some(p.programs.iter().map(|b| Cow::Borrowed(*b)).collect())
+    Some(
+        p.programs
+            .iter()
+            .map(|b| Program(Cow::Borrowed(*b)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -252,7 +252,7 @@ mod precompiled {
 
     pub fn usable() -> Option<Vec<Program>> {
         current()?;
-        Some(builtin::programs()?.into_iter().map(Program).collect())
+        builtin::programs()
     }
 
     /// The set-id refusals, on the same terms as [`usable`].

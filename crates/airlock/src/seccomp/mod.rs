@@ -310,8 +310,9 @@ pub fn install(programs: &[Program]) -> std::io::Result<()> {
 }
 
 /// A build without libseccomp (the static runner's: it only installs
-/// programs a plan carries or names) compiles no profile: asked to, it refuses,
-/// so a caller built this way cannot start a sandbox without its filter.
+/// programs a plan carries or names) compiles no profile: asked to, it
+/// refuses, so a caller built this way cannot start a sandbox without its
+/// filter.
 #[cfg(not(feature = "libseccomp"))]
 mod without_libseccomp {
     use super::{Program, Seccomp};
