@@ -126,11 +126,10 @@ fn detached_sandbox_lifecycle() {
     assert!(e.stdout.contains("Seccomp:\\t2"), "{}", e.stdout);
     // The recorded plan, which a later build's exec may read, holds the
     // filter's programs themselves: no names of this build's built-in ones.
-    let plan = std::fs::read_to_string(root.join(&id).join("plan.json")).unwrap();
-    let walls: serde_json::Value =
-        serde_json::from_str::<serde_json::Value>(&plan).unwrap()["walls"].clone();
-    let programs = walls["seccomp"].as_array().unwrap();
-    assert!(!programs.is_empty(), "{walls}");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join(&id).join("plan.json")).unwrap()).unwrap();
+    let programs = plan["walls"]["seccomp"].as_array().unwrap();
+    assert!(!programs.is_empty(), "{}", plan["walls"]);
     for p in programs {
         let hex = p.as_str().unwrap();
         assert!(

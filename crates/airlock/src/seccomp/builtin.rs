@@ -79,6 +79,14 @@ fn resolve_name(rest: &str) -> Result<&'static [u8], String> {
     }
 }
 
+/// The set-id refusals, borrowed from the table.
+#[cfg_attr(not(feature = "libseccomp"), allow(dead_code))]
+pub(super) fn set_id() -> Option<Program> {
+    PRECOMPILED
+        .as_ref()
+        .map(|p| Program(Cow::Borrowed(p.set_id)))
+}
+
 /// The default profile's programs, borrowed from the table.
 #[cfg_attr(not(feature = "libseccomp"), allow(dead_code))]
 pub(super) fn programs() -> Option<Vec<Program>> {

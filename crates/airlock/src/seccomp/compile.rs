@@ -257,7 +257,8 @@ mod precompiled {
 
     /// The set-id refusals, on the same terms as [`usable`].
     pub fn set_id() -> Option<Program> {
-        current().map(|p| Program(p.set_id.into()))
+        current()?;
+        builtin::set_id()
     }
 
     fn current() -> Option<&'static Precompiled> {

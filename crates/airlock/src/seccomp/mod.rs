@@ -47,6 +47,7 @@ pub use lists::{
 pub use without_libseccomp::{compile, set_id_program};
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Which syscall filter the workload runs under.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -192,7 +193,7 @@ pub fn validate(profile: &Seccomp) -> std::result::Result<(), crate::spec::SpecE
 /// for one of the build's precompiled default programs, by its name (see
 /// `builtin`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Program(std::borrow::Cow<'static, [u8]>);
+pub struct Program(Cow<'static, [u8]>);
 
 impl Program {
     /// Instructions in the program.
@@ -208,7 +209,24 @@ impl Program {
     /// when this is one of the build's precompiled programs: for records
     /// that other builds may read.
     pub fn to_owned_bytes(&self) -> Program {
-        Program(std::borrow::Cow::Owned(self.0.to_vec()))
+        Program(Cow::Owned(self.0.to_vec()))
+    }
+
+    /// A program as the plan has it: a built-in program's name, or hex.
+    fn from_text(text: &str) -> std::result::Result<Program, String> {
+        if let Some(resolved) = builtin::resolve(text) {
+            return resolved.map(|bytes| Program(Cow::Borrowed(bytes)));
+        }
+        if !text.len().is_multiple_of(16) {
+            return Err("a BPF program is hex of 8-byte instructions".into());
+        }
+        let nibble = |c: u8| (c as char).to_digit(16).map(|n| n as u8);
+        text.as_bytes()
+            .chunks_exact(2)
+            .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+            .collect::<Option<Vec<u8>>>()
+            .map(|bytes| Program(bytes.into()))
+            .ok_or_else(|| "a BPF program is hex digits only".into())
     }
 
     fn instructions(&self) -> Vec<libc::sock_filter> {
@@ -231,7 +249,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 // instructions.
 impl Serialize for Program {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if let std::borrow::Cow::Borrowed(bytes) = self.0 {
+        if let Cow::Borrowed(bytes) = self.0 {
             if let Some(name) = builtin::name_of(bytes) {
                 return s.serialize_str(&name);
             }
@@ -260,24 +278,6 @@ impl<'de> Deserialize<'de> for Program {
             }
         }
         d.deserialize_str(Text)
-    }
-}
-
-impl Program {
-    fn from_text(text: &str) -> std::result::Result<Program, String> {
-        if let Some(resolved) = builtin::resolve(text) {
-            return resolved.map(|bytes| Program(std::borrow::Cow::Borrowed(bytes)));
-        }
-        if !text.len().is_multiple_of(16) {
-            return Err("a BPF program is hex of 8-byte instructions".into());
-        }
-        let nibble = |c: u8| (c as char).to_digit(16).map(|n| n as u8);
-        text.as_bytes()
-            .chunks_exact(2)
-            .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-            .collect::<Option<Vec<u8>>>()
-            .map(|bytes| Program(bytes.into()))
-            .ok_or_else(|| "a BPF program is hex digits only".into())
     }
 }
 
