@@ -81,6 +81,78 @@ pub fn read() -> io::Result<String> {
     Ok(text)
 }
 
+/// One line of a mount table, as the kernel writes it (proc(5)): `ID
+/// PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE
+/// SUPER_OPTIONS`, fields separated by one space (a space in a path is
+/// written `\040`).
+pub struct Entry<'a> {
+    /// Escaped as written: [`unescape`] gives the path.
+    pub mount_point: &'a str,
+    pub fstype: &'a str,
+    pub super_options: &'a str,
+}
+
+/// The entries of a mount table. Every start parses the table twice (the
+/// cgroup layout, the guardrails' bind sources), so the fields are found
+/// by a plain byte scan: `split_once(" - ")` set up a substring search per
+/// line, and `split(' ')` a character search per field, each costing more
+/// than the field is long (callgrind).
+pub fn entries(table: &str) -> impl Iterator<Item = Entry<'_>> {
+    table.lines().filter_map(|line| {
+        let mut fields = Fields(line);
+        let mount_point = fields.nth(4)?;
+        fields.find(|f| *f == "-")?;
+        let fstype = fields.next()?;
+        let super_options = fields.nth(1).unwrap_or("");
+        Some(Entry {
+            mount_point,
+            fstype,
+            super_options,
+        })
+    })
+}
+
+/// A line's fields, split at single spaces.
+struct Fields<'a>(&'a str);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let end = self.0.bytes().position(|c| c == b' ');
+        let (field, rest) = self.0.split_at(end.unwrap_or(self.0.len()));
+        self.0 = rest.get(1..).unwrap_or("");
+        Some(field)
+    }
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space); a path without
+/// any is borrowed.
+pub fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// Close the kept copy's file: PID 1 calls it before it leaves the host's
 /// tree, which an open file of the host's /proc would otherwise keep a
 /// hold on for the sandbox's whole life.
@@ -103,6 +175,26 @@ fn changed(file: &std::fs::File) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_read_past_the_optional_fields() {
+        let table = "36 35 98:0 /mnt1 /mnt\\040two rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue\n\
+                     bad line\n\
+                     40 1 0:33 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let e: Vec<_> = entries(table).collect();
+        assert_eq!(e.len(), 2);
+        assert_eq!(unescape(e[0].mount_point), "/mnt two");
+        assert_eq!(
+            (e[0].fstype, e[0].super_options),
+            ("ext3", "rw,errors=continue")
+        );
+        assert_eq!(e[1].mount_point, "/sys/fs/cgroup/memory");
+        assert_eq!((e[1].fstype, e[1].super_options), ("cgroup", "rw,memory"));
+        assert!(matches!(
+            unescape("/plain"),
+            std::borrow::Cow::Borrowed("/plain")
+        ));
+    }
 
     /// In a thread of its own mount namespace: a mount and an unmount
     /// there show at once, and nothing else is read again.

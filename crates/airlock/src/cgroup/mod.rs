@@ -61,19 +61,14 @@ pub fn parse_layout(mountinfo: &str, proc_cgroup: &str) -> Layout {
         }
     }
     let mut layout = Layout::default();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount = pre.split_whitespace().nth(4).unwrap_or("");
-        let mut post = post.split_whitespace();
-        let fstype = post.next().unwrap_or("");
-        let super_opts = post.nth(1).unwrap_or("");
-        match fstype {
+    for e in crate::mountinfo::entries(mountinfo) {
+        let mount = crate::mountinfo::unescape(e.mount_point);
+        let super_opts = e.super_options;
+        match e.fstype {
             "cgroup2" => {
                 if let Some(own) = &own_v2 {
                     layout.v2 = Some(Hierarchy {
-                        mount: mount.into(),
+                        mount: PathBuf::from(&*mount),
                         own: own.clone(),
                     });
                 }
@@ -84,7 +79,7 @@ pub fn parse_layout(mountinfo: &str, proc_cgroup: &str) -> Layout {
                         layout.v1.insert(
                             opt.to_string(),
                             Hierarchy {
-                                mount: mount.into(),
+                                mount: PathBuf::from(&*mount),
                                 own: own.clone(),
                             },
                         );

@@ -65,26 +65,6 @@ pub struct NestedMount {
     pub socket: bool,
 }
 
-/// Undo mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Do both paths lead to the same object (device and inode)? A path that
 /// cannot be read is not the same: the runner's open of it fails later.
 fn same_file(a: &str, b: &str) -> bool {
@@ -104,25 +84,19 @@ pub fn mount_table() -> String {
 /// The mounts at or below `path`, from a [`mount_table`].
 pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
     let mut out = Vec::new();
-    for line in table.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let Some(mp) = pre.split_whitespace().nth(4).map(unescape) else {
-            continue;
-        };
+    for e in crate::mountinfo::entries(table) {
+        let mp = crate::mountinfo::unescape(e.mount_point);
         // The source itself counts when it is a mountpoint (a socket or a
         // procfs mounted exactly there).
         if !within(&mp, path) {
             continue;
         }
-        let fstype = post.split_whitespace().next().unwrap_or("").to_string();
-        let socket = std::fs::symlink_metadata(&mp)
+        let socket = std::fs::symlink_metadata(&*mp)
             .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
             .unwrap_or(false);
         out.push(NestedMount {
-            mountpoint: mp,
-            fstype,
+            mountpoint: mp.into_owned(),
+            fstype: e.fstype.to_string(),
             socket,
         });
     }

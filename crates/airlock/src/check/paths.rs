@@ -114,7 +114,8 @@ impl Landmarks {
 
 /// Is `a` the same path as `b` or inside it?
 pub fn within(a: &str, b: &str) -> bool {
-    b == "/" || a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')))
+    let dir = b.trim_end_matches('/');
+    b == "/" || a == b || (a.starts_with(dir) && a.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
 /// Does a bind of `source` expose `target`? It does when `target` is the
@@ -126,6 +127,20 @@ pub fn exposes(source: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn within_is_by_whole_components() {
+        assert!(within("/a/b", "/a"));
+        assert!(within("/a/b", "/a/"));
+        assert!(within("/a", "/a"));
+        assert!(within("/anything", "/"));
+        assert!(!within("/ab", "/a"));
+        assert!(!within("/a", "/a/b"));
+        assert!(
+            !within("/a", "/a/"),
+            "a directory's path with a slash is not its parent's"
+        );
+    }
 
     #[test]
     fn a_parent_after_a_link_is_the_targets_parent() {
