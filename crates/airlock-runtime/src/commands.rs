@@ -633,7 +633,7 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
             "container {id} has no cgroup to freeze (give it a resource limit)"
         ));
     }
-    let (file, on, off) =
+    let (file, _, _) =
         freezer(&st).ok_or_else(|| format!("container {id}'s cgroups have no freezer"))?;
     // As runc: pausing what is paused, or resuming what is not, is an
     // error a caller can see (it would otherwise think it changed).
@@ -642,8 +642,7 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
         (false, false) => return Err(format!("container {id} is not paused")),
         _ => {}
     }
-    let value = if frozen { on } else { off };
-    std::fs::write(&file, value).map_err(|e| format!("{}: {e}", file.display()))
+    airlock::cgroup::set_frozen(&file, frozen).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// `spec`: a starting config.json in the bundle directory (oci-spec's

@@ -109,6 +109,41 @@ fn library_kill_ends_the_sandbox() {
     assert!(dirs.iter().all(|d| !d.exists()), "left behind: {dirs:?}");
 }
 
+/// Does the kernel say `pid`'s cgroup is frozen: `cgroup.events` in the
+/// v2 hierarchy (the unified one of a hybrid host, which airlock freezes
+/// through when there is one), or else v1's `freezer.state`?
+fn cgroup_frozen(pid: i32) -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v2_mount = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        post.starts_with("cgroup2 ")
+            .then(|| pre.split(' ').nth(4).unwrap().to_string())
+    });
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let own = |controllers: &str| {
+        cgroups.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, path) = (f.next()?, f.next()?, f.next()?);
+            (c == controllers).then(|| path.to_string())
+        })
+    };
+    match v2_mount {
+        Some(m) => std::fs::read_to_string(format!("{m}{}/cgroup.events", own("").unwrap()))
+            .unwrap()
+            .lines()
+            .any(|l| l == "frozen 1"),
+        None => {
+            std::fs::read_to_string(format!(
+                "/sys/fs/cgroup/freezer{}/freezer.state",
+                own("freezer").unwrap()
+            ))
+            .unwrap()
+            .trim()
+                == "FROZEN"
+        }
+    }
+}
+
 #[test]
 fn freeze_and_thaw_through_the_cgroup() {
     require_root!();
@@ -137,7 +172,12 @@ fn freeze_and_thaw_through_the_cgroup() {
     };
     assert!(wait_until(5, || read() > 3), "the counter never ran");
     sandbox.freeze(true).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Returned once the kernel says every process is frozen, not merely
+    // asked to be.
+    assert!(
+        cgroup_frozen(sandbox.init_pid()),
+        "freeze returned before the cgroup was frozen"
+    );
     let frozen_at = read();
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert_eq!(read(), frozen_at, "the counter moved while frozen");

@@ -6,9 +6,11 @@
 //! delegated) is an error before the workload starts, naming the
 //! controller: nothing is silently skipped.
 
+mod freezer;
 pub mod plan;
 mod stats;
 
+pub use freezer::{set_frozen, FREEZE_WITHIN};
 pub use stats::{oom_kills, read_stats, Stats};
 
 pub use plan::CgroupPlan;

@@ -515,7 +515,8 @@ impl Sandbox {
 
     /// Freeze every process of the sandbox (its cgroup's freezer), or thaw
     /// it again. Only a sandbox with a cgroup (resource limits, or a shared
-    /// PID namespace) can be frozen.
+    /// PID namespace) can be frozen. A freeze returns once every process
+    /// is frozen ([`crate::cgroup::set_frozen`]).
     pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {
         let Some(file) = &self.freezer else {
             return Err(std::io::Error::new(
@@ -523,14 +524,7 @@ impl Sandbox {
                 "this sandbox has no cgroup to freeze (give it a resource limit)",
             ));
         };
-        let v2 = file.ends_with("cgroup.freeze");
-        let value = match (v2, frozen) {
-            (true, true) => "1",
-            (true, false) => "0",
-            (false, true) => "FROZEN",
-            (false, false) => "THAWED",
-        };
-        std::fs::write(file, value)
+        crate::cgroup::set_frozen(file, frozen)
     }
 
     /// PID 1 of the sandbox (of an exec, the exec'd process), as the
