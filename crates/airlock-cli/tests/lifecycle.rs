@@ -39,10 +39,21 @@ fn exit_status_rules() {
     assert_eq!(r.code, 125, "{}", r.stderr);
 }
 
-/// Makes an orphan that exits, then counts zombies in the sandbox.
+/// Makes an orphan that exits, waits until it is reaped (or has stayed a
+/// zombie for two seconds, which no init that reaps leaves it), then
+/// counts zombies in the sandbox.
 const ORPHAN_PROBE: &str = "import os, subprocess, time\n\
-subprocess.run(['sh', '-c', 'sleep 0.2 & exit 0'])\n\
-time.sleep(0.8)\n\
+orphan = subprocess.run(['sh', '-c', 'sleep 0.2 >/dev/null & echo $!'], capture_output=True).stdout.strip().decode()\n\
+since = None\n\
+for _ in range(1000):\n    \
+try:\n        \
+state = open('/proc/' + orphan + '/stat').read().rsplit(') ', 1)[1][0]\n    \
+except FileNotFoundError:\n        \
+break\n    \
+since = (since or time.monotonic()) if state == 'Z' else None\n    \
+if since and time.monotonic() - since > 2:\n        \
+break\n    \
+time.sleep(0.02)\n\
 z = 0\n\
 for p in os.listdir('/proc'):\n    \
 if p.isdigit():\n        \

@@ -52,7 +52,7 @@ fn detached_sandbox_lifecycle() {
             "--",
             "sh",
             "-c",
-            "echo to-stdout; echo to-stderr >&2; trap '' TERM; while true; do sleep 0.1; done",
+            "trap '' TERM; echo to-stdout; echo to-stderr >&2; while true; do sleep 0.1; done",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -198,11 +198,14 @@ fn kill_wait_and_signals() {
             "--",
             "sh",
             "-c",
-            "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+            "trap 'exit 42' USR1; echo trapped; while true; do sleep 0.1; done",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Signalled only once the shell has its trap.
+    assert!(wait_until(10, || al(root, &["logs", "k"])
+        .stdout
+        .contains("trapped")));
     let k = al(root, &["kill", "k", "USR1"]);
     assert_eq!(k.code, 0, "{}", k.stderr);
     let w = al(root, &["wait", "k"]);
@@ -369,10 +372,13 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let sup = inspect(root, "plain")["supervisor_pid"].as_i64().unwrap() as i32;
+    assert!(
+        wait_until(10, || descendants(sup).len() >= 3),
+        "{:?}",
+        descendants(sup)
+    );
     let sandbox = descendants(sup);
-    assert!(sandbox.len() >= 3, "{sandbox:?}");
     // SAFETY: kill takes no pointers; sup is the supervisor this test started.
     unsafe { libc::kill(sup, libc::SIGKILL) };
     assert!(

@@ -169,14 +169,43 @@ async fn the_whole_lifecycle_through_the_client() {
     );
 }
 
-/// A running sandbox named `stubborn` whose workload ignores SIGTERM.
+/// A running sandbox named `stubborn` whose workload ignores SIGTERM:
+/// returned once it does (the sandbox is running from the workload's exec
+/// on, before its shell has run the `trap`).
 async fn stubborn(c: &mut airlock_client::Client) -> proto::SandboxInfo {
-    run(
+    let sb = run(
         c,
         "stubborn",
         &["sh", "-c", "trap '' TERM; sleep 100 & wait; sleep 100"],
     )
-    .await
+    .await;
+    // The workload is the child of the sandbox's PID 1 (`sb.pid`).
+    let ignores_term = || {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", sb.pid));
+        let Some(shell) = children
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .map(String::from)
+        else {
+            return false;
+        };
+        let status = std::fs::read_to_string(format!("/proc/{shell}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ignores_term() {
+        assert!(
+            Instant::now() < deadline,
+            "the workload never ignored SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sb
 }
 
 #[tokio::test(flavor = "multi_thread")]

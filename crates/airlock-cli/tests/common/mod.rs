@@ -46,12 +46,16 @@ pub fn airlock_bin() -> &'static Path {
             // A hard link costs no space (a debug build's two binaries are
             // about 170 MB, and every test binary makes its directory); a
             // copy where the link cannot be made or would not be runnable
-            // by everyone.
+            // by everyone. The copy is made by `cp`: a file this (threaded)
+            // process held open for writing would be inherited by any
+            // child another test thread forks meanwhile, and exec'ing the
+            // copy would fail with ETXTBSY until that child execs.
             let everyone = from
                 .metadata()
                 .is_ok_and(|m| m.permissions().mode() & 0o755 == 0o755);
             if !everyone || std::fs::hard_link(from, &tmp).is_err() {
-                std::fs::copy(from, &tmp).unwrap();
+                let copied = Command::new("cp").arg(from).arg(&tmp).status().unwrap();
+                assert!(copied.success(), "cp {} {}", from.display(), tmp.display());
                 std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
             }
             std::fs::rename(&tmp, dir.join(name)).unwrap();
