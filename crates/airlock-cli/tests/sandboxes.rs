@@ -621,6 +621,14 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
             }
         });
         let r = al(root, &["exec", "v", "--", "sh", "-c", "echo ran"]);
+        // An exec that failed before it asked leaves the stand-in in
+        // accept: a failure, not a hang of the whole test binary.
+        assert!(
+            wait_until(10, || answering.is_finished()),
+            "the exec never asked the supervisor: {} {}",
+            r.stdout,
+            r.stderr
+        );
         answering.join().unwrap();
         assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
         assert!(r.stdout.is_empty(), "{}", r.stdout);
