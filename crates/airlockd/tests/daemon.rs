@@ -169,43 +169,50 @@ async fn the_whole_lifecycle_through_the_client() {
     );
 }
 
-/// A running sandbox named `stubborn` whose workload ignores SIGTERM:
-/// returned once it does (the sandbox is running from the workload's exec
+/// A running sandbox named `stubborn` whose workload outlives SIGTERM: its
+/// shell notes the signal in its /tmp and goes on. Returned once the
+/// shell has its trap (the sandbox is running from the workload's exec
 /// on, before its shell has run the `trap`).
 async fn stubborn(c: &mut airlock_client::Client) -> proto::SandboxInfo {
     let sb = run(
         c,
         "stubborn",
-        &["sh", "-c", "trap '' TERM; sleep 100 & wait; sleep 100"],
+        &[
+            "sh",
+            "-c",
+            "trap 'touch /tmp/got-term' TERM; sleep 100 & wait; sleep 100",
+        ],
     )
     .await;
-    // The workload is the child of the sandbox's PID 1 (`sb.pid`).
-    let ignores_term = || {
-        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", sb.pid));
-        let Some(shell) = children
-            .unwrap_or_default()
-            .split_whitespace()
-            .next()
-            .map(String::from)
-        else {
-            return false;
-        };
-        let status = std::fs::read_to_string(format!("/proc/{shell}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigIgn:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+    let catches_term = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", shell_of(&sb)?)).ok()?;
+        let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+        let caught = u64::from_str_radix(caught.trim(), 16).ok()?;
+        Some(caught & (1 << (libc::SIGTERM - 1)) != 0)
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !ignores_term() {
+    while catches_term() != Some(true) {
         assert!(
             Instant::now() < deadline,
-            "the workload never ignored SIGTERM"
+            "the workload never trapped SIGTERM"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     sb
+}
+
+/// The stubborn sandbox's shell: the child of its PID 1 (`sb.pid`).
+fn shell_of(sb: &proto::SandboxInfo) -> Option<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", sb.pid)).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+/// Has the stubborn sandbox's shell been sent SIGTERM (seen through its
+/// root)?
+fn got_term(sb: &proto::SandboxInfo) -> bool {
+    shell_of(sb).is_some_and(|shell| {
+        std::path::Path::new(&format!("/proc/{shell}/root/tmp/got-term")).exists()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,9 +294,13 @@ async fn a_delete_waits_out_a_stop_holding_the_lock() {
     let sb = stubborn(&mut c).await;
     let mut stopper = d.client().await;
     let stop = tokio::spawn(async move { stopper.stop("stubborn", Some(100)).await });
-    // The stop has sent SIGTERM, which the workload ignores, and holds the
-    // lock through its grace period.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the stop has sent SIGTERM, which the workload outlives, it holds
+    // the lock through its grace period.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !got_term(&sb) {
+        assert!(Instant::now() < deadline, "the stop never sent SIGTERM");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut deleter = d.client().await;
     let delete = tokio::spawn(async move { deleter.delete("stubborn", false).await });
     let mut waiter = d.client().await;
