@@ -25,6 +25,33 @@ fn inspect(root: &Path, name: &str) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap()
 }
 
+/// A state root whose sandboxes go with it: a test that fails midway
+/// leaves none of its detached sandboxes running (they would outlive the
+/// state root they are recorded in).
+struct StateRoot(tempfile::TempDir);
+
+impl StateRoot {
+    fn new() -> StateRoot {
+        StateRoot(tempdir())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for StateRoot {
+    fn drop(&mut self) {
+        let listed = al(self.path(), &["ps", "--format", "json"]).stdout;
+        let all: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
+        for sb in all {
+            if let Some(id) = sb["id"].as_str() {
+                al(self.path(), &["rm", "-f", id]);
+            }
+        }
+    }
+}
+
 /// One line on stderr, exit 125.
 fn refused_one_line(r: &Run, needle: &str) {
     assert_eq!(r.code, 125, "stdout {} stderr {}", r.stdout, r.stderr);
@@ -40,7 +67,7 @@ fn refused_one_line(r: &Run, needle: &str) {
 #[test]
 fn detached_sandbox_lifecycle() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let r = al(
         root,
@@ -186,7 +213,7 @@ fn detached_sandbox_lifecycle() {
 #[test]
 fn kill_wait_and_signals() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let r = al(
         root,
@@ -226,7 +253,7 @@ fn kill_wait_and_signals() {
 #[test]
 fn create_holds_the_workload_until_start() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let r = al(
         root,
@@ -263,7 +290,7 @@ fn create_holds_the_workload_until_start() {
 #[test]
 fn verbs_refuse_with_one_line_and_change_nothing() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     assert_eq!(
         al(root, &["run", "-d", "--name", "a", "--", "sleep", "100"]).code,
@@ -312,7 +339,7 @@ fn verbs_refuse_with_one_line_and_change_nothing() {
 #[test]
 fn supervisor_sigkill_takes_the_whole_sandbox() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let r = al(
         root,
@@ -543,7 +570,7 @@ fn the_exec_runner_is_not_dumpable() {
 #[test]
 fn exec_as_another_user_is_judged_like_the_workload() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     // The host's user namespace shared (acknowledged), as uid 1000.
     let r = al(
@@ -588,7 +615,7 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
     use airlock::namespace::Namespace;
     use airlock::state::control;
     use std::os::fd::OwnedFd;
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let r = al(root, &["run", "-d", "--name", "v", "--", "sleep", "1000"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -683,7 +710,7 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
 #[test]
 fn stats_of_a_sandbox_with_and_without_cgroups() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     for (name, flags) in [("plain", vec![]), ("limited", vec!["--pids", "50"])] {
         let mut args = vec!["run", "-d", "--name", name];
@@ -713,7 +740,7 @@ fn stats_of_a_sandbox_with_and_without_cgroups() {
 #[test]
 fn the_processes_of_a_sandbox_without_cgroups() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let r = al(
         root,
@@ -752,7 +779,7 @@ fn the_processes_of_a_sandbox_without_cgroups() {
 #[test]
 fn rm_of_a_stopped_supervisor_gives_up_in_time() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let r = al(
         root,
@@ -776,7 +803,7 @@ fn rm_of_a_stopped_supervisor_gives_up_in_time() {
 #[test]
 fn ps_keeps_its_columns_in_line() {
     require_root!();
-    let root = tempdir();
+    let root = StateRoot::new();
     let root = root.path();
     let long = "a-name-longer-than-sixteen-characters";
     assert_eq!(
