@@ -5,10 +5,17 @@ run (each round runs every command once, in a shuffled order, so machine
 noise hits all of them alike).
 
 Reports the median and p90 wall time, the ratio to bubblewrap and to bare,
-and the peak RSS of each command's process tree, measured apart from the
-timing with GNU time (`/usr/bin/time -f %M`, the largest RSS among the
-processes it waited for; GNU time's own ~1 MiB is in every figure, bare
-/bin/true shows it).
+the CPU time of each command's whole process tree, and its peak RSS,
+measured apart from the timing with GNU time (`/usr/bin/time -f %M`, the
+largest RSS among the processes it waited for; GNU time's own ~1 MiB is in
+every figure, bare /bin/true shows it).
+
+CPU: this script is a child subreaper (PR_SET_CHILD_SUBREAPER), so a
+process a command leaves behind (bubblewrap's PID 1 may outlive the
+bubblewrap its caller waits for) is re-parented to it and reaped here,
+and `RUSAGE_CHILDREN` counts every process of every command. The wall
+time ends when the command itself exits, as its caller sees it; what it
+left is reaped after, untimed.
 
 `--baseline PATH` adds another airlock build (say, one from before a
 change) to the same interleaved run, as `baseline`.
@@ -18,6 +25,7 @@ Usage: benches/spawn.py [--rounds N] [--airlock PATH] [--baseline PATH]
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,8 +63,25 @@ def peak_rss(argv, tries=5):
     return best
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        sys.exit(f"benches/spawn.py: prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_once(argv):
+    """The command's wall time, and the CPU time of all its processes."""
     devnull = os.open(os.devnull, os.O_RDWR)
+    cpu = children_cpu()
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:
@@ -71,13 +96,18 @@ def run_once(argv):
     _, status = os.waitpid(pid, 0)
     elapsed = time.perf_counter() - start
     os.close(devnull)
+    while True:  # what it left behind, re-parented to us
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         # Run it once more with its stderr shown: the reason, not a number.
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
         sys.exit(f"{' '.join(argv)} failed with exit status {code}:\n{r.stderr.strip()}")
-    return elapsed
+    return elapsed, children_cpu() - cpu
 
 
 def main():
@@ -97,7 +127,9 @@ def main():
         commands["bwrap"] = bwrap_true()
     else:
         print("bwrap not installed: comparing with bare only", file=sys.stderr)
+    become_subreaper()
     times = {k: [] for k in commands}
+    cpus = {k: [] for k in commands}
     peak = {k: 0 for k in commands}
     names = list(commands)
     for name in names:  # warm the page cache
@@ -105,21 +137,31 @@ def main():
     for _ in range(a.rounds):
         random.shuffle(names)
         for name in names:
-            times[name].append(run_once(commands[name]))
+            wall, cpu = run_once(commands[name])
+            times[name].append(wall)
+            cpus[name].append(cpu)
     for name in names:
         peak[name] = peak_rss(commands[name])
     med = {k: statistics.median(v) for k, v in times.items()}
+    # The mean: rusage counts in clock ticks on some kernels, which a
+    # median of single runs would round away.
+    cpu = {k: statistics.mean(v) for k, v in cpus.items()}
     print(f"{a.rounds} interleaved rounds, uid {os.geteuid()}, {os.cpu_count()} cpus")
-    print(f"{'command':<10}{'median ms':>11}{'p90 ms':>9}{'peak RSS KiB':>14}{'x bare':>9}{'x bwrap':>9}")
+    print(f"{'command':<10}{'median ms':>11}{'p90 ms':>9}{'cpu ms':>9}{'peak RSS KiB':>14}"
+          f"{'x bare':>9}{'x bwrap':>9}{'cpu x bwrap':>13}")
     summary = {}
     for k in commands:
         p90 = sorted(times[k])[int(len(times[k]) * 0.9) - 1]
         vs_bwrap = f"{med[k] / med['bwrap']:.2f}" if "bwrap" in med else "-"
-        print(f"{k:<10}{med[k] * 1000:>11.2f}{p90 * 1000:>9.2f}{peak[k]:>14}{med[k] / med['bare']:>9.1f}{vs_bwrap:>9}")
-        summary[k] = {"median_ms": med[k] * 1000, "p90_ms": p90 * 1000, "peak_rss_kib": peak[k],
-                      "x_bare": med[k] / med["bare"]}
+        cpu_vs_bwrap = f"{cpu[k] / cpu['bwrap']:.2f}" if "bwrap" in cpu and cpu["bwrap"] else "-"
+        print(f"{k:<10}{med[k] * 1000:>11.2f}{p90 * 1000:>9.2f}{cpu[k] * 1000:>9.2f}{peak[k]:>14}"
+              f"{med[k] / med['bare']:>9.1f}{vs_bwrap:>9}{cpu_vs_bwrap:>13}")
+        summary[k] = {"median_ms": med[k] * 1000, "p90_ms": p90 * 1000, "cpu_ms": cpu[k] * 1000,
+                      "peak_rss_kib": peak[k], "x_bare": med[k] / med["bare"]}
         if "bwrap" in med:
             summary[k]["x_bwrap"] = med[k] / med["bwrap"]
+            if cpu["bwrap"]:
+                summary[k]["cpu_x_bwrap"] = cpu[k] / cpu["bwrap"]
     if a.json:
         import json
         with open(a.json, "w") as f:

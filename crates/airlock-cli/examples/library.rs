@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .memory(256 << 20) // a cgroup, so it can be frozen
         .build();
     let sandbox = Sandbox::spawn(&spec)?; // validate, guardrails, plan, start
-    sandbox.freeze(true)?; // cgroup freezer (sandboxes with a cgroup)
+    sandbox.freeze(true)?; // cgroup freezer; returns once every process is frozen
     sandbox.freeze(false)?; // also: signal(libc::SIGTERM), kill() (all of it)
     let report = sandbox.wait()?; // how it ended: ExitReport
     let hi = std::fs::read_to_string(format!("{out}/hi"))?;
