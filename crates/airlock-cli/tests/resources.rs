@@ -74,8 +74,9 @@ fn cpu_quota_limits_cpu_time() {
 }
 
 /// --cpuset-cpus pins the workload (seen from inside); a CPU the caller's
-/// cgroup does not have is an error naming the field (the runner's, as
-/// the sandbox starts) before anything runs.
+/// cgroup does not have is an error (the runner's, as the sandbox starts)
+/// before anything runs, naming the flag as the user typed it, attended
+/// and detached.
 #[test]
 fn cpuset_pins_the_workload() {
     require_root!();
@@ -94,11 +95,28 @@ fn cpuset_pins_the_workload() {
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("resources.cpuset_cpus: \"4095\" is not within the caller's cgroup's"),
+            .contains("--cpuset-cpus: \"4095\" is not within the caller's cgroup's"),
         "{}",
         r.stderr
     );
     assert!(!r.stdout.contains("should-not-run"));
+    let state = tempdir();
+    let r = output(airlock(&[
+        "--state-root",
+        state.path().to_str().unwrap(),
+        "run",
+        "-d",
+        "--cpuset-cpus",
+        "4095",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--cpuset-cpus: \"4095\" is not within"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

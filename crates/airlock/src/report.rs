@@ -399,6 +399,8 @@ pub struct Attended {
     raw: RefCell<Option<crate::terminal::RawMode>>,
     /// The exit status once something decided it (a failure).
     code: Cell<Option<i32>>,
+    /// The caller's names for spec fields (`Plan::field_names`).
+    field_names: RefCell<Vec<(String, String)>>,
 }
 
 impl Attended {
@@ -409,13 +411,15 @@ impl Attended {
             terminal: Cell::new(false),
             raw: RefCell::new(None),
             code: Cell::new(None),
+            field_names: RefCell::new(Vec::new()),
         }
     }
 
     /// What the plan says about the messages and the terminal.
-    pub fn plan(&self, timeout: Option<f64>, terminal: bool) {
+    pub fn plan(&self, timeout: Option<f64>, terminal: bool, field_names: &[(String, String)]) {
         self.timeout.set(timeout);
         self.terminal.set(terminal);
+        *self.field_names.borrow_mut() = field_names.to_vec();
         if terminal {
             // Raw before the workload can write anything: its first lines
             // must not go through the caller's line discipline.
@@ -433,7 +437,8 @@ impl Attended {
             // The first failure is the one that stopped setup.
             Report::Failed(e) if self.code.get().is_none() => {
                 self.raw.take();
-                say(format_args!("error: {e}"));
+                let text = rename_fields(&e.to_string(), &self.field_names.borrow());
+                say(format_args!("error: {text}"));
                 self.code.set(Some(e.kind.exit_code()));
             }
             Report::Exited(report) => {
@@ -456,6 +461,36 @@ impl Attended {
         self.raw.take();
         self.code.get().unwrap_or(code)
     }
+}
+
+/// `text` with each spec field of `names` (longest first, so that
+/// `resources.memory_reservation` is not taken for `resources.memory`)
+/// replaced by the caller's name for it, where it is the whole field.
+pub fn rename_fields(text: &str, names: &[(String, String)]) -> String {
+    let mut names: Vec<&(String, String)> = names.iter().collect();
+    names.sort_by_key(|(field, _)| std::cmp::Reverse(field.len()));
+    let mut out = text.to_string();
+    for (field, name) in names {
+        out = replace_where(&out, field, name, |after| {
+            !after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        });
+    }
+    out
+}
+
+/// `text` with each `from` that `whole` accepts (given what follows it)
+/// made `to`.
+pub fn replace_where(text: &str, from: &str, to: &str, whole: impl Fn(&str) -> bool) -> String {
+    let mut done = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        done.push_str(&rest[..at]);
+        done.push_str(if whole(after) { to } else { from });
+        rest = after;
+    }
+    done.push_str(rest);
+    done
 }
 
 /// One line on stderr. A closed stderr must not panic the supervisor

@@ -67,10 +67,13 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
             return refuse(format!("--report {path}: {e}"));
         }
     }
-    let prepared = match prepare(&spec, a.image.as_deref(), &ctx, &out) {
+    let mut prepared = match prepare(&spec, a.image.as_deref(), &ctx, &out) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // The runner that takes this process's place reports setup errors
+    // itself: with the flags' names, as this process would.
+    prepared.plan.field_names = out.labels.field_names();
     if a.bwrap.die_with_parent {
         if let Err(e) = die_with_parent() {
             return refuse(format!("--die-with-parent: {e}"));
@@ -108,7 +111,13 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     Sandbox::hold_signals();
     let sandbox = match Sandbox::start_prepared(prepared.plan, &ctx, &opts) {
         Ok(s) => s,
-        Err(e) => return fail(e),
+        // The runner's errors name a mount by its destination, and a limit
+        // by its spec field: the flag's name for it, as attended.
+        Err(e) => {
+            let text = airlock::report::rename_fields(&e.to_string(), &out.labels.field_names());
+            eprintln!("airlock: error: {text}");
+            return ExitCode::from(e.exit_code());
+        }
     };
     if detach {
         if let Some(sb) = sandbox.state() {

@@ -5,6 +5,7 @@
 //! view's mounts the user never wrote.
 
 use super::bwrap::{octal_mode, read_fd};
+use airlock::report::{rename_fields, replace_where};
 use airlock::spec::{self, FileMode, Mount, Root, SandboxSpec};
 use clap::ArgMatches;
 
@@ -37,15 +38,7 @@ impl Labels {
                 out = out.replace(&from, &to);
             }
         }
-        // Longest first (resources.memory_reservation before
-        // resources.memory), and only whole fields.
-        let mut fields = self.fields.clone();
-        fields.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
-        for (field, flag) in fields {
-            out = replace_where(&out, field, flag, |after| {
-                !after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
-            });
-        }
+        out = rename_fields(&out, &self.field_names());
         // The root itself, not one of its fields (`filesystem.root.upper`
         // came from --overlay-dir, not from the flag that set the root).
         if let Some(root) = &self.root {
@@ -55,21 +48,14 @@ impl Labels {
         }
         out
     }
-}
 
-/// `text` with each `from` that `whole` accepts (given what follows it)
-/// made `to`.
-fn replace_where(text: &str, from: &str, to: &str, whole: impl Fn(&str) -> bool) -> String {
-    let mut done = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(from) {
-        let after = &rest[at + from.len()..];
-        done.push_str(&rest[..at]);
-        done.push_str(if whole(after) { to } else { from });
-        rest = after;
+    /// The spec fields flags set, and the flags (`Plan::field_names`).
+    pub fn field_names(&self) -> Vec<(String, String)> {
+        self.fields
+            .iter()
+            .map(|(field, flag)| (field.to_string(), flag.to_string()))
+            .collect()
     }
-    done.push_str(rest);
-    done
 }
 
 /// The mount flags, by their clap ids, in the order they were given.

@@ -108,6 +108,11 @@ pub struct Plan {
     /// createContainer and startContainer hooks).
     #[serde(default, skip_serializing_if = "InsideHooks::is_empty")]
     pub hooks: InsideHooks,
+    /// What the caller calls a spec field (`resources.cpuset_cpus` is the
+    /// CLI's `--cpuset-cpus`): an attended runner, which reports to the
+    /// person in its caller's place, names the fields so in its errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_names: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -436,6 +441,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         host: Default::default(),
         lifecycle: None,
         hooks: InsideHooks::default(),
+        field_names: Vec::new(),
     })
 }
 

@@ -191,7 +191,7 @@ fn run(
         match (job, reporter.caller()) {
             (Job::Start(plan), _) => {
                 if let Some(a) = attended {
-                    a.plan(plan.spec.timeout, plan.process.terminal);
+                    a.plan(plan.spec.timeout, plan.process.terminal, &plan.field_names);
                 }
                 supervisor::supervise(parent_pid, *plan, reporter, alive_fd)
             }
