@@ -15,7 +15,10 @@ process a command leaves behind (bubblewrap's PID 1 may outlive the
 bubblewrap its caller waits for) is re-parented to it and reaped here,
 and `RUSAGE_CHILDREN` counts every process of every command. The wall
 time ends when the command itself exits, as its caller sees it; what it
-left is reaped after, untimed.
+left is reaped after, untimed. Each figure includes the forked Python
+child's own CPU before its exec, alike for every command (bare /bin/true
+shows that floor); kernel work done later by worker threads (a network
+namespace's cleanup) is counted for neither tool.
 
 `--baseline PATH` adds another airlock build (say, one from before a
 change) to the same interleaved run, as `baseline`.
@@ -78,6 +81,21 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def reap_leftovers(argv, within=10.0):
+    """Reap what a command left behind, re-parented to us; one still there
+    after `within` seconds is an error, not a hang of the bench."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                sys.exit(f"benches/spawn.py: {argv[0]} left a process running for {within:.0f} s")
+            time.sleep(0.001)
+
+
 def run_once(argv):
     """The command's wall time, and the CPU time of all its processes."""
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -96,11 +114,7 @@ def run_once(argv):
     _, status = os.waitpid(pid, 0)
     elapsed = time.perf_counter() - start
     os.close(devnull)
-    while True:  # what it left behind, re-parented to us
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
+    reap_leftovers(argv)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         # Run it once more with its stderr shown: the reason, not a number.

@@ -43,7 +43,7 @@ fn exit_status_rules() {
 /// zombie for two seconds, which no init that reaps leaves it), then
 /// counts zombies in the sandbox.
 const ORPHAN_PROBE: &str = "import os, subprocess, time\n\
-orphan = subprocess.run(['sh', '-c', 'sleep 0.2 >/dev/null & echo $!'], capture_output=True).stdout.strip().decode()\n\
+orphan = subprocess.run(['sh', '-c', 'sleep 0.2 >/dev/null 2>&1 & echo $!'], capture_output=True).stdout.strip().decode()\n\
 since = None\n\
 for _ in range(1000):\n    \
 try:\n        \

@@ -52,6 +52,16 @@ impl Drop for StateRoot {
     }
 }
 
+/// Kills the process of a pidfd when dropped (a pidfd, so that a pid
+/// reused since is never signalled).
+struct KillOnDrop(std::os::fd::OwnedFd);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = rustix::process::pidfd_send_signal(&self.0, rustix::process::Signal::KILL);
+    }
+}
+
 /// One line on stderr, exit 125.
 fn refused_one_line(r: &Run, needle: &str) {
     assert_eq!(r.code, 125, "stdout {} stderr {}", r.stdout, r.stderr);
@@ -620,6 +630,17 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
     let r = al(root, &["run", "-d", "--name", "v", "--", "sleep", "1000"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let dir = root.join(r.stdout.trim());
+    // With its socket taken by the stand-in, `rm -f` (the state root's
+    // guard) cannot reach the supervisor: it is killed by its pidfd should
+    // the test fail midway.
+    let supervisor = inspect(root, "v")["supervisor_pid"].as_i64().unwrap() as i32;
+    let guard = KillOnDrop(
+        rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(supervisor).unwrap(),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .unwrap(),
+    );
     let ns = |kind: &str| -> OwnedFd {
         std::fs::File::open(format!("/proc/self/ns/{kind}"))
             .unwrap()
@@ -662,11 +683,8 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
         assert!(r.stderr.contains(refusal), "{}", r.stderr);
     }
     drop(stand_in);
-    // The real supervisor is gone from its socket: end it by its pid.
-    let st = inspect(root, "v");
-    let supervisor = st["supervisor_pid"].as_i64().unwrap() as i32;
-    // SAFETY: a signal to the supervisor this test started.
-    assert_eq!(unsafe { libc::kill(supervisor, libc::SIGKILL) }, 0);
+    // The real supervisor is gone from its socket: end it by its pidfd.
+    rustix::process::pidfd_send_signal(&guard.0, rustix::process::Signal::KILL).unwrap();
     for _ in 0..200 {
         if inspect(root, "v")["status"] == "stopped" {
             break;

@@ -139,9 +139,12 @@ pub fn unescape(s: &str) -> std::borrow::Cow<'_, str> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // The kernel escapes a byte as three octal digits, so the first
+        // is at most 3; anything else is kept as written.
         if b[i] == b'\\'
             && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
@@ -194,6 +197,11 @@ mod tests {
             unescape("/plain"),
             std::borrow::Cow::Borrowed("/plain")
         ));
+        assert_eq!(unescape("/a\\134040b"), "/a\\040b", "an escaped backslash");
+        assert_eq!(unescape("/a\\777"), "/a\\777", "no byte: kept as written");
+        // An empty source: its field is there, between two spaces.
+        let e: Vec<_> = entries("1 2 0:3 / /x rw - tmpfs  rw,size=4k\n").collect();
+        assert_eq!((e[0].fstype, e[0].super_options), ("tmpfs", "rw,size=4k"));
     }
 
     /// In a thread of its own mount namespace: a mount and an unmount

@@ -467,7 +467,7 @@ impl Attended {
 /// `resources.memory_reservation` is not taken for `resources.memory`)
 /// replaced by the caller's name for it, where it is the whole field.
 pub fn rename_fields(text: &str, names: &[(String, String)]) -> String {
-    let mut names: Vec<&(String, String)> = names.iter().collect();
+    let mut names: Vec<&(String, String)> = names.iter().filter(|(f, _)| !f.is_empty()).collect();
     names.sort_by_key(|(field, _)| std::cmp::Reverse(field.len()));
     let mut out = text.to_string();
     for (field, name) in names {
@@ -479,8 +479,11 @@ pub fn rename_fields(text: &str, names: &[(String, String)]) -> String {
 }
 
 /// `text` with each `from` that `whole` accepts (given what follows it)
-/// made `to`.
+/// made `to`; an empty `from` is found nowhere.
 pub fn replace_where(text: &str, from: &str, to: &str, whole: impl Fn(&str) -> bool) -> String {
+    if from.is_empty() {
+        return text.to_string();
+    }
     let mut done = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find(from) {

@@ -194,7 +194,8 @@ async fn stubborn(c: &mut airlock_client::Client) -> proto::SandboxInfo {
     while catches_term() != Some(true) {
         assert!(
             Instant::now() < deadline,
-            "the workload never trapped SIGTERM"
+            "the workload never trapped SIGTERM (or /proc/{0}/task/{0}/children, CONFIG_PROC_CHILDREN, is missing)",
+            sb.pid
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

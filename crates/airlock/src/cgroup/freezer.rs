@@ -28,11 +28,18 @@ pub fn set_frozen(file: &Path, frozen: bool) -> io::Result<()> {
     if !frozen {
         return Ok(());
     }
+    // Asked, then not known frozen: thawed again, whatever went wrong (a
+    // v1 cgroup left FREEZING reads as paused to airlock-runtime's state).
+    wait_frozen(file, v2, on).inspect_err(|_| {
+        let _ = std::fs::write(file, off);
+    })
+}
+
+fn wait_frozen(file: &Path, v2: bool, on: &str) -> io::Result<()> {
     let deadline = Instant::now() + FREEZE_WITHIN;
     let mut polls = 0u32;
     while !is_frozen(file, v2)? {
         if Instant::now() >= deadline {
-            let _ = std::fs::write(file, off);
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -42,9 +49,9 @@ pub fn set_frozen(file: &Path, frozen: bool) -> io::Result<()> {
             ));
         }
         polls += 1;
-        // v1 freezes the tasks it finds when written: one forked since
-        // stays FREEZING until it is written again (runc writes it again
-        // too).
+        // v1's freezing is unreliable while the cgroup's tasks fork: one
+        // can stay unfrozen, and the cgroup FREEZING, until the state is
+        // written again (runc writes it again too).
         if !v2 && polls.is_multiple_of(10) {
             std::fs::write(file, on)?;
         }

@@ -138,7 +138,7 @@ mod tests {
         assert!(!within("/a", "/a/b"));
         assert!(
             !within("/a", "/a/"),
-            "a directory's path with a slash is not its parent's"
+            "compared as written: a trailing slash on b is not taken off a"
         );
     }
 

@@ -516,7 +516,9 @@ impl Sandbox {
     /// Freeze every process of the sandbox (its cgroup's freezer), or thaw
     /// it again. Only a sandbox with a cgroup (resource limits, or a shared
     /// PID namespace) can be frozen. A freeze returns once every process
-    /// is frozen ([`crate::cgroup::set_frozen`]).
+    /// is frozen ([`crate::cgroup::set_frozen`]); one that does not
+    /// complete within [`crate::cgroup::FREEZE_WITHIN`] is thawed again and
+    /// is an error of kind `TimedOut`.
     pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {
         let Some(file) = &self.freezer else {
             return Err(std::io::Error::new(
