@@ -66,11 +66,17 @@ fn cpu_quota_limits_cpu_time() {
     // on a loaded CI machine is well above that.
     let busy = "python3 -c 'import time\nt=time.time()\nwhile time.time()-t<1: pass'";
     let (_, limited) = report(&["--cpus", "0.1"], busy);
-    let (_, free) = report(&[], busy);
     let l = limited["cpu_seconds"].as_f64().unwrap();
-    let f = free["cpu_seconds"].as_f64().unwrap();
     assert!(l < 0.3, "limited sandbox used {l}s of CPU in 1s");
-    assert!(f > 2.0 * l, "unlimited sandbox used {f}s, limited {l}s");
+    // The control: the same loop unlimited gets more. A machine busy
+    // enough to starve it once gets two more tries.
+    let free = || report(&[], busy).1["cpu_seconds"].as_f64().unwrap();
+    let f = (0..3).map(|_| free()).find(|f| *f > 2.0 * l);
+    assert!(
+        f.is_some(),
+        "unlimited sandbox never used over {}s",
+        2.0 * l
+    );
 }
 
 /// --cpuset-cpus pins the workload (seen from inside); a CPU the caller's
@@ -135,8 +141,10 @@ fn timeout_kills_the_whole_sandbox_even_double_forked() {
             "shared-pid",
             "--memory",
             "256M",
+            // Long enough that setup (which the timeout covers too) never
+            // takes it all, even on a loaded machine.
             "--timeout",
-            "1s",
+            "2s",
         ],
         &script,
     );
@@ -148,7 +156,7 @@ fn timeout_kills_the_whole_sandbox_even_double_forked() {
         "double-forked process survived"
     );
     let wall = v["wall_seconds"].as_f64().unwrap();
-    assert!(wall >= 1.0, "{v}");
+    assert!(wall >= 2.0, "{v}");
     // Not a speed bound: a sandbox that waited for its grandchild's
     // 300-second sleep instead of killing it would take that long.
     assert!(wall < 200.0, "the sandbox outlived its timeout: {v}");
