@@ -139,6 +139,48 @@ fn unix_sockets_are_refused_even_read_only() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// A socket bound at a relative path (by a process in its directory) is
+/// found below a bind source too: the kernel lists it by the name it was
+/// bound with, and airlock finds where that is.
+#[test]
+fn a_socket_bound_at_a_relative_path_is_refused_below_a_bind() {
+    require_root!();
+    use std::io::BufRead;
+    let dir = tempdir();
+    let deep = dir.path().join("agent");
+    std::fs::create_dir(&deep).unwrap();
+    let mut binder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.bind('agent.sock')\n\
+             s.listen()\n\
+             print('bound', flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .current_dir(&deep)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(binder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "bound\n");
+    let top = dir.path().display().to_string();
+    let r = run(&["--ro-bind", &top, "/s", "--", "true"]);
+    drop(binder.stdin.take());
+    binder.wait().unwrap();
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[socket-bind]") && r.stderr.contains("agent.sock"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A sandbox state root, something in it, or a directory above it is
 /// refused even read-only (its control sockets connect, its plans hold
 /// the callers' environments, and `exec` trusts what is written there),

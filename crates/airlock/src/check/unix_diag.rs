@@ -18,8 +18,16 @@
 //! `/proc/net/unix`, which stays the fallback for a kernel without
 //! `unix_diag`.
 //!
+//! A socket bound at a relative path is listed by the name it was bound
+//! with, relative to its binder's working directory then; the kernel also
+//! gives the socket file's device and inode (`UNIX_DIAG_VFS`). Such a
+//! socket is looked for beside the working directory of each process that
+//! holds it now, and listed where the file found there is that very one
+//! ([`locate`]). One whose holders have all moved elsewhere is not found:
+//! nothing names its directory any more.
+//!
 //! Why by hand: the request is one fixed 40-byte message and the answer a
-//! walk over message headers to one attribute each; the netlink-packet
+//! walk over message headers to two attributes each; the netlink-packet
 //! crates would bring four crates for it.
 
 use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
@@ -31,7 +39,9 @@ const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const UDIAG_SHOW_NAME: u32 = 0x1;
+const UDIAG_SHOW_VFS: u32 = 0x2;
 const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_VFS: u16 = 1;
 /// The kernel's TCP states, which unix sockets reuse.
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE: u8 = 7;
@@ -41,9 +51,20 @@ const HEADER: usize = 16;
 /// `struct unix_diag_msg`.
 const DIAG_MSG: usize = 16;
 
-/// The filesystem paths (as bound, absolute ones only) of the unix sockets
-/// of this network namespace that can take a new peer or datagram (see
-/// the module doc).
+/// A socket bound at a relative path, as the kernel lists it.
+#[derive(Debug, Clone, PartialEq)]
+struct Relative {
+    name: String,
+    /// The socket's own inode (`socket:[N]` in its holders' fd tables).
+    socket: u32,
+    /// The socket file's device (the kernel's encoding: major above bit
+    /// 20) and inode.
+    file: Option<(u32, u32)>,
+}
+
+/// The filesystem paths (absolute: as bound, or found for one bound at a
+/// relative path) of the unix sockets of this network namespace that can
+/// take a new peer or datagram (see the module doc).
 pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
     let sock = rustix::net::socket_with(
         AddressFamily::NETLINK,
@@ -53,6 +74,7 @@ pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
     )?;
     rustix::net::send(&sock, &request(), SendFlags::empty())?;
     let mut found = Vec::new();
+    let mut relative = Vec::new();
     let mut buf = vec![0u8; 32 << 10];
     loop {
         let (n, whole) = rustix::net::recv(&sock, &mut buf, RecvFlags::TRUNC)?;
@@ -61,14 +83,77 @@ pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
                 "a sock_diag answer larger than its buffer",
             ));
         }
-        if parse(&buf[..n], &mut found)? {
+        if parse(&buf[..n], &mut found, &mut relative)? {
+            found.extend(locate(relative));
             return Ok(found);
         }
     }
 }
 
+/// Where the sockets bound at relative paths are: each name joined to the
+/// working directory of a process holding the socket, kept where that
+/// path is the socket's very file. Reads every process's fd table, but
+/// only while a socket bound at a relative path exists (rare: almost every
+/// program binds an absolute path).
+fn locate(relative: Vec<Relative>) -> Vec<String> {
+    use std::collections::HashMap;
+    let mut wanted: HashMap<String, Relative> = relative
+        .into_iter()
+        .filter(|r| r.file.is_some())
+        .map(|r| (format!("socket:[{}]", r.socket), r))
+        .collect();
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for proc in procs.filter_map(Result::ok) {
+        if wanted.is_empty() {
+            break;
+        }
+        let dir = proc.path();
+        if !proc
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
+            continue;
+        };
+        for fd in fds.filter_map(Result::ok) {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(r) = link.to_str().and_then(|l| wanted.get(l)) else {
+                continue;
+            };
+            let Ok(cwd) = std::fs::read_link(dir.join("cwd")) else {
+                continue;
+            };
+            let path = cwd.join(&r.name);
+            if is_file(&path, r.file) {
+                found.push(path.to_string_lossy().into_owned());
+                wanted.remove(link.to_str().unwrap_or_default());
+            }
+        }
+    }
+    found
+}
+
+/// Is `path` (in this mount namespace) the socket file `file`?
+fn is_file(path: &std::path::Path, file: Option<(u32, u32)>) -> bool {
+    let (Some((dev, ino)), Ok(st)) = (file, rustix::fs::lstat(path)) else {
+        return false;
+    };
+    u64::from(ino) == st.st_ino
+        && rustix::fs::major(st.st_dev) == dev >> 20
+        && rustix::fs::minor(st.st_dev) == dev & ((1 << 20) - 1)
+}
+
 /// A dump request for every unix socket in state LISTEN, CLOSE or
-/// ESTABLISHED, with its name.
+/// ESTABLISHED, with its name and its file's device and inode.
 fn request() -> [u8; HEADER + 24] {
     let mut m = [0u8; HEADER + 24];
     m[0..4].copy_from_slice(&((HEADER + 24) as u32).to_ne_bytes());
@@ -81,7 +166,7 @@ fn request() -> [u8; HEADER + 24] {
         .iter()
         .fold(0u32, |all, s| all | 1 << s);
     m[HEADER + 4..HEADER + 8].copy_from_slice(&states.to_ne_bytes());
-    m[HEADER + 12..HEADER + 16].copy_from_slice(&UDIAG_SHOW_NAME.to_ne_bytes());
+    m[HEADER + 12..HEADER + 16].copy_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_VFS).to_ne_bytes());
     m
 }
 
@@ -97,9 +182,14 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// Add the paths one datagram of the answer names to `found`; true once
-/// the dump is done. A malformed message is an error, not a short list.
-fn parse(datagram: &[u8], found: &mut Vec<String>) -> io::Result<bool> {
+/// Add the absolute paths one datagram of the answer names to `found`, and
+/// the sockets bound at relative paths to `relative`; true once the dump
+/// is done. A malformed message is an error, not a short list.
+fn parse(
+    datagram: &[u8],
+    found: &mut Vec<String>,
+    relative: &mut Vec<Relative>,
+) -> io::Result<bool> {
     let malformed = || io::Error::other("a malformed sock_diag message");
     let mut at = 0;
     while at + HEADER <= datagram.len() {
@@ -125,6 +215,8 @@ fn parse(datagram: &[u8], found: &mut Vec<String>) -> io::Result<bool> {
                     at += align4(len);
                     continue;
                 }
+                let socket = u32_at(datagram, at + HEADER + 4).ok_or_else(malformed)?;
+                let (mut name, mut file) = (None, None);
                 let mut attr = at + HEADER + DIAG_MSG;
                 while attr + 4 <= end {
                     let alen = u16_at(datagram, attr).ok_or_else(malformed)? as usize;
@@ -132,16 +224,33 @@ fn parse(datagram: &[u8], found: &mut Vec<String>) -> io::Result<bool> {
                     if alen < 4 || attr + alen > end {
                         return Err(malformed());
                     }
-                    if atype == UNIX_DIAG_NAME {
-                        let name = &datagram[attr + 4..attr + alen];
+                    match atype {
                         // An abstract name begins with a NUL; a path is
                         // sent with the NUL it was bound with.
-                        let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                        if name.first() == Some(&b'/') {
-                            found.push(String::from_utf8_lossy(name).into_owned());
+                        UNIX_DIAG_NAME => {
+                            let bytes = &datagram[attr + 4..attr + alen];
+                            name = bytes.split(|b| *b == 0).next();
                         }
+                        // struct unix_diag_vfs: inode, device.
+                        UNIX_DIAG_VFS => {
+                            let ino = u32_at(datagram, attr + 4).ok_or_else(malformed)?;
+                            let dev = u32_at(datagram, attr + 8).ok_or_else(malformed)?;
+                            file = Some((dev, ino));
+                        }
+                        _ => {}
                     }
                     attr += align4(alen);
+                }
+                match name {
+                    Some(n) if n.first() == Some(&b'/') => {
+                        found.push(String::from_utf8_lossy(n).into_owned())
+                    }
+                    Some(n) if !n.is_empty() => relative.push(Relative {
+                        name: String::from_utf8_lossy(n).into_owned(),
+                        socket,
+                        file,
+                    }),
+                    _ => {}
                 }
             }
         }
@@ -187,19 +296,59 @@ mod tests {
         );
     }
 
+    /// A socket bound at a relative path, by a process whose working
+    /// directory is where it bound it, is listed by its absolute path.
+    #[test]
+    fn a_socket_bound_at_a_relative_path_is_found_where_it_is() {
+        use std::io::{BufRead, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("deep");
+        std::fs::create_dir(&deep).unwrap();
+        let mut binder = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import socket, sys\n\
+                 s = socket.socket(socket.AF_UNIX)\n\
+                 s.bind('rel.sock')\n\
+                 s.listen()\n\
+                 print('bound', flush=True)\n\
+                 sys.stdin.read()\n",
+            ])
+            .current_dir(&deep)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(binder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "bound\n");
+        let want = std::fs::canonicalize(&deep).unwrap().join("rel.sock");
+        let listed = reachable_socket_paths().unwrap();
+        // Done with it before asserting, so that a failure leaves nothing.
+        binder.stdin.take().unwrap().write_all(b"").unwrap();
+        binder.wait().unwrap();
+        assert!(
+            listed.iter().any(|p| std::path::Path::new(p) == want),
+            "{} not in {listed:?}",
+            want.display()
+        );
+    }
+
     #[test]
     fn a_malformed_answer_is_an_error() {
         let mut found = Vec::new();
         // A header that claims more than the datagram holds.
         let mut m = [0u8; HEADER];
         m[0..4].copy_from_slice(&64u32.to_ne_bytes());
-        assert!(parse(&m, &mut found).is_err());
+        assert!(parse(&m, &mut found, &mut Vec::new()).is_err());
         // An error message carries the errno, negated.
         let mut e = [0u8; HEADER + 4];
         e[0..4].copy_from_slice(&((HEADER + 4) as u32).to_ne_bytes());
         e[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
         e[HEADER..].copy_from_slice(&(-libc::ENOENT).to_ne_bytes());
-        let err = parse(&e, &mut found).unwrap_err();
+        let err = parse(&e, &mut found, &mut Vec::new()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
     }
 }
