@@ -54,12 +54,12 @@ const DIAG_MSG: usize = 16;
 /// A socket bound at a relative path, as the kernel lists it.
 #[derive(Debug, Clone, PartialEq)]
 struct Relative {
-    name: String,
+    /// As bound: bytes, which need not be UTF-8.
+    name: Vec<u8>,
     /// The socket's own inode (`socket:[N]` in its holders' fd tables).
     socket: u32,
-    /// The socket file's device (the kernel's encoding: major above bit
-    /// 20) and inode.
-    file: Option<(u32, u32)>,
+    /// The socket file's inode (its low 32 bits, all sock_diag gives).
+    file: Option<u32>,
 }
 
 /// The filesystem paths (absolute: as bound, or found for one bound at a
@@ -91,65 +91,106 @@ pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
 }
 
 /// Where the sockets bound at relative paths are: each name joined to the
-/// working directory of a process holding the socket, kept where that
-/// path is the socket's very file. Reads every process's fd table, but
-/// only while a socket bound at a relative path exists (rare: almost every
-/// program binds an absolute path).
+/// working directory of a process holding the socket (in this mount
+/// namespace: another's paths are not ours, and looking one up here could
+/// wait on whatever is mounted there), kept where that path is the
+/// socket's very file. Reads every process's fd table, but only while a
+/// socket bound at a relative path exists (rare: almost every program
+/// binds an absolute path), and once per socket in a process (airlockd
+/// judges many sandboxes): the answer, found or not, is kept while the
+/// socket is listed. Only each process's main thread is looked at.
 fn locate(relative: Vec<Relative>) -> Vec<String> {
     use std::collections::HashMap;
-    let mut wanted: HashMap<String, Relative> = relative
+    use std::sync::Mutex;
+    /// By (socket inode, file inode): where it was found, if it was.
+    type Found = HashMap<(u32, u32), Option<String>>;
+    static KEPT: Mutex<Option<Found>> = Mutex::new(None);
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    let kept = kept.get_or_insert_with(HashMap::new);
+    let listed: Vec<_> = relative
         .into_iter()
-        .filter(|r| r.file.is_some())
-        .map(|r| (format!("socket:[{}]", r.socket), r))
+        .filter_map(|r| Some(((r.socket, r.file?), r)))
         .collect();
-    let mut found = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for proc in procs.filter_map(Result::ok) {
-        if wanted.is_empty() {
-            break;
+    // Sockets gone since are forgotten: an inode number can come back.
+    kept.retain(|key, _| listed.iter().any(|(k, _)| k == key));
+    let wanted: HashMap<String, &Relative> = listed
+        .iter()
+        .filter(|(key, _)| !kept.contains_key(key))
+        .map(|(_, r)| (format!("socket:[{}]", r.socket), r))
+        .collect();
+    if !wanted.is_empty() {
+        for (r, path) in holders_paths(wanted) {
+            kept.insert((r.socket, r.file.unwrap_or(0)), path);
         }
-        let dir = proc.path();
-        if !proc
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
-            continue;
-        };
-        for fd in fds.filter_map(Result::ok) {
-            let Ok(link) = std::fs::read_link(fd.path()) else {
+    }
+    listed
+        .iter()
+        .filter_map(|(key, _)| kept.get(key).cloned().flatten())
+        .collect()
+}
+
+/// For each wanted socket (by its `socket:[N]` link), the path beside a
+/// holder's working directory that is its file, or `None`.
+fn holders_paths(
+    mut wanted: std::collections::HashMap<String, &Relative>,
+) -> Vec<(Relative, Option<String>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    let ns =
+        |dir: &std::path::Path| rustix::fs::stat(dir.join("ns/mnt")).map(|s| (s.st_dev, s.st_ino));
+    let ours = ns(std::path::Path::new("/proc/self")).ok();
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for proc in procs.filter_map(Result::ok) {
+            if wanted.is_empty() {
+                break;
+            }
+            if !proc.file_name().as_bytes().iter().all(u8::is_ascii_digit) {
+                continue;
+            }
+            let dir = proc.path();
+            let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
                 continue;
             };
-            let Some(r) = link.to_str().and_then(|l| wanted.get(l)) else {
-                continue;
-            };
-            let Ok(cwd) = std::fs::read_link(dir.join("cwd")) else {
-                continue;
-            };
-            let path = cwd.join(&r.name);
-            if is_file(&path, r.file) {
-                found.push(path.to_string_lossy().into_owned());
-                wanted.remove(link.to_str().unwrap_or_default());
+            for fd in fds.filter_map(Result::ok) {
+                let Ok(link) = std::fs::read_link(fd.path()) else {
+                    continue;
+                };
+                let Some(link) = link.to_str() else {
+                    continue;
+                };
+                let Some(r) = wanted.get(link).copied() else {
+                    continue;
+                };
+                if ours.is_none() || ns(&dir).ok() != ours {
+                    continue;
+                }
+                let Ok(cwd) = std::fs::read_link(dir.join("cwd")) else {
+                    continue;
+                };
+                if let Some(path) =
+                    the_file(&cwd.join(std::ffi::OsStr::from_bytes(&r.name)), r.file)
+                {
+                    out.push((r.clone(), Some(path)));
+                    wanted.remove(link);
+                }
             }
         }
     }
-    found
+    out.extend(wanted.into_values().map(|r| (r.clone(), None)));
+    out
 }
 
-/// Is `path` (in this mount namespace) the socket file `file`?
-fn is_file(path: &std::path::Path, file: Option<(u32, u32)>) -> bool {
-    let (Some((dev, ino)), Ok(st)) = (file, rustix::fs::lstat(path)) else {
-        return false;
-    };
-    u64::from(ino) == st.st_ino
-        && rustix::fs::major(st.st_dev) == dev >> 20
-        && rustix::fs::minor(st.st_dev) == dev & ((1 << 20) - 1)
+/// `path`, with its directory resolved, if it is the socket file `file`:
+/// by the inode's low 32 bits and the file's type (see [`Relative::file`]).
+fn the_file(path: &std::path::Path, file: Option<u32>) -> Option<String> {
+    let ino = file?;
+    let st = rustix::fs::lstat(path).ok()?;
+    let socket = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
+    if !socket || st.st_ino as u32 != ino {
+        return None;
+    }
+    let dir = std::fs::canonicalize(path.parent()?).ok()?;
+    Some(dir.join(path.file_name()?).to_string_lossy().into_owned())
 }
 
 /// A dump request for every unix socket in state LISTEN, CLOSE or
@@ -231,11 +272,11 @@ fn parse(
                             let bytes = &datagram[attr + 4..attr + alen];
                             name = bytes.split(|b| *b == 0).next();
                         }
-                        // struct unix_diag_vfs: inode, device.
+                        // struct unix_diag_vfs: inode, then device (the
+                        // superblock's, which `stat` does not report on
+                        // btrfs subvolumes or some overlays: not used).
                         UNIX_DIAG_VFS => {
-                            let ino = u32_at(datagram, attr + 4).ok_or_else(malformed)?;
-                            let dev = u32_at(datagram, attr + 8).ok_or_else(malformed)?;
-                            file = Some((dev, ino));
+                            file = Some(u32_at(datagram, attr + 4).ok_or_else(malformed)?);
                         }
                         _ => {}
                     }
@@ -246,7 +287,7 @@ fn parse(
                         found.push(String::from_utf8_lossy(n).into_owned())
                     }
                     Some(n) if !n.is_empty() => relative.push(Relative {
-                        name: String::from_utf8_lossy(n).into_owned(),
+                        name: n.to_vec(),
                         socket,
                         file,
                     }),
@@ -300,35 +341,60 @@ mod tests {
     /// directory is where it bound it, is listed by its absolute path.
     #[test]
     fn a_socket_bound_at_a_relative_path_is_found_where_it_is() {
-        use std::io::{BufRead, Write};
+        use std::os::unix::ffi::OsStrExt;
         let dir = tempfile::tempdir().unwrap();
         let deep = dir.path().join("deep");
         std::fs::create_dir(&deep).unwrap();
-        let mut binder = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import socket, sys\n\
-                 s = socket.socket(socket.AF_UNIX)\n\
-                 s.bind('rel.sock')\n\
-                 s.listen()\n\
-                 print('bound', flush=True)\n\
-                 sys.stdin.read()\n",
-            ])
-            .current_dir(&deep)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(binder.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "bound\n");
+        // Everything the child needs is made before the fork: after it, a
+        // child of this threaded process may only make system calls.
+        let deep_c = std::ffi::CString::new(deep.as_os_str().as_bytes()).unwrap();
+        let name = rustix::net::SocketAddrUnix::new("rel.sock").unwrap();
+        // Close-on-exec: a process another test thread spawns meanwhile
+        // must not keep the child's pipe open.
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let ((ready_r, ready_w), (hold_r, hold_w)) = (pipe(), pipe());
+        // SAFETY: the child makes only system calls (close, chdir, socket,
+        // bind, listen, write, read, _exit) on data made before the fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // The parent's ends: the child waits for `hold_w` to close,
+            // which its own copy would prevent.
+            drop((ready_r, hold_w));
+            let bound = rustix::process::chdir(deep_c.as_c_str()).is_ok()
+                && rustix::net::socket(
+                    rustix::net::AddressFamily::UNIX,
+                    rustix::net::SocketType::STREAM,
+                    None,
+                )
+                .is_ok_and(|s| {
+                    let ok =
+                        rustix::net::bind(&s, &name).is_ok() && rustix::net::listen(&s, 1).is_ok();
+                    std::mem::forget(s);
+                    ok
+                });
+            let _ = rustix::io::write(&ready_w, if bound { b"y" } else { b"n" });
+            let _ = rustix::io::read(&hold_r, &mut [0u8; 1]);
+            // SAFETY: ends the child without running the parent's atexit
+            // handlers or destructors.
+            unsafe { libc::_exit(0) };
+        }
+        drop((ready_w, hold_r));
+        let mut said = [0u8; 1];
+        let read = rustix::io::read(&ready_r, &mut said);
+        let listed = reachable_socket_paths();
+        // The child ends when its end of the pipe closes; reaped before
+        // any assertion, so that a failure leaves nothing.
+        drop(hold_w);
+        // SAFETY: waits for the child this test forked.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        assert_eq!(
+            (read.unwrap(), said),
+            (1, *b"y"),
+            "the child could not bind"
+        );
         let want = std::fs::canonicalize(&deep).unwrap().join("rel.sock");
-        let listed = reachable_socket_paths().unwrap();
-        // Done with it before asserting, so that a failure leaves nothing.
-        binder.stdin.take().unwrap().write_all(b"").unwrap();
-        binder.wait().unwrap();
+        let listed = listed.unwrap();
         assert!(
             listed.iter().any(|p| std::path::Path::new(p) == want),
             "{} not in {listed:?}",
