@@ -390,15 +390,21 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         stdio: relay.as_ref().map(|r| r.child.clone()),
         preserve_fds: 0,
     };
+    // Raw before the exec'd process can write anything: its first lines
+    // must not go through the caller's line discipline too (a second
+    // carriage return before each newline).
+    let raw = a.tty.then(airlock::terminal::RawMode::enter);
     Sandbox::hold_signals();
     let process = match Sandbox::exec(&sb, &opts, &spawn) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => {
+            drop(raw);
+            return fail(e);
+        }
     };
     drop(spawn);
     let copying = relay.map(TerminalRelay::start);
     process.forward_signals(true);
-    let raw = a.tty.then(airlock::terminal::RawMode::enter);
     let r = process.wait();
     drop(raw);
     if let Some(c) = copying {

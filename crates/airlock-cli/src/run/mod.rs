@@ -107,6 +107,12 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         let report = a.report.as_deref().map(std::path::Path::new);
         return fail(Sandbox::exec_supervisor(prepared.plan, &opts, report));
     }
+    // Raw before the workload can write anything, when this process stays
+    // with its terminal: its first lines must not go through the caller's
+    // line discipline too.
+    let raw = (!detach && spec.process.terminal)
+        .then(airlock::terminal::RawMode::enter)
+        .flatten();
     // Signals that arrive while the sandbox starts wait, then are forwarded.
     Sandbox::hold_signals();
     let sandbox = match Sandbox::start_prepared(prepared.plan, &ctx, &opts) {
@@ -114,6 +120,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         // The runner's errors name a mount by its destination, and a limit
         // by its spec field: the flag's name for it, as attended.
         Err(e) => {
+            drop(raw);
             let text = airlock::report::rename_fields(&e.to_string(), &out.labels.field_names());
             eprintln!("airlock: error: {text}");
             return ExitCode::from(e.exit_code());
@@ -125,7 +132,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         }
         return ExitCode::SUCCESS;
     }
-    attend(sandbox, &spec, a.report.as_deref())
+    attend(sandbox, &spec, raw, a.report.as_deref())
 }
 
 /// The report is written when the sandbox has ended: a path that cannot
@@ -277,15 +284,17 @@ fn die_with_parent() -> std::io::Result<()> {
 }
 
 /// Stay with a started sandbox with state (`--name`, `--rm`): forward
-/// signals, hold the terminal in raw mode for a `-t` workload, wait, say
-/// how it ended, and exit with its status. (Without state, the runner
-/// does all this in our place: `Sandbox::exec_supervisor`.)
-fn attend(sandbox: Sandbox, spec: &SandboxSpec, report: Option<&str>) -> ExitCode {
+/// signals, hold the terminal in raw mode (`raw`, entered before the start)
+/// for a `-t` workload, wait, say how it ended, and exit with its status.
+/// (Without state, the runner does all this in our place:
+/// `Sandbox::exec_supervisor`.)
+fn attend(
+    sandbox: Sandbox,
+    spec: &SandboxSpec,
+    raw: Option<airlock::terminal::RawMode>,
+    report: Option<&str>,
+) -> ExitCode {
     sandbox.forward_signals(spec.new_session);
-    let raw = spec
-        .process
-        .terminal
-        .then(airlock::terminal::RawMode::enter);
     let r = sandbox.wait();
     drop(raw);
     let r = match r {
