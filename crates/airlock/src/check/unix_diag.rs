@@ -52,7 +52,6 @@ const HEADER: usize = 16;
 const DIAG_MSG: usize = 16;
 
 /// A socket bound at a relative path, as the kernel lists it.
-#[derive(Debug, Clone, PartialEq)]
 struct Relative {
     /// As bound: bytes, which need not be UTF-8.
     name: Vec<u8>,
@@ -103,25 +102,23 @@ fn locate(relative: Vec<Relative>) -> Vec<String> {
     use std::collections::HashMap;
     use std::sync::Mutex;
     /// By (socket inode, file inode): where it was found, if it was.
-    type Found = HashMap<(u32, u32), Option<String>>;
+    type Found = HashMap<Key, Option<String>>;
     static KEPT: Mutex<Option<Found>> = Mutex::new(None);
     let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
     let kept = kept.get_or_insert_with(HashMap::new);
-    let listed: Vec<_> = relative
+    let listed: Vec<(Key, Vec<u8>)> = relative
         .into_iter()
-        .filter_map(|r| Some(((r.socket, r.file?), r)))
+        .filter_map(|r| Some(((r.socket, r.file?), r.name)))
         .collect();
     // Sockets gone since are forgotten: an inode number can come back.
     kept.retain(|key, _| listed.iter().any(|(k, _)| k == key));
-    let wanted: HashMap<String, &Relative> = listed
+    let wanted: HashMap<String, (Key, &[u8])> = listed
         .iter()
         .filter(|(key, _)| !kept.contains_key(key))
-        .map(|(_, r)| (format!("socket:[{}]", r.socket), r))
+        .map(|(key, name)| (format!("socket:[{}]", key.0), (*key, name.as_slice())))
         .collect();
     if !wanted.is_empty() {
-        for (r, path) in holders_paths(wanted) {
-            kept.insert((r.socket, r.file.unwrap_or(0)), path);
-        }
+        kept.extend(holders_paths(wanted));
     }
     listed
         .iter()
@@ -129,11 +126,15 @@ fn locate(relative: Vec<Relative>) -> Vec<String> {
         .collect()
 }
 
-/// For each wanted socket (by its `socket:[N]` link), the path beside a
-/// holder's working directory that is its file, or `None`.
+/// A socket bound at a relative path: its own inode and its file's.
+type Key = (u32, u32);
+
+/// For each wanted socket (by its `socket:[N]` link: its key and name),
+/// the path beside a holder's working directory that is its file, or
+/// `None`.
 fn holders_paths(
-    mut wanted: std::collections::HashMap<String, &Relative>,
-) -> Vec<(Relative, Option<String>)> {
+    mut wanted: std::collections::HashMap<String, (Key, &[u8])>,
+) -> Vec<(Key, Option<String>)> {
     use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     let ns =
@@ -158,7 +159,7 @@ fn holders_paths(
                 let Some(link) = link.to_str() else {
                     continue;
                 };
-                let Some(r) = wanted.get(link).copied() else {
+                let Some(&(key, name)) = wanted.get(link) else {
                     continue;
                 };
                 if ours.is_none() || ns(&dir).ok() != ours {
@@ -167,23 +168,20 @@ fn holders_paths(
                 let Ok(cwd) = std::fs::read_link(dir.join("cwd")) else {
                     continue;
                 };
-                if let Some(path) =
-                    the_file(&cwd.join(std::ffi::OsStr::from_bytes(&r.name)), r.file)
-                {
-                    out.push((r.clone(), Some(path)));
+                if let Some(path) = the_file(&cwd.join(std::ffi::OsStr::from_bytes(name)), key.1) {
+                    out.push((key, Some(path)));
                     wanted.remove(link);
                 }
             }
         }
     }
-    out.extend(wanted.into_values().map(|r| (r.clone(), None)));
+    out.extend(wanted.into_values().map(|(key, _)| (key, None)));
     out
 }
 
-/// `path`, with its directory resolved, if it is the socket file `file`:
-/// by the inode's low 32 bits and the file's type (see [`Relative::file`]).
-fn the_file(path: &std::path::Path, file: Option<u32>) -> Option<String> {
-    let ino = file?;
+/// `path`, with its directory resolved, if it is the socket file whose
+/// inode's low 32 bits are `ino` (see [`Relative::file`]).
+fn the_file(path: &std::path::Path, ino: u32) -> Option<String> {
     let st = rustix::fs::lstat(path).ok()?;
     let socket = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
     if !socket || st.st_ino as u32 != ino {
