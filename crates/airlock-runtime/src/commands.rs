@@ -588,26 +588,15 @@ fn ps(ctx: &Ctx, id: &str, format: &str) -> Result<()> {
     Ok(())
 }
 
-/// The freezer file of a container's cgroups and the value it reads (and
-/// is written) frozen and thawed.
-fn freezer(st: &State) -> Option<(PathBuf, &'static str, &'static str)> {
+/// The freezer file of a container's cgroups.
+fn freezer(st: &State) -> Option<PathBuf> {
     let cg = st.cgroup.as_ref()?;
-    match (&cg.v2, cg.v1.get("freezer")) {
-        (Some(v2), _) => Some((v2.join("cgroup.freeze"), "1", "0")),
-        (None, Some(f)) => Some((f.join("freezer.state"), "FROZEN", "THAWED")),
-        (None, None) => None,
-    }
+    airlock::cgroup::freezer_file(cg.v2.as_deref(), cg.v1.get("freezer").map(PathBuf::as_path))
 }
 
 /// Is a running container paused (its cgroup frozen, or freezing)?
 pub(crate) fn paused(st: &State) -> bool {
-    st.status == Status::Running
-        && freezer(st).is_some_and(|(file, frozen, _)| {
-            std::fs::read_to_string(file).is_ok_and(|v| {
-                let v = v.trim();
-                v == frozen || v == "FREEZING"
-            })
-        })
+    st.status == Status::Running && freezer(st).is_some_and(|f| airlock::cgroup::freeze_asked(&f))
 }
 
 /// A container's status as the runtime spec words it: `paused` is a
@@ -633,8 +622,7 @@ fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
             "container {id} has no cgroup to freeze (give it a resource limit)"
         ));
     }
-    let (file, _, _) =
-        freezer(&st).ok_or_else(|| format!("container {id}'s cgroups have no freezer"))?;
+    let file = freezer(&st).ok_or_else(|| format!("container {id}'s cgroups have no freezer"))?;
     // As runc: pausing what is paused, or resuming what is not, is an
     // error a caller can see (it would otherwise think it changed).
     match (frozen, paused(&st)) {

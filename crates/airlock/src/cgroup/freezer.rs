@@ -11,12 +11,29 @@
 //! [`FREEZE_WITHIN`] is undone and is an error.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long every task may take to freeze (one in uninterruptible sleep,
 /// say on a slow disk, freezes only when it wakes).
 pub const FREEZE_WITHIN: Duration = Duration::from_secs(5);
+
+/// The file that freezes a sandbox, from its cgroup directories:
+/// `cgroup.freeze` in the v2 one (written 1/0), else `freezer.state` in
+/// v1's freezer hierarchy (FROZEN/THAWED).
+pub fn freezer_file(v2: Option<&Path>, v1_freezer: Option<&Path>) -> Option<PathBuf> {
+    match (v2, v1_freezer) {
+        (Some(v2), _) => Some(v2.join("cgroup.freeze")),
+        (None, Some(f)) => Some(f.join("freezer.state")),
+        (None, None) => None,
+    }
+}
+
+/// Has a freeze been asked of the cgroup whose freezer `file` is (frozen,
+/// or on v1 still freezing)?
+pub fn freeze_asked(file: &Path) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|v| matches!(v.trim(), "1" | "FROZEN" | "FREEZING"))
+}
 
 /// Freeze (`frozen`) or thaw the cgroup whose freezer `file` is
 /// ([`super::Cgroups::freezer_file`]): a freeze returns once every task

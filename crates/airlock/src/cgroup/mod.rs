@@ -10,7 +10,7 @@ mod freezer;
 pub mod plan;
 mod stats;
 
-pub use freezer::{set_frozen, FREEZE_WITHIN};
+pub use freezer::{freeze_asked, freezer_file, set_frozen, FREEZE_WITHIN};
 pub use stats::{oom_kills, read_stats, Stats};
 
 pub use plan::CgroupPlan;
@@ -362,14 +362,12 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The file that freezes the sandbox: `cgroup.freeze` (v2, written 1/0)
-    /// or `freezer.state` (v1, FROZEN/THAWED).
+    /// The file that freezes the sandbox ([`freezer_file`]).
     pub fn freezer_file(&self) -> Option<PathBuf> {
-        match (&self.v2, self.v1.get("freezer")) {
-            (Some(v2), _) => Some(v2.join("cgroup.freeze")),
-            (None, Some(f)) => Some(f.join("freezer.state")),
-            (None, None) => None,
-        }
+        freezer_file(
+            self.v2.as_deref(),
+            self.v1.get("freezer").map(PathBuf::as_path),
+        )
     }
 
     /// The directories, for the state file (exec joins them).
