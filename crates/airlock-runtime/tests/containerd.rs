@@ -92,3 +92,48 @@ fn ctr_runs_tasks_through_the_runc_shim() {
     assert_eq!(text(&o).0.trim(), "[]", "{:?}", text(&o));
     assert!(Path::new(&root).is_dir(), "the shim used {root}");
 }
+
+/// containerd's overlay root cannot be idmapped, so under the user
+/// namespace airlock adds the image's files show as nobody; given the
+/// container's own id maps (`ctr run --uidmap/--gidmap`), containerd
+/// remaps the snapshot itself and the container's root owns its root.
+#[test]
+fn ctr_uidmap_gives_container_root_its_files() {
+    let Some(c) = Containerd::start(&format!("airlock-map-{}", std::process::id()), |_| {
+        "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into()
+    }) else {
+        return;
+    };
+    c.import_busybox("localhost/busybox:ctr", &[]);
+    let rt = runtime();
+    let rt = rt.to_str().unwrap();
+    let range = "0:1879113728:65536";
+    let script = "stat -c '%u %g' /bin/busybox; touch /bin/new && stat -c '%u' /bin/new; cat /proc/self/uid_map /proc/self/gid_map";
+    let run = |name: &str, maps: &[&str]| {
+        let mut args = vec!["run", "--rm", "--runc-binary", rt];
+        args.extend(maps);
+        args.extend(["localhost/busybox:ctr", name, "sh", "-c", script]);
+        c.ctr(&args)
+    };
+    // Without maps: the documented limit (the README's OCI section).
+    let o = run("plain", &[]);
+    let (out, err) = text(&o);
+    assert!(out.starts_with("65534 65534\n"), "{out} {err}");
+    assert!(err.contains("Permission denied"), "{out} {err}");
+    let o = run("mapped", &["--uidmap", range, "--gidmap", range]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}\n{}", c.log());
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0", "0"], "the image's files are root's: {out}");
+    assert_eq!(lines[1], ["0"], "root writes its root: {out} {err}");
+    for map in &lines[2..4] {
+        assert_eq!(
+            map[..],
+            ["0", "1879113728", "65536"],
+            "the maps given: {out}"
+        );
+    }
+}

@@ -503,7 +503,7 @@ fn idmap_own_files(bundle: &Bundle, s: &mut SandboxSpec) -> Vec<String> {
         // such a root keeps the host's view of ownership.
         if is_overlayfs(Path::new(path)) {
             notes.push(format!(
-                "the root {path} is an overlayfs mount, which cannot be idmapped: files the host's root owns appear as nobody (65534) in the container"
+                "the root {path} is an overlayfs mount, which cannot be idmapped: files the host's root owns appear as nobody (65534) in the container; give the container id maps of its own (podman --uidmap, ctr run --uidmap) and the client maps its files"
             ));
         } else {
             s.filesystem.idmap.push("/".into());
