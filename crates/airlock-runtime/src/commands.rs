@@ -212,6 +212,7 @@ fn create(
     let opts = config::Options {
         allow_unsafe: ctx.allow_unsafe.clone(),
         root_caller: crate::is_root(),
+        id: id.to_string(),
     };
     let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
     for n in &notes {

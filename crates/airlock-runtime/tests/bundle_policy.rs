@@ -6,7 +6,7 @@
 #[macro_use]
 mod common;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// The container's pids cgroup line and its `Max processes` rlimit.
 const PROBE: &str = "grep ':pids:' /proc/self/cgroup; grep 'Max processes' /proc/self/limits";
@@ -80,4 +80,53 @@ fn the_orchestrators_seccomp_profile_keeps_the_argument_filters() {
     assert!(out.contains("Seccomp_filters:\t2"), "{out}");
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logged.contains("seccomp-permissive"), "{logged}");
+}
+
+/// Under the container's own id maps (podman's and ctr's `--uidmap`), the
+/// client has made the container's files its mapped root's: CAP_DAC_OVERRIDE
+/// over its root and the files the bundle directory holds for it (podman's
+/// /etc/hosts) is acknowledged, as runc grants it, while a bind of anything
+/// else with it still needs `cap-dac-override` by name.
+#[test]
+fn dac_override_over_the_containers_own_files_under_its_own_maps() {
+    require_root!();
+    let env = Env::new();
+    let with_maps_and_cap = |c: &mut Value, source: &str| {
+        let map = json!([{"containerID": 0, "hostID": 1879244800u32, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_DAC_OVERRIDE"));
+        }
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/etc/hosts", "type": "bind", "source": source,
+            "options": ["rbind", "ro"]
+        }));
+    };
+    let own = env.bundle("own", &["cat", "/etc/hosts"], |c| {
+        with_maps_and_cap(c, "hosts")
+    });
+    std::fs::write(own.join("hosts"), "127.0.0.1 own\n").unwrap();
+    let o = env.rt(&["run", "--bundle", own.to_str().unwrap(), "own"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out, "127.0.0.1 own\n");
+    // The same file from outside the bundle directory is a host bind.
+    let outside = env.dir.path().join("hosts-outside");
+    std::fs::write(&outside, "127.0.0.1 host\n").unwrap();
+    let host = env.bundle("host", &["cat", "/etc/hosts"], |c| {
+        with_maps_and_cap(c, outside.to_str().unwrap())
+    });
+    let o = env.rt(&["run", "--bundle", host.to_str().unwrap(), "host"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "ran: {out}");
+    assert!(err.contains("cap-dac-override"), "{err}");
+    assert!(!text(&env.rt(&["list", "-q"])).0.contains("host"));
 }

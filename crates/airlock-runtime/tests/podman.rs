@@ -153,13 +153,15 @@ fn podman_runs_containers_through_airlock() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "bar\n/tmp\n1000\n1000\n");
     // Root in the container is not the host's root, yet the image's files
-    // are root's as the image has them (idmapped root).
+    // are root's as the image has them (idmapped root), and so are the
+    // files podman keeps for the container under its run root, not in the
+    // bundle (idmapped binds).
     let o = p.run(
         &[],
         &[
             "sh",
             "-c",
-            "cat /proc/self/uid_map; stat -c %u /bin/busybox",
+            "cat /proc/self/uid_map; stat -c %u /bin/busybox; stat -c %u /etc/hosts /etc/hostname; echo 10.0.0.1 added >> /etc/hosts && echo appended",
         ],
     );
     assert!(o.status.success(), "{}", err(&o));
@@ -169,6 +171,9 @@ fn podman_runs_containers_through_airlock() {
     assert_eq!(map[0], "0");
     assert_ne!(map[1], "0", "{text}");
     assert_eq!(lines.next(), Some("0"), "{text}");
+    assert_eq!(lines.next(), Some("0"), "/etc/hosts: {text}");
+    assert_eq!(lines.next(), Some("0"), "/etc/hostname: {text}");
+    assert_eq!(lines.next(), Some("appended"), "{text}");
     // podman's default networking: a network namespace netavark prepared,
     // joined by path.
     let o = p

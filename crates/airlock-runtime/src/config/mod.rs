@@ -50,6 +50,9 @@ pub struct Options {
     pub allow_unsafe: Vec<String>,
     /// The runtime runs as root (idmapped mounts need it).
     pub root_caller: bool,
+    /// The container's id, which names the directories a client keeps
+    /// for it outside the bundle.
+    pub id: String,
 }
 
 pub use fields::ConfigFields;
@@ -223,8 +226,11 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         s.namespaces.user = false;
     }
     platform_defaults(&mut s);
+    if own_user {
+        own_files_under_own_maps(bundle, &opts.id, &mut s);
+    }
     if s.namespaces.user && !own_user && opts.root_caller {
-        notes.extend(idmap_own_files(bundle, &mut s));
+        notes.extend(idmap_own_files(bundle, &opts.id, &mut s));
     }
     Ok((s, notes))
 }
@@ -474,7 +480,7 @@ fn annotations(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
 
 /// The platform's defaults that are safe under airlock's user namespace.
 fn platform_defaults(s: &mut SandboxSpec) {
-    let root_unprivileged = s.namespaces.user && s.identity.uid_map.iter().all(|m| m.outside != 0);
+    let root_unprivileged = root_unprivileged(s);
     if !s.process.no_new_privs && root_unprivileged {
         s.allow_unsafe.push("no-new-privs-disabled".into());
     }
@@ -489,6 +495,58 @@ fn platform_defaults(s: &mut SandboxSpec) {
     s.allow_unsafe.dedup();
 }
 
+fn root_unprivileged(s: &SandboxSpec) -> bool {
+    s.namespaces.user && s.identity.uid_map.iter().all(|m| m.outside != 0)
+}
+
+/// A bind source that is the container's own file (`..` and links
+/// resolved): inside the bundle directory the client made for it, or,
+/// when the client is containers/storage's (podman, CRI-O), inside the
+/// container's directory under its run root, where it keeps /etc/hosts,
+/// /etc/hostname and .containerenv while the bundle is under its graph
+/// root.
+fn is_own_file(bundle: &Bundle, id: &str, source: &str) -> bool {
+    let Ok(real) = std::fs::canonicalize(source) else {
+        return false;
+    };
+    real.starts_with(&bundle.dir)
+        || (storage_userdata(&bundle.dir, id) == Some(bundle.dir.as_path())
+            && storage_userdata(&real, id).is_some())
+}
+
+/// The directory containers/storage keeps a container's files in,
+/// `ROOT/DRIVER-containers/ID/userdata`, that `path` is in.
+fn storage_userdata<'a>(path: &'a Path, id: &str) -> Option<&'a Path> {
+    fn name(p: Option<&Path>) -> Option<&str> {
+        p.and_then(Path::file_name).and_then(|n| n.to_str())
+    }
+    path.ancestors().find(|a| {
+        let parent = a.parent();
+        name(Some(a)) == Some("userdata")
+            && name(parent) == Some(id)
+            && name(parent.and_then(Path::parent)).is_some_and(|n| n.ends_with("containers"))
+    })
+}
+
+/// With id maps of the container's own (podman `--uidmap`, `ctr run
+/// --uidmap`), the client has made the container's files its mapped
+/// root's: the root and what it keeps in the bundle directory.
+/// CAP_DAC_OVERRIDE over those is the container's own business, as under
+/// runc, and is acknowledged while every bind is such a file; a bind of
+/// anything else (a volume) is a host bind, whose files the map may
+/// reach, and still needs `cap-dac-override` by name.
+fn own_files_under_own_maps(bundle: &Bundle, id: &str, s: &mut SandboxSpec) {
+    let only_own = s.filesystem.mounts.iter().all(|m| match m {
+        Mount::Bind { source, .. } => is_own_file(bundle, id, source),
+        _ => true,
+    });
+    if root_unprivileged(s) && only_own {
+        s.allow_unsafe.push("cap-dac-override".into());
+        s.allow_unsafe.sort();
+        s.allow_unsafe.dedup();
+    }
+}
+
 /// Under the user namespace airlock adds, the container's own files — its
 /// root, and what the client keeps for it in the bundle directory — are
 /// shown with their ownership as
@@ -496,7 +554,7 @@ fn platform_defaults(s: &mut SandboxSpec) {
 /// expects. Writing them as that owner is what the container is for; the
 /// acknowledgement says so in the log. Other binds (volumes) keep the host
 /// view: their files' owners are not the container's.
-fn idmap_own_files(bundle: &Bundle, s: &mut SandboxSpec) -> Vec<String> {
+fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) -> Vec<String> {
     let mut notes = Vec::new();
     if let Root::Path { path, .. } = &s.filesystem.root {
         // overlayfs cannot be idmapped (the kernel refuses with EINVAL);
@@ -516,11 +574,7 @@ fn idmap_own_files(bundle: &Bundle, s: &mut SandboxSpec) -> Vec<String> {
             ..
         } = m
         {
-            // Where the source really leads (`..` and links resolved),
-            // inside the bundle directory the client made for this
-            // container: its own files.
-            let real = std::fs::canonicalize(source);
-            if real.is_ok_and(|r| r.starts_with(&bundle.dir)) {
+            if is_own_file(bundle, id, source) {
                 s.filesystem.idmap.push(destination.clone());
             }
         }

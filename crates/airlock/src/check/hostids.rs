@@ -24,8 +24,8 @@
 //! data), or owns an object in the same system locations. Per-session
 //! objects that logind and getty hand to whoever logged in — `/run/user`,
 //! `/dev/pts`, terminal devices —, anything inside a directory every user
-//! may write (`/dev/shm`) and container engines' run state (what they
-//! chown there is a container's) say nothing about privilege and are
+//! may write (`/dev/shm`) and podman's per-container run state (what it
+//! chowns there is a container's) say nothing about privilege and are
 //! skipped.
 //!
 //! Names come from `/etc/passwd` and `/etc/group` and are only shown.
@@ -113,20 +113,21 @@ const SYSTEM_LOCATIONS: &[&str] = &[
 ];
 /// Per-session places whose owners are whoever logged in.
 const SESSION_PLACES: &[&str] = &["/run/user", "/dev/pts"];
-/// Container engines' run state: an id that owns something there is a
-/// container's (podman chowns its overlay run directory to the root of a
-/// container with `--uidmap` while it prepares it), which says nothing
-/// about the host's privilege.
-const ENGINE_PLACES: &[&str] = &[
-    "/run/containers",
-    "/run/containerd",
-    "/run/crio",
-    "/run/podman",
-    "/run/libpod",
-    "/run/docker",
-    "/run/runc",
-    "/run/crun",
-];
+/// podman's per-container run state (its default run root's storage):
+/// podman chowns its overlay directory there to the root of a container
+/// with `--uidmap` while it prepares it, so an owner found there is a
+/// container's range, not a holder of the host's privilege. Nothing there
+/// gates anything (podman's API socket is /run/podman's).
+const ENGINE_PLACES: &[&str] = &["/run/containers/storage"];
+
+/// A place whose owners say nothing about privilege: skipped by the scan.
+fn says_nothing(path: &Path) -> bool {
+    SESSION_PLACES
+        .iter()
+        .chain(ENGINE_PLACES)
+        .any(|s| path == Path::new(s))
+}
+
 const DEPTH: usize = 3;
 /// A bound on the scan, so a huge /etc cannot stall every start.
 const MAX_ENTRIES: usize = 50_000;
@@ -207,8 +208,7 @@ impl HostIds {
                 continue;
             };
             let ft = md.file_type();
-            let skipped = SESSION_PLACES.iter().chain(ENGINE_PLACES);
-            if ft.is_symlink() || skipped.into_iter().any(|s| path == Path::new(s)) {
+            if ft.is_symlink() || says_nothing(&path) {
                 continue;
             }
             // In /dev only devices and sockets are objects of the host;
@@ -300,56 +300,26 @@ impl HostIds {
         }?;
         Some((id, why))
     }
-
-    /// Whether `count` host ids from `start` include one that may own
-    /// files of the host's: an id below [`ACCOUNT_IDS_END`] (its services,
-    /// login users and `nobody`), a local account or group of any number,
-    /// or the owner of a system object. Above that line, ids without an
-    /// account are subordinate ranges handed to containers (`/etc/subuid`
-    /// starts at 100000): what they own is those containers' own.
-    pub fn owns_host_files(&self, gids: bool, start: u32, count: u32) -> bool {
-        let end = u64::from(start) + u64::from(count);
-        let names = if gids {
-            &self.group_names
-        } else {
-            &self.user_names
-        };
-        count > 0
-            && (start < ACCOUNT_IDS_END
-                || names.first_in(u64::from(start), end).is_some()
-                || self.privileged_in(gids, start, count).is_some())
-    }
 }
-
-/// Where the ids of the host's own accounts end, by convention (Debian's
-/// `UID_MAX` is 60000, `nobody` 65534, subordinate ranges start at 100000).
-pub const ACCOUNT_IDS_END: u32 = 65536;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn host_files_are_owned_below_65536_and_by_accounts() {
-        let mut ids = HostIds {
-            user_names: parse_id_file("root:x:0:0::/:/bin/sh\nbig:x:200000:200000::/:/bin/sh\n"),
-            ..Default::default()
-        };
-        ids.group_keys.insert(300_005, "/run/some.sock");
-        // A login user, and a range from 0.
-        assert!(ids.owns_host_files(false, 1000, 1));
-        assert!(ids.owns_host_files(false, 0, 65536));
-        assert!(ids.owns_host_files(false, 65535, 2));
-        // A subordinate range no account or system object has.
-        assert!(!ids.owns_host_files(false, 100_000, 65536));
-        assert!(!ids.owns_host_files(true, 100_000, 65536));
-        assert!(!ids.owns_host_files(false, 0x7000_0000, 65536));
-        // A local account up there, and a group that keys a system object.
-        assert!(ids.owns_host_files(false, 199_999, 2));
-        assert!(!ids.owns_host_files(false, 199_999, 1));
-        assert!(ids.owns_host_files(true, 300_000, 10));
-        assert!(!ids.owns_host_files(false, 300_000, 10));
-        assert!(!ids.owns_host_files(false, 0, 0));
+    fn engine_state_is_skipped_but_not_its_sockets() {
+        assert!(says_nothing(Path::new("/run/containers/storage")));
+        assert!(says_nothing(Path::new("/run/user")));
+        // Sockets whose group may be a key stay objects of the host.
+        for p in [
+            "/run/containers",
+            "/run/podman",
+            "/run/containerd",
+            "/run/containerd/containerd.sock",
+            "/run/containers/storage-other",
+        ] {
+            assert!(!says_nothing(Path::new(p)), "{p}");
+        }
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     identity::judge(&mut f, spec, host, &caps);
     judge_protections(&mut f, spec);
     seccomp::judge(&mut f, spec);
-    judge_capabilities(&mut f, spec, host, &caps, has_host_bind);
+    judge_capabilities(&mut f, spec, &caps, has_host_bind);
     judge_shared(&mut f, spec, host);
     judge_idmap(&mut f, spec);
     judge_caller_binds(&mut f, spec, host, &caps);
@@ -241,13 +241,7 @@ fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
 
 /// Capabilities that break isolation outright, and those that do beside
 /// host binds or a shared network or PID namespace.
-fn judge_capabilities(
-    f: &mut Findings,
-    spec: &SandboxSpec,
-    host: &Host,
-    caps: &[String],
-    has_host_bind: bool,
-) {
+fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has_host_bind: bool) {
     for (name, code) in CAPABILITY_CODES {
         if caps.iter().any(|c| c == name) {
             let why = rule(code).map_or("", |r| r.catches);
@@ -261,16 +255,10 @@ fn judge_capabilities(
     // In a user namespace the capability overrides only the permissions of
     // files whose owner and group are mapped into it: with airlock's own
     // maps (an unused host range for a root caller, the caller's own ids
-    // otherwise) no host file but the caller's is among them, and a map
-    // given onto a subordinate range (podman's `--uidmap`) reaches only
-    // what that range owns, the containers' own files.
-    let reaches = |maps: &[crate::spec::IdMap], gids| {
-        maps.iter()
-            .any(|m| host.ids.owns_host_files(gids, m.outside, m.count))
-    };
+    // otherwise) no host file but the caller's is among them.
     let maps_reach_host_files = !spec.namespaces.user
-        || reaches(&spec.identity.uid_map, false)
-        || reaches(&spec.identity.gid_map, true);
+        || !spec.identity.uid_map.is_empty()
+        || !spec.identity.gid_map.is_empty();
     if has_host_bind && maps_reach_host_files && caps.iter().any(|c| c == "CAP_DAC_OVERRIDE") {
         f.add(
             "cap-dac-override",

@@ -39,7 +39,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "cap-sys-rawio", severity: Deny, catches: "CAP_SYS_RAWIO: raw I/O ports and devices" },
     Rule { code: "cap-sys-ptrace", severity: Deny, catches: "CAP_SYS_PTRACE: trace and inspect other processes" },
     Rule { code: "cap-dac-read-search", severity: Deny, catches: "CAP_DAC_READ_SEARCH: open_by_handle_at reads host files outside the mounts (the 'shocker' escape)" },
-    Rule { code: "cap-dac-override", severity: Deny, catches: "CAP_DAC_OVERRIDE together with host binds, where the sandbox's ids reach the owners of host files (a shared user namespace, or id maps onto ids below 65536, host accounts or owners of system objects): file permissions on the bound host files stop applying" },
+    Rule { code: "cap-dac-override", severity: Deny, catches: "CAP_DAC_OVERRIDE together with host binds, where the sandbox's ids reach the owners of host files (shared user namespace or explicit id maps): file permissions on the bound host files stop applying" },
     Rule { code: "cap-bpf", severity: Deny, catches: "CAP_BPF: load BPF programs" },
     Rule { code: "cap-perfmon", severity: Deny, catches: "CAP_PERFMON: perf events on the whole system" },
     Rule { code: "cap-sys-time", severity: Deny, catches: "CAP_SYS_TIME: set the host's clock" },
