@@ -235,7 +235,7 @@ fn kill_wait_and_signals() {
             "--",
             "sh",
             "-c",
-            "trap 'exit 42' USR1; echo trapped; while true; do sleep 0.1; done",
+            "trap 'exit 42' USR1; trap 'echo got-ALRM' ALRM; trap 'echo got-40' 40; echo trapped; while true; do sleep 0.1; done",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -243,6 +243,21 @@ fn kill_wait_and_signals() {
     assert!(wait_until(10, || al(root, &["logs", "k"])
         .stdout
         .contains("trapped")));
+    // Our init passes ALRM and a real-time signal on (it dropped them).
+    for sig in ["ALRM", "40"] {
+        let k = al(root, &["kill", "k", sig]);
+        assert_eq!(k.code, 0, "{}", k.stderr);
+        let got = format!("got-{sig}");
+        assert!(
+            wait_until(10, || al(root, &["logs", "k"]).stdout.contains(&got)),
+            "{sig} was not passed on: {}",
+            al(root, &["logs", "k"]).stdout
+        );
+    }
+    // One it keeps to itself is refused, not dropped without a word.
+    let k = al(root, &["kill", "k", "SEGV"]);
+    assert_ne!(k.code, 0);
+    assert!(k.stderr.contains("does not pass signal 11"), "{}", k.stderr);
     let k = al(root, &["kill", "k", "USR1"]);
     assert_eq!(k.code, 0, "{}", k.stderr);
     let w = al(root, &["wait", "k"]);

@@ -5,8 +5,15 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-/// The signals passed on to the workload.
-pub const FORWARDED: &[i32] = &[
+/// The standard signals passed on to the workload: every one a process
+/// may be sent to ask something of it, as tini and runc pass them on.
+/// Not passed on: SIGKILL and SIGSTOP (they cannot be caught), SIGCHLD
+/// (ours, for reaping), the faults a process raises in itself (SIGSEGV,
+/// SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT), those the kernel
+/// sends a process about its own writes and limits (SIGPIPE, SIGXCPU,
+/// SIGXFSZ), and job control (SIGTSTP, SIGTTIN, SIGTTOU stop the one who
+/// receives them, as before).
+const STANDARD: &[i32] = &[
     libc::SIGWINCH,
     libc::SIGTERM,
     libc::SIGINT,
@@ -14,7 +21,26 @@ pub const FORWARDED: &[i32] = &[
     libc::SIGQUIT,
     libc::SIGUSR1,
     libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGCONT,
+    libc::SIGURG,
+    libc::SIGIO,
+    libc::SIGPROF,
+    libc::SIGVTALRM,
+    libc::SIGPWR,
+    libc::SIGSTKFLT,
 ];
+
+/// Every signal passed on to the workload: [`STANDARD`] and the real-time
+/// signals but the stop signal. libc refuses handlers for the real-time
+/// signals it keeps for itself (32 to 34 in musl, 32 and 33 in glibc):
+/// those are skipped where they are refused.
+pub fn forwarded() -> impl Iterator<Item = i32> {
+    STANDARD
+        .iter()
+        .copied()
+        .chain((34..=64).filter(|&s| s != stop_signal()))
+}
 
 static TARGET: AtomicI32 = AtomicI32::new(0);
 static FORWARD_TERMINAL: AtomicBool = AtomicBool::new(true);
@@ -40,16 +66,17 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     }
 }
 
-/// Forward the signals in [`FORWARDED`] to `pid` from now on, including
+/// Forward the signals in [`forwarded`] to `pid` from now on, including
 /// any that arrived while they were blocked.
 /// `own_session`: the workload is not in the caller's foreground process
 /// group, so terminal-generated signals must be passed on too.
 pub fn forward_to(pid: i32, own_session: bool) {
     TARGET.store(pid, Ordering::Relaxed);
     FORWARD_TERMINAL.store(own_session, Ordering::Relaxed);
-    for &sig in FORWARDED {
+    for sig in forwarded() {
         // SAFETY: sigaction with a zeroed struct, a handler of the
-        // SA_SIGINFO signature, and an empty mask is well-defined.
+        // SA_SIGINFO signature, and an empty mask is well-defined; libc
+        // refuses (EINVAL) a signal it keeps, which stays as it was.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = forward as *const () as usize;
@@ -160,7 +187,7 @@ fn set_mask(how: libc::c_int) {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for &sig in FORWARDED {
+        for sig in forwarded() {
             libc::sigaddset(&mut set, sig);
         }
         libc::sigprocmask(how, &set, std::ptr::null_mut());

@@ -222,6 +222,7 @@ pub(super) fn supervise(
     let deadline = plan
         .timeout_ms
         .and_then(|t| started.checked_add(Duration::from_millis(t)));
+    let own_init = plan.init == crate::spec::InitMode::Airlock;
     // Recorded and carried out: the watch needs none of it.
     drop(plan);
 
@@ -233,6 +234,7 @@ pub(super) fn supervise(
         logs,
         hold: hold_write,
         console_socket: lifecycle.as_ref().and_then(|l| l.console_socket.clone()),
+        own_init,
         ..Watch::new(
             report,
             pid,

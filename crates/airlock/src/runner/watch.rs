@@ -43,6 +43,10 @@ pub(super) struct Watch<'a> {
     pub(super) state_dir: Option<&'a SandboxDir>,
     /// PID 1's namespaces, for `exec` (a sandbox with state).
     pub(super) namespaces: Vec<(crate::namespace::Namespace, OwnedFd)>,
+    /// PID 1 is airlock's init, which passes on only the signals in
+    /// `signals::forwarded` (a signal from outside its namespace that it
+    /// has no handler for, the kernel drops).
+    pub(super) own_init: bool,
     /// The workload's terminal, proxied to our stdin and stdout.
     pub(super) tty: Option<tty::Proxy>,
     /// Where a terminal's master goes instead of being proxied.
@@ -112,6 +116,7 @@ impl<'a> Watch<'a> {
             failed_after_create: None,
             exec_seen: false,
             announced: false,
+            own_init: false,
             inbox: Vec::new(),
         }
     }
@@ -358,6 +363,15 @@ impl<'a> Watch<'a> {
             _ => {}
         }
         let result = match incoming.request {
+            Request::Signal { signal }
+                if self.own_init
+                    && signal != libc::SIGKILL
+                    && !signals::forwarded().any(|s| s == signal) =>
+            {
+                Err(format!(
+                    "airlock's init, PID 1, does not pass signal {signal} on to the workload: it keeps faults, SIGPIPE, SIGXCPU, SIGXFSZ, SIGCHLD, SIGSTOP and job control's signals to itself (a kill without a signal ends the sandbox)"
+                ))
+            }
             Request::Signal { signal } => {
                 // SAFETY: kill takes no pointers; PID 1 is our unreaped child.
                 if unsafe { libc::kill(self.pid, signal) } == 0 {

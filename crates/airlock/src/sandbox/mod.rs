@@ -462,9 +462,10 @@ impl Sandbox {
         crate::signals::block();
     }
 
-    /// Forward SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that
-    /// this process receives to the sandbox from now on (a CLI in front of
-    /// one sandbox). `own_session`: the workload is in a session of its
+    /// Forward the signals this process receives to the sandbox from now
+    /// on (a CLI in front of one sandbox): every catchable one but
+    /// SIGCHLD, the faults, SIGPIPE, SIGXCPU, SIGXFSZ and job control
+    /// (`signals::forwarded`). `own_session`: the workload is in a session of its
     /// own, so terminal-generated signals must be passed on too.
     pub fn forward_signals(&self, own_session: bool) {
         crate::signals::forward_to(self.runner.id() as i32, own_session);
