@@ -76,6 +76,26 @@ fn rootless_run_with_a_terminal() {
     assert_eq!(status, 3, "{screen}");
 }
 
+/// The terminal is the workload's own (it may open it again by name) and
+/// is its /dev/console, as the OCI runtime spec asks of `terminal: true`.
+#[test]
+fn the_terminal_is_the_workloads_and_its_console() {
+    require_root!();
+    let script =
+        "a=$(stat -c '%u %t:%T' /dev/console); b=$(stat -L -c '%u %t:%T' /proc/self/fd/0); \
+        [ \"$a\" = \"$b\" ] && echo same-$a; true <>\"$(tty)\" && echo reopened";
+    let (screen, status) = drive(
+        false,
+        &["run", "-t", "--uid", "1000", "--", "sh", "-c", script],
+    );
+    assert_eq!(status, 0, "{screen}");
+    assert!(screen.contains("same-1000 88:0"), "{screen}");
+    assert!(screen.contains("reopened"), "{screen}");
+    // Without a terminal there is no console.
+    let r = output(airlock(&["run", "--", "test", "-e", "/dev/console"]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
 /// `airlock --state-root ROOT ARGS...`
 fn al(root: &str, args: &[&str]) -> Run {
     let mut a = vec!["--state-root", root];

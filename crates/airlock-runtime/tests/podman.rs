@@ -202,9 +202,15 @@ fn podman_runs_containers_through_airlock() {
             "--ulimit",
             "nproc=1024:1024",
         ])
-        .args(["localhost/busybox:test", "sh", "-c", "tty; exit 2"]);
+        .args([
+            "localhost/busybox:test",
+            "sh",
+            "-c",
+            "tty; stat -c %t:%T /dev/console; exit 2",
+        ]);
     let o = on_a_terminal(&podman);
-    assert_eq!(out(&o), "'/dev/pts/0\\r\\n' 2\n", "{}", err(&o));
+    // The terminal is the container's /dev/console too (the runtime spec).
+    assert_eq!(out(&o), "'/dev/pts/0\\r\\n88:0\\r\\n' 2\n", "{}", err(&o));
     // --memory, --memory-reservation and --pids-limit: the container's
     // own cgroups, at the path podman gives (linux.cgroupsPath,
     // libpod_parent/libpod-ID) beneath its caller's.

@@ -209,7 +209,7 @@ fn setup(
         rustix::process::setsid().step(|| "setsid".into())?;
     }
     let slave = if plan.process.terminal {
-        Some(open_terminal(report)?)
+        Some(open_terminal(plan, report)?)
     } else {
         None
     };
@@ -293,9 +293,13 @@ fn host_euid() -> u32 {
 
 /// The workload's terminal, from the sandbox's own devpts now that it is
 /// mounted; the master goes to the supervisor, which proxies it.
-fn open_terminal(report: Reporter) -> Result<OwnedFd, SetupError> {
+fn open_terminal(plan: &Plan, report: Reporter) -> Result<OwnedFd, SetupError> {
     report.progress(|| "open a pseudo-terminal".into());
-    let pty = super::tty::open()?;
+    let pty = super::tty::open((plan.process.uid, plan.process.gid))?;
+    if super::dev::has_console(plan) {
+        report.progress(|| "bind it onto /dev/console".into());
+        super::tty::bind_console(&pty.slave)?;
+    }
     report
         .send_with_fds(&super::report::Report::Terminal, &[pty.master.as_fd()])
         .step(|| "send the terminal to the supervisor".into())?;

@@ -1,6 +1,8 @@
 //! A minimal /dev: a tmpfs holding binds of the host's harmless character
 //! devices, a private devpts instance, shm, and the usual links. No disk,
-//! no console, no /dev/mem: the workload meets only what it needs.
+//! no /dev/mem: the workload meets only what it needs. With a terminal,
+//! /dev/console is that terminal (bound by `tty::bind_console`), never
+//! the host's console.
 
 use super::fs::{
     attach, clone_tree, ensure_target, mkdir_all_in, mount_fs_at, path_in, TargetKind,
@@ -11,7 +13,22 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-pub fn mount_dev(root: BorrowedFd, host: &OwnedFd, dest: &str) -> Result<(), SetupError> {
+/// The workload has a terminal and airlock makes the sandbox's /dev: its
+/// /dev/console is to be that terminal.
+pub fn has_console(plan: &crate::plan::Plan) -> bool {
+    plan.process.terminal
+        && plan.filesystem.steps.iter().any(
+            |s| matches!(s, crate::plan::MountStep::Dev { destination } if destination == "/dev"),
+        )
+}
+
+/// `console`: leave an empty /dev/console for the terminal to be bound on.
+pub fn mount_dev(
+    root: BorrowedFd,
+    host: &OwnedFd,
+    dest: &str,
+    console: bool,
+) -> Result<(), SetupError> {
     let step = || format!("mount {dest}");
     mount_fs_at(
         root,
@@ -67,6 +84,10 @@ pub fn mount_dev(root: BorrowedFd, host: &OwnedFd, dest: &str) -> Result<(), Set
         ("stderr", "/proc/self/fd/2"),
     ] {
         rustix::fs::symlinkat(target, &dir, name).step(|| format!("symlink {dev}/{name}"))?;
+    }
+    if console {
+        ensure_target(root, &format!("{dev}/console"), TargetKind::File)
+            .step(|| format!("make {dev}/console"))?;
     }
     Ok(())
 }

@@ -62,7 +62,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
-        Some(super::tty::open()?)
+        Some(super::tty::open((plan.process.uid, plan.process.gid))?)
     } else {
         None
     };

@@ -249,7 +249,8 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             }
             MountStep::Dev { destination } => {
                 report.progress(|| format!("mount {destination}: minimal /dev"));
-                dev::mount_dev(root, &trees.host, destination)?;
+                let console = dev::has_console(plan) && destination == "/dev";
+                dev::mount_dev(root, &trees.host, destination, console)?;
             }
             MountStep::Mqueue { destination } => {
                 report.progress(|| format!("mount {destination}: mqueue"));

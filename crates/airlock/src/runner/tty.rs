@@ -19,8 +19,11 @@ pub struct Pty {
     pub slave: OwnedFd,
 }
 
-/// Open a pseudo-terminal on /dev/ptmx of the current mount namespace.
-pub fn open() -> Result<Pty, SetupError> {
+/// Open a pseudo-terminal on /dev/ptmx of the current mount namespace,
+/// its terminal owned by `owner` (uid, gid in the sandbox), the process
+/// it is for: one that opens its terminal again by name (`ttyname`, what
+/// `tty` prints) may, as under runc.
+pub fn open(owner: (u32, u32)) -> Result<Pty, SetupError> {
     let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
     let master = rustix::pty::openpt(flags).step(|| "tty: open /dev/ptmx".into())?;
     rustix::pty::unlockpt(&master).step(|| "tty: unlock the terminal".into())?;
@@ -28,6 +31,15 @@ pub fn open() -> Result<Pty, SetupError> {
     // sandbox could have changed.
     let slave =
         rustix::pty::ioctl_tiocgptpeer(&master, flags).step(|| "tty: open the terminal".into())?;
+    if owner != (0, 0) {
+        let (uid, gid) = owner;
+        let (u, g) = (
+            rustix::process::Uid::from_raw(uid),
+            rustix::process::Gid::from_raw(gid),
+        );
+        rustix::fs::fchown(&slave, Some(u), Some(g))
+            .step(|| format!("tty: give the terminal to uid {uid}, gid {gid}"))?;
+    }
     // The caller's window size from the start (our stdin is the caller's
     // terminal when there is one): the proxy copies it too, but only once
     // it runs, which may be after the workload first asked.
@@ -35,6 +47,24 @@ pub fn open() -> Result<Pty, SetupError> {
         let _ = rustix::termios::tcsetwinsize(&master, size);
     }
     Ok(Pty { master, slave })
+}
+
+/// Bind the workload's terminal onto /dev/console (made empty in the
+/// sandbox's /dev for it), as the OCI runtime spec asks and runc does:
+/// programs that write to the console find it. By the open terminal, not
+/// by its path in /dev/pts (runc CVE-2025-52565: a path there can be
+/// swapped before the mount).
+pub fn bind_console(slave: &OwnedFd) -> Result<(), SetupError> {
+    let step = || "tty: bind the terminal onto /dev/console".to_string();
+    let root = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .step(step)?;
+    let target = crate::fs::path_in(&root, "/dev/console").step(step)?;
+    let tree = crate::fs::clone_tree(slave, false).step(step)?;
+    crate::fs::attach(tree, target).step(step)
 }
 
 /// In the process about to exec: a session of its own, with the terminal
