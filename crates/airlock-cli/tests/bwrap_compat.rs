@@ -240,6 +240,7 @@ fn flags_airlock_has_no_feature_for_are_refused_by_name() {
     for (args, says) in [
         (vec!["--seccomp", "3"], "--seccomp-profile"),
         (vec!["--userns", "3"], "namespaces.join"),
+        (vec!["--pidns", "3"], "--join pid=PATH"),
         (vec!["--info-fd", "3"], "airlock inspect"),
         (vec!["--level-prefix"], "level prefix"),
         (vec!["--overlay-src", "/usr"], "--overlay"),

@@ -432,3 +432,84 @@ fn a_tmpfs_can_start_with_a_copy_of_what_it_covers() {
         assert!(!data.join("new").exists(), "written through to the host");
     }
 }
+
+/// A TOML spec says "unlimited" for RLIM_INFINITY, which its integers
+/// cannot hold, and `--print-spec` writes it back that way.
+#[test]
+fn an_unlimited_rlimit_in_a_toml_spec() {
+    require_root!();
+    let dir = tempdir();
+    let path = dir.path().join("spec.toml");
+    std::fs::write(
+        &path,
+        "[process]\nargs = [\"sh\", \"-c\", \"ulimit -c; ulimit -Hc\"]\n\
+         [[process.rlimits]]\nresource = \"core\"\nsoft = 4096\nhard = \"unlimited\"\n\
+         [[filesystem.mounts]]\ntype = \"bind\"\nsource = \"/usr\"\ndestination = \"/usr\"\n\
+         [[filesystem.mounts]]\ntype = \"symlink\"\ntarget = \"usr/bin\"\ndestination = \"/bin\"\n\
+         [[filesystem.mounts]]\ntype = \"symlink\"\ntarget = \"usr/lib\"\ndestination = \"/lib\"\n\
+         [[filesystem.mounts]]\ntype = \"symlink\"\ntarget = \"usr/lib64\"\ndestination = \"/lib64\"\n",
+    )
+    .unwrap();
+    let r = output(airlock(&["run", "--spec", &path.display().to_string()]));
+    assert_eq!(r.stdout, "8\nunlimited\n", "{}", r.stderr);
+    let r = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--rlimit",
+        "core=unlimited",
+        "--",
+        "true",
+    ]));
+    assert!(r.stdout.contains(r#""soft": "unlimited""#), "{}", r.stdout);
+}
+
+/// `--join net=PATH` puts the workload in a network namespace made ahead
+/// (here one that `unshare --net=FILE` keeps alive on a file).
+#[test]
+fn join_enters_a_namespace_made_ahead() {
+    require_root!();
+    let dir = tempdir();
+    let file = dir.path().join("net");
+    std::fs::write(&file, "").unwrap();
+    let made = std::process::Command::new("unshare")
+        .arg(format!("--net={}", file.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _held = Unmount(file.clone());
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&file).unwrap());
+    let flag = format!("net={}", file.display());
+    let r = output(airlock(&[
+        "run",
+        "--join",
+        &flag,
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ]));
+    assert_eq!(r.stdout.trim(), format!("net:[{ino}]"), "{}", r.stderr);
+    // Errors name the flag.
+    let r = output(airlock(&["run", "--join", "net=relative", "--", "true"]));
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--join net"), "{}", r.stderr);
+    let r = output(airlock(&[
+        "run",
+        "--join",
+        "user=/proc/1/ns/user",
+        "--",
+        "true",
+    ]));
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("only the net, ipc, uts and pid"),
+        "{}",
+        r.stderr
+    );
+}

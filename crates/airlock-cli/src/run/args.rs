@@ -231,6 +231,11 @@ pub struct RunArgs {
     /// Share the host's user namespace (root only: the program runs with host ids).
     #[arg(long, help_heading = "Namespaces")]
     pub(crate) share_user: bool,
+    /// Join an existing namespace by path instead of making one, as a
+    /// platform that prepares networking hands it over: net, ipc, uts or
+    /// pid (`--join net=/run/netns/web`, `--join pid=/proc/PID/ns/pid`).
+    #[arg(long, value_name = "KIND=PATH", value_parser = join_arg, action = clap::ArgAction::Append, help_heading = "Namespaces")]
+    pub(crate) join: Vec<(String, String)>,
 
     /// Acknowledge a guardrail finding by its code (see `airlock check --list`).
     #[arg(long, value_name = "CODE", action = clap::ArgAction::Append, help_heading = "Guardrails")]
@@ -248,6 +253,18 @@ pub struct RunArgs {
     /// or after the program, words are the program's.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true)]
     pub(crate) command: Vec<String>,
+}
+
+fn join_arg(s: &str) -> Result<(String, String), String> {
+    let (kind, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KIND=PATH (net, ipc, uts or pid)"))?;
+    if !["net", "ipc", "uts", "pid"].contains(&kind) {
+        return Err(format!(
+            "{kind:?}: only the net, ipc, uts and pid namespaces can be joined by path"
+        ));
+    }
+    Ok((kind.to_string(), path.to_string()))
 }
 
 fn rlimit_arg(s: &str) -> Result<spec::Rlimit, String> {

@@ -32,6 +32,11 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     let mut labels = filesystem(&mut s, a, m)?;
     process(&mut s, a);
     namespaces(&mut s, a);
+    for (kind, field, flag) in JOIN_FLAGS {
+        if a.join.iter().any(|(k, _)| k == kind) {
+            labels.fields.push((field, flag));
+        }
+    }
     resources(&mut s, a);
     // Errors about a limit name the flag that set it, or (without a spec
     // file, where every limit is a flag's) the flag that would.
@@ -211,8 +216,31 @@ fn process(s: &mut SandboxSpec, a: &RunArgs) {
     }
 }
 
-/// The `--share-*` flags: a shared namespace is not a new one.
+/// The kinds `--join` takes, with the spec field each sets and the flag
+/// that errors about it name.
+const JOIN_FLAGS: [(&str, &str, &str); 4] = [
+    ("net", "namespaces.join.net", "--join net"),
+    ("ipc", "namespaces.join.ipc", "--join ipc"),
+    ("uts", "namespaces.join.uts", "--join uts"),
+    ("pid", "namespaces.join.pid", "--join pid"),
+];
+
+/// The `--share-*` flags: a shared namespace is not a new one. `--join`:
+/// nor is a joined one (the spec's rules judge the kind and the path).
 fn namespaces(s: &mut SandboxSpec, a: &RunArgs) {
+    for (kind, path) in &a.join {
+        let made = match kind.as_str() {
+            "net" => Some(&mut s.namespaces.net),
+            "ipc" => Some(&mut s.namespaces.ipc),
+            "uts" => Some(&mut s.namespaces.uts),
+            "pid" => Some(&mut s.namespaces.pid),
+            _ => None,
+        };
+        if let Some(made) = made {
+            *made = false;
+        }
+        s.namespaces.join.insert(kind.clone(), path.clone());
+    }
     let ns = &mut s.namespaces;
     for (share, flag) in [
         (&mut ns.net, a.share_net),

@@ -255,8 +255,57 @@ impl Default for Process {
 pub struct Rlimit {
     /// `nofile`, `nproc`, `core`, `cpu`, `data`, `fsize`, `memlock`, `stack`, `as`, ...
     pub resource: String,
+    /// `u64::MAX` is no limit (RLIM_INFINITY), written `"unlimited"`.
+    #[serde(with = "limit_value")]
     pub soft: u64,
+    #[serde(with = "limit_value")]
     pub hard: u64,
+}
+
+/// A limit's value: a number, or `"unlimited"` (`"infinity"` too, as
+/// prlimit and systemd write it) for RLIM_INFINITY, 2^64 - 1, which
+/// TOML's signed integers cannot hold. Written back the same way, so a
+/// printed spec reads again in either format.
+mod limit_value {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        if *v == u64::MAX {
+            s.serialize_str("unlimited")
+        } else {
+            s.serialize_u64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Value)
+    }
+
+    struct Value;
+
+    impl Visitor<'_> for Value {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number of 0 or more, or \"unlimited\"")
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            match v {
+                "unlimited" | "infinity" => Ok(u64::MAX),
+                _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
 }
 
 /// Which namespaces are new (`true`, the default) or shared with the host.

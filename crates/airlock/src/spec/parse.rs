@@ -124,6 +124,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unlimited_rlimit_is_written_and_read_in_both_formats() {
+        let toml_text = "[process]\nargs = [\"true\"]\n[[process.rlimits]]\n\
+                         resource = \"core\"\nsoft = 1024\nhard = \"unlimited\"\n\
+                         [[process.rlimits]]\nresource = \"cpu\"\nsoft = \"infinity\"\nhard = \"infinity\"\n";
+        let spec = from_toml(toml_text).unwrap();
+        let limits: Vec<(u64, u64)> = spec
+            .process
+            .rlimits
+            .iter()
+            .map(|r| (r.soft, r.hard))
+            .collect();
+        assert_eq!(limits, [(1024, u64::MAX), (u64::MAX, u64::MAX)]);
+        // Written back as "unlimited", which TOML can hold.
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(json.contains(r#""hard":"unlimited""#), "{json}");
+        assert_eq!(from_json(&json).unwrap(), spec);
+        let toml_again = toml::to_string(&spec).unwrap();
+        assert_eq!(from_toml(&toml_again).unwrap(), spec);
+        // The largest number JSON writes still reads as a number.
+        let raw = json.replace(r#""unlimited""#, &u64::MAX.to_string());
+        assert_eq!(from_json(&raw).unwrap(), spec);
+        for bad in ["-1", "\"lots\"", "1.5"] {
+            let text = toml_text.replace("1024", bad);
+            let e = from_toml(&text).unwrap_err().to_string();
+            assert!(
+                e.contains("process.rlimits[0].soft") && e.contains("\"unlimited\""),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn a_json_array_is_judged_as_json_and_a_toml_table_as_toml() {
         assert_eq!(
             from_str_auto("[{\"process\": {}}]").unwrap_err().format,
