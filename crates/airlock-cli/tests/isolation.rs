@@ -356,3 +356,43 @@ fn every_proc_mount_is_masked_and_read_only_like_proc() {
     );
     assert_eq!(lines[2], "read-only", "{}", r.stdout);
 }
+
+/// `--disable-userns`: no user namespace below the sandbox's, even with a
+/// filter that allows `unshare` (here none at all), for a root caller and
+/// a rootless one; and the workload cannot raise the limit again.
+#[test]
+fn disable_userns_forbids_nested_user_namespaces() {
+    require_root!();
+    let probe =
+        "unshare -U true && echo nested; echo 5 > /proc/sys/user/max_user_namespaces || echo kept";
+    let unfiltered = [
+        "--seccomp-profile",
+        "none",
+        "--allow-unsafe",
+        "seccomp-disabled",
+    ];
+    for rootless in [false, true] {
+        let cmd = |extra: &[&str]| {
+            let mut a = vec!["run"];
+            a.extend_from_slice(&unfiltered);
+            a.extend_from_slice(extra);
+            a.extend_from_slice(&["--", "sh", "-c", probe]);
+            if rootless {
+                output(airlock_as_user(&a))
+            } else {
+                output(airlock(&a))
+            }
+        };
+        // Control: without the flag the unfiltered workload makes one.
+        let r = cmd(&[]);
+        assert!(
+            r.stdout.starts_with("nested\n"),
+            "rootless {rootless}: {} {}",
+            r.stdout,
+            r.stderr
+        );
+        let r = cmd(&["--disable-userns"]);
+        assert_eq!(r.stdout, "kept\n", "rootless {rootless}: {}", r.stderr);
+        assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
+    }
+}

@@ -231,6 +231,10 @@ pub struct RunArgs {
     /// Share the host's user namespace (root only: the program runs with host ids).
     #[arg(long, help_heading = "Namespaces")]
     pub(crate) share_user: bool,
+    /// Forbid user namespaces below the sandbox's, whatever the seccomp
+    /// profile allows (user.max_user_namespaces = 0 inside it).
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) disable_userns: bool,
     /// Join an existing namespace by path instead of making one, as a
     /// platform that prepares networking hands it over: net, ipc, uts or
     /// pid (`--join net=/run/netns/web`, `--join pid=/proc/PID/ns/pid`).

@@ -32,6 +32,11 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     let mut labels = filesystem(&mut s, a, m)?;
     process(&mut s, a);
     namespaces(&mut s, a);
+    if a.disable_userns {
+        labels
+            .fields
+            .push(("namespaces.nested_user", "--disable-userns"));
+    }
     for (kind, field, flag) in JOIN_FLAGS {
         if a.join.iter().any(|(k, _)| k == kind) {
             labels.fields.push((field, flag));
@@ -240,6 +245,9 @@ fn namespaces(s: &mut SandboxSpec, a: &RunArgs) {
             *made = false;
         }
         s.namespaces.join.insert(kind.clone(), path.clone());
+    }
+    if a.disable_userns {
+        s.namespaces.nested_user = false;
     }
     let ns = &mut s.namespaces;
     for (share, flag) in [

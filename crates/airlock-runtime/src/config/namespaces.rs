@@ -22,6 +22,7 @@ pub(super) fn namespaces(
         cgroup: false,
         time: false,
         join: BTreeMap::new(),
+        nested_user: true,
     };
     for (i, n) in list.iter().enumerate() {
         if let Some(p) = n.path() {

@@ -474,13 +474,21 @@ fn check_idmap(spec: &SandboxSpec, ctx: &crate::Context) -> Result<(), SpecError
 
 /// The sysctls PID 1 writes (`joined` false) or the supervisor writes in
 /// a joined network namespace (`joined` true).
+/// `namespaces.nested_user = false` is one more for PID 1: no user
+/// namespace below the sandbox's (user.* sysctls are the writer's user
+/// namespace's, and validate() made sure it is the sandbox's own).
 fn sysctls(spec: &SandboxSpec, joined: bool) -> Vec<(String, String)> {
     let net_joined = spec.namespaces.join.contains_key("net");
-    spec.sysctls
+    let mut out: Vec<_> = spec
+        .sysctls
         .iter()
         .filter(|(k, _)| (net_joined && k.starts_with("net.")) == joined)
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+        .collect();
+    if !joined && !spec.namespaces.nested_user {
+        out.push(("user.max_user_namespaces".into(), "0".into()));
+    }
+    out
 }
 
 /// Capability numbers; validate() has already rejected unknown names.

@@ -329,6 +329,13 @@ pub struct Namespaces {
     /// there can the sandbox mount its /proc.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub join: BTreeMap<String, String>,
+    /// Whether the workload may make user namespaces of its own, as far as
+    /// its seccomp filter lets it (airlock's default filter refuses
+    /// `unshare` and `clone` with namespace flags anyway). `false`: PID 1
+    /// sets `user.max_user_namespaces` to 0 in the sandbox's user
+    /// namespace, which the kernel enforces for everything below it
+    /// whatever the filter allows (bubblewrap's `--disable-userns`).
+    pub nested_user: bool,
 }
 
 impl Default for Namespaces {
@@ -343,6 +350,7 @@ impl Default for Namespaces {
             cgroup: true,
             time: true,
             join: BTreeMap::new(),
+            nested_user: true,
         }
     }
 }

@@ -362,6 +362,31 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
         }
         absolute(&field, path)?;
     }
+    if !spec.namespaces.nested_user {
+        let field = "namespaces.nested_user";
+        if !spec.namespaces.user {
+            return Err(SpecError::new(
+                field,
+                "needs a user namespace of the sandbox's own (namespaces.user): the limit would be the host's",
+            ));
+        }
+        if spec.namespaces.join.contains_key("pid") {
+            return Err(SpecError::new(
+                field,
+                "cannot be set with namespaces.join.pid: the sandbox may then run in the user namespace of the PID namespace's owner, which others share",
+            ));
+        }
+        if spec
+            .capabilities
+            .iter()
+            .any(|c| parse_capability(c).is_ok_and(|c| c == caps::Capability::CAP_SYS_RESOURCE))
+        {
+            return Err(SpecError::new(
+                field,
+                "CAP_SYS_RESOURCE in capabilities would let the workload raise the limit again",
+            ));
+        }
+    }
     if spec.namespaces.user {
         id_maps("identity.uid_map", &spec.identity.uid_map)?;
         id_maps("identity.gid_map", &spec.identity.gid_map)?;
@@ -601,6 +626,29 @@ mod tests {
         let e = validate(&s).unwrap_err();
         assert_eq!(e.field, "resources.memory_reservation");
         assert!(e.reason.contains("above the memory limit 67108864"), "{e}");
+    }
+
+    #[test]
+    fn forbidding_nested_user_namespaces_needs_the_sandboxs_own() {
+        let mut s = base();
+        s.namespaces.nested_user = false;
+        validate(&s).unwrap();
+        let reason = |s: &SandboxSpec| {
+            let e = validate(s).unwrap_err();
+            assert_eq!(e.field, "namespaces.nested_user");
+            e.reason
+        };
+        s.capabilities = vec!["sys_resource".into()];
+        assert!(reason(&s).contains("raise the limit"));
+        s.capabilities.clear();
+        s.namespaces.pid = false;
+        s.namespaces
+            .join
+            .insert("pid".into(), "/proc/1/ns/pid".into());
+        assert!(reason(&s).contains("join.pid"));
+        s.namespaces.join.clear();
+        s.namespaces.user = false;
+        assert!(reason(&s).contains("the host's"));
     }
 
     #[test]
