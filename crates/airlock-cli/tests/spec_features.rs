@@ -218,6 +218,27 @@ fn custom_seccomp_profile() {
         "mkdir /tmp/x 2>&1; echo done",
     );
     assert!(r.stdout.contains("Permission denied"), "{}", r.stdout);
+    // One that refuses execve would fail the workload's own start: refused
+    // by name, by its default action or by the rule that names it.
+    for (text, field) in [
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#,
+            "seccomp.oci.defaultAction",
+        ),
+        (
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_KILL"}]}"#,
+            "seccomp.oci.syscalls[0]",
+        ),
+    ] {
+        std::fs::write(&profile, text).unwrap();
+        let r = sh(&["--seccomp-profile", &p], "echo ran");
+        assert_eq!(r.code, 125, "{}", r.stdout);
+        assert!(
+            r.stderr.contains(field) && r.stderr.contains("allow execve"),
+            "{}",
+            r.stderr
+        );
+    }
     // A profile that cannot be compiled is refused before anything runs.
     std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["nope_call"], "action": "SCMP_ACT_KILL"}]}"#).unwrap();
     let r = sh(&["--seccomp-profile", &p], "echo ran");
@@ -233,7 +254,8 @@ fn custom_seccomp_profile() {
     assert!(r.stderr.contains("error[seccomp-disabled]"), "{}", r.stderr);
     // A profile that denies everything, exit included, fails the start and
     // ends: a process that cannot exit retried it for good, at 100 % CPU,
-    // and not even SIGTERM ended the sandbox.
+    // and not even SIGTERM ended the sandbox. (It denies execve too, which
+    // is now refused before the start.)
     std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}"#).unwrap();
     let mut c = airlock(&["run", "--seccomp-profile", &p, "--", "true"]);
     c.stderr(std::process::Stdio::piped());
@@ -252,14 +274,14 @@ fn custom_seccomp_profile() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(ended.and_then(|s| s.code()), Some(125), "{err}");
-    assert!(err.contains("denies execve"), "{err}");
+    assert!(err.contains("allow execve"), "{err}");
     // Denying exit outright is refused by its rule's name.
-    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_KILL"}]}"#).unwrap();
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ALLOW"}, {"names": ["exit_group"], "action": "SCMP_ACT_KILL"}]}"#).unwrap();
     let r = sh(&["--seccomp-profile", &p], "echo ran");
     assert_eq!(r.code, 125);
     assert!(
         r.stderr
-            .contains("seccomp.oci.syscalls[0].names: exit_group must be allowed"),
+            .contains("seccomp.oci.syscalls[1].names: exit_group must be allowed"),
         "{}",
         r.stderr
     );

@@ -188,6 +188,41 @@ pub fn validate(profile: &Seccomp) -> std::result::Result<(), crate::spec::SpecE
     compile(profile).map(drop)
 }
 
+/// The filter is installed before the workload's own `execve`, as runc
+/// installs it: a profile that refuses `execve` would fail every start
+/// with a bare "Permission denied" from the exec (nsjail#131 meets the
+/// same surprise). Refused by name instead, with the rule that refuses it.
+pub(crate) fn lets_the_workload_start(
+    oci: &OciSeccomp,
+) -> std::result::Result<(), crate::spec::SpecError> {
+    // TRACE runs the call only under a tracer; without one it fails.
+    let runs = |action: &str| matches!(action, "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG");
+    let rules: Vec<(usize, &OciSyscall)> = oci
+        .syscalls
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.names.iter().any(|n| n == "execve"))
+        .collect();
+    let refusal = match rules.iter().find(|(_, r)| runs(&r.action)) {
+        Some(_) => return Ok(()),
+        None => match rules.first() {
+            Some((i, r)) => (format!("seccomp.oci.syscalls[{i}]"), r.action.as_str()),
+            None if runs(&oci.default_action) => return Ok(()),
+            None => (
+                "seccomp.oci.defaultAction".to_string(),
+                oci.default_action.as_str(),
+            ),
+        },
+    };
+    let (field, action) = refusal;
+    Err(crate::spec::SpecError::new(
+        field,
+        format!(
+            "execve gets {action}, but the workload's own start is an execve made under the filter: allow execve (read-only, noexec mounts narrow what it can run)"
+        ),
+    ))
+}
+
 /// A compiled classic-BPF filter program, as the kernel takes it: 8-byte
 /// `sock_filter` instructions in native byte order. Serialized as hex, or,
 /// for one of the build's precompiled default programs, by its name (see

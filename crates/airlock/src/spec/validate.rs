@@ -146,6 +146,9 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), SpecError> {
 pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     process(&spec.process)?;
     namespaces(spec)?;
+    if let crate::seccomp::Seccomp::Custom { oci, .. } = &spec.seccomp {
+        crate::seccomp::lets_the_workload_start(oci)?;
+    }
     clocks(&spec.time)?;
     for (i, c) in spec.capabilities.iter().enumerate() {
         parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
