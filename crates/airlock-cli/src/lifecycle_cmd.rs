@@ -69,7 +69,9 @@ pub struct KillArgs {
     #[arg(value_name = "NAME")]
     pub(crate) name: String,
     /// The signal (name or number); SIGKILL, the default, kills every
-    /// process of the sandbox.
+    /// process of the sandbox. airlock's init passes every other one on to
+    /// the workload but those it keeps (faults, SIGCHLD, job control's, 32
+    /// to 34, 36), which are refused.
     #[arg(value_name = "SIGNAL")]
     pub(crate) signal: Option<String>,
     /// The signal, podman's spelling.

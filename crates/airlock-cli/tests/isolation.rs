@@ -363,6 +363,8 @@ fn every_proc_mount_is_masked_and_read_only_like_proc() {
 #[test]
 fn disable_userns_forbids_nested_user_namespaces() {
     require_root!();
+    let host_limit = || std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap();
+    let before = host_limit();
     let probe =
         "unshare -U true && echo nested; echo 5 > /proc/sys/user/max_user_namespaces || echo kept";
     let unfiltered = [
@@ -394,5 +396,7 @@ fn disable_userns_forbids_nested_user_namespaces() {
         let r = cmd(&["--disable-userns"]);
         assert_eq!(r.stdout, "kept\n", "rootless {rootless}: {}", r.stderr);
         assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
+        // The limit was the sandbox's user namespace's, not the host's.
+        assert_eq!(host_limit(), before);
     }
 }

@@ -119,6 +119,76 @@ fn signals_reach_the_workload() {
     }
 }
 
+/// With the runner beside the CLI (`--rm`: a glibc CLI forwarding to the
+/// musl supervisor) the same signals arrive, and 34, which musl keeps for
+/// itself, is not passed on: it ends the CLI, and the sandbox with it,
+/// instead of killing the supervisor under the CLI's feet.
+#[test]
+fn signals_reach_the_workload_through_the_cli() {
+    require_root!();
+    use std::io::BufRead;
+    let state = tempdir();
+    let state = state.path().display().to_string();
+    let start = |script: &str| {
+        let mut child = airlock(&[
+            "--state-root",
+            &state,
+            "run",
+            "--rm",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        (child, out)
+    };
+    for (sig, name) in [(libc::SIGALRM, "ALRM"), (libc::SIGUSR2, "USR2"), (40, "40")] {
+        let script = format!(
+            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let (mut child, mut out) = start(&script);
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(rest.trim(), format!("got-{name}"), "{status:?}");
+        assert_eq!(status.code(), Some(7));
+    }
+    let (mut child, _out) =
+        start("trap 'echo got-34' 34; echo ready; while :; do sleep 0.05; done");
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, 34) };
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(34)
+    );
+    // Its supervisor saw it go and removed the sandbox (--rm).
+    let listed = || {
+        output(airlock(&[
+            "--state-root",
+            &state,
+            "ps",
+            "-a",
+            "--format",
+            "json",
+        ]))
+    };
+    assert!(
+        wait_until(10, || listed().stdout.trim() == "[]"),
+        "{}",
+        listed().stdout
+    );
+}
+
 #[test]
 fn signals_reach_a_workload_of_another_uid() {
     require_root!();

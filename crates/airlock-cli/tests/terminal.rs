@@ -129,6 +129,30 @@ fn exec_with_a_terminal() {
     );
     assert_terminal(&screen);
     assert_eq!(status, 3, "{screen}");
+    // As another user: the terminal is that user's, in a sandbox whose
+    // ids the host's root (the exec runner) is not among.
+    let probe = "stat -c %u:%g \"$(tty)\"; true <>\"$(tty)\" && echo reopened";
+    for (user, want) in [("1000", "1000:1000"), ("0:1000", "0:1000")] {
+        let (screen, status) = drive(
+            false,
+            &[
+                "--state-root",
+                &r,
+                "exec",
+                "-t",
+                "-u",
+                user,
+                "tt",
+                "--",
+                "sh",
+                "-c",
+                probe,
+            ],
+        );
+        assert_eq!(status, 0, "-u {user}: {screen}");
+        assert!(screen.contains(want), "-u {user}: {screen}");
+        assert!(screen.contains("reopened"), "-u {user}: {screen}");
+    }
     assert_eq!(al(&["rm", "-f", "tt"]).code, 0);
     assert_eq!(al(&["ps", "-a", "--format", "json"]).stdout.trim(), "[]");
 }

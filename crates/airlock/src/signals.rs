@@ -31,15 +31,35 @@ const STANDARD: &[i32] = &[
     libc::SIGSTKFLT,
 ];
 
+/// The first real-time signal every process on the way can catch: musl
+/// (the runner) keeps 32 to 34 for itself, glibc (the CLI) 32 and 33. A
+/// 34 the glibc CLI caught and passed on would kill the musl runner, which
+/// can neither catch nor block it; not caught, it ends the CLI, which
+/// stops the sandbox cleanly.
+const FIRST_REALTIME: i32 = 35;
+
 /// Every signal passed on to the workload: [`STANDARD`] and the real-time
-/// signals but the stop signal. libc refuses handlers for the real-time
-/// signals it keeps for itself (32 to 34 in musl, 32 and 33 in glibc):
-/// those are skipped where they are refused.
+/// signals from 35 but the stop signal (36).
 pub fn forwarded() -> impl Iterator<Item = i32> {
     STANDARD
         .iter()
         .copied()
-        .chain((34..=64).filter(|&s| s != stop_signal()))
+        .chain((FIRST_REALTIME..=64).filter(|&s| s != stop_signal()))
+}
+
+/// Why `sig` is not passed on to the workload, or `None` when it is.
+pub fn kept(sig: i32) -> Option<&'static str> {
+    if forwarded().any(|s| s == sig) {
+        return None;
+    }
+    Some(match sig {
+        s if s == stop_signal() => "it is airlock's own stop signal (a kill without a signal sends it)",
+        32..=34 => "libc keeps it for itself",
+        libc::SIGCHLD => "PID 1 reaps with it",
+        libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU | libc::SIGSTOP => "job control stops the process it is sent to, not the workload",
+        libc::SIGKILL => "it cannot be caught to be passed on",
+        _ => "it reports a fault or a limit of the process that receives it (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT, PIPE, XCPU, XFSZ)",
+    })
 }
 
 static TARGET: AtomicI32 = AtomicI32::new(0);

@@ -102,6 +102,12 @@ fn library_kill_ends_the_sandbox() {
         !dirs.is_empty() && dirs.iter().all(|d| d.is_dir()),
         "{dirs:?}"
     );
+    // A signal the supervisor does not pass on would act on it instead
+    // (SIGTSTP stops it, SIGSEGV kills it without cleaning up): refused.
+    for sig in [libc::SIGTSTP, libc::SIGSEGV, 34] {
+        let e = sandbox.signal(sig).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{sig}: {e}");
+    }
     sandbox.kill().unwrap();
     let report = sandbox.wait().unwrap();
     assert_eq!(report.code, 137, "{report:?}");

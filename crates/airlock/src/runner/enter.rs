@@ -62,7 +62,30 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
-        Some(super::tty::open((plan.process.uid, plan.process.gid))?)
+        // A new terminal is owned by our file-system ids: ours are the
+        // host's, which the sandbox's user namespace may not map (a root
+        // caller's), and then neither the process could own it nor fchown
+        // change it. It is made as the process's ids (we hold CAP_SETUID in
+        // the namespace we joined); nothing below touches a file by ours.
+        let (uid, gid) = (plan.process.uid, plan.process.gid);
+        // SAFETY: setfsgid and setfsuid take plain ids and no pointers.
+        let took = unsafe {
+            libc::setfsgid(gid);
+            libc::setfsuid(uid);
+            // Both calls return the previous id: asking again with an id
+            // that is never valid reads the current one.
+            (
+                libc::setfsuid(u32::MAX) as u32,
+                libc::setfsgid(u32::MAX) as u32,
+            )
+        };
+        if took != (uid, gid) {
+            return Err(SetupError::new(
+                "exec: tty",
+                format!("cannot act as uid {uid}, gid {gid} in the sandbox to make its terminal"),
+            ));
+        }
+        Some(super::tty::open((uid, gid))?)
     } else {
         None
     };

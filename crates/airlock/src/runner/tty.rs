@@ -31,13 +31,14 @@ pub fn open(owner: (u32, u32)) -> Result<Pty, SetupError> {
     // sandbox could have changed.
     let slave =
         rustix::pty::ioctl_tiocgptpeer(&master, flags).step(|| "tty: open the terminal".into())?;
-    if owner != (0, 0) {
-        let (uid, gid) = owner;
-        let (u, g) = (
-            rustix::process::Uid::from_raw(uid),
-            rustix::process::Gid::from_raw(gid),
-        );
-        rustix::fs::fchown(&slave, Some(u), Some(g))
+    // Made as ours (root of the namespace, or the ids the exec runner took
+    // for it): each id that differs is changed.
+    let (uid, gid) = owner;
+    let st = rustix::fs::fstat(&slave).step(|| "tty: the terminal's owner".into())?;
+    let u = (st.st_uid != uid).then(|| rustix::process::Uid::from_raw(uid));
+    let g = (st.st_gid != gid).then(|| rustix::process::Gid::from_raw(gid));
+    if u.is_some() || g.is_some() {
+        rustix::fs::fchown(&slave, u, g)
             .step(|| format!("tty: give the terminal to uid {uid}, gid {gid}"))?;
     }
     // The caller's window size from the start (our stdin is the caller's

@@ -464,8 +464,10 @@ impl Sandbox {
 
     /// Forward the signals this process receives to the sandbox from now
     /// on (a CLI in front of one sandbox): every catchable one but
-    /// SIGCHLD, the faults, SIGPIPE, SIGXCPU, SIGXFSZ and job control
-    /// (`signals::forwarded`). `own_session`: the workload is in a session of its
+    /// SIGCHLD, the faults, SIGPIPE, SIGXCPU, SIGXFSZ, job control's, 32
+    /// to 34 and 36 (`signals::forwarded`). This takes over SIGALRM,
+    /// SIGPROF, SIGIO and the real-time signals of the whole process: not
+    /// for a program that uses them itself (timers, profilers). `own_session`: the workload is in a session of its
     /// own, so terminal-generated signals must be passed on too.
     pub fn forward_signals(&self, own_session: bool) {
         crate::signals::forward_to(self.runner.id() as i32, own_session);
@@ -488,7 +490,23 @@ impl Sandbox {
     }
 
     /// Send a signal to the sandbox; it is forwarded to the workload.
+    /// SIGKILL kills the whole sandbox (as [`Sandbox::kill`]); a signal
+    /// the supervisor does not pass on (`signals::kept`: faults, SIGCHLD,
+    /// job control's) is refused, since it would act on the supervisor.
     pub fn signal(&self, sig: i32) -> std::io::Result<()> {
+        let sig = if sig == libc::SIGKILL {
+            crate::signals::stop_signal()
+        } else {
+            sig
+        };
+        if let Some(why) =
+            crate::signals::kept(sig).filter(|_| sig != crate::signals::stop_signal())
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("signal {sig} is not passed on to the workload: {why}"),
+            ));
+        }
         // SAFETY: kill takes no pointers; the pid is our own child's, which
         // we have not reaped yet, so it cannot have been reused.
         if unsafe { libc::kill(self.runner.id() as i32, sig) } != 0 {
