@@ -2,7 +2,9 @@
 
 mod common;
 use common::*;
+use std::io::BufReader;
 use std::process::Stdio;
+use std::process::{Child, ChildStdout};
 
 #[test]
 fn exit_status_rules() {
@@ -94,6 +96,25 @@ fn orphans_are_reaped() {
 /// workload through the supervisor and our init, real-time ones included
 /// (before, only TERM, INT, HUP, QUIT, USR1, USR2 and WINCH did; an ALRM
 /// or a real-time signal sent to `airlock run` killed the sandbox).
+/// Start a workload (with `start`) that traps `name` and exits 7, send
+/// `sig` to airlock, and check the trap ran.
+fn trap_fires(start: &dyn Fn(&str) -> (Child, BufReader<ChildStdout>), sig: i32, name: &str) {
+    let script =
+        format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done");
+    let (mut child, mut out) = start(&script);
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest.trim(), format!("got-{name}"), "{status:?}");
+    assert_eq!(status.code(), Some(7));
+}
+
+/// Every signal a process may be sent to ask something of it reaches the
+/// workload through the supervisor and our init, real-time ones included
+/// (before, only TERM, INT, HUP, QUIT, USR1, USR2 and WINCH did; an ALRM
+/// or a real-time signal sent to `airlock run` killed the sandbox).
 #[test]
 fn signals_reach_the_workload() {
     require_root!();
@@ -105,17 +126,7 @@ fn signals_reach_the_workload() {
         (libc::SIGURG, "URG"),
         (40, "40"),
     ] {
-        let script = format!(
-            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
-        );
-        let (mut child, mut out) = spawn_ready(&[], &script);
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let status = child.wait().unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        assert_eq!(rest.trim(), format!("got-{name}"), "{status:?}");
-        assert_eq!(status.code(), Some(7));
+        trap_fires(&|script| spawn_ready(&[], script), sig, name);
     }
 }
 
@@ -126,11 +137,10 @@ fn signals_reach_the_workload() {
 #[test]
 fn signals_reach_the_workload_through_the_cli() {
     require_root!();
-    use std::io::BufRead;
     let state = tempdir();
     let state = state.path().display().to_string();
     let start = |script: &str| {
-        let mut child = airlock(&[
+        spawn_ready_args(&[
             "--state-root",
             &state,
             "run",
@@ -140,27 +150,9 @@ fn signals_reach_the_workload_through_the_cli() {
             "-c",
             script,
         ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
-        (child, out)
     };
     for (sig, name) in [(libc::SIGALRM, "ALRM"), (libc::SIGUSR2, "USR2"), (40, "40")] {
-        let script = format!(
-            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
-        );
-        let (mut child, mut out) = start(&script);
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let status = child.wait().unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        assert_eq!(rest.trim(), format!("got-{name}"), "{status:?}");
-        assert_eq!(status.code(), Some(7));
+        trap_fires(&start, sig, name);
     }
     let (mut child, _out) =
         start("trap 'echo got-34' 34; echo ready; while :; do sleep 0.05; done");

@@ -9,15 +9,23 @@ use common::{runtime, text, Containerd};
 use std::path::Path;
 use std::process::Command;
 
+/// A containerd of this test's own (namespace `NAME-PID`) without the CRI
+/// plugin, which these tests do not drive, holding the busybox image
+/// `localhost/busybox:ctr`; None (skipped, with the reason) without root
+/// or the tools.
+fn with_busybox(name: &str) -> Option<Containerd> {
+    let c = Containerd::start(&format!("{name}-{}", std::process::id()), |_| {
+        "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into()
+    })?;
+    c.import_busybox("localhost/busybox:ctr", &[]);
+    Some(c)
+}
+
 #[test]
 fn ctr_runs_tasks_through_the_runc_shim() {
-    // The CRI plugin is not what this test drives.
-    let Some(c) = Containerd::start(&format!("airlock-test-{}", std::process::id()), |_| {
-        "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into()
-    }) else {
+    let Some(c) = with_busybox("airlock-test") else {
         return;
     };
-    c.import_busybox("localhost/busybox:ctr", &[]);
     let rt = runtime();
     let rt = rt.to_str().unwrap();
     // A task's output and exit status.
@@ -99,12 +107,9 @@ fn ctr_runs_tasks_through_the_runc_shim() {
 /// remaps the snapshot itself and the container's root owns its root.
 #[test]
 fn ctr_uidmap_gives_container_root_its_files() {
-    let Some(c) = Containerd::start(&format!("airlock-map-{}", std::process::id()), |_| {
-        "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into()
-    }) else {
+    let Some(c) = with_busybox("airlock-map") else {
         return;
     };
-    c.import_busybox("localhost/busybox:ctr", &[]);
     let rt = runtime();
     let rt = rt.to_str().unwrap();
     let range = "0:1879113728:65536";

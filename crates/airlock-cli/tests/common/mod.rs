@@ -232,11 +232,21 @@ pub fn spawn_ready(
     std::process::Child,
     std::io::BufReader<std::process::ChildStdout>,
 ) {
-    use std::io::BufRead;
     let mut args = vec!["run"];
     args.extend_from_slice(flags);
     args.extend_from_slice(&["--", "sh", "-c", script]);
-    let mut child = airlock(&args).stdout(Stdio::piped()).spawn().unwrap();
+    spawn_ready_args(&args)
+}
+
+/// [`spawn_ready`] with airlock's whole argument list (global flags first).
+pub fn spawn_ready_args(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::BufRead;
+    let mut child = airlock(args).stdout(Stdio::piped()).spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
