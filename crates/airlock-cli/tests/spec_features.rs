@@ -535,3 +535,72 @@ fn join_enters_a_namespace_made_ahead() {
         r.stderr
     );
 }
+
+/// The kernel log's records since `fd` was last read to its end.
+fn kmsg_since(fd: &std::fs::File) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    let mut buf = vec![0u8; 8192];
+    // /dev/kmsg gives one record per read; WouldBlock once at the end.
+    while let Ok(n) = (&mut &*fd).read(&mut buf) {
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    out
+}
+
+/// `--seccomp-log`: the kernel logs the call the filter refused (an audit
+/// record naming the process and the syscall), which it does not without.
+#[test]
+fn seccomp_log_names_the_refused_call() {
+    require_root!();
+    use std::io::Seek;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut kmsg = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .unwrap();
+    let unshare_nr = if cfg!(target_arch = "aarch64") {
+        97
+    } else {
+        272
+    };
+    let logged = |log: &str| {
+        log.lines().any(|l| {
+            l.contains("type=1326")
+                && l.contains("comm=\"unshare\"")
+                && l.contains(&format!(" syscall={unshare_nr} "))
+        })
+    };
+    kmsg.seek(std::io::SeekFrom::End(0)).unwrap();
+    let r = sh(&[], "unshare -U true");
+    assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    assert!(!logged(&kmsg_since(&kmsg)), "logged without --seccomp-log");
+    // The kernel rate-limits what audit prints (10 in 5 s): another
+    // test's records may take the burst, so up to three windows.
+    let mut seen = false;
+    for _ in 0..3 {
+        let r = sh(&["--seccomp-log"], "unshare -U true");
+        assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if logged(&kmsg_since(&kmsg)) {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5500));
+    }
+    assert!(seen, "no audit record of the refused unshare");
+    // Nothing to log without a filter.
+    let r = sh(
+        &[
+            "--seccomp-log",
+            "--seccomp-profile",
+            "none",
+            "--allow-unsafe",
+            "seccomp-disabled",
+        ],
+        "true",
+    );
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("--seccomp-log"), "{}", r.stderr);
+}

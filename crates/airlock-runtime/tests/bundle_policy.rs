@@ -63,7 +63,7 @@ fn the_orchestrators_seccomp_profile_keeps_the_argument_filters() {
         "syscalls": [{"names": airlock::seccomp::ALLOWED.iter().chain(["ioctl", "unshare", "mount", "keyctl"].iter()).collect::<Vec<_>>(), "action": "SCMP_ACT_ALLOW"}]
     });
     let b = env.bundle("sc", &["sh", "-c", "grep Seccomp /proc/self/status"], |c| {
-        c["linux"]["seccomp"] = profile;
+        c["linux"]["seccomp"] = profile.clone();
     });
     let log = env.dir.path().join("log.json");
     let o = env.rt(&[
@@ -80,6 +80,27 @@ fn the_orchestrators_seccomp_profile_keeps_the_argument_filters() {
     assert!(out.contains("Seccomp_filters:\t2"), "{out}");
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logged.contains("seccomp-permissive"), "{logged}");
+    // runc's SECCOMP_FILTER_FLAG_LOG is applied (the kernel logs what the
+    // filter refuses; spec_features.rs checks the record); another flag
+    // is refused by name, not ignored.
+    for (flag, runs) in [
+        ("SECCOMP_FILTER_FLAG_LOG", true),
+        ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", false),
+    ] {
+        let b = env.bundle(flag, &["sh", "-c", "exit 0"], |c| {
+            c["linux"]["seccomp"] = profile.clone();
+            c["linux"]["seccomp"]["flags"] = json!([flag]);
+        });
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), &flag.to_lowercase()]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.success(), runs, "{flag}: {out} {err}");
+        if !runs {
+            assert!(
+                err.contains("linux.seccomp.flags") || err.contains("seccomp.oci.flags"),
+                "{err}"
+            );
+        }
+    }
 }
 
 /// Under the container's own id maps (podman's and ctr's `--uidmap`), the

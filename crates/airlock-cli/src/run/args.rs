@@ -155,6 +155,10 @@ pub struct RunArgs {
     /// Syscall filter: `default`, `none`, or an OCI seccomp JSON file.
     #[arg(long, value_name = "default|none|FILE", help_heading = "Process")]
     pub(crate) seccomp_profile: Option<String>,
+    /// Have the kernel log every syscall the filter refuses (audit type
+    /// 1326 in `dmesg`, naming the syscall's number): what a profile lacks.
+    #[arg(long, help_heading = "Process")]
+    pub(crate) seccomp_log: bool,
     /// Landlock: `auto` (where the kernel has it), `required`, or `off`.
     #[arg(long, value_name = "MODE", value_parser = ["auto", "required", "off"], help_heading = "Process")]
     pub(crate) landlock: Option<String>,

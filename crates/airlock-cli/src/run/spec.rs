@@ -37,6 +37,9 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             .fields
             .push(("namespaces.nested_user", "--disable-userns"));
     }
+    if a.seccomp_log {
+        labels.fields.push(("seccomp_log", "--seccomp-log"));
+    }
     for (kind, field, flag) in JOIN_FLAGS {
         if a.join.iter().any(|(k, _)| k == kind) {
             labels.fields.push((field, flag));
@@ -325,6 +328,9 @@ fn walls(s: &mut SandboxSpec, a: &RunArgs) -> Result<(), String> {
     }
     if let Some(p) = &a.seccomp_profile {
         s.seccomp = seccomp_profile(p)?;
+    }
+    if a.seccomp_log {
+        s.seccomp_log = true;
     }
     for c in &a.cap_add {
         if c.eq_ignore_ascii_case("ALL") {

@@ -429,8 +429,13 @@ fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
     }
     match bundle.raw.pointer("/linux/seccomp") {
         Some(v) if !v.is_null() => {
-            let oci: OciSeccomp = serde_json::from_value(v.clone())
+            let mut oci: OciSeccomp = serde_json::from_value(v.clone())
                 .map_err(|e| err("linux.seccomp", e.to_string()))?;
+            // The one flag airlock applies itself, as runc does; any other
+            // is refused by the compiler, naming it.
+            let before = oci.flags.len();
+            oci.flags.retain(|f| f != "SECCOMP_FILTER_FLAG_LOG");
+            s.seccomp_log = oci.flags.len() != before;
             s.seccomp = Seccomp::custom(oci);
         }
         // runc runs without a filter when the bundle has none; airlock's

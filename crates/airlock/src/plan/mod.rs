@@ -217,6 +217,9 @@ pub struct Lifecycle {
 pub struct Walls {
     /// Compiled seccomp programs, installed in order (none: no filter).
     pub seccomp: Vec<Program>,
+    /// Installed with SECCOMP_FILTER_FLAG_LOG (`spec.seccomp_log`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seccomp_log: bool,
     /// None when Landlock is off.
     pub landlock: Option<LandlockRules>,
 }
@@ -417,6 +420,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         cgroup,
         walls: Walls {
             seccomp,
+            seccomp_log: spec.seccomp_log,
             landlock: landlock_rules(spec),
         },
         process: ProcessPlan {

@@ -415,7 +415,8 @@ pub(super) fn lock_down(
     let put_up = || -> Result<(), SetupError> {
         super::landlock::apply(walls.landlock.as_ref(), report)?;
         report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
-        crate::seccomp::install(&walls.seccomp).step(|| "seccomp: install the filter".into())
+        crate::seccomp::install(&walls.seccomp, walls.seccomp_log)
+            .step(|| "seccomp: install the filter".into())
     };
     if !p.no_new_privs {
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN to apply

@@ -318,7 +318,10 @@ impl<'de> Deserialize<'de> for Program {
 
 /// Install the programs into the calling thread, in order. The caller has
 /// set no_new_privs or holds CAP_SYS_ADMIN (the kernel requires one).
-pub fn install(programs: &[Program]) -> std::io::Result<()> {
+/// `log`: the kernel logs every call they refuse (SECCOMP_FILTER_FLAG_LOG).
+pub fn install(programs: &[Program], log: bool) -> std::io::Result<()> {
+    const SECCOMP_FILTER_FLAG_LOG: libc::c_ulong = 2;
+    let flags = if log { SECCOMP_FILTER_FLAG_LOG } else { 0 };
     for p in programs {
         let mut insns = p.instructions();
         let len = u16::try_from(insns.len())
@@ -333,7 +336,7 @@ pub fn install(programs: &[Program]) -> std::io::Result<()> {
             libc::syscall(
                 libc::SYS_seccomp,
                 libc::SECCOMP_SET_MODE_FILTER,
-                0,
+                flags,
                 &prog as *const libc::sock_fprog,
             )
         };

@@ -65,6 +65,12 @@ pub struct SandboxSpec {
     pub landlock: Landlock,
     /// The syscall filter (the default allow-list unless said otherwise).
     pub seccomp: crate::seccomp::Seccomp,
+    /// Have the kernel log every call the filter refuses (the filter is
+    /// installed with SECCOMP_FILTER_FLAG_LOG): an audit record of type
+    /// 1326 naming the process and the syscall's number, in the kernel log
+    /// (`dmesg`) or auditd's. For finding what a profile leaves out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seccomp_log: bool,
     /// Guardrail codes the caller acknowledges (see `airlock check --list`).
     pub allow_unsafe: Vec<String>,
     /// Kernel parameters of the sandbox's own namespaces (`net.*` with a
@@ -93,6 +99,7 @@ impl Default for SandboxSpec {
             timeout: None,
             landlock: Landlock::default(),
             seccomp: Default::default(),
+            seccomp_log: false,
             allow_unsafe: Vec::new(),
             sysctls: BTreeMap::new(),
         }

@@ -149,6 +149,12 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     if let crate::seccomp::Seccomp::Custom { oci, .. } = &spec.seccomp {
         crate::seccomp::lets_the_workload_start(oci)?;
     }
+    if spec.seccomp_log && spec.seccomp == crate::seccomp::Seccomp::None {
+        return Err(SpecError::new(
+            "seccomp_log",
+            "there is no filter whose refusals could be logged (seccomp is none)",
+        ));
+    }
     clocks(&spec.time)?;
     for (i, c) in spec.capabilities.iter().enumerate() {
         parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
