@@ -49,10 +49,12 @@ pub fn forwarded() -> impl Iterator<Item = i32> {
 
 /// Why `sig` is not passed on to the workload, or `None` when it is.
 pub fn kept(sig: i32) -> Option<&'static str> {
-    if forwarded().any(|s| s == sig) {
+    // 0 delivers nothing: kill(2)'s probe of whether the process is there.
+    if sig == 0 || forwarded().any(|s| s == sig) {
         return None;
     }
     Some(match sig {
+        s if !(1..=64).contains(&s) => "it is not a signal",
         s if s == stop_signal() => "it is airlock's own stop signal (a kill without a signal sends it)",
         32..=34 => "libc keeps it for itself",
         libc::SIGCHLD => "PID 1 reaps with it",

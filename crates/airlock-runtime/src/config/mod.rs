@@ -467,7 +467,11 @@ fn annotations(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
             "seccomp" => {
                 s.seccomp = match v.as_str() {
                     "default" => Seccomp::Default,
-                    "none" => Seccomp::None,
+                    "none" => {
+                        // Nothing is left whose refusals could be logged.
+                        s.seccomp_log = false;
+                        Seccomp::None
+                    }
                     "bundle" => s.seccomp.clone(),
                     _ => return Err(err(field, "one of default, none, bundle")),
                 }

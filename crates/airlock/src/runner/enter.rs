@@ -62,30 +62,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
-        // A new terminal is owned by our file-system ids: ours are the
-        // host's, which the sandbox's user namespace may not map (a root
-        // caller's), and then neither the process could own it nor fchown
-        // change it. It is made as the process's ids (we hold CAP_SETUID in
-        // the namespace we joined); nothing below touches a file by ours.
-        let (uid, gid) = (plan.process.uid, plan.process.gid);
-        // SAFETY: setfsgid and setfsuid take plain ids and no pointers.
-        let took = unsafe {
-            libc::setfsgid(gid);
-            libc::setfsuid(uid);
-            // Both calls return the previous id: asking again with an id
-            // that is never valid reads the current one.
-            (
-                libc::setfsuid(u32::MAX) as u32,
-                libc::setfsgid(u32::MAX) as u32,
-            )
-        };
-        if took != (uid, gid) {
-            return Err(SetupError::new(
-                "exec: tty",
-                format!("cannot act as uid {uid}, gid {gid} in the sandbox to make its terminal"),
-            ));
-        }
-        Some(super::tty::open((uid, gid))?)
+        Some(terminal_as(plan.process.uid, plan.process.gid)?)
     } else {
         None
     };
@@ -155,6 +132,69 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
 /// Every namespace of the sandbox, through the fds its supervisor hands
 /// out, in join order: the user namespace first, as it grants what joining
 /// the others needs.
+/// The exec'd process's terminal, owned by it. A new terminal is owned by
+/// the file-system ids of whoever makes it: ours are the host's, which the
+/// sandbox's user namespace may not map (a root caller's), and then
+/// neither could the process own it nor fchown change it. A short-lived
+/// fork makes it as the process's ids (we hold CAP_SETUID in the namespace
+/// we joined) and hands both ends back, so that our own ids, which the
+/// child's setup still opens paths by (Landlock's), never change.
+fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
+    let step = || "exec: make the terminal".to_string();
+    let (ours, theirs) = sys::seqpacket_pair().step(step)?;
+    // SAFETY: the runner is single-threaded; the child only makes the
+    // terminal, sends it and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(SetupError::io(step(), &std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(ours);
+        let made = (|| -> Result<super::tty::Pty, String> {
+            // SAFETY: setfsgid and setfsuid take plain ids and no pointers;
+            // asking again with an id that is never valid reads the
+            // current one without changing it.
+            let took = unsafe {
+                libc::setfsgid(gid);
+                libc::setfsuid(uid);
+                (
+                    libc::setfsuid(u32::MAX) as u32,
+                    libc::setfsgid(u32::MAX) as u32,
+                )
+            };
+            if took != (uid, gid) {
+                return Err(format!("cannot act as uid {uid}, gid {gid} in the sandbox"));
+            }
+            super::tty::open((uid, gid)).map_err(|e| e.to_string())
+        })();
+        let sent = match &made {
+            Ok(pty) => sys::send_with_fds(&theirs, b"", &[pty.master.as_fd(), pty.slave.as_fd()]),
+            Err(why) => sys::send_with_fds(&theirs, why.as_bytes(), &[]),
+        };
+        // SAFETY: _exit ends this forked copy without the runner's
+        // destructors.
+        unsafe { libc::_exit(i32::from(made.is_err() || sent.is_err())) }
+    }
+    drop(theirs);
+    let mut why = [0u8; 512];
+    let got = sys::recv_with_fds(&ours, &mut why, rustix::net::RecvFlags::empty());
+    // SAFETY: waitpid on our own child with a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut 0, 0) };
+    match got.step(step)? {
+        (_, fds) if fds.len() == 2 => {
+            let mut fds = fds.into_iter();
+            Ok(super::tty::Pty {
+                master: fds.next().expect("two fds"),
+                slave: fds.next().expect("two fds"),
+            })
+        }
+        (n, _) => Err(SetupError::new(
+            step(),
+            String::from_utf8_lossy(&why[..n]).into_owned(),
+        )),
+    }
+}
+
 fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> {
     let mut namespaces = crate::state::control::namespaces(&plan.dir)
         .map_err(|e| SetupError::new("exec", format!("the sandbox is not running ({e})")))?;
