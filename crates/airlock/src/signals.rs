@@ -97,8 +97,7 @@ pub fn forward_to(pid: i32, own_session: bool) {
     FORWARD_TERMINAL.store(own_session, Ordering::Relaxed);
     for sig in forwarded() {
         // SAFETY: sigaction with a zeroed struct, a handler of the
-        // SA_SIGINFO signature, and an empty mask is well-defined; libc
-        // refuses (EINVAL) a signal it keeps, which stays as it was.
+        // SA_SIGINFO signature, and an empty mask is well-defined.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = forward as *const () as usize;

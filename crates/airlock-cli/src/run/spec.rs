@@ -32,23 +32,12 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     let mut labels = filesystem(&mut s, a, m)?;
     process(&mut s, a);
     namespaces(&mut s, a);
-    if a.disable_userns {
-        labels
-            .fields
-            .push(("namespaces.nested_user", "--disable-userns"));
-    }
-    if a.seccomp_log {
-        labels.fields.push(("seccomp_log", "--seccomp-log"));
-    }
-    for (kind, field, flag) in JOIN_FLAGS {
-        if a.join.iter().any(|(k, _)| k == kind) {
-            labels.fields.push((field, flag));
-        }
-    }
     resources(&mut s, a);
-    // Errors about a limit name the flag that set it, or (without a spec
-    // file, where every limit is a flag's) the flag that would.
+    // Errors about a limit (or another field a flag sets) name the flag
+    // that set it, or (without a spec file, where every such field is a
+    // flag's) the flag that would.
     let flags_only = a.spec.is_none();
+    let joins = |kind: &str| a.join.iter().any(|(k, _)| k == kind);
     for (given, field, flag) in [
         (a.memory.is_some(), "resources.memory", "--memory"),
         (a.swap.is_some(), "resources.swap", "--swap"),
@@ -75,6 +64,16 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             "resources.cpuset_mems",
             "--cpuset-mems",
         ),
+        (
+            a.disable_userns,
+            "namespaces.nested_user",
+            "--disable-userns",
+        ),
+        (a.seccomp_log, "seccomp_log", "--seccomp-log"),
+        (joins("net"), "namespaces.join.net", "--join net"),
+        (joins("ipc"), "namespaces.join.ipc", "--join ipc"),
+        (joins("uts"), "namespaces.join.uts", "--join uts"),
+        (joins("pid"), "namespaces.join.pid", "--join pid"),
     ] {
         if given || flags_only {
             labels.fields.push((field, flag));
@@ -223,15 +222,6 @@ fn process(s: &mut SandboxSpec, a: &RunArgs) {
         s.new_session = false;
     }
 }
-
-/// The kinds `--join` takes, with the spec field each sets and the flag
-/// that errors about it name.
-const JOIN_FLAGS: [(&str, &str, &str); 4] = [
-    ("net", "namespaces.join.net", "--join net"),
-    ("ipc", "namespaces.join.ipc", "--join ipc"),
-    ("uts", "namespaces.join.uts", "--join uts"),
-    ("pid", "namespaces.join.pid", "--join pid"),
-];
 
 /// The `--share-*` flags: a shared namespace is not a new one. `--join`:
 /// nor is a joined one (the spec's rules judge the kind and the path).

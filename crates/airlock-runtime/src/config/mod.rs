@@ -225,10 +225,10 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         // Keeping the host's ids was acknowledged by name.
         s.namespaces.user = false;
     }
-    platform_defaults(&mut s);
     if own_user {
         own_files_under_own_maps(bundle, &opts.id, &mut s);
     }
+    platform_defaults(&mut s);
     if s.namespaces.user && !own_user && opts.root_caller {
         notes.extend(idmap_own_files(bundle, &opts.id, &mut s));
     }
@@ -550,9 +550,8 @@ fn own_files_under_own_maps(bundle: &Bundle, id: &str, s: &mut SandboxSpec) {
         _ => true,
     });
     if root_unprivileged(s) && only_own {
+        // Sorted and deduplicated with the platform's defaults.
         s.allow_unsafe.push("cap-dac-override".into());
-        s.allow_unsafe.sort();
-        s.allow_unsafe.dedup();
     }
 }
 

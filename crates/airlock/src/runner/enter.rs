@@ -129,9 +129,6 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     Ok(code)
 }
 
-/// Every namespace of the sandbox, through the fds its supervisor hands
-/// out, in join order: the user namespace first, as it grants what joining
-/// the others needs.
 /// The exec'd process's terminal, owned by it. A new terminal is owned by
 /// the file-system ids of whoever makes it: ours are the host's, which the
 /// sandbox's user namespace may not map (a root caller's), and then
@@ -195,6 +192,9 @@ fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
     }
 }
 
+/// Every namespace of the sandbox, through the fds its supervisor hands
+/// out, in join order: the user namespace first, as it grants what joining
+/// the others needs.
 fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> {
     let mut namespaces = crate::state::control::namespaces(&plan.dir)
         .map_err(|e| SetupError::new("exec", format!("the sandbox is not running ({e})")))?;

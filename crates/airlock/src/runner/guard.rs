@@ -54,8 +54,7 @@ pub fn spawn(
 fn watch(r: OwnedFd, pidfd: &OwnedFd, cgroup: Option<&Cgroup>, dir: Option<&SandboxDir>) -> ! {
     // Signals meant for the supervisor's process group are not ours.
     for sig in signals::forwarded() {
-        // SAFETY: setting SIG_IGN is valid for these catchable signals (a
-        // real-time one libc keeps is refused and stays as it was).
+        // SAFETY: setting SIG_IGN is valid for these catchable signals.
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
     // SAFETY: restoring the default disposition of a catchable signal.

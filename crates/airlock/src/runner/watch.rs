@@ -363,17 +363,13 @@ impl<'a> Watch<'a> {
             _ => {}
         }
         let result = match incoming.request {
-            Request::Signal { signal } if self.own_init && signal != libc::SIGKILL => {
-                match signals::kept(signal) {
-                    Some(why) => Err(format!(
-                        "airlock's init, PID 1, does not pass signal {signal} on to the workload: {why}"
-                    )),
-                    // SAFETY: kill takes no pointers; PID 1 is our unreaped child.
-                    None => match unsafe { libc::kill(self.pid, signal) } {
-                        0 => Ok(()),
-                        _ => Err(std::io::Error::last_os_error().to_string()),
-                    },
-                }
+            Request::Signal { signal }
+                if self.own_init && signal != libc::SIGKILL && signals::kept(signal).is_some() =>
+            {
+                let why = signals::kept(signal).unwrap_or_default();
+                Err(format!(
+                    "airlock's init, PID 1, does not pass signal {signal} on to the workload: {why}"
+                ))
             }
             Request::Signal { signal } => {
                 // SAFETY: kill takes no pointers; PID 1 is our unreaped child.

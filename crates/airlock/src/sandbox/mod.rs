@@ -467,8 +467,9 @@ impl Sandbox {
     /// SIGCHLD, the faults, SIGPIPE, SIGXCPU, SIGXFSZ, job control's, 32
     /// to 34 and 36 (`signals::forwarded`). This takes over SIGALRM,
     /// SIGPROF, SIGIO and the real-time signals of the whole process: not
-    /// for a program that uses them itself (timers, profilers). `own_session`: the workload is in a session of its
-    /// own, so terminal-generated signals must be passed on too.
+    /// for a program that uses them itself (timers, profilers).
+    /// `own_session`: the workload is in a session of its own, so
+    /// terminal-generated signals must be passed on too.
     pub fn forward_signals(&self, own_session: bool) {
         crate::signals::forward_to(self.runner.id() as i32, own_session);
     }
