@@ -267,7 +267,7 @@ fn join_arg(s: &str) -> Result<(String, String), String> {
     let (kind, path) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?}: expected KIND=PATH (net, ipc, uts or pid)"))?;
-    if !["net", "ipc", "uts", "pid"].contains(&kind) {
+    if airlock::namespace::Namespace::joinable(kind).is_none() {
         return Err(format!(
             "{kind:?}: only the net, ipc, uts and pid namespaces can be joined by path"
         ));

@@ -227,27 +227,18 @@ fn process(s: &mut SandboxSpec, a: &RunArgs) {
 /// nor is a joined one (the spec's rules judge the kind and the path).
 fn namespaces(s: &mut SandboxSpec, a: &RunArgs) {
     for (kind, path) in &a.join {
-        let made = match kind.as_str() {
-            "net" => Some(&mut s.namespaces.net),
-            "ipc" => Some(&mut s.namespaces.ipc),
-            "uts" => Some(&mut s.namespaces.uts),
-            "pid" => Some(&mut s.namespaces.pid),
-            _ => None,
-        };
-        if let Some(made) = made {
-            *made = false;
-        }
         s.namespaces.join.insert(kind.clone(), path.clone());
     }
     if a.disable_userns {
         s.namespaces.nested_user = false;
     }
+    let joins = |kind: &str| a.join.iter().any(|(k, _)| k == kind);
     let ns = &mut s.namespaces;
     for (share, flag) in [
-        (&mut ns.net, a.share_net),
-        (&mut ns.pid, a.share_pid),
-        (&mut ns.ipc, a.share_ipc),
-        (&mut ns.uts, a.share_uts),
+        (&mut ns.net, a.share_net || joins("net")),
+        (&mut ns.pid, a.share_pid || joins("pid")),
+        (&mut ns.ipc, a.share_ipc || joins("ipc")),
+        (&mut ns.uts, a.share_uts || joins("uts")),
         (&mut ns.cgroup, a.share_cgroup),
         (&mut ns.time, a.share_time),
         (&mut ns.user, a.share_user),

@@ -203,18 +203,20 @@ pub(crate) fn lets_the_workload_start(
         .enumerate()
         .filter(|(_, r)| r.names.iter().any(|n| n == "execve"))
         .collect();
-    let refusal = match rules.iter().find(|(_, r)| runs(&r.action)) {
-        Some(_) => return Ok(()),
-        None => match rules.first() {
-            Some((i, r)) => (format!("seccomp.oci.syscalls[{i}]"), r.action.as_str()),
-            None if runs(&oci.default_action) => return Ok(()),
-            None => (
-                "seccomp.oci.defaultAction".to_string(),
-                oci.default_action.as_str(),
-            ),
-        },
+    let starts = match rules.first() {
+        Some(_) => rules.iter().any(|(_, r)| runs(&r.action)),
+        None => runs(&oci.default_action),
     };
-    let (field, action) = refusal;
+    if starts {
+        return Ok(());
+    }
+    let (field, action) = match rules.first() {
+        Some((i, r)) => (format!("seccomp.oci.syscalls[{i}]"), r.action.as_str()),
+        None => (
+            "seccomp.oci.defaultAction".to_string(),
+            oci.default_action.as_str(),
+        ),
+    };
     Err(crate::spec::SpecError::new(
         field,
         format!(
