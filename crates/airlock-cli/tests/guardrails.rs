@@ -361,7 +361,7 @@ fn shared_pid_and_host_root_maps_are_refused() {
     let p = dir.path().join("spec.json");
     std::fs::write(
         &p,
-        r#"{"process": {"args": ["true"]}, "identity": {"uid_map": [{"inside": 0, "outside": 0, "count": 1}], "gid_map": [{"inside": 0, "outside": 0, "count": 1}]}}"#,
+        r#"{"process": {"args": ["true"], "uid": 0, "gid": 0}, "identity": {"uid_map": [{"inside": 0, "outside": 0, "count": 1}], "gid_map": [{"inside": 0, "outside": 0, "count": 1}]}}"#,
     )
     .unwrap();
     let r = run(&["--spec", &p.display().to_string()]);
