@@ -169,6 +169,10 @@ fn missing_rootfs() {
 
 #[test]
 fn unmapped_uid() {
+    // A rootless caller's --uid is whatever uid its own is mapped to
+    // inside (bubblewrap's --uid), so every uid is mapped there; a root
+    // caller's sandbox maps a fixed range.
+    require_root!();
     refused(
         &["run", "--uid", "70000", "--", "true"],
         &["process.uid", "not in identity.uid_map"],
@@ -358,5 +362,62 @@ fn a_report_that_cannot_be_written_is_refused_before_the_workload_runs() {
             "true",
         ],
         &["--report", "with -d use `airlock wait`"],
+    );
+}
+
+#[test]
+fn scheduling_out_of_range_or_unavailable() {
+    refused(
+        &["run", "--nice", "30", "--", "true"],
+        &["--nice", "30 is not a nice value (-20 to 19)"],
+    );
+    refused(
+        &["run", "--sched", "fifo", "--", "true"],
+        &["--sched", "needs a priority from 1 to 99"],
+    );
+    refused(
+        &["run", "--io-priority", "idle:3", "--", "true"],
+        &["--io-priority", "the idle class has no levels"],
+    );
+    refused(
+        &["run", "--cpu-affinity", "3-1", "--", "true"],
+        &["--cpu-affinity", "runs backwards"],
+    );
+    // Well formed, but no CPU of this host: found only when it is set, on
+    // PID 1 before the workload exists, which then leaves nothing.
+    refused(
+        &["run", "--cpu-affinity", "1000", "--", "true"],
+        &["--cpu-affinity", "none of the CPUs 1000"],
+    );
+}
+
+#[test]
+fn an_affinity_outside_the_cpuset_leaves_no_cgroup() {
+    require_root!();
+    let before = leftover_cgroups();
+    refused(
+        &[
+            "run",
+            "--cpuset-cpus",
+            "0",
+            "--cpu-affinity",
+            "1",
+            "--",
+            "true",
+        ],
+        &["--cpu-affinity", "none of the CPUs 1", "within its cpuset"],
+    );
+    // Other tests' sandboxes come and go meanwhile; one the refused start
+    // left would stay.
+    let new = || -> Vec<String> {
+        leftover_cgroups()
+            .into_iter()
+            .filter(|c| !before.contains(c))
+            .collect()
+    };
+    assert!(
+        wait_until(10, || new().is_empty()),
+        "left behind: {:?}",
+        new()
     );
 }

@@ -121,7 +121,8 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
 /// `exec --process FILE`: an OCI process object.
 fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let affinity = crate::config::scheduling::take_exec_cpu_affinity(&mut value, "")?;
     let p: oci_spec::runtime::Process = crate::config::typed_json(value.clone())?;
     // What oci-spec does not know it drops: refused, as in config.json.
     let parsed = serde_json::to_value(&p).expect("a parsed process serializes");
@@ -179,12 +180,46 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
     if p.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) {
         return Err("selinuxLabel: SELinux labels are not supported by airlock".into());
     }
-    if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
-        return Err("ioPriority, scheduler and execCPUAffinity are not supported".into());
+    // The whole process, as runc takes it: without a scheduler of its
+    // own it keeps the runtime's, not the container's.
+    let mut scheduling =
+        crate::config::scheduling::scheduling(&p, "").map_err(|e| e.to_string())?;
+    if let Some(a) = affinity {
+        scheduling.cpu_affinity = a.last;
+        airlock::spec::scheduling::validate("execCPUAffinity", &scheduling)
+            .map_err(|e| e.to_string().replace(".cpu_affinity", ".final"))?;
+        if let Some(initial) = &a.initial {
+            initial_affinity(initial)?;
+        }
     }
+    opts.scheduling = Some(scheduling);
     if let Some(v) = p.oom_score_adj() {
         // The runner and the process it starts inherit ours.
         oom_score_adj(v).map_err(|e| e.replace("process.", ""))?;
+    }
+    Ok(())
+}
+
+/// `execCPUAffinity.initial`: where this process, and the runner it
+/// starts, run until the runner has joined the container's cgroups.
+fn initial_affinity(list: &str) -> Result<()> {
+    let s = airlock::spec::Scheduling {
+        cpu_affinity: Some(list.to_string()),
+        ..Default::default()
+    };
+    airlock::spec::scheduling::validate("execCPUAffinity", &s)
+        .map_err(|e| e.to_string().replace(".cpu_affinity", ".initial"))?;
+    // SAFETY: cpu_set_t is plain bits, valid zeroed.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for cpu in airlock::spec::scheduling::affinity_cpus(list) {
+        // SAFETY: validate() keeps every CPU within cpu_set_t (MAX_CPU).
+        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    }
+    // SAFETY: the set is initialized and its size is the one given.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if r == -1 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("execCPUAffinity.initial: {list}: {e}"));
     }
     Ok(())
 }

@@ -132,7 +132,7 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
-        Err(e) => log.fail(&e),
+        Err(e) => log.fail(&config::scheduling::in_oci_words(&e)),
     }
 }
 

@@ -505,3 +505,150 @@ fn the_oom_score_is_the_bundles_as_root_and_rootless() {
         .count();
     assert_eq!(states, 0);
 }
+
+/// A process's scheduling from inside: nice and policy (fields 19 and 41
+/// of /proc/self/stat), its I/O class (busybox ionice) and its CPUs.
+const SCHED_PROBE: &str = "busybox cut -d' ' -f19,41 /proc/self/stat; busybox ionice -p $$; busybox grep Cpus_allowed_list /proc/self/status | busybox cut -f2";
+
+#[test]
+fn the_scheduler_and_io_priority_are_the_bundles_and_an_execs_own() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 6});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    });
+    let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "s1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    // An exec without a process file is the container's process, its
+    // scheduling included. SCHED_BATCH is 3.
+    let o = env.rt(&["exec", "s1", "sh", "-c", SCHED_PROBE]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let all_cpus = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    assert_eq!(out, format!("6 3\nidle\n{all_cpus}"), "the container's");
+
+    // An exec's process file is its whole process: its own scheduler,
+    // I/O priority and final CPU affinity.
+    let last = all_cpus
+        .trim()
+        .rsplit(['-', ','])
+        .next()
+        .unwrap()
+        .to_string();
+    let p = env.dir.path().join("p.json");
+    std::fs::write(
+        &p,
+        json!({
+            "args": ["sh", "-c", SCHED_PROBE],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "scheduler": {"policy": "SCHED_IDLE"},
+            "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 6},
+            "execCPUAffinity": {"initial": "0", "final": last},
+            "noNewPrivileges": true
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let o = env.rt(&["exec", "--process", p.to_str().unwrap(), "s1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    // SCHED_IDLE is 5; without a nice of its own it keeps the runtime's
+    // (this test's), not the container's, as under runc.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let own_nice = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(16)
+        .unwrap();
+    assert_eq!(
+        out,
+        format!("{own_nice} 5\nbest-effort: prio 6\n{last}\n"),
+        "the exec's own"
+    );
+
+    // What airlock cannot do is refused by name, not dropped.
+    for (field, value, want) in [
+        (
+            "scheduler",
+            json!({"policy": "SCHED_DEADLINE", "runtime": 1000000}),
+            "scheduler.policy",
+        ),
+        (
+            "scheduler",
+            json!({"policy": "SCHED_FIFO", "priority": 5, "flags": ["SCHED_RESET_ON_FORK"]}),
+            "scheduler.flags",
+        ),
+        (
+            "scheduler",
+            json!({"policy": "SCHED_FIFO"}),
+            "scheduler.priority",
+        ),
+        (
+            "ioPriority",
+            json!({"class": "IOPRIO_CLASS_BE", "priority": 9}),
+            "ioPriority.priority",
+        ),
+    ] {
+        let b = env.bundle(&format!("bad-{want}"), &["true"], |c| {
+            c["process"][field] = value.clone()
+        });
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "bad"]);
+        let (out, err) = text(&o);
+        assert!(!o.status.success(), "{want}: {out}");
+        assert!(err.contains(&format!("process.{want}")), "{want}: {err}");
+    }
+    let b = env.bundle("bad-affinity", &["true"], |c| {
+        c["process"]["execCPUAffinity"] = json!({"final": "0"})
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "bad"]);
+    let (_, err) = text(&o);
+    assert!(
+        !o.status.success() && err.contains("process.execCPUAffinity"),
+        "{err}"
+    );
+    // A real-time policy raises the container above the host's work: the
+    // guardrail's, until acknowledged.
+    let b = env.bundle(
+        "rt",
+        &["sh", "-c", "busybox cut -d' ' -f41 /proc/self/stat"],
+        |c| {
+            c["process"]["scheduler"] = json!({"policy": "SCHED_RR", "priority": 3});
+        },
+    );
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "rt1"]);
+    let (_, err) = text(&o);
+    assert!(
+        !o.status.success() && err.contains("raised-priority"),
+        "{err}"
+    );
+    // Acknowledged, it is tried: the container's v1 cpu cgroup (where the
+    // kernel has real-time groups, as here) has no real-time runtime, and
+    // the bundle gives none (linux.resources.cpu.realtimeRuntime, which
+    // airlock refuses), so the kernel refuses it, as under runc; without
+    // real-time groups (or as a v2 host) it runs.
+    let o = env.rt(&[
+        "--allow-unsafe",
+        "raised-priority",
+        "run",
+        "--bundle",
+        b.to_str().unwrap(),
+        "rt2",
+    ]);
+    let (out, err) = text(&o);
+    let rt_groups = std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists();
+    if rt_groups {
+        assert!(!o.status.success(), "{out}");
+        assert!(
+            err.contains("process.scheduler.policy") && err.contains("cpu.rt_runtime_us"),
+            "{err}"
+        );
+    } else {
+        assert!(o.status.success(), "{out} {err}");
+        assert_eq!(out.trim(), "2", "SCHED_RR");
+    }
+}

@@ -128,7 +128,12 @@ struct Codes<'a>(&'a [Finding]);
 
 impl fmt::Display for Codes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let codes: Vec<&str> = self.0.iter().map(|x| x.code).collect();
+        let mut codes: Vec<&str> = Vec::new();
+        for x in self.0 {
+            if !codes.contains(&x.code) {
+                codes.push(x.code);
+            }
+        }
         f.write_str(&codes.join(", "))
     }
 }

@@ -36,6 +36,10 @@ pub struct ExecOptions {
     pub no_new_privs: Option<bool>,
     /// The process's umask; unset: the workload's.
     pub umask: Option<u32>,
+    /// The process's nice value, policy, I/O priority and CPU affinity
+    /// (OCI's `exec --process` scheduler, ioPriority and execCPUAffinity);
+    /// unset: the workload's. Judged by the guardrails as the workload's.
+    pub scheduling: Option<crate::spec::Scheduling>,
     /// A created sandbox (set up, its workload held until start) may be
     /// exec'd into too, as runc allows; otherwise only a running one, as
     /// podman allows.
@@ -88,7 +92,7 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         process.groups.clone_from(g);
     }
     let caps = capabilities(plan, e);
-    let privileges = caps.is_some() || e.no_new_privs.is_some();
+    let privileges = caps.is_some() || e.no_new_privs.is_some() || e.scheduling.is_some();
     if e.uid.is_some() || e.gid.is_some() || e.groups.is_some() || privileges {
         judge(plan, &process, caps.as_ref(), e)?;
     }
@@ -98,6 +102,9 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     }
     if let Some(nnp) = e.no_new_privs {
         process.no_new_privs = nnp;
+    }
+    if let Some(s) = &e.scheduling {
+        process.scheduling = (!s.is_unset()).then(|| s.clone());
     }
     if let Some(mask) = e.umask {
         crate::spec::validate::umask("umask", mask)?;
@@ -150,6 +157,9 @@ fn judge(
     spec.process.groups.clone_from(&p.groups);
     if let Some(n) = e.no_new_privs {
         spec.process.no_new_privs = n;
+    }
+    if let Some(s) = &e.scheduling {
+        spec.process.scheduling = s.clone();
     }
     spec.allow_unsafe.extend(e.allow_unsafe.iter().cloned());
     crate::spec::validate::validate_fields(&spec)?;

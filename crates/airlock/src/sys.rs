@@ -492,3 +492,14 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         None,
     )?)
 }
+
+/// Confine process `pid` (0: the calling one) to `cpus`
+/// (sched_setaffinity).
+pub(crate) fn set_cpu_affinity(pid: i32, cpus: &[u32]) -> io::Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu as usize);
+    }
+    rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(pid), &set)?;
+    Ok(())
+}

@@ -171,6 +171,29 @@ pub struct RunArgs {
     /// Keep this capability (repeatable), e.g. CAP_NET_BIND_SERVICE.
     #[arg(long, value_name = "CAP", action = clap::ArgAction::Append, help_heading = "Process")]
     pub(crate) cap_add: Vec<String>,
+    /// Nice value, -20 (first) to 19 (last), as nice(1) sets it. Below 0
+    /// takes a root caller and --allow-unsafe raised-priority.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Process"
+    )]
+    pub(crate) nice: Option<i32>,
+    /// Scheduling policy, as chrt(1) names it: other, batch, idle, or the
+    /// real-time fifo:PRIO and rr:PRIO (1..99; a root caller and
+    /// --allow-unsafe raised-priority).
+    #[arg(long, value_name = "POLICY[:PRIO]", value_parser = sched_arg, help_heading = "Process")]
+    pub(crate) sched: Option<(spec::SchedPolicy, Option<u32>)>,
+    /// I/O priority, as ionice(1) names it: idle, best-effort[:LEVEL] or
+    /// realtime[:LEVEL] (0 first .. 7; realtime takes a root caller and
+    /// --allow-unsafe raised-priority).
+    #[arg(long, value_name = "CLASS[:LEVEL]", value_parser = io_priority_arg, help_heading = "Process")]
+    pub(crate) io_priority: Option<(spec::IoClass, Option<u32>)>,
+    /// The CPUs the workload's threads may run on, e.g. 0-1,3, as
+    /// `taskset -c` sets it (within --cpuset-cpus, which confines them).
+    #[arg(long, value_name = "LIST", help_heading = "Process")]
+    pub(crate) cpu_affinity: Option<String>,
 
     /// Memory limit, e.g. 256M (swap is 0 unless --swap is given).
     #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
@@ -295,6 +318,38 @@ fn rlimit_arg(s: &str) -> Result<spec::Rlimit, String> {
         soft,
         hard,
     })
+}
+
+fn sched_arg(s: &str) -> Result<(spec::SchedPolicy, Option<u32>), String> {
+    let (name, prio) = match s.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (s, None),
+    };
+    let policy = spec::SchedPolicy::parse(name)
+        .ok_or_else(|| format!("{name:?}: not a policy (other, batch, idle, fifo, rr)"))?;
+    let prio = prio
+        .map(|p| {
+            p.parse()
+                .map_err(|_| format!("{p:?} is not a priority (1 to 99)"))
+        })
+        .transpose()?;
+    Ok((policy, prio))
+}
+
+fn io_priority_arg(s: &str) -> Result<(spec::IoClass, Option<u32>), String> {
+    let (name, level) = match s.split_once(':') {
+        Some((n, l)) => (n, Some(l)),
+        None => (s, None),
+    };
+    let class = spec::IoClass::parse(name)
+        .ok_or_else(|| format!("{name:?}: not a class (idle, best-effort, realtime)"))?;
+    let level = level
+        .map(|l| {
+            l.parse()
+                .map_err(|_| format!("{l:?} is not a level (0 to 7)"))
+        })
+        .transpose()?;
+    Ok((class, level))
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {

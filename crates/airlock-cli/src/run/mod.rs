@@ -254,11 +254,13 @@ fn prepare(
         }
         Err(Error::Refused(findings)) => {
             out.findings(&findings, offset);
-            let codes: Vec<&str> = findings
-                .iter()
-                .filter(|f| f.refuses())
-                .map(|f| f.code)
-                .collect();
+            // Each code once, though it may refuse several fields.
+            let mut codes: Vec<&str> = Vec::new();
+            for f in findings.iter().filter(|f| f.refuses()) {
+                if !codes.contains(&f.code) {
+                    codes.push(f.code);
+                }
+            }
             Err(refuse(format!(
                 "refused by the guardrails ({}); nothing was started",
                 codes.join(", ")

@@ -70,6 +70,24 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             "--disable-userns",
         ),
         (a.seccomp_log, "seccomp_log", "--seccomp-log"),
+        (a.nice.is_some(), "process.scheduling.nice", "--nice"),
+        (a.sched.is_some(), "process.scheduling.policy", "--sched"),
+        (a.sched.is_some(), "process.scheduling.priority", "--sched"),
+        (
+            a.io_priority.is_some(),
+            "process.scheduling.io_class",
+            "--io-priority",
+        ),
+        (
+            a.io_priority.is_some(),
+            "process.scheduling.io_level",
+            "--io-priority",
+        ),
+        (
+            a.cpu_affinity.is_some(),
+            "process.scheduling.cpu_affinity",
+            "--cpu-affinity",
+        ),
         (joins("net"), "namespaces.join.net", "--join net"),
         (joins("ipc"), "namespaces.join.ipc", "--join ipc"),
         (joins("uts"), "namespaces.join.uts", "--join uts"),
@@ -220,6 +238,21 @@ fn process(s: &mut SandboxSpec, a: &RunArgs) {
     }
     if a.keep_session {
         s.new_session = false;
+    }
+    let sched = &mut s.process.scheduling;
+    if a.nice.is_some() {
+        sched.nice = a.nice;
+    }
+    if let Some((policy, prio)) = a.sched {
+        sched.policy = Some(policy);
+        sched.priority = prio;
+    }
+    if let Some((class, level)) = a.io_priority {
+        sched.io_class = Some(class);
+        sched.io_level = level;
+    }
+    if a.cpu_affinity.is_some() {
+        sched.cpu_affinity.clone_from(&a.cpu_affinity);
     }
 }
 

@@ -35,6 +35,7 @@ mod fields;
 mod mounts;
 mod namespaces;
 mod resources;
+pub(crate) mod scheduling;
 
 use namespaces::namespaces;
 use resources::resources;
@@ -94,6 +95,20 @@ impl Bundle {
             if let Some(m) = m.as_object_mut() {
                 m.remove("uidMappings");
                 m.remove("gidMappings");
+            }
+        }
+        // The container's own process never takes it (OCI: "not
+        // applicable to the container's init process"); an exec's
+        // process file gives its own.
+        if let Some(p) = typed.get_mut("process") {
+            if scheduling::take_exec_cpu_affinity(p, "process.")
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .is_some()
+            {
+                return Err(format!(
+                    "{}: field `process.execCPUAffinity`: not supported in config.json by airlock-runtime; give it in exec's --process file",
+                    path.display()
+                ));
             }
         }
         let config: Spec =
@@ -306,12 +321,7 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     }
     // process.oomScoreAdj is applied by `create` to the held container
     // process (a host-side write, not part of the sandbox spec).
-    if p.io_priority().is_some() || p.scheduler().is_some() || p.exec_cpu_affinity().is_some() {
-        return Err(err(
-            "process",
-            "ioPriority, scheduler and execCPUAffinity are not supported",
-        ));
-    }
+    s.process.scheduling = scheduling::scheduling(p, "process.")?;
     Ok(())
 }
 

@@ -210,7 +210,8 @@ fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &
 }
 
 /// Protections that are on unless the spec turns them off: the PID
-/// namespace, no_new_privs, the syscall filter.
+/// namespace, no_new_privs, the syscall filter, the host's priority over
+/// the workload.
 fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
     // A PID namespace joined by path is another sandbox's (a pod's), not
     // the host's: the runner joins it only through that sandbox's user
@@ -235,6 +236,13 @@ fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
             "seccomp-disabled",
             "seccomp",
             "without a syscall filter the workload reaches every kernel interface (keyctl, bpf, io_uring, ...), the usual way out of a namespace",
+        );
+    }
+    for field in spec.process.scheduling.raised() {
+        f.add(
+            "raised-priority",
+            format!("process.scheduling.{field}"),
+            "puts the workload ahead of the host's own work: a busy loop there takes CPU time (with a real-time policy, whole CPUs) or disk time from the host's services",
         );
     }
 }

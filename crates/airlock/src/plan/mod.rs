@@ -298,6 +298,10 @@ pub struct ProcessPlan {
     /// Set HOME from the sandbox's /etc/passwd when `env` has none.
     #[serde(default)]
     pub home_from_passwd: bool,
+    /// Nice value, policy, I/O priority and CPU affinity, set from the
+    /// host side before the process starts (`runner::sched`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<spec::Scheduling>,
     /// The caller's fds 3 to 3+N-1 reach the process at the same numbers
     /// (OCI's `--preserve-fds`); every other fd above 2 closes at exec.
     #[serde(default)]
@@ -439,6 +443,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             personality: p.personality,
             umask: p.umask,
             home_from_passwd: p.home_from_passwd,
+            scheduling: (!p.scheduling.is_unset()).then(|| p.scheduling.clone()),
             preserve_fds: 0,
         },
         verbose: false,

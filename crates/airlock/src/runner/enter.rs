@@ -54,6 +54,11 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "exec: make the runner non-dumpable".into())?;
     join_cgroups(&plan)?;
+    // In the sandbox's cgroups, and still with the caller's privilege on
+    // the host, which raising a priority needs; the child inherits it.
+    if let Some(s) = &plan.process.scheduling {
+        super::sched::apply(0, s)?;
+    }
     // Its path is in the caller's mount namespace, which we leave next.
     let console = match (&plan.console_socket, plan.process.terminal) {
         (Some(path), true) => Some(super::tty::connect_console_socket(path)?),

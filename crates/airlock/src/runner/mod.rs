@@ -29,6 +29,7 @@ mod net;
 mod overlay;
 mod pidns;
 mod protect;
+mod sched;
 mod sources;
 mod supervisor;
 mod time;

@@ -511,6 +511,11 @@ fn start_pid1(
     if let Some(cg) = cgroup {
         cg.add_v1(pid).map_err(early)?;
     }
+    // In its cgroups (an affinity outside their cpuset is refused), and
+    // before "go": the workload, its fork, starts with it.
+    if let Some(s) = &plan.process.scheduling {
+        super::sched::apply(pid, s).map_err(early)?;
+    }
     if let Some(sb) = state_dir {
         record_start(sb, plan, pid, cgroup).map_err(early)?;
     }

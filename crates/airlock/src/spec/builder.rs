@@ -169,6 +169,12 @@ impl SpecBuilder {
         self
     }
 
+    /// Nice value, scheduling policy, I/O priority and CPU affinity.
+    pub fn scheduling(mut self, s: super::Scheduling) -> Self {
+        self.spec.process.scheduling = s;
+        self
+    }
+
     /// Wall-clock limit in seconds; the whole sandbox is killed after it.
     pub fn timeout(mut self, seconds: f64) -> Self {
         self.spec.timeout = Some(seconds);

@@ -9,6 +9,7 @@ mod builder;
 mod devices;
 mod filesystem;
 mod parse;
+pub mod scheduling;
 pub mod size;
 pub mod validate;
 
@@ -19,6 +20,7 @@ pub use filesystem::{
     SYSTEM_DIRS,
 };
 pub use parse::{from_json, from_str_auto, from_toml, ParseError};
+pub use scheduling::{IoClass, SchedPolicy, Scheduling};
 pub use size::{parse_mode, parse_size, FileMode, Size};
 pub use validate::{parse_capability, validate, SpecError};
 
@@ -233,6 +235,10 @@ pub struct Process {
     /// for it). Off: the environment is exactly `env`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub home_from_passwd: bool,
+    /// Nice value, scheduling policy, I/O priority and CPU affinity (see
+    /// [`Scheduling`]); unset: the caller's.
+    #[serde(skip_serializing_if = "Scheduling::is_unset")]
+    pub scheduling: Scheduling,
 }
 
 impl Default for Process {
@@ -252,6 +258,7 @@ impl Default for Process {
             personality: None,
             umask: None,
             home_from_passwd: false,
+            scheduling: Scheduling::default(),
         }
     }
 }

@@ -267,7 +267,8 @@ fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `process`: the program, its environment, directory, umask and rlimits.
+/// `process`: the program, its environment, directory, umask, rlimits
+/// and scheduling.
 fn process(p: &Process) -> Result<(), SpecError> {
     if p.args.is_empty() {
         return Err(SpecError::new("process.args", "no program given"));
@@ -298,6 +299,7 @@ fn process(p: &Process) -> Result<(), SpecError> {
     if let Some(mask) = p.umask {
         umask("process.umask", mask)?;
     }
+    super::scheduling::validate("process.scheduling", &p.scheduling)?;
     for (i, r) in p.rlimits.iter().enumerate() {
         let f = format!("process.rlimits[{i}]");
         if !RLIMITS.iter().any(|(n, _)| *n == r.resource) {

@@ -1,0 +1,178 @@
+//! The workload's scheduling (`--nice`, `--sched`, `--io-priority`,
+//! `--cpu-affinity`; spec `process.scheduling`), read from inside by a
+//! process the workload started: what it lowers needs no privilege, what
+//! raises it above the host's own work takes a root caller and the
+//! `raised-priority` acknowledgement.
+
+mod common;
+use common::*;
+
+/// nice, policy, real-time priority, CPUs, I/O class and level of the
+/// process that runs it.
+const PROBE: &str = "import os, ctypes\n\
+l = ctypes.CDLL(None, use_errno=True)\n\
+io = l.syscall(252, 1, 0)\n\
+print(os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0), os.sched_getparam(0).sched_priority, \",\".join(map(str, sorted(os.sched_getaffinity(0)))), io >> 13, io & 7)";
+
+/// The probe's line on the host, where this test runs: what a sandbox
+/// that sets nothing keeps.
+fn on_host() -> String {
+    let o = std::process::Command::new("python3")
+        .args(["-c", PROBE])
+        .output()
+        .unwrap();
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The highest CPU this test may run on: one a sandbox can be confined to
+/// that is not all of them (on a host with more than one).
+fn last_cpu() -> String {
+    let host = on_host();
+    let cpus = host.split_whitespace().nth(3).unwrap();
+    cpus.rsplit(',').next().unwrap().to_string()
+}
+
+/// The probe run by the workload's shell, as `run` with `flags`.
+fn probe(flags: &[&str], as_user: bool) -> Run {
+    let script = format!("python3 -c '{PROBE}'");
+    if as_user {
+        sh_as_user(flags, &script)
+    } else {
+        sh(flags, &script)
+    }
+}
+
+#[test]
+fn the_workload_and_what_it_starts_keep_the_scheduling_asked() {
+    let cpu = last_cpu();
+    let lowered = [
+        "--nice",
+        "7",
+        "--sched",
+        "batch",
+        "--io-priority",
+        "idle",
+        "--cpu-affinity",
+        &cpu,
+    ];
+    // SCHED_BATCH is 3; the idle I/O class 3, with no level.
+    let want = format!("7 3 0 {cpu} 3 0\n");
+    // As root, as root and as the test user; otherwise as ourselves, a
+    // rootless caller already.
+    let callers: &[bool] = if is_root() { &[false, true] } else { &[false] };
+    for &as_user in callers {
+        let r = probe(&lowered, as_user);
+        assert_eq!(r.code, 0, "as user {as_user}: {}", r.stderr);
+        assert_eq!(r.stdout, want, "as user {as_user}");
+        // Control: a sandbox that asks nothing keeps its caller's.
+        let r = probe(&[], as_user);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, on_host(), "as user {as_user}");
+    }
+    // Best effort with a level; another policy.
+    let r = probe(
+        &["--io-priority", "best-effort:6", "--sched", "idle"],
+        false,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let f: Vec<&str> = r.stdout.split_whitespace().collect();
+    assert_eq!((f[1], f[4], f[5]), ("5", "2", "6"), "{}", r.stdout);
+}
+
+#[test]
+fn raising_priority_takes_a_root_caller_and_the_acknowledgement() {
+    // Refused by the guardrail, naming each flag that raises it.
+    let raised = [
+        "--nice",
+        "-5",
+        "--sched",
+        "fifo:10",
+        "--io-priority",
+        "realtime:2",
+    ];
+    let r = probe(&raised, false);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    for flag in ["--nice", "--sched", "--io-priority"] {
+        assert!(
+            r.stderr
+                .contains(&format!("error[raised-priority]: {flag}")),
+            "{flag}: {}",
+            r.stderr
+        );
+    }
+    assert!(r.stdout.is_empty());
+    let mut acked = raised.to_vec();
+    acked.extend(["--allow-unsafe", "raised-priority"]);
+    if !is_root() {
+        eprintln!("SKIPPED (the root half): this test needs root to raise a priority");
+    } else {
+        // SCHED_FIFO is 1; the real-time I/O class 1.
+        let r = probe(&acked, false);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let f: Vec<&str> = r.stdout.split_whitespace().collect();
+        assert_eq!(
+            (f[0], f[1], f[2], f[4], f[5]),
+            ("-5", "1", "10", "1", "2"),
+            "{}",
+            r.stdout
+        );
+    }
+    // A rootless caller (the test user, or ourselves when not root) has no
+    // CAP_SYS_NICE on the host, acknowledged or not: the start fails,
+    // naming the flag, and nothing runs.
+    {
+        for (flags, flag) in [
+            (["--nice", "-5"], "--nice"),
+            (["--sched", "rr:3"], "--sched"),
+        ] {
+            let mut args = flags.to_vec();
+            args.extend(["--allow-unsafe", "raised-priority"]);
+            let r = probe(&args, is_root());
+            assert_eq!(r.code, 125, "{}", r.stderr);
+            assert!(
+                r.stderr.contains(flag) && r.stderr.contains("CAP_SYS_NICE"),
+                "{}",
+                r.stderr
+            );
+            assert!(r.stdout.is_empty(), "{}", r.stdout);
+        }
+    }
+}
+
+#[test]
+fn exec_keeps_the_sandboxs_scheduling() {
+    let root = tempdir();
+    let state = root.path().to_str().unwrap();
+    let cpu = last_cpu();
+    let name = format!("sched-{}", std::process::id());
+    let r = output(airlock(&[
+        "--state-root",
+        state,
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--nice",
+        "4",
+        "--cpu-affinity",
+        &cpu,
+        "--",
+        "sleep",
+        "100",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let e = output(airlock(&[
+        "--state-root",
+        state,
+        "exec",
+        &name,
+        "--",
+        "python3",
+        "-c",
+        PROBE,
+    ]));
+    output(airlock(&["--state-root", state, "rm", "-f", &name]));
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    let f: Vec<&str> = e.stdout.split_whitespace().collect();
+    assert_eq!((f[0], f[3]), ("4", cpu.as_str()), "{}", e.stdout);
+}
