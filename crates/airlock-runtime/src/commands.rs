@@ -95,6 +95,15 @@ struct OciRecord {
     /// without it (see config::capabilities).
     #[serde(default)]
     nnp_capabilities: Option<(Vec<String>, Vec<String>)>,
+    /// The bundle's `process.execCPUAffinity`, for execs without a
+    /// process file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exec_cpu_affinity: Option<config::scheduling::ExecCpuAffinity>,
+}
+
+/// [`OciRecord::exec_cpu_affinity`] of the container `sb`.
+pub(crate) fn exec_cpu_affinity(sb: &SandboxDir) -> Option<config::scheduling::ExecCpuAffinity> {
+    record(sb)?.exec_cpu_affinity
 }
 
 /// [`OciRecord::nnp_capabilities`] of the container `sb`.
@@ -312,6 +321,7 @@ fn create(
                 .as_ref()
                 .and_then(|p| p.capabilities().as_ref())
                 .map(|c| config::capabilities(c, true)),
+            exec_cpu_affinity: bundle.exec_cpu_affinity.clone(),
         };
         sb.write_atomic(
             "oci.json",

@@ -61,6 +61,9 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     if let Some(path) = &e.process {
         process_file(path, &mut opts, e.no_new_privs)
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
+    } else if let Some(a) = crate::commands::exec_cpu_affinity(&sb) {
+        // The container's process, as runc builds an exec from it.
+        exec_cpu_affinity(&a, &mut opts).map_err(|why| format!("process.{why}"))?;
     }
     // On top of what --process says, as runc's flags are. The
     // capabilities follow: with no_new_privs only the effective ones (a
@@ -182,17 +185,11 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
     }
     // The whole process, as runc takes it: without a scheduler of its
     // own it keeps the runtime's, not the container's.
-    let mut scheduling =
-        crate::config::scheduling::scheduling(&p, "").map_err(|e| e.to_string())?;
-    if let Some(a) = affinity {
-        scheduling.cpu_affinity = a.last;
-        airlock::spec::scheduling::validate("execCPUAffinity", &scheduling)
-            .map_err(|e| e.to_string().replace(".cpu_affinity", ".final"))?;
-        if let Some(initial) = &a.initial {
-            initial_affinity(initial)?;
-        }
-    }
+    let scheduling = crate::config::scheduling::scheduling(&p, "").map_err(|e| e.to_string())?;
     opts.scheduling = Some(scheduling);
+    if let Some(a) = affinity {
+        exec_cpu_affinity(&a, opts)?;
+    }
     if let Some(v) = p.oom_score_adj() {
         // The runner and the process it starts inherit ours.
         oom_score_adj(v).map_err(|e| e.replace("process.", ""))?;
@@ -200,19 +197,22 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
     Ok(())
 }
 
-/// `execCPUAffinity.initial`: where this process, and the runner it
-/// starts, run until the runner has joined the container's cgroups.
-fn initial_affinity(list: &str) -> Result<()> {
-    let s = airlock::spec::Scheduling {
-        cpu_affinity: Some(list.to_string()),
-        ..Default::default()
+/// `execCPUAffinity`: `initial` for this process (and the runner it
+/// starts) until the runner has joined the container's cgroups, then the
+/// process's own.
+fn exec_cpu_affinity(
+    a: &crate::config::scheduling::ExecCpuAffinity,
+    opts: &mut ExecOptions,
+) -> Result<()> {
+    opts.cpu_affinity = a.last_or_all();
+    let Some(list) = &a.initial else {
+        return Ok(());
     };
-    airlock::spec::scheduling::validate("execCPUAffinity", &s)
-        .map_err(|e| e.to_string().replace(".cpu_affinity", ".initial"))?;
     // SAFETY: cpu_set_t is plain bits, valid zeroed.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for cpu in airlock::spec::scheduling::affinity_cpus(list) {
-        // SAFETY: validate() keeps every CPU within cpu_set_t (MAX_CPU).
+        // SAFETY: take_exec_cpu_affinity checked that every CPU is within
+        // cpu_set_t (MAX_CPU).
         unsafe { libc::CPU_SET(cpu as usize, &mut set) };
     }
     // SAFETY: the set is initialized and its size is the one given.

@@ -514,31 +514,51 @@ const SCHED_PROBE: &str = "busybox cut -d' ' -f19,41 /proc/self/stat; busybox io
 fn the_scheduler_and_io_priority_are_the_bundles_and_an_execs_own() {
     require_root!();
     let env = Env::new();
+    // The CPUs this test may use (a cpuset or taskset may narrow them),
+    // and the last of them, to confine an exec to.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let ours = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let last = ours.rsplit(['-', ',']).next().unwrap().to_string();
     let b = env.bundle("b", &["sleep", "1000"], |c| {
         c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 6});
         c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        c["process"]["execCPUAffinity"] = json!({"final": last});
     });
     let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "s1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     // An exec without a process file is the container's process, its
-    // scheduling included. SCHED_BATCH is 3.
+    // scheduling included (SCHED_BATCH is 3), and the bundle's
+    // execCPUAffinity is where it runs.
     let o = env.rt(&["exec", "s1", "sh", "-c", SCHED_PROBE]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
-    let all_cpus = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
-    assert_eq!(out, format!("6 3\nidle\n{all_cpus}"), "the container's");
+    assert_eq!(out, format!("6 3\nidle\n{last}\n"), "the container's");
+    // The container's own process is not confined by it.
+    let o = env.rt(&[
+        "exec",
+        "s1",
+        "busybox",
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/1/status",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.trim().ends_with(&format!("\t{ours}")), "{out}");
 
     // An exec's process file is its whole process: its own scheduler,
     // I/O priority and final CPU affinity.
-    let last = all_cpus
-        .trim()
-        .rsplit(['-', ','])
-        .next()
-        .unwrap()
-        .to_string();
-    let p = env.dir.path().join("p.json");
-    std::fs::write(
-        &p,
+    let write = |name: &str, v: Value| {
+        let p = env.dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let process = |affinity: Value| {
         json!({
             "args": ["sh", "-c", SCHED_PROBE],
             "env": ["PATH=/bin"],
@@ -546,13 +566,12 @@ fn the_scheduler_and_io_priority_are_the_bundles_and_an_execs_own() {
             "user": {"uid": 0, "gid": 0},
             "scheduler": {"policy": "SCHED_IDLE"},
             "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 6},
-            "execCPUAffinity": {"initial": "0", "final": last},
+            "execCPUAffinity": affinity,
             "noNewPrivileges": true
         })
-        .to_string(),
-    )
-    .unwrap();
-    let o = env.rt(&["exec", "--process", p.to_str().unwrap(), "s1"]);
+    };
+    let p = write("p.json", process(json!({"initial": "0", "final": last})));
+    let o = env.rt(&["exec", "--process", &p, "s1"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
     // SCHED_IDLE is 5; without a nice of its own it keeps the runtime's
@@ -570,6 +589,13 @@ fn the_scheduler_and_io_priority_are_the_bundles_and_an_execs_own() {
         format!("{own_nice} 5\nbest-effort: prio 6\n{last}\n"),
         "the exec's own"
     );
+    // Only `initial`: the process does not stay there, but runs where the
+    // container may (runc's reset to the cpuset).
+    let p = write("p2.json", process(json!({"initial": last})));
+    let o = env.rt(&["exec", "--process", &p, "s1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.ends_with(&format!("\n{ours}\n")), "{out}");
 
     // What airlock cannot do is refused by name, not dropped.
     for (field, value, want) in [
@@ -603,12 +629,14 @@ fn the_scheduler_and_io_priority_are_the_bundles_and_an_execs_own() {
         assert!(err.contains(&format!("process.{want}")), "{want}: {err}");
     }
     let b = env.bundle("bad-affinity", &["true"], |c| {
-        c["process"]["execCPUAffinity"] = json!({"final": "0"})
+        c["process"]["execCPUAffinity"] = json!({"final": "3-1"})
     });
     let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "bad"]);
     let (_, err) = text(&o);
     assert!(
-        !o.status.success() && err.contains("process.execCPUAffinity"),
+        !o.status.success()
+            && err.contains("process.execCPUAffinity.final")
+            && err.contains("backwards"),
         "{err}"
     );
     // A real-time policy raises the container above the host's work: the

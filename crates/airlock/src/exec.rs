@@ -40,6 +40,9 @@ pub struct ExecOptions {
     /// (OCI's `exec --process` scheduler, ioPriority and execCPUAffinity);
     /// unset: the workload's. Judged by the guardrails as the workload's.
     pub scheduling: Option<crate::spec::Scheduling>,
+    /// The process's CPUs, over `scheduling`'s (OCI's
+    /// `execCPUAffinity.final`, which a bundle gives every exec).
+    pub cpu_affinity: Option<String>,
     /// A created sandbox (set up, its workload held until start) may be
     /// exec'd into too, as runc allows; otherwise only a running one, as
     /// podman allows.
@@ -105,6 +108,12 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     }
     if let Some(s) = &e.scheduling {
         process.scheduling = (!s.is_unset()).then(|| s.clone());
+    }
+    if let Some(cpus) = &e.cpu_affinity {
+        let mut s = process.scheduling.take().unwrap_or_default();
+        s.cpu_affinity = Some(cpus.clone());
+        crate::spec::scheduling::validate("process.scheduling", &s)?;
+        process.scheduling = Some(s);
     }
     if let Some(mask) = e.umask {
         crate::spec::validate::umask("umask", mask)?;

@@ -99,6 +99,14 @@ fn check_unprivileged(
     if !spec.identity.uid_map.is_empty() || !spec.identity.gid_map.is_empty() {
         return Err(refuse("identity", "give id maps (its own id is mapped)"));
     }
+    // The supervisor sets it with the daemon's CAP_SYS_NICE, which the
+    // caller lacks: acknowledged or not (acknowledge_uids), not for it.
+    if let Some(field) = spec.process.scheduling.raised().first() {
+        return Err(refuse(
+            &format!("process.scheduling.{field}"),
+            "raise a priority (a negative nice, a real-time policy or I/O class)",
+        ));
+    }
     if !spec.allow_unsafe.is_empty() && !d.may_acknowledge(peer) {
         return Err(status::denied(
             format!(

@@ -385,8 +385,16 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     ok(airlock(&d, None, &unsafe_run));
 
     // What the kernel would not let the caller do itself, the daemon
-    // does not do for it (join a namespace by path), nor run an image,
-    // whose layers it would read and unpack as root.
+    // does not do for it (raise its priority, join a namespace by path),
+    // nor run an image, whose layers it would read and unpack as root.
+    let e = airlock(&d, Some(USER), &["run", "-d", "--nice", "-5", "--", "true"]);
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(
+        e.stderr
+            .contains("--nice: uid 1000 may not raise a priority"),
+        "{}",
+        e.stderr
+    );
     let spec = d.dir.path().join("join.json");
     std::fs::write(
         &spec,

@@ -83,7 +83,7 @@ impl ConfigFields {
         for (ours, theirs) in PREFIXES {
             out = replace_field(&out, ours, theirs);
         }
-        out
+        super::scheduling::in_oci_words(&out)
     }
 
     /// The findings worth the bundle's author's time: not the runtime's

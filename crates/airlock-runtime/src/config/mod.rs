@@ -65,6 +65,9 @@ pub struct Bundle {
     /// The raw JSON, for the parts airlock reads in its own types
     /// (seccomp).
     pub raw: serde_json::Value,
+    /// `process.execCPUAffinity`: where an exec without a process file
+    /// of its own runs (checked).
+    pub exec_cpu_affinity: Option<scheduling::ExecCpuAffinity>,
 }
 
 impl Bundle {
@@ -97,20 +100,13 @@ impl Bundle {
                 m.remove("gidMappings");
             }
         }
-        // The container's own process never takes it (OCI: "not
-        // applicable to the container's init process"); an exec's
-        // process file gives its own.
-        if let Some(p) = typed.get_mut("process") {
-            if scheduling::take_exec_cpu_affinity(p, "process.")
-                .map_err(|e| format!("{}: {e}", path.display()))?
-                .is_some()
-            {
-                return Err(format!(
-                    "{}: field `process.execCPUAffinity`: not supported in config.json by airlock-runtime; give it in exec's --process file",
-                    path.display()
-                ));
-            }
-        }
+        // Not the container's own process's (OCI: "not applicable to the
+        // container's init process"): the default of its execs'.
+        let exec_cpu_affinity = match typed.get_mut("process") {
+            Some(p) => scheduling::take_exec_cpu_affinity(p, "process.")
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            None => None,
+        };
         let config: Spec =
             typed_json(typed.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
         // oci-spec drops, without a word, any field it does not know
@@ -130,7 +126,12 @@ impl Bundle {
                 config.version()
             ));
         }
-        Ok(Bundle { dir, config, raw })
+        Ok(Bundle {
+            dir,
+            config,
+            raw,
+            exec_cpu_affinity,
+        })
     }
 
     /// The root filesystem `root.path` names (relative to the bundle).

@@ -10,18 +10,32 @@ use airlock::spec::{IoClass, SchedPolicy, Scheduling, SpecError};
 use oci_spec::runtime::{IOPriorityClass, LinuxSchedulerPolicy, Process};
 
 /// `execCPUAffinity`, as the runtime spec writes it.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecCpuAffinity {
     /// Where the runtime's own process runs before it joins the cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial: Option<String>,
     /// Where the exec'd process runs.
-    #[serde(rename = "final")]
+    #[serde(default, rename = "final", skip_serializing_if = "Option::is_none")]
     pub last: Option<String>,
 }
 
-/// Take `execCPUAffinity` out of a raw process object (`at` names it in
-/// errors).
+impl ExecCpuAffinity {
+    /// The CPUs of the exec'd process. With only `initial` given, the
+    /// process must not stay there (runc resets it to the container's
+    /// cpuset): every CPU, which the kernel narrows to the cpuset.
+    pub fn last_or_all(&self) -> Option<String> {
+        match (&self.initial, &self.last) {
+            (_, Some(l)) => Some(l.clone()),
+            (Some(_), None) => Some(format!("0-{}", airlock::spec::scheduling::MAX_CPU)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Take `execCPUAffinity` out of a raw process object, checked (`at`
+/// names it in errors).
 pub fn take_exec_cpu_affinity(
     process: &mut serde_json::Value,
     at: &str,
@@ -35,9 +49,17 @@ pub fn take_exec_cpu_affinity(
     if v.is_null() {
         return Ok(None);
     }
-    serde_json::from_value(v)
-        .map(Some)
-        .map_err(|e| format!("{at}execCPUAffinity: {e}"))
+    let a: ExecCpuAffinity =
+        serde_json::from_value(v).map_err(|e| format!("{at}execCPUAffinity: {e}"))?;
+    for (name, list) in [("initial", &a.initial), ("final", &a.last)] {
+        let s = Scheduling {
+            cpu_affinity: list.clone(),
+            ..Default::default()
+        };
+        airlock::spec::scheduling::validate("", &s)
+            .map_err(|e| format!("{at}execCPUAffinity.{name}: {}", e.reason))?;
+    }
+    Ok(Some(a))
 }
 
 /// The process's scheduler and I/O priority (`at` is `process.` in a

@@ -245,6 +245,23 @@ fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
             "puts the workload ahead of the host's own work: a busy loop there takes CPU time (with a real-time policy, whole CPUs) or disk time from the host's services",
         );
     }
+    // The limits under which the workload may raise itself: RLIMIT_RTPRIO
+    // is the highest real-time priority it may take, RLIMIT_NICE 20 minus
+    // the lowest nice value (a soft limit rises to the hard one).
+    for (i, r) in spec.process.rlimits.iter().enumerate() {
+        let raises = match r.resource.as_str() {
+            "rtprio" => r.hard > 0,
+            "nice" => r.hard > 20,
+            _ => false,
+        };
+        if raises {
+            f.add(
+                "raised-priority",
+                format!("process.rlimits[{i}]"),
+                format!("{} lets the workload raise its own priority (a real-time policy, a negative nice) ahead of the host's own work", r.resource),
+            );
+        }
+    }
 }
 
 /// Capabilities that break isolation outright, and those that do beside

@@ -49,7 +49,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "cap-net-admin-host", severity: Deny, catches: "CAP_NET_ADMIN or CAP_NET_RAW with the host's network namespace shared" },
     Rule { code: "cap-host-pid", severity: Deny, catches: "CAP_KILL or CAP_SYS_PTRACE with the host's PID namespace shared" },
     Rule { code: "host-sysctl", severity: Deny, catches: "a sysctl written into a namespace the sandbox shares with the host (a joined network namespace that is the caller's own): it would change the host" },
-    Rule { code: "raised-priority", severity: Deny, catches: "process.scheduling ahead of the host's own work: a negative nice, a real-time policy (fifo, rr) or the realtime I/O class, which let the workload take CPUs or the disk from the host's services" },
+    Rule { code: "raised-priority", severity: Deny, catches: "process.scheduling ahead of the host's own work: a negative nice, a real-time policy (fifo, rr) or the realtime I/O class, or an rlimit that lets the workload take them itself (rtprio above 0, nice above 20): the workload can take CPUs or the disk from the host's services" },
     Rule { code: "shared-network", severity: Warn, catches: "the host's network namespace is shared (every host interface and listener is reachable)" },
     Rule { code: "shared-ipc", severity: Warn, catches: "the host's IPC namespace is shared: its System V shared memory, semaphores and message queues and its POSIX message queues are reachable by their permissions" },
     Rule { code: "shared-session", severity: Warn, catches: "new_session = false: the workload can push keystrokes into the caller's terminal (TIOCSTI)" },

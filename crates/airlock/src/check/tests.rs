@@ -769,3 +769,56 @@ fn host_shared_writable_and_socket_bind() {
     assert!(codes(&s, &h).contains(&"socket-bind"));
     assert!(!codes(&s, &host()).contains(&"socket-bind"));
 }
+
+#[test]
+fn raised_priority_by_scheduling_or_by_the_limits_that_allow_it() {
+    use crate::spec::{IoClass, Rlimit, SchedPolicy, Scheduling};
+    let mut s = spec_with(vec![]);
+    assert!(!codes(&s, &host()).contains(&"raised-priority"));
+    // Lowered: nothing to acknowledge.
+    s.process.scheduling = Scheduling {
+        nice: Some(10),
+        policy: Some(SchedPolicy::Idle),
+        io_class: Some(IoClass::Idle),
+        ..Default::default()
+    };
+    assert!(!codes(&s, &host()).contains(&"raised-priority"));
+    for raised in [
+        Scheduling {
+            nice: Some(-1),
+            ..Default::default()
+        },
+        Scheduling {
+            policy: Some(SchedPolicy::Fifo),
+            priority: Some(1),
+            ..Default::default()
+        },
+        Scheduling {
+            io_class: Some(IoClass::Realtime),
+            ..Default::default()
+        },
+    ] {
+        s.process.scheduling = raised;
+        assert!(
+            denied(&s).contains(&"raised-priority"),
+            "{:?}",
+            s.process.scheduling
+        );
+    }
+    s.process.scheduling = Scheduling::default();
+    let limit = |resource: &str, hard| Rlimit {
+        resource: resource.into(),
+        soft: 0,
+        hard,
+    };
+    for (r, raises) in [
+        (limit("rtprio", 0), false),
+        (limit("rtprio", 1), true),
+        (limit("nice", 20), false),
+        (limit("nice", 21), true),
+        (limit("nofile", 1 << 20), false),
+    ] {
+        s.process.rlimits = vec![r.clone()];
+        assert_eq!(denied(&s).contains(&"raised-priority"), raises, "{r:?}");
+    }
+}

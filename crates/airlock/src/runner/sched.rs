@@ -9,7 +9,7 @@
 //! needs no privilege. Each failure names its field and fails the start.
 
 use crate::report::{describe, SetupError};
-use crate::spec::scheduling::{affinity_cpus, ioprio_value, Scheduling};
+use crate::spec::scheduling::{affinity_cpus, ioprio_value, IoClass, Scheduling};
 
 /// Set `s` on process `pid` (0: the calling process).
 pub(super) fn apply(pid: i32, s: &Scheduling) -> Result<(), SetupError> {
@@ -60,7 +60,9 @@ pub(super) fn apply(pid: i32, s: &Scheduling) -> Result<(), SetupError> {
     if let Some(nice) = s.nice {
         rustix::process::setpriority_process(rustix::process::Pid::from_raw(pid), nice).map_err(
             |e| {
-                let why = if e == rustix::io::Errno::ACCESS || e == rustix::io::Errno::PERM {
+                // EACCES is a raise without the privilege (EPERM would be
+                // another owner's process, which PID 1 is not).
+                let why = if e == rustix::io::Errno::ACCESS {
                     format!(
                         "{}: a nice value below the caller's needs CAP_SYS_NICE in the host's user namespace (a root caller)",
                         describe(&e.into())
@@ -79,7 +81,7 @@ pub(super) fn apply(pid: i32, s: &Scheduling) -> Result<(), SetupError> {
         let r = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, pid, value) };
         if r == -1 {
             let e = std::io::Error::last_os_error();
-            let why = if e.raw_os_error() == Some(libc::EPERM) {
+            let why = if e.raw_os_error() == Some(libc::EPERM) && class == IoClass::Realtime {
                 format!(
                     "{}: the realtime class needs CAP_SYS_NICE or CAP_SYS_ADMIN in the host's user namespace (a root caller)",
                     describe(&e)
