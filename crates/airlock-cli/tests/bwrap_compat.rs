@@ -241,7 +241,7 @@ fn flags_airlock_has_no_feature_for_are_refused_by_name() {
         (vec!["--seccomp", "3"], "--seccomp-profile"),
         (vec!["--userns", "3"], "namespaces.join"),
         (vec!["--pidns", "3"], "--join pid=PATH"),
-        (vec!["--info-fd", "3"], "airlock inspect"),
+        (vec!["--sync-fd", "3"], "airlock wait"),
         (vec!["--level-prefix"], "level prefix"),
         (vec!["--overlay-src", "/usr"], "--overlay"),
     ] {
@@ -278,4 +278,115 @@ fn cap_drop_takes_back_a_kept_capability() {
         "grep CapEff /proc/self/status",
     );
     assert!(!r.stdout.contains("0000000000000000"), "{}", r.stdout);
+}
+
+/// The JSON objects bubblewrap's --info-fd and --json-status-fd give, read
+/// while the sandbox runs: PID 1's host pid and namespaces (those the
+/// workload sees itself in), and the workload's exit status; neither fd
+/// reaches PID 1 or the workload.
+#[test]
+fn info_and_json_status_fds_name_the_sandbox_and_its_end() {
+    use std::io::{BufRead, Read};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // Close-on-exec here, where other tests' children would hold them
+    // open; only airlock's own exec clears it (pre_exec below).
+    let pipe = || {
+        let mut fds = [0; 2];
+        // SAFETY: a valid two-int array for pipe2 to fill.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both fds are new and ours.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    };
+    let mut callers = vec![false];
+    if is_root() {
+        callers.push(true);
+    }
+    for as_user in callers {
+        let (info_r, info_w) = pipe();
+        let (status_r, status_w) = pipe();
+        let (iw, sw) = (
+            info_w.as_raw_fd().to_string(),
+            status_w.as_raw_fd().to_string(),
+        );
+        let args = [
+            "run",
+            "--info-fd",
+            &iw,
+            "--json-status-fd",
+            &sw,
+            "--",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/pid; ls /proc/self/fd | wc -l; sleep 1; exit 3",
+        ];
+        let mut c = if as_user {
+            airlock_as_user(&args)
+        } else {
+            airlock(&args)
+        };
+        let keep = [info_w.as_raw_fd(), status_w.as_raw_fd()];
+        // SAFETY: runs in the forked child before its exec, and only
+        // clears close-on-exec on two fds it inherited.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+                for fd in keep {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = c
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start airlock");
+        drop((info_w, status_w));
+        let mut info = String::new();
+        std::fs::File::from(info_r)
+            .read_to_string(&mut info)
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
+        let pid1 = info["child-pid"].as_i64().expect("child-pid");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(
+            out.next().unwrap().unwrap(),
+            format!("pid:[{}]", info["pid-namespace"]),
+            "the workload's PID namespace is the one named (as user {as_user})"
+        );
+        // stdio and ls's own directory: nothing of the caller's.
+        assert_eq!(out.next().unwrap().unwrap(), "4", "the workload's fds");
+        // The workload runs (its second): PID 1 is done with its setup
+        // and holds nothing but its stdio, neither fd among it.
+        let held: Vec<String> = std::fs::read_dir(format!("/proc/{pid1}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(held.len() <= 3, "PID 1 holds {held:?} (as user {as_user})");
+        let mut lines = std::io::BufReader::new(std::fs::File::from(status_r)).lines();
+        let first: serde_json::Value =
+            serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(first, info, "the status fd's first line is the info");
+        let last: serde_json::Value =
+            serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(last, serde_json::json!({"exit-code": 3}));
+        assert!(lines.next().is_none(), "closed after the exit");
+        assert_eq!(child.wait().unwrap().code(), Some(3));
+    }
+    // Bad descriptors are refused, naming the flag.
+    for (args, says) in [
+        ("run --info-fd 2 -- true", "--info-fd 2: must be 3 or above"),
+        (
+            "run --info-fd 9 -- true",
+            "--info-fd 9: not an open file descriptor",
+        ),
+        (
+            "run --json-status-fd 5 -- true 5</dev/null",
+            "--json-status-fd 5: open for reading only",
+        ),
+    ] {
+        let r = airlock_sh(args);
+        assert_eq!(r.code, 125, "{args}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args}: {}", r.stderr);
+    }
 }

@@ -50,6 +50,14 @@ pub struct BwrapArgs {
     /// Drop a capability --cap-add kept (all others are dropped already).
     #[arg(long, value_name = "CAP", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) cap_drop: Vec<String>,
+    /// Write a JSON object to FD once the sandbox is set up: its PID 1's
+    /// pid on the host ("child-pid") and its namespaces' ids.
+    #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
+    pub(crate) info_fd: Option<i32>,
+    /// Write JSON lines to FD: --info-fd's object, then {"exit-code": N}
+    /// when the workload has ended.
+    #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
+    pub(crate) json_status_fd: Option<i32>,
     /// What airlock does by default: accepted and ignored (--unshare-all,
     /// --unshare-{user,ipc,pid,net,uts,cgroup}[-try], --new-session).
     #[arg(
@@ -84,8 +92,6 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("add-seccomp-fd", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),
     ("block-fd", 1, "waiting on a file descriptor before exec is not supported: use `airlock create` and `airlock start`"),
     ("userns-block-fd", 1, "waiting on a file descriptor before exec is not supported: use `airlock create` and `airlock start`"),
-    ("info-fd", 1, "the info fd is not supported: `airlock run -d` prints the sandbox's id and `airlock inspect` its state as JSON"),
-    ("json-status-fd", 1, "the JSON status fd is not supported: `--report FILE` writes how the sandbox ended, `airlock inspect` its state"),
     ("overlay-src", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay or --overlay-dir DIR"),
     ("tmp-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay"),
     ("ro-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR --rootfs-readonly"),

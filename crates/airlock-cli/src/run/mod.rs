@@ -26,6 +26,27 @@ pub fn refuse(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_REFUSED)
 }
 
+/// A status fd the supervisor can write to: one of the caller's own
+/// above stdio, open for writing, in a run this process attends.
+fn status_fd(fd: i32, hold: bool) -> Result<(), String> {
+    if hold {
+        return Err("written by the run that starts the sandbox; `airlock create` does not".into());
+    }
+    if fd < 3 {
+        return Err("must be 3 or above (0 to 2 are the workload's stdio)".into());
+    }
+    // SAFETY: F_GETFL reads the flags of an fd we may not own, changing
+    // nothing.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        return Err("not an open file descriptor".into());
+    }
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err("open for reading only".into());
+    }
+    Ok(())
+}
+
 /// One line for an error of the library, with the exit status it gives.
 pub fn fail(e: Error) -> ExitCode {
     eprintln!("airlock: error: {e}");
@@ -74,6 +95,20 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     // The runner that takes this process's place reports setup errors
     // itself: with the flags' names, as this process would.
     prepared.plan.field_names = out.labels.field_names();
+    for (flag, fd) in [
+        ("--info-fd", a.bwrap.info_fd),
+        ("--json-status-fd", a.bwrap.json_status_fd),
+    ] {
+        if let Some(fd) = fd {
+            if let Err(e) = status_fd(fd, hold) {
+                return refuse(format!("{flag} {fd}: {e}"));
+            }
+        }
+    }
+    prepared.plan.status_fds = airlock::plan::StatusFds {
+        info: a.bwrap.info_fd,
+        json_status: a.bwrap.json_status_fd,
+    };
     if a.bwrap.die_with_parent {
         if let Err(e) = die_with_parent() {
             return refuse(format!("--die-with-parent: {e}"));

@@ -108,11 +108,36 @@ pub struct Plan {
     /// createContainer and startContainer hooks).
     #[serde(default, skip_serializing_if = "InsideHooks::is_empty")]
     pub hooks: InsideHooks,
+    /// The caller's fds that hear of the sandbox's start and end
+    /// (bubblewrap's --info-fd and --json-status-fd): an attended run's.
+    #[serde(default, skip_serializing_if = "StatusFds::is_empty")]
+    pub status_fds: StatusFds,
     /// What the caller calls a spec field (`resources.cpuset_cpus` is the
     /// CLI's `--cpuset-cpus`): an attended runner, which reports to the
     /// person in its caller's place, names the fields so in its errors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub field_names: Vec<(String, String)>,
+}
+
+/// Fds of the caller's, kept by the supervisor (never PID 1 or the
+/// workload), to which it writes JSON as bubblewrap does: `info` gets one
+/// object once PID 1 exists (its host pid, "child-pid", and its
+/// namespaces' ids), `json_status` the same as a line, then
+/// `{"exit-code": N}` when the sandbox has ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusFds {
+    pub info: Option<i32>,
+    pub json_status: Option<i32>,
+}
+
+impl StatusFds {
+    pub fn is_empty(&self) -> bool {
+        self.info.is_none() && self.json_status.is_none()
+    }
+
+    pub fn fds(&self) -> impl Iterator<Item = i32> {
+        self.info.into_iter().chain(self.json_status)
+    }
 }
 
 impl Plan {
@@ -450,6 +475,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         host: Default::default(),
         lifecycle: None,
         hooks: InsideHooks::default(),
+        status_fds: StatusFds::default(),
         field_names: Vec::new(),
     })
 }

@@ -31,6 +31,7 @@ mod pidns;
 mod protect;
 mod sched;
 mod sources;
+mod status_fd;
 mod supervisor;
 mod time;
 mod tty;
@@ -186,6 +187,9 @@ fn run(
             .collect();
         keep.extend(alive_fd);
         keep.extend(3..3 + process.preserve_fds as i32);
+        if let Job::Start(plan) = &job {
+            keep.extend(plan.status_fds.fds());
+        }
         crate::sys::close_from_except(3, &keep).step(|| "close inherited fds".into())?;
         vet_inherited(process.preserve_fds)?;
         drop_service_groups(process)?;

@@ -165,6 +165,7 @@ pub(super) fn supervise(
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
             drop((go_write, inner, stop, cgroup_fd, control, hold_write));
+            super::status_fd::close_in_pid1(&plan.status_fds);
             let ends = Pid1Ends {
                 go: go_read,
                 inner: inner_child,
@@ -215,6 +216,10 @@ pub(super) fn supervise(
         }
     }
     drop((sources, pid_join));
+    // As bubblewrap: once the child exists, before it runs the workload.
+    let status_fd = super::status_fd::write_started(&plan.status_fds, pid).inspect_err(|_| {
+        kill_and_reap(&pidfd, pid);
+    })?;
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
@@ -255,6 +260,7 @@ pub(super) fn supervise(
         started.elapsed(),
     )?;
     finish(cgroup, state_dir, lifecycle, guard, &outcome, &exit);
+    super::status_fd::write_ended(status_fd, code);
     if !outcome.failed {
         report.send(&Report::Exited(exit));
     }

@@ -296,6 +296,7 @@ impl Sandbox {
         plan.verbose = opts.verbose;
         plan.process.preserve_fds = opts.preserve_fds;
         let plan_preserve = opts.preserve_fds;
+        let status_fds = plan.status_fds.clone();
         let runner = match find_runner(opts) {
             Ok(r) => r,
             Err(e) => return e,
@@ -308,7 +309,8 @@ impl Sandbox {
             vec!["--attended".into(), memfd.as_raw_fd().to_string().into()];
         args.extend(report_file.map(|p| p.as_os_str().to_owned()));
         let inherit = [Some(memfd.as_raw_fd()), None, None];
-        io("exec the runner")(runner_in_place(&runner, args, inherit, plan_preserve).exec())
+        let mut runner = runner_in_place(&runner, args, inherit, plan_preserve, status_fds);
+        io("exec the runner")(runner.exec())
     }
 
     /// Start a plan as it is, without running the guardrails on its spec

@@ -124,12 +124,13 @@ fn runner_keeps(inherit: [Option<RawFd>; 3], preserve: u32) -> impl Iterator<Ite
 const RUNNER_ENV: (&str, &str) = ("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
 
 /// The runner exec'd in place of this process with `args`, keeping the fds
-/// of [`runner_keeps`] open across exec.
+/// of [`runner_keeps`] and the plan's status fds open across exec.
 pub(super) fn runner_in_place(
     runner: &Path,
     args: Vec<OsString>,
     inherit: [Option<RawFd>; 3],
     preserve: u32,
+    status_fds: crate::plan::StatusFds,
 ) -> Command {
     let mut cmd = Command::new(runner);
     cmd.args(args).env(RUNNER_ENV.0, RUNNER_ENV.1);
@@ -137,7 +138,7 @@ pub(super) fn runner_in_place(
     // fork: the caller execs), and only makes the fcntl syscall.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in runner_keeps(inherit, preserve) {
+            for fd in runner_keeps(inherit, preserve).chain(status_fds.fds()) {
                 let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                 rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
             }

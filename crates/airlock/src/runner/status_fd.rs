@@ -1,0 +1,90 @@
+//! bubblewrap's `--info-fd` and `--json-status-fd`: JSON about the
+//! sandbox, written by the supervisor to fds its caller gave it.
+//!
+//! Once PID 1 exists (before it is let go): its pid on the host as
+//! `child-pid` and the ids of its namespaces (`pid-namespace`, ...), as
+//! one object on the info fd, which is then closed, and as the first line
+//! on the status fd. When the sandbox has ended, `{"exit-code": N}` (the
+//! shell's encoding, 128+N for a signal) on the status fd, which is then
+//! closed. PID 1 and the workload never hold either fd.
+
+use crate::plan::StatusFds;
+use crate::report::{SetupError, StepExt};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// The namespaces bubblewrap names, and the keys it names them by.
+const NAMESPACES: &[(&str, &str)] = &[
+    ("cgroup", "cgroup-namespace"),
+    ("ipc", "ipc-namespace"),
+    ("mnt", "mnt-namespace"),
+    ("net", "net-namespace"),
+    ("pid", "pid-namespace"),
+    ("uts", "uts-namespace"),
+];
+
+/// The object both fds get once PID 1 (host pid `pid`) exists.
+fn started(pid: i32) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    o.insert("child-pid".into(), pid.into());
+    for (kind, key) in NAMESPACES {
+        // The link reads "pid:[4026532...]"; its inode is the id.
+        let id = std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        if let Ok(id) = id {
+            o.insert((*key).into(), id.into());
+        }
+    }
+    serde_json::Value::Object(o)
+}
+
+/// Close the status fds in PID 1, which was cloned holding them.
+pub(super) fn close_in_pid1(fds: &StatusFds) {
+    for fd in fds.fds() {
+        // SAFETY: the fd is the supervisor's copy of the caller's, which
+        // this process (PID 1) inherited at the clone and never used.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
+
+/// Write the start to both fds; close the info fd. Returns the status
+/// fd, for [`ended`].
+pub(super) fn write_started(fds: &StatusFds, pid: i32) -> Result<Option<OwnedFd>, SetupError> {
+    if fds.is_empty() {
+        return Ok(None);
+    }
+    let object = started(pid);
+    if let Some(fd) = fds.info {
+        // SAFETY: the caller's fd, kept across the runner's exec for us
+        // alone; closed here once written, as bubblewrap does.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let text = serde_json::to_string_pretty(&object).expect("JSON serializes");
+        write_all(&fd, text.as_bytes()).step(|| "--info-fd: write".into())?;
+    }
+    let Some(fd) = fds.json_status else {
+        return Ok(None);
+    };
+    // SAFETY: as above; kept until the end is written.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let line = format!("{object}\n");
+    write_all(&fd, line.as_bytes()).step(|| "--json-status-fd: write".into())?;
+    Ok(Some(fd))
+}
+
+/// The end, on the status fd, which is closed with it. The sandbox is
+/// gone already: a reader that went away changes nothing.
+pub(super) fn write_ended(fd: Option<OwnedFd>, code: i32) {
+    if let Some(fd) = fd {
+        let _ = write_all(&fd, format!("{{\"exit-code\": {code}}}\n").as_bytes());
+    }
+}
+
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
