@@ -419,17 +419,5 @@ fn an_affinity_outside_the_cpuset_leaves_no_cgroup() {
         ],
         &["--cpu-affinity", "none of the CPUs 1", "within its cpuset"],
     );
-    // Other tests' sandboxes come and go meanwhile; one the refused start
-    // left would stay.
-    let new = || -> Vec<String> {
-        leftover_cgroups()
-            .into_iter()
-            .filter(|c| !before.contains(c))
-            .collect()
-    };
-    assert!(
-        wait_until(10, || new().is_empty()),
-        "left behind: {:?}",
-        new()
-    );
+    assert_no_cgroup_left(&before);
 }

@@ -262,19 +262,7 @@ fn a_limit_the_host_cannot_apply_is_an_error() {
         r.stderr
     );
     assert!(r.stdout.is_empty());
-    // Other tests' sandboxes (each has a cgroup for its pids limit) come
-    // and go meanwhile; a cgroup the refused start left would stay.
-    let new = || -> Vec<String> {
-        leftover_cgroups()
-            .into_iter()
-            .filter(|c| !before.contains(c))
-            .collect()
-    };
-    assert!(
-        wait_until(10, || new().is_empty()),
-        "left behind: {:?}",
-        new()
-    );
+    assert_no_cgroup_left(&before);
 }
 
 #[test]

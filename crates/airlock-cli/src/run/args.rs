@@ -321,35 +321,39 @@ fn rlimit_arg(s: &str) -> Result<spec::Rlimit, String> {
 }
 
 fn sched_arg(s: &str) -> Result<(spec::SchedPolicy, Option<u32>), String> {
-    let (name, prio) = match s.split_once(':') {
-        Some((n, p)) => (n, Some(p)),
-        None => (s, None),
-    };
-    let policy = spec::SchedPolicy::parse(name)
-        .ok_or_else(|| format!("{name:?}: not a policy (other, batch, idle, fifo, rr)"))?;
-    let prio = prio
-        .map(|p| {
-            p.parse()
-                .map_err(|_| format!("{p:?} is not a priority (1 to 99)"))
-        })
-        .transpose()?;
-    Ok((policy, prio))
+    named_with_number(
+        s,
+        spec::SchedPolicy::parse,
+        "a policy (other, batch, idle, fifo, rr)",
+        "a priority (1 to 99)",
+    )
 }
 
 fn io_priority_arg(s: &str) -> Result<(spec::IoClass, Option<u32>), String> {
-    let (name, level) = match s.split_once(':') {
-        Some((n, l)) => (n, Some(l)),
+    named_with_number(
+        s,
+        spec::IoClass::parse,
+        "a class (idle, best-effort, realtime)",
+        "a level (0 to 7)",
+    )
+}
+
+/// `NAME[:N]`, as chrt and ionice take a policy or class and its number.
+fn named_with_number<T>(
+    s: &str,
+    parse: fn(&str) -> Option<T>,
+    name_is: &str,
+    number_is: &str,
+) -> Result<(T, Option<u32>), String> {
+    let (name, number) = match s.split_once(':') {
+        Some((n, x)) => (n, Some(x)),
         None => (s, None),
     };
-    let class = spec::IoClass::parse(name)
-        .ok_or_else(|| format!("{name:?}: not a class (idle, best-effort, realtime)"))?;
-    let level = level
-        .map(|l| {
-            l.parse()
-                .map_err(|_| format!("{l:?} is not a level (0 to 7)"))
-        })
+    let named = parse(name).ok_or_else(|| format!("{name:?}: not {name_is}"))?;
+    let number = number
+        .map(|x| x.parse().map_err(|_| format!("{x:?} is not {number_is}")))
         .transpose()?;
-    Ok((class, level))
+    Ok((named, number))
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {

@@ -116,6 +116,23 @@ pub fn leftover_cgroups() -> Vec<String> {
     found
 }
 
+/// No airlock cgroup beyond those in `before` stays: other tests'
+/// sandboxes come and go meanwhile (each may have a cgroup for its
+/// limits), but one a refused start left would stay.
+pub fn assert_no_cgroup_left(before: &[String]) {
+    let new = || -> Vec<String> {
+        leftover_cgroups()
+            .into_iter()
+            .filter(|c| !before.contains(c))
+            .collect()
+    };
+    assert!(
+        wait_until(10, || new().is_empty()),
+        "left behind: {:?}",
+        new()
+    );
+}
+
 /// The sandbox directories in a state root.
 pub fn sandbox_dirs(root: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(root)
