@@ -421,3 +421,70 @@ fn an_affinity_outside_the_cpuset_leaves_no_cgroup() {
     );
     assert_no_cgroup_left(&before);
 }
+
+/// What would go unapplied is refused, naming the field: a tmpfs of size
+/// 0 (the kernel's "no limit"), port rules with Landlock off, a hostname
+/// or clocks the host's own namespaces would keep, a personality that
+/// only queries, a clock beyond the kernel's range.
+#[test]
+fn settings_that_would_go_unapplied_are_refused() {
+    refused(
+        &["run", "--size", "0", "--tmpfs", "/scratch", "--", "true"],
+        &["--tmpfs /scratch", "size 0 for one without a limit"],
+    );
+    refused(
+        &[
+            "run",
+            "--landlock",
+            "off",
+            "--tcp-bind",
+            "8080",
+            "--",
+            "true",
+        ],
+        &["--tcp-bind", "landlock.mode is off"],
+    );
+    refused(
+        &["run", "--share-uts", "--hostname", "web", "--", "true"],
+        &["hostname", "needs a UTS namespace"],
+    );
+    let dir = tempdir();
+    for (spec, says) in [
+        (
+            r#"{"process": {"args": ["true"]}, "namespaces": {"time": false}, "time": {"boottime": 100}}"#,
+            "time: needs a time namespace",
+        ),
+        (
+            r#"{"process": {"args": ["true"], "personality": 4294967295}}"#,
+            "process.personality: 0xffffffff",
+        ),
+        (
+            r#"{"process": {"args": ["true"]}, "time": {"boottime": 100000000000}}"#,
+            "time.boottime: 100000000000 is beyond",
+        ),
+        (
+            r#"{"process": {"args": ["true"]}, "filesystem": {"root": {"type": "tmpfs", "size": 0}}}"#,
+            "filesystem.root.size: 0 bytes",
+        ),
+    ] {
+        let path = dir.path().join("spec.json");
+        std::fs::write(&path, spec).unwrap();
+        refused(&["run", "--spec", path.to_str().unwrap()], &[says]);
+    }
+}
+
+/// A working directory whose path reaches /proc through a link is refused
+/// once resolved (runc's CVE-2024-21626 class), and a low `nofile` is the
+/// workload's limit, not a failure of airlock's own setup.
+#[test]
+fn a_cwd_resolving_into_proc_and_a_low_nofile() {
+    refused(
+        &["run", "--chdir", "/dev/fd", "--", "true"],
+        &["process.cwd", "/dev/fd resolves into /proc"],
+    );
+    let r = sh(&["--rlimit", "nofile=3"], "true");
+    assert_ne!(r.code, 125, "{}", r.stderr);
+    assert!(!r.stderr.contains("airlock"), "{}", r.stderr);
+    let r = sh(&["--rlimit", "nofile=16"], "ulimit -n");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "16\n"), "{}", r.stderr);
+}

@@ -870,3 +870,33 @@ fn ps_keeps_its_columns_in_line() {
     assert!(commands.contains(&"true"), "{ps}");
     assert_eq!(al(root, &["rm", "-f", long, "short"]).code, 0);
 }
+
+/// An exec's environment and ids are checked as the workload's are, and
+/// named: a variable without a name, a uid the sandbox does not map.
+#[test]
+fn exec_checks_its_environment_and_ids() {
+    let root = StateRoot::new();
+    let r = al(
+        root.path(),
+        &["run", "-d", "--name", "x", "--", "sleep", "100"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = al(root.path(), &["exec", "-e", "=x", "x", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a variable name must be non-empty"),
+        "{}",
+        r.stderr
+    );
+    // A root caller's sandbox maps 65536 ids, a rootless one its own.
+    let r = al(root.path(), &["exec", "-u", "4000000", "x", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("uid: 4000000 is not mapped in the sandbox's user namespace"),
+        "{}",
+        r.stderr
+    );
+    let r = al(root.path(), &["exec", "x", "--", "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -305,7 +305,9 @@ fn create(
         oom_score_adj(v)?;
     }
     let sandbox =
-        Sandbox::start_prepared(prepared.plan, &actx, &spawn).map_err(|e| e.to_string())?;
+        // The runner's setup errors name spec fields too (a limit the host
+        // cannot apply): config.json's names for them.
+        Sandbox::start_prepared(prepared.plan, &actx, &spawn).map_err(|e| fields.rewrite(&e.to_string()))?;
     let sb = sandbox.state().expect("a sandbox with state").clone();
     // The container exists from here: whatever fails now fails the create
     // and leaves nothing (no container, no process).

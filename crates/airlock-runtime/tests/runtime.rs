@@ -705,4 +705,13 @@ fn refusals_name_the_config_fields() {
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
     assert!(err.contains("linux.sysctl.kernel.panic"), "{err}");
     assert!(!err.contains("sysctls."), "{err}");
+    // A limit the host cannot apply, found by the runner's setup.
+    let b = env.bundle("b3", &["true"], |c| {
+        c["linux"]["resources"] = json!({"cpu": {"cpus": "1000"}});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f3"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("linux.resources.cpu.cpus"), "{err}");
+    assert!(!err.contains("resources.cpuset_cpus"), "{err}");
 }

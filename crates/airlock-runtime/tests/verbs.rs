@@ -643,3 +643,23 @@ fn a_foreground_run_whose_container_is_deleted_says_so() {
     }
     assert!(!err.contains("No such file"), "{err}");
 }
+
+/// A CPU quota without a period takes the kernel's default period, as
+/// runc gives it (it was dropped: no limit at all).
+#[test]
+fn a_cpu_quota_alone_takes_the_default_period() {
+    require_root!();
+    if !Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists() {
+        eprintln!(
+            "SKIPPED: the host has no v1 cpu hierarchy (the v2 path is the plan's, unit-tested)"
+        );
+        return;
+    }
+    let env = Env::new();
+    let pid = sleeper(&env, "q1", |c| {
+        c["linux"]["resources"] = json!({"cpu": {"quota": 50000}});
+    });
+    let cpu = v1_dir("cpu", &cgroup_of(pid, "cpu"));
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "50000");
+    assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
+}

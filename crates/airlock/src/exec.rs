@@ -81,6 +81,7 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         process.env.clear();
     }
     for (k, v) in &e.env {
+        crate::spec::validate::env_var(&format!("env.{k}"), k, v)?;
         process.env.retain(|(x, _)| x != k);
         process.env.push((k.clone(), v.clone()));
     }
@@ -93,6 +94,10 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     }
     if let Some(g) = &e.groups {
         process.groups.clone_from(g);
+    }
+    // (A joined user namespace's maps are its owner's, recorded or not.)
+    if plan.user_ns() && !plan.uid_map.is_empty() && !plan.gid_map.is_empty() {
+        mapped(plan, &process)?;
     }
     let caps = capabilities(plan, e);
     let privileges = caps.is_some() || e.no_new_privs.is_some() || e.scheduling.is_some();
@@ -126,6 +131,31 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         process.rlimits = crate::plan::rlimit_numbers(&spec.process);
     }
     Ok(process)
+}
+
+/// An exec's ids must be the sandbox's: ids its user namespace does not
+/// map fail only at setresuid, named after the wrong call.
+fn mapped(plan: &Plan, p: &ProcessPlan) -> Result<(), Error> {
+    let unmapped = |field: &str, id: u32, map: &str| {
+        crate::spec::SpecError::new(
+            field,
+            format!("{id} is not mapped in the sandbox's user namespace (its {map})"),
+        )
+    };
+    if crate::spec::host_id(&plan.uid_map, p.uid).is_none() {
+        return Err(unmapped("uid", p.uid, "uid_map").into());
+    }
+    if crate::spec::host_id(&plan.gid_map, p.gid).is_none() {
+        return Err(unmapped("gid", p.gid, "gid_map").into());
+    }
+    if let Some(&g) = p
+        .groups
+        .iter()
+        .find(|&&g| crate::spec::host_id(&plan.gid_map, g).is_none())
+    {
+        return Err(unmapped("groups", g, "gid_map").into());
+    }
+    Ok(())
 }
 
 /// The sandbox's spec with the exec's capabilities, if it changes them:

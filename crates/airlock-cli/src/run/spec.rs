@@ -70,6 +70,17 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             "--disable-userns",
         ),
         (a.seccomp_log, "seccomp_log", "--seccomp-log"),
+        (
+            a.overlay_size.is_some(),
+            "filesystem.root.size",
+            "--overlay-size",
+        ),
+        (!a.tcp_bind.is_empty(), "landlock.tcp_bind", "--tcp-bind"),
+        (
+            !a.tcp_connect.is_empty(),
+            "landlock.tcp_connect",
+            "--tcp-connect",
+        ),
         (a.nice.is_some(), "process.scheduling.nice", "--nice"),
         (a.sched.is_some(), "process.scheduling.policy", "--sched"),
         (a.sched.is_some(), "process.scheduling.priority", "--sched"),

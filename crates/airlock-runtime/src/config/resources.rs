@@ -61,7 +61,10 @@ pub(super) fn resources(
         }
     }
     if let Some(c) = r.cpu() {
-        if let (Some(q), Some(p)) = (c.quota().filter(|q| *q > 0), c.period().filter(|p| *p > 0)) {
+        if let Some(q) = c.quota().filter(|q| *q > 0) {
+            // Without a period, the kernel's default one, as runc takes it
+            // (a quota alone was dropped).
+            let p = c.period().filter(|p| *p > 0).unwrap_or(CFS_PERIOD_US);
             s.resources.cpus = Some(q as f64 / p as f64);
         }
         if let Some(shares) = c.shares().filter(|x| *x > 0) {
@@ -147,3 +150,6 @@ pub(super) fn resources(
     // `devices`.
     Ok(())
 }
+
+/// The CFS period the kernel gives a cgroup, in microseconds.
+const CFS_PERIOD_US: u64 = 100_000;

@@ -167,7 +167,11 @@ fn the_plan_carries_the_walls() {
         p.walls.landlock.unwrap().required,
         "a port rule the user asked for is never skipped"
     );
+    // Off, a port rule would go unapplied: refused, not skipped.
     s.landlock.mode = LandlockMode::Off;
+    let e = plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err();
+    assert!(e.to_string().contains("landlock.tcp_connect"), "{e}");
+    s.landlock.tcp_connect = None;
     assert!(plan(&s, &crate::Context::for_ids(0, 0))
         .unwrap()
         .walls

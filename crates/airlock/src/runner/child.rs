@@ -414,6 +414,7 @@ pub(super) fn lock_down(
     }
     let put_up = || -> Result<(), SetupError> {
         super::landlock::apply(walls.landlock.as_ref(), report)?;
+        identity::set_rlimits(p)?;
         report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
         crate::seccomp::install(&walls.seccomp, walls.seccomp_log)
             .step(|| "seccomp: install the filter".into())
@@ -431,6 +432,19 @@ pub(super) fn lock_down(
         put_up()?;
     }
     rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
+    // The spec's check reads the path as written; a link on the way
+    // (/dev/fd is /proc/self/fd) is only resolved here.
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let fs = rustix::fs::statfs(".").step(|| format!("process.cwd: statfs {}", p.cwd))?;
+    if fs.f_type as i64 == PROC_SUPER_MAGIC {
+        return Err(SetupError::new(
+            "process.cwd",
+            format!(
+                "{} resolves into /proc, where no working directory may be",
+                p.cwd
+            ),
+        ));
+    }
     // Everything above 2 closes at exec, the report socket included,
     // which is how the caller learns that exec succeeded; the caller's
     // preserved fds (3 to 3+N-1, never ours: they were open before any

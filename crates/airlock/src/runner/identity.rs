@@ -10,7 +10,13 @@
 //! 3. effective and permitted set to exactly the kept ones, inheritable
 //!    and ambient to those the plan makes ambient (all kept ones unless it
 //!    says), which are what a non-root workload keeps over exec;
-//! 4. rlimits and no_new_privs.
+//! 4. no_new_privs.
+//!
+//! The rlimits ([`set_rlimits`]) come later, between Landlock and the
+//! syscall filter (`child::lock_down`): after the last of our own setup
+//! that needs a file descriptor, so that a low `nofile` is the workload's
+//! limit and not a failure of Landlock's, and before a filter that might
+//! refuse setrlimit.
 
 use super::report::{SetupError, StepExt};
 use crate::plan::ProcessPlan;
@@ -35,7 +41,6 @@ pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
     if !keep.is_empty() {
         rustix::thread::set_keep_capabilities(false).step(caps_step)?;
     }
-    set_rlimits(plan)?;
     if plan.no_new_privs {
         rustix::thread::set_no_new_privs(true).step(|| "no_new_privs".into())?;
     }
@@ -110,8 +115,8 @@ fn set_capability_sets(keep: &CapsHashSet, ambient: &CapsHashSet) -> Result<(), 
     Ok(())
 }
 
-/// Step 4: the rlimits, numeric already.
-fn set_rlimits(plan: &ProcessPlan) -> Result<(), SetupError> {
+/// The rlimits, numeric already.
+pub(super) fn set_rlimits(plan: &ProcessPlan) -> Result<(), SetupError> {
     for (i, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
         let lim = rustix::process::Rlimit {
             current: (soft != u64::MAX).then_some(soft),

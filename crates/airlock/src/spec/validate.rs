@@ -156,6 +156,14 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
         ));
     }
     clocks(&spec.time)?;
+    // (Zero is the default, and as offsets the host's own clocks.)
+    if !spec.namespaces.time && (spec.time.boottime != 0 || spec.time.monotonic != 0) {
+        return Err(SpecError::new(
+            "time",
+            "needs a time namespace of the sandbox's own (namespaces.time): the host's clocks cannot be set",
+        ));
+    }
+    landlock(&spec.landlock)?;
     for (i, c) in spec.capabilities.iter().enumerate() {
         parse_capability(c).map_err(|r| SpecError::new(format!("capabilities[{i}]"), r))?;
     }
@@ -288,18 +296,22 @@ fn process(p: &Process) -> Result<(), SpecError> {
         }
     }
     for (k, v) in &p.env {
-        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-            return Err(SpecError::new(
-                format!("process.env.{k}"),
-                "a variable name must be non-empty without `=` or NUL, and its value without NUL",
-            ));
-        }
+        env_var(&format!("process.env.{k}"), k, v)?;
     }
     cwd("process.cwd", &p.cwd)?;
     if let Some(mask) = p.umask {
         umask("process.umask", mask)?;
     }
     super::scheduling::validate("process.scheduling", &p.scheduling)?;
+    // personality(2) takes 32 bits, and 0xffffffff only asks.
+    if let Some(persona) = p.personality {
+        if persona >= 0xffff_ffff {
+            return Err(SpecError::new(
+                "process.personality",
+                format!("{persona:#x} is not a personality (below 0xffffffff, which only queries)"),
+            ));
+        }
+    }
     for (i, r) in p.rlimits.iter().enumerate() {
         let f = format!("process.rlimits[{i}]");
         if !RLIMITS.iter().any(|(n, _)| *n == r.resource) {
@@ -341,6 +353,14 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
                 "{:?} is not a hostname (1 to 64 letters, digits, `-`, `.` or `_`)",
                 spec.hostname
             ),
+        ));
+    }
+    // The default name is the one a sandbox without its own namespace
+    // does not set either; any other would go unset.
+    if !spec.namespaces.uts && spec.hostname != SandboxSpec::default().hostname {
+        return Err(SpecError::new(
+            "hostname",
+            "needs a UTS namespace of the sandbox's own (namespaces.uts): the host's name cannot be set",
         ));
     }
     if let Some(d) = &spec.domainname {
@@ -410,14 +430,59 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// The largest offset of a time namespace's clock, in seconds: half of
+/// what a 64-bit count of nanoseconds holds (the kernel's ERANGE).
+const MAX_CLOCK_OFFSET: i64 = i64::MAX / 1_000_000_000 / 2;
+
 fn clocks(time: &Clocks) -> Result<(), SpecError> {
     if time.boottime < 0 || time.monotonic < 0 {
         return Err(SpecError::new("time", "clocks cannot start below zero"));
+    }
+    for (field, v) in [
+        ("time.boottime", time.boottime),
+        ("time.monotonic", time.monotonic),
+    ] {
+        if v > MAX_CLOCK_OFFSET {
+            return Err(SpecError::new(
+                field,
+                format!("{v} is beyond the {MAX_CLOCK_OFFSET} seconds a time namespace's clock may be set apart from the host's"),
+            ));
+        }
     }
     if time.monotonic > time.boottime {
         return Err(SpecError::new(
             "time.monotonic",
             "cannot be ahead of time.boottime (boottime counts suspend, monotonic does not)",
+        ));
+    }
+    Ok(())
+}
+
+/// Port rules are Landlock's: with Landlock off they would go unapplied.
+fn landlock(l: &super::Landlock) -> Result<(), SpecError> {
+    if l.mode != super::LandlockMode::Off {
+        return Ok(());
+    }
+    for (field, rule) in [
+        ("landlock.tcp_bind", &l.tcp_bind),
+        ("landlock.tcp_connect", &l.tcp_connect),
+    ] {
+        if rule.is_some() {
+            return Err(SpecError::new(
+                field,
+                "port rules are Landlock's, and landlock.mode is off",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A tmpfs's size: the kernel takes `size=0` for no limit at all.
+fn tmpfs_size(field: &str, size: Option<super::Size>) -> Result<(), SpecError> {
+    if size == Some(super::Size(0)) {
+        return Err(SpecError::new(
+            field,
+            "0 bytes: the kernel takes a tmpfs of size 0 for one without a limit; give at least 1 byte, or no size",
         ));
     }
     Ok(())
@@ -446,6 +511,7 @@ fn root(root: &Root) -> Result<(), SpecError> {
             for (i, l) in lower.iter().enumerate() {
                 absolute(&format!("filesystem.root.lower[{i}]"), l)?;
             }
+            tmpfs_size("filesystem.root.size", *size)?;
             match (upper, size) {
                 // The writes go to the host's directory: no tmpfs to size,
                 // and a limit asked for must not go unapplied.
@@ -457,13 +523,16 @@ fn root(root: &Root) -> Result<(), SpecError> {
                 (None, _) => Ok(()),
             }
         }
-        Root::Tmpfs { .. } => Ok(()),
+        Root::Tmpfs { size, .. } => tmpfs_size("filesystem.root.size", *size),
     }
 }
 
 /// One entry of `filesystem.mounts`, called `f`.
 fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
     destination(&format!("{f}.destination"), m.destination())?;
+    if let Mount::Tmpfs { size, .. } = m {
+        tmpfs_size(&format!("{f}.size"), *size)?;
+    }
     match m {
         Mount::Bind { source, .. } => absolute(&format!("{f}.source"), source),
         Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => Err(
@@ -563,6 +632,17 @@ pub(crate) fn parse_cpu_list(list: &str) -> Result<Vec<(u32, u32)>, String> {
             }
         })
         .collect()
+}
+
+/// One environment variable, called `field`.
+pub(crate) fn env_var(field: &str, k: &str, v: &str) -> Result<(), SpecError> {
+    if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+        return Err(SpecError::new(
+            field,
+            "a variable name must be non-empty without `=` or NUL, and its value without NUL",
+        ));
+    }
+    Ok(())
 }
 
 /// A umask: permission bits only.
