@@ -219,6 +219,18 @@ impl Drop for Containerd {
         let _ = self.daemon.wait();
         if self.ns != "k8s.io" {
             let _ = std::fs::remove_dir_all(format!("/run/containerd/runc/{}", self.ns));
+            // ctr gives each container the cgroups path /NAMESPACE/ID. The
+            // runtime removes the ID cgroups, and /NAMESPACE too when it
+            // made it, but two containers run one after the other race for
+            // it: the second finds it made while the first's supervisor,
+            // still going, cannot remove it. (runc never removes it.)
+            for h in std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::remove_dir(h.path().join(&self.ns));
+            }
         }
     }
 }
