@@ -381,6 +381,10 @@ fn info_and_json_status_fds_name_the_sandbox_and_its_end() {
             "--info-fd 9: not an open file descriptor",
         ),
         (
+            "run --info-fd 5 --json-status-fd 5 -- true 5>/dev/null",
+            "two file descriptors, not one",
+        ),
+        (
             "run --json-status-fd 5 -- true 5</dev/null",
             "--json-status-fd 5: open for reading only",
         ),

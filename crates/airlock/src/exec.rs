@@ -96,7 +96,8 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         process.groups.clone_from(g);
     }
     // (A joined user namespace's maps are its owner's, recorded or not.)
-    if plan.user_ns() && !plan.uid_map.is_empty() && !plan.gid_map.is_empty() {
+    if plan.user_ns() && !plan.userns_of_pid && !plan.uid_map.is_empty() && !plan.gid_map.is_empty()
+    {
         mapped(plan, &process)?;
     }
     let caps = capabilities(plan, e);

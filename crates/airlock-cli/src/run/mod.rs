@@ -35,6 +35,13 @@ fn status_fd(fd: i32, hold: bool) -> Result<(), String> {
     if fd < 3 {
         return Err("must be 3 or above (0 to 2 are the workload's stdio)".into());
     }
+    // SAFETY: F_GETFD reads the flags of an fd we may not own, changing
+    // nothing.
+    let fd_flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if fd_flags != -1 && fd_flags & libc::FD_CLOEXEC != 0 {
+        // One of this process's own (they are all close-on-exec).
+        return Err("not a file descriptor handed to airlock".into());
+    }
     // SAFETY: F_GETFL reads the flags of an fd we may not own, changing
     // nothing.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -95,6 +102,9 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     // The runner that takes this process's place reports setup errors
     // itself: with the flags' names, as this process would.
     prepared.plan.field_names = out.labels.field_names();
+    if a.bwrap.info_fd.is_some() && a.bwrap.info_fd == a.bwrap.json_status_fd {
+        return refuse("--info-fd and --json-status-fd: two file descriptors, not one");
+    }
     for (flag, fd) in [
         ("--info-fd", a.bwrap.info_fd),
         ("--json-status-fd", a.bwrap.json_status_fd),

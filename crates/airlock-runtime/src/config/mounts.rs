@@ -81,7 +81,10 @@ fn options(field: &str, opts: &[&str], bind: bool) -> Result<Options, SpecError>
             "tmpcopyup" if !bind => o.copy_up = true,
             _ if !bind && opt.starts_with("size=") => {
                 let v = &opt["size=".len()..];
-                o.size = Some(airlock::spec::parse_size(v).map_err(|e| err(&field, e))?);
+                // 0 is the kernel's "no limit", as runc passes it; airlock
+                // refuses a size of 0 that means it.
+                let size = airlock::spec::parse_size(v).map_err(|e| err(&field, e))?;
+                o.size = (size.0 != 0).then_some(size);
             }
             _ if !bind && opt.starts_with("mode=") => {
                 let v = &opt["mode=".len()..];

@@ -231,6 +231,8 @@ impl Drop for Containerd {
             {
                 let _ = std::fs::remove_dir(h.path().join(&self.ns));
             }
+            // A pure v2 host's, at the hierarchy's root.
+            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.ns));
         }
     }
 }

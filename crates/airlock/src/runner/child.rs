@@ -386,6 +386,25 @@ fn become_workload(
     exec::exec(p)
 }
 
+/// The working directory, as the workload's user. The spec's check reads
+/// the path as written; a link on the way (/dev/fd is /proc/self/fd) is
+/// only resolved here.
+fn enter_cwd(p: &crate::plan::ProcessPlan) -> Result<(), SetupError> {
+    rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let fs = rustix::fs::statfs(".").step(|| format!("process.cwd: statfs {}", p.cwd))?;
+    if fs.f_type as i64 == PROC_SUPER_MAGIC {
+        return Err(SetupError::new(
+            "process.cwd",
+            format!(
+                "{} resolves into /proc, where no working directory may be",
+                p.cwd
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The last steps of every process that runs in a sandbox (the workload,
 /// or one exec'd into it), in an order that keeps each possible: Landlock
 /// and seccomp, the ids and capabilities (`after_identity` runs right
@@ -412,38 +431,36 @@ pub(super) fn lock_down(
     if let Some(mask) = p.umask {
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
     }
-    let put_up = || -> Result<(), SetupError> {
-        super::landlock::apply(walls.landlock.as_ref(), report)?;
-        identity::set_rlimits(p)?;
+    // Landlock, then (once the ids are the workload's, so a hard limit is
+    // raised in neither order) the rlimits, then the filter: the rlimits
+    // after the last of our own setup that takes a file descriptor, so a
+    // low `nofile` is the workload's limit and not Landlock's failure,
+    // and before a filter that might refuse setrlimit.
+    let landlock = || super::landlock::apply(walls.landlock.as_ref(), report);
+    let filter = || -> Result<(), SetupError> {
         report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
         crate::seccomp::install(&walls.seccomp, walls.seccomp_log)
             .step(|| "seccomp: install the filter".into())
     };
-    if !p.no_new_privs {
+    if p.no_new_privs {
+        identity::apply(p)?;
+        after_identity()?;
+        // Before the filter, which could refuse what it takes.
+        enter_cwd(p)?;
+        // As late as possible, so neither judges our own setup.
+        landlock()?;
+        identity::set_rlimits(p)?;
+        filter()?;
+    } else {
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN to apply
         // Landlock or load a filter, which holds only until
         // identity::apply drops it.
-        put_up()?;
-    }
-    identity::apply(p)?;
-    after_identity()?;
-    if p.no_new_privs {
-        // As late as possible, so neither judges our own setup.
-        put_up()?;
-    }
-    rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
-    // The spec's check reads the path as written; a link on the way
-    // (/dev/fd is /proc/self/fd) is only resolved here.
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    let fs = rustix::fs::statfs(".").step(|| format!("process.cwd: statfs {}", p.cwd))?;
-    if fs.f_type as i64 == PROC_SUPER_MAGIC {
-        return Err(SetupError::new(
-            "process.cwd",
-            format!(
-                "{} resolves into /proc, where no working directory may be",
-                p.cwd
-            ),
-        ));
+        landlock()?;
+        filter()?;
+        identity::apply(p)?;
+        after_identity()?;
+        identity::set_rlimits(p)?;
+        enter_cwd(p)?;
     }
     // Everything above 2 closes at exec, the report socket included,
     // which is how the caller learns that exec succeeded; the caller's

@@ -12,11 +12,11 @@
 //!    says), which are what a non-root workload keeps over exec;
 //! 4. no_new_privs.
 //!
-//! The rlimits ([`set_rlimits`]) come later, between Landlock and the
-//! syscall filter (`child::lock_down`): after the last of our own setup
-//! that needs a file descriptor, so that a low `nofile` is the workload's
-//! limit and not a failure of Landlock's, and before a filter that might
-//! refuse setrlimit.
+//! The rlimits ([`set_rlimits`]) come later (`child::lock_down`): after
+//! the ids, and with no_new_privs between Landlock and the syscall filter,
+//! after the last of our own setup that needs a file descriptor, so that
+//! a low `nofile` is the workload's limit and not a failure of
+//! Landlock's.
 
 use super::report::{SetupError, StepExt};
 use crate::plan::ProcessPlan;

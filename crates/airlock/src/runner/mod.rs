@@ -187,10 +187,14 @@ fn run(
             .collect();
         keep.extend(alive_fd);
         keep.extend(3..3 + process.preserve_fds as i32);
+        let ours = keep.clone();
         if let Job::Start(plan) = &job {
             keep.extend(plan.status_fds.fds());
         }
         crate::sys::close_from_except(3, &keep).step(|| "close inherited fds".into())?;
+        if let Job::Start(plan) = &job {
+            status_fd::check(&plan.status_fds, &ours)?;
+        }
         vet_inherited(process.preserve_fds)?;
         drop_service_groups(process)?;
         match (job, reporter.caller()) {

@@ -8,33 +8,61 @@
 //! shell's encoding, 128+N for a signal) on the status fd, which is then
 //! closed. PID 1 and the workload never hold either fd.
 
-use crate::plan::StatusFds;
+use crate::plan::{Plan, StatusFds};
 use crate::report::{SetupError, StepExt};
 use std::os::fd::{FromRawFd, OwnedFd};
 
-/// The namespaces bubblewrap names, and the keys it names them by.
-const NAMESPACES: &[(&str, &str)] = &[
-    ("cgroup", "cgroup-namespace"),
-    ("ipc", "ipc-namespace"),
-    ("mnt", "mnt-namespace"),
-    ("net", "net-namespace"),
-    ("pid", "pid-namespace"),
-    ("uts", "uts-namespace"),
-];
+/// The kinds of namespace bubblewrap names (as `<kind>-namespace`).
+const KINDS: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "uts"];
 
-/// The object both fds get once PID 1 (host pid `pid`) exists.
-fn started(pid: i32) -> serde_json::Value {
+/// The object both fds get once PID 1 (host pid `pid`) exists: the
+/// namespaces the sandbox made, as bubblewrap gives those it unshared.
+/// (Those made in a joined PID namespace's user namespace are made by
+/// PID 1 only after it is let go: none are named then.)
+fn started(plan: &Plan, pid: i32) -> serde_json::Value {
     let mut o = serde_json::Map::new();
     o.insert("child-pid".into(), pid.into());
-    for (kind, key) in NAMESPACES {
+    let made = plan
+        .namespaces
+        .iter()
+        .map(|n| n.proc_name())
+        .filter(|k| KINDS.contains(k) && !plan.userns_of_pid);
+    for kind in made {
         // The link reads "pid:[4026532...]"; its inode is the id.
         let id = std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
         if let Ok(id) = id {
-            o.insert((*key).into(), id.into());
+            o.insert(format!("{kind}-namespace"), id.into());
         }
     }
     serde_json::Value::Object(o)
+}
+
+/// The status fds must be what the caller handed over: open, distinct,
+/// and none of the runner's own (`ours`: the plan, the report socket,
+/// the alive lock, the preserved fds). Then close-on-exec: no program
+/// the runner starts (newuidmap, a hook) inherits them.
+pub(super) fn check(fds: &StatusFds, ours: &[i32]) -> Result<(), SetupError> {
+    if fds.info.is_some() && fds.info == fds.json_status {
+        return Err(SetupError::new(
+            "--info-fd",
+            "the same file descriptor as --json-status-fd",
+        ));
+    }
+    for fd in fds.fds() {
+        if fd < 3 || ours.contains(&fd) {
+            return Err(SetupError::new(
+                "status fd",
+                format!("{fd} is one the runner uses itself"),
+            ));
+        }
+        // SAFETY: the fd is checked to be open first; only its flags change.
+        let f = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        rustix::io::fcntl_getfd(f)
+            .and_then(|_| rustix::io::fcntl_setfd(f, rustix::io::FdFlags::CLOEXEC))
+            .step(|| format!("status fd {fd}"))?;
+    }
+    Ok(())
 }
 
 /// Close the status fds in PID 1, which was cloned holding them.
@@ -48,11 +76,12 @@ pub(super) fn close_in_pid1(fds: &StatusFds) {
 
 /// Write the start to both fds; close the info fd. Returns the status
 /// fd, for [`ended`].
-pub(super) fn write_started(fds: &StatusFds, pid: i32) -> Result<Option<OwnedFd>, SetupError> {
+pub(super) fn write_started(plan: &Plan, pid: i32) -> Result<Option<OwnedFd>, SetupError> {
+    let fds = &plan.status_fds;
     if fds.is_empty() {
         return Ok(None);
     }
-    let object = started(pid);
+    let object = started(plan, pid);
     if let Some(fd) = fds.info {
         // SAFETY: the caller's fd, kept across the runner's exec for us
         // alone; closed here once written, as bubblewrap does.

@@ -217,7 +217,7 @@ pub(super) fn supervise(
     }
     drop((sources, pid_join));
     // As bubblewrap: once the child exists, before it runs the workload.
-    let status_fd = super::status_fd::write_started(&plan.status_fds, pid).inspect_err(|_| {
+    let status_fd = super::status_fd::write_started(&plan, pid).inspect_err(|_| {
         kill_and_reap(&pidfd, pid);
     })?;
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;

@@ -370,6 +370,16 @@ impl Sandbox {
         opts: &SpawnOptions,
         alive: Option<&std::fs::File>,
     ) -> Result<Sandbox, Error> {
+        // Only a runner in the caller's place has the caller's fds.
+        if matches!(job, Job::Start(p) if !p.status_fds.is_empty()) {
+            return Err(Error::Io {
+                what: "start a sandbox beside its caller",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "status fds are written by a runner exec'd in its caller's place (Sandbox::exec_supervisor)",
+                ),
+            });
+        }
         let runner = find_runner(opts)?;
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
         let memfd = job_memfd(job)?;

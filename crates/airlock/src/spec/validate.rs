@@ -357,7 +357,11 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
     }
     // The default name is the one a sandbox without its own namespace
     // does not set either; any other would go unset.
-    if !spec.namespaces.uts && spec.hostname != SandboxSpec::default().hostname {
+    // (A joined UTS namespace, a pod's, keeps the name its owner set.)
+    if !spec.namespaces.uts
+        && !spec.namespaces.join.contains_key("uts")
+        && spec.hostname != SandboxSpec::default().hostname
+    {
         return Err(SpecError::new(
             "hostname",
             "needs a UTS namespace of the sandbox's own (namespaces.uts): the host's name cannot be set",
