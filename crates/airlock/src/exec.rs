@@ -23,6 +23,9 @@ pub struct ExecOptions {
     /// With `tty`: send the terminal's master over this unix socket
     /// instead of proxying it (OCI's `exec --console-socket`).
     pub console_socket: Option<PathBuf>,
+    /// With `tty`: the terminal's size (rows, columns), set before the
+    /// process runs (a size sent once the master arrives races with it).
+    pub tty_size: Option<(u16, u16)>,
     /// Supplementary groups (with `uid`, else none).
     pub groups: Option<Vec<u32>>,
     /// Capabilities the process keeps (names, as in the spec); judged by

@@ -337,6 +337,14 @@ fn start_exec(
     let (process, feed_to, pumps) = if start.tty {
         let console = Console::new(d)?;
         opts.console_socket = Some(console.path.clone());
+        // Set before the process runs: a resize once the master is here
+        // raced with its first look at the size.
+        opts.tty_size = start.size.as_ref().map(|s| {
+            (
+                s.rows.min(u16::MAX as u32) as u16,
+                s.cols.min(u16::MAX as u32) as u16,
+            )
+        });
         let null = || {
             std::fs::File::open("/dev/null")
                 .map(OwnedFd::from)

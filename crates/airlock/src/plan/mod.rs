@@ -191,6 +191,9 @@ pub struct ExecPlan {
     /// With a terminal: send its master here instead of proxying it.
     #[serde(default)]
     pub console_socket: Option<std::path::PathBuf>,
+    /// With a terminal: its size (rows, columns) before the process runs.
+    #[serde(default)]
+    pub terminal_size: Option<(u16, u16)>,
     #[serde(default)]
     pub cgroup: Option<crate::state::CgroupPaths>,
     pub process: ProcessPlan,

@@ -67,7 +67,18 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
-        Some(terminal_as(plan.process.uid, plan.process.gid)?)
+        let pty = terminal_as(plan.process.uid, plan.process.gid)?;
+        if let Some((rows, cols)) = plan.terminal_size {
+            let size = rustix::termios::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            rustix::termios::tcsetwinsize(&pty.master, size)
+                .step(|| "exec: the terminal's size".into())?;
+        }
+        Some(pty)
     } else {
         None
     };

@@ -350,6 +350,7 @@ impl Sandbox {
             join: plan.join.clone(),
             namespaces: plan.namespaces.clone(),
             console_socket: e.console_socket.clone(),
+            terminal_size: e.tty_size,
             cgroup: st.cgroup,
             process,
             verbose: opts.verbose,
