@@ -208,18 +208,6 @@ fn exec_cpu_affinity(
     let Some(list) = &a.initial else {
         return Ok(());
     };
-    // SAFETY: cpu_set_t is plain bits, valid zeroed.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for cpu in airlock::spec::scheduling::affinity_cpus(list) {
-        // SAFETY: take_exec_cpu_affinity checked that every CPU is within
-        // cpu_set_t (MAX_CPU).
-        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
-    }
-    // SAFETY: the set is initialized and its size is the one given.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    if r == -1 {
-        let e = std::io::Error::last_os_error();
-        return Err(format!("execCPUAffinity.initial: {list}: {e}"));
-    }
-    Ok(())
+    let cpus = airlock::spec::scheduling::affinity_cpus(list);
+    airlock::set_cpu_affinity(0, &cpus).map_err(|e| format!("execCPUAffinity.initial: {list}: {e}"))
 }

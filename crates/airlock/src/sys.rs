@@ -495,7 +495,7 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Confine process `pid` (0: the calling one) to `cpus`
 /// (sched_setaffinity).
-pub(crate) fn set_cpu_affinity(pid: i32, cpus: &[u32]) -> io::Result<()> {
+pub fn set_cpu_affinity(pid: i32, cpus: &[u32]) -> io::Result<()> {
     let mut set = rustix::thread::CpuSet::new();
     for &cpu in cpus {
         set.set(cpu as usize);
