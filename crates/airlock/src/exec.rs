@@ -140,26 +140,20 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
 /// An exec's ids must be the sandbox's: ids its user namespace does not
 /// map fail only at setresuid, named after the wrong call.
 fn mapped(plan: &Plan, p: &ProcessPlan) -> Result<(), Error> {
+    use crate::plan::ids::Unmapped;
     let unmapped = |field: &str, id: u32, map: &str| {
         crate::spec::SpecError::new(
             field,
             format!("{id} is not mapped in the sandbox's user namespace (its {map})"),
         )
     };
-    if crate::spec::host_id(&plan.uid_map, p.uid).is_none() {
-        return Err(unmapped("uid", p.uid, "uid_map").into());
+    let found = crate::plan::ids::unmapped(&plan.uid_map, &plan.gid_map, p.uid, p.gid, &p.groups);
+    match found {
+        None => Ok(()),
+        Some(Unmapped::Uid(u)) => Err(unmapped("uid", u, "uid_map").into()),
+        Some(Unmapped::Gid(g)) => Err(unmapped("gid", g, "gid_map").into()),
+        Some(Unmapped::Group(_, g)) => Err(unmapped("groups", g, "gid_map").into()),
     }
-    if crate::spec::host_id(&plan.gid_map, p.gid).is_none() {
-        return Err(unmapped("gid", p.gid, "gid_map").into());
-    }
-    if let Some(&g) = p
-        .groups
-        .iter()
-        .find(|&&g| crate::spec::host_id(&plan.gid_map, g).is_none())
-    {
-        return Err(unmapped("groups", g, "gid_map").into());
-    }
-    Ok(())
 }
 
 /// The sandbox's spec with the exec's capabilities, if it changes them:

@@ -46,6 +46,18 @@ pub fn receive_terminal(conn: impl std::os::fd::AsFd) -> std::io::Result<std::os
     })
 }
 
+/// Set the window size (rows, columns) of the terminal `fd` (its master
+/// or slave).
+pub(crate) fn set_size(fd: impl std::os::fd::AsFd, rows: u16, cols: u16) -> std::io::Result<()> {
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    Ok(rustix::termios::tcsetwinsize(fd, size)?)
+}
+
 /// The window size (rows, columns) of the caller's terminal on stdin;
 /// `None` when stdin is not a terminal. (`airlock attach` copies it to an
 /// attached workload's terminal with [`crate::state::Attached::resize`].)

@@ -104,31 +104,58 @@ pub fn resolve(spec: &SandboxSpec, caller: Caller) -> Result<Ids, SpecError> {
     Ok(ids)
 }
 
-fn mapped(maps: &[IdMap], id: u32) -> bool {
-    crate::spec::host_id(maps, id).is_some()
+/// The first id of a process (its uid, gid or one of its groups, by
+/// index) that `uid_map` or `gid_map` does not map: what the kernel would
+/// refuse only at setresuid or setgroups.
+pub(crate) enum Unmapped {
+    Uid(u32),
+    Gid(u32),
+    Group(usize, u32),
+}
+
+pub(crate) fn unmapped(
+    uid_map: &[IdMap],
+    gid_map: &[IdMap],
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Option<Unmapped> {
+    let mapped = |maps: &[IdMap], id: u32| crate::spec::host_id(maps, id).is_some();
+    if !mapped(uid_map, uid) {
+        return Some(Unmapped::Uid(uid));
+    }
+    if !mapped(gid_map, gid) {
+        return Some(Unmapped::Gid(gid));
+    }
+    groups
+        .iter()
+        .enumerate()
+        .find(|(_, g)| !mapped(gid_map, **g))
+        .map(|(i, g)| Unmapped::Group(i, *g))
 }
 
 /// Every id the workload takes must exist in its namespace.
 fn check_mapped(spec: &SandboxSpec, ids: &Ids) -> Result<(), SpecError> {
-    if !mapped(&ids.uid_map, ids.uid) {
-        return Err(SpecError::new(
+    let found = unmapped(
+        &ids.uid_map,
+        &ids.gid_map,
+        ids.uid,
+        ids.gid,
+        &spec.process.groups,
+    );
+    match found {
+        None => Ok(()),
+        Some(Unmapped::Uid(u)) => Err(SpecError::new(
             "process.uid",
-            format!("uid {} is not in identity.uid_map", ids.uid),
-        ));
-    }
-    if !mapped(&ids.gid_map, ids.gid) {
-        return Err(SpecError::new(
+            format!("uid {u} is not in identity.uid_map"),
+        )),
+        Some(Unmapped::Gid(g)) => Err(SpecError::new(
             "process.gid",
-            format!("gid {} is not in identity.gid_map", ids.gid),
-        ));
+            format!("gid {g} is not in identity.gid_map"),
+        )),
+        Some(Unmapped::Group(i, g)) => Err(SpecError::new(
+            format!("process.groups[{i}]"),
+            format!("gid {g} is not in identity.gid_map"),
+        )),
     }
-    for (i, g) in spec.process.groups.iter().enumerate() {
-        if !mapped(&ids.gid_map, *g) {
-            return Err(SpecError::new(
-                format!("process.groups[{i}]"),
-                format!("gid {g} is not in identity.gid_map"),
-            ));
-        }
-    }
-    Ok(())
 }

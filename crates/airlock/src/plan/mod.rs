@@ -8,7 +8,7 @@
 //! and drawing the sandbox's random id.
 
 mod hooks;
-mod ids;
+pub(crate) mod ids;
 pub mod mounts;
 mod pids;
 

@@ -69,13 +69,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     let pty = if plan.process.terminal {
         let pty = terminal_as(plan.process.uid, plan.process.gid)?;
         if let Some((rows, cols)) = plan.terminal_size {
-            let size = rustix::termios::Winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            rustix::termios::tcsetwinsize(&pty.master, size)
+            crate::terminal::set_size(&pty.master, rows, cols)
                 .step(|| "exec: the terminal's size".into())?;
         }
         Some(pty)

@@ -36,13 +36,7 @@ impl Attached {
                 "the workload has no terminal to resize",
             ));
         }
-        let size = rustix::termios::Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        Ok(rustix::termios::tcsetwinsize(&self.input, size)?)
+        crate::terminal::set_size(&self.input, rows, cols)
     }
 
     /// Write all of `bytes` to the workload's input; see [`write_while`].
