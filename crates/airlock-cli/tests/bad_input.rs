@@ -34,7 +34,47 @@ fn missing_bind_source() {
     require_root!();
     refused(
         &["run", "--ro-bind", "/no/such/dir", "/data", "--", "true"],
-        &["mount /data", "source /no/such/dir does not exist"],
+        &[
+            "mount /data (--ro-bind /no/such/dir /data): ",
+            "source /no/such/dir does not exist",
+        ],
+    );
+}
+
+/// A mount that fails in the sandbox names the flag that asked for it
+/// (not the one before it, nor a spec index counting the default view),
+/// or, from a spec, its field; and says the mount point was the trouble:
+/// procfs lets nothing be made in it.
+#[test]
+fn a_failed_mount_names_its_flag_or_field() {
+    refused(
+        &[
+            "run",
+            "--tmpfs",
+            "/scratch",
+            "--ro-bind",
+            "/etc/passwd",
+            "/proc/x",
+            "--",
+            "true",
+        ],
+        &[
+            "mount /proc/x (--ro-bind /etc/passwd /proc/x): ",
+            "cannot make the mount point: No such file or directory",
+        ],
+    );
+    let dir = tempdir();
+    let p = dir.path().join("spec.toml");
+    std::fs::write(
+        &p,
+        "[process]\nargs = [\"true\"]\n\
+         [[filesystem.mounts]]\ntype = \"proc\"\ndestination = \"/proc\"\n\
+         [[filesystem.mounts]]\ntype = \"tmpfs\"\ndestination = \"/proc/zz\"\n",
+    )
+    .unwrap();
+    refused(
+        &["run", "--spec", &p.display().to_string()],
+        &["mount /proc/zz (filesystem.mounts[1]): cannot make the mount point"],
     );
 }
 

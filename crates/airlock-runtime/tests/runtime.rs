@@ -714,4 +714,21 @@ fn refusals_name_the_config_fields() {
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
     assert!(err.contains("linux.resources.cpu.cpus"), "{err}");
     assert!(!err.contains("resources.cpuset_cpus"), "{err}");
+    // A mount that fails in the sandbox: procfs lets no mount point be made.
+    let mut index = 0;
+    let b = env.bundle("b4", &["true"], |c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        index = mounts.len();
+        mounts.push(json!({"destination": "/proc/x", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "f4"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(
+        err.contains(&format!(
+            "mount /proc/x (mounts[{index}]): cannot make the mount point"
+        )),
+        "{err}"
+    );
+    assert!(!env.rt(&["state", "f4"]).status.success());
 }

@@ -72,7 +72,17 @@ pub enum TargetKind {
 
 /// Make sure `path` exists inside `root` as a directory or a file, creating
 /// it and its parents if needed, and return an O_PATH handle on it.
+/// An error says that the mount point was what failed (a read-only or
+/// kernel filesystem where it had to be made, a file in the way), not the
+/// mount.
 pub fn ensure_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Result<OwnedFd> {
+    make_target(root, path, kind).map_err(|e| {
+        let reason = crate::report::describe(&e);
+        io::Error::new(e.kind(), format!("cannot make the mount point: {reason}"))
+    })
+}
+
+fn make_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Result<OwnedFd> {
     if let Ok(fd) = path_in(root, path) {
         return Ok(fd);
     }

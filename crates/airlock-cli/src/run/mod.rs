@@ -101,7 +101,9 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     };
     // The runner that takes this process's place reports setup errors
     // itself: with the flags' names, as this process would.
-    prepared.plan.field_names = out.labels.field_names();
+    let offset = prepared.plan.spec.filesystem.mounts.len() - spec.filesystem.mounts.len();
+    let runner_names = out.labels.runner_names(offset);
+    prepared.plan.field_names = runner_names.clone();
     if a.bwrap.info_fd.is_some() && a.bwrap.info_fd == a.bwrap.json_status_fd {
         return refuse("--info-fd and --json-status-fd: two file descriptors, not one");
     }
@@ -162,11 +164,11 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     Sandbox::hold_signals();
     let sandbox = match Sandbox::start_prepared(prepared.plan, &ctx, &opts) {
         Ok(s) => s,
-        // The runner's errors name a mount by its destination, and a limit
-        // by its spec field: the flag's name for it, as attended.
+        // The runner's errors name a mount and a limit by their spec
+        // fields: the flags' names for them, as attended.
         Err(e) => {
             drop(raw);
-            let text = airlock::report::rename_fields(&e.to_string(), &out.labels.field_names());
+            let text = airlock::report::rename_fields(&e.to_string(), &runner_names);
             eprintln!("airlock: error: {text}");
             return ExitCode::from(e.exit_code());
         }

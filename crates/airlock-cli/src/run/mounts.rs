@@ -49,12 +49,25 @@ impl Labels {
         out
     }
 
-    /// The spec fields flags set, and the flags (`Plan::field_names`).
+    /// The spec fields flags set, and the flags.
     pub fn field_names(&self) -> Vec<(String, String)> {
         self.fields
             .iter()
             .map(|(field, flag)| (field.to_string(), flag.to_string()))
             .collect()
+    }
+
+    /// What the runner renames in its errors (`Plan::field_names`): the
+    /// fields flags set, and each flag's mount (`filesystem.mounts[i]`,
+    /// `offset` counting an image's mounts before the flags' ones).
+    pub fn runner_names(&self, offset: usize) -> Vec<(String, String)> {
+        let mut names = self.field_names();
+        names.extend(
+            self.mounts
+                .iter()
+                .map(|(i, label)| (format!("filesystem.mounts[{}]", i + offset), label.clone())),
+        );
+        names
     }
 }
 

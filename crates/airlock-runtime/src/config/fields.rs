@@ -11,6 +11,9 @@ use airlock::spec::SandboxSpec;
 pub struct ConfigFields {
     /// Spec mount index, config mount index.
     mounts: Vec<(usize, usize)>,
+    /// Spec device index, `linux.devices` index (devices airlock's /dev
+    /// makes anyway are left out of the spec).
+    devices: Vec<(usize, usize)>,
     /// Acknowledgements the runtime made itself (not the caller's).
     own_acks: Vec<String>,
 }
@@ -68,7 +71,28 @@ impl ConfigFields {
                 mounts.push((j, i));
             }
         }
-        ConfigFields { mounts, own_acks }
+        let config: Vec<String> = bundle
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+            .map(|d| d.path().display().to_string())
+            .collect();
+        let mut taken = vec![false; config.len()];
+        let mut devices = Vec::new();
+        for (j, d) in spec.filesystem.devices.iter().enumerate() {
+            if let Some(i) = (0..config.len()).find(|&i| !taken[i] && config[i] == d.path) {
+                taken[i] = true;
+                devices.push((j, i));
+            }
+        }
+        ConfigFields {
+            mounts,
+            devices,
+            own_acks,
+        }
     }
 
     /// `text` with the spec's field names made config.json's.
@@ -79,6 +103,14 @@ impl ConfigFields {
         by_index.sort_by_key(|(j, _)| std::cmp::Reverse(*j));
         for (j, i) in by_index {
             out = out.replace(&format!("filesystem.mounts[{j}]"), &format!("mounts[{i}]"));
+        }
+        let mut by_index = self.devices.clone();
+        by_index.sort_by_key(|(j, _)| std::cmp::Reverse(*j));
+        for (j, i) in by_index {
+            out = out.replace(
+                &format!("filesystem.devices[{j}]"),
+                &format!("linux.devices[{i}]"),
+            );
         }
         for (ours, theirs) in PREFIXES {
             out = replace_field(&out, ours, theirs);
@@ -139,11 +171,16 @@ mod tests {
     fn spec_fields_become_config_fields() {
         let f = ConfigFields {
             mounts: vec![(4, 7), (1, 2)],
+            devices: vec![(0, 3)],
             own_acks: vec!["idmapped-writable".into()],
         };
         assert_eq!(
             f.rewrite("filesystem.mounts[4].source: x; filesystem.mounts[14]: y"),
             "mounts[7].source: x; filesystem.mounts[14]: y"
+        );
+        assert_eq!(
+            f.rewrite("mount /dev/fuse (filesystem.devices[0]): no"),
+            "mount /dev/fuse (linux.devices[3]): no"
         );
         assert_eq!(
             f.rewrite("sysctls.kernel.panic: no; process.uid: uid 7 is not in identity.uid_map"),

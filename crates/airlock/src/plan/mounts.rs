@@ -17,6 +17,37 @@ pub struct FsPlan {
     /// The maps of the binds idmapped for the caller (`Idmap::Caller`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_maps: Option<CallerMaps>,
+    /// How many of the first steps are the spec's `filesystem.mounts`,
+    /// one each, and how many after them its `filesystem.devices`: an
+    /// error names the field (`step_name`), which a CLI renames to the
+    /// flag the user typed.
+    #[serde(default)]
+    pub spec_mounts: usize,
+    #[serde(default)]
+    pub spec_devices: usize,
+}
+
+impl FsPlan {
+    /// Step `i`'s name in errors: what it does, and the spec field it
+    /// came from (`mount /x (filesystem.mounts[3])`).
+    pub fn step_name(&self, i: usize) -> String {
+        let what = self.steps[i].describe();
+        match self.field(i) {
+            Some(field) => format!("{what} ({field})"),
+            None => what,
+        }
+    }
+
+    /// The spec field step `i` came from, when it came from one.
+    pub fn field(&self, i: usize) -> Option<String> {
+        if i < self.spec_mounts {
+            Some(format!("filesystem.mounts[{i}]"))
+        } else if i - self.spec_mounts < self.spec_devices {
+            Some(format!("filesystem.devices[{}]", i - self.spec_mounts))
+        } else {
+            None
+        }
+    }
 }
 
 /// The id maps of a bind that shows the caller's files as the workload's:
@@ -268,6 +299,8 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
         steps,
         idmap_root: fs.idmap.iter().any(|d| d == "/"),
         caller_maps: caller_maps.filter(|_| for_caller),
+        spec_mounts: fs.mounts.len(),
+        spec_devices: fs.devices.len(),
     }
 }
 

@@ -186,7 +186,7 @@ fn attach_at_newroot(mnt: OwnedFd) -> io::Result<()> {
 /// Step 4: the plan's mount steps, in order.
 pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
-        let step = || m.describe();
+        let step = || plan.filesystem.step_name(i);
         let root = trees.root.as_fd();
         match m {
             MountStep::Bind {
@@ -250,7 +250,13 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             MountStep::Dev { destination } => {
                 report.progress(|| format!("mount {destination}: minimal /dev"));
                 let console = dev::has_console(plan) && destination == "/dev";
-                dev::mount_dev(root, &trees.host, destination, console)?;
+                dev::mount_dev(root, &trees.host, destination, console).map_err(|mut e| {
+                    // Its own steps name the nodes in it; the field is the mount's.
+                    if let Some(field) = plan.filesystem.field(i) {
+                        e.step = format!("{} ({field})", e.step);
+                    }
+                    e
+                })?;
             }
             MountStep::Mqueue { destination } => {
                 report.progress(|| format!("mount {destination}: mqueue"));

@@ -64,8 +64,8 @@ pub fn clone_trees(
     let mut nodes: Option<OwnedFd> = None;
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
         binds.push(match m {
-            MountStep::Device { destination, .. } => {
-                let step = || format!("mount {destination}");
+            MountStep::Device { .. } => {
+                let step = || plan.filesystem.step_name(i);
                 Some(if plan.caller.is_root() {
                     if nodes.is_none() {
                         // Made by host root: no SB_I_NODEV, so the nodes
@@ -80,19 +80,19 @@ pub fn clone_trees(
                     }
                     make_node(plan, nodes.as_ref().expect("made above"), i, m).step(step)?
                 } else {
-                    host_node(plan, &seen, m)?
+                    host_node(plan, &seen, m, &step)?
                 })
             }
             MountStep::Bind {
                 source,
-                destination,
                 readonly,
                 devices,
                 idmap,
                 noexec,
                 recursive,
+                ..
             } => {
-                let step = || format!("mount {destination}");
+                let step = || plan.filesystem.step_name(i);
                 let src = open_source(plan, &seen, &step, source)?;
                 let tree = clone_tree(&src, *recursive).step(step)?;
                 let mut attrs = MOUNT_ATTR_NOSUID;
@@ -112,7 +112,7 @@ pub fn clone_trees(
                 if let (Idmap::Caller, Some(ns)) = (idmap, &caller_userns) {
                     if holds_files(&src).step(step)? {
                         sys::mount_setattr_idmap(&tree, ns)
-                            .map_err(|e| not_idmappable(destination, source, &e))?;
+                            .map_err(|e| not_idmappable(step(), source, &e))?;
                     }
                 }
                 Some(tree)
@@ -259,7 +259,12 @@ fn make_node(plan: &Plan, fs: &OwnedFd, i: usize, m: &MountStep) -> io::Result<O
 
 /// A rootless caller cannot make a node: the host's at the same path,
 /// if it is the device asked for, bound as it is.
-fn host_node(plan: &Plan, seen: &Snapshot, m: &MountStep) -> Result<OwnedFd> {
+fn host_node(
+    plan: &Plan,
+    seen: &Snapshot,
+    m: &MountStep,
+    step: &dyn Fn() -> String,
+) -> Result<OwnedFd> {
     let MountStep::Device {
         destination,
         kind,
@@ -270,8 +275,7 @@ fn host_node(plan: &Plan, seen: &Snapshot, m: &MountStep) -> Result<OwnedFd> {
     else {
         unreachable!("a device step")
     };
-    let step = || format!("mount {destination}");
-    let src = open_source(plan, seen, &step, destination)?;
+    let src = open_source(plan, seen, step, destination)?;
     let st = rustix::fs::fstat(&src).step(step)?;
     let want = match kind {
         crate::spec::DeviceKind::Char => rustix::fs::FileType::CharacterDevice,
@@ -301,7 +305,7 @@ fn holds_files(fd: &OwnedFd) -> io::Result<bool> {
 }
 
 /// Why a writable bind could not be shown as the caller's, and the ways out.
-fn not_idmappable(destination: &str, source: &str, e: &io::Error) -> SetupError {
+fn not_idmappable(step: String, source: &str, e: &io::Error) -> SetupError {
     let fs = rustix::fs::statfs(source)
         .map(|s| format!(" (filesystem type {:#x})", s.f_type))
         .unwrap_or_default();
@@ -314,7 +318,7 @@ fn not_idmappable(destination: &str, source: &str, e: &io::Error) -> SetupError 
     SetupError {
         errno: e.raw_os_error(),
         ..SetupError::new(
-            format!("mount {destination}"),
+            step,
             format!(
                 "a writable bind of {source} is shown as the caller's through an idmapped mount, and {why}; \
                  bind it read-only, or set filesystem.bind_owner = \"as-is\" (--bind-owner as-is) to keep the host's ids"
