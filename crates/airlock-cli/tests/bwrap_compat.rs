@@ -260,6 +260,22 @@ fn flags_airlock_has_no_feature_for_are_refused_by_name() {
     }
 }
 
+/// --argv0: the program found and run is the command's, and it sees the
+/// name given as its argv[0].
+#[test]
+fn argv0_is_what_the_program_sees_as_its_name() {
+    let r = output(airlock(&[
+        "run",
+        "--argv0",
+        "-mycat",
+        "--",
+        "cat",
+        "/proc/self/cmdline",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "-mycat\0/proc/self/cmdline\0");
+}
+
 #[test]
 fn cap_drop_takes_back_a_kept_capability() {
     let r = sh(

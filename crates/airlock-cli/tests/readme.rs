@@ -359,6 +359,8 @@ fn the_spec_reference_names_every_field() {
         "CAP_NET_RAW",
         "--rlimit",
         "nofile=10",
+        "--argv0",
+        "t",
         "--",
         "true",
     ]));

@@ -69,6 +69,8 @@ pub struct ExecOptions {
 pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error> {
     let mut process = ProcessPlan {
         args: e.args.clone(),
+        // The sandbox's own workload's, not an exec's.
+        argv0: None,
         cwd: e.cwd.clone().unwrap_or_else(|| plan.process.cwd.clone()),
         terminal: e.tty,
         preserve_fds: e.preserve_fds,

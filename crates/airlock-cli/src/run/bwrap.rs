@@ -47,6 +47,10 @@ pub struct BwrapArgs {
     /// with -d, --name or --rm, whose sandboxes are meant to be managed).
     #[arg(long, conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
     pub(crate) die_with_parent: bool,
+    /// Run the program with VALUE as its argv[0] (a multi-call binary picks
+    /// its applet by it, a login shell starts with `-`).
+    #[arg(long, value_name = "VALUE", allow_hyphen_values = true, help_heading = HEADING)]
+    pub(crate) argv0: Option<String>,
     /// Drop a capability --cap-add kept (all others are dropped already).
     #[arg(long, value_name = "CAP", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) cap_drop: Vec<String>,
@@ -77,7 +81,6 @@ pub struct BwrapArgs {
 /// bubblewrap flags airlock has no feature for: (flag, number of values,
 /// why it is refused and what to use instead).
 pub const REFUSED: &[(&str, usize, &str)] = &[
-    ("argv0", 1, "airlock runs the program with its own name as argv[0]"),
     ("level-prefix", 0, "airlock's messages have no syslog level prefix"),
     ("userns", 1, "joining a user namespace by file descriptor is not supported (a spec can join namespaces by path: namespaces.join)"),
     ("userns2", 1, "switching user namespace after setup is not supported"),

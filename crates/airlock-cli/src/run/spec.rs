@@ -216,6 +216,9 @@ fn process(s: &mut SandboxSpec, a: &RunArgs) {
     if !a.command.is_empty() {
         p.args = a.command.clone();
     }
+    if let Some(argv0) = &a.bwrap.argv0 {
+        p.argv0 = Some(argv0.clone());
+    }
     if a.clearenv {
         p.inherit_env = false;
         p.env.clear();

@@ -295,6 +295,9 @@ fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessPlan {
     pub args: Vec<String>,
+    /// The `argv[0]` the program gets, when not `args[0]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv0: Option<String>,
     /// The final environment (nothing is read from the runner's own).
     pub env: Vec<(String, String)>,
     pub cwd: String,
@@ -457,6 +460,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         },
         process: ProcessPlan {
             args: p.args.clone(),
+            argv0: p.argv0.clone(),
             env: environment(p, &ctx.env),
             cwd: p.cwd.clone(),
             uid: ids.uid,

@@ -71,7 +71,10 @@ pub fn exec(p: &ProcessPlan) -> SetupError {
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| DEFAULT_PATH.to_string());
-    let argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect();
+    let mut argv: Vec<CString> = p.args.iter().map(|a| cstr(a)).collect();
+    if let Some(argv0) = &p.argv0 {
+        argv[0] = cstr(argv0);
+    }
     let envp: Vec<CString> = env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect();
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());

@@ -203,6 +203,11 @@ pub enum LandlockMode {
 pub struct Process {
     /// Program and arguments; the program is looked up in the sandbox's PATH.
     pub args: Vec<String>,
+    /// What the program gets as its `argv[0]` instead of `args[0]`
+    /// (bubblewrap's `--argv0`): a multi-call binary picks its applet by
+    /// it, a login shell starts with `-`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv0: Option<String>,
     /// Start from the caller's environment (then apply `env` and `unset_env`).
     /// Off by default: the workload sees only `env`.
     pub inherit_env: bool,
@@ -245,6 +250,7 @@ impl Default for Process {
     fn default() -> Self {
         Process {
             args: Vec::new(),
+            argv0: None,
             inherit_env: false,
             env: BTreeMap::new(),
             unset_env: Vec::new(),

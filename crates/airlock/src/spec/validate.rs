@@ -295,6 +295,9 @@ fn process(p: &Process) -> Result<(), SpecError> {
             ));
         }
     }
+    if p.argv0.as_ref().is_some_and(|a| a.contains('\0')) {
+        return Err(SpecError::new("process.argv0", "contains a NUL byte"));
+    }
     for (k, v) in &p.env {
         env_var(&format!("process.env.{k}"), k, v)?;
     }
