@@ -398,5 +398,45 @@ fn disable_userns_forbids_nested_user_namespaces() {
         assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
         // The limit was the sandbox's user namespace's, not the host's.
         assert_eq!(host_limit(), before);
+        // The check before the exec finds the unfiltered workload could
+        // make one, and does not run it; with --disable-userns it passes.
+        let r = cmd(&["--assert-userns-disabled"]);
+        assert_eq!(r.code, 125, "rootless {rootless}: {}", r.stderr);
+        assert_eq!(r.stdout, "", "the workload ran");
+        assert!(
+            r.stderr.contains("--assert-userns-disabled")
+                && r.stderr.contains("unshare(CLONE_NEWUSER) succeeded"),
+            "{}",
+            r.stderr
+        );
+        let r = cmd(&["--disable-userns", "--assert-userns-disabled"]);
+        assert_eq!(r.stdout, "kept\n", "rootless {rootless}: {}", r.stderr);
     }
+    // A filter that refuses unshare but lets clone make one is caught too.
+    let dir = tempdir();
+    let profile = dir.path().join("p.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let r = output(airlock(&[
+        "run",
+        "--seccomp-profile",
+        &profile.display().to_string(),
+        "--allow-unsafe",
+        "seccomp-permissive",
+        "--assert-userns-disabled",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("clone(CLONE_NEWUSER) succeeded"),
+        "{}",
+        r.stderr
+    );
+    // The default filter refuses both: the check passes.
+    let r = output(airlock(&["run", "--assert-userns-disabled", "--", "true"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

@@ -262,6 +262,11 @@ pub struct RunArgs {
     /// profile allows (user.max_user_namespaces = 0 inside it).
     #[arg(long, help_heading = "Namespaces")]
     pub(crate) disable_userns: bool,
+    /// Check, just before the program's exec, that it cannot make a user
+    /// namespace (by unshare or clone), and do not run it if it can
+    /// (--disable-userns checks this too).
+    #[arg(long, help_heading = "Namespaces")]
+    pub(crate) assert_userns_disabled: bool,
     /// Join an existing namespace by path instead of making one, as a
     /// platform that prepares networking hands it over: net, ipc, uts or
     /// pid (`--join net=/run/netns/web`, `--join pid=/proc/PID/ns/pid`).

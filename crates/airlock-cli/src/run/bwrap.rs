@@ -85,7 +85,6 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("userns", 1, "joining a user namespace by file descriptor is not supported (a spec can join namespaces by path: namespaces.join)"),
     ("userns2", 1, "switching user namespace after setup is not supported"),
     ("pidns", 1, "joining a PID namespace by file descriptor is not supported (join one by path: --join pid=PATH)"),
-    ("assert-userns-disabled", 0, "not supported: airlock's default seccomp profile already refuses creating namespaces inside the sandbox"),
     ("lock-file", 1, "lock files held for the sandbox's life are not supported"),
     ("sync-fd", 1, "a sync fd is not supported: `airlock run -d --name N` and `airlock wait N` track a sandbox's life"),
     ("remount-ro", 1, "remounting a path read-only is not a flag: bind it with --ro-bind, or list it in a spec's filesystem.readonly_paths"),

@@ -69,6 +69,11 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             "namespaces.nested_user",
             "--disable-userns",
         ),
+        (
+            a.assert_userns_disabled,
+            "namespaces.assert_userns_disabled",
+            "--assert-userns-disabled",
+        ),
         (a.seccomp_log, "seccomp_log", "--seccomp-log"),
         (
             a.overlay_size.is_some(),
@@ -278,6 +283,9 @@ fn namespaces(s: &mut SandboxSpec, a: &RunArgs) {
     }
     if a.disable_userns {
         s.namespaces.nested_user = false;
+    }
+    if a.assert_userns_disabled {
+        s.namespaces.assert_userns_disabled = true;
     }
     let joins = |kind: &str| a.join.iter().any(|(k, _)| k == kind);
     let ns = &mut s.namespaces;

@@ -23,6 +23,7 @@ pub(super) fn namespaces(
         time: false,
         join: BTreeMap::new(),
         nested_user: true,
+        assert_userns_disabled: false,
     };
     for (i, n) in list.iter().enumerate() {
         if let Some(p) = n.path() {

@@ -83,6 +83,10 @@ pub struct Plan {
     pub init: InitMode,
     /// PID 1 and the workload each start a new session.
     pub new_session: bool,
+    /// The spec field that asks the workload to check it cannot make a
+    /// user namespace (`runner::nested_user`), when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assert_userns_disabled: Option<String>,
     /// End the sandbox when its caller exits (never for a detached one).
     pub die_with_caller: bool,
     /// Kill the sandbox this long after its start.
@@ -449,6 +453,13 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         join_sysctls: sysctls(spec, true),
         init: spec.init,
         new_session: spec.new_session,
+        assert_userns_disabled: if spec.namespaces.assert_userns_disabled {
+            Some("namespaces.assert_userns_disabled".into())
+        } else if !spec.namespaces.nested_user {
+            Some("namespaces.nested_user".into())
+        } else {
+            None
+        },
         die_with_caller: spec.die_with_parent,
         timeout_ms: spec.timeout.map(|t| (t * 1000.0).round() as u64),
         filesystem,

@@ -353,6 +353,11 @@ fn become_workload(
             }
             None => Ok(()),
         })?;
+        if let Some(field) = &plan.assert_userns_disabled {
+            // Every wall is up; nothing of ours runs after this but the
+            // exec (and, for a held sandbox, the wait for start).
+            super::nested_user::assert_disabled(field)?;
+        }
         if let Some(h) = hold {
             // What start would exec must be there now: a create that
             // succeeds promises a start that can.

@@ -25,6 +25,7 @@ mod interp;
 pub mod landlock;
 mod logs;
 mod mount;
+mod nested_user;
 mod net;
 mod overlay;
 mod pidns;

@@ -356,6 +356,12 @@ pub struct Namespaces {
     /// namespace, which the kernel enforces for everything below it
     /// whatever the filter allows (bubblewrap's `--disable-userns`).
     pub nested_user: bool,
+    /// Check, just before the workload's exec, that it cannot make a user
+    /// namespace (by `unshare` or `clone`), and refuse to run it if it
+    /// can (bubblewrap's `--assert-userns-disabled`). `nested_user =
+    /// false` checks the same.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub assert_userns_disabled: bool,
 }
 
 impl Default for Namespaces {
@@ -371,6 +377,7 @@ impl Default for Namespaces {
             time: true,
             join: BTreeMap::new(),
             nested_user: true,
+            assert_userns_disabled: false,
         }
     }
 }
