@@ -241,7 +241,7 @@ fn flags_airlock_has_no_feature_for_are_refused_by_name() {
         (vec!["--seccomp", "3"], "--seccomp-profile"),
         (vec!["--userns", "3"], "namespaces.join"),
         (vec!["--pidns", "3"], "--join pid=PATH"),
-        (vec!["--sync-fd", "3"], "airlock wait"),
+        (vec!["--userns-block-fd", "3"], "--block-fd waits"),
         (vec!["--level-prefix"], "level prefix"),
         (vec!["--overlay-src", "/usr"], "--overlay"),
     ] {
@@ -409,4 +409,191 @@ fn info_and_json_status_fds_name_the_sandbox_and_its_end() {
         assert_eq!(r.code, 125, "{args}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{args}: {}", r.stderr);
     }
+}
+
+/// A pipe whose ends are close-on-exec here (other tests' children would
+/// hold them open); `handed` clears it in airlock's own child only.
+fn cloexec_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: a valid two-int array for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds are new and ours.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// `c` with `fds` inherited across its exec.
+fn handed(c: &mut Command, fds: Vec<i32>) {
+    // SAFETY: runs in the forked child before its exec, and only clears
+    // close-on-exec on fds it inherited.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(c, move || {
+            for &fd in &fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Whether `fd` would not block a read: data, or its writers gone.
+fn readable(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+/// --block-fd holds the program back, once the sandbox is set up and
+/// --info-fd written, until a byte arrives; --sync-fd closes only when
+/// the sandbox has ended. PID 1 holds neither.
+#[test]
+fn block_and_sync_fds_hold_the_start_and_mark_the_end() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let mut callers = vec![false];
+    if is_root() {
+        callers.push(true);
+    }
+    for as_user in callers {
+        let (info_r, info_w) = cloexec_pipe();
+        let (block_r, block_w) = cloexec_pipe();
+        let (sync_r, sync_w) = cloexec_pipe();
+        let (i, b, s) = (
+            info_w.as_raw_fd().to_string(),
+            block_r.as_raw_fd().to_string(),
+            sync_w.as_raw_fd().to_string(),
+        );
+        let args = [
+            "run",
+            "--info-fd",
+            &i,
+            "--block-fd",
+            &b,
+            "--sync-fd",
+            &s,
+            "--",
+            "echo",
+            "ran",
+        ];
+        let mut c = if as_user {
+            airlock_as_user(&args)
+        } else {
+            airlock(&args)
+        };
+        handed(
+            &mut c,
+            vec![info_w.as_raw_fd(), block_r.as_raw_fd(), sync_w.as_raw_fd()],
+        );
+        let mut child = c
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start airlock");
+        drop((info_w, block_r, sync_w));
+        let mut info = String::new();
+        std::fs::File::from(info_r)
+            .read_to_string(&mut info)
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
+        let pid1 = info["child-pid"].as_i64().expect("child-pid");
+        // Set up and waiting: PID 1 has started nothing, and holds
+        // nothing of ours.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).unwrap();
+        assert_eq!(
+            children, "",
+            "the workload started before the block fd said so"
+        );
+        let pipe_of = |fd: &std::os::fd::OwnedFd| {
+            use std::os::unix::fs::MetadataExt;
+            let ino = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .unwrap()
+                .ino();
+            format!("pipe:[{ino}]")
+        };
+        let ours = [pipe_of(&block_w), pipe_of(&sync_r)];
+        for e in std::fs::read_dir(format!("/proc/{pid1}/fd")).unwrap() {
+            let target = std::fs::read_link(e.unwrap().path()).unwrap();
+            let target = target.to_string_lossy();
+            assert!(
+                !ours.iter().any(|p| *p == target),
+                "PID 1 holds {target} (as user {as_user})"
+            );
+        }
+        assert!(
+            !readable(&sync_r),
+            "the sync fd closed while the sandbox runs"
+        );
+        std::fs::File::from(block_w).write_all(b"x").unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "ran\n");
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        assert!(readable(&sync_r), "the sync fd is still open after the end");
+        assert_eq!(std::fs::File::from(sync_r).read(&mut [0u8; 1]).unwrap(), 0);
+    }
+}
+
+/// A run stopped while it waits on --block-fd ends the sandbox it set up,
+/// says why, and leaves nothing behind.
+#[test]
+fn a_signal_during_the_block_wait_ends_the_sandbox() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let (info_r, info_w) = cloexec_pipe();
+    let (block_r, block_w) = cloexec_pipe();
+    let (i, b) = (
+        info_w.as_raw_fd().to_string(),
+        block_r.as_raw_fd().to_string(),
+    );
+    let mut c = airlock(&[
+        "run",
+        "--info-fd",
+        &i,
+        "--block-fd",
+        &b,
+        "--",
+        "echo",
+        "ran",
+    ]);
+    handed(&mut c, vec![info_w.as_raw_fd(), block_r.as_raw_fd()]);
+    let child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start airlock");
+    drop((info_w, block_r));
+    let mut info = String::new();
+    std::fs::File::from(info_r)
+        .read_to_string(&mut info)
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
+    let pid1 = info["child-pid"].as_i64().expect("child-pid");
+    // SAFETY: our own child, by its pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "the workload ran");
+    assert!(
+        stderr.contains("--block-fd: signal 15 arrived while waiting on it"),
+        "{stderr}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid1}")).exists(),
+        "PID 1 outlived its sandbox"
+    );
+    drop(block_w);
 }

@@ -62,6 +62,14 @@ pub struct BwrapArgs {
     /// when the workload has ended.
     #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
     pub(crate) json_status_fd: Option<i32>,
+    /// Hold FD open until the sandbox has ended and been cleaned up (the
+    /// supervisor holds it; nothing in the sandbox does).
+    #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
+    pub(crate) sync_fd: Option<i32>,
+    /// Once the sandbox is set up (and --info-fd written), wait for a byte
+    /// or the end of FD before the program runs.
+    #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
+    pub(crate) block_fd: Option<i32>,
     /// What airlock does by default: accepted and ignored (--unshare-all,
     /// --unshare-{user,ipc,pid,net,uts,cgroup}[-try], --new-session).
     #[arg(
@@ -86,14 +94,12 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("userns2", 1, "switching user namespace after setup is not supported"),
     ("pidns", 1, "joining a PID namespace by file descriptor is not supported (join one by path: --join pid=PATH)"),
     ("lock-file", 1, "lock files held for the sandbox's life are not supported"),
-    ("sync-fd", 1, "a sync fd is not supported: `airlock run -d --name N` and `airlock wait N` track a sandbox's life"),
     ("remount-ro", 1, "remounting a path read-only is not a flag: bind it with --ro-bind, or list it in a spec's filesystem.readonly_paths"),
     ("exec-label", 1, "SELinux labels are not supported"),
     ("file-label", 1, "SELinux labels are not supported"),
     ("seccomp", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),
     ("add-seccomp-fd", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),
-    ("block-fd", 1, "waiting on a file descriptor before exec is not supported: use `airlock create` and `airlock start`"),
-    ("userns-block-fd", 1, "waiting on a file descriptor before exec is not supported: use `airlock create` and `airlock start`"),
+    ("userns-block-fd", 1, "airlock writes the user namespace's id maps itself (identity.uid_map, --uid), so there is nothing to wait for before them: --block-fd waits before the program runs"),
     ("overlay-src", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay or --overlay-dir DIR"),
     ("tmp-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay"),
     ("ro-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR --rootfs-readonly"),

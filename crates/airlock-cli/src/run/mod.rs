@@ -28,9 +28,17 @@ pub fn refuse(msg: impl std::fmt::Display) -> ExitCode {
 
 /// A status fd the supervisor can write to: one of the caller's own
 /// above stdio, open for writing, in a run this process attends.
-fn status_fd(fd: i32, hold: bool) -> Result<(), String> {
+/// What the supervisor does with a bubblewrap fd.
+#[derive(Clone, Copy, PartialEq)]
+enum FdUse {
+    Write,
+    Read,
+    Hold,
+}
+
+fn status_fd(fd: i32, hold: bool, how: FdUse) -> Result<(), String> {
     if hold {
-        return Err("written by the run that starts the sandbox; `airlock create` does not".into());
+        return Err("used by the run that starts the sandbox; `airlock create` does not".into());
     }
     if fd < 3 {
         return Err("must be 3 or above (0 to 2 are the workload's stdio)".into());
@@ -48,10 +56,11 @@ fn status_fd(fd: i32, hold: bool) -> Result<(), String> {
     if flags == -1 {
         return Err("not an open file descriptor".into());
     }
-    if flags & libc::O_ACCMODE == libc::O_RDONLY {
-        return Err("open for reading only".into());
+    match (how, flags & libc::O_ACCMODE) {
+        (FdUse::Write, libc::O_RDONLY) => Err("open for reading only".into()),
+        (FdUse::Read, libc::O_WRONLY) => Err("open for writing only".into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// One line for an error of the library, with the exit status it gives.
@@ -104,22 +113,28 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     let offset = prepared.plan.spec.filesystem.mounts.len() - spec.filesystem.mounts.len();
     let runner_names = out.labels.runner_names(offset);
     prepared.plan.field_names = runner_names.clone();
-    if a.bwrap.info_fd.is_some() && a.bwrap.info_fd == a.bwrap.json_status_fd {
-        return refuse("--info-fd and --json-status-fd: two file descriptors, not one");
-    }
-    for (flag, fd) in [
-        ("--info-fd", a.bwrap.info_fd),
-        ("--json-status-fd", a.bwrap.json_status_fd),
-    ] {
-        if let Some(fd) = fd {
-            if let Err(e) = status_fd(fd, hold) {
-                return refuse(format!("{flag} {fd}: {e}"));
-            }
+    let given = [
+        ("--info-fd", a.bwrap.info_fd, FdUse::Write),
+        ("--json-status-fd", a.bwrap.json_status_fd, FdUse::Write),
+        ("--sync-fd", a.bwrap.sync_fd, FdUse::Hold),
+        ("--block-fd", a.bwrap.block_fd, FdUse::Read),
+    ];
+    for (i, (flag, fd, how)) in given.iter().enumerate() {
+        let Some(fd) = fd else { continue };
+        if let Some((other, _, _)) = given[..i].iter().find(|(_, f, _)| *f == Some(*fd)) {
+            return refuse(format!(
+                "{other} and {flag}: two file descriptors, not one ({fd} for both)"
+            ));
+        }
+        if let Err(e) = status_fd(*fd, hold, *how) {
+            return refuse(format!("{flag} {fd}: {e}"));
         }
     }
     prepared.plan.status_fds = airlock::plan::StatusFds {
         info: a.bwrap.info_fd,
         json_status: a.bwrap.json_status_fd,
+        sync: a.bwrap.sync_fd,
+        block: a.bwrap.block_fd,
     };
     if a.bwrap.die_with_parent {
         if let Err(e) = die_with_parent() {

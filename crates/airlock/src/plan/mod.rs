@@ -127,20 +127,31 @@ pub struct Plan {
 /// workload), to which it writes JSON as bubblewrap does: `info` gets one
 /// object once PID 1 exists (its host pid, "child-pid", and its
 /// namespaces' ids), `json_status` the same as a line, then
-/// `{"exit-code": N}` when the sandbox has ended.
+/// `{"exit-code": N}` when the sandbox has ended. `sync` is only held,
+/// so that it closes when the supervisor exits, the sandbox gone; `block`
+/// is read before PID 1 is let go (after `info`), so the caller can
+/// prepare what the sandbox needs (its network, say) first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusFds {
     pub info: Option<i32>,
     pub json_status: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<i32>,
 }
 
 impl StatusFds {
     pub fn is_empty(&self) -> bool {
-        self.info.is_none() && self.json_status.is_none()
+        self.fds().next().is_none()
     }
 
     pub fn fds(&self) -> impl Iterator<Item = i32> {
-        self.info.into_iter().chain(self.json_status)
+        self.info
+            .into_iter()
+            .chain(self.json_status)
+            .chain(self.sync)
+            .chain(self.block)
     }
 }
 

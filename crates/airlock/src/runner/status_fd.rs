@@ -7,6 +7,12 @@
 //! on the status fd. When the sandbox has ended, `{"exit-code": N}` (the
 //! shell's encoding, 128+N for a signal) on the status fd, which is then
 //! closed. PID 1 and the workload never hold either fd.
+//!
+//! `--sync-fd` is only held, by the supervisor, so it closes when the
+//! supervisor exits: the sandbox is gone and cleaned up by then.
+//! `--block-fd` is read (one byte, or its end) after the info is written
+//! and before PID 1 is let go, so a caller can prepare what the sandbox
+//! needs from outside (its network, say) with `child-pid` in hand.
 
 use crate::plan::{Plan, StatusFds};
 use crate::report::{SetupError, StepExt};
@@ -43,10 +49,16 @@ fn started(plan: &Plan, pid: i32) -> serde_json::Value {
 /// the alive lock, the preserved fds). Then close-on-exec: no program
 /// the runner starts (newuidmap, a hook) inherits them.
 pub(super) fn check(fds: &StatusFds, ours: &[i32]) -> Result<(), SetupError> {
-    if fds.info.is_some() && fds.info == fds.json_status {
+    let all: Vec<i32> = fds.fds().collect();
+    if let Some(fd) = all
+        .iter()
+        .find(|fd| all.iter().filter(|x| x == fd).count() > 1)
+    {
         return Err(SetupError::new(
-            "--info-fd",
-            "the same file descriptor as --json-status-fd",
+            "status fds",
+            format!(
+                "{fd} is given for two of --info-fd, --json-status-fd, --sync-fd and --block-fd"
+            ),
         ));
     }
     for fd in fds.fds() {
@@ -116,4 +128,95 @@ fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--block-fd`: wait until `fd` has a byte to read (taken) or is closed,
+/// while PID 1 waits to be let go. A stop (the supervisor's parent gone,
+/// or a kill), SIGINT, SIGTERM, SIGHUP or SIGQUIT (held, not yet
+/// forwarded: nothing runs to forward them to), PID 1's end or the
+/// timeout end the wait with an error, and the caller ends the sandbox.
+pub(super) fn wait_block(
+    fd: i32,
+    pidfd: &OwnedFd,
+    stop: &OwnedFd,
+    deadline: Option<std::time::Instant>,
+) -> Result<(), SetupError> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let step = || "--block-fd".to_string();
+    // SAFETY: the caller's fd, checked open by `check`, kept for this read.
+    let block = unsafe { OwnedFd::from_raw_fd(fd) };
+    let ending = ending_signals().step(step)?;
+    loop {
+        let timeout = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(SetupError::new(
+                        step(),
+                        "the sandbox's timeout ran out while waiting on it",
+                    ));
+                }
+                Some(Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                })
+            }
+            None => None,
+        };
+        let mut fds = [
+            PollFd::new(&block, PollFlags::IN),
+            PollFd::new(&ending, PollFlags::IN),
+            PollFd::new(stop, PollFlags::IN),
+            PollFd::new(pidfd, PollFlags::IN),
+        ];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(SetupError::io(step(), &e.into())),
+        }
+        let ready = |i: usize| !fds[i].revents().is_empty();
+        if ready(1) {
+            let mut info = [0u8; 128];
+            let _ = rustix::io::read(&ending, &mut info);
+            let sig = u32::from_ne_bytes(info[..4].try_into().expect("4 bytes"));
+            return Err(SetupError::new(
+                step(),
+                format!("signal {sig} arrived while waiting on it; the sandbox was ended"),
+            ));
+        }
+        if ready(2) || super::signals::stop_requested() {
+            return Err(SetupError::new(step(), "stopped while waiting on it"));
+        }
+        if ready(3) {
+            return Err(SetupError::new(step(), "PID 1 ended while waiting on it"));
+        }
+        if ready(0) {
+            let mut b = [0u8; 1];
+            return match rustix::io::read(&block, &mut b) {
+                Ok(_) => Ok(()),
+                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => continue,
+                Err(e) => Err(SetupError::io(step(), &e.into())),
+            };
+        }
+    }
+}
+
+/// A signalfd for the signals that end a process by default and that a
+/// terminal or a service manager sends, all blocked in the runner until
+/// PID 1 runs (`signals::block`); those read from it are consumed, the
+/// others stay pending for the workload.
+fn ending_signals() -> std::io::Result<OwnedFd> {
+    // SAFETY: an initialised sigset passed by pointer for the calls only;
+    // signalfd returns a new fd (or -1), which is owned from here.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
 }

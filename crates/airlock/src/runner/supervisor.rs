@@ -220,13 +220,18 @@ pub(super) fn supervise(
     let status_fd = super::status_fd::write_started(&plan, pid).inspect_err(|_| {
         kill_and_reap(&pidfd, pid);
     })?;
+    let deadline = plan
+        .timeout_ms
+        .and_then(|t| started.checked_add(Duration::from_millis(t)));
+    if let Some(fd) = plan.status_fds.block {
+        super::status_fd::wait_block(fd, &pidfd, &stop, deadline).inspect_err(|_| {
+            kill_and_reap(&pidfd, pid);
+        })?;
+    }
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
     signals::forward_to(pid, plan.new_session);
-    let deadline = plan
-        .timeout_ms
-        .and_then(|t| started.checked_add(Duration::from_millis(t)));
     let own_init = plan.init == crate::spec::InitMode::Airlock;
     // Recorded and carried out: the watch needs none of it.
     drop(plan);
