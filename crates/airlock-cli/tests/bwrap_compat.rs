@@ -597,3 +597,60 @@ fn a_signal_during_the_block_wait_ends_the_sandbox() {
     );
     drop(block_w);
 }
+
+/// --remount-ro makes the mount an earlier flag made read-only, not the
+/// mounts below it; a path that is no mount point, or is missing, fails
+/// the start naming the flag; `/` is the root (not an image's).
+#[test]
+fn remount_ro_makes_one_mount_read_only() {
+    let r = sh(
+        &[
+            "--tmpfs",
+            "/x",
+            "--dir",
+            "/x/a",
+            "--tmpfs",
+            "/x/in",
+            "--remount-ro",
+            "/x",
+        ],
+        "touch /x/a/f 2>/dev/null || echo read-only; touch /x/in/f && echo below-writable",
+    );
+    assert_eq!(r.stdout, "read-only\nbelow-writable\n", "{}", r.stderr);
+    for (flags, says) in [
+        (
+            vec!["--remount-ro", "/etc/hostname"],
+            "remount /etc/hostname read-only (--remount-ro /etc/hostname): /etc/hostname is not a mount point",
+        ),
+        (
+            vec!["--tmpfs", "/x", "--remount-ro", "/y"],
+            "remount /y read-only (--remount-ro /y): No such file or directory",
+        ),
+        (
+            vec!["--image", "busybox:latest", "--remount-ro", "/"],
+            "--remount-ro /: an image's root is a writable layer",
+        ),
+    ] {
+        let mut a = vec!["run"];
+        a.extend_from_slice(&flags);
+        a.extend_from_slice(&["--", "true"]);
+        let r = output(airlock(&a));
+        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+    }
+    let dir = tempdir();
+    let d = dir.path().display().to_string();
+    let r = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--rootfs",
+        &d,
+        "--remount-ro",
+        "/",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let spec: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(spec["filesystem"]["root"]["readonly"], true, "{}", r.stdout);
+}

@@ -101,6 +101,7 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
             target,
             destination
         }),
+        path.prop_map(|destination| Mount::RemountReadOnly { destination }),
     ]
 }
 

@@ -36,6 +36,10 @@ pub struct BwrapArgs {
     /// The size limit of the next --tmpfs.
     #[arg(long, value_name = "SIZE", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) size: Vec<String>,
+    /// Make the mount at DEST (made by an earlier flag) read-only, not the
+    /// mounts below it; `/`: the root, once assembled.
+    #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) remount_ro: Vec<String>,
     /// Set the mode of PATH, which an earlier --dir, --tmpfs or --file made.
     #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) chmod: Vec<String>,
@@ -94,7 +98,6 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("userns2", 1, "switching user namespace after setup is not supported"),
     ("pidns", 1, "joining a PID namespace by file descriptor is not supported (join one by path: --join pid=PATH)"),
     ("lock-file", 1, "lock files held for the sandbox's life are not supported"),
-    ("remount-ro", 1, "remounting a path read-only is not a flag: bind it with --ro-bind, or list it in a spec's filesystem.readonly_paths"),
     ("exec-label", 1, "SELinux labels are not supported"),
     ("file-label", 1, "SELinux labels are not supported"),
     ("seccomp", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),

@@ -91,6 +91,7 @@ const MOUNT_FLAGS: &[&str] = &[
     "perms",
     "size",
     "chmod",
+    "remount_ro",
 ];
 
 pub fn ordered(m: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
@@ -188,6 +189,10 @@ pub fn apply(
                 chmod(s, v, &here)?;
                 continue;
             }
+            "remount_ro" if v[0].trim_end_matches('/').is_empty() => {
+                remount_root(s, &here)?;
+                continue;
+            }
             _ => {}
         }
         let takes_perms = matches!(id, "tmpfs" | "dir" | "file" | "bind_data" | "ro_bind_data");
@@ -214,6 +219,20 @@ pub fn apply(
         return Err(format!("{p}: no mount flag follows it to apply to"));
     }
     Ok(())
+}
+
+/// bwrap's `--remount-ro /`: the root is made read-only once assembled
+/// (the mounts on it keep their own mode), as a spec's root says.
+fn remount_root(s: &mut SandboxSpec, here: &str) -> Result<(), String> {
+    match &mut s.filesystem.root {
+        Root::Tmpfs { readonly, .. } | Root::Path { readonly, .. } => {
+            *readonly = true;
+            Ok(())
+        }
+        Root::Overlay { .. } => Err(format!(
+            "{here}: the root is a writable overlay (--overlay, --overlay-dir); for a read-only root use --rootfs DIR --rootfs-readonly"
+        )),
+    }
 }
 
 /// bwrap's `--chmod MODE PATH`: airlock sets the mode of what it creates,
@@ -296,6 +315,9 @@ fn to_mount(
         "dir" => Mount::Dir {
             destination: v[0].clone(),
             mode,
+        },
+        "remount_ro" => Mount::RemountReadOnly {
+            destination: v[0].clone(),
         },
         "symlink" => Mount::Symlink {
             target: v[0].clone(),

@@ -140,6 +140,15 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
         );
     }
     let flags = mounts::ordered(m);
+    let remounts_root = flags
+        .iter()
+        .any(|(id, v)| *id == "remount_ro" && v[0].trim_end_matches('/').is_empty());
+    if remounts_root && a.image.is_some() {
+        return Err(
+            "--remount-ro /: an image's root is a writable layer over its layers, which cannot be made read-only"
+                .into(),
+        );
+    }
     let bind_root = mounts::root_bind(&flags)?;
     // Both given is refused just below.
     let root_from_bind = bind_root.is_some();

@@ -159,6 +159,11 @@ pub enum MountStep {
         destination: String,
         target: String,
     },
+    /// The mount at `destination` made read-only, not the ones below it;
+    /// it must be a mount point.
+    RemountReadOnly {
+        destination: String,
+    },
     /// An OCI masked path: an empty read-only tmpfs over a directory, the
     /// null device over a file; nothing when it does not exist.
     Mask {
@@ -208,6 +213,9 @@ impl MountStep {
             MountStep::Dir { destination, .. } => format!("dir {destination}"),
             MountStep::File { destination, .. } => format!("file {destination}"),
             MountStep::Symlink { destination, .. } => format!("symlink {destination}"),
+            MountStep::RemountReadOnly { destination } => {
+                format!("remount {destination} read-only")
+            }
             MountStep::Mask { path } => format!("mask {path}"),
             MountStep::ReadOnly { path } => format!("read-only {path}"),
             MountStep::SealDev { destination } => format!("make {destination} read-only"),
@@ -392,6 +400,7 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             destination,
             target: target.clone(),
         },
+        Mount::RemountReadOnly { .. } => MountStep::RemountReadOnly { destination },
     }
 }
 

@@ -294,6 +294,10 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 report.progress(|| format!("symlink {destination} -> {target}"));
                 symlink(root, destination, target).step(step)?;
             }
+            MountStep::RemountReadOnly { destination } => {
+                report.progress(step);
+                remount_read_only(root, destination).step(step)?;
+            }
             MountStep::Mask { .. }
             | MountStep::ReadOnly { .. }
             | MountStep::SealDev { .. }
@@ -355,6 +359,22 @@ fn cgroup_view(root: BorrowedFd, cgroups: &[(String, OwnedFd)], dest: &str) -> i
         attach(tree, ensure_target(&view, name, TargetKind::Dir)?)?;
     }
     sys::mount_setattr(&view, MOUNT_ATTR_RDONLY | NO_SUID_DEV_EXEC, false)
+}
+
+/// `mount_setattr` on the mount at `dest` alone. The kernel refuses
+/// (EINVAL) a path that is not the root of a mount, as bubblewrap's
+/// remount does: say so rather than make the mount it lies on read-only.
+fn remount_read_only(root: BorrowedFd, dest: &str) -> io::Result<()> {
+    let target = path_in(root, dest)?;
+    sys::mount_setattr(&target, MOUNT_ATTR_RDONLY, false).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            io::Error::other(format!(
+                "{dest} is not a mount point: only a mount is made read-only so (a read-only bind makes a path inside one read-only)"
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 fn host_proc(root: BorrowedFd, host: &OwnedFd, dest: &str) -> io::Result<()> {

@@ -272,6 +272,14 @@ pub enum Mount {
         target: String,
         destination: String,
     },
+    /// The mount at `destination`, made by an earlier entry (or the
+    /// image), made read-only at this point in the order; the mounts below
+    /// it keep what they are (bubblewrap's `--remount-ro`). A path that is
+    /// not a mount point fails the start.
+    #[serde(rename = "remount-ro")]
+    RemountReadOnly {
+        destination: String,
+    },
 }
 
 impl Mount {
@@ -286,7 +294,8 @@ impl Mount {
             | Mount::Cgroup { destination }
             | Mount::Dir { destination, .. }
             | Mount::File { destination, .. }
-            | Mount::Symlink { destination, .. } => destination,
+            | Mount::Symlink { destination, .. }
+            | Mount::RemountReadOnly { destination } => destination,
         }
     }
 
@@ -302,6 +311,7 @@ impl Mount {
             Mount::Dir { .. } => "dir",
             Mount::File { .. } => "file",
             Mount::Symlink { .. } => "symlink",
+            Mount::RemountReadOnly { .. } => "remount-ro",
         }
     }
 }
