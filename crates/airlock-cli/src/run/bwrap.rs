@@ -70,8 +70,9 @@ pub struct BwrapArgs {
     /// supervisor holds it; nothing in the sandbox does).
     #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
     pub(crate) sync_fd: Option<i32>,
-    /// Once the sandbox is set up (and --info-fd written), wait for a byte
-    /// or the end of FD before the program runs.
+    /// Once PID 1 exists in the sandbox's namespaces, in its cgroups and
+    /// with its id maps (and --info-fd is written), wait for a byte or the
+    /// end of FD before the mounts and the program.
     #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
     pub(crate) block_fd: Option<i32>,
     /// What airlock does by default: accepted and ignored (--unshare-all,

@@ -13,6 +13,9 @@
 //! `--block-fd` is read (one byte, or its end) after the info is written
 //! and before PID 1 is let go, so a caller can prepare what the sandbox
 //! needs from outside (its network, say) with `child-pid` in hand.
+//! bubblewrap's PID 1 reads it after its mounts instead; waiting here,
+//! in the supervisor, keeps the caller's fd out of the sandbox and lets
+//! a signal end the wait (PID 1 then has nothing set up to undo).
 
 use crate::plan::{Plan, StatusFds};
 use crate::report::{SetupError, StepExt};
