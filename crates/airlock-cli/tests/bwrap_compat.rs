@@ -654,3 +654,84 @@ fn remount_ro_makes_one_mount_read_only() {
     let spec: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(spec["filesystem"]["root"]["readonly"], true, "{}", r.stdout);
 }
+
+/// Whether a write lock on `path` is refused (someone holds a lock).
+fn write_lock_refused(path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    // SAFETY: an all-zero flock is valid; l_pid must be 0 for OFD locks.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl reads the flock for the call only; f is open.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
+    r == -1
+}
+
+/// --lock-file: while the sandbox runs a process outside cannot take a
+/// write lock on the file; once it has ended it can. A missing path, one
+/// that is not a regular file, or no init to hold it fails by name.
+#[test]
+fn lock_file_is_held_while_the_sandbox_runs() {
+    use std::io::BufRead;
+    let dir = tempdir();
+    let file = dir.path().join("lock");
+    std::fs::write(&file, "").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let f = file.display().to_string();
+    let mut callers = vec![false];
+    if is_root() {
+        callers.push(true);
+    }
+    for as_user in callers {
+        let args = [
+            "run",
+            "--ro-bind",
+            &f,
+            "/lk",
+            "--lock-file",
+            "/lk",
+            "--",
+            "sh",
+            "-c",
+            "echo up; read x || true",
+        ];
+        let mut c = if as_user {
+            airlock_as_user(&args)
+        } else {
+            airlock(&args)
+        };
+        let mut child = c
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start airlock");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(out.next().unwrap().unwrap(), "up");
+        assert!(write_lock_refused(&file), "not locked (as user {as_user})");
+        drop(child.stdin.take());
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        assert!(!write_lock_refused(&file), "still locked after the end");
+    }
+    for (flags, says) in [
+        (
+            vec!["--lock-file", "/nope"],
+            "lock /nope (--lock-file /nope): No such file or directory",
+        ),
+        (
+            vec!["--lock-file", "/dev/null"],
+            "lock /dev/null (--lock-file /dev/null): not a regular file",
+        ),
+        (
+            vec!["--as-pid-1", "--lock-file", "/etc/passwd"],
+            "--lock-file: airlock's init holds the locks",
+        ),
+    ] {
+        let mut a = vec!["run"];
+        a.extend_from_slice(&flags);
+        a.extend_from_slice(&["--", "true"]);
+        let r = output(airlock(&a));
+        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+    }
+}

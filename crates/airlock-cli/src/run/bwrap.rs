@@ -40,6 +40,10 @@ pub struct BwrapArgs {
     /// mounts below it; `/`: the root, once assembled.
     #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) remount_ro: Vec<String>,
+    /// Hold a read lock on the file DEST in the sandbox while it runs (a
+    /// process outside that cannot take a write lock knows it runs).
+    #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) lock_file: Vec<String>,
     /// Set the mode of PATH, which an earlier --dir, --tmpfs or --file made.
     #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) chmod: Vec<String>,
@@ -98,7 +102,6 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("userns", 1, "joining a user namespace by file descriptor is not supported (a spec can join namespaces by path: namespaces.join)"),
     ("userns2", 1, "switching user namespace after setup is not supported"),
     ("pidns", 1, "joining a PID namespace by file descriptor is not supported (join one by path: --join pid=PATH)"),
-    ("lock-file", 1, "lock files held for the sandbox's life are not supported"),
     ("exec-label", 1, "SELinux labels are not supported"),
     ("file-label", 1, "SELinux labels are not supported"),
     ("seccomp", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),

@@ -16,6 +16,9 @@ pub struct Labels {
     pub root: Option<String>,
     /// Spec fields a flag set (`resources.swap` by `--swap`).
     pub fields: Vec<(&'static str, &'static str)>,
+    /// Spec list entries a flag made (`filesystem.lock_files[0]` by
+    /// `--lock-file /x`).
+    pub entries: Vec<(String, String)>,
 }
 
 impl Labels {
@@ -54,6 +57,7 @@ impl Labels {
         self.fields
             .iter()
             .map(|(field, flag)| (field.to_string(), flag.to_string()))
+            .chain(self.entries.iter().cloned())
             .collect()
     }
 

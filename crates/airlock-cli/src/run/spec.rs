@@ -30,6 +30,15 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         }
     };
     let mut labels = filesystem(&mut s, a, m)?;
+    if !a.bwrap.lock_file.is_empty() {
+        let field = "filesystem.lock_files".to_string();
+        labels.entries.push((field, "--lock-file".into()));
+    }
+    for path in &a.bwrap.lock_file {
+        let field = format!("filesystem.lock_files[{}]", s.filesystem.lock_files.len());
+        labels.entries.push((field, format!("--lock-file {path}")));
+        s.filesystem.lock_files.push(path.clone());
+    }
     process(&mut s, a);
     namespaces(&mut s, a);
     resources(&mut s, a);

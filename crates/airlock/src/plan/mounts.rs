@@ -25,6 +25,9 @@ pub struct FsPlan {
     pub spec_mounts: usize,
     #[serde(default)]
     pub spec_devices: usize,
+    /// Held locked by our init once the sandbox is set up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lock_files: Vec<String>,
 }
 
 impl FsPlan {
@@ -309,6 +312,7 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
         caller_maps: caller_maps.filter(|_| for_caller),
         spec_mounts: fs.mounts.len(),
         spec_devices: fs.devices.len(),
+        lock_files: fs.lock_files.clone(),
     }
 }
 

@@ -190,6 +190,10 @@ fn setup(
     }
     crate::mountinfo::forget();
     mount::enter(trees, report)?;
+    if !plan.filesystem.lock_files.is_empty() {
+        report.progress(|| "lock the lock files".into());
+        super::lock_file::hold(&plan.filesystem.lock_files)?;
+    }
 
     if let Some(name) = &plan.hostname {
         report.progress(|| format!("hostname {name}"));

@@ -23,6 +23,7 @@ mod idmap;
 mod init;
 mod interp;
 pub mod landlock;
+mod lock_file;
 mod logs;
 mod mount;
 mod nested_user;

@@ -34,6 +34,12 @@ pub struct Filesystem {
     /// bound as it is.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
+    /// Files in the sandbox that its init opens and holds a read lock on
+    /// (`fcntl`) while the sandbox runs, so that a process outside can
+    /// tell it still runs by failing to take a write lock on the same
+    /// file (bubblewrap's `--lock-file`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lock_files: Vec<String>,
 }
 
 /// How a root caller's writable binds meet the sandbox's user namespace.
@@ -139,6 +145,7 @@ impl Default for Filesystem {
             idmap: Vec::new(),
             bind_owner: BindOwner::Caller,
             devices: Vec::new(),
+            lock_files: Vec::new(),
         }
     }
 }

@@ -235,6 +235,15 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     for (i, path) in spec.filesystem.readonly_paths.iter().enumerate() {
         destination(&format!("filesystem.readonly_paths[{i}]"), path)?;
     }
+    for (i, path) in spec.filesystem.lock_files.iter().enumerate() {
+        destination(&format!("filesystem.lock_files[{i}]"), path)?;
+    }
+    if spec.init == crate::spec::InitMode::Workload && !spec.filesystem.lock_files.is_empty() {
+        return Err(SpecError::new(
+            "filesystem.lock_files",
+            "airlock's init holds the locks for the sandbox's life; with init = \"workload\" (the workload as PID 1) there is none",
+        ));
+    }
     Ok(())
 }
 
