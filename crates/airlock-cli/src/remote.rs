@@ -202,6 +202,22 @@ async fn run(
             "the setup trace is the runner's, beside the daemon",
         ),
     ];
+    // bubblewrap's fds are this process's, which the daemon's runner
+    // never holds; --die-with-parent names a parent the daemon is not.
+    let b = &a.bwrap;
+    let fds = [
+        (b.info_fd.is_some(), "--info-fd"),
+        (b.json_status_fd.is_some(), "--json-status-fd"),
+        (b.sync_fd.is_some(), "--sync-fd"),
+        (b.block_fd.is_some(), "--block-fd"),
+        (b.die_with_parent, "--die-with-parent"),
+    ];
+    if let Some((_, flag)) = fds.iter().find(|(given, _)| *given) {
+        eprintln!(
+            "airlock: error: {flag} is not available with --host: it concerns this process, not the daemon's sandbox"
+        );
+        return Ok(ExitCode::from(EXIT_REFUSED));
+    }
     if let Some((_, flag, why)) = local_only.iter().find(|(given, ..)| *given) {
         eprintln!("airlock: error: {flag} is not available with --host: {why}");
         return Ok(ExitCode::from(EXIT_REFUSED));

@@ -439,7 +439,7 @@ fn handed(c: &mut Command, fds: Vec<i32>) {
 }
 
 /// Whether `fd` would not block a read: data, or its writers gone.
-fn readable(fd: &std::os::fd::OwnedFd) -> bool {
+fn readable(fd: &impl std::os::fd::AsRawFd) -> bool {
     use std::os::fd::AsRawFd;
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -511,6 +511,11 @@ fn block_and_sync_fds_hold_the_start_and_mark_the_end() {
             children, "",
             "the workload started before the block fd said so"
         );
+        let stdout = child.stdout.take().unwrap();
+        assert!(
+            !readable(&stdout),
+            "the workload wrote before the block fd said so"
+        );
         let pipe_of = |fd: &std::os::fd::OwnedFd| {
             use std::os::unix::fs::MetadataExt;
             let ino = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -533,10 +538,7 @@ fn block_and_sync_fds_hold_the_start_and_mark_the_end() {
         );
         std::fs::File::from(block_w).write_all(b"x").unwrap();
         let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
+        std::io::BufReader::new(stdout)
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, "ran\n");
@@ -619,8 +621,12 @@ fn remount_ro_makes_one_mount_read_only() {
     assert_eq!(r.stdout, "read-only\nbelow-writable\n", "{}", r.stderr);
     for (flags, says) in [
         (
-            vec!["--remount-ro", "/etc/hostname"],
-            "remount /etc/hostname read-only (--remount-ro /etc/hostname): /etc/hostname is not a mount point",
+            vec!["--tmpfs", "/x", "--dir", "/x/d", "--remount-ro", "/x/d"],
+            "remount /x/d read-only (--remount-ro /x/d): /x/d is not a mount point",
+        ),
+        (
+            vec!["--perms", "0700", "--remount-ro", "/"],
+            "--perms 0700: applies to the next --tmpfs, --dir, --file",
         ),
         (
             vec!["--tmpfs", "/x", "--remount-ro", "/y"],

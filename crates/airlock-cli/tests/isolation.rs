@@ -436,7 +436,45 @@ fn disable_userns_forbids_nested_user_namespaces() {
         "{}",
         r.stderr
     );
-    // The default filter refuses both: the check passes.
+    // One that refuses unshare and clone, without the argument filters
+    // that answer clone3 with ENOSYS: clone3 makes one, and is caught.
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        r#"allow_unsafe = ["seccomp-permissive", "seccomp-argument-filters-off"]
+[process]
+args = ["/usr/bin/true"]
+[namespaces]
+assert_userns_disabled = true
+[[filesystem.mounts]]
+type = "bind"
+source = "/usr"
+destination = "/usr"
+[[filesystem.mounts]]
+type = "symlink"
+target = "usr/lib"
+destination = "/lib"
+[[filesystem.mounts]]
+type = "symlink"
+target = "usr/lib64"
+destination = "/lib64"
+[seccomp]
+profile = "custom"
+argument_filters = false
+[seccomp.oci]
+defaultAction = "SCMP_ACT_ALLOW"
+syscalls = [{ names = ["unshare", "clone"], action = "SCMP_ACT_ERRNO" }]
+"#,
+    )
+    .unwrap();
+    let r = output(airlock(&["run", "--spec", &spec.display().to_string()]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("clone3(CLONE_NEWUSER) succeeded"),
+        "{}",
+        r.stderr
+    );
+    // The default filter refuses all three: the check passes.
     let r = output(airlock(&["run", "--assert-userns-disabled", "--", "true"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }

@@ -76,10 +76,25 @@ pub enum TargetKind {
 /// kernel filesystem where it had to be made, a file in the way), not the
 /// mount.
 pub fn ensure_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Result<OwnedFd> {
-    make_target(root, path, kind).map_err(|e| {
-        let reason = crate::report::describe(&e);
-        io::Error::new(e.kind(), format!("cannot make the mount point: {reason}"))
-    })
+    make_target(root, path, kind).map_err(|e| io::Error::new(e.kind(), MountPointError(e)))
+}
+
+/// A failure to find or make a mount point; the kernel's error is its
+/// source, so its errno survives (`SetupError::io`).
+#[derive(Debug)]
+struct MountPointError(io::Error);
+
+impl std::fmt::Display for MountPointError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reason = crate::report::describe(&self.0);
+        write!(f, "cannot make the mount point: {reason}")
+    }
+}
+
+impl std::error::Error for MountPointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 fn make_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Result<OwnedFd> {

@@ -251,10 +251,21 @@ impl SetupError {
         SetupError {
             step: step.into(),
             reason: describe(err),
-            errno: err.raw_os_error(),
+            errno: errno(err),
             kind: FailureKind::Setup,
         }
     }
+}
+
+/// The errno of `err`, or of the first error it wraps that has one.
+fn errno(err: &io::Error) -> Option<i32> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|e| e as _);
+    let mut found = err.raw_os_error();
+    while let (None, Some(e)) = (found, next) {
+        found = e.downcast_ref::<io::Error>().and_then(|e| e.raw_os_error());
+        next = e.source();
+    }
+    found
 }
 
 /// The kernel's words for an error, without Rust's "(os error N)" suffix.
@@ -318,6 +329,13 @@ impl<'a> Reporter<'a> {
 
     pub fn with_verbose(self, verbose: bool) -> Self {
         Reporter { verbose, ..self }
+    }
+
+    /// An attended runner's [`Attended::enter_raw`]; nothing otherwise.
+    pub fn enter_raw(&self) {
+        if let Sink::Person(a) = self.sink {
+            a.enter_raw();
+        }
     }
 
     /// The caller's socket; `None` when the runner took the caller's place.
@@ -420,9 +438,14 @@ impl Attended {
         self.timeout.set(timeout);
         self.terminal.set(terminal);
         *self.field_names.borrow_mut() = field_names.to_vec();
-        if terminal {
-            // Raw before the workload can write anything: its first lines
-            // must not go through the caller's line discipline.
+    }
+
+    /// With a terminal for the workload, make the caller's raw, before the
+    /// workload can write anything: its first lines must not go through
+    /// the caller's line discipline. Not sooner than needed: while the
+    /// start waits (on `--block-fd`), Ctrl-C must still be a signal.
+    pub fn enter_raw(&self) {
+        if self.terminal.get() && self.raw.borrow().is_none() {
             *self.raw.borrow_mut() = crate::terminal::RawMode::enter();
         }
     }

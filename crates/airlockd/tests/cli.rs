@@ -212,6 +212,18 @@ fn the_lifecycle_verbs_through_a_daemon() {
             e.stderr
         );
     }
+    // bubblewrap's fds are this process's: `create` (which -d's conflict
+    // does not cover) refuses them too.
+    for flag in ["--info-fd", "--json-status-fd", "--sync-fd", "--block-fd"] {
+        let e = airlock(&d, None, &["create", flag, "5", "--", "true"]);
+        assert_eq!(e.code, 125, "{flag}: {}", e.stdout);
+        assert!(
+            e.stderr
+                .contains(&format!("{flag} is not available with --host")),
+            "{flag}: {}",
+            e.stderr
+        );
+    }
     assert_eq!(ok(airlock(&d, None, &["ps", "-a"])), before);
     // The guardrails' findings name the flag typed, as a local run's do,
     // not the spec's index (which counts mounts the user never wrote).

@@ -263,8 +263,8 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Namespaces")]
     pub(crate) disable_userns: bool,
     /// Check, just before the program's exec, that it cannot make a user
-    /// namespace (by unshare or clone), and do not run it if it can
-    /// (--disable-userns checks this too).
+    /// namespace (by unshare, clone or clone3), and do not run it if it
+    /// can.
     #[arg(long, help_heading = "Namespaces")]
     pub(crate) assert_userns_disabled: bool,
     /// Join an existing namespace by path instead of making one, as a

@@ -26,8 +26,6 @@ pub fn refuse(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_REFUSED)
 }
 
-/// A status fd the supervisor can write to: one of the caller's own
-/// above stdio, open for writing, in a run this process attends.
 /// What the supervisor does with a bubblewrap fd.
 #[derive(Clone, Copy, PartialEq)]
 enum FdUse {
@@ -36,6 +34,8 @@ enum FdUse {
     Hold,
 }
 
+/// A bubblewrap fd the supervisor can use: one of the caller's own above
+/// stdio, open for what `how` needs, in a run this process attends.
 fn status_fd(fd: i32, hold: bool, how: FdUse) -> Result<(), String> {
     if hold {
         return Err("used by the run that starts the sandbox; `airlock create` does not".into());

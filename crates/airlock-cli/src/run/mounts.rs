@@ -193,10 +193,6 @@ pub fn apply(
                 chmod(s, v, &here)?;
                 continue;
             }
-            "remount_ro" if v[0].trim_end_matches('/').is_empty() => {
-                remount_root(s, &here)?;
-                continue;
-            }
             _ => {}
         }
         let takes_perms = matches!(id, "tmpfs" | "dir" | "file" | "bind_data" | "ro_bind_data");
@@ -210,6 +206,10 @@ pub fn apply(
             Some((_, p)) => return Err(format!("{p}: applies to the next --tmpfs, not to {here}")),
             None => None,
         };
+        if id == "remount_ro" && v[0].trim_end_matches('/').is_empty() {
+            remount_root(s, &here)?;
+            continue;
+        }
         let Some(mount) = to_mount(id, v, mode, tmpfs_size)? else {
             continue;
         };
@@ -347,6 +347,7 @@ mod tests {
                 ("resources.memory", "--memory"),
                 ("resources.swap", "--swap"),
             ],
+            entries: vec![("filesystem.lock_files[0]".into(), "--lock-file /x".into())],
         };
         assert_eq!(
             l.rewrite(
@@ -361,6 +362,14 @@ mod tests {
                 0
             ),
             "--rootfs /: a; filesystem.root.upper: b; --bind / /host: c; filesystem.mounts[11]: d"
+        );
+        // The runner's names: the mounts shifted past an image's (here 2).
+        let text = "mount /host (filesystem.mounts[3]): x; mount /y (filesystem.mounts[1]): y; \
+                    lock /x (filesystem.lock_files[0]): z";
+        assert_eq!(
+            airlock::report::rename_fields(text, &l.runner_names(2)),
+            "mount /host (--bind / /host): x; mount /y (filesystem.mounts[1]): y; \
+             lock /x (--lock-file /x): z"
         );
     }
 }

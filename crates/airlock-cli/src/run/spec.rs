@@ -221,6 +221,11 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
             *i += defaults.len();
         }
     }
+    // Named for what they are: the user wrote no index for them.
+    for (j, d) in defaults.iter().enumerate() {
+        let label = format!("the default view's {} {}", d.kind(), d.destination());
+        labels.mounts.push((first + j, label));
+    }
     s.filesystem.mounts.splice(first..first, defaults);
     if let Some(owner) = &a.bind_owner {
         s.filesystem.bind_owner = match owner.as_str() {

@@ -84,7 +84,7 @@ pub struct Plan {
     /// PID 1 and the workload each start a new session.
     pub new_session: bool,
     /// The spec field that asks the workload to check it cannot make a
-    /// user namespace (`runner::nested_user`), when one does.
+    /// user namespace (`runner::nested_user`), when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assert_userns_disabled: Option<String>,
     /// End the sandbox when its caller exits (never for a detached one).
@@ -464,13 +464,10 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         join_sysctls: sysctls(spec, true),
         init: spec.init,
         new_session: spec.new_session,
-        assert_userns_disabled: if spec.namespaces.assert_userns_disabled {
-            Some("namespaces.assert_userns_disabled".into())
-        } else if !spec.namespaces.nested_user {
-            Some("namespaces.nested_user".into())
-        } else {
-            None
-        },
+        assert_userns_disabled: spec
+            .namespaces
+            .assert_userns_disabled
+            .then(|| "namespaces.assert_userns_disabled".into()),
         die_with_caller: spec.die_with_parent,
         timeout_ms: spec.timeout.map(|t| (t * 1000.0).round() as u64),
         filesystem,

@@ -21,12 +21,22 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub fn hold(paths: &[String]) -> Result<(), SetupError> {
     for (i, path) in paths.iter().enumerate() {
         let step = || format!("lock {path} (filesystem.lock_files[{i}])");
-        // Non-blocking: a FIFO there must not hang the start.
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let fd = rustix::fs::open(path.as_str(), flags, Mode::empty()).step(step)?;
-        let st = rustix::fs::fstat(&fd).step(step)?;
+        // Judged before it is opened for reading: opening a device can
+        // act (a watchdog arms), a FIFO would hang the start.
+        let seen = rustix::fs::open(path.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .step(step)?;
+        let st = rustix::fs::fstat(&seen).step(step)?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(SetupError::new(step(), "not a regular file"));
+        }
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = rustix::fs::open(path.as_str(), flags, Mode::empty()).step(step)?;
+        let now = rustix::fs::fstat(&fd).step(step)?;
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(SetupError::new(
+                step(),
+                "it was replaced while it was opened",
+            ));
         }
         read_lock(&fd).step(step)?;
         std::mem::forget(fd);

@@ -203,6 +203,9 @@ fn run(
             (Job::Start(plan), _) => {
                 if let Some(a) = attended {
                     a.plan(plan.spec.timeout, plan.process.terminal, &plan.field_names);
+                    if plan.status_fds.block.is_none() {
+                        a.enter_raw();
+                    }
                 }
                 supervisor::supervise(parent_pid, *plan, reporter, alive_fd)
             }

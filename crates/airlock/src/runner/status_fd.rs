@@ -178,12 +178,18 @@ pub(super) fn wait_block(
         }
         let ready = |i: usize| !fds[i].revents().is_empty();
         if ready(1) {
+            // A signalfd_siginfo, whose first field is the signal's number.
             let mut info = [0u8; 128];
-            let _ = rustix::io::read(&ending, &mut info);
-            let sig = u32::from_ne_bytes(info[..4].try_into().expect("4 bytes"));
+            let sig = match rustix::io::read(&ending, &mut info) {
+                Ok(n) if n >= 4 => {
+                    let n = u32::from_ne_bytes(info[..4].try_into().expect("4 bytes"));
+                    format!("signal {n}")
+                }
+                _ => "a signal".to_string(),
+            };
             return Err(SetupError::new(
                 step(),
-                format!("signal {sig} arrived while waiting on it; the sandbox was ended"),
+                format!("{sig} arrived while waiting on it; the sandbox was ended"),
             ));
         }
         if ready(2) || super::signals::stop_requested() {

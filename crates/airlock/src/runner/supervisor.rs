@@ -227,6 +227,7 @@ pub(super) fn supervise(
         super::status_fd::wait_block(fd, &pidfd, &stop, deadline).inspect_err(|_| {
             kill_and_reap(&pidfd, pid);
         })?;
+        report.enter_raw();
     }
     rustix::io::write(&go_write, b"g").step(|| "start the sandbox".into())?;
     // go_write stays open until we exit: PID 1 watches it to learn whether

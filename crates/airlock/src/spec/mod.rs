@@ -357,9 +357,8 @@ pub struct Namespaces {
     /// whatever the filter allows (bubblewrap's `--disable-userns`).
     pub nested_user: bool,
     /// Check, just before the workload's exec, that it cannot make a user
-    /// namespace (by `unshare` or `clone`), and refuse to run it if it
-    /// can (bubblewrap's `--assert-userns-disabled`). `nested_user =
-    /// false` checks the same.
+    /// namespace (by `unshare`, `clone` or `clone3`), and refuse to run it
+    /// if it can (bubblewrap's `--assert-userns-disabled`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub assert_userns_disabled: bool,
 }
