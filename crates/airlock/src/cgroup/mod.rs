@@ -219,17 +219,19 @@ fn inherit_cpuset(dir: &Path) -> Result<(), SetupError> {
 }
 
 fn mkdir(dir: &Path, controller: &str) -> Result<(), SetupError> {
-    std::fs::create_dir(dir).map_err(|e| {
-        let mut reason = format!(
-            "cannot create the cgroup {}: {}",
-            dir.display(),
-            describe(&e)
-        );
-        if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
-            reason.push_str(" (the caller's cgroup is not delegated to it)");
-        }
-        SetupError::new(format!("resources ({controller})"), reason)
-    })
+    std::fs::create_dir(dir).map_err(|e| mkdir_error(dir, controller, &e))
+}
+
+fn mkdir_error(dir: &Path, controller: &str, e: &io::Error) -> SetupError {
+    let mut reason = format!(
+        "cannot create the cgroup {}: {}",
+        dir.display(),
+        describe(e)
+    );
+    if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
+        reason.push_str(" (the caller's cgroup is not delegated to it)");
+    }
+    SetupError::new(format!("resources ({controller})"), reason)
 }
 
 /// Is this a cgroup file system (v1 or v2)?
@@ -307,16 +309,38 @@ impl Cgroup {
         if let Some((own, _)) = plan.enable.first() {
             enable(own)?;
         }
-        for dir in &plan.nested {
-            if !dir.exists() {
-                mkdir(dir, "cgroup path")?;
-                cg.made.push(dir.clone());
+        // Parents another sandbox may be making or removing at the same
+        // time (containers of one pod under its cgroup): one made
+        // meanwhile is theirs; one removed (empty) before our own
+        // directory went in is made again (`own_mkdir`).
+        let make_parents = |cg: &mut Cgroup| -> Result<(), SetupError> {
+            for dir in &plan.nested {
+                match std::fs::create_dir(dir) {
+                    Ok(()) => cg.made.push(dir.clone()),
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(_) => mkdir(dir, "cgroup path")?,
+                }
+                inherit_cpuset(dir)?;
+                enable(dir)?;
             }
-            inherit_cpuset(dir)?;
-            enable(dir)?;
-        }
+            Ok(())
+        };
+        make_parents(&mut cg)?;
+        let own_mkdir = |cg: &mut Cgroup, dir: &Path| -> Result<io::Result<()>, SetupError> {
+            let mut made = std::fs::create_dir(dir);
+            for _ in 0..3 {
+                match &made {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        make_parents(cg)?;
+                        made = std::fs::create_dir(dir);
+                    }
+                    _ => break,
+                }
+            }
+            Ok(made)
+        };
         if let Some(dir) = &plan.v2 {
-            mkdir(dir, "cgroup2")?;
+            own_mkdir(&mut cg, dir)?.map_err(|e| mkdir_error(dir, "cgroup2", &e))?;
             cg.v2 = Some(dir.clone());
         }
         for (c, dir) in &plan.v1 {
@@ -325,7 +349,7 @@ impl Cgroup {
                 cg.v1.insert(c.clone(), dir.clone());
                 continue;
             }
-            match mkdir(dir, c) {
+            match own_mkdir(&mut cg, dir)?.map_err(|e| mkdir_error(dir, c, &e)) {
                 Ok(()) => {}
                 // A cgroup already there is another's, taken or not: never
                 // passed over as "the host cannot", which would leave the
@@ -525,5 +549,52 @@ mod tests {
             l.v2.unwrap().own_dir(),
             PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/session-1.scope")
         );
+    }
+
+    /// Two sandboxes under one parent cgroup that neither finds (a pod's,
+    /// say), made and removed over and over at the same time on the real
+    /// v2 hierarchy: neither fails because the other made the parent just
+    /// before it (EEXIST) or removed it, empty, just before its own
+    /// directory went in (ENOENT); the parent is gone at the end.
+    #[test]
+    fn sandboxes_sharing_a_made_parent_race_safely() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED: this test needs root (CI runs it as root)");
+            return;
+        }
+        let Some(v2) = Layout::detect().ok().and_then(|l| l.v2) else {
+            eprintln!("SKIPPED: no cgroup v2 hierarchy is mounted");
+            return;
+        };
+        let parent = v2
+            .own_dir()
+            .join(format!("airlock-race-{}", std::process::id()));
+        let both = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let run = |who: &'static str| {
+            let parent = parent.clone();
+            let both = both.clone();
+            std::thread::spawn(move || {
+                both.wait();
+                for i in 0..3000 {
+                    let plan = CgroupPlan {
+                        nested: vec![parent.clone()],
+                        v2: Some(parent.join(format!("{who}-{i}"))),
+                        ..CgroupPlan::default()
+                    };
+                    match Cgroup::create(&plan) {
+                        Ok(cg) => drop(cg),
+                        Err(e) => return Err(format!("{who}, round {i}: {e}")),
+                    }
+                }
+                Ok(())
+            })
+        };
+        let (a, b) = (run("a"), run("b"));
+        let results = [a.join().unwrap(), b.join().unwrap()];
+        let _ = std::fs::remove_dir(&parent);
+        for r in results {
+            r.unwrap();
+        }
+        assert!(!parent.exists(), "the parent was left behind");
     }
 }
