@@ -238,7 +238,7 @@ fn the_bubblewrap_readme_example_runs_renamed() {
 #[test]
 fn flags_airlock_has_no_feature_for_are_refused_by_name() {
     for (args, says) in [
-        (vec!["--seccomp", "3"], "--seccomp-profile"),
+        (vec!["--userns2", "3"], "switching user namespace"),
         (vec!["--userns", "3"], "namespaces.join"),
         (vec!["--pidns", "3"], "--join pid=PATH"),
         (vec!["--userns-block-fd", "3"], "--block-fd waits"),
@@ -740,4 +740,82 @@ fn lock_file_is_held_while_the_sandbox_runs() {
         assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
     }
+}
+
+/// A compiled filter (`sock_filter`s, native byte order) that refuses
+/// uname(2) with EPERM on x86_64 and allows everything else.
+#[cfg(target_arch = "x86_64")]
+fn deny_uname() -> Vec<u8> {
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| {
+        let mut b = code.to_ne_bytes().to_vec();
+        b.extend([jt, jf]);
+        b.extend(k.to_ne_bytes());
+        b
+    };
+    const ALLOW: u32 = 0x7fff_0000;
+    [
+        insn(0x20, 0, 0, 4),           // ld arch
+        insn(0x15, 1, 0, 0xc000_003e), // x86_64?
+        insn(0x06, 0, 0, ALLOW),
+        insn(0x20, 0, 0, 0),               // ld nr
+        insn(0x15, 0, 1, 63),              // uname?
+        insn(0x06, 0, 0, 0x0005_0000 | 1), // errno EPERM
+        insn(0x06, 0, 0, ALLOW),
+    ]
+    .concat()
+}
+
+/// --add-seccomp-fd and --seccomp: the program read from the fd is
+/// installed after airlock's filter, and refuses what it refuses; a
+/// malformed one is refused by name, before or by the kernel.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_compiled_filter_from_an_fd_stacks_on_airlocks() {
+    let dir = tempdir();
+    let prog = dir.path().join("deny-uname.bpf");
+    std::fs::write(&prog, deny_uname()).unwrap();
+    let p = prog.display();
+    let r = airlock_sh(&format!("run -- uname 3<{p}"));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "Linux\n"), "{}", r.stderr);
+    for flag in ["--add-seccomp-fd", "--seccomp"] {
+        let r = airlock_sh(&format!("run {flag} 3 -- uname 3<{p}"));
+        assert_ne!(r.code, 0, "{flag}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("Operation not permitted"),
+            "{flag}: {}",
+            r.stderr
+        );
+    }
+    // Airlock's own filter is still there: mount is refused as before.
+    let r = airlock_sh(&format!(
+        "run --add-seccomp-fd 3 -- sh -c 'mount -t tmpfs x /tmp 2>&1; echo $?' 3<{p}"
+    ));
+    assert!(
+        r.stdout.contains("Operation not permitted") || r.stdout.contains("permission denied"),
+        "{}",
+        r.stdout
+    );
+    let short = dir.path().join("short.bpf");
+    std::fs::write(&short, [0u8; 5]).unwrap();
+    let r = airlock_sh(&format!(
+        "run --add-seccomp-fd 3 -- true 3<{}",
+        short.display()
+    ));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--add-seccomp-fd 3: a compiled BPF program is 1 to 4096 instructions of 8 bytes, not 5 bytes"),
+        "{}",
+        r.stderr
+    );
+    // One the kernel refuses (no return at its end), named at launch.
+    let bad = dir.path().join("bad.bpf");
+    std::fs::write(&bad, &deny_uname()[..8]).unwrap();
+    let r = airlock_sh(&format!("run --seccomp 3 -- true 3<{}", bad.display()));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--seccomp 3: install: Invalid argument"),
+        "{}",
+        r.stderr
+    );
 }

@@ -40,6 +40,14 @@ pub struct BwrapArgs {
     /// mounts below it; `/`: the root, once assembled.
     #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) remount_ro: Vec<String>,
+    /// Install the compiled BPF program read from FD as a seccomp filter
+    /// after airlock's own (filters stack: it can only refuse more).
+    #[arg(long = "add-seccomp-fd", value_name = "FD", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) add_seccomp_fd: Vec<i32>,
+    /// Like --add-seccomp-fd: airlock's own filter stays (--seccomp-profile
+    /// none, acknowledged, leaves only this one).
+    #[arg(long = "seccomp", value_name = "FD", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) seccomp_fd: Vec<i32>,
     /// Hold a read lock on the file DEST in the sandbox while it runs (a
     /// process outside that cannot take a write lock knows it runs).
     #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
@@ -104,8 +112,6 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("pidns", 1, "joining a PID namespace by file descriptor is not supported (join one by path: --join pid=PATH)"),
     ("exec-label", 1, "SELinux labels are not supported"),
     ("file-label", 1, "SELinux labels are not supported"),
-    ("seccomp", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),
-    ("add-seccomp-fd", 1, "airlock takes a seccomp profile as OCI JSON, not a compiled BPF program: use --seccomp-profile FILE"),
     ("userns-block-fd", 1, "airlock writes the user namespace's id maps itself (identity.uid_map, --uid), so there is nothing to wait for before them: --block-fd waits before the program runs"),
     ("overlay-src", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay or --overlay-dir DIR"),
     ("tmp-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay"),

@@ -30,6 +30,20 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         }
     };
     let mut labels = filesystem(&mut s, a, m)?;
+    for (flag, fd) in bpf_fds(a, m) {
+        let field = format!("seccomp_filters[{}]", s.seccomp_filters.len());
+        let bytes = std::fs::read(format!("/proc/self/fd/{fd}"))
+            .map_err(|e| format!("{flag} {fd}: cannot read file descriptor {fd}: {e}"))?;
+        if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() > 4096 * 8 {
+            return Err(format!(
+                "{flag} {fd}: a compiled BPF program is 1 to 4096 instructions of 8 bytes, not {} bytes",
+                bytes.len()
+            ));
+        }
+        labels.entries.push((field, format!("{flag} {fd}")));
+        s.seccomp_filters
+            .push(airlock::seccomp::Program::from_bytes(bytes).to_hex());
+    }
     if !a.bwrap.lock_file.is_empty() {
         let field = "filesystem.lock_files".to_string();
         labels.entries.push((field, "--lock-file".into()));
@@ -234,6 +248,25 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
         };
     }
     Ok(labels)
+}
+
+/// bubblewrap's `--seccomp FD` and `--add-seccomp-fd FD`, in the order
+/// given (filters install in it).
+fn bpf_fds(a: &RunArgs, m: &ArgMatches) -> Vec<(&'static str, i32)> {
+    let mut given: Vec<(usize, &'static str, i32)> = Vec::new();
+    for (id, flag, fds) in [
+        ("seccomp_fd", "--seccomp", &a.bwrap.seccomp_fd),
+        (
+            "add_seccomp_fd",
+            "--add-seccomp-fd",
+            &a.bwrap.add_seccomp_fd,
+        ),
+    ] {
+        let at = m.indices_of(id).into_iter().flatten();
+        given.extend(at.zip(fds.iter()).map(|(i, fd)| (i, flag, *fd)));
+    }
+    given.sort_by_key(|(i, ..)| *i);
+    given.into_iter().map(|(_, flag, fd)| (flag, fd)).collect()
 }
 
 /// The program, its environment, directory, ids, session and terminal.

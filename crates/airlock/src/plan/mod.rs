@@ -260,6 +260,9 @@ pub struct Lifecycle {
 pub struct Walls {
     /// Compiled seccomp programs, installed in order (none: no filter).
     pub seccomp: Vec<Program>,
+    /// How many of the last programs are the spec's `seccomp_filters`.
+    #[serde(default)]
+    pub seccomp_given: usize,
     /// Installed with SECCOMP_FILTER_FLAG_LOG (`spec.seccomp_log`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub seccomp_log: bool,
@@ -473,7 +476,17 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         filesystem,
         cgroup,
         walls: Walls {
-            seccomp,
+            seccomp_given: spec.seccomp_filters.len(),
+            seccomp: {
+                // After airlock's own: filters stack, the strictest wins.
+                for text in &spec.seccomp_filters {
+                    seccomp.push(
+                        crate::seccomp::Program::from_hex(text)
+                            .map_err(|why| crate::spec::SpecError::new("seccomp_filters", why))?,
+                    );
+                }
+                seccomp
+            },
             seccomp_log: spec.seccomp_log,
             landlock: landlock_rules(spec),
         },

@@ -448,8 +448,14 @@ pub(super) fn lock_down(
     let landlock = || super::landlock::apply(walls.landlock.as_ref(), report);
     let filter = || -> Result<(), SetupError> {
         report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
-        crate::seccomp::install(&walls.seccomp, walls.seccomp_log)
-            .step(|| "seccomp: install the filter".into())
+        crate::seccomp::install(&walls.seccomp, walls.seccomp_log).map_err(|(i, e)| {
+            // The caller's own programs by their field: the kernel judges them here.
+            let own = walls.seccomp.len() - walls.seccomp_given;
+            match i.checked_sub(own) {
+                Some(j) => SetupError::io(format!("seccomp_filters[{j}]: install"), &e),
+                None => SetupError::io("seccomp: install the filter", &e),
+            }
+        })
     };
     if p.no_new_privs {
         identity::apply(p)?;

@@ -254,6 +254,29 @@ impl Program {
         if let Some(resolved) = builtin::resolve(text) {
             return resolved.map(|bytes| Program(Cow::Borrowed(bytes)));
         }
+        Self::parse_hex(text)
+    }
+
+    /// A caller's program (`seccomp_filters`), as hex: 1 to 4096 whole
+    /// instructions (the kernel's BPF_MAXINSNS). The kernel judges the
+    /// rest when it is installed.
+    pub fn from_hex(text: &str) -> std::result::Result<Program, String> {
+        let p = Self::parse_hex(text)?;
+        if p.is_empty() || p.len() > 4096 {
+            return Err(format!(
+                "a BPF program has 1 to 4096 instructions, not {}",
+                p.len()
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The program whose native-order bytes these are.
+    pub fn from_bytes(bytes: Vec<u8>) -> Program {
+        Program(Cow::Owned(bytes))
+    }
+
+    fn parse_hex(text: &str) -> std::result::Result<Program, String> {
         if !text.len().is_multiple_of(16) {
             return Err("a BPF program is hex of 8-byte instructions".into());
         }
@@ -264,6 +287,16 @@ impl Program {
             .collect::<Option<Vec<u8>>>()
             .map(|bytes| Program(bytes.into()))
             .ok_or_else(|| "a BPF program is hex digits only".into())
+    }
+
+    /// As hex, the way `seccomp_filters` holds it.
+    pub fn to_hex(&self) -> String {
+        let mut hex = String::with_capacity(self.0.len() * 2);
+        for b in self.0.iter() {
+            hex.push(HEX[usize::from(b >> 4)] as char);
+            hex.push(HEX[usize::from(b & 0xf)] as char);
+        }
+        hex
     }
 
     fn instructions(&self) -> Vec<libc::sock_filter> {
@@ -291,12 +324,7 @@ impl Serialize for Program {
                 return s.serialize_str(&name);
             }
         }
-        let mut hex = String::with_capacity(self.0.len() * 2);
-        for b in self.0.iter() {
-            hex.push(HEX[usize::from(b >> 4)] as char);
-            hex.push(HEX[usize::from(b & 0xf)] as char);
-        }
-        s.serialize_str(&hex)
+        s.serialize_str(&self.to_hex())
     }
 }
 
@@ -321,13 +349,21 @@ impl<'de> Deserialize<'de> for Program {
 /// Install the programs into the calling thread, in order. The caller has
 /// set no_new_privs or holds CAP_SYS_ADMIN (the kernel requires one).
 /// `log`: the kernel logs every call they refuse (SECCOMP_FILTER_FLAG_LOG).
-pub fn install(programs: &[Program], log: bool) -> std::io::Result<()> {
+/// An error says which program the kernel refused.
+pub fn install(
+    programs: &[Program],
+    log: bool,
+) -> std::result::Result<(), (usize, std::io::Error)> {
     const SECCOMP_FILTER_FLAG_LOG: libc::c_ulong = 2;
     let flags = if log { SECCOMP_FILTER_FLAG_LOG } else { 0 };
-    for p in programs {
+    for (i, p) in programs.iter().enumerate() {
         let mut insns = p.instructions();
-        let len = u16::try_from(insns.len())
-            .map_err(|_| std::io::Error::other("a BPF program of over 65535 instructions"))?;
+        let len = u16::try_from(insns.len()).map_err(|_| {
+            (
+                i,
+                std::io::Error::other("a BPF program of over 65535 instructions"),
+            )
+        })?;
         let prog = libc::sock_fprog {
             len,
             filter: insns.as_mut_ptr(),
@@ -343,7 +379,7 @@ pub fn install(programs: &[Program], log: bool) -> std::io::Result<()> {
             )
         };
         if r != 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err((i, std::io::Error::last_os_error()));
         }
     }
     Ok(())

@@ -73,6 +73,12 @@ pub struct SandboxSpec {
     /// (`dmesg`) or auditd's. For finding what a profile leaves out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub seccomp_log: bool,
+    /// Compiled classic-BPF programs (`sock_filter` arrays in native byte
+    /// order, as hex), installed after airlock's own filter, as
+    /// bubblewrap's `--add-seccomp-fd` reads them. Filters stack and the
+    /// strictest answer wins, so these can only refuse more.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seccomp_filters: Vec<String>,
     /// Guardrail codes the caller acknowledges (see `airlock check --list`).
     pub allow_unsafe: Vec<String>,
     /// Kernel parameters of the sandbox's own namespaces (`net.*` with a
@@ -102,6 +108,7 @@ impl Default for SandboxSpec {
             landlock: Landlock::default(),
             seccomp: Default::default(),
             seccomp_log: false,
+            seccomp_filters: Vec::new(),
             allow_unsafe: Vec::new(),
             sysctls: BTreeMap::new(),
         }

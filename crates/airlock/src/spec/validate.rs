@@ -149,11 +149,18 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     if let crate::seccomp::Seccomp::Custom { oci, .. } = &spec.seccomp {
         crate::seccomp::lets_the_workload_start(oci)?;
     }
-    if spec.seccomp_log && spec.seccomp == crate::seccomp::Seccomp::None {
+    if spec.seccomp_log
+        && spec.seccomp == crate::seccomp::Seccomp::None
+        && spec.seccomp_filters.is_empty()
+    {
         return Err(SpecError::new(
             "seccomp_log",
             "there is no filter whose refusals could be logged (seccomp is none)",
         ));
+    }
+    for (i, text) in spec.seccomp_filters.iter().enumerate() {
+        crate::seccomp::Program::from_hex(text)
+            .map_err(|why| SpecError::new(format!("seccomp_filters[{i}]"), why))?;
     }
     clocks(&spec.time)?;
     // (Zero is the default, and as offsets the host's own clocks.)
