@@ -440,7 +440,6 @@ fn handed(c: &mut Command, fds: Vec<i32>) {
 
 /// Whether `fd` would not block a read: data, or its writers gone.
 fn readable(fd: &impl std::os::fd::AsRawFd) -> bool {
-    use std::os::fd::AsRawFd;
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
