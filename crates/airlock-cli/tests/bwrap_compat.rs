@@ -745,6 +745,12 @@ fn lock_file_is_held_while_the_sandbox_runs() {
 /// uname(2) with EPERM on x86_64 and allows everything else.
 #[cfg(target_arch = "x86_64")]
 fn deny_uname() -> Vec<u8> {
+    deny(63)
+}
+
+/// The same for syscall `nr`.
+#[cfg(target_arch = "x86_64")]
+fn deny(nr: u32) -> Vec<u8> {
     let insn = |code: u16, jt: u8, jf: u8, k: u32| {
         let mut b = code.to_ne_bytes().to_vec();
         b.extend([jt, jf]);
@@ -757,7 +763,7 @@ fn deny_uname() -> Vec<u8> {
         insn(0x15, 1, 0, 0xc000_003e), // x86_64?
         insn(0x06, 0, 0, ALLOW),
         insn(0x20, 0, 0, 0),               // ld nr
-        insn(0x15, 0, 1, 63),              // uname?
+        insn(0x15, 0, 1, nr),              // the call?
         insn(0x06, 0, 0, 0x0005_0000 | 1), // errno EPERM
         insn(0x06, 0, 0, ALLOW),
     ]
@@ -804,6 +810,24 @@ fn a_compiled_filter_from_an_fd_stacks_on_airlocks() {
     assert!(
         r.stderr
             .contains("--add-seccomp-fd 3: a compiled BPF program is 1 to 4096 instructions of 8 bytes, not 5 bytes"),
+        "{}",
+        r.stderr
+    );
+    // Installed after airlock's own setup, which uses close_range (436):
+    // a filter that refuses it does not stop the start.
+    let no_close_range = dir.path().join("no-close-range.bpf");
+    std::fs::write(&no_close_range, deny(436)).unwrap();
+    let r = airlock_sh(&format!(
+        "run --add-seccomp-fd 3 -- true 3<{}",
+        no_close_range.display()
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // An fd read once is closed: given twice, the second is not there.
+    let r = airlock_sh(&format!("run --add-seccomp-fd 3 --seccomp 3 -- true 3<{p}"));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--seccomp 3: not an open file descriptor (given twice?)"),
         "{}",
         r.stderr
     );

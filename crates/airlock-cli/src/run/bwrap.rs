@@ -40,8 +40,9 @@ pub struct BwrapArgs {
     /// mounts below it; `/`: the root, once assembled.
     #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) remount_ro: Vec<String>,
-    /// Install the compiled BPF program read from FD as a seccomp filter
-    /// after airlock's own (filters stack: it can only refuse more).
+    /// Install the compiled BPF program read from FD as a seccomp filter,
+    /// the last step before the exec, after airlock's own (filters stack:
+    /// it can only refuse more).
     #[arg(long = "add-seccomp-fd", value_name = "FD", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) add_seccomp_fd: Vec<i32>,
     /// Like --add-seccomp-fd: airlock's own filter stays (--seccomp-profile

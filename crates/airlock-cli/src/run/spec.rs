@@ -32,8 +32,7 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     let mut labels = filesystem(&mut s, a, m)?;
     for (flag, fd) in bpf_fds(a, m) {
         let field = format!("seccomp_filters[{}]", s.seccomp_filters.len());
-        let bytes = std::fs::read(format!("/proc/self/fd/{fd}"))
-            .map_err(|e| format!("{flag} {fd}: cannot read file descriptor {fd}: {e}"))?;
+        let bytes = read_program(fd).map_err(|e| format!("{flag} {fd}: {e}"))?;
         if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() > 4096 * 8 {
             return Err(format!(
                 "{flag} {fd}: a compiled BPF program is 1 to 4096 instructions of 8 bytes, not {} bytes",
@@ -248,6 +247,35 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
         };
     }
     Ok(labels)
+}
+
+/// A compiled program from `fd`, read from where it stands to its end (a
+/// pipe: until its writers close it), as bubblewrap reads it; at most one
+/// byte past the largest program, so an endless source is refused, not
+/// read into memory. The fd is closed: the workload never gets it.
+fn read_program(fd: i32) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if fd < 3 {
+        return Err("must be 3 or above (0 to 2 are the workload's stdio)".into());
+    }
+    // SAFETY: F_GETFD only reads the flags of an fd we may not own.
+    match unsafe { libc::fcntl(fd, libc::F_GETFD) } {
+        -1 => return Err("not an open file descriptor (given twice?)".into()),
+        // All of this process's own are close-on-exec.
+        flags if flags & libc::FD_CLOEXEC != 0 => {
+            return Err("not a file descriptor handed to airlock".into())
+        }
+        _ => {}
+    }
+    // SAFETY: checked open above, handed to airlock to be read; owned
+    // (and closed) from here.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut bytes = Vec::new();
+    file.take(4096 * 8 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| airlock::report::describe(&e))?;
+    Ok(bytes)
 }
 
 /// bubblewrap's `--seccomp FD` and `--add-seccomp-fd FD`, in the order

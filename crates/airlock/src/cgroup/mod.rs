@@ -218,10 +218,6 @@ fn inherit_cpuset(dir: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
-fn mkdir(dir: &Path, controller: &str) -> Result<(), SetupError> {
-    std::fs::create_dir(dir).map_err(|e| mkdir_error(dir, controller, &e))
-}
-
 fn mkdir_error(dir: &Path, controller: &str, e: &io::Error) -> SetupError {
     let mut reason = format!(
         "cannot create the cgroup {}: {}",
@@ -311,24 +307,39 @@ impl Cgroup {
         }
         // Parents another sandbox may be making or removing at the same
         // time (containers of one pod under its cgroup): one made
-        // meanwhile is theirs; one removed (empty) before our own
-        // directory went in is made again (`own_mkdir`).
-        let make_parents = |cg: &mut Cgroup| -> Result<(), SetupError> {
+        // meanwhile is theirs; one removed (empty) while we were at it
+        // or before our own directory went in is made again, from the top
+        // (a few times: each needs the other sandbox to end just then).
+        // An error, and whether a level was gone (removed under us).
+        let parents_once = |cg: &mut Cgroup| -> Result<(), (SetupError, bool)> {
             for dir in &plan.nested {
                 match std::fs::create_dir(dir) {
                     Ok(()) => cg.made.push(dir.clone()),
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                    Err(_) => mkdir(dir, "cgroup path")?,
+                    Err(e) => {
+                        let gone = e.raw_os_error() == Some(libc::ENOENT);
+                        return Err((mkdir_error(dir, "cgroup path", &e), gone));
+                    }
                 }
-                inherit_cpuset(dir)?;
-                enable(dir)?;
+                inherit_cpuset(dir)
+                    .and_then(|()| enable(dir))
+                    .map_err(|e| (e, !dir.exists()))?;
             }
             Ok(())
+        };
+        let make_parents = |cg: &mut Cgroup| -> Result<(), SetupError> {
+            for _ in 0..8 {
+                match parents_once(cg) {
+                    Err((_, true)) => continue,
+                    done => return done.map_err(|(e, _)| e),
+                }
+            }
+            parents_once(cg).map_err(|(e, _)| e)
         };
         make_parents(&mut cg)?;
         let own_mkdir = |cg: &mut Cgroup, dir: &Path| -> Result<io::Result<()>, SetupError> {
             let mut made = std::fs::create_dir(dir);
-            for _ in 0..3 {
+            for _ in 0..8 {
                 match &made {
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                         make_parents(cg)?;
@@ -566,9 +577,10 @@ mod tests {
             eprintln!("SKIPPED: no cgroup v2 hierarchy is mounted");
             return;
         };
-        let parent = v2
+        let top = v2
             .own_dir()
             .join(format!("airlock-race-{}", std::process::id()));
+        let parent = top.join("pod");
         let both = std::sync::Arc::new(std::sync::Barrier::new(2));
         let run = |who: &'static str| {
             let parent = parent.clone();
@@ -577,7 +589,7 @@ mod tests {
                 both.wait();
                 for i in 0..3000 {
                     let plan = CgroupPlan {
-                        nested: vec![parent.clone()],
+                        nested: vec![parent.parent().unwrap().to_path_buf(), parent.clone()],
                         v2: Some(parent.join(format!("{who}-{i}"))),
                         ..CgroupPlan::default()
                     };
@@ -591,10 +603,21 @@ mod tests {
         };
         let (a, b) = (run("a"), run("b"));
         let results = [a.join().unwrap(), b.join().unwrap()];
+        // A parent the other made and could not remove (we were in it)
+        // stays, empty: neither removes what it did not make.
+        let children = |d: &Path| {
+            std::fs::read_dir(d).map_or(0, |r| {
+                r.filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .count()
+            })
+        };
+        let left = children(&parent);
         let _ = std::fs::remove_dir(&parent);
+        let _ = std::fs::remove_dir(&top);
         for r in results {
             r.unwrap();
         }
-        assert!(!parent.exists(), "the parent was left behind");
+        assert_eq!(left, 0, "a sandbox's own cgroup was left behind");
     }
 }

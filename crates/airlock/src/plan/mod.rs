@@ -260,14 +260,32 @@ pub struct Lifecycle {
 pub struct Walls {
     /// Compiled seccomp programs, installed in order (none: no filter).
     pub seccomp: Vec<Program>,
-    /// How many of the last programs are the spec's `seccomp_filters`.
-    #[serde(default)]
+    /// How many of the last programs are the spec's `seccomp_filters`,
+    /// installed on their own just before the exec.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub seccomp_given: usize,
     /// Installed with SECCOMP_FILTER_FLAG_LOG (`spec.seccomp_log`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub seccomp_log: bool,
     /// None when Landlock is off.
     pub landlock: Option<LandlockRules>,
+}
+
+impl Walls {
+    /// airlock's own programs, installed with the rest of the walls.
+    pub fn own_seccomp(&self) -> &[Program] {
+        let own = self.seccomp.len().saturating_sub(self.seccomp_given);
+        &self.seccomp[..own]
+    }
+
+    /// The spec's `seccomp_filters`, installed last.
+    pub fn given_seccomp(&self) -> &[Program] {
+        &self.seccomp[self.own_seccomp().len()..]
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The Landlock ruleset: read and execute everywhere, write beneath

@@ -392,6 +392,9 @@ fn become_workload(
         return e;
     }
     report.send(&super::report::Report::Exec);
+    if let Err(e) = install_given_filters(&plan.walls) {
+        return e;
+    }
     exec::exec(p)
 }
 
@@ -447,15 +450,10 @@ pub(super) fn lock_down(
     // and before a filter that might refuse setrlimit.
     let landlock = || super::landlock::apply(walls.landlock.as_ref(), report);
     let filter = || -> Result<(), SetupError> {
-        report.progress(|| format!("seccomp: install {} programs", walls.seccomp.len()));
-        crate::seccomp::install(&walls.seccomp, walls.seccomp_log).map_err(|(i, e)| {
-            // The caller's own programs by their field: the kernel judges them here.
-            let own = walls.seccomp.len() - walls.seccomp_given;
-            match i.checked_sub(own) {
-                Some(j) => SetupError::io(format!("seccomp_filters[{j}]: install"), &e),
-                None => SetupError::io("seccomp: install the filter", &e),
-            }
-        })
+        let own = walls.own_seccomp();
+        report.progress(|| format!("seccomp: install {} programs", own.len()));
+        crate::seccomp::install(own, walls.seccomp_log)
+            .map_err(|(_, e)| SetupError::io("seccomp: install the filter", &e))
     };
     if p.no_new_privs {
         identity::apply(p)?;
@@ -492,6 +490,16 @@ pub(super) fn lock_down(
     }
     signals::reset_for_exec();
     Ok(())
+}
+
+/// The caller's own compiled filters (`seccomp_filters`), the last step
+/// before the exec, after the report that says it comes (as bubblewrap
+/// installs them: nothing of ours runs under them, so they need allow
+/// none of it, and none of our setup can be misled by what they answer).
+/// no_new_privs is set (validation insists): no privilege is needed.
+pub(super) fn install_given_filters(walls: &crate::plan::Walls) -> Result<(), SetupError> {
+    crate::seccomp::install(walls.given_seccomp(), walls.seccomp_log)
+        .map_err(|(j, e)| SetupError::io(format!("seccomp_filters[{j}]: install"), &e))
 }
 
 /// The namespaces of this process that the spec made new, as fds, sent

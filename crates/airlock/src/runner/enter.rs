@@ -298,5 +298,8 @@ fn become_process(plan: &ExecPlan, report: Reporter, terminal: Option<&OwnedFd>)
         return e;
     }
     report.send(&Report::Exec);
+    if let Err(e) = child::install_given_filters(&plan.walls) {
+        return e;
+    }
     exec::exec(p)
 }

@@ -158,6 +158,12 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
             "there is no filter whose refusals could be logged (seccomp is none)",
         ));
     }
+    if !spec.seccomp_filters.is_empty() && !spec.process.no_new_privs {
+        return Err(SpecError::new(
+            "seccomp_filters",
+            "installed as the last step before the exec, after the workload's identity, which needs process.no_new_privs = true",
+        ));
+    }
     for (i, text) in spec.seccomp_filters.iter().enumerate() {
         crate::seccomp::Program::from_hex(text)
             .map_err(|why| SpecError::new(format!("seccomp_filters[{i}]"), why))?;
