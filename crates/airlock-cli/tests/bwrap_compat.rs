@@ -604,20 +604,27 @@ fn a_signal_during_the_block_wait_ends_the_sandbox() {
 /// the start naming the flag; `/` is the root (not an image's).
 #[test]
 fn remount_ro_makes_one_mount_read_only() {
-    let r = sh(
-        &[
-            "--tmpfs",
-            "/x",
-            "--dir",
-            "/x/a",
-            "--tmpfs",
-            "/x/in",
-            "--remount-ro",
-            "/x",
-        ],
-        "touch /x/a/f 2>/dev/null || echo read-only; touch /x/in/f && echo below-writable",
-    );
+    let flags = [
+        "--tmpfs",
+        "/x",
+        "--dir",
+        "/x/a",
+        "--tmpfs",
+        "/x/in",
+        "--remount-ro",
+        "/x",
+    ];
+    let script = "touch /x/a/f 2>/dev/null || echo read-only; touch /x/in/f && echo below-writable";
+    let r = sh(&flags, script);
     assert_eq!(r.stdout, "read-only\nbelow-writable\n", "{}", r.stderr);
+    if is_root() {
+        let r = sh_as_user(&flags, script);
+        assert_eq!(
+            r.stdout, "read-only\nbelow-writable\n",
+            "as user: {}",
+            r.stderr
+        );
+    }
     for (flags, says) in [
         (
             vec!["--tmpfs", "/x", "--dir", "/x/d", "--remount-ro", "/x/d"],
