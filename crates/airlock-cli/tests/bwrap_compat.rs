@@ -243,7 +243,7 @@ fn flags_airlock_has_no_feature_for_are_refused_by_name() {
         (vec!["--pidns", "3"], "--join pid=PATH"),
         (vec!["--userns-block-fd", "3"], "--block-fd waits"),
         (vec!["--level-prefix"], "level prefix"),
-        (vec!["--overlay-src", "/usr"], "--overlay"),
+        (vec!["--exec-label", "x"], "SELinux"),
     ] {
         let mut a = vec!["run"];
         a.extend_from_slice(&args);
@@ -848,4 +848,111 @@ fn a_compiled_filter_from_an_fd_stacks_on_airlocks() {
         "{}",
         r.stderr
     );
+}
+
+/// --overlay-src with --tmp-overlay or --ro-overlay: the layers are
+/// stacked with the last given on top; a tmp overlay's writes stay in the
+/// sandbox (the host's layers are unchanged), a read-only one takes none.
+/// Each layer is judged as a read-only bind, named by its flag.
+#[test]
+fn overlay_flags_stack_the_layers_given() {
+    let dir = tempdir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (d, f, text) in [(&a, "f", "A"), (&a, "only-a", "a"), (&b, "f", "B")] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join(f), text).unwrap();
+    }
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let mut callers = vec![false];
+    if is_root() {
+        callers.push(true);
+        // The rootless caller's own files, which it may write over.
+        for d in [
+            dir.path(),
+            std::path::Path::new(&a),
+            std::path::Path::new(&b),
+        ] {
+            for e in std::fs::read_dir(d).unwrap() {
+                chown(&e.unwrap().path(), USER, USER);
+            }
+        }
+    }
+    let layers = ["--overlay-src", &a, "--overlay-src", &b];
+    for as_user in callers {
+        let run = |flags: &[&str], script: &str| {
+            let all = [&layers[..], flags].concat();
+            match as_user {
+                true => sh_as_user(&all, script),
+                false => sh(&all, script),
+            }
+        };
+        let r = run(
+            &["--tmp-overlay", "/o"],
+            "cat /o/f /o/only-a; echo; echo new > /o/g && cat /o/g",
+        );
+        assert_eq!(r.stdout, "Ba\nnew\n", "as user {as_user}: {}", r.stderr);
+        let r = run(
+            &["--ro-overlay", "/o"],
+            "cat /o/f; touch /o/x 2>/dev/null || echo read-only",
+        );
+        assert_eq!(r.stdout, "Bread-only\n", "as user {as_user}: {}", r.stderr);
+    }
+    assert!(!dir.path().join("b/g").exists() && !dir.path().join("a/g").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("b/f")).unwrap(),
+        "B"
+    );
+    // As the rootless caller, its own file written over: copied up, the
+    // host's unchanged.
+    if is_root() {
+        let r = sh_as_user(
+            &[&layers[..], &["--tmp-overlay", "/o"]].concat(),
+            "echo changed > /o/f && cat /o/f",
+        );
+        assert_eq!(r.stdout, "changed\n", "{}", r.stderr);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b/f")).unwrap(),
+            "B"
+        );
+    }
+    for (flags, says) in [
+        (
+            vec!["--overlay-src", a.as_str(), "--ro-overlay", "/o"],
+            "--ro-overlay /o: an overlay of 1 layers: 2 to 128 are taken without a writable layer",
+        ),
+        (
+            vec!["--tmp-overlay", "/o"],
+            "--tmp-overlay /o: needs --overlay-src SRC before it",
+        ),
+        (
+            vec![
+                "--overlay-src",
+                a.as_str(),
+                "--tmpfs",
+                "/x",
+                "--tmp-overlay",
+                "/o",
+            ],
+            "applies to the --tmp-overlay or --ro-overlay right after it, not to --tmpfs /x",
+        ),
+        (
+            vec!["--overlay-src", a.as_str()],
+            "no --tmp-overlay or --ro-overlay follows it",
+        ),
+        (
+            vec!["--overlay-src", "/no/such/dir", "--tmp-overlay", "/o"],
+            "mount /o (--tmp-overlay /o): source /no/such/dir does not exist",
+        ),
+        (
+            vec!["--overlay-src", "/proc", "--tmp-overlay", "/o"],
+            "error[kernel-surface-bind]: --overlay-src /proc:",
+        ),
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&["--", "true"]);
+        let r = output(airlock(&args));
+        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+    }
 }

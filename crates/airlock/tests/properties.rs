@@ -102,6 +102,14 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
             destination
         }),
         path.prop_map(|destination| Mount::RemountReadOnly { destination }),
+        (path, prop::collection::vec(path, 1..3), any::<bool>()).prop_map(
+            |(destination, lower, writable)| Mount::Overlay {
+                destination,
+                lower,
+                writable,
+                size: None,
+            }
+        ),
     ]
 }
 

@@ -53,6 +53,18 @@ pub struct BwrapArgs {
     /// process outside that cannot take a write lock knows it runs).
     #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) lock_file: Vec<String>,
+    /// A layer of the overlay the next --tmp-overlay or --ro-overlay makes
+    /// (the first given is the bottom one); judged as a read-only bind.
+    #[arg(long, value_name = "SRC", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) overlay_src: Vec<String>,
+    /// An overlay of the --overlay-src layers before it at DEST, whose
+    /// writes go to a tmpfs that vanishes with the sandbox.
+    #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) tmp_overlay: Vec<String>,
+    /// A read-only overlay of the --overlay-src layers before it (two at
+    /// least) at DEST.
+    #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
+    pub(crate) ro_overlay: Vec<String>,
     /// Set the mode of PATH, which an earlier --dir, --tmpfs or --file made.
     #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) chmod: Vec<String>,
@@ -114,9 +126,6 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("exec-label", 1, "SELinux labels are not supported"),
     ("file-label", 1, "SELinux labels are not supported"),
     ("userns-block-fd", 1, "airlock writes the user namespace's id maps itself (identity.uid_map, --uid), so there is nothing to wait for before them: --block-fd waits before the program runs"),
-    ("overlay-src", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay or --overlay-dir DIR"),
-    ("tmp-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR with --overlay"),
-    ("ro-overlay", 1, "bubblewrap's overlay flags are not supported: use --rootfs DIR --rootfs-readonly"),
 ];
 
 /// Which refused flags were given.

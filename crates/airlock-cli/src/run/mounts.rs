@@ -19,6 +19,9 @@ pub struct Labels {
     /// Spec list entries a flag made (`filesystem.lock_files[0]` by
     /// `--lock-file /x`).
     pub entries: Vec<(String, String)>,
+    /// An overlay mount's layers (mount index, layer index, the
+    /// `--overlay-src` typed), shifted with `mounts`.
+    pub lowers: Vec<(usize, usize, String)>,
 }
 
 impl Labels {
@@ -27,6 +30,12 @@ impl Labels {
     /// an image put before the flags' ones.
     pub fn rewrite(&self, text: &str, offset: usize) -> String {
         let mut out = text.to_string();
+        for (i, j, label) in &self.lowers {
+            out = out.replace(
+                &format!("filesystem.mounts[{}].lower[{j}]", i + offset),
+                label,
+            );
+        }
         // Longest index first so that mounts[1] does not match in mounts[12].
         let mut by_len: Vec<&(usize, String)> = self.mounts.iter().collect();
         by_len.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
@@ -66,6 +75,12 @@ impl Labels {
     /// `offset` counting an image's mounts before the flags' ones).
     pub fn runner_names(&self, offset: usize) -> Vec<(String, String)> {
         let mut names = self.field_names();
+        names.extend(self.lowers.iter().map(|(i, j, label)| {
+            (
+                format!("filesystem.mounts[{}].lower[{j}]", i + offset),
+                label.clone(),
+            )
+        }));
         names.extend(
             self.mounts
                 .iter()
@@ -96,6 +111,9 @@ const MOUNT_FLAGS: &[&str] = &[
     "size",
     "chmod",
     "remount_ro",
+    "overlay_src",
+    "tmp_overlay",
+    "ro_overlay",
 ];
 
 pub fn ordered(m: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
@@ -174,9 +192,44 @@ pub fn apply(
 ) -> Result<(), String> {
     let mut perms: Option<(u32, String)> = None;
     let mut size: Option<(u64, String)> = None;
+    // bubblewrap's --overlay-src, bottom layer first, right before the
+    // --tmp-overlay or --ro-overlay they make.
+    let mut layers: Vec<(String, String)> = Vec::new();
     for (n, &(id, ref v)) in flags.iter().enumerate() {
         let here = label(id, v);
         if n == 0 && skip_root {
+            continue;
+        }
+        if id == "overlay_src" {
+            layers.push((absolute_source(&v[0]), here));
+            continue;
+        }
+        let overlay = matches!(id, "tmp_overlay" | "ro_overlay");
+        if let (Some((_, first)), false) = (layers.first(), overlay) {
+            return Err(format!(
+                "{first}: applies to the --tmp-overlay or --ro-overlay right after it, not to {here}"
+            ));
+        }
+        if overlay {
+            if layers.is_empty() {
+                return Err(format!("{here}: needs --overlay-src SRC before it"));
+            }
+            let pending = perms.take().map(|(_, p)| p);
+            if let Some(p) = pending.or(size.take().map(|(_, p)| p)) {
+                return Err(format!("{p}: does not apply to {here}"));
+            }
+            let index = s.filesystem.mounts.len();
+            // Topmost first, as overlayfs and the spec list them.
+            for (j, (_, typed)) in layers.iter().rev().enumerate() {
+                labels.lowers.push((index, j, typed.clone()));
+            }
+            s.filesystem.mounts.push(Mount::Overlay {
+                destination: v[0].clone(),
+                lower: layers.drain(..).rev().map(|(l, _)| l).collect(),
+                writable: id == "tmp_overlay",
+                size: None,
+            });
+            labels.mounts.push((index, here));
             continue;
         }
         match id {
@@ -221,6 +274,11 @@ pub fn apply(
     }
     if let Some(p) = perms.map(|(_, p)| p).or(size.map(|(_, p)| p)) {
         return Err(format!("{p}: no mount flag follows it to apply to"));
+    }
+    if let Some((_, first)) = layers.first() {
+        return Err(format!(
+            "{first}: no --tmp-overlay or --ro-overlay follows it"
+        ));
     }
     Ok(())
 }
@@ -348,6 +406,7 @@ mod tests {
                 ("resources.swap", "--swap"),
             ],
             entries: vec![("filesystem.lock_files[0]".into(), "--lock-file /x".into())],
+            lowers: vec![(3, 0, "--overlay-src /b".into())],
         };
         assert_eq!(
             l.rewrite(
@@ -365,11 +424,11 @@ mod tests {
         );
         // The runner's names: the mounts shifted past an image's (here 2).
         let text = "mount /host (filesystem.mounts[3]): x; mount /y (filesystem.mounts[1]): y; \
-                    lock /x (filesystem.lock_files[0]): z";
+                    lock /x (filesystem.lock_files[0]): z; filesystem.mounts[5].lower[0]: w";
         assert_eq!(
             airlock::report::rename_fields(text, &l.runner_names(2)),
             "mount /host (--bind / /host): x; mount /y (filesystem.mounts[1]): y; \
-             lock /x (--lock-file /x): z"
+             lock /x (--lock-file /x): z; --overlay-src /b: w"
         );
     }
 }

@@ -234,6 +234,11 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
             *i += defaults.len();
         }
     }
+    for (i, ..) in labels.lowers.iter_mut() {
+        if *i >= first {
+            *i += defaults.len();
+        }
+    }
     // Named for what they are: the user wrote no index for them.
     for (j, d) in defaults.iter().enumerate() {
         let label = format!("the default view's {} {}", d.kind(), d.destination());

@@ -93,6 +93,18 @@ pub(super) fn judge_filesystem_of(
             };
             bind.judge(f, host);
         }
+        // An overlay's layers are read-only binds of host directories
+        // (what is written goes to its tmpfs, never to them).
+        if let Mount::Overlay { lower, .. } = m {
+            has_host_bind = true;
+            for (j, l) in lower.iter().enumerate() {
+                if only.is_some_and(|o| o != l.as_str()) {
+                    continue;
+                }
+                let subject = format!("filesystem.mounts[{i}].lower[{j}]");
+                Bind::new(&subject, &host.resolve(l), true).judge(f, host);
+            }
+        }
     }
     judge_root(f, &spec.filesystem.root, host, only) || has_host_bind
 }

@@ -415,9 +415,10 @@ mod listed {
 /// The host paths a spec reaches: bind sources and a root of host
 /// directories.
 fn host_paths(spec: &SandboxSpec) -> impl Iterator<Item = &str> {
-    let binds = spec.filesystem.mounts.iter().filter_map(|m| match m {
-        Mount::Bind { source, .. } => Some(source.as_str()),
-        _ => None,
+    let binds = spec.filesystem.mounts.iter().flat_map(|m| match m {
+        Mount::Bind { source, .. } => vec![source.as_str()],
+        Mount::Overlay { lower, .. } => lower.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
     });
     let root: Vec<&str> = match &spec.filesystem.root {
         Root::Path { path, .. } => vec![path],

@@ -167,6 +167,15 @@ pub enum MountStep {
     RemountReadOnly {
         destination: String,
     },
+    /// An overlay of host directories (their fds opened and judged again
+    /// before the staging pivot), writable on a tmpfs or read-only.
+    Overlay {
+        destination: String,
+        lower: Vec<String>,
+        writable: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+    },
     /// An OCI masked path: an empty read-only tmpfs over a directory, the
     /// null device over a file; nothing when it does not exist.
     Mask {
@@ -202,7 +211,8 @@ impl MountStep {
             | MountStep::Device { destination, .. }
             | MountStep::Mqueue { destination }
             | MountStep::Sysfs { destination }
-            | MountStep::Cgroup { destination } => Some(destination),
+            | MountStep::Cgroup { destination }
+            | MountStep::Overlay { destination, .. } => Some(destination),
             _ => None,
         }
     }
@@ -405,6 +415,17 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             target: target.clone(),
         },
         Mount::RemountReadOnly { .. } => MountStep::RemountReadOnly { destination },
+        Mount::Overlay {
+            lower,
+            writable,
+            size,
+            ..
+        } => MountStep::Overlay {
+            destination,
+            lower: lower.clone(),
+            writable: *writable,
+            size: *size,
+        },
     }
 }
 
@@ -429,6 +450,11 @@ pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
             | Mount::Tmpfs {
                 destination,
                 readonly: false,
+                ..
+            }
+            | Mount::Overlay {
+                destination,
+                writable: true,
                 ..
             }
             | Mount::Dev { destination }

@@ -42,6 +42,8 @@ pub struct Trees {
     sources: Vec<Option<OwnedFd>>,
     /// The sandbox's cgroup directories, read-only, for a cgroup mount.
     cgroups: Vec<(String, OwnedFd)>,
+    /// The opened and re-judged layers of each overlay mount, by index.
+    overlays: Vec<Vec<OwnedFd>>,
 }
 
 /// Steps 1 to 3: private propagation and sources, staging root, the
@@ -63,6 +65,7 @@ pub fn prepare(plan: &Plan, sources: Sources, report: Reporter) -> Result<Trees>
     let cgroups = cloned.cgroups;
     let sources = cloned.binds;
     let root_source = open_root_source(plan, cloned.root)?;
+    let overlays = open_overlay_layers(plan)?;
     let host = pivot_to_staging(report)?;
     mount_root(plan, root_source, report)?;
     let root = rustix::fs::open(
@@ -76,7 +79,38 @@ pub fn prepare(plan: &Plan, sources: Sources, report: Reporter) -> Result<Trees>
         root,
         sources,
         cgroups,
+        overlays,
     })
+}
+
+/// The layers of each overlay mount, opened while the host's tree is
+/// still where their paths say and judged again as read-only binds (the
+/// root's layers are, in `open_root_source`); empty for other steps.
+fn open_overlay_layers(plan: &Plan) -> Result<Vec<Vec<OwnedFd>>> {
+    let steps = &plan.filesystem.steps;
+    if !steps.iter().any(|s| matches!(s, MountStep::Overlay { .. })) {
+        return Ok(Vec::new());
+    }
+    let seen = &crate::check::Snapshot::take(plan.host.home.as_deref());
+    let mut out = Vec::with_capacity(steps.len());
+    for (i, m) in steps.iter().enumerate() {
+        let mut fds = Vec::new();
+        if let MountStep::Overlay { lower, .. } = m {
+            for l in lower {
+                let step = || plan.filesystem.step_name(i);
+                let fd = sources::open_source(plan, seen, &step, l)?;
+                if !is_dir(&fd).step(step)? {
+                    return Err(SetupError::new(
+                        step(),
+                        format!("layer {l} is not a directory"),
+                    ));
+                }
+                fds.push(fd);
+            }
+        }
+        out.push(fds);
+    }
+    Ok(out)
 }
 
 /// What the root is made of on the host: a directory (cloned there), or
@@ -294,6 +328,25 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 report.progress(|| format!("symlink {destination} -> {target}"));
                 symlink(root, destination, target).step(step)?;
             }
+            MountStep::Overlay {
+                destination,
+                writable,
+                size,
+                ..
+            } => {
+                report.progress(|| {
+                    let how = if *writable {
+                        "writes on a tmpfs"
+                    } else {
+                        "read-only"
+                    };
+                    format!("mount {destination}: overlay, {how}")
+                });
+                let mnt =
+                    overlay::mount_at(&trees.overlays[i], *writable, *size, plan, i, &step())?;
+                let target = ensure_target(root, destination, TargetKind::Dir).step(step)?;
+                attach(mnt, target).step(step)?;
+            }
             MountStep::RemountReadOnly { destination } => {
                 report.progress(step);
                 remount_read_only(root, destination).step(step)?;
@@ -445,8 +498,9 @@ pub fn enter(trees: Trees, report: Reporter) -> Result<()> {
         root,
         sources,
         cgroups,
+        overlays,
     } = trees;
-    drop((host, sources, cgroups));
+    drop((host, sources, cgroups, overlays));
     rustix::process::fchdir(&root).step(|| "chdir new root".into())?;
     rustix::process::pivot_root(".", ".").step(|| "pivot_root".into())?;
     // The staging root now sits on top of the new root; detach it (and the

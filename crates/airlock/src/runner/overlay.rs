@@ -74,49 +74,88 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
             }
             (fd_path(&held[0]), fd_path(&held[1]))
         }
-        None => {
-            // A tmpfs of our own under the staging root; overlayfs keeps it
-            // alive after the staging tree is detached.
-            let tmp = new_tmpfs(0o755, size).step(step)?;
-            rustix::fs::mkdir("/overlay-upper", Mode::from_raw_mode(0o755)).step(step)?;
-            rustix::mount::move_mount(
-                &tmp,
-                "",
-                rustix::fs::CWD,
-                "/overlay-upper",
-                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-            )
-            .step(step)?;
-            let dir = rustix::fs::open(
-                "/overlay-upper",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .step(step)?;
-            mkdir_in(&dir, "upper")?;
-            mkdir_in(&dir, "work")?;
-            ("/overlay-upper/upper".into(), "/overlay-upper/work".into())
-        }
+        None => tmp_upper("/overlay-upper", size, &step)?,
     };
     let lower: Vec<String> = layers.lower.iter().map(fd_path).collect();
+    assemble("root", &lower, Some((upper, work)), userns, &step)
+}
+
+/// An overlay at a mount's destination (`MountStep::Overlay`), of layers
+/// opened before the staging pivot: writable on a tmpfs of its own (the
+/// `index`th, under the staging root), or read-only without an upper
+/// layer. `name` is the mount's name in errors.
+pub fn mount_at(
+    lower: &[OwnedFd],
+    writable: bool,
+    size: Option<Size>,
+    plan: &Plan,
+    index: usize,
+    name: &str,
+) -> Result<OwnedFd> {
+    let step = || name.to_string();
+    let upper = match writable {
+        true => Some(tmp_upper(&format!("/overlay-upper-{index}"), size, &step)?),
+        false => None,
+    };
+    let lower: Vec<String> = lower.iter().map(fd_path).collect();
+    assemble(name, &lower, upper, plan.user_ns(), &step)
+}
+
+/// A tmpfs of our own at `at` under the staging root, with `upper/` and
+/// `work/`; overlayfs keeps it alive after the staging tree is detached.
+fn tmp_upper(at: &str, size: Option<Size>, step: &dyn Fn() -> String) -> Result<(String, String)> {
+    let tmp = new_tmpfs(0o755, size).step(step)?;
+    rustix::fs::mkdir(at, Mode::from_raw_mode(0o755)).step(step)?;
+    rustix::mount::move_mount(
+        &tmp,
+        "",
+        rustix::fs::CWD,
+        at,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .step(step)?;
+    let dir = rustix::fs::open(
+        at,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(step)?;
+    mkdir_in(&dir, "upper")?;
+    mkdir_in(&dir, "work")?;
+    Ok((format!("{at}/upper"), format!("{at}/work")))
+}
+
+/// The overlay itself, detached: `what` names it in errors (`root`, or a
+/// mount's name). Without an upper layer it is read-only.
+fn assemble(
+    what: &str,
+    lower: &[String],
+    upper: Option<(String, String)>,
+    userns: bool,
+    step: &dyn Fn() -> String,
+) -> Result<OwnedFd> {
     let fs = fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).step(step)?;
     let set = |k: &str, v: &str| {
         fsconfig_set_string(&fs, k, v)
-            .map_err(|e| SetupError::io(format!("root: overlay {k}={v}"), &e.into()))
+            .map_err(|e| SetupError::io(format!("{what}: overlay {k}={v}"), &e.into()))
     };
-    set_lower_layers(&fs, &lower)?;
-    set("upperdir", &upper)?;
-    set("workdir", &work)?;
+    set_lower_layers(&fs, lower, what)?;
+    let mut attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    match &upper {
+        Some((upper, work)) => {
+            set("upperdir", upper)?;
+            set("workdir", work)?;
+        }
+        None => attrs |= crate::sys::MOUNT_ATTR_RDONLY,
+    }
     if userns {
-        fsconfig_set_flag(&fs, "userxattr").step(|| "root: overlay userxattr".into())?;
+        fsconfig_set_flag(&fs, "userxattr").step(|| format!("{what}: overlay userxattr"))?;
     }
     fsconfig_create(&fs).step(step)?;
     fsmount(
         &fs,
         rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
-        rustix::mount::MountAttrFlags::from_bits_retain(
-            (MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) as u32,
-        ),
+        rustix::mount::MountAttrFlags::from_bits_retain(attrs as u32),
     )
     .step(step)
 }
@@ -126,7 +165,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
 /// bytes each) outgrows at eleven layers: `lowerdir+` (Linux 6.8) adds
 /// one layer a call. A kernel without it takes the joined list, as far
 /// as it fits.
-fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String]) -> Result<()> {
+fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String], what: &str) -> Result<()> {
     let mut added = 0;
     for layer in lower {
         match fsconfig_set_string(fs, "lowerdir+", layer.as_str()) {
@@ -135,7 +174,7 @@ fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String]) -> Result<()>
             Err(rustix::io::Errno::INVAL) if added == 0 => break,
             Err(e) => {
                 return Err(SetupError::io(
-                    format!("root: overlay lowerdir+={layer}"),
+                    format!("{what}: overlay lowerdir+={layer}"),
                     &e.into(),
                 ))
             }
@@ -147,15 +186,15 @@ fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String]) -> Result<()>
     let joined = lower.join(":");
     if joined.len() > 255 {
         return Err(SetupError::new(
-            "root",
+            what,
             format!(
-                "{} image layers are more than this kernel's overlay takes in one lowerdir (Linux 6.8 adds them one at a time)",
+                "{} layers are more than this kernel's overlay takes in one lowerdir (Linux 6.8 adds them one at a time)",
                 lower.len()
             ),
         ));
     }
     fsconfig_set_string(fs, "lowerdir", joined.as_str())
-        .map_err(|e| SetupError::io(format!("root: overlay lowerdir={joined}"), &e.into()))
+        .map_err(|e| SetupError::io(format!("{what}: overlay lowerdir={joined}"), &e.into()))
 }
 
 /// On the host side, before the namespaces exist: make sure a persistent

@@ -287,6 +287,20 @@ pub enum Mount {
     RemountReadOnly {
         destination: String,
     },
+    /// An overlay of read-only host directories (`lower`, topmost first)
+    /// at `destination` (bubblewrap's `--overlay-src` with `--tmp-overlay`
+    /// or `--ro-overlay`): with `writable`, under a tmpfs upper layer of at
+    /// most `size` that vanishes with the sandbox, so writes never reach
+    /// the host; without, read-only (two layers at least, as overlayfs
+    /// wants without an upper layer).
+    Overlay {
+        destination: String,
+        lower: Vec<String>,
+        #[serde(default)]
+        writable: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size>,
+    },
 }
 
 impl Mount {
@@ -302,7 +316,8 @@ impl Mount {
             | Mount::Dir { destination, .. }
             | Mount::File { destination, .. }
             | Mount::Symlink { destination, .. }
-            | Mount::RemountReadOnly { destination } => destination,
+            | Mount::RemountReadOnly { destination }
+            | Mount::Overlay { destination, .. } => destination,
         }
     }
 
@@ -319,6 +334,7 @@ impl Mount {
             Mount::File { .. } => "file",
             Mount::Symlink { .. } => "symlink",
             Mount::RemountReadOnly { .. } => "remount-ro",
+            Mount::Overlay { .. } => "overlay",
         }
     }
 }

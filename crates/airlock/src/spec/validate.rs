@@ -564,6 +564,38 @@ fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
     }
     match m {
         Mount::Bind { source, .. } => absolute(&format!("{f}.source"), source),
+        Mount::Overlay {
+            lower,
+            writable,
+            size,
+            ..
+        } => {
+            let least = if *writable { 1 } else { 2 };
+            if lower.len() < least || lower.len() > MAX_LAYERS {
+                return Err(SpecError::new(
+                    f.to_string(),
+                    format!(
+                        "an overlay of {} layers: {least} to {MAX_LAYERS} are taken{}",
+                        lower.len(),
+                        if *writable {
+                            ""
+                        } else {
+                            " without a writable layer (overlayfs wants two; one is a read-only bind)"
+                        }
+                    ),
+                ));
+            }
+            for (j, l) in lower.iter().enumerate() {
+                absolute(&format!("{f}.lower[{j}]"), l)?;
+            }
+            match size {
+                Some(_) if !writable => Err(SpecError::new(
+                    format!("{f}.size"),
+                    "sizes the writable layer, which a read-only overlay does not have",
+                )),
+                _ => tmpfs_size(&format!("{f}.size"), *size),
+            }
+        }
         Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => Err(
             SpecError::new(format!("{f}.target"), "must be non-empty without NUL"),
         ),
