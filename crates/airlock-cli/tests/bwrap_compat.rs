@@ -902,6 +902,32 @@ fn overlay_flags_stack_the_layers_given() {
         std::fs::read_to_string(dir.path().join("b/f")).unwrap(),
         "B"
     );
+    // Without a user namespace setup is host root: the top of a writable
+    // overlay keeps the topmost layer's owner and mode, so a workload
+    // that may not enter the layer may not enter the overlay either.
+    if is_root() {
+        let secret = dir.path().join("secret");
+        std::fs::create_dir(&secret).unwrap();
+        std::fs::write(secret.join("f"), "s").unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let s = secret.display().to_string();
+        let r = sh(
+            &[
+                "--share-user",
+                "--allow-unsafe",
+                "shared-user",
+                "--uid",
+                "1000",
+                "--overlay-src",
+                &s,
+                "--tmp-overlay",
+                "/o",
+            ],
+            "cat /o/f 2>/dev/null || echo refused",
+        );
+        assert_eq!(r.stdout, "refused\n", "{}", r.stderr);
+    }
     // As the rootless caller, its own file written over: copied up, the
     // host's unchanged.
     if is_root() {
@@ -946,6 +972,10 @@ fn overlay_flags_stack_the_layers_given() {
         (
             vec!["--overlay-src", "/proc", "--tmp-overlay", "/o"],
             "error[kernel-surface-bind]: --overlay-src /proc:",
+        ),
+        (
+            vec!["--overlay-src", a.as_str(), "--overlay", "/up", "/work", "/o"],
+            "bubblewrap's --overlay RWSRC WORKDIR DEST (a persistent writable layer at a destination) is not supported",
         ),
     ] {
         let mut args = vec!["run"];

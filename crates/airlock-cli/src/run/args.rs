@@ -70,7 +70,9 @@ pub struct RunArgs {
     #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
     pub(crate) rootfs_readonly: bool,
     /// Put a writable layer over the --rootfs on a tmpfs that vanishes with the sandbox.
-    #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
+    // Without clap's `requires`: bubblewrap's `--overlay RWSRC WORKDIR
+    // DEST` is told apart in `spec::filesystem`.
+    #[arg(long, help_heading = "Filesystem")]
     pub(crate) overlay: bool,
     /// Put a persistent writable layer over the --rootfs, kept in DIR.
     #[arg(

@@ -74,7 +74,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
             }
             (fd_path(&held[0]), fd_path(&held[1]))
         }
-        None => tmp_upper("/overlay-upper", size, &step)?,
+        None => tmp_upper("/overlay-upper", size, None, &step)?,
     };
     let lower: Vec<String> = layers.lower.iter().map(fd_path).collect();
     assemble("root", &lower, Some((upper, work)), userns, &step)
@@ -93,8 +93,19 @@ pub fn mount_at(
     name: &str,
 ) -> Result<OwnedFd> {
     let step = || name.to_string();
+    // The merged top directory takes the upper one's mode and owner; the
+    // topmost layer's mode, so its permission check is the layer's, and
+    // without a user namespace (setup is host root, lookups below the top
+    // are made with its credentials) its owner too. In one, setup is the
+    // sandbox's root, which could not look past what the layer lets it
+    // anyway, and owns the top as bubblewrap's does.
     let upper = match writable {
-        true => Some(tmp_upper(&format!("/overlay-upper-{index}"), size, &step)?),
+        true => Some(tmp_upper(
+            &format!("/overlay-upper-{index}"),
+            size,
+            lower.first().map(|top| (top, !plan.user_ns())),
+            &step,
+        )?),
         false => None,
     };
     let lower: Vec<String> = lower.iter().map(fd_path).collect();
@@ -103,7 +114,14 @@ pub fn mount_at(
 
 /// A tmpfs of our own at `at` under the staging root, with `upper/` and
 /// `work/`; overlayfs keeps it alive after the staging tree is detached.
-fn tmp_upper(at: &str, size: Option<Size>, step: &dyn Fn() -> String) -> Result<(String, String)> {
+/// `like`: the directory whose mode `upper/` takes, and whether its owner
+/// too.
+fn tmp_upper(
+    at: &str,
+    size: Option<Size>,
+    like: Option<(&OwnedFd, bool)>,
+    step: &dyn Fn() -> String,
+) -> Result<(String, String)> {
     let tmp = new_tmpfs(0o755, size).step(step)?;
     rustix::fs::mkdir(at, Mode::from_raw_mode(0o755)).step(step)?;
     rustix::mount::move_mount(
@@ -122,6 +140,25 @@ fn tmp_upper(at: &str, size: Option<Size>, step: &dyn Fn() -> String) -> Result<
     .step(step)?;
     mkdir_in(&dir, "upper")?;
     mkdir_in(&dir, "work")?;
+    if let Some((top, owner)) = like {
+        let st = rustix::fs::fstat(top).step(step)?;
+        let upper = rustix::fs::openat(
+            &dir,
+            "upper",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .step(step)?;
+        if owner {
+            rustix::fs::fchown(
+                &upper,
+                Some(rustix::fs::Uid::from_raw(st.st_uid)),
+                Some(rustix::fs::Gid::from_raw(st.st_gid)),
+            )
+            .step(step)?;
+        }
+        rustix::fs::fchmod(&upper, Mode::from_raw_mode(st.st_mode & 0o7777)).step(step)?;
+    }
     Ok((format!("{at}/upper"), format!("{at}/work")))
 }
 
