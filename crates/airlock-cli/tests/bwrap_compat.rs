@@ -411,6 +411,16 @@ fn info_and_json_status_fds_name_the_sandbox_and_its_end() {
     }
 }
 
+/// `airlock run FLAGS -- true` is refused (125), saying `says`.
+fn refused_saying(flags: &[&str], says: &str) {
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "true"]);
+    let r = output(airlock(&args));
+    assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
+    assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+}
+
 /// A pipe whose ends are close-on-exec here (other tests' children would
 /// hold them open); `handed` clears it in airlock's own child only.
 fn cloexec_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
@@ -643,12 +653,7 @@ fn remount_ro_makes_one_mount_read_only() {
             "--remount-ro /: an image's root is a writable layer",
         ),
     ] {
-        let mut a = vec!["run"];
-        a.extend_from_slice(&flags);
-        a.extend_from_slice(&["--", "true"]);
-        let r = output(airlock(&a));
-        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
-        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+        refused_saying(&flags, says);
     }
     let dir = tempdir();
     let d = dir.path().display().to_string();
@@ -739,12 +744,7 @@ fn lock_file_is_held_while_the_sandbox_runs() {
             "--lock-file: airlock's init holds the locks",
         ),
     ] {
-        let mut a = vec!["run"];
-        a.extend_from_slice(&flags);
-        a.extend_from_slice(&["--", "true"]);
-        let r = output(airlock(&a));
-        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
-        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+        refused_saying(&flags, says);
     }
 }
 
@@ -978,11 +978,6 @@ fn overlay_flags_stack_the_layers_given() {
             "bubblewrap's --overlay RWSRC WORKDIR DEST (a persistent writable layer at a destination) is not supported",
         ),
     ] {
-        let mut args = vec!["run"];
-        args.extend_from_slice(&flags);
-        args.extend_from_slice(&["--", "true"]);
-        let r = output(airlock(&args));
-        assert_eq!(r.code, 125, "{flags:?}: {}", r.stderr);
-        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+        refused_saying(&flags, says);
     }
 }

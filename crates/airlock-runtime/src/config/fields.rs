@@ -52,26 +52,14 @@ impl ConfigFields {
     /// Each spec mount is matched to the config mount of its destination,
     /// in order (mounts the runtime adds itself keep the spec's name).
     pub fn new(spec: &SandboxSpec, bundle: &super::Bundle, own_acks: Vec<String>) -> Self {
-        let config: Vec<String> = bundle
+        let config_mounts: Vec<String> = bundle
             .config
             .mounts()
             .iter()
             .flatten()
             .map(|m| m.destination().display().to_string())
             .collect();
-        let mut taken = vec![false; config.len()];
-        let mut mounts = Vec::new();
-        for (j, m) in spec.filesystem.mounts.iter().enumerate() {
-            let found = config
-                .iter()
-                .enumerate()
-                .position(|(i, d)| !taken[i] && d == m.destination());
-            if let Some(i) = found {
-                taken[i] = true;
-                mounts.push((j, i));
-            }
-        }
-        let config: Vec<String> = bundle
+        let config_devices: Vec<String> = bundle
             .config
             .linux()
             .as_ref()
@@ -80,14 +68,14 @@ impl ConfigFields {
             .flatten()
             .map(|d| d.path().display().to_string())
             .collect();
-        let mut taken = vec![false; config.len()];
-        let mut devices = Vec::new();
-        for (j, d) in spec.filesystem.devices.iter().enumerate() {
-            if let Some(i) = (0..config.len()).find(|&i| !taken[i] && config[i] == d.path) {
-                taken[i] = true;
-                devices.push((j, i));
-            }
-        }
+        let mounts = pair_in_order(
+            spec.filesystem.mounts.iter().map(|m| m.destination()),
+            &config_mounts,
+        );
+        let devices = pair_in_order(
+            spec.filesystem.devices.iter().map(|d| d.path.as_str()),
+            &config_devices,
+        );
         ConfigFields {
             mounts,
             devices,
@@ -98,19 +86,15 @@ impl ConfigFields {
     /// `text` with the spec's field names made config.json's.
     pub fn rewrite(&self, text: &str) -> String {
         let mut out = text.to_string();
-        // Longest index first, so that mounts[1] does not match in mounts[12].
-        let mut by_index = self.mounts.clone();
-        by_index.sort_by_key(|(j, _)| std::cmp::Reverse(*j));
-        for (j, i) in by_index {
-            out = out.replace(&format!("filesystem.mounts[{j}]"), &format!("mounts[{i}]"));
-        }
-        let mut by_index = self.devices.clone();
-        by_index.sort_by_key(|(j, _)| std::cmp::Reverse(*j));
-        for (j, i) in by_index {
-            out = out.replace(
-                &format!("filesystem.devices[{j}]"),
-                &format!("linux.devices[{i}]"),
-            );
+        for (list, ours, theirs) in [
+            (&self.mounts, "filesystem.mounts", "mounts"),
+            (&self.devices, "filesystem.devices", "linux.devices"),
+        ] {
+            // A name given lacks the `filesystem.` prefix: none is renamed
+            // twice, and `[1]` never matches in `[12]` (the bracket ends it).
+            for (j, i) in list {
+                out = out.replace(&format!("{ours}[{j}]"), &format!("{theirs}[{i}]"));
+            }
         }
         for (ours, theirs) in PREFIXES {
             out = replace_field(&out, ours, theirs);
@@ -134,6 +118,23 @@ impl ConfigFields {
             })
             .collect()
     }
+}
+
+/// Each of `ours` (spec index) with the first of `theirs` (config.json
+/// index) at the same path not yet taken, in order.
+fn pair_in_order<'a>(
+    ours: impl Iterator<Item = &'a str>,
+    theirs: &[String],
+) -> Vec<(usize, usize)> {
+    let mut taken = vec![false; theirs.len()];
+    let mut pairs = Vec::new();
+    for (j, path) in ours.enumerate() {
+        if let Some(i) = (0..theirs.len()).find(|&i| !taken[i] && theirs[i] == path) {
+            taken[i] = true;
+            pairs.push((j, i));
+        }
+    }
+    pairs
 }
 
 /// `text` with each field that starts with `ours` starting with `theirs`
