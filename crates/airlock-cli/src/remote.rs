@@ -180,6 +180,7 @@ async fn run(
     // What only a local run can do is refused, not dropped: a flag that
     // silently did nothing (or, for --print-spec, created a sandbox) would
     // mislead the caller.
+    const THIS_PROCESS: &str = "it concerns this process, not the daemon's sandbox";
     let local_only = [
         (
             a.print_spec,
@@ -201,23 +202,18 @@ async fn run(
             "--verbose",
             "the setup trace is the runner's, beside the daemon",
         ),
+        // bubblewrap's fds are this process's, which the daemon's runner
+        // never holds; --die-with-parent names a parent the daemon is not.
+        (a.bwrap.info_fd.is_some(), "--info-fd", THIS_PROCESS),
+        (
+            a.bwrap.json_status_fd.is_some(),
+            "--json-status-fd",
+            THIS_PROCESS,
+        ),
+        (a.bwrap.sync_fd.is_some(), "--sync-fd", THIS_PROCESS),
+        (a.bwrap.block_fd.is_some(), "--block-fd", THIS_PROCESS),
+        (a.bwrap.die_with_parent, "--die-with-parent", THIS_PROCESS),
     ];
-    // bubblewrap's fds are this process's, which the daemon's runner
-    // never holds; --die-with-parent names a parent the daemon is not.
-    let b = &a.bwrap;
-    let fds = [
-        (b.info_fd.is_some(), "--info-fd"),
-        (b.json_status_fd.is_some(), "--json-status-fd"),
-        (b.sync_fd.is_some(), "--sync-fd"),
-        (b.block_fd.is_some(), "--block-fd"),
-        (b.die_with_parent, "--die-with-parent"),
-    ];
-    if let Some((_, flag)) = fds.iter().find(|(given, _)| *given) {
-        eprintln!(
-            "airlock: error: {flag} is not available with --host: it concerns this process, not the daemon's sandbox"
-        );
-        return Ok(ExitCode::from(EXIT_REFUSED));
-    }
     if let Some((_, flag, why)) = local_only.iter().find(|(given, ..)| *given) {
         eprintln!("airlock: error: {flag} is not available with --host: {why}");
         return Ok(ExitCode::from(EXIT_REFUSED));
