@@ -144,27 +144,20 @@ pub(super) fn wait_block(
     stop: &OwnedFd,
     deadline: Option<std::time::Instant>,
 ) -> Result<(), SetupError> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::event::{poll, PollFd, PollFlags};
     let step = || "--block-fd".to_string();
     // SAFETY: the caller's fd, checked open by `check`, kept for this read.
     let block = unsafe { OwnedFd::from_raw_fd(fd) };
     let ending = ending_signals().step(step)?;
     loop {
-        let timeout = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return Err(SetupError::new(
-                        step(),
-                        "the sandbox's timeout ran out while waiting on it",
-                    ));
-                }
-                Some(Timespec {
-                    tv_sec: left.as_secs() as i64,
-                    tv_nsec: left.subsec_nanos() as i64,
-                })
+        let timeout = match deadline.map(super::watch::time_left) {
+            Some(None) => {
+                return Err(SetupError::new(
+                    step(),
+                    "the sandbox's timeout ran out while waiting on it",
+                ))
             }
-            None => None,
+            left => left.flatten(),
         };
         let mut fds = [
             PollFd::new(&block, PollFlags::IN),

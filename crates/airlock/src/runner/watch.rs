@@ -83,6 +83,16 @@ pub(super) struct Outcome {
     pub killed: Option<String>,
 }
 
+/// What is left until `deadline`, as poll takes it; `None` once it has
+/// passed.
+pub(super) fn time_left(deadline: Instant) -> Option<Timespec> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then(|| Timespec {
+        tv_sec: left.as_secs() as i64,
+        tv_nsec: left.subsec_nanos() as i64,
+    })
+}
+
 impl<'a> Watch<'a> {
     /// A watch over PID 1 and the stop signal only; the caller fills in
     /// what else this sandbox has.
@@ -152,16 +162,12 @@ impl<'a> Watch<'a> {
         if self.timed_out {
             return None;
         }
-        let left = d.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let left = time_left(d);
+        if left.is_none() {
             self.timed_out = true;
             self.kill("it reached its timeout");
-            return None;
         }
-        Some(Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        })
+        left
     }
 
     fn step(&mut self) -> Result<bool, SetupError> {
