@@ -62,7 +62,7 @@ fn fail(e: ClientError) -> ExitCode {
 /// [`fail`] for a run: errors and findings name the flags the user typed
 /// (`--bind /etc /etc`), not the spec's mount indices.
 fn fail_labeled(e: ClientError, labels: &Labels) -> ExitCode {
-    eprintln!("airlock: error: {}", labels.rewrite(&e.to_string(), 0));
+    eprintln!("airlock: error: {}", labels.rewrite(&e.to_string(), &[]));
     if let ClientError::Status {
         details: Some(d), ..
     } = &e
@@ -87,7 +87,7 @@ fn print_finding(f: &proto::Finding, labels: &Labels) {
     } else {
         ""
     };
-    let subject = labels.rewrite(&f.subject, 0);
+    let subject = labels.rewrite(&f.subject, &[]);
     eprintln!("{level}[{}]: {subject}: {}{ack}", f.code, f.message);
     eprintln!("  = help: {}", f.help);
 }

@@ -113,6 +113,74 @@ fn image_config_defaults_and_overrides() {
     assert!(r.stdout.contains("No such file"), "{}", r.stdout);
 }
 
+/// A spec file's mounts keep the indices the file gives them in errors,
+/// though the image's /proc and /dev go before them in the plan; the
+/// image's own mounts and the flags' are named for what they are.
+#[test]
+fn with_an_image_errors_name_the_spec_files_indices_and_the_flags() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[("demo:1", vec![busybox_layer()], default_run())],
+    );
+    let spec = env.path("spec.toml");
+    std::fs::write(
+        &spec,
+        "[[filesystem.mounts]]\ntype = \"tmpfs\"\ndestination = \"/scratch\"\n\
+         [[filesystem.mounts]]\ntype = \"tmpfs\"\ndestination = \"/proc/zz\"\n",
+    )
+    .unwrap();
+    let r = env.run(&img, &["--spec", &spec, "--", "true"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("mount /proc/zz (filesystem.mounts[1]): cannot make the mount point"),
+        "{}",
+        r.stderr
+    );
+    // A guardrail finding about the file's first mount, and a flag's mount
+    // after the file's, named past the image's two.
+    std::fs::write(
+        &spec,
+        "[[filesystem.mounts]]\ntype = \"bind\"\nsource = \"/\"\ndestination = \"/host\"\n",
+    )
+    .unwrap();
+    let r = env.run(&img, &["--spec", &spec, "--", "true"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("error[kernel-surface-bind]: filesystem.mounts[0]"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(
+        &spec,
+        "[[filesystem.mounts]]\ntype = \"bind\"\nsource = \"/etc\"\ndestination = \"/hostetc\"\nreadonly = true\n",
+    )
+    .unwrap();
+    let r = env.run(
+        &img,
+        &[
+            "--spec",
+            &spec,
+            "--ro-bind",
+            "/etc/passwd",
+            "/proc/x",
+            "--",
+            "true",
+        ],
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("mount /proc/x (--ro-bind /etc/passwd /proc/x): cannot make the mount point"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn whiteouts_and_opaque_directories() {
     require_root!();

@@ -486,17 +486,32 @@ impl Attended {
     }
 }
 
-/// `text` with each spec field of `names` (longest first, so that
-/// `resources.memory_reservation` is not taken for `resources.memory`)
-/// replaced by the caller's name for it, where it is the whole field.
+/// `text` with each spec field of `names` replaced by the caller's name
+/// for it, where it is the whole field (the longest that matches, so that
+/// `resources.memory_reservation` is not taken for `resources.memory`).
+/// One pass: a name put in is never renamed again, so one pair may map
+/// `filesystem.mounts[5]` to `filesystem.mounts[1]` (an image's mounts
+/// came first) while another names the image's own `filesystem.mounts[1]`.
 pub fn rename_fields(text: &str, names: &[(String, String)]) -> String {
-    let mut names: Vec<&(String, String)> = names.iter().filter(|(f, _)| !f.is_empty()).collect();
-    names.sort_by_key(|(field, _)| std::cmp::Reverse(field.len()));
-    let mut out = text.to_string();
-    for (field, name) in names {
-        out = replace_where(&out, field, name, |after| {
-            !after.starts_with(|c: char| c.is_alphanumeric() || c == '_')
-        });
+    let whole = |after: &str| !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let found = names
+            .iter()
+            .filter(|(f, _)| !f.is_empty() && rest.starts_with(f.as_str()))
+            .filter(|(f, _)| whole(&rest[f.len()..]))
+            .max_by_key(|(f, _)| f.len());
+        match found {
+            Some((field, name)) => {
+                out.push_str(name);
+                rest = &rest[field.len()..];
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
     }
     out
 }

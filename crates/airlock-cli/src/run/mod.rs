@@ -13,7 +13,7 @@ pub use spec::{build_spec, build_spec_labeled};
 
 use airlock::check::Finding;
 use airlock::launch::{self, Prepared};
-use airlock::spec::SandboxSpec;
+use airlock::spec::{Mount, SandboxSpec};
 use airlock::{Context, Error, LifecycleOptions, Sandbox, SpawnOptions};
 use clap::ArgMatches;
 use std::process::ExitCode;
@@ -111,7 +111,9 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     // The runner that takes this process's place reports setup errors
     // itself: with the flags' names, as this process would.
     let offset = prepared.plan.spec.filesystem.mounts.len() - spec.filesystem.mounts.len();
-    let runner_names = out.labels.runner_names(offset);
+    let runner_names = out
+        .labels
+        .runner_names(&prepared.plan.spec.filesystem.mounts[..offset]);
     prepared.plan.field_names = runner_names.clone();
     let given = [
         ("--info-fd", a.bwrap.info_fd, FdUse::Write),
@@ -231,9 +233,9 @@ impl Output {
     /// Findings: one that refuses is an error with its help line; a
     /// warning, or a finding the user acknowledged, is one line, and
     /// none with -q.
-    fn findings(&self, findings: &[Finding], offset: usize) {
+    fn findings(&self, findings: &[Finding], image: &[Mount]) {
         for f in findings {
-            let subject = self.labels.rewrite(&f.subject, offset);
+            let subject = self.labels.rewrite(&f.subject, image);
             if f.refuses() {
                 eprintln!("error[{}]: {subject}: {}", f.code, f.message);
                 eprintln!("  = help: {}", f.help());
@@ -260,10 +262,10 @@ impl Output {
     }
 
     /// A library error, with the flags named where it names a spec field.
-    fn fail(&self, e: Error, offset: usize) -> ExitCode {
+    fn fail(&self, e: Error, image: &[Mount]) -> ExitCode {
         eprintln!(
             "airlock: error: {}",
-            self.labels.rewrite(&e.to_string(), offset)
+            self.labels.rewrite(&e.to_string(), image)
         );
         ExitCode::from(e.exit_code())
     }
@@ -279,7 +281,7 @@ fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context, out: &Outpu
                 out.notes(&r.notes);
                 r.spec
             }
-            Err(e) => return out.fail(e, 0),
+            Err(e) => return out.fail(e, &[]),
         },
     };
     // A reader that stops early (`| head`) is not an error of ours.
@@ -298,24 +300,25 @@ fn prepare(
     out: &Output,
 ) -> Result<Prepared, ExitCode> {
     // With an image, the library puts the image's mounts before the
-    // flags' ones: the offset keeps the flags' labels on their mounts.
+    // flags' ones: the labels are shifted past them.
     let (resolved, notes) = match image {
         Some(reference) => match launch::resolve_image(spec, reference, ctx) {
             Ok(r) => (r.spec, r.notes),
-            Err(e) => return Err(out.fail(e, 0)),
+            Err(e) => return Err(out.fail(e, &[])),
         },
         None => (spec.clone(), Vec::new()),
     };
     let offset = resolved.filesystem.mounts.len() - spec.filesystem.mounts.len();
+    let image = &resolved.filesystem.mounts[..offset];
     out.notes(&notes);
     match launch::prepare(&resolved, ctx) {
         Ok(mut p) => {
-            out.findings(&p.findings, offset);
+            out.findings(&p.findings, image);
             p.notes = notes;
             Ok(p)
         }
         Err(Error::Refused(findings)) => {
-            out.findings(&findings, offset);
+            out.findings(&findings, image);
             // Each code once, though it may refuse several fields.
             let mut codes: Vec<&str> = Vec::new();
             for f in findings.iter().filter(|f| f.refuses()) {
@@ -328,7 +331,7 @@ fn prepare(
                 codes.join(", ")
             )))
         }
-        Err(e) => Err(out.fail(e, offset)),
+        Err(e) => Err(out.fail(e, image)),
     }
 }
 

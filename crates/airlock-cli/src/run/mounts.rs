@@ -22,35 +22,17 @@ pub struct Labels {
     /// An overlay mount's layers (mount index, layer index, the
     /// `--overlay-src` typed), shifted with `mounts`.
     pub lowers: Vec<(usize, usize, String)>,
+    /// How many mounts, first of all, a `--spec` file wrote: an error keeps
+    /// the index the file gives them, past an image's mounts.
+    pub file_mounts: usize,
 }
 
 impl Labels {
     /// `text` with each `filesystem.mounts[i]` (and `filesystem.root`)
-    /// that a flag made replaced by the flag; `offset` is how many mounts
-    /// an image put before the flags' ones.
-    pub fn rewrite(&self, text: &str, offset: usize) -> String {
-        let mut out = text.to_string();
-        for (i, j, label) in &self.lowers {
-            out = out.replace(
-                &format!("filesystem.mounts[{}].lower[{j}]", i + offset),
-                label,
-            );
-        }
-        // Longest index first so that mounts[1] does not match in mounts[12].
-        let mut by_len: Vec<&(usize, String)> = self.mounts.iter().collect();
-        by_len.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-        for (i, label) in by_len {
-            let field = format!("filesystem.mounts[{}]", i + offset);
-            for (from, to) in [
-                (format!("{field}.destination"), label.clone()),
-                (format!("{field}.source"), label.clone()),
-                (format!("{field}.target"), label.clone()),
-                (field.clone(), label.clone()),
-            ] {
-                out = out.replace(&from, &to);
-            }
-        }
-        out = rename_fields(&out, &self.field_names());
+    /// that a flag made replaced by the flag; `image` are the mounts an
+    /// image put before the flags' ones.
+    pub fn rewrite(&self, text: &str, image: &[Mount]) -> String {
+        let mut out = rename_fields(text, &self.names(image, true));
         // The root itself, not one of its fields (`filesystem.root.upper`
         // came from --overlay-dir, not from the flag that set the root).
         if let Some(root) = &self.root {
@@ -71,21 +53,41 @@ impl Labels {
     }
 
     /// What the runner renames in its errors (`Plan::field_names`): the
-    /// fields flags set, and each flag's mount (`filesystem.mounts[i]`,
-    /// `offset` counting an image's mounts before the flags' ones).
-    pub fn runner_names(&self, offset: usize) -> Vec<(String, String)> {
+    /// fields flags set, and each mount's name, past `image`'s mounts.
+    pub fn runner_names(&self, image: &[Mount]) -> Vec<(String, String)> {
+        self.names(image, false)
+    }
+
+    /// Each field and what to call it, for one pass of `rename_fields`
+    /// (which never renames a name again, so a file's mount may be called
+    /// by the index an image's mount has in the plan). `parts`: a flag's
+    /// mount's source and destination go by the flag's name too (the
+    /// runner's errors name only whole mounts).
+    fn names(&self, image: &[Mount], parts: bool) -> Vec<(String, String)> {
+        let offset = image.len();
+        let mount = |i: usize| format!("filesystem.mounts[{i}]");
         let mut names = self.field_names();
-        names.extend(self.lowers.iter().map(|(i, j, label)| {
-            (
-                format!("filesystem.mounts[{}].lower[{j}]", i + offset),
-                label.clone(),
-            )
-        }));
         names.extend(
-            self.mounts
+            self.lowers
                 .iter()
-                .map(|(i, label)| (format!("filesystem.mounts[{}]", i + offset), label.clone())),
+                .map(|(i, j, label)| (format!("{}.lower[{j}]", mount(i + offset)), label.clone())),
         );
+        for (i, label) in &self.mounts {
+            let field = mount(i + offset);
+            if parts {
+                for part in ["destination", "source", "target"] {
+                    names.push((format!("{field}.{part}"), label.clone()));
+                }
+            }
+            names.push((field, label.clone()));
+        }
+        for (j, m) in image.iter().enumerate() {
+            let label = format!("the image's {} {}", m.kind(), m.destination());
+            names.push((mount(j), label));
+        }
+        if offset > 0 {
+            names.extend((0..self.file_mounts).map(|k| (mount(k + offset), mount(k))));
+        }
         names
     }
 }
@@ -395,6 +397,7 @@ fn to_mount(
 #[cfg(test)]
 mod tests {
     use super::Labels;
+    use airlock::spec::Mount;
 
     #[test]
     fn a_label_replaces_its_field_and_not_the_roots_fields() {
@@ -407,28 +410,50 @@ mod tests {
             ],
             entries: vec![("filesystem.lock_files[0]".into(), "--lock-file /x".into())],
             lowers: vec![(3, 0, "--overlay-src /b".into())],
+            file_mounts: 1,
         };
         assert_eq!(
             l.rewrite(
                 "resources.swap: needs resources.memory; resources.memory_reservation",
-                0
+                &[]
             ),
             "--swap: needs --memory; resources.memory_reservation"
         );
         assert_eq!(
             l.rewrite(
-                "filesystem.root: a; filesystem.root.upper: b; filesystem.mounts[1].source: c; filesystem.mounts[11]: d",
-                0
+                "filesystem.root: a; filesystem.root.upper: b; filesystem.mounts[1].source: c; filesystem.mounts[11]: d; filesystem.mounts[0]: e",
+                &[]
             ),
-            "--rootfs /: a; filesystem.root.upper: b; --bind / /host: c; filesystem.mounts[11]: d"
+            "--rootfs /: a; filesystem.root.upper: b; --bind / /host: c; filesystem.mounts[11]: d; filesystem.mounts[0]: e"
         );
-        // The runner's names: the mounts shifted past an image's (here 2).
-        let text = "mount /host (filesystem.mounts[3]): x; mount /y (filesystem.mounts[1]): y; \
-                    lock /x (filesystem.lock_files[0]): z; filesystem.mounts[5].lower[0]: w";
+        // The runner's names past an image's two mounts: the file's mount
+        // keeps the index the file gives it, which is also the image's
+        // first mount's index in the plan; neither is taken for the other.
+        let image = [
+            Mount::Proc {
+                destination: "/proc".into(),
+            },
+            Mount::Dev {
+                destination: "/dev".into(),
+            },
+        ];
+        let text = "mount /host (filesystem.mounts[3]): x; mount /y (filesystem.mounts[2]): y; \
+                    lock /x (filesystem.lock_files[0]): z; filesystem.mounts[5].lower[0]: w; \
+                    mount /proc (filesystem.mounts[0]): v; filesystem.mounts[1]: u";
+        let want = "mount /host (--bind / /host): x; mount /y (filesystem.mounts[0]): y; \
+                    lock /x (--lock-file /x): z; --overlay-src /b: w; \
+                    mount /proc (the image's proc /proc): v; the image's dev /dev: u";
         assert_eq!(
-            airlock::report::rename_fields(text, &l.runner_names(2)),
-            "mount /host (--bind / /host): x; mount /y (filesystem.mounts[1]): y; \
-             lock /x (--lock-file /x): z; --overlay-src /b: w"
+            airlock::report::rename_fields(text, &l.runner_names(&image)),
+            want
+        );
+        // Findings and library errors the same way, a part of a mount too.
+        assert_eq!(
+            l.rewrite(
+                "filesystem.mounts[2].source: s; filesystem.mounts[3].source: t",
+                &image
+            ),
+            "filesystem.mounts[0].source: s; --bind / /host: t"
         );
     }
 }

@@ -213,6 +213,7 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
         }
     }
     let first = s.filesystem.mounts.len();
+    labels.file_mounts = first;
     mounts::apply(s, &flags, &mut labels, root_from_bind)?;
     let given = &s.filesystem.mounts[first..];
     let defaults: Vec<Mount> = if a.spec.is_some() || a.no_default_view || root_from_bind {
