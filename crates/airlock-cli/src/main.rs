@@ -103,6 +103,10 @@ fn main() -> ExitCode {
         };
         // bwrap's `--args FD`: its arguments go where it stood, and the
         // whole line is parsed again (they may hold another --args).
+        if let Some(rewritten) = run::bwrap::overlay_after_layers(&argv, &matches) {
+            argv = rewritten;
+            continue;
+        }
         match args_fd_count(&matches) {
             0 => match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
                 Ok(c) => break (c, matches),
@@ -210,7 +214,14 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
         ErrorKind::DisplayVersion => command(true).try_get_matches_from(argv).err().unwrap_or(e),
         _ => e,
     };
-    let _ = e.print();
+    // bubblewrap's --overlay RWSRC WORKDIR DEST goes by its own name,
+    // not by the one the command line was rewritten to.
+    let text = e.render().to_string();
+    if text.contains("--bwrap-overlay") {
+        eprint!("{}", text.replace("--bwrap-overlay", "--overlay"));
+    } else {
+        let _ = e.print();
+    }
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
         // `airlock check` is a linter: 1 says refused, 2 that it could

@@ -959,11 +959,11 @@ fn overlay_flags_stack_the_layers_given() {
                 "--tmp-overlay",
                 "/o",
             ],
-            "applies to the --tmp-overlay or --ro-overlay right after it, not to --tmpfs /x",
+            "applies to the --tmp-overlay, --ro-overlay or --overlay right after it, not to --tmpfs /x",
         ),
         (
             vec!["--overlay-src", a.as_str()],
-            "no --tmp-overlay or --ro-overlay follows it",
+            "no --tmp-overlay, --ro-overlay or --overlay follows it",
         ),
         (
             vec!["--overlay-src", "/no/such/dir", "--tmp-overlay", "/o"],
@@ -973,11 +973,82 @@ fn overlay_flags_stack_the_layers_given() {
             vec!["--overlay-src", "/proc", "--tmp-overlay", "/o"],
             "error[kernel-surface-bind]: --overlay-src /proc:",
         ),
-        (
-            vec!["--overlay-src", a.as_str(), "--overlay", "/up", "/work", "/o"],
-            "bubblewrap's --overlay RWSRC WORKDIR DEST (a persistent writable layer at a destination) is not supported",
-        ),
     ] {
         refused_saying(&flags, says);
+    }
+}
+
+/// bubblewrap's --overlay RWSRC WORKDIR DEST: the writes are kept in
+/// RWSRC (made if missing, for the sandbox's root as the host sees it),
+/// the layers are unchanged, and a second sandbox sees the first's
+/// writes; as root and as a rootless caller. Each directory is judged as
+/// a writable bind and must be the sandbox's, on one filesystem.
+#[test]
+fn overlay_with_rwsrc_keeps_the_writes() {
+    let dir = tempdir();
+    let low = dir.path().join("low");
+    std::fs::create_dir(&low).unwrap();
+    std::fs::write(low.join("f"), "base").unwrap();
+    let mut callers = vec![false];
+    if is_root() {
+        callers.push(true);
+        chown(dir.path(), USER, USER);
+        chown(&low, USER, USER);
+        chown(&low.join("f"), USER, USER);
+    }
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let low = low.display().to_string();
+    for as_user in callers {
+        let (rw, work) = (p(&format!("rw-{as_user}")), p(&format!("work-{as_user}")));
+        let flags = ["--overlay-src", &low, "--overlay", &rw, &work, "/o"];
+        let run = |script: &str| match as_user {
+            true => sh_as_user(&flags, script),
+            false => sh(&flags, script),
+        };
+        let r = run("cat /o/f; echo; echo kept > /o/new && cat /o/new");
+        assert_eq!(r.stdout, "base\nkept\n", "as user {as_user}: {}", r.stderr);
+        assert_eq!(
+            std::fs::read_to_string(format!("{rw}/new")).unwrap(),
+            "kept\n"
+        );
+        let r = run("cat /o/new");
+        assert_eq!(r.stdout, "kept\n", "as user {as_user}: {}", r.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(format!("{low}/f")).unwrap(), "base");
+    assert!(!std::path::Path::new(&format!("{low}/new")).exists());
+    // A work directory on another filesystem than the upper one (/dev/shm
+    // is a tmpfs, the test's directory is not one).
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let other = shm.path().join("work").display().to_string();
+    let (rw, work) = (p("rw-x"), p("work-x"));
+    for (flags, says) in [
+        (
+            vec!["--overlay-src", &low, "--overlay", &rw, &other, "/o"],
+            format!("mount /o (--overlay {rw} {other} /o): upper_dir {rw} and work_dir {other} are on two filesystems"),
+        ),
+        (
+            vec!["--overlay-src", &low, "--overlay", "/etc", &work, "/o"],
+            format!("error[host-system-writable]: --overlay /etc {work} /o: writable bind of /etc"),
+        ),
+        (
+            vec!["--overlay-src", &low, "--overlay", &rw, &format!("{rw}/w"), "/o"],
+            "are one inside the other; overlayfs needs two separate directories".into(),
+        ),
+        (
+            vec!["--overlay-src", &low, "--overlay", &rw, &work],
+            "3 values required for '--overlay <RWSRC> <WORKDIR> <DEST>'".into(),
+        ),
+    ] {
+        refused_saying(&flags, &says);
+    }
+    // A directory someone else owns is not the sandbox's to write in.
+    if is_root() {
+        let theirs = p("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        chown(std::path::Path::new(&theirs), USER, USER);
+        refused_saying(
+            &["--overlay-src", &low, "--overlay", &theirs, &work, "/o"],
+            &format!("{theirs} is owned by uid {USER}, not by uid"),
+        );
     }
 }

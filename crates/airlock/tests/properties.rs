@@ -102,14 +102,20 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
             destination
         }),
         path.prop_map(|destination| Mount::RemountReadOnly { destination }),
-        (path, prop::collection::vec(path, 1..3), any::<bool>()).prop_map(
-            |(destination, lower, writable)| Mount::Overlay {
+        (
+            path,
+            prop::collection::vec(path, 1..3),
+            any::<bool>(),
+            prop::option::of((path, path))
+        )
+            .prop_map(|(destination, lower, writable, dirs)| Mount::Overlay {
                 destination,
                 lower,
-                writable,
+                writable: writable || dirs.is_some(),
                 size: None,
-            }
-        ),
+                upper_dir: dirs.as_ref().map(|d| d.0.clone()),
+                work_dir: dirs.map(|d| d.1),
+            }),
     ]
 }
 

@@ -70,8 +70,9 @@ pub struct RunArgs {
     #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
     pub(crate) rootfs_readonly: bool,
     /// Put a writable layer over the --rootfs on a tmpfs that vanishes with the sandbox.
-    // Without clap's `requires`: bubblewrap's `--overlay RWSRC WORKDIR
-    // DEST` is told apart in `spec::filesystem`.
+    // Without clap's `requires` (checked in `spec::filesystem`):
+    // bubblewrap's `--overlay RWSRC WORKDIR DEST` parses as this flag and
+    // a program until `bwrap::overlay_after_layers` renames it.
     #[arg(long, help_heading = "Filesystem")]
     pub(crate) overlay: bool,
     /// Put a persistent writable layer over the --rootfs, kept in DIR.

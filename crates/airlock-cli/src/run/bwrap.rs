@@ -65,6 +65,11 @@ pub struct BwrapArgs {
     /// least) at DEST.
     #[arg(long, value_name = "DEST", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) ro_overlay: Vec<String>,
+    /// bubblewrap's `--overlay RWSRC WORKDIR DEST` right after
+    /// --overlay-src, which the command line is rewritten to
+    /// (`overlay_after_layers`) to tell it from airlock's own --overlay.
+    #[arg(long, num_args = 3, value_names = ["RWSRC", "WORKDIR", "DEST"], action = ArgAction::Append, hide = true)]
+    pub(crate) bwrap_overlay: Vec<String>,
     /// Set the mode of PATH, which an earlier --dir, --tmpfs or --file made.
     #[arg(long, num_args = 2, value_names = ["OCTAL", "PATH"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) chmod: Vec<String>,
@@ -197,6 +202,37 @@ pub fn read_fd(flag: &str, fd: &str, dst: &str) -> Result<String, String> {
             "{flag} {fd} {dst}: the content is not UTF-8 text (airlock's file mounts hold text)"
         )
     })
+}
+
+/// bubblewrap's `--overlay RWSRC WORKDIR DEST`: `argv` with each
+/// `--overlay` that follows an `--overlay-src SRC` (before any `--`) made
+/// `--bwrap-overlay`, when the parse `m` took one as airlock's --overlay
+/// flag (a writable layer over --rootfs, which takes no value); `None`
+/// when there is nothing to change.
+pub fn overlay_after_layers(
+    argv: &[std::ffi::OsString],
+    m: &ArgMatches,
+) -> Option<Vec<std::ffi::OsString>> {
+    let (_, sub) = m
+        .subcommand()
+        .filter(|(n, _)| *n == "run" || *n == "create")?;
+    if !sub.get_flag("overlay") || sub.get_many::<String>("overlay_src").is_none() {
+        return None;
+    }
+    let mut out = argv.to_vec();
+    let mut changed = false;
+    for i in 1..argv.len() {
+        if argv[i] == "--" {
+            break;
+        }
+        let after_src = argv[i - 1].to_string_lossy().starts_with("--overlay-src=")
+            || (i >= 2 && argv[i - 2] == "--overlay-src");
+        if argv[i] == "--overlay" && after_src {
+            out[i] = "--bwrap-overlay".into();
+            changed = true;
+        }
+    }
+    changed.then_some(out)
 }
 
 /// The arguments in `argv` with the first `count` `--args FD` (the ones

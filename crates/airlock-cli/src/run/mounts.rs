@@ -75,7 +75,7 @@ impl Labels {
         for (i, label) in &self.mounts {
             let field = mount(i + offset);
             if parts {
-                for part in ["destination", "source", "target"] {
+                for part in ["destination", "source", "target", "upper_dir", "work_dir"] {
                     names.push((format!("{field}.{part}"), label.clone()));
                 }
             }
@@ -116,6 +116,7 @@ const MOUNT_FLAGS: &[&str] = &[
     "overlay_src",
     "tmp_overlay",
     "ro_overlay",
+    "bwrap_overlay",
 ];
 
 pub fn ordered(m: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
@@ -137,7 +138,11 @@ pub fn ordered(m: &ArgMatches) -> Vec<(&'static str, Vec<String>)> {
 }
 
 fn flag(id: &str) -> String {
-    format!("--{}", id.replace('_', "-"))
+    match id {
+        // As typed: see `bwrap::overlay_after_layers`.
+        "bwrap_overlay" => "--overlay".into(),
+        _ => format!("--{}", id.replace('_', "-")),
+    }
 }
 
 fn label(id: &str, v: &[String]) -> String {
@@ -206,10 +211,10 @@ pub fn apply(
             layers.push((absolute_source(&v[0]), here));
             continue;
         }
-        let overlay = matches!(id, "tmp_overlay" | "ro_overlay");
+        let overlay = matches!(id, "tmp_overlay" | "ro_overlay" | "bwrap_overlay");
         if let (Some((_, first)), false) = (layers.first(), overlay) {
             return Err(format!(
-                "{first}: applies to the --tmp-overlay or --ro-overlay right after it, not to {here}"
+                "{first}: applies to the --tmp-overlay, --ro-overlay or --overlay right after it, not to {here}"
             ));
         }
         if overlay {
@@ -225,11 +230,16 @@ pub fn apply(
             for (j, (_, typed)) in layers.iter().rev().enumerate() {
                 labels.lowers.push((index, j, typed.clone()));
             }
+            // bubblewrap's --overlay RWSRC WORKDIR DEST keeps the writes.
+            let dirs =
+                (id == "bwrap_overlay").then(|| (absolute_source(&v[0]), absolute_source(&v[1])));
             s.filesystem.mounts.push(Mount::Overlay {
-                destination: v[0].clone(),
+                destination: v[v.len() - 1].clone(),
                 lower: layers.drain(..).rev().map(|(l, _)| l).collect(),
-                writable: id == "tmp_overlay",
+                writable: id != "ro_overlay",
                 size: None,
+                upper_dir: dirs.as_ref().map(|d| d.0.clone()),
+                work_dir: dirs.map(|d| d.1),
             });
             labels.mounts.push((index, here));
             continue;
@@ -279,7 +289,7 @@ pub fn apply(
     }
     if let Some((_, first)) = layers.first() {
         return Err(format!(
-            "{first}: no --tmp-overlay or --ro-overlay follows it"
+            "{first}: no --tmp-overlay, --ro-overlay or --overlay follows it"
         ));
     }
     Ok(())

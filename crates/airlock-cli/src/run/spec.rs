@@ -148,12 +148,6 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
 /// writable layer) and the mount flags, in the order given.
 fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels, String> {
     let mut labels = Labels::default();
-    if a.overlay && !a.bwrap.overlay_src.is_empty() {
-        return Err(
-            "--overlay after --overlay-src: bubblewrap's --overlay RWSRC WORKDIR DEST (a persistent writable layer at a destination) is not supported; airlock's --overlay is a writable layer over --rootfs, and --tmp-overlay DEST takes writes that vanish"
-                .into(),
-        );
-    }
     if a.overlay && a.rootfs.is_none() {
         return Err("--overlay: a writable layer over --rootfs, which is not given".into());
     }

@@ -94,15 +94,29 @@ pub(super) fn judge_filesystem_of(
             bind.judge(f, host);
         }
         // An overlay's layers are read-only binds of host directories
-        // (what is written goes to its tmpfs, never to them).
-        if let Mount::Overlay { lower, .. } = m {
+        // (what is written goes to its tmpfs or its upper_dir, never to
+        // them); its upper_dir and work_dir are writable ones.
+        if let Mount::Overlay {
+            lower,
+            upper_dir,
+            work_dir,
+            ..
+        } = m
+        {
             has_host_bind = true;
-            for (j, l) in lower.iter().enumerate() {
-                if only.is_some_and(|o| o != l.as_str()) {
+            let layers = lower
+                .iter()
+                .enumerate()
+                .map(|(j, l)| (format!("lower[{j}]"), l, true));
+            let dirs = [("upper_dir", upper_dir), ("work_dir", work_dir)]
+                .into_iter()
+                .filter_map(|(name, d)| Some((name.to_string(), d.as_ref()?, false)));
+            for (part, path, readonly) in layers.chain(dirs) {
+                if only.is_some_and(|o| o != path.as_str()) {
                     continue;
                 }
-                let subject = format!("filesystem.mounts[{i}].lower[{j}]");
-                Bind::new(&subject, &host.resolve(l), true).judge(f, host);
+                let subject = format!("filesystem.mounts[{i}].{part}");
+                Bind::new(&subject, &host.resolve(path), readonly).judge(f, host);
             }
         }
     }

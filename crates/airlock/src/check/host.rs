@@ -417,7 +417,17 @@ mod listed {
 fn host_paths(spec: &SandboxSpec) -> impl Iterator<Item = &str> {
     let binds = spec.filesystem.mounts.iter().flat_map(|m| match m {
         Mount::Bind { source, .. } => vec![source.as_str()],
-        Mount::Overlay { lower, .. } => lower.iter().map(String::as_str).collect(),
+        Mount::Overlay {
+            lower,
+            upper_dir,
+            work_dir,
+            ..
+        } => lower
+            .iter()
+            .chain(upper_dir)
+            .chain(work_dir)
+            .map(String::as_str)
+            .collect(),
         _ => Vec::new(),
     });
     let root: Vec<&str> = match &spec.filesystem.root {

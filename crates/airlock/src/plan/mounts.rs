@@ -168,13 +168,18 @@ pub enum MountStep {
         destination: String,
     },
     /// An overlay of host directories (their fds opened and judged again
-    /// before the staging pivot), writable on a tmpfs or read-only.
+    /// before the staging pivot), writable on a tmpfs or in `upper_dir`
+    /// (with `work_dir`), or read-only.
     Overlay {
         destination: String,
         lower: Vec<String>,
         writable: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<Size>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper_dir: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        work_dir: Option<String>,
     },
     /// An OCI masked path: an empty read-only tmpfs over a directory, the
     /// null device over a file; nothing when it does not exist.
@@ -419,12 +424,16 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             lower,
             writable,
             size,
+            upper_dir,
+            work_dir,
             ..
         } => MountStep::Overlay {
             destination,
             lower: lower.clone(),
             writable: *writable,
             size: *size,
+            upper_dir: upper_dir.clone(),
+            work_dir: work_dir.clone(),
         },
     }
 }

@@ -43,7 +43,7 @@ pub struct Trees {
     /// The sandbox's cgroup directories, read-only, for a cgroup mount.
     cgroups: Vec<(String, OwnedFd)>,
     /// The opened and re-judged layers of each overlay mount, by index.
-    overlays: Vec<Vec<OwnedFd>>,
+    overlays: Vec<overlay::MountLayers>,
 }
 
 /// Steps 1 to 3: private propagation and sources, staging root, the
@@ -85,8 +85,9 @@ pub fn prepare(plan: &Plan, sources: Sources, report: Reporter) -> Result<Trees>
 
 /// The layers of each overlay mount, opened while the host's tree is
 /// still where their paths say and judged again as read-only binds (the
-/// root's layers are, in `open_root_source`); empty for other steps.
-fn open_overlay_layers(plan: &Plan) -> Result<Vec<Vec<OwnedFd>>> {
+/// root's layers are, in `open_root_source`), and its upper and work
+/// directories as writable ones; empty for other steps.
+fn open_overlay_layers(plan: &Plan) -> Result<Vec<overlay::MountLayers>> {
     let steps = &plan.filesystem.steps;
     if !steps.iter().any(|s| matches!(s, MountStep::Overlay { .. })) {
         return Ok(Vec::new());
@@ -94,10 +95,16 @@ fn open_overlay_layers(plan: &Plan) -> Result<Vec<Vec<OwnedFd>>> {
     let seen = &crate::check::Snapshot::take(plan.host.home.as_deref());
     let mut out = Vec::with_capacity(steps.len());
     for (i, m) in steps.iter().enumerate() {
-        let mut fds = Vec::new();
-        if let MountStep::Overlay { lower, .. } = m {
+        let mut layers = overlay::MountLayers::default();
+        if let MountStep::Overlay {
+            lower,
+            upper_dir,
+            work_dir,
+            ..
+        } = m
+        {
+            let step = || plan.filesystem.step_name(i);
             for l in lower {
-                let step = || plan.filesystem.step_name(i);
                 let fd = sources::open_source(plan, seen, &step, l)?;
                 if !is_dir(&fd).step(step)? {
                     return Err(SetupError::new(
@@ -105,10 +112,14 @@ fn open_overlay_layers(plan: &Plan) -> Result<Vec<Vec<OwnedFd>>> {
                         format!("layer {l} is not a directory"),
                     ));
                 }
-                fds.push(fd);
+                layers.lower.push(fd);
+            }
+            if let (Some(upper), Some(work)) = (upper_dir, work_dir) {
+                let open = |path: &str| sources::open_source(plan, seen, &step, path);
+                layers.dirs = Some(overlay::open_dirs(plan, upper, work, &open, &step)?);
             }
         }
-        out.push(fds);
+        out.push(layers);
     }
     Ok(out)
 }
@@ -332,13 +343,14 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 destination,
                 writable,
                 size,
+                upper_dir,
                 ..
             } => {
                 report.progress(|| {
-                    let how = if *writable {
-                        "writes on a tmpfs"
-                    } else {
-                        "read-only"
+                    let how = match (upper_dir, writable) {
+                        (Some(dir), _) => format!("writes kept in {dir}"),
+                        (None, true) => "writes on a tmpfs".into(),
+                        (None, false) => "read-only".into(),
                     };
                     format!("mount {destination}: overlay, {how}")
                 });

@@ -15,11 +15,12 @@
 //! plain directory owned by the sandbox's root as the host sees it (or the
 //! caller) that no one else may write: a link planted there would send
 //! overlayfs's copy-up writes, made with the mounter's credentials,
-//! wherever it points.
+//! wherever it points. An overlay mount's `upper_dir` and `work_dir`
+//! (named by the caller, as bind sources are) are judged the same way.
 
 use super::fs::new_tmpfs;
 use super::report::{describe, SetupError, StepExt};
-use crate::plan::Plan;
+use crate::plan::{MountStep, Plan};
 use crate::spec::{host_id, inside_id, Size};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
@@ -32,6 +33,14 @@ type Result<T> = std::result::Result<T, SetupError>;
 pub struct Layers {
     pub lower: Vec<OwnedFd>,
     pub upper: Option<OwnedFd>,
+}
+
+/// An overlay mount's opened layers: its lower ones, and its persistent
+/// upper and work directories when it has them.
+#[derive(Default)]
+pub struct MountLayers {
+    pub lower: Vec<OwnedFd>,
+    pub dirs: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// The magic link to our own open fd, as seen from the staging root
@@ -57,17 +66,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
     let (upper, work) = match &layers.upper {
         Some(dir) => {
             let shown = upper_dir(plan).unwrap_or("the upper layer");
-            // Inside the user namespace: the expected owner as seen here.
-            let expected = expected_owner(plan).and_then(|o| {
-                if !userns {
-                    return Some(o);
-                }
-                Some(Owner {
-                    uid: inside_id(&plan.uid_map, o.uid)?,
-                    gid: inside_id(&plan.gid_map, o.gid)?,
-                    ..o
-                })
-            });
+            let expected = owner_here(plan);
             for name in ["upper", "work"] {
                 mkdir_in(dir, name)?;
                 held.push(open_layer_dir(dir, shown, name, expected).step(step)?);
@@ -85,7 +84,7 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
 /// `index`th, under the staging root), or read-only without an upper
 /// layer. `name` is the mount's name in errors.
 pub fn mount_at(
-    lower: &[OwnedFd],
+    layers: &MountLayers,
     writable: bool,
     size: Option<Size>,
     plan: &Plan,
@@ -93,6 +92,12 @@ pub fn mount_at(
     name: &str,
 ) -> Result<OwnedFd> {
     let step = || name.to_string();
+    let lower = &layers.lower;
+    if let Some((upper, work)) = &layers.dirs {
+        let lower: Vec<String> = lower.iter().map(fd_path).collect();
+        let dirs = Some((fd_path(upper), fd_path(work)));
+        return assemble(name, &lower, dirs, plan.user_ns(), &step);
+    }
     // The merged top directory takes the upper one's mode and owner; the
     // topmost layer's mode, so its permission check is the layer's, and
     // without a user namespace (setup is host root, lookups below the top
@@ -234,56 +239,130 @@ fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String], what: &str) -
         .map_err(|e| SetupError::io(format!("{what}: overlay lowerdir={joined}"), &e.into()))
 }
 
-/// On the host side, before the namespaces exist: make sure a persistent
-/// upper layer has its `upper/` and `work/` directories, owned by the
-/// sandbox's root (or its workload user) as the host sees that id, since
-/// overlayfs in the sandbox's user namespace writes them as that user.
+/// On the host side, before the namespaces exist: make sure each
+/// persistent upper layer (the root's `upper/` and `work/`, an overlay
+/// mount's `upper_dir` and `work_dir`) is there, owned by the sandbox's
+/// root (or its workload user) as the host sees that id, since overlayfs
+/// in the sandbox's user namespace writes them as that user.
 pub fn prepare_upper(plan: &Plan) -> Result<()> {
-    let crate::spec::Root::Overlay {
+    if let crate::spec::Root::Overlay {
         upper: Some(dir), ..
     } = &plan.filesystem.root
-    else {
-        return Ok(());
-    };
-    let step = || format!("root upper layer {dir}");
-    let owner = expected_owner(plan);
-    // No symlink anywhere on the way: this runs with the caller's (maybe
-    // root's) privileges, before the runner re-judges the path.
-    let parent = rustix::fs::openat2(
-        rustix::fs::CWD,
-        dir.as_str(),
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        rustix::fs::ResolveFlags::NO_SYMLINKS | rustix::fs::ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(|e| SetupError::io(step(), &e.into()))?;
-    for name in ["upper", "work"] {
-        let created = match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) => true,
-            Err(rustix::io::Errno::EXIST) => false,
-            Err(e) => return Err(SetupError::io(format!("overlay: mkdir {name}"), &e.into())),
-        };
-        // Only what we just made is handed to the sandbox's root.
-        let hand_over = plan.user_ns() && plan.caller.is_root();
-        if let (true, Some(Owner { uid, gid, .. }), true) = (created, owner, hand_over) {
-            let d = rustix::fs::openat(
-                &parent,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .step(step)?;
-            rustix::fs::fchown(
-                &d,
-                Some(rustix::fs::Uid::from_raw(uid)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-            )
-            .step(step)?;
+    {
+        let step = || format!("root upper layer {dir}");
+        let parent = open_without_links(dir).map_err(|e| SetupError::io(step(), &e.into()))?;
+        for name in ["upper", "work"] {
+            prepare_dir(plan, &parent, dir, name).step(step)?;
         }
-        // What was there already is judged before anything else uses it.
-        open_layer_dir(&parent, dir, name, owner).step(step)?;
+    }
+    for (i, m) in plan.filesystem.steps.iter().enumerate() {
+        let MountStep::Overlay {
+            upper_dir: Some(upper),
+            work_dir: Some(work),
+            ..
+        } = m
+        else {
+            continue;
+        };
+        let step = || plan.filesystem.step_name(i);
+        for path in [upper, work] {
+            let (dir, name) = crate::fs::split_parent(path);
+            if matches!(name, "" | "." | "..") {
+                return Err(SetupError::new(
+                    step(),
+                    format!("{path}: give the directory itself, not / nor one ending in . or .."),
+                ));
+            }
+            let dir = if dir.is_empty() { "/" } else { dir };
+            let parent = open_without_links(dir)
+                .map_err(|e| SetupError::io(format!("{} ({dir})", step()), &e.into()))?;
+            prepare_dir(plan, &parent, dir, name).step(step)?;
+        }
     }
     Ok(())
+}
+
+/// A directory opened with no symlink anywhere on the way: what is made
+/// in it is made with the caller's (maybe root's) privileges, before the
+/// runner re-judges the path.
+fn open_without_links(dir: &str) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat2(
+        rustix::fs::CWD,
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// `dir`/`name` made if missing (and then handed to the sandbox's root),
+/// and judged as [`open_layer_dir`] judges it.
+fn prepare_dir(
+    plan: &Plan,
+    parent: &OwnedFd,
+    dir: &str,
+    name: &str,
+) -> std::result::Result<(), std::io::Error> {
+    let owner = expected_owner(plan);
+    let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::EXIST) => false,
+        Err(e) => {
+            return Err(std::io::Error::other(format!(
+                "overlay: mkdir {}/{name}: {}",
+                dir.trim_end_matches('/'),
+                describe(&e.into())
+            )))
+        }
+    };
+    // Only what we just made is handed to the sandbox's root.
+    let hand_over = plan.user_ns() && plan.caller.is_root();
+    if let (true, Some(Owner { uid, gid, .. }), true) = (created, owner, hand_over) {
+        let d = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        rustix::fs::fchown(
+            &d,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )?;
+    }
+    // What was there already is judged before anything else uses it.
+    open_layer_dir(parent, dir, name, owner).map(drop)
+}
+
+/// In the sandbox's mount namespace, before the staging pivot: an overlay
+/// mount's `upper_dir` and `work_dir`, each opened and judged again by the
+/// guardrails as a writable bind (`open`), then as a layer directory of
+/// the sandbox's root, both on one filesystem.
+pub fn open_dirs(
+    plan: &Plan,
+    upper: &str,
+    work: &str,
+    open: &dyn Fn(&str) -> Result<OwnedFd>,
+    step: &dyn Fn() -> String,
+) -> Result<(OwnedFd, OwnedFd)> {
+    let owner = owner_here(plan);
+    let judged = |path: &str| -> Result<OwnedFd> {
+        let fd = open(path)?;
+        judge_layer_dir(&fd, path, crate::fs::split_parent(path).0, owner).step(step)?;
+        Ok(fd)
+    };
+    let (u, w) = (judged(upper)?, judged(work)?);
+    let (su, sw) = (
+        rustix::fs::fstat(&u).step(step)?,
+        rustix::fs::fstat(&w).step(step)?,
+    );
+    if su.st_dev != sw.st_dev {
+        return Err(SetupError::new(
+            step(),
+            format!("upper_dir {upper} and work_dir {work} are on two filesystems; overlayfs needs them on one"),
+        ));
+    }
+    Ok((u, w))
 }
 
 /// Who owns a persistent layer's `upper/` and `work/`, as the host sees it.
@@ -325,6 +404,20 @@ fn expected_owner(plan: &Plan) -> Option<Owner> {
     })
 }
 
+/// [`expected_owner`] as seen from where we are: inside the sandbox's user
+/// namespace when it has one.
+fn owner_here(plan: &Plan) -> Option<Owner> {
+    let o = expected_owner(plan)?;
+    if !plan.user_ns() {
+        return Some(o);
+    }
+    Some(Owner {
+        uid: inside_id(&plan.uid_map, o.uid)?,
+        gid: inside_id(&plan.gid_map, o.gid)?,
+        ..o
+    })
+}
+
 /// Open `dir`/`name` beneath the opened `parent` without following any
 /// link (the last component included: a symlink is opened as itself) and
 /// refuse anything that is not a plain directory owned by `owner` that no
@@ -349,11 +442,28 @@ fn open_layer_dir(
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
     .map_err(|e| refuse(format!("cannot be opened: {}", describe(&e.into()))))?;
-    let st = rustix::fs::fstat(&fd)?;
+    judge_layer_dir(&fd, &path, dir, owner)?;
+    Ok(fd)
+}
+
+/// Refuse an opened `fd` (shown as `path`, inside `dir`) that is not a
+/// plain directory owned by `owner` that no other user may write.
+fn judge_layer_dir(
+    fd: &OwnedFd,
+    path: &str,
+    dir: &str,
+    owner: Option<Owner>,
+) -> std::result::Result<(), std::io::Error> {
+    let refuse = |why: String| {
+        std::io::Error::other(format!(
+            "{path} {why}; overlay writes must stay inside {dir}, so it is refused"
+        ))
+    };
+    let st = rustix::fs::fstat(fd)?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => {}
         FileType::Symlink => {
-            let to = rustix::fs::readlinkat(&fd, "", Vec::new())
+            let to = rustix::fs::readlinkat(fd, "", Vec::new())
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "?".into());
             return Err(refuse(format!("is a symbolic link (to {to})")));
@@ -393,7 +503,7 @@ fn open_layer_dir(
             st.st_gid
         )));
     }
-    Ok(fd)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -292,7 +292,12 @@ pub enum Mount {
     /// or `--ro-overlay`): with `writable`, under a tmpfs upper layer of at
     /// most `size` that vanishes with the sandbox, so writes never reach
     /// the host; without, read-only (two layers at least, as overlayfs
-    /// wants without an upper layer).
+    /// wants without an upper layer). With `upper_dir` and `work_dir`
+    /// (overlayfs's own upperdir and workdir, two directories of the host
+    /// on one filesystem; bubblewrap's `--overlay RWSRC WORKDIR DEST`),
+    /// writable with the writes kept in `upper_dir`: each is made if
+    /// missing, and must be a directory of the sandbox's root as the host
+    /// sees it (or of the caller) that no other user may write.
     Overlay {
         destination: String,
         lower: Vec<String>,
@@ -300,6 +305,10 @@ pub enum Mount {
         writable: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<Size>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upper_dir: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        work_dir: Option<String>,
     },
 }
 

@@ -568,8 +568,11 @@ fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
             lower,
             writable,
             size,
+            upper_dir,
+            work_dir,
             ..
         } => {
+            persistent_layer(f, *writable, *size, upper_dir, work_dir)?;
             let least = if *writable { 1 } else { 2 };
             if lower.len() < least || lower.len() > MAX_LAYERS {
                 return Err(SpecError::new(
@@ -611,6 +614,59 @@ fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
         }
         _ => Ok(()),
     }
+}
+
+/// An overlay mount's `upper_dir` and `work_dir`: both or neither, on a
+/// writable overlay, each absolute, neither inside the other (overlayfs
+/// refuses that with a bare EINVAL or ELOOP).
+fn persistent_layer(
+    f: &str,
+    writable: bool,
+    size: Option<super::Size>,
+    upper: &Option<String>,
+    work: &Option<String>,
+) -> Result<(), SpecError> {
+    let (upper, work) = match (upper, work) {
+        (None, None) => return Ok(()),
+        (Some(u), Some(w)) => (u, w),
+        (Some(_), None) => {
+            return Err(SpecError::new(
+                format!("{f}.work_dir"),
+                "is needed with upper_dir: overlayfs takes both, on one filesystem",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(SpecError::new(
+                format!("{f}.upper_dir"),
+                "is needed with work_dir: overlayfs takes both, on one filesystem",
+            ))
+        }
+    };
+    if !writable {
+        return Err(SpecError::new(
+            format!("{f}.writable"),
+            "an overlay with upper_dir is writable: set writable = true",
+        ));
+    }
+    if size.is_some() {
+        return Err(SpecError::new(
+            format!("{f}.size"),
+            "sizes a tmpfs that holds the writes; with upper_dir they go to that directory",
+        ));
+    }
+    absolute(&format!("{f}.upper_dir"), upper)?;
+    absolute(&format!("{f}.work_dir"), work)?;
+    let inside = |a: &str, b: &str| {
+        let a = std::path::Path::new(a);
+        a.starts_with(b) || std::path::Path::new(b).starts_with(a)
+    };
+    if inside(upper, work) {
+        return Err(SpecError::new(
+            format!("{f}.work_dir"),
+            format!("{work} and upper_dir {upper} are one inside the other; overlayfs needs two separate directories"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
