@@ -78,6 +78,37 @@ fn a_failed_mount_names_its_flag_or_field() {
     );
 }
 
+/// A mount whose destination a link leads into the sandbox's /proc (an
+/// image's `/sys -> /proc`, here a --symlink) is refused: it would hide
+/// what procfs shows, and the masks over /proc would find nothing. A path
+/// written under /proc may still be mounted over (lxcfs's binds).
+#[test]
+fn a_mount_led_into_proc_by_a_link_or_onto_a_fifo_is_refused() {
+    refused(
+        &["run", "--symlink", "/proc", "/sys", "--tmpfs", "/sys", "--", "true"],
+        &["mount /sys (--tmpfs /sys): the mount point leads into the sandbox's /proc through a symbolic link"],
+    );
+    // A file mount onto a fifo that is there (an image's) fails; it
+    // used to wait for a reader for good.
+    let dir = tempdir();
+    let fifo = std::ffi::CString::new(dir.path().join("ff").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only makes the node.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
+    let d = dir.path().display().to_string();
+    refused(
+        &[
+            "run", "--bind", &d, "/d", "--file", "0", "/d/ff", "--", "true",
+        ],
+        &["file /d/ff (--file 0 /d/ff): /d/ff is there and not a regular file"],
+    );
+    let r = sh(
+        &["--ro-bind", "/etc/hostname", "/proc/sys/kernel/hostname"],
+        "cat /proc/sys/kernel/hostname",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, std::fs::read_to_string("/etc/hostname").unwrap());
+}
+
 #[test]
 fn relative_destination() {
     refused(
@@ -527,14 +558,30 @@ fn settings_that_would_go_unapplied_are_refused() {
     }
 }
 
-/// A working directory whose path reaches /proc through a link is refused
-/// once resolved (runc's CVE-2024-21626 class), and a low `nofile` is the
+/// A working directory whose path reaches /proc, or goes through one of
+/// its magic links, is refused once resolved (runc's CVE-2024-21626
+/// class), and a low `nofile` is the
 /// workload's limit, not a failure of airlock's own setup.
 #[test]
 fn a_cwd_resolving_into_proc_and_a_low_nofile() {
     refused(
         &["run", "--chdir", "/dev/fd", "--", "true"],
         &["process.cwd", "/dev/fd resolves into /proc"],
+    );
+    // A link to a magic one leads into a process's tree (here our own
+    // root's /usr, which a plain path may reach; another's would not be).
+    refused(
+        &[
+            "run",
+            "--symlink",
+            "/proc/self/root/usr",
+            "/here",
+            "--chdir",
+            "/here",
+            "--",
+            "true",
+        ],
+        &["process.cwd: /here goes through a /proc magic link"],
     );
     let r = sh(&["--rlimit", "nofile=3"], "true");
     assert_ne!(r.code, 125, "{}", r.stderr);

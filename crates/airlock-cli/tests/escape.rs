@@ -342,3 +342,57 @@ fn the_probes_can_see_an_escape() {
     );
     assert_eq!(r.code, 1);
 }
+
+/// Our init reads its own memory map once the workload runs (to give
+/// setup's stack back): from the host's procfs, kept open before the
+/// sandbox's mounts, never through the sandbox's /proc, which a sandbox
+/// can make anything (runc's CVE-2025-52881 class). A fifo there used to
+/// hang init for good, the workload never reaped; a fake `[stack]` line
+/// would have had it zero its own heap.
+#[test]
+fn init_does_not_read_itself_through_the_sandboxs_proc() {
+    let dir = tempdir();
+    let fake = dir.path().join("proc");
+    std::fs::create_dir_all(fake.join("self")).unwrap();
+    let fifo = std::ffi::CString::new(fake.join("self/maps").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only makes the node.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
+    let fake = fake.display().to_string();
+    let mut callers = vec![false];
+    if is_root() {
+        callers.push(true);
+    }
+    for as_user in callers {
+        let args = [
+            "run",
+            "--ro-bind",
+            &fake,
+            "/proc",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ];
+        let mut child = match as_user {
+            true => airlock_as_user(&args),
+            false => airlock(&args),
+        }
+        .spawn()
+        .unwrap();
+        let mut status = None;
+        for _ in 0..3000 {
+            status = child.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if status.is_none() {
+            // The supervisor: our child (airlock execs it in place).
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("as user {as_user}: the sandbox did not end within 30 s");
+        }
+        assert_eq!(status.unwrap().code(), Some(7), "as user {as_user}");
+    }
+}

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::os::fd::AsRawFd;
 
 #[test]
 fn rootless_core_isolation() {
@@ -111,4 +112,97 @@ fn rootless_cannot_map_foreign_ids_without_newuidmap_rights() {
     ]));
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(r.stderr.contains("identity.uid_map"), "{}", r.stderr);
+}
+
+/// runc's CVE-2019-5736: a process running the runner execs a path of the
+/// sandbox, where a script whose interpreter is `/proc/self/exe` runs the
+/// runner's file again as the workload, which could reopen it for writing
+/// through `/proc/PID/exe`. A rootless caller's own runner, where Landlock
+/// (which refuses that write) is not in force, is exec'd from a sealed
+/// memfd copy instead, as is one only root may write for a sandbox that
+/// keeps the host's ids; with Landlock, or a runner only root may write
+/// for a sandbox of its own ids, it is exec'd as it is.
+#[test]
+fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
+    require_root!();
+    let dir = tempdir();
+    let theirs = dir.path().join("airlock-runner");
+    let ours = airlock_bin().with_file_name("airlock-runner");
+    let copied = std::process::Command::new("cp")
+        .arg(&ours)
+        .arg(&theirs)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    chown(&theirs, USER, USER);
+    // SAFETY: with a NULL attr, size 0 and the VERSION flag (1) the
+    // syscall only returns a number.
+    let landlock = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32,
+        )
+    } > 0;
+    // And a runner only root may write, for a sandbox that keeps the
+    // host's ids (a root caller's, acknowledged).
+    let host_ids = [
+        "--share-user",
+        "--allow-unsafe",
+        "shared-user",
+        "--uid",
+        "1000",
+    ];
+    for (runner, mode, as_user, sealed) in [
+        (&theirs, "off", true, true),
+        (&theirs, "auto", true, !landlock),
+        (&ours, "off", true, false),
+        (&ours, "off", false, true),
+        (&ours, "auto", false, !landlock),
+    ] {
+        let mut args = vec!["run", "--landlock", mode];
+        if !as_user {
+            args.extend(host_ids);
+        }
+        args.extend(["--", "sleep", "30"]);
+        let mut cmd = match as_user {
+            true => airlock_as_user(&args),
+            false => airlock(&args),
+        };
+        let mut child = cmd
+            .env("AIRLOCK_RUNNER", runner)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // (setpriv execs) airlock, which execs the runner, in this process.
+        let proc_exe = format!("/proc/{}/exe", child.id());
+        let mut exe = String::new();
+        for _ in 0..500 {
+            exe = std::fs::read_link(&proc_exe)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if exe.contains("airlock-runner") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let seals = std::fs::File::open(&proc_exe).map(|f| {
+            // SAFETY: F_GET_SEALS on an open fd only returns a number.
+            unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) }
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let what = format!("{} ({args:?}): {exe}", runner.display());
+        if sealed {
+            assert!(exe.starts_with("/memfd:airlock-runner"), "{what}");
+            let seals = seals.unwrap();
+            assert!(
+                seals >= 0 && seals & libc::F_SEAL_WRITE != 0,
+                "{what}: {seals}"
+            );
+        } else {
+            assert_eq!(exe, runner.display().to_string(), "{what}");
+        }
+    }
 }

@@ -75,8 +75,30 @@ pub enum TargetKind {
 /// An error says that the mount point was what failed (a read-only or
 /// kernel filesystem where it had to be made, a file in the way), not the
 /// mount.
+///
+/// A target that a symbolic link (an image's) leads into the sandbox's
+/// procfs or sysfs is refused unless the path itself is written there:
+/// a mount there would hide what the kernel shows, and the masks and
+/// read-only paths set over it would then find nothing to protect (runc's
+/// CVE-2019-19921 class).
 pub fn ensure_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Result<OwnedFd> {
-    make_target(root, path, kind).map_err(|e| io::Error::new(e.kind(), MountPointError(e)))
+    let fd =
+        make_target(root, path, kind).map_err(|e| io::Error::new(e.kind(), MountPointError(e)))?;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    let under = |dir: &str| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let kernel = match rustix::fs::fstatfs(&fd)?.f_type as i64 {
+        PROC_SUPER_MAGIC if !under("/proc") => "/proc",
+        SYSFS_MAGIC if !under("/sys") => "/sys",
+        _ => return Ok(fd),
+    };
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("the mount point leads into the sandbox's {kernel} through a symbolic link; only a path written under {kernel} may be mounted there"),
+    ))
 }
 
 /// A failure to find or make a mount point; the kernel's error is its

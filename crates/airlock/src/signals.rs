@@ -109,6 +109,13 @@ pub fn forward_to(pid: i32, own_session: bool) {
     unblock();
 }
 
+/// Forward nothing more (the handlers stay, and drop what comes): call
+/// once the target has ended, before it is reaped and its pid can be
+/// another process's.
+pub fn stop_forwarding() {
+    TARGET.store(0, Ordering::Relaxed);
+}
+
 static GROUP: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn kill_group(_sig: libc::c_int) {

@@ -390,12 +390,46 @@ pub fn release_free_memory() {
     }
 }
 
-/// The low end of the main thread's stack mapping, from /proc/self/maps.
+/// Where [`release_free_memory`] finds our stack's low end.
+#[derive(Clone, Copy)]
+enum StackEnd {
+    /// In /proc/self/maps: the host's procfs (the supervisor's /proc).
+    Proc,
+    /// Our PID 1's, read while the host's procfs was still its /proc:
+    /// once the sandbox's root is entered /proc is the sandbox's, which
+    /// the workload may have mounted over or replaced (a fake `[stack]`
+    /// line would have us zero our own heap, a fifo would hang us; runc's
+    /// CVE-2025-52881 class). Setup has not been seen to grow the
+    /// mapping after (PID 1's is still the size of the supervisor's, which
+    /// it was cloned from); if it did, the pages below would only stay.
+    Kept(Option<usize>),
+}
+
+static STACK_END: std::sync::Mutex<StackEnd> = std::sync::Mutex::new(StackEnd::Proc);
+
+/// Note our stack's low end for [`release_free_memory`]: call before the
+/// sandbox's mounts, in a process that stays in the sandbox.
+pub fn keep_stack_end() {
+    let end = stack_end_in(&read_proc("/proc/self/maps").unwrap_or_default());
+    *STACK_END.lock().unwrap_or_else(|e| e.into_inner()) = StackEnd::Kept(end);
+}
+
+/// The low end of the main thread's stack mapping.
 fn main_stack_low_end() -> Option<usize> {
-    let maps = read_proc("/proc/self/maps").ok()?;
+    match *STACK_END.lock().unwrap_or_else(|e| e.into_inner()) {
+        StackEnd::Proc => stack_end_in(&read_proc("/proc/self/maps").ok()?),
+        StackEnd::Kept(end) => end,
+    }
+}
+
+/// The `[stack]` mapping's low end in the text of a maps file.
+fn stack_end_in(maps: &str) -> Option<usize> {
     let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
     usize::from_str_radix(line.split('-').next()?, 16).ok()
 }
+
+/// More than any stack of ours grows to (the usual limit is 8 MiB).
+const MOST_STACK: usize = 64 << 20;
 
 /// Setup ran deep (serde, the mount steps) and left those stack pages
 /// resident; the watch loop that follows never goes as deep again.
@@ -407,7 +441,8 @@ fn release_stack_below_here(low: usize) {
     // A page of margin below our frame covers the red zone and madvise's
     // own call.
     let high = (here & !(page - 1)).saturating_sub(page);
-    if high > low {
+    // Only a stack's worth below us, whatever the maps said.
+    if high > low && high - low <= MOST_STACK {
         // SAFETY: [low, high) is the part of this (main) thread's stack
         // below its current frame, which by the ABI holds nothing live;
         // MADV_DONTNEED makes those pages read back as zeros when the

@@ -10,6 +10,7 @@ use super::sources::Sources;
 use super::{exec, hooks, identity, mount, net, signals, time};
 use crate::plan::Plan;
 use crate::spec::InitMode;
+use rustix::fs::{Mode, OFlags};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Run the sandbox side. Never returns. `hold`: wait for a byte on it
@@ -155,9 +156,8 @@ fn setup(
     }
 
     // From here on nothing in the sandbox may ptrace us or open our
-    // /proc/PID files (runc CVE-2016-9962, CVE-2019-5736 classes).
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .step(|| "make init non-dumpable".into())?;
+    // /proc/PID files.
+    not_dumpable()?;
 
     if plan.lifecycle.is_some() {
         // Every namespace is ours now (time included): hand them to the
@@ -178,6 +178,8 @@ fn setup(
     if !plan.hooks.is_empty() {
         hooks::note_host_pid();
     }
+    // Before any mount of the sandbox's: what init reads of itself later.
+    crate::sys::keep_stack_end();
     let trees = mount::prepare(plan, sources, report)?;
     mount::apply(plan, &trees, report)?;
     if !plan.hooks.create.is_empty() {
@@ -399,10 +401,32 @@ fn become_workload(
 }
 
 /// The working directory, as the workload's user. The spec's check reads
-/// the path as written; a link on the way (/dev/fd is /proc/self/fd) is
-/// only resolved here.
+/// the path as written; a link on the way is only resolved here, inside
+/// our root and through no /proc magic link (/dev/fd/N, /proc/PID/cwd):
+/// in a running sandbox (`exec`) the tree is the workload's to change, and
+/// such a link leads into another process's tree, or to a directory of
+/// the host held open (runc's CVE-2024-21626).
 fn enter_cwd(p: &crate::plan::ProcessPlan) -> Result<(), SetupError> {
-    rustix::process::chdir(p.cwd.as_str()).step(|| format!("process.cwd: chdir {}", p.cwd))?;
+    let step = || format!("process.cwd: chdir {}", p.cwd);
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(step)?;
+    let dir = crate::fs::open_in(&root, &p.cwd, OFlags::PATH | OFlags::DIRECTORY).map_err(|e| {
+        match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::EXDEV) => SetupError {
+                errno: e.raw_os_error(),
+                ..SetupError::new(
+                    "process.cwd",
+                    format!("{} goes through a /proc magic link (or a loop of symbolic links), which no working directory may", p.cwd),
+                )
+            },
+            _ => SetupError::io(step(), &e),
+        }
+    })?;
+    rustix::process::fchdir(&dir).step(step)?;
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let fs = rustix::fs::statfs(".").step(|| format!("process.cwd: statfs {}", p.cwd))?;
     if fs.f_type as i64 == PROC_SUPER_MAGIC {
@@ -455,9 +479,16 @@ pub(super) fn lock_down(
         crate::seccomp::install(own, walls.seccomp_log)
             .map_err(|(_, e)| SetupError::io("seccomp: install the filter", &e))
     };
-    if p.no_new_privs {
+    // A change of ids makes the process dumpable again where
+    // fs.suid_dumpable is 1, open to a ptrace from the sandbox until its
+    // exec: it is made not dumpable again right after.
+    let ids = || -> Result<(), SetupError> {
         identity::apply(p)?;
-        after_identity()?;
+        not_dumpable()?;
+        after_identity()
+    };
+    if p.no_new_privs {
+        ids()?;
         // Before the filter, which could refuse what it takes.
         enter_cwd(p)?;
         // As late as possible, so neither judges our own setup.
@@ -470,8 +501,7 @@ pub(super) fn lock_down(
         // identity::apply drops it.
         landlock()?;
         filter()?;
-        identity::apply(p)?;
-        after_identity()?;
+        ids()?;
         identity::set_rlimits(p)?;
         enter_cwd(p)?;
     }
@@ -490,6 +520,13 @@ pub(super) fn lock_down(
     }
     signals::reset_for_exec();
     Ok(())
+}
+
+/// Nothing in the sandbox may ptrace us or open our /proc/PID files (runc's
+/// CVE-2016-9962 and CVE-2019-5736 classes).
+pub(super) fn not_dumpable() -> Result<(), SetupError> {
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .step(|| "make the process not dumpable".into())
 }
 
 /// The caller's own compiled filters (`seccomp_filters`), the last step

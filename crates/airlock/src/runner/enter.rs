@@ -50,7 +50,8 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     // (a rootless caller's, or one whose Landlock is off) could otherwise
     // ptrace this runner or its child, or write their /proc/PID/mem, in
     // the window before the child's walls are up (runc CVE-2016-9962 and
-    // CVE-2019-5736's class). The child inherits it; its exec resets it.
+    // CVE-2019-5736's class). The child inherits it (and sets it again
+    // after its id change, which resets it); its exec resets it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "exec: make the runner non-dumpable".into())?;
     join_cgroups(&plan)?;
@@ -125,10 +126,12 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         let mut p = super::tty::Proxy::new(master)?;
         super::tty::proxy_until_exit(&mut p, &pidfd)?;
     }
-    // Ended but not reaped, its pid still its own: the stop signal stops
-    // naming it before the pid can be another process's.
+    // Ended but not reaped, its pid still its own: the stop signal and the
+    // forwarded ones stop naming it before the pid can be another
+    // process's.
     sys::wait_ended(pid).step(|| "exec: wait".into())?;
     signals::stop_kills_group(0);
+    signals::stop_forwarding();
     // Left unreaped when the caller's subreaper is to reap it (OCI's
     // `exec --pid-file`): it gets the zombie when we exit.
     let (status, _) = sys::wait_status(pid, !plan.leave_to_reaper).step(|| "exec: wait".into())?;
@@ -172,6 +175,8 @@ fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
             if took != (uid, gid) {
                 return Err(format!("cannot act as uid {uid}, gid {gid} in the sandbox"));
             }
+            // The id change made us dumpable again where fs.suid_dumpable is 1.
+            super::child::not_dumpable().map_err(|e| e.to_string())?;
             super::tty::open((uid, gid)).map_err(|e| e.to_string())
         })();
         let sent = match &made {

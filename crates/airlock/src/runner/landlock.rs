@@ -14,7 +14,7 @@
 use super::report::{Reporter, SetupError};
 use crate::plan::LandlockRules;
 use landlock::{
-    Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
@@ -90,8 +90,17 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
         }
     }
     let mut created = ruleset.create().map_err(err)?.no_new_privs(false);
+    // Each path inside our root, through no /proc magic link: in a running
+    // sandbox (`exec`) the tree is the workload's to change, and a link to
+    // /proc/PID/root/... would reach another process's tree.
+    let root = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| SetupError::io("landlock /", &e.into()))?;
     let opened = |path: &str| {
-        PathFd::new(path).map_err(|e| SetupError::new(format!("landlock {path}"), e.to_string()))
+        crate::fs::path_in(&root, path).map_err(|e| SetupError::io(format!("landlock {path}"), &e))
     };
     created = created
         .add_rule(PathBeneath::new(opened("/")?, AccessFs::from_read(abi)))

@@ -482,12 +482,32 @@ fn chmod_path(fd: &OwnedFd, mode: u32) -> io::Result<()> {
 fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Result<()> {
     let (parent, name) = crate::fs::split_parent(dest);
     let pfd = super::fs::mkdir_all_in(root, parent)?;
+    // Non-blocking: an image's fifo there would hang the start.
     let f = rustix::fs::openat(
         &pfd,
         name,
-        OFlags::CREATE | OFlags::WRONLY | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::CREATE
+            | OFlags::WRONLY
+            | OFlags::TRUNC
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
-    )?;
+    )
+    .map_err(|e| match e {
+        // A fifo no one reads.
+        rustix::io::Errno::NXIO => {
+            io::Error::other(format!("{dest} is there and not a regular file"))
+        }
+        e => e.into(),
+    })?;
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&f)?.st_mode)
+        != rustix::fs::FileType::RegularFile
+    {
+        return Err(io::Error::other(format!(
+            "{dest} is there and not a regular file"
+        )));
+    }
     let mut off = 0;
     while off < content.len() {
         off += rustix::io::write(&f, &content[off..])?;

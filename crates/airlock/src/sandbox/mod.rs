@@ -5,7 +5,7 @@
 
 mod runner;
 
-use runner::{find_runner, job_memfd, runner_in_place, spawn_runner, RunnerFds};
+use runner::{find_runner, job_memfd, runner_exe, runner_in_place, spawn_runner, RunnerFds};
 
 use crate::plan::{ExecPlan, Job, Lifecycle, Plan};
 use crate::report::{ExitReport, Report, SetupError};
@@ -297,7 +297,8 @@ impl Sandbox {
         plan.process.preserve_fds = opts.preserve_fds;
         let plan_preserve = opts.preserve_fds;
         let status_fds = plan.status_fds.clone();
-        let runner = match find_runner(opts) {
+        let host_ids = !plan.user_ns();
+        let runner = match find_runner(opts).and_then(|r| runner_exe(r, &plan.walls, host_ids)) {
             Ok(r) => r,
             Err(e) => return e,
         };
@@ -309,7 +310,7 @@ impl Sandbox {
             vec!["--attended".into(), memfd.as_raw_fd().to_string().into()];
         args.extend(report_file.map(|p| p.as_os_str().to_owned()));
         let inherit = [Some(memfd.as_raw_fd()), None, None];
-        let mut runner = runner_in_place(&runner, args, inherit, plan_preserve, status_fds);
+        let mut runner = runner_in_place(&runner.path, args, inherit, plan_preserve, status_fds);
         io("exec the runner")(runner.exec())
     }
 
@@ -381,7 +382,14 @@ impl Sandbox {
                 ),
             });
         }
-        let runner = find_runner(opts)?;
+        let (walls, host_ids) = match job {
+            Job::Start(p) => (&p.walls, !p.user_ns()),
+            Job::Exec(p) => (
+                &p.walls,
+                !p.namespaces.contains(&crate::namespace::Namespace::User),
+            ),
+        };
+        let runner = runner_exe(find_runner(opts)?, walls, host_ids)?;
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
         let memfd = job_memfd(job)?;
         let (ours, theirs) =
@@ -399,7 +407,7 @@ impl Sandbox {
                 Job::Exec(p) => p.process.preserve_fds,
             },
         };
-        let child = spawn_runner(&runner, fds, detached, opts.stdio.as_deref())
+        let child = spawn_runner(&runner.path, fds, detached, opts.stdio.as_deref())
             .map_err(io("start the runner"))?;
         drop(theirs);
         drop(memfd);

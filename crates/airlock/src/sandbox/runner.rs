@@ -41,6 +41,82 @@ pub(super) fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
         .ok_or(Error::RunnerNotFound)
 }
 
+/// The runner as it is exec'd: its file, or a sealed copy of it.
+pub(super) struct RunnerExe {
+    pub path: PathBuf,
+    /// The copy, open until the exec (or spawn) has taken it.
+    _copy: Option<OwnedFd>,
+}
+
+/// The runner to exec for a sandbox with `walls`.
+///
+/// A process running the runner execs the workload's program, a path in
+/// the sandbox: a script there whose interpreter is `/proc/self/exe` runs
+/// the runner's file again, as the workload, which can then hold it
+/// through `/proc/PID/exe` and reopen it for writing once it has exited,
+/// if its ids may write the file (runc's CVE-2019-5736); every later
+/// sandbox, and any root that runs airlock, would run what it wrote.
+/// Landlock refuses that write (the file is beneath no path the workload
+/// may write). Where Landlock is not sure to be in force and anyone but
+/// root may write the file (a rootless caller's own build), the runner
+/// is exec'd from a sealed copy in a memfd, which no one can write, as
+/// runc does; so is one only root may write, for a sandbox that keeps the
+/// host's ids (no user namespace of its own: its root is the host's,
+/// which the guardrails refuse unless acknowledged). The copy costs about
+/// a millisecond, so it is made only where it is needed.
+pub(super) fn runner_exe(
+    runner: PathBuf,
+    walls: &crate::plan::Walls,
+    host_ids: bool,
+) -> Result<RunnerExe, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let io = |source| Error::Io {
+        what: "copy the runner into a sealed memfd",
+        source,
+    };
+    let writable = match std::fs::metadata(&runner) {
+        Ok(m) => host_ids || m.uid() != 0 || m.mode() & 0o022 != 0,
+        // The exec reports a missing runner in its own words.
+        Err(_) => false,
+    };
+    let landlock = || {
+        walls
+            .landlock
+            .as_ref()
+            .is_some_and(|l| l.required || crate::runner::landlock::kernel_abi() > 0)
+    };
+    if !writable || landlock() {
+        return Ok(RunnerExe {
+            path: runner,
+            _copy: None,
+        });
+    }
+    let mut file = std::fs::File::open(&runner).map_err(io)?;
+    let copy = sealed_copy(&mut file).map_err(io)?;
+    Ok(RunnerExe {
+        path: format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&copy)).into(),
+        _copy: Some(copy),
+    })
+}
+
+/// `file`'s bytes in a memfd sealed against any change. Close-on-exec: an
+/// exec through `/proc/self/fd/N` opens the file before closing it.
+fn sealed_copy(file: &mut std::fs::File) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "airlock-runner",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut out = std::fs::File::from(fd);
+    std::io::copy(file, &mut out)?;
+    let fd = OwnedFd::from(out);
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+    )?;
+    Ok(fd)
+}
+
 fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let fd = rustix::fs::memfd_create(
