@@ -101,12 +101,12 @@ fn main() -> ExitCode {
             Ok(m) => m,
             Err(e) => return usage_error(e, &argv),
         };
-        // bwrap's `--args FD`: its arguments go where it stood, and the
-        // whole line is parsed again (they may hold another --args).
         if let Some(rewritten) = run::bwrap::overlay_after_layers(&argv, &matches) {
             argv = rewritten;
             continue;
         }
+        // bwrap's `--args FD`: its arguments go where it stood, and the
+        // whole line is parsed again (they may hold another --args).
         match args_fd_count(&matches) {
             0 => match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
                 Ok(c) => break (c, matches),

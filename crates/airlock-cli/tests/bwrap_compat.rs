@@ -982,7 +982,8 @@ fn overlay_flags_stack_the_layers_given() {
 /// RWSRC (made if missing, for the sandbox's root as the host sees it),
 /// the layers are unchanged, and a second sandbox sees the first's
 /// writes; as root and as a rootless caller. Each directory is judged as
-/// a writable bind and must be the sandbox's, on one filesystem.
+/// a writable bind and must be the sandbox's, both on one mount; a
+/// refusal leaves nothing made.
 #[test]
 fn overlay_with_rwsrc_keeps_the_writes() {
     let dir = tempdir();
@@ -1016,15 +1017,44 @@ fn overlay_with_rwsrc_keeps_the_writes() {
     }
     assert_eq!(std::fs::read_to_string(format!("{low}/f")).unwrap(), "base");
     assert!(!std::path::Path::new(&format!("{low}/new")).exists());
-    // A work directory on another filesystem than the upper one (/dev/shm
-    // is a tmpfs, the test's directory is not one).
+    // Two of them on one line; the program's own arguments stay its own.
+    let (rw2, work2) = (p("rw-2"), p("work-2"));
+    let r = output(airlock(&[
+        "run",
+        "--overlay-src",
+        &low,
+        "--overlay",
+        &rw2,
+        &work2,
+        "/o",
+        "--overlay-src",
+        &low,
+        "--overlay",
+        &p("rw-3"),
+        &p("work-3"),
+        "/p",
+        "sh",
+        "-c",
+        "cat /o/f /p/f; echo \" $*\"",
+        "sh",
+        "--overlay-src",
+        "x",
+        "--overlay",
+    ]));
+    assert_eq!(
+        r.stdout, "basebase --overlay-src x --overlay\n",
+        "{}",
+        r.stderr
+    );
+    // A work directory on another mount than the upper one (/dev/shm is a
+    // tmpfs of its own).
     let shm = tempfile::tempdir_in("/dev/shm").unwrap();
     let other = shm.path().join("work").display().to_string();
     let (rw, work) = (p("rw-x"), p("work-x"));
     for (flags, says) in [
         (
             vec!["--overlay-src", &low, "--overlay", &rw, &other, "/o"],
-            format!("mount /o (--overlay {rw} {other} /o): upper_dir {rw} and work_dir {other} are on two filesystems"),
+            format!("mount /o (--overlay {rw} {other} /o): upper_dir {rw} and work_dir {other} are on two mounts"),
         ),
         (
             vec!["--overlay-src", &low, "--overlay", "/etc", &work, "/o"],
@@ -1041,6 +1071,8 @@ fn overlay_with_rwsrc_keeps_the_writes() {
     ] {
         refused_saying(&flags, &says);
     }
+    // Refused before anything was made.
+    assert!(!std::path::Path::new(&rw).exists() && !std::path::Path::new(&other).exists());
     // A directory someone else owns is not the sandbox's to write in.
     if is_root() {
         let theirs = p("theirs");
@@ -1050,5 +1082,6 @@ fn overlay_with_rwsrc_keeps_the_writes() {
             &["--overlay-src", &low, "--overlay", &theirs, &work, "/o"],
             &format!("{theirs} is owned by uid {USER}, not by uid"),
         );
+        assert!(!std::path::Path::new(&work).exists());
     }
 }

@@ -297,3 +297,51 @@ fn a_rootless_callers_writable_bind_is_unchanged() {
     let meta = std::fs::metadata(mine.path().join("f")).unwrap();
     assert_eq!(meta.uid(), USER);
 }
+
+/// Without no_new_privs (acknowledged) the filter that keeps set-id bits
+/// out of the caller's binds comes before the ids change, and it refuses
+/// openat2: the working directory is found before it, and entered by its
+/// path after.
+#[test]
+fn without_no_new_privs_a_writable_bind_and_a_working_directory_go_together() {
+    require_root!();
+    let (_top, out) = roots_private_tree();
+    let o = out.display().to_string();
+    let dir = tempdir();
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "allow_unsafe = [\"no-new-privs-disabled\"]\n\
+         [process]\nargs = [\"true\"]\nno_new_privs = false\n",
+    )
+    .unwrap();
+    let spec = spec.display().to_string();
+    let r = sh(
+        &[
+            "--spec",
+            &spec,
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--proc",
+            "/proc",
+            "--bind",
+            &o,
+            "/out",
+            "--chdir",
+            "/out",
+        ],
+        "pwd; grep NoNewPrivs /proc/self/status; echo x > made && cat made",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "/out\nNoNewPrivs:\t0\nx\n", "{}", r.stderr);
+}

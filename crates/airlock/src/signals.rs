@@ -109,11 +109,11 @@ pub fn forward_to(pid: i32, own_session: bool) {
     unblock();
 }
 
-/// Forward nothing more (the handlers stay, and drop what comes): call
-/// once the target has ended, before it is reaped and its pid can be
+/// Forward nothing more to `pid` (the handlers stay, and drop what
+/// comes): call once it has ended, before it is reaped and its pid can be
 /// another process's.
-pub fn stop_forwarding() {
-    TARGET.store(0, Ordering::Relaxed);
+pub fn stop_forwarding(pid: i32) {
+    let _ = TARGET.compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 static GROUP: AtomicI32 = AtomicI32::new(0);

@@ -161,6 +161,10 @@ impl Spawned {
         if let Some(s) = self.status {
             return Ok(s);
         }
+        // Ended, not yet reaped: signals we forward (`Sandbox::
+        // forward_signals`) stop naming its pid before it can be another's.
+        crate::sys::wait_ended(self.pid)?;
+        crate::signals::stop_forwarding(self.pid);
         let mut status = 0;
         loop {
             // SAFETY: waitpid on our own child, with a valid out-pointer.

@@ -205,10 +205,12 @@ pub fn read_fd(flag: &str, fd: &str, dst: &str) -> Result<String, String> {
 }
 
 /// bubblewrap's `--overlay RWSRC WORKDIR DEST`: `argv` with each
-/// `--overlay` that follows an `--overlay-src SRC` (before any `--`) made
-/// `--bwrap-overlay`, when the parse `m` took one as airlock's --overlay
-/// flag (a writable layer over --rootfs, which takes no value); `None`
-/// when there is nothing to change.
+/// `--overlay` that follows an `--overlay-src SRC` made `--bwrap-overlay`,
+/// when the parse `m` took one as airlock's --overlay flag (a writable
+/// layer over --rootfs, which takes no value), which then took RWSRC for
+/// the program: only before the program, whose own arguments are its own.
+/// The caller parses again, as long as something changes: a second one
+/// was in the first one's program. `None` when there is nothing to change.
 pub fn overlay_after_layers(
     argv: &[std::ffi::OsString],
     m: &ArgMatches,
@@ -219,12 +221,11 @@ pub fn overlay_after_layers(
     if !sub.get_flag("overlay") || sub.get_many::<String>("overlay_src").is_none() {
         return None;
     }
+    // The program and its arguments are the rest of the line.
+    let program = argv.len() - sub.get_many::<String>("command").map_or(0, |v| v.len());
     let mut out = argv.to_vec();
     let mut changed = false;
-    for i in 1..argv.len() {
-        if argv[i] == "--" {
-            break;
-        }
+    for i in 1..program {
         let after_src = argv[i - 1].to_string_lossy().starts_with("--overlay-src=")
             || (i >= 2 && argv[i - 2] == "--overlay-src");
         if argv[i] == "--overlay" && after_src {

@@ -217,6 +217,10 @@ pub struct ExecPlan {
     /// exit hands the zombie to the caller's subreaper.
     #[serde(default)]
     pub leave_to_reaper: bool,
+    /// The sandbox's id maps, for the caller only (which runner file the
+    /// sandbox could write: `Sandbox::start`).
+    #[serde(skip)]
+    pub id_maps: (Vec<IdMap>, Vec<IdMap>),
 }
 
 /// How a sandbox with state lives (see [`crate::state`]).

@@ -400,13 +400,13 @@ fn become_workload(
     exec::exec(p)
 }
 
-/// The working directory, as the workload's user. The spec's check reads
-/// the path as written; a link on the way is only resolved here, inside
-/// our root and through no /proc magic link (/dev/fd/N, /proc/PID/cwd):
-/// in a running sandbox (`exec`) the tree is the workload's to change, and
-/// such a link leads into another process's tree, or to a directory of
-/// the host held open (runc's CVE-2024-21626).
-fn enter_cwd(p: &crate::plan::ProcessPlan) -> Result<(), SetupError> {
+/// The working directory, found inside our root through no /proc magic
+/// link (/dev/fd/N, /proc/PID/cwd): in a running sandbox (`exec`) the tree
+/// is the workload's to change, and such a link leads into another
+/// process's tree, or to a directory of the host held open (runc's
+/// CVE-2024-21626). The spec's check reads the path as written; a link on
+/// the way is only resolved here.
+fn open_cwd(p: &crate::plan::ProcessPlan) -> Result<OwnedFd, SetupError> {
     let step = || format!("process.cwd: chdir {}", p.cwd);
     let root = rustix::fs::open(
         "/",
@@ -414,7 +414,7 @@ fn enter_cwd(p: &crate::plan::ProcessPlan) -> Result<(), SetupError> {
         Mode::empty(),
     )
     .step(step)?;
-    let dir = crate::fs::open_in(&root, &p.cwd, OFlags::PATH | OFlags::DIRECTORY).map_err(|e| {
+    crate::fs::open_in(&root, &p.cwd, OFlags::PATH | OFlags::DIRECTORY).map_err(|e| {
         match e.raw_os_error() {
             Some(libc::ELOOP) | Some(libc::EXDEV) => SetupError {
                 errno: e.raw_os_error(),
@@ -425,8 +425,27 @@ fn enter_cwd(p: &crate::plan::ProcessPlan) -> Result<(), SetupError> {
             },
             _ => SetupError::io(step(), &e),
         }
-    })?;
-    rustix::process::fchdir(&dir).step(step)?;
+    })
+}
+
+/// Enter the working directory `found` ([`open_cwd`]) as the workload's
+/// user: by its path, so that the search rights on the way are the
+/// workload's (the directory may have been found before the ids changed,
+/// where a filter that refuses openat2 comes before them), and only if
+/// the path still leads there.
+fn enter_cwd(p: &crate::plan::ProcessPlan, found: &OwnedFd) -> Result<(), SetupError> {
+    let step = || format!("process.cwd: chdir {}", p.cwd);
+    rustix::process::chdir(p.cwd.as_str()).step(step)?;
+    let (here, there) = (
+        rustix::fs::stat(".").step(step)?,
+        rustix::fs::fstat(found).step(step)?,
+    );
+    if (here.st_dev, here.st_ino) != (there.st_dev, there.st_ino) {
+        return Err(SetupError::new(
+            "process.cwd",
+            format!("{} led elsewhere while it was entered", p.cwd),
+        ));
+    }
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let fs = rustix::fs::statfs(".").step(|| format!("process.cwd: statfs {}", p.cwd))?;
     if fs.f_type as i64 == PROC_SUPER_MAGIC {
@@ -490,7 +509,7 @@ pub(super) fn lock_down(
     if p.no_new_privs {
         ids()?;
         // Before the filter, which could refuse what it takes.
-        enter_cwd(p)?;
+        enter_cwd(p, &open_cwd(p)?)?;
         // As late as possible, so neither judges our own setup.
         landlock()?;
         identity::set_rlimits(p)?;
@@ -499,11 +518,13 @@ pub(super) fn lock_down(
         // Without no_new_privs the kernel wants CAP_SYS_ADMIN to apply
         // Landlock or load a filter, which holds only until
         // identity::apply drops it.
+        // Found before the filter, which may refuse openat2.
+        let cwd = open_cwd(p)?;
         landlock()?;
         filter()?;
         ids()?;
         identity::set_rlimits(p)?;
-        enter_cwd(p)?;
+        enter_cwd(p, &cwd)?;
     }
     // Everything above 2 closes at exec, the report socket included,
     // which is how the caller learns that exec succeeded; the caller's

@@ -131,7 +131,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     // process's.
     sys::wait_ended(pid).step(|| "exec: wait".into())?;
     signals::stop_kills_group(0);
-    signals::stop_forwarding();
+    signals::stop_forwarding(pid);
     // Left unreaped when the caller's subreaper is to reap it (OCI's
     // `exec --pid-file`): it gets the zombie when we exit.
     let (status, _) = sys::wait_status(pid, !plan.leave_to_reaper).step(|| "exec: wait".into())?;

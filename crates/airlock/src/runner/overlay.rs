@@ -265,21 +265,84 @@ pub fn prepare_upper(plan: &Plan) -> Result<()> {
             continue;
         };
         let step = || plan.filesystem.step_name(i);
-        for path in [upper, work] {
-            let (dir, name) = crate::fs::split_parent(path);
-            if matches!(name, "" | "." | "..") {
-                return Err(SetupError::new(
-                    step(),
-                    format!("{path}: give the directory itself, not / nor one ending in . or .."),
-                ));
+        prepare_mount_dirs(plan, upper, work).step(step)?;
+    }
+    Ok(())
+}
+
+/// An overlay mount's `upper_dir` and `work_dir`, each made if missing
+/// (and handed to the sandbox's root): both parents opened, and both
+/// checked to be on one mount, before anything is made; and what was made
+/// removed again if the other fails.
+fn prepare_mount_dirs(plan: &Plan, upper: &str, work: &str) -> std::io::Result<()> {
+    let mut opened = Vec::with_capacity(2);
+    for path in [upper, work] {
+        let (dir, name) = crate::fs::split_parent(path);
+        if matches!(name, "" | "." | "..") {
+            return Err(std::io::Error::other(format!(
+                "{path}: give the directory itself, not / nor one ending in . or .."
+            )));
+        }
+        let dir = if dir.is_empty() { "/" } else { dir };
+        opened.push((open_parent(dir)?, dir, name));
+    }
+    let mount = |(parent, _, name): &(OwnedFd, &str, &str)| -> std::io::Result<u64> {
+        // The directory's own mount when it is there, else its parent's.
+        let there = rustix::fs::statx(
+            parent,
+            *name,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            rustix::fs::StatxFlags::MNT_ID,
+        );
+        let st = match there {
+            Err(rustix::io::Errno::NOENT) => rustix::fs::statx(
+                parent,
+                "",
+                rustix::fs::AtFlags::EMPTY_PATH,
+                rustix::fs::StatxFlags::MNT_ID,
+            )?,
+            other => other?,
+        };
+        Ok(st.stx_mnt_id)
+    };
+    if mount(&opened[0])? != mount(&opened[1])? {
+        return Err(two_mounts(upper, work));
+    }
+    let mut made: Vec<&(OwnedFd, &str, &str)> = Vec::new();
+    for o in &opened {
+        let (parent, dir, name) = o;
+        match prepare_dir(plan, parent, dir, name) {
+            Ok(created) => made.extend(created.then_some(o)),
+            Err(e) => {
+                for (parent, _, name) in made {
+                    let _ = rustix::fs::unlinkat(parent, *name, rustix::fs::AtFlags::REMOVEDIR);
+                }
+                return Err(e);
             }
-            let dir = if dir.is_empty() { "/" } else { dir };
-            let parent = open_without_links(dir)
-                .map_err(|e| SetupError::io(format!("{} ({dir})", step()), &e.into()))?;
-            prepare_dir(plan, &parent, dir, name).step(step)?;
         }
     }
     Ok(())
+}
+
+fn two_mounts(upper: &str, work: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "upper_dir {upper} and work_dir {work} are on two mounts; overlayfs needs them on one"
+    ))
+}
+
+/// [`open_without_links`], saying what to do about a link on the way.
+fn open_parent(dir: &str) -> std::io::Result<OwnedFd> {
+    open_without_links(dir).map_err(|e| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+            let real = std::fs::canonicalize(dir)
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default();
+            std::io::Error::other(format!(
+                "{dir} is reached through a symbolic link, which is not followed where airlock makes directories: give its real path{real}"
+            ))
+        }
+        e => std::io::Error::other(format!("{dir}: {}", describe(&e.into()))),
+    })
 }
 
 /// A directory opened with no symlink anywhere on the way: what is made
@@ -302,7 +365,7 @@ fn prepare_dir(
     parent: &OwnedFd,
     dir: &str,
     name: &str,
-) -> std::result::Result<(), std::io::Error> {
+) -> std::result::Result<bool, std::io::Error> {
     let owner = expected_owner(plan);
     let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
         Ok(()) => true,
@@ -331,13 +394,19 @@ fn prepare_dir(
         )?;
     }
     // What was there already is judged before anything else uses it.
-    open_layer_dir(parent, dir, name, owner).map(drop)
+    let judged = open_layer_dir(parent, dir, name, owner).map(drop);
+    if judged.is_err() && created {
+        let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR);
+    }
+    judged.map(|()| created)
 }
 
 /// In the sandbox's mount namespace, before the staging pivot: an overlay
 /// mount's `upper_dir` and `work_dir`, each opened and judged again by the
-/// guardrails as a writable bind (`open`), then as a layer directory of
-/// the sandbox's root, both on one filesystem.
+/// guardrails as a writable bind (`open`, which follows links as every
+/// bind source's open does), then opened again beneath its parent with no
+/// link in its last part and judged as a layer directory of the sandbox's
+/// root; both opens must find one directory, and both on one mount.
 pub fn open_dirs(
     plan: &Plan,
     upper: &str,
@@ -346,21 +415,35 @@ pub fn open_dirs(
     step: &dyn Fn() -> String,
 ) -> Result<(OwnedFd, OwnedFd)> {
     let owner = owner_here(plan);
-    let judged = |path: &str| -> Result<OwnedFd> {
-        let fd = open(path)?;
-        judge_layer_dir(&fd, path, crate::fs::split_parent(path).0, owner).step(step)?;
-        Ok(fd)
+    let id = |fd: &OwnedFd| -> Result<(u64, u64, u64)> {
+        let st = rustix::fs::statx(
+            fd,
+            "",
+            rustix::fs::AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::INO | rustix::fs::StatxFlags::MNT_ID,
+        )
+        .step(step)?;
+        let dev = (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor);
+        Ok((dev, st.stx_ino, st.stx_mnt_id))
     };
-    let (u, w) = (judged(upper)?, judged(work)?);
-    let (su, sw) = (
-        rustix::fs::fstat(&u).step(step)?,
-        rustix::fs::fstat(&w).step(step)?,
-    );
-    if su.st_dev != sw.st_dev {
-        return Err(SetupError::new(
-            step(),
-            format!("upper_dir {upper} and work_dir {work} are on two filesystems; overlayfs needs them on one"),
-        ));
+    let judged = |path: &str| -> Result<(OwnedFd, u64)> {
+        let fd = open(path)?;
+        let (dir, name) = crate::fs::split_parent(path);
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let parent = open_parent(dir).map_err(|e| SetupError::io(step(), &e))?;
+        let plain = open_layer_dir(&parent, dir, name, owner).step(step)?;
+        let (a, b) = (id(&fd)?, id(&plain)?);
+        if (a.0, a.1) != (b.0, b.1) {
+            return Err(SetupError::new(
+                step(),
+                format!("{path} changed while it was opened; it is refused"),
+            ));
+        }
+        Ok((plain, b.2))
+    };
+    let ((u, mu), (w, mw)) = (judged(upper)?, judged(work)?);
+    if mu != mw {
+        return Err(SetupError::io(step(), &two_mounts(upper, work)));
     }
     Ok((u, w))
 }
@@ -487,7 +570,7 @@ fn judge_layer_dir(
     };
     if st.st_uid != want.uid {
         let whose = if want.sandbox_root {
-            "the sandbox's root on the host, whose airlock makes the directories it creates; remove it to have it made again"
+            "the sandbox's root on the host, to whom airlock gives the directories it makes: chown it to that uid, or name a directory airlock may make"
         } else {
             "the caller"
         };

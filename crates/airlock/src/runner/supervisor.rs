@@ -258,7 +258,7 @@ pub(super) fn supervise(
     .run()?;
 
     // PID 1 has ended, not yet reaped: no signal may name its pid after.
-    signals::stop_forwarding();
+    signals::stop_forwarding(pid);
     let reaped = !lifecycle.as_ref().is_some_and(|l| l.leave_pid1_to_reaper);
     let (code, exit) = reap(
         pid,

@@ -5,7 +5,9 @@
 
 mod runner;
 
-use runner::{find_runner, job_memfd, runner_exe, runner_in_place, spawn_runner, RunnerFds};
+use runner::{
+    find_runner, job_memfd, runner_exe, runner_in_place, spawn_runner, RunnerFds, SandboxIds,
+};
 
 use crate::plan::{ExecPlan, Job, Lifecycle, Plan};
 use crate::report::{ExitReport, Report, SetupError};
@@ -297,8 +299,12 @@ impl Sandbox {
         plan.process.preserve_fds = opts.preserve_fds;
         let plan_preserve = opts.preserve_fds;
         let status_fds = plan.status_fds.clone();
-        let host_ids = !plan.user_ns();
-        let runner = match find_runner(opts).and_then(|r| runner_exe(r, &plan.walls, host_ids)) {
+        let ids = SandboxIds {
+            user_ns: plan.user_ns(),
+            uid_map: &plan.uid_map,
+            gid_map: &plan.gid_map,
+        };
+        let runner = match find_runner(opts).and_then(|r| runner_exe(r, &plan.walls, ids)) {
             Ok(r) => r,
             Err(e) => return e,
         };
@@ -356,6 +362,7 @@ impl Sandbox {
             process,
             verbose: opts.verbose,
             leave_to_reaper: e.leave_to_reaper,
+            id_maps: (plan.uid_map.clone(), plan.gid_map.clone()),
         }));
         Self::start(&job, opts, None)
     }
@@ -382,14 +389,25 @@ impl Sandbox {
                 ),
             });
         }
-        let (walls, host_ids) = match job {
-            Job::Start(p) => (&p.walls, !p.user_ns()),
+        let (walls, ids) = match job {
+            Job::Start(p) => (
+                &p.walls,
+                SandboxIds {
+                    user_ns: p.user_ns(),
+                    uid_map: &p.uid_map,
+                    gid_map: &p.gid_map,
+                },
+            ),
             Job::Exec(p) => (
                 &p.walls,
-                !p.namespaces.contains(&crate::namespace::Namespace::User),
+                SandboxIds {
+                    user_ns: p.namespaces.contains(&crate::namespace::Namespace::User),
+                    uid_map: &p.id_maps.0,
+                    gid_map: &p.id_maps.1,
+                },
             ),
         };
-        let runner = runner_exe(find_runner(opts)?, walls, host_ids)?;
+        let runner = runner_exe(find_runner(opts)?, walls, ids)?;
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
         let memfd = job_memfd(job)?;
         let (ours, theirs) =

@@ -48,7 +48,35 @@ pub(super) struct RunnerExe {
     _copy: Option<OwnedFd>,
 }
 
-/// The runner to exec for a sandbox with `walls`.
+/// Whose ids a sandbox's processes have on the host.
+#[derive(Clone, Copy)]
+pub(super) struct SandboxIds<'a> {
+    /// Without a user namespace of its own the sandbox has the host's
+    /// ids, its root the host's.
+    pub user_ns: bool,
+    pub uid_map: &'a [crate::spec::IdMap],
+    pub gid_map: &'a [crate::spec::IdMap],
+}
+
+impl SandboxIds<'_> {
+    /// Whether a process of the sandbox could write a file of this owner
+    /// and mode: one of its ids owns it (or its group, with the group's
+    /// write bit), or anyone may write it. Without a user namespace,
+    /// assumed so: its root is the host's.
+    fn may_write(&self, m: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let mapped = |map: &[crate::spec::IdMap], id: u32| {
+            map.iter()
+                .any(|r| id >= r.outside && u64::from(id - r.outside) < u64::from(r.count))
+        };
+        !self.user_ns
+            || m.mode() & 0o002 != 0
+            || mapped(self.uid_map, m.uid())
+            || (m.mode() & 0o020 != 0 && mapped(self.gid_map, m.gid()))
+    }
+}
+
+/// The runner to exec for a sandbox with `walls` and `ids`.
 ///
 /// A process running the runner execs the workload's program, a path in
 /// the sandbox: a script there whose interpreter is `/proc/self/exe` runs
@@ -57,28 +85,23 @@ pub(super) struct RunnerExe {
 /// if its ids may write the file (runc's CVE-2019-5736); every later
 /// sandbox, and any root that runs airlock, would run what it wrote.
 /// Landlock refuses that write (the file is beneath no path the workload
-/// may write). Where Landlock is not sure to be in force and anyone but
-/// root may write the file (a rootless caller's own build), the runner
-/// is exec'd from a sealed copy in a memfd, which no one can write, as
-/// runc does; so is one only root may write, for a sandbox that keeps the
-/// host's ids (no user namespace of its own: its root is the host's,
-/// which the guardrails refuse unless acknowledged). The copy costs about
-/// a millisecond, so it is made only where it is needed.
+/// may write). Where Landlock is not sure to be in force and the
+/// sandbox's ids may write the file (a rootless caller's own build, or
+/// any runner for a sandbox that keeps the host's ids), the runner is
+/// exec'd from a sealed copy in a memfd, which no one can write, as runc
+/// does. The copy costs about a millisecond, so it is made only where it
+/// is needed.
 pub(super) fn runner_exe(
     runner: PathBuf,
     walls: &crate::plan::Walls,
-    host_ids: bool,
+    ids: SandboxIds,
 ) -> Result<RunnerExe, Error> {
-    use std::os::unix::fs::MetadataExt;
     let io = |source| Error::Io {
         what: "copy the runner into a sealed memfd",
         source,
     };
-    let writable = match std::fs::metadata(&runner) {
-        Ok(m) => host_ids || m.uid() != 0 || m.mode() & 0o022 != 0,
-        // The exec reports a missing runner in its own words.
-        Err(_) => false,
-    };
+    // A missing runner is reported by the exec, in its own words.
+    let writable = std::fs::metadata(&runner).is_ok_and(|m| ids.may_write(&m));
     let landlock = || {
         walls
             .landlock
@@ -103,10 +126,13 @@ pub(super) fn runner_exe(
 /// exec through `/proc/self/fd/N` opens the file before closing it.
 fn sealed_copy(file: &mut std::fs::File) -> std::io::Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create(
-        "airlock-runner",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )?;
+    // Executable, which Linux 6.3's vm.memfd_noexec may otherwise make it
+    // not; a kernel before 6.3 knows no such flag (EINVAL) and makes it so.
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    let fd = match rustix::fs::memfd_create("airlock-runner", flags | MemfdFlags::EXEC) {
+        Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create("airlock-runner", flags)?,
+        made => made?,
+    };
     let mut out = std::fs::File::from(fd);
     std::io::copy(file, &mut out)?;
     let fd = OwnedFd::from(out);
