@@ -399,11 +399,33 @@ pub(crate) fn oom_score_adj(value: i32) -> Result<()> {
 }
 
 /// Written to a temporary name and renamed, so a reader never sees half.
+/// The pid file, whole or not at all: written to a new file of our own
+/// beside it (never through a link planted there, never over another
+/// file) and renamed into place; the temporary file goes on failure.
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let tmp = path.with_extension("airlock-tmp");
-    std::fs::write(&tmp, pid.to_string())
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("--pid-file {}: {e}", path.display()))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.airlock-tmp",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    // One a crashed runtime of the same pid left (unlink takes a link
+    // itself, not what it names).
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(pid.to_string().as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| format!("--pid-file {}: {e}", path.display()))
 }
 
 fn start(ctx: &Ctx, id: &str) -> Result<()> {
@@ -518,6 +540,9 @@ fn parse_signal(s: &str) -> Result<i32> {
 }
 
 fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
+    // A root that cannot be read is an error, --force or not: the
+    // container may well be there.
+    ctx.state_root()?;
     let (sb, st) = match ctx.find(id) {
         Ok(x) => x,
         // runc: deleting what is not there with --force is not an error.

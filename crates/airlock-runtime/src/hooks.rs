@@ -44,14 +44,27 @@ impl Hooks {
         };
         let list = |x: &Option<Vec<Hook>>| x.clone().unwrap_or_default();
         #[allow(deprecated)]
-        Ok(Hooks {
+        let hooks = Hooks {
             prestart: list(h.prestart()),
             created: list(h.create_runtime()),
             poststart: list(h.poststart()),
             poststop: list(h.poststop()),
             create_container: list(h.create_container()),
             start_container: list(h.start_container()),
-        })
+        };
+        for (kind, list) in [
+            ("prestart", &hooks.prestart),
+            ("createRuntime", &hooks.created),
+            ("createContainer", &hooks.create_container),
+            ("startContainer", &hooks.start_container),
+            ("poststart", &hooks.poststart),
+            ("poststop", &hooks.poststop),
+        ] {
+            for (i, hook) in list.iter().enumerate() {
+                check(&format!("hooks.{kind}[{i}]"), hook)?;
+            }
+        }
+        Ok(hooks)
     }
 
     /// The hooks the runner runs inside, `state` on their stdin (the
@@ -78,6 +91,27 @@ impl Hooks {
     }
 }
 
+/// A hook as OCI has it: an absolute path (its environment is only its
+/// own, so no PATH would find a bare name), and `KEY=VALUE` entries.
+fn check(field: &str, h: &Hook) -> Result<(), String> {
+    if !h.path().is_absolute() {
+        return Err(format!(
+            "{field}.path: {} is not an absolute path",
+            h.path().display()
+        ));
+    }
+    if let Some((j, kv)) = h
+        .env()
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, kv)| !kv.contains('='))
+    {
+        return Err(format!("{field}.env[{j}]: {kv:?} is not KEY=VALUE"));
+    }
+    Ok(())
+}
+
 /// Run `hooks` in order with `state` on stdin; the first failure stops
 /// them and is returned, naming the hook.
 pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), String> {
@@ -88,6 +122,12 @@ pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), 
 }
 
 fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
+    // From before the spawn: nothing the hook does (not reading its
+    // stdin) may hold us past it.
+    let deadline = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some((argv0, rest)) = args.split_first() {
@@ -99,19 +139,33 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
             cmd.env(k, v);
         }
     }
+    // A group of its own, killed whole at the timeout (a script's
+    // children too); and gone with us, should we be killed meanwhile.
+    cmd.process_group(0);
+    // SAFETY: runs in the forked child before its exec and only makes
+    // the prctl syscall, with plain numbers.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
     if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is not an error.
-        let _ = stdin.write_all(state.to_string().as_bytes());
+        // Beside the wait: the state (with every annotation) may be more
+        // than a pipe holds. A hook that does not read its stdin is not
+        // an error; once it has ended the write fails and the thread ends.
+        let bytes = state.to_string().into_bytes();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        });
     }
-    let deadline = h
-        .timeout()
-        .filter(|t| *t > 0)
-        .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let mut pause = airlock::state::Backoff::new(Duration::from_millis(5));
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -122,6 +176,8 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
             };
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            // SAFETY: kill takes plain numbers; the group is the hook's own.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(

@@ -625,6 +625,123 @@ fn hooks_run_at_their_points_with_the_state() {
     // Hooks inside the container: tests/hooks_inside.rs.
 }
 
+/// A hook's timeout holds whatever the hook does: one that never reads a
+/// state larger than a pipe holds (annotations of 200 KiB), one whose
+/// child outlives it (the whole group is killed); a relative path or an
+/// env entry that is not KEY=VALUE is refused by name.
+#[test]
+fn hook_timeouts_hold_and_bad_hooks_are_named() {
+    require_root!();
+    let env = Env::new();
+    let d = env.dir.path().display().to_string();
+    let big = "x".repeat(200 << 10);
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["annotations"] = json!({"big": big});
+        c["hooks"] = json!({
+            "createRuntime": [
+                {"path": "/bin/sh", "args": ["sh", "-c", "sleep 100"], "timeout": 1},
+            ],
+        });
+    });
+    let started = std::time::Instant::now();
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "t1"]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("hooks.createRuntime[0] /bin/sh: did not finish within its timeout of 1s"),
+        "{:?}",
+        text(&o)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // A child left behind by the hook goes with it.
+    let pidfile = format!("{d}/grandchild.pid");
+    let b = env.bundle("b2", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": [
+                {"path": "/bin/sh", "args": ["sh", "-c", format!("sleep 100 & echo $! > {pidfile}; wait")], "timeout": 1},
+            ],
+        });
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "t2"]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..200 {
+        // SAFETY: signal 0 only asks whether the pid exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "));
+        if !alive {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(gone, "the hook's child {pid} outlived its timeout");
+    for (i, (hook, says)) in [
+        (
+            json!({"path": "true"}),
+            "hooks.prestart[0].path: true is not an absolute path",
+        ),
+        (
+            json!({"path": "/bin/true", "env": ["A=1", "B"]}),
+            "hooks.prestart[0].env[1]: \"B\" is not KEY=VALUE",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let b = env.bundle(&format!("b3-{i}"), &["sleep", "1000"], |c| {
+            c["hooks"] = json!({"prestart": [hook.clone()]});
+        });
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "t3"]);
+        assert_ne!(o.status.code(), Some(0), "{:?}", text(&o));
+        assert!(text(&o).1.contains(says), "{:?}", text(&o));
+        assert!(!env.rt(&["state", "t3"]).status.success());
+    }
+}
+
+/// The pid file replaces a link planted at its path, and writes nothing
+/// through it or through one planted where its temporary file would be
+/// (runc's opens it with O_EXCL beside the path and renames it).
+#[test]
+fn a_pid_file_replaces_a_link_and_writes_nothing_through_it() {
+    require_root!();
+    let env = Env::new();
+    let victim = env.dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let pid_file = env.dir.path().join("c.pid");
+    std::os::unix::fs::symlink(&victim, &pid_file).unwrap();
+    // And where a temporary file beside it was once written.
+    std::os::unix::fs::symlink(&victim, env.dir.path().join("c.airlock-tmp")).unwrap();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    let o = env.rt(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "p1",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!std::fs::symlink_metadata(&pid_file).unwrap().is_symlink());
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert!(pid > 0);
+    let left: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".c.pid."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(env.rt(&["delete", "--force", "p1"]).status.success());
+}
+
 #[test]
 fn findings_go_to_the_log_file_not_to_stderr() {
     require_root!();

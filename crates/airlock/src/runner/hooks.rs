@@ -89,17 +89,18 @@ fn run_one(h: &Hook, state: &[u8], place: &Place) -> Result<(), String> {
         unsafe { child(&path, &argv, &envp, &stdin_r, &out_w, place) }
     }
     drop((stdin_r, out_w));
-    // The state is far smaller than a pipe's buffer; a hook that does not
-    // read it (or has already exited) is not an error. Before the
+    // The state goes in while we wait, as the pipe takes it: with every
+    // annotation it may be more than a pipe holds, and a hook that does
+    // not read it (or has already exited) is not an error. Before the
     // workload's exec its signals are back to their defaults, and a
     // SIGPIPE must not end it here.
+    let _ = rustix::io::ioctl_fionbio(&stdin_w, true);
     // SAFETY: setting a disposition and putting the old one back.
     let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let _ = rustix::io::write(&stdin_w, state);
+    let verdict = wait(pid, h.timeout, &out_r, Some((stdin_w, state)));
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGPIPE, old) };
-    drop(stdin_w);
-    wait(pid, h.timeout, &out_r)
+    verdict
 }
 
 /// The hook's side of the fork: its stdio, its place, then execve.
@@ -118,6 +119,8 @@ unsafe fn child(
     // NUL-terminated strings and arrays that outlive the execve.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // A group of its own, killed whole at the timeout.
+        libc::setpgid(0, 0);
         if libc::dup2(stdin.as_raw_fd(), 0) < 0
             || libc::dup2(out.as_raw_fd(), 1) < 0
             || libc::dup2(out.as_raw_fd(), 2) < 0
@@ -147,15 +150,31 @@ unsafe fn child(
     }
 }
 
-/// Wait for the hook, keeping the end of what it wrote; kill it at its
-/// timeout.
-fn wait(pid: i32, timeout: Option<u32>, out: &OwnedFd) -> Result<(), String> {
+/// Wait for the hook, keeping the end of what it wrote and writing
+/// `input` (non-blocking) to its stdin, closed once written; kill it and
+/// its group at its timeout.
+fn wait(
+    pid: i32,
+    timeout: Option<u32>,
+    out: &OwnedFd,
+    mut input: Option<(OwnedFd, &[u8])>,
+) -> Result<(), String> {
     let deadline = timeout
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t.into()));
     let mut output = Vec::new();
     let mut open = true;
     loop {
+        if let Some((fd, rest)) = &mut input {
+            match rustix::io::write(&*fd, rest) {
+                Ok(n) => *rest = &rest[n..],
+                Err(rustix::io::Errno::AGAIN) => {}
+                Err(_) => *rest = &[],
+            }
+            if rest.is_empty() {
+                input = None;
+            }
+        }
         let mut status = 0;
         // SAFETY: pid is our child; status is a valid pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
@@ -164,8 +183,9 @@ fn wait(pid: i32, timeout: Option<u32>, out: &OwnedFd) -> Result<(), String> {
             return verdict(status, &output);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            // SAFETY: pid is our unreaped child.
+            // SAFETY: pid is our unreaped child, and the group its own.
             unsafe {
+                libc::kill(-pid, libc::SIGKILL);
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, &mut status, 0);
             }
