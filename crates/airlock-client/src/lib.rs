@@ -136,7 +136,22 @@ impl Client {
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let p = p.clone();
                 async move {
-                    let s = tokio::net::UnixStream::connect(p).await?;
+                    let s = tokio::net::UnixStream::connect(&p).await?;
+                    // Specs, environments and input go to the daemon: only
+                    // to one run by root or by ourselves, not to whoever
+                    // could put a socket where the path leads (a /tmp).
+                    let uid = s.peer_cred()?.uid();
+                    // SAFETY: geteuid takes nothing and cannot fail.
+                    let me = unsafe { libc::geteuid() };
+                    if uid != 0 && uid != me {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::PermissionDenied,
+                            format!(
+                                "the server at {} runs as uid {uid}, neither root nor us (uid {me})",
+                                p.display()
+                            ),
+                        ));
+                    }
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
                 }
             }))

@@ -207,7 +207,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // goes (its sandboxes stay).
     let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
     let notify = stopping.clone();
+    // Bounded: one connection's streams are each a task, a pidfd or a
+    // pipe of ours (hyper's own default, which tonic's unset would lift).
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(200))
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;

@@ -436,6 +436,7 @@ impl Sandboxes for Service {
         // SandboxDir::stop, with its lock, grace period and wait for the
         // end awaited rather than held on a pool thread (see `locked`).
         let lock = locked(&sb).await?;
+        let last = st.clone();
         // Once SIGTERM is sent the stop goes on to its end in a task of its
         // own: a client that goes away during the grace period must not
         // leave the workload terminated but never killed.
@@ -454,7 +455,15 @@ impl Sandboxes for Service {
         stop.await
             .map_err(|e| RpcStatus::internal(format!("the stop's task failed: {e}")))??;
         blocking(move || {
-            let st = sb.state().map_err(from_state)?;
+            let st = match sb.state() {
+                Ok(st) => st,
+                // Removed at its end (`remove_on_exit`): stopped, as asked.
+                Err(_) if !sb.dir.exists() => airlock::state::State {
+                    status: Status::Stopped,
+                    ..last
+                },
+                Err(e) => return Err(from_state(e)),
+            };
             events::observe(&d, &sb, &st);
             Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })

@@ -64,17 +64,33 @@ fn held<T>(rx: mpsc::Receiver<T>, slot: Option<StreamSlot>) -> Pin<Box<Held<Rece
 }
 
 /// Copy what `fd` yields into the stream until end of file (a terminal
-/// master reports EIO once its last process is gone: the same end). A
-/// non-blocking `fd` is waited on.
-fn pump(fd: OwnedFd, tx: Tx, wrap: fn(Vec<u8>) -> Output) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
+/// master reports EIO once its last process is gone: the same end), the
+/// client is gone, or `stop` is set: a process that left a child holding
+/// its output open (`setsid sleep inf &`) must not keep a thread of ours,
+/// and the read end, for good. `fd` is made non-blocking and waited on a
+/// tick at a time.
+fn pump(
+    fd: OwnedFd,
+    tx: Tx,
+    wrap: fn(Vec<u8>) -> Output,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let pump = move || {
+        let _ = rustix::io::ioctl_fionbio(&fd, true);
         let mut f = std::fs::File::from(fd);
         let mut buf = vec![0u8; 32 << 10];
+        let tick = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
         loop {
             match f.read(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if stop.load(Ordering::SeqCst) || tx.is_closed() {
+                        break;
+                    }
                     let mut ready = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
-                    let _ = rustix::event::poll(&mut ready, None);
+                    let _ = rustix::event::poll(&mut ready, Some(&tick));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => break,
@@ -85,7 +101,11 @@ fn pump(fd: OwnedFd, tx: Tx, wrap: fn(Vec<u8>) -> Output) -> std::thread::JoinHa
                 }
             }
         }
-    })
+    };
+    std::thread::Builder::new()
+        .name("stdio-pump".into())
+        .spawn(pump)
+        .expect("a thread for the output")
 }
 
 /// What the client sends after `start`: input for the process's stdin
@@ -334,6 +354,7 @@ fn start_exec(
         stdio,
         ..Default::default()
     };
+    let stop = Arc::new(AtomicBool::new(false));
     let (process, feed_to, pumps) = if start.tty {
         let console = Console::new(d)?;
         opts.console_socket = Some(console.path.clone());
@@ -370,7 +391,7 @@ fn start_exec(
         let writer = master
             .try_clone()
             .map_err(|e| RpcStatus::internal(format!("dup the terminal: {e}")))?;
-        let pumps = vec![pump(reader, tx.clone(), Output::Stdout)];
+        let pumps = vec![pump(reader, tx.clone(), Output::Stdout, stop.clone())];
         (
             process,
             feed(writer, move |r, c| resize(&master, r, c), there(&gone)),
@@ -385,8 +406,8 @@ fn start_exec(
         // pumps see end of file once the process and its children are gone.
         let process = Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(from_error)?;
         let pumps = vec![
-            pump(out_r, tx.clone(), Output::Stdout),
-            pump(err_r, tx.clone(), Output::Stderr),
+            pump(out_r, tx.clone(), Output::Stdout, stop.clone()),
+            pump(err_r, tx.clone(), Output::Stderr, stop.clone()),
         ];
         (process, feed(in_w, |_, _| {}, there(&gone)), pumps)
     };
@@ -410,11 +431,13 @@ fn start_exec(
         // Output first, then the status; a process that left a child
         // holding its stdout open does not hold the status back for long.
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        for p in pumps {
+        for p in &pumps {
             while !p.is_finished() && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
+        // And then not at all: the pumps end, closing their read ends.
+        stop.store(true, Ordering::SeqCst);
         let msg = match report {
             Ok(r) => out(Output::Exit(exit_status(&r))),
             Err(e) => Err(from_error(e)),

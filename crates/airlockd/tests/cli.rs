@@ -692,3 +692,60 @@ fn a_callers_sandboxes_are_bounded() {
     ok(airlock(&d, Some(USER), &["rm", "one"]));
     ok(run(Some(USER), "three"));
 }
+
+/// The client talks only to a server run by root or by its own user: a
+/// socket someone else put where AIRLOCK_HOST leads (a /tmp path) gets
+/// nothing of its specs, environments or input.
+#[test]
+fn the_client_refuses_a_server_of_another_user() {
+    if !root_or_skip("the_client_refuses_a_server_of_another_user") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sock = dir.path().join("planted.sock");
+    let mut server = Command::new("setpriv")
+        .args([
+            format!("--reuid={OUTSIDER}"),
+            format!("--regid={OUTSIDER}"),
+            "--clear-groups".into(),
+            "--".into(),
+            // Debian's, which every user may run.
+            "/usr/bin/python3".into(),
+            "-c".into(),
+            "import socket, sys, time\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.bind(sys.argv[1]); s.listen(8)\n\
+             print('ready', flush=True)\n\
+             end = time.time() + 60\n\
+             while time.time() < end: s.accept()[0].close()"
+                .into(),
+        ])
+        .arg(&sock)
+        .current_dir("/")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_airlockd")).with_file_name("airlock");
+    let o = Command::new(bin)
+        .env("AIRLOCK_HOST", format!("unix://{}", sock.display()))
+        .args(["ps"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("runs as uid {OUTSIDER}, neither root nor us")),
+        "{err}"
+    );
+}

@@ -923,6 +923,95 @@ async fn the_daemons_total_limit_refuses_one_more() {
     run(&mut c, "c", &["true"]).await;
 }
 
+/// Stopping a sandbox that is removed at its end answers with it stopped,
+/// not with an error for the state that went with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_a_sandbox_removed_at_its_end_answers_stopped() {
+    if !root_or_skip("stopping_a_sandbox_removed_at_its_end_answers_stopped") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    c.create(proto::CreateRequest {
+        name: "gone".into(),
+        args: args(&["sleep", "100"]),
+        start: true,
+        remove_on_exit: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let info = c.stop("gone", Some(1)).await.unwrap();
+    assert_eq!(info.state, proto::State::Stopped as i32);
+    assert!(c.inspect("gone").await.is_err(), "removed at its end");
+}
+
+/// An exec that leaves a process holding its output open (`setsid sleep
+/// &`) still ends its stream with its status, and keeps no thread of the
+/// daemon's reading that output.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exec_that_leaves_its_output_open_keeps_no_thread() {
+    if !root_or_skip("an_exec_that_leaves_its_output_open_keeps_no_thread") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let daemon = d.child.id();
+    let pumps = || {
+        std::fs::read_dir(format!("/proc/{daemon}/task"))
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "stdio-pump")
+            })
+            .count()
+    };
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .count()
+    };
+    run(&mut c, "o", &["sleep", "100"]).await;
+    let before = fds();
+    for tty in [false, true] {
+        let ran = tokio::time::timeout(
+            Duration::from_secs(30),
+            c.exec_with_input(
+                proto::ExecStart {
+                    sandbox: "o".into(),
+                    args: args(&["sh", "-c", "setsid sleep 1000 & echo left; exit 3"]),
+                    tty,
+                    ..Default::default()
+                },
+                Vec::new(),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the stream never ended (tty: {tty})"))
+        .unwrap();
+        assert_eq!(ran.exit.unwrap().code, 3, "tty: {tty}");
+        assert!(String::from_utf8_lossy(&ran.stdout).contains("left"));
+        // Neither a thread reading its output nor that output's read end
+        // (a pipe, a terminal's master) stays.
+        let mut left = (usize::MAX, usize::MAX);
+        for _ in 0..100 {
+            left = (pumps(), fds());
+            if left.0 == 0 && left.1 <= before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            left.0 == 0 && left.1 <= before,
+            "{} pump threads and {} fds (of {before}) outlived the exec (tty: {tty})",
+            left.0,
+            left.1
+        );
+    }
+    c.delete("o", true).await.unwrap();
+}
+
 /// An exec whose client goes away mid-stream does not outlive it.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_abandoned_exec_is_killed() {
