@@ -304,10 +304,29 @@ fn create(
     {
         oom_score_adj(v)?;
     }
-    let sandbox =
-        // The runner's setup errors name spec fields too (a limit the host
-        // cannot apply): config.json's names for them.
-        Sandbox::start_prepared(prepared.plan, &actx, &spawn).map_err(|e| fields.rewrite(&e.to_string()))?;
+    let started = Sandbox::start_prepared(prepared.plan, &actx, &spawn);
+    let sandbox = match started {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing of it is left; its poststop hooks undo what a
+            // prestart or createRuntime hook did (a network), as runc's
+            // destroy runs them.
+            let state = serde_json::json!({
+                "ociVersion": OCI_VERSION,
+                "id": id,
+                "status": "stopped",
+                "pid": 0,
+                "bundle": bundle.dir.display().to_string(),
+                "annotations": bundle.annotations(),
+            });
+            if let Err(e) = hooks::run("poststop", &hooks.poststop, &state) {
+                ctx.log.warn(&e);
+            }
+            // The runner's setup errors name spec fields too (a limit the
+            // host cannot apply): config.json's names for them.
+            return Err(fields.rewrite(&e.to_string()));
+        }
+    };
     let sb = sandbox.state().expect("a sandbox with state").clone();
     // The container exists from here: whatever fails now fails the create
     // and leaves nothing (no container, no process).
@@ -330,12 +349,6 @@ fn create(
             &serde_json::to_vec(&record).expect("serializes"),
         )
         .map_err(|e| e.to_string())?;
-        let st = sb.state().map_err(|e| e.to_string())?;
-        let mut state = oci_state(&sb, &st);
-        // The create is not done until they are (runc passes the same).
-        state["status"] = "creating".into();
-        hooks::run("prestart", &record.hooks.prestart, &state)?;
-        hooks::run("createRuntime", &record.hooks.created, &state)?;
         if let Some(p) = pid_file {
             // The container process, as runc gives: clients such as
             // conmon and containerd's shims are the subreaper the

@@ -1,15 +1,17 @@
-//! OCI hooks. Those that run in the runtime's own namespaces: `prestart`
-//! and `createRuntime` once the container is created (its workload held;
-//! the state they get says `creating`, as runc's, and when one fails the
-//! container is removed after its `poststop` hooks, as runc destroys it),
-//! `poststart` after `start`, `poststop` on `delete`. Those that run
-//! inside the container's namespaces are handed to the runner in the
-//! plan: `createContainer` during `create`, by the container's PID 1 once
-//! its mounts are made and before pivot_root (its path and the paths it
-//! uses are the host's; its working directory is the container's root),
-//! and `startContainer` during `start`, in the container as its process,
-//! before the exec. Each gets the container's state JSON on stdin and is
-//! killed after its `timeout`; a failure fails the verb, naming the hook.
+//! OCI hooks, in OCI's order. `prestart` and `createRuntime` are handed to
+//! the runner in the plan: its supervisor runs them in the runtime's own
+//! namespaces once the container's namespaces and mounts are made and
+//! before `createContainer` and pivot_root (the container's PID 1 waits;
+//! the state they get says `creating`, as runc's). `createContainer` runs
+//! there too, by the container's PID 1 (its path and the paths it uses
+//! are the host's; its working directory is the container's root), and
+//! `startContainer` during `start`, in the container as its process,
+//! before the exec. When one of these fails the create (or start) fails,
+//! and the container is removed after its `poststop` hooks, as runc
+//! destroys it. The runtime itself runs `poststart` after `start` and
+//! `poststop` on `delete`. Each gets the container's state JSON on stdin
+//! and its process group is killed after its `timeout`; a failure fails
+//! the verb, naming the hook.
 
 use oci_spec::runtime::Hook;
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,10 @@ impl Hooks {
                 .collect()
         };
         airlock::plan::InsideHooks {
+            runtime: convert("prestart", &self.prestart)
+                .into_iter()
+                .chain(convert("createRuntime", &self.created))
+                .collect(),
             create: convert("createContainer", &self.create_container),
             start: convert("startContainer", &self.start_container),
             state: state.to_string(),

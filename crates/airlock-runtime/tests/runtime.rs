@@ -568,9 +568,21 @@ fn hooks_run_at_their_points_with_the_state() {
     let env = Env::new();
     let d = env.dir.path().display().to_string();
     let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {d}/{name}.json")], "timeout": 5});
+    // OCI's order: prestart, createRuntime, then createContainer (which
+    // finds both already done), all before the create returns.
+    let after = |name: &str, before: &[&str]| {
+        let checks: String = before
+            .iter()
+            .map(|b| format!("test -e {d}/{b}.json && "))
+            .collect();
+        json!({"path": "/bin/sh", "args": ["sh", "-c", format!("{checks}cat > {d}/{name}.json")], "timeout": 5})
+    };
     let b = env.bundle("b", &["sleep", "1000"], |c| {
         c["hooks"] = json!({
-            "createRuntime": [hook("createRuntime")],
+            "prestart": [hook("prestart")],
+            "createRuntime": [after("createRuntime", &["prestart"])],
+            // Inside, as the container's root: it only looks.
+            "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("test -e {d}/prestart.json && test -e {d}/createRuntime.json")], "timeout": 5}],
             "poststart": [hook("poststart")],
             "poststop": [hook("poststop")],
         });
@@ -585,6 +597,7 @@ fn hooks_run_at_their_points_with_the_state() {
     assert_eq!(created["id"], "h1");
     assert_eq!(created["status"], "creating", "as runc passes it");
     assert!(created["pid"].as_i64().unwrap() > 0);
+    std::fs::remove_file(env.dir.path().join("prestart.json")).unwrap();
     assert!(read("poststart").is_none(), "poststart before start");
     assert!(env.rt(&["start", "h1"]).status.success());
     assert_eq!(

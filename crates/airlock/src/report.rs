@@ -43,6 +43,10 @@ pub enum Report {
     /// The master of the workload's pseudo-terminal, attached as an fd:
     /// the supervisor proxies it.
     Terminal,
+    /// PID 1 has made the namespaces and mounts and waits for the
+    /// supervisor to run the plan's runtime hooks (`InsideHooks::runtime`)
+    /// and answer; never passed on to the caller.
+    RuntimeHooks,
     /// Setup is done and the workload waits for `start` before its exec
     /// (a created sandbox).
     Held,

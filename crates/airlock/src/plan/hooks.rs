@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 /// fails (or times out) fails the setup, naming it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InsideHooks {
+    /// OCI's prestart and createRuntime, in that order: run by the
+    /// supervisor, in the host's namespaces and with its privileges, when
+    /// PID 1 has made the sandbox's namespaces and mounts, before the
+    /// `create` hooks and pivot_root (OCI's order; PID 1 waits for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime: Vec<Hook>,
     /// Run by PID 1 once the mounts are made, before pivot_root: with the
     /// host's tree as its root (its path is resolved there) and the
     /// sandbox's new root as its working directory.
@@ -24,7 +30,7 @@ pub struct InsideHooks {
 
 impl InsideHooks {
     pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.start.is_empty()
+        self.runtime.is_empty() && self.create.is_empty() && self.start.is_empty()
     }
 }
 

@@ -5,7 +5,7 @@
 //! namespace (all capabilities there, none on the host) until it forks the
 //! workload, then drops everything and only reaps and forwards signals.
 
-use super::report::{Reporter, SetupError, StepExt};
+use super::report::{Report, Reporter, SetupError, StepExt};
 use super::sources::Sources;
 use super::{exec, hooks, identity, mount, net, signals, time};
 use crate::plan::Plan;
@@ -182,13 +182,27 @@ fn setup(
     crate::sys::keep_stack_end();
     let trees = mount::prepare(plan, sources, report)?;
     mount::apply(plan, &trees, report)?;
+    if !plan.hooks.runtime.is_empty() {
+        // OCI's order: prestart and createRuntime (the supervisor's, in
+        // the host's namespaces) before createContainer and pivot_root.
+        report.progress(|| "wait for the runtime's hooks".into());
+        report.send(&Report::RuntimeHooks);
+        wait_for_runtime_hooks(report)?;
+    }
     if !plan.hooks.create.is_empty() {
         report.progress(|| "run the hooks inside, before pivot_root".into());
         let place = hooks::Place::BeforePivot {
             host: trees.host.as_fd(),
             root: trees.root.as_fd(),
         };
-        hooks::run(&plan.hooks.create, &plan.hooks.state, "creating", &place)?;
+        let pid = hooks::host_pid();
+        hooks::run(
+            &plan.hooks.create,
+            &plan.hooks.state,
+            "creating",
+            pid,
+            &place,
+        )?;
     }
     crate::mountinfo::forget();
     mount::enter(trees, report)?;
@@ -384,6 +398,7 @@ fn become_workload(
                 &plan.hooks.start,
                 &plan.hooks.state,
                 "created",
+                hooks::host_pid(),
                 &hooks::Place::Inside,
             )?;
         }
@@ -541,6 +556,22 @@ pub(super) fn lock_down(
     }
     signals::reset_for_exec();
     Ok(())
+}
+
+/// The supervisor's answer once it has run the runtime's hooks; a failed
+/// hook kills us instead, and the supervisor reports it.
+fn wait_for_runtime_hooks(report: Reporter) -> Result<(), SetupError> {
+    let Some(sock) = report.caller() else {
+        return Ok(());
+    };
+    let mut answer = [0u8; 8];
+    loop {
+        match rustix::net::recv(sock, &mut answer, rustix::net::RecvFlags::empty()) {
+            Ok((n, _)) if n > 0 => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => std::process::exit(125),
+        }
+    }
 }
 
 /// Nothing in the sandbox may ptrace us or open our /proc/PID files (runc's

@@ -1,8 +1,11 @@
-//! Hooks run inside the sandbox (OCI's createContainer and
-//! startContainer): each a child of the process that reached the hook's
-//! point, so it is in every namespace of the sandbox, with the state JSON
-//! on its stdin, its stdout and stderr kept for the error, killed after
-//! its timeout. runc runs them at the same two points.
+//! OCI hooks the runner runs: prestart and createRuntime by the
+//! supervisor, in the host's namespaces, once PID 1 has made the
+//! sandbox's namespaces and mounts (PID 1 waits for them); createContainer
+//! and startContainer inside the sandbox. Each is a child of the process
+//! that reached the hook's point, so it is in that process's namespaces,
+//! with the state JSON on its stdin, its stdout and stderr kept for the
+//! error, its group killed after its timeout. runc runs them at the same
+//! points.
 
 use super::report::{describe, SetupError};
 use crate::plan::Hook;
@@ -25,8 +28,15 @@ pub fn note_host_pid() {
     }
 }
 
+/// PID 1's pid on the host, as [`note_host_pid`] noted it.
+pub fn host_pid() -> i32 {
+    HOST_PID.load(Ordering::Relaxed)
+}
+
 /// Where a hook runs, beyond the namespaces it inherits.
 pub enum Place<'a> {
+    /// prestart and createRuntime: the supervisor's place, the host's.
+    Host,
     /// createContainer: the host's tree as root, the new root as cwd.
     BeforePivot {
         host: BorrowedFd<'a>,
@@ -36,8 +46,15 @@ pub enum Place<'a> {
     Inside,
 }
 
-/// Run `hooks` in order; the first failure is the error, naming the hook.
-pub fn run(hooks: &[Hook], state: &str, status: &str, place: &Place) -> Result<(), SetupError> {
+/// Run `hooks` in order, `pid` (PID 1's on the host) and `status` in the
+/// state they get; the first failure is the error, naming the hook.
+pub fn run(
+    hooks: &[Hook],
+    state: &str,
+    status: &str,
+    pid: i32,
+    place: &Place,
+) -> Result<(), SetupError> {
     if hooks.is_empty() {
         return Ok(());
     }
@@ -45,7 +62,7 @@ pub fn run(hooks: &[Hook], state: &str, status: &str, place: &Place) -> Result<(
         serde_json::from_str(state).unwrap_or_else(|_| serde_json::json!({}));
     if let Some(o) = value.as_object_mut() {
         o.insert("status".into(), status.into());
-        o.insert("pid".into(), HOST_PID.load(Ordering::Relaxed).into());
+        o.insert("pid".into(), pid.into());
     }
     let state = value.to_string();
     for h in hooks {

@@ -234,6 +234,8 @@ pub(super) fn supervise(
     // we died before its parent-death signal was armed.
     signals::forward_to(pid, plan.new_session);
     let own_init = plan.init == crate::spec::InitMode::Airlock;
+    let runtime_hooks = (!plan.hooks.runtime.is_empty())
+        .then(|| (plan.hooks.runtime.clone(), plan.hooks.state.clone()));
     // Recorded and carried out: the watch needs none of it.
     drop(plan);
 
@@ -246,6 +248,7 @@ pub(super) fn supervise(
         hold: hold_write,
         console_socket: lifecycle.as_ref().and_then(|l| l.console_socket.clone()),
         own_init,
+        runtime_hooks,
         ..Watch::new(
             report,
             pid,

@@ -57,6 +57,9 @@ pub(super) struct Watch<'a> {
     pub(super) exec_seen: bool,
     /// The caller has been told the sandbox started (or is created).
     pub(super) announced: bool,
+    /// The plan's runtime hooks and the state they get, run when PID 1
+    /// says it waits for them (`Report::RuntimeHooks`).
+    pub(super) runtime_hooks: Option<(Vec<crate::plan::Hook>, String)>,
 }
 
 /// Tokens for the fds of one poll.
@@ -128,6 +131,7 @@ impl<'a> Watch<'a> {
             announced: false,
             own_init: false,
             inbox: Vec::new(),
+            runtime_hooks: None,
         }
     }
 
@@ -284,6 +288,10 @@ impl<'a> Watch<'a> {
                         }
                     }
                     Ok(Report::Exec) => self.exec_seen = true,
+                    Ok(Report::RuntimeHooks) => {
+                        self.run_runtime_hooks();
+                        return Ok(());
+                    }
                     Ok(Report::Held) => {
                         self.announce(Status::Created);
                         return Ok(());
@@ -314,6 +322,28 @@ impl<'a> Watch<'a> {
             Err(_) => self.setup_ended(),
         }
         Ok(())
+    }
+
+    /// prestart and createRuntime, here in the host's namespaces, while
+    /// PID 1 waits: it goes on when told, or is killed when one fails
+    /// (whose error is the setup's).
+    fn run_runtime_hooks(&mut self) {
+        let Some((hooks, state)) = self.runtime_hooks.take() else {
+            return;
+        };
+        let place = super::hooks::Place::Host;
+        match super::hooks::run(&hooks, &state, "creating", self.pid, &place) {
+            Ok(()) => {
+                if let Some(inner) = &self.inner {
+                    let _ = rustix::net::send(inner, b"go", rustix::net::SendFlags::empty());
+                }
+            }
+            Err(e) => {
+                self.failed = true;
+                self.report.failed(&e);
+                self.kill("a runtime hook failed");
+            }
+        }
     }
 
     /// The workload's exec closed the report socket (or setup died).

@@ -483,6 +483,7 @@ impl Sandbox {
                     | Ok(Report::Exec)
                     | Ok(Report::Held)
                     | Ok(Report::Namespaces { .. })
+                    | Ok(Report::RuntimeHooks)
                     | Ok(Report::Terminal) => {}
                     Err(e) => {
                         return Some(SetupError::new("runner", format!("garbled report: {e}")))
