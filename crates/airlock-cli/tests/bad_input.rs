@@ -91,9 +91,7 @@ fn a_mount_led_into_proc_by_a_link_or_onto_a_fifo_is_refused() {
     // A file mount onto a fifo that is there (an image's) fails; it
     // used to wait for a reader for good.
     let dir = tempdir();
-    let fifo = std::ffi::CString::new(dir.path().join("ff").to_str().unwrap()).unwrap();
-    // SAFETY: a NUL-terminated path; mkfifo only makes the node.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
+    mkfifo(&dir.path().join("ff"));
     let d = dir.path().display().to_string();
     refused(
         &[

@@ -316,30 +316,14 @@ fn without_no_new_privs_a_writable_bind_and_a_working_directory_go_together() {
     )
     .unwrap();
     let spec = spec.display().to_string();
+    let mut flags = vec!["--spec".to_string(), spec];
+    flags.extend(host_usr());
+    for f in ["--proc", "/proc", "--bind", &o, "/out", "--chdir", "/out"] {
+        flags.push(f.to_string());
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let r = sh(
-        &[
-            "--spec",
-            &spec,
-            "--ro-bind",
-            "/usr",
-            "/usr",
-            "--symlink",
-            "usr/bin",
-            "/bin",
-            "--symlink",
-            "usr/lib",
-            "/lib",
-            "--symlink",
-            "usr/lib64",
-            "/lib64",
-            "--proc",
-            "/proc",
-            "--bind",
-            &o,
-            "/out",
-            "--chdir",
-            "/out",
-        ],
+        &flags,
         "pwd; grep NoNewPrivs /proc/self/status; echo x > made && cat made",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);

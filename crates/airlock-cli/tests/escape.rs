@@ -354,9 +354,7 @@ fn init_does_not_read_itself_through_the_sandboxs_proc() {
     let dir = tempdir();
     let fake = dir.path().join("proc");
     std::fs::create_dir_all(fake.join("self")).unwrap();
-    let fifo = std::ffi::CString::new(fake.join("self/maps").to_str().unwrap()).unwrap();
-    // SAFETY: a NUL-terminated path; mkfifo only makes the node.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o666) }, 0);
+    mkfifo(&fake.join("self/maps"));
     let fake = fake.display().to_string();
     let mut callers = vec![false];
     if is_root() {

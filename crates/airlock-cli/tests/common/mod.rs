@@ -254,11 +254,10 @@ pub fn spawn_ready_args(
     (child, out)
 }
 
-/// Flags for a --rootfs that borrows the host's /usr (merged-/usr layout).
-pub fn rootfs_with_host_usr(root: &str) -> Vec<String> {
+/// Flags that borrow the host's /usr (merged-/usr layout) for a root of
+/// the test's own.
+pub fn host_usr() -> Vec<String> {
     [
-        "--rootfs",
-        root,
         "--ro-bind",
         "/usr",
         "/usr",
@@ -275,4 +274,23 @@ pub fn rootfs_with_host_usr(root: &str) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// Flags for a --rootfs that borrows the host's /usr.
+pub fn rootfs_with_host_usr(root: &str) -> Vec<String> {
+    let mut flags = vec!["--rootfs".to_string(), root.to_string()];
+    flags.extend(host_usr());
+    flags
+}
+
+/// A fifo at `path`, mode 0666.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path; mkfifo only makes the node.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o666) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
 }
