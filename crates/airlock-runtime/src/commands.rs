@@ -361,7 +361,13 @@ fn create(
     };
     if let Err(e) = finish() {
         let _ = sb.request(&Request::Kill);
-        sb.wait_ended(Some(Duration::from_secs(10)));
+        if !sb.wait_ended(Some(Duration::from_secs(10))) {
+            // Its state stays for `delete --force`, beside a supervisor
+            // that is still there.
+            return Err(format!(
+                "{e}; and container {id} did not stop after SIGKILL: `delete --force {id}`"
+            ));
+        }
         // Its poststop hooks too, as runc's destroy runs them: what a
         // createRuntime hook set up (a network) is theirs to take down.
         match sb.state() {
@@ -497,6 +503,15 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
 /// Remove a stopped container's state, after its poststop hooks (whose
 /// failures are warnings).
 fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
+    // One remover at a time: two deletes at once (a shim's and a
+    // `delete --force`) ran the poststop hooks twice, side by side. The
+    // second finds it gone once it has the lock, and runs none.
+    let _one = match sb.lock() {
+        Ok(lock) if sb.dir.exists() => lock,
+        Ok(_) => return Ok(()),
+        Err(_) if !sb.dir.exists() => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
     let post = record(sb).map(|r| r.hooks.poststop).unwrap_or_default();
     let mut state = oci_state(sb, st);
     state["status"] = "stopped".into();

@@ -719,6 +719,39 @@ fn hook_timeouts_hold_and_bad_hooks_are_named() {
     }
 }
 
+/// Two deletes at once (a shim's and a `delete --force`) run the
+/// poststop hooks once, and both succeed.
+#[test]
+fn two_deletes_at_once_run_poststop_once() {
+    require_root!();
+    let env = Env::new();
+    let d = env.dir.path().display().to_string();
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("echo x >> {d}/count; sleep 0.3")], "timeout": 5}],
+        });
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "dd"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+                .arg("--root")
+                .arg(env.root())
+                .args(["delete", "--force", "dd"])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in both {
+        assert!(c.wait().unwrap().success());
+    }
+    let count = std::fs::read_to_string(env.dir.path().join("count")).unwrap();
+    assert_eq!(count, "x\n", "poststop ran {} times", count.lines().count());
+    assert!(!env.rt(&["state", "dd"]).status.success());
+}
+
 /// The pid file replaces a link planted at its path, and writes nothing
 /// through it or through one planted where its temporary file would be
 /// (runc's opens it with O_EXCL beside the path and renames it).
