@@ -28,6 +28,18 @@ pub struct Service(pub Shared);
 /// host's read-only system directories as the view, or, with an image,
 /// nothing but the image.
 fn request_spec(r: &proto::CreateRequest) -> Result<SandboxSpec, RpcStatus> {
+    // It is kept (state.json, plan.json) in the state root, a tmpfs on
+    // most hosts: RAM, which the per-caller limits count in sandboxes.
+    if r.spec.len() > MAX_SPEC {
+        return Err(invalid(
+            "spec",
+            format!(
+                "{} bytes; a spec of at most {} KiB is taken",
+                r.spec.len(),
+                MAX_SPEC >> 10
+            ),
+        ));
+    }
     if r.spec.trim().is_empty() {
         if !r.image.is_empty() {
             return Ok(SandboxSpec::default());
@@ -42,6 +54,9 @@ fn request_spec(r: &proto::CreateRequest) -> Result<SandboxSpec, RpcStatus> {
     };
     parsed.map_err(|e| invalid("spec", e.to_string()))
 }
+
+/// The largest spec a request may give.
+const MAX_SPEC: usize = 1 << 20;
 
 /// Most labels a sandbox may carry.
 const MAX_LABELS: usize = 64;

@@ -475,6 +475,16 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
     assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
     assert!(e.to_string().contains("bogus"), "{e}");
 
+    // A spec larger than the state root should keep, in RAM.
+    let huge = format!(
+        r#"{{"process": {{"args": ["true"], "env": {{"X": "{}"}}}}}}"#,
+        "x".repeat(2 << 20)
+    );
+    let e = c.create(create(&huge)).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert_eq!(details(&e).field, "spec");
+    assert!(e.to_string().contains("at most 1024 KiB"), "{e}");
+
     // The guardrails: a writable bind of the host's root is refused, with
     // every finding in the details.
     let e = c
