@@ -424,3 +424,50 @@ fn the_runner_mounts_what_was_checked() {
     }
     assert!(!std::path::Path::new("/etc/airlock-toctou").exists());
 }
+
+/// A caller's own files (a service's record of who owns the sandbox) are
+/// in the sandbox's directory before its supervisor starts; a name that
+/// is not a plain file name of the caller's own is refused, leaving no
+/// sandbox.
+#[test]
+fn a_callers_files_are_there_from_the_start() {
+    require_root!();
+    use airlock::{LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
+    let root = tempdir();
+    let mut ctx = airlock::Context::current();
+    ctx.state_root = root.path().to_path_buf();
+    let spawn = |files: Vec<(String, Vec<u8>)>| SpawnOptions {
+        context: Some(ctx.clone()),
+        lifecycle: Some(LifecycleOptions {
+            detach: true,
+            hold: true,
+            files,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = SandboxSpec::builder().args(["true"]).default_view().build();
+    let s =
+        Sandbox::spawn_with(&spec, &spawn(vec![("owner.json".into(), b"{}".to_vec())])).unwrap();
+    let sb = s.state().unwrap().clone();
+    assert_eq!(std::fs::read(sb.dir.join("owner.json")).unwrap(), b"{}");
+    sb.stop(std::time::Duration::from_secs(1)).unwrap();
+    drop(s);
+    sb.remove().unwrap();
+    for bad in ["state.json", "../x", ".hidden", "stdout.log", ""] {
+        let e = Sandbox::spawn_with(&spec, &spawn(vec![(bad.into(), b"x".to_vec())])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is not a file name of the caller's own"),
+            "{bad}: {e}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(root.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count(),
+        0
+    );
+}

@@ -71,6 +71,14 @@ pub fn read(sb: &SandboxDir) -> Meta {
 }
 
 pub fn write(sb: &SandboxDir, m: &Meta) -> Result<(), StateError> {
-    let bytes = serde_json::to_vec(m).expect("meta serializes");
-    sb.write_atomic(FILE, &bytes)
+    let (name, bytes) = file(m);
+    sb.write_atomic(&name, &bytes)
+}
+
+/// The file, for a sandbox being made (`LifecycleOptions::files`).
+pub fn file(m: &Meta) -> (String, Vec<u8>) {
+    (
+        FILE.to_string(),
+        serde_json::to_vec(m).expect("meta serializes"),
+    )
 }

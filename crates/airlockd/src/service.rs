@@ -295,6 +295,13 @@ fn create(
     // The supervisor stays our child, for us to reap (crate::reap), while
     // there are fds to spare for it.
     let place = d.reaper.reserve();
+    let m = Meta {
+        owner: peer.uid,
+        labels: r.labels.clone().into_iter().collect(),
+        tty: r.tty,
+        stdin: r.stdin,
+        exit_reported: false,
+    };
     let opts = SpawnOptions {
         runner: d.runner.clone(),
         context: Some(ctx.clone()),
@@ -306,6 +313,9 @@ fn create(
             stdin: r.stdin,
             log_limit: Some(log_limit),
             supervisor_stays_child: place.is_some(),
+            // Whose it is, there before its supervisor: a daemon that
+            // crashed before writing it left a user's sandbox root's.
+            files: vec![meta::file(&m)],
             ..Default::default()
         }),
         ..Default::default()
@@ -318,14 +328,7 @@ fn create(
         // It forked away: the library reaped what it left behind.
         None => drop(sandbox),
     }
-    let m = Meta {
-        owner: peer.uid,
-        labels: r.labels.into_iter().collect(),
-        tty: r.tty,
-        stdin: r.stdin,
-        exit_reported: false,
-    };
-    let st = match meta::write(&sb, &m).and_then(|()| sb.state()) {
+    let st = match sb.state() {
         Ok(st) => st,
         // A `remove_on_exit` workload that already ended and took its
         // directory along: it ran, which is what was asked.

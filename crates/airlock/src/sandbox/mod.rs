@@ -87,7 +87,25 @@ pub struct LifecycleOptions {
     /// own reaper, as a CLI does. That spares a fork and an exit per
     /// sandbox; without it, a long-lived caller never holds a zombie.
     pub supervisor_stays_child: bool,
+    /// Files of the caller's own (a service's record of who owns the
+    /// sandbox), written into its directory before its supervisor starts,
+    /// so that the sandbox is never there without them. A name is one
+    /// plain file name, not one of the state's own (`state.json`, ...).
+    pub files: Vec<(String, Vec<u8>)>,
 }
+
+/// The state's own files in a sandbox's directory, which
+/// [`LifecycleOptions::files`] may not name.
+const STATE_FILES: &[&str] = &[
+    "state.json",
+    "state.lock",
+    "plan.json",
+    "lock",
+    "alive",
+    "control.sock",
+    "stdout.log",
+    "stderr.log",
+];
 
 /// Kills a sandbox ([`Sandbox::stopper`]): a pidfd on its runner, so it
 /// never reaches another process that took the runner's pid.
@@ -231,8 +249,26 @@ impl Sandbox {
             )
             .into());
         }
+        for (name, _) in &l.files {
+            let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+            if !plain || STATE_FILES.contains(&name.as_str()) || name.ends_with(".log") {
+                return Err(Error::Io {
+                    what: "write the caller's files",
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{name:?} is not a file name of the caller's own"),
+                    ),
+                });
+            }
+        }
         let root = StateRoot::open(&ctx.state_root)?;
         let (sb, alive) = root.create(&plan.id, l.name.as_deref(), &plan.spec, l.detach)?;
+        for (name, bytes) in &l.files {
+            if let Err(e) = sb.write_atomic(name, bytes) {
+                let _ = sb.remove();
+                return Err(e.into());
+            }
+        }
         let stays_child = l.detach && l.supervisor_stays_child;
         plan.lifecycle = Some(Lifecycle {
             dir: sb.dir.clone(),
