@@ -542,16 +542,26 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         // cgroup. (SIGKILL goes through the supervisor, which freezes the
         // cgroup first so that nothing forks away.) A rootless container
         // without a cgroup of its own has only its PID 1 to signal.
+        // Frozen while they are read and signalled (unless it is paused
+        // already): a frozen process neither exits, so its pid cannot be
+        // another's by the time it is signalled, nor forks away.
+        let file = freezer(&st).filter(|_| !paused(&st));
+        if let Some(f) = &file {
+            airlock::cgroup::set_frozen(f, true).map_err(|e| format!("{}: {e}", f.display()))?;
+        }
         let procs = st.cgroup.as_ref().map(|c| c.procs()).unwrap_or_default();
+        // 0 stands for a task outside our PID namespace, and kill(0)
+        // would signal our own process group.
+        for pid in procs.iter().copied().filter(|p| *p > 0) {
+            // SAFETY: kill(2) takes plain integers and touches no memory
+            // of ours; a process that exited meanwhile (ESRCH) needs no
+            // signal.
+            unsafe { libc::kill(pid, sig) };
+        }
+        if let Some(f) = &file {
+            airlock::cgroup::set_frozen(f, false).map_err(|e| format!("{}: {e}", f.display()))?;
+        }
         if !procs.is_empty() {
-            // 0 stands for a task outside our PID namespace, and kill(0)
-            // would signal our own process group.
-            for pid in procs.into_iter().filter(|p| *p > 0) {
-                // SAFETY: kill(2) takes plain integers and touches no
-                // memory of ours; a process that exited meanwhile (ESRCH)
-                // needs no signal.
-                unsafe { libc::kill(pid, sig) };
-            }
             return Ok(());
         }
     }

@@ -593,7 +593,13 @@ fn pause_shows_in_state_and_delete_force_thaws() {
     );
     let o = env.rt(&["delete", "p"]);
     assert!(text(&o).1.contains("it is paused"), "{:?}", text(&o));
+    // kill --all freezes the cgroup while it signals (so no pid is reused
+    // meanwhile) and leaves it as it found it: paused here, running below.
+    assert!(env.rt(&["kill", "--all", "p", "CONT"]).status.success());
+    assert_eq!(status(), "paused");
     assert!(env.rt(&["resume", "p"]).status.success());
+    assert_eq!(status(), "running");
+    assert!(env.rt(&["kill", "--all", "p", "CONT"]).status.success());
     assert_eq!(status(), "running");
     assert!(env.rt(&["pause", "p"]).status.success());
     let o = env.rt(&["delete", "--force", "p"]);
