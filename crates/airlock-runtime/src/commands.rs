@@ -271,9 +271,29 @@ fn create(
         "bundle": bundle.dir.display().to_string(),
         "annotations": bundle.annotations(),
     }));
+    // The runtime's record of the container, there from the start: what
+    // `state` shows of its bundle, and the poststop hooks a cleanup runs
+    // once prestart and createRuntime may have run.
+    let record = OciRecord {
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs(),
+        annotations: bundle.annotations(),
+        hooks: hooks.clone(),
+        nnp_capabilities: bundle
+            .config
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().as_ref())
+            .map(|c| config::capabilities(c, true)),
+        exec_cpu_affinity: bundle.exec_cpu_affinity.clone(),
+    };
     let spawn = SpawnOptions {
         lifecycle: Some(LifecycleOptions {
             name: Some(id.to_string()),
+            files: vec![(
+                "oci.json".into(),
+                serde_json::to_vec(&record).expect("serializes"),
+            )],
             detach: true,
             hold: true,
             keep_stdio: true,
@@ -307,6 +327,12 @@ fn create(
     let started = Sandbox::start_prepared(prepared.plan, &actx, &spawn);
     let sandbox = match started {
         Ok(s) => s,
+        // Refused before its runner ran (a name in use, a root that
+        // cannot be opened): no hook of this bundle's ran, and the id may
+        // be another container's.
+        Err(e) if !matches!(e, airlock::Error::Setup(_)) => {
+            return Err(fields.rewrite(&e.to_string()));
+        }
         Err(e) => {
             // Nothing of it is left; its poststop hooks undo what a
             // prestart or createRuntime hook did (a network), as runc's
@@ -331,24 +357,6 @@ fn create(
     // The container exists from here: whatever fails now fails the create
     // and leaves nothing (no container, no process).
     let finish = || -> Result<()> {
-        let record = OciRecord {
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs(),
-            annotations: bundle.annotations(),
-            hooks,
-            nnp_capabilities: bundle
-                .config
-                .process()
-                .as_ref()
-                .and_then(|p| p.capabilities().as_ref())
-                .map(|c| config::capabilities(c, true)),
-            exec_cpu_affinity: bundle.exec_cpu_affinity.clone(),
-        };
-        sb.write_atomic(
-            "oci.json",
-            &serde_json::to_vec(&record).expect("serializes"),
-        )
-        .map_err(|e| e.to_string())?;
         if let Some(p) = pid_file {
             // The container process, as runc gives: clients such as
             // conmon and containerd's shims are the subreaper the
@@ -419,8 +427,8 @@ pub(crate) fn oom_score_adj(value: i32) -> Result<()> {
 
 /// Written to a temporary name and renamed, so a reader never sees half.
 /// The pid file, whole or not at all: written to a new file of our own
-/// beside it (never through a link planted there, never over another
-/// file) and renamed into place; the temporary file goes on failure.
+/// beside it (never through a link planted there) and renamed over the
+/// path, as runc's is; the temporary file goes on failure.
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -719,6 +719,77 @@ fn hook_timeouts_hold_and_bad_hooks_are_named() {
     }
 }
 
+/// A create of an id in use fails without running any of its bundle's
+/// hooks against the container that has the id; a createRuntime hook that
+/// hangs (no timeout) leaves the container removable: `delete --force`
+/// stops the hook, and the create fails naming it.
+#[test]
+fn a_taken_id_runs_no_hooks_and_a_hanging_hook_is_stopped() {
+    require_root!();
+    let env = Env::new();
+    let d = env.dir.path().display().to_string();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    assert!(env
+        .rt(&["create", "--bundle", b.to_str().unwrap(), "t"])
+        .status
+        .success());
+    let b2 = env.bundle("b2", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {d}/wrong")]}],
+        });
+    });
+    let o = env.rt(&["create", "--bundle", b2.to_str().unwrap(), "t"]);
+    assert_ne!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(
+        !env.dir.path().join("wrong").exists(),
+        "a poststop hook ran for another's id"
+    );
+    assert_eq!(state(&env, "t")["status"], "created");
+    assert!(env.rt(&["delete", "--force", "t"]).status.success());
+
+    let b3 = env.bundle("b3", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {d}/hanging; sleep 1000")]}],
+        });
+    });
+    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["create", "--bundle", b3.to_str().unwrap(), "h"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = env.dir.path().join("hanging");
+    for _ in 0..400 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(marker.exists(), "the hook never ran");
+    let o = env.rt(&["delete", "--force", "h"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let mut ended = None;
+    for _ in 0..800 {
+        ended = create.try_wait().unwrap();
+        if ended.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let Some(status) = ended else {
+        create.kill().unwrap();
+        create.wait().unwrap();
+        panic!("the create still waits for its hook");
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut create.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("hooks.createRuntime[0] /bin/sh"), "{err}");
+    assert!(!env.rt(&["state", "h"]).status.success());
+}
+
 /// Two deletes at once (a shim's and a `delete --force`) run the
 /// poststop hooks once, and both succeed.
 #[test]

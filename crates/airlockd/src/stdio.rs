@@ -95,7 +95,10 @@ fn pump(
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.blocking_send(out(wrap(buf[..n].to_vec()))).is_err() {
+                    let sent = tx.blocking_send(out(wrap(buf[..n].to_vec())));
+                    // A process left behind that writes without pause
+                    // must not keep us either.
+                    if sent.is_err() || stop.load(Ordering::SeqCst) {
                         break;
                     }
                 }

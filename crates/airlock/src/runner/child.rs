@@ -202,6 +202,7 @@ fn setup(
             "creating",
             pid,
             &place,
+            &[],
         )?;
     }
     crate::mountinfo::forget();
@@ -400,6 +401,7 @@ fn become_workload(
                 "created",
                 hooks::host_pid(),
                 &hooks::Place::Inside,
+                &[],
             )?;
         }
         report.progress(|| format!("exec {}", p.args[0]));

@@ -47,13 +47,18 @@ pub enum Place<'a> {
 }
 
 /// Run `hooks` in order, `pid` (PID 1's on the host) and `status` in the
-/// state they get; the first failure is the error, naming the hook.
+/// state they get; the first failure is the error, naming the hook. Any
+/// of `abort` readable (the supervisor's stop, a request on its control
+/// socket, PID 1's end) kills the running hook's group and fails it: the
+/// supervisor, which waits here, must still answer a kill or a delete of
+/// a hook that hangs.
 pub fn run(
     hooks: &[Hook],
     state: &str,
     status: &str,
     pid: i32,
     place: &Place,
+    abort: &[BorrowedFd],
 ) -> Result<(), SetupError> {
     if hooks.is_empty() {
         return Ok(());
@@ -66,7 +71,7 @@ pub fn run(
     }
     let state = value.to_string();
     for h in hooks {
-        run_one(h, state.as_bytes(), place)
+        run_one(h, state.as_bytes(), place, abort)
             .map_err(|reason| SetupError::new(format!("{} {}", h.name, h.path), reason))?;
     }
     Ok(())
@@ -76,7 +81,7 @@ fn cstr(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("{s:?} holds a NUL byte"))
 }
 
-fn run_one(h: &Hook, state: &[u8], place: &Place) -> Result<(), String> {
+fn run_one(h: &Hook, state: &[u8], place: &Place, abort: &[BorrowedFd]) -> Result<(), String> {
     let path = cstr(&h.path)?;
     let args: Vec<CString> = if h.args.is_empty() {
         vec![path.clone()]
@@ -114,7 +119,7 @@ fn run_one(h: &Hook, state: &[u8], place: &Place) -> Result<(), String> {
     let _ = rustix::io::ioctl_fionbio(&stdin_w, true);
     // SAFETY: setting a disposition and putting the old one back.
     let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let verdict = wait(pid, h.timeout, &out_r, Some((stdin_w, state)));
+    let verdict = wait(pid, h.timeout, &out_r, Some((stdin_w, state)), abort);
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGPIPE, old) };
     verdict
@@ -169,13 +174,22 @@ unsafe fn child(
 
 /// Wait for the hook, keeping the end of what it wrote and writing
 /// `input` (non-blocking) to its stdin, closed once written; kill it and
-/// its group at its timeout.
+/// its group at its timeout, or once one of `abort` is readable.
 fn wait(
     pid: i32,
     timeout: Option<u32>,
     out: &OwnedFd,
     mut input: Option<(OwnedFd, &[u8])>,
+    abort: &[BorrowedFd],
 ) -> Result<(), String> {
+    let kill = |status: &mut i32| {
+        // SAFETY: pid is our unreaped child, and the group its own.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, status, 0);
+        }
+    };
     let deadline = timeout
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t.into()));
@@ -199,13 +213,15 @@ fn wait(
             drain(out, &mut output);
             return verdict(status, &output);
         }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            // Reaped by no one but us, unless SIGCHLD is ignored.
+            return Err(format!(
+                "cannot wait for it: {}",
+                describe(&std::io::Error::last_os_error())
+            ));
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            // SAFETY: pid is our unreaped child, and the group its own.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
+            kill(&mut status);
             return Err(format!(
                 "did not finish within its timeout of {}s and was killed",
                 timeout.unwrap_or(0)
@@ -215,16 +231,25 @@ fn wait(
             tv_sec: 0,
             tv_nsec: 10_000_000,
         };
+        let mut fds: Vec<PollFd> = abort
+            .iter()
+            .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+            .collect();
         if open {
-            let mut fds = [PollFd::new(out, PollFlags::IN)];
-            let _ = poll(&mut fds, Some(&tick));
-            if fds[0].revents().contains(PollFlags::HUP) && !read_some(out, &mut output) {
+            fds.push(PollFd::new(out, PollFlags::IN));
+        }
+        let _ = poll(&mut fds, Some(&tick));
+        if fds[..abort.len()].iter().any(|f| !f.revents().is_empty()) {
+            kill(&mut status);
+            return Err("stopped while it ran (the sandbox was stopped or killed)".into());
+        }
+        if let Some(f) = fds.get(abort.len()) {
+            let ready = f.revents();
+            if ready.contains(PollFlags::HUP) && !read_some(out, &mut output) {
                 open = false;
-            } else if fds[0].revents().contains(PollFlags::IN) {
+            } else if ready.contains(PollFlags::IN) {
                 read_some(out, &mut output);
             }
-        } else {
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

@@ -332,7 +332,11 @@ impl<'a> Watch<'a> {
             return;
         };
         let place = super::hooks::Place::Host;
-        match super::hooks::run(&hooks, &state, "creating", self.pid, &place) {
+        use std::os::fd::AsFd;
+        let mut abort = vec![self.stop.as_fd(), self.pidfd.as_fd()];
+        abort.extend(self.control.as_ref().map(|c| c.as_fd()));
+        abort.extend(self.parent.as_ref().map(|p| p.as_fd()));
+        match super::hooks::run(&hooks, &state, "creating", self.pid, &place, &abort) {
             Ok(()) => {
                 if let Some(inner) = &self.inner {
                     let _ = rustix::net::send(inner, b"go", rustix::net::SendFlags::empty());
