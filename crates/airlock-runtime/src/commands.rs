@@ -520,7 +520,12 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
         Err(_) if !sb.dir.exists() => return Ok(()),
         Err(e) => return Err(e.to_string()),
     };
-    let post = record(sb).map(|r| r.hooks.poststop).unwrap_or_default();
+    // One being created has its create's cleanup run them (a delete
+    // --force stopped it).
+    let post = match st.status {
+        Status::Creating => Vec::new(),
+        _ => record(sb).map(|r| r.hooks.poststop).unwrap_or_default(),
+    };
     let mut state = oci_state(sb, st);
     state["status"] = "stopped".into();
     state["pid"] = 0.into();
@@ -544,6 +549,11 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         // deleting it; other words fail the exit's handling.
         return Err(format!("cannot kill container {id}: container not running"));
     }
+    if st.status == Status::Creating {
+        // OCI: only a created or running container takes a signal. (A
+        // delete --force stops one being created.)
+        return Err(format!("cannot kill container {id}: it is being created"));
+    }
     let sig = parse_signal(signal)?;
     if all && sig != libc::SIGKILL {
         // runc's --all: every process of the container, found in its
@@ -553,10 +563,16 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         // Frozen while they are read and signalled (unless it is paused
         // already): a frozen process neither exits, so its pid cannot be
         // another's by the time it is signalled, nor forks away.
-        let file = freezer(&st).filter(|_| !paused(&st));
-        if let Some(f) = &file {
-            airlock::cgroup::set_frozen(f, true).map_err(|e| format!("{}: {e}", f.display()))?;
-        }
+        // A freeze that fails (a process stuck in the kernel) does not
+        // keep the signals from going out: runc's signals anyway too.
+        let file = freezer(&st).filter(|_| !paused(&st)).filter(|f| {
+            airlock::cgroup::set_frozen(f, true)
+                .inspect_err(|e| {
+                    ctx.log
+                        .warn(&format!("{}: {e}; signalling unfrozen", f.display()))
+                })
+                .is_ok()
+        });
         let procs = st.cgroup.as_ref().map(|c| c.procs()).unwrap_or_default();
         // 0 stands for a task outside our PID namespace, and kill(0)
         // would signal our own process group.
@@ -567,7 +583,12 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
             unsafe { libc::kill(pid, sig) };
         }
         if let Some(f) = &file {
-            airlock::cgroup::set_frozen(f, false).map_err(|e| format!("{}: {e}", f.display()))?;
+            // Gone with a container the signal ended is thawed enough.
+            if let Err(e) = airlock::cgroup::set_frozen(f, false) {
+                if f.exists() {
+                    ctx.log.warn(&format!("{}: {e}", f.display()));
+                }
+            }
         }
         if !procs.is_empty() {
             return Ok(());

@@ -768,6 +768,11 @@ fn a_taken_id_runs_no_hooks_and_a_hanging_hook_is_stopped() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     assert!(marker.exists(), "the hook never ran");
+    // A signal is for a created or running container (OCI), and does not
+    // stop the create.
+    let o = env.rt(&["kill", "h", "TERM"]);
+    assert!(text(&o).1.contains("it is being created"), "{:?}", text(&o));
+    assert!(create.try_wait().unwrap().is_none());
     let o = env.rt(&["delete", "--force", "h"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let mut ended = None;

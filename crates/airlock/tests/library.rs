@@ -454,7 +454,14 @@ fn a_callers_files_are_there_from_the_start() {
     sb.stop(std::time::Duration::from_secs(1)).unwrap();
     drop(s);
     sb.remove().unwrap();
-    for bad in ["state.json", "../x", ".hidden", "stdout.log", ""] {
+    for bad in [
+        "state.json",
+        "../x",
+        ".hidden",
+        "stdout.log",
+        "stdout.log.1",
+        "",
+    ] {
         let e = Sandbox::spawn_with(&spec, &spawn(vec![(bad.into(), b"x".to_vec())])).unwrap_err();
         assert!(
             e.to_string()

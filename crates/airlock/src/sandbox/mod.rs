@@ -251,7 +251,8 @@ impl Sandbox {
         }
         for (name, _) in &l.files {
             let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
-            if !plain || STATE_FILES.contains(&name.as_str()) || name.ends_with(".log") {
+            // `.log` and its rotations (`stdout.log.1`) are the logs'.
+            if !plain || STATE_FILES.contains(&name.as_str()) || name.contains(".log") {
                 return Err(Error::Io {
                     what: "write the caller's files",
                     source: std::io::Error::new(
