@@ -191,7 +191,10 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
             // SAFETY: F_GET_SEALS on an open fd only returns a number.
             unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) }
         });
-        child.kill().unwrap();
+        // SIGTERM, forwarded to the workload: the sandbox ends and its
+        // supervisor removes its cgroups (a SIGKILLed one cannot).
+        // SAFETY: kill takes plain numbers; the pid is our unreaped child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         child.wait().unwrap();
         let what = format!("{} ({args:?}): {exe}", runner.display());
         if sealed {
