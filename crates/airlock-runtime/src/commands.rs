@@ -263,14 +263,19 @@ fn create(
         ctx.log
             .warn(&format!("[{}] {}: {}", f.code, f.subject, f.message));
     }
-    prepared.plan.hooks = hooks.inside(&serde_json::json!({
-        "ociVersion": OCI_VERSION,
-        "id": id,
-        "status": "creating",
-        "pid": 0,
-        "bundle": bundle.dir.display().to_string(),
-        "annotations": bundle.annotations(),
-    }));
+    // The state the hooks get (the runner sets the pid and status of
+    // those it runs).
+    let hook_state = |status: &str| {
+        serde_json::json!({
+            "ociVersion": OCI_VERSION,
+            "id": id,
+            "status": status,
+            "pid": 0,
+            "bundle": bundle.dir.display().to_string(),
+            "annotations": bundle.annotations(),
+        })
+    };
+    prepared.plan.hooks = hooks.inside(&hook_state("creating"));
     // The runtime's record of the container, there from the start: what
     // `state` shows of its bundle, and the poststop hooks a cleanup runs
     // once prestart and createRuntime may have run.
@@ -337,15 +342,7 @@ fn create(
             // Nothing of it is left; its poststop hooks undo what a
             // prestart or createRuntime hook did (a network), as runc's
             // destroy runs them.
-            let state = serde_json::json!({
-                "ociVersion": OCI_VERSION,
-                "id": id,
-                "status": "stopped",
-                "pid": 0,
-                "bundle": bundle.dir.display().to_string(),
-                "annotations": bundle.annotations(),
-            });
-            if let Err(e) = hooks::run("poststop", &hooks.poststop, &state) {
+            if let Err(e) = hooks::run("poststop", &hooks.poststop, &hook_state("stopped")) {
                 ctx.log.warn(&e);
             }
             // The runner's setup errors name spec fields too (a limit the

@@ -115,44 +115,38 @@ pub(super) fn runner_exe(
         });
     }
     let mut file = std::fs::File::open(&runner).map_err(io)?;
-    let copy = sealed_copy(&mut file).map_err(io)?;
+    let copy = sealed_memfd("airlock-runner", true, |out| {
+        std::io::copy(&mut file, out).map(drop)
+    })
+    .map_err(io)?;
     Ok(RunnerExe {
         path: format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&copy)).into(),
         _copy: Some(copy),
     })
 }
 
-/// `file`'s bytes in a memfd sealed against any change. Close-on-exec: an
-/// exec through `/proc/self/fd/N` opens the file before closing it.
-fn sealed_copy(file: &mut std::fs::File) -> std::io::Result<OwnedFd> {
+/// A memfd named `name`, filled by `fill` and sealed against any change.
+/// Close-on-exec: an exec through `/proc/self/fd/N` opens the file before
+/// closing it. `exec`: made executable, which Linux 6.3's
+/// vm.memfd_noexec may otherwise make it not; a kernel before 6.3 knows
+/// no such flag (EINVAL) and makes it so.
+fn sealed_memfd(
+    name: &str,
+    exec: bool,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags};
-    // Executable, which Linux 6.3's vm.memfd_noexec may otherwise make it
-    // not; a kernel before 6.3 knows no such flag (EINVAL) and makes it so.
     let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
-    let fd = match rustix::fs::memfd_create("airlock-runner", flags | MemfdFlags::EXEC) {
-        Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create("airlock-runner", flags)?,
-        made => made?,
+    let fd = match exec {
+        false => rustix::fs::memfd_create(name, flags)?,
+        true => match rustix::fs::memfd_create(name, flags | MemfdFlags::EXEC) {
+            Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create(name, flags)?,
+            made => made?,
+        },
     };
-    let mut out = std::fs::File::from(fd);
-    std::io::copy(file, &mut out)?;
-    let fd = OwnedFd::from(out);
-    rustix::fs::fcntl_add_seals(
-        &fd,
-        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
-    )?;
-    Ok(fd)
-}
-
-fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create(
-        "airlock-plan",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )?;
-    let mut off = 0;
-    while off < bytes.len() {
-        off += rustix::io::write(&fd, &bytes[off..])?;
-    }
+    let mut file = std::fs::File::from(fd);
+    fill(&mut file)?;
+    let fd = OwnedFd::from(file);
     rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
     rustix::fs::fcntl_add_seals(
         &fd,
@@ -166,7 +160,10 @@ pub(super) fn job_memfd(job: &Job) -> Result<OwnedFd, Error> {
     // The build's id on the first line: the runner refuses another's.
     let mut bytes = format!("{}\n", crate::plan::BUILD_ID).into_bytes();
     serde_json::to_writer(&mut bytes, job).expect("plans serialize");
-    sealed_memfd(&bytes).map_err(|source| Error::Io {
+    sealed_memfd("airlock-plan", false, |out| {
+        std::io::Write::write_all(out, &bytes)
+    })
+    .map_err(|source| Error::Io {
         what: "write the plan to a memfd",
         source,
     })
