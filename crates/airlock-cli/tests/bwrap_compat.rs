@@ -313,11 +313,7 @@ fn info_and_json_status_fds_name_the_sandbox_and_its_end() {
         // SAFETY: both fds are new and ours.
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
     };
-    let mut callers = vec![false];
-    if is_root() {
-        callers.push(true);
-    }
-    for as_user in callers {
+    for as_user in callers() {
         let (info_r, info_w) = pipe();
         let (status_r, status_w) = pipe();
         let (iw, sw) = (
@@ -466,11 +462,7 @@ fn readable(fd: &impl std::os::fd::AsRawFd) -> bool {
 fn block_and_sync_fds_hold_the_start_and_mark_the_end() {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
-    let mut callers = vec![false];
-    if is_root() {
-        callers.push(true);
-    }
-    for as_user in callers {
+    for as_user in callers() {
         let (info_r, info_w) = cloexec_pipe();
         let (block_r, block_w) = cloexec_pipe();
         let (sync_r, sync_w) = cloexec_pipe();
@@ -696,11 +688,7 @@ fn lock_file_is_held_while_the_sandbox_runs() {
     std::fs::write(&file, "").unwrap();
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let f = file.display().to_string();
-    let mut callers = vec![false];
-    if is_root() {
-        callers.push(true);
-    }
-    for as_user in callers {
+    for as_user in callers() {
         let args = [
             "run",
             "--ro-bind",

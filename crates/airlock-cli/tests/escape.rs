@@ -356,11 +356,7 @@ fn init_does_not_read_itself_through_the_sandboxs_proc() {
     std::fs::create_dir_all(fake.join("self")).unwrap();
     mkfifo(&fake.join("self/maps"));
     let fake = fake.display().to_string();
-    let mut callers = vec![false];
-    if is_root() {
-        callers.push(true);
-    }
-    for as_user in callers {
+    for as_user in callers() {
         let args = [
             "run",
             "--ro-bind",

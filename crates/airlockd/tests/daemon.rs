@@ -602,16 +602,7 @@ async fn an_attacher_that_went_away_leaves_no_thread_writing() {
     let d = Daemon::start("");
     let mut c = d.client().await;
     let daemon = d.child.id();
-    let feeds = || {
-        std::fs::read_dir(format!("/proc/{daemon}/task"))
-            .unwrap()
-            .flatten()
-            .filter(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "stdin-feed")
-            })
-            .count()
-    };
+    let feeds = || threads_named(daemon, "stdin-feed");
     let until = |want: usize| async move {
         for _ in 0..200 {
             if feeds() == want {
@@ -967,16 +958,7 @@ async fn an_exec_that_leaves_its_output_open_keeps_no_thread() {
     let d = Daemon::start("");
     let mut c = d.client().await;
     let daemon = d.child.id();
-    let pumps = || {
-        std::fs::read_dir(format!("/proc/{daemon}/task"))
-            .unwrap()
-            .flatten()
-            .filter(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "stdio-pump")
-            })
-            .count()
-    };
+    let pumps = || threads_named(daemon, "stdio-pump");
     let fds = || {
         std::fs::read_dir(format!("/proc/{daemon}/fd"))
             .unwrap()

@@ -283,6 +283,16 @@ pub fn rootfs_with_host_usr(root: &str) -> Vec<String> {
     flags
 }
 
+/// Who a test runs airlock as: as we are, and as the unprivileged test
+/// user (`true`) when we are root and can become it.
+pub fn callers() -> Vec<bool> {
+    if is_root() {
+        vec![false, true]
+    } else {
+        vec![false]
+    }
+}
+
 /// A fifo at `path`, mode 0666.
 pub fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();

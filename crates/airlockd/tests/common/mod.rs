@@ -201,3 +201,12 @@ pub fn zombie_children(parent: u32) -> Vec<i32> {
         .filter(|&p| state_and_parent(p) == Some(('Z', parent as i32)))
         .collect()
 }
+
+/// How many of process `pid`'s threads are named `name`.
+pub fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .count()
+}
