@@ -31,6 +31,9 @@ pub use proto::sandboxes_client::SandboxesClient;
 /// The daemon's default socket.
 pub const DEFAULT_SOCKET: &str = "/run/airlock/airlockd.sock";
 
+/// The most input one message of an Exec carries.
+const STDIN_PIECE: usize = 64 << 10;
+
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -71,11 +74,35 @@ fn why_not_connected(e: &tonic::transport::Error) -> String {
 }
 
 fn status_text(s: &tonic::Status) -> String {
-    if s.message().is_empty() {
+    let text = if s.message().is_empty() {
         format!("{:?}", s.code())
     } else {
         s.message().to_string()
+    };
+    // A status tonic made of a failed connection says only "transport
+    // error"; what failed is in its sources.
+    let mut cause: &dyn std::error::Error = s;
+    let mut closed = false;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+        closed |= cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message() || h.is_closed() || h.is_canceled())
+            || cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+                use std::io::ErrorKind::*;
+                matches!(
+                    e.kind(),
+                    BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+                )
+            });
     }
+    if !closed {
+        return text;
+    }
+    format!(
+        "{text}: airlockd closed the connection ({cause}); a caller other than root may hold \
+         max_connections_per_caller connections at once, and the daemon's log says why it closed one"
+    )
 }
 
 impl From<tonic::Status> for ClientError {
@@ -242,9 +269,8 @@ impl Client {
     ) -> Result<ExecOutput> {
         use proto::exec_input::Input;
         let mut msgs = vec![Input::Start(start)];
-        if !stdin.is_empty() {
-            msgs.push(Input::Stdin(stdin));
-        }
+        // In pieces: the daemon takes messages of at most 2 MiB.
+        msgs.extend(stdin.chunks(STDIN_PIECE).map(|b| Input::Stdin(b.to_vec())));
         msgs.push(Input::CloseStdin(true));
         let input = tokio_stream_iter(
             msgs.into_iter()

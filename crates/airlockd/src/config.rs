@@ -38,9 +38,13 @@ pub struct Config {
     pub stop_grace: u32,
     /// Events kept for `Events { since }`.
     pub events_kept: usize,
-    /// Exec, Attach and Logs streams open at once per caller besides root:
-    /// each holds threads of the daemon's own while it lasts.
+    /// Exec, Attach, Logs, Events and Wait calls under way at once per
+    /// caller besides root: each holds threads or a pidfd of the daemon's
+    /// own while it lasts.
     pub max_streams_per_caller: usize,
+    /// Connections open at once per caller besides root (each is a file
+    /// descriptor of the daemon's); one more is closed as it is accepted.
+    pub max_connections_per_caller: usize,
     /// Sandboxes a caller other than root may hold at once (stopped ones
     /// count until deleted): one user cannot take every `max_sandboxes`
     /// place from the others.
@@ -64,6 +68,7 @@ impl Default for Config {
             stop_grace: 10,
             events_kept: 1000,
             max_streams_per_caller: 64,
+            max_connections_per_caller: 32,
             max_sandboxes_per_caller: 250,
         }
     }

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::events::Bus;
 use crate::meta::{self, Meta};
 use crate::peer::{Peer, PeerInfo};
+use crate::quota::{Place, Quota};
 use crate::reap::Reaper;
 use crate::status;
 use airlock::cgroup::Layout;
@@ -32,9 +33,9 @@ pub struct Daemon {
     /// Creates under way, which count against `max_sandboxes`.
     /// The uid of each create in flight, holding a place.
     pending: Mutex<Vec<u32>>,
-    /// Exec, Attach and Logs streams open, by caller uid (root's are not
-    /// counted), against `max_streams_per_caller`.
-    streams: Mutex<HashMap<u32, usize>>,
+    /// Exec, Attach, Logs, Events and Wait calls under way, by caller uid
+    /// (root's are not counted), against `max_streams_per_caller`.
+    streams: Quota,
     /// The runner binary (default: found as the library finds it).
     pub runner: Option<PathBuf>,
     /// The supervisors the daemon reaps itself.
@@ -56,48 +57,27 @@ pub struct Seen {
 }
 
 /// One of a caller's places under `max_streams_per_caller`, held by its
-/// stream and freed when the stream is dropped (the call's end, or the
-/// client's going away).
-pub struct StreamSlot {
-    daemon: Shared,
-    uid: u32,
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut open = self.daemon.streams.lock().expect("streams lock");
-        if let Some(n) = open.get_mut(&self.uid) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.uid);
-            }
-        }
-    }
-}
+/// stream (or a Wait) and freed when that is dropped (the call's end, or
+/// the client's going away).
+pub type StreamSlot = Place;
 
 /// Reserve a stream for `peer` (root: no limit), or say the limit is
 /// reached: a caller opening streams without end would otherwise have
-/// the daemon start threads without end.
+/// the daemon start threads, or hold pidfds, without end.
 pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic::Status> {
     if peer.is_root() {
         return Ok(None);
     }
-    let mut open = d.streams.lock().expect("streams lock");
-    let n = open.entry(peer.uid).or_default();
-    if *n >= d.config.max_streams_per_caller {
-        return Err(status::limit(
+    match d.streams.take(peer.uid, d.config.max_streams_per_caller) {
+        Ok(place) => Ok(Some(place)),
+        Err(n) => Err(status::limit(
             "max_streams_per_caller",
             format!(
-                "uid {} has {n} Exec, Attach and Logs streams open, the most this daemon allows a caller",
+                "uid {} has {n} Exec, Attach, Logs, Events and Wait calls under way, the most this daemon allows a caller",
                 peer.uid
             ),
-        ));
+        )),
     }
-    *n += 1;
-    Ok(Some(StreamSlot {
-        daemon: d.clone(),
-        uid: peer.uid,
-    }))
 }
 
 /// A reserved place under `max_sandboxes`, freed when dropped.
@@ -128,7 +108,7 @@ impl Daemon {
             bus,
             known: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
-            streams: Mutex::new(HashMap::new()),
+            streams: Quota::default(),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
             reaper: Reaper::new(),
         }

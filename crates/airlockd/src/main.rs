@@ -8,6 +8,7 @@ mod daemon;
 mod events;
 mod meta;
 mod peer;
+mod quota;
 mod reap;
 mod service;
 mod status;
@@ -54,6 +55,28 @@ struct Args {
 }
 
 const DEFAULT_CONFIG: &str = "/etc/airlock/airlockd.toml";
+
+/// The largest message a client may send.
+const MAX_MESSAGE: usize = 2 << 20;
+
+/// The soft limit on open files raised to the hard one: every connection,
+/// stream and sandbox followed is a descriptor of the daemon's, and the
+/// usual soft limit (1024) would end in `accept` failing for everyone
+/// while the kernel allows many more (as systemd advises for a service
+/// that needs them, and Go's runtime does for every program).
+fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.maximum.is_some() && limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!("raise RLIMIT_NOFILE to its hard limit: {e}");
+        }
+    }
+}
 
 fn load(args: &Args) -> anyhow::Result<config::Config> {
     let mut c = match &args.config {
@@ -163,6 +186,7 @@ fn man(dir: &std::path::Path) -> std::process::ExitCode {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     let c = load(&args)?;
+    raise_nofile();
     let group = match c.group.as_str() {
         "" => None,
         name => {
@@ -190,9 +214,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         "airlockd listening"
     );
     tokio::spawn(events::watch(d.clone()));
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
-        .map(|s| s.map(peer::PeerStream::new));
-    let svc = airlock_client::proto::sandboxes_server::SandboxesServer::new(service::Service(d));
+    let (open, max) = (quota::Quota::default(), d.config.max_connections_per_caller);
+    let incoming =
+        tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(move |s| match s {
+            Ok(s) => peer::PeerStream::admit(s, &open, max).map(Ok),
+            Err(e) => Some(Err(e)),
+        });
+    // A Create's spec may be 1 MiB (MAX_SPEC) and its labels a quarter
+    // of that; nothing else is near. tonic's default, 4 MiB, let every
+    // message of an Exec's or Attach's input be that large.
+    let svc = airlock_client::proto::sandboxes_server::SandboxesServer::new(service::Service(d))
+        .max_decoding_message_size(MAX_MESSAGE);
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("a SIGTERM handler");

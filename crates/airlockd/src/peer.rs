@@ -6,6 +6,7 @@
 //! supplementary groups, which decide whether a user in the configured
 //! group may connect; hence this wrapper around tokio's `UnixStream`.
 
+use crate::quota::{Place, Quota};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -43,12 +44,39 @@ pub struct PeerInfo(pub Option<Peer>);
 pub struct PeerStream {
     inner: UnixStream,
     peer: Option<Peer>,
+    /// The caller's place under `max_connections_per_caller` (root: none).
+    _place: Option<Place>,
 }
 
 impl PeerStream {
-    pub fn new(inner: UnixStream) -> PeerStream {
+    /// The connection `inner` with its peer's credentials, holding one
+    /// of its caller's `max` places in `open` (root: no limit); None,
+    /// the connection closed, when the caller holds all of them already.
+    ///
+    /// Each connection is a file descriptor of the daemon's, and the
+    /// kernel's limit on those is the daemon's, shared by every caller.
+    pub fn admit(inner: UnixStream, open: &Quota, max: usize) -> Option<PeerStream> {
         let peer = credentials(&inner).ok();
-        PeerStream { inner, peer }
+        let place = match &peer {
+            Some(p) if !p.is_root() => match open.take(p.uid, max) {
+                Ok(place) => Some(place),
+                Err(n) => {
+                    tracing::warn!(
+                        uid = p.uid,
+                        pid = p.pid,
+                        "connection closed: uid {} has {n} connections open, max_connections_per_caller",
+                        p.uid
+                    );
+                    return None;
+                }
+            },
+            _ => None,
+        };
+        Some(PeerStream {
+            inner,
+            peer,
+            _place: place,
+        })
     }
 }
 

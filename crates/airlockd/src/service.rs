@@ -557,6 +557,8 @@ impl Sandboxes for Service {
         let peer = self.0.peer(&req)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
+        // Held until the end: a pidfd of ours, and a task, while it waits.
+        let _slot = crate::daemon::stream_slot(&d, &peer)?;
         // By its name or id the sandbox is found here, as its end is read
         // below; a trip to the blocking pool (a thread's wakeup, a few per
         // cent of the daemon's CPU per sandbox) only for the rest.

@@ -253,18 +253,53 @@ impl Drop for Console {
 /// message) until it ends or asks to close. Returning drops the feed: an
 /// exec's stdin then reaches end of file; an attached workload's stays
 /// open, since its supervisor holds the other write end.
-async fn forward<M>(mut stream: Streaming<M>, to: Feed, input: fn(M) -> Option<ClientInput>)
-where
+async fn forward<M>(
+    mut stream: Streaming<M>,
+    to: Feed,
+    input: fn(M) -> Option<ClientInput>,
+    answer: mpsc::WeakSender<Result<proto::ExecOutput, RpcStatus>>,
+) where
     M: Send + Default + 'static,
 {
-    while let Ok(Some(msg)) = stream.message().await {
+    loop {
+        let msg = match stream.message().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return,
+            // A message the daemon refused (one over MAX_MESSAGE): the
+            // call ends with why, rather than the process's input just
+            // ending short.
+            Err(e) => {
+                if let Some(answer) = answer.upgrade() {
+                    let _ = answer.send(Err(e)).await;
+                }
+                return;
+            }
+        };
         let Some(m) = input(msg) else { continue };
         let close = matches!(m, ClientInput::Close);
-        if close || to.send(m).await.is_err() {
+        // Large input is queued in pieces: the queue holds a few of
+        // them, not a few of the largest messages a client may send.
+        let sent = match m {
+            ClientInput::Data(b) if b.len() > INPUT_PIECE => {
+                let mut sent = Ok(());
+                for piece in b.chunks(INPUT_PIECE) {
+                    sent = to.send(ClientInput::Data(piece.to_vec())).await;
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                sent
+            }
+            m => to.send(m).await,
+        };
+        if close || sent.is_err() {
             return;
         }
     }
 }
+
+/// The most input one message of the feed's queue holds.
+const INPUT_PIECE: usize = 64 << 10;
 
 pub async fn exec(
     d: Shared,
@@ -296,16 +331,22 @@ pub async fn exec(
     };
     let (tx, rx) = mpsc::channel(16);
     let (out_tx, out_rx) = mpsc::channel(16);
+    let answer = out_tx.downgrade();
     let gone = Arc::new(AtomicBool::new(false));
     tokio::spawn(relay(rx, out_tx, gone.clone()));
     let d2 = d.clone();
     let feed_to = blocking(move || start_exec(&d2, &peer, start, opts, tx, gone)).await?;
-    tokio::spawn(forward(input, feed_to, |msg| match msg.input {
-        Some(Input::Stdin(b)) => Some(ClientInput::Data(b)),
-        Some(Input::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
-        Some(Input::CloseStdin(_)) => Some(ClientInput::Close),
-        Some(Input::Start(_)) | None => None,
-    }));
+    tokio::spawn(forward(
+        input,
+        feed_to,
+        |msg| match msg.input {
+            Some(Input::Stdin(b)) => Some(ClientInput::Data(b)),
+            Some(Input::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
+            Some(Input::CloseStdin(_)) => Some(ClientInput::Close),
+            Some(Input::Start(_)) | None => None,
+        },
+        answer,
+    ));
     Ok(Response::new(held(out_rx, slot)))
 }
 
@@ -591,7 +632,7 @@ pub async fn attach(
         .input
         .try_clone()
         .map_err(|e| RpcStatus::internal(format!("dup the input: {e}")))?;
-    let client = feed_watch;
+    let client = feed_watch.clone();
     let feed_to = feed(
         writer,
         move |rows, cols| {
@@ -601,11 +642,16 @@ pub async fn attach(
         },
         move || client.upgrade().is_some_and(|tx| !tx.is_closed()),
     );
-    tokio::spawn(forward(input, feed_to, |msg| match msg.input {
-        Some(AttachIn::Stdin(b)) => Some(ClientInput::Data(b)),
-        Some(AttachIn::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
-        _ => None,
-    }));
+    tokio::spawn(forward(
+        input,
+        feed_to,
+        |msg| match msg.input {
+            Some(AttachIn::Stdin(b)) => Some(ClientInput::Data(b)),
+            Some(AttachIn::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
+            _ => None,
+        },
+        feed_watch,
+    ));
     Ok(Response::new(held(rx, slot)))
 }
 
@@ -614,6 +660,7 @@ pub async fn events(
     peer: Peer,
     r: proto::EventsRequest,
 ) -> Result<Response<EventStream>, RpcStatus> {
+    let slot = stream_slot(&d, &peer)?;
     // Which sandbox, by id, when one is named (and the caller may see it).
     let only = if r.sandbox.is_empty() {
         None
@@ -675,5 +722,5 @@ pub async fn events(
             }
         }
     });
-    Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    Ok(Response::new(held(out_rx, slot)))
 }

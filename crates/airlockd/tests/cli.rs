@@ -509,8 +509,8 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
 }
 
 /// A caller other than root has at most `max_streams_per_caller` Exec,
-/// Attach and Logs streams open at once (each holds daemon threads);
-/// a stream's end gives its place back.
+/// Attach, Logs, Events and Wait calls under way at once (each holds
+/// daemon threads or a pidfd); a call's end gives its place back.
 #[test]
 fn a_callers_open_streams_are_bounded() {
     if !root_or_skip("a_callers_open_streams_are_bounded") {
@@ -558,15 +558,42 @@ fn a_callers_open_streams_are_bounded() {
         assert_eq!(line, "up\n", "the follower did not open its stream");
         (f, out)
     };
-    let mut followers = vec![follow(), follow()];
-    // Both follows are open: a third stream is refused.
-    let third = airlock(&d, Some(USER), &["logs", "talker"]);
+    let mut followers = vec![follow()];
+    // A Wait holds a place too (a pidfd of the daemon's while it waits).
+    let mut waiter = Command::new("setpriv")
+        .args([
+            format!("--reuid={USER}"),
+            format!("--regid={USER}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ])
+        .arg(airlock_bin(&d))
+        .args(["wait", "talker"])
+        .env("AIRLOCK_HOST", d.host())
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the follow and the wait are under way, a third is refused.
+    let mut third = airlock(&d, Some(USER), &["logs", "talker"]);
+    for _ in 0..400 {
+        if third.code != 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        third = airlock(&d, Some(USER), &["logs", "talker"]);
+    }
     assert_eq!(third.code, 125, "{}", third.stderr);
     assert!(
         third.stderr.contains("max_streams_per_caller") && third.stderr.contains("uid 1000 has 2"),
         "{}",
         third.stderr
     );
+    let _ = waiter.kill();
+    waiter.wait().unwrap();
+    followers.push(follow());
     // Root is not counted (and names another's sandbox by its id).
     ok(airlock(&d, None, &["logs", id.trim()]));
     let (mut one, _) = followers.pop().unwrap();
@@ -748,4 +775,108 @@ fn the_client_refuses_a_server_of_another_user() {
         err.contains(&format!("runs as uid {OUTSIDER}, neither root nor us")),
         "{err}"
     );
+}
+
+/// Opens connections to the socket (argv[1]) as it is run, argv[2] of
+/// them, and says of each whether the daemon kept it (its HTTP/2
+/// preface arrived) or closed it; then holds them until stdin closes.
+const CONNECTIONS: &str = r#"
+import socket, sys
+held = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    held.append(s)
+said = []
+for s in held:
+    s.settimeout(20)
+    try:
+        said.append("kept" if s.recv(1) else "closed")
+    except ConnectionResetError:
+        said.append("closed")
+    except socket.timeout:
+        said.append("silent")
+print(" ".join(said), flush=True)
+sys.stdin.read()
+"#;
+
+/// A caller other than root holds at most `max_connections_per_caller`
+/// connections (each a file descriptor of the daemon's): one more is
+/// closed as it is accepted and the daemon's log says why; a
+/// connection's end gives its place back; root is not counted. The
+/// daemon runs with its soft limit on open files raised to the hard one.
+#[test]
+fn a_callers_connections_are_bounded() {
+    if !root_or_skip("a_callers_connections_are_bounded") {
+        return;
+    }
+    let d = Daemon::start(&format!(
+        "group = \"{USER}\"\nmax_connections_per_caller = 2"
+    ));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
+    let files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(files[3], files[4], "{limits}");
+
+    let hold = |uid: u32, n: u32| {
+        use std::io::BufRead;
+        let mut h = Command::new("setpriv")
+            .args([
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".into(),
+                "--".into(),
+                "/usr/bin/python3".into(),
+                "-c".into(),
+                CONNECTIONS.into(),
+            ])
+            .arg(d.socket())
+            .arg(n.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = String::new();
+        std::io::BufReader::new(h.stdout.take().unwrap())
+            .read_line(&mut said)
+            .unwrap();
+        (h, said.trim().to_string())
+    };
+    let (mut holder, said) = hold(USER, 3);
+    assert_eq!(said, "kept kept closed");
+    assert!(
+        d.log()
+            .contains("uid 1000 has 2 connections open, max_connections_per_caller"),
+        "{}",
+        d.log()
+    );
+    // The caller's client is refused while both are held; root's is not.
+    let refused = airlock(&d, Some(USER), &["ps"]);
+    assert_eq!(refused.code, 125, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("airlockd closed the connection")
+            && refused.stderr.contains("max_connections_per_caller"),
+        "{}",
+        refused.stderr
+    );
+    let (mut root, said) = hold(0, 3);
+    assert_eq!(said, "kept kept kept");
+    ok(airlock(&d, None, &["ps"]));
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let mut again = airlock(&d, Some(USER), &["ps"]);
+    for _ in 0..200 {
+        if again.code == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        again = airlock(&d, Some(USER), &["ps"]);
+    }
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    drop(root.stdin.take());
+    root.wait().unwrap();
 }

@@ -475,15 +475,21 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
     assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
     assert!(e.to_string().contains("bogus"), "{e}");
 
-    // A spec larger than the state root should keep, in RAM.
-    let huge = format!(
-        r#"{{"process": {{"args": ["true"], "env": {{"X": "{}"}}}}}}"#,
-        "x".repeat(2 << 20)
-    );
-    let e = c.create(create(&huge)).await.unwrap_err();
+    // A spec larger than the state root should keep, in RAM; and a
+    // message larger than the daemon takes at all.
+    let huge = |size: usize| {
+        format!(
+            r#"{{"process": {{"args": ["true"], "env": {{"X": "{}"}}}}}}"#,
+            "x".repeat(size)
+        )
+    };
+    let e = c.create(create(&huge(3 << 19))).await.unwrap_err();
     assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
     assert_eq!(details(&e).field, "spec");
     assert!(e.to_string().contains("at most 1024 KiB"), "{e}");
+    let e = c.create(create(&huge(2 << 20))).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::OutOfRange), "{e}");
+    assert!(e.to_string().contains("the limit is: 2097152 bytes"), "{e}");
 
     // The guardrails: a writable bind of the host's root is refused, with
     // every finding in the details.
@@ -1053,4 +1059,74 @@ async fn an_abandoned_exec_is_killed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(after, before, "the abandoned exec is still running");
+}
+
+/// A message over the daemon's 2 MiB ends the call with a status saying
+/// so, and the process started for it is killed, where its input used to
+/// end short in silence; the client library sends large input in pieces.
+#[tokio::test(flavor = "multi_thread")]
+async fn input_over_the_message_limit_is_refused_and_sent_in_pieces_passes() {
+    if !root_or_skip("input_over_the_message_limit_is_refused_and_sent_in_pieces_passes") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    run(&mut c, "big", &["sleep", "100"]).await;
+    let start = || proto::ExecStart {
+        sandbox: "big".into(),
+        args: args(&["sh", "-c", "wc -c; sleep 999"]),
+        ..Default::default()
+    };
+    let before = c.inspect("big").await.unwrap().pids.len();
+
+    // One message of 3 MiB.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    for input in [
+        proto::exec_input::Input::Start(start()),
+        proto::exec_input::Input::Stdin(vec![b'x'; 3 << 20]),
+    ] {
+        tx.send(proto::ExecInput { input: Some(input) })
+            .await
+            .unwrap();
+    }
+    let mut out = c
+        .raw()
+        .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match out.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the call did not end");
+    let e = ended.expect_err("an oversized message was taken");
+    assert_eq!(e.code(), Code::OutOfRange, "{e}");
+    assert!(e.message().contains("too large"), "{e}");
+    drop(tx);
+    // Its `sh`, `sleep` and runner are gone again.
+    let mut after = usize::MAX;
+    for _ in 0..200 {
+        after = c.inspect("big").await.unwrap().pids.len();
+        if after == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(after, before, "the refused exec is still running");
+
+    // The same input through the client library arrives whole.
+    let mut s = start();
+    s.args = args(&["wc", "-c"]);
+    let ran = c
+        .exec_with_input(s, vec![b'x'; (3 << 20) + 1])
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "3145729");
+    c.delete("big", true).await.unwrap();
 }
