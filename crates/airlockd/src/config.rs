@@ -32,6 +32,9 @@ pub struct Config {
     pub max_memory: Option<Size>,
     /// Each sandbox's pids limit at most; a spec without one gets it.
     pub max_pids: Option<u64>,
+    /// Each sandbox's `cpu_weight` and `io_weight` at most (the kernel's
+    /// default share is 100): the sandboxes share the daemon's cgroup.
+    pub max_weight: u32,
     /// Bytes per log file before it rotates (two files per stream kept).
     pub log_limit: u64,
     /// Seconds between SIGTERM and the kill when Stop gives none.
@@ -64,6 +67,7 @@ impl Default for Config {
             max_sandboxes: 1000,
             max_memory: None,
             max_pids: Some(4096),
+            max_weight: 100,
             log_limit: 1 << 20,
             stop_grace: 10,
             events_kept: 1000,

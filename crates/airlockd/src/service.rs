@@ -161,6 +161,22 @@ fn check_unprivileged(
 /// The daemon's per-sandbox limits: a spec beyond one is refused, a spec
 /// without one gets it.
 fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(), RpcStatus> {
+    // The daemon's sandboxes share its cgroup: a weight is a claim on the
+    // CPU or disk time the others lose in contention.
+    for (field, weight) in [
+        ("resources.cpu_weight", spec.resources.cpu_weight),
+        ("resources.io_weight", spec.resources.io_weight),
+    ] {
+        if let Some(w) = weight.filter(|w| *w > c.max_weight) {
+            return Err(status::limit(
+                field,
+                format!(
+                    "{w} is more than this daemon allows per sandbox (max_weight {}; 100 is the kernel's default share)",
+                    c.max_weight
+                ),
+            ));
+        }
+    }
     if let Some(max) = c.max_memory {
         match spec.resources.memory {
             Some(m) if m.bytes() > max.bytes() => {
@@ -756,6 +772,13 @@ mod tests {
         let mut s = SandboxSpec::default();
         s.resources.pids = Some(101);
         assert!(limits(&mut s).unwrap_err().contains("resources.pids"));
+        let mut s = SandboxSpec::default();
+        s.resources.cpu_weight = Some(100);
+        s.resources.io_weight = Some(50);
+        limits(&mut s).unwrap();
+        s.resources.io_weight = Some(101);
+        let e = limits(&mut s).unwrap_err();
+        assert!(e.contains("101") && e.contains("max_weight 100"), "{e}");
     }
 
     #[test]

@@ -531,6 +531,16 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
     assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");
     assert_eq!(details(&e).field, "resources.swap");
     assert!(e.to_string().contains("swap included"), "{e}");
+    // A weight past max_weight (100): a larger share of the CPU than the
+    // daemon's other sandboxes get.
+    let e = c
+        .create(create(
+            r#"{"process": {"args": ["true"]}, "resources": {"cpu_weight": 1000}}"#,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");
+    assert_eq!(details(&e).field, "resources.cpu_weight");
 
     // A program that is not there.
     let e = c
