@@ -68,9 +68,27 @@ fn why_not_connected(e: &tonic::transport::Error) -> String {
             " (the socket is for root and the daemon's group: is this user in it?)"
         }
         Some(std::io::ErrorKind::ConnectionRefused) => " (no airlockd is listening there)",
+        _ if closed(cause) => CLOSED,
         _ => "",
     };
     format!("{cause}{hint}")
+}
+
+/// Why a daemon closes a connection it accepted.
+const CLOSED: &str = " (airlockd closed the connection: it stopped or restarted, or this user \
+     already holds max_connections_per_caller connections; the daemon's log says which)";
+
+/// Is `e` a connection the other end closed?
+fn closed(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::*;
+    e.downcast_ref::<hyper::Error>()
+        .is_some_and(|h| h.is_incomplete_message() || h.is_closed() || h.is_canceled())
+        || e.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+            )
+        })
 }
 
 fn status_text(s: &tonic::Status) -> String {
@@ -82,27 +100,15 @@ fn status_text(s: &tonic::Status) -> String {
     // A status tonic made of a failed connection says only "transport
     // error"; what failed is in its sources.
     let mut cause: &dyn std::error::Error = s;
-    let mut closed = false;
+    let mut was_closed = false;
     while let Some(inner) = cause.source() {
         cause = inner;
-        closed |= cause
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(|h| h.is_incomplete_message() || h.is_closed() || h.is_canceled())
-            || cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
-                use std::io::ErrorKind::*;
-                matches!(
-                    e.kind(),
-                    BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
-                )
-            });
+        was_closed |= closed(cause);
     }
-    if !closed {
-        return text;
+    match was_closed {
+        true => format!("{text}: {cause}{CLOSED}"),
+        false => text,
     }
-    format!(
-        "{text}: airlockd closed the connection ({cause}); a caller other than root may hold \
-         max_connections_per_caller connections at once, and the daemon's log says why it closed one"
-    )
 }
 
 impl From<tonic::Status> for ClientError {

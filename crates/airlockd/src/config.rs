@@ -42,8 +42,8 @@ pub struct Config {
     /// Events kept for `Events { since }`.
     pub events_kept: usize,
     /// Exec, Attach, Logs, Events and Wait calls under way at once per
-    /// caller besides root: each holds threads or a pidfd of the daemon's
-    /// own while it lasts.
+    /// caller besides root: each holds threads, a pidfd or a subscription
+    /// of the daemon's own while it lasts.
     pub max_streams_per_caller: usize,
     /// Connections open at once per caller besides root (each is a file
     /// descriptor of the daemon's); one more is closed as it is accepted.

@@ -40,6 +40,10 @@ pub struct Daemon {
     pub runner: Option<PathBuf>,
     /// The supervisors the daemon reaps itself.
     pub reaper: Reaper,
+    /// The limit on open files the daemon had before it raised its own:
+    /// what a sandbox whose spec sets none gets, as it would have
+    /// inherited it.
+    pub nofile: Option<airlock::spec::Rlimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,7 @@ impl Daemon {
         root: StateRoot,
         layout: Layout,
         group: Option<(String, u32)>,
+        nofile: Option<airlock::spec::Rlimit>,
     ) -> Daemon {
         let bus = Bus::new(config.events_kept);
         Daemon {
@@ -111,6 +116,7 @@ impl Daemon {
             streams: Quota::default(),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
             reaper: Reaper::new(),
+            nofile,
         }
     }
 

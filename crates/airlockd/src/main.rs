@@ -56,26 +56,37 @@ struct Args {
 
 const DEFAULT_CONFIG: &str = "/etc/airlock/airlockd.toml";
 
-/// The largest message a client may send.
+/// The largest message a client may send (the daemon's answers are
+/// not bound by it).
 const MAX_MESSAGE: usize = 2 << 20;
 
 /// The soft limit on open files raised to the hard one: every connection,
 /// stream and sandbox followed is a descriptor of the daemon's, and the
 /// usual soft limit (1024) would end in `accept` failing for everyone
 /// while the kernel allows many more (as systemd advises for a service
-/// that needs them, and Go's runtime does for every program).
-fn raise_nofile() {
+/// that needs them, and Go's runtime does for every program). Returns the
+/// limit the daemon had, which its sandboxes get instead (see
+/// `Daemon::nofile`): a soft limit in the hundreds of thousands slows or
+/// breaks programs that size a table by it or close every fd up to it.
+fn raise_nofile() -> Option<airlock::spec::Rlimit> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
-    if limit.maximum.is_some() && limit.current != limit.maximum {
-        let raised = Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        };
-        if let Err(e) = setrlimit(Resource::Nofile, raised) {
-            tracing::warn!("raise RLIMIT_NOFILE to its hard limit: {e}");
-        }
+    if limit.maximum.is_none() || limit.current == limit.maximum {
+        return None;
     }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, raised) {
+        tracing::warn!("raise RLIMIT_NOFILE to its hard limit: {e}");
+        return None;
+    }
+    Some(airlock::spec::Rlimit {
+        resource: "nofile".into(),
+        soft: limit.current.unwrap_or(u64::MAX),
+        hard: limit.maximum.unwrap_or(u64::MAX),
+    })
 }
 
 fn load(args: &Args) -> anyhow::Result<config::Config> {
@@ -186,7 +197,7 @@ fn man(dir: &std::path::Path) -> std::process::ExitCode {
 
 async fn serve(args: Args) -> anyhow::Result<()> {
     let c = load(&args)?;
-    raise_nofile();
+    let nofile = raise_nofile();
     let group = match c.group.as_str() {
         "" => None,
         name => {
@@ -202,7 +213,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let listener = peer::bind(&c.listen, c.socket_mode, group.as_ref().map(|g| g.1))?;
     let layout = layout(&c);
     let listen = c.listen.clone();
-    let d = Arc::new(daemon::Daemon::new(c, root, layout, group));
+    let d = Arc::new(daemon::Daemon::new(c, root, layout, group, nofile));
     let adopted = {
         let d = d.clone();
         tokio::task::spawn_blocking(move || events::adopt(&d)).await?
@@ -215,13 +226,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     );
     tokio::spawn(events::watch(d.clone()));
     let (open, max) = (quota::Quota::default(), d.config.max_connections_per_caller);
-    let incoming =
-        tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(move |s| match s {
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+        // A failed accept (EMFILE: every descriptor taken) is tried again
+        // after a pause: tonic skips it and polls at once, and the
+        // listener, still readable, would fail again, spinning a core
+        // until a descriptor frees.
+        .then(|s| async move {
+            if let Err(e) = &s {
+                tracing::warn!("accept a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            s
+        })
+        .filter_map(move |s| match s {
             Ok(s) => peer::PeerStream::admit(s, &open, max).map(Ok),
             Err(e) => Some(Err(e)),
         });
     // A Create's spec may be 1 MiB (MAX_SPEC) and its labels a quarter
-    // of that; nothing else is near. tonic's default, 4 MiB, let every
+    // of that; nothing else a client sends is near. tonic's default, 4 MiB, let every
     // message of an Exec's or Attach's input be that large.
     let svc = airlock_client::proto::sandboxes_server::SandboxesServer::new(service::Service(d))
         .max_decoding_message_size(MAX_MESSAGE);

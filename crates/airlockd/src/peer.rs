@@ -56,27 +56,53 @@ impl PeerStream {
     /// Each connection is a file descriptor of the daemon's, and the
     /// kernel's limit on those is the daemon's, shared by every caller.
     pub fn admit(inner: UnixStream, open: &Quota, max: usize) -> Option<PeerStream> {
-        let peer = credentials(&inner).ok();
-        let place = match &peer {
-            Some(p) if !p.is_root() => match open.take(p.uid, max) {
+        // Nobody could be counted, nor allowed a call.
+        let peer = credentials(&inner).ok()?;
+        let place = match peer.is_root() {
+            true => None,
+            false => match open.take(peer.uid, max) {
                 Ok(place) => Some(place),
                 Err(n) => {
-                    tracing::warn!(
-                        uid = p.uid,
-                        pid = p.pid,
-                        "connection closed: uid {} has {n} connections open, max_connections_per_caller",
-                        p.uid
-                    );
+                    if REFUSALS.note() {
+                        tracing::warn!(
+                            uid = peer.uid,
+                            pid = peer.pid,
+                            "connection closed: uid {} has {n} connections open, max_connections_per_caller",
+                            peer.uid
+                        );
+                    }
                     return None;
                 }
             },
-            _ => None,
         };
         Some(PeerStream {
             inner,
-            peer,
+            peer: Some(peer),
             _place: place,
         })
+    }
+}
+
+/// Refused connections are logged once a second at most: a caller that
+/// connects in a loop would otherwise flood the log (and, under journald,
+/// have the daemon's other messages dropped by its rate limit).
+static REFUSALS: Throttle = Throttle(std::sync::atomic::AtomicU64::new(0));
+
+struct Throttle(std::sync::atomic::AtomicU64);
+
+impl Throttle {
+    /// Whether to log now: true at most once per second.
+    fn note(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.0.load(Ordering::Relaxed);
+        now != last
+            && self
+                .0
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 }
 

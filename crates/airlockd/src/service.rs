@@ -294,6 +294,11 @@ fn create(
     }
     check_unprivileged(d, peer, &r, &spec)?;
     apply_limits(&d.config, &mut spec)?;
+    if let Some(nofile) = &d.nofile {
+        if !spec.process.rlimits.iter().any(|r| r.resource == "nofile") {
+            spec.process.rlimits.push(nofile.clone());
+        }
+    }
     let _slot = d.reserve(peer)?;
     let ctx = d.context(peer);
     let prepared = if r.image.is_empty() {

@@ -132,16 +132,35 @@ fn spawn(config: &Path, dir: &Path) -> Child {
         .append(true)
         .open(dir.join("airlockd.log"))
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_airlockd"))
-        .arg("--config")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlockd"));
+    cmd.arg("--config")
         .arg(config)
         .env("AIRLOCKD_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    // As a service starts, with the usual soft limit on open files below
+    // the hard one, which the daemon raises for itself alone.
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+            let soft = Some(hard.map_or(DAEMON_NOFILE, |h| h.min(DAEMON_NOFILE)));
+            rustix::process::setrlimit(
+                rustix::process::Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: soft,
+                    maximum: hard,
+                },
+            )?;
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
 }
+
+/// The soft limit on open files the tests' daemons start with.
+pub const DAEMON_NOFILE: u64 = 1000;
 
 impl Drop for Daemon {
     fn drop(&mut self) {
