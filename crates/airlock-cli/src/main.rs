@@ -94,6 +94,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The runner, and what `exec` and `run -d` start, are waited for.
+    airlock::signals::default_child_signal();
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut expansions = 0;
     let (cli, matches) = loop {

@@ -39,6 +39,26 @@ fn exit_status_rules() {
     // airlock's own refusal.
     let r = output(airlock(&["run", "--tmpfs", "relative", "--", "true"]));
     assert_eq!(r.code, 125, "{}", r.stderr);
+    // A caller that ignores SIGCHLD (the disposition survives exec, and
+    // setpriv's too) still gets the status: the kernel reaped the
+    // sandbox's processes itself, and the wait for them failed with ECHILD
+    // ("wait for the sandbox: No child process", 125).
+    for unprivileged in callers() {
+        let args = ["run", "--", "sh", "-c", "echo hi; exit 3"];
+        let mut c = match unprivileged {
+            false => airlock(&args),
+            true => airlock_as_user(&args),
+        };
+        // SAFETY: between fork and exec, one async-signal-safe call.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let r = output(c);
+        assert_eq!((r.code, r.stdout.as_str()), (3, "hi\n"), "{}", r.stderr);
+    }
 }
 
 /// Makes an orphan that exits, waits until it is reaped (or has stayed a

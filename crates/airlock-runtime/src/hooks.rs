@@ -81,7 +81,8 @@ impl Hooks {
                     path: h.path().display().to_string(),
                     args: h.args().clone().unwrap_or_default(),
                     env: h.env().clone().unwrap_or_default(),
-                    timeout: h.timeout().filter(|t| *t > 0).map(|t| t as u32),
+                    // Within u32 (see `check`).
+                    timeout: h.timeout().map(|t| t as u32),
                 })
                 .collect()
         };
@@ -98,12 +99,23 @@ impl Hooks {
 }
 
 /// A hook as OCI has it: an absolute path (its environment is only its
-/// own, so no PATH would find a bare name), and `KEY=VALUE` entries.
+/// own, so no PATH would find a bare name), `KEY=VALUE` entries, and a
+/// timeout, if any, "greater than zero" (taken as none, a 0 or a value
+/// past what the runner counts would let the hook hang for good).
 fn check(field: &str, h: &Hook) -> Result<(), String> {
     if !h.path().is_absolute() {
         return Err(format!(
             "{field}.path: {} is not an absolute path",
             h.path().display()
+        ));
+    }
+    if let Some(t) = h
+        .timeout()
+        .filter(|t| !(1..=i64::from(u32::MAX)).contains(t))
+    {
+        return Err(format!(
+            "{field}.timeout: {t} is not a number of seconds from 1 to {}",
+            u32::MAX
         ));
     }
     if let Some((j, kv)) = h
@@ -132,7 +144,6 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
     // stdin) may hold us past it.
     let deadline = h
         .timeout()
-        .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
@@ -149,10 +160,24 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
     // children too); and gone with us, should we be killed meanwhile.
     cmd.process_group(0);
     // SAFETY: runs in the forked child before its exec and only makes
-    // the prctl syscall, with plain numbers.
+    // the prctl and close_range syscalls, with plain numbers.
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // None of ours goes with it: `--preserve-fds` are open here
+            // for the container (a poststart of `run`, a poststop of a
+            // failed create), not for the hook or what it leaves running.
+            // Marked close-on-exec rather than closed: std's own pipe,
+            // which says whether the exec failed, is among them.
+            if libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -105,6 +105,8 @@ fn command() -> clap::Command {
 
 fn main() {
     use clap::FromArgMatches;
+    // Hooks and the runner are waited for.
+    airlock::signals::default_child_signal();
     let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     if let Command::Man { dir } = &cli.command {
         // Without the hidden verbs, and without the commit, so that the

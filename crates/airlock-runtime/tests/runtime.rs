@@ -638,6 +638,73 @@ fn hooks_run_at_their_points_with_the_state() {
     // Hooks inside the container: tests/hooks_inside.rs.
 }
 
+/// prestart and createRuntime run in the runtime's namespaces, as OCI
+/// says, even when the bundle joins namespaces by path (a pod's network
+/// and UTS namespaces), which the supervisor that runs them has joined
+/// for the container; createContainer runs in the container's.
+#[test]
+fn runtime_hooks_run_in_the_runtimes_namespaces() {
+    require_root!();
+    let env = Env::new();
+    let d = env.dir.path().display().to_string();
+    // Namespaces a platform made, bound to files.
+    struct Unmount(Vec<PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = Command::new("umount").arg(p).status();
+            }
+        }
+    }
+    let (net, uts) = (env.dir.path().join("net"), env.dir.path().join("uts"));
+    let _guard = Unmount(vec![net.clone(), uts.clone()]);
+    for f in [&net, &uts] {
+        std::fs::write(f, "").unwrap();
+    }
+    let made = Command::new("unshare")
+        .arg(format!("--net={}", net.display()))
+        .arg(format!("--uts={}", uts.display()))
+        .args(["hostname", "pod"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let record = |name: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("stat -L -c %i /proc/self/ns/net > {d}/{name}; hostname >> {d}/{name}")],
+            "timeout": 5})
+    };
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&p.metadata().unwrap());
+    // As the container's root it cannot write here: it fails instead.
+    let inside = format!(
+        "test \"$(stat -L -c %i /proc/self/ns/net)\" = {} && test \"$(hostname)\" = pod",
+        ino(&net)
+    );
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid"}, {"type": "ipc"}, {"type": "mount"},
+            {"type": "network", "path": net}, {"type": "uts", "path": uts}
+        ]);
+        c["hooks"] = json!({
+            "prestart": [record("prestart")],
+            "createRuntime": [record("createRuntime")],
+            "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", inside], "timeout": 5}],
+        });
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "ns1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let host = format!(
+        "{}\n{}\n",
+        ino(Path::new("/proc/self/ns/net")),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+    );
+    let read = |name: &str| std::fs::read_to_string(env.dir.path().join(name)).unwrap();
+    assert_eq!(read("prestart"), host, "prestart");
+    assert_eq!(read("createRuntime"), host, "createRuntime");
+    assert!(env.rt(&["delete", "--force", "ns1"]).status.success());
+}
+
 /// A hook's timeout holds whatever the hook does: one that never reads a
 /// state larger than a pipe holds (annotations of 200 KiB), one whose
 /// child outlives it (the whole group is killed); a relative path or an
@@ -704,6 +771,15 @@ fn hook_timeouts_hold_and_bad_hooks_are_named() {
         (
             json!({"path": "/bin/true", "env": ["A=1", "B"]}),
             "hooks.prestart[0].env[1]: \"B\" is not KEY=VALUE",
+        ),
+        // OCI: "greater than zero"; it was taken as no timeout at all.
+        (
+            json!({"path": "/bin/true", "timeout": 0}),
+            "hooks.prestart[0].timeout: 0 is not a number of seconds from 1 to 4294967295",
+        ),
+        (
+            json!({"path": "/bin/true", "timeout": 4294967296u64}),
+            "hooks.prestart[0].timeout: 4294967296 is not a number of seconds",
         ),
     ]
     .into_iter()

@@ -494,6 +494,27 @@ fn preserve_fds_reach_the_container() {
         .collect();
     assert_eq!(fds, ["0", "1", "2", "3"]);
     assert!(env.rt(&["delete", "--force", "f1"]).status.success());
+    // The runtime's own hooks get none of them (poststart, run by `run`
+    // while it holds them for the container).
+    let seen = env.dir.path().join("hook-fds");
+    let b = env.bundle("f3", &["sh", "-c", "exit 0"], |c| {
+        c["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/sh", "args": ["sh", "-c",
+            format!("if test -e /proc/self/fd/3; then echo leaked; else echo none; fi > {}", seen.display())]}]});
+    });
+    let o = rt_fds(
+        &env,
+        &[
+            "run",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.to_str().unwrap(),
+            "f3",
+        ],
+        &[file.as_raw_fd()],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "none\n");
     // A directory fd is a way back into the host's tree: refused, and
     // nothing is left.
     let dir = std::fs::File::open("/").unwrap();

@@ -153,6 +153,15 @@ pub fn stop_kills_group(pid: i32) {
     }
 }
 
+/// SIGCHLD at its default disposition. A caller may have started us with
+/// it ignored (which survives exec): the kernel then reaps our children
+/// itself, and every wait for one fails with ECHILD, so a sandbox's exit
+/// status, a hook's or a runner's would be lost.
+pub fn default_child_signal() {
+    // SAFETY: setting one signal's disposition to its default.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+}
+
 /// Give the workload a clean signal state: default dispositions for
 /// everything (Rust's runtime ignores SIGPIPE, and ignored signals survive
 /// exec) and an empty mask.

@@ -35,8 +35,10 @@ pub fn host_pid() -> i32 {
 
 /// Where a hook runs, beyond the namespaces it inherits.
 pub enum Place<'a> {
-    /// prestart and createRuntime: the supervisor's place, the host's.
-    Host,
+    /// prestart and createRuntime: the supervisor's place, the host's,
+    /// back in the runtime's `namespaces` the supervisor left to join a
+    /// bundle's by path.
+    Host { namespaces: &'a [BorrowedFd<'a>] },
     /// createContainer: the host's tree as root, the new root as cwd.
     BeforePivot {
         host: BorrowedFd<'a>,
@@ -149,13 +151,25 @@ unsafe fn child(
         {
             libc::_exit(126);
         }
-        if let Place::BeforePivot { host, root } = place {
-            if libc::fchdir(host.as_raw_fd()) != 0
-                || libc::chroot(c".".as_ptr()) != 0
-                || libc::fchdir(root.as_raw_fd()) != 0
-            {
-                libc::_exit(126);
+        match place {
+            Place::BeforePivot { host, root } => {
+                if libc::fchdir(host.as_raw_fd()) != 0
+                    || libc::chroot(c".".as_ptr()) != 0
+                    || libc::fchdir(root.as_raw_fd()) != 0
+                {
+                    libc::_exit(126);
+                }
             }
+            Place::Host { namespaces } => {
+                for ns in namespaces.iter() {
+                    if libc::setns(ns.as_raw_fd(), 0) != 0 {
+                        let msg: &[u8] = b"cannot return to the runtime's namespaces to run\n";
+                        let _ = libc::write(2, msg.as_ptr().cast(), msg.len());
+                        libc::_exit(126);
+                    }
+                }
+            }
+            Place::Inside => {}
         }
         // Nothing of the sandbox's setup goes with the hook.
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 1u32 << 2);

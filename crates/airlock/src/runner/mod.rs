@@ -79,6 +79,7 @@ pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -
     if plan_fd < 3 || report < 3 || plan_fd == report {
         by_hand()
     }
+    crate::signals::default_child_signal();
     report::set_report_fd(report);
     // SAFETY: the caller passed the report socket as this fd, inheritable,
     // and nothing else in this process uses that number.
@@ -101,6 +102,7 @@ pub fn main_attended(plan_fd: i32, report_file: Option<std::path::PathBuf>) -> !
     if plan_fd < 3 {
         by_hand()
     }
+    crate::signals::default_child_signal();
     let attended = report::Attended::new(report_file);
     // Parent pid 0: there is no caller to watch; we are it.
     run(

@@ -10,7 +10,7 @@
 use super::guard;
 use super::logs::Logs;
 use super::report::{report_fd, Ended, ExitReport, Report, Reporter, SetupError, StepExt};
-use super::watch::{Outcome, Watch};
+use super::watch::{Outcome, RuntimeHooks, Watch};
 use super::{child, idmap, overlay, signals, sources};
 use crate::cgroup::Cgroup;
 use crate::plan::Plan;
@@ -109,6 +109,9 @@ struct HostSide {
     go: (OwnedFd, OwnedFd),
     /// PID 1 and the workload report on the child's end until exec.
     inner: (OwnedFd, OwnedFd),
+    /// The namespaces the supervisor left to join the plan's by path,
+    /// which the runtime hooks go back to (see [`runtime_namespaces`]).
+    runtime_ns: Vec<OwnedFd>,
 }
 
 pub(super) fn supervise(
@@ -131,6 +134,7 @@ pub(super) fn supervise(
         hold,
         go,
         inner,
+        runtime_ns,
     } = host;
     let (hold_read, hold_write) = hold.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     let (go_read, go_write) = go;
@@ -234,8 +238,11 @@ pub(super) fn supervise(
     // we died before its parent-death signal was armed.
     signals::forward_to(pid, plan.new_session);
     let own_init = plan.init == crate::spec::InitMode::Airlock;
-    let runtime_hooks = (!plan.hooks.runtime.is_empty())
-        .then(|| (plan.hooks.runtime.clone(), plan.hooks.state.clone()));
+    let runtime_hooks = (!plan.hooks.runtime.is_empty()).then(|| RuntimeHooks {
+        hooks: plan.hooks.runtime.clone(),
+        state: plan.hooks.state.clone(),
+        namespaces: runtime_ns,
+    });
     // Recorded and carried out: the watch needs none of it.
     drop(plan);
 
@@ -348,6 +355,7 @@ fn prepare_host_side(
         .filter(|(n, _)| *n != crate::namespace::Namespace::Pid)
         .cloned()
         .collect();
+    let runtime_ns = runtime_namespaces(plan, &join)?;
     join_by_path(&join)?;
     crate::sys::write_sysctls(&plan.join_sysctls, report)?;
     let cgroup = create_cgroup(plan, report)?;
@@ -393,7 +401,34 @@ fn prepare_host_side(
         hold,
         go: pipe("pipe")?,
         inner: sys::seqpacket_pair().step(|| "socketpair".into())?,
+        runtime_ns,
     })
+}
+
+/// OCI's prestart and createRuntime hooks run in the runtime's namespaces
+/// (a network hook sets up the container's interfaces from the host's
+/// network namespace, and its poststop, run by the runtime, takes them
+/// down there), but the supervisor that runs them joins the namespaces a
+/// bundle gives by path, for PID 1 to be cloned into: it keeps the ones
+/// it leaves, for each hook to go back to before its exec.
+fn runtime_namespaces(
+    plan: &Plan,
+    join: &[(crate::namespace::Namespace, String)],
+) -> Result<Vec<OwnedFd>, SetupError> {
+    if plan.hooks.runtime.is_empty() {
+        return Ok(Vec::new());
+    }
+    join.iter()
+        .map(|(ns, _)| {
+            let path = format!("/proc/self/ns/{}", ns.proc_name());
+            rustix::fs::open(
+                path.as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .step(|| format!("open {path} for the runtime hooks"))
+        })
+        .collect()
 }
 
 /// PID 1's ends of what it shares with the supervisor, and the trees

@@ -19,6 +19,14 @@ use std::time::Instant;
 /// Everything the supervisor watches while the sandbox lives. Each
 /// `step` polls once and handles what is ready; it returns true once PID 1
 /// has ended (and the setup reports are all relayed).
+/// OCI's prestart and createRuntime hooks, their state, and the
+/// namespaces they run in (the runtime's, which the supervisor left).
+pub(super) struct RuntimeHooks {
+    pub hooks: Vec<crate::plan::Hook>,
+    pub state: String,
+    pub namespaces: Vec<std::os::fd::OwnedFd>,
+}
+
 pub(super) struct Watch<'a> {
     pub(super) report: Reporter<'a>,
     pub(super) pid: i32,
@@ -59,7 +67,7 @@ pub(super) struct Watch<'a> {
     pub(super) announced: bool,
     /// The plan's runtime hooks and the state they get, run when PID 1
     /// says it waits for them (`Report::RuntimeHooks`).
-    pub(super) runtime_hooks: Option<(Vec<crate::plan::Hook>, String)>,
+    pub(super) runtime_hooks: Option<RuntimeHooks>,
 }
 
 /// Tokens for the fds of one poll.
@@ -328,11 +336,28 @@ impl<'a> Watch<'a> {
     /// PID 1 waits: it goes on when told, or is killed when one fails
     /// (whose error is the setup's).
     fn run_runtime_hooks(&mut self) {
-        let Some((hooks, state)) = self.runtime_hooks.take() else {
+        let Some(RuntimeHooks {
+            hooks,
+            state,
+            namespaces,
+        }) = self.runtime_hooks.take()
+        else {
             return;
         };
-        let place = super::hooks::Place::Host;
+        // A stop that came with PID 1's report was read from its pipe
+        // already, and would not abort a hook that never ends.
+        if signals::stop_requested() || self.killed.is_some() {
+            self.failed = true;
+            self.report.failed(&SetupError::new(
+                "hooks",
+                "stopped before its runtime hooks ran",
+            ));
+            self.kill("it was stopped");
+            return;
+        }
         use std::os::fd::AsFd;
+        let back: Vec<_> = namespaces.iter().map(|fd| fd.as_fd()).collect();
+        let place = super::hooks::Place::Host { namespaces: &back };
         let mut abort = vec![self.stop.as_fd(), self.pidfd.as_fd()];
         abort.extend(self.control.as_ref().map(|c| c.as_fd()));
         abort.extend(self.parent.as_ref().map(|p| p.as_fd()));
