@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn rootless_core_isolation() {
@@ -117,34 +118,60 @@ fn rootless_cannot_map_foreign_ids_without_newuidmap_rights() {
 /// runc's CVE-2019-5736: a process running the runner execs a path of the
 /// sandbox, where a script whose interpreter is `/proc/self/exe` runs the
 /// runner's file again as the workload, which could reopen it for writing
-/// through `/proc/PID/exe`. A rootless caller's own runner, where Landlock
-/// (which refuses that write) is not in force, is exec'd from a sealed
-/// memfd copy instead, as is one only root may write for a sandbox that
-/// keeps the host's ids; with Landlock, or a runner only root may write
-/// for a sandbox of its own ids, it is exec'd as it is.
+/// through `/proc/PID/exe`, or, owning it, chmod it (Landlock does not
+/// cover chmod). A runner the sandbox's ids may change is exec'd from a
+/// sealed memfd copy instead: a rootless caller's own, one a group of the
+/// caller's may write (a supplementary group the rootless sandbox keeps),
+/// one an ACL lets the caller write, and one only root may write for a
+/// sandbox that keeps the host's ids. A runner only root may write, for a
+/// sandbox of its own ids, is exec'd as it is.
 #[test]
 fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
     require_root!();
     let dir = tempdir();
-    let theirs = dir.path().join("airlock-runner");
     let ours = airlock_bin().with_file_name("airlock-runner");
-    let copied = std::process::Command::new("cp")
-        .arg(&ours)
-        .arg(&theirs)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    chown(&theirs, USER, USER);
-    // SAFETY: with a NULL attr, size 0 and the VERSION flag (1) the
-    // syscall only returns a number.
-    let landlock = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            1u32,
+    let copy = |name: &str, uid: u32, gid: u32, mode: u32| {
+        let path = dir.path().join(name);
+        let copied = std::process::Command::new("cp")
+            .arg(&ours)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        chown(&path, uid, gid);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let theirs = copy("theirs", USER, USER, 0o755);
+    let users = copy("users", 0, 100, 0o775);
+    let acl = copy("acl", 0, 0, 0o755);
+    // user:1000:rwx (the binary form of a POSIX ACL: version 2, then
+    // tag, permissions and id of each entry, in tag order).
+    let mut entries = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 7u16, u32::MAX),
+        (0x02, 7, USER),
+        (0x04, 5, u32::MAX),
+        (0x10, 7, u32::MAX),
+        (0x20, 5, u32::MAX),
+    ] {
+        entries.extend(tag.to_le_bytes());
+        entries.extend(perm.to_le_bytes());
+        entries.extend(id.to_le_bytes());
+    }
+    let name = std::ffi::CString::new("system.posix_acl_access").unwrap();
+    let at = std::ffi::CString::new(acl.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: NUL-terminated strings and a buffer of the length given.
+    let set = unsafe {
+        libc::setxattr(
+            at.as_ptr(),
+            name.as_ptr(),
+            entries.as_ptr().cast(),
+            entries.len(),
+            0,
         )
-    } > 0;
+    };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
     // And a runner only root may write, for a sandbox that keeps the
     // host's ids (a root caller's, acknowledged).
     let host_ids = [
@@ -154,24 +181,43 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
         "--uid",
         "1000",
     ];
-    for (runner, mode, as_user, sealed) in [
-        (&theirs, "off", true, true),
-        (&theirs, "auto", true, !landlock),
-        (&ours, "off", true, false),
-        (&ours, "off", false, true),
-        (&ours, "auto", false, !landlock),
+    // (runner, Landlock, as whom, sealed)
+    let user = Some("--clear-groups");
+    let in_users = Some("--groups=100");
+    for (runner, mode, groups, sealed) in [
+        (&theirs, "off", user, true),
+        (&theirs, "auto", user, true),
+        (&users, "auto", in_users, true),
+        (&users, "auto", user, false),
+        (&acl, "auto", user, true),
+        (&ours, "off", user, false),
+        (&ours, "auto", user, false),
+        (&ours, "off", None, true),
+        (&ours, "auto", None, true),
     ] {
         let mut args = vec!["run", "--landlock", mode];
-        if !as_user {
+        if groups.is_none() {
             args.extend(host_ids);
         }
         args.extend(["--", "sleep", "30"]);
-        let mut cmd = match as_user {
-            true => airlock_as_user(&args),
-            false => airlock(&args),
+        let mut cmd = match groups {
+            Some(groups) => {
+                let mut c = std::process::Command::new("setpriv");
+                c.args([
+                    format!("--reuid={USER}"),
+                    format!("--regid={USER}"),
+                    groups.into(),
+                    "--".into(),
+                ])
+                .arg(airlock_bin())
+                .args(&args);
+                c
+            }
+            None => airlock(&args),
         };
         let mut child = cmd
             .env("AIRLOCK_RUNNER", runner)
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -182,7 +228,7 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
             exe = std::fs::read_link(&proc_exe)
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            if exe.contains("airlock-runner") {
+            if exe.contains("airlock-runner") || exe.contains(&runner.display().to_string()) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -196,7 +242,7 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
         // SAFETY: kill takes plain numbers; the pid is our unreaped child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         child.wait().unwrap();
-        let what = format!("{} ({args:?}): {exe}", runner.display());
+        let what = format!("{} ({groups:?} {args:?}): {exe}", runner.display());
         if sealed {
             assert!(exe.starts_with("/memfd:airlock-runner"), "{what}");
             let seals = seals.unwrap();
@@ -208,4 +254,32 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
             assert_eq!(exe, runner.display().to_string(), "{what}");
         }
     }
+}
+
+/// The runner acts with its caller's privileges: a runner file made
+/// set-user-ID root (by mistake, or by a workload that owned it) refuses
+/// to run for anyone.
+#[test]
+fn a_set_user_id_runner_refuses_to_run() {
+    require_root!();
+    let dir = tempdir();
+    let runner = dir.path().join("airlock-runner");
+    std::fs::copy(airlock_bin().with_file_name("airlock-runner"), &runner).unwrap();
+    std::fs::set_permissions(&runner, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        format!("--reuid={USER}"),
+        format!("--regid={USER}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ])
+    .arg(&runner)
+    .args(["1", "3", "4"]);
+    let r = output(c);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("refuses to run set-user-ID"),
+        "{}",
+        r.stderr
+    );
 }

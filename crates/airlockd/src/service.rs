@@ -155,6 +155,22 @@ fn check_unprivileged(
             "keep an overlay's upper layer on the host (the daemon would make its directories as root; `airlock run --overlay-dir` as the caller does it as the caller)",
         ));
     }
+    // The same for an overlay mount's: its directories would be looked
+    // up and made as root, and a refusal would describe what root sees
+    // there.
+    let upper = spec.filesystem.mounts.iter().position(|m| {
+        matches!(
+            m,
+            airlock::spec::Mount::Overlay { upper_dir, work_dir, .. }
+                if upper_dir.is_some() || work_dir.is_some()
+        )
+    });
+    if let Some(i) = upper {
+        return Err(refuse(
+            &format!("filesystem.mounts[{i}].upper_dir"),
+            "keep an overlay's upper layer on the host (the daemon would make its directories as root; `airlock run --overlay` as the caller does it as the caller)",
+        ));
+    }
     Ok(())
 }
 

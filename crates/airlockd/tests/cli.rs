@@ -467,6 +467,33 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         e.stderr
     );
     assert!(!private.join("upper").exists());
+    // bubblewrap's --overlay RWSRC WORKDIR DEST alike (the error names the
+    // flag, not the spec's filesystem.mounts[N].upper_dir).
+    let (up, work) = (private.join("up"), private.join("work"));
+    let e = airlock(
+        &d,
+        Some(USER),
+        &[
+            "run",
+            "-d",
+            "--overlay-src",
+            "/usr",
+            "--overlay",
+            up.to_str().unwrap(),
+            work.to_str().unwrap(),
+            "/mnt",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(
+        e.stderr
+            .contains("/mnt: uid 1000 may not keep an overlay's upper layer"),
+        "{}",
+        e.stderr
+    );
+    assert!(!up.exists() && !work.exists());
     // A bind of a file the caller cannot read is opened as the caller,
     // whatever id it asks for inside: 65534 too, which is the id a
     // process unmapped in the sandbox (the daemon's root) sees itself as.

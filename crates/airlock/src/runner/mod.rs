@@ -76,6 +76,7 @@ fn drop_service_groups(process: &crate::plan::ProcessPlan) -> Result<(), SetupEr
 pub use crate::sys::on_release_free_memory;
 
 pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -> ! {
+    refuse_elevated();
     if plan_fd < 3 || report < 3 || plan_fd == report {
         by_hand()
     }
@@ -99,6 +100,7 @@ pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -
 /// sandbox, with what the caller would have shown shown here
 /// ([`report::Attended`]) and the same exit status.
 pub fn main_attended(plan_fd: i32, report_file: Option<std::path::PathBuf>) -> ! {
+    refuse_elevated();
     if plan_fd < 3 {
         by_hand()
     }
@@ -112,6 +114,22 @@ pub fn main_attended(plan_fd: i32, report_file: Option<std::path::PathBuf>) -> !
         None,
         Some(&attended),
     )
+}
+
+/// The runner acts with the privileges of whoever runs it. Run
+/// set-user-ID, set-group-ID or with file capabilities (AT_SECURE), it
+/// would act with its file's owner's for anyone who may run it: refused.
+/// (A workload that could chmod the runner's file is kept from it by the
+/// sealed copy, `sandbox::runner_exe`; this is the wall behind that one.)
+fn refuse_elevated() {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel gave.
+    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+        eprintln!(
+            "airlock: the runner refuses to run set-user-ID, set-group-ID or with file capabilities \
+             (it acts with the privileges of whoever runs it)"
+        );
+        std::process::exit(125);
+    }
 }
 
 fn by_hand() -> ! {

@@ -387,6 +387,19 @@ fn prepare_dir(
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        // The one we made, still empty: in a parent others may write, one
+        // of theirs renamed into its place (with what it holds) must not
+        // become the sandbox's.
+        // (Emptiness read, not counted by links: btrfs counts none.)
+        let st = rustix::fs::fstat(&d)?;
+        let empty = rustix::fs::Dir::read_from(&d)?
+            .all(|e| e.is_ok_and(|e| matches!(e.file_name().to_bytes(), b"." | b"..")));
+        if st.st_uid != rustix::process::geteuid().as_raw() || !empty {
+            return Err(std::io::Error::other(format!(
+                "overlay: {}/{name} was replaced while it was being made",
+                dir.trim_end_matches('/')
+            )));
+        }
         rustix::fs::fchown(
             &d,
             Some(rustix::fs::Uid::from_raw(uid)),

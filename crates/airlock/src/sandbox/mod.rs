@@ -341,7 +341,7 @@ impl Sandbox {
             uid_map: &plan.uid_map,
             gid_map: &plan.gid_map,
         };
-        let runner = match find_runner(opts).and_then(|r| runner_exe(r, &plan.walls, ids)) {
+        let runner = match find_runner(opts).and_then(|r| runner_exe(r, ids)) {
             Ok(r) => r,
             Err(e) => return e,
         };
@@ -426,25 +426,19 @@ impl Sandbox {
                 ),
             });
         }
-        let (walls, ids) = match job {
-            Job::Start(p) => (
-                &p.walls,
-                SandboxIds {
-                    user_ns: p.user_ns(),
-                    uid_map: &p.uid_map,
-                    gid_map: &p.gid_map,
-                },
-            ),
-            Job::Exec(p) => (
-                &p.walls,
-                SandboxIds {
-                    user_ns: p.namespaces.contains(&crate::namespace::Namespace::User),
-                    uid_map: &p.id_maps.0,
-                    gid_map: &p.id_maps.1,
-                },
-            ),
+        let ids = match job {
+            Job::Start(p) => SandboxIds {
+                user_ns: p.user_ns(),
+                uid_map: &p.uid_map,
+                gid_map: &p.gid_map,
+            },
+            Job::Exec(p) => SandboxIds {
+                user_ns: p.namespaces.contains(&crate::namespace::Namespace::User),
+                uid_map: &p.id_maps.0,
+                gid_map: &p.id_maps.1,
+            },
         };
-        let runner = runner_exe(find_runner(opts)?, walls, ids)?;
+        let runner = runner_exe(find_runner(opts)?, ids)?;
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
         let memfd = job_memfd(job)?;
         let (ours, theirs) =

@@ -59,56 +59,55 @@ pub(super) struct SandboxIds<'a> {
 }
 
 impl SandboxIds<'_> {
-    /// Whether a process of the sandbox could write a file of this owner
-    /// and mode: one of its ids owns it (or its group, with the group's
-    /// write bit), or anyone may write it. Without a user namespace,
-    /// assumed so: its root is the host's.
-    fn may_write(&self, m: &std::fs::Metadata) -> bool {
+    /// Whether a process of the sandbox could change a file of this owner
+    /// and mode (at `path`): one of its uids owns it (and so may chmod or
+    /// chown it, which no Landlock right covers), a group it may be in
+    /// may write it (one mapped into the sandbox, or one of the caller's
+    /// supplementary groups, which a rootless sandbox without newgidmap
+    /// keeps), anyone may, or an ACL may grant it to whoever it names.
+    /// Without a user namespace, assumed so: its root is the host's.
+    fn may_write(&self, path: &Path, m: &std::fs::Metadata) -> bool {
         use std::os::unix::fs::MetadataExt;
         let mapped = |map: &[crate::spec::IdMap], id: u32| {
             map.iter()
                 .any(|r| id >= r.outside && u64::from(id - r.outside) < u64::from(r.count))
         };
+        let group_may = m.mode() & 0o020 != 0
+            && (mapped(self.gid_map, m.gid())
+                || rustix::process::getgroups()
+                    .is_ok_and(|g| g.iter().any(|g| g.as_raw() == m.gid())));
         !self.user_ns
             || m.mode() & 0o002 != 0
             || mapped(self.uid_map, m.uid())
-            || (m.mode() & 0o020 != 0 && mapped(self.gid_map, m.gid()))
+            || group_may
+            || rustix::fs::getxattr_query(path, "system.posix_acl_access").is_ok()
     }
 }
 
-/// The runner to exec for a sandbox with `walls` and `ids`.
+/// The runner to exec for a sandbox with `ids`.
 ///
 /// A process running the runner execs the workload's program, a path in
 /// the sandbox: a script there whose interpreter is `/proc/self/exe` runs
-/// the runner's file again, as the workload, which can then hold it
-/// through `/proc/PID/exe` and reopen it for writing once it has exited,
-/// if its ids may write the file (runc's CVE-2019-5736); every later
-/// sandbox, and any root that runs airlock, would run what it wrote.
-/// Landlock refuses that write (the file is beneath no path the workload
-/// may write). Where Landlock is not sure to be in force and the
-/// sandbox's ids may write the file (a rootless caller's own build, or
+/// the runner's file again, as the workload, which can then reach the
+/// file through `/proc/PID/exe`: reopen it for writing once it has
+/// exited, if its ids may write the file (runc's CVE-2019-5736), or,
+/// owning it, chmod it setuid or world-writable; every later sandbox,
+/// and any root that runs airlock, would run what it wrote. Landlock
+/// is no answer: it governs opening for writing (and truncating, from
+/// its ABI 3), not chmod, chown or extended attributes. Where the
+/// sandbox's ids may change the file (a rootless caller's own build, or
 /// any runner for a sandbox that keeps the host's ids), the runner is
-/// exec'd from a sealed copy in a memfd, which no one can write, as runc
+/// exec'd from a sealed copy in a memfd, which no one can change, as runc
 /// does. The copy costs about a millisecond, so it is made only where it
 /// is needed.
-pub(super) fn runner_exe(
-    runner: PathBuf,
-    walls: &crate::plan::Walls,
-    ids: SandboxIds,
-) -> Result<RunnerExe, Error> {
+pub(super) fn runner_exe(runner: PathBuf, ids: SandboxIds) -> Result<RunnerExe, Error> {
     let io = |source| Error::Io {
         what: "copy the runner into a sealed memfd",
         source,
     };
     // A missing runner is reported by the exec, in its own words.
-    let writable = std::fs::metadata(&runner).is_ok_and(|m| ids.may_write(&m));
-    let landlock = || {
-        walls
-            .landlock
-            .as_ref()
-            .is_some_and(|l| l.required || crate::runner::landlock::kernel_abi() > 0)
-    };
-    if !writable || landlock() {
+    let writable = std::fs::metadata(&runner).is_ok_and(|m| ids.may_write(&runner, &m));
+    if !writable {
         return Ok(RunnerExe {
             path: runner,
             _copy: None,
@@ -143,6 +142,12 @@ fn sealed_memfd(
             Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create(name, flags)?,
             made => made?,
         },
+    };
+    // Above stdio: a caller started with fd 0, 1 or 2 closed would have
+    // it here, where a spawn's stdio would be put over it.
+    let fd = match std::os::fd::AsRawFd::as_raw_fd(&fd) {
+        0..=2 => rustix::io::fcntl_dupfd_cloexec(&fd, 3)?,
+        _ => fd,
     };
     let mut file = std::fs::File::from(fd);
     fill(&mut file)?;
