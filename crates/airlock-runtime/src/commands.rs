@@ -158,7 +158,15 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
                 r.pid_file.as_deref(),
                 preserve_fds(r.preserve_fds)?,
             )?;
-            start(ctx, &r.container_id)?;
+            // A container `run` could not start is not left behind for a
+            // caller that knows only of `run`: taken away, poststop hooks
+            // and all, as runc's run destroys it.
+            if let Err(e) = start(ctx, &r.container_id) {
+                if let Err(d) = delete(ctx, &r.container_id, true) {
+                    ctx.log.warn(&d);
+                }
+                return Err(e);
+            }
             if r.detach {
                 return Ok(0);
             }

@@ -135,4 +135,22 @@ fn a_failing_hook_inside_fails_its_verb() {
     assert!(!alive(pid));
     assert!(!b.join("rootfs/ran").exists());
     assert!(env.rt(&["delete", "f3"]).status.success());
+    // `run` whose start fails takes its container away, poststop hooks
+    // and all, as runc's does; it left a stopped container behind.
+    let done = env.dir.path().join("poststop-ran");
+    let b = env.bundle("b4", &["sh", "-c", "touch /ran; sleep 1000"], |c| {
+        c["hooks"] = json!({
+            "startContainer": [{"path": "/bin/false"}],
+            "poststop": [{"path": "/bin/touch", "args": ["touch", done.to_str().unwrap()]}],
+        });
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "f4"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("hooks.startContainer[0] /bin/false"), "{err}");
+    assert!(
+        !env.rt(&["state", "f4"]).status.success(),
+        "left a container"
+    );
+    assert!(done.exists(), "its poststop did not run");
 }

@@ -572,6 +572,22 @@ fn kill_all_signals_every_process() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     assert!(ready.exists(), "the script did not start");
+    // The sleep moves into cgroups of its own beneath the container's, in
+    // every hierarchy (as systemd inside a container puts its services):
+    // the container's own cgroup.procs no longer lists it.
+    let sh = state(&env, "k1")["pid"].as_i64().unwrap();
+    let sleep = children_named(sh, "sleep")
+        .into_iter()
+        .next()
+        .expect("the container's sleep");
+    let mut made = Vec::new();
+    for dir in cgroup_dirs(sleep) {
+        let sub = dir.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("cgroup.procs"), sleep.to_string()).unwrap();
+        made.push(sub);
+    }
+    assert!(!made.is_empty());
     assert!(env.rt(&["kill", "k1", "USR1"]).status.success());
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(state(&env, "k1")["status"], "running");
@@ -579,6 +595,62 @@ fn kill_all_signals_every_process() {
     assert!(o.status.success(), "{:?}", text(&o));
     wait_status(&env, "k1", "stopped");
     assert!(env.rt(&["delete", "k1"]).status.success());
+    // The cgroups the workload made go with the container's own.
+    for sub in &made {
+        let top = sub.parent().unwrap();
+        assert!(!top.exists(), "{} is left", top.display());
+    }
+}
+
+/// Pids of `parent`'s children whose name (comm) is `name`.
+fn children_named(parent: i64, name: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            let field = |k: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+            };
+            field("Name:").as_deref() == Some(name)
+                && field("PPid:").as_deref() == Some(parent.to_string().as_str())
+        })
+        .collect()
+}
+
+/// The directories of `pid`'s cgroups that airlock made (named
+/// airlock-*), in every mounted hierarchy.
+fn cgroup_dirs(pid: i32) -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut dirs = Vec::new();
+    for line in std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+    {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next(), f.next().unwrap(), f.next().unwrap());
+        if !path.contains("airlock-") {
+            continue;
+        }
+        let mount = mounts.lines().find_map(|m| {
+            let (left, right) = m.split_once(" - ")?;
+            let mut l = left.split(' ');
+            let (root, point) = (l.nth(3)?, l.next()?);
+            let mut r = right.split(' ');
+            let (fstype, opts) = (r.next()?, r.nth(1)?);
+            let ours = match controllers {
+                "" => fstype == "cgroup2",
+                c => fstype == "cgroup" && c.split(',').all(|c| opts.split(',').any(|o| o == c)),
+            };
+            let below = path.strip_prefix(root)?.trim_start_matches('/');
+            ours.then(|| PathBuf::from(point).join(below))
+        });
+        dirs.extend(mount);
+    }
+    dirs
 }
 
 /// `pause` freezes the container's cgroup and `state` says `paused`, as

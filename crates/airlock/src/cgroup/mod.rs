@@ -491,7 +491,15 @@ impl Cgroup {
         // with its PID namespace) and goes at the first rmdir; one that
         // still holds processes refuses it (EBUSY) until they are killed
         // and gone, for at most a second.
-        let busy = |d: &PathBuf| matches!(std::fs::remove_dir(d), Err(e) if e.raw_os_error() == Some(libc::EBUSY));
+        let busy = |d: &PathBuf| {
+            let ebusy = |r: std::io::Result<()>| matches!(r, Err(e) if e.raw_os_error() == Some(libc::EBUSY));
+            // Or it holds cgroups the workload made (systemd inside does):
+            // those first, deepest first.
+            ebusy(std::fs::remove_dir(d)) && {
+                remove_beneath(d);
+                ebusy(std::fs::remove_dir(d))
+            }
+        };
         let mut left: Vec<PathBuf> = dirs.into_iter().filter(busy).collect();
         if !left.is_empty() && !self.procs().is_empty() {
             self.kill();
@@ -515,6 +523,17 @@ impl Cgroup {
 impl Drop for Cgroup {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// Remove every cgroup beneath `dir`, deepest first, as far as they are
+/// empty (cgroupfs holds directories and files only, no links to loop).
+fn remove_beneath(dir: &std::path::Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_beneath(&e.path());
+            let _ = std::fs::remove_dir(e.path());
+        }
     }
 }
 

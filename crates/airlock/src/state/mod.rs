@@ -80,13 +80,24 @@ pub struct CgroupPaths {
 }
 
 impl CgroupPaths {
-    /// Every process in these cgroups, each once.
+    /// Every process in these cgroups and the cgroups beneath them, each
+    /// once. Beneath too: a workload may make cgroups of its own (systemd
+    /// inside does), and on v2 its processes then leave the top one empty.
     pub fn procs(&self) -> Vec<i32> {
-        let mut all = Vec::new();
-        for dir in self.v2.iter().chain(self.v1.values()) {
+        fn walk(dir: &std::path::Path, all: &mut Vec<i32>) {
             if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
                 all.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
             }
+            // cgroupfs has directories and files only, no links to loop.
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), all);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        for dir in self.v2.iter().chain(self.v1.values()) {
+            walk(dir, &mut all);
         }
         all.sort_unstable();
         all.dedup();
