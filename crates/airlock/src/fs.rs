@@ -133,10 +133,17 @@ fn make_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Resu
             }
         }
         TargetKind::File => {
+            // Non-blocking: a FIFO put there since the lookup above (a
+            // rootfs another container writes) must not hold us in open.
             rustix::fs::openat(
                 &parent_fd,
                 name,
-                OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                OFlags::CREATE
+                    | OFlags::WRONLY
+                    | OFlags::NOFOLLOW
+                    | OFlags::NONBLOCK
+                    | OFlags::NOCTTY
+                    | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o644),
             )?;
         }
@@ -236,17 +243,19 @@ pub fn plain_dir_in(root: impl AsFd + Copy, path: &str) -> io::Result<OwnedFd> {
 }
 
 /// Mount a new kernel filesystem on `path` inside `root`, creating the
-/// directory ([`plain_dir_in`]).
+/// directory ([`plain_dir_in`]). Returns the mount's own handle, which
+/// leads to it whatever later happens to the path.
 pub fn mount_fs_at(
     root: impl AsFd + Copy,
     path: &str,
     fstype: &str,
     options: &[(&str, Option<&str>)],
     attrs: u64,
-) -> io::Result<()> {
+) -> io::Result<OwnedFd> {
     let target = plain_dir_in(root, path)?;
     let mnt = new_fs(fstype, options, attrs)?;
-    attach(mnt, target)
+    attach(&mnt, target)?;
+    Ok(mnt)
 }
 
 /// Is this fd a directory?

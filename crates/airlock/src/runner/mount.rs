@@ -230,6 +230,10 @@ fn attach_at_newroot(mnt: OwnedFd) -> io::Result<()> {
 
 /// Step 4: the plan's mount steps, in order.
 pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
+    // The proc and sysfs mounts made, by destination, each by its own
+    // handle: the masked and read-only paths beneath them are found from
+    // these, not by their paths again (see `protect::Kernel`).
+    let mut kernel = protect::Kernel::default();
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
         let step = || plan.filesystem.step_name(i);
         let root = trees.root.as_fd();
@@ -274,11 +278,14 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 report.progress(|| {
                     format!("mount {destination}: the host's /proc (PID namespace shared)")
                 });
-                host_proc(root, &trees.host, destination).step(step)?;
+                let mnt = host_proc(root, &trees.host, destination).step(step)?;
+                kernel.add(destination, mnt);
             }
             MountStep::Proc { destination } => {
                 report.progress(|| format!("mount {destination}: proc"));
-                mount_fs_at(root, destination, "proc", &[], NO_SUID_DEV_EXEC).step(step)?;
+                let mnt =
+                    mount_fs_at(root, destination, "proc", &[], NO_SUID_DEV_EXEC).step(step)?;
+                kernel.add(destination, mnt);
             }
             MountStep::Device {
                 destination,
@@ -310,7 +317,8 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             MountStep::Sysfs { destination } => {
                 report.progress(|| format!("mount {destination}: sysfs (read-only)"));
                 let attrs = NO_SUID_DEV_EXEC | MOUNT_ATTR_RDONLY;
-                mount_fs_at(root, destination, "sysfs", &[], attrs).step(step)?;
+                let mnt = mount_fs_at(root, destination, "sysfs", &[], attrs).step(step)?;
+                kernel.add(destination, mnt);
             }
             MountStep::Cgroup { destination } => {
                 report
@@ -366,7 +374,7 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             MountStep::Mask { .. }
             | MountStep::ReadOnly { .. }
             | MountStep::SealDev { .. }
-            | MountStep::ReadOnlyRoot => protect::apply(m, trees, report)?,
+            | MountStep::ReadOnlyRoot => protect::apply(m, trees, &kernel, report)?,
         }
     }
     Ok(())
@@ -442,12 +450,13 @@ fn remount_read_only(root: BorrowedFd, dest: &str) -> io::Result<()> {
     })
 }
 
-fn host_proc(root: BorrowedFd, host: &OwnedFd, dest: &str) -> io::Result<()> {
+fn host_proc(root: BorrowedFd, host: &OwnedFd, dest: &str) -> io::Result<OwnedFd> {
     let src = path_in(host, "/proc")?;
     let target = super::fs::plain_dir_in(root, dest)?;
     let tree = clone_tree(&src, true)?;
     sys::mount_setattr(&tree, NO_SUID_DEV_EXEC, true)?;
-    attach(tree, target)
+    attach(&tree, target)?;
+    Ok(tree)
 }
 
 /// A symlink; one that already points where asked is fine (an image may

@@ -11,13 +11,46 @@ use std::os::fd::{AsFd, OwnedFd};
 
 type Result<T> = std::result::Result<T, SetupError>;
 
+/// The proc and sysfs mounts of the sandbox, each by the handle its
+/// mount step kept, under the destination it was mounted on.
+///
+/// A masked or read-only path beneath one (`/proc/kcore`, `/sys/firmware`)
+/// is found from that handle. Found by its path again, from the root, a
+/// rootfs another container shares and writes could have renamed the
+/// directory the mount sits on away (the mount goes with it) and put an
+/// empty one in its place: the path would be absent, the mask skipped,
+/// and the workload's procfs, unmasked, at the new name (runc's
+/// CVE-2019-19921 class).
+#[derive(Default)]
+pub struct Kernel(Vec<(String, OwnedFd)>);
+
+impl Kernel {
+    pub fn add(&mut self, destination: &str, mount: OwnedFd) {
+        self.0
+            .push((destination.trim_end_matches('/').to_string(), mount));
+    }
+
+    /// The mount `path` lies in or beneath, and the rest of the path
+    /// below it: the deepest such mount.
+    fn beneath<'a>(&self, path: &'a str) -> Option<(&OwnedFd, &'a str)> {
+        self.0
+            .iter()
+            .filter_map(|(dest, fd)| {
+                let rest = path.strip_prefix(dest.as_str())?;
+                (rest.is_empty() || rest.starts_with('/')).then_some((dest.len(), fd, rest))
+            })
+            .max_by_key(|(len, _, _)| *len)
+            .map(|(_, fd, rest)| (fd, rest))
+    }
+}
+
 /// Carry out one protecting step.
-pub fn apply(m: &MountStep, trees: &Trees, report: Reporter) -> Result<()> {
+pub fn apply(m: &MountStep, trees: &Trees, kernel: &Kernel, report: Reporter) -> Result<()> {
     let step = || m.describe();
     let root = trees.root.as_fd();
     match m {
         MountStep::Mask { path } => {
-            let Some(target) = existing(root, path, step)? else {
+            let Some(target) = existing(root, kernel, path, step)? else {
                 return Ok(()); // absent: nothing to hide
             };
             report.progress(step);
@@ -34,7 +67,7 @@ pub fn apply(m: &MountStep, trees: &Trees, report: Reporter) -> Result<()> {
             }
         }
         MountStep::ReadOnly { path } => {
-            let Some(target) = existing(root, path, step)? else {
+            let Some(target) = existing(root, kernel, path, step)? else {
                 return Ok(());
             };
             report.progress(step);
@@ -56,13 +89,19 @@ pub fn apply(m: &MountStep, trees: &Trees, report: Reporter) -> Result<()> {
     }
 }
 
-/// The path inside the root, or None when it does not exist.
+/// The path inside the root (beneath the proc or sysfs mount it lies in,
+/// found by the mount's own handle), or None when it does not exist.
 fn existing(
     root: std::os::fd::BorrowedFd,
+    kernel: &Kernel,
     path: &str,
     step: impl Fn() -> String,
 ) -> Result<Option<OwnedFd>> {
-    match path_in(root, path) {
+    let found = match kernel.beneath(path) {
+        Some((mount, rest)) => path_in(mount, rest),
+        None => path_in(root, path),
+    };
+    match found {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(SetupError::io(step(), &e)),
