@@ -626,7 +626,44 @@ fn exec_as_another_user_is_judged_like_the_workload() {
     // Another unprivileged id is judged the same way and allowed.
     let r = al(root, &["exec", "-u", "1001", "shared", "--", "id", "-u"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "1001\n"), "{}", r.stderr);
+    // 4294967295 is (uid_t)-1, which setresuid takes as "unchanged": the
+    // process kept the runner's ids, the host's root, past the guardrail
+    // (crun's CVE-2026-30892). Refused as a uid and as a gid.
+    for (user, field) in [("4294967295", "uid"), ("1000:4294967295", "gid")] {
+        let r = al(root, &["exec", "-u", user, "shared", "--", "id"]);
+        assert_eq!(r.code, 125, "{user}: {} {}", r.stdout, r.stderr);
+        assert!(r.stdout.is_empty(), "{user}: {}", r.stdout);
+        assert!(
+            r.stderr
+                .contains(&format!("{field}: 4294967295 is (uid_t)-1")),
+            "{user}: {}",
+            r.stderr
+        );
+    }
     assert_eq!(al(root, &["rm", "-f", "shared"]).code, 0);
+    // And as the workload's own ids.
+    for flag in ["--uid", "--gid"] {
+        let r = al(
+            root,
+            &[
+                "run",
+                "--share-user",
+                "--allow-unsafe",
+                "shared-user",
+                flag,
+                "4294967295",
+                "--",
+                "id",
+            ],
+        );
+        assert_eq!(r.code, 125, "{flag}: {} {}", r.stdout, r.stderr);
+        assert!(r.stdout.is_empty(), "{flag}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("4294967295 is (uid_t)-1"),
+            "{flag}: {}",
+            r.stderr
+        );
+    }
 }
 
 /// exec trusts what answers on a sandbox's control socket no further than

@@ -257,6 +257,17 @@ fn exec_honours_the_process_object_and_cap() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
     assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+    // An rlimit that lets the process raise itself ahead of the host's
+    // work, as the container's would be (it was not judged at all).
+    let p = write(
+        "p4.json",
+        json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "rlimits": [{"type": "RLIMIT_RTPRIO", "soft": 99, "hard": 99}], "noNewPrivileges": true}),
+    );
+    let o = env.rt(&["exec", "--process", &p, "x1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("raised-priority"), "{err}");
     // And what airlock cannot honour is named.
     let p = write(
         "p3.json",

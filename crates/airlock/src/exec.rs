@@ -98,7 +98,20 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         process.gid = gid;
     }
     if let Some(g) = &e.groups {
+        // Not dropped without a word where they cannot be set.
+        if !process.setgroups && !g.is_empty() {
+            return Err(crate::spec::SpecError::new(
+                "groups",
+                "a rootless sandbox without newgidmap cannot set supplementary groups",
+            )
+            .into());
+        }
         process.groups.clone_from(g);
+    }
+    crate::spec::validate::id("uid", process.uid)?;
+    crate::spec::validate::id("gid", process.gid)?;
+    for (i, g) in process.groups.iter().enumerate() {
+        crate::spec::validate::id(&format!("groups[{i}]"), *g)?;
     }
     // (A joined user namespace's maps are its owner's, recorded or not.)
     if plan.user_ns() && !plan.userns_of_pid && !plan.uid_map.is_empty() && !plan.gid_map.is_empty()
@@ -106,7 +119,8 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         mapped(plan, &process)?;
     }
     let caps = capabilities(plan, e);
-    let privileges = caps.is_some() || e.no_new_privs.is_some() || e.scheduling.is_some();
+    let privileges =
+        caps.is_some() || e.no_new_privs.is_some() || e.scheduling.is_some() || e.rlimits.is_some();
     if e.uid.is_some() || e.gid.is_some() || e.groups.is_some() || privileges {
         judge(plan, &process, caps.as_ref(), e)?;
     }
@@ -134,7 +148,13 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         let mut spec = plan.spec.clone();
         spec.process.rlimits.clone_from(r);
         crate::spec::validate::validate_fields(&spec)?;
-        process.rlimits = crate::plan::rlimit_numbers(&spec.process);
+        // Those the exec names take the sandbox's place; the rest stay,
+        // the default pids limit (an nproc rlimit) among them.
+        let asked = crate::plan::rlimit_numbers(&spec.process);
+        process
+            .rlimits
+            .retain(|(n, _, _)| !asked.iter().any(|(a, _, _)| a == n));
+        process.rlimits.extend(asked);
     }
     Ok(process)
 }
@@ -199,6 +219,11 @@ fn judge(
     }
     if let Some(s) = &e.scheduling {
         spec.process.scheduling = s.clone();
+    }
+    // An rlimit the process could raise itself ahead of the host's work
+    // with (rtprio, nice) is judged as the workload's would be.
+    if let Some(r) = &e.rlimits {
+        spec.process.rlimits.clone_from(r);
     }
     spec.allow_unsafe.extend(e.allow_unsafe.iter().cloned());
     crate::spec::validate::validate_fields(&spec)?;

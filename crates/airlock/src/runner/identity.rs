@@ -37,6 +37,9 @@ pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
         rustix::thread::set_keep_capabilities(true).step(caps_step)?;
     }
     set_ids(plan)?;
+    // At once: a uid change makes the process dumpable again where
+    // fs.suid_dumpable is 1, and what follows still holds our fds.
+    super::child::not_dumpable()?;
     set_capability_sets(&keep, &ambient)?;
     if !keep.is_empty() {
         rustix::thread::set_keep_capabilities(false).step(caps_step)?;
@@ -91,7 +94,27 @@ fn set_ids(plan: &ProcessPlan) -> Result<(), SetupError> {
     rustix::thread::set_thread_res_gid(gid, gid, gid)
         .step(|| format!("process.gid: setresgid {}", plan.gid))?;
     rustix::thread::set_thread_res_uid(uid, uid, uid)
-        .step(|| format!("process.uid: setresuid {}", plan.uid))
+        .step(|| format!("process.uid: setresuid {}", plan.uid))?;
+    // Read back: an id the kernel takes as "unchanged" ((uid_t)-1, which
+    // the plan's validation refuses) would leave ours, root's, in place.
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    let (mut gr, mut ge, mut gs) = (0, 0, 0);
+    // SAFETY: getresuid and getresgid write three ids each through valid
+    // pointers to locals.
+    let read = unsafe {
+        libc::getresuid(&mut r, &mut e, &mut s) == 0
+            && libc::getresgid(&mut gr, &mut ge, &mut gs) == 0
+    };
+    if !read || [r, e, s] != [plan.uid; 3] || [gr, ge, gs] != [plan.gid; 3] {
+        return Err(SetupError::new(
+            "process.uid",
+            format!(
+                "the ids are not what was asked: uids {r} {e} {s}, gids {gr} {ge} {gs}, for {} and {}",
+                plan.uid, plan.gid
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Step 3: effective and permitted exactly `keep`, inheritable and ambient

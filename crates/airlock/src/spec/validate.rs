@@ -299,6 +299,20 @@ fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
 
 /// `process`: the program, its environment, directory, umask, rlimits
 /// and scheduling.
+/// A user or group id the process may be given: not 4294967295, which is
+/// `(uid_t)-1`, what setresuid and setresgid take as "leave this one as
+/// it is", so the process would keep the runner's ids (root's); crun's
+/// CVE-2026-30892 ran an exec as root through a parse to it.
+pub fn id(field: &str, id: u32) -> Result<(), SpecError> {
+    match id {
+        u32::MAX => Err(SpecError::new(
+            field,
+            "4294967295 is (uid_t)-1, which the kernel takes as \"leave the id unchanged\", not an id",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn process(p: &Process) -> Result<(), SpecError> {
     if p.args.is_empty() {
         return Err(SpecError::new("process.args", "no program given"));
@@ -319,6 +333,15 @@ fn process(p: &Process) -> Result<(), SpecError> {
     }
     if p.argv0.as_ref().is_some_and(|a| a.contains('\0')) {
         return Err(SpecError::new("process.argv0", "contains a NUL byte"));
+    }
+    if let Some(uid) = p.uid {
+        id("process.uid", uid)?;
+    }
+    if let Some(gid) = p.gid {
+        id("process.gid", gid)?;
+    }
+    for (i, g) in p.groups.iter().enumerate() {
+        id(&format!("process.groups[{i}]"), *g)?;
     }
     for (k, v) in &p.env {
         env_var(&format!("process.env.{k}"), k, v)?;
