@@ -937,3 +937,47 @@ fn exec_checks_its_environment_and_ids() {
     let r = al(root.path(), &["exec", "x", "--", "true"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// An exec joins every namespace of the sandbox, those it shares with
+/// whoever made it too: a --share-net sandbox made in a network
+/// namespace of its caller's is entered into that one from the host's,
+/// where the exec'd process used to stay in its caller's.
+#[test]
+fn exec_joins_the_namespaces_the_sandbox_shares() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let made = std::process::Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(airlock_bin())
+        .args(["--state-root", root.to_str().unwrap()])
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "offline",
+            "--share-net",
+            "--",
+            "sleep",
+            "1000",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pid = inspect(root, "offline")["pid"].as_i64().unwrap();
+    let sandbox = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(sandbox, host);
+    let r = al(
+        root,
+        &["exec", "offline", "--", "readlink", "/proc/self/ns/net"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), sandbox.to_str().unwrap());
+    assert_eq!(al(root, &["rm", "-f", "offline"]).code, 0);
+}

@@ -165,10 +165,11 @@ fn setup(
         // fds needs no ptrace access to us, which a rootless caller
         // lacks now that we are not dumpable.
         // The joined ones too: exec takes them from here, not from their
-        // paths again, which may lead elsewhere by then.
-        let mut all = plan.namespaces.clone();
-        all.extend(plan.join.iter().map(|(ns, _)| *ns));
-        send_namespaces(&all, report)?;
+        // paths again, which may lead elsewhere by then. And those it
+        // shares with whoever made it: an exec from elsewhere (a shell
+        // outside the service that ran a --share-net sandbox in its own
+        // network namespace) joins the sandbox's, not its own.
+        send_namespaces(&crate::namespace::Namespace::ALL, report)?;
     }
 
     // Through /proc/sys, which shows the namespaces of whoever opens it:
@@ -600,17 +601,21 @@ fn send_namespaces(
     report: Reporter,
 ) -> Result<(), SetupError> {
     let mut fds = Vec::new();
+    let mut names = Vec::new();
     for ns in namespaces {
         let path = format!("/proc/self/ns/{}", ns.proc_name());
-        let fd = rustix::fs::open(
+        let fd = match rustix::fs::open(
             path.as_str(),
             rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
-        )
-        .step(|| format!("open {path}"))?;
+        ) {
+            // A kind this kernel does not have (time before 5.6).
+            Err(rustix::io::Errno::NOENT) => continue,
+            r => r.step(|| format!("open {path}"))?,
+        };
         fds.push(fd);
+        names.push(*ns);
     }
-    let names = namespaces.to_vec();
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     report
         .send_with_fds(&super::report::Report::Namespaces { names }, &borrowed)

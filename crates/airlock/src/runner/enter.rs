@@ -217,10 +217,20 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
     // its own: it is joined first, while we still have our capabilities
     // there.
     check_handed_out(plan, &namespaces)?;
-    let joined = |ns: &crate::namespace::Namespace| plan.join.iter().any(|(j, _)| j == ns);
-    namespaces.sort_by_key(|(ns, _)| (!joined(ns), *ns));
+    // So are those it shares with whoever made it (not its own).
+    let above = |ns: &crate::namespace::Namespace| !plan.namespaces.contains(ns);
+    namespaces.sort_by_key(|(ns, _)| (!above(ns), *ns));
     for (ns, fd) in &namespaces {
         let name = ns.proc_name();
+        // One we are in already (a shared kind, from where it was made):
+        // nothing to join, and a user namespace cannot be joined again.
+        let ours = rustix::fs::stat(format!("/proc/thread-self/ns/{name}").as_str());
+        let theirs = rustix::fs::fstat(fd);
+        if let (Ok(a), Ok(b)) = (ours, theirs) {
+            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+                continue;
+            }
+        }
         report.progress(|| format!("setns {name}"));
         rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type()))
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
@@ -241,7 +251,13 @@ fn check_handed_out(
 ) -> Result<(), SetupError> {
     use crate::namespace::Namespace;
     let refuse = |why: String| SetupError::new("exec", format!("refused: {why}"));
-    for kind in plan.namespaces.iter().chain([&Namespace::Mnt]) {
+    let joined = plan.join.iter().map(|(ns, _)| ns);
+    for kind in plan
+        .namespaces
+        .iter()
+        .chain(joined)
+        .chain([&Namespace::Mnt])
+    {
         if !got.iter().any(|(n, _)| n == kind) {
             return Err(refuse(format!(
                 "the sandbox's supervisor did not hand out its {} namespace",
