@@ -478,3 +478,37 @@ syscalls = [{ names = ["unshare", "clone"], action = "SCMP_ACT_ERRNO" }]
     let r = output(airlock(&["run", "--assert-userns-disabled", "--", "true"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// Syscalls newer than the default profile's lists return ENOSYS, as a
+/// kernel without them would, so that C libraries fall back to the old
+/// call (glibc 2.39's lchmod tries fchmodat2 first, and took EPERM for a
+/// refusal: `tar` and `chmod -h` failed); what the lists refuse still
+/// gets EPERM. Reading the clock's adjustment (glibc's adjtimex, which is
+/// clock_adjtime underneath) works.
+#[test]
+fn newer_syscalls_return_enosys_and_refused_ones_eperm() {
+    require_root!();
+    let probe = format!(
+        "import ctypes\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+for nr in (452, 470, {keyctl}):\n    \
+ctypes.set_errno(0)\n    \
+r = libc.syscall(nr, 0, 0, 0, 0, 0)\n    \
+print(nr, r, ctypes.get_errno())\n\
+timex = ctypes.create_string_buffer(512)\n\
+print('adjtimex', 'read' if libc.adjtimex(timex) >= 0 else ctypes.get_errno())\n",
+        keyctl = libc::SYS_keyctl
+    );
+    let r = output(airlock(&["run", "--", "python3", "-c", &probe]));
+    assert_eq!(
+        r.stdout,
+        format!(
+            "452 -1 {enosys}\n470 -1 {enosys}\n{} -1 {}\nadjtimex read\n",
+            libc::SYS_keyctl,
+            libc::EPERM,
+            enosys = libc::ENOSYS
+        ),
+        "{}",
+        r.stderr
+    );
+}

@@ -56,6 +56,58 @@ fn tcp_connect_rules() {
     );
 }
 
+/// Multipath TCP is not TCP to Landlock: it connected to any port past
+/// --tcp-connect (falling back to plain TCP with a peer that does not
+/// speak it). With port rules it is refused at socket().
+#[test]
+fn tcp_rules_are_not_bypassed_by_multipath_tcp() {
+    require_root!();
+    if !kernel_has_landlock_net() {
+        eprintln!("SKIPPED: the kernel's Landlock has no network rules (ABI < 4)");
+        return;
+    }
+    let probe = CONNECT_PROBE.replace(
+        "c = socket.socket()",
+        "c = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)",
+    );
+    let probe = format!("try:\n    {}", probe.replace('\n', "\n    ").trim_end())
+        + "\nexcept OSError as e:\n    print('refused', e.errno)\n";
+    let bind = "import socket\n\
+try:\n    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\n    \
+s.bind(('127.0.0.1', 18080)); print('bound')\n\
+except OSError as e:\n    print('refused', e.errno)\n";
+    let r = output(airlock(&["run", "--", "python3", "-c", &probe]));
+    assert_eq!(r.stdout.trim(), "connected", "control: {}", r.stderr);
+    let r = output(airlock(&["run", "--", "python3", "-c", bind]));
+    assert_eq!(r.stdout.trim(), "bound", "control: {}", r.stderr);
+    for (flags, probe) in [
+        (&["--tcp-connect", "1"][..], probe.as_str()),
+        (&["--tcp-bind", "1"], bind),
+        (
+            &[
+                "--tcp-connect",
+                "1",
+                "--seccomp-profile",
+                "none",
+                "--allow-unsafe",
+                "seccomp-disabled",
+            ],
+            probe.as_str(),
+        ),
+    ] {
+        let mut args = vec!["run"];
+        args.extend(flags);
+        args.extend(["--", "python3", "-c", probe]);
+        let r = output(airlock(&args));
+        assert_eq!(
+            r.stdout.trim(),
+            format!("refused {}", libc::EPROTONOSUPPORT),
+            "{flags:?}: {}",
+            r.stderr
+        );
+    }
+}
+
 #[test]
 fn tcp_bind_rules() {
     require_root!();
@@ -169,21 +221,20 @@ fn host_abstract_sockets_are_out_of_reach_with_a_shared_network() {
          try:\n    s.connect('\\0{name}'); print('connected')\n\
          except OSError as e:\n    print('refused', e.errno)\n"
     );
-    let run = |landlock: &str| {
-        let r = output(airlock(&[
-            "run",
-            "--share-net",
-            "--landlock",
-            landlock,
-            "--",
-            "python3",
-            "-c",
-            &probe,
-        ]));
+    let run = |net: &[&str], landlock: &str| {
+        let mut args = vec!["run"];
+        args.extend(net);
+        args.extend(["--landlock", landlock, "--", "python3", "-c", &probe]);
+        let r = output(airlock(&args));
         assert_eq!(r.code, 0, "{}", r.stderr);
         r.stdout.trim().to_string()
     };
-    assert_eq!(run("off"), "connected");
-    assert_eq!(run("auto"), format!("refused {}", libc::EPERM));
+    let shared = &["--share-net"][..];
+    assert_eq!(run(shared, "off"), "connected");
+    assert_eq!(run(shared, "auto"), format!("refused {}", libc::EPERM));
+    // The caller's own network namespace joined by path is the same one.
+    let joined = &["--join", "net=/proc/self/ns/net"][..];
+    assert_eq!(run(joined, "off"), "connected");
+    assert_eq!(run(joined, "auto"), format!("refused {}", libc::EPERM));
     drop(listener);
 }

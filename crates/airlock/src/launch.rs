@@ -42,6 +42,13 @@ pub fn prepare(spec: &SandboxSpec, ctx: &Context) -> Result<Prepared, Error> {
     let mut plan = plan::plan(spec, ctx)?;
     let host = Host::probe(spec, ctx);
     let findings = check::enforce(spec, &host)?;
+    // A network namespace joined by path that is the caller's own is the
+    // host's as much as a shared one: its abstract sockets out of reach.
+    if host.joins_own_net {
+        if let Some(l) = plan.walls.landlock.as_mut() {
+            l.scope_abstract_unix = true;
+        }
+    }
     plan.host = host;
     Ok(Prepared {
         plan,

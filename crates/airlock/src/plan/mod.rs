@@ -461,6 +461,9 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         // host: no setuid or setgid mode may come out of them.
         seccomp.extend(crate::seccomp::set_id_program(&spec.seccomp)?);
     }
+    if spec.landlock.tcp_bind.is_some() || spec.landlock.tcp_connect.is_some() {
+        seccomp.push(crate::seccomp::mptcp_program()?);
+    }
     let namespaces = Namespace::new_in(ns);
     let userns_of_pid = ns.user && ns.join.contains_key("pid");
     Ok(Plan {

@@ -58,7 +58,12 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
         });
         return Ok(());
     }
-    let abi = ABI::from(version);
+    // The file-system rights airlock has weighed: those of ABI 8 and
+    // before. ABI 9's (connecting to a pathname unix socket, which the
+    // landlock crate counts as a write) would refuse, beneath every
+    // read-only path, a connect that a read-only mount allows: a spec
+    // that works on one kernel would not on the next.
+    let fs_abi = ABI::from(version.min(8));
     let net = l.tcp_bind.is_some() || l.tcp_connect.is_some();
     if net && version < 4 {
         return Err(err(format!(
@@ -68,7 +73,7 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
     report.progress(|| format!("landlock ABI {version}: read-only except {:?}", l.writable));
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessFs::from_all(abi))
+        .handle_access(AccessFs::from_all(fs_abi))
         .map_err(err)?;
     // Only what the spec restricts is handled: a list of connect ports
     // leaves binding alone, and the other way round.
@@ -83,6 +88,11 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
             report
                 .progress(|| "landlock: the host's abstract unix sockets are out of reach".into());
             ruleset = ruleset.scope(Scope::AbstractUnixSocket).map_err(err)?;
+        } else if l.required {
+            // Landlock was required, and this part of it cannot be had.
+            return Err(err(format!(
+                "the host's network namespace is shared, and the kernel's Landlock (ABI {version}) cannot keep its abstract unix sockets out of reach (ABI 6 can)"
+            )));
         } else {
             report.progress(|| {
                 format!("landlock: ABI {version} cannot scope abstract unix sockets (6 can)")
@@ -103,7 +113,7 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
         crate::fs::path_in(&root, path).map_err(|e| SetupError::io(format!("landlock {path}"), &e))
     };
     created = created
-        .add_rule(PathBeneath::new(opened("/")?, AccessFs::from_read(abi)))
+        .add_rule(PathBeneath::new(opened("/")?, AccessFs::from_read(fs_abi)))
         .map_err(err)?;
     for p in &l.writable {
         let fd = opened(p)?;
@@ -113,9 +123,9 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
             })
             .map_err(|e| SetupError::io(format!("landlock {p}"), &e.into()))?;
         let access = if is_dir {
-            AccessFs::from_all(abi)
+            AccessFs::from_all(fs_abi)
         } else {
-            AccessFs::from_file(abi)
+            AccessFs::from_file(fs_abi)
         };
         created = created
             .add_rule(PathBeneath::new(fd, access))

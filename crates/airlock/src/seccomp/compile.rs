@@ -231,6 +231,18 @@ pub fn set_id_program(
     Ok(compiled.into_iter().next())
 }
 
+/// The program that keeps multipath TCP from getting past Landlock's TCP
+/// port rules (see `default::mptcp_refusals`), for a spec that has them,
+/// whatever its seccomp profile (the rules were asked for; a filter
+/// turned off must not leave them open).
+pub fn mptcp_program() -> std::result::Result<Program, crate::spec::SpecError> {
+    let f = default::mptcp_refusals()
+        .map_err(|e| crate::spec::SpecError::new("landlock", format!("the MPTCP refusal: {e}")))?;
+    export(&f).map_err(|e| {
+        crate::spec::SpecError::new("landlock", format!("export the compiled filter: {e}"))
+    })
+}
+
 /// Compile with libseccomp, here and now.
 fn compile_now(profile: &Seccomp) -> std::result::Result<Vec<Program>, crate::spec::SpecError> {
     let to_spec = |e: SeccompError| crate::spec::SpecError::new(e.field, e.reason);

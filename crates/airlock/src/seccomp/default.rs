@@ -1,8 +1,9 @@
 //! The default seccomp profile, in the spirit of Docker's: an allow-list.
-//! Anything not listed (including syscalls newer than this list) returns
-//! EPERM; the known escape and attack-surface calls are left out on
-//! purpose; a few calls are allowed only with safe arguments. The lists
-//! themselves are in `lists.rs`.
+//! Anything not listed returns EPERM, but for syscalls newer than the
+//! list, which return ENOSYS as a kernel without them would (see
+//! [`NEWER_THAN_THE_LIST`]); the known escape and attack-surface calls are
+//! left out on purpose; a few calls are allowed only with safe arguments.
+//! The lists themselves are in `lists.rs`.
 //!
 //! This file stands alone (libseccomp, libc and `lists.rs` only): the
 //! crate's build script includes it too, to compile the profile once at
@@ -44,10 +45,18 @@ pub fn context(default: ScmpAction) -> Result<ScmpFilterContext, SeccompError> {
 /// kernel ignores the rest, CVE-2019-10063), and clone3 with ENOSYS.
 pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     let mut allow = context(ScmpAction::Errno(libc::EPERM))?;
+    let mut allowed = Vec::new();
     for name in ALLOWED.iter().chain(["ioctl", "clone3"].iter()) {
         if let Some(s) = syscall(name) {
             allow.add_rule(ScmpAction::Allow, s)?;
+            allowed.push(s.as_raw_syscall());
         }
+    }
+    for nr in NEWER_THAN_THE_LIST.filter(|nr| !allowed.contains(nr)) {
+        allow.add_rule(
+            ScmpAction::Errno(libc::ENOSYS),
+            ScmpSyscall::from_raw_syscall(nr),
+        )?;
     }
     if let Some(clone) = syscall("clone") {
         let cmp = ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
@@ -72,6 +81,48 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
     }
     Ok(vec![allow, refuse(&[])?])
 }
+
+/// The syscall numbers after the last one the lists were written against
+/// (Linux 6.1's, `set_mempolicy_home_node`, 450: the same on x86_64 and on
+/// the generic table of arm64 and riscv64), to the end of the native
+/// table (512 on x86_64 starts the x32 ones, which the architecture check
+/// kills). They return ENOSYS, as a kernel without them would: C
+/// libraries try a new call first and fall back to the old one on ENOSYS
+/// only (glibc 2.39's lchmod and fchmodat with AT_SYMLINK_NOFOLLOW try
+/// fchmodat2, 452; with EPERM `tar` and `chmod -h` failed), and a call
+/// not yet weighed is then refused all the same, as runc does.
+pub const NEWER_THAN_THE_LIST: std::ops::RangeInclusive<i32> = 451..=511;
+
+/// With Landlock's TCP port rules (`landlock.tcp_bind`, `tcp_connect`):
+/// socket() for IPv4 or IPv6 with IPPROTO_MPTCP refused with
+/// EPROTONOSUPPORT (on which Go and others fall back to TCP). Landlock's
+/// TCP rights do not cover multipath TCP, which binds and connects to any
+/// port and falls back to plain TCP with a peer that does not speak it
+/// (landlock-lsm/linux#54): the port rules would hold nothing. (Compiled
+/// when a spec asks for port rules, never by the build script, which
+/// includes this file too.)
+#[allow(dead_code)]
+pub fn mptcp_refusals() -> Result<ScmpFilterContext, SeccompError> {
+    let mut refuse = allowing_on(&[])?;
+    if let Some(socket) = syscall("socket") {
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            let domain =
+                ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(0xffff_ffff), family as u64);
+            let mptcp =
+                ScmpArgCompare::new(2, ScmpCompareOp::MaskedEqual(0xffff_ffff), IPPROTO_MPTCP);
+            refuse.add_rule_conditional(
+                ScmpAction::Errno(libc::EPROTONOSUPPORT),
+                socket,
+                &[domain, mptcp],
+            )?;
+        }
+    }
+    Ok(refuse)
+}
+
+/// `IPPROTO_MPTCP` (linux/in.h; not in every libc crate's list).
+#[allow(dead_code)]
+const IPPROTO_MPTCP: u64 = 262;
 
 /// A filter that allows what it has no rule for, on the native
 /// architecture and `arches`: the base of the refusals. Architectures

@@ -39,12 +39,12 @@ mod compile;
 mod default;
 mod lists;
 #[cfg(feature = "libseccomp")]
-pub use compile::{compile, filters, set_id_program};
+pub use compile::{compile, filters, mptcp_program, set_id_program};
 pub use lists::{
     ALLOWED, DENIED, NAMESPACE_FLAGS, PERSONALITIES, SOCKETPAIR_FAMILIES, SOCKET_FAMILIES,
 };
 #[cfg(not(feature = "libseccomp"))]
-pub use without_libseccomp::{compile, set_id_program};
+pub use without_libseccomp::{compile, mptcp_program, set_id_program};
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -413,5 +413,12 @@ mod without_libseccomp {
             Seccomp::None => Ok(None),
             _ => Err(refused()),
         }
+    }
+
+    pub fn mptcp_program() -> Result<Program, SpecError> {
+        Err(SpecError::new(
+            "landlock",
+            "TCP port rules need a seccomp filter refusing multipath TCP, and this build of airlock has no libseccomp to compile it with",
+        ))
     }
 }
