@@ -26,6 +26,7 @@ pub use host::{
 pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
 pub use seccomp::is_permissive as seccomp_is_permissive;
+pub use unix_diag::keep_host_view as keep_host_socket_view;
 
 use crate::spec::{SandboxSpec, SpecError};
 use serde::{Deserialize, Serialize};

@@ -65,18 +65,21 @@ struct Relative {
 /// relative path) of the unix sockets of this network namespace that can
 /// take a new peer or datagram (see the module doc).
 pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
-    let sock = rustix::net::socket_with(
-        AddressFamily::NETLINK,
-        SocketType::DGRAM,
-        SocketFlags::CLOEXEC,
-        Some(netlink::SOCK_DIAG),
-    )?;
-    rustix::net::send(&sock, &request(), SendFlags::empty())?;
+    use std::os::fd::AsFd;
+    let own;
+    let sock = match HOST_VIEW.get() {
+        Some(kept) => kept.as_fd(),
+        None => {
+            own = diag_socket()?;
+            own.as_fd()
+        }
+    };
+    rustix::net::send(sock, &request(), SendFlags::empty())?;
     let mut found = Vec::new();
     let mut relative = Vec::new();
     let mut buf = vec![0u8; 32 << 10];
     loop {
-        let (n, whole) = rustix::net::recv(&sock, &mut buf, RecvFlags::TRUNC)?;
+        let (n, whole) = rustix::net::recv(sock, &mut buf, RecvFlags::TRUNC)?;
         if whole > n {
             return Err(io::Error::other(
                 "a sock_diag answer larger than its buffer",
@@ -87,6 +90,34 @@ pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
             return Ok(found);
         }
     }
+}
+
+fn diag_socket() -> io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(netlink::SOCK_DIAG),
+    )?)
+}
+
+/// A sock_diag socket of the host's network namespace, which a netlink
+/// socket keeps whatever namespace its holder moves to.
+static HOST_VIEW: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+
+/// From now on, list the sockets of this network namespace, whatever
+/// namespace the caller (or a child it forks) is in when it asks. The
+/// supervisor calls it before it clones PID 1 into the sandbox's new
+/// network namespace: PID 1's re-check of a bind source it opens (a
+/// rootless caller's, an overlay's layers) must see the host's sockets,
+/// where the source leads, not its own namespace's (none), or a link
+/// swapped to /tmp after the check would show the caller's sockets there
+/// (a tmux server's, an ssh agent's) to the workload unjudged.
+pub fn keep_host_view() -> io::Result<()> {
+    if HOST_VIEW.get().is_none() {
+        let _ = HOST_VIEW.set(diag_socket()?);
+    }
+    Ok(())
 }
 
 /// Where the sockets bound at relative paths are: each name joined to the
@@ -333,6 +364,37 @@ mod tests {
             [path("datagrams"), path("listening")],
             "listed: {all:?}"
         );
+    }
+
+    /// Once the host's view is kept, a thread in a network namespace of
+    /// its own (where PID 1 re-checks what it opens) still lists the
+    /// host's sockets; without it, it listed its own namespace's, none.
+    #[test]
+    fn a_kept_host_view_lists_the_hosts_sockets_from_another_network_namespace() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped a_kept_host_view_...: a network namespace needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.sock").to_str().unwrap().to_string();
+        let _listener = UnixListener::bind(&path).unwrap();
+        let listed_elsewhere = || {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                // This thread alone moves (unshare is per thread for a
+                // network namespace).
+                // SAFETY: only a network namespace is unshared, not the
+                // fd table, which is what makes unshare unsafe.
+                unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+                    .unwrap();
+                reachable_socket_paths().unwrap().contains(&path)
+            })
+            .join()
+            .unwrap()
+        };
+        assert!(!listed_elsewhere(), "the control: its own namespace's");
+        keep_host_view().unwrap();
+        assert!(listed_elsewhere());
     }
 
     /// A socket bound at a relative path, by a process whose working

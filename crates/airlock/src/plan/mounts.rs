@@ -41,6 +41,16 @@ impl FsPlan {
         }
     }
 
+    /// Does PID 1 open overlay layers (the root's or a mount's), which it
+    /// judges again as it opens them?
+    pub fn has_overlays(&self) -> bool {
+        matches!(self.root, Root::Overlay { .. })
+            || self
+                .steps
+                .iter()
+                .any(|s| matches!(s, MountStep::Overlay { .. }))
+    }
+
     /// The spec field step `i` came from, when it came from one.
     pub fn field(&self, i: usize) -> Option<String> {
         if i < self.spec_mounts {

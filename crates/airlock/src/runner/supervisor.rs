@@ -149,6 +149,14 @@ pub(super) fn supervise(
         }
         false => sources::Sources::ToClone(cgroup_paths),
     };
+    // PID 1 re-checks what it opens itself (a rootless caller's sources,
+    // overlay layers) from inside the sandbox's network namespace, where
+    // the host's sockets are not listed: it lists them through a socket
+    // of ours, of the host's namespace.
+    if matches!(sources, sources::Sources::ToClone(_)) || plan.filesystem.has_overlays() {
+        crate::check::keep_host_socket_view()
+            .step(|| "open a sock_diag socket for PID 1's re-checks".into())?;
+    }
     // Only for the clone: PID 1 is born in it, our other children not.
     let pid_join = super::pidns::enter_for_clone(&plan)?;
     report.progress(|| "clone3 into new namespaces".into());

@@ -187,6 +187,11 @@ pub fn set_id_refusals(arches: &[ScmpArch]) -> Result<ScmpFilterContext, Seccomp
     }
     // Its mode is behind a pointer, out of a filter's reach: ENOSYS, so
     // that callers fall back to openat, whose mode is checked above.
+    // io_uring's too (IORING_OP_OPENAT, ... carry theirs in the ring): the
+    // default profile refuses it, but a custom one may allow it.
+    if let Some(setup) = syscall("io_uring_setup") {
+        refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), setup)?;
+    }
     if let Some(openat2) = syscall("openat2") {
         refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), openat2)?;
     }
