@@ -255,9 +255,10 @@ fn create(
     }
     // Errors and findings name config.json's fields, and leave out the
     // acknowledgement the runtime gave itself for the bundle's own files.
-    let own_acks = ["idmapped-writable"]
-        .into_iter()
-        .filter(|a| !ctx.allow_unsafe.iter().any(|c| c == a))
+    let own_acks = config::OWN_IDMAP_ACKS
+        .iter()
+        .copied()
+        .filter(|a| !ctx.allow_unsafe.iter().any(|c| c.as_str() == *a))
         .map(String::from)
         .collect();
     let fields = config::ConfigFields::new(&spec, &bundle, own_acks);

@@ -599,10 +599,18 @@ fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) -> Vec<String
         }
     }
     if !s.filesystem.idmap.is_empty() {
-        s.allow_unsafe.push("idmapped-writable".into());
+        s.allow_unsafe
+            .extend(OWN_IDMAP_ACKS.iter().map(|a| a.to_string()));
     }
     notes
 }
+
+/// What the runtime acknowledges for the bundle's own files it idmaps (the
+/// rootfs, the container's own files the client made for it): they are
+/// the container's, to write, and to read as their owner, as runc gives
+/// them (the rootfs of a container on /var/lib/containers reaches
+/// /var/lib, which `idmapped-private` names).
+pub const OWN_IDMAP_ACKS: &[&str] = &["idmapped-writable", "idmapped-private"];
 
 fn is_overlayfs(path: &Path) -> bool {
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;

@@ -139,7 +139,7 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     seccomp::judge(&mut f, spec);
     judge_capabilities(&mut f, spec, &caps, has_host_bind);
     judge_shared(&mut f, spec, host);
-    judge_idmap(&mut f, spec);
+    judge_idmap(&mut f, spec, host);
     judge_caller_binds(&mut f, spec, host, &caps);
     judge_acknowledgements(&mut f, spec);
     f.list
@@ -168,9 +168,10 @@ fn judge_devices(f: &mut Findings, spec: &SandboxSpec) {
     }
 }
 
-/// An idmapped mount that can be written gives sandbox root the host
-/// owners' rights over its files.
-fn judge_idmap(f: &mut Findings, spec: &SandboxSpec) {
+/// An idmapped mount gives sandbox root the host owners' rights over its
+/// files: to write them where it is writable, and, writable or not, to
+/// read those only their owners may.
+fn judge_idmap(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
     for d in &spec.filesystem.idmap {
         if spec.filesystem.idmap_target(d) == Some(true) {
             f.add(
@@ -179,8 +180,38 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec) {
                 format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
             );
         }
+        let Some(source) = spec.filesystem.idmap_source(d) else {
+            continue;
+        };
+        let real = host.resolve(source);
+        let private = PRIVATE_DIRS
+            .iter()
+            .copied()
+            .chain(host.home.as_deref())
+            .find(|p| paths::within(&real, p) || paths::within(p, &real));
+        if let Some(p) = private {
+            f.add(
+                "idmapped-private",
+                "filesystem.idmap",
+                format!("{d} ({real}) is shown with host ownership and reaches {p}, where files only their owners may read are: sandbox root reads each as its owner"),
+            );
+        }
     }
 }
+
+/// Where a host keeps files only their owners may read: an idmapped mount
+/// shows them to sandbox root as its own.
+const PRIVATE_DIRS: &[&str] = &[
+    "/etc",
+    "/root",
+    "/home",
+    "/var/lib",
+    "/var/log",
+    "/var/spool",
+    "/var/cache",
+    "/run",
+    "/boot",
+];
 
 /// A root caller's writable binds are written as host root (see
 /// `spec::BindOwner`). The default seccomp profile keeps setuid and setgid

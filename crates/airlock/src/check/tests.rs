@@ -822,3 +822,32 @@ fn raised_priority_by_scheduling_or_by_the_limits_that_allow_it() {
         assert_eq!(denied(&s).contains(&"raised-priority"), raises, "{r:?}");
     }
 }
+
+/// An idmapped bind shows host root's files as sandbox root's: read-only
+/// too, where files only their owners may read are (/etc/shadow), it is
+/// refused; elsewhere (a data directory) it is not.
+#[test]
+fn an_idmapped_bind_of_private_files_is_refused_read_only_too() {
+    let with = |source: &str| {
+        let mut s = SandboxSpec::default();
+        s.filesystem.mounts = vec![bind(source, "/x", true)];
+        s.filesystem.idmap = vec!["/x".into()];
+        s
+    };
+    for private in [
+        "/etc",
+        "/root/.ssh",
+        "/var/lib/postgresql",
+        "/",
+        "/home/me/src",
+        "/var",
+    ] {
+        assert!(
+            denied(&with(private)).contains(&"idmapped-private"),
+            "{private}: {:?}",
+            denied(&with(private))
+        );
+    }
+    assert!(!codes(&with("/srv/data"), &host()).contains(&"idmapped-private"));
+    assert!(!codes(&with("/usr/share/doc"), &host()).contains(&"idmapped-private"));
+}

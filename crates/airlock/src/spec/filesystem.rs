@@ -91,6 +91,22 @@ impl Filesystem {
         }
     }
 
+    /// The host path an `idmap` entry shows: a directory root's, or the
+    /// source of the bind at that destination.
+    pub fn idmap_source(&self, d: &str) -> Option<&str> {
+        if let (Root::Path { path, .. }, "/") = (&self.root, d) {
+            return Some(path);
+        }
+        self.mounts.iter().find_map(|m| match m {
+            Mount::Bind {
+                source,
+                destination,
+                ..
+            } if destination == d => Some(source.as_str()),
+            _ => None,
+        })
+    }
+
     /// What an `idmap` entry names: `Some(writable)` for a directory root
     /// (`/`) or a bind's destination, `None` for anything else.
     pub fn idmap_target(&self, d: &str) -> Option<bool> {
