@@ -25,7 +25,10 @@ const KERNEL_FS: &[&str] = &[
 
 /// Directories whose writable exposure rewrites the host: what it runs,
 /// and what root's services take orders from (cron's and at's spools,
-/// systemd's and udev's runtime units and rules).
+/// systemd's and udev's runtime units and rules; the package managers'
+/// databases, whose maintainer scripts the next install runs as root;
+/// polkit's local authority; what the shutdown, module loading, sysctl
+/// and binfmt steps read from /run; root's ssh keys).
 const SYSTEM_DIRS: &[&str] = &[
     "/etc",
     "/usr",
@@ -37,9 +40,21 @@ const SYSTEM_DIRS: &[&str] = &[
     "/libx32",
     "/boot",
     "/var/spool",
+    "/var/lib/dpkg",
+    "/var/lib/rpm",
+    "/var/lib/polkit-1",
+    "/var/lib/sudo",
+    "/root/.ssh",
     "/run/systemd",
     "/run/udev",
     "/run/tmpfiles.d",
+    "/run/initramfs",
+    "/run/modprobe.d",
+    "/run/sysctl.d",
+    "/run/binfmt.d",
+    "/run/environment.d",
+    "/run/extensions",
+    "/run/sudo",
 ];
 /// Directories that are dangerous to expose writably as a whole (their
 /// contents are ordinary data dirs).

@@ -851,3 +851,28 @@ fn an_idmapped_bind_of_private_files_is_refused_read_only_too() {
     assert!(!codes(&with("/srv/data"), &host()).contains(&"idmapped-private"));
     assert!(!codes(&with("/usr/share/doc"), &host()).contains(&"idmapped-private"));
 }
+
+/// Inside /var/lib, /root and /run most directories are a service's own
+/// data, shared on purpose; these few are what root runs or trusts next.
+#[test]
+fn what_root_runs_next_is_refused_inside_the_data_directories() {
+    for dir in [
+        "/var/lib/dpkg/info",
+        "/var/lib/rpm",
+        "/root/.ssh",
+        "/run/initramfs",
+        "/run/sysctl.d",
+    ] {
+        let mut s = SandboxSpec::default();
+        s.filesystem.mounts = vec![bind(dir, "/x", false)];
+        assert!(denied(&s).contains(&"host-system-writable"), "{dir}");
+        s.filesystem.mounts = vec![bind(dir, "/x", true)];
+        assert!(
+            !denied(&s).contains(&"host-system-writable"),
+            "{dir} read-only"
+        );
+    }
+    let mut s = SandboxSpec::default();
+    s.filesystem.mounts = vec![bind("/var/lib/postgresql", "/x", false)];
+    assert!(!denied(&s).contains(&"host-system-writable"));
+}
