@@ -618,3 +618,23 @@ fn seccomp_log_names_the_refused_call() {
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("--seccomp-log"), "{}", r.stderr);
 }
+
+/// Read-only paths under the sandbox's /proc are found from the proc
+/// mount itself, the mount's own destination included: /proc made
+/// read-only refuses a write to a process's own files; /proc/sys made
+/// read-only refuses one there and leaves the rest.
+#[test]
+fn read_only_and_masked_paths_land_on_the_sandboxs_proc() {
+    require_root!();
+    let run = |readonly: &str| {
+        run_spec(&format!(
+            r#"{{"process": {{"args": ["sh", "-c", "echo x 2>/dev/null > /proc/self/comm && echo comm-written; echo 1 2>/dev/null > /proc/sys/kernel/hostname || echo sys-refused"]}},
+                "filesystem": {{"mounts": {}, "readonly_paths": [{readonly}]}}}}"#,
+            system_view()
+        ))
+    };
+    let r = run(r#""/proc""#);
+    assert_eq!(r.stdout, "sys-refused\n", "{}", r.stderr);
+    let r = run(r#""/proc/sys""#);
+    assert_eq!(r.stdout, "comm-written\nsys-refused\n", "{}", r.stderr);
+}

@@ -66,8 +66,9 @@ struct Relative {
 /// take a new peer or datagram (see the module doc).
 pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
     use std::os::fd::AsFd;
+    let kept = HOST_VIEW.lock().unwrap_or_else(|e| e.into_inner());
     let own;
-    let sock = match HOST_VIEW.get() {
+    let sock = match kept.as_ref() {
         Some(kept) => kept.as_fd(),
         None => {
             own = diag_socket()?;
@@ -103,7 +104,7 @@ fn diag_socket() -> io::Result<std::os::fd::OwnedFd> {
 
 /// A sock_diag socket of the host's network namespace, which a netlink
 /// socket keeps whatever namespace its holder moves to.
-static HOST_VIEW: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+static HOST_VIEW: std::sync::Mutex<Option<std::os::fd::OwnedFd>> = std::sync::Mutex::new(None);
 
 /// From now on, list the sockets of this network namespace, whatever
 /// namespace the caller (or a child it forks) is in when it asks. The
@@ -114,10 +115,17 @@ static HOST_VIEW: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLoc
 /// swapped to /tmp after the check would show the caller's sockets there
 /// (a tmux server's, an ssh agent's) to the workload unjudged.
 pub fn keep_host_view() -> io::Result<()> {
-    if HOST_VIEW.get().is_none() {
-        let _ = HOST_VIEW.set(diag_socket()?);
+    let mut kept = HOST_VIEW.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.is_none() {
+        *kept = Some(diag_socket()?);
     }
     Ok(())
+}
+
+/// Let go of the socket [`keep_host_view`] kept: PID 1, once its mounts
+/// are made, holds nothing of the host's.
+pub fn forget_host_view() {
+    HOST_VIEW.lock().unwrap_or_else(|e| e.into_inner()).take();
 }
 
 /// Where the sockets bound at relative paths are: each name joined to the

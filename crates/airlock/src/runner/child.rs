@@ -183,6 +183,9 @@ fn setup(
     crate::sys::keep_stack_end();
     let trees = mount::prepare(plan, sources, report)?;
     mount::apply(plan, &trees, report)?;
+    // Every source is opened and judged: the host's sockets are no longer
+    // ours to list.
+    crate::check::forget_host_socket_view();
     if !plan.hooks.runtime.is_empty() {
         // OCI's order: prestart and createRuntime (the supervisor's, in
         // the host's namespaces) before createContainer and pivot_root.

@@ -98,6 +98,8 @@ fn existing(
     step: impl Fn() -> String,
 ) -> Result<Option<OwnedFd>> {
     let found = match kernel.beneath(path) {
+        // The mount's own root when the path is its destination.
+        Some((mount, rest)) if rest.trim_matches('/').is_empty() => path_in(mount, "."),
         Some((mount, rest)) => path_in(mount, rest),
         None => path_in(root, path),
     };
