@@ -172,26 +172,7 @@ fn no_setuid_setgid_or_file_capability_comes_out_of_a_writable_bind() {
     )
     .unwrap();
     let p = profile.display().to_string();
-    let r = sh(
-        &[
-            "--seccomp-profile",
-            &p,
-            "--allow-unsafe",
-            "seccomp-permissive",
-            "--bind",
-            &o,
-            "/out",
-        ],
-        "touch /out/c; chmod u+s /out/c; echo $?",
-    );
-    assert_eq!(r.stdout.trim(), "1", "{}", r.stderr);
-    // io_uring, which such a profile lets through, would open with a mode
-    // the filter cannot see (IORING_OP_OPENAT): ENOSYS at its setup.
-    let setup = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n\
-                 params = ctypes.create_string_buffer(120)\n\
-                 r = libc.syscall(425, 8, params)\nprint(r, ctypes.get_errno())\n";
-    let r = output(airlock(&[
-        "run",
+    let permissive = [
         "--seccomp-profile",
         &p,
         "--allow-unsafe",
@@ -199,11 +180,18 @@ fn no_setuid_setgid_or_file_capability_comes_out_of_a_writable_bind() {
         "--bind",
         &o,
         "/out",
-        "--",
-        "python3",
-        "-c",
-        setup,
-    ]));
+    ];
+    let r = sh(&permissive, "touch /out/c; chmod u+s /out/c; echo $?");
+    assert_eq!(r.stdout.trim(), "1", "{}", r.stderr);
+    // io_uring, which such a profile lets through, would open with a mode
+    // the filter cannot see (IORING_OP_OPENAT): ENOSYS at its setup.
+    let setup = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+                 params = ctypes.create_string_buffer(120)\n\
+                 r = libc.syscall(425, 8, params)\nprint(r, ctypes.get_errno())\n";
+    let mut args = vec!["run"];
+    args.extend(permissive);
+    args.extend(["--", "python3", "-c", setup]);
+    let r = output(airlock(&args));
     assert_eq!(r.stdout.trim(), "-1 38", "{}", r.stderr);
 }
 

@@ -501,36 +501,26 @@ fn preserve_fds_reach_the_container() {
         c["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/sh", "args": ["sh", "-c",
             format!("if test -e /proc/self/fd/3; then echo leaked; else echo none; fi > {}", seen.display())]}]});
     });
-    let o = rt_fds(
-        &env,
-        &[
+    // `run` of bundle `b` as `id` with `fd` at 3, preserved.
+    let run_with = |b: &Path, id: &str, fd: std::os::fd::RawFd| {
+        let args = [
             "run",
             "--preserve-fds",
             "1",
             "--bundle",
             b.to_str().unwrap(),
-            "f3",
-        ],
-        &[file.as_raw_fd()],
-    );
+            id,
+        ];
+        rt_fds(&env, &args, &[fd])
+    };
+    let o = run_with(&b, "f3", file.as_raw_fd());
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(std::fs::read_to_string(&seen).unwrap(), "none\n");
     // A directory fd is a way back into the host's tree: refused, and
     // nothing is left.
     let dir = std::fs::File::open("/").unwrap();
     let b = env.bundle("f2", &["sh", "-c", "ls /proc/self/fd/3/"], |_| {});
-    let o = rt_fds(
-        &env,
-        &[
-            "run",
-            "--preserve-fds",
-            "1",
-            "--bundle",
-            b.to_str().unwrap(),
-            "f2",
-        ],
-        &[dir.as_raw_fd()],
-    );
+    let o = run_with(&b, "f2", dir.as_raw_fd());
     assert!(!o.status.success());
     let err = text(&o).1;
     assert!(

@@ -84,6 +84,21 @@ fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
     }
 }
 
+/// `run` again, every 25 ms for up to 10 s, until `done` says its
+/// output is the one awaited (what a daemon does with a client's end is
+/// asynchronous); the last output either way.
+fn until(mut run: impl FnMut() -> Out, done: impl Fn(&Out) -> bool) -> Out {
+    let mut out = run();
+    for _ in 0..400 {
+        if done(&out) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        out = run();
+    }
+    out
+}
+
 fn ok(o: Out) -> String {
     assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
     o.stdout
@@ -607,19 +622,17 @@ fn a_callers_open_streams_are_bounded() {
     };
     let mut waiter = wait();
     // Once the follow and the wait are under way, a third is refused.
-    let mut third = airlock(&d, Some(USER), &["logs", "talker"]);
-    for _ in 0..400 {
-        if third.code != 0 {
-            break;
-        }
-        // A waiter that could not start (its exec met another test's
-        // copy of the binary still open for writing: ETXTBSY) again.
-        if waiter.try_wait().unwrap().is_some() {
-            waiter = wait();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        third = airlock(&d, Some(USER), &["logs", "talker"]);
-    }
+    let third = until(
+        || {
+            // A waiter that could not start (its exec met another test's
+            // copy of the binary still open for writing: ETXTBSY) again.
+            if waiter.try_wait().unwrap().is_some() {
+                waiter = wait();
+            }
+            airlock(&d, Some(USER), &["logs", "talker"])
+        },
+        |o| o.code != 0,
+    );
     assert_eq!(third.code, 125, "{}", third.stderr);
     assert!(
         third.stderr.contains("max_streams_per_caller") && third.stderr.contains("uid 1000 has 2"),
@@ -629,14 +642,10 @@ fn a_callers_open_streams_are_bounded() {
     let _ = waiter.kill();
     waiter.wait().unwrap();
     // Its place is given back once the daemon sees it gone.
-    let mut freed = airlock(&d, Some(USER), &["logs", "talker"]);
-    for _ in 0..200 {
-        if freed.code == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        freed = airlock(&d, Some(USER), &["logs", "talker"]);
-    }
+    let freed = until(
+        || airlock(&d, Some(USER), &["logs", "talker"]),
+        |o| o.code == 0,
+    );
     assert_eq!(freed.code, 0, "{}", freed.stderr);
     followers.push(follow());
     // Root is not counted (and names another's sandbox by its id).
@@ -644,14 +653,10 @@ fn a_callers_open_streams_are_bounded() {
     let (mut one, _) = followers.pop().unwrap();
     one.kill().unwrap();
     one.wait().unwrap();
-    let mut again = airlock(&d, Some(USER), &["logs", "talker"]);
-    for _ in 0..200 {
-        if again.code == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        again = airlock(&d, Some(USER), &["logs", "talker"]);
-    }
+    let again = until(
+        || airlock(&d, Some(USER), &["logs", "talker"]),
+        |o| o.code == 0,
+    );
     assert_eq!(again.code, 0, "{}", again.stderr);
     for (mut f, _) in followers {
         let _ = f.kill();
@@ -939,14 +944,7 @@ fn a_callers_connections_are_bounded() {
     ok(airlock(&d, None, &["ps"]));
     drop(holder.stdin.take());
     holder.wait().unwrap();
-    let mut again = airlock(&d, Some(USER), &["ps"]);
-    for _ in 0..200 {
-        if again.code == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        again = airlock(&d, Some(USER), &["ps"]);
-    }
+    let again = until(|| airlock(&d, Some(USER), &["ps"]), |o| o.code == 0);
     assert_eq!(again.code, 0, "{}", again.stderr);
     drop(root.stdin.take());
     root.wait().unwrap();
