@@ -459,56 +459,35 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     );
     // Nor an overlay's upper layer on the host, whose directories the
     // daemon would make as root: in another user's private directory
-    // too, before.
-    let e = airlock(
-        &d,
-        Some(USER),
-        &[
-            "run",
-            "-d",
-            "--rootfs",
-            "/",
-            "--overlay-dir",
-            private.to_str().unwrap(),
-            "--",
-            "true",
-        ],
+    // too, before. airlock's --overlay-dir, and bubblewrap's --overlay
+    // RWSRC WORKDIR DEST (the error names the flag, not the spec's
+    // filesystem.mounts[N].upper_dir).
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (dir, up, work) = (
+        path(&private),
+        path(&private.join("up")),
+        path(&private.join("work")),
     );
-    assert_eq!(e.code, 125, "{}", e.stdout);
-    assert!(
-        e.stderr
-            .contains("filesystem.root.upper: uid 1000 may not keep an overlay's upper layer"),
-        "{}",
-        e.stderr
-    );
-    assert!(!private.join("upper").exists());
-    // bubblewrap's --overlay RWSRC WORKDIR DEST alike (the error names the
-    // flag, not the spec's filesystem.mounts[N].upper_dir).
-    let (up, work) = (private.join("up"), private.join("work"));
-    let e = airlock(
-        &d,
-        Some(USER),
-        &[
-            "run",
-            "-d",
-            "--overlay-src",
-            "/usr",
-            "--overlay",
-            up.to_str().unwrap(),
-            work.to_str().unwrap(),
-            "/mnt",
-            "--",
-            "true",
-        ],
-    );
-    assert_eq!(e.code, 125, "{}", e.stdout);
-    assert!(
-        e.stderr
-            .contains("/mnt: uid 1000 may not keep an overlay's upper layer"),
-        "{}",
-        e.stderr
-    );
-    assert!(!up.exists() && !work.exists());
+    for (flags, says) in [
+        (
+            &["--rootfs", "/", "--overlay-dir", &dir][..],
+            "filesystem.root.upper: uid 1000 may not keep an overlay's upper layer",
+        ),
+        (
+            &["--overlay-src", "/usr", "--overlay", &up, &work, "/mnt"],
+            "/mnt: uid 1000 may not keep an overlay's upper layer",
+        ),
+    ] {
+        let mut args = vec!["run", "-d"];
+        args.extend(flags);
+        args.extend(["--", "true"]);
+        let e = airlock(&d, Some(USER), &args);
+        assert_eq!(e.code, 125, "{}", e.stdout);
+        assert!(e.stderr.contains(says), "{}", e.stderr);
+    }
+    for made in ["upper", "up", "work"] {
+        assert!(!private.join(made).exists(), "{made}");
+    }
     // A bind of a file the caller cannot read is opened as the caller,
     // whatever id it asks for inside: 65534 too, which is the id a
     // process unmapped in the sandbox (the daemon's root) sees itself as.
