@@ -37,20 +37,35 @@ struct Out {
     stderr: String,
 }
 
-/// `airlock ARGS` against the daemon, as `uid` (None: as we are).
-fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
+/// `setpriv` to `uid` (its group too, no other groups), for the program
+/// and arguments the caller adds.
+fn as_user(uid: u32) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        format!("--reuid={uid}"),
+        format!("--regid={uid}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ]);
+    c
+}
+
+/// Debian's python3, which every user may run, with `script`, as `uid`.
+fn python_as(uid: u32, script: &str) -> Command {
+    let mut c = as_user(uid);
+    c.args(["/usr/bin/python3", "-c", script]);
+    c
+}
+
+/// The command `airlock ARGS` against the daemon, as `uid` (None: as we
+/// are), with no input.
+fn command(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Command {
     let bin = airlock_bin(d);
     let mut c = match uid {
         None => Command::new(&bin),
         Some(u) => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                format!("--reuid={u}"),
-                format!("--regid={u}"),
-                "--clear-groups".into(),
-                "--".into(),
-            ])
-            .arg(&bin);
+            let mut c = as_user(u);
+            c.arg(&bin);
             c
         }
     };
@@ -58,6 +73,12 @@ fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
         .args(args)
         .stdin(Stdio::null())
         .current_dir("/");
+    c
+}
+
+/// `airlock ARGS` against the daemon, as `uid` (None: as we are).
+fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
+    let mut c = command(d, uid, args);
     // Another test thread may fork while this one's copy of the binary
     // is still open for writing: that child holds the write fd until it
     // execs, and exec'ing the copy meanwhile fails with ETXTBSY, here or,
@@ -555,18 +576,7 @@ fn a_callers_open_streams_are_bounded() {
     // A follower's stream is open once the workload's line reaches it.
     let follow = || {
         use std::io::BufRead;
-        let mut f = Command::new("setpriv")
-            .args([
-                format!("--reuid={USER}"),
-                format!("--regid={USER}"),
-                "--clear-groups".into(),
-                "--".into(),
-            ])
-            .arg(airlock_bin(&d))
-            .args(["logs", "-f", "talker"])
-            .env("AIRLOCK_HOST", d.host())
-            .current_dir("/")
-            .stdin(Stdio::null())
+        let mut f = command(&d, Some(USER), &["logs", "-f", "talker"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -582,18 +592,7 @@ fn a_callers_open_streams_are_bounded() {
     let mut followers = vec![follow()];
     // A Wait holds a place too (a pidfd of the daemon's while it waits).
     let wait = || {
-        Command::new("setpriv")
-            .args([
-                format!("--reuid={USER}"),
-                format!("--regid={USER}"),
-                "--clear-groups".into(),
-                "--".into(),
-            ])
-            .arg(airlock_bin(&d))
-            .args(["wait", "talker"])
-            .env("AIRLOCK_HOST", d.host())
-            .current_dir("/")
-            .stdin(Stdio::null())
+        command(&d, Some(USER), &["wait", "talker"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -760,28 +759,20 @@ fn the_client_refuses_a_server_of_another_user() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let sock = dir.path().join("planted.sock");
-    let mut server = Command::new("setpriv")
-        .args([
-            format!("--reuid={OUTSIDER}"),
-            format!("--regid={OUTSIDER}"),
-            "--clear-groups".into(),
-            "--".into(),
-            // Debian's, which every user may run.
-            "/usr/bin/python3".into(),
-            "-c".into(),
-            "import socket, sys, time\n\
-             s = socket.socket(socket.AF_UNIX)\n\
-             s.bind(sys.argv[1]); s.listen(8)\n\
-             print('ready', flush=True)\n\
-             end = time.time() + 60\n\
-             while time.time() < end: s.accept()[0].close()"
-                .into(),
-        ])
-        .arg(&sock)
-        .current_dir("/")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = python_as(
+        OUTSIDER,
+        "import socket, sys, time\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind(sys.argv[1]); s.listen(8)\n\
+         print('ready', flush=True)\n\
+         end = time.time() + 60\n\
+         while time.time() < end: s.accept()[0].close()",
+    )
+    .arg(&sock)
+    .current_dir("/")
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(server.stdout.take().unwrap()),
@@ -878,16 +869,7 @@ fn a_callers_connections_are_bounded() {
 
     let hold = |uid: u32, n: u32| {
         use std::io::BufRead;
-        let mut h = Command::new("setpriv")
-            .args([
-                format!("--reuid={uid}"),
-                format!("--regid={uid}"),
-                "--clear-groups".into(),
-                "--".into(),
-                "/usr/bin/python3".into(),
-                "-c".into(),
-                CONNECTIONS.into(),
-            ])
+        let mut h = python_as(uid, CONNECTIONS)
             .arg(d.socket())
             .arg(n.to_string())
             .stdin(Stdio::piped())

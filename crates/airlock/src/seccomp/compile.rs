@@ -236,11 +236,18 @@ pub fn set_id_program(
 /// whatever its seccomp profile (the rules were asked for; a filter
 /// turned off must not leave them open).
 pub fn mptcp_program() -> std::result::Result<Program, crate::spec::SpecError> {
+    // The same for every spec: compiled once per process (a daemon plans
+    // many).
+    static COMPILED: std::sync::OnceLock<Program> = std::sync::OnceLock::new();
+    if let Some(p) = COMPILED.get() {
+        return Ok(p.clone());
+    }
     let f = default::mptcp_refusals()
         .map_err(|e| crate::spec::SpecError::new("landlock", format!("the MPTCP refusal: {e}")))?;
-    export(&f).map_err(|e| {
+    let program = export(&f).map_err(|e| {
         crate::spec::SpecError::new("landlock", format!("export the compiled filter: {e}"))
-    })
+    })?;
+    Ok(COMPILED.get_or_init(|| program).clone())
 }
 
 /// Compile with libseccomp, here and now.

@@ -91,36 +91,32 @@ impl Filesystem {
         }
     }
 
-    /// The host path an `idmap` entry shows: a directory root's, or the
-    /// source of the bind at that destination.
-    pub fn idmap_source(&self, d: &str) -> Option<&str> {
-        if let (Root::Path { path, .. }, "/") = (&self.root, d) {
-            return Some(path);
+    /// What an `idmap` entry names: the host path it shows and whether
+    /// it is writable, for a directory root (`/`) or a bind's destination;
+    /// `None` for anything else.
+    fn idmapped(&self, d: &str) -> Option<(&str, bool)> {
+        if let (Root::Path { path, readonly, .. }, "/") = (&self.root, d) {
+            return Some((path, !readonly));
         }
         self.mounts.iter().find_map(|m| match m {
             Mount::Bind {
                 source,
                 destination,
+                readonly,
                 ..
-            } if destination == d => Some(source.as_str()),
+            } if destination == d => Some((source.as_str(), !readonly)),
             _ => None,
         })
     }
 
-    /// What an `idmap` entry names: `Some(writable)` for a directory root
-    /// (`/`) or a bind's destination, `None` for anything else.
+    /// The host path an `idmap` entry shows.
+    pub fn idmap_source(&self, d: &str) -> Option<&str> {
+        self.idmapped(d).map(|(source, _)| source)
+    }
+
+    /// Whether what an `idmap` entry names is writable.
     pub fn idmap_target(&self, d: &str) -> Option<bool> {
-        if let (Root::Path { readonly, .. }, "/") = (&self.root, d) {
-            return Some(!readonly);
-        }
-        self.mounts.iter().find_map(|m| match m {
-            Mount::Bind {
-                destination,
-                readonly,
-                ..
-            } if destination == d => Some(!readonly),
-            _ => None,
-        })
+        self.idmapped(d).map(|(_, writable)| writable)
     }
 }
 
