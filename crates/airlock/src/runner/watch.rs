@@ -16,9 +16,6 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-/// Everything the supervisor watches while the sandbox lives. Each
-/// `step` polls once and handles what is ready; it returns true once PID 1
-/// has ended (and the setup reports are all relayed).
 /// OCI's prestart and createRuntime hooks, their state, and the
 /// namespaces they run in (the runtime's, which the supervisor left).
 pub(super) struct RuntimeHooks {
@@ -27,6 +24,9 @@ pub(super) struct RuntimeHooks {
     pub namespaces: Vec<std::os::fd::OwnedFd>,
 }
 
+/// Everything the supervisor watches while the sandbox lives. Each
+/// `step` polls once and handles what is ready; it returns true once PID 1
+/// has ended (and the setup reports are all relayed).
 pub(super) struct Watch<'a> {
     pub(super) report: Reporter<'a>,
     pub(super) pid: i32,
