@@ -2,7 +2,7 @@
 //! bind, and a root made of host directories, judged on the path the
 //! kernel will really reach (see [`super::Host::resolve`]).
 
-use super::host::RUNTIME_OBJECT_DEPTH;
+use super::host::{is_object_name, RUNTIME_OBJECTS};
 use super::paths::{exposes, within};
 use super::{Findings, Host, RUNTIME_SOCKETS, RUNTIME_STATE};
 use crate::spec::{Mount, Root, SandboxSpec};
@@ -351,9 +351,15 @@ impl<'a> Bind<'a> {
             );
         }
         for state in RUNTIME_SOCKETS.iter().chain(RUNTIME_STATE) {
-            let present = host.state.iter().any(|s| s == state);
-            let inside = within(real, state) && !one_runtime_object(real, state);
-            if inside || (present && exposes(real, state)) {
+            // As named, and where it leads when that is elsewhere (a
+            // relocated /var/lib/docker): a bind source is judged where
+            // it leads.
+            let led = host.state.get(*state).map(String::as_str);
+            let inside = [Some(*state), led]
+                .into_iter()
+                .flatten()
+                .any(|at| within(real, at) && !one_runtime_object(real, at, state));
+            if inside || led.is_some_and(|at| exposes(real, at)) {
                 f.add(
                     "runtime-socket-bind",
                     self.subject,
@@ -364,15 +370,24 @@ impl<'a> Bind<'a> {
     }
 }
 
-/// Is `real`, inside the runtime state directory `state`, deep enough to
-/// be one container's, layer's or pod's own (see [`RUNTIME_OBJECT_DEPTH`])?
-fn one_runtime_object(real: &str, state: &str) -> bool {
-    let below = real
-        .strip_prefix(state)
-        .map_or(0, |rest| rest.split('/').filter(|c| !c.is_empty()).count());
-    RUNTIME_OBJECT_DEPTH
-        .iter()
-        .any(|(dir, depth)| *dir == state && below >= *depth)
+/// Is `real`, inside the runtime state directory `state` (found at `at`),
+/// one container's, layer's, volume's or pod's own directory or inside
+/// one (see [`RUNTIME_OBJECTS`])?
+fn one_runtime_object(real: &str, at: &str, state: &str) -> bool {
+    let Some(rest) = real.strip_prefix(at) else {
+        return false;
+    };
+    RUNTIME_OBJECTS.iter().any(|(dir, depth)| {
+        let Some(inner) = dir
+            .strip_prefix(state)
+            .and_then(|sub| rest.strip_prefix(sub))
+            .filter(|inner| inner.starts_with('/'))
+        else {
+            return false;
+        };
+        let mut parts = inner.split('/').filter(|c| !c.is_empty());
+        parts.nth(depth - 1).is_some_and(is_object_name)
+    })
 }
 
 /// Judge the mounts a recursive bind of `real` brings along.
@@ -468,7 +483,11 @@ mod tests {
     #[test]
     fn runtime_state_and_one_object_in_it() {
         let h = Host {
-            state: vec!["/var/lib/containers".into(), "/var/lib/kubelet".into()],
+            state: [
+                ("/var/lib/containers".into(), "/var/lib/containers".into()),
+                ("/var/lib/kubelet".into(), "/var/lib/kubelet".into()),
+            ]
+            .into(),
             ..Default::default()
         };
         for (src, want) in [
@@ -496,6 +515,67 @@ mod tests {
             ("/run/containerd/containerd.sock", true),
             ("/etc/kubernetes/pki", true),
             ("/var/lib", true),
+            // What sits beside the objects is the engine's, about all of
+            // them: the overlay driver's links to every layer (later
+            // containers' lower layers are mounted through them), its
+            // databases, the kubelet's keys, containerd's content store.
+            ("/var/lib/containers/storage/overlay/l", true),
+            ("/var/lib/containers/storage/overlay/l/ABCDEF", true),
+            (
+                "/var/lib/containers/storage/overlay-containers/containers.json",
+                true,
+            ),
+            ("/var/lib/containers/storage/libpod/bolt_state.db", true),
+            (
+                "/var/lib/containers/storage/overlay-images/images.json",
+                true,
+            ),
+            ("/var/lib/kubelet/pki/kubelet-client-current.pem", true),
+            ("/var/lib/docker/overlay2/l", true),
+            ("/var/lib/docker/image/overlay2", true),
+            ("/var/lib/docker/swarm/certificates", true),
+            ("/var/lib/docker/volumes/metadata.db", true),
+            ("/var/lib/docker/volumes/data/_data", false),
+            ("/var/lib/docker/containers/abc/hostname", false),
+            (
+                "/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256",
+                true,
+            ),
+            (
+                "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs",
+                false,
+            ),
+            (
+                "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/hostname",
+                false,
+            ),
+            (
+                "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs",
+                false,
+            ),
+        ] {
+            let found = codes(vec![bind(src, "/x", true)], &h).contains(&"runtime-socket-bind");
+            assert_eq!(found, want, "{src}");
+        }
+    }
+
+    /// A runtime's state moved to another disk and linked back (a
+    /// symlink at /var/lib/docker) is judged where it leads, objects and
+    /// all.
+    #[test]
+    fn relocated_runtime_state_is_judged_where_it_leads() {
+        let h = Host {
+            state: [("/var/lib/docker".into(), "/data/docker".into())].into(),
+            ..Default::default()
+        };
+        for (src, want) in [
+            ("/data/docker", true),
+            ("/data", true),
+            ("/data/docker/image/overlay2", true),
+            ("/data/docker/overlay2/l", true),
+            ("/data/docker/overlay2/abc/merged", false),
+            ("/data/dockerfile", false),
+            ("/var/lib/docker/containers/abc/hosts", false),
         ] {
             let found = codes(vec![bind(src, "/x", true)], &h).contains(&"runtime-socket-bind");
             assert_eq!(found, want, "{src}");

@@ -19,9 +19,11 @@ pub struct Host {
     pub canonical: BTreeMap<String, String>,
     /// Runtime sockets that exist on this host (canonical paths).
     pub sockets: Vec<String>,
-    /// Runtime and orchestrator state directories that exist on this host.
+    /// Runtime and orchestrator state directories that exist on this host:
+    /// each as [`RUNTIME_STATE`] names it → where it leads (a relocated
+    /// /var/lib/docker is a symlink to another disk).
     #[serde(default)]
-    pub state: Vec<String>,
+    pub state: BTreeMap<String, String>,
     /// Mounts below each bind source (canonical path → mounts under it):
     /// a recursive bind brings them along.
     #[serde(default)]
@@ -115,24 +117,51 @@ pub const RUNTIME_SOCKETS: &[&str] = &[
     "/run/systemd/private",
 ];
 
-/// How many levels below a runtime's state directory one container's,
-/// image layer's, volume's or pod's own directory begins: what an engine
-/// hands its runtime as a container's root and binds (podman's
-/// `storage/overlay/LAYER/merged` and `overlay-containers/ID/userdata`,
-/// containerd's `io.containerd.runtime.v2.task/NS/ID/rootfs`, kubelet's
-/// `pods/UID/volumes/...`). A bind there reaches that one object, not
-/// the runtime's state; one shallower (the layer store, every pod)
-/// reaches them all. Directories not listed have no such objects.
-pub const RUNTIME_OBJECT_DEPTH: &[(&str, usize)] = &[
-    ("/run/containerd", 3),
-    ("/var/lib/containerd", 3),
-    ("/var/lib/containers", 3),
-    ("/var/lib/docker", 2),
-    ("/var/lib/kubelet", 2),
+/// The directories inside runtime state whose entries, this many levels
+/// down, are each one container's, image layer's, volume's or pod's own:
+/// what an engine hands its runtime as a container's root and binds
+/// (podman's `storage/overlay/LAYER/merged` and
+/// `overlay-containers/ID/userdata`, containerd's
+/// `io.containerd.runtime.v2.task/NS/ID/rootfs`, kubelet's
+/// `pods/UID/volumes/...`). A bind there reaches that one object, not the
+/// runtime's state. Anything else in the state is refused: the content
+/// store, the image and layer databases, the kubelet's keys, and each
+/// overlay driver's `l` directory, whose links later containers' lower
+/// layers are mounted through (see [`is_object_name`]).
+pub const RUNTIME_OBJECTS: &[(&str, usize)] = &[
+    ("/run/containerd/io.containerd.runtime.v2.task", 2),
+    ("/run/containerd/io.containerd.grpc.v1.cri/sandboxes", 1),
+    ("/run/containerd/io.containerd.grpc.v1.cri/containers", 1),
+    ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes", 1),
+    (
+        "/var/lib/containerd/io.containerd.grpc.v1.cri/containers",
+        1,
+    ),
+    (
+        "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots",
+        1,
+    ),
+    ("/var/lib/containers/storage/overlay", 1),
+    ("/var/lib/containers/storage/overlay-containers", 1),
+    ("/var/lib/containers/storage/volumes", 1),
+    ("/var/lib/docker/overlay2", 1),
+    ("/var/lib/docker/containers", 1),
+    ("/var/lib/docker/volumes", 1),
+    ("/var/lib/kubelet/pods", 1),
 ];
 
+/// Is `name`, an entry of one of [`RUNTIME_OBJECTS`]' directories, an
+/// object's own (an id, a number, a volume's name)? The same directories
+/// hold the engine's files about all of them (`containers.json`,
+/// `metadata.db`, `backingFsBlockDev`) and the overlay drivers' `l`
+/// directory of links to every layer: none of those is one object's.
+/// A volume whose name has a dot in it is refused with them.
+pub fn is_object_name(name: &str) -> bool {
+    name != "l" && !name.contains('.') && !name.is_empty()
+}
+
 /// Runtime and orchestrator state that a bind must not reach into
-/// (except one object's own directory, see [`RUNTIME_OBJECT_DEPTH`]).
+/// (except one object's own directory, see [`RUNTIME_OBJECTS`]).
 pub const RUNTIME_STATE: &[&str] = &[
     "/run/containerd",
     "/run/crio",
@@ -180,7 +209,11 @@ impl Host {
             home,
             canonical: resolved,
             sockets: existing(runtime_sockets(ctx.caller.uid)),
-            state: existing(RUNTIME_STATE.iter().map(|s| s.to_string())),
+            state: RUNTIME_STATE
+                .iter()
+                .filter(|s| std::path::Path::new(s).exists())
+                .map(|s| (s.to_string(), canonical(s)))
+                .collect(),
             nested,
             sockets_at,
             ids,

@@ -59,21 +59,34 @@ const LANDMARKS: &[&str] = &[
 
 /// The identities (device and inode) of the `LANDMARKS` and of `extra`
 /// on this host, read once for every path judged against them.
-/// Symlinked landmarks (a merged-/usr `/bin`) are left to their targets,
-/// which have names of their own.
 pub struct Landmarks(Vec<(u64, u64, String)>);
 
 impl Landmarks {
     pub fn probe(extra: Option<&str>) -> Landmarks {
+        Landmarks::of(LANDMARKS.iter().copied().chain(extra))
+    }
+
+    /// A landmark that is a symlink names the directory it leads to
+    /// (ostree's /root → /var/roothome, /home → /var/home): the rules are
+    /// written for the name, and a bind source is judged where it leads.
+    /// Merged /usr's links (/bin → usr/bin) are left to their targets,
+    /// which the same rules name already.
+    fn of<'a>(landmarks: impl Iterator<Item = &'a str>) -> Landmarks {
         use std::os::unix::fs::MetadataExt;
         Landmarks(
-            LANDMARKS
-                .iter()
-                .copied()
-                .chain(extra)
+            landmarks
                 .filter_map(|l| {
-                    let m = std::fs::symlink_metadata(l).ok().filter(|m| m.is_dir())?;
-                    Some((m.dev(), m.ino(), l.to_string()))
+                    let link = std::fs::symlink_metadata(l).ok()?;
+                    let m = if link.is_symlink() {
+                        let to = std::fs::canonicalize(l).ok()?;
+                        if to.starts_with("/usr") {
+                            return None;
+                        }
+                        std::fs::metadata(to).ok()?
+                    } else {
+                        link
+                    };
+                    m.is_dir().then(|| (m.dev(), m.ino(), l.to_string()))
                 })
                 .collect(),
         )
@@ -198,6 +211,23 @@ mod tests {
             Landmarks::probe(Some(&inner)).name(&format!("{inner}/x")),
             format!("{inner}/x")
         );
+    }
+
+    #[test]
+    fn a_landmark_that_is_a_symlink_names_where_it_leads() {
+        // ostree's /root is a link to /var/roothome: a bind of the latter
+        // is judged as /root.
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("var-roothome");
+        std::fs::create_dir_all(real.join(".ssh")).unwrap();
+        let link = d.path().join("root");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (real, link) = (real.to_str().unwrap(), link.to_str().unwrap());
+        let marks = Landmarks::of([link].into_iter());
+        assert_eq!(marks.name(&format!("{real}/.ssh")), format!("{link}/.ssh"));
+        assert_eq!(marks.name(real), link);
+        // Merged /usr's links keep their targets' names.
+        assert_eq!(Landmarks::probe(None).name("/usr/bin"), "/usr/bin");
     }
 
     #[test]

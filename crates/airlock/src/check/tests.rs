@@ -264,7 +264,7 @@ fn nested_mounts_are_judged() {
         .any(|f| f.code == "host-dev-bind" && f.refuses()));
     // Runtime state that exists is exposed by an ancestor too.
     let mut h = host();
-    h.state = vec!["/var/lib/kubelet".into()];
+    h.state = [("/var/lib/kubelet".into(), "/var/lib/kubelet".into())].into();
     let s = spec_with(vec![bind("/var", "/v", true)]);
     assert!(check(&s, &h)
         .iter()
