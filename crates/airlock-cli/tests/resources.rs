@@ -257,12 +257,51 @@ fn a_limit_the_host_cannot_apply_is_an_error() {
     let r = sh(&["--io-weight", "100"], "echo should-not-run");
     assert_eq!(r.code, 125);
     assert!(
-        r.stderr.contains("resources (") && r.stderr.contains("io"),
+        r.stderr.contains("--io-weight: the blkio controller"),
         "{}",
         r.stderr
     );
     assert!(r.stdout.is_empty());
     assert_no_cgroup_left(&before);
+}
+
+/// The default CPU weight is the default share on a v1 host too (runc's
+/// old linear map made weight 100 into 2597 shares), and on v2 it is
+/// written as given.
+#[test]
+fn the_default_cpu_weight_is_the_default_share() {
+    require_root!();
+    use std::io::BufRead;
+    let mut child = airlock(&[
+        "run",
+        "--cpu-weight",
+        "100",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; read x; exit 0",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let names = cgroup_names_of(&descendants(child.id() as i32));
+    let weights: Vec<(String, String)> = leftover_cgroups()
+        .into_iter()
+        .filter(|d| names.iter().any(|n| d.ends_with(&format!("/{n}"))))
+        .flat_map(|d| ["cpu.shares", "cpu.weight"].map(|f| format!("{d}/{f}")))
+        .filter_map(|f| Some((f.clone(), std::fs::read_to_string(f).ok()?)))
+        .collect();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    assert!(!weights.is_empty(), "no cpu cgroup found");
+    for (file, value) in weights {
+        let want = if file.ends_with("cpu.shares") { "1024" } else { "100" };
+        assert_eq!(value.trim(), want, "{file}");
+    }
 }
 
 #[test]
@@ -275,7 +314,8 @@ fn rootless_limits_without_delegation_are_refused() {
     }
     assert_eq!(r.code, 125);
     assert!(
-        r.stderr.contains("resources (memory)") || r.stderr.contains("resources (cgroup2)"),
+        r.stderr
+            .contains("error: --memory: cannot create the cgroup"),
         "{}",
         r.stderr
     );

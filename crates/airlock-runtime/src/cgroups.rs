@@ -279,7 +279,7 @@ fn from_flags(
         if !(10..=1000).contains(&w) {
             return refuse("--blkio-weight", &format!("{w} is not between 10 and 1000"));
         }
-        r.io_weight = Some(w as u32 * 10);
+        r.io_weight = Some(airlock::cgroup::plan::blkio_to_io_weight(w));
     }
     Ok(r)
 }

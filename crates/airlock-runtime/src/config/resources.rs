@@ -3,10 +3,10 @@
 use super::err;
 use airlock::spec::{SandboxSpec, Size, SpecError};
 
-/// runc's conversion of v1 CPU shares onto a v2 weight.
-pub fn shares_to_weight(shares: u64) -> u32 {
-    (1 + ((shares.clamp(2, 262_144) - 2) * 9_999) / 262_142) as u32
-}
+/// v1 CPU shares as airlock's v2 weight, in proportion (1024 is the
+/// default weight 100), as systemd and, since 2025, runc and crun keep the
+/// default: back on a v1 host they are the shares the bundle gave.
+pub use airlock::cgroup::plan::shares_to_weight;
 
 /// `linux.resources` as airlock's limits (for `update --resources`).
 pub fn resources_of(
@@ -143,8 +143,9 @@ pub(super) fn resources(
     }
     if r.block_io().as_ref().is_some_and(|b| b.weight().is_some()) {
         let w = r.block_io().as_ref().and_then(|b| b.weight()).unwrap_or(0);
-        // blkio weight (10..1000) onto airlock's io weight (1..10000).
-        s.resources.io_weight = Some((w as u32).clamp(1, 1000) * 10);
+        // blkio weight (10..1000, default 500) as airlock's io weight
+        // (1..10000, default 100).
+        s.resources.io_weight = Some(airlock::cgroup::plan::blkio_to_io_weight(w as u64));
     }
     // linux.resources.devices is the device cgroup: informational, see
     // `devices`.

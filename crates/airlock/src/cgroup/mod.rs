@@ -145,16 +145,24 @@ pub struct Cgroup {
     made: Vec<PathBuf>,
 }
 
-fn write_file(dir: &Path, file: &str, value: &str, controller: &str) -> Result<(), SetupError> {
+/// Write `value` to `dir`/`file`; an error names `step` (the spec field
+/// it carries out, or the controller).
+fn write_file(
+    dir: &Path,
+    file: &str,
+    value: &str,
+    controller: &str,
+    step: &str,
+) -> Result<(), SetupError> {
     if !dir.join(file).exists() {
         return Err(SetupError::new(
-            format!("resources ({controller})"),
+            step,
             format!("the {controller} controller on this host has no {file}, so this limit cannot be applied"),
         ));
     }
     std::fs::write(dir.join(file), value).map_err(|e| {
         SetupError::new(
-            format!("resources ({controller})"),
+            step,
             format!(
                 "cannot write {value:?} to {}: {}",
                 dir.join(file).display(),
@@ -212,13 +220,14 @@ fn inherit_cpuset(dir: &Path) -> Result<(), SetupError> {
         };
         if now.trim().is_empty() {
             let theirs = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
-            write_file(dir, file, theirs.trim(), "cpuset")?;
+            write_file(dir, file, theirs.trim(), "cpuset", "resources (cpuset)")?;
         }
     }
     Ok(())
 }
 
-fn mkdir_error(dir: &Path, controller: &str, e: &io::Error) -> SetupError {
+/// `step`: the spec fields the cgroup is for (see [`CgroupPlan::fields`]).
+fn mkdir_error(dir: &Path, step: &str, e: &io::Error) -> SetupError {
     let mut reason = format!(
         "cannot create the cgroup {}: {}",
         dir.display(),
@@ -227,7 +236,7 @@ fn mkdir_error(dir: &Path, controller: &str, e: &io::Error) -> SetupError {
     if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
         reason.push_str(" (the caller's cgroup is not delegated to it)");
     }
-    SetupError::new(format!("resources ({controller})"), reason)
+    SetupError::new(step, reason)
 }
 
 /// Is this a cgroup file system (v1 or v2)?
@@ -238,8 +247,9 @@ pub(crate) fn is_cgroup_fs(fs: &rustix::fs::StatFs) -> bool {
     [CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&(fs.f_type as u64))
 }
 
-/// Let the children of `dir` use `controllers` (its subtree_control).
-fn enable_controllers(dir: &Path, controllers: &[String]) -> Result<(), SetupError> {
+/// Let the children of `dir` use `controllers` (its subtree_control); an
+/// error names `step` (see [`CgroupPlan::fields`]).
+fn enable_controllers(dir: &Path, controllers: &[String], step: &str) -> Result<(), SetupError> {
     let line: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
     std::fs::write(dir.join("cgroup.subtree_control"), line.join(" ")).map_err(|e| {
         let mut reason = format!(
@@ -249,11 +259,14 @@ fn enable_controllers(dir: &Path, controllers: &[String]) -> Result<(), SetupErr
             describe(&e)
         );
         if e.raw_os_error() == Some(libc::EBUSY) {
+            // cgroup v2's "no internal processes" rule: on a pure v2 host
+            // a caller in a cgroup with processes (a login session's
+            // scope) cannot give its children domain controllers.
             reason.push_str(
-                " (that cgroup holds processes; run airlock from a leaf of a delegated subtree)",
+                " (it holds processes, the caller's among them, and cgroup v2 gives a controller to the children of a cgroup only while it holds none: run airlock from the root of a cgroup namespace, or give the limits to a cgroup whose parent holds no processes)",
             );
         }
-        SetupError::new(format!("resources ({})", controllers.join(", ")), reason)
+        SetupError::new(step, reason)
     })
 }
 
@@ -286,7 +299,9 @@ impl Cgroup {
             let Some((_, all)) = plan.enable.iter().find(|(d, _)| d == dir) else {
                 return Ok(());
             };
-            let e = match enable_controllers(dir, all) {
+            let asking = |c: &str| all.iter().any(|a| a == c);
+            let step = plan.fields(|w| asking(&w.controller), "resources");
+            let e = match enable_controllers(dir, all, &step) {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -299,7 +314,7 @@ impl Cgroup {
             match required.len() {
                 n if n == all.len() => Err(e),
                 0 => Ok(()),
-                _ => enable_controllers(dir, &required),
+                _ => enable_controllers(dir, &required, &step),
             }
         };
         if let Some((own, _)) = plan.enable.first() {
@@ -318,7 +333,8 @@ impl Cgroup {
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                     Err(e) => {
                         let gone = e.raw_os_error() == Some(libc::ENOENT);
-                        return Err((mkdir_error(dir, "cgroup path", &e), gone));
+                        let step = plan.fields(|_| true, "cgroup path");
+                        return Err((mkdir_error(dir, &step, &e), gone));
                     }
                 }
                 inherit_cpuset(dir)
@@ -351,7 +367,8 @@ impl Cgroup {
             Ok(made)
         };
         if let Some(dir) = &plan.v2 {
-            own_mkdir(&mut cg, dir)?.map_err(|e| mkdir_error(dir, "cgroup2", &e))?;
+            let step = plan.fields(|_| true, "resources (cgroup2)");
+            own_mkdir(&mut cg, dir)?.map_err(|e| mkdir_error(dir, &step, &e))?;
             cg.v2 = Some(dir.clone());
         }
         for (c, dir) in &plan.v1 {
@@ -360,7 +377,8 @@ impl Cgroup {
                 cg.v1.insert(c.clone(), dir.clone());
                 continue;
             }
-            match own_mkdir(&mut cg, dir)?.map_err(|e| mkdir_error(dir, c, &e)) {
+            let step = plan.fields(|w| &w.controller == c, &format!("resources ({c})"));
+            match own_mkdir(&mut cg, dir)?.map_err(|e| mkdir_error(dir, &step, &e)) {
                 Ok(()) => {}
                 // A cgroup already there is another's, taken or not: never
                 // passed over as "the host cannot", which would leave the
@@ -383,7 +401,11 @@ impl Cgroup {
                 .map_err(|why| SetupError::new(plan::field_of(&w.file), why))?;
         }
         for w in &plan.writes {
-            write_file(&w.dir, &w.file, &w.value, &w.controller)?;
+            let step = match w.field.is_empty() {
+                true => format!("resources ({})", w.controller),
+                false => w.field.clone(),
+            };
+            write_file(&w.dir, &w.file, &w.value, &w.controller, &step)?;
         }
         Ok(cg)
     }
@@ -392,7 +414,13 @@ impl Cgroup {
     /// CLONE_INTO_CGROUP at clone time).
     pub fn add_v1(&self, pid: i32) -> Result<(), SetupError> {
         for (c, dir) in &self.v1 {
-            write_file(dir, "cgroup.procs", &pid.to_string(), c)?;
+            write_file(
+                dir,
+                "cgroup.procs",
+                &pid.to_string(),
+                c,
+                &format!("resources ({c})"),
+            )?;
         }
         Ok(())
     }

@@ -29,6 +29,18 @@ fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Writ
     }
 }
 
+/// The swap limit written for a memory limit alone (no swap) carries out
+/// `resources.memory`: an error names what the caller asked for.
+fn asked_by(swap: Write, r: &Resources) -> Write {
+    match r.swap {
+        Some(_) => swap,
+        None => Write {
+            field: "resources.memory",
+            ..swap
+        },
+    }
+}
+
 /// The spec field a cgroup file carries out.
 pub(crate) fn field_of(file: &str) -> &'static str {
     match file {
@@ -54,7 +66,8 @@ pub fn v2(r: &Resources) -> Vec<Write> {
         out.push(w("memory", "memory.max", m.0));
         // Without a swap limit the memory limit would be no limit at all
         // on a host with swap (snekbox learned this): swap is 0 unless asked.
-        out.push(w("memory", "memory.swap.max", r.swap.map_or(0, |s| s.0)));
+        let swap = w("memory", "memory.swap.max", r.swap.map_or(0, |s| s.0));
+        out.push(asked_by(swap, r));
     } else if let Some(s) = r.swap {
         out.push(w("memory", "memory.swap.max", s.0));
     }
@@ -98,7 +111,8 @@ pub fn v1(r: &Resources) -> Vec<Write> {
         // v1 limits memory+swap together: the total is memory plus the
         // swap allowance (none unless asked).
         let total = m.0.saturating_add(r.swap.map_or(0, |s| s.0));
-        out.push(w("memory", "memory.memsw.limit_in_bytes", total));
+        let memsw = w("memory", "memory.memsw.limit_in_bytes", total);
+        out.push(asked_by(memsw, r));
     }
     if let Some(soft) = r.memory_reservation {
         out.push(w("memory", "memory.soft_limit_in_bytes", soft.0));
@@ -112,18 +126,39 @@ pub fn v1(r: &Resources) -> Vec<Write> {
         out.push(w("cpu", "cpu.cfs_quota_us", quota));
     }
     if let Some(weight) = r.cpu_weight {
-        // cgroup v2's weight (1..10000, default 100) onto v1 shares
-        // (2..262144, default 1024), the conversion runc and crun use.
-        let shares = 2 + ((weight as u64 - 1) * 262_142) / 9_999;
-        out.push(w("cpu", "cpu.shares", shares));
+        out.push(w("cpu", "cpu.shares", weight_to_shares(weight)));
     }
     if let Some(weight) = r.io_weight {
-        // blkio.weight takes 10..1000.
-        let v = (weight as u64 / 10).clamp(10, 1000);
-        out.push(w("blkio", "blkio.weight", v));
+        out.push(w("blkio", "blkio.weight", io_weight_to_blkio(weight)));
     }
     cpuset(r, &mut out);
     out
+}
+
+/// cgroup v2's CPU weight (1..10000, default 100) as v1 shares (2..262144,
+/// default 1024), in proportion as the kernel and systemd take them: the
+/// default weight is the default share. (The linear map of one range onto
+/// the other that runc and crun used until 2025 put weight 100 at 2597
+/// shares, two and a half times the default.)
+pub fn weight_to_shares(weight: u32) -> u64 {
+    ((weight as u64 * 1024 + 50) / 100).clamp(2, 262_144)
+}
+
+/// v1 CPU shares as a v2 weight: [`weight_to_shares`] the other way.
+pub fn shares_to_weight(shares: u64) -> u32 {
+    ((shares.min(262_144) * 100 + 512) / 1024).clamp(1, 10_000) as u32
+}
+
+/// cgroup v2's I/O weight (1..10000, default 100) as v1's blkio.weight
+/// (10..1000, default 500), in proportion as systemd takes them.
+pub fn io_weight_to_blkio(weight: u32) -> u64 {
+    (weight as u64 * 5).clamp(10, 1000)
+}
+
+/// v1's blkio.weight as a v2 I/O weight: [`io_weight_to_blkio`] the other
+/// way.
+pub fn blkio_to_io_weight(blkio: u64) -> u32 {
+    ((blkio.min(1000) + 2) / 5).clamp(1, 10_000) as u32
 }
 
 /// The controllers a set of writes needs.
@@ -165,6 +200,28 @@ pub struct CgroupPlan {
     pub optional: Vec<String>,
 }
 
+impl CgroupPlan {
+    /// The spec fields whose writes `which` takes, for an error about the
+    /// cgroups they need (the limits asked are what could not be given);
+    /// `otherwise` when none (a cgroup made only to hold the sandbox).
+    pub fn fields(&self, which: impl Fn(&FileWrite) -> bool, otherwise: &str) -> String {
+        let mut fields: Vec<&str> = Vec::new();
+        for w in self
+            .writes
+            .iter()
+            .filter(|w| which(w) && !w.field.is_empty())
+        {
+            if !fields.contains(&w.field.as_str()) {
+                fields.push(&w.field);
+            }
+        }
+        match fields.is_empty() {
+            true => otherwise.to_string(),
+            false => fields.join(", "),
+        }
+    }
+}
+
 /// One limit to write into a cgroup that the plan creates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileWrite {
@@ -173,6 +230,10 @@ pub struct FileWrite {
     pub value: String,
     /// For the error when the host cannot apply it.
     pub controller: String,
+    /// The spec field it carries out (`resources.memory`), which that
+    /// error names.
+    #[serde(default)]
+    pub field: String,
 }
 
 /// A cgroup path relative to the caller's cgroups: components that are
@@ -238,8 +299,14 @@ pub fn resolve(
                 ),
                 None => "no cgroup v2 hierarchy is mounted".into(),
             };
+            let mut asking: Vec<&str> = v2_writes
+                .iter()
+                .filter(|w| w.controller == c)
+                .map(|w| w.field)
+                .collect();
+            asking.dedup();
             return Err(SetupError::new(
-                format!("resources ({c})"),
+                asking.join(", "),
                 format!("the {c} controller is not available: no cgroup v1 hierarchy has it and {where_}"),
             ));
         }
@@ -290,6 +357,7 @@ pub fn resolve(
         file: w.file.into(),
         value: w.value,
         controller: w.controller.into(),
+        field: w.field.into(),
     };
     for w in v1(res) {
         if let Some(dir) = plan.v1.get(w.controller) {

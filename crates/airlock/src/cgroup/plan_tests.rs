@@ -50,8 +50,9 @@ fn v1_files() {
         (128u64 << 20).to_string()
     );
     assert_eq!(get("cpu.cfs_quota_us").unwrap(), "50000");
-    assert_eq!(get("cpu.shares").unwrap(), "2597");
-    assert_eq!(get("blkio.weight").unwrap(), "50");
+    // The default weight is the default share on both.
+    assert_eq!(get("cpu.shares").unwrap(), "1024");
+    assert_eq!(get("blkio.weight").unwrap(), "1000");
     assert_eq!(controllers(&w), ["blkio", "cpu", "memory", "pids"]);
 }
 
@@ -61,9 +62,33 @@ fn weights_map_to_the_ends_of_v1_ranges() {
         cpu_weight: Some(1),
         ..Default::default()
     };
-    assert_eq!(v1(&r)[0].value, "2");
+    assert_eq!(v1(&r)[0].value, "10");
     r.cpu_weight = Some(10000);
-    assert_eq!(v1(&r)[0].value, "262144");
+    assert_eq!(v1(&r)[0].value, "102400");
+    r.cpu_weight = None;
+    r.io_weight = Some(1);
+    assert_eq!(v1(&r)[0].value, "10");
+    r.io_weight = Some(100);
+    assert_eq!(v1(&r)[0].value, "500");
+    r.io_weight = Some(10000);
+    assert_eq!(v1(&r)[0].value, "1000");
+}
+
+/// An OCI bundle's v1 shares and blkio weight come back as they were
+/// written (through airlock's v2 weights) at the defaults and the ends.
+#[test]
+fn v1_weights_go_there_and_back() {
+    // (v2's range is the narrower: 10 to 102400 shares.)
+    for shares in [10, 512, 1024, 2048, 102_400] {
+        assert_eq!(weight_to_shares(shares_to_weight(shares)), shares);
+    }
+    assert_eq!(weight_to_shares(shares_to_weight(2)), 10);
+    assert_eq!(weight_to_shares(shares_to_weight(262_144)), 102_400);
+    for blkio in [10, 100, 500, 1000] {
+        assert_eq!(io_weight_to_blkio(blkio_to_io_weight(blkio)), blkio);
+    }
+    assert_eq!(shares_to_weight(1024), 100);
+    assert_eq!(blkio_to_io_weight(500), 100);
 }
 
 #[test]
@@ -226,7 +251,7 @@ fn a_controller_the_host_lacks_is_named() {
         ..Default::default()
     };
     let e = resolve(&r, &l, "airlock-x", &[]).unwrap_err();
-    assert_eq!(e.step, "resources (io)");
+    assert_eq!(e.step, "resources.io_weight");
     assert!(e.reason.contains("lists only [memory]"), "{}", e.reason);
 }
 
