@@ -299,7 +299,11 @@ fn the_default_cpu_weight_is_the_default_share() {
     assert!(child.wait().unwrap().success());
     assert!(!weights.is_empty(), "no cpu cgroup found");
     for (file, value) in weights {
-        let want = if file.ends_with("cpu.shares") { "1024" } else { "100" };
+        let want = if file.ends_with("cpu.shares") {
+            "1024"
+        } else {
+            "100"
+        };
         assert_eq!(value.trim(), want, "{file}");
     }
 }
@@ -364,6 +368,66 @@ fn killing_airlock_removes_the_cgroups_too() {
         wait_until(5, || mine(leftover_cgroups()).is_empty()),
         "cgroups left: {:?}",
         mine(leftover_cgroups())
+    );
+}
+
+/// The guard outlives a SIGKILL of the supervisor's whole process group
+/// (`kill -9 -PGID`, job control): a workload that is PID 1 itself and
+/// cleared its parent-death signal is killed and the cgroups removed.
+#[test]
+fn killing_the_supervisors_process_group_kills_the_workload() {
+    require_root!();
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let script = "import ctypes, time\n\
+                  ctypes.CDLL(None).prctl(1, 0)\n\
+                  print('ready', flush=True)\n\
+                  time.sleep(1000)";
+    let mut child = airlock(&[
+        "run",
+        "--memory",
+        "64M",
+        "--as-pid1",
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        script,
+    ])
+    .process_group(0)
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = child.id() as i32;
+    let inside = descendants(pid);
+    let names = cgroup_names_of(&inside);
+    // SAFETY: kill on the process group our own child leads (its own,
+    // made by process_group(0) above).
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    child.wait().unwrap();
+    let gone = wait_until(5, || inside.iter().all(|p| !alive(*p)));
+    let survivors: Vec<i32> = inside.iter().copied().filter(|p| alive(*p)).collect();
+    for p in &survivors {
+        // SAFETY: kill on a process of the sandbox this test started.
+        unsafe { libc::kill(*p, libc::SIGKILL) };
+    }
+    assert!(
+        gone,
+        "still alive after the group was killed: {survivors:?}"
+    );
+    let mine = || -> Vec<String> {
+        leftover_cgroups()
+            .into_iter()
+            .filter(|d| names.iter().any(|n| d.ends_with(&format!("/{n}"))))
+            .collect()
+    };
+    assert!(
+        wait_until(5, || mine().is_empty()),
+        "cgroups left: {:?}",
+        mine()
     );
 }
 

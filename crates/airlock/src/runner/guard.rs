@@ -41,6 +41,12 @@ pub fn spawn(
             &std::io::Error::last_os_error(),
         )),
         0 => {
+            // A session of its own: a SIGKILL of the supervisor's process
+            // group (`kill -9 -PGID`, a terminal's job control) is what
+            // the guard is there to outlive.
+            // SAFETY: setsid takes no pointers; a forked child is never a
+            // process group leader, so it succeeds.
+            unsafe { libc::setsid() };
             let mut keep = vec![r.as_raw_fd(), pidfd.as_raw_fd()];
             keep.extend(alive_fd);
             let _ = crate::sys::close_from_except(3, &keep);
