@@ -176,22 +176,25 @@ impl SandboxDir {
         self.read_json("plan.json")
     }
 
-    /// Is the supervisor (or its guard) still there?
+    /// Is the supervisor (or its guard) still there? Only a missing file or
+    /// a lock nobody holds says it is not: a failure to look (no fd left,
+    /// in a busy daemon) must not get a running sandbox taken for a
+    /// stopped one, and deleted.
     pub fn alive(&self) -> bool {
-        let Ok(f) = File::open(self.dir.join("alive")) else {
-            return false;
+        let f = match File::open(self.dir.join("alive")) {
+            Ok(f) => f,
+            Err(e) => return e.kind() != io::ErrorKind::NotFound,
         };
-        matches!(
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared),
-            Err(rustix::io::Errno::WOULDBLOCK)
-        )
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
     }
 
     /// Wait until the supervisor and its guard are gone (`None`: forever).
     /// Returns whether they are.
     pub fn wait_ended(&self, timeout: Option<Duration>) -> bool {
-        let Ok(f) = File::open(self.dir.join("alive")) else {
-            return true;
+        let f = match File::open(self.dir.join("alive")) {
+            Ok(f) => f,
+            // As in `alive`: only a missing file says they are gone.
+            Err(e) => return e.kind() == io::ErrorKind::NotFound,
         };
         if timeout.is_none() {
             return rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok();
@@ -199,9 +202,10 @@ impl SandboxDir {
         let end = std::time::Instant::now() + timeout.unwrap_or_default();
         let mut pause = Backoff::new(Duration::from_millis(10));
         loop {
-            match rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::NonBlockingLockShared) {
-                Err(rustix::io::Errno::WOULDBLOCK) => {}
-                _ => return true,
+            if rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::NonBlockingLockShared)
+                .is_ok()
+            {
+                return true;
             }
             if std::time::Instant::now() >= end {
                 return false;
@@ -241,6 +245,10 @@ impl SandboxDir {
         let gone = self.dir.with_file_name(format!(".{}.removed", self.id));
         std::fs::rename(&self.dir, &gone).map_err(io_err("remove", &self.dir))?;
         if let (Some(name), Some(root)) = (name, self.dir.parent()) {
+            // Under the root's lock, as names are claimed: between reading
+            // the name's link and unlinking it, a create may have taken
+            // the name over, and its link would go instead.
+            let _root_lock = lock_file(&root.join(".lock"), true);
             names::release(root, &name, &self.id);
         }
         let mut tries = 0;

@@ -28,6 +28,27 @@ fn names() {
     }
 }
 
+/// Only a missing `alive` file or an unheld lock says the supervisor is
+/// gone: a failure to look (here ELOOP; EMFILE in a busy daemon) is no
+/// proof, and a running sandbox must not be taken for a stopped one.
+#[test]
+fn a_failure_to_look_is_not_a_stopped_sandbox() {
+    let (_tmp, root) = temp_root("state-alive");
+    let (sb, alive) = root
+        .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
+        .unwrap();
+    drop(alive);
+    assert!(!sb.alive());
+    let file = sb.dir.join("alive");
+    std::fs::remove_file(&file).unwrap();
+    assert!(!sb.alive(), "no file: gone");
+    assert!(sb.wait_ended(Some(std::time::Duration::ZERO)));
+    std::os::unix::fs::symlink("alive", &file).unwrap();
+    assert!(sb.alive(), "cannot tell: not gone");
+    assert!(!sb.wait_ended(Some(std::time::Duration::ZERO)));
+    assert_ne!(sb.state().unwrap().status, Status::Stopped);
+}
+
 #[test]
 fn ids_are_64_hex_and_differ() {
     let (a, b) = (new_id().unwrap(), new_id().unwrap());
