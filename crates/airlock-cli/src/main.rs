@@ -124,6 +124,19 @@ fn main() -> ExitCode {
             },
         }
     };
+    if matches!(
+        cli.command,
+        Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Ps(_)
+            | Command::Inspect(_)
+            | Command::Logs(_)
+            | Command::Events(_)
+            | Command::Stats(_)
+            | Command::Check(_)
+    ) {
+        airlock::signals::default_pipe_signal();
+    }
     // Completions and the man page describe this binary: no daemon, no state.
     match cli.command {
         Command::Completions { shell } => {

@@ -135,6 +135,35 @@ fn completions_and_man_page_come_from_the_definitions() {
     }
 }
 
+/// A reader that stops early (`| head`) ends a printing verb quietly, as
+/// it ends `ls`: no panic, no backtrace.
+#[test]
+fn a_closed_output_pipe_ends_a_printing_verb_quietly() {
+    for args in [
+        &["check", "--list"][..],
+        &["completions", "bash"],
+        &["ps", "-a"],
+    ] {
+        let mut child = airlock(args)
+            .env("RUST_BACKTRACE", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reading end goes before anything is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}
+
 #[test]
 fn mount_errors_name_the_flag_and_spec_errors_the_field() {
     let r = output(airlock(&["run", "--tmpfs", "scratch", "--", "true"]));

@@ -135,6 +135,7 @@ pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
         }
         StandardCmd::Start(s) => start(ctx, &s.container_id).map(|_| 0),
         StandardCmd::State(s) => {
+            airlock::signals::default_pipe_signal();
             let (sb, st) = ctx.find(&s.container_id)?;
             println!(
                 "{}",
@@ -188,12 +189,19 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
             }
             Ok(code)
         }
-        CommonCmd::List(l) => list(ctx, &l.format, l.quiet).map(|_| 0),
-        CommonCmd::Ps(p) => ps(ctx, &p.container_id, &p.format).map(|_| 0),
+        CommonCmd::List(l) => {
+            airlock::signals::default_pipe_signal();
+            list(ctx, &l.format, l.quiet).map(|_| 0)
+        }
+        CommonCmd::Ps(p) => {
+            airlock::signals::default_pipe_signal();
+            ps(ctx, &p.container_id, &p.format).map(|_| 0)
+        }
         CommonCmd::Pause(p) => freeze(ctx, &p.container_id, true).map(|_| 0),
         CommonCmd::Resume(p) => freeze(ctx, &p.container_id, false).map(|_| 0),
         CommonCmd::Exec(e) => crate::exec::exec(ctx, e),
         CommonCmd::Features(_) => {
+            airlock::signals::default_pipe_signal();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&features()).expect("serializes")

@@ -162,6 +162,16 @@ pub fn default_child_signal() {
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
 }
 
+/// For a verb that only prints: SIGPIPE back to its default, so that a
+/// reader that stops early (`| head`) ends it quietly, as it ends `ls`,
+/// instead of Rust's ignored SIGPIPE turning the next print into a panic.
+/// Not for a verb that starts or changes a sandbox: one cut short there
+/// would leave it half done.
+pub fn default_pipe_signal() {
+    // SAFETY: setting one signal's disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Give the workload a clean signal state: default dispositions for
 /// everything (Rust's runtime ignores SIGPIPE, and ignored signals survive
 /// exec) and an empty mask.
