@@ -24,7 +24,8 @@ struct Cli {
 #[derive(clap::Args)]
 struct Global {
     /// Where sandboxes with state live (default /run/airlock as root,
-    /// $XDG_RUNTIME_DIR/airlock otherwise; or $AIRLOCK_STATE_ROOT).
+    /// $XDG_RUNTIME_DIR/airlock or else /tmp/airlock-UID otherwise; or
+    /// $AIRLOCK_STATE_ROOT).
     #[arg(long, global = true, value_name = "DIR")]
     state_root: Option<std::path::PathBuf>,
     /// Work through the airlockd at this socket (unix:///PATH) instead

@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), airlock_client::ClientError> {
 //! use airlock_client::{proto, Client};
-//! let mut c = Client::connect("unix:///run/airlock/airlockd.sock").await?;
+//! let mut c = Client::connect("unix:///run/airlockd.sock").await?;
 //! let made = c
 //!     .create(proto::CreateRequest {
 //!         args: vec!["sleep".into(), "60".into()],
@@ -28,8 +28,10 @@ pub mod proto {
 
 pub use proto::sandboxes_client::SandboxesClient;
 
-/// The daemon's default socket.
-pub const DEFAULT_SOCKET: &str = "/run/airlock/airlockd.sock";
+/// The daemon's default socket. Directly in /run, which every user may
+/// search: /run/airlock is root's own sandbox state root, made 0700 by
+/// the CLI, and the daemon's group could not reach a socket inside it.
+pub const DEFAULT_SOCKET: &str = "/run/airlockd.sock";
 
 /// The most input one message of an Exec carries.
 const STDIN_PIECE: usize = 64 << 10;

@@ -101,6 +101,36 @@ fn command() -> clap::Command {
         .mut_arg("systemd_cgroup", |a| {
             a.help("Take linux.cgroupsPath as systemd's slice:prefix:name (refused where systemd runs the host)")
         })
+        .mut_arg("log_format", |a| a.help("The log's format: text or json"))
+        .mut_subcommand("kill", |c| {
+            // runc's default signal.
+            c.mut_arg("signal", |a| {
+                a.required(false)
+                    .default_value("SIGTERM")
+                    .help("The signal (KILL, TERM, 9, SIGUSR1, ...)")
+            })
+        })
+        .mut_subcommand("exec", |c| {
+            console_socket(c).mut_arg("cap", |a| {
+                a.help("Add a capability to the process (its bounding, permitted, effective, inheritable and ambient sets)")
+            })
+        })
+        .mut_subcommand("create", |c| no_pivot(console_socket(c)))
+        .mut_subcommand("run", |c| no_pivot(console_socket(c)))
+}
+
+/// The help of `--console-socket`, which liboci-cli's words get wrong.
+fn console_socket(c: clap::Command) -> clap::Command {
+    c.mut_arg("console_socket", |a| {
+        a.help("A unix socket that receives the terminal's master side (for process.terminal)")
+    })
+}
+
+/// `--no-pivot`, which airlock refuses.
+fn no_pivot(c: clap::Command) -> clap::Command {
+    c.mut_arg("no_pivot", |a| {
+        a.help("Refused: airlock always pivots into the container's root (a rootfs on ramfs is not supported)")
+    })
 }
 
 fn main() {

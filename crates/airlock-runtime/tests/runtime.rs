@@ -9,6 +9,40 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// `kill ID` without a signal sends SIGTERM, as runc's does.
+#[test]
+fn kill_without_a_signal_sends_term() {
+    require_root!();
+    let env = Env::new();
+    let shared = env.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let script =
+        "trap 'touch /out/term; exit 7' TERM; touch /out/ready; while :; do sleep 0.05; done";
+    let b = env.bundle("t", &["sh", "-c", script], |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/out", "type": "bind", "source": shared, "options": ["rbind", "rw"]}));
+    });
+    let o = env.rt(&["run", "--detach", "--bundle", b.to_str().unwrap(), "t"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    for _ in 0..400 {
+        if shared.join("ready").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let o = env.rt(&["kill", "t"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_status(&env, "t", "stopped");
+    assert!(
+        shared.join("term").exists(),
+        "the trap for TERM did not run"
+    );
+    assert!(env.rt(&["delete", "t"]).status.success());
+}
+
 #[test]
 fn create_start_state_kill_delete() {
     require_root!();

@@ -36,14 +36,17 @@ struct Args {
     /// dist/airlockd.toml). Default: /etc/airlock/airlockd.toml if it exists.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The socket to listen on (overrides `listen`).
+    /// The socket to listen on (overrides `listen`; default
+    /// /run/airlockd.sock).
     #[arg(long, value_name = "PATH")]
     listen: Option<PathBuf>,
-    /// Where sandboxes keep their state (overrides `state_root`).
+    /// Where sandboxes keep their state (overrides `state_root`; default
+    /// /run/airlockd).
     #[arg(long, value_name = "DIR")]
     state_root: Option<PathBuf>,
     /// The group that may connect besides root; '' for root only
-    /// (overrides `group`).
+    /// (overrides `group`; default airlock, which must exist:
+    /// `groupadd --system airlock`).
     #[arg(long, value_name = "NAME")]
     group: Option<String>,
     /// Log as JSON lines instead of text.

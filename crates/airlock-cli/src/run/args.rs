@@ -58,7 +58,8 @@ pub struct RunArgs {
     )]
     pub(crate) image: Option<String>,
     /// The layer store (default /var/lib/airlock as root,
-    /// ~/.local/share/airlock otherwise; or $AIRLOCK_STORE).
+    /// $XDG_DATA_HOME/airlock or ~/.local/share/airlock otherwise; or
+    /// $AIRLOCK_STORE).
     #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
     pub(crate) store: Option<String>,
     /// Use DIR as the sandbox's root instead of a fresh tmpfs; it gets a
@@ -102,9 +103,9 @@ pub struct RunArgs {
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
     pub(crate) dev_bind: Vec<String>,
     /// Whose files a root caller's writable binds show and write: `caller`
-    /// (yours, shown as the sandbox's root through an idmapped mount) or
-    /// `as-is` (the host's ids, which the sandbox's unprivileged root
-    /// usually may not write).
+    /// (yours, shown as the sandbox's root through an idmapped mount; the
+    /// default) or `as-is` (the host's ids, which the sandbox's
+    /// unprivileged root usually may not write).
     #[arg(long, value_name = "OWNER", value_parser = ["caller", "as-is"], help_heading = "Filesystem")]
     pub(crate) bind_owner: Option<String>,
     /// Mount a fresh tmpfs on DST.
@@ -138,10 +139,11 @@ pub struct RunArgs {
     /// Working directory inside the sandbox (default /).
     #[arg(long, value_name = "DIR", help_heading = "Process")]
     pub(crate) chdir: Option<String>,
-    /// User id inside the sandbox.
+    /// User id inside the sandbox (default: 0 for a root caller, your own
+    /// uid otherwise).
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub(crate) uid: Option<u32>,
-    /// Group id inside the sandbox.
+    /// Group id inside the sandbox (default: as --uid, your own gid).
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub(crate) gid: Option<u32>,
     /// Run the program as PID 1 instead of airlock's init.
@@ -155,14 +157,16 @@ pub struct RunArgs {
     /// output goes to `airlock logs` and `airlock attach` connects to it.
     #[arg(short = 't', long, help_heading = "Process")]
     pub(crate) tty: bool,
-    /// Syscall filter: `default`, `none`, or an OCI seccomp JSON file.
+    /// Syscall filter: `default` (the default), `none`, or an OCI seccomp
+    /// JSON file.
     #[arg(long, value_name = "default|none|FILE", help_heading = "Process")]
     pub(crate) seccomp_profile: Option<String>,
     /// Have the kernel log every syscall the filter refuses (audit type
     /// 1326 in `dmesg`, naming the syscall's number): what a profile lacks.
     #[arg(long, help_heading = "Process")]
     pub(crate) seccomp_log: bool,
-    /// Landlock: `auto` (where the kernel has it), `required`, or `off`.
+    /// Landlock: `auto` (the default: where the kernel has it),
+    /// `required`, or `off`.
     #[arg(long, value_name = "MODE", value_parser = ["auto", "required", "off"], help_heading = "Process")]
     pub(crate) landlock: Option<String>,
     /// Allow binding this TCP port (repeatable); any use restricts binding to the listed ports.
@@ -208,7 +212,9 @@ pub struct RunArgs {
     /// memory.low, v1's soft limit), at most --memory.
     #[arg(long, value_name = "SIZE", value_parser = size_arg, help_heading = "Resources")]
     pub(crate) memory_reservation: Option<u64>,
-    /// Maximum number of processes and threads.
+    /// Maximum number of processes and threads (a cgroup's pids.max).
+    /// Without it: 2048, as RLIMIT_NPROC in the sandbox's own user
+    /// namespace.
     #[arg(long, value_name = "N", help_heading = "Resources")]
     pub(crate) pids: Option<u64>,
     /// CPU quota as a number of CPUs, e.g. 0.5.
@@ -226,10 +232,12 @@ pub struct RunArgs {
     /// The memory nodes it may allocate from, e.g. 0 (cpuset.mems).
     #[arg(long, value_name = "LIST", help_heading = "Resources")]
     pub(crate) cpuset_mems: Option<String>,
-    /// Set an rlimit: RESOURCE=SOFT[:HARD], e.g. nofile=1024 or nproc=64:64.
+    /// Set an rlimit: RESOURCE=SOFT[:HARD], e.g. nofile=1024 or
+    /// nproc=64:128; without HARD, the hard limit is SOFT too.
     #[arg(long, value_name = "RES=SOFT[:HARD]", value_parser = rlimit_arg, action = clap::ArgAction::Append, help_heading = "Resources")]
     pub(crate) rlimit: Vec<spec::Rlimit>,
-    /// Kill the whole sandbox after this long: 30, 30s, 500ms, 5m, 1h.
+    /// Kill the whole sandbox after this long: 30, 30s, 500ms, 5m, 1h (a
+    /// bare number is seconds).
     #[arg(long, value_name = "DURATION", value_parser = duration_arg, help_heading = "Resources")]
     pub(crate) timeout: Option<f64>,
     /// Write the exit report (how it ended, peak memory, CPU time) as JSON
@@ -237,7 +245,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Resources")]
     pub(crate) report: Option<String>,
 
-    /// Hostname inside the sandbox.
+    /// Hostname inside the sandbox (default airlock).
     #[arg(long, value_name = "NAME", help_heading = "Namespaces")]
     pub(crate) hostname: Option<String>,
     /// Share the host's network namespace.

@@ -125,7 +125,7 @@ pub struct BwrapArgs {
 /// why it is refused and what to use instead).
 pub const REFUSED: &[(&str, usize, &str)] = &[
     ("level-prefix", 0, "airlock's messages have no syslog level prefix"),
-    ("userns", 1, "joining a user namespace by file descriptor is not supported (a spec can join namespaces by path: namespaces.join)"),
+    ("userns", 1, "joining an existing user namespace is not supported: airlock makes the sandbox's own and writes its id maps (identity.uid_map, --uid)"),
     ("userns2", 1, "switching user namespace after setup is not supported"),
     ("pidns", 1, "joining a PID namespace by file descriptor is not supported (join one by path: --join pid=PATH)"),
     ("exec-label", 1, "SELinux labels are not supported"),
