@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 /// `airlock ARGS` run by sh, so that a test can hand it a file descriptor
@@ -150,6 +151,49 @@ fn file_data_and_args_come_from_file_descriptors() {
     assert!(r.stderr.contains("--file 9 /f"), "{}", r.stderr);
 }
 
+/// --ro-bind-data and --bind-data bind a file of their own over the
+/// destination, as bubblewrap's do: the default view's read-only /etc gets
+/// its own passwd, and a host file under a writable bind is not written.
+#[test]
+fn bind_data_is_bound_over_its_destination() {
+    let dir = shared_dir();
+    let content = dir.path().join("content");
+    std::fs::write(&content, "u:x:0:0::/:/bin/sh\n").unwrap();
+    std::fs::set_permissions(&content, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let host = dir.path().join("host-file");
+    for as_user in callers() {
+        std::fs::write(&host, "host\n").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let line = format!(
+            "exec {} run --ro-bind-data 6 /etc/passwd --bind {h} /data/f --bind-data 7 /data/f -- \
+             sh -c 'cat /etc/passwd /data/f; echo more >> /data/f; echo x >> /etc/passwd || echo ro' \
+             6<{c} 7<{c}",
+            airlock_bin().display(),
+            h = host.display(),
+            c = content.display()
+        );
+        let mut cmd = Command::new("setpriv");
+        match as_user {
+            true => cmd.args([
+                format!("--reuid={USER}"),
+                format!("--regid={USER}"),
+                "--clear-groups".into(),
+            ]),
+            false => cmd.arg("--"),
+        };
+        cmd.args(["sh", "-c", &line])
+            .stdin(std::process::Stdio::null());
+        let r = output(cmd);
+        assert_eq!(r.code, 0, "as user {as_user}: {}", r.stderr);
+        assert_eq!(
+            r.stdout, "u:x:0:0::/:/bin/sh\nu:x:0:0::/:/bin/sh\nro\n",
+            "as user {as_user}: {}",
+            r.stderr
+        );
+        assert_eq!(std::fs::read_to_string(&host).unwrap(), "host\n");
+    }
+}
+
 #[test]
 fn a_bind_onto_root_is_judged_like_rootfs() {
     for flag in ["--ro-bind", "--bind"] {
@@ -239,7 +283,7 @@ fn the_bubblewrap_readme_example_runs_renamed() {
 fn flags_airlock_has_no_feature_for_are_refused_by_name() {
     for (args, says) in [
         (vec!["--userns2", "3"], "switching user namespace"),
-        (vec!["--userns", "3"], "namespaces.join"),
+        (vec!["--userns", "3"], "makes the sandbox's own"),
         (vec!["--pidns", "3"], "--join pid=PATH"),
         (vec!["--userns-block-fd", "3"], "--block-fd waits"),
         (vec!["--level-prefix"], "level prefix"),

@@ -95,7 +95,8 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
         (path, ".{0,40}").prop_map(|(destination, content)| Mount::File {
             destination,
             content,
-            mode: None
+            mode: None,
+            bind: false
         }),
         (path, path).prop_map(|(target, destination)| Mount::Symlink {
             target,

@@ -353,11 +353,14 @@ fn to_mount(
         noexec: false,
         recursive: true,
     };
-    let file = |flag: &str, default: u32| -> Result<Mount, String> {
+    // bwrap's --file writes into the tree; --bind-data and
+    // --ro-bind-data bind a file of their own over the destination.
+    let file = |flag: &str, default: u32, bind: bool| -> Result<Mount, String> {
         Ok(Mount::File {
             content: read_fd(flag, &v[0], &v[1])?,
             destination: v[1].clone(),
             mode: mode.or(Some(FileMode(default))),
+            bind,
         })
     };
     Ok(Some(match id {
@@ -397,9 +400,9 @@ fn to_mount(
             target: v[0].clone(),
             destination: v[1].clone(),
         },
-        "file" => file("--file", 0o644)?,
-        "bind_data" => file("--bind-data", 0o600)?,
-        "ro_bind_data" => file("--ro-bind-data", 0o600)?,
+        "file" => file("--file", 0o644, false)?,
+        "bind_data" => file("--bind-data", 0o600, true)?,
+        "ro_bind_data" => file("--ro-bind-data", 0o600, true)?,
         _ => unreachable!("ordered only yields mount flags"),
     }))
 }

@@ -167,6 +167,9 @@ pub enum MountStep {
         destination: String,
         content: String,
         mode: u32,
+        /// Bound over `destination` from a file of its own, not written
+        /// there.
+        bind: bool,
     },
     Symlink {
         destination: String,
@@ -420,10 +423,16 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
             destination,
             mode: mode.map(|m| m.0),
         },
-        Mount::File { content, mode, .. } => MountStep::File {
+        Mount::File {
+            content,
+            mode,
+            bind,
+            ..
+        } => MountStep::File {
             destination,
             content: content.clone(),
             mode: mode.map_or(0o644, |m| m.0),
+            bind: *bind,
         },
         Mount::Symlink { target, .. } => MountStep::Symlink {
             destination,

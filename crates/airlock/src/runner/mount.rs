@@ -336,9 +336,19 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 destination,
                 content,
                 mode,
+                bind: false,
             } => {
                 report.progress(step);
                 write_file(root, destination, content.as_bytes(), *mode).step(step)?;
+            }
+            MountStep::File {
+                destination,
+                content,
+                mode,
+                bind: true,
+            } => {
+                report.progress(|| format!("mount {destination}: a file of its own"));
+                bind_file(root, destination, content.as_bytes(), *mode, i).step(step)?;
             }
             MountStep::Symlink {
                 destination,
@@ -523,6 +533,35 @@ fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Re
     }
     rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
     Ok(())
+}
+
+/// `content` in a file of its own on the staging tmpfs (the runner's `/`
+/// until it enters the sandbox's root), bound over `dest` (made if
+/// missing), as bubblewrap's `--bind-data` does: nothing at `dest` is
+/// written. `n` names it apart from the others.
+fn bind_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32, n: usize) -> io::Result<()> {
+    let name = format!("/data-{n}");
+    let f = rustix::fs::open(
+        name.as_str(),
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    let mut off = 0;
+    while off < content.len() {
+        off += rustix::io::write(&f, &content[off..])?;
+    }
+    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
+    drop(f);
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        name.as_str(),
+        rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )?;
+    // The file stays on the staging tmpfs, which goes with the host's
+    // tree at the pivot: a mount of an unlinked file neither attaches nor
+    // can be found again by its path (the read-only paths are).
+    attach(&tree, ensure_target(root, dest, TargetKind::File)?)
 }
 
 /// Step 6: pivot into the new root and let go of the host's tree.

@@ -281,11 +281,18 @@ pub enum Mount {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<FileMode>,
     },
+    /// A file with `content` at `destination`: written there, or with
+    /// `bind`, a file of its own bound over it (made if missing), as
+    /// bubblewrap's `--bind-data`: whatever is at `destination` is not
+    /// written, so a read-only /etc can get its own passwd and a host
+    /// file under a writable bind stays as it is.
     File {
         destination: String,
         content: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<FileMode>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        bind: bool,
     },
     Symlink {
         target: String,
