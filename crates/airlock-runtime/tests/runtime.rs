@@ -357,6 +357,25 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "linux.resources.memory.swap: needs linux.resources.memory.limit",
         ),
         (
+            "unlimited swap (runc's -1), which would not be taken as none",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] = json!({"memory": {"limit": 67108864, "swap": -1}})
+                })
+            }),
+            "linux.resources.memory.swap: -1 (unlimited swap) is not supported",
+        ),
+        (
+            "memory and swap together below the memory limit (runc refuses it too)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] =
+                        json!({"memory": {"limit": 67108864, "swap": 33554432}})
+                })
+            }),
+            "linux.resources.memory.swap: 33554432 is below linux.resources.memory.limit",
+        ),
+        (
             "a raw cgroup v2 file",
             Box::new(|b: &Path| {
                 edit_config(b, |c| {

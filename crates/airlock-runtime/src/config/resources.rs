@@ -31,9 +31,27 @@ pub(super) fn resources(
         }
         if let Some(limit) = m.limit().filter(|l| *l > 0) {
             s.resources.memory = Some(Size(limit as u64));
-            if let Some(swap) = m.swap().filter(|w| *w > 0) {
+            match m.swap() {
                 // OCI's swap is memory+swap, as on cgroup v1.
-                s.resources.swap = Some(Size((swap as u64).saturating_sub(limit as u64)));
+                Some(swap) if swap >= limit => {
+                    s.resources.swap = Some(Size((swap - limit) as u64));
+                }
+                // runc takes -1 as unlimited swap: refused, not taken as
+                // none (as `update --memory-swap -1` is).
+                Some(-1) => {
+                    return Err(err(
+                        "linux.resources.memory.swap",
+                        "-1 (unlimited swap) is not supported: give memory and swap together as a number, at least the memory limit",
+                    ))
+                }
+                Some(swap) if swap > 0 => {
+                    return Err(err(
+                        "linux.resources.memory.swap",
+                        format!("{swap} is below linux.resources.memory.limit {limit} (it counts memory and swap together)"),
+                    ))
+                }
+                // 0 or absent: no swap beyond the limit.
+                _ => {}
             }
         }
         if let Some(low) = m.reservation().filter(|r| *r > 0) {
