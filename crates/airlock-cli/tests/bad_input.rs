@@ -224,7 +224,7 @@ fn missing_spec_file() {
 
 #[test]
 fn no_program() {
-    refused(&["run"], &["process.args", "no program"]);
+    refused(&["run"], &["the command (after --)", "no program"]);
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn cwd_missing_in_sandbox() {
     require_root!();
     refused(
         &["run", "--chdir", "/nowhere", "--", "true"],
-        &["process.cwd", "/nowhere"],
+        &["--chdir", "/nowhere"],
     );
 }
 
@@ -564,7 +564,7 @@ fn settings_that_would_go_unapplied_are_refused() {
 fn a_cwd_resolving_into_proc_and_a_low_nofile() {
     refused(
         &["run", "--chdir", "/dev/fd", "--", "true"],
-        &["process.cwd", "/dev/fd resolves into /proc"],
+        &["--chdir", "/dev/fd resolves into /proc"],
     );
     // A link to a magic one leads into a process's tree (here our own
     // root's /usr, which a plain path may reach; another's would not be).
@@ -579,7 +579,7 @@ fn a_cwd_resolving_into_proc_and_a_low_nofile() {
             "--",
             "true",
         ],
-        &["process.cwd: /here goes through a /proc magic link"],
+        &["--chdir: /here goes through a /proc magic link"],
     );
     let r = sh(&["--rlimit", "nofile=3"], "true");
     assert_ne!(r.code, 125, "{}", r.stderr);

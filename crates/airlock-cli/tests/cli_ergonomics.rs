@@ -190,6 +190,26 @@ fn mount_errors_name_the_flag_and_spec_errors_the_field() {
     let r = output(airlock(&["run", "--spec", spec.to_str().unwrap()]));
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("filesystem.mounts[0]"), "{}", r.stderr);
+    // Other flags' errors name the flag as it was given too.
+    for (args, says) in [
+        (
+            &["--rlimit", "nofle=1", "--", "true"][..],
+            "--rlimit nofle=1: unknown resource",
+        ),
+        (
+            &["--rlimit", "nofile=10:5", "--", "true"],
+            "--rlimit nofile=10:5: soft limit",
+        ),
+        (&["--chdir", "/nonexistent", "--", "true"], "--chdir: "),
+        (&["--"], "the command (after --): no program given"),
+    ] {
+        let mut a = vec!["run"];
+        a.extend_from_slice(args);
+        let r = output(airlock(&a));
+        assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("process."), "{args:?}: {}", r.stderr);
+    }
 }
 
 #[test]

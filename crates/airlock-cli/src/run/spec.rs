@@ -55,6 +55,28 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     process(&mut s, a);
     namespaces(&mut s, a);
     resources(&mut s, a);
+    // Each --rlimit by its flag, the parts of its entry too (appended
+    // after the spec file's own).
+    let first = s.process.rlimits.len() - a.rlimit.len();
+    for (j, r) in a.rlimit.iter().enumerate() {
+        let label = format!("--rlimit {}", rlimit_text(r));
+        let field = format!("process.rlimits[{}]", first + j);
+        for part in ["", ".resource", ".soft", ".hard"] {
+            labels
+                .entries
+                .push((format!("{field}{part}"), label.clone()));
+        }
+    }
+    if a.chdir.is_some() {
+        labels
+            .entries
+            .push(("process.cwd".into(), "--chdir".into()));
+    }
+    if a.spec.is_none() {
+        labels
+            .entries
+            .push(("process.args".into(), "the command (after --)".into()));
+    }
     // Errors about a limit (or another field a flag sets) name the flag
     // that set it, or (without a spec file, where every such field is a
     // flag's) the flag that would.
@@ -142,6 +164,18 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         }
     }
     Ok((s, labels))
+}
+
+/// An rlimit as --rlimit takes it: RESOURCE=SOFT[:HARD].
+fn rlimit_text(r: &airlock::spec::Rlimit) -> String {
+    let n = |v: u64| match v {
+        u64::MAX => "unlimited".to_string(),
+        v => v.to_string(),
+    };
+    match r.soft == r.hard {
+        true => format!("{}={}", r.resource, n(r.soft)),
+        false => format!("{}={}:{}", r.resource, n(r.soft), n(r.hard)),
+    }
 }
 
 /// The root (`--rootfs`, a bind onto `/`, the default view, or an image's
