@@ -265,6 +265,34 @@ fn a_limit_the_host_cannot_apply_is_an_error() {
     assert_no_cgroup_left(&before);
 }
 
+/// The sandbox's cgroup namespace is rooted at its own cgroups in every
+/// hierarchy, v1 ones included (which take PID 1 only after its clone):
+/// the workload, and what `exec` starts, see `/` and nothing above.
+#[test]
+fn the_cgroup_namespace_is_rooted_at_the_sandboxs_cgroups() {
+    require_root!();
+    let r = sh(
+        &["--memory", "64M", "--pids", "32"],
+        "cat /proc/self/cgroup",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.lines().count() > 0);
+    for line in r.stdout.lines() {
+        assert!(line.ends_with(":/"), "{}", r.stdout);
+    }
+    let name = format!("cgns-{}", std::process::id());
+    let started = output(airlock(&[
+        "run", "-d", "--name", &name, "--memory", "64M", "--", "sleep", "100",
+    ]));
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let r = output(airlock(&["exec", &name, "--", "cat", "/proc/self/cgroup"]));
+    let _ = output(airlock(&["rm", "-f", &name]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for line in r.stdout.lines() {
+        assert!(line.ends_with(":/"), "exec: {}", r.stdout);
+    }
+}
+
 /// The default CPU weight is the default share on a v1 host too (runc's
 /// old linear map made weight 100 into 2597 shares), and on v2 it is
 /// written as given.

@@ -160,6 +160,27 @@ impl Plan {
     pub fn user_ns(&self) -> bool {
         self.namespaces.contains(&Namespace::User)
     }
+
+    /// A new cgroup namespace is rooted at the cgroups of whoever makes
+    /// it, then and there. v2 puts PID 1 into its cgroup as it is cloned
+    /// (CLONE_INTO_CGROUP); v1 cgroups take it only afterwards, so with
+    /// any, PID 1 makes the namespace itself once the supervisor has put
+    /// it there (before "go"), as runc unshares it last. Cloned with it,
+    /// the namespace would be rooted at the caller's v1 cgroups, which the
+    /// workload would see (and, mounting a v1 hierarchy, reach).
+    pub fn cgroupns_after_v1(&self) -> bool {
+        self.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0
+            && self.cgroup.as_ref().is_some_and(|c| !c.v1.is_empty())
+    }
+
+    /// The flags PID 1 is cloned with: [`Plan::clone_flags`] but a cgroup
+    /// namespace it makes itself (see [`Plan::cgroupns_after_v1`]).
+    pub fn flags_to_clone(&self) -> u64 {
+        match self.cgroupns_after_v1() {
+            true => self.clone_flags & !(libc::CLONE_NEWCGROUP as u64),
+            false => self.clone_flags,
+        }
+    }
 }
 
 /// The build's id (see the crate's build.rs): a caller and a runner only

@@ -133,6 +133,16 @@ fn setup(
     if plan.user_ns() {
         become_namespace_root(plan, report)?;
     }
+    if plan.cgroupns_after_v1() {
+        // In every v1 cgroup of the sandbox now (the supervisor put us
+        // there before "go"): the namespace is rooted at them.
+        report.progress(|| "unshare the cgroup namespace, rooted at the sandbox's cgroups".into());
+        // SAFETY: a new cgroup namespace changes what /proc/self/cgroup
+        // shows, nothing this single-threaded process holds in memory
+        // (no fd table or memory is unshared).
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+            .step(|| "unshare the cgroup namespace".into())?;
+    }
 
     // Die with the supervisor. Armed only now, because every change of
     // our uid clears it. The supervisor may have died before it was armed:

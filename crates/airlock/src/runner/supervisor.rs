@@ -165,7 +165,10 @@ pub(super) fn supervise(
         sys::set_effective_uid(uid)
             .step(|| format!("become uid {uid} to create the user namespace"))?;
     }
-    let forked = sys::clone3(plan.clone_flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    let forked = sys::clone3(
+        plan.flags_to_clone(),
+        cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+    );
     if creator.is_some() && !matches!(forked, Ok(Forked::Child)) {
         if let Err(e) = sys::set_effective_uid(0) {
             if let Ok(Forked::Parent { pid, pidfd }) = &forked {
