@@ -327,6 +327,41 @@ fn fifty_sandboxes_leave_nothing() {
 
 /// A detached supervisor forks away from its caller unless the caller
 /// says it reaps it: then it stays our child, `into_supervisor` hands it
+/// A detached sandbox whose supervisor forked away is signalled through
+/// its state, not through the runner's pid, which was reaped and may be
+/// anyone's by now; its pid is the supervisor's.
+#[test]
+fn a_sandbox_whose_supervisor_forked_away_is_signalled_through_its_state() {
+    require_root!();
+    use airlock::{LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
+    let root = tempdir();
+    let mut ctx = airlock::Context::current();
+    ctx.state_root = root.path().to_path_buf();
+    let opts = SpawnOptions {
+        context: Some(ctx),
+        lifecycle: Some(LifecycleOptions {
+            detach: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = SandboxSpec::builder()
+        .args(["sleep", "100"])
+        .default_view()
+        .build();
+    let s = Sandbox::spawn_with(&spec, &opts).unwrap();
+    let sb = s.state().unwrap().clone();
+    assert_eq!(
+        Some(s.pid() as i32),
+        sb.state().unwrap().supervisor_pid,
+        "the supervisor's pid, not the reaped runner's"
+    );
+    assert!(s.stopper().is_err());
+    s.kill().unwrap();
+    assert!(sb.wait_ended(Some(std::time::Duration::from_secs(10))));
+    assert_eq!(sb.state().unwrap().status, airlock::state::Status::Stopped);
+}
+
 /// over and `reap` collects it once it has ended. A sandbox whose
 /// supervisor forked away has none of ours to reap.
 #[test]

@@ -199,6 +199,10 @@ pub struct Sandbox {
     /// The runner is a detached supervisor that stayed our child, for
     /// [`Sandbox::into_supervisor`].
     stays_child: bool,
+    /// The runner was a first process that left the supervisor behind,
+    /// and is reaped: its pid may be anyone's now, so the sandbox is
+    /// reached through its state directory instead.
+    runner_reaped: bool,
 }
 
 /// The cgroup directories a job makes (none for an exec, which joins the
@@ -289,6 +293,7 @@ impl Sandbox {
                     // The runner's first process left at once; the
                     // supervisor lives on without us.
                     let _ = s.runner.wait();
+                    s.runner_reaped = true;
                 }
                 s.stays_child = stays_child;
                 s.state = Some(sb);
@@ -469,6 +474,7 @@ impl Sandbox {
             cgroups: cgroup_dirs(job),
             state: None,
             stays_child: false,
+            runner_reaped: false,
         };
         match sandbox.read_reports(opts.progress) {
             None => Ok(sandbox),
@@ -541,8 +547,13 @@ impl Sandbox {
     /// for a program that uses them itself (timers, profilers).
     /// `own_session`: the workload is in a session of its own, so
     /// terminal-generated signals must be passed on too.
+    /// A detached sandbox whose supervisor is not our child gets nothing
+    /// forwarded (its pid is not ours to follow): signal it with
+    /// [`Sandbox::signal`].
     pub fn forward_signals(&self, own_session: bool) {
-        crate::signals::forward_to(self.runner.id() as i32, own_session);
+        if !self.runner_reaped {
+            crate::signals::forward_to(self.runner.id() as i32, own_session);
+        }
     }
 
     /// The setup steps, in order (empty unless `verbose` was set).
@@ -558,7 +569,11 @@ impl Sandbox {
 
     /// The PID of the runner (the sandbox's supervisor) on the host.
     pub fn pid(&self) -> u32 {
-        self.runner.id()
+        let recorded = || self.state.as_ref()?.state().ok()?.supervisor_pid;
+        match self.runner_reaped {
+            true => recorded().map_or(0, |p| p as u32),
+            false => self.runner.id(),
+        }
     }
 
     /// Send a signal to the sandbox; it is forwarded to the workload.
@@ -579,6 +594,15 @@ impl Sandbox {
                 format!("signal {sig} is not passed on to the workload: {why}"),
             ));
         }
+        if self.runner_reaped {
+            // Through the supervisor's control socket, by the state.
+            let sb = self.state.as_ref().expect("a detached sandbox has state");
+            let sig = match sig == crate::signals::stop_signal() {
+                true => libc::SIGKILL,
+                false => sig,
+            };
+            return sb.signal(sig).map_err(std::io::Error::other);
+        }
         // SAFETY: kill takes no pointers; the pid is our own child's, which
         // we have not reaped yet, so it cannot have been reused.
         if unsafe { libc::kill(self.runner.id() as i32, sig) } != 0 {
@@ -590,6 +614,12 @@ impl Sandbox {
     /// A handle that kills the sandbox from another thread while this one
     /// waits for it (a service whose client went away).
     pub fn stopper(&self) -> std::io::Result<Stopper> {
+        if self.runner_reaped {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the supervisor of a detached sandbox is not this process's child: stop it through its state (signal, SandboxDir::stop)",
+            ));
+        }
         let pid = rustix::process::Pid::from_raw(self.runner.id() as i32)
             .ok_or_else(|| std::io::Error::other("the runner has no pid"))?;
         Ok(Stopper(rustix::process::pidfd_open(
