@@ -274,6 +274,24 @@ impl Sandbox {
                 return Err(e.into());
             }
         }
+        // Cgroups named after this sandbox's fresh id are its own, and
+        // nothing else knows them yet: a supervisor killed before its
+        // guard was there (or before it recorded them) leaves them behind
+        // for this caller to take away. Not a cgroup path the caller gave,
+        // which may be another's.
+        let ours = format!("airlock-{}", plan.id);
+        let own_cgroups = plan
+            .cgroup
+            .as_ref()
+            .map(|c| crate::state::CgroupPaths {
+                v2: c.v2.clone(),
+                v1: c.v1.clone(),
+            })
+            .filter(|p| {
+                p.v2.iter()
+                    .chain(p.v1.values())
+                    .all(|d| d.file_name() == Some(ours.as_ref()))
+            });
         let stays_child = l.detach && l.supervisor_stays_child;
         plan.lifecycle = Some(Lifecycle {
             dir: sb.dir.clone(),
@@ -302,6 +320,9 @@ impl Sandbox {
             Err(e) => {
                 // Nothing of a sandbox that did not start stays behind.
                 drop(alive);
+                if let Some(paths) = &own_cgroups {
+                    crate::cgroup::Cgroup::adopt(paths).remove();
+                }
                 let _ = sb.remove();
                 Err(e)
             }
