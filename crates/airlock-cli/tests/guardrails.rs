@@ -357,6 +357,12 @@ fn shared_pid_and_host_root_maps_are_refused() {
     let r = run(&["--share-pid", "--", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("error[shared-pid]"), "{}", r.stderr);
+    // Joined by a path that is the caller's own namespace: the host's too.
+    let own = format!("pid=/proc/{}/ns/pid", std::process::id());
+    let r = run(&["--join", &own, "--cap-add", "CAP_KILL", "--", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("error[shared-pid]"), "{}", r.stderr);
+    assert!(r.stderr.contains("error[cap-host-pid]"), "{}", r.stderr);
     let dir = tempdir();
     let p = dir.path().join("spec.json");
     std::fs::write(

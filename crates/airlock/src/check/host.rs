@@ -43,6 +43,10 @@ pub struct Host {
     /// The IPC namespace the spec joins by path is the caller's own.
     #[serde(default)]
     pub joins_own_ipc: bool,
+    /// The PID namespace the spec joins by path is the caller's own (the
+    /// host's, for a caller on the host).
+    #[serde(default)]
+    pub joins_own_pid: bool,
     /// The caller is root: its writable binds are shown as its own through
     /// an idmapped mount (`spec::BindOwner::Caller`).
     #[serde(default)]
@@ -227,6 +231,11 @@ impl Host {
                 .join
                 .get("ipc")
                 .is_some_and(|p| same_file(p, "/proc/self/ns/ipc")),
+            joins_own_pid: spec
+                .namespaces
+                .join
+                .get("pid")
+                .is_some_and(|p| same_file(p, "/proc/self/ns/pid")),
             root_caller: ctx.caller.is_root(),
             store: ctx
                 .store

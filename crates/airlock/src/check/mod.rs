@@ -127,6 +127,13 @@ fn capability_names(spec: &SandboxSpec) -> Vec<String> {
         .collect()
 }
 
+/// Is the host's PID namespace the sandbox's? Shared, or joined by a path
+/// that is the caller's own. One joined by another path is another
+/// sandbox's (a pod's).
+fn pid_shared(spec: &SandboxSpec, host: &Host) -> bool {
+    !spec.namespaces.pid && (!spec.namespaces.join.contains_key("pid") || host.joins_own_pid)
+}
+
 /// Judge `spec` against the rules. Pure: all host facts come from `host`.
 pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     let mut f = Findings {
@@ -137,9 +144,9 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     judge_devices(&mut f, spec);
     let caps = capability_names(spec);
     identity::judge(&mut f, spec, host, &caps);
-    judge_protections(&mut f, spec);
+    judge_protections(&mut f, spec, host);
     seccomp::judge(&mut f, spec);
-    judge_capabilities(&mut f, spec, &caps, has_host_bind);
+    judge_capabilities(&mut f, spec, &caps, has_host_bind, pid_shared(spec, host));
     judge_shared(&mut f, spec, host);
     judge_idmap(&mut f, spec, host);
     judge_caller_binds(&mut f, spec, host, &caps);
@@ -246,12 +253,8 @@ fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &
 /// Protections that are on unless the spec turns them off: the PID
 /// namespace, no_new_privs, the syscall filter, the host's priority over
 /// the workload.
-fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
-    // A PID namespace joined by path is another sandbox's (a pod's), not
-    // the host's: the runner joins it only through that sandbox's user
-    // namespace.
-    let pid_shared = !spec.namespaces.pid && !spec.namespaces.join.contains_key("pid");
-    if pid_shared {
+fn judge_protections(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
+    if pid_shared(spec, host) {
         f.add(
             "shared-pid",
             "namespaces.pid",
@@ -300,7 +303,13 @@ fn judge_protections(f: &mut Findings, spec: &SandboxSpec) {
 
 /// Capabilities that break isolation outright, and those that do beside
 /// host binds or a shared network or PID namespace.
-fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has_host_bind: bool) {
+fn judge_capabilities(
+    f: &mut Findings,
+    spec: &SandboxSpec,
+    caps: &[String],
+    has_host_bind: bool,
+    pid_shared: bool,
+) {
     for (name, code) in CAPABILITY_CODES {
         if caps.iter().any(|c| c == name) {
             let why = rule(code).map_or("", |r| r.catches);
@@ -336,8 +345,7 @@ fn judge_capabilities(f: &mut Findings, spec: &SandboxSpec, caps: &[String], has
             "CAP_NET_ADMIN/CAP_NET_RAW in the host's network namespace: the workload can reconfigure or sniff the host's network",
         );
     }
-    if !spec.namespaces.pid
-        && !spec.namespaces.join.contains_key("pid")
+    if pid_shared
         && caps
             .iter()
             .any(|c| c == "CAP_KILL" || c == "CAP_SYS_PTRACE")
@@ -468,6 +476,7 @@ pub fn recheck_source(
         ids: host.ids.clone(),
         joins_own_net: host.joins_own_net,
         joins_own_ipc: host.joins_own_ipc,
+        joins_own_pid: host.joins_own_pid,
         root_caller: host.root_caller,
         store: host.store.clone(),
         state_roots: host.state_roots.clone(),

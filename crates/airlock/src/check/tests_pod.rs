@@ -52,4 +52,15 @@ fn a_joined_pid_namespace_is_not_the_hosts() {
         .join
         .insert("pid".into(), "/proc/42/ns/pid".into());
     assert!(denied(&s).is_empty(), "{:?}", denied(&s));
+    // Unless the path is the caller's own namespace: the host's.
+    let own = Host {
+        joins_own_pid: true,
+        ..Host::default()
+    };
+    let codes: Vec<_> = check(&s, &own)
+        .iter()
+        .filter(|f| f.refuses())
+        .map(|f| f.code)
+        .collect();
+    assert_eq!(codes, ["shared-pid", "cap-host-pid"]);
 }
