@@ -198,6 +198,27 @@ fn capabilities_and_shared_namespaces() {
         r.stderr
     );
     assert_eq!(r.code, 125);
+    // The host uid that owns every root caller's sandbox is the key to
+    // all of them.
+    let owner = airlock::plan::ROOT_CALLER_BASE.to_string();
+    let r = run(&[
+        "--share-user",
+        "--uid",
+        &owner,
+        "--gid",
+        "65534",
+        "--allow-unsafe",
+        "shared-user",
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[host-privileged-id]: process.uid")
+            || r.stderr.contains("error[host-privileged-id]: --uid"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -250,6 +250,9 @@ impl HostIds {
         if gid == 0 {
             return Some(format!("{who} is the host's root group"));
         }
+        if let Some(why) = root_callers_id(gid) {
+            return Some(format!("{who} {why}"));
+        }
         if let Some(path) = self.group_keys.get(gid) {
             return Some(format!(
                 "{who} is the group of {path}, which grants it what other users lack"
@@ -268,6 +271,9 @@ impl HostIds {
         let who = self.user(uid);
         if uid == 0 {
             return Some(format!("{who} is the host's root"));
+        }
+        if let Some(why) = root_callers_id(uid) {
+            return Some(format!("{who} {why}"));
         }
         if let Some(path) = self.owners.get(uid) {
             return Some(format!("{who} owns {path}"));
@@ -302,9 +308,42 @@ impl HostIds {
     }
 }
 
+/// Is `id` one of the host ids a root caller's sandboxes run as? Each of
+/// their user namespaces is made by the range's first uid, which the
+/// kernel gives every capability in them from outside, and the others are
+/// their processes' own: a process on the host with one of them reaches
+/// into every such sandbox (its files, its /proc, its signals).
+fn root_callers_id(id: u32) -> Option<&'static str> {
+    use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
+    let range =
+        u64::from(ROOT_CALLER_BASE)..u64::from(ROOT_CALLER_BASE) + u64::from(ROOT_CALLER_COUNT);
+    match u64::from(id) {
+        i if i == range.start => Some("owns the user namespace of every sandbox a root caller starts, with every capability in them"),
+        i if range.contains(&i) => Some("is an id of the sandboxes a root caller starts: their processes and files have it"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ids_root_callers_sandboxes_run_as_are_privileged() {
+        use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
+        let ids = HostIds::default();
+        for id in [
+            ROOT_CALLER_BASE,
+            ROOT_CALLER_BASE + 1000,
+            ROOT_CALLER_BASE + ROOT_CALLER_COUNT - 1,
+        ] {
+            assert!(ids.privileged_uid(id).is_some(), "{id}");
+            assert!(ids.privileged_gid(id).is_some(), "{id}");
+        }
+        assert!(ids
+            .privileged_uid(ROOT_CALLER_BASE + ROOT_CALLER_COUNT)
+            .is_none());
+    }
 
     #[test]
     fn engine_state_is_skipped_but_not_its_sockets() {
