@@ -518,6 +518,12 @@ fn every_sandbox_has_a_pids_limit() {
     // own user namespace, where the kernel counts the sandbox's processes,
     // as root and rootless; --pids is the cgroup's pids.max.
     assert_eq!(running_pids_max(&["--pids", "40"]), "40");
+    // A workload that may take any of its uids (CAP_SETUID) would have
+    // an RLIMIT_NPROC count for each: the cgroup counts them all.
+    assert_eq!(
+        running_pids_max(&["--cap-add", "CAP_SETUID"]),
+        airlock::spec::DEFAULT_PIDS.to_string()
+    );
     let probe = "grep 'Max processes' /proc/self/limits";
     let n = airlock::spec::DEFAULT_PIDS.to_string();
     for r in [sh(&[], probe), sh_as_user(&[], probe)] {

@@ -116,7 +116,9 @@ impl Findings<'_> {
     }
 }
 
-fn capability_names(spec: &SandboxSpec) -> Vec<String> {
+/// The spec's capabilities by their kernel names (`CAP_SETUID`), however
+/// written.
+pub(crate) fn capability_names(spec: &SandboxSpec) -> Vec<String> {
     spec.capabilities
         .iter()
         .map(|c| {

@@ -25,10 +25,35 @@ pub(super) fn default_pids(
         if !limits.iter().any(|l| l.0 == nproc) {
             limits.push((nproc, n, n));
         }
+        // RLIMIT_NPROC counts per uid: a workload that keeps CAP_SETUID
+        // and has many uids mapped spreads its processes over them, each
+        // with a count of its own. A root caller's cgroup counts them all.
+        if switches_uids(spec, ctx) && ctx.caller.is_root() && ctx.cgroup.has_controller("pids") {
+            resources.pids = Some(n);
+        }
     } else if ctx.caller.is_root() && ctx.cgroup.has_controller("pids") {
         resources.pids = Some(n);
     }
     (resources, limits)
+}
+
+/// Can the workload take another of its uids (CAP_SETUID kept, more than
+/// one uid mapped: a root caller's default map has 65536)?
+fn switches_uids(spec: &SandboxSpec, ctx: &crate::Context) -> bool {
+    let many = match spec.identity.uid_map.is_empty() {
+        true => ctx.caller.is_root(),
+        false => {
+            spec.identity
+                .uid_map
+                .iter()
+                .map(|m| u64::from(m.count))
+                .sum::<u64>()
+                > 1
+        }
+    };
+    many && crate::check::capability_names(spec)
+        .iter()
+        .any(|c| c == "CAP_SETUID")
 }
 
 #[cfg(test)]
@@ -101,6 +126,16 @@ mod tests {
             hard: 20,
         });
         assert_eq!(nproc(&plan(&s, &with_pids(1000)).unwrap()), [(10, 20)]);
+        // A workload that may take any of its 65536 uids (CAP_SETUID)
+        // would spread its processes over as many RLIMIT_NPROC counts:
+        // a root caller's cgroup counts them all, beside the rlimit.
+        let mut s = spec();
+        s.capabilities = vec!["setuid".into()];
+        let p = plan(&s, &with_pids(0)).unwrap();
+        assert_eq!(pids_max(&p), Some(default.to_string()));
+        assert_eq!(nproc(&p), [(default, default)]);
+        // (A rootless caller's sandbox maps its one uid.)
+        assert!(plan(&s, &with_pids(1000)).unwrap().cgroup.is_none());
         // With the host's user namespace, where RLIMIT_NPROC would count
         // every process of the uid on the host: a root caller's cgroup.
         let mut s = spec();
