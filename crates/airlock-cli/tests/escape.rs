@@ -390,3 +390,28 @@ fn init_does_not_read_itself_through_the_sandboxs_proc() {
         assert_eq!(status.unwrap().code(), Some(7), "as user {as_user}");
     }
 }
+
+/// Our init keeps none of a root caller's supplementary groups (host
+/// root's group among them), nor does the workload: init lives as long
+/// as the sandbox.
+#[test]
+fn init_keeps_none_of_the_callers_groups() {
+    require_root!();
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--groups", "0,4,27", "--"])
+        .arg(airlock_bin())
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "grep Groups /proc/1/status /proc/self/status",
+        ]);
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
+    for line in r.stdout.lines() {
+        let groups = line.split_once("Groups:").unwrap().1.trim();
+        assert!(groups.is_empty(), "{}", r.stdout);
+    }
+}

@@ -81,14 +81,17 @@ pub fn resolve(spec: &SandboxSpec, caller: Caller) -> Result<Ids, SpecError> {
             maps.len() == 1 && maps[0].count == 1 && maps[0].outside == me
         };
         let use_newidmap = !(only_own(&uid_map, caller.uid) && only_own(&gid_map, caller.gid));
+        // The kernel lets an unprivileged writer map its own gid only
+        // after setgroups is denied for the namespace, and newgidmap
+        // denies it too unless the map holds ids of /etc/subgid's: the
+        // gid map alone decides, however the uid map is written.
+        let setgroups = !only_own(&gid_map, caller.gid);
         Ids {
             uid,
             gid,
             uid_map,
             gid_map,
-            // Without newgidmap the kernel lets an unprivileged writer map
-            // its gid only after setgroups is denied for the namespace.
-            setgroups: use_newidmap,
+            setgroups,
             use_newidmap,
         }
     };

@@ -88,6 +88,43 @@ fn rootless_maps_own_id() {
     assert!(!p.use_newidmap);
 }
 
+/// newgidmap denies setgroups unless the gid map holds ids beyond the
+/// caller's own: a uid map of several ranges with the caller's own gid
+/// alone leaves setgroups denied, and the plan says so.
+#[test]
+fn rootless_setgroups_follows_the_gid_map() {
+    let mut s = spec();
+    s.process.uid = Some(0);
+    s.process.gid = Some(0);
+    s.identity.uid_map = vec![
+        IdMap {
+            inside: 0,
+            outside: 1000,
+            count: 1,
+        },
+        IdMap {
+            inside: 1,
+            outside: 200_000,
+            count: 1000,
+        },
+    ];
+    s.identity.gid_map = vec![IdMap {
+        inside: 0,
+        outside: 1000,
+        count: 1,
+    }];
+    let ctx = crate::Context::for_ids(1000, 1000);
+    let p = plan(&s, &ctx).unwrap();
+    assert!(p.use_newidmap);
+    assert!(!p.process.setgroups);
+    s.identity.gid_map.push(IdMap {
+        inside: 1,
+        outside: 200_000,
+        count: 1000,
+    });
+    assert!(plan(&s, &ctx).unwrap().process.setgroups);
+}
+
 #[test]
 fn rootless_as_root_inside() {
     let mut s = spec();

@@ -264,6 +264,11 @@ fn become_namespace_root(plan: &Plan, report: Reporter) -> Result<(), SetupError
         return Ok(());
     };
     report.progress(|| format!("become {uid}:{gid} of the namespace"));
+    if plan.process.setgroups {
+        // The caller's supplementary groups (host root's 0 among them)
+        // are not ours to keep: PID 1 lives as long as the sandbox.
+        rustix::thread::set_thread_groups(&[]).step(|| "drop the caller's groups".into())?;
+    }
     let g = rustix::process::Gid::from_raw(gid);
     let u = rustix::process::Uid::from_raw(uid);
     rustix::thread::set_thread_res_gid(g, g, g).step(|| format!("setresgid {gid}"))?;

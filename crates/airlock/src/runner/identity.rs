@@ -179,14 +179,19 @@ pub(super) fn set_rlimits(plan: &ProcessPlan) -> Result<(), SetupError> {
 /// anything (a setuid file, file capabilities): that is what the bounding
 /// set would guard, so it is left as it is rather than dropped one
 /// capability at a time (41 credential changes).
+/// Fails closed: an init that could not drop them ends, and the sandbox
+/// with it, rather than keep them beside the workload.
 pub fn drop_all_but_kill() {
     let kill = caps::Capability::CAP_KILL;
-    let _ = rustix::thread::set_no_new_privs(true);
     let only_kill: CapsHashSet = [kill].into_iter().collect();
-    let _ = caps::clear(None, CapSet::Ambient);
-    let _ = caps::set(None, CapSet::Effective, &only_kill);
-    let _ = caps::set(None, CapSet::Permitted, &only_kill);
-    let _ = caps::set(None, CapSet::Inheritable, &CapsHashSet::new());
+    let dropped = rustix::thread::set_no_new_privs(true).is_ok()
+        && caps::clear(None, CapSet::Ambient).is_ok()
+        && caps::set(None, CapSet::Effective, &only_kill).is_ok()
+        && caps::set(None, CapSet::Permitted, &only_kill).is_ok()
+        && caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).is_ok();
+    if !dropped {
+        std::process::exit(125);
+    }
 }
 
 fn rlimit_resource(n: i32) -> Option<rustix::process::Resource> {
