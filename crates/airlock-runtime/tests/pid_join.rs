@@ -99,12 +99,27 @@ fn a_container_joins_another_ones_pid_namespace() {
 fn pid_namespaces_that_cannot_be_joined_safely_are_refused() {
     require_root!();
     let env = Env::new();
-    // The caller's own: its /proc is not the container's to mount.
+    // The caller's own is the host's: the guardrails refuse it (and the
+    // runner would too: its /proc is not the container's to mount).
     let own = format!("/proc/{}/ns/pid", std::process::id());
     let b = env.bundle("b1", &["true"], |c| {
         c["linux"]["namespaces"] = joining(&own)
     });
     let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "p1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(err.contains("error[shared-pid]"), "{err}");
+    // Acknowledged, the runner still refuses it.
+    let o = env.rt(&[
+        "--allow-unsafe",
+        "shared-pid",
+        "--allow-unsafe",
+        "cap-host-pid",
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "p1",
+    ]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
     assert!(
