@@ -352,6 +352,30 @@ fn only_bounding_capabilities_are_not_effective_with_no_new_privs() {
             .collect();
         assert_eq!(sets, [want, want], "no_new_privs {nnp}: {out}");
     }
+    // Bounding is the ceiling of every set, with no_new_privs or
+    // without: NET_RAW only effective and FOWNER only inheritable are not
+    // the process's (they were merged in before).
+    for nnp in [true, false] {
+        let id = format!("b{}", nnp as u8);
+        let b = env.bundle(&id, &["sh", "-c", caps], |c| {
+            c["process"]["noNewPrivileges"] = json!(nnp);
+            c["process"]["capabilities"] = json!({
+                "bounding": ["CAP_CHOWN"],
+                "effective": ["CAP_CHOWN", "CAP_NET_RAW"],
+                "permitted": ["CAP_CHOWN", "CAP_NET_RAW"],
+                "inheritable": ["CAP_FOWNER"],
+            });
+        });
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out} {err}");
+        for line in out.lines() {
+            assert!(
+                line.ends_with("0000000000000001"),
+                "no_new_privs {nnp}: {out}"
+            );
+        }
+    }
     // exec --no-new-privs into the container made without it: the
     // effective set, from the flag alone or over a process file that
     // says false (the container's merged set was kept before).

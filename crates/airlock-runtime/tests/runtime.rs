@@ -357,6 +357,68 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "linux.resources.memory.swap: needs linux.resources.memory.limit",
         ),
         (
+            "a proc option airlock does not apply (fewer processes seen)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["mounts"][0]["options"] = json!(["nosuid", "hidepid=2"])
+                })
+            }),
+            "mounts[0].options: \"hidepid=2\" is not supported on a proc mount",
+        ),
+        (
+            "a writable sysfs",
+            Box::new(|b: &Path| edit_config(b, |c| c["mounts"][4]["options"] = json!(["rw"]))),
+            "mounts[4].options: \"rw\" is not supported on a sysfs mount",
+        ),
+        (
+            "device nodes on a tmpfs",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["mounts"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["dev"]}))
+                })
+            }),
+            "mounts[6].options: dev is not supported on a tmpfs",
+        ),
+        (
+            "a device allowed for reading only",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["devices"] =
+                        json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]);
+                    c["linux"]["resources"] = json!({"devices": [
+                        {"allow": false, "access": "rwm"},
+                        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+                    ]});
+                })
+            }),
+            "linux.resources.devices: /dev/fuse (c 10:229) is allowed for reading only",
+        ),
+        (
+            "an rlimit given twice (the spec says a runtime must refuse it)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["process"]["rlimits"] = json!([
+                        {"type": "RLIMIT_NOFILE", "hard": 512, "soft": 512},
+                        {"type": "RLIMIT_NOFILE", "hard": 256, "soft": 256}
+                    ])
+                })
+            }),
+            "process.rlimits[1]: RLIMIT_NOFILE is given twice",
+        ),
+        (
+            "a seccomp listener",
+            Box::new(|b: &Path| {
+                edit_config(
+                    b,
+                    |c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/agent.sock", "syscalls": []}),
+                )
+            }),
+            "linux.seccomp.listenerPath: seccomp user notification is not supported",
+        ),
+        (
             "unlimited swap (runc's -1), which would not be taken as none",
             Box::new(|b: &Path| {
                 edit_config(b, |c| {
@@ -1073,6 +1135,33 @@ fn refusals_name_the_config_fields() {
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
     assert!(err.contains("linux.sysctl.kernel.panic"), "{err}");
     assert!(!err.contains("sysctls."), "{err}");
+    // A seccomp rule's and a masked path's fields by config.json's names.
+    for (i, (edit, want, not)) in [
+        (
+            json!({"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOPE"}]}}}),
+            "linux.seccomp.syscalls[0]",
+            "seccomp.oci",
+        ),
+        (
+            json!({"linux": {"maskedPaths": ["proc/kcore"]}}),
+            "linux.maskedPaths[0]",
+            "masked_paths",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("n{i}");
+        let b = env.bundle(&id, &["true"], |c| {
+            for (k, v) in edit["linux"].as_object().unwrap() {
+                c["linux"][k] = v.clone();
+            }
+        });
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{out} {err}");
+        assert!(err.contains(want) && !err.contains(not), "{err}");
+    }
     // A limit the host cannot apply, found by the runner's setup.
     let b = env.bundle("b3", &["true"], |c| {
         c["linux"]["resources"] = json!({"cpu": {"cpus": "1000"}});

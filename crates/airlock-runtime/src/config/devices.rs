@@ -64,11 +64,24 @@ pub(super) fn devices(
             continue;
         }
         host_has(&field, &path, kind, major, minor)?;
-        if !allowed(rules, letter, major, minor) {
-            notes.push(format!(
-                "{field} ({path}, {letter} {major}:{minor}): linux.resources.devices denies it, so the container does not get it"
-            ));
-            continue;
+        match allowed(rules, letter, major, minor) {
+            (true, true) => {}
+            (false, false) => {
+                notes.push(format!(
+                    "{field} ({path}, {letter} {major}:{minor}): linux.resources.devices denies it, so the container does not get it"
+                ));
+                continue;
+            }
+            // airlock has no device cgroup to hold an open to one way:
+            // the node would open both ways (for root in the container,
+            // whatever its mode).
+            (read, _) => {
+                let only = if read { "reading" } else { "writing" };
+                return Err(err(
+                    "linux.resources.devices",
+                    format!("{path} ({letter} {major}:{minor}) is allowed for {only} only, which airlock cannot hold it to: allow it both ways or not at all"),
+                ));
+            }
         }
         let mode = d.file_mode().map(|m| m & 0o7777);
         if mode.is_some_and(|m| m & !0o777 != 0) {
@@ -127,9 +140,9 @@ fn host_has(
     Ok(())
 }
 
-/// Whether the device cgroup rules let the device be read or written:
+/// Whether the device cgroup rules let the device be read, and written:
 /// the kernel's order, the last rule that matches decides each access.
-fn allowed(rules: &[LinuxDeviceCgroup], letter: char, major: u32, minor: u32) -> bool {
+fn allowed(rules: &[LinuxDeviceCgroup], letter: char, major: u32, minor: u32) -> (bool, bool) {
     let mut read = true;
     let mut write = true;
     for r in rules {
@@ -151,5 +164,5 @@ fn allowed(rules: &[LinuxDeviceCgroup], letter: char, major: u32, minor: u32) ->
             write = r.allow();
         }
     }
-    read || write
+    (read, write)
 }

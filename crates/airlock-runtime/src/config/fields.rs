@@ -45,7 +45,10 @@ const PREFIXES: &[(&str, &str)] = &[
     ("resources.cpus", "linux.resources.cpu.quota"),
     ("resources.cpu_weight", "linux.resources.cpu.shares"),
     ("resources.io_weight", "linux.resources.blockIO.weight"),
+    ("seccomp.oci", "linux.seccomp"),
     ("seccomp", "linux.seccomp"),
+    ("filesystem.masked_paths", "linux.maskedPaths"),
+    ("filesystem.readonly_paths", "linux.readonlyPaths"),
 ];
 
 impl ConfigFields {

@@ -305,6 +305,23 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     s.capabilities = kept;
     s.ambient_capabilities = Some(ambient);
     s.process.rlimits = rlimits(p);
+    // config.md: a runtime MUST refuse two entries of one type.
+    for (j, r) in s.process.rlimits.iter().enumerate() {
+        if let Some(i) = s.process.rlimits[..j]
+            .iter()
+            .position(|o| o.resource == r.resource)
+        {
+            return Err(err(
+                format!("process.rlimits[{j}]"),
+                format!(
+                    "{} is given twice (process.rlimits[{i}] too)",
+                    p.rlimits()
+                        .as_ref()
+                        .map_or(String::new(), |l| l[j].typ().to_string())
+                ),
+            ));
+        }
+    }
     if p.apparmor_profile()
         .as_deref()
         .is_some_and(|a| !a.is_empty())
@@ -337,9 +354,9 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
 /// them; what is only in bounding could never be gained, by setuid-root or
 /// file capabilities alike. Without it, a process running as root gets
 /// its whole bounding set at its exec whatever its effective set (under
-/// runc too), so every set named is kept. (All five sets were merged
-/// before: a bundle that asked for CHOWN effective and KILL only in
-/// bounding got KILL effective.)
+/// runc too), so every set named is kept, within bounding. (All five
+/// sets were merged before: a bundle that asked for CHOWN effective and
+/// KILL only in bounding got KILL effective.)
 pub fn capabilities(
     caps: &oci_spec::runtime::LinuxCapabilities,
     no_new_privs: bool,
@@ -348,12 +365,11 @@ pub fn capabilities(
         set.iter().flatten().map(|c| c.to_string()).collect()
     };
     let mut ambient = names(caps.ambient());
+    let bounding = caps.bounding().as_ref().map(|_| names(caps.bounding()));
     let mut kept: Vec<String> = if no_new_privs {
-        let bounding = caps.bounding().as_ref().map(|_| names(caps.bounding()));
         let mut usable = names(caps.effective());
         usable.extend(names(caps.permitted()));
         usable.extend(ambient.iter().cloned());
-        usable.retain(|c| bounding.as_ref().is_none_or(|b| b.contains(c)));
         usable
     } else {
         [
@@ -367,6 +383,10 @@ pub fn capabilities(
         .flat_map(names)
         .collect()
     };
+    // Bounding, when given, is the ceiling of every set: nothing outside
+    // it is ever the process's (runc's capset fails on an inheritable one
+    // outside it, and an exec takes permitted down to it).
+    kept.retain(|c| bounding.as_ref().is_none_or(|b| b.contains(c)));
     kept.sort();
     kept.dedup();
     // The kernel keeps an ambient capability only while it is permitted.
@@ -440,6 +460,19 @@ fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
     }
     match bundle.raw.pointer("/linux/seccomp") {
         Some(v) if !v.is_null() => {
+            // A listener would be handed syscalls to decide for the
+            // container; nothing here would hand them over.
+            for key in ["listenerPath", "listenerMetadata"] {
+                if v.get(key)
+                    .and_then(|l| l.as_str())
+                    .is_some_and(|l| !l.is_empty())
+                {
+                    return Err(err(
+                        format!("linux.seccomp.{key}"),
+                        "seccomp user notification is not supported: the filter's actions are all airlock applies",
+                    ));
+                }
+            }
             let mut oci: OciSeccomp = serde_json::from_value(v.clone())
                 .map_err(|e| err("linux.seccomp", e.to_string()))?;
             // The one flag airlock applies itself, as runc does; any other

@@ -14,9 +14,12 @@
 //! copy of what the destination held. Any other option is an error naming
 //! `mounts[i].options`.
 //!
-//! Filesystems airlock makes itself (proc, sysfs, mqueue, the /dev tmpfs
-//! and its devpts and shm, the cgroup stand-in) are always nosuid, nodev
-//! and noexec (sysfs read-only) whatever their options say.
+//! Filesystems airlock makes itself (proc, sysfs, mqueue, cgroup) are
+//! always nosuid, nodev and noexec (sysfs and cgroup read-only): their
+//! options may say so, and any other is refused. The /dev tmpfs and its
+//! devpts are airlock's own; a /dev/shm the bundle asks for replaces
+//! airlock's, with its size and mode (a tmpfs without `mode=` is 1777,
+//! the kernel's default).
 
 use super::{err, Bundle};
 use airlock::spec::{FileMode, Mount, SandboxSpec, Size, SpecError};
@@ -155,17 +158,29 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
             });
             continue;
         }
-        let covered_by_dev = has_dev && matches!(dest.as_str(), "/dev/pts" | "/dev/shm");
+        // airlock's /dev makes its own devpts; its shm is replaced by the
+        // bundle's when that asks for one (its size, mode and noexec).
+        let covered_by_dev = has_dev && dest == "/dev/pts";
+        if !covered_by_dev && typ != "tmpfs" && typ != "bind" {
+            kernel_fs_options(&field, typ, &opts)?;
+        }
         match typ {
             _ if covered_by_dev => {}
             "proc" => s.filesystem.mounts.push(Mount::Proc { destination: dest }),
             "tmpfs" if dest == "/dev" => s.filesystem.mounts.push(Mount::Dev { destination: dest }),
             "tmpfs" => {
                 let o = options(&field, &opts, false)?;
+                if o.devices {
+                    return Err(err(
+                        format!("{field}.options"),
+                        "dev is not supported on a tmpfs: airlock mounts it nodev",
+                    ));
+                }
                 s.filesystem.mounts.push(Mount::Tmpfs {
                     destination: dest,
                     size: o.size,
-                    mode: o.mode,
+                    // The kernel's own default, which runc leaves it.
+                    mode: o.mode.or(Some(FileMode(0o1777))),
                     readonly: o.readonly,
                     noexec: o.noexec,
                     copy_up: o.copy_up,
@@ -196,6 +211,30 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
                     format!("mounts of type {other:?} are not supported"),
                 ))
             }
+        }
+    }
+    Ok(())
+}
+
+/// The options of a proc, sysfs, mqueue or cgroup mount, which airlock
+/// makes nosuid, nodev and noexec (sysfs and cgroup read-only, proc and
+/// mqueue writable): those it does anyway are accepted, any other is
+/// refused by name rather than dropped (`hidepid=` would have the
+/// container see fewer processes than it does).
+fn kernel_fs_options(field: &str, typ: &str, opts: &[&str]) -> Result<(), SpecError> {
+    let readonly = matches!(typ, "sysfs" | "cgroup" | "cgroup2");
+    for opt in opts {
+        let fine = match *opt {
+            "nosuid" | "nodev" | "noexec" | "private" | "rprivate" => true,
+            "ro" => readonly,
+            "rw" => !readonly,
+            a => ATIME.contains(&a),
+        };
+        if !fine {
+            return Err(err(
+                format!("{field}.options"),
+                format!("{opt:?} is not supported on a {typ} mount: airlock mounts it nosuid, nodev, noexec and {}", if readonly { "read-only" } else { "writable" }),
+            ));
         }
     }
     Ok(())
