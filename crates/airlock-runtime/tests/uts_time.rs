@@ -130,3 +130,43 @@ fn a_mounts_own_id_maps_are_refused_by_name() {
     );
     assert!(!text(&env.rt(&["list", "-q"])).0.contains("idm"));
 }
+
+/// A container joining a pod's UTS namespace by path has the pod's name:
+/// a bundle asking for that name runs, one asking for another is refused
+/// (the name would have gone unset without a word).
+#[test]
+fn a_hostname_in_a_joined_uts_namespace_must_be_its_own() {
+    require_root!();
+    let env = Env::new();
+    let pod = env.bundle("pod", &["sleep", "1000"], |c| {
+        c["hostname"] = json!("pod-a")
+    });
+    let o = env.rt(&["run", "-d", "--bundle", pod.to_str().unwrap(), "pod"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pid = state(&env, "pod")["pid"].as_i64().unwrap();
+    let joining = |name: &str| {
+        env.bundle(name, &["cat", "/proc/sys/kernel/hostname"], |c| {
+            c["hostname"] = json!(name);
+            for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "uts" {
+                    ns["path"] = json!(format!("/proc/{pid}/ns/uts"));
+                }
+            }
+        })
+    };
+    let same = joining("pod-a");
+    let o = env.rt(&["run", "--bundle", same.to_str().unwrap(), "same"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "pod-a");
+    let other = joining("other");
+    let o = env.rt(&["run", "--bundle", other.to_str().unwrap(), "other"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out} {err}");
+    assert!(
+        err.contains("hostname: \"other\" differs from \"pod-a\""),
+        "{err}"
+    );
+    assert!(!env.rt(&["state", "other"]).status.success());
+    assert!(env.rt(&["delete", "--force", "pod"]).status.success());
+}

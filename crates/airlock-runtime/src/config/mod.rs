@@ -229,6 +229,28 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
             "needs a UTS namespace of the container's own (linux.namespaces)",
         ));
     }
+    // One joined by path keeps its own name (a pod's containers get the
+    // pause container's): a different one asked for would go unset.
+    if let (Some(want), Some(path)) = (
+        c.hostname().as_deref().filter(|h| !h.is_empty()),
+        s.namespaces.join.get("uts"),
+    ) {
+        match nodename_in(path) {
+            Ok(name) if name == want => {}
+            Ok(name) => {
+                return Err(err(
+                    "hostname",
+                    format!("{want:?} differs from {name:?}, the name of the UTS namespace it joins ({path}), which airlock does not change"),
+                ))
+            }
+            Err(e) => {
+                return Err(err(
+                    "hostname",
+                    format!("cannot read the name of the UTS namespace it joins ({path}): {e}"),
+                ))
+            }
+        }
+    }
     time_offsets(bundle, &mut s)?;
     mounts::mounts(bundle, &mut s)?;
     if let Some(l) = c.linux() {
@@ -341,6 +363,24 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     // process (a host-side write, not part of the sandbox spec).
     s.process.scheduling = scheduling::scheduling(p, "process.")?;
     Ok(())
+}
+
+/// The host name in the UTS namespace at `path`, read by a thread that
+/// joins it (a UTS namespace is a thread's own to join) and ends.
+fn nodename_in(path: &str) -> std::io::Result<String> {
+    let ns = std::fs::File::open(path)?;
+    std::thread::spawn(move || {
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::HostNameAndNISDomainName),
+        )?;
+        Ok(rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned())
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the thread that read it panicked"))?
 }
 
 /// The capabilities a process keeps, and those of them it keeps over exec
