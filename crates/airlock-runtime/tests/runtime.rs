@@ -409,6 +409,16 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "process.rlimits[1]: RLIMIT_NOFILE is given twice",
         ),
         (
+            "id maps without a user namespace (runc refuses them too)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["uidMappings"] =
+                        json!([{"containerID": 0, "hostID": 200000, "size": 65536}])
+                })
+            }),
+            "linux.uidMappings: needs a user namespace in linux.namespaces",
+        ),
+        (
             "a seccomp listener",
             Box::new(|b: &Path| {
                 edit_config(
@@ -795,6 +805,8 @@ fn runtime_hooks_run_in_the_runtimes_namespaces() {
         ino(&net)
     );
     let b = env.bundle("b", &["sleep", "1000"], |c| {
+        // The joined namespace's own name (a different one is refused).
+        c["hostname"] = json!("pod");
         c["linux"]["namespaces"] = json!([
             {"type": "pid"}, {"type": "ipc"}, {"type": "mount"},
             {"type": "network", "path": net}, {"type": "uts", "path": uts}

@@ -471,6 +471,15 @@ fn linux(bundle: &Bundle, s: &mut SandboxSpec) -> Result<bool, SpecError> {
     };
     s.identity.uid_map = map(l.uid_mappings());
     s.identity.gid_map = map(l.gid_mappings());
+    // As runc: maps are for a user namespace the bundle asks for.
+    for (field, maps) in [
+        ("linux.uidMappings", &s.identity.uid_map),
+        ("linux.gidMappings", &s.identity.gid_map),
+    ] {
+        if !own_user && !maps.is_empty() {
+            return Err(err(field, "needs a user namespace in linux.namespaces"));
+        }
+    }
     s.filesystem.masked_paths = l.masked_paths().clone().unwrap_or_default();
     s.filesystem.readonly_paths = l.readonly_paths().clone().unwrap_or_default();
     s.sysctls = l.sysctl().clone().unwrap_or_default().into_iter().collect();
