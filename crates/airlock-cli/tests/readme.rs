@@ -169,6 +169,27 @@ fn the_guardrail_example() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// The README's guardrail table says what `airlock check --list` says:
+/// every code, its severity and what it catches (the README may set
+/// paths in code type).
+#[test]
+fn the_guardrail_table_is_the_rule_table() {
+    let readme = readme();
+    for r in airlock::check::RULES {
+        let row_start = format!("| `{}` | ", r.code);
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&row_start))
+            .unwrap_or_else(|| panic!("no README row for {}", r.code));
+        let severity = match r.severity {
+            airlock::check::Severity::Deny => "deny",
+            airlock::check::Severity::Warn => "warn",
+        };
+        let want = format!("{row_start}{severity} | {} |", r.catches);
+        assert_eq!(row.replace('`', ""), want.replace('`', ""), "{}", r.code);
+    }
+}
+
 /// The lifecycle block, top to bottom, with the status each command has.
 #[test]
 fn the_lifecycle_examples_run_in_order() {
