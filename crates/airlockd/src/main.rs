@@ -160,7 +160,8 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if args.log_json {
+    let json = args.log_json;
+    if json {
         fmt.json().init();
     } else {
         fmt.init();
@@ -174,8 +175,13 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(serve(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("airlockd: {e:#}");
+            // Once, on stderr, where the log goes too: as a JSON record
+            // for a reader of JSON lines, else as a plain line.
+            if json {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("airlockd: {e:#}");
+            }
             std::process::ExitCode::from(1)
         }
     }

@@ -122,12 +122,22 @@ fn check_unprivileged(
             "raise a priority (a negative nice, a real-time policy or I/O class)",
         ));
     }
-    if !spec.allow_unsafe.is_empty() && !d.may_acknowledge(peer) {
+    // A warning's code unlocks nothing (its finding never refuses):
+    // anyone may acknowledge it, to quiet it.
+    let unlocking: Vec<&str> = spec
+        .allow_unsafe
+        .iter()
+        .map(String::as_str)
+        .filter(|c| {
+            airlock::check::rule(c).is_none_or(|r| r.severity == airlock::check::Severity::Deny)
+        })
+        .collect();
+    if !unlocking.is_empty() && !d.may_acknowledge(peer) {
         return Err(status::denied(
             format!(
-                "uid {} may not acknowledge {}: only root and the uids in acknowledge_uids may",
+                "uid {} may not acknowledge {}: only root and the uids in acknowledge_uids may acknowledge a deny finding",
                 peer.uid,
-                spec.allow_unsafe.join(", ")
+                unlocking.join(", ")
             ),
             Vec::new(),
         ));

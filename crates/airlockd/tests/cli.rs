@@ -431,6 +431,19 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         e.stderr
     );
     ok(airlock(&d, None, &unsafe_run));
+    // A warning's code unlocks nothing: anyone may acknowledge it.
+    ok(airlock(
+        &d,
+        Some(USER),
+        &[
+            "run",
+            "-d",
+            "--allow-unsafe",
+            "shared-session",
+            "--",
+            "true",
+        ],
+    ));
 
     // What the kernel would not let the caller do itself, the daemon
     // does not do for it (raise its priority, join a namespace by path),
