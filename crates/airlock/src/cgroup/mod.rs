@@ -172,6 +172,27 @@ fn write_file(
     })
 }
 
+/// The "no swap" written beside a memory limit alone, on a kernel
+/// without swap accounting (no such file: Debian's and Ubuntu's v1
+/// kernels without `swapaccount=1`), where the host has no swap in use:
+/// then there is nothing for it to hold back, and the memory limit is a
+/// limit as it is. With swap in use it is still written, and fails naming
+/// the memory limit: without it the limit would not hold.
+fn unaccounted_swap_of_no_use(w: &plan::FileWrite, path: &Path, swap_in_use: fn() -> bool) -> bool {
+    let implicit = w.field == "resources.memory"
+        && matches!(
+            w.file.as_str(),
+            "memory.swap.max" | "memory.memsw.limit_in_bytes"
+        );
+    implicit && !path.exists() && !swap_in_use()
+}
+
+/// Whether the host has swap in use (`/proc/swaps` lists a device or
+/// file). Unreadable: assumed so.
+fn swap_in_use() -> bool {
+    std::fs::read_to_string("/proc/swaps").map_or(true, |s| s.lines().nth(1).is_some())
+}
+
 /// A cpuset (`cpuset.cpus` or `cpuset.mems` = `value`) for the cgroup
 /// `dir` must lie within what its parent may use: v1 refuses any other
 /// (with EINVAL), v2 quietly takes the overlap, or the parent's whole set
@@ -401,6 +422,9 @@ impl Cgroup {
                 .map_err(|why| SetupError::new(plan::field_of(&w.file), why))?;
         }
         for w in &plan.writes {
+            if unaccounted_swap_of_no_use(w, &w.dir.join(&w.file), swap_in_use) {
+                continue;
+            }
             let step = match w.field.is_empty() {
                 true => format!("resources ({})", w.controller),
                 false => w.field.clone(),

@@ -385,3 +385,45 @@ fn update_on_hybrid_writes_v1_files_once() {
         "resources.pids"
     );
 }
+
+/// The "no swap" beside a memory limit alone is left out only where the
+/// kernel has no swap accounting and the host no swap: never when the
+/// spec asked for a swap limit, never with swap in use.
+#[test]
+fn unaccounted_swap_is_skipped_only_without_swap() {
+    let missing = std::path::Path::new("/nonexistent/memory.memsw.limit_in_bytes");
+    let there = std::path::Path::new("/proc/self/status");
+    let write = |field: &str| FileWrite {
+        dir: "/x".into(),
+        file: "memory.memsw.limit_in_bytes".into(),
+        value: "1".into(),
+        controller: "memory".into(),
+        field: field.into(),
+    };
+    fn none() -> bool {
+        false
+    }
+    fn some() -> bool {
+        true
+    }
+    assert!(super::super::unaccounted_swap_of_no_use(
+        &write("resources.memory"),
+        missing,
+        none
+    ));
+    assert!(!super::super::unaccounted_swap_of_no_use(
+        &write("resources.memory"),
+        missing,
+        some
+    ));
+    assert!(!super::super::unaccounted_swap_of_no_use(
+        &write("resources.swap"),
+        missing,
+        none
+    ));
+    assert!(!super::super::unaccounted_swap_of_no_use(
+        &write("resources.memory"),
+        there,
+        none
+    ));
+}
