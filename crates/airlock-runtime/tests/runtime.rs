@@ -366,9 +366,9 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "mounts[0].options: \"hidepid=2\" is not supported on a proc mount",
         ),
         (
-            "a writable sysfs",
-            Box::new(|b: &Path| edit_config(b, |c| c["mounts"][4]["options"] = json!(["rw"]))),
-            "mounts[4].options: \"rw\" is not supported on a sysfs mount",
+            "a read-only proc",
+            Box::new(|b: &Path| edit_config(b, |c| c["mounts"][0]["options"] = json!(["ro"]))),
+            "mounts[0].options: \"ro\" is not supported on a proc mount",
         ),
         (
             "device nodes on a tmpfs",

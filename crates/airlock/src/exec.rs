@@ -102,7 +102,7 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
         if !process.setgroups && !g.is_empty() {
             return Err(crate::spec::SpecError::new(
                 "groups",
-                "a rootless sandbox without newgidmap cannot set supplementary groups",
+                "a rootless sandbox cannot set supplementary groups unless its gid map holds ids beyond the caller's own: setgroups is denied in its user namespace",
             )
             .into());
         }

@@ -325,8 +325,6 @@ fn fifty_sandboxes_leave_nothing() {
     assert!(!open.iter().any(|p| p.starts_with(&root_str)), "{open:?}");
 }
 
-/// A detached supervisor forks away from its caller unless the caller
-/// says it reaps it: then it stays our child, `into_supervisor` hands it
 /// A detached sandbox whose supervisor forked away is signalled through
 /// its state, not through the runner's pid, which was reaped and may be
 /// anyone's by now; its pid is the supervisor's.
@@ -362,6 +360,8 @@ fn a_sandbox_whose_supervisor_forked_away_is_signalled_through_its_state() {
     assert_eq!(sb.state().unwrap().status, airlock::state::Status::Stopped);
 }
 
+/// A detached supervisor forks away from its caller unless the caller
+/// says it reaps it: then it stays our child, `into_supervisor` hands it
 /// over and `reap` collects it once it has ended. A sandbox whose
 /// supervisor forked away has none of ours to reap.
 #[test]

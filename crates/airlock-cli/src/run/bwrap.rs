@@ -21,13 +21,16 @@ pub struct BwrapArgs {
     /// Like --dev-bind, but nothing happens when SRC does not exist.
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) dev_bind_try: Vec<String>,
-    /// Create the file DST with the text read from file descriptor FD.
+    /// Write the text read from file descriptor FD into the file DST (made
+    /// if missing; its directory must be writable).
     #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) file: Vec<String>,
-    /// Like --file (a file of the sandbox's own, not a bind).
+    /// Bind a file of its own with the text read from FD over DST (made if
+    /// missing): DST itself is not written, so a read-only /etc's passwd
+    /// can be replaced.
     #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) bind_data: Vec<String>,
-    /// Like --file, and DST is read-only in the sandbox.
+    /// Like --bind-data, and DST is read-only in the sandbox.
     #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) ro_bind_data: Vec<String>,
     /// The mode of the next --tmpfs, --dir, --file, --bind-data or --ro-bind-data.

@@ -15,8 +15,8 @@
 //!   setuid binary become the container's unprivileged root, so it is
 //!   acknowledged for the bundle (and logged); without one it is refused.
 //! - `/dev` is airlock's minimal /dev (null, zero, full, random, urandom,
-//!   tty, a private devpts, shm); the bundle's own `/dev/pts`, `/dev/shm`
-//!   and `/dev/mqueue` mounts are covered by it. `linux.devices` beyond
+//!   tty, a private devpts, shm); the bundle's own `/dev/pts` is covered
+//!   by it, and its `/dev/shm` replaces airlock's (with its size and mode). `linux.devices` beyond
 //!   those standard nodes are nodes of the container's own, each a device
 //!   the host has, judged by the guardrails (see `devices`).
 //! - The device cgroup (`linux.resources.devices`) is informational: the
@@ -230,25 +230,21 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         ));
     }
     // One joined by path keeps its own name (a pod's containers get the
-    // pause container's): a different one asked for would go unset.
+    // pause container's): a different one asked for goes unset, which
+    // the log says. (runc sets it in the joined namespace; CRI-O's pinned
+    // one has the host's name until then.)
     if let (Some(want), Some(path)) = (
         c.hostname().as_deref().filter(|h| !h.is_empty()),
         s.namespaces.join.get("uts"),
     ) {
         match nodename_in(path) {
             Ok(name) if name == want => {}
-            Ok(name) => {
-                return Err(err(
-                    "hostname",
-                    format!("{want:?} differs from {name:?}, the name of the UTS namespace it joins ({path}), which airlock does not change"),
-                ))
-            }
-            Err(e) => {
-                return Err(err(
-                    "hostname",
-                    format!("cannot read the name of the UTS namespace it joins ({path}): {e}"),
-                ))
-            }
+            Ok(name) => notes.push(format!(
+                "hostname: {want:?} is not set: the UTS namespace it joins ({path}) keeps its own name, {name:?}"
+            )),
+            Err(e) => notes.push(format!(
+                "hostname: {want:?} is not set: the UTS namespace it joins ({path}) keeps its own name, which could not be read ({e})"
+            )),
         }
     }
     time_offsets(bundle, &mut s)?;

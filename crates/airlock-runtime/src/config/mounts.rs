@@ -15,11 +15,12 @@
 //! `mounts[i].options`.
 //!
 //! Filesystems airlock makes itself (proc, sysfs, mqueue, cgroup) are
-//! always nosuid, nodev and noexec (sysfs and cgroup read-only): their
-//! options may say so, and any other is refused. The /dev tmpfs and its
+//! always nosuid, nodev and noexec (sysfs and cgroup read-only, even when
+//! `rw` is asked): their options may say so, and any other is refused. The /dev tmpfs and its
 //! devpts are airlock's own; a /dev/shm the bundle asks for replaces
-//! airlock's, with its size and mode (a tmpfs without `mode=` is 1777,
-//! the kernel's default).
+//! airlock's, with its size and mode (a tmpfs without `mode=` takes the
+//! mode of the directory it covers in the rootfs, as runc's does, else
+//! the kernel's default 1777).
 
 use super::{err, Bundle};
 use airlock::spec::{FileMode, Mount, SandboxSpec, Size, SpecError};
@@ -176,11 +177,19 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
                         "dev is not supported on a tmpfs: airlock mounts it nodev",
                     ));
                 }
+                // As runc: without mode=, the mode of the directory it
+                // covers in the rootfs, else the kernel's default 1777.
+                let covered =
+                    std::fs::symlink_metadata(bundle.rootfs().join(dest.trim_start_matches('/')))
+                        .ok()
+                        .filter(|m| m.is_dir())
+                        .map(|m| {
+                            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+                        });
                 s.filesystem.mounts.push(Mount::Tmpfs {
                     destination: dest,
                     size: o.size,
-                    // The kernel's own default, which runc leaves it.
-                    mode: o.mode.or(Some(FileMode(0o1777))),
+                    mode: o.mode.or(Some(FileMode(covered.unwrap_or(0o1777)))),
                     readonly: o.readonly,
                     noexec: o.noexec,
                     copy_up: o.copy_up,
@@ -218,16 +227,20 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
 
 /// The options of a proc, sysfs, mqueue or cgroup mount, which airlock
 /// makes nosuid, nodev and noexec (sysfs and cgroup read-only, proc and
-/// mqueue writable): those it does anyway are accepted, any other is
-/// refused by name rather than dropped (`hidepid=` would have the
-/// container see fewer processes than it does).
+/// mqueue writable): those it does anyway are accepted, and `rw` (a
+/// sysfs or cgroup is read-only all the same); any other is refused by
+/// name rather than dropped (`hidepid=` would have the container see
+/// fewer processes than it does).
 fn kernel_fs_options(field: &str, typ: &str, opts: &[&str]) -> Result<(), SpecError> {
     let readonly = matches!(typ, "sysfs" | "cgroup" | "cgroup2");
     for opt in opts {
         let fine = match *opt {
             "nosuid" | "nodev" | "noexec" | "private" | "rprivate" => true,
             "ro" => readonly,
-            "rw" => !readonly,
+            // A writable sysfs or cgroup mount (podman's systemd mode,
+            // --privileged) is mounted read-only, as it always was here:
+            // less than asked, never more.
+            "rw" => true,
             a => ATIME.contains(&a),
         };
         if !fine {

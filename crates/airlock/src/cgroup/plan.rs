@@ -141,7 +141,12 @@ pub fn v1(r: &Resources) -> Vec<Write> {
 /// the other that runc and crun used until 2025 put weight 100 at 2597
 /// shares, two and a half times the default.)
 pub fn weight_to_shares(weight: u32) -> u64 {
-    ((weight as u64 * 1024 + 50) / 100).clamp(2, 262_144)
+    match weight {
+        // The least weight is the least share: what kubelet gives a
+        // BestEffort container (2 shares, weight 1) stays the least.
+        0 | 1 => 2,
+        w => ((w as u64 * 1024 + 50) / 100).clamp(2, 262_144),
+    }
 }
 
 /// v1 CPU shares as a v2 weight: [`weight_to_shares`] the other way.

@@ -62,7 +62,7 @@ fn weights_map_to_the_ends_of_v1_ranges() {
         cpu_weight: Some(1),
         ..Default::default()
     };
-    assert_eq!(v1(&r)[0].value, "10");
+    assert_eq!(v1(&r)[0].value, "2");
     r.cpu_weight = Some(10000);
     assert_eq!(v1(&r)[0].value, "102400");
     r.cpu_weight = None;
@@ -78,11 +78,10 @@ fn weights_map_to_the_ends_of_v1_ranges() {
 /// written (through airlock's v2 weights) at the defaults and the ends.
 #[test]
 fn v1_weights_go_there_and_back() {
-    // (v2's range is the narrower: 10 to 102400 shares.)
-    for shares in [10, 512, 1024, 2048, 102_400] {
+    // (v2's range is the narrower: 2, then 20 to 102400 shares.)
+    for shares in [2, 512, 1024, 2048, 102_400] {
         assert_eq!(weight_to_shares(shares_to_weight(shares)), shares);
     }
-    assert_eq!(weight_to_shares(shares_to_weight(2)), 10);
     assert_eq!(weight_to_shares(shares_to_weight(262_144)), 102_400);
     for blkio in [10, 100, 500, 1000] {
         assert_eq!(io_weight_to_blkio(blkio_to_io_weight(blkio)), blkio);

@@ -377,16 +377,15 @@ fn one_runtime_object(real: &str, at: &str, state: &str) -> bool {
     let Some(rest) = real.strip_prefix(at) else {
         return false;
     };
+    let parts: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
     RUNTIME_OBJECTS.iter().any(|(dir, depth)| {
-        let Some(inner) = dir
-            .strip_prefix(state)
-            .and_then(|sub| rest.strip_prefix(sub))
-            .filter(|inner| inner.starts_with('/'))
-        else {
+        let Some(sub) = dir.strip_prefix(state) else {
             return false;
         };
-        let mut parts = inner.split('/').filter(|c| !c.is_empty());
-        parts.nth(depth - 1).is_some_and(is_object_name)
+        let pattern: Vec<&str> = sub.split('/').filter(|c| !c.is_empty()).collect();
+        let matches = parts.len() >= pattern.len() + depth
+            && pattern.iter().zip(&parts).all(|(p, c)| *p == "*" || p == c);
+        matches && is_object_name(parts[pattern.len() + depth - 1])
     })
 }
 
@@ -535,7 +534,25 @@ mod tests {
             ("/var/lib/docker/image/overlay2", true),
             ("/var/lib/docker/swarm/certificates", true),
             ("/var/lib/docker/volumes/metadata.db", true),
+            ("/var/lib/docker/volumes/backingFsBlockDev", true),
             ("/var/lib/docker/volumes/data/_data", false),
+            ("/var/lib/docker/volumes/my.data/_data", false),
+            ("/var/lib/docker/rootfs/overlayfs/abc", false),
+            ("/var/lib/docker/rootfs/overlayfs", true),
+            ("/var/lib/docker/vfs/dir/abc", false),
+            (
+                "/var/lib/containers/storage/vfs-containers/abc/userdata/hosts",
+                false,
+            ),
+            ("/var/lib/containers/storage/secrets/filedriver", true),
+            (
+                "/var/lib/containerd/io.containerd.snapshotter.v1.native/snapshots/12",
+                false,
+            ),
+            (
+                "/var/lib/containerd/io.containerd.snapshotter.v1.native/metadata.db",
+                true,
+            ),
             ("/var/lib/docker/containers/abc/hostname", false),
             (
                 "/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256",

@@ -22,7 +22,7 @@ pub struct Host {
     /// Runtime and orchestrator state directories that exist on this host:
     /// each as [`RUNTIME_STATE`] names it → where it leads (a relocated
     /// /var/lib/docker is a symlink to another disk).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "state_of_any_build")]
     pub state: BTreeMap<String, String>,
     /// Mounts below each bind source (canonical path → mounts under it):
     /// a recursive bind brings them along.
@@ -60,6 +60,26 @@ pub struct Host {
     /// `rm` act on.
     #[serde(default)]
     pub state_roots: Vec<String>,
+}
+
+/// [`Host::state`] as this build writes it, or as a list of the
+/// directories that existed (each where its name says), as builds before
+/// it wrote the plan of a sandbox that may still be running: `exec` reads
+/// that plan.
+fn state_of_any_build<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Map(BTreeMap<String, String>),
+        List(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Map(m) => m,
+        Either::List(l) => l.into_iter().map(|s| (s.clone(), s)).collect(),
+    })
 }
 
 /// A mount found below a bind source.
@@ -125,13 +145,15 @@ pub const RUNTIME_SOCKETS: &[&str] = &[
 /// down, are each one container's, image layer's, volume's or pod's own:
 /// what an engine hands its runtime as a container's root and binds
 /// (podman's `storage/overlay/LAYER/merged` and
-/// `overlay-containers/ID/userdata`, containerd's
-/// `io.containerd.runtime.v2.task/NS/ID/rootfs`, kubelet's
-/// `pods/UID/volumes/...`). A bind there reaches that one object, not the
-/// runtime's state. Anything else in the state is refused: the content
-/// store, the image and layer databases, the kubelet's keys, and each
-/// overlay driver's `l` directory, whose links later containers' lower
-/// layers are mounted through (see [`is_object_name`]).
+/// `overlay-containers/ID/userdata`, docker's `rootfs/SNAPSHOTTER/ID`,
+/// containerd's `io.containerd.runtime.v2.task/NS/ID/rootfs`, kubelet's
+/// `pods/UID/volumes/...`). A `*` component stands for any one (a
+/// storage driver's or snapshotter's name). A bind there reaches that one
+/// object, not the runtime's state. Anything else in the state is
+/// refused: the content store, the image and layer databases, secrets,
+/// the kubelet's keys, and each overlay driver's `l` directory, whose
+/// links later containers' lower layers are mounted through (see
+/// [`is_object_name`]).
 pub const RUNTIME_OBJECTS: &[(&str, usize)] = &[
     ("/run/containerd/io.containerd.runtime.v2.task", 2),
     ("/run/containerd/io.containerd.grpc.v1.cri/sandboxes", 1),
@@ -141,14 +163,22 @@ pub const RUNTIME_OBJECTS: &[(&str, usize)] = &[
         "/var/lib/containerd/io.containerd.grpc.v1.cri/containers",
         1,
     ),
-    (
-        "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots",
-        1,
-    ),
+    ("/var/lib/containerd/*/snapshots", 1),
+    // podman's drivers' layers and containers' own directories.
     ("/var/lib/containers/storage/overlay", 1),
+    ("/var/lib/containers/storage/vfs/dir", 1),
+    ("/var/lib/containers/storage/btrfs/subvolumes", 1),
+    ("/var/lib/containers/storage/zfs/graph", 1),
     ("/var/lib/containers/storage/overlay-containers", 1),
+    ("/var/lib/containers/storage/vfs-containers", 1),
+    ("/var/lib/containers/storage/btrfs-containers", 1),
+    ("/var/lib/containers/storage/zfs-containers", 1),
     ("/var/lib/containers/storage/volumes", 1),
     ("/var/lib/docker/overlay2", 1),
+    ("/var/lib/docker/rootfs/*", 1),
+    ("/var/lib/docker/vfs/dir", 1),
+    ("/var/lib/docker/btrfs/subvolumes", 1),
+    ("/var/lib/docker/zfs/graph", 1),
     ("/var/lib/docker/containers", 1),
     ("/var/lib/docker/volumes", 1),
     ("/var/lib/kubelet/pods", 1),
@@ -157,11 +187,15 @@ pub const RUNTIME_OBJECTS: &[(&str, usize)] = &[
 /// Is `name`, an entry of one of [`RUNTIME_OBJECTS`]' directories, an
 /// object's own (an id, a number, a volume's name)? The same directories
 /// hold the engine's files about all of them (`containers.json`,
-/// `metadata.db`, `backingFsBlockDev`) and the overlay drivers' `l`
-/// directory of links to every layer: none of those is one object's.
-/// A volume whose name has a dot in it is refused with them.
+/// `containers.lock`, `metadata.db`, `backingFsBlockDev`) and the overlay
+/// drivers' `l` directory of links to every layer: none of those is one
+/// object's.
 pub fn is_object_name(name: &str) -> bool {
-    name != "l" && !name.contains('.') && !name.is_empty()
+    const ENGINE_FILES: &[&str] = &[".json", ".lock", ".db"];
+    !name.is_empty()
+        && name != "l"
+        && name != "backingFsBlockDev"
+        && !ENGINE_FILES.iter().any(|ext| name.ends_with(ext))
 }
 
 /// Runtime and orchestrator state that a bind must not reach into
@@ -503,4 +537,22 @@ fn existing(paths: impl Iterator<Item = String>) -> Vec<String> {
         .filter(|s| std::path::Path::new(s).exists())
         .map(|s| canonical(&s))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A plan written before the state became a map (a running
+    /// sandbox's) still reads.
+    #[test]
+    fn an_older_plans_state_list_reads() {
+        let with = |state: serde_json::Value| -> super::Host {
+            let mut v = serde_json::to_value(super::Host::default()).unwrap();
+            v["state"] = state;
+            serde_json::from_value(v).unwrap()
+        };
+        let h = with(serde_json::json!(["/var/lib/docker"]));
+        assert_eq!(h.state["/var/lib/docker"], "/var/lib/docker");
+        let h = with(serde_json::json!({"/var/lib/docker": "/data/docker"}));
+        assert_eq!(h.state["/var/lib/docker"], "/data/docker");
+    }
 }

@@ -101,7 +101,7 @@ pub fn resolve(spec: &SandboxSpec, caller: Caller) -> Result<Ids, SpecError> {
     if !ids.setgroups && !p.groups.is_empty() {
         return Err(SpecError::new(
             "process.groups",
-            "a rootless sandbox without newgidmap cannot set supplementary groups",
+            "a rootless sandbox cannot set supplementary groups unless its gid map holds ids beyond the caller's own (from /etc/subgid, through newgidmap): setgroups is denied in its user namespace",
         ));
     }
     Ok(ids)

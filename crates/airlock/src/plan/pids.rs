@@ -22,9 +22,11 @@ pub(super) fn default_pids(
     };
     let nproc = libc::RLIMIT_NPROC as i32;
     if spec.namespaces.user {
-        if !limits.iter().any(|l| l.0 == nproc) {
-            limits.push((nproc, n, n));
+        // The spec's own nproc rlimit wins, and is the whole default then.
+        if limits.iter().any(|l| l.0 == nproc) {
+            return (resources, limits);
         }
+        limits.push((nproc, n, n));
         // RLIMIT_NPROC counts per uid: a workload that keeps CAP_SETUID
         // and has many uids mapped spreads its processes over them, each
         // with a count of its own. A root caller's cgroup counts them all.
@@ -136,6 +138,13 @@ mod tests {
         assert_eq!(nproc(&p), [(default, default)]);
         // (A rootless caller's sandbox maps its one uid.)
         assert!(plan(&s, &with_pids(1000)).unwrap().cgroup.is_none());
+        // The spec's own nproc rlimit is the whole default: no cgroup.
+        s.process.rlimits.push(spec::Rlimit {
+            resource: "nproc".into(),
+            soft: 50_000,
+            hard: 50_000,
+        });
+        assert!(plan(&s, &with_pids(0)).unwrap().cgroup.is_none());
         // With the host's user namespace, where RLIMIT_NPROC would count
         // every process of the uid on the host: a root caller's cgroup.
         let mut s = spec();

@@ -183,7 +183,10 @@ pub(super) fn set_rlimits(plan: &ProcessPlan) -> Result<(), SetupError> {
 /// with it, rather than keep them beside the workload.
 pub fn drop_all_but_kill() {
     let kill = caps::Capability::CAP_KILL;
-    let only_kill: CapsHashSet = [kill].into_iter().collect();
+    // CAP_KILL where init has it (a root caller's without a user
+    // namespace may lack it): no capability can be raised here.
+    let had = caps::has_cap(None, CapSet::Permitted, kill).unwrap_or(false);
+    let only_kill: CapsHashSet = had.then_some(kill).into_iter().collect();
     let dropped = rustix::thread::set_no_new_privs(true).is_ok()
         && caps::clear(None, CapSet::Ambient).is_ok()
         && caps::set(None, CapSet::Effective, &only_kill).is_ok()
