@@ -142,10 +142,11 @@ def ptrace_init_and_host():
 
 @probe
 def tiocsti_injection():
-    TIOCSTI, TIOCLINUX = 0x5412, 0x541C
-    c = ctypes.c_char(b"x")
+    # TIOCSETD: the line discipline of a terminal that may be the caller's.
+    TIOCSTI, TIOCLINUX, TIOCSETD = 0x5412, 0x541C, 0x5423
+    c = ctypes.c_int(27)
     outs = []
-    for req in (TIOCSTI, TIOCSTI | (1 << 32), TIOCLINUX):
+    for req in (TIOCSTI, TIOCSTI | (1 << 32), TIOCLINUX, TIOCSETD):
         r, e = sys_call(16, 0, req, ctypes.addressof(c))
         outs.append((hex(req), e))
     report("tiocsti_injection", any(e != "EPERM" for _, e in outs), f"{outs}")

@@ -34,7 +34,7 @@ pub const RULES: &[Rule] = &[
     Rule { code: "no-new-privs-disabled", severity: Deny, catches: "process.no_new_privs = false: setuid binaries can raise privilege inside" },
     Rule { code: "seccomp-disabled", severity: Deny, catches: "seccomp.profile = \"none\": every syscall of the kernel is reachable" },
     Rule { code: "seccomp-permissive", severity: Deny, catches: "a custom seccomp profile that lets through what the default profile leaves out as escape surface: a permissive defaultAction (ALLOW, LOG, TRACE), or an allow rule for a call of the default's deny list (mount, unshare, keyctl, bpf, ptrace, ...; clone without the namespace flags masked off, socket or personality beyond the default's arguments)" },
-    Rule { code: "seccomp-argument-filters-off", severity: Deny, catches: "a custom seccomp profile with argument_filters = false: airlock's refusals by argument (TIOCSTI/TIOCLINUX, ...) are not added after it" },
+    Rule { code: "seccomp-argument-filters-off", severity: Deny, catches: "a custom seccomp profile with argument_filters = false: airlock's refusals by argument (TIOCSTI/TIOCLINUX/TIOCSETD, ...) are not added after it" },
     Rule { code: "cap-sys-admin", severity: Deny, catches: "CAP_SYS_ADMIN: mount, namespaces, and most of the kernel's attack surface" },
     Rule { code: "cap-sys-module", severity: Deny, catches: "CAP_SYS_MODULE: load kernel modules" },
     Rule { code: "cap-sys-rawio", severity: Deny, catches: "CAP_SYS_RAWIO: raw I/O ports and devices" },

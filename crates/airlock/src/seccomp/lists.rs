@@ -410,10 +410,19 @@ pub const SOCKET_FAMILIES: &[i32] = &[
 /// personality(2) values that do not weaken the address space (Docker's list).
 pub const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
-/// ioctl requests that push input into a terminal (CVE-2017-5226 class).
+/// ioctl requests that push input into a terminal (CVE-2017-5226 class),
+/// and TIOCSETD, which changes its line discipline: the workload may hold
+/// the caller's terminal (a run without `-t`), where a discipline it sets
+/// outlives the sandbox and leaves the caller's shell a dead terminal,
+/// and each discipline (n_gsm, n_hdlc) is kernel code with a history of
+/// privilege-escalation bugs.
 #[cfg_attr(not(feature = "libseccomp"), allow(dead_code))] // the filters' only
 #[allow(clippy::unnecessary_cast)] // c_ulong on glibc, c_int on musl
-pub const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI as u64, libc::TIOCLINUX as u64];
+pub const TERMINAL_INJECTION: &[u64] = &[
+    libc::TIOCSTI as u64,
+    libc::TIOCLINUX as u64,
+    libc::TIOCSETD as u64,
+];
 
 /// Mode bits that make a program run as its file's owner or group. In a
 /// bind written as the caller (`spec::BindOwner::Caller`) a root caller's
