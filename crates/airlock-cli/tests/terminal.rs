@@ -192,3 +192,49 @@ fn exec_without_a_terminal_never_holds_the_callers() {
     assert_eq!(status, 4, "{screen}");
     assert_eq!(al(&["rm", "-f", "nt"]).code, 0);
 }
+
+/// Piped input to a workload with a terminal of its own ends as a
+/// terminal's does, by its end-of-file character: `cat` ends (it waited
+/// for more for ever), for run and exec, after a whole line or a part.
+#[test]
+fn piped_input_ends_for_a_workload_with_a_terminal() {
+    require_root!();
+    let root = tempdir();
+    let r = root.path().display().to_string();
+    assert_eq!(
+        al(&r, &["run", "-d", "--name", "pe", "--", "sleep", "100"]).code,
+        0
+    );
+    for (verb, input) in [
+        (vec!["run", "-t", "--", "cat"], "hi\n"),
+        (vec!["run", "-t", "--", "cat"], "partial"),
+        (vec!["exec", "-t", "pe", "--", "cat"], "hi\n"),
+    ] {
+        let mut args = vec!["--state-root", r.as_str()];
+        args.extend_from_slice(&verb);
+        let mut child = airlock(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let mut status = None;
+        for _ in 0..500 {
+            status = child.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if status.is_none() {
+            // SAFETY: kill on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            child.wait().unwrap();
+        }
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{verb:?} {input:?}");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        assert!(out.contains(input.trim_end()), "{verb:?}: {out:?}");
+    }
+    al(&r, &["rm", "-f", "pe"]);
+}

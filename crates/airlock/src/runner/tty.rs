@@ -100,6 +100,9 @@ pub struct Proxy {
     winch: OwnedFd,
     input_open: bool,
     output_open: bool,
+    /// The last byte of input passed on: whether a line is pending when
+    /// the input ends.
+    last_input: u8,
 }
 
 impl Proxy {
@@ -110,6 +113,7 @@ impl Proxy {
             winch,
             input_open: true,
             output_open: true,
+            last_input: b'\n',
         };
         p.resize();
         Ok(p)
@@ -135,8 +139,13 @@ impl Proxy {
                 self.resize();
             }
             Ready::Input => match rustix::io::read(rustix::stdio::stdin(), &mut buf) {
-                Ok(0) | Err(_) => self.input_open = false,
+                Ok(0) => {
+                    self.input_open = false;
+                    self.end_of_input();
+                }
+                Err(_) => self.input_open = false,
                 Ok(n) => {
+                    self.last_input = buf[n - 1];
                     if write_all(self.master.as_fd(), &buf[..n]).is_err() {
                         self.input_open = false;
                     }
@@ -149,6 +158,21 @@ impl Proxy {
                     let _ = write_all(rustix::stdio::stdout(), &buf[..n]);
                 }
             },
+        }
+    }
+
+    /// Piped input ended (`echo hi | airlock run -t -- cat`): the terminal
+    /// hears it as a terminal does, by its end-of-file character, twice
+    /// after a line not ended (the first only ends the line). Without it
+    /// the workload would wait for more input for ever.
+    fn end_of_input(&mut self) {
+        let Ok(t) = rustix::termios::tcgetattr(&self.master) else {
+            return;
+        };
+        let eof = t.special_codes[rustix::termios::SpecialCodeIndex::VEOF];
+        let times = if self.last_input == b'\n' { 1 } else { 2 };
+        for _ in 0..times {
+            let _ = write_all(self.master.as_fd(), &[eof]);
         }
     }
 
