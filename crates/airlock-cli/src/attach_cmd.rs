@@ -45,6 +45,24 @@ pub struct AttachArgs {
 /// Set by the input thread when the detach keys were typed.
 static DETACHED: AtomicBool = AtomicBool::new(false);
 
+/// A signal that ends the attach (TERM, HUP, QUIT, INT sent to it), set
+/// by its handler: the loop ends on it, so the terminal leaves raw mode
+/// before the process goes (a default action would have left it raw).
+static ENDED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn note_end(sig: libc::c_int) {
+    ENDED_BY.store(sig, Ordering::Relaxed);
+}
+
+/// Catch the signals that would end the attach with the terminal raw.
+fn end_on_signals() {
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; the fn pointer has the handler's C signature.
+        unsafe { libc::signal(sig, note_end as *const () as libc::sighandler_t) };
+    }
+}
+
 /// How often the logs are looked at.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -66,6 +84,7 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e.into()),
     };
+    end_on_signals();
     let raw = match attached.terminal {
         true => airlock::terminal::RawMode::enter(),
         false => None,
@@ -95,6 +114,13 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
         }
         if DETACHED.load(Ordering::Relaxed) {
             return ExitCode::SUCCESS;
+        }
+        let sig = ENDED_BY.load(Ordering::Relaxed);
+        if sig != 0 {
+            // The sandbox goes on; we end as the signal asked, with the
+            // terminal given back first.
+            drop(raw);
+            return ExitCode::from(128 + sig as u8);
         }
         if let Some(w) = winch.as_mut() {
             let mut b = [0u8; 64];

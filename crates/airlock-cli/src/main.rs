@@ -125,17 +125,18 @@ fn main() -> ExitCode {
             },
         }
     };
-    if matches!(
+    // Not through a daemon: a write to its closed socket would be a
+    // SIGPIPE too, and end the client before it can say why.
+    let remote = cli.global.host.as_deref().is_some_and(|h| !h.is_empty());
+    let local_print = matches!(
         cli.command,
-        Command::Completions { .. }
-            | Command::Man { .. }
-            | Command::Ps(_)
-            | Command::Inspect(_)
-            | Command::Logs(_)
-            | Command::Events(_)
-            | Command::Stats(_)
-            | Command::Check(_)
-    ) {
+        Command::Ps(_) | Command::Inspect(_) | Command::Logs(_) | Command::Stats(_)
+    );
+    let own_print = matches!(
+        cli.command,
+        Command::Completions { .. } | Command::Man { .. } | Command::Check(_)
+    );
+    if own_print || (local_print && !remote) {
         airlock::signals::default_pipe_signal();
     }
     // Completions and the man page describe this binary: no daemon, no state.
