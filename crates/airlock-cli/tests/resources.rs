@@ -299,32 +299,7 @@ fn the_cgroup_namespace_is_rooted_at_the_sandboxs_cgroups() {
 #[test]
 fn the_default_cpu_weight_is_the_default_share() {
     require_root!();
-    use std::io::BufRead;
-    let mut child = airlock(&[
-        "run",
-        "--cpu-weight",
-        "100",
-        "--",
-        "sh",
-        "-c",
-        "echo ready; read x; exit 0",
-    ])
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let names = cgroup_names_of(&descendants(child.id() as i32));
-    let weights: Vec<(String, String)> = leftover_cgroups()
-        .into_iter()
-        .filter(|d| names.iter().any(|n| d.ends_with(&format!("/{n}"))))
-        .flat_map(|d| ["cpu.shares", "cpu.weight"].map(|f| format!("{d}/{f}")))
-        .filter_map(|f| Some((f.clone(), std::fs::read_to_string(f).ok()?)))
-        .collect();
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
+    let weights = running_cgroup_files(&["--cpu-weight", "100"], &["cpu.shares", "cpu.weight"]);
     assert!(!weights.is_empty(), "no cpu cgroup found");
     for (file, value) in weights {
         let want = if file.ends_with("cpu.shares") {
@@ -486,6 +461,14 @@ fn a_timeout_during_setup_says_so() {
 
 /// The pids.max of the running sandbox's pids cgroup, read on the host.
 fn running_pids_max(flags: &[&str]) -> String {
+    let max = running_cgroup_files(flags, &["pids.max"]);
+    assert_eq!(max.len(), 1, "one pids cgroup: {max:?}");
+    max[0].1.trim().to_string()
+}
+
+/// Start a sandbox with `flags`, and while it runs read `files` in each
+/// of its cgroups (those there): (path, content).
+fn running_cgroup_files(flags: &[&str], files: &[&str]) -> Vec<(String, String)> {
     use std::io::BufRead;
     let mut args = vec!["run"];
     args.extend_from_slice(flags);
@@ -500,15 +483,15 @@ fn running_pids_max(flags: &[&str]) -> String {
         .read_line(&mut line)
         .unwrap();
     let names = cgroup_names_of(&descendants(child.id() as i32));
-    let max: Vec<String> = leftover_cgroups()
+    let found: Vec<(String, String)> = leftover_cgroups()
         .into_iter()
         .filter(|d| names.iter().any(|n| d.ends_with(&format!("/{n}"))))
-        .filter_map(|d| std::fs::read_to_string(format!("{d}/pids.max")).ok())
+        .flat_map(|d| files.iter().map(move |f| format!("{d}/{f}")))
+        .filter_map(|f| Some((f.clone(), std::fs::read_to_string(f).ok()?)))
         .collect();
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
-    assert_eq!(max.len(), 1, "one pids cgroup: {max:?} of {names:?}");
-    max[0].trim().to_string()
+    found
 }
 
 #[test]

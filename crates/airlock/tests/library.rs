@@ -325,29 +325,38 @@ fn fifty_sandboxes_leave_nothing() {
     assert!(!open.iter().any(|p| p.starts_with(&root_str)), "{open:?}");
 }
 
+/// Options for a detached sandbox in the state root `root` (whose
+/// supervisor stays our child or not), and a spec that sleeps.
+fn detached_sleep(
+    root: &std::path::Path,
+) -> (impl Fn(bool) -> airlock::SpawnOptions, airlock::SandboxSpec) {
+    let mut ctx = airlock::Context::current();
+    ctx.state_root = root.to_path_buf();
+    let spawn = move |stays: bool| airlock::SpawnOptions {
+        context: Some(ctx.clone()),
+        lifecycle: Some(airlock::LifecycleOptions {
+            detach: true,
+            supervisor_stays_child: stays,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let spec = airlock::SandboxSpec::builder()
+        .args(["sleep", "100"])
+        .default_view()
+        .build();
+    (spawn, spec)
+}
+
 /// A detached sandbox whose supervisor forked away is signalled through
 /// its state, not through the runner's pid, which was reaped and may be
 /// anyone's by now; its pid is the supervisor's.
 #[test]
 fn a_sandbox_whose_supervisor_forked_away_is_signalled_through_its_state() {
     require_root!();
-    use airlock::{LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
     let root = tempdir();
-    let mut ctx = airlock::Context::current();
-    ctx.state_root = root.path().to_path_buf();
-    let opts = SpawnOptions {
-        context: Some(ctx),
-        lifecycle: Some(LifecycleOptions {
-            detach: true,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let spec = SandboxSpec::builder()
-        .args(["sleep", "100"])
-        .default_view()
-        .build();
-    let s = Sandbox::spawn_with(&spec, &opts).unwrap();
+    let (spawn, spec) = detached_sleep(root.path());
+    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
     let sb = s.state().unwrap().clone();
     assert_eq!(
         Some(s.pid() as i32),
@@ -367,23 +376,9 @@ fn a_sandbox_whose_supervisor_forked_away_is_signalled_through_its_state() {
 #[test]
 fn a_supervisor_that_stays_our_child_is_ours_to_reap() {
     require_root!();
-    use airlock::{LifecycleOptions, Sandbox, SandboxSpec, SpawnOptions};
+    use airlock::Sandbox;
     let root = tempdir();
-    let mut ctx = airlock::Context::current();
-    ctx.state_root = root.path().to_path_buf();
-    let spawn = |stays: bool| SpawnOptions {
-        context: Some(ctx.clone()),
-        lifecycle: Some(LifecycleOptions {
-            detach: true,
-            supervisor_stays_child: stays,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let spec = SandboxSpec::builder()
-        .args(["sleep", "100"])
-        .default_view()
-        .build();
+    let (spawn, spec) = detached_sleep(root.path());
     let parent_of = |pid: i32| -> i32 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let rest = stat.rsplit_once(") ").unwrap().1;

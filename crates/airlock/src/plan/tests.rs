@@ -96,32 +96,18 @@ fn rootless_setgroups_follows_the_gid_map() {
     let mut s = spec();
     s.process.uid = Some(0);
     s.process.gid = Some(0);
-    s.identity.uid_map = vec![
-        IdMap {
-            inside: 0,
-            outside: 1000,
-            count: 1,
-        },
-        IdMap {
-            inside: 1,
-            outside: 200_000,
-            count: 1000,
-        },
-    ];
-    s.identity.gid_map = vec![IdMap {
-        inside: 0,
-        outside: 1000,
-        count: 1,
-    }];
+    let map = |inside, outside, count| IdMap {
+        inside,
+        outside,
+        count,
+    };
+    s.identity.uid_map = vec![map(0, 1000, 1), map(1, 200_000, 1000)];
+    s.identity.gid_map = vec![map(0, 1000, 1)];
     let ctx = crate::Context::for_ids(1000, 1000);
     let p = plan(&s, &ctx).unwrap();
     assert!(p.use_newidmap);
     assert!(!p.process.setgroups);
-    s.identity.gid_map.push(IdMap {
-        inside: 1,
-        outside: 200_000,
-        count: 1000,
-    });
+    s.identity.gid_map.push(map(1, 200_000, 1000));
     assert!(plan(&s, &ctx).unwrap().process.setgroups);
 }
 
