@@ -238,3 +238,54 @@ fn piped_input_ends_for_a_workload_with_a_terminal() {
     }
     al(&r, &["rm", "-f", "pe"]);
 }
+
+/// Input a -t workload never reads fills its terminal's queue; the
+/// supervisor goes on watching (it used to block in a write to the
+/// master for good): the timeout still kills the sandbox, for run and
+/// exec alike.
+#[test]
+fn unread_input_does_not_hold_the_supervisor() {
+    require_root!();
+    let root = tempdir();
+    let r = root.path().display().to_string();
+    assert_eq!(
+        al(&r, &["run", "-d", "--name", "ur", "--", "sleep", "100"]).code,
+        0
+    );
+    for verb in [
+        vec!["run", "-t", "--timeout", "2", "--", "sleep", "30"],
+        vec!["exec", "-t", "ur", "--", "sleep", "3"],
+    ] {
+        let mut args = vec!["--state-root", r.as_str()];
+        args.extend_from_slice(&verb);
+        let mut child = airlock(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        // As `yes |`: until the pipe is closed on the other side.
+        let writer = std::thread::spawn(move || {
+            let line = [b'y', b'\n'].repeat(4096);
+            while std::io::Write::write_all(&mut input, &line).is_ok() {}
+        });
+        let mut status = None;
+        for _ in 0..750 {
+            status = child.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if status.is_none() {
+            // SAFETY: kill on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            child.wait().unwrap();
+        }
+        writer.join().unwrap();
+        let want = if verb[0] == "run" { 137 } else { 0 };
+        assert_eq!(status.and_then(|s| s.code()), Some(want), "{verb:?}");
+    }
+    al(&r, &["rm", "-f", "ur"]);
+}

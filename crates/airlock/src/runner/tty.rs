@@ -10,6 +10,7 @@
 
 use super::report::{SetupError, StepExt};
 use super::signals;
+use rustix::event::PollFlags;
 use rustix::pty::OpenptFlags;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -92,6 +93,8 @@ pub enum Ready {
     Output,
     /// The caller's window changed size.
     Resize,
+    /// The master takes input again (polled for writing).
+    Flush,
 }
 
 /// Copies between the caller's stdio and the master.
@@ -103,30 +106,44 @@ pub struct Proxy {
     /// The last byte of input passed on: whether a line is pending when
     /// the input ends.
     last_input: u8,
+    /// Input the master did not take yet. The master is non-blocking: a
+    /// workload that reads no input (or a terminal's queue the workload
+    /// fills with its own queries' answers) must not hold the supervisor
+    /// in a write, where it would check neither the timeout nor a stop.
+    pending: Vec<u8>,
 }
 
 impl Proxy {
     pub fn new(master: OwnedFd) -> Result<Proxy, SetupError> {
         let winch = signals::catch_winch().step(|| "tty: catch SIGWINCH".into())?;
+        let flags = rustix::fs::fcntl_getfl(&master).step(|| "tty: master flags".into())?;
+        rustix::fs::fcntl_setfl(&master, flags | rustix::fs::OFlags::NONBLOCK)
+            .step(|| "tty: non-blocking master".into())?;
         let p = Proxy {
             master,
             winch,
             input_open: true,
             output_open: true,
             last_input: b'\n',
+            pending: Vec::new(),
         };
         p.resize();
         Ok(p)
     }
 
-    /// The fds to poll, with what each one being readable means.
-    pub fn fds(&self) -> Vec<(Ready, BorrowedFd<'_>)> {
-        let mut out = vec![(Ready::Resize, self.winch.as_fd())];
-        if self.input_open {
-            out.push((Ready::Input, rustix::stdio::stdin()));
+    /// The fds to poll, with what each one being ready means and for
+    /// what: reading, or writing (the master, while input waits for it;
+    /// the caller's input is not read meanwhile).
+    pub fn fds(&self) -> Vec<(Ready, BorrowedFd<'_>, PollFlags)> {
+        let mut out = vec![(Ready::Resize, self.winch.as_fd(), PollFlags::IN)];
+        if self.input_open && self.pending.is_empty() {
+            out.push((Ready::Input, rustix::stdio::stdin(), PollFlags::IN));
         }
         if self.output_open {
-            out.push((Ready::Output, self.master.as_fd()));
+            out.push((Ready::Output, self.master.as_fd(), PollFlags::IN));
+        }
+        if !self.pending.is_empty() {
+            out.push((Ready::Flush, self.master.as_fd(), PollFlags::OUT));
         }
         out
     }
@@ -146,12 +163,13 @@ impl Proxy {
                 Err(_) => self.input_open = false,
                 Ok(n) => {
                     self.last_input = buf[n - 1];
-                    if write_all(self.master.as_fd(), &buf[..n]).is_err() {
-                        self.input_open = false;
-                    }
+                    self.pending.extend_from_slice(&buf[..n]);
+                    self.flush();
                 }
             },
+            Ready::Flush => self.flush(),
             Ready::Output => match rustix::io::read(&self.master, &mut buf) {
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
                 // EIO: every process holding the terminal has closed it.
                 Ok(0) | Err(_) => self.output_open = false,
                 Ok(n) => {
@@ -171,8 +189,24 @@ impl Proxy {
         };
         let eof = t.special_codes[rustix::termios::SpecialCodeIndex::VEOF];
         let times = if self.last_input == b'\n' { 1 } else { 2 };
-        for _ in 0..times {
-            let _ = write_all(self.master.as_fd(), &[eof]);
+        self.pending.extend(std::iter::repeat_n(eof, times));
+        self.flush();
+    }
+
+    /// Give the master what it takes of the pending input, now.
+    fn flush(&mut self) {
+        while !self.pending.is_empty() {
+            match rustix::io::write(&self.master, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => {
+                    self.pending.clear();
+                    self.input_open = false;
+                }
+            }
         }
     }
 
@@ -204,12 +238,12 @@ fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
 
 /// Proxy until the process `pidfd` refers to has ended (an exec's runner).
 pub fn proxy_until_exit(proxy: &mut Proxy, pidfd: &OwnedFd) -> Result<(), SetupError> {
-    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::event::{poll, PollFd};
     loop {
         let watched = proxy.fds();
         let mut fds: Vec<PollFd> = watched
             .iter()
-            .map(|(_, fd)| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+            .map(|(_, fd, flags)| PollFd::from_borrowed_fd(*fd, *flags))
             .collect();
         fds.push(PollFd::new(pidfd, PollFlags::IN));
         match poll(&mut fds, None) {
@@ -221,7 +255,7 @@ pub fn proxy_until_exit(proxy: &mut Proxy, pidfd: &OwnedFd) -> Result<(), SetupE
             .iter()
             .zip(&fds)
             .filter(|(_, f)| !f.revents().is_empty())
-            .map(|((r, _), _)| *r)
+            .map(|((r, _, _), _)| *r)
             .collect();
         drop(fds);
         for r in ready {

@@ -209,9 +209,9 @@ impl<'a> Watch<'a> {
             }
         }
         if let Some(t) = &self.tty {
-            for (r, fd) in t.fds() {
+            for (r, fd, flags) in t.fds() {
                 srcs.push(Src::Tty(r));
-                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                fds.push(PollFd::from_borrowed_fd(fd, flags));
             }
         }
         match poll(&mut fds, timeout.as_ref()) {
