@@ -289,3 +289,49 @@ fn unread_input_does_not_hold_the_supervisor() {
     }
     al(&r, &["rm", "-f", "ur"]);
 }
+
+/// A workload run without -t holds the caller's terminal: the modes it
+/// sets there (no echo) and exclusive mode (which keeps every later open
+/// out but root's) do not outlive the sandbox.
+#[test]
+fn the_callers_terminal_modes_outlive_no_workload() {
+    let driver = r#"
+import fcntl, os, struct, subprocess, sys, termios
+master, slave = os.openpty()
+before = termios.tcgetattr(slave)
+work = ("import fcntl, termios\n"
+        "a = termios.tcgetattr(0); a[3] &= ~termios.ECHO\n"
+        "termios.tcsetattr(0, termios.TCSANOW, a)\n"
+        "fcntl.ioctl(0, termios.TIOCEXCL)\n"
+        "print('changed', flush=True)\n")
+r = subprocess.run([sys.argv[1], "run", "--", "/usr/bin/python3", "-c", work],
+                   stdin=slave, stdout=slave, stderr=slave)
+excl = struct.unpack("i", fcntl.ioctl(slave, 0x80045440, b"\0\0\0\0"))[0]
+out = os.read(master, 65536).decode(errors="replace")
+print("code", r.returncode, "changed", "changed" in out,
+      "restored", termios.tcgetattr(slave) == before, "exclusive", excl)
+"#;
+    for as_user in callers() {
+        let mut c = match as_user {
+            true => {
+                let mut c = std::process::Command::new("setpriv");
+                c.args([
+                    format!("--reuid={USER}"),
+                    format!("--regid={USER}"),
+                    "--clear-groups".into(),
+                    "/usr/bin/python3".into(),
+                ]);
+                c
+            }
+            false => std::process::Command::new("/usr/bin/python3"),
+        };
+        c.args(["-c", driver]).arg(airlock_bin());
+        let r = output(c);
+        assert_eq!(
+            r.stdout.trim(),
+            "code 0 changed True restored True exclusive 0",
+            "as user {as_user}: {}",
+            r.stderr
+        );
+    }
+}

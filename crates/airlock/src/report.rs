@@ -419,6 +419,8 @@ pub struct Attended {
     timeout: Cell<Option<f64>>,
     terminal: Cell<bool>,
     raw: RefCell<Option<crate::terminal::RawMode>>,
+    /// Without `-t`: the caller's terminal modes, given back at the end.
+    kept: RefCell<Option<crate::terminal::RawMode>>,
     /// The exit status once something decided it (a failure).
     code: Cell<Option<i32>>,
     /// The caller's names for spec fields (`Plan::field_names`).
@@ -432,6 +434,7 @@ impl Attended {
             timeout: Cell::new(None),
             terminal: Cell::new(false),
             raw: RefCell::new(None),
+            kept: RefCell::new(None),
             code: Cell::new(None),
             field_names: RefCell::new(Vec::new()),
         }
@@ -448,9 +451,13 @@ impl Attended {
     /// workload can write anything: its first lines must not go through
     /// the caller's line discipline. Not sooner than needed: while the
     /// start waits (on `--block-fd`), Ctrl-C must still be a signal.
+    /// Without one, the workload holds the caller's terminal: its modes
+    /// are noted, to be given back at the end whatever the workload did.
     pub fn enter_raw(&self) {
         if self.terminal.get() && self.raw.borrow().is_none() {
             *self.raw.borrow_mut() = crate::terminal::RawMode::enter();
+        } else if !self.terminal.get() && self.kept.borrow().is_none() {
+            *self.kept.borrow_mut() = crate::terminal::RawMode::keep();
         }
     }
 
@@ -486,6 +493,7 @@ impl Attended {
 
     fn finish(&self, code: i32) -> i32 {
         self.raw.take();
+        self.kept.take();
         self.code.get().unwrap_or(code)
     }
 }

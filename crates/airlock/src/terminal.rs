@@ -26,9 +26,29 @@ impl RawMode {
     }
 }
 
+impl RawMode {
+    /// Note stdin's terminal modes as they are, to give them back when
+    /// dropped: a workload that holds the caller's terminal (a run
+    /// without `-t`) may change them, or make it exclusive, and neither
+    /// should outlive the sandbox. `None` when stdin is not a terminal.
+    pub fn keep() -> Option<RawMode> {
+        let stdin = rustix::stdio::stdin();
+        if !rustix::termios::isatty(stdin) {
+            return None;
+        }
+        Some(RawMode {
+            saved: tcgetattr(stdin).ok()?,
+        })
+    }
+}
+
 impl Drop for RawMode {
     fn drop(&mut self) {
         let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &self.saved);
+        // Exclusive mode (TIOCEXCL) would keep every later open of the
+        // terminal out, but root's (sudo, ssh, a new shell's /dev/tty).
+        // SAFETY: TIOCNXCL takes no argument and acts on stdin's terminal.
+        unsafe { libc::ioctl(0, libc::TIOCNXCL) };
     }
 }
 
