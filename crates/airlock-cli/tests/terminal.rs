@@ -218,19 +218,7 @@ fn piped_input_ends_for_a_workload_with_a_terminal() {
             .spawn()
             .unwrap();
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-        let mut status = None;
-        for _ in 0..500 {
-            status = child.try_wait().unwrap();
-            if status.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        if status.is_none() {
-            // SAFETY: kill on our own child's pid.
-            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-            child.wait().unwrap();
-        }
+        let status = ended_within(&mut child, 10);
         assert_eq!(status.and_then(|s| s.code()), Some(0), "{verb:?} {input:?}");
         let mut out = String::new();
         std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
@@ -270,19 +258,7 @@ fn unread_input_does_not_hold_the_supervisor() {
             let line = [b'y', b'\n'].repeat(4096);
             while std::io::Write::write_all(&mut input, &line).is_ok() {}
         });
-        let mut status = None;
-        for _ in 0..750 {
-            status = child.try_wait().unwrap();
-            if status.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        if status.is_none() {
-            // SAFETY: kill on our own child's pid.
-            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-            child.wait().unwrap();
-        }
+        let status = ended_within(&mut child, 15);
         writer.join().unwrap();
         let want = if verb[0] == "run" { 137 } else { 0 };
         assert_eq!(status.and_then(|s| s.code()), Some(want), "{verb:?}");
@@ -334,4 +310,20 @@ print("code", r.returncode, "changed", "changed" in out,
             r.stderr
         );
     }
+}
+
+/// `child`'s status if it ends within `secs` seconds; killed (and `None`)
+/// if not, so that a hung test leaves nothing behind.
+fn ended_within(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    let _ = wait_until(secs, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if status.is_none() {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+    }
+    status
 }
