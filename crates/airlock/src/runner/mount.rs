@@ -527,11 +527,17 @@ fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Re
             "{dest} is there and not a regular file"
         )));
     }
+    fill(&f, content, mode)
+}
+
+/// Write all of `content` into the file `f` and give it `mode` (the
+/// umask took bits off the one it was created with).
+fn fill(f: &OwnedFd, content: &[u8], mode: u32) -> io::Result<()> {
     let mut off = 0;
     while off < content.len() {
-        off += rustix::io::write(&f, &content[off..])?;
+        off += rustix::io::write(f, &content[off..])?;
     }
-    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
+    rustix::fs::fchmod(f, Mode::from_raw_mode(mode))?;
     Ok(())
 }
 
@@ -546,11 +552,7 @@ fn bind_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32, n: usize) 
         OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
     )?;
-    let mut off = 0;
-    while off < content.len() {
-        off += rustix::io::write(&f, &content[off..])?;
-    }
-    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
+    fill(&f, content, mode)?;
     drop(f);
     let tree = rustix::mount::open_tree(
         rustix::fs::CWD,
