@@ -198,6 +198,11 @@ async fn run(
             "the daemon uses the store of its configuration",
         ),
         (
+            a.cgroup_parent.is_some(),
+            "--cgroup-parent",
+            "the daemon makes cgroups under its configuration's cgroup_parent",
+        ),
+        (
             a.verbose,
             "--verbose",
             "the setup trace is the runner's, beside the daemon",

@@ -265,6 +265,99 @@ fn a_limit_the_host_cannot_apply_is_an_error() {
     assert_no_cgroup_left(&before);
 }
 
+/// `--cgroup-parent` makes the sandbox's cgroups under the cgroup it
+/// names instead of the caller's (on v2 a cgroup with processes can give
+/// its children no controller), in every hierarchy the sandbox has one
+/// in. A parent that is missing or not a cgroup path is refused naming
+/// the flag, and leaves nothing.
+#[test]
+fn cgroup_parent_places_the_sandboxs_cgroups() {
+    require_root!();
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    // Beneath the caller's pids cgroup (this project's machines account
+    // for their processes by their cgroup: nothing is made outside it),
+    // or, on a pure v2 host, at the root, whose subtree_control gives
+    // controllers where a login session's scope cannot.
+    let base = layout.v1.get("pids").map_or("/", |h| h.own.as_str());
+    if layout.v1.contains_key("pids") && layout.v2.as_ref().is_some_and(|h| h.own != base) {
+        eprintln!("SKIPPED: the caller's pids and v2 cgroups differ; no parent beneath both");
+        return;
+    }
+    let parent = format!(
+        "{}/cgparent-test-{}",
+        base.trim_end_matches('/'),
+        std::process::id()
+    );
+    let dirs: Vec<std::path::PathBuf> = layout
+        .v1
+        .get("pids")
+        .into_iter()
+        .chain(layout.v2.iter())
+        .map(|h| h.mount.join(parent.trim_start_matches('/')))
+        .collect();
+    let flags = [
+        "--cgroup-parent",
+        parent.as_str(),
+        "--pids",
+        "16",
+        "--share-cgroup",
+    ];
+    let before = leftover_cgroups();
+    let missing = sh(&flags, "echo should-not-run");
+    assert_eq!(missing.code, 125, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("--cgroup-parent") || missing.stderr.contains("--pids"),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        missing.stderr.contains("does not exist"),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.stdout.is_empty());
+    let relative = sh(&["--cgroup-parent", "airlock.slice"], "echo should-not-run");
+    assert_eq!(relative.code, 125);
+    assert!(
+        relative
+            .stderr
+            .contains("--cgroup-parent: \"airlock.slice\" is not a cgroup path"),
+        "{}",
+        relative.stderr
+    );
+    assert_no_cgroup_left(&before);
+
+    for d in &dirs {
+        std::fs::create_dir(d).unwrap();
+    }
+    let r = sh(&flags, "cat /proc/self/cgroup");
+    let children: Vec<String> = dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    for d in &dirs {
+        let _ = std::fs::remove_dir(d);
+    }
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let within = format!("{parent}/airlock-");
+    let placed = |kind: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(kind))
+            .is_some_and(|l| l.split(':').nth(2).unwrap().starts_with(&within))
+    };
+    if layout.v1.contains_key("pids") {
+        assert!(placed("pids"), "{}", r.stdout);
+    }
+    if layout.v2.is_some() {
+        assert!(placed(""), "{}", r.stdout);
+    }
+    assert!(children.is_empty(), "left behind: {children:?}");
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+}
+
 /// The sandbox's cgroup namespace is rooted at its own cgroups in every
 /// hierarchy, v1 ones included (which take PID 1 only after its clone):
 /// the workload, and what `exec` starts, see `/` and nothing above.

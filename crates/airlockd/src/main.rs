@@ -113,24 +113,22 @@ fn load(args: &Args) -> anyhow::Result<config::Config> {
 }
 
 /// The cgroups sandboxes are made under: the daemon's own, or
-/// `cgroup_parent` in every hierarchy.
-fn layout(c: &config::Config) -> airlock::cgroup::Layout {
-    let mut l = airlock::cgroup::Layout::detect().unwrap_or_default();
-    if let Some(parent) = &c.cgroup_parent {
-        for h in l.v2.iter_mut().chain(l.v1.values_mut()) {
-            h.own = parent.clone();
-            // The parent of the sandboxes' cgroups, made if it is missing.
-            if let Err(e) = std::fs::create_dir_all(h.own_dir()) {
-                tracing::warn!("cgroup_parent {}: {e}", h.own_dir().display());
-            }
-        }
-        if let Some(h) = &l.v2 {
-            l.v2_controllers = std::fs::read_to_string(h.own_dir().join("cgroup.controllers"))
-                .map(|s| s.split_whitespace().map(String::from).collect())
-                .unwrap_or_default();
-        }
+/// `cgroup_parent` in every hierarchy (made where it is missing). A
+/// parent that is not a cgroup path, or cannot be made, stops the daemon:
+/// every sandbox with limits would fail on it.
+fn layout(c: &config::Config) -> anyhow::Result<airlock::cgroup::Layout> {
+    let l = airlock::cgroup::Layout::detect().unwrap_or_default();
+    let Some(parent) = &c.cgroup_parent else {
+        return Ok(l);
+    };
+    let named = |e: String| anyhow::anyhow!("cgroup_parent: {e}");
+    airlock::cgroup::check_parent(parent).map_err(named)?;
+    for h in l.v2.iter().chain(l.v1.values()) {
+        let dir = h.mount.join(parent.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| named(format!("cannot make {}: {e}", dir.display())))?;
     }
-    l
+    l.under(parent).map_err(named)
 }
 
 /// glibc gives every thread that allocates an arena of its own, up to
@@ -218,9 +216,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             Some((name.to_string(), gid))
         }
     };
+    let layout = layout(&c)?;
     let root = airlock::state::StateRoot::open(&c.state_root)?;
     let listener = peer::bind(&c.listen, c.socket_mode, group.as_ref().map(|g| g.1))?;
-    let layout = layout(&c);
     let listen = c.listen.clone();
     let d = Arc::new(daemon::Daemon::new(c, root, layout, group, nofile));
     let adopted = {

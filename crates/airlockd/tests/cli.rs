@@ -233,6 +233,7 @@ fn the_lifecycle_verbs_through_a_daemon() {
         &["--print-spec"][..],
         &["--report", "/tmp/airlock-remote-report.json"],
         &["--store", "/tmp"],
+        &["--cgroup-parent", "/"],
         &["-v"],
     ] {
         let mut args = vec!["run", "-d"];
@@ -922,4 +923,31 @@ fn a_callers_connections_are_bounded() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     drop(root.stdin.take());
     root.wait().unwrap();
+}
+
+/// A `cgroup_parent` that is not a cgroup path stops the daemon before it
+/// listens (every sandbox with limits would fail on it), naming the key.
+#[test]
+fn a_bad_cgroup_parent_stops_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("airlockd.toml");
+    let socket = dir.path().join("airlockd.sock");
+    let toml = format!(
+        "group = \"\"\nlisten = {:?}\nstate_root = {:?}\ncgroup_parent = \"airlock.slice\"\n",
+        socket,
+        dir.path().join("state")
+    );
+    std::fs::write(&config, toml).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_airlockd"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cgroup_parent: \"airlock.slice\" is not a cgroup path"),
+        "{stderr}"
+    );
+    assert!(!socket.exists());
 }

@@ -232,6 +232,13 @@ pub struct RunArgs {
     /// The memory nodes it may allocate from, e.g. 0 (cpuset.mems).
     #[arg(long, value_name = "LIST", help_heading = "Resources")]
     pub(crate) cpuset_mems: Option<String>,
+    /// Make the sandbox's cgroups under this cgroup, a path from each
+    /// hierarchy's root such as /airlock.slice, instead of under the
+    /// caller's own: on cgroup v2 a cgroup that holds processes (a login
+    /// session's scope) cannot give its children a controller. It must
+    /// exist.
+    #[arg(long, value_name = "PATH", help_heading = "Resources")]
+    pub(crate) cgroup_parent: Option<String>,
     /// Set an rlimit: RESOURCE=SOFT[:HARD], e.g. nofile=1024 or
     /// nproc=64:128; without HARD, the hard limit is SOFT too.
     #[arg(long, value_name = "RES=SOFT[:HARD]", value_parser = rlimit_arg, action = clap::ArgAction::Append, help_heading = "Resources")]

@@ -75,6 +75,12 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     if let Some(store) = &a.store {
         ctx.store = store.into();
     }
+    if let Some(parent) = &a.cgroup_parent {
+        match ctx.cgroup.under(parent) {
+            Ok(layout) => ctx.cgroup = layout,
+            Err(e) => return refuse(format!("--cgroup-parent: {e}")),
+        }
+    }
     let (spec, labels) = match build_spec_labeled(&a, m) {
         Ok(s) => s,
         Err(e) => return refuse(e),

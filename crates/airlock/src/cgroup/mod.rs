@@ -117,6 +117,51 @@ impl Layout {
             .unwrap_or_default();
         Ok(layout)
     }
+
+    /// The same hierarchies with `parent`, a cgroup path from each
+    /// hierarchy's root as `/proc/self/cgroup` writes them, in place of
+    /// the caller's cgroup: where sandboxes' cgroups are made instead
+    /// (`airlock run --cgroup-parent`, airlockd's `cgroup_parent`). On a
+    /// pure v2 host a caller whose cgroup holds processes (a login
+    /// session's scope) cannot give its children a controller; a parent
+    /// that holds none can. It must exist in the v2 hierarchy, whose
+    /// controllers it gives; the v1 ones are checked as their cgroups
+    /// are made.
+    pub fn under(&self, parent: &str) -> Result<Layout, String> {
+        check_parent(parent)?;
+        let mut layout = self.clone();
+        for h in layout.v2.iter_mut().chain(layout.v1.values_mut()) {
+            h.own = parent.to_string();
+        }
+        if let Some(h) = &layout.v2 {
+            let dir = h.own_dir();
+            let controllers =
+                std::fs::read_to_string(dir.join("cgroup.controllers")).map_err(|e| {
+                    match e.kind() {
+                        io::ErrorKind::NotFound => format!("{} does not exist", dir.display()),
+                        _ => format!("cannot read {}: {}", dir.display(), describe(&e)),
+                    }
+                })?;
+            layout.v2_controllers = controllers.split_whitespace().map(String::from).collect();
+        }
+        Ok(layout)
+    }
+}
+
+/// Is `parent` a cgroup path [`Layout::under`] takes: from a hierarchy's
+/// root, without `.`, `..` or empty components?
+pub fn check_parent(parent: &str) -> Result<(), String> {
+    let normal = parent.starts_with('/')
+        && parent.split('/').skip(1).all(|c| !matches!(c, "." | ".."))
+        && !parent.contains("//")
+        && !parent.contains('\0')
+        && (parent == "/" || !parent.ends_with('/'));
+    match normal {
+        true => Ok(()),
+        false => Err(format!(
+            "{parent:?} is not a cgroup path: it starts with / and names no . or .. (e.g. /airlock.slice)"
+        )),
+    }
 }
 
 /// The v1 name of a v2 controller.
@@ -257,6 +302,12 @@ fn mkdir_error(dir: &Path, step: &str, e: &io::Error) -> SetupError {
     if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) {
         reason.push_str(" (the caller's cgroup is not delegated to it)");
     }
+    if let Some(parent) = dir.parent().filter(|p| !p.exists()) {
+        reason.push_str(&format!(
+            " (the cgroup it is made under, {}, does not exist)",
+            parent.display()
+        ));
+    }
     SetupError::new(step, reason)
 }
 
@@ -284,7 +335,7 @@ fn enable_controllers(dir: &Path, controllers: &[String], step: &str) -> Result<
             // a caller in a cgroup with processes (a login session's
             // scope) cannot give its children domain controllers.
             reason.push_str(
-                " (it holds processes, the caller's among them, and cgroup v2 gives a controller to the children of a cgroup only while it holds none: run airlock from the root of a cgroup namespace, or give the limits to a cgroup whose parent holds no processes)",
+                " (it holds processes, the caller's among them, and cgroup v2 gives a controller to the children of a cgroup only while it holds none: make the sandbox's cgroups under one that holds none: `airlock run --cgroup-parent /airlock.slice`, airlockd's cgroup_parent, `Layout::under` in the library)",
             );
         }
         SetupError::new(step, reason)
@@ -601,6 +652,32 @@ mod tests {
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
     const HYBRID_CGROUP: &str = "8:pids:/\n4:memory:/process_api/x\n1:cpu,cpuacct:/\n0::/\n";
+
+    #[test]
+    fn a_layout_under_another_parent() {
+        // A v1-only layout: nothing to read for v2's controllers.
+        let mut l = parse_layout(HYBRID_MOUNTINFO, HYBRID_CGROUP);
+        l.v2 = None;
+        let under = l.under("/airlock.slice/web").unwrap();
+        assert_eq!(
+            under.v1["memory"].own_dir(),
+            PathBuf::from("/sys/fs/cgroup/memory/airlock.slice/web")
+        );
+        assert_eq!(under.v1["pids"].own, "/airlock.slice/web");
+        assert_eq!(
+            l.under("/").unwrap().v1["memory"].own_dir(),
+            PathBuf::from("/sys/fs/cgroup/memory/")
+        );
+        for bad in ["", "airlock", "/a/../b", "/a/./b", "/a//b", "/a/", "/.."] {
+            let e = l.under(bad).unwrap_err();
+            assert!(e.contains("is not a cgroup path"), "{bad:?}: {e}");
+        }
+        // The v2 parent must exist: it gives the controllers.
+        let mut v2 = parse_layout(HYBRID_MOUNTINFO, HYBRID_CGROUP);
+        v2.v2.as_mut().unwrap().mount = PathBuf::from("/nonexistent-cgroup2");
+        let e = v2.under("/x").unwrap_err();
+        assert!(e.contains("/nonexistent-cgroup2/x does not exist"), "{e}");
+    }
 
     #[test]
     fn hybrid_layout() {
