@@ -81,6 +81,31 @@ fn a_decompression_bomb_is_refused_before_it_is_written() {
     let e = r.unwrap_err();
     assert!(e.contains("decompression bomb"), "{e}");
     assert_eq!(layers, 0);
+    // Entries whose body is never written (a device node, a directory,
+    // an unknown type) are read through, decompressed and hashed all the
+    // same: their bodies count too.
+    for kind in [
+        tar::EntryType::Char,
+        tar::EntryType::Directory,
+        tar::EntryType::new(b'X'),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("dev/big").unwrap();
+        h.set_entry_type(kind);
+        h.set_size(4 << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut body = h.as_bytes().to_vec();
+        body.extend(std::iter::repeat_n(0u8, 4 << 20));
+        body.extend([0u8; 1024]);
+        let (r, layers) = pull(vec![body], limits);
+        let e = r.unwrap_err();
+        assert!(
+            e.contains("\"dev/big\"") && e.contains("decompression bomb"),
+            "{kind:?}: {e}"
+        );
+        assert_eq!(layers, 0);
+    }
     // Control: the same files compressing as real data does pass.
     let noise: Vec<_> = (0..64)
         .map(|i| {

@@ -814,6 +814,33 @@ fn corrupt_truncated_and_wrong_digest() {
     assert_eq!(env.layers(), 0);
 }
 
+/// Modes as tar means them: a directory named twice takes its last
+/// entry's (the first used to win), and a FIFO's is not narrowed by the
+/// umask.
+#[test]
+fn a_layer_keeps_the_modes_it_gives() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    let entries = [
+        E::Dir("w", 0o700),
+        E::File("w/f", b"x", 0o644),
+        E::Dir("w", 0o1777),
+        E::Fifo("p"),
+    ];
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "m",
+            vec![busybox_layer(), layer(&entries)],
+            json!({"Cmd": ["/bin/stat", "-c", "%a %n", "/w", "/p"]}),
+        )],
+    );
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "1777 /w\n666 /p\n");
+}
+
 #[test]
 fn image_ls_rm_prune() {
     require_root!();
@@ -838,6 +865,12 @@ fn image_ls_rm_prune() {
         r.stdout
     );
     assert_eq!(env.layers(), 1);
+    // `sha256:` alone is no id: it forgets nothing (it used to match
+    // every image).
+    let r = output(airlock(&["image", "--store", &store, "rm", "sha256:"]));
+    assert!(!r.stdout.contains("removed 1"), "{}", r.stdout);
+    let r = output(airlock(&["image", "--store", &store, "ls"]));
+    assert!(r.stdout.contains("listed:7"), "{}", r.stdout);
     let r = output(airlock(&["image", "--store", &store, "rm", "listed:7"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Work in tmp/ of a process still there (this test) stays; that of

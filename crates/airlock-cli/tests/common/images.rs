@@ -67,7 +67,8 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
                 b.append(&h, std::io::empty()).unwrap();
             }
             E::Fifo(p) => {
-                let mut h = header(p, tar::EntryType::Fifo, 0o644, 0);
+                // Group- and world-writable: the umask must not narrow it.
+                let mut h = header(p, tar::EntryType::Fifo, 0o666, 0);
                 h.set_cksum();
                 b.append(&h, std::io::empty()).unwrap();
             }

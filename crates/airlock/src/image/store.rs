@@ -484,15 +484,21 @@ impl Store {
             source: source.to_string(),
             layers: image.layers.iter().map(|l| l.diff_id.clone()).collect(),
         };
-        let p = self
-            .root
-            .join("images")
-            .join(format!("{}.json", digest_hex(&image.id)?));
+        let hex = digest_hex(&image.id)?;
+        let dir = self.root.join("images");
+        let p = dir.join(format!("{hex}.json"));
+        // Written aside and renamed in: a record cut short by a crash
+        // would be skipped by `images`, and `prune` would take its layers.
+        let tmp = dir.join(format!(".{hex}.json.{}", std::process::id()));
         std::fs::write(
-            &p,
+            &tmp,
             serde_json::to_vec_pretty(&rec).expect("records serialize"),
         )
-        .map_err(|e| ImageError::io(&p, e))
+        .and_then(|()| std::fs::rename(&tmp, &p))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ImageError::io(&p, e)
+        })
     }
 
     pub fn images(&self) -> Vec<ImageRecord> {
@@ -500,26 +506,44 @@ impl Store {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
             .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
     }
 
-    /// Forget the images whose id starts with, or whose name is, `what`.
+    /// Forget the images whose name is `what`, or else the one whose id
+    /// starts with it (at least 4 hex digits, `sha256:` aside). A prefix
+    /// of more than one id is refused: `image rm sha256:` must not forget
+    /// every image.
     pub fn remove(&self, what: &str) -> Result<usize, ImageError> {
-        let mut n = 0;
-        for rec in self.images() {
-            let hex = rec.id.trim_start_matches("sha256:");
-            if rec.name == what
-                || (what.len() >= 4 && (hex.starts_with(what.trim_start_matches("sha256:"))))
-            {
-                let p = self.root.join("images").join(format!("{hex}.json"));
-                std::fs::remove_file(&p).map_err(|e| ImageError::io(&p, e))?;
-                n += 1;
+        let records = self.images();
+        let hex_of = |r: &ImageRecord| r.id.trim_start_matches("sha256:").to_string();
+        let mut chosen: Vec<String> = records
+            .iter()
+            .filter(|r| r.name == what)
+            .map(hex_of)
+            .collect();
+        let prefix = what.strip_prefix("sha256:").unwrap_or(what);
+        if chosen.is_empty() && prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            chosen = records
+                .iter()
+                .map(hex_of)
+                .filter(|hex| hex.starts_with(prefix))
+                .collect();
+            if chosen.len() > 1 {
+                return Err(ImageError::Refused(format!(
+                    "{what:?} starts {} image ids; give more of the one to remove",
+                    chosen.len()
+                )));
             }
         }
-        Ok(n)
+        for hex in &chosen {
+            let p = self.root.join("images").join(format!("{hex}.json"));
+            std::fs::remove_file(&p).map_err(|e| ImageError::io(&p, e))?;
+        }
+        Ok(chosen.len())
     }
 
     /// Remove layers no recorded image uses, and leftovers of interrupted

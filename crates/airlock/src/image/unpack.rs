@@ -19,6 +19,7 @@
 
 use super::ImageError;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path};
@@ -60,6 +61,35 @@ fn failed(entry: &str, step: impl Into<String>, e: rustix::io::Errno) -> ImageEr
     }
 }
 
+/// What unpacking neutralised, for the caller to be told: the first
+/// [`MAX_NOTES`] in full, then only how many more (a note per entry of a
+/// million-entry layer would be gigabytes in memory, in the store's
+/// records and on every run's stderr).
+#[derive(Debug, Default)]
+struct Notes {
+    list: Vec<String>,
+    more: usize,
+}
+
+const MAX_NOTES: usize = 32;
+
+impl Notes {
+    fn push(&mut self, note: String) {
+        match self.list.len() < MAX_NOTES {
+            true => self.list.push(note),
+            false => self.more += 1,
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.list
+                .push(format!("... and {} more entries like these", self.more));
+        }
+        self.list
+    }
+}
+
 /// The longest entry path (PATH_MAX) and the deepest, which no real
 /// image nears and which bound what one entry costs to resolve.
 const MAX_PATH: usize = 4096;
@@ -67,7 +97,7 @@ const MAX_DEPTH: usize = 512;
 
 /// Clean a tar path: relative, no `.`; `..` is refused; an absolute path
 /// is made relative and reported.
-fn clean(raw: &str, notes: &mut Vec<String>) -> Result<Vec<String>, ImageError> {
+fn clean(raw: &str, notes: &mut Notes) -> Result<Vec<String>, ImageError> {
     let mut parts = Vec::new();
     for c in Path::new(raw).components() {
         match c {
@@ -234,9 +264,10 @@ struct Unpacker {
     root: OwnedFd,
     opts: Options,
     /// Neutralised entries, for the caller to report.
-    notes: Vec<String>,
-    /// Directory modes, set last (see [`Unpacker::finish`]).
-    dir_modes: Vec<(String, u32)>,
+    notes: Notes,
+    /// Directory modes by path, set last (see [`Unpacker::finish`]): a
+    /// directory named twice takes its last entry's, as tar does.
+    dir_modes: BTreeMap<String, u32>,
     /// Symlinks of an outer archive between two of its own entries
     /// (podman and skopeo write `<id>/layer.tar -> ../<digest>.tar`):
     /// (the link's path, its target's path), both beneath the root.
@@ -279,8 +310,8 @@ impl Unpacker {
         Ok(Unpacker {
             root,
             opts,
-            notes: Vec::new(),
-            dir_modes: Vec::new(),
+            notes: Notes::default(),
+            dir_modes: BTreeMap::new(),
             links: Vec::new(),
             budget,
         })
@@ -290,7 +321,22 @@ impl Unpacker {
     fn entry(&mut self, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         self.budget.entry(&raw)?;
+        // A body nothing is written from (a whiteout's, a device node's, an
+        // unknown type's) is still decompressed and hashed as the reader
+        // passes over it: it counts as written, or gigabytes of zeros
+        // would pass there where a file's are refused.
+        let written = matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        );
         let parts = clean(&raw, &mut self.notes)?;
+        // Nor is one of the layer's root or of a whiteout.
+        let skipped = parts
+            .last()
+            .is_none_or(|n| self.opts.layer && n.starts_with(".wh."));
+        if entry.size() > 0 && (!written || skipped) {
+            self.budget.add_bytes(&raw, entry.size())?;
+        }
         let Some(name) = parts.last().cloned() else {
             return Ok(()); // the layer's root itself
         };
@@ -403,14 +449,14 @@ impl Unpacker {
         let path = t.parts.join("/");
         open_dir(&self.root, &path, &t.raw)?;
         t.chown()?;
-        self.dir_modes.push((path, t.mode));
+        self.dir_modes.insert(path, t.mode);
         Ok(())
     }
 
     /// A hard link, only to a file this layer already holds.
     fn hard_link(&self, t: &Target, entry: &tar::Entry<impl Read>) -> Result<(), ImageError> {
         let target = t.link_name(entry, "hard link")?;
-        let tparts = clean(&target, &mut Vec::new())?;
+        let tparts = clean(&target, &mut Notes::default())?;
         let src = rustix::fs::openat2(
             &self.root,
             tparts.join("/").as_str(),
@@ -476,6 +522,8 @@ impl Unpacker {
         for (link, to) in &self.links {
             self.link_archive_file(link, to)?;
         }
+        // A path sorts after its parent's: in reverse, children first, so
+        // a parent made read-only cannot stop a child's chmod.
         for (path, mode) in self.dir_modes.iter().rev() {
             let fd = rustix::fs::openat2(
                 &self.root,
@@ -488,7 +536,7 @@ impl Unpacker {
             rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(*mode))
                 .map_err(|e| failed(path, "chmod", e))?;
         }
-        Ok(self.notes)
+        Ok(self.notes.into_vec())
     }
 }
 
@@ -616,6 +664,14 @@ fn fifo(t: &Target) -> Result<(), ImageError> {
         0,
     )
     .map_err(|e| failed(&t.raw, "mkfifo", e))?;
+    // mknod's mode passed through the umask; the image's is the one.
+    rustix::fs::chmodat(
+        &t.dir,
+        t.name.as_str(),
+        Mode::from_raw_mode(t.mode),
+        AtFlags::empty(),
+    )
+    .map_err(|e| failed(&t.raw, "chmod", e))?;
     t.chown()
 }
 
@@ -625,11 +681,18 @@ mod tests {
 
     #[test]
     fn paths_are_cleaned() {
-        let mut notes = Vec::new();
+        let mut notes = Notes::default();
         assert_eq!(clean("./a/b", &mut notes).unwrap(), ["a", "b"]);
         assert_eq!(clean("/etc/passwd", &mut notes).unwrap(), ["etc", "passwd"]);
-        assert_eq!(notes.len(), 1);
+        assert_eq!(notes.list.len(), 1);
         assert!(clean("a/../../etc", &mut notes).is_err());
         assert!(clean("..", &mut notes).is_err());
+        // A note per entry is kept only for the first few.
+        for _ in 0..1000 {
+            clean("/etc/passwd", &mut notes).unwrap();
+        }
+        let all = notes.into_vec();
+        assert_eq!(all.len(), MAX_NOTES + 1);
+        assert_eq!(all[MAX_NOTES], "... and 969 more entries like these");
     }
 }
