@@ -391,6 +391,64 @@ fn init_does_not_read_itself_through_the_sandboxs_proc() {
     }
 }
 
+/// `exec` joins every namespace of the sandbox whatever the sandbox's
+/// tree holds. It used to judge "one we are in already" by
+/// /proc/thread-self/ns once in the sandbox's mount namespace, where the
+/// workload decides what that path is: pointed at the sandbox's own
+/// namespaces, every later join was skipped and the exec'd process ran in
+/// the caller's pid, net, uts, ipc, cgroup and time namespaces (rootless,
+/// it could kill the caller's processes outside any sandbox).
+#[test]
+fn exec_joins_the_sandboxs_namespaces_whatever_its_proc_says() {
+    let dir = tempdir();
+    let fake = dir.path().join("proc");
+    std::fs::create_dir_all(&fake).unwrap();
+    // The workload's own thread (pid 2, after our init), whose ns files
+    // a process joining the sandbox may read.
+    std::os::unix::fs::symlink("/p/2/task/2", fake.join("thread-self")).unwrap();
+    let fake = fake.display().to_string();
+    for as_user in callers() {
+        let al = |args: &[&str]| {
+            output(match as_user {
+                true => airlock_as_user(args),
+                false => airlock(args),
+            })
+        };
+        let name = format!("nsjoin-{}-{as_user}", std::process::id());
+        let started = al(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--hostname",
+            "inside",
+            "--proc",
+            "/p",
+            "--ro-bind",
+            &fake,
+            "/proc",
+            "--",
+            "sleep",
+            "100",
+        ]);
+        assert_eq!(started.code, 0, "as user {as_user}: {}", started.stderr);
+        let r = al(&[
+            "exec",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "hostname; readlink /p/self >/dev/null && echo in-its-pid-namespace",
+        ]);
+        let _ = al(&["rm", "-f", &name]);
+        assert_eq!(r.code, 0, "as user {as_user}: {}", r.stderr);
+        assert_eq!(
+            r.stdout, "inside\nin-its-pid-namespace\n",
+            "as user {as_user}"
+        );
+    }
+}
+
 /// Our init keeps none of a root caller's supplementary groups (host
 /// root's group among them), nor does the workload: init lives as long
 /// as the sandbox.

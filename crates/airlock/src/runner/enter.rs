@@ -220,16 +220,24 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
     // So are those it shares with whoever made it (not its own).
     let above = |ns: &crate::namespace::Namespace| !plan.namespaces.contains(ns);
     namespaces.sort_by_key(|(ns, _)| (!above(ns), *ns));
-    for (ns, fd) in &namespaces {
+    // One we are in already (a shared kind, from where it was made):
+    // nothing to join, and a user namespace cannot be joined again. Ours
+    // are all looked at before the first join: once in the sandbox's
+    // mount namespace, /proc/thread-self is a path in a tree the workload
+    // may have made, which could name its own namespaces and have every
+    // later join skipped (exec would then run in the caller's).
+    let ours: Vec<_> = namespaces
+        .iter()
+        .map(|(ns, _)| {
+            rustix::fs::stat(format!("/proc/thread-self/ns/{}", ns.proc_name()).as_str())
+                .map(|st| (st.st_dev, st.st_ino))
+        })
+        .collect();
+    for ((ns, fd), ours) in namespaces.iter().zip(ours) {
         let name = ns.proc_name();
-        // One we are in already (a shared kind, from where it was made):
-        // nothing to join, and a user namespace cannot be joined again.
-        let ours = rustix::fs::stat(format!("/proc/thread-self/ns/{name}").as_str());
-        let theirs = rustix::fs::fstat(fd);
-        if let (Ok(a), Ok(b)) = (ours, theirs) {
-            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
-                continue;
-            }
+        let theirs = rustix::fs::fstat(fd).map(|st| (st.st_dev, st.st_ino));
+        if matches!((ours, theirs), (Ok(a), Ok(b)) if a == b) {
+            continue;
         }
         report.progress(|| format!("setns {name}"));
         rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type()))
