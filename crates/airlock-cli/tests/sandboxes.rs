@@ -938,6 +938,38 @@ fn exec_checks_its_environment_and_ids() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// A process exec'd into a sandbox gets the workload's umask (the `run`
+/// caller's, when the spec gives none), not its own caller's: a caller
+/// with umask 0 used to have its exec'd process make world-writable files
+/// in the sandbox's binds.
+#[test]
+fn exec_takes_the_workloads_umask() {
+    let root = StateRoot::new();
+    let with_umask = |mask: &str, args: &[&str]| {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &format!("umask {mask}; exec \"$0\" \"$@\"")])
+            .arg(airlock_bin())
+            .args(["--state-root", root.path().to_str().unwrap()])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        output(c)
+    };
+    let status = ["grep", "Umask", "/proc/self/status"];
+    let r = with_umask("027", &["run", "-d", "--name", "m", "--", "sleep", "100"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut exec = vec!["exec", "m", "--"];
+    exec.extend(status);
+    let r = with_umask("0", &exec);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.split_whitespace().nth(1),
+        Some("0027"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(al(root.path(), &["rm", "-f", "m"]).code, 0);
+}
+
 /// An exec joins every namespace of the sandbox, those it shares with
 /// whoever made it too: a --share-net sandbox made in a network
 /// namespace of its caller's is entered into that one from the host's,

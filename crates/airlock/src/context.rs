@@ -43,6 +43,10 @@ pub struct Context {
     /// What one image may unpack into the store
     /// ([`crate::image::unpack::DEFAULT_LIMITS`] unless changed).
     pub image_limits: crate::image::unpack::Limits,
+    /// The umask of a workload whose spec gives none, recorded in its
+    /// plan so that a process exec'd into the sandbox gets it too (not
+    /// its own caller's); `None`: whatever the runner inherits.
+    pub umask: Option<u32>,
 }
 
 impl Context {
@@ -75,6 +79,7 @@ impl Context {
             cgroup_path: None,
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
+            umask: process_umask(),
         }
     }
 
@@ -92,8 +97,18 @@ impl Context {
             cgroup_path: None,
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
+            umask: None,
         }
     }
+}
+
+/// This process's umask, from `/proc/self/status` (umask(2) can only
+/// read it by setting it, which another thread creating a file at that
+/// moment would get).
+pub fn process_umask() -> Option<u32> {
+    let status = crate::sys::read_proc("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// `/run/airlock` for root; `$XDG_RUNTIME_DIR/airlock` for anyone else,

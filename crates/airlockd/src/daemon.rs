@@ -176,6 +176,8 @@ impl Daemon {
             cgroup_path: None,
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
+            // The usual one, not whatever the daemon was started with.
+            umask: Some(0o022),
         }
     }
 

@@ -551,7 +551,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             no_new_privs: p.no_new_privs,
             terminal: p.terminal,
             personality: p.personality,
-            umask: p.umask,
+            umask: p.umask.or(ctx.umask),
             home_from_passwd: p.home_from_passwd,
             scheduling: (!p.scheduling.is_unset()).then(|| p.scheduling.clone()),
             preserve_fds: 0,
