@@ -52,14 +52,10 @@ pub struct LogsArgs {
 
 #[derive(Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before the whole sandbox is killed.
-    #[arg(
-        short = 't',
-        long = "time",
-        value_name = "SECONDS",
-        default_value_t = 10
-    )]
-    pub(crate) time: u64,
+    /// Seconds to wait after SIGTERM before the whole sandbox is killed
+    /// [default: 10; with --host, the daemon's stop_grace].
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub(crate) time: Option<u64>,
     #[arg(value_name = "NAME", required = true)]
     pub(crate) names: Vec<String>,
 }
@@ -200,6 +196,14 @@ pub fn ps(a: PsArgs, ctx: Context) -> ExitCode {
 /// rest out of line), the last one (the command) as it is.
 pub(crate) fn print_ps_table(rows: Vec<[String; 6]>) {
     const HEAD: [&str; 6] = ["ID", "NAME", "STATUS", "PID", "CREATED", "COMMAND"];
+    // A command's arguments are its owner's to choose, and root's table
+    // (through a daemon) shows every user's: control characters are
+    // shown escaped, as ps(1) does, never sent to the terminal, where
+    // they could erase and forge rows.
+    let rows: Vec<[String; 6]> = rows
+        .into_iter()
+        .map(|row| row.map(|cell| shown_plainly(&cell)))
+        .collect();
     let mut width = HEAD.map(str::len);
     for row in &rows {
         for (w, cell) in width.iter_mut().zip(row) {
@@ -222,6 +226,18 @@ pub(crate) fn print_ps_table(rows: Vec<[String; 6]>) {
     for row in &rows {
         print(row.each_ref().map(String::as_str));
     }
+}
+
+/// `text` with each control character written as an escape (`\x1b`).
+fn shown_plainly(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
 }
 
 /// States as indented JSON, their recorded specs too (a recorded spec
@@ -293,7 +309,8 @@ pub fn start(a: NameArgs, ctx: Context) -> ExitCode {
 pub fn stop(a: StopArgs, ctx: Context) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for name in &a.names {
-        let r = find(&ctx, name).and_then(|(sb, _)| Ok(sb.stop(Duration::from_secs(a.time))?));
+        let r = find(&ctx, name)
+            .and_then(|(sb, _)| Ok(sb.stop(Duration::from_secs(a.time.unwrap_or(10)))?));
         match r {
             Ok(_) => println!("{name}"),
             Err(e) => code = fail(e),

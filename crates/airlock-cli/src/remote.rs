@@ -125,7 +125,10 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
             Verb::Logs(a) => logs(&mut c, a).await,
             Verb::Stop(a) => {
                 for n in &a.names {
-                    if let Err(e) = c.stop(n, Some(a.time.min(u32::MAX.into()) as u32)).await {
+                    if let Err(e) = c
+                        .stop(n, a.time.map(|t| t.min(u32::MAX.into()) as u32))
+                        .await
+                    {
                         return fail(e);
                     }
                     println!("{n}");

@@ -938,6 +938,34 @@ fn exec_checks_its_environment_and_ids() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// `ps` shows a command's control characters escaped: the arguments are
+/// their owner's to choose, and through a daemon root's table lists every
+/// user's, where an escape sequence erased and forged rows.
+#[test]
+fn ps_escapes_control_characters() {
+    let root = StateRoot::new();
+    let forged = "x\x1b[2K\x1b[1Afake row\x07";
+    let r = al(
+        root.path(),
+        &["create", "--name", "esc", "--", "true", forged],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = al(root.path(), &["ps", "-a"]);
+    let _ = al(root.path(), &["rm", "-f", "esc"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stdout.contains('\x1b') && !r.stdout.contains('\x07'),
+        "{:?}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("true x\\u{1b}[2K\\u{1b}[1Afake row\\u{7}"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// A process exec'd into a sandbox gets the workload's umask (the `run`
 /// caller's, when the spec gives none), not its own caller's: a caller
 /// with umask 0 used to have its exec'd process make world-writable files

@@ -951,3 +951,38 @@ fn a_bad_cgroup_parent_stops_the_daemon() {
     );
     assert!(!socket.exists());
 }
+
+/// `airlock --host stop` without `-t` leaves the grace to the daemon's
+/// `stop_grace`: it used to send the local default (10 s) every time.
+#[test]
+fn a_remote_stop_takes_the_daemons_grace() {
+    if !root_or_skip("a_remote_stop_takes_the_daemons_grace") {
+        return;
+    }
+    let d = Daemon::start("stop_grace = 1");
+    let script = "trap '' TERM; echo ready; while :; do sleep 1; done";
+    let r = airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", "deaf", "--", "sh", "-c", script],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ready = || {
+        airlock(&d, None, &["logs", "deaf"])
+            .stdout
+            .contains("ready")
+    };
+    let mut tries = 0;
+    while !ready() {
+        tries += 1;
+        assert!(tries < 500, "the workload never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let began = std::time::Instant::now();
+    let r = airlock(&d, None, &["stop", "deaf"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // SIGTERM is ignored: only the kill after the grace ends it.
+    let took = began.elapsed();
+    let _ = airlock(&d, None, &["rm", "-f", "deaf"]);
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+}
