@@ -20,11 +20,28 @@ fn lib(field: &str) -> impl Fn(libseccomp::error::SeccompError) -> SeccompError 
     move |e| err(field, e.to_string())
 }
 
+/// `field` names the action (`...action`, `...defaultAction`); its errno
+/// is the `errnoRet` (`defaultErrnoRet`) beside it.
 fn action(field: &str, name: &str, errno: Option<u32>) -> Result<ScmpAction> {
     Ok(match name {
         "SCMP_ACT_ALLOW" => ScmpAction::Allow,
         "SCMP_ACT_LOG" => ScmpAction::Log,
-        "SCMP_ACT_ERRNO" => ScmpAction::Errno(errno.unwrap_or(libc::EPERM as u32) as i32),
+        "SCMP_ACT_ERRNO" => match errno.unwrap_or(libc::EPERM as u32) {
+            // The kernel returns -errno: 0 makes the refused call look
+            // done (a capset or prctl refused so would leave capabilities
+            // a workload believes dropped), and it keeps 16 bits only.
+            e @ 1..=4095 => ScmpAction::Errno(e as i32),
+            e => {
+                let errno_field = match field.strip_suffix("defaultAction") {
+                    Some(base) => format!("{base}defaultErrnoRet"),
+                    None => format!("{}errnoRet", field.trim_end_matches("action")),
+                };
+                return Err(err(
+                    &errno_field,
+                    format!("{e} is not an errno: SCMP_ACT_ERRNO returns one from 1 to 4095 (0 would make the refused call look successful)"),
+                ));
+            }
+        },
         "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
         "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
         "SCMP_ACT_TRAP" => ScmpAction::Trap,

@@ -94,35 +94,49 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
 pub const NEWER_THAN_THE_LIST: std::ops::RangeInclusive<i32> = 451..=511;
 
 /// With Landlock's TCP port rules (`landlock.tcp_bind`, `tcp_connect`):
-/// socket() for IPv4 or IPv6 with IPPROTO_MPTCP refused with
-/// EPROTONOSUPPORT (on which Go and others fall back to TCP). Landlock's
-/// TCP rights do not cover multipath TCP, which binds and connects to any
-/// port and falls back to plain TCP with a peer that does not speak it
-/// (landlock-lsm/linux#54): the port rules would hold nothing. (Compiled
-/// when a spec asks for port rules, never by the build script, which
-/// includes this file too.)
+/// the stream protocols Landlock's TCP rights do not cover refused at
+/// socket(), for IPv4 and IPv6: multipath TCP and SMC, which bind and
+/// connect their inner TCP socket inside the kernel (past Landlock's
+/// hooks) and fall back to plain TCP with a peer that speaks neither
+/// (landlock-lsm/linux#54, Landlock's erratum 1), and SCTP, which reaches
+/// any SCTP port; and the SMC family itself. The port rules would
+/// otherwise hold nothing. EPROTONOSUPPORT and EAFNOSUPPORT are what a
+/// kernel without them says, on which Go and others fall back to TCP.
+/// (Compiled when a spec asks for port rules, never by the build script,
+/// which includes this file too.)
 #[allow(dead_code)]
 pub fn mptcp_refusals() -> Result<ScmpFilterContext, SeccompError> {
     let mut refuse = allowing_on(&[])?;
+    let low32 = |arg: u32, value: u64| {
+        ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(0xffff_ffff), value)
+    };
     if let Some(socket) = syscall("socket") {
         for family in [libc::AF_INET, libc::AF_INET6] {
-            let domain =
-                ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(0xffff_ffff), family as u64);
-            let mptcp =
-                ScmpArgCompare::new(2, ScmpCompareOp::MaskedEqual(0xffff_ffff), IPPROTO_MPTCP);
-            refuse.add_rule_conditional(
-                ScmpAction::Errno(libc::EPROTONOSUPPORT),
-                socket,
-                &[domain, mptcp],
-            )?;
+            for protocol in [IPPROTO_MPTCP, IPPROTO_SMC, libc::IPPROTO_SCTP as u64] {
+                refuse.add_rule_conditional(
+                    ScmpAction::Errno(libc::EPROTONOSUPPORT),
+                    socket,
+                    &[low32(0, family as u64), low32(2, protocol)],
+                )?;
+            }
         }
+        refuse.add_rule_conditional(
+            ScmpAction::Errno(libc::EAFNOSUPPORT),
+            socket,
+            &[low32(0, AF_SMC)],
+        )?;
     }
     Ok(refuse)
 }
 
-/// `IPPROTO_MPTCP` (linux/in.h; not in every libc crate's list).
+/// `IPPROTO_MPTCP` and `IPPROTO_SMC` (linux/in.h), and `AF_SMC`
+/// (linux/socket.h); not in every libc crate's list.
 #[allow(dead_code)]
 const IPPROTO_MPTCP: u64 = 262;
+#[allow(dead_code)]
+const IPPROTO_SMC: u64 = 256;
+#[allow(dead_code)]
+const AF_SMC: u64 = 43;
 
 /// A filter that allows what it has no rule for, on the native
 /// architecture and `arches`: the base of the refusals. Architectures

@@ -46,6 +46,23 @@ fn oci_profile_errors_name_the_rule() {
         filters(&Seccomp::custom(p)).unwrap_err().field,
         "seccomp.oci.defaultAction"
     );
+    // An errno of 0 would make a refused call look done; past 4095 the
+    // kernel keeps 16 bits of it (65536 is 0 too).
+    for errno in [0, 4096, 65536] {
+        let p: OciSeccomp = serde_json::from_str(&format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["capset"], "action": "SCMP_ACT_ERRNO", "errnoRet": {errno}}}]}}"#
+        ))
+        .unwrap();
+        let e = filters(&Seccomp::custom(p)).unwrap_err();
+        assert_eq!(e.field, "seccomp.oci.syscalls[0].errnoRet", "{errno}");
+        assert!(e.reason.contains("from 1 to 4095"), "{}", e.reason);
+        let p: OciSeccomp = serde_json::from_str(&format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": {errno}}}"#
+        ))
+        .unwrap();
+        let e = filters(&Seccomp::custom(p)).unwrap_err();
+        assert_eq!(e.field, "seccomp.oci.defaultErrnoRet", "{errno}");
+    }
 }
 
 #[test]
@@ -308,4 +325,87 @@ fn a_seccomp_object_holds_only_what_its_profile_reads() {
         let back: std::collections::BTreeMap<String, Seccomp> = toml::from_str(&toml_text).unwrap();
         assert_eq!(back["s"], s, "{toml_text}");
     }
+}
+
+/// The verdict (`SECCOMP_RET_*` with its data) `prog` gives a call of
+/// `nr` with `args` on `arch`: the classic BPF a seccomp filter is,
+/// interpreted as the kernel runs it, for verdicts this host's kernel
+/// cannot show (it answers a protocol it lacks with the same errno).
+fn verdict(prog: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    use libc::*;
+    let insns = prog.instructions();
+    let word = |k: u32| -> u32 {
+        match k {
+            0 => nr,
+            4 => arch,
+            k if (16..64).contains(&k) => {
+                let a = args[(k as usize - 16) / 8];
+                match (k - 16) % 8 {
+                    0 => a as u32,
+                    _ => (a >> 32) as u32,
+                }
+            }
+            k => panic!("load of seccomp_data offset {k}"),
+        }
+    };
+    let (mut pc, mut a, mut x, mut mem) = (0usize, 0u32, 0u32, [0u32; 16]);
+    loop {
+        let i = insns[pc];
+        pc += 1;
+        let code = u32::from(i.code);
+        match code {
+            c if c == BPF_LD | BPF_W | BPF_ABS => a = word(i.k),
+            c if c == BPF_LD | BPF_MEM => a = mem[i.k as usize],
+            c if c == BPF_LDX | BPF_MEM => x = mem[i.k as usize],
+            c if c == BPF_ST => mem[i.k as usize] = a,
+            c if c == BPF_STX => mem[i.k as usize] = x,
+            c if c == BPF_MISC | BPF_TAX => x = a,
+            c if c == BPF_MISC | BPF_TXA => a = x,
+            c if c == BPF_ALU | BPF_AND | BPF_K => a &= i.k,
+            c if c == BPF_RET | BPF_K => return i.k,
+            c if c == BPF_RET | BPF_A => return a,
+            c if c == BPF_JMP | BPF_JA => pc += i.k as usize,
+            c if c & 0x07 == BPF_JMP => {
+                let operand = if c & 0x08 == BPF_X { x } else { i.k };
+                let taken = match c & 0xf0 {
+                    BPF_JEQ => a == operand,
+                    BPF_JGT => a > operand,
+                    BPF_JGE => a >= operand,
+                    BPF_JSET => a & operand != 0,
+                    op => panic!("jump op {op:#x}"),
+                };
+                pc += usize::from(if taken { i.jt } else { i.jf });
+            }
+            c => panic!("instruction {c:#x}"),
+        }
+    }
+}
+
+/// With TCP port rules, the stream protocols Landlock's TCP rights do not
+/// cover are refused at socket(): multipath TCP, SMC and SCTP over IPv4
+/// and IPv6, and the SMC family; TCP itself and other families pass.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn port_rules_refuse_the_protocols_landlock_does_not_see() {
+    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    const ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
+    const ALLOW: u32 = 0x7fff_0000;
+    let prog = mptcp_program().unwrap();
+    let socket = libc::SYS_socket as u32;
+    let call = |family: i32, protocol: u64| {
+        verdict(&prog, ARCH, socket, [family as u64, 1, protocol, 0, 0, 0])
+    };
+    let refused = ERRNO | libc::EPROTONOSUPPORT as u32;
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        for protocol in [262, 256, libc::IPPROTO_SCTP as u64] {
+            assert_eq!(call(family, protocol), refused, "{family} {protocol}");
+            // The kernel reads an int: high bits change nothing.
+            assert_eq!(call(family, protocol | 1 << 32), refused);
+        }
+        assert_eq!(call(family, 0), ALLOW);
+        assert_eq!(call(family, libc::IPPROTO_TCP as u64), ALLOW);
+    }
+    assert_eq!(call(43, 0), ERRNO | libc::EAFNOSUPPORT as u32);
+    assert_eq!(call(libc::AF_UNIX, 0), ALLOW);
+    assert_eq!(verdict(&prog, ARCH, libc::SYS_getpid as u32, [0; 6]), ALLOW);
 }
