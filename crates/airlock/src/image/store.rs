@@ -570,6 +570,13 @@ impl Store {
             // A layer of the old form (`<diff_id hex>` alone: keyed by its
             // diff_id only, and open to every user) is never used again.
             if !name.contains('-') || !used.contains(&diff_of(&name)) {
+                // One a running sandbox's root is made of stays, recorded
+                // or not (`image rm` while it runs): its supervisor holds
+                // a shared lock on it (see `pin_layers`). Ours is held
+                // until the layer is out of layers/.
+                let Some(_ours) = lock_unused(&e.path().join("rootfs")) else {
+                    continue;
+                };
                 // Out of layers/ first, in one rename: a prune cut short
                 // must not leave part of a layer where a later run would
                 // take it (meta.json) for a whole one.
@@ -657,6 +664,43 @@ fn tree_size(p: &Path) -> u64 {
 
 /// Remove a tree the store wrote, making read-only directories writable
 /// first (layers keep the image's modes).
+/// Shared locks on the lower directories of an overlay root (an image's
+/// layers), for a sandbox's supervisor to hold for the sandbox's life:
+/// `Store::prune` takes only a layer it can lock exclusively, so one a
+/// running sandbox is made of stays. Blocks while a prune removes one (the
+/// sandbox's PID 1 then finds it gone, and says so). What cannot be
+/// opened is left out: PID 1 opens the layers again, and fails there.
+pub fn pin_layers(root: &crate::spec::Root) -> Vec<std::os::fd::OwnedFd> {
+    let crate::spec::Root::Overlay { lower, .. } = root else {
+        return Vec::new();
+    };
+    lower
+        .iter()
+        .filter_map(|dir| {
+            let fd = open_dir(Path::new(dir))?;
+            rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockShared).ok()?;
+            Some(fd)
+        })
+        .collect()
+}
+
+/// `rootfs`, locked exclusively unless a sandbox holds it (`None`); a
+/// directory that cannot be opened (a layer of the old form has none) is
+/// nobody's: `Some` of nothing.
+fn lock_unused(rootfs: &Path) -> Option<Option<std::os::fd::OwnedFd>> {
+    let Some(fd) = open_dir(rootfs) else {
+        return Some(None);
+    };
+    let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    rustix::fs::flock(&fd, exclusive).ok().map(|()| Some(fd))
+}
+
+fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::open(dir, flags, Mode::empty()).ok()
+}
+
 pub fn remove_tree(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if std::fs::remove_dir_all(p).is_ok() {

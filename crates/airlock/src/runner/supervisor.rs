@@ -136,6 +136,9 @@ pub(super) fn supervise(
         inner,
         runtime_ns,
     } = host;
+    // The image layers beneath an overlay root stay while the sandbox
+    // lives: `image prune` takes only a layer nobody holds.
+    let layers = crate::image::store::pin_layers(&plan.filesystem.root);
     let (hold_read, hold_write) = hold.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     let (go_read, go_write) = go;
     let (inner, inner_child) = inner;
@@ -179,7 +182,9 @@ pub(super) fn supervise(
     }
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
-            drop((go_write, inner, stop, cgroup_fd, control, hold_write));
+            drop((
+                go_write, inner, stop, cgroup_fd, control, hold_write, layers,
+            ));
             super::status_fd::close_in_pid1(&plan.status_fds);
             let ends = Pid1Ends {
                 go: go_read,
