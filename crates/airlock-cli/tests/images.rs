@@ -814,6 +814,131 @@ fn corrupt_truncated_and_wrong_digest() {
     assert_eq!(env.layers(), 0);
 }
 
+/// A name that is not UTF-8 is refused, not changed: two such names
+/// became one (`caf\xe9` and `caf\xea` both `caf\u{fffd}`), the second
+/// file overwriting the first.
+#[test]
+fn a_name_that_is_not_utf8_is_refused() {
+    require_root!();
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..4].copy_from_slice(b"caf\xe9");
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(1);
+    h.set_cksum();
+    let mut raw = h.as_bytes().to_vec();
+    raw.push(b'x');
+    raw.extend([0u8; 511 + 1024]);
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "n",
+            vec![busybox_layer(), raw],
+            json!({"Cmd": ["/bin/true"]}),
+        )],
+    );
+    let r = env.run(&img, &[]);
+    assert_refused(&env, &r, "is not UTF-8");
+}
+
+/// The image's `User` is looked up in the /etc/passwd the sandbox will
+/// see: not in a lower layer's that a layer above deleted (a whiteout of
+/// /etc) or hid (an opaque /etc).
+#[test]
+fn the_user_is_not_looked_up_in_deleted_files() {
+    require_root!();
+    let passwd = layer(&[
+        E::Dir("etc", 0o755),
+        E::File("etc/passwd", b"app:x:1000:1000::/:/bin/sh\n", 0o644),
+    ]);
+    let cases = [
+        (None, Some("1000")),
+        (Some(layer(&[E::File(".wh.etc", b"", 0o644)])), None),
+        (
+            Some(layer(&[
+                E::Dir("etc", 0o755),
+                E::File("etc/.wh..wh..opq", b"", 0o644),
+            ])),
+            None,
+        ),
+    ];
+    for (top, uid) in cases {
+        let env = Env::new();
+        let img = env.path("img");
+        let mut layers = vec![busybox_layer(), passwd.clone()];
+        let hidden = top.is_some();
+        layers.extend(top);
+        oci_layout(
+            Path::new(&img),
+            &[(
+                "u",
+                layers,
+                json!({"Cmd": ["/bin/id", "-u"], "User": "app"}),
+            )],
+        );
+        let r = env.run(&img, &[]);
+        match uid {
+            Some(uid) => assert_eq!(r.stdout.trim(), uid, "{}", r.stderr),
+            None => {
+                assert_eq!(r.code, 125, "hidden {hidden}: {}", r.stdout);
+                assert!(
+                    r.stderr.contains("User \"app\" is not in its /etc/passwd"),
+                    "{}",
+                    r.stderr
+                );
+            }
+        }
+    }
+}
+
+/// `image prune` leaves the layers of a running sandbox's root, though
+/// its image was removed meanwhile: they were taken from under it (its
+/// /bin emptied while it ran). They go once it has ended.
+#[test]
+fn prune_leaves_the_layers_of_a_running_sandbox() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "busy:1",
+            vec![busybox_layer()],
+            json!({"Cmd": ["/bin/sleep", "100"]}),
+        )],
+    );
+    let store = env.store();
+    let state = env.path("state");
+    let al = |args: &[&str]| {
+        let mut a = vec!["--state-root", state.as_str()];
+        a.extend_from_slice(args);
+        output(airlock(&a))
+    };
+    let r = al(&[
+        "run", "-d", "--name", "p", "--store", &store, "--image", &img,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = output(airlock(&["image", "--store", &store, "rm", "busy:1"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = output(airlock(&["image", "--store", &store, "prune"]));
+    assert!(r.stdout.contains("pruned 0"), "{}", r.stdout);
+    assert_eq!(env.layers(), 1);
+    let r = al(&["exec", "p", "--", "/bin/sh", "-c", "ls /bin | wc -l"]);
+    let _ = al(&["rm", "-f", "p"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.trim().parse::<u32>().unwrap() > 10, "{}", r.stdout);
+    // Its supervisor may still be going when rm returns.
+    let pruned = || {
+        output(airlock(&["image", "--store", &store, "prune"]))
+            .stdout
+            .contains("pruned 1")
+    };
+    assert!(wait_until(10, pruned));
+    assert_eq!(env.layers(), 0);
+}
+
 /// Modes as tar means them: a directory named twice takes its last
 /// entry's (the first used to win), and a FIFO's is not narrowed by the
 /// umask.

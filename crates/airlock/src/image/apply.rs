@@ -47,6 +47,7 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
         ],
     );
     let c = p.image.config.config().clone().unwrap_or_default();
+    image_values(&c)?;
     let entry = c.entrypoint().clone().unwrap_or_default();
     let rest = if spec.process.args.is_empty() {
         c.cmd().clone().unwrap_or_default()
@@ -80,6 +81,40 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
         };
         spec.process.uid.get_or_insert(uid);
         spec.process.gid.get_or_insert(gid);
+    }
+    Ok(())
+}
+
+/// What the image's config gives checked as the image's, so that an error
+/// names the image's field (`Env[0]`), not the spec field it would fill:
+/// no NUL in a command, variable or directory, no variable without a
+/// name, an absolute working directory.
+fn image_values(c: &oci_spec::image::Config) -> Result<(), ImageError> {
+    let bad =
+        |field: String, why: &str| Err(ImageError::Invalid(format!("the image's {field}: {why}")));
+    let lists = [
+        ("Entrypoint", c.entrypoint()),
+        ("Cmd", c.cmd()),
+        ("Env", c.env()),
+    ];
+    for (name, list) in lists {
+        for (i, v) in list.iter().flatten().enumerate() {
+            if v.contains('\0') {
+                return bad(format!("{name}[{i}]"), "contains a NUL byte");
+            }
+            // (One without `=` is left out, as it always was.)
+            if name == "Env" && v.starts_with('=') {
+                return bad(format!("Env[{i}]"), "names no variable (it starts with =)");
+            }
+        }
+    }
+    if let Some(wd) = c.working_dir().as_deref().filter(|w| !w.is_empty()) {
+        if wd.contains('\0') || !wd.starts_with('/') {
+            return bad(
+                "WorkingDir".into(),
+                "must be an absolute path without a NUL byte",
+            );
+        }
     }
     Ok(())
 }
@@ -134,6 +169,11 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         ) else {
             continue;
         };
+        // A layer that deleted the file (or a directory on its way, or
+        // made one opaque) hides what the layers below have of it.
+        if hides(dir, file) {
+            return None;
+        }
         // Non-blocking, and only a regular file, read up to a bound.
         let Ok(fd) = crate::fs::open_in(
             &root,
@@ -152,6 +192,40 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         return None;
     }
     None
+}
+
+/// Does the layer at `dir` hide `file` (plain components) from the
+/// layers below it, as overlayfs will: a whiteout at the file or at a
+/// directory on its way (a 0:0 device, or a file marked
+/// `user.overlay.whiteout` in a rootless store), or a directory on its
+/// way marked opaque? Each component is looked at without following a
+/// symlink; at one, the layer is taken to hide nothing.
+fn hides(dir: &std::path::Path, file: &str) -> bool {
+    use rustix::fs::FileType;
+    let marked = |p: &std::path::Path, name: &str| {
+        let mut v = [0u8; 1];
+        rustix::fs::lgetxattr(p, name, &mut v).is_ok_and(|n| n == 1 && v[0] == b'y')
+    };
+    let parts: Vec<&str> = file.split('/').filter(|c| !c.is_empty()).collect();
+    let mut at = dir.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let Ok(st) = rustix::fs::lstat(&at) else {
+            return false;
+        };
+        let last = i + 1 == parts.len();
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::CharacterDevice if st.st_rdev == 0 => return true,
+            FileType::RegularFile => return marked(&at, "user.overlay.whiteout"),
+            FileType::Directory if !last => {
+                if marked(&at, "trusted.overlay.opaque") || marked(&at, "user.overlay.opaque") {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -268,6 +342,32 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "the image's User \"app\" is not in its /etc/passwd"
+        );
+        // The image's own values are named as the image's fields.
+        let bad = |edit: fn(&mut RunConfig)| {
+            let mut c = run_config();
+            edit(&mut c);
+            apply(&mut SandboxSpec::default(), &pulled(c))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad(|c| {
+                c.set_env(Some(vec!["A=1".into(), "=x".into()]));
+            }),
+            "the image's Env[1]: names no variable (it starts with =)"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.set_cmd(Some(vec!["a\0b".into()]));
+            }),
+            "the image's Cmd[0]: contains a NUL byte"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.set_working_dir(Some("work".into()));
+            }),
+            "the image's WorkingDir: must be an absolute path without a NUL byte"
         );
     }
 }

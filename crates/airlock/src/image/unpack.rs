@@ -90,6 +90,11 @@ impl Notes {
     }
 }
 
+/// Names are kept as text: one that is not UTF-8 is refused rather than
+/// changed (two such names could become one, a file overwriting another,
+/// and the tree would no longer be the layer's).
+const NOT_UTF8: &str = "is not UTF-8, which airlock keeps names as (it would have to change it)";
+
 /// The longest entry path (PATH_MAX) and the deepest, which no real
 /// image nears and which bound what one entry costs to resolve.
 const MAX_PATH: usize = 4096;
@@ -251,10 +256,11 @@ impl Target {
     }
 
     fn link_name(&self, entry: &tar::Entry<impl Read>, what: &str) -> Result<String, ImageError> {
-        entry
+        let target = entry
             .link_name_bytes()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .ok_or_else(|| invalid(&self.raw, format!("{what} without a target")))
+            .ok_or_else(|| invalid(&self.raw, format!("{what} without a target")))?;
+        String::from_utf8(target.into_owned())
+            .map_err(|_| invalid(&self.raw, format!("its {what} target {NOT_UTF8}")))
     }
 }
 
@@ -319,7 +325,13 @@ impl Unpacker {
 
     /// Write one entry, or neutralise or refuse it.
     fn entry(&mut self, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let raw = match std::str::from_utf8(&entry.path_bytes()) {
+            Ok(name) => name.to_string(),
+            Err(_) => {
+                let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                return Err(invalid(&shown, format!("its name {NOT_UTF8}")));
+            }
+        };
         self.budget.entry(&raw)?;
         // A body nothing is written from (a whiteout's, a device node's, an
         // unknown type's) is still decompressed and hashed as the reader
