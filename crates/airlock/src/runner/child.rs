@@ -542,6 +542,20 @@ pub(super) fn lock_down(
         not_dumpable()?;
         after_identity()
     };
+    // Everything above 2 closes at exec, the report socket included,
+    // which is how the caller learns that exec succeeded; the caller's
+    // preserved fds (3 to 3+N-1, never ours: they were open before any
+    // of ours) stay. Before the filter: a profile written before
+    // close_range (older Docker and containerd ones) would refuse it.
+    let first = 3 + p.preserve_fds;
+    crate::sys::cloexec_from(first).step(|| "close inherited fds".into())?;
+    for fd in 3..first {
+        // SAFETY: fds 3..first were open in the caller and kept at these
+        // numbers by every process since; only their flags change.
+        let f = unsafe { BorrowedFd::borrow_raw(fd as i32) };
+        rustix::io::fcntl_setfd(f, rustix::io::FdFlags::empty())
+            .step(|| format!("--preserve-fds: fd {fd}"))?;
+    }
     if p.no_new_privs {
         ids()?;
         // Before the filter, which could refuse what it takes.
@@ -561,19 +575,6 @@ pub(super) fn lock_down(
         ids()?;
         identity::set_rlimits(p)?;
         enter_cwd(p, &cwd)?;
-    }
-    // Everything above 2 closes at exec, the report socket included,
-    // which is how the caller learns that exec succeeded; the caller's
-    // preserved fds (3 to 3+N-1, never ours: they were open before any
-    // of ours) stay.
-    let first = 3 + p.preserve_fds;
-    crate::sys::cloexec_from(first).step(|| "close inherited fds".into())?;
-    for fd in 3..first {
-        // SAFETY: fds 3..first were open in the caller and kept at these
-        // numbers by every process since; only their flags change.
-        let f = unsafe { BorrowedFd::borrow_raw(fd as i32) };
-        rustix::io::fcntl_setfd(f, rustix::io::FdFlags::empty())
-            .step(|| format!("--preserve-fds: fd {fd}"))?;
     }
     signals::reset_for_exec();
     Ok(())
