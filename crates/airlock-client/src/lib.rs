@@ -196,7 +196,10 @@ impl Client {
                 source,
             })?;
         Ok(Client {
-            inner: SandboxesClient::new(channel),
+            // The server is root or this user (checked above), and a
+            // list of many sandboxes, with their labels, may pass tonic's
+            // default of 4 MiB.
+            inner: SandboxesClient::new(channel).max_decoding_message_size(usize::MAX),
         })
     }
 

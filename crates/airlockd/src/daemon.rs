@@ -353,8 +353,36 @@ pub fn info(
         pids,
         tty: m.tty,
         stdin: m.stdin,
-        args: st.spec.args().unwrap_or_default(),
+        args: match detailed {
+            true => st.spec.args().unwrap_or_default(),
+            false => listed_args(st.spec.args().unwrap_or_default()),
+        },
     }
+}
+
+/// What of a command a list shows (Inspect gives it whole): its first
+/// kilobyte or so. A spec may be a megabyte of arguments, and a list of
+/// such sandboxes, every user's for root, went past what a client takes
+/// in one message (root's `ps` failed on another user's sandboxes).
+fn listed_args(args: Vec<String>) -> Vec<String> {
+    const SHOWN: usize = 1024;
+    let mut left = SHOWN;
+    let mut out = Vec::new();
+    for mut a in args {
+        if a.len() > left {
+            let mut end = left;
+            while !a.is_char_boundary(end) {
+                end -= 1;
+            }
+            a.truncate(end);
+            a.push('…');
+            out.push(a);
+            break;
+        }
+        left -= a.len();
+        out.push(a);
+    }
+    out
 }
 
 pub type Shared = Arc<Daemon>;

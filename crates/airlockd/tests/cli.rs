@@ -986,3 +986,32 @@ fn a_remote_stop_takes_the_daemons_grace() {
     let _ = airlock(&d, None, &["rm", "-f", "deaf"]);
     assert!(took < std::time::Duration::from_secs(8), "{took:?}");
 }
+
+/// A list shows the first kilobyte or so of each command (Inspect gives
+/// it whole): sandboxes whose specs hold a megabyte of arguments made a
+/// list larger than a client took in one message, and `ps` failed for
+/// everyone who could see them (root sees every user's).
+#[test]
+fn a_list_of_large_commands_is_still_a_list() {
+    if !root_or_skip("a_list_of_large_commands_is_still_a_list") {
+        return;
+    }
+    let d = Daemon::start("");
+    let big = "x".repeat(120 << 10);
+    for n in 0..6 {
+        let name = format!("big{n}");
+        let mut args = vec!["create", "--name", &name, "--", "true"];
+        args.extend(std::iter::repeat_n(big.as_str(), 7));
+        let r = airlock(&d, None, &args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = airlock(&d, None, &["ps", "-a"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 7, "{}", r.stdout.len());
+    for line in r.stdout.lines().skip(1) {
+        assert!(line.ends_with('…') && line.len() < 2048, "{}", line.len());
+    }
+    let r = airlock(&d, None, &["inspect", "big0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.len() > 7 * (120 << 10), "{}", r.stdout.len());
+}
