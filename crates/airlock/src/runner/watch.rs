@@ -413,6 +413,13 @@ impl<'a> Watch<'a> {
         }
     }
 
+    /// Killed, or PID 1 gone (its pidfd readable), though not yet seen.
+    fn ending(&self) -> bool {
+        let mut fds = [PollFd::new(self.pidfd, PollFlags::IN)];
+        let gone = poll(&mut fds, Some(&Timespec::default())).is_ok_and(|n| n > 0);
+        self.killed.is_some() || gone
+    }
+
     fn serve(&mut self) {
         let Some(listener) = &self.control else {
             return;
@@ -421,6 +428,12 @@ impl<'a> Watch<'a> {
             return;
         };
         match incoming.request {
+            // Not those of a sandbox on its way out: a process joining
+            // them would run in a cgroup being removed, or fail to fork
+            // into a PID namespace whose init is gone, and say so badly.
+            Request::Namespaces if self.ending() => {
+                return incoming.reply(Err("the sandbox has stopped".into()))
+            }
             Request::Namespaces => return incoming.reply_namespaces(&self.namespaces),
             Request::Attach => {
                 return incoming.reply_attach(self.logs.as_ref().and_then(Logs::attach_fd))
