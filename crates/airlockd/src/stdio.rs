@@ -298,6 +298,24 @@ async fn forward<M>(
     }
 }
 
+/// How long a stream may take to send its first message. The stream
+/// holds one of the caller's slots from its start: one that never sends
+/// would otherwise hold a task and an HTTP/2 stream outside every bound.
+const FIRST_MESSAGE: Duration = Duration::from_secs(30);
+
+async fn first_message<T: prost::Message + Default>(
+    input: &mut Streaming<T>,
+    what: &str,
+) -> Result<Option<T>, RpcStatus> {
+    match tokio::time::timeout(FIRST_MESSAGE, input.message()).await {
+        Ok(m) => Ok(m?),
+        Err(_) => Err(invalid(
+            what,
+            format!("no first message within {} s", FIRST_MESSAGE.as_secs()),
+        )),
+    }
+}
+
 /// The most input one message of the feed's queue holds.
 const INPUT_PIECE: usize = 64 << 10;
 
@@ -306,7 +324,8 @@ pub async fn exec(
     peer: Peer,
     mut input: Streaming<proto::ExecInput>,
 ) -> Result<Response<OutputStream>, RpcStatus> {
-    let first = input.message().await?;
+    let slot = stream_slot(&d, &peer)?;
+    let first = first_message(&mut input, "start").await?;
     let Some(proto::ExecInput {
         input: Some(Input::Start(start)),
     }) = first
@@ -319,7 +338,6 @@ pub async fn exec(
     if start.args.is_empty() {
         return Err(invalid("start.args", "no program to run"));
     }
-    let slot = stream_slot(&d, &peer)?;
     let opts = ExecOptions {
         args: start.args.clone(),
         env: start.env.clone().into_iter().collect(),
@@ -570,7 +588,8 @@ pub async fn attach(
     mut input: Streaming<proto::AttachInput>,
 ) -> Result<Response<OutputStream>, RpcStatus> {
     use proto::attach_input::Input as AttachIn;
-    let first = input.message().await?;
+    let slot = stream_slot(&d, &peer)?;
+    let first = first_message(&mut input, "attach").await?;
     let Some(proto::AttachInput {
         input: Some(AttachIn::Attach(which)),
     }) = first
@@ -580,7 +599,6 @@ pub async fn attach(
             "the first message of Attach must be `attach`",
         ));
     };
-    let slot = stream_slot(&d, &peer)?;
     let (sb, attached, reader) = blocking(move || {
         let (sb, st, m) = d.find(&peer, &which.sandbox)?;
         if st.status != Status::Running {

@@ -1015,3 +1015,57 @@ fn a_list_of_large_commands_is_still_a_list() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.len() > 7 * (120 << 10), "{}", r.stdout.len());
 }
+
+/// An Exec or Attach stream holds one of its caller's places from its
+/// start, before its first message: one that never sent it held a task
+/// and an HTTP/2 stream outside `max_streams_per_caller`.
+#[test]
+fn a_silent_stream_holds_a_place() {
+    if !root_or_skip("a_silent_stream_holds_a_place") {
+        return;
+    }
+    use airlock_client::proto;
+    let d = Daemon::start(&format!("group = \"{USER}\"\nmax_streams_per_caller = 1"));
+    ok(airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--name", "quiet", "--", "sleep", "100"],
+    ));
+    let socket = d.socket();
+    let refused = std::thread::spawn(move || {
+        // This thread only: the kernel keeps credentials per thread (the
+        // raw calls, not libc's, which change every thread's), and
+        // SO_PEERCRED takes the connecting thread's.
+        for call in [libc::SYS_setresgid, libc::SYS_setresuid] {
+            let id = libc::c_long::from(USER);
+            // SAFETY: set*id take integers only.
+            assert_eq!(unsafe { libc::syscall(call, id, id, id) }, 0);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = airlock_client::Client::connect_path(&socket).await.unwrap();
+            let mut silent = c.clone();
+            let held = tokio::spawn(async move {
+                let never = tokio_stream::pending::<proto::ExecInput>();
+                silent.raw().exec(never).await.map(drop)
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let logs = proto::LogsRequest {
+                sandbox: "quiet".into(),
+                tail: None,
+                follow: false,
+            };
+            let r = c.clone().raw().logs(logs).await.map(drop);
+            held.abort();
+            r
+        })
+    })
+    .join()
+    .unwrap();
+    let _ = airlock(&d, Some(USER), &["rm", "-f", "quiet"]);
+    let e = refused.expect_err("a second stream beside the silent one");
+    assert!(e.message().contains("max_streams_per_caller"), "{e:?}");
+}
