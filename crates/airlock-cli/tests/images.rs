@@ -28,6 +28,14 @@ impl Env {
         args.extend_from_slice(extra);
         output(airlock(&args))
     }
+    /// A fresh environment with an OCI layout at its `img` holding one
+    /// image.
+    fn with_image(name: &str, layers: Vec<Vec<u8>>, config: serde_json::Value) -> (Env, String) {
+        let env = Env::new();
+        let img = env.path("img");
+        oci_layout(Path::new(&img), &[(name, layers, config)]);
+        (env, img)
+    }
     fn layers(&self) -> usize {
         std::fs::read_dir(self.dir.path().join("store/layers"))
             .map(|d| d.count())
@@ -78,12 +86,7 @@ fn tree_state(p: &Path) -> Vec<String> {
 #[test]
 fn image_config_defaults_and_overrides() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[("demo:1", vec![busybox_layer()], default_run())],
-    );
+    let (env, img) = Env::with_image("demo:1", vec![busybox_layer()], default_run());
     let r = env.run(&img, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "default\n1000\n1000\n/work\nhello\n");
@@ -119,12 +122,7 @@ fn image_config_defaults_and_overrides() {
 #[test]
 fn with_an_image_errors_name_the_spec_files_indices_and_the_flags() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[("demo:1", vec![busybox_layer()], default_run())],
-    );
+    let (env, img) = Env::with_image("demo:1", vec![busybox_layer()], default_run());
     let spec = env.path("spec.toml");
     std::fs::write(
         &spec,
@@ -290,18 +288,13 @@ fn an_image_that_lists_a_layer_twice_runs() {
 #[test]
 fn writes_land_in_the_overlay_and_layers_are_shared() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[(
-            "s",
-            vec![
-                busybox_layer(),
-                layer(&[E::Dir("data", 0o777), E::File("data/f", b"original", 0o666)]),
-            ],
-            json!({"Entrypoint": ["/bin/sh"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "s",
+        vec![
+            busybox_layer(),
+            layer(&[E::Dir("data", 0o777), E::File("data/f", b"original", 0o666)]),
+        ],
+        json!({"Entrypoint": ["/bin/sh"]}),
     );
     let r = env.run(
         &img,
@@ -662,15 +655,10 @@ fn a_docker_manifest_of_too_many_images_is_refused() {
 }
 
 fn hostile(entries: &[E]) -> (Env, Run) {
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[(
-            "h",
-            vec![busybox_layer(), layer(entries)],
-            json!({"Cmd": ["/bin/sh", "-c", "ls -l /x 2>&1; stat -c %a /x/suid 2>/dev/null; cat /abs 2>/dev/null"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "h",
+        vec![busybox_layer(), layer(entries)],
+        json!({"Cmd": ["/bin/sh", "-c", "ls -l /x 2>&1; stat -c %a /x/suid 2>/dev/null; cat /abs 2>/dev/null"]}),
     );
     let r = env.run(&img, &[]);
     (env, r)
@@ -766,15 +754,10 @@ fn hostile_layers() {
 fn corrupt_truncated_and_wrong_digest() {
     require_root!();
     // A blob whose bytes no longer match its digest.
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[(
-            "c",
-            vec![busybox_layer(), layer(&[E::File("f", b"data", 0o644)])],
-            json!({"Cmd": ["/bin/true"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "c",
+        vec![busybox_layer(), layer(&[E::File("f", b"data", 0o644)])],
+        json!({"Cmd": ["/bin/true"]}),
     );
     let blobs: Vec<_> = std::fs::read_dir(format!("{img}/blobs/sha256"))
         .unwrap()
@@ -829,15 +812,10 @@ fn a_name_that_is_not_utf8_is_refused() {
     let mut raw = h.as_bytes().to_vec();
     raw.push(b'x');
     raw.extend([0u8; 511 + 1024]);
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[(
-            "n",
-            vec![busybox_layer(), raw],
-            json!({"Cmd": ["/bin/true"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "n",
+        vec![busybox_layer(), raw],
+        json!({"Cmd": ["/bin/true"]}),
     );
     let r = env.run(&img, &[]);
     assert_refused(&env, &r, "is not UTF-8");
@@ -899,15 +877,10 @@ fn the_user_is_not_looked_up_in_deleted_files() {
 #[test]
 fn prune_leaves_the_layers_of_a_running_sandbox() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[(
-            "busy:1",
-            vec![busybox_layer()],
-            json!({"Cmd": ["/bin/sleep", "100"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "busy:1",
+        vec![busybox_layer()],
+        json!({"Cmd": ["/bin/sleep", "100"]}),
     );
     let store = env.store();
     let state = env.path("state");
@@ -969,15 +942,10 @@ fn a_layer_keeps_the_modes_it_gives() {
 #[test]
 fn image_ls_rm_prune() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[(
-            "listed:7",
-            vec![busybox_layer()],
-            json!({"Cmd": ["/bin/true"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "listed:7",
+        vec![busybox_layer()],
+        json!({"Cmd": ["/bin/true"]}),
     );
     assert_eq!(env.run(&img, &[]).code, 0);
     let store = env.store();
@@ -1125,12 +1093,7 @@ fn zstd_and_uncompressed_layers() {
 #[test]
 fn print_spec_shows_the_image_applied_and_a_missing_image_is_one_line() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[("p", vec![busybox_layer()], default_run())],
-    );
+    let (env, img) = Env::with_image("p", vec![busybox_layer()], default_run());
     let r = env.run(
         &img,
         &["--print-spec", "--chdir", "/tmp", "--", "echo mine"],
@@ -1159,18 +1122,13 @@ fn print_spec_shows_the_image_applied_and_a_missing_image_is_one_line() {
 #[test]
 fn a_fifo_for_etc_passwd_does_not_hang_the_user_lookup() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[(
-            "fifo",
-            vec![
-                busybox_layer(),
-                layer(&[E::Dir("etc", 0o755), E::Fifo("etc/passwd")]),
-            ],
-            json!({"Cmd": ["/bin/true"], "User": "app"}),
-        )],
+    let (env, img) = Env::with_image(
+        "fifo",
+        vec![
+            busybox_layer(),
+            layer(&[E::Dir("etc", 0o755), E::Fifo("etc/passwd")]),
+        ],
+        json!({"Cmd": ["/bin/true"], "User": "app"}),
     );
     let store = env.store();
     let mut child = airlock(&["run", "--store", &store, "--image", &img])
@@ -1204,12 +1162,7 @@ fn a_fifo_for_etc_passwd_does_not_hang_the_user_lookup() {
 fn a_store_another_user_could_change_is_refused() {
     require_root!();
     use std::os::unix::fs::PermissionsExt;
-    let env = Env::new();
-    let img = env.path("img");
-    oci_layout(
-        Path::new(&img),
-        &[("s", vec![busybox_layer()], json!({"Cmd": ["/bin/true"]}))],
-    );
+    let (env, img) = Env::with_image("s", vec![busybox_layer()], json!({"Cmd": ["/bin/true"]}));
     let run = |store: &Path| {
         output(airlock(&[
             "run",

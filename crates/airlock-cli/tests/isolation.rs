@@ -413,23 +413,7 @@ fn disable_userns_forbids_nested_user_namespaces() {
         assert_eq!(r.stdout, "kept\n", "rootless {rootless}: {}", r.stderr);
     }
     // A filter that refuses unshare but lets clone make one is caught too.
-    let dir = tempdir();
-    let profile = dir.path().join("p.json");
-    std::fs::write(
-        &profile,
-        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO"}]}"#,
-    )
-    .unwrap();
-    let r = output(airlock(&[
-        "run",
-        "--seccomp-profile",
-        &profile.display().to_string(),
-        "--allow-unsafe",
-        "seccomp-permissive",
-        "--assert-userns-disabled",
-        "--",
-        "true",
-    ]));
+    let r = refusing_only("unshare", &["--assert-userns-disabled", "--", "true"]);
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(
         r.stderr.contains("clone(CLONE_NEWUSER) succeeded"),
@@ -438,6 +422,7 @@ fn disable_userns_forbids_nested_user_namespaces() {
     );
     // One that refuses unshare and clone, without the argument filters
     // that answer clone3 with ENOSYS: clone3 makes one, and is caught.
+    let dir = tempdir();
     let spec = dir.path().join("spec.toml");
     std::fs::write(
         &spec,
@@ -518,24 +503,29 @@ print('adjtimex', 'read' if libc.adjtimex(timex) >= 0 else ctypes.get_errno())\n
 /// runner marks the inherited fds close-on-exec before the filter is in.
 #[test]
 fn a_profile_without_close_range_starts() {
+    let r = refusing_only("close_range", &["--", "sh", "-c", "echo started"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "started\n");
+}
+
+/// `airlock run` with `rest` under a custom profile that allows every call
+/// but `call` (EPERM).
+fn refusing_only(call: &str, rest: &[&str]) -> Run {
     let dir = tempdir();
     let profile = dir.path().join("p.json");
     std::fs::write(
         &profile,
-        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        format!(r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["{call}"], "action": "SCMP_ACT_ERRNO"}}]}}"#),
     )
     .unwrap();
-    let r = output(airlock(&[
+    let profile = profile.display().to_string();
+    let mut args = vec![
         "run",
         "--seccomp-profile",
-        &profile.display().to_string(),
+        &profile,
         "--allow-unsafe",
         "seccomp-permissive",
-        "--",
-        "sh",
-        "-c",
-        "echo started",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout, "started\n");
+    ];
+    args.extend_from_slice(rest);
+    output(airlock(&args))
 }
