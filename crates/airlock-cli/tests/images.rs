@@ -841,26 +841,26 @@ fn the_user_is_not_looked_up_in_deleted_files() {
             ])),
             None,
         ),
+        // An opaque /etc hides the layers below, not its own files.
+        (
+            Some(layer(&[
+                E::Dir("etc", 0o755),
+                E::File("etc/.wh..wh..opq", b"", 0o644),
+                E::File("etc/passwd", b"app:x:1234:1234::/:/bin/sh\n", 0o644),
+            ])),
+            Some("1234"),
+        ),
     ];
-    for (top, uid) in cases {
-        let env = Env::new();
-        let img = env.path("img");
+    for (i, (top, uid)) in cases.into_iter().enumerate() {
         let mut layers = vec![busybox_layer(), passwd.clone()];
-        let hidden = top.is_some();
         layers.extend(top);
-        oci_layout(
-            Path::new(&img),
-            &[(
-                "u",
-                layers,
-                json!({"Cmd": ["/bin/id", "-u"], "User": "app"}),
-            )],
-        );
+        let config = json!({"Cmd": ["/bin/id", "-u"], "User": "app"});
+        let (env, img) = Env::with_image("u", layers, config);
         let r = env.run(&img, &[]);
         match uid {
-            Some(uid) => assert_eq!(r.stdout.trim(), uid, "{}", r.stderr),
+            Some(uid) => assert_eq!(r.stdout.trim(), uid, "case {i}: {}", r.stderr),
             None => {
-                assert_eq!(r.code, 125, "hidden {hidden}: {}", r.stdout);
+                assert_eq!(r.code, 125, "case {i}: {}", r.stdout);
                 assert!(
                     r.stderr.contains("User \"app\" is not in its /etc/passwd"),
                     "{}",
@@ -889,6 +889,23 @@ fn prune_leaves_the_layers_of_a_running_sandbox() {
         a.extend_from_slice(args);
         output(airlock(&a))
     };
+    // A start that meets a layer a prune holds (removing it) is refused
+    // at once, naming it, rather than mount what is being removed.
+    assert_eq!(env.run(&img, &["--", "/bin/true"]).code, 0);
+    let layers = env.dir.path().join("store/layers");
+    let layer = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let held = std::fs::File::open(layer.path().join("rootfs")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let r = env.run(&img, &["--", "/bin/true"]);
+    drop(held);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("is being pruned"), "{}", r.stderr);
     let r = al(&[
         "run", "-d", "--name", "p", "--store", &store, "--image", &img,
     ]);

@@ -47,7 +47,7 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
         ],
     );
     let c = p.image.config.config().clone().unwrap_or_default();
-    image_values(&c)?;
+    image_values(&c, spec)?;
     let entry = c.entrypoint().clone().unwrap_or_default();
     let rest = if spec.process.args.is_empty() {
         c.cmd().clone().unwrap_or_default()
@@ -88,13 +88,21 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
 /// What the image's config gives checked as the image's, so that an error
 /// names the image's field (`Env[0]`), not the spec field it would fill:
 /// no NUL in a command, variable or directory, no variable without a
-/// name, an absolute working directory.
-fn image_values(c: &oci_spec::image::Config) -> Result<(), ImageError> {
+/// name, an absolute working directory. Only what the sandbox takes is
+/// judged.
+fn image_values(c: &oci_spec::image::Config, spec: &SandboxSpec) -> Result<(), ImageError> {
     let bad =
         |field: String, why: &str| Err(ImageError::Invalid(format!("the image's {field}: {why}")));
+    // Only what the sandbox takes: a command given replaces Cmd, and a
+    // working directory given replaces WorkingDir (as docker judges them).
+    let no_cmd = None;
+    let cmd = match spec.process.args.is_empty() {
+        true => c.cmd(),
+        false => &no_cmd,
+    };
     let lists = [
         ("Entrypoint", c.entrypoint()),
-        ("Cmd", c.cmd()),
+        ("Cmd", cmd),
         ("Env", c.env()),
     ];
     for (name, list) in lists {
@@ -108,7 +116,12 @@ fn image_values(c: &oci_spec::image::Config) -> Result<(), ImageError> {
             }
         }
     }
-    if let Some(wd) = c.working_dir().as_deref().filter(|w| !w.is_empty()) {
+    let taken = spec.process.cwd == "/";
+    if let Some(wd) = c
+        .working_dir()
+        .as_deref()
+        .filter(|w| taken && !w.is_empty())
+    {
         if wd.contains('\0') || !wd.starts_with('/') {
             return bad(
                 "WorkingDir".into(),
@@ -169,17 +182,17 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         ) else {
             continue;
         };
-        // A layer that deleted the file (or a directory on its way, or
-        // made one opaque) hides what the layers below have of it.
-        if hides(dir, file) {
-            return None;
-        }
         // Non-blocking, and only a regular file, read up to a bound.
         let Ok(fd) = crate::fs::open_in(
             &root,
             file,
             rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
         ) else {
+            // Not here. A layer that deleted it (or a directory on its
+            // way, or made one opaque) hides what the layers below have.
+            if hides(dir, file) {
+                return None;
+            }
             continue;
         };
         let text = crate::fs::read_regular(fd, 1 << 20)?;
@@ -369,5 +382,16 @@ mod tests {
             }),
             "the image's WorkingDir: must be an absolute path without a NUL byte"
         );
+        // What the sandbox does not take is not judged: a command given
+        // replaces Cmd, a working directory given WorkingDir.
+        let mut c = run_config();
+        c.set_cmd(Some(vec!["a\0b".into()]))
+            .set_working_dir(Some("work".into()));
+        let mut s = SandboxSpec::default();
+        s.process.args = vec!["mine".into()];
+        s.process.cwd = "/srv".into();
+        apply(&mut s, &pulled(c)).unwrap();
+        assert_eq!(s.process.args, ["/bin/sh", "-c", "mine"]);
+        assert_eq!(s.process.cwd, "/srv");
     }
 }

@@ -485,20 +485,20 @@ impl Store {
             layers: image.layers.iter().map(|l| l.diff_id.clone()).collect(),
         };
         let hex = digest_hex(&image.id)?;
-        let dir = self.root.join("images");
-        let p = dir.join(format!("{hex}.json"));
-        // Written aside and renamed in: a record cut short by a crash
-        // would be skipped by `images`, and `prune` would take its layers.
-        let tmp = dir.join(format!(".{hex}.json.{}", std::process::id()));
-        std::fs::write(
+        let p = self.root.join("images").join(format!("{hex}.json"));
+        // Written aside (in a scratch directory of its own, which a prune
+        // clears once its writer is gone) and renamed in: a record cut
+        // short by a crash would be skipped by `images`, and `prune` would
+        // take its layers.
+        let scratch = self.scratch("record")?;
+        let tmp = scratch.join("record.json");
+        let written = std::fs::write(
             &tmp,
             serde_json::to_vec_pretty(&rec).expect("records serialize"),
         )
-        .and_then(|()| std::fs::rename(&tmp, &p))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ImageError::io(&p, e)
-        })
+        .and_then(|()| std::fs::rename(&tmp, &p));
+        remove_tree(&scratch);
+        written.map_err(|e| ImageError::io(&p, e))
     }
 
     pub fn images(&self) -> Vec<ImageRecord> {
@@ -506,7 +506,6 @@ impl Store {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
             .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
@@ -662,26 +661,42 @@ fn tree_size(p: &Path) -> u64 {
     }
 }
 
-/// Remove a tree the store wrote, making read-only directories writable
-/// first (layers keep the image's modes).
-/// Shared locks on the lower directories of an overlay root (an image's
-/// layers), for a sandbox's supervisor to hold for the sandbox's life:
-/// `Store::prune` takes only a layer it can lock exclusively, so one a
-/// running sandbox is made of stays. Blocks while a prune removes one (the
-/// sandbox's PID 1 then finds it gone, and says so). What cannot be
-/// opened is left out: PID 1 opens the layers again, and fails there.
-pub fn pin_layers(root: &crate::spec::Root) -> Vec<std::os::fd::OwnedFd> {
+/// Shared locks on the store's layers among the lower directories of an
+/// overlay root (`.../layers/NAME/rootfs` beside its `meta.json`; other
+/// directories are left alone), for a sandbox's supervisor to hold for
+/// the sandbox's life: `Store::prune` takes only a layer it can lock
+/// exclusively, so one a running sandbox is made of stays. A layer a
+/// prune holds is being removed: the start fails at once, naming it,
+/// rather than wait for the prune or mount what it is removing. What
+/// cannot be opened is left out: PID 1 opens the layers again, and fails
+/// there.
+pub fn pin_layers(root: &crate::spec::Root) -> Result<Vec<std::os::fd::OwnedFd>, String> {
     let crate::spec::Root::Overlay { lower, .. } = root else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    lower
-        .iter()
-        .filter_map(|dir| {
-            let fd = open_dir(Path::new(dir))?;
-            rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockShared).ok()?;
-            Some(fd)
-        })
-        .collect()
+    let mut pinned = Vec::new();
+    for dir in lower.iter().map(Path::new) {
+        let layer = dir.parent().filter(|l| {
+            dir.file_name() == Some("rootfs".as_ref())
+                && l.parent().and_then(Path::file_name) == Some("layers".as_ref())
+                && l.join("meta.json").is_file()
+        });
+        let Some(fd) = layer.and_then(|_| open_dir(dir)) else {
+            continue;
+        };
+        let shared = rustix::fs::FlockOperation::NonBlockingLockShared;
+        match rustix::fs::flock(&fd, shared) {
+            Ok(()) => pinned.push(fd),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(format!(
+                    "the image layer {} is being pruned (`airlock image prune`); run again",
+                    dir.display()
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(pinned)
 }
 
 /// `rootfs`, locked exclusively unless a sandbox holds it (`None`); a
@@ -701,6 +716,8 @@ fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
     rustix::fs::open(dir, flags, Mode::empty()).ok()
 }
 
+/// Remove a tree the store wrote, making read-only directories writable
+/// first (layers keep the image's modes).
 pub fn remove_tree(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if std::fs::remove_dir_all(p).is_ok() {

@@ -123,6 +123,11 @@ pub(super) fn supervise(
     let report = report.with_verbose(plan.verbose);
     let lifecycle = plan.lifecycle.clone();
     let state_dir = lifecycle.as_ref().map(|l| SandboxDir::at(&l.dir));
+    // The image layers beneath an overlay root stay while the sandbox
+    // lives (`image prune` takes only a layer nobody holds); first, so
+    // that a layer being pruned refuses the start before anything exists.
+    let layers = crate::image::store::pin_layers(&plan.filesystem.root)
+        .map_err(|why| SetupError::new("filesystem.root", why))?;
     let host = prepare_host_side(&plan, parent_pid, report)?;
     let HostSide {
         stop,
@@ -136,9 +141,6 @@ pub(super) fn supervise(
         inner,
         runtime_ns,
     } = host;
-    // The image layers beneath an overlay root stay while the sandbox
-    // lives: `image prune` takes only a layer nobody holds.
-    let layers = crate::image::store::pin_layers(&plan.filesystem.root);
     let (hold_read, hold_write) = hold.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     let (go_read, go_write) = go;
     let (inner, inner_child) = inner;
