@@ -18,6 +18,20 @@ const COVERED_BY_REFUSALS: &[&str] = &["ioctl", "clone3"];
 /// answered a review's `int 0x80`).
 const MULTIPLEXERS: &[&str] = &["socketcall"];
 
+/// The architectures whose socket calls go through `socketcall`, where
+/// libseccomp makes an allowed `socket` an allowed `socketcall(SYS_SOCKET)`
+/// (x32 and ARM have calls of their own, with readable arguments).
+const SOCKETCALL_ARCHES: &[&str] = &[
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPSEL",
+];
+
 /// The native architecture's name in a profile.
 const NATIVE_ARCH: &str = if cfg!(target_arch = "aarch64") {
     "SCMP_ARCH_AARCH64"
@@ -80,11 +94,10 @@ fn permissive(action: &str) -> bool {
 /// arguments the default profile refuses.
 fn let_through(p: &OciSeccomp, argument_filters: bool) -> Vec<&'static str> {
     let foreign = p.architectures.iter().any(|a| a != NATIVE_ARCH);
-    // x32 shares the native calls (with its bit set), and their arguments.
     let multiplexed = p
         .architectures
         .iter()
-        .any(|a| a != NATIVE_ARCH && a != "SCMP_ARCH_X32");
+        .any(|a| SOCKETCALL_ARCHES.contains(&a.as_str()));
     DENIED
         .iter()
         .chain(MULTIPLEXERS.iter().filter(|_| foreign))

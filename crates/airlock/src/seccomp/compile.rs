@@ -259,8 +259,12 @@ pub fn mptcp_program() -> std::result::Result<Program, crate::spec::SpecError> {
     if let Some(p) = COMPILED.get() {
         return Ok(p.clone());
     }
-    let f = default::mptcp_refusals()
-        .map_err(|e| crate::spec::SpecError::new("landlock", format!("the MPTCP refusal: {e}")))?;
+    let f = default::mptcp_refusals().map_err(|e| {
+        crate::spec::SpecError::new(
+            "landlock",
+            format!("the refusal of protocols past the port rules: {e}"),
+        )
+    })?;
     let program = export(&f).map_err(|e| {
         crate::spec::SpecError::new("landlock", format!("export the compiled filter: {e}"))
     })?;

@@ -99,7 +99,8 @@ pub const NEWER_THAN_THE_LIST: std::ops::RangeInclusive<i32> = 451..=511;
 /// connect their inner TCP socket inside the kernel (past Landlock's
 /// hooks) and fall back to plain TCP with a peer that speaks neither
 /// (landlock-lsm/linux#54, Landlock's erratum 1), and SCTP, which reaches
-/// any SCTP port; and the SMC family itself. The port rules would
+/// any SCTP port (by its number, or as SOCK_SEQPACKET's only protocol);
+/// and the SMC family itself. The port rules would
 /// otherwise hold nothing. EPROTONOSUPPORT and EAFNOSUPPORT are what a
 /// kernel without them says, on which Go and others fall back to TCP.
 /// (Compiled when a spec asks for port rules, never by the build script,
@@ -119,6 +120,19 @@ pub fn mptcp_refusals() -> Result<ScmpFilterContext, SeccompError> {
                     &[low32(0, family as u64), low32(2, protocol)],
                 )?;
             }
+            // Protocol 0 takes the first protocol of the type, and SCTP is
+            // the only one of SOCK_SEQPACKET (the type's low 4 bits; the
+            // rest are SOCK_NONBLOCK and SOCK_CLOEXEC).
+            let seqpacket = ScmpArgCompare::new(
+                1,
+                ScmpCompareOp::MaskedEqual(0xf),
+                libc::SOCK_SEQPACKET as u64,
+            );
+            refuse.add_rule_conditional(
+                ScmpAction::Errno(libc::EPROTONOSUPPORT),
+                socket,
+                &[low32(0, family as u64), seqpacket],
+            )?;
         }
         refuse.add_rule_conditional(
             ScmpAction::Errno(libc::EAFNOSUPPORT),

@@ -405,6 +405,19 @@ fn port_rules_refuse_the_protocols_landlock_does_not_see() {
         assert_eq!(call(family, 0), ALLOW);
         assert_eq!(call(family, libc::IPPROTO_TCP as u64), ALLOW);
     }
+    // SOCK_SEQPACKET is SCTP's alone, whatever the protocol and flags.
+    let seqpacket = |family: i32, flags: i32| {
+        let kind = (libc::SOCK_SEQPACKET | flags) as u64;
+        verdict(&prog, ARCH, socket, [family as u64, kind, 0, 0, 0, 0])
+    };
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        assert_eq!(seqpacket(family, 0), refused);
+        assert_eq!(
+            seqpacket(family, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
+            refused
+        );
+    }
+    assert_eq!(seqpacket(libc::AF_UNIX, 0), ALLOW);
     assert_eq!(call(43, 0), ERRNO | libc::EAFNOSUPPORT as u32);
     assert_eq!(call(libc::AF_UNIX, 0), ALLOW);
     assert_eq!(verdict(&prog, ARCH, libc::SYS_getpid as u32, [0; 6]), ALLOW);
