@@ -353,10 +353,7 @@ pub fn info(
         pids,
         tty: m.tty,
         stdin: m.stdin,
-        args: match detailed {
-            true => st.spec.args().unwrap_or_default(),
-            false => listed_args(st.spec.args().unwrap_or_default()),
-        },
+        args: st.spec.args().unwrap_or_default(),
     }
 }
 
@@ -364,11 +361,18 @@ pub fn info(
 /// kilobyte or so. A spec may be a megabyte of arguments, and a list of
 /// such sandboxes, every user's for root, went past what a client takes
 /// in one message (root's `ps` failed on another user's sandboxes).
-fn listed_args(args: Vec<String>) -> Vec<String> {
+/// (Each argument counts one byte more, its separator: a million empty
+/// ones are cut too.)
+pub fn listed_args(args: Vec<String>) -> Vec<String> {
     const SHOWN: usize = 1024;
     let mut left = SHOWN;
     let mut out = Vec::new();
     for mut a in args {
+        if left == 0 {
+            out.push('…'.to_string());
+            break;
+        }
+        left -= 1;
         if a.len() > left {
             let mut end = left;
             while !a.is_char_boundary(end) {

@@ -114,21 +114,33 @@ fn load(args: &Args) -> anyhow::Result<config::Config> {
 
 /// The cgroups sandboxes are made under: the daemon's own, or
 /// `cgroup_parent` in every hierarchy (made where it is missing). A
-/// parent that is not a cgroup path, or cannot be made, stops the daemon:
-/// every sandbox with limits would fail on it.
+/// parent that is not a cgroup path stops the daemon; one that cannot be
+/// made or read is logged, and a sandbox with limits then fails naming
+/// the cgroup (a daemon on a read-only cgroup tree still runs the rest).
 fn layout(c: &config::Config) -> anyhow::Result<airlock::cgroup::Layout> {
-    let l = airlock::cgroup::Layout::detect().unwrap_or_default();
+    let mut l = airlock::cgroup::Layout::detect().unwrap_or_default();
     let Some(parent) = &c.cgroup_parent else {
         return Ok(l);
     };
-    let named = |e: String| anyhow::anyhow!("cgroup_parent: {e}");
-    airlock::cgroup::check_parent(parent).map_err(named)?;
+    let parent = airlock::cgroup::cgroup_parent(parent)
+        .map_err(|e| anyhow::anyhow!("cgroup_parent: {e}"))?;
     for h in l.v2.iter().chain(l.v1.values()) {
         let dir = h.mount.join(parent.trim_start_matches('/'));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| named(format!("cannot make {}: {e}", dir.display())))?;
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!("cgroup_parent {}: {e}", dir.display());
+        }
     }
-    l.under(parent).map_err(named)
+    match l.under(&parent) {
+        Ok(under) => Ok(under),
+        Err(e) => {
+            tracing::warn!("cgroup_parent: {e}");
+            for h in l.v2.iter_mut().chain(l.v1.values_mut()) {
+                h.own.clone_from(&parent);
+            }
+            l.v2_controllers.clear();
+            Ok(l)
+        }
+    }
 }
 
 /// glibc gives every thread that allocates an arena of its own, up to

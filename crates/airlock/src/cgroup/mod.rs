@@ -128,10 +128,10 @@ impl Layout {
     /// controllers it gives; the v1 ones are checked as their cgroups
     /// are made.
     pub fn under(&self, parent: &str) -> Result<Layout, String> {
-        check_parent(parent)?;
+        let parent = cgroup_parent(parent)?;
         let mut layout = self.clone();
         for h in layout.v2.iter_mut().chain(layout.v1.values_mut()) {
-            h.own = parent.to_string();
+            h.own.clone_from(&parent);
         }
         if let Some(h) = &layout.v2 {
             let dir = h.own_dir();
@@ -148,18 +148,23 @@ impl Layout {
     }
 }
 
-/// Is `parent` a cgroup path [`Layout::under`] takes: from a hierarchy's
-/// root, without `.`, `..` or empty components?
-pub fn check_parent(parent: &str) -> Result<(), String> {
-    let normal = parent.starts_with('/')
-        && parent.split('/').skip(1).all(|c| !matches!(c, "." | ".."))
-        && !parent.contains("//")
-        && !parent.contains('\0')
-        && (parent == "/" || !parent.ends_with('/'));
+/// `parent` as a cgroup path from a hierarchy's root, as
+/// [`Layout::under`] takes it: a leading `/` is implied and a trailing one
+/// dropped (`airlock.slice` is `/airlock.slice`); `.`, `..` and empty
+/// components are refused.
+pub fn cgroup_parent(parent: &str) -> Result<String, String> {
+    let trimmed = parent.trim_end_matches('/');
+    let normal = !trimmed.contains('\0')
+        && trimmed
+            .trim_start_matches('/')
+            .split('/')
+            .all(|c| !matches!(c, "." | ".."))
+        && !trimmed.trim_start_matches('/').contains("//")
+        && !(parent.starts_with("//"));
     match normal {
-        true => Ok(()),
+        true => Ok(format!("/{}", trimmed.trim_start_matches('/'))),
         false => Err(format!(
-            "{parent:?} is not a cgroup path: it starts with / and names no . or .. (e.g. /airlock.slice)"
+            "{parent:?} is not a cgroup path: components from the hierarchy's root, none . or .. (e.g. /airlock.slice)"
         )),
     }
 }
@@ -668,7 +673,17 @@ mod tests {
             l.under("/").unwrap().v1["memory"].own_dir(),
             PathBuf::from("/sys/fs/cgroup/memory/")
         );
-        for bad in ["", "airlock", "/a/../b", "/a/./b", "/a//b", "/a/", "/.."] {
+        // From the root whether it says so or not (airlockd's
+        // cgroup_parent was documented as relative to it).
+        for same in [
+            "airlock.slice/web",
+            "/airlock.slice/web/",
+            "airlock.slice/web/",
+        ] {
+            assert_eq!(l.under(same).unwrap(), under, "{same:?}");
+        }
+        assert_eq!(l.under("").unwrap().v1["pids"].own, "/");
+        for bad in ["/a/../b", "/a/./b", "/a//b", "//a", "/..", "a\0b"] {
             let e = l.under(bad).unwrap_err();
             assert!(e.contains("is not a cgroup path"), "{bad:?}: {e}");
         }
