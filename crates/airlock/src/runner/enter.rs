@@ -78,6 +78,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         None
     };
     let (inner, inner_child) = sys::seqpacket_pair().step(|| "socketpair".into())?;
+    let runner = rustix::process::getpid();
     // SAFETY: the runner is single-threaded; the child only runs
     // `become_process`, which execs or exits.
     let pid = match unsafe { libc::fork() } {
@@ -90,7 +91,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         0 => {
             drop(inner);
             let report = Reporter::new(inner_child.as_fd(), plan.verbose);
-            let e = become_process(&plan, report, pty.as_ref().map(|p| &p.slave));
+            let e = become_process(&plan, report, pty.as_ref().map(|p| &p.slave), runner);
             report.failed(&e);
             // SAFETY: _exit skips the runner's destructors in this copy.
             unsafe { libc::_exit(e.kind.exit_code()) }
@@ -307,21 +308,43 @@ fn relay_until_exec(inner: &OwnedFd, sock: BorrowedFd) -> bool {
 }
 
 /// In the child, inside every namespace: the workload's walls, then exec.
-fn become_process(plan: &ExecPlan, report: Reporter, terminal: Option<&OwnedFd>) -> SetupError {
+/// Arm the parent-death signal, then make sure the runner (`runner`, as
+/// its own namespace numbers it) had not died already: in the sandbox's
+/// PID namespace our parent, outside it, is pid 0 to us; once it is gone
+/// we belong to the sandbox's init and see a parent. Without the check a runner killed before the signal was armed
+/// left the command running on, unwatched.
+fn die_with_runner(runner: rustix::process::Pid) -> Result<(), SetupError> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .step(|| "set parent-death signal".into())?;
+    // (With the caller's PID namespace shared, the runner is in view.)
+    match rustix::process::getppid() {
+        None => Ok(()),
+        Some(parent) if parent == runner => Ok(()),
+        Some(_) => Err(SetupError::new(
+            "exec",
+            "the runner that waits for this process has ended",
+        )),
+    }
+}
+
+fn become_process(
+    plan: &ExecPlan,
+    report: Reporter,
+    terminal: Option<&OwnedFd>,
+    runner: rustix::process::Pid,
+) -> SetupError {
     let p = &*exec::with_home(&plan.process);
     let run = || -> Result<(), SetupError> {
+        // Dies with the runner that waits for it: from the start, and
+        // again after the uid change, which clears the signal.
+        die_with_runner(runner)?;
         if plan.new_session {
             rustix::process::setsid().step(|| "setsid".into())?;
         }
         if let Some(t) = terminal {
             super::tty::attach(t)?;
         }
-        child::lock_down(&plan.walls, p, report, || {
-            // Dies with the runner that waits for it (the uid change above
-            // cleared any earlier parent-death signal).
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .step(|| "set parent-death signal".into())
-        })
+        child::lock_down(&plan.walls, p, report, || die_with_runner(runner))
     };
     if let Err(e) = run() {
         return e;
