@@ -154,7 +154,8 @@ impl Layout {
 /// components are refused.
 pub fn cgroup_parent(parent: &str) -> Result<String, String> {
     let trimmed = parent.trim_end_matches('/');
-    let normal = !trimmed.contains('\0')
+    let normal = !parent.is_empty()
+        && !trimmed.contains('\0')
         && trimmed
             .trim_start_matches('/')
             .split('/')
@@ -164,7 +165,7 @@ pub fn cgroup_parent(parent: &str) -> Result<String, String> {
     match normal {
         true => Ok(format!("/{}", trimmed.trim_start_matches('/'))),
         false => Err(format!(
-            "{parent:?} is not a cgroup path: components from the hierarchy's root, none . or .. (e.g. /airlock.slice)"
+            "{parent:?} is not a cgroup path: components from the hierarchy's root, none . or .. (e.g. /airlock.slice; / is the root itself)"
         )),
     }
 }
@@ -682,8 +683,9 @@ mod tests {
         ] {
             assert_eq!(l.under(same).unwrap(), under, "{same:?}");
         }
-        assert_eq!(l.under("").unwrap().v1["pids"].own, "/");
-        for bad in ["/a/../b", "/a/./b", "/a//b", "//a", "/..", "a\0b"] {
+        assert_eq!(l.under("/").unwrap().v1["pids"].own, "/");
+        // Empty is no path (not the root of every hierarchy).
+        for bad in ["", "/a/../b", "/a/./b", "/a//b", "//a", "/..", "a\0b"] {
             let e = l.under(bad).unwrap_err();
             assert!(e.contains("is not a cgroup path"), "{bad:?}: {e}");
         }

@@ -13,9 +13,9 @@ use crate::seccomp::{
 const COVERED_BY_REFUSALS: &[&str] = &["ioctl", "clone3"];
 
 /// The 32-bit ABIs' socket multiplexer: its arguments are in memory, where
-/// no filter can read them, so allowed for a foreign architecture it lets
-/// every socket family through whatever `socket`'s rules say (AF_VSOCK
-/// answered a review's `int 0x80`).
+/// no filter can read them, so allowed for an architecture that has it
+/// (`SOCKETCALL_ARCHES`) it lets every socket family through whatever
+/// `socket`'s rules say (AF_VSOCK answered a review's `int 0x80`).
 const MULTIPLEXERS: &[&str] = &["socketcall"];
 
 /// The architectures whose socket calls go through `socketcall`, where
@@ -30,14 +30,10 @@ const SOCKETCALL_ARCHES: &[&str] = &[
     "SCMP_ARCH_PPC64LE",
     "SCMP_ARCH_MIPS",
     "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
 ];
-
-/// The native architecture's name in a profile.
-const NATIVE_ARCH: &str = if cfg!(target_arch = "aarch64") {
-    "SCMP_ARCH_AARCH64"
-} else {
-    "SCMP_ARCH_X86_64"
-};
 
 pub(super) fn judge(f: &mut Findings, spec: &crate::spec::SandboxSpec) {
     let Seccomp::Custom {
@@ -93,14 +89,13 @@ fn permissive(action: &str) -> bool {
 /// The calls of `DENIED` that the profile lets through, in whole or with
 /// arguments the default profile refuses.
 fn let_through(p: &OciSeccomp, argument_filters: bool) -> Vec<&'static str> {
-    let foreign = p.architectures.iter().any(|a| a != NATIVE_ARCH);
     let multiplexed = p
         .architectures
         .iter()
         .any(|a| SOCKETCALL_ARCHES.contains(&a.as_str()));
     DENIED
         .iter()
-        .chain(MULTIPLEXERS.iter().filter(|_| foreign))
+        .chain(MULTIPLEXERS.iter().filter(|_| multiplexed))
         .copied()
         .filter(|name| !(argument_filters && COVERED_BY_REFUSALS.contains(name)))
         .filter(|name| {

@@ -506,6 +506,9 @@ impl Store {
             .into_iter()
             .flatten()
             .flatten()
+            // A writer's temporary copy (earlier builds wrote
+            // `.HEX.json.PID` here) is no record.
+            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
             .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
