@@ -118,7 +118,7 @@ fn load(args: &Args) -> anyhow::Result<config::Config> {
 /// made or read is logged, and a sandbox with limits then fails naming
 /// the cgroup (a daemon on a read-only cgroup tree still runs the rest).
 fn layout(c: &config::Config) -> anyhow::Result<airlock::cgroup::Layout> {
-    let mut l = airlock::cgroup::Layout::detect().unwrap_or_default();
+    let l = airlock::cgroup::Layout::detect().unwrap_or_default();
     // TOML has no null: an empty value is the default, as unset.
     let Some(parent) = c.cgroup_parent.as_ref().filter(|p| !p.is_empty()) else {
         return Ok(l);
@@ -138,10 +138,7 @@ fn layout(c: &config::Config) -> anyhow::Result<airlock::cgroup::Layout> {
             // The daemon's own controllers stay what the plan judges by
             // (so its default pids limit is still planned); a sandbox that
             // needs a cgroup then fails at its mkdir, naming the parent.
-            for h in l.v2.iter_mut().chain(l.v1.values_mut()) {
-                h.own.clone_from(&parent);
-            }
-            Ok(l)
+            Ok(l.at(&parent))
         }
     }
 }

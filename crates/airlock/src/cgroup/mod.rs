@@ -128,11 +128,7 @@ impl Layout {
     /// controllers it gives; the v1 ones are checked as their cgroups
     /// are made.
     pub fn under(&self, parent: &str) -> Result<Layout, String> {
-        let parent = cgroup_parent(parent)?;
-        let mut layout = self.clone();
-        for h in layout.v2.iter_mut().chain(layout.v1.values_mut()) {
-            h.own.clone_from(&parent);
-        }
+        let mut layout = self.at(&cgroup_parent(parent)?);
         if let Some(h) = &layout.v2 {
             let dir = h.own_dir();
             let controllers =
@@ -146,6 +142,16 @@ impl Layout {
         }
         Ok(layout)
     }
+
+    /// The same hierarchies with `own` (a path [`cgroup_parent`] gave) in
+    /// place of the caller's cgroup, the v2 controllers left as they were.
+    pub fn at(&self, own: &str) -> Layout {
+        let mut layout = self.clone();
+        for h in layout.v2.iter_mut().chain(layout.v1.values_mut()) {
+            h.own = own.to_string();
+        }
+        layout
+    }
 }
 
 /// `parent` as a cgroup path from a hierarchy's root, as
@@ -153,17 +159,15 @@ impl Layout {
 /// dropped (`airlock.slice` is `/airlock.slice`); `.`, `..` and empty
 /// components are refused.
 pub fn cgroup_parent(parent: &str) -> Result<String, String> {
-    let trimmed = parent.trim_end_matches('/');
+    let body = parent
+        .strip_prefix('/')
+        .unwrap_or(parent)
+        .trim_end_matches('/');
     let normal = !parent.is_empty()
-        && !trimmed.contains('\0')
-        && trimmed
-            .trim_start_matches('/')
-            .split('/')
-            .all(|c| !matches!(c, "." | ".."))
-        && !trimmed.trim_start_matches('/').contains("//")
-        && !(parent.starts_with("//"));
+        && !body.contains('\0')
+        && (body.is_empty() || body.split('/').all(|c| !matches!(c, "" | "." | "..")));
     match normal {
-        true => Ok(format!("/{}", trimmed.trim_start_matches('/'))),
+        true => Ok(format!("/{body}")),
         false => Err(format!(
             "{parent:?} is not a cgroup path: components from the hierarchy's root, none . or .. (e.g. /airlock.slice; / is the root itself)"
         )),
