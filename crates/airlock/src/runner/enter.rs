@@ -311,8 +311,9 @@ fn relay_until_exec(inner: &OwnedFd, sock: BorrowedFd) -> bool {
 /// Arm the parent-death signal, then make sure the runner (`runner`, as
 /// its own namespace numbers it) had not died already: in the sandbox's
 /// PID namespace our parent, outside it, is pid 0 to us; once it is gone
-/// we belong to the sandbox's init and see a parent. Without the check a runner killed before the signal was armed
-/// left the command running on, unwatched.
+/// we belong to the sandbox's init and see a parent. Without the check, a
+/// runner killed before the signal was armed left the command running
+/// on, unwatched.
 fn die_with_runner(runner: rustix::process::Pid) -> Result<(), SetupError> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .step(|| "set parent-death signal".into())?;
