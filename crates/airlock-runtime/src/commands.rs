@@ -359,9 +359,8 @@ fn create(
             // Nothing of it is left; its poststop hooks undo what a
             // prestart or createRuntime hook did (a network), as runc's
             // destroy runs them.
-            if let Err(e) = hooks::run("poststop", &hooks.poststop, &hook_state("stopped")) {
-                ctx.log.warn(&e);
-            }
+            let stopped = hook_state("stopped");
+            hooks::run_warning("poststop", &hooks.poststop, &stopped, |e| ctx.log.warn(e));
             // The runner's setup errors name spec fields too (a limit the
             // host cannot apply): config.json's names for them.
             return Err(fields.rewrite(&e.to_string()));
@@ -508,9 +507,8 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
             Ok(s) => {
                 // poststart: a failure is a warning, as the spec says.
                 let post = record(&sb).map(|r| r.hooks.poststart).unwrap_or_default();
-                if let Err(e) = hooks::run("poststart", &post, &oci_state(&sb, &s)) {
-                    ctx.log.warn(&e);
-                }
+                let started = oci_state(&sb, &s);
+                hooks::run_warning("poststart", &post, &started, |e| ctx.log.warn(e));
                 return Ok(());
             }
             Err(e) => return Err(e.to_string()),
@@ -543,9 +541,11 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     let mut state = oci_state(sb, st);
     state["status"] = "stopped".into();
     state["pid"] = 0.into();
-    if let Err(e) = hooks::run("poststop", &post, &state) {
-        ctx.log.warn(&e);
-    }
+    hooks::run_warning("poststop", &post, &state, |e| ctx.log.warn(e));
+    // A container whose supervisor and guard died together (a unit's
+    // last SIGKILL) left its cgroups, and in a pod's PID namespace its
+    // processes too.
+    sb.reclaim_cgroups(st);
     match sb.remove() {
         // Another caller's delete (a `run` in the foreground and a
         // `delete --force` meet here) removed it first: it is gone.
@@ -613,7 +613,16 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
     } else {
         Request::Signal { signal: sig }
     };
-    sb.request(&req).map_err(|e| e.to_string())
+    sb.request(&req).map_err(|e| {
+        // Ended meanwhile (its supervisor closes the control socket
+        // before it records the stop): runc's words, which the shims take
+        // as "already finished", rather than the socket's.
+        let ended = !sb.dir.exists() || sb.state().is_ok_and(|s| s.status == Status::Stopped);
+        match ended {
+            true => format!("cannot kill container {id}: container not running"),
+            false => e.to_string(),
+        }
+    })
 }
 
 fn parse_signal(s: &str) -> Result<i32> {

@@ -112,7 +112,13 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         e => e.to_string(),
     })?;
     if let Some(p) = &e.pid_file {
-        write_pid_file(p, process.init_pid())?;
+        // As runc: a process whose pid could not be told is not left
+        // running, unwatched.
+        if let Err(why) = write_pid_file(p, process.init_pid()) {
+            let _ = process.kill();
+            let _ = process.wait();
+            return Err(why);
+        }
     }
     if e.detach {
         return Ok(0);

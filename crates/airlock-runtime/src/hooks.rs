@@ -130,13 +130,16 @@ fn check(field: &str, h: &Hook) -> Result<(), String> {
     Ok(())
 }
 
-/// Run `hooks` in order with `state` on stdin; the first failure stops
-/// them and is returned, naming the hook.
-pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), String> {
+/// Run every one of `hooks` with `state` on stdin, whatever the others
+/// did, and say each failure through `warn`: poststart and poststop hooks,
+/// whose failures the runtime spec makes warnings, with the remaining
+/// hooks still run (a later poststop hook's teardown among them).
+pub fn run_warning(kind: &str, hooks: &[Hook], state: &serde_json::Value, warn: impl Fn(&str)) {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state).map_err(|e| format!("hooks.{kind}[{i}] {}: {e}", h.path().display()))?;
+        if let Err(e) = run_one(h, state) {
+            warn(&format!("hooks.{kind}[{i}] {}: {e}", h.path().display()));
+        }
     }
-    Ok(())
 }
 
 fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {

@@ -708,8 +708,10 @@ fn hooks_run_at_their_points_with_the_state() {
             "createRuntime": [after("createRuntime", &["prestart"])],
             // Inside, as the container's root: it only looks.
             "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("test -e {d}/prestart.json && test -e {d}/createRuntime.json")], "timeout": 5}],
-            "poststart": [hook("poststart")],
-            "poststop": [hook("poststop")],
+            // A failing poststart or poststop hook is a warning, and the
+            // ones after it still run (the spec's words; they stopped).
+            "poststart": [{"path": "/bin/false"}, hook("poststart")],
+            "poststop": [{"path": "/bin/false"}, hook("poststop")],
         });
     });
     let read = |name: &str| -> Option<Value> {

@@ -752,3 +752,77 @@ fn a_cpu_quota_alone_takes_the_default_period() {
     assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
 }
+
+/// A container whose supervisor and guard were killed together (a unit's
+/// last SIGKILL) is stopped by no one's record: `delete` kills what is
+/// left in its cgroups and removes them, as the library's delete does. It
+/// removed only the state, and the cgroups stayed (with a pod's shared
+/// PID namespace, its processes too).
+#[test]
+fn delete_reclaims_the_cgroups_a_dead_supervisor_left() {
+    require_root!();
+    let env = Env::new();
+    let pid = sleeper(&env, "orphan", |c| {
+        c["linux"]["resources"] = json!({"pids": {"limit": 64}});
+    });
+    assert!(env.rt(&["start", "orphan"]).status.success());
+    let dirs = cgroup_dirs(pid as i32);
+    assert!(!dirs.is_empty(), "no cgroup of its own");
+    let parent_of = |p: i64| -> i64 {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
+        line[5..].trim().parse().unwrap()
+    };
+    let supervisor = parent_of(pid);
+    let guard: Vec<i64> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i64>().ok())
+        .filter(|p| {
+            *p != pid
+                && std::fs::read_to_string(format!("/proc/{p}/status"))
+                    .is_ok_and(|s| s.contains(&format!("\nPPid:\t{supervisor}\n")))
+        })
+        .collect();
+    assert_eq!(guard.len(), 1, "the supervisor's guard");
+    for p in [supervisor, guard[0]] {
+        // SAFETY: kill takes no pointers; both are this test's sandbox's.
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+    wait_status(&env, "orphan", "stopped");
+    let o = env.rt(&["delete", "orphan"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        wait_until(10, || dirs.iter().all(|d| !d.exists())),
+        "left behind: {dirs:?}"
+    );
+}
+
+/// An `exec --pid-file` whose file cannot be written fails and leaves no
+/// process behind, as runc kills it: it ran on, unwatched.
+#[test]
+fn an_exec_whose_pid_file_fails_leaves_no_process() {
+    require_root!();
+    let env = Env::new();
+    sleeper(&env, "pf", |_| {});
+    assert!(env.rt(&["start", "pf"]).status.success());
+    let missing = env.dir.path().join("no-such-dir/pid");
+    let o = env.rt(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        missing.to_str().unwrap(),
+        "pf",
+        "sleep",
+        "7717",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x007717\x00")
+        })
+    };
+    let gone = wait_until(5, || !running());
+    assert!(env.rt(&["delete", "--force", "pf"]).status.success());
+    assert!(gone, "the exec'd process is still running");
+}

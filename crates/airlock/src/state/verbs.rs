@@ -133,16 +133,22 @@ impl SandboxDir {
             self.kill_all()?;
             st = self.state()?;
         }
-        // Stopped by no one's record: its supervisor and guard were killed
-        // together (SIGKILL to their process group), and nothing removed
-        // its cgroups or killed what was left in them.
+        self.reclaim_cgroups(&st);
+        self.remove()?;
+        Ok(st)
+    }
+
+    /// Kill what is left in the cgroups of a sandbox that is stopped by no
+    /// one's record (`st`, as its state was judged) and remove them: its
+    /// supervisor and guard were killed together (SIGKILL to their process
+    /// group, a unit's last SIGKILL), and nothing else would. For a
+    /// remover to call before the sandbox's directory goes.
+    pub fn reclaim_cgroups(&self, st: &State) {
         if self.recorded().is_ok_and(|r| r.status != Status::Stopped) {
             if let Some(paths) = &st.cgroup {
                 crate::cgroup::Cgroup::adopt(paths).remove();
             }
         }
-        self.remove()?;
-        Ok(st)
     }
 }
 
