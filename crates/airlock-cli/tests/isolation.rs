@@ -529,3 +529,67 @@ fn refusing_only(call: &str, rest: &[&str]) -> Run {
     args.extend_from_slice(rest);
     output(airlock(&args))
 }
+
+/// The minimal /dev's nodes are binds of the host's own inodes, made
+/// read-only: a workload that owns them (uid 0 without a user namespace
+/// of its own) changed their mode on the host (`chmod 000 /dev/null`).
+/// Reading and writing them is unaffected.
+#[test]
+fn the_dev_nodes_mode_is_not_the_workloads_to_change() {
+    require_root!();
+    let r = sh(
+        &[
+            "--share-user",
+            "--allow-unsafe",
+            "host-root-user",
+            "--allow-unsafe",
+            "shared-user",
+            "--allow-unsafe",
+            "host-privileged-id",
+        ],
+        // The host's own mode again: a no-op had it been allowed.
+        "echo x > /dev/null && head -c 3 /dev/zero | wc -c && chmod 666 /dev/zero",
+    );
+    assert_eq!(r.stdout, "3\n", "{}", r.stderr);
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
+    assert_ne!(r.code, 0);
+}
+
+/// `--rootfs-readonly` over a source the host mounted read-only keeps it
+/// so: its top was made writable for the mountpoints, which host root then
+/// made in the host's read-only tree. Without the flag the same run fails
+/// there too.
+#[test]
+fn a_read_only_root_source_stays_read_only() {
+    require_root!();
+    let dir = tempdir();
+    let img = dir.path().join("img");
+    let ro = dir.path().join("ro");
+    for d in [img.join("usr"), img.join("etc"), ro.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for link in ["bin", "lib", "lib64"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), img.join(link)).unwrap();
+    }
+    // In a mount namespace of its own, gone with it.
+    let script = format!(
+        "mount --bind -o ro {} {} && exec \"$0\" run --rootfs {} --rootfs-readonly --ro-bind /usr /usr -- true",
+        img.display(),
+        ro.display(),
+        ro.display()
+    );
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "sh", "-c", &script])
+        .arg(airlock_bin())
+        .stdin(std::process::Stdio::null());
+    let r = output(c);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
+    let mut made: Vec<_> = std::fs::read_dir(&img)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["bin", "etc", "lib", "lib64", "usr"]);
+}

@@ -8,7 +8,7 @@ use super::fs::{
     attach, clone_tree, ensure_target, mkdir_all_in, mount_fs_at, path_in, TargetKind,
 };
 use super::report::{SetupError, StepExt};
-use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -52,7 +52,12 @@ pub fn mount_dev(
         }
         let target = ensure_target(root, &format!("{dev}/{name}"), TargetKind::File).step(step)?;
         let tree = clone_tree(&src, false).step(step)?;
-        sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false).step(step)?;
+        // Read-only: the node is the host's own inode, whose mode and times
+        // a workload that owns it (uid 0 without a user namespace) could
+        // change on the host (chmod 000 /dev/null). Reading and writing a
+        // device ignore the mount's read-only flag.
+        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+        sys::mount_setattr(&tree, attrs, false).step(step)?;
         attach(tree, target).step(step)?;
     }
     mount_fs_at(

@@ -290,7 +290,9 @@ fn host_node(
         ));
     }
     let tree = clone_tree(&src, false).step(step)?;
-    sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID, false).step(step)?;
+    // Read-only, as the minimal /dev's nodes are (the host's inode: its
+    // mode is not the workload's to change); I/O on it is unaffected.
+    sys::mount_setattr(&tree, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, false).step(step)?;
     Ok(tree)
 }
 
@@ -384,10 +386,21 @@ fn root_tree(plan: &Plan, seen: &Snapshot, path: &str, readonly: bool) -> Result
             format!("{path} is not a directory"),
         ));
     }
+    // A source the host itself mounted read-only (an admin's `mount
+    // --bind -o ro`) stays so: its top is not made writable for the
+    // mountpoints, which host root would then make in it. Only a root
+    // caller's clone could clear it; a rootless one's flag is locked.
+    let host_readonly = rustix::fs::fstatvfs(&src)
+        .step(step)?
+        .f_flag
+        .contains(rustix::fs::StatVfsMountFlags::RDONLY);
     let tree = clone_tree(&src, true).step(step)?;
     sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
     if readonly {
         sys::mount_setattr(&tree, MOUNT_ATTR_RDONLY, true).step(step)?;
+        if host_readonly {
+            return Ok(tree);
+        }
         match sys::mount_setattr_clr(&tree, 0, MOUNT_ATTR_RDONLY, false) {
             Ok(()) => {}
             // A source the kernel keeps read-only stays so, which is what
