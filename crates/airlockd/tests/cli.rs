@@ -1047,15 +1047,25 @@ fn a_silent_stream_holds_a_place() {
             .unwrap();
         rt.block_on(async {
             let c = airlock_client::Client::connect_path(&socket).await.unwrap();
-            let mut silent = c.clone();
-            let held = tokio::spawn(async move {
-                let never = tokio_stream::pending::<proto::ExecInput>();
-                silent.raw().exec(never).await.map(drop)
-            });
-            // Until the silent stream has reached the daemon (or for
-            // good, if it never takes a place).
+            let silent = || {
+                let mut c = c.clone();
+                tokio::spawn(async move {
+                    let never = tokio_stream::pending::<proto::ExecInput>();
+                    c.raw().exec(never).await.map(drop)
+                })
+            };
+            let mut held = silent();
+            // Until the silent stream has its place (or for good, if it
+            // never takes one). A Logs call may hold the only place when
+            // the Exec arrives, which is then refused and ends: it is
+            // opened again.
             let mut r = Ok(());
             for _ in 0..200 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if held.is_finished() {
+                    held = silent();
+                    continue;
+                }
                 let logs = proto::LogsRequest {
                     sandbox: "quiet".into(),
                     tail: None,
@@ -1065,7 +1075,6 @@ fn a_silent_stream_holds_a_place() {
                 if r.is_err() {
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             held.abort();
             r
