@@ -246,6 +246,14 @@ fn create(
     if spec.process.terminal && console_socket.is_none() {
         return Err("process.terminal is true but no --console-socket was given".into());
     }
+    if !spec.process.terminal && console_socket.is_some() {
+        // runc refuses it too: the socket would wait for a terminal that
+        // never comes.
+        return Err(
+            "--console-socket was given but process.terminal is false: there is no terminal to send"
+                .into(),
+        );
+    }
     let mut actx = Context::current();
     actx.state_root.clone_from(&ctx.root);
     // runc imposes no pids limit the bundle does not ask for.

@@ -101,7 +101,11 @@ fn command() -> clap::Command {
         .mut_arg("systemd_cgroup", |a| {
             a.help("Take linux.cgroupsPath as systemd's slice:prefix:name (refused where systemd runs the host)")
         })
-        .mut_arg("log_format", |a| a.help("The log's format: text or json"))
+        .mut_arg("log_format", |a| {
+            // As runc, another value is refused, not taken as text.
+            a.help("The log's format: text or json")
+                .value_parser(["text", "json"])
+        })
         .mut_subcommand("kill", |c| {
             // runc's default signal.
             c.mut_arg("signal", |a| {

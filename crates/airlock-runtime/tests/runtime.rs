@@ -1203,3 +1203,32 @@ fn refusals_name_the_config_fields() {
     );
     assert!(!env.rt(&["state", "f4"]).status.success());
 }
+
+/// As runc: `--console-socket` without `process.terminal` is refused (the
+/// socket waited for a terminal that never came) and leaves nothing, and
+/// an unknown `--log-format` is refused rather than taken as text.
+#[test]
+fn a_console_socket_without_a_terminal_and_an_unknown_log_format_are_refused() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("cs", &["true"], |_| {});
+    let socket = env.dir.path().join("console.sock");
+    let o = env.rt(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--console-socket",
+        socket.to_str().unwrap(),
+        "cs",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains("process.terminal is false"),
+        "{:?}",
+        text(&o)
+    );
+    assert!(!env.rt(&["state", "cs"]).status.success());
+    let o = env.rt(&["--log-format", "xml", "list"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("xml"), "{:?}", text(&o));
+}
