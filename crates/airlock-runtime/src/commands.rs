@@ -151,6 +151,15 @@ pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
 pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
     match cmd {
         CommonCmd::Run(r) => {
+            // A foreground run passes the signals it gets on to the
+            // container, as runc's does: a service manager's SIGTERM
+            // reaches the workload instead of ending the runtime and
+            // leaving the container behind. Held from here (and by the
+            // runner's child until it resets them for the workload), so
+            // one that comes during the start waits for it.
+            if !r.detach {
+                airlock::signals::block();
+            }
             create(
                 ctx,
                 &r.container_id,
@@ -172,6 +181,12 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
                 return Ok(0);
             }
             let (sb, _) = ctx.find(&r.container_id)?;
+            let to = sb.clone();
+            std::thread::spawn(move || loop {
+                let signal = airlock::signals::next_forwarded();
+                // One that meets the container ending has nobody to reach.
+                let _ = to.request(&Request::Signal { signal });
+            });
             sb.wait_ended(None);
             if !sb.dir.exists() {
                 // `delete --force` from another caller took it, state and

@@ -61,9 +61,17 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     if let Some(path) = &e.process {
         process_file(path, &mut opts, e.no_new_privs)
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
-    } else if let Some(a) = crate::commands::exec_cpu_affinity(&sb) {
-        // The container's process, as runc builds an exec from it.
-        exec_cpu_affinity(&a, &mut opts).map_err(|why| format!("process.{why}"))?;
+    } else {
+        // The container's process, as runc builds an exec from it:
+        // `--user UID` changes only the uid, its gid and groups stay.
+        if let Some((_, None)) = e.user {
+            let plan = sb.plan().map_err(|e| e.to_string())?;
+            opts.gid = Some(plan.process.gid);
+            opts.groups = Some(plan.process.groups);
+        }
+        if let Some(a) = crate::commands::exec_cpu_affinity(&sb) {
+            exec_cpu_affinity(&a, &mut opts).map_err(|why| format!("process.{why}"))?;
+        }
     }
     // On top of what --process says, as runc's flags are. The
     // capabilities follow: with no_new_privs only the effective ones (a

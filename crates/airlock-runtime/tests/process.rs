@@ -174,7 +174,8 @@ fn exec_honours_the_process_object_and_cap() {
     let env = Env::new();
     // Without no_new_privs, so that exec's --no-new-privs shows.
     let b = env.bundle("b", &["sleep", "1000"], |c| {
-        c["process"]["noNewPrivileges"] = json!(false)
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["user"]["additionalGids"] = json!([7]);
     });
     let o = env.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), "x1"]);
     assert!(o.status.success(), "{:?}", text(&o));
@@ -235,6 +236,13 @@ fn exec_honours_the_process_object_and_cap() {
     assert!(o.status.success(), "{out} {err}");
     assert!(out.starts_with("uid=1000 gid=1001 groups="), "{out}");
     assert!(out.contains("5") && out.contains("7"), "{out}");
+
+    // --user UID alone keeps the container's gid and groups, as runc's.
+    let o = env.rt(&["exec", "--user", "1000", "x1", "id"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.starts_with("uid=1000 gid=0"), "{out}");
+    assert!(out.contains("groups=7"), "{out}");
 
     // --cap adds to the container's.
     let o = env.rt(&[

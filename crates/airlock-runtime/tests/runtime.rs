@@ -167,6 +167,35 @@ fn run_gives_the_exit_status_and_stdio() {
     assert!(!env.rt(&["state", "r1"]).status.success());
 }
 
+/// A foreground run passes the signals it gets on to the container, as
+/// runc's does: a SIGTERM reaches the workload, whose exit is the run's,
+/// and the container goes with it.
+#[test]
+fn a_foreground_run_passes_signals_on() {
+    require_root!();
+    let env = Env::new();
+    let script = "trap 'exit 7' TERM; touch /tmp/ready; while :; do sleep 0.05; done";
+    let b = env.bundle("b", &["sh", "-c", script], |_| {});
+    let mut run = Command::new(runtime())
+        .arg("--root")
+        .arg(env.root())
+        .args(["run", "--bundle", b.to_str().unwrap(), "f1"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = b.join("rootfs/tmp/ready");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ready.exists(), "the workload did not start");
+    // SAFETY: kill takes plain integers; the pid is our unreaped child.
+    unsafe { libc::kill(run.id() as i32, libc::SIGTERM) };
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{status:?}");
+    assert!(!env.rt(&["state", "f1"]).status.success());
+}
+
 /// A create that fails after the container exists (here its pid file
 /// cannot be written) leaves neither the container nor its processes.
 #[test]

@@ -229,6 +229,24 @@ pub fn unblock() {
     set_mask(libc::SIG_UNBLOCK);
 }
 
+/// Wait for one of the forwarded signals, which must be blocked in every
+/// thread ([`block`] before any other thread starts), and return it: for
+/// a thread that passes them on by other means than `kill(2)`.
+pub fn next_forwarded() -> i32 {
+    // SAFETY: an initialised sigset and an int, both valid for the call.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in forwarded() {
+            libc::sigaddset(&mut set, sig);
+        }
+        let mut sig = 0;
+        // Its only errors are EINVAL for a bad set, which this is not.
+        while libc::sigwait(&set, &mut sig) != 0 {}
+        sig
+    }
+}
+
 fn set_mask(how: libc::c_int) {
     // SAFETY: an initialised sigset passed by pointer for the call only.
     unsafe {
