@@ -698,14 +698,60 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
             .unwrap()
             .into()
     };
+    // A namespace of the test's own making, not the sandbox's.
+    let other = |flag: &str, kind: &str| -> OwnedFd {
+        let mut c = std::process::Command::new("unshare")
+            .args([flag, "sh", "-c", "read x"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let path = format!("/proc/{}/ns/{kind}", c.id());
+        let ours = std::fs::metadata(format!("/proc/self/ns/{kind}")).unwrap();
+        let fd = loop {
+            let f = std::fs::File::open(&path).unwrap();
+            if std::os::unix::fs::MetadataExt::ino(&f.metadata().unwrap())
+                != std::os::unix::fs::MetadataExt::ino(&ours)
+            {
+                break f;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        drop(c.stdin.take());
+        c.wait().unwrap();
+        fd.into()
+    };
     let answers: Vec<(Vec<(Namespace, OwnedFd)>, &str)> = vec![
         (
-            // Every kind, each the caller's own.
+            // Every kind, each the caller's own: first its user
+            // namespace, where the sandbox's uid 0 is the host's root.
             Namespace::ALL
                 .iter()
                 .map(|k| (*k, ns(k.proc_name())))
                 .collect(),
+            "the user namespace handed out is the caller's own",
+        ),
+        (
+            // Another user namespace, and the caller's mount namespace.
+            Namespace::ALL
+                .iter()
+                .map(|k| match k {
+                    Namespace::User => (*k, other("-U", "user")),
+                    _ => (*k, ns(k.proc_name())),
+                })
+                .collect(),
             "the mount namespace handed out is the caller's own",
+        ),
+        (
+            // The caller's user namespace beside another mount namespace:
+            // the sandbox's uid 0 would be the host's root there.
+            Namespace::ALL
+                .iter()
+                .map(|k| match k {
+                    Namespace::Mnt => (*k, other("-m", "mnt")),
+                    _ => (*k, ns(k.proc_name())),
+                })
+                .collect(),
+            "the user namespace handed out is the caller's own",
         ),
         (vec![(Namespace::Uts, ns("uts"))], "did not hand out its"),
     ];

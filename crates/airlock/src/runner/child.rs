@@ -154,15 +154,23 @@ fn setup(
     }
 
     // Clocks before anything else of ours lives in the namespace: offsets
-    // can be set only while it is empty. Done while still dumpable, since
-    // /proc/self of a non-dumpable process belongs to the host's root.
+    // can be set only while it is empty. Through the file the supervisor
+    // opened for us and sent before "go" (see time.rs): we never become
+    // dumpable, which would let our user namespace's owner ptrace us.
     if let Some(clocks) = &plan.clocks {
         report.progress(|| "time namespace: clocks start near the spec's values".into());
-        // The uid change above made us non-dumpable, which hands
-        // /proc/self to the host's root; take it back for this one write.
-        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable)
-            .step(|| "make init dumpable for the clock offsets".into())?;
-        time::enter(clocks)?;
+        // SAFETY: the report fd is the inner socket, open until our exec.
+        let inner = unsafe { BorrowedFd::borrow_raw(super::report::report_fd()) };
+        let offsets = match crate::sys::recv_with_fds(
+            inner,
+            &mut [0u8; 1],
+            rustix::net::RecvFlags::empty(),
+        ) {
+            Ok((1, fds)) if fds.len() == 1 => fds.into_iter().next(),
+            _ => None,
+        }
+        .ok_or_else(|| SetupError::new("time namespace", "the supervisor sent no offsets file"))?;
+        time::enter(clocks, offsets)?;
     }
 
     // From here on nothing in the sandbox may ptrace us or open our

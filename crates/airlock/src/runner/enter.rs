@@ -248,8 +248,8 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
 }
 
 /// What the control socket handed out must be the sandbox's: every kind
-/// it made, and a mount namespace other than ours (every sandbox has its
-/// own; the spec cannot share it). Whatever answers on the socket is
+/// it made, none of them ours (a sandbox always makes its mount
+/// namespace; the spec cannot share it). Whatever answers on the socket is
 /// trusted no further than that: a process that could take the socket's
 /// place (a workload given the state directory) would otherwise leave
 /// exec in the caller's mount namespace, or as root of the caller's user
@@ -274,14 +274,25 @@ fn check_handed_out(
             )));
         }
     }
-    let ours =
-        rustix::fs::stat("/proc/thread-self/ns/mnt").step(|| "exec: our mount namespace".into())?;
+    // One the sandbox made is never ours. Above all its user namespace:
+    // joining would be skipped as done, and its uids set in ours.
     for (kind, fd) in got {
+        if *kind != Namespace::Mnt && !plan.namespaces.contains(kind) {
+            continue;
+        }
+        let name = kind.proc_name();
+        let ours = rustix::fs::stat(format!("/proc/thread-self/ns/{name}").as_str())
+            .step(|| format!("exec: our {name} namespace"))?;
         let theirs = rustix::fs::fstat(fd).step(|| "exec: the sandbox's namespace".into())?;
-        if *kind == Namespace::Mnt && (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) {
-            return Err(refuse(
-                "the mount namespace handed out is the caller's own".into(),
-            ));
+        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino) {
+            let name = if *kind == Namespace::Mnt {
+                "mount"
+            } else {
+                name
+            };
+            return Err(refuse(format!(
+                "the {name} namespace handed out is the caller's own"
+            )));
         }
     }
     Ok(())

@@ -238,6 +238,16 @@ pub(super) fn supervise(
         }
     }
     drop((sources, pid_join));
+    if plan.clocks.is_some() {
+        let sent = super::time::offsets_file(pid).and_then(|f| {
+            sys::send_with_fds(&inner, b"t", &[f.as_fd()])
+                .step(|| "time namespace: hand PID 1 its clock offsets".into())
+        });
+        if let Err(e) = sent {
+            kill_and_reap(&pidfd, pid);
+            return Err(e);
+        }
+    }
     // As bubblewrap: once the child exists, before it runs the workload.
     let status_fd = super::status_fd::write_started(&plan, pid).inspect_err(|_| {
         kill_and_reap(&pidfd, pid);

@@ -4,14 +4,36 @@
 //!
 //! Offsets can only be written while the new namespace has no process in
 //! it, so the order is: unshare (which only affects our future children),
-//! write the offsets through /proc/self/timens_offsets, then setns into
+//! write the offsets through PID 1's `timens_offsets`, then setns into
 //! `time_for_children` so that init itself runs on the new clocks too.
+//!
+//! The supervisor opens that file for PID 1 ([`offsets_file`]) and hands
+//! it over: the kernel judges the write by the opener's credentials. PID
+//! 1 could open its own only by making itself dumpable, and a dumpable PID
+//! 1 may be ptraced by the host uid that owns its user namespace (a
+//! daemon's client, whose sandbox the daemon sets up as root), which
+//! would then hold PID 1's report socket to the root supervisor.
 
 use super::report::{SetupError, StepExt};
 use crate::spec::Clocks;
 use rustix::fs::{Mode, OFlags};
+use std::os::fd::{AsFd, OwnedFd};
 
-pub fn enter(clocks: &Clocks) -> Result<(), SetupError> {
+/// PID 1's `timens_offsets`, opened by the supervisor while PID 1 waits
+/// for "go": it is still the supervisor's uid then, or (created as another
+/// uid by root) not dumpable and so root's.
+pub fn offsets_file(pid: i32) -> Result<OwnedFd, SetupError> {
+    rustix::fs::open(
+        format!("/proc/{pid}/timens_offsets").as_str(),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "time namespace: open PID 1's clock offsets".into())
+}
+
+/// Unshare the time namespace, write the offsets through `offsets` (from
+/// [`offsets_file`]) and enter it.
+pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
     let step = || "time namespace".to_string();
     // SAFETY: unshare takes no pointers; the runner is single-threaded.
     if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
@@ -29,18 +51,12 @@ pub fn enter(clocks: &Clocks) -> Result<(), SetupError> {
             clocks.boottime - boot.tv_sec,
         ),
     };
-    let offsets = format!(
+    let text = format!(
         "{} {mono_off} 0\n{} {boot_off} 0\n",
         libc::CLOCK_MONOTONIC,
         libc::CLOCK_BOOTTIME,
     );
-    let f = rustix::fs::open(
-        "/proc/self/timens_offsets",
-        OFlags::WRONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .step(step)?;
-    rustix::io::write(&f, offsets.as_bytes()).step(|| "write clock offsets".into())?;
+    rustix::io::write(offsets, text.as_bytes()).step(|| "write clock offsets".into())?;
     let ns = rustix::fs::open(
         "/proc/self/ns/time_for_children",
         OFlags::RDONLY | OFlags::CLOEXEC,
@@ -48,7 +64,7 @@ pub fn enter(clocks: &Clocks) -> Result<(), SetupError> {
     )
     .step(step)?;
     rustix::thread::move_into_link_name_space(
-        std::os::fd::AsFd::as_fd(&ns),
+        ns.as_fd(),
         Some(rustix::thread::LinkNameSpaceType::Time),
     )
     .step(|| "enter the time namespace".into())?;
