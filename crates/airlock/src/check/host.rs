@@ -37,14 +37,15 @@ pub struct Host {
     #[serde(default)]
     pub ids: HostIds,
     /// The network namespace the spec joins by path is the caller's own
-    /// (the host's, for a caller on the host).
+    /// (the host's, for a caller on the host) or init's.
     #[serde(default)]
     pub joins_own_net: bool,
-    /// The IPC namespace the spec joins by path is the caller's own.
+    /// The IPC namespace the spec joins by path is the caller's own or
+    /// init's.
     #[serde(default)]
     pub joins_own_ipc: bool,
     /// The PID namespace the spec joins by path is the caller's own (the
-    /// host's, for a caller on the host).
+    /// host's, for a caller on the host) or init's.
     #[serde(default)]
     pub joins_own_pid: bool,
     /// The caller is root: its writable binds are shown as its own through
@@ -93,6 +94,14 @@ pub struct NestedMount {
 
 /// Do both paths lead to the same object (device and inode)? A path that
 /// cannot be read is not the same: the runner's open of it fails later.
+/// Is the namespace at `path` the caller's own of `kind`, or the host's
+/// (init's, which a root caller in a namespace of its own, a service's,
+/// can still name)?
+fn host_namespace(path: &str, kind: &str) -> bool {
+    same_file(path, &format!("/proc/self/ns/{kind}"))
+        || same_file(path, &format!("/proc/1/ns/{kind}"))
+}
+
 fn same_file(a: &str, b: &str) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
@@ -259,17 +268,17 @@ impl Host {
                 .namespaces
                 .join
                 .get("net")
-                .is_some_and(|p| same_file(p, "/proc/self/ns/net")),
+                .is_some_and(|p| host_namespace(p, "net")),
             joins_own_ipc: spec
                 .namespaces
                 .join
                 .get("ipc")
-                .is_some_and(|p| same_file(p, "/proc/self/ns/ipc")),
+                .is_some_and(|p| host_namespace(p, "ipc")),
             joins_own_pid: spec
                 .namespaces
                 .join
                 .get("pid")
-                .is_some_and(|p| same_file(p, "/proc/self/ns/pid")),
+                .is_some_and(|p| host_namespace(p, "pid")),
             root_caller: ctx.caller.is_root(),
             store: ctx
                 .store

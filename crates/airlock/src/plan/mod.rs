@@ -428,8 +428,15 @@ pub fn capability_numbers(spec: &SandboxSpec) -> Vec<u8> {
 }
 
 /// Resource numbers of the rlimits; validate() has refused unknown names.
+/// The spec's rlimits, then RLIMIT_RTPRIO and RLIMIT_NICE at the kernel's
+/// defaults (0) where it sets none. Inherited from the caller (pam_limits'
+/// `@audio - rtprio 95`, systemd's `LimitRTPRIO=`) they would let the
+/// workload raise its own priority with no `raised-priority` finding: the
+/// kernel lets a process without CAP_SYS_NICE on the host go as far as
+/// they say.
 fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
-    p.rlimits
+    let mut limits: Vec<(i32, u64, u64)> = p
+        .rlimits
         .iter()
         .filter_map(|r| {
             let (_, n) = spec::validate::RLIMITS
@@ -437,7 +444,13 @@ fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
                 .find(|(n, _)| *n == r.resource)?;
             Some((*n as i32, r.soft, r.hard))
         })
-        .collect()
+        .collect();
+    for resource in [libc::RLIMIT_RTPRIO, libc::RLIMIT_NICE] {
+        if !limits.iter().any(|l| l.0 == resource as i32) {
+            limits.push((resource as i32, 0, 0));
+        }
+    }
+    limits
 }
 
 /// Resolve a valid spec into a plan for this caller.

@@ -235,3 +235,32 @@ fn capabilities_resolve_to_numbers() {
     let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
     assert_eq!(p.process.capabilities, vec![10]);
 }
+
+/// The priority rlimits are the kernel's defaults unless the spec sets
+/// them: a caller's (pam_limits' `rtprio 95`) would let the workload take
+/// a real-time policy without a `raised-priority` finding.
+#[test]
+fn priority_rlimits_default_to_none() {
+    let p = plan(&spec(), &crate::Context::for_ids(1000, 1000)).unwrap();
+    for r in [libc::RLIMIT_RTPRIO, libc::RLIMIT_NICE] {
+        assert!(
+            p.process.rlimits.contains(&(r as i32, 0, 0)),
+            "{:?}",
+            p.process.rlimits
+        );
+    }
+    let mut s = spec();
+    s.process.rlimits.push(spec::Rlimit {
+        resource: "nice".into(),
+        soft: 10,
+        hard: 10,
+    });
+    let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
+    let nice: Vec<_> = p
+        .process
+        .rlimits
+        .iter()
+        .filter(|l| l.0 == libc::RLIMIT_NICE as i32)
+        .collect();
+    assert_eq!(nice, [&(libc::RLIMIT_NICE as i32, 10, 10)]);
+}
