@@ -66,6 +66,47 @@ fn domainname_and_time_offsets_are_what_the_container_sees() {
     assert!(inside >= before, "uptime inside {inside} < host {before}");
 }
 
+/// Offsets may be negative, and monotonic may be ahead of boottime, as
+/// runc takes them; one that puts a clock below zero is the kernel's
+/// refusal, named, and leaves nothing behind.
+#[test]
+fn negative_and_unordered_time_offsets_are_taken() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["cat", "/proc/uptime"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({
+            "boottime": {"secs": -30},
+            "monotonic": {"secs": 86_400}
+        });
+    });
+    let before = host_uptime();
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "n1"]);
+    let after = host_uptime();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let inside: u64 = out.split('.').next().unwrap().parse().unwrap();
+    assert!(
+        (before - 30..=after - 30 + 1).contains(&inside),
+        "uptime inside {inside}, host {before}..{after}: not 30 s behind"
+    );
+
+    let b = env.bundle("below", &["true"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": -1_000_000_000}});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "n2"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "ran: {out}");
+    assert!(
+        err.contains("linux.timeOffsets") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(!text(&env.rt(&["list", "-q"])).0.contains("n2"));
+}
+
 #[test]
 fn time_offsets_airlock_cannot_honour_are_named() {
     require_root!();

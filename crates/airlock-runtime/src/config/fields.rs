@@ -49,6 +49,8 @@ const PREFIXES: &[(&str, &str)] = &[
     ("seccomp", "linux.seccomp"),
     ("filesystem.masked_paths", "linux.maskedPaths"),
     ("filesystem.readonly_paths", "linux.readonlyPaths"),
+    ("time.monotonic", "linux.timeOffsets.monotonic"),
+    ("time.boottime", "linux.timeOffsets.boottime"),
 ];
 
 impl ConfigFields {

@@ -56,7 +56,18 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
         libc::CLOCK_MONOTONIC,
         libc::CLOCK_BOOTTIME,
     );
-    rustix::io::write(offsets, text.as_bytes()).step(|| "write clock offsets".into())?;
+    if let Err(e) = rustix::io::write(offsets, text.as_bytes()) {
+        // ERANGE: an offset that puts a clock below zero (or past what it
+        // counts); only the host's clocks now tell.
+        let field = match clocks.offsets {
+            true => "time (linux.timeOffsets)",
+            false => "time",
+        };
+        return Err(SetupError::new(
+            field,
+            format!("the kernel refused the clock offsets monotonic {mono_off}s, boottime {boot_off}s from the host's clocks: {e}"),
+        ));
+    }
     let ns = rustix::fs::open(
         "/proc/self/ns/time_for_children",
         OFlags::RDONLY | OFlags::CLOEXEC,

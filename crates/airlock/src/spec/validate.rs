@@ -487,21 +487,24 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
 const MAX_CLOCK_OFFSET: i64 = i64::MAX / 1_000_000_000 / 2;
 
 fn clocks(time: &Clocks) -> Result<(), SpecError> {
-    if time.boottime < 0 || time.monotonic < 0 {
+    // Offsets (OCI's) may be negative and need no order: the kernel
+    // refuses only a clock they would put below zero, which it knows when
+    // they are written.
+    if !time.offsets && (time.boottime < 0 || time.monotonic < 0) {
         return Err(SpecError::new("time", "clocks cannot start below zero"));
     }
     for (field, v) in [
         ("time.boottime", time.boottime),
         ("time.monotonic", time.monotonic),
     ] {
-        if v > MAX_CLOCK_OFFSET {
+        if v.checked_abs().is_none_or(|v| v > MAX_CLOCK_OFFSET) {
             return Err(SpecError::new(
                 field,
                 format!("{v} is beyond the {MAX_CLOCK_OFFSET} seconds a time namespace's clock may be set apart from the host's"),
             ));
         }
     }
-    if time.monotonic > time.boottime {
+    if !time.offsets && time.monotonic > time.boottime {
         return Err(SpecError::new(
             "time.monotonic",
             "cannot be ahead of time.boottime (boottime counts suspend, monotonic does not)",
