@@ -70,6 +70,72 @@ fn unshare_flags_are_accepted_and_the_network_is_the_sandboxs_own() {
     assert_eq!(r.stdout, "lo\npid=1\n", "{}", r.stderr);
 }
 
+/// Between a `--share-*` and an `--unshare-*` flag (or `--unshare-all`),
+/// and between `--keep-session` and `--new-session`, the last word counts,
+/// as in bubblewrap; an unshare takes back a spec file's sharing too. A
+/// kind both joined and shared or unshared is refused by name.
+#[test]
+fn the_last_of_share_and_unshare_counts() {
+    let spec = |flags: &[&str]| -> serde_json::Value {
+        let mut args = vec!["run", "--print-spec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "true"]);
+        let r = output(airlock(&args));
+        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let net = |flags: &[&str]| spec(flags)["namespaces"]["net"].clone();
+    assert_eq!(net(&["--unshare-all", "--share-net"]), false);
+    assert_eq!(net(&["--share-net", "--unshare-all"]), true);
+    assert_eq!(net(&["--share-net", "--unshare-net"]), true);
+    assert_eq!(net(&["--unshare-net", "--share-net"]), false);
+    // --unshare-all has no time namespace to take back.
+    let s = spec(&["--share-time", "--share-pid", "--unshare-all"]);
+    assert_eq!(s["namespaces"]["time"], false, "{s}");
+    assert_eq!(s["namespaces"]["pid"], true, "{s}");
+    let session = |flags: &[&str]| spec(flags)["new_session"].clone();
+    assert_eq!(session(&["--keep-session", "--new-session"]), true);
+    assert_eq!(session(&["--new-session", "--keep-session"]), false);
+
+    // A spec file's sharing, taken back.
+    let dir = tempdir();
+    let file = dir.path().join("shared.json");
+    let shared = spec(&["--share-net", "--share-ipc", "--keep-session"]);
+    std::fs::write(&file, shared.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    let s = spec(&["--spec", f, "--unshare-net", "--new-session"]);
+    assert_eq!(s["namespaces"]["net"], true, "{s}");
+    assert_eq!(s["namespaces"]["ipc"], false, "{s}");
+    assert_eq!(s["new_session"], true, "{s}");
+
+    for (flags, says) in [
+        (
+            vec!["--share-net", "--join", "net=/proc/self/ns/net"],
+            "--share-net: the net namespace is joined by path",
+        ),
+        (
+            vec!["--join", "ipc=/proc/self/ns/ipc", "--unshare-ipc"],
+            "--unshare-ipc: the ipc namespace is joined by path",
+        ),
+        (
+            vec![
+                "--join",
+                "uts=/proc/self/ns/uts",
+                "--join",
+                "uts=/proc/self/ns/uts",
+            ],
+            "the uts namespace is joined twice",
+        ),
+    ] {
+        let mut args = vec!["run", "--print-spec"];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&["--", "true"]);
+        let r = output(airlock(&args));
+        assert_eq!(r.code, 125, "{flags:?}: {}", r.stdout);
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+    }
+}
+
 #[test]
 fn try_binds_skip_a_missing_source_and_bind_an_existing_one() {
     let dir = shared_dir();
@@ -288,6 +354,14 @@ fn flags_airlock_has_no_feature_for_are_refused_by_name() {
         (vec!["--userns-block-fd", "3"], "--block-fd waits"),
         (vec!["--level-prefix"], "level prefix"),
         (vec!["--exec-label", "x"], "SELinux"),
+        (
+            vec!["--bind-fd", "3", "/x"],
+            "bind its path (--bind SRC DEST)",
+        ),
+        (
+            vec!["--ro-bind-fd", "3", "/x"],
+            "bind its path (--ro-bind SRC DEST)",
+        ),
     ] {
         let mut a = vec!["run"];
         a.extend_from_slice(&args);
@@ -688,9 +762,32 @@ fn remount_ro_makes_one_mount_read_only() {
             vec!["--image", "busybox:latest", "--remount-ro", "/"],
             "--remount-ro /: an image's root is a writable layer",
         ),
+        (
+            vec!["--rootfs", "/", "--overlay", "--rootfs-readonly"],
+            "--rootfs-readonly: --overlay puts a writable layer over the --rootfs",
+        ),
+        (
+            vec![
+                "--rootfs",
+                "/",
+                "--overlay-dir",
+                "/tmp",
+                "--rootfs-readonly",
+            ],
+            "--rootfs-readonly: --overlay-dir puts a writable layer",
+        ),
     ] {
         refused_saying(&flags, says);
     }
+    // A created sandbox is not this process's to die with.
+    let r = output(airlock(&["create", "--die-with-parent", "--", "true"]));
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("--die-with-parent: `airlock create` leaves"),
+        "{}",
+        r.stderr
+    );
     let dir = tempdir();
     let d = dir.path().display().to_string();
     let r = output(airlock(&[

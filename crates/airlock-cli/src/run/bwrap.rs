@@ -108,18 +108,26 @@ pub struct BwrapArgs {
     /// end of FD before the mounts and the program.
     #[arg(long, value_name = "FD", conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
     pub(crate) block_fd: Option<i32>,
-    /// What airlock does by default: accepted and ignored (--unshare-all,
-    /// --unshare-{user,ipc,pid,net,uts,cgroup}[-try], --new-session).
-    #[arg(
-        long = "unshare-all",
-        aliases = [
-            "unshare-user", "unshare-user-try", "unshare-ipc", "unshare-pid", "unshare-net",
-            "unshare-uts", "unshare-cgroup", "unshare-cgroup-try", "new-session",
-        ],
-        action = ArgAction::Count,
-        help_heading = HEADING
-    )]
-    default_on: u8,
+    /// What airlock does by default (as are --unshare-{user,ipc,pid,net,
+    /// uts,cgroup}[-try] and --new-session): each takes back a --share-*
+    /// (or --keep-session) given before it, or a spec file's, as the last
+    /// word does in bubblewrap.
+    #[arg(long, action = ArgAction::Count, help_heading = HEADING)]
+    pub(crate) unshare_all: u8,
+    #[arg(long, alias = "unshare-user-try", action = ArgAction::Count, hide = true)]
+    pub(crate) unshare_user: u8,
+    #[arg(long, action = ArgAction::Count, hide = true)]
+    pub(crate) unshare_ipc: u8,
+    #[arg(long, action = ArgAction::Count, hide = true)]
+    pub(crate) unshare_pid: u8,
+    #[arg(long, action = ArgAction::Count, hide = true)]
+    pub(crate) unshare_net: u8,
+    #[arg(long, action = ArgAction::Count, hide = true)]
+    pub(crate) unshare_uts: u8,
+    #[arg(long, alias = "unshare-cgroup-try", action = ArgAction::Count, hide = true)]
+    pub(crate) unshare_cgroup: u8,
+    #[arg(long, action = ArgAction::Count, hide = true)]
+    pub(crate) new_session: u8,
     #[command(flatten)]
     pub(crate) refused: Refused,
 }
@@ -133,6 +141,8 @@ pub const REFUSED: &[(&str, usize, &str)] = &[
     ("pidns", 1, "joining a PID namespace by file descriptor is not supported (join one by path: --join pid=PATH)"),
     ("exec-label", 1, "SELinux labels are not supported"),
     ("file-label", 1, "SELinux labels are not supported"),
+    ("bind-fd", 2, "binding an open directory by file descriptor is not supported: bind its path (--bind SRC DEST)"),
+    ("ro-bind-fd", 2, "binding an open directory by file descriptor is not supported: bind its path (--ro-bind SRC DEST)"),
     ("userns-block-fd", 1, "airlock writes the user namespace's id maps itself (identity.uid_map, --uid), so there is nothing to wait for before them: --block-fd waits before the program runs"),
 ];
 

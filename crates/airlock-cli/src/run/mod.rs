@@ -144,6 +144,11 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         sync: a.bwrap.sync_fd,
         block: a.bwrap.block_fd,
     };
+    if a.bwrap.die_with_parent && hold {
+        return refuse(
+            "--die-with-parent: `airlock create` leaves the sandbox to be started and managed; nothing of it stays with this process to die with its parent",
+        );
+    }
     if a.bwrap.die_with_parent {
         if let Err(e) = die_with_parent() {
             return refuse(format!("--die-with-parent: {e}"));

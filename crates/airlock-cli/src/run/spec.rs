@@ -52,8 +52,8 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         labels.entries.push((field, format!("--lock-file {path}")));
         s.filesystem.lock_files.push(path.clone());
     }
-    process(&mut s, a);
-    namespaces(&mut s, a);
+    process(&mut s, a, m);
+    namespaces(&mut s, a, m)?;
     resources(&mut s, a);
     // Each --rlimit by its flag, the parts of its entry too (appended
     // after the spec file's own).
@@ -216,7 +216,18 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
             return Err(format!("{flag}: the root is given twice (--rootfs {dir})"));
         }
         labels.root = Some(format!("--rootfs {dir}"));
-        s.filesystem.root = if a.overlay || a.overlay_dir.is_some() {
+        let overlay = a.overlay || a.overlay_dir.is_some();
+        if overlay && a.rootfs_readonly {
+            let flag = if a.overlay {
+                "--overlay"
+            } else {
+                "--overlay-dir"
+            };
+            return Err(format!(
+                "--rootfs-readonly: {flag} puts a writable layer over the --rootfs, which would not be read-only (without {flag}, the --rootfs itself is)"
+            ));
+        }
+        s.filesystem.root = if overlay {
             Root::Overlay {
                 lower: vec![absolute_source(dir)],
                 upper: a.overlay_dir.as_deref().map(absolute_source),
@@ -343,7 +354,7 @@ fn bpf_fds(a: &RunArgs, m: &ArgMatches) -> Vec<(&'static str, i32)> {
 /// The program, its environment, directory, ids, session and terminal.
 /// With an image, PROGRAM ARGS replace its Cmd and these flags override
 /// its defaults (the library applies it over this spec).
-fn process(s: &mut SandboxSpec, a: &RunArgs) {
+fn process(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
     let p = &mut s.process;
     if !a.command.is_empty() {
         p.args = a.command.clone();
@@ -382,8 +393,11 @@ fn process(s: &mut SandboxSpec, a: &RunArgs) {
     if a.as_pid1 {
         s.init = spec::InitMode::Workload;
     }
-    if a.keep_session {
-        s.new_session = false;
+    // The last word between --keep-session and --new-session.
+    match (last_index(m, "keep_session"), last_index(m, "new_session")) {
+        (Some(k), n) if n.is_none_or(|n| n < k) => s.new_session = false,
+        (_, Some(_)) => s.new_session = true,
+        _ => {}
     }
     let sched = &mut s.process.scheduling;
     if a.nice.is_some() {
@@ -402,10 +416,28 @@ fn process(s: &mut SandboxSpec, a: &RunArgs) {
     }
 }
 
+/// Where the last occurrence of the argument `id` stood, if given (a
+/// flag's default has an index too).
+fn last_index(m: &ArgMatches, id: &str) -> Option<usize> {
+    if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+        return None;
+    }
+    m.indices_of(id).and_then(Iterator::max)
+}
+
 /// The `--share-*` flags: a shared namespace is not a new one. `--join`:
 /// nor is a joined one (the spec's rules judge the kind and the path).
-fn namespaces(s: &mut SandboxSpec, a: &RunArgs) {
+/// An `--unshare-*` flag (or `--unshare-all`) after a `--share-*` one, or
+/// beside a spec file that shares the kind, makes it the sandbox's own
+/// again: the last word counts, as in bubblewrap.
+fn namespaces(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<(), String> {
+    let mut kinds = std::collections::BTreeSet::new();
     for (kind, path) in &a.join {
+        if !kinds.insert(kind) {
+            return Err(format!(
+                "--join {kind}={path}: the {kind} namespace is joined twice"
+            ));
+        }
         s.namespaces.join.insert(kind.clone(), path.clone());
     }
     if a.disable_userns {
@@ -414,21 +446,43 @@ fn namespaces(s: &mut SandboxSpec, a: &RunArgs) {
     if a.assert_userns_disabled {
         s.namespaces.assert_userns_disabled = true;
     }
-    let joins = |kind: &str| a.join.iter().any(|(k, _)| k == kind);
+    // The spec file's joins and ours.
+    let joined: Vec<String> = s.namespaces.join.keys().cloned().collect();
+    let joins = |kind: &str| joined.iter().any(|k| k == kind);
+    let all = last_index(m, "unshare_all");
     let ns = &mut s.namespaces;
-    for (share, flag) in [
-        (&mut ns.net, a.share_net || joins("net")),
-        (&mut ns.pid, a.share_pid || joins("pid")),
-        (&mut ns.ipc, a.share_ipc || joins("ipc")),
-        (&mut ns.uts, a.share_uts || joins("uts")),
-        (&mut ns.cgroup, a.share_cgroup),
-        (&mut ns.time, a.share_time),
-        (&mut ns.user, a.share_user),
+    for (own, kind, unshare) in [
+        (&mut ns.net, "net", Some("unshare_net")),
+        (&mut ns.pid, "pid", Some("unshare_pid")),
+        (&mut ns.ipc, "ipc", Some("unshare_ipc")),
+        (&mut ns.uts, "uts", Some("unshare_uts")),
+        (&mut ns.cgroup, "cgroup", Some("unshare_cgroup")),
+        (&mut ns.time, "time", None),
+        (&mut ns.user, "user", Some("unshare_user")),
     ] {
-        if flag {
-            *share = false;
+        let shared = last_index(m, &format!("share_{kind}"));
+        let named = unshare.and_then(|u| last_index(m, u));
+        if joins(kind) {
+            let given = match (shared, named) {
+                (Some(_), _) => "--share",
+                (_, Some(_)) => "--unshare",
+                _ => {
+                    *own = false;
+                    continue;
+                }
+            };
+            return Err(format!(
+                "{given}-{kind}: the {kind} namespace is joined by path (--join or the spec file's namespaces.join)"
+            ));
+        }
+        let unshared = named.max(all.filter(|_| unshare.is_some()));
+        match (shared, unshared) {
+            (Some(sh), u) if u.is_none_or(|u| u < sh) => *own = false,
+            (_, Some(_)) => *own = true,
+            _ => {}
         }
     }
+    Ok(())
 }
 
 /// cgroup limits, the timeout and rlimits.
