@@ -136,6 +136,42 @@ fn the_last_of_share_and_unshare_counts() {
     }
 }
 
+/// --setenv, --unsetenv and --clearenv apply in the order given, as do
+/// --cap-add and --cap-drop, as in bubblewrap.
+#[test]
+fn env_and_capability_flags_apply_in_order() {
+    let process = |flags: &[&str]| -> serde_json::Value {
+        let mut args = vec!["run", "--print-spec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "true"]);
+        let r = output(airlock(&args));
+        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+        let spec: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        serde_json::json!({
+            "env": spec["process"]["env"],
+            "unset": spec["process"]["unset_env"],
+            "caps": spec["capabilities"],
+        })
+    };
+    let p = process(&["--setenv", "TOKEN", "x", "--clearenv"]);
+    assert_eq!(p["env"].get("TOKEN"), None, "{p}");
+    let p = process(&["--clearenv", "--setenv", "A", "1"]);
+    assert_eq!(p["env"]["A"], "1", "{p}");
+    let p = process(&["--unsetenv", "A", "--setenv", "A", "2"]);
+    assert_eq!(p["env"]["A"], "2", "{p}");
+    assert!(!p["unset"].to_string().contains("\"A\""), "{p}");
+    let p = process(&["--setenv", "A", "2", "--unsetenv", "A"]);
+    assert_eq!(p["env"].get("A"), None, "{p}");
+    let p = process(&["--cap-drop", "ALL", "--cap-add", "CAP_NET_BIND_SERVICE"]);
+    assert_eq!(
+        p["caps"],
+        serde_json::json!(["CAP_NET_BIND_SERVICE"]),
+        "{p}"
+    );
+    let p = process(&["--cap-add", "CAP_NET_BIND_SERVICE", "--cap-drop", "ALL"]);
+    assert_eq!(p["caps"], serde_json::json!([]), "{p}");
+}
+
 #[test]
 fn try_binds_skip_a_missing_source_and_bind_an_existing_one() {
     let dir = shared_dir();

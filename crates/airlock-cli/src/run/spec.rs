@@ -157,7 +157,7 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             labels.fields.push((field, flag));
         }
     }
-    walls(&mut s, a)?;
+    walls(&mut s, a, m)?;
     for code in &a.allow_unsafe {
         if !s.allow_unsafe.contains(code) {
             s.allow_unsafe.push(code.clone());
@@ -362,17 +362,45 @@ fn process(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
     if let Some(argv0) = &a.bwrap.argv0 {
         p.argv0 = Some(argv0.clone());
     }
-    if a.clearenv {
-        p.inherit_env = false;
-        p.env.clear();
+    // In the order given, as bubblewrap applies them: a --setenv before
+    // --clearenv is cleared, one after an --unsetenv of its name is set.
+    enum Env<'a> {
+        Clear,
+        Set(&'a str, &'a str),
+        Unset(&'a str),
     }
-    for kv in a.setenv.chunks(2) {
-        p.env.insert(kv[0].clone(), kv[1].clone());
+    let mut steps: Vec<(usize, Env)> = Vec::new();
+    if let Some(i) = last_index(m, "clearenv") {
+        steps.push((i, Env::Clear));
     }
-    for k in &a.unsetenv {
-        p.env.remove(k);
-        if !p.unset_env.contains(k) {
-            p.unset_env.push(k.clone());
+    // Two values each: the index of the first.
+    for (kv, i) in a
+        .setenv
+        .chunks(2)
+        .zip(indices(m, "setenv").into_iter().step_by(2))
+    {
+        steps.push((i, Env::Set(&kv[0], &kv[1])));
+    }
+    for (k, i) in a.unsetenv.iter().zip(indices(m, "unsetenv")) {
+        steps.push((i, Env::Unset(k)));
+    }
+    steps.sort_by_key(|(i, _)| *i);
+    for (_, step) in steps {
+        match step {
+            Env::Clear => {
+                p.inherit_env = false;
+                p.env.clear();
+            }
+            Env::Set(k, v) => {
+                p.env.insert(k.to_string(), v.to_string());
+                p.unset_env.retain(|u| u != k);
+            }
+            Env::Unset(k) => {
+                p.env.remove(k);
+                if !p.unset_env.iter().any(|u| u == k) {
+                    p.unset_env.push(k.to_string());
+                }
+            }
         }
     }
     if let Some(d) = &a.chdir {
@@ -416,13 +444,18 @@ fn process(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
     }
 }
 
-/// Where the last occurrence of the argument `id` stood, if given (a
-/// flag's default has an index too).
-fn last_index(m: &ArgMatches, id: &str) -> Option<usize> {
+/// Where each value of the argument `id` stood on the command line (a
+/// flag's default has an index too, which is not counted).
+fn indices(m: &ArgMatches, id: &str) -> Vec<usize> {
     if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
-        return None;
+        return Vec::new();
     }
-    m.indices_of(id).and_then(Iterator::max)
+    m.indices_of(id).into_iter().flatten().collect()
+}
+
+/// Where the last occurrence of the argument `id` stood, if given.
+fn last_index(m: &ArgMatches, id: &str) -> Option<usize> {
+    indices(m, id).into_iter().max()
 }
 
 /// The `--share-*` flags: a shared namespace is not a new one. `--join`:
@@ -523,7 +556,7 @@ fn resources(s: &mut SandboxSpec, a: &RunArgs) {
 
 /// What the workload runs behind: Landlock, the syscall filter, the
 /// capabilities it keeps.
-fn walls(s: &mut SandboxSpec, a: &RunArgs) -> Result<(), String> {
+fn walls(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<(), String> {
     if let Some(m) = &a.landlock {
         s.landlock.mode = match m.as_str() {
             "required" => spec::LandlockMode::Required,
@@ -549,31 +582,44 @@ fn walls(s: &mut SandboxSpec, a: &RunArgs) -> Result<(), String> {
     if a.seccomp_log {
         s.seccomp_log = true;
     }
-    for c in &a.cap_add {
-        if c.eq_ignore_ascii_case("ALL") {
-            return Err(
+    // In the order given, as bubblewrap applies them (`--cap-drop ALL
+    // --cap-add CAP` keeps CAP). bwrap's --cap-drop: airlock keeps no
+    // capability unless asked, so it only takes back what --cap-add (or
+    // the spec) kept.
+    let indexed = |id: &str, values: &'_ [String]| -> Vec<(usize, bool, String)> {
+        let add = id == "cap_add";
+        values
+            .iter()
+            .zip(indices(m, id))
+            .map(|(c, i)| (i, add, c.clone()))
+            .collect()
+    };
+    let mut steps = indexed("cap_add", &a.cap_add);
+    steps.extend(indexed("cap_drop", &a.bwrap.cap_drop));
+    steps.sort_by_key(|(i, _, _)| *i);
+    for (_, add, c) in steps {
+        match (add, c.eq_ignore_ascii_case("ALL")) {
+            (true, true) => return Err(
                 "--cap-add ALL: name each capability to keep (each is judged by the guardrails)"
                     .into(),
-            );
+            ),
+            (false, true) => s.capabilities.clear(),
+            (true, false) => {
+                // Canonical spelling in the spec, an unknown name by its flag.
+                let name = spec::parse_capability(&c)
+                    .map(|cap| cap.to_string())
+                    .map_err(|e| format!("--cap-add {c}: {e}"))?;
+                if !s.capabilities.contains(&name) {
+                    s.capabilities.push(name);
+                }
+            }
+            (false, false) => {
+                let name =
+                    spec::parse_capability(&c).map_err(|e| format!("--cap-drop {c}: {e}"))?;
+                s.capabilities
+                    .retain(|kept| spec::parse_capability(kept) != Ok(name));
+            }
         }
-        // Canonical spelling in the spec, an unknown name by its flag.
-        let name = spec::parse_capability(c)
-            .map(|cap| cap.to_string())
-            .map_err(|e| format!("--cap-add {c}: {e}"))?;
-        if !s.capabilities.contains(&name) {
-            s.capabilities.push(name);
-        }
-    }
-    // bwrap's --cap-drop: airlock keeps no capability unless asked, so
-    // this only takes back what --cap-add (or the spec) kept.
-    for c in &a.bwrap.cap_drop {
-        if c.eq_ignore_ascii_case("ALL") {
-            s.capabilities.clear();
-            continue;
-        }
-        let name = spec::parse_capability(c).map_err(|e| format!("--cap-drop {c}: {e}"))?;
-        s.capabilities
-            .retain(|kept| spec::parse_capability(kept) != Ok(name));
     }
     Ok(())
 }
