@@ -1190,6 +1190,17 @@ fn refusals_name_the_config_fields() {
             "linux.maskedPaths[0]",
             "masked_paths",
         ),
+        // 2^32 + 1 is not major 1.
+        (
+            json!({"linux": {"devices": [{"path": "/dev/null", "type": "c", "major": 4294967297i64, "minor": 3}]}}),
+            "linux.devices[0].major",
+            "filesystem.devices",
+        ),
+        (
+            json!({"linux": {"resources": {"blockIO": {"weight": 5}}}}),
+            "linux.resources.blockIO.weight",
+            "io_weight",
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -1231,6 +1242,30 @@ fn refusals_name_the_config_fields() {
         "{err}"
     );
     assert!(!env.rt(&["state", "f4"]).status.success());
+}
+
+/// What runc takes as unset is unset here too (an empty hostname, a blkio
+/// weight of 0), and a tmpfs over a setgid directory takes its mode
+/// without the setgid bit, which a tmpfs may not have.
+#[test]
+fn values_runc_takes_as_unset_are_taken() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["stat", "-c", "%a", "/var/local"], |c| {
+        c["hostname"] = json!("");
+        c["linux"]["resources"] = json!({"blockIO": {"weight": 0}});
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/var/local", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let local = b.join("rootfs/var/local");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::set_permissions(&local, std::os::unix::fs::PermissionsExt::from_mode(0o2775)).unwrap();
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "u1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "775", "{err}");
 }
 
 /// As runc: `--console-socket` without `process.terminal` is refused (the

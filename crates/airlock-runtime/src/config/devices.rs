@@ -48,7 +48,15 @@ pub(super) fn devices(
         if major < 0 || minor < 0 {
             return Err(err(field, "major and minor must be given"));
         }
-        let (major, minor) = (major as u32, minor as u32);
+        let number = |n: i64, what: &str| {
+            u32::try_from(n).map_err(|_| {
+                err(
+                    format!("{field}.{what}"),
+                    format!("{n} is not a device number"),
+                )
+            })
+        };
+        let (major, minor) = (number(major, "major")?, number(minor, "minor")?);
         let (kind, letter) = match d.typ() {
             LinuxDeviceType::C | LinuxDeviceType::U => (DeviceKind::Char, 'c'),
             LinuxDeviceType::B => (DeviceKind::Block, 'b'),

@@ -213,7 +213,8 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
     s.filesystem.bind_owner = airlock::spec::BindOwner::AsIs;
     root(bundle, &mut s)?;
     process(c, &mut s)?;
-    if let Some(h) = c.hostname() {
+    // Empty is unset, as runc takes it.
+    if let Some(h) = c.hostname().as_ref().filter(|h| !h.is_empty()) {
         s.hostname = h.clone();
     }
     s.domainname = c.domainname().clone().filter(|d| !d.is_empty());
@@ -593,8 +594,11 @@ fn platform_defaults(s: &mut SandboxSpec) {
     s.allow_unsafe.dedup();
 }
 
+/// The container's root is neither the host's uid 0 nor its gid 0.
 fn root_unprivileged(s: &SandboxSpec) -> bool {
-    s.namespaces.user && s.identity.uid_map.iter().all(|m| m.outside != 0)
+    s.namespaces.user
+        && s.identity.uid_map.iter().all(|m| m.outside != 0)
+        && s.identity.gid_map.iter().all(|m| m.outside != 0)
 }
 
 /// A bind source that is the container's own file (`..` and links

@@ -178,13 +178,15 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
                     ));
                 }
                 // As runc: without mode=, the mode of the directory it
-                // covers in the rootfs, else the kernel's default 1777.
+                // covers in the rootfs, else the kernel's default 1777;
+                // without its setuid and setgid bits, which a tmpfs may
+                // not have (a setgid /var/local is Debian's).
                 let covered =
                     std::fs::symlink_metadata(bundle.rootfs().join(dest.trim_start_matches('/')))
                         .ok()
                         .filter(|m| m.is_dir())
                         .map(|m| {
-                            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+                            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o1777
                         });
                 s.filesystem.mounts.push(Mount::Tmpfs {
                     destination: dest,

@@ -159,8 +159,19 @@ pub(super) fn resources(
             "raw cgroup v2 files are not supported: give the limit in its own field",
         ));
     }
-    if r.block_io().as_ref().is_some_and(|b| b.weight().is_some()) {
-        let w = r.block_io().as_ref().and_then(|b| b.weight()).unwrap_or(0);
+    // 0 is unset, as runc takes it.
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
+        if !(10..=1000).contains(&w) {
+            return Err(err(
+                "linux.resources.blockIO.weight",
+                format!("{w} is outside blkio's 10 to 1000"),
+            ));
+        }
         // blkio weight (10..1000, default 500) as airlock's io weight
         // (1..10000, default 100).
         s.resources.io_weight = Some(airlock::cgroup::plan::blkio_to_io_weight(w as u64));

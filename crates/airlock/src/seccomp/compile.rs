@@ -106,6 +106,47 @@ fn extra_arches(p: &OciSeccomp) -> Result<Vec<ScmpArch>> {
 /// What every profile allows, whatever it says (see [`custom_filters`]).
 const EXITS: [&str; 2] = ["exit", "exit_group"];
 
+/// Keys a profile may carry that airlock cannot honour: refused, unless
+/// empty, rather than left out of the filter.
+fn unsupported_keys(p: &OciSeccomp) -> Result<()> {
+    let given = |v: &Option<serde_json::Value>| {
+        v.as_ref().is_some_and(|v| match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::Object(o) => !o.is_empty(),
+            serde_json::Value::Array(a) => !a.is_empty(),
+            _ => true,
+        })
+    };
+    for (key, value) in [
+        ("listenerPath", &p.listener_path),
+        ("listenerMetadata", &p.listener_metadata),
+    ] {
+        if value.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err(err(
+                format!("seccomp.oci.{key}"),
+                "seccomp user notification is not supported: the filter's actions are all airlock applies",
+            ));
+        }
+    }
+    if given(&p.arch_map) {
+        return Err(err(
+            "seccomp.oci.archMap",
+            "Docker's profile form is not supported: give `architectures` (the OCI form, as podman and containerd pass a profile)",
+        ));
+    }
+    for (i, rule) in p.syscalls.iter().enumerate() {
+        for (key, value) in [("includes", &rule.includes), ("excludes", &rule.excludes)] {
+            if given(value) {
+                return Err(err(
+                    format!("seccomp.oci.syscalls[{i}].{key}"),
+                    "Docker's conditional rules are not supported (the rule would apply whatever its conditions): give a profile resolved for the sandbox, in the OCI form",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilterContext>> {
     let base = "seccomp.oci";
     let default = action(
@@ -135,6 +176,7 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
             format!("seccomp flags {:?} are not supported", p.flags),
         ));
     }
+    unsupported_keys(p)?;
     let permissive_default = matches!(default, ScmpAction::Allow | ScmpAction::Log);
     let mut exits_named = false;
     for (i, rule) in p.syscalls.iter().enumerate() {

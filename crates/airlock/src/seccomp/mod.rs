@@ -139,9 +139,11 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
-/// `linux.seccomp` of the OCI runtime spec.
+/// `linux.seccomp` of the OCI runtime spec. An unknown key is an error
+/// (a mistyped `syscals` would drop every rule); Docker's profile keys
+/// are read so that the compiler can refuse those it cannot honour.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OciSeccomp {
     pub default_action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,10 +154,18 @@ pub struct OciSeccomp {
     pub flags: Vec<String>,
     #[serde(default)]
     pub syscalls: Vec<OciSyscall>,
+    /// OCI's user notification: refused unless empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_metadata: Option<String>,
+    /// Docker's form of `architectures`: refused unless empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch_map: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OciSyscall {
     pub names: Vec<String>,
     pub action: String,
@@ -163,10 +173,20 @@ pub struct OciSyscall {
     pub errno_ret: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<OciArg>,
+    /// Docker's: a note, not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Docker's conditions on the rule (capabilities, architectures,
+    /// kernel): refused unless empty, since the rule would otherwise
+    /// apply unconditionally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub includes: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excludes: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OciArg {
     pub index: u32,
     pub value: u64,

@@ -65,6 +65,55 @@ fn oci_profile_errors_name_the_rule() {
     }
 }
 
+/// A mistyped key is an error, not a profile without its rules; Docker's
+/// keys are read, and those airlock cannot honour refused by name unless
+/// empty.
+#[test]
+fn oci_profile_keys_are_known_or_refused() {
+    let e = serde_json::from_str::<OciSeccomp>(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscals": [{"names": ["bpf"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("syscals"), "{e}");
+    let rule = |extra: &str| -> OciSeccomp {
+        serde_json::from_str(&format!(
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{{"names": ["mount"], "action": "SCMP_ACT_ALLOW"{extra}}}]}}"#
+        ))
+        .unwrap()
+    };
+    for extra in ["", r#", "comment": "why", "includes": {}, "excludes": {}"#] {
+        filters(&Seccomp::custom(rule(extra))).unwrap();
+    }
+    for (extra, field) in [
+        (
+            r#", "includes": {"caps": ["CAP_SYS_ADMIN"]}"#,
+            "seccomp.oci.syscalls[0].includes",
+        ),
+        (
+            r#", "excludes": {"arches": ["s390x"]}"#,
+            "seccomp.oci.syscalls[0].excludes",
+        ),
+    ] {
+        let e = filters(&Seccomp::custom(rule(extra))).unwrap_err();
+        assert_eq!(e.field, field, "{extra}");
+    }
+    let p: OciSeccomp = serde_json::from_str(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        filters(&Seccomp::custom(p)).unwrap_err().field,
+        "seccomp.oci.archMap"
+    );
+    let p: OciSeccomp =
+        serde_json::from_str(r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x"}"#)
+            .unwrap();
+    assert_eq!(
+        filters(&Seccomp::custom(p)).unwrap_err().field,
+        "seccomp.oci.listenerPath"
+    );
+}
+
 #[test]
 fn programs_round_trip_through_the_plan() {
     let progs = compile(&Seccomp::Default).unwrap();

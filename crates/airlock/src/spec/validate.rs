@@ -81,13 +81,14 @@ fn absolute(field: &str, path: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// A destination inside the sandbox: absolute, no `..`, not `/` itself.
+/// A destination inside the sandbox: absolute, no `..` or `.`, not `/`
+/// itself (which `/.` would be, unseen by the rules that compare paths).
 fn destination(field: &str, path: &str) -> Result<(), SpecError> {
     absolute(field, path)?;
-    if path.split('/').any(|c| c == "..") {
+    if let Some(c) = path.split('/').find(|c| *c == ".." || *c == ".") {
         return Err(SpecError::new(
             field,
-            format!("{path:?} contains `..`; give the path inside the sandbox directly"),
+            format!("{path:?} contains `{c}`; give the path inside the sandbox directly"),
         ));
     }
     if path.trim_end_matches('/').is_empty() {
@@ -210,6 +211,12 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
                 format!("{f}.mode"),
                 "only permission bits (0777) are allowed",
             ));
+        }
+        if let Some(uid) = d.uid {
+            id(&format!("{f}.uid"), uid)?;
+        }
+        if let Some(gid) = d.gid {
+            id(&format!("{f}.gid"), gid)?;
         }
     }
     let mut cgroup_mounts = 0;
@@ -888,6 +895,26 @@ mod tests {
     #[test]
     fn minimal_spec_is_valid() {
         validate(&base()).unwrap();
+    }
+
+    /// `/.` is the root, which no rule comparing paths would see: a dot
+    /// component is refused as `..` is.
+    #[test]
+    fn a_dot_in_a_destination_is_refused() {
+        for dest in ["/.", "//.", "/./", "/x/./y", "/x/../y"] {
+            let mut s = base();
+            s.filesystem.mounts.push(Mount::Tmpfs {
+                destination: dest.into(),
+                size: None,
+                mode: None,
+                readonly: false,
+                noexec: false,
+                copy_up: false,
+            });
+            let e = validate(&s).unwrap_err();
+            assert_eq!(e.field, "filesystem.mounts[0].destination", "{dest}");
+            assert!(e.reason.contains("give the path"), "{dest}: {}", e.reason);
+        }
     }
 
     #[test]
