@@ -298,7 +298,14 @@ impl HostIds {
         let in_range = (u64::from(start.max(1))..end.min(u64::from(min)))
             .find(|&id| id != u64::from(overflow));
         let keyed = keys.first_in(u64::from(start.max(1)), end);
-        let id = in_range.into_iter().chain(keyed).min()? as u32;
+        // Other sandboxes' ids (a root caller's range).
+        let root_callers = {
+            use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
+            let first = u64::from(ROOT_CALLER_BASE).max(u64::from(start));
+            (first < end.min(u64::from(ROOT_CALLER_BASE) + u64::from(ROOT_CALLER_COUNT)))
+                .then_some(first)
+        };
+        let id = in_range.into_iter().chain(keyed).chain(root_callers).min()? as u32;
         let why = if gids {
             self.privileged_gid(id)
         } else {
@@ -343,6 +350,20 @@ mod tests {
         assert!(ids
             .privileged_uid(ROOT_CALLER_BASE + ROOT_CALLER_COUNT)
             .is_none());
+        // So does an explicit map over them, wherever it starts.
+        for gids in [false, true] {
+            let (id, _) = ids
+                .privileged_in(gids, ROOT_CALLER_BASE + 1, 1000)
+                .expect("inside the range");
+            assert_eq!(id, ROOT_CALLER_BASE + 1);
+            let (id, _) = ids
+                .privileged_in(gids, ROOT_CALLER_BASE - 10, 100)
+                .expect("across its start");
+            assert_eq!(id, ROOT_CALLER_BASE);
+            assert!(ids
+                .privileged_in(gids, ROOT_CALLER_BASE + ROOT_CALLER_COUNT, 100)
+                .is_none());
+        }
     }
 
     #[test]
