@@ -54,25 +54,30 @@ fn caps_step() -> String {
     "capabilities".into()
 }
 
-/// Step 1: every capability not kept leaves the bounding set.
+/// Step 1: every capability not kept leaves the bounding set: every
+/// number the kernel may know, not only those the caps crate names (a
+/// kernel newer than it has more, which exec would hand back to a uid 0
+/// workload).
 fn shrink_bounding_set(keep: &CapsHashSet) -> Result<(), SetupError> {
-    for cap in caps::all() {
-        if keep.contains(&cap) {
-            continue;
-        }
-        let one = rustix::thread::CapabilitySet::from_bits_retain(1 << cap.index());
+    let kept: Vec<u8> = keep.iter().map(|c| c.index()).collect();
+    for index in (0..64u8).filter(|i| !kept.contains(i)) {
+        let one = rustix::thread::CapabilitySet::from_bits_retain(1 << index);
         match rustix::thread::remove_capability_from_bounding_set(one) {
             // Only a capability this kernel does not know is not there to
             // drop.
             Ok(()) | Err(rustix::io::Errno::INVAL) => {}
             Err(e) => {
+                let name = caps::all()
+                    .into_iter()
+                    .find(|c| c.index() == index)
+                    .map_or(format!("capability {index}"), |c| c.to_string());
                 return Err(SetupError::new(
                     caps_step(),
                     format!(
-                        "drop {cap} from the bounding set: {}",
+                        "drop {name} from the bounding set: {}",
                         super::report::describe(&e.into())
                     ),
-                ))
+                ));
             }
         }
     }

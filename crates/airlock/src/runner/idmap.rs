@@ -80,6 +80,12 @@ fn newidmap(tool: &str, pid: i32, maps: &[IdMap]) -> Result<(), SetupError> {
 /// Write uid_map, setgroups and gid_map for the child `pid`.
 pub fn write_maps(plan: &Plan, pid: i32) -> Result<(), SetupError> {
     if plan.use_newidmap {
+        // Ourselves, before newgidmap: shadow before 4.6 does not write
+        // it (CVE-2018-7169), and the workload could then drop the
+        // caller's groups to get past a deny-by-group permission.
+        if !plan.process.setgroups {
+            write_proc(pid, "setgroups", "deny")?;
+        }
         newidmap("newuidmap", pid, &plan.uid_map)?;
         newidmap("newgidmap", pid, &plan.gid_map)?;
         return Ok(());
