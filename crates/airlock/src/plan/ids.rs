@@ -52,6 +52,19 @@ pub fn resolve(spec: &SandboxSpec, caller: Caller) -> Result<Ids, SpecError> {
         }
     } else if caller.is_root() {
         let uid = p.uid.unwrap_or(0);
+        // PID 1 sets the sandbox up as its root: without one it would stay
+        // the host's root, unmapped there, with root's groups.
+        for (field, map) in [
+            ("identity.uid_map", &spec.identity.uid_map),
+            ("identity.gid_map", &spec.identity.gid_map),
+        ] {
+            if !map.is_empty() && !map.iter().any(|m| m.inside == 0) {
+                return Err(SpecError::new(
+                    field,
+                    "maps no id 0: a root caller's sandbox needs its root mapped (its PID 1 sets it up as that root)",
+                ));
+            }
+        }
         let auto = vec![IdMap {
             inside: 0,
             outside: ROOT_CALLER_BASE,

@@ -264,3 +264,27 @@ fn priority_rlimits_default_to_none() {
         .collect();
     assert_eq!(nice, [&(libc::RLIMIT_NICE as i32, 10, 10)]);
 }
+
+/// A root caller's explicit map must hold the sandbox's root: PID 1 would
+/// otherwise stay the host's root, unmapped, with root's groups.
+#[test]
+fn a_root_callers_map_without_id_0_is_refused() {
+    let mut s = spec();
+    let one = |inside, outside| {
+        vec![spec::IdMap {
+            inside,
+            outside,
+            count: 1,
+        }]
+    };
+    s.process.uid = Some(1000);
+    s.process.gid = Some(1000);
+    s.identity.uid_map = one(1000, 300_000);
+    s.identity.gid_map = one(0, 300_000);
+    let e = plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err();
+    assert!(e.to_string().contains("identity.uid_map"), "{e}");
+    s.identity.uid_map = one(0, 300_000);
+    s.identity.gid_map = one(1000, 300_000);
+    let e = plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err();
+    assert!(e.to_string().contains("identity.gid_map"), "{e}");
+}
