@@ -29,9 +29,34 @@ pub fn run(workload: i32, own_session: bool) -> ! {
 /// them.
 fn reap(workload: i32, flags: i32) -> Option<i32> {
     loop {
+        // Seen before it is reaped: a signal forwarded to the workload's
+        // pid once it is reaped could reach another process given that
+        // pid (in a PID namespace shared with others).
+        // SAFETY: a zeroed siginfo_t is valid; the kernel fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: info is a valid out-pointer for the call.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | flags,
+            )
+        };
+        // SAFETY: filled in by waitid for an ended child (0 otherwise,
+        // from the zeroed struct).
+        let ended = unsafe { info.si_pid() };
+        if r == 0 && ended == workload {
+            signals::stop_forwarding(workload);
+        }
         let mut status = 0;
-        // SAFETY: status is a valid out-pointer for the call.
-        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        let pid = match (r, ended) {
+            // SAFETY: status is a valid out-pointer; `ended` is our
+            // child, ended and not reaped yet.
+            (0, p) if p > 0 => unsafe { libc::waitpid(p, &mut status, 0) },
+            (0, _) => 0,
+            _ => -1,
+        };
         if pid == workload {
             return Some(signals::shell_status(status));
         }

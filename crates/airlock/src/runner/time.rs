@@ -37,7 +37,14 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
     let step = || "time namespace".to_string();
     // SAFETY: unshare takes no pointers; the runner is single-threaded.
     if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-        return Err(SetupError::io(step(), &std::io::Error::last_os_error()));
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            return Err(SetupError::new(
+                "namespaces.time",
+                "this kernel has no time namespaces (Linux 5.6 or later, built with CONFIG_TIME_NS): share the host's clocks (--share-time; namespaces.time = false)",
+            ));
+        }
+        return Err(SetupError::io(step(), &e));
     }
     let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
