@@ -384,6 +384,13 @@ fn prepare_host_side(
         .cloned()
         .collect();
     let runtime_ns = runtime_namespaces(plan, &join)?;
+    // The host's sockets, listed from here on whatever network namespace
+    // we join: the re-checks of bind sources below, ours and PID 1's, judge
+    // against them, not against a pod's namespace, where none are.
+    if join.iter().any(|(n, _)| *n == crate::namespace::Namespace::Net) {
+        crate::check::keep_host_socket_view()
+            .step(|| "open a sock_diag socket for the re-checks".into())?;
+    }
     join_by_path(&join)?;
     crate::sys::write_sysctls(&plan.join_sysctls, report)?;
     let cgroup = create_cgroup(plan, report)?;
