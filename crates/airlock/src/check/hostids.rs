@@ -305,7 +305,11 @@ impl HostIds {
             (first < end.min(u64::from(ROOT_CALLER_BASE) + u64::from(ROOT_CALLER_COUNT)))
                 .then_some(first)
         };
-        let id = in_range.into_iter().chain(keyed).chain(root_callers).min()? as u32;
+        let id = in_range
+            .into_iter()
+            .chain(keyed)
+            .chain(root_callers)
+            .min()? as u32;
         let why = if gids {
             self.privileged_gid(id)
         } else {

@@ -243,6 +243,21 @@ fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &
             format!("CAP_SETFCAP with a writable bind ({d}) written as the root caller: a file capability set there is host root's, and raises any host user who runs the file"),
         );
     }
+    // The namespace is made by (so owned by) the host uid its root maps
+    // to: a host account with that uid may enter it with every capability
+    // there, outside the workload's filter, and set a setuid bit on host
+    // root's files in the bind (shown there as the sandbox root's).
+    if let Some(owner) = crate::spec::host_id(&spec.identity.uid_map, 0) {
+        if owner != 0 {
+            if let Some(name) = host.ids.user_names.get(owner) {
+                f.add(
+                    "caller-bind-owner",
+                    "identity.uid_map",
+                    format!("the sandbox's root is host uid {owner} ({name}), which owns its user namespace: that account can enter it with every capability there, past the syscall filter, and make a setuid-root program in the writable bind {d}, which is written as the root caller"),
+                );
+            }
+        }
+    }
     if spec.seccomp == crate::seccomp::Seccomp::None {
         f.add(
             "caller-bind-unfiltered",

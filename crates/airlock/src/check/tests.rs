@@ -752,6 +752,38 @@ fn caller_bind_setfcap_and_unfiltered() {
     near(&|s| s.filesystem.idmap = vec!["/out".into()], &root);
 }
 
+/// A root caller's map that puts the sandbox's root on a host account:
+/// that account owns the user namespace and can enter it past the filter,
+/// where host root's files in a writable bind are the sandbox root's.
+#[test]
+fn caller_bind_owner_is_a_host_account() {
+    let mut root = Host {
+        root_caller: true,
+        ..host()
+    };
+    root.ids.user_names.insert(1000, "alice");
+    let map = |outside| {
+        vec![crate::spec::IdMap {
+            inside: 0,
+            outside,
+            count: 1,
+        }]
+    };
+    let mut s = spec_with(vec![bind("/srv/out", "/out", false)]);
+    s.identity.uid_map = map(1000);
+    s.identity.gid_map = map(1000);
+    assert!(denied_on(&s, &root).contains(&("caller-bind-owner", "identity.uid_map".into())));
+    // Not an account; a read-only bind; ids as they are.
+    s.identity.uid_map = map(300_000);
+    assert!(!codes(&s, &root).contains(&"caller-bind-owner"));
+    s.identity.uid_map = map(1000);
+    s.filesystem.mounts = vec![bind("/srv/out", "/out", true)];
+    assert!(!codes(&s, &root).contains(&"caller-bind-owner"));
+    s.filesystem.mounts = vec![bind("/srv/out", "/out", false)];
+    s.filesystem.bind_owner = crate::spec::BindOwner::AsIs;
+    assert!(!codes(&s, &root).contains(&"caller-bind-owner"));
+}
+
 #[test]
 fn host_shared_writable_and_socket_bind() {
     for d in ["/tmp", "/var/tmp", "/dev/shm", "/run", "/home", "/var"] {

@@ -387,7 +387,10 @@ fn prepare_host_side(
     // The host's sockets, listed from here on whatever network namespace
     // we join: the re-checks of bind sources below, ours and PID 1's, judge
     // against them, not against a pod's namespace, where none are.
-    if join.iter().any(|(n, _)| *n == crate::namespace::Namespace::Net) {
+    if join
+        .iter()
+        .any(|(n, _)| *n == crate::namespace::Namespace::Net)
+    {
         crate::check::keep_host_socket_view()
             .step(|| "open a sock_diag socket for the re-checks".into())?;
     }
