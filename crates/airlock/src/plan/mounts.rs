@@ -276,25 +276,33 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
         uid: d.uid.unwrap_or(0),
         gid: d.gid.unwrap_or(0),
     }));
-    // The OCI paths name /proc; every other procfs in the sandbox hides
-    // and protects the same files.
-    let procs: Vec<&str> = fs
-        .mounts
-        .iter()
-        .filter_map(|m| match m {
-            Mount::Proc { destination } if destination != "/proc" => Some(destination.as_str()),
-            _ => None,
-        })
-        .collect();
+    // The OCI paths name /proc and /sys; every other procfs and sysfs in
+    // the sandbox hides and protects the same files.
+    let others = |kind: &str, home: &str| -> Vec<&str> {
+        fs.mounts
+            .iter()
+            .filter_map(|m| match m {
+                Mount::Proc { destination } | Mount::Sysfs { destination }
+                    if m.kind() == kind && destination.trim_end_matches('/') != home =>
+                {
+                    Some(destination.as_str())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let (procs, sysfs) = (others("proc", "/proc"), others("sysfs", "/sys"));
     let everywhere = |paths: &[String]| -> Vec<String> {
         let mut out = paths.to_vec();
         for p in paths {
-            if let Some(rest) = p.strip_prefix("/proc/") {
-                out.extend(
-                    procs
-                        .iter()
-                        .map(|d| format!("{}/{rest}", d.trim_end_matches('/'))),
-                );
+            for (prefix, mounts) in [("/proc/", &procs), ("/sys/", &sysfs)] {
+                if let Some(rest) = p.strip_prefix(prefix) {
+                    out.extend(
+                        mounts
+                            .iter()
+                            .map(|d| format!("{}/{rest}", d.trim_end_matches('/'))),
+                    );
+                }
             }
         }
         out

@@ -288,3 +288,29 @@ fn a_root_callers_map_without_id_0_is_refused() {
     let e = plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err();
     assert!(e.to_string().contains("identity.gid_map"), "{e}");
 }
+
+/// The default masks cover every procfs and sysfs of the sandbox, not
+/// only those at /proc and /sys.
+#[test]
+fn masks_reach_every_procfs_and_sysfs() {
+    let mut s = spec();
+    s.filesystem.mounts.push(spec::Mount::Proc {
+        destination: "/p".into(),
+    });
+    s.filesystem.mounts.push(spec::Mount::Sysfs {
+        destination: "/s/".into(),
+    });
+    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    let masked: Vec<&str> = p
+        .filesystem
+        .steps
+        .iter()
+        .filter_map(|m| match m {
+            MountStep::Mask { path } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    for want in ["/proc/kcore", "/p/kcore", "/sys/firmware", "/s/firmware"] {
+        assert!(masked.contains(&want), "{want}: {masked:?}");
+    }
+}
