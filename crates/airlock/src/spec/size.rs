@@ -21,6 +21,11 @@ pub fn parse_size(text: &str) -> Result<Size, String> {
     if t.is_empty() {
         return Err("empty size".into());
     }
+    if t.starts_with(['-', '+']) {
+        return Err(format!(
+            "{text:?}: a size is a number of bytes, without a sign"
+        ));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -47,6 +52,10 @@ pub fn parse_size(text: &str) -> Result<Size, String> {
         let b = v * mult as f64;
         if !b.is_finite() || b >= u64::MAX as f64 {
             return Err(format!("{text:?} is too large"));
+        }
+        // Less than a byte is not quietly 0 (no limit, or none allowed).
+        if b > 0.0 && b < 1.0 {
+            return Err(format!("{text:?} is less than one byte"));
         }
         b as u64
     } else {
@@ -156,6 +165,13 @@ mod tests {
         assert_eq!(parse_size("64M").unwrap().0, 64 << 20);
         assert_eq!(parse_size("1GiB").unwrap().0, 1 << 30);
         assert_eq!(parse_size("0.5G").unwrap().0, 1 << 29);
+        for bad in ["-1G", "+1G", "0.0000001M"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(
+                e.contains("sign") || e.contains("less than one byte"),
+                "{bad}: {e}"
+            );
+        }
         assert!(parse_size("").is_err());
         assert!(parse_size("M").is_err());
         assert!(parse_size("12Q").is_err());

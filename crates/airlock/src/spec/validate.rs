@@ -288,10 +288,11 @@ fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
             ));
         };
         if !own {
-            return Err(SpecError::new(
-                field,
-                "the sandbox shares that namespace with the host, so this would change the host",
-            ));
+            let why = match ipc && ns.join.contains_key("ipc") {
+                true => "the sandbox joins that namespace by path (namespaces.join.ipc): its parameters are its owner's to set",
+                false => "the sandbox shares that namespace with the host, so this would change the host",
+            };
+            return Err(SpecError::new(field, why));
         }
         let bad = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if k.contains("..") || k.contains(bad) || v.contains('\n') {
