@@ -247,6 +247,21 @@ fn file_data_and_args_come_from_file_descriptors() {
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "hello there\n");
+    // Read from where the descriptor stands, as bubblewrap reads it: the
+    // first line was read before airlock got it.
+    let lines = dir.path().join("lines");
+    std::fs::write(&lines, "read already\nleft\n").unwrap();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "exec 5<{}; read -r skip <&5; exec {} run --file 5 /f -- cat /f",
+            lines.display(),
+            airlock_bin().display()
+        ))
+        .stdin(std::process::Stdio::null());
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "left\n", "{}", r.stderr);
     // A descriptor that is not open is an error naming the flag.
     let r = airlock_sh("run --file 9 /f -- true");
     assert_eq!(r.code, 125);

@@ -201,15 +201,51 @@ pub fn octal_mode(flag: &str, s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{flag} {s}: not an octal file mode (such as 0755)"))
 }
 
+/// Read, from where it stands, and close a file descriptor the caller
+/// handed to airlock (not one of airlock's own, which are all
+/// close-on-exec), as bubblewrap reads and closes its own; at most
+/// `limit` bytes. Stdio (`stdio` true: 0 to 2 may be given) is read and
+/// left open: it is the workload's too.
+pub fn read_handed_fd(fd: i32, limit: u64, stdio: bool) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    if fd < 0 || (fd < 3 && !stdio) {
+        return Err("must be 3 or above (0 to 2 are the workload's stdio)".into());
+    }
+    // SAFETY: F_GETFD only reads the flags of an fd we may not own.
+    match unsafe { libc::fcntl(fd, libc::F_GETFD) } {
+        -1 => return Err("not an open file descriptor (given twice?)".into()),
+        flags if flags & libc::FD_CLOEXEC != 0 => {
+            return Err("not a file descriptor handed to airlock".into())
+        }
+        _ => {}
+    }
+    // SAFETY: checked open above, handed to airlock to be read; owned
+    // (and closed) from here, unless it is stdio.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut bytes = Vec::new();
+    let read = (&file).take(limit).read_to_end(&mut bytes);
+    if fd < 3 {
+        std::mem::forget(file);
+    }
+    read.map_err(|e| airlock::report::describe(&e))?;
+    Ok(bytes)
+}
+
+/// What `--file`, `--bind-data` and `--args` read at most: far more than
+/// a text file or an argument list needs.
+const FD_LIMIT: u64 = 64 << 20;
+
 /// The text a bwrap-style `--file FD DST` reads from FD.
 pub fn read_fd(flag: &str, fd: &str, dst: &str) -> Result<String, String> {
-    let n: u32 = fd
+    let n: i32 = fd
         .parse()
         .map_err(|_| format!("{flag} {fd} {dst}: {fd:?} is not a file descriptor number"))?;
-    // Through /proc: this works for a pipe and a file alike, and needs no
-    // claim on who owns the descriptor.
-    let bytes = std::fs::read(format!("/proc/self/fd/{n}"))
-        .map_err(|e| format!("{flag} {fd} {dst}: cannot read file descriptor {n}: {e}"))?;
+    let bytes = read_handed_fd(n, FD_LIMIT + 1, true)
+        .map_err(|e| format!("{flag} {fd} {dst}: file descriptor {n}: {e}"))?;
+    if bytes.len() as u64 > FD_LIMIT {
+        return Err(format!("{flag} {fd} {dst}: more than {FD_LIMIT} bytes"));
+    }
     String::from_utf8(bytes).map_err(|_| {
         format!(
             "{flag} {fd} {dst}: the content is not UTF-8 text (airlock's file mounts hold text)"
@@ -276,8 +312,14 @@ pub fn expand_args(
         };
         left -= 1;
         i += 1;
-        let bytes = std::fs::read(format!("/proc/self/fd/{fd}"))
-            .map_err(|e| format!("--args {fd}: cannot read file descriptor {fd}: {e}"))?;
+        let n: i32 = fd
+            .parse()
+            .map_err(|_| format!("--args {fd}: {fd:?} is not a file descriptor number"))?;
+        let bytes = read_handed_fd(n, FD_LIMIT + 1, true)
+            .map_err(|e| format!("--args {fd}: file descriptor {fd}: {e}"))?;
+        if bytes.len() as u64 > FD_LIMIT {
+            return Err(format!("--args {fd}: more than {FD_LIMIT} bytes"));
+        }
         // Each argument ends with a NUL; an empty one is an argument too.
         let body = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
         if !body.is_empty() {

@@ -308,28 +308,7 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
 /// byte past the largest program, so an endless source is refused, not
 /// read into memory. The fd is closed: the workload never gets it.
 fn read_program(fd: i32) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
-    if fd < 3 {
-        return Err("must be 3 or above (0 to 2 are the workload's stdio)".into());
-    }
-    // SAFETY: F_GETFD only reads the flags of an fd we may not own.
-    match unsafe { libc::fcntl(fd, libc::F_GETFD) } {
-        -1 => return Err("not an open file descriptor (given twice?)".into()),
-        // All of this process's own are close-on-exec.
-        flags if flags & libc::FD_CLOEXEC != 0 => {
-            return Err("not a file descriptor handed to airlock".into())
-        }
-        _ => {}
-    }
-    // SAFETY: checked open above, handed to airlock to be read; owned
-    // (and closed) from here.
-    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let mut bytes = Vec::new();
-    file.take(4096 * 8 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| airlock::report::describe(&e))?;
-    Ok(bytes)
+    super::bwrap::read_handed_fd(fd, 4096 * 8 + 1, false)
 }
 
 /// bubblewrap's `--seccomp FD` and `--add-seccomp-fd FD`, in the order
