@@ -52,6 +52,9 @@ pub struct Config {
     /// count until deleted): one user cannot take every `max_sandboxes`
     /// place from the others.
     pub max_sandboxes_per_caller: usize,
+    /// Processes all the sandboxes of one caller besides root may hold
+    /// together (a pids cgroup above theirs); 0: no such budget.
+    pub max_pids_per_caller: u64,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             max_streams_per_caller: 64,
             max_connections_per_caller: 32,
             max_sandboxes_per_caller: 250,
+            max_pids_per_caller: 16384,
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct Daemon {
     pub runner: Option<PathBuf>,
     /// The supervisors the daemon reaps itself.
     pub reaper: Reaper,
+    /// The callers whose process budget cgroup (`budget`) this daemon
+    /// made or limited: removed, where empty, when it stops.
+    pub budgets: Mutex<std::collections::BTreeSet<u32>>,
     /// The limit on open files the daemon had before it raised its own:
     /// what a sandbox whose spec sets none gets, as it would have
     /// inherited it.
@@ -116,6 +119,7 @@ impl Daemon {
             streams: Quota::default(),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
             reaper: Reaper::new(),
+            budgets: Mutex::new(Default::default()),
             nofile,
         }
     }

@@ -3,6 +3,7 @@
 //! at once. Each sandbox has its own supervisor, so sandboxes outlive the
 //! daemon; a new daemon re-adopts them from the state root.
 
+mod budget;
 mod config;
 mod daemon;
 mod events;
@@ -244,6 +245,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         "airlockd listening"
     );
     tokio::spawn(events::watch(d.clone()));
+    let ended = d.clone();
     let (open, max) = (quota::Quota::default(), d.config.max_connections_per_caller);
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
         // A failed accept (EMFILE: every descriptor taken) is tried again
@@ -297,5 +299,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         } => {}
     }
     let _ = std::fs::remove_file(&listen);
+    // The budgets of the callers it served or knows, where empty now.
+    let mut uids = ended.budgets.lock().expect("budgets lock").clone();
+    uids.extend(ended.known.lock().expect("known lock").values().map(|s| s.owner));
+    budget::remove_empty(&ended.layout, uids.into_iter().filter(|u| *u != 0));
     Ok(())
 }

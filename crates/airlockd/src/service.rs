@@ -326,7 +326,25 @@ fn create(
         }
     }
     let _slot = d.reserve(peer)?;
-    let ctx = d.context(peer);
+    let mut ctx = d.context(peer);
+    let max = d.config.max_pids_per_caller;
+    if !peer.is_root() && max > 0 {
+        // Its cgroups below the caller's budget, a pids cgroup always.
+        let leaf = format!(
+            "airlock-{}",
+            airlock::state::new_id().map_err(|e| RpcStatus::internal(e.to_string()))?
+        );
+        let path = crate::budget::prepare(&d.layout, peer.uid, max, &leaf).map_err(|why| {
+            tracing::warn!(uid = peer.uid, "max_pids_per_caller: {why}");
+            status::limit(
+                "max_pids_per_caller",
+                format!("this daemon keeps each user's sandboxes to {max} processes together, and cannot here: {why}"),
+            )
+        })?;
+        d.budgets.lock().expect("budgets lock").insert(peer.uid);
+        ctx.cgroup_path = Some(path);
+        ctx.cgroup_prepare = vec!["pids".into()];
+    }
     let prepared = if r.image.is_empty() {
         airlock::launch::prepare(&spec, &ctx)
     } else {

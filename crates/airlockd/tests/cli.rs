@@ -762,6 +762,70 @@ fn a_callers_sandboxes_are_bounded() {
     ok(run(Some(USER), "three"));
 }
 
+/// All the sandboxes of one caller besides root hold at most
+/// `max_pids_per_caller` processes together: a pids cgroup above theirs,
+/// which forks past it meet, while root's sandboxes still start. (A uid
+/// of this test's own, in the daemon's group: the budget's cgroup is
+/// the uid's.)
+#[test]
+fn a_callers_sandboxes_share_one_process_budget() {
+    if !root_or_skip("a_callers_sandboxes_share_one_process_budget") {
+        return;
+    }
+    const BUDGET_USER: u32 = 4243;
+    let pids_own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{}:pids:", l.split(':').next().unwrap())).map(String::from));
+    let Some(own) = pids_own else {
+        eprintln!("skipped a_callers_sandboxes_share_one_process_budget: no v1 pids hierarchy here (the v2 path is unit-tested)");
+        return;
+    };
+    let budget = PathBuf::from("/sys/fs/cgroup/pids")
+        .join(own.trim_start_matches('/'))
+        .join(format!("airlockd-u{BUDGET_USER}"));
+    let d = Daemon::start(&format!("group = \"{USER}\"\nmax_pids_per_caller = 30"));
+    let as_budget_user = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            format!("--reuid={BUDGET_USER}"),
+            format!("--regid={USER}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ]);
+        c.arg(airlock_bin(&d))
+            .env("AIRLOCK_HOST", d.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .current_dir("/");
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // What `logs` shows of the workload's stderr is on ours.
+        String::from_utf8_lossy(&[o.stdout, o.stderr].concat()).into_owned()
+    };
+    let forks = "for i in $(seq 20); do sleep 1000 & done; wait";
+    let read = |f: &str| std::fs::read_to_string(budget.join(f)).unwrap_or_default();
+    as_budget_user(&["run", "-d", "--name", "a", "--", "sh", "-c", forks]);
+    assert_eq!(read("pids.max").trim(), "30");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while read("pids.current").trim() != "22" && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // 22 processes (init, sh, 20 sleeps): the second's forks meet the
+    // budget, and its shell gives up.
+    as_budget_user(&["run", "-d", "--name", "b", "--", "sh", "-c", forks]);
+    let mut logs = String::new();
+    while !logs.contains("Cannot fork") && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        logs = as_budget_user(&["logs", "b"]);
+    }
+    assert!(logs.contains("Cannot fork"), "{logs:?}: {}", read("pids.current"));
+    let current: u64 = read("pids.current").trim().parse().unwrap();
+    assert!(current <= 30, "{current} processes");
+    // Root is not held to it.
+    ok(airlock(&d, None, &["run", "-d", "--", "sh", "-c", forks]));
+}
+
 /// The client talks only to a server run by root or by its own user: a
 /// socket someone else put where AIRLOCK_HOST leads (a /tmp path) gets
 /// nothing of its specs, environments or input.

@@ -164,13 +164,23 @@ pub const DAEMON_NOFILE: u64 = 1000;
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Its sandboxes first, then a stop that lets the daemon remove the
+        // process budget cgroups they nested in, now empty.
         if let Ok(root) = airlock::state::StateRoot::open(self.state_root()) {
             for (sb, _) in root.list() {
                 let _ = sb.delete(true);
             }
         }
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
