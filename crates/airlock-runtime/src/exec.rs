@@ -63,10 +63,10 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
     } else {
         // The container's process, as runc builds an exec from it:
-        // `--user UID` changes only the uid, its gid and groups stay.
-        if let Some((_, None)) = e.user {
+        // `--user UID[:GID]` changes only those, its groups stay.
+        if let Some((_, gid)) = e.user {
             let plan = sb.plan().map_err(|e| e.to_string())?;
-            opts.gid = Some(plan.process.gid);
+            opts.gid = Some(gid.unwrap_or(plan.process.gid));
             opts.groups = Some(plan.process.groups);
         }
         if let Some(a) = crate::commands::exec_cpu_affinity(&sb) {

@@ -243,6 +243,11 @@ fn exec_honours_the_process_object_and_cap() {
     assert!(o.status.success(), "{out} {err}");
     assert!(out.starts_with("uid=1000 gid=0"), "{out}");
     assert!(out.contains("groups=7"), "{out}");
+    let o = env.rt(&["exec", "--user", "1000:1001", "x1", "id"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.starts_with("uid=1000 gid=1001"), "{out}");
+    assert!(out.contains("groups=7"), "{out}");
 
     // --cap adds to the container's.
     let o = env.rt(&[

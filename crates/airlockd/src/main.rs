@@ -301,7 +301,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&listen);
     // The budgets of the callers it served or knows, where empty now.
     let mut uids = ended.budgets.lock().expect("budgets lock").clone();
-    uids.extend(ended.known.lock().expect("known lock").values().map(|s| s.owner));
+    uids.extend(
+        ended
+            .known
+            .lock()
+            .expect("known lock")
+            .values()
+            .map(|s| s.owner),
+    );
     budget::remove_empty(&ended.layout, uids.into_iter().filter(|u| *u != 0));
     Ok(())
 }

@@ -776,7 +776,10 @@ fn a_callers_sandboxes_share_one_process_budget() {
     let pids_own = std::fs::read_to_string("/proc/self/cgroup")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{}:pids:", l.split(':').next().unwrap())).map(String::from));
+        .find_map(|l| {
+            l.strip_prefix(&format!("{}:pids:", l.split(':').next().unwrap()))
+                .map(String::from)
+        });
     let Some(own) = pids_own else {
         eprintln!("skipped a_callers_sandboxes_share_one_process_budget: no v1 pids hierarchy here (the v2 path is unit-tested)");
         return;
@@ -819,7 +822,11 @@ fn a_callers_sandboxes_share_one_process_budget() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         logs = as_budget_user(&["logs", "b"]);
     }
-    assert!(logs.contains("Cannot fork"), "{logs:?}: {}", read("pids.current"));
+    assert!(
+        logs.contains("Cannot fork"),
+        "{logs:?}: {}",
+        read("pids.current")
+    );
     let current: u64 = read("pids.current").trim().parse().unwrap();
     assert!(current <= 30, "{current} processes");
     // Root is not held to it.

@@ -428,15 +428,8 @@ pub fn capability_numbers(spec: &SandboxSpec) -> Vec<u8> {
 }
 
 /// Resource numbers of the rlimits; validate() has refused unknown names.
-/// The spec's rlimits, then RLIMIT_RTPRIO and RLIMIT_NICE at the kernel's
-/// defaults (0) where it sets none. Inherited from the caller (pam_limits'
-/// `@audio - rtprio 95`, systemd's `LimitRTPRIO=`) they would let the
-/// workload raise its own priority with no `raised-priority` finding: the
-/// kernel lets a process without CAP_SYS_NICE on the host go as far as
-/// they say.
 fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
-    let mut limits: Vec<(i32, u64, u64)> = p
-        .rlimits
+    p.rlimits
         .iter()
         .filter_map(|r| {
             let (_, n) = spec::validate::RLIMITS
@@ -444,13 +437,25 @@ fn rlimits(p: &spec::Process) -> Vec<(i32, u64, u64)> {
                 .find(|(n, _)| *n == r.resource)?;
             Some((*n as i32, r.soft, r.hard))
         })
-        .collect();
-    for resource in [libc::RLIMIT_RTPRIO, libc::RLIMIT_NICE] {
-        if !limits.iter().any(|l| l.0 == resource as i32) {
-            limits.push((resource as i32, 0, 0));
-        }
-    }
-    limits
+        .collect()
+}
+
+/// RLIMIT_RTPRIO and RLIMIT_NICE at the kernel's defaults (0), each where
+/// `rlimits` (a process plan's) sets none. Inherited from the caller
+/// (pam_limits' `@audio - rtprio 95`, systemd's `LimitRTPRIO=`) they
+/// would let the workload raise its own priority with no
+/// `raised-priority` finding: the kernel lets a process without
+/// CAP_SYS_NICE on the host go as far as they say. Lowered early in
+/// setup, before any filter (a strict one may not allow prlimit64), and
+/// not part of the plan's rlimits, which an exec's own replace one by
+/// one.
+pub fn priority_defaults(rlimits: &[(i32, u64, u64)]) -> Vec<(i32, u64, u64)> {
+    [libc::RLIMIT_RTPRIO, libc::RLIMIT_NICE]
+        .into_iter()
+        .map(|r| r as i32)
+        .filter(|r| !rlimits.iter().any(|l| l.0 == *r))
+        .map(|r| (r, 0, 0))
+        .collect()
 }
 
 /// Resolve a valid spec into a plan for this caller.

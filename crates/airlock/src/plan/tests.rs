@@ -242,12 +242,9 @@ fn capabilities_resolve_to_numbers() {
 #[test]
 fn priority_rlimits_default_to_none() {
     let p = plan(&spec(), &crate::Context::for_ids(1000, 1000)).unwrap();
+    let defaults = priority_defaults(&p.process.rlimits);
     for r in [libc::RLIMIT_RTPRIO, libc::RLIMIT_NICE] {
-        assert!(
-            p.process.rlimits.contains(&(r as i32, 0, 0)),
-            "{:?}",
-            p.process.rlimits
-        );
+        assert!(defaults.contains(&(r as i32, 0, 0)), "{defaults:?}");
     }
     let mut s = spec();
     s.process.rlimits.push(spec::Rlimit {
@@ -256,13 +253,10 @@ fn priority_rlimits_default_to_none() {
         hard: 10,
     });
     let p = plan(&s, &crate::Context::for_ids(1000, 1000)).unwrap();
-    let nice: Vec<_> = p
-        .process
-        .rlimits
-        .iter()
-        .filter(|l| l.0 == libc::RLIMIT_NICE as i32)
-        .collect();
-    assert_eq!(nice, [&(libc::RLIMIT_NICE as i32, 10, 10)]);
+    assert_eq!(
+        priority_defaults(&p.process.rlimits),
+        [(libc::RLIMIT_RTPRIO as i32, 0, 0)]
+    );
 }
 
 /// A root caller's explicit map must hold the sandbox's root: PID 1 would

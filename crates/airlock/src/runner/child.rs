@@ -123,6 +123,9 @@ fn setup(
         Ok(1) => {}
         _ => std::process::exit(125),
     }
+    // Before any filter of the workload's (which may not allow it), for
+    // everything the sandbox runs: lowering needs no privilege.
+    super::sched::lower_priority_limits(0, &plan.process.rlimits)?;
 
     if let Some(owner) = userns {
         // Cloned into a joined PID namespace with nothing new: its owner
@@ -132,6 +135,8 @@ fn setup(
     }
     if plan.user_ns() {
         become_namespace_root(plan, report)?;
+        // The uid change leaves us dumpable where fs.suid_dumpable = 1.
+        not_dumpable()?;
     }
     if plan.cgroupns_after_v1() {
         // In every v1 cgroup of the sandbox now (the supervisor put us

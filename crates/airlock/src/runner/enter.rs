@@ -60,6 +60,8 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     if let Some(s) = &plan.process.scheduling {
         super::sched::apply(0, s)?;
     }
+    // The child inherits them, lowered as the workload's were.
+    super::sched::lower_priority_limits(0, &plan.process.rlimits)?;
     // Its path is in the caller's mount namespace, which we leave next.
     let console = match (&plan.console_socket, plan.process.terminal) {
         (Some(path), true) => Some(super::tty::connect_console_socket(path)?),

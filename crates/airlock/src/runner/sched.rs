@@ -94,3 +94,34 @@ pub(super) fn apply(pid: i32, s: &Scheduling) -> Result<(), SetupError> {
     }
     Ok(())
 }
+
+/// Lower `pid`'s (0: our own) RLIMIT_RTPRIO and RLIMIT_NICE to the
+/// kernel's defaults where `rlimits` (its plan's) sets none: see
+/// [`crate::plan::priority_defaults`]. Lowering our own needs no
+/// privilege (another's needs its ids or CAP_SYS_RESOURCE).
+pub(super) fn lower_priority_limits(
+    pid: i32,
+    rlimits: &[(i32, u64, u64)],
+) -> Result<(), SetupError> {
+    use rustix::process::{prlimit, Pid, Resource, Rlimit};
+    for (resource, _, _) in crate::plan::priority_defaults(rlimits) {
+        let resource = match resource {
+            r if r == libc::RLIMIT_RTPRIO as i32 => Resource::Rtprio,
+            _ => Resource::Nice,
+        };
+        let none = Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        };
+        prlimit(Pid::from_raw(pid), resource, none).map_err(|e| {
+            SetupError::new(
+                "process.rlimits",
+                format!(
+                    "lower the priority limits (rtprio, nice) to 0: {}",
+                    describe(&e.into())
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}

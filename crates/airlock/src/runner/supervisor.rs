@@ -520,6 +520,17 @@ fn become_pid1(
     ends: Pid1Ends,
     report: Reporter,
 ) -> ! {
+    // Cloned by root as the uid its user namespace belongs to, which may
+    // ptrace what is dumpable in it (fs.suid_dumpable = 1 leaves the
+    // seteuid's child so): nothing of ours needs it, root writes our maps
+    // and opens our clock offsets whatever we are. A rootless caller's
+    // supervisor needs us dumpable until "go", and is us.
+    if rustix::process::getuid().is_root() {
+        if let Err(e) = child::not_dumpable() {
+            report.failed(&e);
+            std::process::exit(125);
+        }
+    }
     if let Some(fd) = alive_fd {
         // SAFETY: the alive lock's fd is ours; the sandbox must not keep
         // the supervisor's lock.

@@ -23,12 +23,25 @@ use std::os::fd::{AsFd, OwnedFd};
 /// for "go": it is still the supervisor's uid then, or (created as another
 /// uid by root) not dumpable and so root's.
 pub fn offsets_file(pid: i32) -> Result<OwnedFd, SetupError> {
-    rustix::fs::open(
+    match rustix::fs::open(
         format!("/proc/{pid}/timens_offsets").as_str(),
         OFlags::WRONLY | OFlags::CLOEXEC,
         Mode::empty(),
+    ) {
+        Ok(f) => Ok(f),
+        Err(rustix::io::Errno::NOENT) => Err(no_time_namespaces()),
+        Err(e) => Err(SetupError::io(
+            "time namespace: open PID 1's clock offsets",
+            &e.into(),
+        )),
+    }
+}
+
+fn no_time_namespaces() -> SetupError {
+    SetupError::new(
+        "namespaces.time",
+        "this kernel has no time namespaces (Linux 5.6 or later, built with CONFIG_TIME_NS): share the host's clocks (--share-time; namespaces.time = false)",
     )
-    .step(|| "time namespace: open PID 1's clock offsets".into())
 }
 
 /// Unshare the time namespace, write the offsets through `offsets` (from
@@ -39,10 +52,7 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
     if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EINVAL) {
-            return Err(SetupError::new(
-                "namespaces.time",
-                "this kernel has no time namespaces (Linux 5.6 or later, built with CONFIG_TIME_NS): share the host's clocks (--share-time; namespaces.time = false)",
-            ));
+            return Err(no_time_namespaces());
         }
         return Err(SetupError::io(step(), &e));
     }
@@ -63,17 +73,23 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
         libc::CLOCK_MONOTONIC,
         libc::CLOCK_BOOTTIME,
     );
-    if let Err(e) = rustix::io::write(offsets, text.as_bytes()) {
-        // ERANGE: an offset that puts a clock below zero (or past what it
-        // counts); only the host's clocks now tell.
-        let field = match clocks.offsets {
-            true => "time (linux.timeOffsets)",
-            false => "time",
-        };
-        return Err(SetupError::new(
+    match rustix::io::write(offsets, text.as_bytes()) {
+        Ok(_) => {}
+        Err(e) if e != rustix::io::Errno::RANGE => {
+            return Err(SetupError::io("write clock offsets", &e.into()))
+        }
+        Err(e) => {
+            // ERANGE: an offset that puts a clock below zero (or past what it
+            // counts); only the host's clocks now tell.
+            let field = match clocks.offsets {
+                true => "time (linux.timeOffsets)",
+                false => "time",
+            };
+            return Err(SetupError::new(
             field,
             format!("the kernel refused the clock offsets monotonic {mono_off}s, boottime {boot_off}s from the host's clocks: {e}"),
         ));
+        }
     }
     let ns = rustix::fs::open(
         "/proc/self/ns/time_for_children",
