@@ -150,6 +150,11 @@ fn main() -> ExitCode {
         _ => {}
     }
     if let Some(host) = cli.global.host.as_deref().filter(|h| !h.is_empty()) {
+        if cli.global.state_root.is_some() {
+            return run::refuse(
+                "--state-root is not available with --host: the daemon keeps its sandboxes in its configuration's state_root",
+            );
+        }
         return remote_main(host, cli.command, &matches);
     }
     let mut ctx = airlock::Context::current();

@@ -123,17 +123,20 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                 ExitCode::SUCCESS
             }),
             Verb::Logs(a) => logs(&mut c, a).await,
+            // Each name, as locally: one that fails does not keep the
+            // others from going.
             Verb::Stop(a) => {
+                let mut code = ExitCode::SUCCESS;
                 for n in &a.names {
-                    if let Err(e) = c
+                    match c
                         .stop(n, a.time.map(|t| t.min(u32::MAX.into()) as u32))
                         .await
                     {
-                        return fail(e);
+                        Ok(_) => println!("{n}"),
+                        Err(e) => code = fail(e),
                     }
-                    println!("{n}");
                 }
-                Ok(ExitCode::SUCCESS)
+                Ok(code)
             }
             Verb::Kill(a) => {
                 let sig = a.signal.or(a.signal_flag).unwrap_or_else(|| "KILL".into());
@@ -145,13 +148,14 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                 ExitCode::from(code.clamp(0, 255) as u8)
             }),
             Verb::Rm(a) => {
+                let mut code = ExitCode::SUCCESS;
                 for n in &a.names {
-                    if let Err(e) = c.delete(n, a.force).await {
-                        return fail(e);
+                    match c.delete(n, a.force).await {
+                        Ok(_) => println!("{n}"),
+                        Err(e) => code = fail(e),
                     }
-                    println!("{n}");
                 }
-                Ok(ExitCode::SUCCESS)
+                Ok(code)
             }
             Verb::Events(a) => events(&mut c, a).await,
             Verb::Stats(a) => c.stats(&a.name).await.map(|s| {
@@ -226,7 +230,7 @@ async fn run(
         eprintln!("airlock: error: {flag} is not available with --host: {why}");
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
-    let (spec, labels) = match build_spec_labeled(&a, m) {
+    let (mut spec, labels) = match build_spec_labeled(&a, m) {
         // An image's mounts go before the flags' ones where the daemon
         // applies it, by a count only the daemon knows: its findings then
         // keep the spec's indices.
@@ -237,6 +241,20 @@ async fn run(
             return Ok(ExitCode::from(EXIT_REFUSED));
         }
     };
+    // The workload inherits this process's environment, as it does
+    // locally: the daemon has none of the caller's to give, so it is sent.
+    let p = &mut spec.process;
+    if p.inherit_env {
+        for (k, v) in std::env::vars_os() {
+            let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
+                continue;
+            };
+            if !p.env.contains_key(k) && !p.unset_env.iter().any(|u| u == k) {
+                p.env.insert(k.to_string(), v.to_string());
+            }
+        }
+        p.inherit_env = false;
+    }
     let made = c
         .create(proto::CreateRequest {
             name: a.name.clone().unwrap_or_default(),
@@ -573,6 +591,10 @@ fn attach_in(i: proto::attach_input::Input) -> proto::AttachInput {
 
 async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
     use proto::exec_input::Input;
+    if a.verbose {
+        eprintln!("airlock: error: --verbose is not available with --host: the setup trace is the runner's, beside the daemon");
+        return ExitCode::from(EXIT_REFUSED);
+    }
     let (uid, gid) = match a.user.as_deref().map(crate::lifecycle_cmd::parse_user) {
         None => (None, None),
         Some(Some((u, g))) => (Some(u), g),

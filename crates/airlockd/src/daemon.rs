@@ -18,6 +18,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// Creates a caller besides root may have under way at once (see
+/// [`Daemon::reserve`]): well below the blocking pool's 256 threads.
+pub const MAX_CREATING_PER_CALLER: usize = 16;
+
 pub struct Daemon {
     pub config: Config,
     pub root: StateRoot,
@@ -190,14 +194,31 @@ impl Daemon {
         let mut pending = self.pending.lock().expect("pending lock");
         let have = self.root.count() + pending.len();
         if have >= self.config.max_sandboxes {
+            // How many there are is root's to know (Health hides it too).
+            let held = match peer.is_root() {
+                true => format!("this daemon holds {have} sandboxes, its limit"),
+                false => "this daemon holds as many sandboxes as it may".to_string(),
+            };
             return Err(status::limit(
                 "max_sandboxes",
-                format!(
-                    "this daemon holds {have} sandboxes, its limit (delete stopped ones to make room)"
-                ),
+                format!("{held} (delete stopped ones to make room)"),
             ));
         }
         if !peer.is_root() {
+            // Each create holds one of the blocking pool's threads until
+            // its sandbox has started, which a bind of a file system that
+            // never answers can hold up for good: one caller must not take
+            // them all (root's calls and the event watch need them).
+            let creating = pending.iter().filter(|uid| **uid == peer.uid).count();
+            if creating >= MAX_CREATING_PER_CALLER {
+                return Err(status::limit(
+                    "creates",
+                    format!(
+                        "uid {} has {creating} creates under way, as many as a caller may at once",
+                        peer.uid
+                    ),
+                ));
+            }
             // The daemon's index of what it knows (with each owner), not
             // every state read again.
             let known = self

@@ -161,7 +161,13 @@ pub fn observe(d: &Daemon, sb: &SandboxDir, st: &State) {
     if !exited || !sb.dir.exists() {
         return; // deleted: nothing left to remember it in
     }
-    let mut m = meta::read(sb);
+    let Some(mut m) = meta::try_read(sb) else {
+        tracing::warn!(
+            id = sb.id,
+            "cannot read daemon.json to record the reported exit"
+        );
+        return;
+    };
     m.exit_reported = true;
     if let Err(e) = meta::write(sb, &m) {
         if sb.dir.exists() {

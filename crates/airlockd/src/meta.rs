@@ -64,10 +64,16 @@ pub fn is_a_clients(name: &str) -> bool {
 
 /// The sandbox's meta; one made by another front end (no file) is root's.
 pub fn read(sb: &SandboxDir) -> Meta {
+    try_read(sb).unwrap_or_default()
+}
+
+/// The sandbox's meta, if it can be read: what is written back must come
+/// from it, never from the default (root's, without labels), which a
+/// read failing once (EMFILE) would make the sandbox's for good.
+pub fn try_read(sb: &SandboxDir) -> Option<Meta> {
     std::fs::read(sb.dir.join(FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
 }
 
 pub fn write(sb: &SandboxDir, m: &Meta) -> Result<(), StateError> {

@@ -318,6 +318,20 @@ fn create(
     if r.tty {
         spec.process.terminal = true;
     }
+    // The spec as it is kept (state.json and plan.json, in RAM on most
+    // hosts), its args merged: MAX_SPEC bounds that, not only the request's
+    // spec text (a control byte in an argument takes six bytes of JSON).
+    let kept = serde_json::to_vec(&spec).map_err(|e| RpcStatus::internal(e.to_string()))?;
+    if kept.len() > MAX_SPEC {
+        return Err(invalid(
+            "args",
+            format!(
+                "the spec with these arguments takes {} bytes as kept; at most {} KiB is taken",
+                kept.len(),
+                MAX_SPEC >> 10
+            ),
+        ));
+    }
     check_unprivileged(d, peer, &r, &spec)?;
     apply_limits(&d.config, &mut spec)?;
     if let Some(nofile) = &d.nofile {
@@ -363,7 +377,7 @@ fn create(
     let m = Meta {
         owner: peer.uid,
         labels: r.labels.clone().into_iter().collect(),
-        tty: r.tty,
+        tty: spec.process.terminal,
         stdin: r.stdin,
         exit_reported: false,
     };
@@ -505,6 +519,12 @@ impl Sandboxes for Service {
         let d = self.0.clone();
         let r = req.into_inner();
         // Bounded: a stop holds the sandbox's lock for its grace period.
+        if let Some(g) = r.grace_seconds.filter(|g| *g > MAX_GRACE) {
+            return Err(invalid(
+                "grace_seconds",
+                format!("{g} seconds; a stop waits at most {MAX_GRACE}"),
+            ));
+        }
         let grace = r
             .grace_seconds
             .unwrap_or(d.config.stop_grace)

@@ -762,6 +762,58 @@ fn a_callers_sandboxes_are_bounded() {
     ok(run(Some(USER), "three"));
 }
 
+/// Through a daemon as locally: the workload inherits the caller's
+/// environment, `rm` and `stop` go on past a name that fails, and flags
+/// that mean nothing there are refused, not dropped.
+#[test]
+fn remote_verbs_do_what_local_ones_do() {
+    if !root_or_skip("remote_verbs_do_what_local_ones_do") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = command(
+        &d,
+        None,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "env",
+            "--",
+            "sh",
+            "-c",
+            "echo $GREETING",
+        ],
+    );
+    let o = c.env("GREETING", "from the caller").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(airlock(&d, None, &["wait", "env"]));
+    assert_eq!(ok(airlock(&d, None, &["logs", "env"])), "from the caller\n");
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", "a", "--", "sleep", "100"],
+    ));
+    let r = airlock(&d, None, &["rm", "-f", "missing", "a"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "a\n", "{}", r.stderr);
+    assert!(r.stderr.contains("missing"), "{}", r.stderr);
+    for (args, says) in [
+        (
+            vec!["exec", "-v", "env", "true"],
+            "--verbose is not available with --host",
+        ),
+        (
+            vec!["--state-root", "/tmp", "ps"],
+            "--state-root is not available with --host",
+        ),
+    ] {
+        let r = airlock(&d, None, &args);
+        assert_eq!(r.code, 125, "{args:?}: {}", r.stdout);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+}
+
 /// All the sandboxes of one caller besides root hold at most
 /// `max_pids_per_caller` processes together: a pids cgroup above theirs,
 /// which forks past it meet, while root's sandboxes still start. (A uid

@@ -490,6 +490,21 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
     let e = c.create(create(&huge(2 << 20))).await.unwrap_err();
     assert_eq!(e.code(), Some(Code::OutOfRange), "{e}");
     assert!(e.to_string().contains("the limit is: 2097152 bytes"), "{e}");
+    // The bound is on the spec as kept, its args merged: 256 KiB of
+    // control bytes take 1.5 MiB of JSON.
+    let e = c
+        .create(proto::CreateRequest {
+            args: vec!["echo".into(), "\u{1}".repeat(256 << 10)],
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert_eq!(details(&e).field, "args");
+    // A stop's grace beyond the daemon's bound is an error, not cut.
+    let e = c.stop("nothing-here", Some(601)).await.unwrap_err();
+    assert!(e.to_string().contains("at most 600"), "{e}");
 
     // The guardrails: a writable bind of the host's root is refused, with
     // every finding in the details.
