@@ -1087,3 +1087,24 @@ fn exec_joins_the_namespaces_the_sandbox_shares() {
     assert_eq!(r.stdout.trim(), sandbox.to_str().unwrap());
     assert_eq!(al(root, &["rm", "-f", "offline"]).code, 0);
 }
+
+/// `stop` and `rm -f` of a sandbox that removes itself when it ends
+/// (`-d --rm`) succeed and say so: its state going with it is the end
+/// asked for, not an error reading it.
+#[test]
+fn stopping_a_sandbox_that_removes_itself() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    for verb in [vec!["stop", "x"], vec!["rm", "-f", "x"]] {
+        let r = al(
+            root,
+            &["run", "-d", "--rm", "--name", "x", "--", "sleep", "100"],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let dir = root.join(r.stdout.trim());
+        let r = al(root, &verb);
+        assert_eq!(r.code, 0, "{verb:?}: {}", r.stderr);
+        assert!(wait_until(10, || !dir.exists()), "{verb:?} left it");
+    }
+}

@@ -369,6 +369,37 @@ fn a_sandbox_whose_supervisor_forked_away_is_signalled_through_its_state() {
     assert_eq!(sb.state().unwrap().status, airlock::state::Status::Stopped);
 }
 
+/// `wait` on a sandbox whose supervisor forked away waits for the
+/// sandbox, not for the process that forked it (whose 0 says nothing),
+/// and gives the workload's exit from its state; one killed before it
+/// recorded an end is an error, never a success.
+#[test]
+fn waiting_for_a_sandbox_whose_supervisor_forked_away() {
+    require_root!();
+    let root = tempdir();
+    let (spawn, _) = detached_sleep(root.path());
+    let spec = airlock::SandboxSpec::builder()
+        .args(["sh", "-c", "sleep 0.2; exit 3"])
+        .default_view()
+        .build();
+    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
+    assert_eq!(s.wait().unwrap().code, 3);
+
+    let (spawn, spec) = detached_sleep(root.path());
+    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
+    let sb = s.state().unwrap().clone();
+    let sup = sb.state().unwrap().supervisor_pid.unwrap();
+    // Its guard records the end when the supervisor dies: the sandbox
+    // was killed, or no exit at all.
+    // SAFETY: kill takes plain integers; the supervisor is this test's.
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    match s.wait() {
+        Ok(r) => assert_ne!(r.code, 0, "{r:?}"),
+        Err(e) => assert!(e.to_string().contains("without"), "{e}"),
+    }
+    let _ = sb.delete(true);
+}
+
 /// A detached supervisor forks away from its caller unless the caller
 /// says it reaps it: then it stays our child, `into_supervisor` hands it
 /// over and `reap` collects it once it has ended. A sandbox whose

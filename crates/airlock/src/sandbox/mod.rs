@@ -722,11 +722,49 @@ impl Sandbox {
             what: "wait for the runner",
             source: e,
         })?;
+        if let Some(r) = report {
+            return Ok(r);
+        }
+        if self.runner_reaped {
+            // The runner reaped was only the process that left the
+            // supervisor behind (its 0 says nothing of the sandbox): a
+            // supervisor that ended without a report left its end in the
+            // state, if anything.
+            return self.ended_without_report();
+        }
         let code = match (status.code(), status.signal()) {
             (Some(c), _) => c,
             (None, Some(s)) => 128 + s,
             _ => 125,
         };
-        Ok(report.unwrap_or_else(|| ExitReport::from_code(code)))
+        Ok(ExitReport::from_code(code))
+    }
+
+    /// How a detached sandbox whose supervisor sent no exit report ended,
+    /// from its state: an error when that says nothing either (the
+    /// supervisor was killed before it recorded the end).
+    fn ended_without_report(&self) -> Result<ExitReport, Error> {
+        let lost = |why: String| Error::Io {
+            what: "wait for the sandbox",
+            source: std::io::Error::other(why),
+        };
+        let Some(sb) = self.state.as_ref() else {
+            return Err(lost("its supervisor ended without a report".into()));
+        };
+        // A detached supervisor may have let our socket go long before
+        // the sandbox ends: its end is what is waited for.
+        sb.wait_ended(None);
+        match sb.state() {
+            Ok(st) => st.exit.ok_or_else(|| {
+                lost(format!(
+                    "its supervisor ended without recording how ({})",
+                    st.reason.as_deref().unwrap_or("no reason recorded")
+                ))
+            }),
+            Err(_) if !sb.dir.exists() => {
+                Err(lost("it was removed on its exit, with how it ended".into()))
+            }
+            Err(e) => Err(lost(format!("its supervisor ended without a report: {e}"))),
+        }
     }
 }

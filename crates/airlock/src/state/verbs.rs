@@ -62,11 +62,24 @@ impl SandboxDir {
     /// never ran, is killed at once. Takes the sandbox's lock.
     pub fn stop(&self, grace: Duration) -> Result<State, StateError> {
         let _lock = self.lock()?;
+        let before = self.state()?;
         if self.terminate()? && self.wait_ended(Some(grace)) {
-            return self.state();
+            return self.state_after_end(&before);
         }
         self.kill_all()?;
-        self.state()
+        self.state_after_end(&before)
+    }
+
+    /// The state once the sandbox has ended; one that took its directory
+    /// along (remove-on-exit) ended as `before` was, stopped.
+    fn state_after_end(&self, before: &State) -> Result<State, StateError> {
+        match self.state() {
+            Err(_) if !self.dir.exists() => Ok(State {
+                status: Status::Stopped,
+                ..before.clone()
+            }),
+            other => other,
+        }
     }
 
     /// A stop's first step, under the sandbox's lock: SIGTERM to a
@@ -131,7 +144,10 @@ impl SandboxDir {
                 });
             }
             self.kill_all()?;
-            st = self.state()?;
+            st = self.state_after_end(&st)?;
+            if !self.dir.exists() {
+                return Ok(st); // removed on its exit: nothing left to remove
+            }
         }
         self.reclaim_cgroups(&st);
         self.remove()?;
