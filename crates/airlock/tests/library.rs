@@ -400,6 +400,39 @@ fn waiting_for_a_sandbox_whose_supervisor_forked_away() {
     let _ = sb.delete(true);
 }
 
+/// Calls to a supervisor that answers nothing (stopped) end in an error
+/// after a while, even past the listener's queue: there, the connect
+/// itself used to wait for good.
+#[test]
+fn calls_to_a_stopped_supervisor_end() {
+    require_root!();
+    let root = tempdir();
+    let (spawn, spec) = detached_sleep(root.path());
+    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
+    let sb = s.state().unwrap().clone();
+    let sup = sb.state().unwrap().supervisor_pid.unwrap();
+    // SAFETY: kill takes plain integers; the supervisor is this test's.
+    unsafe { libc::kill(sup, libc::SIGSTOP) };
+    let calls: Vec<_> = (0..24)
+        .map(|_| {
+            let sb = sb.clone();
+            std::thread::spawn(move || sb.signal(libc::SIGCONT).is_err())
+        })
+        .collect();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while calls.iter().any(|c| !c.is_finished()) && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stuck = calls.iter().filter(|c| !c.is_finished()).count();
+    // SAFETY: as above.
+    unsafe { libc::kill(sup, libc::SIGCONT) };
+    assert_eq!(stuck, 0, "calls still waiting after a minute");
+    for c in calls {
+        assert!(c.join().unwrap(), "a stopped supervisor answered");
+    }
+    let _ = sb.delete(true);
+}
+
 /// A detached supervisor forks away from its caller unless the caller
 /// says it reaps it: then it stays our child, `into_supervisor` hands it
 /// over and `reap` collects it once it has ended. A sandbox whose

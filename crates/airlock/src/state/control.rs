@@ -126,20 +126,29 @@ pub fn attach(dir: &Path) -> io::Result<Option<(OwnedFd, bool)>> {
 fn ask(dir: &Path, req: &Request) -> io::Result<(Reply, Vec<OwnedFd>)> {
     let dir_fd = open_dir(dir)?;
     let sock = socket()?;
-    rustix::net::connect(&sock, &address(&dir_fd)?).map_err(|e| {
-        if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::CONNREFUSED {
-            io::Error::new(io::ErrorKind::NotConnected, "its supervisor is not running")
-        } else {
-            e.into()
-        }
-    })?;
     // A supervisor that does not answer (stopped with SIGSTOP) is an
-    // error after a while, not a wait without end.
-    rustix::net::sockopt::set_socket_timeout(
-        &sock,
+    // error after a while, not a wait without end: for its answer, and
+    // for the connect itself, which waits while the listener's queue is
+    // full (of earlier callers that gave up on it).
+    for which in [
         rustix::net::sockopt::Timeout::Recv,
-        Some(crate::state::KILL_WAIT),
-    )?;
+        rustix::net::sockopt::Timeout::Send,
+    ] {
+        rustix::net::sockopt::set_socket_timeout(&sock, which, Some(crate::state::KILL_WAIT))?;
+    }
+    rustix::net::connect(&sock, &address(&dir_fd)?).map_err(|e| match e {
+        rustix::io::Errno::NOENT | rustix::io::Errno::CONNREFUSED => {
+            io::Error::new(io::ErrorKind::NotConnected, "its supervisor is not running")
+        }
+        rustix::io::Errno::AGAIN => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "its supervisor took no call within {} s (is it stopped?)",
+                crate::state::KILL_WAIT.as_secs()
+            ),
+        ),
+        e => e.into(),
+    })?;
     let bytes = serde_json::to_vec(req).expect("requests serialize");
     rustix::net::send(&sock, &bytes, rustix::net::SendFlags::NOSIGNAL)?;
     let mut buf = [0u8; 4096];
