@@ -716,6 +716,53 @@ fn a_network_namespace_is_joined_by_path() {
     assert!(env.rt(&["delete", "--force", "n2"]).status.success());
 }
 
+/// A call on the control socket while a runtime hook runs (a liveness
+/// probe, an attach) is told the container is being created; only a
+/// kill ends the hook. It used to fail the create.
+#[test]
+fn a_call_during_the_runtime_hooks_does_not_fail_the_create() {
+    require_root!();
+    let env = Env::new();
+    let d = env.dir.path().display().to_string();
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({
+            "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {d}/in-hook; sleep 1.5")], "timeout": 10}],
+        });
+    });
+    // Its stderr a file: the created container keeps it, as runc's does.
+    let err = env.dir.path().join("create.err");
+    let mut create = Command::new(runtime())
+        .arg("--root")
+        .arg(env.root())
+        .args(["create", "--bundle", b.to_str().unwrap(), "c1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !env.dir.path().join("in-hook").exists() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let root = airlock::state::StateRoot::open(env.root()).unwrap();
+    let (sb, _) = root.find("c1").unwrap();
+    let asked = sb.request(&airlock::state::control::Request::Signal { signal: 0 });
+    assert!(
+        asked
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("being created")),
+        "{asked:?}"
+    );
+    let status = create.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    assert_eq!(state(&env, "c1")["status"], "created");
+    assert!(env.rt(&["delete", "--force", "c1"]).status.success());
+}
+
 #[test]
 fn hooks_run_at_their_points_with_the_state() {
     require_root!();

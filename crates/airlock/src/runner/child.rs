@@ -230,6 +230,7 @@ fn setup(
             pid,
             &place,
             &[],
+            None,
         )?;
     }
     crate::mountinfo::forget();
@@ -434,6 +435,7 @@ fn become_workload(
                 hooks::host_pid(),
                 &hooks::Place::Inside,
                 &[],
+                None,
             )?;
         }
         report.progress(|| format!("exec {}", p.args[0]));

@@ -50,8 +50,8 @@ pub enum Place<'a> {
 
 /// Run `hooks` in order, `pid` (PID 1's on the host) and `status` in the
 /// state they get; the first failure is the error, naming the hook. Any
-/// of `abort` readable (the supervisor's stop, a request on its control
-/// socket, PID 1's end) kills the running hook's group and fails it: the
+/// of `abort` readable (the supervisor's stop, PID 1's end), or a kill on
+/// `control`, kills the running hook's group and fails it: the
 /// supervisor, which waits here, must still answer a kill or a delete of
 /// a hook that hangs.
 pub fn run(
@@ -61,6 +61,7 @@ pub fn run(
     pid: i32,
     place: &Place,
     abort: &[BorrowedFd],
+    mut control: Option<Control<'_>>,
 ) -> Result<(), SetupError> {
     if hooks.is_empty() {
         return Ok(());
@@ -73,7 +74,7 @@ pub fn run(
     }
     let state = value.to_string();
     for h in hooks {
-        run_one(h, state.as_bytes(), place, abort)
+        run_one(h, state.as_bytes(), place, abort, &mut control)
             .map_err(|reason| SetupError::new(format!("{} {}", h.name, h.path), reason))?;
     }
     Ok(())
@@ -83,7 +84,19 @@ fn cstr(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("{s:?} holds a NUL byte"))
 }
 
-fn run_one(h: &Hook, state: &[u8], place: &Place, abort: &[BorrowedFd]) -> Result<(), String> {
+/// The sandbox's control socket while runtime hooks run, and what to do
+/// with a call on it: true ends the hook (a kill); any other call is
+/// answered there and the hook goes on (a liveness probe, an attach or a
+/// window size must not fail the create).
+pub type Control<'a> = (BorrowedFd<'a>, &'a mut dyn FnMut() -> bool);
+
+fn run_one(
+    h: &Hook,
+    state: &[u8],
+    place: &Place,
+    abort: &[BorrowedFd],
+    control: &mut Option<Control<'_>>,
+) -> Result<(), String> {
     let path = cstr(&h.path)?;
     let args: Vec<CString> = if h.args.is_empty() {
         vec![path.clone()]
@@ -121,7 +134,14 @@ fn run_one(h: &Hook, state: &[u8], place: &Place, abort: &[BorrowedFd]) -> Resul
     let _ = rustix::io::ioctl_fionbio(&stdin_w, true);
     // SAFETY: setting a disposition and putting the old one back.
     let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let verdict = wait(pid, h.timeout, &out_r, Some((stdin_w, state)), abort);
+    let verdict = wait(
+        pid,
+        h.timeout,
+        &out_r,
+        Some((stdin_w, state)),
+        abort,
+        control,
+    );
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGPIPE, old) };
     verdict
@@ -195,6 +215,7 @@ fn wait(
     out: &OwnedFd,
     mut input: Option<(OwnedFd, &[u8])>,
     abort: &[BorrowedFd],
+    control: &mut Option<Control<'_>>,
 ) -> Result<(), String> {
     let kill = |status: &mut i32| {
         // SAFETY: pid is our unreaped child, and the group its own.
@@ -247,17 +268,21 @@ fn wait(
         };
         let mut fds: Vec<PollFd> = abort
             .iter()
+            .chain(control.as_ref().map(|(fd, _)| fd))
             .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
             .collect();
+        let watched = fds.len();
         if open {
             fds.push(PollFd::new(out, PollFlags::IN));
         }
         let _ = poll(&mut fds, Some(&tick));
-        if fds[..abort.len()].iter().any(|f| !f.revents().is_empty()) {
+        let called = control.is_some() && !fds[abort.len()].revents().is_empty();
+        let killed = called && control.as_mut().is_some_and(|(_, ask)| ask());
+        if killed || fds[..abort.len()].iter().any(|f| !f.revents().is_empty()) {
             kill(&mut status);
             return Err("stopped while it ran (the sandbox was stopped or killed)".into());
         }
-        if let Some(f) = fds.get(abort.len()) {
+        if let Some(f) = fds.get(watched) {
             let ready = f.revents();
             if ready.contains(PollFlags::HUP) && !read_some(out, &mut output) {
                 open = false;

@@ -359,9 +359,25 @@ impl<'a> Watch<'a> {
         let back: Vec<_> = namespaces.iter().map(|fd| fd.as_fd()).collect();
         let place = super::hooks::Place::Host { namespaces: &back };
         let mut abort = vec![self.stop.as_fd(), self.pidfd.as_fd()];
-        abort.extend(self.control.as_ref().map(|c| c.as_fd()));
         abort.extend(self.parent.as_ref().map(|p| p.as_fd()));
-        match super::hooks::run(&hooks, &state, "creating", self.pid, &place, &abort) {
+        // A kill on the control socket ends the hook; any other call is
+        // told the sandbox is still being created.
+        let listener = self.control.as_ref();
+        let mut ask = || {
+            let Some(incoming) = listener.and_then(control::accept) else {
+                return false;
+            };
+            let kill = matches!(incoming.request, control::Request::Kill);
+            incoming.reply(match kill {
+                true => Ok(()),
+                false => Err("the sandbox is being created: its runtime hooks run".into()),
+            });
+            kill
+        };
+        let control = listener.map(|l| (l.as_fd(), &mut ask as &mut dyn FnMut() -> bool));
+        match super::hooks::run(
+            &hooks, &state, "creating", self.pid, &place, &abort, control,
+        ) {
             Ok(()) => {
                 if let Some(inner) = &self.inner {
                     let _ = rustix::net::send(inner, b"go", rustix::net::SendFlags::empty());
