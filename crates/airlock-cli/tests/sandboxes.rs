@@ -1108,3 +1108,43 @@ fn stopping_a_sandbox_that_removes_itself() {
         assert!(wait_until(10, || !dir.exists()), "{verb:?} left it");
     }
 }
+
+/// An exec into a paused sandbox (its cgroup frozen) is refused: its
+/// runner would freeze as it joined, and the exec wait for good.
+#[test]
+fn exec_into_a_paused_sandbox_is_refused() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run", "-d", "--name", "p", "--memory", "64M", "--", "sleep", "100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v2 = inspect(root, "p")["cgroup"]["v2"]
+        .as_str()
+        .expect("a v2 cgroup")
+        .to_string();
+    let freeze = std::path::Path::new(&v2).join("cgroup.freeze");
+    std::fs::write(&freeze, "1").unwrap();
+    let mut a = vec!["--state-root", root.to_str().unwrap()];
+    a.extend_from_slice(&["exec", "p", "--", "true"]);
+    let mut exec = airlock(&a)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = wait_until(10, || exec.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = exec.kill();
+    }
+    std::fs::write(&freeze, "0").unwrap();
+    let out = exec.wait_with_output().unwrap();
+    assert!(ended, "the exec waited in the frozen cgroup");
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("paused"), "{stderr}");
+    assert_eq!(al(root, &["exec", "p", "--", "true"]).code, 0);
+}

@@ -56,6 +56,8 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         leave_to_reaper: e.pid_file.is_some(),
         // As runc: a created container's namespaces are there to join.
         allow_created: true,
+        // Checked above, as runc words it.
+        allow_paused: e.ignore_paused,
         ..ExecOptions::default()
     };
     if let Some(path) = &e.process {

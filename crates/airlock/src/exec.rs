@@ -50,6 +50,10 @@ pub struct ExecOptions {
     /// exec'd into too, as runc allows; otherwise only a running one, as
     /// podman allows.
     pub allow_created: bool,
+    /// Exec into a paused sandbox (its cgroup frozen): the process then
+    /// waits there, frozen, until it is resumed (runc's
+    /// `--ignore-paused`). Unset, a paused sandbox is refused.
+    pub allow_paused: bool,
     /// Guardrail codes acknowledged for this process, beyond the
     /// sandbox's own.
     pub allow_unsafe: Vec<String>,
@@ -78,6 +82,12 @@ pub(crate) fn process(plan: &Plan, e: &ExecOptions) -> Result<ProcessPlan, Error
     };
     if e.args.is_empty() {
         return Err(crate::spec::SpecError::new("args", "no program to exec").into());
+    }
+    // The runner would pass such an argument on empty, not refuse it.
+    if let Some(i) = e.args.iter().position(|a| a.contains('\0')) {
+        return Err(
+            crate::spec::SpecError::new(format!("args[{i}]"), "contains a NUL byte").into(),
+        );
     }
     if let Some(cwd) = &e.cwd {
         crate::spec::validate::cwd("cwd", cwd)?;

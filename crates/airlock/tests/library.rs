@@ -400,6 +400,26 @@ fn waiting_for_a_sandbox_whose_supervisor_forked_away() {
     let _ = sb.delete(true);
 }
 
+/// An exec's argument with a NUL byte is refused by name: the runner
+/// would have passed it on empty (`sh -c ""` for `sh -c "rm x\0"`).
+#[test]
+fn an_exec_argument_with_a_nul_is_refused() {
+    require_root!();
+    let root = tempdir();
+    let (spawn, spec) = detached_sleep(root.path());
+    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
+    let sb = s.state().unwrap().clone();
+    let e = airlock::ExecOptions {
+        args: vec!["sh".into(), "-c".into(), "echo x\0".into()],
+        ..Default::default()
+    };
+    let err = airlock::Sandbox::exec(&sb, &e, &spawn(false))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("args[2]"), "{err}");
+    let _ = sb.delete(true);
+}
+
 /// Calls to a supervisor that answers nothing (stopped) end in an error
 /// after a while, even past the listener's queue: there, the connect
 /// itself used to wait for good.

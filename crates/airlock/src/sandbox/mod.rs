@@ -411,6 +411,19 @@ impl Sandbox {
             }
             .into());
         }
+        // Its runner would freeze as it joined the cgroup, and its caller
+        // wait on it for good.
+        let frozen = st.cgroup.as_ref().and_then(|c| {
+            crate::cgroup::freezer_file(c.v2.as_deref(), c.v1.get("freezer").map(|p| p.as_path()))
+        });
+        if !e.allow_paused && frozen.is_some_and(|f| crate::cgroup::freeze_asked(&f)) {
+            return Err(StateError::WrongStatus {
+                name: st.name,
+                status: st.status,
+                what: "it is paused (its cgroup frozen): resume it first".into(),
+            }
+            .into());
+        }
         let plan = sb.plan()?;
         let process = crate::exec::process(&plan, e)?;
         let job = Job::Exec(Box::new(ExecPlan {

@@ -54,7 +54,25 @@ pub(super) fn claim(
                 if holder(root, name).is_some() {
                     return Err(StateError::NameInUse(name.into()));
                 }
-                // A sandbox that is gone left it: the name is free.
+                // A holder whose state cannot be read now (EMFILE, EIO)
+                // still holds it: only one that is gone, or that has
+                // another name, left it free.
+                if let Some(id) = lookup(root, name) {
+                    let sb = super::SandboxDir {
+                        dir: root.join(&id),
+                        id,
+                    };
+                    match sb.state() {
+                        Err(e)
+                            if matches!(&e, StateError::Io { source, .. }
+                                if source.kind() != io::ErrorKind::NotFound)
+                                && sb.dir.exists() =>
+                        {
+                            return Err(e);
+                        }
+                        _ => {}
+                    }
+                }
                 let _ = std::fs::remove_file(&link);
             }
             Err(e) => return Err(io_err("create", &link)(e)),

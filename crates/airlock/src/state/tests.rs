@@ -125,6 +125,28 @@ fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
     assert_eq!(root.find("web").unwrap().0.id, c.id);
 }
 
+/// A holder whose state cannot be read just now (here a directory where
+/// state.json should be: EISDIR, as EMFILE or EIO would be) keeps its
+/// name: the claim is an error, not a second sandbox with the name.
+#[test]
+fn a_holder_that_cannot_be_read_keeps_its_name() {
+    let (_tmp, root) = temp_root("names-unread");
+    let spec = SandboxSpec::default();
+    let (a, _alive) = root
+        .create(&new_id().unwrap(), Some("web"), &spec, true)
+        .unwrap();
+    let file = a.dir.join("state.json");
+    let kept = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    assert!(root
+        .create(&new_id().unwrap(), Some("web"), &spec, true)
+        .is_err());
+    std::fs::remove_dir(&file).unwrap();
+    std::fs::write(&file, kept).unwrap();
+    assert_eq!(root.lookup("web").unwrap().0.id, a.id);
+}
+
 #[test]
 fn a_root_made_before_the_index_gets_it_from_the_states() {
     let (tmp, root) = temp_root("names-old");
