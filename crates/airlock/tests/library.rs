@@ -376,6 +376,8 @@ fn a_sandbox_whose_supervisor_forked_away_is_signalled_through_its_state() {
 #[test]
 fn waiting_for_a_sandbox_whose_supervisor_forked_away() {
     require_root!();
+    // Not while another test counts this process's fds.
+    let _fds = mount_lock();
     let root = tempdir();
     let (spawn, _) = detached_sleep(root.path());
     let spec = airlock::SandboxSpec::builder()
@@ -405,6 +407,8 @@ fn waiting_for_a_sandbox_whose_supervisor_forked_away() {
 #[test]
 fn an_exec_argument_with_a_nul_is_refused() {
     require_root!();
+    // Not while another test counts this process's fds.
+    let _fds = mount_lock();
     let root = tempdir();
     let (spawn, spec) = detached_sleep(root.path());
     let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
@@ -426,6 +430,8 @@ fn an_exec_argument_with_a_nul_is_refused() {
 #[test]
 fn calls_to_a_stopped_supervisor_end() {
     require_root!();
+    // Not while another test counts this process's fds.
+    let _fds = mount_lock();
     let root = tempdir();
     let (spawn, spec) = detached_sleep(root.path());
     let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();

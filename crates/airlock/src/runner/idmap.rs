@@ -43,6 +43,18 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<(), SetupError> {
 
 fn newidmap(tool: &str, pid: i32, maps: &[IdMap]) -> Result<(), SetupError> {
     let mut cmd = std::process::Command::new(tool);
+    // Nothing of ours but stdio goes with the setuid helper (the alive
+    // lock and the report socket are not close-on-exec here): marked so
+    // in the child, which keeps the error pipe std reports a failed exec
+    // through (close-on-exec already).
+    // SAFETY: close_range is async-signal-safe and changes only the
+    // forked child's descriptor flags.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 1u32 << 2);
+            Ok(())
+        });
+    }
     cmd.arg(pid.to_string());
     for m in maps {
         cmd.args([

@@ -320,6 +320,12 @@ impl Sandbox {
             Err(e) => {
                 // Nothing of a sandbox that did not start stays behind.
                 drop(alive);
+                // A supervisor that lived on past a failure of ours (a
+                // report we could not read) ends first: its state must not
+                // go from under a sandbox that runs.
+                if sb.alive() {
+                    let _ = sb.kill_all();
+                }
                 if let Some(paths) = &own_cgroups {
                     crate::cgroup::Cgroup::adopt(paths).remove();
                 }
@@ -731,13 +737,15 @@ impl Sandbox {
                 Err(_) => break,
             }
         }
-        let status = self.runner.wait().map_err(|e| Error::Io {
+        let status = self.runner.wait();
+        if let Some(r) = report {
+            // Received: the runner's own status adds nothing to it.
+            return Ok(r);
+        }
+        let status = status.map_err(|e| Error::Io {
             what: "wait for the runner",
             source: e,
         })?;
-        if let Some(r) = report {
-            return Ok(r);
-        }
         if self.runner_reaped {
             // The runner reaped was only the process that left the
             // supervisor behind (its 0 says nothing of the sandbox): a

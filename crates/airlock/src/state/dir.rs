@@ -236,7 +236,10 @@ impl SandboxDir {
         control::request(&self.dir, req).map_err(io_err("ask the supervisor through", &self.dir))
     }
 
-    /// Remove the directory (the sandbox must be stopped). It is renamed
+    /// Remove the directory. The sandbox must have ended, or the caller
+    /// hold its `alive` lock (its supervisor, or its maker before the
+    /// start): a running one would lose its control socket and state, out
+    /// of every airlock command's reach (`delete` checks). It is renamed
     /// out of the way first, so that nobody finds it half-removed and a
     /// late writer (a service recording what it saw) gets "not found"
     /// instead of putting a file back into a directory being emptied.
