@@ -84,7 +84,11 @@ pub struct SandboxSpec {
     /// Kernel parameters of the sandbox's own namespaces (`net.*` with a
     /// network namespace, `kernel.shm*`, `kernel.msg*`, `kernel.sem` and
     /// `fs.mqueue.*` with an IPC namespace), written before the mounts.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "parse::unique_keys"
+    )]
     pub sysctls: BTreeMap<String, String>,
 }
 
@@ -218,6 +222,7 @@ pub struct Process {
     /// Start from the caller's environment (then apply `env` and `unset_env`).
     /// Off by default: the workload sees only `env`.
     pub inherit_env: bool,
+    #[serde(default, deserialize_with = "parse::unique_keys")]
     pub env: BTreeMap<String, String>,
     pub unset_env: Vec<String>,
     /// Working directory inside the sandbox.
@@ -354,7 +359,11 @@ pub struct Namespaces {
     /// other than the caller's is joined through that user namespace
     /// (the sandbox's own, which must have the sandbox's id maps): only
     /// there can the sandbox mount its /proc.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "parse::unique_keys"
+    )]
     pub join: BTreeMap<String, String>,
     /// Whether the workload may make user namespaces of its own, as far as
     /// its seccomp filter lets it (airlock's default filter refuses

@@ -119,6 +119,38 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
+/// A map of strings in which a key given twice is an error: serde_json
+/// keeps the last one without a word (TOML refuses it itself), and a
+/// spec that sets a sysctl twice was surely not meant so.
+pub(super) fn unique_keys<'de, D>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = std::collections::BTreeMap<String, String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut map = std::collections::BTreeMap::new();
+            while let Some((k, v)) = a.next_entry::<String, String>()? {
+                if map.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("{k:?} is given twice")));
+                }
+                map.insert(k, v);
+            }
+            Ok(map)
+        }
+    }
+    d.deserialize_map(Keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +230,30 @@ mod tests {
     fn empty_documents_are_defaults() {
         assert_eq!(from_json("{}").unwrap(), SandboxSpec::default());
         assert_eq!(from_toml("").unwrap(), SandboxSpec::default());
+    }
+
+    /// A key given twice in one of the spec's maps is an error naming
+    /// the field, as TOML makes it, not the last value kept.
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        for (json, field) in [
+            (
+                r#"{"process": {"env": {"A": "1", "A": "2"}}}"#,
+                "process.env",
+            ),
+            (
+                r#"{"sysctls": {"net.ipv4.ip_forward": "0", "net.ipv4.ip_forward": "1"}}"#,
+                "sysctls",
+            ),
+            (
+                r#"{"namespaces": {"join": {"net": "/a", "net": "/b"}}}"#,
+                "namespaces.join",
+            ),
+        ] {
+            let e = from_json(json).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("given twice"), "{e}");
+        }
+        assert!(from_json(r#"{"process": {"env": {"A": "1", "B": "2"}}}"#).is_ok());
     }
 
     #[test]
