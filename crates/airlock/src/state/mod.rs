@@ -352,6 +352,13 @@ impl StateRoot {
 
     /// Every sandbox in the root, oldest first.
     pub fn list(&self) -> Vec<(SandboxDir, State)> {
+        self.list_where(|_| true)
+    }
+
+    /// [`StateRoot::list`], reading the state only of the sandboxes
+    /// `wanted` keeps (a daemon's caller sees its own: the states of
+    /// others, their specs among them, are not read for it).
+    pub fn list_where(&self, wanted: impl Fn(&SandboxDir) -> bool) -> Vec<(SandboxDir, State)> {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return out;
@@ -362,6 +369,9 @@ impl StateRoot {
                 continue;
             }
             let sb = SandboxDir { id, dir: e.path() };
+            if !wanted(&sb) {
+                continue;
+            }
             if let Ok(st) = sb.state() {
                 out.push((sb, st));
             }
