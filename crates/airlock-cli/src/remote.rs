@@ -243,8 +243,9 @@ async fn run(
     };
     // The workload inherits this process's environment, as it does
     // locally: the daemon has none of the caller's to give, so it is sent.
+    // Not with an image, whose workload gets the image's, as locally.
     let p = &mut spec.process;
-    if p.inherit_env {
+    if p.inherit_env && a.image.is_none() {
         for (k, v) in std::env::vars_os() {
             let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
                 continue;

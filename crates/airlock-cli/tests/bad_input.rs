@@ -244,7 +244,7 @@ fn unmapped_uid() {
     require_root!();
     refused(
         &["run", "--uid", "70000", "--", "true"],
-        &["process.uid", "not in identity.uid_map"],
+        &["--uid", "not in identity.uid_map"],
     );
 }
 

@@ -200,7 +200,7 @@ fn capabilities_and_shared_namespaces() {
     assert_eq!(r.code, 125);
     // The host uid that owns every root caller's sandbox is the key to
     // all of them.
-    let owner = airlock::plan::ROOT_CALLER_BASE.to_string();
+    let owner = airlock::plan::ROOT_CALLER_OWNER.to_string();
     let r = run(&[
         "--share-user",
         "--uid",

@@ -161,6 +161,54 @@ fn root_inside_is_not_root_outside() {
     );
 }
 
+/// A root caller's sandbox's user namespace is not owned by the host uid
+/// its processes run as: a process with that uid (a setuid file one of
+/// them left in a host directory runs as it) can neither enter the
+/// namespace nor trace the workload.
+#[test]
+fn the_sandboxs_own_uid_does_not_own_its_user_namespace() {
+    require_root!();
+    let root = tempdir();
+    let state = root.path().display().to_string();
+    let r = output(airlock(&[
+        "--state-root",
+        &state,
+        "run",
+        "-d",
+        "--name",
+        "n",
+        "--as-pid-1",
+        "--",
+        "sleep",
+        "100",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let i = output(airlock(&["--state-root", &state, "inspect", "n"]));
+    let pid = serde_json::from_str::<serde_json::Value>(&i.stdout).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    let uid = airlock::plan::ROOT_CALLER_BASE.to_string();
+    let entered = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+            "nsenter",
+            "--user",
+            "--target",
+            &pid.to_string(),
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    let _ = output(airlock(&["--state-root", &state, "rm", "-f", "n"]));
+    assert!(
+        !entered.status.success(),
+        "uid {uid} entered the sandbox's user namespace"
+    );
+}
+
 #[test]
 fn read_only_bind_refuses_writes_and_writable_bind_writes_through() {
     require_root!();

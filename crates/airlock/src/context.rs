@@ -35,6 +35,10 @@ pub struct Context {
     /// `linux.cgroupsPath` asks. Never `..`: the caller's subtree is the
     /// limit.
     pub cgroup_path: Option<String>,
+    /// A cgroup, relative to the caller's own in each hierarchy, that the
+    /// sandbox's own (`airlock-<id>`) are made in, when `cgroup_path` is
+    /// unset: airlockd's per-caller process budget (`airlockd-u<UID>`).
+    pub cgroup_nest: Option<String>,
     /// Controllers (v2 names) a sandbox gets cgroups for even without a
     /// limit, where the host has them, so that its limits can be set
     /// while it runs (the OCI runtime's `update`). Such a sandbox always
@@ -77,6 +81,7 @@ impl Context {
             cgroup: Layout::detect().unwrap_or_default(),
             default_pids: Some(crate::spec::DEFAULT_PIDS),
             cgroup_path: None,
+            cgroup_nest: None,
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
             umask: process_umask(),
@@ -95,6 +100,7 @@ impl Context {
             store: store::default_root(uid, None, None),
             default_pids: Some(crate::spec::DEFAULT_PIDS),
             cgroup_path: None,
+            cgroup_nest: None,
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
             umask: None,

@@ -21,19 +21,34 @@ pub fn name(uid: u32) -> String {
 }
 
 /// Make `uid`'s budget cgroup with `max` processes and return the
-/// `cgroup_path` a sandbox of theirs gets: a new cgroup below it. The
-/// error says why, for the caller.
-pub fn prepare(layout: &Layout, uid: u32, max: u64, leaf: &str) -> Result<String, String> {
+/// cgroup a sandbox of theirs nests in (`Context::cgroup_nest`). Made in
+/// every hierarchy (the sandbox's cgroups nest there in each), so that
+/// the library, which removes the parents it made, never makes or
+/// removes it. The error says why, for the caller.
+pub fn prepare(layout: &Layout, uid: u32, max: u64) -> Result<String, String> {
     let budget = name(uid);
     let dir = budget_dir(layout, &budget)?;
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
+    let others = layout
+        .v2
+        .iter()
+        .chain(layout.v1.values())
+        .map(|h| h.own_dir().join(&budget));
+    for d in std::iter::once(dir.clone()).chain(others) {
+        match std::fs::create_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot make {}: {e}", d.display())),
+        }
     }
     std::fs::write(dir.join("pids.max"), max.to_string())
         .map_err(|e| format!("cannot limit {}: {e}", dir.join("pids.max").display()))?;
-    Ok(format!("{budget}/{leaf}"))
+    Ok(budget)
+}
+
+/// Whether this daemon can keep a process budget at all, for its start:
+/// a pids controller it can give its callers' cgroups.
+pub fn usable(layout: &Layout) -> Result<(), String> {
+    budget_dir(layout, "probe").map(drop)
 }
 
 /// Where the budget cgroup goes: the pids hierarchy's (v1), or the v2
@@ -105,8 +120,9 @@ mod tests {
         std::fs::create_dir(&own).unwrap();
         std::fs::write(own.join("cgroup.subtree_control"), "memory").unwrap();
         let l = v2_layout(t.path(), &["memory", "pids"]);
-        let path = prepare(&l, 1000, 50, "airlock-x").unwrap();
-        assert_eq!(path, "airlockd-u1000/airlock-x");
+        assert!(usable(&l).is_ok());
+        let nest = prepare(&l, 1000, 50).unwrap();
+        assert_eq!(nest, "airlockd-u1000");
         assert_eq!(
             std::fs::read_to_string(own.join("cgroup.subtree_control")).unwrap(),
             "+pids"
@@ -115,8 +131,9 @@ mod tests {
             std::fs::read_to_string(own.join("airlockd-u1000/pids.max")).unwrap(),
             "50"
         );
-        let e = prepare(&v2_layout(t.path(), &["memory"]), 1000, 50, "x").unwrap_err();
+        let e = prepare(&v2_layout(t.path(), &["memory"]), 1000, 50).unwrap_err();
         assert!(e.contains("no pids controller"), "{e}");
+        assert!(usable(&v2_layout(t.path(), &["memory"])).is_err());
         remove_empty(&l, [1000].into_iter());
         // Not empty of files here (a real cgroup's files do not count).
         assert!(own.join("airlockd-u1000").exists());

@@ -87,7 +87,18 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let c: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // The kernel's own bound on pids.max (PID_MAX_LIMIT).
+        if c.max_pids_per_caller > 1 << 22 {
+            anyhow::bail!(
+                "{}: max_pids_per_caller: {} is more than the kernel counts ({})",
+                path.display(),
+                c.max_pids_per_caller,
+                1 << 22
+            );
+        }
+        Ok(c)
     }
 }
 

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 /// Creates a caller besides root may have under way at once (see
 /// [`Daemon::reserve`]): well below the blocking pool's 256 threads.
 pub const MAX_CREATING_PER_CALLER: usize = 16;
+/// And by all callers besides root together (the blocking pool's half).
+pub const MAX_CREATING_UNPRIVILEGED: usize = 128;
 
 pub struct Daemon {
     pub config: Config,
@@ -182,6 +184,7 @@ impl Daemon {
             // library's default when the daemon sets none).
             default_pids: self.config.max_pids.or(Some(airlock::spec::DEFAULT_PIDS)),
             cgroup_path: None,
+            cgroup_nest: None,
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
             // The usual one, not whatever the daemon was started with.
@@ -209,6 +212,14 @@ impl Daemon {
             // its sandbox has started, which a bind of a file system that
             // never answers can hold up for good: one caller must not take
             // them all (root's calls and the event watch need them).
+            // (And all callers besides root together: a group's members.)
+            let others = pending.iter().filter(|uid| **uid != 0).count();
+            if others >= MAX_CREATING_UNPRIVILEGED {
+                return Err(status::limit(
+                    "creates",
+                    "as many creates are under way as this daemon takes at once from callers other than root; try again",
+                ));
+            }
             let creating = pending.iter().filter(|uid| **uid == peer.uid).count();
             if creating >= MAX_CREATING_PER_CALLER {
                 return Err(status::limit(

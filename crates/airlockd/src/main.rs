@@ -230,6 +230,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         }
     };
     let layout = layout(&c)?;
+    // A budget the daemon could not keep would refuse every create of its
+    // callers besides root: said once, at the start, instead.
+    if c.max_pids_per_caller > 0 {
+        budget::usable(&layout).map_err(|why| {
+            anyhow::anyhow!(
+                "max_pids_per_caller: {why} (or set max_pids_per_caller = 0 to run without a per-caller process budget)"
+            )
+        })?;
+    }
     let root = airlock::state::StateRoot::open(&c.state_root)?;
     let listener = peer::bind(&c.listen, c.socket_mode, group.as_ref().map(|g| g.1))?;
     let listen = c.listen.clone();

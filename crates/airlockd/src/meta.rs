@@ -71,9 +71,15 @@ pub fn read(sb: &SandboxDir) -> Meta {
 /// from it, never from the default (root's, without labels), which a
 /// read failing once (EMFILE) would make the sandbox's for good.
 pub fn try_read(sb: &SandboxDir) -> Option<Meta> {
-    std::fs::read(sb.dir.join(FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    match std::fs::read(sb.dir.join(FILE)) {
+        Ok(b) => serde_json::from_slice(&b).ok(),
+        // Made by another front end (the CLI as root): the default is
+        // its meta, root's.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sb.dir.exists() => {
+            Some(Meta::default())
+        }
+        Err(_) => None,
+    }
 }
 
 pub fn write(sb: &SandboxDir, m: &Meta) -> Result<(), StateError> {

@@ -344,11 +344,7 @@ fn create(
     let max = d.config.max_pids_per_caller;
     if !peer.is_root() && max > 0 {
         // Its cgroups below the caller's budget, a pids cgroup always.
-        let leaf = format!(
-            "airlock-{}",
-            airlock::state::new_id().map_err(|e| RpcStatus::internal(e.to_string()))?
-        );
-        let path = crate::budget::prepare(&d.layout, peer.uid, max, &leaf).map_err(|why| {
+        let nest = crate::budget::prepare(&d.layout, peer.uid, max).map_err(|why| {
             tracing::warn!(uid = peer.uid, "max_pids_per_caller: {why}");
             status::limit(
                 "max_pids_per_caller",
@@ -356,7 +352,7 @@ fn create(
             )
         })?;
         d.budgets.lock().expect("budgets lock").insert(peer.uid);
-        ctx.cgroup_path = Some(path);
+        ctx.cgroup_nest = Some(nest);
         ctx.cgroup_prepare = vec!["pids".into()];
     }
     let prepared = if r.image.is_empty() {

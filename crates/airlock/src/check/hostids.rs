@@ -298,11 +298,12 @@ impl HostIds {
         let in_range = (u64::from(start.max(1))..end.min(u64::from(min)))
             .find(|&id| id != u64::from(overflow));
         let keyed = keys.first_in(u64::from(start.max(1)), end);
-        // Other sandboxes' ids (a root caller's range).
+        // Other sandboxes' ids (a root caller's range, and the uid that
+        // owns their user namespaces just below it).
         let root_callers = {
-            use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
-            let first = u64::from(ROOT_CALLER_BASE).max(u64::from(start));
-            (first < end.min(u64::from(ROOT_CALLER_BASE) + u64::from(ROOT_CALLER_COUNT)))
+            use crate::plan::{ROOT_CALLER_COUNT, ROOT_CALLER_OWNER};
+            let first = u64::from(ROOT_CALLER_OWNER).max(u64::from(start));
+            (first < end.min(u64::from(ROOT_CALLER_OWNER) + 1 + u64::from(ROOT_CALLER_COUNT)))
                 .then_some(first)
         };
         let id = in_range
@@ -325,11 +326,11 @@ impl HostIds {
 /// their processes' own: a process on the host with one of them reaches
 /// into every such sandbox (its files, its /proc, its signals).
 fn root_callers_id(id: u32) -> Option<&'static str> {
-    use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
+    use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT, ROOT_CALLER_OWNER};
     let range =
         u64::from(ROOT_CALLER_BASE)..u64::from(ROOT_CALLER_BASE) + u64::from(ROOT_CALLER_COUNT);
     match u64::from(id) {
-        i if i == range.start => Some("owns the user namespace of every sandbox a root caller starts, with every capability in them"),
+        i if i == u64::from(ROOT_CALLER_OWNER) => Some("owns the user namespace of every sandbox a root caller starts, with every capability in them"),
         i if range.contains(&i) => Some("is an id of the sandboxes a root caller starts: their processes and files have it"),
         _ => None,
     }
@@ -344,6 +345,7 @@ mod tests {
         use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
         let ids = HostIds::default();
         for id in [
+            crate::plan::ROOT_CALLER_OWNER,
             ROOT_CALLER_BASE,
             ROOT_CALLER_BASE + 1000,
             ROOT_CALLER_BASE + ROOT_CALLER_COUNT - 1,
@@ -363,7 +365,7 @@ mod tests {
             let (id, _) = ids
                 .privileged_in(gids, ROOT_CALLER_BASE - 10, 100)
                 .expect("across its start");
-            assert_eq!(id, ROOT_CALLER_BASE);
+            assert_eq!(id, crate::plan::ROOT_CALLER_OWNER);
             assert!(ids
                 .privileged_in(gids, ROOT_CALLER_BASE + ROOT_CALLER_COUNT, 100)
                 .is_none());

@@ -11,6 +11,16 @@ use crate::spec::{IdMap, SandboxSpec, SpecError};
 pub const ROOT_CALLER_BASE: u32 = 0x7000_0000;
 pub const ROOT_CALLER_COUNT: u32 = 65536;
 
+/// The host uid that makes (and so owns) the user namespaces of a root
+/// caller's sandboxes that land in the range above: one no process of
+/// theirs has. Owned by the range's first uid, the sandboxes' own root,
+/// a setuid file one of them left in a host directory (a persistent
+/// overlay upper, a writable root) would make any local user their owner,
+/// with every capability in all of them, past their filters. Kernel
+/// counts made per user (inotify instances, nested namespaces) are still
+/// charged to one uid that is not the host's root.
+pub const ROOT_CALLER_OWNER: u32 = ROOT_CALLER_BASE - 1;
+
 pub struct Ids {
     pub uid: u32,
     pub gid: u32,

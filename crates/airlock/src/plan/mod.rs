@@ -13,7 +13,7 @@ pub mod mounts;
 mod pids;
 
 pub use hooks::{Hook, InsideHooks};
-pub use ids::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT};
+pub use ids::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT, ROOT_CALLER_OWNER};
 pub use mounts::{writable_paths, FsPlan, MountStep};
 
 use crate::cgroup::CgroupPlan;
@@ -476,12 +476,14 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     let cgroup = if resources.any()
         || !ns.pid
         || ctx.cgroup_path.is_some()
+        || ctx.cgroup_nest.is_some()
         || !ctx.cgroup_prepare.is_empty()
     {
-        let name = ctx
-            .cgroup_path
-            .clone()
-            .unwrap_or_else(|| format!("airlock-{id}"));
+        let name = match (&ctx.cgroup_path, &ctx.cgroup_nest) {
+            (Some(path), _) => path.clone(),
+            (None, Some(nest)) => format!("{nest}/airlock-{id}"),
+            (None, None) => format!("airlock-{id}"),
+        };
         let prepare: Vec<&str> = ctx.cgroup_prepare.iter().map(String::as_str).collect();
         Some(
             crate::cgroup::plan::resolve(&resources, &ctx.cgroup, &name, &prepare)

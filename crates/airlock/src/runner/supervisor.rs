@@ -46,7 +46,7 @@ fn watch_caller(plan: &Plan, parent_pid: i32) -> Result<Option<OwnedFd>, SetupEr
 
 /// The host uid to create the sandbox's user namespace as, when it is
 /// not ours: the uid its root (or, for a client, its workload) is on the
-/// host. The kernel charges a user namespace's per-user counts
+/// host, or for a root caller's own range [`crate::plan::ROOT_CALLER_OWNER`]. The kernel charges a user namespace's per-user counts
 /// (inotify instances and watches, message queue bytes, nested
 /// namespaces) to its creator's uid on the host as well, at every level
 /// up; created as host root, a sandbox could take all of root's (128
@@ -55,12 +55,20 @@ fn watch_caller(plan: &Plan, parent_pid: i32) -> Result<Option<OwnedFd>, SetupEr
 /// caller's sandbox is, and that uid owns the namespace, as a rootless
 /// caller does its own.
 fn creator_uid(plan: &Plan) -> Option<u32> {
+    use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT, ROOT_CALLER_OWNER};
     if plan.clone_flags & libc::CLONE_NEWUSER as u64 == 0 || !rustix::process::geteuid().is_root() {
         return None;
     }
+    let range = ROOT_CALLER_BASE..ROOT_CALLER_BASE.saturating_add(ROOT_CALLER_COUNT);
     super::child::namespace_root(plan)
         .map(|r| r.host_uid)
         .filter(|&uid| uid != 0)
+        // A root caller's range: owned by a uid none of them runs as (see
+        // ROOT_CALLER_OWNER).
+        .map(|uid| match range.contains(&uid) {
+            true => ROOT_CALLER_OWNER,
+            false => uid,
+        })
 }
 
 /// A detached supervisor leaves its caller's process tree: the caller

@@ -520,7 +520,7 @@ pub fn check_name(n: &str) -> Result<(), StateError> {
     }
 }
 
-pub fn new_id() -> io::Result<String> {
+pub(crate) fn new_id() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     let mut filled = 0;
     while filled < bytes.len() {
