@@ -1123,10 +1123,16 @@ fn exec_into_a_paused_sandbox_is_refused() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v2 = inspect(root, "p")["cgroup"]["v2"]
+    let Some(v2) = inspect(root, "p")["cgroup"]["v2"]
         .as_str()
-        .expect("a v2 cgroup")
-        .to_string();
+        .map(String::from)
+    else {
+        eprintln!(
+            "skipped exec_into_a_paused_sandbox_is_refused: no cgroup v2 hierarchy to freeze in"
+        );
+        assert_eq!(al(root, &["rm", "-f", "p"]).code, 0);
+        return;
+    };
     let freeze = std::path::Path::new(&v2).join("cgroup.freeze");
     std::fs::write(&freeze, "1").unwrap();
     let mut a = vec!["--state-root", root.to_str().unwrap()];

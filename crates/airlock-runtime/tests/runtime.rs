@@ -726,7 +726,7 @@ fn a_call_during_the_runtime_hooks_does_not_fail_the_create() {
     let d = env.dir.path().display().to_string();
     let b = env.bundle("b", &["sleep", "1000"], |c| {
         c["hooks"] = json!({
-            "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {d}/in-hook; sleep 1.5")], "timeout": 10}],
+            "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {d}/in-hook; while [ ! -e {d}/asked ]; do sleep 0.05; done")], "timeout": 20}],
         });
     });
     // Its stderr a file: the created container keeps it, as runc's does.
@@ -747,6 +747,8 @@ fn a_call_during_the_runtime_hooks_does_not_fail_the_create() {
     let root = airlock::state::StateRoot::open(env.root()).unwrap();
     let (sb, _) = root.find("c1").unwrap();
     let asked = sb.request(&airlock::state::control::Request::Signal { signal: 0 });
+    // The hook ends only now, whatever the machine's speed.
+    std::fs::write(env.dir.path().join("asked"), "").unwrap();
     assert!(
         asked
             .as_ref()

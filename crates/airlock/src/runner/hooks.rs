@@ -87,8 +87,9 @@ fn cstr(s: &str) -> Result<CString, String> {
 /// The sandbox's control socket while runtime hooks run, and what to do
 /// with a call on it: true ends the hook (a kill); any other call is
 /// answered there and the hook goes on (a liveness probe, an attach or a
-/// window size must not fail the create).
-pub type Control<'a> = (BorrowedFd<'a>, &'a mut dyn FnMut() -> bool);
+/// window size must not fail the create); `None`, no call could be
+/// taken: the socket is no longer watched.
+pub type Control<'a> = (BorrowedFd<'a>, &'a mut dyn FnMut() -> Option<bool>);
 
 fn run_one(
     h: &Hook,
@@ -277,7 +278,14 @@ fn wait(
         }
         let _ = poll(&mut fds, Some(&tick));
         let called = control.is_some() && !fds[abort.len()].revents().is_empty();
-        let killed = called && control.as_mut().is_some_and(|(_, ask)| ask());
+        let asked = match called {
+            true => control.as_mut().and_then(|(_, ask)| ask()),
+            false => Some(false),
+        };
+        if asked.is_none() {
+            *control = None;
+        }
+        let killed = asked == Some(true);
         if killed || fds[..abort.len()].iter().any(|f| !f.revents().is_empty()) {
             kill(&mut status);
             return Err("stopped while it ran (the sandbox was stopped or killed)".into());

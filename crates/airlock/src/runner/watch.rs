@@ -364,17 +364,20 @@ impl<'a> Watch<'a> {
         // told the sandbox is still being created.
         let listener = self.control.as_ref();
         let mut ask = || {
+            // None: no call could be taken (EMFILE), and the socket would
+            // wake the wait at once, again and again: it stops watching
+            // (a stop still ends the hook).
             let Some(incoming) = listener.and_then(control::accept) else {
-                return false;
+                return None;
             };
             let kill = matches!(incoming.request, control::Request::Kill);
             incoming.reply(match kill {
                 true => Ok(()),
                 false => Err("the sandbox is being created: its runtime hooks run".into()),
             });
-            kill
+            Some(kill)
         };
-        let control = listener.map(|l| (l.as_fd(), &mut ask as &mut dyn FnMut() -> bool));
+        let control = listener.map(|l| (l.as_fd(), &mut ask as &mut dyn FnMut() -> Option<bool>));
         match super::hooks::run(
             &hooks, &state, "creating", self.pid, &place, &abort, control,
         ) {

@@ -323,8 +323,27 @@ impl Sandbox {
                 // A supervisor that lived on past a failure of ours (a
                 // report we could not read) ends first: its state must not
                 // go from under a sandbox that runs.
+                if sb.alive() && sb.kill_all().is_err() {
+                    // Not listening yet (stuck in its setup): by its pid.
+                    if let Some(pid) = sb.state().ok().and_then(|st| st.supervisor_pid) {
+                        if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                            if let Ok(fd) =
+                                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                            {
+                                let stop = rustix::process::Signal::from_named_raw(
+                                    crate::signals::stop_signal(),
+                                );
+                                if let Some(sig) = stop {
+                                    let _ = rustix::process::pidfd_send_signal(&fd, sig);
+                                }
+                            }
+                        }
+                    }
+                    sb.wait_ended(Some(crate::state::KILL_WAIT));
+                }
                 if sb.alive() {
-                    let _ = sb.kill_all();
+                    // Still there: its state stays, for `rm -f` to end it.
+                    return Err(e);
                 }
                 if let Some(paths) = &own_cgroups {
                     crate::cgroup::Cgroup::adopt(paths).remove();
