@@ -348,6 +348,21 @@ fn detached_sleep(
     (spawn, spec)
 }
 
+/// A detached sleep started in `root` whose supervisor forked away, its
+/// state directory, and the options it was started with.
+fn forked_away_sleep(
+    root: &std::path::Path,
+) -> (
+    airlock::Sandbox,
+    airlock::state::SandboxDir,
+    impl Fn(bool) -> airlock::SpawnOptions,
+) {
+    let (spawn, spec) = detached_sleep(root);
+    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
+    let sb = s.state().unwrap().clone();
+    (s, sb, spawn)
+}
+
 /// A detached sandbox whose supervisor forked away is signalled through
 /// its state, not through the runner's pid, which was reaped and may be
 /// anyone's by now; its pid is the supervisor's.
@@ -387,9 +402,7 @@ fn waiting_for_a_sandbox_whose_supervisor_forked_away() {
     let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
     assert_eq!(s.wait().unwrap().code, 3);
 
-    let (spawn, spec) = detached_sleep(root.path());
-    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
-    let sb = s.state().unwrap().clone();
+    let (s, sb, _) = forked_away_sleep(root.path());
     let sup = sb.state().unwrap().supervisor_pid.unwrap();
     // Its guard records the end when the supervisor dies: the sandbox
     // was killed, or no exit at all.
@@ -410,9 +423,7 @@ fn an_exec_argument_with_a_nul_is_refused() {
     // Not while another test counts this process's fds.
     let _fds = mount_lock();
     let root = tempdir();
-    let (spawn, spec) = detached_sleep(root.path());
-    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
-    let sb = s.state().unwrap().clone();
+    let (_s, sb, spawn) = forked_away_sleep(root.path());
     let e = airlock::ExecOptions {
         args: vec!["sh".into(), "-c".into(), "echo x\0".into()],
         ..Default::default()
@@ -433,9 +444,7 @@ fn calls_to_a_stopped_supervisor_end() {
     // Not while another test counts this process's fds.
     let _fds = mount_lock();
     let root = tempdir();
-    let (spawn, spec) = detached_sleep(root.path());
-    let s = airlock::Sandbox::spawn_with(&spec, &spawn(false)).unwrap();
-    let sb = s.state().unwrap().clone();
+    let (_s, sb, _) = forked_away_sleep(root.path());
     let sup = sb.state().unwrap().supervisor_pid.unwrap();
     // SAFETY: kill takes plain integers; the supervisor is this test's.
     unsafe { libc::kill(sup, libc::SIGSTOP) };

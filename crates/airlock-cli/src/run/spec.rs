@@ -148,17 +148,6 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             "process.scheduling.cpu_affinity",
             "--cpu-affinity",
         ),
-        (a.share_net, "namespaces.net", "--share-net"),
-        (a.share_pid, "namespaces.pid", "--share-pid"),
-        (a.share_ipc, "namespaces.ipc", "--share-ipc"),
-        (a.share_uts, "namespaces.uts", "--share-uts"),
-        (a.share_cgroup, "namespaces.cgroup", "--share-cgroup"),
-        (a.share_time, "namespaces.time", "--share-time"),
-        (a.share_user, "namespaces.user", "--share-user"),
-        (a.hostname.is_some(), "hostname", "--hostname"),
-        (a.keep_session, "new_session", "--keep-session"),
-        (!a.cap_add.is_empty(), "capabilities", "--cap-add"),
-        (a.seccomp_profile.is_some(), "seccomp", "--seccomp-profile"),
         (joins("net"), "namespaces.join.net", "--join net"),
         (joins("ipc"), "namespaces.join.ipc", "--join ipc"),
         (joins("uts"), "namespaces.join.uts", "--join uts"),
@@ -168,10 +157,18 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
             labels.fields.push((field, flag));
         }
     }
-    // Only when given: an image's User sets them too.
+    // Only when given: an image's User sets the ids too, and a kind
+    // joined by path is not shared by a flag.
     for (given, field, flag) in [
         (a.uid.is_some(), "process.uid", "--uid"),
         (a.gid.is_some(), "process.gid", "--gid"),
+        (a.share_net, "namespaces.net", "--share-net"),
+        (a.share_pid, "namespaces.pid", "--share-pid"),
+        (a.share_ipc, "namespaces.ipc", "--share-ipc"),
+        (a.share_uts, "namespaces.uts", "--share-uts"),
+        (a.share_cgroup, "namespaces.cgroup", "--share-cgroup"),
+        (a.share_time, "namespaces.time", "--share-time"),
+        (a.share_user, "namespaces.user", "--share-user"),
     ] {
         if given {
             labels.fields.push((field, flag));

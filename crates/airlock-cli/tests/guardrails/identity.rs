@@ -107,7 +107,7 @@ fn capabilities_in_the_host_user_namespace_are_refused() {
     args.extend(["--cap-add", "CAP_CHOWN", "--cap-add", "CAP_FOWNER"]);
     let r = sh(&args, plant);
     assert!(
-        refused_with(&r, "cap-host-user", "--cap-add"),
+        refused_with(&r, "cap-host-user", "capabilities"),
         "{}",
         r.stderr
     );
@@ -126,7 +126,7 @@ fn capabilities_in_the_host_user_namespace_are_refused() {
         args.extend(["--cap-add", cap]);
         let r = sh(&args, "true");
         assert!(
-            refused_with(&r, "cap-host-user", "--cap-add"),
+            refused_with(&r, "cap-host-user", "capabilities"),
             "{cap}: {}",
             r.stderr
         );

@@ -904,31 +904,28 @@ mod tests {
     fn a_dot_in_a_destination_is_refused() {
         for dest in ["/.", "//.", "/./", "/x/./y", "/x/../y"] {
             let mut s = base();
-            s.filesystem.mounts.push(Mount::Tmpfs {
-                destination: dest.into(),
-                size: None,
-                mode: None,
-                readonly: false,
-                noexec: false,
-                copy_up: false,
-            });
+            s.filesystem.mounts.push(tmpfs_at(dest));
             let e = validate(&s).unwrap_err();
             assert_eq!(e.field, "filesystem.mounts[0].destination", "{dest}");
             assert!(e.reason.contains("give the path"), "{dest}: {}", e.reason);
         }
     }
 
-    #[test]
-    fn relative_destination() {
-        let mut s = base();
-        s.filesystem.mounts.push(Mount::Tmpfs {
-            destination: "tmp".into(),
+    fn tmpfs_at(destination: &str) -> Mount {
+        Mount::Tmpfs {
+            destination: destination.into(),
             size: None,
             mode: None,
             readonly: false,
             noexec: false,
             copy_up: false,
-        });
+        }
+    }
+
+    #[test]
+    fn relative_destination() {
+        let mut s = base();
+        s.filesystem.mounts.push(tmpfs_at("tmp"));
         let e = validate(&s).unwrap_err();
         assert_eq!(e.field, "filesystem.mounts[0].destination");
         assert!(e.reason.contains("relative"));
