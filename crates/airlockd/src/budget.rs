@@ -101,13 +101,14 @@ mod tests {
     use airlock::cgroup::Hierarchy;
 
     fn v2_layout(dir: &Path, controllers: &[&str]) -> Layout {
-        let mut l = Layout::default();
-        l.v2 = Some(Hierarchy {
-            mount: dir.to_path_buf(),
-            own: "/daemon".into(),
-        });
-        l.v2_controllers = controllers.iter().map(|c| c.to_string()).collect();
-        l
+        Layout {
+            v2: Some(Hierarchy {
+                mount: dir.to_path_buf(),
+                own: "/daemon".into(),
+            }),
+            v2_controllers: controllers.iter().map(|c| c.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     /// On cgroup v2 the daemon gives its children the pids controller,

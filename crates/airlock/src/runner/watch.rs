@@ -367,9 +367,7 @@ impl<'a> Watch<'a> {
             // None: no call could be taken (EMFILE), and the socket would
             // wake the wait at once, again and again: it stops watching
             // (a stop still ends the hook).
-            let Some(incoming) = listener.and_then(control::accept) else {
-                return None;
-            };
+            let incoming = listener.and_then(control::accept)?;
             let kill = matches!(incoming.request, control::Request::Kill);
             incoming.reply(match kill {
                 true => Ok(()),

@@ -52,6 +52,9 @@ use std::borrow::Cow;
 /// Which syscall filter the workload runs under.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "profile", rename_all = "kebab-case", try_from = "SeccompFields")]
+// One per spec and plan, never in bulk: not boxed for the size of a
+// custom profile's fields.
+#[allow(clippy::large_enum_variant)]
 pub enum Seccomp {
     /// airlock's default allow-list (see `default.rs`).
     #[default]
