@@ -325,19 +325,12 @@ impl Sandbox {
                 // go from under a sandbox that runs.
                 if sb.alive() && sb.kill_all().is_err() {
                     // Not listening yet (stuck in its setup): by its pid.
-                    if let Some(pid) = sb.state().ok().and_then(|st| st.supervisor_pid) {
-                        if let Some(p) = rustix::process::Pid::from_raw(pid) {
-                            if let Ok(fd) =
-                                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
-                            {
-                                let stop = rustix::process::Signal::from_named_raw(
-                                    crate::signals::stop_signal(),
-                                );
-                                if let Some(sig) = stop {
-                                    let _ = rustix::process::pidfd_send_signal(&fd, sig);
-                                }
-                            }
-                        }
+                    let pid = sb.state().ok().and_then(|st| st.supervisor_pid);
+                    let pidfd = pid.and_then(rustix::process::Pid::from_raw).and_then(|p| {
+                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+                    });
+                    if let Some(fd) = pidfd {
+                        let _ = Stopper(fd).stop();
                     }
                     sb.wait_ended(Some(crate::state::KILL_WAIT));
                 }
