@@ -236,16 +236,23 @@ pub fn read_handed_fd(fd: i32, limit: u64, stdio: bool) -> Result<Vec<u8>, Strin
 /// a text file or an argument list needs.
 const FD_LIMIT: u64 = 64 << 20;
 
-/// The text a bwrap-style `--file FD DST` reads from FD.
-pub fn read_fd(flag: &str, fd: &str, dst: &str) -> Result<String, String> {
+/// What a flag's FD (`fd`, as given) holds, up to [`FD_LIMIT`]; errors
+/// begin with `given`, the flag as the command line had it.
+fn read_given_fd(given: &str, fd: &str) -> Result<Vec<u8>, String> {
     let n: i32 = fd
         .parse()
-        .map_err(|_| format!("{flag} {fd} {dst}: {fd:?} is not a file descriptor number"))?;
+        .map_err(|_| format!("{given}: {fd:?} is not a file descriptor number"))?;
     let bytes = read_handed_fd(n, FD_LIMIT + 1, true)
-        .map_err(|e| format!("{flag} {fd} {dst}: file descriptor {n}: {e}"))?;
+        .map_err(|e| format!("{given}: file descriptor {n}: {e}"))?;
     if bytes.len() as u64 > FD_LIMIT {
-        return Err(format!("{flag} {fd} {dst}: more than {FD_LIMIT} bytes"));
+        return Err(format!("{given}: more than {FD_LIMIT} bytes"));
     }
+    Ok(bytes)
+}
+
+/// The text a bwrap-style `--file FD DST` reads from FD.
+pub fn read_fd(flag: &str, fd: &str, dst: &str) -> Result<String, String> {
+    let bytes = read_given_fd(&format!("{flag} {fd} {dst}"), fd)?;
     String::from_utf8(bytes).map_err(|_| {
         format!(
             "{flag} {fd} {dst}: the content is not UTF-8 text (airlock's file mounts hold text)"
@@ -312,14 +319,7 @@ pub fn expand_args(
         };
         left -= 1;
         i += 1;
-        let n: i32 = fd
-            .parse()
-            .map_err(|_| format!("--args {fd}: {fd:?} is not a file descriptor number"))?;
-        let bytes = read_handed_fd(n, FD_LIMIT + 1, true)
-            .map_err(|e| format!("--args {fd}: file descriptor {fd}: {e}"))?;
-        if bytes.len() as u64 > FD_LIMIT {
-            return Err(format!("--args {fd}: more than {FD_LIMIT} bytes"));
-        }
+        let bytes = read_given_fd(&format!("--args {fd}"), &fd)?;
         // Each argument ends with a NUL; an empty one is an argument too.
         let body = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
         if !body.is_empty() {
