@@ -70,20 +70,23 @@ fn unshare_flags_are_accepted_and_the_network_is_the_sandboxs_own() {
     assert_eq!(r.stdout, "lo\npid=1\n", "{}", r.stderr);
 }
 
+/// The spec `airlock run --print-spec FLAGS -- true` prints.
+fn print_spec(flags: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", "--print-spec"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "true"]);
+    let r = output(airlock(&args));
+    assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
 /// Between a `--share-*` and an `--unshare-*` flag (or `--unshare-all`),
 /// and between `--keep-session` and `--new-session`, the last word counts,
 /// as in bubblewrap; an unshare takes back a spec file's sharing too. A
 /// kind both joined and shared or unshared is refused by name.
 #[test]
 fn the_last_of_share_and_unshare_counts() {
-    let spec = |flags: &[&str]| -> serde_json::Value {
-        let mut args = vec!["run", "--print-spec"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["--", "true"]);
-        let r = output(airlock(&args));
-        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
-        serde_json::from_str(&r.stdout).unwrap()
-    };
+    let spec = print_spec;
     let net = |flags: &[&str]| spec(flags)["namespaces"]["net"].clone();
     assert_eq!(net(&["--unshare-all", "--share-net"]), false);
     assert_eq!(net(&["--share-net", "--unshare-all"]), true);
@@ -141,12 +144,7 @@ fn the_last_of_share_and_unshare_counts() {
 #[test]
 fn env_and_capability_flags_apply_in_order() {
     let process = |flags: &[&str]| -> serde_json::Value {
-        let mut args = vec!["run", "--print-spec"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["--", "true"]);
-        let r = output(airlock(&args));
-        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
-        let spec: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let spec = print_spec(flags);
         serde_json::json!({
             "env": spec["process"]["env"],
             "unset": spec["process"]["unset_env"],
