@@ -293,16 +293,10 @@ impl Daemon {
     pub fn visible(&self, peer: &Peer) -> Vec<(SandboxDir, State, Meta)> {
         // Whose it is first, from its small meta file: another user's
         // state (and the spec in it) is not read for this caller at all.
-        let mine = |sb: &SandboxDir| peer.is_root() || meta::read(sb).owner == peer.uid;
-        self.root
-            .list_where(mine)
-            .into_iter()
-            .map(|(sb, st)| {
-                let m = meta::read(&sb);
-                (sb, st, m)
-            })
-            .filter(|(_, _, m)| peer.is_root() || m.owner == peer.uid)
-            .collect()
+        self.root.list_where(|sb| {
+            let m = meta::read(sb);
+            (peer.is_root() || m.owner == peer.uid).then_some(m)
+        })
     }
 }
 

@@ -352,13 +352,20 @@ impl StateRoot {
 
     /// Every sandbox in the root, oldest first.
     pub fn list(&self) -> Vec<(SandboxDir, State)> {
-        self.list_where(|_| true)
+        self.list_where(|_| Some(()))
+            .into_iter()
+            .map(|(sb, st, ())| (sb, st))
+            .collect()
     }
 
     /// [`StateRoot::list`], reading the state only of the sandboxes
-    /// `wanted` keeps (a daemon's caller sees its own: the states of
-    /// others, their specs among them, are not read for it).
-    pub fn list_where(&self, wanted: impl Fn(&SandboxDir) -> bool) -> Vec<(SandboxDir, State)> {
+    /// `keep` gives something for, which comes along (a daemon's caller
+    /// sees its own: the states of others, their specs among them, are
+    /// not read for it).
+    pub fn list_where<T>(
+        &self,
+        keep: impl Fn(&SandboxDir) -> Option<T>,
+    ) -> Vec<(SandboxDir, State, T)> {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return out;
@@ -369,11 +376,11 @@ impl StateRoot {
                 continue;
             }
             let sb = SandboxDir { id, dir: e.path() };
-            if !wanted(&sb) {
+            let Some(kept) = keep(&sb) else {
                 continue;
-            }
+            };
             if let Ok(st) = sb.state() {
-                out.push((sb, st));
+                out.push((sb, st, kept));
             }
         }
         out.sort_by(|a, b| a.1.created.total_cmp(&b.1.created));
