@@ -1263,3 +1263,64 @@ fn overlay_with_rwsrc_keeps_the_writes() {
         assert!(!std::path::Path::new(&work).exists());
     }
 }
+
+/// `--ro-bind DIR /` never writes DIR, mount points included, as with
+/// bubblewrap: one DIR lacks is an error that says so, and DIR is left
+/// as it was. Host root used to make them in it (and leave them there
+/// when setup then failed). `--rootfs DIR --rootfs-readonly` still makes
+/// them, as runc does in a bundle's rootfs.
+#[test]
+fn a_read_only_bind_onto_the_root_gets_no_mount_points() {
+    for as_user in callers() {
+        let dir = shared_dir();
+        std::fs::create_dir(dir.path().join("usr")).unwrap();
+        for link in ["bin", "lib", "lib64"] {
+            std::os::unix::fs::symlink(format!("usr/{link}"), dir.path().join(link)).unwrap();
+        }
+        if as_user {
+            // Its root could write there: only the flag keeps it out.
+            chown(dir.path(), USER, USER);
+        }
+        let root = dir.path().display().to_string();
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let run = |flags: &[&str]| {
+            let mut args = vec!["run"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["--ro-bind", "/usr", "/usr", "--tmpfs", "/nologin"]);
+            args.extend_from_slice(&["--", "true"]);
+            output(if as_user {
+                airlock_as_user(&args)
+            } else {
+                airlock(&args)
+            })
+        };
+        let r = run(&["--ro-bind", &root, "/"]);
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("mount /nologin (--tmpfs /nologin): cannot make the mount point")
+                && r.stderr.contains("gets no mount points made in it"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(
+            listing(),
+            ["bin", "lib", "lib64", "usr"],
+            "as user: {as_user}"
+        );
+        let r = run(&["--rootfs", &root, "--rootfs-readonly"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            listing().contains(&"nologin".to_string()),
+            "{:?}",
+            listing()
+        );
+    }
+}

@@ -67,7 +67,8 @@ pub struct RunArgs {
     /// --no-default-view).
     #[arg(long, value_name = "DIR", help_heading = "Filesystem")]
     pub(crate) rootfs: Option<String>,
-    /// Make the --rootfs read-only.
+    /// Make the --rootfs read-only, once the mount points it lacks are
+    /// made in it (as runc does; a --ro-bind DIR / gets none made).
     #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
     pub(crate) rootfs_readonly: bool,
     /// Put a writable layer over the --rootfs on a tmpfs that vanishes with the sandbox.

@@ -180,9 +180,12 @@ pub fn root_bind(flags: &[(&'static str, Vec<String>)]) -> Result<Option<(Root, 
                 label(id, v)
             ));
         }
+        // bubblewrap's: a read-only bind is never written, mount
+        // points included.
         let root = Root::Path {
             path: absolute_source(&v[0]),
             readonly: id.starts_with("ro_"),
+            make_mountpoints: false,
         };
         return Ok(Some((root, label(id, v))));
     }

@@ -254,6 +254,8 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
             Root::Path {
                 path: absolute_source(dir),
                 readonly: a.rootfs_readonly,
+                // An image-like tree, as runc treats a bundle's rootfs.
+                make_mountpoints: a.rootfs_readonly,
             }
         };
     } else if let Some((root, flag)) = bind_root {

@@ -281,9 +281,13 @@ fn root(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
             format!("{} is not a directory", path.display()),
         ));
     }
+    // runc makes the mount points a read-only rootfs lacks before it
+    // makes it read-only; engines (podman --read-only) count on that.
+    let readonly = r.readonly().unwrap_or(false);
     s.filesystem.root = Root::Path {
         path: path.display().to_string(),
-        readonly: r.readonly().unwrap_or(false),
+        readonly,
+        make_mountpoints: readonly,
     };
     Ok(())
 }

@@ -167,7 +167,7 @@ fn judge_root(f: &mut Findings, root: &Root, host: &Host, only: Option<&str>) ->
             true
         }
         Root::Path { path, .. } if skip(path) => true,
-        Root::Path { path, readonly } => {
+        Root::Path { path, readonly, .. } => {
             let real = host.resolve(path);
             if real == "/" {
                 f.add(

@@ -168,11 +168,13 @@ fn host_rootfs() {
     s.filesystem.root = Root::Path {
         path: "/".into(),
         readonly: true,
+        make_mountpoints: false,
     };
     assert_eq!(denied(&s), ["host-rootfs"]);
     s.filesystem.root = Root::Path {
         path: "/srv/rootfs".into(),
         readonly: true,
+        make_mountpoints: false,
     };
     assert!(denied(&s).is_empty());
 }

@@ -340,6 +340,7 @@ mod tests {
         s.filesystem.root = Root::Path {
             path: "/srv/root".into(),
             readonly: true,
+            make_mountpoints: false,
         };
         let e = apply(&mut s, &pulled(run_config())).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);

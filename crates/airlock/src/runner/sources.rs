@@ -120,11 +120,19 @@ pub fn clone_trees(
             _ => None,
         });
     }
-    let root = match &plan.filesystem.root {
-        Root::Path { path, readonly } => Some(root_tree(plan, &seen, path, *readonly)?),
-        _ => None,
+    let (root, writable_top) = match &plan.filesystem.root {
+        Root::Path {
+            path,
+            readonly,
+            make_mountpoints,
+        } => {
+            let writable_top = !readonly || *make_mountpoints;
+            let tree = root_tree(plan, &seen, path, *readonly, writable_top)?;
+            (Some(tree), writable_top)
+        }
+        _ => (None, false),
     };
-    if let (Some(root), true) = (&root, plan.caller.is_root()) {
+    if let (Some(root), true) = (&root, writable_top && plan.caller.is_root()) {
         make_mountpoints(plan, root, &binds);
     }
     let wanted = plan
@@ -374,10 +382,17 @@ impl HostTrees {
 }
 
 /// A host directory as the sandbox's root: nosuid and nodev throughout,
-/// and with `readonly` everything below it read-only now, while its top
-/// stays writable for the mountpoints setup makes until the plan's last
-/// step makes it read-only too.
-fn root_tree(plan: &Plan, seen: &Snapshot, path: &str, readonly: bool) -> Result<OwnedFd> {
+/// and with `readonly` everything below it read-only now. With
+/// `writable_top` (the spec's `make_mountpoints`) its top stays writable
+/// for the mountpoints setup makes until the plan's last step makes it
+/// read-only too; without, a read-only directory is never written.
+fn root_tree(
+    plan: &Plan,
+    seen: &Snapshot,
+    path: &str,
+    readonly: bool,
+    writable_top: bool,
+) -> Result<OwnedFd> {
     let step = || format!("root {path}");
     let src = open_source(plan, seen, &step, path)?;
     if !is_dir(&src).step(step)? {
@@ -398,7 +413,7 @@ fn root_tree(plan: &Plan, seen: &Snapshot, path: &str, readonly: bool) -> Result
     sys::mount_setattr(&tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true).step(step)?;
     if readonly {
         sys::mount_setattr(&tree, MOUNT_ATTR_RDONLY, true).step(step)?;
-        if host_readonly {
+        if host_readonly || !writable_top {
             return Ok(tree);
         }
         match sys::mount_setattr_clr(&tree, 0, MOUNT_ATTR_RDONLY, false) {

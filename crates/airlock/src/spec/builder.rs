@@ -67,10 +67,14 @@ impl SpecBuilder {
         self
     }
 
+    /// A host directory as the root, as `airlock run --rootfs` gives it:
+    /// read-only, it still gets the mount points it lacks made in it
+    /// first (`make_mountpoints`).
     pub fn rootfs(mut self, path: impl Into<String>, readonly: bool) -> Self {
         self.spec.filesystem.root = Root::Path {
             path: path.into(),
             readonly,
+            make_mountpoints: readonly,
         };
         self
     }

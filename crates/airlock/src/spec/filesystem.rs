@@ -179,6 +179,13 @@ pub enum Root {
         path: String,
         #[serde(default)]
         readonly: bool,
+        /// With `readonly`: make the mount points the directory lacks in
+        /// it (host root makes them, for a root caller) before it is made
+        /// read-only, as runc does with a bundle's rootfs. Without it, a
+        /// read-only directory is never written: a missing mount point
+        /// is an error, as it is for bubblewrap's `--ro-bind DIR /`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        make_mountpoints: bool,
     },
     /// Read-only host directories (topmost first) under a writable layer:
     /// a tmpfs of at most `size` that vanishes with the sandbox, or the

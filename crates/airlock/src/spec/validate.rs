@@ -557,6 +557,14 @@ pub const MAX_LAYERS: usize = 128;
 
 fn root(root: &Root) -> Result<(), SpecError> {
     match root {
+        Root::Path {
+            readonly: false,
+            make_mountpoints: true,
+            ..
+        } => Err(SpecError::new(
+            "filesystem.root.make_mountpoints",
+            "only a read-only root needs it: a writable root gets its mount points made in it anyway",
+        )),
         Root::Path { path, .. } => absolute("filesystem.root.path", path),
         Root::Overlay { lower, upper, size } => {
             if lower.is_empty() {
@@ -843,6 +851,22 @@ mod tests {
         assert_eq!(e.field, "filesystem.root.size");
         if let crate::spec::Root::Overlay { size, .. } = &mut s.filesystem.root {
             *size = None;
+        }
+        validate(&s).unwrap();
+    }
+
+    #[test]
+    fn make_mountpoints_is_for_a_read_only_root() {
+        let mut s = base();
+        s.filesystem.root = crate::spec::Root::Path {
+            path: "/srv/root".into(),
+            readonly: false,
+            make_mountpoints: true,
+        };
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "filesystem.root.make_mountpoints");
+        if let crate::spec::Root::Path { readonly, .. } = &mut s.filesystem.root {
+            *readonly = true;
         }
         validate(&s).unwrap();
     }
