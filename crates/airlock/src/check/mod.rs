@@ -183,29 +183,31 @@ fn judge_devices(f: &mut Findings, spec: &SandboxSpec) {
 /// files: to write them where it is writable, and, writable or not, to
 /// read those only their owners may.
 fn judge_idmap(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
+    // Every mount an entry names is idmapped, so each is judged: two
+    // binds onto one destination must not hide a writable one behind a
+    // read-only one.
     for d in &spec.filesystem.idmap {
-        if spec.filesystem.idmap_target(d) == Some(true) {
-            f.add(
-                "idmapped-writable",
-                "filesystem.idmap",
-                format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
-            );
-        }
-        let Some(source) = spec.filesystem.idmap_source(d) else {
-            continue;
-        };
-        let real = host.resolve(source);
-        let private = PRIVATE_DIRS
-            .iter()
-            .copied()
-            .chain(host.home.as_deref())
-            .find(|p| paths::within(&real, p) || paths::within(p, &real));
-        if let Some(p) = private {
-            f.add(
-                "idmapped-private",
-                "filesystem.idmap",
-                format!("{d} ({real}) is shown with host ownership and reaches {p}, where files only their owners may read are: sandbox root reads each as its owner"),
-            );
+        for (source, writable) in spec.filesystem.idmapped(d) {
+            if writable {
+                f.add(
+                    "idmapped-writable",
+                    "filesystem.idmap",
+                    format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
+                );
+            }
+            let real = host.resolve(source);
+            let private = PRIVATE_DIRS
+                .iter()
+                .copied()
+                .chain(host.home.as_deref())
+                .find(|p| paths::within(&real, p) || paths::within(p, &real));
+            if let Some(p) = private {
+                f.add(
+                    "idmapped-private",
+                    "filesystem.idmap",
+                    format!("{d} ({real}) is shown with host ownership and reaches {p}, where files only their owners may read are: sandbox root reads each as its owner"),
+                );
+            }
         }
     }
 }

@@ -886,6 +886,19 @@ fn an_idmapped_bind_of_private_files_is_refused_read_only_too() {
     assert!(!codes(&with("/usr/share/doc"), &host()).contains(&"idmapped-private"));
 }
 
+/// Every bind onto an idmapped destination is idmapped, so each is
+/// judged: a harmless read-only bind listed first does not hide a
+/// writable bind of private files onto the same path.
+#[test]
+fn an_idmap_entry_is_judged_for_every_bind_it_names() {
+    let mut s = SandboxSpec::default();
+    s.filesystem.mounts = vec![bind("/srv/data", "/x", true), bind("/etc", "/x", false)];
+    s.filesystem.idmap = vec!["/x".into()];
+    let d = denied(&s);
+    assert!(d.contains(&"idmapped-writable"), "{d:?}");
+    assert!(d.contains(&"idmapped-private"), "{d:?}");
+}
+
 /// Inside /var/lib, /root and /run most directories are a service's own
 /// data, shared on purpose; these few are what root runs or trusts next.
 #[test]

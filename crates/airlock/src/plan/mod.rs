@@ -590,7 +590,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
 fn check_idmap(spec: &SandboxSpec, ctx: &crate::Context) -> Result<(), SpecError> {
     for (i, d) in spec.filesystem.idmap.iter().enumerate() {
         let field = format!("filesystem.idmap[{i}]");
-        if spec.filesystem.idmap_target(d).is_none() {
+        if spec.filesystem.idmapped(d).is_empty() {
             return Err(SpecError::new(
                 field,
                 format!("{d} is neither a directory root (\"/\") nor a bind's destination"),

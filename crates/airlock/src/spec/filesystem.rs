@@ -91,14 +91,16 @@ impl Filesystem {
         }
     }
 
-    /// What an `idmap` entry names: the host path it shows and whether
-    /// it is writable, for a directory root (`/`) or a bind's destination;
-    /// `None` for anything else.
-    fn idmapped(&self, d: &str) -> Option<(&str, bool)> {
-        if let (Root::Path { path, readonly, .. }, "/") = (&self.root, d) {
-            return Some((path, !readonly));
-        }
-        self.mounts.iter().find_map(|m| match m {
+    /// What an `idmap` entry names: the host path and whether it is
+    /// writable, of the directory root (for `/`) and of every bind onto
+    /// that destination, all of which are idmapped; empty when it names
+    /// nothing.
+    pub fn idmapped(&self, d: &str) -> Vec<(&str, bool)> {
+        let root = match (&self.root, d) {
+            (Root::Path { path, readonly, .. }, "/") => Some((path.as_str(), !readonly)),
+            _ => None,
+        };
+        let binds = self.mounts.iter().filter_map(|m| match m {
             Mount::Bind {
                 source,
                 destination,
@@ -106,17 +108,8 @@ impl Filesystem {
                 ..
             } if destination == d => Some((source.as_str(), !readonly)),
             _ => None,
-        })
-    }
-
-    /// The host path an `idmap` entry shows.
-    pub fn idmap_source(&self, d: &str) -> Option<&str> {
-        self.idmapped(d).map(|(source, _)| source)
-    }
-
-    /// Whether what an `idmap` entry names is writable.
-    pub fn idmap_target(&self, d: &str) -> Option<bool> {
-        self.idmapped(d).map(|(_, writable)| writable)
+        });
+        root.into_iter().chain(binds).collect()
     }
 }
 
