@@ -222,6 +222,39 @@ fn perms_size_and_chmod_set_what_they_name() {
     assert!(r.stderr.contains("--chmod 0700 /usr"), "{}", r.stderr);
 }
 
+/// As with bubblewrap, --perms and --file give their mode to what they
+/// make, never to a host directory or file already there under a
+/// writable bind (a 0600 key left world-readable, a 0700 directory
+/// opened to all): that one is rewritten and keeps its own.
+#[test]
+fn perms_and_file_leave_the_mode_of_what_is_there() {
+    let dir = shared_dir();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::set_permissions(d.join("sub"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(d.join("key"), "old\n").unwrap();
+    std::fs::set_permissions(d.join("key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(d.join("content"), "new\n").unwrap();
+    let r = airlock_sh(&format!(
+        "run --bind {h} /data --perms 0777 --dir /data/sub --perms 0750 --dir /data/made \
+         --file 3 /data/key --file 4 /data/fresh -- true 3<{h}/content 4<{h}/content",
+        h = d.display()
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mode = |name: &str| {
+        std::fs::metadata(d.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("sub"), 0o700);
+    assert_eq!(mode("key"), 0o600);
+    assert_eq!(std::fs::read_to_string(d.join("key")).unwrap(), "new\n");
+    assert_eq!(mode("made"), 0o750);
+    assert_eq!(mode("fresh"), 0o644);
+}
+
 #[test]
 fn file_data_and_args_come_from_file_descriptors() {
     let dir = shared_dir();

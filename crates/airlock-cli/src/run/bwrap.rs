@@ -33,7 +33,8 @@ pub struct BwrapArgs {
     /// Like --bind-data, and DST is read-only in the sandbox.
     #[arg(long, num_args = 2, value_names = ["FD", "DST"], action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) ro_bind_data: Vec<String>,
-    /// The mode of the next --tmpfs, --dir, --file, --bind-data or --ro-bind-data.
+    /// The mode of the next --tmpfs, --dir, --file, --bind-data or
+    /// --ro-bind-data (a --dir or --file already there keeps its own).
     #[arg(long, value_name = "OCTAL", action = ArgAction::Append, help_heading = HEADING)]
     pub(crate) perms: Vec<String>,
     /// The size limit of the next --tmpfs.

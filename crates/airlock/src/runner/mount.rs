@@ -327,8 +327,11 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             }
             MountStep::Dir { destination, mode } => {
                 report.progress(step);
+                // As bubblewrap's --perms: the mode of a directory made
+                // here, never of one already there (a bound host one's).
+                let existed = path_in(root, destination).is_ok();
                 let d = super::fs::mkdir_all_in(root, destination).step(step)?;
-                if let Some(m) = mode {
+                if let (Some(m), false) = (mode, existed) {
                     chmod_path(&d, *m).step(step)?;
                 }
             }
@@ -502,18 +505,22 @@ fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Re
     let (parent, name) = crate::fs::split_parent(dest);
     let pfd = super::fs::mkdir_all_in(root, parent)?;
     // Non-blocking: an image's fifo there would hang the start.
-    let f = rustix::fs::openat(
-        &pfd,
-        name,
-        OFlags::CREATE
-            | OFlags::WRONLY
-            | OFlags::TRUNC
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode),
-    )
-    .map_err(|e| match e {
+    let open = |how: OFlags| {
+        rustix::fs::openat(
+            &pfd,
+            name,
+            how | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+    };
+    // As bubblewrap's creat(): a file already there (a bound host
+    // file's) is rewritten but keeps its mode; `mode` is a new file's.
+    let (f, created) = match open(OFlags::CREATE | OFlags::EXCL) {
+        Ok(f) => (Ok(f), true),
+        Err(rustix::io::Errno::EXIST) => (open(OFlags::TRUNC), false),
+        Err(e) => (Err(e), true),
+    };
+    let f = f.map_err(|e| match e {
         // A fifo no one reads.
         rustix::io::Errno::NXIO => {
             io::Error::other(format!("{dest} is there and not a regular file"))
@@ -527,17 +534,19 @@ fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Re
             "{dest} is there and not a regular file"
         )));
     }
-    fill(&f, content, mode)
+    fill(&f, content, created.then_some(mode))
 }
 
-/// Write all of `content` into the file `f` and give it `mode` (the
-/// umask took bits off the one it was created with).
-fn fill(f: &OwnedFd, content: &[u8], mode: u32) -> io::Result<()> {
+/// Write all of `content` into the file `f` and, for a file just made,
+/// give it `mode` (the umask took bits off the one it was made with).
+fn fill(f: &OwnedFd, content: &[u8], mode: Option<u32>) -> io::Result<()> {
     let mut off = 0;
     while off < content.len() {
         off += rustix::io::write(f, &content[off..])?;
     }
-    rustix::fs::fchmod(f, Mode::from_raw_mode(mode))?;
+    if let Some(mode) = mode {
+        rustix::fs::fchmod(f, Mode::from_raw_mode(mode))?;
+    }
     Ok(())
 }
 
@@ -552,7 +561,7 @@ fn bind_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32, n: usize) 
         OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
     )?;
-    fill(&f, content, mode)?;
+    fill(&f, content, Some(mode))?;
     drop(f);
     let tree = rustix::mount::open_tree(
         rustix::fs::CWD,
