@@ -175,10 +175,13 @@ fn try_binds_skip_a_missing_source_and_bind_an_existing_one() {
     let dir = shared_dir();
     std::fs::write(dir.path().join("f"), "here\n").unwrap();
     let src = dir.path().display().to_string();
+    // A dangling link is missing too, as bubblewrap's stat() finds it.
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink("/nonexistent/airlock", &dangling).unwrap();
     let r = sh(
         &[
             "--ro-bind-try",
-            "/nonexistent/airlock",
+            dangling.to_str().unwrap(),
             "/x",
             "--bind-try",
             "/nonexistent/airlock",
@@ -264,11 +267,13 @@ fn file_data_and_args_come_from_file_descriptors() {
     std::fs::write(&args, b"--setenv\0GREETING\0hello there\0").unwrap();
     let c = content.display();
     let r = airlock_sh(&format!(
-        "run --file 5 /f --ro-bind-data 6 /tmp/ro --bind-data 7 /tmp/rw -- sh -c 'cat /f /tmp/ro /tmp/rw; stat -c %a /tmp/ro; echo x >> /tmp/rw && echo rw-ok; echo x >> /tmp/ro 2>/dev/null || echo ro-refused' 5<{c} 6<{c} 7<{c}"
+        "run --file 5 /f --ro-bind-data 6 /tmp/ro --bind-data 7 /tmp/rw --bind-data 8 /etc/passwd -- sh -c 'cat /f /tmp/ro /tmp/rw; stat -c %a /tmp/ro; echo x >> /tmp/rw && echo rw-ok; echo x >> /tmp/ro 2>/dev/null || echo ro-refused; echo x >> /etc/passwd && echo etc-rw-ok' 5<{c} 6<{c} 7<{c} 8<{c}"
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Writable where nothing around it is (the default view's /etc):
+    // Landlock lets the workload write the file it was given.
     assert_eq!(
-        r.stdout, "from fd\nfrom fd\nfrom fd\n600\nrw-ok\nro-refused\n",
+        r.stdout, "from fd\nfrom fd\nfrom fd\n600\nrw-ok\nro-refused\netc-rw-ok\n",
         "{}",
         r.stderr
     );

@@ -338,8 +338,10 @@ fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<(), String> {
     ))
 }
 
+/// Whether a `-try` bind's source is there, as bubblewrap's stat() sees
+/// it: a dangling symbolic link is not.
 fn exists(path: &str) -> bool {
-    std::fs::symlink_metadata(absolute_source(path)).is_ok()
+    std::fs::metadata(absolute_source(path)).is_ok()
 }
 
 fn to_mount(

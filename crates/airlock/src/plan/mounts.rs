@@ -495,7 +495,14 @@ pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
             }
             | Mount::Dev { destination }
             | Mount::Proc { destination }
-            | Mount::Mqueue { destination } => out.push(destination.clone()),
+            | Mount::Mqueue { destination }
+            // A file of its own (--bind-data; --ro-bind-data's is a
+            // read-only path too, which the mount itself enforces).
+            | Mount::File {
+                destination,
+                bind: true,
+                ..
+            } => out.push(destination.clone()),
             _ => {}
         }
     }
