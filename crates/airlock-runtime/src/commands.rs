@@ -577,8 +577,29 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     }
 }
 
+/// Whether a signal's default action ends the process (not one ignored,
+/// stopping or continuing by default).
+fn ends_by_default(sig: i32) -> bool {
+    !matches!(
+        sig,
+        libc::SIGCHLD
+            | libc::SIGCONT
+            | libc::SIGURG
+            | libc::SIGWINCH
+            | libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+    )
+}
+
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
     let (sb, st) = ctx.find(id)?;
+    if st.status == Status::Stopped && all {
+        // runc signals whatever is left in the cgroup, and a stopped
+        // container's is gone: nothing to do is success.
+        return Ok(());
+    }
     if st.status == Status::Stopped {
         // runc's words: the shims (go-runc's checkKillError) take
         // "container not running" as "already finished", which is what
@@ -592,6 +613,13 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         return Err(format!("cannot kill container {id}: it is being created"));
     }
     let sig = parse_signal(signal)?;
+    if st.status == Status::Created && ends_by_default(sig) {
+        // The held PID 1 of a PID namespace ignores a signal it has no
+        // handler for, so SIGTERM would leave it created and a CRI
+        // StopContainer waiting out its grace period. runc's held init
+        // (a Go program) dies of it: so does this one.
+        return sb.request(&Request::Kill).map_err(|e| e.to_string());
+    }
     if all && sig != libc::SIGKILL {
         // runc's --all: every process of the container, found in its
         // cgroup. (SIGKILL goes through the supervisor, which freezes the

@@ -60,9 +60,14 @@ impl Log {
 
     /// Report the error and exit 1, as runc does.
     pub fn fail(&self, msg: &str) -> ! {
+        self.fail_with(msg, 1)
+    }
+
+    /// Report the error and exit with `code`.
+    pub fn fail_with(&self, msg: &str, code: i32) -> ! {
         self.write("error", msg);
         eprintln!("airlock-runtime: {msg}");
-        std::process::exit(1)
+        std::process::exit(code)
     }
 }
 

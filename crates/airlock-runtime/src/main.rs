@@ -161,6 +161,12 @@ fn main() {
             );
         }
     }
+    // runc's exec exits 255 when it could not run the process, so that a
+    // caller tells that from the process's own status 1.
+    let failed = match &cli.command {
+        Command::Common(c) if matches!(**c, CommonCmd::Exec(_)) => 255,
+        _ => 1,
+    };
     let result = match cli.command {
         Command::Standard(c) => commands::standard(&ctx, c),
         Command::Common(c) => commands::common(&ctx, *c),
@@ -168,7 +174,7 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
-        Err(e) => log.fail(&config::scheduling::in_oci_words(&e)),
+        Err(e) => log.fail_with(&config::scheduling::in_oci_words(&e), failed),
     }
 }
 

@@ -43,6 +43,25 @@ fn kill_without_a_signal_sends_term() {
     assert!(env.rt(&["delete", "t"]).status.success());
 }
 
+/// SIGTERM to a created container stops it, as it does runc's held
+/// init: a held PID 1 ignores signals it has no handler for, which left
+/// a CRI StopContainer waiting out its grace period.
+#[test]
+fn a_created_container_is_stopped_by_term() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("b", &["sleep", "1000"], |_| {});
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "ct"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pid = state(&env, "ct")["pid"].as_i64().unwrap();
+    let o = env.rt(&["kill", "ct", "TERM"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_status(&env, "ct", "stopped");
+    assert!(!alive(pid));
+    assert!(!env.rt(&["start", "ct"]).status.success());
+    assert!(env.rt(&["delete", "ct"]).status.success());
+}
+
 #[test]
 fn create_start_state_kill_delete() {
     require_root!();
@@ -137,13 +156,17 @@ fn create_start_state_kill_delete() {
     let s = wait_status(&env, "c1", "stopped");
     assert_eq!(s["pid"], 0);
     assert!(!alive(pid));
-    // Killing it again fails in runc's words, which the shims match.
-    let o = env.rt(&["kill", "--all", "c1", "KILL"]);
+    // Killing it again fails in runc's words, which the shims match;
+    // with --all there is nothing left to signal, which runc takes as
+    // done.
+    let o = env.rt(&["kill", "c1", "KILL"]);
     assert!(
         text(&o).1.contains("container not running"),
         "{:?}",
         text(&o)
     );
+    let o = env.rt(&["kill", "--all", "c1", "KILL"]);
+    assert!(o.status.success(), "{:?}", text(&o));
     let o = env.rt(&["delete", "c1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     let o = env.rt(&["state", "c1"]);
@@ -303,6 +326,15 @@ fn exec_joins_a_running_container() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{out} {err}");
     assert_eq!(out, "oci-test\nsleep\n");
+    // An exec that cannot run exits 255, as runc's, apart from a
+    // process's own status.
+    for args in [
+        &["exec", "e1", "/nonexistent"][..],
+        &["exec", "nosuch", "true"],
+    ] {
+        let o = env.rt(args);
+        assert_eq!(o.status.code(), Some(255), "{args:?}: {:?}", text(&o));
+    }
     // `exec -d --pid-file` under a subreaper, as conmon and containerd's
     // shim run it: the pid is the exec'd process's own (in the
     // container's PID namespace), and its exit reaches the subreaper.
