@@ -266,6 +266,38 @@ fn unread_input_does_not_hold_the_supervisor() {
     al(&r, &["rm", "-f", "ur"]);
 }
 
+/// Output of a -t workload that its caller does not read fills the
+/// caller's pipe; the supervisor goes on watching (it used to block in a
+/// write to the caller's stdout for good): the timeout still ends the
+/// sandbox and the run. Read, all of it arrives.
+#[test]
+fn unread_output_does_not_hold_the_supervisor() {
+    for as_user in callers() {
+        let args = ["run", "-t", "--timeout", "2", "--", "yes"];
+        let mut child = if as_user {
+            airlock_as_user(&args)
+        } else {
+            airlock(&args)
+        };
+        let mut child = child
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = ended_within(&mut child, 20);
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(137),
+            "as user {as_user}"
+        );
+        let r = output(airlock(&["run", "-t", "--", "seq", "1", "100000"]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(lines.len(), 100000);
+        assert_eq!(lines[99999].trim_end(), "100000");
+    }
+}
+
 /// A workload run without -t holds the caller's terminal: the modes it
 /// sets there (no echo) and exclusive mode (which keeps every later open
 /// out but root's) do not outlive the sandbox.
@@ -280,12 +312,15 @@ work = ("import fcntl, termios\n"
         "termios.tcsetattr(0, termios.TCSANOW, a)\n"
         "fcntl.ioctl(0, termios.TIOCEXCL)\n"
         "print('changed', flush=True)\n")
-r = subprocess.run([sys.argv[1], "run", "--", "/usr/bin/python3", "-c", work],
-                   stdin=slave, stdout=slave, stderr=slave)
-excl = struct.unpack("i", fcntl.ioctl(slave, 0x80045440, b"\0\0\0\0"))[0]
-out = os.read(master, 65536).decode(errors="replace")
-print("code", r.returncode, "changed", "changed" in out,
-      "restored", termios.tcgetattr(slave) == before, "exclusive", excl)
+for extra in ([], ["--rm", "--name", "modes-%d" % os.getpid()]):
+    r = subprocess.run([sys.argv[1], "run", *extra, "--", "/usr/bin/python3", "-c", work],
+                       stdin=slave, stdout=slave, stderr=slave)
+    excl = struct.unpack("i", fcntl.ioctl(slave, 0x80045440, b"\0\0\0\0"))[0]
+    out = os.read(master, 65536).decode(errors="replace")
+    print("code", r.returncode, "changed", "changed" in out,
+          "restored", termios.tcgetattr(slave) == before, "exclusive", excl)
+    termios.tcsetattr(slave, termios.TCSANOW, before)
+    fcntl.ioctl(slave, termios.TIOCNXCL)
 "#;
     for as_user in callers() {
         let mut c = match as_user {
@@ -303,9 +338,10 @@ print("code", r.returncode, "changed", "changed" in out,
         };
         c.args(["-c", driver]).arg(airlock_bin());
         let r = output(c);
+        // Once as a plain run, once with state (--rm --name).
         assert_eq!(
             r.stdout.trim(),
-            "code 0 changed True restored True exclusive 0",
+            ["code 0 changed True restored True exclusive 0"; 2].join("\n"),
             "as user {as_user}: {}",
             r.stderr
         );

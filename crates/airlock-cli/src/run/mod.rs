@@ -184,10 +184,13 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
     }
     // Raw before the workload can write anything, when this process stays
     // with its terminal: its first lines must not go through the caller's
-    // line discipline too.
-    let raw = (!detach && spec.process.terminal)
-        .then(airlock::terminal::RawMode::enter)
-        .flatten();
+    // line discipline too. Without -t the workload holds the caller's
+    // terminal itself: its modes are kept, to be put back when it ends.
+    let raw = match (detach, spec.process.terminal) {
+        (true, _) => None,
+        (false, true) => airlock::terminal::RawMode::enter(),
+        (false, false) => airlock::terminal::RawMode::keep(),
+    };
     // Signals that arrive while the sandbox starts wait, then are forwarded.
     Sandbox::hold_signals();
     let sandbox = match Sandbox::start_prepared(prepared.plan, &ctx, &opts) {

@@ -95,6 +95,8 @@ pub enum Ready {
     Resize,
     /// The master takes input again (polled for writing).
     Flush,
+    /// The caller's stdout takes output again (polled for writing).
+    Deliver,
 }
 
 /// Copies between the caller's stdio and the master.
@@ -111,6 +113,81 @@ pub struct Proxy {
     /// fills with its own queries' answers) must not hold the supervisor
     /// in a write, where it would check neither the timeout nor a stop.
     pending: Vec<u8>,
+    /// A pipe to the caller's stdout, non-blocking (see [`CallerOutput`]).
+    out: CallerOutput,
+    /// Output the caller's stdout did not take yet; the master is not
+    /// read meanwhile, so the workload waits on its terminal as it would
+    /// on a full pipe.
+    output: Vec<u8>,
+}
+
+/// The caller's stdout behind a pipe of our own, whose far end a thread
+/// copies to it with plain writes: a caller that stops reading (a full
+/// pipe, a terminal stopped by Ctrl-S) must not hold the supervisor in a
+/// write, where it would check neither the timeout nor a stop. Our end is
+/// non-blocking; O_NONBLOCK on the caller's own open file would reach the
+/// caller's shell too, and reopening it (`/proc/self/fd/1`) is refused
+/// for a pipe another user made. Where no thread can be made (an exec's
+/// runner, which joined the sandbox's PID namespace: the kernel refuses
+/// CLONE_THREAD there), a plain duplicate of the caller's stdout, as
+/// before: an exec has no timeout to miss.
+struct CallerOutput {
+    pipe: Option<OwnedFd>,
+    copier: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CallerOutput {
+    fn new() -> Result<CallerOutput, SetupError> {
+        let step = || "tty: a pipe to the caller's stdout".to_string();
+        let (far, near) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step(step)?;
+        let flags = rustix::fs::fcntl_getfl(&near).step(step)?;
+        rustix::fs::fcntl_setfl(&near, flags | rustix::fs::OFlags::NONBLOCK).step(step)?;
+        let copier = std::thread::Builder::new()
+            .name("tty-output".into())
+            .stack_size(64 << 10)
+            .spawn(move || copy_to_stdout(far));
+        let (pipe, copier) = match copier {
+            Ok(c) => (near, Some(c)),
+            Err(_) => {
+                let out = rustix::stdio::stdout();
+                (rustix::io::fcntl_dupfd_cloexec(out, 0).step(step)?, None)
+            }
+        };
+        Ok(CallerOutput {
+            pipe: Some(pipe),
+            copier,
+        })
+    }
+
+    /// Every byte given so far delivered, then the pipe closed.
+    fn finish(&mut self) {
+        self.pipe = None;
+        if let Some(c) = self.copier.take() {
+            let _ = c.join();
+        }
+    }
+}
+
+/// Until the pipe ends or the caller's stdout is gone (whose end, EPIPE,
+/// then reaches our side of the pipe).
+fn copy_to_stdout(far: OwnedFd) {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match rustix::io::read(&far, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            match rustix::io::write(rustix::stdio::stdout(), rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 impl Proxy {
@@ -119,6 +196,7 @@ impl Proxy {
         let flags = rustix::fs::fcntl_getfl(&master).step(|| "tty: master flags".into())?;
         rustix::fs::fcntl_setfl(&master, flags | rustix::fs::OFlags::NONBLOCK)
             .step(|| "tty: non-blocking master".into())?;
+        let out = CallerOutput::new()?;
         let p = Proxy {
             master,
             winch,
@@ -126,6 +204,8 @@ impl Proxy {
             output_open: true,
             last_input: b'\n',
             pending: Vec::new(),
+            out,
+            output: Vec::new(),
         };
         p.resize();
         Ok(p)
@@ -139,11 +219,14 @@ impl Proxy {
         if self.input_open && self.pending.is_empty() {
             out.push((Ready::Input, rustix::stdio::stdin(), PollFlags::IN));
         }
-        if self.output_open {
+        if self.output_open && self.output.is_empty() {
             out.push((Ready::Output, self.master.as_fd(), PollFlags::IN));
         }
         if !self.pending.is_empty() {
             out.push((Ready::Flush, self.master.as_fd(), PollFlags::OUT));
+        }
+        if let (false, Some(pipe)) = (self.output.is_empty(), &self.out.pipe) {
+            out.push((Ready::Deliver, pipe.as_fd(), PollFlags::OUT));
         }
         out
     }
@@ -160,6 +243,8 @@ impl Proxy {
                     self.input_open = false;
                     self.end_of_input();
                 }
+                // Nothing yet (a non-blocking stdin another reader shares).
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
                 Err(_) => self.input_open = false,
                 Ok(n) => {
                     self.last_input = buf[n - 1];
@@ -168,14 +253,34 @@ impl Proxy {
                 }
             },
             Ready::Flush => self.flush(),
+            Ready::Deliver => self.deliver(),
             Ready::Output => match rustix::io::read(&self.master, &mut buf) {
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
                 // EIO: every process holding the terminal has closed it.
                 Ok(0) | Err(_) => self.output_open = false,
                 Ok(n) => {
-                    let _ = write_all(rustix::stdio::stdout(), &buf[..n]);
+                    self.output.extend_from_slice(&buf[..n]);
+                    self.deliver();
                 }
             },
+        }
+    }
+
+    /// Give the caller's stdout what it takes of the pending output, now.
+    /// A stdout that is gone (EPIPE) drops it.
+    fn deliver(&mut self) {
+        let Some(pipe) = &self.out.pipe else {
+            return self.output.clear();
+        };
+        while !self.output.is_empty() {
+            match rustix::io::write(pipe, &self.output) {
+                Ok(n) => {
+                    self.output.drain(..n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => self.output.clear(),
+            }
         }
     }
 
@@ -210,10 +315,27 @@ impl Proxy {
         }
     }
 
-    /// After the process ended: what it wrote last, still in the master.
-    pub fn drain(&mut self) {
-        while self.output_open && crate::sys::readable_now(self.master.as_fd()) {
+    /// After the process ended: what it wrote last, still in the master,
+    /// delivered. With `wait` (it ended by itself) the caller's stdout is
+    /// waited for now, as a plain write would; a sandbox ended for its
+    /// timeout, a stop or its caller's end gives only what the caller
+    /// takes at once, so that a caller not reading cannot keep the
+    /// supervisor from ending.
+    pub fn drain(&mut self, wait: bool) {
+        if let (true, Some(pipe), Some(_)) = (wait, &self.out.pipe, &self.out.copier) {
+            if let Ok(flags) = rustix::fs::fcntl_getfl(pipe) {
+                let _ = rustix::fs::fcntl_setfl(pipe, flags - rustix::fs::OFlags::NONBLOCK);
+            }
+        }
+        self.deliver();
+        while self.output.is_empty()
+            && self.output_open
+            && crate::sys::readable_now(self.master.as_fd())
+        {
             self.handle(Ready::Output);
+        }
+        if wait {
+            self.out.finish();
         }
     }
 
@@ -223,17 +345,6 @@ impl Proxy {
             let _ = rustix::termios::tcsetwinsize(&self.master, size);
         }
     }
-}
-
-fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
-    while !bytes.is_empty() {
-        match rustix::io::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Proxy until the process `pidfd` refers to has ended (an exec's runner).
@@ -262,7 +373,7 @@ pub fn proxy_until_exit(proxy: &mut Proxy, pidfd: &OwnedFd) -> Result<(), SetupE
             proxy.handle(r);
         }
         if ended {
-            proxy.drain();
+            proxy.drain(true);
             return Ok(());
         }
     }

@@ -260,7 +260,7 @@ impl<'a> Watch<'a> {
                 l.drain_all();
             }
             if let Some(t) = self.tty.as_mut() {
-                t.drain();
+                t.drain(self.killed.is_none());
             }
         }
         Ok(ended)
