@@ -44,6 +44,10 @@ pub fn main(a: ImageArgs, ctx: &Context) -> ExitCode {
     let root = a.store.map_or_else(|| ctx.store.clone(), Into::into);
     // Absolute, so that what ls prints leads somewhere from any directory.
     let root = std::path::absolute(&root).unwrap_or(root);
+    if std::fs::symlink_metadata(&root).is_err() {
+        // Looked at, not made: a mistyped --store leaves nothing behind.
+        return without_store(&root, a.command);
+    }
     let store = match Store::open(root) {
         Ok(s) => s,
         Err(e) => return refuse(format!("image store: {e}")),
@@ -75,6 +79,25 @@ pub fn main(a: ImageArgs, ctx: &Context) -> ExitCode {
             Err(e) => fail(e.into()),
         },
     }
+}
+
+/// What each verb says of a store that does not exist: it holds nothing.
+fn without_store(root: &std::path::Path, command: ImageCommand) -> ExitCode {
+    let root = root.display();
+    match command {
+        ImageCommand::Ls {
+            format: Format::Json,
+        } => println!("[]"),
+        ImageCommand::Ls { .. } => eprintln!("(store: {root}, not made yet)"),
+        ImageCommand::Prune => println!("pruned 0 layer(s)"),
+        ImageCommand::Rm { what } => {
+            for w in what {
+                eprintln!("airlock: error: no image {w:?} in the store ({root} does not exist)");
+            }
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn ls(store: &Store, format: Format) {
@@ -110,13 +133,16 @@ fn ls(store: &Store, format: Format) {
             );
             for (r, size) in &images {
                 let id = r.id.trim_start_matches("sha256:");
+                // Names and sources come from the images (an OCI
+                // layout's annotations): no escape sequence of theirs
+                // reaches the terminal.
                 println!(
                     "{:<14} {:<30} {:>6} {:>8}  {}",
                     &id[..12.min(id.len())],
-                    r.name,
+                    crate::lifecycle_cmd::shown_plainly(&r.name),
                     r.layers.len(),
                     human_size(*size),
-                    r.source
+                    crate::lifecycle_cmd::shown_plainly(&r.source)
                 );
             }
             eprintln!("(store: {})", store.root.display());

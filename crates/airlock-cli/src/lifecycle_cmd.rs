@@ -229,7 +229,7 @@ pub(crate) fn print_ps_table(rows: Vec<[String; 6]>) {
 }
 
 /// `text` with each control character written as an escape (`\u{1b}`).
-fn shown_plainly(text: &str) -> String {
+pub(crate) fn shown_plainly(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c.is_control() {

@@ -287,3 +287,76 @@ fn a_rootless_hard_link_to_a_whiteout_is_refused() {
         r.stderr
     );
 }
+
+/// The caller's umask does not reach a kept layer: under umask 077 the
+/// directories a layer implies (and its `/`) were made 0700, which shut
+/// the sandbox's root (an unprivileged host id) out of the layer, and
+/// every later run out with it, whatever its umask.
+#[test]
+fn a_callers_umask_does_not_shape_a_kept_layer() {
+    require_root!();
+    let dir = tempdir();
+    let img = dir.path().join("img");
+    let implied = layer(&[E::File("srv/data/f", b"x", 0o644)]);
+    oci_layout(
+        &img,
+        &[(
+            "v",
+            vec![busybox_layer(), implied],
+            json!({"Cmd": ["/bin/sh", "-c", "stat -c %a /srv /srv/data; cat /srv/data/f"]}),
+        )],
+    );
+    let store = dir.path().join("store");
+    for umask in ["077", "022"] {
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                "umask {umask}; exec \"$0\" run --store {} --image {}",
+                store.display(),
+                img.display()
+            ))
+            .arg(airlock_bin())
+            .stdin(std::process::Stdio::null());
+        let r = output(c);
+        assert_eq!(r.code, 0, "umask {umask}: {}", r.stderr);
+        assert_eq!(r.stdout, "755\n755\nx", "umask {umask}: {}", r.stderr);
+    }
+    for l in layer_dirs(&store) {
+        let mode = std::fs::metadata(l.join("rootfs")).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{}", l.display());
+    }
+}
+
+/// What a killed pull left in the store's tmp/ (its process gone) goes
+/// at the next pull; another live process's work stays. And a store
+/// that is not there is not made to be listed.
+#[test]
+fn a_pull_sweeps_what_killed_pulls_left() {
+    let dir = tempdir();
+    let img = image(dir.path());
+    let store = dir.path().join("store");
+    let r = output(airlock(&[
+        "image",
+        "--store",
+        store.to_str().unwrap(),
+        "ls",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!store.exists(), "ls made the store");
+    let r = run_image(&store, &img, &[], false);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let left = store.join("tmp").join(format!("abcd-{dead}-1"));
+    let live = store
+        .join("tmp")
+        .join(format!("abcd-{}-1", std::process::id()));
+    for d in [&left, &live] {
+        std::fs::create_dir_all(d.join("rootfs")).unwrap();
+    }
+    let r = run_image(&store, &img, &[], false);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!left.exists(), "a dead pull's leftovers stayed");
+    assert!(live.exists(), "a live process's work was removed");
+}

@@ -722,6 +722,8 @@ fn hostile_layers() {
     let (_env, r) = hostile(&[
         E::Dir("x", 0o755),
         E::File("/abs", b"made-relative", 0o644),
+        // A name that would clear the caller's screen if printed as is.
+        E::File("/x/\x1b[2Jclear", b"", 0o644),
         E::CharDev("x/mem"),
         E::File("x/suid", b"#!/bin/sh\n", 0o4755),
     ]);
@@ -736,6 +738,11 @@ fn hostile_layers() {
         r.stdout.contains("\n755\n"),
         "setuid bit kept: {}",
         r.stdout
+    );
+    assert!(
+        !r.stderr.contains('\x1b') && r.stderr.contains("\\u{1b}[2Jclear"),
+        "an escape sequence of the image's reached the terminal: {:?}",
+        r.stderr
     );
     for note in [
         "absolute path made relative",
@@ -794,6 +801,13 @@ fn corrupt_truncated_and_wrong_digest() {
     let r = env.run(&img, &[]);
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(r.stderr.contains("truncated or corrupt"), "{}", r.stderr);
+    // Which layer, by its diff_id and blob.
+    let diff_id = common::images::sha(&full[..10000]);
+    assert!(
+        r.stderr.contains(&format!("layer {diff_id} (")),
+        "{}",
+        r.stderr
+    );
     assert_eq!(env.layers(), 0);
 }
 

@@ -24,14 +24,21 @@ use crate::plan::{Caller, ROOT_CALLER_BASE};
 use crate::spec::{self, SandboxSpec};
 use std::path::{Path, PathBuf};
 
-/// Split `PATH`, `PATH:TAG` or `PATH@sha256:...` (a PATH that exists as
-/// given wins over a tag reading).
+/// Split `PATH`, `PATH:TAG` or `PATH@sha256:HEX` (a PATH that exists
+/// as given wins over the other readings, so a directory may have `@` or
+/// `:` in its name).
 pub fn parse_ref(s: &str) -> (PathBuf, Selector) {
-    if let Some((path, digest)) = s.split_once('@') {
-        return (path.into(), Selector::Digest(digest.to_string()));
-    }
     if Path::new(s).exists() {
         return (s.into(), Selector::Only);
+    }
+    match s.rsplit_once('@') {
+        // After the last `@`, unless a path goes on there (a directory
+        // named with `@`): a pin, judged (and refused with its rules)
+        // where the image is resolved.
+        Some((path, digest)) if !digest.contains('/') => {
+            return (path.into(), Selector::Digest(digest.to_string()));
+        }
+        _ => {}
     }
     match s.rsplit_once(':') {
         Some((path, tag)) if !tag.contains('/') && !tag.is_empty() => {
@@ -138,6 +145,7 @@ pub fn pull(reference: &str, store: &Store, id_base: Option<u32>) -> Result<Pull
     let (path, sel) = parse_ref(reference);
     // Until the image is recorded: a prune would take its fresh layers.
     let _pulling = store.lock(false)?;
+    store.sweep_scratch();
     let (dir, scratch) = image_dir(&path, store)?;
     let image = oci::resolve(&dir, &sel)?;
     let mut pulled = Pulled {
@@ -231,6 +239,20 @@ mod tests {
             parse_ref("/no/such/img"),
             ("/no/such/img".into(), Selector::Only)
         );
+        // `@` in a directory's name: a digest only where one follows, and
+        // a path that is there is that path.
+        assert_eq!(
+            parse_ref("/no/such/a@b/img:v1"),
+            ("/no/such/a@b/img".into(), Selector::Tag("v1".into()))
+        );
+        assert_eq!(
+            parse_ref("/no/a@b/img@sha256:ab"),
+            ("/no/a@b/img".into(), Selector::Digest("sha256:ab".into()))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("x@sha256:ab");
+        std::fs::create_dir(&at).unwrap();
+        assert_eq!(parse_ref(at.to_str().unwrap()), (at, Selector::Only));
     }
 
     #[test]

@@ -94,6 +94,10 @@ fn unpack_verified(
 ) -> Result<(), ImageError> {
     let rootfs = tmp.join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(|e| ImageError::io(&rootfs, e))?;
+    // The layer's `/` unless it names one: 0755 whatever the umask, or
+    // the kept layer would shut the sandbox's root out for good.
+    std::fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| ImageError::io(&rootfs, e))?;
     let compressed = layer
         .file
         .metadata()
@@ -460,7 +464,10 @@ impl Store {
             unpack_verified(layer, &tmp, id_base, budget).and_then(|()| close_up(&tmp, id_base))
         {
             remove_tree(&tmp);
-            return Err(e);
+            // Which of the image's layers: an entry's name alone does
+            // not say.
+            let file = layer.blob.file_name().unwrap_or_default().to_string_lossy();
+            return Err(e.context(format!("layer {} ({file})", layer.diff_id)));
         }
         let fresh = install(&tmp, &dir)?;
         Ok((dir.join("rootfs"), fresh))
@@ -600,13 +607,31 @@ impl Store {
             // Another process's work in progress stays (`scratch` names
             // hold the pid after the prefix).
             let name = e.file_name().to_string_lossy().into_owned();
-            if owner_alive(&name) {
+            if scratch_owner(&name) == Owner::Alive {
                 continue;
             }
             remove_tree(&e.path());
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Remove what pulls that were killed left in `tmp/` (a partial layer,
+    /// an archive's copy): a pull does it first, under the shared lock,
+    /// so that they do not wait for a prune. Only entries whose process
+    /// is gone: another pull's, this process's own included (a daemon
+    /// pulls for several clients at once), are its work in progress.
+    pub(super) fn sweep_scratch(&self) {
+        for e in std::fs::read_dir(self.root.join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if scratch_owner(&name) == Owner::Gone {
+                remove_tree(&e.path());
+            }
+        }
     }
 
     /// The store's lock: shared while a pull unpacks and records, so that
@@ -630,25 +655,36 @@ impl Store {
     }
 }
 
-/// Is the process that made the `tmp/` entry `name` (`PREFIX-PID-NONCE`)
-/// still there? Another process's entry with a pid that is gone, or a
-/// name of another form, is left to be removed.
-fn owner_alive(name: &str) -> bool {
+/// Who made a `tmp/` entry.
+#[derive(PartialEq, Eq)]
+enum Owner {
+    /// This process.
+    Ours,
+    /// Another process that is still there.
+    Alive,
+    /// A process that is gone.
+    Gone,
+    /// A name of another form.
+    Unknown,
+}
+
+/// The process that made the `tmp/` entry `name` (`PREFIX-PID-NONCE`).
+fn scratch_owner(name: &str) -> Owner {
     let mut parts = name.rsplitn(3, '-');
     let (Some(_nonce), Some(pid), Some(_prefix)) = (parts.next(), parts.next(), parts.next())
     else {
-        return false;
+        return Owner::Unknown;
     };
     let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) else {
-        return false;
+        return Owner::Unknown;
     };
     if pid == rustix::process::getpid() {
-        return false;
+        return Owner::Ours;
     }
-    !matches!(
-        rustix::process::test_kill_process(pid),
-        Err(rustix::io::Errno::SRCH)
-    )
+    match rustix::process::test_kill_process(pid) {
+        Err(rustix::io::Errno::SRCH) => Owner::Gone,
+        _ => Owner::Alive,
+    }
 }
 
 fn tree_size(p: &Path) -> u64 {

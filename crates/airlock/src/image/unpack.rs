@@ -124,7 +124,7 @@ fn clean(raw: &str, notes: &mut Notes) -> Result<Vec<String>, ImageError> {
         ));
     }
     if raw.starts_with('/') {
-        notes.push(format!("{raw}: absolute path made relative to the layer"));
+        notes.push(format!("{raw:?}: absolute path made relative to the layer"));
     }
     Ok(parts)
 }
@@ -173,6 +173,16 @@ fn parent_dir(
         cur.push_str(p);
         match rustix::fs::mkdirat(&fd, p.as_str(), Mode::from_raw_mode(0o755)) {
             Ok(()) => {
+                // Exactly 0755, whatever the caller's umask: the layer is
+                // kept and shared, and a 0700 directory would shut the
+                // sandbox's root out of it for good.
+                rustix::fs::chmodat(
+                    &fd,
+                    p.as_str(),
+                    Mode::from_raw_mode(0o755),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| failed(raw, format!("chmod {cur}"), e))?;
                 if let Some((u, g)) = owner {
                     rustix::fs::chownat(
                         &fd,
@@ -356,7 +366,7 @@ impl Unpacker {
         let mut mode = header.mode().unwrap_or(0o644);
         if mode & 0o6000 != 0 {
             self.notes
-                .push(format!("{raw}: setuid/setgid bits cleared"));
+                .push(format!("{raw:?}: setuid/setgid bits cleared"));
             mode &= !0o6000;
         }
         let t = Target {
@@ -389,7 +399,7 @@ impl Unpacker {
             tar::EntryType::Link => self.hard_link(&t, entry),
             tar::EntryType::Fifo => fifo(&t),
             tar::EntryType::Char | tar::EntryType::Block => {
-                self.notes.push(format!("{}: device node skipped", t.raw));
+                self.notes.push(format!("{:?}: device node skipped", t.raw));
                 Ok(())
             }
             _ => Ok(()), // pax and GNU headers are handled by the reader
