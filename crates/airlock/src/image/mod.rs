@@ -90,13 +90,43 @@ pub fn check_id_bases(spec: &SandboxSpec, caller: Caller) -> Result<(), ImageErr
     } else {
         spec::host_id(map, 0)
     };
-    if gid_base == Some(uid_base) {
-        return Ok(());
+    if gid_base != Some(uid_base) {
+        let gid = gid_base.map_or("nothing".to_string(), |g| g.to_string());
+        return Err(ImageError::Invalid(format!(
+            "identity.gid_map: with an image, gid 0 must map to the host id uid 0 maps to ({uid_base}), not {gid}: its layers are unpacked for one base"
+        )));
     }
-    let gid = gid_base.map_or("nothing".to_string(), |g| g.to_string());
-    Err(ImageError::Invalid(format!(
-        "identity.gid_map: with an image, gid 0 must map to the host id uid 0 maps to ({uid_base}), not {gid}: its layers are unpacked for one base"
-    )))
+    for (field, map) in [
+        ("identity.uid_map", &spec.identity.uid_map),
+        ("identity.gid_map", &spec.identity.gid_map),
+    ] {
+        shifts_by(field, map, uid_base)?;
+    }
+    Ok(())
+}
+
+/// A layer's file of id N (below 65536) is the host's `base + N`: so a
+/// range that maps any such N, or maps onto any such host id, must map N
+/// to `base + N`, or a file would be another id's inside (one user's
+/// files another's) or nobody's to its own user. Ids left unmapped, and
+/// ranges beyond both, are fine.
+fn shifts_by(field: &str, map: &[spec::IdMap], base: u32) -> Result<(), ImageError> {
+    let meets = |start: u32, range: std::ops::Range<u64>| {
+        let ids = u64::from(start)..u64::from(start) + 65536;
+        range.start < ids.end && ids.start < range.end
+    };
+    for m in map {
+        let inside = u64::from(m.inside)..u64::from(m.inside) + u64::from(m.count);
+        let outside = u64::from(m.outside)..u64::from(m.outside) + u64::from(m.count);
+        let shifted = u64::from(m.outside) == u64::from(m.inside) + u64::from(base);
+        if (meets(0, inside) || meets(base, outside)) && !shifted {
+            return Err(ImageError::Invalid(format!(
+                "{field}: with an image, ids below 65536 must map to {base} + the id, the host ids its layers give their files; the range {} -> {} ({}) does not",
+                m.inside, m.outside, m.count
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Where the slow steps of a pull (reading an archive, verifying and
@@ -303,5 +333,42 @@ mod tests {
             e.starts_with("identity.gid_map: ") && e.contains("(300000), not 400000"),
             "{e}"
         );
+        // Files are shifted, not translated: a range that lands on the
+        // shifted ids must be the same shift.
+        let ranges = |second: u32| {
+            vec![
+                spec::IdMap {
+                    inside: 0,
+                    outside: 300000,
+                    count: 1,
+                },
+                spec::IdMap {
+                    inside: 1,
+                    outside: second,
+                    count: 65535,
+                },
+            ]
+        };
+        s.identity.uid_map = ranges(300001);
+        s.identity.gid_map = ranges(300001);
+        check_id_bases(&s, root).unwrap();
+        s.identity.gid_map = map(300000);
+        for second in [400001, 300005] {
+            s.identity.uid_map = ranges(second);
+            let e = check_id_bases(&s, root).unwrap_err().to_string();
+            assert!(
+                e.starts_with("identity.uid_map: ")
+                    && e.contains(&format!("1 -> {second} (65535)")),
+                "{e}"
+            );
+        }
+        // Beyond the image's ids: no matter.
+        s.identity.uid_map = map(300000);
+        s.identity.uid_map.push(spec::IdMap {
+            inside: 70000,
+            outside: 500000,
+            count: 10,
+        });
+        check_id_bases(&s, root).unwrap();
     }
 }
