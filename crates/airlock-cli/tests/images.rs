@@ -234,6 +234,43 @@ fn whiteouts_and_opaque_directories() {
     assert_eq!(r.stdout, want, "{}", r.stderr);
 }
 
+/// The image's owners are kept for root without a user namespace (its
+/// ids are the host's): a file of uid 1000 was root's, and an image whose
+/// user is 1000 could not use its own private files.
+#[test]
+fn without_a_user_namespace_files_keep_the_images_owners() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    oci_layout(
+        Path::new(&img),
+        &[(
+            "o",
+            vec![
+                busybox_layer(),
+                layer(&[E::Owned("home/app/f", b"x", 1000)]),
+            ],
+            json!({"Cmd": ["/bin/sh", "-c", "stat -c %u:%g /home/app/f"]}),
+        )],
+    );
+    let r = env.run(
+        &img,
+        &[
+            "--share-user",
+            "--allow-unsafe",
+            "shared-user",
+            "--allow-unsafe",
+            "host-root-user",
+            "--allow-unsafe",
+            "host-privileged-id",
+        ],
+    );
+    assert_eq!(r.stdout, "1000:1000\n", "{}", r.stderr);
+    // With one, the sandbox's: the same id inside.
+    let r = env.run(&img, &[]);
+    assert_eq!(r.stdout, "1000:1000\n", "{}", r.stderr);
+}
+
 /// Forty layers (images of more than ten are common): each adds a file,
 /// and the topmost's wins where two write the same one.
 #[test]

@@ -60,13 +60,17 @@ pub struct Pulled {
     pub notes: Vec<String>,
 }
 
-/// The host id that owns an image's files in the store: the id the
-/// sandbox's root maps to, for a root caller with a user namespace, so a
-/// file of the image's root is the sandbox root's. `None` keeps the ids
-/// as the image has them (a rootless caller owns what it unpacks).
+/// The host id that owns an image's root's files in the store (a file of
+/// id N is `base + N`'s): for a root caller, the id the sandbox's root
+/// maps to, so a file of the image's root is the sandbox root's; 0,
+/// without a user namespace, where the image's ids are the host's.
+/// `None`: a rootless caller, who owns what it unpacks.
 pub fn id_base(spec: &SandboxSpec, caller: Caller) -> Option<u32> {
-    if !caller.is_root() || !spec.namespaces.user {
+    if !caller.is_root() {
         return None;
+    }
+    if !spec.namespaces.user {
+        return Some(0);
     }
     let map = &spec.identity.uid_map;
     if map.is_empty() {
@@ -81,7 +85,7 @@ pub fn id_base(spec: &SandboxSpec, caller: Caller) -> Option<u32> {
 /// map sends uid 0 would see every file's group as nobody. Refused before
 /// anything is unpacked, naming both.
 pub fn check_id_bases(spec: &SandboxSpec, caller: Caller) -> Result<(), ImageError> {
-    let Some(uid_base) = id_base(spec, caller) else {
+    let Some(uid_base) = id_base(spec, caller).filter(|_| spec.namespaces.user) else {
         return Ok(());
     };
     let map = &spec.identity.gid_map;
@@ -309,7 +313,7 @@ mod tests {
         s.identity.uid_map[0].inside = 1;
         assert_eq!(id_base(&s, root), None, "the sandbox's root is not mapped");
         s.namespaces.user = false;
-        assert_eq!(id_base(&s, root), None);
+        assert_eq!(id_base(&s, root), Some(0));
     }
 
     #[test]
