@@ -901,6 +901,15 @@ fn the_user_is_not_looked_up_in_deleted_files() {
             ])),
             Some("1234"),
         ),
+        // /etc made a symbolic link (to where nothing is) hides the
+        // lower layers' /etc as overlayfs shows it.
+        (
+            Some(layer(&[
+                E::File(".wh.etc", b"", 0o644),
+                E::Symlink("etc", "nowhere"),
+            ])),
+            None,
+        ),
     ];
     for (i, (top, uid)) in cases.into_iter().enumerate() {
         let mut layers = vec![busybox_layer(), passwd.clone()];
@@ -919,6 +928,32 @@ fn the_user_is_not_looked_up_in_deleted_files() {
                 );
             }
         }
+    }
+}
+
+/// A numeric `User` takes its account's group from the image's
+/// /etc/passwd, and group 0 without an account, as docker and podman
+/// give them (it took the uid's number as its group).
+#[test]
+fn a_numeric_user_takes_its_accounts_group() {
+    require_root!();
+    let passwd = layer(&[
+        E::Dir("etc", 0o755),
+        E::File(
+            "etc/passwd",
+            b"root:x:0:0::/:/bin/sh\napp:x:1000:100::/:/bin/sh\n",
+            0o644,
+        ),
+    ]);
+    for (user, ids) in [
+        ("1000", "1000:100"),
+        ("2000", "2000:0"),
+        ("1000:7", "1000:7"),
+    ] {
+        let config = json!({"Cmd": ["/bin/sh", "-c", "echo $(id -u):$(id -g)"], "User": user});
+        let (env, img) = Env::with_image("g", vec![busybox_layer(), passwd.clone()], config);
+        let r = env.run(&img, &[]);
+        assert_eq!(r.stdout.trim(), ids, "User {user}: {}", r.stderr);
     }
 }
 

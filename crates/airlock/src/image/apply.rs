@@ -152,15 +152,21 @@ fn user_ids(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), ImageError> {
         .split_once(':')
         .map_or((user, None), |(u, g)| (u, Some(g)));
     let (uid, passwd_gid) = match u.parse::<u32>() {
-        Ok(n) => (n, None),
-        Err(_) => lookup(&top_first, "/etc/passwd", u).ok_or_else(|| {
+        // Its account's group, as docker and podman give it; 0 without one.
+        Ok(n) => (
+            n,
+            lookup(&top_first, "/etc/passwd", |f| f[2] == u)
+                .and_then(|(_, g)| g)
+                .or(Some(0)),
+        ),
+        Err(_) => lookup(&top_first, "/etc/passwd", |f| f[0] == u).ok_or_else(|| {
             ImageError::Invalid(format!("the image's User {u:?} is not in its /etc/passwd"))
         })?,
     };
     let gid = match g {
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => lookup(&top_first, "/etc/group", g)
+            Err(_) => lookup(&top_first, "/etc/group", |f| f[0] == g)
                 .map(|(n, _)| n)
                 .ok_or_else(|| {
                     ImageError::Invalid(format!("the image's group {g:?} is not in its /etc/group"))
@@ -171,9 +177,14 @@ fn user_ids(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), ImageError> {
     Ok((uid, gid))
 }
 
-/// Look a user or group name up in the image's /etc/passwd or /etc/group
-/// (the topmost layer that has the file), resolving inside each layer.
-fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+/// Look the line whose fields `matches` up in the image's /etc/passwd or
+/// /etc/group (the topmost layer that has the file), resolving inside
+/// each layer: its id and, in passwd, its group.
+fn lookup(
+    layers_top_first: &[PathBuf],
+    file: &str,
+    matches: impl Fn(&[&str]) -> bool,
+) -> Option<(u32, Option<u32>)> {
     for dir in layers_top_first {
         let Ok(root) = rustix::fs::open(
             dir,
@@ -198,7 +209,7 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
         let text = crate::fs::read_regular(fd, 1 << 20)?;
         for line in text.lines() {
             let f: Vec<&str> = line.split(':').collect();
-            if f.len() >= 4 && f[0] == name {
+            if f.len() >= 4 && matches(&f) {
                 return Some((f[2].parse().ok()?, f[3].parse().ok()));
             }
         }
@@ -211,8 +222,9 @@ fn lookup(layers_top_first: &[PathBuf], file: &str, name: &str) -> Option<(u32, 
 /// layers below it, as overlayfs will: a whiteout at the file or at a
 /// directory on its way (a 0:0 device, or a file marked
 /// `user.overlay.whiteout` in a rootless store), or a directory on its
-/// way marked opaque? Each component is looked at without following a
-/// symlink; at one, the layer is taken to hide nothing.
+/// way marked opaque, or a symbolic link on its way (which overlayfs
+/// shows in place of what the layers below have there)? Each component
+/// is looked at without following a symlink.
 fn hides(dir: &std::path::Path, file: &str) -> bool {
     use rustix::fs::FileType;
     let marked = |p: &std::path::Path, name: &str| {
@@ -235,6 +247,7 @@ fn hides(dir: &std::path::Path, file: &str) -> bool {
                     return true;
                 }
             }
+            FileType::Symlink => return true,
             _ => return false,
         }
     }
