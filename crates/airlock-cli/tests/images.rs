@@ -763,6 +763,7 @@ fn hostile_layers() {
         E::File("/x/\x1b[2Jclear", b"", 0o644),
         E::CharDev("x/mem"),
         E::File("x/suid", b"#!/bin/sh\n", 0o4755),
+        E::Capable("x/ping"),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("made-relative"), "{}", r.stdout);
@@ -785,6 +786,7 @@ fn hostile_layers() {
         "absolute path made relative",
         "device node skipped",
         "setuid/setgid bits cleared",
+        "\"x/ping\": extended attributes not kept: [\"security.capability\"]",
     ] {
         assert!(
             r.stderr.contains(note),

@@ -16,6 +16,8 @@ pub enum E<'a> {
     Fifo(&'a str),
     /// A file with an owner, to see the store shift ids.
     Owned(&'a str, &'a [u8], u64),
+    /// An empty file with a file capability (a PAX xattr record).
+    Capable(&'a str),
 }
 
 fn header(name: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -69,6 +71,16 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
             E::Fifo(p) => {
                 // Group- and world-writable: the umask must not narrow it.
                 let mut h = header(p, tar::EntryType::Fifo, 0o666, 0);
+                h.set_cksum();
+                b.append(&h, std::io::empty()).unwrap();
+            }
+            E::Capable(p) => {
+                let cap: &[u8] = &[
+                    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ];
+                b.append_pax_extensions([("SCHILY.xattr.security.capability", cap)])
+                    .unwrap();
+                let mut h = header(p, tar::EntryType::Regular, 0o755, 0);
                 h.set_cksum();
                 b.append(&h, std::io::empty()).unwrap();
             }

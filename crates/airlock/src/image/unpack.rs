@@ -362,6 +362,19 @@ impl Unpacker {
         let Some(name) = parts.last().cloned() else {
             return Ok(()); // the layer's root itself
         };
+        // Extended attributes (file capabilities, SELinux labels, ACLs)
+        // are not kept: said, so that a program that needs its
+        // capabilities (ping's cap_net_raw) fails visibly.
+        if let Ok(Some(pax)) = entry.pax_extensions() {
+            let names: Vec<String> = pax
+                .flatten()
+                .filter_map(|e| Some(e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string()))
+                .collect();
+            if !names.is_empty() {
+                self.notes
+                    .push(format!("{raw:?}: extended attributes not kept: {names:?}"));
+            }
+        }
         let header = entry.header().clone();
         let mut mode = header.mode().unwrap_or(0o644);
         if mode & 0o6000 != 0 {
