@@ -1362,3 +1362,62 @@ fn a_read_only_bind_onto_the_root_gets_no_mount_points() {
         );
     }
 }
+
+/// `--bind DIR /` by root is written as root, as a writable bind is
+/// (`bind_owner = "caller"`): the workload's root writes there and what
+/// it makes is the caller's on the host. It could not write at all (its
+/// root is an unprivileged host id), as `sudo bwrap` users would not
+/// expect.
+#[test]
+fn a_writable_bind_onto_the_root_is_written_as_the_caller() {
+    require_root!();
+    let dir = tempdir();
+    let root = dir.path().display().to_string();
+    let r = sh(
+        &[
+            "--bind",
+            &root,
+            "/",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+        ],
+        "touch /written && stat -c %u:%g /written",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "0:0\n");
+    let meta = std::fs::metadata(dir.path().join("written")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    // What the filter keeps out of a caller's bind stays out here too.
+    let r = sh(
+        &[
+            "--bind",
+            &root,
+            "/",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+        ],
+        "chmod u+s /written 2>&1; stat -c %a /written",
+    );
+    assert!(r.stdout.ends_with("644\n"), "{} {}", r.stdout, r.stderr);
+}

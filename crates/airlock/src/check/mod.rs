@@ -235,7 +235,7 @@ fn judge_caller_binds(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &
     if !spec.binds_written_as_caller(host.root_caller) {
         return;
     }
-    let Some(d) = fs.mounts.iter().find_map(|m| fs.caller_bind(m)) else {
+    let Some(d) = fs.first_caller_write() else {
         return;
     };
     if caps.iter().any(|c| c == "CAP_SETFCAP") {

@@ -14,6 +14,10 @@ pub struct FsPlan {
     /// A directory root shown with host ownership (idmapped).
     #[serde(default)]
     pub idmap_root: bool,
+    /// A writable directory root written as the caller, as the binds
+    /// idmapped with `Idmap::Caller` are.
+    #[serde(default)]
+    pub root_for_caller: bool,
     /// The maps of the binds idmapped for the caller (`Idmap::Caller`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_maps: Option<CallerMaps>,
@@ -332,19 +336,22 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
     if readonly_root {
         steps.push(MountStep::ReadOnlyRoot);
     }
-    let for_caller = steps.iter().any(|s| {
-        matches!(
-            s,
-            MountStep::Bind {
-                idmap: Idmap::Caller,
-                ..
-            }
-        )
-    });
+    let root_for_caller = caller_maps.is_some() && fs.caller_root();
+    let for_caller = root_for_caller
+        || steps.iter().any(|s| {
+            matches!(
+                s,
+                MountStep::Bind {
+                    idmap: Idmap::Caller,
+                    ..
+                }
+            )
+        });
     FsPlan {
         root: fs.root.clone(),
         steps,
         idmap_root: fs.idmap.iter().any(|d| d == "/"),
+        root_for_caller,
         caller_maps: caller_maps.filter(|_| for_caller),
         spec_mounts: fs.mounts.len(),
         spec_devices: fs.devices.len(),

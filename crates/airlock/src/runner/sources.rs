@@ -128,6 +128,11 @@ pub fn clone_trees(
         } => {
             let writable_top = !readonly || *make_mountpoints;
             let tree = root_tree(plan, &seen, path, *readonly, writable_top)?;
+            // Written as the caller, as a writable bind is.
+            if let (true, Some(ns)) = (plan.filesystem.root_for_caller, &caller_userns) {
+                sys::mount_setattr_idmap(&tree, ns)
+                    .map_err(|e| not_idmappable(format!("root {path}"), path, &e))?;
+            }
             (Some(tree), writable_top)
         }
         _ => (None, false),

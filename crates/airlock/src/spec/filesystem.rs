@@ -91,6 +91,28 @@ impl Filesystem {
         }
     }
 
+    /// Whether the root is a writable host directory written as the
+    /// caller, as a writable bind is (when
+    /// [`SandboxSpec::binds_written_as_caller`]): `--bind DIR /`.
+    pub fn caller_root(&self) -> bool {
+        matches!(
+            self.root,
+            Root::Path {
+                readonly: false,
+                ..
+            }
+        ) && !self.idmap.iter().any(|d| d == "/")
+    }
+
+    /// The first place written as the caller: a writable directory root
+    /// (`/`), else the first such bind's destination.
+    pub fn first_caller_write(&self) -> Option<&str> {
+        if self.caller_root() {
+            return Some("/");
+        }
+        self.mounts.iter().find_map(|m| self.caller_bind(m))
+    }
+
     /// What an `idmap` entry names: the host path and whether it is
     /// writable, of the directory root (for `/`) and of every bind onto
     /// that destination, all of which are idmapped; empty when it names
