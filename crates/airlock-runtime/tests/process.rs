@@ -76,7 +76,7 @@ fn a_missing_program_fails_exec_in_runcs_words() {
     ] {
         let o = env.rt(&["exec", "x1", program]);
         let (out, err) = text(&o);
-        assert_eq!(o.status.code(), Some(1), "{program}: {out} {err}");
+        assert_eq!(o.status.code(), Some(255), "{program}: {out} {err}");
         assert!(
             err.to_lowercase().contains(&needle.to_lowercase()),
             "{needle:?} not in {err}"
@@ -268,7 +268,7 @@ fn exec_honours_the_process_object_and_cap() {
     // What the guardrails refuse for the container, they refuse here.
     let o = env.rt(&["exec", "--cap", "CAP_SYS_ADMIN", "x1", "true"]);
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert_eq!(o.status.code(), Some(255), "{out} {err}");
     assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
     // An rlimit that lets the process raise itself ahead of the host's
     // work, as the container's would be (it was not judged at all).
@@ -279,7 +279,7 @@ fn exec_honours_the_process_object_and_cap() {
     );
     let o = env.rt(&["exec", "--process", &p, "x1"]);
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert_eq!(o.status.code(), Some(255), "{out} {err}");
     assert!(err.contains("raised-priority"), "{err}");
     // And what airlock cannot honour is named.
     let p = write(
@@ -288,7 +288,7 @@ fn exec_honours_the_process_object_and_cap() {
     );
     let o = env.rt(&["exec", "--process", &p, "x1"]);
     let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert_eq!(o.status.code(), Some(255), "{out} {err}");
     assert!(err.contains("apparmorProfile"), "{err}");
     // runc's flags likewise: honoured (nnp, extra groups) or refused by
     // name, never dropped (they were all dropped before).
@@ -322,7 +322,7 @@ fn exec_honours_the_process_object_and_cap() {
         args.extend(["x1", "true"]);
         let o = env.rt(&args);
         let (out, err) = text(&o);
-        assert_eq!(o.status.code(), Some(1), "{flags:?}: {out} {err}");
+        assert_eq!(o.status.code(), Some(255), "{flags:?}: {out} {err}");
         assert!(err.contains(named), "{flags:?}: {err}");
     }
     // A cwd under /proc, however spelled, as create refuses it (runc
@@ -330,7 +330,7 @@ fn exec_honours_the_process_object_and_cap() {
     for cwd in ["/proc/self/fd/3", "//proc/self/cwd"] {
         let o = env.rt(&["exec", "--cwd", cwd, "x1", "true"]);
         let (out, err) = text(&o);
-        assert_eq!(o.status.code(), Some(1), "{cwd}: {out} {err}");
+        assert_eq!(o.status.code(), Some(255), "{cwd}: {out} {err}");
         assert!(err.contains("cwd: must not be under /proc"), "{cwd}: {err}");
     }
     assert!(env.rt(&["delete", "--force", "x1"]).status.success());

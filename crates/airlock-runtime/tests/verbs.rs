@@ -668,7 +668,7 @@ fn pause_shows_in_state_and_delete_force_thaws() {
     // An exec would wait in the frozen cgroup: refused, as runc does (it
     // hung before).
     let o = env.rt(&["exec", "p", "true"]);
-    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert_eq!(o.status.code(), Some(255), "{:?}", text(&o));
     assert!(
         text(&o).1.contains("cannot exec in a paused container"),
         "{:?}",
@@ -816,7 +816,7 @@ fn an_exec_whose_pid_file_fails_leaves_no_process() {
         "sleep",
         "7717",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert_eq!(o.status.code(), Some(255), "{:?}", text(&o));
     let running = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
             std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x007717\x00")
