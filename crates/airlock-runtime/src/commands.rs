@@ -286,13 +286,7 @@ fn create(
     }
     // Errors and findings name config.json's fields, and leave out the
     // acknowledgement the runtime gave itself for the bundle's own files.
-    let own_acks = config::OWN_IDMAP_ACKS
-        .iter()
-        .copied()
-        .filter(|a| !ctx.allow_unsafe.iter().any(|c| c.as_str() == *a))
-        .map(String::from)
-        .collect();
-    let fields = config::ConfigFields::new(&spec, &bundle, own_acks);
+    let fields = config::ConfigFields::new(&spec, &bundle, own_acks(ctx));
     let mut prepared = airlock::launch::prepare(&spec, &actx).map_err(|e| match e {
         airlock::Error::Refused(f) => airlock::check::render(&fields.findings(&f))
             .trim_end()
@@ -591,6 +585,18 @@ fn ends_by_default(sig: i32) -> bool {
             | libc::SIGTTIN
             | libc::SIGTTOU
     )
+}
+
+/// The acknowledgements the runtime gives itself for a bundle's own
+/// files (see `config::OWN_IDMAP_ACKS`) that the caller did not give too:
+/// left out of what findings a bundle or an exec is told.
+pub(crate) fn own_acks(ctx: &Ctx) -> Vec<String> {
+    config::OWN_IDMAP_ACKS
+        .iter()
+        .copied()
+        .filter(|a| !ctx.allow_unsafe.iter().any(|c| c.as_str() == *a))
+        .map(String::from)
+        .collect()
 }
 
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {

@@ -116,10 +116,21 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         opts.capabilities = Some(caps);
         opts.ambient_capabilities = Some(ambient);
     }
+    // A process without no_new_privs is taken as the container's is (see
+    // `config::platform_defaults`): where its root is not the host's.
+    if opts.no_new_privs == Some(false) {
+        let spec = sb.plan().map_err(|e| e.to_string())?.spec;
+        if config::root_unprivileged(&spec) {
+            opts.allow_unsafe.push("no-new-privs-disabled".into());
+        }
+    }
     let spawn = SpawnOptions::default();
+    let fields = config::ConfigFields::for_process(crate::commands::own_acks(ctx));
     let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| match e {
-        airlock::Error::Refused(f) => airlock::check::render(&f).trim_end().replace('\n', "; "),
-        e => e.to_string(),
+        airlock::Error::Refused(f) => airlock::check::render(&fields.findings(&f))
+            .trim_end()
+            .replace('\n', "; "),
+        e => fields.rewrite(&e.to_string()),
     })?;
     if let Some(p) = &e.pid_file {
         // As runc: a process whose pid could not be told is not left

@@ -237,6 +237,17 @@ fn exec_honours_the_process_object_and_cap() {
     assert!(out.starts_with("uid=1000 gid=1001 groups="), "{out}");
     assert!(out.contains("5") && out.contains("7"), "{out}");
 
+    // A process file without noNewPrivileges runs as one into a container
+    // made with it: its root is not the host's, as for the container.
+    let p = write(
+        "p3.json",
+        json!({"args": ["busybox", "grep", "NoNewPrivs", "/proc/self/status"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+    );
+    let o = env.rt(&["exec", "--process", &p, "x1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.trim_end().ends_with('0'), "{out}");
+
     // --user UID alone keeps the container's gid and groups, as runc's.
     let o = env.rt(&["exec", "--user", "1000", "x1", "id"]);
     let (out, err) = text(&o);

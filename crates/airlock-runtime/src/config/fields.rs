@@ -26,6 +26,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("process.gid", "process.user.gid"),
     ("process.groups", "process.user.additionalGids"),
     ("process.umask", "process.user.umask"),
+    ("process.no_new_privs", "process.noNewPrivileges"),
     ("ambient_capabilities", "process.capabilities.ambient"),
     ("capabilities", "process.capabilities"),
     ("identity.uid_map", "linux.uidMappings"),
@@ -84,6 +85,15 @@ impl ConfigFields {
         ConfigFields {
             mounts,
             devices,
+            own_acks,
+        }
+    }
+
+    /// For an exec's process: its fields only, no mounts or devices.
+    pub fn for_process(own_acks: Vec<String>) -> Self {
+        ConfigFields {
+            mounts: Vec::new(),
+            devices: Vec::new(),
             own_acks,
         }
     }

@@ -599,7 +599,7 @@ fn platform_defaults(s: &mut SandboxSpec) {
 }
 
 /// The container's root is neither the host's uid 0 nor its gid 0.
-fn root_unprivileged(s: &SandboxSpec) -> bool {
+pub(crate) fn root_unprivileged(s: &SandboxSpec) -> bool {
     s.namespaces.user
         && s.identity.uid_map.iter().all(|m| m.outside != 0)
         && s.identity.gid_map.iter().all(|m| m.outside != 0)
