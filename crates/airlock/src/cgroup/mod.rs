@@ -532,26 +532,42 @@ impl Cgroup {
     }
 
     /// Kill every process of the sandbox, double-forked ones included:
-    /// cgroup.kill on v2; freeze, SIGKILL each, thaw on v1.
+    /// cgroup.kill on v2. On v1, rounds of freeze, SIGKILL each, thaw,
+    /// until none is left: v1's freeze takes effect later than it is
+    /// asked (it is waited for), and without a freezer, or with one that
+    /// does not take (a task stuck in the kernel), a child forked between
+    /// the read and the signals is found by the next round.
     pub fn kill(&self) {
         if let Some(v2) = &self.v2 {
             if std::fs::write(v2.join("cgroup.kill"), "1").is_ok() {
                 return;
             }
         }
-        let freezer = self.v1.get("freezer");
-        if let Some(f) = freezer {
-            let _ = std::fs::write(f.join("freezer.state"), "FROZEN");
-        }
-        for pid in self
-            .procs()
-            .into_iter()
-            .filter_map(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-        if let Some(f) = freezer {
-            let _ = std::fs::write(f.join("freezer.state"), "THAWED");
+        let mut freezer = self.v1.get("freezer").map(|f| f.join("freezer.state"));
+        for _ in 0..KILL_ROUNDS {
+            let frozen = freezer
+                .as_ref()
+                .is_some_and(|f| set_frozen(f, true).is_ok());
+            if !frozen {
+                // Not waited for again in the next rounds.
+                freezer = None;
+            }
+            let procs = self.procs();
+            for pid in procs
+                .iter()
+                .copied()
+                .filter_map(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            if frozen {
+                // A killed task dies once thawed.
+                let _ = set_frozen(freezer.as_ref().expect("frozen above"), false);
+            }
+            if procs.is_empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
 
@@ -614,12 +630,14 @@ impl Cgroup {
             }
         };
         let mut left: Vec<PathBuf> = dirs.into_iter().filter(busy).collect();
-        if !left.is_empty() && !self.procs().is_empty() {
-            self.kill();
-        }
-        for _ in 0..200 {
+        for round in 0..200 {
             if left.is_empty() {
                 break;
+            }
+            // Killed again now and then: on v1 a process can slip past
+            // one kill (see `kill`).
+            if round % 20 == 0 && !self.procs().is_empty() {
+                self.kill();
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
             left.retain(busy);
@@ -632,6 +650,9 @@ impl Cgroup {
         self.v1.clear();
     }
 }
+
+/// The rounds of [`Cgroup::kill`] on v1 before it gives up.
+const KILL_ROUNDS: usize = 10;
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
