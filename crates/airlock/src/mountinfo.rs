@@ -86,6 +86,9 @@ pub fn read() -> io::Result<String> {
 /// SUPER_OPTIONS`, fields separated by one space (a space in a path is
 /// written `\040`).
 pub struct Entry<'a> {
+    /// The directory of its filesystem the mount shows, escaped as
+    /// written.
+    pub root: &'a str,
     /// Escaped as written: [`unescape`] gives the path.
     pub mount_point: &'a str,
     pub fstype: &'a str,
@@ -100,11 +103,13 @@ pub struct Entry<'a> {
 pub fn entries(table: &str) -> impl Iterator<Item = Entry<'_>> {
     table.lines().filter_map(|line| {
         let mut fields = Fields(line);
-        let mount_point = fields.nth(4)?;
+        let root = fields.nth(3)?;
+        let mount_point = fields.next()?;
         fields.find(|f| *f == "-")?;
         let fstype = fields.next()?;
         let super_options = fields.nth(1).unwrap_or("");
         Some(Entry {
+            root,
             mount_point,
             fstype,
             super_options,

@@ -105,6 +105,7 @@ mod tests {
             v2: Some(Hierarchy {
                 mount: dir.to_path_buf(),
                 own: "/daemon".into(),
+                root: "/".into(),
             }),
             v2_controllers: controllers.iter().map(|c| c.to_string()).collect(),
             ..Default::default()

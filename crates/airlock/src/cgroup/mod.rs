@@ -24,14 +24,27 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
     pub mount: PathBuf,
-    /// The caller's cgroup, relative to the mount (from /proc/self/cgroup).
+    /// The caller's cgroup, from the hierarchy's root (as
+    /// /proc/self/cgroup writes it).
     pub own: String,
+    /// The cgroup the mount shows at `mount` ("/" unless a subtree was
+    /// bound there, as a container's cgroupfs is).
+    pub root: String,
 }
 
 impl Hierarchy {
+    /// `own` where the mount shows it.
     pub fn own_dir(&self) -> PathBuf {
-        self.mount.join(self.own.trim_start_matches('/'))
+        let own = beneath(&self.own, &self.root).unwrap_or(&self.own);
+        self.mount.join(own.trim_start_matches('/'))
     }
+}
+
+/// `path` (a cgroup path from the hierarchy's root) relative to `root`,
+/// when it lies beneath it.
+fn beneath<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(root.trim_end_matches('/'))?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
 /// What this host has.
@@ -65,26 +78,26 @@ pub fn parse_layout(mountinfo: &str, proc_cgroup: &str) -> Layout {
     let mut layout = Layout::default();
     for e in crate::mountinfo::entries(mountinfo) {
         let mount = crate::mountinfo::unescape(e.mount_point);
-        let super_opts = e.super_options;
+        let root = crate::mountinfo::unescape(e.root);
+        // Only a mount that shows the caller's cgroup: a bound subtree
+        // elsewhere in the hierarchy would put it at a path that is not.
+        let hierarchy = |own: &String| {
+            beneath(own, &root).map(|_| Hierarchy {
+                mount: PathBuf::from(&*mount),
+                own: own.clone(),
+                root: root.to_string(),
+            })
+        };
         match e.fstype {
             "cgroup2" => {
-                if let Some(own) = &own_v2 {
-                    layout.v2 = Some(Hierarchy {
-                        mount: PathBuf::from(&*mount),
-                        own: own.clone(),
-                    });
+                if let Some(h) = own_v2.as_ref().and_then(hierarchy) {
+                    layout.v2 = Some(h);
                 }
             }
             "cgroup" => {
-                for opt in super_opts.split(',') {
-                    if let Some(own) = own_v1.get(opt) {
-                        layout.v1.insert(
-                            opt.to_string(),
-                            Hierarchy {
-                                mount: PathBuf::from(&*mount),
-                                own: own.clone(),
-                            },
-                        );
+                for opt in e.super_options.split(',') {
+                    if let Some(h) = own_v1.get(opt).and_then(hierarchy) {
+                        layout.v1.insert(opt.to_string(), h);
                     }
                 }
             }
@@ -737,6 +750,26 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
         );
         assert_eq!(l.v1["pids"].own, "/");
+    }
+
+    /// Inside a container whose cgroupfs is a bound subtree: the mount
+    /// shows /docker/X at its top, where /proc/self/cgroup says the
+    /// caller is; a mount of another subtree does not show it at all.
+    #[test]
+    fn a_bound_subtree_of_the_hierarchy() {
+        let l = parse_layout(
+            "30 25 0:26 /docker/x /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
+             31 25 0:26 /other /mnt/other rw - cgroup2 cgroup2 rw\n",
+            "0::/docker/x/app\n",
+        );
+        let v2 = l.v2.unwrap();
+        assert_eq!(v2.mount, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(v2.own_dir(), PathBuf::from("/sys/fs/cgroup/app"));
+        let l = parse_layout(
+            "31 25 0:26 /other /mnt/other rw - cgroup2 cgroup2 rw\n",
+            "0::/docker/x\n",
+        );
+        assert_eq!(l.v2, None, "a mount that does not show the caller's cgroup");
     }
 
     #[test]

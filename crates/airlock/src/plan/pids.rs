@@ -76,6 +76,7 @@ mod tests {
             crate::cgroup::Hierarchy {
                 mount: "/sys/fs/cgroup/pids".into(),
                 own: "/".into(),
+                root: "/".into(),
             },
         );
         ctx
