@@ -44,7 +44,15 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &self.saved);
+        // From a background process group a change of our controlling
+        // terminal would stop us (SIGTTOU): `airlock run ... &` ending.
+        // The terminal is then the foreground job's, not ours to put back.
+        // (Not our controlling terminal, tcgetpgrp fails: no such stop.)
+        let stdin = rustix::stdio::stdin();
+        if rustix::termios::tcgetpgrp(stdin).is_ok_and(|g| g != rustix::process::getpgrp()) {
+            return;
+        }
+        let _ = tcsetattr(stdin, OptionalActions::Now, &self.saved);
         // Exclusive mode (TIOCEXCL) would keep every later open of the
         // terminal out, but root's (sudo, ssh, a new shell's /dev/tty).
         // SAFETY: TIOCNXCL takes no argument and acts on stdin's terminal.

@@ -159,12 +159,24 @@ impl CallerOutput {
         })
     }
 
-    /// Every byte given so far delivered, then the pipe closed.
-    fn finish(&mut self) {
+    /// The pipe closed, then every byte given so far delivered: waited
+    /// for (`wait`), or for as long as the caller takes it at once (a
+    /// caller that does not read cannot hold the supervisor).
+    fn finish(&mut self, wait: bool) {
         self.pipe = None;
-        if let Some(c) = self.copier.take() {
-            let _ = c.join();
+        let Some(c) = self.copier.take() else {
+            return;
+        };
+        if !wait {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+            while !c.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if !c.is_finished() {
+                return;
+            }
         }
+        let _ = c.join();
     }
 }
 
@@ -181,9 +193,16 @@ fn copy_to_stdout(far: OwnedFd) {
         };
         let mut rest = &buf[..n];
         while !rest.is_empty() {
-            match rustix::io::write(rustix::stdio::stdout(), rest) {
+            let out = rustix::stdio::stdout();
+            match rustix::io::write(out, rest) {
                 Ok(n) => rest = &rest[n..],
                 Err(rustix::io::Errno::INTR) => {}
+                // A stdout the caller made non-blocking (a terminal's
+                // one open file, shared with a non-blocking stdin).
+                Err(rustix::io::Errno::AGAIN) => {
+                    let mut fds = [rustix::event::PollFd::new(&out, PollFlags::OUT)];
+                    let _ = rustix::event::poll(&mut fds, None);
+                }
                 Err(_) => return,
             }
         }
@@ -334,9 +353,7 @@ impl Proxy {
         {
             self.handle(Ready::Output);
         }
-        if wait {
-            self.out.finish();
-        }
+        self.out.finish(wait);
     }
 
     fn resize(&self) {
