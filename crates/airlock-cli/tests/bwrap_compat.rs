@@ -256,6 +256,15 @@ fn perms_and_file_leave_the_mode_of_what_is_there() {
     assert_eq!(std::fs::read_to_string(d.join("key")).unwrap(), "new\n");
     assert_eq!(mode("made"), 0o750);
     assert_eq!(mode("fresh"), 0o644);
+    // --chmod is asked of what is there, as bubblewrap's chmod(2).
+    let r = airlock_sh(&format!(
+        "run --bind {h} /data --dir /data/sub --chmod 0750 /data/sub \
+         --file 3 /data/key --chmod 0640 /data/key -- true 3<{h}/content",
+        h = d.display()
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(mode("sub"), 0o750);
+    assert_eq!(mode("key"), 0o640);
 }
 
 #[test]
@@ -1344,7 +1353,8 @@ fn a_read_only_bind_onto_the_root_gets_no_mount_points() {
         assert!(
             r.stderr
                 .contains("mount /nologin (--tmpfs /nologin): cannot make the mount point")
-                && r.stderr.contains("gets no mount points made in it"),
+                && r.stderr
+                    .contains("airlock makes nothing in a directory root given read-only"),
             "{}",
             r.stderr
         );
@@ -1398,6 +1408,32 @@ fn a_writable_bind_onto_the_root_is_written_as_the_caller() {
     let meta = std::fs::metadata(dir.path().join("written")).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    // A workload that is not the sandbox's root: the mount points the
+    // root lacks (/usr here, /tmp) are made by host root before the tree
+    // is idmapped, where host root is no id at all; and --remount-ro /
+    // keeps the root writable until they are made, as bubblewrap does.
+    let bare = tempdir();
+    for link in ["bin", "lib", "lib64"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), bare.path().join(link)).unwrap();
+    }
+    let b = bare.path().display().to_string();
+    for extra in [&[][..], &["--remount-ro", "/"]] {
+        let mut flags = vec![
+            "--bind",
+            &b,
+            "/",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--tmpfs",
+            "/tmp",
+        ];
+        flags.extend_from_slice(extra);
+        flags.extend_from_slice(&["--uid", "1000", "--gid", "1000"]);
+        let r = sh(&flags, "id -u; test -d /tmp && echo tmp-ok");
+        assert_eq!(r.code, 0, "{extra:?}: {}", r.stderr);
+        assert_eq!(r.stdout, "1000\ntmp-ok\n", "{extra:?}");
+    }
     // What the filter keeps out of a caller's bind stays out here too.
     let r = sh(
         &[

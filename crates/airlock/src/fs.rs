@@ -109,13 +109,7 @@ struct MountPointError(io::Error);
 impl std::fmt::Display for MountPointError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let reason = crate::report::describe(&self.0);
-        write!(f, "cannot make the mount point: {reason}")?;
-        if self.0.raw_os_error() == Some(libc::EROFS) {
-            // Most often a directory root given read-only, which setup
-            // never writes unless asked to.
-            f.write_str(" (a host directory given read-only gets no mount points made in it: make it there first, or for a read-only root use --rootfs DIR --rootfs-readonly, the spec's filesystem.root.make_mountpoints)")?;
-        }
-        Ok(())
+        write!(f, "cannot make the mount point: {reason}")
     }
 }
 

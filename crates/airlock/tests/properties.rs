@@ -96,7 +96,8 @@ fn arb_mount() -> impl Strategy<Value = Mount> {
             destination,
             content,
             mode: None,
-            bind: false
+            bind: false,
+            chmod: false,
         }),
         (path, path).prop_map(|(target, destination)| Mount::Symlink {
             target,

@@ -302,8 +302,21 @@ pub fn apply(
 /// (the mounts on it keep their own mode), as a spec's root says.
 fn remount_root(s: &mut SandboxSpec, here: &str) -> Result<(), String> {
     match &mut s.filesystem.root {
-        Root::Tmpfs { readonly, .. } | Root::Path { readonly, .. } => {
+        Root::Tmpfs { readonly, .. } => {
             *readonly = true;
+            Ok(())
+        }
+        // bubblewrap's: writable while it is set up, read-only after, so
+        // the mount points it lacks are made in it first.
+        Root::Path {
+            readonly,
+            make_mountpoints,
+            ..
+        } => {
+            if !*readonly {
+                *readonly = true;
+                *make_mountpoints = true;
+            }
             Ok(())
         }
         Root::Overlay { .. } => Err(format!(
@@ -319,11 +332,23 @@ fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<(), String> {
     let target = v[1].trim_end_matches('/');
     for mount in s.filesystem.mounts.iter_mut().rev() {
         match mount {
-            Mount::Dir { destination, mode }
-            | Mount::Tmpfs {
-                destination, mode, ..
+            Mount::Dir {
+                destination,
+                mode,
+                chmod,
             }
             | Mount::File {
+                destination,
+                mode,
+                chmod,
+                ..
+            } if destination.trim_end_matches('/') == target => {
+                // As bubblewrap's: what was there already too.
+                *mode = Some(new);
+                *chmod = true;
+                return Ok(());
+            }
+            Mount::Tmpfs {
                 destination, mode, ..
             } if destination.trim_end_matches('/') == target => {
                 *mode = Some(new);
@@ -366,6 +391,7 @@ fn to_mount(
             destination: v[1].clone(),
             mode: mode.or(Some(FileMode(default))),
             bind,
+            chmod: false,
         })
     };
     Ok(Some(match id {
@@ -397,6 +423,7 @@ fn to_mount(
         "dir" => Mount::Dir {
             destination: v[0].clone(),
             mode,
+            chmod: false,
         },
         "remount_ro" => Mount::RemountReadOnly {
             destination: v[0].clone(),

@@ -166,6 +166,8 @@ pub enum MountStep {
     Dir {
         destination: String,
         mode: Option<u32>,
+        /// `mode` for one already there too (`--chmod`).
+        chmod: bool,
     },
     File {
         destination: String,
@@ -174,6 +176,8 @@ pub enum MountStep {
         /// Bound over `destination` from a file of its own, not written
         /// there.
         bind: bool,
+        /// `mode` for one already there too (`--chmod`).
+        chmod: bool,
     },
     Symlink {
         destination: String,
@@ -434,20 +438,23 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
         Mount::Mqueue { .. } => MountStep::Mqueue { destination },
         Mount::Sysfs { .. } => MountStep::Sysfs { destination },
         Mount::Cgroup { .. } => MountStep::Cgroup { destination },
-        Mount::Dir { mode, .. } => MountStep::Dir {
+        Mount::Dir { mode, chmod, .. } => MountStep::Dir {
             destination,
             mode: mode.map(|m| m.0),
+            chmod: *chmod,
         },
         Mount::File {
             content,
             mode,
             bind,
+            chmod,
             ..
         } => MountStep::File {
             destination,
             content: content.clone(),
             mode: mode.map_or(0o644, |m| m.0),
             bind: *bind,
+            chmod: *chmod,
         },
         Mount::Symlink { target, .. } => MountStep::Symlink {
             destination,

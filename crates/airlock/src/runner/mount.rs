@@ -235,6 +235,57 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
     // these, not by their paths again (see `protect::Kernel`).
     let mut kernel = protect::Kernel::default();
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
+        apply_step(plan, trees, &mut kernel, i, m, report)
+            .map_err(|e| read_only_root_hint(plan, i, e))?;
+    }
+    Ok(())
+}
+
+/// A path a read-only directory root lacks, where setup had to make one
+/// (EROFS), is said to be that: such a root is never written (see
+/// `filesystem.root.make_mountpoints`). Not for a path in an earlier
+/// mount, whose own read-only is the cause.
+fn read_only_root_hint(plan: &Plan, i: usize, mut e: SetupError) -> SetupError {
+    let Root::Path {
+        readonly: true,
+        make_mountpoints: false,
+        path,
+    } = &plan.filesystem.root
+    else {
+        return e;
+    };
+    let steps = &plan.filesystem.steps;
+    let dest = match &steps[i] {
+        MountStep::Dir { destination, .. }
+        | MountStep::File { destination, .. }
+        | MountStep::Symlink { destination, .. } => Some(destination.as_str()),
+        m => m.mountpoint(),
+    };
+    let in_a_mount = |d: &str| {
+        steps[..i]
+            .iter()
+            .filter_map(MountStep::mountpoint)
+            .any(|m| crate::check::paths::within(d, m))
+    };
+    if e.errno == Some(libc::EROFS) && dest.is_some_and(|d| !in_a_mount(d)) {
+        e.reason = format!(
+            "{}; the read-only root {path} lacks it, and airlock makes nothing in a directory root given read-only: make it there first, or use --rootfs {path} --rootfs-readonly (the spec's filesystem.root.make_mountpoints)",
+            e.reason
+        );
+    }
+    e
+}
+
+/// One step of [`apply`].
+fn apply_step(
+    plan: &Plan,
+    trees: &Trees,
+    kernel: &mut protect::Kernel,
+    i: usize,
+    m: &MountStep,
+    report: Reporter,
+) -> Result<()> {
+    {
         let step = || plan.filesystem.step_name(i);
         let root = trees.root.as_fd();
         match m {
@@ -325,13 +376,18 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                     .progress(|| format!("mount {destination}: the sandbox's cgroups (read-only)"));
                 cgroup_view(root, &trees.cgroups, destination).step(step)?;
             }
-            MountStep::Dir { destination, mode } => {
+            MountStep::Dir {
+                destination,
+                mode,
+                chmod,
+            } => {
                 report.progress(step);
                 // As bubblewrap's --perms: the mode of a directory made
-                // here, never of one already there (a bound host one's).
+                // here, never of one already there (a bound host one's),
+                // unless asked by --chmod.
                 let existed = path_in(root, destination).is_ok();
                 let d = super::fs::mkdir_all_in(root, destination).step(step)?;
-                if let (Some(m), false) = (mode, existed) {
+                if let (Some(m), true) = (mode, !existed || *chmod) {
                     chmod_path(&d, *m).step(step)?;
                 }
             }
@@ -340,15 +396,17 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
                 content,
                 mode,
                 bind: false,
+                chmod,
             } => {
                 report.progress(step);
-                write_file(root, destination, content.as_bytes(), *mode).step(step)?;
+                write_file(root, destination, content.as_bytes(), *mode, *chmod).step(step)?;
             }
             MountStep::File {
                 destination,
                 content,
                 mode,
                 bind: true,
+                ..
             } => {
                 report.progress(|| format!("mount {destination}: a file of its own"));
                 bind_file(root, destination, content.as_bytes(), *mode, i).step(step)?;
@@ -387,7 +445,7 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
             MountStep::Mask { .. }
             | MountStep::ReadOnly { .. }
             | MountStep::SealDev { .. }
-            | MountStep::ReadOnlyRoot => protect::apply(m, trees, &kernel, report)?,
+            | MountStep::ReadOnlyRoot => protect::apply(m, trees, kernel, report)?,
         }
     }
     Ok(())
@@ -501,7 +559,14 @@ fn chmod_path(fd: &OwnedFd, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::fchmod(d, Mode::from_raw_mode(mode))?)
 }
 
-fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Result<()> {
+/// `chmod`: give `mode` to a file already there too.
+fn write_file(
+    root: BorrowedFd,
+    dest: &str,
+    content: &[u8],
+    mode: u32,
+    chmod: bool,
+) -> io::Result<()> {
     let (parent, name) = crate::fs::split_parent(dest);
     let pfd = super::fs::mkdir_all_in(root, parent)?;
     // Non-blocking: an image's fifo there would hang the start.
@@ -534,7 +599,7 @@ fn write_file(root: BorrowedFd, dest: &str, content: &[u8], mode: u32) -> io::Re
             "{dest} is there and not a regular file"
         )));
     }
-    fill(&f, content, created.then_some(mode))
+    fill(&f, content, (created || chmod).then_some(mode))
 }
 
 /// Write all of `content` into the file `f` and, for a file just made,

@@ -120,26 +120,29 @@ pub fn clone_trees(
             _ => None,
         });
     }
-    let (root, writable_top) = match &plan.filesystem.root {
+    let root = match &plan.filesystem.root {
         Root::Path {
             path,
             readonly,
-            make_mountpoints,
+            make_mountpoints: make,
         } => {
-            let writable_top = !readonly || *make_mountpoints;
+            let writable_top = !readonly || *make;
             let tree = root_tree(plan, &seen, path, *readonly, writable_top)?;
-            // Written as the caller, as a writable bind is.
+            if writable_top && plan.caller.is_root() {
+                make_mountpoints(plan, &tree, &binds);
+            }
+            // Written as the caller, as a writable bind is. After the
+            // mountpoints: through the idmapped tree host root is no id
+            // at all (EOVERFLOW), unless the workload is the sandbox's
+            // root.
             if let (true, Some(ns)) = (plan.filesystem.root_for_caller, &caller_userns) {
                 sys::mount_setattr_idmap(&tree, ns)
                     .map_err(|e| not_idmappable(format!("root {path}"), path, &e))?;
             }
-            (Some(tree), writable_top)
+            Some(tree)
         }
-        _ => (None, false),
+        _ => None,
     };
-    if let (Some(root), true) = (&root, writable_top && plan.caller.is_root()) {
-        make_mountpoints(plan, root, &binds);
-    }
     let wanted = plan
         .filesystem
         .steps

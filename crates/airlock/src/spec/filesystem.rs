@@ -302,6 +302,10 @@ pub enum Mount {
         destination: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<FileMode>,
+        /// Give `mode` to a directory already there too (bubblewrap's
+        /// `--chmod`); without it only one made here gets it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        chmod: bool,
     },
     /// A file with `content` at `destination`: written there, or with
     /// `bind`, a file of its own bound over it (made if missing), as
@@ -315,6 +319,10 @@ pub enum Mount {
         mode: Option<FileMode>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         bind: bool,
+        /// Give `mode` to a file already there too (bubblewrap's
+        /// `--chmod`); without it only one made here gets it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        chmod: bool,
     },
     Symlink {
         target: String,
