@@ -126,8 +126,11 @@ fn layout(c: &config::Config) -> anyhow::Result<airlock::cgroup::Layout> {
     };
     let parent = airlock::cgroup::cgroup_parent(parent)
         .map_err(|e| anyhow::anyhow!("cgroup_parent: {e}"))?;
-    for h in l.v2.iter().chain(l.v1.values()) {
-        let dir = h.mount.join(parent.trim_start_matches('/'));
+    let at = l.at(&parent);
+    for h in at.v2.iter().chain(at.v1.values()) {
+        // Where each mount shows it (a bound subtree's mount is not the
+        // hierarchy's root).
+        let dir = h.own_dir();
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::warn!("cgroup_parent {}: {e}", dir.display());
         }

@@ -211,6 +211,9 @@ pub struct Cgroup {
     /// The directories above the sandbox's own that creating it made
     /// (parents first): removed after them, when empty.
     made: Vec<PathBuf>,
+    /// A v1 freeze did not take (a task stuck in the kernel): `kill` no
+    /// longer waits for one.
+    freeze_failed: std::cell::Cell<bool>,
 }
 
 /// Write `value` to `dir`/`file`; an error names `step` (the spec field
@@ -556,13 +559,16 @@ impl Cgroup {
                 return;
             }
         }
-        let mut freezer = self.v1.get("freezer").map(|f| f.join("freezer.state"));
+        let mut freezer = (self.v1.get("freezer"))
+            .filter(|_| !self.freeze_failed.get())
+            .map(|f| f.join("freezer.state"));
         for _ in 0..KILL_ROUNDS {
             let frozen = freezer
                 .as_ref()
                 .is_some_and(|f| set_frozen(f, true).is_ok());
-            if !frozen {
-                // Not waited for again in the next rounds.
+            if freezer.is_some() && !frozen {
+                // Not waited for again, in this call or a later one.
+                self.freeze_failed.set(true);
                 freezer = None;
             }
             let procs = self.procs();

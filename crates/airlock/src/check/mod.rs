@@ -187,14 +187,15 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
     // binds onto one destination must not hide a writable one behind a
     // read-only one.
     for d in &spec.filesystem.idmap {
-        for (source, writable) in spec.filesystem.idmapped(d) {
-            if writable {
-                f.add(
-                    "idmapped-writable",
-                    "filesystem.idmap",
-                    format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
-                );
-            }
+        let named = spec.filesystem.idmapped(d);
+        if named.iter().any(|(_, writable)| *writable) {
+            f.add(
+                "idmapped-writable",
+                "filesystem.idmap",
+                format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
+            );
+        }
+        for (source, _) in named {
             let real = host.resolve(source);
             let private = PRIVATE_DIRS
                 .iter()
