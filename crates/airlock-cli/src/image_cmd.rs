@@ -44,7 +44,8 @@ pub fn main(a: ImageArgs, ctx: &Context) -> ExitCode {
     let root = a.store.map_or_else(|| ctx.store.clone(), Into::into);
     // Absolute, so that what ls prints leads somewhere from any directory.
     let root = std::path::absolute(&root).unwrap_or(root);
-    if std::fs::symlink_metadata(&root).is_err() {
+    let missing = std::fs::symlink_metadata(&root);
+    if missing.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         // Looked at, not made: a mistyped --store leaves nothing behind.
         return without_store(&root, a.command);
     }
@@ -88,7 +89,10 @@ fn without_store(root: &std::path::Path, command: ImageCommand) -> ExitCode {
         ImageCommand::Ls {
             format: Format::Json,
         } => println!("[]"),
-        ImageCommand::Ls { .. } => eprintln!("(store: {root}, not made yet)"),
+        ImageCommand::Ls { .. } => {
+            print_header();
+            eprintln!("(store: {root}, not made yet)");
+        }
         ImageCommand::Prune => println!("pruned 0 layer(s)"),
         ImageCommand::Rm { what } => {
             for w in what {
@@ -98,6 +102,13 @@ fn without_store(root: &std::path::Path, command: ImageCommand) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn print_header() {
+    println!(
+        "{:<14} {:<30} {:>6} {:>8}  SOURCE",
+        "ID", "NAME", "LAYERS", "SIZE"
+    );
 }
 
 fn ls(store: &Store, format: Format) {
@@ -127,10 +138,7 @@ fn ls(store: &Store, format: Format) {
             );
         }
         Format::Table => {
-            println!(
-                "{:<14} {:<30} {:>6} {:>8}  SOURCE",
-                "ID", "NAME", "LAYERS", "SIZE"
-            );
+            print_header();
             for (r, size) in &images {
                 let id = r.id.trim_start_matches("sha256:");
                 // Names and sources come from the images (an OCI
@@ -139,10 +147,10 @@ fn ls(store: &Store, format: Format) {
                 println!(
                     "{:<14} {:<30} {:>6} {:>8}  {}",
                     &id[..12.min(id.len())],
-                    crate::lifecycle_cmd::shown_plainly(&r.name),
+                    airlock::report::plain(&r.name),
                     r.layers.len(),
                     human_size(*size),
-                    crate::lifecycle_cmd::shown_plainly(&r.source)
+                    airlock::report::plain(&r.source)
                 );
             }
             eprintln!("(store: {})", store.root.display());

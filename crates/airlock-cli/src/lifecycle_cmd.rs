@@ -202,7 +202,7 @@ pub(crate) fn print_ps_table(rows: Vec<[String; 6]>) {
     // they could erase and forge rows.
     let rows: Vec<[String; 6]> = rows
         .into_iter()
-        .map(|row| row.map(|cell| shown_plainly(&cell)))
+        .map(|row| row.map(|cell| airlock::report::plain(&cell)))
         .collect();
     let mut width = HEAD.map(str::len);
     for row in &rows {
@@ -226,18 +226,6 @@ pub(crate) fn print_ps_table(rows: Vec<[String; 6]>) {
     for row in &rows {
         print(row.each_ref().map(String::as_str));
     }
-}
-
-/// `text` with each control character written as an escape (`\u{1b}`).
-pub(crate) fn shown_plainly(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c.is_control() {
-            true => out.extend(c.escape_default()),
-            false => out.push(c),
-        }
-    }
-    out
 }
 
 /// States as indented JSON, their recorded specs too (a recorded spec

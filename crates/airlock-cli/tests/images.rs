@@ -786,7 +786,7 @@ fn hostile_layers() {
         "absolute path made relative",
         "device node skipped",
         "setuid/setgid bits cleared",
-        "\"x/ping\": extended attributes not kept: [\"security.capability\"]",
+        "extended attributes not kept: [\"security.capability\"] on 1 entries, the first \"x/ping\"",
     ] {
         assert!(
             r.stderr.contains(note),
@@ -956,6 +956,14 @@ fn a_numeric_user_takes_its_accounts_group() {
         let (env, img) = Env::with_image("g", vec![busybox_layer(), passwd.clone()], config);
         let r = env.run(&img, &[]);
         assert_eq!(r.stdout.trim(), ids, "User {user}: {}", r.stderr);
+    }
+    // --uid alone, over the image's User: that uid's account, not the
+    // User's group.
+    let config = json!({"Cmd": ["/bin/sh", "-c", "echo $(id -u):$(id -g)"], "User": "0:5"});
+    let (env, img) = Env::with_image("h", vec![busybox_layer(), passwd], config);
+    for (uid, ids) in [("1000", "1000:100"), ("2000", "2000:0")] {
+        let r = env.run(&img, &["--uid", uid]);
+        assert_eq!(r.stdout.trim(), ids, "--uid {uid}: {}", r.stderr);
     }
 }
 

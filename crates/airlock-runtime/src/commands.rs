@@ -571,22 +571,6 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     }
 }
 
-/// Whether a signal's default action ends the process (not one ignored,
-/// stopping or continuing by default).
-fn ends_by_default(sig: i32) -> bool {
-    !matches!(
-        sig,
-        libc::SIGCHLD
-            | libc::SIGCONT
-            | libc::SIGURG
-            | libc::SIGWINCH
-            | libc::SIGSTOP
-            | libc::SIGTSTP
-            | libc::SIGTTIN
-            | libc::SIGTTOU
-    )
-}
-
 /// The acknowledgements the runtime gives itself for a bundle's own
 /// files (see `config::OWN_IDMAP_ACKS`) that the caller did not give too:
 /// left out of what findings a bundle or an exec is told.
@@ -601,6 +585,7 @@ pub(crate) fn own_acks(ctx: &Ctx) -> Vec<String> {
 
 fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
     let (sb, st) = ctx.find(id)?;
+    let sig = parse_signal(signal)?;
     if st.status == Status::Stopped && all {
         // runc signals whatever is left in the cgroup, and a stopped
         // container's is gone: nothing to do is success.
@@ -617,14 +602,6 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         // OCI: only a created or running container takes a signal. (A
         // delete --force stops one being created.)
         return Err(format!("cannot kill container {id}: it is being created"));
-    }
-    let sig = parse_signal(signal)?;
-    if st.status == Status::Created && ends_by_default(sig) {
-        // The held PID 1 of a PID namespace ignores a signal it has no
-        // handler for, so SIGTERM would leave it created and a CRI
-        // StopContainer waiting out its grace period. runc's held init
-        // (a Go program) dies of it: so does this one.
-        return sb.request(&Request::Kill).map_err(|e| e.to_string());
     }
     if all && sig != libc::SIGKILL {
         // runc's --all: every process of the container, found in its
@@ -661,7 +638,9 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
                 }
             }
         }
-        if !procs.is_empty() {
+        // A created container's held PID 1 ignores it: its supervisor
+        // decides (a signal that ends runc's held init ends it).
+        if !procs.is_empty() && st.status != Status::Created {
             return Ok(());
         }
     }

@@ -272,6 +272,20 @@ fn errno(err: &io::Error) -> Option<i32> {
     found
 }
 
+/// `text` with each control character written as an escape (`\u{1b}`):
+/// for what others wrote (an image's names, a sandbox's) on its way to a
+/// terminal.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
+}
+
 /// The kernel's words for an error, without Rust's "(os error N)" suffix.
 pub fn describe(err: &io::Error) -> String {
     let s = err.to_string();

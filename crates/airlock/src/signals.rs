@@ -64,6 +64,30 @@ pub fn kept(sig: i32) -> Option<&'static str> {
     })
 }
 
+/// Whether `sig` ends a sandbox held before its start (`--hold`, OCI's
+/// created container): its PID 1 ignores a signal it has no handler for,
+/// where runc's held init, a Go program, dies of these: the terminating
+/// ones Go does not catch and ignore (HUP, INT, TERM) and those it exits
+/// on with a stack dump; SIGKILL too.
+pub fn ends_held(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGHUP
+            | libc::SIGINT
+            | libc::SIGTERM
+            | libc::SIGQUIT
+            | libc::SIGILL
+            | libc::SIGTRAP
+            | libc::SIGABRT
+            | libc::SIGBUS
+            | libc::SIGFPE
+            | libc::SIGSEGV
+            | libc::SIGSTKFLT
+            | libc::SIGSYS
+            | libc::SIGKILL
+    )
+}
+
 static TARGET: AtomicI32 = AtomicI32::new(0);
 static FORWARD_TERMINAL: AtomicBool = AtomicBool::new(true);
 

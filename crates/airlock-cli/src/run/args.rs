@@ -144,7 +144,9 @@ pub struct RunArgs {
     /// uid otherwise).
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub(crate) uid: Option<u32>,
-    /// Group id inside the sandbox (default: as --uid, your own gid).
+    /// Group id inside the sandbox (default: as --uid, your own gid; with
+    /// --image and --uid, that account's group in the image, 0 without
+    /// one).
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub(crate) gid: Option<u32>,
     /// Run the program as PID 1 instead of airlock's init.

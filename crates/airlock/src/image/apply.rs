@@ -74,15 +74,33 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
             spec.process.cwd = wd;
         }
     }
-    if spec.process.uid.is_none() || spec.process.gid.is_none() {
-        let (uid, gid) = match c.user().clone().filter(|u| !u.is_empty()) {
-            Some(user) => user_ids(&user, &p.layer_dirs)?,
-            None => (0, 0),
-        };
-        spec.process.uid.get_or_insert(uid);
-        spec.process.gid.get_or_insert(gid);
+    match (spec.process.uid, spec.process.gid) {
+        (Some(_), Some(_)) => {}
+        // A uid given over the image's User is that account's, as
+        // `podman run --user N` takes it.
+        (Some(uid), None) => {
+            let top_first: Vec<PathBuf> = p.layer_dirs.iter().rev().cloned().collect();
+            spec.process.gid = Some(account_gid(&top_first, uid));
+        }
+        (None, _) => {
+            let (uid, gid) = match c.user().clone().filter(|u| !u.is_empty()) {
+                Some(user) => user_ids(&user, &p.layer_dirs)?,
+                None => (0, 0),
+            };
+            spec.process.uid = Some(uid);
+            spec.process.gid.get_or_insert(gid);
+        }
     }
     Ok(())
+}
+
+/// The group of the image's account for `uid`, 0 without one, as docker
+/// and podman give it.
+fn account_gid(layers_top_first: &[PathBuf], uid: u32) -> u32 {
+    let uid = uid.to_string();
+    lookup(layers_top_first, "/etc/passwd", |f| f[2] == uid)
+        .and_then(|(_, g)| g)
+        .unwrap_or(0)
 }
 
 /// What the image's config gives checked as the image's, so that an error
@@ -152,13 +170,7 @@ fn user_ids(user: &str, layers: &[PathBuf]) -> Result<(u32, u32), ImageError> {
         .split_once(':')
         .map_or((user, None), |(u, g)| (u, Some(g)));
     let (uid, passwd_gid) = match u.parse::<u32>() {
-        // Its account's group, as docker and podman give it; 0 without one.
-        Ok(n) => (
-            n,
-            lookup(&top_first, "/etc/passwd", |f| f[2] == u)
-                .and_then(|(_, g)| g)
-                .or(Some(0)),
-        ),
+        Ok(n) => (n, Some(account_gid(&top_first, n))),
         Err(_) => lookup(&top_first, "/etc/passwd", |f| f[0] == u).ok_or_else(|| {
             ImageError::Invalid(format!("the image's User {u:?} is not in its /etc/passwd"))
         })?,
@@ -330,7 +342,9 @@ mod tests {
         assert_eq!(s.process.env["GREETING"], "bye");
         assert_eq!(s.process.env["PATH"], "/bin");
         assert_eq!(s.process.cwd, "/tmp");
-        assert_eq!((s.process.uid, s.process.gid), (Some(0), Some(6)));
+        // A uid given replaces the image's User whole, as `podman run
+        // --user 0` does: its group is that account's (none here: 0).
+        assert_eq!((s.process.uid, s.process.gid), (Some(0), Some(0)));
         assert!(matches!(
             s.filesystem.root,
             Root::Overlay {

@@ -32,10 +32,14 @@ pub fn parse_ref(s: &str) -> (PathBuf, Selector) {
         return (s.into(), Selector::Only);
     }
     match s.rsplit_once('@') {
-        // After the last `@`, unless a path goes on there (a directory
-        // named with `@`): a pin, judged (and refused with its rules)
-        // where the image is resolved.
-        Some((path, digest)) if !digest.contains('/') => {
+        // After the last `@`: a pin (judged, and refused with its rules,
+        // where the image is resolved) where it reads as one or the path
+        // before it is there; otherwise the `@` is the path's (`./my@img`,
+        // `./my@img:v1`).
+        Some((path, digest))
+            if !digest.contains('/')
+                && (digest.starts_with("sha256:") || Path::new(path).exists()) =>
+        {
             return (path.into(), Selector::Digest(digest.to_string()));
         }
         _ => {}
@@ -94,6 +98,11 @@ pub fn check_id_bases(spec: &SandboxSpec, caller: Caller) -> Result<(), ImageErr
     } else {
         spec::host_id(map, 0)
     };
+    if uid_base > u32::MAX - 65535 {
+        return Err(ImageError::Invalid(format!(
+            "identity.uid_map: with an image, uid 0 must map to a host id with 65535 more above it (its layers' ids are {uid_base} + their own), not {uid_base}"
+        )));
+    }
     if gid_base != Some(uid_base) {
         let gid = gid_base.map_or("nothing".to_string(), |g| g.to_string());
         return Err(ImageError::Invalid(format!(
@@ -282,6 +291,10 @@ mod tests {
         assert_eq!(
             parse_ref("/no/a@b/img@sha256:ab"),
             ("/no/a@b/img".into(), Selector::Digest("sha256:ab".into()))
+        );
+        assert_eq!(
+            parse_ref("/no/such/my@img:v1"),
+            ("/no/such/my@img".into(), Selector::Tag("v1".into()))
         );
         let dir = tempfile::tempdir().unwrap();
         let at = dir.path().join("x@sha256:ab");

@@ -192,7 +192,7 @@ pub fn default_root(uid: u32, xdg_data_home: Option<String>, home: Option<String
 
 /// Bumped whenever the unpacker writes a layer differently, so a tree of
 /// an older form is unpacked again rather than used.
-const UNPACK_FORM: &str = "airlock-unpack-2";
+const UNPACK_FORM: &str = "airlock-unpack-3";
 
 /// The store's name for a layer as unpacked for `id_base`:
 /// `<diff_id hex>-<16 hex of what else shaped it>`.
@@ -264,8 +264,7 @@ fn unswappable_above(root: &Path) -> Result<(), ImageError> {
 /// exist yet: the walk ends at the first directory still to be made.
 fn check_reachable(root: &Path, uid: u32) -> Result<(), ImageError> {
     use std::os::unix::fs::MetadataExt;
-    // Host root (a sandbox without a user namespace) passes any mode.
-    if !root.is_absolute() || uid == 0 {
+    if !root.is_absolute() {
         return Ok(());
     }
     let layers = root.join("layers");
@@ -467,8 +466,7 @@ impl Store {
             remove_tree(&tmp);
             // Which of the image's layers: an entry's name alone does
             // not say.
-            let file = layer.blob.file_name().unwrap_or_default().to_string_lossy();
-            return Err(e.context(format!("layer {} ({file})", layer.diff_id)));
+            return Err(e.context(format!("layer {} ({:?})", layer.diff_id, layer.blob)));
         }
         let fresh = install(&tmp, &dir)?;
         Ok((dir.join("rootfs"), fresh))

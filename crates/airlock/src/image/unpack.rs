@@ -18,6 +18,7 @@
 //! overlay without a user namespace reads).
 
 use super::ImageError;
+use crate::report::plain;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -44,19 +45,27 @@ const CONFINED: ResolveFlags = ResolveFlags::IN_ROOT
 /// An entry that would reach outside the layer or is not what an image
 /// may hold: the whole layer is refused.
 fn refused(entry: &str, why: impl std::fmt::Display) -> ImageError {
-    ImageError::Refused(format!("layer entry {entry:?}: {why}"))
+    ImageError::Refused(format!(
+        "layer entry {entry:?}: {}",
+        plain(&why.to_string())
+    ))
 }
 
 /// An entry that makes no sense (a broken or truncated archive).
 fn invalid(entry: &str, why: impl std::fmt::Display) -> ImageError {
-    ImageError::Invalid(format!("layer entry {entry:?}: {why}"))
+    ImageError::Invalid(format!(
+        "layer entry {entry:?}: {}",
+        plain(&why.to_string())
+    ))
 }
 
-/// Writing an entry failed on the host, at `step`.
-fn failed(entry: &str, step: impl Into<String>, e: rustix::io::Errno) -> ImageError {
+/// Writing an entry failed on the host, at `step`. (Each message may
+/// quote the layer's names: `plain` keeps their escape sequences off a
+/// terminal.)
+fn failed(entry: &str, step: impl std::fmt::Display, e: rustix::io::Errno) -> ImageError {
     ImageError::Entry {
         entry: entry.to_string(),
-        step: step.into(),
+        step: plain(&step.to_string()),
         source: e.into(),
     }
 }
@@ -69,6 +78,11 @@ fn failed(entry: &str, step: impl Into<String>, e: rustix::io::Errno) -> ImageEr
 struct Notes {
     list: Vec<String>,
     more: usize,
+    /// Extended attributes entries lost: one note for the layer, beside
+    /// the capped ones (every file of a labelled layer has them).
+    xattrs: std::collections::BTreeSet<String>,
+    xattr_entries: usize,
+    first_xattr_entry: Option<String>,
 }
 
 const MAX_NOTES: usize = 32;
@@ -81,10 +95,26 @@ impl Notes {
         }
     }
 
+    /// `names`, the extended attributes entry `raw` had and loses.
+    fn lost_xattrs(&mut self, raw: &str, names: impl Iterator<Item = String>) {
+        self.xattrs.extend(names);
+        self.xattr_entries += 1;
+        self.first_xattr_entry
+            .get_or_insert_with(|| raw.to_string());
+    }
+
     fn into_vec(mut self) -> Vec<String> {
         if self.more > 0 {
             self.list
                 .push(format!("... and {} more entries like these", self.more));
+        }
+        if let Some(first) = &self.first_xattr_entry {
+            // Bounded: at most this many names are listed.
+            let names: Vec<&String> = self.xattrs.iter().take(8).collect();
+            self.list.push(format!(
+                "extended attributes not kept: {names:?} on {} entries, the first {first:?}",
+                self.xattr_entries
+            ));
         }
         self.list
     }
@@ -371,8 +401,7 @@ impl Unpacker {
                 .filter_map(|e| Some(e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string()))
                 .collect();
             if !names.is_empty() {
-                self.notes
-                    .push(format!("{raw:?}: extended attributes not kept: {names:?}"));
+                self.notes.lost_xattrs(&raw, names.into_iter());
             }
         }
         let header = entry.header().clone();

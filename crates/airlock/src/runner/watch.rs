@@ -458,6 +458,12 @@ impl<'a> Watch<'a> {
             _ => {}
         }
         let result = match incoming.request {
+            // Decided here, where a start is too: the signal ends what it
+            // reaches, never a workload that started meanwhile.
+            Request::Signal { signal } if self.hold.is_some() && signals::ends_held(signal) => {
+                self.kill("it was signalled before it started");
+                Ok(())
+            }
             Request::Signal { signal }
                 if self.own_init && signal != libc::SIGKILL && signals::kept(signal).is_some() =>
             {
