@@ -186,22 +186,27 @@ fn binding_the_store_writable_is_refused() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
-#[test]
-fn directories_a_layer_implies_belong_to_its_root() {
-    require_root!();
-    use common::images::{layer, E};
-    let dir = tempdir();
-    let img = dir.path().join("img");
-    // No entries for srv/ and srv/data/: the unpacker makes them.
+/// An image in `dir`/img whose second layer has srv/data/f and no entries
+/// for srv/ and srv/data/ (the unpacker makes them), running `script`.
+fn implied_dirs_image(dir: &Path, script: &str) -> PathBuf {
+    let img = dir.join("img");
     let implied = layer(&[E::File("srv/data/f", b"x", 0o644)]);
     oci_layout(
         &img,
         &[(
             "v",
             vec![busybox_layer(), implied],
-            json!({"Cmd": ["/bin/sh", "-c", "stat -c %u:%g /srv /srv/data /srv/data/f"]}),
+            json!({"Cmd": ["/bin/sh", "-c", script]}),
         )],
     );
+    img
+}
+
+#[test]
+fn directories_a_layer_implies_belong_to_its_root() {
+    require_root!();
+    let dir = tempdir();
+    let img = implied_dirs_image(dir.path(), "stat -c %u:%g /srv /srv/data /srv/data/f");
     let r = run_image(
         &dir.path().join("store"),
         &img.display().to_string(),
@@ -296,16 +301,7 @@ fn a_rootless_hard_link_to_a_whiteout_is_refused() {
 fn a_callers_umask_does_not_shape_a_kept_layer() {
     require_root!();
     let dir = tempdir();
-    let img = dir.path().join("img");
-    let implied = layer(&[E::File("srv/data/f", b"x", 0o644)]);
-    oci_layout(
-        &img,
-        &[(
-            "v",
-            vec![busybox_layer(), implied],
-            json!({"Cmd": ["/bin/sh", "-c", "stat -c %a /srv /srv/data; cat /srv/data/f"]}),
-        )],
-    );
+    let img = implied_dirs_image(dir.path(), "stat -c %a /srv /srv/data; cat /srv/data/f");
     let store = dir.path().join("store");
     for umask in ["077", "022"] {
         let mut c = std::process::Command::new("sh");

@@ -179,6 +179,17 @@ fn with_an_image_errors_name_the_spec_files_indices_and_the_flags() {
     );
 }
 
+/// A root caller's run in the host's user namespace, acknowledged.
+const WITHOUT_A_USER_NAMESPACE: &[&str] = &[
+    "--share-user",
+    "--allow-unsafe",
+    "shared-user",
+    "--allow-unsafe",
+    "host-root-user",
+    "--allow-unsafe",
+    "host-privileged-id",
+];
+
 #[test]
 fn whiteouts_and_opaque_directories() {
     require_root!();
@@ -219,18 +230,7 @@ fn whiteouts_and_opaque_directories() {
     assert_eq!(r.stdout, want, "{}", r.stderr);
     // Root's overlay without a user namespace reads the trusted xattrs:
     // the opaque directory hides the lower layer's file there too.
-    let r = env.run(
-        &img,
-        &[
-            "--share-user",
-            "--allow-unsafe",
-            "shared-user",
-            "--allow-unsafe",
-            "host-root-user",
-            "--allow-unsafe",
-            "host-privileged-id",
-        ],
-    );
+    let r = env.run(&img, WITHOUT_A_USER_NAMESPACE);
     assert_eq!(r.stdout, want, "{}", r.stderr);
 }
 
@@ -253,18 +253,7 @@ fn without_a_user_namespace_files_keep_the_images_owners() {
             json!({"Cmd": ["/bin/sh", "-c", "stat -c %u:%g /home/app/f"]}),
         )],
     );
-    let r = env.run(
-        &img,
-        &[
-            "--share-user",
-            "--allow-unsafe",
-            "shared-user",
-            "--allow-unsafe",
-            "host-root-user",
-            "--allow-unsafe",
-            "host-privileged-id",
-        ],
-    );
+    let r = env.run(&img, WITHOUT_A_USER_NAMESPACE);
     assert_eq!(r.stdout, "1000:1000\n", "{}", r.stderr);
     // With one, the sandbox's: the same id inside.
     let r = env.run(&img, &[]);
