@@ -285,168 +285,163 @@ fn apply_step(
     m: &MountStep,
     report: Reporter,
 ) -> Result<()> {
-    {
-        let step = || plan.filesystem.step_name(i);
-        let root = trees.root.as_fd();
-        match m {
-            MountStep::Bind {
-                source,
-                destination,
-                readonly,
-                ..
-            } => {
-                report.progress(|| {
-                    let how = if *readonly { "read-only" } else { "writable" };
-                    format!("mount {destination}: {how} bind of {source}")
-                });
-                let tree = trees.sources[i]
-                    .as_ref()
-                    .expect("every bind source was cloned");
-                bind(root, tree, destination).step(step)?;
-            }
-            MountStep::Tmpfs {
-                destination,
-                size,
-                mode,
-                readonly,
-                noexec,
-                copy_up,
-            } => {
-                report.progress(|| match copy_up {
-                    true => format!("mount {destination}: tmpfs, with a copy of what it covers"),
-                    false => format!("mount {destination}: tmpfs"),
-                });
-                let mut attrs = 0;
-                if *readonly {
-                    attrs |= MOUNT_ATTR_RDONLY;
-                }
-                if *noexec {
-                    attrs |= MOUNT_ATTR_NOEXEC;
-                }
-                tmpfs(root, destination, *size, *mode, attrs, *copy_up).step(step)?;
-            }
-            MountStep::HostProc { destination } => {
-                report.progress(|| {
-                    format!("mount {destination}: the host's /proc (PID namespace shared)")
-                });
-                let mnt = host_proc(root, &trees.host, destination).step(step)?;
-                kernel.add(destination, mnt);
-            }
-            MountStep::Proc { destination } => {
-                report.progress(|| format!("mount {destination}: proc"));
-                let mnt =
-                    mount_fs_at(root, destination, "proc", &[], NO_SUID_DEV_EXEC).step(step)?;
-                kernel.add(destination, mnt);
-            }
-            MountStep::Device {
-                destination,
-                major,
-                minor,
-                ..
-            } => {
-                report.progress(|| format!("mount {destination}: device {major}:{minor}"));
-                let tree = trees.sources[i]
-                    .as_ref()
-                    .expect("every device node was made or cloned");
-                bind(root, tree, destination).step(step)?;
-            }
-            MountStep::Dev { destination } => {
-                report.progress(|| format!("mount {destination}: minimal /dev"));
-                let console = dev::has_console(plan) && destination == "/dev";
-                dev::mount_dev(root, &trees.host, destination, console).map_err(|mut e| {
-                    // Its own steps name the nodes in it; the field is the mount's.
-                    if let Some(field) = plan.filesystem.field(i) {
-                        e.step = format!("{} ({field})", e.step);
-                    }
-                    e
-                })?;
-            }
-            MountStep::Mqueue { destination } => {
-                report.progress(|| format!("mount {destination}: mqueue"));
-                mount_fs_at(root, destination, "mqueue", &[], NO_SUID_DEV_EXEC).step(step)?;
-            }
-            MountStep::Sysfs { destination } => {
-                report.progress(|| format!("mount {destination}: sysfs (read-only)"));
-                let attrs = NO_SUID_DEV_EXEC | MOUNT_ATTR_RDONLY;
-                let mnt = mount_fs_at(root, destination, "sysfs", &[], attrs).step(step)?;
-                kernel.add(destination, mnt);
-            }
-            MountStep::Cgroup { destination } => {
-                report
-                    .progress(|| format!("mount {destination}: the sandbox's cgroups (read-only)"));
-                cgroup_view(root, &trees.cgroups, destination).step(step)?;
-            }
-            MountStep::Dir {
-                destination,
-                mode,
-                chmod,
-            } => {
-                report.progress(step);
-                // As bubblewrap's --perms: the mode of a directory made
-                // here, never of one already there (a bound host one's),
-                // unless asked by --chmod.
-                let existed = path_in(root, destination).is_ok();
-                let d = super::fs::mkdir_all_in(root, destination).step(step)?;
-                if let (Some(m), true) = (mode, !existed || *chmod) {
-                    chmod_path(&d, *m).step(step)?;
-                }
-            }
-            MountStep::File {
-                destination,
-                content,
-                mode,
-                bind: false,
-                chmod,
-            } => {
-                report.progress(step);
-                write_file(root, destination, content.as_bytes(), *mode, *chmod).step(step)?;
-            }
-            MountStep::File {
-                destination,
-                content,
-                mode,
-                bind: true,
-                ..
-            } => {
-                report.progress(|| format!("mount {destination}: a file of its own"));
-                bind_file(root, destination, content.as_bytes(), *mode, i).step(step)?;
-            }
-            MountStep::Symlink {
-                destination,
-                target,
-            } => {
-                report.progress(|| format!("symlink {destination} -> {target}"));
-                symlink(root, destination, target).step(step)?;
-            }
-            MountStep::Overlay {
-                destination,
-                writable,
-                size,
-                upper_dir,
-                ..
-            } => {
-                report.progress(|| {
-                    let how = match (upper_dir, writable) {
-                        (Some(dir), _) => format!("writes kept in {dir}"),
-                        (None, true) => "writes on a tmpfs".into(),
-                        (None, false) => "read-only".into(),
-                    };
-                    format!("mount {destination}: overlay, {how}")
-                });
-                let mnt =
-                    overlay::mount_at(&trees.overlays[i], *writable, *size, plan, i, &step())?;
-                let target = ensure_target(root, destination, TargetKind::Dir).step(step)?;
-                attach(mnt, target).step(step)?;
-            }
-            MountStep::RemountReadOnly { destination } => {
-                report.progress(step);
-                remount_read_only(root, destination).step(step)?;
-            }
-            MountStep::Mask { .. }
-            | MountStep::ReadOnly { .. }
-            | MountStep::SealDev { .. }
-            | MountStep::ReadOnlyRoot => protect::apply(m, trees, kernel, report)?,
+    let step = || plan.filesystem.step_name(i);
+    let root = trees.root.as_fd();
+    match m {
+        MountStep::Bind {
+            source,
+            destination,
+            readonly,
+            ..
+        } => {
+            report.progress(|| {
+                let how = if *readonly { "read-only" } else { "writable" };
+                format!("mount {destination}: {how} bind of {source}")
+            });
+            let tree = trees.sources[i]
+                .as_ref()
+                .expect("every bind source was cloned");
+            bind(root, tree, destination).step(step)?;
         }
+        MountStep::Tmpfs {
+            destination,
+            size,
+            mode,
+            readonly,
+            noexec,
+            copy_up,
+        } => {
+            report.progress(|| match copy_up {
+                true => format!("mount {destination}: tmpfs, with a copy of what it covers"),
+                false => format!("mount {destination}: tmpfs"),
+            });
+            let mut attrs = 0;
+            if *readonly {
+                attrs |= MOUNT_ATTR_RDONLY;
+            }
+            if *noexec {
+                attrs |= MOUNT_ATTR_NOEXEC;
+            }
+            tmpfs(root, destination, *size, *mode, attrs, *copy_up).step(step)?;
+        }
+        MountStep::HostProc { destination } => {
+            report.progress(|| {
+                format!("mount {destination}: the host's /proc (PID namespace shared)")
+            });
+            let mnt = host_proc(root, &trees.host, destination).step(step)?;
+            kernel.add(destination, mnt);
+        }
+        MountStep::Proc { destination } => {
+            report.progress(|| format!("mount {destination}: proc"));
+            let mnt = mount_fs_at(root, destination, "proc", &[], NO_SUID_DEV_EXEC).step(step)?;
+            kernel.add(destination, mnt);
+        }
+        MountStep::Device {
+            destination,
+            major,
+            minor,
+            ..
+        } => {
+            report.progress(|| format!("mount {destination}: device {major}:{minor}"));
+            let tree = trees.sources[i]
+                .as_ref()
+                .expect("every device node was made or cloned");
+            bind(root, tree, destination).step(step)?;
+        }
+        MountStep::Dev { destination } => {
+            report.progress(|| format!("mount {destination}: minimal /dev"));
+            let console = dev::has_console(plan) && destination == "/dev";
+            dev::mount_dev(root, &trees.host, destination, console).map_err(|mut e| {
+                // Its own steps name the nodes in it; the field is the mount's.
+                if let Some(field) = plan.filesystem.field(i) {
+                    e.step = format!("{} ({field})", e.step);
+                }
+                e
+            })?;
+        }
+        MountStep::Mqueue { destination } => {
+            report.progress(|| format!("mount {destination}: mqueue"));
+            mount_fs_at(root, destination, "mqueue", &[], NO_SUID_DEV_EXEC).step(step)?;
+        }
+        MountStep::Sysfs { destination } => {
+            report.progress(|| format!("mount {destination}: sysfs (read-only)"));
+            let attrs = NO_SUID_DEV_EXEC | MOUNT_ATTR_RDONLY;
+            let mnt = mount_fs_at(root, destination, "sysfs", &[], attrs).step(step)?;
+            kernel.add(destination, mnt);
+        }
+        MountStep::Cgroup { destination } => {
+            report.progress(|| format!("mount {destination}: the sandbox's cgroups (read-only)"));
+            cgroup_view(root, &trees.cgroups, destination).step(step)?;
+        }
+        MountStep::Dir {
+            destination,
+            mode,
+            chmod,
+        } => {
+            report.progress(step);
+            // As bubblewrap's --perms: the mode of a directory made
+            // here, never of one already there (a bound host one's),
+            // unless asked by --chmod.
+            let existed = path_in(root, destination).is_ok();
+            let d = super::fs::mkdir_all_in(root, destination).step(step)?;
+            if let (Some(m), true) = (mode, !existed || *chmod) {
+                chmod_path(&d, *m).step(step)?;
+            }
+        }
+        MountStep::File {
+            destination,
+            content,
+            mode,
+            bind: false,
+            chmod,
+        } => {
+            report.progress(step);
+            write_file(root, destination, content.as_bytes(), *mode, *chmod).step(step)?;
+        }
+        MountStep::File {
+            destination,
+            content,
+            mode,
+            bind: true,
+            ..
+        } => {
+            report.progress(|| format!("mount {destination}: a file of its own"));
+            bind_file(root, destination, content.as_bytes(), *mode, i).step(step)?;
+        }
+        MountStep::Symlink {
+            destination,
+            target,
+        } => {
+            report.progress(|| format!("symlink {destination} -> {target}"));
+            symlink(root, destination, target).step(step)?;
+        }
+        MountStep::Overlay {
+            destination,
+            writable,
+            size,
+            upper_dir,
+            ..
+        } => {
+            report.progress(|| {
+                let how = match (upper_dir, writable) {
+                    (Some(dir), _) => format!("writes kept in {dir}"),
+                    (None, true) => "writes on a tmpfs".into(),
+                    (None, false) => "read-only".into(),
+                };
+                format!("mount {destination}: overlay, {how}")
+            });
+            let mnt = overlay::mount_at(&trees.overlays[i], *writable, *size, plan, i, &step())?;
+            let target = ensure_target(root, destination, TargetKind::Dir).step(step)?;
+            attach(mnt, target).step(step)?;
+        }
+        MountStep::RemountReadOnly { destination } => {
+            report.progress(step);
+            remount_read_only(root, destination).step(step)?;
+        }
+        MountStep::Mask { .. }
+        | MountStep::ReadOnly { .. }
+        | MountStep::SealDev { .. }
+        | MountStep::ReadOnlyRoot => protect::apply(m, trees, kernel, report)?,
     }
     Ok(())
 }
