@@ -159,7 +159,7 @@ fn main() -> ExitCode {
     }
     let mut ctx = airlock::Context::current();
     if let Some(dir) = cli.global.state_root {
-        ctx.state_root = dir;
+        ctx.state_root = std::path::absolute(&dir).unwrap_or(dir);
     }
     match cli.command {
         Command::Run(args) => {

@@ -31,7 +31,10 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(g: &GlobalOpts, allow_unsafe: Vec<String>, log: Log) -> Ctx {
+        // Absolute: the guardrails keep binds off the state root, and a
+        // container's processes work elsewhere.
         let root = g.root.clone().unwrap_or_else(default_root);
+        let root = std::path::absolute(&root).unwrap_or(root);
         Ctx {
             root,
             allow_unsafe,

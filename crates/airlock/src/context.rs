@@ -67,14 +67,14 @@ impl Context {
         Context {
             caller,
             home: var("HOME"),
-            store: var("AIRLOCK_STORE").map(PathBuf::from).unwrap_or_else(|| {
+            store: var("AIRLOCK_STORE").map(absolute).unwrap_or_else(|| {
                 store::default_root(caller.uid, var("XDG_DATA_HOME"), var("HOME"))
             }),
             env: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
             state_root: var("AIRLOCK_STATE_ROOT")
-                .map(PathBuf::from)
+                .map(absolute)
                 .unwrap_or_else(|| default_state_root(caller.uid, var("XDG_RUNTIME_DIR"))),
             // Unreadable, the layout is empty: a sandbox that needs a
             // cgroup then fails naming the controller it lacks.
@@ -106,6 +106,14 @@ impl Context {
             umask: None,
         }
     }
+}
+
+/// `path` from the working directory when relative: the guardrails
+/// compare binds with the state root and the store, and a sandbox's
+/// supervisor works elsewhere.
+pub fn absolute(path: impl Into<PathBuf>) -> PathBuf {
+    let path = path.into();
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// This process's umask, from `/proc/self/status` (umask(2) can only

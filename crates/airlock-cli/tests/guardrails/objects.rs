@@ -261,4 +261,47 @@ fn a_state_root_is_refused_even_read_only() {
         "{}",
         out.stderr
     );
+    // A relative state root is the one under the working directory.
+    let out = output({
+        let mut c = airlock(&[
+            "--state-root",
+            "state",
+            "run",
+            "--ro-bind",
+            &above,
+            "/x",
+            "--",
+            "true",
+        ]);
+        c.current_dir(dir.path());
+        c
+    });
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error[state-root-bind]") && out.stderr.contains(&r),
+        "{}",
+        out.stderr
+    );
+    // The caller's /tmp fallback, where it exists, whatever root this run
+    // keeps its sandboxes in: a job without XDG_RUNTIME_DIR put them there.
+    let fallback = format!("/tmp/airlock-{USER}");
+    let made = std::fs::create_dir(&fallback).is_ok();
+    if made {
+        chown(Path::new(&fallback), USER, USER);
+    }
+    let out = output({
+        let mut c = airlock_as_user(&["run", "--ro-bind", &fallback, "/x", "--", "true"]);
+        c.env("XDG_RUNTIME_DIR", &above)
+            .env_remove("AIRLOCK_STATE_ROOT");
+        c
+    });
+    if made {
+        let _ = std::fs::remove_dir(&fallback);
+    }
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("state root {fallback}")),
+        "{}",
+        out.stderr
+    );
 }

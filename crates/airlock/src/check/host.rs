@@ -280,11 +280,7 @@ impl Host {
                 .get("pid")
                 .is_some_and(|p| host_namespace(p, "pid")),
             root_caller: ctx.caller.is_root(),
-            store: ctx
-                .store
-                .to_str()
-                .filter(|s| s.starts_with('/'))
-                .map(canonical),
+            store: absolute(&ctx.store).map(|s| canonical(&s)),
             state_roots: state_roots(ctx),
         }
     }
@@ -298,20 +294,42 @@ impl Host {
     }
 }
 
+/// `path` as an absolute path (a relative one is taken from the working
+/// directory, as every use of it is), or `None` where it cannot be.
+fn absolute(path: &std::path::Path) -> Option<String> {
+    let abs = std::path::absolute(path).ok()?;
+    abs.to_str().map(str::to_string)
+}
+
 /// The state roots a bind must not reach: the caller's (whether it
-/// exists yet or not: the sandbox being judged makes it), root's,
-/// airlock-runtime's and airlockd's.
+/// exists yet or not: the sandbox being judged makes it), the caller's
+/// defaults where they exist (a job without `XDG_RUNTIME_DIR`, cron's,
+/// keeps its sandboxes in /tmp; one that has none there yet leaves a
+/// bind of /tmp alone), root's, airlock-runtime's and airlockd's.
 fn state_roots(ctx: &crate::Context) -> Vec<String> {
+    let xdg = ctx
+        .env
+        .iter()
+        .find(|(k, _)| k == "XDG_RUNTIME_DIR")
+        .map(|(_, v)| v.clone());
+    let uid = ctx.caller.uid;
+    let defaults = [
+        crate::context::default_state_root(uid, xdg),
+        crate::context::default_state_root(uid, None),
+    ];
     let mut roots: Vec<String> = [
-        ctx.state_root.to_string_lossy().into_owned(),
-        crate::context::default_state_root(0, None)
-            .to_string_lossy()
-            .into_owned(),
-        RUNTIME_STATE_ROOT.to_string(),
-        DAEMON_STATE_ROOT.to_string(),
+        ctx.state_root.clone(),
+        crate::context::default_state_root(0, None),
+        RUNTIME_STATE_ROOT.into(),
+        DAEMON_STATE_ROOT.into(),
     ]
     .into_iter()
-    .filter(|r| r.starts_with('/'))
+    .chain(
+        defaults
+            .into_iter()
+            .filter(|d| d.symlink_metadata().is_ok()),
+    )
+    .filter_map(|r| absolute(&r))
     .map(|r| canonical(&r))
     .collect();
     roots.sort();
