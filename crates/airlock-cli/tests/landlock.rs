@@ -108,6 +108,44 @@ except OSError as e:\n    print('refused', e.errno)\n";
     }
 }
 
+/// TCP Fast Open connects inside sendto(), where kernels before
+/// Landlock's fix checked no port: with port rules such a send is
+/// refused by airlock's own filter (EOPNOTSUPP, not Landlock's EACCES),
+/// and a plain connect to the port still is by Landlock.
+#[test]
+fn tcp_rules_are_not_bypassed_by_fast_open() {
+    require_root!();
+    if !kernel_has_landlock_net() {
+        eprintln!("SKIPPED: the kernel's Landlock has no network rules (ABI < 4)");
+        return;
+    }
+    let probe = "import socket
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+s = socket.socket()
+try:
+    s.sendto(b'x', socket.MSG_FASTOPEN, l.getsockname()); print('sent', l.accept()[0].recv(1))
+except OSError as e:
+    print('refused', e.errno)
+";
+    let r = output(airlock(&["run", "--", "python3", "-c", probe]));
+    assert_eq!(r.stdout.trim(), "sent b'x'", "control: {}", r.stderr);
+    let r = output(airlock(&[
+        "run",
+        "--tcp-connect",
+        "1",
+        "--",
+        "python3",
+        "-c",
+        probe,
+    ]));
+    assert_eq!(
+        r.stdout.trim(),
+        format!("refused {}", libc::EOPNOTSUPP),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn tcp_bind_rules() {
     require_root!();

@@ -100,8 +100,8 @@ pub const NEWER_THAN_THE_LIST: std::ops::RangeInclusive<i32> = 451..=511;
 /// hooks) and fall back to plain TCP with a peer that speaks neither
 /// (landlock-lsm/linux#54, Landlock's erratum 1), and SCTP, which reaches
 /// any SCTP port (by its number, or as SOCK_SEQPACKET's only protocol);
-/// and the SMC family itself. The port rules would
-/// otherwise hold nothing. EPROTONOSUPPORT and EAFNOSUPPORT are what a
+/// and the SMC family itself; TCP Fast Open's connecting sends; and
+/// io_uring. The port rules would otherwise hold nothing. EPROTONOSUPPORT and EAFNOSUPPORT are what a
 /// kernel without them says, on which Go and others fall back to TCP.
 /// (Compiled when a spec asks for port rules, never by the build script,
 /// which includes this file too.)
@@ -139,6 +139,24 @@ pub fn mptcp_refusals() -> Result<ScmpFilterContext, SeccompError> {
             socket,
             &[low32(0, AF_SMC)],
         )?;
+    }
+    // TCP Fast Open connects inside sendto/sendmsg (MSG_FASTOPEN on an
+    // unconnected socket), where kernels before Landlock's fix ran no
+    // connect hook (landlock-lsm/linux#41). EOPNOTSUPP: what a kernel
+    // without client fast open says, on which callers fall back to
+    // connect(), which Landlock checks.
+    let fastopen = libc::MSG_FASTOPEN as u64;
+    for (name, flags) in [("sendto", 3), ("sendmsg", 2), ("sendmmsg", 3)] {
+        if let Some(call) = syscall(name) {
+            let set = ScmpArgCompare::new(flags, ScmpCompareOp::MaskedEqual(fastopen), fastopen);
+            refuse.add_rule_conditional(ScmpAction::Errno(libc::EOPNOTSUPP), call, &[set])?;
+        }
+    }
+    // io_uring makes sockets and sends (IORING_OP_SOCKET, IORING_OP_SEND)
+    // without these calls. The default profile refuses it; a custom one
+    // may allow it, and the port rules must hold all the same.
+    if let Some(setup) = syscall("io_uring_setup") {
+        refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), setup)?;
     }
     Ok(refuse)
 }
