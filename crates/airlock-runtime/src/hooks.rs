@@ -147,7 +147,7 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
     // stdin) may hold us past it.
     let deadline = h
         .timeout()
-        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+        .and_then(|t| Instant::now().checked_add(Duration::from_secs(t as u64)));
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some((argv0, rest)) = args.split_first() {

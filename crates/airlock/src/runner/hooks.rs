@@ -228,7 +228,7 @@ fn wait(
     };
     let deadline = timeout
         .filter(|t| *t > 0)
-        .map(|t| Instant::now() + Duration::from_secs(t.into()));
+        .and_then(|t| Instant::now().checked_add(Duration::from_secs(t.into())));
     let mut output = Vec::new();
     let mut open = true;
     loop {

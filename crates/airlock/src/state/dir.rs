@@ -78,6 +78,20 @@ impl SandboxDir {
                 source,
                 ..
             }) if !self.alive() => return Ok(self.unreadable(&source)),
+            // None at all: a crash between the directory's making and its
+            // first state (the root's lock is held over both, so a create
+            // going on now is not taken for one), or a hand's removal.
+            Err(StateError::Io {
+                what: "read",
+                source,
+                ..
+            }) if source.kind() == io::ErrorKind::NotFound
+                && self.dir.is_dir()
+                && !self.alive()
+                && !self.being_created() =>
+            {
+                return Ok(self.unreadable(&source))
+            }
             Err(e) => return Err(e),
         };
         if st.status != Status::Stopped && !alive() {
@@ -94,6 +108,19 @@ impl SandboxDir {
             }
         }
         Ok(st)
+    }
+
+    /// Does someone hold the state root's lock, as a create does until
+    /// the new directory has its first state? (A failure to look says
+    /// yes: it is no proof of a crash.)
+    fn being_created(&self) -> bool {
+        let Some(root) = self.dir.parent() else {
+            return true;
+        };
+        !matches!(
+            flock_file(&root.join(".lock"), FlockOperation::NonBlockingLockShared),
+            Ok(Some(_))
+        )
     }
 
     /// The state of a stopped sandbox whose `state.json` cannot be read:
@@ -196,10 +223,12 @@ impl SandboxDir {
             // As in `alive`: only a missing file says they are gone.
             Err(e) => return e.kind() == io::ErrorKind::NotFound,
         };
-        if timeout.is_none() {
+        // A timeout past what an Instant holds (`stop -t` of u64::MAX
+        // seconds) is forever.
+        let end = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let Some(end) = end else {
             return rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok();
-        }
-        let end = std::time::Instant::now() + timeout.unwrap_or_default();
+        };
         let mut pause = Backoff::new(Duration::from_millis(10));
         loop {
             if rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::NonBlockingLockShared)
