@@ -428,6 +428,9 @@ fn bad_resource_values() {
     for (flags, field) in [
         (vec!["--cpus", "0"], "--cpus: "),
         (vec!["--pids", "0"], "--pids: "),
+        // Past the kernel's bounds: refused before anything is made.
+        (vec!["--pids", "4194305"], "--pids: "),
+        (vec!["--cpus", "2000000"], "--cpus: "),
         (vec!["--memory", "1K"], "--memory: "),
         (vec!["--cpu-weight", "0"], "--cpu-weight: "),
         (vec!["--cpuset-cpus", "3-1"], "--cpuset-cpus: "),

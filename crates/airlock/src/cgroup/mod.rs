@@ -249,18 +249,22 @@ fn write_file(
 /// then there is nothing for it to hold back, and the memory limit is a
 /// limit as it is. With swap in use it is still written, and fails naming
 /// the memory limit: without it the limit would not hold.
-fn unaccounted_swap_of_no_use(w: &plan::FileWrite, path: &Path, swap_in_use: fn() -> bool) -> bool {
-    let implicit = w.field == "resources.memory"
-        && matches!(
-            w.file.as_str(),
-            "memory.swap.max" | "memory.memsw.limit_in_bytes"
-        );
+/// (`update` skips it the same way, or a limit a sandbox was made with
+/// could never be changed there.)
+pub(crate) fn unaccounted_swap_of_no_use(
+    field: &str,
+    file: &str,
+    path: &Path,
+    swap_in_use: fn() -> bool,
+) -> bool {
+    let implicit = field == "resources.memory"
+        && matches!(file, "memory.swap.max" | "memory.memsw.limit_in_bytes");
     implicit && !path.exists() && !swap_in_use()
 }
 
 /// Whether the host has swap in use (`/proc/swaps` lists a device or
 /// file). Unreadable: assumed so.
-fn swap_in_use() -> bool {
+pub(crate) fn swap_in_use() -> bool {
     std::fs::read_to_string("/proc/swaps").map_or(true, |s| s.lines().nth(1).is_some())
 }
 
@@ -499,7 +503,7 @@ impl Cgroup {
                 .map_err(|why| SetupError::new(plan::field_of(&w.file), why))?;
         }
         for w in &plan.writes {
-            if unaccounted_swap_of_no_use(w, &w.dir.join(&w.file), swap_in_use) {
+            if unaccounted_swap_of_no_use(&w.field, &w.file, &w.dir.join(&w.file), swap_in_use) {
                 continue;
             }
             let step = match w.field.is_empty() {

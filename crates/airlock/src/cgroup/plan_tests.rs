@@ -406,22 +406,26 @@ fn unaccounted_swap_is_skipped_only_without_swap() {
         true
     }
     assert!(super::super::unaccounted_swap_of_no_use(
-        &write("resources.memory"),
+        &write("resources.memory").field,
+        "memory.memsw.limit_in_bytes",
         missing,
         none
     ));
     assert!(!super::super::unaccounted_swap_of_no_use(
-        &write("resources.memory"),
+        &write("resources.memory").field,
+        "memory.memsw.limit_in_bytes",
         missing,
         some
     ));
     assert!(!super::super::unaccounted_swap_of_no_use(
-        &write("resources.swap"),
+        &write("resources.swap").field,
+        "memory.memsw.limit_in_bytes",
         missing,
         none
     ));
     assert!(!super::super::unaccounted_swap_of_no_use(
-        &write("resources.memory"),
+        &write("resources.memory").field,
+        "memory.memsw.limit_in_bytes",
         there,
         none
     ));

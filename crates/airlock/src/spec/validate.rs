@@ -711,6 +711,12 @@ fn persistent_layer(
     Ok(())
 }
 
+/// The highest `pids.max` (the kernel's PID_MAX_LIMIT on 64-bit hosts).
+const PID_MAX_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// The most CPUs `resources.cpus` may name.
+const MAX_CPUS: f64 = 1_000_000.0;
+
 pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     if r.memory.is_some_and(|m| m.0 < 1 << 20) {
         return Err(SpecError::new("resources.memory", "must be at least 1M"));
@@ -734,11 +740,21 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     if r.pids == Some(0) {
         return Err(SpecError::new("resources.pids", "must be at least 1"));
     }
+    // The kernel's own bounds, checked here so that an `update` fails
+    // before it writes anything rather than halfway: pids.max takes up to
+    // PID_MAX_LIMIT, and a CPU count far past any machine's would be a
+    // quota past what cpu.max parses without overflow on older kernels.
+    if let Some(p) = r.pids.filter(|p| *p > PID_MAX_LIMIT) {
+        return Err(SpecError::new(
+            "resources.pids",
+            format!("{p} is above the kernel's highest limit, {PID_MAX_LIMIT}"),
+        ));
+    }
     if let Some(c) = r.cpus {
-        if !(c.is_finite() && c >= 0.01) {
+        if !(c.is_finite() && (0.01..=MAX_CPUS).contains(&c)) {
             return Err(SpecError::new(
                 "resources.cpus",
-                format!("{c} is not a CPU count (at least 0.01)"),
+                format!("{c} is not a CPU count (0.01 to {MAX_CPUS})"),
             ));
         }
     }

@@ -91,6 +91,16 @@ impl SandboxDir {
             .map(|s| s.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
         let mut writes = update_writes(&changed, &paths, &enabled).map_err(Error::Setup)?;
+        let of_no_use = |dir: &PathBuf, w: &Write| {
+            let path = dir.join(w.file);
+            crate::cgroup::unaccounted_swap_of_no_use(
+                w.field,
+                w.file,
+                &path,
+                crate::cgroup::swap_in_use,
+            )
+        };
+        writes.retain(|(dir, w)| !of_no_use(dir, w));
         for (dir, w) in &writes {
             if w.controller == "cpuset" {
                 crate::cgroup::cpuset_fits(dir, w.file, &w.value)
@@ -109,10 +119,18 @@ impl SandboxDir {
             }
         }
         order_v1_memory(&mut writes);
+        // The kernel may still refuse a value (a memory limit below what
+        // the workload uses, EBUSY): what was written before it is put
+        // back, last first, so the limits stay the recorded ones.
+        let mut written: Vec<(PathBuf, String)> = Vec::new();
         for (dir, w) in &writes {
             let path = dir.join(w.file);
-            std::fs::write(&path, &w.value).map_err(|e| {
-                Error::Setup(SetupError::new(
+            let before = std::fs::read_to_string(&path);
+            if let Err(e) = std::fs::write(&path, &w.value) {
+                for (path, value) in written.iter().rev() {
+                    let _ = std::fs::write(path, value);
+                }
+                return Err(Error::Setup(SetupError::new(
                     w.field,
                     format!(
                         "cannot write {:?} to {}: {}",
@@ -120,8 +138,11 @@ impl SandboxDir {
                         path.display(),
                         describe(&e)
                     ),
-                ))
-            })?;
+                )));
+            }
+            if let Ok(before) = before {
+                written.push((path, before.trim_end().to_string()));
+            }
         }
         spec.resources = merged;
         let recorded = crate::state::RecordedSpec::new(&spec);

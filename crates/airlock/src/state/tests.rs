@@ -253,6 +253,35 @@ fn a_state_file_that_does_not_parse_is_listed_stopped_once_its_supervisor_is_gon
     assert!(root.list().is_empty());
 }
 
+/// One with no state file at all (a crash between making its directory
+/// and recording its first state) is listed stopped and can be removed;
+/// while a create holds the root's lock, as it does over both steps, it
+/// is not.
+#[test]
+fn a_sandbox_without_a_state_file_is_listed_stopped_once_no_create_is_on() {
+    let (_tmp, root) = temp_root("state-missing");
+    let (sb, alive) = root
+        .create(
+            &new_id().unwrap(),
+            Some("bare"),
+            &SandboxSpec::default(),
+            true,
+        )
+        .unwrap();
+    std::fs::remove_file(sb.dir.join("state.json")).unwrap();
+    assert!(sb.state().is_err(), "its supervisor still there");
+    drop(alive);
+    let creating = lock_file(&root.path().join(".lock"), true).unwrap();
+    assert!(sb.state().is_err(), "a create is on");
+    drop(creating);
+    let listed = root.list();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].1.status, Status::Stopped);
+    let (found, _) = root.find(&sb.id[..10]).unwrap();
+    found.remove().unwrap();
+    assert!(!sb.dir.exists());
+}
+
 #[test]
 fn updates_from_two_writers_at_once_lose_nothing() {
     // The supervisor records what happens while a caller changes the
@@ -336,5 +365,55 @@ fn a_state_root_another_user_made_in_tmp_says_what_to_do() {
     assert!(
         e.contains("owned by uid 65533") && e.contains("XDG_RUNTIME_DIR"),
         "{e}"
+    );
+}
+
+/// An update whose later write the kernel refuses puts back what it
+/// wrote before, so the sandbox keeps the limits its state records. (The
+/// cgroups are plain files here, pids.max a directory no write can go
+/// to: on a real host the refusal would be EBUSY for a memory limit
+/// below what the workload uses.)
+#[test]
+fn an_update_refused_halfway_puts_back_what_it_wrote() {
+    let (tmp, root) = temp_root("update-rollback");
+    let spec = SandboxSpec {
+        resources: crate::spec::Resources {
+            memory: Some(crate::spec::Size(64 << 20)),
+            pids: Some(32),
+            ..Default::default()
+        },
+        ..SandboxSpec::default()
+    };
+    let (sb, _alive) = root
+        .create(&new_id().unwrap(), Some("limits"), &spec, true)
+        .unwrap();
+    let (memory, pids) = (tmp.0.join("cg-memory"), tmp.0.join("cg-pids"));
+    std::fs::create_dir_all(pids.join("pids.max")).unwrap();
+    std::fs::create_dir_all(&memory).unwrap();
+    let limit = memory.join("memory.limit_in_bytes");
+    let memsw = memory.join("memory.memsw.limit_in_bytes");
+    std::fs::write(&limit, "67108864\n").unwrap();
+    std::fs::write(&memsw, "67108864\n").unwrap();
+    sb.update(|st| {
+        st.status = Status::Running;
+        st.cgroup = Some(CgroupPaths {
+            v2: None,
+            v1: [("memory".into(), memory.clone()), ("pids".into(), pids)].into(),
+        });
+    })
+    .unwrap();
+    let new = crate::spec::Resources {
+        memory: Some(crate::spec::Size(128 << 20)),
+        pids: Some(64),
+        ..Default::default()
+    };
+    let e = sb.update_resources(&new).unwrap_err().to_string();
+    assert!(e.contains("resources.pids"), "{e}");
+    assert_eq!(std::fs::read_to_string(&limit).unwrap(), "67108864");
+    assert_eq!(std::fs::read_to_string(&memsw).unwrap(), "67108864");
+    let st = sb.state().unwrap();
+    assert_eq!(
+        st.spec.get().unwrap().resources.memory,
+        Some(crate::spec::Size(64 << 20))
     );
 }
