@@ -270,3 +270,56 @@ fn maps_onto_privileged_host_ids_are_refused() {
     let r = run_spec(&s, &["--allow-unsafe", "host-privileged-mapped"]);
     assert_eq!(r.stdout.trim(), "readable", "{}", r.stderr);
 }
+
+/// A map onto another user's subordinate ids (/etc/subuid, /etc/subgid)
+/// is refused: that user's own user namespaces hold those ids, and could
+/// signal and trace the workload and own what it writes. The host's files
+/// are replaced in a mount namespace of the test's own; acknowledged, it
+/// runs.
+#[test]
+fn maps_onto_another_users_subordinate_ids_are_refused() {
+    require_root!();
+    let dir = tempdir();
+    let subids = dir.path().join("subid");
+    std::fs::write(&subids, "# podman's\nsomeone:100000:65536\n").unwrap();
+    let mut s = airlock::SandboxSpec::builder()
+        .args(["sh", "-c", "id -u"])
+        .default_view()
+        .build();
+    let map = |outside| airlock::spec::IdMap {
+        inside: 0,
+        outside,
+        count: 65536,
+    };
+    s.identity.uid_map = vec![map(200000)];
+    s.identity.gid_map = vec![map(100000)];
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, s.to_json_pretty()).unwrap();
+    let run = |flags: &[&str]| {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount --bind \"$1\" /etc/subuid && mount --bind \"$1\" /etc/subgid && \
+                 shift && exec \"$@\"",
+            )
+            .arg("sh")
+            .arg(&subids)
+            .arg(airlock_bin())
+            .args(["run", "--spec"])
+            .arg(&spec)
+            .args(flags);
+        output(c)
+    };
+    let r = run(&[]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("error[host-privileged-mapped]: identity.gid_map[0]")
+            && r.stderr.contains("someone's subordinate ids"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("identity.uid_map"), "{}", r.stderr);
+    let r = run(&["--allow-unsafe", "host-privileged-mapped"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "0"), "{}", r.stderr);
+}

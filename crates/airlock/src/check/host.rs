@@ -248,7 +248,7 @@ impl Host {
             || !spec.identity.uid_map.is_empty()
             || !spec.identity.gid_map.is_empty()
         {
-            HostIds::probe()
+            HostIds::probe(ctx.caller.uid)
         } else {
             HostIds::default()
         };

@@ -28,6 +28,13 @@
 //! chowns there is a container's) say nothing about privilege and are
 //! skipped.
 //!
+//! Any host id is privileged, too, when it lies in **another user's
+//! subordinate range** (`/etc/subuid`, `/etc/subgid`): that user's own
+//! user namespaces (podman's, through newuidmap) hold it, so a sandbox
+//! mapped onto it shares its ids with a process the user controls — one
+//! that can signal and trace the workload and own what it writes. The
+//! caller's own ranges are its to map.
+//!
 //! Names come from `/etc/passwd` and `/etc/group` and are only shown.
 //! Without a probe ([`HostIds::default`]) rules 1 and 2 still hold with the
 //! usual minimum of 1000, so an unprobed host fails closed.
@@ -53,6 +60,25 @@ pub struct HostIds {
     pub owners: IdNotes,
     /// Groups that are a key to a system object: gid → one such object.
     pub group_keys: IdNotes,
+    /// Other users' subordinate ranges (`/etc/subuid`, `/etc/subgid`).
+    pub sub_uids: Vec<SubRange>,
+    pub sub_gids: Vec<SubRange>,
+}
+
+/// `owner:start:count` from `/etc/subuid` or `/etc/subgid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubRange {
+    pub owner: String,
+    pub start: u32,
+    pub count: u32,
+}
+
+impl SubRange {
+    /// The first id of `start..end` in this range.
+    fn first_in(&self, start: u64, end: u64) -> Option<u64> {
+        let first = start.max(u64::from(self.start));
+        (first < end.min(u64::from(self.start) + u64::from(self.count))).then_some(first)
+    }
 }
 
 /// Ids with one note each (a name, a path), in id order. A list rather
@@ -96,6 +122,8 @@ impl Default for HostIds {
             group_names: IdNotes::default(),
             owners: IdNotes::default(),
             group_keys: IdNotes::default(),
+            sub_uids: Vec::new(),
+            sub_gids: Vec::new(),
         }
     }
 }
@@ -152,6 +180,27 @@ pub fn parse_id_file(text: &str) -> IdNotes {
     out
 }
 
+/// `/etc/subuid`-style lines (`name-or-uid:start:count`, `#` comments)
+/// of every user but `caller` (named in `users`, or by number).
+pub fn parse_subid_file(text: &str, users: &IdNotes, caller: u32) -> Vec<SubRange> {
+    let callers_name = users.get(caller);
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let (owner, start, count) = (f.next()?, f.next()?, f.next()?);
+            let range = SubRange {
+                owner: owner.to_string(),
+                start: start.trim().parse().ok()?,
+                count: count.trim().parse().ok().filter(|c| *c > 0)?,
+            };
+            let callers = Some(owner) == callers_name || owner.parse() == Ok(caller);
+            (!callers).then_some(range)
+        })
+        .collect()
+}
+
 /// Does a mode's group triplet grant something the others triplet lacks?
 pub fn group_is_key(mode: u32) -> bool {
     (mode >> 3) & 0o7 & !(mode & 0o7) != 0
@@ -165,8 +214,8 @@ fn is_terminal(ft: &std::fs::FileType, rdev: u64) -> bool {
 }
 
 impl HostIds {
-    /// Read the facts from this host.
-    pub fn probe() -> HostIds {
+    /// Read the facts from this host, for a sandbox `caller` starts.
+    pub fn probe(caller: u32) -> HostIds {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let defs = read("/etc/login.defs");
         let overflow = |p: &str| read(p).trim().parse().unwrap_or(65534);
@@ -179,6 +228,8 @@ impl HostIds {
             group_names: parse_id_file(&read("/etc/group")),
             ..Default::default()
         };
+        ids.sub_uids = parse_subid_file(&read("/etc/subuid"), &ids.user_names, caller);
+        ids.sub_gids = parse_subid_file(&read("/etc/subgid"), &ids.user_names, caller);
         let mut seen = std::collections::HashSet::new();
         let mut budget = MAX_ENTRIES;
         for loc in SYSTEM_LOCATIONS {
@@ -253,6 +304,13 @@ impl HostIds {
         if let Some(why) = root_callers_id(gid) {
             return Some(format!("{who} {why}"));
         }
+        if let Some(r) = self
+            .sub_gids
+            .iter()
+            .find(|r| r.first_in(gid.into(), u64::from(gid) + 1).is_some())
+        {
+            return Some(subordinate(&who, r, "/etc/subgid"));
+        }
         if let Some(path) = self.group_keys.get(gid) {
             return Some(format!(
                 "{who} is the group of {path}, which grants it what other users lack"
@@ -275,6 +333,13 @@ impl HostIds {
         if let Some(why) = root_callers_id(uid) {
             return Some(format!("{who} {why}"));
         }
+        if let Some(r) = self
+            .sub_uids
+            .iter()
+            .find(|r| r.first_in(uid.into(), u64::from(uid) + 1).is_some())
+        {
+            return Some(subordinate(&who, r, "/etc/subuid"));
+        }
         if let Some(path) = self.owners.get(uid) {
             return Some(format!("{who} owns {path}"));
         }
@@ -290,10 +355,20 @@ impl HostIds {
     /// `start`, with why.
     pub fn privileged_in(&self, gids: bool, start: u32, count: u32) -> Option<(u32, String)> {
         let end = u64::from(start) + u64::from(count);
-        let (min, overflow, keys) = if gids {
-            (self.gid_min, self.overflow_gid, &self.group_keys)
+        let (min, overflow, keys, subs) = if gids {
+            (
+                self.gid_min,
+                self.overflow_gid,
+                &self.group_keys,
+                &self.sub_gids,
+            )
         } else {
-            (self.uid_min, self.overflow_uid, &self.owners)
+            (
+                self.uid_min,
+                self.overflow_uid,
+                &self.owners,
+                &self.sub_uids,
+            )
         };
         let in_range = (u64::from(start.max(1))..end.min(u64::from(min)))
             .find(|&id| id != u64::from(overflow));
@@ -306,10 +381,15 @@ impl HostIds {
             (first < end.min(u64::from(ROOT_CALLER_OWNER) + 1 + u64::from(ROOT_CALLER_COUNT)))
                 .then_some(first)
         };
+        let subordinate = subs
+            .iter()
+            .filter_map(|r| r.first_in(u64::from(start.max(1)), end))
+            .min();
         let id = in_range
             .into_iter()
             .chain(keyed)
             .chain(root_callers)
+            .chain(subordinate)
             .min()? as u32;
         let why = if gids {
             self.privileged_gid(id)
@@ -318,6 +398,13 @@ impl HostIds {
         }?;
         Some((id, why))
     }
+}
+
+fn subordinate(who: &str, r: &SubRange, file: &str) -> String {
+    format!(
+        "{who} is one of {}'s subordinate ids ({file}: {} from {}): their own user namespaces hold it, and can signal, trace and own what has it",
+        r.owner, r.count, r.start
+    )
 }
 
 /// Is `id` one of the host ids a root caller's sandboxes run as? Each of
@@ -373,6 +460,44 @@ mod tests {
     }
 
     #[test]
+    fn other_users_subordinate_ids_are_privileged() {
+        let users = parse_id_file("me:x:1000:1000::/:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n");
+        let text = "# ranges\nbob:100000:65536\n\nme:165536:65536\n1002:231072:10\n1000:300000:5\nbad:x:1\nzero:400000:0\n";
+        let subs = parse_subid_file(text, &users, 1000);
+        let owners: Vec<&str> = subs.iter().map(|r| r.owner.as_str()).collect();
+        assert_eq!(
+            owners,
+            ["bob", "1002"],
+            "the caller's own, by name or number, are its"
+        );
+        let ids = HostIds {
+            sub_uids: subs.clone(),
+            sub_gids: subs,
+            ..HostIds::default()
+        };
+        for gids in [false, true] {
+            let (id, why) = ids.privileged_in(gids, 150_000, 100).expect("in bob's");
+            assert_eq!(id, 150_000);
+            assert!(why.contains("bob's subordinate ids"), "{why}");
+            let (id, _) = ids
+                .privileged_in(gids, 99_000, 2000)
+                .expect("across its start");
+            assert_eq!(id, 100_000);
+            assert!(
+                ids.privileged_in(gids, 165_536, 65536).is_none(),
+                "the caller's own"
+            );
+            assert!(
+                ids.privileged_in(gids, 231_082, 100).is_none(),
+                "just past 1002's"
+            );
+        }
+        assert!(ids.privileged_uid(231_081).is_some());
+        assert!(ids.privileged_gid(100_000).is_some());
+        assert!(ids.privileged_uid(165_536).is_none());
+    }
+
+    #[test]
     fn engine_state_is_skipped_but_not_its_sockets() {
         assert!(says_nothing(Path::new("/run/containers/storage")));
         assert!(says_nothing(Path::new("/run/user")));
@@ -424,7 +549,7 @@ mod tests {
             spec.namespaces.user = true;
             crate::plan::plan(&spec, &ctx).unwrap()
         });
-        plan.host.ids = HostIds::probe();
+        plan.host.ids = HostIds::probe(0);
         plan.host.ids.group_keys.insert(42, "/etc/shadow");
         let job = crate::plan::Job::Start(Box::new(plan));
         let back: crate::plan::Job =
@@ -434,7 +559,7 @@ mod tests {
 
     #[test]
     fn probe_sees_this_hosts_shadow_group() {
-        let ids = HostIds::probe();
+        let ids = HostIds::probe(0);
         let shadow = std::fs::metadata("/etc/shadow").ok().map(|m| m.gid());
         if let Some(gid) = shadow.filter(|g| *g != 0) {
             assert!(ids.privileged_gid(gid).is_some(), "{ids:?}");
