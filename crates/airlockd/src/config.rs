@@ -26,7 +26,8 @@ pub struct Config {
     /// Uids besides root that may acknowledge a guardrail's deny finding
     /// (`allow_unsafe` in a spec).
     pub acknowledge_uids: Vec<u32>,
-    /// At most this many sandboxes (any state) at once.
+    /// At most this many sandboxes (any state) at once; callers other
+    /// than root together a tenth fewer (one at least), which stay root's.
     pub max_sandboxes: usize,
     /// Each sandbox's memory limit at most; a spec without one gets it.
     pub max_memory: Option<Size>,

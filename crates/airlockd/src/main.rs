@@ -278,8 +278,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // A Create's spec may be 1 MiB (MAX_SPEC) and its labels a quarter
     // of that; nothing else a client sends is near. tonic's default, 4 MiB, let every
     // message of an Exec's or Attach's input be that large.
-    let svc = airlock_client::proto::sandboxes_server::SandboxesServer::new(service::Service(d))
-        .max_decoding_message_size(MAX_MESSAGE);
+    let svc =
+        airlock_client::proto::sandboxes_server::SandboxesServer::new(service::Service(d.clone()))
+            .max_decoding_message_size(MAX_MESSAGE);
+    // Who may call is decided from the request's head, before its body
+    // (up to MAX_MESSAGE) is read and decoded: a user outside the group,
+    // where the socket's mode lets one connect, costs the daemon nothing
+    // more than the refusal.
+    let gate = d;
+    let svc =
+        tonic::service::interceptor::InterceptedService::new(svc, move |req: tonic::Request<()>| {
+            gate.peer(&req).map(|_| req)
+        });
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("a SIGTERM handler");

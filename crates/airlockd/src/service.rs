@@ -61,11 +61,25 @@ const MAX_SPEC: usize = 1 << 20;
 /// Most labels a sandbox may carry.
 const MAX_LABELS: usize = 64;
 
+/// The most bytes a sandbox's labels may hold together: each listing
+/// and lookup reads and copies them for every sandbox it passes.
+const MAX_LABEL_BYTES: usize = 16 << 10;
+
 fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<(), RpcStatus> {
     if labels.len() > MAX_LABELS {
         return Err(invalid(
             "labels",
             format!("{} labels; at most {MAX_LABELS}", labels.len()),
+        ));
+    }
+    let bytes: usize = labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_LABEL_BYTES {
+        return Err(invalid(
+            "labels",
+            format!(
+                "{bytes} bytes of keys and values; at most {} KiB",
+                MAX_LABEL_BYTES >> 10
+            ),
         ));
     }
     for (k, v) in labels {
@@ -310,6 +324,9 @@ fn create(
     r: proto::CreateRequest,
 ) -> Result<proto::CreateResponse, RpcStatus> {
     check_labels(&r.labels)?;
+    // Before the spec is parsed and serialized again (a megabyte each):
+    // the caller's limit on creates at once bounds that work too.
+    let _slot = d.reserve(peer)?;
     let name = stored_name(d, peer, &r.name)?;
     let mut spec = request_spec(&r)?;
     if !r.args.is_empty() {
@@ -339,7 +356,6 @@ fn create(
             spec.process.rlimits.push(nofile.clone());
         }
     }
-    let _slot = d.reserve(peer)?;
     let mut ctx = d.context(peer);
     let max = d.config.max_pids_per_caller;
     if !peer.is_root() && max > 0 {
@@ -658,7 +674,13 @@ impl Sandboxes for Service {
             }
         };
         ended(&sb, st.supervisor_pid, None).await;
-        let st = sb.state().map_err(from_state)?;
+        // Its state holds the whole spec (up to MAX_SPEC): parsed on the
+        // blocking pool, not on one of the few workers every stream shares.
+        let st = blocking({
+            let sb = sb.clone();
+            move || sb.state().map_err(from_state)
+        })
+        .await?;
         Ok(Response::new(info(&peer, &sb, &st, &m, false)))
     }
 
@@ -804,6 +826,19 @@ fn supervisor_exit(pid: i32) -> Option<tokio::io::unix::AsyncFd<std::os::fd::Own
 mod tests {
     use super::*;
     use airlock::spec::Rlimit;
+
+    #[test]
+    fn labels_are_bounded_in_number_and_in_bytes() {
+        let labels = |n: usize, len: usize| -> std::collections::HashMap<String, String> {
+            (0..n).map(|i| (format!("k{i}"), "v".repeat(len))).collect()
+        };
+        assert!(check_labels(&labels(64, 200)).is_ok());
+        let e = check_labels(&labels(65, 1)).unwrap_err();
+        assert!(e.message().contains("65 labels"), "{}", e.message());
+        // 64 values of 4096 bytes each pass one by one, not together.
+        let e = check_labels(&labels(64, 4096)).unwrap_err();
+        assert!(e.message().contains("at most 16 KiB"), "{}", e.message());
+    }
 
     fn limits(spec: &mut SandboxSpec) -> Result<(), String> {
         let c = crate::config::Config {

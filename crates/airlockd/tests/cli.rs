@@ -762,6 +762,30 @@ fn a_callers_sandboxes_are_bounded() {
     ok(run(Some(USER), "three"));
 }
 
+/// The other callers together leave root a tenth of `max_sandboxes`
+/// (one at least): members of the group cannot lock the administrator
+/// out.
+#[test]
+fn root_keeps_places_of_its_own() {
+    if !root_or_skip("root_keeps_places_of_its_own") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\"\nmax_sandboxes = 2"));
+    let run = |uid: Option<u32>, name: &str| {
+        airlock(
+            &d,
+            uid,
+            &["run", "-d", "--name", name, "--", "sleep", "100"],
+        )
+    };
+    ok(run(Some(USER), "one"));
+    let e = run(Some(USER), "two");
+    assert_eq!(e.code, 125, "{}", e.stdout);
+    assert!(e.stderr.contains("max_sandboxes"), "{}", e.stderr);
+    ok(run(None, "root"));
+    assert_eq!(run(None, "root2").code, 125, "the daemon's limit holds");
+}
+
 /// Through a daemon as locally: the workload inherits the caller's
 /// environment, `rm` and `stop` go on past a name that fails, and flags
 /// that mean nothing there are refused, not dropped.
