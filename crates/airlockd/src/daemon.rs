@@ -307,14 +307,35 @@ impl Daemon {
     }
 }
 
-/// The caller's home directory (from /etc/passwd), which the guardrails
-/// protect as they protect the home of a CLI user.
+/// The caller's home directory, which the guardrails protect as they
+/// protect the home of a CLI user: through the C library's user database
+/// (NSS), so that a user from LDAP or sssd, absent from /etc/passwd, has
+/// one too.
 fn home_of(uid: u32) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
-    })
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: a zeroed passwd is a valid value of this plain C struct
+        // (null pointers, zero ids); getpwuid_r fills it.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is to live storage of ours (`buf` of
+        // `buf.len()` bytes for the strings); getpwuid_r is the reentrant
+        // form, safe from any thread.
+        let r = unsafe {
+            libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+        };
+        if r == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if r != 0 || found.is_null() || pw.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: pw_dir points into `buf`, NUL-terminated, and `buf`
+        // outlives this borrow.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+        return Some(dir.to_string_lossy().into_owned()).filter(|d| !d.is_empty());
+    }
 }
 
 pub fn state_of(s: Status) -> proto::State {
@@ -439,4 +460,21 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| tonic::Status::internal(format!("the call's task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    /// As the C library's user database has it (`getent passwd`).
+    #[test]
+    fn a_callers_home_comes_from_the_user_database() {
+        let getent = std::process::Command::new("getent")
+            .args(["passwd", "0"])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&getent.stdout).into_owned();
+        let home = line.trim().split(':').nth(5).map(str::to_string);
+        assert!(home.is_some(), "{line:?}");
+        assert_eq!(super::home_of(0), home);
+        assert_eq!(super::home_of(4_000_000_000), None);
+    }
 }

@@ -196,17 +196,37 @@ impl AsyncWrite for PeerStream {
     }
 }
 
-/// The gid of group `name` (a name in /etc/group, or a number).
+/// The gid of group `name` (a number, or a name in the C library's group
+/// database: /etc/group, or LDAP and sssd through NSS).
 pub fn group_id(name: &str) -> Option<u32> {
     if let Ok(gid) = name.parse() {
         return Some(gid);
     }
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then_some(())?;
-        f.nth(1)?.parse().ok()
-    })
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: a zeroed group is a valid value of this plain C struct
+        // (null pointers, zero gid); getgrnam_r fills it.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is to live storage of ours (`buf` of
+        // `buf.len()` bytes for the strings and member list); getgrnam_r
+        // is the reentrant form, safe from any thread.
+        let r = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut gr,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if r == libc::ERANGE && buf.len() < 1 << 24 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        return (r == 0 && !found.is_null()).then_some(gr.gr_gid);
+    }
 }
 
 /// Bind the API socket at `path`: a stale socket from a daemon that died
