@@ -322,7 +322,7 @@ pub fn kill(a: KillArgs, ctx: Context) -> ExitCode {
 }
 
 pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
-    let (sb, _) = match find(&ctx, &a.name) {
+    let (sb, before) = match find(&ctx, &a.name) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
@@ -335,6 +335,11 @@ pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
             }
             None => refuse(format!("sandbox {} {}", st.name, status_text(&st))),
         },
+        // `run --rm` (or `rm -f`) took it away as it ended, as attach says.
+        Err(_) if !sb.dir.exists() => refuse(format!(
+            "sandbox {} ended and was removed: its exit status is gone (without --rm it is kept until `airlock rm`)",
+            before.name
+        )),
         Err(e) => fail(e.into()),
     }
 }

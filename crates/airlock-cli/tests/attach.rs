@@ -333,6 +333,41 @@ fn attach_to_a_sandbox_that_removes_itself() {
     assert!(sandbox_dirs(root).is_empty());
 }
 
+/// `wait` on a sandbox that removes itself as it ends says so, as attach
+/// does, rather than failing to read a state that went with it.
+#[test]
+fn wait_for_a_sandbox_that_removes_itself() {
+    require_root!();
+    let (_keep, root) = state_root();
+    let root = &root;
+    let _cleanup = Remove(root, false, &["w"]);
+    let r = al(
+        root,
+        false,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "w",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.5; exit 7",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = al(root, false, &["wait", "w"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("sandbox w ended and was removed: its exit status is gone"),
+        "{}",
+        r.stderr
+    );
+    assert!(sandbox_dirs(root).is_empty());
+}
+
 /// Typed on a terminal, until the workload answers, then Ctrl-P Ctrl-Q.
 const DETACH_DRIVER: &str = include_str!("detach_driver.py");
 

@@ -464,10 +464,33 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
         .collect();
     cgroups.extend(st["cgroup"]["v2"].as_str().map(String::from));
     assert!(!cgroups.is_empty(), "{st}");
-    // SAFETY: kill takes no pointers; -sup is the process group of the
-    // supervisor this test started (a session leader) and its guard.
-    unsafe { libc::kill(-sup, libc::SIGKILL) };
-    assert!(wait_until(10, || !alive(sup)));
+    // The guard is the supervisor's child in our PID namespace (PID 1 is
+    // in the sandbox's), in a session of its own: a kill of the
+    // supervisor's process group would leave it to clean up.
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let guard = descendants(sup)
+        .into_iter()
+        .filter(|p| *p != sup)
+        .find(|p| {
+            let ns = std::fs::metadata(format!("/proc/{p}/ns/pid")).map(|m| m.ino());
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1));
+            ns.ok() == Some(ours) && ppid == Some(&sup.to_string())
+        })
+        .expect("the guard");
+    for p in [guard, sup] {
+        // SAFETY: kill takes no pointers; the supervisor this test started
+        // and its guard, both alive (their pids not yet reused).
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    assert!(wait_until(10, || !alive(sup) && !alive(guard)));
+    assert!(
+        cgroups.iter().all(|c| Path::new(c).exists()),
+        "nothing removed them yet"
+    );
     assert!(wait_until(5, || inspect(root, "both")["status"] == "stopped"));
     assert_eq!(al(root, &["rm", "both"]).code, 0);
     let left: Vec<&String> = cgroups.iter().filter(|c| Path::new(c).exists()).collect();
@@ -1153,4 +1176,39 @@ fn exec_into_a_paused_sandbox_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("paused"), "{stderr}");
     assert_eq!(al(root, &["exec", "p", "--", "true"]).code, 0);
+}
+
+/// A sandbox's `alive` file deleted from under its supervisor (as
+/// systemd-tmpfiles ages out what sits untouched in /tmp) leaves it
+/// running: listed so, not removable without -f, and its cgroups and
+/// workload untouched by an `rm` that would have taken it for stopped.
+/// As root and as the test user.
+#[test]
+fn a_deleted_alive_file_leaves_the_sandbox_running() {
+    require_root!();
+    for user in [false, true] {
+        let root = StateRoot::new();
+        let root = root.path();
+        let al = |args: &[&str]| match user {
+            true => al_user(root, args),
+            false => al(root, args),
+        };
+        if user {
+            chown(root, USER, USER);
+        }
+        let r = al(&["run", "-d", "--name", "t", "--", "sleep", "1000"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let id = r.stdout.trim().to_string();
+        std::fs::remove_file(root.join(&id).join("alive")).unwrap();
+        let ps = al(&["ps"]);
+        assert!(ps.stdout.contains("running"), "user {user}: {}", ps.stdout);
+        let r = al(&["rm", "t"]);
+        assert_eq!(r.code, 125, "user {user}: {}", r.stderr);
+        assert!(root.join(&id).exists());
+        let e = al(&["exec", "t", "--", "true"]);
+        assert_eq!(e.code, 0, "user {user}: still there: {}", e.stderr);
+        let r = al(&["rm", "-f", "t"]);
+        assert_eq!(r.code, 0, "user {user}: {}", r.stderr);
+        assert!(!root.join(&id).exists());
+    }
 }

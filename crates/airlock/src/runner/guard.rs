@@ -22,13 +22,13 @@ pub struct Guard {
     done: OwnedFd,
 }
 
-/// Fork the guard. `keep` are fds it must hold on to (the pidfd of PID 1,
-/// the alive lock); every other fd is closed in it.
+/// Fork the guard. It holds on to the pidfd of PID 1 and the alive locks
+/// (`alive_fds`); every other fd is closed in it.
 pub fn spawn(
     pidfd: &OwnedFd,
     cgroup: Option<&Cgroup>,
     dir: Option<&SandboxDir>,
-    alive_fd: Option<i32>,
+    alive_fds: &[i32],
 ) -> Result<Guard, SetupError> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .step(|| "pipe for the guard".into())?;
@@ -48,7 +48,7 @@ pub fn spawn(
             // process group leader, so it succeeds.
             unsafe { libc::setsid() };
             let mut keep = vec![r.as_raw_fd(), pidfd.as_raw_fd()];
-            keep.extend(alive_fd);
+            keep.extend(alive_fds);
             let _ = crate::sys::close_from_except(3, &keep);
             std::mem::forget(w);
             watch(r, pidfd, cgroup, dir)

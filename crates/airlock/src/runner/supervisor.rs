@@ -131,6 +131,18 @@ pub(super) fn supervise(
     let report = report.with_verbose(plan.verbose);
     let lifecycle = plan.lifecycle.clone();
     let state_dir = lifecycle.as_ref().map(|l| SandboxDir::at(&l.dir));
+    // Held beside the maker's `alive` lock, by us and then by the guard
+    // too, never by PID 1: the directory's own lock, which no deletion of
+    // a file can take away (see `SandboxDir::hold_alive`).
+    let dir_alive = state_dir
+        .as_ref()
+        .map(SandboxDir::hold_alive)
+        .transpose()
+        .map_err(|e| SetupError::new("state", e.to_string()))?;
+    let alive_fds: Vec<i32> = alive_fd
+        .into_iter()
+        .chain(dir_alive.as_ref().map(AsRawFd::as_raw_fd))
+        .collect();
     // The image layers beneath an overlay root stay while the sandbox
     // lives (`image prune` takes only a layer nobody holds); first, so
     // that a layer being pruned refuses the start before anything exists.
@@ -203,7 +215,7 @@ pub(super) fn supervise(
                 sources,
                 userns: pid_join.and_then(|j| j.userns),
             };
-            become_pid1(plan, alive_fd, logs, ends, report)
+            become_pid1(plan, &alive_fds, logs, ends, report)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(clone_failed(&e)),
@@ -234,7 +246,7 @@ pub(super) fn supervise(
         &pidfd,
         cgroup.as_ref(),
         state_dir.as_ref(),
-        alive_fd,
+        &alive_fds,
         report,
     )?;
     // Idmapped only now: the user namespace needs its maps first.
@@ -523,7 +535,7 @@ pub(super) fn join_by_path(
 /// stdio and the inner socket on the report fd, and become PID 1.
 fn become_pid1(
     plan: Plan,
-    alive_fd: Option<i32>,
+    alive_fds: &[i32],
     logs: Option<Logs>,
     ends: Pid1Ends,
     report: Reporter,
@@ -539,10 +551,11 @@ fn become_pid1(
             std::process::exit(125);
         }
     }
-    if let Some(fd) = alive_fd {
-        // SAFETY: the alive lock's fd is ours; the sandbox must not keep
-        // the supervisor's lock.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    for fd in alive_fds {
+        // SAFETY: the alive locks' fds are ours, closed once here (this
+        // clone never returns to where their owners would close them);
+        // the sandbox must not keep the supervisor's locks.
+        drop(unsafe { OwnedFd::from_raw_fd(*fd) });
     }
     signals::forget_stop();
     if let Some(l) = &logs {
@@ -593,7 +606,7 @@ fn start_pid1(
     pidfd: &OwnedFd,
     cgroup: Option<&Cgroup>,
     state_dir: Option<&SandboxDir>,
-    alive_fd: Option<i32>,
+    alive_fds: &[i32],
     report: Reporter,
 ) -> Result<Option<guard::Guard>, SetupError> {
     let early = |e: SetupError| {
@@ -608,7 +621,7 @@ fn start_pid1(
     // parent-death signal — a guard kills what is left.
     let needs_guard = cgroup.is_some() || plan.init == crate::spec::InitMode::Workload;
     let guard = if needs_guard {
-        Some(guard::spawn(pidfd, cgroup, state_dir, alive_fd).map_err(early)?)
+        Some(guard::spawn(pidfd, cgroup, state_dir, alive_fds).map_err(early)?)
     } else {
         None
     };

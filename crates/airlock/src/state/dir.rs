@@ -38,6 +38,17 @@ fn flock_file(path: &Path, op: FlockOperation) -> Result<Option<File>, StateErro
     }
 }
 
+/// A directory opened to be flocked (a flock needs a file opened for
+/// reading, not an O_PATH one).
+fn open_dir(dir: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
 /// One sandbox's directory.
 #[derive(Debug, Clone)]
 pub struct SandboxDir {
@@ -203,44 +214,78 @@ impl SandboxDir {
         self.read_json("plan.json")
     }
 
-    /// Is the supervisor (or its guard) still there? Only a missing file or
-    /// a lock nobody holds says it is not: a failure to look (no fd left,
+    /// Hold the directory itself as the supervisor does while it (or its
+    /// guard) lives, beside the `alive` file its maker locked: a file
+    /// can be deleted from under its lock (systemd-tmpfiles ages out
+    /// what sits untouched in /tmp), a directory's lock goes only with
+    /// the sandbox. (tmpfiles also leaves a locked directory alone.)
+    pub fn hold_alive(&self) -> Result<File, StateError> {
+        let f = open_dir(&self.dir).map_err(io_err("open", &self.dir))?;
+        rustix::fs::flock(&f, FlockOperation::LockExclusive).map_err(|e| StateError::Io {
+            what: "lock",
+            path: self.dir.clone(),
+            source: e.into(),
+        })?;
+        Ok(f)
+    }
+
+    /// The locks that say the supervisor or its guard lives: the
+    /// directory's, then the `alive` file's (which alone says it for a
+    /// sandbox started by an older airlock, and while its maker starts
+    /// it). A missing one holds nothing; `Err`: a failure to look.
+    fn alive_locks(&self) -> io::Result<Vec<File>> {
+        let mut out = Vec::new();
+        for f in [open_dir(&self.dir), File::open(self.dir.join("alive"))] {
+            match f {
+                Ok(f) => out.push(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Is the supervisor (or its guard) still there? Only missing locks or
+    /// locks nobody holds say it is not: a failure to look (no fd left,
     /// in a busy daemon) must not get a running sandbox taken for a
     /// stopped one, and deleted.
     pub fn alive(&self) -> bool {
-        let f = match File::open(self.dir.join("alive")) {
-            Ok(f) => f,
-            Err(e) => return e.kind() != io::ErrorKind::NotFound,
-        };
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
+        match self.alive_locks() {
+            Ok(locks) => locks
+                .iter()
+                .any(|f| rustix::fs::flock(f, FlockOperation::NonBlockingLockShared).is_err()),
+            Err(_) => true,
+        }
     }
 
     /// Wait until the supervisor and its guard are gone (`None`: forever).
     /// Returns whether they are.
     pub fn wait_ended(&self, timeout: Option<Duration>) -> bool {
-        let f = match File::open(self.dir.join("alive")) {
-            Ok(f) => f,
-            // As in `alive`: only a missing file says they are gone.
-            Err(e) => return e.kind() == io::ErrorKind::NotFound,
+        let locks = match self.alive_locks() {
+            Ok(locks) => locks,
+            Err(_) => return false,
         };
         // A timeout past what an Instant holds (`stop -t` of u64::MAX
         // seconds) is forever.
         let end = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         let Some(end) = end else {
-            return rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared).is_ok();
+            return locks
+                .iter()
+                .all(|f| rustix::fs::flock(f, FlockOperation::LockShared).is_ok());
         };
         let mut pause = Backoff::new(Duration::from_millis(10));
-        loop {
-            if rustix::fs::flock(f.as_fd(), rustix::fs::FlockOperation::NonBlockingLockShared)
-                .is_ok()
-            {
-                return true;
+        for f in &locks {
+            loop {
+                if rustix::fs::flock(f.as_fd(), FlockOperation::NonBlockingLockShared).is_ok() {
+                    break;
+                }
+                if std::time::Instant::now() >= end {
+                    return false;
+                }
+                pause.pause_until(end);
             }
-            if std::time::Instant::now() >= end {
-                return false;
-            }
-            pause.pause_until(end);
         }
+        true
     }
 
     /// Take the sandbox's lock: no other airlock process acts on it until
