@@ -56,6 +56,12 @@ fn action(field: &str, name: &str, errno: Option<u32>) -> Result<ScmpAction> {
 }
 
 fn compare(field: &str, a: &OciArg) -> Result<ScmpArgCompare> {
+    if a.index > 5 {
+        return Err(err(
+            format!("{field}.index"),
+            "syscalls have six arguments (0 to 5)",
+        ));
+    }
     let op = match a.op.as_str() {
         "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
         "SCMP_CMP_LT" => ScmpCompareOp::Less,
@@ -77,12 +83,6 @@ fn compare(field: &str, a: &OciArg) -> Result<ScmpArgCompare> {
             ))
         }
     };
-    if a.index > 5 {
-        return Err(err(
-            format!("{field}.index"),
-            "syscalls have six arguments (0 to 5)",
-        ));
-    }
     Ok(ScmpArgCompare::new(a.index, op, a.value))
 }
 

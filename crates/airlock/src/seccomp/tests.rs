@@ -63,6 +63,15 @@ fn oci_profile_errors_name_the_rule() {
         let e = filters(&Seccomp::custom(p)).unwrap_err();
         assert_eq!(e.field, "seccomp.oci.defaultErrnoRet", "{errno}");
     }
+    // An argument past the sixth, whatever the comparison.
+    for op in ["SCMP_CMP_EQ", "SCMP_CMP_MASKED_EQ"] {
+        let p: OciSeccomp = serde_json::from_str(&format!(
+            r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["capset"], "action": "SCMP_ACT_ERRNO", "args": [{{"index": 6, "value": 1, "op": "{op}"}}]}}]}}"#
+        ))
+        .unwrap();
+        let e = filters(&Seccomp::custom(p)).unwrap_err();
+        assert_eq!(e.field, "seccomp.oci.syscalls[0].args[0].index", "{op}");
+    }
 }
 
 /// A mistyped key is an error, not a profile without its rules; Docker's
