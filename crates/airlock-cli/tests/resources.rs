@@ -38,6 +38,25 @@ fn memory_limit_oom_kills_and_reports() {
     assert_eq!(v["ended"], "exited");
 }
 
+/// An exit status above 128+64 is an exit, not a signal past the last.
+#[test]
+fn a_high_exit_status_is_an_exit() {
+    let (r, v) = report(&[], "exit 255");
+    assert_eq!(r.code, 255, "{}", r.stderr);
+    assert_eq!(
+        (v["ended"].as_str(), v["signal"].as_i64()),
+        (Some("exited"), None),
+        "{v}"
+    );
+    let (r, v) = report(&[], "kill -TERM $$");
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert_eq!(
+        (v["ended"].as_str(), v["signal"].as_i64()),
+        (Some("signaled"), Some(15)),
+        "{v}"
+    );
+}
+
 #[test]
 fn pids_limit() {
     require_root!();

@@ -304,6 +304,11 @@ fn create_holds_the_workload_until_start() {
         &al(root, &["exec", "c", "--", "true"]),
         "only a running sandbox",
     );
+    // A signal a held init ignores (runc's, Go's: USR1) leaves it
+    // created; delivered, it ended the held workload unrecorded.
+    assert_eq!(al(root, &["kill", "-s", "USR1", "c"]).code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(inspect(root, "c")["status"], "created");
     let s = al(root, &["start", "c"]);
     assert_eq!(s.code, 0, "{}", s.stderr);
     assert_eq!(al(root, &["wait", "c"]).code, 7);
@@ -1211,4 +1216,107 @@ fn a_deleted_alive_file_leaves_the_sandbox_running() {
         assert_eq!(r.code, 0, "user {user}: {}", r.stderr);
         assert!(!root.join(&id).exists());
     }
+}
+
+/// Callers that connect to a sandbox's control socket and send nothing
+/// (sixteen at once, the listener's whole queue) do not hold up the
+/// supervisor: an exec is answered. It waited a second on each of them in
+/// turn, and the exec gave up after ten ("did not answer"; a kill then
+/// still got through, late, by other means).
+#[test]
+fn idle_callers_do_not_hold_up_the_supervisor() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let r = al(root, &["run", "-d", "--name", "t", "--", "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dir = root.join(r.stdout.trim());
+    let idle = r#"
+import os, socket, sys, time
+d = os.open(sys.argv[1], os.O_RDONLY)
+held = []
+for _ in range(16):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect("/proc/self/fd/%d/control.sock" % d)
+    held.append(s)
+print("connected", flush=True)
+time.sleep(60)
+"#;
+    let mut callers = std::process::Command::new("python3")
+        .args(["-c", idle])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(callers.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "connected");
+    let e = al(root, &["exec", "t", "--", "echo", "in"]);
+    let k = al(root, &["kill", "t"]);
+    let _ = callers.kill();
+    let _ = callers.wait();
+    assert_eq!((e.code, e.stdout.as_str()), (0, "in\n"), "{}", e.stderr);
+    assert_eq!(k.code, 0, "{}", k.stderr);
+    // A request it does not know (a newer client's) is answered so, not
+    // dropped: the client would take a dropped one for done.
+    let r = al(root, &["run", "-d", "--name", "u", "--", "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ask = r#"
+import json, os, socket, sys
+d = os.open(sys.argv[1], os.O_RDONLY)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("/proc/self/fd/%d/control.sock" % d)
+s.send(b'{"op": "nope"}')
+print(json.loads(s.recv(4096))["error"])
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", ask])
+        .arg(root.join(r.stdout.trim()))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.starts_with("not a request this supervisor knows"),
+        "{said} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let w = al(root, &["wait", "t"]);
+    assert_eq!(w.stdout.trim(), "137", "{}", w.stderr);
+}
+
+/// A sandbox killed on request is reported killed by a signal, not out of
+/// memory, though one of its processes was OOM-killed before.
+#[test]
+fn a_kill_is_not_taken_for_an_earlier_oom_kill() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "o",
+            "--memory",
+            "32M",
+            "--",
+            "sh",
+            "-c",
+            "python3 -c 'x = bytearray(256 << 20)'; echo oomed; sleep 100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(wait_until(20, || al(root, &["logs", "o"])
+        .stdout
+        .contains("oomed")));
+    assert_eq!(al(root, &["kill", "o"]).code, 0);
+    assert_eq!(al(root, &["wait", "o"]).stdout.trim(), "137");
+    let exit = &inspect(root, "o")["exit"];
+    assert_eq!(exit["ended"], "signaled", "{exit}");
+    assert!(exit["oom_kills"].as_u64().unwrap() >= 1, "{exit}");
 }

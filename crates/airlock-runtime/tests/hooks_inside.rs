@@ -154,3 +154,51 @@ fn a_failing_hook_inside_fails_its_verb() {
     );
     assert!(done.exists(), "its poststop did not run");
 }
+
+/// While a container is being created (here, while its createContainer
+/// hook runs) its supervisor gives out no namespaces: PID 1 has sent
+/// them before building the root, and a process joining the mount
+/// namespace then would stand in the host's tree.
+#[test]
+fn a_container_being_created_gives_out_no_namespaces() {
+    require_root!();
+    let env = Env::new();
+    let hook = json!({"path": "/bin/sh", "args": ["sh", "-c", "sleep 2"], "timeout": 10});
+    let b = env.bundle("b", &["sleep", "1000"], |c| {
+        c["hooks"] = json!({"createContainer": [hook]});
+    });
+    // Asks the first supervisor to listen in the state root, as exec
+    // would, and prints its answer: the error, and how many fds came.
+    let probe = r#"
+import glob, json, os, socket, sys, time
+end = time.time() + 10
+socks = []
+while not socks and time.time() < end:
+    socks = glob.glob(os.path.join(sys.argv[1], "*", "control.sock"))
+    time.sleep(0.005)
+d = os.open(os.path.dirname(socks[0]), os.O_RDONLY)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("/proc/self/fd/%d/control.sock" % d)
+s.send(json.dumps({"op": "namespaces"}).encode())
+msg, fds, _, _ = socket.recv_fds(s, 4096, 16)
+print(json.loads(msg).get("error"), len(fds))
+"#;
+    let root = env.root();
+    let asker = std::thread::spawn(move || {
+        std::process::Command::new("python3")
+            .args(["-c", probe])
+            .arg(root)
+            .output()
+            .unwrap()
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "c"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let asked = asker.join().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&asked.stdout).trim(),
+        "the sandbox is still being set up 0",
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    assert!(env.rt(&["delete", "--force", "c"]).status.success());
+}

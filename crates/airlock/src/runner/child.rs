@@ -92,6 +92,10 @@ pub fn main(
                     // SAFETY: the report fd is ours and not used after this.
                     unsafe { libc::close(super::report::report_fd()) };
                     let own_session = plan.new_session;
+                    // The caller's preserved fds are the workload's: kept
+                    // here, a pipe among them would never see end-of-file
+                    // when the workload closed it.
+                    let _ = crate::sys::close_preserved(plan.process.preserve_fds);
                     // Init stays for the sandbox's whole life: it keeps
                     // nothing of the plan (init::run gives the memory back).
                     drop((go, hold, slave, plan));

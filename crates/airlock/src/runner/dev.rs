@@ -30,12 +30,15 @@ pub fn mount_dev(
     console: bool,
 ) -> Result<(), SetupError> {
     let step = || format!("mount {dest}");
+    // nodev: the nodes below are bind mounts of the host's, each a mount
+    // of its own; a node made in the tmpfs itself (mknod without a user
+    // namespace) opens nothing, wherever a racing rename moved it.
     mount_fs_at(
         root,
         dest,
         "tmpfs",
         &[("mode", Some("0755"))],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODEV,
     )
     .step(step)?;
     let dev = dest.trim_end_matches('/');

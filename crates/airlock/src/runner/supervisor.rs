@@ -318,13 +318,7 @@ pub(super) fn supervise(
     // PID 1 has ended, not yet reaped: no signal may name its pid after.
     signals::stop_forwarding(pid);
     let reaped = !lifecycle.as_ref().is_some_and(|l| l.leave_pid1_to_reaper);
-    let (code, exit) = reap(
-        pid,
-        reaped,
-        outcome.timed_out,
-        cgroup.as_ref(),
-        started.elapsed(),
-    )?;
+    let (code, exit) = reap(pid, reaped, &outcome, cgroup.as_ref(), started.elapsed())?;
     finish(cgroup, state_dir, lifecycle, guard, &outcome, &exit);
     super::status_fd::write_ended(status_fd, code);
     if !outcome.failed {
@@ -679,7 +673,7 @@ fn record_start(
 fn reap(
     pid: i32,
     reaped: bool,
-    timed_out: bool,
+    outcome: &Outcome,
     cgroup: Option<&Cgroup>,
     wall: Duration,
 ) -> Result<(i32, ExitReport), SetupError> {
@@ -688,7 +682,7 @@ fn reap(
     let code = signals::shell_status(status);
     Ok((
         code,
-        exit_report(code, status, timed_out, cgroup, &usage, wall),
+        exit_report(code, status, outcome, cgroup, &usage, wall),
     ))
 }
 
@@ -713,18 +707,24 @@ pub(super) fn kill_sandbox(cgroup: Option<&Cgroup>, pidfd: &OwnedFd) {
 fn exit_report(
     code: i32,
     status: i32,
-    timed_out: bool,
+    outcome: &Outcome,
     cgroup: Option<&Cgroup>,
     usage: &libc::rusage,
     wall: Duration,
 ) -> ExitReport {
-    let signal = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+    // A shell's 128+N for a signal, as ExitReport::from_code reads it: an
+    // `exit 255` is an exit.
+    let signal = libc::WIFSIGNALED(status)
+        .then(|| libc::WTERMSIG(status))
+        .or_else(|| (code > 128 && code < 128 + 65).then_some(code - 128));
     let oom_kills = cgroup.map_or(0, Cgroup::oom_kills);
-    let ended = if timed_out {
+    let ended = if outcome.timed_out {
         Ended::TimedOut
-    } else if oom_kills > 0 && (signal == Some(libc::SIGKILL) || code == 128 + libc::SIGKILL) {
+    } else if oom_kills > 0 && signal == Some(libc::SIGKILL) && outcome.killed.is_none() {
+        // Not when it was killed on request: an earlier OOM kill of
+        // some other process would take the blame.
         Ended::OomKilled
-    } else if code > 128 {
+    } else if signal.is_some() {
         Ended::Signaled
     } else {
         Ended::Exited
@@ -737,7 +737,7 @@ fn exit_report(
     ExitReport {
         code,
         ended,
-        signal: signal.or_else(|| (code > 128).then_some(code - 128)),
+        signal,
         oom_kills,
         pids_limit_hit: cgroup.is_some_and(Cgroup::pids_limit_hit),
         peak_memory_bytes: peak,

@@ -45,6 +45,8 @@ pub(super) struct Watch<'a> {
     /// faulted in and unmapped), and gone with `inner`.
     pub(super) inbox: Vec<u8>,
     pub(super) control: Option<OwnedFd>,
+    /// Callers on the control socket whose request has not come yet.
+    pub(super) waiting: control::Waiting,
     pub(super) logs: Option<Logs>,
     /// Releases a created sandbox's workload.
     pub(super) hold: Option<OwnedFd>,
@@ -78,6 +80,7 @@ enum Src {
     Parent,
     Inner,
     Control,
+    Waiting,
     Log(logs::Source),
     Tty(tty::Ready),
 }
@@ -127,6 +130,7 @@ impl<'a> Watch<'a> {
             killed: None,
             inner: None,
             control: None,
+            waiting: control::Waiting::default(),
             logs: None,
             hold: None,
             state_dir,
@@ -183,7 +187,19 @@ impl<'a> Watch<'a> {
     }
 
     fn step(&mut self) -> Result<bool, SetupError> {
-        let timeout = self.timeout();
+        let timeout = match (self.timeout(), self.waiting.deadline()) {
+            (t, None) => t,
+            // A caller's request is waited for a second at most.
+            (t, Some(d)) => {
+                let left = time_left(d).unwrap_or_default();
+                Some(t.map_or(left, |t| {
+                    match (t.tv_sec, t.tv_nsec) < (left.tv_sec, left.tv_nsec) {
+                        true => t,
+                        false => left,
+                    }
+                }))
+            }
+        };
         let mut srcs = vec![Src::Stop];
         let mut fds = vec![PollFd::new(self.stop, PollFlags::IN)];
         // The setup reports first: PID 1 may end right after the last one.
@@ -201,6 +217,10 @@ impl<'a> Watch<'a> {
         if let Some(c) = &self.control {
             srcs.push(Src::Control);
             fds.push(PollFd::new(c, PollFlags::IN));
+        }
+        for c in self.waiting.fds() {
+            srcs.push(Src::Waiting);
+            fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
         }
         if let Some(l) = &self.logs {
             for (s, fd) in l.open_fds() {
@@ -224,7 +244,17 @@ impl<'a> Watch<'a> {
             .filter(|(_, f)| !f.revents().is_empty())
             .map(|(s, _)| *s)
             .collect();
+        let waiting_ready: Vec<bool> = srcs
+            .iter()
+            .zip(&fds)
+            .filter(|(s, _)| **s == Src::Waiting)
+            .map(|(_, f)| !f.revents().is_empty())
+            .collect();
         drop(fds);
+        // Every step: those that waited too long are let go too.
+        for incoming in self.waiting.take_ready(&waiting_ready) {
+            self.answer(incoming);
+        }
         let mut ended = false;
         for src in ready {
             match src {
@@ -239,6 +269,7 @@ impl<'a> Watch<'a> {
                 }
                 Src::Inner => self.relay()?,
                 Src::Control => self.serve(),
+                Src::Waiting => {} // answered above
                 Src::Log(s) => {
                     if let Some(l) = self.logs.as_mut() {
                         l.drain(s);
@@ -441,15 +472,24 @@ impl<'a> Watch<'a> {
         let Some(listener) = &self.control else {
             return;
         };
-        let Some(incoming) = control::accept(listener) else {
-            return;
-        };
+        if let Some(incoming) = self.waiting.accept(listener) {
+            self.answer(incoming);
+        }
+    }
+
+    fn answer(&mut self, incoming: control::Incoming) {
         match incoming.request {
             // Not those of a sandbox on its way out: a process joining
             // them would run in a cgroup being removed, or fail to fork
             // into a PID namespace whose init is gone, and say so badly.
             Request::Namespaces if self.ending() => {
                 return incoming.reply(Err("the sandbox has stopped".into()))
+            }
+            // Nor before it is created: PID 1 sends them before it builds
+            // the root, and a process joining the mount namespace then
+            // would stand in the host's tree.
+            Request::Namespaces if !self.announced => {
+                return incoming.reply(Err("the sandbox is still being set up".into()))
             }
             Request::Namespaces => return incoming.reply_namespaces(&self.namespaces),
             Request::Attach => {
@@ -464,6 +504,11 @@ impl<'a> Watch<'a> {
                 self.kill("it was signalled before it started");
                 Ok(())
             }
+            // The rest a held init ignores, as runc's does (Go's runtime
+            // ignores USR1, ...): delivered, the held workload, whose
+            // signals are back to their defaults already, would end by
+            // most of them, unrecorded.
+            Request::Signal { .. } if self.hold.is_some() => Ok(()),
             Request::Signal { signal }
                 if self.own_init && signal != libc::SIGKILL && signals::kept(signal).is_some() =>
             {

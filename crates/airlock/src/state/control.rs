@@ -168,8 +168,15 @@ fn ask(dir: &Path, req: &Request) -> io::Result<(Reply, Vec<OwnedFd>)> {
         }
     };
     if n == 0 {
-        // The supervisor went away while answering (a kill that ended it).
-        return Ok((Reply::default(), fds));
+        // The supervisor went away while answering: a kill (or a signal)
+        // that ended it did what it was asked; anything else was not done.
+        return match req {
+            Request::Kill | Request::Signal { .. } => Ok((Reply::default(), fds)),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "its supervisor ended without answering (the sandbox stopped)",
+            )),
+        };
     }
     let reply: Reply = serde_json::from_slice(&buf[..n])
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -199,26 +206,108 @@ pub struct Incoming {
     pub request: Request,
 }
 
-/// Accept one connection and read its request. Connections from anyone
-/// but the supervisor's own uid or root are closed unanswered.
-pub fn accept(listener: &OwnedFd) -> Option<Incoming> {
-    let conn = rustix::net::accept_with(listener, SocketFlags::CLOEXEC).ok()?;
+/// Accept one connection; one from anyone but the supervisor's own uid or
+/// root is closed unanswered.
+fn accept_ours(listener: &OwnedFd, flags: SocketFlags) -> Option<OwnedFd> {
+    let conn = rustix::net::accept_with(listener, flags | SocketFlags::CLOEXEC).ok()?;
     let me = rustix::process::geteuid();
     let peer = rustix::net::sockopt::socket_peercred(&conn).ok()?;
-    if peer.uid != me && !peer.uid.is_root() {
-        return None;
+    (peer.uid == me || peer.uid.is_root()).then_some(conn)
+}
+
+/// The request in `bytes`; one this supervisor cannot read (a newer
+/// client's) is answered so, not dropped, which the client would take
+/// for a supervisor that went away.
+fn parse_or_answer(conn: OwnedFd, bytes: &[u8]) -> Option<Incoming> {
+    match serde_json::from_slice(bytes) {
+        Ok(request) => Some(Incoming { conn, request }),
+        Err(e) => {
+            let reply = Reply {
+                error: Some(format!("not a request this supervisor knows: {e}")),
+                ..Reply::default()
+            };
+            let bytes = serde_json::to_vec(&reply).expect("replies serialize");
+            let _ = rustix::net::send(&conn, &bytes, rustix::net::SendFlags::NOSIGNAL);
+            None
+        }
     }
-    // A client sends right after connecting; do not let one that does not
-    // hold the supervisor up for long.
+}
+
+/// Accept one connection and wait (a second at most) for its request:
+/// for a caller with nothing else to watch (the runtime hooks' wait).
+pub fn accept(listener: &OwnedFd) -> Option<Incoming> {
+    let conn = accept_ours(listener, SocketFlags::empty())?;
     let _ = rustix::net::sockopt::set_socket_timeout(
         &conn,
         rustix::net::sockopt::Timeout::Recv,
-        Some(std::time::Duration::from_secs(1)),
+        Some(Waiting::PATIENCE),
     );
     let mut buf = [0u8; 4096];
     let (n, _) = rustix::net::recv(&conn, &mut buf[..], rustix::net::RecvFlags::empty()).ok()?;
-    let request = serde_json::from_slice(&buf[..n]).ok()?;
-    Some(Incoming { conn, request })
+    parse_or_answer(conn, &buf[..n])
+}
+
+/// Connections whose request has not come yet, kept among the
+/// supervisor's other sources rather than waited for: a client that
+/// connects and sends nothing (a health check that only connects) held
+/// the whole loop for a second each time, logs undrained, stops and the
+/// timeout late. A few, each for a second at most.
+#[derive(Default)]
+pub struct Waiting(Vec<(OwnedFd, std::time::Instant)>);
+
+impl Waiting {
+    const MOST: usize = 16;
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Accept one connection without waiting; its request if it came
+    /// with it (else the connection waits here).
+    pub fn accept(&mut self, listener: &OwnedFd) -> Option<Incoming> {
+        let conn = accept_ours(listener, SocketFlags::NONBLOCK)?;
+        self.read_or_keep(conn, std::time::Instant::now())
+    }
+
+    fn read_or_keep(&mut self, conn: OwnedFd, since: std::time::Instant) -> Option<Incoming> {
+        let mut buf = [0u8; 4096];
+        match rustix::net::recv(&conn, &mut buf[..], rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) if n > 0 => parse_or_answer(conn, &buf[..n]),
+            Err(rustix::io::Errno::AGAIN) if since.elapsed() < Self::PATIENCE => {
+                if self.0.len() >= Self::MOST {
+                    self.0.remove(0);
+                }
+                self.0.push((conn, since));
+                None
+            }
+            // Closed unsent, or waited for long enough.
+            _ => None,
+        }
+    }
+
+    /// The connections to poll, in order.
+    pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.0.iter().map(|(c, _)| c.as_fd())
+    }
+
+    /// The requests of the connections polled readable (`ready[i]` for
+    /// the i-th of [`Waiting::fds`]); those waited for too long are closed.
+    pub fn take_ready(&mut self, ready: &[bool]) -> Vec<Incoming> {
+        let mut out = Vec::new();
+        for (i, (conn, since)) in std::mem::take(&mut self.0).into_iter().enumerate() {
+            if ready.get(i) == Some(&true) {
+                out.extend(self.read_or_keep(conn, since));
+            } else if since.elapsed() < Self::PATIENCE {
+                self.0.push((conn, since));
+            }
+        }
+        out
+    }
+
+    /// When the longest-waiting connection is given up.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.0
+            .iter()
+            .map(|(_, since)| *since + Self::PATIENCE)
+            .min()
+    }
 }
 
 impl Incoming {
