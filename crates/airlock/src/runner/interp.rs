@@ -8,16 +8,24 @@
 //! for a dozen lines on an error path.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// The interpreter `path` names, if it is a script or a dynamically
 /// linked ELF program.
 pub fn interpreter(path: &str) -> Option<String> {
-    let mut head = Vec::with_capacity(4096);
-    std::fs::File::open(path)
-        .ok()?
-        .take(64 * 1024)
-        .read_to_end(&mut head)
+    // Non-blocking, and only a regular file is read: a workload may have
+    // put a FIFO in the program's place since the exec failed, which a
+    // plain open would wait on for good.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
         .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut head = Vec::with_capacity(4096);
+    file.take(64 * 1024).read_to_end(&mut head).ok()?;
     if let Some(rest) = head.strip_prefix(b"#!") {
         let line = rest.split(|b| *b == b'\n').next()?;
         let line = String::from_utf8_lossy(line);
@@ -90,5 +98,14 @@ mod tests {
         let data = dir.path().join("d");
         std::fs::write(&data, "plain text").unwrap();
         assert_eq!(interpreter(data.to_str().unwrap()), None);
+        // A FIFO nobody writes is not waited on.
+        let fifo = dir.path().join("f");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        assert_eq!(interpreter(fifo.to_str().unwrap()), None);
     }
 }
