@@ -1419,3 +1419,42 @@ fn a_writable_bind_onto_the_root_is_written_as_the_caller() {
         assert_eq!(r.stdout, "1000\ntmp-ok\n", "{extra:?}");
     }
 }
+
+/// A file bound onto a link whose target is not there yet (an image's
+/// `/etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf`) lands
+/// where the link leads, made inside the root as runc makes it; it was
+/// refused (ELOOP).
+#[test]
+fn a_bind_onto_a_dangling_link_makes_its_target() {
+    require_root!();
+    let dir = shared_dir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("usr")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    for link in ["bin", "lib", "lib64"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), root.join(link)).unwrap();
+    }
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        root.join("etc/resolv.conf"),
+    )
+    .unwrap();
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+    let r = output(airlock(&[
+        "run",
+        "--rootfs",
+        &root.display().to_string(),
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--ro-bind",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "--",
+        "cat",
+        "/etc/resolv.conf",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, hosts);
+    assert!(root.join("run/systemd/resolve/stub-resolv.conf").is_file());
+}

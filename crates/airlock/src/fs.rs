@@ -125,6 +125,26 @@ fn make_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Resu
     }
     let (parent, name) = split_parent(path);
     let parent_fd = mkdir_all_in(root, parent)?;
+    // A link whose target is not there yet (an image's /etc/resolv.conf
+    // -> ../run/systemd/resolve/stub-resolv.conf): its target is made, as
+    // runc makes it, inside the root (resolved there, `..` stopping at the
+    // root), and the link then leads to the mount point.
+    let mut link = (parent.to_string(), name.to_string(), parent_fd);
+    for _ in 0..MAX_LINKS {
+        let Ok(to) = rustix::fs::readlinkat(&link.2, link.1.as_str(), Vec::new()) else {
+            break;
+        };
+        let to = to.to_string_lossy().into_owned();
+        let next = match to.starts_with('/') {
+            true => to,
+            false => format!("{}/{to}", link.0),
+        };
+        let (p, n) = split_parent(&next);
+        let fd = mkdir_all_in(root, p)?;
+        link = (p.to_string(), n.to_string(), fd);
+    }
+    let (_, name, parent_fd) = &link;
+    let name = name.as_str();
     match kind {
         TargetKind::Dir => {
             match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)) {
@@ -150,6 +170,10 @@ fn make_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Resu
     }
     path_in(root, path)
 }
+
+/// The most links followed to a mount point yet to be made (the kernel's
+/// own bound on a path, MAXSYMLINKS).
+const MAX_LINKS: usize = 40;
 
 /// Attach a detached mount (from `open_tree` or `fsmount`) on `target`.
 pub fn attach(mount: impl AsFd, target: impl AsFd) -> io::Result<()> {
