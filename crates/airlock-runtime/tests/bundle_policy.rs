@@ -80,6 +80,16 @@ fn the_orchestrators_seccomp_profile_keeps_the_argument_filters() {
     assert!(out.contains("Seccomp_filters:\t2"), "{out}");
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logged.contains("seccomp-permissive"), "{logged}");
+    // One whose default lets through what it does not name is no filter:
+    // not acknowledged on the bundle's behalf.
+    let b = env.bundle("allow", &["true"], |c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "allow"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out} {err}");
+    assert!(err.contains("seccomp-permissive"), "{err}");
+    assert!(!env.rt(&["state", "allow"]).status.success());
     // runc's SECCOMP_FILTER_FLAG_LOG is applied (the kernel logs what the
     // filter refuses; spec_features.rs checks the record); another flag
     // is refused by name, not ignored.

@@ -590,8 +590,14 @@ fn platform_defaults(s: &mut SandboxSpec) {
     // The orchestrator's profile (podman's, containerd's) allows what
     // its containers rely on under a user namespace; runc would apply it
     // as is. Judged all the same, and acknowledged only while the
-    // container's root is not the host's.
-    if airlock::check::seccomp_is_permissive(&s.seccomp) && root_unprivileged {
+    // container's root is not the host's, and while it still refuses
+    // what it does not name: a default action that lets everything
+    // through is no filter at all, which a user namespace does not make
+    // safe (bpf, io_uring, keyctl are the kernel's, not the namespace's).
+    if airlock::check::seccomp_is_permissive(&s.seccomp)
+        && root_unprivileged
+        && !airlock::check::seccomp_default_is_permissive(&s.seccomp)
+    {
         s.allow_unsafe.push("seccomp-permissive".into());
     }
     s.allow_unsafe.sort();

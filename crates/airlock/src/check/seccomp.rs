@@ -138,6 +138,13 @@ fn narrowed(name: &str, args: &[OciArg]) -> bool {
     }
 }
 
+/// Does this profile let through every call it does not name
+/// (defaultAction ALLOW, LOG, TRACE)? As good as no filter at all, which
+/// the OCI runtime does not acknowledge for a bundle either.
+pub fn default_is_permissive(profile: &Seccomp) -> bool {
+    matches!(profile, Seccomp::Custom { oci, .. } if permissive(&oci.default_action))
+}
+
 /// Would `judge` find this profile permissive? (The OCI runtime
 /// acknowledges the orchestrator's profile only when it is.)
 pub fn is_permissive(profile: &Seccomp) -> bool {
