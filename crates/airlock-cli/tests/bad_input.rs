@@ -549,6 +549,18 @@ fn settings_that_would_go_unapplied_are_refused() {
             r#"{"process": {"args": ["true"]}, "filesystem": {"root": {"type": "tmpfs", "size": 0}}}"#,
             "filesystem.root.size: 0 bytes",
         ),
+        (
+            r#"{"process": {"args": ["true"]}, "resources": {"cpus": 1, "cpu_period": 999}}"#,
+            "resources.cpu_period: 999 is not a period",
+        ),
+        (
+            r#"{"process": {"args": ["true"]}, "resources": {"cpu_period": 100000}}"#,
+            "resources.cpu_period: a period without a quota",
+        ),
+        (
+            r#"{"process": {"args": ["true"]}, "resources": {"cpus": 0.005}}"#,
+            "resources.cpus: 0.005 is not a CPU count (0.01 to",
+        ),
     ] {
         let path = dir.path().join("spec.json");
         std::fs::write(&path, spec).unwrap();

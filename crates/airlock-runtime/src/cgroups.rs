@@ -263,14 +263,35 @@ fn from_flags(
     }
     match (u.cpu_quota, u.cpu_period) {
         (None, None) => {}
-        (Some(q), Some(p)) if q > 0 && p > 0 => r.cpus = Some(q as f64 / p as f64),
-        (Some(q), None) if q > 0 => {
-            r.cpus = Some(q as f64 / airlock::cgroup::plan::CPU_PERIOD_US as f64)
+        // Either alone keeps the other as the container has it, as runc's.
+        (q, p) if q.is_none_or(|q| q > 0) && p.is_none_or(|p| p > 0) => {
+            let old = sb
+                .state()
+                .ok()
+                .and_then(|s| s.spec.get().ok())
+                .map(|s| s.resources)
+                .unwrap_or_default();
+            let old_period = old
+                .cpu_period
+                .unwrap_or(airlock::cgroup::plan::CPU_PERIOD_US);
+            let period = p.unwrap_or(old_period);
+            let quota = match (q, old.cpus) {
+                (Some(q), _) => q as f64,
+                (None, Some(cpus)) => cpus * old_period as f64,
+                (None, None) => {
+                    return refuse(
+                        "--cpu-period",
+                        "the container has no CPU quota to keep over it; give --cpu-quota too",
+                    )
+                }
+            };
+            r.cpus = Some(quota / period as f64);
+            r.cpu_period = Some(period);
         }
         _ => {
             return refuse(
                 "--cpu-quota/--cpu-period",
-                "a quota (with a period or not) above 0: airlock keeps the quota's ratio over a 100ms period",
+                "each above 0 (removing the quota is not supported)",
             )
         }
     }

@@ -751,6 +751,19 @@ fn a_cpu_quota_alone_takes_the_default_period() {
     let cpu = v1_dir("cpu", &cgroup_of(pid, "cpu"));
     assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "50000");
     assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
+    // A period of the bundle's own is kept, and the least quota over it
+    // (1 ms a second) taken: it was rescaled to 100 ms, and refused.
+    let pid = sleeper(&env, "q2", |c| {
+        c["linux"]["resources"] = json!({"cpu": {"quota": 1000, "period": 1000000}});
+    });
+    let cpu = v1_dir("cpu", &cgroup_of(pid, "cpu"));
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "1000");
+    assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "1000000");
+    // update --cpu-quota alone keeps that period, as runc's.
+    let o = env.rt(&["update", "--cpu-quota", "250000", "q2"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "250000");
+    assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "1000000");
 }
 
 /// A container whose supervisor and guard were killed together (a unit's

@@ -44,6 +44,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("resources.cpuset_cpus", "linux.resources.cpu.cpus"),
     ("resources.cpuset_mems", "linux.resources.cpu.mems"),
     ("resources.cpus", "linux.resources.cpu.quota"),
+    ("resources.cpu_period", "linux.resources.cpu.period"),
     ("resources.cpu_weight", "linux.resources.cpu.shares"),
     ("resources.io_weight", "linux.resources.blockIO.weight"),
     ("seccomp.oci", "linux.seccomp"),

@@ -84,6 +84,9 @@ pub(super) fn resources(
             // (a quota alone was dropped).
             let p = c.period().filter(|p| *p > 0).unwrap_or(CFS_PERIOD_US);
             s.resources.cpus = Some(q as f64 / p as f64);
+            // Kept as given: the same share over another period bursts
+            // differently.
+            s.resources.cpu_period = Some(p);
         }
         if let Some(shares) = c.shares().filter(|x| *x > 0) {
             s.resources.cpu_weight = Some(shares_to_weight(shares));

@@ -59,6 +59,13 @@ pub(crate) fn field_of(file: &str) -> &'static str {
 /// CFS period used for `cpus` (100 ms, the kernel's default).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
+/// `cpus` as a CFS quota over `period` (the default when unset), both in
+/// microseconds; the quota 1 ms at least, the kernel's least.
+fn quota_and_period(cpus: f64, period: Option<u64>) -> (u64, u64) {
+    let period = period.unwrap_or(CPU_PERIOD_US);
+    ((cpus * period as f64).round().max(1000.0) as u64, period)
+}
+
 /// The writes for the v2 interface (`memory.max`, `cpu.max`, ...).
 pub fn v2(r: &Resources) -> Vec<Write> {
     let mut out = Vec::new();
@@ -78,8 +85,8 @@ pub fn v2(r: &Resources) -> Vec<Write> {
         out.push(w("pids", "pids.max", p));
     }
     if let Some(c) = r.cpus {
-        let quota = (c * CPU_PERIOD_US as f64).round().max(1000.0) as u64;
-        out.push(w("cpu", "cpu.max", format!("{quota} {CPU_PERIOD_US}")));
+        let (quota, period) = quota_and_period(c, r.cpu_period);
+        out.push(w("cpu", "cpu.max", format!("{quota} {period}")));
     }
     if let Some(weight) = r.cpu_weight {
         out.push(w("cpu", "cpu.weight", weight));
@@ -121,8 +128,8 @@ pub fn v1(r: &Resources) -> Vec<Write> {
         out.push(w("pids", "pids.max", p));
     }
     if let Some(c) = r.cpus {
-        let quota = (c * CPU_PERIOD_US as f64).round().max(1000.0) as u64;
-        out.push(w("cpu", "cpu.cfs_period_us", CPU_PERIOD_US));
+        let (quota, period) = quota_and_period(c, r.cpu_period);
+        out.push(w("cpu", "cpu.cfs_period_us", period));
         out.push(w("cpu", "cpu.cfs_quota_us", quota));
     }
     if let Some(weight) = r.cpu_weight {

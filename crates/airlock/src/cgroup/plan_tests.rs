@@ -10,6 +10,7 @@ fn res() -> Resources {
         memory_reservation: Some(Size(128 << 20)),
         pids: Some(64),
         cpus: Some(0.5),
+        cpu_period: None,
         cpu_weight: Some(100),
         io_weight: None,
         cpuset_cpus: None,
@@ -28,6 +29,19 @@ fn v2_files() {
     assert_eq!(get("cpu.max").unwrap(), "50000 100000");
     assert_eq!(get("cpu.weight").unwrap(), "100");
     assert_eq!(controllers(&w), ["cpu", "memory", "pids"]);
+    // A period of its own (an OCI bundle's) is kept, the share over it.
+    let r = Resources {
+        cpu_period: Some(1_000_000),
+        cpus: Some(0.15),
+        ..res()
+    };
+    let w = v2(&r);
+    let get = |f: &str| w.iter().find(|x| x.file == f).map(|x| x.value.clone());
+    assert_eq!(get("cpu.max").unwrap(), "150000 1000000");
+    let w = v1(&r);
+    let get = |f: &str| w.iter().find(|x| x.file == f).map(|x| x.value.clone());
+    assert_eq!(get("cpu.cfs_period_us").unwrap(), "1000000");
+    assert_eq!(get("cpu.cfs_quota_us").unwrap(), "150000");
 }
 
 #[test]

@@ -162,6 +162,12 @@ pub struct Resources {
     /// CPU quota as a number of CPUs (0.5 = half of one CPU).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    /// The period `cpus` is a share of, in microseconds (1000 to 1000000;
+    /// the kernel's 100000 when unset): a longer one lets a burst run
+    /// longer before the quota holds it back (an OCI bundle's
+    /// `linux.resources.cpu.period`). Only with `cpus`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<u64>,
     /// Relative CPU weight, 1..10000 (100 is the default share).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_weight: Option<u32>,

@@ -750,11 +750,28 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
             format!("{p} is above the kernel's highest limit, {PID_MAX_LIMIT}"),
         ));
     }
+    if let Some(p) = r.cpu_period {
+        if r.cpus.is_none() {
+            return Err(SpecError::new(
+                "resources.cpu_period",
+                "a period without a quota limits nothing: give resources.cpus too",
+            ));
+        }
+        if !(1000..=1_000_000).contains(&p) {
+            return Err(SpecError::new(
+                "resources.cpu_period",
+                format!("{p} is not a period the kernel takes (1000 to 1000000 microseconds)"),
+            ));
+        }
+    }
     if let Some(c) = r.cpus {
-        if !(c.is_finite() && (0.01..=MAX_CPUS).contains(&c)) {
+        // The kernel's least quota is 1 ms a period.
+        let period = r.cpu_period.unwrap_or(crate::cgroup::plan::CPU_PERIOD_US) as f64;
+        let least = 1000.0 / period;
+        if !(c.is_finite() && c >= least - 1e-9 && c <= MAX_CPUS) {
             return Err(SpecError::new(
                 "resources.cpus",
-                format!("{c} is not a CPU count (0.01 to {MAX_CPUS})"),
+                format!("{c} is not a CPU count ({least} to {MAX_CPUS}: a quota of 1 ms a period at least)"),
             ));
         }
     }

@@ -35,6 +35,7 @@ impl SandboxDir {
             memory_reservation: new.memory_reservation.or(old.memory_reservation),
             pids: new.pids.or(old.pids),
             cpus: new.cpus.or(old.cpus),
+            cpu_period: new.cpu_period.or(old.cpu_period),
             cpu_weight: new.cpu_weight.or(old.cpu_weight),
             io_weight: new.io_weight.or(old.io_weight),
             cpuset_cpus: new.cpuset_cpus.clone().or(old.cpuset_cpus.clone()),
@@ -73,9 +74,13 @@ impl SandboxDir {
         // Only what changes is written; memory and swap go together, as
         // v1 limits them together.
         let memory_changed = new.memory.is_some() || new.swap.is_some();
+        // A quota and its period likewise: cpu.max holds both.
+        let cpu_changed = new.cpus.is_some() || new.cpu_period.is_some();
         let changed = Resources {
             memory: merged.memory.filter(|_| memory_changed),
             swap: merged.swap.filter(|_| memory_changed),
+            cpus: merged.cpus.filter(|_| cpu_changed),
+            cpu_period: merged.cpu_period.filter(|_| cpu_changed),
             ..new.clone()
         };
         let Some(paths) = st.cgroup.clone() else {
