@@ -353,7 +353,7 @@ fn wait_for_a_sandbox_that_removes_itself() {
             "--",
             "sh",
             "-c",
-            "sleep 0.5; exit 7",
+            "sleep 3; exit 7",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -27,7 +27,7 @@ pub struct Config {
     /// (`allow_unsafe` in a spec).
     pub acknowledge_uids: Vec<u32>,
     /// At most this many sandboxes (any state) at once; callers other
-    /// than root together a tenth fewer (one at least), which stay root's.
+    /// than root together a tenth fewer (of ten or more), which stay root's.
     pub max_sandboxes: usize,
     /// Each sandbox's memory limit at most; a spec without one gets it.
     pub max_memory: Option<Size>,

@@ -196,12 +196,13 @@ impl Daemon {
     pub fn reserve(&self, peer: &Peer) -> Result<Slot<'_>, tonic::Status> {
         let mut pending = self.pending.lock().expect("pending lock");
         let have = self.root.count() + pending.len();
-        // A tenth of the places (one at least) stays root's: the group's
-        // members together must not lock the administrator out.
+        // A tenth of the places stays root's (of ten or more: a daemon
+        // configured for fewer is its members' too): the group's members
+        // together must not lock the administrator out.
         let all = self.config.max_sandboxes;
         let max = match peer.is_root() {
             true => all,
-            false => all.saturating_sub((all / 10).max(1)),
+            false => all - all / 10,
         };
         if have >= max {
             // How many there are is root's to know (Health hides it too).

@@ -275,8 +275,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             Ok(s) => peer::PeerStream::admit(s, &open, max).map(Ok),
             Err(e) => Some(Err(e)),
         });
-    // A Create's spec may be 1 MiB (MAX_SPEC) and its labels a quarter
-    // of that; nothing else a client sends is near. tonic's default, 4 MiB, let every
+    // A Create's spec may be 1 MiB (MAX_SPEC) and its labels 16 KiB;
+    // nothing else a client sends is near. tonic's default, 4 MiB, let every
     // message of an Exec's or Attach's input be that large.
     let svc =
         airlock_client::proto::sandboxes_server::SandboxesServer::new(service::Service(d.clone()))

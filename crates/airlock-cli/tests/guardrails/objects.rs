@@ -284,20 +284,25 @@ fn a_state_root_is_refused_even_read_only() {
     );
     // The caller's /tmp fallback, where it exists, whatever root this run
     // keeps its sandboxes in: a job without XDG_RUNTIME_DIR put them there.
+    // Made as the user, 0700, as a run of theirs would (never root's for
+    // a moment, nor removed after: another test may be using it).
     let fallback = format!("/tmp/airlock-{USER}");
-    let made = std::fs::create_dir(&fallback).is_ok();
-    if made {
-        chown(Path::new(&fallback), USER, USER);
-    }
+    let made = std::process::Command::new("setpriv")
+        .args([
+            format!("--reuid={USER}"),
+            format!("--regid={USER}"),
+            "--clear-groups".into(),
+        ])
+        .args(["mkdir", "-p", "-m", "700", &fallback])
+        .status()
+        .unwrap();
+    assert!(made.success());
     let out = output({
         let mut c = airlock_as_user(&["run", "--ro-bind", &fallback, "/x", "--", "true"]);
         c.env("XDG_RUNTIME_DIR", &above)
             .env_remove("AIRLOCK_STATE_ROOT");
         c
     });
-    if made {
-        let _ = std::fs::remove_dir(&fallback);
-    }
     assert_eq!(out.code, 125, "{}", out.stderr);
     assert!(
         out.stderr.contains(&format!("state root {fallback}")),

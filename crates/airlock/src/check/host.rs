@@ -324,17 +324,23 @@ fn state_roots(ctx: &crate::Context) -> Vec<String> {
         DAEMON_STATE_ROOT.into(),
     ]
     .into_iter()
-    .chain(
-        defaults
-            .into_iter()
-            .filter(|d| d.symlink_metadata().is_ok()),
-    )
+    .chain(defaults.into_iter().filter(|d| is_state_root_of(d, uid)))
     .filter_map(|r| absolute(&r))
     .map(|r| canonical(&r))
     .collect();
     roots.sort();
     roots.dedup();
     roots
+}
+
+/// Is `dir` a state root `uid` could have made: a directory (not a
+/// link) of its own that others cannot write, as `StateRoot::open`
+/// requires? Anything else at a default's path in /tmp is another
+/// user's doing, which must not decide what this caller may bind.
+fn is_state_root_of(dir: &std::path::Path, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.symlink_metadata()
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o022 == 0)
 }
 
 /// airlockd's default state root (its `state_root` setting).

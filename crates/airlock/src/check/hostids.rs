@@ -32,8 +32,12 @@
 //! subordinate range** (`/etc/subuid`, `/etc/subgid`): that user's own
 //! user namespaces (podman's, through newuidmap) hold it, so a sandbox
 //! mapped onto it shares its ids with a process the user controls — one
-//! that can signal and trace the workload and own what it writes. The
-//! caller's own ranges are its to map.
+//! that can signal and trace the workload and own what it writes. Only
+//! ranges of ordinary accounts (uid UID_MIN and up, in /etc/passwd or by
+//! number) count: those of engines' system users or of no account at all
+//! (`dockremap`, podman's `containers`) are pools that an engine maps its
+//! containers from, with airlock as their runtime. The caller's own
+//! ranges are its to map (newuidmap allows a rootless caller no other).
 //!
 //! Names come from `/etc/passwd` and `/etc/group` and are only shown.
 //! Without a probe ([`HostIds::default`]) rules 1 and 2 still hold with the
@@ -181,22 +185,28 @@ pub fn parse_id_file(text: &str) -> IdNotes {
 }
 
 /// `/etc/subuid`-style lines (`name-or-uid:start:count`, `#` comments)
-/// of every user but `caller` (named in `users`, or by number).
-pub fn parse_subid_file(text: &str, users: &IdNotes, caller: u32) -> Vec<SubRange> {
-    let callers_name = users.get(caller);
+/// of ordinary accounts (`uid_min` and up: named in `users`, or by
+/// number) other than `caller`.
+pub fn parse_subid_file(text: &str, users: &IdNotes, caller: u32, uid_min: u32) -> Vec<SubRange> {
+    let uid_of = |owner: &str| -> Option<u32> {
+        owner
+            .parse()
+            .ok()
+            .or_else(|| users.0.iter().find(|(_, n)| n == owner).map(|(id, _)| *id))
+    };
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| {
             let mut f = l.split(':');
             let (owner, start, count) = (f.next()?, f.next()?, f.next()?);
-            let range = SubRange {
+            let uid = uid_of(owner)?;
+            (uid >= uid_min && uid != caller).then_some(())?;
+            Some(SubRange {
                 owner: owner.to_string(),
                 start: start.trim().parse().ok()?,
                 count: count.trim().parse().ok().filter(|c| *c > 0)?,
-            };
-            let callers = Some(owner) == callers_name || owner.parse() == Ok(caller);
-            (!callers).then_some(range)
+            })
         })
         .collect()
 }
@@ -228,8 +238,9 @@ impl HostIds {
             group_names: parse_id_file(&read("/etc/group")),
             ..Default::default()
         };
-        ids.sub_uids = parse_subid_file(&read("/etc/subuid"), &ids.user_names, caller);
-        ids.sub_gids = parse_subid_file(&read("/etc/subgid"), &ids.user_names, caller);
+        let (users, min) = (&ids.user_names, ids.uid_min);
+        ids.sub_uids = parse_subid_file(&read("/etc/subuid"), users, caller, min);
+        ids.sub_gids = parse_subid_file(&read("/etc/subgid"), users, caller, min);
         let mut seen = std::collections::HashSet::new();
         let mut budget = MAX_ENTRIES;
         for loc in SYSTEM_LOCATIONS {
@@ -461,10 +472,14 @@ mod tests {
 
     #[test]
     fn other_users_subordinate_ids_are_privileged() {
-        let users = parse_id_file("me:x:1000:1000::/:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n");
-        let text = "# ranges\nbob:100000:65536\n\nme:165536:65536\n1002:231072:10\n1000:300000:5\nbad:x:1\nzero:400000:0\n";
-        let subs = parse_subid_file(text, &users, 1000);
+        let users = parse_id_file(
+            "me:x:1000:1000::/:/bin/sh\nbob:x:1001:1001::/:/bin/sh\ndockremap:x:120:120::/:/bin/false\n",
+        );
+        let text = "# ranges\nbob:100000:65536\n\nme:165536:65536\n1002:231072:10\n1000:300000:5\nbad:x:1\nzero:400000:0\ndockremap:500000:65536\ncontainers:600000:65536\n";
+        let subs = parse_subid_file(text, &users, 1000, 1000);
         let owners: Vec<&str> = subs.iter().map(|r| r.owner.as_str()).collect();
+        // An engine's system user's and no account's are pools its
+        // containers are mapped from.
         assert_eq!(
             owners,
             ["bob", "1002"],

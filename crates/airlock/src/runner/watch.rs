@@ -517,6 +517,16 @@ impl<'a> Watch<'a> {
                     "airlock's init, PID 1, does not pass signal {signal} on to the workload: {why}"
                 ))
             }
+            // A SIGKILL asked for (the OCI runtime's `kill ID KILL`) is a
+            // kill on request, recorded so (an earlier OOM kill of some
+            // process must not take the blame), of all the sandbox holds:
+            // with its own PID namespace that is what it does anyway.
+            Request::Signal {
+                signal: libc::SIGKILL,
+            } => {
+                self.kill("it was killed");
+                Ok(())
+            }
             Request::Signal { signal } => {
                 // SAFETY: kill takes no pointers; PID 1 is our unreaped child.
                 if unsafe { libc::kill(self.pid, signal) } == 0 {

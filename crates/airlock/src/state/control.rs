@@ -211,8 +211,27 @@ pub struct Incoming {
 fn accept_ours(listener: &OwnedFd, flags: SocketFlags) -> Option<OwnedFd> {
     let conn = rustix::net::accept_with(listener, flags | SocketFlags::CLOEXEC).ok()?;
     let me = rustix::process::geteuid();
-    let peer = rustix::net::sockopt::socket_peercred(&conn).ok()?;
-    (peer.uid == me || peer.uid.is_root()).then_some(conn)
+    let ours = rustix::net::sockopt::socket_peercred(&conn)
+        .is_ok_and(|peer| peer.uid == me || peer.uid.is_root());
+    if !ours {
+        refuse(
+            &conn,
+            "only the sandbox's owner and root may ask its supervisor",
+        );
+        return None;
+    }
+    Some(conn)
+}
+
+/// Answer with an error before closing: a client that read end-of-file
+/// after a kill would take it for done (see `ask`).
+fn refuse(conn: &OwnedFd, why: &str) {
+    let reply = Reply {
+        error: Some(why.to_string()),
+        ..Reply::default()
+    };
+    let bytes = serde_json::to_vec(&reply).expect("replies serialize");
+    let _ = rustix::net::send(conn, &bytes, rustix::net::SendFlags::NOSIGNAL);
 }
 
 /// The request in `bytes`; one this supervisor cannot read (a newer
@@ -222,12 +241,7 @@ fn parse_or_answer(conn: OwnedFd, bytes: &[u8]) -> Option<Incoming> {
     match serde_json::from_slice(bytes) {
         Ok(request) => Some(Incoming { conn, request }),
         Err(e) => {
-            let reply = Reply {
-                error: Some(format!("not a request this supervisor knows: {e}")),
-                ..Reply::default()
-            };
-            let bytes = serde_json::to_vec(&reply).expect("replies serialize");
-            let _ = rustix::net::send(&conn, &bytes, rustix::net::SendFlags::NOSIGNAL);
+            refuse(&conn, &format!("not a request this supervisor knows: {e}"));
             None
         }
     }
@@ -272,12 +286,17 @@ impl Waiting {
             Ok((n, _)) if n > 0 => parse_or_answer(conn, &buf[..n]),
             Err(rustix::io::Errno::AGAIN) if since.elapsed() < Self::PATIENCE => {
                 if self.0.len() >= Self::MOST {
-                    self.0.remove(0);
+                    let (oldest, _) = self.0.remove(0);
+                    refuse(&oldest, "too many callers at once; ask again");
                 }
                 self.0.push((conn, since));
                 None
             }
-            // Closed unsent, or waited for long enough.
+            Err(rustix::io::Errno::AGAIN) => {
+                refuse(&conn, "no request came within a second");
+                None
+            }
+            // Closed unsent.
             _ => None,
         }
     }
@@ -296,6 +315,8 @@ impl Waiting {
                 out.extend(self.read_or_keep(conn, since));
             } else if since.elapsed() < Self::PATIENCE {
                 self.0.push((conn, since));
+            } else {
+                refuse(&conn, "no request came within a second");
             }
         }
         out

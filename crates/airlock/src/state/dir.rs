@@ -229,13 +229,14 @@ impl SandboxDir {
         Ok(f)
     }
 
-    /// The locks that say the supervisor or its guard lives: the
-    /// directory's, then the `alive` file's (which alone says it for a
-    /// sandbox started by an older airlock, and while its maker starts
-    /// it). A missing one holds nothing; `Err`: a failure to look.
+    /// The locks that say the supervisor or its guard lives: the `alive`
+    /// file's (held from the sandbox's making; alone for a sandbox an
+    /// older airlock started), then the directory's (which the supervisor
+    /// takes once it runs). A missing one holds nothing; `Err`: a failure
+    /// to look.
     fn alive_locks(&self) -> io::Result<Vec<File>> {
         let mut out = Vec::new();
-        for f in [open_dir(&self.dir), File::open(self.dir.join("alive"))] {
+        for f in [File::open(self.dir.join("alive")), open_dir(&self.dir)] {
             match f {
                 Ok(f) => out.push(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -267,16 +268,23 @@ impl SandboxDir {
         };
         // A timeout past what an Instant holds (`stop -t` of u64::MAX
         // seconds) is forever.
+        // In order, each let go of once had: a waiter that kept the
+        // directory's lock while it waited on `alive` (held by the maker
+        // from before the supervisor runs) would hold off the
+        // supervisor's own lock, and the maker waits on the supervisor.
         let end = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
-        let Some(end) = end else {
-            return locks
-                .iter()
-                .all(|f| rustix::fs::flock(f, FlockOperation::LockShared).is_ok());
-        };
         let mut pause = Backoff::new(Duration::from_millis(10));
         for f in &locks {
+            let Some(end) = end else {
+                if rustix::fs::flock(f, FlockOperation::LockShared).is_err() {
+                    return false;
+                }
+                let _ = rustix::fs::flock(f, FlockOperation::Unlock);
+                continue;
+            };
             loop {
                 if rustix::fs::flock(f.as_fd(), FlockOperation::NonBlockingLockShared).is_ok() {
+                    let _ = rustix::fs::flock(f, FlockOperation::Unlock);
                     break;
                 }
                 if std::time::Instant::now() >= end {

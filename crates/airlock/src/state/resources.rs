@@ -132,21 +132,31 @@ impl SandboxDir {
             let path = dir.join(w.file);
             let before = std::fs::read_to_string(&path);
             if let Err(e) = std::fs::write(&path, &w.value) {
+                let mut reason = format!(
+                    "cannot write {:?} to {}: {}",
+                    w.value,
+                    path.display(),
+                    describe(&e)
+                );
                 for (path, value) in written.iter().rev() {
-                    let _ = std::fs::write(path, value);
+                    if let Err(e) = std::fs::write(path, value) {
+                        reason.push_str(&format!(
+                            "; and {} could not be put back to {value:?} ({}): the sandbox's limits are no longer those recorded",
+                            path.display(),
+                            describe(&e)
+                        ));
+                    }
                 }
-                return Err(Error::Setup(SetupError::new(
-                    w.field,
-                    format!(
-                        "cannot write {:?} to {}: {}",
-                        w.value,
-                        path.display(),
-                        describe(&e)
-                    ),
-                )));
+                return Err(Error::Setup(SetupError::new(w.field, reason)));
             }
             if let Ok(before) = before {
-                written.push((path, before.trim_end().to_string()));
+                // A weight file lists a default and per-device lines, of
+                // which a write takes one: the default is what was set.
+                let before = match before.lines().find(|l| l.starts_with("default ")) {
+                    Some(default) => default.to_string(),
+                    None => before.trim_end().to_string(),
+                };
+                written.push((path, before));
             }
         }
         spec.resources = merged;

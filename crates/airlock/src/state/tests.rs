@@ -417,3 +417,40 @@ fn an_update_refused_halfway_puts_back_what_it_wrote() {
         Some(crate::spec::Size(64 << 20))
     );
 }
+
+/// A wait that starts while the sandbox is being made (its maker holding
+/// `alive`, the supervisor not yet running) does not keep the supervisor
+/// from taking the directory's lock, and returns once both are let go.
+#[test]
+fn a_wait_during_the_making_holds_nothing_up() {
+    let (_tmp, root) = temp_root("wait-making");
+    let (sb, alive) = root
+        .create(&new_id().unwrap(), Some("w"), &SandboxSpec::default(), true)
+        .unwrap();
+    let waiter = {
+        let sb = sb.clone();
+        std::thread::spawn(move || sb.wait_ended(None))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // The supervisor's lock, taken in a thread of its own: it must not
+    // wait on the waiter.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let held = {
+        let sb = sb.clone();
+        std::thread::spawn(move || {
+            let lock = sb.hold_alive().unwrap();
+            tx.send(()).unwrap();
+            lock
+        })
+    };
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the supervisor's lock was held off by a waiter");
+    let dir_lock = held.join().unwrap();
+    drop(alive);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!waiter.is_finished(), "the directory is still held");
+    assert!(sb.alive());
+    drop(dir_lock);
+    assert!(waiter.join().unwrap());
+    assert!(!sb.alive());
+}
