@@ -88,6 +88,35 @@ fn a_mount_led_into_proc_by_a_link_or_onto_a_fifo_is_refused() {
         &["run", "--symlink", "/proc", "/sys", "--tmpfs", "/sys", "--", "true"],
         &["mount /sys (--tmpfs /sys): the mount point leads into the sandbox's /proc through a symbolic link"],
     );
+    // Nor is a file written, or a directory made, through such a link
+    // (an image's /etc -> /proc/sys/kernel): onto what the kernel shows.
+    refused(
+        &[
+            "run",
+            "--symlink",
+            "/proc/sys/kernel",
+            "/k",
+            "--file",
+            "0",
+            "/k/hostname",
+            "--",
+            "true",
+        ],
+        &["the file leads into the sandbox's /proc through a symbolic link"],
+    );
+    refused(
+        &[
+            "run",
+            "--symlink",
+            "/proc/sys",
+            "/k",
+            "--dir",
+            "/k/kernel",
+            "--",
+            "true",
+        ],
+        &["the directory leads into the sandbox's /proc through a symbolic link"],
+    );
     // A file mount onto a fifo that is there (an image's) fails; it
     // used to wait for a reader for good.
     let dir = tempdir();

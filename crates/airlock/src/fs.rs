@@ -84,20 +84,29 @@ pub enum TargetKind {
 pub fn ensure_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Result<OwnedFd> {
     let fd =
         make_target(root, path, kind).map_err(|e| io::Error::new(e.kind(), MountPointError(e)))?;
+    not_led_into_kernel_fs(&fd, path, "the mount point", "mounted")?;
+    Ok(fd)
+}
+
+/// Refuse `fd`, found at `path` inside the root, when a symbolic link
+/// led it into the sandbox's procfs or sysfs though `path` is not written
+/// there (an image's `/etc -> /proc/sys/kernel`): what is `made` there
+/// (a mount, a file's content) would land on what the kernel shows.
+pub fn not_led_into_kernel_fs(fd: impl AsFd, path: &str, what: &str, made: &str) -> io::Result<()> {
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     const SYSFS_MAGIC: i64 = 0x6265_6572;
     let under = |dir: &str| {
         path.strip_prefix(dir)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    let kernel = match rustix::fs::fstatfs(&fd)?.f_type as i64 {
+    let kernel = match rustix::fs::fstatfs(fd)?.f_type as i64 {
         PROC_SUPER_MAGIC if !under("/proc") => "/proc",
         SYSFS_MAGIC if !under("/sys") => "/sys",
-        _ => return Ok(fd),
+        _ => return Ok(()),
     };
     Err(io::Error::new(
         io::ErrorKind::PermissionDenied,
-        format!("the mount point leads into the sandbox's {kernel} through a symbolic link; only a path written under {kernel} may be mounted there"),
+        format!("{what} leads into the sandbox's {kernel} through a symbolic link; only a path written under {kernel} may be {made} there"),
     ))
 }
 

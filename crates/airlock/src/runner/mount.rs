@@ -384,6 +384,8 @@ fn apply_step(
             // unless asked by --chmod.
             let existed = path_in(root, destination).is_ok();
             let d = super::fs::mkdir_all_in(root, destination).step(step)?;
+            crate::fs::not_led_into_kernel_fs(&d, destination, "the directory", "made")
+                .step(step)?;
             if let (Some(m), true) = (mode, !existed || *chmod) {
                 chmod_path(&d, *m).step(step)?;
             }
@@ -564,6 +566,7 @@ fn write_file(
 ) -> io::Result<()> {
     let (parent, name) = crate::fs::split_parent(dest);
     let pfd = super::fs::mkdir_all_in(root, parent)?;
+    crate::fs::not_led_into_kernel_fs(&pfd, dest, "the file", "written")?;
     // Non-blocking: an image's fifo there would hang the start.
     let open = |how: OFlags| {
         rustix::fs::openat(
