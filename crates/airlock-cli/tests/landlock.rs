@@ -37,8 +37,14 @@ fn tcp_connect_rules() {
         eprintln!("SKIPPED: the kernel's Landlock has no network rules (ABI < 4)");
         return;
     }
-    let r = output(airlock(&["run", "--", "python3", "-c", CONNECT_PROBE]));
-    assert_eq!(r.stdout.trim(), "connected", "control: {}", r.stderr);
+    control_then_refused(CONNECT_PROBE, "connected", libc::EACCES);
+}
+
+/// `probe` run plainly says `control`; under `--tcp-connect 1` it says
+/// `refused ERRNO`.
+fn control_then_refused(probe: &str, control: &str, errno: i32) {
+    let r = output(airlock(&["run", "--", "python3", "-c", probe]));
+    assert_eq!(r.stdout.trim(), control, "control: {}", r.stderr);
     let r = output(airlock(&[
         "run",
         "--tcp-connect",
@@ -46,14 +52,9 @@ fn tcp_connect_rules() {
         "--",
         "python3",
         "-c",
-        CONNECT_PROBE,
+        probe,
     ]));
-    assert_eq!(
-        r.stdout.trim(),
-        format!("refused {}", libc::EACCES),
-        "{}",
-        r.stderr
-    );
+    assert_eq!(r.stdout.trim(), format!("refused {errno}"), "{}", r.stderr);
 }
 
 /// Multipath TCP is not TCP to Landlock: it connected to any port past
@@ -127,23 +128,7 @@ try:
 except OSError as e:
     print('refused', e.errno)
 ";
-    let r = output(airlock(&["run", "--", "python3", "-c", probe]));
-    assert_eq!(r.stdout.trim(), "sent b'x'", "control: {}", r.stderr);
-    let r = output(airlock(&[
-        "run",
-        "--tcp-connect",
-        "1",
-        "--",
-        "python3",
-        "-c",
-        probe,
-    ]));
-    assert_eq!(
-        r.stdout.trim(),
-        format!("refused {}", libc::EOPNOTSUPP),
-        "{}",
-        r.stderr
-    );
+    control_then_refused(probe, "sent b'x'", libc::EOPNOTSUPP);
 }
 
 #[test]

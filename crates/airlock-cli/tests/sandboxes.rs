@@ -62,6 +62,11 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Has sandbox `name` logged `text` within `secs`?
+fn logged(root: &Path, name: &str, text: &str, secs: u64) -> bool {
+    wait_until(secs, || al(root, &["logs", name]).stdout.contains(text))
+}
+
 /// One line on stderr, exit 125.
 fn refused_one_line(r: &Run, needle: &str) {
     assert_eq!(r.code, 125, "stdout {} stderr {}", r.stdout, r.stderr);
@@ -107,9 +112,7 @@ fn detached_sandbox_lifecycle() {
         serde_json::from_str(&al(root, &["ps", "--format", "json"]).stdout).unwrap();
     assert_eq!(js[0]["status"], "running");
 
-    assert!(wait_until(5, || al(root, &["logs", "web"])
-        .stdout
-        .contains("to-stdout")));
+    assert!(logged(root, "web", "to-stdout", 5));
     let logs = al(root, &["logs", "web"]);
     assert!(logs.stderr.contains("to-stderr"), "{}", logs.stderr);
 
@@ -240,9 +243,7 @@ fn kill_wait_and_signals() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Signalled only once the shell has its trap.
-    assert!(wait_until(10, || al(root, &["logs", "k"])
-        .stdout
-        .contains("trapped")));
+    assert!(logged(root, "k", "trapped", 10));
     // Our init passes ALRM and a real-time signal on (it dropped them).
     for sig in ["ALRM", "40"] {
         let k = al(root, &["kill", "k", sig]);
@@ -1311,9 +1312,7 @@ fn a_kill_is_not_taken_for_an_earlier_oom_kill() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(wait_until(20, || al(root, &["logs", "o"])
-        .stdout
-        .contains("oomed")));
+    assert!(logged(root, "o", "oomed", 20));
     assert_eq!(al(root, &["kill", "o"]).code, 0);
     assert_eq!(al(root, &["wait", "o"]).stdout.trim(), "137");
     let exit = &inspect(root, "o")["exit"];
