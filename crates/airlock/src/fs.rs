@@ -155,17 +155,15 @@ fn make_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Resu
     let (_, name, parent_fd) = &link;
     let name = name.as_str();
     match kind {
-        TargetKind::Dir => {
-            match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        TargetKind::Dir => match rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        },
         TargetKind::File => {
             // Non-blocking: a FIFO put there since the lookup above (a
             // rootfs another container writes) must not hold us in open.
             rustix::fs::openat(
-                &parent_fd,
+                parent_fd,
                 name,
                 OFlags::CREATE
                     | OFlags::WRONLY
