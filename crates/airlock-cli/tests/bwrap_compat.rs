@@ -1457,4 +1457,32 @@ fn a_bind_onto_a_dangling_link_makes_its_target() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, hosts);
     assert!(root.join("run/systemd/resolve/stub-resolv.conf").is_file());
+    // Where the link leads into an earlier mount (a tmpfs on /run), the
+    // target is made there, not in the host's directory: the mount points
+    // host root makes first for a --rootfs do not follow links.
+    std::fs::remove_dir_all(root.join("run")).unwrap();
+    let r = output(airlock(&[
+        "run",
+        "--rootfs",
+        &root.display().to_string(),
+        "--rootfs-readonly",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--tmpfs",
+        "/run",
+        "--ro-bind",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "--",
+        "cat",
+        "/etc/resolv.conf",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, hosts);
+    assert!(root.join("run").is_dir());
+    assert!(
+        !root.join("run/systemd").exists(),
+        "made in the host's directory"
+    );
 }

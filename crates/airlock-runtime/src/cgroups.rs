@@ -142,7 +142,7 @@ pub fn update(ctx: &Ctx, u: &liboci_cli::Update) -> Result<(), String> {
                     "--resources: give the limits either in the file or as flags, not both".into(),
                 );
             }
-            (from_file(file)?, FieldNames::Json)
+            (from_file(file, &sb)?, FieldNames::Json)
         }
         None => (from_flags(u, &sb)?, FieldNames::Flags),
     };
@@ -171,6 +171,7 @@ impl FieldNames {
             ("resources.pids", "--pids-limit", "pids.limit"),
             ("resources.cpuset_cpus", "--cpuset-cpus", "cpu.cpus"),
             ("resources.cpuset_mems", "--cpuset-mems", "cpu.mems"),
+            ("resources.cpu_period", "--cpu-period", "cpu.period"),
             ("resources.cpus", "--cpu-quota/--cpu-period", "cpu.quota"),
             ("resources.cpu_weight", "--cpu-share", "cpu.shares"),
             ("resources.io_weight", "--blkio-weight", "blockIO.weight"),
@@ -188,7 +189,7 @@ impl FieldNames {
     }
 }
 
-fn from_file(file: &Path) -> Result<Resources, String> {
+fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, String> {
     let mut text = String::new();
     if file == Path::new("-") {
         std::io::stdin()
@@ -200,7 +201,47 @@ fn from_file(file: &Path) -> Result<Resources, String> {
     }
     let r: LinuxResources =
         serde_json::from_str(&text).map_err(|e| format!("--resources {}: {e}", file.display()))?;
-    crate::config::resources_of(&r).map_err(|e| e.to_string())
+    let mut res = crate::config::resources_of(&r).map_err(|e| e.to_string())?;
+    // A quota or a period alone keeps the container's other value, as
+    // with the flags (resources_of, for a bundle, takes the default).
+    let quota = r.cpu().as_ref().and_then(|c| c.quota()).filter(|q| *q > 0);
+    let period = r.cpu().as_ref().and_then(|c| c.period()).filter(|p| *p > 0);
+    if quota.is_some() || period.is_some() {
+        let (cpus, period) = cpu_over_period(quota.map(|q| q as f64), period, sb)?;
+        res.cpus = Some(cpus);
+        res.cpu_period = Some(period);
+    }
+    Ok(res)
+}
+
+/// A new CPU quota and period (µs), either given alone over the
+/// container's other value, as runc's update takes them: as a share of
+/// CPUs and the period.
+fn cpu_over_period(
+    quota: Option<f64>,
+    period: Option<u64>,
+    sb: &airlock::state::SandboxDir,
+) -> Result<(f64, u64), String> {
+    let old = sb
+        .state()
+        .ok()
+        .and_then(|s| s.spec.get().ok())
+        .map(|s| s.resources)
+        .unwrap_or_default();
+    let old_period = old
+        .cpu_period
+        .unwrap_or(airlock::cgroup::plan::CPU_PERIOD_US);
+    let period = period.unwrap_or(old_period);
+    let quota =
+        match (quota, old.cpus) {
+            (Some(q), _) => q as f64,
+            (None, Some(cpus)) => cpus * old_period as f64,
+            (None, None) => return Err(
+                "cpu period: the container has no CPU quota to keep over it; give the quota too"
+                    .into(),
+            ),
+        };
+    Ok((quota / period as f64, period))
 }
 
 fn from_flags(
@@ -265,27 +306,9 @@ fn from_flags(
         (None, None) => {}
         // Either alone keeps the other as the container has it, as runc's.
         (q, p) if q.is_none_or(|q| q > 0) && p.is_none_or(|p| p > 0) => {
-            let old = sb
-                .state()
-                .ok()
-                .and_then(|s| s.spec.get().ok())
-                .map(|s| s.resources)
-                .unwrap_or_default();
-            let old_period = old
-                .cpu_period
-                .unwrap_or(airlock::cgroup::plan::CPU_PERIOD_US);
-            let period = p.unwrap_or(old_period);
-            let quota = match (q, old.cpus) {
-                (Some(q), _) => q as f64,
-                (None, Some(cpus)) => cpus * old_period as f64,
-                (None, None) => {
-                    return refuse(
-                        "--cpu-period",
-                        "the container has no CPU quota to keep over it; give --cpu-quota too",
-                    )
-                }
-            };
-            r.cpus = Some(quota / period as f64);
+            let (cpus, period) = cpu_over_period(q.map(|q| q as f64), p, sb)
+                .map_err(|e| format!("--cpu-period: {e}"))?;
+            r.cpus = Some(cpus);
             r.cpu_period = Some(period);
         }
         _ => {

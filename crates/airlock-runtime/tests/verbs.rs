@@ -759,11 +759,30 @@ fn a_cpu_quota_alone_takes_the_default_period() {
     let cpu = v1_dir("cpu", &cgroup_of(pid, "cpu"));
     assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "1000");
     assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "1000000");
-    // update --cpu-quota alone keeps that period, as runc's.
+    // update --cpu-quota alone keeps that period, as runc's, and so does
+    // a quota alone in a --resources file.
     let o = env.rt(&["update", "--cpu-quota", "250000", "q2"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "250000");
     assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "1000000");
+    let file = env.dir.path().join("cpu.json");
+    std::fs::write(&file, r#"{"cpu": {"quota": 500000}}"#).unwrap();
+    let o = env.rt(&["update", "--resources", file.to_str().unwrap(), "q2"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "500000");
+    assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "1000000");
+    // Both, the period shorter (written after the quota on v1).
+    let o = env.rt(&[
+        "update",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        "q2",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "50000");
+    assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
 }
 
 /// A container whose supervisor and guard were killed together (a unit's

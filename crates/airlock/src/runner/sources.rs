@@ -203,7 +203,10 @@ fn make_mountpoints(plan: &Plan, root: &OwnedFd, binds: &[Option<OwnedFd>]) {
             .iter()
             .any(|d| crate::check::paths::within(dest, d) && dest != *d);
         mounted.push(dest);
-        if inside_earlier {
+        // Nor is one behind a link (an image's /etc/resolv.conf -> ../run/
+        // ...): where it leads may be an earlier mount's, which does not
+        // exist yet; PID 1 follows it there.
+        if inside_earlier || is_link_in(root, dest) {
             continue;
         }
         let kind = match tree.as_ref().map(is_dir) {
@@ -212,6 +215,13 @@ fn make_mountpoints(plan: &Plan, root: &OwnedFd, binds: &[Option<OwnedFd>]) {
         };
         let _ = ensure_target(root, dest, kind);
     }
+}
+
+/// Is `path`'s last component, inside `root`, a symbolic link?
+fn is_link_in(root: &OwnedFd, path: &str) -> bool {
+    let (parent, name) = crate::fs::split_parent(path);
+    crate::fs::open_in(root, parent, OFlags::PATH | OFlags::DIRECTORY)
+        .is_ok_and(|dir| rustix::fs::readlinkat(&dir, name, Vec::new()).is_ok())
 }
 
 /// A device node of the sandbox's own on `fs`, with the mode and owner

@@ -124,6 +124,7 @@ impl SandboxDir {
             }
         }
         order_v1_memory(&mut writes);
+        order_v1_cpu(&mut writes);
         // The kernel may still refuse a value (a memory limit below what
         // the workload uses, EBUSY): what was written before it is put
         // back, last first, so the limits stay the recorded ones.
@@ -168,6 +169,25 @@ impl SandboxDir {
 
 /// v1 keeps memory.limit_in_bytes at or below memory.memsw.limit_in_bytes
 /// at every moment: raising the total goes first, lowering it last.
+/// v1 checks a quota against its period at each write (a child's share
+/// never above its parent's): a period that shrinks goes after the
+/// quota, or the old quota over the new period could be refused.
+fn order_v1_cpu(writes: &mut [(PathBuf, Write)]) {
+    let pos = |f: &str| writes.iter().position(|(_, w)| w.file == f);
+    let (Some(period), Some(quota)) = (pos("cpu.cfs_period_us"), pos("cpu.cfs_quota_us")) else {
+        return;
+    };
+    let (dir, w) = &writes[period];
+    let current: u64 = std::fs::read_to_string(dir.join(w.file))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let new: u64 = w.value.parse().unwrap_or(0);
+    if (new < current) == (period < quota) {
+        writes.swap(period, quota);
+    }
+}
+
 fn order_v1_memory(writes: &mut [(PathBuf, Write)]) {
     let pos = |f: &str| writes.iter().position(|(_, w)| w.file == f);
     let (Some(limit), Some(memsw)) = (
