@@ -234,7 +234,7 @@ fn cpu_over_period(
     let period = period.unwrap_or(old_period);
     let quota =
         match (quota, old.cpus) {
-            (Some(q), _) => q as f64,
+            (Some(q), _) => q,
             (None, Some(cpus)) => cpus * old_period as f64,
             (None, None) => return Err(
                 "cpu period: the container has no CPU quota to keep over it; give the quota too"
