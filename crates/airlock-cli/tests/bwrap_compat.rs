@@ -1440,46 +1440,25 @@ fn a_bind_onto_a_dangling_link_makes_its_target() {
     )
     .unwrap();
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
-    let r = output(airlock(&[
-        "run",
-        "--rootfs",
-        &root.display().to_string(),
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--ro-bind",
-        "/etc/hosts",
-        "/etc/resolv.conf",
-        "--",
-        "cat",
-        "/etc/resolv.conf",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout, hosts);
+    let cat = |flags: &[&str]| {
+        let mut args = vec!["run", "--rootfs"];
+        let dir = root.display().to_string();
+        args.push(&dir);
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--ro-bind", "/usr", "/usr"]);
+        args.extend_from_slice(&["--ro-bind", "/etc/hosts", "/etc/resolv.conf"]);
+        args.extend_from_slice(&["--", "cat", "/etc/resolv.conf"]);
+        let r = output(airlock(&args));
+        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+        assert_eq!(r.stdout, hosts);
+    };
+    cat(&[]);
     assert!(root.join("run/systemd/resolve/stub-resolv.conf").is_file());
     // Where the link leads into an earlier mount (a tmpfs on /run), the
     // target is made there, not in the host's directory: the mount points
     // host root makes first for a --rootfs do not follow links.
     std::fs::remove_dir_all(root.join("run")).unwrap();
-    let r = output(airlock(&[
-        "run",
-        "--rootfs",
-        &root.display().to_string(),
-        "--rootfs-readonly",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--tmpfs",
-        "/run",
-        "--ro-bind",
-        "/etc/hosts",
-        "/etc/resolv.conf",
-        "--",
-        "cat",
-        "/etc/resolv.conf",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout, hosts);
+    cat(&["--rootfs-readonly", "--tmpfs", "/run"]);
     assert!(root.join("run").is_dir());
     assert!(
         !root.join("run/systemd").exists(),

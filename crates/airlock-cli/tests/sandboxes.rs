@@ -62,6 +62,13 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `run -d --name NAME -- sleep 1000`; its directory.
+fn sleeper(root: &Path, name: &str) -> std::path::PathBuf {
+    let r = al(root, &["run", "-d", "--name", name, "--", "sleep", "1000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    root.join(r.stdout.trim())
+}
+
 /// Has sandbox `name` logged `text` within `secs`?
 fn logged(root: &Path, name: &str, text: &str, secs: u64) -> bool {
     wait_until(secs, || al(root, &["logs", name]).stdout.contains(text))
@@ -708,9 +715,7 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
     use std::os::fd::OwnedFd;
     let root = StateRoot::new();
     let root = root.path();
-    let r = al(root, &["run", "-d", "--name", "v", "--", "sleep", "1000"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let dir = root.join(r.stdout.trim());
+    let dir = sleeper(root, "v");
     // With its socket taken by the stand-in, `rm -f` (the state root's
     // guard) cannot reach the supervisor: it is killed by its pidfd should
     // the test fail midway.
@@ -1229,9 +1234,7 @@ fn idle_callers_do_not_hold_up_the_supervisor() {
     require_root!();
     let root = StateRoot::new();
     let root = root.path();
-    let r = al(root, &["run", "-d", "--name", "t", "--", "sleep", "1000"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let dir = root.join(r.stdout.trim());
+    let dir = sleeper(root, "t");
     let idle = r#"
 import os, socket, sys, time
 d = os.open(sys.argv[1], os.O_RDONLY)
@@ -1264,8 +1267,7 @@ time.sleep(60)
     assert_eq!(k.code, 0, "{}", k.stderr);
     // A request it does not know (a newer client's) is answered so, not
     // dropped: the client would take a dropped one for done.
-    let r = al(root, &["run", "-d", "--name", "u", "--", "sleep", "1000"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let other = sleeper(root, "u");
     let ask = r#"
 import json, os, socket, sys
 d = os.open(sys.argv[1], os.O_RDONLY)
@@ -1276,7 +1278,7 @@ print(json.loads(s.recv(4096))["error"])
 "#;
     let o = std::process::Command::new("python3")
         .args(["-c", ask])
-        .arg(root.join(r.stdout.trim()))
+        .arg(other)
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&o.stdout);
