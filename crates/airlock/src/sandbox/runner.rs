@@ -153,11 +153,24 @@ fn sealed_memfd(
     fill(&mut file)?;
     let fd = OwnedFd::from(file);
     rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
-    rustix::fs::fcntl_add_seals(
-        &fd,
-        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
-    )?;
-    Ok(fd)
+    // F_SEAL_WRITE waits a little for the file's pages to have no
+    // reference but the page cache's, then says EBUSY: a page just
+    // written may still sit in another CPU's LRU batch, or be taken for
+    // a moment by compaction, on a busy machine (seen once in a full test
+    // run). Nothing of ours maps the file, so such a reference passes.
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match rustix::fs::fcntl_add_seals(
+            &fd,
+            SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+        ) {
+            Err(rustix::io::Errno::BUSY) if pause < std::time::Duration::from_millis(200) => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            sealed => return sealed.map(|()| fd).map_err(Into::into),
+        }
+    }
 }
 
 /// The job for the runner, in a sealed memfd.
