@@ -214,6 +214,16 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
     Ok(res)
 }
 
+/// The limits the container has now, as its state records them (none
+/// where that cannot be read).
+fn recorded_resources(sb: &airlock::state::SandboxDir) -> Resources {
+    sb.state()
+        .ok()
+        .and_then(|s| s.spec.get().ok())
+        .map(|s| s.resources)
+        .unwrap_or_default()
+}
+
 /// A new CPU quota and period (µs), either given alone over the
 /// container's other value, as runc's update takes them: as a share of
 /// CPUs and the period.
@@ -222,12 +232,7 @@ fn cpu_over_period(
     period: Option<u64>,
     sb: &airlock::state::SandboxDir,
 ) -> Result<(f64, u64), String> {
-    let old = sb
-        .state()
-        .ok()
-        .and_then(|s| s.spec.get().ok())
-        .map(|s| s.resources)
-        .unwrap_or_default();
+    let old = recorded_resources(sb);
     let old_period = old
         .cpu_period
         .unwrap_or(airlock::cgroup::plan::CPU_PERIOD_US);
@@ -280,10 +285,8 @@ fn from_flags(
         // runc's --memory-swap is memory and swap together, as on v1.
         let memory = match r.memory {
             Some(m) => m.0,
-            None => sb
-                .state()
-                .ok()
-                .and_then(|s| s.spec.get().ok()?.resources.memory)
+            None => recorded_resources(sb)
+                .memory
                 .map(|m| m.0)
                 .ok_or("--memory-swap: the container has no memory limit to add swap to; give --memory too")?,
         };
