@@ -21,6 +21,10 @@ pub struct CheckArgs {
     /// Print every rule: code, severity, what it catches.
     #[arg(long)]
     list: bool,
+    /// The layer store `run --store` would use, judged as it would be
+    /// (default as for `run`).
+    #[arg(long, value_name = "DIR")]
+    store: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,7 +67,9 @@ fn unreadable(format: Format, msg: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-pub fn main(args: CheckArgs) -> ExitCode {
+/// `ctx` is the one `run` would get: the global `--state-root` and this
+/// command's `--store` change what the guardrails protect.
+pub fn main(args: CheckArgs, mut ctx: airlock::Context) -> ExitCode {
     if args.list {
         return list(args.format);
     }
@@ -75,7 +81,10 @@ pub fn main(args: CheckArgs) -> ExitCode {
     if let Err(e) = spec::validate(&spec).and_then(|_| check::validate_codes(&spec)) {
         return unreadable(args.format, format!("{path}: invalid spec: {e}"));
     }
-    let findings = check::check(&spec, &Host::probe(&spec, &airlock::Context::current()));
+    if let Some(store) = &args.store {
+        ctx.store = std::path::absolute(store).unwrap_or_else(|_| store.into());
+    }
+    let findings = check::check(&spec, &Host::probe(&spec, &ctx));
     let refused = check::refused(&findings);
     match args.format {
         Format::Json => {

@@ -186,7 +186,7 @@ fn main() -> ExitCode {
             "airlock events reports a daemon's events: give --host unix:///PATH or set AIRLOCK_HOST",
         ),
         Command::Stats(a) => life::stats(a, ctx),
-        Command::Check(args) => check_cmd::main(args),
+        Command::Check(args) => check_cmd::main(args, ctx),
         Command::Image(args) => image_cmd::main(args, &ctx),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     }
@@ -318,7 +318,7 @@ fn remote_main(host: &str, command: Command, matches: &clap::ArgMatches) -> Exit
         Command::Rm(a) => Verb::Rm(a),
         Command::Events(a) => Verb::Events(a),
         Command::Stats(a) => Verb::Stats(a),
-        Command::Check(args) => return check_cmd::main(args),
+        Command::Check(args) => return check_cmd::main(args, airlock::Context::current()),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled in main"),
         Command::Image(_) => {
             return run::refuse(

@@ -148,6 +148,25 @@ fn relative_destination() {
     );
 }
 
+/// An empty destination (an unset shell variable) is not `/`: binding
+/// there does not replace the root, and `--remount-ro ""` does not make
+/// it read-only. A device bind onto `/` is refused: the root is nodev.
+#[test]
+fn an_empty_destination_is_not_the_root() {
+    refused(
+        &["run", "--tmpfs", "/x", "--bind", "/tmp", "", "--", "true"],
+        &["--bind /tmp ''", "must not be empty"],
+    );
+    refused(
+        &["run", "--remount-ro", "", "--", "true"],
+        &["--remount-ro ''", "must not be empty"],
+    );
+    refused(
+        &["run", "--dev-bind", "/usr", "/", "--", "true"],
+        &["--dev-bind /usr /", "always nodev"],
+    );
+}
+
 #[test]
 fn unknown_capability() {
     refused(
@@ -546,10 +565,9 @@ fn settings_that_would_go_unapplied_are_refused() {
         &["run", "--share-uts", "--hostname", "web", "--", "true"],
         &["hostname", "needs a UTS namespace"],
     );
-    // A joined one (a pod's) is not refused: its owner names it. (Joining
-    // the host's, as here, takes root.)
-    if is_root() {
-        let r = output(airlock(&[
+    // A joined one (a pod's) keeps the name its owner gave it.
+    refused(
+        &[
             "run",
             "--join",
             "uts=/proc/self/ns/uts",
@@ -557,9 +575,9 @@ fn settings_that_would_go_unapplied_are_refused() {
             "web",
             "--",
             "true",
-        ]));
-        assert_eq!(r.code, 0, "{}", r.stderr);
-    }
+        ],
+        &["--hostname: \"web\" cannot be set in a joined UTS namespace (--join uts)"],
+    );
     let dir = tempdir();
     for (spec, says) in [
         (

@@ -92,6 +92,26 @@ fn the_last_of_share_and_unshare_counts() {
     assert_eq!(net(&["--share-net", "--unshare-all"]), true);
     assert_eq!(net(&["--share-net", "--unshare-net"]), true);
     assert_eq!(net(&["--unshare-net", "--share-net"]), false);
+    // Repeated, as bubblewrap command lines do.
+    assert_eq!(net(&["--share-net", "--unshare-net", "--share-net"]), false);
+    assert_eq!(
+        net(&["--unshare-net", "--share-net", "--unshare-net"]),
+        true
+    );
+    assert_eq!(net(&["--share-net", "--share-net"]), false);
+    let s = spec(&[
+        "--die-with-parent",
+        "--die-with-parent",
+        "--setenv",
+        "A",
+        "b",
+        "--clearenv",
+        "--setenv",
+        "C",
+        "d",
+        "--clearenv",
+    ]);
+    assert_eq!(s["process"]["env"], serde_json::json!({}), "{s}");
     // --unshare-all has no time namespace to take back.
     let s = spec(&["--share-time", "--share-pid", "--unshare-all"]);
     assert_eq!(s["namespaces"]["time"], false, "{s}");
@@ -223,6 +243,46 @@ fn perms_size_and_chmod_set_what_they_name() {
     let r = sh(&["--chmod", "0700", "/usr"], "true");
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("--chmod 0700 /usr"), "{}", r.stderr);
+    // Nor of one a later mount covers: the mode would go on what is hidden.
+    for covered in [
+        &[
+            "--dir",
+            "/x",
+            "--ro-bind",
+            "/usr",
+            "/x",
+            "--chmod",
+            "0700",
+            "/x",
+        ][..],
+        &["--dir", "/x/y", "--tmpfs", "/x", "--chmod", "0700", "/x/y"],
+    ] {
+        let r = sh(covered, "true");
+        assert_eq!(r.code, 125, "{covered:?}");
+        assert!(r.stderr.contains("--chmod 0700 /x"), "{}", r.stderr);
+    }
+    // As bubblewrap: --perms or --size twice for one flag, or before a
+    // --chmod, is an error naming both.
+    for (flags, says) in [
+        (
+            &["--perms", "0700", "--perms", "0755", "--dir", "/x"][..],
+            "--perms 0700: given twice for the same flag (--perms 0755)",
+        ),
+        (
+            &["--size", "1024", "--size", "2048", "--tmpfs", "/x"],
+            "--size 1024: given twice for the same flag (--size 2048)",
+        ),
+        (
+            &[
+                "--dir", "/d", "--perms", "0700", "--chmod", "0755", "/d", "--dir", "/e",
+            ],
+            "--perms 0700: applies to the next flag that makes a file, not to --chmod 0755 /d",
+        ),
+    ] {
+        let r = sh(flags, "true");
+        assert_eq!(r.code, 125, "{flags:?}");
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+    }
 }
 
 /// As with bubblewrap, --perms and --file give their mode to what they

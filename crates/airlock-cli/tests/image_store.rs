@@ -184,6 +184,36 @@ fn binding_the_store_writable_is_refused() {
         "run", "--store", &other, "--bind", &s, "/x", "--", "true",
     ]));
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // `check` judges the store `--store` names as `run` does, and a
+    // relative one as the directory it names from here.
+    let spec = dir.path().join("spec.json");
+    let printed = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--bind",
+        &s,
+        "/x",
+        "--",
+        "true",
+    ]));
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    std::fs::write(&spec, &printed.stdout).unwrap();
+    let spec = spec.display().to_string();
+    for store in [s.as_str(), "store"] {
+        let r = output({
+            let mut c = airlock(&["check", "--store", store, &spec]);
+            c.current_dir(dir.path());
+            c
+        });
+        assert_eq!(r.code, 1, "{store}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("error[image-store-writable]"),
+            "{}",
+            r.stdout
+        );
+    }
+    let r = output(airlock(&["check", "--store", &other, &spec]));
+    assert_eq!(r.code, 0, "{}", r.stdout);
 }
 
 /// An image in `dir`/img whose second layer has srv/data/f and no entries

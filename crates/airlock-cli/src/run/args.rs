@@ -23,27 +23,32 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Spec")]
     pub(crate) spec: Option<String>,
     /// Print the full resolved spec as JSON and exit without running.
-    #[arg(long, help_heading = "Spec")]
+    #[arg(long, help_heading = "Spec", overrides_with = "print_spec")]
     pub(crate) print_spec: bool,
     /// Print a trace of the setup steps on stderr.
-    #[arg(short, long, help_heading = "Spec")]
+    #[arg(short, long, help_heading = "Spec", overrides_with = "verbose")]
     pub(crate) verbose: bool,
 
     /// Run in the background: print the sandbox's id and return at once;
     /// its output goes to `airlock logs`. With -i or -t, `airlock attach`
     /// writes to its input.
-    #[arg(short, long, help_heading = "Lifecycle")]
+    #[arg(short, long, help_heading = "Lifecycle", overrides_with = "detach")]
     pub detach: bool,
     /// Keep the program's stdin open: with -d, a pipe that `airlock
     /// attach` writes to (else /dev/null). Without -d the program has
     /// your stdin anyway.
-    #[arg(short, long, help_heading = "Lifecycle")]
+    #[arg(
+        short,
+        long,
+        help_heading = "Lifecycle",
+        overrides_with = "interactive"
+    )]
     pub interactive: bool,
     /// Name the sandbox (it then has state: `airlock ps`, `exec`, `stop` find it).
     #[arg(long, value_name = "NAME", help_heading = "Lifecycle")]
     pub name: Option<String>,
     /// Remove the sandbox's state when it ends.
-    #[arg(long, help_heading = "Lifecycle")]
+    #[arg(long, help_heading = "Lifecycle", overrides_with = "rm")]
     pub rm: bool,
 
     /// Run an image: an OCI image layout dir, a docker-archive or OCI
@@ -69,13 +74,18 @@ pub struct RunArgs {
     pub(crate) rootfs: Option<String>,
     /// Make the --rootfs read-only, once the mount points it lacks are
     /// made in it (as runc does; a --ro-bind DIR / gets none made).
-    #[arg(long, requires = "rootfs", help_heading = "Filesystem")]
+    #[arg(
+        long,
+        requires = "rootfs",
+        help_heading = "Filesystem",
+        overrides_with = "rootfs_readonly"
+    )]
     pub(crate) rootfs_readonly: bool,
     /// Put a writable layer over the --rootfs on a tmpfs that vanishes with the sandbox.
     // Without clap's `requires` (checked in `spec::filesystem`):
     // bubblewrap's `--overlay RWSRC WORKDIR DEST` parses as this flag and
     // a program until `bwrap::overlay_after_layers` renames it.
-    #[arg(long, help_heading = "Filesystem")]
+    #[arg(long, help_heading = "Filesystem", overrides_with = "overlay")]
     pub(crate) overlay: bool,
     /// Put a persistent writable layer over the --rootfs, kept in DIR.
     #[arg(
@@ -92,7 +102,7 @@ pub struct RunArgs {
     /// Start from an empty root: no default view of the host (nor the
     /// fresh /proc, /dev and /tmp of a --rootfs). A command line that
     /// mounts its own /usr starts empty anyway, as bubblewrap's do.
-    #[arg(long, help_heading = "Filesystem")]
+    #[arg(long, help_heading = "Filesystem", overrides_with = "no_default_view")]
     pub(crate) no_default_view: bool,
     /// Bind SRC to DST, writable.
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"], action = clap::ArgAction::Append, help_heading = "Filesystem")]
@@ -135,7 +145,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "KEY", action = clap::ArgAction::Append, help_heading = "Process")]
     pub(crate) unsetenv: Vec<String>,
     /// Start from an empty environment instead of the caller's.
-    #[arg(long, help_heading = "Process")]
+    #[arg(long, help_heading = "Process", overrides_with = "clearenv")]
     pub(crate) clearenv: bool,
     /// Working directory inside the sandbox (default /).
     #[arg(long, value_name = "DIR", help_heading = "Process")]
@@ -150,15 +160,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", help_heading = "Process")]
     pub(crate) gid: Option<u32>,
     /// Run the program as PID 1 instead of airlock's init.
-    #[arg(long, visible_alias = "as-pid-1", help_heading = "Process")]
+    #[arg(
+        long,
+        visible_alias = "as-pid-1",
+        help_heading = "Process",
+        overrides_with = "as_pid1"
+    )]
     pub(crate) as_pid1: bool,
     /// Keep the caller's session (and terminal); allows TIOCSTI injection.
-    #[arg(long, help_heading = "Process")]
+    #[arg(long, help_heading = "Process", overrides_with = "keep_session")]
     pub(crate) keep_session: bool,
     /// Give the program a new pseudo-terminal (job control, window size),
     /// proxied to yours; it never holds your terminal itself. With -d, its
     /// output goes to `airlock logs` and `airlock attach` connects to it.
-    #[arg(short = 't', long, help_heading = "Process")]
+    #[arg(short = 't', long, help_heading = "Process", overrides_with = "tty")]
     pub(crate) tty: bool,
     /// Syscall filter: `default` (the default), `none`, or an OCI seccomp
     /// JSON file.
@@ -166,7 +181,7 @@ pub struct RunArgs {
     pub(crate) seccomp_profile: Option<String>,
     /// Have the kernel log every syscall the filter refuses (audit type
     /// 1326 in `dmesg`, naming the syscall's number): what a profile lacks.
-    #[arg(long, help_heading = "Process")]
+    #[arg(long, help_heading = "Process", overrides_with = "seccomp_log")]
     pub(crate) seccomp_log: bool,
     /// Landlock: `auto` (the default: where the kernel has it),
     /// `required`, or `off`.
@@ -259,34 +274,38 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = "Namespaces")]
     pub(crate) hostname: Option<String>,
     /// Share the host's network namespace.
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "share_net")]
     pub(crate) share_net: bool,
     /// Share the host's PID namespace.
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "share_pid")]
     pub(crate) share_pid: bool,
     /// Share the host's IPC namespace.
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "share_ipc")]
     pub(crate) share_ipc: bool,
     /// Share the host's UTS namespace (hostname).
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "share_uts")]
     pub(crate) share_uts: bool,
     /// Share the host's cgroup namespace.
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "share_cgroup")]
     pub(crate) share_cgroup: bool,
     /// Share the host's time namespace (clocks).
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "share_time")]
     pub(crate) share_time: bool,
     /// Share the host's user namespace (root only: the program runs with host ids).
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "share_user")]
     pub(crate) share_user: bool,
     /// Forbid user namespaces below the sandbox's, whatever the seccomp
     /// profile allows (user.max_user_namespaces = 0 inside it).
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(long, help_heading = "Namespaces", overrides_with = "disable_userns")]
     pub(crate) disable_userns: bool,
     /// Check, just before the program's exec, that it cannot make a user
     /// namespace (by unshare, clone or clone3), and do not run it if it
     /// can.
-    #[arg(long, help_heading = "Namespaces")]
+    #[arg(
+        long,
+        help_heading = "Namespaces",
+        overrides_with = "assert_userns_disabled"
+    )]
     pub(crate) assert_userns_disabled: bool,
     /// Join an existing namespace by path instead of making one, as a
     /// platform that prepares networking hands it over: net, ipc, uts or
@@ -299,7 +318,7 @@ pub struct RunArgs {
     pub(crate) allow_unsafe: Vec<String>,
 
     /// Silence warnings (findings that do not refuse, image notes).
-    #[arg(short, long, help_heading = "Guardrails")]
+    #[arg(short, long, help_heading = "Guardrails", overrides_with = "quiet")]
     pub quiet: bool,
 
     #[command(flatten)]

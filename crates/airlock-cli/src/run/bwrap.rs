@@ -83,7 +83,7 @@ pub struct BwrapArgs {
     pub args: Vec<i32>,
     /// Kill the sandbox when the process that started airlock dies (not
     /// with -d, --name or --rm, whose sandboxes are meant to be managed).
-    #[arg(long, conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING)]
+    #[arg(long, conflicts_with_all = ["detach", "name", "rm"], help_heading = HEADING, overrides_with = "die_with_parent")]
     pub(crate) die_with_parent: bool,
     /// Run the program with VALUE as its argv[0] (a multi-call binary picks
     /// its applet by it, a login shell starts with `-`).

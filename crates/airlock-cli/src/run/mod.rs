@@ -73,7 +73,8 @@ pub fn fail(e: Error) -> ExitCode {
 /// `airlock start`).
 pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCode {
     if let Some(store) = &a.store {
-        ctx.store = store.into();
+        // Absolute, as the guardrails compare it with absolute binds.
+        ctx.store = std::path::absolute(store).unwrap_or_else(|_| store.into());
     }
     if let Some(parent) = &a.cgroup_parent {
         match ctx.cgroup.under(parent) {

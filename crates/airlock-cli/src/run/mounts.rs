@@ -146,7 +146,12 @@ fn flag(id: &str) -> String {
 }
 
 fn label(id: &str, v: &[String]) -> String {
-    format!("{} {}", flag(id), v.join(" "))
+    // An empty value (an unset shell variable) shows as the shell's ''.
+    let shown: Vec<&str> = v
+        .iter()
+        .map(|x| if x.is_empty() { "''" } else { x.as_str() })
+        .collect();
+    format!("{} {}", flag(id), shown.join(" "))
 }
 
 /// Make a host path absolute against the current directory (as bwrap
@@ -161,6 +166,12 @@ pub fn absolute_source(src: &str) -> String {
     }
 }
 
+/// `/` as a mount flag's destination: `/`, `//`, ... but never the empty
+/// string, which validation refuses by name.
+pub fn is_root(dest: &str) -> bool {
+    dest.starts_with('/') && dest.trim_end_matches('/').is_empty()
+}
+
 /// A bind onto `/` (bwrap's `--ro-bind / /`, `--bind DIR /`): the given
 /// directory is the sandbox's root, judged like `--rootfs`. Only as the
 /// first mount flag, where bwrap users write it; later, it would hide
@@ -171,8 +182,16 @@ pub fn root_bind(flags: &[(&'static str, Vec<String>)]) -> Result<Option<(Root, 
             *id,
             "bind" | "ro_bind" | "dev_bind" | "bind_try" | "ro_bind_try" | "dev_bind_try"
         );
-        if !is_bind || !v[1].trim_end_matches('/').is_empty() {
+        if !is_bind || !is_root(&v[1]) {
             continue;
+        }
+        if id.starts_with("dev_") {
+            // The root is nodev, however it is made: a device node is a
+            // door to the host's kernel objects, and comes by name.
+            return Err(format!(
+                "{}: the sandbox's root is always nodev; use --bind or --ro-bind onto /, and --dev /dev or --dev-bind of each device",
+                label(id, v)
+            ));
         }
         if n != 0 {
             return Err(format!(
@@ -248,16 +267,30 @@ pub fn apply(
             continue;
         }
         match id {
-            "perms" => {
-                perms = Some((octal_mode("--perms", &v[0])?, here));
-                continue;
-            }
-            "size" => {
-                let bytes = spec::parse_size(&v[0]).map_err(|e| format!("{here}: {e}"))?;
-                size = Some((bytes.0, here));
+            // bubblewrap's: one of each for the next flag, never two.
+            "perms" | "size" => {
+                let pending = match id {
+                    "perms" => perms.as_ref().map(|(_, p)| p),
+                    _ => size.as_ref().map(|(_, p)| p),
+                };
+                if let Some(p) = pending {
+                    return Err(format!("{p}: given twice for the same flag ({here})"));
+                }
+                if id == "perms" {
+                    perms = Some((octal_mode("--perms", &v[0])?, here));
+                } else {
+                    let bytes = spec::parse_size(&v[0]).map_err(|e| format!("{here}: {e}"))?;
+                    size = Some((bytes.0, here));
+                }
                 continue;
             }
             "chmod" => {
+                let pending = perms.as_ref().map(|(_, p)| p);
+                if let Some(p) = pending.or(size.as_ref().map(|(_, p)| p)) {
+                    return Err(format!(
+                        "{p}: applies to the next flag that makes a file, not to {here}"
+                    ));
+                }
                 chmod(s, v, &here)?;
                 continue;
             }
@@ -274,7 +307,7 @@ pub fn apply(
             Some((_, p)) => return Err(format!("{p}: applies to the next --tmpfs, not to {here}")),
             None => None,
         };
-        if id == "remount_ro" && v[0].trim_end_matches('/').is_empty() {
+        if id == "remount_ro" && is_root(&v[0]) {
             remount_root(s, &here)?;
             continue;
         }
@@ -354,13 +387,26 @@ fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<(), String> {
                 *mode = Some(new);
                 return Ok(());
             }
+            Mount::RemountReadOnly { .. } => {}
+            // A later mount at PATH or above it covers what made PATH:
+            // PATH is that mount's now, whose mode is not ours to set.
+            m if covers(m.destination(), target) => break,
             _ => {}
         }
     }
     Err(format!(
-        "{here}: airlock sets the mode only of what it creates (--dir, --tmpfs, --file) and no such flag made {}; put --perms MODE before that flag",
+        "{here}: airlock sets the mode only of what it creates (--dir, --tmpfs, --file) and no such flag made {} (or a later mount covers it); put --perms MODE before that flag",
         v[1]
     ))
+}
+
+/// Whether a mount at `dest` hides `path`: the same path or one above it.
+fn covers(dest: &str, path: &str) -> bool {
+    let dest = dest.trim_end_matches('/');
+    path == dest
+        || path
+            .strip_prefix(dest)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether a `-try` bind's source is there, as bubblewrap's stat() sees

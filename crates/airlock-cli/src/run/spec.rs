@@ -161,6 +161,8 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     // joined by path is not shared by a flag.
     for (given, field, flag) in [
         (a.uid.is_some(), "process.uid", "--uid"),
+        (a.hostname.is_some(), "hostname", "--hostname"),
+        (a.timeout.is_some(), "timeout", "--timeout"),
         (a.gid.is_some(), "process.gid", "--gid"),
         (a.share_net, "namespaces.net", "--share-net"),
         (a.share_pid, "namespaces.pid", "--share-pid"),
@@ -218,7 +220,7 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
     let flags = mounts::ordered(m);
     let remounts_root = flags
         .iter()
-        .any(|(id, v)| *id == "remount_ro" && v[0].trim_end_matches('/').is_empty());
+        .any(|(id, v)| *id == "remount_ro" && mounts::is_root(&v[0]));
     if remounts_root && a.image.is_some() {
         return Err(
             "--remount-ro /: an image's root is a writable layer over its layers, which cannot be made read-only"

@@ -231,6 +231,31 @@ fn a_state_root_is_refused_even_read_only() {
         "true",
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // `check` judges the spec against the same state root as `run`.
+    let printed = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--ro-bind",
+        &above,
+        "/x",
+        "--",
+        "true",
+    ]));
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, &printed.stdout).unwrap();
+    let out = output(airlock(&[
+        "--state-root",
+        &r,
+        "check",
+        &spec.display().to_string(),
+    ]));
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("error[state-root-bind]") && out.stdout.contains(&r),
+        "{}",
+        out.stdout
+    );
     // Root's own, wherever the caller's is.
     let out = output(airlock(&[
         "--state-root",

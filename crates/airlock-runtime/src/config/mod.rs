@@ -238,6 +238,7 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         c.hostname().as_deref().filter(|h| !h.is_empty()),
         s.namespaces.join.get("uts"),
     ) {
+        s.hostname = airlock::spec::SandboxSpec::default().hostname;
         match nodename_in(path) {
             Ok(name) if name == want => {}
             Ok(name) => notes.push(format!(

@@ -244,7 +244,7 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
         if !(t.is_finite() && t > 0.0 && t <= 10.0 * 365.0 * 86400.0) {
             return Err(SpecError::new(
                 "timeout",
-                format!("{t} is not a positive number of seconds"),
+                format!("{t} is not a positive number of seconds up to ten years (315360000)"),
             ));
         }
     }
@@ -406,21 +406,23 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
         return Err(SpecError::new(
             "hostname",
             format!(
-                "{:?} is not a hostname (1 to 64 letters, digits, `-`, `.` or `_`)",
+                "{:?} is not a host name (1 to 64 letters, digits, `-`, `.` or `_`)",
                 spec.hostname
             ),
         ));
     }
     // The default name is the one a sandbox without its own namespace
     // does not set either; any other would go unset.
-    // (A joined UTS namespace, a pod's, keeps the name its owner set.)
-    if !spec.namespaces.uts
-        && !spec.namespaces.join.contains_key("uts")
-        && spec.hostname != SandboxSpec::default().hostname
-    {
+    if !spec.namespaces.uts && spec.hostname != SandboxSpec::default().hostname {
+        let why = if spec.namespaces.join.contains_key("uts") {
+            // A pod's: the name its owner set is the pod's.
+            "cannot be set in a joined UTS namespace (namespaces.join.uts), which keeps the name its owner gave it"
+        } else {
+            "needs a UTS namespace of the sandbox's own (namespaces.uts): the host's name cannot be set"
+        };
         return Err(SpecError::new(
             "hostname",
-            "needs a UTS namespace of the sandbox's own (namespaces.uts): the host's name cannot be set",
+            format!("{:?} {why}", spec.hostname),
         ));
     }
     if let Some(d) = &spec.domainname {
