@@ -1321,3 +1321,92 @@ fn a_kill_is_not_taken_for_an_earlier_oom_kill() {
     assert_eq!(exit["ended"], "signaled", "{exit}");
     assert!(exit["oom_kills"].as_u64().unwrap() >= 1, "{exit}");
 }
+
+/// Keyrings are not namespaced: a sandbox that kept the caller's session
+/// keyring would possess its keys. Each sandbox, and each exec into one,
+/// gets an empty one of its own (as runc's containers do), as root and
+/// rootless; the probe needs keyctl, so the filter is off (acknowledged).
+#[test]
+fn the_callers_session_keyring_stays_outside() {
+    require_root!();
+    let dir = tempdir();
+    let probe = dir.path().join("probe.py");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keyring/probe.py"),
+        &probe,
+    )
+    .unwrap();
+    chown(dir.path(), USER, USER);
+    let probe = probe.to_str().unwrap();
+    let open = [
+        "--seccomp-profile",
+        "none",
+        "--allow-unsafe",
+        "seccomp-disabled",
+    ];
+    let bind = ["--ro-bind", probe, "/probe.py"];
+    let inner = ["python3", "/probe.py", "inner"];
+    let through = |user: bool, args: &[&str]| {
+        let mut c = match user {
+            true => std::process::Command::new("setpriv"),
+            false => std::process::Command::new("/usr/bin/python3"),
+        };
+        if user {
+            c.args([
+                &format!("--reuid={USER}"),
+                &format!("--regid={USER}"),
+                "--clear-groups",
+                "/usr/bin/python3",
+            ]);
+        }
+        c.args([probe, "outer"]).arg(airlock_bin()).args(args);
+        output(c)
+    };
+    let clean = |r: &Run, what: &str| {
+        assert_eq!(r.code, 0, "{what}: {}", r.stderr);
+        assert!(
+            r.stdout.starts_with("session: keyring;"),
+            "{what}: {}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("airlock-test-ses"),
+            "{what}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains("probe: Required key not available"),
+            "{what}: {}",
+            r.stdout
+        );
+    };
+    for user in callers() {
+        let mut args = vec!["run"];
+        args.extend_from_slice(&open);
+        args.extend_from_slice(&bind);
+        args.push("--");
+        args.extend_from_slice(&inner);
+        clean(&through(user, &args), &format!("run, as user: {user}"));
+    }
+    // Control: the probe, run directly, reads the key it was given.
+    let mut c = std::process::Command::new("/usr/bin/python3");
+    c.args([probe, "outer", "/usr/bin/python3", probe, "inner"]);
+    let r = output(c);
+    assert!(
+        r.stdout.contains("airlock-test-ses") && r.stdout.contains("probe: s3cret"),
+        "{}",
+        r.stdout
+    );
+
+    let root = StateRoot::new();
+    let state = root.path().to_str().unwrap();
+    let mut args = vec!["--state-root", state, "run", "-d", "--name", "k"];
+    args.extend_from_slice(&open);
+    args.extend_from_slice(&bind);
+    args.extend_from_slice(&["--", "sleep", "1000"]);
+    let r = output(airlock(&args));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut args = vec!["--state-root", state, "exec", "k", "--"];
+    args.extend_from_slice(&inner);
+    clean(&through(false, &args), "exec");
+}

@@ -120,11 +120,13 @@ fn record(sb: &SandboxDir) -> Option<OciRecord> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
+const NO_PIVOT: &str = "--no-pivot: airlock always pivots into the container's root (a rootfs on ramfs is not supported)";
+
 pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
     match cmd {
         StandardCmd::Create(c) => {
             if c.no_pivot {
-                return Err("--no-pivot: airlock always pivots into the container's root (a rootfs on ramfs is not supported)".into());
+                return Err(NO_PIVOT.into());
             }
             create(
                 ctx,
@@ -154,6 +156,9 @@ pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
 pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
     match cmd {
         CommonCmd::Run(r) => {
+            if r.no_pivot {
+                return Err(NO_PIVOT.into());
+            }
             // A foreground run passes the signals it gets on to the
             // container, as runc's does: a service manager's SIGTERM
             // reaches the workload instead of ending the runtime and

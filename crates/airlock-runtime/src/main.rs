@@ -123,6 +123,14 @@ fn command() -> clap::Command {
         .mut_subcommand("run", |c| no_pivot(console_socket(c)))
 }
 
+/// `--no-new-keyring`, which changes nothing: every container and every
+/// exec gets a session keyring of its own, never the caller's.
+fn no_new_keyring(c: clap::Command) -> clap::Command {
+    c.mut_arg("no_new_keyring", |a| {
+        a.help("Accepted and ignored: a container (and each exec) always gets a session keyring of its own, never the caller's")
+    })
+}
+
 /// The help of `--console-socket`, which liboci-cli's words get wrong.
 fn console_socket(c: clap::Command) -> clap::Command {
     c.mut_arg("console_socket", |a| {
@@ -132,7 +140,7 @@ fn console_socket(c: clap::Command) -> clap::Command {
 
 /// `--no-pivot`, which airlock refuses.
 fn no_pivot(c: clap::Command) -> clap::Command {
-    c.mut_arg("no_pivot", |a| {
+    no_new_keyring(c).mut_arg("no_pivot", |a| {
         a.help("Refused: airlock always pivots into the container's root (a rootfs on ramfs is not supported)")
     })
 }

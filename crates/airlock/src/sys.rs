@@ -60,6 +60,33 @@ pub fn set_effective_uid(uid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Give this process, and what it forks from now on, a new and empty
+/// session keyring (`keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`), as runc
+/// and crun give each container one. Keyrings are not namespaced: a
+/// process possesses the keys of its session keyring, and may read them,
+/// whatever its user namespace. A kernel without keys (ENOSYS) has
+/// nothing to share, which is not an error.
+pub fn join_new_session_keyring() -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a NULL name asks for a new anonymous keyring; the kernel
+    // reads no memory of ours, and the call changes only this process's
+    // keyrings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    match r {
+        r if r >= 0 => Ok(()),
+        _ => match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
+            e => Err(e),
+        },
+    }
+}
+
 /// What `clone3` returned in the calling process.
 pub enum Forked {
     Parent { pid: i32, pidfd: OwnedFd },

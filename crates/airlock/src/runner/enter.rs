@@ -67,6 +67,9 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         (Some(path), true) => Some(super::tty::connect_console_socket(path)?),
         _ => None,
     };
+    // The process gets one of its own, as the sandbox's PID 1 did: not
+    // the caller's. Made before the namespaces, as the caller.
+    sys::join_new_session_keyring().map_err(super::supervisor::session_keyring)?;
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {

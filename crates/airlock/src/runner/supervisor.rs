@@ -182,6 +182,10 @@ pub(super) fn supervise(
         crate::check::keep_host_socket_view()
             .step(|| "open a sock_diag socket for PID 1's re-checks".into())?;
     }
+    // PID 1 and all it forks keep it: not the caller's (a shell's, a
+    // service's), whose keys they would possess. Made as the caller,
+    // charged to the caller's key quota.
+    sys::join_new_session_keyring().map_err(session_keyring)?;
     // Only for the clone: PID 1 is born in it, our other children not.
     let pid_join = super::pidns::enter_for_clone(&plan)?;
     report.progress(|| "clone3 into new namespaces".into());
@@ -640,6 +644,18 @@ fn start_pid1(
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "make the supervisor non-dumpable".into())?;
     Ok(guard)
+}
+
+/// The error of [`sys::join_new_session_keyring`], with the quota it hit.
+pub(super) fn session_keyring(e: std::io::Error) -> SetupError {
+    let mut err = SetupError::io("a session keyring of the sandbox's own", &e);
+    if e.raw_os_error() == Some(libc::EDQUOT) {
+        err = SetupError::new(
+            "a session keyring of the sandbox's own",
+            format!("{e}: the caller has as many keys as kernel.keys.maxkeys allows"),
+        );
+    }
+    err
 }
 
 /// PID 1, the supervisor and the cgroups go into the state file, the plan
