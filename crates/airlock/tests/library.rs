@@ -552,6 +552,29 @@ fn the_runner_mounts_what_was_checked() {
         other => panic!("the swapped source was mounted: {other:?}"),
     }
     assert!(!std::path::Path::new("/etc/airlock-toctou").exists());
+
+    // Swapped for a place no rule refuses by itself (another user's
+    // files, a path an idmap was judged for): refused all the same, as
+    // not what was judged.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::remove_file(&share).unwrap();
+    std::fs::create_dir(&share).unwrap();
+    plan.host = airlock::check::Host::probe(&spec, &ctx);
+    std::fs::remove_dir(&share).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &share).unwrap();
+    match airlock::Sandbox::spawn_plan_unchecked(&plan, &opts) {
+        Err(airlock::Error::Setup(e)) => assert!(
+            e.reason.contains(&format!(
+                "now leads to {}, not to {} where the guardrails judged it",
+                elsewhere.display(),
+                share.display()
+            )),
+            "{e}"
+        ),
+        other => panic!("the swapped source was mounted: {other:?}"),
+    }
+    assert!(!elsewhere.join("airlock-toctou").exists());
 }
 
 /// A caller's own files (a service's record of who owns the sandbox) are

@@ -53,6 +53,17 @@ fn another_mount_of_a_landmark_is_judged_as_it() {
             "kernel-surface-bind",
         );
     }
+    // A procfs or sysfs of its own (a chroot's), or a path inside one:
+    // judged by the mount it lies on, not by its name.
+    for fstype in ["proc", "sysfs"] {
+        let _fs = HostMount::new(fstype, &alias);
+        for inside in [a.clone(), format!("{a}/kernel"), format!("{a}/self/..")] {
+            refused_with(
+                &["--ro-bind", &inside, "/x", "--", "true"],
+                "kernel-surface-bind",
+            );
+        }
+    }
     // A plain directory of the same filesystem is itself.
     let plain = dir.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
@@ -334,4 +345,36 @@ fn a_state_root_is_refused_even_read_only() {
         "{}",
         out.stderr
     );
+}
+
+/// A device bind outside /dev is judged by what it reaches: a directory
+/// may hold nodes made with mknod (a chroot's /dev), and a node other
+/// than the harmless ones opens the host's device; a harmless node, or a
+/// plain file, is no finding.
+#[test]
+fn device_binds_outside_dev_are_judged_by_their_nodes() {
+    require_root!();
+    let dir = tempdir();
+    let d = dir.path().display().to_string();
+    let mknod = |name: &str, kind: &str, major: &str, minor: &str| {
+        let st = std::process::Command::new("mknod")
+            .args(["-m", "600", &format!("{d}/{name}"), kind, major, minor])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    mknod("mem", "c", "1", "1");
+    mknod("loop", "b", "7", "0");
+    mknod("null", "c", "1", "3");
+    std::fs::write(dir.path().join("plain"), "x").unwrap();
+    for bad in [d.clone(), format!("{d}/mem"), format!("{d}/loop")] {
+        refused_with(&["--dev-bind", &bad, "/x", "--", "true"], "host-dev-bind");
+    }
+    for fine in ["null", "plain"] {
+        let r = run(&["--dev-bind", &format!("{d}/{fine}"), "/x", "--", "true"]);
+        assert_eq!(r.code, 0, "{fine}: {}", r.stderr);
+    }
+    // Without devices, the directory is an ordinary bind.
+    let r = run(&["--ro-bind", &d, "/x", "--", "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

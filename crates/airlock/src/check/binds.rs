@@ -2,26 +2,10 @@
 //! bind, and a root made of host directories, judged on the path the
 //! kernel will really reach (see [`super::Host::resolve`]).
 
-use super::host::{is_object_name, RUNTIME_OBJECTS};
+use super::host::{is_object_name, KERNEL_FS, RUNTIME_OBJECTS};
 use super::paths::{exposes, within};
 use super::{Findings, Host, RUNTIME_SOCKETS, RUNTIME_STATE};
 use crate::spec::{Mount, Root, SandboxSpec};
-
-/// Filesystems that are kernel control surfaces wherever they are mounted.
-const KERNEL_FS: &[&str] = &[
-    "proc",
-    "sysfs",
-    "cgroup",
-    "cgroup2",
-    "securityfs",
-    "debugfs",
-    "tracefs",
-    "bpf",
-    "configfs",
-    "efivarfs",
-    "fusectl",
-    "pstore",
-];
 
 /// Directories whose writable exposure rewrites the host: what it runs,
 /// and what root's services take orders from (cron's and at's spools,
@@ -72,6 +56,24 @@ const HARMLESS_DEVICES: &[&str] = &[
     "/dev/urandom",
     "/dev/tty",
 ];
+
+/// Why a device bind of `real`, outside /dev, may hand over host
+/// devices: a directory may hold device nodes (only a scan would say
+/// which), and a device node other than null, zero, full, random,
+/// urandom or tty is one. `None` for a plain file or a harmless node.
+fn device_nodes_elsewhere(real: &str) -> Option<String> {
+    use rustix::fs::FileType;
+    const HARMLESS: &[(u32, u32)] = &[(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)];
+    let st = rustix::fs::stat(real).ok()?;
+    let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => Some("a directory may hold device nodes (made with mknod, as a chroot's /dev), which work as /dev's do".into()),
+        FileType::CharacterDevice | FileType::BlockDevice if !HARMLESS.contains(&dev) => {
+            Some(format!("a device node ({}:{}) opens the host's device as /dev's would", dev.0, dev.1))
+        }
+        _ => None,
+    }
+}
 
 /// Judge every bind and the root. Returns whether the sandbox reaches
 /// any host path (a capability that overrides permissions matters then).
@@ -326,6 +328,16 @@ impl<'a> Bind<'a> {
                 self.subject,
                 format!("device bind of {real} gives the workload the host's devices (disks, memory, consoles)"),
             );
+        } else if self.devices && !within(real, "/dev") {
+            // A node made with mknod anywhere (a chroot's /dev, debootstrap's)
+            // opens the same device as /dev's.
+            if let Some(why) = device_nodes_elsewhere(real) {
+                f.add(
+                    "host-dev-bind",
+                    self.subject,
+                    format!("device bind of {real}: {why}"),
+                );
+            }
         }
     }
 
@@ -404,7 +416,19 @@ fn judge_nested(f: &mut Findings, subject: &str, real: &str, devices: bool, host
                 ),
             );
         }
-        if KERNEL_FS.contains(&n.fstype.as_str()) {
+        let above = !within(&n.mountpoint, real);
+        if above && ["/proc", "/sys"].iter().any(|s| within(real, s)) {
+            // judge_kernel's finding says it by the path.
+        } else if above && KERNEL_FS.contains(&n.fstype.as_str()) {
+            f.add(
+                "kernel-surface-bind",
+                subject,
+                format!(
+                    "{real} is on the {} mount at {} (a kernel control surface), even read-only",
+                    n.fstype, n.mountpoint
+                ),
+            );
+        } else if KERNEL_FS.contains(&n.fstype.as_str()) {
             f.add(
                 "kernel-surface-bind",
                 subject,

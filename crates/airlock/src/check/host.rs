@@ -119,8 +119,17 @@ pub fn mount_table() -> String {
 /// The mounts at or below `path`, from a [`mount_table`].
 pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
     let mut out = Vec::new();
+    // The mount the path itself lies on: a kernel control surface
+    // mounted elsewhere than /proc and /sys (a chroot's proc, a second
+    // procfs instance) is one all the same. The table lists mounts in
+    // the order they were made: the last one above the path is on top.
+    let mut on = None;
     for e in crate::mountinfo::entries(table) {
         let mp = crate::mountinfo::unescape(e.mount_point);
+        if mp != path && within(path, &mp) {
+            on = Some((mp.into_owned(), e.fstype));
+            continue;
+        }
         // The source itself counts when it is a mountpoint (a socket or a
         // procfs mounted exactly there).
         if !within(&mp, path) {
@@ -135,8 +144,31 @@ pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
             socket,
         });
     }
+    if let Some((mountpoint, fstype)) = on.filter(|(_, t)| KERNEL_FS.contains(t)) {
+        out.push(NestedMount {
+            mountpoint,
+            fstype: fstype.to_string(),
+            socket: false,
+        });
+    }
     out
 }
+
+/// Filesystems that are kernel control surfaces wherever they are mounted.
+pub const KERNEL_FS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "configfs",
+    "efivarfs",
+    "fusectl",
+    "pstore",
+];
 
 /// Container runtime and system sockets: connectable even through a
 /// read-only mount, and each one is root on the host.

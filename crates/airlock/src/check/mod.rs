@@ -469,11 +469,23 @@ pub fn recheck_source(
     source: &str,
     opened: &str,
 ) -> Vec<Finding> {
+    recheck_named(spec, host, seen, source, opened, seen.marks.name(opened))
+}
+
+/// [`recheck_source`] with the opened object's name (`seen.marks.name`
+/// of `opened`) already found.
+pub fn recheck_named(
+    spec: &SandboxSpec,
+    host: &Host,
+    seen: &Snapshot,
+    source: &str,
+    opened: &str,
+    named: String,
+) -> Vec<Finding> {
     // Only what this source decides: the host facts about it alone (not a
     // copy of every source's), and only the mounts and layers that name
     // it. Rechecking each of N sources against everything was O(N^2): a
     // second for 1000 binds.
-    let named = seen.marks.name(opened);
     let nested = host::nested_mounts(&seen.table, opened);
     // The clone that follows copies the mounts below the source as they
     // are now, so those are read again. Its sockets are another matter: a

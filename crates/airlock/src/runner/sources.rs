@@ -464,7 +464,10 @@ pub(super) fn open_source(
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let opened = rustix::fs::readlink(link.as_str(), Vec::new()).step(step)?;
     let opened = opened.to_string_lossy().into_owned();
-    let refused = crate::check::recheck_source(&plan.spec, &plan.host, seen, path, &opened);
+    let named = seen.marks.name(&opened);
+    let judged = plan.host.canonical.get(path).cloned();
+    let refused =
+        crate::check::recheck_named(&plan.spec, &plan.host, seen, path, &opened, named.clone());
     if let Some(f) = refused.first() {
         return Err(SetupError::new(
             step(),
@@ -472,6 +475,19 @@ pub(super) fn open_source(
                 "source {path} now leads to {opened}, which the guardrails refuse ({}); it was checked as {}",
                 f.code,
                 plan.host.resolve(path)
+            ),
+        ));
+    }
+    // Not refused there, but judged elsewhere: the rules that weigh more
+    // than the object itself (an idmap's owner, the caller's home, what
+    // was acknowledged) judged the path it led to then. Someone who can
+    // rename a component of it (its owner, another user's directory on
+    // the way) moved it between the check and now.
+    if let Some(judged) = judged.filter(|j| *j != named) {
+        return Err(SetupError::new(
+            step(),
+            format!(
+                "source {path} now leads to {opened}, not to {judged} where the guardrails judged it: it changed while the sandbox was set up"
             ),
         ));
     }
