@@ -102,6 +102,29 @@ fn writes_land_in_the_layer_and_persist() {
     assert_eq!(sh(&flags, "cat /newfile").stdout, "x\n");
 }
 
+/// A root caller's sandbox writes its persistent layer as the id range
+/// every such sandbox shares (which owns the image store): no setuid or
+/// setgid mode may be left there for a local user to run. Other modes
+/// are set as asked; a layer that vanishes with the sandbox keeps them.
+#[test]
+fn no_setuid_file_is_left_in_a_persistent_layer() {
+    require_root!();
+    let c = Case::new();
+    let owned = c.flags();
+    let flags: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let script = "cp /bin/true /t; chmod 0755 /t && echo plain; \
+                  chmod 4755 /t || echo refused; chmod g+s /t || echo refused";
+    let r = sh(&flags, script);
+    assert_eq!(r.stdout, "plain\nrefused\nrefused\n", "{}", r.stderr);
+    let mode = std::fs::metadata(c.layer.join("upper/t")).unwrap().mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    let tmp = rootfs_with_host_usr(&c.root);
+    let mut flags: Vec<&str> = tmp.iter().map(String::as_str).collect();
+    flags.push("--overlay");
+    let r = sh(&flags, "cp /bin/true /t; chmod 4755 /t && stat -c %a /t");
+    assert_eq!(r.stdout, "4755\n", "{}", r.stderr);
+}
+
 #[test]
 fn symlinked_upper_or_work_is_refused_and_nothing_escapes() {
     require_root!();

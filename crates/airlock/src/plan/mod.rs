@@ -497,7 +497,12 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     // from inside it.
     let own_proc = ns.pid || ns.join.contains_key("pid");
     let filesystem = mounts::resolve(spec, own_proc, mounts::caller_maps(spec, caller, &ids));
-    if filesystem.caller_maps.is_some() {
+    // In a persistent overlay upper a root caller's sandbox writes as the
+    // range every such sandbox shares (ROOT_CALLER_BASE), which owns the
+    // image store: a setuid file left there would hand that uid to any
+    // local user who can reach it.
+    let shared_range = ids.uid_map.iter().any(|m| m.outside == ROOT_CALLER_BASE);
+    if filesystem.caller_maps.is_some() || (shared_range && filesystem.has_persistent_upper()) {
         // What the workload makes in those binds is the caller's on the
         // host: no setuid or setgid mode may come out of them.
         seccomp.extend(crate::seccomp::set_id_program(&spec.seccomp)?);

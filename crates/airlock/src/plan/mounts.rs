@@ -55,6 +55,22 @@ impl FsPlan {
                 .any(|s| matches!(s, MountStep::Overlay { .. }))
     }
 
+    /// Does the workload write to a host directory through an overlay
+    /// (the root's `upper`, a mount's `upper_dir`), where what it makes
+    /// stays after the sandbox?
+    pub fn has_persistent_upper(&self) -> bool {
+        matches!(self.root, Root::Overlay { upper: Some(_), .. })
+            || self.steps.iter().any(|s| {
+                matches!(
+                    s,
+                    MountStep::Overlay {
+                        upper_dir: Some(_),
+                        ..
+                    }
+                )
+            })
+    }
+
     /// The spec field step `i` came from, when it came from one.
     pub fn field(&self, i: usize) -> Option<String> {
         if i < self.spec_mounts {
