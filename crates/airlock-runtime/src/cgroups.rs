@@ -199,8 +199,35 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
         text = std::fs::read_to_string(file)
             .map_err(|e| format!("--resources {}: {e}", file.display()))?;
     }
+    let named = |e: String| format!("--resources {}: {e}", file.display());
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| named(e.to_string()))?;
     let r: LinuxResources =
-        serde_json::from_str(&text).map_err(|e| format!("--resources {}: {e}", file.display()))?;
+        serde_json::from_value(raw.clone()).map_err(|e| named(e.to_string()))?;
+    // What oci-spec drops without a word, refused as a bundle's is.
+    let parsed = serde_json::to_value(&r).expect("parsed resources serialize");
+    if let Some(field) = crate::config::dropped(&raw, &parsed, "") {
+        return Err(named(format!(
+            "field `{field}`: not supported by airlock-runtime"
+        )));
+    }
+    // -1 (or 0) takes a limit away in runc's update; here a limit can be
+    // changed, not removed, and skipping it would report a success.
+    let memory = r.memory().as_ref();
+    for (field, value) in [
+        ("memory.limit", memory.and_then(|m| m.limit())),
+        ("memory.reservation", memory.and_then(|m| m.reservation())),
+        ("pids.limit", r.pids().as_ref().map(|p| p.limit())),
+        ("cpu.quota", r.cpu().as_ref().and_then(|c| c.quota())),
+    ] {
+        if let Some(v) = value.filter(|v| *v <= 0) {
+            return Err(named(format!(
+                "{field}: {v}: at least 1 (removing a limit is not supported)"
+            )));
+        }
+    }
+    if r.cpu().as_ref().and_then(|c| c.period()) == Some(0) {
+        return Err(named("cpu.period: 0: at least 1".into()));
+    }
     let mut res = crate::config::resources_of(&r).map_err(|e| e.to_string())?;
     // A quota or a period alone keeps the container's other value, as
     // with the flags (resources_of, for a bundle, takes the default).

@@ -120,6 +120,11 @@ fn record(sb: &SandboxDir) -> Option<OciRecord> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
+/// A console dimension as the kernel's winsize holds it (u16).
+pub(crate) fn clamp16(n: u64) -> u16 {
+    n.min(u16::MAX as u64) as u16
+}
+
 const NO_PIVOT: &str = "--no-pivot: airlock always pivots into the container's root (a rootfs on ramfs is not supported)";
 
 pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
@@ -345,6 +350,12 @@ fn create(
             hold: true,
             keep_stdio: true,
             console_socket,
+            console_size: bundle
+                .config
+                .process()
+                .as_ref()
+                .and_then(|p| p.console_size())
+                .map(|b| (clamp16(b.height()), clamp16(b.width()))),
             // The client that asks for the pid reaps it, as runc's do;
             // without one (a foreground `run`) the supervisor does.
             leave_pid1_to_reaper: pid_file.is_some(),

@@ -124,6 +124,13 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
             opts.allow_unsafe.push("no-new-privs-disabled".into());
         }
     }
+    // As runc's checkTerminal: a socket nothing would be sent to.
+    if opts.console_socket.is_some() && !opts.tty {
+        return Err(
+            "--console-socket was given without a terminal (--tty or process.terminal): there is no terminal to send"
+                .into(),
+        );
+    }
     let spawn = SpawnOptions::default();
     let fields = config::ConfigFields::for_process(crate::commands::own_acks(ctx));
     let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| match e {
@@ -159,12 +166,18 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
     if let Some(field) = crate::config::dropped(&value, &parsed, "") {
         return Err(format!("{field}: not supported by airlock-runtime"));
     }
-    if p.terminal().unwrap_or(false) {
-        if opts.console_socket.is_none() {
-            return Err("terminal: a terminal needs --console-socket".into());
-        }
-        opts.tty = true;
+    // The file's word, as runc takes the whole process from it: --tty
+    // does not add a terminal it does not ask for.
+    opts.tty = p.terminal().unwrap_or(false);
+    if opts.tty && opts.console_socket.is_none() {
+        return Err("terminal: a terminal needs --console-socket".into());
     }
+    opts.tty_size = p.console_size().as_ref().map(|b| {
+        (
+            crate::commands::clamp16(b.height()),
+            crate::commands::clamp16(b.width()),
+        )
+    });
     opts.args = p.args().clone().unwrap_or_default();
     if opts.args.is_empty() {
         return Err("args: no program to run".into());
@@ -199,7 +212,7 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
         .unwrap_or_default();
     opts.capabilities = Some(kept);
     opts.ambient_capabilities = Some(ambient);
-    opts.rlimits = Some(config::rlimits(&p));
+    opts.rlimits = Some(config::rlimits(&p).map_err(|e| e.to_string())?);
     opts.no_new_privs = Some(p.no_new_privileges().unwrap_or(false));
     if p.apparmor_profile()
         .as_deref()

@@ -1382,3 +1382,147 @@ fn a_console_socket_without_a_terminal_and_an_unknown_log_format_are_refused() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("xml"), "{:?}", text(&o));
 }
+
+/// What a console socket at `path` receives: accepts one client, takes the
+/// terminal's master it sends (SCM_RIGHTS, as runc's clients take it) and
+/// reads it until `want` shows (or the terminal ends, or 10 s pass).
+fn console_receiver(path: &Path, want: &'static str) -> std::thread::JoinHandle<String> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        let (conn, _) = listener.accept().unwrap();
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut cmsg = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let mut byte = [0u8; 64];
+        rustix::net::recvmsg(
+            &conn,
+            &mut [std::io::IoSliceMut::new(&mut byte)],
+            &mut cmsg,
+            rustix::net::RecvFlags::empty(),
+        )
+        .unwrap();
+        let master = cmsg
+            .drain()
+            .find_map(|m| match m {
+                rustix::net::RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+                _ => None,
+            })
+            .expect("a terminal's master");
+        let mut text = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !text.contains(want) && std::time::Instant::now() < deadline {
+            let mut fds = [rustix::event::PollFd::new(
+                &master,
+                rustix::event::PollFlags::IN,
+            )];
+            let wait = rustix::event::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            if rustix::event::poll(&mut fds, Some(&wait)).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut buf = [0u8; 256];
+            match rustix::io::read(master.as_fd(), &mut buf) {
+                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+        text
+    })
+}
+
+/// `process.consoleSize` is the size of the terminal sent to the console
+/// socket, the container's and an exec's (`ctr run -t` sends it); an exec's
+/// `--process` file decides whether it has a terminal (`--tty` adds none),
+/// and a console socket without a terminal is refused, as runc's
+/// checkTerminal does.
+#[test]
+fn console_size_is_set_and_a_console_socket_needs_a_terminal() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle("t", &["sh", "-c", "stty size; exec sleep 1000"], |c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["consoleSize"] = json!({"height": 40, "width": 100});
+    });
+    let sock = env.dir.path().join("c1.sock");
+    let got = console_receiver(&sock, "40 100");
+    let o = env.rt(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "t",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(env.rt(&["start", "t"]).status.success());
+    let out = got.join().unwrap();
+    assert!(out.contains("40 100"), "{out:?}");
+
+    let process = env.dir.path().join("p.json");
+    let write = |p: Value| std::fs::write(&process, p.to_string()).unwrap();
+    write(json!({
+        "terminal": true, "consoleSize": {"height": 33, "width": 77},
+        "args": ["sh", "-c", "stty size"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+    }));
+    let sock = env.dir.path().join("c2.sock");
+    let got = console_receiver(&sock, "33 77");
+    let o = env.rt(&[
+        "exec",
+        "--process",
+        process.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "-t",
+        "t",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let out = got.join().unwrap();
+    assert!(out.contains("33 77"), "{out:?}");
+
+    // No terminal asked for: the socket would wait for nothing.
+    write(json!({"terminal": false, "args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}));
+    let sock = env.dir.path().join("c3.sock").display().to_string();
+    for args in [
+        vec!["exec", "--console-socket", &sock, "t", "true"],
+        vec![
+            "exec",
+            "-t",
+            "--console-socket",
+            &sock,
+            "--process",
+            process.to_str().unwrap(),
+            "t",
+        ],
+    ] {
+        let o = env.rt(&args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            text(&o)
+                .1
+                .contains("--console-socket was given without a terminal"),
+            "{args:?}: {:?}",
+            text(&o)
+        );
+    }
+    // Two rlimits of one type in an exec's process, as in config.json.
+    write(json!({
+        "args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 100},
+                    {"type": "RLIMIT_NOFILE", "soft": 200, "hard": 200}],
+    }));
+    let o = env.rt(&["exec", "--process", process.to_str().unwrap(), "t"]);
+    assert!(
+        text(&o)
+            .1
+            .contains("process.rlimits[1]: RLIMIT_NOFILE is given twice"),
+        "{:?}",
+        text(&o)
+    );
+    // run --no-pivot is refused as create's is.
+    let o = env.rt(&["run", "--no-pivot", "--bundle", b.to_str().unwrap(), "np"]);
+    assert!(text(&o).1.contains("--no-pivot"), "{:?}", text(&o));
+    assert!(!env.rt(&["state", "np"]).status.success());
+    assert!(env.rt(&["delete", "--force", "t"]).status.success());
+}

@@ -173,6 +173,27 @@ fn update_changes_limits_live() {
     let o = env.rt(&["update", "-r", file.to_str().unwrap(), "u1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(read(&pids.join("pids.max")), "9");
+    // runc's -1 takes a limit away, which airlock cannot: an error naming
+    // the field, as is a field oci-spec does not know; nothing changes.
+    for (doc, says) in [
+        (json!({"pids": {"limit": -1}}), "pids.limit: -1: at least 1"),
+        (
+            json!({"memory": {"limit": -1}}),
+            "memory.limit: -1: at least 1",
+        ),
+        (json!({"cpu": {"quota": -1}}), "cpu.quota: -1: at least 1"),
+        (
+            json!({"pids": {"limit": 5, "bogus": 1}}),
+            "field `pids.bogus`",
+        ),
+    ] {
+        std::fs::write(&file, doc.to_string()).unwrap();
+        let o = env.rt(&["update", "-r", file.to_str().unwrap(), "u1"]);
+        assert!(!o.status.success(), "{doc}");
+        assert!(text(&o).1.contains(says), "{doc}: {:?}", text(&o));
+        assert_eq!(read(&pids.join("pids.max")), "9");
+        assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");
+    }
     // What airlock cannot set is an error naming the flag, and nothing
     // changes.
     let o = env.rt(&[

@@ -328,24 +328,7 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
         .unwrap_or_default();
     s.capabilities = kept;
     s.ambient_capabilities = Some(ambient);
-    s.process.rlimits = rlimits(p);
-    // config.md: a runtime MUST refuse two entries of one type.
-    for (j, r) in s.process.rlimits.iter().enumerate() {
-        if let Some(i) = s.process.rlimits[..j]
-            .iter()
-            .position(|o| o.resource == r.resource)
-        {
-            return Err(err(
-                format!("process.rlimits[{j}]"),
-                format!(
-                    "{} is given twice (process.rlimits[{i}] too)",
-                    p.rlimits()
-                        .as_ref()
-                        .map_or(String::new(), |l| l[j].typ().to_string())
-                ),
-            ));
-        }
-    }
+    s.process.rlimits = rlimits(p)?;
     if p.apparmor_profile()
         .as_deref()
         .is_some_and(|a| !a.is_empty())
@@ -439,8 +422,9 @@ pub fn capabilities(
 }
 
 /// A process's rlimits in airlock's names.
-pub fn rlimits(p: &oci_spec::runtime::Process) -> Vec<Rlimit> {
-    p.rlimits()
+pub fn rlimits(p: &oci_spec::runtime::Process) -> Result<Vec<Rlimit>, SpecError> {
+    let list: Vec<Rlimit> = p
+        .rlimits()
         .iter()
         .flatten()
         .map(|r| {
@@ -451,7 +435,23 @@ pub fn rlimits(p: &oci_spec::runtime::Process) -> Vec<Rlimit> {
                 hard: r.hard(),
             }
         })
-        .collect()
+        .collect();
+    // config.md: a runtime MUST refuse two entries of one type (an exec's
+    // process object too).
+    for (j, r) in list.iter().enumerate() {
+        if let Some(i) = list[..j].iter().position(|o| o.resource == r.resource) {
+            return Err(err(
+                format!("process.rlimits[{j}]"),
+                format!(
+                    "{} is given twice (process.rlimits[{i}] too)",
+                    p.rlimits()
+                        .as_ref()
+                        .map_or(String::new(), |l| l[j].typ().to_string())
+                ),
+            ));
+        }
+    }
+    Ok(list)
 }
 
 /// The `linux` section; true when the bundle asked for a user namespace.

@@ -264,6 +264,9 @@ pub struct Lifecycle {
     /// Where the terminal's master goes, instead of being proxied.
     #[serde(default)]
     pub console_socket: Option<std::path::PathBuf>,
+    /// The terminal's size (rows, columns) before it goes there.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
     /// Detached with logs: the workload's stdin is a pipe the supervisor
     /// keeps open, for `attach` to write to (else /dev/null).
     #[serde(default)]

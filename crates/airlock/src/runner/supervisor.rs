@@ -306,6 +306,7 @@ pub(super) fn supervise(
         logs,
         hold: hold_write,
         console_socket: lifecycle.as_ref().and_then(|l| l.console_socket.clone()),
+        console_size: lifecycle.as_ref().and_then(|l| l.console_size),
         own_init,
         runtime_hooks,
         ..Watch::new(

@@ -61,6 +61,7 @@ pub(super) struct Watch<'a> {
     pub(super) tty: Option<tty::Proxy>,
     /// Where a terminal's master goes instead of being proxied.
     pub(super) console_socket: Option<std::path::PathBuf>,
+    pub(super) console_size: Option<(u16, u16)>,
     pub(super) failed: bool,
     /// Why the workload of a created sandbox failed after `start`.
     pub(super) failed_after_create: Option<String>,
@@ -137,6 +138,7 @@ impl<'a> Watch<'a> {
             namespaces: Vec::new(),
             tty: None,
             console_socket: None,
+            console_size: None,
             failed: false,
             failed_after_create: None,
             exec_seen: false,
@@ -347,7 +349,16 @@ impl<'a> Watch<'a> {
                         // Detached, it is logged and attached to; attended,
                         // proxied to the caller.
                         match (&self.console_socket, self.logs.as_mut()) {
-                            (Some(path), _) => tty::send_to_console_socket(path, master)?,
+                            (Some(path), _) => {
+                                // Before the client has it: a size it sets
+                                // itself then is not raced.
+                                if let Some((rows, cols)) = self.console_size {
+                                    crate::terminal::set_size(&master, rows, cols).map_err(
+                                        |e| SetupError::io("tty: the console's size", &e),
+                                    )?;
+                                }
+                                tty::send_to_console_socket(path, master)?
+                            }
                             (None, Some(logs)) => logs.set_terminal(master),
                             (None, None) => self.tty = Some(tty::Proxy::new(master)?),
                         }

@@ -76,6 +76,9 @@ pub struct LifecycleOptions {
     /// With a terminal: send its master over this unix socket
     /// (SCM_RIGHTS) instead of proxying it (OCI's `--console-socket`).
     pub console_socket: Option<PathBuf>,
+    /// With `console_socket`: the terminal's size (rows, columns), set
+    /// before its master is sent (OCI's `process.consoleSize`).
+    pub console_size: Option<(u16, u16)>,
     /// PID 1's exit is for the caller's subreaper to reap, as runc's
     /// clients (conmon, containerd's shims) reap the container process
     /// they were given: the supervisor reads the exit without reaping,
@@ -301,6 +304,7 @@ impl Sandbox {
             remove_on_exit: l.remove_on_exit,
             keep_stdio: l.keep_stdio,
             console_socket: l.console_socket.clone(),
+            console_size: l.console_size,
             stdin: l.stdin,
             leave_pid1_to_reaper: l.leave_pid1_to_reaper,
             stay_child: stays_child,
