@@ -576,7 +576,7 @@ fn settings_that_would_go_unapplied_are_refused() {
             "--",
             "true",
         ],
-        &["--hostname: \"web\" cannot be set in a joined UTS namespace (--join uts)"],
+        &["hostname: \"web\" cannot be set in a joined UTS namespace (--join uts)"],
     );
     let dir = tempdir();
     for (spec, says) in [

@@ -102,6 +102,53 @@ fn writes_land_in_the_layer_and_persist() {
     assert_eq!(sh(&flags, "cat /newfile").stdout, "x\n");
 }
 
+/// A sandbox that fails to start (a missing bind source) leaves no
+/// `upper/` or `work/` it made behind, for the root layer or a mount's;
+/// what was there before stays.
+#[test]
+fn a_failed_start_leaves_no_layer_directories() {
+    for user in callers() {
+        let c = Case::new();
+        let mounted = c.layer.join("mounted");
+        std::fs::create_dir(&mounted).unwrap();
+        if user {
+            for d in [c.layer.parent().unwrap(), &c.layer, &mounted] {
+                chown(d, USER, USER);
+            }
+        }
+        let missing = ["--ro-bind", "/nonexistent-airlock-source", "/n"].map(String::from);
+        let root_layer: Vec<String> = c.flags().into_iter().chain(missing.clone()).collect();
+        let (up, wk) = (mounted.join("up"), mounted.join("wk"));
+        let mount_layer: Vec<String> = ["--overlay-src", "/usr", "--overlay"]
+            .map(String::from)
+            .into_iter()
+            .chain([
+                up.display().to_string(),
+                wk.display().to_string(),
+                "/m".into(),
+            ])
+            .chain(missing)
+            .collect();
+        for flags in [root_layer, mount_layer] {
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let r = if user {
+                sh_as_user(&flags, "true")
+            } else {
+                sh(&flags, "true")
+            };
+            assert_eq!(r.code, 125, "as user: {user}: {flags:?}: {}", r.stderr);
+            assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+            for made in ["upper", "work", "mounted/up", "mounted/wk"] {
+                assert!(
+                    !c.layer.join(made).exists(),
+                    "as user: {user}: {made} left behind"
+                );
+            }
+        }
+        assert!(mounted.exists());
+    }
+}
+
 /// A root caller's sandbox writes its persistent layer as the id range
 /// every such sandbox shares (which owns the image store): no setuid or
 /// setgid mode may be left there for a local user to run. Other modes

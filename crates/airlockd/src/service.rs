@@ -335,6 +335,15 @@ fn create(
     if r.tty {
         spec.process.terminal = true;
     }
+    // The daemon's own environment is not the caller's, and it has no
+    // other: started with none, the workload would lack what it asked for.
+    // (An image's workload gets the image's instead, as locally.)
+    if spec.process.inherit_env && r.image.is_empty() {
+        return Err(invalid(
+            "process.inherit_env",
+            "the daemon has no caller's environment to inherit: give the variables in process.env",
+        ));
+    }
     // The spec as it is kept (state.json and plan.json, in RAM on most
     // hosts), its args merged: MAX_SPEC bounds that, not only the request's
     // spec text (a control byte in an argument takes six bytes of JSON).

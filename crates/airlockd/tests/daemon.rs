@@ -475,6 +475,17 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
     assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
     assert!(e.to_string().contains("bogus"), "{e}");
 
+    // The daemon has no caller's environment to give: refused by name,
+    // not started with an empty one (the CLI sends its own instead).
+    let e = c
+        .create(create(
+            r#"{"process": {"args": ["true"], "inherit_env": true}}"#,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert_eq!(details(&e).field, "process.inherit_env");
+
     // A spec larger than the state root should keep, in RAM; and a
     // message larger than the daemon takes at all.
     let huge = |size: usize| {

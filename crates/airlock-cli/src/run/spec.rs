@@ -161,8 +161,6 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     // joined by path is not shared by a flag.
     for (given, field, flag) in [
         (a.uid.is_some(), "process.uid", "--uid"),
-        (a.hostname.is_some(), "hostname", "--hostname"),
-        (a.timeout.is_some(), "timeout", "--timeout"),
         (a.gid.is_some(), "process.gid", "--gid"),
         (a.share_net, "namespaces.net", "--share-net"),
         (a.share_pid, "namespaces.pid", "--share-pid"),

@@ -244,7 +244,10 @@ fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String], what: &str) -
 /// mount's `upper_dir` and `work_dir`) is there, owned by the sandbox's
 /// root (or its workload user) as the host sees that id, since overlayfs
 /// in the sandbox's user namespace writes them as that user.
-pub fn prepare_upper(plan: &Plan) -> Result<()> {
+/// What was made is in the returned [`MadeDirs`], removed again unless
+/// the sandbox gets going.
+pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
+    let mut made = MadeDirs(Vec::new());
     if let crate::spec::Root::Overlay {
         upper: Some(dir), ..
     } = &plan.filesystem.root
@@ -252,7 +255,10 @@ pub fn prepare_upper(plan: &Plan) -> Result<()> {
         let step = || format!("root upper layer {dir}");
         let parent = open_without_links(dir).map_err(|e| SetupError::io(step(), &e.into()))?;
         for name in ["upper", "work"] {
-            prepare_dir(plan, &parent, dir, name).step(step)?;
+            if prepare_dir(plan, &parent, dir, name).step(step)? {
+                let parent = parent.try_clone().step(step)?;
+                made.0.push((parent, name.to_string()));
+            }
         }
     }
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
@@ -265,16 +271,43 @@ pub fn prepare_upper(plan: &Plan) -> Result<()> {
             continue;
         };
         let step = || plan.filesystem.step_name(i);
-        prepare_mount_dirs(plan, upper, work).step(step)?;
+        made.0
+            .extend(prepare_mount_dirs(plan, upper, work).step(step)?);
     }
-    Ok(())
+    Ok(made)
+}
+
+/// The persistent layer directories [`prepare_upper`] made, each with its
+/// parent. Dropped, they are removed again while still empty: a sandbox
+/// that failed to start (a missing bind source, a refused mount) leaves
+/// none of them behind, owned by its ids, on the host.
+#[must_use = "dropped, the directories are removed"]
+pub struct MadeDirs(Vec<(OwnedFd, String)>);
+
+impl MadeDirs {
+    /// The sandbox got going: what it made stays, as it is its layer.
+    pub fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for MadeDirs {
+    fn drop(&mut self) {
+        for (parent, name) in self.0.drain(..) {
+            let _ = rustix::fs::unlinkat(&parent, name.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+        }
+    }
 }
 
 /// An overlay mount's `upper_dir` and `work_dir`, each made if missing
 /// (and handed to the sandbox's root): both parents opened, and both
 /// checked to be on one mount, before anything is made; and what was made
 /// removed again if the other fails.
-fn prepare_mount_dirs(plan: &Plan, upper: &str, work: &str) -> std::io::Result<()> {
+fn prepare_mount_dirs(
+    plan: &Plan,
+    upper: &str,
+    work: &str,
+) -> std::io::Result<Vec<(OwnedFd, String)>> {
     let mut opened = Vec::with_capacity(2);
     for path in [upper, work] {
         let (dir, name) = crate::fs::split_parent(path);
@@ -308,20 +341,14 @@ fn prepare_mount_dirs(plan: &Plan, upper: &str, work: &str) -> std::io::Result<(
     if mount(&opened[0])? != mount(&opened[1])? {
         return Err(two_mounts(upper, work));
     }
-    let mut made: Vec<&(OwnedFd, &str, &str)> = Vec::new();
-    for o in &opened {
-        let (parent, dir, name) = o;
-        match prepare_dir(plan, parent, dir, name) {
-            Ok(created) => made.extend(created.then_some(o)),
-            Err(e) => {
-                for (parent, _, name) in made {
-                    let _ = rustix::fs::unlinkat(parent, *name, rustix::fs::AtFlags::REMOVEDIR);
-                }
-                return Err(e);
-            }
+    // Removed again, when dropped, if the other fails.
+    let mut made = MadeDirs(Vec::new());
+    for (parent, dir, name) in opened {
+        if prepare_dir(plan, &parent, dir, name)? {
+            made.0.push((parent, name.to_string()));
         }
     }
-    Ok(())
+    Ok(std::mem::take(&mut made.0))
 }
 
 fn two_mounts(upper: &str, work: &str) -> std::io::Error {

@@ -120,6 +120,9 @@ struct HostSide {
     /// The namespaces the supervisor left to join the plan's by path,
     /// which the runtime hooks go back to (see [`runtime_namespaces`]).
     runtime_ns: Vec<OwnedFd>,
+    /// Persistent layer directories made for the sandbox, removed again
+    /// if it never gets going.
+    made_dirs: overlay::MadeDirs,
 }
 
 pub(super) fn supervise(
@@ -160,6 +163,7 @@ pub(super) fn supervise(
         go,
         inner,
         runtime_ns,
+        made_dirs,
     } = host;
     let (hold_read, hold_write) = hold.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     let (go_read, go_write) = go;
@@ -208,6 +212,8 @@ pub(super) fn supervise(
     }
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
+            // The supervisor's to remove, never PID 1's.
+            made_dirs.keep();
             drop((
                 go_write, inner, stop, cgroup_fd, control, hold_write, layers,
             ));
@@ -322,6 +328,9 @@ pub(super) fn supervise(
 
     // PID 1 has ended, not yet reaped: no signal may name its pid after.
     signals::stop_forwarding(pid);
+    if !outcome.failed {
+        made_dirs.keep();
+    }
     let reaped = !lifecycle.as_ref().is_some_and(|l| l.leave_pid1_to_reaper);
     let (code, exit) = reap(pid, reaped, &outcome, cgroup.as_ref(), started.elapsed())?;
     finish(cgroup, state_dir, lifecycle, guard, &outcome, &exit);
@@ -393,7 +402,7 @@ fn prepare_host_side(
     if (plan.new_session && report.caller().is_some()) || detached {
         rustix::process::setsid().step(|| "setsid".into())?;
     }
-    overlay::prepare_upper(plan)?;
+    let made_dirs = overlay::prepare_upper(plan)?;
     // PID 1 is cloned into what we are in, for what it does not make new.
     // Not the PID namespace: that one only for the clone (`pidns`).
     let join: Vec<_> = plan
@@ -459,6 +468,7 @@ fn prepare_host_side(
         go: pipe("pipe")?,
         inner: sys::seqpacket_pair().step(|| "socketpair".into())?,
         runtime_ns,
+        made_dirs,
     })
 }
 
