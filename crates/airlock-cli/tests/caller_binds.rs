@@ -66,6 +66,50 @@ fn a_root_callers_writable_bind_is_written_as_the_caller() {
     assert_eq!(r.stdout, "65534\n65534\n", "{}", r.stderr);
 }
 
+/// With another workload uid than 0 the bind is that uid's inside, and
+/// the mount points, directories, files and links airlock makes in it
+/// (which the sandbox's root, not mapped there, could not) are made as the
+/// workload: the caller's on the host.
+#[test]
+fn a_workload_uid_other_than_root_gets_its_mount_points_in_a_writable_bind() {
+    require_root!();
+    let (_top, out) = roots_private_tree();
+    let o = out.display().to_string();
+    let r = sh(
+        &[
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--bind",
+            &o,
+            "/out",
+            "--tmpfs",
+            "/out/cache",
+            "--dir",
+            "/out/d",
+            "--symlink",
+            "d",
+            "/out/l",
+            "--ro-bind",
+            "/usr/bin",
+            "/out/a/b",
+        ],
+        "id -u; stat -c '%u %n' /out /out/d /out/a; test -L /out/l && echo link; \
+         stat -f -c %T /out/cache",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "1000\n1000 /out\n1000 /out/d\n1000 /out/a\nlink\ntmpfs\n",
+        "{}",
+        r.stderr
+    );
+    for made in ["cache", "d", "l", "a", "a/b"] {
+        let m = std::fs::symlink_metadata(out.join(made)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "{made}");
+    }
+}
+
 #[test]
 fn bind_owner_as_is_keeps_the_host_ids() {
     require_root!();

@@ -44,6 +44,48 @@ pub fn split_parent(path: &str) -> (&str, &str) {
     }
 }
 
+/// The ids PID 1 makes files with where its own are no id at all: a root
+/// caller's writable bind is idmapped so that the caller's host ids are
+/// the workload's alone, and PID 1 (the sandbox's root) then gets
+/// EOVERFLOW making a mount point, a directory or a file there, which the
+/// workload itself (another uid than 0) could make. `u64::MAX`: none.
+static UNMAPPED_FALLBACK: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// From now on, [`creating`] retries as `uid`/`gid` where PID 1's own ids
+/// are not mapped.
+pub fn make_as_where_unmapped(uid: u32, gid: u32) {
+    let ids = (u64::from(uid) << 32) | u64::from(gid);
+    UNMAPPED_FALLBACK.store(ids, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `make`, and where it fails with EOVERFLOW (our file-system ids have no
+/// mapping in that mount), `make` again as the ids given to
+/// [`make_as_where_unmapped`], whose files there are what the workload's
+/// would be; our ids are set back after.
+pub fn creating<T>(mut make: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    let ids = UNMAPPED_FALLBACK.load(std::sync::atomic::Ordering::Relaxed);
+    match make() {
+        Err(rustix::io::Errno::OVERFLOW) if ids != u64::MAX => {
+            let (uid, gid) = ((ids >> 32) as u32, ids as u32);
+            // SAFETY: setfsuid and setfsgid change only the calling
+            // thread's file-system ids (PID 1 is single-threaded), take no
+            // pointers, and are set back below before anything else runs.
+            let (old_uid, old_gid) = unsafe { (libc::setfsuid(uid), libc::setfsgid(gid)) };
+            let made = make();
+            // SAFETY: as above; the previous ids are our own, which our
+            // CAP_SETUID and CAP_SETGID (not file-system capabilities, so
+            // kept while fsuid was not 0) let us take back.
+            unsafe {
+                libc::setfsgid(old_gid as u32);
+                libc::setfsuid(old_uid as u32);
+            }
+            made
+        }
+        r => r,
+    }
+}
+
 /// Create every missing directory of `dir` inside `root` (mode 0755) and
 /// return an O_PATH handle on it. Each component is created with mkdirat in
 /// a parent that was itself resolved inside the root.
@@ -55,7 +97,7 @@ pub fn mkdir_all_in(root: impl AsFd + Copy, dir: &str) -> io::Result<OwnedFd> {
     }
     let (parent, name) = split_parent(dir);
     let parent_fd = mkdir_all_in(root, parent)?;
-    match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755)) {
+    match creating(|| rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755))) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(e.into()),
@@ -155,24 +197,28 @@ fn make_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io::Resu
     let (_, name, parent_fd) = &link;
     let name = name.as_str();
     match kind {
-        TargetKind::Dir => match rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(e.into()),
-        },
+        TargetKind::Dir => {
+            match creating(|| rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o755))) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         TargetKind::File => {
             // Non-blocking: a FIFO put there since the lookup above (a
             // rootfs another container writes) must not hold us in open.
-            rustix::fs::openat(
-                parent_fd,
-                name,
-                OFlags::CREATE
-                    | OFlags::WRONLY
-                    | OFlags::NOFOLLOW
-                    | OFlags::NONBLOCK
-                    | OFlags::NOCTTY
-                    | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o644),
-            )?;
+            creating(|| {
+                rustix::fs::openat(
+                    parent_fd,
+                    name,
+                    OFlags::CREATE
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::NONBLOCK
+                        | OFlags::NOCTTY
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )
+            })?;
         }
     }
     path_in(root, path)

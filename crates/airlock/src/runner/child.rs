@@ -208,6 +208,11 @@ fn setup(
     }
     // Before any mount of the sandbox's: what init reads of itself later.
     crate::sys::keep_stack_end();
+    if plan.filesystem.caller_maps.is_some() {
+        // Mount points, --dir and --file in a writable bind of the caller's
+        // are made as the workload where our ids have no mapping there.
+        crate::fs::make_as_where_unmapped(plan.process.uid, plan.process.gid);
+    }
     let trees = mount::prepare(plan, sources, report)?;
     mount::apply(plan, &trees, report)?;
     // Every source is opened and judged: the host's sockets are no longer

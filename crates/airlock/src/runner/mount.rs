@@ -532,7 +532,7 @@ fn host_proc(root: BorrowedFd, host: &OwnedFd, dest: &str) -> io::Result<OwnedFd
 fn symlink(root: BorrowedFd, dest: &str, target: &str) -> io::Result<()> {
     let (parent, name) = crate::fs::split_parent(dest);
     let pfd = super::fs::mkdir_all_in(root, parent)?;
-    match rustix::fs::symlinkat(target, &pfd, name) {
+    match crate::fs::creating(|| rustix::fs::symlinkat(target, &pfd, name)) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::EXIST)
             if rustix::fs::readlinkat(&pfd, name, Vec::new())
@@ -578,7 +578,7 @@ fn write_file(
     };
     // As bubblewrap's creat(): a file already there (a bound host
     // file's) is rewritten but keeps its mode; `mode` is a new file's.
-    let (f, created) = match open(OFlags::CREATE | OFlags::EXCL) {
+    let (f, created) = match crate::fs::creating(|| open(OFlags::CREATE | OFlags::EXCL)) {
         Ok(f) => (Ok(f), true),
         Err(rustix::io::Errno::EXIST) => (open(OFlags::TRUNC), false),
         Err(e) => (Err(e), true),
