@@ -378,3 +378,19 @@ fn device_binds_outside_dev_are_judged_by_their_nodes() {
     let r = run(&["--ro-bind", &d, "/x", "--", "true"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// A read-only root whose mount points a root caller's supervisor makes
+/// first (`--rootfs-readonly`) is written on the host, as root: judged as
+/// a writable one, so a system directory is refused before anything is
+/// made in it (an empty /etc/nologin would lock out every other user).
+#[test]
+fn a_read_only_rootfs_that_gets_mount_points_is_judged_writable() {
+    require_root!();
+    refused_with(
+        &["--rootfs", "/etc", "--rootfs-readonly", "--", "true"],
+        "host-system-writable",
+    );
+    for made in ["/etc/proc", "/etc/dev", "/etc/tmp"] {
+        assert!(!Path::new(made).exists(), "{made} was made");
+    }
+}

@@ -169,7 +169,15 @@ fn judge_root(f: &mut Findings, root: &Root, host: &Host, only: Option<&str>) ->
             true
         }
         Root::Path { path, .. } if skip(path) => true,
-        Root::Path { path, readonly, .. } => {
+        Root::Path {
+            path,
+            readonly,
+            make_mountpoints,
+        } => {
+            // A read-only root a root caller's supervisor first makes the
+            // mount points in (--rootfs-readonly, --remount-ro /) is
+            // written on the host, as root: judged as a writable one.
+            let readonly = &(*readonly && !(*make_mountpoints && host.root_caller));
             let real = host.resolve(path);
             if real == "/" {
                 f.add(
