@@ -149,6 +149,51 @@ fn a_failed_start_leaves_no_layer_directories() {
     }
 }
 
+/// One upper layer is one running sandbox's: a second sandbox given the
+/// same --overlay-dir (or bubblewrap's --overlay RWSRC) while the first
+/// runs is refused, naming it, and runs once the first has ended.
+#[test]
+fn two_running_sandboxes_cannot_share_an_upper_layer() {
+    require_root!();
+    let c = Case::new();
+    let state = tempdir();
+    let st = state.path().display().to_string();
+    let rwsrc = c.layer.join("rw");
+    let (rw, wk) = (
+        rwsrc.display().to_string(),
+        c.layer.join("wk").display().to_string(),
+    );
+    let mounted = ["--overlay-src", "/usr", "--overlay", &rw, &wk, "/m"];
+    for (layer, upper) in [
+        (c.flags(), c.layer.join("upper")),
+        (mounted.map(String::from).to_vec(), rwsrc.clone()),
+    ] {
+        let mut first: Vec<String> = ["--state-root", &st, "run", "-d", "--name", "one"]
+            .map(String::from)
+            .to_vec();
+        first.extend(layer.iter().cloned());
+        first.extend(["--", "sleep", "1000"].map(String::from));
+        let args: Vec<&str> = first.iter().map(String::as_str).collect();
+        let r = output(airlock(&args));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let flags: Vec<&str> = layer.iter().map(String::as_str).collect();
+        let r = sh(&flags, "true");
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "{} is the upper layer of a sandbox that is running",
+                upper.display()
+            )),
+            "{}",
+            r.stderr
+        );
+        let r = output(airlock(&["--state-root", &st, "rm", "-f", "one"]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let r = sh(&flags, "true");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}
+
 /// A root caller's sandbox writes its persistent layer as the id range
 /// every such sandbox shares (which owns the image store): no setuid or
 /// setgid mode may be left there for a local user to run. Other modes

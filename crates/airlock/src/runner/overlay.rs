@@ -247,7 +247,10 @@ fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String], what: &str) -
 /// What was made is in the returned [`MadeDirs`], removed again unless
 /// the sandbox gets going.
 pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
-    let mut made = MadeDirs(Vec::new());
+    let mut made = MadeDirs {
+        made: Vec::new(),
+        locks: Vec::new(),
+    };
     if let crate::spec::Root::Overlay {
         upper: Some(dir), ..
     } = &plan.filesystem.root
@@ -257,9 +260,11 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
         for name in ["upper", "work"] {
             if prepare_dir(plan, &parent, dir, name).step(step)? {
                 let parent = parent.try_clone().step(step)?;
-                made.0.push((parent, name.to_string()));
+                made.made.push((parent, name.to_string()));
             }
         }
+        let upper = format!("{}/upper", dir.trim_end_matches('/'));
+        made.locks.push(lock_upper(&upper).step(step)?);
     }
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
         let MountStep::Overlay {
@@ -271,29 +276,56 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
             continue;
         };
         let step = || plan.filesystem.step_name(i);
-        made.0
+        made.made
             .extend(prepare_mount_dirs(plan, upper, work).step(step)?);
+        made.locks.push(lock_upper(upper).step(step)?);
     }
     Ok(made)
 }
 
+/// An upper layer held for this sandbox alone while it lives (an
+/// exclusive flock on the directory): two overlays writing one upper
+/// layer at once are undefined in overlayfs ("upperdir is in-use",
+/// logged only, with `index=off`), and their files would mix.
+fn lock_upper(upper: &str) -> std::io::Result<OwnedFd> {
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        upper,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| std::io::Error::other(format!("{upper}: {}", describe(&e.into()))))?;
+    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(fd),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::other(format!(
+            "{upper} is the upper layer of a sandbox that is running; two sandboxes cannot write one layer at once"
+        ))),
+        Err(e) => Err(std::io::Error::other(format!("{upper}: lock: {}", describe(&e.into())))),
+    }
+}
+
 /// The persistent layer directories [`prepare_upper`] made, each with its
-/// parent. Dropped, they are removed again while still empty: a sandbox
-/// that failed to start (a missing bind source, a refused mount) leaves
-/// none of them behind, owned by its ids, on the host.
-#[must_use = "dropped, the directories are removed"]
-pub struct MadeDirs(Vec<(OwnedFd, String)>);
+/// parent, and the locks that keep each upper layer this sandbox's.
+/// Dropped, the locks go, and what was made is removed again while still
+/// empty: a sandbox that failed to start (a missing bind source, a
+/// refused mount) leaves none of it behind, owned by its ids, on the host.
+#[must_use = "dropped, the directories are removed and the layers let go"]
+pub struct MadeDirs {
+    made: Vec<(OwnedFd, String)>,
+    locks: Vec<OwnedFd>,
+}
 
 impl MadeDirs {
     /// The sandbox got going: what it made stays, as it is its layer.
-    pub fn keep(mut self) {
-        self.0.clear();
+    pub fn keep(&mut self) {
+        self.made.clear();
     }
 }
 
 impl Drop for MadeDirs {
     fn drop(&mut self) {
-        for (parent, name) in self.0.drain(..) {
+        for (parent, name) in self.made.drain(..) {
             let _ = rustix::fs::unlinkat(&parent, name.as_str(), rustix::fs::AtFlags::REMOVEDIR);
         }
     }
@@ -342,13 +374,16 @@ fn prepare_mount_dirs(
         return Err(two_mounts(upper, work));
     }
     // Removed again, when dropped, if the other fails.
-    let mut made = MadeDirs(Vec::new());
+    let mut made = MadeDirs {
+        made: Vec::new(),
+        locks: Vec::new(),
+    };
     for (parent, dir, name) in opened {
         if prepare_dir(plan, &parent, dir, name)? {
-            made.0.push((parent, name.to_string()));
+            made.made.push((parent, name.to_string()));
         }
     }
-    Ok(std::mem::take(&mut made.0))
+    Ok(std::mem::take(&mut made.made))
 }
 
 fn two_mounts(upper: &str, work: &str) -> std::io::Error {

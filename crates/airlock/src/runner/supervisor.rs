@@ -121,7 +121,8 @@ struct HostSide {
     /// which the runtime hooks go back to (see [`runtime_namespaces`]).
     runtime_ns: Vec<OwnedFd>,
     /// Persistent layer directories made for the sandbox, removed again
-    /// if it never gets going.
+    /// if it never gets going, and the locks on its upper layers (held
+    /// until we exit).
     made_dirs: overlay::MadeDirs,
 }
 
@@ -163,7 +164,7 @@ pub(super) fn supervise(
         go,
         inner,
         runtime_ns,
-        made_dirs,
+        mut made_dirs,
     } = host;
     let (hold_read, hold_write) = hold.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     let (go_read, go_write) = go;
