@@ -879,3 +879,45 @@ fn an_exec_whose_pid_file_fails_leaves_no_process() {
     assert!(env.rt(&["delete", "--force", "pf"]).status.success());
     assert!(gone, "the exec'd process is still running");
 }
+
+/// An exec'd process is in the container's cgroups, and only it: `ps`
+/// lists processes of the container's PID namespace alone (not the host
+/// process that waits for the exec), and the pids limit counts the
+/// process, as runc's exec does.
+#[test]
+fn an_exec_puts_only_its_process_in_the_containers_cgroups() {
+    require_root!();
+    let env = Env::new();
+    let pid = sleeper(&env, "e1", |c| {
+        c["linux"]["resources"] = json!({"pids": {"limit": 3}});
+    });
+    let o = env.rt(&["start", "e1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    wait_status(&env, "e1", "running");
+    let ns = |p: i64| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let listed = || -> Vec<i64> {
+        let o = env.rt(&["ps", "--format", "json", "e1"]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let before = listed().len();
+    let o = env.rt(&["exec", "-d", "e1", "sleep", "1000"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let mut pids = listed();
+    for _ in 0..100 {
+        if pids.len() > before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        pids = listed();
+    }
+    assert_eq!(pids.len(), before + 1, "{pids:?}");
+    for p in &pids {
+        assert_eq!(ns(*p), ns(pid), "{p} of {pids:?} is not in the container");
+    }
+    // A shell and its fork are past the limit of three: the fork fails,
+    // and `ps` lists no more than before.
+    let o = env.rt(&["exec", "e1", "sh", "-c", "sleep 1 & wait"]);
+    assert!(!o.status.success(), "{:?}", text(&o));
+    assert_eq!(listed().len(), before + 1);
+    assert!(env.rt(&["delete", "--force", "e1"]).status.success());
+}

@@ -19,11 +19,16 @@ use crate::plan::ExecPlan;
 use crate::sys;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
+/// The `cgroup.procs` of each of the sandbox's cgroups, opened here (in
+/// the caller's mount and cgroup namespaces, with its credentials, which
+/// the kernel checks a move against) for the process to move itself in
+/// once forked: the runner itself stays out, so that the sandbox's `ps`,
+/// `kill --all` and pids limit count the process alone, as runc's exec.
+fn open_cgroups(plan: &ExecPlan) -> Result<Vec<OwnedFd>, SetupError> {
     let Some(cg) = &plan.cgroup else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let me = std::process::id().to_string();
+    let mut procs_files = Vec::new();
     for dir in cg.v2.iter().chain(cg.v1.values()) {
         let step = || format!("exec: join the cgroup {}", dir.display());
         let procs = rustix::fs::open(
@@ -39,9 +44,28 @@ fn join_cgroups(plan: &ExecPlan) -> Result<(), SetupError> {
         if !crate::cgroup::is_cgroup_fs(&fs) {
             return Err(SetupError::new(step(), "refused: not a cgroup file system"));
         }
-        rustix::io::write(&procs, me.as_bytes()).step(step)?;
+        procs_files.push(procs);
     }
-    Ok(())
+    Ok(procs_files)
+}
+
+/// The forked process moves itself into the sandbox's cgroups ("0": the
+/// writer), first of all; a cpuset there resets its CPU affinity, so the
+/// one asked for is set again.
+fn join_cgroups(plan: &ExecPlan, procs_files: &[OwnedFd]) -> Result<(), SetupError> {
+    for procs in procs_files {
+        rustix::io::write(procs, b"0").step(|| "exec: join the sandbox's cgroups".into())?;
+    }
+    match &plan.process.scheduling {
+        Some(s) if !procs_files.is_empty() && s.cpu_affinity.is_some() => {
+            let affinity = crate::spec::Scheduling {
+                cpu_affinity: s.cpu_affinity.clone(),
+                ..Default::default()
+            };
+            super::sched::apply(0, &affinity)
+        }
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
@@ -54,9 +78,9 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     // after its id change, which resets it); its exec resets it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "exec: make the runner non-dumpable".into())?;
-    join_cgroups(&plan)?;
-    // In the sandbox's cgroups, and still with the caller's privilege on
-    // the host, which raising a priority needs; the child inherits it.
+    let procs_files = open_cgroups(&plan)?;
+    // Still with the caller's privilege on the host, which raising a
+    // priority needs; the child inherits it.
     if let Some(s) = &plan.process.scheduling {
         super::sched::apply(0, s)?;
     }
@@ -96,14 +120,20 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         0 => {
             drop(inner);
             let report = Reporter::new(inner_child.as_fd(), plan.verbose);
-            let e = become_process(&plan, report, pty.as_ref().map(|p| &p.slave), runner);
+            let e = match join_cgroups(&plan, &procs_files) {
+                Ok(()) => {
+                    drop(procs_files);
+                    become_process(&plan, report, pty.as_ref().map(|p| &p.slave), runner)
+                }
+                Err(e) => e,
+            };
             report.failed(&e);
             // SAFETY: _exit skips the runner's destructors in this copy.
             unsafe { libc::_exit(e.kind.exit_code()) }
         }
         pid => pid,
     };
-    drop(inner_child);
+    drop((inner_child, procs_files));
     sys::close_preserved(plan.process.preserve_fds).step(|| "--preserve-fds: close".into())?;
     let proxy = match pty {
         Some(super::tty::Pty { master, slave }) if console.is_some() => {
