@@ -105,7 +105,7 @@ impl<'de> Deserialize<'de> for Size {
 }
 
 /// A file mode (permission bits, with setuid/setgid/sticky allowed only
-/// where the caller checks them). Written as a number or an octal string.
+/// where the caller checks them). Written only as an octal string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileMode(pub u32);
 
@@ -135,17 +135,18 @@ impl<'de> Deserialize<'de> for FileMode {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an octal mode string such as \"0755\"")
             }
+            // A number is refused: JSON has no octal, so a `755` meant as
+            // rwxr-xr-x would be 0o1363 (others may write), and nothing
+            // tells the two apart once parsed.
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileMode, E> {
-                if v > 0o7777 {
-                    return Err(E::custom("mode is larger than 0o7777"));
-                }
-                Ok(FileMode(v as u32))
+                Err(E::custom(format!(
+                    "{v} is a number; give the mode as an octal string such as \"0755\" (a number would be read as decimal: {v} is 0o{v:o})"
+                )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileMode, E> {
-                if !(0..=0o7777).contains(&v) {
-                    return Err(E::custom("mode must be between 0 and 0o7777"));
-                }
-                Ok(FileMode(v as u32))
+                Err(E::custom(format!(
+                    "{v} is a number; give the mode as an octal string such as \"0755\""
+                )))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FileMode, E> {
                 parse_mode(v).map_err(E::custom)
@@ -184,5 +185,14 @@ mod tests {
         assert_eq!(parse_mode("0o755").unwrap().0, 0o755);
         assert!(parse_mode("8").is_err());
         assert!(parse_mode("17777").is_err());
+        // A number is never a mode: JSON's 755 is not 0o755.
+        let e = serde_json::from_str::<FileMode>("755")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("give the mode as an octal string"), "{e}");
+        assert_eq!(
+            serde_json::from_str::<FileMode>("\"0755\"").unwrap().0,
+            0o755
+        );
     }
 }
