@@ -257,6 +257,7 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
     {
         let step = || format!("root upper layer {dir}");
         let parent = open_without_links(dir).map_err(|e| SetupError::io(step(), &e.into()))?;
+        let layer = made.made.len();
         for name in ["upper", "work"] {
             if prepare_dir(plan, &parent, dir, name).step(step)? {
                 let parent = parent.try_clone().step(step)?;
@@ -264,7 +265,7 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
             }
         }
         let upper = format!("{}/upper", dir.trim_end_matches('/'));
-        made.locks.push(lock_upper(&upper).step(step)?);
+        made.lock(&upper, layer).step(step)?;
     }
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
         let MountStep::Overlay {
@@ -276,9 +277,10 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
             continue;
         };
         let step = || plan.filesystem.step_name(i);
+        let layer = made.made.len();
         made.made
             .extend(prepare_mount_dirs(plan, upper, work).step(step)?);
-        made.locks.push(lock_upper(upper).step(step)?);
+        made.lock(upper, layer).step(step)?;
     }
     Ok(made)
 }
@@ -320,6 +322,22 @@ impl MadeDirs {
     /// The sandbox got going: what it made stays, as it is its layer.
     pub fn keep(&mut self) {
         self.made.clear();
+    }
+
+    /// Hold `upper` for this sandbox. Made here (`made[layer..]`) but held
+    /// by another that started at the same moment, the layer's directories
+    /// are that sandbox's now: they stay when this one fails.
+    fn lock(&mut self, upper: &str, layer: usize) -> std::io::Result<()> {
+        match lock_upper(upper) {
+            Ok(fd) => {
+                self.locks.push(fd);
+                Ok(())
+            }
+            Err(e) => {
+                self.made.truncate(layer);
+                Err(e)
+            }
+        }
     }
 }
 
