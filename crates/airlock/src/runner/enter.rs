@@ -80,9 +80,15 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         .step(|| "exec: make the runner non-dumpable".into())?;
     let procs_files = open_cgroups(&plan)?;
     // Still with the caller's privilege on the host, which raising a
-    // priority needs; the child inherits it.
+    // priority needs; the child inherits it. The CPU affinity waits for
+    // the child, in the sandbox's cpuset: here, in the caller's, the
+    // sandbox's CPUs may be refused.
     if let Some(s) = &plan.process.scheduling {
-        super::sched::apply(0, s)?;
+        let mut s = s.clone();
+        if !procs_files.is_empty() {
+            s.cpu_affinity = None;
+        }
+        super::sched::apply(0, &s)?;
     }
     // The child inherits them, lowered as the workload's were.
     super::sched::lower_priority_limits(0, &plan.process.rlimits)?;
@@ -93,7 +99,9 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     };
     // The process gets one of its own, as the sandbox's PID 1 did: not
     // the caller's. Made before the namespaces, as the caller.
-    sys::join_new_session_keyring().map_err(super::supervisor::session_keyring)?;
+    if !plan.process.keep_session_keyring {
+        sys::join_new_session_keyring().map_err(super::supervisor::session_keyring)?;
+    }
     join_namespaces(&plan, report)?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
