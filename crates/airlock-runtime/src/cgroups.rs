@@ -225,6 +225,15 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
             )));
         }
     }
+    // Alone, swap (memory and swap together) has no limit to go with.
+    if let Some(v) = memory
+        .filter(|m| m.limit().is_none())
+        .and_then(|m| m.swap())
+    {
+        return Err(named(format!(
+            "memory.swap: {v}: give it with memory.limit (it counts memory and swap together)"
+        )));
+    }
     if r.cpu().as_ref().and_then(|c| c.period()) == Some(0) {
         return Err(named("cpu.period: 0: at least 1".into()));
     }

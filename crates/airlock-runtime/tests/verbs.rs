@@ -183,6 +183,10 @@ fn update_changes_limits_live() {
         ),
         (json!({"cpu": {"quota": -1}}), "cpu.quota: -1: at least 1"),
         (
+            json!({"memory": {"swap": 0}}),
+            "memory.swap: 0: give it with memory.limit",
+        ),
+        (
             json!({"pids": {"limit": 5, "bogus": 1}}),
             "field `pids.bogus`",
         ),
