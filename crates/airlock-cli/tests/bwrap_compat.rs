@@ -261,6 +261,13 @@ fn perms_size_and_chmod_set_what_they_name() {
         assert_eq!(r.code, 125, "{covered:?}");
         assert!(r.stderr.contains("--chmod 0700 /x"), "{}", r.stderr);
     }
+    // A --dir above it mounts nothing, so hides nothing.
+    let r = sh(
+        &["--dir", "/x/y", "--dir", "/x", "--chmod", "0700", "/x/y"],
+        "stat -c %a /x/y",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "700\n");
     // As bubblewrap: --perms or --size twice for one flag, or before a
     // --chmod, is an error naming both.
     for (flags, says) in [

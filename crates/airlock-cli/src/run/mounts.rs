@@ -387,7 +387,11 @@ fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<(), String> {
                 *mode = Some(new);
                 return Ok(());
             }
-            Mount::RemountReadOnly { .. } => {}
+            // These mount nothing: what they make above PATH hides nothing.
+            Mount::RemountReadOnly { .. }
+            | Mount::Dir { .. }
+            | Mount::File { .. }
+            | Mount::Symlink { .. } => {}
             // A later mount at PATH or above it covers what made PATH:
             // PATH is that mount's now, whose mode is not ours to set.
             m if covers(m.destination(), target) => break,
