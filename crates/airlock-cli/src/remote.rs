@@ -669,17 +669,51 @@ async fn converse<I: Send + 'static>(
             std::future::pending::<()>().await;
         }
     };
-    let r = match call.await {
-        Ok(s) => tokio::select! {
-            r = print_output(s.into_inner()) => r,
-            () = detached => Ok(0),
-        },
-        Err(e) => Err(e.into()),
+    // With the terminal raw, a TERM, HUP, QUIT or INT sent to us ends the
+    // call here, so the terminal is restored first (their default action
+    // would leave it raw); we then end as that signal asked, 128+N.
+    let signalled = async move {
+        match tty {
+            true => ending_signal().await,
+            false => std::future::pending().await,
+        }
+    };
+    let r = tokio::select! {
+        r = async {
+            match call.await {
+                Ok(s) => tokio::select! {
+                    r = print_output(s.into_inner()) => r,
+                    () = detached => Ok(0),
+                },
+                Err(e) => Err(e.into()),
+            }
+        } => r,
+        sig = signalled => Ok(128 + sig),
     };
     drop(raw);
     match r {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => fail(e),
+    }
+}
+
+/// The first of TERM, HUP, QUIT and INT delivered to us, by number; never,
+/// when a handler cannot be set (the default actions stay).
+async fn ending_signal() -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup), Ok(mut quit), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::quit()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => libc::SIGTERM,
+        _ = hup.recv() => libc::SIGHUP,
+        _ = quit.recv() => libc::SIGQUIT,
+        _ = int.recv() => libc::SIGINT,
     }
 }
 

@@ -424,30 +424,7 @@ fn a_signalled_attach_gives_the_terminal_back() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     // On a terminal of the driver's own: wait for attach to make it raw,
     // signal it, and compare the modes it left with those it found.
-    let driver = r#"
-import os, pty, sys, time, termios, signal, select
-sig = int(sys.argv[1]); argv = sys.argv[2:]
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(argv[0], argv)
-before = termios.tcgetattr(fd)
-end = time.time() + 10
-while termios.tcgetattr(fd) == before and time.time() < end:
-    time.sleep(0.02)
-raw = termios.tcgetattr(fd) != before
-os.kill(pid, sig)
-status = None
-while status is None and time.time() < end:
-    if select.select([fd], [], [], 0.05)[0]:
-        try:
-            os.read(fd, 65536)
-        except OSError:
-            pass
-    p, s = os.waitpid(pid, os.WNOHANG)
-    if p:
-        status = s
-print("raw", raw, "ended", status is not None, "restored", termios.tcgetattr(fd) == before)
-"#;
+    let driver = include_str!("signal_driver.py");
     for sig in [libc::SIGTERM, libc::SIGHUP] {
         let out = Command::new("/usr/bin/python3")
             .args(["-c", driver, &sig.to_string()])

@@ -725,6 +725,47 @@ fn detach_keys_detach_through_the_daemon() {
     ok(airlock(&d, None, &["rm", "-f", "k"]));
 }
 
+/// Through the daemon too, `exec -t` and `attach` ended by a signal (TERM,
+/// HUP) give the terminal back as they found it before they go.
+#[test]
+fn a_signalled_remote_exec_gives_the_terminal_back() {
+    if !root_or_skip("a_signalled_remote_exec_gives_the_terminal_back") {
+        return;
+    }
+    let d = Daemon::start("");
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "-t", "--name", "sig", "--", "sleep", "100"],
+    ));
+    for verb in [
+        &["exec", "-t", "sig", "sleep", "100"][..],
+        &["attach", "sig"],
+    ] {
+        for sig in [libc::SIGTERM, libc::SIGHUP] {
+            let out = Command::new("/usr/bin/python3")
+                .args([
+                    "-c",
+                    include_str!("../../airlock-cli/tests/signal_driver.py"),
+                    &sig.to_string(),
+                ])
+                .arg(airlock_bin(&d))
+                .args(verb)
+                .env("AIRLOCK_HOST", d.host())
+                .current_dir("/")
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "raw True ended True restored True",
+                "{verb:?}, signal {sig}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    ok(airlock(&d, None, &["rm", "-f", "sig"]));
+}
+
 /// A caller other than root holds at most `max_sandboxes_per_caller`
 /// sandboxes (stopped ones until deleted), so that one user cannot take
 /// every place of `max_sandboxes`; root is not counted.
