@@ -1388,15 +1388,33 @@ fn the_callers_session_keyring_stays_outside() {
         args.extend_from_slice(&inner);
         clean(&through(user, &args), &format!("run, as user: {user}"));
     }
-    // Control: the probe, run directly, reads the key it was given.
+    // Control: the probe, run directly, reads the key it was given; and
+    // so does a sandbox asked to keep the caller's keyring.
     let mut c = std::process::Command::new("/usr/bin/python3");
     c.args([probe, "outer", "/usr/bin/python3", probe, "inner"]);
-    let r = output(c);
-    assert!(
-        r.stdout.contains("airlock-test-ses") && r.stdout.contains("probe: s3cret"),
-        "{}",
-        r.stdout
+    let kept = std::fs::write(
+        dir.path().join("keep.toml"),
+        "[process]\nkeep_session_keyring = true\n",
     );
+    kept.unwrap();
+    let keep = dir.path().join("keep.toml");
+    // A spec file gets no default view: the flags add what python needs.
+    let mut args = vec!["run", "--spec", keep.to_str().unwrap()];
+    for dir in ["/usr", "/bin", "/lib", "/lib64", "/etc"] {
+        args.extend_from_slice(&["--ro-bind-try", dir, dir]);
+    }
+    args.extend_from_slice(&open);
+    args.extend_from_slice(&bind);
+    args.push("--");
+    args.extend_from_slice(&inner);
+    for r in [output(c), through(false, &args)] {
+        assert!(
+            r.stdout.contains("airlock-test-ses") && r.stdout.contains("probe: s3cret"),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
 
     let root = StateRoot::new();
     let state = root.path().to_str().unwrap();

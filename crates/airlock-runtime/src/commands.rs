@@ -140,6 +140,7 @@ pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
                 c.console_socket,
                 c.pid_file.as_deref(),
                 preserve_fds(c.preserve_fds)?,
+                c.no_new_keyring,
             )?;
             Ok(0)
         }
@@ -180,6 +181,7 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
                 r.console_socket,
                 r.pid_file.as_deref(),
                 preserve_fds(r.preserve_fds)?,
+                r.no_new_keyring,
             )?;
             // A container `run` could not start is not left behind for a
             // caller that knows only of `run`: taken away, poststop hooks
@@ -253,6 +255,7 @@ fn create(
     console_socket: Option<PathBuf>,
     pid_file: Option<&Path>,
     preserve_fds: u32,
+    keep_keyring: bool,
 ) -> Result<()> {
     let bundle = Bundle::load(bundle_dir)?;
     if ctx.systemd_cgroup {
@@ -267,7 +270,8 @@ fn create(
         root_caller: crate::is_root(),
         id: id.to_string(),
     };
-    let (spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
+    let (mut spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
+    spec.process.keep_session_keyring = keep_keyring;
     for n in &notes {
         ctx.log.warn(n);
     }

@@ -123,11 +123,11 @@ fn command() -> clap::Command {
         .mut_subcommand("run", |c| no_pivot(console_socket(c)))
 }
 
-/// `--no-new-keyring`, which changes nothing: every container and every
-/// exec gets a session keyring of its own, never the caller's.
+/// `--no-new-keyring`, as runc's: the container and its execs keep the
+/// caller's session keyring.
 fn no_new_keyring(c: clap::Command) -> clap::Command {
     c.mut_arg("no_new_keyring", |a| {
-        a.help("Accepted and ignored: a container (and each exec) always gets a session keyring of its own, never the caller's")
+        a.help("Keep the caller's session keyring, whose keys the container then possesses, instead of a new one for the container and each exec (for a host whose seccomp profile refuses keyctl)")
     })
 }
 

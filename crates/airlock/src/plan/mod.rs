@@ -401,6 +401,9 @@ pub struct ProcessPlan {
     /// (OCI's `--preserve-fds`); every other fd above 2 closes at exec.
     #[serde(default)]
     pub preserve_fds: u32,
+    /// The caller's session keyring stays (`spec::Process::keep_session_keyring`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_session_keyring: bool,
 }
 
 /// The workload's environment: the caller's (if inherited), then `env`,
@@ -583,6 +586,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             home_from_passwd: p.home_from_passwd,
             scheduling: (!p.scheduling.is_unset()).then(|| p.scheduling.clone()),
             preserve_fds: 0,
+            keep_session_keyring: p.keep_session_keyring,
         },
         verbose: false,
         host: Default::default(),

@@ -190,7 +190,9 @@ pub(super) fn supervise(
     // PID 1 and all it forks keep it: not the caller's (a shell's, a
     // service's), whose keys they would possess. Made as the caller,
     // charged to the caller's key quota.
-    sys::join_new_session_keyring().map_err(session_keyring)?;
+    if !plan.process.keep_session_keyring {
+        sys::join_new_session_keyring().map_err(session_keyring)?;
+    }
     // Only for the clone: PID 1 is born in it, our other children not.
     let pid_join = super::pidns::enter_for_clone(&plan)?;
     report.progress(|| "clone3 into new namespaces".into());
@@ -213,10 +215,11 @@ pub(super) fn supervise(
     }
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
-            // The supervisor's to remove, never PID 1's.
+            // The supervisor's to remove, never PID 1's; and its fds on
+            // host directories go (the supervisor's copies hold the locks).
             made_dirs.keep();
             drop((
-                go_write, inner, stop, cgroup_fd, control, hold_write, layers,
+                go_write, inner, stop, cgroup_fd, control, hold_write, layers, made_dirs,
             ));
             super::status_fd::close_in_pid1(&plan.status_fds);
             let ends = Pid1Ends {
@@ -658,16 +661,16 @@ fn start_pid1(
     Ok(guard)
 }
 
-/// The error of [`sys::join_new_session_keyring`], with the quota it hit.
+/// The error of [`sys::join_new_session_keyring`], with why it may fail.
 pub(super) fn session_keyring(e: std::io::Error) -> SetupError {
-    let mut err = SetupError::io("a session keyring of the sandbox's own", &e);
-    if e.raw_os_error() == Some(libc::EDQUOT) {
-        err = SetupError::new(
-            "a session keyring of the sandbox's own",
-            format!("{e}: the caller has as many keys as kernel.keys.maxkeys allows"),
-        );
-    }
-    err
+    const STEP: &str = "a session keyring of the sandbox's own";
+    let why = match e.raw_os_error() {
+        Some(libc::EDQUOT) => "the caller has as many keys as kernel.keys.maxkeys allows",
+        // Docker's and containerd's default seccomp profiles refuse keyctl.
+        Some(libc::EPERM) => "keyctl is refused here (a seccomp profile around the caller?); process.keep_session_keyring keeps the caller's keyring instead, which the workload then possesses",
+        _ => return SetupError::io(STEP, &e),
+    };
+    SetupError::new(STEP, format!("{e}: {why}"))
 }
 
 /// PID 1, the supervisor and the cgroups go into the state file, the plan

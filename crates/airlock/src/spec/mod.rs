@@ -262,6 +262,12 @@ pub struct Process {
     /// [`Scheduling`]); unset: the caller's.
     #[serde(skip_serializing_if = "Scheduling::is_unset")]
     pub scheduling: Scheduling,
+    /// Keep the caller's session keyring (runc's `--no-new-keyring`)
+    /// instead of a new one for the sandbox and each exec: the workload
+    /// then possesses the caller's keys. For a host whose seccomp profile
+    /// refuses keyctl (Docker's default), where a new one cannot be made.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keep_session_keyring: bool,
 }
 
 impl Default for Process {
@@ -283,6 +289,7 @@ impl Default for Process {
             umask: None,
             home_from_passwd: false,
             scheduling: Scheduling::default(),
+            keep_session_keyring: false,
         }
     }
 }
