@@ -376,7 +376,7 @@ fn a_missing_loader_or_interpreter_is_named() {
     assert_eq!(r.code, 126, "{}", r.stderr);
     assert!(
         r.stderr.contains("/usr/bin/env exists")
-            && r.stderr.contains("its interpreter /")
+            && r.stderr.contains("the interpreter it needs, \"/")
             && r.stderr.contains("ld-linux"),
         "{}",
         r.stderr
@@ -395,6 +395,11 @@ fn a_missing_loader_or_interpreter_is_named() {
         "{}",
         r.stderr
     );
+    // Saved with CRLF, a script names "/bin/sh\r", which is not /bin/sh.
+    std::fs::write(&script, "#!/bin/sh\r\necho hi\r\n").unwrap();
+    let r = output(airlock(&["run", "--ro-bind", &s, "/job", "--", "/job"]));
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(r.stderr.contains(r#""/bin/sh\r""#), "{}", r.stderr);
     // A program that is really not there is still "not found", 127.
     let r = output(airlock(&["run", "--", "/usr/bin/no-such-program"]));
     assert_eq!(r.code, 127, "{}", r.stderr);

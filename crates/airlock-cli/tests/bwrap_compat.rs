@@ -1031,6 +1031,12 @@ fn lock_file_is_held_while_the_sandbox_runs() {
             vec!["--lock-file", "/dev/null"],
             "lock /dev/null (--lock-file /dev/null): not a regular file",
         ),
+        // Never through a /proc magic link, which can lead out of the
+        // sandbox's root (with the host's /proc).
+        (
+            vec!["--lock-file", "/proc/self/root/etc/passwd"],
+            "lock /proc/self/root/etc/passwd (--lock-file /proc/self/root/etc/passwd): ",
+        ),
         (
             vec!["--as-pid-1", "--lock-file", "/etc/passwd"],
             "--lock-file: airlock's init holds the locks",

@@ -190,9 +190,9 @@ fn not_found(program: &str, path_var: &str, errno: Option<i32>) -> SetupError {
 /// `found` exists but execve said ENOENT: name the interpreter or loader
 /// the sandbox lacks, not the program it has.
 fn no_interpreter(program: &str, found: &str, e: io::Error) -> SetupError {
-    let reason = match super::interp::interpreter(found) {
+    let reason = match super::interp::missing_interpreter(found) {
         Some(interp) => format!(
-            "{found} exists, but its interpreter {interp} is not in the sandbox (bind it, or the directory that holds it)"
+            "{found} exists, but the interpreter it needs, {interp:?}, is not in the sandbox (bind it, or the directory that holds it)"
         ),
         None => format!("{found} exists, but the kernel could not find what it needs to run it"),
     };

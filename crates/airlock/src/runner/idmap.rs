@@ -16,7 +16,9 @@ fn lines(maps: &[IdMap]) -> String {
         .collect()
 }
 
-fn write_proc(pid: i32, file: &str, content: &str) -> Result<(), SetupError> {
+/// Write `content` to /proc/PID/`file`; errors name `field`, the spec
+/// field (or step) the content came from.
+fn write_proc(pid: i32, file: &str, content: &str, field: &str) -> Result<(), SetupError> {
     let path = format!("/proc/{pid}/{file}");
     std::fs::OpenOptions::new()
         .write(true)
@@ -28,7 +30,7 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<(), SetupError> {
                 content.trim_end(),
                 describe(&e)
             );
-            if e.raw_os_error() == Some(libc::EPERM) {
+            if e.raw_os_error() == Some(libc::EPERM) && !rustix::process::geteuid().is_root() {
                 reason.push_str(
                     " (the host may forbid unprivileged user namespaces, e.g. AppArmor's \
                      restrict_unprivileged_userns, or the range is not the caller's to map)",
@@ -36,7 +38,7 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<(), SetupError> {
             }
             SetupError {
                 errno: e.raw_os_error(),
-                ..SetupError::new(format!("identity.{}", file), reason)
+                ..SetupError::new(field, reason)
             }
         })
 }
@@ -50,10 +52,7 @@ fn newidmap(tool: &str, pid: i32, maps: &[IdMap]) -> Result<(), SetupError> {
     // SAFETY: close_range is async-signal-safe and changes only the
     // forked child's descriptor flags.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 1u32 << 2);
-            Ok(())
-        });
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || sys::cloexec_from(3));
     }
     cmd.arg(pid.to_string());
     for m in maps {
@@ -96,17 +95,17 @@ pub fn write_maps(plan: &Plan, pid: i32) -> Result<(), SetupError> {
         // it (CVE-2018-7169), and the workload could then drop the
         // caller's groups to get past a deny-by-group permission.
         if !plan.process.setgroups {
-            write_proc(pid, "setgroups", "deny")?;
+            write_proc(pid, "setgroups", "deny", "identity.gid_map")?;
         }
         newidmap("newuidmap", pid, &plan.uid_map)?;
         newidmap("newgidmap", pid, &plan.gid_map)?;
         return Ok(());
     }
     if !plan.process.setgroups {
-        write_proc(pid, "setgroups", "deny")?;
+        write_proc(pid, "setgroups", "deny", "identity.gid_map")?;
     }
-    write_proc(pid, "uid_map", &lines(&plan.uid_map))?;
-    write_proc(pid, "gid_map", &lines(&plan.gid_map))?;
+    write_proc(pid, "uid_map", &lines(&plan.uid_map), "identity.uid_map")?;
+    write_proc(pid, "gid_map", &lines(&plan.gid_map), "identity.gid_map")?;
     Ok(())
 }
 
@@ -133,8 +132,9 @@ pub fn userns_with(maps: &CallerMaps) -> Result<OwnedFd, SetupError> {
         sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(hold);
-    let opened = write_proc(pid, "uid_map", &lines(&[maps.uid]))
-        .and_then(|()| write_proc(pid, "gid_map", &lines(&[maps.gid])))
+    const FOR_BINDS: &str = "idmap: the user namespace that maps the caller's binds";
+    let opened = write_proc(pid, "uid_map", &lines(&[maps.uid]), FOR_BINDS)
+        .and_then(|()| write_proc(pid, "gid_map", &lines(&[maps.gid]), FOR_BINDS))
         .and_then(|()| {
             let path = format!("/proc/{pid}/ns/user");
             rustix::fs::open(

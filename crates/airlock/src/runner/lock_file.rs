@@ -19,18 +19,30 @@ use std::os::fd::{AsRawFd, OwnedFd};
 /// sandbox's). The locks are kept by leaking their descriptors: init lives
 /// as long as the sandbox, and the kernel drops them when it exits.
 pub fn hold(paths: &[String]) -> Result<(), SetupError> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    // Resolved in the sandbox's root, as the kernel would for the
+    // workload, but never through a /proc magic link: with the host's
+    // /proc (a shared PID namespace) a planted `/proc/N/root/...` link
+    // would lead out.
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "lock files: open the sandbox's root".into())?;
     for (i, path) in paths.iter().enumerate() {
         let step = || format!("lock {path} (filesystem.lock_files[{i}])");
         // Judged before it is opened for reading: opening a device can
         // act (a watchdog arms), a FIFO would hang the start.
-        let seen = rustix::fs::open(path.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .step(step)?;
+        let seen = crate::fs::open_in(&root, path, OFlags::PATH).step(step)?;
         let st = rustix::fs::fstat(&seen).step(step)?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(SetupError::new(step(), "not a regular file"));
         }
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let fd = rustix::fs::open(path.as_str(), flags, Mode::empty()).step(step)?;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = crate::fs::open_in(&root, path, flags).step(step)?;
         let now = rustix::fs::fstat(&fd).step(step)?;
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
             return Err(SetupError::new(
