@@ -76,6 +76,24 @@ fn uptime_starts_near_zero() {
     let shared = sh(&["--share-time"], "cut -d' ' -f1 /proc/uptime");
     let shared: f64 = shared.stdout.trim().parse().unwrap();
     assert!(shared >= host - 1.0, "shared-time sandbox sees host uptime");
+    // Started from a time namespace whose clocks are a day ahead (airlock
+    // in a container, or in a sandbox of its own), the kernel still takes
+    // the offsets from the host's clocks.
+    let mut c = std::process::Command::new("unshare");
+    c.args([
+        "--time",
+        "--boottime",
+        "86400",
+        "--monotonic",
+        "86400",
+        "--fork",
+    ])
+    .arg(airlock_bin())
+    .args(["run", "--", "cut", "-d ", "-f1", "/proc/uptime"]);
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let up: f64 = r.stdout.trim().parse().unwrap();
+    assert!(up < 5.0, "sandbox uptime from an offset namespace: {up}");
 }
 
 #[test]

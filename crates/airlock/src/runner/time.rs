@@ -51,6 +51,11 @@ fn no_time_namespaces() -> SetupError {
 /// [`offsets_file`]) and enter it.
 pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
     let step = || "time namespace".to_string();
+    // The kernel takes offsets from the host's clocks (the initial time
+    // namespace's), while we read ours: inside a time namespace already
+    // (airlock in a sandbox, a container), ours are offset. Read before
+    // the unshare, after which the file shows the namespace to come.
+    let (own_mono, own_boot) = own_offsets()?;
     // SAFETY: unshare takes no pointers; the runner is single-threaded.
     if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
         let e = std::io::Error::last_os_error();
@@ -59,17 +64,15 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
         }
         return Err(SetupError::io(step(), &e));
     }
-    let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let host = |id, own: i64| rustix::time::clock_gettime(id).tv_sec - own;
+    let mono = host(rustix::time::ClockId::Monotonic, own_mono);
+    let boot = host(rustix::time::ClockId::Boottime, own_boot);
     // Whole seconds only: the sandbox's clocks start between `start` and
     // `start + 1s`, never below zero (the kernel refuses a negative clock).
     // Offsets asked as such (OCI's) are written as they are.
     let (mono_off, boot_off) = match clocks.offsets {
         true => (clocks.monotonic, clocks.boottime),
-        false => (
-            clocks.monotonic - mono.tv_sec,
-            clocks.boottime - boot.tv_sec,
-        ),
+        false => (clocks.monotonic - mono, clocks.boottime - boot),
     };
     let text = format!(
         "{} {mono_off} 0\n{} {boot_off} 0\n",
@@ -106,4 +109,35 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
     )
     .step(|| "enter the time namespace".into())?;
     Ok(())
+}
+
+/// The seconds our own time namespace adds to the host's monotonic and
+/// boot-time clocks (none in the host's); nanoseconds are left out, as
+/// the sandbox's clocks start within a second of what was asked anyway.
+fn own_offsets() -> Result<(i64, i64), SetupError> {
+    let text = match std::fs::read_to_string("/proc/self/timens_offsets") {
+        Ok(t) => t,
+        // No time namespaces here: the unshare says so.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(SetupError::io("time namespace: read our clock offsets", &e)),
+    };
+    let (mut mono, mut boot) = (0, 0);
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(clock), Some(secs)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let secs = secs.parse().map_err(|_| {
+            SetupError::new(
+                "time namespace",
+                format!("/proc/self/timens_offsets: unexpected line {line:?}"),
+            )
+        })?;
+        match clock {
+            "monotonic" => mono = secs,
+            "boottime" => boot = secs,
+            _ => {}
+        }
+    }
+    Ok((mono, boot))
 }
