@@ -198,6 +198,19 @@ fn no_setuid_setgid_or_file_capability_comes_out_of_a_writable_bind() {
             e.path()
         );
     }
+    // Written as the host sees the sandbox's ids (--bind-owner as-is), a
+    // root caller's files are the range every such sandbox shares: no
+    // set-id mode either (a local user who runs one becomes that range).
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = sh(
+        &["--bind-owner", "as-is", "--bind", &o, "/out"],
+        "cp /bin/true /out/s && chmod 4755 /out/s; echo $?",
+    );
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_ne!(r.stdout.trim(), "0", "{}", r.stderr);
+    let m = std::fs::metadata(out.join("s")).unwrap();
+    assert_eq!(m.mode() & 0o6000, 0, "mode {:o}", m.mode());
+    assert!(m.uid() >= 0x7000_0000, "written as uid {}", m.uid());
     // The filter is there only with such a bind: in a sandbox without one,
     // a set-id file is the sandbox's own ids' on a nosuid mount, and
     // refusing it would only break installing packages.

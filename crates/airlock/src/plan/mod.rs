@@ -503,12 +503,16 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
     // from inside it.
     let own_proc = ns.pid || ns.join.contains_key("pid");
     let filesystem = mounts::resolve(spec, own_proc, mounts::caller_maps(spec, caller, &ids));
-    // In a persistent overlay upper a root caller's sandbox writes as the
-    // range every such sandbox shares (ROOT_CALLER_BASE), which owns the
-    // image store: a setuid file left there would hand that uid to any
-    // local user who can reach it.
-    let shared_range = ids.uid_map.iter().any(|m| m.outside == ROOT_CALLER_BASE);
-    if filesystem.caller_maps.is_some() || (shared_range && filesystem.has_persistent_upper()) {
+    // On the host (a persistent overlay upper, a writable bind or root
+    // with the host's ids) a root caller's sandbox writes as the range
+    // every such sandbox shares (ROOT_CALLER_BASE): a setuid file left
+    // there would hand those ids to any local user who can reach it.
+    let shared = ROOT_CALLER_BASE as u64..ROOT_CALLER_BASE as u64 + ROOT_CALLER_COUNT as u64;
+    let shared_range = ids.uid_map.iter().any(|m| {
+        let outside = m.outside as u64;
+        outside < shared.end && shared.start < outside + m.count as u64
+    });
+    if filesystem.caller_maps.is_some() || (shared_range && filesystem.writes_to_host()) {
         // What the workload makes in those binds is the caller's on the
         // host: no setuid or setgid mode may come out of them.
         seccomp.extend(crate::seccomp::set_id_program(&spec.seccomp)?);
