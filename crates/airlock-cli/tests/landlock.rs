@@ -224,6 +224,34 @@ fn writable_binds_of_single_files() {
     assert_eq!(std::fs::read_to_string(&own).unwrap(), "rootless\n");
 }
 
+/// A writable place below a directory the workload's uid cannot search (a
+/// 0700 /root, with `--uid 1000`) still gets its Landlock rule: the rules'
+/// paths are opened before the ids change, and the sandbox starts.
+#[test]
+fn a_writable_place_below_a_closed_directory() {
+    require_root!();
+    let dir = shared_dir();
+    let d = dir.path().display().to_string();
+    let r = output(airlock(&[
+        "run",
+        "--perms",
+        "0700",
+        "--dir",
+        "/r",
+        "--bind",
+        &d,
+        "/r/cache",
+        "--uid",
+        "1000",
+        "--",
+        "sh",
+        "-c",
+        "id -u; ls /r 2>/dev/null || echo closed",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "1000\nclosed\n", "{}", r.stderr);
+}
+
 /// With the host's network namespace shared, a host listener on an
 /// abstract unix socket (containerd-shim's kind, CVE-2020-15257) cannot be
 /// connected to: Landlock scopes them (ABI 6). Without Landlock it can,

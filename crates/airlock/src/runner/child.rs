@@ -551,7 +551,9 @@ pub(super) fn lock_down(
     // after the last of our own setup that takes a file descriptor, so a
     // low `nofile` is the workload's limit and not Landlock's failure,
     // and before a filter that might refuse setrlimit.
-    let landlock = || super::landlock::apply(walls.landlock.as_ref(), report);
+    // Its paths opened now, with our ids; enforced below.
+    let ruleset = super::landlock::prepare(walls.landlock.as_ref(), report)?;
+    let landlock = || super::landlock::restrict(ruleset);
     let filter = || -> Result<(), SetupError> {
         let own = walls.own_seccomp();
         report.progress(|| format!("seccomp: install {} programs", own.len()));

@@ -15,7 +15,7 @@ use super::report::{Reporter, SetupError};
 use crate::plan::LandlockRules;
 use landlock::{
     Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 /// The kernel's Landlock ABI version (0 when it has none).
@@ -42,9 +42,17 @@ fn err(e: impl std::fmt::Display) -> SetupError {
     SetupError::new("landlock", e.to_string())
 }
 
-pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), SetupError> {
+/// The ruleset, built while we still have our setup's ids: its paths are
+/// opened now, which the workload's uid might not be allowed to do (a
+/// writable bind under a 0700 /root, with `--uid 1000`). Nothing is
+/// enforced until [`restrict`]. `None`: no Landlock (none asked, or
+/// none in the kernel and not required).
+pub fn prepare(
+    rules: Option<&LandlockRules>,
+    report: Reporter,
+) -> Result<Option<RulesetCreated>, SetupError> {
     let Some(l) = rules else {
-        return Ok(());
+        return Ok(None);
     };
     let version = kernel_abi();
     if version <= 0 {
@@ -56,7 +64,7 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
         report.progress(|| {
             "landlock: the kernel has none; skipped (landlock.mode = \"auto\")".into()
         });
-        return Ok(());
+        return Ok(None);
     }
     // The file-system rights airlock has weighed: those of ABI 8 and
     // before. ABI 9's (connecting to a pathname unix socket, which the
@@ -141,6 +149,14 @@ pub fn apply(rules: Option<&LandlockRules>, report: Reporter) -> Result<(), Setu
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
             .map_err(err)?;
     }
+    Ok(Some(created))
+}
+
+/// Enforce what [`prepare`] built, on this thread and all it execs.
+pub fn restrict(created: Option<RulesetCreated>) -> Result<(), SetupError> {
+    let Some(created) = created else {
+        return Ok(());
+    };
     let status = created.restrict_self().map_err(err)?;
     if status.ruleset != RulesetStatus::FullyEnforced {
         return Err(err(format!(
