@@ -10,10 +10,13 @@
 //! nothing outside the tree whatever its links say; a source opened as a
 //! regular file is checked to be one (O_NONBLOCK, so a FIFO swapped in
 //! cannot hang us). Copied: directories, regular files, symlinks and
-//! FIFOs, with their modes, owners and times. An owner the sandbox's user
-//! namespace does not map (shown as the overflow id) cannot be given to
-//! the copy, which stays the sandbox root's. Not copied: extended
-//! attributes, and hard links (each name becomes a file of its own). A
+//! FIFOs, with their modes, owners and times, and the POSIX ACLs of files
+//! and directories (with one, the mode's group bits are the ACL's mask,
+//! not the owning group's rights: the mode alone would widen them). An
+//! owner the sandbox's user namespace does not map (shown as the overflow
+//! id) cannot be given to the copy, which stays the sandbox root's. Not
+//! copied: other extended attributes, and hard links (each name becomes a
+//! file of its own). A
 //! device node or a socket is an error naming it: a user namespace cannot
 //! make the first, and the second would be a name with nothing behind it.
 //!
@@ -63,7 +66,7 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, at: &str, depth: usize) -> io::Result<
             let (src, dst) = enter_dir(from, to, name, depth).map_err(named)?;
             copy_dir(&src, &dst, &path, depth + 1)?;
             // Last: adding the entries changed the directory's times.
-            keep_metadata(&dst, &st).map_err(named)?;
+            keep_metadata(&src, &dst, &st).map_err(named)?;
         } else {
             copy_leaf(from, to, name, &st).map_err(named)?;
         }
@@ -109,7 +112,7 @@ fn copy_leaf(from: &OwnedFd, to: &OwnedFd, name: &CStr, st: &Stat) -> io::Result
             let (mut src, mut dst) = (std::fs::File::from(src), std::fs::File::from(dst));
             // std copies between files with copy_file_range.
             io::copy(&mut src, &mut dst)?;
-            keep_metadata(&dst, st)
+            keep_metadata(&src, &dst, st)
         }
         FileType::Symlink => {
             let target = fs::readlinkat(from, name, Vec::new())?;
@@ -153,12 +156,40 @@ fn unmapped_is_fine(r: rustix::io::Result<()>) -> io::Result<()> {
     }
 }
 
-/// Owner, then mode (a chown clears the set-id bits), then times.
-fn keep_metadata(fd: impl AsFd, st: &Stat) -> io::Result<()> {
+/// Owner, then mode (a chown clears the set-id bits), then the ACLs of
+/// `src` (which set the group bits to their mask), then times.
+fn keep_metadata(src: impl AsFd, fd: impl AsFd, st: &Stat) -> io::Result<()> {
     let (uid, gid) = owner(st);
     unmapped_is_fine(fs::fchown(&fd, uid, gid))?;
     fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+    let acls: &[&str] = match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => &["system.posix_acl_access", "system.posix_acl_default"],
+        _ => &["system.posix_acl_access"],
+    };
+    for name in acls {
+        copy_xattr(&src, &fd, name)?;
+    }
     Ok(fs::futimens(&fd, &times(st))?)
+}
+
+/// The extended attribute `name` of `src` given to `dst`, where `src` has
+/// it. One that cannot be given (a tmpfs without ACLs) is an error: the
+/// copy would be open to more than the original.
+fn copy_xattr(src: impl AsFd, dst: impl AsFd, name: &str) -> io::Result<()> {
+    // An ACL of the most entries ext4 holds fits many times over.
+    let mut value = vec![0u8; 64 * 1024];
+    let len = match fs::fgetxattr(&src, name, &mut value[..]) {
+        Ok(len) => len,
+        Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => return Ok(()),
+        Err(e) => {
+            return Err(io::Error::new(
+                io::Error::from(e).kind(),
+                format!("{name}: {e}"),
+            ))
+        }
+    };
+    fs::fsetxattr(&dst, name, &value[..len], fs::XattrFlags::empty())
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{name}: {e}")))
 }
 
 /// The same by name, for what cannot be opened (a symlink, a FIFO). A
@@ -190,6 +221,43 @@ mod tests {
 
     fn copy(from: &Path, to: &Path) -> io::Result<()> {
         copy_tree(std::fs::File::open(from)?, std::fs::File::open(to)?)
+    }
+
+    /// With an ACL the group bits are its mask: the copy keeps the ACL,
+    /// so the owning group gets no more than it had (here nothing).
+    #[test]
+    fn a_files_acl_comes_along() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let file = from.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        // user::rw- user:1000:rw- group::--- mask::rw- other::---
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (1u16, 6u16, u32::MAX),
+            (2, 6, 1000),
+            (4, 0, u32::MAX),
+            (0x10, 6, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            acl.extend(tag.to_le_bytes());
+            acl.extend(perm.to_le_bytes());
+            acl.extend(id.to_le_bytes());
+        }
+        let name = "system.posix_acl_access";
+        match fs::setxattr(file.as_path(), name, &acl, fs::XattrFlags::empty()) {
+            Err(Errno::OPNOTSUPP) => {
+                eprintln!("SKIPPED: the temporary directory's filesystem has no ACLs");
+                return;
+            }
+            r => r.unwrap(),
+        }
+        assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o660);
+        copy(from.path(), to.path()).unwrap();
+        let copied = to.path().join("file");
+        assert_eq!(std::fs::metadata(&copied).unwrap().mode() & 0o777, 0o660);
+        let mut back = vec![0u8; 256];
+        let n = fs::getxattr(copied.as_path(), name, &mut back[..]).unwrap();
+        assert_eq!(&back[..n], &acl[..]);
     }
 
     #[test]
