@@ -1428,3 +1428,37 @@ fn the_callers_session_keyring_stays_outside() {
     args.extend_from_slice(&inner);
     clean(&through(false, &args), "exec");
 }
+
+/// `exec` judges the sandbox's plan with the host facts probed at its
+/// start: a device bind's source that is a directory by then (it was a
+/// plain file, and is one in the sandbox) does not refuse an exec.
+#[test]
+fn exec_is_judged_with_the_facts_of_the_start() {
+    require_root!();
+    let dir = tempdir();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.display().to_string();
+    let root = StateRoot::new();
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "dv",
+        "--dev-bind",
+        &f,
+        "/x",
+        "--",
+        "sleep",
+        "100",
+    ];
+    let r = al(root.path(), &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    // Its own ids are judged (as the workload's would be) only when
+    // given.
+    let r = al(root.path(), &["exec", "-u", "0", "dv", "--", "cat", "/x"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "x");
+}

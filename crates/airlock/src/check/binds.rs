@@ -57,24 +57,6 @@ const HARMLESS_DEVICES: &[&str] = &[
     "/dev/tty",
 ];
 
-/// Why a device bind of `real`, outside /dev, may hand over host
-/// devices: a directory may hold device nodes (only a scan would say
-/// which), and a device node other than null, zero, full, random,
-/// urandom or tty is one. `None` for a plain file or a harmless node.
-fn device_nodes_elsewhere(real: &str) -> Option<String> {
-    use rustix::fs::FileType;
-    const HARMLESS: &[(u32, u32)] = &[(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)];
-    let st = rustix::fs::stat(real).ok()?;
-    let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => Some("a directory may hold device nodes (made with mknod, as a chroot's /dev), which work as /dev's do".into()),
-        FileType::CharacterDevice | FileType::BlockDevice if !HARMLESS.contains(&dev) => {
-            Some(format!("a device node ({}:{}) opens the host's device as /dev's would", dev.0, dev.1))
-        }
-        _ => None,
-    }
-}
-
 /// Judge every bind and the root. Returns whether the sandbox reaches
 /// any host path (a capability that overrides permissions matters then).
 pub(super) fn judge_filesystem(f: &mut Findings, spec: &SandboxSpec, host: &Host) -> bool {
@@ -232,7 +214,7 @@ impl<'a> Bind<'a> {
             self.judge_writable(f, host);
         }
         self.judge_state_roots(f, host);
-        self.judge_kernel(f);
+        self.judge_kernel(f, host);
         self.judge_runtime(f, host);
         judge_nested(f, self.subject, self.real, self.devices, host);
     }
@@ -309,7 +291,7 @@ impl<'a> Bind<'a> {
 
     /// Reading the whole host, and the kernel's and devices' control
     /// surfaces, which even a read-only bind hands over.
-    fn judge_kernel(&self, f: &mut Findings) {
+    fn judge_kernel(&self, f: &mut Findings, host: &Host) {
         let (what, real) = (self.what(), self.real);
         if real == "/" && self.readonly {
             f.add(
@@ -339,7 +321,7 @@ impl<'a> Bind<'a> {
         } else if self.devices && !within(real, "/dev") {
             // A node made with mknod anywhere (a chroot's /dev, debootstrap's)
             // opens the same device as /dev's.
-            if let Some(why) = device_nodes_elsewhere(real) {
+            if let Some(why) = host.device_nodes.get(real) {
                 f.add(
                     "host-dev-bind",
                     self.subject,

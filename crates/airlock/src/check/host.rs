@@ -32,6 +32,12 @@ pub struct Host {
     /// → the sockets): whoever listens there acts for the workload.
     #[serde(default)]
     pub sockets_at: BTreeMap<String, Vec<String>>,
+    /// Device bind sources outside /dev that may hand over host devices
+    /// (canonical path → why; see [`device_nodes_elsewhere`]), probed
+    /// once: `exec` judges the plan again with these facts, not with what
+    /// is at the path by then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub device_nodes: BTreeMap<String, String>,
     /// Which host ids are privileged (probed only when the spec shares the
     /// user namespace or writes its own id maps).
     #[serde(default)]
@@ -276,6 +282,13 @@ impl Host {
             }
             resolved.insert(p.to_string(), named);
         }
+        let device_nodes = dev_bind_sources(spec)
+            .filter_map(|p| {
+                let named = resolved.get(p)?;
+                let why = device_nodes_elsewhere(named)?;
+                Some((named.clone(), why))
+            })
+            .collect();
         let ids = if !spec.namespaces.user
             || !spec.identity.uid_map.is_empty()
             || !spec.identity.gid_map.is_empty()
@@ -295,6 +308,7 @@ impl Host {
                 .collect(),
             nested,
             sockets_at,
+            device_nodes,
             ids,
             joins_own_net: spec
                 .namespaces
@@ -555,6 +569,36 @@ mod listed {
 
 /// The host paths a spec reaches: bind sources and a root of host
 /// directories.
+/// Why a device bind of `real`, outside /dev, may hand over host
+/// devices: a directory may hold device nodes (only a scan would say
+/// which), and a device node other than null, zero, full, random,
+/// urandom or tty is one. `None` for a plain file or a harmless node.
+pub(super) fn device_nodes_elsewhere(real: &str) -> Option<String> {
+    use rustix::fs::FileType;
+    const HARMLESS: &[(u32, u32)] = &[(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)];
+    let st = rustix::fs::stat(real).ok()?;
+    let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => Some("a directory may hold device nodes (made with mknod, as a chroot's /dev), which work as /dev's do".into()),
+        FileType::CharacterDevice | FileType::BlockDevice if !HARMLESS.contains(&dev) => {
+            Some(format!("a device node ({}:{}) opens the host's device as /dev's would", dev.0, dev.1))
+        }
+        _ => None,
+    }
+}
+
+/// The sources of device binds (`--dev-bind`).
+pub(super) fn dev_bind_sources(spec: &SandboxSpec) -> impl Iterator<Item = &str> {
+    spec.filesystem.mounts.iter().filter_map(|m| match m {
+        Mount::Bind {
+            source,
+            devices: true,
+            ..
+        } => Some(source.as_str()),
+        _ => None,
+    })
+}
+
 fn host_paths(spec: &SandboxSpec) -> impl Iterator<Item = &str> {
     let binds = spec.filesystem.mounts.iter().flat_map(|m| match m {
         Mount::Bind { source, .. } => vec![source.as_str()],

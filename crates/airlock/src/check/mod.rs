@@ -469,17 +469,20 @@ pub fn recheck_source(
     source: &str,
     opened: &str,
 ) -> Vec<Finding> {
-    recheck_named(spec, host, seen, source, opened, seen.marks.name(opened))
+    let named = seen.marks.name(opened);
+    recheck_named(spec, host, seen, source, (opened, opened), named)
 }
 
 /// [`recheck_source`] with the opened object's name (`seen.marks.name`
-/// of `opened`) already found.
+/// of `opened`) already found; `opened` is its path and a path that
+/// leads to the object itself (its `/proc/self/fd` link), which is what
+/// is looked at.
 pub fn recheck_named(
     spec: &SandboxSpec,
     host: &Host,
     seen: &Snapshot,
     source: &str,
-    opened: &str,
+    (opened, object): (&str, &str),
     named: String,
 ) -> Vec<Finding> {
     // Only what this source decides: the host facts about it alone (not a
@@ -499,8 +502,17 @@ pub fn recheck_named(
         }
         _ => seen.sockets(opened),
     };
+    // Of the object opened (`opened` leads to it), never of the path.
+    let device_nodes = match host::dev_bind_sources(spec).any(|s| s == source) {
+        true => host::device_nodes_elsewhere(object)
+            .map(|why| (named.clone(), why))
+            .into_iter()
+            .collect(),
+        false => Default::default(),
+    };
     let host = Host {
         canonical: [(source.to_string(), named.clone())].into(),
+        device_nodes,
         nested: [(named.clone(), nested)].into(),
         sockets_at: [(named, sockets)].into(),
         home: host.home.clone(),

@@ -466,8 +466,14 @@ pub(super) fn open_source(
     let opened = opened.to_string_lossy().into_owned();
     let named = seen.marks.name(&opened);
     let judged = plan.host.canonical.get(path).cloned();
-    let refused =
-        crate::check::recheck_named(&plan.spec, &plan.host, seen, path, &opened, named.clone());
+    let refused = crate::check::recheck_named(
+        &plan.spec,
+        &plan.host,
+        seen,
+        path,
+        (&opened, &link),
+        named.clone(),
+    );
     if let Some(f) = refused.first() {
         return Err(SetupError::new(
             step(),
