@@ -37,6 +37,7 @@ mod status_fd;
 mod supervisor;
 mod time;
 mod tty;
+mod upper;
 mod watch;
 
 use crate::plan::Job;

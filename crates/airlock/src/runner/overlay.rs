@@ -20,7 +20,8 @@
 
 use super::fs::new_tmpfs;
 use super::report::{describe, SetupError, StepExt};
-use crate::plan::{MountStep, Plan};
+use super::upper::{open_parent, two_mounts};
+use crate::plan::Plan;
 use crate::spec::{host_id, inside_id, Size};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
@@ -239,261 +240,6 @@ fn set_lower_layers(fs: &impl std::os::fd::AsFd, lower: &[String], what: &str) -
         .map_err(|e| SetupError::io(format!("{what}: overlay lowerdir={joined}"), &e.into()))
 }
 
-/// On the host side, before the namespaces exist: make sure each
-/// persistent upper layer (the root's `upper/` and `work/`, an overlay
-/// mount's `upper_dir` and `work_dir`) is there, owned by the sandbox's
-/// root (or its workload user) as the host sees that id, since overlayfs
-/// in the sandbox's user namespace writes them as that user.
-/// What was made is in the returned [`MadeDirs`], removed again unless
-/// the sandbox gets going.
-pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
-    let mut made = MadeDirs {
-        made: Vec::new(),
-        locks: Vec::new(),
-    };
-    if let crate::spec::Root::Overlay {
-        upper: Some(dir), ..
-    } = &plan.filesystem.root
-    {
-        let step = || format!("root upper layer {dir}");
-        let parent = open_without_links(dir).map_err(|e| SetupError::io(step(), &e.into()))?;
-        let layer = made.made.len();
-        for name in ["upper", "work"] {
-            if prepare_dir(plan, &parent, dir, name).step(step)? {
-                let parent = parent.try_clone().step(step)?;
-                made.made.push((parent, name.to_string()));
-            }
-        }
-        let upper = format!("{}/upper", dir.trim_end_matches('/'));
-        made.lock(&upper, layer).step(step)?;
-    }
-    for (i, m) in plan.filesystem.steps.iter().enumerate() {
-        let MountStep::Overlay {
-            upper_dir: Some(upper),
-            work_dir: Some(work),
-            ..
-        } = m
-        else {
-            continue;
-        };
-        let step = || plan.filesystem.step_name(i);
-        let layer = made.made.len();
-        made.made
-            .extend(prepare_mount_dirs(plan, upper, work).step(step)?);
-        made.lock(upper, layer).step(step)?;
-    }
-    Ok(made)
-}
-
-/// An upper layer held for this sandbox alone while it lives (an
-/// exclusive flock on the directory): two overlays writing one upper
-/// layer at once are undefined in overlayfs ("upperdir is in-use",
-/// logged only, with `index=off`), and their files would mix.
-fn lock_upper(upper: &str) -> std::io::Result<OwnedFd> {
-    let fd = rustix::fs::openat2(
-        rustix::fs::CWD,
-        upper,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(|e| std::io::Error::other(format!("{upper}: {}", describe(&e.into()))))?;
-    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(fd),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::other(format!(
-            "{upper} is the upper layer of a sandbox that is running; two sandboxes cannot write one layer at once"
-        ))),
-        Err(e) => Err(std::io::Error::other(format!("{upper}: lock: {}", describe(&e.into())))),
-    }
-}
-
-/// The persistent layer directories [`prepare_upper`] made, each with its
-/// parent, and the locks that keep each upper layer this sandbox's.
-/// Dropped, the locks go, and what was made is removed again while still
-/// empty: a sandbox that failed to start (a missing bind source, a
-/// refused mount) leaves none of it behind, owned by its ids, on the host.
-#[must_use = "dropped, the directories are removed and the layers let go"]
-pub struct MadeDirs {
-    made: Vec<(OwnedFd, String)>,
-    locks: Vec<OwnedFd>,
-}
-
-impl MadeDirs {
-    /// The sandbox got going: what it made stays, as it is its layer.
-    pub fn keep(&mut self) {
-        self.made.clear();
-    }
-
-    /// Hold `upper` for this sandbox. Made here (`made[layer..]`) but held
-    /// by another that started at the same moment, the layer's directories
-    /// are that sandbox's now: they stay when this one fails.
-    fn lock(&mut self, upper: &str, layer: usize) -> std::io::Result<()> {
-        match lock_upper(upper) {
-            Ok(fd) => {
-                self.locks.push(fd);
-                Ok(())
-            }
-            Err(e) => {
-                self.made.truncate(layer);
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Drop for MadeDirs {
-    fn drop(&mut self) {
-        for (parent, name) in self.made.drain(..) {
-            let _ = rustix::fs::unlinkat(&parent, name.as_str(), rustix::fs::AtFlags::REMOVEDIR);
-        }
-    }
-}
-
-/// An overlay mount's `upper_dir` and `work_dir`, each made if missing
-/// (and handed to the sandbox's root): both parents opened, and both
-/// checked to be on one mount, before anything is made; and what was made
-/// removed again if the other fails.
-fn prepare_mount_dirs(
-    plan: &Plan,
-    upper: &str,
-    work: &str,
-) -> std::io::Result<Vec<(OwnedFd, String)>> {
-    let mut opened = Vec::with_capacity(2);
-    for path in [upper, work] {
-        let (dir, name) = crate::fs::split_parent(path);
-        if matches!(name, "" | "." | "..") {
-            return Err(std::io::Error::other(format!(
-                "{path}: give the directory itself, not / nor one ending in . or .."
-            )));
-        }
-        let dir = if dir.is_empty() { "/" } else { dir };
-        opened.push((open_parent(dir)?, dir, name));
-    }
-    let mount = |(parent, _, name): &(OwnedFd, &str, &str)| -> std::io::Result<u64> {
-        // The directory's own mount when it is there, else its parent's.
-        let there = rustix::fs::statx(
-            parent,
-            *name,
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-            rustix::fs::StatxFlags::MNT_ID,
-        );
-        let st = match there {
-            Err(rustix::io::Errno::NOENT) => rustix::fs::statx(
-                parent,
-                "",
-                rustix::fs::AtFlags::EMPTY_PATH,
-                rustix::fs::StatxFlags::MNT_ID,
-            )?,
-            other => other?,
-        };
-        Ok(st.stx_mnt_id)
-    };
-    if mount(&opened[0])? != mount(&opened[1])? {
-        return Err(two_mounts(upper, work));
-    }
-    // Removed again, when dropped, if the other fails.
-    let mut made = MadeDirs {
-        made: Vec::new(),
-        locks: Vec::new(),
-    };
-    for (parent, dir, name) in opened {
-        if prepare_dir(plan, &parent, dir, name)? {
-            made.made.push((parent, name.to_string()));
-        }
-    }
-    Ok(std::mem::take(&mut made.made))
-}
-
-fn two_mounts(upper: &str, work: &str) -> std::io::Error {
-    std::io::Error::other(format!(
-        "upper_dir {upper} and work_dir {work} are on two mounts; overlayfs needs them on one"
-    ))
-}
-
-/// [`open_without_links`], saying what to do about a link on the way.
-fn open_parent(dir: &str) -> std::io::Result<OwnedFd> {
-    open_without_links(dir).map_err(|e| match e {
-        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
-            let real = std::fs::canonicalize(dir)
-                .map(|p| format!(" ({})", p.display()))
-                .unwrap_or_default();
-            std::io::Error::other(format!(
-                "{dir} is reached through a symbolic link, which is not followed where airlock makes directories: give its real path{real}"
-            ))
-        }
-        e => std::io::Error::other(format!("{dir}: {}", describe(&e.into()))),
-    })
-}
-
-/// A directory opened with no symlink anywhere on the way: what is made
-/// in it is made with the caller's (maybe root's) privileges, before the
-/// runner re-judges the path.
-fn open_without_links(dir: &str) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(
-        rustix::fs::CWD,
-        dir,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-}
-
-/// `dir`/`name` made if missing (and then handed to the sandbox's root),
-/// and judged as [`open_layer_dir`] judges it.
-fn prepare_dir(
-    plan: &Plan,
-    parent: &OwnedFd,
-    dir: &str,
-    name: &str,
-) -> std::result::Result<bool, std::io::Error> {
-    let owner = expected_owner(plan);
-    let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
-        Ok(()) => true,
-        Err(rustix::io::Errno::EXIST) => false,
-        Err(e) => {
-            return Err(std::io::Error::other(format!(
-                "overlay: mkdir {}/{name}: {}",
-                dir.trim_end_matches('/'),
-                describe(&e.into())
-            )))
-        }
-    };
-    // Only what we just made is handed to the sandbox's root.
-    let hand_over = plan.user_ns() && plan.caller.is_root();
-    if let (true, Some(Owner { uid, gid, .. }), true) = (created, owner, hand_over) {
-        let d = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        // The one we made, still empty: in a parent others may write, one
-        // of theirs renamed into its place (with what it holds) must not
-        // become the sandbox's.
-        // (Emptiness read, not counted by links: btrfs counts none.)
-        let st = rustix::fs::fstat(&d)?;
-        let empty = rustix::fs::Dir::read_from(&d)?
-            .all(|e| e.is_ok_and(|e| matches!(e.file_name().to_bytes(), b"." | b"..")));
-        if st.st_uid != rustix::process::geteuid().as_raw() || !empty {
-            return Err(std::io::Error::other(format!(
-                "overlay: {}/{name} was replaced while it was being made",
-                dir.trim_end_matches('/')
-            )));
-        }
-        rustix::fs::fchown(
-            &d,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        )?;
-    }
-    // What was there already is judged before anything else uses it.
-    let judged = open_layer_dir(parent, dir, name, owner).map(drop);
-    if judged.is_err() && created {
-        let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR);
-    }
-    judged.map(|()| created)
-}
-
 /// In the sandbox's mount namespace, before the staging pivot: an overlay
 /// mount's `upper_dir` and `work_dir`, each opened and judged again by the
 /// guardrails as a writable bind (`open`, which follows links as every
@@ -543,11 +289,11 @@ pub fn open_dirs(
 
 /// Who owns a persistent layer's `upper/` and `work/`, as the host sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Owner {
-    uid: u32,
-    gid: u32,
+pub(super) struct Owner {
+    pub(super) uid: u32,
+    pub(super) gid: u32,
     /// The sandbox's root (a root caller's sandbox), not the caller.
-    sandbox_root: bool,
+    pub(super) sandbox_root: bool,
 }
 
 fn upper_dir(plan: &Plan) -> Option<&str> {
@@ -563,7 +309,7 @@ fn upper_dir(plan: &Plan) -> Option<&str> {
 /// with a user namespace (what [`prepare_upper`] hands new directories to),
 /// else the caller, who made them. `None` when the sandbox's ids do not
 /// reach the host, which no directory can then match.
-fn expected_owner(plan: &Plan) -> Option<Owner> {
+pub(super) fn expected_owner(plan: &Plan) -> Option<Owner> {
     if plan.user_ns() && plan.caller.is_root() {
         let uid = host_id(&plan.uid_map, 0).or_else(|| host_id(&plan.uid_map, plan.process.uid));
         let gid = host_id(&plan.gid_map, 0).or_else(|| host_id(&plan.gid_map, plan.process.gid));
@@ -598,7 +344,7 @@ fn owner_here(plan: &Plan) -> Option<Owner> {
 /// link (the last component included: a symlink is opened as itself) and
 /// refuse anything that is not a plain directory owned by `owner` that no
 /// other user may write. The error names the path and the reason.
-fn open_layer_dir(
+pub(super) fn open_layer_dir(
     parent: &OwnedFd,
     dir: &str,
     name: &str,

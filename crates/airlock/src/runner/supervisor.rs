@@ -11,7 +11,7 @@ use super::guard;
 use super::logs::Logs;
 use super::report::{report_fd, Ended, ExitReport, Report, Reporter, SetupError, StepExt};
 use super::watch::{Outcome, RuntimeHooks, Watch};
-use super::{child, idmap, overlay, signals, sources};
+use super::{child, idmap, signals, sources, upper};
 use crate::cgroup::Cgroup;
 use crate::plan::Plan;
 use crate::state::control;
@@ -123,7 +123,7 @@ struct HostSide {
     /// Persistent layer directories made for the sandbox, removed again
     /// if it never gets going, and the locks on its upper layers (held
     /// until we exit).
-    made_dirs: overlay::MadeDirs,
+    made_dirs: upper::MadeDirs,
 }
 
 pub(super) fn supervise(
@@ -406,7 +406,7 @@ fn prepare_host_side(
     if (plan.new_session && report.caller().is_some()) || detached {
         rustix::process::setsid().step(|| "setsid".into())?;
     }
-    let made_dirs = overlay::prepare_upper(plan)?;
+    let made_dirs = upper::prepare_upper(plan)?;
     // PID 1 is cloned into what we are in, for what it does not make new.
     // Not the PID namespace: that one only for the clone (`pidns`).
     let join: Vec<_> = plan
