@@ -290,6 +290,9 @@ fn create(
     actx.state_root.clone_from(&ctx.root);
     // runc imposes no pids limit the bundle does not ask for.
     actx.default_pids = None;
+    // Nor keeps setuid programs out of a rootfs or volume (Context says
+    // why).
+    actx.filter_set_id_on_host_writes = false;
     if crate::is_root() {
         // runc's containers always have cgroups, which `update` changes.
         actx.cgroup_path = cgroup_path;

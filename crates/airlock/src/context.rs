@@ -51,6 +51,15 @@ pub struct Context {
     /// plan so that a process exec'd into the sandbox gets it too (not
     /// its own caller's); `None`: whatever the runner inherits.
     pub umask: Option<u32>,
+    /// A root caller's sandbox in the id range every such sandbox shares
+    /// that writes host files with those ids (a writable bind or root
+    /// kept as the host has it, `bind_owner = "as-is"`) gets the filter
+    /// that refuses setuid and setgid modes. The OCI runtime turns it
+    /// off: a bundle's rootfs and volumes are its engine's to guard, as
+    /// with runc (where the files would be host root's), and a package
+    /// that installs a setuid program must install. A persistent overlay
+    /// layer is filtered regardless.
+    pub filter_set_id_on_host_writes: bool,
 }
 
 impl Context {
@@ -85,6 +94,7 @@ impl Context {
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
             umask: process_umask(),
+            filter_set_id_on_host_writes: true,
         }
     }
 
@@ -104,6 +114,7 @@ impl Context {
             cgroup_prepare: Vec::new(),
             image_limits: Default::default(),
             umask: None,
+            filter_set_id_on_host_writes: true,
         }
     }
 }

@@ -189,6 +189,7 @@ impl Daemon {
             image_limits: Default::default(),
             // The usual one, not whatever the daemon was started with.
             umask: Some(0o022),
+            filter_set_id_on_host_writes: true,
         }
     }
 

@@ -127,13 +127,18 @@ pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
     let mut out = Vec::new();
     // The mount the path itself lies on: a kernel control surface
     // mounted elsewhere than /proc and /sys (a chroot's proc, a second
-    // procfs instance) is one all the same. The table lists mounts in
-    // the order they were made: the last one above the path is on top.
-    let mut on = None;
+    // procfs instance) is one all the same. The deepest mount point above
+    // the path, the last of those stacked there: the table's order is not
+    // the order of the tree (a mount moved below another keeps its place).
+    // A deeper one hidden by a later mount above it is taken all the same,
+    // which can only refuse more.
+    let mut on: Option<(String, &str)> = None;
     for e in crate::mountinfo::entries(table) {
         let mp = crate::mountinfo::unescape(e.mount_point);
         if mp != path && within(path, &mp) {
-            on = Some((mp.into_owned(), e.fstype));
+            if on.as_ref().is_none_or(|(top, _)| mp.len() >= top.len()) {
+                on = Some((mp.into_owned(), e.fstype));
+            }
             continue;
         }
         // The source itself counts when it is a mountpoint (a socket or a

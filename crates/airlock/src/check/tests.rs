@@ -923,3 +923,18 @@ fn what_root_runs_next_is_refused_inside_the_data_directories() {
     s.filesystem.mounts = vec![bind("/var/lib/postgresql", "/x", false)];
     assert!(!denied(&s).contains(&"host-system-writable"));
 }
+
+/// The mount a path lies on is the deepest mount point above it, wherever
+/// the table lists it: a procfs moved below a tmpfs mounted after it
+/// keeps its earlier place in the table.
+#[test]
+fn the_mount_a_path_lies_on_is_the_deepest_above_it() {
+    let table = "30 1 0:5 / /y/p rw - proc proc rw\n31 1 0:6 / /y rw - tmpfs tmpfs rw\n";
+    let n = host::nested_mounts(table, "/y/p/1");
+    assert!(
+        n.iter()
+            .any(|m| m.fstype == "proc" && m.mountpoint == "/y/p"),
+        "{n:?}"
+    );
+    assert!(host::nested_mounts(table, "/y/q").is_empty());
+}

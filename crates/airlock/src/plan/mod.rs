@@ -512,7 +512,11 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
         let outside = m.outside as u64;
         outside < shared.end && shared.start < outside + m.count as u64
     });
-    if filesystem.caller_maps.is_some() || (shared_range && filesystem.writes_to_host()) {
+    let host_writes = match ctx.filter_set_id_on_host_writes {
+        true => filesystem.writes_to_host(),
+        false => filesystem.has_persistent_upper(),
+    };
+    if filesystem.caller_maps.is_some() || (shared_range && host_writes) {
         // What the workload makes in those binds is the caller's on the
         // host: no setuid or setgid mode may come out of them.
         seccomp.extend(crate::seccomp::set_id_program(&spec.seccomp)?);

@@ -55,28 +55,44 @@ impl FsPlan {
                 .any(|s| matches!(s, MountStep::Overlay { .. }))
     }
 
+    /// Does the workload write to a host directory through an overlay
+    /// (the root's `upper`, a mount's `upper_dir`), where what it makes
+    /// stays after the sandbox?
+    pub fn has_persistent_upper(&self) -> bool {
+        matches!(self.root, Root::Overlay { upper: Some(_), .. })
+            || self.steps.iter().any(|s| {
+                matches!(
+                    s,
+                    MountStep::Overlay {
+                        upper_dir: Some(_),
+                        ..
+                    }
+                )
+            })
+    }
+
     /// Whether the workload writes host files with the sandbox's own ids
     /// (not idmapped for the caller): a persistent overlay upper, a
     /// writable bind or a writable directory root kept as the host has it.
     pub fn writes_to_host(&self) -> bool {
-        let root = match &self.root {
-            Root::Overlay { upper, .. } => upper.is_some(),
-            Root::Path { readonly, .. } => !readonly && !self.root_for_caller,
-            _ => false,
-        };
-        root || self.steps.iter().any(|s| {
-            matches!(
-                s,
-                MountStep::Overlay {
-                    upper_dir: Some(_),
-                    ..
-                } | MountStep::Bind {
-                    readonly: false,
-                    idmap: Idmap::None,
-                    ..
-                }
-            )
-        })
+        let root = matches!(
+            self.root,
+            Root::Path {
+                readonly: false,
+                ..
+            }
+        ) && !self.root_for_caller;
+        root || self.has_persistent_upper()
+            || self.steps.iter().any(|s| {
+                matches!(
+                    s,
+                    MountStep::Bind {
+                        readonly: false,
+                        idmap: Idmap::None,
+                        ..
+                    }
+                )
+            })
     }
 
     /// The spec field step `i` came from, when it came from one.
