@@ -1213,8 +1213,19 @@ fn print_spec_shows_the_image_applied_and_a_missing_image_is_one_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let spec = airlock::spec::from_json(&r.stdout).expect("print-spec output parses");
     assert_eq!(spec.process.args, ["/bin/sh", "-c", "echo mine"]);
-    assert_eq!(spec.process.cwd, "/tmp");
+    assert_eq!(spec.process.cwd.as_deref(), Some("/tmp"));
     assert_eq!(spec.process.env["GREETING"], "hello");
+    // `--chdir /` is asked for too (the image's WorkingDir is /work); no
+    // --chdir takes the image's.
+    for (flags, cwd) in [(&["--chdir", "/"][..], "/"), (&[], "/work")] {
+        let mut args = vec!["--print-spec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "true"]);
+        let r = env.run(&img, &args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let spec = airlock::spec::from_json(&r.stdout).expect("print-spec output parses");
+        assert_eq!(spec.process.cwd.as_deref(), Some(cwd), "{flags:?}");
+    }
     assert!(
         matches!(&spec.filesystem.root, airlock::spec::Root::Overlay { lower, .. } if lower.len() == 1),
         "{:?}",

@@ -402,7 +402,7 @@ fn process(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
         }
     }
     if let Some(d) = &a.chdir {
-        p.cwd = d.clone();
+        p.cwd = Some(d.clone());
     }
     if a.uid.is_some() {
         p.uid = a.uid;

@@ -307,7 +307,7 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
         };
         s.process.env.insert(k.to_string(), v.to_string());
     }
-    s.process.cwd = p.cwd().display().to_string();
+    s.process.cwd = Some(p.cwd().display().to_string());
     let u = p.user();
     s.process.uid = Some(u.uid());
     s.process.gid = Some(u.gid());

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 ///   the spec gives no args (as `podman run IMAGE ARGS...`);
 /// - the environment: the image's Env under the spec's `env`, never the
 ///   caller's;
-/// - WorkingDir, unless `process.cwd` is other than `/`;
+/// - WorkingDir, unless `process.cwd` is set (to `/` too);
 /// - User (looked up in the image's /etc/passwd and /etc/group), unless
 ///   the spec sets `process.uid` and `process.gid`; an image without User
 ///   runs as its root, rootless too (as podman does).
@@ -69,9 +69,9 @@ pub fn apply(spec: &mut SandboxSpec, p: &Pulled) -> Result<(), ImageError> {
                 .or_insert_with(|| v.to_string());
         }
     }
-    if spec.process.cwd == "/" {
+    if spec.process.cwd.is_none() {
         if let Some(wd) = c.working_dir().clone().filter(|w| !w.is_empty()) {
-            spec.process.cwd = wd;
+            spec.process.cwd = Some(wd);
         }
     }
     match (spec.process.uid, spec.process.gid) {
@@ -134,7 +134,7 @@ fn image_values(c: &oci_spec::image::Config, spec: &SandboxSpec) -> Result<(), I
             }
         }
     }
-    let taken = spec.process.cwd == "/";
+    let taken = spec.process.cwd.is_none();
     if let Some(wd) = c
         .working_dir()
         .as_deref()
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(s.process.args, ["/bin/sh", "-c", "echo default"]);
         assert_eq!(s.process.env["GREETING"], "hello");
         assert!(!s.process.inherit_env, "never the caller's environment");
-        assert_eq!(s.process.cwd, "/work");
+        assert_eq!(s.process.cwd.as_deref(), Some("/work"));
         assert_eq!((s.process.uid, s.process.gid), (Some(5), Some(6)));
         assert_eq!(
             s.filesystem.root,
@@ -331,7 +331,7 @@ mod tests {
         let mut s = SandboxSpec::default();
         s.process.args = vec!["echo mine".into()];
         s.process.env.insert("GREETING".into(), "bye".into());
-        s.process.cwd = "/tmp".into();
+        s.process.cwd = Some("/tmp".into());
         s.process.uid = Some(0);
         s.filesystem.root = Root::Tmpfs {
             readonly: true,
@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(s.process.args, ["/bin/sh", "-c", "echo mine"]);
         assert_eq!(s.process.env["GREETING"], "bye");
         assert_eq!(s.process.env["PATH"], "/bin");
-        assert_eq!(s.process.cwd, "/tmp");
+        assert_eq!(s.process.cwd.as_deref(), Some("/tmp"));
         // A uid given replaces the image's User whole, as `podman run
         // --user 0` does: its group is that account's (none here: 0).
         assert_eq!((s.process.uid, s.process.gid), (Some(0), Some(0)));
@@ -417,9 +417,9 @@ mod tests {
             .set_working_dir(Some("work".into()));
         let mut s = SandboxSpec::default();
         s.process.args = vec!["mine".into()];
-        s.process.cwd = "/srv".into();
+        s.process.cwd = Some("/srv".into());
         apply(&mut s, &pulled(c)).unwrap();
         assert_eq!(s.process.args, ["/bin/sh", "-c", "mine"]);
-        assert_eq!(s.process.cwd, "/srv");
+        assert_eq!(s.process.cwd.as_deref(), Some("/srv"));
     }
 }

@@ -579,7 +579,7 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             args: p.args.clone(),
             argv0: p.argv0.clone(),
             env: environment(p, &ctx.env),
-            cwd: p.cwd.clone(),
+            cwd: p.cwd.clone().unwrap_or_else(|| "/".into()),
             uid: ids.uid,
             gid: ids.gid,
             groups: p.groups.clone(),

@@ -42,7 +42,7 @@ impl SpecBuilder {
     }
 
     pub fn cwd(mut self, dir: impl Into<String>) -> Self {
-        self.spec.process.cwd = dir.into();
+        self.spec.process.cwd = Some(dir.into());
         self
     }
 

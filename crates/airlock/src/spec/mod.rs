@@ -231,8 +231,10 @@ pub struct Process {
     #[serde(default, deserialize_with = "parse::unique_keys")]
     pub env: BTreeMap<String, String>,
     pub unset_env: Vec<String>,
-    /// Working directory inside the sandbox.
-    pub cwd: String,
+    /// Working directory inside the sandbox; unset, an image's
+    /// WorkingDir, or `/`. Set, even to `/`, it wins over the image's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
     /// User and group inside; `None` picks automatically (0 for a root
     /// caller, the caller's own ids for a rootless one).
     pub uid: Option<u32>,
@@ -278,7 +280,7 @@ impl Default for Process {
             inherit_env: false,
             env: BTreeMap::new(),
             unset_env: Vec::new(),
-            cwd: "/".into(),
+            cwd: None,
             uid: None,
             gid: None,
             groups: Vec::new(),

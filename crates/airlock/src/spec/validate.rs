@@ -354,7 +354,9 @@ fn process(p: &Process) -> Result<(), SpecError> {
     for (k, v) in &p.env {
         env_var(&format!("process.env.{k}"), k, v)?;
     }
-    cwd("process.cwd", &p.cwd)?;
+    if let Some(dir) = &p.cwd {
+        cwd("process.cwd", dir)?;
+    }
     if let Some(mask) = p.umask {
         umask("process.umask", mask)?;
     }
@@ -1050,12 +1052,12 @@ mod tests {
             "/tmp/../proc/1/root",
         ] {
             let mut s = base();
-            s.process.cwd = cwd.into();
+            s.process.cwd = Some(cwd.into());
             assert_eq!(validate(&s).unwrap_err().field, "process.cwd", "{cwd}");
         }
         for cwd in ["/", "/procedures", "/tmp/proc", "/proc-x/.."] {
             let mut s = base();
-            s.process.cwd = cwd.into();
+            s.process.cwd = Some(cwd.into());
             validate(&s).unwrap_or_else(|e| panic!("{cwd}: {e}"));
         }
     }
