@@ -225,19 +225,41 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
             )));
         }
     }
-    // Alone, swap (memory and swap together) has no limit to go with.
-    if let Some(v) = memory
+    // Alone, swap (memory and swap together) goes with the container's
+    // memory limit, as runc's update and --memory-swap take it.
+    let swap_alone = memory
         .filter(|m| m.limit().is_none())
-        .and_then(|m| m.swap())
-    {
-        return Err(named(format!(
-            "memory.swap: {v}: give it with memory.limit (it counts memory and swap together)"
-        )));
-    }
+        .and_then(|m| m.swap());
+    let r = match swap_alone {
+        None => r,
+        Some(_) => {
+            let mut without = raw.clone();
+            if let Some(m) = without["memory"].as_object_mut() {
+                m.remove("swap");
+            }
+            serde_json::from_value(without).map_err(|e| named(e.to_string()))?
+        }
+    };
+    let swap = match swap_alone {
+        None => None,
+        Some(total) => {
+            let memory = recorded_resources(sb).memory.map(|m| m.0).ok_or_else(|| {
+                named(format!("memory.swap: {total}: the container has no memory limit to add swap to; give memory.limit too"))
+            })?;
+            if total < 0 || (total as u64) < memory {
+                return Err(named(format!("memory.swap: {total} is below the memory limit {memory} (it counts memory and swap together; unlimited swap is not supported)")));
+            }
+            Some((memory, total as u64 - memory))
+        }
+    };
     if r.cpu().as_ref().and_then(|c| c.period()) == Some(0) {
         return Err(named("cpu.period: 0: at least 1".into()));
     }
     let mut res = crate::config::resources_of(&r).map_err(|e| e.to_string())?;
+    if let Some((memory, swap)) = swap {
+        res.memory = Some(Size(memory));
+        res.swap = Some(Size(swap));
+    }
     // A quota or a period alone keeps the container's other value, as
     // with the flags (resources_of, for a bundle, takes the default).
     let quota = r.cpu().as_ref().and_then(|c| c.quota()).filter(|q| *q > 0);

@@ -184,7 +184,7 @@ fn update_changes_limits_live() {
         (json!({"cpu": {"quota": -1}}), "cpu.quota: -1: at least 1"),
         (
             json!({"memory": {"swap": 0}}),
-            "memory.swap: 0: give it with memory.limit",
+            "memory.swap: 0 is below the memory limit 67108864",
         ),
         (
             json!({"pids": {"limit": 5, "bogus": 1}}),
@@ -197,6 +197,15 @@ fn update_changes_limits_live() {
         assert!(text(&o).1.contains(says), "{doc}: {:?}", text(&o));
         assert_eq!(read(&pids.join("pids.max")), "9");
         assert_eq!(read(&memory.join("memory.limit_in_bytes")), "67108864");
+    }
+    // Swap alone goes with the container's memory limit, as runc's
+    // update takes it (memory and swap together: 64 MiB of swap here).
+    std::fs::write(&file, json!({"memory": {"swap": 134217728}}).to_string()).unwrap();
+    let o = env.rt(&["update", "-r", file.to_str().unwrap(), "u1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let memsw = memory.join("memory.memsw.limit_in_bytes");
+    if memsw.exists() {
+        assert_eq!(read(&memsw), "134217728");
     }
     // What airlock cannot set is an error naming the flag, and nothing
     // changes.

@@ -110,6 +110,14 @@ fn check_unprivileged(
     r: &proto::CreateRequest,
     spec: &SandboxSpec,
 ) -> Result<(), RpcStatus> {
+    // The keyring kept would be the daemon's, not the caller's: for no
+    // caller, root included.
+    if spec.process.keep_session_keyring {
+        return Err(status::denied(
+            "process.keep_session_keyring: a sandbox the daemon starts never keeps its session keyring (it would be the daemon's, not yours)".to_string(),
+            Vec::new(),
+        ));
+    }
     if peer.is_root() {
         return Ok(());
     }

@@ -766,6 +766,29 @@ fn a_signalled_remote_exec_gives_the_terminal_back() {
     ok(airlock(&d, None, &["rm", "-f", "sig"]));
 }
 
+/// A sandbox the daemon starts never keeps the session keyring, which
+/// would be the daemon's own: refused for root too, naming the field.
+#[test]
+fn the_daemons_keyring_is_kept_for_no_one() {
+    if !root_or_skip("the_daemons_keyring_is_kept_for_no_one") {
+        return;
+    }
+    let d = Daemon::start("");
+    let spec = d.dir.path().join("keep.toml");
+    std::fs::write(
+        &spec,
+        "[process]\nargs = [\"true\"]\nkeep_session_keyring = true\n",
+    )
+    .unwrap();
+    let r = airlock(&d, None, &["run", "-d", "--spec", spec.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("process.keep_session_keyring"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A caller other than root holds at most `max_sandboxes_per_caller`
 /// sandboxes (stopped ones until deleted), so that one user cannot take
 /// every place of `max_sandboxes`; root is not counted.

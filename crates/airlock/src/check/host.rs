@@ -125,19 +125,18 @@ pub fn mount_table() -> String {
 /// The mounts at or below `path`, from a [`mount_table`].
 pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
     let mut out = Vec::new();
-    // The mount the path itself lies on: a kernel control surface
+    // The mounts the path itself lies on: a kernel control surface
     // mounted elsewhere than /proc and /sys (a chroot's proc, a second
-    // procfs instance) is one all the same. The deepest mount point above
-    // the path, the last of those stacked there: the table's order is not
-    // the order of the tree (a mount moved below another keeps its place).
-    // A deeper one hidden by a later mount above it is taken all the same,
-    // which can only refuse more.
-    let mut on: Option<(String, &str)> = None;
+    // procfs instance) is one all the same. Every one above the path
+    // counts: which of them is on top the table does not say (a mount
+    // moved below another keeps its place in it, a later one above hides
+    // a deeper one), and counting all can only refuse more.
+    let mut on: Vec<(String, &str)> = Vec::new();
     for e in crate::mountinfo::entries(table) {
         let mp = crate::mountinfo::unescape(e.mount_point);
         if mp != path && within(path, &mp) {
-            if on.as_ref().is_none_or(|(top, _)| mp.len() >= top.len()) {
-                on = Some((mp.into_owned(), e.fstype));
+            if KERNEL_FS.contains(&e.fstype) {
+                on.push((mp.into_owned(), e.fstype));
             }
             continue;
         }
@@ -155,7 +154,7 @@ pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
             socket,
         });
     }
-    if let Some((mountpoint, fstype)) = on.filter(|(_, t)| KERNEL_FS.contains(t)) {
+    for (mountpoint, fstype) in on {
         out.push(NestedMount {
             mountpoint,
             fstype: fstype.to_string(),

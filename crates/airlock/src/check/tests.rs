@@ -924,11 +924,12 @@ fn what_root_runs_next_is_refused_inside_the_data_directories() {
     assert!(!denied(&s).contains(&"host-system-writable"));
 }
 
-/// The mount a path lies on is the deepest mount point above it, wherever
-/// the table lists it: a procfs moved below a tmpfs mounted after it
-/// keeps its earlier place in the table.
+/// Every kernel filesystem mounted above a path counts, wherever the
+/// table lists it: a procfs moved below a tmpfs mounted after it keeps
+/// its earlier place in the table, and a procfs mounted over a directory
+/// hides a tmpfs mounted deeper before it.
 #[test]
-fn the_mount_a_path_lies_on_is_the_deepest_above_it() {
+fn every_kernel_mount_above_a_path_counts() {
     let table = "30 1 0:5 / /y/p rw - proc proc rw\n31 1 0:6 / /y rw - tmpfs tmpfs rw\n";
     let n = host::nested_mounts(table, "/y/p/1");
     assert!(
@@ -937,4 +938,7 @@ fn the_mount_a_path_lies_on_is_the_deepest_above_it() {
         "{n:?}"
     );
     assert!(host::nested_mounts(table, "/y/q").is_empty());
+    let table = "30 1 0:6 / /a/sys rw - tmpfs tmpfs rw\n31 1 0:5 / /a rw - proc proc rw\n";
+    let n = host::nested_mounts(table, "/a/sys/kernel");
+    assert!(n.iter().any(|m| m.fstype == "proc"), "{n:?}");
 }

@@ -162,34 +162,58 @@ fn keep_metadata(src: impl AsFd, fd: impl AsFd, st: &Stat) -> io::Result<()> {
     let (uid, gid) = owner(st);
     unmapped_is_fine(fs::fchown(&fd, uid, gid))?;
     fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode & 0o7777))?;
-    let acls: &[&str] = match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => &["system.posix_acl_access", "system.posix_acl_default"],
-        _ => &["system.posix_acl_access"],
-    };
-    for name in acls {
-        copy_xattr(&src, &fd, name)?;
+    copy_acl(&src, &fd, "system.posix_acl_access", st.st_mode & 0o7777)?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        copy_acl(&src, &fd, "system.posix_acl_default", st.st_mode & 0o7777)?;
     }
     Ok(fs::futimens(&fd, &times(st))?)
 }
 
-/// The extended attribute `name` of `src` given to `dst`, where `src` has
-/// it. One that cannot be given (a tmpfs without ACLs) is an error: the
+/// The POSIX ACL `name` of `src` given to `dst`, where `src` has one.
+/// An ACL naming an id the sandbox's user namespace does not map (read
+/// back as -1) cannot be written (EINVAL): an access ACL then leaves the
+/// copy with the owning group's own rights as its group bits (the ACL's
+/// group entry within its mask), never the mask's, which would widen
+/// them; a default ACL, which only shapes files made later in the
+/// sandbox's own tmpfs, is left out. Any other failure is an error: the
 /// copy would be open to more than the original.
-fn copy_xattr(src: impl AsFd, dst: impl AsFd, name: &str) -> io::Result<()> {
+fn copy_acl(src: impl AsFd, dst: impl AsFd, name: &str, mode: u32) -> io::Result<()> {
+    let failed = |e: Errno| io::Error::new(io::Error::from(e).kind(), format!("{name}: {e}"));
     // An ACL of the most entries ext4 holds fits many times over.
     let mut value = vec![0u8; 64 * 1024];
     let len = match fs::fgetxattr(&src, name, &mut value[..]) {
         Ok(len) => len,
         Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => return Ok(()),
-        Err(e) => {
-            return Err(io::Error::new(
-                io::Error::from(e).kind(),
-                format!("{name}: {e}"),
-            ))
-        }
+        Err(e) => return Err(failed(e)),
     };
-    fs::fsetxattr(&dst, name, &value[..len], fs::XattrFlags::empty())
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{name}: {e}")))
+    let value = &value[..len];
+    match fs::fsetxattr(&dst, name, value, fs::XattrFlags::empty()) {
+        Err(Errno::INVAL) if name == "system.posix_acl_default" => Ok(()),
+        Err(Errno::INVAL) => {
+            let group = owning_group_rights(value).ok_or_else(|| failed(Errno::INVAL))?;
+            let narrowed = (mode & !0o070) | (group << 3);
+            Ok(fs::fchmod(&dst, Mode::from_raw_mode(narrowed))?)
+        }
+        r => r.map_err(failed),
+    }
+}
+
+/// The rights an ACL (its xattr form: a version, then tag, perm and id
+/// per entry) gives the owning group: its group entry within its mask.
+fn owning_group_rights(acl: &[u8]) -> Option<u32> {
+    const GROUP_OBJ: u16 = 0x04;
+    const MASK: u16 = 0x10;
+    let (mut group, mut mask) = (None, 0o7);
+    for entry in acl.get(4..)?.chunks_exact(8) {
+        let tag = u16::from_le_bytes([entry[0], entry[1]]);
+        let perm = u32::from(u16::from_le_bytes([entry[2], entry[3]]) & 0o7);
+        match tag {
+            GROUP_OBJ => group = Some(perm),
+            MASK => mask = perm,
+            _ => {}
+        }
+    }
+    Some(group? & mask)
 }
 
 /// The same by name, for what cannot be opened (a symlink, a FIFO). A
@@ -258,6 +282,14 @@ mod tests {
         let mut back = vec![0u8; 256];
         let n = fs::getxattr(copied.as_path(), name, &mut back[..]).unwrap();
         assert_eq!(&back[..n], &acl[..]);
+        // Where it cannot be written (an id the sandbox does not map), the
+        // group bits become the owning group's own rights: none here.
+        assert_eq!(owning_group_rights(&acl), Some(0));
+        let mut wider = acl.clone();
+        wider[4 + 2 * 8 + 2] = 4; // group::r--
+        assert_eq!(owning_group_rights(&wider), Some(4));
+        wider[4 + 3 * 8 + 2] = 2; // mask::-w-
+        assert_eq!(owning_group_rights(&wider), Some(0));
     }
 
     #[test]

@@ -667,7 +667,7 @@ pub(super) fn session_keyring(e: std::io::Error) -> SetupError {
     let why = match e.raw_os_error() {
         Some(libc::EDQUOT) => "the caller has as many keys as kernel.keys.maxkeys allows",
         // Docker's and containerd's default seccomp profiles refuse keyctl.
-        Some(libc::EPERM) => "keyctl is refused here (a seccomp profile around the caller?); process.keep_session_keyring keeps the caller's keyring instead, which the workload then possesses",
+        Some(libc::EPERM) => "keyctl is refused here (a seccomp profile around the caller?); process.keep_session_keyring (airlock-runtime's --no-new-keyring) keeps the caller's keyring instead, which the workload then possesses",
         _ => return SetupError::io(STEP, &e),
     };
     SetupError::new(STEP, format!("{e}: {why}"))

@@ -112,8 +112,7 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
 }
 
 /// The seconds our own time namespace adds to the host's monotonic and
-/// boot-time clocks (none in the host's); nanoseconds are left out, as
-/// the sandbox's clocks start within a second of what was asked anyway.
+/// boot-time clocks (none in the host's), rounded up.
 fn own_offsets() -> Result<(i64, i64), SetupError> {
     let text = match std::fs::read_to_string("/proc/self/timens_offsets") {
         Ok(t) => t,
@@ -124,15 +123,23 @@ fn own_offsets() -> Result<(i64, i64), SetupError> {
     let (mut mono, mut boot) = (0, 0);
     for line in text.lines() {
         let mut words = line.split_whitespace();
-        let (Some(clock), Some(secs)) = (words.next(), words.next()) else {
+        let (Some(clock), Some(secs), nanos) = (words.next(), words.next(), words.next()) else {
             continue;
         };
-        let secs = secs.parse().map_err(|_| {
+        let unexpected = || {
             SetupError::new(
                 "time namespace",
                 format!("/proc/self/timens_offsets: unexpected line {line:?}"),
             )
-        })?;
+        };
+        let mut secs: i64 = secs.parse().map_err(|_| unexpected())?;
+        // Rounded up (the nanoseconds are 0 to 1e9-1 past the seconds):
+        // the host's clock is then taken as a little early, never late,
+        // and the sandbox's starts at or just above what was asked, never
+        // below zero.
+        if nanos.is_some_and(|n| n.parse::<u64>().map_or(true, |n| n > 0)) {
+            secs += 1;
+        }
         match clock {
             "monotonic" => mono = secs,
             "boottime" => boot = secs,

@@ -73,9 +73,10 @@ fn lock_upper(upper: &str) -> std::io::Result<OwnedFd> {
     .map_err(|e| std::io::Error::other(format!("{upper}: {}", describe(&e.into()))))?;
     match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(fd),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::other(format!(
-            "{upper} is the upper layer of a sandbox that is running; two sandboxes cannot write one layer at once"
-        ))),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("{upper} is the upper layer of a sandbox that is running; two sandboxes cannot write one layer at once"),
+        )),
         Err(e) => Err(std::io::Error::other(format!("{upper}: lock: {}", describe(&e.into())))),
     }
 }
@@ -107,7 +108,9 @@ impl MadeDirs {
                 Ok(())
             }
             Err(e) => {
-                self.made.truncate(layer);
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    self.made.truncate(layer);
+                }
                 Err(e)
             }
         }
