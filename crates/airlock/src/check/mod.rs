@@ -17,6 +17,7 @@ mod identity;
 pub mod paths;
 mod rules;
 mod seccomp;
+mod snapshot;
 mod unix_diag;
 
 pub use host::{

@@ -423,10 +423,13 @@ fn a_kept_listing_of_sockets_goes_when_the_directory_changes() {
     let path = dir.to_str().unwrap().to_string();
     // Kept only once the directory's ctime is over a second old.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert!(host::sockets_at(&path).is_empty());
-    assert!(host::sockets_at(&path).is_empty());
+    assert!(super::snapshot::sockets_at(&path).is_empty());
+    assert!(super::snapshot::sockets_at(&path).is_empty());
     let _listener = std::os::unix::net::UnixListener::bind(dir.join("s.sock")).unwrap();
-    assert_eq!(host::sockets_at(&path), vec![format!("{path}/s.sock")]);
+    assert_eq!(
+        super::snapshot::sockets_at(&path),
+        vec![format!("{path}/s.sock")]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

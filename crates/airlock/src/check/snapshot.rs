@@ -1,0 +1,181 @@
+//! What judging host paths reads of the host at one moment, once for
+//! all of a spec's sources: the mount table, the identities of the
+//! directories the rules name, and the unix sockets bound in the
+//! caller's network namespace (a bind that exposes one hands over
+//! whoever listens there). [`super::Host::probe`] takes one; the runner
+//! takes another to judge each opened source again.
+
+use super::host::{mount_table, nested_mounts, NestedMount};
+use super::paths::{normalize, within, Landmarks};
+
+/// What judging host paths reads of the host once: its mount table and
+/// the identities of the directories the rules name (the caller's home
+/// among them).
+pub struct Snapshot {
+    pub table: String,
+    pub marks: Landmarks,
+    /// The unix sockets bound in this network namespace, read on first
+    /// use (see [`bound_unix_sockets`]).
+    bound: std::sync::OnceLock<Vec<String>>,
+}
+
+impl Snapshot {
+    pub fn take(home: Option<&str>) -> Snapshot {
+        Snapshot {
+            table: mount_table(),
+            marks: Landmarks::probe(home),
+            bound: Default::default(),
+        }
+    }
+
+    /// The unix sockets `canonical` is or holds: its direct entries, and
+    /// any socket bound in this network namespace below it, however deep
+    /// (`--ro-bind /tmp` holds /tmp/ssh-XXXX/agent.N).
+    pub fn sockets(&self, canonical: &str) -> Vec<String> {
+        use std::os::unix::fs::FileTypeExt;
+        let mut found = sockets_at(canonical);
+        let bound = self.bound.get_or_init(bound_unix_sockets);
+        // By the path it was bound at, then checked where it leads: a
+        // socket is bound at its real path almost always, and resolving
+        // every listed one (a daemon's host lists one per sandbox) would
+        // cost each start as many lookups.
+        for s in bound.iter().filter(|s| within(s, canonical)) {
+            let Ok(real) = std::fs::canonicalize(s) else {
+                continue;
+            };
+            let is_socket =
+                std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_socket());
+            let real = real.to_string_lossy().into_owned();
+            if is_socket && within(&real, canonical) && !found.contains(&real) {
+                found.push(real);
+            }
+        }
+        found
+    }
+
+    /// What a host path (canonical) is: its name by the object it reaches
+    /// (see [`Landmarks::name`]), the mounts a recursive bind of it carries
+    /// (found by the path itself: a bind mount of `/` elsewhere carries
+    /// none of /'s submounts), and the sockets it is or holds.
+    pub fn look_at(&self, canonical: &str) -> (String, Vec<NestedMount>, Vec<String>) {
+        (
+            self.marks.name(canonical),
+            nested_mounts(&self.table, canonical),
+            self.sockets(canonical),
+        )
+    }
+}
+
+/// The paths unix sockets are bound at in this network namespace that a
+/// process could connect or send to ([`super::unix_diag`]; what
+/// `/proc/net/unix` lists with an absolute path where the kernel has no
+/// `unix_diag`). One bound in another mount namespace, or gone since, is
+/// no socket here and is dropped when looked at.
+fn bound_unix_sockets() -> Vec<String> {
+    let mut found = super::unix_diag::reachable_socket_paths().unwrap_or_else(|_| listed_in_proc());
+    for p in &mut found {
+        *p = normalize(p);
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Every socket `/proc/net/unix` lists with an absolute path (abstract
+/// ones begin with `@`).
+fn listed_in_proc() -> Vec<String> {
+    // Lossy: one path that is not UTF-8 must not empty the whole list.
+    let Ok(bytes) = std::fs::read("/proc/net/unix") else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // Seven fields, then the path, which may hold spaces.
+            let inode = line.split_ascii_whitespace().nth(6)?;
+            let end = inode.as_ptr() as usize - line.as_ptr() as usize + inode.len();
+            let path = line[end..].trim_start();
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .collect()
+}
+
+/// The unix sockets `path` is, or holds as direct entries (a bounded look:
+/// a bind of /tmp/.X11-unix or /run/user/N, not a walk of a tree).
+pub(super) fn sockets_at(path: &str) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    if meta.file_type().is_socket() {
+        return vec![path.to_string()];
+    }
+    if !meta.is_dir() {
+        return Vec::new();
+    }
+    if let Some(kept) = listed::get(&meta) {
+        return kept;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Vec::new();
+    };
+    // The entry's type comes with it (d_type): no stat per entry.
+    let found: Vec<String> = entries
+        .take(4096)
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .collect();
+    listed::keep(&meta, &found);
+    found
+}
+
+/// The sockets found in each directory, kept while the directory is
+/// unchanged: airlockd judges the same bind sources (the default view's
+/// /etc and /usr) for every sandbox, and listing an ext4 /etc of 150
+/// entries took 70 µs. Adding, removing or renaming an entry changes the
+/// directory's ctime, which nobody can set; a listing is kept only when
+/// that ctime was over a second old, so that a change in the same tick of
+/// a coarse clock cannot leave it unchanged.
+mod listed {
+    use std::collections::HashMap;
+    use std::fs::Metadata;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Mutex;
+
+    type Stamp = (i64, i64, i64, i64, u64);
+    /// By (device, inode): the stamp and the sockets found.
+    type Listings = HashMap<(u64, u64), (Stamp, Vec<String>)>;
+    static KEPT: Mutex<Option<Listings>> = Mutex::new(None);
+    const MOST: usize = 64;
+
+    fn stamp(m: &Metadata) -> Stamp {
+        (
+            m.ctime(),
+            m.ctime_nsec(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.size(),
+        )
+    }
+
+    pub fn get(m: &Metadata) -> Option<Vec<String>> {
+        let kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        let (s, found) = kept.as_ref()?.get(&(m.dev(), m.ino()))?;
+        (*s == stamp(m)).then(|| found.clone())
+    }
+
+    pub fn keep(m: &Metadata, found: &[String]) {
+        let changed = m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9;
+        if changed > crate::state::now() - 1.0 {
+            return;
+        }
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        let map = kept.get_or_insert_with(HashMap::new);
+        if map.len() >= MOST {
+            map.clear();
+        }
+        map.insert((m.dev(), m.ino()), (stamp(m), found.to_vec()));
+    }
+}
