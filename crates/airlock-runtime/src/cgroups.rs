@@ -240,18 +240,10 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
             serde_json::from_value(without).map_err(|e| named(e.to_string()))?
         }
     };
-    let swap = match swap_alone {
-        None => None,
-        Some(total) => {
-            let memory = recorded_resources(sb).memory.map(|m| m.0).ok_or_else(|| {
-                named(format!("memory.swap: {total}: the container has no memory limit to add swap to; give memory.limit too"))
-            })?;
-            if total < 0 || (total as u64) < memory {
-                return Err(named(format!("memory.swap: {total} is below the memory limit {memory} (it counts memory and swap together; unlimited swap is not supported)")));
-            }
-            Some((memory, total as u64 - memory))
-        }
-    };
+    let swap = swap_alone
+        .map(|total| swap_over(total, None, "memory.limit", sb))
+        .transpose()
+        .map_err(|e| named(format!("memory.swap: {e}")))?;
     if r.cpu().as_ref().and_then(|c| c.period()) == Some(0) {
         return Err(named("cpu.period: 0: at least 1".into()));
     }
@@ -270,6 +262,29 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
         res.cpu_period = Some(period);
     }
     Ok(res)
+}
+
+/// runc's memory and swap together (`total`, as on cgroup v1) as the
+/// memory limit and the swap beyond it: over `memory`, or else the
+/// container's recorded limit (`given` names where to give one).
+fn swap_over(
+    total: i64,
+    memory: Option<u64>,
+    given: &str,
+    sb: &airlock::state::SandboxDir,
+) -> Result<(u64, u64), String> {
+    let memory = match memory.or_else(|| recorded_resources(sb).memory.map(|m| m.0)) {
+        Some(m) => m,
+        None => {
+            return Err(format!(
+                "{total}: the container has no memory limit to add swap to; give {given} too"
+            ))
+        }
+    };
+    if total < 0 || (total as u64) < memory {
+        return Err(format!("{total} is below the memory limit {memory} (it counts memory and swap together; unlimited swap is not supported)"));
+    }
+    Ok((memory, total as u64 - memory))
 }
 
 /// The limits the container has now, as its state records them (none
@@ -340,19 +355,13 @@ fn from_flags(
         v => r.memory_reservation = v.map(Size),
     }
     if let Some(total) = u.memory_swap {
-        // runc's --memory-swap is memory and swap together, as on v1.
-        let memory = match r.memory {
-            Some(m) => m.0,
-            None => recorded_resources(sb)
-                .memory
-                .map(|m| m.0)
-                .ok_or("--memory-swap: the container has no memory limit to add swap to; give --memory too")?,
+        let memory = r.memory.map(|m| m.0);
+        let (memory, swap) = match swap_over(total, memory, "--memory", sb) {
+            Ok(both) => both,
+            Err(e) => return refuse("--memory-swap", &e),
         };
-        if total < 0 || (total as u64) < memory {
-            return refuse("--memory-swap", &format!("{total} is below the memory limit {memory} (it counts memory and swap together; unlimited swap is not supported)"));
-        }
         r.memory = Some(Size(memory));
-        r.swap = Some(Size(total as u64 - memory));
+        r.swap = Some(Size(swap));
     }
     if let Some(p) = u.pids_limit {
         if p <= 0 {
