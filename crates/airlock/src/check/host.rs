@@ -406,12 +406,11 @@ pub const RUNTIME_STATE_ROOT: &str = "/run/airlock-runtime";
 /// urandom or tty is one. `None` for a plain file or a harmless node.
 pub(super) fn device_nodes_elsewhere(real: &str) -> Option<String> {
     use rustix::fs::FileType;
-    const HARMLESS: &[(u32, u32)] = &[(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)];
     let st = rustix::fs::stat(real).ok()?;
     let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => Some("a directory may hold device nodes (made with mknod, as a chroot's /dev), which work as /dev's do".into()),
-        FileType::CharacterDevice | FileType::BlockDevice if !HARMLESS.contains(&dev) => {
+        FileType::CharacterDevice | FileType::BlockDevice if !crate::spec::STANDARD_DEVICES.contains(&dev) => {
             Some(format!("a device node ({}:{}) opens the host's device as /dev's would", dev.0, dev.1))
         }
         _ => None,

@@ -161,9 +161,9 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
 /// A device node reaches the host's hardware or kernel (a disk, memory,
 /// the kernel log, a console) unless it is one of the harmless few.
 fn judge_devices(f: &mut Findings, spec: &SandboxSpec) {
-    use crate::spec::{DeviceKind, HARMLESS_DEVICES};
+    use crate::spec::{harmless_device, DeviceKind};
     for (i, d) in spec.filesystem.devices.iter().enumerate() {
-        let harmless = d.kind == DeviceKind::Char && HARMLESS_DEVICES.contains(&(d.major, d.minor));
+        let harmless = d.kind == DeviceKind::Char && harmless_device(d.major, d.minor);
         if !harmless {
             let kind = match d.kind {
                 DeviceKind::Char => "character",

@@ -14,7 +14,7 @@ pub mod size;
 pub mod validate;
 
 pub use builder::SpecBuilder;
-pub use devices::{Device, DeviceKind, HARMLESS_DEVICES};
+pub use devices::{harmless_device, Device, DeviceKind, STANDARD_DEVICES};
 pub use filesystem::{
     default_view, BindOwner, Filesystem, Mount, Root, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
     SYSTEM_DIRS,
