@@ -366,8 +366,15 @@ fn device_binds_outside_dev_are_judged_by_their_nodes() {
     mknod("mem", "c", "1", "1");
     mknod("loop", "b", "7", "0");
     mknod("null", "c", "1", "3");
+    // A block device with null's numbers is a RAM disk, not null.
+    mknod("ram3", "b", "1", "3");
     std::fs::write(dir.path().join("plain"), "x").unwrap();
-    for bad in [d.clone(), format!("{d}/mem"), format!("{d}/loop")] {
+    for bad in [
+        d.clone(),
+        format!("{d}/mem"),
+        format!("{d}/loop"),
+        format!("{d}/ram3"),
+    ] {
         refused_with(&["--dev-bind", &bad, "/x", "--", "true"], "host-dev-bind");
     }
     for fine in ["null", "plain"] {

@@ -410,7 +410,9 @@ pub(super) fn device_nodes_elsewhere(real: &str) -> Option<String> {
     let dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => Some("a directory may hold device nodes (made with mknod, as a chroot's /dev), which work as /dev's do".into()),
-        FileType::CharacterDevice | FileType::BlockDevice if !crate::spec::STANDARD_DEVICES.contains(&dev) => {
+        // The standard nodes are character devices: block 1:3 is a RAM disk.
+        FileType::CharacterDevice if crate::spec::STANDARD_DEVICES.contains(&dev) => None,
+        FileType::CharacterDevice | FileType::BlockDevice => {
             Some(format!("a device node ({}:{}) opens the host's device as /dev's would", dev.0, dev.1))
         }
         _ => None,
