@@ -190,6 +190,28 @@ fn env_and_capability_flags_apply_in_order() {
     assert_eq!(p["caps"], serde_json::json!([]), "{p}");
 }
 
+/// The inherited environment's PWD names the directory the workload is
+/// in, as bubblewrap sets it, not the caller's.
+#[test]
+fn pwd_names_the_sandboxs_working_directory() {
+    let pwd = |flags: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        // Not through a shell: sh would mend a PWD that names another
+        // directory.
+        args.extend_from_slice(&["--", "printenv", "PWD"]);
+        let mut c = airlock(&args);
+        c.current_dir("/usr/share").env("PWD", "/usr/share");
+        let r = output(c);
+        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+        r.stdout.trim().to_string()
+    };
+    assert_eq!(pwd(&[]), "/");
+    assert_eq!(pwd(&["--chdir", "/etc"]), "/etc");
+    // Set by name, the caller's value stands.
+    assert_eq!(pwd(&["--setenv", "PWD", "/x"]), "/x");
+}
+
 #[test]
 fn try_binds_skip_a_missing_source_and_bind_an_existing_one() {
     let dir = shared_dir();

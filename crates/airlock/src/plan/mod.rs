@@ -407,13 +407,19 @@ pub struct ProcessPlan {
 }
 
 /// The workload's environment: the caller's (if inherited), then `env`,
-/// then `unset_env`.
+/// then `unset_env`. An inherited environment's `PWD` names the process's
+/// working directory in the sandbox, as bubblewrap sets it: the caller's
+/// would name a directory the process is not in, one the sandbox may not
+/// even have.
 pub fn environment(p: &spec::Process, caller_env: &[(String, String)]) -> Vec<(String, String)> {
     let mut env: std::collections::BTreeMap<String, String> = if p.inherit_env {
         caller_env.iter().cloned().collect()
     } else {
         Default::default()
     };
+    if p.inherit_env {
+        env.insert("PWD".into(), p.cwd.as_deref().unwrap_or("/").into());
+    }
     for (k, v) in &p.env {
         env.insert(k.clone(), v.clone());
     }
