@@ -77,7 +77,7 @@ fn watch(r: OwnedFd, pidfd: &OwnedFd, cgroup: Option<&Cgroup>, dir: Option<&Sand
         // supervisor's destructors (its cgroups are the supervisor's).
         unsafe { libc::_exit(0) }
     }
-    super::supervisor::kill_sandbox(cgroup, pidfd);
+    super::ending::kill_sandbox(cgroup, pidfd);
     // PID 1 is not our child: wait for it to be gone through its pidfd.
     let mut pfd = [rustix::event::PollFd::new(
         pidfd,

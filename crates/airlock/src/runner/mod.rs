@@ -12,8 +12,10 @@
 use crate::{fs, report, signals};
 
 mod child;
+mod clone;
 mod copy_up;
 mod dev;
+mod ending;
 mod enter;
 mod exec;
 mod guard;

@@ -6,19 +6,22 @@
 //! end it reaps PID 1 (or, for an OCI client that reaps the pid it was
 //! given, reads its exit and leaves it), writes the exit report, removes
 //! the cgroups and, for a sandbox with state, records how it ended.
+//! PID 1's birth is in `clone`, the sandbox's end in `ending`; this file
+//! holds the order of it all.
 
-use super::guard;
+use super::clone::{become_pid1, clone_failed, kill_and_reap, start_pid1, Pid1Ends};
+use super::ending::{finish, reap};
 use super::logs::Logs;
-use super::report::{report_fd, Ended, ExitReport, Report, Reporter, SetupError, StepExt};
-use super::watch::{Outcome, RuntimeHooks, Watch};
-use super::{child, idmap, signals, sources, upper};
+use super::report::{Report, Reporter, SetupError, StepExt};
+use super::watch::{RuntimeHooks, Watch};
+use super::{signals, sources, upper};
 use crate::cgroup::Cgroup;
 use crate::plan::Plan;
 use crate::state::control;
-use crate::state::{SandboxDir, Status};
+use crate::state::SandboxDir;
 use crate::sys::{self, Forked};
 use rustix::fs::OFlags;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Die with the caller: its pidfd becomes readable when it exits. (The
@@ -345,43 +348,6 @@ pub(super) fn supervise(
     Ok(code)
 }
 
-/// After PID 1 is reaped: remove the cgroups, record how the sandbox
-/// ended, stand the guard down, and remove the sandbox's directory if it
-/// asked for that.
-fn finish(
-    mut cgroup: Option<Cgroup>,
-    state_dir: Option<SandboxDir>,
-    lifecycle: Option<crate::plan::Lifecycle>,
-    guard: Option<guard::Guard>,
-    outcome: &Outcome,
-    exit: &ExitReport,
-) {
-    if let Some(cg) = cgroup.as_mut() {
-        cg.remove();
-    }
-    if let Some(sb) = &state_dir {
-        let _ = sb.update(|st| {
-            st.status = Status::Stopped;
-            st.finished = Some(crate::state::now());
-            st.reason = outcome
-                .killed
-                .clone()
-                .or(outcome.failed_after_create.clone())
-                .or(st.reason.take());
-            st.exit =
-                (!outcome.failed || outcome.failed_after_create.is_some()).then(|| exit.clone());
-        });
-    }
-    if let Some(g) = guard {
-        g.release();
-    }
-    if let (Some(sb), Some(l)) = (&state_dir, &lifecycle) {
-        if l.remove_on_exit {
-            let _ = sb.remove();
-        }
-    }
-}
-
 /// Everything on the host side before the clone, in order: leave a
 /// detached caller, the stop signal, the caller's pidfd, the session, a
 /// persistent overlay's directories, the cgroups (a limit the host cannot
@@ -502,17 +468,6 @@ fn runtime_namespaces(
         .collect()
 }
 
-/// PID 1's ends of what it shares with the supervisor, and the trees
-/// cloned for it on the host side.
-struct Pid1Ends {
-    go: OwnedFd,
-    inner: OwnedFd,
-    hold: Option<OwnedFd>,
-    sources: sources::Sources,
-    /// The user namespace to join first (see `pidns`).
-    userns: Option<OwnedFd>,
-}
-
 /// Join the namespaces at `paths` (before the clone, and, for an exec,
 /// before the user namespace, whose capabilities do not reach them).
 pub(super) fn join_by_path(
@@ -544,123 +499,6 @@ pub(super) fn join_by_path(
     Ok(())
 }
 
-/// In the clone: let go of what is the supervisor's, put the log pipes on
-/// stdio and the inner socket on the report fd, and become PID 1.
-fn become_pid1(
-    plan: Plan,
-    alive_fds: &[i32],
-    logs: Option<Logs>,
-    ends: Pid1Ends,
-    report: Reporter,
-) -> ! {
-    // Cloned by root as the uid its user namespace belongs to, which may
-    // ptrace what is dumpable in it (fs.suid_dumpable = 1 leaves the
-    // seteuid's child so): nothing of ours needs it, root writes our maps
-    // and opens our clock offsets whatever we are. A rootless caller's
-    // supervisor needs us dumpable until "go", and is us.
-    if rustix::process::getuid().is_root() {
-        if let Err(e) = child::not_dumpable() {
-            report.failed(&e);
-            std::process::exit(125);
-        }
-    }
-    for fd in alive_fds {
-        // SAFETY: the alive locks' fds are ours, closed once here (this
-        // clone never returns to where their owners would close them);
-        // the sandbox must not keep the supervisor's locks.
-        drop(unsafe { OwnedFd::from_raw_fd(*fd) });
-    }
-    signals::forget_stop();
-    if let Some(l) = &logs {
-        if let Err(e) = l.attach_stdio() {
-            report.failed(&SetupError::io("runner: log pipes", &e));
-            std::process::exit(125);
-        }
-    }
-    drop(logs);
-    // Our report fd number now names the inner socket, close-on-exec, so
-    // the workload's exec is what closes it. In the caller's place there
-    // is no caller's socket: the inner one keeps its own number.
-    if report.caller().is_none() {
-        super::report::set_report_fd(ends.inner.into_raw_fd());
-    } else {
-        if let Err(e) = rustix::io::dup3(
-            &ends.inner,
-            &mut unsafe_report_fd(),
-            rustix::io::DupFlags::CLOEXEC,
-        ) {
-            report.failed(&SetupError::io("runner: report socket", &e.into()));
-            std::process::exit(125);
-        }
-        drop(ends.inner);
-    }
-    // SAFETY: the report fd is the inner socket now, open until the exec
-    // that ends this process image.
-    let report = Reporter::new(unsafe { BorrowedFd::borrow_raw(report_fd()) }, plan.verbose);
-    child::main(plan, ends.go, report, ends.hold, ends.sources, ends.userns)
-}
-
-fn clone_failed(e: &std::io::Error) -> SetupError {
-    let mut err = SetupError::io("clone3 into new namespaces", e);
-    if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) {
-        err.reason.push_str(
-            " (creating namespaces was refused: unprivileged user namespaces may be \
-             disabled, or user.max_user_namespaces reached)",
-        );
-    }
-    err
-}
-
-/// Between the clone and "go": the guard, PID 1's id maps and v1 cgroups,
-/// the state file. A failure kills and reaps PID 1 before it ran anything.
-fn start_pid1(
-    plan: &Plan,
-    pid: i32,
-    pidfd: &OwnedFd,
-    cgroup: Option<&Cgroup>,
-    state_dir: Option<&SandboxDir>,
-    alive_fds: &[i32],
-    report: Reporter,
-) -> Result<Option<guard::Guard>, SetupError> {
-    let early = |e: SetupError| {
-        kill_and_reap(pidfd, pid);
-        e
-    };
-    // Nothing of a sandbox may outlive its supervisor. Our init dies with
-    // it (parent-death signal, armed after its last uid change), which
-    // ends the PID namespace, and a dead supervisor's `alive` lock is
-    // released, so the state shows it stopped. Where that is not enough —
-    // cgroups to remove, or a workload as PID 1 that may clear its
-    // parent-death signal — a guard kills what is left.
-    let needs_guard = cgroup.is_some() || plan.init == crate::spec::InitMode::Workload;
-    let guard = if needs_guard {
-        Some(guard::spawn(pidfd, cgroup, state_dir, alive_fds).map_err(early)?)
-    } else {
-        None
-    };
-    // A joined user namespace has its maps (checked to be ours).
-    if plan.user_ns() && !plan.userns_of_pid {
-        report.progress(|| "write id maps".into());
-        idmap::write_maps(plan, pid).map_err(early)?;
-    }
-    if let Some(cg) = cgroup {
-        cg.add_v1(pid).map_err(early)?;
-    }
-    // In its cgroups (an affinity outside their cpuset is refused), and
-    // before "go": the workload, its fork, starts with it.
-    if let Some(s) = &plan.process.scheduling {
-        super::sched::apply(pid, s).map_err(early)?;
-    }
-    if let Some(sb) = state_dir {
-        record_start(sb, plan, pid, cgroup).map_err(early)?;
-    }
-    // Not before the maps are written: /proc/PID of a non-dumpable child
-    // belongs to the host's root, and a rootless caller could not write them.
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .step(|| "make the supervisor non-dumpable".into())?;
-    Ok(guard)
-}
-
 /// The error of [`sys::join_new_session_keyring`], with why it may fail.
 pub(super) fn session_keyring(e: std::io::Error) -> SetupError {
     const STEP: &str = "a session keyring of the sandbox's own";
@@ -671,114 +509,4 @@ pub(super) fn session_keyring(e: std::io::Error) -> SetupError {
         _ => return SetupError::io(STEP, &e),
     };
     SetupError::new(STEP, format!("{e}: {why}"))
-}
-
-/// PID 1, the supervisor and the cgroups go into the state file, the plan
-/// beside it (exec takes the sandbox's walls from it).
-fn record_start(
-    sb: &SandboxDir,
-    plan: &Plan,
-    pid: i32,
-    cgroup: Option<&Cgroup>,
-) -> Result<(), SetupError> {
-    let state_err = |e: crate::state::StateError| SetupError::new("state", e.to_string());
-    // A record outlives the binaries that wrote it (an `exec` after an
-    // upgrade reads it): it holds the seccomp programs themselves, not
-    // the names only this build's binaries resolve.
-    let mut recorded = plan.clone();
-    for p in &mut recorded.walls.seccomp {
-        *p = p.to_owned_bytes();
-    }
-    let bytes = serde_json::to_vec(&recorded).expect("plans serialize");
-    sb.write_atomic("plan.json", &bytes).map_err(state_err)?;
-    sb.update(|st| {
-        st.pid = Some(pid);
-        st.supervisor_pid = Some(std::process::id() as i32);
-        st.cgroup = cgroup.map(Cgroup::paths);
-    })
-    .map_err(state_err)
-}
-
-/// Reap PID 1 (or, when it is the caller's subreaper's to reap, only
-/// read how it ended) and say how the sandbox ended.
-fn reap(
-    pid: i32,
-    reaped: bool,
-    outcome: &Outcome,
-    cgroup: Option<&Cgroup>,
-    wall: Duration,
-) -> Result<(i32, ExitReport), SetupError> {
-    let (status, usage) =
-        sys::wait_status(pid, reaped).map_err(|e| SetupError::io("wait for the sandbox", &e))?;
-    let code = signals::shell_status(status);
-    Ok((
-        code,
-        exit_report(code, status, outcome, cgroup, &usage, wall),
-    ))
-}
-
-/// The report fd number, as an OwnedFd to dup onto. Never dropped: the
-/// number stays ours after the dup.
-fn unsafe_report_fd() -> std::mem::ManuallyDrop<OwnedFd> {
-    // SAFETY: the report fd is open in this process (the caller's socket);
-    // ManuallyDrop makes sure this handle never closes it.
-    std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(report_fd()) })
-}
-
-/// Kill every process of the sandbox: through its cgroup when there is
-/// one (double-forked processes included), else PID 1, which takes the
-/// whole PID namespace with it.
-pub(super) fn kill_sandbox(cgroup: Option<&Cgroup>, pidfd: &OwnedFd) {
-    if let Some(cg) = cgroup {
-        cg.kill();
-    }
-    let _ = rustix::process::pidfd_send_signal(pidfd.as_fd(), rustix::process::Signal::KILL);
-}
-
-fn exit_report(
-    code: i32,
-    status: i32,
-    outcome: &Outcome,
-    cgroup: Option<&Cgroup>,
-    usage: &libc::rusage,
-    wall: Duration,
-) -> ExitReport {
-    // A shell's 128+N for a signal, as ExitReport::from_code reads it: an
-    // `exit 255` is an exit.
-    let signal = libc::WIFSIGNALED(status)
-        .then(|| libc::WTERMSIG(status))
-        .or_else(|| (code > 128 && code < 128 + 65).then_some(code - 128));
-    let oom_kills = cgroup.map_or(0, Cgroup::oom_kills);
-    let ended = if outcome.timed_out {
-        Ended::TimedOut
-    } else if oom_kills > 0 && signal == Some(libc::SIGKILL) && outcome.killed.is_none() {
-        // Not when it was killed on request: an earlier OOM kill of
-        // some other process would take the blame.
-        Ended::OomKilled
-    } else if signal.is_some() {
-        Ended::Signaled
-    } else {
-        Ended::Exited
-    };
-    let (peak, scope) = match cgroup.and_then(Cgroup::peak_memory) {
-        Some(p) => (p, "cgroup"),
-        None => (usage.ru_maxrss as u64 * 1024, "largest-process"),
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    ExitReport {
-        code,
-        ended,
-        signal,
-        oom_kills,
-        pids_limit_hit: cgroup.is_some_and(Cgroup::pids_limit_hit),
-        peak_memory_bytes: peak,
-        peak_memory_scope: scope.into(),
-        cpu_seconds: secs(usage.ru_utime) + secs(usage.ru_stime),
-        wall_seconds: wall.as_secs_f64(),
-    }
-}
-
-fn kill_and_reap(pidfd: &OwnedFd, pid: i32) {
-    let _ = rustix::process::pidfd_send_signal(pidfd.as_fd(), rustix::process::Signal::KILL);
-    let _ = sys::reap(pid);
 }

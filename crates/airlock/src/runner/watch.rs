@@ -4,9 +4,9 @@
 //! detached workload's output (and terminal) and a proxied terminal,
 //! until PID 1 ends.
 
+use super::ending::kill_sandbox;
 use super::logs::{self, Logs};
 use super::report::{Report, Reporter, SetupError};
-use super::supervisor::kill_sandbox;
 use super::{signals, tty};
 use crate::cgroup::Cgroup;
 use crate::state::control::{self, Request};
