@@ -136,13 +136,21 @@ pub fn update(ctx: &Ctx, u: &liboci_cli::Update) -> Result<(), String> {
                 || u.cpu_share.is_some()
                 || u.blkio_weight.is_some()
                 || u.cpuset_cpus.is_some()
-                || u.cpuset_mems.is_some();
+                || u.cpuset_mems.is_some()
+                || u.cpu_rt_period.is_some()
+                || u.cpu_rt_runtime.is_some()
+                || u.l3_cache_schema.is_some()
+                || u.mem_bw_schema.is_some();
             if flags_too {
                 return Err(
                     "--resources: give the limits either in the file or as flags, not both".into(),
                 );
             }
-            (from_file(file, &sb)?, FieldNames::Json)
+            let (res, check) = from_file(file, &sb)?;
+            if check {
+                check_before_update(&res, &st)?;
+            }
+            (res, FieldNames::Json)
         }
         None => (from_flags(u, &sb)?, FieldNames::Flags),
     };
@@ -189,7 +197,33 @@ impl FieldNames {
     }
 }
 
-fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, String> {
+/// `memory.checkBeforeUpdate`, as runc takes it: a new memory limit below
+/// what the container uses now is refused rather than written, where v2
+/// would take it and have the kernel's OOM killer make room. (The usage
+/// may still grow between this look and the write.)
+fn check_before_update(res: &Resources, st: &airlock::state::State) -> Result<(), String> {
+    let Some(limit) = res.memory else {
+        return Ok(());
+    };
+    const FIELD: &str = "linux.resources.memory.limit";
+    let Some(paths) = &st.cgroup else {
+        return Err(format!(
+            "{FIELD}: checkBeforeUpdate: the container has no cgroups to read its usage from"
+        ));
+    };
+    let usage = airlock::cgroup::read_stats(paths).memory_bytes;
+    if limit.0 < usage {
+        return Err(format!(
+            "{FIELD}: {} is below the {usage} bytes the container uses now (memory.checkBeforeUpdate)",
+            limit.0
+        ));
+    }
+    Ok(())
+}
+
+/// The limits in an `update --resources` file, and whether it asks for
+/// `memory.checkBeforeUpdate`.
+fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<(Resources, bool), String> {
     let mut text = String::new();
     if file == Path::new("-") {
         std::io::stdin()
@@ -213,6 +247,7 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
     // -1 (or 0) takes a limit away in runc's update; here a limit can be
     // changed, not removed, and skipping it would report a success.
     let memory = r.memory().as_ref();
+    let check = memory.and_then(|m| m.check_before_update()) == Some(true);
     for (field, value) in [
         ("memory.limit", memory.and_then(|m| m.limit())),
         ("memory.reservation", memory.and_then(|m| m.reservation())),
@@ -253,15 +288,20 @@ fn from_file(file: &Path, sb: &airlock::state::SandboxDir) -> Result<Resources, 
         res.swap = Some(Size(swap));
     }
     // A quota or a period alone keeps the container's other value, as
-    // with the flags (resources_of, for a bundle, takes the default).
+    // with the flags (resources_of, for a bundle, takes the default). A
+    // period alone over no quota limits nothing, as in a bundle, where it
+    // is not kept either: containerd sends one for every container
+    // without a CPU limit (kubelet's period with no quota), and the rest
+    // of such an update must still apply.
     let quota = r.cpu().as_ref().and_then(|c| c.quota()).filter(|q| *q > 0);
     let period = r.cpu().as_ref().and_then(|c| c.period()).filter(|p| *p > 0);
-    if quota.is_some() || period.is_some() {
+    let over_no_quota = quota.is_none() && recorded_resources(sb).cpus.is_none();
+    if (quota.is_some() || period.is_some()) && !over_no_quota {
         let (cpus, period) = cpu_over_period(quota.map(|q| q as f64), period, sb)?;
         res.cpus = Some(cpus);
         res.cpu_period = Some(period);
     }
-    Ok(res)
+    Ok((res, check))
 }
 
 /// runc's memory and swap together (`total`, as on cgroup v1) as the
@@ -388,7 +428,11 @@ fn from_flags(
             )
         }
     }
-    r.cpu_weight = u.cpu_share.map(crate::config::shares_to_weight);
+    // 0 is "not set", as in a bundle's shares and runc's update.
+    r.cpu_weight = u
+        .cpu_share
+        .filter(|s| *s > 0)
+        .map(crate::config::shares_to_weight);
     if let Some(w) = u.blkio_weight {
         if !(10..=1000).contains(&w) {
             return refuse("--blkio-weight", &format!("{w} is not between 10 and 1000"));

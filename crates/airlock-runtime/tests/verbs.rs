@@ -268,6 +268,90 @@ fn update_changes_limits_live() {
     assert!(text(&o).1.contains("does not exist"), "{:?}", text(&o));
 }
 
+/// The updates containerd sends for a pod: the whole resources again, a
+/// CPU period with no quota for a container without a CPU limit (it
+/// refused the whole update), `checkBeforeUpdate`, and shares of 0 for
+/// "unchanged" (they became the least weight).
+#[test]
+fn update_takes_what_containerd_sends() {
+    require_root!();
+    if no_v1_memory_and_pids() || !Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists() {
+        return;
+    }
+    let env = Env::new();
+    // 32 MiB of shared memory in use before the update.
+    let b = env.bundle(
+        "k1",
+        &["sh", "-c", "dd if=/dev/zero of=/dev/shm/x bs=1M count=32 2>/dev/null; touch /dev/shm/ok; sleep 1000"],
+        |c| {
+            c["linux"]["resources"] = json!({
+                "cpu": {"shares": 512, "period": 100000},
+                "memory": {"limit": 134217728}
+            });
+        },
+    );
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "k1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pid = state(&env, "k1")["pid"].as_i64().unwrap();
+    assert!(env.rt(&["start", "k1"]).status.success());
+    let memory = v1_dir("memory", &cgroup_of(pid, "memory"));
+    let cpu = v1_dir("cpu", &cgroup_of(pid, "cpu"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !Path::new(&format!("/proc/{pid}/root/dev/shm/ok")).exists() {
+        assert!(std::time::Instant::now() < deadline, "dd did not finish");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let file = env.dir.path().join("r.json");
+    let update = |doc: serde_json::Value| {
+        std::fs::write(&file, doc.to_string()).unwrap();
+        env.rt(&["update", "-r", file.to_str().unwrap(), "k1"])
+    };
+    let o = update(json!({
+        "cpu": {"shares": 512, "period": 100000},
+        "memory": {"limit": 100663296}
+    }));
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&memory.join("memory.limit_in_bytes")), "100663296");
+    assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "-1");
+    assert_eq!(read(&cpu.join("cpu.shares")), "512");
+    // Below what the container uses: refused before the write, by name.
+    let o = update(json!({"memory": {"limit": 16777216, "checkBeforeUpdate": true}}));
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("linux.resources.memory.limit: 16777216 is below the")
+            && err.contains("checkBeforeUpdate"),
+        "{err}"
+    );
+    assert_eq!(read(&memory.join("memory.limit_in_bytes")), "100663296");
+    // Above it, the check passes.
+    let o = update(json!({"memory": {"limit": 83886080, "checkBeforeUpdate": true}}));
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&memory.join("memory.limit_in_bytes")), "83886080");
+    // Shares of 0 leave the weight as it is.
+    let o = env.rt(&["update", "--cpu-share", "0", "--pids-limit", "50", "k1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&cpu.join("cpu.shares")), "512");
+    // Every limit flag beside --resources is refused, not dropped.
+    for flag in ["--cpu-rt-runtime", "--cpu-rt-period"] {
+        let o = env.rt(&["update", "-r", file.to_str().unwrap(), flag, "1000", "k1"]);
+        assert!(!o.status.success(), "{flag}");
+        assert!(text(&o).1.contains("not both"), "{flag}: {:?}", text(&o));
+    }
+    assert!(env.rt(&["delete", "--force", "k1"]).status.success());
+    // A hierarchy turned off is refused by name, not ignored.
+    let b = env.bundle("k2", &["true"], |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 134217728, "useHierarchy": false}});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "k2"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("linux.resources.memory.useHierarchy"),
+        "{:?}",
+        text(&o)
+    );
+}
+
 #[test]
 fn cgroups_path_both_forms() {
     require_root!();

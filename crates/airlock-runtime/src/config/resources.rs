@@ -63,6 +63,13 @@ pub(super) fn resources(
                 "only limit, swap and reservation are supported",
             ));
         }
+        // Always on since Linux 5.x, and only ever a v1 file.
+        if m.use_hierarchy() == Some(false) {
+            return Err(err(
+                "linux.resources.memory.useHierarchy",
+                "false is not supported: the kernel's memory accounting is always hierarchical",
+            ));
+        }
         if m.kernel_tcp().is_some() {
             return Err(err("linux.resources.memory.kernelTCP", "not supported"));
         }
