@@ -142,10 +142,20 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                 let sig = a.signal.or(a.signal_flag).unwrap_or_else(|| "KILL".into());
                 c.signal(&a.name, &sig).await.map(|_| say(&a.name))
             }
-            Verb::Wait(a) => c.wait(&a.name).await.map(|i| {
-                let code = i.exit.map_or(0, |e| e.code);
-                println!("{code}");
-                ExitCode::from(code.clamp(0, 255) as u8)
+            Verb::Wait(a) => c.wait(&a.name).await.map(|i| match i.exit {
+                Some(e) => {
+                    println!("{}", e.code);
+                    ExitCode::from(e.code.clamp(0, 255) as u8)
+                }
+                // Never a made-up 0: it did not exit with one (its setup
+                // failed, or it was stopped before it started).
+                None => {
+                    eprintln!(
+                        "airlock: error: sandbox {} stopped without an exit status",
+                        i.name
+                    );
+                    ExitCode::from(125)
+                }
             }),
             Verb::Rm(a) => {
                 let mut code = ExitCode::SUCCESS;

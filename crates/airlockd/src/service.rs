@@ -410,6 +410,7 @@ fn create(
         stdin: r.stdin,
         exit_reported: false,
     };
+    let stored = name.clone();
     let opts = SpawnOptions {
         runner: d.runner.clone(),
         context: Some(ctx.clone()),
@@ -439,8 +440,19 @@ fn create(
     let st = match sb.state() {
         Ok(st) => st,
         // A `remove_on_exit` workload that already ended and took its
-        // directory along: it ran, which is what was asked.
+        // directory along: it ran, which is what was asked. The watch
+        // never knew it: its whole life is announced here (under the name
+        // given, else its id: a name made for it went with its state).
         Err(_) if r.remove_on_exit && !sb.dir.exists() => {
+            let shown = stored.as_deref().unwrap_or(&sb.id);
+            let mut life = vec![EventKind::Created];
+            if r.start {
+                life.push(EventKind::Started);
+            }
+            life.extend([EventKind::Exited, EventKind::Deleted]);
+            for kind in life {
+                d.bus.publish(peer.uid, kind, &sb.id, shown, None);
+            }
             return Ok(proto::CreateResponse {
                 sandbox: Some(proto::SandboxInfo {
                     id: sb.id.clone(),
@@ -693,9 +705,10 @@ impl Sandboxes for Service {
         ended(&sb, st.supervisor_pid, None).await;
         // Its state holds the whole spec (up to MAX_SPEC): parsed on the
         // blocking pool, not on one of the few workers every stream shares.
+        let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
         let st = blocking({
             let sb = sb.clone();
-            move || sb.state().map_err(from_state)
+            move || status::state_at_end(&sb, &name)
         })
         .await?;
         Ok(Response::new(info(&peer, &sb, &st, &m, false)))

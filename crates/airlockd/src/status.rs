@@ -42,6 +42,34 @@ fn about_field(code: Code, kind: &str, field: &str, reason: String) -> Status {
     )
 }
 
+/// The state of a sandbox that has ended. One that took its directory
+/// along as it ended (`remove_on_exit`) has no exit status left to give:
+/// not found, by its name, rather than an internal error naming a file.
+pub fn state_at_end(
+    sb: &airlock::state::SandboxDir,
+    name: &str,
+) -> Result<airlock::state::State, Status> {
+    match sb.state() {
+        Ok(st) => Ok(st),
+        Err(_) if !sb.dir.exists() => {
+            let reason = format!(
+                "sandbox {name} ended and was removed (remove_on_exit): its exit status is gone"
+            );
+            Err(status(
+                Code::NotFound,
+                reason.clone(),
+                proto::ErrorDetails {
+                    kind: "not-found".into(),
+                    field: String::new(),
+                    reason,
+                    findings: Vec::new(),
+                },
+            ))
+        }
+        Err(e) => Err(from_state(e)),
+    }
+}
+
 /// A request field that is wrong.
 pub fn invalid(field: &str, reason: impl Into<String>) -> Status {
     about_field(Code::InvalidArgument, "invalid-input", field, reason.into())

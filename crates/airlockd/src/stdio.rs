@@ -599,8 +599,9 @@ pub async fn attach(
             "the first message of Attach must be `attach`",
         ));
     };
-    let (sb, attached, reader) = blocking(move || {
+    let (sb, attached, reader, name) = blocking(move || {
         let (sb, st, m) = d.find(&peer, &which.sandbox)?;
+        let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
         if st.status != Status::Running {
             return Err(from_state(airlock::state::StateError::WrongStatus {
                 name: crate::meta::name_for(&peer, m.owner, &st.name).to_string(),
@@ -613,7 +614,7 @@ pub async fn attach(
         let mut reader = sb.log_reader(Some(0));
         reader.read_new();
         let attached = sb.attach().map_err(from_state)?;
-        Ok((sb, attached, reader))
+        Ok((sb, attached, reader, name))
     })
     .await?;
     let (tx, rx) = mpsc::channel(16);
@@ -635,9 +636,7 @@ pub async fn attach(
             tx.blocking_send(out(o)).is_ok()
         },
         move || {
-            let msg = sb2
-                .state()
-                .map_err(from_state)
+            let msg = crate::status::state_at_end(&sb2, &name)
                 .and_then(|st| exit_of(&st).ok_or_else(|| RpcStatus::internal("no exit recorded")))
                 .map(|e| proto::ExecOutput {
                     output: Some(Output::Exit(e)),

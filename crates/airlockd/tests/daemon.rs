@@ -989,6 +989,67 @@ async fn stopping_a_sandbox_removed_at_its_end_answers_stopped() {
     assert!(c.inspect("gone").await.is_err(), "removed at its end");
 }
 
+/// A sandbox removed at its end: waiting for it says so by name (it gave
+/// an internal error naming its state file), and its whole life is
+/// announced, also when it ended before its create answered (which this
+/// machine's timing rarely gives: the count is printed; none was).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sandbox_removed_at_its_end_is_waited_for_and_announced() {
+    if !root_or_skip("a_sandbox_removed_at_its_end_is_waited_for_and_announced") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let mut events = record_events(&mut c).await;
+    c.create(proto::CreateRequest {
+        name: "brief".into(),
+        args: args(&["sh", "-c", "sleep 0.3; exit 3"]),
+        start: true,
+        remove_on_exit: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let e = c.wait("brief").await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
+    assert!(
+        e.to_string()
+            .contains("sandbox brief ended and was removed (remove_on_exit)"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("state.json"), "{e}");
+    // Quick enough, some of these end before their create answers.
+    let mut gone = 0;
+    for i in 0..10 {
+        let made = c
+            .create(proto::CreateRequest {
+                name: format!("q{i}"),
+                args: args(&["true"]),
+                start: true,
+                remove_on_exit: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let info = made.sandbox.unwrap();
+        if info.state == proto::State::Stopped as i32 {
+            gone += 1;
+        }
+        let kinds = kinds_until(&mut events, &info.id, EventKind::Deleted).await;
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Created,
+                EventKind::Started,
+                EventKind::Exited,
+                EventKind::Deleted
+            ],
+            "q{i}"
+        );
+    }
+    eprintln!("{gone} of 10 had ended before their create answered");
+}
+
 /// An exec that leaves a process holding its output open (`setsid sleep
 /// &`) still ends its stream with its status, and keeps no thread of the
 /// daemon's reading that output.
