@@ -19,9 +19,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Creates a caller besides root may have under way at once (see
-/// [`Daemon::reserve`]): well below the blocking pool's 256 threads.
+/// [`Daemon::reserve`]): well below the blocking pool's 256 threads. An
+/// exec's setup holds a thread the same way: as many again.
 pub const MAX_CREATING_PER_CALLER: usize = 16;
-/// And by all callers besides root together (the blocking pool's half).
+/// Creates and exec setups by all callers besides root together (the
+/// blocking pool's half).
 pub const MAX_CREATING_UNPRIVILEGED: usize = 128;
 
 pub struct Daemon {
@@ -39,6 +41,9 @@ pub struct Daemon {
     /// Creates under way, which count against `max_sandboxes`.
     /// The uid of each create in flight, holding a place.
     pending: Mutex<Vec<u32>>,
+    /// The uid of each exec being set up (until its process runs or
+    /// fails), each holding one of the blocking pool's threads.
+    exec_setups: Mutex<Vec<u32>>,
     /// Exec, Attach, Logs, Events and Wait calls under way, by caller uid
     /// (root's are not counted), against `max_streams_per_caller`.
     streams: Quota,
@@ -93,6 +98,19 @@ pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic:
     }
 }
 
+/// An exec's setup under way, counted until dropped (see
+/// [`Daemon::reserve_exec_setup`]).
+pub struct ExecSetup(Shared, u32);
+
+impl Drop for ExecSetup {
+    fn drop(&mut self) {
+        let mut setups = self.0.exec_setups.lock().expect("exec setups lock");
+        if let Some(i) = setups.iter().position(|uid| *uid == self.1) {
+            setups.swap_remove(i);
+        }
+    }
+}
+
 /// A reserved place under `max_sandboxes`, freed when dropped.
 pub struct Slot<'a>(&'a Daemon, u32);
 
@@ -122,6 +140,7 @@ impl Daemon {
             bus,
             known: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
+            exec_setups: Mutex::new(Vec::new()),
             streams: Quota::default(),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
             reaper: Reaper::new(),
@@ -222,7 +241,8 @@ impl Daemon {
             // never answers can hold up for good: one caller must not take
             // them all (root's calls and the event watch need them).
             // (And all callers besides root together: a group's members.)
-            let others = pending.iter().filter(|uid| **uid != 0).count();
+            let others =
+                pending.iter().filter(|uid| **uid != 0).count() + self.unprivileged_exec_setups();
             if others >= MAX_CREATING_UNPRIVILEGED {
                 return Err(status::limit(
                     "creates",
@@ -262,6 +282,51 @@ impl Daemon {
         }
         pending.push(peer.uid);
         Ok(Slot(self, peer.uid))
+    }
+
+    fn unprivileged_exec_setups(&self) -> usize {
+        let setups = self.exec_setups.lock().expect("exec setups lock");
+        setups.iter().filter(|uid| **uid != 0).count()
+    }
+
+    /// Count one more exec being set up for `peer`, or say which limit is
+    /// reached. An exec's setup holds a thread of the blocking pool until
+    /// its process runs, which a program or directory on a file system
+    /// that never answers can hold up for good, also after the client
+    /// went away: as for creates, one caller must not take the threads
+    /// root's calls and the event watch need, nor all callers but root
+    /// together.
+    pub fn reserve_exec_setup(d: &Shared, peer: &Peer) -> Result<ExecSetup, tonic::Status> {
+        // In `reserve`'s order: creates, then exec setups.
+        let creating = d
+            .pending
+            .lock()
+            .expect("pending lock")
+            .iter()
+            .filter(|uid| **uid != 0)
+            .count();
+        let mut setups = d.exec_setups.lock().expect("exec setups lock");
+        if !peer.is_root() {
+            let others = setups.iter().filter(|uid| **uid != 0).count() + creating;
+            if others >= MAX_CREATING_UNPRIVILEGED {
+                return Err(status::limit(
+                    "execs",
+                    "as many creates and execs are being set up as this daemon takes at once from callers other than root; try again",
+                ));
+            }
+            let mine = setups.iter().filter(|uid| **uid == peer.uid).count();
+            if mine >= MAX_CREATING_PER_CALLER {
+                return Err(status::limit(
+                    "execs",
+                    format!(
+                        "uid {} has {mine} execs being set up, as many as a caller may at once",
+                        peer.uid
+                    ),
+                ));
+            }
+        }
+        setups.push(peer.uid);
+        Ok(ExecSetup(d.clone(), peer.uid))
     }
 
     /// The sandbox `key` names among those `peer` may see (its own, or

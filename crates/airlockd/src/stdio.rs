@@ -6,7 +6,7 @@
 //! client slows the process's output rather than growing the daemon's
 //! memory.
 
-use crate::daemon::{blocking, exit_of, exit_status, stream_slot, Shared, StreamSlot};
+use crate::daemon::{blocking, exit_of, exit_status, stream_slot, Daemon, Shared, StreamSlot};
 use crate::peer::Peer;
 use crate::status::{from_error, from_state, invalid};
 use airlock::state::{LogStream as Which, Status};
@@ -352,8 +352,17 @@ pub async fn exec(
     let answer = out_tx.downgrade();
     let gone = Arc::new(AtomicBool::new(false));
     tokio::spawn(relay(rx, out_tx, gone.clone()));
+    // The slot and the setup's count go with the blocking call, not this
+    // future: a client that goes away drops the future, while the setup
+    // may still hold its thread (see `Daemon::reserve_exec_setup`).
+    let setup = Daemon::reserve_exec_setup(&d, &peer)?;
     let d2 = d.clone();
-    let feed_to = blocking(move || start_exec(&d2, &peer, start, opts, tx, gone)).await?;
+    let (feed_to, slot) = blocking(move || {
+        let started = start_exec(&d2, &peer, start, opts, tx, gone);
+        drop(setup);
+        started.map(|feed| (feed, slot))
+    })
+    .await?;
     tokio::spawn(forward(
         input,
         feed_to,
