@@ -344,7 +344,11 @@ impl Daemon {
         if let Some(found) = self.lookup(peer, key) {
             return Ok(found);
         }
-        airlock::state::find_in(self.visible(peer), key).map_err(status::from_state)
+        let (sb, _, m) =
+            airlock::state::find_in(self.visible(peer), key).map_err(status::from_state)?;
+        // The listing's spec is cut: the found one's state is read whole.
+        let st = sb.state().map_err(status::from_state)?;
+        Ok((sb, st, m))
     }
 
     /// [`Daemon::find`] by a name or a whole id alone: a few small reads,
@@ -364,13 +368,19 @@ impl Daemon {
     }
 
     /// Every sandbox `peer` may see, with its meta.
+    /// Each spec is cut to what a list shows of it ([`listed_args`]): a
+    /// caller's 250 sandboxes of a megabyte each would otherwise be held
+    /// at once by every List, Health and lookup by id prefix.
     pub fn visible(&self, peer: &Peer) -> Vec<(SandboxDir, State, Meta)> {
         // Whose it is first, from its small meta file: another user's
         // state (and the spec in it) is not read for this caller at all.
-        self.root.list_where(|sb| {
-            let m = meta::read(sb);
-            (peer.is_root() || m.owner == peer.uid).then_some(m)
-        })
+        self.root.list_where_then(
+            |sb| {
+                let m = meta::read(sb);
+                (peer.is_root() || m.owner == peer.uid).then_some(m)
+            },
+            |st| st.spec = st.spec.listing(listed_args),
+        )
     }
 }
 

@@ -662,10 +662,6 @@ impl Sandboxes for Service {
                 .map(|(sb, st, m)| info(&peer, sb, st, m, false))
                 .filter(|i| r.states.is_empty() || r.states.contains(&i.state))
                 .filter(|i| r.labels.iter().all(|(k, v)| i.labels.get(k) == Some(v)))
-                .map(|mut i| {
-                    i.args = crate::daemon::listed_args(std::mem::take(&mut i.args));
-                    i
-                })
                 .collect();
             Ok(Response::new(proto::ListResponse { sandboxes }))
         })

@@ -989,6 +989,53 @@ async fn stopping_a_sandbox_removed_at_its_end_answers_stopped() {
     assert!(c.inspect("gone").await.is_err(), "removed at its end");
 }
 
+/// A List of sandboxes whose specs are near a megabyte each holds what it
+/// shows of them, not every spec at once: it held them all (a caller's
+/// 250 such sandboxes and a few concurrent lists were gigabytes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_does_not_hold_every_spec() {
+    if !root_or_skip("a_list_does_not_hold_every_spec") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let big = "x".repeat(100 << 10);
+    for i in 0..40 {
+        let mut argv = args(&["sh", "-c", "sleep 100", "sh"]);
+        argv.extend(std::iter::repeat_n(big.clone(), 9));
+        c.create(proto::CreateRequest {
+            name: format!("big{i}"),
+            args: argv,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let kib = |field: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line[field.len()..]
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = kib("VmHWM:");
+    let listed = c.list(Default::default()).await.unwrap();
+    assert_eq!(listed.len(), 40);
+    assert!(
+        listed[0].args.concat().len() < 2048,
+        "a list shows the start"
+    );
+    let grew = kib("VmHWM:") - before;
+    // The specs together are 36 MiB.
+    assert!(
+        grew < 12 << 10,
+        "the daemon's peak grew by {grew} KiB for one List"
+    );
+}
+
 /// A sandbox removed at its end: waiting for it says so by name (it gave
 /// an internal error naming its state file), and its whole life is
 /// announced, also when it ended before its create answered (which this

@@ -173,6 +173,16 @@ impl RecordedSpec {
             .map(|s| s.process.args)
             .map_err(|e| StateError::RecordedSpec(e.to_string()))
     }
+
+    /// The record cut to what a list shows: the program's arguments alone,
+    /// as `shown` keeps them. A spec may be a megabyte; a list of many
+    /// sandboxes must not hold every one at once. Only [`RecordedSpec::args`]
+    /// reads such a record back.
+    pub fn listing(&self, shown: impl FnOnce(Vec<String>) -> Vec<String>) -> RecordedSpec {
+        let args = shown(self.args().unwrap_or_default());
+        let v = serde_json::json!({ "process": { "args": args } });
+        RecordedSpec(serde_json::value::to_raw_value(&v).expect("strings serialize"))
+    }
 }
 
 impl PartialEq for RecordedSpec {
@@ -366,6 +376,17 @@ impl StateRoot {
         &self,
         keep: impl Fn(&SandboxDir) -> Option<T>,
     ) -> Vec<(SandboxDir, State, T)> {
+        self.list_where_then(keep, |_| {})
+    }
+
+    /// [`StateRoot::list_where`], with `then` applied to each state as it
+    /// is read (before the next is: [`RecordedSpec::listing`] keeps a
+    /// list's memory to what it shows).
+    pub fn list_where_then<T>(
+        &self,
+        keep: impl Fn(&SandboxDir) -> Option<T>,
+        then: impl Fn(&mut State),
+    ) -> Vec<(SandboxDir, State, T)> {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return out;
@@ -379,7 +400,8 @@ impl StateRoot {
             let Some(kept) = keep(&sb) else {
                 continue;
             };
-            if let Ok(st) = sb.state() {
+            if let Ok(mut st) = sb.state() {
+                then(&mut st);
                 out.push((sb, st, kept));
             }
         }
