@@ -102,7 +102,7 @@ impl Error {
                 FailureKind::Setup => ErrorKind::Host,
             },
             Error::Image(e) => e.kind(),
-            Error::State(StateError::NotFound(_)) => ErrorKind::NotFound,
+            Error::State(StateError::NotFound(_) | StateError::Removed(_)) => ErrorKind::NotFound,
             Error::State(StateError::BadName(_)) => ErrorKind::InvalidInput,
             Error::State(
                 StateError::NameInUse(_)

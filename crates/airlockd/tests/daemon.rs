@@ -1097,6 +1097,49 @@ async fn a_sandbox_removed_at_its_end_is_waited_for_and_announced() {
     eprintln!("{gone} of 10 had ended before their create answered");
 }
 
+/// Calls that race a sandbox's removal at its end answer that it is
+/// stopped or gone, never an internal error naming its lock file.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_racing_a_removal_say_it_is_gone() {
+    if !root_or_skip("calls_racing_a_removal_say_it_is_gone") {
+        return;
+    }
+    let d = Daemon::start("");
+    for round in 0..3 {
+        let mut c = d.client().await;
+        let name = format!("race{round}");
+        c.create(proto::CreateRequest {
+            name: name.clone(),
+            args: args(&["sleep", "100"]),
+            start: true,
+            remove_on_exit: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut calls = Vec::new();
+        for _ in 0..3 {
+            let mut c = d.client().await;
+            let name = name.clone();
+            calls.push(tokio::spawn(async move {
+                c.stop(&name, Some(1)).await.map(|_| ())
+            }));
+        }
+        for _ in 0..3 {
+            let mut c = d.client().await;
+            let name = name.clone();
+            calls.push(tokio::spawn(async move {
+                c.delete(&name, true).await.map(|_| ())
+            }));
+        }
+        for call in calls {
+            if let Err(e) = call.await.unwrap() {
+                assert_eq!(e.code(), Some(Code::NotFound), "round {round}: {e}");
+            }
+        }
+    }
+}
+
 /// An exec that leaves a process holding its output open (`setsid sleep
 /// &`) still ends its stream with its status, and keeps no thread of the
 /// daemon's reading that output.

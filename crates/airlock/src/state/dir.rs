@@ -26,7 +26,11 @@ pub(super) fn lock_file(path: &Path, exclusive: bool) -> Result<File, StateError
 /// Open (creating) `path` and flock it with `op`; `None` when a
 /// non-blocking `op` finds it held.
 fn flock_file(path: &Path, op: FlockOperation) -> Result<Option<File>, StateError> {
-    let f = crate::fs::open_lock_file(path).map_err(io_err("open the lock", path))?;
+    let f = match crate::fs::open_lock_file(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(removed_or(path, e)),
+        Err(e) => return Err(io_err("open the lock", path)(e)),
+    };
     match rustix::fs::flock(&f, op) {
         Ok(()) => Ok(Some(f)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -35,6 +39,19 @@ fn flock_file(path: &Path, op: FlockOperation) -> Result<Option<File>, StateErro
             path: path.to_path_buf(),
             source: e.into(),
         }),
+    }
+}
+
+/// A file of a sandbox's directory not found: the sandbox removed, when
+/// its directory went too.
+fn removed_or(path: &Path, e: io::Error) -> StateError {
+    match path.parent() {
+        Some(dir) if !dir.exists() => StateError::Removed(
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        _ => io_err("open the lock", path)(e),
     }
 }
 
@@ -102,6 +119,13 @@ impl SandboxDir {
                 && !self.being_created() =>
             {
                 return Ok(self.unreadable(&source))
+            }
+            Err(StateError::Io {
+                what: "read",
+                source,
+                ..
+            }) if source.kind() == io::ErrorKind::NotFound && !self.dir.exists() => {
+                return Err(StateError::Removed(self.id.clone()))
             }
             Err(e) => return Err(e),
         };

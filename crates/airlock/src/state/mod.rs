@@ -267,6 +267,10 @@ fn descendants_and(pid: i32) -> Vec<i32> {
 pub enum StateError {
     #[error("no sandbox named or with an id starting {0:?}")]
     NotFound(String),
+    /// Its directory went while the caller acted on it (a `remove_on_exit`
+    /// end, another caller's removal).
+    #[error("sandbox {0} has been removed")]
+    Removed(String),
     #[error("{0:?} matches more than one sandbox id; give more of it")]
     Ambiguous(String),
     #[error("the name {0:?} is already in use")]
