@@ -74,6 +74,39 @@ pub fn receive_terminal(conn: impl std::os::fd::AsFd) -> std::io::Result<std::os
     })
 }
 
+/// The address of a console socket at `path`, which may be longer than
+/// the 108 bytes an address holds (a daemon's or an engine's deep state
+/// directory): then it is reached through an fd on its directory,
+/// `/proc/self/fd/N/NAME`, and the fd comes along, to be kept until the
+/// bind or connect is done. (The kernel resolves the address as a path.)
+pub fn console_socket_address(
+    path: &std::path::Path,
+) -> std::io::Result<(rustix::net::SocketAddrUnix, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::AsRawFd;
+    match rustix::net::SocketAddrUnix::new(path) {
+        Err(rustix::io::Errno::NAMETOOLONG) | Err(rustix::io::Errno::INVAL) => {}
+        other => return Ok((other?, None)),
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(rustix::io::Errno::NAMETOOLONG.into());
+    };
+    let dir = rustix::fs::open(
+        if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        },
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let mut short = std::ffi::OsString::from(format!("/proc/self/fd/{}/", dir.as_raw_fd()));
+    short.push(name);
+    Ok((
+        rustix::net::SocketAddrUnix::new(short.as_os_str())?,
+        Some(dir),
+    ))
+}
+
 /// Set the window size (rows, columns) of the terminal `fd` (its master
 /// or slave).
 pub(crate) fn set_size(fd: impl std::os::fd::AsFd, rows: u16, cols: u16) -> std::io::Result<()> {

@@ -222,8 +222,25 @@ impl Console {
         let _ = rustix::rand::getrandom(&mut rand, rustix::rand::GetRandomFlags::empty());
         let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
         let path = d.root.path().join(format!(".console-{tag}.sock"));
-        let listener = std::os::unix::net::UnixListener::bind(&path)
-            .map_err(|e| RpcStatus::internal(format!("console socket {}: {e}", path.display())))?;
+        let failed = |e: std::io::Error| {
+            RpcStatus::internal(format!("console socket {}: {e}", path.display()))
+        };
+        // Reached the way the runner reaches it: a deep state root's path
+        // is longer than a socket address holds.
+        let (addr, _dir) = airlock::terminal::console_socket_address(&path).map_err(failed)?;
+        let sock = rustix::net::socket_with(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| failed(e.into()))?;
+        rustix::net::bind(&sock, &addr).map_err(|e| failed(e.into()))?;
+        if let Err(e) = rustix::net::listen(&sock, 1) {
+            let _ = std::fs::remove_file(&path);
+            return Err(failed(e.into()));
+        }
+        let listener = std::os::unix::net::UnixListener::from(sock);
         // accept() honours the receive timeout: a runner that failed
         // before sending the terminal does not hold a thread forever.
         let _ = rustix::net::sockopt::set_socket_timeout(

@@ -1097,6 +1097,58 @@ async fn a_sandbox_removed_at_its_end_is_waited_for_and_announced() {
     eprintln!("{gone} of 10 had ended before their create answered");
 }
 
+/// A terminal exec works under a state root whose console socket's path
+/// is longer than a socket address holds (it failed: Internal).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_exec_works_under_a_deep_state_root() {
+    if !root_or_skip("a_terminal_exec_works_under_a_deep_state_root") {
+        return;
+    }
+    let deep = tempfile::Builder::new()
+        .prefix(&format!("airlockd-{}", "d".repeat(80)))
+        .tempdir()
+        .unwrap();
+    let root = deep.path().join("state");
+    assert!(
+        root.join(".console-0123456789abcdef.sock")
+            .as_os_str()
+            .len()
+            > 108
+    );
+    let d = Daemon::start(&format!("state_root = {root:?}"));
+    let mut c = d.client().await;
+    run(&mut c, "t", &["sleep", "100"]).await;
+    let ran = tokio::time::timeout(
+        Duration::from_secs(30),
+        c.exec_with_input(
+            proto::ExecStart {
+                sandbox: "t".into(),
+                args: args(&["sh", "-c", "tty; exit 4"]),
+                tty: true,
+                ..Default::default()
+            },
+            Vec::new(),
+        ),
+    )
+    .await
+    .expect("the exec's stream ended")
+    .unwrap();
+    assert_eq!(ran.exit.unwrap().code, 4);
+    assert!(
+        String::from_utf8_lossy(&ran.stdout).contains("/dev/pts/"),
+        "{:?}",
+        String::from_utf8_lossy(&ran.stdout)
+    );
+    // Nothing of the console socket stays.
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".console-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    c.delete("t", true).await.unwrap();
+}
+
 /// Calls that race a sandbox's removal at its end answer that it is
 /// stopped or gone, never an internal error naming its lock file.
 #[tokio::test(flavor = "multi_thread")]

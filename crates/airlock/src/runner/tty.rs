@@ -414,7 +414,7 @@ pub fn connect_console_socket(path: &std::path::Path) -> Result<OwnedFd, SetupEr
         None,
     )
     .step(step)?;
-    let addr = rustix::net::SocketAddrUnix::new(path).step(step)?;
+    let (addr, _dir) = crate::terminal::console_socket_address(path).step(step)?;
     rustix::net::connect(&sock, &addr).step(step)?;
     Ok(sock)
 }

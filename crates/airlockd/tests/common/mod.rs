@@ -43,10 +43,14 @@ impl Daemon {
         } else {
             "group = \"\"\n"
         };
+        // A test may give a state root of its own.
+        let state = match extra.contains("state_root =") {
+            true => String::new(),
+            false => format!("state_root = {:?}\n", dir.path().join("state")),
+        };
         let text = format!(
-            "listen = {:?}\nstate_root = {:?}\nstore = {:?}\n{group}max_memory = \"256M\"\n{extra}\n",
+            "listen = {:?}\n{state}store = {:?}\n{group}max_memory = \"256M\"\n{extra}\n",
             dir.path().join("airlockd.sock"),
-            dir.path().join("state"),
             dir.path().join("store"),
         );
         std::fs::write(&config, text).unwrap();
