@@ -148,6 +148,19 @@ fn bytes_and_entries_are_bounded_per_image() {
     let e = r.unwrap_err();
     assert!(e.contains("\"d50\"") && e.contains("50 entries"), "{e}");
     assert_eq!(layers, 0);
+    // And so do the directories made for an entry's parents: ten files
+    // 40 deep are 410 entries (they were 10).
+    let deep: Vec<String> = (0..10)
+        .map(|i| format!("e{i}/{}f", "a/".repeat(40)))
+        .collect();
+    let empty: Vec<E> = deep
+        .iter()
+        .map(|n| E::File(n.as_str(), b"", 0o644))
+        .collect();
+    let (r, layers) = pull(vec![layer(&empty)], limits);
+    let e = r.unwrap_err();
+    assert!(e.contains("50 entries"), "{e}");
+    assert_eq!(layers, 0);
     // Control: all of it fits the defaults.
     let (r, _) = pull(vec![big, layer(&dirs)], DEFAULT_LIMITS);
     assert!(r.is_ok(), "{r:?}");

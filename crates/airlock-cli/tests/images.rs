@@ -201,9 +201,13 @@ fn whiteouts_and_opaque_directories() {
         E::File("data/e", b"old-e ", 0o644),
         E::Dir("opq", 0o755),
         E::File("opq/old", b"old", 0o644),
+        E::File("gone/secret", b"s", 0o644),
+        E::File("late/secret", b"s", 0o644),
     ]);
     // A whiteout hides only what the layers below hold, never an entry of
-    // its own layer, before it (c) or after it (d, e).
+    // its own layer, before it (c) or after it (d, e). A directory of its
+    // own in its place, named after (gone) or before (late) it, still
+    // hides the lower one's entries (they showed through).
     let upper = layer(&[
         E::File("data/.wh.a", b"", 0o644),
         E::File("data/c", b"c ", 0o644),
@@ -215,6 +219,12 @@ fn whiteouts_and_opaque_directories() {
         E::Dir("opq", 0o755),
         E::File("opq/.wh..wh..opq", b"", 0o644),
         E::File("opq/new", b"new", 0o644),
+        E::File(".wh.gone", b"", 0o644),
+        E::Dir("gone", 0o755),
+        E::File("gone/new", b"", 0o644),
+        E::Dir("late", 0o755),
+        E::File("late/new", b"", 0o644),
+        E::File(".wh.late", b"", 0o644),
     ]);
     let img = env.path("img");
     oci_layout(
@@ -222,10 +232,10 @@ fn whiteouts_and_opaque_directories() {
         &[(
             "w",
             vec![busybox_layer(), lower, upper],
-            json!({"Cmd": ["/bin/sh", "-c", "ls /data; ls /opq; cat /data/c /data/e"]}),
+            json!({"Cmd": ["/bin/sh", "-c", "ls /data; ls /opq; cat /data/c /data/e; echo; ls /gone; ls /late"]}),
         )],
     );
-    let want = "b\nc\nd\ne\nnew\nc new-e";
+    let want = "b\nc\nd\ne\nnew\nc new-e\nnew\nnew\n";
     let r = env.run(&img, &[]);
     assert_eq!(r.stdout, want, "{}", r.stderr);
     // Root's overlay without a user namespace reads the trusted xattrs:

@@ -9,7 +9,8 @@ use super::ImageError;
 pub struct Limits {
     /// Bytes of file content, all the layers of one image together.
     pub bytes: u64,
-    /// Entries, all the layers of one image together.
+    /// Entries, all the layers of one image together, and each directory
+    /// made for an entry whose parents the layer did not name.
     pub entries: u64,
     /// A layer may unpack to at most this many times its compressed size
     /// (or `ratio_floor` bytes, whichever is more): real layers compress 2

@@ -26,8 +26,16 @@ use std::path::{Path, PathBuf};
 
 /// Split `PATH`, `PATH:TAG` or `PATH@sha256:HEX` (a PATH that exists
 /// as given wins over the other readings, so a directory may have `@` or
-/// `:` in its name).
+/// `:` in its name; never over a whole pin, `@sha256:` and 64 hex digits:
+/// whoever may write beside the image could otherwise make a path of
+/// that name and have their image run, unverified, for the pinned one).
 pub fn parse_ref(s: &str) -> (PathBuf, Selector) {
+    if let Some((path, digest)) = s.rsplit_once('@') {
+        let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return (path.into(), Selector::Digest(digest.to_string()));
+        }
+    }
     if Path::new(s).exists() {
         return (s.into(), Selector::Only);
     }
@@ -300,6 +308,14 @@ mod tests {
         let at = dir.path().join("x@sha256:ab");
         std::fs::create_dir(&at).unwrap();
         assert_eq!(parse_ref(at.to_str().unwrap()), (at, Selector::Only));
+        // A whole pin is a pin, whatever is there by its name.
+        let pin = format!("sha256:{}", "0a".repeat(32));
+        let at = dir.path().join(format!("x@{pin}"));
+        std::fs::create_dir(&at).unwrap();
+        assert_eq!(
+            parse_ref(at.to_str().unwrap()),
+            (dir.path().join("x"), Selector::Digest(pin))
+        );
     }
 
     #[test]

@@ -428,18 +428,27 @@ impl Store {
             .collect()
     }
 
-    /// A fresh directory under the store's `tmp/` (unique to this process
-    /// and moment), for work that is renamed into place or removed.
+    /// A fresh directory under the store's `tmp/`, for work that is
+    /// renamed into place or removed: made here and now, never one that
+    /// was there (two pulls of one process, a daemon's, in the same clock
+    /// tick would otherwise unpack into one directory).
     pub fn scratch(&self, prefix: &str) -> Result<PathBuf, ImageError> {
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = self
-            .root
-            .join("tmp")
-            .join(format!("{prefix}-{}-{nonce}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| ImageError::io(&dir, e))?;
-        Ok(dir)
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = self.root.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| ImageError::io(&tmp, e))?;
+        loop {
+            let nonce = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = tmp.join(format!("{prefix}-{}-{nonce}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(dir),
+                // Left by a process of the same pid before (a reboot ago).
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(ImageError::io(&dir, e)),
+            }
+        }
     }
 
     /// The unpacked root of a layer, unpacking it first (within `budget`,
@@ -755,22 +764,54 @@ fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
 }
 
 /// Remove a tree the store wrote, making read-only directories writable
-/// first (layers keep the image's modes).
+/// first (layers keep the image's modes). The tree's files may belong to
+/// a sandbox's ids, whose owner can change it meanwhile: each directory
+/// is opened beneath the last, never through a symlink, and changed by
+/// its fd, so that no swap of a directory for a link sends a chmod onto
+/// the host. (`remove_dir_all` itself follows no symlink.)
 pub fn remove_tree(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
+    use rustix::fs::{Mode, OFlags, CWD};
+    use std::os::fd::{AsFd, AsRawFd};
     if std::fs::remove_dir_all(p).is_ok() {
         return;
     }
-    fn open_up(p: &Path) {
-        if let Ok(m) = std::fs::symlink_metadata(p) {
-            if m.is_dir() {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                    open_up(&e.path());
-                }
+    // Searched and listed once made the owner's: an O_PATH handle needs
+    // neither right, and its chmod goes through /proc to what it holds.
+    fn open_up(parent: impl AsFd, name: &std::ffi::CStr) {
+        let held = OFlags::PATH
+            .union(OFlags::DIRECTORY)
+            .union(OFlags::NOFOLLOW)
+            .union(OFlags::CLOEXEC);
+        // Not a directory, or a symlink: ENOTDIR or ELOOP, left alone.
+        let Ok(handle) = rustix::fs::openat(parent, name, held, Mode::empty()) else {
+            return;
+        };
+        let _ = rustix::fs::chmod(
+            format!("/proc/self/fd/{}", handle.as_raw_fd()).as_str(),
+            Mode::from_raw_mode(0o700),
+        );
+        let listed = OFlags::RDONLY
+            .union(OFlags::DIRECTORY)
+            .union(OFlags::CLOEXEC);
+        let Ok(dir) = rustix::fs::openat(&handle, c".", listed, Mode::empty()) else {
+            return;
+        };
+        let Ok(mut entries) = rustix::fs::Dir::read_from(&dir) else {
+            return;
+        };
+        let mut names = Vec::new();
+        while let Some(Ok(e)) = entries.read() {
+            let name = e.file_name();
+            if name != c"." && name != c".." {
+                names.push(name.to_owned());
             }
         }
+        for name in names {
+            open_up(&dir, &name);
+        }
     }
-    open_up(p);
+    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
+        open_up(CWD, &c);
+    }
     let _ = std::fs::remove_dir_all(p);
 }

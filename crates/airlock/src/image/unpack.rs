@@ -187,12 +187,16 @@ fn open_dir_at(at: &OwnedFd, rel: &str, shown: &str, raw: &str) -> Result<OwnedF
 /// The parent directory of an entry, created (0755) as needed, owned by
 /// `owner` (the layer's root as the sandbox will see it: its files' owner
 /// for uid and gid 0) when ids are shifted; otherwise a directory the
-/// layer never named would be the host's root's, nobody inside.
+/// layer never named would be the host's root's, nobody inside. Each
+/// directory made counts as an entry of the `budget`: one entry 512 deep
+/// would otherwise make 511 directories for free, and a small layer
+/// millions.
 fn parent_dir(
     root: &OwnedFd,
     parts: &[String],
     raw: &str,
     owner: Option<(u32, u32)>,
+    budget: &mut Budget,
 ) -> Result<OwnedFd, ImageError> {
     let mut cur = String::new();
     let mut fd = open_dir(root, "", raw)?;
@@ -203,6 +207,7 @@ fn parent_dir(
         cur.push_str(p);
         match rustix::fs::mkdirat(&fd, p.as_str(), Mode::from_raw_mode(0o755)) {
             Ok(()) => {
+                budget.entry(raw)?;
                 // Exactly 0755, whatever the caller's umask: the layer is
                 // kept and shared, and a 0700 directory would shut the
                 // sandbox's root out of it for good.
@@ -236,6 +241,19 @@ fn parent_dir(
 
 fn remove_existing(dir: &OwnedFd, name: &str) {
     let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+}
+
+/// Mark the directory `name` in `dir` (`dir` itself for none) opaque: it
+/// hides what the layers below hold at its path.
+fn opaque(dir: &OwnedFd, name: Option<&str>, raw: &str) -> Result<(), ImageError> {
+    set_xattr(dir, name, "user.overlay.opaque", b"y", raw)?;
+    // Root's overlay without a user namespace (no `userxattr`) reads the
+    // trusted namespace instead; only root may write it, and a rootless
+    // store never serves such an overlay.
+    if rustix::process::geteuid().is_root() {
+        set_xattr(dir, name, "trusted.overlay.opaque", b"y", raw)?;
+    }
+    Ok(())
 }
 
 fn set_xattr(
@@ -314,6 +332,9 @@ struct Unpacker {
     /// Directory modes by path, set last (see [`Unpacker::finish`]): a
     /// directory named twice takes its last entry's, as tar does.
     dir_modes: BTreeMap<String, u32>,
+    /// The whiteouts this layer made, by path: a directory of the layer's
+    /// own that replaces one hides the layers below by being opaque.
+    whiteouts: std::collections::BTreeSet<String>,
     /// Symlinks of an outer archive between two of its own entries
     /// (podman and skopeo write `<id>/layer.tar -> ../<digest>.tar`):
     /// (the link's path, its target's path), both beneath the root.
@@ -358,6 +379,7 @@ impl Unpacker {
             opts,
             notes: Notes::default(),
             dir_modes: BTreeMap::new(),
+            whiteouts: Default::default(),
             links: Vec::new(),
             budget,
         })
@@ -412,7 +434,13 @@ impl Unpacker {
             mode &= !0o6000;
         }
         let t = Target {
-            dir: parent_dir(&self.root, &parts, &raw, self.opts.id_base.map(|b| (b, b)))?,
+            dir: parent_dir(
+                &self.root,
+                &parts,
+                &raw,
+                self.opts.id_base.map(|b| (b, b)),
+                &mut self.budget,
+            )?,
             ids: owner(&header, self.opts),
             mode: mode & 0o1777,
             raw,
@@ -450,15 +478,9 @@ impl Unpacker {
 
     /// Turn a whiteout (`.wh.NAME`) or opaque marker into overlayfs's
     /// form. Returns whether the entry was one.
-    fn whiteout(&self, t: &Target) -> Result<bool, ImageError> {
+    fn whiteout(&mut self, t: &Target) -> Result<bool, ImageError> {
         if t.name == ".wh..wh..opq" {
-            set_xattr(&t.dir, None, "user.overlay.opaque", b"y", &t.raw)?;
-            // Root's overlay without a user namespace (no `userxattr`)
-            // reads the trusted namespace instead; only root may write it,
-            // and a rootless store never serves such an overlay.
-            if rustix::process::geteuid().is_root() {
-                set_xattr(&t.dir, None, "trusted.overlay.opaque", b"y", &t.raw)?;
-            }
+            opaque(&t.dir, None, &t.raw)?;
             return Ok(true);
         }
         let Some(hidden) = t.name.strip_prefix(".wh.") else {
@@ -466,10 +488,21 @@ impl Unpacker {
         };
         // A whiteout hides what the layers below hold, never what its own
         // layer does (the OCI image spec): an entry this layer already
-        // wrote stays, and hides the layers below by itself.
-        if rustix::fs::statat(&t.dir, hidden, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        // wrote stays, and hides the layers below by itself; a directory
+        // does so by being opaque (else the lower one's entries show
+        // through it).
+        if let Ok(st) = rustix::fs::statat(&t.dir, hidden, AtFlags::SYMLINK_NOFOLLOW) {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                opaque(&t.dir, Some(hidden), &t.raw)?;
+            }
             return Ok(true);
         }
+        let mut path = t.parts[..t.parts.len() - 1].join("/");
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(hidden);
+        self.whiteouts.insert(path);
         let dev = rustix::fs::FileType::CharacterDevice;
         match rustix::fs::mknodat(&t.dir, hidden, dev, Mode::empty(), 0) {
             Ok(()) => {}
@@ -505,6 +538,10 @@ impl Unpacker {
                 {
                     remove_existing(&t.dir, &t.name);
                     mkdir().map_err(|e| failed(&t.raw, "mkdir", e))?;
+                    // In a whiteout's place: still hiding the layers below.
+                    if self.whiteouts.remove(&t.parts.join("/")) {
+                        opaque(&t.dir, Some(&t.name), &t.raw)?;
+                    }
                 }
             }
             Err(e) => return Err(failed(&t.raw, "mkdir", e)),
@@ -578,13 +615,13 @@ impl Unpacker {
 
     /// Directory modes last, so a read-only directory did not stop its
     /// own entries from being written. Returns the notes.
-    fn finish(self) -> Result<Vec<String>, ImageError> {
+    fn finish(mut self) -> Result<Vec<String>, ImageError> {
         // An archive's links become hard links to the file they name, so
         // a manifest that names the link reads that file (never through
         // a symlink); one to something else is left out: nothing can use
         // it, and a manifest naming it finds it missing.
-        for (link, to) in &self.links {
-            self.link_archive_file(link, to)?;
+        for (link, to) in std::mem::take(&mut self.links) {
+            self.link_archive_file(&link, &to)?;
         }
         // A path sorts after its parent's: in reverse, children first, so
         // a parent made read-only cannot stop a child's chmod.
@@ -638,7 +675,7 @@ fn archive_link_target(t: &Target, target: &str) -> Result<String, ImageError> {
 }
 
 impl Unpacker {
-    fn link_archive_file(&self, link: &str, to: &str) -> Result<(), ImageError> {
+    fn link_archive_file(&mut self, link: &str, to: &str) -> Result<(), ImageError> {
         let Ok(src) = rustix::fs::openat2(
             &self.root,
             to,
@@ -653,7 +690,7 @@ impl Unpacker {
             return Ok(());
         }
         let parts: Vec<String> = link.split('/').map(String::from).collect();
-        let dir = parent_dir(&self.root, &parts, link, None)?;
+        let dir = parent_dir(&self.root, &parts, link, None, &mut self.budget)?;
         let name = parts.last().expect("a link has a name");
         remove_existing(&dir, name);
         let fd = format!("/proc/self/fd/{}", src.as_raw_fd());
