@@ -473,3 +473,73 @@ fn init_keeps_none_of_the_callers_groups() {
         assert!(groups.is_empty(), "{}", r.stdout);
     }
 }
+
+/// Where fs.suid_dumpable is 1, joining the user namespace of a root
+/// caller's sandbox (owned by an id of its own, not root) made the exec's
+/// runner dumpable again: that owner, having every capability over the
+/// runner's credentials then, could read its /proc links or ptrace it
+/// while it still held the host's root. It is not dumpable after the join.
+#[test]
+fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
+    require_root!();
+    const KNOB: &str = "/proc/sys/fs/suid_dumpable";
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::fs::write(KNOB, &self.0);
+        }
+    }
+    let _restore = Restore(std::fs::read_to_string(KNOB).unwrap());
+    std::fs::write(KNOB, "1").unwrap();
+    let name = format!("dumpable-{}", std::process::id());
+    let started = output(airlock(&[
+        "run", "-d", "--name", &name, "--", "sleep", "100",
+    ]));
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let marker = format!("{}", 1_000_000 + std::process::id());
+    let mut exec = airlock(&["exec", &name, "--", "sleep", &marker]);
+    exec.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut exec = exec.spawn().unwrap();
+    // The exec'd sleep, and its parent, the runner.
+    let wanted = format!("sleep\0{marker}\0");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let runner = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            (cmdline == wanted.as_bytes()).then(|| e.path())
+        });
+        if let Some(p) = found {
+            let status = std::fs::read_to_string(p.join("status")).unwrap();
+            let ppid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .unwrap()
+                .trim()
+                .to_string();
+            break ppid;
+        }
+        assert!(std::time::Instant::now() < deadline, "the exec never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let owner = (airlock::plan::ROOT_CALLER_OWNER).to_string();
+    let r = std::process::Command::new("setpriv")
+        .args(["--reuid", &owner, "--regid", &owner, "--clear-groups", "--"])
+        // A link, not a file's mode: only ptrace's access check stands.
+        .args(["readlink", "-v", &format!("/proc/{runner}/cwd")])
+        .output()
+        .unwrap();
+    let _ = exec.kill();
+    let _ = exec.wait();
+    let _ = output(airlock(&["rm", "-f", &name]));
+    assert!(
+        !r.status.success(),
+        "the namespace's owner read the exec runner's cwd: {}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}

@@ -136,6 +136,8 @@ fn setup(
         // is our user namespace, where we make the rest.
         report.progress(|| "join the pid namespace's user namespace".into());
         super::pidns::join_owner(plan, &owner)?;
+        // The join changed our credentials (see `enter::run`).
+        not_dumpable()?;
     }
     if plan.user_ns() {
         become_namespace_root(plan, report)?;

@@ -103,6 +103,13 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         sys::join_new_session_keyring().map_err(super::supervisor::session_keyring)?;
     }
     join_namespaces(&plan, report)?;
+    // Again: joining a user namespace whose owner is not our euid (a root
+    // caller's or a daemon client's sandbox) changed our credentials, and
+    // where fs.suid_dumpable is 1 made us dumpable, and so ptraceable by
+    // that owner (it has every capability over our credentials now)
+    // while we still hold the host's root and its fds. The child
+    // inherits it.
+    super::child::not_dumpable()?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
         let pty = terminal_as(plan.process.uid, plan.process.gid)?;

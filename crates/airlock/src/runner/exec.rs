@@ -33,8 +33,8 @@ pub fn with_home(p: &ProcessPlan) -> std::borrow::Cow<'_, ProcessPlan> {
 /// Resolved inside our root without magic links (a sandbox sharing the
 /// host's /proc could point a link through /proc/N/root at a host file),
 /// and opened for reading only once it was seen to be a regular file
-/// (and found to be that same file once open): a device or FIFO the
-/// workload put there is not read.
+/// that anyone may read (and found to be that same file once open): a
+/// device or FIFO the workload put there is not read.
 fn home_of(uid: u32) -> Option<String> {
     use rustix::fs::OFlags;
     let root = rustix::fs::open(
@@ -46,6 +46,12 @@ fn home_of(uid: u32) -> Option<String> {
     let seen = crate::fs::path_in(&root, "/etc/passwd").ok()?;
     let st = rustix::fs::fstat(&seen).ok()?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
+    // Read with the caller's rights (an exec's, root's), before the id
+    // change: only a file anyone may read, or the workload could link
+    // /etc/passwd to a host file only root reads, and learn from HOME.
+    if st.st_mode & 0o004 == 0 {
         return None;
     }
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;

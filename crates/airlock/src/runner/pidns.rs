@@ -152,11 +152,14 @@ fn read_maps(userns: &OwnedFd) -> std::io::Result<(Vec<IdMap>, Vec<IdMap>)> {
         return Err(std::io::Error::last_os_error());
     }
     if pid == 0 {
+        // Non-dumpable once in it (see `enter::run`): this copy holds
+        // the supervisor's fds and the host's root.
         let ok = rustix::thread::move_into_link_name_space(
             userns.as_fd(),
             Some(rustix::thread::LinkNameSpaceType::User),
         )
-        .is_ok();
+        .is_ok()
+            && super::child::not_dumpable().is_ok();
         if ok {
             for f in ["/proc/self/uid_map", "/proc/self/gid_map"] {
                 let text = std::fs::read(f).unwrap_or_default();
