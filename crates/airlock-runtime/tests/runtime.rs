@@ -1386,7 +1386,13 @@ fn a_console_socket_without_a_terminal_and_an_unknown_log_format_are_refused() {
 /// What a console socket at `path` receives: accepts one client, takes the
 /// terminal's master it sends (SCM_RIGHTS, as runc's clients take it) and
 /// reads it until `want` shows (or the terminal ends, or 10 s pass).
-fn console_receiver(path: &Path, want: &'static str) -> std::thread::JoinHandle<String> {
+/// The text the terminal shows until `want`, and its master: kept open
+/// by the caller until the process has ended (closed at once, it hung up
+/// a process that had not yet exited, which then ended of SIGHUP).
+fn console_receiver(
+    path: &Path,
+    want: &'static str,
+) -> std::thread::JoinHandle<(String, std::os::fd::OwnedFd)> {
     let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
     std::thread::spawn(move || {
         use std::os::fd::AsFd;
@@ -1428,7 +1434,7 @@ fn console_receiver(path: &Path, want: &'static str) -> std::thread::JoinHandle<
                 _ => break,
             }
         }
-        text
+        (text, master)
     })
 }
 
@@ -1457,7 +1463,7 @@ fn console_size_is_set_and_a_console_socket_needs_a_terminal() {
     ]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(env.rt(&["start", "t"]).status.success());
-    let out = got.join().unwrap();
+    let (out, _master) = got.join().unwrap();
     assert!(out.contains("40 100"), "{out:?}");
 
     let process = env.dir.path().join("p.json");
@@ -1478,7 +1484,7 @@ fn console_size_is_set_and_a_console_socket_needs_a_terminal() {
         "t",
     ]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let out = got.join().unwrap();
+    let (out, _master) = got.join().unwrap();
     assert!(out.contains("33 77"), "{out:?}");
 
     // No terminal asked for: the socket would wait for nothing.
