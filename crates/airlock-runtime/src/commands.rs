@@ -519,6 +519,12 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
             oci_status(st.status)
         ));
     }
+    // Its process would start frozen: runc's words.
+    if paused(&st) {
+        return Err(format!(
+            "cannot start container {id}: it is paused (resume it first)"
+        ));
+    }
     sb.request(&Request::Start).map_err(|e| e.to_string())?;
     // As runc's start: return once the user process has been exec'd (a
     // client may exec into it at once), or has already ended; after the
@@ -701,7 +707,9 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
         Err(_) if force => return Ok(()),
         Err(e) => return Err(e),
     };
-    if st.status != Status::Stopped && st.status != Status::Created && !force {
+    // A created one goes without --force, as in runc; not a paused one.
+    let plainly = st.status == Status::Stopped || (st.status == Status::Created && !paused(&st));
+    if !plainly && !force {
         return Err(format!(
             "cannot delete container {id}: it is {}; stop it first or use --force",
             oci_status_of(&st)
@@ -784,9 +792,11 @@ fn freezer(st: &State) -> Option<PathBuf> {
     airlock::cgroup::freezer_file(cg.v2.as_deref(), cg.v1.get("freezer").map(PathBuf::as_path))
 }
 
-/// Is a running container paused (its cgroup frozen, or freezing)?
+/// Is a running or created container paused (its cgroup frozen, or
+/// freezing)? runc pauses a created one too.
 pub(crate) fn paused(st: &State) -> bool {
-    st.status == Status::Running && freezer(st).is_some_and(|f| airlock::cgroup::freeze_asked(&f))
+    matches!(st.status, Status::Running | Status::Created)
+        && freezer(st).is_some_and(|f| airlock::cgroup::freeze_asked(&f))
 }
 
 /// A container's status as the runtime spec words it: `paused` is a
@@ -801,9 +811,9 @@ fn oci_status_of(st: &State) -> &'static str {
 
 fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
     let (_, st) = ctx.find(id)?;
-    if st.status != Status::Running {
+    if !matches!(st.status, Status::Running | Status::Created) {
         return Err(format!(
-            "container {id} is {}, not running",
+            "container {id} is {}, not running or created",
             oci_status(st.status)
         ));
     }

@@ -806,6 +806,25 @@ fn pause_shows_in_state_and_delete_force_thaws() {
     let o = env.rt(&["delete", "--force", "p"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(!env.rt(&["state", "p"]).status.success());
+
+    // A created container pauses too, as runc's does: it then neither
+    // starts nor goes without --force until it is resumed.
+    sleeper(&env, "c", |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}});
+    });
+    let status = || state(&env, "c")["status"].as_str().unwrap().to_string();
+    let o = env.rt(&["pause", "c"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(status(), "paused");
+    let o = env.rt(&["start", "c"]);
+    assert!(text(&o).1.contains("it is paused"), "{:?}", text(&o));
+    let o = env.rt(&["delete", "c"]);
+    assert!(text(&o).1.contains("it is paused"), "{:?}", text(&o));
+    assert!(env.rt(&["resume", "c"]).status.success());
+    assert_eq!(status(), "created");
+    assert!(env.rt(&["start", "c"]).status.success());
+    assert_eq!(status(), "running");
+    assert!(env.rt(&["delete", "--force", "c"]).status.success());
 }
 
 /// `run` in the foreground whose container another caller deleted says
