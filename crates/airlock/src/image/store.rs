@@ -482,13 +482,15 @@ impl Store {
     }
 
     /// The notes (neutralised entries) recorded when the layer whose root
-    /// [`Store::layer`] gave was unpacked.
+    /// [`Store::layer`] gave was unpacked. Control characters come escaped:
+    /// they go to a terminal, and a layer's directory may belong to the
+    /// ids of a sandbox's root.
     pub fn layer_notes(&self, layer_root: &Path) -> Vec<String> {
         layer_root
             .parent()
             .and_then(|d| std::fs::read(d.join("meta.json")).ok())
             .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
-            .map(|m| m.notes)
+            .map(|m| m.notes.iter().map(|n| crate::report::plain(n)).collect())
             .unwrap_or_default()
     }
 
@@ -814,4 +816,26 @@ pub fn remove_tree(p: &Path) {
         open_up(CWD, &c);
     }
     let _ = std::fs::remove_dir_all(p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A note goes to a terminal: what its file holds cannot drive it.
+    #[test]
+    fn layer_notes_come_with_control_characters_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let layer = dir.path().join("layer");
+        std::fs::create_dir_all(layer.join("rootfs")).unwrap();
+        let meta = serde_json::json!({
+            "diff_id": "sha256:00",
+            "digest": null,
+            "notes": ["\u{1b}]0;owned\u{7}\u{1b}[2Jcleared"],
+        });
+        std::fs::write(layer.join("meta.json"), meta.to_string()).unwrap();
+        let notes = store.layer_notes(&layer.join("rootfs"));
+        assert_eq!(notes, ["\\u{1b}]0;owned\\u{7}\\u{1b}[2Jcleared"]);
+    }
 }
