@@ -98,6 +98,28 @@ pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic:
     }
 }
 
+/// Within the bounds on what holds a blocking-pool thread for a caller
+/// besides root (see [`Daemon::reserve`]): `mine` of `what` (creates or
+/// execs) for this caller, `all` creates and exec setups for all of them.
+fn setups_within(what: &str, peer: &Peer, mine: usize, all: usize) -> Result<(), tonic::Status> {
+    if all >= MAX_CREATING_UNPRIVILEGED {
+        return Err(status::limit(
+            what,
+            "as many creates and execs are being set up as this daemon takes at once from callers other than root; try again",
+        ));
+    }
+    if mine >= MAX_CREATING_PER_CALLER {
+        return Err(status::limit(
+            what,
+            format!(
+                "uid {} has {mine} {what} being set up, as many as a caller may at once",
+                peer.uid
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// An exec's setup under way, counted until dropped (see
 /// [`Daemon::reserve_exec_setup`]).
 pub struct ExecSetup(Shared, u32);
@@ -241,24 +263,10 @@ impl Daemon {
             // never answers can hold up for good: one caller must not take
             // them all (root's calls and the event watch need them).
             // (And all callers besides root together: a group's members.)
-            let others =
+            let all =
                 pending.iter().filter(|uid| **uid != 0).count() + self.unprivileged_exec_setups();
-            if others >= MAX_CREATING_UNPRIVILEGED {
-                return Err(status::limit(
-                    "creates",
-                    "as many creates are under way as this daemon takes at once from callers other than root; try again",
-                ));
-            }
             let creating = pending.iter().filter(|uid| **uid == peer.uid).count();
-            if creating >= MAX_CREATING_PER_CALLER {
-                return Err(status::limit(
-                    "creates",
-                    format!(
-                        "uid {} has {creating} creates under way, as many as a caller may at once",
-                        peer.uid
-                    ),
-                ));
-            }
+            setups_within("creates", peer, creating, all)?;
             // The daemon's index of what it knows (with each owner), not
             // every state read again.
             let known = self
@@ -307,23 +315,9 @@ impl Daemon {
             .count();
         let mut setups = d.exec_setups.lock().expect("exec setups lock");
         if !peer.is_root() {
-            let others = setups.iter().filter(|uid| **uid != 0).count() + creating;
-            if others >= MAX_CREATING_UNPRIVILEGED {
-                return Err(status::limit(
-                    "execs",
-                    "as many creates and execs are being set up as this daemon takes at once from callers other than root; try again",
-                ));
-            }
+            let all = setups.iter().filter(|uid| **uid != 0).count() + creating;
             let mine = setups.iter().filter(|uid| **uid == peer.uid).count();
-            if mine >= MAX_CREATING_PER_CALLER {
-                return Err(status::limit(
-                    "execs",
-                    format!(
-                        "uid {} has {mine} execs being set up, as many as a caller may at once",
-                        peer.uid
-                    ),
-                ));
-            }
+            setups_within("execs", peer, mine, all)?;
         }
         setups.push(peer.uid);
         Ok(ExecSetup(d.clone(), peer.uid))
