@@ -131,6 +131,49 @@ except OSError as e:
     control_then_refused(probe, "sent b'x'", libc::EOPNOTSUPP);
 }
 
+/// A TCP socket turned SMC by its upper-layer protocol (TCP_ULP "smc")
+/// is no TCP socket to Landlock and connects inside the kernel: with port
+/// rules every TCP_ULP is refused by airlock's filter (EOPNOTSUPP; the
+/// kernel says ENOENT for a ULP it lacks, ENOTCONN for kTLS here).
+#[test]
+fn tcp_rules_are_not_bypassed_by_an_upper_layer_protocol() {
+    require_root!();
+    if !kernel_has_landlock_net() {
+        eprintln!("SKIPPED: the kernel's Landlock has no network rules (ABI < 4)");
+        return;
+    }
+    let probe = "import socket
+s = socket.socket()
+try:
+    s.setsockopt(6, 31, b'tls'); print('set')
+except OSError as e:
+    print('refused', e.errno)
+";
+    let r = output(airlock(&["run", "--", "python3", "-c", probe]));
+    let control = r.stdout.trim().to_string();
+    assert!(
+        control.starts_with("refused") || control == "set",
+        "{}",
+        r.stderr
+    );
+    assert_ne!(control, format!("refused {}", libc::EOPNOTSUPP), "control");
+    let r = output(airlock(&[
+        "run",
+        "--tcp-connect",
+        "1",
+        "--",
+        "python3",
+        "-c",
+        probe,
+    ]));
+    assert_eq!(
+        r.stdout.trim(),
+        format!("refused {}", libc::EOPNOTSUPP),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn tcp_bind_rules() {
     require_root!();

@@ -100,8 +100,8 @@ pub const NEWER_THAN_THE_LIST: std::ops::RangeInclusive<i32> = 451..=511;
 /// hooks) and fall back to plain TCP with a peer that speaks neither
 /// (landlock-lsm/linux#54, Landlock's erratum 1), and SCTP, which reaches
 /// any SCTP port (by its number, or as SOCK_SEQPACKET's only protocol);
-/// and the SMC family itself; TCP Fast Open's connecting sends; and
-/// io_uring. The port rules would otherwise hold nothing. EPROTONOSUPPORT and EAFNOSUPPORT are what a
+/// and the SMC family itself, and a TCP socket turned SMC by TCP_ULP;
+/// TCP Fast Open's connecting sends; and io_uring. The port rules would otherwise hold nothing. EPROTONOSUPPORT and EAFNOSUPPORT are what a
 /// kernel without them says, on which Go and others fall back to TCP.
 /// (Compiled when a spec asks for port rules, never by the build script,
 /// which includes this file too.)
@@ -138,6 +138,21 @@ pub fn mptcp_refusals() -> Result<ScmpFilterContext, SeccompError> {
             ScmpAction::Errno(libc::EAFNOSUPPORT),
             socket,
             &[low32(0, AF_SMC)],
+        )?;
+    }
+    // A TCP socket made SMC afterwards, by its upper-layer protocol
+    // (setsockopt TCP_ULP "smc", Linux 5.17 on), is no TCP socket to
+    // Landlock's hooks and connects inside the kernel as SMC does. The
+    // name is behind a pointer: every TCP_ULP is refused (kTLS's too),
+    // with EOPNOTSUPP, on which kTLS users fall back to TLS in user space.
+    if let Some(setsockopt) = syscall("setsockopt") {
+        refuse.add_rule_conditional(
+            ScmpAction::Errno(libc::EOPNOTSUPP),
+            setsockopt,
+            &[
+                low32(1, libc::IPPROTO_TCP as u64),
+                low32(2, libc::TCP_ULP as u64),
+            ],
         )?;
     }
     // TCP Fast Open connects inside sendto/sendmsg (MSG_FASTOPEN on an
