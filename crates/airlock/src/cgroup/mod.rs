@@ -552,20 +552,21 @@ impl Cgroup {
     }
 
     /// Kill every process of the sandbox, double-forked ones included:
-    /// cgroup.kill on v2. On v1, rounds of freeze, SIGKILL each, thaw,
-    /// until none is left: v1's freeze takes effect later than it is
-    /// asked (it is waited for), and without a freezer, or with one that
-    /// does not take (a task stuck in the kernel), a child forked between
-    /// the read and the signals is found by the next round.
+    /// cgroup.kill on v2. Else rounds of freeze, SIGKILL each, thaw,
+    /// until none is left: a freeze takes effect later than it is asked
+    /// (it is waited for), and without a freezer, or with one that does
+    /// not take (a task stuck in the kernel), a child forked between the
+    /// read and the signals is found by the next round.
     pub fn kill(&self) {
         if let Some(v2) = &self.v2 {
             if std::fs::write(v2.join("cgroup.kill"), "1").is_ok() {
                 return;
             }
         }
-        let mut freezer = (self.v1.get("freezer"))
-            .filter(|_| !self.freeze_failed.get())
-            .map(|f| f.join("freezer.state"));
+        // No cgroup.kill (before Linux 5.14): the rounds, frozen through
+        // v2's cgroup.freeze (5.2 on) where there is a v2 cgroup, as runc
+        // does; v1's freezer is made only where there is none.
+        let mut freezer = self.freezer_file().filter(|_| !self.freeze_failed.get());
         for _ in 0..KILL_ROUNDS {
             let frozen = freezer
                 .as_ref()
@@ -706,6 +707,29 @@ mod tests {
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
     const HYBRID_CGROUP: &str = "8:pids:/\n4:memory:/process_api/x\n1:cpu,cpuacct:/\n0::/\n";
+
+    /// Without cgroup.kill (before Linux 5.14), the kill rounds freeze a
+    /// v2 cgroup through cgroup.freeze: they went unfrozen there, and a
+    /// fork between a round's read and its signals escaped it.
+    #[test]
+    fn a_v2_kill_without_cgroup_kill_freezes() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("sandbox");
+        // A directory: writing "1" to it fails, as to a missing file.
+        std::fs::create_dir_all(v2.join("cgroup.kill")).unwrap();
+        std::fs::write(v2.join("cgroup.freeze"), "untouched").unwrap();
+        std::fs::write(v2.join("cgroup.events"), "populated 0\nfrozen 1\n").unwrap();
+        std::fs::write(v2.join("cgroup.procs"), "").unwrap();
+        let mut cg = Cgroup::default();
+        cg.v2 = Some(v2.clone());
+        cg.kill();
+        // Frozen ("1", waited for by cgroup.events), then thawed.
+        assert_eq!(
+            std::fs::read_to_string(v2.join("cgroup.freeze")).unwrap(),
+            "0"
+        );
+        std::mem::forget(cg);
+    }
 
     #[test]
     fn a_layout_under_another_parent() {
