@@ -225,8 +225,11 @@ pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
 /// packages in a container.
 pub fn set_id_refusals(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
     let mut refuse = allowing_on(arches)?;
+    // Every call by name, or no filter: one this libseccomp does not know
+    // (fchmodat2 before 2.5.5) would otherwise go through unrefused under a
+    // profile that allows it.
     for (name, mode, flags) in MODE_SETTERS {
-        let Some(call) = syscall(name) else { continue };
+        let call = ScmpSyscall::from_name(name)?;
         for bit in SET_ID_BITS {
             let set = ScmpArgCompare::new(*mode, ScmpCompareOp::MaskedEqual(*bit), *bit);
             match flags {
@@ -250,11 +253,11 @@ pub fn set_id_refusals(arches: &[ScmpArch]) -> Result<ScmpFilterContext, Seccomp
     // that callers fall back to openat, whose mode is checked above.
     // io_uring's too (IORING_OP_OPENAT, ... carry theirs in the ring): the
     // default profile refuses it, but a custom one may allow it.
-    if let Some(setup) = syscall("io_uring_setup") {
-        refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), setup)?;
-    }
-    if let Some(openat2) = syscall("openat2") {
-        refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), openat2)?;
+    for name in ["io_uring_setup", "openat2"] {
+        refuse.add_rule(
+            ScmpAction::Errno(libc::ENOSYS),
+            ScmpSyscall::from_name(name)?,
+        )?;
     }
     Ok(refuse)
 }
