@@ -45,7 +45,13 @@ fn tcp_connect_rules() {
 fn control_then_refused(probe: &str, control: &str, errno: i32) {
     let r = output(airlock(&["run", "--", "python3", "-c", probe]));
     assert_eq!(r.stdout.trim(), control, "control: {}", r.stderr);
-    let r = output(airlock(&[
+    let r = under_port_rules(probe);
+    assert_eq!(r.stdout.trim(), format!("refused {errno}"), "{}", r.stderr);
+}
+
+/// `probe` run by python3 with a port rule (connect to port 1 only).
+fn under_port_rules(probe: &str) -> Run {
+    output(airlock(&[
         "run",
         "--tcp-connect",
         "1",
@@ -53,8 +59,7 @@ fn control_then_refused(probe: &str, control: &str, errno: i32) {
         "python3",
         "-c",
         probe,
-    ]));
-    assert_eq!(r.stdout.trim(), format!("refused {errno}"), "{}", r.stderr);
+    ]))
 }
 
 /// Multipath TCP is not TCP to Landlock: it connected to any port past
@@ -157,15 +162,7 @@ except OSError as e:
         r.stderr
     );
     assert_ne!(control, format!("refused {}", libc::EOPNOTSUPP), "control");
-    let r = output(airlock(&[
-        "run",
-        "--tcp-connect",
-        "1",
-        "--",
-        "python3",
-        "-c",
-        probe,
-    ]));
+    let r = under_port_rules(probe);
     assert_eq!(
         r.stdout.trim(),
         format!("refused {}", libc::EOPNOTSUPP),
