@@ -51,7 +51,7 @@ pub fn state_at_end(
 ) -> Result<airlock::state::State, Status> {
     match sb.state() {
         Ok(st) => Ok(st),
-        Err(_) if !sb.dir.exists() => {
+        Err(StateError::Removed(_)) => {
             let reason = format!(
                 "sandbox {name} ended and was removed (remove_on_exit): its exit status is gone"
             );
