@@ -1,5 +1,6 @@
 //! The bind rules, judged on made-up hosts.
 
+use crate::check::tests::bind;
 use crate::check::{check, Host};
 use crate::spec::{Mount, SandboxSpec};
 
@@ -7,17 +8,6 @@ fn codes(mounts: Vec<Mount>, h: &Host) -> Vec<&'static str> {
     let mut s = SandboxSpec::builder().args(["true"]).build();
     s.filesystem.mounts = mounts;
     check(&s, h).iter().map(|f| f.code).collect()
-}
-
-fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
-    Mount::Bind {
-        source: src.into(),
-        destination: dst.into(),
-        readonly,
-        devices: false,
-        noexec: false,
-        recursive: true,
-    }
 }
 
 #[test]

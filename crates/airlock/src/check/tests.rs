@@ -4,7 +4,8 @@ use super::*;
 use crate::spec::{IdMap, Mount, Root, SandboxSpec};
 use std::collections::BTreeMap;
 
-fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
+/// A plain recursive bind (the bind rules' tests use it too).
+pub(super) fn bind(src: &str, dst: &str, readonly: bool) -> Mount {
     Mount::Bind {
         source: src.into(),
         destination: dst.into(),
