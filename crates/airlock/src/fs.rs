@@ -21,14 +21,44 @@ use std::os::fd::{AsFd, OwnedFd};
 pub fn open_in(root: impl AsFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    Ok(rustix::fs::openat2(
+    Ok(openat2_in_root(
         root,
         rel,
         flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ResolveFlags::NO_MAGICLINKS,
     )?)
 }
+
+/// openat2 with RESOLVE_IN_ROOT (and `more`), tried again while it says
+/// EAGAIN: the kernel's answer when a rename or a mount anywhere on the
+/// machine raced the resolution of a `..` (a symlink's
+/// `../run/...`), which it cannot then vouch stayed inside the root. A
+/// start beside other mounting processes failed "cannot make the mount
+/// point: Resource temporarily unavailable".
+fn openat2_in_root(
+    root: impl AsFd,
+    rel: &str,
+    flags: OFlags,
+    more: ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            &root,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | more,
+        ) {
+            Err(rustix::io::Errno::AGAIN) if tries < OPENAT2_TRIES => tries += 1,
+            r => return r,
+        }
+    }
+}
+
+/// How often [`openat2_in_root`] tries again: races are rare, and one
+/// that never ends is an attack's.
+const OPENAT2_TRIES: u32 = 1000;
 
 /// An O_PATH handle on `path` inside `root`.
 pub fn path_in(root: impl AsFd, path: &str) -> io::Result<OwnedFd> {
@@ -295,12 +325,11 @@ pub fn new_tmpfs(mode: u32, size: Option<crate::spec::Size>) -> io::Result<Owned
 pub fn plain_dir_in(root: impl AsFd + Copy, path: &str) -> io::Result<OwnedFd> {
     let open = || {
         let rel = path.trim_start_matches('/');
-        rustix::fs::openat2(
+        openat2_in_root(
             root,
             if rel.is_empty() { "." } else { rel },
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
         )
     };
     let opened = match open() {
@@ -367,4 +396,40 @@ pub fn read_regular(fd: OwnedFd, limit: u64) -> Option<String> {
     let file = std::fs::File::from(fd);
     std::io::Read::read_to_string(&mut std::io::Read::take(file, limit), &mut text).ok()?;
     Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `..` resolved in the root while renames go on elsewhere: the
+    /// kernel says EAGAIN now and then, and the open must still succeed.
+    #[test]
+    fn a_dot_dot_in_the_root_survives_renames_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("root/a")).unwrap();
+        std::fs::write(dir.path().join("root/f"), "").unwrap();
+        std::fs::write(dir.path().join("x"), "").unwrap();
+        let root = rustix::fs::open(
+            dir.path().join("root").as_path(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renamer = {
+            let stop = stop.clone();
+            let (x, y) = (dir.path().join("x"), dir.path().join("y"));
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::fs::rename(&x, &y);
+                    let _ = std::fs::rename(&y, &x);
+                }
+            })
+        };
+        let opened = (0..20_000).all(|_| open_in(&root, "a/../f", OFlags::PATH).is_ok());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert!(opened, "an open failed while renames went on");
+    }
 }
