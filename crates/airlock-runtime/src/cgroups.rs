@@ -174,6 +174,11 @@ impl FieldNames {
                 "--memory-reservation",
                 "memory.reservation",
             ),
+            (
+                "resources.memory_oom_group",
+                "--resources",
+                "unified.memory.oom.group",
+            ),
             ("resources.memory", "--memory", "memory.limit"),
             ("resources.swap", "--memory-swap", "memory.swap"),
             ("resources.pids", "--pids-limit", "pids.limit"),

@@ -352,6 +352,76 @@ fn update_takes_what_containerd_sends() {
     );
 }
 
+/// kubelet 1.28 and later put `memory.oom.group: "1"` in every
+/// container's `linux.resources.unified` on a v2 host: taken as the group
+/// OOM kill it asks for where memory is a v2 controller, refused by name
+/// (leaving no container) where it is a v1 one, as on this machine.
+#[test]
+fn kubelets_group_oom_kill() {
+    require_root!();
+    let env = Env::new();
+    let memory_on_v1 = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
+    let b = env.bundle("g1", &["sleep", "1000"], |c| {
+        c["linux"]["resources"] = json!({"unified": {"memory.oom.group": "1"}});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "g1"]);
+    if memory_on_v1 {
+        let err = text(&o).1;
+        assert!(!o.status.success());
+        assert!(
+            err.contains(
+                "linux.resources.unified.memory.oom.group: memory.oom.group is a cgroup v2 file"
+            ),
+            "{err}"
+        );
+        assert!(!env.rt(&["state", "g1"]).status.success(), "left behind");
+    } else {
+        assert!(o.status.success(), "{:?}", text(&o));
+        let pid = state(&env, "g1")["pid"].as_i64().unwrap();
+        let dir = Path::new("/sys/fs/cgroup").join(cgroup_of(pid, "").trim_start_matches('/'));
+        assert_eq!(read(&dir.join("memory.oom.group")), "1");
+        assert!(env.rt(&["delete", "--force", "g1"]).status.success());
+    }
+    // Off is what v1 does anyway: taken on either.
+    sleeper(&env, "g2", |c| {
+        c["linux"]["resources"] = json!({"unified": {"memory.oom.group": "0"}});
+    });
+    // Turned on later by update, the same answer.
+    let file = env.dir.path().join("g.json");
+    std::fs::write(&file, r#"{"unified": {"memory.oom.group": "1"}}"#).unwrap();
+    let o = env.rt(&["update", "-r", file.to_str().unwrap(), "g2"]);
+    assert_eq!(o.status.success(), !memory_on_v1, "{:?}", text(&o));
+    if memory_on_v1 {
+        assert!(
+            text(&o).1.contains(
+                "linux.resources.unified.memory.oom.group: memory.oom.group is a cgroup v2 file"
+            ),
+            "{:?}",
+            text(&o)
+        );
+    }
+    // Neither 0 nor 1, and any other raw file, are refused by name.
+    for (id, unified, named) in [
+        (
+            "g3",
+            json!({"memory.oom.group": "yes"}),
+            "linux.resources.unified.memory.oom.group: \"yes\" is neither 0 nor 1",
+        ),
+        (
+            "g4",
+            json!({"memory.oom.group": "0", "memory.high": "1G"}),
+            "linux.resources.unified.memory.high: raw cgroup v2 files",
+        ),
+    ] {
+        let b = env.bundle(id, &["true"], |c| {
+            c["linux"]["resources"] = json!({ "unified": unified });
+        });
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), id]);
+        assert!(!o.status.success());
+        assert!(text(&o).1.contains(named), "{:?}", text(&o));
+    }
+}
+
 #[test]
 fn cgroups_path_both_forms() {
     require_root!();

@@ -38,6 +38,10 @@ const PREFIXES: &[(&str, &str)] = &[
         "resources.memory_reservation",
         "linux.resources.memory.reservation",
     ),
+    (
+        "resources.memory_oom_group",
+        "linux.resources.unified.memory.oom.group",
+    ),
     ("resources.memory", "linux.resources.memory.limit"),
     ("resources.swap", "linux.resources.memory.swap"),
     ("resources.pids", "linux.resources.pids.limit"),

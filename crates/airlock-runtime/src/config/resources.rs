@@ -163,12 +163,7 @@ pub(super) fn resources(
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
         return Err(err("linux.resources.rdma", "not supported"));
     }
-    if let Some(key) = r.unified().as_ref().and_then(|u| u.keys().min()) {
-        return Err(err(
-            format!("linux.resources.unified.{key}"),
-            "raw cgroup v2 files are not supported: give the limit in its own field",
-        ));
-    }
+    unified(r, s)?;
     // 0 is unset, as runc takes it.
     if let Some(w) = r
         .block_io()
@@ -188,6 +183,34 @@ pub(super) fn resources(
     }
     // linux.resources.devices is the device cgroup: informational, see
     // `devices`.
+    Ok(())
+}
+
+/// `linux.resources.unified`: the v2 files kubelet sets there, as their
+/// typed fields; any other file is refused by name rather than written
+/// raw, so the guardrails and the plan see every limit.
+fn unified(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result<(), SpecError> {
+    // In name order, so the error names the same file every time.
+    let files: std::collections::BTreeMap<_, _> = r.unified().iter().flatten().collect();
+    for (key, value) in files {
+        let field = || format!("linux.resources.unified.{key}");
+        match key.as_str() {
+            // Set on every container by kubelet 1.28 and later on v2.
+            "memory.oom.group" => {
+                s.resources.memory_oom_group = Some(match value.trim() {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err(err(field(), format!("{value:?} is neither 0 nor 1"))),
+                })
+            }
+            _ => {
+                return Err(err(
+                    field(),
+                    "raw cgroup v2 files are not supported (only memory.oom.group): give the limit in its own field",
+                ))
+            }
+        }
+    }
     Ok(())
 }
 

@@ -47,6 +47,7 @@ pub(crate) fn field_of(file: &str) -> &'static str {
         "memory.max" | "memory.limit_in_bytes" => "resources.memory",
         "memory.swap.max" | "memory.memsw.limit_in_bytes" => "resources.swap",
         "memory.low" | "memory.soft_limit_in_bytes" => "resources.memory_reservation",
+        "memory.oom.group" => "resources.memory_oom_group",
         "pids.max" => "resources.pids",
         "cpu.max" | "cpu.cfs_period_us" | "cpu.cfs_quota_us" => "resources.cpus",
         "cpu.weight" | "cpu.shares" => "resources.cpu_weight",
@@ -80,6 +81,9 @@ pub fn v2(r: &Resources) -> Vec<Write> {
     }
     if let Some(low) = r.memory_reservation {
         out.push(w("memory", "memory.low", low.0));
+    }
+    if let Some(group) = r.memory_oom_group {
+        out.push(w("memory", "memory.oom.group", u8::from(group)));
     }
     if let Some(p) = r.pids {
         out.push(w("pids", "pids.max", p));
@@ -171,6 +175,18 @@ pub fn io_weight_to_blkio(weight: u32) -> u64 {
 /// way.
 pub fn blkio_to_io_weight(blkio: u64) -> u32 {
     ((blkio.min(1000) + 2) / 5).clamp(1, 10_000) as u32
+}
+
+/// A limit v1's memory controller has no file for: an error naming it
+/// where memory is on v1 (group OOM kill off is what v1 does anyway).
+fn v2_only(r: &Resources, memory_on_v1: bool) -> Result<(), SetupError> {
+    if memory_on_v1 && r.memory_oom_group == Some(true) {
+        return Err(SetupError::new(
+            "resources.memory_oom_group",
+            "memory.oom.group is a cgroup v2 file, and the memory controller here is a v1 hierarchy, which has no group OOM kill",
+        ));
+    }
+    Ok(())
 }
 
 /// The controllers a set of writes needs.
@@ -323,6 +339,7 @@ pub fn resolve(
             ));
         }
     }
+    v2_only(res, on_v1.contains(&"memory"))?;
     let mut optional: Vec<String> = prepare
         .iter()
         .filter(|c| !needed.contains(c))
@@ -402,6 +419,7 @@ pub fn update_writes(
     paths: &crate::state::CgroupPaths,
     v2_enabled: &[String],
 ) -> Result<Vec<(PathBuf, Write)>, SetupError> {
+    v2_only(res, paths.v1.contains_key("memory"))?;
     let mut out = Vec::new();
     let v1_writes = v1(res);
     for w in v2(res) {

@@ -8,6 +8,7 @@ fn res() -> Resources {
         memory: Some(Size(256 << 20)),
         swap: None,
         memory_reservation: Some(Size(128 << 20)),
+        memory_oom_group: None,
         pids: Some(64),
         cpus: Some(0.5),
         cpu_period: None,
@@ -397,6 +398,67 @@ fn update_on_hybrid_writes_v1_files_once() {
         update_writes(&pids, &paths, &[]).unwrap_err().step,
         "resources.pids"
     );
+}
+
+/// The group OOM kill is v2's `memory.oom.group`, 1 or 0; where memory
+/// is a v1 controller, on, it is refused by its field (at creation and
+/// by update), and off needs nothing written.
+#[test]
+fn group_oom_kill_is_a_v2_file_refused_on_v1_memory() {
+    let on = Resources {
+        memory_oom_group: Some(true),
+        ..Default::default()
+    };
+    let off = Resources {
+        memory_oom_group: Some(false),
+        ..Default::default()
+    };
+    let file = |r: &Resources| {
+        v2(r)
+            .into_iter()
+            .map(|w| (w.file, w.value, w.field))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        file(&on),
+        [("memory.oom.group", "1".into(), "resources.memory_oom_group")]
+    );
+    assert_eq!(file(&off)[0].1, "0");
+    assert!(v1(&on).is_empty() && v1(&off).is_empty());
+    let pure_v2 = layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        "0::/a\n",
+        &["memory"],
+    );
+    let p = resolve(&on, &pure_v2, "airlock-x", &[]).unwrap();
+    assert_eq!(p.writes[0].file, "memory.oom.group");
+    assert_eq!(p.writes[0].value, "1");
+    let hybrid = layout(
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        "4:memory:/m\n0::/u\n",
+        &["hugetlb"],
+    );
+    let e = resolve(&on, &hybrid, "airlock-x", &[]).unwrap_err();
+    assert_eq!(e.step, "resources.memory_oom_group");
+    assert!(e.to_string().contains("cgroup v2 file"), "{e}");
+    let p = resolve(&off, &hybrid, "airlock-x", &[]).unwrap();
+    assert!(p.writes.is_empty());
+    let mut v1 = BTreeMap::new();
+    v1.insert("memory".to_string(), PathBuf::from("/m/c"));
+    let paths = crate::state::CgroupPaths {
+        v2: Some("/u/c".into()),
+        v1,
+    };
+    let e = update_writes(&on, &paths, &[]).unwrap_err();
+    assert_eq!(e.step, "resources.memory_oom_group");
+    assert!(update_writes(&off, &paths, &[]).unwrap().is_empty());
+    let v2_paths = crate::state::CgroupPaths {
+        v2: Some("/a/c".into()),
+        v1: BTreeMap::new(),
+    };
+    let w = update_writes(&on, &v2_paths, &["memory".to_string()]).unwrap();
+    assert_eq!(w[0].1.file, "memory.oom.group");
 }
 
 /// The "no swap" beside a memory limit alone is left out only where the

@@ -155,6 +155,13 @@ pub struct Resources {
     /// down to which it is reclaimed first. At most `memory`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_reservation: Option<Size>,
+    /// When the kernel's OOM killer kills in the sandbox, kill all of it
+    /// together (v2's `memory.oom.group`, which kubelet sets on every
+    /// container on cgroup v2), so no half of a workload is left running.
+    /// cgroup v2 only: refused where memory is a v1 controller, which has
+    /// no group kill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_oom_group: Option<bool>,
     /// Maximum number of processes and threads ([`DEFAULT_PIDS`] when
     /// unset, unless the launch context says otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -33,6 +33,7 @@ impl SandboxDir {
             memory: new.memory.or(old.memory),
             swap: new.swap.or(old.swap),
             memory_reservation: new.memory_reservation.or(old.memory_reservation),
+            memory_oom_group: new.memory_oom_group.or(old.memory_oom_group),
             pids: new.pids.or(old.pids),
             cpus: new.cpus.or(old.cpus),
             cpu_period: new.cpu_period.or(old.cpu_period),
