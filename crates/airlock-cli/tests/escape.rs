@@ -48,6 +48,7 @@ const EXPECTED: &[&str] = &[
     "personality",
     "exotic_socket_families",
     "exotic_socketpair_families",
+    "module_socket_protocols",
     "mknod_device",
     "host_devices",
     "kernel_log",
@@ -240,10 +241,24 @@ fn escape_suite_under_a_custom_seccomp_profile() {
     let ns = airlock::seccomp::NAMESPACE_FLAGS;
     let mut names: Vec<&str> = airlock::seccomp::ALLOWED.to_vec();
     names.extend(["ioctl", "clone3"]);
-    let families: Vec<serde_json::Value> = [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK, libc::AF_PACKET]
+    let socket = |args: serde_json::Value| serde_json::json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": args});
+    let arg = |index: u32, value: i32| serde_json::json!({"index": index, "value": value, "op": "SCMP_CMP_EQ"});
+    let mut families: Vec<serde_json::Value> = [libc::AF_UNIX, libc::AF_PACKET]
         .iter()
-        .map(|f| serde_json::json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": f, "op": "SCMP_CMP_EQ"}]}))
+        .map(|f| socket(serde_json::json!([arg(0, *f)])))
         .collect();
+    use airlock::seccomp::{INET_PROTOCOLS, NETLINK_PROTOCOLS};
+    for (family, protocols) in [
+        (libc::AF_INET, INET_PROTOCOLS),
+        (libc::AF_INET6, INET_PROTOCOLS),
+        (libc::AF_NETLINK, NETLINK_PROTOCOLS),
+    ] {
+        families.extend(
+            protocols
+                .iter()
+                .map(|p| socket(serde_json::json!([arg(0, family), arg(2, *p)]))),
+        );
+    }
     let mut rules = vec![
         serde_json::json!({"names": names, "action": "SCMP_ACT_ALLOW"}),
         serde_json::json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",

@@ -412,6 +412,29 @@ def exotic_socketpair_families():
 
 
 @probe
+def module_socket_protocols():
+    # A protocol the kernel has not registered makes it load the module
+    # that has it, for any caller (SCTP, L2TP/IP, SMC, the crypto API's
+    # netlink). Only the filter's EPERM counts as blocked: a kernel
+    # without the module says EPROTONOSUPPORT after trying to load it.
+    outs = []
+    for fam, kind, proto in (
+        (socket.AF_INET, socket.SOCK_STREAM, 132),
+        (socket.AF_INET6, socket.SOCK_SEQPACKET, 132),
+        (socket.AF_INET, socket.SOCK_DGRAM, 115),
+        (socket.AF_INET6, socket.SOCK_STREAM, 256),
+        (socket.AF_NETLINK, socket.SOCK_RAW, 21),
+        (socket.AF_NETLINK, socket.SOCK_RAW, 20),
+    ):
+        try:
+            socket.socket(fam, kind, proto).close()
+            outs.append((fam, proto, "ok"))
+        except OSError as ex:
+            outs.append((fam, proto, errno.errorcode.get(ex.errno, ex.errno)))
+    report("module_socket_protocols", any(o != "EPERM" for _, _, o in outs), f"{outs}")
+
+
+@probe
 def mknod_device():
     try:
         os.mknod("/tmp/sda", 0o600 | 0o060000, os.makedev(8, 0))

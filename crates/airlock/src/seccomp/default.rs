@@ -10,8 +10,8 @@
 //! build time (see the module doc of `seccomp`).
 
 use super::lists::{
-    ALLOWED, CREATING, MODE_SETTERS, NAMESPACE_FLAGS, PERSONALITIES, SET_ID_BITS,
-    SOCKETPAIR_FAMILIES, SOCKET_FAMILIES, TERMINAL_INJECTION,
+    ALLOWED, CREATING, INET_PROTOCOLS, MODE_SETTERS, NAMESPACE_FLAGS, NETLINK_PROTOCOLS,
+    PERSONALITIES, SET_ID_BITS, SOCKETPAIR_FAMILIES, SOCKET_FAMILIES, TERMINAL_INJECTION,
 };
 use libseccomp::error::SeccompError;
 use libseccomp::{
@@ -62,15 +62,13 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
         let cmp = ScmpArgCompare::new(0, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
         allow.add_rule_conditional(ScmpAction::Allow, clone, &[cmp])?;
     }
-    for (name, families) in [
-        ("socket", SOCKET_FAMILIES),
-        ("socketpair", SOCKETPAIR_FAMILIES),
-    ] {
-        if let Some(call) = syscall(name) {
-            for family in families {
-                let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *family as u64);
-                allow.add_rule_conditional(ScmpAction::Allow, call, &[cmp])?;
-            }
+    if let Some(socket) = syscall("socket") {
+        socket_rules(&mut allow, socket)?;
+    }
+    if let Some(pair) = syscall("socketpair") {
+        for family in SOCKETPAIR_FAMILIES {
+            let cmp = ScmpArgCompare::new(0, ScmpCompareOp::Equal, *family as u64);
+            allow.add_rule_conditional(ScmpAction::Allow, pair, &[cmp])?;
         }
     }
     if let Some(p) = syscall("personality") {
@@ -80,6 +78,38 @@ pub fn filters() -> Result<Vec<ScmpFilterContext>, SeccompError> {
         }
     }
     Ok(vec![allow, refuse(&[])?])
+}
+
+/// socket(2) for the families of [`SOCKET_FAMILIES`]; IPv4's, IPv6's and
+/// netlink's only with the protocols of their lists (or, for IP, as
+/// SOCK_RAW), so no call loads a protocol's module.
+fn socket_rules(allow: &mut ScmpFilterContext, socket: ScmpSyscall) -> Result<(), SeccompError> {
+    let eq = |arg: u32, value: i32| ScmpArgCompare::new(arg, ScmpCompareOp::Equal, value as u64);
+    for family in SOCKET_FAMILIES.iter().copied() {
+        let protocols = match family {
+            libc::AF_INET | libc::AF_INET6 => INET_PROTOCOLS,
+            libc::AF_NETLINK => NETLINK_PROTOCOLS,
+            _ => {
+                allow.add_rule_conditional(ScmpAction::Allow, socket, &[eq(0, family)])?;
+                continue;
+            }
+        };
+        for protocol in protocols {
+            allow.add_rule_conditional(
+                ScmpAction::Allow,
+                socket,
+                &[eq(0, family), eq(2, *protocol)],
+            )?;
+        }
+        if family != libc::AF_NETLINK {
+            // The type's low 4 bits; the rest are SOCK_NONBLOCK and
+            // SOCK_CLOEXEC.
+            let raw =
+                ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xf), libc::SOCK_RAW as u64);
+            allow.add_rule_conditional(ScmpAction::Allow, socket, &[eq(0, family), raw])?;
+        }
+    }
+    Ok(())
 }
 
 /// The syscall numbers after the last one the lists were written against

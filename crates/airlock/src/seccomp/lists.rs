@@ -407,6 +407,43 @@ pub const SOCKET_FAMILIES: &[i32] = &[
     libc::AF_PACKET,
 ];
 
+/// socket(2) protocols the default profile allows for IPv4 and IPv6 (the
+/// protocol 0 that picks the type's own among them): TCP, UDP, ICMP
+/// (ping sockets), UDP-Lite and multipath TCP, all built into the
+/// kernel. Any other protocol the kernel has not registered makes it load
+/// the module that has it (`net-pf-2-proto-132` is SCTP) for any caller,
+/// the way the DCCP (CVE-2017-6074) and SCTP bugs were reached from
+/// unprivileged code; SOCK_RAW, which takes every protocol without a
+/// module and needs CAP_NET_RAW, is allowed apart.
+pub const INET_PROTOCOLS: &[i32] = &[
+    0,
+    libc::IPPROTO_ICMP,
+    libc::IPPROTO_TCP,
+    libc::IPPROTO_UDP,
+    libc::IPPROTO_ICMPV6,
+    libc::IPPROTO_UDPLITE,
+    libc::IPPROTO_MPTCP,
+];
+
+/// Netlink protocols the default profile allows, for the same reason
+/// (an unregistered one loads `net-pf-16-proto-N`): routing (`ip`),
+/// socket diagnostics (`ss`), IPsec, SELinux, audit, FIB lookups, the
+/// process connector, netfilter, uevents and generic netlink. Left out:
+/// the crypto API's (CVE-2019-19062), RDMA's, iSCSI's, SCSI transport's,
+/// SMC's and the ones no kernel has any more.
+pub const NETLINK_PROTOCOLS: &[i32] = &[
+    libc::NETLINK_ROUTE,
+    libc::NETLINK_SOCK_DIAG,
+    libc::NETLINK_XFRM,
+    libc::NETLINK_SELINUX,
+    libc::NETLINK_AUDIT,
+    libc::NETLINK_FIB_LOOKUP,
+    libc::NETLINK_CONNECTOR,
+    libc::NETLINK_NETFILTER,
+    libc::NETLINK_KOBJECT_UEVENT,
+    libc::NETLINK_GENERIC,
+];
+
 /// personality(2) values that do not weaken the address space (Docker's list).
 pub const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 

@@ -41,7 +41,8 @@ mod lists;
 #[cfg(feature = "libseccomp")]
 pub use compile::{compile, filters, mptcp_program, set_id_program};
 pub use lists::{
-    ALLOWED, DENIED, NAMESPACE_FLAGS, PERSONALITIES, SOCKETPAIR_FAMILIES, SOCKET_FAMILIES,
+    ALLOWED, DENIED, INET_PROTOCOLS, NAMESPACE_FLAGS, NETLINK_PROTOCOLS, PERSONALITIES,
+    SOCKETPAIR_FAMILIES, SOCKET_FAMILIES,
 };
 #[cfg(not(feature = "libseccomp"))]
 pub use without_libseccomp::{compile, mptcp_program, set_id_program};

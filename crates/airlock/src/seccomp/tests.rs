@@ -481,6 +481,68 @@ fn port_rules_refuse_the_protocols_landlock_does_not_see() {
     assert_eq!(verdict(&prog, ARCH, libc::SYS_getpid as u32, [0; 6]), ALLOW);
 }
 
+/// The default profile lets IPv4, IPv6 and netlink sockets be made only
+/// with the protocols built into every kernel (any protocol as SOCK_RAW),
+/// so that no socket() loads a protocol's module; the filter installed
+/// (built at compile time) and the one compiled now agree.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_default_profile_allows_only_builtin_socket_protocols() {
+    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    const ALLOW: u32 = 0x7fff_0000;
+    const EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
+    let socket = libc::SYS_socket as u32;
+    for progs in [
+        compile(&Seccomp::Default).unwrap(),
+        compile_now(&Seccomp::Default).unwrap(),
+    ] {
+        let call = |family: i32, kind: i32, protocol: u64| {
+            let args = [family as u64, kind as u64, protocol, 0, 0, 0];
+            progs
+                .iter()
+                .map(|p| verdict(p, ARCH, socket, args))
+                .min_by_key(|v| *v == ALLOW)
+                .unwrap()
+        };
+        let stream = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            for protocol in [0, 6, 17, 1, 58, 136, 262] {
+                assert_eq!(call(family, stream, protocol), ALLOW, "{family} {protocol}");
+            }
+            // SCTP, L2TP/IP, SMC, DCCP: each a module.
+            for protocol in [132, 115, 256, 33] {
+                assert_eq!(call(family, stream, protocol), EPERM, "{family} {protocol}");
+                assert_eq!(call(family, libc::SOCK_DGRAM, protocol), EPERM);
+                // As raw sockets every protocol is the kernel's own.
+                assert_eq!(
+                    call(family, libc::SOCK_RAW | libc::SOCK_NONBLOCK, protocol),
+                    ALLOW
+                );
+            }
+            // High bits are not a way around the list.
+            assert_eq!(call(family, stream, 6 | 1 << 32), EPERM);
+        }
+        for protocol in [0, 4, 9, 12, 15, 16] {
+            assert_eq!(
+                call(libc::AF_NETLINK, libc::SOCK_RAW, protocol),
+                ALLOW,
+                "{protocol}"
+            );
+        }
+        // The crypto API's and RDMA's netlink, and ones no kernel has.
+        for protocol in [21, 20, 8, 22, 31] {
+            assert_eq!(
+                call(libc::AF_NETLINK, libc::SOCK_RAW, protocol),
+                EPERM,
+                "{protocol}"
+            );
+        }
+        assert_eq!(call(libc::AF_UNIX, stream, 0), ALLOW);
+        assert_eq!(call(libc::AF_PACKET, libc::SOCK_RAW, 0x300), ALLOW);
+        assert_eq!(call(libc::AF_VSOCK, stream, 0), EPERM);
+    }
+}
+
 /// The set-id filter refuses by name: a call the linked libseccomp did
 /// not know would be left out of it without a word (fchmodat2 needs
 /// 2.5.5 or a backport), so every one of them must resolve.
