@@ -346,6 +346,92 @@ fn rlimit_above_hard_limit() {
     );
 }
 
+/// A flag's `--rlimit` replaces the spec file's limit of the same
+/// resource (set in turn, the second could not raise the first's hard
+/// limit); a spec that lists one twice is refused by the second entry.
+#[test]
+fn an_rlimit_flag_replaces_the_spec_files() {
+    let dir = tempdir();
+    let p = dir.path().join("spec.json");
+    std::fs::write(
+        &p,
+        r#"{"process": {"args": ["sh", "-c", "ulimit -n"], "rlimits": [{"resource": "nofile", "soft": 1024, "hard": 1024}]},
+            "filesystem": {"mounts": [{"type": "bind", "source": "/usr", "destination": "/usr"},
+                                      {"type": "symlink", "target": "usr/bin", "destination": "/bin"},
+                                      {"type": "symlink", "target": "usr/lib", "destination": "/lib"},
+                                      {"type": "symlink", "target": "usr/lib64", "destination": "/lib64"}]}}"#,
+    )
+    .unwrap();
+    let spec = p.display().to_string();
+    let r = output(airlock(&[
+        "run",
+        "--spec",
+        &spec,
+        "--rlimit",
+        "nofile=4096",
+    ]));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "4096\n"), "{}", r.stderr);
+    let r = output(airlock(&[
+        "run",
+        "--rlimit",
+        "nofile=10",
+        "--rlimit",
+        "nofile=20",
+        "--",
+        "sh",
+        "-c",
+        "ulimit -n",
+    ]));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "20\n"), "{}", r.stderr);
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        r#"[{"resource": "nofile", "soft": 1024, "hard": 1024}]"#,
+        r#"[{"resource": "nofile", "soft": 1024, "hard": 1024}, {"resource": "nofile", "soft": 9, "hard": 9}]"#,
+    );
+    std::fs::write(&p, text).unwrap();
+    refused(
+        &["run", "--spec", &spec],
+        &["process.rlimits[1].resource: nofile is already limited by process.rlimits[0]"],
+    );
+}
+
+/// An empty value (an unset shell variable) is refused naming the flag
+/// that gave it: an empty source was the current directory, bound
+/// writable. A flag that sets a field of the next mount (`--size`,
+/// `--perms`), and the flags that set a top-level field, are named too.
+#[test]
+fn empty_and_bad_values_are_named_by_their_flag() {
+    for (args, named) in [
+        (&["--bind", "", "/x"][..], "--bind '' /x: must not be empty"),
+        (
+            &["--ro-bind-try", "", "/x", "--bind", "", "/y"][..],
+            "--bind '' /y: must not be empty",
+        ),
+        (&["--rootfs", ""][..], "--rootfs: must not be empty"),
+        (
+            &["--hostname", ""][..],
+            "--hostname: \"\" is not a host name",
+        ),
+        (
+            &["--timeout", "99999999999"][..],
+            "--timeout: 99999999999 is not",
+        ),
+        (&["--setenv", "", "v"][..], "--setenv '': a variable name"),
+        (
+            &["--tmpfs", "/x", "--size", "0", "--tmpfs", "/y"][..],
+            "--size 0: 0 bytes",
+        ),
+        (
+            &["--perms", "4755", "--dir", "/x"][..],
+            "--perms 4755: setuid and setgid",
+        ),
+    ] {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend(["--", "true"]);
+        refused(&all, &[named]);
+    }
+}
+
 #[test]
 fn a_directory_as_stdin_is_refused() {
     require_root!();
@@ -552,7 +638,7 @@ fn an_affinity_outside_the_cpuset_leaves_no_cgroup() {
 fn settings_that_would_go_unapplied_are_refused() {
     refused(
         &["run", "--size", "0", "--tmpfs", "/scratch", "--", "true"],
-        &["--tmpfs /scratch", "size 0 for one without a limit"],
+        &["--size 0: ", "size 0 for one without a limit"],
     );
     refused(
         &[

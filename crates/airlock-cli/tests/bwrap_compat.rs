@@ -402,6 +402,38 @@ fn file_data_and_args_come_from_file_descriptors() {
     assert!(r.stderr.contains("--file 9 /f"), "{}", r.stderr);
 }
 
+/// --ro-bind-data is read-only where it is in the order, as bubblewrap
+/// makes it: a writable bind given after it over the same path stays
+/// writable (it was made read-only with the paths at the end).
+#[test]
+fn a_bind_after_ro_bind_data_keeps_its_own_mode() {
+    let dir = shared_dir();
+    let host = dir.path().join("host-file");
+    for as_user in callers() {
+        std::fs::write(&host, "host\n").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let line = format!(
+            "exec {} run --ro-bind-data 6 /x --bind {h} /x -- sh -c 'echo written > /x' 6</dev/null",
+            airlock_bin().display(),
+            h = host.display(),
+        );
+        let mut cmd = Command::new("setpriv");
+        match as_user {
+            true => cmd.args([
+                format!("--reuid={USER}"),
+                format!("--regid={USER}"),
+                "--clear-groups".into(),
+            ]),
+            false => cmd.arg("--"),
+        };
+        cmd.args(["sh", "-c", &line])
+            .stdin(std::process::Stdio::null());
+        let r = output(cmd);
+        assert_eq!(r.code, 0, "as user {as_user}: {}", r.stderr);
+        assert_eq!(std::fs::read_to_string(&host).unwrap(), "written\n");
+    }
+}
+
 /// --ro-bind-data and --bind-data bind a file of their own over the
 /// destination, as bubblewrap's do: the default view's read-only /etc gets
 /// its own passwd, and a host file under a writable bind is not written.

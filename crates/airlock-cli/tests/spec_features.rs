@@ -84,6 +84,12 @@ fn a_rootfs_gets_a_fresh_proc_dev_and_tmp_like_an_image() {
     // A flag that mounts its own /tmp keeps it (one tmpfs, sized as asked).
     let r = run(false, &["--tmpfs", "/tmp"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Flags that mount nothing there keep the fresh ones: a directory
+    // made, or the fresh /tmp made read-only (there was none to remount).
+    let r = run(false, &["--dir", "/dev", "--remount-ro", "/tmp/"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("dev\n"), "{}", r.stdout);
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
 }
 
 #[test]

@@ -22,6 +22,9 @@ pub struct Labels {
     /// An overlay mount's layers (mount index, layer index, the
     /// `--overlay-src` typed), shifted with `mounts`.
     pub lowers: Vec<(usize, usize, String)>,
+    /// A mount's field a flag of its own gave (mount index, `size` or
+    /// `mode`, the `--size` or `--perms` typed), shifted with `mounts`.
+    pub parts: Vec<(usize, &'static str, String)>,
     /// How many mounts, first of all, a `--spec` file wrote: an error keeps
     /// the index the file gives them, past an image's mounts.
     pub file_mounts: usize,
@@ -71,6 +74,11 @@ impl Labels {
             self.lowers
                 .iter()
                 .map(|(i, j, label)| (format!("{}.lower[{j}]", mount(i + offset)), label.clone())),
+        );
+        names.extend(
+            self.parts
+                .iter()
+                .map(|(i, part, label)| (format!("{}.{part}", mount(i + offset)), label.clone())),
         );
         for (i, label) in &self.mounts {
             let field = mount(i + offset);
@@ -155,9 +163,11 @@ fn label(id: &str, v: &[String]) -> String {
 }
 
 /// Make a host path absolute against the current directory (as bwrap
-/// does); the guardrails later judge the canonical path.
+/// does); the guardrails later judge the canonical path. An empty one (an
+/// unset shell variable) stays empty for validation to refuse by name:
+/// joined, it was the current directory, bound writable.
 pub fn absolute_source(src: &str) -> String {
-    if src.starts_with('/') {
+    if src.starts_with('/') || src.is_empty() {
         return src.to_string();
     }
     match std::env::current_dir() {
@@ -297,13 +307,20 @@ pub fn apply(
             _ => {}
         }
         let takes_perms = matches!(id, "tmpfs" | "dir" | "file" | "bind_data" | "ro_bind_data");
+        let index = s.filesystem.mounts.len();
         let mode = match perms.take() {
-            Some((p, _)) if takes_perms => Some(FileMode(p)),
+            Some((p, typed)) if takes_perms => {
+                labels.parts.push((index, "mode", typed));
+                Some(FileMode(p))
+            }
             Some((_, p)) => return Err(format!("{p}: applies to the next --tmpfs, --dir, --file, --bind-data or --ro-bind-data, not to {here}")),
             None => None,
         };
         let tmpfs_size = match size.take() {
-            Some((b, _)) if id == "tmpfs" => Some(spec::Size(b)),
+            Some((b, typed)) if id == "tmpfs" => {
+                labels.parts.push((index, "size", typed));
+                Some(spec::Size(b))
+            }
             Some((_, p)) => return Err(format!("{p}: applies to the next --tmpfs, not to {here}")),
             None => None,
         };
@@ -314,11 +331,18 @@ pub fn apply(
         let Some(mount) = to_mount(id, v, mode, tmpfs_size)? else {
             continue;
         };
-        if id == "ro_bind_data" {
-            s.filesystem.readonly_paths.push(v[1].clone());
-        }
-        labels.mounts.push((s.filesystem.mounts.len(), here));
+        labels
+            .mounts
+            .push((s.filesystem.mounts.len(), here.clone()));
         s.filesystem.mounts.push(mount);
+        if id == "ro_bind_data" {
+            // Read-only at this point in the order, as bubblewrap makes
+            // it: a later mount over the path keeps what it is.
+            labels.mounts.push((s.filesystem.mounts.len(), here));
+            s.filesystem.mounts.push(Mount::RemountReadOnly {
+                destination: v[1].clone(),
+            });
+        }
     }
     if let Some(p) = perms.map(|(_, p)| p).or(size.map(|(_, p)| p)) {
         return Err(format!("{p}: no mount flag follows it to apply to"));
@@ -505,8 +529,18 @@ mod tests {
             ],
             entries: vec![("filesystem.lock_files[0]".into(), "--lock-file /x".into())],
             lowers: vec![(3, 0, "--overlay-src /b".into())],
+            parts: vec![(1, "size", "--size 0".into())],
             file_mounts: 1,
         };
+        // A part a flag of its own gave is named by that flag; the
+        // mount's other parts by the mount's.
+        assert_eq!(
+            l.rewrite(
+                "filesystem.mounts[1].size: s; filesystem.mounts[1].destination: d",
+                &[]
+            ),
+            "--size 0: s; --bind / /host: d"
+        );
         assert_eq!(
             l.rewrite(
                 "resources.swap: needs resources.memory; resources.memory_reservation",

@@ -53,14 +53,23 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         s.filesystem.lock_files.push(path.clone());
     }
     process(&mut s, a, m);
+    for kv in a.setenv.chunks(2) {
+        let shown = if kv[0].is_empty() { "''" } else { &kv[0] };
+        labels.entries.push((
+            format!("process.env.{}", kv[0]),
+            format!("--setenv {shown}"),
+        ));
+    }
     namespaces(&mut s, a, m)?;
     resources(&mut s, a);
-    // Each --rlimit by its flag, the parts of its entry too (appended
-    // after the spec file's own).
-    let first = s.process.rlimits.len() - a.rlimit.len();
-    for (j, r) in a.rlimit.iter().enumerate() {
+    // Each --rlimit by its flag, the parts of its entry too (the last
+    // given of a resource is the one in the spec).
+    for (i, r) in s.process.rlimits.iter().enumerate() {
+        if !a.rlimit.iter().any(|x| x.resource == r.resource) {
+            continue;
+        }
         let label = format!("--rlimit {}", rlimit_text(r));
-        let field = format!("process.rlimits[{}]", first + j);
+        let field = format!("process.rlimits[{i}]");
         for part in ["", ".resource", ".soft", ".hard"] {
             labels
                 .entries
@@ -160,6 +169,14 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     // Only when given: an image's User sets the ids too, and a kind
     // joined by path is not shared by a flag.
     for (given, field, flag) in [
+        (a.hostname.is_some(), "hostname", "--hostname"),
+        (a.timeout.is_some(), "timeout", "--timeout"),
+        (a.rootfs.is_some(), "filesystem.root.path", "--rootfs"),
+        (
+            a.overlay_dir.is_some(),
+            "filesystem.root.upper",
+            "--overlay-dir",
+        ),
         (a.uid.is_some(), "process.uid", "--uid"),
         (a.gid.is_some(), "process.gid", "--gid"),
         (a.share_net, "namespaces.net", "--share-net"),
@@ -273,7 +290,13 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
     let first = s.filesystem.mounts.len();
     labels.file_mounts = first;
     mounts::apply(s, &flags, &mut labels, root_from_bind)?;
-    let given = &s.filesystem.mounts[first..];
+    // The flags that put a mount at a path (`--dir /dev` or
+    // `--remount-ro /tmp` keep what is there).
+    let mounted: Vec<&str> = s.filesystem.mounts[first..]
+        .iter()
+        .filter(|g| g.mounts())
+        .map(|g| g.destination().trim_end_matches('/'))
+        .collect();
     let defaults: Vec<Mount> = if a.spec.is_some() || a.no_default_view || root_from_bind {
         Vec::new()
     } else if a.rootfs.is_some() {
@@ -287,9 +310,9 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
                     Mount::Proc { .. } | Mount::Dev { .. } | Mount::Tmpfs { .. }
                 )
             })
-            .filter(|d| given.iter().all(|g| g.destination() != d.destination()))
+            .filter(|d| !mounted.contains(&d.destination()))
             .collect()
-    } else if a.image.is_some() || given.iter().any(|g| g.destination() == "/usr") {
+    } else if a.image.is_some() || mounted.contains(&"/usr") {
         // A command line that mounts its own /usr builds its own view, as
         // a bubblewrap one does: it starts empty, as bubblewrap does.
         Vec::new()
@@ -303,6 +326,11 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
         }
     }
     for (i, ..) in labels.lowers.iter_mut() {
+        if *i >= first {
+            *i += defaults.len();
+        }
+    }
+    for (i, ..) in labels.parts.iter_mut() {
         if *i >= first {
             *i += defaults.len();
         }
@@ -549,7 +577,19 @@ fn resources(s: &mut SandboxSpec, a: &RunArgs) {
     if a.timeout.is_some() {
         s.timeout = a.timeout;
     }
-    s.process.rlimits.extend(a.rlimit.iter().cloned());
+    // Each replaces the spec file's (or an earlier flag's) limit of its
+    // resource, as other flags override the file.
+    for r in &a.rlimit {
+        match s
+            .process
+            .rlimits
+            .iter()
+            .position(|x| x.resource == r.resource)
+        {
+            Some(i) => s.process.rlimits[i] = r.clone(),
+            None => s.process.rlimits.push(r.clone()),
+        }
+    }
 }
 
 /// What the workload runs behind: Landlock, the syscall filter, the

@@ -362,6 +362,16 @@ pub enum Mount {
 }
 
 impl Mount {
+    /// Does it put a mount at its destination (rather than make a
+    /// directory, file or link there, or remount what is there)?
+    pub fn mounts(&self) -> bool {
+        match self {
+            Mount::Dir { .. } | Mount::Symlink { .. } | Mount::RemountReadOnly { .. } => false,
+            Mount::File { bind, .. } => *bind,
+            _ => true,
+        }
+    }
+
     pub fn destination(&self) -> &str {
         match self {
             Mount::Bind { destination, .. }

@@ -386,6 +386,13 @@ fn process(p: &Process) -> Result<(), SpecError> {
         if r.soft > r.hard {
             return Err(SpecError::new(f, "soft limit is above the hard limit"));
         }
+        // Set in order, the second could not raise the first's hard limit.
+        if let Some(j) = p.rlimits[..i].iter().position(|x| x.resource == r.resource) {
+            return Err(SpecError::new(
+                format!("{f}.resource"),
+                format!("{} is already limited by process.rlimits[{j}]", r.resource),
+            ));
+        }
     }
     Ok(())
 }
