@@ -546,7 +546,14 @@ fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
         .unwrap();
     let _ = exec.kill();
     let _ = exec.wait();
+    // Not only after the last join: at once after the user namespace's,
+    // before the next (the owner could attach in between, while the
+    // runner is root in the host's mount namespace, and stay attached).
+    let order = dumpable_reset_after_the_user_join(&name);
     let _ = output(airlock(&["rm", "-f", &name]));
+    if let Some(Err(trace)) = order {
+        panic!("no dumpable reset right after setns(CLONE_NEWUSER):\n{trace}");
+    }
     assert!(
         !r.status.success(),
         "the namespace's owner read the exec runner's cwd: {}",
@@ -557,4 +564,39 @@ fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
+}
+
+/// The exec runner's setns and prctl calls, as strace sees them: Ok when
+/// the call after joining the user namespace resets dumpable; None
+/// (skipped, said) without strace.
+fn dumpable_reset_after_the_user_join(name: &str) -> Option<Result<(), String>> {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED (the order of the dumpable reset): strace is not installed");
+        return None;
+    }
+    let dir = tempdir();
+    let log = dir.path().join("trace");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=setns,prctl", "-o"])
+        .arg(&log)
+        .arg(airlock_bin())
+        .args(["exec", name, "--", "true"]);
+    let r = output(cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = trace.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("setns(") && l.contains("CLONE_NEWUSER"))
+        .unwrap_or_else(|| panic!("no user namespace joined:\n{trace}"));
+    let pid = lines[at].split_whitespace().next().unwrap();
+    let next = lines[at + 1..].iter().find(|l| l.starts_with(pid));
+    match next {
+        Some(l) if l.contains("PR_SET_DUMPABLE, SUID_DUMP_DISABLE") => Some(Ok(())),
+        _ => Some(Err(trace)),
+    }
 }

@@ -103,12 +103,12 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         sys::join_new_session_keyring().map_err(super::supervisor::session_keyring)?;
     }
     join_namespaces(&plan, report)?;
-    // Again: joining a user namespace whose owner is not our euid (a root
-    // caller's or a daemon client's sandbox) changed our credentials, and
-    // where fs.suid_dumpable is 1 made us dumpable, and so ptraceable by
-    // that owner (it has every capability over our credentials now)
-    // while we still hold the host's root and its fds. The child
-    // inherits it.
+    // Again (joining the user namespace did it first): joining a user
+    // namespace whose owner is not our euid (a root caller's or a daemon
+    // client's sandbox) changed our credentials, and where
+    // fs.suid_dumpable is 1 made us dumpable, and so ptraceable by that
+    // owner (it has every capability over our credentials now) while we
+    // still hold the host's root and its fds. The child inherits it.
     super::child::not_dumpable()?;
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
@@ -293,6 +293,13 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
         report.progress(|| format!("setns {name}"));
         rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type()))
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
+        // At once, not after the last join: a user namespace whose owner
+        // is not our euid makes us dumpable where fs.suid_dumpable is 1,
+        // and its owner could attach while we are still the host's root
+        // in its mount namespace (an attach outlasts a later reset).
+        if *ns == crate::namespace::Namespace::User {
+            super::child::not_dumpable()?;
+        }
     }
     Ok(())
 }

@@ -222,6 +222,10 @@ pub fn join_owner(plan: &Plan, userns: &OwnedFd) -> Result<(), SetupError> {
         Some(rustix::thread::LinkNameSpaceType::User),
     )
     .step(|| "join the user namespace of the joined pid namespace".into())?;
+    // Made dumpable by the join where fs.suid_dumpable is 1 (its owner
+    // is not our euid): reset before the unshare below, which may take
+    // milliseconds while that owner could attach.
+    super::child::not_dumpable()?;
     let others: Vec<Namespace> = plan
         .namespaces
         .iter()
