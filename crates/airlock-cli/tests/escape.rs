@@ -566,6 +566,104 @@ fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
     );
 }
 
+/// The parent of `pid`, from /proc (None once it is gone).
+fn parent_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let zombie = status
+        .lines()
+        .any(|l| l.starts_with("State:") && l.contains('Z'));
+    let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:"))?;
+    (!zombie).then(|| ppid.trim().parse().ok())?
+}
+
+/// An exec runner killed before its child armed the parent-death signal
+/// left the command to run on, unwatched: the child's check of its parent
+/// saw pid 0, which is what the runner (outside the sandbox's PID
+/// namespace) always is to it. strace holds the child's first prctl (the
+/// arming) for two seconds; the runner is killed meanwhile. The command
+/// must never start.
+#[test]
+fn an_exec_whose_runner_dies_before_it_is_armed_never_runs() {
+    require_root!();
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: strace is not installed");
+        return;
+    }
+    let name = format!("orphan-{}", std::process::id());
+    let started = output(airlock(&[
+        "run", "-d", "--name", &name, "--", "sleep", "100",
+    ]));
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let marker = format!("{}", 2_000_000 + std::process::id());
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=prctl"])
+        .args(["-e", "inject=prctl:delay_enter=2s:when=1"])
+        .arg(airlock_bin())
+        .args(["exec", &name, "--", "sleep", &marker])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let wait = |what: &str| assert!(std::time::Instant::now() < deadline, "{what}");
+    // The CLI, its runner (named after it), and the runner's child.
+    let cli = loop {
+        let found = descendants(strace.id() as i32).into_iter().next();
+        if let Some(pid) = found {
+            break pid;
+        }
+        wait("no CLI");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let runner_line = format!("{} {cli} ", runner_bin().display());
+    let (runner, child) = loop {
+        let runners = processes_with(&runner_line);
+        let pair = runners.iter().find_map(|c| {
+            let p = parent_of(*c)?;
+            runners.contains(&p).then_some((p, *c))
+        });
+        if let Some(pair) = pair {
+            break pair;
+        }
+        wait("the runner never forked");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    // SAFETY: kill takes a pid and a signal; the runner is our test's.
+    unsafe { libc::kill(runner, libc::SIGKILL) };
+    // The command itself (the CLI's and strace's lines name it too).
+    let command = || -> Vec<i32> {
+        processes_with(&format!("sleep {marker}"))
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+            })
+            .collect()
+    };
+    let ran = loop {
+        if !command().is_empty() {
+            break true;
+        }
+        if parent_of(child).is_none() {
+            break false;
+        }
+        wait("the child neither ran nor ended");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    for pid in command() {
+        // SAFETY: as above; the command this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = strace.kill();
+    let _ = strace.wait();
+    let _ = output(airlock(&["rm", "-f", &name]));
+    assert!(!ran, "the exec'd command ran after its runner was killed");
+}
+
 /// The exec runner's setns and prctl calls, as strace sees them: Ok when
 /// the call after joining the user namespace resets dumpable; None
 /// (skipped, said) without strace.

@@ -122,7 +122,6 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
         None
     };
     let (inner, inner_child) = sys::seqpacket_pair().step(|| "socketpair".into())?;
-    let runner = rustix::process::getpid();
     // SAFETY: the runner is single-threaded; the child only runs
     // `become_process`, which execs or exits.
     let pid = match unsafe { libc::fork() } {
@@ -138,6 +137,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
             let e = match join_cgroups(&plan, &procs_files) {
                 Ok(()) => {
                     drop(procs_files);
+                    let runner = inner_child.as_fd();
                     become_process(&plan, report, pty.as_ref().map(|p| &p.slave), runner)
                 }
                 Err(e) => e,
@@ -376,23 +376,29 @@ fn relay_until_exec(inner: &OwnedFd, sock: BorrowedFd) -> bool {
 }
 
 /// In the child, inside every namespace: the workload's walls, then exec.
-/// Arm the parent-death signal, then make sure the runner (`runner`, as
-/// its own namespace numbers it) had not died already: in the sandbox's
-/// PID namespace our parent, outside it, is pid 0 to us; once it is gone
-/// we belong to the sandbox's init and see a parent. Without the check, a
-/// runner killed before the signal was armed left the command running
-/// on, unwatched.
-fn die_with_runner(runner: rustix::process::Pid) -> Result<(), SetupError> {
+/// Arm the parent-death signal, then make sure the runner had not died
+/// already: its end of our report socket (`runner`), which it holds
+/// until we exec, is closed then. (Our parent's pid cannot tell: the
+/// runner is outside the sandbox's PID namespace, pid 0 to us, and so is
+/// whoever we are given to when it dies.) Without the check, a runner
+/// killed before the signal was armed left the command running on,
+/// unwatched.
+fn die_with_runner(runner: BorrowedFd<'_>) -> Result<(), SetupError> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .step(|| "set parent-death signal".into())?;
-    // (With the caller's PID namespace shared, the runner is in view.)
-    match rustix::process::getppid() {
-        None => Ok(()),
-        Some(parent) if parent == runner => Ok(()),
-        Some(_) => Err(SetupError::new(
+    let mut pfd = [PollFd::new(&runner, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut pfd, Some(&now)).step(|| "check the runner is alive".into())?;
+    match pfd[0].revents().contains(PollFlags::HUP) {
+        true => Err(SetupError::new(
             "exec",
             "the runner that waits for this process has ended",
         )),
+        false => Ok(()),
     }
 }
 
@@ -400,7 +406,7 @@ fn become_process(
     plan: &ExecPlan,
     report: Reporter,
     terminal: Option<&OwnedFd>,
-    runner: rustix::process::Pid,
+    runner: BorrowedFd<'_>,
 ) -> SetupError {
     let p = &*exec::with_home(&plan.process);
     let run = || -> Result<(), SetupError> {
