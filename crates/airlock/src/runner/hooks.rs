@@ -112,6 +112,7 @@ fn run_one(
     let flags = rustix::pipe::PipeFlags::CLOEXEC;
     let (stdin_r, stdin_w) = rustix::pipe::pipe_with(flags).map_err(|e| e.to_string())?;
     let (out_r, out_w) = rustix::pipe::pipe_with(flags).map_err(|e| e.to_string())?;
+    let parent = rustix::process::getpid();
     // SAFETY: the runner is single-threaded; the child only calls
     // async-signal-safe functions before execve or _exit.
     let pid = unsafe { libc::fork() };
@@ -124,7 +125,7 @@ fn run_one(
     if pid == 0 {
         // SAFETY: in the forked child; everything it touches was made
         // before the fork, and it ends in execve or _exit.
-        unsafe { child(&path, &argv, &envp, &stdin_r, &out_w, place) }
+        unsafe { child(&path, &argv, &envp, &stdin_r, &out_w, place, parent) }
     }
     drop((stdin_r, out_w));
     // The state goes in while we wait, as the pipe takes it: with every
@@ -159,11 +160,20 @@ unsafe fn child(
     stdin: &OwnedFd,
     out: &OwnedFd,
     place: &Place,
+    parent: rustix::process::Pid,
 ) -> ! {
     // SAFETY: plain syscalls on fds this process holds; pointers are to
     // NUL-terminated strings and arrays that outlive the execve.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // A parent that died before the signal was armed left no one to
+        // time the hook out or collect it. Its pid tells where we share
+        // its PID namespace; 0 is a parent outside ours (one that joined
+        // a PID namespace forks into it), alive or not: no answer there.
+        let ppid = libc::getppid();
+        if ppid != 0 && ppid != parent.as_raw_nonzero().get() {
+            libc::_exit(126);
+        }
         // A group of its own, killed whole at the timeout.
         libc::setpgid(0, 0);
         if libc::dup2(stdin.as_raw_fd(), 0) < 0
