@@ -294,6 +294,8 @@ fn masks_reach_every_procfs_and_sysfs() {
     s.filesystem.mounts.push(spec::Mount::Sysfs {
         destination: "/s/".into(),
     });
+    // Spelt with a slash too many, as the kernel takes it too.
+    s.filesystem.masked_paths.push("//proc//cmdline".into());
     let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
     let masked: Vec<&str> = p
         .filesystem
@@ -304,7 +306,13 @@ fn masks_reach_every_procfs_and_sysfs() {
             _ => None,
         })
         .collect();
-    for want in ["/proc/kcore", "/p/kcore", "/sys/firmware", "/s/firmware"] {
+    for want in [
+        "/proc/kcore",
+        "/p/kcore",
+        "/sys/firmware",
+        "/s/firmware",
+        "/p/cmdline",
+    ] {
         assert!(masked.contains(&want), "{want}: {masked:?}");
     }
 }
