@@ -254,14 +254,18 @@ async fn run(
     // The workload inherits this process's environment, as it does
     // locally: the daemon has none of the caller's to give, so it is sent.
     // Not with an image, whose workload gets the image's, as locally.
+    // Its PWD names the working directory in the sandbox, as locally
+    // (`plan::environment`), not this process's.
     let p = &mut spec.process;
     if p.inherit_env && a.image.is_none() {
-        for (k, v) in std::env::vars_os() {
-            let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
-                continue;
-            };
-            if !p.env.contains_key(k) && !p.unset_env.iter().any(|u| u == k) {
-                p.env.insert(k.to_string(), v.to_string());
+        let pwd = p.cwd.clone().unwrap_or_else(|| "/".into());
+        let ours = std::env::vars_os().filter_map(|(k, v)| match k.to_str()? {
+            "PWD" => None,
+            k => Some((k.to_string(), v.to_str()?.to_string())),
+        });
+        for (k, v) in ours.chain([("PWD".to_string(), pwd)]) {
+            if !p.env.contains_key(&k) && !p.unset_env.contains(&k) {
+                p.env.insert(k, v);
             }
         }
         p.inherit_env = false;

@@ -862,20 +862,22 @@ fn remote_verbs_do_what_local_ones_do() {
         &d,
         None,
         &[
-            "run",
-            "-d",
-            "--name",
-            "env",
-            "--",
-            "sh",
-            "-c",
-            "echo $GREETING",
+            "run", "-d", "--name", "env", "--chdir", "/usr", "--", "printenv", "GREETING", "PWD",
         ],
     );
-    let o = c.env("GREETING", "from the caller").output().unwrap();
+    // Its PWD is the sandbox's working directory, not the caller's (read
+    // by printenv: a shell puts its own right).
+    let o = c
+        .env("GREETING", "from the caller")
+        .env("PWD", "/the/caller's")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     ok(airlock(&d, None, &["wait", "env"]));
-    assert_eq!(ok(airlock(&d, None, &["logs", "env"])), "from the caller\n");
+    assert_eq!(
+        ok(airlock(&d, None, &["logs", "env"])),
+        "from the caller\n/usr\n"
+    );
     ok(airlock(
         &d,
         None,

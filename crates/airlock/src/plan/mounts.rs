@@ -344,7 +344,11 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
         let mut out = paths.to_vec();
         for p in paths {
             // As the kernel reads it: `//proc/kcore` is /proc's kcore too.
-            let p = p.split('/').filter(|c| !c.is_empty()).collect::<Vec<_>>().join("/");
+            let p = p
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+                .join("/");
             let p = format!("/{p}");
             for (prefix, mounts) in [("/proc/", &procs), ("/sys/", &sysfs)] {
                 if let Some(rest) = p.strip_prefix(prefix) {
