@@ -341,3 +341,54 @@ fn maps_onto_another_users_subordinate_ids_are_refused() {
     let r = run_spec(&pool, &[]);
     assert_eq!((r.code, r.stdout.trim()), (0, "0"), "{}", r.stderr);
 }
+
+/// A root caller's map onto another login account's own uid, or onto its
+/// primary group, is refused: that user's processes hold those ids, so
+/// the sandbox (and its user namespace) would be theirs to signal, trace
+/// and enter. Acknowledged, it runs as that user outside.
+#[test]
+fn maps_onto_another_login_accounts_ids_are_refused() {
+    require_root!();
+    let mut s = airlock::SandboxSpec::builder()
+        .args(["sh", "-c", "id -u"])
+        .default_view()
+        .build();
+    let one = |outside| {
+        vec![airlock::spec::IdMap {
+            inside: 0,
+            outside,
+            count: 1,
+        }]
+    };
+    s.identity.uid_map = one(USER);
+    s.identity.gid_map = one(USER);
+    let dir = tempdir();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, s.to_json_pretty()).unwrap();
+    let spec = spec.display().to_string();
+    let r = output(airlock(&["run", "--spec", &spec]));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    for (field, why) in [
+        (
+            "identity.uid_map[0]",
+            "is another login account of the host",
+        ),
+        ("identity.gid_map[0]", "is the primary group of"),
+    ] {
+        assert!(
+            r.stderr
+                .contains(&format!("error[host-privileged-mapped]: {field}"))
+                && r.stderr.contains(why),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = output(airlock(&[
+        "run",
+        "--spec",
+        &spec,
+        "--allow-unsafe",
+        "host-privileged-mapped",
+    ]));
+    assert_eq!((r.code, r.stdout.trim()), (0, "0"), "{}", r.stderr);
+}

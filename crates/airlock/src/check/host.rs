@@ -298,7 +298,7 @@ impl Host {
             || !spec.identity.uid_map.is_empty()
             || !spec.identity.gid_map.is_empty()
         {
-            HostIds::probe(ctx.caller.uid)
+            HostIds::probe(ctx.caller.uid, ctx.caller.gid)
         } else {
             HostIds::default()
         };

@@ -39,6 +39,17 @@
 //! containers from, with airlock as their runtime. The caller's own
 //! ranges are its to map (newuidmap allows a rootless caller no other).
 //!
+//! An id **map** is privileged, too, where it covers another login
+//! account's own id: the uid of an account of `/etc/passwd` from UID_MIN
+//! up, or the gid of such an account's primary group (a user private
+//! group), other than the caller's. That user's processes have it: a
+//! sandbox mapped onto it would be theirs to signal and trace, its user
+//! namespace (owned by the map's root) theirs to enter with every
+//! capability, and their files (group-readable ones too) the
+//! workload's. (A workload that runs as such an id in the host's user
+//! namespace, as `runuser` would run it, is judged by the rules above
+//! only: the user could run it so themselves.)
+//!
 //! Names come from `/etc/passwd` and `/etc/group` and are only shown.
 //! Without a probe ([`HostIds::default`]) rules 1 and 2 still hold with the
 //! usual minimum of 1000, so an unprobed host fails closed.
@@ -67,6 +78,10 @@ pub struct HostIds {
     /// Other users' subordinate ranges (`/etc/subuid`, `/etc/subgid`).
     pub sub_uids: Vec<SubRange>,
     pub sub_gids: Vec<SubRange>,
+    /// Other login accounts' own uids (uid → name) and their primary
+    /// groups (gid → the account's name).
+    pub accounts: IdNotes,
+    pub account_groups: IdNotes,
 }
 
 /// `owner:start:count` from `/etc/subuid` or `/etc/subgid`.
@@ -128,8 +143,37 @@ impl Default for HostIds {
             group_keys: IdNotes::default(),
             sub_uids: Vec::new(),
             sub_gids: Vec::new(),
+            accounts: IdNotes::default(),
+            account_groups: IdNotes::default(),
         }
     }
+}
+
+/// Login accounts of a passwd text (uid `uid_min` and up, not the
+/// overflow uid), other than the caller's, with their primary groups
+/// other than the caller's gid: uid → name, gid → name.
+pub fn parse_accounts(
+    passwd: &str,
+    (uid_min, gid_min): (u32, u32),
+    overflow_uid: u32,
+    caller: (u32, u32),
+) -> (IdNotes, IdNotes) {
+    let (mut uids, mut gids) = (IdNotes::default(), IdNotes::default());
+    for l in passwd.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        let id = |i: usize| f.get(i).and_then(|s| s.parse::<u32>().ok());
+        let (Some(name), Some(uid), Some(gid)) = (f.first(), id(2), id(3)) else {
+            continue;
+        };
+        if uid < uid_min || uid == overflow_uid || uid == caller.0 {
+            continue;
+        }
+        uids.insert(uid, *name);
+        if gid >= gid_min && gid != caller.1 {
+            gids.insert(gid, *name);
+        }
+    }
+    (uids, gids)
 }
 
 /// Where system objects live (each scanned three levels deep).
@@ -225,7 +269,7 @@ fn is_terminal(ft: &std::fs::FileType, rdev: u64) -> bool {
 
 impl HostIds {
     /// Read the facts from this host, for a sandbox `caller` starts.
-    pub fn probe(caller: u32) -> HostIds {
+    pub fn probe(caller: u32, caller_gid: u32) -> HostIds {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let defs = read("/etc/login.defs");
         let overflow = |p: &str| read(p).trim().parse().unwrap_or(65534);
@@ -241,6 +285,12 @@ impl HostIds {
         let (users, min) = (&ids.user_names, ids.uid_min);
         ids.sub_uids = parse_subid_file(&read("/etc/subuid"), users, caller, min);
         ids.sub_gids = parse_subid_file(&read("/etc/subgid"), users, caller, min);
+        (ids.accounts, ids.account_groups) = parse_accounts(
+            &read("/etc/passwd"),
+            (min, ids.gid_min),
+            ids.overflow_uid,
+            (caller, caller_gid),
+        );
         let mut seen = std::collections::HashSet::new();
         let mut budget = MAX_ENTRIES;
         for loc in SYSTEM_LOCATIONS {
@@ -322,6 +372,7 @@ impl HostIds {
         {
             return Some(subordinate(&who, r, "/etc/subgid"));
         }
+
         if let Some(path) = self.group_keys.get(gid) {
             return Some(format!(
                 "{who} is the group of {path}, which grants it what other users lack"
@@ -351,6 +402,7 @@ impl HostIds {
         {
             return Some(subordinate(&who, r, "/etc/subuid"));
         }
+
         if let Some(path) = self.owners.get(uid) {
             return Some(format!("{who} owns {path}"));
         }
@@ -366,12 +418,13 @@ impl HostIds {
     /// `start`, with why.
     pub fn privileged_in(&self, gids: bool, start: u32, count: u32) -> Option<(u32, String)> {
         let end = u64::from(start) + u64::from(count);
-        let (min, overflow, keys, subs) = if gids {
+        let (min, overflow, keys, subs, accounts) = if gids {
             (
                 self.gid_min,
                 self.overflow_gid,
                 &self.group_keys,
                 &self.sub_gids,
+                &self.account_groups,
             )
         } else {
             (
@@ -379,11 +432,13 @@ impl HostIds {
                 self.overflow_uid,
                 &self.owners,
                 &self.sub_uids,
+                &self.accounts,
             )
         };
         let in_range = (u64::from(start.max(1))..end.min(u64::from(min)))
             .find(|&id| id != u64::from(overflow));
         let keyed = keys.first_in(u64::from(start.max(1)), end);
+        let account = accounts.first_in(u64::from(start.max(1)), end);
         // Other sandboxes' ids (a root caller's range, and the uid that
         // owns their user namespaces just below it).
         let root_callers = {
@@ -399,13 +454,25 @@ impl HostIds {
         let id = in_range
             .into_iter()
             .chain(keyed)
+            .chain(account)
             .chain(root_callers)
             .chain(subordinate)
             .min()? as u32;
-        let why = if gids {
-            self.privileged_gid(id)
-        } else {
-            self.privileged_uid(id)
+        let why = match gids {
+            true => self.privileged_gid(id).or_else(|| {
+                let name = self.account_groups.get(id)?;
+                Some(format!(
+                    "{} is the primary group of {name}, another login account of the host: its group-readable files would be the workload's",
+                    self.group(id)
+                ))
+            }),
+            false => self.privileged_uid(id).or_else(|| {
+                self.accounts.get(id)?;
+                Some(format!(
+                    "{} is another login account of the host: its processes could signal and trace the workload, enter its user namespace and own what it writes",
+                    self.user(id)
+                ))
+            }),
         }?;
         Some((id, why))
     }
@@ -512,6 +579,38 @@ mod tests {
         assert!(ids.privileged_uid(165_536).is_none());
     }
 
+    /// Another login account's uid, and its primary group, are its: the
+    /// caller's own, system accounts and `nobody` are not counted here.
+    #[test]
+    fn other_login_accounts_own_ids_are_privileged() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/:/bin/false\n\
+                      me:x:1000:1000::/home/me:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n\
+                      carol:x:1002:100::/home/carol:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n";
+        let (uids, gids) = parse_accounts(passwd, (1000, 1000), 65534, (1000, 1000));
+        assert_eq!(uids.0, [(1001, "bob".into()), (1002, "carol".into())]);
+        // carol's primary group is `users` (100), a system group judged
+        // as one; only groups from GID_MIN up are an account's own.
+        assert_eq!(gids.0, [(1001, "bob".into())]);
+        let ids = HostIds {
+            accounts: uids,
+            account_groups: gids,
+            ..HostIds::default()
+        };
+        let (id, why) = ids.privileged_in(false, 1001, 1).unwrap();
+        assert_eq!(id, 1001);
+        assert!(why.contains("another login account"), "{why}");
+        assert_eq!(ids.privileged_in(false, 1000, 10).unwrap().0, 1001);
+        assert!(
+            ids.privileged_in(false, 1000, 1).is_none(),
+            "the caller's own"
+        );
+        assert!(ids.privileged_in(false, 1003, 60_000).is_none());
+        let (id, why) = ids.privileged_in(true, 1000, 5).unwrap();
+        assert_eq!(id, 1001);
+        assert!(why.contains("primary group of bob"), "{why}");
+        assert!(ids.privileged_in(true, 1002, 5).is_none());
+    }
+
     #[test]
     fn engine_state_is_skipped_but_not_its_sockets() {
         assert!(says_nothing(Path::new("/run/containers/storage")));
@@ -564,7 +663,7 @@ mod tests {
             spec.namespaces.user = true;
             crate::plan::plan(&spec, &ctx).unwrap()
         });
-        plan.host.ids = HostIds::probe(0);
+        plan.host.ids = HostIds::probe(0, 0);
         plan.host.ids.group_keys.insert(42, "/etc/shadow");
         let job = crate::plan::Job::Start(Box::new(plan));
         let back: crate::plan::Job =
@@ -574,7 +673,7 @@ mod tests {
 
     #[test]
     fn probe_sees_this_hosts_shadow_group() {
-        let ids = HostIds::probe(0);
+        let ids = HostIds::probe(0, 0);
         let shadow = std::fs::metadata("/etc/shadow").ok().map(|m| m.gid());
         if let Some(gid) = shadow.filter(|g| *g != 0) {
             assert!(ids.privileged_gid(gid).is_some(), "{ids:?}");
