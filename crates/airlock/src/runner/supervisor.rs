@@ -221,8 +221,11 @@ pub(super) fn supervise(
             // The supervisor's to remove, never PID 1's; and its fds on
             // host directories go (the supervisor's copies hold the locks).
             made_dirs.keep();
+            // The caller's pidfd and the runtime's host-namespace fds too:
+            // PID 1 never execs, and would hold them for the sandbox's life.
             drop((
-                go_write, inner, stop, cgroup_fd, control, hold_write, layers, made_dirs,
+                go_write, inner, stop, cgroup_fd, control, hold_write, layers, made_dirs, parent,
+                runtime_ns,
             ));
             super::status_fd::close_in_pid1(&plan.status_fds);
             let ends = Pid1Ends {
