@@ -2,7 +2,7 @@
 //! bind, and a root made of host directories, judged on the path the
 //! kernel will really reach (see [`super::Host::resolve`]).
 
-use super::host::{is_object_name, KERNEL_FS, RUNTIME_OBJECTS};
+use super::host::{is_engine_file, is_object_name, Whole, KERNEL_FS, RUNTIME_OBJECTS};
 use super::paths::{exposes, within};
 use super::{Findings, Host, RUNTIME_SOCKETS, RUNTIME_STATE};
 use crate::spec::{Mount, Root, SandboxSpec};
@@ -380,15 +380,27 @@ fn one_runtime_object(real: &str, at: &str, state: &str) -> bool {
         return false;
     };
     let parts: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
-    RUNTIME_OBJECTS.iter().any(|(dir, depth)| {
+    RUNTIME_OBJECTS.iter().any(|(dir, depth, whole)| {
         let Some(sub) = dir.strip_prefix(state) else {
             return false;
         };
         let pattern: Vec<&str> = sub.split('/').filter(|c| !c.is_empty()).collect();
-        let matches = parts.len() >= pattern.len() + depth
-            && pattern.iter().zip(&parts).all(|(p, c)| *p == "*" || p == c);
-        matches && is_object_name(parts[pattern.len() + depth - 1])
+        let object = pattern.len() + depth;
+        let least = object + usize::from(*whole == Whole::No);
+        let matches = parts.len() >= least && pattern.iter().zip(&parts).all(|(p, c)| glob(p, c));
+        matches
+            && is_object_name(parts[object - 1])
+            && !parts[object..].iter().any(|c| is_engine_file(c))
     })
+}
+
+/// A pattern's component: `*`, `*-suffix`, or the name itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some("") => true,
+        Some(suffix) => name.len() > suffix.len() && name.ends_with(suffix),
+        None => pattern == name,
+    }
 }
 
 /// Judge the mounts a recursive bind of `real` brings along.

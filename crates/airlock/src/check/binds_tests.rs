@@ -134,6 +134,50 @@ fn runtime_state_and_one_object_in_it() {
             "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs",
             false,
         ),
+        // An object's metadata directory is bound only in parts, and
+        // never the engine's own files there: docker reloads
+        // hostconfig.json at its next start, a runtime reads config.json.
+        ("/var/lib/docker/containers/abc", true),
+        ("/var/lib/docker/containers/abc/hostconfig.json", true),
+        ("/var/lib/docker/containers/abc/config.v2.json", true),
+        (
+            "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/config.json",
+            true,
+        ),
+        (
+            "/var/lib/containers/storage/overlay-containers/id/userdata/config.json",
+            true,
+        ),
+        (
+            "/var/lib/containers/storage/overlay-containers/id/userdata/conmon.pid",
+            true,
+        ),
+        ("/var/lib/kubelet/pods/uid", true),
+        // podman's and CRI-O's run root, the OCI runtimes' state, etcd's
+        // and k3s's; a container's userdata there is its own.
+        ("/run/containers/storage", true),
+        ("/run/containers/storage/overlay-containers", true),
+        (
+            "/run/containers/storage/overlay-containers/id/userdata/hostname",
+            false,
+        ),
+        (
+            "/run/containers/storage/overlay-containers/id/userdata/ctl",
+            true,
+        ),
+        ("/run/libpod", true),
+        ("/run/runc/abc", true),
+        ("/run/crun/abc/status", true),
+        ("/var/lib/etcd", true),
+        ("/var/lib/rancher/k3s/server/tls", true),
+        (
+            "/run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs",
+            false,
+        ),
+        (
+            "/var/lib/rancher/k3s/agent/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/7/fs",
+            false,
+        ),
     ] {
         let found = codes(vec![bind(src, "/x", true)], &h).contains(&"runtime-socket-bind");
         assert_eq!(found, want, "{src}");

@@ -206,35 +206,98 @@ pub const RUNTIME_SOCKETS: &[&str] = &[
 /// the kubelet's keys, and each overlay driver's `l` directory, whose
 /// links later containers' lower layers are mounted through (see
 /// [`is_object_name`]).
-pub const RUNTIME_OBJECTS: &[(&str, usize)] = &[
-    ("/run/containerd/io.containerd.runtime.v2.task", 2),
-    ("/run/containerd/io.containerd.grpc.v1.cri/sandboxes", 1),
-    ("/run/containerd/io.containerd.grpc.v1.cri/containers", 1),
-    ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes", 1),
+pub const RUNTIME_OBJECTS: &[(&str, usize, Whole)] = &[
+    (
+        "/run/containerd/io.containerd.runtime.v2.task",
+        2,
+        Whole::No,
+    ),
+    (
+        "/run/k3s/containerd/io.containerd.runtime.v2.task",
+        2,
+        Whole::No,
+    ),
+    (
+        "/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
+        1,
+        Whole::No,
+    ),
+    (
+        "/run/containerd/io.containerd.grpc.v1.cri/containers",
+        1,
+        Whole::No,
+    ),
+    (
+        "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
+        1,
+        Whole::No,
+    ),
     (
         "/var/lib/containerd/io.containerd.grpc.v1.cri/containers",
         1,
+        Whole::No,
     ),
-    ("/var/lib/containerd/*/snapshots", 1),
-    // podman's drivers' layers and containers' own directories.
-    ("/var/lib/containers/storage/overlay", 1),
-    ("/var/lib/containers/storage/vfs/dir", 1),
-    ("/var/lib/containers/storage/btrfs/subvolumes", 1),
-    ("/var/lib/containers/storage/zfs/graph", 1),
-    ("/var/lib/containers/storage/overlay-containers", 1),
-    ("/var/lib/containers/storage/vfs-containers", 1),
-    ("/var/lib/containers/storage/btrfs-containers", 1),
-    ("/var/lib/containers/storage/zfs-containers", 1),
-    ("/var/lib/containers/storage/volumes", 1),
-    ("/var/lib/docker/overlay2", 1),
-    ("/var/lib/docker/rootfs/*", 1),
-    ("/var/lib/docker/vfs/dir", 1),
-    ("/var/lib/docker/btrfs/subvolumes", 1),
-    ("/var/lib/docker/zfs/graph", 1),
-    ("/var/lib/docker/containers", 1),
-    ("/var/lib/docker/volumes", 1),
-    ("/var/lib/kubelet/pods", 1),
+    ("/var/lib/containerd/*/snapshots", 1, Whole::Yes),
+    (
+        "/var/lib/rancher/k3s/agent/containerd/io.containerd.grpc.v1.cri/sandboxes",
+        1,
+        Whole::No,
+    ),
+    (
+        "/var/lib/rancher/k3s/agent/containerd/io.containerd.grpc.v1.cri/containers",
+        1,
+        Whole::No,
+    ),
+    (
+        "/var/lib/rancher/k3s/agent/containerd/*/snapshots",
+        1,
+        Whole::Yes,
+    ),
+    // podman's drivers' layers and containers' own directories (its run
+    // root's too: each container's userdata, whose files it binds).
+    ("/var/lib/containers/storage/overlay", 1, Whole::Yes),
+    ("/var/lib/containers/storage/vfs/dir", 1, Whole::Yes),
+    (
+        "/var/lib/containers/storage/btrfs/subvolumes",
+        1,
+        Whole::Yes,
+    ),
+    ("/var/lib/containers/storage/zfs/graph", 1, Whole::Yes),
+    ("/var/lib/containers/storage/*-containers", 1, Whole::No),
+    ("/run/containers/storage/*-containers", 1, Whole::No),
+    ("/var/lib/containers/storage/volumes", 1, Whole::Yes),
+    ("/var/lib/docker/overlay2", 1, Whole::Yes),
+    ("/var/lib/docker/rootfs/*", 1, Whole::Yes),
+    ("/var/lib/docker/vfs/dir", 1, Whole::Yes),
+    ("/var/lib/docker/btrfs/subvolumes", 1, Whole::Yes),
+    ("/var/lib/docker/zfs/graph", 1, Whole::Yes),
+    ("/var/lib/docker/containers", 1, Whole::No),
+    ("/var/lib/docker/volumes", 1, Whole::Yes),
+    ("/var/lib/kubelet/pods", 1, Whole::No),
 ];
+
+/// Whether an object's own directory may be bound whole, or only what is
+/// inside it: a container's metadata directory holds the engine's files
+/// about it beside what it hands the runtime (docker's `hostconfig.json`
+/// beside `hostname`, containerd's task `config.json` beside `rootfs`),
+/// which the engine trusts when it starts the container again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    Yes,
+    No,
+}
+
+/// An engine's own file inside an object's directory (its configuration,
+/// pid files, the shim's address, podman's control fifos): never handed
+/// to a runtime to bind.
+pub fn is_engine_file(name: &str) -> bool {
+    const ENDINGS: &[&str] = &[".json", ".pid", ".lock", ".db"];
+    ENDINGS.iter().any(|e| name.ends_with(e))
+        || matches!(
+            name,
+            "address" | "ctl" | "attach" | "winsz" | "shim-binary-path"
+        )
+}
 
 /// Is `name`, an entry of one of [`RUNTIME_OBJECTS`]' directories, an
 /// object's own (an id, a number, a volume's name)? The same directories
@@ -257,11 +320,22 @@ pub const RUNTIME_STATE: &[&str] = &[
     "/run/crio",
     "/run/podman",
     "/run/docker",
+    // podman's and CRI-O's run root, libpod's, and the OCI runtimes' own
+    // state (a state.json's hooks run as root at delete).
+    "/run/containers/storage",
+    "/run/libpod",
+    "/run/runc",
+    "/run/crun",
+    "/run/youki",
     "/var/lib/docker",
     "/var/lib/containerd",
     "/var/lib/kubelet",
     "/var/lib/containers",
     "/etc/kubernetes",
+    // The cluster's store (every secret), and k3s's.
+    "/var/lib/etcd",
+    "/var/lib/rancher",
+    "/run/k3s",
 ];
 
 impl Host {
