@@ -86,6 +86,9 @@ pub fn read() -> io::Result<String> {
 /// SUPER_OPTIONS`, fields separated by one space (a space in a path is
 /// written `\040`).
 pub struct Entry<'a> {
+    /// The filesystem's device (`MAJ:MIN`): mounts of one filesystem
+    /// share it.
+    pub dev: &'a str,
     /// The directory of its filesystem the mount shows, escaped as
     /// written.
     pub root: &'a str,
@@ -103,12 +106,14 @@ pub struct Entry<'a> {
 pub fn entries(table: &str) -> impl Iterator<Item = Entry<'_>> {
     table.lines().filter_map(|line| {
         let mut fields = Fields(line);
-        let root = fields.nth(3)?;
+        let dev = fields.nth(2)?;
+        let root = fields.next()?;
         let mount_point = fields.next()?;
         fields.find(|f| *f == "-")?;
         let fstype = fields.next()?;
         let super_options = fields.nth(1).unwrap_or("");
         Some(Entry {
+            dev,
             root,
             mount_point,
             fstype,

@@ -46,6 +46,45 @@ fn another_mount_of_a_landmark_is_judged_as_it() {
         let _etc = HostMount::bind("/etc", &alias);
         refused_with(&["--bind", &a, "/x", "--", "true"], "host-system-writable");
     }
+    // Another mount of a directory no landmark names (/usr/share), or
+    // a path inside one: judged where its filesystem's own mount shows it.
+    {
+        let _share = HostMount::bind("/usr/share", &alias);
+        refused_with(&["--bind", &a, "/x", "--", "true"], "host-system-writable");
+        let sub = std::fs::read_dir("/usr/share")
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .expect("a directory in /usr/share")
+            .file_name();
+        let sub = sub.to_string_lossy();
+        let r = run(&["--bind", &format!("{a}/{sub}"), "/x", "--", "true"]);
+        assert!(
+            r.stderr
+                .contains(&format!("writable bind of /usr/share/{sub} (mounted at")),
+            "{}",
+            r.stderr
+        );
+    }
+    // A chroot whose /etc is the host's, bound there: a writable bind of
+    // the chroot carries it (binds are recursive), and is refused; a
+    // read-only one is not.
+    {
+        let chroot = dir.path().join("chroot");
+        std::fs::create_dir_all(chroot.join("etc")).unwrap();
+        let _etc = HostMount::bind("/etc", &chroot.join("etc"));
+        let c = chroot.display().to_string();
+        let r = run(&["--bind", &c, "/x", "--", "true"]);
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("error[host-system-writable]")
+                && r.stderr.contains("writable bind of /etc (mounted at"),
+            "{}",
+            r.stderr
+        );
+        let r = run(&["--ro-bind", &c, "/x", "--", "true"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
     {
         let _proc = HostMount::bind("/proc", &alias);
         refused_with(

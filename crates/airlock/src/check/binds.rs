@@ -89,6 +89,7 @@ pub(super) fn judge_filesystem_of(
                 real: &host.resolve(source),
                 readonly: *readonly,
                 devices: *devices,
+                through: None,
             };
             bind.judge(f, host);
         }
@@ -187,6 +188,9 @@ struct Bind<'a> {
     readonly: bool,
     /// Device nodes stay usable (`--dev-bind`).
     devices: bool,
+    /// Where it is reached, when `real` is the host path of a directory
+    /// bound there (a mount it carries, or one it lies in).
+    through: Option<&'a str>,
 }
 
 impl<'a> Bind<'a> {
@@ -196,6 +200,7 @@ impl<'a> Bind<'a> {
             real,
             readonly,
             devices: false,
+            through: None,
         }
     }
 
@@ -206,17 +211,25 @@ impl<'a> Bind<'a> {
         } else {
             "writable"
         };
-        format!("{access} bind of {}", self.real)
+        match self.through {
+            Some(at) => format!("{access} bind of {} (mounted at {at})", self.real),
+            None => format!("{access} bind of {}", self.real),
+        }
     }
 
     fn judge(&self, f: &mut Findings, host: &Host) {
+        self.judge_direct(f, host);
+        judge_nested(f, self, host);
+    }
+
+    /// The rules on the path itself, not on the mounts it carries.
+    fn judge_direct(&self, f: &mut Findings, host: &Host) {
         if !self.readonly {
             self.judge_writable(f, host);
         }
         self.judge_state_roots(f, host);
         self.judge_kernel(f, host);
         self.judge_runtime(f, host);
-        judge_nested(f, self.subject, self.real, self.devices, host);
     }
 
     /// What a writable bind lets the workload rewrite: the whole host,
@@ -404,8 +417,22 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// Judge the mounts a recursive bind of `real` brings along.
-fn judge_nested(f: &mut Findings, subject: &str, real: &str, devices: bool, host: &Host) {
+fn judge_nested(f: &mut Findings, bind: &Bind<'_>, host: &Host) {
+    let (subject, real, devices) = (bind.subject, bind.real, bind.devices);
     for n in host.nested.get(real).into_iter().flatten() {
+        // A bind of a host directory shown here (a chroot's /etc bound
+        // from the host's, or the source itself another mount of
+        // /etc/ssh) is that directory: judged by its own path too, with
+        // the access the bind gives it. (Its own nested mounts are in
+        // this list already.)
+        if let Some(shows) = n.shows.as_deref().filter(|s| *s != real) {
+            let alias = Bind {
+                real: shows,
+                through: Some(&n.mountpoint),
+                ..*bind
+            };
+            alias.judge_direct(f, host);
+        }
         // A chroot's /dev (sbuild's, pbuilder's) is the host's devtmpfs
         // bound there: through a device bind, the host's devices.
         if devices && matches!(n.fstype.as_str(), "devtmpfs" | "devpts") {

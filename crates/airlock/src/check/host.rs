@@ -97,6 +97,53 @@ pub struct NestedMount {
     pub fstype: String,
     /// The mountpoint is a socket (a bind-mounted runtime socket).
     pub socket: bool,
+    /// Where the mount binds a directory that its filesystem's own mount
+    /// shows elsewhere (a chroot's /etc, bound from the host's): that
+    /// path, by which the rules judge it. For the mount a bind source
+    /// lies in (above it), the source's own path that way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shows: Option<String>,
+}
+
+/// The path by which the filesystem's own mount shows what `entry` shows
+/// at `rest` below its mount point, when `entry` binds a directory of a
+/// filesystem mounted elsewhere too (`/tmp/x`, a bind of /etc/ssh, is
+/// /etc/ssh): the other mount of that device whose root holds it, the
+/// one with the shortest root, not itself below `entry`. `None` for a
+/// mount of its filesystem's root, or one the table shows nowhere else.
+fn shown_elsewhere(
+    all: &[crate::mountinfo::Entry<'_>],
+    entry: &crate::mountinfo::Entry<'_>,
+    rest: &str,
+) -> Option<String> {
+    use crate::mountinfo::unescape;
+    let root = unescape(entry.root);
+    if root == "/" {
+        return None;
+    }
+    let at = unescape(entry.mount_point);
+    let in_fs = format!(
+        "{}/{}",
+        root.trim_end_matches('/'),
+        rest.trim_start_matches('/')
+    );
+    let in_fs = in_fs.trim_end_matches('/');
+    let (other, other_root) = all
+        .iter()
+        .filter(|e| e.dev == entry.dev && !within(&unescape(e.mount_point), &at))
+        .map(|e| (e, unescape(e.root)))
+        .filter(|(_, r)| within(in_fs, r))
+        .min_by_key(|(_, r)| r.len())?;
+    let below = in_fs[other_root.trim_end_matches('/').len()..].trim_start_matches('/');
+    let name = format!(
+        "{}/{below}",
+        unescape(other.mount_point).trim_end_matches('/')
+    );
+    let name = match name.trim_end_matches('/') {
+        "" => "/".to_string(),
+        n => n.to_string(),
+    };
+    Some(name)
 }
 
 /// Do both paths lead to the same object (device and inode)? A path that
@@ -133,11 +180,18 @@ pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
     // moved below another keeps its place in it, a later one above hides
     // a deeper one), and counting all can only refuse more.
     let mut on: Vec<(String, &str)> = Vec::new();
-    for e in crate::mountinfo::entries(table) {
+    let all: Vec<_> = crate::mountinfo::entries(table).collect();
+    // The deepest mount above the path (the last of them: a later mount
+    // at the same point is on top).
+    let mut lies_in: Option<(usize, &crate::mountinfo::Entry<'_>)> = None;
+    for e in &all {
         let mp = crate::mountinfo::unescape(e.mount_point);
         if mp != path && within(path, &mp) {
             if KERNEL_FS.contains(&e.fstype) {
-                on.push((mp.into_owned(), e.fstype));
+                on.push((mp.to_string(), e.fstype));
+            }
+            if lies_in.is_none_or(|(len, _)| mp.len() >= len) {
+                lies_in = Some((mp.len(), e));
             }
             continue;
         }
@@ -150,6 +204,7 @@ pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
             .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
             .unwrap_or(false);
         out.push(NestedMount {
+            shows: shown_elsewhere(&all, e, ""),
             mountpoint: mp.into_owned(),
             fstype: e.fstype.to_string(),
             socket,
@@ -160,7 +215,20 @@ pub fn nested_mounts(table: &str, path: &str) -> Vec<NestedMount> {
             mountpoint,
             fstype: fstype.to_string(),
             socket: false,
+            shows: None,
         });
+    }
+    if let Some((_, e)) = lies_in {
+        let mp = crate::mountinfo::unescape(e.mount_point);
+        let rest = path.strip_prefix(mp.trim_end_matches('/')).unwrap_or("");
+        if let Some(shows) = shown_elsewhere(&all, e, rest) {
+            out.push(NestedMount {
+                mountpoint: mp.into_owned(),
+                fstype: e.fstype.to_string(),
+                socket: false,
+                shows: Some(shows),
+            });
+        }
     }
     out
 }
@@ -571,5 +639,45 @@ mod tests {
         assert_eq!(h.state["/var/lib/docker"], "/var/lib/docker");
         let h = with(serde_json::json!({"/var/lib/docker": "/data/docker"}));
         assert_eq!(h.state["/var/lib/docker"], "/data/docker");
+    }
+
+    /// A mount that binds a directory its filesystem's own mount shows
+    /// elsewhere is named by that path: carried below a bind source (a
+    /// chroot's /etc), or holding the source (another mount of
+    /// /etc/ssh); a mount of a filesystem's root, or of one mounted
+    /// nowhere else, is not.
+    #[test]
+    fn a_bound_directory_is_named_where_its_filesystem_shows_it() {
+        let table = "\
+            1 0 8:1 / / rw - ext4 /dev/sda1 rw\n\
+            2 1 0:5 / /tmp rw - tmpfs tmpfs rw\n\
+            3 2 8:1 /etc /tmp/chroot/etc rw - ext4 /dev/sda1 rw\n\
+            4 2 8:1 /etc/ssh /tmp/alias rw - ext4 /dev/sda1 rw\n\
+            5 2 0:5 /x /tmp/chroot/x rw - tmpfs tmpfs rw\n\
+            6 2 0:9 /data /tmp/chroot/data rw - ext4 /dev/sdb1 rw\n\
+            7 1 0:5 /y /srv/z rw - tmpfs tmpfs rw\n";
+        let shown = |path: &str| -> Vec<(String, Option<String>)> {
+            super::nested_mounts(table, path)
+                .into_iter()
+                .map(|n| (n.mountpoint, n.shows))
+                .collect()
+        };
+        let s = |p: &str| Some(p.to_string());
+        assert_eq!(
+            shown("/tmp/chroot"),
+            [
+                ("/tmp/chroot/etc".into(), s("/etc")),
+                ("/tmp/chroot/x".into(), s("/tmp/x")),
+                ("/tmp/chroot/data".into(), None),
+            ]
+        );
+        assert_eq!(shown("/tmp/alias"), [("/tmp/alias".into(), s("/etc/ssh"))]);
+        assert_eq!(
+            shown("/tmp/alias/sshd_config.d"),
+            [("/tmp/alias".into(), s("/etc/ssh/sshd_config.d"))]
+        );
+        // Not named by a mount below itself.
+        assert_eq!(shown("/srv/z"), [("/srv/z".into(), s("/tmp/y"))]);
+        assert_eq!(shown("/home"), []);
     }
 }

@@ -231,11 +231,13 @@ fn nested_mounts_are_judged() {
                 mountpoint: "/srv/chroot/sys".into(),
                 fstype: "sysfs".into(),
                 socket: false,
+                shows: None,
             },
             NestedMount {
                 mountpoint: "/srv/chroot/run/docker.sock".into(),
                 fstype: "tmpfs".into(),
                 socket: true,
+                shows: None,
             },
         ],
     );
@@ -254,6 +256,7 @@ fn nested_mounts_are_judged() {
             mountpoint: "/srv/chroot/dev".into(),
             fstype: "devtmpfs".into(),
             socket: false,
+            shows: None,
         }],
     );
     let mut s = spec_with(vec![bind("/srv/chroot", "/c", true)]);
