@@ -610,9 +610,17 @@ fn an_exec_whose_runner_dies_before_it_is_armed_never_runs() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let wait = |what: &str| assert!(std::time::Instant::now() < deadline, "{what}");
-    // The CLI, its runner (named after it), and the runner's child.
+    // The CLI (by its command line: strace forks probes of its own
+    // first), its runner (named after it), and the runner's child.
+    let cli_line = format!("{} exec {name} ", airlock_bin().display());
     let cli = loop {
-        let found = descendants(strace.id() as i32).into_iter().next();
+        let found = descendants(strace.id() as i32).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .starts_with(&cli_line)
+            })
+        });
         if let Some(pid) = found {
             break pid;
         }
