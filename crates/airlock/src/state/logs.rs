@@ -81,9 +81,25 @@ impl LogReader {
             let rotated = self.dir.join(format!("{}.log.1", stream.name()));
             let mut data = Vec::new();
             if first {
-                // All of the rotated file: it is complete.
+                // The current file held first, then all of the rotated one
+                // (it is complete) unless it is that file, rotated since:
+                // read the other way round, a rotation in between lost
+                // the whole current file.
+                let held = File::open(&current).ok().and_then(|f| {
+                    let inode = f.metadata().ok()?.ino();
+                    Some(Position {
+                        file: Some(f),
+                        inode,
+                    })
+                });
                 if let Ok(mut f) = File::open(&rotated) {
-                    read_rest(&mut f, &mut data);
+                    let same = held.as_ref().map(|p| p.inode);
+                    if f.metadata().ok().map(|m| m.ino()) != same || same.is_none() {
+                        read_rest(&mut f, &mut data);
+                    }
+                }
+                if let Some(held) = held {
+                    self.pos[i] = held;
                 }
             }
             follow(&current, &rotated, &mut self.pos[i], &mut data);
@@ -105,9 +121,22 @@ impl LogReader {
 /// one comes first (through the fd we hold), then the file rotated in
 /// after it if we never saw it (rotated twice), then the new one.
 fn follow(current: &Path, rotated: &Path, pos: &mut Position, data: &mut Vec<u8>) {
+    follow_racing(current, rotated, pos, data, || {})
+}
+
+/// [`follow`], with `meanwhile` run where the supervisor may write and
+/// rotate between our reads (for the test of that race).
+fn follow_racing(
+    current: &Path,
+    rotated: &Path,
+    pos: &mut Position,
+    data: &mut Vec<u8>,
+    meanwhile: impl FnOnce(),
+) {
     if let Some(f) = pos.file.as_mut() {
         read_rest(f, data);
     }
+    meanwhile();
     let Ok(mut f) = File::open(current) else {
         // Gone with the sandbox's directory: what we hold was all.
         return;
@@ -118,7 +147,10 @@ fn follow(current: &Path, rotated: &Path, pos: &mut Position, data: &mut Vec<u8>
     if pos.file.is_some() && inode == pos.inode {
         return;
     }
-    if pos.file.is_some() {
+    if let Some(old) = pos.file.as_mut() {
+        // Rotated since we read it: what was written to it after that
+        // read and before the rotation (it takes no more now).
+        read_rest(old, data);
         match File::open(rotated) {
             Ok(mut between) if between.metadata().is_ok_and(|m| m.ino() != pos.inode) => {
                 read_rest(&mut between, data);
@@ -231,6 +263,21 @@ mod tests {
         std::fs::write(&out, "").unwrap();
         append("x\n");
         assert_eq!(text(&all.read_new(), LogStream::Stdout), "x\n");
+        // Written and rotated after our read of the old file and before
+        // we looked at the path: the old file's end is not lost.
+        let mut racing = Vec::new();
+        follow_racing(
+            &out,
+            &tmp.join("stdout.log.1"),
+            &mut all.pos[0],
+            &mut racing,
+            || {
+                append("late\n");
+                rotate();
+                append("new\n");
+            },
+        );
+        assert_eq!(String::from_utf8_lossy(&racing), "late\nnew\n");
         // Rotated twice between two reads: the file between comes too.
         append("y\n");
         rotate();
