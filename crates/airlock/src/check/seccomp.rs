@@ -4,8 +4,8 @@
 
 use super::Findings;
 use crate::seccomp::{
-    OciArg, OciSeccomp, OciSyscall, Seccomp, DENIED, NAMESPACE_FLAGS, PERSONALITIES,
-    SOCKET_FAMILIES,
+    OciArg, OciSeccomp, OciSyscall, Seccomp, DENIED, INET_PROTOCOLS, NAMESPACE_FLAGS,
+    NETLINK_PROTOCOLS, PERSONALITIES, SOCKET_FAMILIES,
 };
 
 /// Calls the appended argument filters answer for whatever the profile
@@ -130,9 +130,29 @@ fn narrowed(name: &str, args: &[OciArg]) -> bool {
         "clone" => arg0("SCMP_CMP_MASKED_EQ").any(|a| {
             a.value & NAMESPACE_FLAGS == NAMESPACE_FLAGS && a.value_two & NAMESPACE_FLAGS == 0
         }),
-        "socket" => {
-            arg0("SCMP_CMP_EQ").any(|a| SOCKET_FAMILIES.iter().any(|f| *f as u64 == a.value))
-        }
+        // A family of the default's; for IPv4, IPv6 and netlink a
+        // protocol of its too (or, for IP, SOCK_RAW), as the default
+        // allows them: any other makes the kernel load its module.
+        "socket" => arg0("SCMP_CMP_EQ").any(|a| {
+            let eq2 = |list: &[i32]| {
+                args.iter().any(|b| {
+                    b.index == 2
+                        && b.op == "SCMP_CMP_EQ"
+                        && list.iter().any(|p| *p as u64 == b.value)
+                })
+            };
+            let raw = args.iter().any(|b| {
+                b.index == 1
+                    && b.op == "SCMP_CMP_MASKED_EQ"
+                    && b.value & 0xf == 0xf
+                    && b.value_two == libc::SOCK_RAW as u64
+            });
+            match a.value as i32 {
+                libc::AF_INET | libc::AF_INET6 => eq2(INET_PROTOCOLS) || raw,
+                libc::AF_NETLINK => eq2(NETLINK_PROTOCOLS),
+                f => SOCKET_FAMILIES.contains(&f),
+            }
+        }),
         "personality" => arg0("SCMP_CMP_EQ").any(|a| PERSONALITIES.contains(&a.value)),
         _ => false,
     }
@@ -208,7 +228,7 @@ mod tests {
         // Nor does a `socket` narrowed to the default's families hold
         // there: libseccomp allows x86's socketcall(SYS_SOCKET) for it,
         // whose family no filter reads (AF_VSOCK opened through int 0x80).
-        let inet = r#", {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}"#;
+        let inet = r#", {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": 6, "op": "SCMP_CMP_EQ"}]}"#;
         let archs = |list: &str| {
             allow_list(inet).replacen(
                 r#"{"defaultAction""#,
@@ -279,6 +299,20 @@ mod tests {
                 r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 38, "op": "SCMP_CMP_EQ"}]}"#,
                 "socket",
             ),
+            // IPv4 and netlink of any protocol: SCTP, the crypto API's
+            // netlink (each a module the kernel loads).
+            (
+                r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}"#,
+                "socket",
+            ),
+            (
+                r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": 132, "op": "SCMP_CMP_EQ"}]}"#,
+                "socket",
+            ),
+            (
+                r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"}]}"#,
+                "socket",
+            ),
             (
                 r#"{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4194304, "op": "SCMP_CMP_EQ"}]}"#,
                 "personality",
@@ -296,6 +330,9 @@ mod tests {
                 r#"{{"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{{"index": 0, "value": {ns}, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}}]}}"#
             ),
             r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}"#.into(),
+            r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 10, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": 6, "op": "SCMP_CMP_EQ"}]}"#.into(),
+            r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 15, "valueTwo": 3, "op": "SCMP_CMP_MASKED_EQ"}]}"#.into(),
+            r#"{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"}, {"index": 2, "value": 0, "op": "SCMP_CMP_EQ"}]}"#.into(),
             r#"{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}"#.into(),
             // ioctl and clone3 are answered by the refusals appended.
             r#"{"names": ["ioctl", "clone3"], "action": "SCMP_ACT_ALLOW"}"#.into(),
