@@ -55,6 +55,10 @@ const HARMLESS_DEVICES: &[&str] = &[
     "/dev/random",
     "/dev/urandom",
     "/dev/tty",
+    // What `filesystem.devices` gives without an acknowledgement: FUSE,
+    // and TUN (each usable only with the sandbox's own capabilities).
+    "/dev/fuse",
+    "/dev/net/tun",
 ];
 
 /// Judge every bind and the root. Returns whether the sandbox reaches
@@ -260,17 +264,26 @@ impl<'a> Bind<'a> {
                 format!("{what} exposes the host's {dir}, which every user and service shares: the workload could plant files, sockets or links that others (root included) then use"),
             );
         }
-        if let Some(store) = &host.store {
-            // The store, a layer in it, or a directory above it: the
-            // workload could plant or change the layers every later
-            // sandbox runs (and a root caller's layers run as its root).
-            if exposes(real, store) || within(real, store) {
-                f.add(
-                    "image-store-writable",
-                    self.subject,
-                    format!("{what} reaches the image store {store}: the workload could change the layers later sandboxes run"),
-                );
-            }
+        // The caller's store, and root's (airlockd's by default), whoever
+        // the caller is: a store, a layer in it, or a directory above it;
+        // the workload could plant or change the layers every later
+        // sandbox runs (and a root caller's layers run as its root).
+        let root_store = crate::image::store::default_root(0, None, None);
+        let root_store = root_store.to_string_lossy();
+        let stores = host
+            .store
+            .as_deref()
+            .into_iter()
+            .chain([root_store.as_ref()]);
+        if let Some(store) = stores
+            .into_iter()
+            .find(|store| exposes(real, store) || within(real, store))
+        {
+            f.add(
+                "image-store-writable",
+                self.subject,
+                format!("{what} reaches the image store {store}: the workload could change the layers later sandboxes run"),
+            );
         }
         if let Some(home) = &host.home {
             if real != "/" && exposes(real, home) {

@@ -34,6 +34,10 @@ fn image_store_writable() {
         let found = codes(vec![bind(src, "/x", ro)], &h).contains(&"image-store-writable");
         assert_eq!(found, want, "{src} readonly={ro}");
     }
+    // Root's store (airlockd's by default) whoever the caller is: a
+    // user's sandbox could otherwise rewrite the layers root's run.
+    let f = codes(vec![bind("/var/lib/airlock/layers", "/s", false)], &h);
+    assert!(f.contains(&"image-store-writable"), "{f:?}");
     // The default view, and a root caller's store under /var/lib.
     h.store = Some("/var/lib/airlock".into());
     let f = codes(vec![bind("/var/lib/airlock", "/s", false)], &h);

@@ -224,6 +224,8 @@ const PRIVATE_DIRS: &[&str] = &[
     "/var/lib",
     "/var/log",
     "/var/spool",
+    "/var/mail",
+    "/var/backups",
     "/var/cache",
     "/run",
     "/boot",

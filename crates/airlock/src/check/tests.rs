@@ -138,6 +138,10 @@ fn host_dev_bind() {
     );
     assert_eq!(denied(&spec_with(vec![dev("/dev/sda")])), ["host-dev-bind"]);
     assert!(denied(&spec_with(vec![dev("/dev/null")])).is_empty());
+    // FUSE and TUN, which filesystem.devices gives unacknowledged.
+    for node in ["/dev/fuse", "/dev/net/tun"] {
+        assert!(denied(&spec_with(vec![dev(node)])).is_empty(), "{node}");
+    }
     // A plain read-only bind of /dev/null is fine too.
     assert!(denied(&spec_with(vec![bind("/dev/null", "/null", true)])).is_empty());
 }
@@ -882,6 +886,9 @@ fn an_idmapped_bind_of_private_files_is_refused_read_only_too() {
         "/",
         "/home/me/src",
         "/var",
+        // Debian's mail spool and its backups of /etc/shadow.
+        "/var/mail",
+        "/var/backups",
     ] {
         assert!(
             denied(&with(private)).contains(&"idmapped-private"),
