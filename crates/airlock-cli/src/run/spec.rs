@@ -53,6 +53,16 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         s.filesystem.lock_files.push(path.clone());
     }
     process(&mut s, a, m);
+    // By the field with its colon, as an error names it: the bare words
+    // are in other messages ("the timeout expired").
+    for (given, field, flag) in [
+        (a.hostname.is_some(), "hostname:", "--hostname:"),
+        (a.timeout.is_some(), "timeout:", "--timeout:"),
+    ] {
+        if given {
+            labels.entries.push((field.into(), flag.into()));
+        }
+    }
     for kv in a.setenv.chunks(2) {
         let shown = if kv[0].is_empty() { "''" } else { &kv[0] };
         labels.entries.push((
@@ -169,8 +179,6 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     // Only when given: an image's User sets the ids too, and a kind
     // joined by path is not shared by a flag.
     for (given, field, flag) in [
-        (a.hostname.is_some(), "hostname", "--hostname"),
-        (a.timeout.is_some(), "timeout", "--timeout"),
         (a.rootfs.is_some(), "filesystem.root.path", "--rootfs"),
         (
             a.overlay_dir.is_some(),
