@@ -402,6 +402,23 @@ fn file_data_and_args_come_from_file_descriptors() {
     assert!(r.stderr.contains("--file 9 /f"), "{}", r.stderr);
 }
 
+/// `sh -c LINE`, as the test user (`as_user`) or as we are: a line that
+/// hands airlock fds by redirection.
+fn shell_line(as_user: bool, line: &str) -> Run {
+    let mut cmd = Command::new("setpriv");
+    match as_user {
+        true => cmd.args([
+            format!("--reuid={USER}"),
+            format!("--regid={USER}"),
+            "--clear-groups".into(),
+        ]),
+        false => cmd.arg("--"),
+    };
+    cmd.args(["sh", "-c", line])
+        .stdin(std::process::Stdio::null());
+    output(cmd)
+}
+
 /// --ro-bind-data is read-only where it is in the order, as bubblewrap
 /// makes it: a writable bind given after it over the same path stays
 /// writable (it was made read-only with the paths at the end).
@@ -417,18 +434,7 @@ fn a_bind_after_ro_bind_data_keeps_its_own_mode() {
             airlock_bin().display(),
             h = host.display(),
         );
-        let mut cmd = Command::new("setpriv");
-        match as_user {
-            true => cmd.args([
-                format!("--reuid={USER}"),
-                format!("--regid={USER}"),
-                "--clear-groups".into(),
-            ]),
-            false => cmd.arg("--"),
-        };
-        cmd.args(["sh", "-c", &line])
-            .stdin(std::process::Stdio::null());
-        let r = output(cmd);
+        let r = shell_line(as_user, &line);
         assert_eq!(r.code, 0, "as user {as_user}: {}", r.stderr);
         assert_eq!(std::fs::read_to_string(&host).unwrap(), "written\n");
     }
@@ -455,18 +461,7 @@ fn bind_data_is_bound_over_its_destination() {
             h = host.display(),
             c = content.display()
         );
-        let mut cmd = Command::new("setpriv");
-        match as_user {
-            true => cmd.args([
-                format!("--reuid={USER}"),
-                format!("--regid={USER}"),
-                "--clear-groups".into(),
-            ]),
-            false => cmd.arg("--"),
-        };
-        cmd.args(["sh", "-c", &line])
-            .stdin(std::process::Stdio::null());
-        let r = output(cmd);
+        let r = shell_line(as_user, &line);
         assert_eq!(r.code, 0, "as user {as_user}: {}", r.stderr);
         assert_eq!(
             r.stdout, "u:x:0:0::/:/bin/sh\nu:x:0:0::/:/bin/sh\nro\n",
