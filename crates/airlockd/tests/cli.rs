@@ -506,7 +506,7 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     for (flags, says) in [
         (
             &["--rootfs", "/", "--overlay-dir", &dir][..],
-            "filesystem.root.upper: uid 1000 may not keep an overlay's upper layer",
+            "--overlay-dir: uid 1000 may not keep an overlay's upper layer",
         ),
         (
             &["--overlay-src", "/usr", "--overlay", &up, &work, "/mnt"],
