@@ -254,20 +254,14 @@ async fn run(
     // The workload inherits this process's environment, as it does
     // locally: the daemon has none of the caller's to give, so it is sent.
     // Not with an image, whose workload gets the image's, as locally.
-    // Its PWD names the working directory in the sandbox, as locally
-    // (`plan::environment`), not this process's.
+    // Made as locally (`plan::environment`): its PWD names the working
+    // directory in the sandbox, not this process's.
     let p = &mut spec.process;
     if p.inherit_env && a.image.is_none() {
-        let pwd = p.cwd.clone().unwrap_or_else(|| "/".into());
-        let ours = std::env::vars_os().filter_map(|(k, v)| match k.to_str()? {
-            "PWD" => None,
-            k => Some((k.to_string(), v.to_str()?.to_string())),
-        });
-        for (k, v) in ours.chain([("PWD".to_string(), pwd)]) {
-            if !p.env.contains_key(&k) && !p.unset_env.contains(&k) {
-                p.env.insert(k, v);
-            }
-        }
+        let ours: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        p.env = airlock::plan::environment(p, &ours).into_iter().collect();
         p.inherit_env = false;
     }
     let made = c
