@@ -25,8 +25,15 @@ fn airlock_bin(d: &Daemon) -> PathBuf {
     );
     let copy = d.dir.path().join("airlock");
     if !copy.exists() {
-        std::fs::copy(&built, &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // By `cp`, under another name, then renamed: a file this
+        // (threaded) process held open for writing would be inherited by
+        // any child another test thread forks meanwhile, and exec'ing the
+        // copy would fail with ETXTBSY until that child execs.
+        let tmp = d.dir.path().join("airlock.copying");
+        let copied = Command::new("cp").arg(&built).arg(&tmp).status().unwrap();
+        assert!(copied.success(), "cp {} {}", built.display(), tmp.display());
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &copy).unwrap();
     }
     copy
 }
