@@ -1,8 +1,15 @@
 //! Structural validation: the spec is well formed on its own, before any
 //! guardrail judges whether it is wise. Pure; no syscalls.
 
-use super::{Clocks, IdMap, Mount, Process, Resources, Root, SandboxSpec};
+use super::{Clocks, IdMap, Mount, Process, SandboxSpec};
 use std::fmt;
+
+mod filesystem;
+mod resources;
+
+pub use filesystem::MAX_LAYERS;
+use filesystem::{mount, root};
+pub(crate) use resources::{parse_cpu_list, resources};
 use std::str::FromStr;
 
 /// A spec field that is malformed: which one and why.
@@ -65,7 +72,7 @@ pub fn parse_capability(name: &str) -> Result<caps::Capability, String> {
         .map_err(|_| format!("unknown capability {name:?} (see capabilities(7) for the names)"))
 }
 
-fn absolute(field: &str, path: &str) -> Result<(), SpecError> {
+pub(super) fn absolute(field: &str, path: &str) -> Result<(), SpecError> {
     if path.is_empty() {
         return Err(SpecError::new(field, "must not be empty"));
     }
@@ -83,7 +90,7 @@ fn absolute(field: &str, path: &str) -> Result<(), SpecError> {
 
 /// A destination inside the sandbox: absolute, no `..` or `.`, not `/`
 /// itself (which `/.` would be, unseen by the rules that compare paths).
-fn destination(field: &str, path: &str) -> Result<(), SpecError> {
+pub(super) fn destination(field: &str, path: &str) -> Result<(), SpecError> {
     absolute(field, path)?;
     if let Some(c) = path.split('/').find(|c| *c == ".." || *c == ".") {
         return Err(SpecError::new(
@@ -360,7 +367,7 @@ fn process(p: &Process) -> Result<(), SpecError> {
     if let Some(mask) = p.umask {
         umask("process.umask", mask)?;
     }
-    super::scheduling::validate("process.scheduling", &p.scheduling)?;
+    crate::spec::scheduling::validate("process.scheduling", &p.scheduling)?;
     // personality(2) takes 32 bits, and 0xffffffff only asks.
     if let Some(persona) = p.personality {
         if persona >= 0xffff_ffff {
@@ -533,8 +540,8 @@ fn clocks(time: &Clocks) -> Result<(), SpecError> {
 }
 
 /// Port rules are Landlock's: with Landlock off they would go unapplied.
-fn landlock(l: &super::Landlock) -> Result<(), SpecError> {
-    if l.mode != super::LandlockMode::Off {
+fn landlock(l: &crate::spec::Landlock) -> Result<(), SpecError> {
+    if l.mode != crate::spec::LandlockMode::Off {
         return Ok(());
     }
     for (field, rule) in [
@@ -549,292 +556,6 @@ fn landlock(l: &super::Landlock) -> Result<(), SpecError> {
         }
     }
     Ok(())
-}
-
-/// A tmpfs's size: the kernel takes `size=0` for no limit at all.
-fn tmpfs_size(field: &str, size: Option<super::Size>) -> Result<(), SpecError> {
-    if size == Some(super::Size(0)) {
-        return Err(SpecError::new(
-            field,
-            "0 bytes: the kernel takes a tmpfs of size 0 for one without a limit; give at least 1 byte, or no size",
-        ));
-    }
-    Ok(())
-}
-
-/// The most layers a sandbox's overlay root stacks (overlayfs's own limit
-/// is not much higher, and every layer is a path in one mount option).
-pub const MAX_LAYERS: usize = 128;
-
-fn root(root: &Root) -> Result<(), SpecError> {
-    match root {
-        Root::Path {
-            readonly: false,
-            make_mountpoints: true,
-            ..
-        } => Err(SpecError::new(
-            "filesystem.root.make_mountpoints",
-            "only a read-only root needs it: a writable root gets its mount points made in it anyway",
-        )),
-        Root::Path { path, .. } => absolute("filesystem.root.path", path),
-        Root::Overlay { lower, upper, size } => {
-            if lower.is_empty() {
-                return Err(SpecError::new(
-                    "filesystem.root.lower",
-                    "an overlay needs at least one lower layer",
-                ));
-            }
-            if lower.len() > MAX_LAYERS {
-                return Err(SpecError::new(
-                    "filesystem.root.lower",
-                    format!("at most {MAX_LAYERS} layers"),
-                ));
-            }
-            for (i, l) in lower.iter().enumerate() {
-                absolute(&format!("filesystem.root.lower[{i}]"), l)?;
-            }
-            tmpfs_size("filesystem.root.size", *size)?;
-            match (upper, size) {
-                // The writes go to the host's directory: no tmpfs to size,
-                // and a limit asked for must not go unapplied.
-                (Some(_), Some(_)) => Err(SpecError::new(
-                    "filesystem.root.size",
-                    "sizes the tmpfs that holds an overlay's writes; with `upper` they go to that directory instead",
-                )),
-                (Some(u), None) => absolute("filesystem.root.upper", u),
-                (None, _) => Ok(()),
-            }
-        }
-        Root::Tmpfs { size, .. } => tmpfs_size("filesystem.root.size", *size),
-    }
-}
-
-/// One entry of `filesystem.mounts`, called `f`.
-fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
-    destination(&format!("{f}.destination"), m.destination())?;
-    if let Mount::Tmpfs { size, .. } = m {
-        tmpfs_size(&format!("{f}.size"), *size)?;
-    }
-    match m {
-        Mount::Bind { source, .. } => absolute(&format!("{f}.source"), source),
-        Mount::Overlay {
-            lower,
-            writable,
-            size,
-            upper_dir,
-            work_dir,
-            ..
-        } => {
-            persistent_layer(f, *writable, *size, upper_dir, work_dir)?;
-            let least = if *writable { 1 } else { 2 };
-            if lower.len() < least || lower.len() > MAX_LAYERS {
-                return Err(SpecError::new(
-                    f.to_string(),
-                    format!(
-                        "an overlay of {} layers: {least} to {MAX_LAYERS} are taken{}",
-                        lower.len(),
-                        if *writable {
-                            ""
-                        } else {
-                            " without a writable layer (overlayfs wants two; one is a read-only bind)"
-                        }
-                    ),
-                ));
-            }
-            for (j, l) in lower.iter().enumerate() {
-                absolute(&format!("{f}.lower[{j}]"), l)?;
-            }
-            match size {
-                Some(_) if !writable => Err(SpecError::new(
-                    format!("{f}.size"),
-                    "sizes the writable layer, which a read-only overlay does not have",
-                )),
-                _ => tmpfs_size(&format!("{f}.size"), *size),
-            }
-        }
-        Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => Err(
-            SpecError::new(format!("{f}.target"), "must be non-empty without NUL"),
-        ),
-        Mount::Dir { mode: Some(m), .. }
-        | Mount::Tmpfs { mode: Some(m), .. }
-        | Mount::File { mode: Some(m), .. }
-            if m.0 & 0o6000 != 0 =>
-        {
-            Err(SpecError::new(
-                format!("{f}.mode"),
-                "setuid and setgid bits are not allowed",
-            ))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// An overlay mount's `upper_dir` and `work_dir`: both or neither, on a
-/// writable overlay, each absolute, neither inside the other (overlayfs
-/// refuses that with a bare EINVAL or ELOOP).
-fn persistent_layer(
-    f: &str,
-    writable: bool,
-    size: Option<super::Size>,
-    upper: &Option<String>,
-    work: &Option<String>,
-) -> Result<(), SpecError> {
-    let (upper, work) = match (upper, work) {
-        (None, None) => return Ok(()),
-        (Some(u), Some(w)) => (u, w),
-        (Some(_), None) => {
-            return Err(SpecError::new(
-                format!("{f}.work_dir"),
-                "is needed with upper_dir: overlayfs takes both, on one filesystem",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(SpecError::new(
-                format!("{f}.upper_dir"),
-                "is needed with work_dir: overlayfs takes both, on one filesystem",
-            ))
-        }
-    };
-    if !writable {
-        return Err(SpecError::new(
-            format!("{f}.writable"),
-            "an overlay with upper_dir is writable: set writable = true",
-        ));
-    }
-    if size.is_some() {
-        return Err(SpecError::new(
-            format!("{f}.size"),
-            "sizes a tmpfs that holds the writes; with upper_dir they go to that directory",
-        ));
-    }
-    absolute(&format!("{f}.upper_dir"), upper)?;
-    absolute(&format!("{f}.work_dir"), work)?;
-    let inside = |a: &str, b: &str| {
-        let a = std::path::Path::new(a);
-        a.starts_with(b) || std::path::Path::new(b).starts_with(a)
-    };
-    if inside(upper, work) {
-        return Err(SpecError::new(
-            format!("{f}.work_dir"),
-            format!("{work} and upper_dir {upper} are one inside the other; overlayfs needs two separate directories"),
-        ));
-    }
-    Ok(())
-}
-
-/// The highest `pids.max` (the kernel's PID_MAX_LIMIT on 64-bit hosts).
-const PID_MAX_LIMIT: u64 = 4 * 1024 * 1024;
-
-/// The most CPUs `resources.cpus` may name.
-const MAX_CPUS: f64 = 1_000_000.0;
-
-pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
-    if r.memory.is_some_and(|m| m.0 < 1 << 20) {
-        return Err(SpecError::new("resources.memory", "must be at least 1M"));
-    }
-    // As docker's --memory-swap: cgroup v1 has one limit for memory and
-    // swap together, and a swap allowance alone would be no limit there.
-    if r.swap.is_some() && r.memory.is_none() {
-        return Err(SpecError::new(
-            "resources.swap",
-            "needs resources.memory: the swap allowance is on top of a memory limit",
-        ));
-    }
-    if let (Some(low), Some(max)) = (r.memory_reservation, r.memory) {
-        if low.0 > max.0 {
-            return Err(SpecError::new(
-                "resources.memory_reservation",
-                format!("{} is above the memory limit {}", low.0, max.0),
-            ));
-        }
-    }
-    if r.pids == Some(0) {
-        return Err(SpecError::new("resources.pids", "must be at least 1"));
-    }
-    // The kernel's own bounds, checked here so that an `update` fails
-    // before it writes anything rather than halfway: pids.max takes up to
-    // PID_MAX_LIMIT, and a CPU count far past any machine's would be a
-    // quota past what cpu.max parses without overflow on older kernels.
-    if let Some(p) = r.pids.filter(|p| *p > PID_MAX_LIMIT) {
-        return Err(SpecError::new(
-            "resources.pids",
-            format!("{p} is above the kernel's highest limit, {PID_MAX_LIMIT}"),
-        ));
-    }
-    if let Some(p) = r.cpu_period {
-        if r.cpus.is_none() {
-            return Err(SpecError::new(
-                "resources.cpu_period",
-                "a period without a quota limits nothing: give resources.cpus too",
-            ));
-        }
-        if !(1000..=1_000_000).contains(&p) {
-            return Err(SpecError::new(
-                "resources.cpu_period",
-                format!("{p} is not a period the kernel takes (1000 to 1000000 microseconds)"),
-            ));
-        }
-    }
-    if let Some(c) = r.cpus {
-        // The kernel's least quota is 1 ms a period.
-        let period = r.cpu_period.unwrap_or(crate::cgroup::plan::CPU_PERIOD_US) as f64;
-        let least = 1000.0 / period;
-        if !(c.is_finite() && c >= least - 1e-9 && c <= MAX_CPUS) {
-            return Err(SpecError::new(
-                "resources.cpus",
-                format!("{c} is not a CPU count ({least} to {MAX_CPUS}: a quota of 1 ms a period at least)"),
-            ));
-        }
-    }
-    for (field, w) in [
-        ("resources.cpu_weight", r.cpu_weight),
-        ("resources.io_weight", r.io_weight),
-    ] {
-        if w.is_some_and(|w| !(1..=10000).contains(&w)) {
-            return Err(SpecError::new(field, "must be between 1 and 10000"));
-        }
-    }
-    for (field, list) in [
-        ("resources.cpuset_cpus", &r.cpuset_cpus),
-        ("resources.cpuset_mems", &r.cpuset_mems),
-    ] {
-        if let Some(list) = list {
-            cpu_list(field, list)?;
-        }
-    }
-    Ok(())
-}
-
-fn cpu_list(field: &str, list: &str) -> Result<(), SpecError> {
-    parse_cpu_list(list).map(|_| ()).map_err(|why| {
-        SpecError::new(
-            field,
-            format!("{list:?} is not a list such as \"0-3,6\": {why}"),
-        )
-    })
-}
-
-/// A list as the kernel writes CPUs and memory nodes: numbers (of at
-/// most five digits) and ascending ranges, comma-separated (`0-3,6`).
-pub(crate) fn parse_cpu_list(list: &str) -> Result<Vec<(u32, u32)>, String> {
-    if list.is_empty() {
-        return Err("it is empty".into());
-    }
-    let number = |s: &str| {
-        (!s.is_empty() && s.len() <= 5 && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse::<u32>().ok())
-            .flatten()
-    };
-    list.split(',')
-        .map(|part| {
-            let (a, b) = part.split_once('-').unwrap_or((part, part));
-            match (number(a), number(b)) {
-                (Some(x), Some(y)) if x <= y => Ok((x, y)),
-                (Some(_), Some(_)) => Err(format!("the range {part:?} runs backwards")),
-                _ => Err(format!("{part:?} is not a number or a range")),
-            }
-        })
-        .collect()
 }
 
 /// One environment variable, called `field`.
@@ -875,197 +596,4 @@ pub(crate) fn cwd(field: &str, path: &str) -> Result<(), SpecError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::{SandboxSpec, Size};
-
-    fn base() -> SandboxSpec {
-        SandboxSpec::builder().args(["true"]).build()
-    }
-
-    #[test]
-    fn an_overlay_upper_directory_has_no_size() {
-        let mut s = base();
-        s.filesystem.root = crate::spec::Root::Overlay {
-            lower: vec!["/usr".into()],
-            upper: Some("/var/tmp/x".into()),
-            size: Some(Size(64 << 20)),
-        };
-        let e = validate(&s).unwrap_err();
-        assert_eq!(e.field, "filesystem.root.size");
-        if let crate::spec::Root::Overlay { size, .. } = &mut s.filesystem.root {
-            *size = None;
-        }
-        validate(&s).unwrap();
-    }
-
-    #[test]
-    fn make_mountpoints_is_for_a_read_only_root() {
-        let mut s = base();
-        s.filesystem.root = crate::spec::Root::Path {
-            path: "/srv/root".into(),
-            readonly: false,
-            make_mountpoints: true,
-        };
-        let e = validate(&s).unwrap_err();
-        assert_eq!(e.field, "filesystem.root.make_mountpoints");
-        if let crate::spec::Root::Path { readonly, .. } = &mut s.filesystem.root {
-            *readonly = true;
-        }
-        validate(&s).unwrap();
-    }
-
-    #[test]
-    fn swap_without_a_memory_limit_is_refused() {
-        let mut s = base();
-        s.resources.swap = Some(Size(64 << 20));
-        let e = validate(&s).unwrap_err();
-        assert_eq!(e.field, "resources.swap");
-        assert!(e.reason.contains("needs resources.memory"), "{e}");
-        s.resources.memory = Some(Size(64 << 20));
-        validate(&s).unwrap();
-    }
-
-    #[test]
-    fn a_memory_reservation_above_the_limit_is_refused() {
-        let mut s = base();
-        s.resources.memory = Some(Size(64 << 20));
-        s.resources.memory_reservation = Some(Size(32 << 20));
-        validate(&s).unwrap();
-        s.resources.memory_reservation = Some(Size(65 << 20));
-        let e = validate(&s).unwrap_err();
-        assert_eq!(e.field, "resources.memory_reservation");
-        assert!(e.reason.contains("above the memory limit 67108864"), "{e}");
-    }
-
-    #[test]
-    fn forbidding_nested_user_namespaces_needs_the_sandboxs_own() {
-        let mut s = base();
-        s.namespaces.nested_user = false;
-        validate(&s).unwrap();
-        let reason = |s: &SandboxSpec| {
-            let e = validate(s).unwrap_err();
-            assert_eq!(e.field, "namespaces.nested_user");
-            e.reason
-        };
-        s.capabilities = vec!["sys_resource".into()];
-        assert!(reason(&s).contains("raise the limit"));
-        s.capabilities.clear();
-        s.namespaces.pid = false;
-        s.namespaces
-            .join
-            .insert("pid".into(), "/proc/1/ns/pid".into());
-        assert!(reason(&s).contains("join.pid"));
-        s.namespaces.join.clear();
-        s.namespaces.user = false;
-        assert!(reason(&s).contains("the host's"));
-    }
-
-    #[test]
-    fn minimal_spec_is_valid() {
-        validate(&base()).unwrap();
-    }
-
-    /// `/.` is the root, which no rule comparing paths would see: a dot
-    /// component is refused as `..` is.
-    #[test]
-    fn a_dot_in_a_destination_is_refused() {
-        for dest in ["/.", "//.", "/./", "/x/./y", "/x/../y"] {
-            let mut s = base();
-            s.filesystem.mounts.push(tmpfs_at(dest));
-            let e = validate(&s).unwrap_err();
-            assert_eq!(e.field, "filesystem.mounts[0].destination", "{dest}");
-            assert!(e.reason.contains("give the path"), "{dest}: {}", e.reason);
-        }
-    }
-
-    fn tmpfs_at(destination: &str) -> Mount {
-        Mount::Tmpfs {
-            destination: destination.into(),
-            size: None,
-            mode: None,
-            readonly: false,
-            noexec: false,
-            copy_up: false,
-        }
-    }
-
-    #[test]
-    fn relative_destination() {
-        let mut s = base();
-        s.filesystem.mounts.push(tmpfs_at("tmp"));
-        let e = validate(&s).unwrap_err();
-        assert_eq!(e.field, "filesystem.mounts[0].destination");
-        assert!(e.reason.contains("relative"));
-    }
-
-    #[test]
-    fn unknown_capability() {
-        let mut s = base();
-        s.capabilities.push("CAP_MAKE_COFFEE".into());
-        let e = validate(&s).unwrap_err();
-        assert_eq!(e.field, "capabilities[0]");
-    }
-
-    #[test]
-    fn ambient_capabilities_are_kept_ones() {
-        let mut s = base();
-        s.capabilities = vec!["net_bind_service".into()];
-        s.ambient_capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into()]);
-        validate(&s).unwrap();
-        s.ambient_capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into(), "CAP_KILL".into()]);
-        let e = validate(&s).unwrap_err();
-        assert_eq!(e.field, "ambient_capabilities[1]");
-        assert!(e.reason.contains("CAP_KILL is not in capabilities"), "{e}");
-        s.ambient_capabilities = Some(vec!["CAP_MAKE_COFFEE".into()]);
-        assert_eq!(validate(&s).unwrap_err().field, "ambient_capabilities[0]");
-    }
-
-    #[test]
-    fn capability_spellings() {
-        assert_eq!(
-            parse_capability("net_bind_service").unwrap(),
-            caps::Capability::CAP_NET_BIND_SERVICE
-        );
-        assert!(parse_capability("CAP_SYS_ADMIN").is_ok());
-        assert!(parse_capability("").is_err());
-    }
-
-    #[test]
-    fn overlapping_maps() {
-        let mut s = base();
-        s.identity.uid_map = vec![
-            IdMap {
-                inside: 0,
-                outside: 1000,
-                count: 10,
-            },
-            IdMap {
-                inside: 5,
-                outside: 5000,
-                count: 10,
-            },
-        ];
-        assert_eq!(validate(&s).unwrap_err().field, "identity.uid_map[1]");
-    }
-
-    #[test]
-    fn cwd_under_proc_is_refused() {
-        for cwd in [
-            "/proc/self/fd/7",
-            "/proc",
-            "//proc/self/fd/7",
-            "/./proc/self/cwd",
-            "/tmp/../proc/1/root",
-        ] {
-            let mut s = base();
-            s.process.cwd = Some(cwd.into());
-            assert_eq!(validate(&s).unwrap_err().field, "process.cwd", "{cwd}");
-        }
-        for cwd in ["/", "/procedures", "/tmp/proc", "/proc-x/.."] {
-            let mut s = base();
-            s.process.cwd = Some(cwd.into());
-            validate(&s).unwrap_or_else(|e| panic!("{cwd}: {e}"));
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,192 @@
+use super::*;
+use crate::spec::{SandboxSpec, Size};
+
+fn base() -> SandboxSpec {
+    SandboxSpec::builder().args(["true"]).build()
+}
+
+#[test]
+fn an_overlay_upper_directory_has_no_size() {
+    let mut s = base();
+    s.filesystem.root = crate::spec::Root::Overlay {
+        lower: vec!["/usr".into()],
+        upper: Some("/var/tmp/x".into()),
+        size: Some(Size(64 << 20)),
+    };
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "filesystem.root.size");
+    if let crate::spec::Root::Overlay { size, .. } = &mut s.filesystem.root {
+        *size = None;
+    }
+    validate(&s).unwrap();
+}
+
+#[test]
+fn make_mountpoints_is_for_a_read_only_root() {
+    let mut s = base();
+    s.filesystem.root = crate::spec::Root::Path {
+        path: "/srv/root".into(),
+        readonly: false,
+        make_mountpoints: true,
+    };
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "filesystem.root.make_mountpoints");
+    if let crate::spec::Root::Path { readonly, .. } = &mut s.filesystem.root {
+        *readonly = true;
+    }
+    validate(&s).unwrap();
+}
+
+#[test]
+fn swap_without_a_memory_limit_is_refused() {
+    let mut s = base();
+    s.resources.swap = Some(Size(64 << 20));
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "resources.swap");
+    assert!(e.reason.contains("needs resources.memory"), "{e}");
+    s.resources.memory = Some(Size(64 << 20));
+    validate(&s).unwrap();
+}
+
+#[test]
+fn a_memory_reservation_above_the_limit_is_refused() {
+    let mut s = base();
+    s.resources.memory = Some(Size(64 << 20));
+    s.resources.memory_reservation = Some(Size(32 << 20));
+    validate(&s).unwrap();
+    s.resources.memory_reservation = Some(Size(65 << 20));
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "resources.memory_reservation");
+    assert!(e.reason.contains("above the memory limit 67108864"), "{e}");
+}
+
+#[test]
+fn forbidding_nested_user_namespaces_needs_the_sandboxs_own() {
+    let mut s = base();
+    s.namespaces.nested_user = false;
+    validate(&s).unwrap();
+    let reason = |s: &SandboxSpec| {
+        let e = validate(s).unwrap_err();
+        assert_eq!(e.field, "namespaces.nested_user");
+        e.reason
+    };
+    s.capabilities = vec!["sys_resource".into()];
+    assert!(reason(&s).contains("raise the limit"));
+    s.capabilities.clear();
+    s.namespaces.pid = false;
+    s.namespaces
+        .join
+        .insert("pid".into(), "/proc/1/ns/pid".into());
+    assert!(reason(&s).contains("join.pid"));
+    s.namespaces.join.clear();
+    s.namespaces.user = false;
+    assert!(reason(&s).contains("the host's"));
+}
+
+#[test]
+fn minimal_spec_is_valid() {
+    validate(&base()).unwrap();
+}
+
+/// `/.` is the root, which no rule comparing paths would see: a dot
+/// component is refused as `..` is.
+#[test]
+fn a_dot_in_a_destination_is_refused() {
+    for dest in ["/.", "//.", "/./", "/x/./y", "/x/../y"] {
+        let mut s = base();
+        s.filesystem.mounts.push(tmpfs_at(dest));
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "filesystem.mounts[0].destination", "{dest}");
+        assert!(e.reason.contains("give the path"), "{dest}: {}", e.reason);
+    }
+}
+
+fn tmpfs_at(destination: &str) -> Mount {
+    Mount::Tmpfs {
+        destination: destination.into(),
+        size: None,
+        mode: None,
+        readonly: false,
+        noexec: false,
+        copy_up: false,
+    }
+}
+
+#[test]
+fn relative_destination() {
+    let mut s = base();
+    s.filesystem.mounts.push(tmpfs_at("tmp"));
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "filesystem.mounts[0].destination");
+    assert!(e.reason.contains("relative"));
+}
+
+#[test]
+fn unknown_capability() {
+    let mut s = base();
+    s.capabilities.push("CAP_MAKE_COFFEE".into());
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "capabilities[0]");
+}
+
+#[test]
+fn ambient_capabilities_are_kept_ones() {
+    let mut s = base();
+    s.capabilities = vec!["net_bind_service".into()];
+    s.ambient_capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into()]);
+    validate(&s).unwrap();
+    s.ambient_capabilities = Some(vec!["CAP_NET_BIND_SERVICE".into(), "CAP_KILL".into()]);
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "ambient_capabilities[1]");
+    assert!(e.reason.contains("CAP_KILL is not in capabilities"), "{e}");
+    s.ambient_capabilities = Some(vec!["CAP_MAKE_COFFEE".into()]);
+    assert_eq!(validate(&s).unwrap_err().field, "ambient_capabilities[0]");
+}
+
+#[test]
+fn capability_spellings() {
+    assert_eq!(
+        parse_capability("net_bind_service").unwrap(),
+        caps::Capability::CAP_NET_BIND_SERVICE
+    );
+    assert!(parse_capability("CAP_SYS_ADMIN").is_ok());
+    assert!(parse_capability("").is_err());
+}
+
+#[test]
+fn overlapping_maps() {
+    let mut s = base();
+    s.identity.uid_map = vec![
+        IdMap {
+            inside: 0,
+            outside: 1000,
+            count: 10,
+        },
+        IdMap {
+            inside: 5,
+            outside: 5000,
+            count: 10,
+        },
+    ];
+    assert_eq!(validate(&s).unwrap_err().field, "identity.uid_map[1]");
+}
+
+#[test]
+fn cwd_under_proc_is_refused() {
+    for cwd in [
+        "/proc/self/fd/7",
+        "/proc",
+        "//proc/self/fd/7",
+        "/./proc/self/cwd",
+        "/tmp/../proc/1/root",
+    ] {
+        let mut s = base();
+        s.process.cwd = Some(cwd.into());
+        assert_eq!(validate(&s).unwrap_err().field, "process.cwd", "{cwd}");
+    }
+    for cwd in ["/", "/procedures", "/tmp/proc", "/proc-x/.."] {
+        let mut s = base();
+        s.process.cwd = Some(cwd.into());
+        validate(&s).unwrap_or_else(|e| panic!("{cwd}: {e}"));
+    }
+}
