@@ -5,6 +5,7 @@ pub mod attach_cmd;
 pub mod check_cmd;
 pub mod image_cmd;
 pub mod lifecycle_cmd;
+pub mod out;
 pub mod remote;
 pub mod run;
 pub mod spec_file;

@@ -5,6 +5,7 @@
 //! and [`Sandbox::exec`]. A sandbox is named by its name or a prefix of
 //! its id.
 
+use crate::out;
 use crate::run::{fail, refuse};
 use airlock::state::{LogChunk, LogStream};
 use airlock::state::{SandboxDir, State, StateRoot, Status};
@@ -162,7 +163,7 @@ pub fn ps(a: PsArgs, ctx: Context) -> ExitCode {
         .filter(|st| a.all || st.status != Status::Stopped)
         .collect();
     if a.format == "json" {
-        println!("{}", shown(serde_json::to_value(&list)));
+        out::line(shown(serde_json::to_value(&list)));
         return ExitCode::SUCCESS;
     }
     let rows = list
@@ -220,7 +221,7 @@ pub(crate) fn print_ps_table(rows: Vec<[String; 6]>) {
                 _ => line.push_str(&format!("{cell:<w$}  ")),
             }
         }
-        println!("{}", line.trim_end());
+        out::line(line.trim_end());
     };
     print(HEAD);
     for row in &rows {
@@ -237,7 +238,7 @@ fn shown(states: serde_json::Result<serde_json::Value>) -> String {
 pub fn inspect(a: NameArgs, ctx: Context) -> ExitCode {
     match find(&ctx, &a.name) {
         Ok((_, st)) => {
-            println!("{}", shown(serde_json::to_value(&st)));
+            out::line(shown(serde_json::to_value(&st)));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
@@ -287,7 +288,7 @@ pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
 pub fn start(a: NameArgs, ctx: Context) -> ExitCode {
     match find(&ctx, &a.name).and_then(|(sb, st)| Ok(sb.start().map(|()| st.name)?)) {
         Ok(name) => {
-            println!("{name}");
+            out::line(name);
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
@@ -300,7 +301,7 @@ pub fn stop(a: StopArgs, ctx: Context) -> ExitCode {
         let r = find(&ctx, name)
             .and_then(|(sb, _)| Ok(sb.stop(Duration::from_secs(a.time.unwrap_or(10)))?));
         match r {
-            Ok(_) => println!("{name}"),
+            Ok(_) => out::line(name),
             Err(e) => code = fail(e),
         }
     }
@@ -314,7 +315,7 @@ pub fn kill(a: KillArgs, ctx: Context) -> ExitCode {
     };
     match find(&ctx, &a.name).and_then(|(sb, _)| Ok(sb.signal(sig)?)) {
         Ok(()) => {
-            println!("{}", a.name);
+            out::line(a.name);
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
@@ -330,7 +331,7 @@ pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
     match sb.state() {
         Ok(st) => match st.exit {
             Some(e) => {
-                println!("{}", e.code);
+                out::line(e.code);
                 ExitCode::from(e.code.clamp(0, 255) as u8)
             }
             None => refuse(format!("sandbox {} {}", st.name, status_text(&st))),
@@ -348,7 +349,7 @@ pub fn rm(a: RmArgs, ctx: Context) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for name in &a.names {
         match find(&ctx, name).and_then(|(sb, _)| Ok(sb.delete(a.force)?)) {
-            Ok(_) => println!("{name}"),
+            Ok(_) => out::line(name),
             Err(e) => code = fail(e),
         }
     }

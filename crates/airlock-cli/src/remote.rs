@@ -4,6 +4,7 @@
 //! state root.
 
 use crate::lifecycle_cmd::{ExecArgs, KillArgs, LogsArgs, NameArgs, PsArgs, RmArgs, StopArgs};
+use crate::out;
 use crate::run::{build_spec_labeled, Labels, RunArgs, EXIT_REFUSED};
 use airlock_client::{proto, Client, ClientError};
 use clap::{ArgMatches, Args};
@@ -116,10 +117,7 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
             Verb::Attach(a) => return attach(&mut c, &a.name).await,
             Verb::Ps(a) => ps(&mut c, a).await,
             Verb::Inspect(a) => c.inspect(&a.name).await.map(|i| {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&info_json(&i)).expect("json")
-                );
+                out::line(serde_json::to_string_pretty(&info_json(&i)).expect("json"));
                 ExitCode::SUCCESS
             }),
             Verb::Logs(a) => logs(&mut c, a).await,
@@ -132,7 +130,7 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                         .stop(n, a.time.map(|t| t.min(u32::MAX.into()) as u32))
                         .await
                     {
-                        Ok(_) => println!("{n}"),
+                        Ok(_) => out::line(n),
                         Err(e) => code = fail(e),
                     }
                 }
@@ -143,8 +141,15 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                 c.signal(&a.name, &sig).await.map(|_| say(&a.name))
             }
             Verb::Wait(a) => c.wait(&a.name).await.map(|i| match i.exit {
+                // The daemon's 137 for one that ended without a report
+                // (its supervisor was killed) is not the workload's, as
+                // `ps` shows it: the reason alone, as locally.
+                Some(e) if e.report_json.is_empty() && !e.reason.is_empty() => {
+                    eprintln!("airlock: error: sandbox {} stopped ({})", i.name, e.reason);
+                    ExitCode::from(EXIT_REFUSED)
+                }
                 Some(e) => {
-                    println!("{}", e.code);
+                    out::line(e.code);
                     ExitCode::from(e.code.clamp(0, 255) as u8)
                 }
                 // Never a made-up 0: it did not exit with one (its setup
@@ -154,14 +159,14 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                         "airlock: error: sandbox {} stopped without an exit status",
                         i.name
                     );
-                    ExitCode::from(125)
+                    ExitCode::from(EXIT_REFUSED)
                 }
             }),
             Verb::Rm(a) => {
                 let mut code = ExitCode::SUCCESS;
                 for n in &a.names {
                     match c.delete(n, a.force).await {
-                        Ok(_) => println!("{n}"),
+                        Ok(_) => out::line(n),
                         Err(e) => code = fail(e),
                     }
                 }
@@ -178,7 +183,7 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
 }
 
 fn say(s: &str) -> ExitCode {
-    println!("{s}");
+    out::line(s);
     ExitCode::SUCCESS
 }
 
@@ -290,7 +295,13 @@ async fn run(
     for f in made.findings.iter().filter(|_| !a.quiet) {
         print_finding(f, &labels);
     }
-    Ok(say(&made.sandbox.unwrap_or_default().id))
+    match made.sandbox {
+        Some(sb) if !sb.id.is_empty() => Ok(say(&sb.id)),
+        _ => {
+            eprintln!("airlock: error: the daemon answered without the sandbox it made");
+            Ok(ExitCode::from(EXIT_REFUSED))
+        }
+    }
 }
 
 fn state_name(s: i32) -> &'static str {
@@ -346,7 +357,7 @@ async fn ps(c: &mut Client, a: PsArgs) -> Result<ExitCode, ClientError> {
     let list = c.list(req).await?;
     if a.format == "json" {
         let all: Vec<_> = list.iter().map(info_json).collect();
-        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+        out::line(serde_json::to_string_pretty(&all).expect("json"));
         return Ok(ExitCode::SUCCESS);
     }
     let rows = list
@@ -365,7 +376,7 @@ async fn ps(c: &mut Client, a: PsArgs) -> Result<ExitCode, ClientError> {
                 "-".into()
             };
             [
-                i.id[..12.min(i.id.len())].to_string(),
+                short_id(&i.id),
                 i.name,
                 status,
                 pid,
@@ -388,10 +399,8 @@ async fn logs(c: &mut Client, a: LogsArgs) -> Result<ExitCode, ClientError> {
     while let Some(chunk) = s.message().await? {
         if chunk.stream == proto::Stream::Stderr as i32 {
             let _ = std::io::stderr().write_all(&chunk.data);
-        } else {
-            let mut out = std::io::stdout();
-            let _ = out.write_all(&chunk.data);
-            let _ = out.flush();
+        } else if !out::bytes(&chunk.data) {
+            return Ok(ExitCode::from(out::EXIT_PIPE));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -444,25 +453,27 @@ async fn events(c: &mut Client, a: EventsArgs) -> Result<ExitCode, ClientError> 
     let mut s = c.raw().events(req).await?.into_inner();
     while let Some(e) = s.message().await? {
         let kind = kind_name(e.kind);
-        if a.format == "json" {
+        let line = if a.format == "json" {
             let v = serde_json::json!({
                 "time": e.time, "kind": kind, "id": e.id, "name": e.name,
                 "exit": e.exit.as_ref().map(exit_json),
             });
-            println!("{v}");
+            format!("{v}\n")
         } else {
             let code = e
                 .exit
                 .map(|x| format!(" (exit {})", x.code))
                 .unwrap_or_default();
-            println!(
-                "{:.3}  {kind:<8} {}  {}{code}",
+            format!(
+                "{:.3}  {kind:<8} {}  {}{code}\n",
                 e.time,
-                &e.id[..12.min(e.id.len())],
-                e.name
-            );
+                short_id(&e.id),
+                airlock::report::plain(&e.name)
+            )
+        };
+        if !out::bytes(line.as_bytes()) {
+            return Ok(ExitCode::from(out::EXIT_PIPE));
         }
-        let _ = std::io::stdout().flush();
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -482,18 +493,18 @@ fn stats_json(s: &proto::StatsResponse) -> serde_json::Value {
 /// instead of showing zeros.
 pub fn print_stats(format: &str, v: &serde_json::Value) {
     if format == "json" {
-        println!("{}", serde_json::to_string_pretty(v).expect("json"));
+        out::line(serde_json::to_string_pretty(v).expect("json"));
         return;
     }
     if v["cgroup"] == false {
-        println!(
-            "no cgroup, so nothing is measured (start it with a limit: --memory, --pids, --cpus)"
+        out::line(
+            "no cgroup, so nothing is measured (start it with a limit: --memory, --pids, --cpus)",
         );
         return;
     }
     if let Some(map) = v.as_object() {
         for (k, val) in map {
-            println!("{k:<16} {val}");
+            out::line(format_args!("{k:<16} {val}"));
         }
     }
 }
@@ -551,25 +562,31 @@ fn our_size() -> Option<proto::Resize> {
     })
 }
 
-/// Print output messages until the exit; the exit code.
+/// Print output messages until the exit; the exit code: the process's,
+/// [`out::EXIT_PIPE`] once our stdout is closed (the stream is dropped, and
+/// the daemon stops the process), or an error when the stream ended
+/// without one (never a made-up 0).
 async fn print_output(mut s: tonic::Streaming<proto::ExecOutput>) -> Result<i32, ClientError> {
     use proto::exec_output::Output;
-    let mut code = 0;
+    let mut code = None;
     while let Some(m) = s.message().await? {
         match m.output {
-            Some(Output::Stdout(b)) => {
-                let mut out = std::io::stdout();
-                let _ = out.write_all(&b);
-                let _ = out.flush();
-            }
+            Some(Output::Stdout(b)) if !out::bytes(&b) => return Ok(out::EXIT_PIPE.into()),
+            Some(Output::Stdout(_)) => {}
             Some(Output::Stderr(b)) => {
                 let _ = std::io::stderr().write_all(&b);
             }
-            Some(Output::Exit(e)) => code = e.code,
+            Some(Output::Exit(e)) => code = Some(e.code),
             None => {}
         }
     }
-    Ok(code)
+    code.ok_or(ClientError::NoExitStatus)
+}
+
+/// An id's first twelve characters, as `ps` shows it (by characters: the
+/// daemon's answer is not ours to trust to be ASCII).
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
 }
 
 /// Window changes of our terminal, as resize messages.

@@ -36,6 +36,25 @@ pub const DEFAULT_SOCKET: &str = "/run/airlockd.sock";
 /// The most input one message of an Exec carries.
 const STDIN_PIECE: usize = 64 << 10;
 
+/// The largest message taken from the daemon: far above a List of every
+/// sandbox one daemon holds (their specs are at most 1 MiB each, and a
+/// list shows commands cut short), and a bound on what a message's
+/// header can make us reserve.
+const MAX_MESSAGE: usize = 256 << 20;
+
+/// The most output [`Client::exec_output`] collects: what a workload
+/// prints is its own to choose (a FIFO fed without end), and collecting
+/// it must not take the caller's memory without bound.
+pub const MAX_EXEC_OUTPUT: usize = 64 << 20;
+
+/// How long a connection may take, and how often, and how long, a quiet
+/// daemon is asked whether it is still there: one stopped (SIGSTOP) or
+/// stuck still completes a unix socket's connect from its backlog, and
+/// without pings every call on it would wait for good.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -47,6 +66,13 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// An exec's output passed [`MAX_EXEC_OUTPUT`].
+    #[error("the process wrote more than {} MiB: collect larger output through `raw().exec`, a stream", MAX_EXEC_OUTPUT >> 20)]
+    OutputTooLarge,
+    /// An exec's stream ended without the process's exit status (the
+    /// daemon stopped, or broke the protocol): never taken for a 0.
+    #[error("the daemon ended the exec without the process's exit status")]
+    NoExitStatus,
     /// The daemon answered with an error status; `details` says which
     /// field, why, and every guardrail finding of a refusal.
     #[error("{}", status_text(.status))]
@@ -168,6 +194,10 @@ impl Client {
         // The URI is a placeholder that tonic requires: the connector
         // below dials the socket whatever it says.
         let channel = Endpoint::from_static("http://airlockd")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(PING_EVERY)
+            .keep_alive_timeout(PING_TIMEOUT)
+            .keep_alive_while_idle(true)
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let p = p.clone();
                 async move {
@@ -179,13 +209,12 @@ impl Client {
                     // SAFETY: geteuid takes nothing and cannot fail.
                     let me = unsafe { libc::geteuid() };
                     if uid != 0 && uid != me {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::PermissionDenied,
-                            format!(
-                                "the server at {} runs as uid {uid}, neither root nor us (uid {me})",
-                                p.display()
-                            ),
-                        ));
+                        // Not PermissionDenied: its hint is about the
+                        // socket's group, and this is another matter.
+                        return Err(std::io::Error::other(format!(
+                            "the server at {} runs as uid {uid}, neither root nor us (uid {me})",
+                            p.display()
+                        )));
                     }
                     Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
                 }
@@ -196,10 +225,9 @@ impl Client {
                 source,
             })?;
         Ok(Client {
-            // The server is root or this user (checked above), and a
-            // list of many sandboxes, with their labels, may pass tonic's
-            // default of 4 MiB.
-            inner: SandboxesClient::new(channel).max_decoding_message_size(usize::MAX),
+            // A list of many sandboxes, with their labels, may pass
+            // tonic's default of 4 MiB.
+            inner: SandboxesClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
         })
     }
 
@@ -262,7 +290,9 @@ impl Client {
         Ok(self.inner.list(req).await?.into_inner().sandboxes)
     }
 
-    /// Run `args` in a running sandbox with no input; collect its output.
+    /// Run `args` in a running sandbox with no input; collect its output
+    /// (at most [`MAX_EXEC_OUTPUT`], or [`ClientError::OutputTooLarge`],
+    /// which stops the process) and its exit status.
     pub async fn exec_output(&mut self, sandbox: &str, args: &[&str]) -> Result<ExecOutput> {
         let start = proto::ExecStart {
             sandbox: sandbox.into(),
@@ -272,7 +302,8 @@ impl Client {
         self.exec_with_input(start, Vec::new()).await
     }
 
-    /// Run a process with `stdin` as its whole input; collect its output.
+    /// Run a process with `stdin` as its whole input; collect its output,
+    /// as [`Client::exec_output`] does.
     pub async fn exec_with_input(
         &mut self,
         start: proto::ExecStart,
@@ -297,8 +328,16 @@ impl Client {
                 Some(Output::Exit(e)) => collected.exit = Some(e),
                 None => {}
             }
+            // Dropping the stream ends the call, and the daemon stops a
+            // process whose caller has gone.
+            if collected.stdout.len() + collected.stderr.len() > MAX_EXEC_OUTPUT {
+                return Err(ClientError::OutputTooLarge);
+            }
         }
-        Ok(collected)
+        match collected.exit {
+            Some(_) => Ok(collected),
+            None => Err(ClientError::NoExitStatus),
+        }
     }
 }
 
@@ -307,6 +346,7 @@ impl Client {
 pub struct ExecOutput {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Always there in an `Ok` (an `Option` for the default value only).
     pub exit: Option<proto::ExitStatus>,
 }
 

@@ -69,6 +69,11 @@ fn held<T>(rx: mpsc::Receiver<T>, slot: Option<StreamSlot>) -> Pin<Box<Held<Rece
 /// its output open (`setsid sleep inf &`) must not keep a thread of ours,
 /// and the read end, for good. `fd` is made non-blocking and waited on a
 /// tick at a time.
+///
+/// `stop` is set once the process has exited, when everything it wrote
+/// is in the pipe: what the pipe holds then is still sent (a client that
+/// reads slowly gets all of it), and only what is written after (by a
+/// child left behind) is not.
 fn pump(
     fd: OwnedFd,
     tx: Tx,
@@ -83,10 +88,24 @@ fn pump(
             tv_sec: 0,
             tv_nsec: 100_000_000,
         };
+        // Once stopped: the bytes still owed, what the pipe held then.
+        let mut owed: Option<u64> = None;
         loop {
-            match f.read(&mut buf) {
+            if owed.is_none() && stop.load(Ordering::SeqCst) {
+                owed = Some(rustix::io::ioctl_fionread(&f).unwrap_or(0));
+            }
+            if owed == Some(0) {
+                break;
+            }
+            let want = match owed {
+                Some(n) => buf.len().min(usize::try_from(n).unwrap_or(usize::MAX)),
+                None => buf.len(),
+            };
+            match f.read(&mut buf[..want]) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if stop.load(Ordering::SeqCst) || tx.is_closed() {
+                    // Nothing left of what was owed (a terminal's count
+                    // may run ahead of what it gives), or no one to send to.
+                    if owed.is_some() || tx.is_closed() {
                         break;
                     }
                     let mut ready = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
@@ -95,10 +114,12 @@ fn pump(
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let sent = tx.blocking_send(out(wrap(buf[..n].to_vec())));
+                    if let Some(left) = owed.as_mut() {
+                        *left = left.saturating_sub(n as u64);
+                    }
                     // A process left behind that writes without pause
-                    // must not keep us either.
-                    if sent.is_err() || stop.load(Ordering::SeqCst) {
+                    // must not keep us either: `owed` ends it.
+                    if tx.blocking_send(out(wrap(buf[..n].to_vec()))).is_err() {
                         break;
                     }
                 }
@@ -524,8 +545,12 @@ fn start_exec(
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        // And then not at all: the pumps end, closing their read ends.
+        // And then only what the pipes hold now: the pumps end, closing
+        // their read ends, before the status is sent after the output.
         stop.store(true, Ordering::SeqCst);
+        for p in pumps {
+            let _ = p.join();
+        }
         let msg = match report {
             Ok(r) => out(Output::Exit(exit_status(&r))),
             Err(e) => Err(from_error(e)),
@@ -766,4 +791,45 @@ pub async fn events(
         }
     });
     Ok(Response::new(held(out_rx, slot)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// What the pipe held when `stop` was set is still sent, however
+    /// slowly the client reads: only the next read after the stop used to
+    /// be, and the rest of an exited process's output was lost.
+    #[test]
+    fn a_stopped_pump_sends_what_the_pipe_held() {
+        let (r, w) = pipe().unwrap();
+        // Room for the whole output, which a process that exited left.
+        rustix::pipe::fcntl_setpipe_size(&w, 1 << 20).unwrap();
+        let written = vec![7u8; 256 << 10];
+        std::fs::File::from(w.try_clone().unwrap())
+            .write_all(&written)
+            .unwrap();
+        // One message in flight: the pump waits on the client at once.
+        let (tx, mut rx) = mpsc::channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = pump(r, tx, Output::Stdout, stop.clone());
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::SeqCst);
+        let mut got = 0;
+        while let Some(Ok(m)) = rx.blocking_recv() {
+            if let Some(Output::Stdout(b)) = m.output {
+                got += b.len();
+            }
+            // Written after the stop (a child left behind): not owed.
+            // (The third message is read after the pump saw the stop.)
+            if got == 96 << 10 {
+                std::fs::File::from(w.try_clone().unwrap())
+                    .write_all(&[1u8; 4096])
+                    .unwrap();
+            }
+        }
+        p.join().unwrap();
+        assert_eq!(got, written.len());
+    }
 }

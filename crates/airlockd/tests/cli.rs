@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::cli::*;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -13,124 +14,6 @@ use std::process::{Command, Stdio};
 /// The unprivileged user of the tests, and a second one outside the group.
 const USER: u32 = 1000;
 const OUTSIDER: u32 = 65534;
-
-/// The `airlock` binary, copied where every user can run it (the
-/// checkout may sit under a directory they cannot enter).
-fn airlock_bin(d: &Daemon) -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_airlockd")).with_file_name("airlock");
-    assert!(
-        built.is_file(),
-        "{} is missing: run `cargo test --workspace`",
-        built.display()
-    );
-    let copy = d.dir.path().join("airlock");
-    if !copy.exists() {
-        // By `cp`, under another name, then renamed: a file this
-        // (threaded) process held open for writing would be inherited by
-        // any child another test thread forks meanwhile, and exec'ing the
-        // copy would fail with ETXTBSY until that child execs.
-        let tmp = d.dir.path().join("airlock.copying");
-        let copied = Command::new("cp").arg(&built).arg(&tmp).status().unwrap();
-        assert!(copied.success(), "cp {} {}", built.display(), tmp.display());
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, &copy).unwrap();
-    }
-    copy
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// `setpriv` to `uid` (its group too, no other groups), for the program
-/// and arguments the caller adds.
-fn as_user(uid: u32) -> Command {
-    let mut c = Command::new("setpriv");
-    c.args([
-        format!("--reuid={uid}"),
-        format!("--regid={uid}"),
-        "--clear-groups".into(),
-        "--".into(),
-    ]);
-    c
-}
-
-/// Debian's python3, which every user may run, with `script`, as `uid`.
-fn python_as(uid: u32, script: &str) -> Command {
-    let mut c = as_user(uid);
-    c.args(["/usr/bin/python3", "-c", script]);
-    c
-}
-
-/// The command `airlock ARGS` against the daemon, as `uid` (None: as we
-/// are), with no input.
-fn command(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Command {
-    let bin = airlock_bin(d);
-    let mut c = match uid {
-        None => Command::new(&bin),
-        Some(u) => {
-            let mut c = as_user(u);
-            c.arg(&bin);
-            c
-        }
-    };
-    c.env("AIRLOCK_HOST", d.host())
-        .args(args)
-        .stdin(Stdio::null())
-        .current_dir("/");
-    c
-}
-
-/// `airlock ARGS` against the daemon, as `uid` (None: as we are).
-fn airlock(d: &Daemon, uid: Option<u32>, args: &[&str]) -> Out {
-    let mut c = command(d, uid, args);
-    // Another test thread may fork while this one's copy of the binary
-    // is still open for writing: that child holds the write fd until it
-    // execs, and exec'ing the copy meanwhile fails with ETXTBSY, here or,
-    // as another user, in setpriv (which then exits 126 and says so).
-    let busy = |o: &std::process::Output| {
-        uid.is_some()
-            && o.status.code() == Some(126)
-            && String::from_utf8_lossy(&o.stderr).contains("Text file busy")
-    };
-    let mut tries = 0;
-    let o = loop {
-        match c.output() {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {}
-            Ok(o) if busy(&o) && tries < 100 => {}
-            r => break r.unwrap(),
-        }
-        tries += 1;
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
-/// `run` again, every 25 ms for up to 10 s, until `done` says its
-/// output is the one awaited (what a daemon does with a client's end is
-/// asynchronous); the last output either way.
-fn until(mut run: impl FnMut() -> Out, done: impl Fn(&Out) -> bool) -> Out {
-    let mut out = run();
-    for _ in 0..400 {
-        if done(&out) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        out = run();
-    }
-    out
-}
-
-fn ok(o: Out) -> String {
-    assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
-    o.stdout
-}
 
 #[test]
 fn the_lifecycle_verbs_through_a_daemon() {

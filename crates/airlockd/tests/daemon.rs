@@ -326,6 +326,31 @@ async fn a_delete_waits_out_a_stop_holding_the_lock() {
     assert!(c.list(Default::default()).await.unwrap().is_empty());
 }
 
+/// `exec_output` collects a bounded amount: what a workload writes is
+/// its own to choose, and a caller collecting it took memory without
+/// bound. The process is stopped with the call, and the sandbox stays
+/// usable.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_output_is_bounded() {
+    if !root_or_skip("exec_output_is_bounded") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    run(&mut c, "loud", &["sleep", "100"]).await;
+    let e = c
+        .exec_output("loud", &["cat", "/dev/zero"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, airlock_client::ClientError::OutputTooLarge),
+        "{e}"
+    );
+    assert!(e.to_string().contains("more than 64 MiB"), "{e}");
+    let ran = c.exec_output("loud", &["echo", "still"]).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "still\n");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_with_a_terminal_sees_its_size() {
     if !root_or_skip("exec_with_a_terminal_sees_its_size") {

@@ -3,6 +3,8 @@
 //! (every sandbox it left is killed and removed).
 #![allow(dead_code)]
 
+pub mod cli;
+
 use airlock_client::{proto, Client};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
