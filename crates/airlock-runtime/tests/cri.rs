@@ -100,13 +100,9 @@ fn pod_config(logs: &Path) -> cri::PodSandboxConfig {
         }),
         log_directory: logs.display().to_string(),
         // The node's network with containerd's default capabilities
-        // (CAP_NET_RAW) is a guardrail finding: a hostNetwork pod
-        // acknowledges it, as docs/kubernetes.md says.
-        annotations: [(
-            "run.airlock.allow-unsafe".to_string(),
-            "cap-net-admin-host".to_string(),
-        )]
-        .into(),
+        // (CAP_NET_RAW) needs no acknowledgement: in the container's own
+        // user namespace the kernel does not honour them there, which
+        // the log says (`cap-net-inert`), as docs/kubernetes.md does.
         linux: Some(cri::LinuxPodSandboxConfig {
             security_context: Some(cri::LinuxSandboxSecurityContext {
                 namespace_options: Some(namespaces()),

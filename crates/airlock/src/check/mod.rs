@@ -138,6 +138,35 @@ fn pid_shared(spec: &SandboxSpec, host: &Host) -> bool {
     !spec.namespaces.pid && (!spec.namespaces.join.contains_key("pid") || host.joins_own_pid)
 }
 
+/// Is the host's network namespace the sandbox's? As [`pid_shared`]: one
+/// joined by another path is a pod's, prepared for it.
+fn net_shared(spec: &SandboxSpec, host: &Host) -> bool {
+    !spec.namespaces.net && (!spec.namespaces.join.contains_key("net") || host.joins_own_net)
+}
+
+/// The network capabilities of `caps` that the kernel does not honour:
+/// in a user namespace of its own, the sandbox's capabilities count only
+/// in namespaces that one owns, and a network namespace shared or joined
+/// was made before it (by the host or a platform) and is never among
+/// them. Binding a port below `net.ipv4.ip_unprivileged_port_start`, a
+/// raw socket, an interface's settings: all refused there as without.
+fn inert_net_caps<'a>(spec: &SandboxSpec, caps: &'a [String]) -> Vec<&'a str> {
+    const NET: [&str; 4] = [
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+    ];
+    match spec.namespaces.user && !spec.namespaces.net {
+        true => caps
+            .iter()
+            .map(String::as_str)
+            .filter(|c| NET.contains(c))
+            .collect(),
+        false => Vec::new(),
+    }
+}
+
 /// Judge `spec` against the rules. Pure: all host facts come from `host`.
 pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     let mut f = Findings {
@@ -150,7 +179,8 @@ pub fn check(spec: &SandboxSpec, host: &Host) -> Vec<Finding> {
     identity::judge(&mut f, spec, host, &caps);
     judge_protections(&mut f, spec, host);
     seccomp::judge(&mut f, spec);
-    judge_capabilities(&mut f, spec, &caps, has_host_bind, pid_shared(spec, host));
+    let shared = (pid_shared(spec, host), net_shared(spec, host));
+    judge_capabilities(&mut f, spec, &caps, has_host_bind, shared);
     judge_shared(&mut f, spec, host);
     judge_idmap(&mut f, spec, host);
     judge_caller_binds(&mut f, spec, host, &caps);
@@ -332,7 +362,7 @@ fn judge_capabilities(
     spec: &SandboxSpec,
     caps: &[String],
     has_host_bind: bool,
-    pid_shared: bool,
+    (pid_shared, net_shared): (bool, bool),
 ) {
     for (name, code) in CAPABILITY_CODES {
         if caps.iter().any(|c| c == name) {
@@ -358,7 +388,10 @@ fn judge_capabilities(
             "CAP_DAC_OVERRIDE with host binds: the workload ignores the permissions of the bound host files",
         );
     }
-    if !spec.namespaces.net
+    // Only without a user namespace of its own: with one, the kernel
+    // does not honour them in the host's network namespace (below).
+    if net_shared
+        && !spec.namespaces.user
         && caps
             .iter()
             .any(|c| c == "CAP_NET_ADMIN" || c == "CAP_NET_RAW")
@@ -367,6 +400,18 @@ fn judge_capabilities(
             "cap-net-admin-host",
             "capabilities",
             "CAP_NET_ADMIN/CAP_NET_RAW in the host's network namespace: the workload can reconfigure or sniff the host's network",
+        );
+    }
+    let inert = inert_net_caps(spec, caps);
+    if !inert.is_empty() {
+        f.add(
+            "cap-net-inert",
+            "capabilities",
+            format!(
+                "{} in a network namespace the sandbox's user namespace does not own (the host's, or one joined): the kernel does not honour {} there, so ports below net.ipv4.ip_unprivileged_port_start, raw sockets and interface settings stay refused; give the sandbox its own network namespace, or lower that sysctl where the namespace is made",
+                inert.join(", "),
+                if inert.len() == 1 { "it" } else { "them" }
+            ),
         );
     }
     if pid_shared
@@ -393,7 +438,7 @@ fn judge_shared(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
             "the network namespace joined is the caller's own: its net.* sysctls are the host's",
         );
     }
-    if (!spec.namespaces.net && !joined) || (joined && host.joins_own_net) {
+    if net_shared(spec, host) {
         f.add(
             "shared-network",
             "namespaces.net",

@@ -322,7 +322,29 @@ fn capabilities_with_shared_namespaces() {
     s.capabilities = vec!["CAP_NET_ADMIN".into()];
     assert!(denied(&s).is_empty());
     s.namespaces.net = false;
-    assert_eq!(denied(&s), ["cap-net-admin-host"]);
+    // With a user namespace of its own the host's network takes none of
+    // its capabilities: a warning that says so.
+    assert!(denied(&s).is_empty());
+    assert_eq!(codes(&s, &host()), ["cap-net-inert", "shared-network"]);
+    s.namespaces.user = false;
+    let without_user = denied(&s);
+    assert!(
+        without_user.contains(&"cap-net-admin-host"),
+        "{without_user:?}"
+    );
+    assert!(!codes(&s, &host()).contains(&"cap-net-inert"));
+    // A network namespace joined by another path is a pod's, not the
+    // host's: CNI pods run with containerd's CAP_NET_RAW.
+    s.namespaces
+        .join
+        .insert("net".into(), "/run/netns/pod".into());
+    let mut pod = host();
+    pod.joins_own_net = false;
+    let in_pod = codes(&s, &pod);
+    assert!(!in_pod.contains(&"cap-net-admin-host"), "{in_pod:?}");
+    assert!(!in_pod.contains(&"shared-network"), "{in_pod:?}");
+    pod.joins_own_net = true;
+    assert!(codes(&s, &pod).contains(&"cap-net-admin-host"));
     let mut s = spec_with(vec![]);
     s.capabilities = vec!["CAP_KILL".into()];
     assert!(denied(&s).is_empty());
