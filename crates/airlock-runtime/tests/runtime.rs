@@ -717,7 +717,7 @@ fn a_network_namespace_is_joined_by_path() {
         &[
             "sh",
             "-c",
-            "stat -L -c %i /proc/self/ns/net; cat /proc/sys/net/ipv4/ip_default_ttl; ls /sys",
+            "stat -L -c %i /proc/self/ns/net; cat /proc/sys/net/ipv4/ip_default_ttl; ls /sys; touch /sys/x 2>/dev/null && echo wrote /sys; true",
         ],
         |c| {
             c["linux"]["namespaces"] = json!([
@@ -727,7 +727,13 @@ fn a_network_namespace_is_joined_by_path() {
             c["linux"]["sysctl"] = json!({"net.ipv4.ip_default_ttl": "33"});
             // containerd's default, in every CNI pod: the pod's network
             // is not the host's, and this is no finding.
-            let caps = json!(["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]);
+            // (And CAP_DAC_OVERRIDE, which a mode does not stop.)
+            let caps = json!([
+                "CAP_KILL",
+                "CAP_NET_BIND_SERVICE",
+                "CAP_NET_RAW",
+                "CAP_DAC_OVERRIDE"
+            ]);
             for set in ["bounding", "effective", "permitted"] {
                 c["process"]["capabilities"][set] = caps.clone();
             }
@@ -744,7 +750,7 @@ fn a_network_namespace_is_joined_by_path() {
     let ttl = std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl").unwrap();
     assert_ne!(ttl.trim(), "33");
     // Its sysfs is not the container's to mount: /sys holds only the
-    // mountpoint of the cgroup stand-in.
+    // mountpoint of the cgroup stand-in, and is read-only.
     assert_eq!(lines[2..], ["fs"], "{out}");
     // An exec joins the same namespace.
     let b = env.bundle("b2", &["sleep", "1000"], |c| {

@@ -118,6 +118,7 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
         .iter()
         .flatten()
         .any(|m| m.destination() == Path::new("/dev"));
+    let mut stand_ins = Vec::new();
     for (i, m) in bundle.config.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}]");
         // A mount's own id maps (an idmapped bind the bundle asks for):
@@ -199,7 +200,7 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
             }
             // An mqueue shows the IPC namespace it is mounted in, which a
             // shared one's owner, not the container's, may mount.
-            "mqueue" if !s.namespaces.ipc => s.filesystem.mounts.push(stand_in(dest)),
+            "mqueue" if !s.namespaces.ipc => stand_ins.push(stand_in(s, dest)),
             "mqueue" => s
                 .filesystem
                 .mounts
@@ -208,7 +209,7 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
             // not of the container's own (joined, or the host's for a
             // hostNetwork pod) is not its user namespace's to mount: an
             // empty read-only directory stands there instead.
-            "sysfs" if !s.namespaces.net => s.filesystem.mounts.push(stand_in(dest)),
+            "sysfs" if !s.namespaces.net => stand_ins.push(stand_in(s, dest)),
             "sysfs" => s.filesystem.mounts.push(Mount::Sysfs { destination: dest }),
             // The container's own cgroups, read-only, as runc mounts them
             // (nothing above them: the host's tree is not its to see).
@@ -223,6 +224,13 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
                 ))
             }
         }
+    }
+    // Read-only once everything is mounted: the mount points of what the
+    // bundle mounts below them (/sys/fs/cgroup) are made in them first.
+    for destination in stand_ins {
+        s.filesystem
+            .mounts
+            .push(Mount::RemountReadOnly { destination });
     }
     Ok(())
 }
@@ -255,15 +263,18 @@ fn kernel_fs_options(field: &str, typ: &str, opts: &[&str]) -> Result<(), SpecEr
     Ok(())
 }
 
-/// An empty directory no one can write, where a filesystem the container
-/// may not see was asked for.
-fn stand_in(destination: String) -> Mount {
-    Mount::Tmpfs {
-        destination,
+/// An empty directory, where a filesystem the container may not see was
+/// asked for, mounted in `s`; its destination, which is made read-only
+/// after the other mounts (its mode alone does not stop a root with
+/// CAP_DAC_OVERRIDE, which containerd's and podman's defaults keep).
+fn stand_in(s: &mut SandboxSpec, destination: String) -> String {
+    s.filesystem.mounts.push(Mount::Tmpfs {
+        destination: destination.clone(),
         size: Some(Size(4096)),
         mode: Some(FileMode(0o555)),
         readonly: false,
         noexec: true,
         copy_up: false,
-    }
+    });
+    destination
 }

@@ -395,7 +395,11 @@ fn prepare_host_side(
         crate::check::keep_host_socket_view()
             .step(|| "open a sock_diag socket for the re-checks".into())?;
     }
-    join_by_path(&join)?;
+    join_by_path(&join, |ns| match ns {
+        crate::namespace::Namespace::Net => Some(plan.host.joins_own_net),
+        crate::namespace::Namespace::Ipc => Some(plan.host.joins_own_ipc),
+        _ => None,
+    })?;
     crate::sys::write_sysctls(&plan.join_sysctls, report)?;
     let cgroup = create_cgroup(plan, report)?;
     let cgroup_fd = match cgroup.as_ref().and_then(|c| c.v2.as_ref()) {
@@ -473,8 +477,16 @@ fn runtime_namespaces(
 
 /// Join the namespaces at `paths` (before the clone, and, for an exec,
 /// before the user namespace, whose capabilities do not reach them).
+///
+/// `judged_own` says, for the kinds the guardrails judge by it, whether
+/// the path was the host's namespace when they did: a path that became
+/// the host's since (a bind mount over it) would put the sandbox in the
+/// host's network unjudged, its abstract sockets unscoped and its net.*
+/// sysctls written into the host's, so the namespace opened is checked
+/// again, by the fd that is joined.
 pub(super) fn join_by_path(
     paths: &[(crate::namespace::Namespace, String)],
+    judged_own: impl Fn(crate::namespace::Namespace) -> Option<bool>,
 ) -> Result<(), SetupError> {
     for (ns, path) in paths {
         let step = || format!("join the {} namespace {path}", ns.proc_name());
@@ -486,6 +498,15 @@ pub(super) fn join_by_path(
             rustix::fs::Mode::empty(),
         )
         .step(step)?;
+        if judged_own(*ns) == Some(false) && is_hosts(&fd, ns.proc_name()) {
+            return Err(SetupError::new(
+                step(),
+                format!(
+                    "{path} is now the host's {} namespace: it was another when the guardrails judged it",
+                    ns.proc_name()
+                ),
+            ));
+        }
         // Typed: a path to another kind of namespace (a mount or user
         // namespace given as "net") is refused, not joined.
         match rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type())) {
@@ -500,6 +521,18 @@ pub(super) fn join_by_path(
         }
     }
     Ok(())
+}
+
+/// Is `fd` the caller's namespace of `kind`, or PID 1's (as the
+/// guardrails' `joins_own_*` take it)?
+fn is_hosts(fd: &OwnedFd, kind: &str) -> bool {
+    let Ok(opened) = rustix::fs::fstat(fd) else {
+        return false;
+    };
+    ["self", "1"].iter().any(|who| {
+        rustix::fs::stat(format!("/proc/{who}/ns/{kind}").as_str())
+            .is_ok_and(|s| (s.st_dev, s.st_ino) == (opened.st_dev, opened.st_ino))
+    })
 }
 
 /// The error of [`sys::join_new_session_keyring`], with why it may fail.
