@@ -80,6 +80,37 @@ fn the_orchestrators_seccomp_profile_keeps_the_argument_filters() {
     assert!(out.contains("Seccomp_filters:\t2"), "{out}");
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(logged.contains("seccomp-permissive"), "{logged}");
+    // One that opens what the kernel holds for every namespace (bpf,
+    // io_uring, userfaultfd) is not what an orchestrator's default does:
+    // not acknowledged on the bundle's behalf either.
+    let b = env.bundle("kernel", &["true"], |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": airlock::seccomp::ALLOWED.iter().chain(["unshare", "io_uring_setup", "io_uring_enter", "userfaultfd"].iter()).collect::<Vec<_>>(), "action": "SCMP_ACT_ALLOW"}]
+        });
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "kernel"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out} {err}");
+    assert!(
+        err.contains("seccomp-permissive") && err.contains("io_uring_setup"),
+        "{err}"
+    );
+    assert!(!env.rt(&["state", "kernel"]).status.success());
+    // podman's own profile, as this host's containers-common ships it
+    // (its capability-gated rules for the default capabilities only, as
+    // podman resolves them), runs.
+    if let Ok(shipped) = std::fs::read_to_string("/usr/share/containers/seccomp.json") {
+        let profile = podman_resolved(&shipped);
+        let b = env.bundle("podman", &["sh", "-c", "exit 0"], |c| {
+            c["linux"]["seccomp"] = profile.clone();
+        });
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "podman"]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out} {err}");
+    } else {
+        eprintln!("SKIPPED (podman's profile): /usr/share/containers/seccomp.json is missing");
+    }
     // One whose default lets through what it does not name is no filter:
     // not acknowledged on the bundle's behalf.
     let b = env.bundle("allow", &["true"], |c| {
@@ -160,4 +191,66 @@ fn dac_override_over_the_containers_own_files_under_its_own_maps() {
     assert!(!o.status.success(), "ran: {out}");
     assert!(err.contains("cap-dac-override"), "{err}");
     assert!(!text(&env.rt(&["list", "-q"])).0.contains("host"));
+}
+
+/// podman's default caps, by which it resolves its profile's `includes`.
+const PODMAN_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+/// containers-common's seccomp.json as podman writes it into a bundle:
+/// the rules whose `includes`/`excludes` hold for its default caps on
+/// amd64, with those keys dropped.
+fn podman_resolved(text: &str) -> serde_json::Value {
+    let mut p: serde_json::Value = serde_json::from_str(text).unwrap();
+    let holds = |r: &serde_json::Value| {
+        let caps_in = |key: &str| {
+            r[key]["caps"]
+                .as_array()
+                .map(|c| c.iter().filter_map(|c| c.as_str()).collect::<Vec<_>>())
+        };
+        let arch_ok = r["includes"]["arches"]
+            .as_array()
+            .is_none_or(|a| a.iter().any(|x| x == "amd64"));
+        let excluded_arch = r["excludes"]["arches"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "amd64"));
+        let inc = caps_in("includes").is_none_or(|c| c.iter().all(|c| PODMAN_CAPS.contains(c)));
+        let exc = caps_in("excludes").is_some_and(|c| c.iter().any(|c| PODMAN_CAPS.contains(c)));
+        arch_ok && !excluded_arch && inc && !exc && r["includes"]["minKernel"].is_null()
+    };
+    let rules: Vec<serde_json::Value> = p["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| holds(r))
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().unwrap();
+            o.remove("includes");
+            o.remove("excludes");
+            o.remove("comment");
+            o.remove("errno");
+            r
+        })
+        .collect();
+    p["syscalls"] = serde_json::Value::Array(rules);
+    let o = p.as_object_mut().unwrap();
+    o.remove("archMap");
+    o.remove("defaultErrno");
+    o.insert(
+        "architectures".into(),
+        serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]),
+    );
+    p
 }

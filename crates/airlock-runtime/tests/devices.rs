@@ -89,8 +89,12 @@ fn host_hardware_needs_an_acknowledgement_and_the_host_must_have_it() {
         return;
     }
     let loop0 = dev("/dev/loop0", "b", 7, 0);
+    let allow_loop0 = json!({"devices": [
+        {"allow": true, "type": "b", "major": 7, "minor": 0, "access": "rwm"}
+    ]});
     let b = env.bundle("b1", &["sh", "-c", "stat -c '%F %t:%T' /dev/loop0"], |c| {
         c["linux"]["devices"] = json!([loop0.clone()]);
+        c["linux"]["resources"] = allow_loop0.clone();
     });
     let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "k1"]);
     let (out, err) = text(&o);
@@ -100,15 +104,30 @@ fn host_hardware_needs_an_acknowledgement_and_the_host_must_have_it() {
         "{err}"
     );
     assert!(!env.rt(&["state", "k1"]).status.success());
-    // Acknowledged by name, it is made.
+    // Acknowledged by name and allowed by the device cgroup, it is made.
     let b = env.bundle("b2", &["sh", "-c", "stat -c '%F %t:%T' /dev/loop0"], |c| {
         c["linux"]["devices"] = json!([loop0.clone()]);
+        c["linux"]["resources"] = allow_loop0.clone();
         c["annotations"] = json!({"run.airlock.allow-unsafe": "host-dev-bind"});
     });
     let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "k2"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
     assert_eq!(out, "block special file 7:0\n");
+    // No rule allows it (the bundle has none): not made, as runc's
+    // device cgroup would not let it be opened.
+    let b = env.bundle(
+        "b3",
+        &["sh", "-c", "test -e /dev/loop0 || echo none"],
+        |c| {
+            c["linux"]["devices"] = json!([loop0.clone()]);
+            c["annotations"] = json!({"run.airlock.allow-unsafe": "host-dev-bind"});
+        },
+    );
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "k3"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out, "none\n", "{err}");
     // Numbers the host's node does not have, and a node it has not.
     for (i, (d, needle)) in [
         (

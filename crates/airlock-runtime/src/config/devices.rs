@@ -149,10 +149,12 @@ fn host_has(
 }
 
 /// Whether the device cgroup rules let the device be read, and written:
-/// the kernel's order, the last rule that matches decides each access.
+/// the kernel's order, the last rule that matches decides each access,
+/// and none that matches denies it, as runc's rules do (an allow-list:
+/// podman's and containerd's begin with a deny of everything anyway).
 fn allowed(rules: &[LinuxDeviceCgroup], letter: char, major: u32, minor: u32) -> (bool, bool) {
-    let mut read = true;
-    let mut write = true;
+    let mut read = false;
+    let mut write = false;
     for r in rules {
         let typ_matches = match r.typ() {
             None | Some(LinuxDeviceType::A) => true,

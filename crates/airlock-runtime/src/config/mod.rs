@@ -21,8 +21,8 @@
 //!   the host has, judged by the guardrails (see `devices`).
 //! - The device cgroup (`linux.resources.devices`) is informational: the
 //!   container's /dev holds only what airlock made there, so an allow-list
-//!   has nothing more to deny; a listed device those rules deny is not
-//!   made at all.
+//!   has nothing more to deny; a listed device those rules do not allow
+//!   (no rule allows nothing, as in runc) is not made at all.
 
 use airlock::seccomp::{OciSeccomp, Seccomp};
 use airlock::spec::{IdMap, InitMode, LandlockMode, Mount, Rlimit, Root, SandboxSpec, SpecError};
@@ -582,6 +582,50 @@ fn annotations(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// The escape-surface calls that podman's default profile (containers'
+/// seccomp.json) and containerd's allow a container with their default
+/// capabilities, each confined by the container's user, mount or PID
+/// namespace: mounts and namespaces of its own, its own processes
+/// traced, its own session keyring, ioctl, the argument-filtered clone,
+/// socket and personality, a reboot that ends its PID namespace, a
+/// syslog its user namespace may not read.
+const ORCHESTRATED: &[&str] = &[
+    "chroot",
+    "clone",
+    "clone3",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_mempolicy",
+    "ioctl",
+    "kcmp",
+    "keyctl",
+    "mbind",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "open_tree",
+    "personality",
+    "pidfd_getfd",
+    "pivot_root",
+    "process_madvise",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "reboot",
+    "set_mempolicy",
+    "setns",
+    "socket",
+    // The 32-bit ABI's multiplexer of the socket calls, which podman's
+    // profile lets through there (libseccomp cannot read the family).
+    "socketcall",
+    "syslog",
+    "umount2",
+    "unshare",
+];
+
 /// The platform's defaults that are safe under airlock's user namespace.
 fn platform_defaults(s: &mut SandboxSpec) {
     let root_unprivileged = root_unprivileged(s);
@@ -591,13 +635,18 @@ fn platform_defaults(s: &mut SandboxSpec) {
     // The orchestrator's profile (podman's, containerd's) allows what
     // its containers rely on under a user namespace; runc would apply it
     // as is. Judged all the same, and acknowledged only while the
-    // container's root is not the host's, and while it still refuses
-    // what it does not name: a default action that lets everything
-    // through is no filter at all, which a user namespace does not make
-    // safe (bpf, io_uring, keyctl are the kernel's, not the namespace's).
-    if airlock::check::seccomp_is_permissive(&s.seccomp)
+    // container's root is not the host's, while it still refuses what it
+    // does not name (a default action that lets everything through is no
+    // filter at all), and while what it opens is among what those
+    // profiles open for their default capabilities: calls a user or PID
+    // namespace confines. bpf, io_uring, userfaultfd, perf_event_open
+    // and the like are the kernel's, not the namespace's: a profile that
+    // allows them needs the code by name.
+    let opened = airlock::check::seccomp_let_through(&s.seccomp);
+    if !opened.is_empty()
         && root_unprivileged
         && !airlock::check::seccomp_default_is_permissive(&s.seccomp)
+        && opened.iter().all(|c| ORCHESTRATED.contains(c))
     {
         s.allow_unsafe.push("seccomp-permissive".into());
     }

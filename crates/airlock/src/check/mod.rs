@@ -28,6 +28,7 @@ pub use hostids::HostIds;
 pub use rules::{rule, Rule, RULES};
 pub use seccomp::default_is_permissive as seccomp_default_is_permissive;
 pub use seccomp::is_permissive as seccomp_is_permissive;
+pub use seccomp::let_through_names as seccomp_let_through;
 pub use unix_diag::{
     forget_host_view as forget_host_socket_view, keep_host_view as keep_host_socket_view,
 };

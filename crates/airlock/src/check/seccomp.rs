@@ -177,6 +177,19 @@ pub fn is_permissive(profile: &Seccomp) -> bool {
     }
 }
 
+/// The escape-surface calls (of `DENIED`) this profile lets through, by
+/// name: what `seccomp-permissive` lists. (The OCI runtime acknowledges
+/// an orchestrator's profile only for calls it knows they need.)
+pub fn let_through_names(profile: &Seccomp) -> Vec<&'static str> {
+    match profile {
+        Seccomp::Custom {
+            oci,
+            argument_filters,
+        } => let_through(oci, *argument_filters),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::check::{check, Host};
