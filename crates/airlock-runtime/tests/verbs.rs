@@ -422,6 +422,69 @@ fn kubelets_group_oom_kill() {
     }
 }
 
+/// kubelet's NoSwap (its default on v2 from 1.30) puts
+/// `memory.swap.max: "0"` in every container's `unified`, with a memory
+/// limit or without: memory.swap.max where memory is v2; with a limit,
+/// the swap allowance of 0 that v1 has too; without one, refused by name
+/// where memory is v1, as on this machine, leaving no container.
+#[test]
+fn kubelets_no_swap() {
+    require_root!();
+    let env = Env::new();
+    let memory_on_v1 = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
+    let b = env.bundle("s1", &["sleep", "1000"], |c| {
+        c["linux"]["resources"] = json!({"unified": {"memory.swap.max": "0"}});
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "s1"]);
+    if memory_on_v1 {
+        let err = text(&o).1;
+        assert!(!o.status.success());
+        assert!(err.contains("cgroup v2's memory.swap.max"), "{err}");
+        assert!(!env.rt(&["state", "s1"]).status.success(), "left behind");
+    } else {
+        assert!(o.status.success(), "{:?}", text(&o));
+        let pid = state(&env, "s1")["pid"].as_i64().unwrap();
+        let dir = Path::new("/sys/fs/cgroup").join(cgroup_of(pid, "").trim_start_matches('/'));
+        assert_eq!(read(&dir.join("memory.swap.max")), "0");
+        assert!(env.rt(&["delete", "--force", "s1"]).status.success());
+    }
+    // With a limit: no swap on top of it, on either.
+    sleeper(&env, "s2", |c| {
+        c["linux"]["resources"] = json!({
+            "memory": {"limit": 64 << 20},
+            "unified": {"memory.swap.max": "0"}
+        });
+    });
+    let pid = state(&env, "s2")["pid"].as_i64().unwrap();
+    if memory_on_v1 {
+        let dir = v1_dir("memory", &cgroup_of(pid, "memory"));
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            assert_eq!(read(&memsw), (64u64 << 20).to_string());
+        }
+    }
+    // Unlimited, and a second answer that disagrees, are refused by name.
+    for (id, resources, named) in [
+        (
+            "s3",
+            json!({"memory": {"limit": 64 << 20}, "unified": {"memory.swap.max": "max"}}),
+            "linux.resources.unified.memory.swap.max: \"max\": give bytes",
+        ),
+        (
+            "s4",
+            json!({"memory": {"limit": 64 << 20, "swap": 128 << 20}, "unified": {"memory.swap.max": "0"}}),
+            "linux.resources.unified.memory.swap.max: disagrees with linux.resources.memory.swap",
+        ),
+    ] {
+        let b = env.bundle(id, &["true"], |c| {
+            c["linux"]["resources"] = resources.clone();
+        });
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), id]);
+        assert!(!o.status.success());
+        assert!(text(&o).1.contains(named), "{:?}", text(&o));
+    }
+}
+
 #[test]
 fn cgroups_path_both_forms() {
     require_root!();

@@ -195,6 +195,30 @@ fn unified(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result
     for (key, value) in files {
         let field = || format!("linux.resources.unified.{key}");
         match key.as_str() {
+            // kubelet's NoSwap on v2 (its default from 1.30): "0" on
+            // every container, with a memory limit or not. The same file
+            // as resources.swap, the allowance on top of memory.max.
+            "memory.swap.max" => {
+                let Ok(bytes) = value.trim().parse::<u64>() else {
+                    return Err(err(
+                        field(),
+                        format!("{value:?}: give bytes; unlimited swap (max) is not supported"),
+                    ));
+                };
+                if bytes > 0 && s.resources.memory.is_none() {
+                    return Err(err(
+                        field(),
+                        "swap beyond 0 needs linux.resources.memory.limit: airlock's swap allowance is on top of a memory limit",
+                    ));
+                }
+                if s.resources.swap.is_some_and(|w| w.0 != bytes) {
+                    return Err(err(
+                        field(),
+                        "disagrees with linux.resources.memory.swap: give the swap limit once",
+                    ));
+                }
+                s.resources.swap = Some(Size(bytes));
+            }
             // Set on every container by kubelet 1.28 and later on v2.
             "memory.oom.group" => {
                 s.resources.memory_oom_group = Some(match value.trim() {
@@ -206,7 +230,7 @@ fn unified(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result
             _ => {
                 return Err(err(
                     field(),
-                    "raw cgroup v2 files are not supported (only memory.oom.group): give the limit in its own field",
+                    "raw cgroup v2 files are not supported (only memory.oom.group and memory.swap.max, which kubelet sets): give the limit in its own field",
                 ))
             }
         }

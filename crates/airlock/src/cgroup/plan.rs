@@ -186,6 +186,12 @@ fn v2_only(r: &Resources, memory_on_v1: bool) -> Result<(), SetupError> {
             "memory.oom.group is a cgroup v2 file, and the memory controller here is a v1 hierarchy, which has no group OOM kill",
         ));
     }
+    if memory_on_v1 && r.swap.is_some() && r.memory.is_none() {
+        return Err(SetupError::new(
+            "resources.swap",
+            "no swap without a memory limit is cgroup v2's memory.swap.max, and the memory controller here is a v1 hierarchy, which limits memory and swap only together: give resources.memory too",
+        ));
+    }
     Ok(())
 }
 

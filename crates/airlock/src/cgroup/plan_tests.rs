@@ -461,6 +461,46 @@ fn group_oom_kill_is_a_v2_file_refused_on_v1_memory() {
     assert_eq!(w[0].1.file, "memory.oom.group");
 }
 
+/// No swap without a memory limit (kubelet's NoSwap, on every container
+/// of a v2 node) is memory.swap.max alone on v2, and refused by name
+/// where memory is v1, which limits memory and swap only together.
+#[test]
+fn no_swap_without_a_memory_limit_is_a_v2_file() {
+    let r = Resources {
+        swap: Some(Size(0)),
+        ..Default::default()
+    };
+    crate::spec::validate::resources(&r).unwrap();
+    let files: Vec<_> = v2(&r)
+        .into_iter()
+        .map(|w| (w.file, w.value, w.field))
+        .collect();
+    assert_eq!(files, [("memory.swap.max", "0".into(), "resources.swap")]);
+    let pure_v2 = layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        "0::/a\n",
+        &["memory"],
+    );
+    let p = resolve(&r, &pure_v2, "airlock-x", &[]).unwrap();
+    assert_eq!(p.writes[0].file, "memory.swap.max");
+    let hybrid = layout(
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        "4:memory:/m\n0::/u\n",
+        &["hugetlb"],
+    );
+    let e = resolve(&r, &hybrid, "airlock-x", &[]).unwrap_err();
+    assert_eq!(e.step, "resources.swap");
+    assert!(e.to_string().contains("memory.swap.max"), "{e}");
+    // Some swap still needs a limit to be on top of.
+    let some = Resources {
+        swap: Some(Size(1 << 20)),
+        ..Default::default()
+    };
+    let e = crate::spec::validate::resources(&some).unwrap_err();
+    assert_eq!(e.field, "resources.swap");
+}
+
 /// The "no swap" beside a memory limit alone is left out only where the
 /// kernel has no swap accounting and the host no swap: never when the
 /// spec asked for a swap limit, never with swap in use.

@@ -16,10 +16,12 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
     }
     // As docker's --memory-swap: cgroup v1 has one limit for memory and
     // swap together, and a swap allowance alone would be no limit there.
-    if r.swap.is_some() && r.memory.is_none() {
+    // None at all (0) is v2's memory.swap.max alone, as kubelet sets it
+    // on every container (refused where memory is a v1 controller).
+    if r.swap.is_some_and(|s| s.0 > 0) && r.memory.is_none() {
         return Err(SpecError::new(
             "resources.swap",
-            "needs resources.memory: the swap allowance is on top of a memory limit",
+            "needs resources.memory: the swap allowance is on top of a memory limit (only 0, no swap, goes without one)",
         ));
     }
     if let (Some(low), Some(max)) = (r.memory_reservation, r.memory) {
