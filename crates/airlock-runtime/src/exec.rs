@@ -204,6 +204,9 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
             .ok_or_else(|| format!("env[{i}]: not KEY=VALUE"))?;
         opts.env.push((k.to_string(), v.to_string()));
     }
+    if let Some(c) = p.capabilities() {
+        config::effective_within_permitted(c, "capabilities").map_err(|e| e.to_string())?;
+    }
     // None: no capabilities at all, as runc gives.
     let (kept, ambient) = p
         .capabilities()

@@ -475,6 +475,54 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "process.rlimits[1]: RLIMIT_NOFILE is given twice",
         ),
         (
+            "a namespace type given twice (the spec says a runtime must refuse it)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["namespaces"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"type": "network", "path": "/proc/self/ns/net"}))
+                })
+            }),
+            "linux.namespaces[5].type: a second network namespace (linux.namespaces[1] is one)",
+        ),
+        (
+            "a time offset that is not an object",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["namespaces"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"type": "time"}));
+                    c["linux"]["timeOffsets"] = json!({"monotonic": 3600});
+                })
+            }),
+            "linux.timeOffsets.monotonic: must be an object",
+        ),
+        (
+            "a time offset with a misspelt key",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["namespaces"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"type": "time"}));
+                    c["linux"]["timeOffsets"] = json!({"boottime": {"sec": 3600}});
+                })
+            }),
+            "linux.timeOffsets.boottime.sec: unknown key",
+        ),
+        (
+            "an effective capability that is not permitted (runc's capset fails)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["process"]["capabilities"]["effective"] = json!(["CAP_KILL", "CAP_CHOWN"]);
+                    c["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_CHOWN"]);
+                })
+            }),
+            "process.capabilities.effective: CAP_CHOWN is not in process.capabilities.permitted",
+        ),
+        (
             "id maps without a user namespace (runc refuses them too)",
             Box::new(|b: &Path| {
                 edit_config(b, |c| {

@@ -321,6 +321,9 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
     // set, none if it lists none: a container's `user.uid` 1000 with the
     // usual bounding, effective and permitted sets has no capability, as
     // under runc (the kernel clears the others at a non-root exec).
+    if let Some(c) = p.capabilities() {
+        effective_within_permitted(c, "process.capabilities")?;
+    }
     let (kept, ambient) = p
         .capabilities()
         .as_ref()
@@ -382,6 +385,40 @@ fn nodename_in(path: &str) -> std::io::Result<String> {
 /// runc too), so every set named is kept, within bounding. (All five
 /// sets were merged before: a bundle that asked for CHOWN effective and
 /// KILL only in bounding got KILL effective.)
+/// A value of config.json as it spells it (`CAP_CHOWN`, `network`), which
+/// oci-spec's Display does not (`CHOWN`, `net`).
+pub(crate) fn oci_name<T: serde::Serialize + std::fmt::Display>(t: &T) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The effective set within the permitted one, as capset(2) wants it
+/// (runc's fails otherwise): one outside would be kept here, where the
+/// sets are merged into what the process keeps.
+pub fn effective_within_permitted(
+    caps: &oci_spec::runtime::LinuxCapabilities,
+    field: &str,
+) -> Result<(), SpecError> {
+    let permitted = caps.permitted().clone().unwrap_or_default();
+    let stray = caps
+        .effective()
+        .iter()
+        .flatten()
+        .find(|c| !permitted.contains(c));
+    match stray {
+        Some(c) => Err(err(
+            format!("{field}.effective"),
+            format!(
+                "{} is not in {field}.permitted: a capability is effective only while permitted",
+                oci_name(c)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn capabilities(
     caps: &oci_spec::runtime::LinuxCapabilities,
     no_new_privs: bool,
@@ -792,6 +829,23 @@ fn time_offsets(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
     }
     for (clock, v) in offsets {
         let field = format!("linux.timeOffsets.{clock}");
+        // An object of secs and nanosecs: anything else (a bare number, a
+        // misspelt key) would otherwise be an offset of 0 without a word.
+        let Some(entry) = v.as_object() else {
+            return Err(err(
+                field,
+                "must be an object such as {\"secs\": 3600, \"nanosecs\": 0}",
+            ));
+        };
+        if let Some(k) = entry
+            .keys()
+            .find(|k| !matches!(k.as_str(), "secs" | "nanosecs"))
+        {
+            return Err(err(
+                format!("{field}.{k}"),
+                "unknown key: an offset has secs and nanosecs",
+            ));
+        }
         let secs = v.get("secs").map_or(Some(0), |x| x.as_i64());
         let nanos = v.get("nanosecs").map_or(Some(0), |x| x.as_u64());
         let (Some(secs), Some(nanos)) = (secs, nanos) else {

@@ -26,6 +26,18 @@ pub(super) fn namespaces(
         assert_userns_disabled: false,
     };
     for (i, n) in list.iter().enumerate() {
+        // As the runtime spec says: one entry a type. A second would
+        // otherwise replace the first without a word (two paths for the
+        // network, or a path and a new one).
+        if let Some(j) = list[..i].iter().position(|o| o.typ() == n.typ()) {
+            return Err(err(
+                format!("linux.namespaces[{i}].type"),
+                format!(
+                    "a second {} namespace (linux.namespaces[{j}] is one): give each type once",
+                    super::oci_name(&n.typ())
+                ),
+            ));
+        }
         if let Some(p) = n.path() {
             // A network namespace the platform prepared (podman's netavark,
             // a pod's sandbox) or a pod's IPC and UTS namespaces (the CRI's
