@@ -621,6 +621,66 @@ fn the_dev_nodes_mode_is_not_the_workloads_to_change() {
     assert_ne!(r.code, 0);
 }
 
+/// The host's root without /proc/sys read-only would write the host's
+/// kernel settings (kernel.core_pattern): refused, though host-root-user
+/// is acknowledged, until it is acknowledged by its own name.
+#[test]
+fn the_hosts_root_gets_no_writable_proc_sys() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(
+        &spec,
+        r#"{"filesystem": {"readonly_paths": ["/proc/sysrq-trigger"]}}"#,
+    )
+    .unwrap();
+    let acks = [
+        "--share-user",
+        "--allow-unsafe",
+        "host-root-user",
+        "--allow-unsafe",
+        "shared-user",
+        "--allow-unsafe",
+        "host-privileged-id",
+    ];
+    // A spec file has no default view: the flags mount what sh needs.
+    let mut args = vec!["--spec", spec.to_str().unwrap()];
+    args.extend([
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+    ]);
+    args.extend(acks);
+    let r = sh(
+        &args,
+        "test -w /proc/sys/kernel/core_pattern && echo writable",
+    );
+    assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("error[host-proc-writable]: filesystem.readonly_paths: /proc/sys is neither masked nor read-only"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    // With the default paths, /proc/sys is read-only for it.
+    let r = sh(
+        &acks,
+        "test -w /proc/sys/kernel/core_pattern && echo writable; true",
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+}
+
 /// `--rootfs-readonly` over a source the host mounted read-only keeps it
 /// so: its top was made writable for the mountpoints, which host root then
 /// made in the host's read-only tree. Without the flag the same run fails

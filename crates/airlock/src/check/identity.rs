@@ -29,6 +29,9 @@ pub(super) fn judge(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[S
                 "CAP_SETUID/CAP_SETGID without a user namespace let the workload become the host's root",
             );
         }
+        if uid == 0 || caps.iter().any(|c| c == "CAP_SETUID") {
+            host_proc_writable(f, spec);
+        }
         shared(f, spec, host, caps, uid, gid);
     } else {
         let maps_root = |maps: &[IdMap]| maps.iter().any(|m| m.outside == 0);
@@ -41,6 +44,38 @@ pub(super) fn judge(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[S
         }
         mapped(f, "identity.uid_map", &spec.identity.uid_map, false, host);
         mapped(f, "identity.gid_map", &spec.identity.gid_map, true, host);
+    }
+}
+
+/// The host's root (or one who can become it) with a procfs whose kernel
+/// settings are neither masked nor read-only: /proc/sys checks only that
+/// the writer is uid 0, no capability, so `kernel.core_pattern` runs a
+/// program of the workload's choosing as the host's root at its next
+/// crash. OCI's defaults make both read-only; a bundle that lists no
+/// readonlyPaths has none (runc's too), and acknowledging
+/// `host-root-user` is not acknowledging this.
+fn host_proc_writable(f: &mut Findings, spec: &SandboxSpec) {
+    use super::paths::{normalize, within};
+    use crate::spec::Mount;
+    let fs = &spec.filesystem;
+    if !fs.mounts.iter().any(|m| matches!(m, Mount::Proc { .. })) {
+        return;
+    }
+    let covered = |path: &str| {
+        fs.masked_paths
+            .iter()
+            .chain(&fs.readonly_paths)
+            .any(|p| within(path, &normalize(p)))
+    };
+    if let Some(open) = ["/proc/sys", "/proc/sysrq-trigger"]
+        .into_iter()
+        .find(|p| !covered(p))
+    {
+        f.add(
+            "host-proc-writable",
+            "filesystem.readonly_paths",
+            format!("{open} is neither masked nor read-only for the host's root: it writes the host's kernel settings (kernel.core_pattern runs a program of its choosing as host root), or crashes the host through sysrq"),
+        );
     }
 }
 

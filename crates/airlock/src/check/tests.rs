@@ -197,6 +197,44 @@ fn host_root_user() {
     assert_eq!(denied(&s), ["shared-user"]);
 }
 
+/// The host's root with a procfs whose /proc/sys is writable writes the
+/// host's kernel settings: a finding of its own, which acknowledging
+/// host-root-user does not cover (a bundle with no readonlyPaths).
+#[test]
+fn host_root_with_a_writable_proc_sys() {
+    let mut s = spec_with(vec![crate::spec::Mount::Proc {
+        destination: "/proc".into(),
+    }]);
+    s.namespaces.user = false;
+    assert!(!denied(&s).contains(&"host-proc-writable"));
+    s.filesystem
+        .readonly_paths
+        .retain(|p| p != "/proc/sysrq-trigger");
+    let d = denied(&s);
+    assert!(d.contains(&"host-proc-writable"), "{d:?}");
+    // Read-only or masked by an ancestor covers it.
+    s.filesystem.masked_paths.push("//proc/".into());
+    assert!(!denied(&s).contains(&"host-proc-writable"));
+    s.filesystem.masked_paths.pop();
+    s.filesystem.readonly_paths.clear();
+    let f = check(&s, &host());
+    let found = f.iter().find(|f| f.code == "host-proc-writable").unwrap();
+    assert!(
+        found.message.starts_with("/proc/sys is neither"),
+        "{}",
+        found.message
+    );
+    // Another uid, or no procfs, or a user namespace of its own: none.
+    s.process.uid = Some(1000);
+    assert!(!denied(&s).contains(&"host-proc-writable"));
+    s.process.uid = None;
+    s.namespaces.user = true;
+    assert!(!denied(&s).contains(&"host-proc-writable"));
+    s.namespaces.user = false;
+    s.filesystem.mounts.clear();
+    assert!(!denied(&s).contains(&"host-proc-writable"));
+}
+
 #[test]
 fn shared_pid_and_host_root_mapped() {
     let mut s = spec_with(vec![]);
