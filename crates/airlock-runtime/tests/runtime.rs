@@ -523,6 +523,29 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "process.capabilities.effective: CAP_CHOWN is not in process.capabilities.permitted",
         ),
         (
+            "a memory limit below -1 (runc refuses it; it was taken as none)",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] = json!({"memory": {"limit": -5}})
+                })
+            }),
+            "linux.resources.memory.limit: -5: give a number of at least 1, or -1 for none",
+        ),
+        (
+            "a variable without a name",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| c["process"]["env"] = json!(["PATH=/bin", "=x"]))
+            }),
+            "process.env[1]: not KEY=VALUE",
+        ),
+        (
+            "Windows's user name",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| c["process"]["user"]["username"] = json!("admin"))
+            }),
+            "process.user.username: Windows only",
+        ),
+        (
             "id maps without a user namespace (runc refuses them too)",
             Box::new(|b: &Path| {
                 edit_config(b, |c| {

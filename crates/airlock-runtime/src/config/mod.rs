@@ -302,13 +302,26 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
         return Err(err("process.args", "no program to run"));
     }
     for (i, kv) in p.env().iter().flatten().enumerate() {
-        let Some((k, v)) = kv.split_once('=') else {
+        let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
             return Err(err(format!("process.env[{i}]"), "not KEY=VALUE"));
         };
         s.process.env.insert(k.to_string(), v.to_string());
     }
     s.process.cwd = Some(p.cwd().display().to_string());
+    // Windows's, and nothing a Linux runtime may take for something else.
+    if p.command_line().is_some() {
+        return Err(err(
+            "process.commandLine",
+            "Windows only: give process.args",
+        ));
+    }
     let u = p.user();
+    if u.username().as_deref().is_some_and(|n| !n.is_empty()) {
+        return Err(err(
+            "process.user.username",
+            "Windows only: give process.user.uid and gid",
+        ));
+    }
     s.process.uid = Some(u.uid());
     s.process.gid = Some(u.gid());
     s.process.groups = u.additional_gids().clone().unwrap_or_default();

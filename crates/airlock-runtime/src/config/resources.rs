@@ -21,6 +21,33 @@ pub(super) fn resources(
     r: &oci_spec::runtime::LinuxResources,
     s: &mut SandboxSpec,
 ) -> Result<(), SpecError> {
+    // -1 is "no limit" and 0 "not set", as runc takes them; below -1 is
+    // no value at all (runc refuses it), not another way to say none.
+    let below = [
+        (
+            "linux.resources.memory.limit",
+            r.memory().and_then(|m| m.limit()),
+        ),
+        (
+            "linux.resources.memory.swap",
+            r.memory().and_then(|m| m.swap()),
+        ),
+        (
+            "linux.resources.memory.reservation",
+            r.memory().and_then(|m| m.reservation()),
+        ),
+        ("linux.resources.pids.limit", r.pids().map(|p| p.limit())),
+        ("linux.resources.cpu.quota", r.cpu().as_ref().and_then(|c| c.quota())),
+    ];
+    if let Some((field, v)) = below
+        .iter()
+        .find_map(|(f, v)| v.filter(|v| *v < -1).map(|v| (f, v)))
+    {
+        return Err(err(
+            *field,
+            format!("{v}: give a number of at least 1, or -1 for none"),
+        ));
+    }
     if let Some(m) = r.memory() {
         // As runc: a swap limit needs a memory limit to be added to.
         if m.swap().is_some_and(|w| w > 0) && m.limit().is_none_or(|l| l <= 0) {
