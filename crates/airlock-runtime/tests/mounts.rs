@@ -45,7 +45,8 @@ fn bind_and_tmpfs_options_are_honoured() {
         touch /tmp-sized/x && echo tmpfs-writable; \
         stat -c %a /tmp-sized; stat -f -c '%b %S' /tmp-sized; \
         cp /exec/busybox /tmp-noexec/bb; /tmp-noexec/bb true 2>/dev/null; echo tmp-noexec=$?; \
-        stat -c %a /tmp-noexec; stat -c %a /covered; stat -f -c '%b %S' /dev/shm; \
+        stat -c %a /tmp-noexec; stat -c %a /covered; stat -L -c %a /linked; \
+        stat -f -c '%b %S' /dev/shm; \
         cp /exec/busybox /dev/shm/bb; /dev/shm/bb true 2>/dev/null; echo shm-noexec=$?";
     let b = env.bundle("b", &["sh", "-c", script], |c| {
         let m = c["mounts"].as_array_mut().unwrap();
@@ -61,6 +62,7 @@ fn bind_and_tmpfs_options_are_honoured() {
         m.push(json!({"destination": "/tmp-sized", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=0710", "strictatime"]}));
         m.push(json!({"destination": "/tmp-noexec", "type": "tmpfs", "source": "tmpfs", "options": ["noexec", "rw"]}));
         m.push(json!({"destination": "/covered", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+        m.push(json!({"destination": "/linked", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
         // As containerd and podman give it.
         for e in m.iter_mut().filter(|e| e["destination"] == "/dev/shm") {
             e["options"] = json!(["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]);
@@ -73,6 +75,16 @@ fn bind_and_tmpfs_options_are_honoured() {
         std::os::unix::fs::PermissionsExt::from_mode(0o750),
     )
     .unwrap();
+    // A destination that is a link in the image, absolute as images have
+    // them: the mode is its target's in the rootfs (not the host's
+    // /srv/data, nor the kernel's 1777 for a link).
+    std::fs::create_dir_all(b.join("rootfs/srv/data")).unwrap();
+    std::fs::set_permissions(
+        b.join("rootfs/srv/data"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o751),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/srv/data", b.join("rootfs/linked")).unwrap();
     let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "m1"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
@@ -94,6 +106,7 @@ fn bind_and_tmpfs_options_are_honoured() {
             // covered directory's mode where one is, as under runc.
             "1777",
             "750",
+            "751",
             // The bundle's /dev/shm, size=65536k and noexec, over airlock's.
             "16384 4096",
             "shm-noexec=126",

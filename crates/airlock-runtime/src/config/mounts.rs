@@ -182,13 +182,7 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
                 // covers in the rootfs, else the kernel's default 1777;
                 // without its setuid and setgid bits, which a tmpfs may
                 // not have (a setgid /var/local is Debian's).
-                let covered =
-                    std::fs::symlink_metadata(bundle.rootfs().join(dest.trim_start_matches('/')))
-                        .ok()
-                        .filter(|m| m.is_dir())
-                        .map(|m| {
-                            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o1777
-                        });
+                let covered = covered_mode(&bundle.rootfs(), &dest);
                 s.filesystem.mounts.push(Mount::Tmpfs {
                     destination: dest,
                     size: o.size,
@@ -261,6 +255,31 @@ fn kernel_fs_options(field: &str, typ: &str, opts: &[&str]) -> Result<(), SpecEr
         }
     }
     Ok(())
+}
+
+/// The mode of the directory `dest` reaches in `rootfs`, links followed
+/// as the container sees them (an image's absolute link stays in its
+/// rootfs, as the runner resolves the mount point), without the setuid
+/// and setgid bits; none where no directory is.
+fn covered_mode(rootfs: &Path, dest: &str) -> Option<u32> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let reached = rustix::fs::openat2(
+        &root,
+        dest.trim_start_matches('/'),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&reached).ok()?;
+    let is_dir = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
+    is_dir.then_some(st.st_mode & 0o1777)
 }
 
 /// An empty directory, where a filesystem the container may not see was

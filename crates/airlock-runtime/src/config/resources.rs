@@ -37,7 +37,10 @@ pub(super) fn resources(
             r.memory().and_then(|m| m.reservation()),
         ),
         ("linux.resources.pids.limit", r.pids().map(|p| p.limit())),
-        ("linux.resources.cpu.quota", r.cpu().as_ref().and_then(|c| c.quota())),
+        (
+            "linux.resources.cpu.quota",
+            r.cpu().as_ref().and_then(|c| c.quota()),
+        ),
     ];
     if let Some((field, v)) = below
         .iter()
