@@ -86,10 +86,13 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
         }
         Err(e) => {
             // ERANGE: an offset that puts a clock below zero (or past what it
-            // counts); only the host's clocks now tell.
-            let field = match clocks.offsets {
-                true => "time (linux.timeOffsets)",
-                false => "time",
+            // counts); only the host's clocks now tell which.
+            let field = if mono.saturating_add(mono_off) < 0 {
+                "time.monotonic"
+            } else if boot.saturating_add(boot_off) < 0 {
+                "time.boottime"
+            } else {
+                "time"
             };
             return Err(SetupError::new(
             field,

@@ -516,8 +516,13 @@ fn clocks(time: &Clocks) -> Result<(), SpecError> {
     // Offsets (OCI's) may be negative and need no order: the kernel
     // refuses only a clock they would put below zero, which it knows when
     // they are written.
-    if !time.offsets && (time.boottime < 0 || time.monotonic < 0) {
-        return Err(SpecError::new("time", "clocks cannot start below zero"));
+    for (field, v) in [
+        ("time.monotonic", time.monotonic),
+        ("time.boottime", time.boottime),
+    ] {
+        if !time.offsets && v < 0 {
+            return Err(SpecError::new(field, "a clock cannot start below zero"));
+        }
     }
     for (field, v) in [
         ("time.boottime", time.boottime),

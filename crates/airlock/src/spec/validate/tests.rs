@@ -190,3 +190,17 @@ fn cwd_under_proc_is_refused() {
         validate(&s).unwrap_or_else(|e| panic!("{cwd}: {e}"));
     }
 }
+
+/// A clock that would start below zero is named, not "time".
+#[test]
+fn a_negative_clock_is_named() {
+    let mut s = base();
+    s.time.boottime = -5;
+    assert_eq!(validate(&s).unwrap_err().field, "time.boottime");
+    s.time.boottime = 10;
+    s.time.monotonic = -1;
+    assert_eq!(validate(&s).unwrap_err().field, "time.monotonic");
+    // Offsets may be negative: only the kernel knows the host's clocks.
+    s.time.offsets = true;
+    validate(&s).unwrap();
+}
