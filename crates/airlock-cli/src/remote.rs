@@ -21,7 +21,8 @@ pub struct EventsArgs {
     /// Only this sandbox's events.
     #[arg(long, value_name = "NAME")]
     sandbox: Option<String>,
-    /// Stop after the kept events instead of waiting for new ones.
+    /// Stop after the kept events instead of waiting for new ones
+    /// (without --since: every event the daemon keeps).
     #[arg(long)]
     no_follow: bool,
     /// `text` (default) or `json` (one object per line).
@@ -443,6 +444,9 @@ async fn events(c: &mut Client, a: EventsArgs) -> Result<ExitCode, ClientError> 
             eprintln!("airlock: error: --since {s:?}: expected an age such as 10m, or seconds since the epoch");
             return Ok(ExitCode::from(EXIT_REFUSED));
         }
+        // The daemon replays nothing for 0: all it keeps, for a list that
+        // would otherwise always be empty.
+        None if a.no_follow => f64::MIN_POSITIVE,
         None => 0.0,
     };
     let req = proto::EventsRequest {

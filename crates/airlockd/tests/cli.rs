@@ -101,6 +101,9 @@ fn the_lifecycle_verbs_through_a_daemon() {
         ["created", "started", "exited", "deleted"],
         "{events}"
     );
+    // Without --since, every event kept (it used to list none).
+    let all = ok(airlock(&d, None, &["events", "--no-follow"]));
+    assert_eq!(all, events);
 
     // Errors: one line, exit 125; a missing program 127.
     let e = airlock(&d, None, &["stop", "nope"]);
