@@ -296,16 +296,16 @@ pub fn start(a: NameArgs, ctx: Context) -> ExitCode {
 }
 
 pub fn stop(a: StopArgs, ctx: Context) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
+    let (mut code, mut listed) = (ExitCode::SUCCESS, out::Listed::default());
     for name in &a.names {
         let r = find(&ctx, name)
             .and_then(|(sb, _)| Ok(sb.stop(Duration::from_secs(a.time.unwrap_or(10)))?));
         match r {
-            Ok(_) => out::line(name),
+            Ok(_) => listed.line(name),
             Err(e) => code = fail(e),
         }
     }
-    code
+    listed.code(code)
 }
 
 pub fn kill(a: KillArgs, ctx: Context) -> ExitCode {
@@ -346,14 +346,14 @@ pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
 }
 
 pub fn rm(a: RmArgs, ctx: Context) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
+    let (mut code, mut listed) = (ExitCode::SUCCESS, out::Listed::default());
     for name in &a.names {
         match find(&ctx, name).and_then(|(sb, _)| Ok(sb.delete(a.force)?)) {
-            Ok(_) => out::line(name),
+            Ok(_) => listed.line(name),
             Err(e) => code = fail(e),
         }
     }
-    code
+    listed.code(code)
 }
 
 pub(crate) fn parse_user(u: &str) -> Option<(u32, Option<u32>)> {

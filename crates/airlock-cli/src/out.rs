@@ -19,9 +19,34 @@ pub fn bytes(b: &[u8]) -> bool {
 
 /// Print `s` and a newline; end the program with [`EXIT_PIPE`] when no
 /// one reads stdout any more (nothing is held that an exit would lose:
-/// the verbs that call this print their answer last).
+/// the verbs that call this print their one answer last; a list's go
+/// through [`Listed`]).
 pub fn line(s: impl std::fmt::Display) {
     if !bytes(format!("{s}\n").as_bytes()) {
         std::process::exit(EXIT_PIPE.into());
+    }
+}
+
+/// The names a verb prints as it goes through a list (`stop a b c`): a
+/// stdout closed on the way does not stop the list, every name is still
+/// acted on, and the verb ends with [`EXIT_PIPE`] after.
+#[derive(Default)]
+pub struct Listed {
+    closed: bool,
+}
+
+impl Listed {
+    pub fn line(&mut self, s: impl std::fmt::Display) {
+        if !self.closed {
+            self.closed = !bytes(format!("{s}\n").as_bytes());
+        }
+    }
+
+    /// `code`, or [`EXIT_PIPE`] when stdout was closed on the way.
+    pub fn code(self, code: std::process::ExitCode) -> std::process::ExitCode {
+        match self.closed {
+            true => EXIT_PIPE.into(),
+            false => code,
+        }
     }
 }

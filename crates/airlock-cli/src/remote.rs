@@ -125,17 +125,17 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
             // Each name, as locally: one that fails does not keep the
             // others from going.
             Verb::Stop(a) => {
-                let mut code = ExitCode::SUCCESS;
+                let (mut code, mut listed) = (ExitCode::SUCCESS, out::Listed::default());
                 for n in &a.names {
                     match c
                         .stop(n, a.time.map(|t| t.min(u32::MAX.into()) as u32))
                         .await
                     {
-                        Ok(_) => out::line(n),
+                        Ok(_) => listed.line(n),
                         Err(e) => code = fail(e),
                     }
                 }
-                Ok(code)
+                Ok(listed.code(code))
             }
             Verb::Kill(a) => {
                 let sig = a.signal.or(a.signal_flag).unwrap_or_else(|| "KILL".into());
@@ -164,14 +164,14 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                 }
             }),
             Verb::Rm(a) => {
-                let mut code = ExitCode::SUCCESS;
+                let (mut code, mut listed) = (ExitCode::SUCCESS, out::Listed::default());
                 for n in &a.names {
                     match c.delete(n, a.force).await {
-                        Ok(_) => out::line(n),
+                        Ok(_) => listed.line(n),
                         Err(e) => code = fail(e),
                     }
                 }
-                Ok(code)
+                Ok(listed.code(code))
             }
             Verb::Events(a) => events(&mut c, a).await,
             Verb::Stats(a) => c.stats(&a.name).await.map(|s| {
@@ -397,14 +397,15 @@ async fn logs(c: &mut Client, a: LogsArgs) -> Result<ExitCode, ClientError> {
         follow: a.follow,
     };
     let mut s = c.raw().logs(req).await?.into_inner();
+    let stdout = Stdout::start();
     while let Some(chunk) = s.message().await? {
         if chunk.stream == proto::Stream::Stderr as i32 {
             let _ = std::io::stderr().write_all(&chunk.data);
-        } else if !out::bytes(&chunk.data) {
+        } else if !stdout.write(chunk.data).await {
             return Ok(ExitCode::from(out::EXIT_PIPE));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(stdout.finish(ExitCode::SUCCESS))
 }
 
 /// An age (`30s`, `10m`, `2h`, `1d`) or seconds since the epoch.
@@ -455,6 +456,7 @@ async fn events(c: &mut Client, a: EventsArgs) -> Result<ExitCode, ClientError> 
         no_follow: a.no_follow,
     };
     let mut s = c.raw().events(req).await?.into_inner();
+    let stdout = Stdout::start();
     while let Some(e) = s.message().await? {
         let kind = kind_name(e.kind);
         let line = if a.format == "json" {
@@ -475,11 +477,11 @@ async fn events(c: &mut Client, a: EventsArgs) -> Result<ExitCode, ClientError> 
                 airlock::report::plain(&e.name)
             )
         };
-        if !out::bytes(line.as_bytes()) {
+        if !stdout.write(line.into_bytes()).await {
             return Ok(ExitCode::from(out::EXIT_PIPE));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(stdout.finish(ExitCode::SUCCESS))
 }
 
 fn stats_json(s: &proto::StatsResponse) -> serde_json::Value {
@@ -573,18 +575,67 @@ fn our_size() -> Option<proto::Resize> {
 async fn print_output(mut s: tonic::Streaming<proto::ExecOutput>) -> Result<i32, ClientError> {
     use proto::exec_output::Output;
     let mut code = None;
+    let stdout = Stdout::start();
     while let Some(m) = s.message().await? {
-        match m.output {
-            Some(Output::Stdout(b)) if !out::bytes(&b) => return Ok(out::EXIT_PIPE.into()),
-            Some(Output::Stdout(_)) => {}
+        let read = match m.output {
+            Some(Output::Stdout(b)) => stdout.write(b).await,
             Some(Output::Stderr(b)) => {
                 let _ = std::io::stderr().write_all(&b);
+                true
             }
-            Some(Output::Exit(e)) => code = Some(e.code),
-            None => {}
+            Some(Output::Exit(e)) => {
+                code = Some(e.code);
+                true
+            }
+            None => true,
+        };
+        if !read {
+            return Ok(out::EXIT_PIPE.into());
         }
     }
-    code.ok_or(ClientError::NoExitStatus)
+    let code = code.ok_or(ClientError::NoExitStatus)?;
+    Ok(stdout.finish(code))
+}
+
+/// Our stdout for a stream's output, written by a thread of its own: a
+/// blocking write from the runtime's one thread, to a reader that stalls
+/// (`| less`), would keep the connection from reading the daemon's
+/// frames, its ping replies among them, and the client's keep-alive
+/// would end a healthy call.
+struct Stdout {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    /// Ends true when our stdout closed under it.
+    writer: std::thread::JoinHandle<bool>,
+}
+
+impl Stdout {
+    fn start() -> Stdout {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        let writer = std::thread::spawn(move || {
+            while let Some(b) = rx.blocking_recv() {
+                if !out::bytes(&b) {
+                    return true;
+                }
+            }
+            false
+        });
+        Stdout { tx, writer }
+    }
+
+    /// Queue `b`; false once no one reads our stdout any more.
+    async fn write(&self, b: Vec<u8>) -> bool {
+        self.tx.send(b).await.is_ok()
+    }
+
+    /// `code` once all that was queued is written, or [`out::EXIT_PIPE`]
+    /// if our stdout closed meanwhile.
+    fn finish<C: From<u8>>(self, code: C) -> C {
+        drop(self.tx);
+        match self.writer.join() {
+            Ok(true) => out::EXIT_PIPE.into(),
+            _ => code,
+        }
+    }
 }
 
 /// An id's first twelve characters, as `ps` shows it (by characters: the

@@ -1462,3 +1462,42 @@ fn exec_is_judged_with_the_facts_of_the_start() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "x");
 }
+
+/// A stdout closed while `rm` goes through its list does not stop the
+/// list: every sandbox named is removed, and the verb ends as SIGPIPE
+/// would have it (141). It used to stop at the first name it could not
+/// print, the others left in place.
+#[test]
+fn a_closed_stdout_does_not_cut_a_list_short() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    for n in ["l1", "l2", "l3"] {
+        let r = al(root, &["create", "--name", n, "--", "true"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut c = airlock(&[
+        "--state-root",
+        root.to_str().unwrap(),
+        "rm",
+        "-f",
+        "l1",
+        "l2",
+        "l3",
+    ]);
+    let o = c
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(141),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let left = al(root, &["ps", "-a"]);
+    assert_eq!(left.stdout.lines().count(), 1, "{}", left.stdout);
+}

@@ -529,7 +529,7 @@ fn bad_bundles_are_refused_and_leave_nothing() {
                     c["linux"]["resources"] = json!({"memory": {"limit": -5}})
                 })
             }),
-            "linux.resources.memory.limit: -5: give a number of at least 1, or -1 for none",
+            "linux.resources.memory.limit: -5 is no value",
         ),
         (
             "a variable without a name",

@@ -63,6 +63,9 @@ fn held<T>(rx: mpsc::Receiver<T>, slot: Option<StreamSlot>) -> Pin<Box<Held<Rece
     })
 }
 
+/// What a stopped pump reads of a terminal beyond the count it gives.
+const TERMINAL_TAIL: u64 = 128 << 10;
+
 /// Copy what `fd` yields into the stream until end of file (a terminal
 /// master reports EIO once its last process is gone: the same end), the
 /// client is gone, or `stop` is set: a process that left a child holding
@@ -72,8 +75,9 @@ fn held<T>(rx: mpsc::Receiver<T>, slot: Option<StreamSlot>) -> Pin<Box<Held<Rece
 ///
 /// `stop` is set once the process has exited, when everything it wrote
 /// is in the pipe: what the pipe holds then is still sent (a client that
-/// reads slowly gets all of it), and only what is written after (by a
-/// child left behind) is not.
+/// reads slowly gets all of it; of a terminal, what it has, up to
+/// [`TERMINAL_TAIL`]), and only what is written after (by a child left
+/// behind) is not.
 fn pump(
     fd: OwnedFd,
     tx: Tx,
@@ -88,11 +92,18 @@ fn pump(
             tv_sec: 0,
             tv_nsec: 100_000_000,
         };
-        // Once stopped: the bytes still owed, what the pipe held then.
+        // Once stopped: the bytes still owed, what the pipe held then. A
+        // terminal's count is only its line discipline's buffer, with up
+        // to 64 KiB more behind it: read on until it has nothing, within
+        // a bound a writer left behind cannot stretch.
+        let tail = match rustix::termios::isatty(&f) {
+            true => TERMINAL_TAIL,
+            false => 0,
+        };
         let mut owed: Option<u64> = None;
         loop {
             if owed.is_none() && stop.load(Ordering::SeqCst) {
-                owed = Some(rustix::io::ioctl_fionread(&f).unwrap_or(0));
+                owed = Some(rustix::io::ioctl_fionread(&f).unwrap_or(0) + tail);
             }
             if owed == Some(0) {
                 break;
@@ -831,5 +842,47 @@ mod tests {
         }
         p.join().unwrap();
         assert_eq!(got, written.len());
+    }
+
+    /// A terminal's FIONREAD counts only its line discipline's buffer
+    /// (4 KiB at most), not what waits behind it: a stopped pump reads
+    /// on until the terminal has nothing.
+    #[test]
+    fn a_stopped_pump_sends_what_a_terminal_held() {
+        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+        let master =
+            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let slave = rustix::fs::open(
+            name.as_c_str(),
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let mut written = 0;
+        let chunk = [b'a'; 4096];
+        while written < (32 << 10) {
+            match rustix::io::write(&slave, &chunk) {
+                Ok(n) => written += n,
+                Err(_) => break,
+            }
+        }
+        assert!(written > 8192, "the terminal took only {written}");
+        // Let the terminal's worker move what it can to the reading side.
+        std::thread::sleep(Duration::from_millis(100));
+        let (tx, mut rx) = mpsc::channel(1);
+        let stop = Arc::new(AtomicBool::new(true));
+        let p = pump(master, tx, Output::Stdout, stop);
+        let mut got = 0;
+        while let Some(Ok(m)) = rx.blocking_recv() {
+            if let Some(Output::Stdout(b)) = m.output {
+                got += b.len();
+            }
+        }
+        p.join().unwrap();
+        assert_eq!(got, written);
+        drop(slave);
     }
 }

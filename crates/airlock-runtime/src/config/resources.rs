@@ -48,7 +48,7 @@ pub(super) fn resources(
     {
         return Err(err(
             *field,
-            format!("{v}: give a number of at least 1, or -1 for none"),
+            format!("{v} is no value: give bytes (a count), or -1 for no limit"),
         ));
     }
     if let Some(m) = r.memory() {
@@ -241,12 +241,10 @@ fn unified(r: &oci_spec::runtime::LinuxResources, s: &mut SandboxSpec) -> Result
                         "swap beyond 0 needs linux.resources.memory.limit: airlock's swap allowance is on top of a memory limit",
                     ));
                 }
-                if s.resources.swap.is_some_and(|w| w.0 != bytes) {
-                    return Err(err(
-                        field(),
-                        "disagrees with linux.resources.memory.swap: give the swap limit once",
-                    ));
-                }
+                // Over linux.resources.memory.swap, as runc writes the
+                // unified files last: containerd sets that to the limit
+                // (no swap) for every container with one, and kubelet's
+                // LimitedSwap gives the allowance here.
                 s.resources.swap = Some(Size(bytes));
             }
             // Set on every container by kubelet 1.28 and later on v2.
