@@ -204,12 +204,14 @@ fn capabilities_and_shared_namespaces() {
         "-c",
         bind,
     ]);
-    assert_eq!(
-        (r.code, r.stdout.as_str()),
-        (0, "refused\n"),
-        "{}",
-        r.stderr
-    );
+    // (Where low ports are everyone's, as in a Docker container, the
+    // bind succeeds whatever the capabilities: only the warning counts.)
+    let start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    let expected = if start > 1023 { "refused\n" } else { "bound\n" };
+    assert_eq!((r.code, r.stdout.as_str()), (0, expected), "{}", r.stderr);
     assert!(
         r.stderr.contains(
             "warning[cap-net-inert]: capabilities: CAP_NET_BIND_SERVICE in a network namespace"

@@ -42,12 +42,24 @@ pub(super) fn judge(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[S
                 "the host's id 0 is mapped into the sandbox: a file the workload makes setuid in a writable bind is a setuid-root binary on the host",
             );
         }
+        // /proc/sys asks for the host's uid 0, which a map gives as well.
+        let is_host_root = spec
+            .identity
+            .uid_map
+            .iter()
+            .any(|m| m.outside == 0 && uid >= m.inside && uid - m.inside < m.count);
+        let can_become =
+            maps_root(&spec.identity.uid_map) && caps.iter().any(|c| c == "CAP_SETUID");
+        if is_host_root || can_become {
+            host_proc_writable(f, spec);
+        }
         mapped(f, "identity.uid_map", &spec.identity.uid_map, false, host);
         mapped(f, "identity.gid_map", &spec.identity.gid_map, true, host);
     }
 }
 
-/// The host's root (or one who can become it) with a procfs whose kernel
+/// The host's uid 0 (or one who can become it; a map onto it as well)
+/// with a procfs whose kernel
 /// settings are neither masked nor read-only: /proc/sys checks only that
 /// the writer is uid 0, no capability, so `kernel.core_pattern` runs a
 /// program of the workload's choosing as the host's root at its next
@@ -58,24 +70,36 @@ fn host_proc_writable(f: &mut Findings, spec: &SandboxSpec) {
     use super::paths::{normalize, within};
     use crate::spec::Mount;
     let fs = &spec.filesystem;
-    if !fs.mounts.iter().any(|m| matches!(m, Mount::Proc { .. })) {
-        return;
-    }
-    let covered = |path: &str| {
-        fs.masked_paths
-            .iter()
-            .chain(&fs.readonly_paths)
-            .any(|p| within(path, &normalize(p)))
+    let procs = fs.mounts.iter().filter_map(|m| match m {
+        Mount::Proc { destination } => Some(normalize(destination)),
+        _ => None,
+    });
+    let protected: Vec<String> = fs
+        .masked_paths
+        .iter()
+        .chain(&fs.readonly_paths)
+        .map(|p| normalize(p))
+        .collect();
+    // A path under /proc/ is masked in every procfs (the plan's rule);
+    // one under another mount's destination in that one.
+    let covered = |dest: &str, leaf: &str| {
+        protected.iter().any(|p| {
+            (p.starts_with("/proc/") && within(&format!("/proc/{leaf}"), p))
+                || within(&format!("{dest}/{leaf}"), p)
+        })
     };
-    if let Some(open) = ["/proc/sys", "/proc/sysrq-trigger"]
-        .into_iter()
-        .find(|p| !covered(p))
-    {
-        f.add(
-            "host-proc-writable",
-            "filesystem.readonly_paths",
-            format!("{open} is neither masked nor read-only for the host's root: it writes the host's kernel settings (kernel.core_pattern runs a program of its choosing as host root), or crashes the host through sysrq"),
-        );
+    for dest in procs {
+        if let Some(leaf) = ["sys", "sysrq-trigger"]
+            .into_iter()
+            .find(|leaf| !covered(&dest, leaf))
+        {
+            f.add(
+                "host-proc-writable",
+                "filesystem.readonly_paths",
+                format!("{dest}/{leaf} is neither masked nor read-only for the host's root: it writes the host's kernel settings (kernel.core_pattern runs a program of its choosing as host root), or crashes the host through sysrq"),
+            );
+            return;
+        }
     }
 }
 

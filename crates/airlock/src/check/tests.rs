@@ -233,6 +233,40 @@ fn host_root_with_a_writable_proc_sys() {
     s.namespaces.user = false;
     s.filesystem.mounts.clear();
     assert!(!denied(&s).contains(&"host-proc-writable"));
+    // Proc elsewhere: its own paths, or /proc's (masked in every procfs).
+    s.filesystem.mounts.push(crate::spec::Mount::Proc {
+        destination: "/proc2".into(),
+    });
+    s.filesystem.readonly_paths = vec!["/proc2/sys".into(), "/proc/sysrq-trigger".into()];
+    assert!(
+        !denied(&s).contains(&"host-proc-writable"),
+        "{:?}",
+        denied(&s)
+    );
+    s.filesystem.readonly_paths = vec!["/proc2/sys".into()];
+    let f = check(&s, &host());
+    let found = f.iter().find(|f| f.code == "host-proc-writable").unwrap();
+    assert!(
+        found.message.starts_with("/proc2/sysrq-trigger is neither"),
+        "{}",
+        found.message
+    );
+    // A map that gives the workload's uid the host's 0 is the host's root
+    // to /proc/sys as well.
+    s.namespaces.user = true;
+    s.identity.uid_map = vec![IdMap {
+        inside: 0,
+        outside: 0,
+        count: 1,
+    }];
+    s.identity.gid_map = s.identity.uid_map.clone();
+    assert!(
+        denied(&s).contains(&"host-proc-writable"),
+        "{:?}",
+        denied(&s)
+    );
+    s.identity.uid_map[0].outside = 100000;
+    assert!(!denied(&s).contains(&"host-proc-writable"));
 }
 
 #[test]

@@ -341,15 +341,20 @@ pub fn resolve(spec: &SandboxSpec, own_pid: bool, caller_maps: Option<CallerMaps
     };
     let (procs, sysfs) = (others("proc", "/proc"), others("sysfs", "/sys"));
     let everywhere = |paths: &[String]| -> Vec<String> {
-        let mut out = paths.to_vec();
+        let mut out: Vec<String> = Vec::new();
         for p in paths {
-            // As the kernel reads it: `//proc/kcore` is /proc's kcore too.
+            // As the kernel reads it: `//proc/kcore` is /proc's kcore too,
+            // and written so, or the runner would not find it beneath the
+            // proc mount's own handle and would look it up by path again.
             let p = p
                 .split('/')
                 .filter(|c| !c.is_empty())
                 .collect::<Vec<_>>()
                 .join("/");
             let p = format!("/{p}");
+            if !out.contains(&p) {
+                out.push(p.clone());
+            }
             for (prefix, mounts) in [("/proc/", &procs), ("/sys/", &sysfs)] {
                 if let Some(rest) = p.strip_prefix(prefix) {
                     out.extend(

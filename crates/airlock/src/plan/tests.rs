@@ -312,7 +312,16 @@ fn masks_reach_every_procfs_and_sysfs() {
         "/sys/firmware",
         "/s/firmware",
         "/p/cmdline",
+        "/proc/cmdline",
     ] {
         assert!(masked.contains(&want), "{want}: {masked:?}");
     }
+    // Every path as the runner looks it up beneath its mount's handle:
+    // one spelt `//proc//cmdline` was looked up by path again.
+    assert!(
+        masked
+            .iter()
+            .all(|m| !m.contains("//") && !m.ends_with('/')),
+        "{masked:?}"
+    );
 }
