@@ -126,13 +126,18 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
             // others from going.
             Verb::Stop(a) => {
                 let (mut code, mut listed) = (ExitCode::SUCCESS, out::Listed::default());
+                // The daemon names the request's field; the caller typed -t.
+                let labels = Labels {
+                    fields: vec![("grace_seconds", "--time")],
+                    ..Default::default()
+                };
                 for n in &a.names {
                     match c
                         .stop(n, a.time.map(|t| t.min(u32::MAX.into()) as u32))
                         .await
                     {
                         Ok(_) => listed.line(n),
-                        Err(e) => code = fail(e),
+                        Err(e) => code = fail_labeled(e, &labels),
                     }
                 }
                 Ok(listed.code(code))

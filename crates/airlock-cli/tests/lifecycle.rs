@@ -384,3 +384,91 @@ fn tiocsti_cannot_reach_the_callers_terminal() {
         eprintln!("control skipped: dev.tty.legacy_tiocsti is not 1 on this kernel");
     }
 }
+
+/// The state letter of `pid` in /proc (R, S, T, ...).
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    after.trim_start().chars().next().unwrap_or('?')
+}
+
+/// The lines the workload has ticked into `file` so far.
+fn ticks(file: &std::path::Path) -> usize {
+    std::fs::read_to_string(file).map_or(0, |s| s.lines().count())
+}
+
+/// Ctrl-Z (SIGTSTP to the foreground `airlock run`) stops the whole
+/// sandbox with it, frozen through its cgroup, and SIGCONT (`fg`, `bg`)
+/// lets it go on, as a job's processes do. Only the supervisor stopped
+/// before: the sandbox ran on unwatched, its timeout uncounted.
+#[test]
+fn ctrl_z_stops_the_sandbox_with_airlock() {
+    require_root!();
+    let dir = tempdir();
+    let out = dir.path().display().to_string();
+    let tick = dir.path().join("tick");
+    let script = "echo ready; while :; do echo t >> /out/tick; sleep 0.05; done";
+    let (mut child, _stdout) = spawn_ready(&["--pids", "100", "--bind", &out, "/out"], script);
+    let pid = child.id();
+    let signal = |sig| {
+        // SAFETY: kill takes plain integers; `pid` is our unreaped child.
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+    };
+    signal(libc::SIGTSTP);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while proc_state(pid) != 'T' && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(proc_state(pid), 'T', "airlock did not stop");
+    let before = ticks(&tick);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert_eq!(
+        ticks(&tick),
+        before,
+        "the workload ran on while airlock was stopped"
+    );
+    signal(libc::SIGCONT);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ticks(&tick) < before + 5 && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ticks(&tick) >= before + 5, "the workload did not go on");
+    signal(libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}
+
+/// Without a cgroup to freeze, Ctrl-Z is refused with a word: airlock
+/// stays to watch the sandbox, whose timeout still ends it.
+#[test]
+fn ctrl_z_without_a_cgroup_keeps_the_timeout() {
+    require_root!();
+    let mut child = airlock(&[
+        "run",
+        "--timeout",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; sleep 30",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill takes plain integers; the pid is our unreaped child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTSTP) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_ne!(proc_state(child.id()), 'T');
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(137), "{err}");
+    assert!(
+        err.contains("no cgroup to freeze") && err.contains("timeout"),
+        "{err}"
+    );
+}

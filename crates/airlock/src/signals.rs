@@ -324,11 +324,11 @@ extern "C" fn on_winch(_sig: libc::c_int) {
     poke(WINCH_PIPE.load(Ordering::Relaxed));
 }
 
-/// Route `sig` to `handler`, which pokes the pipe in `slot`; the returned
-/// read end becomes readable when the signal comes (poll it beside
+/// Route each of `sigs` to `handler`, which pokes the pipe in `slot`; the
+/// returned read end becomes readable when one comes (poll it beside
 /// whatever the caller waits for).
 fn catch_to_pipe(
-    sig: i32,
+    sigs: &[i32],
     slot: &AtomicI32,
     handler: extern "C" fn(libc::c_int),
 ) -> std::io::Result<std::os::fd::OwnedFd> {
@@ -346,20 +346,48 @@ fn catch_to_pipe(
         sa.sa_sigaction = handler as *const () as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut());
+        for &sig in sigs {
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
     }
     Ok(r)
 }
 
 /// Catch the stop signal (see [`catch_to_pipe`]).
 pub fn catch_stop() -> std::io::Result<std::os::fd::OwnedFd> {
-    catch_to_pipe(stop_signal(), &STOP_PIPE, on_stop)
+    catch_to_pipe(&[stop_signal()], &STOP_PIPE, on_stop)
 }
 
 /// Catch SIGWINCH, which the caller forwards when its terminal is resized
 /// (see [`catch_to_pipe`]).
 pub fn catch_winch() -> std::io::Result<std::os::fd::OwnedFd> {
-    catch_to_pipe(libc::SIGWINCH, &WINCH_PIPE, on_winch)
+    catch_to_pipe(&[libc::SIGWINCH], &WINCH_PIPE, on_winch)
+}
+
+static SUSPEND_PIPE: AtomicI32 = AtomicI32::new(-1);
+static SUSPEND_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_suspend(sig: libc::c_int) {
+    SUSPEND_SIGNAL.store(sig, Ordering::Relaxed);
+    poke(SUSPEND_PIPE.load(Ordering::Relaxed));
+}
+
+/// The job-control stop that came last (see [`catch_suspend`]).
+pub fn suspend_signal() -> i32 {
+    SUSPEND_SIGNAL.load(Ordering::Relaxed)
+}
+
+/// Catch job control's stops (SIGTSTP: Ctrl-Z; SIGTTIN and SIGTTOU: the
+/// caller's terminal read or written from the background), which would
+/// stop the supervisor alone and leave the sandbox running unwatched, its
+/// timeout uncounted: the supervisor stops the sandbox with itself (see
+/// [`catch_to_pipe`]).
+pub fn catch_suspend() -> std::io::Result<std::os::fd::OwnedFd> {
+    catch_to_pipe(
+        &[libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU],
+        &SUSPEND_PIPE,
+        on_suspend,
+    )
 }
 
 /// Has a stop been asked for?

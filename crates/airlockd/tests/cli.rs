@@ -1083,6 +1083,10 @@ fn a_remote_stop_takes_the_daemons_grace() {
         assert!(tries < 500, "the workload never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // Past the daemon's bound: refused, naming the flag typed.
+    let r = airlock(&d, None, &["stop", "-t", "900", "deaf"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("--time: 900 seconds"), "{}", r.stderr);
     let began = std::time::Instant::now();
     let r = airlock(&d, None, &["stop", "deaf"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

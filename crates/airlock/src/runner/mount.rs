@@ -493,9 +493,11 @@ fn cgroup_view(root: BorrowedFd, cgroups: &[(String, OwnedFd)], dest: &str) -> i
         }
     }
     let target = ensure_target(root, dest, TargetKind::Dir)?;
-    attach(new_tmpfs(0o755, Some(Size(4096)))?, target)?;
-    // The tmpfs now, where each directory is made and attached.
-    let view = super::fs::path_in(root, dest)?;
+    // The tmpfs by its own fd, where each directory is made and attached:
+    // not found again by its path, which a writable root shared with
+    // another sandbox could have had renamed meanwhile.
+    let view = new_tmpfs(0o755, Some(Size(4096)))?;
+    attach(&view, target)?;
     for (name, tree) in cgroups {
         attach(tree, ensure_target(&view, name, TargetKind::Dir)?)?;
     }

@@ -305,6 +305,19 @@ pub(super) fn supervise(
     // go_write stays open until we exit: PID 1 watches it to learn whether
     // we died before its parent-death signal was armed.
     signals::forward_to(pid, plan.new_session);
+    // In the caller's place, in its terminal's foreground (not set apart
+    // in a session of our own, as prepare_host_side does otherwise): job
+    // control's stops are the whole sandbox's (see Watch::suspend).
+    let apart = (plan.new_session && report.caller().is_some())
+        || plan.lifecycle.as_ref().is_some_and(|l| l.detached);
+    let suspend = match apart {
+        true => None,
+        false => Some(
+            signals::catch_suspend()
+                .step(|| "job control signal pipe".into())
+                .inspect_err(|_| kill_and_reap(&pidfd, pid))?,
+        ),
+    };
     let own_init = plan.init == crate::spec::InitMode::Airlock;
     let runtime_hooks = (!plan.hooks.runtime.is_empty()).then(|| RuntimeHooks {
         hooks: plan.hooks.runtime.clone(),
@@ -325,6 +338,7 @@ pub(super) fn supervise(
         console_size: lifecycle.as_ref().and_then(|l| l.console_size),
         own_init,
         runtime_hooks,
+        suspend,
         ..Watch::new(
             report,
             pid,

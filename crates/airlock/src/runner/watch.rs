@@ -71,6 +71,9 @@ pub(super) struct Watch<'a> {
     /// The plan's runtime hooks and the state they get, run when PID 1
     /// says it waits for them (`Report::RuntimeHooks`).
     pub(super) runtime_hooks: Option<RuntimeHooks>,
+    /// Readable when job control asked us to stop (Ctrl-Z): caught only
+    /// where we are in the caller's foreground (`signals::catch_suspend`).
+    pub(super) suspend: Option<OwnedFd>,
 }
 
 /// Tokens for the fds of one poll.
@@ -78,6 +81,7 @@ pub(super) struct Watch<'a> {
 enum Src {
     Pid,
     Stop,
+    Suspend,
     Parent,
     Inner,
     Control,
@@ -146,6 +150,7 @@ impl<'a> Watch<'a> {
             own_init: false,
             inbox: Vec::new(),
             runtime_hooks: None,
+            suspend: None,
         }
     }
 
@@ -166,6 +171,37 @@ impl<'a> Watch<'a> {
             failed_after_create: self.failed_after_create.take(),
             killed: self.killed.take(),
         })
+    }
+
+    /// Job control stops us (Ctrl-Z): the sandbox stops too, frozen
+    /// through its cgroup, and goes on when we are continued (`fg`, `bg`;
+    /// SIGCONT is passed on to the workload as well), as the processes of
+    /// a job do. A sandbox already paused stays the pauser's to thaw.
+    ///
+    /// Without a cgroup to freeze, Ctrl-Z is refused with a word: stopped
+    /// alone, we would leave the sandbox running unwatched, its timeout
+    /// and the caller's end unseen. A read or write of the caller's
+    /// terminal from the background still stops us (the terminal is not
+    /// ours to use then, and the kernel would only send it again).
+    fn suspend(&mut self) {
+        if let Some(s) = &self.suspend {
+            let mut b = [0u8; 16];
+            while rustix::io::read(s, &mut b).is_ok_and(|n| n > 0) {}
+        }
+        let freezer = self.cgroup.and_then(|c| c.freezer_file());
+        if freezer.is_none() && signals::suspend_signal() == libc::SIGTSTP {
+            eprintln!("airlock: the sandbox has no cgroup to freeze, so it is not stopped (a limit such as --pids gives it one)");
+            return;
+        }
+        let froze = freezer
+            .as_deref()
+            .filter(|f| !crate::cgroup::freeze_asked(f))
+            .is_some_and(|f| crate::cgroup::set_frozen(f, true).is_ok());
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+        if let (true, Some(f)) = (froze, freezer.as_deref()) {
+            let _ = crate::cgroup::set_frozen(f, false);
+        }
     }
 
     fn kill(&mut self, why: &str) {
@@ -216,6 +252,10 @@ impl<'a> Watch<'a> {
             srcs.push(Src::Parent);
             fds.push(PollFd::new(p, PollFlags::IN));
         }
+        if let Some(s) = &self.suspend {
+            srcs.push(Src::Suspend);
+            fds.push(PollFd::new(s, PollFlags::IN));
+        }
         if let Some(c) = &self.control {
             srcs.push(Src::Control);
             fds.push(PollFd::new(c, PollFlags::IN));
@@ -264,6 +304,7 @@ impl<'a> Watch<'a> {
                     let mut b = [0u8; 16];
                     let _ = rustix::io::read(self.stop, &mut b);
                 }
+                Src::Suspend => self.suspend(),
                 Src::Parent => {
                     // Stop watching it; it stays readable.
                     self.parent = None;
