@@ -684,3 +684,22 @@ fn a_joined_namespace_that_became_the_hosts_is_refused() {
         }
     }
 }
+
+/// A supervisor killed before it reported the end says nothing of the
+/// workload: `wait` is an error, not the supervisor's 137 given as the
+/// workload's status (a library caller took it for a workload killed).
+#[test]
+fn a_killed_supervisor_is_no_exit_status() {
+    require_root!();
+    let spec = SandboxSpec::builder()
+        .args(["sleep", "30"])
+        .default_view()
+        .build();
+    let sb = Sandbox::spawn_with(&spec, &SpawnOptions::default()).unwrap();
+    // SAFETY: kill takes plain integers; the runner is our unreaped child.
+    assert_eq!(unsafe { libc::kill(sb.pid() as i32, libc::SIGKILL) }, 0);
+    match sb.wait() {
+        Err(e) => assert!(e.to_string().contains("killed by signal 9"), "{e}"),
+        Ok(r) => panic!("the supervisor's death given as the workload's: {r:?}"),
+    }
+}

@@ -738,17 +738,20 @@ impl Sandbox {
     /// it used.
     pub fn wait(mut self) -> Result<ExitReport, Error> {
         let mut report = None;
+        // A step that failed after the start (the terminal's proxy, a
+        // console socket): what the runner's 125 is about.
+        let mut failed = None;
         let mut buf = Vec::with_capacity(1 << 16);
         loop {
             buf.clear();
             let room = rustix::buffer::spare_capacity(&mut buf);
             match rustix::net::recv(&self.sock, room, rustix::net::RecvFlags::empty()) {
                 Ok((0, _)) => break,
-                Ok((n, _)) => {
-                    if let Ok(Report::Exited(r)) = serde_json::from_slice::<Report>(&buf[..n]) {
-                        report = Some(r);
-                    }
-                }
+                Ok((n, _)) => match serde_json::from_slice::<Report>(&buf[..n]) {
+                    Ok(Report::Exited(r)) => report = Some(r),
+                    Ok(Report::Failed(e)) => failed = Some(e),
+                    _ => {}
+                },
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => break,
             }
@@ -769,12 +772,20 @@ impl Sandbox {
             // state, if anything.
             return self.ended_without_report();
         }
-        let code = match (status.code(), status.signal()) {
-            (Some(c), _) => c,
-            (None, Some(s)) => 128 + s,
-            _ => 125,
-        };
-        Ok(ExitReport::from_code(code))
+        if let Some(e) = failed {
+            return Err(Error::Setup(e));
+        }
+        // Killed itself (OOM, SIGKILL), the supervisor says nothing of the
+        // workload: its 128+N is not the workload's status.
+        if let (None, Some(s)) = (status.code(), status.signal()) {
+            return Err(Error::Io {
+                what: "wait for the sandbox",
+                source: std::io::Error::other(format!(
+                    "its supervisor was killed by signal {s} before it reported how the sandbox ended"
+                )),
+            });
+        }
+        Ok(ExitReport::from_code(status.code().unwrap_or(125)))
     }
 
     /// How a detached sandbox whose supervisor sent no exit report ended,
