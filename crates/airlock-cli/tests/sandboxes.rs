@@ -1501,3 +1501,49 @@ fn a_closed_stdout_does_not_cut_a_list_short() {
     let left = al(root, &["ps", "-a"]);
     assert_eq!(left.stdout.lines().count(), 1, "{}", left.stdout);
 }
+
+/// A stop that comes as the workload ends by itself finds nothing to
+/// stop: the workload's own status is kept, with no reason. It used to
+/// read "it was stopped" on an `exit 3` (and would hide an OOM kill).
+#[test]
+fn a_stop_that_meets_the_end_keeps_the_workloads_status() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "e",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3; exit 3",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let supervisor = inspect(root, "e")["supervisor_pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill takes plain integers; the supervisor is this test's
+    // sandbox's, alive (inspect said so) and held stopped meanwhile.
+    unsafe {
+        assert_eq!(libc::kill(supervisor, libc::SIGSTOP), 0);
+    }
+    // The workload ends while its supervisor is stopped; then the stop
+    // signal and the end are seen in one step.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // SAFETY: as above; 36 is airlock's stop signal.
+    unsafe {
+        libc::kill(supervisor, 36);
+        libc::kill(supervisor, libc::SIGCONT);
+    }
+    let w = al(root, &["wait", "e"]);
+    assert_eq!((w.code, w.stdout.as_str()), (3, "3\n"), "{}", w.stderr);
+    assert!(
+        inspect(root, "e")["reason"].is_null(),
+        "{}",
+        inspect(root, "e")
+    );
+    assert_eq!(al(root, &["rm", "e"]).code, 0);
+}

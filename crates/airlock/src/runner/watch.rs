@@ -173,6 +173,17 @@ impl<'a> Watch<'a> {
         })
     }
 
+    /// Has PID 1 ended (its pidfd readable), whatever this step's poll
+    /// said?
+    fn pid1_ended(&self) -> bool {
+        let mut fds = [PollFd::new(self.pidfd, PollFlags::IN)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&now)).is_ok_and(|n| n > 0)
+    }
+
     /// Job control stops us (Ctrl-Z): the sandbox stops too, frozen
     /// through its cgroup, and goes on when we are continued (`fg`, `bg`;
     /// SIGCONT is passed on to the workload as well), as the processes of
@@ -297,7 +308,12 @@ impl<'a> Watch<'a> {
         for incoming in self.waiting.take_ready(&waiting_ready) {
             self.answer(incoming);
         }
-        let mut ended = false;
+        // PID 1 ended in this very step (or before it: a signal cuts the
+        // poll short, its results unread): a stop or the caller's end that
+        // came with it finds nothing to stop, and the end is its own (not
+        // "it was stopped", and an OOM kill still reads as one).
+        let mut ended = ready.contains(&Src::Pid);
+        let over = ended || self.pid1_ended();
         for src in ready {
             match src {
                 Src::Stop => {
@@ -308,7 +324,9 @@ impl<'a> Watch<'a> {
                 Src::Parent => {
                     // Stop watching it; it stays readable.
                     self.parent = None;
-                    self.kill("its caller ended");
+                    if !over {
+                        self.kill("its caller ended");
+                    }
                 }
                 Src::Inner => self.relay()?,
                 Src::Control => self.serve(),
@@ -326,7 +344,7 @@ impl<'a> Watch<'a> {
                 Src::Pid => ended = true,
             }
         }
-        if signals::stop_requested() {
+        if signals::stop_requested() && !over {
             self.kill("it was stopped");
         }
         if ended {
