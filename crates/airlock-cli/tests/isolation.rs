@@ -644,23 +644,9 @@ fn the_hosts_root_gets_no_writable_proc_sys() {
         "host-privileged-id",
     ];
     // A spec file has no default view: the flags mount what sh needs.
-    let mut args = vec!["--spec", spec.to_str().unwrap()];
-    args.extend([
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--proc",
-        "/proc",
-    ]);
+    let usr = host_usr();
+    let mut args = vec!["--spec", spec.to_str().unwrap(), "--proc", "/proc"];
+    args.extend(usr.iter().map(String::as_str));
     args.extend(acks);
     let r = sh(
         &args,

@@ -878,27 +878,19 @@ fn the_client_refuses_a_server_of_another_user() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let sock = dir.path().join("planted.sock");
-    let mut server = python_as(
-        OUTSIDER,
-        "import socket, sys, time\n\
-         s = socket.socket(socket.AF_UNIX)\n\
-         s.bind(sys.argv[1]); s.listen(8)\n\
-         print('ready', flush=True)\n\
-         end = time.time() + 60\n\
-         while time.time() < end: s.accept()[0].close()",
-    )
-    .arg(&sock)
-    .current_dir("/")
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "ready\n");
+    let mut server = spawn_ready_server(
+        python_as(
+            OUTSIDER,
+            "import socket, sys, time\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.bind(sys.argv[1]); s.listen(8)\n\
+             print('ready', flush=True)\n\
+             end = time.time() + 60\n\
+             while time.time() < end: s.accept()[0].close()",
+        )
+        .arg(&sock)
+        .current_dir("/"),
+    );
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_airlockd")).with_file_name("airlock");
     let o = Command::new(bin)
         .env("AIRLOCK_HOST", format!("unix://{}", sock.display()))

@@ -109,18 +109,7 @@ fn a_silent_daemon_is_given_up_on() {
          \x20   held.append(s.accept())\n",
         sock.to_str().unwrap()
     );
-    let mut server = Command::new("/usr/bin/python3")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "ready\n");
+    let mut server = spawn_ready_server(Command::new("/usr/bin/python3").args(["-c", &script]));
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_airlockd")).with_file_name("airlock");
     let began = Instant::now();
     let o = Command::new("timeout")

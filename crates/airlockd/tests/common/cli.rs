@@ -123,3 +123,17 @@ pub fn ok(o: Out) -> String {
     assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
     o.stdout
 }
+
+/// Spawn `server` with its stdout piped and wait for the line "ready" it
+/// prints once it listens.
+pub fn spawn_ready_server(server: &mut Command) -> std::process::Child {
+    let mut child = server.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    child
+}
