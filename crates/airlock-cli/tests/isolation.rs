@@ -596,6 +596,18 @@ fn refusing_only(call: &str, rest: &[&str]) -> Run {
     output(airlock(&args))
 }
 
+/// The host's root in the sandbox (no user namespace of its own), with
+/// the acknowledgements that takes.
+const HOST_ROOT: &[&str] = &[
+    "--share-user",
+    "--allow-unsafe",
+    "host-root-user",
+    "--allow-unsafe",
+    "shared-user",
+    "--allow-unsafe",
+    "host-privileged-id",
+];
+
 /// The minimal /dev's nodes are binds of the host's own inodes, made
 /// read-only: a workload that owns them (uid 0 without a user namespace
 /// of its own) changed their mode on the host (`chmod 000 /dev/null`).
@@ -604,15 +616,7 @@ fn refusing_only(call: &str, rest: &[&str]) -> Run {
 fn the_dev_nodes_mode_is_not_the_workloads_to_change() {
     require_root!();
     let r = sh(
-        &[
-            "--share-user",
-            "--allow-unsafe",
-            "host-root-user",
-            "--allow-unsafe",
-            "shared-user",
-            "--allow-unsafe",
-            "host-privileged-id",
-        ],
+        HOST_ROOT,
         // The host's own mode again: a no-op had it been allowed.
         "echo x > /dev/null && head -c 3 /dev/zero | wc -c && chmod 666 /dev/zero",
     );
@@ -634,20 +638,11 @@ fn the_hosts_root_gets_no_writable_proc_sys() {
         r#"{"filesystem": {"readonly_paths": ["/proc/sysrq-trigger"]}}"#,
     )
     .unwrap();
-    let acks = [
-        "--share-user",
-        "--allow-unsafe",
-        "host-root-user",
-        "--allow-unsafe",
-        "shared-user",
-        "--allow-unsafe",
-        "host-privileged-id",
-    ];
     // A spec file has no default view: the flags mount what sh needs.
     let usr = host_usr();
     let mut args = vec!["--spec", spec.to_str().unwrap(), "--proc", "/proc"];
     args.extend(usr.iter().map(String::as_str));
-    args.extend(acks);
+    args.extend(HOST_ROOT);
     let r = sh(
         &args,
         "test -w /proc/sys/kernel/core_pattern && echo writable",
@@ -661,7 +656,7 @@ fn the_hosts_root_gets_no_writable_proc_sys() {
     assert_eq!(r.stdout, "");
     // With the default paths, /proc/sys is read-only for it.
     let r = sh(
-        &acks,
+        HOST_ROOT,
         "test -w /proc/sys/kernel/core_pattern && echo writable; true",
     );
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
