@@ -19,6 +19,11 @@ fn al_user(root: &Path, args: &[&str]) -> Run {
     output(airlock_as_user(&a))
 }
 
+/// The host pid of a sandbox's supervisor, as `inspect` gives it.
+fn supervisor_pid(root: &Path, name: &str) -> i32 {
+    inspect(root, name)["supervisor_pid"].as_i64().unwrap() as i32
+}
+
 fn inspect(root: &Path, name: &str) -> serde_json::Value {
     let r = al(root, &["inspect", name]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -437,7 +442,7 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let sup = inspect(root, "plain")["supervisor_pid"].as_i64().unwrap() as i32;
+    let sup = supervisor_pid(root, "plain");
     assert!(
         wait_until(10, || descendants(sup).len() >= 3),
         "{:?}",
@@ -719,7 +724,7 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
     // With its socket taken by the stand-in, `rm -f` (the state root's
     // guard) cannot reach the supervisor: it is killed by its pidfd should
     // the test fail midway.
-    let supervisor = inspect(root, "v")["supervisor_pid"].as_i64().unwrap() as i32;
+    let supervisor = supervisor_pid(root, "v");
     let guard = KillOnDrop(
         rustix::process::pidfd_open(
             rustix::process::Pid::from_raw(supervisor).unwrap(),
@@ -936,7 +941,7 @@ fn rm_of_a_stopped_supervisor_gives_up_in_time() {
         &["run", "-d", "--name", "frozen", "--", "sleep", "100"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let sup = inspect(root, "frozen")["supervisor_pid"].as_i64().unwrap() as i32;
+    let sup = supervisor_pid(root, "frozen");
     // SAFETY: kill takes no pointers; sup is the supervisor this test started.
     unsafe { libc::kill(sup, libc::SIGSTOP) };
     let started = std::time::Instant::now();
@@ -1524,7 +1529,7 @@ fn a_stop_that_meets_the_end_keeps_the_workloads_status() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let supervisor = inspect(root, "e")["supervisor_pid"].as_i64().unwrap() as i32;
+    let supervisor = supervisor_pid(root, "e");
     // SAFETY: kill takes plain integers; the supervisor is this test's
     // sandbox's, alive (inspect said so) and held stopped meanwhile.
     unsafe {

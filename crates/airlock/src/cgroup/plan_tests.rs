@@ -117,6 +117,25 @@ fn layout(mountinfo: &str, cgroup: &str, v2_controllers: &[&str]) -> Layout {
     l
 }
 
+/// A pure v2 host, memory delegated to the caller's cgroup.
+fn memory_on_v2() -> Layout {
+    layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        "0::/a\n",
+        &["memory"],
+    )
+}
+
+/// A hybrid host like this one: memory a v1 hierarchy, v2 with hugetlb.
+fn memory_on_v1() -> Layout {
+    layout(
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+        "4:memory:/m\n0::/u\n",
+        &["hugetlb"],
+    )
+}
+
 #[test]
 fn pure_v2_host_gets_one_cgroup_with_every_limit() {
     let l = layout(
@@ -425,20 +444,11 @@ fn group_oom_kill_is_a_v2_file_refused_on_v1_memory() {
     );
     assert_eq!(file(&off)[0].1, "0");
     assert!(v1(&on).is_empty() && v1(&off).is_empty());
-    let pure_v2 = layout(
-        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
-        "0::/a\n",
-        &["memory"],
-    );
+    let pure_v2 = memory_on_v2();
     let p = resolve(&on, &pure_v2, "airlock-x", &[]).unwrap();
     assert_eq!(p.writes[0].file, "memory.oom.group");
     assert_eq!(p.writes[0].value, "1");
-    let hybrid = layout(
-        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
-         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
-        "4:memory:/m\n0::/u\n",
-        &["hugetlb"],
-    );
+    let hybrid = memory_on_v1();
     let e = resolve(&on, &hybrid, "airlock-x", &[]).unwrap_err();
     assert_eq!(e.step, "resources.memory_oom_group");
     assert!(e.to_string().contains("cgroup v2 file"), "{e}");
@@ -476,19 +486,10 @@ fn no_swap_without_a_memory_limit_is_a_v2_file() {
         .map(|w| (w.file, w.value, w.field))
         .collect();
     assert_eq!(files, [("memory.swap.max", "0".into(), "resources.swap")]);
-    let pure_v2 = layout(
-        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
-        "0::/a\n",
-        &["memory"],
-    );
+    let pure_v2 = memory_on_v2();
     let p = resolve(&r, &pure_v2, "airlock-x", &[]).unwrap();
     assert_eq!(p.writes[0].file, "memory.swap.max");
-    let hybrid = layout(
-        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
-         41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
-        "4:memory:/m\n0::/u\n",
-        &["hugetlb"],
-    );
+    let hybrid = memory_on_v1();
     let e = resolve(&r, &hybrid, "airlock-x", &[]).unwrap_err();
     assert_eq!(e.step, "resources.swap");
     assert!(e.to_string().contains("memory.swap.max"), "{e}");
