@@ -313,7 +313,10 @@ impl<'a> Watch<'a> {
         // came with it finds nothing to stop, and the end is its own (not
         // "it was stopped", and an OOM kill still reads as one).
         let mut ended = ready.contains(&Src::Pid);
-        let over = ended || self.pid1_ended();
+        // Asked only when something would kill: a step for a log line or
+        // a terminal's bytes costs no extra syscall.
+        let killing = signals::stop_requested() || ready.contains(&Src::Parent);
+        let over = ended || (killing && self.pid1_ended());
         for src in ready {
             match src {
                 Src::Stop => {
