@@ -694,3 +694,148 @@ fn a_sandbox_cannot_spend_host_roots_inotify_instances() {
     assert!(taken.trim().parse::<u32>().unwrap() > 0, "{taken:?}");
     assert!(spared, "the sandbox took host root's inotify instances");
 }
+
+/// The default profile's spec with `resources.hugetlb` = `limits`, in a
+/// file of `dir` (no flag sets huge page limits: podman and docker have
+/// none either).
+fn hugetlb_spec(dir: &std::path::Path, limits: serde_json::Value) -> String {
+    let printed = output(airlock(&["run", "--print-spec", "--", "true"]));
+    let mut spec: serde_json::Value = serde_json::from_str(&printed.stdout).unwrap();
+    spec["resources"]["hugetlb"] = limits;
+    let path = dir.join("hugetlb.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    path.display().to_string()
+}
+
+/// `resources.hugetlb` is written, for the page size asked, in the
+/// hugetlb controller's files of the sandbox's cgroup (on this host a v2
+/// controller, enabled for it), usage and reservations both.
+#[test]
+fn huge_page_limits_are_written_by_page_size() {
+    require_root!();
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    let has =
+        layout.v1.contains_key("hugetlb") || layout.v2_controllers.iter().any(|c| c == "hugetlb");
+    if !has {
+        eprintln!("SKIPPED: this host has no hugetlb controller");
+        return;
+    }
+    let dir = tempdir();
+    let spec = hugetlb_spec(dir.path(), serde_json::json!({"2MB": "4M"}));
+    let before = leftover_cgroups();
+    let files = running_cgroup_files(
+        &["--spec", &spec],
+        &["hugetlb.2MB.max", "hugetlb.2MB.rsvd.max", "hugetlb.1GB.max"],
+    );
+    let values: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, v)| (p.rsplit('/').next().unwrap(), v.trim()))
+        .collect();
+    assert_eq!(
+        values[..2],
+        [
+            ("hugetlb.2MB.max", "4194304"),
+            ("hugetlb.2MB.rsvd.max", "4194304"),
+        ]
+    );
+    // 1GB pages were not asked for: no limit (the kernel shows its
+    // largest whole number of pages).
+    assert_eq!(values[2].0, "hugetlb.1GB.max");
+    assert!(
+        values[2].1 == "max" || values[2].1.parse::<u64>().unwrap() > 1 << 60,
+        "{values:?}"
+    );
+    assert_no_cgroup_left(&before);
+}
+
+/// A page size the host has no huge pages of (x86 has none of 64KB) is an
+/// error naming the field and the page size, and leaves no cgroup.
+#[test]
+fn a_huge_page_size_the_host_lacks_is_an_error() {
+    require_root!();
+    if std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-64kB").exists() {
+        eprintln!("SKIPPED: this host has 64KB huge pages; nothing to refuse");
+        return;
+    }
+    let dir = tempdir();
+    let spec = hugetlb_spec(dir.path(), serde_json::json!({"64KB": "0"}));
+    let before = leftover_cgroups();
+    let r = sh(&["--spec", &spec], "echo should-not-run");
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "resources.hugetlb.64KB: the hugetlb controller on this host has no hugetlb.64KB.max"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    assert_no_cgroup_left(&before);
+}
+
+/// Huge pages the host sets aside for the test (one 2 MB page), given
+/// back when dropped.
+struct HugePages(String);
+
+impl HugePages {
+    const KNOB: &str = "/proc/sys/vm/nr_hugepages";
+
+    fn set_aside() -> Option<HugePages> {
+        let was = std::fs::read_to_string(Self::KNOB).ok()?;
+        let pages = HugePages(was.trim().to_string());
+        std::fs::write(Self::KNOB, "1").ok()?;
+        let now: u64 = std::fs::read_to_string(Self::KNOB)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (now >= 1).then_some(pages)
+    }
+}
+
+impl Drop for HugePages {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::KNOB, &self.0);
+    }
+}
+
+/// The limit holds from inside: with a 2 MB page free on the host, a
+/// sandbox limited to none cannot map it (the reservation is refused at
+/// mmap), where one limited to a page can.
+#[test]
+fn a_huge_page_limit_holds_inside() {
+    require_root!();
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    let has =
+        layout.v1.contains_key("hugetlb") || layout.v2_controllers.iter().any(|c| c == "hugetlb");
+    if !has {
+        eprintln!("SKIPPED: this host has no hugetlb controller");
+        return;
+    }
+    let Some(_pages) = HugePages::set_aside() else {
+        eprintln!("SKIPPED: the host could not set aside a 2 MB huge page");
+        return;
+    };
+    // MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, then a write to fault it in.
+    let map = "import ctypes, os\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        libc.mmap.restype = ctypes.c_void_p\n\
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n\
+        p = libc.mmap(None, 2 << 20, 3, 0x02 | 0x20 | 0x40000, -1, 0)\n\
+        if p in (None, ctypes.c_void_p(-1).value):\n    print(os.strerror(ctypes.get_errno()))\nelse:\n    ctypes.memset(p, 1, 4096)\n    print('mapped')\n";
+    let dir = tempdir();
+    for (limit, expect) in [("2M", "mapped"), ("0", "Cannot allocate memory")] {
+        let spec = hugetlb_spec(dir.path(), serde_json::json!({ "2MB": limit }));
+        let r = output(airlock(&[
+            "run",
+            "--spec",
+            &spec,
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            map,
+        ]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout.trim(), expect, "limit {limit}: {}", r.stderr);
+    }
+}

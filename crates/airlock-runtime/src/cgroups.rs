@@ -188,6 +188,11 @@ impl FieldNames {
             ("resources.cpus", "--cpu-quota/--cpu-period", "cpu.quota"),
             ("resources.cpu_weight", "--cpu-share", "cpu.shares"),
             ("resources.io_weight", "--blkio-weight", "blockIO.weight"),
+            (
+                "resources.hugetlb.",
+                "--resources: the hugepageLimits pageSize ",
+                "hugepageLimits: the pageSize ",
+            ),
         ];
         for (lib, flag, json) in table {
             if msg.contains(lib) {

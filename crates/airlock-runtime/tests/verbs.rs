@@ -1178,3 +1178,84 @@ fn an_exec_puts_only_its_process_in_the_containers_cgroups() {
     assert_eq!(listed().len(), before + 1);
     assert!(env.rt(&["delete", "--force", "e1"]).status.success());
 }
+
+/// CRI-O passes kubelet's huge page limits, one for each page size the
+/// node has (0 where the pod asked for none): written in the container's
+/// hugetlb cgroup (v2 here), then changed by `update`. A page size that
+/// is malformed or given twice, or a negative limit, is refused by its
+/// field and leaves no container.
+#[test]
+fn kubelets_huge_page_limits() {
+    require_root!();
+    let env = Env::new();
+    let (dir_of, max): (fn(i64) -> PathBuf, &str) = if Path::new("/sys/fs/cgroup/hugetlb").exists()
+    {
+        (
+            |pid| v1_dir("hugetlb", &cgroup_of(pid, "hugetlb")),
+            "limit_in_bytes",
+        )
+    } else {
+        (
+            |pid| {
+                let v2 = match Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+                    true => Path::new("/sys/fs/cgroup/unified"),
+                    false => Path::new("/sys/fs/cgroup"),
+                };
+                v2.join(cgroup_of(pid, "").trim_start_matches('/'))
+            },
+            "max",
+        )
+    };
+    let pid = sleeper(&env, "h1", |c| {
+        c["linux"]["resources"] = json!({"hugepageLimits": [
+            {"pageSize": "2MB", "limit": 8 << 20},
+            {"pageSize": "1GB", "limit": 0},
+        ]});
+    });
+    let dir = dir_of(pid);
+    assert_eq!(
+        read(&dir.join(format!("hugetlb.2MB.{max}"))),
+        (8u64 << 20).to_string()
+    );
+    assert_eq!(
+        read(&dir.join(format!("hugetlb.2MB.rsvd.{max}"))),
+        (8u64 << 20).to_string()
+    );
+    assert_eq!(read(&dir.join(format!("hugetlb.1GB.{max}"))), "0");
+    let file = env.dir.path().join("h.json");
+    std::fs::write(
+        &file,
+        r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}"#,
+    )
+    .unwrap();
+    let o = env.rt(&["update", "-r", file.to_str().unwrap(), "h1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(read(&dir.join(format!("hugetlb.2MB.{max}"))), "2097152");
+    assert_eq!(read(&dir.join(format!("hugetlb.1GB.{max}"))), "0");
+    assert!(env.rt(&["delete", "--force", "h1"]).status.success());
+    for (id, limits, named) in [
+        (
+            "h2",
+            json!([{"pageSize": "2M", "limit": 0}]),
+            "linux.resources.hugepageLimits: the pageSize 2M: not a huge page size",
+        ),
+        (
+            "h3",
+            json!([{"pageSize": "2MB", "limit": 0}, {"pageSize": "2MB", "limit": 4096}]),
+            "linux.resources.hugepageLimits[1].pageSize: \"2MB\" is limited twice",
+        ),
+        (
+            "h4",
+            json!([{"pageSize": "2MB", "limit": -1}]),
+            "linux.resources.hugepageLimits[0].limit: -1 is not a number of bytes",
+        ),
+    ] {
+        let b = env.bundle(id, &["true"], |c| {
+            c["linux"]["resources"] = json!({ "hugepageLimits": limits });
+        });
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), id]);
+        assert!(!o.status.success());
+        assert!(text(&o).1.contains(named), "{:?}", text(&o));
+        assert!(!env.rt(&["state", id]).status.success(), "{id} left behind");
+    }
+}

@@ -51,6 +51,10 @@ const PREFIXES: &[(&str, &str)] = &[
     ("resources.cpu_period", "linux.resources.cpu.period"),
     ("resources.cpu_weight", "linux.resources.cpu.shares"),
     ("resources.io_weight", "linux.resources.blockIO.weight"),
+    (
+        "resources.hugetlb.",
+        "linux.resources.hugepageLimits: the pageSize ",
+    ),
     ("seccomp.oci", "linux.seccomp"),
     ("seccomp", "linux.seccomp"),
     ("filesystem.masked_paths", "linux.maskedPaths"),

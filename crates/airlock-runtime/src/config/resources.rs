@@ -143,8 +143,28 @@ pub(super) fn resources(
             return Err(err("linux.resources.cpu.burst", "not supported"));
         }
     }
-    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return Err(err("linux.resources.hugepageLimits", "not supported"));
+    // As kubelet sends them through CRI-O, one a page size the node has
+    // (0 where the pod asked for none); a page size given twice is not
+    // two limits.
+    for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
+        let field = format!("linux.resources.hugepageLimits[{i}]");
+        if h.limit() < 0 {
+            return Err(err(
+                format!("{field}.limit"),
+                format!("{} is not a number of bytes", h.limit()),
+            ));
+        }
+        let limit = Size(h.limit() as u64);
+        if s.resources
+            .hugetlb
+            .insert(h.page_size().clone(), limit)
+            .is_some()
+        {
+            return Err(err(
+                format!("{field}.pageSize"),
+                format!("{:?} is limited twice", h.page_size()),
+            ));
+        }
     }
     // Nothing the bundle asks for is dropped without a word: what airlock
     // cannot apply is refused by name (a reviewer had --device-read-bps,

@@ -89,6 +89,14 @@ pub(crate) fn unaccounted_swap_of_no_use(
     implicit && !path.exists() && !swap_in_use()
 }
 
+/// A write the kernel's missing file makes unnecessary: the implicit "no
+/// swap" above, or a huge page reservation limit on a kernel older than
+/// 5.7, where the usage limit beside it holds on its own.
+pub(crate) fn left_out(field: &str, file: &str, path: &Path) -> bool {
+    let reservation = file.starts_with("hugetlb.") && file.contains(".rsvd.");
+    (reservation && !path.exists()) || unaccounted_swap_of_no_use(field, file, path, swap_in_use)
+}
+
 /// Whether the host has swap in use (`/proc/swaps` lists a device or
 /// file). Unreadable: assumed so.
 pub(crate) fn swap_in_use() -> bool {
@@ -330,7 +338,7 @@ impl Cgroup {
                 .map_err(|why| SetupError::new(plan::field_of(&w.file), why))?;
         }
         for w in &plan.writes {
-            if unaccounted_swap_of_no_use(&w.field, &w.file, &w.dir.join(&w.file), swap_in_use) {
+            if left_out(&w.field, &w.file, &w.dir.join(&w.file)) {
                 continue;
             }
             let step = match w.field.is_empty() {

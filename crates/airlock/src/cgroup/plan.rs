@@ -7,25 +7,50 @@ use super::{v1_name, Layout};
 use crate::report::SetupError;
 use crate::spec::Resources;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// One write: controller, file, value, and the spec field it carries out.
+/// File and field are owned only for the hugetlb files, named by page
+/// size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     pub controller: &'static str,
-    pub file: &'static str,
+    pub file: Cow<'static, str>,
     pub value: String,
     /// `resources.memory`, `resources.pids`, ...: what an error names.
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
 }
 
 fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Write {
     Write {
         controller,
-        file,
+        file: file.into(),
         value: value.to_string(),
-        field: field_of(file),
+        field: field_of(file).into(),
+    }
+}
+
+/// `resources.hugetlb`: for each page size, `hugetlb.<size>.<suffix>`
+/// (v2 `max`, v1 `limit_in_bytes`), which a fault past it meets with
+/// SIGBUS, and the same limit on reservations, `hugetlb.<size>.rsvd.<suffix>`
+/// (Linux 5.7), which makes the mmap itself fail, as runc writes both.
+/// A kernel without the reservation files has the usage limit alone
+/// ([`super::left_out`]).
+fn hugetlb(r: &Resources, suffix: &str, out: &mut Vec<Write>) {
+    for (size, limit) in &r.hugetlb {
+        for file in [
+            format!("hugetlb.{size}.{suffix}"),
+            format!("hugetlb.{size}.rsvd.{suffix}"),
+        ] {
+            out.push(Write {
+                controller: "hugetlb",
+                file: file.into(),
+                value: limit.0.to_string(),
+                field: format!("resources.hugetlb.{size}").into(),
+            });
+        }
     }
 }
 
@@ -35,7 +60,7 @@ fn asked_by(swap: Write, r: &Resources) -> Write {
     match r.swap {
         Some(_) => swap,
         None => Write {
-            field: "resources.memory",
+            field: "resources.memory".into(),
             ..swap
         },
     }
@@ -53,6 +78,7 @@ pub(crate) fn field_of(file: &str) -> &'static str {
         "cpu.weight" | "cpu.shares" => "resources.cpu_weight",
         "cpuset.cpus" => "resources.cpuset_cpus",
         "cpuset.mems" => "resources.cpuset_mems",
+        f if f.starts_with("hugetlb.") => "resources.hugetlb",
         _ => "resources.io_weight",
     }
 }
@@ -99,6 +125,7 @@ pub fn v2(r: &Resources) -> Vec<Write> {
         out.push(w("io", "io.weight", format!("default {weight}")));
     }
     cpuset(r, &mut out);
+    hugetlb(r, "max", &mut out);
     out
 }
 
@@ -143,6 +170,7 @@ pub fn v1(r: &Resources) -> Vec<Write> {
         out.push(w("blkio", "blkio.weight", io_weight_to_blkio(weight)));
     }
     cpuset(r, &mut out);
+    hugetlb(r, "limit_in_bytes", &mut out);
     out
 }
 
@@ -336,7 +364,7 @@ pub fn resolve(
             let mut asking: Vec<&str> = v2_writes
                 .iter()
                 .filter(|w| w.controller == c)
-                .map(|w| w.field)
+                .map(|w| w.field.as_ref())
                 .collect();
             asking.dedup();
             return Err(SetupError::new(
@@ -389,10 +417,10 @@ pub fn resolve(
     }
     let planned = |dir: &PathBuf, w: Write| FileWrite {
         dir: dir.clone(),
-        file: w.file.into(),
+        file: w.file.into_owned(),
         value: w.value,
         controller: w.controller.into(),
-        field: w.field.into(),
+        field: w.field.into_owned(),
     };
     for w in v1(res) {
         if let Some(dir) = plan.v1.get(w.controller) {

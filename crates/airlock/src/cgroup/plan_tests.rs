@@ -16,6 +16,7 @@ fn res() -> Resources {
         io_weight: None,
         cpuset_cpus: None,
         cpuset_mems: None,
+        hugetlb: Default::default(),
     }
 }
 
@@ -226,7 +227,7 @@ fn cpusets_on_pure_v2_and_on_v1() {
     for w in [v2(&r), v1(&r)] {
         let got: Vec<(&str, &str, &str)> = w
             .iter()
-            .map(|x| (x.file, x.value.as_str(), x.field))
+            .map(|x| (x.file.as_ref(), x.value.as_str(), x.field.as_ref()))
             .collect();
         assert_eq!(
             got,
@@ -366,7 +367,7 @@ fn update_on_pure_v2_writes_the_v2_files() {
         .iter()
         .map(|(d, w)| {
             assert_eq!(d, paths.v2.as_ref().unwrap());
-            (w.file, w.value.as_str())
+            (w.file.as_ref(), w.value.as_str())
         })
         .collect();
     assert_eq!(
@@ -399,7 +400,7 @@ fn update_on_hybrid_writes_v1_files_once() {
     let w = update_writes(&r, &paths, &[]).unwrap();
     let files: Vec<(&str, &str)> = w
         .iter()
-        .map(|(d, w)| (d.to_str().unwrap(), w.file))
+        .map(|(d, w)| (d.to_str().unwrap(), w.file.as_ref()))
         .collect();
     assert_eq!(
         files,
@@ -435,12 +436,16 @@ fn group_oom_kill_is_a_v2_file_refused_on_v1_memory() {
     let file = |r: &Resources| {
         v2(r)
             .into_iter()
-            .map(|w| (w.file, w.value, w.field))
+            .map(|w| (w.file.into_owned(), w.value, w.field.into_owned()))
             .collect::<Vec<_>>()
     };
     assert_eq!(
         file(&on),
-        [("memory.oom.group", "1".into(), "resources.memory_oom_group")]
+        [(
+            "memory.oom.group".into(),
+            "1".into(),
+            "resources.memory_oom_group".into()
+        )]
     );
     assert_eq!(file(&off)[0].1, "0");
     assert!(v1(&on).is_empty() && v1(&off).is_empty());
@@ -483,9 +488,16 @@ fn no_swap_without_a_memory_limit_is_a_v2_file() {
     crate::spec::validate::resources(&r).unwrap();
     let files: Vec<_> = v2(&r)
         .into_iter()
-        .map(|w| (w.file, w.value, w.field))
+        .map(|w| (w.file.into_owned(), w.value, w.field.into_owned()))
         .collect();
-    assert_eq!(files, [("memory.swap.max", "0".into(), "resources.swap")]);
+    assert_eq!(
+        files,
+        [(
+            "memory.swap.max".into(),
+            "0".into(),
+            "resources.swap".into()
+        )]
+    );
     let pure_v2 = memory_on_v2();
     let p = resolve(&r, &pure_v2, "airlock-x", &[]).unwrap();
     assert_eq!(p.writes[0].file, "memory.swap.max");
@@ -546,4 +558,74 @@ fn unaccounted_swap_is_skipped_only_without_swap() {
         there,
         none
     ));
+}
+
+#[test]
+fn huge_page_limits_name_their_page_size() {
+    let r = Resources {
+        hugetlb: [("2MB".into(), Size(4 << 20)), ("1GB".into(), Size(0))].into(),
+        ..Default::default()
+    };
+    let files = |w: Vec<Write>| -> Vec<(String, String, String)> {
+        w.into_iter()
+            .map(|w| (w.file.into_owned(), w.value, w.field.into_owned()))
+            .collect()
+    };
+    let row = |f: &str, v: &str, size: &str| {
+        (
+            f.to_string(),
+            v.to_string(),
+            format!("resources.hugetlb.{size}"),
+        )
+    };
+    assert_eq!(
+        files(v2(&r)),
+        [
+            row("hugetlb.1GB.max", "0", "1GB"),
+            row("hugetlb.1GB.rsvd.max", "0", "1GB"),
+            row("hugetlb.2MB.max", "4194304", "2MB"),
+            row("hugetlb.2MB.rsvd.max", "4194304", "2MB"),
+        ]
+    );
+    assert_eq!(
+        files(v1(&r))[..2],
+        [
+            row("hugetlb.1GB.limit_in_bytes", "0", "1GB"),
+            row("hugetlb.1GB.rsvd.limit_in_bytes", "0", "1GB"),
+        ]
+    );
+    // On this host's layout hugetlb is a v2 controller: enabled there and
+    // written in the sandbox's v2 cgroup.
+    let p = resolve(&r, &memory_on_v1(), "airlock-x", &[]).unwrap();
+    assert_eq!(
+        p.enable,
+        [(
+            PathBuf::from("/sys/fs/cgroup/unified/u"),
+            vec!["hugetlb".to_string()]
+        )]
+    );
+    assert!(p.v1.is_empty());
+    assert_eq!(p.writes.len(), 4);
+    assert!(p.writes.iter().all(|w| Some(&w.dir) == p.v2.as_ref()));
+    // Where no hierarchy has it, the error names the page sizes asked.
+    let e = resolve(&r, &memory_on_v2(), "airlock-x", &[]).unwrap_err();
+    assert_eq!(e.step, "resources.hugetlb.1GB, resources.hugetlb.2MB");
+    assert!(
+        e.reason.contains("the hugetlb controller is not available"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_reservation_file_is_left_out_and_a_missing_limit_is_not() {
+    let dir = std::env::temp_dir().join(format!("airlock-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hugetlb.2MB.max"), "").unwrap();
+    let left_out = |f: &str| super::super::left_out("resources.hugetlb.2MB", f, &dir.join(f));
+    assert!(left_out("hugetlb.2MB.rsvd.max"));
+    assert!(!left_out("hugetlb.2MB.max"));
+    assert!(!left_out("hugetlb.64KB.max"));
+    std::fs::write(dir.join("hugetlb.2MB.rsvd.max"), "").unwrap();
+    assert!(!left_out("hugetlb.2MB.rsvd.max"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -188,6 +188,12 @@ pub struct Resources {
     /// The memory nodes it may allocate from (`cpuset.mems`), the same way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpuset_mems: Option<String>,
+    /// Huge pages the workload may use, by page size as the kernel names
+    /// it (`2MB`, `1GB`): the hugetlb controller's `hugetlb.2MB.max` (v1
+    /// `hugetlb.2MB.limit_in_bytes`), in bytes, rounded down to whole
+    /// pages by the kernel. An OCI bundle's `linux.resources.hugepageLimits`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hugetlb: BTreeMap<String, Size>,
 }
 
 impl Resources {

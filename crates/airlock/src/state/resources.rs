@@ -41,6 +41,12 @@ impl SandboxDir {
             io_weight: new.io_weight.or(old.io_weight),
             cpuset_cpus: new.cpuset_cpus.clone().or(old.cpuset_cpus.clone()),
             cpuset_mems: new.cpuset_mems.clone().or(old.cpuset_mems.clone()),
+            hugetlb: old
+                .hugetlb
+                .iter()
+                .chain(&new.hugetlb)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         };
         // A new limit under the reservation already set is the limit's
         // fault, not the reservation's: name the field the caller gave.
@@ -97,24 +103,15 @@ impl SandboxDir {
             .map(|s| s.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
         let mut writes = update_writes(&changed, &paths, &enabled).map_err(Error::Setup)?;
-        let of_no_use = |dir: &PathBuf, w: &Write| {
-            let path = dir.join(w.file);
-            crate::cgroup::unaccounted_swap_of_no_use(
-                w.field,
-                w.file,
-                &path,
-                crate::cgroup::swap_in_use,
-            )
-        };
-        writes.retain(|(dir, w)| !of_no_use(dir, w));
+        writes.retain(|(dir, w)| !crate::cgroup::left_out(&w.field, &w.file, &dir.join(&*w.file)));
         for (dir, w) in &writes {
             if w.controller == "cpuset" {
-                crate::cgroup::cpuset_fits(dir, w.file, &w.value)
-                    .map_err(|why| Error::Setup(SetupError::new(w.field, why)))?;
+                crate::cgroup::cpuset_fits(dir, &w.file, &w.value)
+                    .map_err(|why| Error::Setup(SetupError::new(w.field.clone(), why)))?;
             }
-            if !dir.join(w.file).exists() {
+            if !dir.join(&*w.file).exists() {
                 return Err(Error::Setup(SetupError::new(
-                    w.field,
+                    w.field.clone(),
                     format!(
                         "{} has no {}: the host's {} controller cannot apply this limit",
                         dir.display(),
@@ -131,7 +128,7 @@ impl SandboxDir {
         // back, last first, so the limits stay the recorded ones.
         let mut written: Vec<(PathBuf, String)> = Vec::new();
         for (dir, w) in &writes {
-            let path = dir.join(w.file);
+            let path = dir.join(&*w.file);
             let before = std::fs::read_to_string(&path);
             if let Err(e) = std::fs::write(&path, &w.value) {
                 let mut reason = format!(
@@ -149,7 +146,7 @@ impl SandboxDir {
                         ));
                     }
                 }
-                return Err(Error::Setup(SetupError::new(w.field, reason)));
+                return Err(Error::Setup(SetupError::new(w.field.clone(), reason)));
             }
             if let Ok(before) = before {
                 // A weight file lists a default and per-device lines, of
@@ -179,7 +176,7 @@ fn order_v1_cpu(writes: &mut [(PathBuf, Write)]) {
         return;
     };
     let (dir, w) = &writes[period];
-    let current: u64 = std::fs::read_to_string(dir.join(w.file))
+    let current: u64 = std::fs::read_to_string(dir.join(&*w.file))
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
@@ -198,7 +195,7 @@ fn order_v1_memory(writes: &mut [(PathBuf, Write)]) {
         return;
     };
     let (dir, w) = &writes[memsw];
-    let current: u64 = std::fs::read_to_string(dir.join(w.file))
+    let current: u64 = std::fs::read_to_string(dir.join(&*w.file))
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(u64::MAX);

@@ -86,7 +86,26 @@ pub(crate) fn resources(r: &Resources) -> Result<(), SpecError> {
             cpu_list(field, list)?;
         }
     }
+    for size in r.hugetlb.keys() {
+        if !is_page_size(size) {
+            return Err(SpecError::new(
+                format!("resources.hugetlb.{size}"),
+                "not a huge page size as the kernel names them (a number and KB, MB or GB: \"2MB\", \"1GB\")",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// `2MB`, `1GB`, `64KB`: how the hugetlb controller names a page size in
+/// its files. Checked here because it becomes part of a file name.
+fn is_page_size(size: &str) -> bool {
+    let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &size[digits.len()..];
+    (1..=5).contains(&digits.len())
+        && digits.bytes().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0')
+        && matches!(unit, "KB" | "MB" | "GB")
 }
 
 fn cpu_list(field: &str, list: &str) -> Result<(), SpecError> {

@@ -61,6 +61,24 @@ fn a_memory_reservation_above_the_limit_is_refused() {
 }
 
 #[test]
+fn a_huge_page_size_is_named_as_the_kernel_names_it() {
+    let mut s = base();
+    for good in ["2MB", "1GB", "64KB", "16GB"] {
+        s.resources.hugetlb = [(good.to_string(), Size(0))].into();
+        validate(&s).unwrap();
+    }
+    // Each would be part of a cgroup file name.
+    for bad in [
+        "2M", "2mb", "", "MB", "02MB", "2MB/../x", "1.5GB", "123456MB",
+    ] {
+        s.resources.hugetlb = [(bad.to_string(), Size(0))].into();
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, format!("resources.hugetlb.{bad}"));
+        assert!(e.reason.contains("not a huge page size"), "{e}");
+    }
+}
+
+#[test]
 fn forbidding_nested_user_namespaces_needs_the_sandboxs_own() {
     let mut s = base();
     s.namespaces.nested_user = false;
