@@ -135,7 +135,15 @@ impl SandboxDir {
             // that record (a workload that ran and ended in between), so
             // it is read again, and only a record still not stopped now
             // was left by a supervisor that died without recording.
-            st = self.recorded()?;
+            st = self.recorded().map_err(|e| match e {
+                // Recorded and removed (remove-on-exit) since the first read.
+                StateError::Io { source, .. }
+                    if source.kind() == io::ErrorKind::NotFound && !self.dir.exists() =>
+                {
+                    StateError::Removed(self.id.clone())
+                }
+                e => e,
+            })?;
             if st.status != Status::Stopped {
                 st.status = Status::Stopped;
                 st.reason
@@ -183,9 +191,22 @@ impl SandboxDir {
         }
     }
 
-    /// `state.json` as written.
+    /// `state.json` as written. One that names another sandbox, or a name
+    /// no sandbox can have, is not this sandbox's record (a hand's edit:
+    /// its id would be cut as a hex id, its name made a link in `.names`),
+    /// and is taken as one that does not parse.
     pub fn recorded(&self) -> Result<State, StateError> {
-        self.read_json("state.json")
+        let st: State = self.read_json("state.json")?;
+        let foreign = match (st.id == self.id, super::check_name(&st.name)) {
+            (false, _) => format!("it names the sandbox {:?}, not {}", st.id, self.id),
+            (true, Err(e)) => e.to_string(),
+            (true, Ok(())) => return Ok(st),
+        };
+        Err(StateError::Io {
+            what: "parse",
+            path: self.dir.join("state.json"),
+            source: io::Error::new(io::ErrorKind::InvalidData, foreign),
+        })
     }
 
     fn read_json<T: serde::de::DeserializeOwned>(&self, file: &str) -> Result<T, StateError> {
@@ -352,7 +373,13 @@ impl SandboxDir {
     pub fn remove(&self) -> Result<(), StateError> {
         let name = self.state().ok().map(|st| st.name);
         let gone = self.dir.with_file_name(format!(".{}.removed", self.id));
-        std::fs::rename(&self.dir, &gone).map_err(io_err("remove", &self.dir))?;
+        // The supervisor of a sandbox that removes itself on exit does not
+        // take the sandbox's lock: a remover that met it first found it
+        // stopped, and finds it gone now.
+        std::fs::rename(&self.dir, &gone).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StateError::Removed(self.id.clone()),
+            _ => io_err("remove", &self.dir)(e),
+        })?;
         if let (Some(name), Some(root)) = (name, self.dir.parent()) {
             // Under the root's lock, as names are claimed: between reading
             // the name's link and unlinking it, a create may have taken
@@ -369,6 +396,27 @@ impl SandboxDir {
                 r => return r.map_err(io_err("remove", &gone)),
             }
         }
+    }
+
+    /// Finish the removal of a directory renamed to be removed (`self`)
+    /// whose remover was killed before it emptied it
+    /// (a supervisor's remove-on-exit, an `rm` the OOM killer took):
+    /// nothing else ever looks at it again. One whose remover is still
+    /// at it holds a lock (`rm` the sandbox's lock, a supervisor and a
+    /// maker the alive locks), and is left to it.
+    pub(super) fn sweep_removed(&self) {
+        if self.alive() {
+            return;
+        }
+        let held = match self.try_lock() {
+            Ok(None) => return,
+            Ok(Some(lock)) => Some(lock),
+            Err(_) => None,
+        };
+        // What stays (a file the kernel will not let go of) is tried again
+        // at the next listing.
+        let _ = std::fs::remove_dir_all(&self.dir);
+        drop(held);
     }
 
     pub fn log_path(&self, stream: &str) -> PathBuf {

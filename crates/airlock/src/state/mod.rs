@@ -397,6 +397,10 @@ impl StateRoot {
         };
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            if is_removed(&id) {
+                SandboxDir::at(&e.path()).sweep_removed();
+                continue;
+            }
             if !is_id(&id) {
                 continue;
             }
@@ -551,6 +555,14 @@ pub fn check_name(n: &str) -> Result<(), StateError> {
     } else {
         Err(StateError::BadName(n.into()))
     }
+}
+
+/// A sandbox directory renamed to be removed (`.<id>.removed`, see
+/// [`SandboxDir::remove`]).
+fn is_removed(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".removed"))
+        .is_some_and(is_id)
 }
 
 pub(crate) fn new_id() -> io::Result<String> {

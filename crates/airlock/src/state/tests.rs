@@ -78,6 +78,9 @@ fn create_find_and_remove() {
     assert_eq!(st.status, Status::Stopped, "no supervisor: stopped");
     assert!(st.reason.is_some());
     sb.remove().unwrap();
+    // A second remover (an `rm` that met a supervisor's remove-on-exit)
+    // finds it removed, not an I/O error.
+    assert!(matches!(sb.remove(), Err(StateError::Removed(_))));
     assert!(root.list().is_empty());
 }
 
@@ -453,4 +456,111 @@ fn a_wait_during_the_making_holds_nothing_up() {
     drop(dir_lock);
     assert!(waiter.join().unwrap());
     assert!(!sb.alive());
+}
+
+/// A directory renamed to be removed whose remover died is swept by the
+/// next listing; one whose remover still holds the sandbox's lock or its
+/// alive lock is left to it.
+#[test]
+fn a_removal_cut_short_is_finished_by_a_listing() {
+    let (_tmp, root) = temp_root("state-sweep");
+    let spec = SandboxSpec::default();
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (sb, alive) = root.create(&new_id().unwrap(), None, &spec, true).unwrap();
+        std::fs::write(sb.dir.join("stdout.log"), "left").unwrap();
+        let gone = sb.dir.with_file_name(format!(".{}.removed", sb.id));
+        std::fs::rename(&sb.dir, &gone).unwrap();
+        made.push((SandboxDir::at(&gone), alive));
+    }
+    let [(dead, dead_alive), (removing, removing_alive), (supervised, supervised_alive)]: [_; 3] =
+        made.try_into().unwrap();
+    drop((dead_alive, removing_alive));
+    let rm_lock = removing.lock().unwrap();
+    assert!(root.list().is_empty());
+    assert!(!dead.dir.exists(), "no remover left: swept");
+    assert!(removing.dir.exists(), "an rm holds its lock: left to it");
+    assert!(
+        supervised.dir.exists(),
+        "a supervisor holds alive: left to it"
+    );
+    drop((rm_lock, supervised_alive));
+    root.list();
+    assert!(!removing.dir.exists() && !supervised.dir.exists());
+    // A name that only looks like one is not touched.
+    let other = root.path().join(".notanid.removed");
+    std::fs::create_dir(&other).unwrap();
+    root.list();
+    assert!(other.exists());
+}
+
+/// A state file that names another sandbox, or a name no sandbox can
+/// have (a hand's edit), is not taken as this sandbox's record: it is
+/// listed as an unreadable, stopped one.
+#[test]
+fn a_state_file_of_another_sandbox_is_unreadable() {
+    let (_tmp, root) = temp_root("state-foreign");
+    let (sb, alive) = root
+        .create(
+            &new_id().unwrap(),
+            Some("mine"),
+            &SandboxSpec::default(),
+            true,
+        )
+        .unwrap();
+    drop(alive);
+    let good = std::fs::read_to_string(sb.dir.join("state.json")).unwrap();
+    for (from, to) in [
+        (
+            format!("\"id\": \"{}\"", sb.id),
+            "\"id\": \"x\"".to_string(),
+        ),
+        (
+            "\"name\": \"mine\"".to_string(),
+            "\"name\": \"../../x\"".to_string(),
+        ),
+    ] {
+        assert!(good.contains(&from), "{good}");
+        std::fs::write(sb.dir.join("state.json"), good.replace(&from, &to)).unwrap();
+        let listed = root.list();
+        assert_eq!(listed.len(), 1);
+        let st = &listed[0].1;
+        assert_eq!(
+            (st.id.as_str(), st.status),
+            (sb.id.as_str(), Status::Stopped)
+        );
+        assert_eq!(st.name, sb.id[..12]);
+        assert!(
+            st.reason.as_ref().unwrap().contains("cannot be read"),
+            "{st:?}"
+        );
+    }
+}
+
+/// A sandbox that removes itself on exit may start, run and be gone
+/// before `start` first looks again: started all the same, not an error.
+#[test]
+fn a_start_that_ends_and_takes_its_directory_along_is_started() {
+    let (_tmp, root) = temp_root("state-start-rm");
+    let (sb, alive) = root
+        .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
+        .unwrap();
+    sb.update(|st| st.status = Status::Created).unwrap();
+    let listener = control::listen(&sb.dir).unwrap();
+    let supervisor = {
+        let sb = SandboxDir::at(&sb.dir);
+        std::thread::spawn(move || {
+            let incoming = control::accept(&listener).unwrap();
+            assert!(matches!(incoming.request, control::Request::Start));
+            // Ran, recorded its end and removed its directory, as a
+            // supervisor of `--rm` does, before it answers.
+            sb.update(|st| st.status = Status::Stopped).unwrap();
+            sb.remove().unwrap();
+            drop(alive);
+            incoming.reply(Ok(()));
+        })
+    };
+    sb.start().unwrap();
+    supervisor.join().unwrap();
+    assert!(!sb.dir.exists());
 }

@@ -31,10 +31,13 @@ impl SandboxDir {
         let end = std::time::Instant::now() + Duration::from_secs(5);
         let mut pause = super::Backoff::new(Duration::from_millis(2));
         while std::time::Instant::now() < end {
-            if self.state()?.status != Status::Created {
-                break;
+            match self.state() {
+                Ok(st) if st.status == Status::Created => pause.pause_until(end),
+                Ok(_) => break,
+                // Started, ended and removed on its exit before this look.
+                Err(StateError::Removed(_)) => break,
+                Err(e) => return Err(e),
             }
-            pause.pause_until(end);
         }
         Ok(())
     }
@@ -150,8 +153,11 @@ impl SandboxDir {
             }
         }
         self.reclaim_cgroups(&st);
-        self.remove()?;
-        Ok(st)
+        match self.remove() {
+            // Its supervisor removed it on its exit as we looked.
+            Ok(()) | Err(StateError::Removed(_)) => Ok(st),
+            Err(e) => Err(e),
+        }
     }
 
     /// Kill what is left in the cgroups of a sandbox that is stopped by no
