@@ -120,6 +120,64 @@ fn a_decompression_bomb_is_refused_before_it_is_written() {
     assert_eq!(layers, 1);
 }
 
+/// One pax record, `LEN key=value\n`, LEN counting itself.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let rest = format!(" {key}={value}\n");
+    let mut len = rest.len() + 1;
+    while format!("{len}").len() + rest.len() != len {
+        len += 1;
+    }
+    format!("{len}{rest}").into_bytes()
+}
+
+/// The long names and pax headers the tar crate reads itself, before the
+/// entry they describe, are decompressed and hashed as a body is: they
+/// count against the layer's ratio (eight entries, each with half a MiB
+/// of pax comment, compress to a few KiB).
+#[test]
+fn pax_and_long_name_bodies_count_as_bytes_unpacked() {
+    let limits = Limits {
+        ratio_floor: 1 << 20,
+        ..DEFAULT_LIMITS
+    };
+    let layer_of = |pax_bytes: usize| {
+        let mut out = Vec::new();
+        for i in 0..8 {
+            let body = pax_record("comment", &"0".repeat(pax_bytes));
+            let mut x = tar::Header::new_ustar();
+            x.set_path("PaxHeaders/f").unwrap();
+            x.set_entry_type(tar::EntryType::XHeader);
+            x.set_size(body.len() as u64);
+            x.set_mode(0o644);
+            x.set_cksum();
+            out.extend_from_slice(x.as_bytes());
+            out.extend_from_slice(&body);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+            let mut f = tar::Header::new_ustar();
+            f.set_path(format!("f{i}")).unwrap();
+            f.set_size(0);
+            f.set_mode(0o644);
+            f.set_cksum();
+            out.extend_from_slice(f.as_bytes());
+        }
+        out.extend([0u8; 1024]);
+        out
+    };
+    let bomb = layer_of(512 << 10);
+    assert!(gzip(&bomb).len() < 64 << 10);
+    let (r, layers) = pull(vec![bomb], limits);
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("layer entry \"f") && e.contains("decompression bomb"),
+        "{e}"
+    );
+    assert_eq!(layers, 0);
+    // Control: small pax headers, as real layers have, pass.
+    let (r, layers) = pull(vec![layer_of(100)], limits);
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(layers, 1);
+}
+
 #[test]
 fn bytes_and_entries_are_bounded_per_image() {
     let mib = |n: usize| -> Vec<u8> { (0..n << 20).map(|j| ((j * 7919) >> 9) as u8).collect() };

@@ -374,10 +374,13 @@ fn a_pull_sweeps_what_killed_pulls_left() {
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     let dead = gone.id();
     gone.wait().unwrap();
-    let left = store.join("tmp").join(format!("abcd-{dead}-1"));
+    // Named as `Store::scratch` names them: prefix, pid, nonce, count.
+    let left = store
+        .join("tmp")
+        .join(format!("abcd-{dead}-1764000000000000000-0"));
     let live = store
         .join("tmp")
-        .join(format!("abcd-{}-1", std::process::id()));
+        .join(format!("abcd-{}-1764000000000000000-0", std::process::id()));
     for d in [&left, &live] {
         std::fs::create_dir_all(d.join("rootfs")).unwrap();
     }

@@ -750,6 +750,12 @@ fn hostile_layers() {
         E::Hardlink("hidden-too", "gone"),
     ]);
     assert_refused(&env, &r, "not a file of this layer");
+    // A whiteout of `..` would mark the directory above the layer's root
+    // opaque (outside it), one of `.` its own directory.
+    for name in [".wh...", "d/.wh..", ".wh."] {
+        let (env, r) = hostile(&[E::Dir("d", 0o755), E::File(name, b"", 0o644)]);
+        assert_refused(&env, &r, "hides nothing a layer below can hold");
+    }
     // A hard link to a FIFO of the layer is one.
     let (_env, r) = hostile(&[E::Fifo("pipe"), E::Hardlink("pipe2", "pipe")]);
     assert_ne!(r.code, 125, "{}", r.stderr);
@@ -1091,8 +1097,12 @@ fn image_ls_rm_prune() {
     // Work in tmp/ of a process still there (this test) stays; that of
     // one that is gone is removed.
     let tmp = env.dir.path().join("store/tmp");
-    let live = tmp.join(format!("layer-{}-1", std::process::id()));
-    let dead = tmp.join("layer-999999999-1");
+    // Named as `Store::scratch` names them: prefix, pid, nonce, count.
+    let live = tmp.join(format!(
+        "layer-{}-1764000000000000000-0",
+        std::process::id()
+    ));
+    let dead = tmp.join("layer-999999999-1764000000000000000-0");
     for d in [&live, &dead] {
         std::fs::create_dir(d).unwrap();
     }

@@ -278,7 +278,8 @@ fn json_blob<T: serde::de::DeserializeOwned>(
     kind: &str,
 ) -> Result<T, ImageError> {
     let digest = d.digest().to_string();
-    let path = dir.join("blobs/sha256").join(digest_hex(&digest)?);
+    let hex = digest_hex(&digest).map_err(|e| e.context(format!("the {kind}'s descriptor")))?;
+    let path = dir.join("blobs/sha256").join(hex);
     let text = read_bounded(&path)?;
     let actual = sha256_bytes(&text);
     if actual != digest {
@@ -292,7 +293,8 @@ fn json_blob<T: serde::de::DeserializeOwned>(
 /// of what it reads).
 fn layer_blob(dir: &Path, d: &Descriptor, diff_id: &str) -> Result<Layer, ImageError> {
     let digest = d.digest().to_string();
-    let path = dir.join("blobs/sha256").join(digest_hex(&digest)?);
+    let hex = digest_hex(&digest).map_err(|e| e.context("the manifest's layer descriptor"))?;
+    let path = dir.join("blobs/sha256").join(hex);
     let layer = open_layer(path, Some(digest.clone()), diff_id)?;
     let actual = sha256_of(layer.reader(), &layer.blob)?;
     if actual != digest {
@@ -367,8 +369,10 @@ fn checked_layers<T>(
     entries
         .iter()
         .zip(diff_ids)
-        .map(|(e, diff_id)| {
-            digest_hex(diff_id)?;
+        .enumerate()
+        .map(|(i, (e, diff_id))| {
+            digest_hex(diff_id)
+                .map_err(|e| e.context(format!("the config's rootfs.diff_ids[{i}]")))?;
             layer(e, diff_id)
         })
         .collect()
@@ -640,5 +644,31 @@ mod tests {
             parse_json::<ImageIndex>(p, br#"{"manifests": [{"digest": "sha256:xyz"}]}"#, "index")
                 .unwrap_err();
         assert!(matches!(e, ImageError::Invalid(_)), "{e}");
+    }
+
+    /// A diff_id that is no digest names the config's field it is in,
+    /// before any layer is looked at.
+    #[test]
+    fn a_malformed_diff_id_names_its_field() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        let c: ImageConfig = parse_json(
+            Path::new("x"),
+            format!(r#"{{"rootfs": {{"type": "layers", "diff_ids": ["sha256:XY", "{good}"]}}}}"#)
+                .as_bytes(),
+            "config",
+        )
+        .unwrap();
+        let mut asked = 0;
+        let e = checked_layers(&c, &[(), ()], |_, _| {
+            asked += 1;
+            Err(ImageError::Invalid("a layer was looked at".into()))
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "the config's rootfs.diff_ids[0]: malformed digest \"sha256:XY\""
+        );
+        assert_eq!(asked, 0);
     }
 }

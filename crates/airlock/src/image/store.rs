@@ -163,8 +163,25 @@ fn unpack_verified(
 /// no sandbox sees half of it. Returns false when another process put the
 /// same layer there first (theirs is used, ours removed).
 fn install(tmp: &Path, dir: &Path) -> Result<bool, ImageError> {
+    // On disk before its name is: the rename is journaled at once, the
+    // files' data (delayed allocation) later, and a crash in between
+    // would leave a layer that looks complete (its meta.json there) with
+    // empty or short files, which every later run would use.
+    let synced = std::fs::File::open(tmp)
+        .and_then(|d| rustix::fs::syncfs(&d).map_err(Into::into))
+        .map_err(|e| ImageError::io(tmp, e));
+    if let Err(e) = synced {
+        remove_tree(tmp);
+        return Err(e);
+    }
     match std::fs::rename(tmp, dir) {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            // And the new name too, before the image's record names it.
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+            }
+            Ok(true)
+        }
         Err(_) if dir.join("meta.json").exists() => {
             remove_tree(tmp);
             Ok(false)
@@ -678,10 +695,12 @@ enum Owner {
     Unknown,
 }
 
-/// The process that made the `tmp/` entry `name` (`PREFIX-PID-NONCE`).
+/// The process that made the `tmp/` entry `name`
+/// (`PREFIX-PID-NONCE-N`, as [`Store::scratch`] names them).
 fn scratch_owner(name: &str) -> Owner {
-    let mut parts = name.rsplitn(3, '-');
-    let (Some(_nonce), Some(pid), Some(_prefix)) = (parts.next(), parts.next(), parts.next())
+    let mut parts = name.rsplitn(4, '-');
+    let (Some(_n), Some(_nonce), Some(pid), Some(_prefix)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Owner::Unknown;
     };
@@ -837,5 +856,29 @@ mod tests {
         std::fs::write(layer.join("meta.json"), meta.to_string()).unwrap();
         let notes = store.layer_notes(&layer.join("rootfs"));
         assert_eq!(notes, ["\\u{1b}]0;owned\\u{7}\\u{1b}[2Jcleared"]);
+    }
+
+    /// The sweep reads the owner back from the name `scratch` gives (a
+    /// prefix with dashes of its own too): a pull that was killed is
+    /// known as gone, not as a name of another form.
+    #[test]
+    fn a_scratch_names_its_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        for prefix in ["abcd", "sha256-ab-cd"] {
+            let made = store.scratch(prefix).unwrap();
+            let name = made.file_name().unwrap().to_str().unwrap();
+            assert!(scratch_owner(name) == Owner::Ours, "{name}");
+            let mut gone = std::process::Command::new("true").spawn().unwrap();
+            let dead = gone.id().to_string();
+            gone.wait().unwrap();
+            let theirs = name.replacen(
+                &format!("-{}-", std::process::id()),
+                &format!("-{dead}-"),
+                1,
+            );
+            assert!(scratch_owner(&theirs) == Owner::Gone, "{theirs}");
+        }
+        assert!(scratch_owner("abcd-1-2") == Owner::Unknown);
     }
 }

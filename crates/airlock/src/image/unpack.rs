@@ -86,6 +86,7 @@ struct Notes {
 }
 
 const MAX_NOTES: usize = 32;
+const MAX_XATTR_NAMES: usize = 64;
 
 impl Notes {
     fn push(&mut self, note: String) {
@@ -95,9 +96,16 @@ impl Notes {
         }
     }
 
-    /// `names`, the extended attributes entry `raw` had and loses.
+    /// `names`, the extended attributes entry `raw` had and loses. Only
+    /// the first [`MAX_XATTR_NAMES`] distinct ones are kept (a layer can
+    /// name millions).
     fn lost_xattrs(&mut self, raw: &str, names: impl Iterator<Item = String>) {
-        self.xattrs.extend(names);
+        for name in names {
+            if self.xattrs.len() >= MAX_XATTR_NAMES {
+                break;
+            }
+            self.xattrs.insert(name);
+        }
         self.xattr_entries += 1;
         self.first_xattr_entry
             .get_or_insert_with(|| raw.to_string());
@@ -352,7 +360,9 @@ pub fn unpack(
     budget: &mut Budget,
 ) -> Result<Vec<String>, ImageError> {
     let mut u = Unpacker::open(dest, opts, *budget)?;
-    let mut archive = tar::Archive::new(super::tar_meta::MetaBound::new(tar));
+    let extensions = std::rc::Rc::default();
+    let bound = super::tar_meta::MetaBound::new(tar, std::rc::Rc::clone(&extensions));
+    let mut archive = tar::Archive::new(bound);
     let entries = archive
         .entries()
         .map_err(|e| ImageError::Invalid(format!("reading the layer: {e}")))?;
@@ -360,7 +370,7 @@ pub fn unpack(
         let mut entry = entry.map_err(|e| {
             ImageError::Invalid(format!("reading the layer: {e} (truncated or corrupt?)"))
         })?;
-        u.entry(&mut entry)?;
+        u.entry(&mut entry, extensions.take())?;
     }
     *budget = u.budget;
     u.finish()
@@ -385,8 +395,13 @@ impl Unpacker {
         })
     }
 
-    /// Write one entry, or neutralise or refuse it.
-    fn entry(&mut self, entry: &mut tar::Entry<impl Read>) -> Result<(), ImageError> {
+    /// Write one entry, or neutralise or refuse it. `extensions`: the
+    /// bytes of the long names and pax headers that came before it.
+    fn entry(
+        &mut self,
+        entry: &mut tar::Entry<impl Read>,
+        extensions: u64,
+    ) -> Result<(), ImageError> {
         let raw = match std::str::from_utf8(&entry.path_bytes()) {
             Ok(name) => name.to_string(),
             Err(_) => {
@@ -411,6 +426,8 @@ impl Unpacker {
         if entry.size() > 0 && (!written || skipped) {
             self.budget.add_bytes(&raw, entry.size())?;
         }
+        // Read and hashed as much as a body is.
+        self.budget.add_bytes(&raw, extensions)?;
         let Some(name) = parts.last().cloned() else {
             return Ok(()); // the layer's root itself
         };
@@ -486,6 +503,14 @@ impl Unpacker {
         let Some(hidden) = t.name.strip_prefix(".wh.") else {
             return Ok(false);
         };
+        // `.wh...` would make the directory above the layer's root opaque
+        // (a plain openat of ".."), `.wh..` its own directory.
+        if matches!(hidden, "" | "." | "..") {
+            return Err(refused(
+                &t.raw,
+                format!("a whiteout of {hidden:?} hides nothing a layer below can hold"),
+            ));
+        }
         // A whiteout hides what the layers below hold, never what its own
         // layer does (the OCI image spec): an entry this layer already
         // wrote stays, and hides the layers below by itself; a directory
