@@ -328,13 +328,17 @@ impl Sandbox {
                 // report we could not read) ends first: its state must not
                 // go from under a sandbox that runs.
                 if sb.alive() && sb.kill_all().is_err() {
-                    // Not listening yet (stuck in its setup): by its pid.
+                    // Not listening yet (stuck in its setup): by its pid,
+                    // if that is still the process holding the sandbox's
+                    // directory, not one that took the number since.
                     let pid = sb.state().ok().and_then(|st| st.supervisor_pid);
                     let pidfd = pid.and_then(rustix::process::Pid::from_raw).and_then(|p| {
                         rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
                     });
-                    if let Some(fd) = pidfd {
-                        let _ = Stopper(fd).stop();
+                    if let (Some(fd), Some(pid)) = (pidfd, pid) {
+                        if sb.held_by(pid) {
+                            let _ = Stopper(fd).stop();
+                        }
                     }
                     sb.wait_ended(Some(crate::state::KILL_WAIT));
                 }

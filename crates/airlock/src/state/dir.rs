@@ -274,6 +274,24 @@ impl SandboxDir {
         Ok(f)
     }
 
+    /// Does process `pid` hold this sandbox's directory open, as its
+    /// supervisor and guard do ([`SandboxDir::hold_alive`])? What tells a
+    /// supervisor's pid read from the state file from a process that took
+    /// the number since. (Ask after opening a pidfd on `pid`: a process
+    /// that took the number after that is not the pidfd's.)
+    pub fn held_by(&self, pid: i32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(dir) = std::fs::metadata(&self.dir) else {
+            return false;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dir.dev() && m.ino() == dir.ino())
+        })
+    }
+
     /// The locks that say the supervisor or its guard lives: the `alive`
     /// file's (held from the sandbox's making; alone for a sandbox an
     /// older airlock started), then the directory's (which the supervisor

@@ -564,3 +564,29 @@ fn a_start_that_ends_and_takes_its_directory_along_is_started() {
     supervisor.join().unwrap();
     assert!(!sb.dir.exists());
 }
+
+/// A pid is taken for the sandbox's supervisor only while that process
+/// holds the sandbox's directory open.
+#[test]
+fn a_supervisor_pid_is_known_by_the_directory_it_holds() {
+    let (_tmp, root) = temp_root("state-held");
+    let (sb, _alive) = root
+        .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
+        .unwrap();
+    let me = std::process::id() as i32;
+    assert!(
+        !sb.held_by(me),
+        "only the alive file is open, not the directory"
+    );
+    let held = sb.hold_alive().unwrap();
+    assert!(sb.held_by(me));
+    let mut other = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    assert!(!sb.held_by(other.id() as i32), "another process");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    drop(held);
+    assert!(!sb.held_by(me));
+}
