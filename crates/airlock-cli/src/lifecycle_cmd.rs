@@ -110,6 +110,11 @@ pub struct ExecArgs {
     /// Give the process a new pseudo-terminal, proxied to yours.
     #[arg(short, long)]
     pub(crate) tty: bool,
+    /// Give the process /dev/null as its stdin, not yours (as `ssh -n`):
+    /// for a loop that reads its own input (`while read`), which an exec
+    /// through --host would otherwise read ahead.
+    #[arg(short = 'n', long, conflicts_with = "tty")]
+    pub(crate) no_stdin: bool,
     /// Print a trace of the setup steps on stderr.
     #[arg(short, long)]
     pub(crate) verbose: bool,
@@ -389,7 +394,7 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
     }
     let relay = match a.tty {
         true => None,
-        false => match TerminalRelay::new() {
+        false => match TerminalRelay::new(a.no_stdin) {
             Ok(r) => r,
             Err(e) => return refuse(format!("exec: pipes for the terminal: {e}")),
         },
@@ -454,17 +459,22 @@ struct Copying {
 
 impl TerminalRelay {
     /// None when none of our stdio is a terminal.
-    fn new() -> std::io::Result<Option<TerminalRelay>> {
+    /// `no_stdin`: the exec's stdin is /dev/null.
+    fn new(no_stdin: bool) -> std::io::Result<Option<TerminalRelay>> {
         use std::os::fd::BorrowedFd;
         // SAFETY: fds 0-2 are open for the whole life of this process.
         let stdio = |n| unsafe { BorrowedFd::borrow_raw(n) };
-        if !(0..3).any(|n| rustix::termios::isatty(stdio(n))) {
+        if !no_stdin && !(0..3).any(|n| rustix::termios::isatty(stdio(n))) {
             return Ok(None);
         }
         let mut child = Vec::new();
         let mut ours = [None, None, None];
         for n in 0..3 {
             let fd = stdio(n);
+            if n == 0 && no_stdin {
+                child.push(std::fs::File::open("/dev/null")?.into());
+                continue;
+            }
             if !rustix::termios::isatty(fd) {
                 child.push(fd.try_clone_to_owned()?);
                 continue;

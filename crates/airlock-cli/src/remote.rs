@@ -709,11 +709,18 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
     };
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let _ = tx.send(exec_in(Input::Start(start))).await;
-    let input = stdin_messages(
-        |b| exec_in(Input::Stdin(b)),
-        Some(exec_in(Input::CloseStdin(true))),
-        None,
-    );
+    let input = match a.no_stdin {
+        // Nothing of ours is read: the process's stdin ends at once.
+        true => {
+            let _ = tx.send(exec_in(Input::CloseStdin(true))).await;
+            tokio::sync::mpsc::channel(1).1
+        }
+        false => stdin_messages(
+            |b| exec_in(Input::Stdin(b)),
+            Some(exec_in(Input::CloseStdin(true))),
+            None,
+        ),
+    };
     if a.tty {
         resizes(|r| exec_in(Input::Resize(r)), tx.clone());
     }

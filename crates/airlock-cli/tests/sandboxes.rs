@@ -1552,3 +1552,40 @@ fn a_stop_that_meets_the_end_keeps_the_workloads_status() {
     );
     assert_eq!(al(root, &["rm", "e"]).code, 0);
 }
+
+/// `exec -n` gives the process /dev/null for stdin: a `while read` loop
+/// around it keeps its input, where without it the exec'd `cat` takes
+/// the rest (it is handed the caller's stdin).
+#[test]
+fn exec_without_stdin_leaves_the_callers_input() {
+    require_root!();
+    let root = StateRoot::new();
+    let r = al(
+        root.path(),
+        &["run", "-d", "--name", "n", "--", "sleep", "1000"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let looped = |flags: &str| {
+        let script = format!(
+            r#"printf '1\n2\n' | while read x; do "$AIRLOCK" --state-root "$ROOT" exec {flags} n -- cat; echo "got $x"; done"#
+        );
+        let o = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("AIRLOCK", airlock_bin())
+            .env("ROOT", root.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(looped("-n"), "got 1\ngot 2\n");
+    assert_eq!(looped(""), "2\ngot 1\n");
+    // With a terminal of its own, stdin is the terminal's.
+    let r = al(root.path(), &["exec", "-n", "-t", "n", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--no-stdin") && r.stderr.contains("--tty"),
+        "{}",
+        r.stderr
+    );
+}

@@ -150,3 +150,28 @@ fn wait_on_a_sandbox_that_ended_without_a_status() {
     assert_eq!(r.stdout, "");
     let _ = airlock(&d, None, &["rm", "-f", "cut"]);
 }
+
+/// `exec -n` through a daemon reads nothing of ours: a `while read` loop
+/// around it keeps its input, where a plain exec reads ahead (as `ssh`
+/// without `-n` does) and the loop ends after one line.
+#[test]
+fn exec_without_stdin_reads_none_of_ours() {
+    if !root_or_skip("exec_without_stdin_reads_none_of_ours") {
+        return;
+    }
+    let d = Daemon::start("");
+    running(&d, "web");
+    let looped = |flags: &str| {
+        let r = shell(
+            &d,
+            &format!(
+                r#"printf '1\n2\n3\n' | while read x; do "$AIRLOCK" exec {flags} web -- true; echo "got $x"; done"#
+            ),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    };
+    assert_eq!(looped("-n"), "got 1\ngot 2\ngot 3\n");
+    assert_eq!(looped(""), "got 1\n");
+    let _ = airlock(&d, None, &["rm", "-f", "web"]);
+}
