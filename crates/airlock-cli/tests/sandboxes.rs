@@ -1589,3 +1589,41 @@ fn exec_without_stdin_leaves_the_callers_input() {
         r.stderr
     );
 }
+
+/// A created sandbox's timeout counts from its start, not from its
+/// creation: held past its timeout, it still runs once started, and the
+/// timeout then ends it.
+#[test]
+fn a_created_sandboxs_timeout_counts_from_its_start() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "create",
+            "--timeout",
+            "1",
+            "--name",
+            "t",
+            "--",
+            "sleep",
+            "100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(inspect(root, "t")["status"], "created");
+    let r = al(root, &["start", "t"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let st = inspect(root, "t");
+    assert_eq!(st["status"], "running", "{st}");
+    let w = al(root, &["wait", "t"]);
+    assert_eq!(w.code, 137, "{}", w.stderr);
+    let st = inspect(root, "t");
+    assert!(
+        st["reason"].as_str().unwrap_or("").contains("timeout"),
+        "{st}"
+    );
+    assert_eq!(al(root, &["rm", "t"]).code, 0);
+}

@@ -292,9 +292,8 @@ pub(super) fn supervise(
     let status_fd = super::status_fd::write_started(&plan, pid).inspect_err(|_| {
         kill_and_reap(&pidfd, pid);
     })?;
-    let deadline = plan
-        .timeout_ms
-        .and_then(|t| started.checked_add(Duration::from_millis(t)));
+    let timeout = plan.timeout_ms.map(Duration::from_millis);
+    let deadline = timeout.and_then(|t| started.checked_add(t));
     if let Some(fd) = plan.status_fds.block {
         super::status_fd::wait_block(fd, &pidfd, &stop, deadline).inspect_err(|_| {
             kill_and_reap(&pidfd, pid);
@@ -327,9 +326,11 @@ pub(super) fn supervise(
     // Recorded and carried out: the watch needs none of it.
     drop(plan);
 
+    let held = hold_write.is_some();
     let outcome = Watch {
         parent,
-        deadline,
+        deadline: deadline.filter(|_| !held),
+        held_timeout: timeout.filter(|_| held),
         inner: Some(inner),
         control,
         logs,

@@ -50,6 +50,10 @@ pub(super) struct Watch<'a> {
     pub(super) logs: Option<Logs>,
     /// Releases a created sandbox's workload.
     pub(super) hold: Option<OwnedFd>,
+    /// The timeout of a created sandbox, counted from its start: its
+    /// `deadline` is set then (a sandbox created now and started in an
+    /// hour has its whole timeout to run).
+    pub(super) held_timeout: Option<std::time::Duration>,
     pub(super) state_dir: Option<&'a SandboxDir>,
     /// PID 1's namespaces, for `exec` (a sandbox with state).
     pub(super) namespaces: Vec<(crate::namespace::Namespace, OwnedFd)>,
@@ -138,6 +142,7 @@ impl<'a> Watch<'a> {
             waiting: control::Waiting::default(),
             logs: None,
             hold: None,
+            held_timeout: None,
             state_dir,
             namespaces: Vec::new(),
             tty: None,
@@ -613,9 +618,14 @@ impl<'a> Watch<'a> {
                 Ok(())
             }
             Request::Start => match self.hold.take() {
-                Some(w) => rustix::io::write(&w, b"s")
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
+                Some(w) => {
+                    if let Some(t) = self.held_timeout.take() {
+                        self.deadline = Instant::now().checked_add(t);
+                    }
+                    rustix::io::write(&w, b"s")
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
                 None => Err("it was started already".into()),
             },
             Request::Namespaces | Request::Attach => unreachable!("answered above"),
