@@ -644,3 +644,26 @@ fn read_only_and_masked_paths_land_on_the_sandboxs_proc() {
     let r = run(r#""/proc/sys""#);
     assert_eq!(r.stdout, "comm-written\nsys-refused\n", "{}", r.stderr);
 }
+
+/// Without no_new_privs the spec's own filter is installed before the
+/// workload's identity is set; one that answers EINVAL for
+/// PR_CAPBSET_DROP (24) made every drop look like a capability the kernel
+/// lacks, and a uid 0 workload kept the whole bounding set (every
+/// capability back at its next exec). The bounding set is emptied before
+/// any filter now.
+#[test]
+fn a_spec_filter_cannot_keep_the_bounding_set() {
+    let spec = serde_json::json!({
+        "process": {"args": ["sh", "-c", "grep CapBnd /proc/self/status"], "no_new_privs": false},
+        "filesystem": {"mounts": serde_json::from_str::<serde_json::Value>(&system_view()).unwrap()},
+        "seccomp": {"profile": "custom", "oci": {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["prctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+                          "args": [{"index": 0, "value": 24, "op": "SCMP_CMP_EQ"}]}],
+        }},
+        "allow_unsafe": ["no-new-privs-disabled", "seccomp-permissive"],
+    });
+    let r = run_spec(&spec.to_string());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "CapBnd:\t0000000000000000\n", "{}", r.stderr);
+}

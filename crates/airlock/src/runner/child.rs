@@ -584,6 +584,9 @@ pub(super) fn lock_down(
         rustix::io::fcntl_setfd(f, rustix::io::FdFlags::empty())
             .step(|| format!("--preserve-fds: fd {fd}"))?;
     }
+    // Before any filter of the spec's: answered by one, a drop would look
+    // like a capability this kernel does not have.
+    identity::drop_bounding_set(p)?;
     if p.no_new_privs {
         ids()?;
         // Before the filter, which could refuse what it takes.

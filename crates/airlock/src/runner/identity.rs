@@ -4,7 +4,10 @@
 //!
 //! 1. drop from the bounding set every capability not kept, while we still
 //!    hold CAP_SETPCAP; with an empty bounding set even a uid-0 workload
-//!    gets no capability from execve;
+//!    gets no capability from execve ([`drop_bounding_set`], called
+//!    before Landlock and any seccomp filter: a spec's own filter, which
+//!    without no_new_privs is installed before the rest of this, could
+//!    answer EINVAL for the drops, which reads as "no such capability");
 //! 2. supplementary groups, gid, uid (keeping the permitted set across the
 //!    uid change only if capabilities are kept);
 //! 3. effective and permitted set to exactly the kept ones, inheritable
@@ -29,10 +32,15 @@ fn set_of(numbers: &[u8]) -> CapsHashSet {
         .collect()
 }
 
+/// Step 1 (see the module's doc).
+pub fn drop_bounding_set(plan: &ProcessPlan) -> Result<(), SetupError> {
+    shrink_bounding_set(&set_of(&plan.capabilities))
+}
+
+/// Steps 2 to 4, after [`drop_bounding_set`].
 pub fn apply(plan: &ProcessPlan) -> Result<(), SetupError> {
     let keep = set_of(&plan.capabilities);
     let ambient = plan.ambient.as_deref().map_or_else(|| keep.clone(), set_of);
-    shrink_bounding_set(&keep)?;
     if !keep.is_empty() {
         rustix::thread::set_keep_capabilities(true).step(caps_step)?;
     }
