@@ -180,6 +180,16 @@ fn vet_inherited(preserved: u32) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// The first of the runner's own fds (`ours`, and the plan's) that lies
+/// among the `preserve` fds from 3 on.
+fn own_among_preserved(ours: &[i32], plan_fd: i32, preserve: u32) -> Option<i32> {
+    let preserved = 3..3 + preserve as i32;
+    ours.iter()
+        .copied()
+        .chain([plan_fd])
+        .find(|fd| preserved.contains(fd))
+}
+
 fn run(
     reporter: Reporter,
     parent_pid: i32,
@@ -211,6 +221,19 @@ fn run(
             .into_iter()
             .collect();
         keep.extend(alive_fd);
+        // Ours sit at the lowest numbers free when the runner was spawned:
+        // one among the caller's preserved fds means the caller had not
+        // opened them all, and ours would be closed, or passed on to the
+        // workload, as the caller's.
+        if let Some(fd) = own_among_preserved(&keep, plan_fd, process.preserve_fds) {
+            return Err(SetupError::new(
+                "--preserve-fds",
+                format!(
+                    "fd {fd} is the runner's own: the caller's fds 3 to {} must all be open when the sandbox starts",
+                    2 + process.preserve_fds
+                ),
+            ));
+        }
         keep.extend(3..3 + process.preserve_fds as i32);
         let ours = keep.clone();
         if let Job::Start(plan) = &job {
@@ -268,4 +291,17 @@ fn read_job(plan_fd: i32) -> Result<Job, SetupError> {
         ));
     }
     serde_json::from_str(json).map_err(|e| SetupError::new("read the plan", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// A caller whose fd 4 was closed when it asked for 3 preserved fds:
+    /// the runner's socket took 4, and is found there.
+    #[test]
+    fn an_own_fd_among_the_preserved_is_found() {
+        assert_eq!(super::own_among_preserved(&[4, 7], 8, 3), Some(4));
+        assert_eq!(super::own_among_preserved(&[6, 7], 5, 3), Some(5));
+        assert_eq!(super::own_among_preserved(&[6, 7], 8, 3), None);
+        assert_eq!(super::own_among_preserved(&[3, 4], 5, 0), None);
+    }
 }
