@@ -46,6 +46,10 @@ pub struct Config {
     /// caller besides root: each holds threads, a pidfd or a subscription
     /// of the daemon's own while it lasts.
     pub max_streams_per_caller: usize,
+    /// Other calls (Create, Start, Signal, Stop, Delete, List, Inspect,
+    /// Stats, Health) under way at once per caller besides root: each
+    /// waits on the daemon's blocking pool, which every caller shares.
+    pub max_calls_per_caller: usize,
     /// Connections open at once per caller besides root (each is a file
     /// descriptor of the daemon's); one more is closed as it is accepted.
     pub max_connections_per_caller: usize,
@@ -76,6 +80,7 @@ impl Default for Config {
             stop_grace: 10,
             events_kept: 1000,
             max_streams_per_caller: 64,
+            max_calls_per_caller: 16,
             max_connections_per_caller: 32,
             max_sandboxes_per_caller: 250,
             max_pids_per_caller: 16384,

@@ -47,6 +47,9 @@ pub struct Daemon {
     /// Exec, Attach, Logs, Events and Wait calls under way, by caller uid
     /// (root's are not counted), against `max_streams_per_caller`.
     streams: Quota,
+    /// The other calls under way, by caller uid (root's are not
+    /// counted), against `max_calls_per_caller`.
+    calls: Quota,
     /// The runner binary (default: found as the library finds it).
     pub runner: Option<PathBuf>,
     /// The supervisors the daemon reaps itself.
@@ -92,6 +95,26 @@ pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic:
             "max_streams_per_caller",
             format!(
                 "uid {} has {n} Exec, Attach, Logs, Events and Wait calls under way, the most this daemon allows a caller",
+                peer.uid
+            ),
+        )),
+    }
+}
+
+/// Reserve a call other than a stream for `peer` (root: no limit), or
+/// say the limit is reached: a caller asking thousands of Lists at once
+/// would queue them on the blocking pool ahead of every other caller's
+/// calls, root's and the event watch's included.
+pub fn call_slot(d: &Shared, peer: &Peer) -> Result<Option<Place>, tonic::Status> {
+    if peer.is_root() {
+        return Ok(None);
+    }
+    match d.calls.take(peer.uid, d.config.max_calls_per_caller) {
+        Ok(place) => Ok(Some(place)),
+        Err(n) => Err(status::limit(
+            "max_calls_per_caller",
+            format!(
+                "uid {} has {n} calls under way, the most this daemon allows a caller; try again",
                 peer.uid
             ),
         )),
@@ -164,6 +187,7 @@ impl Daemon {
             pending: Mutex::new(Vec::new()),
             exec_setups: Mutex::new(Vec::new()),
             streams: Quota::default(),
+            calls: Quota::default(),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
             reaper: Reaper::new(),
             budgets: Mutex::new(Default::default()),

@@ -3,7 +3,7 @@
 //! the state root's verbs) run on the blocking pool, since every library
 //! call waits on a runner or a supervisor.
 
-use crate::daemon::{blocking, info, Shared};
+use crate::daemon::{blocking, call_slot, info, Shared};
 use crate::events;
 use crate::meta::{self, Meta};
 use crate::peer::Peer;
@@ -497,6 +497,7 @@ fn create(
 impl Sandboxes for Service {
     async fn create(&self, req: Request<proto::CreateRequest>) -> Reply<proto::CreateResponse> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         Ok(Response::new(blocking(move || create(&d, &peer, r)).await?))
@@ -504,6 +505,7 @@ impl Sandboxes for Service {
 
     async fn start(&self, req: Request<proto::SandboxRef>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
         let found = d.clone();
@@ -542,6 +544,7 @@ impl Sandboxes for Service {
 
     async fn signal(&self, req: Request<proto::SignalRequest>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         let sig = airlock::state::parse_signal(&r.signal)
@@ -557,6 +560,7 @@ impl Sandboxes for Service {
 
     async fn stop(&self, req: Request<proto::StopRequest>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         // Bounded: a stop holds the sandbox's lock for its grace period.
@@ -616,6 +620,7 @@ impl Sandboxes for Service {
 
     async fn delete(&self, req: Request<proto::DeleteRequest>) -> Reply<proto::DeleteResponse> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         let delete =
@@ -653,6 +658,7 @@ impl Sandboxes for Service {
 
     async fn list(&self, req: Request<proto::ListRequest>) -> Reply<proto::ListResponse> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         blocking(move || {
@@ -670,6 +676,7 @@ impl Sandboxes for Service {
 
     async fn inspect(&self, req: Request<proto::SandboxRef>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
         blocking(move || {
@@ -712,6 +719,7 @@ impl Sandboxes for Service {
 
     async fn stats(&self, req: Request<proto::SandboxRef>) -> Reply<proto::StatsResponse> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
         blocking(move || {
@@ -771,6 +779,7 @@ impl Sandboxes for Service {
 
     async fn health(&self, req: Request<proto::Empty>) -> Reply<proto::HealthResponse> {
         let peer = self.0.peer(&req)?;
+        let _call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         blocking(move || {
             // What the caller may see: another user's sandboxes are not

@@ -53,7 +53,7 @@ pub fn state_at_end(
         Ok(st) => Ok(st),
         Err(StateError::Removed(_)) => {
             let reason = format!(
-                "sandbox {name} ended and was removed (remove_on_exit): its exit status is gone"
+                "sandbox {name} ended and was removed (remove_on_exit, or a delete): its exit status is gone"
             );
             Err(status(
                 Code::NotFound,

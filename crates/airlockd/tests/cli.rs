@@ -1187,3 +1187,67 @@ fn a_silent_stream_holds_a_place() {
     let e = refused.expect_err("a second stream beside the silent one");
     assert!(e.message().contains("max_streams_per_caller"), "{e:?}");
 }
+
+/// A caller other than root has at most `max_calls_per_caller` other
+/// calls under way at once (each waits on the daemon's blocking pool,
+/// which every caller shares); root is not counted, and a call's end
+/// gives its place back.
+#[test]
+fn a_callers_calls_under_way_are_bounded() {
+    if !root_or_skip("a_callers_calls_under_way_are_bounded") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\"\nmax_calls_per_caller = 1"));
+    ok(airlock(
+        &d,
+        Some(USER),
+        &[
+            "run",
+            "-d",
+            "--name",
+            "stubborn",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; echo up; sleep 100",
+        ],
+    ));
+    until(
+        || airlock(&d, Some(USER), &["logs", "stubborn"]),
+        |o| o.stdout.contains("up"),
+    );
+    // A Stop holds its call through the grace period the workload
+    // ignores SIGTERM for.
+    let stop = || {
+        command(&d, Some(USER), &["stop", "-t", "5", "stubborn"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut stopping = stop();
+    let second = until(
+        || {
+            // A stop that could not start (its exec met another test's
+            // copy of the binary still open for writing: ETXTBSY) again.
+            if stopping.try_wait().unwrap().is_some() {
+                stopping = stop();
+            }
+            airlock(&d, Some(USER), &["ps"])
+        },
+        |o| o.code != 0,
+    );
+    assert_eq!(second.code, 125, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("max_calls_per_caller") && second.stderr.contains("uid 1000 has 1"),
+        "{}",
+        second.stderr
+    );
+    // Root's are not counted.
+    ok(airlock(&d, None, &["ps"]));
+    let _ = stopping.kill();
+    stopping.wait().unwrap();
+    let freed = until(|| airlock(&d, Some(USER), &["ps"]), |o| o.code == 0);
+    assert_eq!(freed.code, 0, "{}", freed.stderr);
+    let _ = airlock(&d, None, &["rm", "-f", "u1000-stubborn"]);
+}

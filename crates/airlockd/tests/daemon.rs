@@ -1086,7 +1086,7 @@ async fn a_sandbox_removed_at_its_end_is_waited_for_and_announced() {
     assert_eq!(e.code(), Some(Code::NotFound), "{e}");
     assert!(
         e.to_string()
-            .contains("sandbox brief ended and was removed (remove_on_exit)"),
+            .contains("sandbox brief ended and was removed (remove_on_exit, or a delete)"),
         "{e}"
     );
     assert!(!e.to_string().contains("state.json"), "{e}");
