@@ -40,7 +40,8 @@ pub struct Config {
     pub log_limit: u64,
     /// Seconds between SIGTERM and the kill when Stop gives none.
     pub stop_grace: u32,
-    /// Events kept for `Events { since }`.
+    /// Events kept for `Events { since }`, for each caller's sandboxes
+    /// (one caller's churn does not push out another's).
     pub events_kept: usize,
     /// Exec, Attach, Logs, Events and Wait calls under way at once per
     /// caller besides root: each holds threads, a pidfd or a subscription

@@ -33,16 +33,25 @@ pub struct Published {
     pub event: proto::Event,
 }
 
+/// The last events of each owner's sandboxes: one user's churn does not
+/// push another's out of what `since` can give back.
 struct Kept {
-    events: VecDeque<Arc<Published>>,
+    events: std::collections::HashMap<u32, VecDeque<Arc<Published>>>,
     limit: usize,
+}
+
+/// What a subscriber is given: the kept events since its `since`, and a
+/// receiver of every later event.
+pub struct Subscription {
+    pub kept: Vec<Arc<Published>>,
+    pub rx: broadcast::Receiver<Arc<Published>>,
 }
 
 impl Bus {
     pub fn new(limit: usize) -> Bus {
         Bus {
             inner: Mutex::new(Kept {
-                events: VecDeque::new(),
+                events: std::collections::HashMap::new(),
                 limit,
             }),
             tx: broadcast::channel(1024).0,
@@ -73,30 +82,33 @@ impl Bus {
         // subscriber gets each event exactly once, from the kept ones or
         // from the channel.
         let mut k = self.inner.lock().expect("events lock");
-        if k.events.len() >= k.limit.max(1) {
-            k.events.pop_front();
+        let limit = k.limit.max(1);
+        let mine = k.events.entry(owner).or_default();
+        if mine.len() >= limit {
+            mine.pop_front();
         }
-        k.events.push_back(event.clone());
+        mine.push_back(event.clone());
         let _ = self.tx.send(event);
     }
 
-    /// The kept events since `since`, and a receiver of every later one.
-    pub fn subscribe(
-        &self,
-        since: f64,
-    ) -> (Vec<Arc<Published>>, broadcast::Receiver<Arc<Published>>) {
+    /// The kept events since `since` of the sandboxes of `owner` (every
+    /// owner's for `None`, root), oldest first, and a receiver of every
+    /// later event.
+    pub fn subscribe(&self, since: f64, owner: Option<u32>) -> Subscription {
         let k = self.inner.lock().expect("events lock");
         let rx = self.tx.subscribe();
-        let kept = if since > 0.0 {
-            k.events
+        let mut kept: Vec<Arc<Published>> = Vec::new();
+        if since > 0.0 {
+            let theirs = k
+                .events
                 .iter()
-                .filter(|e| e.event.time >= since)
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        (kept, rx)
+                .filter(|(u, _)| owner.is_none_or(|w| w == **u));
+            for (_, o) in theirs {
+                kept.extend(o.iter().filter(|e| e.event.time >= since).cloned());
+            }
+            kept.sort_by(|a, b| a.event.time.total_cmp(&b.event.time));
+        }
+        Subscription { kept, rx }
     }
 }
 
@@ -262,5 +274,35 @@ pub async fn watch(d: Arc<Daemon>) {
         tick.tick().await;
         let d = d.clone();
         let _ = tokio::task::spawn_blocking(move || look(&d)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each owner keeps its own last events: one user's churn does not
+    /// push another's out of what `since` gives back, and root sees all
+    /// of them in order.
+    #[test]
+    fn kept_events_are_kept_per_owner() {
+        let bus = Bus::new(2);
+        bus.publish(1001, EventKind::Created, "b", "b", None);
+        for n in 0..5 {
+            bus.publish(1000, EventKind::Created, &format!("a{n}"), "a", None);
+        }
+        let ids = |owner| -> Vec<String> {
+            bus.subscribe(f64::MIN_POSITIVE, owner)
+                .kept
+                .iter()
+                .map(|e| e.event.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(Some(1001)), ["b"]);
+        assert_eq!(ids(Some(1000)), ["a3", "a4"]);
+        assert_eq!(ids(None), ["b", "a3", "a4"]);
+        assert!(ids(Some(7)).is_empty());
+        // Nothing replayed for 0: only what comes next.
+        assert!(bus.subscribe(0.0, None).kept.is_empty());
     }
 }

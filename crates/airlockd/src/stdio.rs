@@ -750,7 +750,8 @@ pub async fn events(
         let id = blocking(move || d2.find(&p2, &key).map(|(sb, _, _)| sb.id)).await?;
         Some(id)
     };
-    let (kept, mut rx) = d.bus.subscribe(r.since);
+    let owner = (!peer.is_root()).then_some(peer.uid);
+    let crate::events::Subscription { kept, mut rx } = d.bus.subscribe(r.since, owner);
     let (tx, out_rx) = mpsc::channel(64);
     // Each event as this subscriber may see it, or none.
     let visible = move |e: &crate::events::Published| -> Option<proto::Event> {
@@ -764,6 +765,7 @@ pub async fn events(
             event
         })
     };
+    let behind = |what: String| Err(RpcStatus::data_loss(what));
     tokio::spawn(async move {
         for e in kept {
             if let Some(event) = visible(&e) {
@@ -775,34 +777,47 @@ pub async fn events(
         if r.no_follow {
             return;
         }
+        // The bus is read as fast as it sends, whatever the client's pace:
+        // a slow reader falls behind only by its own events, which wait
+        // here, never by other callers' (a receiver that did not keep up
+        // with everyone's would end its stream).
+        let mut queue: std::collections::VecDeque<proto::Event> = Default::default();
         loop {
-            let got = tokio::select! {
-                got = rx.recv() => got,
-                // A client that went away while nothing happened.
-                _ = tx.closed() => return,
-            };
-            match got {
-                Ok(e) => {
-                    if let Some(event) = visible(&e) {
-                        if tx.send(Ok(event)).await.is_err() {
-                            return;
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Ok(e) => {
+                        if let Some(event) = visible(&e) {
+                            if queue.len() >= OWN_BACKLOG {
+                                let _ = tx.send(behind(format!(
+                                    "the client fell {OWN_BACKLOG} events behind; subscribe again with `since`"
+                                ))).await;
+                                return;
+                            }
+                            queue.push_back(event);
                         }
                     }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = tx
-                        .send(Err(RpcStatus::data_loss(format!(
-                            "the client fell {n} events behind; subscribe again with `since`"
-                        ))))
-                        .await;
-                    return;
-                }
-                Err(_) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx.send(behind(format!(
+                            "the daemon fell {n} events behind; subscribe again with `since`"
+                        ))).await;
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                permit = tx.reserve(), if !queue.is_empty() => match permit {
+                    Ok(p) => p.send(Ok(queue.pop_front().expect("not empty"))),
+                    Err(_) => return,
+                },
+                // A client that went away while nothing happened.
+                _ = tx.closed(), if queue.is_empty() => return,
             }
         }
     });
     Ok(Response::new(held(out_rx, slot)))
 }
+
+/// A subscriber's own events waiting for a slow client, at most.
+const OWN_BACKLOG: usize = 1024;
 
 #[cfg(test)]
 mod tests {
