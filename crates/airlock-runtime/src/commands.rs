@@ -225,6 +225,17 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
         }
         CommonCmd::Ps(p) => {
             airlock::signals::default_pipe_signal();
+            // runc runs ps(1) with them and filters its table: refused, not
+            // dropped.
+            if !p.ps_options.is_empty() {
+                return Err(format!(
+                    "ps: options for ps(1) ({}) are not supported: only the container's pids are listed",
+                    p.ps_options.join(" ")
+                ));
+            }
+            if !matches!(p.format.as_str(), "table" | "json") {
+                return Err(format!("ps: --format {:?}: table or json", p.format));
+            }
             ps(ctx, &p.container_id, &p.format).map(|_| 0)
         }
         CommonCmd::Pause(p) => freeze(ctx, &p.container_id, true).map(|_| 0),
@@ -272,6 +283,19 @@ fn create(
     };
     let (mut spec, notes) = config::to_spec(&bundle, &opts).map_err(|e| e.to_string())?;
     spec.process.keep_session_keyring = keep_keyring;
+    // runc relays sd_notify from the container to NOTIFY_SOCKET; airlock
+    // does not, and a unit waiting for READY=1 would wait for good.
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        return Err("NOTIFY_SOCKET is set: airlock-runtime does not relay sd_notify from a container (podman: --sdnotify=conmon; or unset it)".into());
+    }
+    let listen = listen_fds()?;
+    if listen > 0 {
+        spec.process
+            .env
+            .insert("LISTEN_FDS".into(), listen.to_string());
+        spec.process.env.insert("LISTEN_PID".into(), "1".into());
+    }
+    let preserve_fds = listen + preserve_fds;
     for n in &notes {
         ctx.log.warn(n);
     }
@@ -449,17 +473,41 @@ fn create(
     Ok(())
 }
 
+/// systemd's socket activation, as runc passes it on: when `LISTEN_PID`
+/// is this process, its `LISTEN_FDS` fds (3 on) go to the container at the
+/// same numbers, before those of `--preserve-fds`, and the workload is
+/// told with `LISTEN_FDS` and `LISTEN_PID=1`. Otherwise none.
+fn listen_fds() -> Result<u32> {
+    let ours = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
+    let Some(n) = std::env::var("LISTEN_FDS").ok().filter(|_| ours) else {
+        return Ok(0);
+    };
+    let n: u32 = n
+        .parse()
+        .ok()
+        .filter(|n| *n <= 1024)
+        .ok_or_else(|| format!("LISTEN_FDS={n:?}: not a count of fds"))?;
+    open_from_3(n, &format!("LISTEN_FDS={n}"))?;
+    Ok(n)
+}
+
+/// Are fds 3 to 3+`n`-1 all open? An error names `what` asked for them.
+fn open_from_3(n: u32, what: &str) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD reads the flags of an fd number; nothing else.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(format!("{what}: fd {fd} is not open"));
+        }
+    }
+    Ok(())
+}
+
 /// `--preserve-fds N`: the runtime's fds 3 to 3+N-1 go to the container
 /// at the same numbers; each must be open (the library refuses a
 /// directory among them).
 pub(crate) fn preserve_fds(n: i32) -> Result<u32> {
     let n = u32::try_from(n).map_err(|_| format!("--preserve-fds {n}: not a count"))?;
-    for fd in 3..3 + n as i32 {
-        // SAFETY: F_GETFD reads the flags of an fd number; nothing else.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            return Err(format!("--preserve-fds {n}: fd {fd} is not open"));
-        }
-    }
+    open_from_3(n, &format!("--preserve-fds {n}"))?;
     Ok(n)
 }
 
@@ -765,11 +813,9 @@ fn ps(ctx: &Ctx, id: &str, format: &str) -> Result<()> {
     let (_, st) = ctx.find(id)?;
     let mut pids: Vec<i32> = Vec::new();
     if let Some(cg) = &st.cgroup {
-        for dir in cg.v2.iter().chain(cg.v1.values()) {
-            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                pids.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            }
-        }
+        // The cgroups the workload made beneath too (systemd inside does,
+        // and leaves the top one empty on v2), as runc's GetAllPids.
+        pids = cg.procs();
     } else if let Some(pid) = st.pid.filter(|_| st.status != Status::Stopped) {
         pids.push(pid);
     }

@@ -133,6 +133,13 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     }
     let spawn = SpawnOptions::default();
     let fields = config::ConfigFields::for_process(crate::commands::own_acks(ctx));
+    // A foreground exec passes the signals it gets on to the process, as
+    // runc's does (and `run` here): a SIGTERM must not end the runtime and
+    // leave the process running. Held from before the start, so that one
+    // that comes meanwhile waits for it.
+    if !e.detach {
+        Sandbox::hold_signals();
+    }
     let process = Sandbox::exec(&sb, &opts, &spawn).map_err(|e| match e {
         airlock::Error::Refused(f) => airlock::check::render(&fields.findings(&f))
             .trim_end()
@@ -151,6 +158,7 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     if e.detach {
         return Ok(0);
     }
+    process.forward_signals(true);
     let report = process.wait().map_err(|e| e.to_string())?;
     Ok(report.code)
 }

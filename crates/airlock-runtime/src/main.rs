@@ -43,6 +43,14 @@ enum Command {
     /// as man/ holds them.
     #[command(hide = true)]
     Man { dir: std::path::PathBuf },
+    /// Refused by name, whatever follows (liboci-cli spells the verb
+    /// `checkpointt`): podman asks `checkpoint --help` whether a runtime
+    /// can checkpoint, and takes a failure for no.
+    #[command(hide = true, disable_help_flag = true)]
+    Checkpoint {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The command line, with the words liboci-cli's (youki's) types carry
@@ -179,6 +187,7 @@ fn main() {
         Command::Standard(c) => commands::standard(&ctx, c),
         Command::Common(c) => commands::common(&ctx, *c),
         Command::Man { .. } => unreachable!("handled above"),
+        Command::Checkpoint { .. } => Err("`checkpoint` is not supported".into()),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1259,3 +1259,212 @@ fn kubelets_huge_page_limits() {
         assert!(!env.rt(&["state", id]).status.success(), "{id} left behind");
     }
 }
+
+/// `ps` lists the processes of the cgroups beneath the container's too
+/// (a systemd inside makes them), as runc's does; options for ps(1) and
+/// an unknown format are refused, not dropped.
+#[test]
+fn ps_lists_nested_cgroups_and_refuses_what_it_ignores() {
+    require_root!();
+    let env = Env::new();
+    let pid = sleeper(&env, "p1", |c| {
+        c["process"]["args"] = json!(["sh", "-c", "sleep 1000 & exec sleep 1001"]);
+        c["linux"]["resources"] = json!({"pids": {"limit": 50}});
+    });
+    let o = env.rt(&["start", "p1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let listed = |env: &Env| -> Vec<i64> {
+        let o = env.rt(&["ps", "--format", "json", "p1"]);
+        assert!(o.status.success(), "{:?}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        all = listed(&env);
+        if all.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(all.len() >= 2, "{all:?}");
+    // One of them moved into a cgroup beneath the container's, in every
+    // hierarchy the container has one in.
+    let moved = *all.iter().max().unwrap();
+    let ours = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let dirs: Vec<PathBuf> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        // Where the container has a cgroup of its own, not the caller's.
+        .filter(|l| !ours.lines().any(|o| o == *l))
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let mount = match ctrls {
+                "" if Path::new("/sys/fs/cgroup/unified").exists() => "unified".to_string(),
+                "" => String::new(),
+                c => c.trim_start_matches("name=").to_string(),
+            };
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(mount)
+                .join(path.trim_start_matches('/'));
+            Some(dir)
+        })
+        .filter(|d| d.is_dir())
+        .collect();
+    assert!(!dirs.is_empty());
+    for dir in &dirs {
+        let nested = dir.join("nested");
+        std::fs::create_dir(&nested).unwrap();
+        std::fs::write(nested.join("cgroup.procs"), moved.to_string()).unwrap();
+        assert_eq!(read(&nested.join("cgroup.procs")), moved.to_string());
+    }
+    assert_eq!(listed(&env), all, "the nested cgroups' process is listed");
+    let dir = v1_dir("pids", &cgroup_of(pid, "pids"));
+    for (args, named) in [
+        (
+            vec!["ps", "p1", "--", "-ef"],
+            "options for ps(1) (-ef) are not supported",
+        ),
+        (
+            vec!["ps", "--format", "yaml", "p1"],
+            "--format \"yaml\": table or json",
+        ),
+    ] {
+        let o = env.rt(&args);
+        assert!(!o.status.success());
+        assert!(text(&o).1.contains(named), "{:?}", text(&o));
+    }
+    assert!(env.rt(&["delete", "--force", "p1"]).status.success());
+    assert!(
+        !dir.exists(),
+        "the container's cgroups are removed, nested ones too"
+    );
+}
+
+/// `checkpoint` is refused by name, `--help` included (podman asks it
+/// whether the runtime can checkpoint).
+#[test]
+fn checkpoint_is_refused_by_name() {
+    let env = Env::new();
+    for args in [vec!["checkpoint", "c1"], vec!["checkpoint", "--help"]] {
+        let o = env.rt(&args);
+        assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+        assert!(
+            text(&o).1.contains("`checkpoint` is not supported"),
+            "{:?}",
+            text(&o)
+        );
+    }
+}
+
+/// systemd's socket activation, as runc passes it on: with LISTEN_PID
+/// the runtime's own, its LISTEN_FDS fds reach the container at the same
+/// numbers, and the workload is told (LISTEN_PID=1). NOTIFY_SOCKET,
+/// which airlock does not relay, is refused and leaves no container.
+#[test]
+fn socket_activation_and_notify_socket() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(
+        "l1",
+        &[
+            "sh",
+            "-c",
+            "echo $LISTEN_FDS $LISTEN_PID; read x <&3; echo $x",
+        ],
+        |_| {},
+    );
+    let given = env.dir.path().join("given");
+    std::fs::write(&given, "from-fd-3\n").unwrap();
+    let o = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"exec 3<"$GIVEN"; LISTEN_PID=$$ LISTEN_FDS=1 exec "$RT" --root "$ROOT" run --bundle "$B" l1"#,
+        ])
+        .env("GIVEN", &given)
+        .env("RT", env!("CARGO_BIN_EXE_airlock-runtime"))
+        .env("ROOT", env.root())
+        .env("B", &b)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1 1\nfrom-fd-3\n");
+    // Another process's LISTEN_PID: none are passed, and no fd 3.
+    let o = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"exec 3<"$GIVEN"; LISTEN_PID=1 LISTEN_FDS=1 exec "$RT" --root "$ROOT" run --bundle "$B" l2"#,
+        ])
+        .env("GIVEN", &given)
+        .env("RT", env!("CARGO_BIN_EXE_airlock-runtime"))
+        .env("ROOT", env.root())
+        .env("B", &b)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("from-fd-3"),
+        "{:?}",
+        text(&o)
+    );
+    let b = env.bundle("n1", &["true"], |_| {});
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+        .args([
+            "--root",
+            env.root().to_str().unwrap(),
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "n1",
+        ])
+        .env("NOTIFY_SOCKET", "/run/systemd/notify")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("NOTIFY_SOCKET is set"),
+        "{:?}",
+        text(&o)
+    );
+    assert!(!env.rt(&["state", "n1"]).status.success(), "left behind");
+}
+
+/// A foreground `exec` passes the signals it gets on to its process, as
+/// runc's does: a SIGTERM to the runtime reaches the process, whose
+/// status the runtime then exits with (it used to end the runtime alone
+/// and leave the process running).
+#[test]
+fn a_foreground_exec_passes_signals_on() {
+    require_root!();
+    let env = Env::new();
+    sleeper(&env, "s1", |_| {});
+    assert!(env.rt(&["start", "s1"]).status.success());
+    let mut exec = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+        .args([
+            "--root",
+            env.root().to_str().unwrap(),
+            "exec",
+            "s1",
+            "sh",
+            "-c",
+        ])
+        .arg("trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(exec.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(exec.id() as i32, libc::SIGTERM) }, 0);
+    let status = exec.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{status:?}");
+    assert!(env.rt(&["delete", "--force", "s1"]).status.success());
+}
