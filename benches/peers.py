@@ -68,8 +68,9 @@ def main():
         subprocess.run(argv, check=True)
         with open(part) as f:
             summary[script.replace(".py", "")] = json.load(f)
-    with open(out, "w") as f:
-        json.dump(summary, f, indent=1)
+        # After each part: a later one that fails leaves what ran.
+        with open(out, "w") as f:
+            json.dump(summary, f, indent=1)
     print(f"== summary written to {out}")
 
 

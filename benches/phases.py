@@ -29,6 +29,7 @@ Needs root and perf (apt-get install linux-perf).
 import argparse
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -51,8 +52,15 @@ def record(commands, rounds, out):
     script = os.path.join(out, "rounds.sh")
     with open(script, "w") as f:
         for _ in range(rounds):
-            for argv in commands:
+            # In a new order each round, and each command's leftovers
+            # (bubblewrap's PID 1 outlives its outer process, and its
+            # namespaces' teardown with it) given time to end before the
+            # next starts, so that neither is timed beside the other's.
+            order = list(commands)
+            random.shuffle(order)
+            for argv in order:
                 f.write(" ".join(map(shlex.quote, argv)) + " </dev/null >/dev/null\n")
+                f.write("sleep 0.02\n")
     data = os.path.join(out, "perf.data")
     subprocess.run(["perf", "record", "-q", "-a", "-o", data,
                     "-e", "sched:sched_process_exec,sched:sched_process_fork,sched:sched_process_exit",
