@@ -695,6 +695,12 @@ fn a_sandbox_cannot_spend_host_roots_inotify_instances() {
     assert!(spared, "the sandbox took host root's inotify instances");
 }
 
+/// Whether the host has a hugetlb controller, v1 or v2.
+fn has_hugetlb() -> bool {
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    layout.v1.contains_key("hugetlb") || layout.v2_controllers.iter().any(|c| c == "hugetlb")
+}
+
 /// The default profile's spec with `resources.hugetlb` = `limits`, in a
 /// file of `dir` (no flag sets huge page limits: podman and docker have
 /// none either).
@@ -713,10 +719,7 @@ fn hugetlb_spec(dir: &std::path::Path, limits: serde_json::Value) -> String {
 #[test]
 fn huge_page_limits_are_written_by_page_size() {
     require_root!();
-    let layout = airlock::cgroup::Layout::detect().unwrap();
-    let has =
-        layout.v1.contains_key("hugetlb") || layout.v2_controllers.iter().any(|c| c == "hugetlb");
-    if !has {
+    if !has_hugetlb() {
         eprintln!("SKIPPED: this host has no hugetlb controller");
         return;
     }
@@ -805,10 +808,7 @@ impl Drop for HugePages {
 #[test]
 fn a_huge_page_limit_holds_inside() {
     require_root!();
-    let layout = airlock::cgroup::Layout::detect().unwrap();
-    let has =
-        layout.v1.contains_key("hugetlb") || layout.v2_controllers.iter().any(|c| c == "hugetlb");
-    if !has {
+    if !has_hugetlb() {
         eprintln!("SKIPPED: this host has no hugetlb controller");
         return;
     }

@@ -1376,33 +1376,27 @@ fn socket_activation_and_notify_socket() {
     );
     let given = env.dir.path().join("given");
     std::fs::write(&given, "from-fd-3\n").unwrap();
-    let o = std::process::Command::new("sh")
-        .args([
-            "-c",
-            r#"exec 3<"$GIVEN"; LISTEN_PID=$$ LISTEN_FDS=1 exec "$RT" --root "$ROOT" run --bundle "$B" l1"#,
-        ])
-        .env("GIVEN", &given)
-        .env("RT", env!("CARGO_BIN_EXE_airlock-runtime"))
-        .env("ROOT", env.root())
-        .env("B", &b)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    // Run with fd 3 open and LISTEN_PID `pid` (`$$`: the runtime's, which
+    // the shell's exec keeps).
+    let activated = |pid: &str, id: &str| {
+        let script = format!(
+            r#"exec 3<"$GIVEN"; LISTEN_PID={pid} LISTEN_FDS=1 exec "$RT" --root "$ROOT" run --bundle "$B" {id}"#
+        );
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("GIVEN", &given)
+            .env("RT", env!("CARGO_BIN_EXE_airlock-runtime"))
+            .env("ROOT", env.root())
+            .env("B", &b)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = activated("$$", "l1");
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "1 1\nfrom-fd-3\n");
     // Another process's LISTEN_PID: none are passed, and no fd 3.
-    let o = std::process::Command::new("sh")
-        .args([
-            "-c",
-            r#"exec 3<"$GIVEN"; LISTEN_PID=1 LISTEN_FDS=1 exec "$RT" --root "$ROOT" run --bundle "$B" l2"#,
-        ])
-        .env("GIVEN", &given)
-        .env("RT", env!("CARGO_BIN_EXE_airlock-runtime"))
-        .env("ROOT", env.root())
-        .env("B", &b)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let o = activated("1", "l2");
     assert!(
         !String::from_utf8_lossy(&o.stdout).contains("from-fd-3"),
         "{:?}",

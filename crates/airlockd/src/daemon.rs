@@ -86,19 +86,14 @@ pub type StreamSlot = Place;
 /// reached: a caller opening streams without end would otherwise have
 /// the daemon start threads, or hold pidfds, without end.
 pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic::Status> {
-    if peer.is_root() {
-        return Ok(None);
-    }
-    match d.streams.take(peer.uid, d.config.max_streams_per_caller) {
-        Ok(place) => Ok(Some(place)),
-        Err(n) => Err(status::limit(
-            "max_streams_per_caller",
-            format!(
-                "uid {} has {n} Exec, Attach, Logs, Events and Wait calls under way, the most this daemon allows a caller",
-                peer.uid
-            ),
-        )),
-    }
+    let what = "Exec, Attach, Logs, Events and Wait calls under way";
+    slot(
+        &d.streams,
+        peer,
+        d.config.max_streams_per_caller,
+        "max_streams_per_caller",
+        what,
+    )
 }
 
 /// Reserve a call other than a stream for `peer` (root: no limit), or
@@ -106,19 +101,37 @@ pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic:
 /// would queue them on the blocking pool ahead of every other caller's
 /// calls, root's and the event watch's included.
 pub fn call_slot(d: &Shared, peer: &Peer) -> Result<Option<Place>, tonic::Status> {
+    let what = "calls under way";
+    slot(
+        &d.calls,
+        peer,
+        d.config.max_calls_per_caller,
+        "max_calls_per_caller",
+        what,
+    )
+}
+
+/// One of `peer`'s at most `max` places of `quota` (root takes none), or
+/// the `limit` error naming the setting and what `peer` holds.
+fn slot(
+    quota: &Quota,
+    peer: &Peer,
+    max: usize,
+    setting: &str,
+    what: &str,
+) -> Result<Option<Place>, tonic::Status> {
     if peer.is_root() {
         return Ok(None);
     }
-    match d.calls.take(peer.uid, d.config.max_calls_per_caller) {
-        Ok(place) => Ok(Some(place)),
-        Err(n) => Err(status::limit(
-            "max_calls_per_caller",
+    quota.take(peer.uid, max).map(Some).map_err(|n| {
+        status::limit(
+            setting,
             format!(
-                "uid {} has {n} calls under way, the most this daemon allows a caller; try again",
+                "uid {} has {n} {what}, the most this daemon allows a caller; try again",
                 peer.uid
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// Within the bounds on what holds a blocking-pool thread for a caller
