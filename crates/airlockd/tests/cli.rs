@@ -505,19 +505,8 @@ fn a_callers_open_streams_are_bounded() {
             .spawn()
             .unwrap()
     };
-    let mut waiter = wait();
     // Once the follow and the wait are under way, a third is refused.
-    let third = until(
-        || {
-            // A waiter that could not start (its exec met another test's
-            // copy of the binary still open for writing: ETXTBSY) again.
-            if waiter.try_wait().unwrap().is_some() {
-                waiter = wait();
-            }
-            airlock(&d, Some(USER), &["logs", "talker"])
-        },
-        |o| o.code != 0,
-    );
+    let (mut waiter, third) = refused_while(wait, || airlock(&d, Some(USER), &["logs", "talker"]));
     assert_eq!(third.code, 125, "{}", third.stderr);
     assert!(
         third.stderr.contains("max_streams_per_caller") && third.stderr.contains("uid 1000 has 2"),
@@ -1221,22 +1210,11 @@ fn a_callers_calls_under_way_are_bounded() {
     let stop = || {
         command(&d, Some(USER), &["stop", "-t", "5", "stubborn"])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap()
     };
-    let mut stopping = stop();
-    let second = until(
-        || {
-            // A stop that could not start (its exec met another test's
-            // copy of the binary still open for writing: ETXTBSY) again.
-            if stopping.try_wait().unwrap().is_some() {
-                stopping = stop();
-            }
-            airlock(&d, Some(USER), &["ps"])
-        },
-        |o| o.code != 0,
-    );
+    let (mut stopping, second) = refused_while(stop, || airlock(&d, Some(USER), &["ps"]));
     assert_eq!(second.code, 125, "{}", second.stderr);
     assert!(
         second.stderr.contains("max_calls_per_caller") && second.stderr.contains("uid 1000 has 1"),

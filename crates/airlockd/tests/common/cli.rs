@@ -119,6 +119,27 @@ pub fn until(mut run: impl FnMut() -> Out, done: impl Fn(&Out) -> bool) -> Out {
     out
 }
 
+/// Keep a call under way (`start`, started again whenever it has ended:
+/// its exec can meet another test's copy of the binary still open for
+/// writing, ETXTBSY) while `probe` runs until it is refused; the call
+/// still under way and the refused probe's output.
+pub fn refused_while(
+    start: impl Fn() -> std::process::Child,
+    mut probe: impl FnMut() -> Out,
+) -> (std::process::Child, Out) {
+    let mut holder = start();
+    let out = until(
+        || {
+            if holder.try_wait().unwrap().is_some() {
+                holder = start();
+            }
+            probe()
+        },
+        |o| o.code != 0,
+    );
+    (holder, out)
+}
+
 pub fn ok(o: Out) -> String {
     assert_eq!(o.code, 0, "stdout: {}\nstderr: {}", o.stdout, o.stderr);
     o.stdout
