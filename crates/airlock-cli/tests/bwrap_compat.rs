@@ -747,33 +747,6 @@ fn refused_saying(flags: &[&str], says: &str) {
     assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
 }
 
-/// A pipe whose ends are close-on-exec here (other tests' children would
-/// hold them open); `handed` clears it in airlock's own child only.
-fn cloexec_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let mut fds = [0; 2];
-    // SAFETY: a valid two-int array for pipe2 to fill.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both fds are new and ours.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-/// `c` with `fds` inherited across its exec.
-fn handed(c: &mut Command, fds: Vec<i32>) {
-    // SAFETY: runs in the forked child before its exec, and only clears
-    // close-on-exec on fds it inherited.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(c, move || {
-            for &fd in &fds {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Whether `fd` would not block a read: data, or its writers gone.
 fn readable(fd: &impl std::os::fd::AsRawFd) -> bool {
     let mut p = libc::pollfd {

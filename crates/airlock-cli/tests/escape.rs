@@ -489,6 +489,80 @@ fn init_keeps_none_of_the_callers_groups() {
     }
 }
 
+/// fs.suid_dumpable set to 1 (a seteuid leaves the process dumpable),
+/// as before once dropped; one test at a time holds it.
+struct SuidDumpable {
+    was: String,
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+impl SuidDumpable {
+    const KNOB: &str = "/proc/sys/fs/suid_dumpable";
+
+    fn one() -> Self {
+        static HELD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        let was = std::fs::read_to_string(Self::KNOB).unwrap();
+        std::fs::write(Self::KNOB, "1").unwrap();
+        SuidDumpable { was, _held: held }
+    }
+}
+
+impl Drop for SuidDumpable {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::KNOB, &self.was);
+    }
+}
+
+/// A root caller's PID 1, waiting for "go" in a user namespace owned by
+/// an id of its own, holds the host's root credentials (its real uid)
+/// and fds of the supervisor's. Where fs.suid_dumpable is 1 the
+/// supervisor's seteuid to that owner left it dumpable, and PID 1 judged
+/// whether root cloned it by its own getuid(), which reads the overflow
+/// uid there: the owner could ptrace it before it ran anything. Held at
+/// --block-fd, past every step of the supervisor's, it is out of reach.
+#[test]
+fn pid1_before_go_is_out_of_the_namespace_owners_reach() {
+    use std::io::{Read, Write};
+    require_root!();
+    let _knob = SuidDumpable::one();
+    let (info_r, info_w) = cloexec_pipe();
+    let (block_r, block_w) = cloexec_pipe();
+    let (i, b) = (
+        info_w.as_raw_fd().to_string(),
+        block_r.as_raw_fd().to_string(),
+    );
+    let mut c = airlock(&["run", "--info-fd", &i, "--block-fd", &b, "--", "true"]);
+    handed(&mut c, vec![info_w.as_raw_fd(), block_r.as_raw_fd()]);
+    let mut child = c.spawn().expect("start airlock");
+    drop((info_w, block_r));
+    let mut info = String::new();
+    std::fs::File::from(info_r)
+        .read_to_string(&mut info)
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
+    let pid1 = info["child-pid"].as_i64().expect("child-pid");
+    let owner = (airlock::plan::ROOT_CALLER_OWNER).to_string();
+    let r = std::process::Command::new("setpriv")
+        .args(["--reuid", &owner, "--regid", &owner, "--clear-groups", "--"])
+        // A link, not a file's mode: only ptrace's access check stands.
+        .args(["readlink", "-v", &format!("/proc/{pid1}/cwd")])
+        .output()
+        .unwrap();
+    std::fs::File::from(block_w).write_all(b"x").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        !r.status.success(),
+        "the namespace's owner read PID 1's cwd before go: {}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
 /// Where fs.suid_dumpable is 1, joining the user namespace of a root
 /// caller's sandbox (owned by an id of its own, not root) made the exec's
 /// runner dumpable again: that owner, having every capability over the
@@ -497,15 +571,7 @@ fn init_keeps_none_of_the_callers_groups() {
 #[test]
 fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
     require_root!();
-    const KNOB: &str = "/proc/sys/fs/suid_dumpable";
-    struct Restore(String);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let _ = std::fs::write(KNOB, &self.0);
-        }
-    }
-    let _restore = Restore(std::fs::read_to_string(KNOB).unwrap());
-    std::fs::write(KNOB, "1").unwrap();
+    let _knob = SuidDumpable::one();
     let name = format!("dumpable-{}", std::process::id());
     let started = output(airlock(&[
         "run", "-d", "--name", &name, "--", "sleep", "100",

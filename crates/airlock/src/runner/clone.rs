@@ -29,6 +29,7 @@ pub(super) struct Pid1Ends {
 /// stdio and the inner socket on the report fd, and become PID 1.
 pub(super) fn become_pid1(
     plan: Plan,
+    by_root: bool,
     alive_fds: &[i32],
     logs: Option<Logs>,
     ends: Pid1Ends,
@@ -39,7 +40,7 @@ pub(super) fn become_pid1(
     // seteuid's child so): nothing of ours needs it, root writes our maps
     // and opens our clock offsets whatever we are. A rootless caller's
     // supervisor needs us dumpable until "go", and is us.
-    if rustix::process::getuid().is_root() {
+    if by_root {
         if let Err(e) = child::not_dumpable() {
             report.failed(&e);
             std::process::exit(125);

@@ -199,6 +199,9 @@ pub(super) fn supervise(
     // Only for the clone: PID 1 is born in it, our other children not.
     let pid_join = super::pidns::enter_for_clone(&plan)?;
     report.progress(|| "clone3 into new namespaces".into());
+    // Decided here, not by PID 1's getuid(): in its user namespace that
+    // reads 0 for a rootless caller as soon as we have written its maps.
+    let by_root = rustix::process::geteuid().is_root();
     let creator = creator_uid(&plan);
     if let Some(uid) = creator {
         sys::set_effective_uid(uid)
@@ -235,7 +238,7 @@ pub(super) fn supervise(
                 sources,
                 userns: pid_join.and_then(|j| j.userns),
             };
-            become_pid1(plan, &alive_fds, logs, ends, report)
+            become_pid1(plan, by_root, &alive_fds, logs, ends, report)
         }
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(clone_failed(&e)),
