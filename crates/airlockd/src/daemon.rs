@@ -375,10 +375,10 @@ impl Daemon {
         if let Some(found) = self.lookup(peer, key) {
             return Ok(found);
         }
-        let (sb, _, m) =
-            airlock::state::find_in(self.visible(peer), key).map_err(status::from_state)?;
+        let (sb, _, m) = airlock::state::find_in(self.visible(peer), key)
+            .map_err(|e| status::from_state_for(peer, e))?;
         // The listing's spec is cut: the found one's state is read whole.
-        let st = sb.state().map_err(status::from_state)?;
+        let st = sb.state().map_err(|e| status::from_state_for(peer, e))?;
         Ok((sb, st, m))
     }
 

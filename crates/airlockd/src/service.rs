@@ -7,7 +7,7 @@ use crate::daemon::{blocking, call_slot, info, Shared};
 use crate::events;
 use crate::meta::{self, Meta};
 use crate::peer::Peer;
-use crate::status::{self, finding, from_error, from_state, invalid};
+use crate::status::{self, finding, from_error_for, from_state_for, invalid};
 use crate::stdio;
 use airlock::spec::{self, SandboxSpec};
 use airlock::state::{SandboxDir, Status};
@@ -393,7 +393,7 @@ fn create(
     } else {
         airlock::launch::prepare_image(&spec, &r.image, &ctx)
     }
-    .map_err(from_error)?;
+    .map_err(|e| from_error_for(peer, e))?;
     let findings: Vec<proto::Finding> = prepared.findings.iter().map(finding).collect();
     // The client may ask for smaller logs, never larger: they live in RAM.
     let log_limit = match r.log_limit {
@@ -430,7 +430,8 @@ fn create(
         ..Default::default()
     };
     let notes = prepared.notes.clone();
-    let sandbox = Sandbox::start_prepared(prepared.plan, &ctx, &opts).map_err(from_error)?;
+    let sandbox =
+        Sandbox::start_prepared(prepared.plan, &ctx, &opts).map_err(|e| from_error_for(peer, e))?;
     let sb = sandbox.state().expect("a sandbox with state").clone();
     match place {
         Some(p) => p.reap(sandbox),
@@ -468,7 +469,7 @@ fn create(
         Err(e) => {
             // Nothing half-created: a sandbox the daemon cannot describe goes.
             let _ = sb.delete(true);
-            return Err(from_state(e));
+            return Err(from_state_for(peer, e));
         }
     };
     let expected = if r.start {
@@ -516,9 +517,10 @@ impl Sandboxes for Service {
         .await?;
         let lock = locked(&sb).await?;
         blocking(move || {
-            sb.start_holding(&lock).map_err(from_state)?;
+            sb.start_holding(&lock)
+                .map_err(|e| from_state_for(&peer, e))?;
             drop(lock);
-            let st = sb.state().map_err(from_state)?;
+            let st = sb.state().map_err(|e| from_state_for(&peer, e))?;
             events::observe(&d, &sb, &st);
             Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
@@ -551,8 +553,8 @@ impl Sandboxes for Service {
             .ok_or_else(|| invalid("signal", format!("unknown signal {:?}", r.signal)))?;
         blocking(move || {
             let (sb, _, m) = d.find(&peer, &r.sandbox)?;
-            sb.signal(sig).map_err(from_state)?;
-            let st = sb.state().map_err(from_state)?;
+            sb.signal(sig).map_err(|e| from_state_for(&peer, e))?;
+            let st = sb.state().map_err(|e| from_state_for(&peer, e))?;
             Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
         .await
@@ -592,10 +594,10 @@ impl Sandboxes for Service {
         let stop = tokio::spawn(async move {
             let sb = stopping;
             let term = sb.clone();
-            let terminated = blocking(move || term.terminate().map_err(from_state)).await?;
+            let terminated = blocking(move || term.terminate().map_err(status::from_state)).await?;
             let deadline = tokio::time::Instant::now() + grace;
             if !(terminated && ended(&sb, st.supervisor_pid, Some(deadline)).await) {
-                blocking(move || sb.kill_all().map_err(from_state)).await?;
+                blocking(move || sb.kill_all().map_err(status::from_state)).await?;
             }
             drop(lock);
             Ok::<(), RpcStatus>(())
@@ -610,7 +612,7 @@ impl Sandboxes for Service {
                     status: Status::Stopped,
                     ..last
                 },
-                Err(e) => return Err(from_state(e)),
+                Err(e) => return Err(from_state_for(peer, e)),
             };
             events::observe(&d, &sb, &st);
             Ok(Response::new(info(&peer, &sb, &st, &m, false)))
@@ -625,7 +627,9 @@ impl Sandboxes for Service {
         let r = req.into_inner();
         let delete =
             move |d: &Shared, peer: &Peer, sb: SandboxDir, lock: std::fs::File, m: Meta| {
-                let st = sb.delete_holding(&lock, r.force).map_err(from_state)?;
+                let st = sb
+                    .delete_holding(&lock, r.force)
+                    .map_err(|e| from_state_for(peer, e))?;
                 // `exited` (if nobody reported it yet), then `deleted`.
                 events::gone(d, &sb.id, Some(&st));
                 Ok(Response::new(proto::DeleteResponse {
@@ -641,7 +645,7 @@ impl Sandboxes for Service {
             let (d, peer) = (d.clone(), peer.clone());
             move || {
                 let (sb, _, m) = d.find(&peer, &r.sandbox)?;
-                match sb.try_lock().map_err(from_state)? {
+                match sb.try_lock().map_err(status::from_state)? {
                     Some(lock) => delete(&d, &peer, sb, lock, m).map(Ok),
                     None => Ok(Err((sb, m, delete))),
                 }
@@ -807,7 +811,7 @@ impl Sandboxes for Service {
 async fn locked(sb: &airlock::state::SandboxDir) -> Result<std::fs::File, RpcStatus> {
     let mut pause = Duration::from_millis(1);
     loop {
-        if let Some(lock) = sb.try_lock().map_err(from_state)? {
+        if let Some(lock) = sb.try_lock().map_err(status::from_state)? {
             return Ok(lock);
         }
         tokio::time::sleep(pause).await;

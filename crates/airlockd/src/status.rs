@@ -98,6 +98,31 @@ pub fn from_state(e: StateError) -> Status {
     from_error(Error::State(e))
 }
 
+/// [`from_state`] for `peer`, naming its sandbox as it does.
+pub fn from_state_for(peer: impl std::borrow::Borrow<crate::peer::Peer>, e: StateError) -> Status {
+    from_error_for(peer, Error::State(e))
+}
+
+/// [`from_error`] for `peer`: the library names a sandbox as the state
+/// root keeps it (`u1000-web`), a client knows it as `web`.
+pub fn from_error_for(peer: impl std::borrow::Borrow<crate::peer::Peer>, e: Error) -> Status {
+    let peer = peer.borrow();
+    let shown = |name: String| crate::meta::name_for(peer, peer.uid, &name).to_string();
+    from_error(match e {
+        Error::State(StateError::WrongStatus { name, status, what }) => {
+            Error::State(StateError::WrongStatus {
+                name: shown(name),
+                status,
+                what,
+            })
+        }
+        Error::State(StateError::NotAttachable(name)) => {
+            Error::State(StateError::NotAttachable(shown(name)))
+        }
+        e => e,
+    })
+}
+
 pub fn from_error(e: Error) -> Status {
     let (code, kind) = match e.kind() {
         ErrorKind::InvalidInput => (Code::InvalidArgument, "invalid-input"),

@@ -8,7 +8,7 @@
 
 use crate::daemon::{blocking, exit_of, exit_status, stream_slot, Daemon, Shared, StreamSlot};
 use crate::peer::Peer;
-use crate::status::{from_error, from_state, invalid};
+use crate::status::{from_error_for, from_state_for, invalid};
 use airlock::state::{LogStream as Which, Status};
 use airlock::{ExecOptions, Sandbox, SpawnOptions};
 use airlock_client::proto::{self, exec_input::Input, exec_output::Output};
@@ -492,7 +492,8 @@ fn start_exec(
                 .map_err(|e| RpcStatus::internal(format!("open /dev/null: {e}")))
         };
         let stdio = Arc::new([null()?, null()?, null()?]);
-        let process = Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(from_error)?;
+        let process =
+            Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(|e| from_error_for(peer, e))?;
         let master = match console.receive().and_then(nonblocking) {
             Ok(m) => Arc::new(m),
             Err(e) => {
@@ -524,7 +525,8 @@ fn start_exec(
         let stdio = Arc::new([in_r, out_w, err_w]);
         // The child's ends close with `spawn` at the end of this call: the
         // pumps see end of file once the process and its children are gone.
-        let process = Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(from_error)?;
+        let process =
+            Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(|e| from_error_for(peer, e))?;
         let pumps = vec![
             pump(out_r, tx.clone(), Output::Stdout, stop.clone()),
             pump(err_r, tx.clone(), Output::Stderr, stop.clone()),
@@ -564,7 +566,7 @@ fn start_exec(
         }
         let msg = match report {
             Ok(r) => out(Output::Exit(exit_status(&r))),
-            Err(e) => Err(from_error(e)),
+            Err(e) => Err(crate::status::from_error(e)),
         };
         let _ = tx.blocking_send(msg);
     });
@@ -665,17 +667,19 @@ pub async fn attach(
         let (sb, st, m) = d.find(&peer, &which.sandbox)?;
         let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
         if st.status != Status::Running {
-            return Err(from_state(airlock::state::StateError::WrongStatus {
-                name: crate::meta::name_for(&peer, m.owner, &st.name).to_string(),
-                status: st.status,
-                what: "only a running sandbox can be attached to".into(),
-            }));
+            return Err(crate::status::from_state(
+                airlock::state::StateError::WrongStatus {
+                    name: crate::meta::name_for(&peer, m.owner, &st.name).to_string(),
+                    status: st.status,
+                    what: "only a running sandbox can be attached to".into(),
+                },
+            ));
         }
         // From the point of attach on (what came before is `Logs`'): the
         // reader takes its place before the client's input can flow.
         let mut reader = sb.log_reader(Some(0));
         reader.read_new();
-        let attached = sb.attach().map_err(from_state)?;
+        let attached = sb.attach().map_err(|e| from_state_for(&peer, e))?;
         Ok((sb, attached, reader, name))
     })
     .await?;

@@ -1229,3 +1229,27 @@ fn a_callers_calls_under_way_are_bounded() {
     assert_eq!(freed.code, 0, "{}", freed.stderr);
     let _ = airlock(&d, None, &["rm", "-f", "u1000-stubborn"]);
 }
+
+/// A client's errors name its sandboxes as it does: the library's say
+/// how the state root keeps them (`u1000-web`).
+#[test]
+fn a_clients_errors_name_its_sandbox_as_it_does() {
+    if !root_or_skip("a_clients_errors_name_its_sandbox_as_it_does") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\""));
+    ok(airlock(
+        &d,
+        Some(USER),
+        &["run", "-d", "--name", "web", "--", "sleep", "100"],
+    ));
+    let again = airlock(&d, Some(USER), &["start", "web"]);
+    let _ = airlock(&d, Some(USER), &["rm", "-f", "web"]);
+    assert_eq!(again.code, 125, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("sandbox web is running"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("u1000-"), "{}", again.stderr);
+}
