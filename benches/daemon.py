@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from built import find_built  # noqa: E402
-from spawn import bwrap_true  # noqa: E402
+from spawn import bwrap_true, seccomp_programs  # noqa: E402
 
 
 def rss_kib(pid):
@@ -93,15 +93,17 @@ def start_daemon(airlockd, max_sandboxes):
     return d, sock, work
 
 
-def bwrap_loop(count):
+def bwrap_loop(count, seccomp=()):
     """A sequential loop of bubblewrap sandboxes, started with the least a
     driver can add (posix_spawn, which is vfork and exec, and a wait):
     airlockd's rate is timed inside its compiled client, so a driver's
-    own cost here would flatter the ratio."""
-    argv = bwrap_true()
+    own cost here would flatter the ratio. With `seccomp` (see
+    spawn.seccomp_programs), behind airlock's default seccomp programs."""
+    argv = bwrap_true(seccomp)
     path = shutil.which(argv[0])
     devnull = os.open(os.devnull, os.O_RDWR)
     actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+    actions += [(os.POSIX_SPAWN_OPEN, fd, p, os.O_RDONLY, 0) for fd, p in seccomp]
     try:
         start = time.perf_counter()
         for _ in range(count):
@@ -131,7 +133,10 @@ def main():
     if not has_bwrap:
         print("bwrap is not installed: no ratio (benches/peers.py installs it)", file=sys.stderr)
     chunk = max(a.clients, a.count // a.chunks)
-    ours, theirs = [], []  # (sandboxes, seconds, machine CPU ms) per chunk
+    # (sandboxes, seconds, machine CPU ms) per chunk; theirs_seccomp:
+    # bubblewrap behind airlock's default seccomp programs too.
+    ours, theirs, theirs_seccomp = [], [], []
+    seccomp = seccomp_programs("daemon.py", a.profile) if has_bwrap else []
     rss = []  # the daemon's RSS after each chunk, in KiB
     d, sock, work = start_daemon(daemon, max(64, a.clients * 2))
     try:
@@ -150,15 +155,18 @@ def main():
             ours.append((chunk, json.loads(out)["seconds"], busy_ms() - busy0 + settle()))
             rss.append(rss_kib(d.pid))
 
-        def bwrap_chunk():
+        def bwrap_chunk(filters=(), into=theirs):
             busy0 = busy_ms()
-            secs = bwrap_loop(chunk)
-            theirs.append((chunk, secs, busy_ms() - busy0 + settle()))
+            secs = bwrap_loop(chunk, filters)
+            into.append((chunk, secs, busy_ms() - busy0 + settle()))
 
-        # In turns, first one then the other (A B B A ...): on a machine
-        # whose speed drifts, a fixed order would favour one of them.
+        def bwrap_seccomp_chunk():
+            bwrap_chunk(seccomp, theirs_seccomp)
+
+        # In turns, first one then the others (A B C C B A ...): on a
+        # machine whose speed drifts, a fixed order would favour one.
         for n in range(a.chunks):
-            turn = [daemon_chunk] + ([bwrap_chunk] if has_bwrap else [])
+            turn = [daemon_chunk] + ([bwrap_chunk, bwrap_seccomp_chunk] if has_bwrap else [])
             for run in (turn if n % 2 == 0 else reversed(turn)):
                 run()
         own = (cpu_ms(d.pid) - own0) / (chunk * a.chunks)
@@ -197,6 +205,16 @@ def main():
               f"{seq['machine_cpu_ms_per_sandbox']:.2f} ms (started by posix_spawn from the bench)")
         print(f"airlockd / bwrap: {summary['x_bwrap']:.2f} over {a.chunks} alternating chunks "
               f"(each chunk: {', '.join(f'{r:.2f}' for r in ratios)}; target at least 1.5)")
+        seq = totals(theirs_seccomp)
+        ratios = sorted((o[0] / o[1]) / (t[0] / t[1]) for o, t in zip(ours, theirs_seccomp))
+        summary["bwrap_seccomp_sequential"] = seq
+        summary["x_bwrap_seccomp"] = result["per_second"] / seq["per_second"]
+        summary["x_bwrap_seccomp_per_chunk"] = ratios
+        print(f"bwrap behind airlock's seccomp programs, one after another: {seq['sandboxes']} in "
+              f"{seq['seconds']:.2f} s: {seq['per_second']:.1f}/s, machine CPU per sandbox "
+              f"{seq['machine_cpu_ms_per_sandbox']:.2f} ms")
+        print(f"airlockd / bwrap+seccomp: {summary['x_bwrap_seccomp']:.2f} "
+              f"(each chunk: {', '.join(f'{r:.2f}' for r in ratios)})")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"bench": "daemon", **summary}, f, indent=1)

@@ -2,7 +2,10 @@
 """Start-up cost of `airlock run -- /bin/true` against bubblewrap with the
 same isolation and against a bare /bin/true, measured in one interleaved
 run (each round runs every command once, in a shuffled order, so machine
-noise hits all of them alike).
+noise hits all of them alike). A second bubblewrap row, `bwrap+seccomp`,
+also installs the seccomp programs airlock's default profile does (from
+airlock's `seccomp_programs` example, through `--add-seccomp-fd`): the
+same isolation but for Landlock and the cgroup, which bubblewrap lacks.
 
 Reports the median and p90 wall time, the ratio to bubblewrap and to bare,
 the CPU time of each command's whole process tree, and its peak RSS,
@@ -36,7 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from built import find_airlock  # noqa: E402
+from built import find_airlock, find_built  # noqa: E402
 
 
 def system_view_bwrap():
@@ -49,19 +52,50 @@ def system_view_bwrap():
     return args + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
 
 
-def bwrap_true():
-    """bubblewrap running /bin/true with airlock's default isolation and view."""
+def bwrap_true(seccomp=()):
+    """bubblewrap running /bin/true with airlock's default isolation and view;
+    with `seccomp` ((fd, path) pairs, see `seccomp_programs`), also behind
+    those programs, read from those fds."""
+    filters = [arg for fd, _ in seccomp for arg in ("--add-seccomp-fd", str(fd))]
     return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            *system_view_bwrap(), "--", "/bin/true"]
+            *system_view_bwrap(), *filters, "--", "/bin/true"]
 
 
-def peak_rss(argv, tries=5):
+# bubblewrap reads each program from an fd of its own; these are free in a
+# command the benches start (they hand it only 0 to 2).
+FIRST_SECCOMP_FD = 10
+
+
+def seccomp_programs(script, profile="release"):
+    """The seccomp programs `airlock run` installs with the default profile
+    (written by airlock's `seccomp_programs` example into a new temporary
+    directory), as (fd, path) pairs for bwrap_true: a bubblewrap row with the
+    same seccomp isolation as airlock's. Landlock and the cgroup, which
+    bubblewrap has no flag for, stay airlock's alone."""
+    import atexit
+    import tempfile
+    tool = find_built("seccomp_programs", script, profile=profile, where=("examples",))
+    out = tempfile.mkdtemp(prefix="airlock-bench-bpf-")
+    atexit.register(shutil.rmtree, out, True)
+    count = int(subprocess.run([tool, out], check=True, capture_output=True,
+                               text=True).stdout)
+    return [(FIRST_SECCOMP_FD + i, os.path.join(out, f"{i}.bpf")) for i in range(count)]
+
+
+def open_fds(fds):
+    """In a child before its exec: each (fd, path) of `fds` opened there."""
+    for fd, path in fds:
+        os.dup2(os.open(path, os.O_RDONLY), fd, inheritable=True)
+
+
+def peak_rss(argv, tries=5, fds=()):
     if not os.path.exists("/usr/bin/time"):
         return 0
     best = 0
     for _ in range(tries):
         r = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, check=True, text=True)
+                           stderr=subprocess.PIPE, check=True, text=True,
+                           close_fds=not fds, preexec_fn=lambda: open_fds(fds))
         best = max(best, int(r.stderr.strip().splitlines()[-1]))
     return best
 
@@ -96,8 +130,9 @@ def reap_leftovers(argv, within=10.0):
             time.sleep(0.001)
 
 
-def run_once(argv):
-    """The command's wall time, and the CPU time of all its processes."""
+def run_once(argv, fds=()):
+    """The command's wall time, and the CPU time of all its processes; `fds`
+    are (fd, path) pairs opened for it, read-only, at those numbers."""
     devnull = os.open(os.devnull, os.O_RDWR)
     cpu = children_cpu()
     start = time.perf_counter()
@@ -106,6 +141,7 @@ def run_once(argv):
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
         try:
+            open_fds(fds)
             os.execvp(argv[0], argv)
         except OSError as e:
             os.write(2, f"benches/spawn.py: cannot execute {argv[0]}: {e}\n".encode())
@@ -137,8 +173,11 @@ def main():
     }
     if a.baseline:
         commands["baseline"] = [os.path.abspath(a.baseline), "run", "--", "/bin/true"]
+    fds = {}
     if shutil.which("bwrap"):
         commands["bwrap"] = bwrap_true()
+        fds["bwrap+seccomp"] = seccomp_programs("spawn.py")
+        commands["bwrap+seccomp"] = bwrap_true(fds["bwrap+seccomp"])
     else:
         print("bwrap not installed: comparing with bare only", file=sys.stderr)
     become_subreaper()
@@ -147,35 +186,45 @@ def main():
     peak = {k: 0 for k in commands}
     names = list(commands)
     for name in names:  # warm the page cache
-        run_once(commands[name])
+        run_once(commands[name], fds.get(name, ()))
     for _ in range(a.rounds):
         random.shuffle(names)
         for name in names:
-            wall, cpu = run_once(commands[name])
+            wall, cpu = run_once(commands[name], fds.get(name, ()))
             times[name].append(wall)
             cpus[name].append(cpu)
     for name in names:
-        peak[name] = peak_rss(commands[name])
+        peak[name] = peak_rss(commands[name], fds=fds.get(name, ()))
     med = {k: statistics.median(v) for k, v in times.items()}
     # The mean: rusage counts in clock ticks on some kernels, which a
     # median of single runs would round away.
     cpu = {k: statistics.mean(v) for k, v in cpus.items()}
     print(f"{a.rounds} interleaved rounds, uid {os.geteuid()}, {os.cpu_count()} cpus")
-    print(f"{'command':<10}{'median ms':>11}{'p90 ms':>9}{'cpu ms':>9}{'peak RSS KiB':>14}"
-          f"{'x bare':>9}{'x bwrap':>9}{'cpu x bwrap':>13}")
+    # bwrap+seccomp: bubblewrap behind the same seccomp programs as airlock
+    # (its other protections, Landlock and the cgroup, bubblewrap has no
+    # flag for).
+    print(f"{'command':<15}{'median ms':>11}{'p90 ms':>9}{'cpu ms':>9}{'peak RSS KiB':>14}"
+          f"{'x bare':>9}{'x bwrap':>9}{'cpu x bwrap':>13}{'x bwrap+seccomp':>17}")
     summary = {}
     for k in commands:
         p90 = sorted(times[k])[int(len(times[k]) * 0.9) - 1]
         vs_bwrap = f"{med[k] / med['bwrap']:.2f}" if "bwrap" in med else "-"
         cpu_vs_bwrap = f"{cpu[k] / cpu['bwrap']:.2f}" if "bwrap" in cpu and cpu["bwrap"] else "-"
-        print(f"{k:<10}{med[k] * 1000:>11.2f}{p90 * 1000:>9.2f}{cpu[k] * 1000:>9.2f}{peak[k]:>14}"
-              f"{med[k] / med['bare']:>9.1f}{vs_bwrap:>9}{cpu_vs_bwrap:>13}")
+        vs_seccomp = (f"{med[k] / med['bwrap+seccomp']:.2f}" if "bwrap+seccomp" in med
+                      else "-")
+        print(f"{k:<15}{med[k] * 1000:>11.2f}{p90 * 1000:>9.2f}{cpu[k] * 1000:>9.2f}"
+              f"{peak[k]:>14}{med[k] / med['bare']:>9.1f}{vs_bwrap:>9}{cpu_vs_bwrap:>13}"
+              f"{vs_seccomp:>17}")
         summary[k] = {"median_ms": med[k] * 1000, "p90_ms": p90 * 1000, "cpu_ms": cpu[k] * 1000,
                       "peak_rss_kib": peak[k], "x_bare": med[k] / med["bare"]}
         if "bwrap" in med:
             summary[k]["x_bwrap"] = med[k] / med["bwrap"]
             if cpu["bwrap"]:
                 summary[k]["cpu_x_bwrap"] = cpu[k] / cpu["bwrap"]
+        if "bwrap+seccomp" in med:
+            summary[k]["x_bwrap_seccomp"] = med[k] / med["bwrap+seccomp"]
+            if cpu["bwrap+seccomp"]:
+                summary[k]["cpu_x_bwrap_seccomp"] = cpu[k] / cpu["bwrap+seccomp"]
     if a.json:
         import json
         with open(a.json, "w") as f:

@@ -266,6 +266,11 @@ impl Program {
         self.0.is_empty()
     }
 
+    /// The `sock_filter` instructions, native byte order.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The same program as bytes of its own, which serialize as hex even
     /// when this is one of the build's precompiled programs: for records
     /// that other builds may read.
