@@ -202,3 +202,42 @@ print(json.loads(msg).get("error"), len(fds))
     );
     assert!(env.rt(&["delete", "--force", "c"]).status.success());
 }
+
+/// As runc: createContainer hooks find the container's root and /dev
+/// still writable and nothing masked (a GPU hook makes its device nodes
+/// and links there), and the workload then runs with every protection.
+#[test]
+fn create_hooks_run_before_the_protections() {
+    require_root!();
+    let env = Env::new();
+    let hook = json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "touch dev/from-hook hooked && stat -c %F proc/version > version-seen"],
+        "timeout": 10
+    });
+    let probe =
+        "ls /dev/from-hook /hooked; touch /dev/x || echo dev-ro; touch /y || echo root-ro; \
+                 stat -c %F /proc/version";
+    let b = env.bundle("b", &["sh", "-c", probe], |c| {
+        c["root"]["readonly"] = json!(true);
+        c["linux"]["maskedPaths"] = json!(["/proc/version"]);
+        c["hooks"] = json!({"createContainer": [hook]});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "hp"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    let seen = std::fs::read_to_string(b.join("rootfs/version-seen")).unwrap_or_default();
+    assert_eq!(seen.trim(), "regular empty file", "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "/dev/from-hook",
+            "/hooked",
+            "dev-ro",
+            "root-ro",
+            "character special file"
+        ],
+        "{err}"
+    );
+}

@@ -266,6 +266,18 @@ fn yes() -> bool {
 }
 
 impl MountStep {
+    /// One of the protections, which come after every other step (see
+    /// `resolve`): the runner applies them after the hooks.
+    pub fn protects(&self) -> bool {
+        matches!(
+            self,
+            MountStep::Mask { .. }
+                | MountStep::ReadOnly { .. }
+                | MountStep::SealDev { .. }
+                | MountStep::ReadOnlyRoot
+        )
+    }
+
     /// Where a step that mounts something mounts it.
     pub fn mountpoint(&self) -> Option<&str> {
         match self {
@@ -598,6 +610,13 @@ mod tests {
         assert!(at("mount /ro") < at("mask /proc/kcore"));
         assert!(at("mask /proc/kcore") < at("make /dev read-only"));
         assert_eq!(names.last().unwrap(), "make / read-only");
+        // The runner applies the protections after the hooks: they are
+        // all last.
+        let first = fs.steps.iter().position(MountStep::protects).unwrap();
+        assert!(
+            fs.steps[first..].iter().all(MountStep::protects),
+            "{names:?}"
+        );
         let proc = at("mount /proc");
         assert!(matches!(fs.steps[proc], MountStep::Proc { .. }));
         assert!(matches!(

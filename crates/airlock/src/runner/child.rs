@@ -216,7 +216,7 @@ fn setup(
         crate::fs::make_as_where_unmapped(plan.process.uid, plan.process.gid);
     }
     let trees = mount::prepare(plan, sources, report)?;
-    mount::apply(plan, &trees, report)?;
+    let protections = mount::apply(plan, &trees, report)?;
     // Every source is opened and judged: the host's sockets are no longer
     // ours to list.
     crate::check::forget_host_socket_view();
@@ -244,6 +244,7 @@ fn setup(
             None,
         )?;
     }
+    mount::protect(plan, &trees, protections, report)?;
     crate::mountinfo::forget();
     mount::enter(trees, report)?;
     if !plan.filesystem.lock_files.is_empty() {

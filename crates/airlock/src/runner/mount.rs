@@ -228,13 +228,38 @@ fn attach_at_newroot(mnt: OwnedFd) -> io::Result<()> {
     )?)
 }
 
-/// Step 4: the plan's mount steps, in order.
-pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<()> {
+/// Step 4: the plan's mount steps, in order, up to its protections
+/// (masks, read-only paths, sealed /dev, the read-only root), which the
+/// plan puts last and [`protect`] applies.
+pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<Protections> {
     // The proc and sysfs mounts made, by destination, each by its own
     // handle: the masked and read-only paths beneath them are found from
     // these, not by their paths again (see `protect::Kernel`).
     let mut kernel = protect::Kernel::default();
-    for (i, m) in plan.filesystem.steps.iter().enumerate() {
+    let steps = &plan.filesystem.steps;
+    let from = steps
+        .iter()
+        .position(MountStep::protects)
+        .unwrap_or(steps.len());
+    for (i, m) in steps[..from].iter().enumerate() {
+        apply_step(plan, trees, &mut kernel, i, m, report)
+            .map_err(|e| read_only_root_hint(plan, i, e))?;
+    }
+    Ok(Protections { kernel, from })
+}
+
+/// What [`apply`] left for [`protect`].
+pub struct Protections {
+    kernel: protect::Kernel,
+    from: usize,
+}
+
+/// Step 5, after the OCI hooks that run before pivot_root: as runc does,
+/// they still find the root and /dev writable and nothing masked (a GPU
+/// hook makes its device nodes in /dev).
+pub fn protect(plan: &Plan, trees: &Trees, p: Protections, report: Reporter) -> Result<()> {
+    let Protections { mut kernel, from } = p;
+    for (i, m) in plan.filesystem.steps.iter().enumerate().skip(from) {
         apply_step(plan, trees, &mut kernel, i, m, report)
             .map_err(|e| read_only_root_hint(plan, i, e))?;
     }
