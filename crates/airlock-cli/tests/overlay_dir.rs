@@ -181,7 +181,7 @@ fn two_running_sandboxes_cannot_share_an_upper_layer() {
         assert_eq!(r.code, 125, "{}", r.stderr);
         assert!(
             r.stderr.contains(&format!(
-                "{} is the upper layer of a sandbox that is running",
+                "{} is the upper layer or work directory of a sandbox that is running",
                 upper.display()
             )),
             "{}",
@@ -192,6 +192,43 @@ fn two_running_sandboxes_cannot_share_an_upper_layer() {
         let r = sh(&flags, "true");
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
+    // A work directory is one sandbox's too: a second mount would empty
+    // it under the first. Given as another's upper layer, likewise.
+    let other = c.layer.join("rw2").display().to_string();
+    let r = output(airlock(&[
+        "--state-root",
+        &st,
+        "run",
+        "-d",
+        "--name",
+        "one",
+        "--overlay-src",
+        "/usr",
+        "--overlay",
+        &rw,
+        &wk,
+        "/m",
+        "--",
+        "sleep",
+        "1000",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (upper, work) in [(&other, &wk), (&wk, &other)] {
+        let r = sh(
+            &["--overlay-src", "/usr", "--overlay", upper, work, "/m"],
+            "true",
+        );
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "{wk} is the upper layer or work directory of a sandbox that is running"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = output(airlock(&["--state-root", &st, "rm", "-f", "one"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 /// A root caller's sandbox writes its persistent layer as the id range

@@ -37,8 +37,10 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
                 made.made.push((parent, name.to_string()));
             }
         }
-        let upper = format!("{}/upper", dir.trim_end_matches('/'));
-        made.lock(&upper, layer).step(step)?;
+        for name in ["upper", "work"] {
+            made.lock(&format!("{}/{name}", dir.trim_end_matches('/')), layer)
+                .step(step)?;
+        }
     }
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
         let MountStep::Overlay {
@@ -54,15 +56,19 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
         made.made
             .extend(prepare_mount_dirs(plan, upper, work).step(step)?);
         made.lock(upper, layer).step(step)?;
+        made.lock(work, layer).step(step)?;
     }
     Ok(made)
 }
 
-/// An upper layer held for this sandbox alone while it lives (an
-/// exclusive flock on the directory): two overlays writing one upper
-/// layer at once are undefined in overlayfs ("upperdir is in-use",
-/// logged only, with `index=off`), and their files would mix.
-fn lock_upper(upper: &str) -> std::io::Result<OwnedFd> {
+/// An upper layer, or a work directory, held for this sandbox alone while
+/// it lives (an exclusive flock on the directory): two overlays writing
+/// one upper layer at once are undefined in overlayfs ("upperdir is
+/// in-use", logged only, with `index=off`), and their files would mix; a
+/// mount empties its work directory (`work/work`) under the overlay that
+/// has it already, whose next copy-up then fails. One sandbox's work
+/// directory given as another's upper layer is refused alike.
+fn lock_layer(upper: &str) -> std::io::Result<OwnedFd> {
     let fd = rustix::fs::openat2(
         rustix::fs::CWD,
         upper,
@@ -75,7 +81,7 @@ fn lock_upper(upper: &str) -> std::io::Result<OwnedFd> {
         Ok(()) => Ok(fd),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::new(
             std::io::ErrorKind::WouldBlock,
-            format!("{upper} is the upper layer of a sandbox that is running; two sandboxes cannot write one layer at once"),
+            format!("{upper} is the upper layer or work directory of a sandbox that is running; two sandboxes cannot write one at once"),
         )),
         Err(e) => Err(std::io::Error::other(format!("{upper}: lock: {}", describe(&e.into())))),
     }
@@ -98,11 +104,11 @@ impl MadeDirs {
         self.made.clear();
     }
 
-    /// Hold `upper` for this sandbox. Made here (`made[layer..]`) but held
+    /// Hold `upper` (or a work directory) for this sandbox. Made here (`made[layer..]`) but held
     /// by another that started at the same moment, the layer's directories
     /// are that sandbox's now: they stay when this one fails.
     fn lock(&mut self, upper: &str, layer: usize) -> std::io::Result<()> {
-        match lock_upper(upper) {
+        match lock_layer(upper) {
             Ok(fd) => {
                 self.locks.push(fd);
                 Ok(())
