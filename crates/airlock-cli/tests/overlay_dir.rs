@@ -102,9 +102,10 @@ fn writes_land_in_the_layer_and_persist() {
     assert_eq!(sh(&flags, "cat /newfile").stdout, "x\n");
 }
 
-/// A sandbox that fails to start (a missing bind source) leaves no
-/// `upper/` or `work/` it made behind, for the root layer or a mount's;
-/// what was there before stays.
+/// A sandbox that fails to start (a missing bind source, or a step after
+/// the overlay was mounted) leaves no `upper/` or `work/` it made behind,
+/// for the root layer or a mount's, nor what setup put in them; what was
+/// there before stays.
 #[test]
 fn a_failed_start_leaves_no_layer_directories() {
     for user in callers() {
@@ -129,7 +130,18 @@ fn a_failed_start_leaves_no_layer_directories() {
             ])
             .chain(missing)
             .collect();
-        for flags in [root_layer, mount_layer] {
+        // Refused in the sandbox, once the overlay root is mounted and
+        // setup has made its mount points in upper/.
+        let late: Vec<String> = c
+            .flags()
+            .into_iter()
+            .chain(["--remount-ro".into(), "/etc".into()])
+            .collect();
+        for (flags, why) in [
+            (root_layer, "does not exist"),
+            (mount_layer, "does not exist"),
+            (late, "remount /etc read-only"),
+        ] {
             let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
             let r = if user {
                 sh_as_user(&flags, "true")
@@ -137,7 +149,7 @@ fn a_failed_start_leaves_no_layer_directories() {
                 sh(&flags, "true")
             };
             assert_eq!(r.code, 125, "as user: {user}: {flags:?}: {}", r.stderr);
-            assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+            assert!(r.stderr.contains(why), "{}", r.stderr);
             for made in ["upper", "work", "mounted/up", "mounted/wk"] {
                 assert!(
                     !c.layer.join(made).exists(),

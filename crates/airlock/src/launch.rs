@@ -144,7 +144,7 @@ mod tests {
             e.to_string(),
             "image /no/such/img:v1: /no/such/img: no such file or directory"
         );
-        crate::image::store::remove_tree(&store);
+        crate::fs::remove_tree(&store);
     }
 
     #[test]

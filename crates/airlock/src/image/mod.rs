@@ -268,7 +268,7 @@ struct Scratch(PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        store::remove_tree(&self.0);
+        crate::fs::remove_tree(&self.0);
     }
 }
 

@@ -17,6 +17,7 @@
 use super::oci::{digest_hex, hex, Image, Layer};
 use super::unpack::{self, Options};
 use super::ImageError;
+use crate::fs::remove_tree;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -782,59 +783,6 @@ fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     rustix::fs::open(dir, flags, Mode::empty()).ok()
-}
-
-/// Remove a tree the store wrote, making read-only directories writable
-/// first (layers keep the image's modes). The tree's files may belong to
-/// a sandbox's ids, whose owner can change it meanwhile: each directory
-/// is opened beneath the last, never through a symlink, and changed by
-/// its fd, so that no swap of a directory for a link sends a chmod onto
-/// the host. (`remove_dir_all` itself follows no symlink.)
-pub fn remove_tree(p: &Path) {
-    use rustix::fs::{Mode, OFlags, CWD};
-    use std::os::fd::{AsFd, AsRawFd};
-    if std::fs::remove_dir_all(p).is_ok() {
-        return;
-    }
-    // Searched and listed once made the owner's: an O_PATH handle needs
-    // neither right, and its chmod goes through /proc to what it holds.
-    fn open_up(parent: impl AsFd, name: &std::ffi::CStr) {
-        let held = OFlags::PATH
-            .union(OFlags::DIRECTORY)
-            .union(OFlags::NOFOLLOW)
-            .union(OFlags::CLOEXEC);
-        // Not a directory, or a symlink: ENOTDIR or ELOOP, left alone.
-        let Ok(handle) = rustix::fs::openat(parent, name, held, Mode::empty()) else {
-            return;
-        };
-        let _ = rustix::fs::chmod(
-            format!("/proc/self/fd/{}", handle.as_raw_fd()).as_str(),
-            Mode::from_raw_mode(0o700),
-        );
-        let listed = OFlags::RDONLY
-            .union(OFlags::DIRECTORY)
-            .union(OFlags::CLOEXEC);
-        let Ok(dir) = rustix::fs::openat(&handle, c".", listed, Mode::empty()) else {
-            return;
-        };
-        let Ok(mut entries) = rustix::fs::Dir::read_from(&dir) else {
-            return;
-        };
-        let mut names = Vec::new();
-        while let Some(Ok(e)) = entries.read() {
-            let name = e.file_name();
-            if name != c"." && name != c".." {
-                names.push(name.to_owned());
-            }
-        }
-        for name in names {
-            open_up(&dir, &name);
-        }
-    }
-    if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
-        open_up(CWD, &c);
-    }
-    let _ = std::fs::remove_dir_all(p);
 }
 
 #[cfg(test)]

@@ -125,8 +125,14 @@ impl MadeDirs {
 
 impl Drop for MadeDirs {
     fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
         for (parent, name) in self.made.drain(..) {
-            let _ = rustix::fs::unlinkat(&parent, name.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+            // With what setup put there once the overlay was mounted (its
+            // work/work, the mount points it made in upper/), and nothing
+            // else: no workload ran. Beneath the parent we opened, whatever
+            // its path leads to now; remove_tree follows no symlink.
+            let made = format!("/proc/self/fd/{}/{name}", parent.as_raw_fd());
+            crate::fs::remove_tree(std::path::Path::new(&made));
         }
     }
 }
