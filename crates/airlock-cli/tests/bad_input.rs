@@ -41,6 +41,25 @@ fn missing_bind_source() {
     );
 }
 
+/// An overlay root's layer that is a file is refused by its path, not
+/// by overlayfs naming the fd it was handed.
+#[test]
+fn a_root_layer_that_is_a_file_is_named() {
+    require_root!();
+    let err = refused(
+        &[
+            "run",
+            "--rootfs",
+            "/etc/hostname",
+            "--overlay",
+            "--",
+            "true",
+        ],
+        &["root layer /etc/hostname: not a directory"],
+    );
+    assert!(!err.contains("/proc/self/fd"), "{err}");
+}
+
 /// A mount that fails in the sandbox names the flag that asked for it
 /// (not the one before it, nor a spec index counting the default view),
 /// or, from a spec, its field; and says the mount point was the trouble:

@@ -142,12 +142,13 @@ fn open_root_source(plan: &Plan, host_root: Option<OwnedFd>) -> Result<RootSourc
             let seen = &crate::check::Snapshot::take(plan.host.home.as_deref());
             let mut fds = Vec::with_capacity(lower.len());
             for l in lower {
-                fds.push(sources::open_source(
-                    plan,
-                    seen,
-                    &|| format!("root layer {l}"),
-                    l,
-                )?);
+                let step = || format!("root layer {l}");
+                let fd = sources::open_source(plan, seen, &step, l)?;
+                // Said here, by its path: overlayfs would name the fd's.
+                if !is_dir(&fd).step(step)? {
+                    return Err(SetupError::new(step(), "not a directory"));
+                }
+                fds.push(fd);
             }
             let upper = match upper {
                 Some(u) => Some(sources::open_source(
