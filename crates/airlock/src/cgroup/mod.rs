@@ -97,6 +97,15 @@ pub(crate) fn left_out(field: &str, file: &str, path: &Path) -> bool {
     (reservation && !path.exists()) || unaccounted_swap_of_no_use(field, file, path, swap_in_use)
 }
 
+/// The file a v1 I/O weight goes to where `blkio.weight` is missing: BFQ,
+/// the only proportional I/O scheduler since Linux 5.0 removed CFQ (whose
+/// file that is), keeps its weight in `blkio.bfq.weight`. runc writes it
+/// there too.
+pub(crate) fn bfq_instead(dir: &Path, file: &str) -> Option<&'static str> {
+    const BFQ: &str = "blkio.bfq.weight";
+    (file == "blkio.weight" && !dir.join(file).exists() && dir.join(BFQ).exists()).then_some(BFQ)
+}
+
 /// Whether the host has swap in use (`/proc/swaps` lists a device or
 /// file). Unreadable: assumed so.
 pub(crate) fn swap_in_use() -> bool {
@@ -338,14 +347,15 @@ impl Cgroup {
                 .map_err(|why| SetupError::new(plan::field_of(&w.file), why))?;
         }
         for w in &plan.writes {
-            if left_out(&w.field, &w.file, &w.dir.join(&w.file)) {
+            let file = bfq_instead(&w.dir, &w.file).unwrap_or(&w.file);
+            if left_out(&w.field, file, &w.dir.join(file)) {
                 continue;
             }
             let step = match w.field.is_empty() {
                 true => format!("resources ({})", w.controller),
                 false => w.field.clone(),
             };
-            write_file(&w.dir, &w.file, &w.value, &w.controller, &step)?;
+            write_file(&w.dir, file, &w.value, &w.controller, &step)?;
         }
         Ok(cg)
     }

@@ -103,6 +103,11 @@ impl SandboxDir {
             .map(|s| s.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
         let mut writes = update_writes(&changed, &paths, &enabled).map_err(Error::Setup)?;
+        for (dir, w) in &mut writes {
+            if let Some(file) = crate::cgroup::bfq_instead(dir, &w.file) {
+                w.file = file.into();
+            }
+        }
         writes.retain(|(dir, w)| !crate::cgroup::left_out(&w.field, &w.file, &dir.join(&*w.file)));
         for (dir, w) in &writes {
             if w.controller == "cpuset" {

@@ -421,6 +421,40 @@ fn an_update_refused_halfway_puts_back_what_it_wrote() {
     );
 }
 
+/// A v1 I/O weight goes to BFQ's `blkio.bfq.weight` where the host has
+/// no `blkio.weight` (CFQ's, gone since Linux 5.0), as runc writes it.
+#[test]
+fn an_io_weight_goes_to_bfq_where_cfq_is_gone() {
+    let (tmp, root) = temp_root("update-bfq");
+    let (sb, _alive) = root
+        .create(
+            &new_id().unwrap(),
+            Some("io"),
+            &SandboxSpec::default(),
+            true,
+        )
+        .unwrap();
+    let blkio = tmp.0.join("cg-blkio");
+    std::fs::create_dir_all(&blkio).unwrap();
+    std::fs::write(blkio.join("blkio.bfq.weight"), "100\n").unwrap();
+    sb.update(|st| {
+        st.status = Status::Running;
+        st.cgroup = Some(CgroupPaths {
+            v2: None,
+            v1: [("blkio".into(), blkio.clone())].into(),
+        });
+    })
+    .unwrap();
+    let new = crate::spec::Resources {
+        io_weight: Some(100),
+        ..Default::default()
+    };
+    sb.update_resources(&new).unwrap();
+    let written = std::fs::read_to_string(blkio.join("blkio.bfq.weight")).unwrap();
+    assert_eq!(written, "500");
+    assert!(!blkio.join("blkio.weight").exists());
+}
+
 /// A wait that starts while the sandbox is being made (its maker holding
 /// `alive`, the supervisor not yet running) does not keep the supervisor
 /// from taking the directory's lock, and returns once both are let go.
