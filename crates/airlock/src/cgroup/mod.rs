@@ -231,6 +231,20 @@ impl Cgroup {
             .filter(|(_, d)| is_cgroup(d))
             .map(|(c, d)| (c.clone(), d.clone()))
             .collect();
+        // Only directories above the sandbox's own, whatever state.json
+        // says: nothing else is removed for it.
+        let above_ours = |d: &PathBuf| {
+            cg.v2
+                .iter()
+                .chain(cg.v1.values())
+                .any(|leaf| leaf != d && leaf.starts_with(d))
+        };
+        cg.made = paths
+            .made
+            .iter()
+            .filter(|d| above_ours(d) && is_cgroup(d))
+            .cloned()
+            .collect();
         cg
     }
 
@@ -388,6 +402,7 @@ impl Cgroup {
         crate::state::CgroupPaths {
             v2: self.v2.clone(),
             v1: self.v1.clone(),
+            made: self.made.clone(),
         }
     }
 

@@ -355,6 +355,7 @@ fn update_on_pure_v2_writes_the_v2_files() {
     let paths = crate::state::CgroupPaths {
         v2: Some("/sys/fs/cgroup/a/c".into()),
         v1: BTreeMap::new(),
+        made: Vec::new(),
     };
     let r = Resources {
         memory: Some(Size(64 << 20)),
@@ -391,6 +392,7 @@ fn update_on_hybrid_writes_v1_files_once() {
     let paths = crate::state::CgroupPaths {
         v2: Some("/u/c".into()),
         v1,
+        made: Vec::new(),
     };
     let r = Resources {
         memory: Some(Size(1 << 20)),
@@ -464,6 +466,7 @@ fn group_oom_kill_is_a_v2_file_refused_on_v1_memory() {
     let paths = crate::state::CgroupPaths {
         v2: Some("/u/c".into()),
         v1,
+        made: Vec::new(),
     };
     let e = update_writes(&on, &paths, &[]).unwrap_err();
     assert_eq!(e.step, "resources.memory_oom_group");
@@ -471,6 +474,7 @@ fn group_oom_kill_is_a_v2_file_refused_on_v1_memory() {
     let v2_paths = crate::state::CgroupPaths {
         v2: Some("/a/c".into()),
         v1: BTreeMap::new(),
+        made: Vec::new(),
     };
     let w = update_writes(&on, &v2_paths, &["memory".to_string()]).unwrap();
     assert_eq!(w[0].1.file, "memory.oom.group");

@@ -186,6 +186,7 @@ mod tests {
         let s = read_stats(&CgroupPaths {
             v2: Some(dir.clone()),
             v1: Default::default(),
+            made: Vec::new(),
         });
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(

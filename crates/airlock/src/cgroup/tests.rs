@@ -178,3 +178,47 @@ fn sandboxes_sharing_a_made_parent_race_safely() {
     }
     assert_eq!(left, 0, "a sandbox's own cgroup was left behind");
 }
+
+/// A sandbox reclaimed after its supervisor and guard were both killed
+/// (`delete` of its state) takes the parents making it made, on the real
+/// v2 hierarchy, as its supervisor would have; and nothing state.json
+/// lists that is not above its own cgroup.
+#[test]
+fn a_reclaimed_sandbox_takes_the_parents_it_made() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: this test needs root (CI runs it as root)");
+        return;
+    }
+    let Some(v2) = Layout::detect().ok().and_then(|l| l.v2) else {
+        eprintln!("SKIPPED: no cgroup v2 hierarchy is mounted");
+        return;
+    };
+    let top = v2
+        .own_dir()
+        .join(format!("airlock-reclaim-{}", std::process::id()));
+    let elsewhere = v2
+        .own_dir()
+        .join(format!("airlock-reclaim-other-{}", std::process::id()));
+    std::fs::create_dir(&elsewhere).unwrap();
+    let plan = CgroupPlan {
+        nested: vec![top.clone(), top.join("a"), top.join("a/b")],
+        v2: Some(top.join("a/b/c")),
+        ..CgroupPlan::default()
+    };
+    let cg = Cgroup::create(&plan).unwrap();
+    // As a killed supervisor and guard leave it: nothing removed, the
+    // paths in state.json.
+    let mut recorded = cg.paths();
+    std::mem::forget(cg);
+    recorded.made.push(elsewhere.clone());
+    let json = serde_json::to_string(&recorded).unwrap();
+    let read: crate::state::CgroupPaths = serde_json::from_str(&json).unwrap();
+    Cgroup::adopt(&read).remove();
+    let (left, kept) = (top.exists(), elsewhere.exists());
+    for d in ["a/b/c", "a/b", "a", ""] {
+        let _ = std::fs::remove_dir(top.join(d));
+    }
+    let _ = std::fs::remove_dir(&elsewhere);
+    assert!(!left, "the parents made for the sandbox were left");
+    assert!(kept, "a cgroup not above the sandbox's was removed");
+}

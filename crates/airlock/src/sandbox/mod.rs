@@ -289,6 +289,7 @@ impl Sandbox {
             .map(|c| crate::state::CgroupPaths {
                 v2: c.v2.clone(),
                 v1: c.v1.clone(),
+                made: Vec::new(),
             })
             .filter(|p| {
                 p.v2.iter()

@@ -77,6 +77,11 @@ pub struct CgroupPaths {
     pub v2: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub v1: BTreeMap<String, PathBuf>,
+    /// The directories above those that making them made (a nested
+    /// `linux.cgroupsPath`), parents first: a sandbox reclaimed after its
+    /// supervisor and guard were killed takes them too, when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub made: Vec<PathBuf>,
 }
 
 impl CgroupPaths {

@@ -402,6 +402,7 @@ fn an_update_refused_halfway_puts_back_what_it_wrote() {
         st.cgroup = Some(CgroupPaths {
             v2: None,
             v1: [("memory".into(), memory.clone()), ("pids".into(), pids)].into(),
+            made: Vec::new(),
         });
     })
     .unwrap();
@@ -442,6 +443,7 @@ fn an_io_weight_goes_to_bfq_where_cfq_is_gone() {
         st.cgroup = Some(CgroupPaths {
             v2: None,
             v1: [("blkio".into(), blkio.clone())].into(),
+            made: Vec::new(),
         });
     })
     .unwrap();
