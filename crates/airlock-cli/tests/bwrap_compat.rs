@@ -1560,3 +1560,67 @@ fn a_bind_onto_a_dangling_link_makes_its_target() {
         "made in the host's directory"
     );
 }
+
+/// --die-with-parent: the sandbox ends when the process that started
+/// airlock does, as root and as a user. A root caller's supervisor
+/// changes its effective uid to make the user namespace, which clears
+/// the parent-death signal airlock set before it exec'd the runner: it
+/// is set again after.
+#[test]
+fn die_with_parent_ends_the_sandbox_with_its_parent() {
+    for as_user in callers() {
+        let marker = format!("{}", 2_000_000 + std::process::id() + u32::from(as_user));
+        // Written so that only the workload's command line is `sleep
+        // MARKER`: not the shell's, whose script says it otherwise.
+        let script = format!(
+            "'{}' run --die-with-parent -- sleep \"${{0}}\" & wait",
+            airlock_bin().display()
+        );
+        let mut parent = match as_user {
+            true => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    format!("--reuid={USER}"),
+                    format!("--regid={USER}"),
+                    "--clear-groups".into(),
+                    "--".into(),
+                ]);
+                c
+            }
+            false => Command::new("env"),
+        };
+        let mut parent = parent
+            .args(["sh", "-c", &script, &marker])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let wanted = format!("sleep\0{marker}\0");
+        let workload = || {
+            std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !workload() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sandbox never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while workload() {
+            if std::time::Instant::now() > deadline {
+                for pid in processes_with(&format!("sleep {marker}")) {
+                    // SAFETY: kill takes no pointers; these are the
+                    // sandbox's processes this test started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                panic!("as user {as_user}: the sandbox outlived its parent");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

@@ -38,6 +38,26 @@ struct CloneArgs {
 /// Only sound in a single-threaded process (the runner is one): the raw
 /// syscall changes the calling thread's credentials, where libc's wrapper
 /// would signal every thread.
+/// The parent-death signal set on us, with the parent it was set under,
+/// for [`arm_parent_death`] to set again after a change of our effective
+/// uid, which clears it; none when none is set.
+pub type ParentDeath = (rustix::process::Signal, Option<rustix::process::Pid>);
+
+pub fn parent_death_watch() -> io::Result<Option<ParentDeath>> {
+    let signal = rustix::process::parent_process_death_signal()?;
+    Ok(signal.map(|s| (s, rustix::process::getppid())))
+}
+
+/// Set the parent-death signal of [`parent_death_watch`] again; an error
+/// if that parent has exited meanwhile (the signal would never come).
+pub fn arm_parent_death((signal, parent): ParentDeath) -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(signal))?;
+    if rustix::process::getppid() != parent {
+        return Err(io::Error::other("the parent process has exited"));
+    }
+    Ok(())
+}
+
 pub fn set_effective_uid(uid: u32) -> io::Result<()> {
     // SAFETY: setresuid with -1 (unchanged) for the real and saved uids
     // touches only this thread's credentials, which is all of this

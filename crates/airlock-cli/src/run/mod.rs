@@ -72,6 +72,9 @@ pub fn fail(e: Error) -> ExitCode {
 /// `airlock run` (and `airlock create`, which holds the workload until
 /// `airlock start`).
 pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCode {
+    // Before anything that takes time (an image to unpack): a parent that
+    // dies meanwhile must not go unnoticed by --die-with-parent.
+    let parent = rustix::process::getppid();
     if let Some(store) = &a.store {
         // Absolute, as the guardrails compare it with absolute binds.
         ctx.store = std::path::absolute(store).unwrap_or_else(|_| store.into());
@@ -151,7 +154,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         );
     }
     if a.bwrap.die_with_parent {
-        if let Err(e) = die_with_parent() {
+        if let Err(e) = die_with_parent(parent) {
             return refuse(format!("--die-with-parent: {e}"));
         }
     }
@@ -353,8 +356,8 @@ fn prepare(
 /// bwrap's `--die-with-parent`: the supervisor (this process, after it
 /// execs the runner, which keeps the setting) is killed when our parent
 /// dies, and nothing of a sandbox outlives its supervisor.
-fn die_with_parent() -> std::io::Result<()> {
-    let parent = rustix::process::getppid();
+/// `parent`: ours when we started.
+fn die_with_parent(parent: Option<rustix::process::Pid>) -> std::io::Result<()> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
     // The parent may have died before the setting took: then it never fires.
     if rustix::process::getppid() != parent {

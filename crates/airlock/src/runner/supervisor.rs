@@ -203,6 +203,13 @@ pub(super) fn supervise(
     // reads 0 for a rootless caller as soon as we have written its maps.
     let by_root = rustix::process::geteuid().is_root();
     let creator = creator_uid(&plan);
+    // Set by `airlock run --die-with-parent` before it exec'd us; every
+    // change of our effective uid clears it.
+    let dies_with = match creator {
+        Some(_) => sys::parent_death_watch()
+            .map_err(|e| SetupError::io("read the parent-death signal", &e))?,
+        None => None,
+    };
     if let Some(uid) = creator {
         sys::set_effective_uid(uid)
             .step(|| format!("become uid {uid} to create the user namespace"))?;
@@ -212,11 +219,20 @@ pub(super) fn supervise(
         cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
     );
     if creator.is_some() && !matches!(forked, Ok(Forked::Child)) {
-        if let Err(e) = sys::set_effective_uid(0) {
+        let restored = sys::set_effective_uid(0)
+            .map_err(|e| SetupError::io("become root again after the clone", &e))
+            .and_then(|()| {
+                dies_with
+                    .map_or(Ok(()), sys::arm_parent_death)
+                    .map_err(|e| {
+                        SetupError::io("--die-with-parent: set the parent-death signal again", &e)
+                    })
+            });
+        if let Err(e) = restored {
             if let Ok(Forked::Parent { pid, pidfd }) = &forked {
                 kill_and_reap(pidfd, *pid);
             }
-            return Err(SetupError::io("become root again after the clone", &e));
+            return Err(e);
         }
     }
     let (pid, pidfd) = match forked {
