@@ -437,10 +437,14 @@ fn covers(dest: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// Whether a `-try` bind's source is there, as bubblewrap's stat() sees
-/// it: a dangling symbolic link is not.
-fn exists(path: &str) -> bool {
-    std::fs::metadata(absolute_source(path)).is_ok()
+/// Whether a `-try` bind's source is missing, as bubblewrap's stat() sees
+/// it (ENOENT; a dangling symbolic link too). Any other failure (EACCES,
+/// ELOOP) keeps the bind, whose start then fails naming the flag, as
+/// bubblewrap fails: a `--ro-bind-try` narrowing a writable bind must not
+/// vanish without a word.
+fn missing(path: &str) -> bool {
+    std::fs::metadata(absolute_source(path))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 fn to_mount(
@@ -473,7 +477,7 @@ fn to_mount(
         "ro_bind" => bind(true, false),
         "dev_bind" => bind(false, true),
         // bwrap's -try forms: a source that does not exist is no mount.
-        "bind_try" | "ro_bind_try" | "dev_bind_try" if !exists(&v[0]) => return Ok(None),
+        "bind_try" | "ro_bind_try" | "dev_bind_try" if missing(&v[0]) => return Ok(None),
         "bind_try" => bind(false, false),
         "ro_bind_try" => bind(true, false),
         "dev_bind_try" => bind(false, true),

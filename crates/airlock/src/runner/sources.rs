@@ -512,7 +512,9 @@ fn missing(step: String, path: &str, e: &io::Error) -> SetupError {
             errno: e.raw_os_error(),
             ..SetupError::new(
                 step,
-                format!("source {path} goes through a /proc magic link"),
+                format!(
+                    "source {path} goes through a /proc magic link (or a loop of symbolic links)"
+                ),
             )
         },
         Some(libc::EACCES) => SetupError {
