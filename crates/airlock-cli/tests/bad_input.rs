@@ -443,6 +443,15 @@ fn empty_and_bad_values_are_named_by_their_flag() {
             &["--perms", "4755", "--dir", "/x"][..],
             "--perms 4755: setuid and setgid",
         ),
+        // The mode --chmod set is named by it, not by the flag before.
+        (
+            &["--perms", "0700", "--dir", "/x", "--chmod", "4755", "/x"][..],
+            "--chmod 4755 /x: setuid and setgid",
+        ),
+        (
+            &["--dir", "/x", "--chmod", "4755", "/x"][..],
+            "--chmod 4755 /x: setuid and setgid",
+        ),
     ] {
         let mut all = vec!["run"];
         all.extend_from_slice(args);
@@ -674,6 +683,11 @@ fn settings_that_would_go_unapplied_are_refused() {
     refused(
         &["run", "--share-uts", "--hostname", "web", "--", "true"],
         &["hostname", "needs a UTS namespace"],
+    );
+    // The default name typed is asked for too: not left unset.
+    refused(
+        &["run", "--share-uts", "--hostname", "airlock", "--", "true"],
+        &["--hostname: \"airlock\" needs a UTS namespace"],
     );
     // A joined one (a pod's) keeps the name its owner gave it.
     refused(

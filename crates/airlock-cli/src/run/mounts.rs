@@ -301,7 +301,12 @@ pub fn apply(
                         "{p}: applies to the next flag that makes a file, not to {here}"
                     ));
                 }
-                chmod(s, v, &here)?;
+                let index = chmod(s, v, &here)?;
+                // The mode is this flag's now: an error about it names it.
+                labels
+                    .parts
+                    .retain(|(i, part, _)| (*i, *part) != (index, "mode"));
+                labels.parts.push((index, "mode", here.clone()));
                 continue;
             }
             _ => {}
@@ -383,11 +388,12 @@ fn remount_root(s: &mut SandboxSpec, here: &str) -> Result<(), String> {
 }
 
 /// bwrap's `--chmod MODE PATH`: airlock sets the mode of what it creates,
-/// so this sets the mode of the --dir, --tmpfs or --file that made PATH.
-fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<(), String> {
+/// so this sets the mode of the --dir, --tmpfs or --file that made PATH;
+/// which one it was, by its index.
+fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<usize, String> {
     let new = FileMode(octal_mode("--chmod", &v[0])?);
     let target = v[1].trim_end_matches('/');
-    for mount in s.filesystem.mounts.iter_mut().rev() {
+    for (index, mount) in s.filesystem.mounts.iter_mut().enumerate().rev() {
         match mount {
             Mount::Dir {
                 destination,
@@ -403,13 +409,13 @@ fn chmod(s: &mut SandboxSpec, v: &[String], here: &str) -> Result<(), String> {
                 // As bubblewrap's: what was there already too.
                 *mode = Some(new);
                 *chmod = true;
-                return Ok(());
+                return Ok(index);
             }
             Mount::Tmpfs {
                 destination, mode, ..
             } if destination.trim_end_matches('/') == target => {
                 *mode = Some(new);
-                return Ok(());
+                return Ok(index);
             }
             // These mount nothing: what they make above PATH hides nothing.
             Mount::RemountReadOnly { .. }

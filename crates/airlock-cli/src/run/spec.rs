@@ -71,6 +71,16 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
         ));
     }
     namespaces(&mut s, a, m)?;
+    // Validation lets the default name pass without a UTS namespace (a
+    // spec cannot tell it from one given) and refuses any other; the
+    // default typed is asked for too, and the host's namespace would not
+    // show it. bubblewrap refuses --hostname without --unshare-uts.
+    let default_name = SandboxSpec::default().hostname;
+    if a.hostname.as_ref() == Some(&default_name) && !s.namespaces.uts {
+        return Err(format!(
+            "--hostname: {default_name:?} needs a UTS namespace of the sandbox's own, not the host's or a joined one (--share-uts, --join uts)"
+        ));
+    }
     resources(&mut s, a);
     // Each --rlimit by its flag, the parts of its entry too (the last
     // given of a resource is the one in the spec).
