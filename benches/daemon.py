@@ -194,27 +194,23 @@ def main():
     print(f"machine CPU per sandbox (daemon, client, sandboxes, kernel threads, and the "
           f"kernel's deferred teardown): {result['machine_cpu_ms_per_sandbox']:.2f} ms, "
           f"of which the daemon's own {own:.2f} ms")
-    if theirs:
-        seq = totals(theirs)
-        ratios = sorted((o[0] / o[1]) / (t[0] / t[1]) for o, t in zip(ours, theirs))
-        summary["bwrap_sequential"] = seq
-        summary["x_bwrap"] = result["per_second"] / seq["per_second"]
-        summary["x_bwrap_per_chunk"] = ratios
-        print(f"bwrap, one after another: {seq['sandboxes']} in {seq['seconds']:.2f} s: "
-              f"{seq['per_second']:.1f}/s, machine CPU per sandbox "
-              f"{seq['machine_cpu_ms_per_sandbox']:.2f} ms (started by posix_spawn from the bench)")
-        print(f"airlockd / bwrap: {summary['x_bwrap']:.2f} over {a.chunks} alternating chunks "
+    def against(runs, key, name):
+        """airlockd's rate against one of bubblewrap's loops, into the
+        summary under `key`, and said."""
+        seq = totals(runs)
+        ratios = sorted((o[0] / o[1]) / (t[0] / t[1]) for o, t in zip(ours, runs))
+        summary[f"{key}_sequential"] = seq
+        summary[f"x_{key}"] = result["per_second"] / seq["per_second"]
+        summary[f"x_{key}_per_chunk"] = ratios
+        print(f"{name}, one after another (started by posix_spawn from the bench): "
+              f"{seq['sandboxes']} in {seq['seconds']:.2f} s: {seq['per_second']:.1f}/s, "
+              f"machine CPU per sandbox {seq['machine_cpu_ms_per_sandbox']:.2f} ms")
+        print(f"airlockd / {name}: {summary[f'x_{key}']:.2f} over {a.chunks} alternating chunks "
               f"(each chunk: {', '.join(f'{r:.2f}' for r in ratios)}; target at least 1.5)")
-        seq = totals(theirs_seccomp)
-        ratios = sorted((o[0] / o[1]) / (t[0] / t[1]) for o, t in zip(ours, theirs_seccomp))
-        summary["bwrap_seccomp_sequential"] = seq
-        summary["x_bwrap_seccomp"] = result["per_second"] / seq["per_second"]
-        summary["x_bwrap_seccomp_per_chunk"] = ratios
-        print(f"bwrap behind airlock's seccomp programs, one after another: {seq['sandboxes']} in "
-              f"{seq['seconds']:.2f} s: {seq['per_second']:.1f}/s, machine CPU per sandbox "
-              f"{seq['machine_cpu_ms_per_sandbox']:.2f} ms")
-        print(f"airlockd / bwrap+seccomp: {summary['x_bwrap_seccomp']:.2f} "
-              f"(each chunk: {', '.join(f'{r:.2f}' for r in ratios)})")
+
+    if theirs:
+        against(theirs, "bwrap", "bwrap")
+        against(theirs_seccomp, "bwrap_seccomp", "bwrap behind airlock's seccomp programs")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"bench": "daemon", **summary}, f, indent=1)

@@ -640,7 +640,7 @@ fn cap_drop_takes_back_a_kept_capability() {
 /// reaches PID 1 or the workload.
 #[test]
 fn info_and_json_status_fds_name_the_sandbox_and_its_end() {
-    use std::io::{BufRead, Read};
+    use std::io::BufRead;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     // Close-on-exec here, where other tests' children would hold them
     // open; only airlock's own exec clears it (pre_exec below).
@@ -674,29 +674,13 @@ fn info_and_json_status_fds_name_the_sandbox_and_its_end() {
         } else {
             airlock(&args)
         };
-        let keep = [info_w.as_raw_fd(), status_w.as_raw_fd()];
-        // SAFETY: runs in the forked child before its exec, and only
-        // clears close-on-exec on two fds it inherited.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
-                for fd in keep {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        handed(&mut c, vec![info_w.as_raw_fd(), status_w.as_raw_fd()]);
         let mut child = c
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("start airlock");
         drop((info_w, status_w));
-        let mut info = String::new();
-        std::fs::File::from(info_r)
-            .read_to_string(&mut info)
-            .unwrap();
-        let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
+        let info = read_info(info_r);
         let pid1 = info["child-pid"].as_i64().expect("child-pid");
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         assert_eq!(
@@ -808,12 +792,7 @@ fn block_and_sync_fds_hold_the_start_and_mark_the_end() {
             .spawn()
             .expect("start airlock");
         drop((info_w, block_r, sync_w));
-        let mut info = String::new();
-        std::fs::File::from(info_r)
-            .read_to_string(&mut info)
-            .unwrap();
-        let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
-        let pid1 = info["child-pid"].as_i64().expect("child-pid");
+        let pid1 = info_child_pid(info_r);
         // Set up and waiting: PID 1 has started nothing, and holds
         // nothing of ours.
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -864,7 +843,6 @@ fn block_and_sync_fds_hold_the_start_and_mark_the_end() {
 /// says why, and leaves nothing behind.
 #[test]
 fn a_signal_during_the_block_wait_ends_the_sandbox() {
-    use std::io::Read;
     use std::os::fd::AsRawFd;
     let (info_r, info_w) = cloexec_pipe();
     let (block_r, block_w) = cloexec_pipe();
@@ -889,12 +867,7 @@ fn a_signal_during_the_block_wait_ends_the_sandbox() {
         .spawn()
         .expect("start airlock");
     drop((info_w, block_r));
-    let mut info = String::new();
-    std::fs::File::from(info_r)
-        .read_to_string(&mut info)
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
-    let pid1 = info["child-pid"].as_i64().expect("child-pid");
+    let pid1 = info_child_pid(info_r);
     // SAFETY: our own child, by its pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let out = child.wait_with_output().unwrap();
@@ -1585,16 +1558,7 @@ fn die_with_parent_ends_the_sandbox_with_its_parent() {
             airlock_bin().display()
         );
         let mut parent = match as_user {
-            true => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    format!("--reuid={USER}"),
-                    format!("--regid={USER}"),
-                    "--clear-groups".into(),
-                    "--".into(),
-                ]);
-                c
-            }
+            true => common::as_user(),
             false => Command::new("env"),
         };
         let mut parent = parent

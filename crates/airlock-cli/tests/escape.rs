@@ -523,7 +523,7 @@ impl Drop for SuidDumpable {
 /// --block-fd, past every step of the supervisor's, it is out of reach.
 #[test]
 fn pid1_before_go_is_out_of_the_namespace_owners_reach() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     require_root!();
     let _knob = SuidDumpable::one();
     let (info_r, info_w) = cloexec_pipe();
@@ -536,12 +536,7 @@ fn pid1_before_go_is_out_of_the_namespace_owners_reach() {
     handed(&mut c, vec![info_w.as_raw_fd(), block_r.as_raw_fd()]);
     let mut child = c.spawn().expect("start airlock");
     drop((info_w, block_r));
-    let mut info = String::new();
-    std::fs::File::from(info_r)
-        .read_to_string(&mut info)
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&info).expect("one JSON object");
-    let pid1 = info["child-pid"].as_i64().expect("child-pid");
+    let pid1 = info_child_pid(info_r);
     let owner = (airlock::plan::ROOT_CALLER_OWNER).to_string();
     let r = std::process::Command::new("setpriv")
         .args(["--reuid", &owner, "--regid", &owner, "--clear-groups", "--"])

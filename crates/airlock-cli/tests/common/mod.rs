@@ -112,16 +112,8 @@ pub fn airlock(args: &[&str]) -> Command {
 
 /// `airlock ARGS...` as the unprivileged test user (via setpriv).
 pub fn airlock_as_user(args: &[&str]) -> Command {
-    let mut c = Command::new("setpriv");
-    c.args([
-        format!("--reuid={USER}"),
-        format!("--regid={USER}"),
-        "--clear-groups".into(),
-        "--".into(),
-    ])
-    .arg(airlock_bin())
-    .args(args)
-    .stdin(Stdio::null());
+    let mut c = as_user();
+    c.arg(airlock_bin()).args(args).stdin(Stdio::null());
     c
 }
 
@@ -330,4 +322,30 @@ pub fn handed(c: &mut Command, fds: Vec<i32>) {
             Ok(())
         });
     }
+}
+
+/// The JSON airlock writes to `--info-fd` (read to its end: airlock
+/// closes it once written).
+pub fn read_info(info: std::os::fd::OwnedFd) -> serde_json::Value {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::from(info).read_to_string(&mut text).unwrap();
+    serde_json::from_str(&text).expect("one JSON object")
+}
+
+/// PID 1's pid, from [`read_info`].
+pub fn info_child_pid(info: std::os::fd::OwnedFd) -> i64 {
+    read_info(info)["child-pid"].as_i64().expect("child-pid")
+}
+
+/// `setpriv` ready to run a program as the unprivileged test user.
+pub fn as_user() -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        format!("--reuid={USER}"),
+        format!("--regid={USER}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ]);
+    c
 }

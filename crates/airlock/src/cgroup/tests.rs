@@ -120,6 +120,20 @@ fn pure_v2_layout() {
     );
 }
 
+/// The host's v2 hierarchy, for a test run as root; else None, the
+/// reason said.
+fn root_and_v2() -> Option<super::layout::Hierarchy> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: this test needs root (CI runs it as root)");
+        return None;
+    }
+    let v2 = Layout::detect().ok().and_then(|l| l.v2);
+    if v2.is_none() {
+        eprintln!("SKIPPED: no cgroup v2 hierarchy is mounted");
+    }
+    v2
+}
+
 /// Two sandboxes under one parent cgroup that neither finds (a pod's,
 /// say), made and removed over and over at the same time on the real
 /// v2 hierarchy: neither fails because the other made the parent just
@@ -127,12 +141,7 @@ fn pure_v2_layout() {
 /// directory went in (ENOENT); the parent is gone at the end.
 #[test]
 fn sandboxes_sharing_a_made_parent_race_safely() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIPPED: this test needs root (CI runs it as root)");
-        return;
-    }
-    let Some(v2) = Layout::detect().ok().and_then(|l| l.v2) else {
-        eprintln!("SKIPPED: no cgroup v2 hierarchy is mounted");
+    let Some(v2) = root_and_v2() else {
         return;
     };
     let top = v2
@@ -185,12 +194,7 @@ fn sandboxes_sharing_a_made_parent_race_safely() {
 /// lists that is not above its own cgroup.
 #[test]
 fn a_reclaimed_sandbox_takes_the_parents_it_made() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIPPED: this test needs root (CI runs it as root)");
-        return;
-    }
-    let Some(v2) = Layout::detect().ok().and_then(|l| l.v2) else {
-        eprintln!("SKIPPED: no cgroup v2 hierarchy is mounted");
+    let Some(v2) = root_and_v2() else {
         return;
     };
     let top = v2
