@@ -667,9 +667,10 @@ pub async fn attach(
         let (sb, st, m) = d.find(&peer, &which.sandbox)?;
         let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
         if st.status != Status::Running {
-            return Err(crate::status::from_state(
+            return Err(from_state_for(
+                &peer,
                 airlock::state::StateError::WrongStatus {
-                    name: crate::meta::name_for(&peer, m.owner, &st.name).to_string(),
+                    name: st.name,
                     status: st.status,
                     what: "only a running sandbox can be attached to".into(),
                 },

@@ -242,11 +242,23 @@ pub fn apply(plan: &Plan, trees: &Trees, report: Reporter) -> Result<Protections
         .iter()
         .position(MountStep::protects)
         .unwrap_or(steps.len());
-    for (i, m) in steps[..from].iter().enumerate() {
-        apply_step(plan, trees, &mut kernel, i, m, report)
+    apply_steps(plan, trees, &mut kernel, 0..from, report)?;
+    Ok(Protections { kernel, from })
+}
+
+/// The plan's steps in `range`, each failure with its hint.
+fn apply_steps(
+    plan: &Plan,
+    trees: &Trees,
+    kernel: &mut protect::Kernel,
+    range: std::ops::Range<usize>,
+    report: Reporter,
+) -> Result<()> {
+    for i in range {
+        apply_step(plan, trees, kernel, i, &plan.filesystem.steps[i], report)
             .map_err(|e| read_only_root_hint(plan, i, e))?;
     }
-    Ok(Protections { kernel, from })
+    Ok(())
 }
 
 /// What [`apply`] left for [`protect`].
@@ -260,11 +272,8 @@ pub struct Protections {
 /// hook makes its device nodes in /dev).
 pub fn protect(plan: &Plan, trees: &Trees, p: Protections, report: Reporter) -> Result<()> {
     let Protections { mut kernel, from } = p;
-    for (i, m) in plan.filesystem.steps.iter().enumerate().skip(from) {
-        apply_step(plan, trees, &mut kernel, i, m, report)
-            .map_err(|e| read_only_root_hint(plan, i, e))?;
-    }
-    Ok(())
+    let end = plan.filesystem.steps.len();
+    apply_steps(plan, trees, &mut kernel, from..end, report)
 }
 
 /// A path a read-only directory root lacks, where setup had to make one
