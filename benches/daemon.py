@@ -136,7 +136,7 @@ def main():
     # (sandboxes, seconds, machine CPU ms) per chunk; theirs_seccomp:
     # bubblewrap behind airlock's default seccomp programs too.
     ours, theirs, theirs_seccomp = [], [], []
-    seccomp = seccomp_programs("daemon.py", a.profile) if has_bwrap else []
+    seccomp = seccomp_programs("daemon.py", a.profile) if has_bwrap else None
     rss = []  # the daemon's RSS after each chunk, in KiB
     d, sock, work = start_daemon(daemon, max(64, a.clients * 2))
     try:
@@ -166,7 +166,8 @@ def main():
         # In turns, first one then the others (A B C C B A ...): on a
         # machine whose speed drifts, a fixed order would favour one.
         for n in range(a.chunks):
-            turn = [daemon_chunk] + ([bwrap_chunk, bwrap_seccomp_chunk] if has_bwrap else [])
+            turn = [daemon_chunk] + ([bwrap_chunk] if has_bwrap else [])
+            turn += [bwrap_seccomp_chunk] if seccomp is not None else []
             for run in (turn if n % 2 == 0 else reversed(turn)):
                 run()
         own = (cpu_ms(d.pid) - own0) / (chunk * a.chunks)
@@ -210,7 +211,8 @@ def main():
 
     if theirs:
         against(theirs, "bwrap", "bwrap")
-        against(theirs_seccomp, "bwrap_seccomp", "bwrap behind airlock's seccomp programs")
+        if theirs_seccomp:
+            against(theirs_seccomp, "bwrap_seccomp", "bwrap behind airlock's seccomp programs")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"bench": "daemon", **summary}, f, indent=1)
