@@ -408,6 +408,40 @@ fn file_data_and_args_come_from_file_descriptors() {
     let r = airlock_sh("run --file 9 /f -- true");
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("--file 9 /f"), "{}", r.stderr);
+    // Standard input is read once. Given as a file's content it is that
+    // file's; given to the spec too, the second reader is refused by name
+    // rather than handed an empty file.
+    let r = airlock_sh(&format!("run --file 0 /f -- cat /f <{}", content.display()));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "from fd\n"),
+        "{}",
+        r.stderr
+    );
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, "{}").unwrap();
+    let r = airlock_sh(&format!(
+        "run --spec - --file 0 /f -- cat /f <{}",
+        spec.display()
+    ));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--file 0 /f: standard input was already read for --spec -"),
+        "{}",
+        r.stderr
+    );
+    let r = airlock_sh(&format!(
+        "run --args 0 --spec - -- true <{}",
+        args.display()
+    ));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("reading the spec from stdin: standard input was already read for --args 0"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `sh -c LINE`, as the test user (`as_user`) or as we are: a line that

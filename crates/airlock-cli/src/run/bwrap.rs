@@ -243,6 +243,9 @@ fn read_given_fd(given: &str, fd: &str) -> Result<Vec<u8>, String> {
     let n: i32 = fd
         .parse()
         .map_err(|_| format!("{given}: {fd:?} is not a file descriptor number"))?;
+    if n == 0 {
+        crate::spec_file::take_stdin(given).map_err(|e| format!("{given}: {e}"))?;
+    }
     let bytes = read_handed_fd(n, FD_LIMIT + 1, true)
         .map_err(|e| format!("{given}: file descriptor {n}: {e}"))?;
     if bytes.len() as u64 > FD_LIMIT {
