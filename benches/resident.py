@@ -128,10 +128,14 @@ def main():
                                            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
                                            "sleep", "1000"])
     results = {name: [] for name in cases}
-    for _ in range(a.rounds):
-        for name, run in cases.items():
-            results[name].append(run())
-    shutil.rmtree(state_root)
+    try:
+        for _ in range(a.rounds):
+            for name, run in cases.items():
+                results[name].append(run())
+    finally:
+        # Each case removes its own sandbox; a failed one may leave its
+        # state directory in the root.
+        shutil.rmtree(state_root, ignore_errors=True)
     base = statistics.median(r[0] for r in results["bwrap"]) if bwrap else None
     summary = {}
     print(f"| case | processes | RssAnon | Pss_Anon | RssAnon × bwrap |")
