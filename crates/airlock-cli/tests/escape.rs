@@ -537,25 +537,10 @@ fn pid1_before_go_is_out_of_the_namespace_owners_reach() {
     let mut child = c.spawn().expect("start airlock");
     drop((info_w, block_r));
     let pid1 = info_child_pid(info_r);
-    let owner = (airlock::plan::ROOT_CALLER_OWNER).to_string();
-    let r = std::process::Command::new("setpriv")
-        .args(["--reuid", &owner, "--regid", &owner, "--clear-groups", "--"])
-        // A link, not a file's mode: only ptrace's access check stands.
-        .args(["readlink", "-v", &format!("/proc/{pid1}/cwd")])
-        .output()
-        .unwrap();
+    let r = owner_reads_cwd(pid1);
     std::fs::File::from(block_w).write_all(b"x").unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    assert!(
-        !r.status.success(),
-        "the namespace's owner read PID 1's cwd before go: {}",
-        String::from_utf8_lossy(&r.stdout)
-    );
-    assert!(
-        String::from_utf8_lossy(&r.stderr).contains("Permission denied"),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    assert_refused(&r, "PID 1's cwd before go");
 }
 
 /// Where fs.suid_dumpable is 1, joining the user namespace of a root
@@ -598,13 +583,7 @@ fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
         assert!(std::time::Instant::now() < deadline, "the exec never ran");
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let owner = (airlock::plan::ROOT_CALLER_OWNER).to_string();
-    let r = std::process::Command::new("setpriv")
-        .args(["--reuid", &owner, "--regid", &owner, "--clear-groups", "--"])
-        // A link, not a file's mode: only ptrace's access check stands.
-        .args(["readlink", "-v", &format!("/proc/{runner}/cwd")])
-        .output()
-        .unwrap();
+    let r = owner_reads_cwd(runner);
     let _ = exec.kill();
     let _ = exec.wait();
     // Not only after the last join: at once after the user namespace's,
@@ -615,9 +594,25 @@ fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
     if let Some(Err(trace)) = order {
         panic!("no dumpable reset right after setns(CLONE_NEWUSER):\n{trace}");
     }
+    assert_refused(&r, "the exec runner's cwd");
+}
+
+/// The user namespace's owner (a root caller's) reading `pid`'s cwd link:
+/// a link, not a file's mode, so only ptrace's access check stands.
+fn owner_reads_cwd(pid: impl std::fmt::Display) -> std::process::Output {
+    let owner = (airlock::plan::ROOT_CALLER_OWNER).to_string();
+    std::process::Command::new("setpriv")
+        .args(["--reuid", &owner, "--regid", &owner, "--clear-groups", "--"])
+        .args(["readlink", "-v", &format!("/proc/{pid}/cwd")])
+        .output()
+        .unwrap()
+}
+
+/// [`owner_reads_cwd`] was refused by ptrace's check (`what` was read).
+fn assert_refused(r: &std::process::Output, what: &str) {
     assert!(
         !r.status.success(),
-        "the namespace's owner read the exec runner's cwd: {}",
+        "the namespace's owner read {what}: {}",
         String::from_utf8_lossy(&r.stdout)
     );
     assert!(
