@@ -178,6 +178,7 @@ pub fn socket_path(host: &str) -> Result<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: SandboxesClient<Channel>,
+    channel: Channel,
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -227,8 +228,15 @@ impl Client {
         Ok(Client {
             // A list of many sandboxes, with their labels, may pass
             // tonic's default of 4 MiB.
-            inner: SandboxesClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
+            inner: SandboxesClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
+            channel,
         })
+    }
+
+    /// The connection itself, for calls made a way the generated client
+    /// does not (a `tonic::client::Grpc` of one's own).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// The generated client, for the streaming calls and anything this

@@ -50,6 +50,8 @@ pub struct Config {
     /// Other calls (Create, Start, Signal, Stop, Delete, List, Inspect,
     /// Stats, Health) under way at once per caller besides root: each
     /// waits on the daemon's blocking pool, which every caller shares.
+    /// With `max_streams_per_caller`, it also bounds the requests whose
+    /// message (up to 2 MiB) is still being received.
     pub max_calls_per_caller: usize,
     /// Connections open at once per caller besides root (each is a file
     /// descriptor of the daemon's); one more is closed as it is accepted.

@@ -50,6 +50,9 @@ pub struct Daemon {
     /// The other calls under way, by caller uid (root's are not
     /// counted), against `max_calls_per_caller`.
     calls: Quota,
+    /// Requests whose message is being received, by caller uid (root's
+    /// are not counted), against the calls and streams a caller may have.
+    reading: Quota,
     /// The runner binary (default: found as the library finds it).
     pub runner: Option<PathBuf>,
     /// The supervisors the daemon reaps itself.
@@ -109,6 +112,32 @@ pub fn call_slot(d: &Shared, peer: &Peer) -> Result<Option<Place>, tonic::Status
         "max_calls_per_caller",
         what,
     )
+}
+
+/// A request of `peer`'s whose message is being received, from its head
+/// on (root: no limit). tonic receives a call's whole message (up to
+/// `MAX_MESSAGE`) before its handler takes a place under
+/// `max_calls_per_caller`, so without this a caller could have the daemon
+/// hold hundreds of messages it never finishes sending. A call has at
+/// most as many as it may have calls and streams under way.
+#[derive(Clone)]
+pub struct Reading {
+    _place: std::sync::Arc<Place>,
+}
+
+/// Reserve a [`Reading`] place for `peer`, or say the limit is reached.
+pub fn reading_slot(d: &Shared, peer: &Peer) -> Result<Option<Reading>, tonic::Status> {
+    let max = d.config.max_calls_per_caller + d.config.max_streams_per_caller;
+    let place = slot(
+        &d.reading,
+        peer,
+        max,
+        "max_calls_per_caller",
+        "requests being received (max_calls_per_caller and max_streams_per_caller together)",
+    )?;
+    Ok(place.map(|p| Reading {
+        _place: std::sync::Arc::new(p),
+    }))
 }
 
 /// One of `peer`'s at most `max` places of `quota` (root takes none), or
@@ -201,6 +230,7 @@ impl Daemon {
             exec_setups: Mutex::new(Vec::new()),
             streams: Quota::default(),
             calls: Quota::default(),
+            reading: Quota::default(),
             runner: std::env::var_os("AIRLOCK_RUNNER").map(PathBuf::from),
             reaper: Reaper::new(),
             budgets: Mutex::new(Default::default()),

@@ -285,11 +285,19 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // (up to MAX_MESSAGE) is read and decoded: a user outside the group,
     // where the socket's mode lets one connect, costs the daemon nothing
     // more than the refusal.
+    // The request holds a place from here until its handler has taken it
+    // apart (the place rides in its extensions).
     let gate = d;
-    let svc =
-        tonic::service::interceptor::InterceptedService::new(svc, move |req: tonic::Request<()>| {
-            gate.peer(&req).map(|_| req)
-        });
+    let svc = tonic::service::interceptor::InterceptedService::new(
+        svc,
+        move |mut req: tonic::Request<()>| {
+            let peer = gate.peer(&req)?;
+            if let Some(reading) = daemon::reading_slot(&gate, &peer)? {
+                req.extensions_mut().insert(reading);
+            }
+            Ok(req)
+        },
+    );
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("a SIGTERM handler");

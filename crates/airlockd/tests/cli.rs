@@ -1177,6 +1177,103 @@ fn a_silent_stream_holds_a_place() {
     assert!(e.message().contains("max_streams_per_caller"), "{e:?}");
 }
 
+/// A request holds one of its caller's places from its head on, while
+/// its message is received: tonic receives a call's whole message (up to
+/// 2 MiB) before the handler takes a place under `max_calls_per_caller`,
+/// so a caller that began hundreds of calls and never finished sending
+/// them held that much of the daemon's memory outside every limit.
+#[test]
+fn a_message_being_received_holds_a_place() {
+    if !root_or_skip("a_message_being_received_holds_a_place") {
+        return;
+    }
+    use airlock_client::proto;
+    let d = Daemon::start(&format!(
+        "group = \"{USER}\"\nmax_calls_per_caller = 1\nmax_streams_per_caller = 1"
+    ));
+    let socket = d.socket();
+    let (refused, freed) = std::thread::spawn(move || {
+        // This thread only, as in a_silent_stream_holds_a_place.
+        for call in [libc::SYS_setresgid, libc::SYS_setresuid] {
+            let id = libc::c_long::from(USER);
+            // SAFETY: set*id take integers only.
+            assert_eq!(unsafe { libc::syscall(call, id, id, id) }, 0);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = airlock_client::Client::connect_path(&socket).await.unwrap();
+            // A List whose message never comes: the request's body stays
+            // open, as a message's last byte held back would keep it.
+            let unfinished = || {
+                let channel = c.channel();
+                tokio::spawn(async move {
+                    let mut g = tonic::client::Grpc::new(channel);
+                    g.ready().await.unwrap();
+                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                        "/airlock.v1.Sandboxes/List",
+                    );
+                    let never = tokio_stream::pending::<proto::ListRequest>();
+                    g.client_streaming::<_, _, proto::ListResponse, _>(
+                        tonic::Request::new(never),
+                        path,
+                        tonic_prost::ProstCodec::default(),
+                    )
+                    .await
+                    .map(drop)
+                })
+            };
+            let held = [unfinished(), unfinished()];
+            // A whole List goes through until both are being received.
+            let mut refused = Ok(());
+            for _ in 0..200 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                refused = c
+                    .clone()
+                    .raw()
+                    .list(proto::ListRequest::default())
+                    .await
+                    .map(drop);
+                if refused.is_err() || held.iter().any(|h| h.is_finished()) {
+                    break;
+                }
+            }
+            for h in &held {
+                h.abort();
+            }
+            // Their places are given back once the daemon sees them gone.
+            let mut freed = Err(tonic::Status::unknown("never tried"));
+            for _ in 0..200 {
+                freed = c
+                    .clone()
+                    .raw()
+                    .list(proto::ListRequest::default())
+                    .await
+                    .map(drop);
+                if freed.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            (refused, freed)
+        })
+    })
+    .join()
+    .unwrap();
+    let e = refused.expect_err("a List beside two messages being received");
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message()
+            .contains("uid 1000 has 2 requests being received"),
+        "{e:?}"
+    );
+    freed.expect("a List once the unfinished requests went away");
+    // Root is not counted.
+    ok(airlock(&d, None, &["ps"]));
+}
+
 /// A caller other than root has at most `max_calls_per_caller` other
 /// calls under way at once (each waits on the daemon's blocking pool,
 /// which every caller shares); root is not counted, and a call's end
