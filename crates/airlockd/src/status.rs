@@ -119,6 +119,13 @@ pub fn from_error_for(peer: impl std::borrow::Borrow<crate::peer::Peer>, e: Erro
         Error::State(StateError::NotAttachable(name)) => {
             Error::State(StateError::NotAttachable(shown(name)))
         }
+        // Two Creates of one name both pass the daemon's own check; the
+        // state root's claim refuses the second by the stored name.
+        Error::State(StateError::NameInUse(name)) => {
+            Error::State(StateError::NameInUse(shown(name)))
+        }
+        Error::State(StateError::BadName(name)) => Error::State(StateError::BadName(shown(name))),
+        Error::State(StateError::Removed(name)) => Error::State(StateError::Removed(shown(name))),
         e => e,
     })
 }
@@ -177,6 +184,34 @@ mod tests {
             ("invalid-input", "process.args")
         );
         assert_eq!(d.reason, "empty");
+    }
+
+    #[test]
+    fn a_clients_sandbox_is_named_as_the_client_names_it() {
+        let peer = crate::peer::Peer {
+            uid: 1000,
+            gid: 1000,
+            pid: 1,
+            groups: Vec::new(),
+        };
+        for e in [
+            StateError::NameInUse("u1000-web".into()),
+            StateError::BadName("u1000-web".into()),
+            StateError::Removed("u1000-web".into()),
+            StateError::NotAttachable("u1000-web".into()),
+        ] {
+            let s = from_state_for(&peer, e);
+            assert!(
+                s.message().contains("web") && !s.message().contains("u1000-"),
+                "{s:?}"
+            );
+        }
+        let s = from_state_for(&peer, StateError::NameInUse("u1000-web".into()));
+        assert_eq!(s.code(), Code::AlreadyExists);
+        // Root sees the names as they are kept.
+        let root = crate::peer::Peer { uid: 0, ..peer };
+        let s = from_state_for(&root, StateError::NameInUse("u1000-web".into()));
+        assert!(s.message().contains("u1000-web"), "{s:?}");
     }
 
     #[test]
