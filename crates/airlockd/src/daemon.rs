@@ -103,15 +103,44 @@ pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic:
 /// say the limit is reached: a caller asking thousands of Lists at once
 /// would queue them on the blocking pool ahead of every other caller's
 /// calls, root's and the event watch's included.
-pub fn call_slot(d: &Shared, peer: &Peer) -> Result<Option<Place>, tonic::Status> {
+pub fn call_slot(d: &Shared, peer: &Peer) -> Result<Call, tonic::Status> {
     let what = "calls under way";
-    slot(
+    let place = slot(
         &d.calls,
         peer,
         d.config.max_calls_per_caller,
         "max_calls_per_caller",
         what,
-    )
+    )?;
+    Ok(Call {
+        _place: place.map(std::sync::Arc::new),
+    })
+}
+
+/// A call's place under `max_calls_per_caller` (none for root), held by
+/// the call and by each piece of work it hands the blocking pool. A call
+/// whose client went away is dropped at its next await, but the work it
+/// handed the pool runs on: without its share of the place, a caller that
+/// sent Lists and cancelled each at once had the pool read every state
+/// file of its sandboxes again and again, outside the limit.
+#[derive(Clone)]
+pub struct Call {
+    _place: Option<std::sync::Arc<Place>>,
+}
+
+impl Call {
+    /// [`blocking`], holding the call's place until `f` returns.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, tonic::Status> + Send + 'static,
+    ) -> Result<T, tonic::Status> {
+        let held = self.clone();
+        blocking(move || {
+            let _held = held;
+            f()
+        })
+        .await
+    }
 }
 
 /// A request of `peer`'s whose message is being received, from its head

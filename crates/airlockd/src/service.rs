@@ -498,25 +498,28 @@ fn create(
 impl Sandboxes for Service {
     async fn create(&self, req: Request<proto::CreateRequest>) -> Reply<proto::CreateResponse> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
-        Ok(Response::new(blocking(move || create(&d, &peer, r)).await?))
+        Ok(Response::new(
+            call.blocking(move || create(&d, &peer, r)).await?,
+        ))
     }
 
     async fn start(&self, req: Request<proto::SandboxRef>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
         let found = d.clone();
-        let (sb, _, m) = blocking({
-            let p = peer.clone();
-            move || found.find(&p, &key)
-        })
-        .await?;
+        let (sb, _, m) = call
+            .blocking({
+                let p = peer.clone();
+                move || found.find(&p, &key)
+            })
+            .await?;
         let lock = locked(&sb).await?;
-        blocking(move || {
+        call.blocking(move || {
             sb.start_holding(&lock)
                 .map_err(|e| from_state_for(&peer, e))?;
             drop(lock);
@@ -546,12 +549,12 @@ impl Sandboxes for Service {
 
     async fn signal(&self, req: Request<proto::SignalRequest>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         let sig = airlock::state::parse_signal(&r.signal)
             .ok_or_else(|| invalid("signal", format!("unknown signal {:?}", r.signal)))?;
-        blocking(move || {
+        call.blocking(move || {
             let (sb, _, m) = d.find(&peer, &r.sandbox)?;
             sb.signal(sig).map_err(|e| from_state_for(&peer, e))?;
             let st = sb.state().map_err(|e| from_state_for(&peer, e))?;
@@ -562,7 +565,7 @@ impl Sandboxes for Service {
 
     async fn stop(&self, req: Request<proto::StopRequest>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         // Bounded: a stop holds the sandbox's lock for its grace period.
@@ -578,11 +581,12 @@ impl Sandboxes for Service {
             .min(MAX_GRACE);
         let grace = Duration::from_secs(grace.into());
         let found = d.clone();
-        let (sb, st, m) = blocking({
-            let p = peer.clone();
-            move || found.find(&p, &r.sandbox)
-        })
-        .await?;
+        let (sb, st, m) = call
+            .blocking({
+                let p = peer.clone();
+                move || found.find(&p, &r.sandbox)
+            })
+            .await?;
         // SandboxDir::stop, with its lock, grace period and wait for the
         // end awaited rather than held on a pool thread (see `locked`).
         let lock = locked(&sb).await?;
@@ -590,21 +594,24 @@ impl Sandboxes for Service {
         // Once SIGTERM is sent the stop goes on to its end in a task of its
         // own: a client that goes away during the grace period must not
         // leave the workload terminated but never killed.
-        let stopping = sb.clone();
+        let (stopping, held) = (sb.clone(), call.clone());
         let stop = tokio::spawn(async move {
             let sb = stopping;
             let term = sb.clone();
-            let terminated = blocking(move || term.terminate().map_err(status::from_state)).await?;
+            let terminated = held
+                .blocking(move || term.terminate().map_err(status::from_state))
+                .await?;
             let deadline = tokio::time::Instant::now() + grace;
             if !(terminated && ended(&sb, st.supervisor_pid, Some(deadline)).await) {
-                blocking(move || sb.kill_all().map_err(status::from_state)).await?;
+                held.blocking(move || sb.kill_all().map_err(status::from_state))
+                    .await?;
             }
             drop(lock);
             Ok::<(), RpcStatus>(())
         });
         stop.await
             .map_err(|e| RpcStatus::internal(format!("the stop's task failed: {e}")))??;
-        blocking(move || {
+        call.blocking(move || {
             let st = match sb.state() {
                 Ok(st) => st,
                 // Removed at its end (`remove_on_exit`): stopped, as asked.
@@ -622,7 +629,7 @@ impl Sandboxes for Service {
 
     async fn delete(&self, req: Request<proto::DeleteRequest>) -> Reply<proto::DeleteResponse> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
         let delete =
@@ -641,31 +648,32 @@ impl Sandboxes for Service {
         // nobody holds the lock (each trip is a thread's wakeup, a few per
         // cent of the daemon's CPU per sandbox); a held lock is awaited
         // here rather than on a pool thread (see `locked`).
-        let found = blocking({
-            let (d, peer) = (d.clone(), peer.clone());
-            move || {
-                let (sb, _, m) = d.find(&peer, &r.sandbox)?;
-                match sb.try_lock().map_err(status::from_state)? {
-                    Some(lock) => delete(&d, &peer, sb, lock, m).map(Ok),
-                    None => Ok(Err((sb, m, delete))),
+        let found = call
+            .blocking({
+                let (d, peer) = (d.clone(), peer.clone());
+                move || {
+                    let (sb, _, m) = d.find(&peer, &r.sandbox)?;
+                    match sb.try_lock().map_err(status::from_state)? {
+                        Some(lock) => delete(&d, &peer, sb, lock, m).map(Ok),
+                        None => Ok(Err((sb, m, delete))),
+                    }
                 }
-            }
-        })
-        .await?;
+            })
+            .await?;
         let (sb, m, delete) = match found {
             Ok(deleted) => return Ok(deleted),
             Err(held) => held,
         };
         let lock = locked(&sb).await?;
-        blocking(move || delete(&d, &peer, sb, lock, m)).await
+        call.blocking(move || delete(&d, &peer, sb, lock, m)).await
     }
 
     async fn list(&self, req: Request<proto::ListRequest>) -> Reply<proto::ListResponse> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
-        blocking(move || {
+        call.blocking(move || {
             let sandboxes = d
                 .visible(&peer)
                 .iter()
@@ -680,10 +688,10 @@ impl Sandboxes for Service {
 
     async fn inspect(&self, req: Request<proto::SandboxRef>) -> Reply<proto::SandboxInfo> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
-        blocking(move || {
+        call.blocking(move || {
             let (sb, st, m) = d.find(&peer, &key)?;
             Ok(Response::new(info(&peer, &sb, &st, &m, true)))
         })
@@ -723,10 +731,10 @@ impl Sandboxes for Service {
 
     async fn stats(&self, req: Request<proto::SandboxRef>) -> Reply<proto::StatsResponse> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
-        blocking(move || {
+        call.blocking(move || {
             let (sb, st, _) = d.find(&peer, &key)?;
             let s = st.stats();
             // Without a cgroup pids limit, the default one is the
@@ -783,9 +791,9 @@ impl Sandboxes for Service {
 
     async fn health(&self, req: Request<proto::Empty>) -> Reply<proto::HealthResponse> {
         let peer = self.0.peer(&req)?;
-        let _call = call_slot(&self.0, &peer)?;
+        let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
-        blocking(move || {
+        call.blocking(move || {
             // What the caller may see: another user's sandboxes are not
             // counted for it, as List does not show them.
             let all = d.visible(&peer);

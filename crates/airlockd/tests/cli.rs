@@ -1327,6 +1327,53 @@ fn a_callers_calls_under_way_are_bounded() {
     let _ = airlock(&d, None, &["rm", "-f", "u1000-stubborn"]);
 }
 
+/// A call whose client went away keeps its place while the work it
+/// handed the daemon's blocking pool runs on: that work is not cancelled
+/// with the call, and a caller that sent calls and left at once had the
+/// pool work for it outside `max_calls_per_caller`.
+#[test]
+fn a_cancelled_calls_work_keeps_its_place() {
+    if !root_or_skip("a_cancelled_calls_work_keeps_its_place") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\"\nmax_calls_per_caller = 1"));
+    // A Create slow to set up: many binds (see BINDS).
+    let targets: Vec<String> = (0..BINDS).map(|i| format!("/b/{i}")).collect();
+    let mut args = vec!["create", "--name", "slow"];
+    for t in &targets {
+        args.extend(["--ro-bind", "/usr", t.as_str()]);
+    }
+    args.extend(["--", "true"]);
+    let mut creating = command(&d, Some(USER), &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The Create's work has begun once its state directory is there.
+    while d.indexed_names().is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = creating.kill();
+    creating.wait().unwrap();
+    let refused = airlock(&d, Some(USER), &["ps"]);
+    let freed = until(|| airlock(&d, Some(USER), &["ps", "-a"]), |o| o.code == 0);
+    assert_eq!(refused.code, 125, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("max_calls_per_caller")
+            && refused.stderr.contains("uid 1000 has 1"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(freed.code, 0, "{}", freed.stderr);
+    // The work went on to its end.
+    assert!(freed.stdout.contains("slow"), "{}", freed.stdout);
+    ok(airlock(&d, Some(USER), &["rm", "-f", "slow"]));
+}
+
+/// Enough for half a second's setup in a debug build, well inside
+/// `until`'s patience.
+const BINDS: usize = 300;
+
 /// A client's errors name its sandboxes as it does: the library's say
 /// how the state root keeps them (`u1000-web`).
 #[test]
