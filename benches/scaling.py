@@ -6,7 +6,9 @@ Mounts: `airlock run --ro-bind SRC/i /mnt/i ... -- /bin/true` with 1, 10,
 100 and 1000 binds, against bubblewrap with the same binds and view, in
 one interleaved run; prints the median of each, the cost per added bind
 between neighbouring points (flat or falling is linear or better) and the
-ratio to bubblewrap.
+ratio to bubblewrap. Then the same with every bind of one source
+(`--ro-bind SRC/0 /mnt/i`), which the guardrails' recheck of each opened
+source once judged N × N times.
 
 Daemon: airlockd holding 1, 100 and 1000 running sandboxes (`sleep`);
 at each level, the median latency of one more sandbox's create + start +
@@ -40,7 +42,7 @@ def median_ms(xs):
     return statistics.median(xs) * 1000
 
 
-def mounts(airlock, counts, rounds):
+def mounts(airlock, counts, rounds, one_source=False):
     # Each command's whole tree is gone before the next starts (bubblewrap's
     # PID 1 outlives its outer process): reap_leftovers waits for it.
     become_subreaper()
@@ -50,7 +52,8 @@ def mounts(airlock, counts, rounds):
             os.mkdir(os.path.join(src, str(i)))
         cmds = {}
         for n in counts:
-            binds = [x for i in range(n) for x in ("--ro-bind", f"{src}/{i}", f"/mnt/{i}")]
+            binds = [x for i in range(n)
+                     for x in ("--ro-bind", f"{src}/{0 if one_source else i}", f"/mnt/{i}")]
             cmds[("airlock", n)] = [airlock, "run", *binds, "--", "/bin/true"]
             if shutil.which("bwrap"):
                 cmds[("bwrap", n)] = ["bwrap", "--unshare-all", "--die-with-parent",
@@ -67,7 +70,8 @@ def mounts(airlock, counts, rounds):
     finally:
         shutil.rmtree(src, ignore_errors=True)
     med = {k: median_ms(v) for k, v in times.items()}
-    print(f"binds: {rounds} interleaved rounds, median ms")
+    what = "binds of one source" if one_source else "binds"
+    print(f"{what}: {rounds} interleaved rounds, median ms")
     print(f"{'binds':>6} {'airlock':>9} {'per bind':>9} {'bwrap':>9} {'per bind':>9} {'x bwrap':>8}")
     rows = []
     prev = None
@@ -151,7 +155,9 @@ def main():
     airlock = find_airlock(a.airlock, "scaling.py")
     summary = {"bench": "scaling"}
     if not a.skip_mounts:
-        summary["binds"] = mounts(airlock, [int(x) for x in a.binds.split(",")], a.rounds)
+        counts = [int(x) for x in a.binds.split(",")]
+        summary["binds"] = mounts(airlock, counts, a.rounds)
+        summary["binds_one_source"] = mounts(airlock, counts, a.rounds, one_source=True)
     if not a.skip_daemon:
         if os.geteuid() != 0:
             print("benches/scaling.py: the daemon part needs root: skipped", file=sys.stderr)

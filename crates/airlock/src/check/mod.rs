@@ -538,6 +538,15 @@ pub fn recheck_named(
     // copy of every source's), and only the mounts and layers that name
     // it. Rechecking each of N sources against everything was O(N^2): a
     // second for 1000 binds.
+    // Of the object opened (`opened` leads to it), never of the path: a
+    // device-node judgement is made again for every opening.
+    let dev = host::dev_bind_sources(spec).any(|s| s == source);
+    // The same source opened again, to the same place: judged once, with
+    // every mount that names it.
+    let key = (source.to_string(), opened.to_string(), named.clone());
+    if !dev && seen.passed(&key) {
+        return Vec::new();
+    }
     let nested = host::nested_mounts(&seen.table, opened);
     // The clone that follows copies the mounts below the source as they
     // are now, so those are read again. Its sockets are another matter: a
@@ -551,8 +560,7 @@ pub fn recheck_named(
         }
         _ => seen.sockets(opened),
     };
-    // Of the object opened (`opened` leads to it), never of the path.
-    let device_nodes = match host::dev_bind_sources(spec).any(|s| s == source) {
+    let device_nodes = match dev {
         true => host::device_nodes_elsewhere(object)
             .map(|why| (named.clone(), why))
             .into_iter()
@@ -580,7 +588,11 @@ pub fn recheck_named(
         list: Vec::new(),
     };
     binds::judge_filesystem_of(&mut f, spec, &host, Some(source));
-    f.list.into_iter().filter(Finding::refuses).collect()
+    let refused: Vec<Finding> = f.list.into_iter().filter(Finding::refuses).collect();
+    if refused.is_empty() && !dev {
+        seen.pass(key);
+    }
+    refused
 }
 
 /// Findings the way a compiler prints diagnostics.

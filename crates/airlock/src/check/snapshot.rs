@@ -17,6 +17,11 @@ pub struct Snapshot {
     /// The unix sockets bound in this network namespace, read on first
     /// use (see [`bound_unix_sockets`]).
     bound: std::sync::OnceLock<Vec<String>>,
+    /// The sources the runner's recheck let through, as (path named,
+    /// path opened, its landmark name): a source bound at N places is
+    /// judged once, not once a mount (each recheck judges every mount of
+    /// the source, N × N: 10 s for 1000 binds of one directory).
+    passed: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
 }
 
 impl Snapshot {
@@ -25,6 +30,19 @@ impl Snapshot {
             table: mount_table(),
             marks: Landmarks::probe(home),
             bound: Default::default(),
+            passed: Default::default(),
+        }
+    }
+
+    /// Did a recheck already let `key` through (see `passed`)?
+    pub(super) fn passed(&self, key: &(String, String, String)) -> bool {
+        self.passed.lock().is_ok_and(|p| p.contains(key))
+    }
+
+    /// Remember that a recheck let `key` through.
+    pub(super) fn pass(&self, key: (String, String, String)) {
+        if let Ok(mut p) = self.passed.lock() {
+            p.insert(key);
         }
     }
 

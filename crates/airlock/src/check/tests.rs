@@ -489,6 +489,32 @@ fn recheck_sees_the_opened_object() {
     assert_eq!(f[0].code, "host-system-writable");
 }
 
+/// A source opened again to the same place is judged once, every mount
+/// of it with it (N binds of one directory were judged N × N times); a
+/// refusal is never remembered.
+#[test]
+fn recheck_judges_a_source_once_and_never_forgets_a_refusal() {
+    let s = spec_with(vec![
+        bind("/tmp/share", "/a", false),
+        bind("/tmp/share", "/b", false),
+    ]);
+    let seen = Snapshot::take(None);
+    for _ in 0..2 {
+        let f = recheck_source(&s, &host(), &seen, "/tmp/share", "/etc");
+        assert_eq!(f.first().map(|f| f.code), Some("host-system-writable"));
+    }
+    let key = |opened: &str| {
+        let named = seen.marks.name(opened);
+        ("/tmp/share".to_string(), opened.to_string(), named)
+    };
+    assert!(!seen.passed(&key("/etc")));
+    assert!(recheck_source(&s, &host(), &seen, "/tmp/share", "/tmp/share").is_empty());
+    assert!(seen.passed(&key("/tmp/share")));
+    // Led elsewhere by the next opening: judged again.
+    let f = recheck_source(&s, &host(), &seen, "/tmp/share", "/etc");
+    assert_eq!(f.first().map(|f| f.code), Some("host-system-writable"));
+}
+
 #[test]
 fn recheck_keeps_the_probed_sockets_of_the_object_it_judged() {
     let dir = std::env::temp_dir().join(format!("airlock-recheck-{}", std::process::id()));
