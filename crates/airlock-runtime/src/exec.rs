@@ -88,10 +88,14 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         }
     }
     if !e.additional_gids.is_empty() {
-        if opts.uid.is_none() {
-            return Err("--additional-gids: give --user too (the groups are that user's)".into());
-        }
-        let groups = opts.groups.get_or_insert_with(Vec::new);
+        // As runc: added to the groups the process has, the container
+        // process's when neither --user nor --process gave others.
+        let groups = match opts.groups.take() {
+            Some(g) => g,
+            None if opts.uid.is_none() => sb.plan().map_err(|e| e.to_string())?.process.groups,
+            None => Vec::new(),
+        };
+        let groups = opts.groups.insert(groups);
         groups.extend(&e.additional_gids);
         groups.sort_unstable();
         groups.dedup();

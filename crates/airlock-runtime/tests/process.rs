@@ -322,11 +322,16 @@ fn exec_honours_the_process_object_and_cap() {
         out.starts_with("uid=5 gid=6 groups=") && out.contains("10"),
         "{out}"
     );
+    // Without --user, on top of the container process's own ids and
+    // groups (additionalGids [7]), as runc adds them.
+    let o = env.rt(&["exec", "-g", "10", "x1", "id"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "uid=0 gid=0 groups=7,10", "{err}");
     for (flags, named) in [
         (&["--apparmor", "x"][..], "--apparmor"),
         (&["--process-label", "x"], "--process-label"),
         (&["--cgroup", "x"], "--cgroup"),
-        (&["-g", "10"], "--additional-gids"),
     ] {
         let mut args = vec!["exec"];
         args.extend_from_slice(flags);

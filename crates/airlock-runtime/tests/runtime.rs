@@ -931,10 +931,18 @@ fn hooks_run_at_their_points_with_the_state() {
         "running"
     );
     assert!(read("poststop").is_none());
-    assert!(env.rt(&["delete", "--force", "h1"]).status.success());
+    let o = env.rt(&["delete", "--force", "h1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(
         read("poststop").expect("poststop ran on delete")["status"],
         "stopped"
+    );
+    // Without a --log file, the failed hook's warning is on stderr (the
+    // spec: it must be logged), as runc's are.
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("warning") && err.contains("poststop[0]"),
+        "{err}"
     );
 
     // A failing createRuntime hook fails the create and leaves nothing,
