@@ -617,8 +617,10 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
     ))
 }
 
-/// Remove a stopped container's state, after its poststop hooks (whose
-/// failures are warnings).
+/// Remove a stopped container's state, then run its poststop hooks
+/// (whose failures are warnings): the spec runs them "after the container
+/// is deleted", as runc's destroy does, so a hook asking the runtime
+/// finds it gone.
 fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     // One remover at a time: two deletes at once (a shim's and a
     // `delete --force`) ran the poststop hooks twice, side by side. The
@@ -638,17 +640,21 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     let mut state = oci_state(sb, st);
     state["status"] = "stopped".into();
     state["pid"] = 0.into();
-    hooks::run_warning("poststop", &post, &state, |e| ctx.log.warn(e));
     // A container whose supervisor and guard died together (a unit's
     // last SIGKILL) left its cgroups, and in a pod's PID namespace its
     // processes too.
     sb.reclaim_cgroups(st);
-    match sb.remove() {
+    let removed = match sb.remove() {
         // Another caller's delete (a `run` in the foreground and a
         // `delete --force` meet here) removed it first: it is gone.
         Err(_) if !sb.dir.exists() => Ok(()),
         r => r.map_err(|e| e.to_string()),
-    }
+    };
+    // Still under the lock: a second delete waiting on it finds the
+    // container gone and runs none. Run whatever the removal said, as
+    // runc's destroy does.
+    hooks::run_warning("poststop", &post, &state, |e| ctx.log.warn(e));
+    removed
 }
 
 /// The acknowledgements the runtime gives itself for a bundle's own

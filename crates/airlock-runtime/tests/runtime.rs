@@ -901,6 +901,7 @@ fn hooks_run_at_their_points_with_the_state() {
             .collect();
         json!({"path": "/bin/sh", "args": ["sh", "-c", format!("{checks}cat > {d}/{name}.json")], "timeout": 5})
     };
+    let root = env.root().display().to_string();
     let b = env.bundle("b", &["sleep", "1000"], |c| {
         c["hooks"] = json!({
             "prestart": [hook("prestart")],
@@ -910,7 +911,10 @@ fn hooks_run_at_their_points_with_the_state() {
             // A failing poststart or poststop hook is a warning, and the
             // ones after it still run (the spec's words; they stopped).
             "poststart": [{"path": "/bin/false"}, hook("poststart")],
-            "poststop": [{"path": "/bin/false"}, hook("poststop")],
+            // After the container is deleted (the spec's words): its
+            // state directory is gone when they run.
+            "poststop": [{"path": "/bin/false"}, hook("poststop"),
+                {"path": "/bin/sh", "args": ["sh", "-c", format!("ls -A {root} > {d}/root-at-poststop")], "timeout": 5}],
         });
     });
     let read = |name: &str| -> Option<Value> {
@@ -943,6 +947,13 @@ fn hooks_run_at_their_points_with_the_state() {
     assert!(
         err.contains("warning") && err.contains("poststop[0]"),
         "{err}"
+    );
+    let left = std::fs::read_to_string(env.dir.path().join("root-at-poststop")).unwrap();
+    assert!(
+        !left
+            .lines()
+            .any(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit())),
+        "the container's state was still there for poststop: {left}"
     );
 
     // A failing createRuntime hook fails the create and leaves nothing,
