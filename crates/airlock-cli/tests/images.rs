@@ -756,6 +756,16 @@ fn hostile_layers() {
         let (env, r) = hostile(&[E::Dir("d", 0o755), E::File(name, b"", 0o644)]);
         assert_refused(&env, &r, "hides nothing a layer below can hold");
     }
+    // A header field that is not a number, an entry type no layer holds:
+    // refused by name (they were read as uid 0, or dropped).
+    let (env, r) = hostile(&[E::BadUid("f")]);
+    assert_refused(&env, &r, "layer entry \"f\": its uid field is not a number");
+    let (env, r) = hostile(&[E::Dir("d", 0o755), E::Typed("d/label", b'V')]);
+    assert_refused(
+        &env,
+        &r,
+        "layer entry \"d/label\": tar entry type 'V' is not one a layer holds",
+    );
     // A hard link to a FIFO of the layer is one.
     let (_env, r) = hostile(&[E::Fifo("pipe"), E::Hardlink("pipe2", "pipe")]);
     assert_ne!(r.code, 125, "{}", r.stderr);

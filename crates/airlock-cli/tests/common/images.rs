@@ -18,6 +18,10 @@ pub enum E<'a> {
     Owned(&'a str, &'a [u8], u64),
     /// An empty file with a file capability (a PAX xattr record).
     Capable(&'a str),
+    /// An empty entry of a raw type byte (a GNU volume label: `V`).
+    Typed(&'a str, u8),
+    /// An empty file whose uid field is not a number.
+    BadUid(&'a str),
 }
 
 fn header(name: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -81,6 +85,17 @@ pub fn layer(entries: &[E]) -> Vec<u8> {
                 b.append_pax_extensions([("SCHILY.xattr.security.capability", cap)])
                     .unwrap();
                 let mut h = header(p, tar::EntryType::Regular, 0o755, 0);
+                h.set_cksum();
+                b.append(&h, std::io::empty()).unwrap();
+            }
+            E::Typed(p, kind) => {
+                let mut h = header(p, tar::EntryType::new(*kind), 0o644, 0);
+                h.set_cksum();
+                b.append(&h, std::io::empty()).unwrap();
+            }
+            E::BadUid(p) => {
+                let mut h = header(p, tar::EntryType::Regular, 0o644, 0);
+                h.as_old_mut().uid.copy_from_slice(b"xyz\0\0\0\0\0");
                 h.set_cksum();
                 b.append(&h, std::io::empty()).unwrap();
             }

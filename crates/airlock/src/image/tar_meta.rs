@@ -144,8 +144,38 @@ impl<R: Read> Read for MetaBound<R> {
     }
 }
 
+/// A bound of this filter's refusing the layer: a refusal, not a
+/// corrupt file (the tar reader wraps it; see [`refusal`]).
+#[derive(Debug)]
+struct Refusal(String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 fn invalid(why: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, why)
+    io::Error::new(io::ErrorKind::InvalidData, Refusal(why))
+}
+
+/// The reason, when `e` is this filter's refusal however the tar reader
+/// wrapped it.
+pub fn refusal(e: &io::Error) -> Option<String> {
+    type Dyn = dyn std::error::Error + 'static;
+    let mut at: Option<&Dyn> = e.get_ref().map(|r| r as &Dyn);
+    while let Some(err) = at {
+        if let Some(r) = err.downcast_ref::<Refusal>() {
+            return Some(r.0.clone());
+        }
+        at = match err.downcast_ref::<io::Error>() {
+            Some(io) => io.get_ref().map(|r| r as &Dyn),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// The `size` record of a pax body as the crate reads it: the first one,

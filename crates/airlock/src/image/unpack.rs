@@ -284,10 +284,30 @@ fn set_xattr(
         .map_err(|e| failed(raw, format!("set {key}"), e))
 }
 
-fn owner(h: &tar::Header, opts: Options) -> Option<(u32, u32)> {
+fn owner((uid, gid): (u64, u64), opts: Options) -> Option<(u32, u32)> {
     let base = opts.id_base?;
     let shift = |id: u64| base.saturating_add(if id < 65536 { id as u32 } else { 65534 });
-    Some((shift(h.uid().unwrap_or(0)), shift(h.gid().unwrap_or(0))))
+    Some((shift(uid), shift(gid)))
+}
+
+/// A numeric field of `raw`'s header (`bytes` as written), `empty` where
+/// it holds only NULs or spaces (as Go's archive/tar reads an unused
+/// field), or an error naming it: one that does not parse was read as 0
+/// (root's) before.
+fn number(
+    raw: &str,
+    field: &str,
+    (bytes, value): (&[u8], std::io::Result<u64>),
+    empty: u64,
+) -> Result<u64, ImageError> {
+    match value {
+        Ok(v) => Ok(v),
+        Err(_) if bytes.iter().all(|b| *b == 0 || *b == b' ') => Ok(empty),
+        Err(_) => Err(refused(
+            raw,
+            format!("its {field} field is not a number; refusing the layer"),
+        )),
+    }
 }
 
 /// One entry's place in the layer, resolved beneath its root.
@@ -367,8 +387,9 @@ pub fn unpack(
         .entries()
         .map_err(|e| ImageError::Invalid(format!("reading the layer: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| {
-            ImageError::Invalid(format!("reading the layer: {e} (truncated or corrupt?)"))
+        let mut entry = entry.map_err(|e| match super::tar_meta::refusal(&e) {
+            Some(why) => ImageError::Refused(format!("reading the layer: {why}")),
+            None => ImageError::Invalid(format!("reading the layer: {e} (truncated or corrupt?)")),
         })?;
         u.entry(&mut entry, extensions.take())?;
     }
@@ -444,7 +465,13 @@ impl Unpacker {
             }
         }
         let header = entry.header().clone();
-        let mut mode = header.mode().unwrap_or(0o644);
+        let old = header.as_old();
+        let mode = (&old.mode[..], header.mode().map(u64::from));
+        let mut mode = number(&raw, "mode", mode, 0o644)? as u32;
+        let ids = (
+            number(&raw, "uid", (&old.uid, header.uid()), 0)?,
+            number(&raw, "gid", (&old.gid, header.gid()), 0)?,
+        );
         if mode & 0o6000 != 0 {
             self.notes
                 .push(format!("{raw:?}: setuid/setgid bits cleared"));
@@ -458,7 +485,7 @@ impl Unpacker {
                 self.opts.id_base.map(|b| (b, b)),
                 &mut self.budget,
             )?,
-            ids: owner(&header, self.opts),
+            ids: owner(ids, self.opts),
             mode: mode & 0o1777,
             raw,
             parts,
@@ -489,7 +516,23 @@ impl Unpacker {
                 self.notes.push(format!("{:?}: device node skipped", t.raw));
                 Ok(())
             }
-            _ => Ok(()), // pax and GNU headers are handled by the reader
+            // Read by the tar reader (a pax global header is yielded, and
+            // holds nothing to write).
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => Ok(()),
+            // A GNU volume label, dump directory, multivolume part or an
+            // unknown type, as containerd refuses them: dropped without a
+            // word, after its parent directories were made, it left a
+            // layer that was not the one described.
+            other => Err(refused(
+                &t.raw,
+                format!(
+                    "tar entry type {:?} is not one a layer holds (files, directories, links, FIFOs, device nodes); refusing the layer",
+                    other.as_byte() as char
+                ),
+            )),
         }
     }
 
@@ -804,6 +847,34 @@ fn fifo(t: &Target) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bound of the metadata filter is a refusal, not a corrupt layer.
+    #[test]
+    fn a_header_over_the_metadata_bound_is_refused_not_corrupt() {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("././@LongLink").unwrap();
+        h.set_entry_type(tar::EntryType::GNULongName);
+        h.set_size(super::super::tar_meta::MAX_META + 1);
+        h.set_cksum();
+        let mut layer = h.as_bytes().to_vec();
+        layer.extend(std::iter::repeat_n(b'a', 4096));
+        let dest = std::env::temp_dir().join(format!("airlock-unpack-{}", std::process::id()));
+        std::fs::create_dir(&dest).unwrap();
+        let r = unpack(
+            &layer[..],
+            &dest,
+            Options::default(),
+            &mut Budget::new(DEFAULT_LIMITS),
+        );
+        let _ = std::fs::remove_dir_all(&dest);
+        let e = r.unwrap_err();
+        assert!(matches!(e, ImageError::Refused(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("'L' header") && !text.contains("corrupt"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn paths_are_cleaned() {
