@@ -298,8 +298,19 @@ impl Drop for Console {
     }
 }
 
+/// How often [`output_ended`] looks.
+const OUTPUT_POLL: Duration = Duration::from_millis(100);
+
+/// Once every sender of a call's output is gone: the output has ended.
+async fn output_ended<T>(answer: &mpsc::WeakSender<T>) {
+    while answer.strong_count() > 0 {
+        tokio::time::sleep(OUTPUT_POLL).await;
+    }
+}
+
 /// Forward the client's stream to `feed` (what `input` makes of each
-/// message) until it ends or asks to close. Returning drops the feed: an
+/// message) until it ends or asks to close, or the call's output (whose
+/// senders `answer` watches) has ended. Returning drops the feed: an
 /// exec's stdin then reaches end of file; an attached workload's stays
 /// open, since its supervisor holds the other write end.
 async fn forward<M>(
@@ -311,7 +322,16 @@ async fn forward<M>(
     M: Send + Default + 'static,
 {
     loop {
-        let msg = match stream.message().await {
+        // Until the output ends too: a client that keeps its input open
+        // after the exit came (or the attached sandbox ended) held the
+        // feed's thread and the process's stdin or terminal, outside
+        // max_streams_per_caller once the response had given its place
+        // back.
+        let msg = tokio::select! {
+            m = stream.message() => m,
+            _ = output_ended(&answer) => return,
+        };
+        let msg = match msg {
             Ok(Some(msg)) => msg,
             Ok(None) => return,
             // A message the daemon refused (one over MAX_MESSAGE): the

@@ -723,6 +723,68 @@ async fn an_attacher_that_went_away_leaves_no_thread_writing() {
     }
 }
 
+/// An exec whose client keeps its input open after the exit came leaves
+/// no feed thread (with the process's stdin or terminal) behind: the
+/// forwarding of the input ends with the output, not only with the
+/// client's input.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ended_exec_with_open_input_leaves_no_feed() {
+    if !root_or_skip("an_ended_exec_with_open_input_leaves_no_feed") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let daemon = d.child.id();
+    c.create(proto::CreateRequest {
+        name: "host".into(),
+        args: args(&["sleep", "100"]),
+        start: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut inputs = Vec::new();
+    for tty in [false, true] {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(proto::ExecInput {
+            input: Some(proto::exec_input::Input::Start(proto::ExecStart {
+                sandbox: "host".into(),
+                args: args(&["true"]),
+                tty,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+        let mut out = c
+            .raw()
+            .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut exit = None;
+        while let Ok(Some(m)) = out.message().await {
+            if let Some(proto::exec_output::Output::Exit(e)) = m.output {
+                exit = Some(e.code);
+            }
+        }
+        assert_eq!(exit, Some(0), "tty: {tty}");
+        // The input stays open, as a client that never closes it.
+        inputs.push(tx);
+    }
+    let mut left = usize::MAX;
+    for _ in 0..200 {
+        left = threads_named(daemon, "stdin-feed");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(left, 0, "feed threads left after both execs ended");
+    drop(inputs);
+    c.delete("host", true).await.unwrap();
+}
+
 /// Attach to a workload's stdin, then to a terminal, with a resize; the
 /// logs keep what was said.
 #[tokio::test(flavor = "multi_thread")]
