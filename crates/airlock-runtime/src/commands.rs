@@ -57,16 +57,25 @@ impl Ctx {
     }
 
     pub(crate) fn find(&self, id: &str) -> Result<(SandboxDir, State)> {
+        self.find_if_there(id)?
+            .ok_or_else(|| format!("container {id:?} does not exist"))
+    }
+
+    /// The container `id`, or None where there is none; an error where
+    /// one is there whose state cannot be read (it may well be running).
+    pub(crate) fn find_if_there(&self, id: &str) -> Result<Option<(SandboxDir, State)>> {
         let root = self.state_root()?;
-        let (sb, st) = root
-            .find(id)
-            .map_err(|_| format!("container {id:?} does not exist"))?;
-        // The runtime names containers exactly; a prefix is the CLI's
-        // convenience, not the OCI interface's.
-        if st.name != id {
-            return Err(format!("container {id:?} does not exist"));
+        match root.find(id) {
+            // The runtime names containers exactly; a prefix is the
+            // CLI's convenience, not the OCI interface's.
+            Ok((sb, st)) if st.name == id => return Ok(Some((sb, st))),
+            Ok(_) => return Ok(None),
+            Err(_) => {}
         }
-        Ok((sb, st))
+        match root.indexed(id).map(|sb| sb.state()) {
+            Some(Err(e)) => Err(format!("container {id:?}: {e}")),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -427,7 +436,9 @@ fn create(
             // prestart or createRuntime hook did (a network), as runc's
             // destroy runs them.
             let stopped = hook_state("stopped");
-            hooks::run_warning("poststop", &hooks.poststop, &stopped, |e| ctx.log.warn(e));
+            hooks::run_warning("poststop", &hooks.poststop, &stopped, |e| {
+                ctx.log.hook_failed(e)
+            });
             // The runner's setup errors name spec fields too (a limit the
             // host cannot apply): config.json's names for them.
             return Err(fields.rewrite(&e.to_string()));
@@ -605,7 +616,7 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
                 // poststart: a failure is a warning, as the spec says.
                 let post = record(&sb).map(|r| r.hooks.poststart).unwrap_or_default();
                 let started = oci_state(&sb, &s);
-                hooks::run_warning("poststart", &post, &started, |e| ctx.log.warn(e));
+                hooks::run_warning("poststart", &post, &started, |e| ctx.log.hook_failed(e));
                 return Ok(());
             }
             Err(e) => return Err(e.to_string()),
@@ -653,7 +664,7 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     // Still under the lock: a second delete waiting on it finds the
     // container gone and runs none. Run whatever the removal said, as
     // runc's destroy does.
-    hooks::run_warning("poststop", &post, &state, |e| ctx.log.warn(e));
+    hooks::run_warning("poststop", &post, &state, |e| ctx.log.hook_failed(e));
     removed
 }
 
@@ -755,11 +766,11 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
     // A root that cannot be read is an error, --force or not: the
     // container may well be there.
     ctx.state_root()?;
-    let (sb, st) = match ctx.find(id) {
-        Ok(x) => x,
+    let (sb, st) = match ctx.find_if_there(id)? {
+        Some(x) => x,
         // runc: deleting what is not there with --force is not an error.
-        Err(_) if force => return Ok(()),
-        Err(e) => return Err(e),
+        None if force => return Ok(()),
+        None => return Err(format!("container {id:?} does not exist")),
     };
     // A created one goes without --force, as in runc; not a paused one.
     let plainly = st.status == Status::Stopped || (st.status == Status::Created && !paused(&st));

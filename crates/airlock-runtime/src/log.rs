@@ -41,16 +41,23 @@ impl Log {
         }
     }
 
-    /// A warning (an acknowledged finding, a note, a failed poststart or
-    /// poststop hook, which the OCI spec says must be logged) goes to the
-    /// `--log` file, and to stderr only with `--debug` or without a file:
-    /// a runtime that succeeded says nothing there when a client gave it a
-    /// log (its stderr can be the container's terminal: podman run -it),
-    /// and as runc, it says it on stderr when there is nowhere else.
-    /// Errors always go to stderr.
+    /// A warning (an acknowledged finding, a note) goes to the `--log`
+    /// file, and to stderr only with `--debug`: a runtime that succeeded
+    /// says nothing there, since a client's stderr can be the container's
+    /// terminal (podman run -it). Errors always go to stderr.
     pub fn warn(&self, msg: &str) {
         self.write("warning", msg);
-        if self.debug || self.file.is_none() {
+        if self.debug {
+            eprintln!("airlock-runtime: warning: {msg}");
+        }
+    }
+
+    /// A failed poststart or poststop hook, which the OCI spec says must
+    /// be logged: a [`Self::warn`], and on stderr too when there is no
+    /// `--log` file to hold it, as runc says it.
+    pub fn hook_failed(&self, msg: &str) {
+        self.warn(msg);
+        if self.file.is_none() && !self.debug {
             eprintln!("airlock-runtime: warning: {msg}");
         }
     }

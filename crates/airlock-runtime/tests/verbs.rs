@@ -968,6 +968,37 @@ fn pause_shows_in_state_and_delete_force_thaws() {
     assert!(env.rt(&["delete", "--force", "c"]).status.success());
 }
 
+/// A container whose state cannot be read is not taken for a missing
+/// one: `delete --force` said it deleted it (exit 0) and left it
+/// running, and `state` said it did not exist.
+#[test]
+fn an_unreadable_container_is_not_a_missing_one() {
+    require_root!();
+    let env = Env::new();
+    let pid = sleeper(&env, "u", |_| {});
+    let id = std::fs::read_link(env.root().join(".names/u")).unwrap();
+    let state_json = env.root().join(id).join("state.json");
+    let kept = std::fs::read(&state_json).unwrap();
+    std::fs::write(&state_json, "{}").unwrap();
+    for verb in [&["delete", "--force", "u"][..], &["state", "u"]] {
+        let o = env.rt(verb);
+        let (_, err) = text(&o);
+        assert!(!o.status.success(), "{verb:?}: {err}");
+        assert!(
+            err.contains("container \"u\"") && !err.contains("does not exist"),
+            "{verb:?}: {err}"
+        );
+    }
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container's process went"
+    );
+    std::fs::write(&state_json, kept).unwrap();
+    assert!(env.rt(&["delete", "--force", "u"]).status.success());
+    // What is not there is still not an error for --force.
+    assert!(env.rt(&["delete", "--force", "u"]).status.success());
+}
+
 /// `run` in the foreground whose container another caller deleted says
 /// so (it failed with "remove ...: No such file or directory").
 #[test]

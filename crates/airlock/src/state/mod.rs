@@ -450,6 +450,20 @@ impl StateRoot {
         names::holder(&self.dir, key)
     }
 
+    /// The directory the name index gives `name`, where it exists,
+    /// whether or not its state can be read: a caller that must not take
+    /// an unreadable sandbox for a missing one (a `delete --force` would
+    /// say it deleted a sandbox that runs on) asks this after
+    /// [`Self::lookup`] found none.
+    pub fn indexed(&self, name: &str) -> Option<SandboxDir> {
+        let id = names::lookup(&self.dir, name)?;
+        let sb = SandboxDir {
+            dir: self.dir.join(&id),
+            id,
+        };
+        sb.dir.exists().then_some(sb)
+    }
+
     /// How many sandboxes the root holds, without reading their states.
     pub fn count(&self) -> usize {
         std::fs::read_dir(&self.dir).map_or(0, |d| {
