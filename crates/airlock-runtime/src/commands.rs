@@ -584,7 +584,8 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
             "cannot start container {id}: it is paused (resume it first)"
         ));
     }
-    sb.request(&Request::Start).map_err(|e| e.to_string())?;
+    sb.request(&Request::Start)
+        .map_err(|e| format!("cannot start container {id}: {e}"))?;
     // As runc's start: return once the user process has been exec'd (a
     // client may exec into it at once), or has already ended; after the
     // startContainer hooks, which may take their timeouts.
@@ -619,7 +620,7 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
                 hooks::run_warning("poststart", &post, &started, |e| ctx.log.hook_failed(e));
                 return Ok(());
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(format!("cannot start container {id}: {e}")),
         }
     }
     Err(format!(
@@ -719,9 +720,14 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
                 .is_ok()
         });
         let procs = st.cgroup.as_ref().map(|c| c.procs()).unwrap_or_default();
+        // A created container's held process is its supervisor's to
+        // signal (below), not ours: outside a PID namespace of its own
+        // (one joined, as a pod's) no init protection stands, and its
+        // handlers are back to the defaults, so a USR1 ended it.
+        let held = (st.status == Status::Created).then_some(st.pid).flatten();
         // 0 stands for a task outside our PID namespace, and kill(0)
         // would signal our own process group.
-        for pid in procs.iter().copied().filter(|p| *p > 0) {
+        for pid in procs.iter().copied().filter(|p| *p > 0 && Some(*p) != held) {
             // SAFETY: kill(2) takes plain integers and touches no memory
             // of ours; a process that exited meanwhile (ESRCH) needs no
             // signal.
@@ -735,8 +741,8 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
                 }
             }
         }
-        // A created container's held PID 1 ignores it: its supervisor
-        // decides (a signal that ends runc's held init ends it).
+        // A created container's held process was left to its supervisor,
+        // which decides (a signal that ends runc's held init ends it).
         if !procs.is_empty() && st.status != Status::Created {
             return Ok(());
         }
@@ -753,7 +759,7 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         let ended = !sb.dir.exists() || sb.state().is_ok_and(|s| s.status == Status::Stopped);
         match ended {
             true => format!("cannot kill container {id}: container not running"),
-            false => e.to_string(),
+            false => format!("cannot kill container {id}: {e}"),
         }
     })
 }

@@ -151,3 +151,34 @@ fn pid_namespaces_that_cannot_be_joined_safely_are_refused() {
     assert!(!env.rt(&["state", "p2"]).status.success());
     assert!(env.rt(&["delete", "--force", "other"]).status.success());
 }
+
+/// `kill --all` of a created container that joined another's PID
+/// namespace leaves its held process to its supervisor: signalled with
+/// the rest of the cgroup, that process (not its namespace's init, its
+/// handlers back to the defaults) died of a USR1, and the container
+/// stopped before it ever started.
+#[test]
+fn kill_all_leaves_a_created_joined_container_created() {
+    require_root!();
+    let env = Env::new();
+    let pause = env.bundle("pause", &["sleep", "1000"], |_| {});
+    let o = env.rt(&["run", "-d", "--bundle", pause.to_str().unwrap(), "pause1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pause_pid = state(&env, "pause1")["pid"].as_i64().unwrap();
+    let ns = format!("/proc/{pause_pid}/ns/pid");
+    let app = env.bundle("app", &["sleep", "1000"], |c| {
+        c["linux"]["namespaces"] = joining(&ns)
+    });
+    let o = env.rt(&["create", "--bundle", app.to_str().unwrap(), "app1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = env.rt(&["kill", "--all", "app1", "USR1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(state(&env, "app1")["status"], "created");
+    // And it still starts.
+    assert!(env.rt(&["start", "app1"]).status.success());
+    assert_eq!(state(&env, "app1")["status"], "running");
+    for id in ["app1", "pause1"] {
+        assert!(env.rt(&["delete", "--force", id]).status.success());
+    }
+}

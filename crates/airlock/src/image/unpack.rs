@@ -264,6 +264,42 @@ fn opaque(dir: &OwnedFd, name: Option<&str>, raw: &str) -> Result<(), ImageError
     Ok(())
 }
 
+/// overlayfs's xattr whiteout, where a whiteout device may not be made
+/// (mknod refused, as before Linux 5.8 for a user without CAP_MKNOD):
+/// an empty file marked `overlay.whiteout`, in a directory marked as
+/// holding such files. Since Linux 6.8 (and 6.7.3) that mark is
+/// `overlay.opaque` "x"; 6.7's `overlay.whiteouts` is set too. An opaque
+/// directory ("y") stays opaque: nothing below shows through it anyway.
+fn xattr_whiteout(dir: &OwnedFd, hidden: &str, raw: &str) -> Result<(), ImageError> {
+    // Marked through the fd that made it: the file's mode is 0, and a
+    // reopen by a caller other than root is refused.
+    let file = rustix::fs::openat(
+        dir,
+        hidden,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| failed(raw, "whiteout", e))?;
+    rustix::fs::fsetxattr(
+        &file,
+        "user.overlay.whiteout",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(|e| failed(raw, "set user.overlay.whiteout", e))?;
+    let mut opaque = [0u8; 8];
+    let marked = rustix::fs::fgetxattr(
+        rustix::fs::openat(dir, ".", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| failed(raw, "open its directory", e))?,
+        "user.overlay.opaque",
+        &mut opaque,
+    );
+    if !matches!(marked, Ok(1) if opaque[0] == b'y') {
+        set_xattr(dir, None, "user.overlay.opaque", b"x", raw)?;
+    }
+    set_xattr(dir, None, "user.overlay.whiteouts", b"y", raw)
+}
+
 fn set_xattr(
     dir: &OwnedFd,
     name: Option<&str>,
@@ -574,19 +610,7 @@ impl Unpacker {
         let dev = rustix::fs::FileType::CharacterDevice;
         match rustix::fs::mknodat(&t.dir, hidden, dev, Mode::empty(), 0) {
             Ok(()) => {}
-            Err(rustix::io::Errno::PERM) => {
-                // Not allowed to mknod (rootless): overlayfs's xattr
-                // whiteout, an empty file marked so, in a marked directory.
-                rustix::fs::openat(
-                    &t.dir,
-                    hidden,
-                    OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| failed(&t.raw, "whiteout", e))?;
-                set_xattr(&t.dir, Some(hidden), "user.overlay.whiteout", b"y", &t.raw)?;
-                set_xattr(&t.dir, None, "user.overlay.whiteouts", b"y", &t.raw)?;
-            }
+            Err(rustix::io::Errno::PERM) => xattr_whiteout(&t.dir, hidden, &t.raw)?,
             Err(e) => return Err(failed(&t.raw, "whiteout", e)),
         }
         Ok(true)
@@ -847,6 +871,47 @@ fn fifo(t: &Target) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where mknod is refused, a whiteout is overlayfs's xattr form, with
+    /// its directory marked as today's kernels read it (`opaque` "x"),
+    /// and an opaque directory kept opaque.
+    #[test]
+    fn an_xattr_whiteout_marks_its_directory_as_the_kernel_reads_it() {
+        let base = std::env::temp_dir().join(format!("airlock-xwh-{}", std::process::id()));
+        let get = |path: &Path, key: &str| {
+            let mut v = [0u8; 8];
+            let n = rustix::fs::lgetxattr(path, key, &mut v).ok()?;
+            Some(v[..n].to_vec())
+        };
+        for (already, want) in [(None, &b"x"[..]), (Some(&b"y"[..]), &b"y"[..])] {
+            let _ = std::fs::remove_dir_all(&base);
+            std::fs::create_dir(&base).unwrap();
+            if let Some(v) = already {
+                rustix::fs::setxattr(
+                    &base,
+                    "user.overlay.opaque",
+                    v,
+                    rustix::fs::XattrFlags::empty(),
+                )
+                .unwrap();
+            }
+            let dir =
+                rustix::fs::open(&base, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+            xattr_whiteout(&dir, "gone", "gone").unwrap();
+            let gone = base.join("gone");
+            assert_eq!(std::fs::metadata(&gone).unwrap().len(), 0);
+            assert_eq!(
+                get(&gone, "user.overlay.whiteout").as_deref(),
+                Some(&b"y"[..])
+            );
+            assert_eq!(get(&base, "user.overlay.opaque").as_deref(), Some(want));
+            assert_eq!(
+                get(&base, "user.overlay.whiteouts").as_deref(),
+                Some(&b"y"[..])
+            );
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     /// A bound of the metadata filter is a refusal, not a corrupt layer.
     #[test]
