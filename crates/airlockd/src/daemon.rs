@@ -78,6 +78,10 @@ pub struct Seen {
     /// no reading, only its OOM count does.
     pub stamp: Option<(u64, u64, i64, i64)>,
     pub cgroup: Option<airlock::state::CgroupPaths>,
+    /// A Delete is under way: its directory goes before the Delete has
+    /// the final state to announce, and the watch, finding it gone then,
+    /// announced `exited` without the exit status.
+    pub deleting: bool,
 }
 
 /// One of a caller's places under `max_streams_per_caller`, held by its

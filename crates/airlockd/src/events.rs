@@ -126,8 +126,18 @@ pub fn know(d: &Daemon, m: &meta::Meta, st: &State, status: Status) {
             exit_reported: m.exit_reported,
             stamp: None,
             cgroup: None,
+            deleting: false,
         },
     );
+}
+
+/// Mark `id` as being deleted (or no longer, where its Delete failed):
+/// the watch leaves it to the Delete, which announces its end with the
+/// final state ([`gone`]).
+pub fn deleting(d: &Daemon, id: &str, yes: bool) {
+    if let Some(s) = d.known.lock().expect("known lock").get_mut(id) {
+        s.deleting = yes;
+    }
 }
 
 /// Re-adopt every sandbox in the state root, reporting the exits that
@@ -215,6 +225,9 @@ fn look(d: &Daemon) {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (id, seen) in ids {
+        if seen.deleting {
+            continue;
+        }
         let sb = SandboxDir::at(&d.root.path().join(&id));
         if !sb.dir.exists() {
             gone(d, &id, None);
@@ -304,5 +317,51 @@ mod tests {
         assert!(ids(Some(7)).is_empty());
         // Nothing replayed for 0: only what comes next.
         assert!(bus.subscribe(0.0, None).kept.is_empty());
+    }
+
+    /// A sandbox whose Delete is under way is the Delete's to announce:
+    /// the watch, finding its directory gone first, announced `exited`
+    /// without the exit status the Delete had.
+    #[test]
+    fn the_watch_leaves_a_sandbox_being_deleted_to_its_delete() {
+        let dir = std::env::temp_dir().join(format!("airlockd-watch-{}", std::process::id()));
+        let root = airlock::state::StateRoot::open(&dir).unwrap();
+        let d = Daemon::new(
+            crate::config::Config::default(),
+            root,
+            Default::default(),
+            None,
+            None,
+        );
+        let id = "ab".repeat(32);
+        // Stopped without a report: its exit is the 137 of a killed one.
+        let st: State = serde_json::from_value(serde_json::json!({
+            "id": id, "name": "web", "status": "stopped", "created": 0.0,
+            "detached": true, "spec": {},
+        }))
+        .unwrap();
+        let m = meta::Meta {
+            owner: 1000,
+            ..Default::default()
+        };
+        know(&d, &m, &st, Status::Running);
+        deleting(&d, &id, true);
+        // Its directory is gone (never made here), as mid-Delete.
+        look(&d);
+        let events = |d: &Daemon| -> Vec<(EventKind, Option<i32>)> {
+            d.bus
+                .subscribe(f64::MIN_POSITIVE, None)
+                .kept
+                .iter()
+                .map(|e| (e.event.kind(), e.event.exit.as_ref().map(|x| x.code)))
+                .collect()
+        };
+        assert!(events(&d).is_empty(), "{:?}", events(&d));
+        gone(&d, &id, Some(&st));
+        assert_eq!(
+            events(&d),
+            [(EventKind::Exited, Some(137)), (EventKind::Deleted, None)]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -634,9 +634,11 @@ impl Sandboxes for Service {
         let r = req.into_inner();
         let delete =
             move |d: &Shared, peer: &Peer, sb: SandboxDir, lock: std::fs::File, m: Meta| {
-                let st = sb
-                    .delete_holding(&lock, r.force)
-                    .map_err(|e| from_state_for(peer, e))?;
+                events::deleting(d, &sb.id, true);
+                let st = sb.delete_holding(&lock, r.force).map_err(|e| {
+                    events::deleting(d, &sb.id, false);
+                    from_state_for(peer, e)
+                })?;
                 // `exited` (if nobody reported it yet), then `deleted`.
                 events::gone(d, &sb.id, Some(&st));
                 Ok(Response::new(proto::DeleteResponse {
