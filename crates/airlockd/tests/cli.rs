@@ -1123,19 +1123,7 @@ fn a_silent_stream_holds_a_place() {
     ));
     let socket = d.socket();
     let refused = std::thread::spawn(move || {
-        // This thread only: the kernel keeps credentials per thread (the
-        // raw calls, not libc's, which change every thread's), and
-        // SO_PEERCRED takes the connecting thread's.
-        for call in [libc::SYS_setresgid, libc::SYS_setresuid] {
-            let id = libc::c_long::from(USER);
-            // SAFETY: set*id take integers only.
-            assert_eq!(unsafe { libc::syscall(call, id, id, id) }, 0);
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime_as(USER).block_on(async {
             let c = airlock_client::Client::connect_path(&socket).await.unwrap();
             let silent = || {
                 let mut c = c.clone();
@@ -1193,17 +1181,7 @@ fn a_message_being_received_holds_a_place() {
     ));
     let socket = d.socket();
     let (refused, freed) = std::thread::spawn(move || {
-        // This thread only, as in a_silent_stream_holds_a_place.
-        for call in [libc::SYS_setresgid, libc::SYS_setresuid] {
-            let id = libc::c_long::from(USER);
-            // SAFETY: set*id take integers only.
-            assert_eq!(unsafe { libc::syscall(call, id, id, id) }, 0);
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime_as(USER).block_on(async {
             let c = airlock_client::Client::connect_path(&socket).await.unwrap();
             // A List whose message never comes: the request's body stays
             // open, as a message's last byte held back would keep it.

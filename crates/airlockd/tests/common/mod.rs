@@ -10,6 +10,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `uid` (as its gid too) on this thread only, and a runtime to drive a
+/// client from it: the kernel keeps credentials per thread (the raw
+/// calls, not libc's, which change every thread's), and SO_PEERCRED
+/// takes the connecting thread's. Call on a thread of the test's own.
+pub fn runtime_as(uid: u32) -> tokio::runtime::Runtime {
+    for call in [libc::SYS_setresgid, libc::SYS_setresuid] {
+        let id = libc::c_long::from(uid);
+        // SAFETY: set*id take integers only.
+        assert_eq!(unsafe { libc::syscall(call, id, id, id) }, 0);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Tests that start sandboxes as root say why they do nothing otherwise.
 pub fn root_or_skip(test: &str) -> bool {
     if rustix::process::geteuid().is_root() {
