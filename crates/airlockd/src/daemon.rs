@@ -151,7 +151,7 @@ impl Call {
 /// on (root: no limit). tonic receives a call's whole message (up to
 /// `MAX_MESSAGE`) before its handler takes a place under
 /// `max_calls_per_caller`, so without this a caller could have the daemon
-/// hold hundreds of messages it never finishes sending. A call has at
+/// hold hundreds of messages it never finishes sending. A caller has at
 /// most as many as it may have calls and streams under way.
 #[derive(Clone)]
 pub struct Reading {

@@ -538,8 +538,9 @@ pub fn recheck_named(
     // copy of every source's), and only the mounts and layers that name
     // it. Rechecking each of N sources against everything was O(N^2): a
     // second for 1000 binds.
-    // Of the object opened (`opened` leads to it), never of the path: a
-    // device-node judgement is made again for every opening.
+    //
+    // A device-node judgement is of the object opened (`opened` leads to
+    // it), never of the path: made again at every opening.
     let dev = host::dev_bind_sources(spec).any(|s| s == source);
     // The same source opened again, to the same place: judged once, with
     // every mount that names it.
