@@ -2,7 +2,7 @@
 //! the host, and whether setgroups and the setuid map helpers come in.
 
 use super::Caller;
-use crate::spec::{IdMap, SandboxSpec, SpecError};
+use crate::spec::{host_id, IdMap, SandboxSpec, SpecError};
 
 /// Where a root caller's sandbox lands on the host when no map is given:
 /// 65536 ids starting here, far from login users (1000+) and the usual
@@ -146,7 +146,7 @@ pub(crate) fn unmapped(
     gid: u32,
     groups: &[u32],
 ) -> Option<Unmapped> {
-    let mapped = |maps: &[IdMap], id: u32| crate::spec::host_id(maps, id).is_some();
+    let mapped = |maps: &[IdMap], id: u32| host_id(maps, id).is_some();
     if !mapped(uid_map, uid) {
         return Some(Unmapped::Uid(uid));
     }
@@ -183,5 +183,22 @@ fn check_mapped(spec: &SandboxSpec, ids: &Ids) -> Result<(), SpecError> {
             format!("process.groups[{i}]"),
             format!("gid {g} is not in identity.gid_map"),
         )),
+    }?;
+    // A device's owner too, so that it is refused here, before anything is
+    // made, not by the supervisor once the namespaces exist.
+    for (i, d) in spec.filesystem.devices.iter().enumerate() {
+        if let Some(u) = d.uid.filter(|u| host_id(&ids.uid_map, *u).is_none()) {
+            return Err(SpecError::new(
+                format!("filesystem.devices[{i}].uid"),
+                format!("uid {u} is not in identity.uid_map"),
+            ));
+        }
+        if let Some(g) = d.gid.filter(|g| host_id(&ids.gid_map, *g).is_none()) {
+            return Err(SpecError::new(
+                format!("filesystem.devices[{i}].gid"),
+                format!("gid {g} is not in identity.gid_map"),
+            ));
+        }
     }
+    Ok(())
 }

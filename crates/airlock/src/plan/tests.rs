@@ -174,6 +174,35 @@ fn unmapped_uid_is_refused() {
     }
 }
 
+/// A device's owner is judged with the process's ids, before anything is
+/// made: the supervisor would find it only once the namespaces exist.
+#[test]
+fn an_unmapped_device_owner_is_refused() {
+    let device = |uid, gid| crate::spec::Device {
+        path: "/dev/x".into(),
+        kind: crate::spec::DeviceKind::Char,
+        major: 1,
+        minor: 3,
+        mode: None,
+        uid,
+        gid,
+    };
+    let mut s = spec();
+    // The root caller's default maps hold ids 0 to 65535.
+    s.filesystem.devices = vec![device(Some(65535), Some(65535))];
+    plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    for (d, field) in [
+        (device(Some(70000), None), "filesystem.devices[0].uid"),
+        (device(None, Some(65536)), "filesystem.devices[0].gid"),
+    ] {
+        s.filesystem.devices = vec![d];
+        match plan(&s, &crate::Context::for_ids(0, 0)).unwrap_err() {
+            Error::Spec(e) => assert_eq!(e.field, field),
+            e => panic!("{e}"),
+        }
+    }
+}
+
 #[test]
 fn the_plan_carries_the_walls() {
     let p = plan(&spec(), &crate::Context::for_ids(0, 0)).unwrap();

@@ -29,6 +29,11 @@ pub enum DeviceKind {
     Block,
 }
 
+/// The largest major and minor the kernel's `dev_t` holds (12 and 20
+/// bits, `MINORBITS`): `mknod` drops the bits above them.
+pub const MAX_MAJOR: u32 = (1 << 12) - 1;
+pub const MAX_MINOR: u32 = (1 << 20) - 1;
+
 /// The character devices of a minimal /dev (major, minor): null, zero,
 /// full, random, urandom, tty. None reaches anything of the host's.
 pub const STANDARD_DEVICES: &[(u32, u32)] = &[(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)];

@@ -192,7 +192,11 @@ pub struct Resources {
     /// it (`2MB`, `1GB`): the hugetlb controller's `hugetlb.2MB.max` (v1
     /// `hugetlb.2MB.limit_in_bytes`), in bytes, rounded down to whole
     /// pages by the kernel. An OCI bundle's `linux.resources.hugepageLimits`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "parse::unique_keys"
+    )]
     pub hugetlb: BTreeMap<String, Size>,
 }
 

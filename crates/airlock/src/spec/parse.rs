@@ -119,27 +119,29 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// A map of strings in which a key given twice is an error: serde_json
-/// keeps the last one without a word (TOML refuses it itself), and a
-/// spec that sets a sysctl twice was surely not meant so.
-pub(super) fn unique_keys<'de, D>(
+/// A map keyed by strings in which a key given twice is an error:
+/// serde_json keeps the last one without a word (TOML refuses it itself),
+/// and a spec that sets a sysctl or a hugetlb limit twice was surely not
+/// meant so.
+pub(super) fn unique_keys<'de, D, V>(
     d: D,
-) -> Result<std::collections::BTreeMap<String, String>, D::Error>
+) -> Result<std::collections::BTreeMap<String, V>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    V: serde::Deserialize<'de>,
 {
-    struct Keys;
-    impl<'de> serde::de::Visitor<'de> for Keys {
-        type Value = std::collections::BTreeMap<String, String>;
+    struct Keys<V>(std::marker::PhantomData<V>);
+    impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Keys<V> {
+        type Value = std::collections::BTreeMap<String, V>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a map of strings")
+            f.write_str("a map")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(
             self,
             mut a: A,
         ) -> Result<Self::Value, A::Error> {
             let mut map = std::collections::BTreeMap::new();
-            while let Some((k, v)) = a.next_entry::<String, String>()? {
+            while let Some((k, v)) = a.next_entry::<String, V>()? {
                 if map.contains_key(&k) {
                     return Err(serde::de::Error::custom(format!("{k:?} is given twice")));
                 }
@@ -148,7 +150,7 @@ where
             Ok(map)
         }
     }
-    d.deserialize_map(Keys)
+    d.deserialize_map(Keys(std::marker::PhantomData))
 }
 
 #[cfg(test)]
@@ -248,6 +250,10 @@ mod tests {
             (
                 r#"{"namespaces": {"join": {"net": "/a", "net": "/b"}}}"#,
                 "namespaces.join",
+            ),
+            (
+                r#"{"resources": {"hugetlb": {"2MB": "1G", "2MB": "0"}}}"#,
+                "resources.hugetlb",
             ),
         ] {
             let e = from_json(json).unwrap_err().to_string();

@@ -118,6 +118,15 @@ pub(super) fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
                 "setuid and setgid bits are not allowed",
             ))
         }
+        // A file's mode defaults to 0644; a directory has none to give.
+        Mount::Dir {
+            mode: None,
+            chmod: true,
+            ..
+        } => Err(SpecError::new(
+            format!("{f}.chmod"),
+            "gives mode to a directory already there, and no mode is set",
+        )),
         _ => Ok(()),
     }
 }

@@ -1,6 +1,7 @@
 //! Structural validation: the spec is well formed on its own, before any
 //! guardrail judges whether it is wise. Pure; no syscalls.
 
+use super::devices::{MAX_MAJOR, MAX_MINOR};
 use super::{Clocks, IdMap, Mount, Process, SandboxSpec};
 use std::fmt;
 
@@ -207,10 +208,36 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     for (i, d) in spec.filesystem.devices.iter().enumerate() {
         let f = format!("filesystem.devices[{i}]");
         absolute(&format!("{f}.path"), &d.path)?;
-        if !d.path.starts_with("/dev/") || d.path.split('/').any(|c| c == "..") {
+        // "/dev/" and "/dev/." name /dev itself, not a node below it.
+        let below = d.path.strip_prefix("/dev/").unwrap_or("");
+        if below.split('/').all(str::is_empty)
+            || d.path.ends_with('/')
+            || d.path.split('/').any(|c| c == ".." || c == ".")
+        {
             return Err(SpecError::new(
                 format!("{f}.path"),
                 format!("{} is not a path below /dev", d.path),
+            ));
+        }
+        // The kernel's dev_t holds a 12-bit major and a 20-bit minor:
+        // mknod drops the bits above, so 4109:64 would make 13:64 (an
+        // input device) while every check and acknowledgement named 4109.
+        if d.major > MAX_MAJOR {
+            return Err(SpecError::new(
+                format!("{f}.major"),
+                format!(
+                    "{} is above the kernel's largest major, {MAX_MAJOR}",
+                    d.major
+                ),
+            ));
+        }
+        if d.minor > MAX_MINOR {
+            return Err(SpecError::new(
+                format!("{f}.minor"),
+                format!(
+                    "{} is above the kernel's largest minor, {MAX_MINOR}",
+                    d.minor
+                ),
             ));
         }
         if d.mode.is_some_and(|m| m.0 & !0o777 != 0) {

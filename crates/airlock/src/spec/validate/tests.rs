@@ -222,3 +222,64 @@ fn a_negative_clock_is_named() {
     s.time.offsets = true;
     validate(&s).unwrap();
 }
+
+/// mknod keeps 12 bits of a major and 20 of a minor: 4109:64 would make
+/// 13:64 (an input device) while checks named 4109. And a device's path
+/// names a node below /dev, not /dev itself.
+#[test]
+fn a_device_the_kernel_cannot_number_or_place_is_refused() {
+    let device = |path: &str, major, minor| crate::spec::Device {
+        path: path.into(),
+        kind: crate::spec::DeviceKind::Char,
+        major,
+        minor,
+        mode: None,
+        uid: None,
+        gid: None,
+    };
+    for (d, field) in [
+        (
+            device("/dev/x", 4096 + 13, 64),
+            "filesystem.devices[0].major",
+        ),
+        (device("/dev/x", 13, 1 << 20), "filesystem.devices[0].minor"),
+        (device("/dev/", 1, 3), "filesystem.devices[0].path"),
+        (device("/dev/.", 1, 3), "filesystem.devices[0].path"),
+        (device("/dev/x/", 1, 3), "filesystem.devices[0].path"),
+        (device("/dev/./x", 1, 3), "filesystem.devices[0].path"),
+    ] {
+        let mut s = base();
+        s.filesystem.devices = vec![d];
+        assert_eq!(validate(&s).unwrap_err().field, field);
+    }
+    for d in [
+        device("/dev/x", 4095, (1 << 20) - 1),
+        device("/dev/input/event0", 13, 64),
+    ] {
+        let mut s = base();
+        s.filesystem.devices = vec![d];
+        validate(&s).unwrap();
+    }
+}
+
+/// chmod gives a dir mount's mode to a directory already there: with no
+/// mode it would do nothing.
+#[test]
+fn chmod_of_a_dir_needs_a_mode() {
+    let mut s = base();
+    s.filesystem.mounts = vec![crate::spec::Mount::Dir {
+        destination: "/x".into(),
+        mode: None,
+        chmod: true,
+    }];
+    assert_eq!(
+        validate(&s).unwrap_err().field,
+        "filesystem.mounts[0].chmod"
+    );
+    s.filesystem.mounts = vec![crate::spec::Mount::Dir {
+        destination: "/x".into(),
+        mode: Some(crate::spec::FileMode(0o700)),
+        chmod: true,
+    }];
+    validate(&s).unwrap();
+}
