@@ -124,7 +124,8 @@ fn rootless_cannot_map_foreign_ids_without_newuidmap_rights() {
 /// caller's may write (a supplementary group the rootless sandbox keeps),
 /// one an ACL lets the caller write, and one only root may write for a
 /// sandbox that keeps the host's ids. A runner only root may write, for a
-/// sandbox of its own ids, is exec'd as it is.
+/// sandbox of its own ids, is exec'd as it is. A runner named without a
+/// slash is judged as the file found on PATH, the one that runs.
 #[test]
 fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
     require_root!();
@@ -181,19 +182,25 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
         "--uid",
         "1000",
     ];
-    // (runner, Landlock, as whom, sealed)
+    // (runner, Landlock, as whom, sealed, AIRLOCK_RUNNER its bare name)
     let user = Some("--clear-groups");
     let in_users = Some("--groups=100");
-    for (runner, mode, groups, sealed) in [
-        (&theirs, "off", user, true),
-        (&theirs, "auto", user, true),
-        (&users, "auto", in_users, true),
-        (&users, "auto", user, false),
-        (&acl, "auto", user, true),
-        (&ours, "off", user, false),
-        (&ours, "auto", user, false),
-        (&ours, "off", None, true),
-        (&ours, "auto", None, true),
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    for (runner, mode, groups, sealed, bare) in [
+        (&theirs, "off", user, true, false),
+        (&theirs, "auto", user, true, false),
+        (&theirs, "auto", user, true, true),
+        (&users, "auto", in_users, true, false),
+        (&users, "auto", user, false, false),
+        (&acl, "auto", user, true, false),
+        (&ours, "off", user, false, false),
+        (&ours, "auto", user, false, false),
+        (&ours, "off", None, true, false),
+        (&ours, "auto", None, true, false),
     ] {
         let mut args = vec!["run", "--landlock", mode];
         if groups.is_none() {
@@ -215,8 +222,13 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
             }
             None => airlock(&args),
         };
+        if bare {
+            cmd.env("AIRLOCK_RUNNER", runner.file_name().unwrap())
+                .env("PATH", &path);
+        } else {
+            cmd.env("AIRLOCK_RUNNER", runner);
+        }
         let mut child = cmd
-            .env("AIRLOCK_RUNNER", runner)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -242,7 +254,7 @@ fn a_runner_the_workload_could_write_runs_from_a_sealed_copy() {
         // SAFETY: kill takes plain numbers; the pid is our unreaped child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         child.wait().unwrap();
-        let what = format!("{} ({groups:?} {args:?}): {exe}", runner.display());
+        let what = format!("{} ({groups:?} {args:?} {bare}): {exe}", runner.display());
         if sealed {
             assert!(exe.starts_with("/memfd:airlock-runner"), "{what}");
             let seals = seals.unwrap();

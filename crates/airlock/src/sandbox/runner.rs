@@ -20,10 +20,10 @@ const RUNNER_DIRS: &[&str] = &["/usr/libexec/airlock", "/usr/local/libexec/airlo
 
 pub(super) fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
     if let Some(r) = &opts.runner {
-        return Ok(r.clone());
+        return on_path(r.clone(), std::env::var_os("PATH"));
     }
     if let Some(r) = std::env::var_os("AIRLOCK_RUNNER") {
-        return Ok(r.into());
+        return on_path(r.into(), std::env::var_os("PATH"));
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(me) = std::env::current_exe() {
@@ -38,6 +38,28 @@ pub(super) fn find_runner(opts: &SpawnOptions) -> Result<PathBuf, Error> {
     dirs.into_iter()
         .flat_map(|d| [d.join(RUNNER_STATIC_BIN), d.join(RUNNER_BIN)])
         .find(|c| c.is_file())
+        .ok_or(Error::RunnerNotFound)
+}
+
+/// A runner named without a slash, found on `path` as the spawn's and
+/// exec's PATH search would find it: `runner_exe` must judge the file
+/// that runs, and `metadata` of a bare name looks in the working
+/// directory instead (where, finding nothing, it would skip the copy).
+fn on_path(runner: PathBuf, path: Option<OsString>) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if runner.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return Ok(runner);
+    }
+    path.iter()
+        .flat_map(std::env::split_paths)
+        // An empty entry is the working directory, as execvp takes it.
+        .map(|d| match d.as_os_str().is_empty() {
+            true => Path::new(".").join(&runner),
+            false => d.join(&runner),
+        })
+        .find(|c| {
+            std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
         .ok_or(Error::RunnerNotFound)
 }
 
