@@ -427,6 +427,12 @@ impl StateRoot {
         if let Some(hit) = self.lookup(key) {
             return Ok(hit);
         }
+        // A name whose sandbox cannot be read is that error: neither "not
+        // found" (a `rm -f` would report it gone while it runs) nor
+        // another sandbox whose id starts with the name.
+        if let Some(e) = names::unreadable_holder(&self.dir, key) {
+            return Err(e);
+        }
         let all = self.list().into_iter().map(|(d, s)| (d, s, ())).collect();
         find_in(all, key).map(|(d, s, ())| (d, s))
     }

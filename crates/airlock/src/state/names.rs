@@ -54,24 +54,10 @@ pub(super) fn claim(
                 if holder(root, name).is_some() {
                     return Err(StateError::NameInUse(name.into()));
                 }
-                // A holder whose state cannot be read now (EMFILE, EIO)
-                // still holds it: only one that is gone, or that has
-                // another name, left it free.
-                if let Some(id) = lookup(root, name) {
-                    let sb = super::SandboxDir {
-                        dir: root.join(&id),
-                        id,
-                    };
-                    match sb.state() {
-                        Err(e)
-                            if matches!(&e, StateError::Io { source, .. }
-                                if source.kind() != io::ErrorKind::NotFound)
-                                && sb.dir.exists() =>
-                        {
-                            return Err(e);
-                        }
-                        _ => {}
-                    }
+                // Only a holder that is gone, or that has another name,
+                // left it free.
+                if let Some(e) = unreadable_holder(root, name) {
+                    return Err(e);
                 }
                 let _ = std::fs::remove_file(&link);
             }
@@ -90,6 +76,27 @@ pub(super) fn holder(root: &Path, name: &str) -> Option<(super::SandboxDir, Stat
     };
     let st = sb.state().ok().filter(|st| st.name == name)?;
     Some((sb, st))
+}
+
+/// Why the state of the sandbox the index says holds `name` cannot be
+/// read, where it is there to read (EACCES, EMFILE, EIO): such a holder
+/// still holds the name, and is not missing.
+pub(super) fn unreadable_holder(root: &Path, name: &str) -> Option<StateError> {
+    let id = lookup(root, name)?;
+    let sb = super::SandboxDir {
+        dir: root.join(&id),
+        id,
+    };
+    match sb.state() {
+        Err(e)
+            if matches!(&e, StateError::Io { source, .. }
+                if source.kind() != io::ErrorKind::NotFound)
+                && sb.dir.exists() =>
+        {
+            Some(e)
+        }
+        _ => None,
+    }
 }
 
 /// Let go of `name` if `id` holds it.

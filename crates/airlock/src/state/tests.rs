@@ -256,6 +256,34 @@ fn a_state_file_that_does_not_parse_is_listed_stopped_once_its_supervisor_is_gon
     assert!(root.list().is_empty());
 }
 
+/// A name whose sandbox cannot be read (its supervisor still there) is
+/// that error: not "no such sandbox", for which `rm -f` would report it
+/// gone, and not another sandbox whose id starts with the name.
+#[test]
+fn a_name_whose_state_cannot_be_read_is_not_missing() {
+    let (_tmp, root) = temp_root("state-unreadable-name");
+    let id = new_id().unwrap();
+    let prefix = &id[..8];
+    let (_other, _other_alive) = root
+        .create(&id, None, &SandboxSpec::default(), true)
+        .unwrap();
+    let (sb, _alive) = root
+        .create(
+            &new_id().unwrap(),
+            Some(prefix),
+            &SandboxSpec::default(),
+            true,
+        )
+        .unwrap();
+    assert_eq!(root.find(prefix).unwrap().0.id, sb.id);
+    std::fs::write(sb.dir.join("state.json"), b"").unwrap();
+    match root.find(prefix) {
+        Err(StateError::Io { .. }) => {}
+        Err(e) => panic!("{e}"),
+        Ok((d, _)) => panic!("found {} for {prefix}", d.id),
+    }
+}
+
 /// One with no state file at all (a crash between making its directory
 /// and recording its first state) is listed stopped and can be removed;
 /// while a create holds the root's lock, as it does over both steps, it
