@@ -201,6 +201,67 @@ fn signals_reach_the_workload_through_the_cli() {
     );
 }
 
+/// A signal sent to the whole process group of an `airlock exec` (a
+/// terminal's ^C, `kill -- -PGID`, a service manager's stop) reaches the
+/// exec'd process once: the CLI forwards it, and the runner, out of the
+/// caller's group, does not pass on a second copy of its own. 40 is a
+/// real-time signal, whose copies queue instead of merging.
+#[test]
+fn a_signal_to_an_execs_group_reaches_it_once() {
+    use std::io::BufRead;
+    require_root!();
+    let state = tempdir();
+    let state = state.path().display().to_string();
+    let al = |args: &[&str]| {
+        let mut a = vec!["--state-root", &state];
+        a.extend(args);
+        output(airlock(&a))
+    };
+    for session in [None, Some("--keep-session")] {
+        let mut run = vec!["run", "-d", "--name", "g"];
+        run.extend(session);
+        run.extend(["--", "sleep", "100"]);
+        let started = al(&run);
+        assert_eq!(started.code, 0, "{}", started.stderr);
+        // Counted one by one (a shell's trap runs once for copies that
+        // came together).
+        let script = "import signal, sys\n\
+                      signal.pthread_sigmask(signal.SIG_BLOCK, {40, signal.SIGTERM})\n\
+                      print('ready', flush=True)\n\
+                      while signal.sigwaitinfo({40, signal.SIGTERM}).si_signo == 40:\n\
+                      \x20   print('got', flush=True)\n\
+                      sys.exit(5)\n";
+        let mut cmd = airlock(&[
+            "--state-root",
+            &state,
+            "exec",
+            "g",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ]);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        let group = child.id() as i32;
+        // SAFETY: kill on the process group of our own child, which leads it.
+        unsafe { libc::kill(-group, 40) };
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(rest.matches("got").count(), 1, "{session:?}: {rest:?}");
+        assert_eq!(status.code(), Some(5), "{session:?}");
+        assert_eq!(al(&["rm", "-f", "g"]).code, 0);
+    }
+}
+
 #[test]
 fn signals_reach_a_workload_of_another_uid() {
     require_root!();

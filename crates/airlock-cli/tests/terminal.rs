@@ -160,37 +160,37 @@ fn exec_with_a_terminal() {
 /// Without `-t`, an exec from a terminal gets pipes, not the caller's
 /// terminal: a workload outside Landlock's walls could otherwise open
 /// the exec'd process's /proc/PID/fd/0 and keep the caller's terminal
-/// after the exec ended. What it writes still reaches the terminal, what
-/// is typed still reaches it, and its status is the exec's.
+/// after the exec ended. Nor can it open the caller's terminal as its
+/// controlling one (/dev/tty), even in a sandbox that keeps the caller's
+/// session (`--keep-session`, which is about its workload). What it writes
+/// still reaches the terminal, what is typed still reaches it, and its
+/// status is the exec's.
 #[test]
 fn exec_without_a_terminal_never_holds_the_callers() {
     require_root!();
     let root = tempdir();
     let r = root.path().display().to_string();
     let al = |args: &[&str]| al(&r, args);
-    let started = al(&[
-        "run",
-        "-d",
-        "--landlock",
-        "off",
-        "--name",
-        "nt",
-        "--",
-        "sleep",
-        "100",
-    ]);
-    assert_eq!(started.code, 0, "{}", started.stderr);
-    let script = "for n in 0 1 2; do readlink /proc/self/fd/$n; done; \
-                  echo READY; read line; echo got=$line; exit 4";
-    let (screen, status) = drive(
-        false,
-        &["--state-root", &r, "exec", "nt", "--", "sh", "-c", script],
-    );
-    assert_eq!(screen.matches("pipe:[").count(), 3, "{screen}");
-    assert!(!screen.contains("/dev/pts"), "{screen}");
-    assert!(screen.contains("got=hello"), "{screen}");
-    assert_eq!(status, 4, "{screen}");
-    assert_eq!(al(&["rm", "-f", "nt"]).code, 0);
+    for session in [None, Some("--keep-session")] {
+        let mut run = vec!["run", "-d", "--landlock", "off", "--name", "nt"];
+        run.extend(session);
+        run.extend(["--", "sleep", "100"]);
+        let started = al(&run);
+        assert_eq!(started.code, 0, "{}", started.stderr);
+        let script = "for n in 0 1 2; do readlink /proc/self/fd/$n; done; \
+                      if (: </dev/tty) 2>/dev/null; then echo HAS-TTY; else echo NO-TTY; fi; \
+                      echo READY; read line; echo got=$line; exit 4";
+        let (screen, status) = drive(
+            false,
+            &["--state-root", &r, "exec", "nt", "--", "sh", "-c", script],
+        );
+        assert_eq!(screen.matches("pipe:[").count(), 3, "{session:?}: {screen}");
+        assert!(!screen.contains("/dev/pts"), "{session:?}: {screen}");
+        assert!(screen.contains("NO-TTY"), "{session:?}: {screen}");
+        assert!(screen.contains("got=hello"), "{session:?}: {screen}");
+        assert_eq!(status, 4, "{session:?}: {screen}");
+        assert_eq!(al(&["rm", "-f", "nt"]).code, 0);
+    }
 }
 
 /// Piped input to a workload with a terminal of its own ends as a

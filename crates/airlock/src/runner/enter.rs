@@ -78,6 +78,14 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     // after its id change, which resets it); its exec resets it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "exec: make the runner non-dumpable".into())?;
+    // Away from the caller's terminal and process group, as the
+    // supervisor goes: a signal to the caller's group (a terminal's ^C, a
+    // `kill -- -PGID`) reaches only the caller, which forwards it once,
+    // not once more through us; and the process, forked from us, cannot
+    // take the caller's terminal as its own (/dev/tty) even where the
+    // sandbox keeps its session (`new_session` off, which is about its
+    // workload, not about whoever execs into it).
+    rustix::process::setsid().step(|| "exec: setsid".into())?;
     let procs_files = open_cgroups(&plan)?;
     // Still with the caller's privilege on the host, which raising a
     // priority needs; the child inherits it. The CPU affinity waits for
