@@ -377,6 +377,8 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         args: a.command.clone(),
         cwd: a.workdir.clone(),
         tty: a.tty,
+        // This thread waits for it (the copying threads start after).
+        die_with_caller: true,
         ..Default::default()
     };
     if let Some(u) = &a.user {

@@ -262,6 +262,53 @@ fn a_signal_to_an_execs_group_reaches_it_once() {
     }
 }
 
+/// An exec dies with `airlock exec`: killed by SIGKILL, the CLI forwards
+/// nothing, and its runner's parent-death signal kills the process and
+/// what it started in the background, as a stop does, instead of leaving
+/// them running unwatched in the sandbox.
+#[test]
+fn an_exec_dies_with_its_caller() {
+    use std::io::BufRead;
+    require_root!();
+    let state = tempdir();
+    let state = state.path().display().to_string();
+    let al = |args: &[&str]| {
+        let mut a = vec!["--state-root", &state];
+        a.extend(args);
+        output(airlock(&a))
+    };
+    let started = al(&["run", "-d", "--name", "d", "--", "sleep", "100"]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let script = "sleep 300 & echo ready; wait";
+    let mut child = airlock(&[
+        "--state-root",
+        &state,
+        "exec",
+        "d",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let listed = || al(&["exec", "d", "--", "ps", "-eo", "args"]).stdout;
+    assert!(listed().contains("sleep 300"), "{}", listed());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wait_until(10, || !listed().contains("sleep 300")),
+        "{}",
+        listed()
+    );
+    assert_eq!(al(&["rm", "-f", "d"]).code, 0);
+}
+
 #[test]
 fn signals_reach_a_workload_of_another_uid() {
     require_root!();

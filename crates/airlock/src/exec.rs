@@ -67,6 +67,16 @@ pub struct ExecOptions {
     /// OCI runtime's clients reap the exec'd process whose pid they were
     /// given ([`crate::LifecycleOptions::leave_pid1_to_reaper`] for PID 1).
     pub leave_to_reaper: bool,
+    /// The process (and its process group, as a stop kills it) is killed
+    /// when the caller's process ends, as a sandbox dies with its caller
+    /// ([`crate::SandboxSpec::die_with_parent`]): an `airlock exec`
+    /// killed by SIGKILL must not leave a command running on, unwatched,
+    /// nor its runner proxying a terminal no one reads. It is the
+    /// runner's parent-death signal, which fires when the *thread* that
+    /// spawned it ends: set it only where that thread waits for the exec
+    /// (a command-line tool's), not from a pool's thread. Off for an exec
+    /// that outlives its caller (OCI's `exec --detach`).
+    pub die_with_caller: bool,
 }
 
 /// The process `e` asks for in the sandbox of `plan`.

@@ -238,6 +238,9 @@ pub struct ExecPlan {
     /// exit hands the zombie to the caller's subreaper.
     #[serde(default)]
     pub leave_to_reaper: bool,
+    /// Killed when the caller ends ([`crate::ExecOptions::die_with_caller`]).
+    #[serde(default)]
+    pub die_with_caller: bool,
     /// The sandbox's id maps, for the caller only (which runner file the
     /// sandbox could write: `Sandbox::start`).
     #[serde(skip)]

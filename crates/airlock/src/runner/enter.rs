@@ -68,7 +68,7 @@ fn join_cgroups(plan: &ExecPlan, procs_files: &[OwnedFd]) -> Result<(), SetupErr
     }
 }
 
-pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
+pub(super) fn run(plan: ExecPlan, sock: BorrowedFd, parent_pid: i32) -> Result<i32, SetupError> {
     let report = Reporter::new(sock, plan.verbose);
     // Before anything of the sandbox's: a workload of the same host uid
     // (a rootless caller's, or one whose Landlock is off) could otherwise
@@ -118,6 +118,11 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd) -> Result<i32, SetupError> {
     // owner (it has every capability over our credentials now) while we
     // still hold the host's root and its fds. The child inherits it.
     super::child::not_dumpable()?;
+    // After the join, whose change of credentials (a user namespace not
+    // of our euid) clears a parent-death signal set before it.
+    if plan.die_with_caller {
+        die_with_caller(parent_pid)?;
+    }
     // In the sandbox's mount namespace now: its /dev/ptmx.
     let pty = if plan.process.terminal {
         let pty = terminal_as(plan.process.uid, plan.process.gid)?;
@@ -407,6 +412,30 @@ fn die_with_runner(runner: BorrowedFd<'_>) -> Result<(), SetupError> {
             "the runner that waits for this process has ended",
         )),
         false => Ok(()),
+    }
+}
+
+/// The stop signal when the caller ends: until `stop_kills_group` it
+/// ends us, and the process (not yet forked, or dying with us through
+/// its own parent-death signal) with us; from then on it kills the
+/// process's group, which we reap and report. A caller that ended before
+/// the signal was set is seen by its pid no longer being our parent's.
+fn die_with_caller(parent_pid: i32) -> Result<(), SetupError> {
+    // (rustix's Signal names no real-time signal.)
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and no pointers.
+    let set = unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            signals::stop_signal() as libc::c_ulong,
+        )
+    };
+    if set != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(SetupError::io("exec: set parent-death signal", &e));
+    }
+    match rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) == Some(parent_pid) {
+        true => Ok(()),
+        false => Err(SetupError::new("exec", "its caller has ended")),
     }
 }
 

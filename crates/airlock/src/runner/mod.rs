@@ -255,7 +255,7 @@ fn run(
                 }
                 supervisor::supervise(parent_pid, *plan, reporter, alive_fd)
             }
-            (Job::Exec(plan), Some(sock)) => enter::run(*plan, sock),
+            (Job::Exec(plan), Some(sock)) => enter::run(*plan, sock, parent_pid),
             (Job::Exec(_), None) => Err(SetupError::new(
                 "runner",
                 "an exec into a sandbox is started beside its caller",

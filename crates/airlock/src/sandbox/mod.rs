@@ -465,6 +465,7 @@ impl Sandbox {
             process,
             verbose: opts.verbose,
             leave_to_reaper: e.leave_to_reaper,
+            die_with_caller: e.die_with_caller,
             id_maps: (plan.uid_map.clone(), plan.gid_map.clone()),
         }));
         Self::start(&job, opts, None)
