@@ -147,13 +147,7 @@ pub fn main(host: &str, verb: Verb) -> ExitCode {
                 c.signal(&a.name, &sig).await.map(|_| say(&a.name))
             }
             Verb::Wait(a) => c.wait(&a.name).await.map(|i| match i.exit {
-                // The daemon's 137 for one that ended without a report
-                // (its supervisor was killed) is not the workload's, as
-                // `ps` shows it: the reason alone, as locally.
-                Some(e) if e.report_json.is_empty() && !e.reason.is_empty() => {
-                    eprintln!("airlock: error: sandbox {} stopped ({})", i.name, e.reason);
-                    ExitCode::from(EXIT_REFUSED)
-                }
+                Some(e) if unreported(&i.name, &e) => ExitCode::from(EXIT_REFUSED),
                 Some(e) => {
                     out::line(e.code);
                     ExitCode::from(e.code.clamp(0, 255) as u8)
@@ -280,7 +274,7 @@ async fn run(
             name: a.name.clone().unwrap_or_default(),
             spec: spec.to_json_pretty(),
             format: proto::SpecFormat::Json as i32,
-            image: a.image.clone().unwrap_or_default(),
+            image: a.image.as_deref().map(image_path).unwrap_or_default(),
             start: !hold,
             stdin: a.interactive,
             tty: a.tty,
@@ -413,6 +407,18 @@ async fn logs(c: &mut Client, a: LogsArgs) -> Result<ExitCode, ClientError> {
     Ok(stdout.finish(ExitCode::SUCCESS))
 }
 
+/// `--image`, as the daemon is to find it: a relative path to an image
+/// (where local parsing takes it for one) is ours, as a bind's source
+/// is, made absolute here; the daemon would look in its own working
+/// directory, and might find another image there. A name in the store
+/// goes as it is.
+fn image_path(image: &str) -> String {
+    match airlock::image::parse_ref(image).0 {
+        p if p.is_relative() && p.exists() => crate::run::absolute_source(image),
+        _ => image.to_string(),
+    }
+}
+
 /// An age (`30s`, `10m`, `2h`, `1d`) or seconds since the epoch.
 fn since(s: &str) -> Option<f64> {
     let unit = |u: char| match u {
@@ -445,7 +451,9 @@ fn kind_name(k: i32) -> &'static str {
 
 async fn events(c: &mut Client, a: EventsArgs) -> Result<ExitCode, ClientError> {
     let since = match a.since.as_deref().map(|s| (s, since(s))) {
-        Some((_, Some(t))) => t,
+        // 0 (or before it) is every event kept, which 0 itself does not
+        // ask of the daemon (see below).
+        Some((_, Some(t))) => t.max(f64::MIN_POSITIVE),
         Some((s, None)) => {
             eprintln!("airlock: error: --since {s:?}: expected an age such as 10m, or seconds since the epoch");
             return Ok(ExitCode::from(EXIT_REFUSED));
@@ -573,11 +581,26 @@ fn our_size() -> Option<proto::Resize> {
     })
 }
 
+/// Whether `e` is the daemon's 137 for a sandbox that ended without a
+/// report (its supervisor was killed), which is not the workload's, as
+/// `ps` shows it: then the reason alone is told, as locally (the caller
+/// exits 125).
+fn unreported(name: &str, e: &proto::ExitStatus) -> bool {
+    let unreported = e.report_json.is_empty() && !e.reason.is_empty();
+    if unreported {
+        eprintln!("airlock: error: sandbox {name} stopped ({})", e.reason);
+    }
+    unreported
+}
+
 /// Print output messages until the exit; the exit code: the process's,
 /// [`out::EXIT_PIPE`] once our stdout is closed (the stream is dropped, and
 /// the daemon stops the process), or an error when the stream ended
 /// without one (never a made-up 0).
-async fn print_output(mut s: tonic::Streaming<proto::ExecOutput>) -> Result<i32, ClientError> {
+async fn print_output(
+    name: &str,
+    mut s: tonic::Streaming<proto::ExecOutput>,
+) -> Result<i32, ClientError> {
     use proto::exec_output::Output;
     let mut code = None;
     let stdout = Stdout::start();
@@ -586,6 +609,10 @@ async fn print_output(mut s: tonic::Streaming<proto::ExecOutput>) -> Result<i32,
             Some(Output::Stdout(b)) => stdout.write(b).await,
             Some(Output::Stderr(b)) => {
                 let _ = std::io::stderr().write_all(&b);
+                true
+            }
+            Some(Output::Exit(e)) if unreported(name, &e) => {
+                code = Some(EXIT_REFUSED.into());
                 true
             }
             Some(Output::Exit(e)) => {
@@ -607,10 +634,15 @@ async fn print_output(mut s: tonic::Streaming<proto::ExecOutput>) -> Result<i32,
 /// (`| less`), would keep the connection from reading the daemon's
 /// frames, its ping replies among them, and the client's keep-alive
 /// would end a healthy call.
+///
+/// Dropped without [`Stdout::finish`] (a stream that ended in an error,
+/// as an attach to a `--rm` sandbox ends once it is removed), it still
+/// writes what was queued before: local verbs print each piece as it
+/// comes, before any error is told.
 struct Stdout {
-    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    tx: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
     /// Ends true when our stdout closed under it.
-    writer: std::thread::JoinHandle<bool>,
+    writer: Option<std::thread::JoinHandle<bool>>,
 }
 
 impl Stdout {
@@ -624,22 +656,39 @@ impl Stdout {
             }
             false
         });
-        Stdout { tx, writer }
+        Stdout {
+            tx: Some(tx),
+            writer: Some(writer),
+        }
     }
 
     /// Queue `b`; false once no one reads our stdout any more.
     async fn write(&self, b: Vec<u8>) -> bool {
-        self.tx.send(b).await.is_ok()
+        match &self.tx {
+            Some(tx) => tx.send(b).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether our stdout closed, once all that was queued is written.
+    fn written(&mut self) -> bool {
+        drop(self.tx.take());
+        matches!(self.writer.take().map(|w| w.join()), Some(Ok(true)))
     }
 
     /// `code` once all that was queued is written, or [`out::EXIT_PIPE`]
     /// if our stdout closed meanwhile.
-    fn finish<C: From<u8>>(self, code: C) -> C {
-        drop(self.tx);
-        match self.writer.join() {
-            Ok(true) => out::EXIT_PIPE.into(),
-            _ => code,
+    fn finish<C: From<u8>>(mut self, code: C) -> C {
+        match self.written() {
+            true => out::EXIT_PIPE.into(),
+            false => code,
         }
+    }
+}
+
+impl Drop for Stdout {
+    fn drop(&mut self) {
+        self.written();
     }
 }
 
@@ -727,7 +776,7 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
     let call = c
         .raw()
         .exec(tokio_stream::wrappers::ReceiverStream::new(rx));
-    converse(input, tx, a.tty, call, None).await
+    converse(&a.name, input, tx, a.tty, call, None).await
 }
 
 /// Our stdin to the stream (through `tx`), the stream's output to our
@@ -735,6 +784,7 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
 /// status the stream ends with, or 0 once `detached` says the detach keys
 /// were typed.
 async fn converse<I: Send + 'static>(
+    name: &str,
     mut input: tokio::sync::mpsc::Receiver<I>,
     tx: tokio::sync::mpsc::Sender<I>,
     tty: bool,
@@ -774,7 +824,7 @@ async fn converse<I: Send + 'static>(
         r = async {
             match call.await {
                 Ok(s) => tokio::select! {
-                    r = print_output(s.into_inner()) => r,
+                    r = print_output(name, s.into_inner()) => r,
                     () = detached => Ok(0),
                 },
                 Err(e) => Err(e.into()),
@@ -839,5 +889,5 @@ async fn attach(c: &mut Client, name: &str) -> ExitCode {
     let call = c
         .raw()
         .attach(tokio_stream::wrappers::ReceiverStream::new(rx));
-    converse(input, tx, info.tty, call, detached).await
+    converse(name, input, tx, info.tty, call, detached).await
 }

@@ -1375,3 +1375,114 @@ fn a_clients_errors_name_its_sandbox_as_it_does() {
     );
     assert!(!again.stderr.contains("u1000-"), "{}", again.stderr);
 }
+
+#[path = "../../airlock-cli/tests/common/images.rs"]
+mod images;
+
+/// A remote verb ends as the local one does: an image path relative to
+/// the caller's directory is found there (the daemon's is another); an
+/// attach that ends in an error (its `--rm` sandbox removed) still writes
+/// all the output before it; a sandbox whose supervisor was killed is
+/// told with why and 125, not a made-up 137; `events --since 0` is every
+/// event kept.
+#[test]
+fn remote_verbs_end_as_local_ones_do() {
+    if !root_or_skip("remote_verbs_end_as_local_ones_do") {
+        return;
+    }
+    let d = Daemon::start("");
+    let here = d.dir.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    images::oci_layout(
+        &here.join("img"),
+        &[(
+            "demo:1",
+            vec![images::busybox_layer()],
+            serde_json::json!({"Cmd": ["/bin/sh", "-c", "echo from-image"]}),
+        )],
+    );
+    let o = command(
+        &d,
+        None,
+        &["run", "-d", "--name", "img", "--image", "./img"],
+    )
+    .current_dir(&here)
+    .output()
+    .unwrap();
+    let said = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(o.status.success(), "{}", said(&o));
+    assert_eq!(ok(airlock(&d, None, &["wait", "img"])).trim(), "0");
+    assert_eq!(ok(airlock(&d, None, &["logs", "img"])), "from-image\n");
+
+    ok(airlock(
+        &d,
+        None,
+        &[
+            "run",
+            "-d",
+            "-i",
+            "--rm",
+            "--name",
+            "big",
+            "--",
+            "sh",
+            "-c",
+            "read x; head -c 300000 /dev/zero",
+        ],
+    ));
+    let mut attach = command(&d, None, &["attach", "big"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut attach.stdin.take().unwrap(), b"go\n").unwrap();
+    // A reader slower than the stream: what the client queued when the
+    // stream ended is still to be written.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let o = attach.wait_with_output().unwrap();
+    assert_eq!(
+        o.stdout.len(),
+        300000,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "-i", "--name", "k", "--", "sleep", "1000"],
+    ));
+    let attach = command(&d, None, &["attach", "k"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(airlock(&d, None, &["inspect", "k"]))).unwrap();
+    let supervisor = inspect["supervisor_pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill on the supervisor this test's daemon started.
+    unsafe { libc::kill(supervisor, libc::SIGKILL) };
+    let o = attach.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", said(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sandbox k stopped ("),
+        "{}",
+        said(&o)
+    );
+    ok(airlock(&d, None, &["rm", "-f", "k"]));
+
+    let events = ok(airlock(
+        &d,
+        None,
+        &["events", "--since", "0", "--no-follow"],
+    ));
+    assert!(events.contains("created"), "{events}");
+}

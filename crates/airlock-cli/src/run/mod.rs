@@ -8,7 +8,7 @@ mod mounts;
 mod spec;
 
 pub use args::{duration_arg, RunArgs};
-pub use mounts::Labels;
+pub use mounts::{absolute_source, Labels};
 pub use spec::{build_spec, build_spec_labeled};
 
 use airlock::check::Finding;
