@@ -762,3 +762,43 @@ fn dumpable_reset_after_the_user_join(name: &str) -> Option<Result<(), String>> 
         _ => Some(Err(trace)),
     }
 }
+
+/// A file mount is never written into /proc or /sys: PID 1 writes it
+/// before the protections make /proc/sys read-only, and without a user
+/// namespace of its own PID 1 is the host's root, so `--file 0
+/// /proc/sys/kernel/core_pattern` set the host's core handler (and
+/// `/proc/sysrq-trigger` crashed it), past every guardrail. Probed with
+/// the sandbox's own hostname, which harms nothing if it gets through;
+/// the same path through a link an earlier mount made is refused too.
+#[test]
+fn a_file_mount_is_not_written_into_proc() {
+    require_root!();
+    for (extra, dest) in [
+        (vec![], "/proc/sys/kernel/hostname"),
+        (vec!["--symlink", "/proc/sys/kernel", "/k"], "/k/hostname"),
+    ] {
+        let mut args = vec![
+            "run",
+            "--share-user",
+            "--uid",
+            "65534",
+            "--allow-unsafe",
+            "shared-user",
+        ];
+        args.extend(extra);
+        args.extend(["--file", "0", dest, "--", "hostname"]);
+        let mut child = airlock(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"written-in").unwrap();
+        let r = child.wait_with_output().unwrap();
+        let out = String::from_utf8_lossy(&r.stdout);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!out.contains("written-in"), "{dest}: {out}");
+        assert_eq!(r.status.code(), Some(125), "{dest}: {out} {err}");
+        assert!(err.contains(dest), "{dest}: {err}");
+    }
+}

@@ -165,21 +165,29 @@ pub fn ensure_target(root: impl AsFd + Copy, path: &str, kind: TargetKind) -> io
 /// there (an image's `/etc -> /proc/sys/kernel`): what is `made` there
 /// (a mount, a file's content) would land on what the kernel shows.
 pub fn not_led_into_kernel_fs(fd: impl AsFd, path: &str, what: &str, made: &str) -> io::Result<()> {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    const SYSFS_MAGIC: i64 = 0x6265_6572;
     let under = |dir: &str| {
         path.strip_prefix(dir)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    let kernel = match rustix::fs::fstatfs(fd)?.f_type as i64 {
-        PROC_SUPER_MAGIC if !under("/proc") => "/proc",
-        SYSFS_MAGIC if !under("/sys") => "/sys",
-        _ => return Ok(()),
-    };
-    Err(io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!("{what} leads into the sandbox's {kernel} through a symbolic link; only a path written under {kernel} may be {made} there"),
-    ))
+    match kernel_fs(fd)? {
+        Some(kernel) if !under(kernel) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{what} leads into the sandbox's {kernel} through a symbolic link; only a path written under {kernel} may be {made} there"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Which of the kernel's filesystems `fd` is on, `/proc` or `/sys`, if
+/// either.
+pub fn kernel_fs(fd: impl AsFd) -> io::Result<Option<&'static str>> {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    Ok(match rustix::fs::fstatfs(fd)?.f_type as i64 {
+        PROC_SUPER_MAGIC => Some("/proc"),
+        SYSFS_MAGIC => Some("/sys"),
+        _ => None,
+    })
 }
 
 /// A failure to find or make a mount point; the kernel's error is its

@@ -118,6 +118,17 @@ pub(super) fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
                 "setuid and setgid bits are not allowed",
             ))
         }
+        // Written there, its content would go to the kernel (a sysctl,
+        // /proc/sysrq-trigger), by PID 1, which without a user namespace
+        // of its own is the host's root.
+        Mount::File {
+            destination,
+            bind: false,
+            ..
+        } if in_kernel_fs(destination) => Err(SpecError::new(
+            format!("{f}.destination"),
+            "a file written under /proc or /sys goes to the kernel (a sysctl, /proc/sysrq-trigger), not into the sandbox: bind one over it instead (bind = true, --bind-data)",
+        )),
         // A file's mode defaults to 0644; a directory has none to give.
         Mount::Dir {
             mode: None,
@@ -129,6 +140,15 @@ pub(super) fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Whether `path` (absolute) lies under /proc or /sys, however its
+/// slashes are written.
+fn in_kernel_fs(path: &str) -> bool {
+    matches!(
+        path.split('/').find(|c| !c.is_empty()),
+        Some("proc" | "sys")
+    )
 }
 
 /// An overlay mount's `upper_dir` and `work_dir`: both or neither, on a

@@ -283,3 +283,39 @@ fn chmod_of_a_dir_needs_a_mode() {
     }];
     validate(&s).unwrap();
 }
+
+/// A file written under /proc or /sys would be written to the kernel (a
+/// sysctl, /proc/sysrq-trigger): refused, however the path is spelled;
+/// one bound over such a path (bubblewrap's --bind-data) is not written.
+#[test]
+fn a_file_is_not_written_into_the_kernels_filesystems() {
+    let file = |destination: &str, bind| crate::spec::Mount::File {
+        destination: destination.into(),
+        content: "x".into(),
+        mode: None,
+        bind,
+        chmod: false,
+    };
+    for dest in [
+        "/proc/sys/kernel/core_pattern",
+        "//proc/sysrq-trigger",
+        "/sys/kernel/x",
+    ] {
+        let mut s = base();
+        s.filesystem.mounts = vec![file(dest, false)];
+        assert_eq!(
+            validate(&s).unwrap_err().field,
+            "filesystem.mounts[0].destination",
+            "{dest}"
+        );
+    }
+    for (dest, bind) in [
+        ("/proc/cpuinfo", true),
+        ("/procedures/x", false),
+        ("/etc/sys", false),
+    ] {
+        let mut s = base();
+        s.filesystem.mounts = vec![file(dest, bind)];
+        validate(&s).unwrap_or_else(|e| panic!("{dest}: {e}"));
+    }
+}
