@@ -419,7 +419,10 @@ fn kept_capability_survives_exec_for_a_non_root_workload() {
 
 /// `copy_up` (podman's tmpcopyup): the tmpfs starts with a copy of what it
 /// covers (here a bind), writable in memory, its links copied as links;
-/// as root and as an unprivileged caller.
+/// as root and as an unprivileged caller. A file of an owner the sandbox
+/// does not map (the host's root, for a root caller) is the sandbox
+/// root's in the copy, not its `nobody`'s (the overflow id it is shown
+/// as, which a root caller's sandbox maps).
 #[test]
 fn a_tmpfs_can_start_with_a_copy_of_what_it_covers() {
     require_root!();
@@ -438,7 +441,8 @@ fn a_tmpfs_can_start_with_a_copy_of_what_it_covers() {
         mounts.push(serde_json::json!({"type": "bind", "source": data, "destination": "/data"}));
         mounts.push(serde_json::json!({"type": "tmpfs", "destination": "/data", "copy_up": true}));
         let script = "cat /data/sub/file; echo; readlink /data/link; \
-                      touch /data/new && echo written; grep -c ' /data tmpfs ' /proc/mounts";
+                      touch /data/new && echo written; grep -c ' /data tmpfs ' /proc/mounts; \
+                      stat -c %u:%g /data/sub/file";
         let spec = serde_json::json!({
             "process": {"args": ["sh", "-c", script]},
             "filesystem": {"mounts": mounts},
@@ -452,8 +456,12 @@ fn a_tmpfs_can_start_with_a_copy_of_what_it_covers() {
             airlock(&args)
         });
         assert_eq!(r.code, 0, "as_user={as_user}: {}", r.stderr);
+        // The caller's own file keeps its owner; the host root's is the
+        // sandbox root's.
+        let owner = if as_user { "1000:1000" } else { "0:0" };
         assert_eq!(
-            r.stdout, "from-the-host\n/nowhere\nwritten\n1\n",
+            r.stdout,
+            format!("from-the-host\n/nowhere\nwritten\n1\n{owner}\n"),
             "as_user={as_user}: {}",
             r.stderr
         );

@@ -14,7 +14,7 @@
 //! and directories (with one, the mode's group bits are the ACL's mask,
 //! not the owning group's rights: the mode alone would widen them). An
 //! owner the sandbox's user namespace does not map (shown as the overflow
-//! id) cannot be given to the copy, which stays the sandbox root's. Not
+//! id) is not given to the copy, which stays the sandbox root's. Not
 //! copied: other extended attributes, and hard links (each name becomes a
 //! file of its own). A
 //! device node or a socket is an error naming it: a user namespace cannot
@@ -128,10 +128,20 @@ fn copy_leaf(from: &OwnedFd, to: &OwnedFd, name: &CStr, st: &Stat) -> io::Result
     }
 }
 
+/// The kernel's default overflow uid and gid (`kernel.overflowuid`): what
+/// an owner the user namespace does not map is shown as.
+const OVERFLOW_ID: u32 = 65534;
+
+/// The copy's owner: the source's, but for one shown as the overflow id.
+/// That one is most likely unmapped (the host's root, whose files a bind
+/// shows): where the namespace maps 65534 too (a root caller's 65536
+/// ids do), a chown to it would succeed and hand the copy, with its mode,
+/// to the sandbox's `nobody`. It stays the sandbox root's, as one the
+/// chown refuses does; a file truly of the mapped 65534 gets root too.
 fn owner(st: &Stat) -> (Option<Uid>, Option<Gid>) {
     (
-        Some(Uid::from_raw(st.st_uid)),
-        Some(Gid::from_raw(st.st_gid)),
+        (st.st_uid != OVERFLOW_ID).then(|| Uid::from_raw(st.st_uid)),
+        (st.st_gid != OVERFLOW_ID).then(|| Gid::from_raw(st.st_gid)),
     )
 }
 
