@@ -228,8 +228,21 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
                 format!("{d} is writable and shown with host ownership: sandbox root writes there as the host's owner of each file (host root for root's files)"),
             );
         }
-        for (source, _) in named {
+        // The mounts a bind carries are idmapped with it (the setattr is
+        // recursive): one that shows another host directory (a bind of
+        // /etc made below the source) is judged by that directory too.
+        let shown = named.iter().flat_map(|(source, _)| {
             let real = host.resolve(source);
+            let carried: Vec<String> = host
+                .nested
+                .get(&real)
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.shows.clone())
+                .collect();
+            std::iter::once(real).chain(carried)
+        });
+        for real in shown {
             let private = PRIVATE_DIRS
                 .iter()
                 .copied()

@@ -1020,6 +1020,32 @@ fn an_idmapped_bind_of_private_files_is_refused_read_only_too() {
     assert!(!codes(&with("/usr/share/doc"), &host()).contains(&"idmapped-private"));
 }
 
+/// The mounts an idmapped bind carries are idmapped with it: one that
+/// shows /etc (a bind of it made below a data directory) is judged as
+/// /etc, not passed as the data directory.
+#[test]
+fn an_idmapped_bind_is_judged_by_what_its_mounts_show() {
+    let mut s = SandboxSpec::default();
+    s.filesystem.mounts = vec![bind("/srv/data", "/x", true)];
+    s.filesystem.idmap = vec!["/x".into()];
+    let mut h = host();
+    assert!(!codes(&s, &h).contains(&"idmapped-private"));
+    h.nested.insert(
+        "/srv/data".into(),
+        vec![NestedMount {
+            mountpoint: "/srv/data/etc".into(),
+            fstype: "ext4".into(),
+            socket: false,
+            shows: Some("/etc".into()),
+        }],
+    );
+    assert!(
+        codes(&s, &h).contains(&"idmapped-private"),
+        "{:?}",
+        codes(&s, &h)
+    );
+}
+
 /// Every bind onto an idmapped destination is idmapped, so each is
 /// judged: a harmless read-only bind listed first does not hide a
 /// writable bind of private files onto the same path.
