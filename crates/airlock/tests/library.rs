@@ -631,56 +631,73 @@ fn a_callers_files_are_there_from_the_start() {
     );
 }
 
-/// A network namespace joined by path is judged when the spec is
+/// A network or PID namespace joined by path is judged when the spec is
 /// prepared and opened when the sandbox starts: a path made the host's
 /// namespace in between (a bind mount over it) is refused, not joined
-/// unjudged.
+/// unjudged (the host's PID namespace: its processes, and the
+/// capabilities over them of a sandbox that shares the host's user
+/// namespace).
 #[test]
 fn a_joined_namespace_that_became_the_hosts_is_refused() {
     require_root!();
-    let dir = tempfile::tempdir().unwrap();
-    let nsfile = dir.path().join("netns");
-    std::fs::write(&nsfile, "").unwrap();
-    let made = std::process::Command::new("unshare")
-        .arg(format!("--net={}", nsfile.display()))
-        .arg("true")
-        .status()
-        .unwrap();
-    assert!(made.success());
-    struct Unmount(PathBuf, usize);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            for _ in 0..self.1 {
-                let _ = std::process::Command::new("umount").arg(&self.0).status();
+    for kind in ["net", "pid"] {
+        let dir = tempfile::tempdir().unwrap();
+        let nsfile = dir.path().join(kind);
+        std::fs::write(&nsfile, "").unwrap();
+        let made = std::process::Command::new("unshare")
+            .arg(format!("--{kind}={}", nsfile.display()))
+            .args(["--fork", "true"])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        struct Unmount(PathBuf, usize);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                for _ in 0..self.1 {
+                    let _ = std::process::Command::new("umount").arg(&self.0).status();
+                }
             }
         }
-    }
-    let mut mounted = Unmount(nsfile.clone(), 1);
-    let mut spec = SandboxSpec::builder().args(["true"]).default_view().build();
-    spec.namespaces.net = false;
-    spec.namespaces
-        .join
-        .insert("net".into(), nsfile.display().to_string());
-    let ctx = airlock::Context::current();
-    let prepared = airlock::launch::prepare(&spec, &ctx).unwrap();
-    assert!(!prepared.plan.host.joins_own_net);
-    // Now the host's.
-    let bound = std::process::Command::new("mount")
-        .args(["--bind", "/proc/self/ns/net"])
-        .arg(&nsfile)
-        .status()
-        .unwrap();
-    assert!(bound.success());
-    mounted.1 = 2;
-    match Sandbox::start_prepared(prepared.plan, &ctx, &SpawnOptions::default()) {
-        Err(Error::Setup(e)) => assert!(
-            e.to_string().contains("is now the host's net namespace"),
-            "{e}"
-        ),
-        Err(e) => panic!("expected a setup error, got {e}"),
-        Ok(sb) => {
-            let _ = sb.kill();
-            panic!("the sandbox started in the host's network namespace");
+        let mut mounted = Unmount(nsfile.clone(), 1);
+        let mut spec = SandboxSpec::builder().args(["true"]).default_view().build();
+        spec.namespaces
+            .join
+            .insert(kind.into(), nsfile.display().to_string());
+        if kind == "net" {
+            spec.namespaces.net = false;
+        } else {
+            // The host's PID namespace is owned by its user namespace,
+            // which only a sandbox that shares it may join.
+            spec.namespaces.pid = false;
+            spec.namespaces.user = false;
+            spec.process.uid = Some(65534);
+            spec.process.gid = Some(65534);
+            spec.allow_unsafe = vec!["shared-user".into()];
+        }
+        let ctx = airlock::Context::current();
+        let prepared = airlock::launch::prepare(&spec, &ctx).unwrap();
+        assert!(!prepared.plan.host.joins_own_net && !prepared.plan.host.joins_own_pid);
+        // Now the host's.
+        let bound = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(format!("/proc/self/ns/{kind}"))
+            .arg(&nsfile)
+            .status()
+            .unwrap();
+        assert!(bound.success());
+        mounted.1 = 2;
+        match Sandbox::start_prepared(prepared.plan, &ctx, &SpawnOptions::default()) {
+            Err(Error::Setup(e)) => assert!(
+                e.to_string()
+                    .contains(&format!("is now the host's {kind} namespace")),
+                "{e}"
+            ),
+            Err(e) => panic!("expected a setup error, got {e}"),
+            Ok(sb) => {
+                let _ = sb.kill();
+                let _ = sb.wait();
+                panic!("the sandbox started in the host's {kind} namespace");
+            }
         }
     }
 }

@@ -47,6 +47,11 @@ pub fn enter_for_clone(plan: &Plan) -> Result<Option<PidJoin>, SetupError> {
     };
     let step = || format!("join the pid namespace {path}");
     let ns = open(path).step(step)?;
+    // Judged by the path, opened now: a bind mount over it since may
+    // have made it the host's.
+    if !plan.host.joins_own_pid {
+        super::supervisor::still_not_hosts(&ns, Namespace::Pid, path)?;
+    }
     // SAFETY: NS_GET_USERNS takes no argument and returns a new fd (or -1).
     let owner = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS as _) };
     if owner < 0 {

@@ -532,14 +532,8 @@ pub(super) fn join_by_path(
             rustix::fs::Mode::empty(),
         )
         .step(step)?;
-        if judged_own(*ns) == Some(false) && is_hosts(&fd, ns.proc_name()) {
-            return Err(SetupError::new(
-                step(),
-                format!(
-                    "{path} is now the host's {} namespace: it was another when the guardrails judged it",
-                    ns.proc_name()
-                ),
-            ));
+        if judged_own(*ns) == Some(false) {
+            still_not_hosts(&fd, *ns, path)?;
         }
         // Typed: a path to another kind of namespace (a mount or user
         // namespace given as "net") is refused, not joined.
@@ -555,6 +549,25 @@ pub(super) fn join_by_path(
         }
     }
     Ok(())
+}
+
+/// Refuse the namespace `fd`, opened at `path`, that is the host's though
+/// it was another when the guardrails judged the path.
+pub(super) fn still_not_hosts(
+    fd: &OwnedFd,
+    ns: crate::namespace::Namespace,
+    path: &str,
+) -> Result<(), SetupError> {
+    match is_hosts(fd, ns.proc_name()) {
+        true => Err(SetupError::new(
+            format!("join the {} namespace {path}", ns.proc_name()),
+            format!(
+                "{path} is now the host's {} namespace: it was another when the guardrails judged it",
+                ns.proc_name()
+            ),
+        )),
+        false => Ok(()),
+    }
 }
 
 /// Is `fd` the caller's namespace of `kind`, or PID 1's (as the
