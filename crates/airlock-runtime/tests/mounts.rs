@@ -353,3 +353,38 @@ fn a_kernel_filesystem_is_never_mounted_through_a_symlink() {
         assert!(!env.rt(&["state", &id]).status.success(), "left {id}");
     }
 }
+
+/// A destination is idmapped only where every bind onto it is the
+/// container's own file: a host directory bound onto the same path after
+/// one (two mounts an engine gives for one destination) keeps the host's
+/// view of ownership, so the container's root cannot write it as the
+/// host's root under the acknowledgement meant for its own files.
+#[test]
+fn a_host_bind_beside_an_own_file_at_one_destination_is_not_idmapped() {
+    require_root!();
+    let env = Env::new();
+    let shared = env.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let own = env.dir.path().join("b/own");
+    let b = env.bundle(
+        "b",
+        &["sh", "-c", "touch /data/x 2>/dev/null && echo wrote; stat -c %u /data"],
+        |c| {
+            let m = c["mounts"].as_array_mut().unwrap();
+            for source in [&own, &shared] {
+                m.push(json!({"destination": "/data", "type": "bind", "source": source, "options": ["rbind", "rw"]}));
+            }
+        },
+    );
+    std::fs::create_dir(&own).unwrap();
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "i1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(
+        !shared.join("x").exists(),
+        "written as the host's root: {out}"
+    );
+    // The host root's directory, seen from a namespace that does not map
+    // it: nobody's.
+    assert_eq!(out, "65534\n", "{err}");
+}

@@ -764,7 +764,11 @@ fn own_files_under_own_maps(bundle: &Bundle, id: &str, s: &mut SandboxSpec) {
 /// on disk, so root-owned files are the container root's as the image
 /// expects. Writing them as that owner is what the container is for; the
 /// acknowledgement says so in the log. Other binds (volumes) keep the host
-/// view: their files' owners are not the container's.
+/// view: their files' owners are not the container's. Every bind onto an
+/// idmapped destination is idmapped, so a destination is one only where
+/// each bind onto it is the container's own: a host directory bound onto
+/// the same path would otherwise be shown with host ownership too, under
+/// an acknowledgement meant for the container's files.
 fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) -> Vec<String> {
     let mut notes = Vec::new();
     if let Root::Path { path, .. } = &s.filesystem.root {
@@ -778,16 +782,27 @@ fn idmap_own_files(bundle: &Bundle, id: &str, s: &mut SandboxSpec) -> Vec<String
             s.filesystem.idmap.push("/".into());
         }
     }
-    for m in &s.filesystem.mounts {
-        if let Mount::Bind {
-            source,
-            destination,
-            ..
-        } = m
-        {
-            if is_own_file(bundle, id, source) {
-                s.filesystem.idmap.push(destination.clone());
-            }
+    let binds: Vec<(&str, bool)> = s
+        .filesystem
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Bind {
+                source,
+                destination,
+                ..
+            } => Some((destination.as_str(), is_own_file(bundle, id, source))),
+            _ => None,
+        })
+        .collect();
+    let own: Vec<String> = binds
+        .iter()
+        .filter(|(dest, _)| binds.iter().all(|(d, own)| d != dest || *own))
+        .map(|(dest, _)| dest.to_string())
+        .collect();
+    for dest in own {
+        if !s.filesystem.idmap.contains(&dest) {
+            s.filesystem.idmap.push(dest);
         }
     }
     if !s.filesystem.idmap.is_empty() {
