@@ -772,6 +772,8 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
     };
     if a.tty {
         resizes(|r| exec_in(Input::Resize(r)), tx.clone());
+    } else {
+        pass_signals_on(tx.clone());
     }
     let call = c
         .raw()
@@ -836,6 +838,30 @@ async fn converse<I: Send + 'static>(
     match r {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => fail(e),
+    }
+}
+
+/// The signals we are sent, passed on to the exec'd process as a local
+/// `airlock exec` passes them on (its trap runs, and its own status comes
+/// back), instead of ending us, and with us the call, whose end the
+/// daemon takes for the client gone and stops the process. (With a
+/// terminal, a signal ends the call instead, once the terminal is given
+/// back: see `converse`.)
+fn pass_signals_on(tx: tokio::sync::mpsc::Sender<proto::ExecInput>) {
+    use proto::exec_input::Input;
+    use tokio::signal::unix::{signal, SignalKind};
+    for sig in airlock::signals::forwarded().filter(|s| *s != libc::SIGWINCH) {
+        let Ok(mut caught) = signal(SignalKind::from_raw(sig)) else {
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while caught.recv().await.is_some() {
+                if tx.send(exec_in(Input::Signal(sig))).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 }
 

@@ -309,18 +309,21 @@ async fn output_ended<T>(answer: &mpsc::WeakSender<T>) {
 }
 
 /// Forward the client's stream to `feed` (what `input` makes of each
-/// message) until it ends or asks to close, or the call's output (whose
-/// senders `answer` watches) has ended. Returning drops the feed: an
+/// message) until it ends, or the call's output (whose senders `answer`
+/// watches) has ended. Dropping the feed (at a close, or on return): an
 /// exec's stdin then reaches end of file; an attached workload's stays
-/// open, since its supervisor holds the other write end.
+/// open, since its supervisor holds the other write end. After a close
+/// the stream is still read, for what `input` acts on itself (an exec's
+/// signals).
 async fn forward<M>(
     mut stream: Streaming<M>,
     to: Feed,
-    input: fn(M) -> Option<ClientInput>,
+    input: impl Fn(M) -> Option<ClientInput>,
     answer: mpsc::WeakSender<Result<proto::ExecOutput, RpcStatus>>,
 ) where
     M: Send + Default + 'static,
 {
+    let mut to = Some(to);
     loop {
         // Until the output ends too: a client that keeps its input open
         // after the exit came (or the attached sandbox ended) held the
@@ -345,6 +348,8 @@ async fn forward<M>(
             }
         };
         let Some(m) = input(msg) else { continue };
+        // Closed: only what `input` acts on itself still matters.
+        let Some(feed) = &to else { continue };
         let close = matches!(m, ClientInput::Close);
         // Large input is queued in pieces: the queue holds a few of
         // them, not a few of the largest messages a client may send.
@@ -352,17 +357,20 @@ async fn forward<M>(
             ClientInput::Data(b) if b.len() > INPUT_PIECE => {
                 let mut sent = Ok(());
                 for piece in b.chunks(INPUT_PIECE) {
-                    sent = to.send(ClientInput::Data(piece.to_vec())).await;
+                    sent = feed.send(ClientInput::Data(piece.to_vec())).await;
                     if sent.is_err() {
                         break;
                     }
                 }
                 sent
             }
-            m => to.send(m).await,
+            m => feed.send(m).await,
         };
-        if close || sent.is_err() {
+        if sent.is_err() {
             return;
+        }
+        if close {
+            to = None;
         }
     }
 }
@@ -426,7 +434,7 @@ pub async fn exec(
     // may still hold its thread (see `Daemon::reserve_exec_setup`).
     let setup = Daemon::reserve_exec_setup(&d, &peer)?;
     let d2 = d.clone();
-    let (feed_to, slot) = blocking(move || {
+    let ((feed_to, signals), slot) = blocking(move || {
         let started = start_exec(&d2, &peer, start, opts, tx, gone);
         drop(setup);
         started.map(|feed| (feed, slot))
@@ -435,10 +443,17 @@ pub async fn exec(
     tokio::spawn(forward(
         input,
         feed_to,
-        |msg| match msg.input {
+        move |msg| match msg.input {
             Some(Input::Stdin(b)) => Some(ClientInput::Data(b)),
             Some(Input::Resize(r)) => Some(ClientInput::Resize(r.rows, r.cols)),
             Some(Input::CloseStdin(_)) => Some(ClientInput::Close),
+            // At once, not behind input the process has not read yet.
+            Some(Input::Signal(sig)) => {
+                if let Some(s) = &signals {
+                    let _ = s.signal(sig);
+                }
+                None
+            }
             Some(Input::Start(_)) | None => None,
         },
         answer,
@@ -479,7 +494,7 @@ async fn relay(
 }
 
 /// Start the process (its output already flowing to `tx`) and return
-/// where the client's input goes.
+/// where the client's input goes, and what passes its signals on.
 fn start_exec(
     d: &Shared,
     peer: &Peer,
@@ -487,7 +502,7 @@ fn start_exec(
     mut opts: ExecOptions,
     tx: Tx,
     gone: Arc<AtomicBool>,
-) -> Result<Feed, RpcStatus> {
+) -> Result<(Feed, Option<airlock::Stopper>), RpcStatus> {
     let (sb, _, _) = d.find(peer, &start.sandbox)?;
     let spawn = |stdio| SpawnOptions {
         runner: d.runner.clone(),
@@ -553,6 +568,7 @@ fn start_exec(
         ];
         (process, feed(in_w, |_, _| {}, there(&gone)), pumps)
     };
+    let signals = process.stopper().ok();
     // A client that goes away takes its process with it.
     let done = Arc::new(AtomicBool::new(false));
     if let Ok(stopper) = process.stopper() {
@@ -590,7 +606,7 @@ fn start_exec(
         };
         let _ = tx.blocking_send(msg);
     });
-    Ok(feed_to)
+    Ok((feed_to, signals))
 }
 
 /// Follow a sandbox's logs into the stream with `reader`: what it has

@@ -1486,3 +1486,40 @@ fn remote_verbs_end_as_local_ones_do() {
     ));
     assert!(events.contains("created"), "{events}");
 }
+
+/// A signal sent to `airlock --host exec` reaches the process, as it
+/// does locally: its trap runs and its own status comes back, where the
+/// client used to die of it and the daemon then stopped the process.
+#[test]
+fn a_remote_exec_passes_its_signals_on() {
+    use std::io::BufRead;
+    if !root_or_skip("a_remote_exec_passes_its_signals_on") {
+        return;
+    }
+    let d = Daemon::start("");
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", "s", "--", "sleep", "100"],
+    ));
+    for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGUSR1, "USR1"), (40, "40")] {
+        let script =
+            format!("trap 'echo bye; exit 3' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut child = command(&d, None, &["exec", "s", "--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(rest, "bye\n", "{name}");
+        assert_eq!(status.code(), Some(3), "{name}");
+    }
+    ok(airlock(&d, None, &["rm", "-f", "s"]));
+}

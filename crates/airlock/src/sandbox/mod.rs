@@ -110,13 +110,30 @@ const STATE_FILES: &[&str] = &[
     "stderr.log",
 ];
 
-/// Kills a sandbox ([`Sandbox::stopper`]): a pidfd on its runner, so it
-/// never reaches another process that took the runner's pid.
+/// Kills a sandbox, or signals it ([`Sandbox::stopper`]): a pidfd on its
+/// runner, so it never reaches another process that took the runner's pid.
 #[derive(Debug)]
 pub struct Stopper(OwnedFd);
 
 impl Stopper {
     pub fn stop(&self) -> std::io::Result<()> {
+        self.send(crate::signals::stop_signal())
+    }
+
+    /// Pass `sig` on to the workload (or the exec'd process), as
+    /// [`Sandbox::signal`] does, from any thread; one the runner does not
+    /// pass on (`signals::kept`) is refused.
+    pub fn signal(&self, sig: i32) -> std::io::Result<()> {
+        if let Some(why) = crate::signals::kept(sig) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("signal {sig} is not passed on to the workload: {why}"),
+            ));
+        }
+        self.send(sig)
+    }
+
+    fn send(&self, sig: i32) -> std::io::Result<()> {
         // SAFETY: pidfd_send_signal takes the pidfd we own, a signal
         // number, a null siginfo (the kernel fills in a default) and no
         // flags; nothing is read from or written to our memory.
@@ -124,7 +141,7 @@ impl Stopper {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.0.as_raw_fd(),
-                crate::signals::stop_signal(),
+                sig,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             )
