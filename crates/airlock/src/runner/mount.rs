@@ -603,12 +603,13 @@ fn write_file(
 ) -> io::Result<()> {
     let (parent, name) = crate::fs::split_parent(dest);
     let pfd = super::fs::mkdir_all_in(root, parent)?;
-    // Never into what the kernel shows, by any path: a file's content
-    // written to /proc/sys/kernel/core_pattern or /proc/sysrq-trigger
-    // goes to the kernel, written by PID 1, which without a user
-    // namespace of its own is the host's root, before the protections
-    // make /proc/sys read-only. (Validation refuses such a destination
-    // first; this is the wall behind it, for a path a link leads there.)
+    crate::fs::not_led_into_kernel_fs(&pfd, dest, "the file", "written")?;
+    // Nor by a path written there: a file's content written to
+    // /proc/sys/kernel/core_pattern or /proc/sysrq-trigger goes to the
+    // kernel, written by PID 1, which without a user namespace of its own
+    // is the host's root, before the protections make /proc/sys
+    // read-only. (Validation refuses such a destination first; this is
+    // the wall behind it.)
     if let Some(kernel) = crate::fs::kernel_fs(&pfd)? {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
