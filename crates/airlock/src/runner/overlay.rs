@@ -425,7 +425,60 @@ fn judge_layer_dir(
             st.st_gid
         )));
     }
+    if let Some(acl) = acl_lets_others_write(fd)
+        .map_err(|e| refuse(format!("cannot have its ACLs read: {}", describe(&e))))?
+    {
+        return Err(refuse(format!("is writable by other users ({acl})")));
+    }
     Ok(())
+}
+
+/// Which POSIX ACL of the directory `fd` (opened O_PATH) lets a user
+/// other than its owner write it (its access ACL: a named user or group
+/// with write, under a mask with write), or what is made in it (its
+/// default ACL, which overlayfs's copy-ups there inherit: the same, or
+/// others with write). The mode bits alone do not say so.
+fn acl_lets_others_write(fd: &OwnedFd) -> std::io::Result<Option<&'static str>> {
+    const USER: u16 = 0x02;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const OTHER: u16 = 0x20;
+    const WRITE: u16 = 0x02;
+    let dir = rustix::fs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    for (name, what) in [
+        ("system.posix_acl_access", "an access ACL"),
+        ("system.posix_acl_default", "a default ACL"),
+    ] {
+        // A version word, then (tag, permissions, id) entries of 8 bytes.
+        let mut buf = vec![0u8; 4 + 8 * 1024];
+        let n = match rustix::fs::fgetxattr(&dir, name, &mut buf) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::NODATA | rustix::io::Errno::OPNOTSUPP) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let entries: Vec<(u16, u16)> = buf[4.min(n)..n]
+            .chunks_exact(8)
+            .map(|e| {
+                (
+                    u16::from_le_bytes([e[0], e[1]]),
+                    u16::from_le_bytes([e[2], e[3]]),
+                )
+            })
+            .collect();
+        let writes = |tag| entries.iter().any(|(t, p)| *t == tag && p & WRITE != 0);
+        let masked = entries.iter().any(|(t, _)| *t == MASK) && !writes(MASK);
+        let named = (writes(USER) || writes(GROUP)) && !masked;
+        let others = name.ends_with("default") && writes(OTHER);
+        if named || others {
+            return Ok(Some(what));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -488,6 +541,45 @@ mod tests {
         )
         .unwrap();
         assert!(err("upper", me).contains("writable by other users (mode 0777"));
+        // Writable through an ACL: a named user with write (and a mask
+        // that lets it), in the access ACL or the default one.
+        std::fs::set_permissions(
+            dir.join("upper"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let upper = dir.join("upper");
+        let acl = |name: &str, user_perm: u16, mask: u16| {
+            let mut v = 2u32.to_le_bytes().to_vec();
+            for (tag, perm, id) in [
+                (0x01u16, 7u16, u32::MAX),
+                (0x02, user_perm, 4321),
+                (0x04, 5, u32::MAX),
+                (0x10, mask, u32::MAX),
+                (0x20, 5, u32::MAX),
+            ] {
+                v.extend(tag.to_le_bytes());
+                v.extend(perm.to_le_bytes());
+                v.extend(id.to_le_bytes());
+            }
+            rustix::fs::setxattr(&upper, name, &v, rustix::fs::XattrFlags::empty()).unwrap();
+        };
+        acl("system.posix_acl_access", 5, 7);
+        assert!(open_layer_dir(&parent, shown, "upper", me).is_ok());
+        acl("system.posix_acl_access", 7, 5);
+        assert!(open_layer_dir(&parent, shown, "upper", me).is_ok());
+        acl("system.posix_acl_access", 7, 7);
+        assert!(err("upper", me).contains("writable by other users (an access ACL)"));
+        rustix::fs::removexattr(&upper, "system.posix_acl_access").unwrap();
+        acl("system.posix_acl_default", 7, 7);
+        assert!(err("upper", me).contains("writable by other users (a default ACL)"));
+        rustix::fs::removexattr(&upper, "system.posix_acl_default").unwrap();
+        assert!(open_layer_dir(&parent, shown, "upper", me).is_ok());
+        std::fs::set_permissions(
+            dir.join("upper"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
         // A symlink out of the directory, a dangling one, a file, a fifo.
         std::os::unix::fs::symlink(&outside, dir.join("work")).unwrap();
         let e = err("work", me);
