@@ -702,13 +702,15 @@ pub async fn attach(
     let (sb, attached, reader, name) = blocking(move || {
         let (sb, st, m) = d.find(&peer, &which.sandbox)?;
         let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
-        if st.status != Status::Running {
+        // A created one too, as locally: its supervisor answers while the
+        // workload is held, and what is typed waits for its start.
+        if !matches!(st.status, Status::Running | Status::Created) {
             return Err(from_state_for(
                 &peer,
                 airlock::state::StateError::WrongStatus {
                     name: st.name,
                     status: st.status,
-                    what: "only a running sandbox can be attached to".into(),
+                    what: "only a created or running sandbox can be attached to".into(),
                 },
             ));
         }

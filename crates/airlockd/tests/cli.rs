@@ -1379,6 +1379,19 @@ fn a_clients_errors_name_its_sandbox_as_it_does() {
 #[path = "../../airlock-cli/tests/common/images.rs"]
 mod images;
 
+/// `airlock attach NAME` through the daemon, `input` typed (and its end),
+/// its output piped.
+fn attach_typing(d: &Daemon, name: &str, input: &[u8]) -> std::process::Child {
+    let mut attach = command(d, None, &["attach", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut attach.stdin.take().unwrap(), input).unwrap();
+    attach
+}
+
 /// A remote verb ends as the local one does: an image path relative to
 /// the caller's directory is found there (the daemon's is another); an
 /// attach that ends in an error (its `--rm` sandbox removed) still writes
@@ -1436,13 +1449,7 @@ fn remote_verbs_end_as_local_ones_do() {
             "read x; head -c 300000 /dev/zero",
         ],
     ));
-    let mut attach = command(&d, None, &["attach", "big"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut attach.stdin.take().unwrap(), b"go\n").unwrap();
+    let attach = attach_typing(&d, "big", b"go\n");
     // A reader slower than the stream: what the client queued when the
     // stream ended is still to be written.
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -1522,4 +1529,41 @@ fn a_remote_exec_passes_its_signals_on() {
         assert_eq!(status.code(), Some(3), "{name}");
     }
     ok(airlock(&d, None, &["rm", "-f", "s"]));
+}
+
+/// A created sandbox (its workload held until `start`) may be attached
+/// to through the daemon, as locally: what is typed waits for the start,
+/// and the output and status come back.
+#[test]
+fn a_created_sandbox_can_be_attached_to() {
+    if !root_or_skip("a_created_sandbox_can_be_attached_to") {
+        return;
+    }
+    let d = Daemon::start("");
+    ok(airlock(
+        &d,
+        None,
+        &[
+            "create",
+            "-i",
+            "--name",
+            "j",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got $x",
+        ],
+    ));
+    let attach = attach_typing(&d, "j", b"hi\n");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    ok(airlock(&d, None, &["start", "j"]));
+    let o = attach.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "got hi\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0));
+    ok(airlock(&d, None, &["rm", "-f", "j"]));
 }
