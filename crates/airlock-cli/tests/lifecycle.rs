@@ -201,6 +201,13 @@ fn signals_reach_the_workload_through_the_cli() {
     );
 }
 
+/// `airlock --state-root STATE ARGS`, run to its end.
+fn in_root(state: &str, args: &[&str]) -> Run {
+    let mut a = vec!["--state-root", state];
+    a.extend(args);
+    output(airlock(&a))
+}
+
 /// A signal sent to the whole process group of an `airlock exec` (a
 /// terminal's ^C, `kill -- -PGID`, a service manager's stop) reaches the
 /// exec'd process once: the CLI forwards it, and the runner, out of the
@@ -212,11 +219,7 @@ fn a_signal_to_an_execs_group_reaches_it_once() {
     require_root!();
     let state = tempdir();
     let state = state.path().display().to_string();
-    let al = |args: &[&str]| {
-        let mut a = vec!["--state-root", &state];
-        a.extend(args);
-        output(airlock(&a))
-    };
+    let al = |args: &[&str]| in_root(&state, args);
     for session in [None, Some("--keep-session")] {
         let mut run = vec!["run", "-d", "--name", "g"];
         run.extend(session);
@@ -268,19 +271,14 @@ fn a_signal_to_an_execs_group_reaches_it_once() {
 /// them running unwatched in the sandbox.
 #[test]
 fn an_exec_dies_with_its_caller() {
-    use std::io::BufRead;
     require_root!();
     let state = tempdir();
     let state = state.path().display().to_string();
-    let al = |args: &[&str]| {
-        let mut a = vec!["--state-root", &state];
-        a.extend(args);
-        output(airlock(&a))
-    };
+    let al = |args: &[&str]| in_root(&state, args);
     let started = al(&["run", "-d", "--name", "d", "--", "sleep", "100"]);
     assert_eq!(started.code, 0, "{}", started.stderr);
     let script = "sleep 300 & echo ready; wait";
-    let mut child = airlock(&[
+    let (mut child, _out) = spawn_ready_args(&[
         "--state-root",
         &state,
         "exec",
@@ -289,14 +287,7 @@ fn an_exec_dies_with_its_caller() {
         "sh",
         "-c",
         script,
-    ])
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
+    ]);
     let listed = || al(&["exec", "d", "--", "ps", "-eo", "args"]).stdout;
     assert!(listed().contains("sleep 300"), "{}", listed());
     child.kill().unwrap();
