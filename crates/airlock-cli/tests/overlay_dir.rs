@@ -193,7 +193,7 @@ fn two_running_sandboxes_cannot_share_an_upper_layer() {
         assert_eq!(r.code, 125, "{}", r.stderr);
         assert!(
             r.stderr.contains(&format!(
-                "{} is the upper layer or work directory of a sandbox that is running",
+                "{} is, or holds, the upper layer or work directory of a sandbox that is running",
                 upper.display()
             )),
             "{}",
@@ -233,7 +233,7 @@ fn two_running_sandboxes_cannot_share_an_upper_layer() {
         assert_eq!(r.code, 125, "{}", r.stderr);
         assert!(
             r.stderr.contains(&format!(
-                "{wk} is the upper layer or work directory of a sandbox that is running"
+                "{wk} is, or holds, the upper layer or work directory of a sandbox that is running"
             )),
             "{}",
             r.stderr
@@ -347,4 +347,65 @@ fn rootless_symlinked_upper_is_refused() {
     symlink("../outside", c.layer.join("upper")).unwrap();
     let r = c.write_newfile(true);
     c.refused(&r, "upper", "is a symbolic link (to ../outside)");
+}
+
+/// Nor may a layer lie inside a running sandbox's upper layer (overlayfs
+/// only warns, and the two mix their files), nor hold one (which
+/// overlayfs does not see at all: the second sandbox would write the
+/// first's live layer): both are refused, naming the running one, and
+/// nothing is left in its layer. Layers side by side still run together.
+#[test]
+fn a_layer_cannot_lie_inside_or_hold_a_running_sandboxs() {
+    require_root!();
+    let c = Case::new();
+    let state = tempdir();
+    let st = state.path().display().to_string();
+    let elsewhere = tempdir();
+    let path = |p: &Path| p.display().to_string();
+    let work = |n: &str| path(&elsewhere.path().join(n));
+    let overlay = |upper: &str, work: &str| {
+        sh(
+            &["--overlay-src", "/usr", "--overlay", upper, work, "/m"],
+            "true",
+        )
+    };
+    // A layer an earlier sandbox made (the sandbox root's), which the
+    // running one's lies in.
+    let outer = path(&c.layer.join("outer"));
+    assert_eq!(overlay(&outer, &work("w0")).code, 0);
+    let rw = path(&c.layer.join("outer/rw"));
+    let wk = path(&c.layer.join("wk"));
+    let r = output(airlock(&[
+        "--state-root",
+        &st,
+        "run",
+        "-d",
+        "--name",
+        "one",
+        "--overlay-src",
+        "/usr",
+        "--overlay",
+        &rw,
+        &wk,
+        "/m",
+        "--",
+        "sleep",
+        "1000",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let inner = path(&c.layer.join("outer/rw/inner"));
+    for (upper, work, says) in [
+        (&inner, work("w1"), format!("{inner} lies inside {rw}")),
+        (&outer, work("w2"), format!("{outer} is, or holds,")),
+    ] {
+        let r = overlay(upper, &work);
+        assert_eq!(r.code, 125, "{upper}: {}", r.stderr);
+        assert!(r.stderr.contains(&says), "{says}: {}", r.stderr);
+    }
+    assert!(!Path::new(&inner).exists(), "left in the running layer");
+    // Side by side: shared parents.
+    let r = overlay(&path(&c.layer.join("outer/rw2")), &work("w3"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = output(airlock(&["--state-root", &st, "rm", "-f", "one"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

@@ -68,23 +68,61 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
 /// mount empties its work directory (`work/work`) under the overlay that
 /// has it already, whose next copy-up then fails. One sandbox's work
 /// directory given as another's upper layer is refused alike.
-fn lock_layer(upper: &str) -> std::io::Result<OwnedFd> {
-    let fd = rustix::fs::openat2(
-        rustix::fs::CWD,
-        upper,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(|e| std::io::Error::other(format!("{upper}: {}", describe(&e.into()))))?;
-    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(fd),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(std::io::Error::new(
+///
+/// Nor may one lie inside another, or hold one (overlayfs only warns of
+/// an upper inside a busy one, and sees nothing of one above): each
+/// directory above a layer is held shared, where it can be opened, so
+/// that a layer inside a running sandbox's (whose exclusive lock its
+/// shared one meets), or above one (whose shared lock its exclusive one
+/// meets), is refused; layers side by side share their parents.
+fn lock_layer(upper: &str) -> std::io::Result<Vec<OwnedFd>> {
+    let open = |path: &str| {
+        rustix::fs::openat2(
+            rustix::fs::CWD,
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    let busy = |what: String| {
+        std::io::Error::new(
             std::io::ErrorKind::WouldBlock,
-            format!("{upper} is the upper layer or work directory of a sandbox that is running; two sandboxes cannot write one at once"),
-        )),
-        Err(e) => Err(std::io::Error::other(format!("{upper}: lock: {}", describe(&e.into())))),
+            format!("{what}; two sandboxes cannot write one at once"),
+        )
+    };
+    let fd = open(upper)
+        .map_err(|e| std::io::Error::other(format!("{upper}: {}", describe(&e.into()))))?;
+    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            return Err(busy(format!(
+            "{upper} is, or holds, the upper layer or work directory of a sandbox that is running"
+        )))
+        }
+        Err(e) => {
+            return Err(std::io::Error::other(format!(
+                "{upper}: lock: {}",
+                describe(&e.into())
+            )))
+        }
     }
+    let mut held = vec![fd];
+    for above in std::path::Path::new(upper).ancestors().skip(1) {
+        let above = above.to_string_lossy();
+        // One we may not read (a home of mode 0711) cannot be held.
+        let Ok(fd) = open(&above) else { continue };
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Ok(()) => held.push(fd),
+            // Not WouldBlock: what this sandbox made for it (in the
+            // other's layer) is removed again, as after any failure.
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(std::io::Error::other(format!("{upper} lies inside {above}, the upper layer or work directory of a sandbox that is running; two sandboxes cannot write one at once")))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(held)
 }
 
 /// The persistent layer directories [`prepare_upper`] made, each with its
@@ -109,8 +147,8 @@ impl MadeDirs {
     /// are that sandbox's now: they stay when this one fails.
     fn lock(&mut self, upper: &str, layer: usize) -> std::io::Result<()> {
         match lock_layer(upper) {
-            Ok(fd) => {
-                self.locks.push(fd);
+            Ok(fds) => {
+                self.locks.extend(fds);
                 Ok(())
             }
             Err(e) => {
