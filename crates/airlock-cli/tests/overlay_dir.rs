@@ -161,6 +161,36 @@ fn a_failed_start_leaves_no_layer_directories() {
     }
 }
 
+/// A sandbox named `one` in `state`, running, with an overlay of /usr at
+/// /m whose upper layer and work directory are `upper` and `work`.
+fn running_overlay(state: &str, upper: &str, work: &str) -> Run {
+    output(airlock(&[
+        "--state-root",
+        state,
+        "run",
+        "-d",
+        "--name",
+        "one",
+        "--overlay-src",
+        "/usr",
+        "--overlay",
+        upper,
+        work,
+        "/m",
+        "--",
+        "sleep",
+        "1000",
+    ]))
+}
+
+/// `true` in a sandbox with such an overlay.
+fn overlay_true(upper: &str, work: &str) -> Run {
+    sh(
+        &["--overlay-src", "/usr", "--overlay", upper, work, "/m"],
+        "true",
+    )
+}
+
 /// One upper layer is one running sandbox's: a second sandbox given the
 /// same --overlay-dir (or bubblewrap's --overlay RWSRC) while the first
 /// runs is refused, naming it, and runs once the first has ended.
@@ -207,29 +237,10 @@ fn two_running_sandboxes_cannot_share_an_upper_layer() {
     // A work directory is one sandbox's too: a second mount would empty
     // it under the first. Given as another's upper layer, likewise.
     let other = c.layer.join("rw2").display().to_string();
-    let r = output(airlock(&[
-        "--state-root",
-        &st,
-        "run",
-        "-d",
-        "--name",
-        "one",
-        "--overlay-src",
-        "/usr",
-        "--overlay",
-        &rw,
-        &wk,
-        "/m",
-        "--",
-        "sleep",
-        "1000",
-    ]));
+    let r = running_overlay(&st, &rw, &wk);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for (upper, work) in [(&other, &wk), (&wk, &other)] {
-        let r = sh(
-            &["--overlay-src", "/usr", "--overlay", upper, work, "/m"],
-            "true",
-        );
+        let r = overlay_true(upper, work);
         assert_eq!(r.code, 125, "{}", r.stderr);
         assert!(
             r.stderr.contains(&format!(
@@ -363,48 +374,26 @@ fn a_layer_cannot_lie_inside_or_hold_a_running_sandboxs() {
     let elsewhere = tempdir();
     let path = |p: &Path| p.display().to_string();
     let work = |n: &str| path(&elsewhere.path().join(n));
-    let overlay = |upper: &str, work: &str| {
-        sh(
-            &["--overlay-src", "/usr", "--overlay", upper, work, "/m"],
-            "true",
-        )
-    };
     // A layer an earlier sandbox made (the sandbox root's), which the
     // running one's lies in.
     let outer = path(&c.layer.join("outer"));
-    assert_eq!(overlay(&outer, &work("w0")).code, 0);
+    assert_eq!(overlay_true(&outer, &work("w0")).code, 0);
     let rw = path(&c.layer.join("outer/rw"));
     let wk = path(&c.layer.join("wk"));
-    let r = output(airlock(&[
-        "--state-root",
-        &st,
-        "run",
-        "-d",
-        "--name",
-        "one",
-        "--overlay-src",
-        "/usr",
-        "--overlay",
-        &rw,
-        &wk,
-        "/m",
-        "--",
-        "sleep",
-        "1000",
-    ]));
+    let r = running_overlay(&st, &rw, &wk);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let inner = path(&c.layer.join("outer/rw/inner"));
     for (upper, work, says) in [
         (&inner, work("w1"), format!("{inner} lies inside {rw}")),
         (&outer, work("w2"), format!("{outer} is, or holds,")),
     ] {
-        let r = overlay(upper, &work);
+        let r = overlay_true(upper, &work);
         assert_eq!(r.code, 125, "{upper}: {}", r.stderr);
         assert!(r.stderr.contains(&says), "{says}: {}", r.stderr);
     }
     assert!(!Path::new(&inner).exists(), "left in the running layer");
     // Side by side: shared parents.
-    let r = overlay(&path(&c.layer.join("outer/rw2")), &work("w3"));
+    let r = overlay_true(&path(&c.layer.join("outer/rw2")), &work("w3"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = output(airlock(&["--state-root", &st, "rm", "-f", "one"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
