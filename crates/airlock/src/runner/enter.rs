@@ -421,22 +421,11 @@ fn die_with_runner(runner: BorrowedFd<'_>) -> Result<(), SetupError> {
 /// process's group, which we reap and report. A caller that ended before
 /// the signal was set is seen by its pid no longer being our parent's.
 fn die_with_caller(parent_pid: i32) -> Result<(), SetupError> {
-    // (rustix's Signal names no real-time signal.)
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and no pointers.
-    let set = unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            signals::stop_signal() as libc::c_ulong,
-        )
-    };
-    if set != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(SetupError::io("exec: set parent-death signal", &e));
-    }
-    match rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) == Some(parent_pid) {
-        true => Ok(()),
-        false => Err(SetupError::new("exec", "its caller has ended")),
-    }
+    // SAFETY: the stop signal is a real-time signal of Linux's, 36, a
+    // valid signal number (rustix names no real-time signal).
+    let stop = unsafe { rustix::process::Signal::from_raw_unchecked(signals::stop_signal()) };
+    sys::arm_parent_death((stop, rustix::process::Pid::from_raw(parent_pid)))
+        .step(|| "exec: die with the caller".into())
 }
 
 fn become_process(
