@@ -85,9 +85,9 @@ fn lock_layer(upper: &str) -> std::io::Result<Vec<OwnedFd>> {
             ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
         )
     };
-    let busy = |what: String| {
+    let busy = |kind, what: String| {
         std::io::Error::new(
-            std::io::ErrorKind::WouldBlock,
+            kind,
             format!("{what}; two sandboxes cannot write one at once"),
         )
     };
@@ -96,9 +96,10 @@ fn lock_layer(upper: &str) -> std::io::Result<Vec<OwnedFd>> {
     match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
-            return Err(busy(format!(
-            "{upper} is, or holds, the upper layer or work directory of a sandbox that is running"
-        )))
+            return Err(busy(
+                std::io::ErrorKind::WouldBlock,
+                format!("{upper} is, or holds, the upper layer or work directory of a sandbox that is running"),
+            ))
         }
         Err(e) => {
             return Err(std::io::Error::other(format!(
@@ -117,7 +118,10 @@ fn lock_layer(upper: &str) -> std::io::Result<Vec<OwnedFd>> {
             // Not WouldBlock: what this sandbox made for it (in the
             // other's layer) is removed again, as after any failure.
             Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(std::io::Error::other(format!("{upper} lies inside {above}, the upper layer or work directory of a sandbox that is running; two sandboxes cannot write one at once")))
+                return Err(busy(
+                    std::io::ErrorKind::Other,
+                    format!("{upper} lies inside {above}, the upper layer or work directory of a sandbox that is running"),
+                ))
             }
             Err(_) => {}
         }
