@@ -525,13 +525,19 @@ impl Store {
         // clears once its writer is gone) and renamed in: a record cut
         // short by a crash would be skipped by `images`, and `prune` would
         // take its layers.
+        // The record and the directory entry are synced before and after
+        // the rename: ext4 and XFS promise nothing for a new name, and a
+        // record left empty by a power cut would be skipped too.
         let scratch = self.scratch("record")?;
         let tmp = scratch.join("record.json");
-        let written = std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&rec).expect("records serialize"),
-        )
-        .and_then(|()| std::fs::rename(&tmp, &p));
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(&serde_json::to_vec_pretty(&rec).expect("records serialize"))?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &p))
+            .and_then(|()| std::fs::File::open(self.root.join("images"))?.sync_all());
         remove_tree(&scratch);
         written.map_err(|e| ImageError::io(&p, e))
     }
@@ -555,6 +561,16 @@ impl Store {
     /// of more than one id is refused: `image rm sha256:` must not forget
     /// every image.
     pub fn remove(&self, what: &str) -> Result<usize, ImageError> {
+        // An image pulled without a name (an OCI descriptor with no
+        // `ref.name`, a docker archive with no tag) is recorded as "": an
+        // empty argument (`image rm "$IMG"` with IMG unset) would forget
+        // every one of them.
+        if what.is_empty() {
+            return Err(ImageError::Refused(
+                "an empty name names no image; give a name or at least 4 hex digits of an id"
+                    .into(),
+            ));
+        }
         let records = self.images();
         let hex_of = |r: &ImageRecord| r.id.trim_start_matches("sha256:").to_string();
         let mut chosen: Vec<String> = records
@@ -804,6 +820,28 @@ mod tests {
         std::fs::write(layer.join("meta.json"), meta.to_string()).unwrap();
         let notes = store.layer_notes(&layer.join("rootfs"));
         assert_eq!(notes, ["\\u{1b}]0;owned\\u{7}\\u{1b}[2Jcleared"]);
+    }
+
+    /// Images pulled without a name are recorded as "": an empty argument
+    /// names none of them, and is refused rather than forgetting them all.
+    #[test]
+    fn an_empty_name_removes_no_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        for hex in ["aa", "bb"] {
+            let image = Image {
+                id: format!("sha256:{}", hex.repeat(32)),
+                name: String::new(),
+                config: Default::default(),
+                layers: Vec::new(),
+            };
+            store.record(&image, "/src").unwrap();
+        }
+        let err = store.remove("").unwrap_err().to_string();
+        assert!(err.contains("empty name"), "{err}");
+        assert_eq!(store.images().len(), 2);
+        assert_eq!(store.remove(&"aa".repeat(4)).unwrap(), 1);
+        assert_eq!(store.images().len(), 1);
     }
 
     /// The sweep reads the owner back from the name `scratch` gives (a
