@@ -97,6 +97,23 @@ fn the_orchestrators_seccomp_profile_keeps_the_argument_filters() {
         "{err}"
     );
     assert!(!env.rt(&["state", "kernel"]).status.success());
+    // Nor one that lets personality(2) take any value (the orchestrators'
+    // let through the values airlock's default does): READ_IMPLIES_EXEC
+    // or ADDR_NO_RANDOMIZE weaken the workload whatever its namespaces.
+    let b = env.bundle("persona", &["true"], |c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": airlock::seccomp::ALLOWED.iter().chain(["personality"].iter()).collect::<Vec<_>>(), "action": "SCMP_ACT_ALLOW"}]
+        });
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "persona"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "{out} {err}");
+    assert!(
+        err.contains("seccomp-permissive") && err.contains("personality"),
+        "{err}"
+    );
+    assert!(!env.rt(&["state", "persona"]).status.success());
     // podman's own profile, as this host's containers-common ships it
     // (its capability-gated rules for the default capabilities only, as
     // podman resolves them), runs.

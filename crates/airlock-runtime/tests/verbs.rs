@@ -612,13 +612,35 @@ fn personality_sets_the_execution_domain() {
         assert_eq!(out.trim(), want);
     }
     // Flags beyond what the default seccomp filter lets the workload set
-    // itself: set before the filter.
-    let b = env.bundle("flags", &["cat", "/proc/self/personality"], |c| {
-        c["linux"]["personality"] = json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]});
-    });
-    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "flags"]);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out} {err}");
+    // itself: set before the filter. One that weakens the workload (the
+    // kernel clears it for a setuid program; runc ignores every flag)
+    // is a guardrail's finding, set only when acknowledged.
+    let flags = |id: &str, flag: &str, ack: Option<&str>| {
+        let b = env.bundle(id, &["cat", "/proc/self/personality"], |c| {
+            c["linux"]["personality"] = json!({"domain": "LINUX32", "flags": [flag]});
+            if let Some(code) = ack {
+                c["annotations"] = json!({"run.airlock.allow-unsafe": code});
+            }
+        });
+        let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), id]);
+        (o.status.success(), text(&o))
+    };
+    let (ok, (out, err)) = flags("uname26", "UNAME26", None);
+    assert!(ok, "{out} {err}");
+    assert_eq!(out.trim(), "00020008");
+    let (ok, (out, err)) = flags("aslr-off", "ADDR_NO_RANDOMIZE", None);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("personality-unsafe") && err.contains("linux.personality"),
+        "{err}"
+    );
+    assert!(!env.rt(&["state", "aslr-off"]).status.success());
+    let (ok, (out, err)) = flags(
+        "aslr-off-ack",
+        "ADDR_NO_RANDOMIZE",
+        Some("personality-unsafe"),
+    );
+    assert!(ok, "{out} {err}");
     assert_eq!(out.trim(), "00040008");
     for (p, field) in [
         (json!({"domain": "LINUX64"}), "linux.personality.domain"),

@@ -27,6 +27,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("process.groups", "process.user.additionalGids"),
     ("process.umask", "process.user.umask"),
     ("process.no_new_privs", "process.noNewPrivileges"),
+    ("process.personality", "linux.personality"),
     ("ambient_capabilities", "process.capabilities.ambient"),
     ("capabilities", "process.capabilities"),
     ("identity.uid_map", "linux.uidMappings"),

@@ -336,6 +336,21 @@ fn judge_protections(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
             "without no_new_privs a setuid or file-capability binary inside can raise the workload's privileges",
         );
     }
+    // The flags the kernel clears when a setuid program runs
+    // (PER_CLEAR_ON_SETID), because they weaken it; airlock's default
+    // syscall filter keeps the workload from setting them itself.
+    const PER_CLEAR_ON_SETID: u64 = 0x004_0000 | 0x010_0000 | 0x020_0000 | 0x040_0000;
+    if let Some(p) = spec
+        .process
+        .personality
+        .filter(|p| p & PER_CLEAR_ON_SETID != 0)
+    {
+        f.add(
+            "personality-unsafe",
+            "process.personality",
+            format!("{p:#x} turns off address-space randomization or makes readable memory executable (a flag of PER_CLEAR_ON_SETID) for the workload and everything it starts"),
+        );
+    }
     if spec.seccomp == crate::seccomp::Seccomp::None {
         f.add(
             "seccomp-disabled",

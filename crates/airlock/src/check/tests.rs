@@ -360,6 +360,21 @@ fn no_new_privs_disabled() {
     assert_eq!(denied(&s), ["no-new-privs-disabled"]);
 }
 
+/// The flags the kernel drops for a setuid program are judged; the
+/// others (a domain, UNAME26) are not.
+#[test]
+fn a_personality_that_weakens_the_workload_is_denied() {
+    let mut s = spec_with(vec![]);
+    for harmless in [0x0, 0x8, 0x2_0008] {
+        s.process.personality = Some(harmless);
+        assert!(denied(&s).is_empty(), "{harmless:#x}");
+    }
+    for unsafe_flag in [0x4_0000, 0x10_0000, 0x20_0000, 0x40_0008] {
+        s.process.personality = Some(unsafe_flag);
+        assert_eq!(denied(&s), ["personality-unsafe"], "{unsafe_flag:#x}");
+    }
+}
+
 #[test]
 fn dangerous_capabilities() {
     for (cap, code) in CAPABILITY_CODES {
