@@ -76,6 +76,24 @@ fn the_device_cgroup_withholds_what_it_denies() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
     assert_eq!(out, "no-fuse\ntun\n", "{err}");
+    // A deny whose access the kernel would refuse ("W") is refused by
+    // name, not read as denying nothing (which made the node).
+    let b = env.bundle("b3", &["test", "-e", "/dev/net/tun"], |c| {
+        c["linux"]["devices"] = json!([dev("/dev/net/tun", "c", 10, 200)]);
+        c["linux"]["resources"] = json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 10, "minor": 200, "access": "W"}
+        ]});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "d3"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out} {err}");
+    assert!(
+        err.contains("linux.resources.devices[2].access") && err.contains("'W'"),
+        "{err}"
+    );
+    assert!(!env.rt(&["state", "d3"]).status.success());
 }
 
 #[test]

@@ -36,6 +36,21 @@ pub(super) fn devices(
         .as_ref()
         .and_then(|r| r.devices().as_deref())
         .unwrap_or_default();
+    // A letter the kernel does not know would match nothing here: a deny
+    // written "W" or "RW" would stop denying. The kernel refuses it
+    // (EINVAL), and so does runc when it writes the rule.
+    for (i, r) in rules.iter().enumerate() {
+        if let Some(bad) = r
+            .access()
+            .as_deref()
+            .and_then(|a| a.chars().find(|c| !"rwm".contains(*c)))
+        {
+            return Err(err(
+                format!("linux.resources.devices[{i}].access"),
+                format!("{bad:?} is not an access (r, w and m are)"),
+            ));
+        }
+    }
     let has_dev = s
         .filesystem
         .mounts
