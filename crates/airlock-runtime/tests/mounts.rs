@@ -230,6 +230,39 @@ fn options_airlock_cannot_honour_are_refused() {
         assert!(err.contains(needle), "{needle:?} not in {err}");
         assert!(!env.rt(&["state", &id]).status.success());
     }
+    // The bundle's own /dev tmpfs, which becomes airlock's /dev: its
+    // options are judged too, not dropped.
+    let dev_cases = [
+        (json!(["nosuid", "bogus"]), "\"bogus\" is not an option"),
+        (json!(["suid"]), "suid is not supported"),
+        (json!(["nosuid", "exec"]), "exec is not supported on /dev"),
+        (
+            json!(["nosuid", "mode=777"]),
+            "mode=777 is not supported on /dev",
+        ),
+    ];
+    for (i, (options, needle)) in dev_cases.into_iter().enumerate() {
+        let mut at = None;
+        let b = env.bundle(&format!("dev{i}"), &["true"], |c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            let k = mounts
+                .iter()
+                .position(|m| m["destination"] == "/dev")
+                .unwrap();
+            mounts[k]["options"] = options.clone();
+            at = Some(k);
+        });
+        let id = format!("dev{i}");
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{options}: {out} {err}");
+        assert!(
+            err.contains(&format!("mounts[{}].options", at.unwrap())),
+            "{err}"
+        );
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert!(!env.rt(&["state", &id]).status.success());
+    }
 }
 
 /// podman adds `tmpcopyup` to every `--tmpfs`: the tmpfs starts with a copy

@@ -169,7 +169,10 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
         match typ {
             _ if covered_by_dev => {}
             "proc" => s.filesystem.mounts.push(Mount::Proc { destination: dest }),
-            "tmpfs" if dest == "/dev" => s.filesystem.mounts.push(Mount::Dev { destination: dest }),
+            "tmpfs" if dest == "/dev" => {
+                dev_options(&field, &opts)?;
+                s.filesystem.mounts.push(Mount::Dev { destination: dest })
+            }
             "tmpfs" => {
                 let o = options(&field, &opts, false)?;
                 if o.devices {
@@ -255,6 +258,27 @@ fn kernel_fs_options(field: &str, typ: &str, opts: &[&str]) -> Result<(), SpecEr
         }
     }
     Ok(())
+}
+
+/// A bundle's /dev tmpfs becomes airlock's /dev: mode 0755, nosuid and
+/// noexec, holding only the nodes airlock binds there (which open
+/// whatever `dev` says). What it asks beyond that is refused by name,
+/// as on any tmpfs, not dropped; its size is the kernel's to bound.
+fn dev_options(field: &str, opts: &[&str]) -> Result<(), SpecError> {
+    let o = options(field, opts, false)?;
+    let refused = opts
+        .iter()
+        .find(|o| matches!(**o, "exec" | "tmpcopyup"))
+        .map(|opt| format!("{opt} is not supported on /dev: airlock's /dev is noexec and holds only the nodes it makes"))
+        .or_else(|| {
+            o.mode
+                .filter(|m| m.0 != 0o755)
+                .map(|m| format!("mode={:o} is not supported on /dev: airlock's /dev is 0755", m.0))
+        });
+    match refused {
+        Some(why) => Err(err(format!("{field}.options"), why)),
+        None => Ok(()),
+    }
 }
 
 /// The mode of the directory `dest` reaches in `rootfs`, links followed
