@@ -363,6 +363,48 @@ fn custom_seccomp_profile_keeps_the_argument_filters() {
     assert_eq!(r.stdout, "25\n25\n25\n", "{}", r.stderr);
 }
 
+/// A custom profile's rule on an int argument (Docker's "socket family
+/// != AF_VSOCK") holds for a value with the upper 32 bits set, which a
+/// filter compares and the kernel drops: refused (EINVAL), not let through
+/// to make an AF_VSOCK socket (or reach the family's code: EAFNOSUPPORT).
+#[test]
+fn an_int_argument_with_its_upper_bits_set_is_refused() {
+    let dir = tempdir();
+    let mut names: Vec<&str> = airlock::seccomp::ALLOWED.to_vec();
+    names.push("clone3");
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [
+            {"names": names, "action": "SCMP_ACT_ALLOW"},
+            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": airlock::seccomp::NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+            {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
+        ]
+    });
+    let path = dir.path().join("docker-like.json");
+    std::fs::write(&path, profile.to_string()).unwrap();
+    let probe = "import ctypes\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+for family in (40, 0x1_0000_0028):\n    \
+fd = libc.syscall(ctypes.c_long(41), ctypes.c_long(family), ctypes.c_long(1), ctypes.c_long(0))\n    \
+print('socket' if fd >= 0 else ctypes.get_errno())\n";
+    let flags = [
+        "--seccomp-profile",
+        path.to_str().unwrap(),
+        "--allow-unsafe",
+        "seccomp-permissive",
+    ];
+    let script = format!("python3 -c \"{probe}\"");
+    let mut runs = vec![sh(&flags, &script)];
+    if is_root() {
+        runs.push(sh_as_user(&flags, &script));
+    }
+    for r in runs {
+        assert_eq!(r.stdout, "1\n22\n", "{}", r.stderr);
+    }
+}
+
 #[test]
 fn kept_capability_survives_exec_for_a_non_root_workload() {
     require_root!();

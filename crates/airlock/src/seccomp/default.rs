@@ -244,6 +244,19 @@ pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
     if let Some(clone3) = syscall("clone3") {
         refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)?;
     }
+    // The kernel reads these arguments as 32-bit ints, while a filter
+    // compares all 64 bits: a custom profile's "family != AF_VSOCK" (Docker's)
+    // let socket(0x1_0000_0028, ...) through, and the kernel made an
+    // AF_VSOCK socket. No caller sets the upper half (EINVAL, as for any
+    // value out of range).
+    for (name, ints) in [("socket", 3), ("socketpair", 3), ("personality", 1)] {
+        if let Some(call) = syscall(name) {
+            for arg in 0..ints {
+                let wide = ScmpArgCompare::new(arg, ScmpCompareOp::Greater, 0xffff_ffff);
+                refuse.add_rule_conditional(ScmpAction::Errno(libc::EINVAL), call, &[wide])?;
+            }
+        }
+    }
     Ok(refuse)
 }
 
