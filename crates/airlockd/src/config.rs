@@ -98,18 +98,52 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         let c: Config =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        // The kernel's own bound on pids.max (PID_MAX_LIMIT).
-        if c.max_pids_per_caller > 1 << 22 {
-            anyhow::bail!(
-                "{}: max_pids_per_caller: {} is more than the kernel counts ({})",
-                path.display(),
-                c.max_pids_per_caller,
-                1 << 22
-            );
-        }
+        c.check()
+            .map_err(|(key, why)| anyhow::anyhow!("{}: {key}: {why}", path.display()))?;
         Ok(c)
     }
+
+    /// A value the daemon could not use as written is an error naming its
+    /// key, not cut to what fits (a `stop_grace` of an hour that waited
+    /// ten minutes) or read another way (`socket_mode = 660`, decimal,
+    /// is 0o1224).
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        // The kernel's own bound on pids.max (PID_MAX_LIMIT).
+        if self.max_pids_per_caller > 1 << 22 {
+            let why = format!(
+                "{} is more than the kernel counts ({})",
+                self.max_pids_per_caller,
+                1 << 22
+            );
+            return Err(("max_pids_per_caller", why));
+        }
+        if self.stop_grace > MAX_GRACE {
+            let why = format!(
+                "{} seconds; a stop waits at most {MAX_GRACE}",
+                self.stop_grace
+            );
+            return Err(("stop_grace", why));
+        }
+        if !(1..=10_000).contains(&self.max_weight) {
+            let why = format!(
+                "{} is not a weight (1 to 10000; 100 is the kernel's default share)",
+                self.max_weight
+            );
+            return Err(("max_weight", why));
+        }
+        if self.socket_mode & !0o777 != 0 {
+            let why = format!(
+                "{:#o} has bits beyond the permission bits (write it in octal: 0o660)",
+                self.socket_mode
+            );
+            return Err(("socket_mode", why));
+        }
+        Ok(())
+    }
 }
+
+/// The longest grace a stop waits between SIGTERM and the kill.
+pub const MAX_GRACE: u32 = 600;
 
 #[cfg(test)]
 mod tests {
@@ -124,6 +158,29 @@ mod tests {
         assert_eq!(c.socket_mode, 0o660);
         assert_eq!(c.max_sandboxes, d.max_sandboxes);
         assert_eq!(c.max_pids, d.max_pids);
+    }
+
+    #[test]
+    fn values_the_daemon_cannot_use_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("airlockd.toml");
+        for (text, says) in [
+            ("stop_grace = 3600\n", "stop_grace: 3600 seconds"),
+            ("max_weight = 0\n", "max_weight: 0 is not a weight"),
+            ("max_weight = 20000\n", "max_weight: 20000"),
+            ("socket_mode = 660\n", "socket_mode: 0o1224"),
+            ("max_pids_per_caller = 99999999\n", "max_pids_per_caller"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = Config::load(&path).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        std::fs::write(
+            &path,
+            "stop_grace = 600\nmax_weight = 1\nsocket_mode = 0o600\n",
+        )
+        .unwrap();
+        Config::load(&path).unwrap();
     }
 
     #[test]

@@ -405,14 +405,11 @@ impl Daemon {
     /// root's calls and the event watch need, nor all callers but root
     /// together.
     pub fn reserve_exec_setup(d: &Shared, peer: &Peer) -> Result<ExecSetup, tonic::Status> {
-        // In `reserve`'s order: creates, then exec setups.
-        let creating = d
-            .pending
-            .lock()
-            .expect("pending lock")
-            .iter()
-            .filter(|uid| **uid != 0)
-            .count();
+        // In `reserve`'s order: creates, then exec setups; the first held
+        // until this one is counted, or a create and an exec arriving
+        // together could each see one place left and both take it.
+        let pending = d.pending.lock().expect("pending lock");
+        let creating = pending.iter().filter(|uid| **uid != 0).count();
         let mut setups = d.exec_setups.lock().expect("exec setups lock");
         if !peer.is_root() {
             let all = setups.iter().filter(|uid| **uid != 0).count() + creating;

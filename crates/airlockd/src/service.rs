@@ -3,6 +3,7 @@
 //! the state root's verbs) run on the blocking pool, since every library
 //! call waits on a runner or a supervisor.
 
+use crate::config::MAX_GRACE;
 use crate::daemon::{blocking, call_slot, info, Shared};
 use crate::events;
 use crate::meta::{self, Meta};
@@ -17,9 +18,6 @@ use std::time::Duration;
 use tonic::{Request, Response, Status as RpcStatus, Streaming};
 
 type Reply<T> = Result<Response<T>, RpcStatus>;
-
-/// The longest grace period a Stop may ask for, in seconds.
-const MAX_GRACE: u32 = 600;
 
 #[derive(Clone)]
 pub struct Service(pub Shared);
@@ -210,7 +208,14 @@ fn check_unprivileged(
 /// without one gets it.
 fn apply_limits(c: &crate::config::Config, spec: &mut SandboxSpec) -> Result<(), RpcStatus> {
     // The daemon's sandboxes share its cgroup: a weight is a claim on the
-    // CPU or disk time the others lose in contention.
+    // CPU or disk time the others lose in contention. A spec without a CPU
+    // weight has the kernel's default share (100), more than a max_weight
+    // below it allows: it gets max_weight. Not so the I/O weight, which
+    // only hosts with a proportional I/O scheduler (BFQ, iocost) can apply
+    // at all, and which would fail every start on the others.
+    if spec.resources.cpu_weight.is_none() && c.max_weight < 100 {
+        spec.resources.cpu_weight = Some(c.max_weight);
+    }
     for (field, weight) in [
         ("resources.cpu_weight", spec.resources.cpu_weight),
         ("resources.io_weight", spec.resources.io_weight),
@@ -932,6 +937,16 @@ mod tests {
         s.resources.io_weight = Some(101);
         let e = limits(&mut s).unwrap_err();
         assert!(e.contains("101") && e.contains("max_weight 100"), "{e}");
+        // Below the kernel's default share, a spec without a CPU weight
+        // gets the maximum, as it does a memory or pids limit.
+        let c = crate::config::Config {
+            max_weight: 20,
+            ..Default::default()
+        };
+        let mut s = SandboxSpec::default();
+        apply_limits(&c, &mut s).unwrap();
+        assert_eq!(s.resources.cpu_weight, Some(20));
+        assert_eq!(s.resources.io_weight, None);
     }
 
     #[test]
