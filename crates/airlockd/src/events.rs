@@ -202,7 +202,16 @@ pub fn observe(d: &Daemon, sb: &SandboxDir, st: &State) {
 /// it ended): `exited` if nobody reported the end yet (its status went
 /// with it), then `deleted`, once.
 pub fn gone(d: &Daemon, id: &str, last: Option<&State>) {
+    gone_unless(d, id, last, |_| false);
+}
+
+/// [`gone`] unless `theirs` says another caller is to announce it; asked
+/// under the lock that announcing takes.
+fn gone_unless(d: &Daemon, id: &str, last: Option<&State>, theirs: impl Fn(&Seen) -> bool) {
     let mut known = d.known.lock().expect("known lock");
+    if known.get(id).is_some_and(theirs) {
+        return;
+    }
     let Some(seen) = known.remove(id) else {
         return;
     };
@@ -225,38 +234,45 @@ fn look(d: &Daemon) {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (id, seen) in ids {
-        if seen.deleting {
-            continue;
-        }
-        let sb = SandboxDir::at(&d.root.path().join(&id));
-        if !sb.dir.exists() {
-            gone(d, &id, None);
-            continue;
-        }
-        if seen.status == Status::Stopped {
-            continue;
-        }
-        // With a thousand sandboxes, reading every state five times a
-        // second was a quarter of a core: a file that has not changed, of
-        // a sandbox whose supervisor is there, says nothing new.
-        let stamp = stamp(&sb);
-        if stamp.is_some() && stamp == seen.stamp && sb.alive() {
-            if seen.status == Status::Running {
-                if let Some(cg) = &seen.cgroup {
-                    oom(d, &id, &seen, airlock::cgroup::oom_kills(cg));
-                }
+        look_at(d, &id, &seen);
+    }
+}
+
+/// A look at one sandbox, as the daemon knew it a moment ago (`seen`).
+fn look_at(d: &Daemon, id: &str, seen: &Seen) {
+    if seen.deleting {
+        return;
+    }
+    let sb = SandboxDir::at(&d.root.path().join(id));
+    if !sb.dir.exists() {
+        // A Delete that began since `seen` was read announces it with
+        // the exit it read; this look would announce no exit.
+        gone_unless(d, id, None, |now| now.deleting);
+        return;
+    }
+    if seen.status == Status::Stopped {
+        return;
+    }
+    // With a thousand sandboxes, reading every state five times a
+    // second was a quarter of a core: a file that has not changed, of
+    // a sandbox whose supervisor is there, says nothing new.
+    let stamp = stamp(&sb);
+    if stamp.is_some() && stamp == seen.stamp && sb.alive() {
+        if seen.status == Status::Running {
+            if let Some(cg) = &seen.cgroup {
+                oom(d, id, seen, airlock::cgroup::oom_kills(cg));
             }
-            continue;
         }
-        let Ok(st) = sb.state() else { continue };
-        if st.status == Status::Running {
-            oom(d, &id, &seen, st.oom_kills());
-        }
-        observe(d, &sb, &st);
-        if let Some(s) = d.known.lock().expect("known lock").get_mut(&id) {
-            s.stamp = stamp;
-            s.cgroup = st.cgroup.clone();
-        }
+        return;
+    }
+    let Ok(st) = sb.state() else { return };
+    if st.status == Status::Running {
+        oom(d, id, seen, st.oom_kills());
+    }
+    observe(d, &sb, &st);
+    if let Some(s) = d.known.lock().expect("known lock").get_mut(id) {
+        s.stamp = stamp;
+        s.cgroup = st.cgroup.clone();
     }
 }
 
@@ -356,6 +372,13 @@ mod tests {
                 .map(|e| (e.event.kind(), e.event.exit.as_ref().map(|x| x.code)))
                 .collect()
         };
+        assert!(events(&d).is_empty(), "{:?}", events(&d));
+        // Nor when the Delete began after the watch read what it knew.
+        let before = Seen {
+            deleting: false,
+            ..d.known.lock().unwrap()[&id].clone()
+        };
+        look_at(&d, &id, &before);
         assert!(events(&d).is_empty(), "{:?}", events(&d));
         gone(&d, &id, Some(&st));
         assert_eq!(
