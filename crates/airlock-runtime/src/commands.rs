@@ -711,6 +711,10 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         // another's by the time it is signalled, nor forks away.
         // A freeze that fails (a process stuck in the kernel) does not
         // keep the signals from going out: runc's signals anyway too.
+        // Under the freezer's lock, and judged paused once it is held: a
+        // pause between the look and the thaw would be undone, and
+        // `state` say running to a caller told it was paused.
+        let _freezing = sb.freeze_lock().map_err(|e| e.to_string())?;
         let file = freezer(&st).filter(|_| !paused(&st)).filter(|f| {
             airlock::cgroup::set_frozen(f, true)
                 .inspect_err(|e| {
@@ -879,7 +883,8 @@ fn oci_status_of(st: &State) -> &'static str {
 }
 
 fn freeze(ctx: &Ctx, id: &str, frozen: bool) -> Result<()> {
-    let (_, st) = ctx.find(id)?;
+    let (sb, st) = ctx.find(id)?;
+    let _freezing = sb.freeze_lock().map_err(|e| e.to_string())?;
     if !matches!(st.status, Status::Running | Status::Created) {
         return Err(format!(
             "container {id} is {}, not running or created",

@@ -965,6 +965,24 @@ fn pause_shows_in_state_and_delete_force_thaws() {
     assert_eq!(status(), "running");
     assert!(env.rt(&["kill", "--all", "p", "CONT"]).status.success());
     assert_eq!(status(), "running");
+    // While a pause or resume holds the freezer, kill --all waits for it
+    // and then looks again: it thawed a pause made between its look and
+    // its thaw, and `state` said running.
+    let dir = env
+        .root()
+        .join(std::fs::read_link(env.root().join(".names/p")).unwrap());
+    let held = std::fs::File::create(dir.join("freeze.lock")).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    std::thread::scope(|scope| {
+        let kill = scope.spawn(|| env.rt(&["kill", "--all", "p", "CONT"]));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(
+            !kill.is_finished(),
+            "kill --all did not wait for the freezer"
+        );
+        drop(held);
+        assert!(kill.join().unwrap().status.success());
+    });
     assert!(env.rt(&["pause", "p"]).status.success());
     let o = env.rt(&["delete", "--force", "p"]);
     assert!(o.status.success(), "{:?}", text(&o));

@@ -365,6 +365,14 @@ impl SandboxDir {
         lock_file(&self.dir.join("lock"), true)
     }
 
+    /// The lock of the sandbox's freezer: a pause or resume, and what
+    /// freezes the cgroup for a moment (a signal to every process), each
+    /// hold it, so that one never undoes another's freeze. Apart from
+    /// [`SandboxDir::lock`], which a stop holds through its grace period.
+    pub fn freeze_lock(&self) -> Result<File, StateError> {
+        lock_file(&self.dir.join("freeze.lock"), true)
+    }
+
     /// The sandbox's lock if nobody holds it now (`None` if someone
     /// does): for a caller that waits its own way, as the daemon, which
     /// must not block a thread while a stop holds the lock through its
