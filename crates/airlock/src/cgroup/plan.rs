@@ -54,12 +54,15 @@ fn hugetlb(r: &Resources, suffix: &str, out: &mut Vec<Write>) {
     }
 }
 
-/// The swap limit written for a memory limit alone (no swap) carries out
-/// `resources.memory`: an error names what the caller asked for.
+/// The swap limit written for a memory limit alone (no swap, or a swap
+/// of 0, which means the same: an OCI bundle's `swap` equal to its
+/// `limit`) carries out `resources.memory`: an error names what the
+/// caller asked for, and a kernel without swap accounting may leave it
+/// out where the host has no swap ([`super::left_out`]).
 fn asked_by(swap: Write, r: &Resources) -> Write {
     match r.swap {
-        Some(_) => swap,
-        None => Write {
+        Some(s) if s.0 != 0 => swap,
+        _ => Write {
             field: "resources.memory".into(),
             ..swap
         },

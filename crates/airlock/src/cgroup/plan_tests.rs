@@ -564,6 +564,32 @@ fn unaccounted_swap_is_skipped_only_without_swap() {
     ));
 }
 
+/// A swap of 0 asked for by name is the "no swap" a memory limit alone
+/// gets: on a kernel without swap accounting and a host without swap it
+/// is left out the same way, not refused (an OCI bundle's swap equal to
+/// its limit, `update --memory-swap` equal to `--memory`).
+#[test]
+fn an_explicit_zero_swap_is_the_implicit_one() {
+    for (swap, field) in [
+        (None, "resources.memory"),
+        (Some(Size(0)), "resources.memory"),
+        (Some(Size(1 << 20)), "resources.swap"),
+    ] {
+        let r = Resources {
+            memory: Some(Size(64 << 20)),
+            swap,
+            ..Default::default()
+        };
+        for (writes, file) in [
+            (v1(&r), "memory.memsw.limit_in_bytes"),
+            (v2(&r), "memory.swap.max"),
+        ] {
+            let w = writes.iter().find(|w| w.file == file).unwrap();
+            assert_eq!(w.field, field, "{swap:?} {file}");
+        }
+    }
+}
+
 #[test]
 fn huge_page_limits_name_their_page_size() {
     let r = Resources {
