@@ -564,6 +564,57 @@ print('adjtimex', 'read' if libc.adjtimex(timex) >= 0 else ctypes.get_errno())\n
     );
 }
 
+/// A refusing custom profile gets the same ENOSYS for syscalls newer
+/// than every one it names (as runc's filters give), and keeps its own
+/// refusal (EPERM here) for an older one it leaves out: a profile written
+/// against 6.1 left glibc's fchmodat2 (452) refused with EPERM, and
+/// `chmod -h` failed where the call would have fallen back.
+#[test]
+fn a_custom_profile_answers_newer_syscalls_with_enosys() {
+    let dir = tempdir();
+    let mut names: Vec<&str> = airlock::seccomp::ALLOWED
+        .iter()
+        .copied()
+        .filter(|n| *n != "getpriority")
+        .collect();
+    names.push("clone3");
+    let profile = dir.path().join("p.json");
+    let json = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+    });
+    std::fs::write(&profile, json.to_string()).unwrap();
+    let probe = format!(
+        "import ctypes\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+for nr in (452, 470, {getpriority}):\n    \
+ctypes.set_errno(0)\n    \
+r = libc.syscall(nr, 0, 0, 0, 0, 0)\n    \
+print(nr, r, ctypes.get_errno())\n",
+        getpriority = libc::SYS_getpriority
+    );
+    let r = output(airlock(&[
+        "run",
+        "--seccomp-profile",
+        profile.to_str().unwrap(),
+        "--",
+        "python3",
+        "-c",
+        &probe,
+    ]));
+    assert_eq!(
+        r.stdout,
+        format!(
+            "452 -1 {enosys}\n470 -1 {enosys}\n{} -1 {}\n",
+            libc::SYS_getpriority,
+            libc::EPERM,
+            enosys = libc::ENOSYS
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A custom profile written before close_range (older Docker and
 /// containerd ones refuse what they do not name) still starts: the
 /// runner marks the inherited fds close-on-exec before the filter is in.

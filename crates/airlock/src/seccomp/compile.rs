@@ -5,7 +5,9 @@
 
 use super::default::{self, syscall};
 use super::{OciArg, OciSeccomp, Program, Seccomp, SeccompError};
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 
 type Result<T> = std::result::Result<T, SeccompError>;
 
@@ -228,7 +230,44 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
                 .map_err(|e| err(format!("{field} ({name})"), e.to_string()))?;
         }
     }
+    if !permissive_default {
+        newer_than_the_profile(&mut ctx, p);
+    }
     Ok(std::iter::once(ctx).chain(refuse).collect())
+}
+
+/// Syscalls newer than every one a refusing profile names answer ENOSYS,
+/// as a kernel without them would (and as runc's filters do): C libraries
+/// fall back to the older call on ENOSYS only (glibc's lchmod tries
+/// fchmodat2 first; with EPERM `chmod -h` and `tar` failed). Counted on
+/// the native table, to the end the default profile's own ENOSYS range
+/// goes; on another architecture of the profile a number libseccomp
+/// cannot translate keeps the profile's default, a refusal too.
+/// A rule that cannot be added (one that repeats an ENOSYS default) is
+/// left out: the call is refused either way.
+fn newer_than_the_profile(ctx: &mut ScmpFilterContext, p: &OciSeccomp) {
+    let named: Vec<i32> = p
+        .syscalls
+        .iter()
+        .flat_map(|r| &r.names)
+        .filter_map(|n| syscall(n))
+        .map(|s| s.as_raw_syscall())
+        .chain(
+            EXITS
+                .iter()
+                .filter_map(|n| syscall(n))
+                .map(|s| s.as_raw_syscall()),
+        )
+        .filter(|nr| *nr >= 0)
+        .collect();
+    let newest = named.iter().copied().max().unwrap_or(0);
+    for nr in (newest + 1)..=*default::NEWER_THAN_THE_LIST.end() {
+        let call = ScmpSyscall::from_raw_syscall(nr);
+        if ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), call).is_err() {
+            ctx.add_rule_exact(ScmpAction::Errno(libc::ENOSYS), call)
+                .ok();
+        }
+    }
 }
 
 /// Compile a profile into the filters to load, in order.
