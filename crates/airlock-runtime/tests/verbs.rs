@@ -1533,3 +1533,65 @@ fn a_foreground_exec_passes_signals_on() {
     assert_eq!(status.code(), Some(7), "{status:?}");
     assert!(env.rt(&["delete", "--force", "s1"]).status.success());
 }
+
+/// `features` lists exactly the seccomp actions, comparisons and flags a
+/// bundle's profile may use: containerd and podman read it to decide what
+/// to send.
+#[test]
+fn features_list_what_a_seccomp_profile_may_use() {
+    let env = Env::new();
+    let o = env.rt(&["features"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed = |key: &str| -> Vec<String> {
+        f["linux"]["seccomp"][key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no linux.seccomp.{key}: {f}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let compiles = |profile: serde_json::Value| {
+        let p = serde_json::from_value(profile).unwrap();
+        airlock::seccomp::filters(&airlock::seccomp::Seccomp::custom(p)).is_ok()
+    };
+    let actions = listed("actions");
+    for action in [
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_TRAP",
+        "SCMP_ACT_TRACE",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_NOTIFY",
+    ] {
+        let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["capset"], "action": action}]});
+        assert_eq!(
+            compiles(profile),
+            actions.contains(&action.to_string()),
+            "{action}"
+        );
+    }
+    let operators = listed("operators");
+    for op in [
+        "SCMP_CMP_NE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_MASKED_EQ",
+    ] {
+        let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["capset"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": op}]}]});
+        assert_eq!(
+            compiles(profile),
+            operators.contains(&op.to_string()),
+            "{op}"
+        );
+    }
+    // The one flag the runtime applies (bundle_policy.rs runs it, and
+    // a refused one).
+    assert_eq!(listed("supportedFlags"), ["SECCOMP_FILTER_FLAG_LOG"]);
+}

@@ -34,12 +34,8 @@ fn action(field: &str, name: &str, errno: Option<u32>) -> Result<ScmpAction> {
             // a workload believes dropped), and it keeps 16 bits only.
             e @ 1..=4095 => ScmpAction::Errno(e as i32),
             e => {
-                let errno_field = match field.strip_suffix("defaultAction") {
-                    Some(base) => format!("{base}defaultErrnoRet"),
-                    None => format!("{}errnoRet", field.trim_end_matches("action")),
-                };
                 return Err(err(
-                    &errno_field,
+                    errno_field(field),
                     format!("{e} is not an errno: SCMP_ACT_ERRNO returns one from 1 to 4095 (0 would make the refused call look successful)"),
                 ));
             }
@@ -47,7 +43,17 @@ fn action(field: &str, name: &str, errno: Option<u32>) -> Result<ScmpAction> {
         "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
         "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
         "SCMP_ACT_TRAP" => ScmpAction::Trap,
-        "SCMP_ACT_TRACE" => ScmpAction::Trace(errno.unwrap_or(0) as u16),
+        // The tracer is told the message; without a tracer the call
+        // fails with ENOSYS. EPERM is runc's default message.
+        "SCMP_ACT_TRACE" => match u16::try_from(errno.unwrap_or(libc::EPERM as u32)) {
+            Ok(msg) => ScmpAction::Trace(msg),
+            Err(_) => {
+                return Err(err(
+                    errno_field(field),
+                    format!("{} is not a tracer's message: SCMP_ACT_TRACE passes 16 bits", errno.unwrap_or_default()),
+                ));
+            }
+        },
         other => {
             return Err(err(
                 field,
@@ -55,6 +61,14 @@ fn action(field: &str, name: &str, errno: Option<u32>) -> Result<ScmpAction> {
             ))
         }
     })
+}
+
+/// The `errnoRet` (`defaultErrnoRet`) beside the action `field` names.
+fn errno_field(field: &str) -> String {
+    match field.strip_suffix("defaultAction") {
+        Some(base) => format!("{base}defaultErrnoRet"),
+        None => format!("{}errnoRet", field.trim_end_matches("action")),
+    }
 }
 
 fn compare(field: &str, a: &OciArg) -> Result<ScmpArgCompare> {
@@ -212,6 +226,18 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
             .enumerate()
             .map(|(j, a)| compare(&format!("{field}.args[{j}]"), a))
             .collect::<Result<Vec<_>>>()?;
+        // libseccomp refuses (EINVAL) a rule that compares one argument
+        // twice. runc makes it one rule per comparison instead, which
+        // turns "at least 0 and at most 8" into "anything": refused here,
+        // naming both.
+        for (j, a) in rule.args.iter().enumerate() {
+            if let Some(k) = rule.args[..j].iter().position(|b| b.index == a.index) {
+                return Err(err(
+                    format!("{field}.args[{j}]"),
+                    format!("compares argument {} again (args[{k}] does): one rule cannot hold two comparisons of one argument; write one rule for each range", a.index),
+                ));
+            }
+        }
         for name in &rule.names {
             let Some(s) = syscall(name) else {
                 // An unknown name in a rule that only allows can be left

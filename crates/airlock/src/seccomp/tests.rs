@@ -72,6 +72,22 @@ fn oci_profile_errors_name_the_rule() {
         let e = filters(&Seccomp::custom(p)).unwrap_err();
         assert_eq!(e.field, "seccomp.oci.syscalls[0].args[0].index", "{op}");
     }
+    // One argument compared twice in one rule (a range): named, not
+    // libseccomp's bare "Invalid argument".
+    let p: OciSeccomp = serde_json::from_str(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_GE"}, {"index": 0, "value": 8, "op": "SCMP_CMP_LE"}]}]}"#,
+    )
+    .unwrap();
+    let e = filters(&Seccomp::custom(p)).unwrap_err();
+    assert_eq!(e.field, "seccomp.oci.syscalls[0].args[1]");
+    assert!(e.reason.contains("args[0] does"), "{}", e.reason);
+    // A tracer's message is 16 bits: 65536 is refused, not made 0.
+    let p: OciSeccomp = serde_json::from_str(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["capset"], "action": "SCMP_ACT_TRACE", "errnoRet": 65536}]}"#,
+    )
+    .unwrap();
+    let e = filters(&Seccomp::custom(p)).unwrap_err();
+    assert_eq!(e.field, "seccomp.oci.syscalls[0].errnoRet");
 }
 
 /// A mistyped key is an error, not a profile without its rules; Docker's
