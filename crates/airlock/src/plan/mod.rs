@@ -500,10 +500,19 @@ pub fn plan(spec: &SandboxSpec, ctx: &crate::Context) -> Result<Plan, Error> {
             (None, None) => format!("airlock-{id}"),
         };
         let prepare: Vec<&str> = ctx.cgroup_prepare.iter().map(String::as_str).collect();
-        Some(
-            crate::cgroup::plan::resolve(&resources, &ctx.cgroup, &name, &prepare)
-                .map_err(Error::Setup)?,
-        )
+        let cgroup = crate::cgroup::plan::resolve(&resources, &ctx.cgroup, &name, &prepare)
+            .map_err(Error::Setup)?;
+        // Without one that can end them all at once (v2's cgroup.kill, or
+        // v1's freezer), a stop, the timeout or a failed start would kill
+        // PID 1 alone, and the rest of the workload run on in the PID
+        // namespace it shares.
+        if !ns.pid && cgroup.v2.is_none() && !cgroup.v1.contains_key("freezer") {
+            return Err(Error::Setup(crate::report::SetupError::new(
+                "namespaces.pid",
+                "without a PID namespace of its own, the sandbox's processes are ended through its cgroup (cgroup v2, or the v1 freezer), and this host shows airlock neither",
+            )));
+        }
+        Some(cgroup)
     } else {
         None
     };

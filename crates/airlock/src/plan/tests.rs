@@ -243,7 +243,15 @@ fn a_joined_pid_namespace_is_entered_through_its_owner() {
     s.filesystem.mounts = vec![spec::Mount::Proc {
         destination: "/proc".into(),
     }];
-    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    let mut ctx = crate::Context::for_ids(0, 0);
+    let e = plan(&s, &ctx).unwrap_err().to_string();
+    assert!(e.contains("namespaces.pid") && e.contains("freezer"), "{e}");
+    ctx.cgroup.v2 = Some(crate::cgroup::Hierarchy {
+        mount: "/sys/fs/cgroup".into(),
+        own: "/".into(),
+        root: "/".into(),
+    });
+    let p = plan(&s, &ctx).unwrap();
     // PID 1 is cloned with nothing new and makes the rest in the
     // owner's user namespace; its /proc is its own.
     assert!(p.userns_of_pid);
@@ -252,7 +260,7 @@ fn a_joined_pid_namespace_is_entered_through_its_owner() {
     assert!(matches!(p.filesystem.steps[0], MountStep::Proc { .. }));
     // Without a user namespace there is no owner to join.
     s.namespaces.user = false;
-    let p = plan(&s, &crate::Context::for_ids(0, 0)).unwrap();
+    let p = plan(&s, &ctx).unwrap();
     assert!(!p.userns_of_pid);
     assert_ne!(p.clone_flags, 0);
 }
