@@ -573,6 +573,32 @@ fn join_enters_a_namespace_made_ahead() {
         "/proc/self/ns/net",
     ]));
     assert_eq!(r.stdout.trim(), format!("net:[{ino}]"), "{}", r.stderr);
+    // A sysctl of the joined namespace, which others share, is written
+    // only once the limits are in place: a start refused for a limit the
+    // host cannot apply leaves the namespace as it was.
+    let port_start = || {
+        let o = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", file.display()))
+            .args(["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let before = port_start();
+    let spec = serde_json::json!({
+        "process": {"args": ["true"]},
+        "namespaces": {"net": false, "join": {"net": file.display().to_string()}},
+        "sysctls": {"net.ipv4.ip_unprivileged_port_start": "77"},
+        "resources": {"cpuset_cpus": "1000"},
+    });
+    let r = run_spec(&spec.to_string());
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("resources.cpuset_cpus"), "{}", r.stderr);
+    assert_eq!(
+        port_start(),
+        before,
+        "the refused start changed the shared namespace"
+    );
     // Errors name the flag.
     let r = output(airlock(&["run", "--join", "net=relative", "--", "true"]));
     assert_ne!(r.code, 0);

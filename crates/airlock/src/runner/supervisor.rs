@@ -434,8 +434,11 @@ fn prepare_host_side(
         crate::namespace::Namespace::Ipc => Some(plan.host.joins_own_ipc),
         _ => None,
     })?;
-    crate::sys::write_sysctls(&plan.join_sysctls, report)?;
+    // After the cgroup, whose limits a host may refuse: the joined
+    // namespace is shared, and a start refused there must leave it as it
+    // was.
     let cgroup = create_cgroup(plan, report)?;
+    crate::sys::write_sysctls(&plan.join_sysctls, report)?;
     let cgroup_fd = match cgroup.as_ref().and_then(|c| c.v2.as_ref()) {
         Some(dir) => Some(
             rustix::fs::open(
