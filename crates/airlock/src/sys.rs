@@ -107,6 +107,24 @@ pub fn join_new_session_keyring() -> io::Result<()> {
     }
 }
 
+/// In a child of fork or clone3, which never returns to the frames it
+/// was copied with: a panic ends the process (status 125) rather than
+/// unwind into them, where the parent's owners would close its fds a
+/// second time and a cgroup's guard kill the running sandbox. The
+/// message goes out through write(2) alone: the parent's other threads
+/// (a test harness's) may have held stderr's lock when it forked.
+pub fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let text = format!("airlock: internal error in a sandbox process: {info}\n");
+        // SAFETY: write(2) of our own buffer, and _exit, which runs no
+        // destructor or atexit handler of the parent's.
+        unsafe {
+            libc::write(2, text.as_ptr().cast(), text.len());
+            libc::_exit(125)
+        }
+    }));
+}
+
 /// What `clone3` returned in the calling process.
 pub enum Forked {
     Parent { pid: i32, pidfd: OwnedFd },
@@ -120,6 +138,24 @@ pub enum Forked {
 /// gets a copy of this thread alone, so no lock can be held by a thread that
 /// does not exist in the child.
 pub fn clone3(flags: u64, cgroup_fd: Option<i32>) -> io::Result<Forked> {
+    // New namespaces only: with fork semantics, CLONE_VM would share this
+    // stack, CLONE_FILES close the parent's fds with the child's, and
+    // CLONE_VFORK or CLONE_SETTLS hang or break the caller. A plan is data
+    // a caller may build by hand (`Sandbox::spawn_plan_unchecked`).
+    const NAMESPACES: u64 = (libc::CLONE_NEWNS
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWCGROUP) as u64
+        | 0x80; // CLONE_NEWTIME
+    if flags & !NAMESPACES != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("clone flags {:#x} are not namespaces", flags & !NAMESPACES),
+        ));
+    }
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -152,7 +188,10 @@ pub fn clone3(flags: u64, cgroup_fd: Option<i32>) -> io::Result<Forked> {
         )
     };
     match check(ret)? {
-        0 => Ok(Forked::Child),
+        0 => {
+            exit_on_panic();
+            Ok(Forked::Child)
+        }
         pid => Ok(Forked::Parent {
             pid: pid as i32,
             // SAFETY: with CLONE_PIDFD the kernel stored a new, owned fd here.
@@ -584,4 +623,59 @@ pub fn set_cpu_affinity(pid: i32, cpus: &[u32]) -> io::Result<()> {
     }
     rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(pid), &set)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// clone3 makes namespaces and nothing else: a plan is data, and a
+    /// flag that shares memory or files with the child is refused before
+    /// the kernel sees it (CLONE_SIGHAND, which the kernel itself refuses
+    /// without CLONE_VM, keeps this test safe on a build without the
+    /// check).
+    #[test]
+    fn clone3_takes_namespace_flags_only() {
+        let e = match super::clone3(libc::CLONE_SIGHAND as u64, None) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("cloned with CLONE_SIGHAND"),
+        };
+        assert!(e.contains("are not namespaces"), "{e}");
+    }
+
+    /// A child of fork that panics ends with 125, and unwinds nothing of
+    /// the frames it was copied with (whose owners are the parent's).
+    #[test]
+    fn a_forked_child_that_panics_exits_without_unwinding() {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        struct Tell<'a>(&'a OwnedFd);
+        impl Drop for Tell<'_> {
+            fn drop(&mut self) {
+                let _ = rustix::io::write(self.0, b"unwound");
+            }
+        }
+        // SAFETY: the child only sets the hook, panics and so _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // Its message is not the test run's.
+            let null = std::fs::File::open("/dev/null").unwrap();
+            // SAFETY: dup2 of two fds this process holds.
+            unsafe { libc::dup2(null.as_raw_fd(), 2) };
+            let _tell = Tell(&w);
+            super::exit_on_panic();
+            panic!("in the child");
+        }
+        drop(w);
+        let mut status = 0;
+        // SAFETY: our own child, reaped once.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 125);
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            rustix::io::read(&r, &mut buf).unwrap(),
+            0,
+            "{}",
+            r.as_raw_fd()
+        );
+    }
 }

@@ -63,6 +63,7 @@ pub fn main(
                     std::process::exit(125);
                 }
                 0 => {
+                    crate::sys::exit_on_panic();
                     drop(stand_by.0);
                     let e = become_workload(
                         &plan,

@@ -48,7 +48,8 @@ pub(super) fn become_pid1(
     }
     for fd in alive_fds {
         // SAFETY: the alive locks' fds are ours, closed once here (this
-        // clone never returns to where their owners would close them);
+        // clone never returns to where their owners would close them: a
+        // panic ends it, `sys::exit_on_panic`);
         // the sandbox must not keep the supervisor's locks.
         drop(unsafe { OwnedFd::from_raw_fd(*fd) });
     }

@@ -145,6 +145,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd, parent_pid: i32) -> Result<i
             ))
         }
         0 => {
+            sys::exit_on_panic();
             drop(inner);
             let report = Reporter::new(inner_child.as_fd(), plan.verbose);
             let e = match join_cgroups(&plan, &procs_files) {
@@ -223,6 +224,7 @@ fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
         return Err(SetupError::io(step(), &std::io::Error::last_os_error()));
     }
     if pid == 0 {
+        sys::exit_on_panic();
         drop(ours);
         let made = (|| -> Result<super::tty::Pty, String> {
             // SAFETY: setfsgid and setfsuid take plain ids and no pointers;

@@ -41,6 +41,7 @@ pub fn spawn(
             &std::io::Error::last_os_error(),
         )),
         0 => {
+            crate::sys::exit_on_panic();
             // A session of its own: a SIGKILL of the supervisor's process
             // group (`kill -9 -PGID`, a terminal's job control) is what
             // the guard is there to outlive.

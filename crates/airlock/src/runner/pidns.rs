@@ -157,6 +157,7 @@ fn read_maps(userns: &OwnedFd) -> std::io::Result<(Vec<IdMap>, Vec<IdMap>)> {
         return Err(std::io::Error::last_os_error());
     }
     if pid == 0 {
+        crate::sys::exit_on_panic();
         // Non-dumpable once in it (see `enter::run`): this copy holds
         // the supervisor's fds and the host's root.
         let ok = rustix::thread::move_into_link_name_space(
