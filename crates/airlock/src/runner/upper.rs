@@ -32,9 +32,10 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
         let parent = open_without_links(dir).map_err(|e| SetupError::io(step(), &e.into()))?;
         let layer = made.made.len();
         for name in ["upper", "work"] {
+            // Cloned first: once made, the directory is in `made` or gone.
+            let held = parent.try_clone().step(step)?;
             if prepare_dir(plan, &parent, dir, name).step(step)? {
-                let parent = parent.try_clone().step(step)?;
-                made.made.push((parent, name.to_string()));
+                made.made.push((held, name.to_string()));
             }
         }
         for name in ["upper", "work"] {
@@ -288,33 +289,16 @@ fn prepare_dir(
             )))
         }
     };
-    // Only what we just made is handed to the sandbox's root.
+    // Only what we just made is handed to the sandbox's root; made and
+    // not handed over (a file system whose owners cannot change, as vfat
+    // or an NFS export that squashes root), it is removed again (rmdir:
+    // only an empty one, which ours is).
     let hand_over = plan.user_ns() && plan.caller.is_root();
     if let (true, Some(Owner { uid, gid, .. }), true) = (created, owner, hand_over) {
-        let d = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        // The one we made, still empty: in a parent others may write, one
-        // of theirs renamed into its place (with what it holds) must not
-        // become the sandbox's.
-        // (Emptiness read, not counted by links: btrfs counts none.)
-        let st = rustix::fs::fstat(&d)?;
-        let empty = rustix::fs::Dir::read_from(&d)?
-            .all(|e| e.is_ok_and(|e| matches!(e.file_name().to_bytes(), b"." | b"..")));
-        if st.st_uid != rustix::process::geteuid().as_raw() || !empty {
-            return Err(std::io::Error::other(format!(
-                "overlay: {}/{name} was replaced while it was being made",
-                dir.trim_end_matches('/')
-            )));
+        if let Err(e) = hand_to(parent, dir, name, uid, gid) {
+            let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR);
+            return Err(e);
         }
-        rustix::fs::fchown(
-            &d,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        )?;
     }
     // What was there already is judged before anything else uses it.
     let judged = open_layer_dir(parent, dir, name, owner).map(drop);
@@ -322,4 +306,40 @@ fn prepare_dir(
         let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR);
     }
     judged.map(|()| created)
+}
+
+/// Give the directory `name` we just made in `parent` to `uid`:`gid`.
+fn hand_to(parent: &OwnedFd, dir: &str, name: &str, uid: u32, gid: u32) -> std::io::Result<()> {
+    let d = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    // The one we made, still empty: in a parent others may write, one
+    // of theirs renamed into its place (with what it holds) must not
+    // become the sandbox's.
+    // (Emptiness read, not counted by links: btrfs counts none.)
+    let st = rustix::fs::fstat(&d)?;
+    let empty = rustix::fs::Dir::read_from(&d)?
+        .all(|e| e.is_ok_and(|e| matches!(e.file_name().to_bytes(), b"." | b"..")));
+    if st.st_uid != rustix::process::geteuid().as_raw() || !empty {
+        return Err(std::io::Error::other(format!(
+            "overlay: {}/{name} was replaced while it was being made",
+            dir.trim_end_matches('/')
+        )));
+    }
+    rustix::fs::fchown(
+        &d,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| {
+        std::io::Error::other(format!(
+            "overlay: give {}/{name} to the sandbox's root ({uid}:{gid}): {}",
+            dir.trim_end_matches('/'),
+            describe(&e.into())
+        ))
+    })?;
+    Ok(())
 }
