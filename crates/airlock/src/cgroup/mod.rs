@@ -97,13 +97,24 @@ pub(crate) fn left_out(field: &str, file: &str, path: &Path) -> bool {
     (reservation && !path.exists()) || unaccounted_swap_of_no_use(field, file, path, swap_in_use)
 }
 
-/// The file a v1 I/O weight goes to where `blkio.weight` is missing: BFQ,
-/// the only proportional I/O scheduler since Linux 5.0 removed CFQ (whose
-/// file that is), keeps its weight in `blkio.bfq.weight`. runc writes it
-/// there too.
-pub(crate) fn bfq_instead(dir: &Path, file: &str) -> Option<&'static str> {
-    const BFQ: &str = "blkio.bfq.weight";
-    (file == "blkio.weight" && !dir.join(file).exists() && dir.join(BFQ).exists()).then_some(BFQ)
+/// The file and value an I/O weight goes to where BFQ serves it, on
+/// BFQ's scale (1..1000, default 100; `bfq` is the write's value there):
+/// on v1 where `blkio.weight` is missing (BFQ is the only proportional
+/// I/O scheduler since Linux 5.0 removed CFQ, whose file that is), on v2
+/// wherever `io.bfq.weight` is (`io.weight` is iocost's, which most
+/// hosts leave off). runc writes them there too.
+pub(crate) fn bfq_instead(
+    dir: &Path,
+    file: &str,
+    bfq: Option<&str>,
+) -> Option<(&'static str, String)> {
+    let bfq = bfq?;
+    let there = match file {
+        "blkio.weight" if !dir.join(file).exists() => "blkio.bfq.weight",
+        "io.weight" => "io.bfq.weight",
+        _ => return None,
+    };
+    dir.join(there).exists().then(|| (there, bfq.to_string()))
 }
 
 /// Whether the host has swap in use (`/proc/swaps` lists a device or
@@ -361,7 +372,10 @@ impl Cgroup {
                 .map_err(|why| SetupError::new(plan::field_of(&w.file), why))?;
         }
         for w in &plan.writes {
-            let file = bfq_instead(&w.dir, &w.file).unwrap_or(&w.file);
+            let bfq = bfq_instead(&w.dir, &w.file, w.bfq.as_deref());
+            let (file, value) = bfq
+                .as_ref()
+                .map_or((w.file.as_str(), w.value.as_str()), |(f, v)| (f, v));
             if left_out(&w.field, file, &w.dir.join(file)) {
                 continue;
             }
@@ -369,7 +383,7 @@ impl Cgroup {
                 true => format!("resources ({})", w.controller),
                 false => w.field.clone(),
             };
-            write_file(&w.dir, file, &w.value, &w.controller, &step)?;
+            write_file(&w.dir, file, value, &w.controller, &step)?;
         }
         Ok(cg)
     }

@@ -21,6 +21,9 @@ pub struct Write {
     pub value: String,
     /// `resources.memory`, `resources.pids`, ...: what an error names.
     pub field: Cow<'static, str>,
+    /// An I/O weight's value on BFQ's scale, for its file where the host
+    /// has it ([`super::bfq_instead`]).
+    pub bfq: Option<String>,
 }
 
 fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Write {
@@ -29,6 +32,7 @@ fn w(controller: &'static str, file: &'static str, value: impl ToString) -> Writ
         file: file.into(),
         value: value.to_string(),
         field: field_of(file).into(),
+        bfq: None,
     }
 }
 
@@ -49,6 +53,7 @@ fn hugetlb(r: &Resources, suffix: &str, out: &mut Vec<Write>) {
                 file: file.into(),
                 value: limit.0.to_string(),
                 field: format!("resources.hugetlb.{size}").into(),
+                bfq: None,
             });
         }
     }
@@ -125,7 +130,10 @@ pub fn v2(r: &Resources) -> Vec<Write> {
         out.push(w("cpu", "cpu.weight", weight));
     }
     if let Some(weight) = r.io_weight {
-        out.push(w("io", "io.weight", format!("default {weight}")));
+        out.push(Write {
+            bfq: Some(io_weight_to_bfq(weight).to_string()),
+            ..w("io", "io.weight", format!("default {weight}"))
+        });
     }
     cpuset(r, &mut out);
     hugetlb(r, "max", &mut out);
@@ -170,7 +178,10 @@ pub fn v1(r: &Resources) -> Vec<Write> {
         out.push(w("cpu", "cpu.shares", weight_to_shares(weight)));
     }
     if let Some(weight) = r.io_weight {
-        out.push(w("blkio", "blkio.weight", io_weight_to_blkio(weight)));
+        out.push(Write {
+            bfq: Some(io_weight_to_bfq(weight).to_string()),
+            ..w("blkio", "blkio.weight", io_weight_to_blkio(weight))
+        });
     }
     cpuset(r, &mut out);
     hugetlb(r, "limit_in_bytes", &mut out);
@@ -200,6 +211,17 @@ pub fn shares_to_weight(shares: u64) -> u32 {
 /// (10..1000, default 500), in proportion as systemd takes them.
 pub fn io_weight_to_blkio(weight: u32) -> u64 {
     (weight as u64 * 5).clamp(10, 1000)
+}
+
+/// cgroup v2's I/O weight as BFQ's (1..1000, default 100), as systemd
+/// maps it: the same up to the default, the rest of the range in
+/// proportion above it.
+pub fn io_weight_to_bfq(weight: u32) -> u64 {
+    let w = weight.clamp(1, 10_000) as u64;
+    match w {
+        0..=100 => w,
+        _ => 100 + (w - 100) * 900 / 9_900,
+    }
 }
 
 /// v1's blkio.weight as a v2 I/O weight: [`io_weight_to_blkio`] the other
@@ -299,6 +321,9 @@ pub struct FileWrite {
     /// error names.
     #[serde(default)]
     pub field: String,
+    /// Its value on BFQ's scale (an I/O weight's; see [`Write::bfq`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfq: Option<String>,
 }
 
 /// A cgroup path relative to the caller's cgroups: components that are
@@ -424,6 +449,7 @@ pub fn resolve(
         value: w.value,
         controller: w.controller.into(),
         field: w.field.into_owned(),
+        bfq: w.bfq,
     };
     for w in v1(res) {
         if let Some(dir) = plan.v1.get(w.controller) {

@@ -531,6 +531,7 @@ fn unaccounted_swap_is_skipped_only_without_swap() {
         value: "1".into(),
         controller: "memory".into(),
         field: field.into(),
+        bfq: None,
     };
     fn none() -> bool {
         false

@@ -104,8 +104,10 @@ impl SandboxDir {
             .unwrap_or_default();
         let mut writes = update_writes(&changed, &paths, &enabled).map_err(Error::Setup)?;
         for (dir, w) in &mut writes {
-            if let Some(file) = crate::cgroup::bfq_instead(dir, &w.file) {
+            if let Some((file, value)) = crate::cgroup::bfq_instead(dir, &w.file, w.bfq.as_deref())
+            {
                 w.file = file.into();
+                w.value = value;
             }
         }
         writes.retain(|(dir, w)| !crate::cgroup::left_out(&w.field, &w.file, &dir.join(&*w.file)));

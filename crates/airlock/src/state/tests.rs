@@ -451,7 +451,10 @@ fn an_update_refused_halfway_puts_back_what_it_wrote() {
 }
 
 /// A v1 I/O weight goes to BFQ's `blkio.bfq.weight` where the host has
-/// no `blkio.weight` (CFQ's, gone since Linux 5.0), as runc writes it.
+/// no `blkio.weight` (CFQ's, gone since Linux 5.0), as runc writes it,
+/// on BFQ's scale (default 100, at most 1000): the default share was
+/// written as CFQ's 500, five times a default sibling's; on v2 BFQ's
+/// `io.bfq.weight` is written where it is (`io.weight` is iocost's).
 #[test]
 fn an_io_weight_goes_to_bfq_where_cfq_is_gone() {
     let (tmp, root) = temp_root("update-bfq");
@@ -480,9 +483,45 @@ fn an_io_weight_goes_to_bfq_where_cfq_is_gone() {
         ..Default::default()
     };
     sb.update_resources(&new).unwrap();
-    let written = std::fs::read_to_string(blkio.join("blkio.bfq.weight")).unwrap();
-    assert_eq!(written, "500");
+    let written = || std::fs::read_to_string(blkio.join("blkio.bfq.weight")).unwrap();
+    assert_eq!(written(), "100");
     assert!(!blkio.join("blkio.weight").exists());
+    for (weight, bfq) in [(10_000, "1000"), (1, "1"), (1_000, "181")] {
+        let new = crate::spec::Resources {
+            io_weight: Some(weight),
+            ..Default::default()
+        };
+        sb.update_resources(&new).unwrap();
+        assert_eq!(written(), bfq, "{weight}");
+    }
+    // v2: io.bfq.weight beside iocost's io.weight.
+    let v2 = tmp.0.join("cg-v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    std::fs::write(v2.join("cgroup.controllers"), "io\n").unwrap();
+    for f in ["io.weight", "io.bfq.weight"] {
+        std::fs::write(v2.join(f), "default 100\n").unwrap();
+    }
+    sb.update(|st| {
+        st.cgroup = Some(CgroupPaths {
+            v2: Some(v2.clone()),
+            v1: Default::default(),
+            made: Vec::new(),
+        });
+    })
+    .unwrap();
+    let new = crate::spec::Resources {
+        io_weight: Some(50),
+        ..Default::default()
+    };
+    sb.update_resources(&new).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(v2.join("io.bfq.weight")).unwrap(),
+        "50"
+    );
+    assert_eq!(
+        std::fs::read_to_string(v2.join("io.weight")).unwrap(),
+        "default 100\n"
+    );
 }
 
 /// A wait that starts while the sandbox is being made (its maker holding
