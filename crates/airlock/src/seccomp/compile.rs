@@ -171,6 +171,12 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
         p.default_errno_ret,
     )?;
     let mut ctx = default::context(default).map_err(lib(base))?;
+    let permissive_default = matches!(default, ScmpAction::Allow | ScmpAction::Log);
+    if !permissive_default {
+        // Before the other architectures: a number libseccomp cannot
+        // name on one of them would fail the rule on every one.
+        newer_than_the_profile(&mut ctx, p);
+    }
     let arches = extra_arches(p)?;
     for a in &arches {
         ctx.add_arch(*a)
@@ -193,7 +199,6 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
         ));
     }
     unsupported_keys(p)?;
-    let permissive_default = matches!(default, ScmpAction::Allow | ScmpAction::Log);
     let mut exits_named = false;
     for (i, rule) in p.syscalls.iter().enumerate() {
         for name in rule.names.iter().filter(|n| EXITS.contains(&n.as_str())) {
@@ -256,21 +261,18 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
                 .map_err(|e| err(format!("{field} ({name})"), e.to_string()))?;
         }
     }
-    if !permissive_default {
-        newer_than_the_profile(&mut ctx, p);
-    }
     Ok(std::iter::once(ctx).chain(refuse).collect())
 }
 
 /// Syscalls newer than every one a refusing profile names answer ENOSYS,
 /// as a kernel without them would (and as runc's filters do): C libraries
 /// fall back to the older call on ENOSYS only (glibc's lchmod tries
-/// fchmodat2 first; with EPERM `chmod -h` and `tar` failed). Counted on
-/// the native table, to the end the default profile's own ENOSYS range
-/// goes; on another architecture of the profile a number libseccomp
-/// cannot translate keeps the profile's default, a refusal too.
-/// A rule that cannot be added (one that repeats an ENOSYS default) is
-/// left out: the call is refused either way.
+/// fchmodat2 first; with EPERM `chmod -h` and `tar` failed). For the
+/// native architecture, on its table, to the end the default profile's
+/// own ENOSYS range goes; the profile's other architectures keep its
+/// default there, a refusal too. A rule that cannot be added (one that
+/// repeats an ENOSYS default) is left out: the call is refused either
+/// way.
 fn newer_than_the_profile(ctx: &mut ScmpFilterContext, p: &OciSeccomp) {
     let named: Vec<i32> = p
         .syscalls
@@ -289,10 +291,7 @@ fn newer_than_the_profile(ctx: &mut ScmpFilterContext, p: &OciSeccomp) {
     let newest = named.iter().copied().max().unwrap_or(0);
     for nr in (newest + 1)..=*default::NEWER_THAN_THE_LIST.end() {
         let call = ScmpSyscall::from_raw_syscall(nr);
-        if ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), call).is_err() {
-            ctx.add_rule_exact(ScmpAction::Errno(libc::ENOSYS), call)
-                .ok();
-        }
+        let _ = ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), call);
     }
 }
 

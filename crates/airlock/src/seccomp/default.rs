@@ -234,7 +234,16 @@ fn allowing_on(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
 /// it too (see `custom_filters` in the module), so every rule added here
 /// applies to them as well.
 pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
-    let mut refuse = allowing_on(arches)?;
+    let mut refuse = context(ScmpAction::Allow)?;
+    // The native architecture's alone: added before the others, which
+    // libseccomp gives none of the rules already there (see
+    // `allowing_on`).
+    wide_int_refusals(&mut refuse)?;
+    for a in arches {
+        if *a != ScmpArch::native() {
+            refuse.add_arch(*a)?;
+        }
+    }
     if let Some(ioctl) = syscall("ioctl") {
         for req in TERMINAL_INJECTION {
             let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *req);
@@ -244,20 +253,29 @@ pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
     if let Some(clone3) = syscall("clone3") {
         refuse.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)?;
     }
-    // The kernel reads these arguments as 32-bit ints, while a filter
-    // compares all 64 bits: a custom profile's "family != AF_VSOCK" (Docker's)
-    // let socket(0x1_0000_0028, ...) through, and the kernel made an
-    // AF_VSOCK socket. No caller sets the upper half (EINVAL, as for any
-    // value out of range).
+    Ok(refuse)
+}
+
+/// The kernel reads these arguments as 32-bit ints, while a filter
+/// compares all 64 bits: a custom profile's "family != AF_VSOCK" (Docker's)
+/// let socket(0x1_0000_0028, ...) through, and the kernel made an AF_VSOCK
+/// socket. No caller sets the upper half (EINVAL, as for any value out of
+/// range). On a 64-bit architecture only, and for it alone: on 32-bit x86
+/// (and s390) libseccomp makes a socket rule one of socketcall, whose
+/// first argument is the call's number, and this would refuse them all.
+fn wide_int_refusals(f: &mut ScmpFilterContext) -> Result<(), SeccompError> {
+    if cfg!(not(target_pointer_width = "64")) || cfg!(target_arch = "s390x") {
+        return Ok(());
+    }
     for (name, ints) in [("socket", 3), ("socketpair", 3), ("personality", 1)] {
         if let Some(call) = syscall(name) {
             for arg in 0..ints {
                 let wide = ScmpArgCompare::new(arg, ScmpCompareOp::Greater, 0xffff_ffff);
-                refuse.add_rule_conditional(ScmpAction::Errno(libc::EINVAL), call, &[wide])?;
+                f.add_rule_conditional(ScmpAction::Errno(libc::EINVAL), call, &[wide])?;
             }
         }
     }
-    Ok(refuse)
+    Ok(())
 }
 
 /// A third filter, for sandboxes whose writable binds are written as a

@@ -497,6 +497,46 @@ fn port_rules_refuse_the_protocols_landlock_does_not_see() {
     assert_eq!(verdict(&prog, ARCH, libc::SYS_getpid as u32, [0; 6]), ALLOW);
 }
 
+/// A custom profile that lists other architectures (as every Docker,
+/// podman and containerd one does): the native architecture's wide-int
+/// refusals and its ENOSYS for newer calls are the native one's alone.
+/// On x86 libseccomp makes a socket rule one of socketcall, whose first
+/// argument is the call's number: a refusal of wide arguments there
+/// refused every 32-bit socket; and a number it cannot name on x86 made
+/// it drop the ENOSYS rule on every architecture.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_profile_of_several_architectures_keeps_its_32_bit_sockets() {
+    const X86_64: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    const I386: u32 = 0x4000_0003; // AUDIT_ARCH_I386
+    const ERRNO: u32 = 0x0005_0000;
+    const ALLOW: u32 = 0x7fff_0000;
+    let p: OciSeccomp = serde_json::from_str(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["read", "write", "exit_group", "socket", "socketcall"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    )
+    .unwrap();
+    let progs = compile(&Seccomp::custom(p)).unwrap();
+    let all = |arch: u32, nr: u32, args: [u64; 6]| -> Vec<u32> {
+        progs
+            .iter()
+            .map(|prog| verdict(prog, arch, nr, args))
+            .collect()
+    };
+    // i386: socketcall(SYS_SOCKET, ...) and socket (359) go through.
+    assert_eq!(all(I386, 102, [1, 0xffd0_0000, 0, 0, 0, 0]), [ALLOW, ALLOW]);
+    assert_eq!(all(I386, 359, [2, 1, 0, 0, 0, 0]), [ALLOW, ALLOW]);
+    // x86_64: a family with its upper half set is refused.
+    let socket = libc::SYS_socket as u32;
+    assert_eq!(all(X86_64, socket, [2, 1, 0, 0, 0, 0]), [ALLOW, ALLOW]);
+    let wide = all(X86_64, socket, [1 << 32 | 40, 1, 0, 0, 0, 0]);
+    assert!(wide.contains(&(ERRNO | libc::EINVAL as u32)), "{wide:x?}");
+    // Newer than every call it names: ENOSYS on x86_64, the default on
+    // i386.
+    assert_eq!(all(X86_64, 470, [0; 6])[0], ERRNO | libc::ENOSYS as u32);
+    assert_eq!(all(I386, 470, [0; 6])[0], ERRNO | libc::EPERM as u32);
+}
+
 /// The default profile lets IPv4, IPv6 and netlink sockets be made only
 /// with the protocols built into every kernel (any protocol as SOCK_RAW),
 /// so that no socket() loads a protocol's module; the filter installed
