@@ -714,7 +714,15 @@ fn kill(ctx: &Ctx, id: &str, signal: &str, all: bool) -> Result<()> {
         // Under the freezer's lock, and judged paused once it is held: a
         // pause between the look and the thaw would be undone, and
         // `state` say running to a caller told it was paused.
-        let _freezing = sb.freeze_lock().map_err(|e| e.to_string())?;
+        let _freezing = match sb.freeze_lock() {
+            Ok(l) => l,
+            // Deleted meanwhile: what the shims take for "already
+            // finished", as for a stopped one above.
+            Err(airlock::state::StateError::Removed(_)) => {
+                return Err(format!("cannot kill container {id}: container not running"))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let file = freezer(&st).filter(|_| !paused(&st)).filter(|f| {
             airlock::cgroup::set_frozen(f, true)
                 .inspect_err(|e| {
@@ -793,9 +801,15 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
     if st.status != Status::Stopped {
         // A frozen process takes no signal, SIGKILL included, until it
         // is thawed (the v1 freezer): thawed first, as runc does.
-        if paused(&st) {
-            freeze(ctx, id, false)?;
+        // Under the freezer's lock, and looked at again once it is held:
+        // a kill --all that froze it for a moment has thawed it by then,
+        // and "not paused" must not fail the delete.
+        let freezing = sb.freeze_lock().map_err(|e| e.to_string())?;
+        if let Some(file) = freezer(&st).filter(|_| paused(&st)) {
+            airlock::cgroup::set_frozen(&file, false)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
         }
+        drop(freezing);
         let _ = sb.request(&Request::Kill);
         if !sb.wait_ended(Some(Duration::from_secs(10))) {
             return Err(format!("container {id} did not stop after SIGKILL"));

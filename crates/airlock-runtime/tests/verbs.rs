@@ -983,10 +983,37 @@ fn pause_shows_in_state_and_delete_force_thaws() {
         drop(held);
         assert!(kill.join().unwrap().status.success());
     });
-    assert!(env.rt(&["pause", "p"]).status.success());
-    let o = env.rt(&["delete", "--force", "p"]);
-    assert!(o.status.success(), "{:?}", text(&o));
+    // A delete --force that meets the brief freeze of a kill --all waits
+    // for it to end and deletes: it took the frozen cgroup for a pause,
+    // and failed with "not paused" once the kill had thawed it.
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let cg = &st["cgroup"];
+    let freezer = airlock::cgroup::freezer_file(
+        cg["v2"].as_str().map(Path::new),
+        cg["v1"]["freezer"].as_str().map(Path::new),
+    )
+    .unwrap();
+    let held = std::fs::File::create(dir.join("freeze.lock")).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    airlock::cgroup::set_frozen(&freezer, true).unwrap();
+    std::thread::scope(|scope| {
+        let delete = scope.spawn(|| env.rt(&["delete", "--force", "p"]));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        airlock::cgroup::set_frozen(&freezer, false).unwrap();
+        drop(held);
+        let o = delete.join().unwrap();
+        assert!(o.status.success(), "{:?}", text(&o));
+    });
     assert!(!env.rt(&["state", "p"]).status.success());
+    sleeper(&env, "q", |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 64 << 20}});
+    });
+    assert!(env.rt(&["start", "q"]).status.success());
+    assert!(env.rt(&["pause", "q"]).status.success());
+    let o = env.rt(&["delete", "--force", "q"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!env.rt(&["state", "q"]).status.success());
 
     // A created container pauses too, as runc's does: it then neither
     // starts nor goes without --force until it is resumed.
