@@ -530,6 +530,19 @@ syscalls = [{ names = ["unshare", "clone"], action = "SCMP_ACT_ERRNO" }]
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// Python that makes syscalls 452 (fchmodat2), 470 (none yet) and
+/// `refused`, printing each number, its return and its errno.
+fn syscall_probe(refused: i64) -> String {
+    format!(
+        "import ctypes\n\
+libc = ctypes.CDLL(None, use_errno=True)\n\
+for nr in (452, 470, {refused}):\n    \
+ctypes.set_errno(0)\n    \
+r = libc.syscall(nr, 0, 0, 0, 0, 0)\n    \
+print(nr, r, ctypes.get_errno())\n"
+    )
+}
+
 /// Syscalls newer than the default profile's lists return ENOSYS, as a
 /// kernel without them would, so that C libraries fall back to the old
 /// call (glibc 2.39's lchmod tries fchmodat2 first, and took EPERM for a
@@ -539,17 +552,9 @@ syscalls = [{ names = ["unshare", "clone"], action = "SCMP_ACT_ERRNO" }]
 #[test]
 fn newer_syscalls_return_enosys_and_refused_ones_eperm() {
     require_root!();
-    let probe = format!(
-        "import ctypes\n\
-libc = ctypes.CDLL(None, use_errno=True)\n\
-for nr in (452, 470, {keyctl}):\n    \
-ctypes.set_errno(0)\n    \
-r = libc.syscall(nr, 0, 0, 0, 0, 0)\n    \
-print(nr, r, ctypes.get_errno())\n\
-timex = ctypes.create_string_buffer(512)\n\
-print('adjtimex', 'read' if libc.adjtimex(timex) >= 0 else ctypes.get_errno())\n",
-        keyctl = libc::SYS_keyctl
-    );
+    let probe = syscall_probe(libc::SYS_keyctl)
+        + "timex = ctypes.create_string_buffer(512)\n\
+print('adjtimex', 'read' if libc.adjtimex(timex) >= 0 else ctypes.get_errno())\n";
     let r = output(airlock(&["run", "--", "python3", "-c", &probe]));
     assert_eq!(
         r.stdout,
@@ -584,15 +589,7 @@ fn a_custom_profile_answers_newer_syscalls_with_enosys() {
         "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
     });
     std::fs::write(&profile, json.to_string()).unwrap();
-    let probe = format!(
-        "import ctypes\n\
-libc = ctypes.CDLL(None, use_errno=True)\n\
-for nr in (452, 470, {getpriority}):\n    \
-ctypes.set_errno(0)\n    \
-r = libc.syscall(nr, 0, 0, 0, 0, 0)\n    \
-print(nr, r, ctypes.get_errno())\n",
-        getpriority = libc::SYS_getpriority
-    );
+    let probe = syscall_probe(libc::SYS_getpriority);
     let r = output(airlock(&[
         "run",
         "--seccomp-profile",

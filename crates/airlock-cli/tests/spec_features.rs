@@ -303,19 +303,19 @@ try:\n        fcntl.ioctl(0, req, b'Z')\n        print('allowed')\n    \
 except OSError as e:\n        print(e.errno)\n";
 
 /// A strict custom profile: the default's own allow-list and an
-/// unrestricted ioctl. airlock's refusals by argument come after it.
-fn strict_profile(dir: &std::path::Path) -> String {
+/// unrestricted ioctl, then the `extra` rules. airlock's refusals by
+/// argument come after it.
+fn strict_profile(dir: &std::path::Path, extra: &[serde_json::Value]) -> String {
     let mut names: Vec<&str> = airlock::seccomp::ALLOWED.to_vec();
     names.extend(["ioctl", "clone3"]);
-    let profile = serde_json::json!({
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "syscalls": [
-            {"names": names, "action": "SCMP_ACT_ALLOW"},
-            // clone with the namespace flags masked off, as the default.
-            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": airlock::seccomp::NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-        ]
-    });
+    let mut rules = vec![
+        serde_json::json!({"names": names, "action": "SCMP_ACT_ALLOW"}),
+        // clone with the namespace flags masked off, as the default.
+        serde_json::json!({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": airlock::seccomp::NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}),
+    ];
+    rules.extend_from_slice(extra);
+    let profile = serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": rules});
     let path = dir.join("strict.json");
     std::fs::write(&path, profile.to_string()).unwrap();
     path.display().to_string()
@@ -324,7 +324,7 @@ fn strict_profile(dir: &std::path::Path) -> String {
 #[test]
 fn custom_seccomp_profile_keeps_the_argument_filters() {
     let dir = tempdir();
-    let p = strict_profile(dir.path());
+    let p = strict_profile(dir.path(), &[]);
     let flags = ["--seccomp-profile", p.as_str()];
     let probe = |flags: &[&str]| {
         let script = format!("python3 -c \"{INJECTION_PROBE}\"; echo end");
@@ -370,20 +370,10 @@ fn custom_seccomp_profile_keeps_the_argument_filters() {
 #[test]
 fn an_int_argument_with_its_upper_bits_set_is_refused() {
     let dir = tempdir();
-    let mut names: Vec<&str> = airlock::seccomp::ALLOWED.to_vec();
-    names.push("clone3");
-    let profile = serde_json::json!({
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "syscalls": [
-            {"names": names, "action": "SCMP_ACT_ALLOW"},
-            {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": airlock::seccomp::NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-            {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-             "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
-        ]
-    });
-    let path = dir.path().join("docker-like.json");
-    std::fs::write(&path, profile.to_string()).unwrap();
+    // Docker's rule.
+    let vsock_refused = serde_json::json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]});
+    let path = strict_profile(dir.path(), &[vsock_refused]);
     let probe = "import ctypes\n\
 libc = ctypes.CDLL(None, use_errno=True)\n\
 for family in (40, 0x1_0000_0028):\n    \
@@ -391,7 +381,7 @@ fd = libc.syscall(ctypes.c_long(41), ctypes.c_long(family), ctypes.c_long(1), ct
 print('socket' if fd >= 0 else ctypes.get_errno())\n";
     let flags = [
         "--seccomp-profile",
-        path.to_str().unwrap(),
+        path.as_str(),
         "--allow-unsafe",
         "seccomp-permissive",
     ];
