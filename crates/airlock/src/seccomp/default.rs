@@ -137,7 +137,7 @@ pub const NEWER_THAN_THE_LIST: std::ops::RangeInclusive<i32> = 451..=511;
 /// which includes this file too.)
 #[allow(dead_code)]
 pub fn mptcp_refusals() -> Result<ScmpFilterContext, SeccompError> {
-    let mut refuse = allowing_on(&[])?;
+    let mut refuse = allowing_on(&[], |_| Ok(()))?;
     let low32 = |arg: u32, value: u64| {
         ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(0xffff_ffff), value)
     };
@@ -218,9 +218,14 @@ const AF_SMC: u64 = 43;
 /// A filter that allows what it has no rule for, on the native
 /// architecture and `arches`: the base of the refusals. Architectures
 /// before rules: libseccomp gives an architecture added later none of the
-/// rules already there.
-fn allowing_on(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
+/// rules already there. So `native_only` adds the rules that are the
+/// native architecture's alone, before the others come.
+fn allowing_on(
+    arches: &[ScmpArch],
+    native_only: impl FnOnce(&mut ScmpFilterContext) -> Result<(), SeccompError>,
+) -> Result<ScmpFilterContext, SeccompError> {
     let mut f = context(ScmpAction::Allow)?;
+    native_only(&mut f)?;
     for a in arches {
         if *a != ScmpArch::native() {
             f.add_arch(*a)?;
@@ -234,16 +239,7 @@ fn allowing_on(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
 /// it too (see `custom_filters` in the module), so every rule added here
 /// applies to them as well.
 pub fn refuse(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
-    let mut refuse = context(ScmpAction::Allow)?;
-    // The native architecture's alone: added before the others, which
-    // libseccomp gives none of the rules already there (see
-    // `allowing_on`).
-    wide_int_refusals(&mut refuse)?;
-    for a in arches {
-        if *a != ScmpArch::native() {
-            refuse.add_arch(*a)?;
-        }
-    }
+    let mut refuse = allowing_on(arches, wide_int_refusals)?;
     if let Some(ioctl) = syscall("ioctl") {
         for req in TERMINAL_INJECTION {
             let cmp = ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), *req);
@@ -285,7 +281,7 @@ fn wide_int_refusals(f: &mut ScmpFilterContext) -> Result<(), SeccompError> {
 /// ids' and nosuid, and refusing it everywhere would break installing
 /// packages in a container.
 pub fn set_id_refusals(arches: &[ScmpArch]) -> Result<ScmpFilterContext, SeccompError> {
-    let mut refuse = allowing_on(arches)?;
+    let mut refuse = allowing_on(arches, |_| Ok(()))?;
     // Every call by name, or no filter: one this libseccomp does not know
     // (fchmodat2 before 2.5.5) would otherwise go through unrefused under a
     // profile that allows it.
