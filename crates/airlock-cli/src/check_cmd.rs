@@ -1,7 +1,6 @@
 //! `airlock check`: judge a spec with the guardrails, like a linter.
 
-use airlock::check::{self, Host, RULES};
-use airlock::spec;
+use airlock::check::{self, RULES};
 use clap::{Args, ValueEnum};
 use std::process::ExitCode;
 
@@ -9,7 +8,8 @@ use std::process::ExitCode;
 ///
 /// Exit status: 0 when the spec would run (warnings allowed), 1 when it
 /// would be refused, 2 when it cannot be read, parsed or validated (or
-/// the command line is wrong).
+/// the command line is wrong). It judges against this machine, as a
+/// local `airlock run` would, with or without `--host`.
 #[derive(Args)]
 pub struct CheckArgs {
     /// The spec file (JSON or TOML), or `-` for stdin.
@@ -78,14 +78,18 @@ pub fn main(args: CheckArgs, mut ctx: airlock::Context) -> ExitCode {
         Ok(s) => s,
         Err(e) => return unreadable(args.format, e),
     };
-    if let Err(e) = spec::validate(&spec).and_then(|_| check::validate_codes(&spec)) {
-        return unreadable(args.format, format!("{path}: invalid spec: {e}"));
-    }
     if let Some(store) = &args.store {
         ctx.store = std::path::absolute(store).unwrap_or_else(|_| store.into());
     }
-    let findings = check::check(&spec, &Host::probe(&spec, &ctx));
-    let refused = check::refused(&findings);
+    // The same validation, plan and judgement `run` makes before it
+    // creates anything: the plan refuses what only the host can say (an
+    // idmap with nothing to map, a limit this host's cgroups cannot
+    // apply, a root caller's map without an inside 0).
+    let (findings, refused) = match airlock::launch::prepare(&spec, &ctx) {
+        Ok(prepared) => (prepared.findings, false),
+        Err(airlock::Error::Refused(findings)) => (findings, true),
+        Err(e) => return unreadable(args.format, format!("{path}: {e}")),
+    };
     match args.format {
         Format::Json => {
             let out = serde_json::json!({"refused": refused, "findings": findings.iter().map(|f| serde_json::json!({

@@ -149,6 +149,14 @@ fn main() -> ExitCode {
         Command::Man { dir } => return man(dir),
         _ => {}
     }
+    // A linter of this machine's view: what a local run would refuse.
+    if let Command::Check(args) = cli.command {
+        let mut ctx = airlock::Context::current();
+        if let Some(dir) = cli.global.state_root {
+            ctx.state_root = std::path::absolute(&dir).unwrap_or(dir);
+        }
+        return check_cmd::main(args, ctx);
+    }
     if let Some(host) = cli.global.host.as_deref().filter(|h| !h.is_empty()) {
         if cli.global.state_root.is_some() {
             return run::refuse(
@@ -186,9 +194,10 @@ fn main() -> ExitCode {
             "airlock events reports a daemon's events: give --host unix:///PATH or set AIRLOCK_HOST",
         ),
         Command::Stats(a) => life::stats(a, ctx),
-        Command::Check(args) => check_cmd::main(args, ctx),
         Command::Image(args) => image_cmd::main(args, &ctx),
-        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
+        Command::Check(_) | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -318,8 +327,9 @@ fn remote_main(host: &str, command: Command, matches: &clap::ArgMatches) -> Exit
         Command::Rm(a) => Verb::Rm(a),
         Command::Events(a) => Verb::Events(a),
         Command::Stats(a) => Verb::Stats(a),
-        Command::Check(args) => return check_cmd::main(args, airlock::Context::current()),
-        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled in main"),
+        Command::Check(_) | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled in main")
+        }
         Command::Image(_) => {
             return run::refuse(
                 "airlock image works on this machine's store; with --host the daemon pulls an image when a sandbox is created (run -d --image)",

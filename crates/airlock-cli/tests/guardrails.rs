@@ -294,6 +294,38 @@ fn check_command_exit_codes_and_formats() {
     );
     let r = check_cmd(&["/no/such/file.json"], None);
     assert_eq!(r.code, 2);
+    // What the plan refuses, run refuses before it creates anything:
+    // check says so too, naming the field, rather than "ok".
+    let unplanned = r#"{"process": {"args": ["true"]}, "filesystem": {"idmap": ["/data"]}}"#;
+    let r = check_cmd(&["-"], Some(unplanned));
+    assert_eq!(r.code, 2, "{} {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("filesystem.idmap[0]"), "{}", r.stderr);
+    let dir = tempdir();
+    let spec = dir.path().join("unplanned.json");
+    std::fs::write(&spec, unplanned).unwrap();
+    let r = run(&["--spec", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("filesystem.idmap[0]"), "{}", r.stderr);
+    // A local linter, whatever daemon AIRLOCK_HOST names.
+    let mut c = airlock(&["--state-root", "/tmp/airlock-check-state", "check", "-"]);
+    c.env("AIRLOCK_HOST", "unix:///nonexistent/airlockd.sock");
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ok.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // A command line it cannot use is "could not judge" too, not 1.
     let r = check_cmd(&[], None);
     assert_eq!(r.code, 2, "{}", r.stderr);
