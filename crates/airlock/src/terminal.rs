@@ -126,3 +126,15 @@ pub fn size() -> Option<(u16, u16)> {
     let ws = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).ok()?;
     Some((ws.ws_row, ws.ws_col))
 }
+
+/// What a terminal hears when its piped input ends: its end-of-file
+/// character (VEOF), twice after a line not ended (`last_input` not a
+/// newline), since the first only ends the line. Without it a workload
+/// reading the terminal waits for more input for ever. `None` when
+/// `master` is not a terminal.
+pub fn end_of_input(master: impl std::os::fd::AsFd, last_input: u8) -> Option<Vec<u8>> {
+    let t = rustix::termios::tcgetattr(master).ok()?;
+    let eof = t.special_codes[rustix::termios::SpecialCodeIndex::VEOF];
+    let times = if last_input == b'\n' { 1 } else { 2 };
+    Some(vec![eof; times])
+}

@@ -181,6 +181,7 @@ fn feed(
     let _ = std::thread::Builder::new()
         .name("stdin-feed".into())
         .spawn(move || {
+            let mut last_input = b'\n';
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
                     ClientInput::Data(b) => {
@@ -190,9 +191,17 @@ fn feed(
                         ) {
                             break;
                         }
+                        last_input = b.last().copied().unwrap_or(last_input);
                     }
                     ClientInput::Resize(rows, cols) => on_resize(rows, cols),
-                    ClientInput::Close => break,
+                    ClientInput::Close => {
+                        // A terminal's master stays open in the output's
+                        // pump: the end must be said as a terminal says it.
+                        if let Some(eof) = airlock::terminal::end_of_input(&input, last_input) {
+                            let _ = airlock::state::write_while(input.as_fd(), &eof, &client_there);
+                        }
+                        break;
+                    }
                 }
             }
         });

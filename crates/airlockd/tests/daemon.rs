@@ -379,6 +379,29 @@ async fn exec_with_a_terminal_sees_its_size() {
     assert!(out.contains("/dev/pts/"), "{out}");
     assert!(out.contains("40 100"), "{out}");
     assert_eq!(ran.exit.unwrap().code, 0);
+    // Its input's end reaches a reader of the terminal, after an ended
+    // line or not: the terminal's master stays open in the daemon, so
+    // only the end-of-file character can say it.
+    for input in ["hi\n", "hi"] {
+        let ran = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            c.exec_with_input(
+                proto::ExecStart {
+                    sandbox: "t".into(),
+                    args: args(&["sh", "-c", "cat; echo done"]),
+                    tty: true,
+                    ..Default::default()
+                },
+                input.as_bytes().to_vec(),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{input:?}: cat never saw the end of its input"))
+        .unwrap();
+        let out = String::from_utf8_lossy(&ran.stdout);
+        assert!(out.contains("hi") && out.contains("done"), "{out}");
+        assert_eq!(ran.exit.unwrap().code, 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -308,12 +308,10 @@ impl Proxy {
     /// after a line not ended (the first only ends the line). Without it
     /// the workload would wait for more input for ever.
     fn end_of_input(&mut self) {
-        let Ok(t) = rustix::termios::tcgetattr(&self.master) else {
+        let Some(eof) = crate::terminal::end_of_input(&self.master, self.last_input) else {
             return;
         };
-        let eof = t.special_codes[rustix::termios::SpecialCodeIndex::VEOF];
-        let times = if self.last_input == b'\n' { 1 } else { 2 };
-        self.pending.extend(std::iter::repeat_n(eof, times));
+        self.pending.extend(eof);
         self.flush();
     }
 
