@@ -31,7 +31,9 @@ use std::time::Duration;
 /// status (128+N for signal N); 0 after Ctrl-P Ctrl-Q; 125 when there is
 /// nothing to attach to (the sandbox is stopped, or was started with
 /// neither -t nor -i), or when the sandbox was removed as it ended
-/// (`run --rm`), its status with it.
+/// (`run --rm`), its status with it; 141 when our output's reader went
+/// away. A signal that ends the attach ends it as that signal (the
+/// workload goes on).
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  airlock run -d -t --name box -- bash\n  airlock attach box                  # Ctrl-P Ctrl-Q to detach\n  airlock run -d -i --name job -- sh -c 'read x; echo got $x'\n  echo hi | airlock attach job        # prints 'got hi', exits 0"
@@ -55,12 +57,50 @@ extern "C" fn note_end(sig: libc::c_int) {
 }
 
 /// Catch the signals that would end the attach with the terminal raw.
+/// One the caller ignores stays ignored (`nohup airlock attach job &`);
+/// without a terminal of ours in raw mode there is nothing to restore,
+/// and the default actions stay.
 fn end_on_signals() {
     for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGINT] {
+        // SAFETY: a null new action only reads the current one into
+        // `old`, a zeroed sigaction the kernel fills.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
+            continue;
+        }
         // SAFETY: the handler only stores to an atomic, which is
         // async-signal-safe; the fn pointer has the handler's C signature.
         unsafe { libc::signal(sig, note_end as *const () as libc::sighandler_t) };
     }
+}
+
+/// End as `sig` asked, once the terminal is ours again: by the signal
+/// itself, so a shell sees how the attach ended (a loop of attaches
+/// stops at Ctrl-C).
+fn end_by(sig: libc::c_int) -> ExitCode {
+    // SAFETY: restoring the default action and raising the signal touch
+    // only this process's signal state.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    // A signal whose default is not to end (none of these) or one
+    // blocked: as a shell reports it.
+    ExitCode::from(128 + sig as u8)
+}
+
+/// Our stdout could not be written: the attach ends, the workload goes
+/// on. A reader gone (`attach job | head`) is SIGPIPE's status, as
+/// elsewhere; anything else is said.
+fn output_failed(e: std::io::Error) -> ExitCode {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return crate::out::EXIT_PIPE.into();
+    }
+    refuse(format!("attach: write the workload's output: {e}"))
 }
 
 /// How often the logs are looked at.
@@ -84,9 +124,11 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(e.into()),
     };
-    end_on_signals();
-    let raw = match attached.terminal {
-        true => airlock::terminal::RawMode::enter(),
+    let raw = match attached.terminal && rustix::termios::isatty(rustix::stdio::stdin()) {
+        true => {
+            end_on_signals();
+            airlock::terminal::RawMode::enter()
+        }
         false => None,
     };
     let mut winch = match attached.terminal {
@@ -105,9 +147,9 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
     }
     loop {
         let ended = !sb.alive();
-        if print_chunks(reader.read_new()).is_err() {
-            // Nobody reads our output any more.
-            return ExitCode::SUCCESS;
+        if let Err(e) = print_chunks(reader.read_new()) {
+            drop(raw);
+            return output_failed(e);
         }
         if ended {
             break;
@@ -120,7 +162,7 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
             // The sandbox goes on; we end as the signal asked, with the
             // terminal given back first.
             drop(raw);
-            return ExitCode::from(128 + sig as u8);
+            return end_by(sig);
         }
         if let Some(w) = winch.as_mut() {
             let mut b = [0u8; 64];

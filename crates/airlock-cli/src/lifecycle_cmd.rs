@@ -250,7 +250,8 @@ pub fn inspect(a: NameArgs, ctx: Context) -> ExitCode {
     }
 }
 
-/// Write log chunks to our stdout and stderr, as they came.
+/// Write log chunks to our stdout and stderr, as they came. Only stdout's
+/// failure is returned: a stderr closed or full loses that stream alone.
 pub(crate) fn print_chunks(chunks: Vec<LogChunk>) -> std::io::Result<()> {
     for c in chunks {
         match c.stream {
@@ -259,7 +260,9 @@ pub(crate) fn print_chunks(chunks: Vec<LogChunk>) -> std::io::Result<()> {
                 out.write_all(&c.data)?;
                 out.flush()?;
             }
-            LogStream::Stderr => std::io::stderr().lock().write_all(&c.data)?,
+            LogStream::Stderr => {
+                let _ = std::io::stderr().lock().write_all(&c.data);
+            }
         }
     }
     Ok(())
@@ -279,9 +282,11 @@ pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
     let mut reader = sb.log_reader(a.tail);
     loop {
         let ended = !a.follow || !sb.alive();
-        if print_chunks(reader.read_new()).is_err() {
-            // Our reader went away (`logs -f | head`).
-            return ExitCode::SUCCESS;
+        if let Err(e) = print_chunks(reader.read_new()) {
+            // A closed pipe ended us by SIGPIPE already (`logs -f |
+            // head`); a full disk or a closed stdout must not look like
+            // all the logs were written.
+            return refuse(format!("logs: write to stdout: {e}"));
         }
         if ended {
             return ExitCode::SUCCESS;

@@ -207,6 +207,55 @@ fn attach_follows_our_window_size() {
     assert_eq!(al(root, false, &["rm", "w"]).code, 0);
 }
 
+/// Without a terminal of ours to restore, a signal ends the attach by
+/// its default action (a shell sees the signal, and a loop of attaches
+/// stops at Ctrl-C); a reader that goes away ends it with SIGPIPE's
+/// status, not 0. The workload goes on either way.
+#[test]
+fn attach_ends_as_its_signal_or_its_reader_says() {
+    require_root!();
+    use std::os::unix::process::ExitStatusExt;
+    let (_keep, root) = state_root();
+    let root = &root;
+    let _cleanup = Remove(root, false, &["e"]);
+    let script = "while :; do echo tick; sleep 0.05; done";
+    let r = al(
+        root,
+        false,
+        &["run", "-d", "-i", "--name", "e", "--", "sh", "-c", script],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut a = attach(root, false, "e");
+    let a_out = lines(&mut a);
+    assert_eq!(next(&a_out).as_deref(), Some("tick"));
+    // SAFETY: kill(2) of the child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(a.id() as i32, libc::SIGINT) }, 0);
+    let status = a.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    let mut b = cmd(root, false, &["attach", "e"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(b.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "tick\n");
+    // Our reader is gone once the line is read and the pipe dropped.
+    assert_eq!(b.wait().unwrap().code(), Some(128 + libc::SIGPIPE));
+    assert_eq!(
+        al(root, false, &["ps", "--format", "json"])
+            .stdout
+            .matches("\"running\"")
+            .count(),
+        1,
+        "the workload goes on"
+    );
+    assert_eq!(al(root, false, &["rm", "-f", "e"]).code, 0);
+}
+
 /// One line on stderr, exit 125.
 fn refused(r: &Run, want: &str) {
     assert_eq!(r.code, 125, "stdout {} stderr {}", r.stdout, r.stderr);
