@@ -262,6 +262,26 @@ mod tests {
         assert!(from_json(r#"{"process": {"env": {"A": "1", "B": "2"}}}"#).is_ok());
     }
 
+    /// A spec printed (`--print-spec`, a daemon's state) reads back as
+    /// the same spec: a timeout or a CPU count too, to the last bit.
+    #[test]
+    fn numbers_read_back_as_they_were_written() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..3_000 {
+            // xorshift: fractions of every length, small and large.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x >> 11) as f64 / (1u64 << 53) as f64 * 10f64.powi((x % 12) as i32);
+            let spec = SandboxSpec {
+                timeout: Some(v),
+                ..Default::default()
+            };
+            let back = from_json(&spec.to_json_pretty()).unwrap();
+            assert_eq!(back.timeout.map(f64::to_bits), Some(v.to_bits()), "{v:?}");
+        }
+    }
+
     #[test]
     fn auto_detects() {
         assert!(from_str_auto("  {}").is_ok());
