@@ -168,6 +168,7 @@ pub fn ps(a: PsArgs, ctx: Context) -> ExitCode {
         .filter(|st| a.all || st.status != Status::Stopped)
         .collect();
     if a.format == "json" {
+        let list: Vec<State> = list.iter().map(as_shown).collect();
         out::line(shown(serde_json::to_value(&list)));
         return ExitCode::SUCCESS;
     }
@@ -240,10 +241,24 @@ fn shown(states: serde_json::Result<serde_json::Value>) -> String {
     serde_json::to_string_pretty(&states.expect("states serialize")).expect("values serialize")
 }
 
+/// A state as `inspect` and `ps` show it: a stopped sandbox's host pids
+/// are left out, as the daemon and the runtime give 0 for them. They
+/// may name another process by now, and a `kill $(... .pid)` must not
+/// reach it. (The state file keeps them: the supervisor's is waited for
+/// after the stop is recorded.)
+fn as_shown(st: &State) -> State {
+    let mut st = st.clone();
+    if st.status == Status::Stopped {
+        st.pid = None;
+        st.supervisor_pid = None;
+    }
+    st
+}
+
 pub fn inspect(a: NameArgs, ctx: Context) -> ExitCode {
     match find(&ctx, &a.name) {
         Ok((_, st)) => {
-            out::line(shown(serde_json::to_value(&st)));
+            out::line(shown(serde_json::to_value(as_shown(&st))));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

@@ -219,6 +219,16 @@ fn detached_sandbox_lifecycle() {
     let st = inspect(root, "web");
     assert_eq!(st["status"], "stopped");
     assert_eq!(st["exit"]["code"], 137, "{st}");
+    // A stopped sandbox names no host pids: they may be another
+    // process's by now (the daemon and the runtime say 0).
+    let listed = al(root, &["ps", "-a", "--format", "json"]).stdout;
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    for st in [&st, &listed[0]] {
+        assert!(
+            st.get("pid").is_none() && st.get("supervisor_pid").is_none(),
+            "{st}"
+        );
+    }
     let w = al(root, &["wait", "web"]);
     assert_eq!((w.code, w.stdout.trim()), (137, "137"));
     assert!(
