@@ -65,7 +65,8 @@ pub struct StopArgs {
 pub struct KillArgs {
     #[arg(value_name = "NAME")]
     pub(crate) name: String,
-    /// The signal (name or number); SIGKILL, the default, kills every
+    /// The signal (name, number, or RTMIN+N / RTMAX-N numbered as podman
+    /// does: RTMIN is 34); SIGKILL, the default, kills every
     /// process of the sandbox. airlock's init passes every other one on to
     /// the workload but those it keeps (faults, SIGCHLD, job control's, 32
     /// to 34, 36), which are refused.

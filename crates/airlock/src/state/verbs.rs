@@ -177,13 +177,34 @@ impl SandboxDir {
 /// How long [`SandboxDir::kill_all`] waits for the supervisor to end.
 pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A signal by name (`TERM`, `SIGTERM`, case-insensitive) or number (1-64).
+/// A signal by name (`TERM`, `SIGTERM`, case-insensitive), number
+/// (1-64), or real-time name as podman numbers them (`RTMIN+3` is 37,
+/// `RTMAX-1` 63: the kernel's, not glibc's, which keeps two for itself).
 pub fn parse_signal(s: &str) -> Option<i32> {
     if let Ok(n) = s.parse::<i32>() {
         return (1..=64).contains(&n).then_some(n);
     }
     let name = s.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
+    let real_time = |base: &str, sign: i32, edge: i32| {
+        let rest = name.strip_prefix(base)?;
+        let off = match rest {
+            "" => 0,
+            _ => {
+                let digits = rest.strip_prefix(if sign > 0 { '+' } else { '-' })?;
+                // Digits only: no second sign, no spaces.
+                if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                digits.parse::<i32>().ok()?
+            }
+        };
+        let n = edge + sign * off;
+        (34..=64).contains(&n).then_some(n)
+    };
+    if let Some(n) = real_time("RTMIN", 1, 34).or_else(|| real_time("RTMAX", -1, 64)) {
+        return Some(n);
+    }
     let table = [
         ("HUP", libc::SIGHUP),
         ("INT", libc::SIGINT),
@@ -198,6 +219,7 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         ("WINCH", libc::SIGWINCH),
         ("PIPE", libc::SIGPIPE),
         ("CHLD", libc::SIGCHLD),
+        ("CLD", libc::SIGCHLD),
         ("TSTP", libc::SIGTSTP),
         ("TTIN", libc::SIGTTIN),
         ("TTOU", libc::SIGTTOU),
@@ -234,6 +256,19 @@ mod tests {
         assert_eq!(parse_signal("ABRT"), Some(libc::SIGABRT));
         assert_eq!(parse_signal("SIGSEGV"), Some(libc::SIGSEGV));
         assert_eq!(parse_signal("xcpu"), Some(libc::SIGXCPU));
+        assert_eq!(parse_signal("CLD"), Some(libc::SIGCHLD));
+        // Real-time signals by name, numbered as podman does.
+        assert_eq!(parse_signal("RTMIN"), Some(34));
+        assert_eq!(parse_signal("SIGRTMIN+3"), Some(37));
+        assert_eq!(parse_signal("rtmin+30"), Some(64));
+        assert_eq!(parse_signal("RTMAX"), Some(64));
+        assert_eq!(parse_signal("SIGRTMAX-1"), Some(63));
+        for bad in [
+            "RTMIN+31", "RTMAX-31", "RTMIN-1", "RTMAX+1", "RTMIN++3", "RTMIN+", "RTMIN+-3",
+            "RTMIN3",
+        ] {
+            assert_eq!(parse_signal(bad), None, "{bad}");
+        }
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("65"), None);
         assert_eq!(parse_signal("BOGUS"), None);
