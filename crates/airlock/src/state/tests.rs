@@ -376,6 +376,49 @@ fn a_supervisor_that_recorded_and_went_meanwhile_is_read_as_recorded() {
     drop(alive);
 }
 
+/// A signal that meets a supervisor between letting its socket go and
+/// recording the end is told "nothing to signal", naming the sandbox,
+/// not that the supervisor is not running; one that does not end keeps
+/// the socket's error.
+#[test]
+fn a_signal_to_a_sandbox_ending_meanwhile_has_nothing_to_signal() {
+    let (_tmp, root) = temp_root("state-signal-ending");
+    let (sb, alive) = root
+        .create(
+            &new_id().unwrap(),
+            Some("ending"),
+            &SandboxSpec::default(),
+            true,
+        )
+        .unwrap();
+    sb.update(|st| st.status = Status::Running).unwrap();
+    let ending = {
+        let sb = sb.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            sb.update(|st| st.status = Status::Stopped).unwrap();
+            drop(alive);
+        })
+    };
+    let e = sb.signal(libc::SIGTERM).unwrap_err().to_string();
+    ending.join().unwrap();
+    assert!(
+        e.contains("ending") && e.contains("nothing to signal"),
+        "{e}"
+    );
+    let (sb, _alive) = root
+        .create(
+            &new_id().unwrap(),
+            Some("stuck"),
+            &SandboxSpec::default(),
+            true,
+        )
+        .unwrap();
+    sb.update(|st| st.status = Status::Running).unwrap();
+    let e = sb.signal(libc::SIGTERM).unwrap_err().to_string();
+    assert!(!e.contains("nothing to signal"), "{e}");
+}
+
 /// A state root in /tmp that another user made first (what the default is
 /// without XDG_RUNTIME_DIR) is refused, and the error says how to get one
 /// of one's own.

@@ -54,10 +54,22 @@ impl SandboxDir {
             });
         }
         if signal == libc::SIGKILL {
-            self.kill_all()
-        } else {
-            self.request(&Request::Signal { signal })
+            return self.kill_all();
         }
+        self.request(&Request::Signal { signal }).or_else(|e| {
+            // Its supervisor lets its socket go before it records the
+            // end (after reaping and removing the cgroups): one ending
+            // as we asked has nothing to signal, said as such.
+            if !self.wait_ended(Some(SIGNAL_WAIT)) {
+                return Err(e);
+            }
+            let st = self.state()?;
+            Err(StateError::WrongStatus {
+                name: st.name,
+                status: Status::Stopped,
+                what: "there is nothing to signal".into(),
+            })
+        })
     }
 
     /// SIGTERM (forwarded to the workload), up to `grace` for it to end,
@@ -173,6 +185,10 @@ impl SandboxDir {
         }
     }
 }
+
+/// How long [`SandboxDir::signal`] gives a supervisor that did not answer
+/// to show it was ending.
+const SIGNAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long [`SandboxDir::kill_all`] waits for the supervisor to end.
 pub const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
