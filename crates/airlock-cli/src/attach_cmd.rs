@@ -143,7 +143,10 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
             let keys = attached.terminal;
             std::thread::spawn(move || copy_input(input, keys));
         }
-        Err(e) => return refuse(format!("attach: {e}")),
+        Err(e) => {
+            drop(raw);
+            return refuse(format!("attach: {e}"));
+        }
     }
     loop {
         let ended = !sb.alive();
@@ -205,7 +208,13 @@ fn copy_input(input: OwnedFd, detach_keys: bool) {
     let mut buf = [0u8; 8192];
     loop {
         let n = match stdin.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => {
+                // A Ctrl-P held back that no key followed is the user's.
+                if let Some(held) = keys.as_ref().map(DetachKeys::held) {
+                    let _ = airlock::state::write_while(input.as_fd(), held, || true);
+                }
+                return;
+            }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return,
@@ -238,6 +247,11 @@ pub(crate) struct DetachKeys {
 const DETACH_KEYS: &[u8] = &[0x10, 0x11];
 
 impl DetachKeys {
+    /// What is held back: the start of the sequence, typed last.
+    pub(crate) fn held(&self) -> &'static [u8] {
+        &DETACH_KEYS[..self.matched]
+    }
+
     /// Append to `out` what `input` passes on to the workload; true once
     /// the whole sequence was typed (what follows it is dropped).
     pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
@@ -282,5 +296,8 @@ mod tests {
         assert_eq!(feed(&mut k, b"x\x10\x11"), (b"x".to_vec(), true));
         let mut k = DetachKeys::default();
         assert_eq!(feed(&mut k, b"\x11"), (b"\x11".to_vec(), false));
+        assert_eq!(k.held(), b"");
+        assert_eq!(feed(&mut k, b"x\x10"), (b"x".to_vec(), false));
+        assert_eq!(k.held(), b"\x10", "given back at the input's end");
     }
 }

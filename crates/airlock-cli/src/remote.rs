@@ -545,7 +545,14 @@ fn stdin_messages<T: Send + 'static>(
         let mut stdin = std::io::stdin().lock();
         loop {
             match std::io::Read::read(&mut stdin, &mut buf) {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    // A Ctrl-P held back that no key followed is the user's.
+                    let held = keys.as_ref().map_or(&[][..], |k| k.held());
+                    if !held.is_empty() && tx.blocking_send(data(held.to_vec())).is_err() {
+                        return;
+                    }
+                    break;
+                }
                 Ok(n) => {
                     let mut pass = Vec::with_capacity(n);
                     let detached = match keys.as_mut() {
@@ -698,14 +705,22 @@ fn short_id(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
+/// Our terminal's window changes, listened for from now: taken before our
+/// size is first read, so that a change in between is not missed.
+fn window_changes() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
+}
+
 /// Window changes of our terminal, as resize messages.
-fn resizes<T: Send + 'static>(wrap: fn(proto::Resize) -> T, tx: tokio::sync::mpsc::Sender<T>) {
+fn resizes<T: Send + 'static>(
+    winch: Option<tokio::signal::unix::Signal>,
+    wrap: fn(proto::Resize) -> T,
+    tx: tokio::sync::mpsc::Sender<T>,
+) {
+    let Some(mut winch) = winch else {
+        return;
+    };
     tokio::spawn(async move {
-        let Ok(mut winch) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
-            return;
-        };
         while winch.recv().await.is_some() {
             if let Some(size) = our_size() {
                 if tx.send(wrap(size)).await.is_err() {
@@ -746,6 +761,7 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
         };
         env.insert(k.to_string(), v.to_string());
     }
+    let winch = a.tty.then(window_changes).flatten();
     let start = proto::ExecStart {
         sandbox: a.name.clone(),
         args: a.command.clone(),
@@ -771,7 +787,7 @@ async fn exec(c: &mut Client, a: ExecArgs) -> ExitCode {
         ),
     };
     if a.tty {
-        resizes(|r| exec_in(Input::Resize(r)), tx.clone());
+        resizes(winch, |r| exec_in(Input::Resize(r)), tx.clone());
     } else {
         pass_signals_on(tx.clone());
     }
@@ -898,10 +914,11 @@ async fn attach(c: &mut Client, name: &str) -> ExitCode {
         })))
         .await;
     if info.tty {
+        let winch = window_changes();
         if let Some(size) = our_size() {
             let _ = tx.send(attach_in(Input::Resize(size))).await;
         }
-        resizes(|r| attach_in(Input::Resize(r)), tx.clone());
+        resizes(winch, |r| attach_in(Input::Resize(r)), tx.clone());
     }
     // With a terminal, Ctrl-P Ctrl-Q detaches, as it does locally.
     let (detach, detached) = match info.tty {

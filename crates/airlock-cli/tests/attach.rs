@@ -207,6 +207,37 @@ fn attach_follows_our_window_size() {
     assert_eq!(al(root, false, &["rm", "w"]).code, 0);
 }
 
+/// A Ctrl-P held back to see whether Ctrl-Q follows is passed on when
+/// our input ends after it: it was the user's key.
+#[test]
+fn a_lone_ctrl_p_at_the_end_of_input_reaches_the_workload() {
+    require_root!();
+    let (_keep, root) = state_root();
+    let root = &root;
+    let _cleanup = Remove(root, false, &["p"]);
+    let script = "stty raw -echo; echo READY; head -c 3 | od -An -c; exit 5";
+    let r = al(
+        root,
+        false,
+        &["run", "-d", "-t", "--name", "p", "--", "sh", "-c", script],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Its terminal is raw before we type.
+    assert!(wait_until(10, || al(root, false, &["logs", "p"])
+        .stdout
+        .contains("READY")));
+    let mut a = attach(root, false, "p");
+    a.stdin.take().unwrap().write_all(b"xy\x10").unwrap();
+    assert!(
+        wait_until(10, || a.try_wait().unwrap().is_some()),
+        "the workload never got its third key"
+    );
+    let r = a.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(5), "{out:?}");
+    assert!(out.contains("x   y 020"), "{out:?}");
+}
+
 /// Without a terminal of ours to restore, a signal ends the attach by
 /// its default action (a shell sees the signal, and a loop of attaches
 /// stops at Ctrl-C); a reader that goes away ends it with SIGPIPE's

@@ -273,7 +273,8 @@ impl Client {
         Ok(self.inner.signal(req).await?.into_inner())
     }
 
-    /// SIGTERM, `grace_seconds` (default 10), then kill.
+    /// SIGTERM, `grace_seconds` (default: the daemon's `stop_grace`),
+    /// then kill.
     pub async fn stop(
         &mut self,
         sandbox: &str,
