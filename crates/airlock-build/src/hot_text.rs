@@ -175,5 +175,24 @@ mod tests {
         );
         let err = section_size(Path::new("/etc/passwd"), ".text").unwrap_err();
         assert!(err.to_string().contains("/etc/passwd"), "{err}");
+        let dir = std::env::temp_dir().join(format!("airlock-elf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Shorter than a header: said as not ELF, not as a short read.
+        let short = dir.join("short");
+        std::fs::write(&short, b"\x7fELF\x02\x01").unwrap();
+        let err = section_size(&short, ".text").unwrap_err().to_string();
+        assert!(err.contains("not a 64-bit little-endian ELF"), "{err}");
+        // No section count but a table: extended numbering, refused
+        // rather than read as no sections.
+        let mut header = std::fs::read("/bin/true").unwrap();
+        header[60..62].copy_from_slice(&0u16.to_le_bytes());
+        let extended = dir.join("extended");
+        std::fs::write(&extended, &header).unwrap();
+        let err = section_size(&extended, ".text").unwrap_err().to_string();
+        assert!(
+            err.contains("section headers this reader does not know"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
