@@ -156,6 +156,10 @@ pub fn clone3(flags: u64, cgroup_fd: Option<i32>) -> io::Result<Forked> {
             format!("clone flags {:#x} are not namespaces", flags & !NAMESPACES),
         ));
     }
+    debug_assert!(
+        !THREADED.load(std::sync::atomic::Ordering::SeqCst),
+        "clone3 after the runner started a thread"
+    );
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -535,6 +539,33 @@ fn release_stack_below_here(low: usize) {
         // stack grows into them again. No other thread runs on it.
         unsafe { libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED) };
     }
+}
+
+/// Set once the runner starts a thread of its own (a terminal's output
+/// copier, [`note_thread`]): from then on a fork would copy the calling
+/// thread alone, and a lock the other holds would stay held in the child.
+static THREADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Say that this process now runs a second thread: a later [`fork`] or
+/// [`clone3`] is a bug, caught in debug builds.
+pub(crate) fn note_thread() {
+    THREADED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// fork(2), at the runner's sites that rely on its being single-threaded.
+///
+/// # Safety
+///
+/// As for `libc::fork`: the process must be single-threaded (checked in
+/// debug builds against [`note_thread`]), and the child may only do what
+/// the site's own SAFETY comment says before it execs or exits.
+pub(crate) unsafe fn fork() -> libc::pid_t {
+    debug_assert!(
+        !THREADED.load(std::sync::atomic::Ordering::SeqCst),
+        "fork after the runner started a thread"
+    );
+    // SAFETY: the caller's contract, above.
+    unsafe { libc::fork() }
 }
 
 /// Is this process single-threaded? (`/proc/self/task` has one entry.)

@@ -56,7 +56,7 @@ pub fn main(
             };
             // SAFETY: single-threaded process; the child only runs
             // become_workload, which execs or exits.
-            match unsafe { libc::fork() } {
+            match unsafe { crate::sys::fork() } {
                 -1 => {
                     let e = SetupError::io("fork the workload", &std::io::Error::last_os_error());
                     report.failed(&e);

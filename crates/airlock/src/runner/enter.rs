@@ -137,7 +137,7 @@ pub(super) fn run(plan: ExecPlan, sock: BorrowedFd, parent_pid: i32) -> Result<i
     let (inner, inner_child) = sys::seqpacket_pair().step(|| "socketpair".into())?;
     // SAFETY: the runner is single-threaded; the child only runs
     // `become_process`, which execs or exits.
-    let pid = match unsafe { libc::fork() } {
+    let pid = match unsafe { crate::sys::fork() } {
         -1 => {
             return Err(SetupError::io(
                 "exec: fork",
@@ -219,7 +219,7 @@ fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
     let (ours, theirs) = sys::seqpacket_pair().step(step)?;
     // SAFETY: the runner is single-threaded; the child only makes the
     // terminal, sends it and _exits.
-    let pid = unsafe { libc::fork() };
+    let pid = unsafe { crate::sys::fork() };
     if pid < 0 {
         return Err(SetupError::io(step(), &std::io::Error::last_os_error()));
     }

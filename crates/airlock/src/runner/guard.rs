@@ -35,7 +35,7 @@ pub fn spawn(
     // SAFETY: the supervisor is single-threaded (checked at its start), so
     // the child's copy of memory is consistent; the child only runs `watch`
     // and exits.
-    match unsafe { libc::fork() } {
+    match unsafe { crate::sys::fork() } {
         -1 => Err(SetupError::io(
             "fork the guard",
             &std::io::Error::last_os_error(),

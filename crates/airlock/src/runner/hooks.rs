@@ -115,7 +115,7 @@ fn run_one(
     let parent = rustix::process::getpid();
     // SAFETY: the runner is single-threaded; the child only calls
     // async-signal-safe functions before execve or _exit.
-    let pid = unsafe { libc::fork() };
+    let pid = unsafe { crate::sys::fork() };
     if pid < 0 {
         return Err(format!(
             "fork: {}",

@@ -152,7 +152,7 @@ fn read_maps(userns: &OwnedFd) -> std::io::Result<(Vec<IdMap>, Vec<IdMap>)> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     // SAFETY: the runner is single-threaded; the child only makes
     // syscalls and exits with _exit.
-    let pid = unsafe { libc::fork() };
+    let pid = unsafe { crate::sys::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -81,7 +81,7 @@ fn creator_uid(plan: &Plan) -> Option<u32> {
 /// a CLI about to exit) is spared this fork.
 fn leave_caller() -> Result<(), SetupError> {
     // SAFETY: single-threaded (checked before); the parent only exits.
-    match unsafe { libc::fork() } {
+    match unsafe { crate::sys::fork() } {
         -1 => Err(SetupError::io(
             "fork the detached supervisor",
             &std::io::Error::last_os_error(),

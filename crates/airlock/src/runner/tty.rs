@@ -142,6 +142,7 @@ impl CallerOutput {
         let (far, near) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step(step)?;
         let flags = rustix::fs::fcntl_getfl(&near).step(step)?;
         rustix::fs::fcntl_setfl(&near, flags | rustix::fs::OFlags::NONBLOCK).step(step)?;
+        crate::sys::note_thread();
         let copier = std::thread::Builder::new()
             .name("tty-output".into())
             .stack_size(64 << 10)
