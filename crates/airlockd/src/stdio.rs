@@ -181,15 +181,20 @@ fn feed(
     let _ = std::thread::Builder::new()
         .name("stdin-feed".into())
         .spawn(move || {
+            // Given up at a close (a pipe's reader then sees its end);
+            // the thread stays for the resizes that may still come.
+            let mut input = Some(input);
             let mut last_input = b'\n';
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
                     ClientInput::Data(b) => {
+                        let Some(fd) = &input else { continue };
                         if !matches!(
-                            airlock::state::write_while(input.as_fd(), &b, &client_there),
+                            airlock::state::write_while(fd.as_fd(), &b, &client_there),
                             Ok(true)
                         ) {
-                            break;
+                            input = None;
+                            continue;
                         }
                         last_input = b.last().copied().unwrap_or(last_input);
                     }
@@ -197,10 +202,12 @@ fn feed(
                     ClientInput::Close => {
                         // A terminal's master stays open in the output's
                         // pump: the end must be said as a terminal says it.
-                        if let Some(eof) = airlock::terminal::end_of_input(&input, last_input) {
-                            let _ = airlock::state::write_while(input.as_fd(), &eof, &client_there);
+                        if let Some(fd) = input.take() {
+                            if let Some(eof) = airlock::terminal::end_of_input(&fd, last_input) {
+                                let _ =
+                                    airlock::state::write_while(fd.as_fd(), &eof, &client_there);
+                            }
                         }
-                        break;
                     }
                 }
             }
@@ -208,11 +215,18 @@ fn feed(
     tx
 }
 
-/// Whether an exec's client is still there, for [`feed`].
-fn there(gone: &Arc<AtomicBool>) -> impl Fn() -> bool + Send + 'static {
+/// Whether an exec's client is still there and its output still going,
+/// for [`feed`]: once the exit was sent, input the process left unread
+/// (a child it left behind holding the terminal or the pipe) no longer
+/// holds the feed's thread.
+fn there(gone: &Arc<AtomicBool>, answer: &Answer) -> impl Fn() -> bool + Send + 'static {
     let gone = gone.clone();
-    move || !gone.load(Ordering::SeqCst)
+    let answer = answer.clone();
+    move || !gone.load(Ordering::SeqCst) && answer.strong_count() > 0
 }
+
+/// The call's output, watched: no sender left once it has ended.
+type Answer = mpsc::WeakSender<Result<proto::ExecOutput, RpcStatus>>;
 
 /// A non-blocking file of its own on `fd`'s pipe (None: not a pipe).
 fn nonblocking_pipe(fd: &OwnedFd) -> Option<OwnedFd> {
@@ -319,20 +333,21 @@ async fn output_ended<T>(answer: &mpsc::WeakSender<T>) {
 
 /// Forward the client's stream to `feed` (what `input` makes of each
 /// message) until it ends, or the call's output (whose senders `answer`
-/// watches) has ended. Dropping the feed (at a close, or on return): an
-/// exec's stdin then reaches end of file; an attached workload's stays
-/// open, since its supervisor holds the other write end. After a close
-/// the stream is still read, for what `input` acts on itself (an exec's
-/// signals).
+/// watches) has ended. After a close only resizes go on, and the stream
+/// is still read for what `input` acts on itself (an exec's signals). A
+/// stream that ends without a close is one, for an exec (`close_at_end`):
+/// its stdin, pipe or terminal, then reaches end of file. An attached
+/// workload's stays open: its supervisor holds the other write end.
 async fn forward<M>(
     mut stream: Streaming<M>,
-    to: Feed,
+    feed: Feed,
     input: impl Fn(M) -> Option<ClientInput>,
-    answer: mpsc::WeakSender<Result<proto::ExecOutput, RpcStatus>>,
+    answer: Answer,
+    close_at_end: bool,
 ) where
     M: Send + Default + 'static,
 {
-    let mut to = Some(to);
+    let mut closed = false;
     loop {
         // Until the output ends too: a client that keeps its input open
         // after the exit came (or the attached sandbox ended) held the
@@ -345,7 +360,12 @@ async fn forward<M>(
         };
         let msg = match msg {
             Ok(Some(msg)) => msg,
-            Ok(None) => return,
+            Ok(None) => {
+                if close_at_end && !closed {
+                    feed_or_end(&feed, ClientInput::Close, &answer).await;
+                }
+                return;
+            }
             // A message the daemon refused (one over MAX_MESSAGE): the
             // call ends with why, rather than the process's input just
             // ending short.
@@ -357,30 +377,39 @@ async fn forward<M>(
             }
         };
         let Some(m) = input(msg) else { continue };
-        // Closed: only what `input` acts on itself still matters.
-        let Some(feed) = &to else { continue };
+        if closed && !matches!(m, ClientInput::Resize(..)) {
+            continue;
+        }
         let close = matches!(m, ClientInput::Close);
         // Large input is queued in pieces: the queue holds a few of
         // them, not a few of the largest messages a client may send.
         let sent = match m {
             ClientInput::Data(b) if b.len() > INPUT_PIECE => {
-                let mut sent = Ok(());
+                let mut sent = true;
                 for piece in b.chunks(INPUT_PIECE) {
-                    sent = feed.send(ClientInput::Data(piece.to_vec())).await;
-                    if sent.is_err() {
+                    sent = feed_or_end(&feed, ClientInput::Data(piece.to_vec()), &answer).await;
+                    if !sent {
                         break;
                     }
                 }
                 sent
             }
-            m => feed.send(m).await,
+            m => feed_or_end(&feed, m, &answer).await,
         };
-        if sent.is_err() {
+        if !sent {
             return;
         }
-        if close {
-            to = None;
-        }
+        closed |= close;
+    }
+}
+
+/// Queue `m` for the feed; false when the feed is gone or the output
+/// ended first (a full queue, the process not reading, must not keep
+/// the call's task after its end).
+async fn feed_or_end(feed: &Feed, m: ClientInput, answer: &Answer) -> bool {
+    tokio::select! {
+        sent = feed.send(m) => sent.is_ok(),
+        _ = output_ended(answer) => false,
     }
 }
 
@@ -443,8 +472,9 @@ pub async fn exec(
     // may still hold its thread (see `Daemon::reserve_exec_setup`).
     let setup = Daemon::reserve_exec_setup(&d, &peer)?;
     let d2 = d.clone();
+    let answer2 = answer.clone();
     let ((feed_to, signals), slot) = blocking(move || {
-        let started = start_exec(&d2, &peer, start, opts, tx, gone);
+        let started = start_exec(&d2, &peer, start, opts, tx, gone, &answer2);
         drop(setup);
         started.map(|feed| (feed, slot))
     })
@@ -466,6 +496,7 @@ pub async fn exec(
             Some(Input::Start(_)) | None => None,
         },
         answer,
+        true,
     ));
     Ok(Response::new(held(out_rx, slot)))
 }
@@ -511,6 +542,7 @@ fn start_exec(
     mut opts: ExecOptions,
     tx: Tx,
     gone: Arc<AtomicBool>,
+    answer: &Answer,
 ) -> Result<(Feed, Option<airlock::Stopper>), RpcStatus> {
     let (sb, _, _) = d.find(peer, &start.sandbox)?;
     let spawn = |stdio| SpawnOptions {
@@ -559,7 +591,11 @@ fn start_exec(
         let pumps = vec![pump(reader, tx.clone(), Output::Stdout, stop.clone())];
         (
             process,
-            feed(writer, move |r, c| resize(&master, r, c), there(&gone)),
+            feed(
+                writer,
+                move |r, c| resize(&master, r, c),
+                there(&gone, answer),
+            ),
             pumps,
         )
     } else {
@@ -575,7 +611,7 @@ fn start_exec(
             pump(out_r, tx.clone(), Output::Stdout, stop.clone()),
             pump(err_r, tx.clone(), Output::Stderr, stop.clone()),
         ];
-        (process, feed(in_w, |_, _| {}, there(&gone)), pumps)
+        (process, feed(in_w, |_, _| {}, there(&gone, answer)), pumps)
     };
     let signals = process.stopper().ok();
     // A client that goes away takes its process with it.
@@ -782,6 +818,7 @@ pub async fn attach(
             _ => None,
         },
         feed_watch,
+        false,
     ));
     Ok(Response::new(held(rx, slot)))
 }

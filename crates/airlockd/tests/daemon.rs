@@ -808,6 +808,120 @@ async fn an_ended_exec_with_open_input_leaves_no_feed() {
     c.delete("host", true).await.unwrap();
 }
 
+/// An exec's input, as its stream ends it: a stream that just ends is a
+/// close (a terminal's reader sees its end too); resizes still reach the
+/// terminal after the close; and input the process never read (a child
+/// left behind holds its pipe) holds nothing of the daemon's once the
+/// exit was sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_execs_input_ends_as_its_stream_does() {
+    if !root_or_skip("an_execs_input_ends_as_its_stream_does") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    let daemon = d.child.id();
+    run(&mut c, "host", &["sleep", "1000"]).await;
+    use proto::exec_input::Input;
+    // The messages, then the input either ends or stays open (`keep`);
+    // the output until the exit, at most 30 s.
+    async fn exec(
+        c: &mut airlock_client::Client,
+        msgs: Vec<Input>,
+        keep: bool,
+    ) -> (String, Option<i32>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(msgs.len() + 1);
+        for m in msgs {
+            tx.send(proto::ExecInput { input: Some(m) }).await.unwrap();
+        }
+        let kept = keep.then_some(tx);
+        let mut out = c
+            .raw()
+            .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let (mut text, mut exit) = (String::new(), None);
+        let read = async {
+            while let Ok(Some(m)) = out.message().await {
+                match m.output {
+                    Some(proto::exec_output::Output::Stdout(b)) => {
+                        text.push_str(&String::from_utf8_lossy(&b))
+                    }
+                    Some(proto::exec_output::Output::Exit(e)) => exit = Some(e.code),
+                    _ => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(30), read).await;
+        drop(kept);
+        (text, exit)
+    }
+    let start = |args_: &[&str], tty: bool| {
+        Input::Start(proto::ExecStart {
+            sandbox: "host".into(),
+            args: args(args_),
+            tty,
+            ..Default::default()
+        })
+    };
+    let (out, exit) = exec(
+        &mut c,
+        vec![
+            start(&["sh", "-c", "cat; echo done"], true),
+            Input::Stdin(b"hi\n".to_vec()),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(
+        exit,
+        Some(0),
+        "a terminal's reader never saw the end: {out:?}"
+    );
+    assert!(out.contains("done"), "{out:?}");
+    let (out, exit) = exec(
+        &mut c,
+        vec![
+            start(&["sh", "-c", "cat >/dev/null; sleep 0.5; stty size"], true),
+            Input::CloseStdin(true),
+            Input::Resize(proto::Resize { rows: 50, cols: 60 }),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(exit, Some(0), "{out:?}");
+    assert!(out.contains("50 60"), "a resize after the close: {out:?}");
+    let (out, exit) = exec(
+        &mut c,
+        vec![
+            start(
+                // A background job's stdin is /dev/null unless given.
+                &[
+                    "sh",
+                    "-c",
+                    "exec 3<&0; setsid sleep 1000 <&3 >/dev/null 2>&1 & sleep 0.5",
+                ],
+                false,
+            ),
+            Input::Stdin(vec![b'x'; 1 << 20]),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(exit, Some(0), "{out:?}");
+    let mut left = usize::MAX;
+    for _ in 0..200 {
+        left = threads_named(daemon, "stdin-feed");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(left, 0, "a feed waits on input no one will read");
+    c.delete("host", true).await.unwrap();
+}
+
 /// Attach to a workload's stdin, then to a terminal, with a resize; the
 /// logs keep what was said.
 #[tokio::test(flavor = "multi_thread")]
