@@ -80,7 +80,7 @@ impl Hooks {
                     name: format!("hooks.{kind}[{i}]"),
                     path: h.path().display().to_string(),
                     args: h.args().clone().unwrap_or_default(),
-                    env: h.env().clone().unwrap_or_default(),
+                    env: environment(h),
                     // Within u32 (see `check`).
                     timeout: h.timeout().map(|t| t as u32),
                 })
@@ -98,8 +98,24 @@ impl Hooks {
     }
 }
 
-/// A hook as OCI has it: an absolute path (its environment is only its
-/// own, so no PATH would find a bare name), `KEY=VALUE` entries, and a
+/// A hook's whole environment: its own `env`, or, when it gives none,
+/// this runtime's, as runc and crun pass theirs (a hook that looks up a
+/// tool by PATH, or reads XDG_RUNTIME_DIR, works under either). An
+/// empty `env` is an empty environment. Left out: entries that are not
+/// UTF-8 (the plan carries text), and PWD and OLDPWD, which name our
+/// directories, not the hook's (inside, the container's root).
+fn environment(h: &Hook) -> Vec<String> {
+    match h.env() {
+        Some(env) => env.clone(),
+        None => std::env::vars_os()
+            .filter(|(k, _)| k != "PWD" && k != "OLDPWD")
+            .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+            .collect(),
+    }
+}
+
+/// A hook as OCI has it: an absolute path (found without a PATH, as
+/// runc's are), `KEY=VALUE` entries, and a
 /// timeout, if any, "greater than zero" (taken as none, a 0 or a value
 /// past what the runner counts would let the hook hang for good).
 fn check(field: &str, h: &Hook) -> Result<(), String> {
@@ -153,10 +169,13 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
     if let Some((argv0, rest)) = args.split_first() {
         cmd.arg0(argv0).args(rest);
     }
-    cmd.env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    // No `env`: ours, as it stands (see `environment`).
+    if let Some(env) = h.env() {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     // A group of its own, killed whole at the timeout (a script's

@@ -241,3 +241,53 @@ fn create_hooks_run_before_the_protections() {
         "{err}"
     );
 }
+
+/// A hook that gives no `env` runs with the runtime's environment, as
+/// under runc and crun (a hook that finds a tool by PATH works); one
+/// that gives an empty `env` has none. At every point: on the host
+/// (createRuntime, poststart, poststop) and inside (createContainer).
+#[test]
+fn a_hook_without_env_has_the_runtimes() {
+    require_root!();
+    let env = Env::new();
+    let out = env.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = out.to_str().unwrap();
+    // Inside, the container's root is the working directory.
+    let hook = |name: &str, env: Option<Value>| {
+        let dir = if name == "container" { "." } else { o };
+        let mut h = json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo \"$HOOK_MARK\" > {dir}/{name}")],
+            "timeout": 10
+        });
+        if let Some(e) = env {
+            h["env"] = e;
+        }
+        h
+    };
+    let b = env.bundle("e", &["sh", "-c", "exit 0"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": [hook("runtime", None), hook("runtime-empty", Some(json!([])))],
+            "createContainer": [hook("container", None)],
+            "poststart": [hook("poststart", None)],
+            "poststop": [hook("poststop", None)],
+        });
+    });
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["run", "--bundle", b.to_str().unwrap(), "e1"])
+        .env("HOOK_MARK", "from-the-runtime")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
+    for name in ["runtime", "poststart", "poststop"] {
+        assert_eq!(read(name), "from-the-runtime\n", "{name}");
+    }
+    let inside = std::fs::read_to_string(b.join("rootfs/container")).unwrap_or_default();
+    assert_eq!(inside, "from-the-runtime\n", "createContainer");
+    assert_eq!(read("runtime-empty"), "\n", "an empty env is empty");
+}
