@@ -61,6 +61,22 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
         ..ExecOptions::default()
     };
     if let Some(path) = &e.process {
+        // The file is the process: a flag that would set what it sets
+        // again is refused, not silently lost to it (runc ignores them).
+        for (given, flag) in [
+            (!e.env.is_empty(), "--env"),
+            (e.cwd.is_some(), "--cwd"),
+            (e.user.is_some(), "--user"),
+            (!e.command.is_empty(), "a command"),
+        ] {
+            if given {
+                return Err(format!(
+                    "exec --process {}: {flag} cannot be given with --process, whose process sets it",
+                    path.display()
+                )
+                .into());
+            }
+        }
         process_file(path, &mut opts, e.no_new_privs)
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
     } else {

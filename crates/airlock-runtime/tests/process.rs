@@ -301,6 +301,28 @@ fn exec_honours_the_process_object_and_cap() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(255), "{out} {err}");
     assert!(err.contains("apparmorProfile"), "{err}");
+    // A flag that the process file sets again is refused, not lost to it.
+    let p = write(
+        "p5.json",
+        json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "noNewPrivileges": true}),
+    );
+    for (extra, named) in [
+        (&["-e", "FOO=1"][..], "--env"),
+        (&["--cwd", "/tmp"], "--cwd"),
+        (&["-u", "5"], "--user"),
+    ] {
+        let mut args = vec!["exec", "--process", &p];
+        args.extend_from_slice(extra);
+        args.push("x1");
+        let o = env.rt(&args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(255), "{extra:?}: {out} {err}");
+        assert!(err.contains(&format!("{named} cannot be given")), "{err}");
+    }
+    let o = env.rt(&["exec", "--process", &p, "x1", "id"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(255), "{out} {err}");
+    assert!(err.contains("a command cannot be given"), "{err}");
     // runc's flags likewise: honoured (nnp, extra groups) or refused by
     // name, never dropped (they were all dropped before).
     let o = env.rt(&[
