@@ -73,8 +73,7 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
                 return Err(format!(
                     "exec --process {}: {flag} cannot be given with --process, whose process sets it",
                     path.display()
-                )
-                .into());
+                ));
             }
         }
         process_file(path, &mut opts, e.no_new_privs)
