@@ -570,10 +570,19 @@ fn start_exec(
         let stdio = Arc::new([null()?, null()?, null()?]);
         let process =
             Sandbox::exec(&sb, &opts, &spawn(Some(stdio))).map_err(|e| from_error_for(peer, e))?;
-        let master = match console.receive().and_then(nonblocking) {
-            Ok(m) => Arc::new(m),
+        let dup = |m: &OwnedFd| {
+            m.try_clone()
+                .map_err(|e| RpcStatus::internal(format!("dup the terminal: {e}")))
+        };
+        let terminal = console
+            .receive()
+            .and_then(nonblocking)
+            .and_then(|m| Ok((dup(&m)?, dup(&m)?, m)));
+        let (reader, writer, master) = match terminal {
+            Ok((r, w, m)) => (r, w, Arc::new(m)),
             Err(e) => {
-                // Nothing of an exec whose terminal never came stays.
+                // Nothing of an exec whose terminal never came (or could
+                // not be shared out) stays.
                 let _ = process.kill();
                 let _ = process.wait();
                 return Err(e);
@@ -582,12 +591,6 @@ fn start_exec(
         if let Some(s) = &start.size {
             resize(&master, s.rows, s.cols);
         }
-        let reader = master
-            .try_clone()
-            .map_err(|e| RpcStatus::internal(format!("dup the terminal: {e}")))?;
-        let writer = master
-            .try_clone()
-            .map_err(|e| RpcStatus::internal(format!("dup the terminal: {e}")))?;
         let pumps = vec![pump(reader, tx.clone(), Output::Stdout, stop.clone())];
         (
             process,
