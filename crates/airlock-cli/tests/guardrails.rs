@@ -309,23 +309,8 @@ fn check_command_exit_codes_and_formats() {
     // A local linter, whatever daemon AIRLOCK_HOST names.
     let mut c = airlock(&["--state-root", "/tmp/airlock-check-state", "check", "-"]);
     c.env("AIRLOCK_HOST", "unix:///nonexistent/airlockd.sock");
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ok.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let r = with_stdin(c, Some(ok));
+    assert_eq!(r.code, 0, "{}", r.stderr);
     // A command line it cannot use is "could not judge" too, not 1.
     let r = check_cmd(&[], None);
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -476,7 +461,11 @@ fn shared_pid_and_host_root_maps_are_refused() {
 fn check_cmd(args: &[&str], stdin: Option<&str>) -> Run {
     let mut a = vec!["check"];
     a.extend_from_slice(args);
-    let mut c = airlock(&a);
+    with_stdin(airlock(&a), stdin)
+}
+
+/// Run `c`, `stdin` written to its stdin.
+fn with_stdin(mut c: std::process::Command, stdin: Option<&str>) -> Run {
     if stdin.is_some() {
         c.stdin(Stdio::piped());
     }

@@ -750,6 +750,19 @@ async fn an_attacher_that_went_away_leaves_no_thread_writing() {
 /// no feed thread (with the process's stdin or terminal) behind: the
 /// forwarding of the input ends with the output, not only with the
 /// client's input.
+/// The daemon's stdin-feed threads, once none are left or after 5 s.
+async fn feeds_left(daemon: u32) -> usize {
+    let mut left = usize::MAX;
+    for _ in 0..200 {
+        left = threads_named(daemon, "stdin-feed");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    left
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ended_exec_with_open_input_leaves_no_feed() {
     if !root_or_skip("an_ended_exec_with_open_input_leaves_no_feed") {
@@ -795,15 +808,11 @@ async fn an_ended_exec_with_open_input_leaves_no_feed() {
         // The input stays open, as a client that never closes it.
         inputs.push(tx);
     }
-    let mut left = usize::MAX;
-    for _ in 0..200 {
-        left = threads_named(daemon, "stdin-feed");
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(left, 0, "feed threads left after both execs ended");
+    assert_eq!(
+        feeds_left(daemon).await,
+        0,
+        "feed threads left after both execs ended"
+    );
     drop(inputs);
     c.delete("host", true).await.unwrap();
 }
@@ -910,15 +919,11 @@ async fn an_execs_input_ends_as_its_stream_does() {
     )
     .await;
     assert_eq!(exit, Some(0), "{out:?}");
-    let mut left = usize::MAX;
-    for _ in 0..200 {
-        left = threads_named(daemon, "stdin-feed");
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(left, 0, "a feed waits on input no one will read");
+    assert_eq!(
+        feeds_left(daemon).await,
+        0,
+        "a feed waits on input no one will read"
+    );
     c.delete("host", true).await.unwrap();
 }
 
