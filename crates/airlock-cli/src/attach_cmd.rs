@@ -56,20 +56,30 @@ extern "C" fn note_end(sig: libc::c_int) {
     ENDED_BY.store(sig, Ordering::Relaxed);
 }
 
+/// The signals that end an attach (or a remote exec with a terminal)
+/// once its terminal is given back.
+pub(crate) const ENDING: [libc::c_int; 4] =
+    [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGINT];
+
+/// Is `sig` ignored, as our caller left it (`nohup`, a background job of
+/// a shell without job control)? Such a one is not caught: it stays
+/// ignored.
+pub(crate) fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: a null new action only reads the current one into `old`,
+    // a zeroed sigaction the kernel fills.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// Catch the signals that would end the attach with the terminal raw.
 /// One the caller ignores stays ignored (`nohup airlock attach job &`);
 /// without a terminal of ours in raw mode there is nothing to restore,
 /// and the default actions stay.
 fn end_on_signals() {
-    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGINT] {
-        // SAFETY: a null new action only reads the current one into
-        // `old`, a zeroed sigaction the kernel fills.
-        let ignored = unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(sig, std::ptr::null(), &mut old) == 0
-                && old.sa_sigaction == libc::SIG_IGN
-        };
-        if ignored {
+    for sig in ENDING {
+        if ignored(sig) {
             continue;
         }
         // SAFETY: the handler only stores to an atomic, which is
@@ -81,7 +91,7 @@ fn end_on_signals() {
 /// End as `sig` asked, once the terminal is ours again: by the signal
 /// itself, so a shell sees how the attach ended (a loop of attaches
 /// stops at Ctrl-C).
-fn end_by(sig: libc::c_int) -> ExitCode {
+pub(crate) fn end_by(sig: libc::c_int) -> ExitCode {
     // SAFETY: restoring the default action and raising the signal touch
     // only this process's signal state.
     unsafe {

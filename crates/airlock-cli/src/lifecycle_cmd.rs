@@ -299,9 +299,12 @@ pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
     loop {
         let ended = !a.follow || !sb.alive();
         if let Err(e) = print_chunks(reader.read_new()) {
-            // A closed pipe ended us by SIGPIPE already (`logs -f |
-            // head`); a full disk or a closed stdout must not look like
-            // all the logs were written.
+            // A closed pipe ends us by SIGPIPE (`logs -f | head`), unless
+            // our caller blocked it: then as if it had. A full disk or a
+            // closed stdout must not look like all the logs were written.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return out::EXIT_PIPE.into();
+            }
             return refuse(format!("logs: write to stdout: {e}"));
         }
         if ended {

@@ -818,7 +818,7 @@ async fn converse<I: Send + 'static>(
             }
         }
     });
-    let raw = tty.then(airlock::terminal::RawMode::enter);
+    let raw = tty.then(airlock::terminal::RawMode::enter).flatten();
     let detached = async move {
         // A sender dropped without a word (stdin ended) is no detach.
         let said = match detached {
@@ -829,11 +829,13 @@ async fn converse<I: Send + 'static>(
             std::future::pending::<()>().await;
         }
     };
-    // With the terminal raw, a TERM, HUP, QUIT or INT sent to us ends the
+    // With our terminal raw, a TERM, HUP, QUIT or INT sent to us ends the
     // call here, so the terminal is restored first (their default action
-    // would leave it raw); we then end as that signal asked, 128+N.
+    // would leave it raw); we then end by that signal, as a local attach
+    // does. Without, their default actions stay.
+    let catch = raw.is_some();
     let signalled = async move {
-        match tty {
+        match catch {
             true => ending_signal().await,
             false => std::future::pending().await,
         }
@@ -848,7 +850,10 @@ async fn converse<I: Send + 'static>(
                 Err(e) => Err(e.into()),
             }
         } => r,
-        sig = signalled => Ok(128 + sig),
+        sig = signalled => {
+            drop(raw);
+            return crate::attach_cmd::end_by(sig);
+        }
     };
     drop(raw);
     match r {
@@ -882,22 +887,28 @@ fn pass_signals_on(tx: tokio::sync::mpsc::Sender<proto::ExecInput>) {
 }
 
 /// The first of TERM, HUP, QUIT and INT delivered to us, by number; never,
-/// when a handler cannot be set (the default actions stay).
+/// when none can be caught. One our caller ignores stays ignored.
 async fn ending_signal() -> i32 {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup), Ok(mut quit), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-        signal(SignalKind::quit()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => libc::SIGTERM,
-        _ = hup.recv() => libc::SIGHUP,
-        _ = quit.recv() => libc::SIGQUIT,
-        _ = int.recv() => libc::SIGINT,
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    for sig in crate::attach_cmd::ENDING {
+        if crate::attach_cmd::ignored(sig) {
+            continue;
+        }
+        let Ok(mut caught) = signal(SignalKind::from_raw(sig)) else {
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if caught.recv().await.is_some() {
+                let _ = tx.send(sig).await;
+            }
+        });
+    }
+    drop(tx);
+    match rx.recv().await {
+        Some(sig) => sig,
+        None => std::future::pending().await,
     }
 }
 

@@ -1538,7 +1538,8 @@ fn a_stop_that_meets_the_end_keeps_the_workloads_status() {
             "--",
             "sh",
             "-c",
-            "sleep 0.3; exit 3",
+            // Long enough for the look below to find it running.
+            "sleep 1; exit 3",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -1550,7 +1551,7 @@ fn a_stop_that_meets_the_end_keeps_the_workloads_status() {
     }
     // The workload ends while its supervisor is stopped; then the stop
     // signal and the end are seen in one step.
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::thread::sleep(std::time::Duration::from_secs(2));
     // SAFETY: as above; 36 is airlock's stop signal.
     unsafe {
         libc::kill(supervisor, 36);

@@ -648,6 +648,36 @@ fn a_signalled_remote_exec_gives_the_terminal_back() {
     ok(airlock(&d, None, &["rm", "-f", "sig"]));
 }
 
+/// Without a terminal of ours to give back, a remote attach to a
+/// sandbox's terminal ends by a signal's default action, as a local one
+/// does: a shell sees the signal (a loop of attaches stops at Ctrl-C).
+#[test]
+fn a_remote_attach_without_our_terminal_ends_by_the_signal() {
+    if !root_or_skip("a_remote_attach_without_our_terminal_ends_by_the_signal") {
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let d = Daemon::start("");
+    let script = "while :; do echo tick; sleep 0.1; done";
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "-t", "--name", "tk", "--", "sh", "-c", script],
+    ));
+    let mut attach = attach_typing(&d, "tk", b"");
+    let mut line = String::new();
+    std::io::BufReader::new(attach.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("tick"), "{line:?}");
+    // SAFETY: kill(2) of the child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(attach.id() as i32, libc::SIGINT) }, 0);
+    let status = attach.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    ok(airlock(&d, None, &["rm", "-f", "tk"]));
+}
+
 /// A sandbox the daemon starts never keeps the session keyring, which
 /// would be the daemon's own: refused for root too, naming the field.
 #[test]

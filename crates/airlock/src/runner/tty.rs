@@ -142,13 +142,15 @@ impl CallerOutput {
         let (far, near) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step(step)?;
         let flags = rustix::fs::fcntl_getfl(&near).step(step)?;
         rustix::fs::fcntl_setfl(&near, flags | rustix::fs::OFlags::NONBLOCK).step(step)?;
-        crate::sys::note_thread();
         let copier = std::thread::Builder::new()
             .name("tty-output".into())
             .stack_size(64 << 10)
             .spawn(move || copy_to_stdout(far));
         let (pipe, copier) = match copier {
-            Ok(c) => (near, Some(c)),
+            Ok(c) => {
+                crate::sys::note_thread();
+                (near, Some(c))
+            }
             Err(_) => {
                 let out = rustix::stdio::stdout();
                 (rustix::io::fcntl_dupfd_cloexec(out, 0).step(step)?, None)

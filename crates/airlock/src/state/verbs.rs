@@ -59,8 +59,11 @@ impl SandboxDir {
         self.request(&Request::Signal { signal }).or_else(|e| {
             // Its supervisor lets its socket go before it records the
             // end (after reaping and removing the cgroups): one ending
-            // as we asked has nothing to signal, said as such.
-            if !self.wait_ended(Some(SIGNAL_WAIT)) {
+            // as we asked has nothing to signal, said as such. Any other
+            // answer (a signal init keeps, a refusal) is said at once.
+            let socket_gone = matches!(&e, StateError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::NotConnected);
+            if !socket_gone || !self.wait_ended(Some(SIGNAL_WAIT)) {
                 return Err(e);
             }
             let st = self.state()?;
