@@ -363,3 +363,23 @@ fn ended_within(child: &mut std::process::Child, secs: u64) -> Option<std::proce
     }
     status
 }
+
+/// With `-t` the workload never holds the caller's terminal: an exclusive
+/// mode the caller set on it before is theirs, and stays.
+#[test]
+fn the_callers_own_exclusive_mode_stays_with_a_terminal_of_the_sandboxs() {
+    require_root!();
+    let driver = r#"
+import fcntl, os, struct, subprocess, sys, termios
+master, slave = os.openpty()
+fcntl.ioctl(slave, termios.TIOCEXCL)
+r = subprocess.run([sys.argv[1], "run", "-t", "--", "true"],
+                   stdin=slave, stdout=slave, stderr=slave)
+excl = struct.unpack("i", fcntl.ioctl(slave, 0x80045440, b"\0\0\0\0"))[0]
+print("code", r.returncode, "exclusive", excl)
+"#;
+    let mut c = std::process::Command::new("/usr/bin/python3");
+    c.args(["-c", driver]).arg(airlock_bin());
+    let r = output(c);
+    assert_eq!(r.stdout.trim(), "code 0 exclusive 1", "{}", r.stderr);
+}

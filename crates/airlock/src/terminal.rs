@@ -5,9 +5,13 @@
 
 use rustix::termios::{tcgetattr, tcsetattr, OptionalActions, Termios};
 
-/// The caller's terminal in raw mode until dropped.
+/// The caller's terminal in raw mode until dropped ([`RawMode::enter`]),
+/// or its modes noted to be put back ([`RawMode::keep`]).
 pub struct RawMode {
     saved: Termios,
+    /// Kept for a workload that held the terminal itself: its exclusive
+    /// mode is cleared too. (Proxied, the workload never had it.)
+    kept: bool,
 }
 
 impl RawMode {
@@ -22,7 +26,10 @@ impl RawMode {
         let mut raw = saved.clone();
         raw.make_raw();
         tcsetattr(stdin, OptionalActions::Now, &raw).ok()?;
-        Some(RawMode { saved })
+        Some(RawMode {
+            saved,
+            kept: false,
+        })
     }
 }
 
@@ -38,6 +45,7 @@ impl RawMode {
         }
         Some(RawMode {
             saved: tcgetattr(stdin).ok()?,
+            kept: true,
         })
     }
 }
@@ -53,8 +61,13 @@ impl Drop for RawMode {
             return;
         }
         let _ = tcsetattr(stdin, OptionalActions::Now, &self.saved);
-        // Exclusive mode (TIOCEXCL) would keep every later open of the
-        // terminal out, but root's (sudo, ssh, a new shell's /dev/tty).
+        if !self.kept {
+            return;
+        }
+        // Exclusive mode (TIOCEXCL) the workload set would keep every
+        // later open of the terminal out, but root's (sudo, ssh, a new
+        // shell's /dev/tty). One the user set before stays, when the
+        // workload only saw a terminal of its own.
         // SAFETY: TIOCNXCL takes no argument and acts on stdin's terminal.
         unsafe { libc::ioctl(0, libc::TIOCNXCL) };
     }
