@@ -26,10 +26,7 @@ impl RawMode {
         let mut raw = saved.clone();
         raw.make_raw();
         tcsetattr(stdin, OptionalActions::Now, &raw).ok()?;
-        Some(RawMode {
-            saved,
-            kept: false,
-        })
+        Some(RawMode { saved, kept: false })
     }
 }
 
