@@ -103,16 +103,6 @@ pub(crate) fn end_by(sig: libc::c_int) -> ExitCode {
     ExitCode::from(128 + sig as u8)
 }
 
-/// Our stdout could not be written: the attach ends, the workload goes
-/// on. A reader gone (`attach job | head`) is SIGPIPE's status, as
-/// elsewhere; anything else is said.
-fn output_failed(e: std::io::Error) -> ExitCode {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        return crate::out::EXIT_PIPE.into();
-    }
-    refuse(format!("attach: write the workload's output: {e}"))
-}
-
 /// How often the logs are looked at.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -161,8 +151,9 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
     loop {
         let ended = !sb.alive();
         if let Err(e) = print_chunks(reader.read_new()) {
+            // The attach ends; the workload goes on.
             drop(raw);
-            return output_failed(e);
+            return crate::out::write_failed("attach: write the workload's output", e);
         }
         if ended {
             break;

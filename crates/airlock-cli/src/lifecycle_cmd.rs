@@ -300,12 +300,8 @@ pub fn logs(a: LogsArgs, ctx: Context) -> ExitCode {
         let ended = !a.follow || !sb.alive();
         if let Err(e) = print_chunks(reader.read_new()) {
             // A closed pipe ends us by SIGPIPE (`logs -f | head`), unless
-            // our caller blocked it: then as if it had. A full disk or a
-            // closed stdout must not look like all the logs were written.
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return out::EXIT_PIPE.into();
-            }
-            return refuse(format!("logs: write to stdout: {e}"));
+            // our caller blocked it: then as if it had.
+            return out::write_failed("logs: write to stdout", e);
         }
         if ended {
             return ExitCode::SUCCESS;

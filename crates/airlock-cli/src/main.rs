@@ -151,11 +151,7 @@ fn main() -> ExitCode {
     }
     // A linter of this machine's view: what a local run would refuse.
     if let Command::Check(args) = cli.command {
-        let mut ctx = airlock::Context::current();
-        if let Some(dir) = cli.global.state_root {
-            ctx.state_root = std::path::absolute(&dir).unwrap_or(dir);
-        }
-        return check_cmd::main(args, ctx);
+        return check_cmd::main(args, local_context(cli.global.state_root));
     }
     if let Some(host) = cli.global.host.as_deref().filter(|h| !h.is_empty()) {
         if cli.global.state_root.is_some() {
@@ -165,10 +161,7 @@ fn main() -> ExitCode {
         }
         return remote_main(host, cli.command, &matches);
     }
-    let mut ctx = airlock::Context::current();
-    if let Some(dir) = cli.global.state_root {
-        ctx.state_root = std::path::absolute(&dir).unwrap_or(dir);
-    }
+    let ctx = local_context(cli.global.state_root);
     match cli.command {
         Command::Run(args) => {
             let sub = matches.subcommand_matches("run").expect("run was parsed");
@@ -199,6 +192,16 @@ fn main() -> ExitCode {
             unreachable!("handled above")
         }
     }
+}
+
+/// This machine's context for the local verbs, its state root the
+/// global `--state-root` when given.
+fn local_context(state_root: Option<std::path::PathBuf>) -> airlock::Context {
+    let mut ctx = airlock::Context::current();
+    if let Some(dir) = state_root {
+        ctx.state_root = std::path::absolute(&dir).unwrap_or(dir);
+    }
+    ctx
 }
 
 /// Parse the command line. `airlock run ...` is tried against [`RunLine`]

@@ -50,3 +50,14 @@ impl Listed {
         }
     }
 }
+
+/// A verb could not write its output to stdout: [`EXIT_PIPE`] when the
+/// reader went away (`| head`), as SIGPIPE would have ended it; any other
+/// error (a full disk, a closed stdout) is said, as `what`, so that it
+/// does not look like everything was written.
+pub fn write_failed(what: &str, e: std::io::Error) -> std::process::ExitCode {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return EXIT_PIPE.into();
+    }
+    crate::run::refuse(format!("{what}: {e}"))
+}
