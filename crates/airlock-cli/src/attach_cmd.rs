@@ -28,12 +28,12 @@ use std::time::Duration;
 /// command.
 ///
 /// As with podman, attach returns when the workload ends, with its exit
-/// status (128+N for signal N); 0 after Ctrl-P Ctrl-Q; 125 when there is
-/// nothing to attach to (the sandbox is stopped, or was started with
-/// neither -t nor -i), or when the sandbox was removed as it ended
-/// (`run --rm`), its status with it; 141 when our output's reader went
-/// away. A signal that ends the attach ends it as that signal (the
-/// workload goes on).
+/// status (128+N for signal N; a `run -d --rm` sandbox's too, kept for
+/// five minutes after it removed itself); 0 after Ctrl-P Ctrl-Q; 125 when
+/// there is nothing to attach to (the sandbox is stopped, or was started
+/// with neither -t nor -i), or when `rm -f` took the sandbox and its
+/// status as it ended; 141 when our output's reader went away. A signal
+/// that ends the attach ends it as that signal (the workload goes on).
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  airlock run -d -t --name box -- bash\n  airlock attach box                  # Ctrl-P Ctrl-Q to detach\n  airlock run -d -i --name job -- sh -c 'read x; echo got $x'\n  echo hi | airlock attach job        # prints 'got hi', exits 0"
@@ -177,12 +177,12 @@ pub fn attach(a: AttachArgs, ctx: Context) -> ExitCode {
         std::thread::sleep(POLL);
     }
     drop(raw);
-    match sb.state() {
+    match sb.state_or_end() {
         Ok(st) => match st.exit {
             Some(e) => ExitCode::from(e.code.clamp(0, 255) as u8),
             None => refuse(format!("sandbox {} {}", st.name, status_text(&st))),
         },
-        // `rm -f` (or `run --rm`) took it away as it ended.
+        // `rm -f` took it away as it ended (`run -d --rm` keeps its end).
         Err(_) if !sb.dir.exists() => refuse(format!(
             "sandbox {} ended and was removed: its exit status is gone",
             st.name

@@ -353,7 +353,7 @@ pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
         Err(e) => return fail(e),
     };
     sb.wait_ended(None);
-    match sb.state() {
+    match sb.state_or_end() {
         Ok(st) => match st.exit {
             Some(e) => {
                 out::line(e.code);
@@ -361,9 +361,10 @@ pub fn wait(a: NameArgs, ctx: Context) -> ExitCode {
             }
             None => refuse(format!("sandbox {} {}", st.name, status_text(&st))),
         },
-        // `run --rm` (or `rm -f`) took it away as it ended, as attach says.
+        // `rm -f` took it away as it ended, as attach says (`run -d --rm`
+        // keeps its end for a while).
         Err(_) if !sb.dir.exists() => refuse(format!(
-            "sandbox {} ended and was removed: its exit status is gone (without --rm it is kept until `airlock rm`)",
+            "sandbox {} ended and was removed: its exit status is gone",
             before.name
         )),
         Err(e) => fail(e.into()),

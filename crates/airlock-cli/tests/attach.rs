@@ -376,8 +376,19 @@ fn logs_tail() {
     assert_eq!(al(root, false, &["rm", "l"]).code, 0);
 }
 
+/// The one kept end in the state root's `.ended` (a `run -d --rm`
+/// sandbox's last state), and that there is one.
+fn kept_end(root: &Path) -> serde_json::Value {
+    let kept: Vec<_> = std::fs::read_dir(root.join(".ended"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    serde_json::from_slice(&std::fs::read(&kept[0]).unwrap()).unwrap()
+}
+
 /// `run -d --rm`: the sandbox's directory (logs included) is gone the
-/// moment the workload ends; attach still prints the last of its output.
+/// moment the workload ends; attach still prints the last of its output,
+/// and ends with the workload's status, which its end left for a while.
 #[test]
 fn attach_to_a_sandbox_that_removes_itself() {
     require_root!();
@@ -397,7 +408,7 @@ fn attach_to_a_sandbox_that_removes_itself() {
             "--",
             "sh",
             "-c",
-            "read x; echo got $x",
+            "read x; echo got $x; exit 4",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -405,22 +416,29 @@ fn attach_to_a_sandbox_that_removes_itself() {
     a.stdin.take().unwrap().write_all(b"hi\n").unwrap();
     let r = a.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&r.stdout), "got hi\n");
-    assert_eq!(r.status.code(), Some(125));
     assert_eq!(
-        String::from_utf8_lossy(&r.stderr),
-        "airlock: error: sandbox r ended and was removed: its exit status is gone\n"
+        r.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
     );
     assert!(sandbox_dirs(root).is_empty());
+    assert_eq!(kept_end(root)["exit"]["code"], 4);
 }
 
-/// `wait` on a sandbox that removes itself as it ends says so, as attach
-/// does, rather than failing to read a state that went with it.
+/// `wait` on a sandbox that removes itself as it ends gives its status,
+/// as podman's does: the end is kept beside the state root (`.ended`),
+/// where a foreground `--rm` run, whose caller has its status, keeps
+/// nothing.
 #[test]
 fn wait_for_a_sandbox_that_removes_itself() {
     require_root!();
     let (_keep, root) = state_root();
     let root = &root;
     let _cleanup = Remove(root, false, &["w"]);
+    let r = al(root, false, &["run", "--rm", "--name", "f", "--", "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!root.join(".ended").exists());
     let r = al(
         root,
         false,
@@ -433,19 +451,17 @@ fn wait_for_a_sandbox_that_removes_itself() {
             "--",
             "sh",
             "-c",
-            "sleep 3; exit 7",
+            "sleep 2; exit 7",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = al(root, false, &["wait", "w"]);
-    assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("sandbox w ended and was removed: its exit status is gone"),
-        "{}",
-        r.stderr
-    );
+    assert_eq!((r.code, r.stdout.as_str()), (7, "7\n"), "{}", r.stderr);
     assert!(sandbox_dirs(root).is_empty());
+    assert_eq!(kept_end(root)["name"], "w");
+    // Once gone, its name is free, and a wait finds nothing by it.
+    let r = al(root, false, &["wait", "w"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
 }
 
 /// Typed on a terminal, until the workload answers, then Ctrl-P Ctrl-Q.

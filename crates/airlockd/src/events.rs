@@ -246,8 +246,8 @@ fn look_at(d: &Daemon, id: &str, seen: &Seen) {
     let sb = SandboxDir::at(&d.root.path().join(id));
     if !sb.dir.exists() {
         // A Delete that began since `seen` was read announces it with
-        // the exit it read; this look would announce no exit.
-        gone_unless(d, id, None, |now| now.deleting);
+        // the exit it read. Removed at its end, it left its last state.
+        gone_unless(d, id, sb.kept_end().as_ref(), |now| now.deleting);
         return;
     }
     if seen.status == Status::Stopped {

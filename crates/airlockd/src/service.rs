@@ -456,8 +456,14 @@ fn create(
                 life.push(EventKind::Started);
             }
             life.extend([EventKind::Exited, EventKind::Deleted]);
+            let exit = sb.kept_end().as_ref().and_then(crate::daemon::exit_of);
             for kind in life {
-                d.bus.publish(peer.uid, kind, &sb.id, shown, None);
+                let ended = if kind == EventKind::Exited {
+                    exit.clone()
+                } else {
+                    None
+                };
+                d.bus.publish(peer.uid, kind, &sb.id, shown, ended);
             }
             return Ok(proto::CreateResponse {
                 sandbox: Some(proto::SandboxInfo {

@@ -42,19 +42,19 @@ fn about_field(code: Code, kind: &str, field: &str, reason: String) -> Status {
     )
 }
 
-/// The state of a sandbox that has ended. One that took its directory
-/// along as it ended (`remove_on_exit`) has no exit status left to give:
+/// The state of a sandbox that has ended: one that took its directory
+/// along as it ended (`remove_on_exit`) left its last state for a while.
+/// One deleted, or removed longer ago, has no exit status left to give:
 /// not found, by its name, rather than an internal error naming a file.
 pub fn state_at_end(
     sb: &airlock::state::SandboxDir,
     name: &str,
 ) -> Result<airlock::state::State, Status> {
-    match sb.state() {
+    match sb.state_or_end() {
         Ok(st) => Ok(st),
         Err(StateError::Removed(_)) => {
-            let reason = format!(
-                "sandbox {name} ended and was removed (remove_on_exit, or a delete): its exit status is gone"
-            );
+            let reason =
+                format!("sandbox {name} ended and was removed (a delete): its exit status is gone");
             Err(status(
                 Code::NotFound,
                 reason.clone(),

@@ -1424,8 +1424,8 @@ fn attach_typing(d: &Daemon, name: &str, input: &[u8]) -> std::process::Child {
 
 /// A remote verb ends as the local one does: an image path relative to
 /// the caller's directory is found there (the daemon's is another); an
-/// attach that ends in an error (its `--rm` sandbox removed) still writes
-/// all the output before it; a sandbox whose supervisor was killed is
+/// attach to a `--rm` sandbox writes all the output, then ends with the
+/// status its end left; a sandbox whose supervisor was killed is
 /// told with why and 125, not a made-up 137; `events --since 0` is every
 /// event kept.
 #[test]
@@ -1476,7 +1476,7 @@ fn remote_verbs_end_as_local_ones_do() {
             "--",
             "sh",
             "-c",
-            "read x; head -c 300000 /dev/zero",
+            "read x; head -c 300000 /dev/zero; exit 6",
         ],
     ));
     let attach = attach_typing(&d, "big", b"go\n");
@@ -1490,6 +1490,7 @@ fn remote_verbs_end_as_local_ones_do() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    assert_eq!(o.status.code(), Some(6), "{}", said(&o));
 
     ok(airlock(
         &d,

@@ -47,7 +47,8 @@ pub struct RunArgs {
     /// Name the sandbox (it then has state: `airlock ps`, `exec`, `stop` find it).
     #[arg(long, value_name = "NAME", help_heading = "Lifecycle")]
     pub name: Option<String>,
-    /// Remove the sandbox's state when it ends.
+    /// Remove the sandbox's state when it ends (with -d, its exit status
+    /// is kept five minutes for `wait` and `attach`).
     #[arg(long, help_heading = "Lifecycle", overrides_with = "rm")]
     pub rm: bool,
 

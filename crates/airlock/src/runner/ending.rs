@@ -43,7 +43,11 @@ pub(super) fn finish(
         g.release();
     }
     if let (Some(sb), Some(l)) = (&state_dir, &lifecycle) {
-        if l.remove_on_exit {
+        // Detached, someone may be waiting or attached: its end is kept
+        // for them. A foreground run's caller has its exit already.
+        if l.remove_on_exit && l.detached {
+            let _ = sb.remove_keeping_end();
+        } else if l.remove_on_exit {
             let _ = sb.remove();
         }
     }

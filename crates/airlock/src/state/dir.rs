@@ -424,6 +424,33 @@ impl SandboxDir {
         }
     }
 
+    /// [`SandboxDir::remove`], keeping the sandbox's last state beside the
+    /// root for a while (see [`SandboxDir::kept_end`]): a detached sandbox
+    /// that removes itself as it ends (`run -d --rm`) still tells those
+    /// waiting or attached how it ended, as podman keeps a removed
+    /// container's exit code.
+    pub fn remove_keeping_end(&self) -> Result<(), StateError> {
+        if let Some(root) = self.dir.parent() {
+            super::ended::keep(root, &self.id, &self.dir.join("state.json"));
+        }
+        self.remove()
+    }
+
+    /// The last state of a sandbox that removed itself as it ended (see
+    /// [`SandboxDir::remove_keeping_end`]), while it is kept.
+    pub fn kept_end(&self) -> Option<State> {
+        super::ended::read(self.dir.parent()?, &self.id)
+    }
+
+    /// [`SandboxDir::state`], or, once the directory went as the sandbox
+    /// ended, the last state it left ([`SandboxDir::kept_end`]).
+    pub fn state_or_end(&self) -> Result<State, StateError> {
+        match self.state() {
+            Err(StateError::Removed(id)) => self.kept_end().ok_or(StateError::Removed(id)),
+            r => r,
+        }
+    }
+
     /// Finish the removal of a directory renamed to be removed (`self`)
     /// whose remover was killed before it emptied it
     /// (a supervisor's remove-on-exit, an `rm` the OOM killer took):

@@ -25,6 +25,7 @@ mod attach;
 mod backoff;
 pub mod control;
 mod dir;
+mod ended;
 mod logs;
 mod names;
 mod resources;

@@ -84,6 +84,51 @@ fn create_find_and_remove() {
     assert!(root.list().is_empty());
 }
 
+/// A sandbox removed keeping its end leaves its last state in `.ended`
+/// (`state_or_end` gives it), not among the sandboxes; a plain removal
+/// keeps nothing, and a record five minutes old goes when the next is kept.
+#[test]
+fn an_end_is_kept_for_a_while() {
+    let (_tmp, root) = temp_root("state-ended");
+    let spec = SandboxSpec::default();
+    let made = || {
+        let (sb, alive) = root.create(&new_id().unwrap(), None, &spec, true).unwrap();
+        sb.update(|st| {
+            st.status = Status::Stopped;
+            st.reason = Some("done".into());
+        })
+        .unwrap();
+        drop(alive);
+        sb
+    };
+    let plain = made();
+    plain.remove().unwrap();
+    assert!(plain.kept_end().is_none());
+    assert!(matches!(plain.state_or_end(), Err(StateError::Removed(_))));
+    let kept = made();
+    kept.remove_keeping_end().unwrap();
+    assert!(matches!(kept.state(), Err(StateError::Removed(_))));
+    let st = kept.state_or_end().unwrap();
+    assert_eq!(
+        (st.id.as_str(), st.reason.as_deref()),
+        (kept.id.as_str(), Some("done"))
+    );
+    assert!(root.list().is_empty());
+    // Five minutes and a second ago, it was.
+    let record = root.path().join(".ended").join(&kept.id);
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(301);
+    std::fs::File::options()
+        .write(true)
+        .open(&record)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    let next = made();
+    next.remove_keeping_end().unwrap();
+    assert!(kept.kept_end().is_none());
+    assert!(next.kept_end().is_some());
+}
+
 #[test]
 fn names_are_found_without_the_states_and_freed_with_the_sandbox() {
     let (tmp, root) = temp_root("names-test");

@@ -139,7 +139,8 @@ pub fn sandbox_dirs(root: &Path) -> Vec<PathBuf> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.is_dir() && !p.ends_with(".names"))
+                // `.ended` keeps the last states of sandboxes already gone.
+                .filter(|p| p.is_dir() && !p.ends_with(".names") && !p.ends_with(".ended"))
                 .chain(indexed_names(root))
                 .collect()
         })

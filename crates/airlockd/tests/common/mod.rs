@@ -130,7 +130,7 @@ impl Daemon {
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != ".lock" && n != ".names")
+                    .filter(|n| n != ".lock" && n != ".names" && n != ".ended")
                     .collect()
             })
             .unwrap_or_default()
