@@ -189,6 +189,42 @@ fn unix_sockets_are_refused_even_read_only() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// A socket bound through a symbolic link near the root (as dockerd binds
+/// `/var/run/docker/containerd/containerd.sock`, `/var/run` leading to
+/// `/run`) is found below a bind of where it leads: the kernel lists it by
+/// the linked path, which no bind source is lexically above. It was let
+/// through when it was not a direct entry of the source.
+#[test]
+fn a_socket_bound_through_a_linked_directory_is_refused_below_a_bind() {
+    require_root!();
+    let dir = tempdir();
+    let real = dir.path().join("real");
+    std::fs::create_dir_all(real.join("deep")).unwrap();
+    // A link at the second level, as /var/run is.
+    let link = std::path::PathBuf::from(format!("/tmp/airlock-test-link-{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    struct Unlink(std::path::PathBuf);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _unlink = Unlink(link.clone());
+    let _listener = std::os::unix::net::UnixListener::bind(link.join("deep/agent.sock")).unwrap();
+    let top = real.display().to_string();
+    let r = run(&["--ro-bind", &top, "/s", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[socket-bind]") && r.stderr.contains("deep/agent.sock"),
+        "{}",
+        r.stderr
+    );
+    // Bound by the link's path itself, as before.
+    let r = run(&["--ro-bind", &link.display().to_string(), "/s", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+}
+
 /// A socket bound at a relative path (by a process in its directory) is
 /// found below a bind source too: the kernel lists it by the name it was
 /// bound with, and airlock finds where that is.

@@ -96,7 +96,41 @@ fn bound_unix_sockets() -> Vec<String> {
     }
     found.sort();
     found.dedup();
+    let mut links = std::collections::HashMap::new();
+    let led_to: Vec<String> = found
+        .iter()
+        .filter(|p| through_a_link(p, &mut links))
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    found.extend(led_to);
+    found.sort();
+    found.dedup();
     found
+}
+
+/// Is `path` bound through a symbolic link among its first two levels of
+/// directories (`/var/run` → `/run`: dockerd's containerd listens at
+/// `/var/run/docker/containerd/containerd.sock`, which no bind of `/run`
+/// is lexically above)? Such a socket is listed where it leads too. Only
+/// two levels are looked at, each directory once (`links`): a few lstats
+/// however many sockets a host has, where each sandbox of a daemon lists
+/// one in a directory of its own a level below.
+fn through_a_link(path: &str, links: &mut std::collections::HashMap<String, bool>) -> bool {
+    let mut dir = String::new();
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    // The directories above the socket, at most the first two.
+    for c in parts.iter().take(parts.len().saturating_sub(1)).take(2) {
+        dir.push('/');
+        dir.push_str(c);
+        let link = *links.entry(dir.clone()).or_insert_with(|| {
+            std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
+        });
+        if link {
+            return true;
+        }
+    }
+    false
 }
 
 /// Every socket `/proc/net/unix` lists with an absolute path (abstract
