@@ -28,8 +28,8 @@ use std::time::Duration;
 /// command.
 ///
 /// As with podman, attach returns when the workload ends, with its exit
-/// status (128+N for signal N; a `run -d --rm` sandbox's too, kept for
-/// five minutes after it removed itself); 0 after Ctrl-P Ctrl-Q; 125 when
+/// status (128+N for signal N; that of a `run -d --rm` sandbox too,
+/// which its end leaves for a while); 0 after Ctrl-P Ctrl-Q; 125 when
 /// there is nothing to attach to (the sandbox is stopped, or was started
 /// with neither -t nor -i), or when `rm -f` took the sandbox and its
 /// status as it ended; 141 when our output's reader went away. A signal

@@ -1293,7 +1293,7 @@ async fn a_sandbox_removed_at_its_end_is_waited_for_and_announced() {
     let mut events = record_events(&mut c).await;
     c.create(proto::CreateRequest {
         name: "brief".into(),
-        args: args(&["sh", "-c", "sleep 0.3; exit 3"]),
+        args: args(&["sh", "-c", "sleep 2; exit 3"]),
         start: true,
         remove_on_exit: true,
         ..Default::default()

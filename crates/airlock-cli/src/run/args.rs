@@ -48,7 +48,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", help_heading = "Lifecycle")]
     pub name: Option<String>,
     /// Remove the sandbox's state when it ends (with -d, its exit status
-    /// is kept five minutes for `wait` and `attach`).
+    /// is kept five minutes for a `wait` or `attach` under way).
     #[arg(long, help_heading = "Lifecycle", overrides_with = "rm")]
     pub rm: bool,
 

@@ -26,8 +26,14 @@ pub(super) fn finish(
     if let Some(cg) = cgroup.as_mut() {
         cg.remove();
     }
+    // Detached, someone may be waiting or attached when it removes itself:
+    // its end is kept for them. A foreground run's caller has its exit.
+    let keep_end = lifecycle
+        .as_ref()
+        .is_some_and(|l| l.remove_on_exit && l.detached);
+    let mut last = None;
     if let Some(sb) = &state_dir {
-        let _ = sb.update(|st| {
+        let recorded = sb.update(|st| {
             st.status = Status::Stopped;
             st.finished = Some(crate::state::now());
             st.reason = outcome
@@ -37,18 +43,27 @@ pub(super) fn finish(
                 .or(st.reason.take());
             st.exit =
                 (!outcome.failed || outcome.failed_after_create.is_some()).then(|| exit.clone());
+            if keep_end {
+                last = Some(st.without_spec());
+            }
         });
+        if recorded.is_err() {
+            last = None;
+        }
     }
     if let Some(g) = guard {
         g.release();
     }
     if let (Some(sb), Some(l)) = (&state_dir, &lifecycle) {
-        // Detached, someone may be waiting or attached: its end is kept
-        // for them. A foreground run's caller has its exit already.
-        if l.remove_on_exit && l.detached {
-            let _ = sb.remove_keeping_end();
-        } else if l.remove_on_exit {
-            let _ = sb.remove();
+        // Its end is kept only once recorded.
+        match &last {
+            Some(last) => {
+                let _ = sb.remove_keeping_end(last);
+            }
+            None if l.remove_on_exit => {
+                let _ = sb.remove();
+            }
+            None => {}
         }
     }
 }

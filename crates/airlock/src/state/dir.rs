@@ -424,14 +424,13 @@ impl SandboxDir {
         }
     }
 
-    /// [`SandboxDir::remove`], keeping the sandbox's last state beside the
-    /// root for a while (see [`SandboxDir::kept_end`]): a detached sandbox
-    /// that removes itself as it ends (`run -d --rm`) still tells those
-    /// waiting or attached how it ended, as podman keeps a removed
-    /// container's exit code.
-    pub fn remove_keeping_end(&self) -> Result<(), StateError> {
+    /// [`SandboxDir::remove`], keeping `last`, the sandbox's final state,
+    /// beside the root for a while (see [`SandboxDir::kept_end`]): a
+    /// detached sandbox that removes itself as it ends (`run -d --rm`)
+    /// still tells those waiting or attached how it ended.
+    pub fn remove_keeping_end(&self, last: &State) -> Result<(), StateError> {
         if let Some(root) = self.dir.parent() {
-            super::ended::keep(root, &self.id, &self.dir.join("state.json"));
+            super::ended::keep(root, last);
         }
         self.remove()
     }

@@ -180,6 +180,11 @@ impl RecordedSpec {
             .map_err(|e| StateError::RecordedSpec(e.to_string()))
     }
 
+    /// No spec at all (see [`State::without_spec`]).
+    fn empty() -> RecordedSpec {
+        RecordedSpec(serde_json::value::to_raw_value(&serde_json::json!({})).expect("an object"))
+    }
+
     /// The record cut to what a list shows: the program's arguments alone,
     /// as `shown` keeps them. A spec may be a megabyte; a list of many
     /// sandboxes must not hold every one at once. Only [`RecordedSpec::args`]
@@ -198,6 +203,15 @@ impl PartialEq for RecordedSpec {
 }
 
 impl State {
+    /// A copy of it without the spec, which may be a megabyte (not
+    /// copied: taken out and put back).
+    pub fn without_spec(&mut self) -> State {
+        let spec = std::mem::replace(&mut self.spec, RecordedSpec::empty());
+        let copy = self.clone();
+        self.spec = spec;
+        copy
+    }
+
     /// Its cgroups' counters now; zero once it has stopped (its cgroups
     /// are gone) or when it has none.
     pub fn stats(&self) -> crate::cgroup::Stats {
@@ -401,6 +415,7 @@ impl StateRoot {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return out;
         };
+        ended::prune_in(&self.dir);
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
             if is_removed(&id) {

@@ -84,49 +84,77 @@ fn create_find_and_remove() {
     assert!(root.list().is_empty());
 }
 
-/// A sandbox removed keeping its end leaves its last state in `.ended`
-/// (`state_or_end` gives it), not among the sandboxes; a plain removal
-/// keeps nothing, and a record five minutes old goes when the next is kept.
+/// A sandbox removed keeping its end leaves its last state, without its
+/// spec, in `.ended` (`state_or_end` gives it), not among the sandboxes;
+/// a plain removal keeps nothing. A record is given for five minutes and
+/// goes when the next is kept after that; one not stopped is no end.
 #[test]
 fn an_end_is_kept_for_a_while() {
     let (_tmp, root) = temp_root("state-ended");
-    let spec = SandboxSpec::default();
+    let spec = SandboxSpec {
+        process: crate::spec::Process {
+            args: vec!["big".repeat(1000)],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let made = || {
         let (sb, alive) = root.create(&new_id().unwrap(), None, &spec, true).unwrap();
+        let mut last = None;
         sb.update(|st| {
             st.status = Status::Stopped;
             st.reason = Some("done".into());
+            last = Some(st.without_spec());
         })
         .unwrap();
         drop(alive);
-        sb
+        (sb, last.unwrap())
     };
-    let plain = made();
+    let record = |sb: &SandboxDir| root.path().join(".ended").join(&sb.id);
+    let (first, last) = made();
+    first.remove_keeping_end(&last).unwrap();
+    assert!(matches!(first.state(), Err(StateError::Removed(_))));
+    let st = first.state_or_end().unwrap();
+    assert_eq!(
+        (st.id.as_str(), st.reason.as_deref()),
+        (first.id.as_str(), Some("done"))
+    );
+    assert!(
+        std::fs::metadata(record(&first)).unwrap().len() < 1000,
+        "no spec"
+    );
+    assert!(root.list().is_empty());
+    let (plain, _) = made();
     plain.remove().unwrap();
     assert!(plain.kept_end().is_none());
     assert!(matches!(plain.state_or_end(), Err(StateError::Removed(_))));
-    let kept = made();
-    kept.remove_keeping_end().unwrap();
-    assert!(matches!(kept.state(), Err(StateError::Removed(_))));
-    let st = kept.state_or_end().unwrap();
-    assert_eq!(
-        (st.id.as_str(), st.reason.as_deref()),
-        (kept.id.as_str(), Some("done"))
-    );
-    assert!(root.list().is_empty());
-    // Five minutes and a second ago, it was.
-    let record = root.path().join(".ended").join(&kept.id);
+    let (second, last) = made();
+    second.remove_keeping_end(&last).unwrap();
+    assert!(first.kept_end().is_some() && second.kept_end().is_some());
+    // Five minutes and a second ago, the first was.
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(301);
-    std::fs::File::options()
-        .write(true)
-        .open(&record)
-        .unwrap()
-        .set_modified(then)
-        .unwrap();
-    let next = made();
-    next.remove_keeping_end().unwrap();
-    assert!(kept.kept_end().is_none());
-    assert!(next.kept_end().is_some());
+    let age = |sb: &SandboxDir| {
+        std::fs::File::options()
+            .write(true)
+            .open(record(sb))
+            .unwrap()
+            .set_modified(then)
+            .unwrap()
+    };
+    age(&first);
+    assert!(first.kept_end().is_none());
+    let (third, last) = made();
+    third.remove_keeping_end(&last).unwrap();
+    assert!(!record(&first).exists());
+    assert!(second.kept_end().is_some() && third.kept_end().is_some());
+    // Or at the next listing.
+    age(&second);
+    assert!(root.list().is_empty());
+    assert!(!record(&second).exists());
+    let mut running = last.clone();
+    running.status = Status::Running;
+    std::fs::write(record(&third), serde_json::to_vec(&running).unwrap()).unwrap();
+    assert!(third.kept_end().is_none());
 }
 
 #[test]
