@@ -83,7 +83,8 @@ static UNMAPPED_FALLBACK: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(u64::MAX);
 
 /// From now on, [`creating`] retries as `uid`/`gid` where PID 1's own ids
-/// are not mapped.
+/// are not mapped. For PID 1 alone: a retry also sets its parent-death
+/// signal (SIGKILL) and non-dumpability again.
 pub fn make_as_where_unmapped(uid: u32, gid: u32) {
     let ids = (u64::from(uid) << 32) | u64::from(gid);
     UNMAPPED_FALLBACK.store(ids, std::sync::atomic::Ordering::Relaxed);
@@ -110,6 +111,13 @@ pub fn creating<T>(mut make: impl FnMut() -> rustix::io::Result<T>) -> rustix::i
                 libc::setfsgid(old_gid as u32);
                 libc::setfsuid(old_uid as u32);
             }
+            // Any change of credentials, the file-system ids' too, makes
+            // the kernel clear the parent-death signal and reset
+            // dumpability to fs.suid_dumpable (commit_creds): PID 1 armed
+            // both before its first mount, and would outlive a killed
+            // supervisor.
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
             made
         }
         r => r,

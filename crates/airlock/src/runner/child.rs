@@ -248,6 +248,12 @@ fn setup(
     mount::protect(plan, &trees, protections, report)?;
     crate::mountinfo::forget();
     mount::enter(trees, report)?;
+    if plan.filesystem.caller_maps.is_some() && supervisor_gone(&go)? {
+        // Made files as the workload, our parent-death signal was cleared
+        // for a moment each time (see fs::creating): a supervisor that
+        // died then sent none.
+        std::process::exit(125);
+    }
     if !plan.filesystem.lock_files.is_empty() {
         report.progress(|| "lock the lock files".into());
         super::lock_file::hold(&plan.filesystem.lock_files)?;
