@@ -225,6 +225,77 @@ fn a_socket_bound_through_a_linked_directory_is_refused_below_a_bind() {
     assert_eq!(r.code, 125, "{}", r.stderr);
 }
 
+/// A socket renamed since it was bound, as OpenSSH's ControlMaster does
+/// (it binds NAME.RANDOM, links it to NAME and unlinks the first), is
+/// found below a bind by its directory's sockets: the kernel still lists
+/// the name it was bound at, which leads nowhere now, and it was let
+/// through.
+#[test]
+fn a_socket_renamed_since_it_was_bound_is_refused_below_a_bind() {
+    require_root!();
+    use std::io::BufRead;
+    let dir = tempdir();
+    let deep = dir.path().join("ssh");
+    std::fs::create_dir(&deep).unwrap();
+    let mut binder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, socket, sys\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.bind(os.path.abspath('cm.Xy12'))\n\
+             s.listen()\n\
+             os.link('cm.Xy12', 'cm')\n\
+             os.unlink('cm.Xy12')\n\
+             print('bound', flush=True)\n\
+             sys.stdin.read()\n",
+        ])
+        .current_dir(&deep)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(binder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "bound\n");
+    let top = dir.path().display().to_string();
+    let r = run(&["--ro-bind", &top, "/s", "--", "true"]);
+    drop(binder.stdin.take());
+    binder.wait().unwrap();
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[socket-bind]") && r.stderr.contains("ssh/cm"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A socket bound by the name a directory has through a bind mount (a
+/// home at /home that is /data/home mounted there) is found below a bind
+/// of the directory by its other name: airlock knows the caller's home by
+/// its identity, and looks for sockets under both names.
+#[test]
+fn a_socket_bound_through_another_mount_of_the_home_is_refused() {
+    require_root!();
+    let dir = tempdir();
+    let data = dir.path().join("data/home");
+    std::fs::create_dir_all(data.join("deep")).unwrap();
+    let alias = dir.path().join("home");
+    let _mount = HostMount::bind(&data.display().to_string(), &alias);
+    let _listener = std::os::unix::net::UnixListener::bind(alias.join("deep/s.sock")).unwrap();
+    let source = data.display().to_string();
+    let mut c = airlock(&["run", "--ro-bind", &source, "/x", "--", "true"]);
+    c.env("HOME", &alias);
+    let r = output(c);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[socket-bind]") && r.stderr.contains("deep/s.sock"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A socket bound at a relative path (by a process in its directory) is
 /// found below a bind source too: the kernel lists it by the name it was
 /// bound with, and airlock finds where that is.

@@ -59,6 +59,21 @@ impl Snapshot {
         // cost each start as many lookups.
         for s in bound.iter().filter(|s| within(s, canonical)) {
             let Ok(real) = std::fs::canonicalize(s) else {
+                // Not at the name it was bound at any more: renamed or
+                // linked elsewhere since (OpenSSH's ControlMaster binds
+                // NAME.RANDOM, links it to NAME and unlinks the first).
+                // The sockets of its directory stand for it.
+                let dir = std::path::Path::new(s).parent().map(std::fs::canonicalize);
+                if let Some(Ok(dir)) = dir {
+                    let dir = dir.to_string_lossy().into_owned();
+                    if within(&dir, canonical) {
+                        for real in sockets_at(&dir) {
+                            if !found.contains(&real) {
+                                found.push(real);
+                            }
+                        }
+                    }
+                }
                 continue;
             };
             let is_socket =
@@ -76,11 +91,18 @@ impl Snapshot {
     /// (found by the path itself: a bind mount of `/` elsewhere carries
     /// none of /'s submounts), and the sockets it is or holds.
     pub fn look_at(&self, canonical: &str) -> (String, Vec<NestedMount>, Vec<String>) {
-        (
-            self.marks.name(canonical),
-            nested_mounts(&self.table, canonical),
-            self.sockets(canonical),
-        )
+        let named = self.marks.name(canonical);
+        let mut sockets = self.sockets(canonical);
+        // Named otherwise (a bind mount of /data/home at /home): a socket
+        // is listed by the path it was bound at, which may be either.
+        if named != canonical {
+            for s in self.sockets(&named) {
+                if !sockets.contains(&s) {
+                    sockets.push(s);
+                }
+            }
+        }
+        (named, nested_mounts(&self.table, canonical), sockets)
     }
 }
 
