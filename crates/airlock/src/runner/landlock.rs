@@ -18,8 +18,17 @@ use landlock::{
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
-/// The kernel's Landlock ABI version (0 when it has none).
+/// The kernel's Landlock ABI version (0 when it has none, or the look
+/// failed: for what this machine can do, not to decide a sandbox's walls).
 pub fn kernel_abi() -> i32 {
+    kernel_abi_checked().unwrap_or(0)
+}
+
+/// The kernel's Landlock ABI version: 0 when it has none (ENOSYS: not
+/// built in; EOPNOTSUPP: off at boot), an error when the look itself was
+/// refused (a seccomp filter or an LSM around us answering EPERM): that
+/// is no proof the kernel lacks it, and `auto` must not drop the wall.
+pub fn kernel_abi_checked() -> std::io::Result<i32> {
     const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
     // SAFETY: with a NULL attr, size 0 and the VERSION flag the syscall
     // only returns a number.
@@ -31,10 +40,15 @@ pub fn kernel_abi() -> i32 {
             LANDLOCK_CREATE_RULESET_VERSION,
         )
     };
-    if v < 0 {
-        0
-    } else {
-        v as i32
+    abi_from(v, std::io::Error::last_os_error())
+}
+
+/// [`kernel_abi_checked`]'s answer from the syscall's return and errno.
+fn abi_from(ret: i64, error: std::io::Error) -> std::io::Result<i32> {
+    match error.raw_os_error() {
+        _ if ret >= 0 => Ok(ret as i32),
+        Some(libc::ENOSYS | libc::EOPNOTSUPP) => Ok(0),
+        _ => Err(error),
     }
 }
 
@@ -54,7 +68,8 @@ pub fn prepare(
     let Some(l) = rules else {
         return Ok(None);
     };
-    let version = kernel_abi();
+    let version = kernel_abi_checked()
+        .map_err(|e| err(format!("cannot tell whether the kernel has Landlock: {e}")))?;
     if version <= 0 {
         if l.required {
             return Err(err(
@@ -165,4 +180,24 @@ pub fn restrict(created: Option<RulesetCreated>) -> Result<(), SetupError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abi_from;
+    use std::io::Error;
+
+    /// Only a kernel without Landlock (or with it off) reads as ABI 0: a
+    /// refused look (EPERM from a filter around us) is an error, which
+    /// `auto` must not take for "none" and skip the wall.
+    #[test]
+    fn only_a_kernel_without_landlock_is_abi_0() {
+        assert_eq!(abi_from(7, Error::from_raw_os_error(0)).unwrap(), 7);
+        for none in [libc::ENOSYS, libc::EOPNOTSUPP] {
+            assert_eq!(abi_from(-1, Error::from_raw_os_error(none)).unwrap(), 0);
+        }
+        for refused in [libc::EPERM, libc::EACCES, libc::EINVAL] {
+            assert!(abi_from(-1, Error::from_raw_os_error(refused)).is_err());
+        }
+    }
 }
