@@ -225,30 +225,20 @@ fn a_socket_bound_through_a_linked_directory_is_refused_below_a_bind() {
     assert_eq!(r.code, 125, "{}", r.stderr);
 }
 
-/// A socket renamed since it was bound, as OpenSSH's ControlMaster does
-/// (it binds NAME.RANDOM, links it to NAME and unlinks the first), is
-/// found below a bind by its directory's sockets: the kernel still lists
-/// the name it was bound at, which leads nowhere now, and it was let
-/// through.
-#[test]
-fn a_socket_renamed_since_it_was_bound_is_refused_below_a_bind() {
-    require_root!();
+/// `--ro-bind DIR /s` is refused for a socket whose path ends in
+/// `named`, while a python process started in DIR/`sub` holds the socket
+/// that `binding` (python, with `os` and `socket` imported) binds as `s`.
+fn refused_while_bound(sub: &str, binding: &str, named: &str) {
     use std::io::BufRead;
     let dir = tempdir();
-    let deep = dir.path().join("ssh");
+    let deep = dir.path().join(sub);
     std::fs::create_dir(&deep).unwrap();
+    let script = format!(
+        "import os, socket, sys\ns = socket.socket(socket.AF_UNIX)\n{binding}\n\
+         print('bound', flush=True)\nsys.stdin.read()\n"
+    );
     let mut binder = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import os, socket, sys\n\
-             s = socket.socket(socket.AF_UNIX)\n\
-             s.bind(os.path.abspath('cm.Xy12'))\n\
-             s.listen()\n\
-             os.link('cm.Xy12', 'cm')\n\
-             os.unlink('cm.Xy12')\n\
-             print('bound', flush=True)\n\
-             sys.stdin.read()\n",
-        ])
+        .args(["-c", &script])
         .current_dir(&deep)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -265,9 +255,25 @@ fn a_socket_renamed_since_it_was_bound_is_refused_below_a_bind() {
     binder.wait().unwrap();
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(
-        r.stderr.contains("error[socket-bind]") && r.stderr.contains("ssh/cm"),
+        r.stderr.contains("error[socket-bind]") && r.stderr.contains(named),
         "{}",
         r.stderr
+    );
+}
+
+/// A socket renamed since it was bound, as OpenSSH's ControlMaster does
+/// (it binds NAME.RANDOM, links it to NAME and unlinks the first), is
+/// found below a bind by its directory's sockets: the kernel still lists
+/// the name it was bound at, which leads nowhere now, and it was let
+/// through.
+#[test]
+fn a_socket_renamed_since_it_was_bound_is_refused_below_a_bind() {
+    require_root!();
+    refused_while_bound(
+        "ssh",
+        "s.bind(os.path.abspath('cm.Xy12'))\ns.listen()\n\
+         os.link('cm.Xy12', 'cm')\nos.unlink('cm.Xy12')",
+        "ssh/cm",
     );
 }
 
@@ -302,40 +308,7 @@ fn a_socket_bound_through_another_mount_of_the_home_is_refused() {
 #[test]
 fn a_socket_bound_at_a_relative_path_is_refused_below_a_bind() {
     require_root!();
-    use std::io::BufRead;
-    let dir = tempdir();
-    let deep = dir.path().join("agent");
-    std::fs::create_dir(&deep).unwrap();
-    let mut binder = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import socket, sys\n\
-             s = socket.socket(socket.AF_UNIX)\n\
-             s.bind('agent.sock')\n\
-             s.listen()\n\
-             print('bound', flush=True)\n\
-             sys.stdin.read()\n",
-        ])
-        .current_dir(&deep)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(binder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "bound\n");
-    let top = dir.path().display().to_string();
-    let r = run(&["--ro-bind", &top, "/s", "--", "true"]);
-    drop(binder.stdin.take());
-    binder.wait().unwrap();
-    assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("error[socket-bind]") && r.stderr.contains("agent.sock"),
-        "{}",
-        r.stderr
-    );
+    refused_while_bound("agent", "s.bind('agent.sock')\ns.listen()", "agent.sock");
 }
 
 /// A sandbox state root, something in it, or a directory above it is

@@ -242,15 +242,7 @@ impl SandboxDir {
     pub fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<(), StateError> {
         let tmp = self.dir.join(format!(".{file}.tmp"));
         let dst = self.dir.join(file);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .and_then(|mut f| io::Write::write_all(&mut f, bytes))
-            .map_err(io_err("write", &tmp))?;
+        write_private(&tmp, bytes).map_err(io_err("write", &tmp))?;
         replace(&tmp, &dst).map_err(io_err("rename into place", &dst))
     }
 
@@ -474,6 +466,18 @@ impl SandboxDir {
     pub fn log_path(&self, stream: &str) -> PathBuf {
         self.dir.join(format!("{stream}.log"))
     }
+}
+
+/// Write `bytes` to `path` (made 0600, never through a symlink there).
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut f| io::Write::write_all(&mut f, bytes))
 }
 
 /// Put `tmp` in `dst`'s place, atomically for a reader: an exchange of

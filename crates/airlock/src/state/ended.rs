@@ -8,7 +8,7 @@
 //! five minutes too).
 
 use super::{State, Status};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -33,14 +33,7 @@ pub(super) fn keep(root: &Path, last: &State) {
     prune(&dir, MOST - 1);
     let bytes = serde_json::to_vec(&last.clone().without_spec()).expect("states serialize");
     let tmp = dir.join(format!(".{}.tmp", last.id));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes));
+    let written = super::dir::write_private(&tmp, &bytes);
     if written
         .and_then(|()| std::fs::rename(&tmp, dir.join(&last.id)))
         .is_err()
