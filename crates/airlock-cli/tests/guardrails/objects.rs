@@ -189,6 +189,16 @@ fn unix_sockets_are_refused_even_read_only() {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// `r` was refused for a socket (socket-bind) whose path holds `named`.
+fn refused_naming_socket(r: &Run, named: &str) {
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[socket-bind]") && r.stderr.contains(named),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A socket bound through a symbolic link near the root (as dockerd binds
 /// `/var/run/docker/containerd/containerd.sock`, `/var/run` leading to
 /// `/run`) is found below a bind of where it leads: the kernel lists it by
@@ -214,12 +224,7 @@ fn a_socket_bound_through_a_linked_directory_is_refused_below_a_bind() {
     let _listener = std::os::unix::net::UnixListener::bind(link.join("deep/agent.sock")).unwrap();
     let top = real.display().to_string();
     let r = run(&["--ro-bind", &top, "/s", "--", "true"]);
-    assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("error[socket-bind]") && r.stderr.contains("deep/agent.sock"),
-        "{}",
-        r.stderr
-    );
+    refused_naming_socket(&r, "deep/agent.sock");
     // Bound by the link's path itself, as before.
     let r = run(&["--ro-bind", &link.display().to_string(), "/s", "--", "true"]);
     assert_eq!(r.code, 125, "{}", r.stderr);
@@ -253,12 +258,7 @@ fn refused_while_bound(sub: &str, binding: &str, named: &str) {
     let r = run(&["--ro-bind", &top, "/s", "--", "true"]);
     drop(binder.stdin.take());
     binder.wait().unwrap();
-    assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("error[socket-bind]") && r.stderr.contains(named),
-        "{}",
-        r.stderr
-    );
+    refused_naming_socket(&r, named);
 }
 
 /// A socket renamed since it was bound, as OpenSSH's ControlMaster does
@@ -294,12 +294,7 @@ fn a_socket_bound_through_another_mount_of_the_home_is_refused() {
     let mut c = airlock(&["run", "--ro-bind", &source, "/x", "--", "true"]);
     c.env("HOME", &alias);
     let r = output(c);
-    assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("error[socket-bind]") && r.stderr.contains("deep/s.sock"),
-        "{}",
-        r.stderr
-    );
+    refused_naming_socket(&r, "deep/s.sock");
 }
 
 /// A socket bound at a relative path (by a process in its directory) is
