@@ -1447,6 +1447,51 @@ fn the_callers_session_keyring_stays_outside() {
     clean(&through(false, &args), "exec");
 }
 
+/// A filter around the caller that answers ENOSYS for keyctl (as a
+/// runtime's profile may) is not a kernel without keys: the sandbox would
+/// possess the caller's keyring, so the start fails and says how to keep
+/// it knowingly. Root only: the probe's filter goes in without
+/// no_new_privs, which a rootless caller's setuid newuidmap needs.
+#[test]
+fn keyctl_refused_with_enosys_fails_the_start() {
+    require_root!();
+    let dir = tempdir();
+    let probe = dir.path().join("probe.py");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keyring/probe.py");
+    std::fs::copy(source, &probe).unwrap();
+    let probe = probe.to_str().unwrap();
+    let mut c = std::process::Command::new("/usr/bin/python3");
+    c.args([probe, "outer-enosys"]).arg(airlock_bin());
+    c.args(["run", "--", "/bin/true"]);
+    let r = output(c);
+    assert_eq!(r.code, 125, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("a session keyring of the sandbox's own")
+            && r.stderr.contains("ENOSYS though this kernel has keys")
+            && r.stderr.contains("keep_session_keyring"),
+        "{}",
+        r.stderr
+    );
+    // Asked for by name, the caller's keyring is kept and the start goes on.
+    let keep = dir.path().join("keep.toml");
+    std::fs::write(&keep, "[process]\nkeep_session_keyring = true\n").unwrap();
+    let mut c = std::process::Command::new("/usr/bin/python3");
+    c.args([probe, "outer-enosys"]).arg(airlock_bin());
+    c.args(["run", "--spec", keep.to_str().unwrap()]);
+    c.args(["--ro-bind", "/bin", "/bin", "--ro-bind", "/lib", "/lib"]);
+    c.args([
+        "--ro-bind-try",
+        "/lib64",
+        "/lib64",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]);
+    c.args(["--", "/bin/true"]);
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
 /// `exec` judges the sandbox's plan with the host facts probed at its
 /// start: a device bind's source that is a directory by then (it was a
 /// plain file, and is one in the sandbox) does not refuse an exec.

@@ -84,8 +84,11 @@ pub fn set_effective_uid(uid: u32) -> io::Result<()> {
 /// session keyring (`keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`), as runc
 /// and crun give each container one. Keyrings are not namespaced: a
 /// process possesses the keys of its session keyring, and may read them,
-/// whatever its user namespace. A kernel without keys (ENOSYS) has
-/// nothing to share, which is not an error.
+/// whatever its user namespace. A kernel without keys (ENOSYS, and no
+/// `/proc/key-users`) has nothing to share, which is not an error; an
+/// ENOSYS where the kernel has keys comes from a seccomp filter around
+/// the caller and stays an error, since the caller's keyring would be
+/// the sandbox's.
 pub fn join_new_session_keyring() -> io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: a NULL name asks for a new anonymous keyring; the kernel
@@ -101,10 +104,19 @@ pub fn join_new_session_keyring() -> io::Result<()> {
     match r {
         r if r >= 0 => Ok(()),
         _ => match io::Error::last_os_error() {
-            e if e.raw_os_error() == Some(libc::ENOSYS) => Ok(()),
+            e if e.raw_os_error() == Some(libc::ENOSYS) && !kernel_has_keys() => Ok(()),
             e => Err(e),
         },
     }
+}
+
+/// Whether the kernel was built with keys: procfs lists their users then
+/// (`/proc/key-users`, unconditional with CONFIG_KEYS since Linux 4.10).
+/// Without a procfs to ask (`/proc/self` missing) it cannot tell, and
+/// says yes: a caller's keyring is kept only where there is surely none.
+fn kernel_has_keys() -> bool {
+    let proc = std::path::Path::new("/proc");
+    proc.join("key-users").exists() || !proc.join("self").exists()
 }
 
 /// In a child of fork or clone3, which never returns to the frames it

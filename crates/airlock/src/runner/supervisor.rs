@@ -588,11 +588,20 @@ fn is_hosts(fd: &OwnedFd, kind: &str) -> bool {
 /// The error of [`sys::join_new_session_keyring`], with why it may fail.
 pub(super) fn session_keyring(e: std::io::Error) -> SetupError {
     const STEP: &str = "a session keyring of the sandbox's own";
+    const KEEP: &str = "process.keep_session_keyring (airlock-runtime's --no-new-keyring) keeps the caller's keyring instead, which the workload then possesses";
     let why = match e.raw_os_error() {
-        Some(libc::EDQUOT) => "the caller has as many keys as kernel.keys.maxkeys allows",
+        Some(libc::EDQUOT) => {
+            return SetupError::new(
+                STEP,
+                format!("{e}: the caller has as many keys as kernel.keys.maxkeys allows"),
+            )
+        }
         // Docker's and containerd's default seccomp profiles refuse keyctl.
-        Some(libc::EPERM) => "keyctl is refused here (a seccomp profile around the caller?); process.keep_session_keyring (airlock-runtime's --no-new-keyring) keeps the caller's keyring instead, which the workload then possesses",
+        Some(libc::EPERM) => "keyctl is refused here (a seccomp profile around the caller?)",
+        Some(libc::ENOSYS) => {
+            "keyctl answers ENOSYS though this kernel has keys (a seccomp filter around the caller?)"
+        }
         _ => return SetupError::io(STEP, &e),
     };
-    SetupError::new(STEP, format!("{e}: {why}"))
+    SetupError::new(STEP, format!("{e}: {why}; {KEEP}"))
 }
