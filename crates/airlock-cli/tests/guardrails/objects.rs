@@ -515,3 +515,56 @@ fn a_read_only_rootfs_that_gets_mount_points_is_judged_writable() {
         assert!(!Path::new(made).exists(), "{made} was made");
     }
 }
+
+/// Runtime state bind-mounted from elsewhere (fstab's `/data/docker
+/// /var/lib/docker none bind`) is reached by that other name too: a bind
+/// of it, or of a directory above it, is refused; a sibling is not. In a
+/// mount namespace of the test's own, with a tmpfs over /run, so the
+/// host's /run is untouched.
+#[test]
+fn runtime_state_mounted_from_elsewhere_is_refused_by_that_name() {
+    require_root!();
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("youki/state")).unwrap();
+    std::fs::create_dir_all(data.join("other")).unwrap();
+    let script = r#"set -e
+        mount -t tmpfs airlock-test /run
+        mkdir /run/youki
+        mount --bind "$2/youki" /run/youki
+        for src in "$2" "$2/youki/state" "$2/other"; do
+            "$1" run --ro-bind "$src" /x -- true 2>&1 && echo "ran: $src" || echo "refused: $src"
+        done"#;
+    let mut c = std::process::Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ]);
+    c.arg(airlock_bin()).arg(&data);
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let d = data.display();
+    for refused in [format!("{d}"), format!("{d}/youki/state")] {
+        assert!(
+            r.stdout.contains(&format!("refused: {refused}\n")),
+            "{refused}: {}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout.contains("error[runtime-socket-bind]")
+            && r.stdout.contains("reaches into /run/youki"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("ran: {d}/other\n")),
+        "{}",
+        r.stdout
+    );
+}

@@ -379,15 +379,22 @@ impl<'a> Bind<'a> {
             );
         }
         for state in RUNTIME_SOCKETS.iter().chain(RUNTIME_STATE) {
-            // As named, and where it leads when that is elsewhere (a
-            // relocated /var/lib/docker): a bind source is judged where
-            // it leads.
+            // As named, where it leads when that is elsewhere (a
+            // /var/lib/docker linked to another disk), and where another
+            // mount shows it (one bind-mounted from /data/docker): a bind
+            // source is judged where it leads.
             let led = host.state.get(*state).map(String::as_str);
-            let inside = [Some(*state), led]
+            let also = host.state_elsewhere.get(*state).map(String::as_str);
+            let inside = [Some(*state), led, also]
                 .into_iter()
                 .flatten()
                 .any(|at| within(real, at) && !one_runtime_object(real, at, state));
-            if inside || led.is_some_and(|at| exposes(real, at)) {
+            if inside
+                || [led, also]
+                    .into_iter()
+                    .flatten()
+                    .any(|at| exposes(real, at))
+            {
                 f.add(
                     "runtime-socket-bind",
                     self.subject,

@@ -25,6 +25,12 @@ pub struct Host {
     /// /var/lib/docker is a symlink to another disk).
     #[serde(default, deserialize_with = "state_of_any_build")]
     pub state: BTreeMap<String, String>,
+    /// Runtime state directories that another mount of their filesystem
+    /// shows under a second name (fstab's `/data/docker /var/lib/docker
+    /// none bind`): each as [`RUNTIME_STATE`] names it → that name, by
+    /// which a bind source reaches it all the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub state_elsewhere: BTreeMap<String, String>,
     /// Mounts below each bind source (canonical path → mounts under it):
     /// a recursive bind brings them along.
     #[serde(default)]
@@ -144,6 +150,26 @@ fn shown_elsewhere(
         n => n.to_string(),
     };
     Some(name)
+}
+
+/// The other name of `path` (canonical) when the mount it lies on binds
+/// a directory that its filesystem's own mount shows elsewhere (see
+/// [`shown_elsewhere`]): `/data/docker` for `/var/lib/docker`, mounted
+/// from there by fstab. The mount on top at `path` is the deepest at or
+/// above it, the last in the table of those at one point.
+pub fn shown_by_another_mount(table: &str, path: &str) -> Option<String> {
+    use crate::mountinfo::unescape;
+    let all: Vec<_> = crate::mountinfo::entries(table).collect();
+    let mut on: Option<(std::borrow::Cow<'_, str>, &crate::mountinfo::Entry<'_>)> = None;
+    for e in &all {
+        let mp = unescape(e.mount_point);
+        if within(path, &mp) && on.as_ref().is_none_or(|(top, _)| mp.len() >= top.len()) {
+            on = Some((mp, e));
+        }
+    }
+    let (mp, e) = on?;
+    let rest = path.strip_prefix(mp.trim_end_matches('/')).unwrap_or("");
+    shown_elsewhere(&all, e, rest)
 }
 
 /// Do both paths lead to the same object (device and inode)? A path that
@@ -444,15 +470,23 @@ impl Host {
         } else {
             HostIds::default()
         };
+        let state: BTreeMap<String, String> = RUNTIME_STATE
+            .iter()
+            .filter(|s| std::path::Path::new(s).exists())
+            .map(|s| (s.to_string(), canonical(s)))
+            .collect();
+        let state_elsewhere = state
+            .iter()
+            .filter_map(|(name, led)| {
+                Some((name.clone(), shown_by_another_mount(&seen.table, led)?))
+            })
+            .collect();
         Host {
             home,
             canonical: resolved,
             sockets: existing(runtime_sockets(ctx.caller.uid)),
-            state: RUNTIME_STATE
-                .iter()
-                .filter(|s| std::path::Path::new(s).exists())
-                .map(|s| (s.to_string(), canonical(s)))
-                .collect(),
+            state,
+            state_elsewhere,
             nested,
             sockets_at,
             device_nodes,
@@ -679,5 +713,29 @@ mod tests {
         // Not named by a mount below itself.
         assert_eq!(shown("/srv/z"), [("/srv/z".into(), s("/tmp/y"))]);
         assert_eq!(shown("/home"), []);
+    }
+
+    /// A path is named where another mount of its filesystem shows the
+    /// directory its own mount binds: itself a mount point, or below one;
+    /// the mount on top counts, and a path on a filesystem's root mount
+    /// has no other name.
+    #[test]
+    fn a_path_on_a_bound_directory_has_another_name() {
+        let table = "\
+            1 0 8:1 / / rw - ext4 /dev/sda1 rw\n\
+            2 1 8:1 /data/docker /var/lib/docker rw - ext4 /dev/sda1 rw\n\
+            3 1 8:1 /data/varlib /var/lib rw - ext4 /dev/sda1 rw\n\
+            4 3 8:1 /srv/k /var/lib/kubelet rw - ext4 /dev/sda1 rw\n\
+            5 1 0:5 / /run rw - tmpfs tmpfs rw\n";
+        let other = |p: &str| super::shown_by_another_mount(table, p);
+        assert_eq!(other("/var/lib/docker").as_deref(), Some("/data/docker"));
+        assert_eq!(
+            other("/var/lib/docker/x").as_deref(),
+            Some("/data/docker/x")
+        );
+        assert_eq!(other("/var/lib/etcd").as_deref(), Some("/data/varlib/etcd"));
+        assert_eq!(other("/var/lib/kubelet").as_deref(), Some("/srv/k"));
+        assert_eq!(other("/etc/kubernetes"), None);
+        assert_eq!(other("/run/containerd"), None);
     }
 }

@@ -604,6 +604,7 @@ pub fn recheck_named(
         home: host.home.clone(),
         sockets: host.sockets.clone(),
         state: host.state.clone(),
+        state_elsewhere: host.state_elsewhere.clone(),
         ids: host.ids.clone(),
         joins_own_net: host.joins_own_net,
         joins_own_ipc: host.joins_own_ipc,

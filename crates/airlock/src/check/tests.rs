@@ -351,6 +351,21 @@ fn nested_mounts_are_judged() {
     assert!(check(&s, &h)
         .iter()
         .any(|f| f.code == "runtime-socket-bind"));
+    // So is state another mount shows under a second name, by that name,
+    // and from inside it; not a sibling of it.
+    let mut h = host();
+    h.state = [("/var/lib/docker".into(), "/var/lib/docker".into())].into();
+    h.state_elsewhere = [("/var/lib/docker".into(), "/data/docker".into())].into();
+    let judged = |src: &str| {
+        let s = spec_with(vec![bind(src, "/v", false)]);
+        check(&s, &h)
+            .iter()
+            .any(|f| f.code == "runtime-socket-bind")
+    };
+    assert!(judged("/data"));
+    assert!(judged("/data/docker/image"));
+    assert!(!judged("/data/other"));
+    assert!(!judged("/data/docker/volumes/cache"));
 }
 
 #[test]
