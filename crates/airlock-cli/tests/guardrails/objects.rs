@@ -203,7 +203,8 @@ fn refused_naming_socket(r: &Run, named: &str) {
 /// `/var/run/docker/containerd/containerd.sock`, `/var/run` leading to
 /// `/run`) is found below a bind of where it leads: the kernel lists it by
 /// the linked path, which no bind source is lexically above. It was let
-/// through when it was not a direct entry of the source.
+/// through when it was not a direct entry of the source, and later when
+/// the link was deeper than the second level.
 #[test]
 fn a_socket_bound_through_a_linked_directory_is_refused_below_a_bind() {
     require_root!();
@@ -228,6 +229,22 @@ fn a_socket_bound_through_a_linked_directory_is_refused_below_a_bind() {
     // Bound by the link's path itself, as before.
     let r = run(&["--ro-bind", &link.display().to_string(), "/s", "--", "true"]);
     assert_eq!(r.code, 125, "{}", r.stderr);
+    // A link deeper down (a ControlPath directory `~/.ssh/cm` leading
+    // to /tmp), however deep.
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(target.join("deep")).unwrap();
+    let home = dir.path().join("home/u/.ssh");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::symlink(&target, home.join("cm")).unwrap();
+    let _deep = std::os::unix::net::UnixListener::bind(home.join("cm/deep/master.sock")).unwrap();
+    let r = run(&[
+        "--ro-bind",
+        &target.display().to_string(),
+        "/s",
+        "--",
+        "true",
+    ]);
+    refused_naming_socket(&r, "deep/master.sock");
 }
 
 /// `--ro-bind DIR /s` is refused for a socket whose path ends in

@@ -7,6 +7,7 @@
 
 use super::host::{mount_table, nested_mounts, NestedMount};
 use super::paths::{normalize, within, Landmarks};
+use super::unix_diag::Listed;
 
 /// What judging host paths reads of the host once: its mount table and
 /// the identities of the directories the rules name (the caller's home
@@ -16,7 +17,10 @@ pub struct Snapshot {
     pub marks: Landmarks,
     /// The unix sockets bound in this network namespace, read on first
     /// use (see [`bound_unix_sockets`]).
-    bound: std::sync::OnceLock<Vec<String>>,
+    bound: std::sync::OnceLock<Vec<Listed>>,
+    /// Directories above listed sockets, by path: whether each is a
+    /// symbolic link (see [`Snapshot::through_a_link`]).
+    links: std::sync::Mutex<std::collections::HashMap<String, bool>>,
     /// The sources the runner's recheck let through, as (path named,
     /// path opened, its landmark name): a source bound at N places is
     /// judged once, not once a mount (each recheck judges every mount of
@@ -30,6 +34,7 @@ impl Snapshot {
             table: mount_table(),
             marks: Landmarks::probe(home),
             bound: Default::default(),
+            links: Default::default(),
             passed: Default::default(),
         }
     }
@@ -48,16 +53,43 @@ impl Snapshot {
 
     /// The unix sockets `canonical` is or holds: its direct entries, and
     /// any socket bound in this network namespace below it, however deep
-    /// (`--ro-bind /tmp` holds /tmp/ssh-XXXX/agent.N).
+    /// (`--ro-bind /tmp` holds /tmp/ssh-XXXX/agent.N), by the path it was
+    /// bound at or through a symbolic link.
     pub fn sockets(&self, canonical: &str) -> Vec<String> {
         use std::os::unix::fs::FileTypeExt;
         let mut found = sockets_at(canonical);
         let bound = self.bound.get_or_init(bound_unix_sockets);
-        // By the path it was bound at, then checked where it leads: a
-        // socket is bound at its real path almost always, and resolving
-        // every listed one (a daemon's host lists one per sandbox) would
-        // cost each start as many lookups.
-        for s in bound.iter().filter(|s| within(s, canonical)) {
+        // Bound through a link elsewhere (`/var/run` → `/run`: dockerd's
+        // containerd listens at /var/run/docker/containerd/containerd.sock,
+        // which no bind of /run is lexically above): looked for only
+        // among the sockets on a filesystem the directory shows, whose
+        // paths hold a link. A daemon's host lists a socket per sandbox,
+        // and resolving each would cost every start as many lookups.
+        if std::fs::metadata(canonical).is_ok_and(|m| m.is_dir()) {
+            let shown = devices_shown(&self.table, canonical);
+            let elsewhere = bound.iter().filter(|s| {
+                !within(&s.path, canonical)
+                    && s.dev.as_ref().is_none_or(|d| shown.contains(&d.as_str()))
+                    && self.through_a_link(&s.path)
+            });
+            for s in elsewhere {
+                let Ok(real) = std::fs::canonicalize(&s.path) else {
+                    continue;
+                };
+                let is_socket =
+                    std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_socket());
+                let real = real.to_string_lossy().into_owned();
+                if is_socket && within(&real, canonical) && !found.contains(&real) {
+                    found.push(real);
+                }
+            }
+        }
+        // By the path it was bound at, then checked where it leads.
+        for s in bound
+            .iter()
+            .map(|s| &s.path)
+            .filter(|s| within(s, canonical))
+        {
             let Ok(real) = std::fs::canonicalize(s) else {
                 // Not at the name it was bound at any more: renamed or
                 // linked elsewhere since (OpenSSH's ControlMaster binds
@@ -106,53 +138,61 @@ impl Snapshot {
     }
 }
 
-/// The paths unix sockets are bound at in this network namespace that a
-/// process could connect or send to ([`super::unix_diag`]; what
-/// `/proc/net/unix` lists with an absolute path where the kernel has no
-/// `unix_diag`). One bound in another mount namespace, or gone since, is
-/// no socket here and is dropped when looked at.
-fn bound_unix_sockets() -> Vec<String> {
-    let mut found = super::unix_diag::reachable_socket_paths().unwrap_or_else(|_| listed_in_proc());
-    for p in &mut found {
-        *p = normalize(p);
+/// The unix sockets bound in this network namespace that a process could
+/// connect or send to ([`super::unix_diag`]; what `/proc/net/unix` lists
+/// with an absolute path where the kernel has no `unix_diag`, with no
+/// device). One bound in another mount namespace, or gone since, is no
+/// socket here and is dropped when looked at.
+fn bound_unix_sockets() -> Vec<Listed> {
+    let mut found = super::unix_diag::reachable_sockets().unwrap_or_else(|_| {
+        let listed = listed_in_proc().into_iter();
+        listed.map(|path| Listed { path, dev: None }).collect()
+    });
+    for s in &mut found {
+        s.path = normalize(&s.path);
     }
-    found.sort();
-    found.dedup();
-    let mut links = std::collections::HashMap::new();
-    let led_to: Vec<String> = found
-        .iter()
-        .filter(|p| through_a_link(p, &mut links))
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    found.extend(led_to);
     found.sort();
     found.dedup();
     found
 }
 
-/// Is `path` bound through a symbolic link among its first two levels of
-/// directories (`/var/run` → `/run`: dockerd's containerd listens at
-/// `/var/run/docker/containerd/containerd.sock`, which no bind of `/run`
-/// is lexically above)? Such a socket is listed where it leads too. Only
-/// two levels are looked at, each directory once (`links`): a few lstats
-/// however many sockets a host has, where each sandbox of a daemon lists
-/// one in a directory of its own a level below.
-fn through_a_link(path: &str, links: &mut std::collections::HashMap<String, bool>) -> bool {
-    let mut dir = String::new();
-    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    // The directories above the socket, at most the first two.
-    for c in parts.iter().take(parts.len().saturating_sub(1)).take(2) {
-        dir.push('/');
-        dir.push_str(c);
-        let link = *links.entry(dir.clone()).or_insert_with(|| {
-            std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
-        });
-        if link {
-            return true;
+/// The devices (`MAJ:MIN`) of the filesystems a bind of `path` shows:
+/// the mount it lies on and every mount below it.
+fn devices_shown<'t>(table: &'t str, path: &str) -> Vec<&'t str> {
+    let mut on: Option<(usize, &str)> = None;
+    let mut below = Vec::new();
+    for e in crate::mountinfo::entries(table) {
+        let mp = crate::mountinfo::unescape(e.mount_point);
+        if within(path, &mp) && on.is_none_or(|(len, _)| mp.len() >= len) {
+            on = Some((mp.len(), e.dev));
+        } else if within(&mp, path) {
+            below.push(e.dev);
         }
     }
-    false
+    below.extend(on.map(|(_, dev)| dev));
+    below
+}
+
+impl Snapshot {
+    /// Is a directory above the socket at `path` a symbolic link? Each
+    /// directory is looked at once a snapshot: sockets share most of
+    /// theirs.
+    fn through_a_link(&self, path: &str) -> bool {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let mut dir = String::new();
+        for c in parts.iter().take(parts.len().saturating_sub(1)) {
+            dir.push('/');
+            dir.push_str(c);
+            let link = *links.entry(dir.clone()).or_insert_with(|| {
+                std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
+            });
+            if link {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Every socket `/proc/net/unix` lists with an absolute path (abstract

@@ -61,10 +61,25 @@ struct Relative {
     file: Option<u32>,
 }
 
-/// The filesystem paths (absolute: as bound, or found for one bound at a
-/// relative path) of the unix sockets of this network namespace that can
-/// take a new peer or datagram (see the module doc).
-pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
+/// The kernel's own encoding of a device number (20 bits of minor), as
+/// sock_diag gives it, written as the mount table writes it.
+fn kernel_dev(dev: u32) -> String {
+    format!("{}:{}", dev >> 20, dev & 0xf_ffff)
+}
+
+/// A unix socket as listed: the path it was bound at (absolute: as bound,
+/// or found for one bound at a relative path), and the device of the
+/// filesystem its file is on (`MAJ:MIN`, as the mount table writes it;
+/// `None` where the kernel did not say).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listed {
+    pub path: String,
+    pub dev: Option<String>,
+}
+
+/// The unix sockets of this network namespace that can take a new peer
+/// or datagram (see the module doc).
+pub fn reachable_sockets() -> io::Result<Vec<Listed>> {
     use std::os::fd::AsFd;
     let kept = HOST_VIEW.lock().unwrap_or_else(|e| e.into_inner());
     let own;
@@ -87,7 +102,11 @@ pub fn reachable_socket_paths() -> io::Result<Vec<String>> {
             ));
         }
         if parse(&buf[..n], &mut found, &mut relative)? {
-            found.extend(locate(relative));
+            found.extend(
+                locate(relative)
+                    .into_iter()
+                    .map(|path| Listed { path, dev: None }),
+            );
             return Ok(found);
         }
     }
@@ -265,7 +284,7 @@ fn align4(n: usize) -> usize {
 /// is done. A malformed message is an error, not a short list.
 fn parse(
     datagram: &[u8],
-    found: &mut Vec<String>,
+    found: &mut Vec<Listed>,
     relative: &mut Vec<Relative>,
 ) -> io::Result<bool> {
     let malformed = || io::Error::other("a malformed sock_diag message");
@@ -294,7 +313,7 @@ fn parse(
                     continue;
                 }
                 let socket = u32_at(datagram, at + HEADER + 4).ok_or_else(malformed)?;
-                let (mut name, mut file) = (None, None);
+                let (mut name, mut file, mut dev) = (None, None, None);
                 let mut attr = at + HEADER + DIAG_MSG;
                 while attr + 4 <= end {
                     let alen = u16_at(datagram, attr).ok_or_else(malformed)? as usize;
@@ -310,19 +329,22 @@ fn parse(
                             name = bytes.split(|b| *b == 0).next();
                         }
                         // struct unix_diag_vfs: inode, then device (the
-                        // superblock's, which `stat` does not report on
-                        // btrfs subvolumes or some overlays: not used).
+                        // superblock's, which the mount table shows and
+                        // `stat` may not, on btrfs subvolumes or some
+                        // overlays).
                         UNIX_DIAG_VFS => {
                             file = Some(u32_at(datagram, attr + 4).ok_or_else(malformed)?);
+                            dev = u32_at(datagram, attr + 8).map(kernel_dev);
                         }
                         _ => {}
                     }
                     attr += align4(alen);
                 }
                 match name {
-                    Some(n) if n.first() == Some(&b'/') => {
-                        found.push(String::from_utf8_lossy(n).into_owned())
-                    }
+                    Some(n) if n.first() == Some(&b'/') => found.push(Listed {
+                        path: String::from_utf8_lossy(n).into_owned(),
+                        dev,
+                    }),
                     Some(n) if !n.is_empty() => relative.push(Relative {
                         name: n.to_vec(),
                         socket,
@@ -341,6 +363,10 @@ fn parse(
 mod tests {
     use super::*;
     use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+
+    fn reachable_socket_paths() -> io::Result<Vec<String>> {
+        Ok(reachable_sockets()?.into_iter().map(|l| l.path).collect())
+    }
 
     #[test]
     fn sockets_that_take_peers_are_listed_and_stream_connections_are_not() {
@@ -372,6 +398,17 @@ mod tests {
             [path("datagrams"), path("listening")],
             "listed: {all:?}"
         );
+        // Each with its file's device, as the mount table writes it (the
+        // test's directory is no btrfs subvolume: stat says the same).
+        let st = rustix::fs::stat(dir.path()).unwrap();
+        let dev = format!(
+            "{}:{}",
+            rustix::fs::major(st.st_dev),
+            rustix::fs::minor(st.st_dev)
+        );
+        let listed = reachable_sockets().unwrap();
+        let of = |p: String| listed.iter().find(|l| l.path == p).map(|l| l.dev.clone());
+        assert_eq!(of(path("listening")), Some(Some(dev)));
     }
 
     /// Once the host's view is kept, a thread in a network namespace of
