@@ -585,3 +585,54 @@ fn runtime_state_mounted_from_elsewhere_is_refused_by_that_name() {
         r.stdout
     );
 }
+
+/// A state root or image store named through another mount of a landmark
+/// (ostree's /home is /var/home; here a bind mount of /tmp) is judged by
+/// the landmark's name, as bind sources are: a bind of it by its plain
+/// path is refused. Compared under two names, it was let through.
+#[test]
+fn a_state_root_named_through_another_mount_is_refused() {
+    require_root!();
+    let dir = tempdir();
+    let alias = dir.path().join("alias");
+    let _tmp = HostMount::bind("/tmp", &alias);
+    let leaf = dir.path().file_name().unwrap();
+    let (root, store) = (dir.path().join("state"), dir.path().join("store"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    let through = |p: &Path| alias.join(leaf).join(p.file_name().unwrap());
+    let (root_alias, store_alias) = (through(&root), through(&store));
+    assert!(root_alias.is_dir(), "{}", root_alias.display());
+    let out = output(airlock(&[
+        "--state-root",
+        &root_alias.display().to_string(),
+        "run",
+        "--ro-bind",
+        &root.display().to_string(),
+        "/x",
+        "--",
+        "true",
+    ]));
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error[state-root-bind]"),
+        "{}",
+        out.stderr
+    );
+    let mut c = airlock(&[
+        "run",
+        "--bind",
+        &store.display().to_string(),
+        "/x",
+        "--",
+        "true",
+    ]);
+    c.env("AIRLOCK_STORE", &store_alias);
+    let out = output(c);
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error[image-store-writable]"),
+        "{}",
+        out.stderr
+    );
+}

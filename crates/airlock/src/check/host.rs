@@ -470,6 +470,10 @@ impl Host {
         } else {
             HostIds::default()
         };
+        // What the rules protect is named as bind sources are (see
+        // `Landmarks::name`): ostree's /home is /var/home, and a store
+        // under another user's home there is judged by its /home name.
+        let name = |p: &str| seen.marks.name(p);
         let state: BTreeMap<String, String> = RUNTIME_STATE
             .iter()
             .filter(|s| std::path::Path::new(s).exists())
@@ -477,14 +481,18 @@ impl Host {
             .collect();
         let state_elsewhere = state
             .iter()
-            .filter_map(|(name, led)| {
-                Some((name.clone(), shown_by_another_mount(&seen.table, led)?))
+            .filter_map(|(s, led)| {
+                Some((s.clone(), name(&shown_by_another_mount(&seen.table, led)?)))
             })
             .collect();
+        let state = state.into_iter().map(|(s, led)| (s, name(&led))).collect();
         Host {
             home,
             canonical: resolved,
-            sockets: existing(runtime_sockets(ctx.caller.uid)),
+            sockets: existing(runtime_sockets(ctx.caller.uid))
+                .iter()
+                .map(|s| name(s))
+                .collect(),
             state,
             state_elsewhere,
             nested,
@@ -507,8 +515,8 @@ impl Host {
                 .get("pid")
                 .is_some_and(|p| host_namespace(p, "pid")),
             root_caller: ctx.caller.is_root(),
-            store: absolute(&ctx.store).map(|s| canonical(&s)),
-            state_roots: state_roots(ctx),
+            store: absolute(&ctx.store).map(|s| name(&canonical(&s))),
+            state_roots: state_roots(ctx).iter().map(|r| name(r)).collect(),
         }
     }
 
