@@ -6,9 +6,12 @@ mod common;
 // Who the workload is on the host: a shared user namespace, id maps.
 #[path = "guardrails/identity.rs"]
 mod identity;
-// The object a bind reaches, shared directories, sockets.
+// The object a bind reaches, shared directories, state.
 #[path = "guardrails/objects.rs"]
 mod objects;
+// Unix sockets below a bind, however they are named.
+#[path = "guardrails/sockets.rs"]
+mod sockets;
 use common::*;
 use std::io::Write;
 use std::process::Stdio;
@@ -17,6 +20,17 @@ fn run(args: &[&str]) -> Run {
     let mut a = vec!["run"];
     a.extend_from_slice(args);
     output(airlock(&a))
+}
+
+/// `airlock run ARGS` is refused (125) with a finding of `code`.
+fn refused_with(args: &[&str], code: &str) {
+    let r = run(args);
+    assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("error[{code}]")),
+        "{args:?}: {}",
+        r.stderr
+    );
 }
 
 #[test]
