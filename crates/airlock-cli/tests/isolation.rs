@@ -673,6 +673,26 @@ fn the_dev_nodes_mode_is_not_the_workloads_to_change() {
     assert_ne!(r.code, 0);
 }
 
+/// Each node bound from the host's /dev must be the device its name says:
+/// a host whose /dev/zero opens another device (here /dev/null bound over
+/// it, in the test's own mount namespace) fails the start, naming it.
+#[test]
+fn a_host_dev_node_that_is_another_device_fails_the_start() {
+    require_root!();
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c"]);
+    c.arg(r#"mount --bind /dev/null /dev/zero && exec "$0" run -- /bin/true"#);
+    c.arg(airlock_bin());
+    let r = output(c);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the host's /dev/zero is not the character device 1:5"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// The host's root without /proc/sys read-only would write the host's
 /// kernel settings (kernel.core_pattern): refused, though host-root-user
 /// is acknowledged, until it is acknowledged by its own name.

@@ -243,6 +243,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         })?;
     }
     let root = airlock::state::StateRoot::open(&c.state_root)?;
+    // Root's alone, whatever mode it was made with (systemd's
+    // RuntimeDirectoryMode gives the socket's directory and this one the
+    // same 0711): clients reach their sandboxes through the API, and what
+    // the daemon binds there (an exec's console socket) is for root.
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .map_err(|e| anyhow::anyhow!("state_root {}: {e}", root.path().display()))?;
     let listener = peer::bind(&c.listen, c.socket_mode, group.as_ref().map(|g| g.1))?;
     let listen = c.listen.clone();
     let d = Arc::new(daemon::Daemon::new(c, root, layout, group, nofile));

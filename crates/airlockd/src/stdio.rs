@@ -265,59 +265,101 @@ fn resize(t: &OwnedFd, rows: u32, cols: u32) {
     let _ = rustix::termios::tcsetwinsize(t, size);
 }
 
-/// A console socket in the daemon's state root, for one exec's terminal.
+/// A console socket in the daemon's state root, for one exec's terminal:
+/// in a directory of its own that only root may enter, whatever umask
+/// the daemon was started with and whatever mode the state root has
+/// (systemd's RuntimeDirectoryMode), and taken only from a root peer (the
+/// runner). Another user who connected first would hand the exec its own
+/// terminal, and read what is typed there.
 struct Console {
+    dir: std::path::PathBuf,
     path: std::path::PathBuf,
     listener: std::os::unix::net::UnixListener,
 }
 
 impl Console {
     fn new(d: &Shared) -> Result<Console, RpcStatus> {
+        Console::in_dir(d.root.path()).map_err(|(path, e)| {
+            RpcStatus::internal(format!("console socket {}: {e}", path.display()))
+        })
+    }
+
+    fn in_dir(root: &std::path::Path) -> Result<Console, (std::path::PathBuf, std::io::Error)> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let mut rand = [0u8; 8];
         let _ = rustix::rand::getrandom(&mut rand, rustix::rand::GetRandomFlags::empty());
         let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
-        let path = d.root.path().join(format!(".console-{tag}.sock"));
-        let failed = |e: std::io::Error| {
-            RpcStatus::internal(format!("console socket {}: {e}", path.display()))
-        };
-        // Reached the way the runner reaches it: a deep state root's path
-        // is longer than a socket address holds.
-        let (addr, _dir) = airlock::terminal::console_socket_address(&path).map_err(failed)?;
-        let sock = rustix::net::socket_with(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| failed(e.into()))?;
-        rustix::net::bind(&sock, &addr).map_err(|e| failed(e.into()))?;
-        if let Err(e) = rustix::net::listen(&sock, 1) {
-            let _ = std::fs::remove_file(&path);
-            return Err(failed(e.into()));
+        let dir = root.join(format!(".console-{tag}"));
+        let path = dir.join("sock");
+        let failed = |e: std::io::Error| (path.clone(), e);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(failed)?;
+        let made = (|| {
+            // The mode asked for is cut by the umask, never widened; set
+            // again all the same, before the socket is bound in it.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            // Reached the way the runner reaches it: a deep state root's
+            // path is longer than a socket address holds.
+            let (addr, _dir) = airlock::terminal::console_socket_address(&path)?;
+            let sock = rustix::net::socket_with(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )?;
+            rustix::net::bind(&sock, &addr)?;
+            rustix::net::listen(&sock, 1)?;
+            let listener = std::os::unix::net::UnixListener::from(sock);
+            // accept() honours the receive timeout: a runner that failed
+            // before sending the terminal does not hold a thread forever.
+            rustix::net::sockopt::set_socket_timeout(
+                &listener,
+                rustix::net::sockopt::Timeout::Recv,
+                Some(Duration::from_secs(10)),
+            )?;
+            Ok::<_, std::io::Error>(listener)
+        })();
+        match made {
+            Ok(listener) => Ok(Console {
+                dir,
+                path,
+                listener,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_dir(&dir);
+                Err(failed(e))
+            }
         }
-        let listener = std::os::unix::net::UnixListener::from(sock);
-        // accept() honours the receive timeout: a runner that failed
-        // before sending the terminal does not hold a thread forever.
-        let _ = rustix::net::sockopt::set_socket_timeout(
-            &listener,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(Duration::from_secs(10)),
-        );
-        Ok(Console { path, listener })
     }
 
     fn receive(&self) -> Result<OwnedFd, RpcStatus> {
-        let (conn, _) = self.listener.accept().map_err(|e| {
+        let conn = self.accept_from_root().map_err(|e| {
             RpcStatus::internal(format!("no terminal came on the console socket: {e}"))
         })?;
         airlock::terminal::receive_terminal(&conn)
             .map_err(|e| RpcStatus::internal(format!("console socket: {e}")))
+    }
+
+    /// The first connection whose peer is root (the runner); others are
+    /// closed unheard, until the receive timeout.
+    fn accept_from_root(&self) -> std::io::Result<std::os::unix::net::UnixStream> {
+        loop {
+            let (conn, _) = self.listener.accept()?;
+            match rustix::net::sockopt::socket_peercred(&conn) {
+                Ok(cred) if cred.uid.is_root() => return Ok(conn),
+                _ => continue,
+            }
+        }
     }
 }
 
 impl Drop for Console {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -915,6 +957,78 @@ const OWN_BACKLOG: usize = 1024;
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// The console socket is in a directory only root may enter, even
+    /// under umask 0 in a state root others may traverse (0711, as the
+    /// sample unit's), and a connection from another user is passed over
+    /// for the runner's (root's).
+    #[test]
+    fn the_console_socket_is_roots_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED the_console_socket_is_roots_alone: needs root");
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let old = rustix::process::umask(rustix::fs::Mode::empty());
+        let made = Console::in_dir(root.path());
+        rustix::process::umask(old);
+        let console = made.map_err(|(_, e)| e).unwrap();
+        let mode = std::fs::metadata(&console.dir)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(console.path.parent(), Some(console.dir.as_path()));
+        // Opened up for the test: another user reaches the socket, and
+        // connects before the runner does.
+        std::fs::set_permissions(&console.dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let addr = rustix::net::SocketAddrUnix::new(&console.path).unwrap();
+        let (ready_r, ready_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let (hold_r, hold_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        // SAFETY: the child makes only system calls (setresuid, socket,
+        // connect, write, read, _exit) on data made before the fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            drop((ready_r, hold_w));
+            // SAFETY: raw setresuid of this single-threaded child alone.
+            let as_nobody = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) } == 0;
+            let connected = as_nobody
+                && rustix::net::socket(
+                    rustix::net::AddressFamily::UNIX,
+                    rustix::net::SocketType::STREAM,
+                    None,
+                )
+                .is_ok_and(|s| {
+                    let ok = rustix::net::connect(&s, &addr).is_ok();
+                    std::mem::forget(s);
+                    ok
+                });
+            let _ = rustix::io::write(&ready_w, if connected { b"y" } else { b"n" });
+            let _ = rustix::io::read(&hold_r, &mut [0u8; 1]);
+            // SAFETY: ends the child without the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        drop((ready_w, hold_r));
+        let mut said = [0u8; 1];
+        let read = rustix::io::read(&ready_r, &mut said);
+        let runner = std::os::unix::net::UnixStream::connect(&console.path);
+        let taken = console.accept_from_root();
+        drop(hold_w);
+        // SAFETY: waits for the child this test forked.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        assert_eq!(
+            (read.unwrap(), said),
+            (1, *b"y"),
+            "the other user could not connect"
+        );
+        runner.unwrap();
+        let cred = rustix::net::sockopt::socket_peercred(taken.unwrap()).unwrap();
+        assert!(cred.uid.is_root());
+        assert_eq!(cred.pid, rustix::process::getpid());
+    }
 
     /// What the pipe held when `stop` was set is still sent, however
     /// slowly the client reads: only the next read after the stop used to

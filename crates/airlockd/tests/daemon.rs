@@ -1338,7 +1338,8 @@ async fn a_sandbox_removed_at_its_end_is_waited_for_and_announced() {
 }
 
 /// A terminal exec works under a state root whose console socket's path
-/// is longer than a socket address holds (it failed: Internal).
+/// is longer than a socket address holds (it failed: Internal), and the
+/// state root is root's alone, whatever mode it was made with.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_terminal_exec_works_under_a_deep_state_root() {
     if !root_or_skip("a_terminal_exec_works_under_a_deep_state_root") {
@@ -1350,12 +1351,21 @@ async fn a_terminal_exec_works_under_a_deep_state_root() {
         .unwrap();
     let root = deep.path().join("state");
     assert!(
-        root.join(".console-0123456789abcdef.sock")
+        root.join(".console-0123456789abcdef/sock")
             .as_os_str()
             .len()
             > 108
     );
+    // Made as systemd's RuntimeDirectoryMode=0711 makes it: the daemon
+    // closes it to others.
+    std::fs::create_dir(&root).unwrap();
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
     let d = Daemon::start(&format!("state_root = {root:?}"));
+    assert_eq!(mode(&root), 0o700);
     let mut c = d.client().await;
     run(&mut c, "t", &["sleep", "100"]).await;
     let ran = tokio::time::timeout(

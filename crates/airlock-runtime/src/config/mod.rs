@@ -360,8 +360,9 @@ fn process(c: &Spec, s: &mut SandboxSpec) -> Result<(), SpecError> {
             "SELinux labels are not supported by airlock",
         ));
     }
-    // process.oomScoreAdj is applied by `create` to the held container
-    // process (a host-side write, not part of the sandbox spec).
+    // process.oomScoreAdj is applied by `create` to the runtime itself
+    // before the sandbox starts, so that its supervisor and PID 1
+    // inherit it (a host-side write, not part of the sandbox spec).
     s.process.scheduling = scheduling::scheduling(p, "process.")?;
     Ok(())
 }

@@ -65,11 +65,14 @@ impl Snapshot {
         // among the sockets on a filesystem the directory shows, whose
         // paths hold a link. A daemon's host lists a socket per sandbox,
         // and resolving each would cost every start as many lookups.
-        if std::fs::metadata(canonical).is_ok_and(|m| m.is_dir()) {
+        let mut elsewhere = bound
+            .iter()
+            .filter(|s| !within(&s.path, canonical))
+            .peekable();
+        if elsewhere.peek().is_some() && std::fs::metadata(canonical).is_ok_and(|m| m.is_dir()) {
             let shown = devices_shown(&self.table, canonical);
-            let elsewhere = bound.iter().filter(|s| {
-                !within(&s.path, canonical)
-                    && s.dev.as_ref().is_none_or(|d| shown.contains(&d.as_str()))
+            let elsewhere = elsewhere.filter(|s| {
+                s.dev.as_ref().is_none_or(|d| shown.contains(&d.as_str()))
                     && self.through_a_link(&s.path)
             });
             for s in elsewhere {

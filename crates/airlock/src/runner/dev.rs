@@ -11,7 +11,11 @@ use super::report::{SetupError, StepExt};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+/// The nodes bound from the host's /dev, in the order of their numbers
+/// in `crate::spec::STANDARD_DEVICES`: a node by one of these names that
+/// opens another device (a disk renamed null on a broken host) is refused.
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+const _: () = assert!(DEVICES.len() == crate::spec::STANDARD_DEVICES.len());
 
 /// The workload has a terminal and airlock makes the sandbox's /dev: its
 /// /dev/console is to be that terminal.
@@ -42,15 +46,17 @@ pub fn mount_dev(
     )
     .step(step)?;
     let dev = dest.trim_end_matches('/');
-    for name in DEVICES {
+    for (name, (major, minor)) in DEVICES.iter().zip(crate::spec::STANDARD_DEVICES) {
         let step = || format!("mount {dev}/{name}");
         let src = path_in(host.as_fd(), &format!("/dev/{name}")).step(step)?;
         let st = rustix::fs::fstat(&src).step(step)?;
+        let number = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
         if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::CharacterDevice
+            || number != (*major, *minor)
         {
             return Err(SetupError::new(
                 step(),
-                format!("the host's /dev/{name} is not a character device"),
+                format!("the host's /dev/{name} is not the character device {major}:{minor}"),
             ));
         }
         let target = ensure_target(root, &format!("{dev}/{name}"), TargetKind::File).step(step)?;
