@@ -444,6 +444,50 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         );
     }
 
+    // Nor is a path the caller cannot reach resolved for it: the
+    // guardrails' finding named where a link in another user's private
+    // directory leads (here /etc), and which names there exist.
+    std::os::unix::fs::symlink("/etc", private.join("lnk")).unwrap();
+    let lnk = private.join("lnk");
+    let e = airlock(
+        &d,
+        Some(USER),
+        &[
+            "run",
+            "-d",
+            "--bind",
+            lnk.to_str().unwrap(),
+            "/x",
+            "--",
+            "true",
+        ],
+    );
+    assert_ne!(e.code, 0, "{}", e.stdout);
+    assert!(
+        !e.stderr.contains("host-system-writable") && e.stderr.contains("ermission denied"),
+        "{}",
+        e.stderr
+    );
+    // Root's own call is judged where the link leads.
+    let e = airlock(
+        &d,
+        None,
+        &[
+            "run",
+            "-d",
+            "--bind",
+            lnk.to_str().unwrap(),
+            "/x",
+            "--",
+            "true",
+        ],
+    );
+    assert!(
+        e.stderr.contains("error[host-system-writable]"),
+        "{}",
+        e.stderr
+    );
+
     // Outside the group: the socket itself refuses the connection, and
     // the error says why (it said only "transport error").
     let e = airlock(&d, Some(OUTSIDER), &["ps"]);

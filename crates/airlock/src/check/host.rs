@@ -435,7 +435,17 @@ pub const RUNTIME_STATE: &[&str] = &[
 impl Host {
     /// Gather the facts for `spec` from this host: where each bind source
     /// and rootfs really leads, the caller's home, which sockets exist.
+    /// A root process probing for another caller (airlockd) does so with
+    /// the caller's file-system ids (see [`super::as_caller`]).
     pub fn probe(spec: &SandboxSpec, ctx: &crate::Context) -> Host {
+        let _as_caller = (!ctx.caller.is_root() && rustix::process::geteuid().is_root())
+            .then(|| super::as_caller::CallerIds::take(ctx.caller.uid, ctx.caller.gid))
+            .flatten();
+        Host::probe_here(spec, ctx)
+    }
+
+    /// [`Host::probe`], with this thread's ids as they are.
+    fn probe_here(spec: &SandboxSpec, ctx: &crate::Context) -> Host {
         let home = ctx
             .home
             .as_deref()

@@ -10,6 +10,7 @@
 //! again on the object it actually opened, so a path swapped between check
 //! and mount cannot slip through.
 
+mod as_caller;
 mod binds;
 mod host;
 pub mod hostids;

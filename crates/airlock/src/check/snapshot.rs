@@ -231,7 +231,9 @@ pub(super) fn sockets_at(path: &str) -> Vec<String> {
     if !meta.is_dir() {
         return Vec::new();
     }
-    if let Some(kept) = listed::get(&meta) {
+    // What root listed is not a caller's to read (see `as_caller`).
+    let may_keep = !super::as_caller::active();
+    if let Some(kept) = listed::get(&meta).filter(|_| may_keep) {
         return kept;
     }
     let Ok(entries) = std::fs::read_dir(path) else {
@@ -244,7 +246,9 @@ pub(super) fn sockets_at(path: &str) -> Vec<String> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
         .map(|e| e.path().to_string_lossy().into_owned())
         .collect();
-    listed::keep(&meta, &found);
+    if may_keep {
+        listed::keep(&meta, &found);
+    }
     found
 }
 
