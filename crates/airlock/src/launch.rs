@@ -40,7 +40,10 @@ pub struct Prepared {
 pub fn prepare(spec: &SandboxSpec, ctx: &Context) -> Result<Prepared, Error> {
     // Validation first: the guardrails judge only specs that make sense.
     let mut plan = plan::plan(spec, ctx)?;
-    let host = Host::probe(spec, ctx);
+    let host = Host::probe(spec, ctx).map_err(|source| Error::Io {
+        what: "look at the host with the caller's file-system ids",
+        source,
+    })?;
     let findings = check::enforce(spec, &host)?;
     // A network namespace joined by path that is the caller's own is the
     // host's as much as a shared one: its abstract sockets out of reach.

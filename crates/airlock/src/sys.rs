@@ -112,11 +112,14 @@ pub fn join_new_session_keyring() -> io::Result<()> {
 
 /// Whether the kernel was built with keys: procfs lists their users then
 /// (`/proc/key-users`, unconditional with CONFIG_KEYS since Linux 4.10).
-/// Without a procfs to ask (`/proc/self` missing) it cannot tell, and
-/// says yes: a caller's keyring is kept only where there is surely none.
+/// Without a whole procfs to ask (none mounted, or one that shows only
+/// processes: `subset=pid`, where `/proc/version` is hidden too) it
+/// cannot tell, and says yes: a caller's keyring is kept only where
+/// there is surely none.
 fn kernel_has_keys() -> bool {
     let proc = std::path::Path::new("/proc");
-    proc.join("key-users").exists() || !proc.join("self").exists()
+    let whole = proc.join("self").exists() && proc.join("version").exists();
+    proc.join("key-users").exists() || !whole
 }
 
 /// In a child of fork or clone3, which never returns to the frames it

@@ -533,7 +533,7 @@ fn the_runner_mounts_what_was_checked() {
         .build();
     let ctx = airlock::Context::current();
     let mut plan = airlock::plan::plan(&spec, &ctx).unwrap();
-    plan.host = airlock::check::Host::probe(&spec, &ctx);
+    plan.host = airlock::check::Host::probe(&spec, &ctx).unwrap();
     assert!(airlock::check::check(&spec, &plan.host).is_empty());
     std::fs::remove_dir(&share).unwrap();
     std::os::unix::fs::symlink("/etc", &share).unwrap();
@@ -560,7 +560,7 @@ fn the_runner_mounts_what_was_checked() {
     std::fs::create_dir(&elsewhere).unwrap();
     std::fs::remove_file(&share).unwrap();
     std::fs::create_dir(&share).unwrap();
-    plan.host = airlock::check::Host::probe(&spec, &ctx);
+    plan.host = airlock::check::Host::probe(&spec, &ctx).unwrap();
     std::fs::remove_dir(&share).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &share).unwrap();
     match airlock::Sandbox::spawn_plan_unchecked(&plan, &opts) {

@@ -23,61 +23,90 @@ pub(super) fn active() -> bool {
     AS_CALLER.with(Cell::get)
 }
 
-/// This thread's file-system ids and groups as a caller's, until dropped.
+/// This thread's file-system ids and groups as a caller's, and no
+/// effective capability (CAP_SYS_PTRACE would still follow another
+/// user's `/proc/PID/cwd`), until dropped.
 pub(super) struct CallerIds {
     uid: u32,
     gid: u32,
     groups: Vec<libc::gid_t>,
+    caps: Option<rustix::thread::CapabilitySets>,
 }
 
 impl CallerIds {
     /// Take `uid` and `gid` as this thread's file-system ids, with no
-    /// supplementary groups; `None` where that could not be done (the
-    /// probe then runs as it would have, with the process's own).
-    pub(super) fn take(uid: u32, gid: u32) -> Option<CallerIds> {
+    /// supplementary groups and no effective capability. An error where
+    /// that could not be done: the probe must not run as root instead.
+    pub(super) fn take(uid: u32, gid: u32) -> std::io::Result<CallerIds> {
         let mut groups = vec![0 as libc::gid_t; 65536];
         // SAFETY: getgroups writes at most `groups.len()` ids into the
         // buffer it is given, which holds that many.
         let n = unsafe { libc::syscall(libc::SYS_getgroups, groups.len(), groups.as_mut_ptr()) };
-        groups.truncate(usize::try_from(n).ok()?);
-        // SAFETY: a raw setgroups of no groups changes this thread's
-        // credentials alone and reads no memory.
-        let r = unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) };
-        if r != 0 {
-            return None;
-        }
-        // SAFETY: raw setfsgid and setfsuid change this thread's
-        // file-system ids alone; each returns the one it replaced.
-        let (old_gid, old_uid) = unsafe {
+        let n = usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?;
+        groups.truncate(n);
+        let caps = rustix::thread::capabilities(None)?;
+        // From here on, dropping `ids` gives back whatever was taken.
+        // SAFETY: -1 is no id: these change nothing and say the
+        // thread's file-system ids.
+        let (uid_now, gid_now) = unsafe {
             (
-                libc::syscall(libc::SYS_setfsgid, gid) as u32,
-                libc::syscall(libc::SYS_setfsuid, uid) as u32,
+                libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32,
+                libc::syscall(libc::SYS_setfsgid, u32::MAX) as u32,
             )
         };
-        AS_CALLER.with(|a| a.set(true));
-        let ids = CallerIds {
-            uid: old_uid,
-            gid: old_gid,
+        let mut ids = CallerIds {
+            uid: uid_now,
+            gid: gid_now,
             groups,
+            caps: None,
         };
+        AS_CALLER.with(|a| a.set(true));
+        // SAFETY: a raw setgroups of no groups changes this thread's
+        // credentials alone and reads no memory.
+        if unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: raw setfsgid and setfsuid change this thread's
+        // file-system ids alone.
+        unsafe {
+            libc::syscall(libc::SYS_setfsgid, gid);
+            libc::syscall(libc::SYS_setfsuid, uid);
+        }
         // The kernel says the old id whether or not it took the new one:
-        // asked again (-1 changes nothing), it says which it has now.
-        // SAFETY: as above; -1 is no id and changes nothing.
+        // asked again (-1 is no id and changes nothing), it says which it
+        // has now.
+        // SAFETY: as above.
         let now = unsafe {
             (
                 libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32,
                 libc::syscall(libc::SYS_setfsgid, u32::MAX) as u32,
             )
         };
-        (now == (uid, gid)).then_some(ids)
+        if now != (uid, gid) {
+            return Err(std::io::Error::other(format!(
+                "this thread's file-system ids are {}:{}, not the caller's {uid}:{gid}",
+                now.0, now.1
+            )));
+        }
+        let none = rustix::thread::CapabilitySets {
+            effective: rustix::thread::CapabilitySet::empty(),
+            ..caps
+        };
+        rustix::thread::set_capabilities(None, none)?;
+        ids.caps = Some(caps);
+        Ok(ids)
     }
 }
 
 impl Drop for CallerIds {
     fn drop(&mut self) {
+        // The capabilities first: setting ids back takes CAP_SETUID and
+        // CAP_SETGID, which are still permitted.
+        if let Some(caps) = self.caps {
+            let _ = rustix::thread::set_capabilities(None, caps);
+        }
         // SAFETY: the same calls with the ids and groups this thread had,
-        // which it may take back (the capabilities to set ids stay
-        // effective while the file-system ids are another's).
+        // which it may take back.
         unsafe {
             libc::syscall(libc::SYS_setfsuid, self.uid);
             libc::syscall(libc::SYS_setfsgid, self.gid);
@@ -104,21 +133,32 @@ mod tests {
         std::fs::write(private.join("f"), "x").unwrap();
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
         let f = private.join("f");
-        std::thread::spawn(move || {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let prober = std::thread::spawn(move || {
             let groups_before = rustix::process::getgroups().unwrap();
+            let caps_before = rustix::thread::capabilities(None).unwrap();
             {
                 let _as = super::CallerIds::take(1000, 1000).expect("took the ids");
                 assert!(super::active());
                 let e = std::fs::metadata(&f).unwrap_err();
                 assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+                let caps = rustix::thread::capabilities(None).unwrap();
+                assert!(caps.effective.is_empty(), "{caps:?}");
+                held_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
             }
             assert!(!super::active());
             assert!(std::fs::metadata(&f).is_ok());
             assert_eq!(rustix::process::getgroups().unwrap(), groups_before);
-        })
-        .join()
-        .unwrap();
-        // Other threads kept theirs throughout.
-        assert!(std::fs::metadata(dir.path().join("private/f")).is_ok());
+            let caps = rustix::thread::capabilities(None).unwrap();
+            assert_eq!(caps.effective, caps_before.effective);
+        });
+        // While that thread holds a caller's ids, the others keep theirs.
+        held_rx.recv().unwrap();
+        let here = std::fs::metadata(dir.path().join("private/f"));
+        go_tx.send(()).unwrap();
+        prober.join().unwrap();
+        assert!(here.is_ok());
     }
 }

@@ -384,17 +384,14 @@ impl<'a> Bind<'a> {
             // mount shows it (one bind-mounted from /data/docker): a bind
             // source is judged where it leads.
             let led = host.state.get(*state).map(String::as_str);
-            let also = host.state_elsewhere.get(*state).map(String::as_str);
-            let inside = [Some(*state), led, also]
+            let also = host.state_elsewhere.get(*state).into_iter().flatten();
+            let also: Vec<&str> = also.map(String::as_str).collect();
+            let inside = [*state]
                 .into_iter()
-                .flatten()
+                .chain(led)
+                .chain(also.iter().copied())
                 .any(|at| within(real, at) && !one_runtime_object(real, at, state));
-            if inside
-                || [led, also]
-                    .into_iter()
-                    .flatten()
-                    .any(|at| exposes(real, at))
-            {
+            if inside || led.into_iter().chain(also).any(|at| exposes(real, at)) {
                 f.add(
                     "runtime-socket-bind",
                     self.subject,

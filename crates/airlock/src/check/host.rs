@@ -30,7 +30,7 @@ pub struct Host {
     /// none bind`): each as [`RUNTIME_STATE`] names it → that name, by
     /// which a bind source reaches it all the same.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub state_elsewhere: BTreeMap<String, String>,
+    pub state_elsewhere: BTreeMap<String, Vec<String>>,
     /// Mounts below each bind source (canonical path → mounts under it):
     /// a recursive bind brings them along.
     #[serde(default)]
@@ -122,10 +122,25 @@ fn shown_elsewhere(
     entry: &crate::mountinfo::Entry<'_>,
     rest: &str,
 ) -> Option<String> {
+    let names = names_elsewhere(all, entry, rest);
+    names
+        .into_iter()
+        .min_by_key(|(root, _)| *root)
+        .map(|(_, name)| name)
+}
+
+/// Every path by which another mount of its filesystem (not itself below
+/// `entry`) shows what `entry` shows at `rest`, each with the length of
+/// that mount's root (see [`shown_elsewhere`]).
+fn names_elsewhere(
+    all: &[crate::mountinfo::Entry<'_>],
+    entry: &crate::mountinfo::Entry<'_>,
+    rest: &str,
+) -> Vec<(usize, String)> {
     use crate::mountinfo::unescape;
     let root = unescape(entry.root);
     if root == "/" {
-        return None;
+        return Vec::new();
     }
     let at = unescape(entry.mount_point);
     let in_fs = format!(
@@ -134,30 +149,29 @@ fn shown_elsewhere(
         rest.trim_start_matches('/')
     );
     let in_fs = in_fs.trim_end_matches('/');
-    let (other, other_root) = all
-        .iter()
+    all.iter()
         .filter(|e| e.dev == entry.dev && !within(&unescape(e.mount_point), &at))
-        .map(|e| (e, unescape(e.root)))
+        .map(|e| (unescape(e.mount_point), unescape(e.root)))
         .filter(|(_, r)| within(in_fs, r))
-        .min_by_key(|(_, r)| r.len())?;
-    let below = in_fs[other_root.trim_end_matches('/').len()..].trim_start_matches('/');
-    let name = format!(
-        "{}/{below}",
-        unescape(other.mount_point).trim_end_matches('/')
-    );
-    let name = match name.trim_end_matches('/') {
-        "" => "/".to_string(),
-        n => n.to_string(),
-    };
-    Some(name)
+        .map(|(mp, other_root)| {
+            let below = in_fs[other_root.trim_end_matches('/').len()..].trim_start_matches('/');
+            let name = format!("{}/{below}", mp.trim_end_matches('/'));
+            let name = match name.trim_end_matches('/') {
+                "" => "/".to_string(),
+                n => n.to_string(),
+            };
+            (other_root.len(), name)
+        })
+        .collect()
 }
 
-/// The other name of `path` (canonical) when the mount it lies on binds
-/// a directory that its filesystem's own mount shows elsewhere (see
-/// [`shown_elsewhere`]): `/data/docker` for `/var/lib/docker`, mounted
-/// from there by fstab. The mount on top at `path` is the deepest at or
+/// The other names of `path` (canonical) when the mount it lies on binds
+/// a directory that its filesystem's own mounts show elsewhere (see
+/// [`names_elsewhere`]): `/data/docker` for `/var/lib/docker`, mounted
+/// from there by fstab, and `/mnt/backup/docker` where the same disk is
+/// mounted there too. The mount on top at `path` is the deepest at or
 /// above it, the last in the table of those at one point.
-pub fn shown_by_another_mount(table: &str, path: &str) -> Option<String> {
+pub fn shown_by_other_mounts(table: &str, path: &str) -> Vec<String> {
     use crate::mountinfo::unescape;
     let all: Vec<_> = crate::mountinfo::entries(table).collect();
     let mut on: Option<(std::borrow::Cow<'_, str>, &crate::mountinfo::Entry<'_>)> = None;
@@ -167,9 +181,17 @@ pub fn shown_by_another_mount(table: &str, path: &str) -> Option<String> {
             on = Some((mp, e));
         }
     }
-    let (mp, e) = on?;
+    let Some((mp, e)) = on else {
+        return Vec::new();
+    };
     let rest = path.strip_prefix(mp.trim_end_matches('/')).unwrap_or("");
-    shown_elsewhere(&all, e, rest)
+    let mut names: Vec<String> = names_elsewhere(&all, e, rest)
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Do both paths lead to the same object (device and inode)? A path that
@@ -435,23 +457,25 @@ pub const RUNTIME_STATE: &[&str] = &[
 impl Host {
     /// Gather the facts for `spec` from this host: where each bind source
     /// and rootfs really leads, the caller's home, which sockets exist.
-    /// A root process probing for another caller (airlockd) does so with
-    /// the caller's file-system ids (see [`super::as_caller`]).
-    pub fn probe(spec: &SandboxSpec, ctx: &crate::Context) -> Host {
-        let _as_caller = (!ctx.caller.is_root() && rustix::process::geteuid().is_root())
-            .then(|| super::as_caller::CallerIds::take(ctx.caller.uid, ctx.caller.gid))
-            .flatten();
-        Host::probe_here(spec, ctx)
-    }
-
-    /// [`Host::probe`], with this thread's ids as they are.
-    fn probe_here(spec: &SandboxSpec, ctx: &crate::Context) -> Host {
+    /// A root process probing for another caller (airlockd) resolves and
+    /// looks into the paths the caller named with the caller's
+    /// file-system ids (see [`super::as_caller`]), and fails if it cannot
+    /// take them; the host's own facts (privileged ids, runtime state)
+    /// are gathered with its own.
+    pub fn probe(spec: &SandboxSpec, ctx: &crate::Context) -> std::io::Result<Host> {
         let home = ctx
             .home
             .as_deref()
             .filter(|h| h.starts_with('/') && *h != "/")
             .map(canonical);
         let seen = Snapshot::take(home.as_deref());
+        let as_caller = match !ctx.caller.is_root() && rustix::process::geteuid().is_root() {
+            true => Some(super::as_caller::CallerIds::take(
+                ctx.caller.uid,
+                ctx.caller.gid,
+            )?),
+            false => None,
+        };
         let mut resolved = BTreeMap::new();
         let mut nested = BTreeMap::new();
         let mut sockets_at = BTreeMap::new();
@@ -472,6 +496,7 @@ impl Host {
                 Some((named.clone(), why))
             })
             .collect();
+        drop(as_caller);
         let ids = if !spec.namespaces.user
             || !spec.identity.uid_map.is_empty()
             || !spec.identity.gid_map.is_empty()
@@ -491,12 +516,14 @@ impl Host {
             .collect();
         let state_elsewhere = state
             .iter()
-            .filter_map(|(s, led)| {
-                Some((s.clone(), name(&shown_by_another_mount(&seen.table, led)?)))
+            .map(|(s, led)| {
+                let names = shown_by_other_mounts(&seen.table, led);
+                (s.clone(), names.iter().map(|n| name(n)).collect::<Vec<_>>())
             })
+            .filter(|(_, names)| !names.is_empty())
             .collect();
         let state = state.into_iter().map(|(s, led)| (s, name(&led))).collect();
-        Host {
+        Ok(Host {
             home,
             canonical: resolved,
             sockets: existing(runtime_sockets(ctx.caller.uid))
@@ -527,7 +554,7 @@ impl Host {
             root_caller: ctx.caller.is_root(),
             store: absolute(&ctx.store).map(|s| name(&canonical(&s))),
             state_roots: state_roots(ctx).iter().map(|r| name(r)).collect(),
-        }
+        })
     }
 
     /// Where `path` leads on the host (lexically normalized if not probed).
@@ -744,16 +771,22 @@ mod tests {
             2 1 8:1 /data/docker /var/lib/docker rw - ext4 /dev/sda1 rw\n\
             3 1 8:1 /data/varlib /var/lib rw - ext4 /dev/sda1 rw\n\
             4 3 8:1 /srv/k /var/lib/kubelet rw - ext4 /dev/sda1 rw\n\
-            5 1 0:5 / /run rw - tmpfs tmpfs rw\n";
-        let other = |p: &str| super::shown_by_another_mount(table, p);
-        assert_eq!(other("/var/lib/docker").as_deref(), Some("/data/docker"));
+            5 1 0:5 / /run rw - tmpfs tmpfs rw\n\
+            6 1 8:2 /docker /var/lib/containers rw - ext4 /dev/sdb1 rw\n\
+            7 1 8:2 / /data2 rw - ext4 /dev/sdb1 rw\n\
+            8 1 8:2 / /mnt/backup rw - ext4 /dev/sdb1 rw\n";
+        let other = |p: &str| super::shown_by_other_mounts(table, p);
+        let s = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(other("/var/lib/docker"), s(&["/data/docker"]));
+        assert_eq!(other("/var/lib/docker/x"), s(&["/data/docker/x"]));
+        assert_eq!(other("/var/lib/etcd"), s(&["/data/varlib/etcd"]));
+        assert_eq!(other("/var/lib/kubelet"), s(&["/srv/k"]));
+        // Every other mount of the disk that shows it, not one.
         assert_eq!(
-            other("/var/lib/docker/x").as_deref(),
-            Some("/data/docker/x")
+            other("/var/lib/containers"),
+            s(&["/data2/docker", "/mnt/backup/docker"])
         );
-        assert_eq!(other("/var/lib/etcd").as_deref(), Some("/data/varlib/etcd"));
-        assert_eq!(other("/var/lib/kubelet").as_deref(), Some("/srv/k"));
-        assert_eq!(other("/etc/kubernetes"), None);
-        assert_eq!(other("/run/containerd"), None);
+        assert!(other("/etc/kubernetes").is_empty());
+        assert!(other("/run/containerd").is_empty());
     }
 }

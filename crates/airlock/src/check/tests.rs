@@ -47,9 +47,9 @@ fn denied(spec: &SandboxSpec) -> Vec<&'static str> {
 fn default_view_is_clean() {
     let s = SandboxSpec::builder().args(["true"]).default_view().build();
     assert!(
-        check(&s, &Host::probe(&s, &crate::Context::current())).is_empty(),
+        check(&s, &Host::probe(&s, &crate::Context::current()).unwrap()).is_empty(),
         "{:?}",
-        check(&s, &Host::probe(&s, &crate::Context::current()))
+        check(&s, &Host::probe(&s, &crate::Context::current()).unwrap())
     );
 }
 
@@ -355,7 +355,7 @@ fn nested_mounts_are_judged() {
     // and from inside it; not a sibling of it.
     let mut h = host();
     h.state = [("/var/lib/docker".into(), "/var/lib/docker".into())].into();
-    h.state_elsewhere = [("/var/lib/docker".into(), "/data/docker".into())].into();
+    h.state_elsewhere = [("/var/lib/docker".into(), vec!["/data/docker".into()])].into();
     let judged = |src: &str| {
         let s = spec_with(vec![bind(src, "/v", false)]);
         check(&s, &h)
