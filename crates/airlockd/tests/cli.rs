@@ -449,19 +449,16 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
     // directory leads (here /etc), and which names there exist.
     std::os::unix::fs::symlink("/etc", private.join("lnk")).unwrap();
     let lnk = private.join("lnk");
-    let e = airlock(
-        &d,
-        Some(USER),
-        &[
-            "run",
-            "-d",
-            "--bind",
-            lnk.to_str().unwrap(),
-            "/x",
-            "--",
-            "true",
-        ],
-    );
+    let bind_lnk = [
+        "run",
+        "-d",
+        "--bind",
+        lnk.to_str().unwrap(),
+        "/x",
+        "--",
+        "true",
+    ];
+    let e = airlock(&d, Some(USER), &bind_lnk);
     assert_ne!(e.code, 0, "{}", e.stdout);
     assert!(
         !e.stderr.contains("host-system-writable") && e.stderr.contains("ermission denied"),
@@ -469,19 +466,7 @@ fn an_unprivileged_caller_gets_its_own_ids_and_sandboxes_only() {
         e.stderr
     );
     // Root's own call is judged where the link leads.
-    let e = airlock(
-        &d,
-        None,
-        &[
-            "run",
-            "-d",
-            "--bind",
-            lnk.to_str().unwrap(),
-            "/x",
-            "--",
-            "true",
-        ],
-    );
+    let e = airlock(&d, None, &bind_lnk);
     assert!(
         e.stderr.contains("error[host-system-writable]"),
         "{}",

@@ -56,7 +56,6 @@ impl Snapshot {
     /// (`--ro-bind /tmp` holds /tmp/ssh-XXXX/agent.N), by the path it was
     /// bound at or through a symbolic link.
     pub fn sockets(&self, canonical: &str) -> Vec<String> {
-        use std::os::unix::fs::FileTypeExt;
         let mut found = sockets_at(canonical);
         let bound = self.bound.get_or_init(bound_unix_sockets);
         // Bound through a link elsewhere (`/var/run` → `/run`: dockerd's
@@ -76,14 +75,8 @@ impl Snapshot {
                     && self.through_a_link(&s.path)
             });
             for s in elsewhere {
-                let Ok(real) = std::fs::canonicalize(&s.path) else {
-                    continue;
-                };
-                let is_socket =
-                    std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_socket());
-                let real = real.to_string_lossy().into_owned();
-                if is_socket && within(&real, canonical) && !found.contains(&real) {
-                    found.push(real);
+                if let Ok(real) = std::fs::canonicalize(&s.path) {
+                    add_if_socket_within(&mut found, real, canonical);
                 }
             }
         }
@@ -111,12 +104,7 @@ impl Snapshot {
                 }
                 continue;
             };
-            let is_socket =
-                std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_socket());
-            let real = real.to_string_lossy().into_owned();
-            if is_socket && within(&real, canonical) && !found.contains(&real) {
-                found.push(real);
-            }
+            add_if_socket_within(&mut found, real, canonical);
         }
         found
     }
@@ -157,6 +145,17 @@ fn bound_unix_sockets() -> Vec<Listed> {
     found.sort();
     found.dedup();
     found
+}
+
+/// Add `real` (where a listed socket's path leads) to `found` if it is a
+/// socket inside `canonical` and not there yet.
+fn add_if_socket_within(found: &mut Vec<String>, real: std::path::PathBuf, canonical: &str) {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_socket());
+    let real = real.to_string_lossy().into_owned();
+    if is_socket && within(&real, canonical) && !found.contains(&real) {
+        found.push(real);
+    }
 }
 
 /// The devices (`MAJ:MIN`) of the filesystems a bind of `path` shows:
