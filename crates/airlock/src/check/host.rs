@@ -165,27 +165,35 @@ fn names_elsewhere(
         .collect()
 }
 
-/// The other names of `path` (canonical) when the mount it lies on binds
-/// a directory that its filesystem's own mounts show elsewhere (see
-/// [`names_elsewhere`]): `/data/docker` for `/var/lib/docker`, mounted
-/// from there by fstab, and `/mnt/backup/docker` where the same disk is
-/// mounted there too. The mount on top at `path` is the deepest at or
-/// above it, the last in the table of those at one point.
-pub fn shown_by_other_mounts(table: &str, path: &str) -> Vec<String> {
-    use crate::mountinfo::unescape;
-    let all: Vec<_> = crate::mountinfo::entries(table).collect();
-    let mut on: Option<(std::borrow::Cow<'_, str>, &crate::mountinfo::Entry<'_>)> = None;
-    for e in &all {
-        let mp = unescape(e.mount_point);
-        if within(path, &mp) && on.as_ref().is_none_or(|(top, _)| mp.len() >= top.len()) {
-            on = Some((mp, e));
+/// The mount on top at `path`: the deepest at or above it, the last in
+/// the table of those at one point (a later mount there hides the
+/// earlier).
+pub fn mount_on<'a, 't>(
+    all: &'a [crate::mountinfo::Entry<'t>],
+    path: &str,
+) -> Option<&'a crate::mountinfo::Entry<'t>> {
+    let mut on: Option<(usize, &crate::mountinfo::Entry<'t>)> = None;
+    for e in all {
+        let mp = crate::mountinfo::unescape(e.mount_point);
+        if within(path, &mp) && on.is_none_or(|(len, _)| mp.len() >= len) {
+            on = Some((mp.len(), e));
         }
     }
-    let Some((mp, e)) = on else {
+    on.map(|(_, e)| e)
+}
+
+/// The other names of `path` (canonical) when the mount it lies on (see
+/// [`mount_on`]) binds a directory that its filesystem's own mounts show
+/// elsewhere (see [`names_elsewhere`]): `/data/docker` for
+/// `/var/lib/docker`, mounted from there by fstab, and
+/// `/mnt/backup/docker` where the same disk is mounted there too.
+pub fn shown_by_other_mounts(all: &[crate::mountinfo::Entry<'_>], path: &str) -> Vec<String> {
+    let Some(e) = mount_on(all, path) else {
         return Vec::new();
     };
+    let mp = crate::mountinfo::unescape(e.mount_point);
     let rest = path.strip_prefix(mp.trim_end_matches('/')).unwrap_or("");
-    let mut names: Vec<String> = names_elsewhere(&all, e, rest)
+    let mut names: Vec<String> = names_elsewhere(all, e, rest)
         .into_iter()
         .map(|(_, n)| n)
         .collect();
@@ -514,10 +522,11 @@ impl Host {
             .filter(|s| std::path::Path::new(s).exists())
             .map(|s| (s.to_string(), canonical(s)))
             .collect();
+        let mounts: Vec<_> = crate::mountinfo::entries(&seen.table).collect();
         let state_elsewhere = state
             .iter()
             .map(|(s, led)| {
-                let names = shown_by_other_mounts(&seen.table, led);
+                let names = shown_by_other_mounts(&mounts, led);
                 (s.clone(), names.iter().map(|n| name(n)).collect::<Vec<_>>())
             })
             .filter(|(_, names)| !names.is_empty())
@@ -775,7 +784,8 @@ mod tests {
             6 1 8:2 /docker /var/lib/containers rw - ext4 /dev/sdb1 rw\n\
             7 1 8:2 / /data2 rw - ext4 /dev/sdb1 rw\n\
             8 1 8:2 / /mnt/backup rw - ext4 /dev/sdb1 rw\n";
-        let other = |p: &str| super::shown_by_other_mounts(table, p);
+        let all: Vec<_> = crate::mountinfo::entries(table).collect();
+        let other = |p: &str| super::shown_by_other_mounts(&all, p);
         let s = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         assert_eq!(other("/var/lib/docker"), s(&["/data/docker"]));
         assert_eq!(other("/var/lib/docker/x"), s(&["/data/docker/x"]));

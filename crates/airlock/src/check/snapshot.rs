@@ -161,18 +161,13 @@ fn add_if_socket_within(found: &mut Vec<String>, real: std::path::PathBuf, canon
 /// The devices (`MAJ:MIN`) of the filesystems a bind of `path` shows:
 /// the mount it lies on and every mount below it.
 fn devices_shown<'t>(table: &'t str, path: &str) -> Vec<&'t str> {
-    let mut on: Option<(usize, &str)> = None;
-    let mut below = Vec::new();
-    for e in crate::mountinfo::entries(table) {
-        let mp = crate::mountinfo::unescape(e.mount_point);
-        if within(path, &mp) && on.is_none_or(|(len, _)| mp.len() >= len) {
-            on = Some((mp.len(), e.dev));
-        } else if within(&mp, path) {
-            below.push(e.dev);
-        }
-    }
-    below.extend(on.map(|(_, dev)| dev));
-    below
+    let all: Vec<_> = crate::mountinfo::entries(table).collect();
+    let below = all
+        .iter()
+        .filter(|e| within(&crate::mountinfo::unescape(e.mount_point), path));
+    let mut shown: Vec<&'t str> = below.map(|e| e.dev).collect();
+    shown.extend(super::host::mount_on(&all, path).map(|e| e.dev));
+    shown
 }
 
 impl Snapshot {
