@@ -24,11 +24,15 @@ fn run(args: &[&str]) -> Run {
 
 /// `airlock run ARGS` is refused (125) with a finding of `code`.
 fn refused_with(args: &[&str], code: &str) {
-    let r = run(args);
-    assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+    refused(&run(args), code, &format!("{args:?}"));
+}
+
+/// `r` was refused (125) with a finding of `code`; `what` says which run.
+fn refused(r: &Run, code: &str, what: &str) {
+    assert_eq!(r.code, 125, "{what}: {}", r.stderr);
     assert!(
         r.stderr.contains(&format!("error[{code}]")),
-        "{args:?}: {}",
+        "{what}: {}",
         r.stderr
     );
 }
