@@ -36,7 +36,8 @@ pub struct NameArgs {
 ///
 /// What it wrote to stdout goes to stdout, to stderr to stderr (with a
 /// terminal, all of it is on stdout). The logs keep the last 1 to 2 MiB
-/// of each stream.
+/// of each stream; `--follow`, outrun by more than that between two of its
+/// reads, counts the log files it missed on stderr.
 #[derive(Args)]
 #[command(after_help = "Examples:\n  airlock logs web\n  airlock logs -f --tail 20 web")]
 pub struct LogsArgs {
@@ -268,8 +269,18 @@ pub fn inspect(a: NameArgs, ctx: Context) -> ExitCode {
 
 /// Write log chunks to our stdout and stderr, as they came. Only stdout's
 /// failure is returned: a stderr closed or full loses that stream alone.
+/// Log files rotated away before we read them (a burst faster than our
+/// polls) are counted on stderr where their output is missing.
 pub(crate) fn print_chunks(chunks: Vec<LogChunk>) -> std::io::Result<()> {
     for c in chunks {
+        if c.lost_files > 0 {
+            eprintln!(
+                "airlock: warning: {} {} log file(s) were rotated away before they were read: \
+                 their output is lost",
+                c.lost_files,
+                c.stream.name()
+            );
+        }
         match c.stream {
             LogStream::Stdout => {
                 let mut out = std::io::stdout().lock();

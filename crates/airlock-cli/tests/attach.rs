@@ -376,6 +376,50 @@ fn logs_tail() {
     assert_eq!(al(root, false, &["rm", "l"]).code, 0);
 }
 
+/// `logs -f` behind a burst (about 30 log files of 1 MiB between two of
+/// its polls) says on stderr how many files went unread, and goes on to
+/// the end, as root and as the user whose supervisor marked the files.
+fn followed_logs_count_what_went_unread(as_user: bool) {
+    let (_keep, root) = state_root();
+    let root = &root;
+    let _cleanup = Remove(root, as_user, &["burst"]);
+    let burst = "echo first; sleep 1; head -c 30000000 /dev/zero; echo; echo last";
+    let r = al(
+        root,
+        as_user,
+        &["run", "-d", "--name", "burst", "--", "sh", "-c", burst],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = al(root, as_user, &["logs", "-f", "burst"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("first\n") && r.stdout.ends_with("\0\nlast\n"),
+        "{} bytes",
+        r.stdout.len()
+    );
+    assert!(r.stdout.len() < 30_000_000, "{} bytes", r.stdout.len());
+    assert!(
+        r.stderr.starts_with("airlock: warning: ")
+            && r.stderr
+                .contains(" stdout log file(s) were rotated away before they were read"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(al(root, as_user, &["rm", "burst"]).code, 0);
+}
+
+#[test]
+fn followed_logs_count_what_went_unread_as_root() {
+    require_root!();
+    followed_logs_count_what_went_unread(false);
+}
+
+#[test]
+fn followed_logs_count_what_went_unread_rootless() {
+    require_root!();
+    followed_logs_count_what_went_unread(true);
+}
+
 /// The one kept end in the state root's `.ended` (a `run -d --rm`
 /// sandbox's last state), and that there is one.
 fn kept_end(root: &Path) -> serde_json::Value {

@@ -9,6 +9,16 @@ use common::*;
 use std::time::Duration;
 
 fn start(root: &std::path::Path, spec: &SandboxSpec, stdin: bool) -> SandboxDir {
+    start_with(root, spec, stdin, None)
+}
+
+/// [`start`], with a log file's limit.
+fn start_with(
+    root: &std::path::Path,
+    spec: &SandboxSpec,
+    stdin: bool,
+    log_limit: Option<u64>,
+) -> SandboxDir {
     let mut ctx = Context::current();
     ctx.state_root = root.to_path_buf();
     let opts = SpawnOptions {
@@ -16,6 +26,7 @@ fn start(root: &std::path::Path, spec: &SandboxSpec, stdin: bool) -> SandboxDir 
         lifecycle: Some(LifecycleOptions {
             detach: true,
             stdin,
+            log_limit,
             ..Default::default()
         }),
         ..Default::default()
@@ -143,4 +154,51 @@ fn nothing_to_attach_to() {
     sb.request(&airlock::state::control::Request::Kill).unwrap();
     assert!(sb.wait_ended(Some(Duration::from_secs(10))));
     sb.remove().unwrap();
+}
+
+/// A line's padding.
+const PAD: &str = "0123456789012345678901234567890123456789012345678901234567890123456789";
+
+/// A reader that fell behind by more rotations than the one old file
+/// kept is told how many files it never saw, at the place they were:
+/// after what it had, before what is left.
+#[test]
+fn a_reader_left_behind_by_rotations_counts_the_files_it_lost() {
+    require_root!();
+    let root = tempdir();
+    // About 170 KB after the go: ten rotations of 4 KiB files or more.
+    let script = format!(
+        "echo first; read go; i=0; while [ $i -lt 2000 ]; do echo line$i-{PAD}; i=$((i+1)); done"
+    );
+    let spec = SandboxSpec::builder()
+        .args(["sh", "-c", &script])
+        .default_view()
+        .build();
+    let sb = start_with(root.path(), &spec, true, Some(4096));
+    let _cleanup = Remove(sb.clone());
+    let mut reader = sb.log_reader(None);
+    let mut seen = String::new();
+    assert!(stdout_until(&mut reader, &mut seen, "first\n"), "{seen:?}");
+    write(&sb.attach().unwrap(), b"go\n");
+    assert!(sb.wait_ended(Some(Duration::from_secs(10))));
+    let chunks: Vec<_> = reader
+        .read_new()
+        .into_iter()
+        .filter(|c| c.stream == LogStream::Stdout)
+        .collect();
+    let lost: Vec<u64> = chunks.iter().map(|c| c.lost_files).collect();
+    assert!(
+        lost.iter().filter(|&&n| n > 0).count() == 1,
+        "one gap: {lost:?}"
+    );
+    let all: String = chunks
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+        .collect();
+    let end = format!("line1999-{PAD}\n");
+    assert!(all.ends_with(&end), "{} bytes, {lost:?}", all.len());
+    // At most three files' worth was kept (each under 4 KiB plus one
+    // read of the pipe, 16 KiB): the middle is gone.
+    assert!(!all.contains(&format!("\nline1000-{PAD}\n")), "{lost:?}");
+    assert_eq!(sb.state().unwrap().exit.unwrap().code, 0);
 }

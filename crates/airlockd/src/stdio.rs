@@ -703,12 +703,17 @@ fn start_exec(
 /// first, then, with `follow`, new output until the sandbox ends, then
 /// `at_end`. It stops as soon as the client is gone (`closed`), even if
 /// the sandbox is quiet, and sends at most [`CHUNK`] bytes a message.
+/// Where log files were rotated away before it read them (a client that
+/// reads slowly, or a burst faster than a poll), it ends the stream with
+/// DATA_LOSS (`lost`) after what came before: a client is told, and can
+/// ask again from there, instead of seeing output missing without a word.
 fn follow_logs(
     sb: airlock::state::SandboxDir,
     mut reader: airlock::state::LogReader,
     follow: bool,
     closed: impl Fn() -> bool + Send + 'static,
     send: impl Fn(Which, Vec<u8>) -> bool + Send + 'static,
+    lost: impl FnOnce(RpcStatus) + Send + 'static,
     at_end: impl FnOnce() + Send + 'static,
 ) {
     std::thread::spawn(move || {
@@ -716,6 +721,15 @@ fn follow_logs(
             // Read once more after the end: what it wrote last.
             let ended = !sb.alive();
             for c in reader.read_new() {
+                if c.lost_files > 0 {
+                    return lost(RpcStatus::data_loss(format!(
+                        "{} of the sandbox's {} log files were rotated away before they \
+                         were read (the daemon keeps two of log_limit bytes a stream): \
+                         their output is lost",
+                        c.lost_files,
+                        c.stream.name()
+                    )));
+                }
                 for part in c.data.chunks(CHUNK) {
                     if !send(c.stream, part.to_vec()) {
                         return;
@@ -751,6 +765,7 @@ pub async fn logs(
     let (tx, rx) = mpsc::channel(16);
     let reader = sb.log_reader(r.tail.map(|t| t as usize));
     let watch = tx.clone();
+    let lost = tx.clone();
     follow_logs(
         sb,
         reader,
@@ -766,6 +781,9 @@ pub async fn logs(
                 data,
             }))
             .is_ok()
+        },
+        move |e| {
+            let _ = lost.blocking_send(Err(e));
         },
         || {},
     );
@@ -814,6 +832,7 @@ pub async fn attach(
     .await?;
     let (tx, rx) = mpsc::channel(16);
     let end_tx = tx.clone();
+    let lost = tx.clone();
     let sb2 = sb.clone();
     let watch = tx.clone();
     // Weak: the feed must not hold the response stream open.
@@ -829,6 +848,9 @@ pub async fn attach(
                 Which::Stderr => Output::Stderr(data),
             };
             tx.blocking_send(out(o)).is_ok()
+        },
+        move |e| {
+            let _ = lost.blocking_send(Err(e));
         },
         move || {
             let msg = crate::status::state_at_end(&sb2, &name)

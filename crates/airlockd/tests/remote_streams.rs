@@ -175,3 +175,38 @@ fn exec_without_stdin_reads_none_of_ours() {
     assert_eq!(looped(""), "got 1\n");
     let _ = airlock(&d, None, &["rm", "-f", "web"]);
 }
+
+/// Output rotated away before the daemon's follower read it (a burst
+/// between two of its polls, at a small `log_limit`) ends `logs -f` with
+/// an error that says so, after what came before: a hole in the output
+/// is never silent.
+#[test]
+fn followed_logs_say_when_output_was_rotated_away_unread() {
+    if !root_or_skip("followed_logs_say_when_output_was_rotated_away_unread") {
+        return;
+    }
+    let d = Daemon::start("log_limit = 4096");
+    // About 500 KB in well under a second: a hundred rotations or more.
+    let burst = "echo first; sleep 1; i=0; while [ $i -lt 5000 ]; do \
+                 echo line$i-0123456789012345678901234567890123456789012345678901234567890123456789012345678; \
+                 i=$((i+1)); done; echo last; sleep 1";
+    ok(airlock(
+        &d,
+        None,
+        &["run", "-d", "--name", "burst", "--", "sh", "-c", burst],
+    ));
+    let r = airlock(&d, None, &["logs", "-f", "burst"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stdout.starts_with("first\n"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("of the sandbox's stdout log files were rotated away")
+            && r.stderr.contains("DataLoss") | r.stderr.contains("lost"),
+        "{}",
+        r.stderr
+    );
+    // The kept files hold the end, as a new `logs` shows.
+    let again = ok(airlock(&d, None, &["logs", "burst"]));
+    assert!(again.ends_with("last\n"), "{again}");
+    let _ = airlock(&d, None, &["rm", "-f", "burst"]);
+}

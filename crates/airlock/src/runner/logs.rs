@@ -6,6 +6,11 @@
 //! the previous one) and a new file starts, so a chatty workload costs at
 //! most twice the limit per stream.
 //!
+//! Each file carries its place in that sequence (the extended attribute
+//! [`crate::state::LOG_SEQ_XATTR`], set before a byte is written to it):
+//! a reader that fell more than one file behind learns how many were
+//! rotated away unread, instead of skipping them without a word.
+//!
 //! What `attach` writes to is kept here as well: the terminal's master,
 //! or else the write end of the workload's stdin pipe (`stdin`), which
 //! stays open for as long as the supervisor lives, so the workload never
@@ -23,15 +28,19 @@ struct LogFile {
     path: PathBuf,
     file: File,
     written: u64,
+    /// This file's place among the stream's files (0: the first).
+    seq: u64,
 }
 
 impl LogFile {
     fn create(path: PathBuf) -> Result<LogFile, SetupError> {
         let file = open_log(&path).step(|| format!("create {}", path.display()))?;
+        mark(&file, 0);
         Ok(LogFile {
             path,
             file,
             written: 0,
+            seq: 0,
         })
     }
 
@@ -42,6 +51,8 @@ impl LogFile {
             let old = self.path.with_extension("log.1");
             let _ = std::fs::rename(&self.path, old);
             if let Ok(f) = open_log(&self.path) {
+                self.seq += 1;
+                mark(&f, self.seq);
                 self.file = f;
             }
             self.written = 0;
@@ -88,6 +99,18 @@ fn open_log(path: &Path) -> std::io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
+}
+
+/// Give a new log file its place in the sequence. A file system without
+/// user extended attributes (tmpfs before Linux 6.6) takes none: its
+/// readers then cannot tell how many files they missed, as before.
+fn mark(f: &File, seq: u64) {
+    let _ = rustix::fs::fsetxattr(
+        f,
+        crate::state::LOG_SEQ_XATTR,
+        seq.to_string().as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    );
 }
 
 fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd), SetupError> {
@@ -254,4 +277,49 @@ fn unsafe_stdio(n: i32) -> std::mem::ManuallyDrop<OwnedFd> {
     // SAFETY: fds 0-2 are open in the runner (the caller gave it /dev/null
     // at least); ManuallyDrop keeps this handle from closing them.
     std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{LogChunk, LogStream, SandboxDir};
+
+    /// The supervisor's rotations as a reader sees them: two between its
+    /// reads lose nothing (the old file is kept); a third loses a file,
+    /// and the reader says so, where it was lost.
+    #[test]
+    fn a_reader_three_rotations_behind_is_told_how_many_files_it_lost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut logs = Logs::create(dir, 4096, false).unwrap();
+        // 3000 bytes each: every write after the first rotates the file.
+        let line = |c: char| format!("{}\n", c.to_string().repeat(2999));
+        let mut put = |c: char| {
+            rustix::io::write(&logs.pid1_ends[0], line(c).as_bytes()).unwrap();
+            assert!(logs.drain(Source::Pipe(0)));
+        };
+        let stdout = |chunks: Vec<LogChunk>| -> Vec<(u64, String)> {
+            chunks
+                .into_iter()
+                .filter(|c| c.stream == LogStream::Stdout)
+                .map(|c| (c.lost_files, String::from_utf8(c.data).unwrap()))
+                .collect()
+        };
+        let mut reader = SandboxDir::at(dir).log_reader(None);
+        put('a');
+        assert_eq!(stdout(reader.read_new()), [(0, line('a'))]);
+        put('b');
+        put('c');
+        assert_eq!(stdout(reader.read_new()), [(0, line('b') + &line('c'))]);
+        put('d');
+        put('e');
+        put('f');
+        // d was rotated away when e took its place as stdout.log.1.
+        assert_eq!(stdout(reader.read_new()), [(1, line('e') + &line('f'))]);
+        for c in ['g', 'h', 'i', 'j', 'k'] {
+            put(c);
+        }
+        // g, h and i went; j (stdout.log.1) and k remain.
+        assert_eq!(stdout(reader.read_new()), [(3, line('j') + &line('k'))]);
+    }
 }

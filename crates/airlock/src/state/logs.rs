@@ -4,7 +4,11 @@
 //! [`LogReader`] returns what was added since its last look, across
 //! rotations, so `logs -f`, `attach` and the daemon follow it the same way.
 //! It holds the file it reads open: what was written before a rotation,
-//! or before the directory was removed (`--rm`), is still read.
+//! or before the directory was removed (`--rm`), is still read. A reader
+//! that fell further behind (rotated three times or more between two
+//! reads: only one old file is kept) says how many files it never saw
+//! ([`LogChunk::lost_files`]), from each file's place in the sequence
+//! ([`LOG_SEQ_XATTR`]).
 
 use super::SandboxDir;
 use std::fs::File;
@@ -30,11 +34,18 @@ impl LogStream {
     }
 }
 
+/// The extended attribute in which the supervisor gives each log file
+/// its place among its stream's files (decimal, from 0).
+pub const LOG_SEQ_XATTR: &str = "user.airlock.log_seq";
+
 /// Bytes one stream gained.
 #[derive(Debug, Clone)]
 pub struct LogChunk {
     pub stream: LogStream,
     pub data: Vec<u8>,
+    /// Whole log files of this stream that were rotated away unread
+    /// between what came before and `data`: their output is lost.
+    pub lost_files: u64,
 }
 
 /// The file a reader is in, for one stream: kept open, so what was
@@ -80,6 +91,7 @@ impl LogReader {
             let current = self.dir.join(format!("{}.log", stream.name()));
             let rotated = self.dir.join(format!("{}.log.1", stream.name()));
             let mut data = Vec::new();
+            let mut gap = None;
             if first {
                 // The current file held first, then all of the rotated one
                 // (it is complete) unless it is that file, rotated since:
@@ -102,26 +114,68 @@ impl LogReader {
                     self.pos[i] = held;
                 }
             }
-            follow(&current, &rotated, &mut self.pos[i], &mut data);
+            follow(&current, &rotated, &mut self.pos[i], &mut data, &mut gap);
             if first {
                 if let Some(n) = self.tail {
-                    data = last_lines(&data, n).to_vec();
+                    let cut = data.len() - last_lines(&data, n).len();
+                    data.drain(..cut);
+                    // A gap before the lines asked for is none of theirs.
+                    gap = gap.and_then(|g: Gap| Some((g.0.checked_sub(cut)?, g.1)));
                 }
             }
-            if !data.is_empty() {
-                out.push(LogChunk { stream, data });
+            match gap {
+                Some((at, lost_files)) => {
+                    let after = data.split_off(at);
+                    if !data.is_empty() {
+                        out.push(LogChunk {
+                            stream,
+                            data,
+                            lost_files: 0,
+                        });
+                    }
+                    out.push(LogChunk {
+                        stream,
+                        data: after,
+                        lost_files,
+                    });
+                }
+                None if !data.is_empty() => out.push(LogChunk {
+                    stream,
+                    data,
+                    lost_files: 0,
+                }),
+                None => {}
             }
         }
         out
     }
 }
 
+/// Where in what [`follow`] read some files were lost, and how many:
+/// (offset in the data, files).
+type Gap = (usize, u64);
+
 /// Append what `current` gained since the last look to `data`. When it
 /// was rotated since (another file at its path now), the rest of the old
 /// one comes first (through the fd we hold), then the file rotated in
-/// after it if we never saw it (rotated twice), then the new one.
-fn follow(current: &Path, rotated: &Path, pos: &mut Position, data: &mut Vec<u8>) {
-    follow_racing(current, rotated, pos, data, || {})
+/// after it if we never saw it (rotated twice), then the new one; files
+/// rotated away between them are counted in `gap`.
+fn follow(
+    current: &Path,
+    rotated: &Path,
+    pos: &mut Position,
+    data: &mut Vec<u8>,
+    gap: &mut Option<Gap>,
+) {
+    follow_racing(current, rotated, pos, data, gap, || {})
+}
+
+/// A log file's place in its stream's sequence, where the file system
+/// kept it.
+fn seq_of(f: &File) -> Option<u64> {
+    let mut buf = [0u8; 24];
+    let n = rustix::fs::fgetxattr(f, LOG_SEQ_XATTR, &mut buf[..]).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.parse().ok()
 }
 
 /// [`follow`], with `meanwhile` run where the supervisor may write and
@@ -131,6 +185,7 @@ fn follow_racing(
     rotated: &Path,
     pos: &mut Position,
     data: &mut Vec<u8>,
+    gap: &mut Option<Gap>,
     meanwhile: impl FnOnce(),
 ) {
     if let Some(f) = pos.file.as_mut() {
@@ -151,11 +206,29 @@ fn follow_racing(
         // Rotated since we read it: what was written to it after that
         // read and before the rotation (it takes no more now).
         read_rest(old, data);
-        match File::open(rotated) {
-            Ok(mut between) if between.metadata().is_ok_and(|m| m.ino() != pos.inode) => {
+        let at = data.len();
+        let (old_seq, new_seq) = (seq_of(old), seq_of(&f));
+        // The old file's successor, unless that is the one we hold or the
+        // one just opened (rotated since we opened it), or (by their
+        // places) one that came after it.
+        let mut read_between = false;
+        if let Ok(mut between) = File::open(rotated) {
+            let ino = between.metadata().map(|m| m.ino()).ok();
+            let seq = seq_of(&between);
+            let in_order = match (old_seq, seq, new_seq) {
+                (Some(o), Some(b), Some(n)) => o < b && b < n,
+                _ => true,
+            };
+            if ino.is_some_and(|i| i != pos.inode && i != inode) && in_order {
                 read_rest(&mut between, data);
+                read_between = true;
             }
-            _ => {}
+        }
+        if let (Some(o), Some(n)) = (old_seq, new_seq) {
+            let lost = n.saturating_sub(o + 1 + u64::from(read_between));
+            if lost > 0 {
+                *gap = Some((at, lost));
+            }
         }
     }
     read_rest(&mut f, data);
@@ -271,6 +344,7 @@ mod tests {
             &tmp.join("stdout.log.1"),
             &mut all.pos[0],
             &mut racing,
+            &mut None,
             || {
                 append("late\n");
                 rotate();
