@@ -48,8 +48,10 @@ pub struct Config {
     /// of the daemon's own while it lasts.
     pub max_streams_per_caller: usize,
     /// Other calls (Create, Start, Signal, Stop, Delete, List, Inspect,
-    /// Stats, Health) under way at once per caller besides root: each
-    /// waits on the daemon's blocking pool, which every caller shares.
+    /// Stats, Health) under way at once per caller besides root, and the
+    /// lookups of their sandbox that Exec's siblings (Attach, Logs,
+    /// Events, Wait) make: each waits on the daemon's blocking pool, which
+    /// every caller shares.
     /// With `max_streams_per_caller`, it also bounds the requests whose
     /// message (up to 2 MiB) is still being received.
     pub max_calls_per_caller: usize,

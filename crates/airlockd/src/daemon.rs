@@ -106,7 +106,10 @@ pub fn stream_slot(d: &Shared, peer: &Peer) -> Result<Option<StreamSlot>, tonic:
 /// Reserve a call other than a stream for `peer` (root: no limit), or
 /// say the limit is reached: a caller asking thousands of Lists at once
 /// would queue them on the blocking pool ahead of every other caller's
-/// calls, root's and the event watch's included.
+/// calls, root's and the event watch's included. A stream's (or Wait's)
+/// lookup of its sandbox takes one too while it parses the state (a spec
+/// of up to a megabyte): the stream's own place alone let a caller keep
+/// `max_streams_per_caller` such parses going, four times as many.
 pub fn call_slot(d: &Shared, peer: &Peer) -> Result<Call, tonic::Status> {
     let what = "calls under way";
     let place = slot(

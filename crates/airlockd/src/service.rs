@@ -717,23 +717,30 @@ impl Sandboxes for Service {
         let key = req.into_inner().sandbox;
         // Held until the end: a pidfd of ours, and a task, while it waits.
         let _slot = crate::daemon::stream_slot(&d, &peer)?;
-        // By its name or id the sandbox is found here, as its end is read
-        // below; a trip to the blocking pool (a thread's wakeup, a few per
-        // cent of the daemon's CPU per sandbox) only for the rest.
-        let (sb, st, m) = match d.lookup(&peer, &key) {
+        // Root's sandbox is found here, by its name or id: a trip to the
+        // blocking pool costs a thread's wakeup, a few per cent of the
+        // daemon's CPU per sandbox. Another caller's state, which holds a
+        // spec of up to MAX_SPEC, is parsed there, under its call limit,
+        // not on one of the few workers every stream shares.
+        let found = match peer.is_root() {
+            true => d.lookup(&peer, &key),
+            false => None,
+        };
+        let (sb, st, m) = match found {
             Some(found) => found,
             None => {
-                blocking({
-                    let p = peer.clone();
-                    move || d.find(&p, &key)
-                })
-                .await?
+                call_slot(&d, &peer)?
+                    .blocking({
+                        let (d, p) = (d.clone(), peer.clone());
+                        move || d.find(&p, &key)
+                    })
+                    .await?
             }
         };
         ended(&sb, st.supervisor_pid, None).await;
-        // Its state holds the whole spec (up to MAX_SPEC): parsed on the
-        // blocking pool, not on one of the few workers every stream shares.
         let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
+        // On the blocking pool too, but outside the call limit: a wait
+        // that waited must not end in "too many calls".
         let st = blocking({
             let sb = sb.clone();
             move || status::state_at_end(&sb, &name)

@@ -6,7 +6,9 @@
 //! client slows the process's output rather than growing the daemon's
 //! memory.
 
-use crate::daemon::{blocking, exit_of, exit_status, stream_slot, Daemon, Shared, StreamSlot};
+use crate::daemon::{
+    blocking, call_slot, exit_of, exit_status, stream_slot, Daemon, Shared, StreamSlot,
+};
 use crate::peer::Peer;
 use crate::status::{from_error_for, from_state_for, invalid};
 use airlock::state::{LogStream as Which, Status};
@@ -761,7 +763,9 @@ pub async fn logs(
 ) -> Result<Response<LogStream>, RpcStatus> {
     let key = r.sandbox.clone();
     let slot = stream_slot(&d, &peer)?;
-    let (sb, _, _) = blocking(move || d.find(&peer, &key)).await?;
+    let (sb, _, _) = call_slot(&d, &peer)?
+        .blocking(move || d.find(&peer, &key))
+        .await?;
     let (tx, rx) = mpsc::channel(16);
     let reader = sb.log_reader(r.tail.map(|t| t as usize));
     let watch = tx.clone();
@@ -807,29 +811,30 @@ pub async fn attach(
             "the first message of Attach must be `attach`",
         ));
     };
-    let (sb, attached, reader, name) = blocking(move || {
-        let (sb, st, m) = d.find(&peer, &which.sandbox)?;
-        let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
-        // A created one too, as locally: its supervisor answers while the
-        // workload is held, and what is typed waits for its start.
-        if !matches!(st.status, Status::Running | Status::Created) {
-            return Err(from_state_for(
-                &peer,
-                airlock::state::StateError::WrongStatus {
-                    name: st.name,
-                    status: st.status,
-                    what: "only a created or running sandbox can be attached to".into(),
-                },
-            ));
-        }
-        // From the point of attach on (what came before is `Logs`'): the
-        // reader takes its place before the client's input can flow.
-        let mut reader = sb.log_reader(Some(0));
-        reader.read_new();
-        let attached = sb.attach().map_err(|e| from_state_for(&peer, e))?;
-        Ok((sb, attached, reader, name))
-    })
-    .await?;
+    let (sb, attached, reader, name) = call_slot(&d, &peer)?
+        .blocking(move || {
+            let (sb, st, m) = d.find(&peer, &which.sandbox)?;
+            let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
+            // A created one too, as locally: its supervisor answers while the
+            // workload is held, and what is typed waits for its start.
+            if !matches!(st.status, Status::Running | Status::Created) {
+                return Err(from_state_for(
+                    &peer,
+                    airlock::state::StateError::WrongStatus {
+                        name: st.name,
+                        status: st.status,
+                        what: "only a created or running sandbox can be attached to".into(),
+                    },
+                ));
+            }
+            // From the point of attach on (what came before is `Logs`'): the
+            // reader takes its place before the client's input can flow.
+            let mut reader = sb.log_reader(Some(0));
+            reader.read_new();
+            let attached = sb.attach().map_err(|e| from_state_for(&peer, e))?;
+            Ok((sb, attached, reader, name))
+        })
+        .await?;
     let (tx, rx) = mpsc::channel(16);
     let end_tx = tx.clone();
     let lost = tx.clone();
@@ -903,7 +908,9 @@ pub async fn events(
         let d2 = d.clone();
         let p2 = peer.clone();
         let key = r.sandbox.clone();
-        let id = blocking(move || d2.find(&p2, &key).map(|(sb, _, _)| sb.id)).await?;
+        let id = call_slot(&d, &peer)?
+            .blocking(move || d2.find(&p2, &key).map(|(sb, _, _)| sb.id))
+            .await?;
         Some(id)
     };
     let owner = (!peer.is_root()).then_some(peer.uid);

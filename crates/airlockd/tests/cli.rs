@@ -1355,6 +1355,18 @@ fn a_callers_calls_under_way_are_bounded() {
         "{}",
         second.stderr
     );
+    // A stream's lookup, and a Wait's, take a call's place while they
+    // read the state (up to a megabyte of spec each): not only the
+    // stream's place, of which a caller has four times as many.
+    for verb in ["logs", "wait"] {
+        let r = airlock(&d, Some(USER), &[verb, "stubborn"]);
+        assert_eq!(r.code, 125, "{verb}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("max_calls_per_caller"),
+            "{verb}: {}",
+            r.stderr
+        );
+    }
     // Root's are not counted.
     ok(airlock(&d, None, &["ps"]));
     let _ = stopping.kill();
