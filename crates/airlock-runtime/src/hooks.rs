@@ -205,11 +205,25 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
             Ok(())
         });
     }
+    // Its stdout and stderr in one pipe, read as it runs (a hook that says
+    // much is never stuck on a full pipe): a failure's warning ends with
+    // what it said, as the hooks run inside do, and as runc's error
+    // carries a hook's output. A hook that succeeds says nothing of ours.
+    let (said_r, said_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| format!("a pipe for its output: {e}"))?;
+    let said_w2 = said_w
+        .try_clone()
+        .map_err(|e| format!("a pipe for its output: {e}"))?;
     let mut child = cmd
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(said_w))
+        .stderr(Stdio::from(said_w2))
         .spawn()
         .map_err(|e| e.to_string())?;
+    // Ours closed (dropped with `cmd`'s copies): the end of file is the
+    // hook's, and its children's, once they are all gone.
+    drop(cmd);
+    let mut said = Vec::new();
     if let Some(mut stdin) = child.stdin.take() {
         // Beside the wait: the state (with every annotation) may be more
         // than a pipe holds. A hook that does not read its stdin is not
@@ -221,11 +235,16 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
     }
     let mut pause = airlock::state::Backoff::new(Duration::from_millis(5));
     loop {
+        airlock::runner::hooks::drain(&said_r, &mut said);
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            airlock::runner::hooks::drain(&said_r, &mut said);
             return if status.success() {
                 Ok(())
             } else {
-                Err(format!("exited with {status}"))
+                Err(format!(
+                    "exited with {status}{}",
+                    airlock::runner::hooks::said(&said)
+                ))
             };
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -233,9 +252,11 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
+            airlock::runner::hooks::drain(&said_r, &mut said);
             return Err(format!(
-                "did not finish within its timeout of {}s",
-                h.timeout().unwrap_or(0)
+                "did not finish within its timeout of {}s{}",
+                h.timeout().unwrap_or(0),
+                airlock::runner::hooks::said(&said)
             ));
         }
         pause.pause();

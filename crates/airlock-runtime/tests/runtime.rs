@@ -913,7 +913,9 @@ fn hooks_run_at_their_points_with_the_state() {
             "poststart": [{"path": "/bin/false"}, hook("poststart")],
             // After the container is deleted (the spec's words): its
             // state directory is gone when they run.
-            "poststop": [{"path": "/bin/false"}, hook("poststop"),
+            // The failure's warning ends with what the hook said, on
+            // stdout or stderr, as runc's error carries it.
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "echo undo failed >&2; echo at step 2; exit 3"]}, hook("poststop"),
                 {"path": "/bin/sh", "args": ["sh", "-c", format!("ls -A {root} > {d}/root-at-poststop")], "timeout": 5}],
         });
     });
@@ -945,7 +947,10 @@ fn hooks_run_at_their_points_with_the_state() {
     // spec: it must be logged), as runc's are.
     let (_, err) = text(&o);
     assert!(
-        err.contains("warning") && err.contains("poststop[0]"),
+        err.contains("warning")
+            && err.contains(
+                "poststop[0] /bin/sh: exited with exit status: 3: undo failed\nat step 2"
+            ),
         "{err}"
     );
     let left = std::fs::read_to_string(env.dir.path().join("root-at-poststop")).unwrap();

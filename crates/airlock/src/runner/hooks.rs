@@ -311,8 +311,9 @@ fn wait(
     }
 }
 
-/// Read what is there; false at end of file.
-fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
+/// Read what is there into `into`, which keeps the last 4 to 8 KiB;
+/// false at end of file.
+pub fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
     let mut buf = [0u8; 4096];
     match rustix::io::read(fd.as_fd(), &mut buf) {
         Ok(0) | Err(_) => false,
@@ -327,27 +328,14 @@ fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
     }
 }
 
-fn drain(fd: &OwnedFd, into: &mut Vec<u8>) {
+/// Read everything there is now (the fd is made non-blocking).
+pub fn drain(fd: &OwnedFd, into: &mut Vec<u8>) {
     let _ = rustix::io::ioctl_fionbio(fd, true);
     while read_some(fd, into) {}
 }
 
 fn verdict(status: i32, output: &[u8]) -> Result<(), String> {
-    let said = String::from_utf8_lossy(output);
-    let said = said.trim();
-    let said = if said.is_empty() {
-        String::new()
-    } else {
-        let tail: String = said
-            .chars()
-            .rev()
-            .take(400)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!(": {tail}")
-    };
+    let said = said(output);
     if libc::WIFEXITED(status) {
         match libc::WEXITSTATUS(status) {
             0 => Ok(()),
@@ -356,4 +344,25 @@ fn verdict(status: i32, output: &[u8]) -> Result<(), String> {
     } else {
         Err(format!("killed by signal {}{said}", libc::WTERMSIG(status)))
     }
+}
+
+/// What a failed hook said, for its error: `: ` and the last 400
+/// characters of its output (the end is what explains a failure), or
+/// nothing. The OCI runtime's own hooks (poststart, poststop) say theirs
+/// the same way.
+pub fn said(output: &[u8]) -> String {
+    let said = String::from_utf8_lossy(output);
+    let said = said.trim();
+    if said.is_empty() {
+        return String::new();
+    }
+    let tail: String = said
+        .chars()
+        .rev()
+        .take(400)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!(": {tail}")
 }

@@ -19,7 +19,7 @@ mod ending;
 mod enter;
 mod exec;
 mod guard;
-mod hooks;
+pub mod hooks;
 mod identity;
 mod idmap;
 mod init;
