@@ -451,15 +451,10 @@ impl Store {
     /// was there (two pulls of one process, a daemon's, in the same clock
     /// tick would otherwise unpack into one directory).
     pub fn scratch(&self, prefix: &str) -> Result<PathBuf, ImageError> {
-        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tmp = self.root.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| ImageError::io(&tmp, e))?;
         loop {
-            let nonce = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir = tmp.join(format!("{prefix}-{}-{nonce}-{n}", std::process::id()));
+            let dir = self.scratch_name(prefix);
             match std::fs::create_dir(&dir) {
                 Ok(()) => return Ok(dir),
                 // Left by a process of the same pid before (a reboot ago).
@@ -467,6 +462,19 @@ impl Store {
                 Err(e) => return Err(ImageError::io(&dir, e)),
             }
         }
+    }
+
+    /// A name under `tmp/` that holds this process's pid after `prefix`
+    /// (see `scratch_owner`), not taken before by this process.
+    fn scratch_name(&self, prefix: &str) -> PathBuf {
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("{prefix}-{}-{nonce}-{n}", std::process::id()))
     }
 
     /// The unpacked root of a layer, unpacking it first (within `budget`,
@@ -602,9 +610,34 @@ impl Store {
     /// Remove layers no recorded image uses, and leftovers of interrupted
     /// unpacks. Returns how many directories went.
     pub fn prune(&self) -> Result<usize, ImageError> {
+        self.prune_then(|| {})
+    }
+
+    /// [`Store::prune`], with `meanwhile` run between choosing what goes
+    /// (under the store's exclusive lock) and removing it (after the lock
+    /// is let go): for the test that pulls and starts go on meanwhile.
+    fn prune_then(&self, meanwhile: impl FnOnce()) -> Result<usize, ImageError> {
+        // Under the lock, each doomed tree only changes its name (a rename
+        // into tmp/, under a name of this process's). Removed after it: a
+        // prune of many gigabytes held every pull and every start behind
+        // the exclusive lock for as long as the removal took.
+        let doomed = {
+            let _pruning = self.lock(true)?;
+            self.doomed()
+        };
+        meanwhile();
+        for p in &doomed {
+            remove_tree(p);
+        }
+        Ok(doomed.len())
+    }
+
+    /// Under the exclusive lock: what a prune removes, moved out of the
+    /// way into `tmp/` under names of this process's, which no other
+    /// pull or prune sweeps while it lives.
+    fn doomed(&self) -> Vec<PathBuf> {
         // No pull is under way while we look (its layers are not recorded
-        // yet), nor starts until we are done.
-        let _pruning = self.lock(true)?;
+        // yet), nor starts until we let go.
         let used: std::collections::HashSet<String> = self
             .images()
             .into_iter()
@@ -613,7 +646,29 @@ impl Store {
             .collect();
         // A layer's directories are `<diff_id hex>-<shape>`.
         let diff_of = |name: &str| name.split('-').next().unwrap_or_default().to_string();
-        let mut n = 0;
+        let mut doomed = Vec::new();
+        let mut move_aside = |from: &Path| {
+            let to = self.scratch_name(PRUNED);
+            if std::fs::rename(from, &to).is_ok() {
+                doomed.push(to);
+            }
+        };
+        // What went before this call, and another prune of this process
+        // (a daemon's) is still removing, is that prune's.
+        for e in std::fs::read_dir(self.root.join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            // Another process's work in progress stays (`scratch` names
+            // hold the pid after the prefix).
+            let name = e.file_name().to_string_lossy().into_owned();
+            let owner = scratch_owner(&name);
+            if owner == Owner::Alive || (owner == Owner::Ours && name.starts_with(PRUNED)) {
+                continue;
+            }
+            move_aside(&e.path());
+        }
         for e in std::fs::read_dir(self.root.join("layers"))
             .into_iter()
             .flatten()
@@ -630,34 +685,13 @@ impl Store {
                 let Some(_ours) = lock_unused(&e.path().join("rootfs")) else {
                     continue;
                 };
-                // Out of layers/ first, in one rename: a prune cut short
-                // must not leave part of a layer where a later run would
-                // take it (meta.json) for a whole one.
-                let gone = self
-                    .root
-                    .join("tmp")
-                    .join(format!("pruned-{}-{name}", std::process::id()));
-                if std::fs::rename(e.path(), &gone).is_ok() {
-                    remove_tree(&gone);
-                    n += 1;
-                }
+                // Out of layers/ in one rename: a prune cut short must not
+                // leave part of a layer where a later run would take it
+                // (meta.json) for a whole one.
+                move_aside(&e.path());
             }
         }
-        for e in std::fs::read_dir(self.root.join("tmp"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            // Another process's work in progress stays (`scratch` names
-            // hold the pid after the prefix).
-            let name = e.file_name().to_string_lossy().into_owned();
-            if scratch_owner(&name) == Owner::Alive {
-                continue;
-            }
-            remove_tree(&e.path());
-            n += 1;
-        }
-        Ok(n)
+        doomed
     }
 
     /// Remove what pulls that were killed left in `tmp/` (a partial layer,
@@ -698,6 +732,9 @@ impl Store {
         self.layer_dirs(diff_id).iter().map(|d| tree_size(d)).sum()
     }
 }
+
+/// The prefix of what a prune moved into `tmp/` to remove.
+const PRUNED: &str = "pruned";
 
 /// Who made a `tmp/` entry.
 #[derive(PartialEq, Eq)]
@@ -804,6 +841,66 @@ fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A prune removes what it chose after letting go of the store's
+    /// lock: pulls and starts wait only for the renames, not for the
+    /// removal of every tree. A dead pull's leftover in tmp/ goes too; a
+    /// living process's stays.
+    #[test]
+    fn a_prune_removes_its_trees_outside_the_store_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let layer = store
+            .root
+            .join("layers")
+            .join(format!("{}-plain", "ab".repeat(32)));
+        std::fs::create_dir_all(layer.join("rootfs/usr/lib")).unwrap();
+        std::fs::write(layer.join("rootfs/usr/lib/big"), "x").unwrap();
+        let tmp = store.root.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        // pid 4194304 is past PID_MAX_LIMIT: no process has it.
+        let dead = tmp.join("unpack-4194304-1-0");
+        let alive = tmp.join(format!(
+            "unpack-{}-1-0",
+            std::os::unix::process::parent_id()
+        ));
+        for d in [&dead, &alive] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let mut seen = None;
+        let n = store
+            .prune_then(|| {
+                let lock = crate::fs::open_lock_file(&store.root.join("lock")).unwrap();
+                let shared = rustix::fs::FlockOperation::NonBlockingLockShared;
+                let names: Vec<String> = std::fs::read_dir(&tmp)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                seen = Some((
+                    rustix::fs::flock(&lock, shared).is_ok(),
+                    layer.exists(),
+                    names,
+                ));
+            })
+            .unwrap();
+        let (free, layer_there, names) = seen.unwrap();
+        assert!(
+            free,
+            "the store's lock was still held while trees were removed"
+        );
+        assert!(!layer_there, "the layer was still in layers/");
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("pruned-")).count(),
+            2,
+            "{names:?}"
+        );
+        assert_eq!(n, 2);
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(left, [alive]);
+    }
 
     /// A note goes to a terminal: what its file holds cannot drive it.
     #[test]
