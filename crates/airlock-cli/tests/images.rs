@@ -246,7 +246,8 @@ fn whiteouts_and_opaque_directories() {
 
 /// The image's owners are kept for root without a user namespace (its
 /// ids are the host's): a file of uid 1000 was root's, and an image whose
-/// user is 1000 could not use its own private files.
+/// user is 1000 could not use its own private files. Ids of 65536 and
+/// more are 65534's, as they are in a sandbox of 65536 mapped ids.
 #[test]
 fn without_a_user_namespace_files_keep_the_images_owners() {
     require_root!();
@@ -258,16 +259,30 @@ fn without_a_user_namespace_files_keep_the_images_owners() {
             "o",
             vec![
                 busybox_layer(),
-                layer(&[E::Owned("home/app/f", b"x", 1000)]),
+                layer(&[
+                    E::Owned("home/app/f", b"x", 1000),
+                    E::Owned("home/app/far", b"y", 100_000),
+                ]),
             ],
-            json!({"Cmd": ["/bin/sh", "-c", "stat -c %u:%g /home/app/f"]}),
+            json!({"Cmd": ["/bin/sh", "-c", "stat -c %u:%g /home/app/f /home/app/far"]}),
         )],
     );
+    // An id past the 65536 a sandbox maps is the overflow id's, and the
+    // pull says so, once for the layer.
+    let want = "1000:1000\n65534:65534\n";
     let r = env.run(&img, WITHOUT_A_USER_NAMESPACE);
-    assert_eq!(r.stdout, "1000:1000\n", "{}", r.stderr);
+    assert_eq!(r.stdout, want, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "owned by a user or group id of 65536 or more, which a sandbox does not map: \
+             given 65534 (nobody) instead, on 1 entries, the first \"home/app/far\""
+        ),
+        "{}",
+        r.stderr
+    );
     // With one, the sandbox's: the same id inside.
     let r = env.run(&img, &[]);
-    assert_eq!(r.stdout, "1000:1000\n", "{}", r.stderr);
+    assert_eq!(r.stdout, want, "{}", r.stderr);
 }
 
 /// Forty layers (images of more than ten are common): each adds a file,

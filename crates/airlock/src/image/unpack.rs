@@ -83,6 +83,10 @@ struct Notes {
     xattrs: std::collections::BTreeSet<String>,
     xattr_entries: usize,
     first_xattr_entry: Option<String>,
+    /// Entries owned by an id past the 65536 a sandbox maps, and given the
+    /// overflow id instead: one note for the layer.
+    squashed_entries: usize,
+    first_squashed: Option<String>,
 }
 
 const MAX_NOTES: usize = 32;
@@ -111,6 +115,12 @@ impl Notes {
             .get_or_insert_with(|| raw.to_string());
     }
 
+    /// `raw` was owned by an id of 65536 or more, and is not now.
+    fn squashed(&mut self, raw: &str) {
+        self.squashed_entries += 1;
+        self.first_squashed.get_or_insert_with(|| raw.to_string());
+    }
+
     fn into_vec(mut self) -> Vec<String> {
         if self.more > 0 {
             self.list
@@ -122,6 +132,13 @@ impl Notes {
             self.list.push(format!(
                 "extended attributes not kept: {names:?} on {} entries, the first {first:?}",
                 self.xattr_entries
+            ));
+        }
+        if let Some(first) = &self.first_squashed {
+            self.list.push(format!(
+                "owned by a user or group id of 65536 or more, which a sandbox does not map: \
+                 given 65534 (nobody) instead, on {} entries, the first {first:?}",
+                self.squashed_entries
             ));
         }
         self.list
@@ -508,6 +525,9 @@ impl Unpacker {
             number(&raw, "uid", (&old.uid, header.uid()), 0)?,
             number(&raw, "gid", (&old.gid, header.gid()), 0)?,
         );
+        if self.opts.id_base.is_some() && (ids.0 >= 65536 || ids.1 >= 65536) {
+            self.notes.squashed(&raw);
+        }
         if mode & 0o6000 != 0 {
             self.notes
                 .push(format!("{raw:?}: setuid/setgid bits cleared"));
