@@ -145,7 +145,7 @@ impl SandboxDir {
                     describe(&e)
                 );
                 for (path, value) in written.iter().rev() {
-                    if let Err(e) = std::fs::write(path, value) {
+                    if let Err(e) = put_back(path, value) {
                         reason.push_str(&format!(
                             "; and {} could not be put back to {value:?} ({}): the sandbox's limits are no longer those recorded",
                             path.display(),
@@ -170,6 +170,14 @@ impl SandboxDir {
         self.update(|s| s.spec = recorded)?;
         Ok(self.state()?)
     }
+}
+
+/// Write `value` back to a cgroup file. An empty one is written as a
+/// newline: writing no bytes is no write at all to the kernel, and a v2
+/// `cpuset.cpus` or `cpuset.mems` that was empty (the parent's) stayed
+/// what the failed update had set.
+fn put_back(path: &std::path::Path, value: &str) -> std::io::Result<()> {
+    std::fs::write(path, if value.is_empty() { "\n" } else { value })
 }
 
 /// v1 keeps memory.limit_in_bytes at or below memory.memsw.limit_in_bytes
@@ -209,5 +217,21 @@ fn order_v1_memory(writes: &mut [(PathBuf, Write)]) {
     let new: u64 = w.value.parse().unwrap_or(0);
     if (new >= current) == (memsw > limit) {
         writes.swap(limit, memsw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The kernel takes a cgroup file's value at write(2): an empty one
+    /// must reach it as a write, which a zero-byte write is not.
+    #[test]
+    fn an_empty_value_is_put_back_as_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("cpuset.cpus");
+        std::fs::write(&f, "0-1\n").unwrap();
+        super::put_back(&f, "").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "\n");
+        super::put_back(&f, "1").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "1");
     }
 }
