@@ -43,7 +43,7 @@ impl Ctx {
         }
     }
 
-    fn state_root(&self) -> Result<StateRoot> {
+    pub(crate) fn state_root(&self) -> Result<StateRoot> {
         // Clients name a root below directories that may not exist yet
         // (containerd: /run/containerd/runc/NAMESPACE); runc makes them.
         if let Some(parent) = self.root.parent() {
@@ -183,15 +183,27 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
             if !r.detach {
                 airlock::signals::block();
             }
+            // A terminal in the foreground without a socket: ours to relay,
+            // as runc's `run` relays it.
+            let console = match r.detach || r.console_socket.is_some() {
+                true => None,
+                false => match wants_terminal(&r.bundle)? {
+                    true => Some(crate::console::Console::new(ctx.state_root()?.path())?),
+                    false => None,
+                },
+            };
+            let socket = (r.console_socket.clone())
+                .or_else(|| console.as_ref().map(|c| c.path().to_path_buf()));
             create(
                 ctx,
                 &r.container_id,
                 &r.bundle,
-                r.console_socket,
+                socket,
                 r.pid_file.as_deref(),
                 preserve_fds(r.preserve_fds)?,
                 r.no_new_keyring,
             )?;
+            let relay = console.map(|c| c.relay(None));
             // A container `run` could not start is not left behind for a
             // caller that knows only of `run`: taken away, poststop hooks
             // and all, as runc's run destroys it.
@@ -212,6 +224,9 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
                 let _ = to.request(&Request::Signal { signal });
             });
             sb.wait_ended(None);
+            if let Some(relay) = relay {
+                relay.finish();
+            }
             if !sb.dir.exists() {
                 // `delete --force` from another caller took it, state and
                 // all: there is no exit to report (it said "remove ...: No
@@ -268,6 +283,18 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
     }
 }
 
+/// Whether the bundle's process asks for a terminal (config.json's
+/// `process.terminal`); an error names what cannot be read.
+fn wants_terminal(bundle_dir: &Path) -> Result<bool> {
+    let bundle = Bundle::load(bundle_dir)?;
+    Ok(bundle
+        .config
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false))
+}
+
 fn create(
     ctx: &Ctx,
     id: &str,
@@ -309,7 +336,7 @@ fn create(
         ctx.log.warn(n);
     }
     if spec.process.terminal && console_socket.is_none() {
-        return Err("process.terminal is true but no --console-socket was given".into());
+        return Err("process.terminal is true but no --console-socket was given (only a foreground `run` relays a terminal itself)".into());
     }
     if !spec.process.terminal && console_socket.is_some() {
         // runc refuses it too: the socket would wait for a terminal that

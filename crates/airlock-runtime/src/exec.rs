@@ -12,9 +12,6 @@ use std::path::Path;
 
 pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     let (sb, st) = ctx.find(&e.container_id)?;
-    if e.tty && e.console_socket.is_none() {
-        return Err("exec --tty needs --console-socket".into());
-    }
     // As runc: the process would join a frozen cgroup and wait there.
     if !e.ignore_paused && crate::commands::paused(&st) {
         return Err("cannot exec in a paused container (use --ignore-paused to override)".into());
@@ -150,6 +147,21 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
                 .into(),
         );
     }
+    // A terminal without a socket: a foreground exec relays it, as
+    // runc's does; a detached one has nobody to relay it.
+    let console = match opts.tty && opts.console_socket.is_none() {
+        true if e.detach => {
+            return Err(
+                "exec --tty (or process.terminal) with --detach needs --console-socket".into(),
+            )
+        }
+        true => {
+            let c = crate::console::Console::new(ctx.state_root()?.path())?;
+            opts.console_socket = Some(c.path().to_path_buf());
+            Some(c)
+        }
+        false => None,
+    };
     let spawn = SpawnOptions::default();
     let fields = config::ConfigFields::for_process(crate::commands::own_acks(ctx));
     // A foreground exec passes the signals it gets on to the process, as
@@ -177,8 +189,12 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
     if e.detach {
         return Ok(0);
     }
+    let relay = console.map(|c| c.relay(opts.tty_size));
     process.forward_signals(true);
     let report = process.wait().map_err(|e| e.to_string())?;
+    if let Some(relay) = relay {
+        relay.finish();
+    }
     Ok(report.code)
 }
 
@@ -196,9 +212,6 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
     // The file's word, as runc takes the whole process from it: --tty
     // does not add a terminal it does not ask for.
     opts.tty = p.terminal().unwrap_or(false);
-    if opts.tty && opts.console_socket.is_none() {
-        return Err("terminal: a terminal needs --console-socket".into());
-    }
     opts.tty_size = p.console_size().as_ref().map(|b| {
         (
             crate::commands::clamp16(b.height()),

@@ -6,6 +6,7 @@
 mod cgroups;
 mod commands;
 mod config;
+mod console;
 mod exec;
 mod hooks;
 mod log;

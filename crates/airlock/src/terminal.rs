@@ -119,7 +119,7 @@ pub fn console_socket_address(
 
 /// Set the window size (rows, columns) of the terminal `fd` (its master
 /// or slave).
-pub(crate) fn set_size(fd: impl std::os::fd::AsFd, rows: u16, cols: u16) -> std::io::Result<()> {
+pub fn set_size(fd: impl std::os::fd::AsFd, rows: u16, cols: u16) -> std::io::Result<()> {
     let size = rustix::termios::Winsize {
         ws_row: rows,
         ws_col: cols,

@@ -1,0 +1,234 @@
+//! A terminal for a foreground `run` or `exec -t` that was given no
+//! `--console-socket`, as runc gives one: the runtime makes the console
+//! socket itself, takes the terminal's master the container's runner
+//! sends there, and relays between it and its own stdio until the
+//! container's side of the terminal is closed. (podman and containerd
+//! always pass a socket; a person following runc's `runc spec` and `runc
+//! run` does not.)
+//!
+//! Our own terminal, when stdin is one, is put in raw mode meanwhile, so
+//! the container's line discipline does the echo and the job-control
+//! keys; its window size is copied to the container's terminal at the
+//! start and whenever it changes.
+
+use crate::commands::Result;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// A listening console socket in a directory of its own (mode 0700) under
+/// the runtime's state root, removed when dropped.
+pub struct Console {
+    dir: PathBuf,
+    path: PathBuf,
+    listener: OwnedFd,
+}
+
+impl Console {
+    pub fn new(root: &Path) -> Result<Console> {
+        use std::os::unix::fs::DirBuilderExt;
+        let failed =
+            |what: &str, e: std::io::Error| format!("the terminal's console socket: {what}: {e}");
+        let dir = (0..)
+            .map(|n| root.join(format!(".console-{}-{n}", std::process::id())))
+            .find(|d| !d.exists())
+            .expect("a free name");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| failed(&dir.display().to_string(), e))?;
+        let console = |path: PathBuf| -> std::io::Result<Console> {
+            let listener = rustix::net::socket_with(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+                None,
+            )?;
+            let (addr, _dir_fd) = airlock::terminal::console_socket_address(&path)?;
+            rustix::net::bind(&listener, &addr)?;
+            rustix::net::listen(&listener, 1)?;
+            Ok(Console {
+                dir: dir.clone(),
+                path,
+                listener,
+            })
+        };
+        console(dir.join("sock")).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            failed("listen", e)
+        })
+    }
+
+    /// What to give the runner as `--console-socket`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Relay between the terminal the runner sends (or has sent) and our
+    /// stdio, in threads of their own, from now until [`Relay::finish`].
+    pub fn relay(self, size: Option<(u16, u16)>) -> Relay {
+        let raw = airlock::terminal::RawMode::enter();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = mpsc::channel();
+        let watch = stop.clone();
+        let dir = self.dir.clone();
+        std::thread::spawn(move || {
+            let master = self.accept(&watch);
+            // Its path has served once the runner connected.
+            drop(self);
+            if let Some(master) = master {
+                relay(master, size);
+            }
+            let _ = done_tx.send(());
+        });
+        Relay {
+            stop,
+            done,
+            dir,
+            _raw: raw,
+        }
+    }
+
+    /// The terminal's master, once the runner has connected and sent it;
+    /// `None` if `stop` came first (the container was never made).
+    fn accept(&self, stop: &AtomicBool) -> Option<OwnedFd> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let wait = Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
+            if poll(&mut fds, Some(&wait)).is_ok_and(|n| n > 0) {
+                let conn =
+                    rustix::net::accept_with(&self.listener, rustix::net::SocketFlags::CLOEXEC)
+                        .ok()?;
+                // The message came with the connection, or comes at once.
+                let _ = rustix::io::ioctl_fionbio(&conn, false);
+                return airlock::terminal::receive_terminal(&conn).ok();
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The relay's threads, and our terminal's modes to put back. Dropped
+/// (a failed start), it stops waiting for a terminal and takes the
+/// socket's directory away.
+pub struct Relay {
+    stop: Arc<AtomicBool>,
+    done: mpsc::Receiver<()>,
+    dir: PathBuf,
+    _raw: Option<airlock::terminal::RawMode>,
+}
+
+impl Relay {
+    /// Once the container's process has ended: what its terminal still
+    /// holds is written out (for at most a second: a process it left
+    /// behind may hold the terminal open), then our terminal's modes are
+    /// put back.
+    pub fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.done.recv_timeout(Duration::from_secs(1));
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Copy our stdin to `master` (in a thread of its own) and `master` to
+/// our stdout until the container's side is closed, keeping its window
+/// size our terminal's.
+fn relay(master: OwnedFd, size: Option<(u16, u16)>) {
+    let ours = airlock::terminal::size();
+    if let Some((rows, cols)) = ours.or(size) {
+        let _ = airlock::terminal::set_size(&master, rows, cols);
+    }
+    if let Ok(input) = master.try_clone() {
+        std::thread::spawn(move || copy_input(input));
+    }
+    let mut shown = ours;
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 16384];
+    loop {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let wait = Timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        let mut fds = [PollFd::new(&master, PollFlags::IN)];
+        let ready = poll(&mut fds, Some(&wait)).unwrap_or(0);
+        // A window resized since: the container's terminal follows (its
+        // foreground process gets SIGWINCH from the kernel).
+        let now = airlock::terminal::size();
+        if now.is_some() && now != shown {
+            shown = now;
+            if let Some((rows, cols)) = now {
+                let _ = airlock::terminal::set_size(&master, rows, cols);
+            }
+        }
+        if ready == 0 {
+            continue;
+        }
+        // EIO: every process of the container's side has closed it.
+        match rustix::io::read(&master, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Our stdin to the container's terminal. Input from a pipe ends with
+/// the terminal's end-of-file character, or a process reading the
+/// terminal would wait for more for ever.
+fn copy_input(master: OwnedFd) {
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 4096];
+    let mut last = b'\n';
+    loop {
+        match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                last = buf[n - 1];
+                if write_all(&master, &buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if !rustix::termios::isatty(rustix::stdio::stdin()) {
+        if let Some(eof) = airlock::terminal::end_of_input(master.as_fd(), last) {
+            let _ = write_all(&master, &eof);
+        }
+    }
+}
+
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
