@@ -448,14 +448,18 @@ pub fn remove_tree(p: &std::path::Path) {
         let Ok(dir) = rustix::fs::openat(&handle, c".", listed, Mode::empty()) else {
             return;
         };
-        let Ok(mut entries) = rustix::fs::Dir::read_from(&dir) else {
-            return;
-        };
+        // One descriptor a level while we go down, not three: a layer may
+        // be 512 levels deep (unpack's MAX_DEPTH), and at the usual 1024
+        // descriptors the walk gave up near 340, leaving the rest (and
+        // whatever its files held) for good.
+        drop(handle);
         let mut names = Vec::new();
-        while let Some(Ok(e)) = entries.read() {
-            let name = e.file_name();
-            if name != c"." && name != c".." {
-                names.push(name.to_owned());
+        if let Ok(mut entries) = rustix::fs::Dir::read_from(&dir) {
+            while let Some(Ok(e)) = entries.read() {
+                let name = e.file_name();
+                if name != c"." && name != c".." {
+                    names.push(name.to_owned());
+                }
             }
         }
         for name in names {
@@ -471,6 +475,75 @@ pub fn remove_tree(p: &std::path::Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deep tree its owner (not root) cannot write is removed with few
+    /// descriptors: each level holds one while the walk goes down. Run in
+    /// a child process of this test binary, as uid 65534 with at most 512
+    /// descriptors, over 300 levels (three a level ran out near 170).
+    #[test]
+    fn a_deep_tree_the_user_cannot_write_is_removed_within_its_descriptors() {
+        const CHILD: &str = "AIRLOCK_TEST_REMOVE_TREE";
+        if let Some(tree) = std::env::var_os(CHILD) {
+            // SAFETY: plain id changes of this whole (child) process.
+            unsafe {
+                assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+                assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
+                assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
+            }
+            remove_tree(std::path::Path::new(&tree));
+            return;
+        }
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIPPED a_deep_tree_the_user_cannot_write_is_removed_within_its_descriptors: needs root (chown)");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let tree = dir.path().join("tree");
+        let mut levels = vec![tree.clone()];
+        for _ in 0..300 {
+            levels.push(levels.last().unwrap().join("d"));
+        }
+        std::fs::create_dir_all(levels.last().unwrap()).unwrap();
+        std::fs::write(levels.last().unwrap().join("f"), "x").unwrap();
+        for (i, d) in levels.iter().enumerate().rev() {
+            std::os::unix::fs::chown(d, Some(65534), Some(65534)).unwrap();
+            if i + 1 == levels.len() {
+                std::os::unix::fs::chown(d.join("f"), Some(65534), Some(65534)).unwrap();
+            }
+            // Read-only all the way: nothing of it can be unlinked as is.
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "fs::tests::a_deep_tree_the_user_cannot_write_is_removed_within_its_descriptors",
+                "--test-threads=1",
+            ])
+            .env(CHILD, &tree);
+        // SAFETY: the child only lowers its own limit before exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut child, || {
+                let lim = libc::rlimit {
+                    rlim_cur: 512,
+                    rlim_max: 512,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let out = child.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!tree.exists(), "the tree was left behind");
+    }
 
     /// A `..` resolved in the root while renames go on elsewhere: the
     /// kernel says EAGAIN now and then, and the open must still succeed.
