@@ -344,13 +344,24 @@ impl Store {
     /// [`Store::check_reachable_by`]). Refused, it leaves nothing behind:
     /// the directories made for it are removed again.
     pub fn open_for(root: impl Into<PathBuf>, reach: Option<u32>) -> Result<Store, ImageError> {
-        let root = root.into();
+        Store::open_racing(root.into(), reach, || {})
+    }
+
+    /// [`Store::open_for`], with `meanwhile` run between the look at what
+    /// exists and the making of what does not (for the test of another
+    /// user's directory made in between).
+    fn open_racing(
+        root: PathBuf,
+        reach: Option<u32>,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Store, ImageError> {
         let root = std::path::absolute(&root).map_err(|e| ImageError::io(&root, e))?;
         unswappable_above(&root)?;
         // What exists is judged before anything is made.
         if let Some(uid) = reach {
             check_reachable(&root, uid)?;
         }
+        meanwhile();
         let mut made = Vec::new();
         let opened = Store::make(&root, &mut made).and_then(|store| {
             // Again, now that the parents made (with the umask) exist.
@@ -388,8 +399,20 @@ impl Store {
                 .take_while(|a| std::fs::symlink_metadata(a).is_err())
                 .map(Path::to_path_buf)
                 .collect();
-            std::fs::create_dir_all(parent).map_err(|e| ImageError::io(parent, e))?;
-            made.extend(missing.into_iter().rev());
+            // What exists now is judged again: a parent missing at the
+            // caller's look may have been made since by another user (under
+            // a sticky /tmp), who could then swap what we build in it.
+            unswappable_above(root)?;
+            // Then the rest one at a time, outermost first: one made since
+            // this listing is judged as one that was there, not built
+            // into; ours, in a sticky directory, nobody else can rename.
+            for a in missing.iter().rev() {
+                match std::fs::create_dir(a) {
+                    Ok(()) => made.push(a.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => unswappable(a)?,
+                    Err(e) => return Err(ImageError::io(a, e)),
+                }
+            }
         }
         for (d, mode) in [
             ("", 0o711),
@@ -841,6 +864,36 @@ fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A parent of the store that was missing when it was looked at, and
+    /// that another user made before it was made (under a sticky /tmp),
+    /// is refused as one that was there would be, not built into: that
+    /// user could swap the store's directories under root.
+    #[test]
+    fn a_parent_another_user_made_meanwhile_is_refused() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!(
+                "SKIPPED a_parent_another_user_made_meanwhile_is_refused: needs root (chown)"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("shared");
+        let r = Store::open_racing(theirs.join("store"), None, || {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o777)).unwrap();
+        });
+        let e = r
+            .err()
+            .expect("the store was made in another user's directory");
+        assert!(
+            e.to_string().contains("another user could replace it"),
+            "{e}"
+        );
+        assert!(!theirs.join("store").exists());
+    }
 
     /// A prune removes what it chose after letting go of the store's
     /// lock: pulls and starts wait only for the renames, not for the
