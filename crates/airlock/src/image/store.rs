@@ -885,9 +885,9 @@ mod tests {
             std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
             std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o777)).unwrap();
         });
-        let e = r
-            .err()
-            .expect("the store was made in another user's directory");
+        let Err(e) = r else {
+            panic!("the store was made in another user's directory");
+        };
         assert!(
             e.to_string().contains("another user could replace it"),
             "{e}"
@@ -929,11 +929,16 @@ mod tests {
                     .unwrap()
                     .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                     .collect();
-                seen = Some((
-                    rustix::fs::flock(&lock, shared).is_ok(),
-                    layer.exists(),
-                    names,
-                ));
+                // A while: a child another test forks holds a copy of
+                // every descriptor of ours until its exec.
+                let free = (0..200).any(|_| {
+                    let taken = rustix::fs::flock(&lock, shared).is_ok();
+                    if !taken {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    taken
+                });
+                seen = Some((free, layer.exists(), names));
             })
             .unwrap();
         let (free, layer_there, names) = seen.unwrap();
