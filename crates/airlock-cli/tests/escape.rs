@@ -592,7 +592,7 @@ fn an_exec_runner_is_out_of_the_namespace_owners_reach() {
     let order = dumpable_reset_after_the_user_join(&name);
     let _ = output(airlock(&["rm", "-f", &name]));
     if let Some(Err(trace)) = order {
-        panic!("no dumpable reset right after setns(CLONE_NEWUSER):\n{trace}");
+        panic!("the owner's euid not taken before setns(CLONE_NEWUSER), or no dumpable reset right after either:\n{trace}");
     }
     assert_refused(&r, "the exec runner's cwd");
 }
@@ -728,9 +728,10 @@ fn an_exec_whose_runner_dies_before_it_is_armed_never_runs() {
     assert!(!ran, "the exec'd command ran after its runner was killed");
 }
 
-/// The exec runner's setns and prctl calls, as strace sees them: Ok when
-/// the call after joining the user namespace resets dumpable; None
-/// (skipped, said) without strace.
+/// The exec runner's setns, prctl and setresuid calls, as strace sees
+/// them: Ok when it takes the namespace owner's uid as its effective one
+/// and resets dumpable before joining the user namespace, and resets it
+/// again at once after; None (skipped, said) without strace.
 fn dumpable_reset_after_the_user_join(name: &str) -> Option<Result<(), String>> {
     if std::process::Command::new("strace")
         .arg("-V")
@@ -743,7 +744,7 @@ fn dumpable_reset_after_the_user_join(name: &str) -> Option<Result<(), String>> 
     let dir = tempdir();
     let log = dir.path().join("trace");
     let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-qq", "-e", "trace=setns,prctl", "-o"])
+    cmd.args(["-f", "-qq", "-e", "trace=setns,prctl,setresuid", "-o"])
         .arg(&log)
         .arg(airlock_bin())
         .args(["exec", name, "--", "true"]);
@@ -757,9 +758,23 @@ fn dumpable_reset_after_the_user_join(name: &str) -> Option<Result<(), String>> 
         .unwrap_or_else(|| panic!("no user namespace joined:\n{trace}"));
     let pid = lines[at].split_whitespace().next().unwrap();
     let next = lines[at + 1..].iter().find(|l| l.starts_with(pid));
-    match next {
-        Some(l) if l.contains("PR_SET_DUMPABLE, SUID_DUMP_DISABLE") => Some(Ok(())),
-        _ => Some(Err(trace)),
+    let reset_after = next.is_some_and(|l| l.contains("PR_SET_DUMPABLE, SUID_DUMP_DISABLE"));
+    // And before it, the owner's uid taken as the effective one (real and
+    // saved stay root's), then dumpable reset again: the join is then no
+    // gain of capabilities, which is what made the runner dumpable.
+    let owner = airlock::plan::ROOT_CALLER_OWNER;
+    let before: Vec<&&str> = lines[..at].iter().filter(|l| l.starts_with(pid)).collect();
+    let took = before
+        .iter()
+        .rposition(|l| l.contains(&format!("setresuid(-1, {owner}, -1)")) && l.ends_with("= 0"));
+    let reset_before = took.is_some_and(|t| {
+        before[t + 1..]
+            .iter()
+            .any(|l| l.contains("PR_SET_DUMPABLE, SUID_DUMP_DISABLE"))
+    });
+    match reset_after && reset_before {
+        true => Some(Ok(())),
+        false => Some(Err(trace)),
     }
 }
 

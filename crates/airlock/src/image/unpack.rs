@@ -512,6 +512,18 @@ impl Unpacker {
             let names: Vec<String> = pax
                 .flatten()
                 .filter_map(|e| Some(e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string()))
+                // A name is kept for a note: its first 64 bytes say which.
+                .map(|mut name| {
+                    if name.len() > 64 {
+                        let mut end = 64;
+                        while !name.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        name.truncate(end);
+                        name.push('…');
+                    }
+                    name
+                })
                 .collect();
             if !names.is_empty() {
                 self.notes.lost_xattrs(&raw, names.into_iter());
@@ -765,6 +777,16 @@ fn archive_link_target(t: &Target, target: &str) -> Result<String, ImageError> {
     };
     if target.starts_with('/') {
         return Err(outside());
+    }
+    // Bounded as entry paths are: a link's target (up to a pax record's
+    // megabyte) is held until the archive's end.
+    if target.len() > MAX_PATH || Path::new(target).components().count() > MAX_DEPTH {
+        return Err(refused(
+            &t.raw,
+            format!(
+                "its link target is longer than {MAX_PATH} bytes or {MAX_DEPTH} levels; refusing it"
+            ),
+        ));
     }
     let mut parts: Vec<&str> = t.parts[..t.parts.len() - 1]
         .iter()

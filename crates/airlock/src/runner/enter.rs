@@ -17,7 +17,7 @@ use super::report::{Report, Reporter, SetupError, StepExt};
 use super::{child, exec, signals};
 use crate::plan::ExecPlan;
 use crate::sys;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// The `cgroup.procs` of each of the sandbox's cgroups, opened here (in
 /// the caller's mount and cgroup namespaces, with its credentials, which
@@ -306,6 +306,9 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
             continue;
         }
         report.progress(|| format!("setns {name}"));
+        if *ns == crate::namespace::Namespace::User {
+            act_as_owner(fd)?;
+        }
         rustix::thread::move_into_link_name_space(fd.as_fd(), Some(ns.link_type()))
             .step(|| format!("exec: join the sandbox's {name} namespace"))?;
         // At once, not after the last join: a user namespace whose owner
@@ -317,6 +320,48 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
         }
     }
     Ok(())
+}
+
+/// Root joining a user namespace another uid owns (a daemon client's
+/// sandbox, or one whose root maps to a real user) takes that owner as
+/// its effective uid first, its real and saved uids staying 0. The
+/// kernel makes a process whose new capabilities are not a subset of its
+/// old ones dumpable again at fs.suid_dumpable (commit_creds), which the
+/// join of a namespace owned by someone other than our euid is; where
+/// that is 1, the owner could attach in the few instructions before the
+/// prctl that follows, while we are still the host's root, and an attach
+/// outlasts that prctl. With the owner's euid the join is a subset (and
+/// nobody can attach by uid: real and saved uids are 0's). Our effective
+/// host capabilities go with the euid; the namespaces joined before this
+/// one (those above the sandbox's) needed them, none after it does.
+fn act_as_owner(userns: &OwnedFd) -> Result<(), SetupError> {
+    // NS_GET_OWNER_UID (_IO(0xb7, 0x4)): the uid, in our namespace.
+    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let mut owner: libc::uid_t = 0;
+    // SAFETY: the ioctl writes one uid_t through the pointer, to a local
+    // that outlives the call.
+    if unsafe { libc::ioctl(userns.as_raw_fd(), NS_GET_OWNER_UID as _, &mut owner) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(SetupError::io(
+            "exec: read the owner of the sandbox's user namespace",
+            &e,
+        ));
+    }
+    if owner == 0 {
+        return Ok(());
+    }
+    // Not dumpable across our own change of euid either (it resets that
+    // as well): set again right after it.
+    // SAFETY: setresuid takes plain integers (-1: leave that id as it
+    // is); the runner is single-threaded here.
+    if unsafe { libc::setresuid(u32::MAX, owner, u32::MAX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(SetupError::io(format!("exec: take uid {owner}, the owner of the sandbox's user namespace, as the effective uid"), &e));
+    }
+    super::child::not_dumpable()
 }
 
 /// What the control socket handed out must be the sandbox's: every kind
