@@ -733,25 +733,7 @@ fn an_exec_whose_runner_dies_before_it_is_armed_never_runs() {
 /// and resets dumpable before joining the user namespace, and resets it
 /// again at once after; None (skipped, said) without strace.
 fn dumpable_reset_after_the_user_join(name: &str) -> Option<Result<(), String>> {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED (the order of the dumpable reset): strace is not installed");
-        return None;
-    }
-    let dir = tempdir();
-    let log = dir.path().join("trace");
-    let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-qq", "-e", "trace=setns,prctl,setresuid", "-o"])
-        .arg(&log)
-        .arg(airlock_bin())
-        .args(["exec", name, "--", "true"]);
-    let r = output(cmd);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let trace = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<&str> = trace.lines().collect();
+    let (trace, lines) = traced(&["exec", name, "--", "true"], "setns,prctl,setresuid")?;
     let at = lines
         .iter()
         .position(|l| l.contains("setns(") && l.contains("CLONE_NEWUSER"))
@@ -759,23 +741,75 @@ fn dumpable_reset_after_the_user_join(name: &str) -> Option<Result<(), String>> 
     let pid = lines[at].split_whitespace().next().unwrap();
     let next = lines[at + 1..].iter().find(|l| l.starts_with(pid));
     let reset_after = next.is_some_and(|l| l.contains("PR_SET_DUMPABLE, SUID_DUMP_DISABLE"));
-    // And before it, the owner's uid taken as the effective one (real and
-    // saved stay root's), then dumpable reset again: the join is then no
-    // gain of capabilities, which is what made the runner dumpable.
-    let owner = airlock::plan::ROOT_CALLER_OWNER;
-    let before: Vec<&&str> = lines[..at].iter().filter(|l| l.starts_with(pid)).collect();
-    let took = before
-        .iter()
-        .rposition(|l| l.contains(&format!("setresuid(-1, {owner}, -1)")) && l.ends_with("= 0"));
-    let reset_before = took.is_some_and(|t| {
-        before[t + 1..]
-            .iter()
-            .any(|l| l.contains("PR_SET_DUMPABLE, SUID_DUMP_DISABLE"))
-    });
-    match reset_after && reset_before {
+    match reset_after && undumpable_as_owner(&lines, at) {
         true => Some(Ok(())),
         false => Some(Err(trace)),
     }
+}
+
+/// `airlock ARGS` under `strace -f` for `calls`: the trace whole and by
+/// line; None (skipped, said) without strace.
+fn traced(args: &[&str], calls: &str) -> Option<(String, Vec<String>)> {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED (the order of the dumpable resets): strace is not installed");
+        return None;
+    }
+    let dir = tempdir();
+    let log = dir.path().join("trace");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", &format!("trace={calls}"), "-o"])
+        .arg(&log)
+        .arg(airlock_bin())
+        .args(args);
+    let r = output(cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let lines = trace.lines().map(str::to_string).collect();
+    Some((trace, lines))
+}
+
+/// Before line `at` (a user namespace made or joined), the same process
+/// took the namespace owner's uid (a root caller's) as its effective one,
+/// real and saved staying root's, and reset dumpable after that change:
+/// the clone or join is then no gain of capabilities, and nothing of it
+/// is born or left dumpable where fs.suid_dumpable is 1.
+fn undumpable_as_owner(lines: &[String], at: usize) -> bool {
+    let pid = lines[at].split_whitespace().next().unwrap();
+    let owner = airlock::plan::ROOT_CALLER_OWNER;
+    let before: Vec<&String> = lines[..at].iter().filter(|l| l.starts_with(pid)).collect();
+    let took = before
+        .iter()
+        .rposition(|l| l.contains(&format!("setresuid(-1, {owner}, -1)")) && l.ends_with("= 0"));
+    took.is_some_and(|t| {
+        before[t + 1..]
+            .iter()
+            .any(|l| l.contains("PR_SET_DUMPABLE, SUID_DUMP_DISABLE"))
+    })
+}
+
+/// A root caller's supervisor clones PID 1 into a user namespace of the
+/// owner's uid, as that uid: the change of euid made it dumpable where
+/// fs.suid_dumpable is 1, and PID 1 was born so, for the owner to attach
+/// before its first step. The supervisor is undumpable again first.
+#[test]
+fn pid1_is_born_undumpable() {
+    require_root!();
+    let _knob = SuidDumpable::one();
+    let Some((trace, lines)) = traced(&["run", "--", "true"], "setresuid,prctl,clone3") else {
+        return;
+    };
+    let at = lines
+        .iter()
+        .position(|l| l.contains("clone3(") && l.contains("CLONE_NEWUSER"))
+        .unwrap_or_else(|| panic!("no user namespace made:\n{trace}"));
+    assert!(
+        undumpable_as_owner(&lines, at),
+        "PID 1 cloned dumpable:\n{trace}"
+    );
 }
 
 /// A file mount is never written into /proc or /sys: PID 1 writes it

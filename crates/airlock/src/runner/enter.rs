@@ -331,9 +331,7 @@ fn join_namespaces(plan: &ExecPlan, report: Reporter) -> Result<(), SetupError> 
 /// that is 1, the owner could attach in the few instructions before the
 /// prctl that follows, while we are still the host's root, and an attach
 /// outlasts that prctl. With the owner's euid the join is a subset (and
-/// nobody can attach by uid: real and saved uids are 0's). Our effective
-/// host capabilities go with the euid; the namespaces joined before this
-/// one (those above the sandbox's) needed them, none after it does.
+/// nobody can attach by uid: real and saved uids are 0's).
 fn act_as_owner(userns: &OwnedFd) -> Result<(), SetupError> {
     // NS_GET_OWNER_UID (_IO(0xb7, 0x4)): the uid, in our namespace.
     const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
@@ -355,12 +353,9 @@ fn act_as_owner(userns: &OwnedFd) -> Result<(), SetupError> {
     }
     // Not dumpable across our own change of euid either (it resets that
     // as well): set again right after it.
-    // SAFETY: setresuid takes plain integers (-1: leave that id as it
-    // is); the runner is single-threaded here.
-    if unsafe { libc::setresuid(u32::MAX, owner, u32::MAX) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(SetupError::io(format!("exec: take uid {owner}, the owner of the sandbox's user namespace, as the effective uid"), &e));
-    }
+    sys::set_effective_uid(owner).step(|| {
+        format!("exec: take uid {owner}, the owner of the sandbox's user namespace, as the effective uid")
+    })?;
     super::child::not_dumpable()
 }
 

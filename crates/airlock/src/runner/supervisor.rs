@@ -213,6 +213,13 @@ pub(super) fn supervise(
     if let Some(uid) = creator {
         sys::set_effective_uid(uid)
             .step(|| format!("become uid {uid} to create the user namespace"))?;
+        // That change of euid made us dumpable where fs.suid_dumpable is
+        // 1, and PID 1 would be born so, in a user namespace of that
+        // uid's, which could attach before PID 1's first step undoes it.
+        if let Err(e) = super::child::not_dumpable() {
+            let _ = sys::set_effective_uid(0);
+            return Err(e);
+        }
     }
     let forked = sys::clone3(
         plan.flags_to_clone(),
