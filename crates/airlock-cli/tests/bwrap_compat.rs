@@ -191,7 +191,8 @@ fn env_and_capability_flags_apply_in_order() {
 }
 
 /// The inherited environment's PWD names the directory the workload is
-/// in, as bubblewrap sets it, not the caller's.
+/// in, as bubblewrap sets it, not the caller's; a cleared one has it
+/// too, as bubblewrap's has.
 #[test]
 fn pwd_names_the_sandboxs_working_directory() {
     let pwd = |flags: &[&str]| {
@@ -210,6 +211,11 @@ fn pwd_names_the_sandboxs_working_directory() {
     assert_eq!(pwd(&["--chdir", "/etc"]), "/etc");
     // Set by name, the caller's value stands.
     assert_eq!(pwd(&["--setenv", "PWD", "/x"]), "/x");
+    // bubblewrap sets it after --clearenv too: the one variable left.
+    assert_eq!(pwd(&["--clearenv"]), "/");
+    assert_eq!(pwd(&["--chdir", "/etc", "--clearenv"]), "/etc");
+    let r = output(airlock(&["run", "--clearenv", "--", "/usr/bin/env"]));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "PWD=/\n"), "{}", r.stderr);
 }
 
 #[test]

@@ -145,7 +145,8 @@ pub struct RunArgs {
     /// Remove an environment variable.
     #[arg(long, value_name = "KEY", action = clap::ArgAction::Append, help_heading = "Process")]
     pub(crate) unsetenv: Vec<String>,
-    /// Start from an empty environment instead of the caller's.
+    /// Start from an empty environment instead of the caller's (but PWD, the
+    /// working directory, as bubblewrap keeps it).
     #[arg(long, help_heading = "Process", overrides_with = "clearenv")]
     pub(crate) clearenv: bool,
     /// Working directory inside the sandbox (default /).

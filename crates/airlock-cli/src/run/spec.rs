@@ -433,6 +433,8 @@ fn process(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) {
         match step {
             Env::Clear => {
                 p.inherit_env = false;
+                // bubblewrap sets PWD after clearing, as it always does.
+                p.set_pwd = true;
                 p.env.clear();
             }
             Env::Set(k, v) => {

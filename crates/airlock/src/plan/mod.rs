@@ -413,14 +413,14 @@ pub struct ProcessPlan {
 /// then `unset_env`. An inherited environment's `PWD` names the process's
 /// working directory in the sandbox, as bubblewrap sets it: the caller's
 /// would name a directory the process is not in, one the sandbox may not
-/// even have.
+/// even have. So does one not inherited with `set_pwd` (`--clearenv`).
 pub fn environment(p: &spec::Process, caller_env: &[(String, String)]) -> Vec<(String, String)> {
     let mut env: std::collections::BTreeMap<String, String> = if p.inherit_env {
         caller_env.iter().cloned().collect()
     } else {
         Default::default()
     };
-    if p.inherit_env {
+    if p.inherit_env || p.set_pwd {
         env.insert("PWD".into(), p.cwd.as_deref().unwrap_or("/").into());
     }
     for (k, v) in &p.env {

@@ -245,6 +245,12 @@ pub struct Process {
     /// Start from the caller's environment (then apply `env` and `unset_env`).
     /// Off by default: the workload sees only `env`.
     pub inherit_env: bool,
+    /// `PWD` names the process's working directory even where the
+    /// environment is not inherited (`inherit_env` sets it anyway), as
+    /// bubblewrap sets it after `--clearenv`; `env` and `unset_env` apply
+    /// after it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub set_pwd: bool,
     #[serde(default, deserialize_with = "parse::unique_keys")]
     pub env: BTreeMap<String, String>,
     pub unset_env: Vec<String>,
@@ -295,6 +301,7 @@ impl Default for Process {
             args: Vec::new(),
             argv0: None,
             inherit_env: false,
+            set_pwd: false,
             env: BTreeMap::new(),
             unset_env: Vec::new(),
             cwd: None,
