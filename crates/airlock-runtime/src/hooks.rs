@@ -205,25 +205,30 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
             Ok(())
         });
     }
-    // Its stdout and stderr in one pipe, read as it runs (a hook that says
-    // much is never stuck on a full pipe): a failure's warning ends with
-    // what it said, as the hooks run inside do, and as runc's error
-    // carries a hook's output. A hook that succeeds says nothing of ours.
-    let (said_r, said_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| format!("a pipe for its output: {e}"))?;
-    let said_w2 = said_w
+    // Its stdout and stderr into one memory file, read once it has ended:
+    // a failure's warning ends with what it said, as the hooks run inside
+    // do, and as runc's error carries a hook's output; a hook that
+    // succeeds says nothing of ours. A file, not a pipe: nothing to drain
+    // while it runs (a hook that writes without pause is still timed out),
+    // and a helper it leaves running with them dies of no SIGPIPE once
+    // we have gone (it fills the file instead: a hook's children must not
+    // keep its stdio, which would hold runc's hook run for good).
+    let said_fd = rustix::fs::memfd_create("airlock-hook-output", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| format!("a file for its output: {e}"))?;
+    let said_out = said_fd
         .try_clone()
-        .map_err(|e| format!("a pipe for its output: {e}"))?;
+        .map_err(|e| format!("a file for its output: {e}"))?;
+    let said_err = said_fd
+        .try_clone()
+        .map_err(|e| format!("a file for its output: {e}"))?;
     let mut child = cmd
         .stdin(Stdio::piped())
-        .stdout(Stdio::from(said_w))
-        .stderr(Stdio::from(said_w2))
+        .stdout(Stdio::from(said_out))
+        .stderr(Stdio::from(said_err))
         .spawn()
         .map_err(|e| e.to_string())?;
-    // Ours closed (dropped with `cmd`'s copies): the end of file is the
-    // hook's, and its children's, once they are all gone.
     drop(cmd);
-    let mut said = Vec::new();
+    let said = || airlock::runner::hooks::said(&tail(&said_fd));
     if let Some(mut stdin) = child.stdin.take() {
         // Beside the wait: the state (with every annotation) may be more
         // than a pipe holds. A hook that does not read its stdin is not
@@ -235,16 +240,11 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
     }
     let mut pause = airlock::state::Backoff::new(Duration::from_millis(5));
     loop {
-        airlock::runner::hooks::drain(&said_r, &mut said);
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            airlock::runner::hooks::drain(&said_r, &mut said);
             return if status.success() {
                 Ok(())
             } else {
-                Err(format!(
-                    "exited with {status}{}",
-                    airlock::runner::hooks::said(&said)
-                ))
+                Err(format!("exited with {status}{}", said()))
             };
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -252,13 +252,23 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
-            airlock::runner::hooks::drain(&said_r, &mut said);
             return Err(format!(
                 "did not finish within its timeout of {}s{}",
                 h.timeout().unwrap_or(0),
-                airlock::runner::hooks::said(&said)
+                said()
             ));
         }
         pause.pause();
     }
+}
+
+/// The last 4 KiB a hook wrote to its output file (the end is what
+/// explains a failure).
+fn tail(f: &std::os::fd::OwnedFd) -> Vec<u8> {
+    let len = rustix::fs::fstat(f).map_or(0, |st| st.st_size.max(0) as u64);
+    let from = len.saturating_sub(4096);
+    let mut buf = vec![0u8; (len - from) as usize];
+    let n = rustix::io::pread(f, &mut buf, from).unwrap_or(0);
+    buf.truncate(n);
+    buf
 }

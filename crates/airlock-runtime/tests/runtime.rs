@@ -910,7 +910,8 @@ fn hooks_run_at_their_points_with_the_state() {
             "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", format!("test -e {d}/prestart.json && test -e {d}/createRuntime.json")], "timeout": 5}],
             // A failing poststart or poststop hook is a warning, and the
             // ones after it still run (the spec's words; they stopped).
-            "poststart": [{"path": "/bin/false"}, hook("poststart")],
+            // One that writes without a pause is still timed out.
+            "poststart": [{"path": "/bin/false"}, {"path": "/usr/bin/yes", "timeout": 1}, hook("poststart")],
             // After the container is deleted (the spec's words): its
             // state directory is gone when they run.
             // The failure's warning ends with what the hook said, on
@@ -931,7 +932,15 @@ fn hooks_run_at_their_points_with_the_state() {
     assert!(created["pid"].as_i64().unwrap() > 0);
     std::fs::remove_file(env.dir.path().join("prestart.json")).unwrap();
     assert!(read("poststart").is_none(), "poststart before start");
-    assert!(env.rt(&["start", "h1"]).status.success());
+    let o = env.rt(&["start", "h1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains(
+            "poststart[1] /usr/bin/yes: did not finish within its timeout of 1s: \ny\ny\n"
+        ),
+        "{:?}",
+        text(&o).1.get(..400)
+    );
     assert_eq!(
         read("poststart").expect("poststart ran")["status"],
         "running"

@@ -313,7 +313,7 @@ fn wait(
 
 /// Read what is there into `into`, which keeps the last 4 to 8 KiB;
 /// false at end of file.
-pub fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
+fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
     let mut buf = [0u8; 4096];
     match rustix::io::read(fd.as_fd(), &mut buf) {
         Ok(0) | Err(_) => false,
@@ -329,7 +329,7 @@ pub fn read_some(fd: &OwnedFd, into: &mut Vec<u8>) -> bool {
 }
 
 /// Read everything there is now (the fd is made non-blocking).
-pub fn drain(fd: &OwnedFd, into: &mut Vec<u8>) {
+fn drain(fd: &OwnedFd, into: &mut Vec<u8>) {
     let _ = rustix::io::ioctl_fionbio(fd, true);
     while read_some(fd, into) {}
 }
