@@ -649,16 +649,25 @@ impl Store {
             self.doomed()
         };
         meanwhile();
-        for p in &doomed {
-            remove_tree(p);
+        let n = doomed.len();
+        for (p, pin) in doomed {
+            remove_tree(&p);
+            // Held till now: a start that opened the layer by its old name
+            // before the rename is refused by `pin_layers` ("being
+            // pruned"), not let through onto a tree that goes.
+            drop(pin);
+            REMOVING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&p);
         }
-        Ok(doomed.len())
+        Ok(n)
     }
 
     /// Under the exclusive lock: what a prune removes, moved out of the
     /// way into `tmp/` under names of this process's, which no other
     /// pull or prune sweeps while it lives.
-    fn doomed(&self) -> Vec<PathBuf> {
+    fn doomed(&self) -> Vec<(PathBuf, Option<std::os::fd::OwnedFd>)> {
         // No pull is under way while we look (its layers are not recorded
         // yet), nor starts until we let go.
         let used: std::collections::HashSet<String> = self
@@ -669,28 +678,30 @@ impl Store {
             .collect();
         // A layer's directories are `<diff_id hex>-<shape>`.
         let diff_of = |name: &str| name.split('-').next().unwrap_or_default().to_string();
+        let removing = || REMOVING.lock().unwrap_or_else(|e| e.into_inner());
+        let busy = removing().clone();
         let mut doomed = Vec::new();
-        let mut move_aside = |from: &Path| {
+        let mut move_aside = |from: &Path, pin: Option<std::os::fd::OwnedFd>| {
             let to = self.scratch_name(PRUNED);
             if std::fs::rename(from, &to).is_ok() {
-                doomed.push(to);
+                removing().insert(to.clone());
+                doomed.push((to, pin));
             }
         };
-        // What went before this call, and another prune of this process
-        // (a daemon's) is still removing, is that prune's.
         for e in std::fs::read_dir(self.root.join("tmp"))
             .into_iter()
             .flatten()
             .flatten()
         {
             // Another process's work in progress stays (`scratch` names
-            // hold the pid after the prefix).
+            // hold the pid after the prefix), and what another prune of
+            // this process (a daemon's) is still removing; not what one of
+            // an earlier process of our pid left.
             let name = e.file_name().to_string_lossy().into_owned();
-            let owner = scratch_owner(&name);
-            if owner == Owner::Alive || (owner == Owner::Ours && name.starts_with(PRUNED)) {
+            if scratch_owner(&name) == Owner::Alive || busy.contains(&e.path()) {
                 continue;
             }
-            move_aside(&e.path());
+            move_aside(&e.path(), None);
         }
         for e in std::fs::read_dir(self.root.join("layers"))
             .into_iter()
@@ -705,13 +716,13 @@ impl Store {
                 // or not (`image rm` while it runs): its supervisor holds
                 // a shared lock on it (see `pin_layers`). Ours is held
                 // until the layer is out of layers/.
-                let Some(_ours) = lock_unused(&e.path().join("rootfs")) else {
+                let Some(ours) = lock_unused(&e.path().join("rootfs")) else {
                     continue;
                 };
                 // Out of layers/ in one rename: a prune cut short must not
                 // leave part of a layer where a later run would take it
                 // (meta.json) for a whole one.
-                move_aside(&e.path());
+                move_aside(&e.path(), ours);
             }
         }
         doomed
@@ -758,6 +769,10 @@ impl Store {
 
 /// The prefix of what a prune moved into `tmp/` to remove.
 const PRUNED: &str = "pruned";
+
+/// What this process's prunes moved aside and are removing now.
+static REMOVING: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// Who made a `tmp/` entry.
 #[derive(PartialEq, Eq)]
@@ -917,7 +932,9 @@ mod tests {
             "unpack-{}-1-0",
             std::os::unix::process::parent_id()
         ));
-        for d in [&dead, &alive] {
+        // What a prune of an earlier process of our pid left goes too.
+        let earlier = tmp.join(format!("pruned-{}-1-0", std::process::id()));
+        for d in [&dead, &alive, &earlier] {
             std::fs::create_dir(d).unwrap();
         }
         let mut seen = None;
@@ -938,6 +955,18 @@ mod tests {
                     }
                     taken
                 });
+                // The layer moved aside is still locked as it goes: a
+                // start that opened it by its old name is refused.
+                let moved = names
+                    .iter()
+                    .map(|n| tmp.join(n).join("rootfs"))
+                    .find(|r| r.exists())
+                    .expect("the layer in tmp/");
+                let pinned = open_dir(&moved).is_some_and(|fd| {
+                    rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared)
+                        .is_err()
+                });
+                assert!(pinned, "the layer's lock was let go before its removal");
                 seen = Some((free, layer.exists(), names));
             })
             .unwrap();
@@ -949,10 +978,10 @@ mod tests {
         assert!(!layer_there, "the layer was still in layers/");
         assert_eq!(
             names.iter().filter(|n| n.starts_with("pruned-")).count(),
-            2,
+            3,
             "{names:?}"
         );
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
         let left: Vec<_> = std::fs::read_dir(&tmp)
             .unwrap()
             .map(|e| e.unwrap().path())
