@@ -30,6 +30,7 @@ pub struct Console {
 impl Console {
     pub fn new(root: &Path) -> Result<Console> {
         use std::os::unix::fs::DirBuilderExt;
+        sweep(root);
         let failed =
             |what: &str, e: std::io::Error| format!("the terminal's console socket: {what}: {e}");
         let dir = (0..)
@@ -112,6 +113,26 @@ impl Console {
             }
         }
         None
+    }
+}
+
+/// Take away the console directories of runtimes that are gone (killed
+/// during a foreground run: their `Drop` never ran), which nothing else
+/// in the state root would ever remove.
+fn sweep(root: &Path) {
+    for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".console-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        if rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

@@ -338,6 +338,14 @@ fn act_as_owner(userns: &OwnedFd) -> Result<(), SetupError> {
     if !rustix::process::geteuid().is_root() {
         return Ok(());
     }
+    // Only where the knob is 1 (or cannot be read): at 0 the reset makes
+    // us undumpable, at 2 only the host's root may attach. Elsewhere the
+    // runner keeps root's file-system uid through the joins, as before
+    // (a cgroup.procs opened as root is written as root on kernels that
+    // judge the writer, not the opener, before Linux 5.16).
+    if std::fs::read_to_string("/proc/sys/fs/suid_dumpable").is_ok_and(|v| v.trim() != "1") {
+        return Ok(());
+    }
     let mut owner: libc::uid_t = 0;
     // SAFETY: the ioctl writes one uid_t through the pointer, to a local
     // that outlives the call.

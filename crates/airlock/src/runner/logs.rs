@@ -101,16 +101,17 @@ fn open_log(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Give a new log file its place in the sequence. A file system without
-/// user extended attributes (tmpfs before Linux 6.6) takes none: its
-/// readers then cannot tell how many files they missed, as before.
+/// Give a new log file its place in the sequence: as a user attribute,
+/// or, where the file system keeps none (tmpfs before Linux 6.6), as a
+/// trusted one if we are root. A rootless supervisor there marks
+/// nothing: its readers then cannot tell how many files they missed.
 fn mark(f: &File, seq: u64) {
-    let _ = rustix::fs::fsetxattr(
-        f,
-        crate::state::LOG_SEQ_XATTR,
-        seq.to_string().as_bytes(),
-        rustix::fs::XattrFlags::empty(),
-    );
+    let value = seq.to_string();
+    let set =
+        |name| rustix::fs::fsetxattr(f, name, value.as_bytes(), rustix::fs::XattrFlags::empty());
+    if set(crate::state::LOG_SEQ_XATTR).is_err() {
+        let _ = set(crate::state::LOG_SEQ_TRUSTED);
+    }
 }
 
 fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd), SetupError> {

@@ -35,8 +35,14 @@ impl LogStream {
 }
 
 /// The extended attribute in which the supervisor gives each log file
-/// its place among its stream's files (decimal, from 0).
+/// its place among its stream's files (decimal, from 0); a root
+/// supervisor on a file system without user attributes (tmpfs before
+/// Linux 6.6: `/run`) uses [`LOG_SEQ_TRUSTED`]. A rootless one there
+/// sets none, and its readers cannot count what they missed.
 pub const LOG_SEQ_XATTR: &str = "user.airlock.log_seq";
+
+/// [`LOG_SEQ_XATTR`]'s stand-in, which only root reads and writes.
+pub const LOG_SEQ_TRUSTED: &str = "trusted.airlock.log_seq";
 
 /// Bytes one stream gained.
 #[derive(Debug, Clone)]
@@ -119,8 +125,10 @@ impl LogReader {
                 if let Some(n) = self.tail {
                     let cut = data.len() - last_lines(&data, n).len();
                     data.drain(..cut);
-                    // A gap before the lines asked for is none of theirs.
+                    // A gap before the lines asked for, or right at
+                    // their start, is none of theirs.
                     gap = gap.and_then(|g: Gap| Some((g.0.checked_sub(cut)?, g.1)));
+                    gap = gap.filter(|g| g.0 > 0);
                 }
             }
             match gap {
@@ -174,7 +182,9 @@ fn follow(
 /// kept it.
 fn seq_of(f: &File) -> Option<u64> {
     let mut buf = [0u8; 24];
-    let n = rustix::fs::fgetxattr(f, LOG_SEQ_XATTR, &mut buf[..]).ok()?;
+    let n = rustix::fs::fgetxattr(f, LOG_SEQ_XATTR, &mut buf[..])
+        .or_else(|_| rustix::fs::fgetxattr(f, LOG_SEQ_TRUSTED, &mut buf[..]))
+        .ok()?;
     std::str::from_utf8(&buf[..n]).ok()?.parse().ok()
 }
 
@@ -225,7 +235,7 @@ fn follow_racing(
             }
         }
         if let (Some(o), Some(n)) = (old_seq, new_seq) {
-            let lost = n.saturating_sub(o + 1 + u64::from(read_between));
+            let lost = n.saturating_sub(o.saturating_add(1 + u64::from(read_between)));
             if lost > 0 {
                 *gap = Some((at, lost));
             }

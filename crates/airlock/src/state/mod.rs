@@ -35,7 +35,7 @@ pub use attach::{write_while, Attached};
 pub use backoff::Backoff;
 use dir::lock_file;
 pub use dir::SandboxDir;
-pub use logs::{LogChunk, LogReader, LogStream, LOG_SEQ_XATTR};
+pub use logs::{LogChunk, LogReader, LogStream, LOG_SEQ_TRUSTED, LOG_SEQ_XATTR};
 pub use verbs::{parse_signal, KILL_WAIT};
 
 use crate::report::ExitReport;
