@@ -146,7 +146,7 @@ pub fn standard(ctx: &Ctx, cmd: StandardCmd) -> Result<i32> {
                 ctx,
                 &c.container_id,
                 &c.bundle,
-                c.console_socket,
+                Terminal::new(c.console_socket, false),
                 c.pid_file.as_deref(),
                 preserve_fds(c.preserve_fds)?,
                 c.no_new_keyring,
@@ -185,20 +185,11 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
             }
             // A terminal in the foreground without a socket: ours to relay,
             // as runc's `run` relays it.
-            let console = match r.detach || r.console_socket.is_some() {
-                true => None,
-                false => match wants_terminal(&r.bundle)? {
-                    true => Some(crate::console::Console::new(ctx.state_root()?.path())?),
-                    false => None,
-                },
-            };
-            let socket = (r.console_socket.clone())
-                .or_else(|| console.as_ref().map(|c| c.path().to_path_buf()));
-            create(
+            let console = create(
                 ctx,
                 &r.container_id,
                 &r.bundle,
-                socket,
+                Terminal::new(r.console_socket, !r.detach),
                 r.pid_file.as_deref(),
                 preserve_fds(r.preserve_fds)?,
                 r.no_new_keyring,
@@ -283,27 +274,31 @@ pub fn common(ctx: &Ctx, cmd: CommonCmd) -> Result<i32> {
     }
 }
 
-/// Whether the bundle's process asks for a terminal (config.json's
-/// `process.terminal`); an error names what cannot be read.
-fn wants_terminal(bundle_dir: &Path) -> Result<bool> {
-    let bundle = Bundle::load(bundle_dir)?;
-    Ok(bundle
-        .config
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false))
+/// Where a container's terminal goes: the client's console socket, or,
+/// for a foreground `run` given none, one the runtime relays itself.
+struct Terminal {
+    socket: Option<PathBuf>,
+    relay_without_socket: bool,
+}
+
+impl Terminal {
+    fn new(socket: Option<PathBuf>, relay_without_socket: bool) -> Terminal {
+        Terminal {
+            socket,
+            relay_without_socket,
+        }
+    }
 }
 
 fn create(
     ctx: &Ctx,
     id: &str,
     bundle_dir: &Path,
-    console_socket: Option<PathBuf>,
+    terminal: Terminal,
     pid_file: Option<&Path>,
     preserve_fds: u32,
     keep_keyring: bool,
-) -> Result<()> {
+) -> Result<Option<crate::console::Console>> {
     let bundle = Bundle::load(bundle_dir)?;
     if ctx.systemd_cgroup {
         crate::cgroups::check_systemd_host()?;
@@ -335,6 +330,13 @@ fn create(
     for n in &notes {
         ctx.log.warn(n);
     }
+    let console =
+        match spec.process.terminal && terminal.socket.is_none() && terminal.relay_without_socket {
+            true => Some(crate::console::Console::new(ctx.state_root()?.path())?),
+            false => None,
+        };
+    let console_socket =
+        (terminal.socket).or_else(|| console.as_ref().map(|c| c.path().to_path_buf()));
     if spec.process.terminal && console_socket.is_none() {
         return Err("process.terminal is true but no --console-socket was given (only a foreground `run` relays a terminal itself)".into());
     }
@@ -508,7 +510,7 @@ fn create(
     }
     ctx.log
         .debug(&format!("created {id} (pid {})", sandbox.init_pid()));
-    Ok(())
+    Ok(console)
 }
 
 /// systemd's socket activation, as runc passes it on: when `LISTEN_PID`

@@ -220,6 +220,8 @@ fn relay(master: OwnedFd, size: Option<(u16, u16)>) {
 /// the terminal's end-of-file character, or a process reading the
 /// terminal would wait for more for ever.
 fn copy_input(master: OwnedFd) {
+    // As a File: std's write_all goes on after EINTR and short writes.
+    let mut master = std::fs::File::from(master);
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 4096];
     let mut last = b'\n';
@@ -228,7 +230,7 @@ fn copy_input(master: OwnedFd) {
             Ok(0) => break,
             Ok(n) => {
                 last = buf[n - 1];
-                if write_all(&master, &buf[..n]).is_err() {
+                if master.write_all(&buf[..n]).is_err() {
                     return;
                 }
             }
@@ -238,18 +240,7 @@ fn copy_input(master: OwnedFd) {
     }
     if !rustix::termios::isatty(rustix::stdio::stdin()) {
         if let Some(eof) = airlock::terminal::end_of_input(master.as_fd(), last) {
-            let _ = write_all(&master, &eof);
+            let _ = master.write_all(&eof);
         }
     }
-}
-
-fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> rustix::io::Result<()> {
-    while !bytes.is_empty() {
-        match rustix::io::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
