@@ -157,6 +157,57 @@ fn exec_with_a_terminal() {
     assert_eq!(al(&["ps", "-a", "--format", "json"]).stdout.trim(), "[]");
 }
 
+/// An exec's terminal comes from the sandbox's /dev/ptmx, a path in a
+/// tree the workload may change where it may mount (here with every
+/// protection against that turned off): anything but the multiplexer
+/// there is refused by name before an ioctl is asked of it (on a FUSE
+/// file its server would answer them, TIOCGPTPEER's "fd" among them).
+#[test]
+fn an_exec_refuses_a_ptmx_the_workload_replaced() {
+    require_root!();
+    let root = tempdir();
+    let r = root.path().display().to_string();
+    let al = |args: &[&str]| al(&r, args);
+    let unguarded = [
+        "--cap-add",
+        "CAP_SYS_ADMIN",
+        "--seccomp-profile",
+        "none",
+        "--landlock",
+        "off",
+        "--allow-unsafe",
+        "cap-sys-admin",
+        "--allow-unsafe",
+        "seccomp-disabled",
+    ];
+    let script = "mount --bind /dev/null /dev/pts/ptmx && touch /tmp/bound; sleep 100";
+    let mut args = vec!["run", "-d", "--name", "px"];
+    args.extend(unguarded);
+    args.extend(["--", "sh", "-c", script]);
+    assert_eq!(al(&args).code, 0);
+    let bound = || al(&["exec", "px", "--", "test", "-e", "/tmp/bound"]).code == 0;
+    let start = std::time::Instant::now();
+    while !bound() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the workload never bound /dev/null"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let e = al(&["exec", "-t", "px", "--", "echo", "ran"]);
+    assert_eq!(e.code, 125, "{}", e.stderr);
+    assert!(!e.stdout.contains("ran"), "{}", e.stdout);
+    assert!(
+        e.stderr
+            .contains("tty: check /dev/ptmx: it is device 1:3, not a pseudo-terminal's"),
+        "{}",
+        e.stderr
+    );
+    // Without a terminal, the exec goes on as before.
+    assert_eq!(al(&["exec", "px", "--", "true"]).code, 0);
+    assert_eq!(al(&["rm", "-f", "px"]).code, 0);
+}
+
 /// Without `-t`, an exec from a terminal gets pipes, not the caller's
 /// terminal: a workload outside Landlock's walls could otherwise open
 /// the exec'd process's /proc/PID/fd/0 and keep the caller's terminal

@@ -27,11 +27,23 @@ pub struct Pty {
 pub fn open(owner: (u32, u32)) -> Result<Pty, SetupError> {
     let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
     let master = rustix::pty::openpt(flags).step(|| "tty: open /dev/ptmx".into())?;
+    // An exec opens it by path in a tree the workload may have changed: a
+    // file there (on a FUSE mount it serves) could answer the ioctls
+    // below, and the "fd" TIOCGPTPEER returns would then be a number of
+    // its choosing, one of ours (a host file) given to the process as its
+    // terminal. A device node of the multiplexer's number always reaches
+    // the kernel's driver (a mount the workload made is nodev).
+    is_device(&master, "/dev/ptmx", |major, minor| {
+        (major, minor) == (PTMX_MAJOR, PTMX_MINOR)
+    })?;
     rustix::pty::unlockpt(&master).step(|| "tty: unlock the terminal".into())?;
     // The slave through the master, not by path: no lookup in a tree the
     // sandbox could have changed.
     let slave =
         rustix::pty::ioctl_tiocgptpeer(&master, flags).step(|| "tty: open the terminal".into())?;
+    is_device(&slave, "the terminal", |major, _| {
+        PTS_MAJORS.contains(&major)
+    })?;
     // Made as ours (root of the namespace, or the ids the exec runner took
     // for it): each id that differs is changed.
     let (uid, gid) = owner;
@@ -49,6 +61,39 @@ pub fn open(owner: (u32, u32)) -> Result<Pty, SetupError> {
         let _ = rustix::termios::tcsetwinsize(&master, size);
     }
     Ok(Pty { master, slave })
+}
+
+/// The pseudo-terminal multiplexer's device number (TTYAUX_MAJOR, 2).
+const PTMX_MAJOR: u32 = 5;
+const PTMX_MINOR: u32 = 2;
+/// Unix98 pseudo-terminals' majors (UNIX98_PTY_SLAVE_MAJOR and the 7
+/// after it).
+const PTS_MAJORS: std::ops::RangeInclusive<u32> = 136..=143;
+
+/// Refuse `fd` unless it is a character device whose number `expected`
+/// accepts. A FUSE server cannot make a regular file pass: the kernel
+/// fixes an inode's type when it first looks it up.
+fn is_device(
+    fd: &OwnedFd,
+    what: &str,
+    expected: impl Fn(u32, u32) -> bool,
+) -> Result<(), SetupError> {
+    let step = || format!("tty: check {what}");
+    let st = rustix::fs::fstat(fd).step(step)?;
+    let (major, minor) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+    let device =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice;
+    if device && expected(major, minor) {
+        return Ok(());
+    }
+    Err(SetupError::new(
+        step(),
+        if device {
+            format!("it is device {major}:{minor}, not a pseudo-terminal's")
+        } else {
+            "it is not a character device: the sandbox replaced it".to_string()
+        },
+    ))
 }
 
 /// Bind the workload's terminal onto /dev/console (made empty in the
