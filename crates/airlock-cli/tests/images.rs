@@ -857,6 +857,36 @@ fn corrupt_truncated_and_wrong_digest() {
         "no layer may be unpacked from a refused image"
     );
 
+    // A blob grown past its descriptor's size is refused by its length,
+    // before it is hashed.
+    let (env, img) = Env::with_image(
+        "g",
+        vec![busybox_layer(), layer(&[E::File("f", b"data", 0o644)])],
+        json!({"Cmd": ["/bin/true"]}),
+    );
+    let p = std::fs::read_dir(format!("{img}/blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let b = std::fs::read(p).unwrap();
+            b.starts_with(&[0x1f, 0x8b]) && b.len() < 4096
+        })
+        .unwrap();
+    let was = std::fs::metadata(&p).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+    std::io::Write::write_all(&mut f, &[0u8; 100]).unwrap();
+    let r = env.run(&img, &[]);
+    assert_refused(
+        &env,
+        &r,
+        &format!(
+            "is {} bytes where its descriptor's size is {was}",
+            was + 100
+        ),
+    );
+    assert_eq!(env.layers(), 0);
+
     // A truncated layer whose (truncated) blob digest is right: the tar
     // reader or the diff_id check refuses it.
     let env = Env::new();

@@ -270,6 +270,21 @@ fn mismatch(d: &Descriptor, actual: String) -> ImageError {
     }
 }
 
+/// A blob is as long as its descriptor says (the image spec's "MUST"):
+/// its digest alone would match a descriptor whose size lies, which other
+/// tools then trust to bound what they read.
+fn sized_as_described(d: &Descriptor, len: u64, path: &Path) -> Result<(), ImageError> {
+    if len == d.size() {
+        return Ok(());
+    }
+    Err(ImageError::Refused(format!(
+        "{}: blob {} is {len} bytes where its descriptor's size is {}; refusing the image",
+        path.display(),
+        d.digest(),
+        d.size()
+    )))
+}
+
 /// A JSON blob of an OCI layout (manifest, config) by descriptor, parsed
 /// from the very bytes that were verified.
 fn json_blob<T: serde::de::DeserializeOwned>(
@@ -281,6 +296,7 @@ fn json_blob<T: serde::de::DeserializeOwned>(
     let hex = digest_hex(&digest).map_err(|e| e.context(format!("the {kind}'s descriptor")))?;
     let path = dir.join("blobs/sha256").join(hex);
     let text = read_bounded(&path)?;
+    sized_as_described(d, text.len() as u64, &path)?;
     let actual = sha256_bytes(&text);
     if actual != digest {
         return Err(mismatch(d, actual));
@@ -296,6 +312,14 @@ fn layer_blob(dir: &Path, d: &Descriptor, diff_id: &str) -> Result<Layer, ImageE
     let hex = digest_hex(&digest).map_err(|e| e.context("the manifest's layer descriptor"))?;
     let path = dir.join("blobs/sha256").join(hex);
     let layer = open_layer(path, Some(digest.clone()), diff_id)?;
+    // Before it is hashed: a blob of another size is refused without
+    // reading gigabytes first.
+    let len = layer
+        .file
+        .metadata()
+        .map_err(|e| ImageError::io(&layer.blob, e))?
+        .len();
+    sized_as_described(d, len, &layer.blob)?;
     let actual = sha256_of(layer.reader(), &layer.blob)?;
     if actual != digest {
         return Err(mismatch(d, actual));
