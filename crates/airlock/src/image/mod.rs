@@ -257,18 +257,20 @@ fn image_dir(path: &Path, store: &Store) -> Result<(PathBuf, Option<Scratch>), I
         )
     });
     let scratch = Scratch(store.scratch("archive")?);
+    let dir = scratch.0.path().to_path_buf();
     let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
     let mut budget = unpack::Budget::new(store.limits);
-    unpack::unpack(f, &scratch.0, unpack::Options::default(), &mut budget)
+    unpack::unpack(f, &dir, unpack::Options::default(), &mut budget)
         .map_err(|e| e.context(path.display().to_string()))?;
-    Ok((scratch.0.clone(), Some(scratch)))
+    Ok((dir, Some(scratch)))
 }
 
-struct Scratch(PathBuf);
+/// An archive's copy, removed (its lock still held) when dropped.
+struct Scratch(store::Scratch);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        crate::fs::remove_tree(&self.0);
+        crate::fs::remove_tree(self.0.path());
     }
 }
 

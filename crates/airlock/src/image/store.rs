@@ -473,16 +473,30 @@ impl Store {
     /// renamed into place or removed: made here and now, never one that
     /// was there (two pulls of one process, a daemon's, in the same clock
     /// tick would otherwise unpack into one directory).
-    pub fn scratch(&self, prefix: &str) -> Result<PathBuf, ImageError> {
+    pub fn scratch(&self, prefix: &str) -> Result<Scratch, ImageError> {
         let tmp = self.root.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| ImageError::io(&tmp, e))?;
         loop {
             let dir = self.scratch_name(prefix);
             match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok(dir),
+                Ok(()) => {}
                 // Left by a process of the same pid before (a reboot ago).
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(ImageError::io(&dir, e)),
+            }
+            // A sweep that came between the mkdir and the lock (one in
+            // another pid namespace, which cannot see our pid) holds it
+            // or has removed it: a new name then.
+            match claim(&dir) {
+                Claim::Taken(held) if still_at(&held, &dir) => {
+                    return Ok(Scratch {
+                        path: dir,
+                        _held: held,
+                    })
+                }
+                Claim::Taken(_) | Claim::Busy => continue,
+                Claim::Unopenable(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Claim::Unopenable(e) => return Err(ImageError::io(&dir, e)),
             }
         }
     }
@@ -517,16 +531,17 @@ impl Store {
             return Ok((dir.join("rootfs"), false));
         }
         unpacking();
-        let tmp = self.scratch(digest_hex(&layer.diff_id)?)?;
+        let scratch = self.scratch(digest_hex(&layer.diff_id)?)?;
+        let tmp = scratch.path();
         if let Err(e) =
-            unpack_verified(layer, &tmp, id_base, budget).and_then(|()| close_up(&tmp, id_base))
+            unpack_verified(layer, tmp, id_base, budget).and_then(|()| close_up(tmp, id_base))
         {
-            remove_tree(&tmp);
+            remove_tree(tmp);
             // Which of the image's layers: an entry's name alone does
             // not say.
             return Err(e.context(format!("layer {} ({:?})", layer.diff_id, layer.blob)));
         }
-        let fresh = install(&tmp, &dir)?;
+        let fresh = install(tmp, &dir)?;
         Ok((dir.join("rootfs"), fresh))
     }
 
@@ -560,7 +575,7 @@ impl Store {
         // the rename: ext4 and XFS promise nothing for a new name, and a
         // record left empty by a power cut would be skipped too.
         let scratch = self.scratch("record")?;
-        let tmp = scratch.join("record.json");
+        let tmp = scratch.path().join("record.json");
         let written = std::fs::File::create(&tmp)
             .and_then(|mut f| {
                 use std::io::Write;
@@ -569,7 +584,7 @@ impl Store {
             })
             .and_then(|()| std::fs::rename(&tmp, &p))
             .and_then(|()| std::fs::File::open(self.root.join("images"))?.sync_all());
-        remove_tree(&scratch);
+        remove_tree(scratch.path());
         written.map_err(|e| ImageError::io(&p, e))
     }
 
@@ -650,8 +665,9 @@ impl Store {
         };
         meanwhile();
         let n = doomed.len();
-        for (p, pin) in doomed {
+        for (p, held, pin) in doomed {
             remove_tree(&p);
+            drop(held);
             // Held till now: a start that opened the layer by its old name
             // before the rename is refused by `pin_layers` ("being
             // pruned"), not let through onto a tree that goes.
@@ -667,7 +683,14 @@ impl Store {
     /// Under the exclusive lock: what a prune removes, moved out of the
     /// way into `tmp/` under names of this process's, which no other
     /// pull or prune sweeps while it lives.
-    fn doomed(&self) -> Vec<(PathBuf, Option<std::os::fd::OwnedFd>)> {
+    #[allow(clippy::type_complexity)]
+    fn doomed(
+        &self,
+    ) -> Vec<(
+        PathBuf,
+        Option<std::os::fd::OwnedFd>,
+        Option<std::os::fd::OwnedFd>,
+    )> {
         // No pull is under way while we look (its layers are not recorded
         // yet), nor starts until we let go.
         let used: std::collections::HashSet<String> = self
@@ -681,11 +704,14 @@ impl Store {
         let removing = || REMOVING.lock().unwrap_or_else(|e| e.into_inner());
         let busy = removing().clone();
         let mut doomed = Vec::new();
-        let mut move_aside = |from: &Path, pin: Option<std::os::fd::OwnedFd>| {
+        // Each tree goes with the lock of its top directory held (see
+        // `claim`) until it is removed, so that no other process takes it
+        // for abandoned meanwhile, and with its rootfs's lock (`pin`).
+        let mut move_aside = |from: &Path, held: Option<std::os::fd::OwnedFd>, pin| {
             let to = self.scratch_name(PRUNED);
             if std::fs::rename(from, &to).is_ok() {
                 removing().insert(to.clone());
-                doomed.push((to, pin));
+                doomed.push((to, held, pin));
             }
         };
         for e in std::fs::read_dir(self.root.join("tmp"))
@@ -698,10 +724,12 @@ impl Store {
             // this process (a daemon's) is still removing; not what one of
             // an earlier process of our pid left.
             let name = e.file_name().to_string_lossy().into_owned();
-            if scratch_owner(&name) == Owner::Alive || busy.contains(&e.path()) {
+            if busy.contains(&e.path()) {
                 continue;
             }
-            move_aside(&e.path(), None);
+            if let Some(held) = abandoned(&e.path(), &name) {
+                move_aside(&e.path(), held, None);
+            }
         }
         for e in std::fs::read_dir(self.root.join("layers"))
             .into_iter()
@@ -719,10 +747,15 @@ impl Store {
                 let Some(ours) = lock_unused(&e.path().join("rootfs")) else {
                     continue;
                 };
+                let held = match claim(&e.path()) {
+                    Claim::Taken(fd) => Some(fd),
+                    Claim::Busy => continue,
+                    Claim::Unopenable(_) => None,
+                };
                 // Out of layers/ in one rename: a prune cut short must not
                 // leave part of a layer where a later run would take it
                 // (meta.json) for a whole one.
-                move_aside(&e.path(), ours);
+                move_aside(&e.path(), held, ours);
             }
         }
         doomed
@@ -740,7 +773,7 @@ impl Store {
             .flatten()
         {
             let name = e.file_name().to_string_lossy().into_owned();
-            if scratch_owner(&name) == Owner::Gone {
+            if let Some(_held) = abandoned(&e.path(), &name) {
                 remove_tree(&e.path());
             }
         }
@@ -764,6 +797,75 @@ impl Store {
     /// Bytes used by a layer's unpacked tree (for `image ls`).
     pub fn layer_size(&self, diff_id: &str) -> u64 {
         self.layer_dirs(diff_id).iter().map(|d| tree_size(d)).sum()
+    }
+}
+
+/// A directory under the store's `tmp/` (see [`Store::scratch`]) and
+/// the lock on it that says its maker is still at work: liveness by lock,
+/// not by the pid in its name alone, which a process in another pid
+/// namespace sharing the store (a daemon in a container, a CLI on the
+/// host) cannot see, and would sweep the work of.
+#[derive(Debug)]
+pub struct Scratch {
+    path: PathBuf,
+    _held: std::os::fd::OwnedFd,
+}
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What taking the lock of a `tmp/` entry (or a layer's directory) gave.
+enum Claim {
+    /// Ours now: nobody else was at work there.
+    Taken(std::os::fd::OwnedFd),
+    /// Another open of it holds the lock: its maker, or a prune or sweep
+    /// removing it.
+    Busy,
+    /// Not a directory we may open (a file, a directory a layer made
+    /// unreadable, gone).
+    Unopenable(std::io::Error),
+}
+
+/// Take `dir`'s lock (an exclusive flock on the directory itself) if
+/// nobody holds it.
+fn claim(dir: &Path) -> Claim {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) => return Claim::Unopenable(e.into()),
+    };
+    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Claim::Taken(fd),
+        Err(rustix::io::Errno::WOULDBLOCK) => Claim::Busy,
+        Err(e) => Claim::Unopenable(e.into()),
+    }
+}
+
+/// Whether `held` is still the directory at `path` (a sweep may have
+/// removed it between its mkdir and our lock).
+fn still_at(held: &std::os::fd::OwnedFd, path: &Path) -> bool {
+    match (rustix::fs::fstat(held), rustix::fs::lstat(path)) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
+}
+
+/// The `tmp/` entry `path` (named `name`) is nobody's work in progress:
+/// returns its lock to hold while it is removed (`None` for one that
+/// cannot be opened, judged by its name's pid alone). A locked entry is a
+/// living process's, wherever its pid is seen; an unlocked one whose pid
+/// lives here stays too (a pid reused, or an older airlock, which made no
+/// lock).
+fn abandoned(path: &Path, name: &str) -> Option<Option<std::os::fd::OwnedFd>> {
+    match claim(path) {
+        Claim::Busy => None,
+        _ if scratch_owner(name) == Owner::Alive => None,
+        Claim::Taken(fd) => Some(Some(fd)),
+        Claim::Unopenable(_) => Some(None),
     }
 }
 
@@ -989,6 +1091,38 @@ mod tests {
         assert_eq!(left, [alive]);
     }
 
+    /// A pull at work in another pid namespace (its pid, in the name,
+    /// names no process here) keeps its scratch directory: it holds the
+    /// directory's lock, which neither a sweep nor a prune takes. Once it
+    /// lets go, both do.
+    #[test]
+    fn a_scratch_whose_maker_holds_it_stays_wherever_its_pid_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let tmp = store.root.join("tmp");
+        // pid 4194304 is past PID_MAX_LIMIT: no process here has it.
+        let theirs = tmp.join("unpack-4194304-1-0");
+        let at_work = store.scratch("unpack").unwrap();
+        std::fs::rename(at_work.path(), &theirs).unwrap();
+        std::fs::write(theirs.join("half-unpacked"), "x").unwrap();
+        store.sweep_scratch();
+        assert!(theirs.join("half-unpacked").exists(), "swept while held");
+        assert_eq!(store.prune().unwrap(), 0);
+        assert!(theirs.join("half-unpacked").exists(), "pruned while held");
+        drop(at_work);
+        // A child another test forks holds a copy of every descriptor of
+        // ours until its exec: a while.
+        let gone = (0..200).any(|_| {
+            store.sweep_scratch();
+            let gone = !theirs.exists();
+            if !gone {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            gone
+        });
+        assert!(gone, "an abandoned scratch was not swept");
+    }
+
     /// A note goes to a terminal: what its file holds cannot drive it.
     #[test]
     fn layer_notes_come_with_control_characters_escaped() {
@@ -1037,7 +1171,7 @@ mod tests {
         let store = Store::open(dir.path().join("store")).unwrap();
         for prefix in ["abcd", "sha256-ab-cd"] {
             let made = store.scratch(prefix).unwrap();
-            let name = made.file_name().unwrap().to_str().unwrap();
+            let name = made.path().file_name().unwrap().to_str().unwrap();
             assert!(scratch_owner(name) == Owner::Ours, "{name}");
             let mut gone = std::process::Command::new("true").spawn().unwrap();
             let dead = gone.id().to_string();
