@@ -910,6 +910,44 @@ fn corrupt_truncated_and_wrong_digest() {
     assert_eq!(env.layers(), 0);
 }
 
+/// The image directory is reached through the caller's links, and its
+/// files through none: a `blobs` another user (who owns the directory
+/// root pulls from) swapped for a link is refused by name, not followed.
+#[test]
+fn an_images_files_are_read_through_no_link() {
+    require_root!();
+    let (env, img) = Env::with_image(
+        "l",
+        vec![busybox_layer()],
+        json!({"Cmd": ["/bin/echo", "linked"]}),
+    );
+    let link = env.path("link");
+    std::os::unix::fs::symlink(&img, &link).unwrap();
+    let r = env.run(&link, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "linked\n");
+    let (env, img) = Env::with_image(
+        "l",
+        vec![busybox_layer(), layer(&[E::File("f", b"data", 0o644)])],
+        json!({"Cmd": ["/bin/true"]}),
+    );
+    let elsewhere = env.path("elsewhere");
+    std::fs::rename(format!("{img}/blobs"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, format!("{img}/blobs")).unwrap();
+    let r = env.run(&img, &[]);
+    assert_refused(
+        &env,
+        &r,
+        "the way there goes through a symbolic link; an image's files are read without following any",
+    );
+    assert!(
+        r.stderr.contains(&format!("{img}/blobs/sha256/")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.layers(), 0);
+}
+
 /// A name that is not UTF-8 is refused, not changed: two such names
 /// became one (`caf\xe9` and `caf\xea` both `caf\u{fffd}`), the second
 /// file overwriting the first.

@@ -107,21 +107,32 @@ pub struct Image {
     pub layers: Vec<Layer>,
 }
 
-/// Open a file of an image for reading: a regular file, not through a
-/// final symlink. It is looked at through an O_PATH handle first, so a
-/// device node or FIFO planted in an image directory is never opened.
+/// Open a file of an image for reading: a regular file, through no
+/// symlink at all (`path` is under the image directory [`resolve`] made
+/// canonical, so the caller's own links are resolved already). It is
+/// looked at through an O_PATH handle first, so a device node or FIFO
+/// planted in an image directory is never opened. Without links, a
+/// directory another user owns (root pulling from it) cannot send a read
+/// elsewhere between two opens: its `blobs` swapped for a link to
+/// /proc, a read of `kmsg` that never ends.
 pub fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
-    use rustix::fs::{Mode, OFlags};
-    let handle = rustix::fs::open(
+    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+    let handle = rustix::fs::openat2(
+        CWD,
         path,
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
     .map_err(|e| match e {
         // Everything opened here was named by the image itself.
         rustix::io::Errno::NOENT => {
             ImageError::Invalid(format!("{}: missing from the image", path.display()))
         }
+        rustix::io::Errno::LOOP => ImageError::Refused(format!(
+            "{}: the way there goes through a symbolic link; an image's files are read without following any",
+            path.display()
+        )),
         e => ImageError::io(path, e.into()),
     })?;
     let st = rustix::fs::fstat(&handle).map_err(|e| ImageError::io(path, e.into()))?;
@@ -621,6 +632,9 @@ pub fn resolve(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     if let Selector::Digest(pin) = sel {
         check_pin(pin)?;
     }
+    // The links on the caller's way to the directory, once: every file in
+    // it is then opened through none (see `open_regular`).
+    let dir = &std::fs::canonicalize(dir).map_err(|e| ImageError::io(dir, e))?;
     if dir.join("index.json").exists() {
         oci_layout(dir, sel)
     } else if dir.join("manifest.json").exists() {
