@@ -323,4 +323,34 @@ mod tests {
         // g, h and i went; j (stdout.log.1) and k remain.
         assert_eq!(stdout(reader.read_new()), [(3, line('j') + &line('k'))]);
     }
+
+    /// Rotated twice between a first read's two opens (the current file,
+    /// then the rotated one): each file once, in order, where the file
+    /// rotated in after the one held came first and then again.
+    #[test]
+    fn a_first_read_two_rotations_behind_reads_each_file_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut logs = Logs::create(dir, 4096, false).unwrap();
+        let line = |c: char| format!("{}\n", c.to_string().repeat(2999));
+        let mut put = |c: char| {
+            rustix::io::write(&logs.pid1_ends[0], line(c).as_bytes()).unwrap();
+            assert!(logs.drain(Source::Pipe(0)));
+        };
+        put('a');
+        put('b');
+        let (current, rotated) = (dir.join("stdout.log"), dir.join("stdout.log.1"));
+        let mut data = Vec::new();
+        let mut pos = crate::state::logs::first_look(&current, &rotated, &mut data, || {
+            put('c');
+            put('d');
+        })
+        .unwrap();
+        crate::state::logs::follow(&current, &rotated, &mut pos, &mut data, &mut None);
+        let got = String::from_utf8(data).unwrap();
+        // Each line is one letter's: the letters, in the order read.
+        let order: String = got.lines().map(|l| &l[..1]).collect();
+        assert_eq!(order, "bcd");
+        assert_eq!(got, line('b') + &line('c') + &line('d'));
+    }
 }

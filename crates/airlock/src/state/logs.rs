@@ -58,7 +58,7 @@ pub struct LogChunk {
 /// written to it before a rotation, or before the sandbox's directory was
 /// removed (`--rm`), is still read to its end.
 #[derive(Debug, Default)]
-struct Position {
+pub(crate) struct Position {
     file: Option<File>,
     inode: u64,
 }
@@ -99,24 +99,7 @@ impl LogReader {
             let mut data = Vec::new();
             let mut gap = None;
             if first {
-                // The current file held first, then all of the rotated one
-                // (it is complete) unless it is that file, rotated since:
-                // read the other way round, a rotation in between lost
-                // the whole current file.
-                let held = File::open(&current).ok().and_then(|f| {
-                    let inode = f.metadata().ok()?.ino();
-                    Some(Position {
-                        file: Some(f),
-                        inode,
-                    })
-                });
-                if let Ok(mut f) = File::open(&rotated) {
-                    let same = held.as_ref().map(|p| p.inode);
-                    if f.metadata().ok().map(|m| m.ino()) != same || same.is_none() {
-                        read_rest(&mut f, &mut data);
-                    }
-                }
-                if let Some(held) = held {
+                if let Some(held) = first_look(&current, &rotated, &mut data, || {}) {
                     self.pos[i] = held;
                 }
             }
@@ -159,6 +142,39 @@ impl LogReader {
     }
 }
 
+/// A reader's first look at a stream: all of the rotated file (it is
+/// complete) into `data`, and the current file opened, to be read by
+/// [`follow`]; `meanwhile` runs between the two opens (for the test of
+/// that race). The current file is opened first: the other way round, a
+/// rotation in between lost it whole. Not read here, the rotated file if
+/// it is the one held (rotated since), or one that came after it (rotated
+/// twice since, by their places in the sequence): `follow` reads that
+/// after the rest of the one held, in order, where it came twice before.
+pub(crate) fn first_look(
+    current: &Path,
+    rotated: &Path,
+    data: &mut Vec<u8>,
+    meanwhile: impl FnOnce(),
+) -> Option<Position> {
+    let held = File::open(current).ok().and_then(|f| {
+        let inode = f.metadata().ok()?.ino();
+        Some(Position {
+            file: Some(f),
+            inode,
+        })
+    });
+    meanwhile();
+    if let Ok(mut f) = File::open(rotated) {
+        let same = held.as_ref().map(|p| p.inode);
+        let held_seq = held.as_ref().and_then(|p| seq_of(p.file.as_ref()?));
+        let later = matches!((held_seq, seq_of(&f)), (Some(h), Some(r)) if r > h);
+        if (f.metadata().ok().map(|m| m.ino()) != same || same.is_none()) && !later {
+            read_rest(&mut f, data);
+        }
+    }
+    held
+}
+
 /// Where in what [`follow`] read some files were lost, and how many:
 /// (offset in the data, files).
 type Gap = (usize, u64);
@@ -168,7 +184,7 @@ type Gap = (usize, u64);
 /// one comes first (through the fd we hold), then the file rotated in
 /// after it if we never saw it (rotated twice), then the new one; files
 /// rotated away between them are counted in `gap`.
-fn follow(
+pub(crate) fn follow(
     current: &Path,
     rotated: &Path,
     pos: &mut Position,

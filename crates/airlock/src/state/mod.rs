@@ -26,7 +26,7 @@ mod backoff;
 pub mod control;
 mod dir;
 mod ended;
-mod logs;
+pub(crate) mod logs;
 mod names;
 mod resources;
 mod verbs;
