@@ -415,8 +415,10 @@ def exotic_socketpair_families():
 def module_socket_protocols():
     # A protocol the kernel has not registered makes it load the module
     # that has it, for any caller (SCTP, L2TP/IP, SMC, the crypto API's
-    # netlink). Only the filter's EPERM counts as blocked: a kernel
-    # without the module says EPROTONOSUPPORT after trying to load it.
+    # netlink); generic netlink's controller loads the module of any
+    # family asked for by name (SMC's, TIPC's). Only the filter's EPERM
+    # counts as blocked: a kernel without the module says EPROTONOSUPPORT
+    # after trying to load it.
     outs = []
     for fam, kind, proto in (
         (socket.AF_INET, socket.SOCK_STREAM, 132),
@@ -425,6 +427,7 @@ def module_socket_protocols():
         (socket.AF_INET6, socket.SOCK_STREAM, 256),
         (socket.AF_NETLINK, socket.SOCK_RAW, 21),
         (socket.AF_NETLINK, socket.SOCK_RAW, 20),
+        (socket.AF_NETLINK, socket.SOCK_RAW, 16),
     ):
         try:
             socket.socket(fam, kind, proto).close()

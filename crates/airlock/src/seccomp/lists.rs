@@ -428,9 +428,13 @@ pub const INET_PROTOCOLS: &[i32] = &[
 /// Netlink protocols the default profile allows, for the same reason
 /// (an unregistered one loads `net-pf-16-proto-N`): routing (`ip`),
 /// socket diagnostics (`ss`), IPsec, SELinux, audit, FIB lookups, the
-/// process connector, netfilter, uevents and generic netlink. Left out:
-/// the crypto API's (CVE-2019-19062), RDMA's, iSCSI's, SCSI transport's,
-/// SMC's and the ones no kernel has any more.
+/// process connector, netfilter and uevents. Left out: the crypto API's
+/// (CVE-2019-19062), RDMA's, iSCSI's, SCSI transport's, SMC's, the ones
+/// no kernel has any more, and generic netlink: its controller loads the
+/// module of any family asked for by name (`CTRL_CMD_GETFAMILY`, no
+/// capability needed), SMC's and TIPC's among them, and an SMC module
+/// loaded makes every TCP socket SMC by `TCP_ULP`. Its users (`ethtool`,
+/// `wg`, `iw`, `ip mptcp`, taskstats) get a custom profile.
 pub const NETLINK_PROTOCOLS: &[i32] = &[
     libc::NETLINK_ROUTE,
     libc::NETLINK_SOCK_DIAG,
@@ -441,7 +445,6 @@ pub const NETLINK_PROTOCOLS: &[i32] = &[
     libc::NETLINK_CONNECTOR,
     libc::NETLINK_NETFILTER,
     libc::NETLINK_KOBJECT_UEVENT,
-    libc::NETLINK_GENERIC,
 ];
 
 /// personality(2) values that do not weaken the address space (Docker's list).

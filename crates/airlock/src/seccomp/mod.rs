@@ -244,7 +244,7 @@ pub(crate) fn lets_the_workload_start(
     Err(crate::spec::SpecError::new(
         field,
         format!(
-            "execve gets {action}, but the workload's own start is an execve made under the filter: allow execve (read-only, noexec mounts narrow what it can run)"
+            "execve gets {action}, but the workload's own start is an execve made under the filter: allow execve (read-only, noexec mounts narrow what it can run; a workload that may write code can still run it through memfd_create and execveat unless those are refused too)"
         ),
     ))
 }
