@@ -1639,3 +1639,57 @@ fn a_created_sandbox_can_be_attached_to() {
     assert_eq!(o.status.code(), Some(0));
     ok(airlock(&d, None, &["rm", "-f", "j"]));
 }
+
+/// A client's sandbox may name, as an overlay lower, a directory shaped
+/// as a layer of an image store (root's among them): the root supervisor
+/// the daemon starts for it takes no lock there, which would hold off
+/// root's `image prune` of that layer for as long as the client keeps
+/// the sandbox held. (The daemon runs no image for a client; root's own
+/// sandboxes still pin their layers, see the CLI's images tests.)
+#[test]
+fn a_clients_lower_holds_off_no_prune() {
+    if !root_or_skip("a_clients_lower_holds_off_no_prune") {
+        return;
+    }
+    let d = Daemon::start(&format!("group = \"{USER}\""));
+    let layer = d.dir.path().join("store/layers/ab-plain");
+    std::fs::create_dir_all(layer.join("rootfs/bin")).unwrap();
+    std::fs::write(layer.join("meta.json"), "{}").unwrap();
+    std::fs::copy("/bin/busybox", layer.join("rootfs/bin/true")).unwrap();
+    for p in ["store", "store/layers", "store/layers/ab-plain"] {
+        let p = d.dir.path().join(p);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let rootfs = layer.join("rootfs");
+    let spec = d.dir.path().join("lower.json");
+    std::fs::write(
+        &spec,
+        serde_json::json!({
+            "process": {"args": ["/bin/true"]},
+            "filesystem": {"root": {"type": "overlay", "lower": [rootfs]}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&spec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let spec = spec.to_str().unwrap();
+    ok(airlock(
+        &d,
+        Some(USER),
+        &["create", "--name", "low", "--spec", spec],
+    ));
+    let ps = airlock(&d, Some(USER), &["ps", "-a"]);
+    assert!(
+        ps.stdout.contains("low") && ps.stdout.contains("created"),
+        "{}",
+        ps.stdout
+    );
+    let dir = std::fs::File::open(&rootfs).unwrap();
+    let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    assert!(
+        rustix::fs::flock(&dir, exclusive).is_ok(),
+        "the client's held sandbox pins the layer"
+    );
+    drop(dir);
+    ok(airlock(&d, Some(USER), &["rm", "-f", "low"]));
+}

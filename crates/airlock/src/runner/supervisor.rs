@@ -153,8 +153,16 @@ pub(super) fn supervise(
     // The image layers beneath an overlay root stay while the sandbox
     // lives (`image prune` takes only a layer nobody holds); first, so
     // that a layer being pruned refuses the start before anything exists.
-    let layers = crate::image::store::pin_layers(&plan.filesystem.root)
-        .map_err(|why| SetupError::new("filesystem.root", why))?;
+    // Only for a sandbox of our own uid's, whose store it is: a root
+    // supervisor starting a daemon client's (whose images the daemon
+    // refuses) would otherwise hold off root's prunes of any layer the
+    // client names as a lower, for as long as it keeps the sandbox held.
+    let own_store = plan.caller.uid == rustix::process::geteuid().as_raw();
+    let layers = match own_store {
+        true => crate::image::store::pin_layers(&plan.filesystem.root)
+            .map_err(|why| SetupError::new("filesystem.root", why))?,
+        false => Vec::new(),
+    };
     let host = prepare_host_side(&plan, parent_pid, report)?;
     let HostSide {
         stop,
