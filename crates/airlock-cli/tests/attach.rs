@@ -421,11 +421,18 @@ fn followed_logs_count_what_went_unread_rootless() {
 }
 
 /// The one kept end in the state root's `.ended` (a `run -d --rm`
-/// sandbox's last state), and that there is one.
+/// sandbox's last state, among those of its caller's uid), and that
+/// there is one.
 fn kept_end(root: &Path) -> serde_json::Value {
-    let kept: Vec<_> = std::fs::read_dir(root.join(".ended"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let list = |d: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(d)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let kept: Vec<_> = list(&root.join(".ended"))
+        .iter()
+        .flat_map(|uid| list(uid))
+        .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     serde_json::from_slice(&std::fs::read(&kept[0]).unwrap()).unwrap()
 }

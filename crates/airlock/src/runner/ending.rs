@@ -22,6 +22,7 @@ pub(super) fn finish(
     guard: Option<guard::Guard>,
     outcome: &Outcome,
     exit: &ExitReport,
+    owner: u32,
 ) {
     if let Some(cg) = cgroup.as_mut() {
         cg.remove();
@@ -58,7 +59,7 @@ pub(super) fn finish(
         // Its end is kept only once recorded.
         match &last {
             Some(last) => {
-                let _ = sb.remove_keeping_end(last);
+                let _ = sb.remove_keeping_end(last, owner);
             }
             None if l.remove_on_exit => {
                 let _ = sb.remove();

@@ -357,6 +357,8 @@ pub(super) fn supervise(
         state: plan.hooks.state.clone(),
         namespaces: runtime_ns,
     });
+    // Whose sandbox it is, for the end kept after its removal.
+    let owner = plan.caller.uid;
     // Recorded and carried out: the watch needs none of it.
     drop(plan);
 
@@ -392,7 +394,7 @@ pub(super) fn supervise(
     }
     let reaped = !lifecycle.as_ref().is_some_and(|l| l.leave_pid1_to_reaper);
     let (code, exit) = reap(pid, reaped, &outcome, cgroup.as_ref(), started.elapsed())?;
-    finish(cgroup, state_dir, lifecycle, guard, &outcome, &exit);
+    finish(cgroup, state_dir, lifecycle, guard, &outcome, &exit, owner);
     super::status_fd::write_ended(status_fd, code);
     if !outcome.failed {
         report.send(&Report::Exited(exit));

@@ -417,12 +417,13 @@ impl SandboxDir {
     }
 
     /// [`SandboxDir::remove`], keeping `last`, the sandbox's final state,
-    /// beside the root for a while (see [`SandboxDir::kept_end`]): a
+    /// beside the root for a while (see [`SandboxDir::kept_end`]), among
+    /// the ends of sandboxes started for `owner` (its caller's uid): a
     /// detached sandbox that removes itself as it ends (`run -d --rm`)
     /// still tells those waiting or attached how it ended.
-    pub fn remove_keeping_end(&self, last: &State) -> Result<(), StateError> {
+    pub fn remove_keeping_end(&self, last: &State, owner: u32) -> Result<(), StateError> {
         if let Some(root) = self.dir.parent() {
-            super::ended::keep(root, last);
+            super::ended::keep(root, last, owner);
         }
         self.remove()
     }

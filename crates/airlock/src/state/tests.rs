@@ -110,9 +110,9 @@ fn an_end_is_kept_for_a_while() {
         drop(alive);
         (sb, last.unwrap())
     };
-    let record = |sb: &SandboxDir| root.path().join(".ended").join(&sb.id);
+    let record = |sb: &SandboxDir| root.path().join(".ended/1000").join(&sb.id);
     let (first, last) = made();
-    first.remove_keeping_end(&last).unwrap();
+    first.remove_keeping_end(&last, 1000).unwrap();
     assert!(matches!(first.state(), Err(StateError::Removed(_))));
     let st = first.state_or_end().unwrap();
     assert_eq!(
@@ -129,7 +129,7 @@ fn an_end_is_kept_for_a_while() {
     assert!(plain.kept_end().is_none());
     assert!(matches!(plain.state_or_end(), Err(StateError::Removed(_))));
     let (second, last) = made();
-    second.remove_keeping_end(&last).unwrap();
+    second.remove_keeping_end(&last, 1000).unwrap();
     assert!(first.kept_end().is_some() && second.kept_end().is_some());
     // Five minutes and a second ago, the first was.
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(301);
@@ -144,7 +144,7 @@ fn an_end_is_kept_for_a_while() {
     age(&first);
     assert!(first.kept_end().is_none());
     let (third, last) = made();
-    third.remove_keeping_end(&last).unwrap();
+    third.remove_keeping_end(&last, 1000).unwrap();
     assert!(!record(&first).exists());
     assert!(second.kept_end().is_some() && third.kept_end().is_some());
     // Or at the next listing.
@@ -155,6 +155,40 @@ fn an_end_is_kept_for_a_while() {
     running.status = Status::Running;
     std::fs::write(record(&third), serde_json::to_vec(&running).unwrap()).unwrap();
     assert!(third.kept_end().is_none());
+}
+
+/// Ends are kept by the uid the sandboxes were started for: another
+/// caller of the same state root (a daemon's) ending hundreds of
+/// sandboxes in a burst pushes its own oldest out, not this one's.
+#[test]
+fn an_end_is_kept_among_its_owners() {
+    let (_tmp, root) = temp_root("state-ended-owners");
+    let (sb, alive) = root
+        .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
+        .unwrap();
+    let mut last = None;
+    sb.update(|st| {
+        st.status = Status::Stopped;
+        last = Some(st.without_spec());
+    })
+    .unwrap();
+    drop(alive);
+    let last = last.unwrap();
+    sb.remove_keeping_end(&last, 1000).unwrap();
+    for _ in 0..300 {
+        let mut other = last.clone();
+        other.id = new_id().unwrap();
+        super::ended::keep(root.path(), &other, 1001);
+    }
+    assert!(sb.kept_end().is_some(), "pushed out by another uid's ends");
+    // Each uid's own are bounded.
+    let kept = |uid: &str| {
+        std::fs::read_dir(root.path().join(".ended").join(uid))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(kept("1001"), 256);
+    assert_eq!(kept("1000"), 1);
 }
 
 #[test]
