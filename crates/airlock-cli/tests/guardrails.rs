@@ -504,3 +504,45 @@ fn with_stdin(mut c: std::process::Command, stdin: Option<&str>) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Dotfiles are what a user's shell and programs run: root's, written,
+/// are refused like /etc (the workload would run as the host's root at
+/// its next login); the caller's own, written, are warned of, as its
+/// whole home is. Read-only, neither.
+#[test]
+fn dotfiles_written_are_judged_as_what_they_run() {
+    require_root!();
+    let before = std::fs::read("/root/.profile").expect("Debian's /root/.profile");
+    let r = run(&[
+        "--bind",
+        "/root/.profile",
+        "/p",
+        "--",
+        "sh",
+        "-c",
+        "echo 'echo owned' >> /p",
+    ]);
+    refused(&r, "host-system-writable", "root's .profile");
+    assert!(r.stderr.contains("root's /root/.profile"), "{}", r.stderr);
+    assert_eq!(std::fs::read("/root/.profile").unwrap(), before);
+    let r = run(&["--ro-bind", "/root/.profile", "/p", "--", "true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let home = tempdir();
+    std::os::unix::fs::chown(home.path(), Some(USER), Some(USER)).unwrap();
+    let rc = home.path().join(".bashrc");
+    std::fs::write(&rc, "").unwrap();
+    std::os::unix::fs::chown(&rc, Some(USER), Some(USER)).unwrap();
+    let rc = rc.display().to_string();
+    let o = as_user()
+        .arg(airlock_bin())
+        .args(["run", "--bind", &rc, "/b", "--", "true"])
+        .env("HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning[home-writable]"), "{stderr}");
+    assert!(stderr.contains(&format!("your {rc}")), "{stderr}");
+}

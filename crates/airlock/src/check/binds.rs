@@ -12,7 +12,9 @@ use crate::spec::{Mount, Root, SandboxSpec};
 /// systemd's and udev's runtime units and rules; the package managers'
 /// databases, whose maintainer scripts the next install runs as root;
 /// polkit's local authority; what the shutdown, module loading, sysctl
-/// and binfmt steps read from /run; root's ssh keys).
+/// and binfmt steps read from /run; root's ssh keys; cloud-init's
+/// scripts, which run as root at boot; the EFI system partition). Root's
+/// other dotfiles are judged apart (see [`dot_entry`]).
 const SYSTEM_DIRS: &[&str] = &[
     "/etc",
     "/usr",
@@ -29,6 +31,8 @@ const SYSTEM_DIRS: &[&str] = &[
     "/var/lib/polkit-1",
     "/var/lib/sudo",
     "/root/.ssh",
+    "/var/lib/cloud",
+    "/efi",
     "/run/systemd",
     "/run/udev",
     "/run/tmpfiles.d",
@@ -256,6 +260,12 @@ impl<'a> Bind<'a> {
                 self.subject,
                 format!("{what} exposes the host's {dir} writable: the workload could change what the host runs or trusts"),
             );
+        } else if let Some(entry) = dot_entry("/root", real) {
+            f.add(
+                "host-system-writable",
+                self.subject,
+                format!("{what} exposes root's {entry} writable: root's shell and programs run what its dotfiles say (start-up files, ~/.config, ~/.local/bin)"),
+            );
         }
         if let Some(dir) = SHARED_DIRS.iter().find(|d| real != "/" && exposes(real, d)) {
             f.add(
@@ -291,6 +301,12 @@ impl<'a> Bind<'a> {
                     "home-writable",
                     self.subject,
                     format!("{what} lets the workload change files in your home ({home}), such as shell start-up files"),
+                );
+            } else if let Some(entry) = dot_entry(home, real).filter(|_| home != "/root") {
+                f.add(
+                    "home-writable",
+                    self.subject,
+                    format!("{what} lets the workload change your {entry}: your shell and programs run what your dotfiles say (start-up files, ~/.config, ~/.local/bin)"),
                 );
             }
         }
@@ -400,6 +416,19 @@ impl<'a> Bind<'a> {
             }
         }
     }
+}
+
+/// The entry of `home` whose name starts with a dot (`~/.bashrc`,
+/// `~/.config`) that `real` is or is inside, if any: what a shell and
+/// the programs its user runs read their start-up and configuration
+/// from.
+fn dot_entry(home: &str, real: &str) -> Option<String> {
+    let home = home.trim_end_matches('/');
+    if home.is_empty() || !within(real, home) || real.len() == home.len() {
+        return None;
+    }
+    let first = real[home.len() + 1..].split('/').next()?;
+    first.starts_with('.').then(|| format!("{home}/{first}"))
 }
 
 /// Is `real`, inside the runtime state directory `state` (found at `at`),

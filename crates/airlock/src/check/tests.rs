@@ -454,6 +454,32 @@ fn capabilities_with_shared_namespaces() {
     assert_eq!(denied(&s), ["shared-pid", "cap-host-pid"]);
 }
 
+/// Root's dotfiles run as root (its shell's start-up files, ~/.config's
+/// units and autostart, ~/.local/bin), as do cloud-init's scripts and
+/// what the EFI system partition boots: written, refused like /etc.
+/// Root's other folders stay the caller's business.
+#[test]
+fn roots_dotfiles_and_boot_time_code_are_system() {
+    let mut root = host();
+    root.home = Some("/root".into());
+    for dir in [
+        "/root/.bashrc",
+        "/root/.profile",
+        "/root/.config/systemd/user",
+        "/var/lib/cloud/scripts/per-boot",
+        "/efi",
+    ] {
+        for h in [host(), root.clone()] {
+            let s = spec_with(vec![bind(dir, "/d", false)]);
+            assert_eq!(codes(&s, &h), ["host-system-writable"], "{dir}");
+            let s = spec_with(vec![bind(dir, "/d", true)]);
+            assert!(codes(&s, &h).is_empty(), "{dir} read-only");
+        }
+    }
+    let s = spec_with(vec![bind("/root/work", "/w", false)]);
+    assert!(codes(&s, &root).is_empty());
+}
+
 #[test]
 fn warnings() {
     let mut s = spec_with(vec![]);
@@ -473,6 +499,21 @@ fn warnings() {
         codes(&s, &host()).is_empty(),
         "a folder inside home is the normal case"
     );
+    // Its dotfiles are what the caller's shell and programs run: written,
+    // warned of; read, or a folder that only starts with a dot further
+    // down, not.
+    for dot in [
+        "/home/me/.bashrc",
+        "/home/me/.config/autostart",
+        "/home/me/.local",
+    ] {
+        let s = spec_with(vec![bind(dot, "/d", false)]);
+        assert_eq!(codes(&s, &host()), ["home-writable"], "{dot}");
+        let s = spec_with(vec![bind(dot, "/d", true)]);
+        assert!(codes(&s, &host()).is_empty(), "{dot} read-only");
+    }
+    let s = spec_with(vec![bind("/home/me/project/.git", "/g", false)]);
+    assert!(codes(&s, &host()).is_empty());
     let s = spec_with(vec![bind("/", "/host", true)]);
     assert!(codes(&s, &host()).contains(&"host-root-readonly"));
 }
