@@ -826,6 +826,20 @@ fn hostile_layers() {
     }
 }
 
+/// The blob of the image at `img` that is its small gzip layer (not
+/// busybox's).
+fn small_layer(img: &str) -> std::path::PathBuf {
+    std::fs::read_dir(format!("{img}/blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let b = std::fs::read(p).unwrap();
+            b.starts_with(&[0x1f, 0x8b]) && b.len() < 4096
+        })
+        .unwrap()
+}
+
 #[test]
 fn corrupt_truncated_and_wrong_digest() {
     require_root!();
@@ -835,20 +849,11 @@ fn corrupt_truncated_and_wrong_digest() {
         vec![busybox_layer(), layer(&[E::File("f", b"data", 0o644)])],
         json!({"Cmd": ["/bin/true"]}),
     );
-    let blobs: Vec<_> = std::fs::read_dir(format!("{img}/blobs/sha256"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    let small_layer = blobs.iter().find(|p| {
-        let b = std::fs::read(p).unwrap();
-        b.starts_with(&[0x1f, 0x8b]) && b.len() < 4096
-    });
-    let p = small_layer.unwrap();
-    let mut bytes = std::fs::read(p).unwrap();
+    let p = small_layer(&img);
+    let mut bytes = std::fs::read(&p).unwrap();
     let last = bytes.len() - 9;
     bytes[last] ^= 0xff;
-    std::fs::write(p, &bytes).unwrap();
+    std::fs::write(&p, &bytes).unwrap();
     let r = env.run(&img, &[]);
     assert_refused(&env, &r, "does not match its digest");
     assert_eq!(
@@ -864,15 +869,7 @@ fn corrupt_truncated_and_wrong_digest() {
         vec![busybox_layer(), layer(&[E::File("f", b"data", 0o644)])],
         json!({"Cmd": ["/bin/true"]}),
     );
-    let p = std::fs::read_dir(format!("{img}/blobs/sha256"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            let b = std::fs::read(p).unwrap();
-            b.starts_with(&[0x1f, 0x8b]) && b.len() < 4096
-        })
-        .unwrap();
+    let p = small_layer(&img);
     let was = std::fs::metadata(&p).unwrap().len();
     let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
     std::io::Write::write_all(&mut f, &[0u8; 100]).unwrap();

@@ -285,6 +285,18 @@ mod tests {
     use super::*;
     use crate::state::{LogChunk, LogStream, SandboxDir};
 
+    /// 3000 bytes of `c`: at a 4096-byte limit, every write after the
+    /// first rotates the file.
+    fn line(c: char) -> String {
+        format!("{}\n", c.to_string().repeat(2999))
+    }
+
+    /// A line of `c` written by PID 1 to its stdout, and drained to the log.
+    fn put(logs: &mut Logs, c: char) {
+        rustix::io::write(&logs.pid1_ends[0], line(c).as_bytes()).unwrap();
+        assert!(logs.drain(Source::Pipe(0)));
+    }
+
     /// The supervisor's rotations as a reader sees them: two between its
     /// reads lose nothing (the old file is kept); a third loses a file,
     /// and the reader says so, where it was lost.
@@ -293,12 +305,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let mut logs = Logs::create(dir, 4096, false).unwrap();
-        // 3000 bytes each: every write after the first rotates the file.
-        let line = |c: char| format!("{}\n", c.to_string().repeat(2999));
-        let mut put = |c: char| {
-            rustix::io::write(&logs.pid1_ends[0], line(c).as_bytes()).unwrap();
-            assert!(logs.drain(Source::Pipe(0)));
-        };
+        let mut put = |c: char| put(&mut logs, c);
         let stdout = |chunks: Vec<LogChunk>| -> Vec<(u64, String)> {
             chunks
                 .into_iter()
@@ -332,11 +339,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let mut logs = Logs::create(dir, 4096, false).unwrap();
-        let line = |c: char| format!("{}\n", c.to_string().repeat(2999));
-        let mut put = |c: char| {
-            rustix::io::write(&logs.pid1_ends[0], line(c).as_bytes()).unwrap();
-            assert!(logs.drain(Source::Pipe(0)));
-        };
+        let mut put = |c: char| put(&mut logs, c);
         put('a');
         put('b');
         let (current, rotated) = (dir.join("stdout.log"), dir.join("stdout.log.1"));
