@@ -54,6 +54,13 @@ pub fn parse_layout(mountinfo: &str, proc_cgroup: &str) -> Layout {
         let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
+        // Inside a cgroup namespace, a process whose cgroup lies outside
+        // the namespace's root reads it as `/../x`: joined onto the
+        // mount, that names a directory outside the cgroup file system.
+        // No such hierarchy is ours to make cgroups in.
+        if !path.starts_with('/') || path.split('/').any(|c| c == ".." || c == ".") {
+            continue;
+        }
         if ctrls.is_empty() {
             own_v2 = Some(path.to_string());
         } else {

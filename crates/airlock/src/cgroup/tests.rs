@@ -107,6 +107,21 @@ fn a_bound_subtree_of_the_hierarchy() {
     assert_eq!(l.v2, None, "a mount that does not show the caller's cgroup");
 }
 
+/// In a cgroup namespace whose root is not the caller's cgroup's
+/// ancestor (the caller moved out of it), /proc/self/cgroup reads
+/// `/../x`: no hierarchy is taken from it, where its path joined onto the
+/// mount led out of the cgroup file system.
+#[test]
+fn a_cgroup_outside_the_namespace_gives_no_hierarchy() {
+    let l = parse_layout(
+        "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n\
+         35 25 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+        "4:memory:/../../x\n0::/../x\n",
+    );
+    assert_eq!(l.v2, None);
+    assert!(l.v1.is_empty(), "{:?}", l.v1);
+}
+
 #[test]
 fn pure_v2_layout() {
     let l = parse_layout(
