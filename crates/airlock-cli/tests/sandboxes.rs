@@ -528,6 +528,41 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
     assert!(left.is_empty(), "rm left the cgroups {left:?}");
 }
 
+/// A sandbox recorded stopped whose cgroups are still there (its
+/// supervisor gave their removal up after a second: a process stuck in
+/// the kernel, here made by hand where they were): `rm` removes them, and
+/// kills what is in them, where it left them for good.
+#[test]
+fn rm_takes_the_cgroups_a_stopped_sandbox_left() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run", "-d", "--name", "left", "--memory", "64M", "--", "true",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(al(root, &["wait", "left"]).code, 0);
+    let st = inspect(root, "left");
+    assert_eq!(st["status"], "stopped", "{st}");
+    let mut cgroups: Vec<String> = st["cgroup"]["v1"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values().map(|v| v.as_str().unwrap().to_string()))
+        .collect();
+    cgroups.extend(st["cgroup"]["v2"].as_str().map(String::from));
+    assert!(!cgroups.is_empty(), "{st}");
+    for c in &cgroups {
+        assert!(!Path::new(c).exists(), "{c} was not removed at the end");
+        std::fs::create_dir(c).unwrap();
+    }
+    assert_eq!(al(root, &["rm", "left"]).code, 0);
+    let left: Vec<&String> = cgroups.iter().filter(|c| Path::new(c).exists()).collect();
+    assert!(left.is_empty(), "rm left the cgroups {left:?}");
+}
+
 #[test]
 fn rootless_lifecycle() {
     require_root!();

@@ -175,16 +175,24 @@ impl SandboxDir {
         }
     }
 
-    /// Kill what is left in the cgroups of a sandbox that is stopped by no
-    /// one's record (`st`, as its state was judged) and remove them: its
-    /// supervisor and guard were killed together (SIGKILL to their process
-    /// group, a unit's last SIGKILL), and nothing else would. For a
-    /// remover to call before the sandbox's directory goes.
+    /// Kill what is left in the cgroups of a sandbox (`st`, as its state
+    /// was judged) and remove them, when they are still there: stopped by
+    /// no one's record, its supervisor and guard were killed together
+    /// (SIGKILL to their process group, a unit's last SIGKILL); recorded
+    /// stopped, its supervisor gave up their removal after a second (a
+    /// process stuck in the kernel, a workload that forked faster than the
+    /// kills). Nothing else would. For a remover to call before the
+    /// sandbox's directory goes.
     pub fn reclaim_cgroups(&self, st: &State) {
-        if self.recorded().is_ok_and(|r| r.status != Status::Stopped) {
-            if let Some(paths) = &st.cgroup {
-                crate::cgroup::Cgroup::adopt(paths).remove();
-            }
+        let Some(paths) = &st.cgroup else {
+            return;
+        };
+        let Ok(recorded) = self.recorded() else {
+            return;
+        };
+        let left = paths.v2.iter().chain(paths.v1.values()).any(|d| d.is_dir());
+        if recorded.status != Status::Stopped || left {
+            crate::cgroup::Cgroup::adopt(paths).remove();
         }
     }
 }
