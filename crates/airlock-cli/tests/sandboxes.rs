@@ -24,6 +24,18 @@ fn supervisor_pid(root: &Path, name: &str) -> i32 {
     inspect(root, name)["supervisor_pid"].as_i64().unwrap() as i32
 }
 
+/// The cgroup directories a sandbox's state (from [`inspect`]) names:
+/// each v1 hierarchy's and the v2 one.
+fn cgroup_dirs(st: &serde_json::Value) -> Vec<String> {
+    let mut dirs: Vec<String> = st["cgroup"]["v1"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values().map(|v| v.as_str().unwrap().to_string()))
+        .collect();
+    dirs.extend(st["cgroup"]["v2"].as_str().map(String::from));
+    dirs
+}
+
 fn inspect(root: &Path, name: &str) -> serde_json::Value {
     let r = al(root, &["inspect", name]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -488,12 +500,7 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let st = inspect(root, "both");
     let sup = st["supervisor_pid"].as_i64().unwrap() as i32;
-    let mut cgroups: Vec<String> = st["cgroup"]["v1"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values().map(|v| v.as_str().unwrap().to_string()))
-        .collect();
-    cgroups.extend(st["cgroup"]["v2"].as_str().map(String::from));
+    let cgroups = cgroup_dirs(&st);
     assert!(!cgroups.is_empty(), "{st}");
     // The guard is the supervisor's child in our PID namespace (PID 1 is
     // in the sandbox's), in a session of its own: a kill of the
@@ -547,12 +554,7 @@ fn rm_takes_the_cgroups_a_stopped_sandbox_left() {
     assert_eq!(al(root, &["wait", "left"]).code, 0);
     let st = inspect(root, "left");
     assert_eq!(st["status"], "stopped", "{st}");
-    let mut cgroups: Vec<String> = st["cgroup"]["v1"]
-        .as_object()
-        .into_iter()
-        .flat_map(|m| m.values().map(|v| v.as_str().unwrap().to_string()))
-        .collect();
-    cgroups.extend(st["cgroup"]["v2"].as_str().map(String::from));
+    let cgroups = cgroup_dirs(&st);
     assert!(!cgroups.is_empty(), "{st}");
     for c in &cgroups {
         assert!(!Path::new(c).exists(), "{c} was not removed at the end");
