@@ -535,34 +535,51 @@ fn supervisor_sigkill_takes_the_whole_sandbox() {
     assert!(left.is_empty(), "rm left the cgroups {left:?}");
 }
 
-/// A sandbox recorded stopped whose cgroups are still there (its
-/// supervisor gave their removal up after a second: a process stuck in
-/// the kernel, here made by hand where they were): `rm` removes them, and
-/// kills what is in them, where it left them for good.
+/// A sandbox recorded stopped whose cgroups its supervisor left (it gave
+/// their removal up after a second: a process stuck in the kernel; here
+/// made again by hand and so recorded): `rm` removes them, where it left
+/// them for good. One whose cgroups went leaves the same paths alone:
+/// they may be another sandbox's since (a reused `linux.cgroupsPath`).
 #[test]
 fn rm_takes_the_cgroups_a_stopped_sandbox_left() {
     require_root!();
     let root = StateRoot::new();
     let root = root.path();
-    let r = al(
-        root,
-        &[
-            "run", "-d", "--name", "left", "--memory", "64M", "--", "true",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(al(root, &["wait", "left"]).code, 0);
-    let st = inspect(root, "left");
-    assert_eq!(st["status"], "stopped", "{st}");
-    let cgroups = cgroup_dirs(&st);
-    assert!(!cgroups.is_empty(), "{st}");
-    for c in &cgroups {
-        assert!(!Path::new(c).exists(), "{c} was not removed at the end");
-        std::fs::create_dir(c).unwrap();
+    for (name, left) in [("left", true), ("reused", false)] {
+        let r = al(
+            root,
+            &["run", "-d", "--name", name, "--memory", "64M", "--", "true"],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(al(root, &["wait", name]).code, 0);
+        let st = inspect(root, name);
+        assert_eq!(st["status"], "stopped", "{st}");
+        assert!(st.get("cgroups_left").is_none(), "{st}");
+        let cgroups = cgroup_dirs(&st);
+        assert!(!cgroups.is_empty(), "{st}");
+        for c in &cgroups {
+            assert!(!Path::new(c).exists(), "{c} was not removed at the end");
+            std::fs::create_dir(c).unwrap();
+        }
+        if left {
+            let file = root.join(st["id"].as_str().unwrap()).join("state.json");
+            let mut st: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            st["cgroups_left"] = true.into();
+            std::fs::write(&file, st.to_string()).unwrap();
+        }
+        assert_eq!(al(root, &["rm", name]).code, 0);
+        let there: Vec<&String> = cgroups.iter().filter(|c| Path::new(c).exists()).collect();
+        match left {
+            true => assert!(there.is_empty(), "rm left the cgroups {there:?}"),
+            false => {
+                assert_eq!(there.len(), cgroups.len(), "rm took another's cgroups");
+                for c in &cgroups {
+                    std::fs::remove_dir(c).unwrap();
+                }
+            }
+        }
     }
-    assert_eq!(al(root, &["rm", "left"]).code, 0);
-    let left: Vec<&String> = cgroups.iter().filter(|c| Path::new(c).exists()).collect();
-    assert!(left.is_empty(), "rm left the cgroups {left:?}");
 }
 
 #[test]

@@ -509,10 +509,12 @@ impl Cgroup {
     }
 
     /// Kill what is left, wait for the cgroups to empty, remove them.
-    pub fn remove(&mut self) {
+    /// Returns false when the sandbox's own cgroups were still there
+    /// after a second of trying (see [`crate::state::State::cgroups_left`]).
+    pub fn remove(&mut self) -> bool {
         let dirs: Vec<PathBuf> = self.v2.iter().chain(self.v1.values()).cloned().collect();
         if dirs.is_empty() && self.made.is_empty() {
-            return;
+            return true;
         }
         // The usual cgroup is empty by now (PID 1 reaped, the rest gone
         // with its PID namespace) and goes at the first rmdir; one that
@@ -546,6 +548,7 @@ impl Cgroup {
         }
         self.v2 = None;
         self.v1.clear();
+        left.is_empty()
     }
 }
 

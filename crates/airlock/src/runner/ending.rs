@@ -24,9 +24,7 @@ pub(super) fn finish(
     exit: &ExitReport,
     owner: u32,
 ) {
-    if let Some(cg) = cgroup.as_mut() {
-        cg.remove();
-    }
+    let cgroups_left = cgroup.as_mut().is_some_and(|cg| !cg.remove());
     // Detached, someone may be waiting or attached when it removes itself:
     // its end is kept for them. A foreground run's caller has its exit.
     let keep_end = lifecycle
@@ -37,6 +35,7 @@ pub(super) fn finish(
         let recorded = sb.update(|st| {
             st.status = Status::Stopped;
             st.finished = Some(crate::state::now());
+            st.cgroups_left = cgroups_left;
             st.reason = outcome
                 .killed
                 .clone()

@@ -186,6 +186,7 @@ impl SandboxDir {
             detached: false,
             reason: Some(format!("its state.json cannot be read ({why})")),
             cgroup: None,
+            cgroups_left: false,
             exit: None,
             spec: RecordedSpec::new(&SandboxSpec::default()),
         }

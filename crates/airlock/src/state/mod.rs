@@ -136,6 +136,13 @@ pub struct State {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupPaths>,
+    /// Its supervisor gave up removing `cgroup` as the sandbox ended (a
+    /// process stuck in the kernel, a workload forking past the kills):
+    /// they are still its own, for `rm` to take. Otherwise they went, and
+    /// the same paths may be another sandbox's since (a reused
+    /// `linux.cgroupsPath`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cgroups_left: bool,
     /// How it ended, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitReport>,
@@ -537,6 +544,7 @@ impl StateRoot {
                 detached,
                 reason: None,
                 cgroup: None,
+                cgroups_left: false,
                 exit: None,
                 spec: RecordedSpec::new(spec),
             })?;

@@ -176,13 +176,13 @@ impl SandboxDir {
     }
 
     /// Kill what is left in the cgroups of a sandbox (`st`, as its state
-    /// was judged) and remove them, when they are still there: stopped by
-    /// no one's record, its supervisor and guard were killed together
+    /// was judged) and remove them, when they are still its own: stopped
+    /// by no one's record, its supervisor and guard were killed together
     /// (SIGKILL to their process group, a unit's last SIGKILL); recorded
-    /// stopped, its supervisor gave up their removal after a second (a
-    /// process stuck in the kernel, a workload that forked faster than the
-    /// kills). Nothing else would. For a remover to call before the
-    /// sandbox's directory goes.
+    /// stopped with `cgroups_left`, its supervisor gave up their removal
+    /// after a second (a process stuck in the kernel, a workload that
+    /// forked faster than the kills). Nothing else would. For a remover
+    /// to call before the sandbox's directory goes.
     pub fn reclaim_cgroups(&self, st: &State) {
         let Some(paths) = &st.cgroup else {
             return;
@@ -190,8 +190,7 @@ impl SandboxDir {
         let Ok(recorded) = self.recorded() else {
             return;
         };
-        let left = paths.v2.iter().chain(paths.v1.values()).any(|d| d.is_dir());
-        if recorded.status != Status::Stopped || left {
+        if recorded.status != Status::Stopped || recorded.cgroups_left {
             crate::cgroup::Cgroup::adopt(paths).remove();
         }
     }
