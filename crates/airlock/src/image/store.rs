@@ -683,14 +683,7 @@ impl Store {
     /// Under the exclusive lock: what a prune removes, moved out of the
     /// way into `tmp/` under names of this process's, which no other
     /// pull or prune sweeps while it lives.
-    #[allow(clippy::type_complexity)]
-    fn doomed(
-        &self,
-    ) -> Vec<(
-        PathBuf,
-        Option<std::os::fd::OwnedFd>,
-        Option<std::os::fd::OwnedFd>,
-    )> {
+    fn doomed(&self) -> Vec<Doomed> {
         // No pull is under way while we look (its layers are not recorded
         // yet), nor starts until we let go.
         let used: std::collections::HashSet<String> = self
@@ -832,9 +825,7 @@ enum Claim {
 /// Take `dir`'s lock (an exclusive flock on the directory itself) if
 /// nobody holds it.
 fn claim(dir: &Path) -> Claim {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+    let fd = match open_dir(dir) {
         Ok(fd) => fd,
         Err(e) => return Claim::Unopenable(e.into()),
     };
@@ -868,6 +859,15 @@ fn abandoned(path: &Path, name: &str) -> Option<Option<std::os::fd::OwnedFd>> {
         Claim::Unopenable(_) => Some(None),
     }
 }
+
+/// A tree a prune moved aside: where it is now, the lock of its top
+/// directory (see [`claim`]), and its rootfs's (see [`lock_unused`]),
+/// each held until it is removed.
+type Doomed = (
+    PathBuf,
+    Option<std::os::fd::OwnedFd>,
+    Option<std::os::fd::OwnedFd>,
+);
 
 /// The prefix of what a prune moved into `tmp/` to remove.
 const PRUNED: &str = "pruned";
@@ -943,7 +943,7 @@ pub fn pin_layers(root: &crate::spec::Root) -> Result<Vec<std::os::fd::OwnedFd>,
                 && l.parent().and_then(Path::file_name) == Some("layers".as_ref())
                 && l.join("meta.json").is_file()
         });
-        let Some(fd) = layer.and_then(|_| open_dir(dir)) else {
+        let Some(fd) = layer.and_then(|_| open_dir(dir).ok()) else {
             continue;
         };
         let shared = rustix::fs::FlockOperation::NonBlockingLockShared;
@@ -965,17 +965,17 @@ pub fn pin_layers(root: &crate::spec::Root) -> Result<Vec<std::os::fd::OwnedFd>,
 /// directory that cannot be opened (a layer of the old form has none) is
 /// nobody's: `Some` of nothing.
 fn lock_unused(rootfs: &Path) -> Option<Option<std::os::fd::OwnedFd>> {
-    let Some(fd) = open_dir(rootfs) else {
+    let Ok(fd) = open_dir(rootfs) else {
         return Some(None);
     };
     let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
     rustix::fs::flock(&fd, exclusive).ok().map(|()| Some(fd))
 }
 
-fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
+fn open_dir(dir: &Path) -> rustix::io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    rustix::fs::open(dir, flags, Mode::empty()).ok()
+    rustix::fs::open(dir, flags, Mode::empty())
 }
 
 #[cfg(test)]
@@ -1064,7 +1064,7 @@ mod tests {
                     .map(|n| tmp.join(n).join("rootfs"))
                     .find(|r| r.exists())
                     .expect("the layer in tmp/");
-                let pinned = open_dir(&moved).is_some_and(|fd| {
+                let pinned = open_dir(&moved).is_ok_and(|fd| {
                     rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared)
                         .is_err()
                 });
