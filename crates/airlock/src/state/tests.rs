@@ -84,6 +84,21 @@ fn create_find_and_remove() {
     assert!(root.list().is_empty());
 }
 
+/// A new sandbox of `spec` recorded stopped ("done") by its supervisor,
+/// which is gone, and its last state without the spec.
+fn stopped(root: &StateRoot, spec: &SandboxSpec) -> (SandboxDir, State) {
+    let (sb, alive) = root.create(&new_id().unwrap(), None, spec, true).unwrap();
+    let mut last = None;
+    sb.update(|st| {
+        st.status = Status::Stopped;
+        st.reason = Some("done".into());
+        last = Some(st.without_spec());
+    })
+    .unwrap();
+    drop(alive);
+    (sb, last.unwrap())
+}
+
 /// A sandbox removed keeping its end leaves its last state, without its
 /// spec, in `.ended` (`state_or_end` gives it), not among the sandboxes;
 /// a plain removal keeps nothing. A record is given for five minutes and
@@ -98,18 +113,7 @@ fn an_end_is_kept_for_a_while() {
         },
         ..Default::default()
     };
-    let made = || {
-        let (sb, alive) = root.create(&new_id().unwrap(), None, &spec, true).unwrap();
-        let mut last = None;
-        sb.update(|st| {
-            st.status = Status::Stopped;
-            st.reason = Some("done".into());
-            last = Some(st.without_spec());
-        })
-        .unwrap();
-        drop(alive);
-        (sb, last.unwrap())
-    };
+    let made = || stopped(&root, &spec);
     let record = |sb: &SandboxDir| root.path().join(".ended/1000").join(&sb.id);
     let (first, last) = made();
     first.remove_keeping_end(&last, 1000).unwrap();
@@ -163,17 +167,7 @@ fn an_end_is_kept_for_a_while() {
 #[test]
 fn an_end_is_kept_among_its_owners() {
     let (_tmp, root) = temp_root("state-ended-owners");
-    let (sb, alive) = root
-        .create(&new_id().unwrap(), None, &SandboxSpec::default(), true)
-        .unwrap();
-    let mut last = None;
-    sb.update(|st| {
-        st.status = Status::Stopped;
-        last = Some(st.without_spec());
-    })
-    .unwrap();
-    drop(alive);
-    let last = last.unwrap();
+    let (sb, last) = stopped(&root, &SandboxSpec::default());
     sb.remove_keeping_end(&last, 1000).unwrap();
     for _ in 0..300 {
         let mut other = last.clone();
