@@ -292,28 +292,10 @@ fn a_limit_the_host_cannot_apply_is_an_error() {
 #[test]
 fn cgroup_parent_places_the_sandboxs_cgroups() {
     require_root!();
-    let layout = airlock::cgroup::Layout::detect().unwrap();
-    // Beneath the caller's pids cgroup (this project's machines account
-    // for their processes by their cgroup: nothing is made outside it),
-    // or, on a pure v2 host, at the root, whose subtree_control gives
-    // controllers where a login session's scope cannot.
-    let base = layout.v1.get("pids").map_or("/", |h| h.own.as_str());
-    if layout.v1.contains_key("pids") && layout.v2.as_ref().is_some_and(|h| h.own != base) {
-        eprintln!("SKIPPED: the caller's pids and v2 cgroups differ; no parent beneath both");
+    let Some((parent, dirs)) = test_cgroup_parent("cgparent") else {
         return;
-    }
-    let parent = format!(
-        "{}/cgparent-test-{}",
-        base.trim_end_matches('/'),
-        std::process::id()
-    );
-    let dirs: Vec<std::path::PathBuf> = layout
-        .v1
-        .get("pids")
-        .into_iter()
-        .chain(layout.v2.iter())
-        .map(|h| h.mount.join(parent.trim_start_matches('/')))
-        .collect();
+    };
+    let layout = airlock::cgroup::Layout::detect().unwrap();
     let flags = [
         "--cgroup-parent",
         parent.as_str(),
@@ -375,6 +357,120 @@ fn cgroup_parent_places_the_sandboxs_cgroups() {
     }
     assert!(children.is_empty(), "left behind: {children:?}");
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+}
+
+/// A `--cgroup-parent` of the test's own (`tag` names it), and its
+/// directories in the hierarchies a sandbox with `--pids` uses (not made
+/// yet). Beneath the caller's pids cgroup (this project's machines account
+/// for their processes by their cgroup: nothing is made outside it), or,
+/// on a pure v2 host, at the root, whose subtree_control gives controllers
+/// where a login session's scope cannot.
+fn test_cgroup_parent(tag: &str) -> Option<(String, Vec<std::path::PathBuf>)> {
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    let base = layout.v1.get("pids").map_or("/", |h| h.own.as_str());
+    if layout.v1.contains_key("pids") && layout.v2.as_ref().is_some_and(|h| h.own != base) {
+        eprintln!("SKIPPED: the caller's pids and v2 cgroups differ; no parent beneath both");
+        return None;
+    }
+    let parent = format!(
+        "{}/{tag}-test-{}",
+        base.trim_end_matches('/'),
+        std::process::id()
+    );
+    let dirs = layout
+        .v1
+        .get("pids")
+        .into_iter()
+        .chain(layout.v2.iter())
+        .map(|h| h.mount.join(parent.trim_start_matches('/')))
+        .collect();
+    Some((parent, dirs))
+}
+
+/// A supervisor killed after it made the cgroups, before PID 1 exists,
+/// leaves none: the guard is forked before them and told of them at once
+/// (it used to be forked after the clone, and they stayed for good).
+/// strace holds the supervisor in its call for a session keyring, which
+/// comes between the two, while the test kills it.
+#[test]
+fn a_supervisor_killed_before_pid1_leaves_no_cgroup() {
+    require_root!();
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: strace is not installed");
+        return;
+    }
+    let Some((parent, dirs)) = test_cgroup_parent("guard") else {
+        return;
+    };
+    for d in &dirs {
+        std::fs::create_dir(d).unwrap();
+    }
+    let made = || -> Vec<std::path::PathBuf> {
+        dirs.iter()
+            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    };
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=keyctl"])
+        .args(["-e", "inject=keyctl:delay_enter=3s"])
+        .arg(airlock_bin())
+        .args([
+            "run",
+            "--cgroup-parent",
+            &parent,
+            "--pids",
+            "16",
+            "--",
+            "true",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The supervisor: the runner whose parent (the CLI) is not a runner
+    // (the guard is one).
+    let runner = runner_bin().display().to_string();
+    let ppid = |p: i32| -> Option<i32> {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("PPid:"))?;
+        line.trim().parse().ok()
+    };
+    let mut supervisor = None;
+    let held = wait_until(20, || {
+        let runners: Vec<i32> = descendants(strace.id() as i32)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.starts_with(runner.as_bytes()))
+            })
+            .collect();
+        supervisor = runners
+            .iter()
+            .copied()
+            .find(|p| ppid(*p).is_some_and(|pp| !runners.contains(&pp)));
+        supervisor.is_some() && made().len() == dirs.len()
+    });
+    if let Some(pid) = supervisor.filter(|_| held) {
+        // SAFETY: kill takes a pid and a signal; the supervisor is this
+        // test's, and held by strace until the kill.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let gone = held && wait_until(10, || made().is_empty());
+    let left = made();
+    let _ = strace.kill();
+    let _ = strace.wait();
+    for d in left.iter().chain(&dirs) {
+        let _ = std::fs::remove_dir(d);
+    }
+    assert!(held, "the supervisor never made its cgroups under strace");
+    assert!(gone, "cgroups left: {left:?}");
 }
 
 /// The sandbox's cgroup namespace is rooted at its own cgroups in every

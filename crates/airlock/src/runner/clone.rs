@@ -1,6 +1,6 @@
 //! PID 1's birth, on both sides of the clone. In the clone: let go of
 //! what is the supervisor's and become PID 1 (`child::main`). In the
-//! supervisor, between the clone and "go": the guard, the id maps, the v1
+//! supervisor, between the clone and "go": PID 1 handed to the guard, the id maps, the v1
 //! cgroups, the scheduling and the state record, each of which kills and
 //! reaps PID 1 if it fails, before PID 1 ran anything of the workload's.
 
@@ -94,33 +94,25 @@ pub(super) fn clone_failed(e: &std::io::Error) -> SetupError {
     err
 }
 
-/// Between the clone and "go": the guard, PID 1's id maps and v1 cgroups,
-/// the state file. A failure kills and reaps PID 1 before it ran anything.
+/// Between the clone and "go": PID 1 handed to the guard, its id maps and
+/// v1 cgroups, the state file. A failure kills and reaps PID 1 before it ran anything.
 pub(super) fn start_pid1(
     plan: &Plan,
     pid: i32,
     pidfd: &OwnedFd,
     cgroup: Option<&Cgroup>,
+    guard: Option<&guard::Guard>,
     state_dir: Option<&SandboxDir>,
-    alive_fds: &[i32],
     report: Reporter,
-) -> Result<Option<guard::Guard>, SetupError> {
+) -> Result<(), SetupError> {
     let early = |e: SetupError| {
         kill_and_reap(pidfd, pid);
         e
     };
-    // Nothing of a sandbox may outlive its supervisor. Our init dies with
-    // it (parent-death signal, armed after its last uid change), which
-    // ends the PID namespace, and a dead supervisor's `alive` lock is
-    // released, so the state shows it stopped. Where that is not enough —
-    // cgroups to remove, or a workload as PID 1 that may clear its
-    // parent-death signal — a guard kills what is left.
-    let needs_guard = cgroup.is_some() || plan.init == crate::spec::InitMode::Workload;
-    let guard = if needs_guard {
-        Some(guard::spawn(pidfd, cgroup, state_dir, alive_fds).map_err(early)?)
-    } else {
-        None
-    };
+    // First: from here on, PID 1 is the guard's to kill if we die.
+    if let Some(g) = guard {
+        g.pid1(pidfd).map_err(early)?;
+    }
     // A joined user namespace has its maps (checked to be ours).
     if plan.user_ns() && !plan.userns_of_pid {
         report.progress(|| "write id maps".into());
@@ -141,7 +133,7 @@ pub(super) fn start_pid1(
     // belongs to the host's root, and a rootless caller could not write them.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "make the supervisor non-dumpable".into())?;
-    Ok(guard)
+    Ok(())
 }
 
 /// PID 1, the supervisor and the cgroups go into the state file, the plan

@@ -4,61 +4,74 @@
 //!
 //! PID 1's parent-death signal alone does not promise that: a workload
 //! that is PID 1 itself (`init = "workload"`) may clear it, and any uid
-//! change clears it; and a dead supervisor cannot remove its cgroups. The
-//! guard blocks on a pipe whose only writer is the supervisor. A byte
-//! means "done, I cleaned up"; end-of-file without one means the supervisor
-//! died, and the guard kills the whole sandbox, removes its cgroups and
-//! records why in the state directory. It holds the supervisor's `alive`
-//! lock (inherited), so `airlock wait` returns only once it has finished.
+//! change clears it; and a dead supervisor cannot remove its cgroups.
+//!
+//! The guard is forked before the cgroups are made, so that no moment
+//! exists in which they are there and nobody would remove them. The
+//! supervisor tells it, over a socket whose only other end is the
+//! supervisor's, what there is to clean as it comes to be: the cgroups
+//! once made (`c`, their paths), PID 1 once cloned (`p`, its pidfd).
+//! `d` means "done, I cleaned up"; end-of-file without it means the
+//! supervisor died (or gave up on an error), and the guard kills what it
+//! was told of, removes the cgroups and, once PID 1 existed, records why
+//! in the state directory. It holds the supervisor's `alive` lock
+//! (inherited), so `airlock wait` returns only once it has finished.
 
 use super::report::{SetupError, StepExt};
 use super::signals;
 use crate::cgroup::Cgroup;
-use crate::state::{SandboxDir, Status};
-use std::os::fd::{AsRawFd, OwnedFd};
+use crate::state::{CgroupPaths, SandboxDir, Status};
+use crate::sys;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub struct Guard {
     pid: i32,
-    done: OwnedFd,
+    /// The supervisor's end of the socket; its close without `d` is
+    /// what the guard acts on.
+    tell: OwnedFd,
 }
 
-/// Fork the guard. It holds on to the pidfd of PID 1 and the alive locks
-/// (`alive_fds`); every other fd is closed in it.
-pub fn spawn(
-    pidfd: &OwnedFd,
-    cgroup: Option<&Cgroup>,
-    dir: Option<&SandboxDir>,
-    alive_fds: &[i32],
-) -> Result<Guard, SetupError> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .step(|| "pipe for the guard".into())?;
+/// Fork the guard. It keeps its end of the socket and the alive locks
+/// (`alive_fds`); every other fd is closed in it, and its stdio goes to
+/// /dev/null (a caller's pipes must see their end when the workload's
+/// copies close, whatever the guard still waits for).
+pub fn spawn(dir: Option<&SandboxDir>, alive_fds: &[i32]) -> Result<Guard, SetupError> {
+    let (tell, heard) = sys::seqpacket_pair().step(|| "socketpair for the guard".into())?;
     // SAFETY: the supervisor is single-threaded (checked at its start), so
     // the child's copy of memory is consistent; the child only runs `watch`
     // and exits.
-    match unsafe { crate::sys::fork() } {
+    match unsafe { sys::fork() } {
         -1 => Err(SetupError::io(
             "fork the guard",
             &std::io::Error::last_os_error(),
         )),
         0 => {
-            crate::sys::exit_on_panic();
+            sys::exit_on_panic();
             // A session of its own: a SIGKILL of the supervisor's process
             // group (`kill -9 -PGID`, a terminal's job control) is what
             // the guard is there to outlive.
             // SAFETY: setsid takes no pointers; a forked child is never a
             // process group leader, so it succeeds.
             unsafe { libc::setsid() };
-            let mut keep = vec![r.as_raw_fd(), pidfd.as_raw_fd()];
+            let mut keep = vec![heard.as_raw_fd()];
             keep.extend(alive_fds);
-            let _ = crate::sys::close_from_except(3, &keep);
-            std::mem::forget(w);
-            watch(r, pidfd, cgroup, dir)
+            let _ = sys::close_from_except(3, &keep);
+            let _ = sys::stdio_to_null();
+            std::mem::forget(tell);
+            watch(heard, dir)
         }
-        pid => Ok(Guard { pid, done: w }),
+        pid => Ok(Guard { pid, tell }),
     }
 }
 
-fn watch(r: OwnedFd, pidfd: &OwnedFd, cgroup: Option<&Cgroup>, dir: Option<&SandboxDir>) -> ! {
+/// What the supervisor has told the guard of so far.
+#[derive(Default)]
+struct Told {
+    cgroup: Option<Cgroup>,
+    pid1: Option<OwnedFd>,
+}
+
+fn watch(heard: OwnedFd, dir: Option<&SandboxDir>) -> ! {
     // Signals meant for the supervisor's process group are not ours.
     for sig in signals::forwarded() {
         // SAFETY: setting SIG_IGN is valid for these catchable signals.
@@ -66,36 +79,68 @@ fn watch(r: OwnedFd, pidfd: &OwnedFd, cgroup: Option<&Cgroup>, dir: Option<&Sand
     }
     // SAFETY: restoring the default disposition of a catchable signal.
     unsafe { libc::signal(signals::stop_signal(), libc::SIG_DFL) };
-    let mut b = [0u8; 1];
-    let n = loop {
-        match rustix::io::read(&r, &mut b) {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => break other.unwrap_or(0),
+    let mut told = Told::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, mut fds) =
+            match sys::recv_with_fds(&heard, &mut buf, rustix::net::RecvFlags::empty()) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+                Ok(got) => got,
+            };
+        match buf[..n].split_first() {
+            Some((b'd', _)) => {
+                // SAFETY: _exit ends this forked copy without running the
+                // supervisor's destructors (its cgroups are the supervisor's).
+                unsafe { libc::_exit(0) }
+            }
+            Some((b'c', json)) => {
+                if let Ok(paths) = serde_json::from_slice::<CgroupPaths>(json) {
+                    told.cgroup = Some(Cgroup::adopt(&paths));
+                }
+            }
+            Some((b'p', _)) if !fds.is_empty() => told.pid1 = Some(fds.remove(0)),
+            // End-of-file: the supervisor is gone.
+            None => break,
+            Some(_) => {}
         }
-    };
-    if n == 1 {
-        // SAFETY: _exit ends this forked copy without running the
-        // supervisor's destructors (its cgroups are the supervisor's).
-        unsafe { libc::_exit(0) }
     }
-    super::ending::kill_sandbox(cgroup, pidfd);
-    // PID 1 is not our child: wait for it to be gone through its pidfd.
-    let mut pfd = [rustix::event::PollFd::new(
-        pidfd,
-        rustix::event::PollFlags::IN,
-    )];
-    let five = rustix::event::Timespec {
-        tv_sec: 5,
-        tv_nsec: 0,
-    };
-    let _ = rustix::event::poll(&mut pfd, Some(&five));
-    if let Some(cg) = cgroup {
-        // A copy of the supervisor's cgroups: remove() kills what is left
-        // and removes the directories.
-        let mut cg = cg.clone();
+    clean_up(told, dir)
+}
+
+/// The supervisor died without cleaning up: kill what it told us of,
+/// remove the cgroups, and say why in the state.
+fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
+    let Told { cgroup, pid1 } = told;
+    match &pid1 {
+        Some(pidfd) => {
+            super::ending::kill_sandbox(cgroup.as_ref(), pidfd);
+            // PID 1 is not our child: wait for it to be gone through its
+            // pidfd.
+            let mut pfd = [rustix::event::PollFd::new(
+                pidfd,
+                rustix::event::PollFlags::IN,
+            )];
+            let five = rustix::event::Timespec {
+                tv_sec: 5,
+                tv_nsec: 0,
+            };
+            let _ = rustix::event::poll(&mut pfd, Some(&five));
+        }
+        None => {
+            if let Some(cg) = &cgroup {
+                cg.kill();
+            }
+        }
+    }
+    if let Some(mut cg) = cgroup {
+        // remove() kills what is left and removes the directories.
         cg.remove();
     }
-    if let Some(sb) = dir {
+    // Only a sandbox that was started has a state to say so in: before
+    // PID 1, a supervisor's error is its own to report, and its own
+    // destructors undo the rest.
+    if let (Some(sb), Some(_)) = (dir, &pid1) {
         let _ = sb.update(|st| {
             if st.status != Status::Stopped {
                 st.status = Status::Stopped;
@@ -112,10 +157,26 @@ fn watch(r: OwnedFd, pidfd: &OwnedFd, cgroup: Option<&Cgroup>, dir: Option<&Sand
 }
 
 impl Guard {
+    /// The cgroups exist: from here on the guard removes them if we die.
+    pub fn cgroups(&self, cgroup: &Cgroup) -> Result<(), SetupError> {
+        let json = serde_json::to_vec(&cgroup.paths())
+            .map_err(|e| SetupError::new("guard", e.to_string()))?;
+        let mut msg = Vec::with_capacity(json.len() + 1);
+        msg.push(b'c');
+        msg.extend(json);
+        sys::send_with_fds(&self.tell, &msg, &[]).step(|| "tell the guard of the cgroups".into())
+    }
+
+    /// PID 1 exists: from here on the guard kills it if we die.
+    pub fn pid1(&self, pidfd: &OwnedFd) -> Result<(), SetupError> {
+        sys::send_with_fds(&self.tell, b"p", &[pidfd.as_fd()])
+            .step(|| "hand the guard PID 1's pidfd".into())
+    }
+
     /// The supervisor finished its own cleanup: let the guard go.
     pub fn release(self) {
-        let _ = rustix::io::write(&self.done, b"d");
-        drop(self.done);
-        let _ = crate::sys::reap(self.pid);
+        let _ = rustix::io::write(&self.tell, b"d");
+        drop(self.tell);
+        let _ = sys::reap(self.pid);
     }
 }

@@ -103,7 +103,7 @@ pub fn enter_for_clone(plan: &Plan) -> Result<Option<PidJoin>, SetupError> {
 }
 
 impl PidJoin {
-    /// After the clone: the supervisor's later children (the guard) are
+    /// After the clone: the supervisor's later children (the hooks it runs) are
     /// born in its own PID namespace again.
     pub fn leave(&self) -> Result<(), SetupError> {
         rustix::thread::move_into_link_name_space(

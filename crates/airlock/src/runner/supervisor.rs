@@ -104,6 +104,8 @@ fn create_cgroup(plan: &Plan, report: Reporter) -> Result<Option<Cgroup>, SetupE
 
 /// What the supervisor makes on the host before PID 1 exists.
 struct HostSide {
+    /// Cleans up after us if we are killed (see `guard`).
+    guard: Option<super::guard::Guard>,
     /// Readable once the stop signal arrived.
     stop: OwnedFd,
     /// The caller's pidfd, when the sandbox dies with it.
@@ -163,8 +165,9 @@ pub(super) fn supervise(
             .map_err(|why| SetupError::new("filesystem.root", why))?,
         false => Vec::new(),
     };
-    let host = prepare_host_side(&plan, parent_pid, report)?;
+    let host = prepare_host_side(&plan, parent_pid, state_dir.as_ref(), &alive_fds, report)?;
     let HostSide {
+        guard,
         stop,
         parent,
         cgroup,
@@ -259,7 +262,7 @@ pub(super) fn supervise(
             // PID 1 never execs, and would hold them for the sandbox's life.
             drop((
                 go_write, inner, stop, cgroup_fd, control, hold_write, layers, made_dirs, parent,
-                runtime_ns,
+                runtime_ns, guard,
             ));
             super::status_fd::close_in_pid1(&plan.status_fds);
             let ends = Pid1Ends {
@@ -294,13 +297,13 @@ pub(super) fn supervise(
     if let Some(l) = logs.as_mut() {
         l.close_pid1_ends();
     }
-    let guard = start_pid1(
+    start_pid1(
         &plan,
         pid,
         &pidfd,
         cgroup.as_ref(),
+        guard.as_ref(),
         state_dir.as_ref(),
-        &alive_fds,
         report,
     )?;
     // Idmapped only now: the user namespace needs its maps first.
@@ -410,6 +413,8 @@ pub(super) fn supervise(
 fn prepare_host_side(
     plan: &Plan,
     parent_pid: i32,
+    state_dir: Option<&SandboxDir>,
+    alive_fds: &[i32],
     report: Reporter,
 ) -> Result<HostSide, SetupError> {
     let lifecycle = plan.lifecycle.as_ref();
@@ -454,7 +459,22 @@ fn prepare_host_side(
     // After the cgroup, whose limits a host may refuse: the joined
     // namespace is shared, and a start refused there must leave it as it
     // was.
+    // Nothing of a sandbox may outlive its supervisor. PID 1 dies with it
+    // (parent-death signal, armed after its last uid change), which ends
+    // the PID namespace, and a dead supervisor's `alive` lock is
+    // released, so the state shows it stopped. Where that is not enough —
+    // cgroups to remove, or a workload as PID 1 that may clear its
+    // parent-death signal — a guard kills what is left: forked before the
+    // cgroups exist, and told of them at once.
+    let needs_guard = plan.cgroup.is_some() || plan.init == crate::spec::InitMode::Workload;
+    let guard = match needs_guard {
+        true => Some(super::guard::spawn(state_dir, alive_fds)?),
+        false => None,
+    };
     let cgroup = create_cgroup(plan, report)?;
+    if let (Some(g), Some(cg)) = (&guard, &cgroup) {
+        g.cgroups(cg)?;
+    }
     crate::sys::write_sysctls(&plan.join_sysctls, report)?;
     let cgroup_fd = match cgroup.as_ref().and_then(|c| c.v2.as_ref()) {
         Some(dir) => Some(
@@ -489,6 +509,7 @@ fn prepare_host_side(
         _ => None,
     };
     Ok(HostSide {
+        guard,
         stop,
         parent,
         cgroup,
