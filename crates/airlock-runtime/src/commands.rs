@@ -391,7 +391,7 @@ fn create(
             "annotations": bundle.annotations(),
         })
     };
-    prepared.plan.hooks = hooks.inside(&hook_state("creating"));
+    prepared.plan.hooks = hooks.inside(&hook_state("creating"), &prepared.plan.process.env);
     // The runtime's record of the container, there from the start: what
     // `state` shows of its bundle, and the poststop hooks a cleanup runs
     // once prestart and createRuntime may have run.

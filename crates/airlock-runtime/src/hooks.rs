@@ -69,10 +69,22 @@ impl Hooks {
         Ok(hooks)
     }
 
-    /// The hooks the runner runs inside, `state` on their stdin (the
-    /// runner sets its pid and status).
-    pub fn inside(&self, state: &serde_json::Value) -> airlock::plan::InsideHooks {
+    /// The hooks the runner runs, `state` on their stdin (the runner sets
+    /// its pid and status). Those inside the container that give no `env`
+    /// get the container process's, `workload_env` (as runc's init runs
+    /// them, with its own environment already the container's); those on
+    /// the host, this runtime's.
+    pub fn inside(
+        &self,
+        state: &serde_json::Value,
+        workload_env: &[(String, String)],
+    ) -> airlock::plan::InsideHooks {
+        let workload_env: Vec<String> = workload_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let convert = |kind: &str, hooks: &[Hook]| -> Vec<airlock::plan::Hook> {
+            let inside = matches!(kind, "createContainer" | "startContainer");
             hooks
                 .iter()
                 .enumerate()
@@ -80,7 +92,10 @@ impl Hooks {
                     name: format!("hooks.{kind}[{i}]"),
                     path: h.path().display().to_string(),
                     args: h.args().clone().unwrap_or_default(),
-                    env: environment(h),
+                    env: match (h.env(), inside) {
+                        (None, true) => workload_env.clone(),
+                        _ => environment(h),
+                    },
                     // Within u32 (see `check`).
                     timeout: h.timeout().map(|t| t as u32),
                 })
@@ -98,12 +113,12 @@ impl Hooks {
     }
 }
 
-/// A hook's whole environment: its own `env`, or, when it gives none,
-/// this runtime's, as runc and crun pass theirs (a hook that looks up a
-/// tool by PATH, or reads XDG_RUNTIME_DIR, works under either). An
-/// empty `env` is an empty environment. Left out: entries that are not
-/// UTF-8 (the plan carries text), and PWD and OLDPWD, which name our
-/// directories, not the hook's (inside, the container's root).
+/// A hook's whole environment: its own `env`, or, for a host-side hook
+/// that gives none, this runtime's, as runc and crun pass theirs (a hook
+/// that looks up a tool by PATH, or reads XDG_RUNTIME_DIR, works under
+/// either). An empty `env` is an empty environment. Left out: entries
+/// that are not UTF-8 (the plan carries text), and PWD and OLDPWD, which
+/// name our directories, not the hook's.
 fn environment(h: &Hook) -> Vec<String> {
     match h.env() {
         Some(env) => env.clone(),

@@ -33,11 +33,12 @@ fn hooks_run_inside_at_their_points() {
         // One that reads no state: not an error, whenever it exits.
         let quick = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 0"]});
         c["hooks"] = json!({"createContainer": [create], "startContainer": [quick, start]});
+        c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "FROM_SPEC=yes"]);
     });
     let rootfs = b.join("rootfs");
     std::fs::write(
         rootfs.join("hook-start.sh"),
-        "#!/bin/sh\nreadlink /proc/self/ns/mnt > /tmp/start-mnt\ncat > /tmp/start-state.json\nid -u > /tmp/start-uid\n",
+        "#!/bin/sh\nreadlink /proc/self/ns/mnt > /tmp/start-mnt\ncat > /tmp/start-state.json\nid -u > /tmp/start-uid\nenv > /tmp/start-env\n",
     )
     .unwrap();
     std::fs::set_permissions(
@@ -63,7 +64,9 @@ fn hooks_run_inside_at_their_points() {
         (Some("h1"), Some("creating")),
         "{st}"
     );
-    assert_eq!(st["pid"].as_i64(), Some(pid), "{st}");
+    // The pid as the container sees it (OCI's words, runc's getpid):
+    // the process that runs it is the container's PID 1, `pid` on the host.
+    assert_eq!(st["pid"].as_i64(), Some(1), "{st}");
     assert!(
         read("tmp/start-mnt").is_empty(),
         "startContainer ran before start"
@@ -77,7 +80,12 @@ fn hooks_run_inside_at_their_points() {
     );
     let st: Value = serde_json::from_str(&read("tmp/start-state.json")).unwrap();
     assert_eq!(st["id"], "h1");
-    assert_eq!(st["pid"].as_i64(), Some(pid), "{st}");
+    assert_eq!(st["pid"].as_i64(), Some(1), "{st}");
+    // No `env` of its own: the container process's, not the runtime's
+    // (whose environment is this test's, with cargo's variables).
+    let hook_env = read("tmp/start-env");
+    assert!(hook_env.lines().any(|l| l == "FROM_SPEC=yes"), "{hook_env}");
+    assert!(!hook_env.contains("CARGO_"), "{hook_env}");
     // As the container's process: its user, root of its user namespace.
     assert_eq!(read("tmp/start-uid").trim(), "0");
     wait_status(&env, "h1", "running");
@@ -242,10 +250,12 @@ fn create_hooks_run_before_the_protections() {
     );
 }
 
-/// A hook that gives no `env` runs with the runtime's environment, as
-/// under runc and crun (a hook that finds a tool by PATH works); one
-/// that gives an empty `env` has none. At every point: on the host
-/// (createRuntime, poststart, poststop) and inside (createContainer).
+/// A hook that gives no `env` runs with the runtime's environment on the
+/// host (createRuntime, poststart, poststop), as under runc and crun (a
+/// hook that finds a tool by PATH works), and with the container
+/// process's inside (createContainer, as runc's init runs it with its
+/// environment already the container's); one that gives an empty `env`
+/// has none.
 #[test]
 fn a_hook_without_env_has_the_runtimes() {
     require_root!();
@@ -273,6 +283,7 @@ fn a_hook_without_env_has_the_runtimes() {
             "poststart": [hook("poststart", None)],
             "poststop": [hook("poststop", None)],
         });
+        c["process"]["env"] = json!(["PATH=/usr/bin:/bin", "HOOK_MARK=from-the-spec"]);
     });
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
         .arg("--root")
@@ -288,6 +299,6 @@ fn a_hook_without_env_has_the_runtimes() {
         assert_eq!(read(name), "from-the-runtime\n", "{name}");
     }
     let inside = std::fs::read_to_string(b.join("rootfs/container")).unwrap_or_default();
-    assert_eq!(inside, "from-the-runtime\n", "createContainer");
+    assert_eq!(inside, "from-the-spec\n", "createContainer");
     assert_eq!(read("runtime-empty"), "\n", "an empty env is empty");
 }

@@ -206,9 +206,6 @@ fn setup(
     // ours, while the host's /proc is still mounted.
     crate::sys::write_sysctls(&plan.sysctls, report)?;
 
-    if !plan.hooks.is_empty() {
-        hooks::note_host_pid();
-    }
     // Before any mount of the sandbox's: what init reads of itself later.
     crate::sys::keep_stack_end();
     if plan.filesystem.caller_maps.is_some() {
@@ -234,7 +231,8 @@ fn setup(
             host: trees.host.as_fd(),
             root: trees.root.as_fd(),
         };
-        let pid = hooks::host_pid();
+        // As the container sees it (as runc's are given): PID 1 here.
+        let pid = hooks::own_pid();
         hooks::run(
             &plan.hooks.create,
             &plan.hooks.state,
@@ -451,7 +449,7 @@ fn become_workload(
                 &plan.hooks.start,
                 &plan.hooks.state,
                 "created",
-                hooks::host_pid(),
+                hooks::own_pid(),
                 &hooks::Place::Inside,
                 &[],
                 None,

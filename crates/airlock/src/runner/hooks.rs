@@ -12,25 +12,13 @@ use crate::plan::Hook;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-/// PID 1's pid on the host, for the state the hooks are given: read
-/// while the host's /proc is still this process's /proc.
-static HOST_PID: AtomicI32 = AtomicI32::new(0);
-
-/// Note PID 1's pid on the host (before the sandbox's own /proc hides it).
-pub fn note_host_pid() {
-    if let Ok(link) = std::fs::read_link("/proc/self") {
-        if let Some(pid) = link.to_str().and_then(|s| s.parse().ok()) {
-            HOST_PID.store(pid, Ordering::Relaxed);
-        }
-    }
-}
-
-/// PID 1's pid on the host, as [`note_host_pid`] noted it.
-pub fn host_pid() -> i32 {
-    HOST_PID.load(Ordering::Relaxed)
+/// Our pid as the container sees it, for the hooks that run inside: as
+/// OCI asks ("for hooks executed in the container namespace, the pid as
+/// seen by the container") and runc gives (its init's `getpid`).
+pub fn own_pid() -> i32 {
+    rustix::process::getpid().as_raw_nonzero().get()
 }
 
 /// Where a hook runs, beyond the namespaces it inherits.
@@ -48,8 +36,9 @@ pub enum Place<'a> {
     Inside,
 }
 
-/// Run `hooks` in order, `pid` (PID 1's on the host) and `status` in the
-/// state they get; the first failure is the error, naming the hook. Any
+/// Run `hooks` in order, `pid` (PID 1's, as the place they run in sees
+/// it) and `status` in the state they get; the first failure is the
+/// error, naming the hook. Any
 /// of `abort` readable (the supervisor's stop, PID 1's end), or a kill on
 /// `control`, kills the running hook's group and fails it: the
 /// supervisor, which waits here, must still answer a kill or a delete of
