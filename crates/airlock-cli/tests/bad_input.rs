@@ -328,10 +328,54 @@ fn cwd_missing_in_sandbox() {
 fn a_umask_beyond_the_permission_bits() {
     let dir = tempdir();
     let p = dir.path().join("spec.json");
-    std::fs::write(&p, r#"{"process": {"args": ["true"], "umask": 4095}}"#).unwrap();
+    std::fs::write(&p, r#"{"process": {"args": ["true"], "umask": "7777"}}"#).unwrap();
     refused(
         &["run", "--spec", &p.display().to_string()],
         &["process.umask", "0o777"],
+    );
+}
+
+/// A umask is an octal string, as every mode of a spec: a JSON `77` meant
+/// as 077 would be 0o115, and leave the workload's new files writable by
+/// others. In both formats (TOML's `0o077` reads as the same number).
+#[test]
+fn a_umask_given_as_a_number_is_refused() {
+    let dir = tempdir();
+    for (name, text) in [
+        (
+            "spec.json",
+            r#"{"process": {"args": ["true"], "umask": 77}}"#,
+        ),
+        ("spec.toml", "[process]\nargs = [\"true\"]\numask = 0o077\n"),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        refused(
+            &["run", "--spec", &p.display().to_string()],
+            &["process.umask", "is a number", "octal string"],
+        );
+    }
+}
+
+/// Given as a string, the umask is the one the workload gets, and a
+/// printed spec writes it so.
+#[test]
+fn a_umask_string_is_octal() {
+    require_root!();
+    let dir = tempdir();
+    let p = dir.path().join("spec.json");
+    let made = output(airlock(&["run", "--print-spec", "--", "sh", "-c", "umask"]));
+    let mut spec: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
+    spec["process"]["umask"] = "0027".into();
+    std::fs::write(&p, spec.to_string()).unwrap();
+    let spec = p.display().to_string();
+    let r = output(airlock(&["run", "--spec", &spec]));
+    assert_eq!((r.code, r.stdout.trim()), (0, "0027"), "{}", r.stderr);
+    let printed = output(airlock(&["run", "--spec", &spec, "--print-spec"]));
+    assert!(
+        printed.stdout.contains(r#""umask": "0027""#),
+        "{}",
+        printed.stdout
     );
 }
 

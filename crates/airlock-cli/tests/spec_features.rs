@@ -123,7 +123,7 @@ fn every_mount_kind() {
 #[test]
 fn the_umask_is_the_specs() {
     let spec = format!(
-        r#"{{"process": {{"args": ["sh", "-c", "umask; touch /tmp/f; stat -c %a /tmp/f"], "umask": 63}},
+        r#"{{"process": {{"args": ["sh", "-c", "umask; touch /tmp/f; stat -c %a /tmp/f"], "umask": "0077"}},
             "filesystem": {{"mounts": {}}}}}"#,
         system_view()
     );

@@ -276,7 +276,8 @@ pub struct Process {
     pub personality: Option<u64>,
     /// The file mode creation mask, as umask(2) takes it (OCI's
     /// `process.user.umask`), set before exec; `None` keeps the caller's.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// An octal string in a spec file (see [`size::umask`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "size::umask")]
     pub umask: Option<u32>,
     /// When the environment has no HOME, set it to the user's home in the
     /// sandbox's /etc/passwd, or `/` (runc's rule; airlock-runtime asks

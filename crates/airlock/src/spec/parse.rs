@@ -34,9 +34,32 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Only `process.umask`, read as a mode of a spec file is: a number is
+/// refused (see [`super::size::umask`]).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // Read for the check only.
+struct UmaskAsWritten {
+    process: ProcessUmask,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct ProcessUmask {
+    #[serde(default)]
+    umask: Option<super::size::FileMode>,
+}
+
 pub fn from_json(text: &str) -> Result<SandboxSpec, ParseError> {
+    let spec: SandboxSpec = read_json(text)?;
+    if spec.process.umask.is_some() {
+        read_json::<UmaskAsWritten>(text)?;
+    }
+    Ok(spec)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ParseError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let spec: SandboxSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let spec: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
         ParseError {
             format: "JSON",
@@ -57,6 +80,14 @@ pub fn from_json(text: &str) -> Result<SandboxSpec, ParseError> {
 }
 
 pub fn from_toml(text: &str) -> Result<SandboxSpec, ParseError> {
+    let spec: SandboxSpec = read_toml(text)?;
+    if spec.process.umask.is_some() {
+        read_toml::<UmaskAsWritten>(text)?;
+    }
+    Ok(spec)
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ParseError> {
     let de = toml::Deserializer::new(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();

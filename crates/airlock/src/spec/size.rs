@@ -156,6 +156,57 @@ impl<'de> Deserialize<'de> for FileMode {
     }
 }
 
+/// `process.umask`: written as an octal string (`"0077"`), as every mode
+/// of a spec is. Read from a string, or from a number taken as the number
+/// it is: a record an earlier airlock wrote, and the library's own JSON,
+/// hold one. A spec file may not give a number ([`super::parse`] refuses
+/// it, for `FileMode`'s reason: a JSON `77` meant as 0o077 is 0o115, and
+/// leaves new files writable by others).
+pub mod umask {
+    use super::{de, parse_mode, Deserializer, FileMode, Serialize, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(mask: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match mask {
+            Some(m) => FileMode(*m).serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Option<u32>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an octal umask string such as \"0077\"")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                u32::try_from(v)
+                    .map(Some)
+                    .map_err(|_| E::custom(format!("{v} is not a umask")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("{v} is not a umask")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                parse_mode(v).map(|m| Some(m.0)).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
