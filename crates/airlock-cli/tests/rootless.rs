@@ -295,3 +295,42 @@ fn a_set_user_id_runner_refuses_to_run() {
         r.stderr
     );
 }
+
+/// A rootless caller cannot make a device node: the host's is bound as it
+/// is. Asked for a mode closer than the host node's, the start is refused
+/// naming the device, never run with the host's wider one; asked for
+/// none (0666), it runs with the node.
+#[test]
+fn a_device_mode_a_rootless_caller_cannot_give_is_refused() {
+    require_root!();
+    let dir = tempdir();
+    chown(dir.path(), USER, USER);
+    let made = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--",
+        "sh",
+        "-c",
+        "echo hi > /dev/null && echo wrote",
+    ]));
+    let mut spec: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
+    let write = |spec: &serde_json::Value| {
+        let p = dir.path().join("spec.json");
+        std::fs::write(&p, spec.to_string()).unwrap();
+        chown(&p, USER, USER);
+        p.display().to_string()
+    };
+    spec["filesystem"]["devices"] =
+        serde_json::json!([{"path": "/dev/null", "kind": "char", "major": 1, "minor": 3}]);
+    let r = output(airlock_as_user(&["run", "--spec", &write(&spec)]));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "wrote\n"), "{}", r.stderr);
+    spec["filesystem"]["devices"][0]["mode"] = "0600".into();
+    let r = output(airlock_as_user(&["run", "--spec", &write(&spec)]));
+    assert_eq!(r.code, 125, "{} {}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("/dev/null") && r.stderr.contains("0600"),
+        "{}",
+        r.stderr
+    );
+}

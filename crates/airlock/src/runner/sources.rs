@@ -284,7 +284,8 @@ fn make_node(plan: &Plan, fs: &OwnedFd, i: usize, m: &MountStep) -> io::Result<O
 }
 
 /// A rootless caller cannot make a node: the host's at the same path,
-/// if it is the device asked for, bound as it is.
+/// if it is the device asked for and lets no more in than the mode asked
+/// for, bound as it is (its owner and mode are the host's).
 fn host_node(
     plan: &Plan,
     seen: &Snapshot,
@@ -296,6 +297,7 @@ fn host_node(
         kind,
         major,
         minor,
+        mode,
         ..
     } = m
     else {
@@ -313,6 +315,17 @@ fn host_node(
         return Err(SetupError::new(
             step(),
             format!("the host's {destination} is not device {major}:{minor} of that kind"),
+        ));
+    }
+    // Fail closed: a mode asked for but not given would open the device
+    // to users it was meant to be closed to.
+    let host_mode = st.st_mode & 0o7777;
+    if host_mode & !mode != 0 {
+        return Err(SetupError::new(
+            step(),
+            format!(
+                "a rootless caller cannot make a node, and the host's {destination} (mode {host_mode:04o}, bound as it is) lets in more than the {mode:04o} asked for"
+            ),
         ));
     }
     let tree = clone_tree(&src, false).step(step)?;
