@@ -265,6 +265,78 @@ fn options_airlock_cannot_honour_are_refused() {
     }
 }
 
+/// The bundle's /dev/pts is where airlock's /dev makes its own devpts: a
+/// devpts there whose options that one keeps runs; another filesystem, a
+/// closer mode or an unknown option is refused by name, not dropped. And
+/// `/dev/` is `/dev`: airlock's /dev, with its nodes and its devpts.
+#[test]
+fn the_bundles_dev_pts_is_judged_and_dev_is_dev_however_written() {
+    require_root!();
+    let env = Env::new();
+    let pts_at = |c: &Value| {
+        c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|m| m["destination"] == "/dev/pts")
+            .unwrap()
+    };
+    let cases = [
+        (
+            json!({"type": "tmpfs", "options": []}),
+            ".type",
+            "\"tmpfs\" mount there",
+        ),
+        (
+            json!({"type": "devpts", "options": ["bogus=1"]}),
+            ".options",
+            "\"bogus=1\" is not supported on /dev/pts",
+        ),
+        (
+            json!({"type": "devpts", "options": ["mode=0600"]}),
+            ".options",
+            "\"mode=0600\"",
+        ),
+    ];
+    for (i, (change, field, needle)) in cases.into_iter().enumerate() {
+        let mut at = 0;
+        let b = env.bundle(&format!("pts{i}"), &["true"], |c| {
+            at = pts_at(c);
+            let m = &mut c["mounts"][at];
+            m["type"] = change["type"].clone();
+            m["options"] = change["options"].clone();
+        });
+        let id = format!("pts{i}");
+        let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), &id]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{change}: {out} {err}");
+        assert!(err.contains(&format!("mounts[{at}]{field}")), "{err}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert!(!env.rt(&["state", &id]).status.success());
+    }
+    let probe = "test -c /dev/null && test -c /dev/pts/ptmx && echo dev-made";
+    let b = env.bundle("slash", &["sh", "-c", probe], |c| {
+        let at = pts_at(c);
+        c["mounts"][at]["options"] = json!([
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5"
+        ]);
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["destination"] = "/dev/".into();
+            }
+        }
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "slash"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "dev-made", "{err}");
+}
+
 /// podman adds `tmpcopyup` to every `--tmpfs`: the tmpfs starts with a copy
 /// of what the image had there, written to in memory, and an image's link
 /// to a host path is copied as a link, not read through.

@@ -117,7 +117,7 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
         .mounts()
         .iter()
         .flatten()
-        .any(|m| m.destination() == Path::new("/dev"));
+        .any(|m| normal(m.destination()) == "/dev");
     let mut stand_ins = Vec::new();
     for (i, m) in bundle.config.mounts().iter().flatten().enumerate() {
         let field = format!("mounts[{i}]");
@@ -136,7 +136,7 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
                 ));
             }
         }
-        let dest = m.destination().display().to_string();
+        let dest = normal(m.destination());
         let opts: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = typ == "bind" || opts.iter().any(|o| *o == "bind" || *o == "rbind");
@@ -163,7 +163,9 @@ pub(super) fn mounts(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecErr
         // airlock's /dev makes its own devpts; its shm is replaced by the
         // bundle's when that asks for one (its size, mode and noexec).
         let covered_by_dev = has_dev && dest == "/dev/pts";
-        if !covered_by_dev && typ != "tmpfs" && typ != "bind" {
+        if covered_by_dev {
+            devpts_options(&field, typ, &opts)?;
+        } else if typ != "tmpfs" && typ != "bind" {
             kernel_fs_options(&field, typ, &opts)?;
         }
         match typ {
@@ -279,6 +281,52 @@ fn dev_options(field: &str, opts: &[&str]) -> Result<(), SpecError> {
         Some(why) => Err(err(format!("{field}.options"), why)),
         None => Ok(()),
     }
+}
+
+/// A destination as a path's components give it: `/dev/`, `//dev` and
+/// `/dev/.` are `/dev`, which every comparison below takes them for (as
+/// the runner resolves them).
+fn normal(dest: &Path) -> String {
+    dest.components()
+        .collect::<std::path::PathBuf>()
+        .display()
+        .to_string()
+}
+
+/// The bundle's /dev/pts where airlock's /dev makes its own devpts
+/// (`newinstance`, `ptmxmode=0666`, `mode=0620`, nosuid, noexec): a
+/// devpts whose options that instance keeps. A mode that would close the
+/// terminals more than airlock's does, another filesystem there, or an
+/// option airlock does not know, is refused rather than dropped. `gid=`
+/// is taken as met: a terminal's group is then its opener's.
+fn devpts_options(field: &str, typ: &str, opts: &[&str]) -> Result<(), SpecError> {
+    if typ != "devpts" {
+        return Err(err(
+            format!("{field}.type"),
+            format!(
+                "/dev/pts is the devpts of airlock's /dev; a {typ:?} mount there is not supported"
+            ),
+        ));
+    }
+    let within = |v: &str, given: u32| {
+        u32::from_str_radix(v, 8).is_ok_and(|asked| asked <= 0o7777 && given & !asked == 0)
+    };
+    for opt in opts {
+        let fine = match opt.split_once('=') {
+            None => matches!(*opt, "newinstance" | "nosuid" | "noexec" | "rw"),
+            Some(("ptmxmode", v)) => within(v, 0o666),
+            Some(("mode", v)) => within(v, 0o620),
+            Some(("gid", v)) => v.parse::<u32>().is_ok(),
+            Some(_) => false,
+        };
+        if !fine {
+            return Err(err(
+                format!("{field}.options"),
+                format!("{opt:?} is not supported on /dev/pts: airlock's devpts is newinstance, ptmxmode=0666, mode=0620, nosuid, noexec"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The mode of the directory `dest` reaches in `rootfs`, links followed
