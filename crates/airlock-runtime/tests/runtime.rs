@@ -623,6 +623,22 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "field `linux.memoryPolicy`: not supported",
         ),
         (
+            "id maps outside linux, which oci-spec reads and nothing uses",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}])
+                })
+            }),
+            "field `uidMappings`: not supported by airlock-runtime (give the container's id maps as linux.uidMappings)",
+        ),
+        (
+            "a virtual machine",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| c["vm"] = json!({"kernel": {"path": "/boot/vmlinuz"}}))
+            }),
+            "field `vm`: not supported",
+        ),
+        (
             "a hostname with the host's UTS namespace",
             Box::new(|b: &Path| {
                 edit_config(b, |c| {

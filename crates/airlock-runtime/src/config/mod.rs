@@ -119,6 +119,37 @@ impl Bundle {
                 path.display()
             ));
         }
+        // Fields oci-spec does read, and the translation never would: a
+        // VM's, another platform's, and id maps outside `linux`.
+        let elsewhere = [
+            (
+                "uidMappings",
+                "give the container's id maps as linux.uidMappings",
+            ),
+            (
+                "gidMappings",
+                "give the container's id maps as linux.gidMappings",
+            ),
+            ("vm", "airlock runs containers, not virtual machines"),
+            ("windows", "airlock runs Linux containers"),
+            ("solaris", "airlock runs Linux containers"),
+            ("zos", "airlock runs Linux containers"),
+        ];
+        let given = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::Array(a) => !a.is_empty(),
+            serde_json::Value::Object(o) => !o.is_empty(),
+            _ => true,
+        };
+        if let Some((field, why)) = elsewhere
+            .iter()
+            .find(|(k, _)| typed.get(*k).is_some_and(given))
+        {
+            return Err(format!(
+                "{}: field `{field}`: not supported by airlock-runtime ({why})",
+                path.display()
+            ));
+        }
         if !config.version().starts_with("1.") {
             return Err(format!(
                 "{}: ociVersion {:?} is not supported (1.x is)",
