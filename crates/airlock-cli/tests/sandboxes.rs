@@ -867,7 +867,7 @@ fn exec_refuses_namespaces_that_are_not_the_sandboxs() {
         let answering = std::thread::spawn({
             let stand_in = stand_in.try_clone().unwrap();
             move || {
-                let incoming = control::accept(&stand_in).unwrap();
+                let incoming = control::accept(&stand_in).unwrap().unwrap();
                 assert_eq!(incoming.request, control::Request::Namespaces);
                 incoming.reply_namespaces(&answer);
             }

@@ -1221,6 +1221,34 @@ fn a_taken_id_runs_no_hooks_and_a_hanging_hook_is_stopped() {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     assert!(marker.exists(), "the hook never ran");
+    // Calls that bring no request (a probe that only connects, bytes no
+    // supervisor reads) are answered, and the socket is still watched for
+    // the kill below: they used to stop its watch, and the kill waited
+    // in the backlog until `delete` gave up.
+    let root = airlock::state::StateRoot::open(env.root()).unwrap();
+    let (sb, _) = root.find("h").unwrap();
+    // Through the directory's fd: its path is longer than a socket's may be.
+    let dir = std::fs::File::open(&sb.dir).unwrap();
+    let socket = format!(
+        "/proc/self/fd/{}/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir),
+        airlock::state::control::SOCKET
+    );
+    let connect = || {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+        let conn = rustix::net::socket(AddressFamily::UNIX, SocketType::SEQPACKET, None).unwrap();
+        rustix::net::connect(&conn, &SocketAddrUnix::new(socket.as_str()).unwrap()).unwrap();
+        conn
+    };
+    drop(connect());
+    let garbage = connect();
+    rustix::net::send(&garbage, b"not json", rustix::net::SendFlags::empty()).unwrap();
+    let mut answer = [0u8; 4096];
+    let n = rustix::net::recv(&garbage, &mut answer, rustix::net::RecvFlags::empty())
+        .unwrap()
+        .0;
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.contains("not a request"), "{answer}");
     // A signal is for a created or running container (OCI), and does not
     // stop the create.
     let o = env.rt(&["kill", "h", "TERM"]);

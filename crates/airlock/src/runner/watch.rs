@@ -475,8 +475,15 @@ impl<'a> Watch<'a> {
         let mut ask = || {
             // None: no call could be taken (EMFILE), and the socket would
             // wake the wait at once, again and again: it stops watching
-            // (a stop still ends the hook).
-            let incoming = listener.and_then(control::accept)?;
+            // (a stop still ends the hook). A call that brought no request
+            // (another user's, a probe that only connects, one it cannot
+            // read) was answered: the hook goes on, and so does the watch,
+            // for a kill that comes after it.
+            let incoming = match control::accept(listener?) {
+                Err(_) => return None,
+                Ok(None) => return Some(false),
+                Ok(Some(incoming)) => incoming,
+            };
             let kill = matches!(incoming.request, control::Request::Kill);
             incoming.reply(match kill {
                 true => Ok(()),

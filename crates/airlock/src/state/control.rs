@@ -208,8 +208,10 @@ pub struct Incoming {
 
 /// Accept one connection; one from anyone but the supervisor's own uid or
 /// root is closed unanswered.
-fn accept_ours(listener: &OwnedFd, flags: SocketFlags) -> Option<OwnedFd> {
-    let conn = rustix::net::accept_with(listener, flags | SocketFlags::CLOEXEC).ok()?;
+/// A connection of the owner's or root's; `Ok(None)` for another's,
+/// refused and closed; an error when none could be taken.
+fn accept_ours(listener: &OwnedFd, flags: SocketFlags) -> rustix::io::Result<Option<OwnedFd>> {
+    let conn = rustix::net::accept_with(listener, flags | SocketFlags::CLOEXEC)?;
     let me = rustix::process::geteuid();
     let ours = rustix::net::sockopt::socket_peercred(&conn)
         .is_ok_and(|peer| peer.uid == me || peer.uid.is_root());
@@ -218,9 +220,9 @@ fn accept_ours(listener: &OwnedFd, flags: SocketFlags) -> Option<OwnedFd> {
             &conn,
             "only the sandbox's owner and root may ask its supervisor",
         );
-        return None;
+        return Ok(None);
     }
-    Some(conn)
+    Ok(Some(conn))
 }
 
 /// Answer with an error before closing: a client that read end-of-file
@@ -249,16 +251,29 @@ fn parse_or_answer(conn: OwnedFd, bytes: &[u8]) -> Option<Incoming> {
 
 /// Accept one connection and wait (a second at most) for its request:
 /// for a caller with nothing else to watch (the runtime hooks' wait).
-pub fn accept(listener: &OwnedFd) -> Option<Incoming> {
-    let conn = accept_ours(listener, SocketFlags::empty())?;
+/// `Ok(None)`: the call was answered or gone without a request (another
+/// user's, one that sent nothing or what this supervisor cannot read),
+/// and the listener is as good as before; an error: no connection could
+/// be taken (EMFILE), and the listener would wake its watcher again and
+/// again.
+pub fn accept(listener: &OwnedFd) -> rustix::io::Result<Option<Incoming>> {
+    let Some(conn) = accept_ours(listener, SocketFlags::empty())? else {
+        return Ok(None);
+    };
     let _ = rustix::net::sockopt::set_socket_timeout(
         &conn,
         rustix::net::sockopt::Timeout::Recv,
         Some(Waiting::PATIENCE),
     );
     let mut buf = [0u8; 4096];
-    let (n, _) = rustix::net::recv(&conn, &mut buf[..], rustix::net::RecvFlags::empty()).ok()?;
-    parse_or_answer(conn, &buf[..n])
+    match rustix::net::recv(&conn, &mut buf[..], rustix::net::RecvFlags::empty()) {
+        Ok((n, _)) if n > 0 => Ok(parse_or_answer(conn, &buf[..n])),
+        Err(rustix::io::Errno::AGAIN) => {
+            refuse(&conn, "no request came within a second");
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Connections whose request has not come yet, kept among the
@@ -276,7 +291,9 @@ impl Waiting {
     /// Accept one connection without waiting; its request if it came
     /// with it (else the connection waits here).
     pub fn accept(&mut self, listener: &OwnedFd) -> Option<Incoming> {
-        let conn = accept_ours(listener, SocketFlags::NONBLOCK)?;
+        let conn = accept_ours(listener, SocketFlags::NONBLOCK)
+            .ok()
+            .flatten()?;
         self.read_or_keep(conn, std::time::Instant::now())
     }
 

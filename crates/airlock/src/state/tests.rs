@@ -797,7 +797,7 @@ fn a_start_that_ends_and_takes_its_directory_along_is_started() {
     let supervisor = {
         let sb = SandboxDir::at(&sb.dir);
         std::thread::spawn(move || {
-            let incoming = control::accept(&listener).unwrap();
+            let incoming = control::accept(&listener).unwrap().unwrap();
             assert!(matches!(incoming.request, control::Request::Start));
             // Ran, recorded its end and removed its directory, as a
             // supervisor of `--rm` does, before it answers.
