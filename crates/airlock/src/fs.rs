@@ -128,19 +128,38 @@ pub fn creating<T>(mut make: impl FnMut() -> rustix::io::Result<T>) -> rustix::i
 /// return an O_PATH handle on it. Each component is created with mkdirat in
 /// a parent that was itself resolved inside the root.
 pub fn mkdir_all_in(root: impl AsFd + Copy, dir: &str) -> io::Result<OwnedFd> {
+    mkdir_made_in(root, dir).map(|(fd, _)| fd)
+}
+
+/// [`mkdir_all_in`], and whether this call made `dir` itself. The one it
+/// made is opened beside its parent, never through a link: it is the
+/// directory that mkdirat made (or the call fails), and a mode meant only
+/// for a directory made here cannot land on one a link, swapped in by
+/// whoever may write the parent, leads to.
+pub fn mkdir_made_in(root: impl AsFd + Copy, dir: &str) -> io::Result<(OwnedFd, bool)> {
     match open_in(root, dir, OFlags::PATH | OFlags::DIRECTORY) {
-        Ok(fd) => return Ok(fd),
+        Ok(fd) => return Ok((fd, false)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e),
     }
     let (parent, name) = split_parent(dir);
     let parent_fd = mkdir_all_in(root, parent)?;
     match creating(|| rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(0o755))) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => {}
-        Err(e) => return Err(e.into()),
+        Ok(()) => {
+            let made = rustix::fs::openat2(
+                &parent_fd,
+                name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )?;
+            Ok((made, true))
+        }
+        Err(rustix::io::Errno::EXIST) => {
+            open_in(root, dir, OFlags::PATH | OFlags::DIRECTORY).map(|fd| (fd, false))
+        }
+        Err(e) => Err(e.into()),
     }
-    open_in(root, dir, OFlags::PATH | OFlags::DIRECTORY)
 }
 
 /// What a mount target should be when it has to be created.

@@ -417,11 +417,14 @@ fn apply_step(
             // As bubblewrap's --perms: the mode of a directory made
             // here, never of one already there (a bound host one's),
             // unless asked by --chmod.
-            let existed = path_in(root, destination).is_ok();
-            let d = super::fs::mkdir_all_in(root, destination).step(step)?;
+            // Whether it was made is told by the call that made it: a
+            // lookup of its own before would race one who may write the
+            // parent (a shared bound directory), and let them lead the
+            // mode onto another directory through a link.
+            let (d, made) = crate::fs::mkdir_made_in(root, destination).step(step)?;
             crate::fs::not_led_into_kernel_fs(&d, destination, "the directory", "made")
                 .step(step)?;
-            if let (Some(m), true) = (mode, !existed || *chmod) {
+            if let (Some(m), true) = (mode, made || *chmod) {
                 chmod_path(&d, *m).step(step)?;
             }
         }
