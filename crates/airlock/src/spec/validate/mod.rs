@@ -329,10 +329,10 @@ fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
             return Err(SpecError::new(field, why));
         }
         let bad = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if k.contains("..") || k.contains(bad) || v.contains('\n') {
+        if k.contains("..") || k.contains(bad) || v.contains(['\n', '\0']) {
             return Err(SpecError::new(
                 field,
-                "not a sysctl name and one-line value",
+                "not a sysctl name and a one-line value without NUL",
             ));
         }
     }
@@ -387,6 +387,10 @@ fn process(p: &Process) -> Result<(), SpecError> {
     }
     for (k, v) in &p.env {
         env_var(&format!("process.env.{k}"), k, v)?;
+    }
+    // A name no variable can have would remove nothing, without a word.
+    for (i, k) in p.unset_env.iter().enumerate() {
+        env_var(&format!("process.unset_env[{i}]"), k, "")?;
     }
     if let Some(dir) = &p.cwd {
         cwd("process.cwd", dir)?;

@@ -319,3 +319,27 @@ fn a_file_is_not_written_into_the_kernels_filesystems() {
         validate(&s).unwrap_or_else(|e| panic!("{dest}: {e}"));
     }
 }
+
+/// Names and values that can never do what they say are refused by
+/// field: an `unset_env` no variable can have would remove nothing, and a
+/// sysctl value with a NUL failed only at the write, named by the sysctl.
+#[test]
+fn unset_names_and_sysctl_values_that_cannot_be_are_refused() {
+    for name in ["", "FOO=", "FOO\0"] {
+        let mut s = base();
+        s.process.unset_env = vec!["OK".into(), name.into()];
+        let e = validate(&s).unwrap_err();
+        assert_eq!(e.field, "process.unset_env[1]", "{name:?}: {e}");
+    }
+    let mut s = base();
+    s.sysctls.insert(
+        "net.ipv4.ip_unprivileged_port_start".into(),
+        "80\0junk".into(),
+    );
+    let e = validate(&s).unwrap_err();
+    assert_eq!(
+        e.field, "sysctls.net.ipv4.ip_unprivileged_port_start",
+        "{e}"
+    );
+    assert!(e.to_string().contains("without NUL"), "{e}");
+}
