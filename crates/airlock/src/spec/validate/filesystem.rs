@@ -46,6 +46,7 @@ pub(super) fn root(root: &Root) -> Result<(), SpecError> {
             for (i, l) in lower.iter().enumerate() {
                 absolute(&format!("filesystem.root.lower[{i}]"), l)?;
             }
+            separate_layers("filesystem.root", lower, &[("upper", upper.as_deref())])?;
             tmpfs_size("filesystem.root.size", *size)?;
             match (upper, size) {
                 // The writes go to the host's directory: no tmpfs to size,
@@ -97,6 +98,8 @@ pub(super) fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
             for (j, l) in lower.iter().enumerate() {
                 absolute(&format!("{f}.lower[{j}]"), l)?;
             }
+            let writes = [("upper_dir", upper_dir.as_deref()), ("work_dir", work_dir.as_deref())];
+            separate_layers(f, lower, &writes)?;
             match size {
                 Some(_) if !writable => Err(SpecError::new(
                     format!("{f}.size"),
@@ -154,6 +157,49 @@ fn in_kernel_fs(path: &str) -> bool {
 /// An overlay mount's `upper_dir` and `work_dir`: both or neither, on a
 /// writable overlay, each absolute, neither inside the other (overlayfs
 /// refuses that with a bare EINVAL or ELOOP).
+/// An overlay's layers, and the directories that take its writes, are
+/// separate directories: one given twice, or one inside another, is
+/// refused by name (overlayfs said only "Too many levels of symbolic
+/// links"). Judged by the paths as written, components compared.
+fn separate_layers(
+    f: &str,
+    lower: &[String],
+    writes: &[(&str, Option<&str>)],
+) -> Result<(), SpecError> {
+    use std::path::Path;
+    let named: Vec<(String, &str)> = lower
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (format!("lower[{i}]"), l.as_str()))
+        .chain(
+            writes
+                .iter()
+                .filter_map(|(k, d)| d.map(|d| (k.to_string(), d))),
+        )
+        .collect();
+    for (j, (later, b)) in named.iter().enumerate() {
+        for (earlier, a) in &named[..j] {
+            let (pa, pb) = (Path::new(a), Path::new(b));
+            let how = if pa == pb {
+                "is also"
+            } else if pb.starts_with(pa) {
+                "is inside"
+            } else if pa.starts_with(pb) {
+                "holds"
+            } else {
+                continue;
+            };
+            return Err(SpecError::new(
+                format!("{f}.{later}"),
+                format!(
+                    "{b} {how} {earlier} ({a}); an overlay's layers must be separate directories"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn persistent_layer(
     f: &str,
     writable: bool,
