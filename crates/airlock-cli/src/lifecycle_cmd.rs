@@ -413,10 +413,31 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         die_with_caller: true,
         ..Default::default()
     };
+    // Each flag judged here by the library's rules, so that its error
+    // names the flag (the library's would name its own field).
+    let judged = |flag: &str, r: Result<(), airlock::spec::SpecError>| {
+        r.map_err(|e| refuse(format!("{flag}: {}", e.reason)))
+    };
+    if let Some(w) = &a.workdir {
+        if let Err(code) = judged(
+            &format!("--workdir {w:?}"),
+            airlock::spec::validate::cwd("", w),
+        ) {
+            return code;
+        }
+    }
     if let Some(u) = &a.user {
         let Some((uid, gid)) = parse_user(u) else {
             return refuse(format!("--user {u:?}: expected UID[:GID], numbers"));
         };
+        for id in std::iter::once(uid).chain(gid) {
+            if let Err(code) = judged(
+                &format!("--user {u:?}"),
+                airlock::spec::validate::id("", id),
+            ) {
+                return code;
+            }
+        }
         opts.uid = Some(uid);
         opts.gid = gid;
     }
@@ -424,6 +445,12 @@ pub fn exec(a: ExecArgs, ctx: Context) -> ExitCode {
         let Some((k, v)) = kv.split_once('=') else {
             return refuse(format!("--env {kv:?}: expected KEY=VALUE"));
         };
+        if let Err(code) = judged(
+            &format!("--env {kv:?}"),
+            airlock::spec::validate::env_var("", k, v),
+        ) {
+            return code;
+        }
         opts.env.push((k.into(), v.into()));
     }
     let relay = match a.tty {

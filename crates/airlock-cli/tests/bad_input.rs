@@ -814,3 +814,68 @@ fn a_cwd_resolving_into_proc_and_a_low_nofile() {
     let r = sh(&["--rlimit", "nofile=16"], "ulimit -n");
     assert_eq!((r.code, r.stdout.as_str()), (0, "16\n"), "{}", r.stderr);
 }
+
+/// Errors name the flag the caller wrote, not the library's field:
+/// `--allow-unsafe`, a `--seccomp-profile` file's field, and exec's
+/// `--env`, `--user` and `--workdir`.
+#[test]
+fn errors_name_the_flags_that_were_written() {
+    refused(
+        &["run", "--allow-unsafe", "bogus", "--", "true"],
+        &["--allow-unsafe bogus: unknown guardrail code"],
+    );
+    let dir = tempdir();
+    let profile = dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": "0", "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
+    )
+    .unwrap();
+    refused(
+        &[
+            "run",
+            "--seccomp-profile",
+            &profile.display().to_string(),
+            "--",
+            "true",
+        ],
+        &["--seccomp-profile", "field `syscalls[0].args[0].index`"],
+    );
+}
+
+#[test]
+fn exec_flags_are_named_in_their_errors() {
+    require_root!();
+    let name = format!("exec-flags-{}", std::process::id());
+    let started = output(airlock(&[
+        "run", "-d", "--name", &name, "--", "sleep", "100",
+    ]));
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--env", "=x"],
+            "--env \"=x\": a variable name must be non-empty",
+        ),
+        (
+            &["--user", "4294967295"],
+            "--user \"4294967295\": 4294967295 is (uid_t)-1",
+        ),
+        (&["--workdir", "rel"], "--workdir \"rel\":"),
+        (
+            &["--workdir", "/proc/self"],
+            "--workdir \"/proc/self\": must not be under /proc",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (flags, needle) in cases {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&name, "--", "true"]);
+        let r = output(airlock(&args));
+        if r.code != 125 || !r.stderr.contains(needle) {
+            failures.push(format!("{flags:?}: {} {}", r.code, r.stderr));
+        }
+    }
+    let _ = output(airlock(&["rm", "-f", &name]));
+    assert!(failures.is_empty(), "{failures:#?}");
+}

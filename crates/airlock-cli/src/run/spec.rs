@@ -212,6 +212,10 @@ pub fn build_spec_labeled(a: &RunArgs, m: &ArgMatches) -> Result<(SandboxSpec, L
     walls(&mut s, a, m)?;
     for code in &a.allow_unsafe {
         if !s.allow_unsafe.contains(code) {
+            let field = format!("allow_unsafe[{}]", s.allow_unsafe.len());
+            labels
+                .entries
+                .push((field, format!("--allow-unsafe {code}")));
             s.allow_unsafe.push(code.clone());
         }
     }
@@ -690,8 +694,15 @@ fn seccomp_profile(p: &str) -> Result<Seccomp, String> {
         file => {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("--seccomp-profile {file}: {e}"))?;
-            let oci = serde_json::from_str(&text)
-                .map_err(|e| format!("--seccomp-profile {file}: {e}"))?;
+            // Named by the field, as the same profile inside a spec is.
+            let mut de = serde_json::Deserializer::from_str(&text);
+            let oci = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let at = e.path().to_string();
+                match at.as_str() {
+                    "" | "." => format!("--seccomp-profile {file}: {}", e.inner()),
+                    _ => format!("--seccomp-profile {file}: field `{at}`: {}", e.inner()),
+                }
+            })?;
             Seccomp::custom(oci)
         }
     })

@@ -108,6 +108,9 @@ fn read_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ParseError
 /// Read a spec, choosing the format by its first non-blank character
 /// (`{` is JSON, anything else TOML).
 pub fn from_str_auto(text: &str) -> Result<SandboxSpec, ParseError> {
+    // A byte-order mark (some Windows editors write one) is no part of
+    // either format.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if looks_like_json(text) {
         from_json(text)
     } else {
@@ -232,6 +235,14 @@ mod tests {
         let toml = "[[filesystem.mounts]]\ntype = \"tmpfs\"\ndestination = \"/t\"\n";
         assert_eq!(from_str_auto(toml).unwrap().filesystem.mounts.len(), 1);
         assert_eq!(from_str_auto("[[1]]").unwrap_err().format, "JSON");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_the_spec() {
+        let spec = "\u{feff}{\"process\": {\"args\": [\"true\"]}}";
+        assert_eq!(from_str_auto(spec).unwrap().process.args, ["true"]);
+        let spec = "\u{feff}[process]\nargs = [\"true\"]\n";
+        assert_eq!(from_str_auto(spec).unwrap().process.args, ["true"]);
     }
 
     #[test]

@@ -595,7 +595,7 @@ fn landlock(l: &crate::spec::Landlock) -> Result<(), SpecError> {
 }
 
 /// One environment variable, called `field`.
-pub(crate) fn env_var(field: &str, k: &str, v: &str) -> Result<(), SpecError> {
+pub fn env_var(field: &str, k: &str, v: &str) -> Result<(), SpecError> {
     if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
         return Err(SpecError::new(
             field,
@@ -619,7 +619,7 @@ pub(crate) fn umask(field: &str, mask: u32) -> Result<(), SpecError> {
 /// A working directory: absolute, and not under /proc however it is
 /// spelled (`//proc`, `/tmp/../proc`): runc CVE-2024-21626, where a cwd
 /// through /proc/self/fd/N reached the host.
-pub(crate) fn cwd(field: &str, path: &str) -> Result<(), SpecError> {
+pub fn cwd(field: &str, path: &str) -> Result<(), SpecError> {
     absolute(field, path)?;
     use crate::check::paths::{normalize, within};
     if within(&normalize(path), "/proc") {
