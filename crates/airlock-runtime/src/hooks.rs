@@ -226,10 +226,16 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
     // succeeds says nothing of ours. A file, not a pipe: nothing to drain
     // while it runs (a hook that writes without pause is still timed out),
     // and a helper it leaves running with them dies of no SIGPIPE once
-    // we have gone (it fills the file instead: a hook's children must not
-    // keep its stdio, which would hold runc's hook run for good).
-    let said_fd = rustix::fs::memfd_create("airlock-hook-output", rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|e| format!("a file for its output: {e}"))?;
+    // we have gone (a hook's children must not keep its stdio, which would
+    // hold runc's hook run for good). The file is kept small: all but its
+    // tail is let go of while the hook runs, and once the hook has ended
+    // it may grow no more (what a helper writes then fails, rather than
+    // filling memory for as long as the helper runs).
+    let said_fd = rustix::fs::memfd_create(
+        "airlock-hook-output",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| format!("a file for its output: {e}"))?;
     let said_out = said_fd
         .try_clone()
         .map_err(|e| format!("a file for its output: {e}"))?;
@@ -254,9 +260,9 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
         });
     }
     let mut pause = airlock::state::Backoff::new(Duration::from_millis(5));
-    loop {
+    let ended = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return if status.success() {
+            break if status.success() {
                 Ok(())
             } else {
                 Err(format!("exited with {status}{}", said()))
@@ -267,14 +273,39 @@ fn run_one(h: &Hook, state: &serde_json::Value) -> Result<(), String> {
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
+            break Err(format!(
                 "did not finish within its timeout of {}s{}",
                 h.timeout().unwrap_or(0),
                 said()
             ));
         }
+        keep_the_tail(&said_fd);
         pause.pause();
+    };
+    keep_the_tail(&said_fd);
+    let _ = rustix::fs::fcntl_add_seals(&said_fd, rustix::fs::SealFlags::GROW);
+    ended
+}
+
+/// How much of a hook's output file is kept in memory at most, beyond
+/// the tail that is read.
+const OUTPUT_KEPT: u64 = 1 << 20;
+
+/// Let go of all but the last pages of a hook's output file once it
+/// holds more than [`OUTPUT_KEPT`]: a hole takes no memory, and the size,
+/// the writers' offsets and the tail stay as they were.
+fn keep_the_tail(f: &std::os::fd::OwnedFd) {
+    let len = rustix::fs::fstat(f).map_or(0, |st| st.st_size.max(0) as u64);
+    if len <= OUTPUT_KEPT {
+        return;
     }
+    let upto = (len - 8192) & !4095;
+    let _ = rustix::fs::fallocate(
+        f,
+        rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+        0,
+        upto,
+    );
 }
 
 /// The last 4 KiB a hook wrote to its output file (the end is what

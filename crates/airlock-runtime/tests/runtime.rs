@@ -1693,3 +1693,45 @@ fn console_size_is_set_and_a_console_socket_needs_a_terminal() {
     assert!(!env.rt(&["state", "np"]).status.success());
     assert!(env.rt(&["delete", "--force", "t"]).status.success());
 }
+
+/// A hook's output goes to a memory file that a helper it leaves running
+/// keeps: once the hook has ended the file may grow no more, so the
+/// helper's writes fail instead of filling memory for as long as it runs.
+/// Here the helper stops at its first failed write; it used to write on
+/// for good.
+#[test]
+fn a_helper_a_hook_leaves_cannot_fill_memory_with_its_output() {
+    require_root!();
+    let env = Env::new();
+    let pid_file = env.dir.path().join("helper");
+    let script = format!(
+        "(while echo spam; do :; done) & echo $! > {}; exit 0",
+        pid_file.display()
+    );
+    let b = env.bundle("b", &["sh", "-c", "exit 0"], |c| {
+        c["hooks"] = json!({
+            "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 5}],
+        });
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "h"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pid: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(pid) && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let still = alive(pid);
+    let size = std::fs::metadata(format!("/proc/{pid}/fd/1")).map(|m| m.len());
+    if still {
+        // SAFETY: kill on the helper this test's hook started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(
+        !still,
+        "the helper still writes (its output file: {size:?} bytes)"
+    );
+}
