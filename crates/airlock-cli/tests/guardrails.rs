@@ -185,7 +185,7 @@ fn acknowledged_findings_run_and_unknown_codes_are_errors() {
     assert_eq!(r.code, 125);
     assert!(
         r.stderr
-            .contains("allow_unsafe[0]: unknown guardrail code \"everything\""),
+            .contains("--allow-unsafe everything: unknown guardrail code \"everything\""),
         "{}",
         r.stderr
     );
