@@ -879,3 +879,15 @@ fn exec_flags_are_named_in_their_errors() {
     let _ = output(airlock(&["rm", "-f", &name]));
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A pid join path to another kind of namespace is refused by its kind,
+/// as every other join is (it failed later, at its owner's maps, with
+/// "Permission denied").
+#[test]
+fn a_pid_join_of_another_kind_of_namespace_is_named() {
+    require_root!();
+    refused(
+        &["run", "--join", "pid=/proc/self/ns/net", "--", "true"],
+        &["/proc/self/ns/net is not a pid namespace"],
+    );
+}

@@ -30,6 +30,8 @@ pub struct PidJoin {
 }
 
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
+/// `NS_GET_NSTYPE` (linux/nsfs.h): the `CLONE_NEW*` kind of a namespace fd.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 fn open(path: &str) -> std::io::Result<OwnedFd> {
     Ok(rustix::fs::open(
@@ -47,6 +49,15 @@ pub fn enter_for_clone(plan: &Plan) -> Result<Option<PidJoin>, SetupError> {
     };
     let step = || format!("join the pid namespace {path}");
     let ns = open(path).step(step)?;
+    // Typed first, as every other join is: another kind of namespace (or
+    // no namespace at all) failed only later, at its owner's maps.
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns a number.
+    if unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_NSTYPE as _) } != libc::CLONE_NEWPID {
+        return Err(SetupError::new(
+            step(),
+            format!("{path} is not a pid namespace"),
+        ));
+    }
     // Judged by the path, opened now: a bind mount over it since may
     // have made it the host's.
     if !plan.host.joins_own_pid {
