@@ -353,6 +353,20 @@ fn signals_the_caller_ignored_reach_the_workload_at_their_default() {
     assert_eq!(mask & (1 << 9 | 1 << 38), 1 << 9 | 1 << 38, "{own}");
 }
 
+/// /dev/shm is a tmpfs of 64 MiB, as Docker's and podman's: a workload
+/// cannot fill the host's memory with pages no process is charged for
+/// (it took up to half of it). A tmpfs mounted there with a size of its
+/// own replaces it. Any caller.
+#[test]
+fn dev_shm_is_bounded_unless_sized_otherwise() {
+    let fill = "dd if=/dev/zero of=/dev/shm/x bs=1M count=80 2>/dev/null; \
+                echo $(( $(stat -c %s /dev/shm/x) >> 20 ))";
+    let r = sh(&[], fill);
+    assert_eq!((r.code, r.stdout.trim()), (0, "64"), "{}", r.stderr);
+    let r = sh(&["--size", "128M", "--tmpfs", "/dev/shm"], fill);
+    assert_eq!((r.code, r.stdout.trim()), (0, "80"), "{}", r.stderr);
+}
+
 #[test]
 fn default_view_has_nothing_else_of_the_host() {
     require_root!();

@@ -81,11 +81,16 @@ pub fn mount_dev(
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
     )
     .step(|| format!("mount {dev}/pts"))?;
+    // Sized as Docker, runc's default bundle and podman size theirs: an
+    // unsized tmpfs takes up to half the host's memory, pages no process
+    // is charged for, which the OOM killer cannot free by killing the
+    // writer (it picks host processes instead). A workload that needs
+    // more mounts a tmpfs of its size over it.
     mount_fs_at(
         root,
         &format!("{dev}/shm"),
         "tmpfs",
-        &[("mode", Some("1777"))],
+        &[("mode", Some("1777")), ("size", Some("64m"))],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
     )
     .step(|| format!("mount {dev}/shm"))?;
