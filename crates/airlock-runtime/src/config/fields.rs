@@ -73,7 +73,8 @@ impl ConfigFields {
             .mounts()
             .iter()
             .flatten()
-            .map(|m| m.destination().display().to_string())
+            // As the spec's destinations were made (`/tmp/` is `/tmp`).
+            .map(|m| super::mounts::normal(m.destination()))
             .collect();
         let config_devices: Vec<String> = bundle
             .config

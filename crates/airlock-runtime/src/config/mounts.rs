@@ -286,7 +286,7 @@ fn dev_options(field: &str, opts: &[&str]) -> Result<(), SpecError> {
 /// A destination as a path's components give it: `/dev/`, `//dev` and
 /// `/dev/.` are `/dev`, which every comparison below takes them for (as
 /// the runner resolves them).
-fn normal(dest: &Path) -> String {
+pub(super) fn normal(dest: &Path) -> String {
     dest.components()
         .collect::<std::path::PathBuf>()
         .display()
@@ -313,7 +313,15 @@ fn devpts_options(field: &str, typ: &str, opts: &[&str]) -> Result<(), SpecError
     };
     for opt in opts {
         let fine = match opt.split_once('=') {
-            None => matches!(*opt, "newinstance" | "nosuid" | "noexec" | "rw"),
+            // podman's rootless list when gid 5 is not mapped carries
+            // rprivate; what kernel_fs_options takes on any kernel mount
+            // (propagation, nodev, atime) is taken here too.
+            None => {
+                matches!(
+                    *opt,
+                    "newinstance" | "nosuid" | "noexec" | "nodev" | "rw" | "private" | "rprivate"
+                ) || ATIME.contains(opt)
+            }
             Some(("ptmxmode", v)) => within(v, 0o666),
             Some(("mode", v)) => within(v, 0o620),
             Some(("gid", v)) => v.parse::<u32>().is_ok(),
