@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 /// Our pid as the container sees it, for the hooks that run inside: as
 /// OCI asks ("for hooks executed in the container namespace, the pid as
-/// seen by the container") and runc gives (its init's `getpid`).
+/// seen by the container") and runc gives (its init's `getpid`). The
+/// process that runs them: PID 1 under the OCI runtime (the workload is
+/// PID 1 there); under airlock's own init, the workload's process.
 pub fn own_pid() -> i32 {
     rustix::process::getpid().as_raw_nonzero().get()
 }
