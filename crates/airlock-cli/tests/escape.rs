@@ -641,12 +641,7 @@ fn parent_of(pid: i32) -> Option<i32> {
 #[test]
 fn an_exec_whose_runner_dies_before_it_is_armed_never_runs() {
     require_root!();
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: strace is not installed");
+    if !has_strace() {
         return;
     }
     let name = format!("orphan-{}", std::process::id());

@@ -395,12 +395,7 @@ fn test_cgroup_parent(tag: &str) -> Option<(String, Vec<std::path::PathBuf>)> {
 #[test]
 fn a_supervisor_killed_before_pid1_leaves_no_cgroup() {
     require_root!();
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: strace is not installed");
+    if !has_strace() {
         return;
     }
     let Some((parent, dirs)) = test_cgroup_parent("guard") else {

@@ -175,6 +175,16 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Whether strace is installed, which the tests that hold a process in
+/// one syscall use; says the test is skipped when not.
+pub fn has_strace() -> bool {
+    let found = Command::new("strace").arg("-V").output().is_ok();
+    if !found {
+        eprintln!("SKIPPED: strace is not installed");
+    }
+    found
+}
+
 /// Every descendant of `pid` (from /proc/*/stat).
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut parent_of = Vec::new();
