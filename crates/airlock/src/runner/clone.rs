@@ -1,8 +1,9 @@
 //! PID 1's birth, on both sides of the clone. In the clone: let go of
 //! what is the supervisor's and become PID 1 (`child::main`). In the
-//! supervisor, between the clone and "go": PID 1 handed to the guard, the id maps, the v1
-//! cgroups, the scheduling and the state record, each of which kills and
-//! reaps PID 1 if it fails, before PID 1 ran anything of the workload's.
+//! supervisor, between the clone and "go": PID 1 handed to the guard, the
+//! id maps, the v1 cgroups, the scheduling and the state record, each of
+//! which kills and reaps PID 1 if it fails, before PID 1 ran anything of
+//! the workload's.
 
 use super::guard;
 use super::logs::Logs;
@@ -95,7 +96,8 @@ pub(super) fn clone_failed(e: &std::io::Error) -> SetupError {
 }
 
 /// Between the clone and "go": PID 1 handed to the guard, its id maps and
-/// v1 cgroups, the state file. A failure kills and reaps PID 1 before it ran anything.
+/// v1 cgroups, the state file. A failure kills and reaps PID 1 before it
+/// ran anything.
 pub(super) fn start_pid1(
     plan: &Plan,
     pid: i32,
