@@ -439,10 +439,11 @@ fn from_flags(
         }
     }
     // 0 is "not set", as in a bundle's shares and runc's update.
-    r.cpu_weight = u
-        .cpu_share
-        .filter(|s| *s > 0)
-        .map(crate::config::shares_to_weight);
+    if let Some(shares) = u.cpu_share.filter(|s| *s > 0) {
+        let shares =
+            crate::config::shares_in_range(shares).map_err(|why| format!("--cpu-share: {why}"))?;
+        r.cpu_weight = Some(crate::config::shares_to_weight(shares));
+    }
     if let Some(w) = u.blkio_weight {
         if !(10..=1000).contains(&w) {
             return refuse("--blkio-weight", &format!("{w} is not between 10 and 1000"));

@@ -614,6 +614,15 @@ fn bad_bundles_are_refused_and_leave_nothing() {
             "linux.resources.memory.disableOOMKiller",
         ),
         (
+            "CPU shares the kernel would clamp",
+            Box::new(|b: &Path| {
+                edit_config(b, |c| {
+                    c["linux"]["resources"] = json!({"cpu": {"shares": 300000}})
+                })
+            }),
+            "linux.resources.cpu.shares: 300000 is not between 2 and 262144",
+        ),
+        (
             "a field oci-spec does not know",
             Box::new(|b: &Path| {
                 edit_config(b, |c| {

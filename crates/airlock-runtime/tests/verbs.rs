@@ -332,6 +332,19 @@ fn update_takes_what_containerd_sends() {
     let o = env.rt(&["update", "--cpu-share", "0", "--pids-limit", "50", "k1"]);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(read(&cpu.join("cpu.shares")), "512");
+    // Shares the kernel would clamp are refused, not written clamped.
+    for shares in ["1", "300000"] {
+        let o = env.rt(&["update", "--cpu-share", shares, "k1"]);
+        let err = text(&o).1;
+        assert!(!o.status.success(), "{shares}");
+        assert!(
+            err.contains(&format!(
+                "--cpu-share: {shares} is not between 2 and 262144"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(read(&cpu.join("cpu.shares")), "512");
     // Every limit flag beside --resources is refused, not dropped.
     for flag in ["--cpu-rt-runtime", "--cpu-rt-period"] {
         let o = env.rt(&["update", "-r", file.to_str().unwrap(), flag, "1000", "k1"]);

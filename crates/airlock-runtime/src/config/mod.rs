@@ -39,7 +39,7 @@ pub(crate) mod scheduling;
 
 use namespaces::namespaces;
 use resources::resources;
-pub use resources::{resources_of, shares_to_weight};
+pub use resources::{resources_of, shares_in_range, shares_to_weight};
 
 /// Annotations that configure airlock itself (`run.airlock.*`).
 pub const ANNOTATION_PREFIX: &str = "run.airlock.";

@@ -8,6 +8,18 @@ use airlock::spec::{SandboxSpec, Size, SpecError};
 /// default: back on a v1 host they are the shares the bundle gave.
 pub use airlock::cgroup::plan::shares_to_weight;
 
+/// `shares` if v1's `cpu.shares` takes it as it is: the kernel clamps a
+/// value outside 2..=262144 without a word (runc reads the file back and
+/// refuses), and the weight made of it would be another's.
+pub fn shares_in_range(shares: u64) -> Result<u64, String> {
+    match shares {
+        2..=262_144 => Ok(shares),
+        _ => Err(format!(
+            "{shares} is not between 2 and 262144, the kernel's range for cpu.shares"
+        )),
+    }
+}
+
 /// `linux.resources` as airlock's limits (for `update --resources`).
 pub fn resources_of(
     r: &oci_spec::runtime::LinuxResources,
@@ -126,7 +138,9 @@ pub(super) fn resources(
             s.resources.cpu_period = Some(p);
         }
         if let Some(shares) = c.shares().filter(|x| *x > 0) {
-            s.resources.cpu_weight = Some(shares_to_weight(shares));
+            s.resources.cpu_weight = Some(shares_to_weight(
+                shares_in_range(shares).map_err(|why| err("linux.resources.cpu.shares", why))?,
+            ));
         }
         s.resources.cpuset_cpus = c.cpus().clone().filter(|x| !x.is_empty());
         s.resources.cpuset_mems = c.mems().clone().filter(|x| !x.is_empty());
