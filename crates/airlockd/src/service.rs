@@ -523,7 +523,7 @@ impl Sandboxes for Service {
         let d = self.0.clone();
         let key = req.into_inner().sandbox;
         let found = d.clone();
-        let (sb, _, m) = call
+        let (sb, last, m) = call
             .blocking({
                 let p = peer.clone();
                 move || found.find(&p, &key)
@@ -534,7 +534,7 @@ impl Sandboxes for Service {
             sb.start_holding(&lock)
                 .map_err(|e| from_state_for(&peer, e))?;
             drop(lock);
-            let st = sb.state().map_err(|e| from_state_for(&peer, e))?;
+            let st = state_after(&sb, last, &peer)?;
             events::observe(&d, &sb, &st);
             Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
@@ -566,9 +566,9 @@ impl Sandboxes for Service {
         let sig = airlock::state::parse_signal(&r.signal)
             .ok_or_else(|| invalid("signal", format!("unknown signal {:?}", r.signal)))?;
         call.blocking(move || {
-            let (sb, _, m) = d.find(&peer, &r.sandbox)?;
+            let (sb, last, m) = d.find(&peer, &r.sandbox)?;
             sb.signal(sig).map_err(|e| from_state_for(&peer, e))?;
-            let st = sb.state().map_err(|e| from_state_for(&peer, e))?;
+            let st = state_after(&sb, last, &peer)?;
             Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
         .await
@@ -623,15 +623,7 @@ impl Sandboxes for Service {
         stop.await
             .map_err(|e| RpcStatus::internal(format!("the stop's task failed: {e}")))??;
         call.blocking(move || {
-            let st = match sb.state() {
-                Ok(st) => st,
-                // Removed at its end (`remove_on_exit`): stopped, as asked.
-                Err(_) if !sb.dir.exists() => airlock::state::State {
-                    status: Status::Stopped,
-                    ..last
-                },
-                Err(e) => return Err(from_state_for(peer, e)),
-            };
+            let st = state_after(&sb, last, &peer)?;
             events::observe(&d, &sb, &st);
             Ok(Response::new(info(&peer, &sb, &st, &m, false)))
         })
@@ -836,6 +828,25 @@ impl Sandboxes for Service {
 /// pool's threads would keep that thread, and a caller asking again and
 /// again could take every one of them, stalling every other caller's
 /// calls (root's included) until the grace ran out.
+/// `sb`'s state after a verb that did what it was asked (a start, a
+/// signal, a stop), or `last` as stopped when the sandbox ended and was
+/// removed at its end (`remove_on_exit`) meanwhile: a killed `--rm`
+/// sandbox is gone by the time the reply is made, which is no error.
+fn state_after(
+    sb: &SandboxDir,
+    last: airlock::state::State,
+    peer: &Peer,
+) -> Result<airlock::state::State, RpcStatus> {
+    match sb.state() {
+        Ok(st) => Ok(st),
+        Err(_) if !sb.dir.exists() => Ok(airlock::state::State {
+            status: Status::Stopped,
+            ..last
+        }),
+        Err(e) => Err(from_state_for(peer, e)),
+    }
+}
+
 async fn locked(sb: &airlock::state::SandboxDir) -> Result<std::fs::File, RpcStatus> {
     let mut pause = Duration::from_millis(1);
     loop {

@@ -1207,11 +1207,12 @@ async fn the_daemons_total_limit_refuses_one_more() {
     run(&mut c, "c", &["true"]).await;
 }
 
-/// Stopping a sandbox that is removed at its end answers with it stopped,
-/// not with an error for the state that went with it.
+/// Stopping, killing or starting a sandbox that is removed at its end
+/// answers with what was asked done, not with an error for the state that
+/// went with it.
 #[tokio::test(flavor = "multi_thread")]
-async fn stopping_a_sandbox_removed_at_its_end_answers_stopped() {
-    if !root_or_skip("stopping_a_sandbox_removed_at_its_end_answers_stopped") {
+async fn a_sandbox_removed_at_its_end_answers_its_stop_kill_and_start() {
+    if !root_or_skip("a_sandbox_removed_at_its_end_answers_its_stop_kill_and_start") {
         return;
     }
     let d = Daemon::start("");
@@ -1228,6 +1229,40 @@ async fn stopping_a_sandbox_removed_at_its_end_answers_stopped() {
     let info = c.stop("gone", Some(1)).await.unwrap();
     assert_eq!(info.state, proto::State::Stopped as i32);
     assert!(c.inspect("gone").await.is_err(), "removed at its end");
+    // So does killing one (a KILL waits for the end), and starting one
+    // that ends at once: each did what was asked (both said NOT_FOUND).
+    for (name, argv, start) in [
+        ("killed", ["sleep", "100"], true),
+        ("brief", ["sleep", "0"], false),
+    ] {
+        c.create(proto::CreateRequest {
+            name: name.into(),
+            args: args(&argv),
+            start,
+            remove_on_exit: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let info = match start {
+            true => c.signal(name, "KILL").await,
+            false => c.start(name).await,
+        };
+        let info = info.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(info.name, name);
+        if start {
+            assert_eq!(info.state, proto::State::Stopped as i32, "{name}");
+        }
+        let mut gone = false;
+        for _ in 0..100 {
+            if c.inspect(name).await.is_err() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "{name}: removed at its end");
+    }
 }
 
 /// A List of sandboxes whose specs are near a megabyte each holds what it
