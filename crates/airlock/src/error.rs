@@ -107,6 +107,7 @@ impl Error {
             Error::State(
                 StateError::NameInUse(_)
                 | StateError::WrongStatus { .. }
+                | StateError::Refused { .. }
                 | StateError::NotAttachable(_)
                 | StateError::Ambiguous(_),
             ) => ErrorKind::Conflict,

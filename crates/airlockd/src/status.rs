@@ -116,6 +116,10 @@ pub fn from_error_for(peer: impl std::borrow::Borrow<crate::peer::Peer>, e: Erro
                 what,
             })
         }
+        Error::State(StateError::Refused { name, why }) => Error::State(StateError::Refused {
+            name: shown(name),
+            why,
+        }),
         Error::State(StateError::NotAttachable(name)) => {
             Error::State(StateError::NotAttachable(shown(name)))
         }

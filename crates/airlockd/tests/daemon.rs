@@ -236,6 +236,16 @@ async fn stop_kills_everything_after_the_grace_period() {
     let d = Daemon::start("");
     let mut c = d.client().await;
     let sb = stubborn(&mut c).await;
+    // A signal airlock's init keeps is the caller's mistake, said with
+    // the sandbox's name (it was an internal error naming the state root).
+    let e = c.signal("stubborn", "SEGV").await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("sandbox stubborn: airlock's init, PID 1, does not pass signal 11")
+            && !text.contains(&d.state_root().display().to_string()),
+        "{text}"
+    );
     let t = Instant::now();
     let stopped = c.stop("stubborn", Some(1)).await.unwrap();
     let took = t.elapsed();

@@ -182,9 +182,23 @@ fn ask(dir: &Path, req: &Request) -> io::Result<(Reply, Vec<OwnedFd>)> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     match reply.error {
         None => Ok((reply, fds)),
-        Some(e) => Err(io::Error::other(e)),
+        Some(e) => Err(io::Error::other(Refusal(e))),
     }
 }
+
+/// What a supervisor answered instead of doing a request (a signal its
+/// init keeps, a start of a started sandbox): the caller's to change, no
+/// failure of the host's; [`crate::state::StateError::Refused`] says it.
+#[derive(Debug)]
+pub struct Refusal(pub String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// The supervisor's listening socket in `dir`, 0600.
 pub fn listen(dir: &Path) -> io::Result<OwnedFd> {

@@ -379,7 +379,18 @@ impl SandboxDir {
 
     /// Send a request to the supervisor.
     pub fn request(&self, req: &control::Request) -> Result<(), StateError> {
-        control::request(&self.dir, req).map_err(io_err("ask the supervisor through", &self.dir))
+        control::request(&self.dir, req).map_err(|e| {
+            match e
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<control::Refusal>())
+            {
+                Some(why) => StateError::Refused {
+                    name: self.state().map_or_else(|_| self.id.clone(), |st| st.name),
+                    why: why.0.clone(),
+                },
+                None => io_err("ask the supervisor through", &self.dir)(e),
+            }
+        })
     }
 
     /// Remove the directory. The sandbox must have ended, or the caller

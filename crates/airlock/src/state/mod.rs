@@ -310,6 +310,10 @@ pub enum StateError {
         status: Status,
         what: String,
     },
+    /// Its supervisor would not do what was asked (a signal its init
+    /// keeps, a start of one started already).
+    #[error("sandbox {name}: {why}")]
+    Refused { name: String, why: String },
     #[error("sandbox {0} was started without a terminal or open stdin: nothing to attach to")]
     NotAttachable(String),
     #[error("the spec recorded in state.json cannot be read by this airlock: {0}")]
