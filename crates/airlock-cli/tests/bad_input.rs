@@ -750,7 +750,7 @@ fn settings_that_would_go_unapplied_are_refused() {
     for (spec, says) in [
         (
             r#"{"process": {"args": ["true"]}, "namespaces": {"time": false}, "time": {"boottime": 100}}"#,
-            "time: needs a time namespace",
+            "time.boottime: needs a time namespace",
         ),
         (
             r#"{"process": {"args": ["true"], "personality": 4294967295}}"#,

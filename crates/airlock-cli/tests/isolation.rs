@@ -96,6 +96,69 @@ fn uptime_starts_near_zero() {
     assert!(up < 5.0, "sandbox uptime from an offset namespace: {up}");
 }
 
+/// Each clock starts where asked to the millisecond, not at the second:
+/// offsets of whole seconds taken from each clock's seconds put the
+/// sandbox's monotonic clock up to a second past zero, and as far ahead of
+/// its boot time (which the kernel always keeps ahead) on a host whose
+/// clocks differ in their fractions (one suspended once). Here airlock
+/// runs in a time namespace whose monotonic clock the test puts half a
+/// second ahead, for such a host: the old sandbox's monotonic clock
+/// started between 0.5 and 1.5 s, and behind its boot time half the time.
+#[test]
+fn clocks_start_where_asked_and_boot_time_stays_ahead() {
+    require_root!();
+    use std::os::unix::process::CommandExt;
+    let clocks = "import time; m = time.clock_gettime(time.CLOCK_MONOTONIC); \
+                  b = time.clock_gettime(time.CLOCK_BOOTTIME); print(m, b)";
+    let dir = tempdir();
+    let spec = dir.path().join("spec.json");
+    let mounts = serde_json::to_string(&airlock::spec::default_view()).unwrap();
+    let spec_text =
+        format!(r#"{{"time": {{"boottime": 100}}, "filesystem": {{"mounts": {mounts}}}}}"#);
+    std::fs::write(&spec, spec_text).unwrap();
+    let ahead_by_spec = ["--spec", spec.to_str().unwrap()];
+    for (flags, boot_ahead) in [(&[][..], 0.0), (&ahead_by_spec[..], 100.0)] {
+        let mut c = std::process::Command::new(airlock_bin());
+        c.arg("run")
+            .args(flags)
+            .args(["--", "python3", "-c", clocks]);
+        // SAFETY: between fork and exec only async-signal-safe calls
+        // (unshare, open, write, close) on memory made before the fork.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::unshare(libc::CLONE_NEWTIME) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let fd = libc::open(c"/proc/self/timens_offsets".as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let offsets = b"1 0 500000000\n";
+                let n = libc::write(fd, offsets.as_ptr().cast(), offsets.len());
+                libc::close(fd);
+                match n == offsets.len() as isize {
+                    true => Ok(()),
+                    false => Err(std::io::Error::last_os_error()),
+                }
+            })
+        };
+        let r = output(c);
+        assert_eq!(r.code, 0, "{flags:?}: {}", r.stderr);
+        let read: Vec<f64> = r
+            .stdout
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let (mono, boot) = (read[0], read[1]);
+        assert!(mono < 0.45, "{flags:?}: monotonic started at {mono}");
+        let ahead = boot - mono - boot_ahead;
+        assert!(
+            (0.0..0.01).contains(&ahead),
+            "{flags:?}: boot time {boot}, monotonic {mono}"
+        );
+    }
+}
+
 #[test]
 fn only_loopback_exists() {
     require_root!();

@@ -106,6 +106,20 @@ fn negative_and_unordered_time_offsets_are_taken() {
         "{err}"
     );
     assert!(!text(&env.rt(&["list", "-q"])).0.contains("n2"));
+    // And the one that would pass the largest value a clock may take
+    // (the offset alone is within bounds): it was named only `time`.
+    let b = env.bundle("above", &["true"], |c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 4_611_686_018i64}});
+    });
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "n3"]);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "ran: {out}");
+    assert!(
+        err.contains("linux.timeOffsets.monotonic") && err.contains("refused"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The time namespace: the sandbox's CLOCK_MONOTONIC and CLOCK_BOOTTIME
-//! start where the spec says (near zero by default), so uptime does not
-//! reveal the host's.
+//! start where the spec says (near zero by default), so that a workload's
+//! clocks do not depend on the host's uptime. (They do not hide it: a
+//! process may read its own `/proc/self/timens_offsets`, which holds the
+//! host's uptime at the start, and no mount can cover a per-process file.)
 //!
 //! Offsets can only be written while the new namespace has no process in
 //! it, so the order is: unshare (which only affects our future children),
@@ -64,20 +66,26 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
         }
         return Err(SetupError::io(step(), &e));
     }
-    let host = |id, own: i64| rustix::time::clock_gettime(id).tv_sec - own;
-    let mono = host(rustix::time::ClockId::Monotonic, own_mono);
+    // In nanoseconds, boot-time first: each clock starts where asked to
+    // within the time it takes to get going, and boot time, read before
+    // monotonic, stays ahead of it by at least what was asked (the kernel
+    // keeps boottime >= monotonic; offsets of whole seconds from the
+    // seconds of each clock put them up to a second apart either way on a
+    // host that has been suspended).
+    let host = |id, own: i128| nanos(rustix::time::clock_gettime(id)) - own;
     let boot = host(rustix::time::ClockId::Boottime, own_boot);
-    // Whole seconds only: the sandbox's clocks start between `start` and
-    // `start + 1s`, never below zero (the kernel refuses a negative clock).
+    let mono = host(rustix::time::ClockId::Monotonic, own_mono);
     // Offsets asked as such (OCI's) are written as they are.
     let (mono_off, boot_off) = match clocks.offsets {
-        true => (clocks.monotonic, clocks.boottime),
-        false => (clocks.monotonic - mono, clocks.boottime - boot),
+        true => (secs(clocks.monotonic), secs(clocks.boottime)),
+        false => (secs(clocks.monotonic) - mono, secs(clocks.boottime) - boot),
     };
     let text = format!(
-        "{} {mono_off} 0\n{} {boot_off} 0\n",
+        "{} {}\n{} {}\n",
         libc::CLOCK_MONOTONIC,
+        written(mono_off),
         libc::CLOCK_BOOTTIME,
+        written(boot_off),
     );
     match rustix::io::write(offsets, text.as_bytes()) {
         Ok(_) => {}
@@ -85,19 +93,23 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
             return Err(SetupError::io("write clock offsets", &e.into()))
         }
         Err(e) => {
-            // ERANGE: an offset that puts a clock below zero (or past what it
-            // counts); only the host's clocks now tell which.
-            let field = if mono.saturating_add(mono_off) < 0 {
+            // ERANGE: an offset that puts a clock below zero or past what
+            // it counts; only the host's clocks now tell which.
+            let out = |host: i128, off: i128| !(0..=secs(MAX_CLOCK)).contains(&(host + off));
+            let field = if out(mono, mono_off) {
                 "time.monotonic"
-            } else if boot.saturating_add(boot_off) < 0 {
+            } else if out(boot, boot_off) {
                 "time.boottime"
             } else {
                 "time"
             };
             return Err(SetupError::new(
-            field,
-            format!("the kernel refused the clock offsets monotonic {mono_off}s, boottime {boot_off}s from the host's clocks: {e}"),
-        ));
+                field,
+                format!(
+                    "the kernel refused the clock offsets monotonic {}s, boottime {}s from the host's clocks (monotonic {}s, boottime {}s): {e}",
+                    mono_off / NANOS, boot_off / NANOS, mono / NANOS, boot / NANOS
+                ),
+            ));
         }
     }
     let ns = rustix::fs::open(
@@ -114,9 +126,29 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// The seconds our own time namespace adds to the host's monotonic and
-/// boot-time clocks (none in the host's), rounded up.
-fn own_offsets() -> Result<(i64, i64), SetupError> {
+const NANOS: i128 = 1_000_000_000;
+
+/// The largest value a time namespace's clock may take, in seconds (the
+/// kernel's `KTIME_SEC_MAX / 2`).
+const MAX_CLOCK: i64 = i64::MAX / 1_000_000_000 / 2;
+
+fn nanos(t: rustix::time::Timespec) -> i128 {
+    t.tv_sec as i128 * NANOS + t.tv_nsec as i128
+}
+
+fn secs(s: i64) -> i128 {
+    s as i128 * NANOS
+}
+
+/// An offset as `timens_offsets` takes it: seconds, and nanoseconds from
+/// 0 to 1e9-1 past them (-1.5 s is `-2 500000000`).
+fn written(off: i128) -> String {
+    format!("{} {}", off.div_euclid(NANOS), off.rem_euclid(NANOS))
+}
+
+/// The nanoseconds our own time namespace adds to the host's monotonic
+/// and boot-time clocks (none in the host's).
+fn own_offsets() -> Result<(i128, i128), SetupError> {
     let text = match std::fs::read_to_string("/proc/self/timens_offsets") {
         Ok(t) => t,
         // No time namespaces here: the unshare says so.
@@ -135,19 +167,28 @@ fn own_offsets() -> Result<(i64, i64), SetupError> {
                 format!("/proc/self/timens_offsets: unexpected line {line:?}"),
             )
         };
-        let mut secs: i64 = secs.parse().map_err(|_| unexpected())?;
-        // Rounded up (the nanoseconds are 0 to 1e9-1 past the seconds):
-        // the host's clock is then taken as a little early, never late,
-        // and the sandbox's starts at or just above what was asked, never
-        // below zero.
-        if nanos.is_some_and(|n| n.parse::<u64>().map_or(true, |n| n > 0)) {
-            secs += 1;
-        }
+        let secs: i64 = secs.parse().map_err(|_| unexpected())?;
+        // The nanoseconds are 0 to 1e9-1 past the seconds.
+        let nanos: u32 = nanos.map_or(Ok(0), str::parse).map_err(|_| unexpected())?;
+        let off = self::secs(secs) + nanos as i128;
         match clock {
-            "monotonic" => mono = secs,
-            "boottime" => boot = secs,
+            "monotonic" => mono = off,
+            "boottime" => boot = off,
             _ => {}
         }
     }
     Ok((mono, boot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_written_with_nanoseconds_past_the_seconds() {
+        assert_eq!(written(-1_500_000_000), "-2 500000000");
+        assert_eq!(written(1_500_000_000), "1 500000000");
+        assert_eq!(written(-3 * NANOS), "-3 0");
+        assert_eq!(written(0), "0 0");
+    }
 }

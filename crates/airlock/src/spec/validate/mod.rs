@@ -179,11 +179,17 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     }
     clocks(&spec.time)?;
     // (Zero is the default, and as offsets the host's own clocks.)
-    if !spec.namespaces.time && (spec.time.boottime != 0 || spec.time.monotonic != 0) {
-        return Err(SpecError::new(
-            "time",
-            "needs a time namespace of the sandbox's own (namespaces.time): the host's clocks cannot be set",
-        ));
+    let set = [
+        ("time.boottime", spec.time.boottime),
+        ("time.monotonic", spec.time.monotonic),
+    ];
+    if let Some((field, _)) = set.iter().find(|(_, v)| *v != 0) {
+        if !spec.namespaces.time {
+            return Err(SpecError::new(
+                *field,
+                "needs a time namespace of the sandbox's own (namespaces.time): the host's clocks cannot be set",
+            ));
+        }
     }
     landlock(&spec.landlock)?;
     for (i, c) in spec.capabilities.iter().enumerate() {
