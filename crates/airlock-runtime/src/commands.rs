@@ -53,7 +53,21 @@ impl Ctx {
                 .create(parent)
                 .map_err(|e| format!("--root {}: {e}", self.root.display()))?;
         }
-        StateRoot::open(&self.root).map_err(|e| e.to_string())
+        StateRoot::open(&self.root).map_err(|e| {
+            // The library's advice names the airlock CLI's flag.
+            e.to_string()
+                .replace("--state-root or AIRLOCK_STATE_ROOT", "--root")
+        })
+    }
+
+    /// The state root if it is there: a verb that only looks (list,
+    /// state, ps, exec, ...) leaves no root behind where none was, as
+    /// `--root /run/typo` did.
+    pub(crate) fn existing_root(&self) -> Result<Option<StateRoot>> {
+        match std::fs::symlink_metadata(&self.root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => self.state_root().map(Some),
+        }
     }
 
     pub(crate) fn find(&self, id: &str) -> Result<(SandboxDir, State)> {
@@ -64,7 +78,9 @@ impl Ctx {
     /// The container `id`, or None where there is none; an error where
     /// one is there whose state cannot be read (it may well be running).
     pub(crate) fn find_if_there(&self, id: &str) -> Result<Option<(SandboxDir, State)>> {
-        let root = self.state_root()?;
+        let Some(root) = self.existing_root()? else {
+            return Ok(None);
+        };
         match root.find(id) {
             // The runtime names containers exactly; a prefix is the
             // CLI's convenience, not the OCI interface's.
@@ -111,6 +127,17 @@ struct OciRecord {
     /// process file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     exec_cpu_affinity: Option<config::scheduling::ExecCpuAffinity>,
+    /// The bundle's `process.oomScoreAdj`, an exec's too as under runc
+    /// (whose setns processes take the container's): an exec otherwise
+    /// had its caller's, a shim's -998 say, and the kernel killed the
+    /// container's workload before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oom_score_adj: Option<i32>,
+}
+
+/// [`OciRecord::oom_score_adj`] of the container `sb`.
+pub(crate) fn container_oom_score_adj(sb: &SandboxDir) -> Option<i32> {
+    record(sb)?.oom_score_adj
 }
 
 /// [`OciRecord::exec_cpu_affinity`] of the container `sb`.
@@ -407,6 +434,11 @@ fn create(
             .and_then(|p| p.capabilities().as_ref())
             .map(|c| config::capabilities(c, true)),
         exec_cpu_affinity: bundle.exec_cpu_affinity.clone(),
+        oom_score_adj: bundle
+            .config
+            .process()
+            .as_ref()
+            .and_then(|p| p.oom_score_adj()),
     };
     let spawn = SpawnOptions {
         lifecycle: Some(LifecycleOptions {
@@ -443,12 +475,7 @@ fn create(
     // and PID 1 inherit it: written from here to the held PID 1 instead,
     // a rootless runtime was refused (PID 1 is not dumpable, so its
     // /proc files are not the caller's).
-    if let Some(v) = bundle
-        .config
-        .process()
-        .as_ref()
-        .and_then(|p| p.oom_score_adj())
-    {
+    if let Some(v) = record.oom_score_adj {
         oom_score_adj(v)?;
     }
     let started = Sandbox::start_prepared(prepared.plan, &actx, &spawn);
@@ -533,7 +560,12 @@ fn listen_fds() -> Result<u32> {
 
 /// Are fds 3 to 3+`n`-1 all open? An error names `what` asked for them.
 fn open_from_3(n: u32, what: &str) -> Result<()> {
-    for fd in 3..3 + n as i32 {
+    // Counted wide: `3 + n` past i32::MAX wrapped to an empty range, and
+    // nothing was checked. The first fd not open ends the loop.
+    for fd in 3..3 + i64::from(n) {
+        let Ok(fd) = i32::try_from(fd) else {
+            return Err(format!("{what}: fd {fd} is past any fd"));
+        };
         // SAFETY: F_GETFD reads the flags of an fd number; nothing else.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
             return Err(format!("{what}: fd {fd} is not open"));
@@ -800,7 +832,7 @@ fn parse_signal(s: &str) -> Result<i32> {
 fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
     // A root that cannot be read is an error, --force or not: the
     // container may well be there.
-    ctx.state_root()?;
+    ctx.existing_root()?;
     let (sb, st) = match ctx.find_if_there(id)? {
         Some(x) => x,
         // runc: deleting what is not there with --force is not an error.
@@ -836,10 +868,13 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
 }
 
 fn list(ctx: &Ctx, format: &str, quiet: bool) -> Result<()> {
-    let root = ctx.state_root()?;
-    let states: Vec<serde_json::Value> = root
-        .list()
+    if !matches!(format, "table" | "json") {
+        return Err(format!("list: --format {format:?}: table or json"));
+    }
+    let listed = ctx.existing_root()?.map(|root| root.list());
+    let states: Vec<serde_json::Value> = listed
         .into_iter()
+        .flatten()
         .map(|(sb, st)| oci_state(&sb, &st))
         .collect();
     if quiet {

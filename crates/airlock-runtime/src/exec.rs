@@ -73,9 +73,21 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
                 ));
             }
         }
-        process_file(path, &mut opts, e.no_new_privs)
+        let scored = process_file(path, &mut opts, e.no_new_privs)
             .map_err(|why| format!("exec --process {}: {why}", path.display()))?;
+        // Said by both, it must be the file's too: a terminal asked for
+        // and silently not given would leave the process without one.
+        if e.tty && !opts.tty {
+            return Err(format!(
+                "exec --process {}: --tty asks for a terminal, and the process's `terminal` is false",
+                path.display()
+            ));
+        }
+        if !scored {
+            container_oom_score(&sb)?;
+        }
     } else {
+        container_oom_score(&sb)?;
         // The container's process, as runc builds an exec from it:
         // `--user UID[:GID]` changes only those, its groups stay.
         if let Some((_, gid)) = e.user {
@@ -199,7 +211,18 @@ pub fn exec(ctx: &Ctx, e: liboci_cli::Exec) -> Result<i32> {
 }
 
 /// `exec --process FILE`: an OCI process object.
-fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Result<()> {
+/// The container's OOM score made ours, for the process an exec starts to
+/// inherit (it had its caller's).
+fn container_oom_score(sb: &airlock::state::SandboxDir) -> Result<()> {
+    match crate::commands::container_oom_score_adj(sb) {
+        Some(v) => oom_score_adj(v),
+        None => Ok(()),
+    }
+}
+
+/// Apply the process file at `path` to `opts`; whether it set the OOM
+/// score.
+fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Result<bool> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let affinity = crate::config::scheduling::take_exec_cpu_affinity(&mut value, "")?;
@@ -277,7 +300,7 @@ fn process_file(path: &Path, opts: &mut ExecOptions, no_new_privs: bool) -> Resu
         // The runner and the process it starts inherit ours.
         oom_score_adj(v).map_err(|e| e.replace("process.", ""))?;
     }
-    Ok(())
+    Ok(p.oom_score_adj().is_some())
 }
 
 /// `execCPUAffinity`: `initial` for this process (and the runner it

@@ -24,7 +24,7 @@ struct Cli {
     global: GlobalOpts,
     /// Accepted for runc compatibility; airlock picks rootless mode from
     /// the caller's ids (`true` as root is refused).
-    #[arg(long, value_name = "true|false|auto")]
+    #[arg(long, value_name = "true|false|auto", value_parser = ["true", "false", "auto"])]
     rootless: Option<String>,
     /// Acknowledge a guardrail code for every container this call makes
     /// (see `airlock check --list`); repeatable.

@@ -323,6 +323,11 @@ fn exec_honours_the_process_object_and_cap() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(255), "{out} {err}");
     assert!(err.contains("a command cannot be given"), "{err}");
+    // --tty where the file says no terminal (it ran without one).
+    let o = env.rt(&["exec", "--process", &p, "--tty", "x1"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(255), "{out} {err}");
+    assert!(err.contains("--tty asks for a terminal"), "{err}");
     // runc's flags likewise: honoured (nnp, extra groups) or refused by
     // name, never dropped (they were all dropped before).
     let o = env.rt(&[
@@ -549,6 +554,37 @@ fn the_oom_score_is_the_bundles_as_root_and_rootless() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out} {err}");
     assert_eq!(out.trim(), "500");
+    // An exec's process has the container's score, as under runc, unless
+    // its process file gives one (it had its caller's, the test's 0).
+    let b = env.bundle("e", &["sleep", "100"], |c| {
+        c["process"]["oomScoreAdj"] = json!(500)
+    });
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "e1"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let file = |name: &str, process: Value| {
+        let p = env.dir.path().join(name);
+        std::fs::write(&p, process.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let plain = file(
+        "plain.json",
+        json!({"args": cat, "cwd": "/", "user": {"uid": 0, "gid": 0}}),
+    );
+    let own = file(
+        "own.json",
+        json!({"args": cat, "cwd": "/", "user": {"uid": 0, "gid": 0}, "oomScoreAdj": 700}),
+    );
+    for (args, want) in [
+        (vec!["exec", "e1", cat[0], cat[1]], "500"),
+        (vec!["exec", "--process", &plain, "e1"], "500"),
+        (vec!["exec", "--process", &own, "e1"], "700"),
+    ] {
+        let o = env.rt(&args);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{args:?}: {out} {err}");
+        assert_eq!(out.trim(), want, "{args:?}");
+    }
+    assert!(env.rt(&["delete", "--force", "e1"]).status.success());
 
     // Rootless: the bundle and state root are nobody's, and the container
     // maps its root to nobody.

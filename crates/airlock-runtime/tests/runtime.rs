@@ -1553,6 +1553,71 @@ fn a_console_socket_without_a_terminal_and_an_unknown_log_format_are_refused() {
     assert!(text(&o).1.contains("xml"), "{:?}", text(&o));
 }
 
+/// Flag values runc refuses are refused, not taken for another: `list
+/// --format yaml` printed the table, `--rootless bogus` was accepted, and
+/// a `--preserve-fds` past i32::MAX wrapped to a count of none checked.
+/// A verb that only looks leaves no state root where there was none.
+#[test]
+fn flag_values_are_judged_and_looking_makes_no_state_root() {
+    require_root!();
+    let env = Env::new();
+    let o = env.rt(&["list", "--format", "yaml"]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains("--format \"yaml\": table or json"),
+        "{:?}",
+        text(&o)
+    );
+    let o = env.rt(&["--rootless", "bogus", "list"]);
+    assert!(!o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).1.contains("bogus"), "{:?}", text(&o));
+    let b = env.bundle("fv", &["sleep", "100"], |_| {});
+    let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "fv"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = env.rt(&["exec", "--preserve-fds", "2147483647", "fv", "true"]);
+    assert_eq!(o.status.code(), Some(255), "{:?}", text(&o));
+    let err = text(&o).1;
+    assert!(
+        err.contains("--preserve-fds 2147483647: fd 3 is not open"),
+        "{err}"
+    );
+    assert!(env.rt(&["delete", "--force", "fv"]).status.success());
+    // A root that is not there: each verb says what it would of an empty
+    // one, and makes none (nor its parent).
+    let typo = env.dir.path().join("typo/root");
+    let at_typo = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+            .arg("--root")
+            .arg(&typo)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = at_typo(&["list", "--format", "json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(text(&o).0.trim(), "[]");
+    for verb in [
+        &["state", "c1"][..],
+        &["ps", "c1"],
+        &["exec", "c1", "true"],
+        &["kill", "c1"],
+    ] {
+        let o = at_typo(verb);
+        assert!(!o.status.success(), "{verb:?}");
+        assert!(
+            text(&o).1.contains("\"c1\" does not exist"),
+            "{verb:?}: {:?}",
+            text(&o)
+        );
+    }
+    assert!(at_typo(&["delete", "--force", "c1"]).status.success());
+    assert!(
+        !env.dir.path().join("typo").exists(),
+        "a state root was made"
+    );
+}
+
 /// What a console socket at `path` receives: accepts one client, takes the
 /// terminal's master it sends (SCM_RIGHTS, as runc's clients take it) and
 /// reads it until `want` shows (or the terminal ends, or 10 s pass).
@@ -1674,13 +1739,13 @@ fn console_size_is_set_and_a_console_socket_needs_a_terminal() {
     ] {
         let o = env.rt(&args);
         assert!(!o.status.success(), "{args:?}");
-        assert!(
-            text(&o)
-                .1
-                .contains("--console-socket was given without a terminal"),
-            "{args:?}: {:?}",
-            text(&o)
-        );
+        // With -t, the process file that says no terminal is what is
+        // wrong (it was said as if no terminal had been asked for).
+        let why = match args.contains(&"-t") {
+            true => "--tty asks for a terminal, and the process's `terminal` is false",
+            false => "--console-socket was given without a terminal",
+        };
+        assert!(text(&o).1.contains(why), "{args:?}: {:?}", text(&o));
     }
     // Two rlimits of one type in an exec's process, as in config.json.
     write(json!({
