@@ -1060,6 +1060,16 @@ fn features() -> serde_json::Value {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
         },
-        "annotations": {"run.airlock.allow-unsafe": "guardrail codes to acknowledge, comma-separated"},
+        "annotations": {
+            "run.airlock.allow-unsafe": "guardrail codes to acknowledge, comma-separated",
+            "run.airlock.landlock": "off, auto or required",
+            "run.airlock.seccomp": "default, none or bundle",
+        },
+        // runtime-spec 1.2's list for engines that pass annotations from
+        // images or pods: each of airlock's may take a protection away
+        // (seccomp none, Landlock off, a guardrail acknowledged), so an
+        // engine must not take them from where a workload's author sets
+        // them (CRI-O filters by this list).
+        "potentiallyUnsafeConfigAnnotations": [crate::config::ANNOTATION_PREFIX],
     })
 }

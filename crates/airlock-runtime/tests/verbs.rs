@@ -1634,4 +1634,16 @@ fn features_list_what_a_seccomp_profile_may_use() {
     // The one flag the runtime applies (bundle_policy.rs runs it, and
     // a refused one).
     assert_eq!(listed("supportedFlags"), ["SECCOMP_FILTER_FLAG_LOG"]);
+    // Every annotation that can take a protection away is declared so,
+    // for an engine to keep it from images and pods: each one listed is
+    // within the declared prefix.
+    assert_eq!(
+        f["potentiallyUnsafeConfigAnnotations"],
+        json!(["run.airlock."])
+    );
+    let annotations = f["annotations"].as_object().unwrap();
+    assert!(annotations.len() >= 3, "{f}");
+    for key in annotations.keys() {
+        assert!(key.starts_with("run.airlock."), "{key}");
+    }
 }
