@@ -42,6 +42,9 @@ const STDIN_PIECE: usize = 64 << 10;
 /// header can make us reserve.
 const MAX_MESSAGE: usize = 256 << 20;
 
+/// The most a response's headers may hold, an error status's included.
+const MAX_HEADERS: u32 = 1 << 20;
+
 /// The most output [`Client::exec_output`] collects: what a workload
 /// prints is its own to choose (a FIFO fed without end), and collecting
 /// it must not take the caller's memory without bound.
@@ -199,6 +202,10 @@ impl Client {
             .http2_keep_alive_interval(PING_EVERY)
             .keep_alive_timeout(PING_TIMEOUT)
             .keep_alive_while_idle(true)
+            // An error's details (every guardrail finding of a refused
+            // create) travel in headers: at hyper's 16 KiB a status of 60
+            // findings failed the stream, or past a frame the connection.
+            .http2_max_header_list_size(MAX_HEADERS)
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let p = p.clone();
                 async move {

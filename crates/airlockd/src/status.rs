@@ -23,9 +23,29 @@ pub fn finding(f: &Finding) -> proto::Finding {
 }
 
 /// A status with details.
-pub fn status(code: Code, message: impl Into<String>, details: proto::ErrorDetails) -> Status {
+pub fn status(code: Code, message: impl Into<String>, mut details: proto::ErrorDetails) -> Status {
+    // A status travels in HTTP/2 headers, which a client bounds (hyper's
+    // at 16 KiB unless raised, as airlock-client raises it), and a
+    // message may quote what the caller sent (a name, a key, a sandbox
+    // reference of any length): cut, a status still arrives as one.
+    details.reason = cut(details.reason);
+    details.field = cut(details.field);
     let bytes = prost::Message::encode_to_vec(&details);
-    Status::with_details(code, message, bytes.into())
+    Status::with_details(code, cut(message.into()), bytes.into())
+}
+
+/// The most of a message or reason a status carries, in bytes.
+const MAX_TEXT: usize = 2048;
+
+/// `text`, cut at [`MAX_TEXT`] bytes (on a character's boundary), saying
+/// how much was left out.
+fn cut(mut text: String) -> String {
+    if text.len() > MAX_TEXT {
+        let left = text.len() - MAX_TEXT;
+        text.truncate(text.floor_char_boundary(MAX_TEXT));
+        text.push_str(&format!("… ({left} more bytes)"));
+    }
+    text
 }
 
 /// An error about one request field: "FIELD: REASON".

@@ -606,6 +606,40 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
         "{det:?}"
     );
     assert!(!det.field.is_empty(), "{det:?}");
+    // Sixty of them (17 KiB of findings): the status arrives whole; past
+    // hyper's 16 KiB of headers the client got a transport error.
+    let binds: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                r#"{{"type": "bind", "source": "/etc", "destination": "/h{i}", "readonly": false}}"#
+            )
+        })
+        .collect();
+    let spec = format!(
+        r#"{{"process": {{"args": ["true"]}}, "filesystem": {{"mounts": [{}]}}}}"#,
+        binds.join(",")
+    );
+    let e = c.create(create(&spec)).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::FailedPrecondition), "{e}");
+    assert_eq!(details(&e).findings.len(), 60, "{e}");
+    // What a caller sent, quoted back, is cut: a 20 KiB name, sandbox or
+    // signal still gets its status (each was a transport error).
+    let long = "n".repeat(20 << 10);
+    let e = c
+        .create(proto::CreateRequest {
+            name: long.clone(),
+            args: args(&["true"]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert!(e.to_string().contains("more bytes)"), "{e}");
+    let e = c.inspect(&long).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
+    let e = c.signal("x", &long).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert!(e.to_string().len() < 4096, "{e}");
 
     // The daemon's limits.
     let e = c
