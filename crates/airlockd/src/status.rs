@@ -42,7 +42,11 @@ const MAX_TEXT: usize = 2048;
 fn cut(mut text: String) -> String {
     if text.len() > MAX_TEXT {
         let left = text.len() - MAX_TEXT;
-        text.truncate(text.floor_char_boundary(MAX_TEXT));
+        let at = (0..=MAX_TEXT)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(at);
         text.push_str(&format!("… ({left} more bytes)"));
     }
     text
