@@ -203,6 +203,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        let cut_text = cut("é".repeat(2000));
+        assert!(cut_text.starts_with(&"é".repeat(1024)), "{cut_text}");
+        assert!(cut_text.ends_with("… (1952 more bytes)"), "{cut_text}");
+        assert_eq!(cut("short".into()), "short");
+    }
+
+    #[test]
     fn a_spec_error_names_its_field_in_the_details() {
         let s = from_error(airlock::spec::SpecError::new("process.args", "empty").into());
         assert_eq!(s.code(), Code::InvalidArgument);
