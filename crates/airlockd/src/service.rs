@@ -678,6 +678,19 @@ impl Sandboxes for Service {
         let call = call_slot(&self.0, &peer)?;
         let d = self.0.clone();
         let r = req.into_inner();
+        // A state no sandbox can have matched none, silently: a caller's
+        // typo (or a newer client's state) listed nothing.
+        for (i, s) in r.states.iter().enumerate() {
+            match proto::State::try_from(*s) {
+                Ok(proto::State::Unspecified) | Err(_) => {
+                    return Err(invalid(
+                        &format!("states[{i}]"),
+                        format!("{s} is no sandbox state (creating, created, running, stopped)"),
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
         call.blocking(move || {
             let sandboxes = d
                 .visible(&peer)

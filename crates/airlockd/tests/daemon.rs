@@ -640,6 +640,18 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
     let e = c.signal("x", &long).await.unwrap_err();
     assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
     assert!(e.to_string().len() < 4096, "{e}");
+    // A list of a state that is none is refused (it listed nothing).
+    for bad in [0, 99] {
+        let e = c
+            .list(proto::ListRequest {
+                states: vec![proto::State::Running as i32, bad],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+        assert_eq!(details(&e).field, "states[1]", "{e}");
+    }
 
     // The daemon's limits.
     let e = c
