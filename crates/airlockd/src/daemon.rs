@@ -279,6 +279,7 @@ impl Daemon {
     pub fn peer<T>(&self, req: &tonic::Request<T>) -> Result<Peer, tonic::Status> {
         let Some(PeerInfo(Some(peer))) = req.extensions().get::<PeerInfo>().cloned() else {
             return Err(status::denied(
+                "",
                 "the caller's credentials could not be read from the socket",
                 Vec::new(),
             ));
@@ -289,6 +290,7 @@ impl Daemon {
         match &self.group {
             Some((_, gid)) if peer.in_group(*gid) => Ok(peer),
             Some((name, gid)) => Err(status::denied(
+                "",
                 format!(
                     "uid {} is neither root nor a member of group {name} (gid {gid})",
                     peer.uid
@@ -296,6 +298,7 @@ impl Daemon {
                 Vec::new(),
             )),
             None => Err(status::denied(
+                "",
                 format!(
                     "uid {} is not root, and no group may use this daemon",
                     peer.uid

@@ -50,7 +50,8 @@ fn request_spec(r: &proto::CreateRequest) -> Result<SandboxSpec, RpcStatus> {
         Ok(proto::SpecFormat::Auto) => spec::from_str_auto(&r.spec),
         Err(_) => return Err(invalid("format", format!("unknown format {}", r.format))),
     };
-    parsed.map_err(|e| invalid("spec", e.to_string()))
+    // Named as a spec's refusals are, by the field within it.
+    parsed.map_err(|e| invalid(e.named_field().unwrap_or("spec"), e.to_string()))
 }
 
 /// The largest spec a request may give.
@@ -112,6 +113,7 @@ fn check_unprivileged(
     // caller, root included.
     if spec.process.keep_session_keyring {
         return Err(status::denied(
+            "process.keep_session_keyring",
             "process.keep_session_keyring: a sandbox the daemon starts never keeps its session keyring (it would be the daemon's, not yours)".to_string(),
             Vec::new(),
         ));
@@ -121,6 +123,7 @@ fn check_unprivileged(
     }
     let refuse = |field: &str, what: &str| {
         status::denied(
+            field,
             format!(
                 "{field}: uid {} may not {what} through the daemon",
                 peer.uid
@@ -154,6 +157,7 @@ fn check_unprivileged(
         .collect();
     if !unlocking.is_empty() && !d.may_acknowledge(peer) {
         return Err(status::denied(
+            "allow_unsafe",
             format!(
                 "uid {} may not acknowledge {}: only root and the uids in acknowledge_uids may acknowledge a deny finding",
                 peer.uid,
@@ -362,10 +366,12 @@ fn create(
     // spec text (a control byte in an argument takes six bytes of JSON).
     let kept = serde_json::to_vec(&spec).map_err(|e| RpcStatus::internal(e.to_string()))?;
     if kept.len() > MAX_SPEC {
+        // The args' when they were merged in, else the spec's own (a
+        // short TOML text whose defaults take more as JSON).
         return Err(invalid(
-            "args",
+            if r.args.is_empty() { "spec" } else { "args" },
             format!(
-                "the spec with these arguments takes {} bytes as kept; at most {} KiB is taken",
+                "the spec as kept (its arguments merged) takes {} bytes; at most {} KiB is taken",
                 kept.len(),
                 MAX_SPEC >> 10
             ),

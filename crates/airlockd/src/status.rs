@@ -34,6 +34,29 @@ pub fn status(code: Code, message: impl Into<String>, mut details: proto::ErrorD
     Status::with_details(code, cut(message.into()), bytes.into())
 }
 
+/// `status` about a field of the message `part` of a streaming call's
+/// request (`start`, `attach`): its field `cwd` is `start.cwd`, as the
+/// call's own refusals name it (`start.args`), and the message that
+/// begins with the field says so too.
+pub fn within(part: &str, status: Status) -> Status {
+    let Some(mut details) = airlock_client::error_details(&status) else {
+        return status;
+    };
+    if details.field.is_empty() {
+        return status;
+    }
+    let field = format!("{part}.{}", details.field);
+    let message = match status
+        .message()
+        .strip_prefix(&format!("{}: ", details.field))
+    {
+        Some(rest) => format!("{field}: {rest}"),
+        None => status.message().to_string(),
+    };
+    details.field = field;
+    self::status(status.code(), message, details)
+}
+
 /// The most of a message or reason a status carries, in bytes.
 const MAX_TEXT: usize = 2048;
 
@@ -104,14 +127,16 @@ pub fn limit(field: &str, reason: impl Into<String>) -> Status {
     about_field(Code::ResourceExhausted, "limit", field, reason.into())
 }
 
-pub fn denied(reason: impl Into<String>, findings: Vec<proto::Finding>) -> Status {
+/// The caller may not do this; `field` is what of its request it may
+/// not ask (empty where it may not call at all).
+pub fn denied(field: &str, reason: impl Into<String>, findings: Vec<proto::Finding>) -> Status {
     let reason = reason.into();
     status(
         Code::PermissionDenied,
         reason.clone(),
         proto::ErrorDetails {
             kind: "permission".into(),
-            field: String::new(),
+            field: field.into(),
             reason,
             findings,
         },

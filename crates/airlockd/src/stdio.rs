@@ -518,7 +518,8 @@ pub async fn exec(
     let d2 = d.clone();
     let answer2 = answer.clone();
     let ((feed_to, signals), slot) = blocking(move || {
-        let started = start_exec(&d2, &peer, start, opts, tx, gone, &answer2);
+        let started = start_exec(&d2, &peer, start, opts, tx, gone, &answer2)
+            .map_err(|e| crate::status::within("start", e));
         drop(setup);
         started.map(|feed| (feed, slot))
     })
@@ -813,7 +814,9 @@ pub async fn attach(
     };
     let (sb, attached, reader, name) = call_slot(&d, &peer)?
         .blocking(move || {
-            let (sb, st, m) = d.find(&peer, &which.sandbox)?;
+            let (sb, st, m) = d
+                .find(&peer, &which.sandbox)
+                .map_err(|e| crate::status::within("attach", e))?;
             let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
             // A created one too, as locally: its supervisor answers while the
             // workload is held, and what is typed waits for its start.

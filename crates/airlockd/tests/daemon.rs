@@ -544,6 +544,19 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
         .unwrap_err();
     assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
     assert!(e.to_string().contains("bogus"), "{e}");
+    // A field the parse names is the details' field, as a refusal's
+    // (it said only `spec`).
+    let e = c
+        .create(create(r#"{"process": {"args": ["true"], "cwd": 5}}"#))
+        .await
+        .unwrap_err();
+    assert_eq!(details(&e).field, "process.cwd", "{e}");
+    // A streaming call's refusals name the field of its first message,
+    // as its own do (`start.args`).
+    let e = c.exec_output("", &["true"]).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert_eq!(details(&e).field, "start.sandbox", "{e}");
+    assert!(e.to_string().contains("start.sandbox: "), "{e}");
 
     // The daemon has no caller's environment to give: refused by name,
     // not started with an empty one (the CLI sends its own instead).
@@ -568,6 +581,12 @@ async fn bad_requests_get_precise_statuses_and_leave_nothing() {
     assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
     assert_eq!(details(&e).field, "spec");
     assert!(e.to_string().contains("at most 1024 KiB"), "{e}");
+    // Within the bound as given, past it as kept (its defaults written
+    // out): still the spec's, with no args to blame (it blamed `args`).
+    let e = c.create(create(&huge((1 << 20) - 200))).await.unwrap_err();
+    assert_eq!(e.code(), Some(Code::InvalidArgument), "{e}");
+    assert_eq!(details(&e).field, "spec");
+    assert!(e.to_string().contains("as kept"), "{e}");
     let e = c.create(create(&huge(2 << 20))).await.unwrap_err();
     assert_eq!(e.code(), Some(Code::OutOfRange), "{e}");
     assert!(e.to_string().contains("the limit is: 2097152 bytes"), "{e}");

@@ -16,6 +16,16 @@ pub struct ParseError {
     pub message: String,
 }
 
+impl ParseError {
+    /// The field the error is about, when one could be named: serde_path_to_error
+    /// writes `?` for a place it could not name (the document ended
+    /// inside it), and `.` for the document itself.
+    pub fn named_field(&self) -> Option<&str> {
+        let f = self.field.as_str();
+        (!f.is_empty() && f != "." && !f.ends_with('?')).then_some(f)
+    }
+}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -23,10 +33,9 @@ impl fmt::Display for ParseError {
             "{} spec, line {}, column {}",
             self.format, self.line, self.column
         )?;
-        // serde_path_to_error writes `?` for a place it could not name
-        // (the document ended inside it): the line and column say where.
-        if !self.field.is_empty() && self.field != "." && !self.field.ends_with('?') {
-            write!(f, ", field `{}`", self.field)?;
+        // Where no field is named, the line and column say where.
+        if let Some(field) = self.named_field() {
+            write!(f, ", field `{field}`")?;
         }
         write!(f, ": {}", self.message)
     }
