@@ -589,6 +589,21 @@ fn join_enters_a_namespace_made_ahead() {
         before,
         "the refused start changed the shared namespace"
     );
+    // Nor does one refused after the write: a workload that cannot be
+    // run (it left 77 there); one that runs leaves it set, as asked.
+    for (program, code, left) in [
+        ("/no/such/program", 127, before.as_str()),
+        ("true", 0, "77"),
+    ] {
+        let mut spec = spec.clone();
+        spec["resources"] = serde_json::json!({});
+        spec["process"]["args"] = serde_json::json!([program]);
+        let view: serde_json::Value = serde_json::from_str(&system_view()).unwrap();
+        spec["filesystem"] = serde_json::json!({"mounts": view});
+        let r = run_spec(&spec.to_string());
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert_eq!(port_start(), left, "after {program}");
+    }
     // Errors name the flag.
     let r = output(airlock(&["run", "--join", "net=relative", "--", "true"]));
     assert_ne!(r.code, 0);

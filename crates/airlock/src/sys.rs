@@ -346,6 +346,47 @@ pub fn write_sysctls(
     Ok(())
 }
 
+/// Sysctls written into a namespace others share (a pod's network
+/// namespace, joined by path), put back as they were when dropped unless
+/// kept: a start refused after the write (a workload that cannot be run,
+/// PID 1's setup) must leave the namespace as it found it.
+#[must_use]
+pub struct SharedSysctls {
+    /// Each written sysctl's path and the value it had, in order.
+    old: Vec<(String, String)>,
+}
+
+impl SharedSysctls {
+    /// The sandbox got going: the values stay.
+    pub fn keep(mut self) {
+        self.old.clear();
+    }
+}
+
+impl Drop for SharedSysctls {
+    fn drop(&mut self) {
+        for (path, value) in self.old.iter().rev() {
+            let _ = std::fs::write(path, value);
+        }
+    }
+}
+
+/// [`write_sysctls`] into a shared namespace, remembering what each held.
+pub fn write_shared_sysctls(
+    sysctls: &[(String, String)],
+    report: crate::report::Reporter,
+) -> Result<SharedSysctls, crate::report::SetupError> {
+    use crate::report::StepExt;
+    let mut written = SharedSysctls { old: Vec::new() };
+    for (k, v) in sysctls {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        let old = std::fs::read_to_string(&path).step(|| format!("sysctl {k}: read"))?;
+        write_sysctls(&[(k.clone(), v.clone())], report)?;
+        written.old.push((path, old));
+    }
+    Ok(written)
+}
+
 /// Point stdin, stdout and stderr at /dev/null.
 pub fn stdio_to_null() -> io::Result<()> {
     let null = rustix::fs::open(

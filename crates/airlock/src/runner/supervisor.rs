@@ -129,6 +129,9 @@ struct HostSide {
     /// if it never gets going, and the locks on its upper layers (held
     /// until we exit).
     made_dirs: upper::MadeDirs,
+    /// The sysctls written into a joined namespace, put back if the
+    /// sandbox never gets going.
+    shared_sysctls: crate::sys::SharedSysctls,
 }
 
 pub(super) fn supervise(
@@ -179,6 +182,7 @@ pub(super) fn supervise(
         inner,
         runtime_ns,
         mut made_dirs,
+        shared_sysctls,
     } = host;
     let (hold_read, hold_write) = hold.map_or((None, None), |(r, w)| (Some(r), Some(w)));
     let (go_read, go_write) = go;
@@ -258,6 +262,7 @@ pub(super) fn supervise(
             // The supervisor's to remove, never PID 1's; and its fds on
             // host directories go (the supervisor's copies hold the locks).
             made_dirs.keep();
+            shared_sysctls.keep();
             // The caller's pidfd and the runtime's host-namespace fds too:
             // PID 1 never execs, and would hold them for the sandbox's life.
             drop((
@@ -394,6 +399,7 @@ pub(super) fn supervise(
     signals::stop_forwarding(pid);
     if !outcome.failed {
         made_dirs.keep();
+        shared_sysctls.keep();
     }
     let reaped = !lifecycle.as_ref().is_some_and(|l| l.leave_pid1_to_reaper);
     let (code, exit) = reap(pid, reaped, &outcome, cgroup.as_ref(), started.elapsed())?;
@@ -475,7 +481,7 @@ fn prepare_host_side(
     if let (Some(g), Some(cg)) = (&guard, &cgroup) {
         g.cgroups(cg)?;
     }
-    crate::sys::write_sysctls(&plan.join_sysctls, report)?;
+    let shared_sysctls = crate::sys::write_shared_sysctls(&plan.join_sysctls, report)?;
     let cgroup_fd = match cgroup.as_ref().and_then(|c| c.v2.as_ref()) {
         Some(dir) => Some(
             rustix::fs::open(
@@ -521,6 +527,7 @@ fn prepare_host_side(
         inner: sys::seqpacket_pair().step(|| "socketpair".into())?,
         runtime_ns,
         made_dirs,
+        shared_sysctls,
     })
 }
 
