@@ -117,6 +117,10 @@ pub struct ExecArgs {
     /// through --host would otherwise read ahead.
     #[arg(short = 'n', long, conflicts_with = "tty")]
     pub(crate) no_stdin: bool,
+    /// Taken for docker's `exec -i` (`-it`): your stdin is the process's
+    /// already, unless -n.
+    #[arg(short = 'i', long, conflicts_with = "no_stdin")]
+    pub(crate) interactive: bool,
     /// Print a trace of the setup steps on stderr.
     #[arg(short, long)]
     pub(crate) verbose: bool,
@@ -525,6 +529,12 @@ impl TerminalRelay {
         use std::os::fd::BorrowedFd;
         // SAFETY: fds 0-2 are open for the whole life of this process.
         let stdio = |n| unsafe { BorrowedFd::borrow_raw(n) };
+        // A background job (`airlock exec ... &`) that read the terminal
+        // would be stopped by the kernel (SIGTTIN), and its output with
+        // it: its process gets no input, as with -n.
+        let background =
+            rustix::termios::tcgetpgrp(stdio(0)).is_ok_and(|fg| fg != rustix::process::getpgrp());
+        let no_stdin = no_stdin || background;
         if !no_stdin && !(0..3).any(|n| rustix::termios::isatty(stdio(n))) {
             return Ok(None);
         }
@@ -562,14 +572,19 @@ impl TerminalRelay {
             });
         }
         let mut output = Vec::new();
-        for (r, to_stderr) in [(out, false), (err, true)] {
+        for (r, n) in [(out, 1), (err, 2)] {
             let Some(r) = r else { continue };
             output.push(std::thread::spawn(move || {
-                let mut from = std::fs::File::from(r);
-                let _ = match to_stderr {
-                    true => std::io::copy(&mut from, &mut std::io::stderr()),
-                    false => std::io::copy(&mut from, &mut std::io::stdout()),
-                };
+                // Written as it comes, not through std's stdout, which
+                // holds a line back until its newline: a prompt
+                // (`name? `) or a progress line (`\r`) did not show.
+                // SAFETY: fds 1 and 2 are open for the whole life of this
+                // process; the copy is our own.
+                let to = unsafe { std::os::fd::BorrowedFd::borrow_raw(n) }.try_clone_to_owned();
+                if let Ok(to) = to {
+                    let _ =
+                        std::io::copy(&mut std::fs::File::from(r), &mut std::fs::File::from(to));
+                }
             }));
         }
         Copying { output }

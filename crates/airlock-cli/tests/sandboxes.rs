@@ -1694,6 +1694,10 @@ fn exec_without_stdin_leaves_the_callers_input() {
     };
     assert_eq!(looped("-n"), "got 1\ngot 2\n");
     assert_eq!(looped(""), "2\ngot 1\n");
+    // docker's -i is taken (it was an unknown flag): stdin is passed.
+    assert_eq!(looped("-i"), "2\ngot 1\n");
+    let r = al(root.path(), &["exec", "-n", "-i", "n", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
     // With a terminal of its own, stdin is the terminal's.
     let r = al(root.path(), &["exec", "-n", "-t", "n", "--", "true"]);
     assert_eq!(r.code, 125, "{}", r.stderr);

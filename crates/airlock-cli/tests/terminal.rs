@@ -23,7 +23,15 @@ fn drive(as_user: bool, args: &[&str]) -> (String, i32) {
     } else {
         airlock(args)
     };
+    drive_command(inner, false)
+}
+
+/// [`drive`] of `inner`, run as a background job when `background`.
+fn drive_command(inner: std::process::Command, background: bool) -> (String, i32) {
     let mut c = std::process::Command::new("python3");
+    if background {
+        c.env("DRIVE_IN_BACKGROUND", "1");
+    }
     c.arg(DRIVER)
         .arg(inner.get_program())
         .args(inner.get_args());
@@ -228,9 +236,11 @@ fn exec_without_a_terminal_never_holds_the_callers() {
         run.extend(["--", "sleep", "100"]);
         let started = al(&run);
         assert_eq!(started.code, 0, "{}", started.stderr);
+        // A prompt without a newline shows at once (it was held back in
+        // the CLI's line buffer until the next newline: nothing showed).
         let script = "for n in 0 1 2; do readlink /proc/self/fd/$n; done; \
                       if (: </dev/tty) 2>/dev/null; then echo HAS-TTY; else echo NO-TTY; fi; \
-                      echo READY; read line; echo got=$line; exit 4";
+                      printf 'name? READY'; read line; echo got=$line; exit 4";
         let (screen, status) = drive(
             false,
             &["--state-root", &r, "exec", "nt", "--", "sh", "-c", script],
@@ -242,6 +252,20 @@ fn exec_without_a_terminal_never_holds_the_callers() {
         assert_eq!(status, 4, "{session:?}: {screen}");
         assert_eq!(al(&["rm", "-f", "nt"]).code, 0);
     }
+    // From a background job (`airlock exec ... &`) the terminal is not
+    // read: the exec gets /dev/null, as with -n, and ends. It read the
+    // terminal, and the kernel stopped the whole CLI (SIGTTIN).
+    let started = al(&["run", "-d", "--name", "bg", "--", "sleep", "100"]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let script = "readlink /proc/self/fd/0; cat; echo READY; exit 5";
+    let inner = airlock(&["--state-root", &r, "exec", "bg", "--", "sh", "-c", script]);
+    let (screen, status) = drive_command(inner, true);
+    assert!(
+        screen.contains("/dev/null") && screen.contains("READY"),
+        "{screen}"
+    );
+    assert_eq!(status, 5, "{screen}");
+    assert_eq!(al(&["rm", "-f", "bg"]).code, 0);
 }
 
 /// Piped input to a workload with a terminal of its own ends as a
