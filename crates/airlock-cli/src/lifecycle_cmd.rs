@@ -349,6 +349,17 @@ pub fn stop(a: StopArgs, ctx: Context) -> ExitCode {
 }
 
 pub fn kill(a: KillArgs, ctx: Context) -> ExitCode {
+    // runc's order, NAME [SIGNAL], where docker and podman take NAME...:
+    // `kill web db` failed on an unknown signal "db", and `kill web 15`
+    // meant for a sandbox 15... sent SIGTERM to web. A second word that
+    // names a sandbox is refused, whatever else it could be.
+    if let Some(text) = &a.signal {
+        if find(&ctx, text).is_ok() {
+            return refuse(format!(
+                "{text:?} names a sandbox: airlock kill takes one NAME, then the signal (give it with -s SIGNAL)"
+            ));
+        }
+    }
     let sig_text = a.signal.or(a.signal_flag).unwrap_or_else(|| "KILL".into());
     let Some(sig) = airlock::state::parse_signal(&sig_text) else {
         return refuse(format!("unknown signal {sig_text:?}"));

@@ -73,7 +73,7 @@ enum Command {
     Kill(life::KillArgs),
     /// Wait for a sandbox to end; exits with its status.
     Wait(life::NameArgs),
-    /// Remove stopped sandboxes (-f: running ones too).
+    /// Remove stopped and created sandboxes (-f: running ones too).
     Rm(life::RmArgs),
     /// A daemon's lifecycle events as they happen (needs --host).
     Events(remote::EventsArgs),

@@ -307,6 +307,11 @@ fn kill_wait_and_signals() {
 
     let r = al(root, &["run", "-d", "--name", "k2", "--", "sleep", "100"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // A second word that names a sandbox is no signal: `kill k2 k` (as
+    // docker's `kill NAME...`) killed nothing and blamed a signal "k".
+    let k = al(root, &["kill", "k2", "k"]);
+    assert_eq!(k.code, 125, "{}", k.stderr);
+    assert!(k.stderr.contains("\"k\" names a sandbox"), "{}", k.stderr);
     let k = al(root, &["kill", "k2"]);
     assert_eq!(k.code, 0, "{}", k.stderr);
     assert_eq!(al(root, &["wait", "k2"]).code, 137);
@@ -353,6 +358,15 @@ fn create_holds_the_workload_until_start() {
     assert_eq!(al(root, &["logs", "c"]).stdout, "started\n");
     refused_one_line(&al(root, &["start", "c"]), "only a created sandbox");
     assert_eq!(al(root, &["rm", "c"]).code, 0);
+    // One never started goes without -f, as docker's and runc's (it was
+    // refused as if it ran), its held process with it.
+    let r = al(root, &["create", "--name", "held", "--", "sleep", "100"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pid = inspect(root, "held")["pid"].as_i64().unwrap() as i32;
+    let r = al(root, &["rm", "held"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(sandbox_dirs(root).is_empty(), "{:?}", sandbox_dirs(root));
+    assert!(wait_until(5, || !alive(pid)), "the held process lives on");
 }
 
 #[test]

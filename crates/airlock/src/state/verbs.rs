@@ -142,8 +142,10 @@ impl SandboxDir {
         Ok(())
     }
 
-    /// Remove a stopped sandbox; with `force`, kill a running one first.
-    /// Takes the sandbox's lock. Returns its last state.
+    /// Remove a stopped sandbox, or a created one (nothing of its
+    /// workload has run: its held process is killed, as docker's `rm` and
+    /// runc's `delete` do); with `force`, kill a running one first. Takes
+    /// the sandbox's lock. Returns its last state.
     pub fn delete(&self, force: bool) -> Result<State, StateError> {
         let lock = self.lock()?;
         self.delete_holding(&lock, force)
@@ -154,11 +156,11 @@ impl SandboxDir {
     pub fn delete_holding(&self, _lock: &std::fs::File, force: bool) -> Result<State, StateError> {
         let mut st = self.state()?;
         if st.status != Status::Stopped {
-            if !force {
+            if !force && st.status != Status::Created {
                 return Err(StateError::WrongStatus {
                     name: st.name,
                     status: st.status,
-                    what: "stop it first, or force the removal".into(),
+                    what: "stop it first, or force the removal (-f)".into(),
                 });
             }
             self.kill_all()?;
