@@ -600,6 +600,58 @@ fn a_multi_platform_index_runs_this_hosts_manifest() {
     );
 }
 
+/// One pinned blob that is both an index and a manifest (the ambiguity
+/// of CVE-2021-41190) is refused whichever index.json's descriptor calls
+/// it: it ran one image's workload as an index and another's as a
+/// manifest, under the same pin.
+#[test]
+fn a_blob_that_is_both_index_and_manifest_is_refused() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    let dir = Path::new(&img);
+    oci_layout(
+        dir,
+        &[(
+            "x",
+            vec![busybox_layer()],
+            json!({"Cmd": ["/bin/echo", "reviewed"]}),
+        )],
+    );
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let mut described = read(&dir.join("index.json"))["manifests"][0].clone();
+    let manifest = read(
+        &dir.join("blobs/sha256")
+            .join(&described["digest"].as_str().unwrap()[7..]),
+    );
+    described["platform"] = json!({"architecture": "amd64", "os": "linux"});
+    // The manifest itself, listing itself as an index would.
+    let mut both = manifest.clone();
+    both["manifests"] = json!([described.clone()]);
+    both.as_object_mut().unwrap().remove("mediaType");
+    let b = serde_json::to_vec(&both).unwrap();
+    let d = common::images::sha(&b);
+    std::fs::write(dir.join("blobs/sha256").join(&d[7..]), &b).unwrap();
+    for media_type in [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    ] {
+        let index = json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": media_type, "digest": d, "size": b.len()}
+        ]});
+        std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        let r = env.run(&format!("{img}@{d}"), &[]);
+        assert_eq!(r.code, 125, "{media_type}: ran {}", r.stdout);
+        assert!(
+            r.stderr.contains("it is (also) a"),
+            "{media_type}: {}",
+            r.stderr
+        );
+    }
+}
+
 /// A GNU long name of 64 MiB (a few hundred KB gzipped) is refused as it
 /// arrives, before the tar reader would hold it in memory whole, and
 /// nothing of the layer is kept.

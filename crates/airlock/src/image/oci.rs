@@ -250,8 +250,38 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ImageError> {
     let invalid = |e: serde_json::Error| ImageError::Invalid(format!("{}: {e}", path.display()));
     let mut v: serde_json::Value = serde_json::from_slice(text).map_err(invalid)?;
+    one_kind_of_document(path, &v, kind)?;
     fill_defaults(kind, &mut v);
     serde_json::from_value(v).map_err(invalid)
+}
+
+/// An index is no manifest and a manifest no index, whatever the
+/// descriptor that led to it says. The parsers ignore what they do not
+/// know, so one blob with both `manifests` and `config`/`layers` parses
+/// as either, and which it was read as depended on the `mediaType` of a
+/// descriptor in index.json, which no pinned digest covers: one pin, two
+/// workloads (the ambiguity of CVE-2021-41190, refused as containerd's
+/// ValidateMediaType refuses it). Its own `mediaType` must agree too.
+fn one_kind_of_document(path: &Path, v: &serde_json::Value, kind: &str) -> Result<(), ImageError> {
+    const INDEXES: [&str; 2] = [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ];
+    const MANIFESTS: [&str; 2] = [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ];
+    let has = |key: &str| v.get(key).is_some_and(|x| !x.is_null());
+    let own = v.get("mediaType").and_then(|m| m.as_str()).unwrap_or("");
+    let other = match kind {
+        "index" if has("config") || has("layers") || MANIFESTS.contains(&own) => "manifest",
+        "manifest" if has("manifests") || INDEXES.contains(&own) => "index",
+        _ => return Ok(()),
+    };
+    Err(ImageError::Refused(format!(
+        "{}: read as an image {kind}, it is (also) a {other}: refusing the image, whose content would depend on which it was taken for",
+        path.display()
+    )))
 }
 
 /// A JSON document of the image, read once (at most [`MAX_JSON`]): what
