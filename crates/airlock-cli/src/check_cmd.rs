@@ -62,7 +62,7 @@ fn list(format: Format) -> ExitCode {
 fn unreadable(format: Format, msg: String) -> ExitCode {
     match format {
         Format::Json => println!("{}", serde_json::json!({"error": msg})),
-        Format::Human => eprintln!("airlock: error: {msg}"),
+        Format::Human => eprintln!("airlock: error: {}", crate::run::shown(&msg.to_string())),
     }
     ExitCode::from(2)
 }

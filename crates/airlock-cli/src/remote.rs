@@ -64,7 +64,8 @@ fn fail(e: ClientError) -> ExitCode {
 /// [`fail`] for a run: errors and findings name the flags the user typed
 /// (`--bind /etc /etc`), not the spec's mount indices.
 fn fail_labeled(e: ClientError, labels: &Labels) -> ExitCode {
-    eprintln!("airlock: error: {}", labels.rewrite(&e.to_string(), &[]));
+    let text = labels.rewrite(&e.to_string(), &[]);
+    eprintln!("airlock: error: {}", crate::run::shown(&text));
     if let ClientError::Status {
         details: Some(d), ..
     } = &e

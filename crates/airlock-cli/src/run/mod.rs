@@ -22,7 +22,7 @@ use std::process::ExitCode;
 pub const EXIT_REFUSED: u8 = 125;
 
 pub fn refuse(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("airlock: error: {msg}");
+    eprintln!("airlock: error: {}", shown(&msg.to_string()));
     ExitCode::from(EXIT_REFUSED)
 }
 
@@ -65,8 +65,17 @@ fn status_fd(fd: i32, hold: bool, how: FdUse) -> Result<(), String> {
 
 /// One line for an error of the library, with the exit status it gives.
 pub fn fail(e: Error) -> ExitCode {
-    eprintln!("airlock: error: {e}");
+    eprintln!("airlock: error: {}", shown(&e.to_string()));
     ExitCode::from(e.exit_code())
+}
+
+/// An error's text as the terminal shows it: it may quote an image's
+/// (a config's architecture, a layer's names), and their control
+/// characters are escaped (`\u{1b}`), line by line, so that no escape
+/// sequence of theirs reaches the terminal.
+pub(crate) fn shown(text: &str) -> String {
+    let lines: Vec<String> = text.split('\n').map(airlock::report::plain).collect();
+    lines.join("\n")
 }
 
 /// `airlock run` (and `airlock create`, which holds the workload until
@@ -204,7 +213,7 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         Err(e) => {
             drop(raw);
             let text = airlock::report::rename_fields(&e.to_string(), &runner_names);
-            eprintln!("airlock: error: {text}");
+            eprintln!("airlock: error: {}", shown(&text));
             return ExitCode::from(e.exit_code());
         }
     };
@@ -281,10 +290,8 @@ impl Output {
 
     /// A library error, with the flags named where it names a spec field.
     fn fail(&self, e: Error, image: &[Mount]) -> ExitCode {
-        eprintln!(
-            "airlock: error: {}",
-            self.labels.rewrite(&e.to_string(), image)
-        );
+        let text = self.labels.rewrite(&e.to_string(), image);
+        eprintln!("airlock: error: {}", shown(&text));
         ExitCode::from(e.exit_code())
     }
 }
