@@ -486,6 +486,19 @@ fn manifest_selection_and_platform() {
         env.run(&format!("{img}@{digest}"), &[]).stdout.trim(),
         "one"
     );
+    // The same manifest under a second tag (`skopeo copy` run twice into
+    // one layout): its pin is one image (it was "holds 2 manifests").
+    let mut twice = index.clone();
+    let mut latest = index["manifests"][0].clone();
+    latest["annotations"]["org.opencontainers.image.ref.name"] = json!("latest");
+    twice["manifests"].as_array_mut().unwrap().push(latest);
+    std::fs::write(
+        format!("{img}/index.json"),
+        serde_json::to_vec(&twice).unwrap(),
+    )
+    .unwrap();
+    let r = env.run(&format!("{img}@{digest}"), &[]);
+    assert_eq!(r.stdout.trim(), "one", "{}", r.stderr);
     // An image for another architecture is refused.
     let arm = env.path("arm");
     oci_layout(
@@ -650,6 +663,51 @@ fn a_blob_that_is_both_index_and_manifest_is_refused() {
             r.stderr
         );
     }
+}
+
+/// An image's own text in an error (its config's architecture) reaches
+/// the terminal escaped: a title-setting escape sequence printed raw.
+#[test]
+fn an_images_text_in_an_error_is_escaped() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    let dir = Path::new(&img);
+    oci_layout(
+        dir,
+        &[("x", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
+    );
+    let blob_path = |d: &str| dir.join("blobs/sha256").join(&d[7..]);
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let write = |v: &serde_json::Value| {
+        let b = serde_json::to_vec(v).unwrap();
+        let d = common::images::sha(&b);
+        std::fs::write(blob_path(&d), &b).unwrap();
+        (d, b.len())
+    };
+    let mut index = read(&dir.join("index.json"));
+    let mut manifest = read(&blob_path(
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let mut config = read(&blob_path(manifest["config"]["digest"].as_str().unwrap()));
+    config["architecture"] = json!("\u{1b}]0;PWNED\u{7}\u{1b}[2J");
+    let (d, size) = write(&config);
+    manifest["config"]["digest"] = json!(d);
+    manifest["config"]["size"] = json!(size);
+    let (d, size) = write(&manifest);
+    index["manifests"][0]["digest"] = json!(d);
+    index["manifests"][0]["size"] = json!(size);
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+        "{:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("PWNED"), "{:?}", r.stderr);
 }
 
 /// A GNU long name of 64 MiB (a few hundred KB gzipped) is refused as it

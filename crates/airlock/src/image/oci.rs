@@ -542,7 +542,7 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
             .and_then(|a| a.get("org.opencontainers.image.ref.name").cloned())
             .unwrap_or_default()
     };
-    let candidates: Vec<&Descriptor> = index
+    let mut candidates: Vec<&Descriptor> = index
         .manifests()
         .iter()
         .filter(|d| match sel {
@@ -556,6 +556,18 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
                 .is_none_or(|p| p.architecture().to_string() == arch)
         })
         .collect();
+    if matches!(sel, Selector::Digest(_)) {
+        // The same content under two tags (`skopeo copy` run twice into
+        // one layout) is one image, not a choice to make: a pin of it was
+        // refused as naming two.
+        let mut seen = Vec::new();
+        candidates.retain(|d| {
+            let described = (d.media_type().clone(), d.size());
+            let first = !seen.contains(&described);
+            seen.push(described);
+            first
+        });
+    }
     let desc = pick_one(&candidates, dir, sel)?;
     let manifest: ImageManifest = json_blob(dir, &for_this_platform(dir, desc)?, "manifest")?;
     let config: ImageConfig = json_blob(dir, manifest.config(), "config")?;
