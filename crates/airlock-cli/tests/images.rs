@@ -710,6 +710,53 @@ fn an_images_text_in_an_error_is_escaped() {
     assert!(r.stderr.contains("PWNED"), "{:?}", r.stderr);
 }
 
+/// A config of millions of tiny values (within the 16 MiB a document may
+/// be) is refused before it is parsed: parsed, 16 MiB of `{},` took a
+/// gigabyte of memory, and the pull went on.
+#[test]
+fn a_config_of_millions_of_values_is_refused() {
+    require_root!();
+    let env = Env::new();
+    let img = env.path("img");
+    let dir = Path::new(&img);
+    oci_layout(
+        dir,
+        &[("x", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
+    );
+    let blob_path = |d: &str| dir.join("blobs/sha256").join(&d[7..]);
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let write = |b: &[u8]| {
+        let d = common::images::sha(b);
+        std::fs::write(blob_path(&d), b).unwrap();
+        (d, b.len())
+    };
+    let mut index = read(&dir.join("index.json"));
+    let mut manifest = read(&blob_path(
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let config =
+        std::fs::read_to_string(blob_path(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    // 3 MiB of empty history entries: a million of them.
+    let history = format!(r#""history": [{}{{}}], "#, "{},".repeat(1 << 20));
+    let config = config.replacen('{', &format!("{{{history}"), 1);
+    let (d, size) = write(config.as_bytes());
+    manifest["config"]["digest"] = json!(d);
+    manifest["config"]["size"] = json!(size);
+    let (d, size) = write(&serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = json!(d);
+    index["manifests"][0]["size"] = json!(size);
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let r = env.run(&img, &[]);
+    assert_eq!(r.code, 125, "ran: {}", r.stdout);
+    assert!(
+        r.stderr.contains("holds more than 200000 JSON values"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A GNU long name of 64 MiB (a few hundred KB gzipped) is refused as it
 /// arrives, before the tar reader would hold it in memory whole, and
 /// nothing of the layer is kept.

@@ -8,6 +8,7 @@
 
 mod apply;
 mod error;
+mod json_bound;
 mod limits;
 pub mod oci;
 pub mod store;

@@ -249,6 +249,9 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     kind: &str,
 ) -> Result<T, ImageError> {
     let invalid = |e: serde_json::Error| ImageError::Invalid(format!("{}: {e}", path.display()));
+    super::json_bound::within_bound(text).map_err(|why| {
+        ImageError::Refused(format!("{}: {why}; refusing the image", path.display()))
+    })?;
     let mut v: serde_json::Value = serde_json::from_slice(text).map_err(invalid)?;
     one_kind_of_document(path, &v, kind)?;
     fill_defaults(kind, &mut v);
