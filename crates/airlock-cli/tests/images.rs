@@ -677,29 +677,11 @@ fn an_images_text_in_an_error_is_escaped() {
         dir,
         &[("x", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
     );
-    let blob_path = |d: &str| dir.join("blobs/sha256").join(&d[7..]);
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
-    let write = |v: &serde_json::Value| {
-        let b = serde_json::to_vec(v).unwrap();
-        let d = common::images::sha(&b);
-        std::fs::write(blob_path(&d), &b).unwrap();
-        (d, b.len())
-    };
-    let mut index = read(&dir.join("index.json"));
-    let mut manifest = read(&blob_path(
-        index["manifests"][0]["digest"].as_str().unwrap(),
-    ));
-    let mut config = read(&blob_path(manifest["config"]["digest"].as_str().unwrap()));
-    config["architecture"] = json!("\u{1b}]0;PWNED\u{7}\u{1b}[2J");
-    let (d, size) = write(&config);
-    manifest["config"]["digest"] = json!(d);
-    manifest["config"]["size"] = json!(size);
-    let (d, size) = write(&manifest);
-    index["manifests"][0]["digest"] = json!(d);
-    index["manifests"][0]["size"] = json!(size);
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    common::images::edit_first_image(dir, |_, config| {
+        let mut c: serde_json::Value = serde_json::from_str(config).unwrap();
+        c["architecture"] = json!("\u{1b}]0;PWNED\u{7}\u{1b}[2J");
+        *config = c.to_string();
+    });
     let r = env.run(&img, &[]);
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(
@@ -723,31 +705,11 @@ fn a_config_of_millions_of_values_is_refused() {
         dir,
         &[("x", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
     );
-    let blob_path = |d: &str| dir.join("blobs/sha256").join(&d[7..]);
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
-    let write = |b: &[u8]| {
-        let d = common::images::sha(b);
-        std::fs::write(blob_path(&d), b).unwrap();
-        (d, b.len())
-    };
-    let mut index = read(&dir.join("index.json"));
-    let mut manifest = read(&blob_path(
-        index["manifests"][0]["digest"].as_str().unwrap(),
-    ));
-    let config =
-        std::fs::read_to_string(blob_path(manifest["config"]["digest"].as_str().unwrap())).unwrap();
     // 3 MiB of empty history entries: a million of them.
-    let history = format!(r#""history": [{}{{}}], "#, "{},".repeat(1 << 20));
-    let config = config.replacen('{', &format!("{{{history}"), 1);
-    let (d, size) = write(config.as_bytes());
-    manifest["config"]["digest"] = json!(d);
-    manifest["config"]["size"] = json!(size);
-    let (d, size) = write(&serde_json::to_vec(&manifest).unwrap());
-    index["manifests"][0]["digest"] = json!(d);
-    index["manifests"][0]["size"] = json!(size);
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    common::images::edit_first_image(dir, |_, config| {
+        let history = format!(r#""history": [{}{{}}], "#, "{},".repeat(1 << 20));
+        *config = config.replacen('{', &format!("{{{history}"), 1);
+    });
     let r = env.run(&img, &[]);
     assert_eq!(r.code, 125, "ran: {}", r.stdout);
     assert!(
@@ -1467,6 +1429,34 @@ fn zstd_and_uncompressed_layers() {
         hello("multi", b"two members\n", two, "tar+gzip"),
         "two members\n"
     );
+    // A layer of a type that is no tar (an encrypted one) is refused by
+    // its type, not read as a tar.
+    let dir = env.path("encrypted");
+    common::images::oci_layout_with(
+        Path::new(&dir),
+        &[("e", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
+        common::images::gzip,
+        "tar+gzip+encrypted",
+    );
+    let r = env.run(&dir, &[]);
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("is no layer airlock unpacks"),
+        "{}",
+        r.stderr
+    );
+    // Nor is an artifact (a Helm chart's config) run as an image.
+    let dir = env.path("artifact");
+    oci_layout(
+        Path::new(&dir),
+        &[("a", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
+    );
+    common::images::edit_first_image(Path::new(&dir), |manifest, _| {
+        manifest["config"]["mediaType"] = json!("application/vnd.cncf.helm.config.v1+json");
+    });
+    let r = env.run(&dir, &[]);
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    assert!(r.stderr.contains("no image config"), "{}", r.stderr);
 }
 
 #[test]

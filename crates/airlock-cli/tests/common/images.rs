@@ -274,3 +274,25 @@ pub fn tar_dir(dir: &Path, file: &Path) {
     b.append_dir_all(".", dir).unwrap();
     b.finish().unwrap();
 }
+
+/// Edit the first image of the OCI layout at `dir`: its manifest (as
+/// JSON) and its config (as text), then write both again and every
+/// digest that names them.
+pub fn edit_first_image(dir: &Path, edit: impl FnOnce(&mut serde_json::Value, &mut String)) {
+    let blob = |d: &str| dir.join("blobs/sha256").join(&d[7..]);
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let mut index = read(&dir.join("index.json"));
+    let mut manifest = read(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let mut config =
+        std::fs::read_to_string(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    edit(&mut manifest, &mut config);
+    let (d, size) = write_blob(dir, config.as_bytes());
+    manifest["config"]["digest"] = serde_json::json!(d);
+    manifest["config"]["size"] = serde_json::json!(size);
+    let (d, size) = write_blob(dir, &serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = serde_json::json!(d);
+    index["manifests"][0]["size"] = serde_json::json!(size);
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}

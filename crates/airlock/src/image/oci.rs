@@ -348,11 +348,43 @@ fn json_blob<T: serde::de::DeserializeOwned>(
     parse_json(&path, &text, kind)
 }
 
+/// The layer media types of OCI's and Docker's image specs, the
+/// non-distributable ones included: each a tar, plain or compressed.
+const LAYER_TYPES: [&str; 10] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.zstd",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+
+/// The image config media types: anything else is an artifact's (a Helm
+/// chart's, a signature's), not a runnable image.
+const CONFIG_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
 /// Open a layer blob once and verify it by descriptor, before anything is
 /// unpacked. The unpack reads the same open file (and checks the diff_id
 /// of what it reads).
 fn layer_blob(dir: &Path, d: &Descriptor, diff_id: &str) -> Result<Layer, ImageError> {
     let digest = d.digest().to_string();
+    // What a layer's compression is comes from its bytes; its media type
+    // says whether it is a layer airlock can unpack at all (an encrypted
+    // one, an artifact's blob, read as a tar, failed later as a bad tar
+    // or diff_id, or unpacked whatever it was).
+    let media = d.media_type().to_string();
+    if !(media.is_empty() || LAYER_TYPES.contains(&media.as_str())) {
+        return Err(ImageError::Refused(format!(
+            "layer {digest}: media type {media:?} is no layer airlock unpacks (a tar, plain, gzip or zstd)"
+        )));
+    }
     let hex = digest_hex(&digest).map_err(|e| e.context("the manifest's layer descriptor"))?;
     let path = dir.join("blobs/sha256").join(hex);
     let layer = open_layer(path, Some(digest.clone()), diff_id)?;
@@ -573,6 +605,13 @@ fn oci_layout(dir: &Path, sel: &Selector) -> Result<Image, ImageError> {
     }
     let desc = pick_one(&candidates, dir, sel)?;
     let manifest: ImageManifest = json_blob(dir, &for_this_platform(dir, desc)?, "manifest")?;
+    let config_type = manifest.config().media_type().to_string();
+    if !(config_type.is_empty() || CONFIG_TYPES.contains(&config_type.as_str())) {
+        return Err(ImageError::Refused(format!(
+            "{}: the manifest's config is of media type {config_type:?}, no image config: an artifact, not an image airlock can run",
+            dir.display()
+        )));
+    }
     let config: ImageConfig = json_blob(dir, manifest.config(), "config")?;
     // Blobs are verified now, so a corrupt one is refused before anything
     // is unpacked.
