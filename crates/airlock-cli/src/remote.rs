@@ -879,8 +879,21 @@ fn pass_signals_on(tx: tokio::sync::mpsc::Sender<proto::ExecInput>) {
         let tx = tx.clone();
         tokio::spawn(async move {
             while caught.recv().await.is_some() {
-                if tx.send(exec_in(Input::Signal(sig))).await.is_err() {
-                    return;
+                match tx.try_send(exec_in(Input::Signal(sig))) {
+                    Ok(()) => {}
+                    // Queued behind input the process does not read (the
+                    // daemon feeds it in order, and the stream holds the
+                    // rest): the signal would wait as long, and Ctrl-C
+                    // did nothing. The call ends instead, which the daemon
+                    // takes for the client gone and stops the process, as
+                    // the signal's default action would have.
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                        eprintln!(
+                            "airlock: exec: signal {sig} waits behind input the process has not read; ending the exec"
+                        );
+                        std::process::exit(128 + sig);
+                    }
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
         });

@@ -1600,6 +1600,39 @@ fn a_remote_exec_passes_its_signals_on() {
         assert_eq!(rest, "bye\n", "{name}");
         assert_eq!(status.code(), Some(3), "{name}");
     }
+    // Behind input the process does not read (megabytes of it), a signal
+    // ends the exec (it waited behind the input, and Ctrl-C did nothing),
+    // and the process with it.
+    let script = "echo ready; while :; do sleep 0.05; done";
+    let mut child = command(&d, None, &["exec", "s", "--", "sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 16];
+        while std::io::Write::write_all(&mut input, &chunk).is_ok() {}
+    });
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // Until the client holds as much as it queues.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let ended = (0..100).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        child.try_wait().unwrap()
+    });
+    let Some(status) = ended else {
+        let _ = child.kill();
+        panic!("the exec did not end on SIGINT");
+    };
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let ps = ok(airlock(&d, None, &["exec", "s", "--", "ps", "-o", "args"]));
+    assert!(!ps.contains("while"), "{ps}");
     ok(airlock(&d, None, &["rm", "-f", "s"]));
 }
 
