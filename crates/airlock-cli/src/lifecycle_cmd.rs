@@ -350,11 +350,17 @@ pub fn stop(a: StopArgs, ctx: Context) -> ExitCode {
 
 pub fn kill(a: KillArgs, ctx: Context) -> ExitCode {
     // runc's order, NAME [SIGNAL], where docker and podman take NAME...:
-    // `kill web db` failed on an unknown signal "db", and `kill web 15`
-    // meant for a sandbox 15... sent SIGTERM to web. A second word that
-    // names a sandbox is refused, whatever else it could be.
+    // `kill web db` failed on an unknown signal "db". A second word that
+    // is no signal but names a sandbox, or that is the very name of one
+    // (`kill web 15` beside a sandbox named 15), is refused; one that is
+    // a signal and only begins some sandbox's id (ids are hex: `9`, `15`)
+    // is the signal, as runc takes it.
     if let Some(text) = &a.signal {
-        if find(&ctx, text).is_ok() {
+        let named = match airlock::state::parse_signal(text) {
+            Some(_) => open(&ctx).is_ok_and(|root| root.indexed(text).is_some()),
+            None => find(&ctx, text).is_ok(),
+        };
+        if named {
             return refuse(format!(
                 "{text:?} names a sandbox: airlock kill takes one NAME, then the signal (give it with -s SIGNAL)"
             ));
