@@ -719,6 +719,39 @@ fn a_config_of_millions_of_values_is_refused() {
     );
 }
 
+/// What a user meets often is said as itself: a gzipped archive (`docker
+/// save | gzip`; it failed on a tar header of binary bytes) and an image
+/// of no layer (`FROM scratch`; it named an overlay's lower layers).
+#[test]
+fn a_compressed_archive_and_an_image_of_no_layer_are_named() {
+    require_root!();
+    let env = Env::new();
+    let tar = env.path("img.tar");
+    docker_archive(
+        Path::new(&tar),
+        "x:1",
+        &[busybox_layer()],
+        json!({"Cmd": ["true"]}),
+    );
+    let gz = env.path("img.tar.gz");
+    std::fs::write(&gz, common::images::gzip(&std::fs::read(&tar).unwrap())).unwrap();
+    let r = env.run(&gz, &[]);
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("a compressed archive (gzip or zstd)"),
+        "{}",
+        r.stderr
+    );
+    let empty = env.path("empty");
+    oci_layout(
+        Path::new(&empty),
+        &[("x", vec![], json!({"Cmd": ["true"]}))],
+    );
+    let r = env.run(&empty, &[]);
+    assert_eq!(r.code, 125, "{}", r.stdout);
+    assert!(r.stderr.contains("the image has no layers"), "{}", r.stderr);
+}
+
 /// A GNU long name of 64 MiB (a few hundred KB gzipped) is refused as it
 /// arrives, before the tar reader would hold it in memory whole, and
 /// nothing of the layer is kept.

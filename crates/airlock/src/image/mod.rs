@@ -257,9 +257,20 @@ fn image_dir(path: &Path, store: &Store) -> Result<(PathBuf, Option<Scratch>), I
             human_size(meta.len())
         )
     });
+    let mut f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
+    // `docker save | gzip` is common: said as such, not as a tar header
+    // of binary bytes.
+    let mut magic = [0u8; 4];
+    let n = std::io::Read::read(&mut f, &mut magic).map_err(|e| ImageError::io(path, e))?;
+    if matches!(&magic[..n], [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd]) {
+        return Err(ImageError::Invalid(format!(
+            "{}: a compressed archive (gzip or zstd); decompress it first (gunzip, unzstd)",
+            path.display()
+        )));
+    }
+    std::io::Seek::rewind(&mut f).map_err(|e| ImageError::io(path, e))?;
     let scratch = Scratch(store.scratch("archive")?);
     let dir = scratch.0.path().to_path_buf();
-    let f = std::fs::File::open(path).map_err(|e| ImageError::io(path, e))?;
     let mut budget = unpack::Budget::new(store.limits);
     unpack::unpack(f, &dir, unpack::Options::default(), &mut budget)
         .map_err(|e| e.context(path.display().to_string()))?;

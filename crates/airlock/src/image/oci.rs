@@ -321,11 +321,15 @@ fn sized_as_described(d: &Descriptor, len: u64, path: &Path) -> Result<(), Image
     if len == d.size() {
         return Ok(());
     }
+    // A size left out reads as 0 (see fill_defaults): said so.
+    let described = match d.size() {
+        0 => "its descriptor gives no size (or 0)".to_string(),
+        n => format!("its descriptor's size is {n}"),
+    };
     Err(ImageError::Refused(format!(
-        "{}: blob {} is {len} bytes where its descriptor's size is {}; refusing the image",
+        "{}: blob {} is {len} bytes where {described}; refusing the image",
         path.display(),
         d.digest(),
-        d.size()
     )))
 }
 
@@ -451,6 +455,13 @@ fn checked_layers<T>(
     mut layer: impl FnMut(&T, &str) -> Result<Layer, ImageError>,
 ) -> Result<Vec<Layer>, ImageError> {
     check_platform(config)?;
+    if entries.is_empty() {
+        // (`FROM scratch` with only a CMD): said as the image's, not as
+        // the overlay root's lower layers that it would leave empty.
+        return Err(ImageError::Invalid(
+            "the image has no layers: no file to run".into(),
+        ));
+    }
     if entries.len() > MAX_LAYERS {
         // Refused before anything is unpacked: overlayfs could not stack them.
         return Err(ImageError::Refused(format!(
