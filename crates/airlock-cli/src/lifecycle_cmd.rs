@@ -114,7 +114,9 @@ pub struct ExecArgs {
     pub(crate) tty: bool,
     /// Give the process /dev/null as its stdin, not yours (as `ssh -n`):
     /// for a loop that reads its own input (`while read`), which an exec
-    /// through --host would otherwise read ahead.
+    /// through --host would otherwise read ahead. An exec started as a
+    /// background job (`&`) from a terminal gets /dev/null too (and keeps
+    /// it after `fg`): reading the terminal would stop it.
     #[arg(short = 'n', long, conflicts_with = "tty")]
     pub(crate) no_stdin: bool,
     /// Taken for docker's `exec -i` (`-it`): your stdin is the process's

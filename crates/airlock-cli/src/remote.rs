@@ -877,28 +877,41 @@ fn pass_signals_on(tx: tokio::sync::mpsc::Sender<proto::ExecInput>) {
             continue;
         };
         let tx = tx.clone();
+        let ending = crate::attach_cmd::ENDING.contains(&sig);
         tokio::spawn(async move {
             while caught.recv().await.is_some() {
-                match tx.try_send(exec_in(Input::Signal(sig))) {
-                    Ok(()) => {}
-                    // Queued behind input the process does not read (the
-                    // daemon feeds it in order, and the stream holds the
-                    // rest): the signal would wait as long, and Ctrl-C
-                    // did nothing. The call ends instead, which the daemon
-                    // takes for the client gone and stops the process, as
-                    // the signal's default action would have.
-                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                let sent = tx.send(exec_in(Input::Signal(sig)));
+                if !ending {
+                    if sent.await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                match tokio::time::timeout(SIGNAL_QUEUED, sent).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    // An ending signal (INT, TERM, HUP, QUIT) queued behind
+                    // input the process does not read (the daemon feeds it
+                    // in order, and the stream holds the rest) would wait
+                    // as long: Ctrl-C did nothing. The call ends instead,
+                    // which the daemon takes for the client gone and stops
+                    // the process, as the signal's default action would.
+                    Err(_) => {
                         eprintln!(
-                            "airlock: exec: signal {sig} waits behind input the process has not read; ending the exec"
+                            "airlock: exec: signal {sig} could not be passed on within {} s, behind input the process has not taken; ending the exec",
+                            SIGNAL_QUEUED.as_secs()
                         );
                         std::process::exit(128 + sig);
                     }
-                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
         });
     }
 }
+
+/// How long an ending signal may wait behind the exec's input before the
+/// exec is ended instead (see `pass_signals_on`).
+const SIGNAL_QUEUED: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The first of TERM, HUP, QUIT and INT delivered to us, by number; never,
 /// when none can be caught. One our caller ignores stays ignored.

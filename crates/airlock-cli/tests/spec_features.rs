@@ -598,6 +598,8 @@ fn join_enters_a_namespace_made_ahead() {
         let mut spec = spec.clone();
         spec["resources"] = serde_json::json!({});
         spec["process"]["args"] = serde_json::json!([program]);
+        // A trigger no one may read (mode 0200) is written all the same.
+        spec["sysctls"]["net.ipv4.route.flush"] = serde_json::json!("1");
         let view: serde_json::Value = serde_json::from_str(&system_view()).unwrap();
         spec["filesystem"] = serde_json::json!({"mounts": view});
         let r = run_spec(&spec.to_string());

@@ -17,6 +17,17 @@ use clap::{Parser, Subcommand};
 use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
 
 /// Run OCI bundles in airlock sandboxes (runc's command line).
+/// `--rootless` as runc takes it (Go's ParseBool, or auto in any case, or
+/// empty for auto), as true, false or auto.
+fn rootless_value(s: &str) -> Result<String, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok("true".into()),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok("false".into()),
+        s if s.is_empty() || s.eq_ignore_ascii_case("auto") => Ok("auto".into()),
+        _ => Err("true, false or auto (as runc: 1, t, TRUE, 0, f, FALSE, ...)".into()),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "airlock-runtime", version, about, long_about = None)]
 struct Cli {
@@ -24,7 +35,7 @@ struct Cli {
     global: GlobalOpts,
     /// Accepted for runc compatibility; airlock picks rootless mode from
     /// the caller's ids (`true` as root is refused).
-    #[arg(long, value_name = "true|false|auto", value_parser = ["true", "false", "auto"])]
+    #[arg(long, value_name = "true|false|auto", value_parser = rootless_value)]
     rootless: Option<String>,
     /// Acknowledge a guardrail code for every container this call makes
     /// (see `airlock check --list`); repeatable.

@@ -1571,6 +1571,17 @@ fn flag_values_are_judged_and_looking_makes_no_state_root() {
     let o = env.rt(&["--rootless", "bogus", "list"]);
     assert!(!o.status.success(), "{:?}", text(&o));
     assert!(text(&o).1.contains("bogus"), "{:?}", text(&o));
+    // runc's spellings are taken; as root, true in any of them is refused.
+    for (value, taken) in [
+        ("0", true),
+        ("False", true),
+        ("AUTO", true),
+        ("TRUE", false),
+        ("1", false),
+    ] {
+        let o = env.rt(&["--rootless", value, "list"]);
+        assert_eq!(o.status.success(), taken, "{value}: {:?}", text(&o));
+    }
     let b = env.bundle("fv", &["sleep", "100"], |_| {});
     let o = env.rt(&["create", "--bundle", b.to_str().unwrap(), "fv"]);
     assert!(o.status.success(), "{:?}", text(&o));

@@ -352,8 +352,9 @@ pub fn write_sysctls(
 /// PID 1's setup) must leave the namespace as it found it.
 #[must_use]
 pub struct SharedSysctls {
-    /// Each written sysctl's path and the value it had, in order.
-    old: Vec<(String, String)>,
+    /// Each written sysctl's path, the value it had and the one written,
+    /// in order.
+    old: Vec<(String, String, String)>,
 }
 
 impl SharedSysctls {
@@ -365,8 +366,13 @@ impl SharedSysctls {
 
 impl Drop for SharedSysctls {
     fn drop(&mut self) {
-        for (path, value) in self.old.iter().rev() {
-            let _ = std::fs::write(path, value);
+        for (path, old, ours) in self.old.iter().rev() {
+            // Only what still holds our value: another of the namespace's
+            // users may have set it since (a held sandbox removed later).
+            let now = std::fs::read_to_string(path).unwrap_or_default();
+            if now.trim() == ours.trim() {
+                let _ = std::fs::write(path, old);
+            }
         }
     }
 }
@@ -376,13 +382,16 @@ pub fn write_shared_sysctls(
     sysctls: &[(String, String)],
     report: crate::report::Reporter,
 ) -> Result<SharedSysctls, crate::report::SetupError> {
-    use crate::report::StepExt;
     let mut written = SharedSysctls { old: Vec::new() };
     for (k, v) in sysctls {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        let old = std::fs::read_to_string(&path).step(|| format!("sysctl {k}: read"))?;
+        // One that cannot be read (a trigger such as net.ipv4.route.flush,
+        // write-only) has no value to put back: written all the same.
+        let old = std::fs::read_to_string(&path).ok();
         write_sysctls(&[(k.clone(), v.clone())], report)?;
-        written.old.push((path, old));
+        if let Some(old) = old {
+            written.old.push((path, old, v.clone()));
+        }
     }
     Ok(written)
 }

@@ -38,11 +38,14 @@ pub fn status(code: Code, message: impl Into<String>, mut details: proto::ErrorD
 /// request (`start`, `attach`): its field `cwd` is `start.cwd`, as the
 /// call's own refusals name it (`start.args`), and the message that
 /// begins with the field says so too.
-pub fn within(part: &str, status: Status) -> Status {
+pub fn within(part: &str, fields: &[&str], status: Status) -> Status {
     let Some(mut details) = airlock_client::error_details(&status) else {
         return status;
     };
-    if details.field.is_empty() {
+    // Only a field of that message: a setup step's name (`exec nosuch`)
+    // is no field of the request.
+    let first = details.field.split(['.', '[']).next().unwrap_or("");
+    if details.field.is_empty() || !fields.contains(&first) {
         return status;
     }
     let field = format!("{part}.{}", details.field);
@@ -226,6 +229,26 @@ pub fn from_error(e: Error) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn within_names_only_the_fields_of_the_message() {
+        let fields = &["sandbox", "cwd", "env"];
+        let s = within("start", fields, invalid("env.A=B", "bad"));
+        let d = airlock_client::error_details(&s).unwrap();
+        assert_eq!(
+            (d.field.as_str(), s.message()),
+            ("start.env.A=B", "start.env.A=B: bad")
+        );
+        // A setup step's name is no field of the request.
+        let step = from_error(airlock::Error::Setup(airlock::report::SetupError::new(
+            "exec nosuch",
+            "not found",
+        )));
+        let s = within("start", fields, step.clone());
+        assert_eq!(s.message(), step.message());
+        let d = airlock_client::error_details(&s).unwrap();
+        assert_eq!(d.field, "exec nosuch");
+    }
 
     #[test]
     fn long_text_is_cut_on_a_character_boundary() {

@@ -519,7 +519,7 @@ pub async fn exec(
     let answer2 = answer.clone();
     let ((feed_to, signals), slot) = blocking(move || {
         let started = start_exec(&d2, &peer, start, opts, tx, gone, &answer2)
-            .map_err(|e| crate::status::within("start", e));
+            .map_err(|e| crate::status::within("start", EXEC_START_FIELDS, e));
         drop(setup);
         started.map(|feed| (feed, slot))
     })
@@ -577,6 +577,11 @@ async fn relay(
         }
     }
 }
+
+/// The fields of `ExecStart` (proto), which an error about one names as
+/// `start.FIELD`; the library names them so (`cwd`, `env.K`, `args[0]`,
+/// `uid`).
+const EXEC_START_FIELDS: &[&str] = &["sandbox", "args", "env", "cwd", "uid", "gid", "tty", "size"];
 
 /// Start the process (its output already flowing to `tx`) and return
 /// where the client's input goes, and what passes its signals on.
@@ -816,7 +821,7 @@ pub async fn attach(
         .blocking(move || {
             let (sb, st, m) = d
                 .find(&peer, &which.sandbox)
-                .map_err(|e| crate::status::within("attach", e))?;
+                .map_err(|e| crate::status::within("attach", &["sandbox"], e))?;
             let name = crate::meta::name_for(&peer, m.owner, &st.name).to_string();
             // A created one too, as locally: its supervisor answers while the
             // workload is held, and what is typed waits for its start.

@@ -160,7 +160,8 @@ impl SandboxDir {
                 return Err(StateError::WrongStatus {
                     name: st.name,
                     status: st.status,
-                    what: "stop it first, or force the removal (-f)".into(),
+                    what: "stop it first, or force the removal (airlock rm -f; Delete's force)"
+                        .into(),
                 });
             }
             self.kill_all()?;
