@@ -552,20 +552,13 @@ fn manifest_selection_and_platform() {
 #[test]
 fn a_multi_platform_index_runs_this_hosts_manifest() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    let dir = Path::new(&img);
-    oci_layout(
-        dir,
-        &[(
-            "x",
-            vec![busybox_layer()],
-            json!({"Cmd": ["/bin/echo", "picked"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "x",
+        vec![busybox_layer()],
+        json!({"Cmd": ["/bin/echo", "picked"]}),
     );
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
+    let dir = Path::new(&img);
+    let read = common::images::read_json;
     let amd64 = read(&dir.join("index.json"))["manifests"][0].clone();
     let blob = |v: &serde_json::Value| {
         let b = serde_json::to_vec(v).unwrap();
@@ -620,20 +613,13 @@ fn a_multi_platform_index_runs_this_hosts_manifest() {
 #[test]
 fn a_blob_that_is_both_index_and_manifest_is_refused() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
-    let dir = Path::new(&img);
-    oci_layout(
-        dir,
-        &[(
-            "x",
-            vec![busybox_layer()],
-            json!({"Cmd": ["/bin/echo", "reviewed"]}),
-        )],
+    let (env, img) = Env::with_image(
+        "x",
+        vec![busybox_layer()],
+        json!({"Cmd": ["/bin/echo", "reviewed"]}),
     );
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
+    let dir = Path::new(&img);
+    let read = common::images::read_json;
     let mut described = read(&dir.join("index.json"))["manifests"][0].clone();
     let manifest = read(
         &dir.join("blobs/sha256")
@@ -670,13 +656,8 @@ fn a_blob_that_is_both_index_and_manifest_is_refused() {
 #[test]
 fn an_images_text_in_an_error_is_escaped() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
+    let (env, img) = Env::with_image("x", vec![busybox_layer()], json!({"Cmd": ["true"]}));
     let dir = Path::new(&img);
-    oci_layout(
-        dir,
-        &[("x", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
-    );
     common::images::edit_first_image(dir, |_, config| {
         let mut c: serde_json::Value = serde_json::from_str(config).unwrap();
         c["architecture"] = json!("\u{1b}]0;PWNED\u{7}\u{1b}[2J");
@@ -698,13 +679,8 @@ fn an_images_text_in_an_error_is_escaped() {
 #[test]
 fn a_config_of_millions_of_values_is_refused() {
     require_root!();
-    let env = Env::new();
-    let img = env.path("img");
+    let (env, img) = Env::with_image("x", vec![busybox_layer()], json!({"Cmd": ["true"]}));
     let dir = Path::new(&img);
-    oci_layout(
-        dir,
-        &[("x", vec![busybox_layer()], json!({"Cmd": ["true"]}))],
-    );
     // 3 MiB of empty history entries: a million of them.
     common::images::edit_first_image(dir, |_, config| {
         let history = format!(r#""history": [{}{{}}], "#, "{},".repeat(1 << 20));

@@ -280,9 +280,7 @@ pub fn tar_dir(dir: &Path, file: &Path) {
 /// digest that names them.
 pub fn edit_first_image(dir: &Path, edit: impl FnOnce(&mut serde_json::Value, &mut String)) {
     let blob = |d: &str| dir.join("blobs/sha256").join(&d[7..]);
-    let read = |p: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    };
+    let read = read_json;
     let mut index = read(&dir.join("index.json"));
     let mut manifest = read(&blob(index["manifests"][0]["digest"].as_str().unwrap()));
     let mut config =
@@ -295,4 +293,9 @@ pub fn edit_first_image(dir: &Path, edit: impl FnOnce(&mut serde_json::Value, &m
     index["manifests"][0]["digest"] = serde_json::json!(d);
     index["manifests"][0]["size"] = serde_json::json!(size);
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// A JSON file of an image layout, parsed.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
