@@ -262,7 +262,7 @@ fn image_dir(path: &Path, store: &Store) -> Result<(PathBuf, Option<Scratch>), I
     // of binary bytes.
     let mut magic = [0u8; 4];
     let n = std::io::Read::read(&mut f, &mut magic).map_err(|e| ImageError::io(path, e))?;
-    if matches!(&magic[..n], [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd]) {
+    if store::compression_of(&magic[..n]).is_some() {
         return Err(ImageError::Invalid(format!(
             "{}: a compressed archive (gzip or zstd); decompress it first (gunzip, unzstd)",
             path.display()

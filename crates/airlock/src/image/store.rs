@@ -76,13 +76,29 @@ fn decompressed(layer: &Layer) -> Result<Box<dyn Read>, ImageError> {
         .read(&mut magic)
         .map_err(|e| ImageError::io(path, e))?;
     let f = layer.reader();
-    Ok(match &magic[..n] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(f)),
-        [0x28, 0xb5, 0x2f, 0xfd] => {
+    Ok(match compression_of(&magic[..n]) {
+        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        Some(Compression::Zstd) => {
             Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| ImageError::io(path, e))?)
         }
-        _ => Box::new(f),
+        None => Box::new(f),
     })
+}
+
+/// A compression airlock reads, known by its first bytes.
+pub(super) enum Compression {
+    Gzip,
+    Zstd,
+}
+
+/// The compression whose magic number `start` (a stream's first four
+/// bytes, or fewer) begins with.
+pub(super) fn compression_of(start: &[u8]) -> Option<Compression> {
+    match start {
+        [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+        [0x28, 0xb5, 0x2f, 0xfd] => Some(Compression::Zstd),
+        _ => None,
+    }
 }
 
 /// Unpack `layer` into `tmp/rootfs` and record it in `tmp/meta.json`,
