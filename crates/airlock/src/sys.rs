@@ -340,10 +340,14 @@ pub fn write_sysctls(
     use crate::report::StepExt;
     for (k, v) in sysctls {
         report.progress(|| format!("sysctl {k}={v}"));
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, v).step(|| format!("sysctl {k}"))?;
+        std::fs::write(sysctl_path(k), v).step(|| format!("sysctl {k}"))?;
     }
     Ok(())
+}
+
+/// Where sysctl `key` (`net.ipv4.ip_forward`) is under /proc/sys.
+fn sysctl_path(key: &str) -> String {
+    format!("/proc/sys/{}", key.replace('.', "/"))
 }
 
 /// Sysctls written into a namespace others share (a pod's network
@@ -384,7 +388,7 @@ pub fn write_shared_sysctls(
 ) -> Result<SharedSysctls, crate::report::SetupError> {
     let mut written = SharedSysctls { old: Vec::new() };
     for (k, v) in sysctls {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        let path = sysctl_path(k);
         // One that cannot be read (a trigger such as net.ipv4.route.flush,
         // write-only) has no value to put back: written all the same.
         let old = std::fs::read_to_string(&path).ok();
