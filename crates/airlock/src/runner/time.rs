@@ -129,8 +129,8 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
 const NANOS: i128 = 1_000_000_000;
 
 /// The largest value a time namespace's clock may take, in seconds (the
-/// kernel's `KTIME_SEC_MAX / 2`).
-const MAX_CLOCK: i64 = i64::MAX / 1_000_000_000 / 2;
+/// kernel's `KTIME_SEC_MAX / 2`), as it bounds an offset too.
+const MAX_CLOCK: i64 = crate::spec::validate::MAX_CLOCK_OFFSET;
 
 fn nanos(t: rustix::time::Timespec) -> i128 {
     t.tv_sec as i128 * NANOS + t.tv_nsec as i128

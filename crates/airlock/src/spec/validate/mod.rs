@@ -547,7 +547,7 @@ fn namespaces(spec: &SandboxSpec) -> Result<(), SpecError> {
 
 /// The largest offset of a time namespace's clock, in seconds: half of
 /// what a 64-bit count of nanoseconds holds (the kernel's ERANGE).
-const MAX_CLOCK_OFFSET: i64 = i64::MAX / 1_000_000_000 / 2;
+pub(crate) const MAX_CLOCK_OFFSET: i64 = i64::MAX / 1_000_000_000 / 2;
 
 fn clocks(time: &Clocks) -> Result<(), SpecError> {
     // Offsets (OCI's) may be negative and need no order: the kernel
