@@ -560,18 +560,7 @@ fn listen_fds() -> Result<u32> {
 
 /// Are fds 3 to 3+`n`-1 all open? An error names `what` asked for them.
 fn open_from_3(n: u32, what: &str) -> Result<()> {
-    // Counted wide: `3 + n` past i32::MAX wrapped to an empty range, and
-    // nothing was checked. The first fd not open ends the loop.
-    for fd in 3..3 + i64::from(n) {
-        let Ok(fd) = i32::try_from(fd) else {
-            return Err(format!("{what}: fd {fd} is past any fd"));
-        };
-        // SAFETY: F_GETFD reads the flags of an fd number; nothing else.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            return Err(format!("{what}: fd {fd} is not open"));
-        }
-    }
-    Ok(())
+    airlock::preserved_fds_open(n).map_err(|why| format!("{what}: {why}"))
 }
 
 /// `--preserve-fds N`: the runtime's fds 3 to 3+N-1 go to the container

@@ -125,17 +125,22 @@ impl Error {
     }
 }
 
+/// The findings that refused, each with the field it is about: the list
+/// also holds warnings and acknowledged findings, which refused nothing.
 struct Codes<'a>(&'a [Finding]);
 
 impl fmt::Display for Codes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut codes: Vec<&str> = Vec::new();
-        for x in self.0 {
-            if !codes.contains(&x.code) {
-                codes.push(x.code);
-            }
-        }
-        f.write_str(&codes.join(", "))
+        let refusing: Vec<String> = self
+            .0
+            .iter()
+            .filter(|x| x.refuses())
+            .map(|x| match x.subject.as_str() {
+                "" => x.code.to_string(),
+                subject => format!("{} ({subject})", x.code),
+            })
+            .collect();
+        f.write_str(&refusing.join(", "))
     }
 }
 
@@ -153,6 +158,22 @@ mod debug_tests {
             "{shown}"
         );
         assert!(shown.contains("AIRLOCK_RUNNER"), "{shown}");
+        let finding = |code, severity, acknowledged| Finding {
+            code,
+            severity,
+            subject: format!("filesystem.mounts[{}]", code.len()),
+            message: "why".into(),
+            acknowledged,
+        };
+        let refused = Error::Refused(vec![
+            finding("shared-network", crate::check::Severity::Deny, true),
+            finding("no-seccomp", crate::check::Severity::Warn, false),
+            finding("host-system-writable", crate::check::Severity::Deny, false),
+        ]);
+        assert_eq!(
+            refused.to_string(),
+            "refused by the guardrails: host-system-writable (filesystem.mounts[20])"
+        );
         let spec = Error::Spec(SpecError::new("process.args", "must not be empty"));
         let shown = format!("{spec:?}");
         assert!(

@@ -302,6 +302,23 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     check(ret).map(drop)
 }
 
+/// Are this process's fds 3 to 3+`count`-1, which a sandbox's process is
+/// to get (OCI's `--preserve-fds`), all open? Names the first that is not.
+/// Counted wide: `3 + count` past i32::MAX would wrap to a range that
+/// checks nothing, and the runner would close the workload's stdio.
+pub fn preserved_fds_open(count: u32) -> Result<(), String> {
+    for fd in 3..3 + i64::from(count) {
+        let Ok(fd) = i32::try_from(fd) else {
+            return Err(format!("fd {fd} is past any fd"));
+        };
+        // SAFETY: F_GETFD reads the flags of an fd number; nothing else.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            return Err(format!("fd {fd} is not open"));
+        }
+    }
+    Ok(())
+}
+
 /// Let go of the fds preserved for a sandbox's process (3 to 3+`count`-1)
 /// once it has its copies: held here, a pipe's write end would keep its
 /// reader from seeing the end.

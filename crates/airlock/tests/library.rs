@@ -27,6 +27,29 @@ fn spawn_and_wait() {
     );
 }
 
+/// A count of preserved fds past those the caller has open is refused
+/// before a runner starts: near u32::MAX it wrapped, and the runner
+/// closed the workload's stderr instead. (The runtime's `--preserve-fds`
+/// tests show the fds reaching the workload; here other test threads
+/// open and close fds in the range.)
+#[test]
+fn preserved_fds_must_be_open() {
+    require_root!();
+    let spec = SandboxSpec::builder().args(["true"]).default_view().build();
+    // No fd reaches 3 + 100000 under the hard limit of open files.
+    for bad in [100_000, u32::MAX] {
+        let opts = SpawnOptions {
+            preserve_fds: bad,
+            ..Default::default()
+        };
+        let shown = Sandbox::spawn_with(&spec, &opts).unwrap_err().to_string();
+        assert!(
+            shown.starts_with("preserve_fds: fd ") && shown.ends_with(" is not open"),
+            "{bad}: {shown}"
+        );
+    }
+}
+
 #[test]
 fn typed_errors() {
     require_root!();

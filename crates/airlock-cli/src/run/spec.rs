@@ -324,14 +324,8 @@ fn filesystem(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<Labels
     } else if a.rootfs.is_some() {
         // As an image gets: a root directory is a system's files, not a
         // running system's; what a program expects to find there is fresh.
-        spec::default_view()
+        spec::fresh_view()
             .into_iter()
-            .filter(|d| {
-                matches!(
-                    d,
-                    Mount::Proc { .. } | Mount::Dev { .. } | Mount::Tmpfs { .. }
-                )
-            })
             .filter(|d| !mounted.contains(&d.destination()))
             .collect()
     } else if a.image.is_some() || mounted.contains(&"/usr") {

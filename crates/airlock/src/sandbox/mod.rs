@@ -239,6 +239,15 @@ fn cgroup_dirs(job: &Job) -> Vec<PathBuf> {
     }
 }
 
+/// The caller's fds a sandbox's process is to get must all be open; the
+/// runner keeps 3 to 3+N-1 and closes the rest.
+fn preserved(count: u32) -> Result<(), Error> {
+    crate::sys::preserved_fds_open(count).map_err(|why| Error::Io {
+        what: "preserve_fds",
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
+    })
+}
+
 impl Sandbox {
     /// Validate, check the guardrails, plan, and start `spec`.
     pub fn spawn(spec: &SandboxSpec) -> Result<Sandbox, Error> {
@@ -403,6 +412,9 @@ impl Sandbox {
             ));
         }
         plan.verbose = opts.verbose;
+        if let Err(e) = preserved(opts.preserve_fds) {
+            return e;
+        }
         plan.process.preserve_fds = opts.preserve_fds;
         let plan_preserve = opts.preserve_fds;
         let status_fds = plan.status_fds.clone();
@@ -522,6 +534,11 @@ impl Sandbox {
                 gid_map: &p.id_maps.1,
             },
         };
+        let preserve = match job {
+            Job::Start(p) => p.process.preserve_fds,
+            Job::Exec(p) => p.process.preserve_fds,
+        };
+        preserved(preserve)?;
         let runner = runner_exe(find_runner(opts)?, ids)?;
         let io = |what: &'static str| move |e: std::io::Error| Error::Io { what, source: e };
         let memfd = job_memfd(job)?;
@@ -535,10 +552,7 @@ impl Sandbox {
             plan: memfd.as_raw_fd(),
             sock: theirs.as_raw_fd(),
             alive: alive.map(|f| f.as_raw_fd()),
-            preserve: match job {
-                Job::Start(p) => p.process.preserve_fds,
-                Job::Exec(p) => p.process.preserve_fds,
-            },
+            preserve,
         };
         let child = spawn_runner(&runner.path, fds, detached, opts.stdio.as_deref())
             .map_err(io("start the runner"))?;

@@ -1,7 +1,7 @@
 //! A builder for Rust callers: start from the least-privilege defaults and
 //! say only what differs.
 
-use super::{default_view, FileMode, IdMap, InitMode, Mount, Root, SandboxSpec, Size};
+use super::{default_view, fresh_view, FileMode, IdMap, InitMode, Mount, Root, SandboxSpec, Size};
 
 #[derive(Debug, Clone, Default)]
 pub struct SpecBuilder {
@@ -25,9 +25,15 @@ impl SpecBuilder {
     }
 
     /// Add the least-privilege default view (system dirs read-only, fresh
-    /// /proc, /dev and /tmp).
+    /// /proc, /dev and /tmp). After [`rootfs`](Self::rootfs), only the
+    /// fresh ones, as `airlock run --rootfs` gives: the root directory
+    /// brings its own system, and the host's would cover it.
     pub fn default_view(mut self) -> Self {
-        self.spec.filesystem.mounts.extend(default_view());
+        let view = match self.spec.filesystem.root {
+            Root::Path { .. } => fresh_view(),
+            _ => default_view(),
+        };
+        self.spec.filesystem.mounts.extend(view);
         self
     }
 
@@ -67,9 +73,10 @@ impl SpecBuilder {
         self
     }
 
-    /// A host directory as the root, as `airlock run --rootfs` gives it:
-    /// read-only, it still gets the mount points it lacks made in it
-    /// first (`make_mountpoints`).
+    /// A host directory as the root: read-only, it still gets the mount
+    /// points it lacks made in it first (`make_mountpoints`). Follow it
+    /// with [`default_view`](Self::default_view) for the fresh /proc, /dev
+    /// and /tmp that `airlock run --rootfs` gives.
     pub fn rootfs(mut self, path: impl Into<String>, readonly: bool) -> Self {
         self.spec.filesystem.root = Root::Path {
             path: path.into(),
@@ -187,5 +194,33 @@ impl SpecBuilder {
 
     pub fn build(self) -> SandboxSpec {
         self.spec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A root directory keeps its own /usr and /etc: the default view after
+    /// it adds only what is made fresh, as `airlock run --rootfs` does.
+    #[test]
+    fn a_root_directory_gets_only_the_fresh_view() {
+        let s = SandboxSpec::builder()
+            .rootfs("/srv/root", true)
+            .default_view()
+            .build();
+        let at: Vec<&str> = s
+            .filesystem
+            .mounts
+            .iter()
+            .map(|m| m.destination())
+            .collect();
+        assert_eq!(at, ["/proc", "/dev", "/tmp"]);
+        let s = SandboxSpec::builder().default_view().build();
+        assert!(s
+            .filesystem
+            .mounts
+            .iter()
+            .any(|m| m.destination() == "/usr"));
     }
 }

@@ -442,19 +442,28 @@ pub fn default_view() -> Vec<Mount> {
             _ => {}
         }
     }
-    mounts.push(Mount::Proc {
-        destination: "/proc".into(),
-    });
-    mounts.push(Mount::Dev {
-        destination: "/dev".into(),
-    });
-    mounts.push(Mount::Tmpfs {
-        destination: "/tmp".into(),
-        size: None,
-        mode: Some(FileMode(0o1777)),
-        readonly: false,
-        noexec: false,
-        copy_up: false,
-    });
+    mounts.extend(fresh_view());
     mounts
+}
+
+/// The part of the default view that is made fresh, not taken from the
+/// host: /proc, a minimal /dev and a private /tmp. A root directory
+/// brings its own system files and gets only these.
+pub fn fresh_view() -> Vec<Mount> {
+    vec![
+        Mount::Proc {
+            destination: "/proc".into(),
+        },
+        Mount::Dev {
+            destination: "/dev".into(),
+        },
+        Mount::Tmpfs {
+            destination: "/tmp".into(),
+            size: None,
+            mode: Some(FileMode(0o1777)),
+            readonly: false,
+            noexec: false,
+            copy_up: false,
+        },
+    ]
 }

@@ -16,8 +16,8 @@ pub mod validate;
 pub use builder::SpecBuilder;
 pub use devices::{harmless_device, Device, DeviceKind, STANDARD_DEVICES};
 pub use filesystem::{
-    default_view, BindOwner, Filesystem, Mount, Root, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-    SYSTEM_DIRS,
+    default_view, fresh_view, BindOwner, Filesystem, Mount, Root, DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS, SYSTEM_DIRS,
 };
 pub use parse::{from_json, from_str_auto, from_toml, ParseError};
 pub use scheduling::{IoClass, SchedPolicy, Scheduling};

@@ -53,6 +53,11 @@ pub fn parse_size(text: &str) -> Result<Size, String> {
         if !b.is_finite() || b >= u64::MAX as f64 {
             return Err(format!("{text:?} is too large"));
         }
+        // A count of bytes has no fraction to drop; a fraction of a larger
+        // unit loses less than a byte.
+        if mult == 1 && b.fract() != 0.0 {
+            return Err(format!("{text:?} is not a whole number of bytes"));
+        }
         // Less than a byte is not quietly 0 (no limit, or none allowed).
         if b > 0.0 && b < 1.0 {
             return Err(format!("{text:?} is less than one byte"));
@@ -113,6 +118,10 @@ pub struct FileMode(pub u32);
 pub fn parse_mode(text: &str) -> Result<FileMode, String> {
     let t = text.trim();
     let digits = t.strip_prefix("0o").unwrap_or(t);
+    // from_str_radix takes a sign, which no mode is written with.
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(format!("{text:?} is not an octal file mode"));
+    }
     let v = u32::from_str_radix(digits, 8)
         .map_err(|_| format!("{text:?} is not an octal file mode"))?;
     if v > 0o7777 {
@@ -228,6 +237,10 @@ mod tests {
         assert!(parse_size("M").is_err());
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("99999999999999999999T").is_err());
+        // A fraction of a byte is not dropped; of a larger unit it may be.
+        assert!(parse_size("1.5").unwrap_err().contains("whole number"));
+        assert_eq!(parse_size("2.0").unwrap().0, 2);
+        assert_eq!(parse_size("0.1K").unwrap().0, 102);
     }
 
     #[test]
@@ -236,6 +249,9 @@ mod tests {
         assert_eq!(parse_mode("0o755").unwrap().0, 0o755);
         assert!(parse_mode("8").is_err());
         assert!(parse_mode("17777").is_err());
+        for signed in ["+755", "-0", "0o+7", "", "0o"] {
+            assert!(parse_mode(signed).is_err(), "{signed:?}");
+        }
         // A number is never a mode: JSON's 755 is not 0o755.
         let e = serde_json::from_str::<FileMode>("755")
             .unwrap_err()

@@ -111,6 +111,21 @@ pub(super) fn mount(f: &str, m: &Mount) -> Result<(), SpecError> {
         Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => Err(
             SpecError::new(format!("{f}.target"), "must be non-empty without NUL"),
         ),
+        // A mode taken from a file's st_mode keeps its type bits, which a
+        // plan written for the runner could not carry.
+        Mount::Dir { mode: Some(m), .. }
+        | Mount::Tmpfs { mode: Some(m), .. }
+        | Mount::File { mode: Some(m), .. }
+            if m.0 > 0o7777 =>
+        {
+            Err(SpecError::new(
+                format!("{f}.mode"),
+                format!(
+                    "{:o} is larger than 7777: a mode holds permission bits only, not a file's type",
+                    m.0
+                ),
+            ))
+        }
         Mount::Dir { mode: Some(m), .. }
         | Mount::Tmpfs { mode: Some(m), .. }
         | Mount::File { mode: Some(m), .. }

@@ -345,8 +345,6 @@ fn sysctls(spec: &SandboxSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `process`: the program, its environment, directory, umask, rlimits
-/// and scheduling.
 /// A user or group id the process may be given: not 4294967295, which is
 /// `(uid_t)-1`, what setresuid and setresgid take as "leave this one as
 /// it is", so the process would keep the runner's ids (root's); crun's
@@ -361,6 +359,8 @@ pub fn id(field: &str, id: u32) -> Result<(), SpecError> {
     }
 }
 
+/// `process`: the program, its environment, directory, umask, rlimits
+/// and scheduling.
 fn process(p: &Process) -> Result<(), SpecError> {
     if p.args.is_empty() {
         return Err(SpecError::new("process.args", "no program given"));

@@ -262,6 +262,21 @@ fn a_device_the_kernel_cannot_number_or_place_is_refused() {
     }
 }
 
+/// A mode taken whole from st_mode keeps the file's type bits: the runner
+/// could not read such a plan back, so the spec's check refuses it.
+#[test]
+fn a_mode_holds_permission_bits_only() {
+    let mut s = base();
+    s.filesystem.mounts = vec![crate::spec::Mount::Dir {
+        destination: "/x".into(),
+        mode: Some(crate::spec::FileMode(0o40755)),
+        chmod: false,
+    }];
+    let e = validate(&s).unwrap_err();
+    assert_eq!(e.field, "filesystem.mounts[0].mode");
+    assert!(e.to_string().contains("40755 is larger than 7777"), "{e}");
+}
+
 /// chmod gives a dir mount's mode to a directory already there: with no
 /// mode it would do nothing.
 #[test]
