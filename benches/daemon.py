@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from built import find_built  # noqa: E402
-from spawn import bwrap_true, seccomp_programs  # noqa: E402
+from spawn import become_subreaper, bwrap_true, reap_leftovers, seccomp_programs  # noqa: E402
 
 
 def rss_kib(pid):
@@ -83,14 +83,24 @@ def start_daemon(airlockd, max_sandboxes):
     with open(os.path.join(work, "airlockd.toml"), "w") as f:
         f.write(f'listen = "{sock}"\nstate_root = "{work}/state"\nstore = "{work}/store"\n'
                 f'group = ""\nmax_sandboxes = {max_sandboxes}\n')
-    log = open(os.path.join(work, "airlockd.log"), "w")
+    log_path = os.path.join(work, "airlockd.log")
+    log = open(log_path, "w")
     d = subprocess.Popen([airlockd, "--config", os.path.join(work, "airlockd.toml")],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     for _ in range(200):
         if os.path.exists(sock):
+            return d, sock, work
+        if d.poll() is not None:
             break
         time.sleep(0.05)
-    return d, sock, work
+    # Said before the directory (and the daemon's log in it) goes.
+    d.kill()
+    d.wait()
+    with open(log_path) as f:
+        said = f.read().strip()
+    shutil.rmtree(work, ignore_errors=True)
+    sys.exit(f"benches/daemon.py: airlockd did not start listening (exit {d.returncode}): "
+             f"{said or 'it said nothing'}")
 
 
 def bwrap_loop(count, seccomp=()):
@@ -98,22 +108,45 @@ def bwrap_loop(count, seccomp=()):
     driver can add (posix_spawn, which is vfork and exec, and a wait):
     airlockd's rate is timed inside its compiled client, so a driver's
     own cost here would flatter the ratio. With `seccomp` (see
-    spawn.seccomp_programs), behind airlock's default seccomp programs."""
+    spawn.seccomp_programs), behind airlock's default seccomp programs.
+
+    Run in a child of ours that is a child subreaper: whatever a bubblewrap
+    leaves behind is reaped before the next one starts, as airlockd's wait
+    returns only once the sandbox's PID 1 is gone. Left to the system's
+    init, a sandbox's tail would run beside the next one."""
     argv = bwrap_true(seccomp)
     path = shutil.which(argv[0])
-    devnull = os.open(os.devnull, os.O_RDWR)
-    actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
-    actions += [(os.POSIX_SPAWN_OPEN, fd, p, os.O_RDONLY, 0) for fd, p in seccomp]
-    try:
-        start = time.perf_counter()
-        for _ in range(count):
-            pid = os.posix_spawn(path, argv, os.environ, file_actions=actions)
-            _, status = os.waitpid(pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
-        return time.perf_counter() - start
-    finally:
-        os.close(devnull)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            become_subreaper()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+            actions += [(os.POSIX_SPAWN_OPEN, fd, p, os.O_RDONLY, 0) for fd, p in seccomp]
+            start = time.perf_counter()
+            for _ in range(count):
+                child = os.posix_spawn(path, argv, os.environ, file_actions=actions)
+                _, status = os.waitpid(child, 0)
+                if os.waitstatus_to_exitcode(status) != 0:
+                    os.write(w, f"fail {os.waitstatus_to_exitcode(status)}".encode())
+                    os._exit(1)
+                reap_leftovers(argv)
+            os.write(w, f"{time.perf_counter() - start}".encode())
+        except BaseException as e:  # noqa: BLE001 (said to the parent)
+            os.write(w, f"fail {e}".encode())
+            code = 1
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        said = f.read()
+    os.waitpid(pid, 0)
+    if said.startswith("fail") or not said:
+        # bubblewrap's stderr went to ours: the reason is above.
+        sys.exit(f"benches/daemon.py: {' '.join(argv)}: {said or 'the loop died'}")
+    return float(said)
 
 
 def main():

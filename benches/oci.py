@@ -23,6 +23,7 @@ Usage: benches/oci.py [--rounds N] [--runtime PATH] [--baseline PATH] [--state-d
 Needs root; installs nothing (benches/peers.py does).
 """
 import argparse
+import math
 import json
 import os
 import random
@@ -37,8 +38,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from built import find_built  # noqa: E402
 
 
-def bundle(dir):
-    """busybox's `true` in a bundle runc's own `spec` made, without a terminal."""
+def bundle(dir, runtime):
+    """busybox's `true` in a bundle runc's own `spec` made (airlock-runtime's
+    where runc is not installed), without a terminal."""
     busybox = shutil.which("busybox")
     if not busybox:
         sys.exit("benches/oci.py: needs busybox (apt-get install busybox-static)")
@@ -46,7 +48,7 @@ def bundle(dir):
     os.makedirs(os.path.join(root, "bin"))
     shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
     os.symlink("busybox", os.path.join(root, "bin", "true"))
-    subprocess.run(["runc", "spec"], cwd=dir, check=True)
+    subprocess.run([shutil.which("runc") or runtime, "spec"], cwd=dir, check=True)
     with open(os.path.join(dir, "config.json")) as f:
         config = json.load(f)
     config["process"]["terminal"] = False
@@ -108,7 +110,7 @@ def inner(a):
     state = a.state_dir or os.path.join(work, "state")
     roots = {}
     try:
-        bundle(work)
+        bundle(work, a.runtime)
         if not a.state_dir:
             os.mkdir(state)
             subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", state], check=True)
@@ -144,7 +146,7 @@ def inner(a):
         print(f"{'runtime':<10}{'median ms':>11}{'p90 ms':>9}{'cpu ms':>9}{'x runc':>9}{'x crun':>9}")
         summary = {}
         for k in commands:
-            p90 = sorted(times[k])[int(len(times[k]) * 0.9) - 1]
+            p90 = sorted(times[k])[math.ceil(len(times[k]) * 0.9) - 1]
             ratio = {p: med[k] / med[p] for p in ["runc", "crun"] if p in med}
             cpu_ms = cpu[k] / a.rounds * 1000
             print(f"{k:<10}{med[k] * 1000:>11.2f}{p90 * 1000:>9.2f}{cpu_ms:>9.2f}"

@@ -57,8 +57,9 @@ def main():
         argv = [sys.executable, os.path.join(HERE, script), "--json", part]
         if n is not None:
             argv += ["--rounds", str(n)]
-        elif a.quick:
-            argv += ["--count", "100"]
+        else:
+            # The figure: the daemon's RSS flat over 10,000.
+            argv += ["--count", "100"] if a.quick else ["--count", "10000", "--chunks", "10"]
         if script == "scaling.py" and a.quick:
             argv += ["--held", "1,100"]
         print(f"== {script}", flush=True)
@@ -67,7 +68,8 @@ def main():
             continue
         subprocess.run(argv, check=True)
         with open(part) as f:
-            summary[script.replace(".py", "")] = json.load(f)
+            # With what it was run with: rounds, counts, levels.
+            summary[script.replace(".py", "")] = {**json.load(f), "argv": argv[4:]}
         # After each part: a later one that fails leaves what ran.
         with open(out, "w") as f:
             json.dump(summary, f, indent=1)

@@ -122,6 +122,10 @@ def main():
     cases = {
         "airlock run": lambda: attached([airlock, "run", "--", "sleep", "1000"]),
         "airlock run -d": lambda: detached(airlock, state_root),
+        # A limit needs a cgroup, which a guard process keeps until the
+        # sandbox is gone: the worst case of what airlock keeps beside.
+        "airlock run --memory 1G": lambda: attached([airlock, "run", "--memory", "1G", "--",
+                                                     "sleep", "1000"]),
     }
     if bwrap:
         cases["bwrap"] = lambda: attached([bwrap, "--unshare-all", "--die-with-parent", "--new-session",
@@ -147,6 +151,8 @@ def main():
         ratio = f"{rss / base:.2f}" if base else "-"
         print(f"| {name} | {n} | {rss:.0f} KiB | {pss:.0f} KiB | {ratio} |")
         summary[name] = {"processes": n, "rss_anon_kib": rss, "pss_anon_kib": pss}
+        if base:
+            summary[name]["x_bwrap"] = rss / base
     if a.json:
         import json
         with open(a.json, "w") as f:

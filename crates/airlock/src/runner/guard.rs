@@ -79,8 +79,14 @@ fn watch(heard: OwnedFd, dir: Option<&SandboxDir>) -> ! {
     }
     // SAFETY: restoring the default disposition of a catchable signal.
     unsafe { libc::signal(signals::stop_signal(), libc::SIG_DFL) };
+    // The guard stays beside the workload for its whole life: what it
+    // copied of the supervisor's setup (the stack of the calls that forked
+    // it, the free blocks) is given back, as the supervisor's is once set
+    // up. Our procfs is still the host's.
+    sys::release_free_memory();
     let mut told = Told::default();
-    let mut buf = vec![0u8; 64 * 1024];
+    // The largest message is the cgroup paths' JSON, a few hundred bytes.
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
         let (n, mut fds) =
             match sys::recv_with_fds(&heard, &mut buf, rustix::net::RecvFlags::empty()) {
