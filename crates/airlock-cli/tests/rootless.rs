@@ -113,6 +113,66 @@ fn rootless_cannot_map_foreign_ids_without_newuidmap_rights() {
     ]));
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(r.stderr.contains("identity.uid_map"), "{}", r.stderr);
+    assert!(!r.stderr.contains("no_new_privs"), "{}", r.stderr);
+    // Started under no_new_privs, the setuid helper gains nothing: said.
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--no-new-privs".to_string(),
+        format!("--reuid={USER}"),
+        format!("--regid={USER}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ])
+    .arg(airlock_bin())
+    .args(["run", "--spec", &path.display().to_string()])
+    .stdin(std::process::Stdio::null());
+    let r = output(c);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("newuidmap failed") && r.stderr.contains("no_new_privs set"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A caller other than root maps its own uid and gid explicitly (an OCI
+/// bundle's rootless uidMappings do) whatever they are to the host: here a
+/// system account's, 999, whose gid is a system group. The guardrails
+/// judged them as another's privileged ids, and refused the very map the
+/// default gives without a word.
+#[test]
+fn a_rootless_caller_maps_its_own_ids_explicitly() {
+    require_root!();
+    let dir = tempdir();
+    let made = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g",
+    ]));
+    let mut spec: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
+    spec["identity"] = serde_json::json!({
+        "uid_map": [{"inside": 0, "outside": 999, "count": 1}],
+        "gid_map": [{"inside": 0, "outside": 999, "count": 1}],
+    });
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--reuid=999", "--regid=999", "--clear-groups", "--"])
+        .arg(airlock_bin())
+        .args(["run", "--spec", &path.display().to_string()])
+        .stdin(std::process::Stdio::null());
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "0\n0\n");
 }
 
 /// runc's CVE-2019-5736: a process running the runner execs a path of the

@@ -82,6 +82,10 @@ pub struct HostIds {
     /// groups (gid → the account's name).
     pub accounts: IdNotes,
     pub account_groups: IdNotes,
+    /// A caller other than root: its own uid and gid, which it may map
+    /// whatever they own (a mail spool, a primary group below GID_MIN):
+    /// the sandbox gets nothing its caller lacks.
+    pub caller: Option<(u32, u32)>,
 }
 
 /// `owner:start:count` from `/etc/subuid` or `/etc/subgid`.
@@ -145,6 +149,7 @@ impl Default for HostIds {
             sub_gids: Vec::new(),
             accounts: IdNotes::default(),
             account_groups: IdNotes::default(),
+            caller: None,
         }
     }
 }
@@ -291,6 +296,7 @@ impl HostIds {
             ids.overflow_uid,
             (caller, caller_gid),
         );
+        ids.caller = (caller != 0).then_some((caller, caller_gid));
         let mut seen = std::collections::HashSet::new();
         let mut budget = MAX_ENTRIES;
         for loc in SYSTEM_LOCATIONS {
@@ -415,9 +421,24 @@ impl HostIds {
     }
 
     /// The first privileged id other than 0 among `count` host ids from
-    /// `start`, with why.
+    /// `start`, with why; a caller other than root's own id is not one.
     pub fn privileged_in(&self, gids: bool, start: u32, count: u32) -> Option<(u32, String)> {
+        let own = self.caller.map(|(uid, gid)| if gids { gid } else { uid });
         let end = u64::from(start) + u64::from(count);
+        match own.filter(|&id| (u64::from(start)..end).contains(&u64::from(id))) {
+            Some(id) => self
+                .privileged_among(gids, u64::from(start), u64::from(id))
+                .or_else(|| self.privileged_among(gids, u64::from(id) + 1, end)),
+            None => self.privileged_among(gids, u64::from(start), end),
+        }
+    }
+
+    /// The first privileged id other than 0 in `start..end`, with why.
+    fn privileged_among(&self, gids: bool, start: u64, end: u64) -> Option<(u32, String)> {
+        if start >= end {
+            return None;
+        }
+        let start = start as u32;
         let (min, overflow, keys, subs, accounts) = if gids {
             (
                 self.gid_min,
@@ -609,6 +630,35 @@ mod tests {
         assert_eq!(id, 1001);
         assert!(why.contains("primary group of bob"), "{why}");
         assert!(ids.privileged_in(true, 1002, 5).is_none());
+    }
+
+    /// A caller other than root maps its own uid and gid whatever they
+    /// own (RHEL's /var/spool/mail/$USER, openSUSE's primary group
+    /// `users`, 100): only the ids beside them are judged.
+    #[test]
+    fn a_callers_own_ids_are_its_to_map() {
+        let mut owners = IdNotes::default();
+        owners.insert(1000, "/var/spool/mail/me");
+        owners.insert(1001, "/var/spool/mail/bob");
+        let ids = HostIds {
+            owners,
+            uid_min: 1000,
+            gid_min: 1000,
+            caller: Some((1000, 100)),
+            ..HostIds::default()
+        };
+        assert!(ids.privileged_in(false, 1000, 1).is_none());
+        assert_eq!(ids.privileged_in(false, 1000, 2).unwrap().0, 1001);
+        assert_eq!(ids.privileged_in(false, 999, 2).unwrap().0, 999);
+        assert!(ids.privileged_in(true, 100, 1).is_none());
+        assert_eq!(ids.privileged_in(true, 99, 3).unwrap().0, 99);
+        assert_eq!(ids.privileged_in(true, 100, 2).unwrap().0, 101);
+        // Root's own ids are not exempt this way (0 is judged apart).
+        let ids = HostIds {
+            caller: None,
+            ..ids
+        };
+        assert_eq!(ids.privileged_in(false, 1000, 1).unwrap().0, 1000);
     }
 
     #[test]

@@ -68,24 +68,33 @@ fn newidmap(tool: &str, pid: i32, maps: &[IdMap]) -> Result<(), SetupError> {
         "identity.gid_map"
     };
     let out = cmd.output().map_err(|e| {
-        SetupError::new(
-            field,
-            format!(
-                "{tool} is needed to map several ranges rootless: {}",
-                describe(&e)
+        let reason = match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "{tool} is needed to map several ranges rootless, and is not on PATH (Debian's uidmap package)"
             ),
-        )
+            _ => format!("running {tool}: {}", describe(&e)),
+        };
+        SetupError::new(field, reason)
     })?;
     if !out.status.success() {
-        return Err(SetupError::new(
-            field,
-            format!(
-                "{tool} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
+        let mut reason = format!(
+            "{tool} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        if no_new_privs() {
+            reason.push_str(&format!(
+                " (airlock runs with no_new_privs set, by whoever started it: systemd's NoNewPrivileges=, a container's no-new-privileges, `setpriv --no-new-privs`; under it the setuid {tool} gains nothing)"
+            ));
+        }
+        return Err(SetupError::new(field, reason));
     }
     Ok(())
+}
+
+/// Is no_new_privs set on this process, by whoever started it?
+fn no_new_privs() -> bool {
+    // SAFETY: PR_GET_NO_NEW_PRIVS takes no pointers and only reads a flag.
+    unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1 }
 }
 
 /// Write uid_map, setgroups and gid_map for the child `pid`.
