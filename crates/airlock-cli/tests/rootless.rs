@@ -175,6 +175,55 @@ fn a_rootless_caller_maps_its_own_ids_explicitly() {
     assert_eq!(r.stdout, "0\n0\n");
 }
 
+/// uid 0 of a user namespace that does not hold the host's ids (`unshare
+/// -r`, a rootless container's root) launches as a rootless caller: it
+/// maps its own id and clones its mounts in the sandbox's namespaces. It
+/// took the root path, and failed: mounting the host's /usr from a mount
+/// namespace its user namespace does not own (EPERM), or becoming an id
+/// its namespace does not map (EINVAL). From host root and from the test
+/// user alike.
+#[test]
+fn root_of_a_user_namespace_launches_as_a_rootless_caller() {
+    require_root!();
+    let script = "id -u; cat /proc/self/uid_map; echo ppid=$PPID; ls /root 2>&1";
+    let as_user = [
+        format!("--reuid={USER}"),
+        format!("--regid={USER}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ];
+    for (who, setpriv) in [("root", &[][..]), ("the test user", &as_user[..])] {
+        for unshare in [&["-r"][..], &["-r", "-m"][..]] {
+            let mut c = match setpriv.is_empty() {
+                true => std::process::Command::new("unshare"),
+                false => {
+                    let mut c = std::process::Command::new("setpriv");
+                    c.args(setpriv).arg("unshare");
+                    c
+                }
+            };
+            c.args(unshare)
+                .arg(airlock_bin())
+                .args(["run", "--", "sh", "-c", script])
+                .env_remove("XDG_RUNTIME_DIR")
+                .stdin(std::process::Stdio::null());
+            let r = output(c);
+            assert_eq!(r.code, 2, "{who} {unshare:?}: {}{}", r.stdout, r.stderr);
+            let lines: Vec<&str> = r.stdout.lines().collect();
+            assert_eq!(lines[0], "0", "{who}: {}", r.stdout);
+            // Its own id, once: no range of the host's.
+            assert_eq!(
+                lines[1].split_whitespace().collect::<Vec<_>>(),
+                ["0", "0", "1"],
+                "{who}: {}",
+                r.stdout
+            );
+            assert_eq!(lines[2], "ppid=1", "{who}: {}", r.stdout);
+            assert!(lines[3].contains("No such file"), "{who}: {}", r.stdout);
+        }
+    }
+}
+
 /// runc's CVE-2019-5736: a process running the runner execs a path of the
 /// sandbox, where a script whose interpreter is `/proc/self/exe` runs the
 /// runner's file again as the workload, which could reopen it for writing

@@ -68,10 +68,10 @@ impl Context {
     /// store for those ids (`$AIRLOCK_STATE_ROOT` and `$AIRLOCK_STORE`
     /// override them).
     pub fn current() -> Context {
-        let caller = Caller {
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-        };
+        let caller = Caller::here(
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Context {
             caller,
@@ -82,9 +82,14 @@ impl Context {
             env: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
-            state_root: var("AIRLOCK_STATE_ROOT")
-                .map(absolute)
-                .unwrap_or_else(|| default_state_root(caller.uid, var("XDG_RUNTIME_DIR"))),
+            state_root: var("AIRLOCK_STATE_ROOT").map(absolute).unwrap_or_else(|| {
+                match (caller.namespaced_root, var("XDG_RUNTIME_DIR")) {
+                    // `unshare -r` from a session: /run/airlock is the
+                    // host root's, the session's runtime directory ours.
+                    (true, Some(d)) if d.starts_with('/') => PathBuf::from(d).join("airlock"),
+                    (_, xdg) => default_state_root(caller.uid, xdg),
+                }
+            }),
             // Unreadable, the layout is empty: a sandbox that needs a
             // cgroup then fails naming the controller it lacks.
             cgroup: Layout::detect().unwrap_or_default(),
@@ -102,7 +107,7 @@ impl Context {
     /// an empty environment, no cgroups, the default state root and store.
     pub fn for_ids(uid: u32, gid: u32) -> Context {
         Context {
-            caller: Caller { uid, gid },
+            caller: Caller::new(uid, gid),
             home: None,
             env: Vec::new(),
             state_root: default_state_root(uid, None),

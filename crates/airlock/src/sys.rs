@@ -319,6 +319,28 @@ pub fn preserved_fds_open(count: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Does this process's user namespace hold every id of the host's (the
+/// initial one, or a container without one of its own)? Read from
+/// /proc/self/uid_map: call it where /proc is still the caller's.
+pub fn holds_host_ids() -> bool {
+    holds_all_ids(&std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default())
+}
+
+/// A uid_map of one line mapping all 4294967295 ids onto themselves.
+/// Unreadable (no /proc) it is taken as held: the root paths then fail
+/// on what they cannot do, and say so.
+fn holds_all_ids(map: &str) -> bool {
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    match lines.as_slice() {
+        [] => true,
+        [one] => one.as_slice() == ["0", "0", "4294967295"],
+        _ => false,
+    }
+}
+
 /// Let go of the fds preserved for a sandbox's process (3 to 3+`count`-1)
 /// once it has its copies: held here, a pipe's write end would keep its
 /// reader from seeing the end.
@@ -744,6 +766,20 @@ pub fn set_cpu_affinity(pid: i32, cpus: &[u32]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_the_whole_identity_map_holds_the_hosts_ids() {
+        assert!(super::holds_all_ids("         0          0 4294967295\n"));
+        assert!(super::holds_all_ids(""));
+        for partial in [
+            "0 0 1\n",
+            "0 1000 1\n1 100000 65536\n",
+            "0 100000 4294967295\n",
+            "0 0 65536\n",
+        ] {
+            assert!(!super::holds_all_ids(partial), "{partial}");
+        }
+    }
+
     /// clone3 makes namespaces and nothing else: a plan is data, and a
     /// flag that shares memory or files with the child is refused before
     /// the kernel sees it (CLONE_SIGHAND, which the kernel itself refuses

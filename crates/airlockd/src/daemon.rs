@@ -318,10 +318,7 @@ impl Daemon {
     /// (its home, environment or ids).
     pub fn context(&self, peer: &Peer) -> Context {
         Context {
-            caller: Caller {
-                uid: peer.uid,
-                gid: peer.gid,
-            },
+            caller: Caller::here(peer.uid, peer.gid),
             home: home_of(peer.uid),
             env: Vec::new(),
             state_root: self.root.path().to_path_buf(),

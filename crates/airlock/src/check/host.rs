@@ -477,7 +477,10 @@ impl Host {
             .filter(|h| h.starts_with('/') && *h != "/")
             .map(canonical);
         let seen = Snapshot::take(home.as_deref());
-        let as_caller = match !ctx.caller.is_root() && rustix::process::geteuid().is_root() {
+        // Judged with the caller's ids where they are not ours (a service
+        // acting for a client).
+        let euid = rustix::process::geteuid();
+        let as_caller = match ctx.caller.uid != euid.as_raw() && euid.is_root() {
             true => Some(super::as_caller::CallerIds::take(
                 ctx.caller.uid,
                 ctx.caller.gid,

@@ -334,19 +334,10 @@ mod tests {
 
     #[test]
     fn layers_belong_to_the_sandbox_root_of_a_root_caller() {
-        let root = Caller { uid: 0, gid: 0 };
+        let root = Caller::new(0, 0);
         let mut s = SandboxSpec::default();
         assert_eq!(id_base(&s, root), Some(ROOT_CALLER_BASE));
-        assert_eq!(
-            id_base(
-                &s,
-                Caller {
-                    uid: 1000,
-                    gid: 1000
-                }
-            ),
-            None
-        );
+        assert_eq!(id_base(&s, Caller::new(1000, 1000)), None);
         s.identity.uid_map = vec![spec::IdMap {
             inside: 0,
             outside: 200000,
@@ -361,7 +352,7 @@ mod tests {
 
     #[test]
     fn an_image_needs_one_id_base_for_uids_and_gids() {
-        let root = Caller { uid: 0, gid: 0 };
+        let root = Caller::new(0, 0);
         let map = |outside| {
             vec![spec::IdMap {
                 inside: 0,

@@ -29,11 +29,39 @@ use serde::{Deserialize, Serialize};
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    /// uid 0 of a user namespace that does not hold the host's ids
+    /// (`unshare -r`, a rootless container): it can map only its own id
+    /// into a sandbox, and its mounts are its namespace's, so it launches
+    /// as a rootless caller does.
+    #[serde(default)]
+    pub namespaced_root: bool,
 }
 
 impl Caller {
+    /// A caller with these ids, in the user namespace that holds the
+    /// host's ids.
+    pub fn new(uid: u32, gid: u32) -> Caller {
+        Caller {
+            uid,
+            gid,
+            namespaced_root: false,
+        }
+    }
+
+    /// A caller with these ids in this process's user namespace: its uid
+    /// 0 is the host's root only where the namespace holds the host's ids.
+    pub fn here(uid: u32, gid: u32) -> Caller {
+        Caller {
+            uid,
+            gid,
+            namespaced_root: uid == 0 && !crate::sys::holds_host_ids(),
+        }
+    }
+
+    /// Root of the host's ids, who launches as root (id ranges of its
+    /// own choosing, trees cloned before any namespace exists).
     pub fn is_root(&self) -> bool {
-        self.uid == 0
+        self.uid == 0 && !self.namespaced_root
     }
 }
 

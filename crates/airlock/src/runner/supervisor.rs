@@ -59,7 +59,7 @@ fn watch_caller(plan: &Plan, parent_pid: i32) -> Result<Option<OwnedFd>, SetupEr
 /// caller does its own.
 fn creator_uid(plan: &Plan) -> Option<u32> {
     use crate::plan::{ROOT_CALLER_BASE, ROOT_CALLER_COUNT, ROOT_CALLER_OWNER};
-    if plan.clone_flags & libc::CLONE_NEWUSER as u64 == 0 || !rustix::process::geteuid().is_root() {
+    if plan.clone_flags & libc::CLONE_NEWUSER as u64 == 0 || !plan.caller.is_root() {
         return None;
     }
     let range = ROOT_CALLER_BASE..ROOT_CALLER_BASE.saturating_add(ROOT_CALLER_COUNT);
