@@ -37,6 +37,8 @@ impl SpecBuilder {
         self
     }
 
+    /// Set an environment variable; a second call for the same key
+    /// replaces the first (a spec file refuses a key given twice).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.spec.process.env.insert(key.into(), value.into());
         self

@@ -127,10 +127,13 @@ pub fn from_str_auto(text: &str) -> Result<SandboxSpec, ParseError> {
     }
 }
 
-/// JSON starts with `{`, or with `[` followed by what a TOML table header
-/// never has (`{`, `"`, `]`, a digit, or a second `[` not followed by a
-/// key): `[process]` and `[[filesystem.mounts]]` are TOML, `[{`, `[1` and
-/// `[[1` are JSON (an array, which the JSON parser then rejects by name).
+/// JSON starts with `{`, or with `[` followed by what a spec's TOML
+/// table header does not start with (`{`, `"`, `]`, a digit, or a second
+/// `[` not followed by a key): `[process]` and `[[filesystem.mounts]]` are
+/// TOML, `[{`, `[1` and `[[1` are JSON (an array, which the JSON parser
+/// then rejects by name). TOML allows a quoted header (`["process"]`),
+/// which is read as JSON here: a spec's keys need no quotes
+/// (docs/spec.md says so).
 fn looks_like_json(text: &str) -> bool {
     let t = text.trim_start();
     if t.starts_with('{') {
