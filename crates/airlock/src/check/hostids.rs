@@ -33,8 +33,10 @@
 //! user namespaces (podman's, through newuidmap) hold it, so a sandbox
 //! mapped onto it shares its ids with a process the user controls — one
 //! that can signal and trace the workload and own what it writes. Only
-//! ranges of ordinary accounts (uid UID_MIN and up, in /etc/passwd, by
-//! number, or known to the C library's name service: LDAP, SSSD) count: those of engines' system users or of no account at all
+//! ranges of ordinary accounts (uid UID_MIN and up, in /etc/passwd or by
+//! number; not the name service's, LDAP's or SSSD's: the CLI is linked
+//! statically against glibc, whose getpwnam cannot load its modules
+//! there and crashes) count: those of engines' system users or of no account at all
 //! (`dockremap`, podman's `containers`) are pools that an engine maps its
 //! containers from, with airlock as their runtime. The caller's own
 //! ranges are its to map (newuidmap allows a rootless caller no other).
@@ -235,20 +237,13 @@ pub fn parse_id_file(text: &str) -> IdNotes {
 
 /// `/etc/subuid`-style lines (`name-or-uid:start:count`, `#` comments)
 /// of ordinary accounts (`uid_min` and up: named in `users`, or by
-/// number, or known to `lookup`) other than `caller`.
-pub fn parse_subid_file(
-    text: &str,
-    users: &IdNotes,
-    caller: u32,
-    uid_min: u32,
-    lookup: impl Fn(&str) -> Option<u32>,
-) -> Vec<SubRange> {
+/// number) other than `caller`.
+pub fn parse_subid_file(text: &str, users: &IdNotes, caller: u32, uid_min: u32) -> Vec<SubRange> {
     let uid_of = |owner: &str| -> Option<u32> {
         owner
             .parse()
             .ok()
             .or_else(|| users.0.iter().find(|(_, n)| n == owner).map(|(id, _)| *id))
-            .or_else(|| lookup(owner))
     };
     text.lines()
         .map(str::trim)
@@ -265,31 +260,6 @@ pub fn parse_subid_file(
             })
         })
         .collect()
-}
-
-/// An account's uid by name through the C library's name service, for
-/// one /etc/passwd does not hold (LDAP, SSSD, systemd-homed): its
-/// subordinate range is a user's, not an engine's pool.
-fn uid_by_name(name: &str) -> Option<u32> {
-    let name = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: passwd is plain data the call fills in; a zeroed one is a
-    // valid value of it.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is to memory of ours that outlives the call,
-    // with the buffer's true length; the strings it points pwd's fields
-    // into are in `buf`, and only pw_uid, a number, is read.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    (rc == 0 && !found.is_null()).then_some(pwd.pw_uid)
 }
 
 /// Does a mode's group triplet grant something the others triplet lacks?
@@ -320,8 +290,8 @@ impl HostIds {
             ..Default::default()
         };
         let (users, min) = (&ids.user_names, ids.uid_min);
-        ids.sub_uids = parse_subid_file(&read("/etc/subuid"), users, caller, min, uid_by_name);
-        ids.sub_gids = parse_subid_file(&read("/etc/subgid"), users, caller, min, uid_by_name);
+        ids.sub_uids = parse_subid_file(&read("/etc/subuid"), users, caller, min);
+        ids.sub_gids = parse_subid_file(&read("/etc/subgid"), users, caller, min);
         (ids.accounts, ids.account_groups) = parse_accounts(
             &read("/etc/passwd"),
             (min, ids.gid_min),
@@ -596,7 +566,7 @@ mod tests {
             "me:x:1000:1000::/:/bin/sh\nbob:x:1001:1001::/:/bin/sh\ndockremap:x:120:120::/:/bin/false\n",
         );
         let text = "# ranges\nbob:100000:65536\n\nme:165536:65536\n1002:231072:10\n1000:300000:5\nbad:x:1\nzero:400000:0\ndockremap:500000:65536\ncontainers:600000:65536\n";
-        let subs = parse_subid_file(text, &users, 1000, 1000, |_| None);
+        let subs = parse_subid_file(text, &users, 1000, 1000);
         let owners: Vec<&str> = subs.iter().map(|r| r.owner.as_str()).collect();
         // An engine's system user's and no account's are pools its
         // containers are mapped from.
@@ -605,19 +575,6 @@ mod tests {
             ["bob", "1002"],
             "the caller's own, by name or number, are its"
         );
-        // An account the name service knows (LDAP, SSSD) is one, though
-        // /etc/passwd lacks it; the service cannot make an account of a
-        // name /etc/passwd has.
-        let ldap = |n: &str| match n {
-            "containers" => Some(1_234_567),
-            "dockremap" => Some(4000),
-            _ => None,
-        };
-        let owners: Vec<String> = parse_subid_file(text, &users, 1000, 1000, ldap)
-            .into_iter()
-            .map(|r| r.owner)
-            .collect();
-        assert_eq!(owners, ["bob", "1002", "containers"]);
         let ids = HostIds {
             sub_uids: subs.clone(),
             sub_gids: subs,
