@@ -119,26 +119,13 @@ def bwrap_loop(count, seccomp=()):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(r)
-        code = 0
+        # Never back into the parent's code, whatever is raised here.
+        code = 1
         try:
-            become_subreaper()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
-            actions += [(os.POSIX_SPAWN_OPEN, fd, p, os.O_RDONLY, 0) for fd, p in seccomp]
-            start = time.perf_counter()
-            for _ in range(count):
-                child = os.posix_spawn(path, argv, os.environ, file_actions=actions)
-                _, status = os.waitpid(child, 0)
-                if os.waitstatus_to_exitcode(status) != 0:
-                    os.write(w, f"fail {os.waitstatus_to_exitcode(status)}".encode())
-                    os._exit(1)
-                reap_leftovers(argv)
-            os.write(w, f"{time.perf_counter() - start}".encode())
-        except BaseException as e:  # noqa: BLE001 (said to the parent)
-            os.write(w, f"fail {e}".encode())
-            code = 1
-        os._exit(code)
+            os.close(r)
+            code = child_loop(w, count, argv, path, seccomp)
+        finally:
+            os._exit(code)
     os.close(w)
     with os.fdopen(r) as f:
         said = f.read()
@@ -147,6 +134,29 @@ def bwrap_loop(count, seccomp=()):
         # bubblewrap's stderr went to ours: the reason is above.
         sys.exit(f"benches/daemon.py: {' '.join(argv)}: {said or 'the loop died'}")
     return float(said)
+
+
+def child_loop(w, count, argv, path, seccomp):
+    """bwrap_loop's child: the loop, then its time or its failure said on
+    `w`; returns the exit code."""
+    try:
+        become_subreaper()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)]
+        actions += [(os.POSIX_SPAWN_OPEN, fd, p, os.O_RDONLY, 0) for fd, p in seccomp]
+        start = time.perf_counter()
+        for _ in range(count):
+            child = os.posix_spawn(path, argv, os.environ, file_actions=actions)
+            _, status = os.waitpid(child, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                os.write(w, f"fail {os.waitstatus_to_exitcode(status)}".encode())
+                return 1
+            reap_leftovers(argv)
+        os.write(w, f"{time.perf_counter() - start}".encode())
+        return 0
+    except BaseException as e:  # noqa: BLE001 (said to the parent)
+        os.write(w, f"fail {e}".encode())
+        return 1
 
 
 def main():

@@ -181,10 +181,26 @@ fn a_rootless_caller_maps_its_own_ids_explicitly() {
 /// took the root path, and failed: mounting the host's /usr from a mount
 /// namespace its user namespace does not own (EPERM), or becoming an id
 /// its namespace does not map (EINVAL). From host root and from the test
-/// user alike.
+/// user alike; host root's `unshare -r` maps the host's uid 0 into the
+/// sandbox, which is acknowledged by name.
 #[test]
 fn root_of_a_user_namespace_launches_as_a_rootless_caller() {
     require_root!();
+    let r = output({
+        let mut c = std::process::Command::new("unshare");
+        c.arg("-r")
+            .arg(airlock_bin())
+            .args(["run", "--", "true"])
+            .stdin(std::process::Stdio::null());
+        c
+    });
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error[host-root-mapped]: identity")
+            && r.stderr.contains("its parent's root"),
+        "{}",
+        r.stderr
+    );
     let script = "id -u; cat /proc/self/uid_map; echo ppid=$PPID; ls /root 2>&1";
     let as_user = [
         format!("--reuid={USER}"),
@@ -202,9 +218,15 @@ fn root_of_a_user_namespace_launches_as_a_rootless_caller() {
                     c
                 }
             };
+            let ack: &[&str] = match setpriv.is_empty() {
+                true => &["--allow-unsafe", "host-root-mapped"],
+                false => &[],
+            };
             c.args(unshare)
                 .arg(airlock_bin())
-                .args(["run", "--", "sh", "-c", script])
+                .arg("run")
+                .args(ack)
+                .args(["--", "sh", "-c", script])
                 .env_remove("XDG_RUNTIME_DIR")
                 .stdin(std::process::Stdio::null());
             let r = output(c);

@@ -207,7 +207,12 @@ fn main() {
     }
 }
 
+/// Root, as the library launches it: not uid 0 of a user namespace of
+/// one id (`unshare -r`), which launches as a rootless caller.
 pub(crate) fn is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    airlock::plan::Caller::here(
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
+    .is_root()
 }

@@ -77,7 +77,11 @@ impl Context {
             caller,
             home: var("HOME"),
             store: var("AIRLOCK_STORE").map(absolute).unwrap_or_else(|| {
-                store::default_root(caller.uid, var("XDG_DATA_HOME"), var("HOME"))
+                match caller.namespaced_root {
+                    // `unshare -r`: /var/lib/airlock is the host root's.
+                    true => store::user_root(var("XDG_DATA_HOME"), var("HOME")),
+                    false => store::default_root(caller.uid, var("XDG_DATA_HOME"), var("HOME")),
+                }
             }),
             env: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))

@@ -319,25 +319,41 @@ pub fn preserved_fds_open(count: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Does this process's user namespace hold every id of the host's (the
-/// initial one, or a container without one of its own)? Read from
-/// /proc/self/uid_map: call it where /proc is still the caller's.
-pub fn holds_host_ids() -> bool {
-    holds_all_ids(&std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default())
+/// Does this process's user namespace map one id only (`unshare -r`)?
+/// Its uid 0 can then map nothing but itself, and launches as a rootless
+/// caller. A namespace of many ids (a rootless container's, with its
+/// subordinate range) keeps the root path, whose explicit maps work
+/// there. Read once, from /proc/self/uid_map, where /proc is still the
+/// caller's. Anything but procfs's answer (no /proc, a plain file where
+/// /proc should be) is "no": taken as the host's root, a sandbox's root
+/// stays off the host's ids, where the rootless path's own-id map would
+/// put it on uid 0.
+pub fn maps_one_id() -> bool {
+    one_id_outside().is_some()
 }
 
-/// A uid_map of one line mapping all 4294967295 ids onto themselves.
-/// Unreadable (no /proc) it is taken as held: the root paths then fail
-/// on what they cannot do, and say so.
-fn holds_all_ids(map: &str) -> bool {
+/// The one id a namespace of one id maps: its number in the parent
+/// namespace (0 when root ran `unshare -r`).
+pub fn one_id_outside() -> Option<u32> {
+    static ONE: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *ONE.get_or_init(|| {
+        let f = std::fs::File::open("/proc/self/uid_map").ok()?;
+        // PROC_SUPER_MAGIC: the kernel's own procfs.
+        let procfs = rustix::fs::fstatfs(&f).is_ok_and(|s| s.f_type == 0x9fa0);
+        procfs.then_some(())?;
+        one_id(&std::io::read_to_string(f).ok()?)
+    })
+}
+
+/// A uid_map of one line mapping one id: that id's number outside.
+fn one_id(map: &str) -> Option<u32> {
     let lines: Vec<Vec<&str>> = map
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
     match lines.as_slice() {
-        [] => true,
-        [one] => one.as_slice() == ["0", "0", "4294967295"],
-        _ => false,
+        [one] if one.len() == 3 && one[2] == "1" => one[1].parse().ok(),
+        _ => None,
     }
 }
 
@@ -767,16 +783,24 @@ pub fn set_cpu_affinity(pid: i32, cpus: &[u32]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn only_the_whole_identity_map_holds_the_hosts_ids() {
-        assert!(super::holds_all_ids("         0          0 4294967295\n"));
-        assert!(super::holds_all_ids(""));
-        for partial in [
-            "0 0 1\n",
+    fn only_a_map_of_one_id_is_one_id() {
+        assert_eq!(super::one_id("         0          0          1\n"), Some(0));
+        assert_eq!(super::one_id("0 1000 1"), Some(1000));
+        for more in [
+            "",
+            "         0          0 4294967295\n",
             "0 1000 1\n1 100000 65536\n",
-            "0 100000 4294967295\n",
             "0 0 65536\n",
+            "0 0 10\n",
         ] {
-            assert!(!super::holds_all_ids(partial), "{partial}");
+            assert_eq!(super::one_id(more), None, "{more}");
+        }
+        // This test's own namespace: the host's, whatever /proc says.
+        if rustix::process::geteuid().is_root()
+            && std::fs::read_to_string("/proc/self/uid_map")
+                .is_ok_and(|m| m.split_whitespace().nth(2) == Some("4294967295"))
+        {
+            assert!(!super::maps_one_id());
         }
     }
 

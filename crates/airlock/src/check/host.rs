@@ -65,6 +65,10 @@ pub struct Host {
     /// an idmapped mount (`spec::BindOwner::Caller`).
     #[serde(default)]
     pub root_caller: bool,
+    /// The caller is uid 0 of a user namespace of one id (`unshare -r`):
+    /// that id in the namespace's parent, which a sandbox of its maps.
+    #[serde(default)]
+    pub namespaced_root_outside: Option<u32>,
     /// The caller's image store (canonical): its layers are what later
     /// sandboxes run.
     #[serde(default)]
@@ -564,6 +568,11 @@ impl Host {
                 .get("pid")
                 .is_some_and(|p| host_namespace(p, "pid")),
             root_caller: ctx.caller.is_root(),
+            namespaced_root_outside: ctx
+                .caller
+                .namespaced_root
+                .then(crate::sys::one_id_outside)
+                .flatten(),
             store: absolute(&ctx.store).map(|s| name(&canonical(&s))),
             state_roots: state_roots(ctx).iter().map(|r| name(r)).collect(),
         })

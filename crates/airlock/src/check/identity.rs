@@ -33,6 +33,17 @@ pub(super) fn judge(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[S
             host_proc_writable(f, spec);
         }
         shared(f, spec, host, caps, uid, gid);
+    } else if let Some(outside) = host.namespaced_root_outside {
+        // uid 0 of a namespace of one id (`unshare -r`) maps that id, its
+        // own, whatever the spec says: judged by what it is outside.
+        if outside == 0 {
+            f.add(
+                "host-root-mapped",
+                "identity",
+                "airlock runs as uid 0 of a user namespace whose one id is its parent's root (`unshare -r` by root): the sandbox's root is that root, and a file the workload makes setuid in a writable bind is a setuid-root binary on the host",
+            );
+            host_proc_writable(f, spec);
+        }
     } else {
         let maps_root = |maps: &[IdMap]| maps.iter().any(|m| m.outside == 0);
         if maps_root(&spec.identity.uid_map) || maps_root(&spec.identity.gid_map) {

@@ -218,6 +218,11 @@ pub fn default_root(uid: u32, xdg_data_home: Option<String>, home: Option<String
     if uid == 0 {
         return "/var/lib/airlock".into();
     }
+    user_root(xdg_data_home, home)
+}
+
+/// A user's own store: under `$XDG_DATA_HOME`, or `~/.local/share`.
+pub fn user_root(xdg_data_home: Option<String>, home: Option<String>) -> PathBuf {
     if let Some(x) = xdg_data_home {
         return PathBuf::from(x).join("airlock");
     }

@@ -29,10 +29,9 @@ use serde::{Deserialize, Serialize};
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
-    /// uid 0 of a user namespace that does not hold the host's ids
-    /// (`unshare -r`, a rootless container): it can map only its own id
-    /// into a sandbox, and its mounts are its namespace's, so it launches
-    /// as a rootless caller does.
+    /// uid 0 of a user namespace that maps one id only (`unshare -r`): it
+    /// can map only its own id into a sandbox, and its mounts are its
+    /// namespace's, so it launches as a rootless caller does.
     #[serde(default)]
     pub namespaced_root: bool,
 }
@@ -49,12 +48,12 @@ impl Caller {
     }
 
     /// A caller with these ids in this process's user namespace: its uid
-    /// 0 is the host's root only where the namespace holds the host's ids.
+    /// 0 launches as root unless the namespace maps that one id only.
     pub fn here(uid: u32, gid: u32) -> Caller {
         Caller {
             uid,
             gid,
-            namespaced_root: uid == 0 && !crate::sys::holds_host_ids(),
+            namespaced_root: uid == 0 && crate::sys::maps_one_id(),
         }
     }
 

@@ -85,8 +85,10 @@ fn watch(heard: OwnedFd, dir: Option<&SandboxDir>) -> ! {
     // up. Our procfs is still the host's.
     sys::release_free_memory();
     let mut told = Told::default();
-    // The largest message is the cgroup paths' JSON, a few hundred bytes.
-    let mut buf = vec![0u8; 16 * 1024];
+    // The cgroup paths' JSON grows with a nested path's depth. Past the
+    // runner's arena, from the C library's fresh pages: untouched beyond
+    // what a message fills.
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let (n, mut fds) =
             match sys::recv_with_fds(&heard, &mut buf, rustix::net::RecvFlags::empty()) {

@@ -68,9 +68,9 @@ pub const RUNNER_STATIC_BIN: &str = "airlock-runner-static";
 /// not hand the workload the service's groups, so it drops them all
 /// before any namespace exists.
 fn drop_service_groups(process: &crate::plan::ProcessPlan) -> Result<(), SetupError> {
-    // uid 0 of a user namespace without the host's ids (`unshare -r`) has
-    // only the groups it came with, and may be denied setgroups there.
-    if process.setgroups || !rustix::process::geteuid().is_root() || !crate::sys::holds_host_ids() {
+    // uid 0 of a user namespace of one id (`unshare -r`) has only the
+    // groups it came with, and is denied setgroups there.
+    if process.setgroups || !rustix::process::geteuid().is_root() || crate::sys::maps_one_id() {
         return Ok(());
     }
     rustix::thread::set_thread_groups(&[]).step(|| "drop the supplementary groups".into())
