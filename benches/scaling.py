@@ -115,7 +115,7 @@ def daemon(airlock, levels, rounds):
             while len(held) < level:
                 held.append(cli("run", "-d", "--", "/bin/sleep", "3600").strip())
             fill = time.perf_counter() - t0
-            life, ps, inspect = [], [], []
+            life, ps, inspect, ref = [], [], [], []
             for _ in range(rounds):
                 t = time.perf_counter()
                 sid = cli("run", "-d", "--", "/bin/true").strip()
@@ -124,13 +124,22 @@ def daemon(airlock, levels, rounds):
                 life.append(time.perf_counter() - t)
                 ps.append(timed("ps")[0])
                 inspect.append(timed("inspect", random.choice(held))[0])
+                # The levels are minutes apart on a machine whose speed
+                # drifts: each is also said against the CLI's own start
+                # (`airlock --version`, no daemon) timed in the same rounds.
+                t = time.perf_counter()
+                subprocess.run([airlock, "--version"], stdout=subprocess.DEVNULL, check=True)
+                ref.append(time.perf_counter() - t)
             rss = rss_kib(d.pid)
             row = {"held": level, "create_start_wait_delete_ms": median_ms(life),
                    "list_ms": median_ms(ps), "inspect_ms": median_ms(inspect),
-                   "daemon_rss_kib": rss}
+                   "cli_start_ms": median_ms(ref), "daemon_rss_kib": rss}
+            row["list_x_cli_start"] = row["list_ms"] / row["cli_start_ms"]
+            row["inspect_x_cli_start"] = row["inspect_ms"] / row["cli_start_ms"]
             rows.append(row)
             print(f"daemon holding {level:>5}: one more sandbox {row['create_start_wait_delete_ms']:7.2f} ms, "
-                  f"List {row['list_ms']:6.2f} ms, Inspect {row['inspect_ms']:6.2f} ms, "
+                  f"List {row['list_ms']:6.2f} ms ({row['list_x_cli_start']:.1f} x the CLI's start), "
+                  f"Inspect {row['inspect_ms']:6.2f} ms ({row['inspect_x_cli_start']:.1f} x), "
                   f"daemon RSS {rss} KiB (filled in {fill:.1f} s)")
     finally:
         for sid in held:

@@ -847,11 +847,24 @@ fn errors_name_the_flags_that_were_written() {
 fn exec_flags_are_named_in_their_errors() {
     require_root!();
     let name = format!("exec-flags-{}", std::process::id());
+    // Links the workload made to magic ones (runc's CVE-2024-21626
+    // through exec): the exec's cwd would be the runner's, or PID 1's.
     let started = output(airlock(&[
-        "run", "-d", "--name", &name, "--", "sleep", "100",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "ln -s /proc/self/cwd /tmp/self; ln -s /proc/1/cwd /tmp/init; sleep 100",
     ]));
     assert_eq!(started.code, 0, "{}", started.stderr);
-    let cases: [(&[&str], &str); 4] = [
+    let made = wait_until(10, || {
+        output(airlock(&["exec", &name, "--", "test", "-L", "/tmp/init"])).code == 0
+    });
+    assert!(made, "the links were not made");
+    let cases: [(&[&str], &str); 6] = [
         (
             &["--env", "=x"],
             "--env \"=x\": a variable name must be non-empty",
@@ -865,6 +878,13 @@ fn exec_flags_are_named_in_their_errors() {
             &["--workdir", "/proc/self"],
             "--workdir \"/proc/self\": must not be under /proc",
         ),
+        (
+            &["--workdir", "/tmp/self"],
+            "/tmp/self goes through a /proc magic link",
+        ),
+        // Refused either way: as a magic link, or as not ours to follow
+        // (PID 1 is not dumpable).
+        (&["--workdir", "/tmp/init"], "/tmp/init"),
     ];
     let mut failures = Vec::new();
     for (flags, needle) in cases {

@@ -246,6 +246,58 @@ fn root_of_a_user_namespace_launches_as_a_rootless_caller() {
     }
 }
 
+/// A rootless sandbox keeps its caller's supplementary groups (unmapped,
+/// they show as the overflow gid), and may not drop them: a file whose
+/// group is denied what others get (mode 0604) stays unreadable even to
+/// a sandbox root with CAP_SETGID, because the user namespace denies
+/// setgroups (written before its gid_map, as shadow's CVE-2018-7169
+/// taught newgidmap).
+#[test]
+fn a_rootless_sandbox_cannot_drop_its_callers_groups() {
+    require_root!();
+    let dir = tempdir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "group-denied").unwrap();
+    chown(&file, 0, 4242);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let probe = r#"
+import os
+print(open("/proc/self/setgroups").read().strip())
+def read():
+    try:
+        return open("/d/f").read()
+    except OSError as e:
+        return f"errno {e.errno}"
+print(read())
+try:
+    os.setgroups([])
+    print("dropped")
+except OSError as e:
+    print(f"setgroups errno {e.errno}")
+print(read())
+"#;
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        format!("--reuid={USER}"),
+        format!("--regid={USER}"),
+        "--groups=4242".into(),
+        "--".into(),
+    ])
+    .arg(airlock_bin())
+    .args(["run", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SETGID"])
+    .args(["--bind", &dir.path().display().to_string(), "/d"])
+    .args(["--", "python3", "-c", probe])
+    .stdin(std::process::Stdio::null());
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "deny\nerrno 13\nsetgroups errno 1\nerrno 13\n",
+        "{}",
+        r.stderr
+    );
+}
+
 /// runc's CVE-2019-5736: a process running the runner execs a path of the
 /// sandbox, where a script whose interpreter is `/proc/self/exe` runs the
 /// runner's file again as the workload, which could reopen it for writing

@@ -600,6 +600,49 @@ fn the_default_profile_allows_only_builtin_socket_protocols() {
     }
 }
 
+/// A 64-bit process can still make 32-bit calls (`int 0x80` takes the
+/// i386 table, a call number with bit 30 the x32 one), where every number
+/// names another call and the native rules do not hold (Docker's and
+/// runc's profiles once let `int 0x80` through). The default programs are
+/// native only: any other architecture's call is killed, and an x32 one
+/// is not allowed.
+#[test]
+fn calls_of_another_abi_are_not_let_through() {
+    const X86_64: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    const I386: u32 = 0x4000_0003; // AUDIT_ARCH_I386
+    const ALLOW: u32 = 0x7fff_0000;
+    const KILL_PROCESS: u32 = 0x8000_0000;
+    const KILL_THREAD: u32 = 0;
+    for progs in [
+        compile(&Seccomp::Default).unwrap(),
+        compile_now(&Seccomp::Default).unwrap(),
+    ] {
+        // The kernel takes the most severe verdict of the programs.
+        let combined = |arch, nr| {
+            progs
+                .iter()
+                .map(|p| verdict(p, arch, nr, [0; 6]))
+                .min_by_key(|v| match v & 0xffff_0000 {
+                    KILL_PROCESS => 0,
+                    KILL_THREAD => 1,
+                    ALLOW => 3,
+                    _ => 2,
+                })
+                .unwrap()
+        };
+        // i386: read, write, getpid, execve, ptrace, clone, socketcall.
+        for nr in [3, 4, 20, 11, 26, 120, 102] {
+            let v = combined(I386, nr) & 0xffff_0000;
+            assert!(v == KILL_PROCESS || v == KILL_THREAD, "i386 {nr}: {v:#x}");
+        }
+        for nr in [libc::SYS_read, libc::SYS_getppid, libc::SYS_execve] {
+            assert_eq!(combined(X86_64, nr as u32), ALLOW, "native {nr}");
+            let x32 = combined(X86_64, nr as u32 | 0x4000_0000);
+            assert_ne!(x32, ALLOW, "x32 {nr}: {x32:#x}");
+        }
+    }
+}
+
 /// The set-id filter refuses by name: a call the linked libseccomp did
 /// not know would be left out of it without a word (fchmodat2 needs
 /// 2.5.5 or a backport), so every one of them must resolve.
