@@ -1,7 +1,7 @@
 //! A root caller's writable binds are its own (filesystem.bind_owner):
 //! the sandbox's root, an unprivileged host id, writes there as the caller
 //! through an idmapped mount, and no setuid, setgid or file capability can
-//! come out of it.
+//! come out of it. A bind is private both ways, on a shared host too.
 
 mod common;
 use common::*;
@@ -396,4 +396,38 @@ fn without_no_new_privs_a_writable_bind_and_a_working_directory_go_together() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "/out\nNoNewPrivs:\t0\nx\n", "{}", r.stderr);
+}
+
+/// A bind is the host's tree as it was at the start, private both ways,
+/// even where the host's mounts are shared (as systemd makes `/`): a
+/// mount made on the host under the source later does not appear in the
+/// sandbox, and nothing in the sandbox's mount table is in a peer group
+/// with the host's (no `shared:`), so none of its mounts could reach the
+/// host either. A CI host whose `/` is private would pass without the
+/// protection; the test makes its own mount namespace shared first.
+#[test]
+fn binds_are_private_both_ways_on_a_shared_host() {
+    require_root!();
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let state = tempdir();
+    let script = r#"
+        set -e
+        al() { "$AIRLOCK" --state-root "$STATE" "$@"; }
+        al run -d --name p --bind "$SRC" /d -- sleep 100 > /dev/null
+        mount -t tmpfs tmpfs "$SRC/sub"
+        touch "$SRC/sub/marker"
+        grep -q shared: /proc/self/mountinfo && echo host-shared
+        al exec p -- sh -c 'ls -A /d/sub; echo listed; grep -c shared: /proc/self/mountinfo || true'
+        al rm -f p > /dev/null
+    "#;
+    let mut c = std::process::Command::new("unshare");
+    c.args(["-m", "--propagation", "shared", "sh", "-c", script])
+        .env("AIRLOCK", airlock_bin())
+        .env("STATE", state.path())
+        .env("SRC", dir.path())
+        .stdin(std::process::Stdio::null());
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "host-shared\nlisted\n0\n", "{}", r.stderr);
 }

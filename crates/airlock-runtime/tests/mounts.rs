@@ -495,3 +495,44 @@ fn a_host_bind_beside_an_own_file_at_one_destination_is_not_idmapped() {
     // it: nobody's.
     assert_eq!(out, "65534\n", "{err}");
 }
+
+/// runc's CVE-2025-31133: a masked path was hidden by a bind of the
+/// container's own /dev/null, which a rootfs (or a racing process) could
+/// make a symbolic link to /proc/sys/kernel/core_pattern: the "mask" was
+/// then that sysctl, bound writable over /proc/kcore. Here /dev is the
+/// rootfs's own (no tmpfs over it) and its `null` is such a link: the
+/// masked file (/proc/version, which every kernel has) is still the
+/// host's null device, empty, 1:3 and read-only, and the host's
+/// core_pattern is as it was.
+#[test]
+fn a_masked_path_is_never_hidden_by_the_rootfs_dev_null() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(
+        "devnull-link",
+        &[
+            "sh",
+            "-c",
+            "stat -c '%F %t:%T' /proc/version; wc -c < /proc/version; \
+             echo '|/tmp/x' > /proc/version 2>/dev/null || echo refused",
+        ],
+        |c| {
+            let mounts = c["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+            c["linux"]["maskedPaths"] = json!(["/proc/version"]);
+        },
+    );
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", b.join("rootfs/dev/null")).unwrap();
+    let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let o = env.rt(&["run", "--bundle", &b.display().to_string(), "devnull-link"]);
+    let (out, err) = text(&o);
+    assert_eq!(
+        out.trim_end().lines().collect::<Vec<_>>(),
+        ["character special file 1:3", "0", "refused"],
+        "{out} {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        before
+    );
+}
