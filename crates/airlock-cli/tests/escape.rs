@@ -131,14 +131,21 @@ fn bait_for(owner: u32) -> HostBait {
 }
 
 fn run_suite(as_user: bool, extra: &[&str]) -> String {
+    run_suite_via(false, as_user, extra)
+}
+
+/// The battery, run as the workload, or (`through_exec`) by `airlock
+/// exec` into a detached sandbox started with the same binds and flags:
+/// an exec'd process joins the sandbox by its own path (enter.rs), which
+/// must give it every protection the workload has.
+fn run_suite_via(through_exec: bool, as_user: bool, extra: &[&str]) -> String {
     let b = bait_for(if as_user { USER } else { 0 });
     let launcher = std::fs::read(airlock_bin()).unwrap();
     let runner = std::fs::read(runner_bin()).unwrap();
     let host_pid = std::process::id().to_string();
     let port = b.tcp_port.to_string();
     let leaked = b.leaked.as_raw_fd().to_string();
-    let mut args: Vec<&str> = vec![
-        "run",
+    let binds: Vec<&str> = vec![
         "--ro-bind",
         &b.probes,
         "/probes.py",
@@ -148,37 +155,50 @@ fn run_suite(as_user: bool, extra: &[&str]) -> String {
         "--bind",
         &b.out,
         "/out",
-        "--setenv",
-        "OUT",
-        "/out",
-        "--setenv",
-        "HOST_PID",
-        &host_pid,
-        "--setenv",
-        "SECRET",
-        &b.secret,
-        "--setenv",
-        "TCP_PORT",
-        &port,
-        "--setenv",
-        "ABSTRACT",
-        &b.abstract_name,
-        "--setenv",
-        "LEAKED_FD",
-        &leaked,
-        "--setenv",
-        "SUID",
-        "/suid-id",
+    ];
+    let mut env: Vec<(&str, &str)> = vec![
+        ("OUT", "/out"),
+        ("HOST_PID", &host_pid),
+        ("SECRET", &b.secret),
+        ("TCP_PORT", &port),
+        ("ABSTRACT", &b.abstract_name),
+        ("LEAKED_FD", &leaked),
+        ("SUID", "/suid-id"),
     ];
     if !as_user {
-        args.extend_from_slice(&["--setenv", "CALLER_IS_ROOT", "1"]);
+        env.push(("CALLER_IS_ROOT", "1"));
     }
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--", "python3", "/probes.py"]);
-    let r = if as_user {
-        output(airlock_as_user(&args))
+    let run = |args: &[&str]| match as_user {
+        true => output(airlock_as_user(args)),
+        false => output(airlock(args)),
+    };
+    let r = if through_exec {
+        let name = format!("escape-exec-{}-{as_user}", std::process::id());
+        let mut start = vec!["run", "-d", "--name", &name];
+        start.extend_from_slice(&binds);
+        start.extend_from_slice(extra);
+        start.extend_from_slice(&["--", "sleep", "1000"]);
+        let started = run(&start);
+        assert_eq!(started.code, 0, "{}", started.stderr);
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut exec = vec!["exec"];
+        for kv in &pairs {
+            exec.extend_from_slice(&["-e", kv]);
+        }
+        exec.extend_from_slice(&[&name, "--", "python3", "/probes.py"]);
+        let r = run(&exec);
+        let removed = run(&["rm", "-f", &name]);
+        assert_eq!(removed.code, 0, "{}", removed.stderr);
+        r
     } else {
-        output(airlock(&args))
+        let mut args = vec!["run"];
+        args.extend_from_slice(&binds);
+        for (k, v) in &env {
+            args.extend_from_slice(&["--setenv", k, v]);
+        }
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "python3", "/probes.py"]);
+        run(&args)
     };
     eprintln!("{}", r.stdout);
     for name in EXPECTED {
@@ -211,6 +231,23 @@ fn escape_suite_as_sandbox_root() {
     assert!(
         out.contains(&format!("{} probes, 0 escaped", EXPECTED.len())),
         "{out}"
+    );
+}
+
+/// The battery from a process `airlock exec` put into the sandbox, as
+/// root and rootless.
+#[test]
+fn escape_suite_through_exec() {
+    require_root!();
+    let out = run_suite_via(true, false, &["--memory", "256M", "--pids", "64"]);
+    assert!(
+        out.contains(&format!("{} probes, 0 escaped", EXPECTED.len())),
+        "{out}"
+    );
+    run_suite_via(
+        true,
+        true,
+        &["--rlimit", "nproc=64", "--rlimit", "as=536870912"],
     );
 }
 
