@@ -252,9 +252,56 @@ impl State {
     }
 }
 
-/// `pid` and every process below it, from each process's parent in
-/// /proc (readable by anyone, unlike a non-dumpable process's links).
+/// `pid` and every process below it, from each thread's `children` in
+/// /proc (readable by anyone, unlike a non-dumpable process's links): as
+/// many reads as the sandbox has threads, where a scan of all of /proc
+/// read every process of the host's (Inspect took 64 ms beside 1000
+/// other sandboxes). A kernel without CONFIG_PROC_CHILDREN is scanned.
 fn descendants_and(pid: i32) -> Vec<i32> {
+    match children_listed() {
+        true => descendants_by_children(pid),
+        false => descendants_by_scan(pid),
+    }
+}
+
+/// Does this kernel list a thread's children (`/proc/.../children`)?
+fn children_listed() -> bool {
+    static LISTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LISTED.get_or_init(|| {
+        let me = std::process::id();
+        std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+    })
+}
+
+fn descendants_by_children(pid: i32) -> Vec<i32> {
+    let mut found = vec![pid];
+    let mut seen = std::collections::HashSet::from([pid]);
+    let mut i = 0;
+    // Bounded as the kernel bounds pids: a loop of reused pids (a child
+    // ended and its pid taken by an ancestor meanwhile) ends here.
+    while i < found.len() && found.len() < 4_194_304 {
+        let cur = found[i];
+        i += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{cur}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let path = t.path().join("children");
+            let Ok(listed) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for child in listed.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if seen.insert(child) {
+                    found.push(child);
+                }
+            }
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+fn descendants_by_scan(pid: i32) -> Vec<i32> {
     let mut parent_of = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {

@@ -837,3 +837,42 @@ fn a_supervisor_pid_is_known_by_the_directory_it_holds() {
     drop(held);
     assert!(!sb.held_by(me));
 }
+
+/// A process tree read from each thread's `children` is the tree a scan
+/// of every process's parent gives: the shell, its two children and the
+/// grandchild, whatever else runs on the host.
+#[test]
+fn a_tree_read_by_children_is_the_scanned_tree() {
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", "sleep 30 & (sleep 30 & wait) & echo go; wait"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(sh.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pid = sh.id() as i32;
+    // The subshell's own child may take a moment to be forked.
+    let mut by_children = Vec::new();
+    for _ in 0..200 {
+        by_children = super::descendants_by_children(pid);
+        if by_children.len() == 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let by_scan = super::descendants_by_scan(pid);
+    // The test's own processes, by pid, sleeps included.
+    for p in by_scan.iter().chain(&by_children) {
+        // SAFETY: kill takes no pointers; these pids are this test's own
+        // processes, listed a moment ago (the sleeps have 30 s to run).
+        unsafe { libc::kill(*p, libc::SIGKILL) };
+    }
+    let _ = sh.wait();
+    assert_eq!(by_children.len(), 4, "{by_children:?}");
+    assert_eq!(by_children, by_scan);
+    assert!(by_children.contains(&pid));
+}
