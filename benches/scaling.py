@@ -128,7 +128,8 @@ def daemon(airlock, levels, rounds):
                 # drifts: each is also said against the CLI's own start
                 # (`airlock --version`, no daemon) timed in the same rounds.
                 t = time.perf_counter()
-                subprocess.run([airlock, "--version"], stdout=subprocess.DEVNULL, check=True)
+                subprocess.run([airlock, "--version"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, check=True)
                 ref.append(time.perf_counter() - t)
             rss = rss_kib(d.pid)
             row = {"held": level, "create_start_wait_delete_ms": median_ms(life),

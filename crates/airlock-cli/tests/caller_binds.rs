@@ -415,11 +415,11 @@ fn binds_are_private_both_ways_on_a_shared_host() {
         set -e
         al() { "$AIRLOCK" --state-root "$STATE" "$@"; }
         al run -d --name p --bind "$SRC" /d -- sleep 100 > /dev/null
+        trap 'al rm -f p > /dev/null' EXIT
         mount -t tmpfs tmpfs "$SRC/sub"
         touch "$SRC/sub/marker"
         grep -q shared: /proc/self/mountinfo && echo host-shared
         al exec p -- sh -c 'ls -A /d/sub; echo listed; grep -c shared: /proc/self/mountinfo || true'
-        al rm -f p > /dev/null
     "#;
     let mut c = std::process::Command::new("unshare");
     c.args(["-m", "--propagation", "shared", "sh", "-c", script])

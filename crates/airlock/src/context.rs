@@ -89,9 +89,14 @@ impl Context {
             state_root: var("AIRLOCK_STATE_ROOT").map(absolute).unwrap_or_else(|| {
                 match (caller.namespaced_root, var("XDG_RUNTIME_DIR")) {
                     // `unshare -r` from a session: /run/airlock is the
-                    // host root's, the session's runtime directory ours.
+                    // host root's, the session's runtime directory ours;
+                    // without one, the one id's own in /tmp.
                     (true, Some(d)) if d.starts_with('/') => PathBuf::from(d).join("airlock"),
-                    (_, xdg) => default_state_root(caller.uid, xdg),
+                    (true, _) => {
+                        let id = crate::sys::one_id_outside().unwrap_or(caller.uid);
+                        format!("/tmp/airlock-{id}").into()
+                    }
+                    (false, xdg) => default_state_root(caller.uid, xdg),
                 }
             }),
             // Unreadable, the layout is empty: a sandbox that needs a

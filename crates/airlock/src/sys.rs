@@ -332,17 +332,46 @@ pub fn maps_one_id() -> bool {
     one_id_outside().is_some()
 }
 
-/// The one id a namespace of one id maps: its number in the parent
+/// The one uid a namespace of one id maps: its number in the parent
 /// namespace (0 when root ran `unshare -r`).
 pub fn one_id_outside() -> Option<u32> {
     static ONE: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *ONE.get_or_init(|| {
-        let f = std::fs::File::open("/proc/self/uid_map").ok()?;
-        // PROC_SUPER_MAGIC: the kernel's own procfs.
-        let procfs = rustix::fs::fstatfs(&f).is_ok_and(|s| s.f_type == 0x9fa0);
-        procfs.then_some(())?;
-        one_id(&std::io::read_to_string(f).ok()?)
-    })
+    *ONE.get_or_init(|| one_id(&read_own_map("uid_map")?))
+}
+
+/// The gids of a namespace of one uid: the one it maps, by its number
+/// in the parent namespace (`unshare --map-groups` may map another, or
+/// several).
+pub fn gids_outside() -> Vec<(u32, u32)> {
+    let Some(map) = read_own_map("gid_map") else {
+        return Vec::new();
+    };
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            (f.len() == 3).then(|| (f[1], f[2]))
+        })
+        .collect()
+}
+
+/// Is this the user namespace of every id of the host's (one line, 0 0
+/// 4294967295: the initial one, or a container without one of its own),
+/// where root has every capability over every file? Read from procfs.
+pub fn holds_every_id() -> bool {
+    read_own_map("uid_map")
+        .is_some_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+}
+
+/// /proc/self/`file`, from the kernel's procfs only.
+fn read_own_map(file: &str) -> Option<String> {
+    let f = std::fs::File::open(format!("/proc/self/{file}")).ok()?;
+    // PROC_SUPER_MAGIC: the kernel's own procfs.
+    let procfs = rustix::fs::fstatfs(&f).is_ok_and(|s| s.f_type == 0x9fa0);
+    procfs.then_some(())?;
+    std::io::read_to_string(f).ok()
 }
 
 /// A uid_map of one line mapping one id: that id's number outside.

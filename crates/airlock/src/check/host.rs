@@ -69,6 +69,9 @@ pub struct Host {
     /// that id in the namespace's parent, which a sandbox of its maps.
     #[serde(default)]
     pub namespaced_root_outside: Option<u32>,
+    /// Its gid map's ranges, each (first id in the parent, count).
+    #[serde(default)]
+    pub namespaced_root_gids: Vec<(u32, u32)>,
     /// The caller's image store (canonical): its layers are what later
     /// sandboxes run.
     #[serde(default)]
@@ -573,6 +576,10 @@ impl Host {
                 .namespaced_root
                 .then(crate::sys::one_id_outside)
                 .flatten(),
+            namespaced_root_gids: match ctx.caller.namespaced_root {
+                true => crate::sys::gids_outside(),
+                false => Vec::new(),
+            },
             store: absolute(&ctx.store).map(|s| name(&canonical(&s))),
             state_roots: state_roots(ctx).iter().map(|r| name(r)).collect(),
         })

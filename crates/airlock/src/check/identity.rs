@@ -35,8 +35,10 @@ pub(super) fn judge(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[S
         shared(f, spec, host, caps, uid, gid);
     } else if let Some(outside) = host.namespaced_root_outside {
         // uid 0 of a namespace of one id (`unshare -r`) maps that id, its
-        // own, whatever the spec says: judged by what it is outside.
-        if outside == 0 {
+        // own, whatever the spec says: judged by what it is outside, and
+        // so are its gids (`unshare --map-groups` may give it gid 0).
+        let gid_0 = host.namespaced_root_gids.iter().any(|&(g, _)| g == 0);
+        if outside == 0 || gid_0 {
             f.add(
                 "host-root-mapped",
                 "identity",

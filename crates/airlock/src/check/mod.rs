@@ -612,6 +612,7 @@ pub fn recheck_named(
         joins_own_pid: host.joins_own_pid,
         root_caller: host.root_caller,
         namespaced_root_outside: host.namespaced_root_outside,
+        namespaced_root_gids: host.namespaced_root_gids.clone(),
         store: host.store.clone(),
         state_roots: host.state_roots.clone(),
     };

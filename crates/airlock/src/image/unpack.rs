@@ -273,10 +273,10 @@ fn remove_existing(dir: &OwnedFd, name: &str) {
 fn opaque(dir: &OwnedFd, name: Option<&str>, raw: &str) -> Result<(), ImageError> {
     set_xattr(dir, name, "user.overlay.opaque", b"y", raw)?;
     // Root's overlay without a user namespace (no `userxattr`) reads the
-    // trusted namespace instead; only root may write it (not uid 0 of a
-    // namespace of one id, `unshare -r`), and a rootless store never
-    // serves such an overlay.
-    if rustix::process::geteuid().is_root() && !crate::sys::maps_one_id() {
+    // trusted namespace instead; only root of every id may write it (not
+    // uid 0 of another user namespace: CAP_SYS_ADMIN in the initial one),
+    // and a rootless store never serves such an overlay.
+    if rustix::process::geteuid().is_root() && crate::sys::holds_every_id() {
         set_xattr(dir, name, "trusted.overlay.opaque", b"y", raw)?;
     }
     Ok(())

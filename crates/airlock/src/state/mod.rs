@@ -277,9 +277,9 @@ fn descendants_by_children(pid: i32) -> Vec<i32> {
     let mut found = vec![pid];
     let mut seen = std::collections::HashSet::from([pid]);
     let mut i = 0;
-    // Bounded as the kernel bounds pids: a loop of reused pids (a child
-    // ended and its pid taken by an ancestor meanwhile) ends here.
-    while i < found.len() && found.len() < 4_194_304 {
+    // Each pid is visited once (`seen`), so a pid reused while the walk
+    // goes on cannot make it loop.
+    while i < found.len() {
         let cur = found[i];
         i += 1;
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{cur}/task")) else {
