@@ -7,9 +7,10 @@ use std::process::ExitCode;
 /// Judge a spec against the guardrails without running it.
 ///
 /// Exit status: 0 when the spec would run (warnings allowed), 1 when it
-/// would be refused, 2 when it cannot be read, parsed or validated (or
-/// the command line is wrong). It judges against this machine, as a
-/// local `airlock run` would, with or without `--host`.
+/// would be refused, 2 when it cannot be read, parsed or validated, or
+/// planned for this caller on this machine (or the command line is
+/// wrong). It judges against this machine, as a local `airlock run`
+/// would, with or without `--host`.
 #[derive(Args)]
 pub struct CheckArgs {
     /// The spec file (JSON or TOML), or `-` for stdin.

@@ -65,3 +65,92 @@ fn print_spec_into_a_closed_pipe_is_quiet() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// What a spec cannot carry is said, not dropped without a word: flags
+/// that place the sandbox (`--cgroup-parent`, `--store`) or make it live
+/// a certain way (`-d`, `--name`, `--die-with-parent`) must be given
+/// again with `--spec`. A spec file's port list is replaced by the flags'
+/// (each restricts: added to, it widened), and a `-try` bind onto `/` of
+/// a source that is not there is skipped, as every `-try` bind is.
+#[test]
+fn print_spec_says_what_it_leaves_out_and_flags_override_the_file() {
+    let r = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--cgroup-parent",
+        "/",
+        "--store",
+        "/tmp",
+        "--die-with-parent",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "note: --store, --cgroup-parent, --die-with-parent are not part of a spec: give them again with --spec"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = output(airlock(&["run", "--print-spec", "--", "true"]));
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+
+    let dir = tempdir();
+    let file = dir.path().join("ports.json");
+    std::fs::write(
+        &file,
+        r#"{"process": {"args": ["true"]}, "landlock": {"tcp_bind": [80], "tcp_connect": [53]}}"#,
+    )
+    .unwrap();
+    let r = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--spec",
+        &file.display().to_string(),
+        "--tcp-bind",
+        "443",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let spec = airlock::spec::from_json(&r.stdout).unwrap();
+    assert_eq!(spec.landlock.tcp_bind, Some(vec![443]));
+    assert_eq!(spec.landlock.tcp_connect, Some(vec![53]));
+
+    let r = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--ro-bind-try",
+        "/no/such/root",
+        "/",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("/no/such/root"), "{}", r.stdout);
+}
+
+/// A spec file that joins a namespace by path and also makes one of that
+/// kind is refused as `airlock check` refuses it, not quietly mended by
+/// `run` into the join.
+#[test]
+fn a_spec_that_joins_and_makes_a_namespace_is_refused_as_check_refuses_it() {
+    let dir = tempdir();
+    let file = dir.path().join("join.json");
+    std::fs::write(
+        &file,
+        r#"{"process": {"args": ["true"]}, "namespaces": {"net": true, "join": {"net": "/proc/self/ns/net"}}}"#,
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    let check = output(airlock(&["check", &path]));
+    let run = output(airlock(&["run", "--spec", &path]));
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert_eq!(run.code, 125, "{}", run.stderr);
+    for r in [&check, &run] {
+        assert!(
+            r.stderr.contains("namespaces.join.net") || r.stderr.contains("namespaces.net"),
+            "{}",
+            r.stderr
+        );
+    }
+}

@@ -189,10 +189,10 @@ pub struct RunArgs {
     /// `required`, or `off`.
     #[arg(long, value_name = "MODE", value_parser = ["auto", "required", "off"], help_heading = "Process")]
     pub(crate) landlock: Option<String>,
-    /// Allow binding this TCP port (repeatable); any use restricts binding to the listed ports.
+    /// Allow binding this TCP port (repeatable); any use restricts binding to the listed ports (replacing a spec file's list).
     #[arg(long, value_name = "PORT", action = clap::ArgAction::Append, help_heading = "Process")]
     pub(crate) tcp_bind: Vec<u16>,
-    /// Allow connecting to this TCP port (repeatable); any use restricts connecting to the listed ports.
+    /// Allow connecting to this TCP port (repeatable); any use restricts connecting to the listed ports (replacing a spec file's list).
     #[arg(long, value_name = "PORT", action = clap::ArgAction::Append, help_heading = "Process")]
     pub(crate) tcp_connect: Vec<u16>,
     /// Keep this capability (repeatable), e.g. CAP_NET_BIND_SERVICE.

@@ -108,6 +108,15 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         labels,
     };
     if a.print_spec {
+        let left_out = not_in_a_spec(&a);
+        if !left_out.is_empty() && !a.quiet {
+            eprintln!(
+                "airlock: note: {} {} not part of a spec: give {} again with --spec",
+                left_out.join(", "),
+                if left_out.len() == 1 { "is" } else { "are" },
+                if left_out.len() == 1 { "it" } else { "them" },
+            );
+        }
         return print_spec(spec, a.image.as_deref(), &ctx, &out);
     }
     if let Some(path) = &a.report {
@@ -298,6 +307,31 @@ impl Output {
 
 /// `--print-spec`: the spec as it would run (with the image applied),
 /// printed even when the guardrails would refuse it.
+/// The flags given that act on how a sandbox is launched or lives, not
+/// on what it is: `--print-spec` cannot carry them, and a spec run
+/// without them differs (a cgroup placed elsewhere, a store the
+/// guardrails protect, a sandbox that does not die with its parent).
+fn not_in_a_spec(a: &RunArgs) -> Vec<&'static str> {
+    let b = &a.bwrap;
+    [
+        ("--store", a.store.is_some()),
+        ("--cgroup-parent", a.cgroup_parent.is_some()),
+        ("--die-with-parent", b.die_with_parent),
+        ("-d", a.detach),
+        ("--name", a.name.is_some()),
+        ("--rm", a.rm),
+        ("-i", a.interactive),
+        ("--report", a.report.is_some()),
+        ("--info-fd", b.info_fd.is_some()),
+        ("--json-status-fd", b.json_status_fd.is_some()),
+        ("--sync-fd", b.sync_fd.is_some()),
+        ("--block-fd", b.block_fd.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
+}
+
 fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context, out: &Output) -> ExitCode {
     let spec = match image {
         None => spec,

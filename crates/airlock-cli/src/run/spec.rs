@@ -523,9 +523,13 @@ fn namespaces(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<(), St
     if a.assert_userns_disabled {
         s.namespaces.assert_userns_disabled = true;
     }
-    // The spec file's joins and ours.
+    // The spec file's joins and ours. A kind joined by --join is not the
+    // sandbox's own; a spec file that joins a kind it also makes is left
+    // as written, for the spec's check to refuse (as `airlock check`
+    // does), not quietly mended.
     let joined: Vec<String> = s.namespaces.join.keys().cloned().collect();
     let joins = |kind: &str| joined.iter().any(|k| k == kind);
+    let flag_joins = |kind: &str| a.join.iter().any(|(k, _)| k == kind);
     let all = last_index(m, "unshare_all");
     let ns = &mut s.namespaces;
     for (own, kind, unshare) in [
@@ -544,7 +548,9 @@ fn namespaces(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<(), St
                 (Some(_), _) => "--share",
                 (_, Some(_)) => "--unshare",
                 _ => {
-                    *own = false;
+                    if flag_joins(kind) {
+                        *own = false;
+                    }
                     continue;
                 }
             };
@@ -620,17 +626,13 @@ fn walls(s: &mut SandboxSpec, a: &RunArgs, m: &ArgMatches) -> Result<(), String>
             _ => spec::LandlockMode::Auto,
         };
     }
+    // The flags' list replaces a spec file's, as other flags override
+    // it: each restricts, and adding to the file's would widen it.
     if !a.tcp_bind.is_empty() {
-        s.landlock
-            .tcp_bind
-            .get_or_insert_with(Vec::new)
-            .extend(&a.tcp_bind);
+        s.landlock.tcp_bind = Some(a.tcp_bind.clone());
     }
     if !a.tcp_connect.is_empty() {
-        s.landlock
-            .tcp_connect
-            .get_or_insert_with(Vec::new)
-            .extend(&a.tcp_connect);
+        s.landlock.tcp_connect = Some(a.tcp_connect.clone());
     }
     if let Some(p) = &a.seccomp_profile {
         s.seccomp = seccomp_profile(p)?;
