@@ -111,8 +111,9 @@ pub struct BwrapArgs {
     pub(crate) block_fd: Option<i32>,
     /// What airlock does by default (as are --unshare-{user,ipc,pid,net,
     /// uts,cgroup}[-try] and --new-session): each takes back a --share-*
-    /// (or --keep-session) given before it, or a spec file's, as the last
-    /// word does in bubblewrap.
+    /// of its kinds (or --keep-session) given before it, or a spec
+    /// file's, as the last word does in bubblewrap (whose --unshare-all
+    /// has no time namespace: --share-time stays).
     #[arg(long, action = ArgAction::Count, help_heading = HEADING)]
     pub(crate) unshare_all: u8,
     #[arg(long, alias = "unshare-user-try", action = ArgAction::Count, hide = true)]
