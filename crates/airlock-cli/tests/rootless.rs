@@ -115,17 +115,9 @@ fn rootless_cannot_map_foreign_ids_without_newuidmap_rights() {
     assert!(r.stderr.contains("identity.uid_map"), "{}", r.stderr);
     assert!(!r.stderr.contains("no_new_privs"), "{}", r.stderr);
     // Started under no_new_privs, the setuid helper gains nothing: said.
-    let mut c = std::process::Command::new("setpriv");
-    c.args([
-        "--no-new-privs".to_string(),
-        format!("--reuid={USER}"),
-        format!("--regid={USER}"),
-        "--clear-groups".into(),
-        "--".into(),
-    ])
-    .arg(airlock_bin())
-    .args(["run", "--spec", &path.display().to_string()])
-    .stdin(std::process::Stdio::null());
+    let mut c = setpriv_as(USER, "--clear-groups", &["--no-new-privs"]);
+    c.arg(airlock_bin())
+        .args(["run", "--spec", &path.display().to_string()]);
     let r = output(c);
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(
@@ -165,11 +157,9 @@ fn a_rootless_caller_maps_its_own_ids_explicitly() {
     std::fs::write(&path, spec.to_string()).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut c = std::process::Command::new("setpriv");
-    c.args(["--reuid=999", "--regid=999", "--clear-groups", "--"])
-        .arg(airlock_bin())
-        .args(["run", "--spec", &path.display().to_string()])
-        .stdin(std::process::Stdio::null());
+    let mut c = setpriv_as(999, "--clear-groups", &[]);
+    c.arg(airlock_bin())
+        .args(["run", "--spec", &path.display().to_string()]);
     let r = output(c);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "0\n0\n");
@@ -202,23 +192,17 @@ fn root_of_a_user_namespace_launches_as_a_rootless_caller() {
         r.stderr
     );
     let script = "id -u; cat /proc/self/uid_map; echo ppid=$PPID; ls /root 2>&1";
-    let as_user = [
-        format!("--reuid={USER}"),
-        format!("--regid={USER}"),
-        "--clear-groups".into(),
-        "--".into(),
-    ];
-    for (who, setpriv) in [("root", &[][..]), ("the test user", &as_user[..])] {
+    for (who, by_root) in [("root", true), ("the test user", false)] {
         for unshare in [&["-r"][..], &["-r", "-m"][..]] {
-            let mut c = match setpriv.is_empty() {
+            let mut c = match by_root {
                 true => std::process::Command::new("unshare"),
                 false => {
-                    let mut c = std::process::Command::new("setpriv");
-                    c.args(setpriv).arg("unshare");
+                    let mut c = as_user();
+                    c.arg("unshare");
                     c
                 }
             };
-            let ack: &[&str] = match setpriv.is_empty() {
+            let ack: &[&str] = match by_root {
                 true => &["--allow-unsafe", "host-root-mapped"],
                 false => &[],
             };
@@ -277,18 +261,11 @@ except OSError as e:
     print(f"setgroups errno {e.errno}")
 print(read())
 "#;
-    let mut c = std::process::Command::new("setpriv");
-    c.args([
-        format!("--reuid={USER}"),
-        format!("--regid={USER}"),
-        "--groups=4242".into(),
-        "--".into(),
-    ])
-    .arg(airlock_bin())
-    .args(["run", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SETGID"])
-    .args(["--bind", &dir.path().display().to_string(), "/d"])
-    .args(["--", "python3", "-c", probe])
-    .stdin(std::process::Stdio::null());
+    let mut c = setpriv_as(USER, "--groups=4242", &[]);
+    c.arg(airlock_bin())
+        .args(["run", "--uid", "0", "--gid", "0", "--cap-add", "CAP_SETGID"])
+        .args(["--bind", &dir.path().display().to_string(), "/d"])
+        .args(["--", "python3", "-c", probe]);
     let r = output(c);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(

@@ -350,12 +350,18 @@ pub fn info_child_pid(info: std::os::fd::OwnedFd) -> i64 {
 
 /// `setpriv` ready to run a program as the unprivileged test user.
 pub fn as_user() -> Command {
+    setpriv_as(USER, "--clear-groups", &[])
+}
+
+/// `setpriv` ready to run a program as `uid` (its gid the same), with
+/// `groups` (`--clear-groups`, `--groups=N`) and `extra` setpriv flags
+/// (`--no-new-privs`); stdin is /dev/null.
+pub fn setpriv_as(uid: u32, groups: &str, extra: &[&str]) -> Command {
     let mut c = Command::new("setpriv");
-    c.args([
-        format!("--reuid={USER}"),
-        format!("--regid={USER}"),
-        "--clear-groups".into(),
-        "--".into(),
-    ]);
+    c.args(extra)
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args([groups, "--"])
+        .stdin(Stdio::null());
     c
 }
