@@ -26,6 +26,10 @@ pub struct CheckArgs {
     /// (default as for `run`).
     #[arg(long, value_name = "DIR")]
     store: Option<String>,
+    /// The cgroup `run --cgroup-parent` would make the sandbox's cgroups
+    /// under, planned as it would be.
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -69,7 +73,10 @@ fn unreadable(format: Format, msg: String) -> ExitCode {
 }
 
 /// `ctx` is the one `run` would get: the global `--state-root` and this
-/// command's `--store` change what the guardrails protect.
+/// command's `--store` change what the guardrails protect, and its
+/// `--cgroup-parent` where the plan puts the cgroups. (An `--image` is
+/// not taken: resolving one unpacks its layers into the store, and a
+/// check changes nothing; `run --print-spec --image` gives the spec.)
 pub fn main(args: CheckArgs, mut ctx: airlock::Context) -> ExitCode {
     if args.list {
         return list(args.format);
@@ -81,6 +88,12 @@ pub fn main(args: CheckArgs, mut ctx: airlock::Context) -> ExitCode {
     };
     if let Some(store) = &args.store {
         ctx.store = std::path::absolute(store).unwrap_or_else(|_| store.into());
+    }
+    if let Some(parent) = &args.cgroup_parent {
+        match ctx.cgroup.under(parent) {
+            Ok(layout) => ctx.cgroup = layout,
+            Err(e) => return unreadable(args.format, format!("--cgroup-parent: {e}")),
+        }
     }
     // The same validation, plan and judgement `run` makes before it
     // creates anything: the plan refuses what only the host can say (an

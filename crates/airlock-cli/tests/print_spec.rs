@@ -142,6 +142,15 @@ fn a_spec_that_joins_and_makes_a_namespace_is_refused_as_check_refuses_it() {
     )
     .unwrap();
     let path = file.display().to_string();
+    // check plans where run would, --cgroup-parent included.
+    let r = output(airlock(&[
+        "check",
+        "--cgroup-parent",
+        "/no/such/parent",
+        &path,
+    ]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--cgroup-parent: "), "{}", r.stderr);
     let check = output(airlock(&["check", &path]));
     let run = output(airlock(&["run", "--spec", &path]));
     assert_eq!(check.code, 2, "{}", check.stderr);
