@@ -305,8 +305,6 @@ impl Output {
     }
 }
 
-/// `--print-spec`: the spec as it would run (with the image applied),
-/// printed even when the guardrails would refuse it.
 /// The flags given that act on how a sandbox is launched or lives, not
 /// on what it is: `--print-spec` cannot carry them, and a spec run
 /// without them differs (a cgroup placed elsewhere, a store the
@@ -332,6 +330,8 @@ fn not_in_a_spec(a: &RunArgs) -> Vec<&'static str> {
     .collect()
 }
 
+/// `--print-spec`: the spec as it would run (with the image applied),
+/// printed even when the guardrails would refuse it.
 fn print_spec(spec: SandboxSpec, image: Option<&str>, ctx: &Context, out: &Output) -> ExitCode {
     let spec = match image {
         None => spec,

@@ -195,11 +195,6 @@ pub fn root_bind(flags: &[(&'static str, Vec<String>)]) -> Result<Option<(Root, 
         if !is_bind || !is_root(&v[1]) {
             continue;
         }
-        // As every -try bind: a source that is not there is no bind
-        // (bubblewrap skips it), not a root of nothing.
-        if id.ends_with("_try") && missing(&v[0]) {
-            continue;
-        }
         if id.starts_with("dev_") {
             // The root is nodev, however it is made: a device node is a
             // door to the host's kernel objects, and comes by name.
