@@ -343,17 +343,10 @@ pub fn one_id_outside() -> Option<u32> {
 /// in the parent namespace (`unshare --map-groups` may map another, or
 /// several).
 pub fn gids_outside() -> Vec<(u32, u32)> {
-    let Some(map) = read_own_map("gid_map") else {
-        return Vec::new();
-    };
-    map.lines()
-        .filter_map(|l| {
-            let f: Vec<u32> = l
-                .split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect();
-            (f.len() == 3).then(|| (f[1], f[2]))
-        })
+    let map = read_own_map("gid_map").unwrap_or_default();
+    map_lines(&map)
+        .into_iter()
+        .map(|[_, outside, count]| (outside, count))
         .collect()
 }
 
@@ -361,8 +354,21 @@ pub fn gids_outside() -> Vec<(u32, u32)> {
 /// 4294967295: the initial one, or a container without one of its own),
 /// where root has every capability over every file? Read from procfs.
 pub fn holds_every_id() -> bool {
-    read_own_map("uid_map")
-        .is_some_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    read_own_map("uid_map").is_some_and(|m| map_lines(&m) == [[0, 0, u32::MAX]])
+}
+
+/// An id map's lines as (inside, outside, count); a line that is not
+/// three numbers is left out.
+fn map_lines(map: &str) -> Vec<[u32; 3]> {
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            <[u32; 3]>::try_from(f).ok()
+        })
+        .collect()
 }
 
 /// /proc/self/`file`, from the kernel's procfs only.
@@ -376,12 +382,8 @@ fn read_own_map(file: &str) -> Option<String> {
 
 /// A uid_map of one line mapping one id: that id's number outside.
 fn one_id(map: &str) -> Option<u32> {
-    let lines: Vec<Vec<&str>> = map
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    match lines.as_slice() {
-        [one] if one.len() == 3 && one[2] == "1" => one[1].parse().ok(),
+    match map_lines(map).as_slice() {
+        [[_, outside, 1]] => Some(*outside),
         _ => None,
     }
 }
@@ -824,6 +826,11 @@ mod tests {
         ] {
             assert_eq!(super::one_id(more), None, "{more}");
         }
+        assert_eq!(
+            super::map_lines("         0          0 4294967295\n"),
+            [[0, 0, u32::MAX]]
+        );
+        assert_eq!(super::map_lines("0 1000 1\nbroken\n1 2\n"), [[0, 1000, 1]]);
         // This test's own namespace: the host's, whatever /proc says.
         if rustix::process::geteuid().is_root()
             && std::fs::read_to_string("/proc/self/uid_map")

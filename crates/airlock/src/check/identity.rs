@@ -42,7 +42,7 @@ pub(super) fn judge(f: &mut Findings, spec: &SandboxSpec, host: &Host, caps: &[S
             f.add(
                 "host-root-mapped",
                 "identity",
-                "airlock runs as uid 0 of a user namespace whose one id is its parent's root (`unshare -r` by root): the sandbox's root is that root, and a file the workload makes setuid in a writable bind is a setuid-root binary on the host",
+                "airlock runs as uid 0 of a user namespace of one id whose uid or gid is its parent's root (`unshare -r` by root): the sandbox's root is that root, and a file the workload makes setuid or setgid in a writable bind is a setuid-root or setgid-root binary on the host",
             );
             host_proc_writable(f, spec);
         }
