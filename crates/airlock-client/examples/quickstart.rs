@@ -2,9 +2,13 @@
 //! delete it.
 //!
 //! ```text
-//! airlockd --listen /tmp/airlockd.sock --state-root /tmp/airlockd-state --group '' &
-//! AIRLOCK_HOST=unix:///tmp/airlockd.sock cargo run -p airlock-client --example quickstart
+//! cargo build -p airlockd -p airlock-client --examples
+//! sudo target/debug/airlockd --listen /tmp/airlockd.sock --state-root /tmp/airlockd-state --group '' &
+//! sudo AIRLOCK_HOST=unix:///tmp/airlockd.sock target/debug/examples/quickstart
 //! ```
+//!
+//! (`--group ''` lets only root call; `--group GROUP` lets that group's
+//! members call as themselves, without sudo.)
 
 use airlock_client::{proto, Client, ClientError};
 
@@ -13,7 +17,7 @@ async fn main() -> Result<(), ClientError> {
     let host = std::env::var("AIRLOCK_HOST")
         .unwrap_or_else(|_| format!("unix://{}", airlock_client::DEFAULT_SOCKET));
     let mut c = Client::connect(&host).await?;
-    let v = c.raw().version(proto::Empty {}).await?.into_inner();
+    let v = c.version().await?;
     println!("airlockd {} ({})", v.version, v.api);
 
     let made = c
@@ -29,22 +33,29 @@ async fn main() -> Result<(), ClientError> {
         println!("finding {}: {}", f.code, f.message);
     }
     let id = made.sandbox.unwrap_or_default().id;
-    println!("started {}", &id[..12]);
+    println!("started {}", id.get(..12).unwrap_or(&id));
 
+    // Whatever fails from here, the sandbox goes: a second run would
+    // find the name taken.
+    let used = use_it(&mut c, &id).await;
+    c.delete(&id, true).await?;
+    used
+}
+
+async fn use_it(c: &mut Client, id: &str) -> Result<(), ClientError> {
     let ran = c
-        .exec_output(&id, &["sh", "-c", "echo pid $$ in $(hostname)"])
+        .exec_output(id, &["sh", "-c", "echo pid $$ in $(hostname)"])
         .await?;
     print!("{}", String::from_utf8_lossy(&ran.stdout));
 
-    let stats = c.stats(&id).await?;
+    let stats = c.stats(id).await?;
     if stats.cgroup {
         println!("memory {} bytes, {} pids", stats.memory_bytes, stats.pids);
     } else {
         println!("no cgroup, so nothing measured (the daemon's config sets no limit)");
     }
 
-    let stopped = c.stop(&id, Some(2)).await?;
+    let stopped = c.stop(id, Some(2)).await?;
     println!("exit {:?}", stopped.exit.map(|e| e.code));
-    c.delete(&id, false).await?;
     Ok(())
 }

@@ -17,15 +17,31 @@
 //! c.delete(&id, false).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! A [`Client`] is one HTTP/2 connection, and its clones share it. The
+//! daemon serves at most 200 calls on one connection at a time, and a
+//! [`Client::wait`] or a followed log holds its place until it ends: a
+//! caller that keeps many of them open gives them a connection of their
+//! own ([`Client::another`]), or its next call waits behind them.
+//!
+//! A call the caller gives up on (a dropped future, a timeout) is not
+//! undone by the daemon: a [`Client::create`] dropped midway may still
+//! make, and start, its sandbox. Name the sandbox, or label it, so that
+//! a retry finds it (`AlreadyExists`) rather than making a second one.
+
+#![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The generated messages and the service's client and server halves.
+#[allow(missing_docs)]
 pub mod proto {
     tonic::include_proto!("airlock.v1");
 }
 
+/// The generated client of the `airlock.v1.Sandboxes` service, which
+/// [`Client::raw`] gives.
 pub use proto::sandboxes_client::SandboxesClient;
 
 /// The daemon's default socket. Directly in /run, which every user may
@@ -60,14 +76,29 @@ const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
-    #[error("{0}: expected unix:///PATH or an absolute path")]
+    /// The daemon's address is neither `unix:///PATH` nor an absolute path.
+    #[error("{0:?}: expected unix:///PATH or an absolute path")]
     BadHost(String),
-    #[error("cannot connect to airlockd at {path}: {}", why_not_connected(.source))]
+    /// The first connection to the daemon failed.
+    #[error("cannot connect to airlockd at {}: {}", .path.display(), why_not_connected(.source))]
     Connect {
+        /// The socket dialled.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: tonic::transport::Error,
+    },
+    /// A call found the connection gone and could not make another
+    /// (the daemon stopped, or restarted and is not listening yet).
+    #[error("cannot reach airlockd at {}: {}", .path.display(), why_not_connected(.status))]
+    Unreachable {
+        /// The socket dialled.
+        path: PathBuf,
+        /// The status tonic made of the failure (`Unavailable`, the
+        /// socket's error among its sources).
+        status: tonic::Status,
     },
     /// An exec's output passed [`MAX_EXEC_OUTPUT`].
     #[error("the process wrote more than {} MiB: collect larger output through `raw().exec`, a stream", MAX_EXEC_OUTPUT >> 20)]
@@ -80,14 +111,16 @@ pub enum ClientError {
     /// field, why, and every guardrail finding of a refusal.
     #[error("{}", status_text(.status))]
     Status {
+        /// The status as received.
         status: tonic::Status,
+        /// Its [`proto::ErrorDetails`], if it carries them.
         details: Option<proto::ErrorDetails>,
     },
 }
 
 /// What tonic's "transport error" wraps: the socket's own error, with
 /// what it usually means here.
-fn why_not_connected(e: &tonic::transport::Error) -> String {
+fn why_not_connected(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause: &dyn std::error::Error = e;
     while let Some(inner) = cause.source() {
         cause = inner;
@@ -106,8 +139,9 @@ fn why_not_connected(e: &tonic::transport::Error) -> String {
 }
 
 /// Why a daemon closes a connection it accepted.
-const CLOSED: &str = " (airlockd closed the connection: it stopped or restarted, or this user \
-     already holds max_connections_per_caller connections; the daemon's log says which)";
+const CLOSED: &str = " (airlockd closed the connection: it stopped or restarted, or this user, \
+     not being root, already holds max_connections_per_caller connections; the daemon's log \
+     says which)";
 
 /// Is `e` a connection the other end closed?
 fn closed(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -153,9 +187,35 @@ impl ClientError {
     /// The gRPC code of a status error.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
-            ClientError::Status { status, .. } => Some(status.code()),
+            ClientError::Status { status, .. } | ClientError::Unreachable { status, .. } => {
+                Some(status.code())
+            }
             _ => None,
         }
+    }
+
+    /// What the daemon said of a refusal: the field, the reason and
+    /// every guardrail finding.
+    pub fn details(&self) -> Option<&proto::ErrorDetails> {
+        match self {
+            ClientError::Status { details, .. } => details.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// `status` as a call on the connection to `path` failed with it: a
+    /// status tonic made of a failed reconnection (`Unavailable`, with the
+    /// socket's error as its source; the daemon's own statuses have no
+    /// source) names the socket, as a failed first connection does.
+    fn of_call(status: tonic::Status, path: &Path) -> ClientError {
+        use std::error::Error;
+        if status.code() == tonic::Code::Unavailable && status.source().is_some() {
+            return ClientError::Unreachable {
+                path: path.to_path_buf(),
+                status,
+            };
+        }
+        status.into()
     }
 }
 
@@ -177,11 +237,13 @@ pub fn socket_path(host: &str) -> Result<PathBuf> {
     }
 }
 
-/// A connection to one daemon. Cheap to clone: clones share it.
+/// A connection to one daemon. Cheap to clone: clones share it (see
+/// the crate's documentation for what that means for long calls).
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: SandboxesClient<Channel>,
     channel: Channel,
+    path: PathBuf,
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -193,7 +255,12 @@ impl Client {
         Self::connect_path(&path).await
     }
 
+    /// Connect to the daemon listening at the unix socket `path`, which
+    /// must be absolute (as [`Client::connect`]'s).
     pub async fn connect_path(path: &Path) -> Result<Client> {
+        if !path.is_absolute() {
+            return Err(ClientError::BadHost(path.display().to_string()));
+        }
         let p = path.to_path_buf();
         // The URI is a placeholder that tonic requires: the connector
         // below dials the socket whatever it says.
@@ -237,7 +304,19 @@ impl Client {
             // tonic's default of 4 MiB.
             inner: SandboxesClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
             channel,
+            path: path.to_path_buf(),
         })
+    }
+
+    /// A new connection to the same daemon, for calls that should not
+    /// wait behind this one's (many open [`Client::wait`]s).
+    pub async fn another(&self) -> Result<Client> {
+        Self::connect_path(&self.path).await
+    }
+
+    /// The daemon's socket.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The connection itself, for calls made a way the generated client
@@ -246,38 +325,65 @@ impl Client {
         self.channel.clone()
     }
 
-    /// The generated client, for the streaming calls and anything this
-    /// wrapper does not cover.
+    /// The generated client, for the streaming calls with input (Exec,
+    /// Attach) and anything this wrapper does not cover. Its errors are
+    /// `tonic::Status`es: `ClientError::from` reads their details.
     pub fn raw(&mut self) -> &mut SandboxesClient<Channel> {
         &mut self.inner
     }
 
+    /// A call's answer, or its error with the socket named.
+    fn answer<T>(&self, r: std::result::Result<tonic::Response<T>, tonic::Status>) -> Result<T> {
+        r.map(tonic::Response::into_inner)
+            .map_err(|s| ClientError::of_call(s, &self.path))
+    }
+
+    /// Make a sandbox, and start it if `req.start`. Refused with
+    /// `InvalidArgument` (a malformed spec) or `FailedPrecondition` (a
+    /// guardrail; [`ClientError::details`] lists the findings). The daemon
+    /// finishes a create its caller gave up on (see the crate's docs).
     pub async fn create(&mut self, req: proto::CreateRequest) -> Result<proto::CreateResponse> {
-        Ok(self.inner.create(req).await?.into_inner())
+        let r = self.inner.create(req).await;
+        self.answer(r)
     }
 
+    /// Start a created sandbox's workload.
     pub async fn start(&mut self, sandbox: &str) -> Result<proto::SandboxInfo> {
-        Ok(self.inner.start(sandbox_ref(sandbox)).await?.into_inner())
+        let r = self.inner.start(sandbox_ref(sandbox)).await;
+        self.answer(r)
     }
 
+    /// A sandbox's state, by id, unique id prefix or name.
     pub async fn inspect(&mut self, sandbox: &str) -> Result<proto::SandboxInfo> {
-        Ok(self.inner.inspect(sandbox_ref(sandbox)).await?.into_inner())
+        let r = self.inner.inspect(sandbox_ref(sandbox)).await;
+        self.answer(r)
     }
 
+    /// Wait until the sandbox's workload has exited and every process of
+    /// it is gone; its `exit` then says how. A long call: it holds one of
+    /// the connection's places, and a non-root caller's stream places
+    /// (`max_streams_per_caller`), until then, and fails if the daemon
+    /// restarts meanwhile (call it again: the sandbox outlives the daemon).
     pub async fn wait(&mut self, sandbox: &str) -> Result<proto::SandboxInfo> {
-        Ok(self.inner.wait(sandbox_ref(sandbox)).await?.into_inner())
+        let r = self.inner.wait(sandbox_ref(sandbox)).await;
+        self.answer(r)
     }
 
+    /// The sandbox's cgroup counters (`cgroup` false where it has none).
     pub async fn stats(&mut self, sandbox: &str) -> Result<proto::StatsResponse> {
-        Ok(self.inner.stats(sandbox_ref(sandbox)).await?.into_inner())
+        let r = self.inner.stats(sandbox_ref(sandbox)).await;
+        self.answer(r)
     }
 
+    /// Send `signal` (a number, `TERM` or `SIGTERM`) to the sandbox's
+    /// workload.
     pub async fn signal(&mut self, sandbox: &str, signal: &str) -> Result<proto::SandboxInfo> {
         let req = proto::SignalRequest {
             sandbox: sandbox.into(),
             signal: signal.into(),
         };
-        Ok(self.inner.signal(req).await?.into_inner())
+        let r = self.inner.signal(req).await;
+        self.answer(r)
     }
 
     /// SIGTERM, `grace_seconds` (default: the daemon's `stop_grace`),
@@ -291,19 +397,55 @@ impl Client {
             sandbox: sandbox.into(),
             grace_seconds,
         };
-        Ok(self.inner.stop(req).await?.into_inner())
+        let r = self.inner.stop(req).await;
+        self.answer(r)
     }
 
+    /// Remove a sandbox and what it left (state, cgroups, logs). One
+    /// still running is refused with `FailedPrecondition` unless `force`,
+    /// which kills it first.
     pub async fn delete(&mut self, sandbox: &str, force: bool) -> Result<proto::DeleteResponse> {
         let req = proto::DeleteRequest {
             sandbox: sandbox.into(),
             force,
         };
-        Ok(self.inner.delete(req).await?.into_inner())
+        let r = self.inner.delete(req).await;
+        self.answer(r)
     }
 
+    /// The sandboxes `req` selects (by state, by labels).
     pub async fn list(&mut self, req: proto::ListRequest) -> Result<Vec<proto::SandboxInfo>> {
-        Ok(self.inner.list(req).await?.into_inner().sandboxes)
+        let r = self.inner.list(req).await;
+        self.answer(r).map(|l| l.sandboxes)
+    }
+
+    /// The daemon's version and API version.
+    pub async fn version(&mut self) -> Result<proto::VersionResponse> {
+        let r = self.inner.version(proto::Empty {}).await;
+        self.answer(r)
+    }
+
+    /// Whether the daemon serves, and how many of the caller's sandboxes
+    /// (every one, for root) it holds and how many run.
+    pub async fn health(&mut self) -> Result<proto::HealthResponse> {
+        let r = self.inner.health(proto::Empty {}).await;
+        self.answer(r)
+    }
+
+    /// A sandbox's output as `req` asks (the last `tail` lines of each
+    /// stream, or all that is kept; with `follow`, until the sandbox ends).
+    /// A stream that ends with an error of code `DataLoss` was outrun:
+    /// the daemon dropped output the caller did not read in time.
+    pub async fn logs(&mut self, req: proto::LogsRequest) -> Result<Messages<proto::LogChunk>> {
+        let r = self.inner.logs(req).await;
+        self.answer(r).map(|s| Messages::new(s, &self.path))
+    }
+
+    /// The daemon's events (creates, starts, exits, deletes) from now on,
+    /// those `req` selects.
+    pub async fn events(&mut self, req: proto::EventsRequest) -> Result<Messages<proto::Event>> {
+        let r = self.inner.events(req).await;
+        self.answer(r).map(|s| Messages::new(s, &self.path))
     }
 
     /// Run `args` in a running sandbox with no input; collect its output
@@ -334,9 +476,10 @@ impl Client {
             msgs.into_iter()
                 .map(|i| proto::ExecInput { input: Some(i) }),
         );
-        let mut out = self.inner.exec(input).await?.into_inner();
+        let r = self.inner.exec(input).await;
+        let mut out = Messages::new(self.answer(r)?, &self.path);
         let mut collected = ExecOutput::default();
-        while let Some(msg) = out.message().await? {
+        while let Some(msg) = out.next().await? {
             use proto::exec_output::Output;
             match msg.output {
                 Some(Output::Stdout(b)) => collected.stdout.extend(b),
@@ -357,10 +500,42 @@ impl Client {
     }
 }
 
+/// The messages of a streaming call, its errors read as a unary call's
+/// are (the socket named where the connection failed).
+#[derive(Debug)]
+pub struct Messages<T> {
+    stream: tonic::Streaming<T>,
+    path: PathBuf,
+}
+
+impl<T> Messages<T> {
+    fn new(stream: tonic::Streaming<T>, path: &Path) -> Self {
+        Messages {
+            stream,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The next message; `None` once the daemon ended the stream well.
+    pub async fn next(&mut self) -> Result<Option<T>> {
+        self.stream
+            .message()
+            .await
+            .map_err(|s| ClientError::of_call(s, &self.path))
+    }
+
+    /// The generated stream itself.
+    pub fn into_inner(self) -> tonic::Streaming<T> {
+        self.stream
+    }
+}
+
 /// What [`Client::exec_output`] collected.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOutput {
+    /// What the process wrote to its standard output.
     pub stdout: Vec<u8>,
+    /// What it wrote to its standard error.
     pub stderr: Vec<u8>,
     /// Always there in an `Ok` (an `Option` for the default value only).
     pub exit: Option<proto::ExitStatus>,

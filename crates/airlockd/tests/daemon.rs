@@ -426,6 +426,84 @@ async fn exec_with_a_terminal_sees_its_size() {
     }
 }
 
+/// The library's own calls (version, health, logs), and its errors once
+/// the daemon is gone: the socket named, as a failed first connection
+/// names it; the same client dials again once a daemon listens.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_names_the_socket_when_the_daemon_is_gone() {
+    if !root_or_skip("the_client_names_the_socket_when_the_daemon_is_gone") {
+        return;
+    }
+    let mut d = Daemon::start("");
+    let mut c = d.client().await;
+    assert!(!c.version().await.unwrap().version.is_empty());
+    let said = run(&mut c, "said", &["echo", "hello there"]).await;
+    assert_eq!(c.wait(&said.id).await.unwrap().exit.unwrap().code, 0);
+    let h = c.health().await.unwrap();
+    assert!(h.serving && h.sandboxes == 1 && h.running == 0, "{h:?}");
+    let mut logs = c
+        .logs(proto::LogsRequest {
+            sandbox: "said".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out = String::new();
+    while let Some(chunk) = logs.next().await.unwrap() {
+        out.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    assert_eq!(out, "hello there\n");
+    let missing = c.inspect("nothing-of-that-name").await.unwrap_err();
+    assert_eq!(missing.code(), Some(Code::NotFound), "{missing:?}");
+    assert_eq!(missing.details().unwrap().kind, "not-found");
+
+    d.kill();
+    let socket = d.socket().display().to_string();
+    // The first call may still go out on the closed connection (hyper's
+    // error) or find it gone and dial again (the socket's refusal):
+    // either names the socket.
+    for _ in 0..2 {
+        let gone = c.inspect("said").await.unwrap_err();
+        assert!(
+            matches!(gone, airlock_client::ClientError::Unreachable { .. }),
+            "{gone:?}"
+        );
+        assert_eq!(gone.code(), Some(Code::Unavailable));
+        let text = gone.to_string();
+        assert!(
+            text.starts_with(&format!("cannot reach airlockd at {socket}: ")),
+            "{text}"
+        );
+    }
+    let refused = c.another().await.unwrap_err().to_string();
+    assert!(
+        refused.contains(&socket) && refused.contains("no airlockd is listening there"),
+        "{refused}"
+    );
+
+    d.restart();
+    let end = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match c.inspect("said").await {
+            Ok(info) => break info,
+            Err(e) if Instant::now() < end => {
+                assert_eq!(e.code(), Some(Code::Unavailable), "{e:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the client did not dial again: {e}"),
+        }
+    };
+    assert_eq!(again.id, said.id);
+    let mut other = c.another().await.unwrap();
+    assert_eq!(other.path(), d.socket());
+    assert_eq!(other.inspect("said").await.unwrap().id, said.id);
+    let relative = airlock_client::Client::connect_path(std::path::Path::new("airlockd.sock"));
+    assert!(matches!(
+        relative.await.unwrap_err(),
+        airlock_client::ClientError::BadHost(_)
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sandboxes_outlive_a_killed_daemon() {
     if !root_or_skip("sandboxes_outlive_a_killed_daemon") {

@@ -110,8 +110,18 @@ impl Daemon {
     /// SIGKILL the daemon (its sandboxes live on) and start a new one on
     /// the same configuration.
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.restart();
+    }
+
+    /// SIGKILL the daemon: its socket stays, with no one listening.
+    pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Start a daemon again on the same configuration, after [`Self::kill`].
+    pub fn restart(&mut self) {
         self.child = spawn(&self.config, self.dir.path());
         self.wait_ready();
     }
