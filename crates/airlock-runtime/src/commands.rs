@@ -490,11 +490,15 @@ fn create(
         Err(e) => {
             // Nothing of it is left; its poststop hooks undo what a
             // prestart or createRuntime hook did (a network), as runc's
-            // destroy runs them.
-            let stopped = hook_state("stopped");
-            hooks::run_warning("poststop", &hooks.poststop, &stopped, |e| {
-                ctx.log.hook_failed(e)
-            });
+            // destroy runs them. Unless its supervisor could not be ended:
+            // then its state stays, and `delete --force` runs them (from
+            // its record) once it is gone, not twice, nor beside it.
+            if matches!(ctx.find_if_there(id), Ok(None)) {
+                let stopped = hook_state("stopped");
+                hooks::run_warning("poststop", &hooks.poststop, &stopped, |e| {
+                    ctx.log.hook_failed(e)
+                });
+            }
             // The runner's setup errors name spec fields too (a limit the
             // host cannot apply): config.json's names for them.
             return Err(fields.rewrite(&e.to_string()));
@@ -515,12 +519,11 @@ fn create(
         Ok(())
     };
     if let Err(e) = finish() {
-        let _ = sb.request(&Request::Kill);
-        if !sb.wait_ended(Some(Duration::from_secs(10))) {
+        if let Err(why) = sb.kill_all() {
             // Its state stays for `delete --force`, beside a supervisor
             // that is still there.
             return Err(format!(
-                "{e}; and container {id} did not stop after SIGKILL: `delete --force {id}`"
+                "{e}; and container {id} did not stop: {why}: `delete --force {id}`"
             ));
         }
         // Its poststop hooks too, as runc's destroy runs them: what a
@@ -621,7 +624,11 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 fn start(ctx: &Ctx, id: &str) -> Result<()> {
-    let (sb, st) = ctx.find(id)?;
+    let (sb, _) = ctx.find(id)?;
+    // Judged and released under the container's lock, which a delete
+    // holds from its look to the removal: a plain delete of a created
+    // container must not kill one this start has just released.
+    let (lock, st) = locked(&sb, id)?;
     if st.status != Status::Created {
         return Err(format!(
             "cannot start container {id}: it is {}, not created",
@@ -636,6 +643,7 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
     }
     sb.request(&Request::Start)
         .map_err(|e| format!("cannot start container {id}: {e}"))?;
+    drop(lock);
     // As runc's start: return once the user process has been exec'd (a
     // client may exec into it at once), or has ended; after the
     // startContainer hooks. No bound of our own, as runc sets none: an
@@ -667,6 +675,22 @@ fn start(ctx: &Ctx, id: &str) -> Result<()> {
     }
 }
 
+/// The container's lock, and its state as read under it; a container
+/// another caller removed meanwhile does not exist.
+fn locked(sb: &SandboxDir, id: &str) -> Result<(std::fs::File, State)> {
+    let gone = || format!("container {id:?} does not exist");
+    let lock = sb.lock();
+    if !sb.dir.exists() {
+        return Err(gone());
+    }
+    let lock = lock.map_err(|e| e.to_string())?;
+    match sb.state() {
+        Ok(st) => Ok((lock, st)),
+        Err(_) if !sb.dir.exists() => Err(gone()),
+        Err(e) => Err(format!("container {id:?}: {e}")),
+    }
+}
+
 /// Remove a stopped container's state, then run its poststop hooks
 /// (whose failures are warnings): the spec runs them "after the container
 /// is deleted", as runc's destroy does, so a hook asking the runtime
@@ -681,6 +705,11 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
         Err(_) if !sb.dir.exists() => return Ok(()),
         Err(e) => return Err(e.to_string()),
     };
+    remove_holding(ctx, sb, st)
+}
+
+/// [`remove`] by a caller that holds the container's lock.
+fn remove_holding(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     // One being created has its create's cleanup run them (a delete
     // --force stopped it).
     let post = match st.status {
@@ -822,11 +851,18 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
     // A root that cannot be read is an error, --force or not: the
     // container may well be there.
     ctx.existing_root()?;
-    let (sb, st) = match ctx.find_if_there(id)? {
-        Some(x) => x,
+    let sb = match ctx.find_if_there(id)? {
+        Some((sb, _)) => sb,
         // runc: deleting what is not there with --force is not an error.
         None if force => return Ok(()),
         None => return Err(format!("container {id:?} does not exist")),
+    };
+    // Judged, killed and removed under the container's lock: a start
+    // cannot release a created container between this look and the
+    // kill, and a second delete waits, then finds it gone.
+    let (_lock, st) = match locked(&sb, id) {
+        Err(_) if force && !sb.dir.exists() => return Ok(()),
+        other => other?,
     };
     // A created one goes without --force, as in runc; not a paused one.
     let plainly = st.status == Status::Stopped || (st.status == Status::Created && !paused(&st));
@@ -848,12 +884,12 @@ fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
                 .map_err(|e| format!("{}: {e}", file.display()))?;
         }
         drop(freezing);
-        let _ = sb.request(&Request::Kill);
-        if !sb.wait_ended(Some(Duration::from_secs(10))) {
-            return Err(format!("container {id} did not stop after SIGKILL"));
-        }
+        // A supervisor that does not answer is killed itself (see
+        // kill_all), as runc's delete --force kills init.
+        sb.kill_all()
+            .map_err(|e| format!("cannot delete container {id}: {e}"))?;
     }
-    remove(ctx, &sb, &st)
+    remove_holding(ctx, &sb, &st)
 }
 
 fn list(ctx: &Ctx, format: &str, quiet: bool) -> Result<()> {

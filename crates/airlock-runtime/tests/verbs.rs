@@ -1219,6 +1219,73 @@ fn delete_reclaims_the_cgroups_a_dead_supervisor_left() {
     );
 }
 
+/// `delete --force` of a container whose supervisor does not answer
+/// (stopped with SIGSTOP) kills the supervisor itself, as runc's kills
+/// init: the container, its processes and its cgroups go.
+#[test]
+fn delete_force_kills_a_supervisor_that_does_not_answer() {
+    require_root!();
+    let env = Env::new();
+    let pid = sleeper(&env, "stuck", |c| {
+        c["linux"]["resources"] = json!({"pids": {"limit": 64}});
+    });
+    assert!(env.rt(&["start", "stuck"]).status.success());
+    let dirs = cgroup_dirs(pid as i32);
+    assert!(!dirs.is_empty(), "no cgroup of its own");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ppid = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
+    let supervisor: i32 = ppid[5..].trim().parse().unwrap();
+    // SAFETY: kill takes no pointers; the supervisor is this test's
+    // container's.
+    unsafe { libc::kill(supervisor, libc::SIGSTOP) };
+    let o = env.rt(&["delete", "--force", "stuck"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (_, err) = text(&env.rt(&["state", "stuck"]));
+    assert!(err.contains("does not exist"), "{err}");
+    let gone = |p: i64| !Path::new(&format!("/proc/{p}")).exists();
+    assert!(
+        wait_until(10, || gone(pid) && gone(supervisor as i64)),
+        "the container ({pid}) or its supervisor ({supervisor}) lives on"
+    );
+    assert!(
+        wait_until(10, || dirs.iter().all(|d| !d.exists())),
+        "left behind: {dirs:?}"
+    );
+}
+
+/// Two `delete --force` of one running container at once (a shim's and
+/// an operator's) both succeed, and the poststop hook runs once: the
+/// second waits for the first's lock and finds the container gone. (One
+/// that found it before the first removed it, and looked again after,
+/// failed with "has been removed": a narrow window, tried three times.)
+#[test]
+fn concurrent_force_deletes_both_succeed() {
+    require_root!();
+    let env = Env::new();
+    for round in 0..3 {
+        let id = format!("twice{round}");
+        let marks = env.dir.path().join(format!("{id}.poststop"));
+        sleeper(&env, &id, |c| {
+            c["hooks"] = json!({"poststop": [{
+                "path": "/bin/sh",
+                "args": ["sh", "-c", format!("echo ran >> {}", marks.display())],
+            }]});
+        });
+        assert!(env.rt(&["start", &id]).status.success());
+        std::thread::scope(|s| {
+            let both: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| env.rt(&["delete", "--force", &id])))
+                .collect();
+            for d in both {
+                let o = d.join().unwrap();
+                assert!(o.status.success(), "{id}: {:?}", text(&o));
+            }
+        });
+        let ran = std::fs::read_to_string(&marks).unwrap_or_default();
+        assert_eq!(ran, "ran\n", "{id}: the poststop hook's runs");
+    }
+}
+
 /// An `exec --pid-file` whose file cannot be written fails and leaves no
 /// process behind, as runc kills it: it ran on, unwatched.
 #[test]

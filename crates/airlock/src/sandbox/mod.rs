@@ -353,21 +353,10 @@ impl Sandbox {
                 drop(alive);
                 // A supervisor that lived on past a failure of ours (a
                 // report we could not read) ends first: its state must not
-                // go from under a sandbox that runs.
-                if sb.alive() && sb.kill_all().is_err() {
-                    // Not listening yet (stuck in its setup): by its pid,
-                    // if that is still the process holding the sandbox's
-                    // directory, not one that took the number since.
-                    let pid = sb.state().ok().and_then(|st| st.supervisor_pid);
-                    let pidfd = pid.and_then(rustix::process::Pid::from_raw).and_then(|p| {
-                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
-                    });
-                    if let (Some(fd), Some(pid)) = (pidfd, pid) {
-                        if sb.held_by(pid) {
-                            let _ = Stopper(fd).stop();
-                        }
-                    }
-                    sb.wait_ended(Some(crate::state::KILL_WAIT));
+                // go from under a sandbox that runs. One not listening
+                // yet (stuck in its setup) is killed by its pid.
+                if sb.alive() {
+                    let _ = sb.kill_all();
                 }
                 if sb.alive() {
                     // Still there: its state stays, for `rm -f` to end it.

@@ -115,31 +115,59 @@ impl SandboxDir {
     }
 
     /// Kill every process of the sandbox and wait for its supervisor to
-    /// record the end, for at most [`KILL_WAIT`]: a supervisor that does
-    /// not answer (stopped with SIGSTOP, say) is an error, not a wait
-    /// without end.
+    /// record the end, for at most [`KILL_WAIT`]. A supervisor that does
+    /// not answer (stopped with SIGSTOP, stuck) is killed itself, as
+    /// runc's `delete --force` kills a container's init: PID 1 dies with
+    /// it (its parent-death signal) and the guard removes the cgroups.
+    /// An error only when even that does not end it.
     pub fn kill_all(&self) -> Result<(), StateError> {
-        if let Err(e) = self.request(&Request::Kill) {
-            // It may be ending meanwhile (its socket gone, its guard still
-            // cleaning up): an error only if it does not end.
-            if !self.wait_ended(Some(KILL_WAIT)) {
-                return Err(e);
+        let asked = self.request(&Request::Kill);
+        // It may be ending meanwhile (its socket gone, its guard still
+        // cleaning up); one that let the call time out has had its wait.
+        let wait = match &asked {
+            Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::TimedOut => {
+                Duration::ZERO
             }
+            _ => KILL_WAIT,
+        };
+        if self.wait_ended(Some(wait)) {
+            return Ok(());
         }
-        if !self.wait_ended(Some(KILL_WAIT)) {
-            return Err(StateError::Io {
+        if self.kill_supervisor() && self.wait_ended(Some(KILL_WAIT)) {
+            return Ok(());
+        }
+        Err(match asked {
+            Err(e) => e,
+            Ok(()) => StateError::Io {
                 what: "wait for the end of",
                 path: self.dir.clone(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "its supervisor did not end within {} s of the kill (is it stopped?)",
+                        "its supervisor did not end within {} s of the kill, nor of a SIGKILL \
+                         of its own (stuck in the kernel?)",
                         KILL_WAIT.as_secs()
                     ),
                 ),
-            });
-        }
-        Ok(())
+            },
+        })
+    }
+
+    /// SIGKILL the sandbox's supervisor, through a pidfd on its recorded
+    /// pid, if that process still holds this sandbox's directory (not
+    /// one that took the number since). True if the signal went.
+    pub(crate) fn kill_supervisor(&self) -> bool {
+        use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+        let Some(pid) = self.state().ok().and_then(|st| st.supervisor_pid) else {
+            return false;
+        };
+        let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
+        else {
+            return false;
+        };
+        // Asked after the pidfd is open: a process that took the number
+        // later is not the pidfd's.
+        self.held_by(pid) && pidfd_send_signal(&fd, Signal::KILL).is_ok()
     }
 
     /// Remove a stopped sandbox, or a created one (nothing of its
