@@ -211,6 +211,75 @@ print(json.loads(msg).get("error"), len(fds))
     assert!(env.rt(&["delete", "--force", "c"]).status.success());
 }
 
+/// As runc: while prestart, createRuntime and createContainer run, the
+/// container's root is at the bundle's rootfs path in its mount namespace:
+/// a createRuntime hook that enters the namespace (`nsenter -m`, as
+/// NVIDIA's legacy hook does) and a createContainer hook (which runs in
+/// it) mount there, and the workload finds both mounts; the host's mount
+/// table gets neither.
+#[test]
+fn hooks_mount_at_the_rootfs_path() {
+    require_root!();
+    let env = Env::new();
+    let rootfs = env.dir.path().join("b/rootfs");
+    let at = |d: &str| rootfs.join(d).display().to_string();
+    let runtime = json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); \
+             nsenter -t \"$pid\" -m mount -t tmpfs from-runtime {}", at("mnt1"))],
+        "timeout": 10
+    });
+    let create = json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("mount -t tmpfs from-create {}", at("mnt2"))],
+        "timeout": 10
+    });
+    let b = env.bundle("b", &["cat", "/proc/self/mounts"], |c| {
+        c["hooks"] = json!({"createRuntime": [runtime], "createContainer": [create]});
+    });
+    for d in ["mnt1", "mnt2"] {
+        std::fs::create_dir(rootfs.join(d)).unwrap();
+    }
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "hr"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    for line in ["from-runtime /mnt1 tmpfs", "from-create /mnt2 tmpfs"] {
+        assert!(out.contains(line), "{line:?} not among:\n{out}");
+    }
+    let host = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !host.contains("from-runtime") && !host.contains("from-create"),
+        "{host}"
+    );
+
+    // A rootless runtime's too (its user namespace owns the mounts).
+    let r = env.bundle("r", &["true"], |_| {});
+    std::fs::create_dir(r.join("rootfs/mnt2")).unwrap();
+    std::fs::remove_file(r.join("config.json")).unwrap();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let o = env.rt_as_nobody(&["spec", "--rootless", "--bundle", r.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let config = r.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    c["process"]["terminal"] = json!(false);
+    c["process"]["args"] = json!(["cat", "/proc/self/mounts"]);
+    let mount = format!("mount -t tmpfs from-create {}/rootfs/mnt2", r.display());
+    c["hooks"] = json!({"createContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", mount], "timeout": 10}
+    ]});
+    std::fs::write(&config, c.to_string()).unwrap();
+    let o = env.rt_as_nobody(&["run", "--bundle", r.to_str().unwrap(), "rr"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.contains("from-create /mnt2 tmpfs"), "{out}");
+}
+
 /// As runc: createContainer hooks find the container's root and /dev
 /// still writable and nothing masked (a GPU hook makes its device nodes
 /// and links there), and the workload then runs with every protection.

@@ -218,6 +218,11 @@ fn setup(
     // Every source is opened and judged: the host's sockets are no longer
     // ours to list.
     crate::check::forget_host_socket_view();
+    // The root at its host path too while the hooks run, as runc's is.
+    let hooks_root = match plan.hooks.runtime.is_empty() && plan.hooks.create.is_empty() {
+        true => None,
+        false => Some(super::hook_root::bind(plan, report)?),
+    };
     if !plan.hooks.runtime.is_empty() {
         // OCI's order: prestart and createRuntime (the supervisor's, in
         // the host's namespaces) before createContainer and pivot_root.
@@ -242,6 +247,9 @@ fn setup(
             &[],
             None,
         )?;
+    }
+    if let Some(aliases) = hooks_root {
+        super::hook_root::unbind(aliases, report)?;
     }
     mount::protect(plan, &trees, protections, report)?;
     crate::mountinfo::forget();

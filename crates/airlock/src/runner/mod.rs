@@ -19,6 +19,7 @@ mod ending;
 mod enter;
 mod exec;
 mod guard;
+mod hook_root;
 pub mod hooks;
 mod identity;
 mod idmap;
