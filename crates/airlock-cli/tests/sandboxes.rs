@@ -1054,6 +1054,27 @@ fn rm_f_kills_a_supervisor_that_does_not_answer() {
     for dir in &cgroups {
         assert!(!Path::new(dir).exists(), "{dir} left");
     }
+
+    // A rootless caller's too: its supervisor is not dumpable, so the
+    // caller cannot see its fds, and knows it by its start time.
+    let shared = shared_dir();
+    let root = shared.path().join("state");
+    let r = al_user(&root, &["run", "-d", "--name", "u", "--", "sleep", "100"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let st: serde_json::Value =
+        serde_json::from_str(&al_user(&root, &["inspect", "u"]).stdout).unwrap();
+    let (sup, pid1) = (
+        st["supervisor_pid"].as_i64().unwrap() as i32,
+        st["pid"].as_i64().unwrap(),
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(sup, libc::SIGSTOP) };
+    let r = al_user(&root, &["rm", "-f", "u"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        wait_until(10, || gone(pid1) && gone(sup as i64)),
+        "the rootless workload ({pid1}) or its supervisor ({sup}) lives on"
+    );
 }
 
 #[test]

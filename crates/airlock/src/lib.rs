@@ -45,4 +45,4 @@ pub use exec::ExecOptions;
 pub use report::{Ended, ExitReport, FailureKind, SetupError};
 pub use sandbox::{LifecycleOptions, Sandbox, SpawnOptions, Stopper, Supervisor};
 pub use spec::SandboxSpec;
-pub use sys::{preserved_fds_open, set_cpu_affinity};
+pub use sys::{preserved_fds_open, set_cpu_affinity, start_time};

@@ -595,6 +595,18 @@ pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     read_proc_file(&mut std::fs::File::open(path)?)
 }
 
+/// When process `pid` started, in clock ticks after boot (the 22nd field
+/// of `/proc/PID/stat`, which anyone may read, a process that is not
+/// dumpable too): with its pid, what tells it from a process that took
+/// the number since.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = read_proc(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) is in parentheses and may hold anything; the
+    // fields after it start at the 3rd.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 /// [`read_proc`] of a file already open (from where it stands).
 pub fn read_proc_file(file: &mut std::fs::File) -> std::io::Result<String> {
     use std::io::Read;
@@ -813,6 +825,44 @@ pub fn set_cpu_affinity(pid: i32, cpus: &[u32]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    /// A process's start time, read past a name that holds parentheses
+    /// and spaces: a child started after us started no earlier, and a
+    /// pid nobody has gives none.
+    #[test]
+    fn start_time_is_read_past_any_name() {
+        let ours = super::start_time(std::process::id() as i32).unwrap();
+        // The name is the program file's.
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join(") x 1 2 (");
+        std::fs::copy("/bin/sleep", &odd).unwrap();
+        // Another test's fork may hold the copy's fd open for a moment.
+        let mut child = loop {
+            match std::process::Command::new(&odd).arg("5").spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                r => break r.unwrap(),
+            }
+        };
+        let pid = child.id() as i32;
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !super::read_proc(format!("/proc/{pid}/stat"))
+            .unwrap()
+            .contains(") x 1 2 (")
+            && std::time::Instant::now() < end
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let theirs = super::start_time(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            theirs.is_some_and(|t| t >= ours),
+            "{theirs:?} against {ours}"
+        );
+        assert_eq!(super::start_time(i32::MAX), None);
+    }
+
     #[test]
     fn only_a_map_of_one_id_is_one_id() {
         assert_eq!(super::one_id("         0          0          1\n"), Some(0));

@@ -159,6 +159,7 @@ fn record_start(
     sb.update(|st| {
         st.pid = Some(pid);
         st.supervisor_pid = Some(std::process::id() as i32);
+        st.supervisor_started = crate::sys::start_time(std::process::id() as i32);
         st.cgroup = cgroup.map(Cgroup::paths);
     })
     .map_err(state_err)

@@ -180,6 +180,7 @@ impl SandboxDir {
             status: Status::Stopped,
             pid: None,
             supervisor_pid: None,
+            supervisor_started: None,
             created,
             started: None,
             finished: None,

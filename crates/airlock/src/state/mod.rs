@@ -122,6 +122,10 @@ pub struct State {
     pub pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_pid: Option<i32>,
+    /// When the supervisor started ([`crate::sys::start_time`]): with its
+    /// pid, what a kill of the supervisor itself checks first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_started: Option<u64>,
     /// Seconds since the epoch.
     pub created: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -589,6 +593,7 @@ impl StateRoot {
                 status: Status::Creating,
                 pid: None,
                 supervisor_pid: None,
+                supervisor_started: None,
                 created: now(),
                 started: None,
                 finished: None,

@@ -133,7 +133,10 @@ impl SandboxDir {
         if self.wait_ended(Some(wait)) {
             return Ok(());
         }
-        if self.kill_supervisor() && self.wait_ended(Some(KILL_WAIT)) {
+        // Only one that did not take the kill: one that took it and still
+        // waits for its processes (stuck in the kernel, on a dead NFS
+        // server) is doing its work, and keeps the record of what is left.
+        if asked.is_err() && self.kill_supervisor() && self.wait_ended(Some(KILL_WAIT)) {
             return Ok(());
         }
         Err(match asked {
@@ -144,8 +147,8 @@ impl SandboxDir {
                 source: std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "its supervisor did not end within {} s of the kill, nor of a SIGKILL \
-                         of its own (stuck in the kernel?)",
+                        "its supervisor did not end within {} s of the kill (a process stuck in \
+                         the kernel?)",
                         KILL_WAIT.as_secs()
                     ),
                 ),
@@ -153,12 +156,17 @@ impl SandboxDir {
         })
     }
 
-    /// SIGKILL the sandbox's supervisor, through a pidfd on its recorded
-    /// pid, if that process still holds this sandbox's directory (not
-    /// one that took the number since). True if the signal went.
+    /// SIGKILL the sandbox's supervisor through a pidfd on its recorded
+    /// pid, if that is still the supervisor's process: one that started
+    /// when the supervisor did (a state from before that was recorded:
+    /// one that holds this sandbox's directory, which only root can see
+    /// of a supervisor, not being dumpable). True if the signal went.
     pub(crate) fn kill_supervisor(&self) -> bool {
         use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
-        let Some(pid) = self.state().ok().and_then(|st| st.supervisor_pid) else {
+        let Ok(st) = self.state() else {
+            return false;
+        };
+        let Some(pid) = st.supervisor_pid else {
             return false;
         };
         let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok())
@@ -167,7 +175,11 @@ impl SandboxDir {
         };
         // Asked after the pidfd is open: a process that took the number
         // later is not the pidfd's.
-        self.held_by(pid) && pidfd_send_signal(&fd, Signal::KILL).is_ok()
+        let ours = match st.supervisor_started {
+            Some(t) => crate::sys::start_time(pid) == Some(t),
+            None => self.held_by(pid),
+        };
+        ours && pidfd_send_signal(&fd, Signal::KILL).is_ok()
     }
 
     /// Remove a stopped sandbox, or a created one (nothing of its
