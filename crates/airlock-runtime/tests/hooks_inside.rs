@@ -253,6 +253,19 @@ fn hooks_mount_at_the_rootfs_path() {
         "{host}"
     );
 
+    // A root.path through an absolute symbolic link: the bind's path
+    // leads through it, before and after the hooks.
+    let link = env.dir.path().join("link");
+    std::os::unix::fs::symlink(env.dir.path().join("b"), &link).unwrap();
+    let config = b.join("config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    c["root"]["path"] = json!(link.join("rootfs"));
+    std::fs::write(&config, c.to_string()).unwrap();
+    let o = env.rt(&["run", "--bundle", b.to_str().unwrap(), "hs"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert!(out.contains("from-create /mnt2 tmpfs"), "{out}");
+
     // A rootless runtime's too (its user namespace owns the mounts).
     let r = env.bundle("r", &["true"], |_| {});
     std::fs::create_dir(r.join("rootfs/mnt2")).unwrap();

@@ -100,23 +100,25 @@ pub fn bind(plan: &Plan, report: Reporter) -> Result<Aliases> {
 /// Take away what [`bind`] made, and make the root's mounts private
 /// again (what the hooks mounted stays in the root).
 pub fn unbind(made: Aliases, report: Reporter) -> Result<()> {
+    if let Some(at) = &made.bound {
+        report.progress(|| "detach the root's bind for the hooks".into());
+        // Private before the detach: an unmount propagates to the peers
+        // of each parent, and the bind's mounts are the root's mounts'
+        // peers, so detaching them shared would take the root's own
+        // mounts (its /proc) along. Before the links go: the bind's path
+        // may lead through one (/var/run).
+        for tree in ["/newroot", at.as_str()] {
+            mount_change(
+                tree,
+                MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+            )
+            .step(|| format!("make {tree}'s mounts private again"))?;
+        }
+        unmount(at.as_str(), UnmountFlags::DETACH)
+            .step(|| format!("detach the root's bind at {at}"))?;
+    }
     for link in &made.links {
         rustix::fs::unlink(link.as_str()).step(|| format!("remove staging {link}"))?;
     }
-    let Some(at) = made.bound else {
-        return Ok(());
-    };
-    report.progress(|| "detach the root's bind for the hooks".into());
-    // Private before the detach: an unmount propagates to the peers of
-    // each parent, and the bind's mounts are the root's mounts' peers, so
-    // detaching them shared would take the root's own mounts (its /proc)
-    // along.
-    for tree in ["/newroot", at.as_str()] {
-        mount_change(
-            tree,
-            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-        )
-        .step(|| format!("make {tree}'s mounts private again"))?;
-    }
-    unmount(at.as_str(), UnmountFlags::DETACH).step(|| format!("detach the root's bind at {at}"))
+    Ok(())
 }
