@@ -133,6 +133,20 @@ struct OciRecord {
     /// container's workload before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     oom_score_adj: Option<i32>,
+    /// The `create` that made it (pid, start time): while that process
+    /// lives, a container still being created is its to clean up, the
+    /// poststop hooks included; once it is gone (killed at a shim's
+    /// deadline), the delete that removes the container runs them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    creator: Option<(i32, u64)>,
+}
+
+impl OciRecord {
+    /// Does the `create` that made the container still run?
+    fn creator_lives(&self) -> bool {
+        self.creator
+            .is_some_and(|(pid, started)| airlock::start_time(pid) == Some(started))
+    }
 }
 
 /// [`OciRecord::oom_score_adj`] of the container `sb`.
@@ -439,6 +453,8 @@ fn create(
             .process()
             .as_ref()
             .and_then(|p| p.oom_score_adj()),
+        creator: airlock::start_time(std::process::id() as i32)
+            .map(|t| (std::process::id() as i32, t)),
     };
     let spawn = SpawnOptions {
         lifecycle: Some(LifecycleOptions {
@@ -711,11 +727,11 @@ fn remove(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
 /// [`remove`] by a caller that holds the container's lock.
 fn remove_holding(ctx: &Ctx, sb: &SandboxDir, st: &State) -> Result<()> {
     // One being created has its create's cleanup run them (a delete
-    // --force stopped it).
-    let post = match st.status {
-        Status::Creating => Vec::new(),
-        _ => record(sb).map(|r| r.hooks.poststop).unwrap_or_default(),
-    };
+    // --force stopped it), while that create lives.
+    let post = record(sb)
+        .filter(|r| st.status != Status::Creating || !r.creator_lives())
+        .map(|r| r.hooks.poststop)
+        .unwrap_or_default();
     let mut state = oci_state(sb, st);
     state["status"] = "stopped".into();
     state["pid"] = 0.into();

@@ -1286,6 +1286,47 @@ fn concurrent_force_deletes_both_succeed() {
     }
 }
 
+/// A `create` killed while a createRuntime hook hangs (a shim's deadline)
+/// leaves a container being created that no one else cleans up: the
+/// `delete --force` that removes it runs its poststop hooks, once.
+#[test]
+fn a_delete_after_a_killed_create_runs_the_poststop_hooks() {
+    require_root!();
+    let env = Env::new();
+    let marks = env.dir.path().join("marks");
+    let mark = |what: &str| format!("echo {what} >> {}", marks.display());
+    let b = env.bundle("k", &["true"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": [{"path": "/bin/sh",
+                "args": ["sh", "-c", format!("{}; sleep 100", mark("hung"))], "timeout": 100}],
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", mark("poststop")]}],
+        });
+    });
+    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
+        .arg("--root")
+        .arg(env.root())
+        .args(["create", "--bundle", b.to_str().unwrap(), "k"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hung = wait_until(10, || {
+        std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("hung"))
+    });
+    let _ = create.kill();
+    let _ = create.wait();
+    assert!(hung, "the hook never ran");
+    assert_eq!(state(&env, "k")["status"], "creating");
+    let o = env.rt(&["delete", "--force", "k"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&marks).unwrap(),
+        "hung\npoststop\n",
+        "the hooks' runs"
+    );
+}
+
 /// An `exec --pid-file` whose file cannot be written fails and leaves no
 /// process behind, as runc kills it: it ran on, unwatched.
 #[test]
