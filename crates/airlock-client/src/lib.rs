@@ -90,14 +90,16 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
-    /// A call found the connection gone and could not make another
-    /// (the daemon stopped, or restarted and is not listening yet).
+    /// A call found the connection gone and could not make another, or
+    /// lost it midway (the daemon stopped, or restarted and is not
+    /// listening yet).
     #[error("cannot reach airlockd at {}: {}", .path.display(), why_not_connected(.status))]
     Unreachable {
         /// The socket dialled.
         path: PathBuf,
-        /// The status tonic made of the failure (`Unavailable`, the
-        /// socket's error among its sources).
+        /// The status tonic made of the failure (`Unavailable` for a
+        /// refused reconnection; `Unknown` or `Cancelled` for a call cut
+        /// off), the connection's error among its sources.
         status: tonic::Status,
     },
     /// An exec's output passed [`MAX_EXEC_OUTPUT`].
@@ -203,17 +205,22 @@ impl ClientError {
         }
     }
 
-    /// `status` as a call on the connection to `path` failed with it: a
-    /// status tonic made of a failed reconnection (`Unavailable`, with the
-    /// socket's error as its source; the daemon's own statuses have no
-    /// source) names the socket, as a failed first connection does.
+    /// `status` as a call on the connection to `path` failed with it: one
+    /// tonic made of a failed connection (a reconnection refused, a call
+    /// cut off in flight: hyper's or the socket's error among its
+    /// sources; the daemon's own statuses, decoded from the wire, have
+    /// none) names the socket, as a failed first connection does.
     fn of_call(status: tonic::Status, path: &Path) -> ClientError {
         use std::error::Error;
-        if status.code() == tonic::Code::Unavailable && status.source().is_some() {
-            return ClientError::Unreachable {
-                path: path.to_path_buf(),
-                status,
-            };
+        let mut cause = status.source();
+        while let Some(c) = cause {
+            if c.is::<hyper::Error>() || c.is::<std::io::Error>() {
+                return ClientError::Unreachable {
+                    path: path.to_path_buf(),
+                    status,
+                };
+            }
+            cause = c.source();
         }
         status.into()
     }
