@@ -141,10 +141,10 @@ fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
             }
         }
     }
-    if let Some(mut cg) = cgroup {
-        // remove() kills what is left and removes the directories.
-        cg.remove();
-    }
+    // remove() kills what is left and removes the directories; what it
+    // could not (a process stuck in the kernel) is recorded, for a later
+    // `rm` to try again (`reclaim_cgroups`).
+    let left = cgroup.is_some_and(|mut cg| !cg.remove());
     // Only a sandbox that was started has a state to say so in: before
     // PID 1, a supervisor's error is its own to report, and its own
     // destructors undo the rest.
@@ -158,6 +158,7 @@ fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
                         .into(),
                 );
             }
+            st.cgroups_left |= left;
         });
     }
     // SAFETY: as above.
