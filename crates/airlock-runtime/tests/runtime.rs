@@ -1214,14 +1214,7 @@ fn a_taken_id_runs_no_hooks_and_a_hanging_hook_is_stopped() {
             "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", format!("touch {d}/hanging; sleep 1000")]}],
         });
     });
-    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
-        .arg("--root")
-        .arg(env.root())
-        .args(["create", "--bundle", b3.to_str().unwrap(), "h"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut create = env.rt_spawn(&["create", "--bundle", b3.to_str().unwrap(), "h"]);
     let marker = env.dir.path().join("hanging");
     for _ in 0..400 {
         if marker.exists() {

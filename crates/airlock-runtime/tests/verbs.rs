@@ -1189,11 +1189,6 @@ fn delete_reclaims_the_cgroups_a_dead_supervisor_left() {
     assert!(env.rt(&["start", "orphan"]).status.success());
     let dirs = cgroup_dirs(pid as i32);
     assert!(!dirs.is_empty(), "no cgroup of its own");
-    let parent_of = |p: i64| -> i64 {
-        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
-        let line = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
-        line[5..].trim().parse().unwrap()
-    };
     let supervisor = parent_of(pid);
     let guard: Vec<i64> = std::fs::read_dir("/proc")
         .unwrap()
@@ -1219,6 +1214,13 @@ fn delete_reclaims_the_cgroups_a_dead_supervisor_left() {
     );
 }
 
+/// The parent of process `pid` (a container's PID 1's: its supervisor).
+fn parent_of(pid: i64) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
+    line[5..].trim().parse().unwrap()
+}
+
 /// `delete --force` of a container whose supervisor does not answer
 /// (stopped with SIGSTOP) kills the supervisor itself, as runc's kills
 /// init: the container, its processes and its cgroups go.
@@ -1232,9 +1234,7 @@ fn delete_force_kills_a_supervisor_that_does_not_answer() {
     assert!(env.rt(&["start", "stuck"]).status.success());
     let dirs = cgroup_dirs(pid as i32);
     assert!(!dirs.is_empty(), "no cgroup of its own");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let ppid = status.lines().find(|l| l.starts_with("PPid:")).unwrap();
-    let supervisor: i32 = ppid[5..].trim().parse().unwrap();
+    let supervisor = parent_of(pid) as i32;
     // SAFETY: kill takes no pointers; the supervisor is this test's
     // container's.
     unsafe { libc::kill(supervisor, libc::SIGSTOP) };
@@ -1302,15 +1302,7 @@ fn a_delete_after_a_killed_create_runs_the_poststop_hooks() {
             "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", mark("poststop")]}],
         });
     });
-    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_airlock-runtime"))
-        .arg("--root")
-        .arg(env.root())
-        .args(["create", "--bundle", b.to_str().unwrap(), "k"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut create = env.rt_spawn(&["create", "--bundle", b.to_str().unwrap(), "k"]);
     let hung = wait_until(10, || {
         std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("hung"))
     });

@@ -54,6 +54,20 @@ impl Env {
         }
     }
 
+    /// `airlock-runtime ARGS` started in the background (stdin and
+    /// stdout /dev/null, stderr piped), for a test that kills it midway.
+    pub fn rt_spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(runtime())
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// `airlock-runtime ARGS` as nobody, a rootless runtime, with its own
     /// state root in the test's directory (which the test gives nobody).
     pub fn rt_as_nobody(&self, args: &[&str]) -> Output {
