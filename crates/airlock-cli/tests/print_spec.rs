@@ -95,6 +95,21 @@ fn print_spec_says_what_it_leaves_out_and_flags_override_the_file() {
     let r = output(airlock(&["run", "--print-spec", "--", "true"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+    let r = output(airlock(&[
+        "--state-root",
+        "/tmp/elsewhere",
+        "run",
+        "--print-spec",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("note: --state-root is not part of a spec"),
+        "{}",
+        r.stderr
+    );
 
     let dir = tempdir();
     let file = dir.path().join("ports.json");

@@ -108,7 +108,13 @@ pub fn main(a: RunArgs, m: &ArgMatches, mut ctx: Context, hold: bool) -> ExitCod
         labels,
     };
     if a.print_spec {
-        let left_out = not_in_a_spec(&a);
+        let mut left_out = not_in_a_spec(&a);
+        // The global flag (the environment's AIRLOCK_STATE_ROOT goes with
+        // the next run by itself): the state roots the guardrails keep
+        // out of binds.
+        if ctx.state_root != airlock::Context::current().state_root {
+            left_out.push("--state-root");
+        }
         if !left_out.is_empty() && !a.quiet {
             eprintln!(
                 "airlock: note: {} {} not part of a spec: give {} again with --spec",
