@@ -256,13 +256,29 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
     } else {
         let _ = e.print();
     }
+    let check = verb(argv).is_some_and(|v| v == "check");
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
         // `airlock check` is a linter: 1 says refused, 2 that it could
-        // not judge (no spec given among them), as its help says.
-        _ if verb(argv).is_some_and(|v| v == "check") => ExitCode::from(2),
+        // not judge (no spec given among them), as its help says; with
+        // `--format json` its reader gets JSON for that too, as for a
+        // spec it cannot read.
+        _ if check => {
+            if asks_json(argv) {
+                let first = text.lines().next().unwrap_or_default();
+                let msg = first.strip_prefix("error: ").unwrap_or(first);
+                println!("{}", serde_json::json!({ "error": msg }));
+            }
+            ExitCode::from(2)
+        }
         _ => ExitCode::from(run::EXIT_REFUSED),
     }
+}
+
+/// Does a command line clap could not parse ask for `--format json`?
+fn asks_json(argv: &[std::ffi::OsString]) -> bool {
+    let words: Vec<_> = argv.iter().filter_map(|w| w.to_str()).collect();
+    words.contains(&"--format=json") || words.windows(2).any(|w| w == ["--format", "json"])
 }
 
 /// The verb of a command line clap could not parse: its first word that

@@ -312,6 +312,20 @@ fn check_command_exit_codes_and_formats() {
     );
     let r = check_cmd(&["/no/such/file.json"], None);
     assert_eq!(r.code, 2);
+    // A usage error, with JSON asked for, is JSON too (clap's text still
+    // on stderr).
+    for format in [&["--format", "json"][..], &["--format=json"]] {
+        let mut args = format.to_vec();
+        args.extend(["--no-such-flag", "-"]);
+        let r = check_cmd(&args, None);
+        assert_eq!(r.code, 2);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert!(
+            v["error"].as_str().unwrap().contains("--no-such-flag"),
+            "{v}"
+        );
+        assert!(r.stderr.contains("--no-such-flag"), "{}", r.stderr);
+    }
     // What the plan refuses, run refuses before it creates anything:
     // check says so too, naming the field, rather than "ok".
     let unplanned = r#"{"process": {"args": ["true"]}, "filesystem": {"idmap": ["/data"]}}"#;
