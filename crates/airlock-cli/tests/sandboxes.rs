@@ -1077,6 +1077,34 @@ fn rm_f_kills_a_supervisor_that_does_not_answer() {
     );
 }
 
+/// A `run -d --rm` sandbox whose supervisor does not take the stop's
+/// kill (stopped), and is killed itself, still goes as it ends: its guard
+/// removes it (keeping its end for whoever waited on it already).
+#[test]
+fn a_removed_on_exit_sandbox_goes_when_its_supervisor_is_killed() {
+    require_root!();
+    let root = StateRoot::new();
+    let root = root.path();
+    let r = al(
+        root,
+        &[
+            "run", "-d", "--rm", "--memory", "64M", "--name", "brief", "--", "sleep", "100",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sup = supervisor_pid(root, "brief");
+    // SAFETY: kill takes no pointers; sup is the supervisor this test started.
+    unsafe { libc::kill(sup, libc::SIGSTOP) };
+    let r = al(root, &["stop", "-t", "1", "brief"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        wait_until(10, || !al(root, &["ps", "-a"]).stdout.contains("brief")),
+        "{}",
+        al(root, &["ps", "-a"]).stdout
+    );
+    assert_ne!(al(root, &["inspect", "brief"]).code, 0);
+}
+
 #[test]
 fn ps_keeps_its_columns_in_line() {
     require_root!();

@@ -149,6 +149,7 @@ fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
     // PID 1, a supervisor's error is its own to report, and its own
     // destructors undo the rest.
     if let (Some(sb), Some(_)) = (dir, &pid1) {
+        let mut last = None;
         let _ = sb.update(|st| {
             if st.status != Status::Stopped {
                 st.status = Status::Stopped;
@@ -159,7 +160,20 @@ fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
                 );
             }
             st.cgroups_left |= left;
+            last = Some(st.without_spec());
         });
+        // One asked to go as it ends (`run --rm`) goes, as the supervisor
+        // would have taken it (ending::finish), its end kept for a
+        // detached one's waiters. (A supervisor that did not take a kill
+        // is killed by the stop: see SandboxDir::kill_all.)
+        let plan = sb.plan().ok();
+        if let Some((l, caller)) = plan.and_then(|p| Some((p.lifecycle?, p.caller.uid))) {
+            match (l.remove_on_exit, l.detached, &last) {
+                (true, true, Some(last)) => drop(sb.remove_keeping_end(last, caller)),
+                (true, ..) => drop(sb.remove()),
+                _ => {}
+            }
+        }
     }
     // SAFETY: as above.
     unsafe { libc::_exit(0) }
