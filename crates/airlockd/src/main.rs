@@ -127,11 +127,12 @@ fn layout(c: &config::Config) -> anyhow::Result<airlock::cgroup::Layout> {
     let parent = airlock::cgroup::cgroup_parent(parent)
         .map_err(|e| anyhow::anyhow!("cgroup_parent: {e}"))?;
     let at = l.at(&parent);
-    for h in at.v2.iter().chain(at.v1.values()) {
+    let hierarchies = at.v2.iter().map(|h| (h, true));
+    for (h, v2) in hierarchies.chain(at.v1.values().map(|h| (h, false))) {
         // Where each mount shows it (a bound subtree's mount is not the
         // hierarchy's root).
         let dir = h.own_dir();
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        if let Err(e) = airlock::cgroup::make_parent(&dir, v2) {
             tracing::warn!("cgroup_parent {}: {e}", dir.display());
         }
     }

@@ -1097,6 +1097,75 @@ fn a_bad_cgroup_parent_stops_the_daemon() {
     assert!(!socket.exists());
 }
 
+/// A `cgroup_parent` the daemon makes gets the v2 controllers from the
+/// level it is made under, level by level (as systemd gives none below a
+/// delegated unit's cgroup): without them a sandbox under it could have
+/// no limit. Under this test's own memory cgroup, in every hierarchy;
+/// what it made is removed.
+#[test]
+fn a_cgroup_parent_the_daemon_makes_gets_the_controllers() {
+    if !root_or_skip("a_cgroup_parent_the_daemon_makes_gets_the_controllers") {
+        return;
+    }
+    let layout = airlock::cgroup::Layout::detect().unwrap();
+    let Some(v2) = layout.v2.clone() else {
+        eprintln!("SKIPPED: this host has no cgroup v2 hierarchy");
+        return;
+    };
+    let own = layout.v1.get("memory").unwrap_or(&v2).own.clone();
+    let base = format!(
+        "{}/airlockd-parent-{}",
+        own.trim_end_matches('/'),
+        std::process::id()
+    );
+    let parent = format!("{base}/sandboxes");
+    // Every level from the hierarchy's root down, in every hierarchy,
+    // that is not there yet: the daemon's to make, the test's to remove.
+    let levels = |l: &airlock::cgroup::Layout| -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        for h in l.v2.iter().chain(l.v1.values()) {
+            let mut at = h.own_dir();
+            while !at.exists() {
+                dirs.push(at.clone());
+                at = at.parent().unwrap().to_path_buf();
+            }
+        }
+        dirs
+    };
+    /// Removes what the daemon made, deepest first, however the test ends.
+    struct Made(Vec<PathBuf>);
+    impl Drop for Made {
+        fn drop(&mut self) {
+            for dir in &self.0 {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+    let made = Made(levels(&layout.at(&parent)));
+    assert!(!made.0.is_empty());
+    let has = |dir: &std::path::Path| {
+        std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default()
+    };
+    let wanted = has(&v2.own_dir());
+    {
+        let _d = Daemon::start(&format!("cgroup_parent = {parent:?}"));
+        let dir = layout.at(&parent).v2.unwrap().own_dir();
+        let got = has(&dir);
+        for c in wanted.split_whitespace() {
+            assert!(
+                got.split_whitespace().any(|g| g == c),
+                "{} has {got:?}, not {c} (its parent's {wanted:?})",
+                dir.display()
+            );
+        }
+    }
+    let dirs = made.0.clone();
+    drop(made);
+    for dir in dirs {
+        assert!(!dir.exists(), "{} left", dir.display());
+    }
+}
+
 /// `airlock --host stop` without `-t` leaves the grace to the daemon's
 /// `stop_grace`: it used to send the local default (10 s) every time.
 #[test]

@@ -161,6 +161,52 @@ impl Layout {
     }
 }
 
+/// Make `dir`, a cgroup parent (airlockd's `cgroup_parent`), with the
+/// levels above it that are missing. On cgroup v2 (`v2`) each level made,
+/// and the one it was made under, gives its children every controller it
+/// has (`cgroup.subtree_control`): a cgroup sees only what its parent
+/// gives, and systemd gives nothing below a delegated unit's own cgroup
+/// (`Delegate=yes` with `DelegateSubgroup=`), so `dir` would otherwise
+/// have none. A controller a level cannot give (a domain controller where
+/// it holds processes) is left out: a sandbox that needs it then fails,
+/// naming it. A `dir` that exists is taken as it is.
+pub fn make_parent(dir: &std::path::Path, v2: bool) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut above = dir;
+    while !above.exists() {
+        missing.push(above.to_path_buf());
+        above = match above.parent() {
+            Some(p) => p,
+            None => break,
+        };
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    if v2 {
+        // From the level the first was made under, down to dir's parent.
+        let mut level = above.to_path_buf();
+        for made in missing.iter().rev() {
+            give_controllers(&level);
+            level.clone_from(made);
+        }
+    }
+    Ok(())
+}
+
+/// `+C` in `level`'s subtree control for each controller C it has, one at
+/// a time, so that one it cannot give does not keep the others back.
+fn give_controllers(level: &std::path::Path) {
+    let read = |f: &str| std::fs::read_to_string(level.join(f)).unwrap_or_default();
+    let given = read("cgroup.subtree_control");
+    for c in read("cgroup.controllers").split_whitespace() {
+        if !given.split_whitespace().any(|g| g == c) {
+            let _ = std::fs::write(level.join("cgroup.subtree_control"), format!("+{c}"));
+        }
+    }
+}
+
 /// `parent` as a cgroup path from a hierarchy's root, as
 /// [`Layout::under`] takes it: a leading `/` is implied and a trailing one
 /// dropped (`airlock.slice` is `/airlock.slice`); `.`, `..` and empty

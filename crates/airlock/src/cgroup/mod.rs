@@ -15,7 +15,7 @@ pub use freezer::{freeze_asked, freezer_file, set_frozen, FREEZE_WITHIN};
 pub use stats::{oom_kills, read_stats, Stats};
 
 pub(crate) use layout::v1_name;
-pub use layout::{cgroup_parent, parse_layout, Hierarchy, Layout};
+pub use layout::{cgroup_parent, make_parent, parse_layout, Hierarchy, Layout};
 pub use plan::CgroupPlan;
 
 use crate::report::{describe, SetupError};
