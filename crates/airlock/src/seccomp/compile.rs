@@ -182,6 +182,18 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
         ctx.add_arch(*a)
             .map_err(lib(&format!("{base}.architectures")))?;
     }
+    // clone3 answers ENOSYS (its flags are behind a pointer; C libraries
+    // fall back to clone, which is filtered) in this filter too, unless the
+    // profile says otherwise: the refusals' ENOSYS loses to a default
+    // that kills or traps (the strictest answer of all filters wins), and
+    // glibc's pthread_create and posix_spawn try clone3 first. For every
+    // architecture of the profile; where one lacks it, the default stays.
+    let names = |call: &str| p.syscalls.iter().any(|r| r.names.iter().any(|n| n == call));
+    if !permissive_default && !names("clone3") {
+        if let Some(clone3) = syscall("clone3") {
+            let _ = ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3);
+        }
+    }
     // The refusals come second (the kernel runs every filter and the
     // strictest answer wins), for the same architectures as the profile:
     // otherwise a syscall of another architecture that the profile allows
@@ -199,7 +211,6 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
         ));
     }
     unsupported_keys(p)?;
-    let mut exits_named = false;
     for (i, rule) in p.syscalls.iter().enumerate() {
         for name in rule.names.iter().filter(|n| EXITS.contains(&n.as_str())) {
             if rule.action != "SCMP_ACT_ALLOW" || !rule.args.is_empty() {
@@ -208,13 +219,14 @@ fn custom_filters(p: &OciSeccomp, argument_filters: bool) -> Result<Vec<ScmpFilt
                     format!("{name} must be allowed: a process that cannot exit retries it for good, out of reach of a stop"),
                 ));
             }
-            exits_named = true;
         }
     }
-    if !exits_named && default != ScmpAction::Allow {
-        // libc retries a failed exit forever: a profile that forgot them
-        // left a spinning process that not even SIGTERM ended.
-        for name in EXITS {
+    if default != ScmpAction::Allow {
+        // libc retries a failed exit forever: a profile that forgot one
+        // left a spinning process that not even SIGTERM ended (one
+        // recorded from a single-threaded run names exit_group only, and
+        // every thread that ends calls exit). Each one it does not name.
+        for name in EXITS.iter().filter(|n| !names(n)) {
             let s = syscall(name).expect("exit and exit_group are known");
             ctx.add_rule(ScmpAction::Allow, s).map_err(lib(base))?;
         }

@@ -36,6 +36,10 @@ pub fn syscall(name: &str) -> Option<ScmpSyscall> {
 pub fn context(default: ScmpAction) -> Result<ScmpFilterContext, SeccompError> {
     let mut f = ScmpFilterContext::new(default)?;
     f.set_ctl_optimize(2)?;
+    // A call of an architecture the filter does not cover (int 0x80 from
+    // a 64-bit process) ends the whole process, not only the thread that
+    // made it (libseccomp's default), which left the others hung.
+    f.set_act_badarch(ScmpAction::KillProcess)?;
     Ok(f)
 }
 

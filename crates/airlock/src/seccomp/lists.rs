@@ -4,7 +4,7 @@
 //! programs compiled elsewhere) and the guardrails can read them; the
 //! filters are built from them in `default.rs`.
 //!
-//! `ALLOWED` is every x86_64 syscall of the Linux 6.1 UAPI headers
+//! `ALLOWED` is every x86_64 syscall of the Linux 6.1 UAPI headers (and uretprobe, 6.11)
 //! (`asm/unistd_64.h`) minus `DENIED` and `socketpair`; names are resolved per architecture
 //! by libseccomp, and a name it does not know is left out (deny).
 
@@ -301,6 +301,11 @@ pub const ALLOWED: &[&str] = &[
     "memfd_secret",
     "process_mrelease",
     "futex_waitv",
+    // Linux 6.11, in a slot below the others (335): the return trampoline
+    // of a uprobe the host placed on the workload's code (bpftrace, eBPF
+    // profilers) makes it; refused, the probed process crashed. (systemd
+    // allows it too.)
+    "uretprobe",
 ];
 
 /// Syscalls the default profile leaves out on purpose (they return EPERM).
