@@ -265,8 +265,16 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
         // spec it cannot read.
         _ if check => {
             if asks_json(argv) {
-                let first = text.lines().next().unwrap_or_default();
-                let msg = first.strip_prefix("error: ").unwrap_or(first);
+                // clap's lines up to its usage: one names what is
+                // missing on the line after "not provided:".
+                let said: Vec<&str> = text
+                    .lines()
+                    .take_while(|l| !l.starts_with("Usage:"))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let msg = said.join(" ");
+                let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
                 println!("{}", serde_json::json!({ "error": msg }));
             }
             ExitCode::from(2)

@@ -326,6 +326,11 @@ fn check_command_exit_codes_and_formats() {
         );
         assert!(r.stderr.contains("--no-such-flag"), "{}", r.stderr);
     }
+    // What is missing is named, from clap's next line.
+    let r = check_cmd(&["--format", "json"], None);
+    assert_eq!(r.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("<SPEC>"), "{v}");
     // What the plan refuses, run refuses before it creates anything:
     // check says so too, naming the field, rather than "ok".
     let unplanned = r#"{"process": {"args": ["true"]}, "filesystem": {"idmap": ["/data"]}}"#;

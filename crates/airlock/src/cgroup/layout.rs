@@ -171,25 +171,31 @@ impl Layout {
 /// it holds processes) is left out: a sandbox that needs it then fails,
 /// naming it. A `dir` that exists is taken as it is.
 pub fn make_parent(dir: &std::path::Path, v2: bool) -> io::Result<()> {
-    let mut missing = Vec::new();
-    let mut above = dir;
-    while !above.exists() {
-        missing.push(above.to_path_buf());
-        above = match above.parent() {
-            Some(p) => p,
-            None => break,
-        };
+    // The levels from the top, each made by us only if our mkdir made it
+    // (one another made meanwhile, systemd or a second daemon, is theirs).
+    let levels: Vec<&std::path::Path> = dir.ancestors().collect();
+    let mut above: Option<&std::path::Path> = None;
+    let mut made = Vec::new();
+    for level in levels.into_iter().rev() {
+        match std::fs::create_dir(level) {
+            Ok(()) => made.push(level),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && made.is_empty() => {
+                above = Some(level);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
     }
-    if missing.is_empty() {
+    if !v2 || made.is_empty() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)?;
-    if v2 {
-        // From the level the first was made under, down to dir's parent.
-        let mut level = above.to_path_buf();
-        for made in missing.iter().rev() {
-            give_controllers(&level);
-            level.clone_from(made);
+    // From the level the first was made under, down to dir's parent; on
+    // a cgroup file system only.
+    let cgroup =
+        |p: &std::path::Path| rustix::fs::statfs(p).is_ok_and(|fs| super::is_cgroup_fs(&fs));
+    for level in above.into_iter().chain(made.iter().copied()) {
+        if level != dir && cgroup(level) {
+            give_controllers(level);
         }
     }
     Ok(())

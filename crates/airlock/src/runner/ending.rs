@@ -55,8 +55,11 @@ pub(super) fn finish(
         g.release();
     }
     if let (Some(sb), Some(l)) = (&state_dir, &lifecycle) {
-        // Its end is kept only once recorded.
+        // Its end is kept only once recorded. Not while cgroups of it are
+        // left (a process stuck in the kernel): the record is what a
+        // later `rm` removes them by.
         match &last {
+            _ if cgroups_left => {}
             Some(last) => {
                 let _ = sb.remove_keeping_end(last, owner);
             }

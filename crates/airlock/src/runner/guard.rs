@@ -35,7 +35,11 @@ pub struct Guard {
 /// (`alive_fds`); every other fd is closed in it, and its stdio goes to
 /// /dev/null (a caller's pipes must see their end when the workload's
 /// copies close, whatever the guard still waits for).
-pub fn spawn(dir: Option<&SandboxDir>, alive_fds: &[i32]) -> Result<Guard, SetupError> {
+pub fn spawn(
+    dir: Option<&SandboxDir>,
+    alive_fds: &[i32],
+    removal: Removal,
+) -> Result<Guard, SetupError> {
     let (tell, heard) = sys::seqpacket_pair().step(|| "socketpair for the guard".into())?;
     // SAFETY: the supervisor is single-threaded (checked at its start), so
     // the child's copy of memory is consistent; the child only runs `watch`
@@ -58,10 +62,21 @@ pub fn spawn(dir: Option<&SandboxDir>, alive_fds: &[i32]) -> Result<Guard, Setup
             let _ = sys::close_from_except(3, &keep);
             let _ = sys::stdio_to_null();
             std::mem::forget(tell);
-            watch(heard, dir)
+            watch(heard, dir, removal)
         }
         pid => Ok(Guard { pid, tell }),
     }
+}
+
+/// What the plan asks of a sandbox's directory as it ends, given at the
+/// guard's fork (it reads nothing of the plan later): remove it
+/// (`run --rm`), keeping the end of a detached one for its waiters,
+/// among the ends of the caller's sandboxes.
+#[derive(Clone, Copy, Default)]
+pub struct Removal {
+    pub on_exit: bool,
+    pub keep_end: bool,
+    pub caller: u32,
 }
 
 /// What the supervisor has told the guard of so far.
@@ -71,7 +86,7 @@ struct Told {
     pid1: Option<OwnedFd>,
 }
 
-fn watch(heard: OwnedFd, dir: Option<&SandboxDir>) -> ! {
+fn watch(heard: OwnedFd, dir: Option<&SandboxDir>, removal: Removal) -> ! {
     // Signals meant for the supervisor's process group are not ours.
     for sig in signals::forwarded() {
         // SAFETY: setting SIG_IGN is valid for these catchable signals.
@@ -113,13 +128,15 @@ fn watch(heard: OwnedFd, dir: Option<&SandboxDir>) -> ! {
             Some(_) => {}
         }
     }
-    clean_up(told, dir)
+    clean_up(told, dir, removal)
 }
 
 /// The supervisor died without cleaning up: kill what it told us of,
 /// remove the cgroups, and say why in the state.
-fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
+fn clean_up(told: Told, dir: Option<&SandboxDir>, removal: Removal) -> ! {
     let Told { cgroup, pid1 } = told;
+    // Whether PID 1 is known gone (a process stuck in the kernel is not).
+    let mut gone = true;
     match &pid1 {
         Some(pidfd) => {
             super::ending::kill_sandbox(cgroup.as_ref(), pidfd);
@@ -133,7 +150,7 @@ fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
                 tv_sec: 5,
                 tv_nsec: 0,
             };
-            let _ = rustix::event::poll(&mut pfd, Some(&five));
+            gone = rustix::event::poll(&mut pfd, Some(&five)).is_ok_and(|n| n > 0);
         }
         None => {
             if let Some(cg) = &cgroup {
@@ -150,7 +167,7 @@ fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
     // destructors undo the rest.
     if let (Some(sb), Some(_)) = (dir, &pid1) {
         let mut last = None;
-        let _ = sb.update(|st| {
+        let recorded = sb.update(|st| {
             if st.status != Status::Stopped {
                 st.status = Status::Stopped;
                 st.finished = Some(crate::state::now());
@@ -164,14 +181,13 @@ fn clean_up(told: Told, dir: Option<&SandboxDir>) -> ! {
         });
         // One asked to go as it ends (`run --rm`) goes, as the supervisor
         // would have taken it (ending::finish), its end kept for a
-        // detached one's waiters. (A supervisor that did not take a kill
-        // is killed by the stop: see SandboxDir::kill_all.)
-        let plan = sb.plan().ok();
-        if let Some((l, caller)) = plan.and_then(|p| Some((p.lifecycle?, p.caller.uid))) {
-            match (l.remove_on_exit, l.detached, &last) {
-                (true, true, Some(last)) => drop(sb.remove_keeping_end(last, caller)),
-                (true, ..) => drop(sb.remove()),
-                _ => {}
+        // detached one's waiters; not while something of it may be left
+        // (cgroups, a process that outlived the kill): its record is what
+        // a later `rm` cleans up by.
+        if removal.on_exit && gone && !left {
+            match (removal.keep_end, recorded.ok().and(last)) {
+                (true, Some(last)) => drop(sb.remove_keeping_end(&last, removal.caller)),
+                _ => drop(sb.remove()),
             }
         }
     }

@@ -474,7 +474,18 @@ fn prepare_host_side(
     // cgroups exist, and told of them at once.
     let needs_guard = plan.cgroup.is_some() || plan.init == crate::spec::InitMode::Workload;
     let guard = match needs_guard {
-        true => Some(super::guard::spawn(state_dir, alive_fds)?),
+        true => {
+            let removal = plan.lifecycle.as_ref().map(|l| super::guard::Removal {
+                on_exit: l.remove_on_exit,
+                keep_end: l.remove_on_exit && l.detached,
+                caller: plan.caller.uid,
+            });
+            Some(super::guard::spawn(
+                state_dir,
+                alive_fds,
+                removal.unwrap_or_default(),
+            )?)
+        }
         false => None,
     };
     let cgroup = create_cgroup(plan, report)?;
