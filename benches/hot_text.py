@@ -308,7 +308,7 @@ def main():
                 os.path.join(ROOT, "crates/airlock-runner/hot-text.ld"))
         b = os.path.join(work, "bundle")
         os.makedirs(b)
-        bundle(b)
+        bundle(b, runtime)
         rt = [runtime, "--root", os.path.join(work, "runtime")]
         oci = [
             rt + ["create", "--bundle", b, "hot"],
