@@ -688,6 +688,43 @@ fn a_killing_default_leaves_clone3_enosys_and_exit_allowed() {
     }
 }
 
+/// A profile that lists x32 (docker's, podman's and containerd's do) and
+/// allows socket but for a family compared with `!=`: an x32 call with
+/// the family's upper 32 bits set must not pass, as the kernel drops
+/// them (the native call is refused by the wide-argument rule).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn an_x32_socket_with_a_wide_family_is_refused() {
+    const X86_64: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    const ALLOW: u32 = 0x7fff_0000;
+    let p: OciSeccomp = serde_json::from_str(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"},
+                         {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                          "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]}]}"#,
+    )
+    .unwrap();
+    let progs = compile_now(&Seccomp::custom(p)).unwrap();
+    let combined = |nr: u32, family: u64| {
+        progs
+            .iter()
+            .map(|p| verdict(p, X86_64, nr, [family, 1, 0, 0, 0, 0]))
+            .min_by_key(|v| (v & 0xffff_0000) as i32)
+            .unwrap()
+    };
+    let socket = libc::SYS_socket as u32;
+    let x32 = socket | 0x4000_0000;
+    assert_eq!(combined(socket, 2) & 0xffff_0000, ALLOW, "native AF_INET");
+    assert_eq!(combined(x32, 2) & 0xffff_0000, ALLOW, "x32 AF_INET");
+    for nr in [socket, x32] {
+        for family in [40, 0x1_0000_0028] {
+            let v = combined(nr, family);
+            assert_ne!(v & 0xffff_0000, ALLOW, "{nr:#x} family {family:#x}");
+        }
+    }
+}
+
 /// The set-id filter refuses by name: a call the linked libseccomp did
 /// not know would be left out of it without a word (fchmodat2 needs
 /// 2.5.5 or a backport), so every one of them must resolve.
