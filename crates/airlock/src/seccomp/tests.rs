@@ -455,6 +455,17 @@ fn verdict(prog: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
     }
 }
 
+/// The verdict of `progs` together: the kernel takes the most severe of
+/// its filters' answers, the lowest action compared as a signed number
+/// (KILL_PROCESS is negative).
+fn combined(progs: &[Program], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    progs
+        .iter()
+        .map(|p| verdict(p, arch, nr, args))
+        .min_by_key(|v| (v & 0xffff_0000) as i32)
+        .unwrap()
+}
+
 /// With TCP port rules, the stream protocols Landlock's TCP rights do not
 /// cover are refused at socket(): multipath TCP, SMC and SCTP over IPv4
 /// and IPv6, and the SMC family; TCP itself and other families pass.
@@ -617,16 +628,7 @@ fn calls_of_another_abi_are_not_let_through() {
         compile(&Seccomp::Default).unwrap(),
         compile_now(&Seccomp::Default).unwrap(),
     ] {
-        // The kernel takes the most severe verdict of the programs: the
-        // lowest action, compared as a signed number (KILL_PROCESS is
-        // negative).
-        let combined = |arch, nr| {
-            progs
-                .iter()
-                .map(|p| verdict(p, arch, nr, [0; 6]))
-                .min_by_key(|v| (v & 0xffff_0000) as i32)
-                .unwrap()
-        };
+        let combined = |arch, nr| combined(&progs, arch, nr, [0; 6]);
         // What refuses: kill, trap or an errno; never a log, a trace or
         // a notification that lets the call go on.
         let refuses = |v: u32| {
@@ -669,13 +671,7 @@ fn a_killing_default_leaves_clone3_enosys_and_exit_allowed() {
         ))
         .unwrap();
         let progs = compile_now(&Seccomp::custom(p)).unwrap();
-        let combined = |nr: i64| {
-            progs
-                .iter()
-                .map(|p| verdict(p, X86_64, nr as u32, [0; 6]))
-                .min_by_key(|v| (v & 0xffff_0000) as i32)
-                .unwrap()
-        };
+        let combined = |nr: i64| combined(&progs, X86_64, nr as u32, [0; 6]);
         assert_eq!(combined(libc::SYS_clone3), ENOSYS, "{default}: clone3");
         assert_eq!(combined(libc::SYS_exit), ALLOW, "{default}: exit");
         assert_eq!(combined(libc::SYS_exit_group), ALLOW, "{default}");
@@ -706,13 +702,7 @@ fn an_x32_socket_with_a_wide_family_is_refused() {
     )
     .unwrap();
     let progs = compile_now(&Seccomp::custom(p)).unwrap();
-    let combined = |nr: u32, family: u64| {
-        progs
-            .iter()
-            .map(|p| verdict(p, X86_64, nr, [family, 1, 0, 0, 0, 0]))
-            .min_by_key(|v| (v & 0xffff_0000) as i32)
-            .unwrap()
-    };
+    let combined = |nr: u32, family: u64| combined(&progs, X86_64, nr, [family, 1, 0, 0, 0, 0]);
     let socket = libc::SYS_socket as u32;
     let x32 = socket | 0x4000_0000;
     assert_eq!(combined(socket, 2) & 0xffff_0000, ALLOW, "native AF_INET");
