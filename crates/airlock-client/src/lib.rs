@@ -124,8 +124,12 @@ pub enum ClientError {
 /// what it usually means here.
 fn why_not_connected(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause: &dyn std::error::Error = e;
+    // Any link of the chain may say the other end closed (hyper's error
+    // wraps h2's "connection closed", which is no io::Error).
+    let mut was_closed = closed(cause);
     while let Some(inner) = cause.source() {
         cause = inner;
+        was_closed |= closed(cause);
     }
     let io = cause.downcast_ref::<std::io::Error>().map(|e| e.kind());
     let hint = match io {
@@ -134,7 +138,7 @@ fn why_not_connected(e: &(dyn std::error::Error + 'static)) -> String {
             " (the socket is for root and the daemon's group: is this user in it?)"
         }
         Some(std::io::ErrorKind::ConnectionRefused) => " (no airlockd is listening there)",
-        _ if closed(cause) => CLOSED,
+        _ if was_closed => CLOSED,
         _ => "",
     };
     format!("{cause}{hint}")
