@@ -116,10 +116,11 @@ impl SandboxDir {
 
     /// Kill every process of the sandbox and wait for its supervisor to
     /// record the end, for at most [`KILL_WAIT`]. A supervisor that does
-    /// not answer (stopped with SIGSTOP, stuck) is killed itself, as
-    /// runc's `delete --force` kills a container's init: PID 1 dies with
-    /// it (its parent-death signal) and the guard removes the cgroups.
-    /// An error only when even that does not end it.
+    /// not take the kill (stopped with SIGSTOP, stuck) is killed itself,
+    /// as runc's `delete --force` kills a container's init: PID 1 dies
+    /// with it (its parent-death signal) and the guard removes the
+    /// cgroups. An error when even that does not end it, or when one that
+    /// took the kill does not end in time (a process stuck in the kernel).
     pub fn kill_all(&self) -> Result<(), StateError> {
         let asked = self.request(&Request::Kill);
         // It may be ending meanwhile (its socket gone, its guard still
@@ -161,7 +162,7 @@ impl SandboxDir {
     /// when the supervisor did (a state from before that was recorded:
     /// one that holds this sandbox's directory, which only root can see
     /// of a supervisor, not being dumpable). True if the signal went.
-    pub(crate) fn kill_supervisor(&self) -> bool {
+    fn kill_supervisor(&self) -> bool {
         use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
         let Ok(st) = self.state() else {
             return false;
