@@ -264,6 +264,44 @@ fn writable_binds_of_single_files() {
     assert_eq!(std::fs::read_to_string(&own).unwrap(), "rootless\n");
 }
 
+/// A device node the spec asks for is writable, and its ioctls allowed,
+/// where no writable mount holds it (a spec whose /dev is a directory of
+/// the read-only root): Landlock gave it read alone, so `echo > /dev/null`
+/// was refused while the same spec with `landlock.mode = "off"` wrote. An
+/// ioctl the device does not know answers ENOTTY (25), not EACCES.
+#[test]
+fn a_device_node_outside_a_writable_dev_is_writable() {
+    require_root!();
+    let made = output(airlock(&[
+        "run",
+        "--print-spec",
+        "--",
+        "sh",
+        "-c",
+        "echo hi > /dev/null && echo wrote\n\
+         python3 -c 'import fcntl, termios\n\
+try:\n    fcntl.ioctl(open(\"/dev/null\"), termios.TCGETS, bytes(64))\n\
+except OSError as e:\n    print(e.errno)'",
+    ]));
+    let mut spec: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
+    let mounts = spec["filesystem"]["mounts"].as_array_mut().unwrap();
+    let before = mounts.len();
+    mounts.retain(|m| m["destination"] != "/dev");
+    assert_eq!(mounts.len(), before - 1, "{}", made.stdout);
+    spec["filesystem"]["devices"] =
+        serde_json::json!([{"path": "/dev/null", "kind": "char", "major": 1, "minor": 3}]);
+    let dir = tempdir();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let r = output(airlock(&["run", "--spec", &path.display().to_string()]));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "wrote\n25\n"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// A writable place below a directory the workload's uid cannot search (a
 /// 0700 /root, with `--uid 1000`) still gets its Landlock rule: the rules'
 /// paths are opened before the ids change, and the sandbox starts.

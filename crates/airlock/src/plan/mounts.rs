@@ -544,7 +544,14 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
 }
 
 /// The sandbox paths the workload may write beneath: writable binds,
-/// tmpfs, /dev, /proc, mqueue mounts, and `/` when the root is writable.
+/// tmpfs, /dev, /proc, mqueue mounts, device nodes, and `/` when the root
+/// is writable.
+///
+/// Landlock only grants: a path's rights cover everything beneath it,
+/// across mount points, so a read-only mount below a writable one (a
+/// read-only bind in a writable root or tmpfs) is held by its mount flag
+/// alone. Splitting the rights around it would leave a file made beside
+/// it unwritable.
 pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
     let mut out = Vec::new();
     let writable_root = match spec.filesystem.root {
@@ -581,15 +588,36 @@ pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
                 bind: true,
                 ..
             } => out.push(destination.clone()),
+            // A remount makes that one mount read-only (those beneath it
+            // keep their own flags, and their own rules), so its rule
+            // goes: `--tmpfs X --remount-ro X` is read-only to both walls.
+            Mount::RemountReadOnly { destination } => out.retain(|p| p != destination),
             _ => {}
         }
     }
+    // Each node is bound on its own after the mounts, writable: one that
+    // no writable mount holds (a spec whose /dev is a directory of a
+    // read-only root) would otherwise be read-only to Landlock, and its
+    // ioctls refused.
+    out.extend(spec.filesystem.devices.iter().map(|d| d.path.clone()));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fuse() -> crate::spec::Device {
+        crate::spec::Device {
+            path: "/dev/fuse".into(),
+            kind: crate::spec::DeviceKind::Char,
+            major: 10,
+            minor: 229,
+            mode: None,
+            uid: None,
+            gid: None,
+        }
+    }
 
     #[test]
     fn steps_keep_the_spec_order_then_protect() {
@@ -650,15 +678,7 @@ mod tests {
             .args(["true"])
             .default_view()
             .build();
-        spec.filesystem.devices.push(crate::spec::Device {
-            path: "/dev/fuse".into(),
-            kind: crate::spec::DeviceKind::Char,
-            major: 10,
-            minor: 229,
-            mode: None,
-            uid: None,
-            gid: None,
-        });
+        spec.filesystem.devices.push(fuse());
         let fs = resolve(&spec, true, None);
         let names: Vec<String> = fs.steps.iter().map(MountStep::describe).collect();
         let at = |s: &str| names.iter().position(|n| n == s).unwrap();
@@ -700,5 +720,25 @@ mod tests {
             .rootfs("/srv/root", false)
             .build();
         assert_eq!(writable_paths(&spec), ["/"]);
+    }
+
+    #[test]
+    fn a_remounted_path_is_not_writable_and_a_device_is() {
+        let mut spec = crate::SandboxSpec::builder()
+            .args(["true"])
+            .default_view()
+            .tmpfs("/scratch", None)
+            .build();
+        spec.filesystem.mounts.push(Mount::RemountReadOnly {
+            destination: "/scratch".into(),
+        });
+        spec.filesystem.mounts.push(Mount::RemountReadOnly {
+            destination: "/".into(),
+        });
+        spec.filesystem.devices.push(fuse());
+        assert_eq!(
+            writable_paths(&spec),
+            ["/proc", "/dev", "/tmp", "/dev/fuse"]
+        );
     }
 }
