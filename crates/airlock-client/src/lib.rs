@@ -18,6 +18,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Client::exec`] and [`Client::attach`] give a [`Session`]: input
+//! written as the caller has it (keys, a window's size, a signal),
+//! output read as it comes.
+//!
 //! A [`Client`] is one HTTP/2 connection, and its clones share it. The
 //! daemon serves at most 200 calls on one connection at a time, and a
 //! [`Client::wait`] or a followed log holds its place until it ends: a
@@ -33,6 +37,9 @@
 
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
+
+mod session;
+pub use session::{AttachSession, ExecSession, Output, Session, SessionInput};
 
 /// The generated messages and the service's client and server halves.
 #[allow(missing_docs)]
@@ -102,8 +109,12 @@ pub enum ClientError {
         /// off), the connection's error among its sources.
         status: tonic::Status,
     },
+    /// A session's input was sent after its call ended (the process
+    /// exited, or the daemon ended the stream).
+    #[error("the session has ended: its process exited, or the daemon closed the call")]
+    SessionEnded,
     /// An exec's output passed [`MAX_EXEC_OUTPUT`].
-    #[error("the process wrote more than {} MiB: collect larger output through `raw().exec`, a stream", MAX_EXEC_OUTPUT >> 20)]
+    #[error("the process wrote more than {} MiB: read larger output from an `exec` session as it comes", MAX_EXEC_OUTPUT >> 20)]
     OutputTooLarge,
     /// An exec's stream ended without the process's exit status (the
     /// daemon stopped, or broke the protocol): never taken for a 0.
@@ -336,8 +347,7 @@ impl Client {
         self.channel.clone()
     }
 
-    /// The generated client, for the streaming calls with input (Exec,
-    /// Attach) and anything this wrapper does not cover. Its errors are
+    /// The generated client, for anything this wrapper does not cover. Its errors are
     /// `tonic::Status`es: `ClientError::from` reads their details.
     pub fn raw(&mut self) -> &mut SandboxesClient<Channel> {
         &mut self.inner
@@ -489,25 +499,37 @@ impl Client {
         );
         let r = self.inner.exec(input).await;
         let mut out = Messages::new(self.answer(r)?, &self.path);
-        let mut collected = ExecOutput::default();
-        while let Some(msg) = out.next().await? {
-            use proto::exec_output::Output;
-            match msg.output {
-                Some(Output::Stdout(b)) => collected.stdout.extend(b),
-                Some(Output::Stderr(b)) => collected.stderr.extend(b),
-                Some(Output::Exit(e)) => collected.exit = Some(e),
-                None => {}
-            }
-            // Dropping the stream ends the call, and the daemon stops a
-            // process whose caller has gone.
-            if collected.stdout.len() + collected.stderr.len() > MAX_EXEC_OUTPUT {
-                return Err(ClientError::OutputTooLarge);
-            }
-        }
-        match collected.exit {
-            Some(_) => Ok(collected),
-            None => Err(ClientError::NoExitStatus),
-        }
+        session::collect(&mut out).await
+    }
+
+    /// Start `start.args` in a running sandbox as a session: its input
+    /// written as the caller has it, its output read as it comes. Refused
+    /// (no such sandbox, not running, a bad argument) here, before any
+    /// input.
+    pub async fn exec(&mut self, start: proto::ExecStart) -> Result<ExecSession> {
+        use proto::exec_input::Input;
+        let (tx, rx) = session::channel(proto::ExecInput {
+            input: Some(Input::Start(start)),
+        })
+        .await;
+        let r = self.inner.exec(rx).await;
+        let output = Messages::new(self.answer(r)?, &self.path);
+        Ok(Session::new(tx, output))
+    }
+
+    /// Attach to a created or running sandbox's workload (one created
+    /// with `tty` or `stdin`): what is written goes to its terminal or
+    /// standard input, and its output comes from now on. Dropping the
+    /// session detaches; the workload runs on.
+    pub async fn attach(&mut self, sandbox: &str) -> Result<AttachSession> {
+        use proto::attach_input::Input;
+        let (tx, rx) = session::channel(proto::AttachInput {
+            input: Some(Input::Attach(sandbox_ref(sandbox))),
+        })
+        .await;
+        let r = self.inner.attach(rx).await;
+        let output = Messages::new(self.answer(r)?, &self.path);
+        Ok(Session::new(tx, output))
     }
 }
 

@@ -996,6 +996,111 @@ async fn an_ended_exec_with_open_input_leaves_no_feed() {
     c.delete("host", true).await.unwrap();
 }
 
+/// The library's sessions: an exec's input written as it comes, its
+/// output read as it comes, a signal passed on (the trap runs and its
+/// status comes back), and input after the end refused; an attach's
+/// input reaching the workload's stdin, and a detach that leaves it
+/// running.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_and_attach_sessions_converse() {
+    use airlock_client::{ClientError, Output};
+    if !root_or_skip("exec_and_attach_sessions_converse") {
+        return;
+    }
+    let d = Daemon::start("");
+    let mut c = d.client().await;
+    run(&mut c, "host", &["sleep", "100"]).await;
+    let mut s = c
+        .exec(proto::ExecStart {
+            sandbox: "host".into(),
+            args: args(&[
+                "sh",
+                "-c",
+                "trap 'echo trapped; exit 5' TERM; read line; echo got:$line; \
+                 while :; do sleep 0.1; done",
+            ]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.write(b"one\n").await.unwrap();
+    let mut out = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !out.contains("got:one\n") {
+            match s.next().await.unwrap() {
+                Some(Output::Stdout(b)) => out.push_str(&String::from_utf8_lossy(&b)),
+                other => panic!("{other:?} before the answer; {out:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to the first line: {out:?}");
+    let input = s.input();
+    s.signal(libc::SIGTERM).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), s.collect())
+        .await
+        .expect("the trap never ran")
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ended.stdout), "trapped\n");
+    assert_eq!(ended.exit.unwrap().code, 5);
+    // The call is over: what is sent now reaches no one, and says so.
+    let late = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let piece = <proto::ExecInput as airlock_client::SessionInput>::stdin(b"x".to_vec());
+            if input.send(piece).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(late.is_ok(), "the input of an ended exec stayed open");
+    drop(input);
+    // A refusal comes from `exec` itself, before any input.
+    let e = c
+        .exec(proto::ExecStart {
+            sandbox: "nothere".into(),
+            args: args(&["true"]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
+
+    c.create(proto::CreateRequest {
+        name: "cat".into(),
+        args: args(&["cat"]),
+        stdin: true,
+        start: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for word in ["first", "second"] {
+        let mut a = c.attach("cat").await.unwrap();
+        a.write(format!("{word}\n").as_bytes()).await.unwrap();
+        let mut echoed = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            while !echoed.ends_with(&format!("{word}\n")) {
+                if let Some(Output::Stdout(b)) = a.next().await.unwrap() {
+                    echoed.push_str(&String::from_utf8_lossy(&b));
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "{word} never came back: {echoed:?}");
+        // Dropped: detached, and `cat` runs on for the next one.
+    }
+    let cat = c.inspect("cat").await.unwrap();
+    assert_eq!(state(&cat), proto::State::Running);
+    assert!(matches!(
+        c.attach("host").await.unwrap_err(),
+        ClientError::Status { .. }
+    ));
+    c.delete("cat", true).await.unwrap();
+    c.delete("host", true).await.unwrap();
+}
+
 /// An exec's input, as its stream ends it: a stream that just ends is a
 /// close (a terminal's reader sees its end too); resizes still reach the
 /// terminal after the close; and input the process never read (a child
