@@ -96,6 +96,39 @@ fn uptime_starts_near_zero() {
     assert!(up < 5.0, "sandbox uptime from an offset namespace: {up}");
 }
 
+/// A root caller without CAP_SYS_TIME (systemd's `ProtectClock=yes`, a
+/// container's default set) still gets its clocks: the offsets were
+/// judged by host root's own capabilities, and every start failed with
+/// "write clock offsets: Operation not permitted". They are judged by the
+/// owner's of the sandbox's user namespace now.
+#[test]
+fn a_root_caller_without_cap_sys_time_starts_its_clocks() {
+    require_root!();
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--bounding-set", "-sys_time"])
+        .arg(airlock_bin())
+        .args(["run", "--", "cut", "-d ", "-f1", "/proc/uptime"]);
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let up: f64 = r.stdout.trim().parse().unwrap();
+    assert!(up < 5.0, "sandbox uptime: {up}");
+    // The control: the caller's effective set does lack it.
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--bounding-set",
+        "-sys_time",
+        "grep",
+        "^CapEff:",
+        "/proc/self/status",
+    ]);
+    let r = output(c);
+    let eff = u64::from_str_radix(r.stdout.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_SYS_TIME: u32 = 25;
+    assert_eq!(eff & (1 << CAP_SYS_TIME), 0, "{}", r.stdout);
+    assert_ne!(eff & (1 << CAP_SYS_ADMIN), 0, "{}", r.stdout);
+}
+
 /// Each clock starts where asked to the millisecond, not at the second:
 /// offsets of whole seconds taken from each clock's seconds put the
 /// sandbox's monotonic clock up to a second past zero, and as far ahead of

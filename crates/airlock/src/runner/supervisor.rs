@@ -240,6 +240,21 @@ pub(super) fn supervise(
         plan.flags_to_clone(),
         cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
     );
+    // PID 1's clock offsets are opened now, while our euid is still the
+    // creator's: the kernel asks for CAP_SYS_TIME over PID 1's user
+    // namespace from the credentials the file was opened with, and its
+    // owner has every capability there, where host root has it only with
+    // its own CAP_SYS_TIME, which a hardened service lacks (systemd's
+    // ProtectClock=yes, a container's default set): opened as root later,
+    // every start with a time namespace failed with EPERM. Our effective
+    // set was raised with the euid, so the open of the root-owned file
+    // (PID 1 is not dumpable) is allowed.
+    let early_offsets = match (&forked, creator) {
+        (Ok(Forked::Parent { pid, .. }), Some(_)) if plan.clocks.is_some() => {
+            Some(super::time::offsets_file(*pid))
+        }
+        _ => None,
+    };
     if creator.is_some() && !matches!(forked, Ok(Forked::Child)) {
         let restored = sys::set_effective_uid(0)
             .map_err(|e| SetupError::io("become root again after the clone", &e))
@@ -321,7 +336,8 @@ pub(super) fn supervise(
     }
     drop((sources, pid_join));
     if plan.clocks.is_some() {
-        let sent = super::time::offsets_file(pid).and_then(|f| {
+        let opened = early_offsets.unwrap_or_else(|| super::time::offsets_file(pid));
+        let sent = opened.and_then(|f| {
             sys::send_with_fds(&inner, b"t", &[f.as_fd()])
                 .step(|| "time namespace: hand PID 1 its clock offsets".into())
         });

@@ -23,7 +23,8 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// PID 1's `timens_offsets`, opened by the supervisor while PID 1 waits
 /// for "go": it is still the supervisor's uid then, or (created as another
-/// uid by root) not dumpable and so root's.
+/// uid by root) not dumpable and so root's. A root supervisor opens it
+/// with the euid that made PID 1's user namespace (see `supervisor.rs`).
 pub fn offsets_file(pid: i32) -> Result<OwnedFd, SetupError> {
     match rustix::fs::open(
         format!("/proc/{pid}/timens_offsets").as_str(),
