@@ -867,13 +867,23 @@ fn is_overlayfs(path: &Path) -> bool {
 }
 
 /// `linux.timeOffsets`: the container's CLOCK_MONOTONIC and CLOCK_BOOTTIME
-/// moved by whole seconds from the host's, in its own time namespace.
+/// moved from the host's, in its own time namespace.
 fn time_offsets(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
-    // As runc: a time namespace without offsets reads the host's clocks.
     s.time = airlock::spec::Clocks {
         offsets: true,
         ..Default::default()
     };
+    if s.namespaces.time {
+        // As runc, which writes only the clocks named: one not named keeps
+        // the offset of the namespace the runtime runs in (the kernel
+        // copies it into a new one), none on the host. Written as 0, it
+        // put a container made inside a sandbox or `unshare --time` back
+        // on the host's clocks.
+        let (mono, boot) = airlock::runner::own_time_offsets()
+            .map_err(|e| err("linux.timeOffsets", e.to_string()))?;
+        (s.time.monotonic, s.time.monotonic_nanos) = seconds_and_nanos(mono);
+        (s.time.boottime, s.time.boottime_nanos) = seconds_and_nanos(boot);
+    }
     let Some(offsets) = bundle.raw.pointer("/linux/timeOffsets") else {
         return Ok(());
     };
@@ -916,17 +926,24 @@ fn time_offsets(bundle: &Bundle, s: &mut SandboxSpec) -> Result<(), SpecError> {
                 "secs must be an integer and nanosecs a non-negative one",
             ));
         };
-        if nanos != 0 {
+        let Some(nanos) = u32::try_from(nanos).ok().filter(|n| *n < 1_000_000_000) else {
             return Err(err(
-                field,
-                "airlock moves the clocks by whole seconds: nanosecs must be 0",
+                format!("{field}.nanosecs"),
+                format!("{nanos} is not below 1000000000 (a second's nanoseconds)"),
             ));
-        }
+        };
         match clock.as_str() {
-            "monotonic" => s.time.monotonic = secs,
-            "boottime" => s.time.boottime = secs,
+            "monotonic" => (s.time.monotonic, s.time.monotonic_nanos) = (secs, nanos),
+            "boottime" => (s.time.boottime, s.time.boottime_nanos) = (secs, nanos),
             _ => return Err(err(field, "only monotonic and boottime have offsets")),
         }
     }
     Ok(())
+}
+
+/// Nanoseconds as whole seconds and the nanoseconds past them (0 to
+/// 1e9-1, so -1.5 s is -2 s and 500000000 ns), as the kernel writes them.
+fn seconds_and_nanos(n: i128) -> (i64, u32) {
+    const NANOS: i128 = 1_000_000_000;
+    (n.div_euclid(NANOS) as i64, n.rem_euclid(NANOS) as u32)
 }

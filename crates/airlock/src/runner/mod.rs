@@ -80,6 +80,7 @@ fn drop_service_groups(process: &crate::plan::ProcessPlan) -> Result<(), SetupEr
 /// The runner binary's global allocator keeps freed blocks for reuse; this
 /// names how it gives their pages back once setup is over.
 pub use crate::sys::on_release_free_memory;
+pub use time::own_offsets as own_time_offsets;
 
 pub fn main(parent_pid: i32, plan_fd: i32, report: i32, alive_fd: Option<i32>) -> ! {
     refuse_elevated();

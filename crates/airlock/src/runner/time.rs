@@ -76,10 +76,12 @@ pub fn enter(clocks: &Clocks, offsets: impl AsFd) -> Result<(), SetupError> {
     let host = |id, own: i128| nanos(rustix::time::clock_gettime(id)) - own;
     let boot = host(rustix::time::ClockId::Boottime, own_boot);
     let mono = host(rustix::time::ClockId::Monotonic, own_mono);
+    let monotonic = secs(clocks.monotonic) + clocks.monotonic_nanos as i128;
+    let boottime = secs(clocks.boottime) + clocks.boottime_nanos as i128;
     // Offsets asked as such (OCI's) are written as they are.
     let (mono_off, boot_off) = match clocks.offsets {
-        true => (secs(clocks.monotonic), secs(clocks.boottime)),
-        false => (secs(clocks.monotonic) - mono, secs(clocks.boottime) - boot),
+        true => (monotonic, boottime),
+        false => (monotonic - mono, boottime - boot),
     };
     let text = format!(
         "{} {}\n{} {}\n",
@@ -149,7 +151,7 @@ fn written(off: i128) -> String {
 
 /// The nanoseconds our own time namespace adds to the host's monotonic
 /// and boot-time clocks (none in the host's).
-fn own_offsets() -> Result<(i128, i128), SetupError> {
+pub fn own_offsets() -> Result<(i128, i128), SetupError> {
     let text = match std::fs::read_to_string("/proc/self/timens_offsets") {
         Ok(t) => t,
         // No time namespaces here: the unshare says so.

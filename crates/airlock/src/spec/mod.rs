@@ -480,11 +480,21 @@ pub struct Clocks {
     pub boottime: i64,
     /// CLOCK_MONOTONIC at start, in seconds.
     pub monotonic: i64,
+    /// Nanoseconds past `boottime` (below 1e9).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub boottime_nanos: u32,
+    /// Nanoseconds past `monotonic` (below 1e9).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub monotonic_nanos: u32,
     /// The two values are offsets from the host's clocks (OCI's
     /// `linux.timeOffsets`) rather than what the sandbox's clocks read
     /// when it starts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub offsets: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Who is PID 1 in the sandbox.

@@ -182,6 +182,8 @@ pub(crate) fn validate_fields(spec: &SandboxSpec) -> Result<(), SpecError> {
     let set = [
         ("time.boottime", spec.time.boottime),
         ("time.monotonic", spec.time.monotonic),
+        ("time.boottime_nanos", spec.time.boottime_nanos.into()),
+        ("time.monotonic_nanos", spec.time.monotonic_nanos.into()),
     ];
     if let Some((field, _)) = set.iter().find(|(_, v)| *v != 0) {
         if !spec.namespaces.time {
@@ -572,7 +574,21 @@ fn clocks(time: &Clocks) -> Result<(), SpecError> {
             ));
         }
     }
-    if !time.offsets && time.monotonic > time.boottime {
+    for (field, v) in [
+        ("time.boottime_nanos", time.boottime_nanos),
+        ("time.monotonic_nanos", time.monotonic_nanos),
+    ] {
+        if v >= 1_000_000_000 {
+            return Err(SpecError::new(
+                field,
+                format!("{v} is not below 1000000000 (a second's nanoseconds)"),
+            ));
+        }
+    }
+    let at = |secs: i64, nanos: u32| (secs as i128) * 1_000_000_000 + nanos as i128;
+    if !time.offsets
+        && at(time.monotonic, time.monotonic_nanos) > at(time.boottime, time.boottime_nanos)
+    {
         return Err(SpecError::new(
             "time.monotonic",
             "cannot be ahead of time.boottime (boottime counts suspend, monotonic does not)",

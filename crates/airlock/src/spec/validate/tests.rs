@@ -223,6 +223,26 @@ fn a_negative_clock_is_named() {
     validate(&s).unwrap();
 }
 
+/// Nanoseconds stay below a second, count in the clocks' order, and need
+/// a time namespace like the seconds.
+#[test]
+fn clock_nanoseconds_are_checked() {
+    let mut s = base();
+    s.time.boottime = 5;
+    s.time.monotonic = 5;
+    s.time.boottime_nanos = 1_000_000_000;
+    assert_eq!(validate(&s).unwrap_err().field, "time.boottime_nanos");
+    s.time.boottime_nanos = 10;
+    s.time.monotonic_nanos = 11;
+    assert_eq!(validate(&s).unwrap_err().field, "time.monotonic");
+    s.time.monotonic_nanos = 10;
+    validate(&s).unwrap();
+    let mut s = base();
+    s.namespaces.time = false;
+    s.time.boottime_nanos = 1;
+    assert_eq!(validate(&s).unwrap_err().field, "time.boottime_nanos");
+}
+
 /// mknod keeps 12 bits of a major and 20 of a minor: 4109:64 would make
 /// 13:64 (an input device) while checks named 4109. And a device's path
 /// names a node below /dev, not /dev itself.
