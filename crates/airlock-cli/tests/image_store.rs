@@ -353,9 +353,11 @@ fn a_callers_umask_does_not_shape_a_kept_layer() {
     }
 }
 
-/// What a killed pull left in the store's tmp/ (its process gone) goes
-/// at the next pull; another live process's work stays. And a store
-/// that is not there is not made to be listed.
+/// What a killed pull left in the store's tmp/ goes at the next pull,
+/// whether its pid names no process or another one now (a pid reused
+/// after a reboot kept it for good); another live process's work, whose
+/// lock it holds, stays. And a store that is not there is not made to be
+/// listed.
 #[test]
 fn a_pull_sweeps_what_killed_pulls_left() {
     let dir = tempdir();
@@ -378,14 +380,21 @@ fn a_pull_sweeps_what_killed_pulls_left() {
     let left = store
         .join("tmp")
         .join(format!("abcd-{dead}-1764000000000000000-0"));
-    let live = store
+    let reused = store
         .join("tmp")
         .join(format!("abcd-{}-1764000000000000000-0", std::process::id()));
-    for d in [&left, &live] {
+    let live = store
+        .join("tmp")
+        .join(format!("abcd-{}-1764000000000000001-0", std::process::id()));
+    for d in [&left, &reused, &live] {
         std::fs::create_dir_all(d.join("rootfs")).unwrap();
     }
+    let held = std::fs::File::open(&live).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     let r = run_image(&store, &img, &[], false);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!left.exists(), "a dead pull's leftovers stayed");
+    assert!(!reused.exists(), "leftovers named by a living pid stayed");
     assert!(live.exists(), "a live process's work was removed");
+    drop(held);
 }

@@ -609,18 +609,53 @@ impl Store {
         written.map_err(|e| ImageError::io(&p, e))
     }
 
+    /// The records that can be read (what `image ls` shows).
     pub fn images(&self) -> Vec<ImageRecord> {
-        let mut out: Vec<ImageRecord> = std::fs::read_dir(self.root.join("images"))
+        let mut out: Vec<ImageRecord> = self
+            .record_files()
             .into_iter()
             .flatten()
             .flatten()
-            // A writer's temporary copy (earlier builds wrote
-            // `.HEX.json.PID` here) is no record.
-            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
-            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// Every record, or an error naming one that cannot be read or
+    /// parsed: what a prune keeps is decided by them, and a record taken
+    /// for absent (EIO, EMFILE, one written by another version) would
+    /// have its image's layers removed from under it.
+    fn every_image(&self) -> Result<Vec<ImageRecord>, ImageError> {
+        let dir = self.root.join("images");
+        let files = match self.record_files() {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ImageError::io(&dir, e)),
+        };
+        files
+            .map(|p| {
+                let p = p.map_err(|e| ImageError::io(&dir, e))?;
+                let bytes = std::fs::read(&p).map_err(|e| ImageError::io(&p, e))?;
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    ImageError::Invalid(format!(
+                        "{}: not an image record ({e}); nothing is pruned while it is there, as the layers it names cannot be told",
+                        p.display()
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The paths of the record files; a writer's temporary copy (earlier
+    /// builds wrote `.HEX.json.PID` here) is no record.
+    fn record_files(&self) -> std::io::Result<impl Iterator<Item = std::io::Result<PathBuf>>> {
+        let entries = std::fs::read_dir(self.root.join("images"))?;
+        Ok(entries.filter_map(|e| match e {
+            Ok(e) if e.file_name().as_encoded_bytes().starts_with(b".") => None,
+            Ok(e) => Some(Ok(e.path())),
+            Err(e) => Some(Err(e)),
+        }))
     }
 
     /// Forget the images whose name is `what`, or else the one whose id
@@ -682,7 +717,7 @@ impl Store {
         // the exclusive lock for as long as the removal took.
         let doomed = {
             let _pruning = self.lock(true)?;
-            self.doomed()
+            self.doomed()?
         };
         meanwhile();
         let n = doomed.len();
@@ -704,11 +739,11 @@ impl Store {
     /// Under the exclusive lock: what a prune removes, moved out of the
     /// way into `tmp/` under names of this process's, which no other
     /// pull or prune sweeps while it lives.
-    fn doomed(&self) -> Vec<Doomed> {
+    fn doomed(&self) -> Result<Vec<Doomed>, ImageError> {
         // No pull is under way while we look (its layers are not recorded
         // yet), nor starts until we let go.
         let used: std::collections::HashSet<String> = self
-            .images()
+            .every_image()?
             .into_iter()
             .flat_map(|r| r.layers)
             .filter_map(|d| digest_hex(&d).ok().map(String::from))
@@ -772,7 +807,7 @@ impl Store {
                 move_aside(&e.path(), held, ours);
             }
         }
-        doomed
+        Ok(doomed)
     }
 
     /// Remove what pulls that were killed left in `tmp/` (a partial layer,
@@ -869,14 +904,16 @@ fn still_at(held: &std::os::fd::OwnedFd, path: &Path) -> bool {
 /// The `tmp/` entry `path` (named `name`) is nobody's work in progress:
 /// returns its lock to hold while it is removed (`None` for one that
 /// cannot be opened, judged by its name's pid alone). A locked entry is a
-/// living process's, wherever its pid is seen; an unlocked one whose pid
-/// lives here stays too (a pid reused, or an older airlock, which made no
-/// lock).
+/// living process's, wherever its pid is seen. An unlocked one is
+/// nobody's, whatever its pid: every writer holds its lock from the mkdir
+/// on (see [`Store::scratch`]), and a pid alive here may be another
+/// process's now (after a reboot, or in another pid namespace), which
+/// kept a killed pull's gigabytes for as long as that process ran.
 fn abandoned(path: &Path, name: &str) -> Option<Option<std::os::fd::OwnedFd>> {
     match claim(path) {
         Claim::Busy => None,
-        _ if scratch_owner(name) == Owner::Alive => None,
         Claim::Taken(fd) => Some(Some(fd)),
+        Claim::Unopenable(_) if scratch_owner(name) == Owner::Alive => None,
         Claim::Unopenable(_) => Some(None),
     }
 }
@@ -1033,6 +1070,42 @@ mod tests {
         assert!(!theirs.join("store").exists());
     }
 
+    /// A record that cannot be parsed stops a prune, naming it: taken for
+    /// absent, the layers of its image were removed from under it.
+    #[test]
+    fn a_prune_keeps_everything_while_a_record_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let (used, unused) = ("ab".repeat(32), "cd".repeat(32));
+        let layer = |hex: &str| store.root.join("layers").join(format!("{hex}-plain"));
+        for hex in [&used, &unused] {
+            std::fs::create_dir_all(layer(hex).join("rootfs")).unwrap();
+        }
+        let images = store.root.join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        let record = ImageRecord {
+            id: format!("sha256:{}", "ef".repeat(32)),
+            name: "kept".into(),
+            source: "/nowhere".into(),
+            layers: vec![format!("sha256:{used}")],
+        };
+        std::fs::write(
+            images.join(format!("{}.json", "ef".repeat(32))),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .unwrap();
+        let broken = images.join(format!("{}.json", "12".repeat(32)));
+        std::fs::write(&broken, "{\"id\": ").unwrap();
+        let e = store.prune().unwrap_err().to_string();
+        assert!(e.contains(&broken.display().to_string()), "{e}");
+        assert!(layer(&used).exists() && layer(&unused).exists());
+        // `ls` still shows what it can read.
+        assert_eq!(store.images().len(), 1);
+        std::fs::remove_file(&broken).unwrap();
+        assert_eq!(store.prune().unwrap(), 1);
+        assert!(layer(&used).exists() && !layer(&unused).exists());
+    }
+
     /// A prune removes what it chose after letting go of the store's
     /// lock: pulls and starts wait only for the renames, not for the
     /// removal of every tree. A dead pull's leftover in tmp/ goes too; a
@@ -1060,6 +1133,9 @@ mod tests {
         for d in [&dead, &alive, &earlier] {
             std::fs::create_dir(d).unwrap();
         }
+        // A living writer holds its directory's lock.
+        let at_work = claim(&alive);
+        assert!(matches!(at_work, Claim::Taken(_)));
         let mut seen = None;
         let n = store
             .prune_then(|| {
