@@ -398,3 +398,48 @@ fn a_pull_sweeps_what_killed_pulls_left() {
     assert!(live.exists(), "a live process's work was removed");
     drop(held);
 }
+
+/// Pulls of one new image at once unpack each layer once: the others wait
+/// for it, then find it made. Each unpacked it in full before (four
+/// times the room in tmp/, and all but one thrown away at the rename).
+#[test]
+fn concurrent_pulls_unpack_each_layer_once() {
+    let dir = tempdir();
+    let img = dir.path().join("img");
+    let big: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    oci_layout(
+        &img,
+        &[(
+            "v",
+            vec![
+                busybox_layer(),
+                layer(&[E::Dir("data", 0o755), E::File("data/big", &big, 0o644)]),
+            ],
+            json!({"Cmd": ["/bin/true"]}),
+        )],
+    );
+    let store = airlock::image::Store::open(dir.path().join("store")).unwrap();
+    let reference = img.display().to_string();
+    let unpacked: Vec<usize> = std::thread::scope(|s| {
+        let pulls: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| airlock::image::pull(&reference, &store, None)))
+            .collect();
+        pulls
+            .into_iter()
+            .map(|p| p.join().unwrap().unwrap().unpacked_now)
+            .collect()
+    });
+    assert_eq!(unpacked.iter().sum::<usize>(), 2, "{unpacked:?}");
+    // Their locks go with their layers.
+    let r = output(airlock(&[
+        "image",
+        "--store",
+        dir.path().join("store").to_str().unwrap(),
+        "rm",
+        "v",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    store.prune().unwrap();
+    let locks = std::fs::read_dir(dir.path().join("store/locks")).unwrap();
+    assert_eq!(locks.count(), 0);
+}

@@ -551,6 +551,16 @@ impl Store {
         if dir.join("meta.json").exists() {
             return Ok((dir.join("rootfs"), false));
         }
+        // One unpack of a layer at a time: pulls of one new image at once
+        // (a daemon starting eight sandboxes of it) each unpacked it in
+        // full, taking eight times its room in tmp/ until all but one
+        // lost the rename. The second waits, then finds it made. Taken
+        // under the store's shared lock (held by `pull`), one layer at a
+        // time, so no two pulls wait on each other in turn.
+        let _unpacking = self.layer_lock(&dir)?;
+        if dir.join("meta.json").exists() {
+            return Ok((dir.join("rootfs"), false));
+        }
         unpacking();
         let scratch = self.scratch(digest_hex(&layer.diff_id)?)?;
         let tmp = scratch.path();
@@ -564,6 +574,18 @@ impl Store {
         }
         let fresh = install(tmp, &dir)?;
         Ok((dir.join("rootfs"), fresh))
+    }
+
+    /// The lock of the layer to be unpacked at `dir`, held (a blocking
+    /// exclusive flock on `locks/NAME`).
+    fn layer_lock(&self, dir: &Path) -> Result<std::fs::File, ImageError> {
+        let locks = self.root.join("locks");
+        std::fs::create_dir_all(&locks).map_err(|e| ImageError::io(&locks, e))?;
+        let p = locks.join(dir.file_name().expect("a layer's directory has a name"));
+        let f = crate::fs::open_lock_file(&p).map_err(|e| ImageError::io(&p, e))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| ImageError::io(&p, e.into()))?;
+        Ok(f)
     }
 
     /// The notes (neutralised entries) recorded when the layer whose root
@@ -805,6 +827,17 @@ impl Store {
                 // leave part of a layer where a later run would take it
                 // (meta.json) for a whole one.
                 move_aside(&e.path(), held, ours);
+            }
+        }
+        // The unpack locks of layers no longer here: no pull holds one
+        // while we hold the store's lock.
+        for e in std::fs::read_dir(self.root.join("locks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !self.root.join("layers").join(e.file_name()).exists() {
+                let _ = std::fs::remove_file(e.path());
             }
         }
         Ok(doomed)
