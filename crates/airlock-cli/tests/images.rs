@@ -1312,8 +1312,8 @@ fn image_ls_rm_prune() {
     assert!(r.stdout.contains("listed:7"), "{}", r.stdout);
     let r = output(airlock(&["image", "--store", &store, "rm", "listed:7"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    // Work in tmp/ of a process still there (this test) stays; that of
-    // one that is gone is removed.
+    // Work in tmp/ of a process still there (this test, holding its
+    // lock, as a writer does) stays; that of one that is gone is removed.
     let tmp = env.dir.path().join("store/tmp");
     // Named as `Store::scratch` names them: prefix, pid, nonce, count.
     let live = tmp.join(format!(
@@ -1324,6 +1324,8 @@ fn image_ls_rm_prune() {
     for d in [&live, &dead] {
         std::fs::create_dir(d).unwrap();
     }
+    let held = std::fs::File::open(&live).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     let r = output(airlock(&["image", "--store", &store, "prune"]));
     assert!(r.stdout.contains("pruned 2"), "{}", r.stdout);
     assert_eq!(env.layers(), 0);

@@ -680,10 +680,10 @@ impl Store {
         }))
     }
 
-    /// Forget the images whose name is `what`, or else the one whose id
-    /// starts with it (at least 4 hex digits, `sha256:` aside). A prefix
-    /// of more than one id is refused: `image rm sha256:` must not forget
-    /// every image.
+    /// Forget the image whose name is `what`, or else the one whose id
+    /// starts with it (at least 4 hex digits, `sha256:` aside). A name or
+    /// a prefix of more than one image is refused: `image rm sha256:` must
+    /// not forget every image, nor `image rm latest` every layout's.
     pub fn remove(&self, what: &str) -> Result<usize, ImageError> {
         // An image pulled without a name (an OCI descriptor with no
         // `ref.name`, a docker archive with no tag) is recorded as "": an
@@ -702,6 +702,17 @@ impl Store {
             .filter(|r| r.name == what)
             .map(hex_of)
             .collect();
+        // A name is a layout's tag (`latest`), which images pulled from
+        // other layouts share: forgetting them all, the next prune took
+        // every one's layers.
+        if chosen.len() > 1 {
+            let ids: Vec<&str> = chosen.iter().map(|h| &h[..12]).collect();
+            return Err(ImageError::Refused(format!(
+                "{what:?} names {} images (ids {}): give the id of the one to remove",
+                chosen.len(),
+                ids.join(", ")
+            )));
+        }
         let prefix = what.strip_prefix("sha256:").unwrap_or(what);
         if chosen.is_empty() && prefix.len() >= 4 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             chosen = records
@@ -1137,6 +1148,38 @@ mod tests {
         std::fs::remove_file(&broken).unwrap();
         assert_eq!(store.prune().unwrap(), 1);
         assert!(layer(&used).exists() && !layer(&unused).exists());
+    }
+
+    /// A name several images have (each layout's `latest`) is refused by
+    /// `remove`, naming their ids; an id removes one.
+    #[test]
+    fn a_name_of_several_images_removes_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let images = store.root.join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        for hex in ["ab".repeat(32), "cd".repeat(32)] {
+            let record = ImageRecord {
+                id: format!("sha256:{hex}"),
+                name: "latest".into(),
+                source: format!("/layouts/{hex}"),
+                layers: Vec::new(),
+            };
+            std::fs::write(
+                images.join(format!("{hex}.json")),
+                serde_json::to_vec(&record).unwrap(),
+            )
+            .unwrap();
+        }
+        let e = store.remove("latest").unwrap_err().to_string();
+        assert!(
+            e.contains("names 2 images") && e.contains("abababababab"),
+            "{e}"
+        );
+        assert_eq!(store.images().len(), 2);
+        assert_eq!(store.remove("cdcdcd").unwrap(), 1);
+        assert_eq!(store.remove("latest").unwrap(), 1);
+        assert!(store.images().is_empty());
     }
 
     /// A prune removes what it chose after letting go of the store's
