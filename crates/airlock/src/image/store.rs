@@ -876,15 +876,23 @@ impl Store {
     /// a prune (exclusive) never takes a layer a pull has installed but
     /// not yet recorded.
     pub fn lock(&self, exclusive: bool) -> Result<std::fs::File, ImageError> {
-        let path = self.root.join("lock");
-        let f = crate::fs::open_lock_file(&path).map_err(|e| ImageError::io(&path, e))?;
         let op = if exclusive {
             rustix::fs::FlockOperation::LockExclusive
         } else {
             rustix::fs::FlockOperation::LockShared
         };
-        rustix::fs::flock(&f, op).map_err(|e| ImageError::io(&path, e.into()))?;
-        Ok(f)
+        let locked = |name: &str| {
+            let path = self.root.join(name);
+            let f = crate::fs::open_lock_file(&path).map_err(|e| ImageError::io(&path, e))?;
+            rustix::fs::flock(&f, op).map_err(|e| ImageError::io(&path, e.into()))?;
+            Ok::<_, ImageError>(f)
+        };
+        // flock grants a shared lock while an exclusive one waits, so a
+        // prune behind pulls that overlap (a daemon's) waited for good.
+        // Every taker passes the gate first, and a prune holds it while it
+        // waits for the store's lock: new pulls queue behind it.
+        let _gate = locked("gate")?;
+        locked("lock")
     }
 
     /// Bytes used by a layer's unpacked tree (for `image ls`).
@@ -1148,6 +1156,37 @@ mod tests {
         std::fs::remove_file(&broken).unwrap();
         assert_eq!(store.prune().unwrap(), 1);
         assert!(layer(&used).exists() && !layer(&unused).exists());
+    }
+
+    /// A prune waiting for the store's lock holds back pulls that come
+    /// after it: with flock alone they took the shared lock past it, and
+    /// pulls that overlapped kept it waiting for good.
+    #[test]
+    fn a_waiting_prune_goes_before_later_pulls() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let order = AtomicUsize::new(0);
+        let (mut prune_at, mut pull_at) = (0, 0);
+        std::thread::scope(|s| {
+            let first = store.lock(false).unwrap();
+            let prune = s.spawn(|| {
+                let _l = store.lock(true).unwrap();
+                order.fetch_add(1, SeqCst) + 1
+            });
+            // Time enough for the prune to wait on the store's lock.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let pull = s.spawn(|| {
+                let _l = store.lock(false).unwrap();
+                order.fetch_add(1, SeqCst) + 1
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert_eq!(order.load(SeqCst), 0, "a later pull went past the prune");
+            drop(first);
+            prune_at = prune.join().unwrap();
+            pull_at = pull.join().unwrap();
+        });
+        assert_eq!((prune_at, pull_at), (1, 2));
     }
 
     /// A name several images have (each layout's `latest`) is refused by
