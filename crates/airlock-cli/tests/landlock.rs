@@ -367,3 +367,48 @@ fn host_abstract_sockets_are_out_of_reach_with_a_shared_network() {
     assert_eq!(run(joined, "auto"), format!("refused {}", libc::EPERM));
     drop(listener);
 }
+
+/// With the host's PID namespace shared (`--share-pid`, acknowledged), a
+/// workload could signal every host process of its host uid: a root
+/// caller's sandboxes all run as one range (`ROOT_CALLER_BASE` up), and
+/// a rootless caller's as the caller. Landlock scopes signals (ABI 6) to
+/// the workload's own domain. Without Landlock it can, which is what the
+/// refusal is measured against (a process of the range's root, as another
+/// sandbox's workload would be).
+#[test]
+fn host_processes_cannot_be_signalled_with_a_shared_pid_namespace() {
+    require_root!();
+    if airlock::runner::landlock::kernel_abi() < 6 {
+        eprintln!("SKIPPED: the kernel's Landlock cannot scope signals (ABI < 6)");
+        return;
+    }
+    let mut target = setpriv_as(airlock::plan::ROOT_CALLER_BASE, "--clear-groups", &[])
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let probe = format!(
+        "kill -0 {} 2>/dev/null && echo signalled || echo refused; kill -0 $$ && echo self",
+        target.id()
+    );
+    let run = |landlock: &str| {
+        let r = output(airlock(&[
+            "run",
+            "--share-pid",
+            "--allow-unsafe",
+            "shared-pid",
+            "--landlock",
+            landlock,
+            "--",
+            "sh",
+            "-c",
+            &probe,
+        ]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    };
+    let (off, auto) = (run("off"), run("auto"));
+    target.kill().unwrap();
+    target.wait().unwrap();
+    assert_eq!(off, "signalled\nself\n");
+    assert_eq!(auto, "refused\nself\n");
+}

@@ -366,6 +366,15 @@ pub struct LandlockRules {
     /// from what `exec` starts beside it.
     #[serde(default)]
     pub scope_abstract_unix: bool,
+    /// The host's PID namespace is shared: processes outside the
+    /// workload's Landlock domain cannot be sent a signal (ABI 6). Every
+    /// host process of the workload's host uid could be otherwise (a
+    /// rootless caller's own session, other sandboxes of a root caller's
+    /// range). In a PID namespace of its own or a pod's, the namespace
+    /// keeps the host's out, and the scope would only part the workload
+    /// from its init and from what `exec` starts beside it.
+    #[serde(default)]
+    pub scope_signals: bool,
 }
 
 fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
@@ -381,6 +390,7 @@ fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
         tcp_bind: l.tcp_bind.clone(),
         tcp_connect: l.tcp_connect.clone(),
         scope_abstract_unix: !spec.namespaces.net && !spec.namespaces.join.contains_key("net"),
+        scope_signals: !spec.namespaces.pid && !spec.namespaces.join.contains_key("pid"),
     })
 }
 

@@ -106,20 +106,34 @@ pub fn prepare(
     if l.tcp_connect.is_some() {
         ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(err)?;
     }
-    if l.scope_abstract_unix {
+    let scopes = [
+        (
+            l.scope_abstract_unix,
+            Scope::AbstractUnixSocket,
+            "network",
+            "abstract unix sockets",
+        ),
+        (
+            l.scope_signals,
+            Scope::Signal,
+            "PID",
+            "processes from signals",
+        ),
+    ];
+    for (wanted, scope, namespace, what) in scopes {
+        if !wanted {
+            continue;
+        }
         if version >= 6 {
-            report
-                .progress(|| "landlock: the host's abstract unix sockets are out of reach".into());
-            ruleset = ruleset.scope(Scope::AbstractUnixSocket).map_err(err)?;
+            report.progress(|| format!("landlock: the host's {what} are out of reach"));
+            ruleset = ruleset.scope(scope).map_err(err)?;
         } else if l.required {
             // Landlock was required, and this part of it cannot be had.
             return Err(err(format!(
-                "the host's network namespace is shared, and the kernel's Landlock (ABI {version}) cannot keep its abstract unix sockets out of reach (ABI 6 can)"
+                "the host's {namespace} namespace is shared, and the kernel's Landlock (ABI {version}) cannot keep its {what} out of reach (ABI 6 can)"
             )));
         } else {
-            report.progress(|| {
-                format!("landlock: ABI {version} cannot scope abstract unix sockets (6 can)")
-            });
+            report.progress(|| format!("landlock: ABI {version} cannot scope {what} (6 can)"));
         }
     }
     let mut created = ruleset.create().map_err(err)?.no_new_privs(false);
