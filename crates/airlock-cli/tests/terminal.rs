@@ -374,8 +374,10 @@ fn unread_output_does_not_hold_the_supervisor() {
 }
 
 /// A workload run without -t holds the caller's terminal: the modes it
-/// sets there (no echo) and exclusive mode (which keeps every later open
-/// out but root's) do not outlive the sandbox.
+/// sets there (no echo), exclusive mode (which keeps every later open
+/// out but root's) and a stop of its output (TCOOFF, which no typed
+/// Ctrl-Q undoes: the shell hung at its next prompt) do not outlive the
+/// sandbox.
 #[test]
 fn the_callers_terminal_modes_outlive_no_workload() {
     let driver = r#"
@@ -386,16 +388,27 @@ work = ("import fcntl, termios\n"
         "a = termios.tcgetattr(0); a[3] &= ~termios.ECHO\n"
         "termios.tcsetattr(0, termios.TCSANOW, a)\n"
         "fcntl.ioctl(0, termios.TIOCEXCL)\n"
-        "print('changed', flush=True)\n")
+        "print('changed', flush=True)\n"
+        "termios.tcflow(0, termios.TCOOFF)\n")
 for extra in ([], ["--rm", "--name", "modes-%d" % os.getpid()]):
     r = subprocess.run([sys.argv[1], "run", *extra, "--", "/usr/bin/python3", "-c", work],
                        stdin=slave, stdout=slave, stderr=slave)
     excl = struct.unpack("i", fcntl.ioctl(slave, 0x80045440, b"\0\0\0\0"))[0]
     out = os.read(master, 65536).decode(errors="replace")
+    fl = fcntl.fcntl(slave, fcntl.F_GETFL)
+    fcntl.fcntl(slave, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+    try:
+        os.write(slave, b"x"); flowing = True
+    except BlockingIOError:
+        flowing = False
+    fcntl.fcntl(slave, fcntl.F_SETFL, fl)
     print("code", r.returncode, "changed", "changed" in out,
-          "restored", termios.tcgetattr(slave) == before, "exclusive", excl)
+          "restored", termios.tcgetattr(slave) == before, "exclusive", excl,
+          "flowing", flowing)
     termios.tcsetattr(slave, termios.TCSANOW, before)
     fcntl.ioctl(slave, termios.TIOCNXCL)
+    termios.tcflow(slave, termios.TCOON)
+    os.read(master, 65536) if flowing else None
 "#;
     for as_user in callers() {
         let mut c = match as_user {
@@ -416,7 +429,7 @@ for extra in ([], ["--rm", "--name", "modes-%d" % os.getpid()]):
         // Once as a plain run, once with state (--rm --name).
         assert_eq!(
             r.stdout.trim(),
-            ["code 0 changed True restored True exclusive 0"; 2].join("\n"),
+            ["code 0 changed True restored True exclusive 0 flowing True"; 2].join("\n"),
             "as user {as_user}: {}",
             r.stderr
         );

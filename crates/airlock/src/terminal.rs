@@ -67,6 +67,12 @@ impl Drop for RawMode {
         // workload only saw a terminal of its own.
         // SAFETY: TIOCNXCL takes no argument and acts on stdin's terminal.
         unsafe { libc::ioctl(0, libc::TIOCNXCL) };
+        // Output the workload stopped (TCOOFF, which its own session may
+        // do) stays stopped through every tcsetattr and a typed Ctrl-Q:
+        // the shell would block for good writing its next prompt. TCOON
+        // clears only that stop, not a Ctrl-S of the user's.
+        // SAFETY: tcflow takes no pointers and acts on stdin's terminal.
+        unsafe { libc::tcflow(0, libc::TCOON) };
     }
 }
 
