@@ -268,6 +268,32 @@ fn exec_without_a_terminal_never_holds_the_callers() {
     assert_eq!(al(&["rm", "-f", "bg"]).code, 0);
 }
 
+/// With input that is not a terminal (`< /dev/null`, a pipe) the window
+/// size comes from the caller's terminal on stdout, at the start and at
+/// each resize: it stayed 0x0, for which a full-screen program lays out
+/// nothing.
+#[test]
+fn the_window_size_comes_from_the_output_when_input_is_not_a_terminal() {
+    require_root!();
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", "exec \"$0\" \"$@\" < /dev/null"])
+        .arg(airlock_bin())
+        .args([
+            "run",
+            "-t",
+            "--",
+            "sh",
+            "-c",
+            "stty size; echo READY; sleep 1; stty size",
+        ]);
+    let (screen, status) = drive_command(c, false);
+    assert_eq!(status, 0, "{screen}");
+    assert!(
+        screen.contains("33 101\\r") && screen.contains("40 120\\r"),
+        "{screen}"
+    );
+}
+
 /// Piped input to a workload with a terminal of its own ends as a
 /// terminal's does, by its end-of-file character: `cat` ends (it waited
 /// for more for ever), for run and exec, after a whole line or a part.

@@ -135,12 +135,24 @@ pub fn set_size(fd: impl std::os::fd::AsFd, rows: u16, cols: u16) -> std::io::Re
     Ok(rustix::termios::tcsetwinsize(fd, size)?)
 }
 
-/// The window size (rows, columns) of the caller's terminal on stdin;
-/// `None` when stdin is not a terminal. (`airlock attach` copies it to an
-/// attached workload's terminal with [`crate::state::Attached::resize`].)
+/// The window size (rows, columns) of the caller's terminal; `None` when
+/// none of stdin, stdout and stderr is one. (`airlock attach` copies it
+/// to an attached workload's terminal with
+/// [`crate::state::Attached::resize`].)
 pub fn size() -> Option<(u16, u16)> {
-    let ws = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).ok()?;
+    let ws = winsize()?;
     Some((ws.ws_row, ws.ws_col))
+}
+
+/// The caller's terminal's window size, from the first of stdin, stdout
+/// and stderr that is a terminal: with input from a pipe or /dev/null
+/// (`echo q | airlock exec -t box less`), the output still shows on one,
+/// and a terminal of 0x0 would be laid out for nothing.
+pub fn winsize() -> Option<rustix::termios::Winsize> {
+    use rustix::stdio::{stderr, stdin, stdout};
+    [stdin(), stdout(), stderr()]
+        .into_iter()
+        .find_map(|fd| rustix::termios::tcgetwinsize(fd).ok())
 }
 
 /// What a terminal hears when its piped input ends: its end-of-file

@@ -57,7 +57,7 @@ pub fn open(owner: (u32, u32)) -> Result<Pty, SetupError> {
     // The caller's window size from the start (our stdin is the caller's
     // terminal when there is one): the proxy copies it too, but only once
     // it runs, which may be after the workload first asked.
-    if let Ok(size) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+    if let Some(size) = crate::terminal::winsize() {
         let _ = rustix::termios::tcsetwinsize(&master, size);
     }
     Ok(Pty { master, slave })
@@ -403,8 +403,8 @@ impl Proxy {
     }
 
     fn resize(&self) {
-        // Not a terminal (input from a pipe): the terminal keeps its size.
-        if let Ok(size) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+        // No terminal of the caller's: the terminal keeps its size.
+        if let Some(size) = crate::terminal::winsize() {
             let _ = rustix::termios::tcsetwinsize(&self.master, size);
         }
     }
