@@ -15,7 +15,7 @@ use crate::commands::Result;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -75,19 +75,22 @@ impl Console {
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = mpsc::channel();
         let watch = stop.clone();
+        let relayed = Arc::new(AtomicU64::new(0));
+        let counted = relayed.clone();
         let dir = self.dir.clone();
         std::thread::spawn(move || {
             let master = self.accept(&watch);
             // Its path has served once the runner connected.
             drop(self);
             if let Some(master) = master {
-                relay(master, size);
+                relay(master, size, &counted);
             }
             let _ = done_tx.send(());
         });
         Relay {
             stop,
             done,
+            relayed,
             dir,
             _raw: raw,
         }
@@ -101,9 +104,19 @@ impl Console {
             tv_sec: 0,
             tv_nsec: 100_000_000,
         };
-        while !stop.load(Ordering::Relaxed) {
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        loop {
+            // Told to stop, one more look: a process that ended at once
+            // (`exec -t x cat /etc/hostname`) had its runner connect and
+            // send the terminal before this thread first looked, and its
+            // whole output went unread.
+            let stopping = stop.load(Ordering::Relaxed);
             let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
-            if poll(&mut fds, Some(&wait)).is_ok_and(|n| n > 0) {
+            let timeout = if stopping { &now } else { &wait };
+            if poll(&mut fds, Some(timeout)).is_ok_and(|n| n > 0) {
                 let conn =
                     rustix::net::accept_with(&self.listener, rustix::net::SocketFlags::CLOEXEC)
                         .ok()?;
@@ -111,8 +124,10 @@ impl Console {
                 let _ = rustix::io::ioctl_fionbio(&conn, false);
                 return airlock::terminal::receive_terminal(&conn).ok();
             }
+            if stopping {
+                return None;
+            }
         }
-        None
     }
 }
 
@@ -148,18 +163,30 @@ impl Drop for Console {
 pub struct Relay {
     stop: Arc<AtomicBool>,
     done: mpsc::Receiver<()>,
+    /// Bytes written out so far.
+    relayed: Arc<AtomicU64>,
     dir: PathBuf,
     _raw: Option<airlock::terminal::RawMode>,
 }
 
 impl Relay {
     /// Once the container's process has ended: what its terminal still
-    /// holds is written out (for at most a second: a process it left
-    /// behind may hold the terminal open), then our terminal's modes are
-    /// put back.
+    /// holds is written out, for as long as it goes on (a slow stdout, a
+    /// terminal over a slow link, took only its first second's worth),
+    /// until a second passes with nothing (a process left behind may hold
+    /// the terminal open); then our terminal's modes are put back.
     pub fn finish(self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.done.recv_timeout(Duration::from_secs(1));
+        let mut seen = self.relayed.load(Ordering::Relaxed);
+        while let Err(mpsc::RecvTimeoutError::Timeout) =
+            self.done.recv_timeout(Duration::from_secs(1))
+        {
+            let now = self.relayed.load(Ordering::Relaxed);
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
     }
 }
 
@@ -173,7 +200,7 @@ impl Drop for Relay {
 /// Copy our stdin to `master` (in a thread of its own) and `master` to
 /// our stdout until the container's side is closed, keeping its window
 /// size our terminal's.
-fn relay(master: OwnedFd, size: Option<(u16, u16)>) {
+fn relay(master: OwnedFd, size: Option<(u16, u16)>, relayed: &AtomicU64) {
     let ours = airlock::terminal::size();
     if let Some((rows, cols)) = ours.or(size) {
         let _ = airlock::terminal::set_size(&master, rows, cols);
@@ -208,7 +235,21 @@ fn relay(master: OwnedFd, size: Option<(u16, u16)>) {
         match rustix::io::read(&master, &mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                // Counted as it goes out, for `finish` to see a slow
+                // stdout still taking it.
+                let mut rest = &buf[..n];
+                while !rest.is_empty() {
+                    match out.write(rest) {
+                        Ok(0) => return,
+                        Ok(k) => {
+                            rest = &rest[k..];
+                            relayed.fetch_add(k as u64, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => return,
+                    }
+                }
+                if out.flush().is_err() {
                     return;
                 }
             }
@@ -242,5 +283,38 @@ fn copy_input(master: OwnedFd) {
         if let Some(eof) = airlock::terminal::end_of_input(master.as_fd(), last) {
             let _ = master.write_all(&eof);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A terminal the runner sent before the relay's thread first looked
+    /// (a process that ended at once) is taken even once the relay is
+    /// told to stop: it was taken for "no terminal came", and the
+    /// process's whole output went unread.
+    #[test]
+    fn a_terminal_sent_before_the_first_look_is_taken_when_told_to_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let console = Console::new(dir.path()).unwrap();
+        let conn = std::os::unix::net::UnixStream::connect(console.path()).unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fds = [null.as_fd()];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut ancillary = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(ancillary.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
+        rustix::net::sendmsg(
+            &conn,
+            &[std::io::IoSlice::new(b"t")],
+            &mut ancillary,
+            rustix::net::SendFlags::empty(),
+        )
+        .unwrap();
+        let stop = AtomicBool::new(true);
+        assert!(console.accept(&stop).is_some());
+        // With nothing sent, the stop is taken at once.
+        let console = Console::new(dir.path()).unwrap();
+        assert!(console.accept(&stop).is_none());
     }
 }

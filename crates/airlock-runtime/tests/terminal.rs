@@ -84,6 +84,14 @@ fn a_foreground_exec_tty_relays_its_terminal() {
     assert!(o.status.success(), "{:?}", text(&o));
     relayed(&driven(&env, &["exec", "-t", "x", "sh", "-c", SCRIPT]));
     no_console_left(&env);
+    // A process that ends at once: its runner sent the terminal before
+    // the relay's thread first looked, which then took the end for "no
+    // terminal came" and showed nothing.
+    for i in 0..10 {
+        let said = format!("said-{i}");
+        let out = driven(&env, &["exec", "-t", "x", "echo", &said]);
+        assert!(out.contains(&said), "run {i}: {out}");
+    }
     let o = env.rt(&["exec", "-t", "-d", "x", "true"]);
     assert!(!o.status.success());
     assert!(
