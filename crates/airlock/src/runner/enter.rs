@@ -226,6 +226,21 @@ fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
     if pid == 0 {
         sys::exit_on_panic();
         drop(ours);
+        // Our stdio may be the caller's own terminal (a local `exec -t`),
+        // and the id change below makes us dumpable for a moment where
+        // fs.suid_dumpable is 1, visible in the sandbox's /proc: a
+        // workload watching for it could take the terminal and read what
+        // is typed later. Nothing of the caller's is held meanwhile (the
+        // window size is set by the parent).
+        if sys::stdio_to_null().is_err() {
+            // SAFETY: close on the std fds, which this forked copy alone
+            // holds and never uses again.
+            unsafe {
+                for fd in 0..3 {
+                    libc::close(fd);
+                }
+            }
+        }
         let made = (|| -> Result<super::tty::Pty, String> {
             // SAFETY: setfsgid and setfsuid take plain ids and no pointers;
             // asking again with an id that is never valid reads the
@@ -261,10 +276,14 @@ fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
     match got.step(step)? {
         (_, fds) if fds.len() == 2 => {
             let mut fds = fds.into_iter();
-            Ok(super::tty::Pty {
+            let pty = super::tty::Pty {
                 master: fds.next().expect("two fds"),
                 slave: fds.next().expect("two fds"),
-            })
+            };
+            if let Some(size) = crate::terminal::winsize() {
+                let _ = rustix::termios::tcsetwinsize(&pty.master, size);
+            }
+            Ok(pty)
         }
         (n, _) => Err(SetupError::new(
             step(),
