@@ -182,3 +182,41 @@ fn kill_all_leaves_a_created_joined_container_created() {
         assert!(env.rt(&["delete", "--force", id]).status.success());
     }
 }
+
+/// A container in the host's PID namespace (hostPID, acknowledged)
+/// signals the host's processes, as under runc: Landlock's signal scope,
+/// which the CLI's `--share-pid` gets, is not set for the runtime's
+/// containers (`landlock.host_signals`).
+#[test]
+fn a_host_pid_container_signals_the_hosts_processes() {
+    require_root!();
+    let env = Env::new();
+    // A process of the container root's host uid (a root runtime's
+    // containers all run as the range airlock gives a root caller).
+    let mut target = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={}", airlock::plan::ROOT_CALLER_BASE))
+        .arg(format!("--regid={}", airlock::plan::ROOT_CALLER_BASE))
+        .args(["--clear-groups", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let probe = format!("kill -0 {} && echo signalled || echo refused", target.id());
+    let b = env.bundle("hp", &["sh", "-c", &probe], |c| {
+        c["linux"]["namespaces"] =
+            json!([{"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    });
+    let o = env.rt(&[
+        "--allow-unsafe",
+        "shared-pid",
+        "--allow-unsafe",
+        "cap-host-pid",
+        "run",
+        "--bundle",
+        b.to_str().unwrap(),
+        "hp",
+    ]);
+    target.kill().unwrap();
+    target.wait().unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out} {err}");
+    assert_eq!(out.trim(), "signalled", "{err}");
+}

@@ -281,6 +281,10 @@ pub fn to_spec(bundle: &Bundle, opts: &Options) -> Result<(SandboxSpec, Vec<Stri
         }
     }
     time_offsets(bundle, &mut s)?;
+    // A container in the host's PID namespace (hostPID) signals the
+    // host's processes and its execs the container's, as under runc: no
+    // Landlock scope parts them.
+    s.landlock.host_signals = true;
     mounts::mounts(bundle, &mut s)?;
     if let Some(l) = c.linux() {
         // After the mounts: the nodes go into their /dev.

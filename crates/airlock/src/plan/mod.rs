@@ -375,6 +375,11 @@ pub struct LandlockRules {
     /// from its init and from what `exec` starts beside it.
     #[serde(default)]
     pub scope_signals: bool,
+    /// A kernel without the scopes (before ABI 6) fails the start only
+    /// when `landlock.mode` is `required` itself, not when port rules
+    /// made Landlock required: they need ABI 4 alone.
+    #[serde(default)]
+    pub scopes_required: bool,
 }
 
 fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
@@ -390,7 +395,10 @@ fn landlock_rules(spec: &SandboxSpec) -> Option<LandlockRules> {
         tcp_bind: l.tcp_bind.clone(),
         tcp_connect: l.tcp_connect.clone(),
         scope_abstract_unix: !spec.namespaces.net && !spec.namespaces.join.contains_key("net"),
-        scope_signals: !spec.namespaces.pid && !spec.namespaces.join.contains_key("pid"),
+        scope_signals: !spec.namespaces.pid
+            && !spec.namespaces.join.contains_key("pid")
+            && !l.host_signals,
+        scopes_required: l.mode == LandlockMode::Required,
     })
 }
 

@@ -553,16 +553,23 @@ fn step(m: &Mount, own_pid: bool, fs: &Filesystem, for_caller: bool) -> MountSte
 /// alone. Splitting the rights around it would leave a file made beside
 /// it unwritable.
 pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
-    let mut out = Vec::new();
+    // Each with whether a remount of it takes its rule away.
+    let mut out: Vec<(String, bool)> = Vec::new();
     let writable_root = match spec.filesystem.root {
         Root::Path { readonly, .. } | Root::Tmpfs { readonly, .. } => !readonly,
         Root::Overlay { .. } => true,
     };
     if writable_root {
-        out.push("/".to_string());
+        out.push(("/".to_string(), true));
     }
     for m in &spec.filesystem.mounts {
         match m {
+            // /dev holds mounts of its own (/dev/shm, /dev/pts) and
+            // device nodes, which no rule of theirs covers and which stay
+            // writable when /dev is remounted: its rule stays.
+            Mount::Dev { destination }
+            | Mount::Proc { destination }
+            | Mount::Mqueue { destination } => out.push((destination.clone(), false)),
             Mount::Bind {
                 readonly: false,
                 destination,
@@ -578,23 +585,23 @@ pub fn writable_paths(spec: &SandboxSpec) -> Vec<String> {
                 writable: true,
                 ..
             }
-            | Mount::Dev { destination }
-            | Mount::Proc { destination }
-            | Mount::Mqueue { destination }
             // A file of its own (--bind-data; --ro-bind-data's is a
             // read-only path too, which the mount itself enforces).
             | Mount::File {
                 destination,
                 bind: true,
                 ..
-            } => out.push(destination.clone()),
+            } => out.push((destination.clone(), true)),
             // A remount makes that one mount read-only (those beneath it
             // keep their own flags, and their own rules), so its rule
             // goes: `--tmpfs X --remount-ro X` is read-only to both walls.
-            Mount::RemountReadOnly { destination } => out.retain(|p| p != destination),
+            Mount::RemountReadOnly { destination } => {
+                out.retain(|(p, removable)| !removable || p != destination)
+            }
             _ => {}
         }
     }
+    let mut out: Vec<String> = out.into_iter().map(|(p, _)| p).collect();
     // Each node is bound on its own after the mounts, writable: one that
     // no writable mount holds (a spec whose /dev is a directory of a
     // read-only root) would otherwise be read-only to Landlock, and its
@@ -734,6 +741,11 @@ mod tests {
         });
         spec.filesystem.mounts.push(Mount::RemountReadOnly {
             destination: "/".into(),
+        });
+        // /dev's own mounts and nodes have no rules of theirs: it keeps
+        // its rule through a remount.
+        spec.filesystem.mounts.push(Mount::RemountReadOnly {
+            destination: "/dev".into(),
         });
         spec.filesystem.devices.push(fuse());
         assert_eq!(

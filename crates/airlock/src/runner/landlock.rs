@@ -127,7 +127,7 @@ pub fn prepare(
         if version >= 6 {
             report.progress(|| format!("landlock: the host's {what} are out of reach"));
             ruleset = ruleset.scope(scope).map_err(err)?;
-        } else if l.required {
+        } else if l.scopes_required {
             // Landlock was required, and this part of it cannot be had.
             return Err(err(format!(
                 "the host's {namespace} namespace is shared, and the kernel's Landlock (ABI {version}) cannot keep its {what} out of reach (ABI 6 can)"

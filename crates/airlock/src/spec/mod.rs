@@ -217,6 +217,12 @@ pub struct Landlock {
     /// TCP ports the workload may connect to; `None` leaves it unrestricted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_connect: Option<Vec<u16>>,
+    /// With the host's PID namespace shared, the workload may still signal
+    /// processes outside its Landlock domain (runc's behaviour, which the
+    /// OCI runtime keeps for a container without a PID namespace of its
+    /// own); otherwise Landlock scopes its signals (ABI 6).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host_signals: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
