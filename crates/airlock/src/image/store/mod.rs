@@ -21,6 +21,7 @@ use crate::fs::remove_tree;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 mod prune;
 mod records;
@@ -33,6 +34,10 @@ pub use prune::pin_layers;
 pub use scratch::Scratch;
 pub(crate) use verify::compression_of;
 use verify::{close_up, install, unpack_verified};
+
+/// How long a prune waits for the pulls under way, holding later ones
+/// back meanwhile (see [`Store::lock`]).
+const PRUNE_WAITS: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -397,23 +402,51 @@ impl Store {
     /// a prune (exclusive) never takes a layer a pull has installed but
     /// not yet recorded.
     pub fn lock(&self, exclusive: bool) -> Result<std::fs::File, ImageError> {
-        let op = if exclusive {
-            rustix::fs::FlockOperation::LockExclusive
-        } else {
-            rustix::fs::FlockOperation::LockShared
-        };
-        let locked = |name: &str| {
+        self.lock_within(exclusive, PRUNE_WAITS)
+    }
+
+    /// [`Store::lock`], an exclusive one waiting at most `bound`.
+    fn lock_within(&self, exclusive: bool, bound: Duration) -> Result<std::fs::File, ImageError> {
+        use rustix::fs::FlockOperation::*;
+        let open = |name: &str| {
             let path = self.root.join(name);
-            let f = crate::fs::open_lock_file(&path).map_err(|e| ImageError::io(&path, e))?;
-            rustix::fs::flock(&f, op).map_err(|e| ImageError::io(&path, e.into()))?;
-            Ok::<_, ImageError>(f)
+            crate::fs::open_lock_file(&path).map_err(|e| ImageError::io(&path, e))
+        };
+        let locked = |f: &std::fs::File, op, name: &str| {
+            rustix::fs::flock(f, op).map_err(|e| ImageError::io(&self.root.join(name), e.into()))
         };
         // flock grants a shared lock while an exclusive one waits, so a
         // prune behind pulls that overlap (a daemon's) waited for good.
         // Every taker passes the gate first, and a prune holds it while it
-        // waits for the store's lock: new pulls queue behind it.
-        let _gate = locked("gate")?;
-        locked("lock")
+        // waits for the store's lock: new pulls, and the starts that pass
+        // through them, queue behind it. For a bounded time: a pull that
+        // holds the lock for long (stopped, or unpacking a large layer)
+        // would hold every start behind the prune.
+        let gate = open("gate")?;
+        let store = open("lock")?;
+        if !exclusive {
+            locked(&gate, LockShared, "gate")?;
+            locked(&store, LockShared, "lock")?;
+            return Ok(store);
+        }
+        locked(&gate, LockExclusive, "gate")?;
+        let until = std::time::Instant::now() + bound;
+        loop {
+            match rustix::fs::flock(&store, NonBlockingLockExclusive) {
+                Ok(()) => return Ok(store),
+                Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(ImageError::Refused(format!(
+                        "the image store {} is busy: pulls held it for {} s; prune again later",
+                        self.root.display(),
+                        bound.as_secs()
+                    )))
+                }
+                Err(e) => return Err(ImageError::io(&self.root.join("lock"), e.into())),
+            }
+        }
     }
 
     /// Bytes used by a layer's unpacked tree (for `image ls`).

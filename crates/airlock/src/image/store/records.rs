@@ -62,18 +62,24 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(ImageError::io(&dir, e)),
         };
-        files
-            .map(|p| {
-                let p = p.map_err(|e| ImageError::io(&dir, e))?;
-                let bytes = std::fs::read(&p).map_err(|e| ImageError::io(&p, e))?;
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    ImageError::Invalid(format!(
-                        "{}: not an image record ({e}); nothing is pruned while it is there, as the layers it names cannot be told",
-                        p.display()
-                    ))
-                })
-            })
-            .collect()
+        let mut records = Vec::new();
+        for p in files {
+            let p = p.map_err(|e| ImageError::io(&dir, e))?;
+            let bytes = match std::fs::read(&p) {
+                Ok(b) => b,
+                // Forgotten meanwhile (`image rm` takes no store lock):
+                // its layers are unused indeed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(ImageError::io(&p, e)),
+            };
+            records.push(serde_json::from_slice(&bytes).map_err(|e| {
+                ImageError::Invalid(format!(
+                    "{}: not an image record ({e}); nothing is pruned while it is there, as the layers it names cannot be told",
+                    p.display()
+                ))
+            })?);
+        }
+        Ok(records)
     }
 
     /// The paths of the record files; a writer's temporary copy (earlier

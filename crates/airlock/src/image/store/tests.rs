@@ -95,6 +95,15 @@ fn a_waiting_prune_goes_before_later_pulls() {
         pull_at = pull.join().unwrap();
     });
     assert_eq!((prune_at, pull_at), (1, 2));
+    // Held back for a bounded time only: a pull that keeps the lock (one
+    // stopped) fails the prune, naming the store, and lets starts on.
+    let held = store.lock(false).unwrap();
+    let e = store
+        .lock_within(true, std::time::Duration::from_millis(300))
+        .unwrap_err();
+    assert!(e.to_string().contains("is busy"), "{e}");
+    let _another = store.lock(false).unwrap();
+    drop(held);
 }
 
 /// A name several images have (each layout's `latest`) is refused by
