@@ -171,18 +171,20 @@ pub struct Relay {
 
 impl Relay {
     /// Once the container's process has ended: what its terminal still
-    /// holds is written out, for as long as it goes on (a slow stdout, a
-    /// terminal over a slow link, took only its first second's worth),
-    /// until a second passes with nothing (a process left behind may hold
-    /// the terminal open); then our terminal's modes are put back.
+    /// holds is written out while it goes on (a slow stdout, a terminal
+    /// over a slow link, took only its first second's worth), until a
+    /// second passes with nothing or [`FINISH_AT_MOST`] in all (a process
+    /// left behind may hold the terminal open, and write for ever); then
+    /// our terminal's modes are put back.
     pub fn finish(self) {
         self.stop.store(true, Ordering::Relaxed);
+        let until = std::time::Instant::now() + FINISH_AT_MOST;
         let mut seen = self.relayed.load(Ordering::Relaxed);
         while let Err(mpsc::RecvTimeoutError::Timeout) =
             self.done.recv_timeout(Duration::from_secs(1))
         {
             let now = self.relayed.load(Ordering::Relaxed);
-            if now == seen {
+            if now == seen || std::time::Instant::now() >= until {
                 return;
             }
             seen = now;
@@ -197,6 +199,14 @@ impl Drop for Relay {
     }
 }
 
+/// The longest [`Relay::finish`] goes on writing out after the process.
+const FINISH_AT_MOST: Duration = Duration::from_secs(10);
+
+/// What one write to our stdout takes at most: a pipe takes a write of up
+/// to this much whole or not at all, so that each one done is progress
+/// `finish` sees (one of 16 KiB into a pipe read at 1 KiB/s took 16 s).
+const WRITE_PIECE: usize = 4096;
+
 /// Copy our stdin to `master` (in a thread of its own) and `master` to
 /// our stdout until the container's side is closed, keeping its window
 /// size our terminal's.
@@ -209,7 +219,9 @@ fn relay(master: OwnedFd, size: Option<(u16, u16)>, relayed: &AtomicU64) {
         std::thread::spawn(move || copy_input(input));
     }
     let mut shown = ours;
-    let mut out = std::io::stdout().lock();
+    // Written to the fd itself: std's line buffer would count bytes as
+    // gone out that it only holds.
+    let out = rustix::stdio::stdout();
     let mut buf = [0u8; 16384];
     loop {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -239,18 +251,15 @@ fn relay(master: OwnedFd, size: Option<(u16, u16)>, relayed: &AtomicU64) {
                 // stdout still taking it.
                 let mut rest = &buf[..n];
                 while !rest.is_empty() {
-                    match out.write(rest) {
+                    match rustix::io::write(out, &rest[..rest.len().min(WRITE_PIECE)]) {
                         Ok(0) => return,
                         Ok(k) => {
                             rest = &rest[k..];
                             relayed.fetch_add(k as u64, Ordering::Relaxed);
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(rustix::io::Errno::INTR) => {}
                         Err(_) => return,
                     }
-                }
-                if out.flush().is_err() {
-                    return;
                 }
             }
         }

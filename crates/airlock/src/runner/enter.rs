@@ -226,20 +226,33 @@ fn terminal_as(uid: u32, gid: u32) -> Result<super::tty::Pty, SetupError> {
     if pid == 0 {
         sys::exit_on_panic();
         drop(ours);
-        // Our stdio may be the caller's own terminal (a local `exec -t`),
-        // and the id change below makes us dumpable for a moment where
-        // fs.suid_dumpable is 1, visible in the sandbox's /proc: a
-        // workload watching for it could take the terminal and read what
-        // is typed later. Nothing of the caller's is held meanwhile (the
-        // window size is set by the parent).
-        if sys::stdio_to_null().is_err() {
-            // SAFETY: close on the std fds, which this forked copy alone
-            // holds and never uses again.
-            unsafe {
-                for fd in 0..3 {
-                    libc::close(fd);
-                }
+        // Our fds include the caller's (its terminal as stdio for a local
+        // `exec -t`, the fds it preserved, the report socket, an OCI
+        // console socket's connection), and the id change below makes us
+        // dumpable for a moment where fs.suid_dumpable is 1, visible in
+        // the sandbox's /proc: a workload watching for it could take one.
+        // All but our end of the pair are closed first (the window size
+        // is set by the parent); nothing is opened in their place, as
+        // the sandbox's /dev/null is the workload's to replace.
+        let keep = theirs.as_raw_fd() as u32;
+        // SAFETY: close_range takes fd numbers only; this forked copy
+        // _exits without running the destructors of what held them, and
+        // uses none of them again.
+        unsafe {
+            if keep > 0 {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    0 as libc::c_uint,
+                    keep - 1,
+                    0 as libc::c_uint,
+                );
             }
+            libc::syscall(
+                libc::SYS_close_range,
+                keep + 1,
+                libc::c_uint::MAX,
+                0 as libc::c_uint,
+            );
         }
         let made = (|| -> Result<super::tty::Pty, String> {
             // SAFETY: setfsgid and setfsuid take plain ids and no pointers;
