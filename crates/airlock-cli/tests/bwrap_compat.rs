@@ -267,19 +267,20 @@ fn perms_size_and_chmod_set_what_they_name() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "700\n750\n1777\n1024\n");
-    // Without --perms, a --dir is 0755 whatever the caller's umask, as
-    // bubblewrap's setup runs under umask 0 (077 made it 0700).
+    // Without --perms, a --dir and the parents it makes are 0755 whatever
+    // the caller's umask, as bubblewrap's setup runs under umask 0 (077
+    // made them 0700).
     let mut c = Command::new("sh");
     c.arg("-c")
         .arg(format!(
-            "umask 077; exec {} run --dir /d --dir /tmp/e -- stat -c %a /d /tmp/e",
+            "umask 077; exec {} run --dir /d --dir /tmp/e/f -- stat -c %a /d /tmp/e /tmp/e/f",
             airlock_bin().display()
         ))
         .stdin(std::process::Stdio::null());
     let r = output(c);
     assert_eq!(
         (r.code, r.stdout.as_str()),
-        (0, "755\n755\n"),
+        (0, "755\n755\n755\n"),
         "{}",
         r.stderr
     );

@@ -153,6 +153,15 @@ pub fn mkdir_made_in(root: impl AsFd + Copy, dir: &str) -> io::Result<(OwnedFd, 
                 Mode::empty(),
                 ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
             )?;
+            if umask_trims_dirs() {
+                let d = rustix::fs::openat(
+                    &made,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                rustix::fs::fchmod(d, Mode::from_raw_mode(0o755))?;
+            }
             Ok((made, true))
         }
         Err(rustix::io::Errno::EXIST) => {
@@ -160,6 +169,20 @@ pub fn mkdir_made_in(root: impl AsFd + Copy, dir: &str) -> io::Result<(OwnedFd, 
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether this process's umask takes bits off 0755 (a caller's 077):
+/// a directory made in the sandbox then gets its 0755 back, as under
+/// bubblewrap, whose setup runs under umask 0; 0700 kept a workload of
+/// another uid out of `--dir /a/b`. Read once (the runner sets no umask
+/// of its own before the workload's).
+fn umask_trims_dirs() -> bool {
+    static TRIMS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRIMS.get_or_init(|| {
+        let old = rustix::process::umask(Mode::empty());
+        rustix::process::umask(old);
+        old.bits() & 0o755 != 0
+    })
 }
 
 /// What a mount target should be when it has to be created.

@@ -424,13 +424,10 @@ fn apply_step(
             let (d, made) = crate::fs::mkdir_made_in(root, destination).step(step)?;
             crate::fs::not_led_into_kernel_fs(&d, destination, "the directory", "made")
                 .step(step)?;
-            // Made without --perms: 0755 as bubblewrap's, whose setup
-            // runs under umask 0, not the caller's (077 made it 0700,
-            // which a workload of another uid cannot enter).
-            match (mode, made || *chmod) {
-                (Some(m), true) => chmod_path(&d, *m).step(step)?,
-                (None, true) if made => chmod_path(&d, 0o755).step(step)?,
-                _ => {}
+            // Made without --perms: 0755 whatever the caller's umask
+            // (`mkdir_made_in`), as bubblewrap's.
+            if let (Some(m), true) = (mode, made || *chmod) {
+                chmod_path(&d, *m).step(step)?;
             }
         }
         MountStep::File {
