@@ -209,6 +209,25 @@ fn only_loopback_exists() {
     assert_eq!(r.code, 0);
 }
 
+/// A socket family the default profile leaves out answers EAFNOSUPPORT
+/// (97), as a kernel without it would, which probing callers take for
+/// "not here"; EPERM read as a failure. The allowed ones work.
+#[test]
+fn a_left_out_socket_family_is_not_supported() {
+    require_root!();
+    let r = output(airlock(&[
+        "run",
+        "--",
+        "python3",
+        "-c",
+        "import socket\n\
+         for f in (socket.AF_VSOCK, socket.AF_ALG, socket.AF_INET):\n    \
+         try:\n        socket.socket(f, socket.SOCK_SEQPACKET if f == socket.AF_ALG else socket.SOCK_STREAM).close(); print('ok')\n    \
+         except OSError as e:\n        print(e.errno)\n",
+    ]));
+    assert_eq!(r.stdout, "97\n97\nok\n", "{}", r.stderr);
+}
+
 #[test]
 fn no_capabilities_and_no_new_privs() {
     require_root!();

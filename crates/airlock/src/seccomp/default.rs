@@ -123,8 +123,23 @@ fn socket_rules(allow: &mut ScmpFilterContext, socket: ScmpSyscall) -> Result<()
             allow.add_rule_conditional(ScmpAction::Allow, socket, &[eq(0, family), raw])?;
         }
     }
+    // Any other family answers EAFNOSUPPORT, as a kernel without it would:
+    // callers probing for one (systemd for AF_VSOCK and AF_ALG, a
+    // Bluetooth or CAN library) take that for "not here" and go on, where
+    // EPERM read as a failure. (Its code is never reached either way.)
+    let unsupported = ScmpAction::Errno(libc::EAFNOSUPPORT);
+    for family in (0..AF_MAX).filter(|f| !SOCKET_FAMILIES.contains(f)) {
+        allow.add_rule_conditional(unsupported, socket, &[eq(0, family)])?;
+    }
+    let past = ScmpArgCompare::new(0, ScmpCompareOp::GreaterEqual, AF_MAX as u64);
+    allow.add_rule_conditional(unsupported, socket, &[past])?;
     Ok(())
 }
+
+/// One past the largest socket family the kernel knows (linux/socket.h's
+/// AF_MAX in 6.x, after AF_MCTP): a family at or above it is no family at
+/// all.
+const AF_MAX: i32 = 46;
 
 /// The syscall numbers after the last one the lists were written against
 /// (Linux 6.1's, `set_mempolicy_home_node`, 450: the same on x86_64 and on
