@@ -347,6 +347,30 @@ fn a_callers_umask_does_not_shape_a_kept_layer() {
         assert_eq!(r.code, 0, "umask {umask}: {}", r.stderr);
         assert_eq!(r.stdout, "755\n755\nx", "umask {umask}: {}", r.stderr);
     }
+    // Nor the sandbox's `/`, which takes its upper layer's mode (a tmpfs's
+    // or a kept one's): 0700 under umask 077 kept a workload of another
+    // uid from even its chdir to `/`.
+    let kept = dir.path().join("kept");
+    std::fs::create_dir(&kept).unwrap();
+    for extra in ["", "--overlay-dir \"$1\""] {
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                "umask 077; exec \"$0\" run --store {} --uid 1000 {extra} --image {} -- stat -c %a /",
+                store.display(),
+                img.display()
+            ))
+            .arg(airlock_bin())
+            .arg(&kept)
+            .stdin(std::process::Stdio::null());
+        let r = output(c);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "755\n"),
+            "{extra}: {}",
+            r.stderr
+        );
+    }
     for l in layer_dirs(&store) {
         let mode = std::fs::metadata(l.join("rootfs")).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o755, "{}", l.display());

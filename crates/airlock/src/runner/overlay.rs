@@ -74,7 +74,15 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
             }
             (fd_path(&held[0]), fd_path(&held[1]))
         }
-        None => tmp_upper("/overlay-upper", size, None, &step)?,
+        // The merged `/` takes the upper layer's mode: the top lower
+        // one's, not 0755 less the caller's umask (077 made `/` 0700, and
+        // a workload of another uid could not even chdir there).
+        None => tmp_upper(
+            "/overlay-upper",
+            size,
+            layers.lower.first().map(|top| (top, false)),
+            &step,
+        )?,
     };
     let lower: Vec<String> = layers.lower.iter().map(fd_path).collect();
     assemble("root", &lower, Some((upper, work)), userns, &step)

@@ -279,7 +279,15 @@ fn prepare_dir(
 ) -> std::result::Result<bool, std::io::Error> {
     let owner = expected_owner(plan);
     let created = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
-        Ok(()) => true,
+        Ok(()) => {
+            // 0755 whatever the caller's umask: the merged directory takes
+            // the upper layer's mode (077 made the sandbox's `/` 0700).
+            if let Err(e) = give_0755(parent, name) {
+                let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR);
+                return Err(e);
+            }
+            true
+        }
         Err(rustix::io::Errno::EXIST) => false,
         Err(e) => {
             return Err(std::io::Error::other(format!(
@@ -306,6 +314,22 @@ fn prepare_dir(
         let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR);
     }
     judged.map(|()| created)
+}
+
+/// Mode 0755 for the directory `name` we just made in `parent`, only if it
+/// is still ours (one renamed into its place by whoever may write the
+/// parent is left alone, and refused later).
+fn give_0755(parent: &OwnedFd, name: &str) -> std::io::Result<()> {
+    let d = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if rustix::fs::fstat(&d)?.st_uid == rustix::process::geteuid().as_raw() {
+        rustix::fs::fchmod(&d, Mode::from_raw_mode(0o755))?;
+    }
+    Ok(())
 }
 
 /// Give the directory `name` we just made in `parent` to `uid`:`gid`.
