@@ -25,6 +25,11 @@ const SYSTEM_DIRS: &[&str] = &[
     "/lib64",
     "/libx32",
     "/boot",
+    // Programs the host and its users run: add-on packages, system-wide
+    // Flatpak apps and snaps.
+    "/opt",
+    "/var/lib/flatpak",
+    "/var/lib/snapd",
     "/var/spool",
     "/var/lib/dpkg",
     "/var/lib/rpm",

@@ -584,12 +584,23 @@ pub fn recheck_named(
     // guard nothing the probe's did not, and the probe's stands while the
     // source still leads to the object it judged (an /etc of 150 entries
     // took 70 µs to list).
-    let sockets = match host.canonical.get(source) {
+    let mut sockets = match host.canonical.get(source) {
         Some(checked) if *checked == named => {
             host.sockets_at.get(&named).cloned().unwrap_or_default()
         }
         _ => seen.sockets(opened),
     };
+    // The object opened is judged itself: a file bind is the object it
+    // pins, and one swapped for a socket under the same name (by whoever
+    // may write its directory), or a hard link to another's socket, was
+    // let through on the probe's word that there was none.
+    let is_socket = |p: &str| {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
+    };
+    if sockets.is_empty() && is_socket(object) {
+        sockets.push(named.clone());
+    }
     let device_nodes = match dev {
         true => host::device_nodes_elsewhere(object)
             .map(|why| (named.clone(), why))

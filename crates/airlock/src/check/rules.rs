@@ -11,7 +11,7 @@ pub struct Rule {
 
 pub const RULES: &[Rule] = &[
     Rule { code: "host-root-writable", severity: Deny, catches: "a writable bind of the host's / (however it is spelled: `..`, symlinks)" },
-    Rule { code: "host-system-writable", severity: Deny, catches: "a writable bind of /etc, /usr, /bin, /sbin, /lib*, /boot, /efi, /var/spool, /var/lib/{dpkg,rpm,polkit-1,sudo,cloud}, /root/.ssh, /run/{systemd,udev,tmpfiles.d,initramfs,modprobe.d,sysctl.d,binfmt.d,environment.d,extensions,sudo} or something inside one, of root's dotfiles (/root/.*) or something inside one, of /root or /var/lib, or of an ancestor of any" },
+    Rule { code: "host-system-writable", severity: Deny, catches: "a writable bind of /etc, /usr, /bin, /sbin, /lib*, /boot, /efi, /opt, /var/spool, /var/lib/{dpkg,rpm,polkit-1,sudo,cloud,flatpak,snapd}, /root/.ssh, /run/{systemd,udev,tmpfiles.d,initramfs,modprobe.d,sysctl.d,binfmt.d,environment.d,extensions,sudo} or something inside one, of root's dotfiles (/root/.*) or something inside one, of /root or /var/lib, or of an ancestor of any" },
     Rule { code: "host-rootfs", severity: Deny, catches: "filesystem.root is the host's / itself" },
     Rule { code: "kernel-surface-bind", severity: Deny, catches: "a bind, even read-only, that exposes the host's /proc or /sys (and /sys/fs/cgroup), or lies on or carries a procfs, sysfs, cgroup, debugfs, tracefs, securityfs, bpf or configfs mount wherever it is" },
     Rule { code: "host-dev-bind", severity: Deny, catches: "a device bind (--dev-bind) of /dev, an ancestor of it, any other directory (nodes made with mknod, a chroot's /dev, work as /dev's do), or a device node other than null, zero, full, random, urandom, tty, fuse and net/tun; a device node (filesystem.devices) other than those" },

@@ -82,6 +82,9 @@ fn host_system_writable() {
         "/run/systemd",
         "/run/systemd/system",
         "/run/udev/rules.d",
+        "/opt",
+        "/opt/google/chrome",
+        "/var/lib/flatpak",
     ] {
         assert!(
             denied(&spec_with(vec![bind(p, "/x", false)])).contains(&"host-system-writable"),
@@ -611,6 +614,16 @@ fn recheck_keeps_the_probed_sockets_of_the_object_it_judged() {
     assert!(recheck_source(&s, &h, &seen, &plain, &plain).is_empty());
     // Swapped for another directory: that one's sockets are read.
     let f = recheck_source(&s, &h, &seen, &plain, &with_socket);
+    assert_eq!(f.first().map(|f| f.code), Some("socket-bind"), "{f:?}");
+    // A file bind whose source became a socket under the same name (the
+    // probe saw a file, and no socket): the object opened is a socket.
+    let file = format!("{with_socket}/input");
+    let _swapped = std::os::unix::net::UnixListener::bind(&file).unwrap();
+    let s = spec_with(vec![bind(&file, "/input", true)]);
+    let mut h = host();
+    h.canonical.insert(file.clone(), file.clone());
+    let seen = Snapshot::take(None);
+    let f = recheck_source(&s, &h, &seen, &file, &file);
     assert_eq!(f.first().map(|f| f.code), Some("socket-bind"), "{f:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
