@@ -398,3 +398,46 @@ fn a_layer_cannot_lie_inside_or_hold_a_running_sandboxs() {
     let r = output(airlock(&["--state-root", &st, "rm", "-f", "one"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// A root caller's overlay over a rootfs of host root's files can change
+/// them: overlayfs refused to copy up a file whose owner the sandbox's
+/// user namespace does not map, and the sandbox's root could not write a
+/// directory of host root's, so only the top of `/` took a write. The
+/// layer is idmapped through the sandbox's namespace (host root's files
+/// are its root's), and stays as it was on the host, with a tmpfs upper
+/// layer and a kept one alike.
+#[test]
+fn a_root_callers_overlay_of_a_host_rootfs_takes_writes() {
+    require_root!();
+    let case = Case::new();
+    let etc = Path::new(&case.root).join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("hostname"), "host\n").unwrap();
+    std::fs::create_dir_all(Path::new(&case.root).join("var/tmp")).unwrap();
+    let script = "echo more >> /etc/hostname && mkdir /var/tmp/made && \
+                  cat /etc/hostname && stat -c %u /etc/hostname";
+    let mut tmp = rootfs_with_host_usr(&case.root);
+    tmp.push("--overlay".into());
+    for flags in [tmp, case.flags()] {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let r = sh(&flags, script);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "host\nmore\n0\n"),
+            "{flags:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(etc.join("hostname")).unwrap(),
+        "host\n"
+    );
+    assert!(!Path::new(&case.root).join("var/tmp/made").exists());
+    // The kept layer holds the change, as the sandbox's root's.
+    let kept = case.layer.join("upper/etc/hostname");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "host\nmore\n");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().uid(),
+        airlock::plan::ROOT_CALLER_BASE
+    );
+}

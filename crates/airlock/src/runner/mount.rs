@@ -64,7 +64,7 @@ pub fn prepare(plan: &Plan, sources: Sources, report: Reporter) -> Result<Trees>
     };
     let cgroups = cloned.cgroups;
     let sources = cloned.binds;
-    let root_source = open_root_source(plan, cloned.root)?;
+    let root_source = open_root_source(plan, cloned.root, cloned.lowers)?;
     let overlays = open_overlay_layers(plan)?;
     let host = pivot_to_staging(report)?;
     mount_root(plan, root_source, report)?;
@@ -132,7 +132,11 @@ enum RootSource {
     Overlay(overlay::Layers),
 }
 
-fn open_root_source(plan: &Plan, host_root: Option<OwnedFd>) -> Result<RootSource> {
+fn open_root_source(
+    plan: &Plan,
+    host_root: Option<OwnedFd>,
+    mut lowers: Vec<Option<OwnedFd>>,
+) -> Result<RootSource> {
     Ok(match &plan.filesystem.root {
         Root::Path { .. } => RootSource::Path(host_root.expect("cloned on the host side")),
         Root::Overlay { lower, upper, .. } => {
@@ -141,7 +145,15 @@ fn open_root_source(plan: &Plan, host_root: Option<OwnedFd>) -> Result<RootSourc
             // it here: the binds were judged in clone_trees.)
             let seen = &crate::check::Snapshot::take(plan.host.home.as_deref());
             let mut fds = Vec::with_capacity(lower.len());
-            for l in lower {
+            let mut detached = Vec::with_capacity(lower.len());
+            lowers.resize_with(lower.len(), || None);
+            for (l, idmapped) in lower.iter().zip(lowers) {
+                detached.push(idmapped.is_some());
+                // Cloned and idmapped by the supervisor (judged there).
+                if let Some(tree) = idmapped {
+                    fds.push(tree);
+                    continue;
+                }
                 let step = || format!("root layer {l}");
                 let fd = sources::open_source(plan, seen, &step, l)?;
                 // Said here, by its path: overlayfs would name the fd's.
@@ -159,7 +171,11 @@ fn open_root_source(plan: &Plan, host_root: Option<OwnedFd>) -> Result<RootSourc
                 )?),
                 None => None,
             };
-            RootSource::Overlay(overlay::Layers { lower: fds, upper })
+            RootSource::Overlay(overlay::Layers {
+                lower: fds,
+                detached,
+                upper,
+            })
         }
         Root::Tmpfs { .. } => RootSource::Tmpfs,
     })

@@ -33,6 +33,9 @@ type Result<T> = std::result::Result<T, SetupError>;
 /// The opened layers.
 pub struct Layers {
     pub lower: Vec<OwnedFd>,
+    /// By layer: a detached (idmapped) tree, which overlayfs takes only
+    /// once attached in our mount namespace.
+    pub detached: Vec<bool>,
     pub upper: Option<OwnedFd>,
 }
 
@@ -84,7 +87,24 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
             &step,
         )?,
     };
-    let lower: Vec<String> = layers.lower.iter().map(fd_path).collect();
+    let mut lower = Vec::with_capacity(layers.lower.len());
+    for (i, (fd, detached)) in layers.lower.iter().zip(&layers.detached).enumerate() {
+        if !detached {
+            lower.push(fd_path(fd));
+            continue;
+        }
+        let at = format!("/overlay-lower-{i}");
+        rustix::fs::mkdir(at.as_str(), Mode::from_raw_mode(0o755)).step(step)?;
+        rustix::mount::move_mount(
+            fd,
+            "",
+            rustix::fs::CWD,
+            at.as_str(),
+            rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .step(step)?;
+        lower.push(at);
+    }
     assemble("root", &lower, Some((upper, work)), userns, &step)
 }
 

@@ -36,6 +36,11 @@ pub struct HostTrees {
     /// The sandbox's own cgroup directories, read-only, by the name they
     /// take under a cgroup mount ("" for a v2 directory alone).
     pub cgroups: Vec<(String, OwnedFd)>,
+    /// A root caller's overlay root, by layer: the read-only tree of one
+    /// whose owner the sandbox's user namespace does not map (a rootfs of
+    /// host root's), to be idmapped through it; `None` for one PID 1
+    /// opens itself (a store layer, the sandbox range's already).
+    pub lowers: Vec<Option<OwnedFd>>,
 }
 
 /// What PID 1 attaches: trees the supervisor cloned on the host side (a
@@ -152,11 +157,55 @@ pub fn clone_trees(
         Some(paths) if wanted => clone_cgroups(paths)?,
         _ => Vec::new(),
     };
+    let lowers = unmapped_lowers(plan, &seen)?;
     Ok(HostTrees {
         binds,
         root,
         cgroups,
+        lowers,
     })
+}
+
+/// A root caller's overlay root (in a user namespace): each layer whose
+/// top the sandbox's ids do not own, cloned read-only here, to be
+/// idmapped through its user namespace once the maps are written.
+/// overlayfs refuses to copy up a file whose owner the namespace does not
+/// map (and the sandbox's root may not write a directory of an unmapped
+/// owner): over a rootfs of host root's, the workload could change
+/// nothing it had not made itself. Through the idmap, host root's files
+/// are the sandbox root's, as a directory root's are (`filesystem.idmap`);
+/// the layer itself is never written (the upper layer takes every write).
+fn unmapped_lowers(plan: &Plan, seen: &Snapshot) -> Result<Vec<Option<OwnedFd>>> {
+    let Root::Overlay { lower, .. } = &plan.filesystem.root else {
+        return Ok(Vec::new());
+    };
+    if !plan.caller.is_root() || !plan.user_ns() {
+        return Ok(Vec::new());
+    }
+    let mut trees = Vec::with_capacity(lower.len());
+    for l in lower {
+        // A store layer is unpacked for the sandbox's ids already (its top
+        // directory aside, which may be host root's).
+        if crate::image::store::is_store_layer(std::path::Path::new(l)) {
+            trees.push(None);
+            continue;
+        }
+        let step = || format!("root layer {l}");
+        let src = open_source(plan, seen, &step, l)?;
+        let st = rustix::fs::fstat(&src).step(step)?;
+        if crate::spec::inside_id(&plan.uid_map, st.st_uid).is_some() {
+            trees.push(None);
+            continue;
+        }
+        if !is_dir(&src).step(step)? {
+            return Err(SetupError::new(step(), "not a directory"));
+        }
+        let tree = clone_tree(&src, false).step(step)?;
+        let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        sys::mount_setattr(&tree, attrs, false).step(step)?;
+        trees.push(Some(tree));
+    }
+    Ok(trees)
 }
 
 /// The sandbox's own cgroup directories as read-only trees, each alone
@@ -390,8 +439,13 @@ impl HostTrees {
             .filesystem
             .idmap_root
             .then_some(("/", self.root.as_ref()));
+        let lowers = self
+            .lowers
+            .iter()
+            .filter(|t| t.is_some())
+            .map(|t| ("a layer of /", t.as_ref()));
         let mut userns = None;
-        for (dest, tree) in wanted.chain(root) {
+        for (dest, tree) in wanted.chain(root).chain(lowers) {
             let step = || format!("idmap {dest}");
             let tree = tree.ok_or_else(|| SetupError::new(step(), "no tree was cloned for it"))?;
             if userns.is_none() && owner.is_none() {

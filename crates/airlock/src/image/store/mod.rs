@@ -30,7 +30,7 @@ mod scratch;
 mod tests;
 mod verify;
 
-pub use prune::pin_layers;
+pub use prune::{is_store_layer, pin_layers};
 pub use scratch::Scratch;
 pub(crate) use verify::compression_of;
 use verify::{close_up, install, unpack_verified};

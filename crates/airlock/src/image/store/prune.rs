@@ -162,12 +162,10 @@ pub fn pin_layers(root: &crate::spec::Root) -> Result<Vec<std::os::fd::OwnedFd>,
     };
     let mut pinned = Vec::new();
     for dir in lower.iter().map(Path::new) {
-        let layer = dir.parent().filter(|l| {
-            dir.file_name() == Some("rootfs".as_ref())
-                && l.parent().and_then(Path::file_name) == Some("layers".as_ref())
-                && l.join("meta.json").is_file()
-        });
-        let Some(fd) = layer.and_then(|_| open_dir(dir).ok()) else {
+        if !is_store_layer(dir) {
+            continue;
+        }
+        let Ok(fd) = open_dir(dir) else {
             continue;
         };
         let shared = rustix::fs::FlockOperation::NonBlockingLockShared;
@@ -183,6 +181,16 @@ pub fn pin_layers(root: &crate::spec::Root) -> Result<Vec<std::os::fd::OwnedFd>,
         }
     }
     Ok(pinned)
+}
+
+/// Whether `dir` is a store layer's root: `.../layers/NAME/rootfs`
+/// beside its `meta.json`.
+pub fn is_store_layer(dir: &Path) -> bool {
+    dir.parent().is_some_and(|l| {
+        dir.file_name() == Some("rootfs".as_ref())
+            && l.parent().and_then(Path::file_name) == Some("layers".as_ref())
+            && l.join("meta.json").is_file()
+    })
 }
 
 /// `rootfs`, locked exclusively unless a sandbox holds it (`None`); a
