@@ -433,6 +433,12 @@ fn a_root_callers_overlay_of_a_host_rootfs_takes_writes() {
         "host\n"
     );
     assert!(!Path::new(&case.root).join("var/tmp/made").exists());
+    // Redirects are neither made nor followed, whatever the module's
+    // defaults on the host.
+    let flags = case.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let r = sh(&flags, "grep ' / / ' /proc/self/mountinfo");
+    assert!(r.stdout.contains("redirect_dir=nofollow"), "{}", r.stdout);
     // The kept layer holds the change, as the sandbox's root's.
     let kept = case.layer.join("upper/etc/hostname");
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), "host\nmore\n");

@@ -222,6 +222,15 @@ fn assemble(
     if userns {
         fsconfig_set_flag(&fs, "userxattr").step(|| format!("{what}: overlay userxattr"))?;
     }
+    // What a crafted or reused upper layer could make the kernel follow
+    // (a redirect to another lower path; a metadata-only copy over
+    // another file's data, CVE-2021-3732's class) is never left to the
+    // module's defaults, which a host may have turned on (with userxattr
+    // the kernel turns them off itself; without a user namespace it
+    // would not).
+    set("redirect_dir", "nofollow")?;
+    set("metacopy", "off")?;
+    set("index", "off")?;
     fsconfig_create(&fs).step(step)?;
     fsmount(
         &fs,
