@@ -316,16 +316,22 @@ fn prepare_dir(
     judged.map(|()| created)
 }
 
-/// Mode 0755 for the directory `name` we just made in `parent`, only if it
-/// is still ours (one renamed into its place by whoever may write the
-/// parent is left alone, and refused later).
-fn give_0755(parent: &OwnedFd, name: &str) -> std::io::Result<()> {
-    let d = rustix::fs::openat(
+/// Open the directory `name` right in `parent`, never through a symlink
+/// someone put in its place.
+fn open_dir_here(parent: &OwnedFd, name: &str) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
         parent,
         name,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
-    )?;
+    )
+}
+
+/// Mode 0755 for the directory `name` we just made in `parent`, only if it
+/// is still ours (one renamed into its place by whoever may write the
+/// parent is left alone, and refused later).
+fn give_0755(parent: &OwnedFd, name: &str) -> std::io::Result<()> {
+    let d = open_dir_here(parent, name)?;
     if rustix::fs::fstat(&d)?.st_uid == rustix::process::geteuid().as_raw() {
         rustix::fs::fchmod(&d, Mode::from_raw_mode(0o755))?;
     }
@@ -334,12 +340,7 @@ fn give_0755(parent: &OwnedFd, name: &str) -> std::io::Result<()> {
 
 /// Give the directory `name` we just made in `parent` to `uid`:`gid`.
 fn hand_to(parent: &OwnedFd, dir: &str, name: &str, uid: u32, gid: u32) -> std::io::Result<()> {
-    let d = rustix::fs::openat(
-        parent,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let d = open_dir_here(parent, name)?;
     // The one we made, still empty: in a parent others may write, one
     // of theirs renamed into its place (with what it holds) must not
     // become the sandbox's.
