@@ -447,3 +447,79 @@ fn a_root_callers_overlay_of_a_host_rootfs_takes_writes() {
         airlock::plan::ROOT_CALLER_BASE
     );
 }
+
+/// `cmd` started with its stdout piped, once it has printed its first
+/// line (`want`): a holder of something until it is ended.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn start(mut cmd: std::process::Command, want: &str) -> Holder {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the holder");
+        let mut line = String::new();
+        let out = child.stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), want, "the holder did not get going");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Anyone may flock a directory they can open: another user's exclusive
+/// locks on `/`, on the directory that holds the layer and on the layer
+/// itself hold no sandbox's layer back (a sandbox's locks are in its
+/// caller's own directory), while two sandboxes of one caller still meet
+/// there: the second is refused while the first runs.
+#[test]
+fn another_users_locks_hold_no_layer_back() {
+    require_root!(); // to lock as another user
+    for user in callers() {
+        let c = Case::new();
+        let top = c.layer.parent().unwrap();
+        std::fs::set_permissions(top, PermissionsExt::from_mode(0o755)).unwrap();
+        if user {
+            chown(&c.layer, USER, USER);
+        }
+        // Made once, so that there is a layer to lock.
+        let r = c.write_newfile(user);
+        assert_eq!(r.code, 0, "as user: {user}: {}", r.stderr);
+        let upper = c.layer.join("upper");
+        let dirs = [Path::new("/"), top, &c.layer, &upper];
+        let _held: Vec<Holder> = dirs
+            .iter()
+            .map(|d| {
+                let mut cmd = setpriv_as(65533, "--clear-groups", &[]);
+                // The lock on an fd of the one process the holder ends.
+                let script = r#"exec 9<"$1"; flock -x -n 9 && echo held && exec sleep 1000"#;
+                cmd.args(["sh", "-c", script, "sh"]).arg(d);
+                Holder::start(cmd, "held")
+            })
+            .collect();
+        let r = c.write_newfile(user);
+        assert_eq!(r.code, 0, "as user: {user}: {}", r.stderr);
+        // The caller's own running sandbox does hold it.
+        let owned = c.flags();
+        let mut args = vec!["run"];
+        args.extend(owned.iter().map(String::as_str));
+        args.extend(["--", "sh", "-c", "echo up; exec sleep 1000"]);
+        let first = match user {
+            true => airlock_as_user(&args),
+            false => airlock(&args),
+        };
+        let _first = Holder::start(first, "up");
+        let r = c.write_newfile(user);
+        assert_eq!(r.code, 125, "as user: {user}: {}", r.stderr);
+        let says = format!("{} is, or holds, the upper layer", upper.display());
+        assert!(r.stderr.contains(&says), "{says}: {}", r.stderr);
+    }
+}

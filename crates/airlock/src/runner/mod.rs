@@ -26,6 +26,7 @@ mod idmap;
 mod init;
 mod interp;
 pub mod landlock;
+mod layer_lock;
 mod lock_file;
 mod logs;
 mod mount;

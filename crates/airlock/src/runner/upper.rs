@@ -4,6 +4,7 @@
 //! judged as [`super::overlay`] judges them inside, held by one running
 //! sandbox at a time, and removed again when the start fails.
 
+use super::layer_lock::{Held, Hold, Taken};
 use super::overlay::{expected_owner, open_layer_dir, Owner};
 use super::report::{describe, SetupError, StepExt};
 use crate::plan::{MountStep, Plan};
@@ -22,7 +23,7 @@ type Result<T> = std::result::Result<T, SetupError>;
 pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
     let mut made = MadeDirs {
         made: Vec::new(),
-        locks: Vec::new(),
+        locks: None,
     };
     if let crate::spec::Root::Overlay {
         upper: Some(dir), ..
@@ -39,8 +40,12 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
             }
         }
         for name in ["upper", "work"] {
-            made.lock(&format!("{}/{name}", dir.trim_end_matches('/')), layer)
-                .step(step)?;
+            made.lock(
+                plan,
+                &format!("{}/{name}", dir.trim_end_matches('/')),
+                layer,
+            )
+            .step(step)?;
         }
     }
     for (i, m) in plan.filesystem.steps.iter().enumerate() {
@@ -56,78 +61,66 @@ pub fn prepare_upper(plan: &Plan) -> Result<MadeDirs> {
         let layer = made.made.len();
         made.made
             .extend(prepare_mount_dirs(plan, upper, work).step(step)?);
-        made.lock(upper, layer).step(step)?;
-        made.lock(work, layer).step(step)?;
+        made.lock(plan, upper, layer).step(step)?;
+        made.lock(plan, work, layer).step(step)?;
     }
     Ok(made)
 }
 
 /// An upper layer, or a work directory, held for this sandbox alone while
-/// it lives (an exclusive flock on the directory): two overlays writing
-/// one upper layer at once are undefined in overlayfs ("upperdir is
-/// in-use", logged only, with `index=off`), and their files would mix; a
-/// mount empties its work directory (`work/work`) under the overlay that
-/// has it already, whose next copy-up then fails. One sandbox's work
-/// directory given as another's upper layer is refused alike.
+/// it lives (see [`super::layer_lock`]): two overlays writing one upper
+/// layer at once are undefined in overlayfs ("upperdir is in-use", logged
+/// only, with `index=off`), and their files would mix; a mount empties
+/// its work directory (`work/work`) under the overlay that has it
+/// already, whose next copy-up then fails. One sandbox's work directory
+/// given as another's upper layer is refused alike.
 ///
 /// Nor may one lie inside another, or hold one (overlayfs only warns of
 /// an upper inside a busy one, and sees nothing of one above): each
-/// directory above a layer is held shared, where it can be opened, so
-/// that a layer inside a running sandbox's (whose exclusive lock its
-/// shared one meets), or above one (whose shared lock its exclusive one
-/// meets), is refused; layers side by side share their parents.
-fn lock_layer(upper: &str) -> std::io::Result<Vec<OwnedFd>> {
-    let open = |path: &str| {
-        rustix::fs::openat2(
-            rustix::fs::CWD,
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
-    };
+/// directory above a layer is held shared, so that a layer inside a
+/// running sandbox's (whose exclusive hold its shared one meets), or
+/// above one (whose shared hold its exclusive one meets), is refused;
+/// layers side by side share their parents.
+fn lock_layer(held: &mut Held, upper: &str) -> std::io::Result<()> {
     let busy = |kind, what: String| {
         std::io::Error::new(
             kind,
             format!("{what}; two sandboxes cannot write one at once"),
         )
     };
-    let fd = open(upper)
-        .map_err(|e| std::io::Error::other(format!("{upper}: {}", describe(&e.into()))))?;
-    match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::WOULDBLOCK) => {
-            return Err(busy(
-                std::io::ErrorKind::WouldBlock,
-                format!("{upper} is, or holds, the upper layer or work directory of a sandbox that is running"),
-            ))
-        }
-        Err(e) => {
-            return Err(std::io::Error::other(format!(
-                "{upper}: lock: {}",
-                describe(&e.into())
-            )))
-        }
+    let taken = held
+        .take(upper, Hold::Layer)
+        .map_err(|e| std::io::Error::other(format!("{upper}: lock: {}", describe(&e))))?;
+    if let Taken::Busy = taken {
+        return Err(busy(
+            std::io::ErrorKind::WouldBlock,
+            format!("{upper} is, or holds, the upper layer or work directory of a sandbox that is running"),
+        ));
     }
-    let mut held = vec![fd];
     for above in std::path::Path::new(upper).ancestors().skip(1) {
         let above = above.to_string_lossy();
-        // One we may not read (a home of mode 0711) cannot be held.
-        let Ok(fd) = open(&above) else { continue };
-        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockShared) {
-            Ok(()) => held.push(fd),
-            // Not WouldBlock: what this sandbox made for it (in the
-            // other's layer) is removed again, as after any failure.
-            Err(rustix::io::Errno::WOULDBLOCK) => {
+        // Not WouldBlock: what this sandbox made for it (in the other's
+        // layer) is removed again, as after any failure.
+        match held.take(&above, Hold::Above) {
+            Ok(Taken::Held) => {}
+            Ok(Taken::Busy) => {
                 return Err(busy(
                     std::io::ErrorKind::Other,
                     format!("{upper} lies inside {above}, the upper layer or work directory of a sandbox that is running"),
                 ))
             }
-            Err(_) => {}
+            // One we may not even look up (under a directory of mode
+            // 0700 of someone else's) holds no layer of ours.
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}
+            Err(e) => {
+                return Err(std::io::Error::other(format!(
+                    "{above}: lock: {}",
+                    describe(&e)
+                )))
+            }
         }
     }
-    Ok(held)
+    Ok(())
 }
 
 /// The persistent layer directories [`prepare_upper`] made, each with its
@@ -138,7 +131,7 @@ fn lock_layer(upper: &str) -> std::io::Result<Vec<OwnedFd>> {
 #[must_use = "dropped, the directories are removed and the layers let go"]
 pub struct MadeDirs {
     made: Vec<(OwnedFd, String)>,
-    locks: Vec<OwnedFd>,
+    locks: Option<Held>,
 }
 
 impl MadeDirs {
@@ -150,12 +143,17 @@ impl MadeDirs {
     /// Hold `upper` (or a work directory) for this sandbox. Made here (`made[layer..]`) but held
     /// by another that started at the same moment, the layer's directories
     /// are that sandbox's now: they stay when this one fails.
-    fn lock(&mut self, upper: &str, layer: usize) -> std::io::Result<()> {
-        match lock_layer(upper) {
-            Ok(fds) => {
-                self.locks.extend(fds);
-                Ok(())
-            }
+    fn lock(&mut self, plan: &Plan, upper: &str, layer: usize) -> std::io::Result<()> {
+        let held = match &mut self.locks {
+            Some(held) => held,
+            None => self
+                .locks
+                .insert(Held::new(plan.caller.namespaced_root).map_err(|e| {
+                    std::io::Error::other(format!("the directory of layer locks: {e}"))
+                })?),
+        };
+        match lock_layer(held, upper) {
+            Ok(()) => Ok(()),
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::WouldBlock {
                     self.made.truncate(layer);
@@ -225,7 +223,7 @@ fn prepare_mount_dirs(
     // Removed again, when dropped, if the other fails.
     let mut made = MadeDirs {
         made: Vec::new(),
-        locks: Vec::new(),
+        locks: None,
     };
     for (parent, dir, name) in opened {
         if prepare_dir(plan, &parent, dir, name)? {
