@@ -448,6 +448,37 @@ fn a_root_callers_overlay_of_a_host_rootfs_takes_writes() {
     );
 }
 
+/// That idmap shows sandbox root a layer's files as their owners': a
+/// root caller's rootfs that reaches files only their owners may read
+/// (/etc itself, with its shadow) is refused before anything starts
+/// (`idmapped-private`), naming the layer; acknowledged, the sandbox
+/// reads them, as the finding says.
+#[test]
+fn a_root_callers_overlay_of_private_host_files_is_refused() {
+    require_root!();
+    let args = |ack: bool| {
+        let mut a = vec!["run", "--rootfs", "/etc", "--overlay"];
+        a.extend(["--ro-bind", "/bin/busybox", "/busybox"]);
+        if ack {
+            a.extend(["--allow-unsafe", "idmapped-private"]);
+        }
+        a.extend(["--", "/busybox", "head", "-c", "5", "/shadow"]);
+        a
+    };
+    let r = output(airlock(&args(false)));
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("error[idmapped-private]: filesystem.root.lower[0]: /etc is a layer")
+            && r.stderr.contains("nothing was started"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    let r = output(airlock(&args(true)));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "root:"), "{}", r.stderr);
+}
+
 /// `cmd` started with its stdout piped, once it has printed its first
 /// line (`want`): a holder of something until it is ended.
 struct Holder(std::process::Child);

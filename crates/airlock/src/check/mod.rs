@@ -244,12 +244,7 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
             std::iter::once(real).chain(carried)
         });
         for real in shown {
-            let private = PRIVATE_DIRS
-                .iter()
-                .copied()
-                .chain(host.home.as_deref())
-                .find(|p| paths::within(&real, p) || paths::within(p, &real));
-            if let Some(p) = private {
+            if let Some(p) = private_dir_reached(&real, host) {
                 f.add(
                     "idmapped-private",
                     "filesystem.idmap",
@@ -258,6 +253,55 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
             }
         }
     }
+    judge_idmapped_layers(f, spec, host);
+}
+
+/// A root caller's overlay root, in a user namespace of its own: each
+/// layer of host ids the namespace does not map is idmapped through it
+/// (`runner::sources`), so that what the workload changes can be copied
+/// up, and sandbox root reads the layer's files as their owners. Store
+/// layers are unpacked for the sandbox's ids and never idmapped.
+fn judge_idmapped_layers(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
+    let crate::spec::Root::Overlay { lower, .. } = &spec.filesystem.root else {
+        return;
+    };
+    if !host.root_caller || !spec.namespaces.user {
+        return;
+    }
+    let root_store = crate::image::store::default_root(0, None, None);
+    let root_store = root_store.to_string_lossy();
+    let stores = host
+        .store
+        .as_deref()
+        .into_iter()
+        .chain([root_store.as_ref()]);
+    for (i, l) in lower.iter().enumerate() {
+        let real = host.resolve(l);
+        if stores.clone().any(|store| paths::within(&real, store)) {
+            continue;
+        }
+        if let Some(p) = private_dir_reached(&real, host) {
+            let l = match real == *l {
+                true => l.clone(),
+                false => format!("{l} ({real})"),
+            };
+            f.add(
+                "idmapped-private",
+                format!("filesystem.root.lower[{i}]"),
+                format!("{l} is a layer of host ids under the overlay root, shown with host ownership so that its files can be copied up, and reaches {p}, where files only their owners may read are: sandbox root reads each as its owner"),
+            );
+        }
+    }
+}
+
+/// The directory of [`PRIVATE_DIRS`] (or the caller's home) that `real`
+/// lies in or holds.
+fn private_dir_reached<'a>(real: &str, host: &'a Host) -> Option<&'a str> {
+    PRIVATE_DIRS
+        .iter()
+        .copied()
+        .chain(host.home.as_deref())
+        .find(|p| paths::within(real, p) || paths::within(p, real))
 }
 
 /// Where a host keeps files only their owners may read: an idmapped mount

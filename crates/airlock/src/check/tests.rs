@@ -1104,6 +1104,51 @@ fn an_idmapped_bind_of_private_files_is_refused_read_only_too() {
     assert!(!codes(&with("/usr/share/doc"), &host()).contains(&"idmapped-private"));
 }
 
+/// A root caller's overlay root of host directories is idmapped through
+/// the sandbox's user namespace (so that its files can be copied up):
+/// a layer that reaches private files is refused as an idmapped bind of
+/// them would be; a store layer (unpacked for the sandbox's ids, never
+/// idmapped), a rootless caller's layer and one without a user namespace
+/// of the sandbox's own are not.
+#[test]
+fn a_root_callers_overlay_layer_of_private_files_is_refused() {
+    use crate::spec::Root;
+    let with = |lower: &str| {
+        let mut s = SandboxSpec::default();
+        s.filesystem.root = Root::Overlay {
+            lower: vec!["/srv/rootfs".into(), lower.into()],
+            upper: None,
+            size: None,
+        };
+        s
+    };
+    let root = Host {
+        root_caller: true,
+        store: Some("/var/lib/airlock/images".into()),
+        ..host()
+    };
+    let on = |s: &SandboxSpec, h: &Host| -> Vec<(&'static str, String)> {
+        denied_on(s, h)
+            .into_iter()
+            .filter(|(c, _)| *c == "idmapped-private")
+            .collect()
+    };
+    for private in ["/etc", "/home", "/home/me/img", "/var/lib/machines/x", "/"] {
+        assert_eq!(
+            on(&with(private), &root),
+            [("idmapped-private", "filesystem.root.lower[1]".to_string())],
+            "{private}"
+        );
+    }
+    assert!(on(&with("/srv/other"), &root).is_empty());
+    let layer = "/var/lib/airlock/images/layers/ab12/rootfs";
+    assert!(on(&with(layer), &root).is_empty());
+    assert!(on(&with("/etc"), &host()).is_empty(), "a rootless caller");
+    let mut shared = with("/etc");
+    shared.namespaces.user = false;
+    assert!(on(&shared, &root).is_empty(), "no user namespace");
+}
+
 /// The mounts an idmapped bind carries are idmapped with it: one that
 /// shows /etc (a bind of it made below a data directory) is judged as
 /// /etc, not passed as the data directory.
