@@ -1215,6 +1215,45 @@ fn a_compiled_filter_from_an_fd_stacks_on_airlocks() {
     );
 }
 
+/// As root, bubblewrap's `--overlay-src DIR --tmp-overlay DEST` changes
+/// host root's files in the overlay: a root caller's sandbox root is
+/// another host id, so the layers of host ids its user namespace does not
+/// map are idmapped through it (as a directory root is), and what it
+/// changes is copied up; the host's layer is unchanged. A read-only
+/// overlay is left as it is (its files stay the overflow id's).
+#[test]
+fn a_root_callers_tmp_overlay_changes_host_roots_files() {
+    require_root!();
+    let dir = tempdir();
+    let layer = dir.path().join("layer");
+    std::fs::create_dir_all(layer.join("d")).unwrap();
+    std::fs::write(layer.join("f"), "host\n").unwrap();
+    let l = layer.display().to_string();
+    let script = "echo more >> /o/f && mkdir /o/d/new && cat /o/f && stat -c %u /o/f";
+    let r = sh(&["--overlay-src", &l, "--tmp-overlay", "/o"], script);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "host\nmore\n0\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(layer.join("f")).unwrap(), "host\n");
+    assert!(!layer.join("d/new").exists());
+    let below = dir.path().join("below");
+    std::fs::create_dir(&below).unwrap();
+    let b = below.display().to_string();
+    let ro = [
+        "--overlay-src",
+        &b,
+        "--overlay-src",
+        &l,
+        "--ro-overlay",
+        "/o",
+    ];
+    let r = sh(&ro, "stat -c %u /o/f");
+    assert_eq!(r.stdout, "65534\n", "{}", r.stderr);
+}
+
 /// --overlay-src with --tmp-overlay or --ro-overlay: the layers are
 /// stacked with the last given on top; a tmp overlay's writes stay in the
 /// sandbox (the host's layers are unchanged), a read-only one takes none.

@@ -256,18 +256,36 @@ fn judge_idmap(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
     judge_idmapped_layers(f, spec, host);
 }
 
-/// A root caller's overlay root, in a user namespace of its own: each
-/// layer of host ids the namespace does not map is idmapped through it
-/// (`runner::sources`), so that what the workload changes can be copied
-/// up, and sandbox root reads the layer's files as their owners. Store
-/// layers are unpacked for the sandbox's ids and never idmapped.
+/// A root caller's overlay root and writable overlay mounts, in a user
+/// namespace of its own: each layer of host ids the namespace does not
+/// map is idmapped through it (`runner::sources`), so that what the
+/// workload changes can be copied up, and sandbox root reads the layer's
+/// files as their owners. Store layers are unpacked for the sandbox's ids
+/// and never idmapped; a read-only overlay mount copies nothing up.
 fn judge_idmapped_layers(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
-    let crate::spec::Root::Overlay { lower, .. } = &spec.filesystem.root else {
-        return;
-    };
+    use crate::spec::{Mount, Root};
     if !host.root_caller || !spec.namespaces.user {
         return;
     }
+    let root = match &spec.filesystem.root {
+        Root::Overlay { lower, .. } => {
+            Some(("filesystem.root".to_string(), "the overlay root", lower))
+        }
+        _ => None,
+    };
+    let mounts = spec
+        .filesystem
+        .mounts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| match m {
+            Mount::Overlay {
+                lower,
+                writable: true,
+                ..
+            } => Some((format!("filesystem.mounts[{i}]"), "an overlay mount", lower)),
+            _ => None,
+        });
     let root_store = crate::image::store::default_root(0, None, None);
     let root_store = root_store.to_string_lossy();
     let stores = host
@@ -275,21 +293,23 @@ fn judge_idmapped_layers(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
         .as_deref()
         .into_iter()
         .chain([root_store.as_ref()]);
-    for (i, l) in lower.iter().enumerate() {
-        let real = host.resolve(l);
-        if stores.clone().any(|store| paths::within(&real, store)) {
-            continue;
-        }
-        if let Some(p) = private_dir_reached(&real, host) {
-            let l = match real == *l {
-                true => l.clone(),
-                false => format!("{l} ({real})"),
-            };
-            f.add(
-                "idmapped-private",
-                format!("filesystem.root.lower[{i}]"),
-                format!("{l} is a layer of host ids under the overlay root, shown with host ownership so that its files can be copied up, and reaches {p}, where files only their owners may read are: sandbox root reads each as its owner"),
-            );
+    for (field, what, lower) in root.into_iter().chain(mounts) {
+        for (i, l) in lower.iter().enumerate() {
+            let real = host.resolve(l);
+            if stores.clone().any(|store| paths::within(&real, store)) {
+                continue;
+            }
+            if let Some(p) = private_dir_reached(&real, host) {
+                let l = match real == *l {
+                    true => l.clone(),
+                    false => format!("{l} ({real})"),
+                };
+                f.add(
+                    "idmapped-private",
+                    format!("{field}.lower[{i}]"),
+                    format!("{l} is a layer of host ids under {what}, shown with host ownership so that its files can be copied up, and reaches {p}, where files only their owners may read are: sandbox root reads each as its owner"),
+                );
+            }
         }
     }
 }

@@ -1147,6 +1147,28 @@ fn a_root_callers_overlay_layer_of_private_files_is_refused() {
     let mut shared = with("/etc");
     shared.namespaces.user = false;
     assert!(on(&shared, &root).is_empty(), "no user namespace");
+    // A writable overlay mount's layers likewise; a read-only one's are
+    // never idmapped.
+    let mount = |writable: bool| {
+        let mut s = SandboxSpec::default();
+        s.filesystem.mounts = vec![crate::spec::Mount::Overlay {
+            destination: "/o".into(),
+            lower: vec!["/srv/a".into(), "/etc".into()],
+            writable,
+            size: None,
+            upper_dir: None,
+            work_dir: None,
+        }];
+        s
+    };
+    assert_eq!(
+        on(&mount(true), &root),
+        [(
+            "idmapped-private",
+            "filesystem.mounts[0].lower[1]".to_string()
+        )]
+    );
+    assert!(on(&mount(false), &root).is_empty());
 }
 
 /// The mounts an idmapped bind carries are idmapped with it: one that

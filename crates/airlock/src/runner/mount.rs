@@ -65,7 +65,7 @@ pub fn prepare(plan: &Plan, sources: Sources, report: Reporter) -> Result<Trees>
     let cgroups = cloned.cgroups;
     let sources = cloned.binds;
     let root_source = open_root_source(plan, cloned.root, cloned.lowers)?;
-    let overlays = open_overlay_layers(plan)?;
+    let overlays = open_overlay_layers(plan, cloned.step_lowers)?;
     let host = pivot_to_staging(report)?;
     mount_root(plan, root_source, report)?;
     let root = rustix::fs::open(
@@ -87,7 +87,10 @@ pub fn prepare(plan: &Plan, sources: Sources, report: Reporter) -> Result<Trees>
 /// still where their paths say and judged again as read-only binds (the
 /// root's layers are, in `open_root_source`), and its upper and work
 /// directories as writable ones; empty for other steps.
-fn open_overlay_layers(plan: &Plan) -> Result<Vec<overlay::MountLayers>> {
+fn open_overlay_layers(
+    plan: &Plan,
+    mut cloned: Vec<Vec<Option<OwnedFd>>>,
+) -> Result<Vec<overlay::MountLayers>> {
     let steps = &plan.filesystem.steps;
     if !steps.iter().any(|s| matches!(s, MountStep::Overlay { .. })) {
         return Ok(Vec::new());
@@ -104,7 +107,15 @@ fn open_overlay_layers(plan: &Plan) -> Result<Vec<overlay::MountLayers>> {
         } = m
         {
             let step = || plan.filesystem.step_name(i);
-            for l in lower {
+            let mut trees = cloned.get_mut(i).map(std::mem::take).unwrap_or_default();
+            trees.resize_with(lower.len(), || None);
+            for (l, idmapped) in lower.iter().zip(trees) {
+                layers.detached.push(idmapped.is_some());
+                // Cloned and idmapped by the supervisor (judged there).
+                if let Some(tree) = idmapped {
+                    layers.lower.push(tree);
+                    continue;
+                }
                 let fd = sources::open_source(plan, seen, &step, l)?;
                 if !is_dir(&fd).step(step)? {
                     return Err(SetupError::new(

@@ -44,6 +44,8 @@ pub struct Layers {
 #[derive(Default)]
 pub struct MountLayers {
     pub lower: Vec<OwnedFd>,
+    /// By layer, as [`Layers::detached`] (empty: none is).
+    pub detached: Vec<bool>,
     pub dirs: Option<(OwnedFd, OwnedFd)>,
 }
 
@@ -87,13 +89,26 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
             &step,
         )?,
     };
-    let mut lower = Vec::with_capacity(layers.lower.len());
-    for (i, (fd, detached)) in layers.lower.iter().zip(&layers.detached).enumerate() {
-        if !detached {
-            lower.push(fd_path(fd));
+    let lower = lower_paths(&layers.lower, &layers.detached, "/overlay-lower", &step)?;
+    assemble("root", &lower, Some((upper, work)), userns, &step)
+}
+
+/// The paths overlayfs is given for `lower`: each fd's magic link, or for
+/// a detached (idmapped) tree, where it is attached now under the staging
+/// root (`PREFIX-N`): overlayfs refuses a detached tree (EPERM).
+fn lower_paths(
+    lower: &[OwnedFd],
+    detached: &[bool],
+    prefix: &str,
+    step: &dyn Fn() -> String,
+) -> Result<Vec<String>> {
+    let mut paths = Vec::with_capacity(lower.len());
+    for (i, fd) in lower.iter().enumerate() {
+        if !detached.get(i).copied().unwrap_or(false) {
+            paths.push(fd_path(fd));
             continue;
         }
-        let at = format!("/overlay-lower-{i}");
+        let at = format!("{prefix}-{i}");
         rustix::fs::mkdir(at.as_str(), Mode::from_raw_mode(0o755)).step(step)?;
         rustix::mount::move_mount(
             fd,
@@ -103,9 +118,9 @@ pub fn mount(layers: &Layers, size: Option<Size>, plan: &Plan) -> Result<OwnedFd
             rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
         .step(step)?;
-        lower.push(at);
+        paths.push(at);
     }
-    assemble("root", &lower, Some((upper, work)), userns, &step)
+    Ok(paths)
 }
 
 /// An overlay at a mount's destination (`MountStep::Overlay`), of layers
@@ -121,9 +136,10 @@ pub fn mount_at(
     name: &str,
 ) -> Result<OwnedFd> {
     let step = || name.to_string();
+    let prefix = format!("/overlay-lower-{index}");
     let lower = &layers.lower;
     if let Some((upper, work)) = &layers.dirs {
-        let lower: Vec<String> = lower.iter().map(fd_path).collect();
+        let lower = lower_paths(lower, &layers.detached, &prefix, &step)?;
         let dirs = Some((fd_path(upper), fd_path(work)));
         return assemble(name, &lower, dirs, plan.user_ns(), &step);
     }
@@ -142,7 +158,7 @@ pub fn mount_at(
         )?),
         false => None,
     };
-    let lower: Vec<String> = lower.iter().map(fd_path).collect();
+    let lower = lower_paths(lower, &layers.detached, &prefix, &step)?;
     assemble(name, &lower, upper, plan.user_ns(), &step)
 }
 

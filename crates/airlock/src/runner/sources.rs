@@ -41,6 +41,9 @@ pub struct HostTrees {
     /// host root's), to be idmapped through it; `None` for one PID 1
     /// opens itself (a store layer, the sandbox range's already).
     pub lowers: Vec<Option<OwnedFd>>,
+    /// The same for each writable overlay mount, by step (empty when
+    /// none has such a layer).
+    pub step_lowers: Vec<Vec<Option<OwnedFd>>>,
 }
 
 /// What PID 1 attaches: trees the supervisor cloned on the host side (a
@@ -158,11 +161,13 @@ pub fn clone_trees(
         _ => Vec::new(),
     };
     let lowers = unmapped_lowers(plan, &seen)?;
+    let step_lowers = unmapped_step_lowers(plan, &seen)?;
     Ok(HostTrees {
         binds,
         root,
         cgroups,
         lowers,
+        step_lowers,
     })
 }
 
@@ -179,6 +184,42 @@ fn unmapped_lowers(plan: &Plan, seen: &Snapshot) -> Result<Vec<Option<OwnedFd>>>
     let Root::Overlay { lower, .. } = &plan.filesystem.root else {
         return Ok(Vec::new());
     };
+    clone_unmapped(plan, seen, lower, &|l| format!("root layer {l}"))
+}
+
+/// The same for each writable overlay mount (bubblewrap's `--overlay-src
+/// /usr --tmp-overlay /usr`, which as root it mounts over host root's
+/// files without a user namespace): by step, its layers' trees (empty
+/// for other steps and read-only overlays, which copy nothing up).
+fn unmapped_step_lowers(plan: &Plan, seen: &Snapshot) -> Result<Vec<Vec<Option<OwnedFd>>>> {
+    let mut out = Vec::new();
+    for (i, m) in plan.filesystem.steps.iter().enumerate() {
+        let trees = match m {
+            MountStep::Overlay {
+                lower,
+                writable: true,
+                ..
+            } => clone_unmapped(plan, seen, lower, &|_| plan.filesystem.step_name(i))?,
+            _ => Vec::new(),
+        };
+        out.push(trees);
+    }
+    // None at all: nothing to carry.
+    if out.iter().all(|t| t.iter().all(Option::is_none)) {
+        out.clear();
+    }
+    Ok(out)
+}
+
+/// `lower`'s layers, by layer: a read-only clone of each whose top the
+/// sandbox's ids do not own, `None` for the others; all `None` unless the
+/// caller is root and the sandbox has a user namespace.
+fn clone_unmapped(
+    plan: &Plan,
+    seen: &Snapshot,
+    lower: &[String],
+    name: &dyn Fn(&str) -> String,
+) -> Result<Vec<Option<OwnedFd>>> {
     if !plan.caller.is_root() || !plan.user_ns() {
         return Ok(Vec::new());
     }
@@ -190,7 +231,7 @@ fn unmapped_lowers(plan: &Plan, seen: &Snapshot) -> Result<Vec<Option<OwnedFd>>>
             trees.push(None);
             continue;
         }
-        let step = || format!("root layer {l}");
+        let step = || name(l);
         let src = open_source(plan, seen, &step, l)?;
         let st = rustix::fs::fstat(&src).step(step)?;
         if crate::spec::inside_id(&plan.uid_map, st.st_uid).is_some() {
@@ -444,8 +485,14 @@ impl HostTrees {
             .iter()
             .filter(|t| t.is_some())
             .map(|t| ("a layer of /", t.as_ref()));
+        let step_lowers = self
+            .step_lowers
+            .iter()
+            .flatten()
+            .filter(|t| t.is_some())
+            .map(|t| ("a layer of an overlay mount", t.as_ref()));
         let mut userns = None;
-        for (dest, tree) in wanted.chain(root).chain(lowers) {
+        for (dest, tree) in wanted.chain(root).chain(lowers).chain(step_lowers) {
             let step = || format!("idmap {dest}");
             let tree = tree.ok_or_else(|| SetupError::new(step(), "no tree was cloned for it"))?;
             if userns.is_none() && owner.is_none() {
