@@ -50,12 +50,12 @@ fn a_root_layer_that_is_a_file_is_named() {
         &[
             "run",
             "--rootfs",
-            "/etc/hostname",
+            "/usr/bin/true",
             "--overlay",
             "--",
             "true",
         ],
-        &["root layer /etc/hostname: not a directory"],
+        &["root layer /usr/bin/true: not a directory"],
     );
     assert!(!err.contains("/proc/self/fd"), "{err}");
 }
