@@ -283,14 +283,8 @@ impl<'a> Bind<'a> {
         // the caller is: a store, a layer in it, or a directory above it;
         // the workload could plant or change the layers every later
         // sandbox runs (and a root caller's layers run as its root).
-        let root_store = crate::image::store::default_root(0, None, None);
-        let root_store = root_store.to_string_lossy();
-        let stores = host
-            .store
-            .as_deref()
-            .into_iter()
-            .chain([root_store.as_ref()]);
-        if let Some(store) = stores
+        if let Some(store) = host
+            .image_stores()
             .into_iter()
             .find(|store| exposes(real, store) || within(real, store))
         {

@@ -470,6 +470,14 @@ pub const RUNTIME_STATE: &[&str] = &[
 ];
 
 impl Host {
+    /// The image stores whose layers later sandboxes run: the caller's,
+    /// and root's (airlockd's by default), whoever the caller is.
+    pub fn image_stores(&self) -> Vec<String> {
+        let root = crate::image::store::default_root(0, None, None);
+        let root = root.to_string_lossy().into_owned();
+        self.store.iter().cloned().chain([root]).collect()
+    }
+
     /// Gather the facts for `spec` from this host: where each bind source
     /// and rootfs really leads, the caller's home, which sockets exist.
     /// A root process probing for another caller (airlockd) resolves and

@@ -286,17 +286,11 @@ fn judge_idmapped_layers(f: &mut Findings, spec: &SandboxSpec, host: &Host) {
             } => Some((format!("filesystem.mounts[{i}]"), "an overlay mount", lower)),
             _ => None,
         });
-    let root_store = crate::image::store::default_root(0, None, None);
-    let root_store = root_store.to_string_lossy();
-    let stores = host
-        .store
-        .as_deref()
-        .into_iter()
-        .chain([root_store.as_ref()]);
+    let stores = host.image_stores();
     for (field, what, lower) in root.into_iter().chain(mounts) {
         for (i, l) in lower.iter().enumerate() {
             let real = host.resolve(l);
-            if stores.clone().any(|store| paths::within(&real, store)) {
+            if stores.iter().any(|store| paths::within(&real, store)) {
                 continue;
             }
             if let Some(p) = private_dir_reached(&real, host) {
